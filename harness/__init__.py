@@ -1,0 +1,56 @@
+"""harness: property-based fault-injection testing for Twisted scheduling code.
+
+The public surface: describe your subject with ``Target``, generate schedules
+with ``schedules``, play one with ``run_schedule``, judge it with ``check``,
+or let ``run_campaign`` do all of it and shrink what it finds.
+"""
+
+from .campaign import CampaignConfig, CampaignResult, Finding, NondeterministicTarget, run_campaign
+from .clock import FaultClock
+from .errors import FailureFileError, HarnessError, TargetError, UsageError
+from .failure_file import FailureRecord
+from .faults import BUILTIN_ERRORS, InjectedError
+from .invariants import INVARIANTS, Invariant, Violation, check
+from .jobs import Job
+from .runner import Run, run_schedule
+from .schedule import Cancel, ClockPolicy, JobSpec, Jump, Schedule, Stop, Submit
+from .strategies import Menu, job_specs, schedules
+from .target import Target, load_target
+from .trace import Event, Trace
+
+__all__ = [
+    "BUILTIN_ERRORS",
+    "CampaignConfig",
+    "CampaignResult",
+    "Cancel",
+    "ClockPolicy",
+    "Event",
+    "FailureFileError",
+    "FailureRecord",
+    "FaultClock",
+    "Finding",
+    "HarnessError",
+    "INVARIANTS",
+    "InjectedError",
+    "Invariant",
+    "Job",
+    "JobSpec",
+    "Jump",
+    "Menu",
+    "NondeterministicTarget",
+    "Run",
+    "Schedule",
+    "Stop",
+    "Submit",
+    "Target",
+    "TargetError",
+    "Trace",
+    "UsageError",
+    "Violation",
+    "check",
+    "job_specs",
+    "load_target",
+    "run_campaign",
+    "run_schedule",
+    "schedules",
+]

@@ -1,0 +1,228 @@
+"""Schedules: the plain, versioned data that says what happens to a subject and when.
+
+A schedule is a list of timed operations (submit a job, cancel one, stop the
+subject, jump the wall clock) plus the clock policy (tie-break order for calls
+due at the same instant, and how the reactor advances). Times are integer
+milliseconds of virtual time, so traces are exact and shrinking is clean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Union
+
+FORMAT = "harness-schedule"
+FORMAT_VERSION = 1
+
+#: What a job does when the subject calls it (see ``harness.jobs``).
+JOB_KINDS = ("succeed", "immediate", "value", "fail", "raise", "hang")
+#: Order in which calls due at the same instant run.
+TIE_BREAKS = ("fifo", "lifo", "shuffle")
+
+
+class ScheduleError(ValueError):
+    """A schedule document that does not have the documented shape."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """How one job behaves: its kind, its duration, and the error it injects.
+
+    ``succeed``/``fail`` finish ``after_ms`` after the call through the clock;
+    ``immediate`` returns an already-fired Deferred; ``value`` returns a plain
+    value; ``raise`` raises at call; ``hang`` never finishes unless cancelled.
+    ``canceller_raises`` makes the job's own canceller raise (a hostile job).
+    """
+
+    kind: str = "succeed"
+    after_ms: int = 0
+    error: str = "InjectedError"
+    canceller_raises: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in JOB_KINDS:
+            raise ScheduleError(f"job kind {self.kind!r} is unknown; use one of {', '.join(JOB_KINDS)}")
+        if not isinstance(self.after_ms, int) or self.after_ms < 0:
+            raise ScheduleError(f"job after_ms must be a non-negative integer, got {self.after_ms!r}")
+
+    @property
+    def fails(self) -> bool:
+        return self.kind in ("fail", "raise")
+
+
+@dataclass(frozen=True, slots=True)
+class Submit:
+    """Submit job ``job`` (an id unique in the schedule) with an optional priority."""
+
+    at_ms: int
+    job: int
+    spec: JobSpec = field(default_factory=JobSpec)
+    priority: int = 0
+    name: ClassVar[str] = "submit"
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Cancel the Deferred that ``submit`` returned for job ``job``."""
+
+    at_ms: int
+    job: int
+    name: ClassVar[str] = "cancel"
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Call the subject's ``stop()``."""
+
+    at_ms: int
+    name: ClassVar[str] = "stop"
+
+
+@dataclass(frozen=True, slots=True)
+class Jump:
+    """Move the wall clock (what ``seconds()`` reads) by ``delta_ms``, forward or back."""
+
+    at_ms: int
+    delta_ms: int
+    name: ClassVar[str] = "jump"
+
+
+Op = Union[Submit, Cancel, Stop, Jump]
+OP_TYPES: dict[str, type] = {t.name: t for t in (Submit, Cancel, Stop, Jump)}
+
+
+@dataclass(frozen=True, slots=True)
+class ClockPolicy:
+    """How the fault clock orders ties and advances.
+
+    ``step_ms == 0`` advances punctually to each next due call; a positive step
+    advances in fixed strides, so calls fire late (ticks, or a stalled reactor).
+    ``seed`` drives the ``shuffle`` tie-break.
+    """
+
+    tie_break: str = "fifo"
+    seed: int = 0
+    step_ms: int = 0
+
+    def __post_init__(self) -> None:
+        if self.tie_break not in TIE_BREAKS:
+            raise ScheduleError(f"tie_break {self.tie_break!r} is unknown; use one of {', '.join(TIE_BREAKS)}")
+        if not isinstance(self.step_ms, int) or self.step_ms < 0:
+            raise ScheduleError(f"step_ms must be a non-negative integer, got {self.step_ms!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """Timed operations (sorted by time) and the clock policy they run under."""
+
+    ops: tuple[Op, ...] = ()
+    clock: ClockPolicy = field(default_factory=ClockPolicy)
+
+    def __post_init__(self) -> None:
+        last = 0
+        seen: set[int] = set()
+        for op in self.ops:
+            if not isinstance(op.at_ms, int) or op.at_ms < last:
+                raise ScheduleError(f"operation times must be non-decreasing integers, got {op.at_ms!r} after {last}")
+            last = op.at_ms
+            if isinstance(op, Submit):
+                if op.job in seen:
+                    raise ScheduleError(f"job id {op.job} is submitted twice; job ids must be unique")
+                seen.add(op.job)
+
+    @property
+    def submits(self) -> tuple[Submit, ...]:
+        return tuple(op for op in self.ops if isinstance(op, Submit))
+
+    @property
+    def end_ms(self) -> int:
+        return self.ops[-1].at_ms if self.ops else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "clock": {"tie_break": self.clock.tie_break, "seed": self.clock.seed, "step_ms": self.clock.step_ms},
+            "ops": [_op_to_json(op) for op in self.ops],
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Schedule:
+        """Parse and validate a schedule document; raise ``ScheduleError`` saying what is wrong."""
+        obj = _expect_dict(data, "schedule")
+        if obj.get("format") != FORMAT:
+            raise ScheduleError(f"not a harness schedule (format is {obj.get('format')!r}, expected {FORMAT!r})")
+        version = obj.get("version")
+        if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+            raise ScheduleError(
+                f"schedule version {version!r} is not supported (this harness reads versions 1 to {FORMAT_VERSION})"
+            )
+        clock = _expect_dict(obj.get("clock"), "schedule clock")
+        policy = ClockPolicy(
+            tie_break=_take(clock, "tie_break", str),
+            seed=_take(clock, "seed", int),
+            step_ms=_take(clock, "step_ms", int),
+        )
+        ops = obj.get("ops")
+        if not isinstance(ops, list):
+            raise ScheduleError("schedule ops must be a list")
+        return cls(ops=tuple(_op_from_json(item) for item in ops), clock=policy)
+
+
+def _op_to_json(op: Op) -> dict[str, Any]:
+    out: dict[str, Any] = {"op": op.name, "at": op.at_ms}
+    if isinstance(op, Submit):
+        spec = op.spec
+        out["job"] = op.job
+        out["spec"] = {
+            "kind": spec.kind,
+            "after_ms": spec.after_ms,
+            "error": spec.error,
+            "canceller_raises": spec.canceller_raises,
+        }
+        out["priority"] = op.priority
+    elif isinstance(op, Cancel):
+        out["job"] = op.job
+    elif isinstance(op, Jump):
+        out["delta_ms"] = op.delta_ms
+    return out
+
+
+def _op_from_json(item: Any) -> Op:
+    obj = _expect_dict(item, "schedule op")
+    name = obj.get("op")
+    if name not in OP_TYPES:
+        raise ScheduleError(f"schedule op {name!r} is unknown; use one of {', '.join(OP_TYPES)}")
+    at = _take(obj, "at", int)
+    if name == "submit":
+        spec = _expect_dict(obj.get("spec"), "submit spec")
+        return Submit(
+            at_ms=at,
+            job=_take(obj, "job", int),
+            spec=JobSpec(
+                kind=_take(spec, "kind", str),
+                after_ms=_take(spec, "after_ms", int),
+                error=_take(spec, "error", str),
+                canceller_raises=_take(spec, "canceller_raises", bool),
+            ),
+            priority=_take(obj, "priority", int),
+        )
+    if name == "cancel":
+        return Cancel(at_ms=at, job=_take(obj, "job", int))
+    if name == "jump":
+        return Jump(at_ms=at, delta_ms=_take(obj, "delta_ms", int))
+    return Stop(at_ms=at)
+
+
+def _expect_dict(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ScheduleError(f"{what} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _take(obj: dict[str, Any], key: str, kind: type) -> Any:
+    value = obj.get(key)
+    # bool is an int subclass; an int field must not accept true/false.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ScheduleError(f"field {key!r} must be {kind.__name__}, got {value!r}")
+    return value

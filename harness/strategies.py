@@ -1,0 +1,112 @@
+"""Hypothesis strategies that generate schedules.
+
+Built to shrink well: operations are a flat list (Hypothesis deletes
+elements), every choice lists its simplest value first (a submit before a
+cancel, ``succeed`` before ``hang``, ``fifo`` before ``shuffle``, punctual
+before strided) and numbers shrink towards zero, so a minimal failing
+schedule has few, short, fault-free operations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import strategies as st
+
+from .faults import BUILTIN_ERRORS
+from .schedule import JOB_KINDS, TIE_BREAKS, Cancel, ClockPolicy, JobSpec, Jump, Schedule, Stop, Submit
+
+
+@dataclass(frozen=True)
+class Menu:
+    """What a generated schedule may contain; the defaults throw everything at the subject.
+
+    Times are multiples of ``grain_ms`` so that calls often fall due at the
+    same instant, which is where tie-break bugs live.
+    """
+
+    max_ops: int = 16
+    job_kinds: tuple[str, ...] = JOB_KINDS
+    errors: tuple[str, ...] = tuple(BUILTIN_ERRORS)
+    max_duration_ms: int = 1_000
+    max_gap_ms: int = 500
+    grain_ms: int = 10
+    cancels: bool = True
+    stops: bool = False
+    jumps: bool = True
+    max_jump_ms: int = 5_000
+    priorities: int = 0
+    canceller_raises: bool = False
+    tie_breaks: tuple[str, ...] = TIE_BREAKS
+    steps_ms: tuple[int, ...] = (0, 10, 100, 1_000)
+
+
+def _grained(limit_ms: int, grain_ms: int) -> st.SearchStrategy[int]:
+    return st.integers(0, max(limit_ms // grain_ms, 0)).map(lambda n: n * grain_ms)
+
+
+def job_specs(menu: Menu = Menu()) -> st.SearchStrategy[JobSpec]:
+    """Job behaviours from the menu, simplest (a short success) first."""
+    return st.builds(
+        JobSpec,
+        kind=st.sampled_from(menu.job_kinds),
+        after_ms=_grained(menu.max_duration_ms, menu.grain_ms),
+        error=st.sampled_from(menu.errors),
+        canceller_raises=st.booleans() if menu.canceller_raises else st.just(False),
+    )
+
+
+def clock_policies(menu: Menu = Menu()) -> st.SearchStrategy[ClockPolicy]:
+    return st.builds(
+        ClockPolicy,
+        tie_break=st.sampled_from(menu.tie_breaks),
+        seed=st.integers(0, 2**16),
+        step_ms=st.sampled_from(menu.steps_ms),
+    )
+
+
+def _drafts(menu: Menu) -> st.SearchStrategy[tuple[Any, ...]]:
+    gap = _grained(menu.max_gap_ms, menu.grain_ms)
+    priority = st.integers(0, max(menu.priorities - 1, 0))
+    options: list[st.SearchStrategy[tuple[Any, ...]]] = [
+        st.tuples(st.just("submit"), gap, job_specs(menu), priority)
+    ]
+    if menu.cancels:
+        options.append(st.tuples(st.just("cancel"), gap, st.integers(0, menu.max_ops)))
+    if menu.jumps:
+        options.append(
+            st.tuples(st.just("jump"), gap, _grained(menu.max_jump_ms, menu.grain_ms), st.booleans())
+        )
+    if menu.stops:
+        options.append(st.tuples(st.just("stop"), gap))
+    return st.one_of(options)
+
+
+def _assemble(drafts: list[tuple[Any, ...]], policy: ClockPolicy) -> Schedule:
+    ops: list[Any] = []
+    now = 0
+    submitted = 0
+    for draft in drafts:
+        kind, gap = draft[0], draft[1]
+        now += gap
+        if kind == "submit":
+            ops.append(Submit(now, submitted, draft[2], draft[3]))
+            submitted += 1
+        elif kind == "cancel":
+            # ``back`` counts from the newest submission, so it shrinks to "the latest job".
+            if submitted:
+                ops.append(Cancel(now, submitted - 1 - min(draft[2], submitted - 1)))
+        elif kind == "jump":
+            ops.append(Jump(now, -draft[2] if draft[3] else draft[2]))
+        else:
+            ops.append(Stop(now))
+    return Schedule(tuple(ops), policy)
+
+
+@st.composite
+def schedules(draw: st.DrawFn, menu: Menu = Menu()) -> Schedule:
+    """Schedules of submissions, cancellations, stops and clock faults under a clock policy."""
+    policy = draw(clock_policies(menu))
+    drafts = draw(st.lists(_drafts(menu), max_size=menu.max_ops))
+    return _assemble(drafts, policy)

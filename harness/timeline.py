@@ -1,0 +1,66 @@
+"""Readable text timelines of schedules and traces, with the violating events marked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .schedule import Cancel, Jump, Schedule, Stop, Submit
+from .trace import Event
+
+MARK = ">>"
+
+
+def format_ms(t_us: int) -> str:
+    """Virtual microseconds as milliseconds, without a fraction when there is none."""
+    if t_us % 1000 == 0:
+        return f"{t_us // 1000}ms"
+    return f"{t_us / 1000:.3f}ms"
+
+
+def describe_policy(schedule: Schedule) -> str:
+    policy = schedule.clock
+    advance = "punctual" if policy.step_ms == 0 else f"strides of {policy.step_ms}ms"
+    ties = policy.tie_break + (f" (seed {policy.seed})" if policy.tie_break == "shuffle" else "")
+    return f"clock: ties {ties}, advance {advance}"
+
+
+def render_schedule(schedule: Schedule) -> str:
+    """The schedule's operations, one per line: what the harness will do and when."""
+    lines = [f"schedule: {len(schedule.ops)} operations; {describe_policy(schedule)}"]
+    for op in schedule.ops:
+        lines.append(f"  {format_ms(op.at_ms * 1000):>10}  {_describe_op(op)}")
+    return "\n".join(lines)
+
+
+def _describe_op(op: object) -> str:
+    if isinstance(op, Submit):
+        spec = op.spec
+        what = spec.kind
+        if spec.kind in ("succeed", "fail"):
+            what += f" after {spec.after_ms}ms"
+        if spec.fails:
+            what += f" with {spec.error}"
+        if spec.canceller_raises:
+            what += ", canceller raises"
+        prio = f", priority {op.priority}" if op.priority else ""
+        return f"submit job {op.job} ({what}{prio})"
+    if isinstance(op, Cancel):
+        return f"cancel job {op.job}"
+    if isinstance(op, Jump):
+        return f"wall clock jumps {op.delta_ms:+d}ms"
+    if isinstance(op, Stop):
+        return "stop the subject"
+    return repr(op)
+
+
+def render_trace(events: Iterable[Event], marked: Iterable[int] = ()) -> str:
+    """The trace as a timeline; events at the indices in ``marked`` get a ``>>`` margin."""
+    marks = set(marked)
+    lines = [f"   {'time':>10}  {'event':<16} {'job':<7} detail"]
+    for index, event in enumerate(events):
+        if event.kind == "end":
+            continue
+        job = "" if event.job < 0 else f"{event.job}" + (f"#{event.attempt}" if event.attempt else "")
+        margin = MARK if index in marks else "  "
+        lines.append(f"{margin} {format_ms(event.t_us):>10}  {event.kind:<16} {job:<7} {event.detail}".rstrip())
+    return "\n".join(lines)

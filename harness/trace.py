@@ -1,0 +1,73 @@
+"""The trace: the ordered, deterministic event log of one run.
+
+Every event has the virtual (monotonic) time in microseconds, a kind, the job
+id it concerns (-1 for none) and a short detail string. Nothing in an event
+depends on memory addresses or wall-clock time, so the same schedule and
+target give a byte-identical trace, summarised by ``Trace.digest()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
+
+NO_JOB = -1
+
+
+class Event(NamedTuple):
+    """One thing that happened: when (virtual microseconds), what, to which job and attempt."""
+
+    t_us: int
+    kind: str
+    job: int = NO_JOB
+    attempt: int = 0
+    detail: str = ""
+
+    def line(self) -> str:
+        return f"{self.t_us} {self.kind} {self.job}.{self.attempt} {self.detail}"
+
+
+class Trace:
+    """An append-only event log stamped by a virtual clock."""
+
+    __slots__ = ("events", "_now_us")
+
+    def __init__(self, now_us: Callable[[], int]) -> None:
+        self.events: list[Event] = []
+        self._now_us = now_us
+
+    def record(self, kind: str, job: int = NO_JOB, detail: str = "", attempt: int = 0) -> int:
+        """Append an event at the current virtual time; return its index."""
+        self.events.append(Event(self._now_us(), kind, job, attempt, detail))
+        return len(self.events) - 1
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def __getitem__(self, index: int) -> Event:
+        return self.events[index]
+
+    def lines(self) -> list[str]:
+        return [event.line() for event in self.events]
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical text of the trace: equal digests mean identical traces."""
+        return digest_lines(self.lines())
+
+
+def digest_lines(lines: list[str]) -> str:
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+
+
+def first_divergence(a: list[str], b: list[str]) -> int | None:
+    """Index of the first line where two traces differ, or None if they are identical."""
+    for index, (left, right) in enumerate(zip(a, b)):
+        if left != right:
+            return index
+    if len(a) != len(b):
+        return min(len(a), len(b))
+    return None
