@@ -13,6 +13,8 @@ Differences from ``task.Clock``, each one a fault real reactors have:
   code that relies on ``callLater`` delays is unaffected, while code that
   computes deadlines from ``seconds()`` readings sees the jump, as it would
   on a reactor whose ``seconds()`` is ``time.time()``.
+* **Late firing.** With ``jitter``, each call fires late by a seeded amount
+  up to ``jitter`` seconds, never early.
 * **Escapes.** An exception raised by a scheduled call is handed to
   ``on_escape`` and the clock goes on, as a reactor logs and continues;
   ``task.Clock.advance`` would let it escape into the test.
@@ -42,16 +44,24 @@ class Livelock(Exception):
 
 
 class _FaultDelayedCall(DelayedCall):
-    """A DelayedCall that carries its tie-break key."""
+    """A DelayedCall that carries its tie-break key and how late it fires."""
 
     key: float = 0.0
+    late: float = 0.0
+
+    def fires_at(self) -> float:
+        return self.getTime() + self.late
+
+
+def func_name(func: Any) -> str:
+    """A deterministic, readable name for a function (no addresses, no ``<locals>``)."""
+    name = getattr(func, "__qualname__", None) or type(func).__name__
+    return name.rsplit("<locals>.", 1)[-1]
 
 
 def call_name(call: DelayedCall) -> str:
-    """A deterministic name for a delayed call's function (no addresses)."""
-    func = getattr(call, "func", None)
-    name = getattr(func, "__qualname__", None) or type(func).__name__
-    return name.rsplit("<locals>.", 1)[-1]
+    """The name of a delayed call's function."""
+    return func_name(getattr(call, "func", None))
 
 
 @implementer(IReactorTime)
@@ -70,6 +80,7 @@ class FaultClock(task.Clock):
         tie_break: str = "fifo",
         seed: int = 0,
         on_escape: Callable[[DelayedCall, BaseException], None] | None = None,
+        jitter: float = 0.0,
     ) -> None:
         if tie_break not in TIE_BREAKS:
             raise ValueError(f"tie_break must be one of {', '.join(TIE_BREAKS)}, got {tie_break!r}")
@@ -77,6 +88,7 @@ class FaultClock(task.Clock):
         self.rightNow = 0.0
         self.skew = 0.0
         self.tie_break = tie_break
+        self.jitter_us = round(jitter * 1_000_000)
         self._rng = random.Random(seed)
         self._seq = 0
         self.on_escape = on_escape
@@ -106,9 +118,13 @@ class FaultClock(task.Clock):
             call.key = -self._seq
         else:
             call.key = self._rng.random()
+        if self.jitter_us:
+            call.late = self._rng.randint(0, self.jitter_us) / 1_000_000
         self.calls.append(call)
         self.created.append(call)
         return call
+
+    calls: list[_FaultDelayedCall]  # type: ignore[assignment]
 
     def getDelayedCalls(self) -> list[DelayedCall]:
         return list(self.calls)
@@ -120,8 +136,8 @@ class FaultClock(task.Clock):
         self.skew += delta
 
     def next_due(self) -> float | None:
-        """Monotonic time of the earliest pending call, or None."""
-        return min((c.getTime() for c in self.calls), default=None)
+        """Monotonic time at which the earliest pending call fires, or None."""
+        return min((c.fires_at() for c in self.calls), default=None)
 
     def advance(self, amount: float) -> None:
         """Move monotonic time forward by ``amount`` seconds and run every call now due."""
@@ -137,12 +153,12 @@ class FaultClock(task.Clock):
         """Run due calls in rounds until none is due; calls added meanwhile wait a round."""
         now = self.rightNow
         for _ in range(MAX_ROUNDS_PER_INSTANT):
-            due = [c for c in self.calls if c.getTime() <= now]
+            due = [c for c in self.calls if c.fires_at() <= now]
             if not due:
                 return
             due.sort(key=_order)
             for call in due:
-                if call.cancelled or call.called or call.getTime() > now:
+                if call.cancelled or call.called or call.fires_at() > now:
                     continue
                 self.calls.remove(call)
                 call.called = 1
@@ -156,5 +172,5 @@ class FaultClock(task.Clock):
         raise Livelock(f"more than {MAX_ROUNDS_PER_INSTANT} rounds of calls at t={now}s")
 
 
-def _order(call: DelayedCall) -> tuple[float, float]:
-    return (call.getTime(), call.key)  # type: ignore[attr-defined]
+def _order(call: _FaultDelayedCall) -> tuple[float, float]:
+    return (call.fires_at(), call.key)

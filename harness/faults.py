@@ -14,6 +14,10 @@ class InjectedError(Exception):
     """The harness's own injected failure: no subject can mistake it for its own."""
 
 
+class CancellerError(InjectedError):
+    """Raised by the canceller of a job whose spec says ``canceller_raises``: a hostile job, not a subject bug."""
+
+
 BUILTIN_ERRORS: Mapping[str, type[Exception]] = {
     "InjectedError": InjectedError,
     "ValueError": ValueError,

@@ -15,45 +15,60 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall
 
 from .clock import FaultClock
-from .faults import InjectedError
+from .faults import CancellerError, InjectedError
 from .schedule import JobSpec
 from .trace import Trace
 
 
 class Job:
-    """One unit of work handed to the subject; calling it starts an attempt."""
+    """One unit of work handed to the subject; calling it starts an attempt.
 
-    __slots__ = ("id", "spec", "calls", "_clock", "_trace", "_error_type")
+    Attempt k behaves as ``specs[k]``, the last spec repeating, so a schedule
+    can say "fail twice, then succeed" for code that retries.
+    """
+
+    __slots__ = ("id", "specs", "calls", "_clock", "_trace", "_errors")
 
     def __init__(
-        self, job_id: int, spec: JobSpec, clock: FaultClock, trace: Trace, errors: Mapping[str, type[BaseException]]
+        self,
+        job_id: int,
+        specs: tuple[JobSpec, ...],
+        clock: FaultClock,
+        trace: Trace,
+        errors: Mapping[str, type[BaseException]],
     ) -> None:
         self.id = job_id
-        self.spec = spec
+        self.specs = specs
         self.calls = 0
         self._clock = clock
         self._trace = trace
-        self._error_type = errors.get(spec.error, InjectedError)
+        self._errors = errors
 
     def __repr__(self) -> str:
-        return f"<Job {self.id} {self.spec.kind}>"
+        return f"<Job {self.id}>"
+
+    def spec(self, attempt: int) -> JobSpec:
+        return self.specs[min(attempt, len(self.specs) - 1)]
 
     def result(self, attempt: int) -> str:
         """The value attempt ``attempt`` delivers when it succeeds."""
         return f"job{self.id}.{attempt}"
 
     def error(self, attempt: int) -> BaseException:
-        return self._error_type(f"injected by job {self.id} attempt {attempt}")
+        error_type = self._errors.get(self.spec(attempt).error, InjectedError)
+        return error_type(f"injected by job {self.id} attempt {attempt}")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         attempt = self.calls
         self.calls += 1
+        spec = self.spec(attempt)
         record = self._trace.record
-        record("job.start", self.id, self.spec.kind, attempt)
-        kind = self.spec.kind
+        kind = spec.kind
+        record("job.start", self.id, kind, attempt)
         if kind == "raise":
-            record("job.fail", self.id, self._error_type.__name__, attempt)
-            raise self.error(attempt)
+            error = self.error(attempt)
+            record("job.fail", self.id, type(error).__name__, attempt)
+            raise error
         if kind == "value":
             record("job.finish", self.id, "", attempt)
             return self.result(attempt)
@@ -63,21 +78,23 @@ class Job:
         pending: list[IDelayedCall] = []
 
         def cancel(d: defer.Deferred[Any]) -> None:
-            record("job.cancel", self.id, "", attempt)
             if pending and pending[0].active():
                 pending[0].cancel()
-            if self.spec.canceller_raises:
-                raise InjectedError(f"canceller of job {self.id} failed")
+            if spec.canceller_raises:
+                record("job.cancel", self.id, "canceller raised", attempt)
+                raise CancellerError(f"canceller of job {self.id} failed")
+            record("job.cancel", self.id, "", attempt)
 
         d: defer.Deferred[Any] = defer.Deferred(cancel)
         if kind in ("succeed", "fail"):
-            pending.append(self._clock.callLater(self.spec.after_ms / 1000, self._settle, d, attempt))
+            pending.append(self._clock.callLater(spec.after_ms / 1000, self._settle, d, attempt))
         return d
 
     def _settle(self, d: defer.Deferred[Any], attempt: int) -> None:
-        if self.spec.kind == "succeed":
+        if self.spec(attempt).kind == "succeed":
             self._trace.record("job.finish", self.id, "", attempt)
             d.callback(self.result(attempt))
         else:
-            self._trace.record("job.fail", self.id, self._error_type.__name__, attempt)
-            d.errback(self.error(attempt))
+            error = self.error(attempt)
+            self._trace.record("job.fail", self.id, type(error).__name__, attempt)
+            d.errback(error)

@@ -52,13 +52,41 @@ class JobSpec:
 
 @dataclass(frozen=True, slots=True)
 class Submit:
-    """Submit job ``job`` (an id unique in the schedule) with an optional priority."""
+    """Submit job ``job`` (an id unique in the schedule) with an optional priority.
+
+    The first attempt behaves as ``spec``; later attempts (retries) as the
+    entries of ``then`` in turn, the last one repeating.
+    """
 
     at_ms: int
     job: int
     spec: JobSpec = field(default_factory=JobSpec)
     priority: int = 0
+    then: tuple[JobSpec, ...] = ()
     name: ClassVar[str] = "submit"
+
+    @property
+    def specs(self) -> tuple[JobSpec, ...]:
+        return (self.spec,) + self.then
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Start a periodic subject with job ``job`` as its periodic function.
+
+    Call k of the function behaves as ``specs[k]`` (``spec``, then ``then``),
+    the last one repeating.
+    """
+
+    at_ms: int
+    job: int
+    spec: JobSpec = field(default_factory=JobSpec)
+    then: tuple[JobSpec, ...] = ()
+    name: ClassVar[str] = "start"
+
+    @property
+    def specs(self) -> tuple[JobSpec, ...]:
+        return (self.spec,) + self.then
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +115,8 @@ class Jump:
     name: ClassVar[str] = "jump"
 
 
-Op = Union[Submit, Cancel, Stop, Jump]
-OP_TYPES: dict[str, type] = {t.name: t for t in (Submit, Cancel, Stop, Jump)}
+Op = Union[Submit, Start, Cancel, Stop, Jump]
+OP_TYPES: dict[str, type] = {t.name: t for t in (Submit, Start, Cancel, Stop, Jump)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,18 +125,22 @@ class ClockPolicy:
 
     ``step_ms == 0`` advances punctually to each next due call; a positive step
     advances in fixed strides, so calls fire late (ticks, or a stalled reactor).
-    ``seed`` drives the ``shuffle`` tie-break.
+    ``jitter_ms`` makes each call fire late by a seeded amount up to that much.
+    ``seed`` drives the ``shuffle`` tie-break and the jitter.
     """
 
     tie_break: str = "fifo"
     seed: int = 0
     step_ms: int = 0
+    jitter_ms: int = 0
 
     def __post_init__(self) -> None:
         if self.tie_break not in TIE_BREAKS:
             raise ScheduleError(f"tie_break {self.tie_break!r} is unknown; use one of {', '.join(TIE_BREAKS)}")
-        if not isinstance(self.step_ms, int) or self.step_ms < 0:
-            raise ScheduleError(f"step_ms must be a non-negative integer, got {self.step_ms!r}")
+        for name in ("seed", "step_ms", "jitter_ms"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ScheduleError(f"{name} must be a non-negative integer, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,14 +157,15 @@ class Schedule:
             if not isinstance(op.at_ms, int) or op.at_ms < last:
                 raise ScheduleError(f"operation times must be non-decreasing integers, got {op.at_ms!r} after {last}")
             last = op.at_ms
-            if isinstance(op, Submit):
+            if isinstance(op, (Submit, Start)):
                 if op.job in seen:
                     raise ScheduleError(f"job id {op.job} is submitted twice; job ids must be unique")
                 seen.add(op.job)
 
     @property
-    def submits(self) -> tuple[Submit, ...]:
-        return tuple(op for op in self.ops if isinstance(op, Submit))
+    def submits(self) -> tuple[Submit | Start, ...]:
+        """The operations that hand a job to the subject (submits, and starts of periodic work)."""
+        return tuple(op for op in self.ops if isinstance(op, (Submit, Start)))
 
     @property
     def end_ms(self) -> int:
@@ -142,7 +175,12 @@ class Schedule:
         return {
             "format": FORMAT,
             "version": FORMAT_VERSION,
-            "clock": {"tie_break": self.clock.tie_break, "seed": self.clock.seed, "step_ms": self.clock.step_ms},
+            "clock": {
+                "tie_break": self.clock.tie_break,
+                "seed": self.clock.seed,
+                "step_ms": self.clock.step_ms,
+                "jitter_ms": self.clock.jitter_ms,
+            },
             "ops": [_op_to_json(op) for op in self.ops],
         }
 
@@ -162,6 +200,7 @@ class Schedule:
             tie_break=_take(clock, "tie_break", str),
             seed=_take(clock, "seed", int),
             step_ms=_take(clock, "step_ms", int),
+            jitter_ms=_take(clock, "jitter_ms", int) if "jitter_ms" in clock else 0,
         )
         ops = obj.get("ops")
         if not isinstance(ops, list):
@@ -169,18 +208,36 @@ class Schedule:
         return cls(ops=tuple(_op_from_json(item) for item in ops), clock=policy)
 
 
+def _spec_to_json(spec: JobSpec) -> dict[str, Any]:
+    return {"kind": spec.kind, "after_ms": spec.after_ms, "error": spec.error, "canceller_raises": spec.canceller_raises}
+
+
+def _spec_from_json(value: Any, what: str) -> JobSpec:
+    spec = _expect_dict(value, what)
+    return JobSpec(
+        kind=_take(spec, "kind", str),
+        after_ms=_take(spec, "after_ms", int),
+        error=_take(spec, "error", str),
+        canceller_raises=_take(spec, "canceller_raises", bool),
+    )
+
+
+def _then_from_json(obj: dict[str, Any]) -> tuple[JobSpec, ...]:
+    then = obj.get("then", [])
+    if not isinstance(then, list):
+        raise ScheduleError("field 'then' must be a list of job specs")
+    return tuple(_spec_from_json(item, "then spec") for item in then)
+
+
 def _op_to_json(op: Op) -> dict[str, Any]:
     out: dict[str, Any] = {"op": op.name, "at": op.at_ms}
-    if isinstance(op, Submit):
-        spec = op.spec
+    if isinstance(op, (Submit, Start)):
         out["job"] = op.job
-        out["spec"] = {
-            "kind": spec.kind,
-            "after_ms": spec.after_ms,
-            "error": spec.error,
-            "canceller_raises": spec.canceller_raises,
-        }
-        out["priority"] = op.priority
+        out["spec"] = _spec_to_json(op.spec)
+        if op.then:
+            out["then"] = [_spec_to_json(spec) for spec in op.then]
+        if isinstance(op, Submit):
+            out["priority"] = op.priority
     elif isinstance(op, Cancel):
         out["job"] = op.job
     elif isinstance(op, Jump):
@@ -195,17 +252,19 @@ def _op_from_json(item: Any) -> Op:
         raise ScheduleError(f"schedule op {name!r} is unknown; use one of {', '.join(OP_TYPES)}")
     at = _take(obj, "at", int)
     if name == "submit":
-        spec = _expect_dict(obj.get("spec"), "submit spec")
         return Submit(
             at_ms=at,
             job=_take(obj, "job", int),
-            spec=JobSpec(
-                kind=_take(spec, "kind", str),
-                after_ms=_take(spec, "after_ms", int),
-                error=_take(spec, "error", str),
-                canceller_raises=_take(spec, "canceller_raises", bool),
-            ),
+            spec=_spec_from_json(obj.get("spec"), "submit spec"),
             priority=_take(obj, "priority", int),
+            then=_then_from_json(obj),
+        )
+    if name == "start":
+        return Start(
+            at_ms=at,
+            job=_take(obj, "job", int),
+            spec=_spec_from_json(obj.get("spec"), "start spec"),
+            then=_then_from_json(obj),
         )
     if name == "cancel":
         return Cancel(at_ms=at, job=_take(obj, "job", int))

@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from .faults import BUILTIN_ERRORS
-from .schedule import JOB_KINDS, TIE_BREAKS, Cancel, ClockPolicy, JobSpec, Jump, Schedule, Stop, Submit
+from .schedule import JOB_KINDS, TIE_BREAKS, Cancel, ClockPolicy, JobSpec, Jump, Schedule, Start, Stop, Submit
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,10 @@ class Menu:
     """What a generated schedule may contain; the defaults throw everything at the subject.
 
     Times are multiples of ``grain_ms`` so that calls often fall due at the
-    same instant, which is where tie-break bugs live.
+    same instant, which is where tie-break bugs live. ``periodic`` makes
+    schedules that start a periodic subject once and then stop it or jump the
+    clock; ``max_then`` is how many extra behaviours a job may have for its
+    later attempts (retries, later periodic calls). At most one stop is kept.
     """
 
     max_ops: int = 16
@@ -38,8 +41,11 @@ class Menu:
     max_jump_ms: int = 5_000
     priorities: int = 0
     canceller_raises: bool = False
+    periodic: bool = False
+    max_then: int = 0
     tie_breaks: tuple[str, ...] = TIE_BREAKS
-    steps_ms: tuple[int, ...] = (0, 10, 100, 1_000)
+    steps_ms: tuple[int, ...] = (0, 10, 100, 1_000, 5_000)
+    jitters_ms: tuple[int, ...] = (0, 5, 50)
 
 
 def _grained(limit_ms: int, grain_ms: int) -> st.SearchStrategy[int]:
@@ -63,16 +69,24 @@ def clock_policies(menu: Menu = Menu()) -> st.SearchStrategy[ClockPolicy]:
         tie_break=st.sampled_from(menu.tie_breaks),
         seed=st.integers(0, 2**16),
         step_ms=st.sampled_from(menu.steps_ms),
+        jitter_ms=st.sampled_from(menu.jitters_ms),
     )
+
+
+def _behaviours(menu: Menu) -> st.SearchStrategy[tuple[JobSpec, tuple[JobSpec, ...]]]:
+    """A job's first behaviour and those of its later attempts."""
+    specs = job_specs(menu)
+    then = st.lists(specs, max_size=menu.max_then).map(tuple) if menu.max_then else st.just(())
+    return st.tuples(specs, then)
 
 
 def _drafts(menu: Menu) -> st.SearchStrategy[tuple[Any, ...]]:
     gap = _grained(menu.max_gap_ms, menu.grain_ms)
     priority = st.integers(0, max(menu.priorities - 1, 0))
-    options: list[st.SearchStrategy[tuple[Any, ...]]] = [
-        st.tuples(st.just("submit"), gap, job_specs(menu), priority)
-    ]
-    if menu.cancels:
+    options: list[st.SearchStrategy[tuple[Any, ...]]] = []
+    if not menu.periodic:
+        options.append(st.tuples(st.just("submit"), gap, _behaviours(menu), priority))
+    if menu.cancels and not menu.periodic:
         options.append(st.tuples(st.just("cancel"), gap, st.integers(0, menu.max_ops)))
     if menu.jumps:
         options.append(
@@ -83,15 +97,22 @@ def _drafts(menu: Menu) -> st.SearchStrategy[tuple[Any, ...]]:
     return st.one_of(options)
 
 
-def _assemble(drafts: list[tuple[Any, ...]], policy: ClockPolicy) -> Schedule:
+def _assemble(drafts: list[tuple[Any, ...]], policy: ClockPolicy, start: Any = None) -> Schedule:
     ops: list[Any] = []
     now = 0
     submitted = 0
+    stopped = False
+    if start is not None:
+        gap, (spec, then) = start
+        now = gap
+        ops.append(Start(now, 0, spec, then))
+        submitted = 1
     for draft in drafts:
         kind, gap = draft[0], draft[1]
         now += gap
         if kind == "submit":
-            ops.append(Submit(now, submitted, draft[2], draft[3]))
+            spec, then = draft[2]
+            ops.append(Submit(now, submitted, spec, draft[3], then))
             submitted += 1
         elif kind == "cancel":
             # ``back`` counts from the newest submission, so it shrinks to "the latest job".
@@ -99,14 +120,22 @@ def _assemble(drafts: list[tuple[Any, ...]], policy: ClockPolicy) -> Schedule:
                 ops.append(Cancel(now, submitted - 1 - min(draft[2], submitted - 1)))
         elif kind == "jump":
             ops.append(Jump(now, -draft[2] if draft[3] else draft[2]))
-        else:
+        elif not stopped:
             ops.append(Stop(now))
+            stopped = True
     return Schedule(tuple(ops), policy)
 
 
 @st.composite
 def schedules(draw: st.DrawFn, menu: Menu = Menu()) -> Schedule:
-    """Schedules of submissions, cancellations, stops and clock faults under a clock policy."""
+    """Schedules of submissions (or a periodic start), cancellations, a stop and clock faults."""
     policy = draw(clock_policies(menu))
-    drafts = draw(st.lists(_drafts(menu), max_size=menu.max_ops))
-    return _assemble(drafts, policy)
+    start = None
+    if menu.periodic:
+        start = draw(st.tuples(_grained(menu.max_gap_ms, menu.grain_ms), _behaviours(menu)))
+    drafts = draw(st.lists(_drafts(menu), max_size=menu.max_ops)) if _has_drafts(menu) else []
+    return _assemble(drafts, policy, start)
+
+
+def _has_drafts(menu: Menu) -> bool:
+    return not menu.periodic or menu.jumps or menu.stops

@@ -2,8 +2,9 @@
 
 A target builds the *subject* from a clock and declares what the subject
 promises. The harness only ever reaches the subject through the target, so
-any object with ``submit(job) -> Deferred`` (and optionally ``stop()``) can be
-tested, and anything else can be adapted in a line or two.
+any object with ``submit(job) -> Deferred`` (or ``start(work)`` for periodic
+code) and optionally ``stop()`` can be tested, and anything else can be
+adapted in a line or two. Each promise turns on the invariants that check it.
 """
 
 from __future__ import annotations
@@ -12,16 +13,23 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 
 from .errors import TargetError
 from .faults import error_table
 from .strategies import Menu
 
+KINDS = ("submit", "periodic")
 ORDERS = ("fifo", "priority")
+TIMEOUT_FROM = ("start", "submit")
+
+#: A backoff promise: a fixed ``(low_ms, high_ms)`` range for every retry, or
+#: a function of the retry number (1 for the first retry) giving the range.
+Backoff = tuple[int, int] | Callable[[int], tuple[float, float]]
 
 
 @dataclass(frozen=True)
@@ -30,37 +38,102 @@ class Target:
 
     ``build(clock)`` returns a fresh subject for every run; it must schedule
     through ``clock`` (an ``IReactorTime``), never the global reactor.
-    ``submit(subject, job, priority)`` hands a job over and returns the
-    Deferred of its result; the default calls ``subject.submit(job)`` (with
-    ``priority=`` when ``order == "priority"``). ``stop(subject)`` defaults to
-    ``subject.stop()`` when the subject has one.
 
-    Promises: ``limit`` is the most jobs that may run at once; ``order`` is
-    ``"fifo"`` or ``"priority"`` (higher priority first) for start order;
-    ``errors`` are extra exception types the schedule may inject; ``menu``
-    narrows or widens what schedules contain (``harness.Menu``).
+    Work-submission subjects (``kind="submit"``): ``submit(subject, job,
+    priority)`` hands a job over and returns the Deferred of its result; the
+    default calls ``subject.submit(job)`` (with ``priority=`` when ``order`` is
+    ``"priority"``). Periodic subjects (``kind="periodic"``): ``start(subject,
+    work)`` starts calling ``work`` periodically; default ``subject.start(work)``.
+    ``stop(subject)`` defaults to ``subject.stop()`` when the subject has one.
+
+    Every promise is optional; each one declared switches on its invariants
+    (see the README's table).
     """
 
     build: Callable[[IReactorTime], Any]
+    kind: str = "submit"
+    # concurrency
     limit: int | None = None
     order: str | None = None
-    submit: Callable[[Any, Any, int], Any] | None = None
-    stop: Callable[[Any], Any] | None = None
+    # cancellation
+    cancellable: bool = True
+    cancel_error: type[BaseException] = defer.CancelledError
+    # time
+    timeout_ms: int | None = None
+    timeout_from: str = "start"
+    timeout_error: type[BaseException] = defer.TimeoutError
+    retries: int | None = None
+    backoff_ms: Backoff | None = None
+    rate: tuple[int, int] | None = None
+    interval_ms: int | None = None
+    overlap: bool = False
+    # completion
+    deadline_ms: int | None = None
+    # errors
+    rejects: tuple[type[BaseException], ...] = ()
     errors: tuple[type[BaseException], ...] = ()
+    # adapters and extras
+    submit: Callable[[Any, Any, int], Any] | None = None
+    start: Callable[[Any, Any], Any] | None = None
+    stop: Callable[[Any], Any] | None = None
+    invariants: tuple[Callable[[Any], None], ...] = field(default=())
     menu: Menu | None = None
     description: str = ""
 
     def __post_init__(self) -> None:
         if not callable(self.build):
             raise TargetError(f"Target build must be callable (clock -> subject), got {self.build!r}")
-        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
-            raise TargetError(f"Target limit must be a positive integer or None, got {self.limit!r}")
+        if self.kind not in KINDS:
+            raise TargetError(f"Target kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        for name in ("limit", "timeout_ms", "interval_ms", "deadline_ms"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise TargetError(f"Target {name} must be a positive integer or None, got {value!r}")
+        if self.retries is not None and (not isinstance(self.retries, int) or self.retries < 0):
+            raise TargetError(f"Target retries must be a non-negative integer or None, got {self.retries!r}")
         if self.order is not None and self.order not in ORDERS:
             raise TargetError(f"Target order must be one of {', '.join(ORDERS)} or None, got {self.order!r}")
+        if self.timeout_from not in TIMEOUT_FROM:
+            raise TargetError(f"Target timeout_from must be one of {', '.join(TIMEOUT_FROM)}, got {self.timeout_from!r}")
+        if self.rate is not None and not (
+            isinstance(self.rate, tuple) and len(self.rate) == 2 and all(isinstance(v, int) and v > 0 for v in self.rate)
+        ):
+            raise TargetError(f"Target rate must be (jobs, per_ms) with positive integers, got {self.rate!r}")
+        if self.kind == "periodic" and self.interval_ms is None:
+            raise TargetError("a periodic Target must declare interval_ms, the period its subject promises")
+        if isinstance(self.backoff_ms, tuple) and not (
+            len(self.backoff_ms) == 2 and 0 <= self.backoff_ms[0] <= self.backoff_ms[1]
+        ):
+            raise TargetError(f"Target backoff_ms must be (low_ms, high_ms) with low <= high, got {self.backoff_ms!r}")
+        for fn in self.invariants:
+            if not callable(fn):
+                raise TargetError(f"Target invariants must be callables taking the run, got {fn!r}")
 
     @property
     def error_types(self) -> dict[str, type[BaseException]]:
         return error_table(self.errors)
+
+    def backoff_range(self, retry: int) -> tuple[float, float] | None:
+        """The promised (low, high) delay in ms before retry number ``retry`` (1-based), if any."""
+        if self.backoff_ms is None:
+            return None
+        if callable(self.backoff_ms):
+            low, high = self.backoff_ms(retry)
+            return float(low), float(high)
+        return float(self.backoff_ms[0]), float(self.backoff_ms[1])
+
+    def default_menu(self) -> Menu:
+        """What schedules for this target contain when it names no menu of its own."""
+        if self.menu is not None:
+            return self.menu
+        return Menu(
+            errors=tuple(self.error_types),
+            cancels=self.cancellable and self.kind == "submit",
+            stops=True,
+            priorities=3 if self.order == "priority" else 0,
+            periodic=self.kind == "periodic",
+            max_then=3 if (self.retries or self.kind == "periodic") else 0,
+        )
 
     def submit_job(self, subject: Any, job: Any, priority: int) -> Any:
         if self.submit is not None:
@@ -68,6 +141,11 @@ class Target:
         if self.order == "priority":
             return subject.submit(job, priority=priority)
         return subject.submit(job)
+
+    def start_subject(self, subject: Any, work: Any) -> Any:
+        if self.start is not None:
+            return self.start(subject, work)
+        return subject.start(work)
 
     def can_stop(self, subject: Any) -> bool:
         return self.stop is not None or callable(getattr(subject, "stop", None))

@@ -5,16 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .schedule import Cancel, Jump, Schedule, Stop, Submit
-from .trace import Event
+from .trace import Event, format_ms
 
 MARK = ">>"
-
-
-def format_ms(t_us: int) -> str:
-    """Virtual microseconds as milliseconds, without a fraction when there is none."""
-    if t_us % 1000 == 0:
-        return f"{t_us // 1000}ms"
-    return f"{t_us / 1000:.3f}ms"
 
 
 def describe_policy(schedule: Schedule) -> str:

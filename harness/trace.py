@@ -42,6 +42,11 @@ class Trace:
         self.events.append(Event(self._now_us(), kind, job, attempt, detail))
         return len(self.events) - 1
 
+    def freeze(self) -> None:
+        """Stamp every later event with the current time: the run is over and its clock is gone."""
+        now = self._now_us()
+        self._now_us = lambda: now
+
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events)
 
@@ -57,6 +62,13 @@ class Trace:
     def digest(self) -> str:
         """SHA-256 of the canonical text of the trace: equal digests mean identical traces."""
         return digest_lines(self.lines())
+
+
+def format_ms(t_us: int) -> str:
+    """Virtual microseconds as milliseconds, without a fraction when there is none."""
+    if t_us % 1000 == 0:
+        return f"{t_us // 1000}ms"
+    return f"{t_us / 1000:.3f}ms"
 
 
 def digest_lines(lines: list[str]) -> str:

@@ -38,22 +38,29 @@ class DoubleReleasePool:
         self.clock = clock
         self.limit = limit
         self.active = 0
-        self.waiting: list[tuple[Callable[[], Any], defer.Deferred[Any]]] = []
+        self.waiting: list[_Entry] = []
 
     def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
-        d: defer.Deferred[Any] = defer.Deferred()
-        self.waiting.append((job, d))
+        entry = _Entry(job)
+        entry.caller = defer.Deferred(lambda d: self._cancel(entry))
+        self.waiting.append(entry)
         self._pump()
-        return d
+        return entry.caller
+
+    def _cancel(self, entry: _Entry) -> None:
+        if entry in self.waiting:
+            self.waiting.remove(entry)  # the caller's Deferred then fails with CancelledError
+        elif entry.running is not None:
+            entry.running.cancel()
 
     def _pump(self) -> None:
         while self.waiting and self.active < self.limit:
-            job, d = self.waiting.pop(0)
+            entry = self.waiting.pop(0)
             self.active += 1
-            result = defer.maybeDeferred(job)
-            result.addErrback(self._failed)
-            result.addBoth(self._release)
-            result.chainDeferred(d)
+            entry.running = defer.maybeDeferred(entry.job)
+            entry.running.addErrback(self._failed)
+            entry.running.addBoth(self._release)
+            entry.running.chainDeferred(entry.caller)
 
     def _failed(self, failure: Any) -> Any:
         self.active -= 1
@@ -63,6 +70,15 @@ class DoubleReleasePool:
         self.active -= 1
         self._pump()
         return result
+
+
+class _Entry:
+    """One submission: the job, the caller's Deferred, and the job's own Deferred once it runs."""
+
+    def __init__(self, job: Callable[[], Any]) -> None:
+        self.job = job
+        self.caller: defer.Deferred[Any] | None = None
+        self.running: defer.Deferred[Any] | None = None
 
 
 semaphore_pool = Target(

@@ -1,26 +1,58 @@
-"""The registry of invariants and the one function that checks a run against them."""
+"""The registry of invariants and the one function that checks a run against them.
+
+Registry order is report order: when one run breaks several invariants, the
+more specific one comes first (a double fire before the errors it causes, a
+leaked slot before the deadlock it causes).
+"""
 
 from __future__ import annotations
 
 from ..target import Target
+from . import cancellation, completion, concurrency, errors, leaks, time, user
 from .base import Invariant, Violation
-from .concurrency import Limit
 
 #: Every built-in invariant, in report order.
-INVARIANTS: tuple[Invariant, ...] = (Limit(),)
+INVARIANTS: tuple[Invariant, ...] = (
+    completion.Once(),
+    concurrency.Limit(),
+    concurrency.Fifo(),
+    concurrency.Priority(),
+    cancellation.Fires(),
+    cancellation.NoStart(),
+    cancellation.Propagates(),
+    cancellation.Harmless(),
+    cancellation.Releases(),
+    time.Timeout(),
+    time.Retries(),
+    time.Backoff(),
+    time.Early(),
+    time.Overlap(),
+    time.AfterStop(),
+    time.LoopDied(),
+    errors.Propagate(),
+    errors.Escaped(),
+    errors.Poison(),
+    errors.Unhandled(),
+    completion.Deadline(),
+    leaks.Calls(),
+    leaks.Loops(),
+    user.UserInvariants(),
+)
+
+FAMILIES = ("concurrency", "cancellation", "errors", "time", "completion", "leaks")
 
 
 def invariants_for(target: Target) -> tuple[Invariant, ...]:
-    """The built-in invariants whose promise the target declared."""
+    """The invariants whose promise the target declared."""
     return tuple(inv for inv in INVARIANTS if inv.applies(target))
 
 
 def check(run) -> list[Violation]:
-    """All violations in ``run``, in invariant order."""
+    """All violations in ``run``, in registry order (at most one per invariant)."""
     found: list[Violation] = []
     for invariant in invariants_for(run.target):
         found.extend(invariant.check(run))
     return found
 
 
-__all__ = ["INVARIANTS", "Invariant", "Violation", "check", "invariants_for"]
+__all__ = ["FAMILIES", "INVARIANTS", "Invariant", "Violation", "check", "invariants_for"]

@@ -1,0 +1,153 @@
+"""Cancellation invariants: what cancelling the Deferred returned by ``submit`` must do."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..target import Target
+from ..trace import format_ms
+from .base import Invariant, Violation
+from .facts import CANCELLABLE_KINDS, facts_of, stranded
+
+
+class _Cancellation(Invariant):
+    def applies(self, target: Target) -> bool:
+        return target.kind == "submit" and target.cancellable
+
+
+class Fires(_Cancellation):
+    """The cancelled Deferred fires, with the declared cancel error, by the end of the instant of the cancel."""
+
+    name = "cancellation.fires"
+    summary = "a cancelled Deferred fails with CancelledError (or the declared type) in the same instant"
+
+    def check(self, run) -> Iterator[Violation]:
+        facts = facts_of(run)
+        expected = run.target.cancel_error.__name__
+        for job in facts.jobs.values():
+            if job.canceller_raised:
+                continue  # a hostile job: its own canceller raised, the subject could not finish the cancel
+            for cancel in job.cancels:
+                if facts.fired_before(job, cancel):
+                    break  # cancelling after the result is the "harmless" case
+                at = format_ms(facts.time(cancel))
+                if job.fired is None:
+                    yield self.violation(run, f"job {job.id} was cancelled at {at} but its Deferred never fired", [cancel])
+                    return
+                fired = facts.events[job.fired]
+                if fired.kind == "result":
+                    yield self.violation(
+                        run,
+                        f"job {job.id} was cancelled at {at} but its Deferred then delivered a result "
+                        f"({fired.detail}) instead of failing with {expected}",
+                        [cancel, job.fired],
+                    )
+                    return
+                if fired.t_us > facts.time(cancel):
+                    yield self.violation(
+                        run,
+                        f"job {job.id} was cancelled at {at} but its Deferred fired only at {format_ms(fired.t_us)}; "
+                        "it must fire by the end of the instant of the cancel",
+                        [cancel, job.fired],
+                    )
+                    return
+                if facts.error_name(job.fired) != expected:
+                    yield self.violation(
+                        run,
+                        f"job {job.id} was cancelled at {at} but its Deferred failed with {fired.detail}, "
+                        f"not {expected}",
+                        [cancel, job.fired],
+                    )
+                    return
+                break
+
+
+class NoStart(_Cancellation):
+    """Once its Deferred is cancelled, a job never starts (again): no late start, no retry."""
+
+    name = "cancellation.no_start"
+    summary = "a cancelled job never starts afterwards (no late start, no retry after cancel)"
+
+    def check(self, run) -> Iterator[Violation]:
+        facts = facts_of(run)
+        for job in facts.jobs.values():
+            if not job.cancels or facts.fired_before(job, job.cancels[0]):
+                continue
+            cancel = job.cancels[0]
+            for attempt in job.attempts:
+                if attempt.start > cancel:
+                    what = "started" if attempt.n == 0 else f"was retried (attempt {attempt.n})"
+                    yield self.violation(
+                        run,
+                        f"job {job.id} {what} at {format_ms(facts.time(attempt.start))}, after it was cancelled "
+                        f"at {format_ms(facts.time(cancel))}",
+                        [cancel, attempt.start],
+                    )
+                    return
+
+
+class Propagates(_Cancellation):
+    """Cancelling a running job cancels the job's own Deferred, in the same instant."""
+
+    name = "cancellation.propagates"
+    summary = "cancelling a running job cancels the job's own Deferred"
+
+    def check(self, run) -> Iterator[Violation]:
+        facts = facts_of(run)
+        for job in facts.jobs.values():
+            for cancel in job.cancels:
+                if facts.fired_before(job, cancel):
+                    break
+                now = facts.time(cancel)
+                for attempt in job.attempts:
+                    if not attempt.running_at(cancel) or attempt.kind not in CANCELLABLE_KINDS:
+                        continue
+                    ended = attempt.end is not None and facts.time(attempt.end) == now
+                    if not ended:
+                        still = "and kept running" if attempt.end is None else (
+                            f"and it ran on until {format_ms(facts.time(attempt.end))}"
+                        )
+                        yield self.violation(
+                            run,
+                            f"job {job.id} was running when its Deferred was cancelled at {format_ms(now)}, "
+                            f"but the job's own Deferred was not cancelled {still}",
+                            [cancel, attempt.start],
+                        )
+                        return
+                break
+
+
+class Harmless(_Cancellation):
+    """Cancelling twice, or after the result arrived, raises nothing."""
+
+    name = "cancellation.harmless"
+    summary = "cancelling twice, or after the result, is harmless (cancel() never raises)"
+
+    def check(self, run) -> Iterator[Violation]:
+        facts = facts_of(run)
+        for index, event in enumerate(facts.events):
+            if event.kind == "cancel.raised" and not event.detail.startswith("CancellerError"):
+                yield self.violation(
+                    run, f"cancelling job {event.job} raised {event.detail}; cancel() must never raise", [index]
+                )
+                return
+
+
+class Releases(_Cancellation):
+    """A cancelled job gives its slot back: jobs queued behind it still run."""
+
+    name = "cancellation.releases"
+    summary = "a cancelled job releases its slot: the jobs queued behind it still run"
+
+    def check(self, run) -> Iterator[Violation]:
+        facts = facts_of(run)
+        for job, cause in stranded(run):
+            if cause == "cancel":
+                cancels = [c for other in facts.jobs.values() for c in other.cancels]
+                yield self.violation(
+                    run,
+                    f"job {job.id}, submitted at {format_ms(facts.time(job.submit))}, never finished after "
+                    "another job was cancelled: the cancelled job's slot was not released",
+                    [job.submit, *cancels],
+                )
+                return

@@ -1,0 +1,149 @@
+"""Error invariants: a job's exception reaches its caller, nothing is swallowed or escapes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..target import Target
+from ..trace import format_ms
+from .base import Invariant, Violation
+from .facts import Facts, JobFacts, facts_of, stranded
+
+#: Errors that are the job's own doing (a raising canceller) or judged by
+#: ``completion.once`` (a Deferred fired twice), not by the error invariants.
+ATTRIBUTED_ELSEWHERE = ("CancellerError", "AlreadyCalledError")
+
+
+def _own_error(detail: str) -> bool:
+    return not detail.startswith(ATTRIBUTED_ELSEWHERE) and "AlreadyCalledError" not in detail
+
+
+class Propagate(Invariant):
+    """A job's failure (after declared retries) reaches the submitted Deferred; success is not turned into failure."""
+
+    name = "errors.propagate"
+    summary = "a job's exception reaches the submitted Deferred (after retries); a success is never swallowed"
+
+    def applies(self, target: Target) -> bool:
+        return target.kind == "submit"
+
+    def check(self, run) -> Iterator[Violation]:
+        facts = facts_of(run)
+        target = run.target
+        rejects = {t.__name__ for t in target.rejects}
+        for job in facts.jobs.values():
+            if job.periodic:
+                continue
+            if job.submit_raised is not None:
+                name = facts.error_name(job.submit_raised)
+                if not self._stopped_before(facts, job.submit_raised) and name not in rejects:
+                    detail = facts.events[job.submit_raised].detail
+                    yield self.violation(
+                        run,
+                        f"submitting job {job.id} raised {detail} instead of returning a Deferred that fails",
+                        [job.submit_raised],
+                    )
+                    return
+                continue
+            if job.fired is None:
+                continue
+            message = self._judge(facts, job, target, rejects)
+            if message:
+                yield self.violation(run, message, [job.fired, *(a.end for a in job.attempts if a.end is not None)])
+                return
+
+    @staticmethod
+    def _stopped_before(facts: Facts, index: int) -> bool:
+        stop = facts.first_stop()
+        return stop is not None and stop < index
+
+    def _judge(self, facts: Facts, job: JobFacts, target: Target, rejects: set[str]) -> str | None:
+        fired = facts.events[job.fired]
+        ended = [a for a in job.attempts if a.end is not None and a.end < job.fired]
+        last = ended[-1] if ended else None
+        if fired.kind == "result":
+            if any(a.end_kind == "job.finish" for a in ended):
+                return None
+            if last is None:
+                return f"job {job.id} never ran, yet its Deferred delivered a result ({fired.detail})"
+            error = facts.events[last.end].detail or "an error"
+            return (
+                f"job {job.id} failed with {error} at {format_ms(facts.time(last.end))} but its Deferred "
+                f"delivered {fired.detail}: the error was swallowed"
+            )
+        name = facts.error_name(job.fired)
+        allowed = set(rejects)
+        if any(c < job.fired for c in job.cancels):
+            allowed.add(target.cancel_error.__name__)
+        if target.timeout_ms is not None:
+            allowed.add(target.timeout_error.__name__)
+        if name in allowed or self._stopped_before(facts, job.fired) or not _own_error(fired.detail):
+            return None
+        if last is None:
+            return f"job {job.id} never ran, yet its Deferred failed with {fired.detail}"
+        if last.end_kind == "job.fail":
+            raised = facts.events[last.end].detail
+            if name == raised:
+                return None
+            return f"job {job.id} failed with {raised} but its Deferred failed with {fired.detail} instead"
+        if last.end_kind == "job.finish":
+            return f"job {job.id} succeeded but its Deferred failed with {fired.detail}"
+        return None
+
+
+class Escaped(Invariant):
+    """No exception escapes a scheduled call into the reactor."""
+
+    name = "errors.escaped"
+    summary = "no exception escapes a scheduled call into the reactor"
+
+    def check(self, run) -> Iterator[Violation]:
+        for index, event in enumerate(run.trace):
+            if event.kind == "reactor.error" and _own_error(event.detail):
+                yield self.violation(
+                    run,
+                    f"an exception escaped a scheduled call into the reactor at {format_ms(event.t_us)}: "
+                    f"{event.detail}; a real reactor would only log it",
+                    [index],
+                )
+                return
+
+
+class Unhandled(Invariant):
+    """No "Unhandled error in Deferred" is logged during or after the run."""
+
+    name = "errors.unhandled"
+    summary = 'no "Unhandled error in Deferred" during or after the run (garbage collected, log observed)'
+
+    def check(self, run) -> Iterator[Violation]:
+        for index, event in enumerate(run.trace):
+            if event.kind == "unhandled" and _own_error(event.detail):
+                yield self.violation(
+                    run,
+                    f"Unhandled error in Deferred: {event.detail}; a Deferred failed and nobody handled it",
+                    [index],
+                )
+                return
+
+
+class Poison(Invariant):
+    """A job's failure does not poison the subject: later jobs still run."""
+
+    name = "errors.poison"
+    summary = "a failure does not poison the subject: later jobs still run"
+
+    def applies(self, target: Target) -> bool:
+        return target.kind == "submit"
+
+    def check(self, run) -> Iterator[Violation]:
+        facts = facts_of(run)
+        for job, cause in stranded(run):
+            if cause == "failure":
+                failures = [a.end for other in facts.jobs.values() for a in other.attempts if a.end_kind == "job.fail"]
+                yield self.violation(
+                    run,
+                    f"job {job.id}, submitted at {format_ms(facts.time(job.submit))}, never finished after "
+                    "an earlier job failed: the failure left the subject unable to run work",
+                    [job.submit, *failures[:1]],
+                )
+                return

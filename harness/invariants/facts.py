@@ -1,0 +1,183 @@
+"""Facts: one pass over a trace that indexes what every invariant asks about.
+
+Per job: when it was submitted, its attempts (start and end), when and how
+its Deferred fired, when it was cancelled. Per run: stops, jumps, the drain
+mark, escapes, logged errors. Built once per run and shared by all checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..schedule import Submit
+from ..trace import Event, Trace
+
+ATTEMPT_ENDS = frozenset({"job.finish", "job.fail", "job.cancel"})
+#: Job kinds whose attempt returns a Deferred the subject can cancel.
+CANCELLABLE_KINDS = frozenset({"succeed", "fail", "hang"})
+CANCELLER_RAISED = "canceller raised"
+
+
+@dataclass
+class Attempt:
+    """One call of a job: where it started and ended in the trace."""
+
+    job: int
+    n: int
+    kind: str
+    start: int
+    end: int | None = None
+    end_kind: str | None = None
+
+    def running_at(self, index: int) -> bool:
+        """Started before trace index ``index`` and not ended before it."""
+        return self.start < index and (self.end is None or self.end > index)
+
+
+@dataclass
+class JobFacts:
+    """Everything the trace says about one job."""
+
+    id: int
+    periodic: bool = False
+    submit: int | None = None
+    priority: int = 0
+    submit_raised: int | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    fired: int | None = None
+    cancels: list[int] = field(default_factory=list)
+    canceller_raised: bool = False
+
+    @property
+    def first_start(self) -> int | None:
+        return self.attempts[0].start if self.attempts else None
+
+
+@dataclass
+class Facts:
+    events: list[Event]
+    jobs: dict[int, JobFacts]
+    stops: list[int]
+    jumps: list[int]
+    drained: int | None
+    late_us: int
+
+    def job(self, job_id: int) -> JobFacts:
+        return self.jobs[job_id]
+
+    def time(self, index: int) -> int:
+        return self.events[index].t_us
+
+    def first_stop(self) -> int | None:
+        return self.stops[0] if self.stops else None
+
+    def fired_before(self, job: JobFacts, index: int) -> bool:
+        return job.fired is not None and job.fired < index
+
+    def error_name(self, index: int) -> str:
+        """The exception class name of a failure-like event (its detail is ``Name: message``)."""
+        return self.events[index].detail.split(":", 1)[0]
+
+    def jump_between(self, first: int, second: int) -> bool:
+        return any(first < j < second for j in self.jumps)
+
+
+def facts_of(run) -> Facts:
+    """The facts of ``run``, computed once and cached on it."""
+    cached = getattr(run, "_facts", None)
+    if cached is None:
+        cached = _build(run.trace, run.schedule)
+        run._facts = cached
+    return cached
+
+
+def _build(trace: Trace, schedule) -> Facts:
+    jobs: dict[int, JobFacts] = {}
+    for op in schedule.submits:
+        jobs[op.job] = JobFacts(op.job, periodic=not isinstance(op, Submit), priority=getattr(op, "priority", 0))
+    stops: list[int] = []
+    jumps: list[int] = []
+    drained: int | None = None
+    running: dict[tuple[int, int], Attempt] = {}
+    for index, event in enumerate(trace.events):
+        kind = event.kind
+        if kind == "job.start":
+            attempt = Attempt(event.job, event.attempt, event.detail, index)
+            jobs[event.job].attempts.append(attempt)
+            running[(event.job, event.attempt)] = attempt
+        elif kind in ATTEMPT_ENDS:
+            attempt = running.pop((event.job, event.attempt), None)
+            if attempt is not None:
+                attempt.end = index
+                attempt.end_kind = kind
+            if event.detail == CANCELLER_RAISED:
+                jobs[event.job].canceller_raised = True
+        elif kind in ("submit", "start"):
+            jobs[event.job].submit = index
+        elif kind in ("result", "failure"):
+            if event.job in jobs and jobs[event.job].fired is None:
+                jobs[event.job].fired = index
+        elif kind == "cancel":
+            jobs[event.job].cancels.append(index)
+        elif kind == "submit.raised":
+            jobs[event.job].submit_raised = index
+        elif kind == "stop":
+            stops.append(index)
+        elif kind == "clock.jump":
+            jumps.append(index)
+        elif kind == "drained":
+            drained = index
+    policy = schedule.clock
+    return Facts(trace.events, jobs, stops, jumps, drained, (policy.step_ms + policy.jitter_ms) * 1000)
+
+
+def stranded(run) -> list[tuple[JobFacts, str]]:
+    """Jobs that could have finished but whose Deferred had not fired when the run drained.
+
+    Each comes with a likely cause: ``"cancel"`` when another job was
+    cancelled before (a slot not released), ``"failure"`` when a job failed
+    before (the subject poisoned), else ``"none"`` (deadlock or starvation).
+    A job is excused when its own attempt hangs, when it was cancelled (the
+    cancellation invariants judge it), or when the declared limit is filled
+    by attempts that hang for ever.
+    """
+    facts = facts_of(run)
+    target = run.target
+    end = facts.drained if facts.drained is not None else len(facts.events)
+    stuck_other = _stuck_attempts(facts, target, end)
+    out: list[tuple[JobFacts, str]] = []
+    for job in facts.jobs.values():
+        if job.periodic or job.submit is None or job.submit_raised is not None:
+            continue
+        if facts.fired_before(job, end) or job.cancels:
+            continue
+        if any(a.running_at(end) and _hangs(a, target) for a in job.attempts) or job.canceller_raised:
+            continue
+        blockers = sum(1 for a in stuck_other if a.job != job.id)
+        if target.limit is not None and blockers >= target.limit:
+            continue
+        out.append((job, _cause(facts, job, end)))
+    return out
+
+
+def _hangs(attempt: Attempt, target) -> bool:
+    return attempt.kind == "hang" and target.timeout_ms is None
+
+
+def _stuck_attempts(facts: Facts, target, end: int) -> list[Attempt]:
+    stuck = []
+    for job in facts.jobs.values():
+        for attempt in job.attempts:
+            if attempt.running_at(end) and (_hangs(attempt, target) or job.canceller_raised):
+                stuck.append(attempt)
+    return stuck
+
+
+def _cause(facts: Facts, job: JobFacts, end: int) -> str:
+    for other in facts.jobs.values():
+        if other.id != job.id and any(c < end and not facts.fired_before(other, c) for c in other.cancels):
+            return "cancel"
+    for other in facts.jobs.values():
+        if other.id != job.id and any(a.end_kind == "job.fail" and a.end < end for a in other.attempts):
+            return "failure"
+    return "none"

@@ -1,0 +1,308 @@
+"""Time invariants: timeouts, retries and backoff, rates, and periodic work.
+
+Times are monotonic virtual time. A call may fire late by up to the clock
+policy's stride plus jitter (``Facts.late_us``), never early; checks allow
+that lateness and nothing more. Wall-clock jumps move only ``seconds()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..target import Target
+from ..trace import format_ms
+from .base import Invariant, Violation
+from .facts import Attempt, Facts, JobFacts, facts_of
+
+
+class Timeout(Invariant):
+    """Declared timeout T: a job still running T after it started is cancelled at T, and its caller gets the timeout error."""
+
+    name = "time.timeout"
+    summary = "a job still running T after it started (or was submitted) is cancelled at T and fails with the timeout error"
+
+    def applies(self, target: Target) -> bool:
+        return target.timeout_ms is not None and target.kind == "submit"
+
+    def check(self, run) -> Iterator[Violation]:
+        facts = facts_of(run)
+        for job in facts.jobs.values():
+            if job.periodic:
+                continue
+            message = self._judge(run.target, facts, job)
+            if message is not None:
+                text, events = message
+                yield self.violation(run, text, events)
+                return
+
+    def _judge(self, target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[int]] | None:
+        timeout = target.timeout_ms * 1000
+        horizon = facts.time(facts.drained) if facts.drained is not None else 0
+        excused = self._excused_from(facts, job)
+        for attempt in job.attempts:
+            origin = facts.time(attempt.start if target.timeout_from == "start" else job.submit)
+            due = origin + timeout
+            ended = facts.time(attempt.end) if attempt.end is not None else None
+            if attempt.end_kind == "job.cancel" and ended < due and (excused is None or excused > attempt.end):
+                return (
+                    f"job {job.id} was cancelled at {format_ms(ended)}, only {format_ms(ended - origin)} after it "
+                    f"{'started' if target.timeout_from == 'start' else 'was submitted'}; the timeout is "
+                    f"{target.timeout_ms}ms",
+                    [attempt.start, attempt.end],
+                )
+            if ended is not None and ended <= due:
+                continue
+            if due > horizon or (excused is not None and facts.time(excused) <= due):
+                continue
+            timed_out = attempt.end_kind == "job.cancel" and ended <= due + facts.late_us
+            if not timed_out:
+                still = "never ended" if ended is None else f"ran on until {format_ms(ended)}"
+                return (
+                    f"job {job.id} was still running at {format_ms(due)}, {target.timeout_ms}ms after it "
+                    f"{'started' if target.timeout_from == 'start' else 'was submitted'}, but the timeout did not "
+                    f"cancel it (it {still})",
+                    [attempt.start] + ([attempt.end] if attempt.end is not None else []),
+                )
+            if target.retries is None:
+                expected = target.timeout_error.__name__
+                if job.fired is None or facts.time(job.fired) > ended:
+                    return (
+                        f"job {job.id} timed out at {format_ms(ended)} but its Deferred did not fail then",
+                        [attempt.start, attempt.end],
+                    )
+                if facts.events[job.fired].kind != "failure" or facts.error_name(job.fired) != expected:
+                    return (
+                        f"job {job.id} timed out at {format_ms(ended)} but its Deferred fired with "
+                        f"{facts.events[job.fired].detail}, not {expected}",
+                        [attempt.end, job.fired],
+                    )
+        return None
+
+    @staticmethod
+    def _excused_from(facts: Facts, job: JobFacts) -> int | None:
+        """The first user cancel or stop: from then on the job may end for reasons other than the timeout."""
+        marks = [*job.cancels[:1], *facts.stops[:1]]
+        return min(marks) if marks else None
+
+
+class Retries(Invariant):
+    """Declared retry bound: at most ``retries + 1`` attempts, each only after the previous one failed."""
+
+    name = "time.retries"
+    summary = "at most retries+1 attempts per job, each only after the previous attempt failed"
+
+    def applies(self, target: Target) -> bool:
+        return target.retries is not None and target.kind == "submit"
+
+    def check(self, run) -> Iterator[Violation]:
+        facts = facts_of(run)
+        bound = run.target.retries + 1
+        for job in facts.jobs.values():
+            if len(job.attempts) > bound:
+                extra = job.attempts[bound]
+                yield self.violation(
+                    run,
+                    f"job {job.id} was attempted {len(job.attempts)} times; at most {bound} "
+                    f"(1 + {run.target.retries} retries) were declared",
+                    [a.start for a in job.attempts],
+                )
+                return
+            for previous, attempt in zip(job.attempts, job.attempts[1:]):
+                if previous.end is None or previous.end > attempt.start:
+                    yield self.violation(
+                        run,
+                        f"job {job.id} attempt {attempt.n} started at {format_ms(facts.time(attempt.start))} "
+                        f"while attempt {previous.n} was still running",
+                        [previous.start, attempt.start],
+                    )
+                    return
+                if previous.end_kind == "job.finish":
+                    yield self.violation(
+                        run,
+                        f"job {job.id} was retried (attempt {attempt.n}) although attempt {previous.n} succeeded",
+                        [previous.end, attempt.start],
+                    )
+                    return
+            del extra
+
+
+class Backoff(Invariant):
+    """Declared backoff: the delay before each retry stays within its declared range."""
+
+    name = "time.backoff"
+    summary = "the delay before each retry stays within the declared backoff range"
+
+    def applies(self, target: Target) -> bool:
+        return target.backoff_ms is not None and target.kind == "submit"
+
+    def check(self, run) -> Iterator[Violation]:
+        facts = facts_of(run)
+        for job in facts.jobs.values():
+            for previous, attempt in zip(job.attempts, job.attempts[1:]):
+                if previous.end is None:
+                    continue
+                low, high = run.target.backoff_range(attempt.n)
+                waited = facts.time(attempt.start) - facts.time(previous.end)
+                if waited < low * 1000 or waited > high * 1000 + facts.late_us:
+                    yield self.violation(
+                        run,
+                        f"job {job.id} retry {attempt.n} started {format_ms(waited)} after attempt {previous.n} "
+                        f"ended; the declared backoff is {low:g}ms to {high:g}ms",
+                        [previous.end, attempt.start],
+                    )
+                    return
+
+
+class Early(Invariant):
+    """Nothing starts earlier than promised: periodic calls keep their interval, rate-limited work its rate.
+
+    A wall-clock jump may shift the schedule of code that reads ``seconds()``
+    (``LoopingCall`` does), so comparisons never reach across a jump.
+    """
+
+    name = "time.early"
+    summary = "periodic calls come no sooner than the interval; rate-limited starts stay within the declared rate"
+
+    def applies(self, target: Target) -> bool:
+        return target.rate is not None or (target.kind == "periodic" and target.interval_ms is not None)
+
+    def check(self, run) -> Iterator[Violation]:
+        facts = facts_of(run)
+        target = run.target
+        if target.kind == "periodic":
+            yield from self._periodic(run, facts, target.interval_ms * 1000)
+        if target.rate is not None:
+            yield from self._rate(run, facts, *target.rate)
+
+    def _periodic(self, run, facts: Facts, interval: int) -> Iterator[Violation]:
+        for job in facts.jobs.values():
+            if not job.periodic:
+                continue
+            first: Attempt | None = None
+            count = 0
+            for attempt in job.attempts:
+                if first is None or facts.jump_between(first.start, attempt.start):
+                    first, count = attempt, 0
+                    continue
+                count += 1
+                earliest = facts.time(first.start) + count * interval - facts.late_us
+                if facts.time(attempt.start) < earliest:
+                    yield self.violation(
+                        run,
+                        f"periodic call {attempt.n} came at {format_ms(facts.time(attempt.start))}, earlier than "
+                        f"the {interval // 1000}ms interval allows (call {first.n} was at "
+                        f"{format_ms(facts.time(first.start))}, so no sooner than {format_ms(earliest)})",
+                        [first.start, attempt.start],
+                    )
+                    return
+
+    def _rate(self, run, facts: Facts, jobs: int, per_ms: int) -> Iterator[Violation]:
+        starts = sorted(j.first_start for j in facts.jobs.values() if j.first_start is not None)
+        for early, late in zip(starts, starts[jobs:]):
+            if facts.time(late) - facts.time(early) < per_ms * 1000 and not facts.jump_between(early, late):
+                yield self.violation(
+                    run,
+                    f"{jobs + 1} jobs started between {format_ms(facts.time(early))} and "
+                    f"{format_ms(facts.time(late))}; the declared rate is {jobs} per {per_ms}ms",
+                    [s for s in starts if early <= s <= late],
+                )
+                return
+
+
+class _Periodic(Invariant):
+    def applies(self, target: Target) -> bool:
+        return target.kind == "periodic"
+
+    @staticmethod
+    def periodic_jobs(facts: Facts) -> list[JobFacts]:
+        return [job for job in facts.jobs.values() if job.periodic]
+
+
+class Overlap(_Periodic):
+    """Periodic work never overlaps itself unless the target allows it."""
+
+    name = "time.overlap"
+    summary = "a periodic call never starts while the previous one still runs (unless overlap=True)"
+
+    def applies(self, target: Target) -> bool:
+        return target.kind == "periodic" and not target.overlap
+
+    def check(self, run) -> Iterator[Violation]:
+        facts = facts_of(run)
+        for job in self.periodic_jobs(facts):
+            for previous in job.attempts:
+                for attempt in job.attempts:
+                    if attempt.n > previous.n and previous.running_at(attempt.start):
+                        yield self.violation(
+                            run,
+                            f"periodic call {attempt.n} started at {format_ms(facts.time(attempt.start))} while "
+                            f"call {previous.n} (started {format_ms(facts.time(previous.start))}) was still running",
+                            [previous.start, attempt.start],
+                        )
+                        return
+
+
+class AfterStop(_Periodic):
+    """After ``stop()``, the periodic function is never called again."""
+
+    name = "time.after_stop"
+    summary = "after stop() the periodic function is never called again"
+
+    def check(self, run) -> Iterator[Violation]:
+        facts = facts_of(run)
+        stop = facts.first_stop()
+        if stop is None:
+            return
+        for job in self.periodic_jobs(facts):
+            for attempt in job.attempts:
+                if attempt.start > stop:
+                    yield self.violation(
+                        run,
+                        f"periodic call {attempt.n} started at {format_ms(facts.time(attempt.start))}, after "
+                        f"stop() at {format_ms(facts.time(stop))}",
+                        [stop, attempt.start],
+                    )
+                    return
+
+
+class LoopDied(_Periodic):
+    """An error in periodic work is reported (logged, or its Deferred fails) rather than silently ending the loop."""
+
+    name = "time.loop_died"
+    summary = "an error in the periodic function is reported, never silently ending the loop"
+
+    def check(self, run) -> Iterator[Violation]:
+        facts = facts_of(run)
+        interval = run.target.interval_ms * 1000
+        for job in self.periodic_jobs(facts):
+            for attempt in job.attempts:
+                if attempt.end_kind != "job.fail":
+                    continue
+                if any(later.start > attempt.end for later in job.attempts):
+                    continue
+                window_end = self._window_end(facts, attempt.end)
+                if facts.time(window_end) - facts.time(attempt.end) < 2 * interval + facts.late_us:
+                    continue
+                if self._reported(facts, job, attempt.end, window_end):
+                    continue
+                yield self.violation(
+                    run,
+                    f"periodic call {attempt.n} failed at {format_ms(facts.time(attempt.end))} and the function was "
+                    f"never called again, yet the error was not reported (not logged, no failed Deferred)",
+                    [attempt.start, attempt.end],
+                )
+                return
+
+    @staticmethod
+    def _window_end(facts: Facts, after: int) -> int:
+        later = [i for i in facts.stops if i > after]
+        if later:
+            return later[0]
+        return facts.drained if facts.drained is not None else len(facts.events) - 1
+
+    @staticmethod
+    def _reported(facts: Facts, job: JobFacts, start: int, end: int) -> bool:
+        for event in facts.events[start:end + 1]:
+            if event.kind == "log.error" or (event.kind == "failure" and event.job == job.id):
+                return True
+        return False
