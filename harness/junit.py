@@ -20,7 +20,7 @@ from xml.etree import ElementTree as ET
 from .campaign import CampaignResult, Finding
 from .families import family_of, ordered
 from .files import write_atomic
-from .invariants import INVARIANTS, invariants_for
+from . import invariants as registry
 from .target import Target
 
 #: Characters XML 1.0 cannot carry, even escaped.
@@ -34,12 +34,13 @@ def _text(value: object) -> str:
 def junit_xml(result: CampaignResult, target: Target) -> str:
     """The campaign as a JUnit XML document (a ``testsuites`` root holding one ``testsuite``)."""
     applicable: dict[str, list[str]] = {}
-    for invariant in invariants_for(target):
+    for invariant in registry.invariants_for(target):
         applicable.setdefault(family_of(invariant.name), []).append(invariant.name)
     failed: dict[str, list[Finding]] = {}
     for finding in result.findings:
         failed.setdefault(family_of(finding.violation.invariant), []).append(finding)
-    families = ordered([family_of(inv.name) for inv in INVARIANTS] + list(failed))
+    # Read the registry at call time: invariants may be registered after import.
+    families = ordered([family_of(inv.name) for inv in registry.INVARIANTS] + list(failed))
 
     elapsed = f"{result.elapsed_s:.3f}"
     suite = ET.Element("testsuite", name=_text(f"harness fuzz {result.target}"), time=elapsed)
