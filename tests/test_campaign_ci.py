@@ -55,3 +55,29 @@ def test_stop_signals_record_the_first_signal_and_abort_on_the_second() -> None:
             signal.raise_signal(signal.SIGINT)
     assert signal.getsignal(signal.SIGTERM) is before
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_shrinking_past_the_budget_grace_saves_the_failure_unshrunk(tmp_path, monkeypatch) -> None:
+    import time
+
+    import harness.campaign
+
+    class JumpingTime:
+        """Real monotonic time, plus an hour once shrinking starts: the budget and its grace are long gone."""
+
+        offset = 0.0
+
+        @classmethod
+        def monotonic(cls) -> float:
+            return time.monotonic() + cls.offset
+
+    def on_example(result) -> None:
+        if result.shrinking:
+            JumpingTime.offset = 3600.0
+
+    monkeypatch.setattr(harness.campaign, "time", JumpingTime)
+    config = CampaignConfig(seed=2, budget_s=60, max_failures=2, report_dir=str(tmp_path))
+    result = run_campaign(double_release_pool, BUGGY, config, on_example=on_example)
+    (finding,) = result.findings
+    assert result.stopped_by == "budget"
+    assert finding.shrunk is False and finding.path.exists()
