@@ -2,29 +2,40 @@
 
 Exit codes: 0 clean (or a replay that no longer fails), 1 an invariant was
 violated (or reproduced), 2 a usage, target or file error, 3 an internal
-error of the harness itself.
+error of the harness itself, 130 a campaign interrupted (Ctrl-C, SIGTERM)
+before it found anything.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-from . import failure_file
-from .campaign import DEFAULT_MAX_EXAMPLES, CampaignConfig, CampaignResult, Finding, run_campaign
+from pathlib import Path
+
+from . import corpus, failure_file
+from .campaign import DEFAULT_MAX_EXAMPLES, CampaignConfig, CampaignResult, Finding, new_seed, run_campaign
 from .errors import HarnessError, UsageError
 from .invariants import check
+from .junit import write_junit
+from .progress import Progress
 from .runner import run_schedule
-from .target import load_target
+from .signals import StopSignals
+from .summary import exit_code, summarize, write_json
+from .target import Target, load_target
 from .timeline import render_schedule, render_trace
 from .trace import first_divergence
 
-EXIT_CLEAN, EXIT_VIOLATION, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_CLEAN, EXIT_VIOLATION, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+#: The example database directory unless --database or --no-database (or --seed) says otherwise.
+DEFAULT_DATABASE = ".hypothesis/harness"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,12 +80,55 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="harness", description="Property-based fault-injection testing for Twisted scheduling code.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    fuzz = commands.add_parser("fuzz", help="search for schedules that break a target's invariants")
+    fuzz = commands.add_parser(
+        "fuzz",
+        help="search for schedules that break a target's invariants",
+        description="Replay the regression corpus, then search for schedules that break the target's invariants. "
+        "Exit 0 clean, 1 an invariant was violated, 2 usage or target error, 3 internal error, "
+        "130 interrupted before anything was found.",
+    )
     fuzz.add_argument("target", help="the target, as package.module:attribute")
-    fuzz.add_argument("--max-examples", type=_positive_int, help="stop after N schedules (default 1000 without --budget)")
-    fuzz.add_argument("--budget", type=_seconds, help="stop after this many wall-clock seconds (e.g. 60 or 60s)")
-    fuzz.add_argument("--seed", type=_seed, help="campaign seed; the same seed and target give the same result")
-    fuzz.add_argument("--report-dir", default="reports", help="where failures/<id>.json are written (default reports)")
+    budgets = fuzz.add_argument_group("budgets (the campaign stops at the first one reached)")
+    budgets.add_argument(
+        "--max-examples", type=_positive_int, metavar="N", help="stop after N schedules (default 1000 without --budget)"
+    )
+    budgets.add_argument("--budget", type=_seconds, metavar="SECONDS", help="stop after this many wall-clock seconds (e.g. 300 or 300s)")
+    budgets.add_argument(
+        "--max-failures",
+        type=_positive_int,
+        metavar="N",
+        default=1,
+        help="keep fuzzing after a failure until N distinct invariants have broken (default 1)",
+    )
+    fuzz.add_argument(
+        "--seed",
+        type=_seed,
+        metavar="N",
+        help="campaign seed: the same seed and target give the same first failure; without it one is chosen "
+        "and printed. A seeded campaign uses no example database unless --database is given",
+    )
+    fuzz.add_argument("--report-dir", metavar="DIR", default="reports", help="where failures/<id>.json are written (default reports)")
+    regressions = fuzz.add_mutually_exclusive_group()
+    regressions.add_argument(
+        "--regressions",
+        metavar="DIR",
+        default=corpus.DEFAULT_DIRECTORY,
+        help=f"regression corpus, replayed before fuzzing (default {corpus.DEFAULT_DIRECTORY})",
+    )
+    regressions.add_argument("--no-regressions", action="store_true", help="do not replay the regression corpus")
+    fuzz.add_argument(
+        "--save-regression", action="store_true", help="add each minimal failure found to the regression corpus"
+    )
+    database = fuzz.add_mutually_exclusive_group()
+    database.add_argument(
+        "--database",
+        metavar="DIR",
+        help=f"Hypothesis example database, so a failure found once is retried first next time "
+        f"(default {DEFAULT_DATABASE}; none with --seed)",
+    )
+    database.add_argument("--no-database", action="store_true", help="use no example database")
+    fuzz.add_argument("--json", metavar="FILE", help="write the campaign summary as JSON (schema in the README)")
+    fuzz.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test case per invariant family")
     fuzz.set_defaults(handler=_cmd_fuzz)
 
     replay = commands.add_parser("replay", help="run a saved failure file again and say whether it reproduces")
@@ -100,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("harness: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception:
         print("harness: internal error (a bug in the harness, please report it):", file=sys.stderr)
         traceback.print_exc()
@@ -108,44 +162,143 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _cmd_fuzz(args: argparse.Namespace) -> int:
+    config = _fuzz_config(args)
+    for option, path in (("--json", args.json), ("--junit", args.junit)):
+        if path is not None:
+            _check_writable(option, path)
     target = load_target(args.target)
-    config = CampaignConfig(
+    print(f"harness: fuzzing {args.target} with seed {config.seed}; {_describe_config(config)}", flush=True)
+    progress = Progress()
+
+    def on_finding(finding: Finding) -> None:
+        progress.clear()
+        _print_finding(finding)
+
+    # Signals stay handled until the reports are written: a second one still aborts at once.
+    with StopSignals() as stop:
+        result = run_campaign(
+            target, args.target, config, on_example=progress, on_finding=on_finding, stop_requested=stop.requested
+        )
+        progress.clear()
+        _print_regressions(result, config)
+        _print_summary(result)
+        _write_reports(args, config, result, target)
+    return exit_code(result)
+
+
+def _fuzz_config(args: argparse.Namespace) -> CampaignConfig:
+    """The campaign the options ask for; the seed is chosen here so that it is printed first."""
+    if args.save_regression and args.no_regressions:
+        raise UsageError("--save-regression adds failures to the regression corpus; drop --no-regressions")
+    if args.no_database:
+        database = None
+    elif args.database is not None:
+        database = args.database
+    else:
+        # A seeded campaign is a pure function of seed and target: no database unless asked for.
+        database = None if args.seed is not None else DEFAULT_DATABASE
+    return CampaignConfig(
         max_examples=args.max_examples,
         budget_s=args.budget,
-        seed=args.seed,
+        seed=args.seed if args.seed is not None else new_seed(),
+        database=database,
         report_dir=args.report_dir,
+        max_failures=args.max_failures,
+        regressions=None if args.no_regressions else args.regressions,
+        save_regressions=args.save_regression,
     )
+
+
+def _describe_config(config: CampaignConfig) -> str:
     limits = []
-    if args.max_examples or not args.budget:
-        limits.append(f"{args.max_examples or DEFAULT_MAX_EXAMPLES} examples")
-    if args.budget:
-        limits.append(f"{args.budget:g}s")
-    result = run_campaign(target, args.target, config)
-    print(f"harness: fuzzed {args.target} with seed {result.seed} (budget: {' or '.join(limits)})")
-    for finding in result.findings:
-        _print_finding(finding)
-    _print_summary(result)
-    return EXIT_VIOLATION if result.findings else EXIT_CLEAN
+    if config.max_examples or not config.budget_s:
+        limits.append(f"{config.max_examples or DEFAULT_MAX_EXAMPLES} examples")
+    if config.budget_s:
+        limits.append(f"{config.budget_s:g}s")
+    return ", ".join(
+        (
+            f"budget {' or '.join(limits)}",
+            f"up to {config.max_failures} failure{'' if config.max_failures == 1 else 's'}",
+            f"database {config.database}" if config.database else "no database",
+            f"regressions {config.regressions}" if config.regressions else "no regressions",
+        )
+    )
+
+
+def _check_writable(option: str, path: str) -> None:
+    """Fail before the campaign, not after it, when a report cannot be written."""
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"{option} {path!r} is a directory; give a file name such as reports/summary.json")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{option} {path!r}: cannot create its directory ({exc.strerror}); choose another path") from None
+    if not os.access(target.parent, os.W_OK):
+        raise UsageError(f"{option} {path!r}: its directory is not writable; choose another path")
+
+
+def _write_reports(args: argparse.Namespace, config: CampaignConfig, result: CampaignResult, target: Target) -> None:
+    if args.json is not None:
+        print(f"summary: {write_json(summarize(result, config), args.json)}")
+    if args.junit is not None:
+        print(f"junit: {write_junit(result, target, args.junit)}")
 
 
 def _print_finding(finding: Finding) -> None:
-    record = finding.record
-    print(f"\nFAIL {record.invariant}: {record.message}\n")
-    print("minimal " + render_schedule(record.schedule))
+    """A failure as soon as it is saved: the message, the schedule, the marked trace, the replay line."""
+    violation = finding.violation
+    if finding.source == "regression":
+        print(f"\nFAIL {violation.invariant} (regression {finding.path} still fails): {violation.message}\n")
+        print(render_schedule(finding.record.schedule))
+    else:
+        print(f"\nFAIL {violation.invariant}: {violation.message}\n")
+        if finding.shrunk:
+            print("minimal " + render_schedule(finding.record.schedule))
+        else:
+            print("interrupted before shrinking finished; this schedule fails but may not be minimal:")
+            print(render_schedule(finding.record.schedule))
     print("\ntrace (>> marks the events that break the invariant):")
-    print(render_trace(record.trace, record.marked))
+    print(render_trace(finding.run.trace, violation.events))
     if finding.path is not None:
-        print(f"\nsaved: {finding.path}")
+        if finding.source != "regression":
+            print(f"\nsaved: {finding.path}")
         print(f"replay: harness replay {shlex.quote(str(finding.path))}")
+    if finding.regression_path is not None:
+        print(f"added to the regression corpus: {finding.regression_path}")
+    sys.stdout.flush()
+
+
+def _print_regressions(result: CampaignResult, config: CampaignConfig) -> None:
+    if config.regressions is None:
+        return
+    if not result.regressions:
+        print(f"\nregressions: none replayed (no files for this target in {config.regressions})")
+    else:
+        failing = sum(1 for replay in result.regressions if replay.fails)
+        print(
+            f"\nregressions: replayed {len(result.regressions)} from {config.regressions}: "
+            f"{failing} still fail, {len(result.regressions) - failing} fixed"
+        )
+        for replay in result.regressions:
+            print(f"  {replay.status:<5}  {replay.path}  ({replay.record.invariant})")
+    if config.save_regressions:
+        for finding in result.findings:
+            if finding.source == "fuzz" and finding.regression_path is None:
+                print(f"not added to the regression corpus (interrupted before it was minimal): {finding.path}")
 
 
 def _print_summary(result: CampaignResult) -> None:
     rate = result.examples_per_second
-    verdict = f"{len(result.findings)} failure(s)" if result.findings else "no violations"
+    failures = len(result.findings)
+    verdict = f"{failures} failure{'' if failures == 1 else 's'}" if failures else "no violations"
+    if result.interrupted:
+        verdict = "interrupted; " + verdict
     print(
         f"\n{verdict}; {result.examples} examples in {result.elapsed_s:.1f}s ({rate:.0f}/s); "
         f"stopped by {result.stopped_by}; seed {result.seed}"
     )
+    sys.stdout.flush()
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:

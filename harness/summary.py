@@ -1,0 +1,105 @@
+"""The campaign summary: what ``--json FILE`` writes, and the exit code it implies.
+
+The summary is plain JSON for CI scripts to act on; its shape is pinned by
+``summary.schema.json`` beside this module (a JSON Schema, documented in the
+README) and carries ``format`` and ``version`` so readers can tell it apart
+from other files and from later shapes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .campaign import CampaignConfig, CampaignResult, Finding
+from .families import family_of
+from .failure_file import versions
+from .files import write_atomic
+
+FORMAT = "harness-summary"
+VERSION = 1
+
+#: Exit code for each outcome: 0 clean, 1 an invariant was violated, 130 interrupted with nothing found.
+EXIT_CODES = {"clean": 0, "failed": 1, "interrupted": 130}
+
+
+def outcome(result: CampaignResult) -> str:
+    """``"failed"`` if anything failed (even when interrupted), else ``"interrupted"`` or ``"clean"``."""
+    if result.findings:
+        return "failed"
+    return "interrupted" if result.interrupted else "clean"
+
+
+def exit_code(result: CampaignResult) -> int:
+    return EXIT_CODES[outcome(result)]
+
+
+def summarize(result: CampaignResult, config: CampaignConfig) -> dict[str, Any]:
+    """The summary of a finished (or interrupted) campaign as JSON-ready data."""
+    failing = sum(1 for replay in result.regressions if replay.fails)
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "harness": versions()["harness"],
+        "target": result.target,
+        "seed": result.seed,
+        "outcome": outcome(result),
+        "exit_code": exit_code(result),
+        "stopped_by": result.stopped_by,
+        "examples": result.examples,
+        "shrink_runs": result.shrink_runs,
+        "elapsed_seconds": round(result.elapsed_s, 3),
+        "examples_per_second": round(result.examples_per_second, 1),
+        "limits": {
+            "max_examples": config.max_examples,
+            "budget_seconds": config.budget_s,
+            "max_failures": config.max_failures,
+        },
+        "database": config.database,
+        "regressions": {
+            "directory": config.regressions,
+            "replayed": len(result.regressions),
+            "failing": failing,
+            "fixed": len(result.regressions) - failing,
+            "files": [
+                {
+                    "file": str(replay.path),
+                    "invariant": replay.record.invariant,
+                    "status": replay.status,
+                    "exact": replay.exact,
+                }
+                for replay in result.regressions
+            ],
+        },
+        "failures": [_failure(finding) for finding in result.findings],
+    }
+
+
+def _failure(finding: Finding) -> dict[str, Any]:
+    path = str(finding.path) if finding.path is not None else None
+    return {
+        "invariant": finding.violation.invariant,
+        "family": family_of(finding.violation.invariant),
+        "message": finding.violation.message,
+        "file": path,
+        "source": finding.source,
+        "shrunk": finding.shrunk,
+        "operations": len(finding.record.schedule.ops),
+        "replay": f"harness replay {shlex.quote(path)}" if path is not None else None,
+        "regression_file": str(finding.regression_path) if finding.regression_path is not None else None,
+    }
+
+
+def write_json(summary: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write the summary as indented JSON (atomically)."""
+    return write_atomic(path, json.dumps(summary, indent=2) + "\n")
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema the summary follows (draft 2020-12)."""
+    text = resources.files(__package__).joinpath("summary.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
