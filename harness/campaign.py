@@ -206,7 +206,7 @@ class _Search:
         self.on_example = on_example
         self.on_finding = on_finding
         self.stop_requested = stop_requested
-        self.menu = config.menu or target.menu or Menu()
+        self.menu = config.menu or target.default_menu()
         max_examples = config.max_examples
         if max_examples is None:
             max_examples = DEFAULT_MAX_EXAMPLES if config.budget_s is None else 10**9
@@ -278,8 +278,11 @@ class _Search:
             run = run_schedule(self.target, schedule)
             if self.on_example is not None:
                 self.on_example(result)
+            # The first invariant found is pinned: shrinking keeps to schedules that break it,
+            # rather than drifting to whichever invariant a smaller schedule happens to break.
+            pinned = best[0][1].invariant if best else None
             for violation in check(run):
-                if violation.invariant not in masked:
+                if violation.invariant not in masked and pinned in (None, violation.invariant):
                     if not best or _size(schedule) <= _size(best[0][0]):
                         best[:] = [(schedule, violation)]
                     result.shrinking = True

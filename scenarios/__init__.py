@@ -1,11 +1,15 @@
 """Ready-made targets: correct reference subjects and a zoo of buggy ones, one bug each.
 
-``CATALOG`` lists them for ``harness list``: each entry's target string, what
-a campaign must find (``pass`` or the invariant it breaks) and what it is.
+Every module in this package declares ``SCENARIOS``: for each of its targets,
+the target string, what a campaign must find (``pass`` or the invariant it
+breaks), a one-line description and the Twisted primitive it is built on.
+``CATALOG`` gathers them, module by module, for ``harness list``.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from dataclasses import dataclass
 
 
@@ -17,17 +21,14 @@ class Scenario:
     primitive: str = ""
 
 
-CATALOG: tuple[Scenario, ...] = (
-    Scenario(
-        "scenarios.pools:semaphore_pool",
-        "pass",
-        "worker pool on DeferredSemaphore(2): at most two jobs at once, FIFO",
-        "DeferredSemaphore",
-    ),
-    Scenario(
-        "scenarios.pools:double_release_pool",
-        "concurrency.limit",
-        "hand-rolled pool that releases a slot twice when a job fails, then runs one job too many",
-        "Deferred",
-    ),
-)
+def _gather() -> tuple[Scenario, ...]:
+    found: list[Scenario] = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        found.extend(getattr(module, "SCENARIOS", ()))
+    return tuple(found)
+
+
+CATALOG: tuple[Scenario, ...] = _gather()

@@ -9,6 +9,8 @@ from twisted.internet.interfaces import IReactorTime
 
 from harness import Target
 
+from . import Scenario
+
 
 class SemaphorePool:
     """At most ``limit`` jobs at once, the idiomatic way: ``DeferredSemaphore.run``.
@@ -91,4 +93,19 @@ double_release_pool = Target(
     build=lambda clock: DoubleReleasePool(clock, limit=2),
     limit=2,
     description="hand-rolled pool that releases a slot twice when a job fails",
+)
+
+SCENARIOS = (
+    Scenario(
+        "scenarios.pools:semaphore_pool",
+        "pass",
+        "worker pool on DeferredSemaphore(2): at most two jobs at once, FIFO",
+        "DeferredSemaphore",
+    ),
+    Scenario(
+        "scenarios.pools:double_release_pool",
+        "concurrency.limit",
+        "hand-rolled pool that releases a slot twice when a job fails, then runs one job too many",
+        "Deferred",
+    ),
 )

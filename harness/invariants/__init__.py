@@ -39,8 +39,6 @@ INVARIANTS: tuple[Invariant, ...] = (
     user.UserInvariants(),
 )
 
-FAMILIES = ("concurrency", "cancellation", "errors", "time", "completion", "leaks")
-
 
 def invariants_for(target: Target) -> tuple[Invariant, ...]:
     """The invariants whose promise the target declared."""
@@ -55,4 +53,4 @@ def check(run) -> list[Violation]:
     return found
 
 
-__all__ = ["FAMILIES", "INVARIANTS", "Invariant", "Violation", "check", "invariants_for"]
+__all__ = ["INVARIANTS", "Invariant", "Violation", "check", "invariants_for"]
