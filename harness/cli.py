@@ -347,5 +347,18 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return EXIT_CLEAN
 
 
-if __name__ == "__main__":
+def console() -> None:
+    """The ``harness`` executable: ``main`` with Twisted's own log kept off the terminal.
+
+    Errors the subject logs (an "Unhandled error in Deferred" from a buggy
+    subject, thousands of times in a campaign) are recorded in each run's
+    trace; printed as well, they would drown the report.
+    """
+    from twisted.logger import globalLogBeginner
+
+    globalLogBeginner.beginLoggingTo([], discardBuffer=True, redirectStandardIO=False)
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    console()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .schedule import Cancel, Jump, Schedule, Stop, Submit
+from .schedule import Cancel, JobSpec, Jump, Schedule, Start, Stop, Submit
 from .trace import Event, format_ms
 
 MARK = ">>"
@@ -14,27 +14,38 @@ def describe_policy(schedule: Schedule) -> str:
     policy = schedule.clock
     advance = "punctual" if policy.step_ms == 0 else f"strides of {policy.step_ms}ms"
     ties = policy.tie_break + (f" (seed {policy.seed})" if policy.tie_break == "shuffle" else "")
-    return f"clock: ties {ties}, advance {advance}"
+    jitter = f", calls up to {policy.jitter_ms}ms late (seed {policy.seed})" if policy.jitter_ms else ""
+    return f"clock: ties {ties}, advance {advance}{jitter}"
 
 
 def render_schedule(schedule: Schedule) -> str:
     """The schedule's operations, one per line: what the harness will do and when."""
-    lines = [f"schedule: {len(schedule.ops)} operations; {describe_policy(schedule)}"]
+    count = len(schedule.ops)
+    lines = [f"schedule: {count} operation{'' if count == 1 else 's'}; {describe_policy(schedule)}"]
     for op in schedule.ops:
         lines.append(f"  {format_ms(op.at_ms * 1000):>10}  {_describe_op(op)}")
     return "\n".join(lines)
 
 
+def describe_spec(spec: JobSpec) -> str:
+    """A job behaviour in words: ``fail after 20ms with ValueError``."""
+    what = spec.kind
+    if spec.kind in ("succeed", "fail"):
+        what += f" after {spec.after_ms}ms"
+    if spec.fails:
+        what += f" with {spec.error}"
+    if spec.canceller_raises:
+        what += ", canceller raises"
+    return what
+
+
 def _describe_op(op: object) -> str:
-    if isinstance(op, Submit):
-        spec = op.spec
-        what = spec.kind
-        if spec.kind in ("succeed", "fail"):
-            what += f" after {spec.after_ms}ms"
-        if spec.fails:
-            what += f" with {spec.error}"
-        if spec.canceller_raises:
-            what += ", canceller raises"
+    if isinstance(op, (Submit, Start)):
+        what = describe_spec(op.spec)
+        if op.then:
+            what += "; then " + "; then ".join(describe_spec(spec) for spec in op.then)
+        if isinstance(op, Start):
+            return f"start periodic work as job {op.job} ({what})"
         prio = f", priority {op.priority}" if op.priority else ""
         return f"submit job {op.job} ({what}{prio})"
     if isinstance(op, Cancel):
