@@ -10,6 +10,7 @@ schedule has few, short, fault-free operations.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from hypothesis import strategies as st
@@ -30,6 +31,7 @@ class Menu:
     """
 
     max_ops: int = 16
+    min_ops: int = 0
     job_kinds: tuple[str, ...] = JOB_KINDS
     errors: tuple[str, ...] = tuple(BUILTIN_ERRORS)
     max_duration_ms: int = 1_000
@@ -126,15 +128,16 @@ def _assemble(drafts: list[tuple[Any, ...]], policy: ClockPolicy, start: Any = N
     return Schedule(tuple(ops), policy)
 
 
-@st.composite
-def schedules(draw: st.DrawFn, menu: Menu = Menu()) -> Schedule:
-    """Schedules of submissions (or a periodic start), cancellations, a stop and clock faults."""
-    policy = draw(clock_policies(menu))
-    start = None
-    if menu.periodic:
-        start = draw(st.tuples(_grained(menu.max_gap_ms, menu.grain_ms), _behaviours(menu)))
-    drafts = draw(st.lists(_drafts(menu), max_size=menu.max_ops)) if _has_drafts(menu) else []
-    return _assemble(drafts, policy, start)
+@lru_cache(maxsize=64)
+def schedules(menu: Menu = Menu()) -> st.SearchStrategy[Schedule]:
+    """Schedules of submissions (or a periodic start), cancellations, a stop and clock faults.
+
+    Built once per menu: constructing strategies inside every draw would cost
+    more than running the schedule.
+    """
+    start = st.tuples(_grained(menu.max_gap_ms, menu.grain_ms), _behaviours(menu)) if menu.periodic else st.none()
+    drafts = st.lists(_drafts(menu), min_size=menu.min_ops, max_size=menu.max_ops) if _has_drafts(menu) else st.just([])
+    return st.tuples(drafts, clock_policies(menu), start).map(lambda parts: _assemble(*parts))
 
 
 def _has_drafts(menu: Menu) -> bool:
