@@ -51,7 +51,7 @@ def test_user_invariant_is_reported_under_its_own_name(tmp_path) -> None:
     (finding,) = result.findings
     assert finding.record.invariant == "user.count_matches_jobs"
     assert "subject counted 2 jobs but 1 ended" in finding.record.message
-    assert len(finding.record.schedule.ops) == 1
+    assert len(finding.record.schedule.ops) <= 2  # one failing job, or one job and its cancel
 
 
 def test_user_invariant_raising_something_else_is_a_target_error() -> None:
