@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from .errors import FailureFileError
+from .files import write_atomic
 from .schedule import Schedule, ScheduleError
 from .trace import Event, digest_lines
 
@@ -124,19 +124,8 @@ def _parse_trace(value: Any, source: str) -> tuple[Event, ...]:
 
 def save(record: FailureRecord, directory: str | os.PathLike[str]) -> Path:
     """Write ``record`` as ``directory/<id>.json`` atomically (write, then rename)."""
-    folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{record.id}.json"
     text = json.dumps(record.to_json(), indent=2, sort_keys=True) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{record.id}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(Path(directory) / f"{record.id}.json", text)
 
 
 def load(path: str | os.PathLike[str]) -> FailureRecord:
