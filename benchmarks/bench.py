@@ -1,0 +1,310 @@
+"""Throughput, time to detect, shrinking and memory of the harness, measured in one run.
+
+    python benchmarks/bench.py            # everything (several minutes)
+    python benchmarks/bench.py --quick    # smaller counts, for a smoke run
+
+Writes ``reports/bench.json`` and prints a table. Every figure that is
+compared is measured in the same run on the same machine, as ratios:
+
+1. throughput: examples/s of a harness campaign (generation, fault clock,
+   trace, every invariant) against (a) a bare replay of the very same
+   schedules on a plain ``task.Clock`` with no checking, the floor any
+   harness pays, and (b) a straightforward hand-written Hypothesis test of
+   the same subject, for schedules of 10, 50 and 200 operations;
+2. time to detect: for every buggy scenario, the median and worst time and
+   number of examples to the first violation over several seeds;
+3. shrinking: size of the minimal schedule and time spent shrinking;
+4. memory: RSS sampled along a long campaign, to show it stays flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from twisted.internet import defer, task
+
+import harness.campaign as campaign_module
+from harness import CampaignConfig, Menu, Schedule, Target, load_target, run_campaign
+from harness.schedule import Cancel, Submit
+from scenarios import CATALOG
+from scenarios.pools import SemaphorePool
+
+SIZES = {"small": 10, "medium": 50, "large": 200}
+
+
+# -- throughput ---------------------------------------------------------------
+
+
+def _pool_target(size: int) -> Target:
+    return Target(
+        build=lambda clock: SemaphorePool(clock, 2),
+        limit=2,
+        order="fifo",
+        menu=Menu(min_ops=size, max_ops=size, stops=False, jumps=False),
+    )
+
+
+def harness_campaign(size: int, examples: int) -> tuple[float, list[Schedule]]:
+    """Examples/s of a real campaign, and the schedules it ran (recorded on the way)."""
+    seen: list[Schedule] = []
+    original = campaign_module.run_schedule
+
+    def recording(target: Target, schedule: Schedule):
+        seen.append(schedule)
+        return original(target, schedule)
+
+    campaign_module.run_schedule = recording
+    try:
+        result = run_campaign(
+            _pool_target(size),
+            "bench:pool",
+            CampaignConfig(seed=1, max_examples=examples, regressions=None, report_dir="reports/bench"),
+        )
+    finally:
+        campaign_module.run_schedule = original
+    assert not result.findings, "the reference pool must not fail"
+    return result.examples / result.elapsed_s, seen
+
+
+def bare_replay(schedules: list[Schedule]) -> float:
+    """Examples/s replaying the same schedules on a plain task.Clock, checking nothing."""
+    started = time.perf_counter()
+    for schedule in schedules:
+        _bare_run(schedule)
+    return len(schedules) / (time.perf_counter() - started)
+
+
+def _bare_job(clock: task.Clock, spec: Any):
+    def job() -> Any:
+        if spec.kind == "raise":
+            raise ValueError("boom")
+        if spec.kind == "value":
+            return "value"
+        if spec.kind == "immediate":
+            return defer.succeed("value")
+        d: defer.Deferred[Any] = defer.Deferred(lambda d: call.cancel() if call.active() else None)
+        if spec.kind == "hang":
+            call = clock.callLater(10**9, lambda: None)
+        elif spec.kind == "succeed":
+            call = clock.callLater(spec.after_ms / 1000, d.callback, "value")
+        else:
+            call = clock.callLater(spec.after_ms / 1000, d.errback, ValueError("boom"))
+        return d
+
+    return job
+
+
+def _bare_run(schedule: Schedule) -> None:
+    clock = task.Clock()
+    pool = SemaphorePool(clock, 2)
+    handles: dict[int, defer.Deferred[Any]] = {}
+    now = 0.0
+    for op in schedule.ops:
+        at = op.at_ms / 1000
+        if at > now:
+            clock.advance(at - now)
+            now = at
+        if isinstance(op, Submit):
+            d = pool.submit(_bare_job(clock, op.spec))
+            d.addErrback(lambda f: None)
+            handles[op.job] = d
+        elif isinstance(op, Cancel) and op.job in handles:
+            handles[op.job].cancel()
+    for _ in range(10_000):
+        pending = [c.getTime() for c in clock.getDelayedCalls() if c.getTime() < 10**8]
+        if not pending:
+            break
+        clock.advance(max(min(pending) - clock.seconds(), 0))
+
+
+def handwritten_hypothesis(size: int, examples: int) -> float:
+    """Examples/s of the test a user would write by hand for the same pool."""
+    op = st.tuples(st.integers(0, 50), st.integers(0, 100), st.booleans(), st.booleans())
+
+    @settings(max_examples=examples, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(op, min_size=size, max_size=size))
+    def test(ops: list[tuple[int, int, bool, bool]]) -> None:
+        clock = task.Clock()
+        pool = SemaphorePool(clock, 2)
+        running = [0]
+        peak = [0]
+
+        def make(duration: int, fails: bool):
+            def job() -> defer.Deferred[Any]:
+                running[0] += 1
+                peak[0] = max(peak[0], running[0])
+                d: defer.Deferred[Any] = defer.Deferred()
+                d.addBoth(lambda r: running.__setitem__(0, running[0] - 1) or r)
+                clock.callLater(duration / 100, d.errback if fails else d.callback, ValueError() if fails else 1)
+                return d
+
+            return job
+
+        handles = []
+        for gap, duration, fails, cancel in ops:
+            clock.advance(gap / 100)
+            d = pool.submit(make(duration, fails))
+            d.addErrback(lambda f: None)
+            handles.append(d)
+            if cancel and handles:
+                handles[len(handles) // 2].cancel()
+        clock.advance(1000)
+        assert peak[0] <= 2
+
+    started = time.perf_counter()
+    test()
+    return examples / (time.perf_counter() - started)
+
+
+def throughput(quick: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, size in SIZES.items():
+        examples = {"small": 600, "medium": 200, "large": 60}[name] // (4 if quick else 1)
+        harness_eps, schedules = harness_campaign(size, examples)
+        bare_eps = bare_replay(schedules)
+        hand_eps = handwritten_hypothesis(size, examples)
+        out[name] = {
+            "operations": size,
+            "examples": examples,
+            "harness_eps": round(harness_eps, 1),
+            "bare_replay_eps": round(bare_eps, 1),
+            "handwritten_eps": round(hand_eps, 1),
+            "harness_vs_bare": round(harness_eps / bare_eps, 3),
+            "harness_vs_handwritten": round(harness_eps / hand_eps, 3),
+        }
+        print(
+            f"  {name:<6} ({size:>3} ops): harness {harness_eps:8.1f}/s  bare {bare_eps:8.1f}/s  "
+            f"hand-written {hand_eps:8.1f}/s  ->  {harness_eps / bare_eps:.3f}x bare, "
+            f"{harness_eps / hand_eps:.2f}x hand-written",
+            flush=True,
+        )
+    return out
+
+
+# -- time to detect and shrinking ---------------------------------------------------
+
+
+def detection(seeds: int, budget_s: float) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for scenario in CATALOG:
+        if scenario.expect == "pass":
+            continue
+        target = load_target(scenario.target)
+        times: list[float] = []
+        counts: list[int] = []
+        sizes: list[int] = []
+        shrink: list[float] = []
+        misses = 0
+        for seed in range(seeds):
+            started = time.perf_counter()
+            result = run_campaign(
+                target,
+                scenario.target,
+                CampaignConfig(seed=seed, budget_s=budget_s, regressions=None, report_dir="reports/bench"),
+            )
+            total = time.perf_counter() - started
+            if not result.findings or result.findings[0].record.invariant != scenario.expect:
+                misses += 1
+                continue
+            finding = result.findings[0]
+            detect_s = getattr(finding, "detect_s", None)
+            times.append(detect_s if detect_s is not None else total)
+            counts.append(getattr(finding, "examples_to_detect", result.examples))
+            sizes.append(len(finding.record.schedule.ops))
+            shrink.append(total - times[-1])
+        entry = {
+            "expect": scenario.expect,
+            "seeds": seeds,
+            "missed": misses,
+            "median_s": round(statistics.median(times), 3) if times else None,
+            "worst_s": round(max(times), 3) if times else None,
+            "median_examples": statistics.median(counts) if counts else None,
+            "worst_examples": max(counts) if counts else None,
+            "minimal_ops_median": statistics.median(sizes) if sizes else None,
+            "minimal_ops_worst": max(sizes) if sizes else None,
+            "shrink_s_median": round(statistics.median(shrink), 3) if shrink else None,
+        }
+        out[scenario.target] = entry
+        print(
+            f"  {scenario.target:<48} {scenario.expect:<24} median {entry['median_s']}s worst {entry['worst_s']}s "
+            f"examples {entry['median_examples']}/{entry['worst_examples']} ops {entry['minimal_ops_median']}"
+            f"/{entry['minimal_ops_worst']} shrink {entry['shrink_s_median']}s missed {misses}",
+            flush=True,
+        )
+    return out
+
+
+# -- memory -------------------------------------------------------------------------
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        pages = int(handle.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def memory(examples: int) -> dict[str, Any]:
+    samples: list[tuple[int, float]] = []
+    every = max(examples // 20, 1)
+
+    def sample(result) -> None:
+        if result.examples % every == 0:
+            samples.append((result.examples, round(_rss_mb(), 1)))
+
+    target = load_target("scenarios.pools:semaphore_pool")
+    run_campaign(
+        target,
+        "scenarios.pools:semaphore_pool",
+        CampaignConfig(seed=7, max_examples=examples, regressions=None, report_dir="reports/bench"),
+        on_example=sample,
+    )
+    warm = [rss for n, rss in samples if n >= examples // 5]
+    growth = (warm[-1] - warm[0]) if len(warm) > 1 else 0.0
+    print(f"  {examples} examples: RSS after warm-up {warm[0] if warm else '?'} -> {warm[-1] if warm else '?'} MB", flush=True)
+    return {"examples": examples, "samples": samples, "growth_after_warmup_mb": round(growth, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small counts: a smoke run, not a measurement")
+    parser.add_argument("--sections", default="throughput,detect,memory", help="comma-separated subset")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per buggy scenario for time to detect")
+    parser.add_argument("--memory-examples", type=int, default=100_000, help="length of the memory campaign")
+    parser.add_argument("--out", default="reports/bench.json")
+    args = parser.parse_args(argv)
+    sections = set(args.sections.split(","))
+    report: dict[str, Any] = {
+        "machine": {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load": os.getloadavg(),
+        }
+    }
+    if "throughput" in sections:
+        print("throughput (examples per second; same schedules, same run):")
+        report["throughput"] = throughput(args.quick)
+    if "detect" in sections:
+        print("time to detect and shrink, per buggy scenario:")
+        report["detect"] = detection(2 if args.quick else args.seeds, 30.0)
+    if "memory" in sections:
+        print("memory over a long campaign:")
+        report["memory"] = memory(2_000 if args.quick else args.memory_examples)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
