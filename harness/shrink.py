@@ -1,10 +1,12 @@
 """A domain-aware final shrinking pass, after Hypothesis's own.
 
-Hypothesis shrinks the choices that generated a schedule and can stop in a
-local minimum (an operation it cannot delete without disturbing the draws
-behind it). This pass works on the schedule itself: it deletes operations
-one at a time (a cancel of a deleted job goes with it) and simplifies job
-specs, keeping each change only while the same invariant still breaks.
+Hypothesis shrinks the bytes that generated a schedule and can stop in a
+local minimum (an operation it cannot delete without shifting the records
+behind it). This pass works on the schedule itself, keeping each change only
+while the same invariant still breaks: it deletes runs of operations, then
+single ones (a cancel of a deleted job goes with it), drops later-attempt
+behaviours and hostile cancellers, zeroes durations, closes the gaps between
+operations, tames the clock policy, and finally numbers the jobs 0, 1, 2...
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
-from .schedule import Cancel, JobSpec, Schedule, Submit
+from .schedule import Cancel, JobSpec, Schedule, Start, Submit
 
 #: Replays the pass may spend on one schedule.
-MAX_ATTEMPTS = 500
+MAX_ATTEMPTS = 2_000
 
 
 def shrink_schedule(schedule: Schedule, still_fails: Callable[[Schedule], bool]) -> Schedule:
@@ -32,22 +34,56 @@ def shrink_schedule(schedule: Schedule, still_fails: Callable[[Schedule], bool])
                 break
             if attempts >= MAX_ATTEMPTS:
                 break
+    renumbered = _renumbered(schedule)
+    if renumbered != schedule and still_fails(renumbered):
+        schedule = renumbered
     return schedule
+
+
+def _without(schedule: Schedule, doomed: set[int]) -> Schedule:
+    """The schedule minus the operations at ``doomed``, and minus cancels of jobs no longer submitted."""
+    kept = [op for i, op in enumerate(schedule.ops) if i not in doomed]
+    jobs = {op.job for op in kept if isinstance(op, (Submit, Start))}
+    return replace(schedule, ops=tuple(op for op in kept if not isinstance(op, Cancel) or op.job in jobs))
 
 
 def _candidates(schedule: Schedule) -> Iterator[Schedule]:
     ops = schedule.ops
+    count = len(ops)
+    size = count // 2
+    while size >= 2:
+        for begin in range(0, count - size + 1, size):
+            yield _without(schedule, set(range(begin, begin + size)))
+        size //= 2
+    for index in range(count):
+        yield _without(schedule, {index})
     for index, op in enumerate(ops):
-        kept = ops[:index] + ops[index + 1 :]
-        if isinstance(op, Submit):
-            kept = tuple(o for o in kept if not (isinstance(o, Cancel) and o.job == op.job))
-        yield replace(schedule, ops=kept)
-    for index, op in enumerate(ops):
-        if isinstance(op, Submit):
-            for spec in _simpler_specs(op.spec):
-                yield replace(schedule, ops=ops[:index] + (replace(op, spec=spec),) + ops[index + 1 :])
-    if schedule.clock.step_ms or schedule.clock.tie_break != "fifo":
-        yield replace(schedule, clock=replace(schedule.clock, step_ms=0, tie_break="fifo", seed=0))
+        if isinstance(op, (Submit, Start)):
+            for simpler in _simpler_jobs(op):
+                yield replace(schedule, ops=ops[:index] + (simpler,) + ops[index + 1 :])
+    for index in range(count):
+        gap = ops[index].at_ms - (ops[index - 1].at_ms if index else 0)
+        if gap:
+            shifted = tuple(op if i < index else replace(op, at_ms=op.at_ms - gap) for i, op in enumerate(ops))
+            yield replace(schedule, ops=shifted)
+    policy = schedule.clock
+    if policy.jitter_ms:
+        yield replace(schedule, clock=replace(policy, jitter_ms=0))
+    if policy.step_ms:
+        yield replace(schedule, clock=replace(policy, step_ms=0))
+    if policy.tie_break != "fifo":
+        yield replace(schedule, clock=replace(policy, tie_break="fifo", seed=0))
+
+
+def _simpler_jobs(op: Submit | Start) -> Iterator[Submit | Start]:
+    if op.then:
+        yield replace(op, then=())
+        if len(op.then) > 1:
+            yield replace(op, then=op.then[:-1])
+    for spec in _simpler_specs(op.spec):
+        yield replace(op, spec=spec)
+    if isinstance(op, Submit) and op.priority:
+        yield replace(op, priority=0)
 
 
 def _simpler_specs(spec: JobSpec) -> Iterator[JobSpec]:
@@ -55,3 +91,19 @@ def _simpler_specs(spec: JobSpec) -> Iterator[JobSpec]:
         yield replace(spec, canceller_raises=False)
     if spec.after_ms:
         yield replace(spec, after_ms=0)
+    if spec.kind != "succeed":
+        yield replace(spec, kind="succeed", canceller_raises=False)
+    if spec.error != "InjectedError" and spec.fails:
+        yield replace(spec, error="InjectedError")
+
+
+def _renumbered(schedule: Schedule) -> Schedule:
+    """The same schedule with jobs numbered 0, 1, 2... in submission order, for readability."""
+    numbers: dict[int, int] = {}
+    for op in schedule.ops:
+        if isinstance(op, (Submit, Start)):
+            numbers[op.job] = len(numbers)
+    return replace(
+        schedule,
+        ops=tuple(replace(op, job=numbers[op.job]) if isinstance(op, (Submit, Start, Cancel)) else op for op in schedule.ops),
+    )

@@ -132,6 +132,7 @@ class Target:
             stops=True,
             priorities=3 if self.order == "priority" else 0,
             periodic=self.kind == "periodic",
+            canceller_raises=self.cancellable and self.kind == "submit",
             max_then=3 if (self.retries or self.kind == "periodic") else 0,
         )
 

@@ -28,6 +28,7 @@ class Attempt:
     start: int
     end: int | None = None
     end_kind: str | None = None
+    canceller_raised: bool = False
 
     def running_at(self, index: int) -> bool:
         """Started before trace index ``index`` and not ended before it."""
@@ -112,6 +113,8 @@ def _build(trace: Trace, schedule) -> Facts:
                 attempt.end_kind = kind
             if event.detail == CANCELLER_RAISED:
                 jobs[event.job].canceller_raised = True
+                if attempt is not None:
+                    attempt.canceller_raised = True
         elif kind in ("submit", "start"):
             jobs[event.job].submit = index
         elif kind in ("result", "failure"):
@@ -165,10 +168,12 @@ def _hangs(attempt: Attempt, target) -> bool:
 
 
 def _stuck_attempts(facts: Facts, target, end: int) -> list[Attempt]:
+    """Attempts that hold a slot for ever: hanging ones, and those whose canceller raised
+    (their Deferred can then never fire, whatever the subject does)."""
     stuck = []
     for job in facts.jobs.values():
         for attempt in job.attempts:
-            if attempt.running_at(end) and (_hangs(attempt, target) or job.canceller_raised):
+            if attempt.start < end and (attempt.canceller_raised or (attempt.running_at(end) and _hangs(attempt, target))):
                 stuck.append(attempt)
     return stuck
 
