@@ -2,20 +2,27 @@
 
 Installing the package activates it; nothing goes in ``conftest.py``. It adds
 the ``--harness-*`` options and ini settings and the ``harness_slow`` marker,
-and shares one session seed with every xdist worker. The pieces live in
-``harness.pytest``; this module only wires them into pytest's hooks.
+runs ``@fuzz`` tests, and prints harness failures as a timeline rather than a
+traceback into the harness. The pieces live in ``harness.pytest``; this
+module only wires them into pytest's hooks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
 import pytest
+
+from .errors import HarnessError
+from .pytest.fuzz import FUZZ_ATTRIBUTE, FuzzTest
+from .pytest.report import InvariantViolated, display_path
 from .pytest.settings import SETTINGS_KEY, add_options, resolve, settings_of
 
 MARKERS = (
     "harness_slow(max_examples=None, budget=None): a long harness campaign; its own example count or budget "
     "(seconds) replace the ini settings, the command line still wins; deselect with -m 'not harness_slow'",
+    "harness_fuzz(target): set by @harness.pytest.fuzz on the tests it makes",
 )
 
 
@@ -43,6 +50,7 @@ class _XdistSeed:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     settings = settings_of(config)
+    start = config.invocation_params.dir
     if settings.seed_source == "fresh":
         seed = f"seed {settings.seed} (fresh; reuse with --harness-seed {settings.seed})"
     else:
@@ -53,4 +61,28 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         limits.append(f"{max_examples} examples")
     if settings.budget_s is not None:
         limits.append(f"{settings.budget_s:g}s")
-    return [f"harness: {seed}; {' or '.join(limits)} per fuzz test; failures to {settings.report_dir / 'failures'}"]
+    return [
+        f"harness: {seed}; {' or '.join(limits)} per fuzz test; failures to "
+        f"{display_path(settings.report_dir / 'failures', start)}"
+    ]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
+    """Load each ``@fuzz`` test's target at collection, so a bad target is a collection error naming it."""
+    fuzz_test = getattr(obj, FUZZ_ATTRIBUTE, None)
+    if isinstance(fuzz_test, FuzzTest):
+        try:
+            fuzz_test.resolve()
+        except HarnessError as exc:
+            raise collector.CollectError(f"harness: @fuzz test {name}: {exc}") from None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """Show a violated invariant as its report (timeline, file, replay and rerun lines), not a traceback."""
+    report = yield
+    if call.excinfo is not None and isinstance(call.excinfo.value, InvariantViolated) and report.failed:
+        exc = call.excinfo.value
+        report.longrepr = "\n".join([str(exc), *getattr(exc, "__notes__", [])])
+    return report

@@ -1,5 +1,17 @@
-"""The harness in a pytest suite; the plugin itself is ``harness.pytest_plugin``, active once installed."""
+"""The harness in a pytest suite: ``@fuzz`` turns a target into a test.
 
+The plugin itself (options, markers) is ``harness.pytest_plugin``, active
+once the package is installed. Import from here what a test module names::
+
+    from harness.pytest import fuzz
+
+    @fuzz("mypkg.harness_targets:pool")
+    def test_pool_keeps_its_limit():
+        "The pool never runs more than 3 jobs, whatever the schedule."
+"""
+
+from .fuzz import fuzz
+from .report import InvariantViolated
 from .settings import HarnessSettings
 
-__all__ = ["HarnessSettings"]
+__all__ = ["HarnessSettings", "InvariantViolated", "fuzz"]

@@ -1,0 +1,84 @@
+"""What a failing harness test says: the invariant, the minimal timeline, and how to get it back.
+
+Every failure the plugin reports (a fuzz test, a hand-written property, a
+regression file that breaks again) reads the same way, as the ``harness``
+command prints it: ``FAIL <invariant>: <message>``, the schedule and trace
+with the violating events marked, where the failure file is, the exact
+``harness replay`` command, and the pytest line that reruns just this test.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..failure_file import FailureRecord
+from ..timeline import render_schedule, render_trace
+
+
+class InvariantViolated(AssertionError):
+    """A harness test failed because the subject broke an invariant; the message is the whole report.
+
+    The plugin prints the message as the failure, without a traceback into
+    the harness: the timeline is the useful part, not the harness's frames.
+    """
+
+    def __init__(self, message: str, record: FailureRecord | None = None, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.record = record
+        self.path = path
+
+
+def display_path(path: Path, start: Path) -> str:
+    """``path`` relative to ``start`` when it lies below it (shorter to read and paste), else absolute."""
+    try:
+        return str(path.relative_to(start))
+    except ValueError:
+        return str(path)
+
+
+def quote_nodeid(nodeid: str) -> str:
+    """A node id as one shell word, always quoted so that ``[`` and ``::`` read the same in any shell."""
+    return "'" + nodeid.replace("'", "'\"'\"'") + "'"
+
+
+def rerun_line(nodeid: str, args: Sequence[str] = ()) -> str:
+    """The pytest command that runs just this test again with the given options."""
+    return " ".join(["pytest", quote_nodeid(nodeid), *args])
+
+
+def replay_line(path: Path, start: Path) -> str:
+    return f"harness replay {shlex.quote(display_path(path, start))}"
+
+
+def failure_message(
+    record: FailureRecord,
+    *,
+    path: Path | None,
+    start: Path,
+    rerun: str | None,
+    schedule_label: str = "minimal ",
+    note: str = "",
+    not_saved: str = "",
+) -> str:
+    """The full text of a failure, as ``harness fuzz`` prints it plus the pytest rerun line."""
+    lines = [f"FAIL {record.invariant}: {record.message}"]
+    if note:
+        lines.append(note)
+    lines += [
+        "",
+        schedule_label + render_schedule(record.schedule),
+        "",
+        "trace (>> marks the events that break the invariant):",
+        render_trace(record.trace, record.marked),
+        "",
+    ]
+    if path is not None:
+        lines.append(f"saved: {display_path(path, start)}")
+        lines.append(f"replay: {replay_line(path, start)}")
+    elif not_saved:
+        lines.append(f"not saved: {not_saved}")
+    if rerun:
+        lines.append(f"rerun: {rerun}")
+    return "\n".join(lines)
