@@ -1,10 +1,11 @@
 """The harness's pytest plugin, registered through the ``pytest11`` entry point.
 
 Installing the package activates it; nothing goes in ``conftest.py``. It adds
-the ``--harness-*`` options and ini settings and the ``harness_slow`` marker,
-runs ``@fuzz`` tests, and prints harness failures as a timeline rather than a
-traceback into the harness. The pieces live in ``harness.pytest``; this
-module only wires them into pytest's hooks.
+the ``--harness-*`` options and ini settings, the ``harness_slow`` marker,
+the ``harness_runner`` and ``harness_clock`` fixtures, runs ``@fuzz`` tests,
+and prints harness failures as a timeline rather than a traceback into the
+harness. The pieces live in ``harness.pytest``; this module only wires them
+into pytest's hooks.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from typing import Any
 import pytest
 
 from .errors import HarnessError
+from .pytest.fixtures import CURRENT_ITEM, harness_clock, harness_runner
 from .pytest.fuzz import FUZZ_ATTRIBUTE, FuzzTest
 from .pytest.report import InvariantViolated, display_path
 from .pytest.settings import SETTINGS_KEY, add_options, resolve, settings_of
+
+__all__ = ["harness_clock", "harness_runner"]
 
 MARKERS = (
     "harness_slow(max_examples=None, budget=None): a long harness campaign; its own example count or budget "
@@ -76,6 +80,15 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
             fuzz_test.resolve()
         except HarnessError as exc:
             raise collector.CollectError(f"harness: @fuzz test {name}: {exc}") from None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+    item.config.stash[CURRENT_ITEM] = item
+    try:
+        return (yield)
+    finally:
+        item.config.stash[CURRENT_ITEM] = None
 
 
 @pytest.hookimpl(wrapper=True)

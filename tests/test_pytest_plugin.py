@@ -252,6 +252,64 @@ def test_disabled_plugin_makes_fuzz_tests_fail_clearly(pytester: pytest.Pytester
     result.stdout.fnmatch_lines(["*the harness pytest plugin is not active in this session*"])
 
 
+# -- fixtures, Hypothesis and pytest-twisted ---------------------------------------------
+
+
+def test_fixtures_compose_with_given_and_pytest_twisted(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        f"""
+        import pytest_twisted
+        from hypothesis import Phase, given, settings
+        from twisted.internet import task
+
+        from harness import FaultClock, Menu, Run, schedules
+        from scenarios.pools import double_release_pool
+
+        @settings(max_examples=30, database=None)
+        @given(schedules())
+        def test_correct_pool_property(harness_runner, schedule):
+            run = harness_runner.run("{CORRECT}", schedule)
+            assert isinstance(run, Run)
+            assert harness_runner.check(run) == []
+            harness_runner.assert_ok(run)
+
+        @settings(max_examples=500, database=None, derandomize=True, phases=[Phase.generate, Phase.shrink])
+        @given(schedules(Menu(max_ops=8)))
+        def test_buggy_pool_property(harness_runner, schedule):
+            harness_runner.assert_ok(harness_runner.run(double_release_pool, schedule))
+
+        def test_clock_fixture(harness_clock):
+            assert isinstance(harness_clock, FaultClock)
+            fired = []
+            harness_clock.callLater(1, fired.append, "b")
+            harness_clock.callLater(1, fired.append, "a")
+            harness_clock.advance(1)
+            assert fired == ["b", "a"]
+
+        @pytest_twisted.inlineCallbacks
+        def test_twisted_test_still_runs_in_the_reactor():
+            from twisted.internet import reactor
+            value = yield task.deferLater(reactor, 0, lambda: 42)
+            assert value == 42
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*plugins:*twisted*",
+            "FAIL concurrency.limit: *",
+            "schedule: * operations; *",
+            "saved: reports/failures/*.json",
+            "replay: harness replay reports/failures/*.json",
+            "rerun: pytest 'test_fixtures_compose_with_given_and_pytest_twisted.py::test_buggy_pool_property'",
+        ]
+    )
+    # Only the failure Hypothesis finally reports is saved, not every example it tried while shrinking.
+    (saved,) = (pytester.path / "reports" / "failures").glob("*.json")
+    assert failure_file.load(saved).target == BUGGY
+
+
 # -- xdist -----------------------------------------------------------------------------
 
 

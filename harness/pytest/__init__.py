@@ -1,7 +1,8 @@
-"""The harness in a pytest suite: ``@fuzz`` turns a target into a test.
+"""The harness in a pytest suite: ``@fuzz`` turns a target into a test, fixtures serve hand-written properties.
 
-The plugin itself (options, markers) is ``harness.pytest_plugin``, active
-once the package is installed. Import from here what a test module names::
+The plugin itself (options, markers, the ``harness_runner`` and
+``harness_clock`` fixtures) is ``harness.pytest_plugin``, active once the
+package is installed. Import from here what a test module names::
 
     from harness.pytest import fuzz
 
@@ -10,8 +11,9 @@ once the package is installed. Import from here what a test module names::
         "The pool never runs more than 3 jobs, whatever the schedule."
 """
 
+from .fixtures import HarnessRunner
 from .fuzz import fuzz
 from .report import InvariantViolated
 from .settings import HarnessSettings
 
-__all__ = ["HarnessSettings", "InvariantViolated", "fuzz"]
+__all__ = ["HarnessRunner", "HarnessSettings", "InvariantViolated", "fuzz"]
