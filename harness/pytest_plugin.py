@@ -3,14 +3,15 @@
 Installing the package activates it; nothing goes in ``conftest.py``. It adds
 the ``--harness-*`` options and ini settings, the ``harness_slow`` marker,
 the ``harness_runner`` and ``harness_clock`` fixtures, runs ``@fuzz`` tests,
-and prints harness failures as a timeline rather than a traceback into the
-harness. The pieces live in ``harness.pytest``; this module only wires them
-into pytest's hooks.
+collects saved failure files as regression tests, and prints harness
+failures as a timeline rather than a traceback into the harness. The pieces
+live in ``harness.pytest``; this module only wires them into pytest's hooks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,8 @@ import pytest
 from .errors import HarnessError
 from .pytest.fixtures import CURRENT_ITEM, harness_clock, harness_runner
 from .pytest.fuzz import FUZZ_ATTRIBUTE, FuzzTest
+from .pytest.regressions import MARKER as REGRESSION_MARKER
+from .pytest.regressions import RegressionFile, regression_files
 from .pytest.report import InvariantViolated, display_path
 from .pytest.settings import SETTINGS_KEY, add_options, resolve, settings_of
 
@@ -27,7 +30,11 @@ MARKERS = (
     "harness_slow(max_examples=None, budget=None): a long harness campaign; its own example count or budget "
     "(seconds) replace the ini settings, the command line still wins; deselect with -m 'not harness_slow'",
     "harness_fuzz(target): set by @harness.pytest.fuzz on the tests it makes",
+    f"{REGRESSION_MARKER}: a saved failure file replayed as a test",
 )
+
+#: Regression files that normal collection already turned into tests (so they are not added twice).
+_COLLECTED = pytest.StashKey[set[Path]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,6 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
     config.stash[SETTINGS_KEY] = resolve(config)
+    config.stash[_COLLECTED] = set()
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistSeed(), "harness-xdist-seed")
 
@@ -65,9 +73,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         limits.append(f"{max_examples} examples")
     if settings.budget_s is not None:
         limits.append(f"{settings.budget_s:g}s")
+    regressions = len(regression_files(settings.regressions_dir))
     return [
         f"harness: {seed}; {' or '.join(limits)} per fuzz test; failures to "
-        f"{display_path(settings.report_dir / 'failures', start)}"
+        f"{display_path(settings.report_dir / 'failures', start)}; "
+        f"{regressions} regression file(s) in {display_path(settings.regressions_dir, start)}"
     ]
 
 
@@ -80,6 +90,32 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
             fuzz_test.resolve()
         except HarnessError as exc:
             raise collector.CollectError(f"harness: @fuzz test {name}: {exc}") from None
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> RegressionFile | None:
+    """A failure file inside the regressions directory, when pytest's own collection reaches it."""
+    settings = settings_of(parent.config)
+    if file_path.suffix == ".json" and file_path.is_relative_to(settings.regressions_dir):
+        parent.config.stash[_COLLECTED].add(file_path)
+        return RegressionFile.from_parent(parent, path=file_path)
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Add the regression files as tests to a run of the whole suite.
+
+    Only when pytest was given no paths (it runs ``testpaths`` or the current
+    directory): a run of named tests, like the printed rerun line, runs just
+    those. Runs before ``-k``/``-m`` deselection, so those apply here too.
+    """
+    if config.args_source == pytest.Config.ArgsSource.ARGS:
+        return
+    seen = config.stash[_COLLECTED]
+    for path in regression_files(settings_of(config).regressions_dir):
+        if path not in seen:
+            seen.add(path)
+            items.extend(RegressionFile.from_parent(session, path=path).collect())
 
 
 @pytest.hookimpl(wrapper=True)

@@ -9,10 +9,13 @@ pool is fuzzed with a seed that finds its bug early.
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 
+from harness import CampaignConfig, load_target, run_campaign
 from harness import failure_file
 
 pytest_plugins = ["pytester"]
@@ -360,3 +363,87 @@ def test_xdist_failure_prints_a_rerun_line_that_reproduces(pytester: pytest.Pyte
     alone = pytester.runpytest_subprocess("test_pools.py::test_buggy_pool", *FINDS)
     alone.assert_outcomes(failed=1)
     assert [p.name for p in (pytester.path / "reports" / "failures").glob("*.json")] == [saved.name]
+
+
+# -- regression files ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def buggy_record(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A real minimal failure of the buggy pool, as failure-file JSON, found once for the module."""
+    report_dir = tmp_path_factory.mktemp("reports")
+    result = run_campaign(load_target(BUGGY), BUGGY, CampaignConfig(max_examples=200, seed=15, report_dir=str(report_dir)))
+    (finding,) = result.findings
+    return json.loads(finding.path.read_text())
+
+
+def _write_regressions(directory: Path, record: dict) -> None:
+    """Three regression files: a bug still there, the same schedule against the fixed pool, a corrupt file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "a_still_broken.json").write_text(json.dumps(record))
+    (directory / "b_fixed.json").write_text(json.dumps(dict(record, target=CORRECT)))
+    (directory / "c_corrupt.json").write_text('{"format": "harness-failure", ')
+
+
+def test_regression_files_are_collected_one_item_each(pytester: pytest.Pytester, buggy_record: dict) -> None:
+    _write_regressions(pytester.path / "harness-regressions", buggy_record)
+    pytester.makepyfile(test_pools=CORRECT_TEST)
+    result = pytester.runpytest_subprocess("-v", "--harness-max-examples", "5")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines_random(
+        [
+            "test_pools.py::test_correct_pool PASSED*",
+            "harness-regressions/a_still_broken.json::concurrency.limit FAILED*",
+            "harness-regressions/b_fixed.json::concurrency.limit PASSED*",
+            "harness-regressions/c_corrupt.json::load FAILED*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "FAIL concurrency.limit: 3 jobs running at *",
+            "reproduced exactly: the bug this regression file records is back",
+            "schedule: * operations; *",
+            "saved: harness-regressions/a_still_broken.json",
+            "replay: harness replay harness-regressions/a_still_broken.json",
+            "rerun: pytest 'harness-regressions/a_still_broken.json::concurrency.limit'",
+        ]
+    )
+    result.stdout.fnmatch_lines(["failure file '*c_corrupt.json' is not valid JSON (*); it may be truncated"])
+
+    # The rerun line runs just that file; naming test files runs just them.
+    alone = run_inline(pytester, "harness-regressions/a_still_broken.json::concurrency.limit")
+    alone.assert_outcomes(failed=1)
+    named = run_inline(pytester, "test_pools.py", "--harness-max-examples", "5")
+    named.assert_outcomes(passed=1)
+    deselected = run_inline(pytester, "-m", "not harness_regression", "--harness-max-examples", "5")
+    deselected.assert_outcomes(passed=1, deselected=3)
+
+
+def test_regressions_outside_testpaths_are_added_under_xdist(pytester: pytest.Pytester, buggy_record: dict) -> None:
+    """The usual layout: tests under ``testpaths``, failure files beside them, added to a whole-suite run."""
+    _write_regressions(pytester.path / "saved" / "nested", buggy_record)
+    pytester.makeini("[pytest]\ntestpaths = tests\nharness_regressions = saved\n")
+    pytester.mkdir("tests")
+    (pytester.path / "tests" / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
+    result = pytester.runpytest_subprocess("-n", "2", "-v")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*3 regression file(s) in saved*",
+            "*PASSED tests/test_nothing.py::test_nothing*",
+            "*FAILED saved/nested/a_still_broken.json::concurrency.limit*",
+            "*PASSED saved/nested/b_fixed.json::concurrency.limit*",
+            "*FAILED saved/nested/c_corrupt.json::load*",
+        ]
+    )
+
+
+def test_regression_naming_a_missing_target_fails_with_one_line(pytester: pytest.Pytester, buggy_record: dict) -> None:
+    directory = pytester.path / "harness-regressions"
+    directory.mkdir()
+    (directory / "gone.json").write_text(json.dumps(dict(buggy_record, target="no_such_module_xyz:pool")))
+    result = run_inline(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["regression file harness-regressions/gone.json: cannot import module 'no_such_module_xyz' *"]
+    )

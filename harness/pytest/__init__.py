@@ -1,8 +1,8 @@
 """The harness in a pytest suite: ``@fuzz`` turns a target into a test, fixtures serve hand-written properties.
 
-The plugin itself (options, markers, the ``harness_runner`` and
-``harness_clock`` fixtures) is ``harness.pytest_plugin``, active once the
-package is installed. Import from here what a test module names::
+The plugin itself (options, markers, fixtures, regression files as tests) is
+``harness.pytest_plugin``, active once the package is installed. Import from
+here what a test module names::
 
     from harness.pytest import fuzz
 
