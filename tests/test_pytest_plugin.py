@@ -158,6 +158,17 @@ def test_fuzz_test_with_arguments_is_refused(pytester: pytest.Pytester) -> None:
 # -- options, ini settings and the slow marker ---------------------------------------
 
 
+def test_header_shows_the_seed_and_where_it_came_from(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nharness_seed = 7\nharness_max_examples = 12\n")
+    from_ini = run_inline(pytester)
+    from_ini.stdout.fnmatch_lines(["harness: seed 7 (from ini); 12 examples per fuzz test; failures to *"])
+    from_option = run_inline(pytester, "--harness-seed", "0x10", "--harness-budget", "2s")
+    from_option.stdout.fnmatch_lines(["harness: seed 16 (from option); 12 examples or 2s per fuzz test; *"])
+    pytester.makeini("[pytest]\n")
+    fresh = run_inline(pytester)
+    fresh.stdout.fnmatch_lines(["harness: seed * (fresh; reuse with --harness-seed *); 100 examples per fuzz test; *"])
+
+
 def test_ini_settings_take_effect_and_options_override_them(pytester: pytest.Pytester) -> None:
     pytester.makeini(
         """

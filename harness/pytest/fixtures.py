@@ -27,13 +27,11 @@ from hypothesis.control import current_build_context, currently_in_test_context
 
 from .. import failure_file
 from ..clock import FaultClock
-from ..failure_file import FailureRecord
 from ..invariants import Violation, check
 from ..runner import Run, run_schedule
 from ..schedule import Schedule
 from ..target import Target
-from .fuzz import rerun_nodeid
-from .report import InvariantViolated, failure_message, rerun_line
+from .report import InvariantViolated, failure_message, record_of, rerun_line, rerun_nodeid
 from .settings import HarnessSettings, settings_of
 from .targets import resolve_target, spec_of
 
@@ -95,16 +93,7 @@ class HarnessRunner:
             return
         violation = violations[0]
         spec = self._spec(run.target)
-        record = FailureRecord(
-            target=spec or "<unnamed target>",
-            schedule=run.schedule,
-            invariant=violation.invariant,
-            message=violation.message,
-            trace_hash=run.trace.digest(),
-            seed=None,
-            trace=tuple(run.trace),
-            marked=violation.events,
-        )
+        record = record_of(run, violation, spec or "<unnamed target>")
         path: Path | None = None
         not_saved = ""
         if spec is None:

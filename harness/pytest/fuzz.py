@@ -10,10 +10,8 @@ and the pytest line that reruns just this test with the same seed.
 from __future__ import annotations
 
 import inspect
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +19,7 @@ import pytest
 from ..campaign import CampaignConfig, run_campaign
 from ..errors import HarnessError
 from ..target import Target
-from .report import InvariantViolated, failure_message, rerun_line
+from .report import InvariantViolated, failure_message, rerun_line, rerun_nodeid
 from .settings import settings_of
 from .targets import resolve_target
 
@@ -135,11 +133,3 @@ def run_fuzz_test(request: pytest.FixtureRequest, fuzz_test: FuzzTest) -> None:
         finding.path,
     )
 
-
-def rerun_nodeid(config: pytest.Config, nodeid: str) -> str:
-    """The node id as typed from the invocation directory (node ids are relative to the rootdir)."""
-    if config.invocation_params.dir == config.rootpath:
-        return nodeid
-    file_part, sep, rest = nodeid.partition("::")
-    path = os.path.relpath(Path(config.rootpath) / file_part, config.invocation_params.dir)
-    return path + sep + rest

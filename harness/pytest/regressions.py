@@ -21,7 +21,7 @@ from ..invariants import check
 from ..runner import run_schedule
 from ..target import load_target
 from ..trace import first_divergence
-from .report import InvariantViolated, failure_message, rerun_line
+from .report import InvariantViolated, display_path, failure_message, record_of, rerun_line, rerun_nodeid
 
 #: Marker put on every regression item, so ``-m "not harness_regression"`` leaves them out.
 MARKER = "harness_regression"
@@ -67,7 +67,8 @@ class RegressionItem(pytest.Item):
             target = load_target(record.target)
             run = run_schedule(target, record.schedule)
         except HarnessError as exc:
-            raise RegressionError(f"regression file {self._shown_path()}: {exc}") from None
+            shown = display_path(self.path, self.config.invocation_params.dir)
+            raise RegressionError(f"regression file {shown}: {exc}") from None
         same = [v for v in check(run) if v.invariant == record.invariant]
         if not same:
             return
@@ -77,31 +78,16 @@ class RegressionItem(pytest.Item):
         else:
             index = first_divergence(run.trace.lines(), [event.line() for event in record.trace])
             how = f"reproduced, but the trace diverged from the saved one at event {index}"
-        again = FailureRecord(
-            target=record.target,
-            schedule=record.schedule,
-            invariant=violation.invariant,
-            message=violation.message,
-            trace_hash=run.trace.digest(),
-            seed=record.seed,
-            trace=tuple(run.trace),
-            marked=violation.events,
-        )
+        again = record_of(run, violation, record.target, record.seed)
         text = failure_message(
             again,
             path=self.path,
             start=self.config.invocation_params.dir,
-            rerun=rerun_line(self.nodeid),
+            rerun=rerun_line(rerun_nodeid(self.config, self.nodeid)),
             schedule_label="",
             note=f"{how}: the bug this regression file records is back",
         )
         raise InvariantViolated(text, again, self.path)
-
-    def _shown_path(self) -> str:
-        try:
-            return str(self.path.relative_to(self.config.invocation_params.dir))
-        except ValueError:
-            return str(self.path)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, (RegressionError, InvariantViolated)):

@@ -9,11 +9,16 @@ with the violating events marked, where the failure file is, the exact
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
 from ..failure_file import FailureRecord
+from ..invariants import Violation
+from ..runner import Run
 from ..timeline import render_schedule, render_trace
 
 
@@ -43,6 +48,15 @@ def quote_nodeid(nodeid: str) -> str:
     return "'" + nodeid.replace("'", "'\"'\"'") + "'"
 
 
+def rerun_nodeid(config: pytest.Config, nodeid: str) -> str:
+    """The node id as typed from the invocation directory (node ids are relative to the rootdir)."""
+    if config.invocation_params.dir == config.rootpath:
+        return nodeid
+    file_part, sep, rest = nodeid.partition("::")
+    path = os.path.relpath(Path(config.rootpath) / file_part, config.invocation_params.dir)
+    return path + sep + rest
+
+
 def rerun_line(nodeid: str, args: Sequence[str] = ()) -> str:
     """The pytest command that runs just this test again with the given options."""
     return " ".join(["pytest", quote_nodeid(nodeid), *args])
@@ -50,6 +64,20 @@ def rerun_line(nodeid: str, args: Sequence[str] = ()) -> str:
 
 def replay_line(path: Path, start: Path) -> str:
     return f"harness replay {shlex.quote(display_path(path, start))}"
+
+
+def record_of(run: Run, violation: Violation, target: str, seed: int | None = None) -> FailureRecord:
+    """The failure record of ``violation`` in ``run``, ready to print or save."""
+    return FailureRecord(
+        target=target,
+        schedule=run.schedule,
+        invariant=violation.invariant,
+        message=violation.message,
+        trace_hash=run.trace.digest(),
+        seed=seed,
+        trace=tuple(run.trace),
+        marked=violation.events,
+    )
 
 
 def failure_message(

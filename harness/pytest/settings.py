@@ -136,16 +136,26 @@ class HarnessSettings:
     budget_s: float | None
     report_dir: Path
     regressions_dir: Path
-    #: Harness options given on the command line, repeated in the printed rerun line.
-    rerun_args: tuple[str, ...] = ()
+    #: Names of the settings given on the command line (they beat a marker's own values).
+    on_command_line: frozenset[str] = frozenset()
+
+    @property
+    def rerun_args(self) -> tuple[str, ...]:
+        """The campaign-size options given on the command line, repeated in the printed rerun line."""
+        args: list[str] = []
+        if "max_examples" in self.on_command_line:
+            args += ["--harness-max-examples", str(self.max_examples)]
+        if "budget" in self.on_command_line:
+            args += ["--harness-budget", f"{self.budget_s:g}"]
+        return tuple(args)
 
     def limits(self, marker: pytest.Mark | None = None) -> tuple[int | None, float | None]:
         """Examples and budget for one fuzz test: command line, then its ``harness_slow`` marker, then ini."""
         max_examples, budget = self.max_examples, self.budget_s
         if marker is not None:
-            if "max_examples" in marker.kwargs and "--harness-max-examples" not in self.rerun_args:
+            if "max_examples" in marker.kwargs and "max_examples" not in self.on_command_line:
                 max_examples = _marker_value(marker, "max_examples", parse_count)
-            if "budget" in marker.kwargs and "--harness-budget" not in self.rerun_args:
+            if "budget" in marker.kwargs and "budget" not in self.on_command_line:
                 budget = _marker_value(marker, "budget", parse_seconds)
         if max_examples is None and budget is None:
             max_examples = DEFAULT_MAX_EXAMPLES
@@ -168,13 +178,10 @@ def resolve(config: pytest.Config) -> HarnessSettings:
     """Read every setting: command line first, then the ini file, then the default."""
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    rerun: list[str] = []
     for setting in SETTINGS:
         value = config.getoption(setting.ini)
         if value is not None:
             sources[setting.name] = "option"
-            if setting.name in ("max_examples", "budget"):
-                rerun += [setting.flag, f"{value:g}" if isinstance(value, float) else str(value)]
         else:
             value = _ini(config, setting)
             sources[setting.name] = "ini"
@@ -193,7 +200,7 @@ def resolve(config: pytest.Config) -> HarnessSettings:
         budget_s=values["budget"],
         report_dir=_path(config, values["report_dir"], sources["report_dir"]),
         regressions_dir=_path(config, values["regressions"], sources["regressions"]),
-        rerun_args=tuple(rerun),
+        on_command_line=frozenset(name for name, source in sources.items() if source == "option"),
     )
 
 
