@@ -1,0 +1,135 @@
+"""``@fuzz``: turn a target into a pytest test in one line.
+
+The decorated function is only a name and a docstring for the test: its body
+is never run, the target's invariants are the test. The plugin runs a
+campaign with the session's seed and budget, and on a violation fails the
+test with the minimal timeline, the saved failure file, the replay command
+and the pytest line that reruns just this test with the same seed.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from ..campaign import CampaignConfig, run_campaign
+from ..errors import HarnessError
+from ..target import Target
+from .report import InvariantViolated, failure_message, rerun_line, rerun_nodeid
+from .settings import settings_of
+from .targets import resolve_target
+
+#: Attribute under which a ``@fuzz`` test carries its ``FuzzTest``.
+FUZZ_ATTRIBUTE = "harness_fuzz"
+
+
+@dataclass
+class FuzzTest:
+    """The target of one ``@fuzz`` test, named and loaded once, at collection."""
+
+    target: Target | str
+    spec: str | None = None
+    loaded: Target | None = None
+
+    def resolve(self) -> tuple[str, Target]:
+        """The target's string and object; raises ``TargetError`` naming the target."""
+        if self.spec is None or self.loaded is None:
+            self.spec, self.loaded = resolve_target(self.target)
+        return self.spec, self.loaded
+
+
+def fuzz(target: Target | str) -> Callable[[Callable[[], Any]], Callable[..., None]]:
+    """Make the decorated, argument-less function a test that fuzzes ``target``.
+
+    ``target`` is a ``'package.module:attribute'`` string or a module-level
+    ``harness.Target``. Example::
+
+        from harness.pytest import fuzz
+
+        @fuzz("mypkg.harness_targets:pool")
+        def test_pool_keeps_its_limit():
+            "The pool never runs more than 3 jobs, whatever the schedule."
+
+    Mark it ``@pytest.mark.harness_slow(budget=300)`` for a long campaign.
+    """
+    if not isinstance(target, (str, Target)):
+        raise TypeError(
+            f"@fuzz takes a target string 'package.module:attribute' or a harness.Target, "
+            f"got {type(target).__name__} {target!r}"
+        )
+
+    def decorate(func: Callable[[], Any]) -> Callable[..., None]:
+        if not callable(func):
+            raise TypeError(f"@fuzz({target!r}) decorates a test function, got {func!r}")
+        if inspect.signature(func).parameters:
+            raise TypeError(
+                f"@fuzz test {func.__name__} must take no arguments: its body is not run, the target's invariants "
+                "are the test; use the harness_runner fixture for hand-written properties"
+            )
+        fuzz_test = FuzzTest(target)
+
+        def test(request: pytest.FixtureRequest) -> None:
+            __tracebackhide__ = True
+            run_fuzz_test(request, fuzz_test)
+
+        test.__name__ = func.__name__
+        test.__qualname__ = func.__qualname__
+        test.__doc__ = func.__doc__
+        test.__module__ = func.__module__
+        test.pytestmark = [*getattr(func, "pytestmark", []), pytest.mark.harness_fuzz(target)]  # type: ignore[attr-defined]
+        setattr(test, FUZZ_ATTRIBUTE, fuzz_test)
+        return test
+
+    return decorate
+
+
+def run_fuzz_test(request: pytest.FixtureRequest, fuzz_test: FuzzTest) -> None:
+    """Run the campaign of one ``@fuzz`` test and fail it on the first violation found."""
+    __tracebackhide__ = True
+    config = request.config
+    settings = settings_of(config)
+    node = request.node
+    try:
+        spec, target = fuzz_test.resolve()
+        max_examples, budget = settings.limits(node.get_closest_marker("harness_slow"))
+        result = run_campaign(
+            target,
+            spec,
+            CampaignConfig(
+                max_examples=max_examples,
+                budget_s=budget,
+                seed=settings.seed,
+                report_dir=str(settings.report_dir),
+                max_failures=1,
+            ),
+        )
+    except HarnessError as exc:
+        pytest.fail(f"harness: {exc}", pytrace=False)
+    if result.stopped_by == "interrupt":
+        raise KeyboardInterrupt
+    node.user_properties.extend(
+        [("harness_target", spec), ("harness_seed", result.seed), ("harness_examples", result.examples)]
+    )
+    node.add_report_section(
+        "call",
+        "harness",
+        f"{spec}: {result.examples} examples in {result.elapsed_s:.1f}s with seed {result.seed}; "
+        f"stopped by {result.stopped_by}",
+    )
+    if not result.findings:
+        return
+    finding = result.findings[0]
+    start = config.invocation_params.dir
+    rerun = rerun_line(
+        rerun_nodeid(config, node.nodeid), ["--harness-seed", str(result.seed), *settings.rerun_args]
+    )
+    raise InvariantViolated(
+        failure_message(finding.record, path=finding.path, start=start, rerun=rerun),
+        finding.record,
+        finding.path,
+    )
+
