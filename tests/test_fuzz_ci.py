@@ -284,12 +284,13 @@ class _SignalOnce(Progress):
 
 def test_interrupt_before_anything_is_found_exits_130_with_the_summary(monkeypatch, capsys) -> None:
     monkeypatch.setattr(harness.cli, "Progress", _SignalOnce)
+    before = signal.getsignal(signal.SIGINT)
     assert _fuzz(CORRECT, "--seed", "1", "--budget", "60", "--json", "s.json", "--junit", "j.xml") == 130
     summary = _summary("s.json")
     assert summary["outcome"] == "interrupted" and summary["exit_code"] == 130
     assert summary["stopped_by"] == "interrupt" and summary["examples"] == 5
     assert "interrupted; no violations; 5 examples" in capsys.readouterr().out
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    assert signal.getsignal(signal.SIGINT) is before  # restored
 
 
 def test_sigterm_while_shrinking_keeps_the_failure_unshrunk_and_exits_1(monkeypatch, capsys) -> None:
@@ -298,6 +299,7 @@ def test_sigterm_while_shrinking_keeps_the_failure_unshrunk_and_exits_1(monkeypa
         when = staticmethod(lambda result: result.shrinking)
 
     monkeypatch.setattr(harness.cli, "Progress", TermWhileShrinking)
+    before = signal.getsignal(signal.SIGTERM)
     argv = ["--seed", SEED, "--save-regression", "--json", "s.json", "--junit", "j.xml"]
     assert _fuzz(BUGGY, *argv) == 1
     summary = _summary("s.json")
@@ -309,7 +311,7 @@ def test_sigterm_while_shrinking_keeps_the_failure_unshrunk_and_exits_1(monkeypa
     out = capsys.readouterr().out
     assert "interrupted before shrinking finished" in out
     assert "not added to the regression corpus" in out
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) is before  # restored
 
 
 def test_show_still_prints_a_saved_failure(minimal_failure, capsys) -> None:
