@@ -42,6 +42,9 @@ SLOT = 16
 AXIS = 44
 LEGEND_ROW = 20
 MIN_WIDTH = 640
+#: A short trace is stretched to at least this many pixels of plot, by at most MAX_STRETCH.
+MIN_PLOT = 600
+MAX_STRETCH = 3.0
 FONT = "font-family:system-ui,-apple-system,'Segoe UI',sans-serif"
 
 VIOLATION_RED = "#d40000"
@@ -180,6 +183,7 @@ def timeline_svg(
         x0, x1, t = bands[-1]
         placed.append(_Placed(index, event, x1 + SLOT / 2, lane_y[lane_of(event)], marker_class(event)))
         bands[-1] = (x0, x1 + SLOT, t)
+    _stretch(placed, bands, LEFT + 12.0)
     plot_end = (bands[-1][1] if bands else LEFT + 12.0) + 12
     heading = title or _heading(invariant, [events[i] for i in sorted(marks) if 0 <= i < len(events)])
     width = max(MIN_WIDTH, math.ceil(plot_end + RIGHT), math.ceil(LEFT + 7.6 * len(heading) + RIGHT))
@@ -241,6 +245,19 @@ def timeline_svg(
     return "\n".join(out)
 
 
+def _stretch(placed: list[_Placed], bands: list[tuple[float, float, int]], origin: float) -> None:
+    """Spread a short trace over at least ``MIN_PLOT`` pixels (at most ``MAX_STRETCH`` times wider)."""
+    if not bands:
+        return
+    span = bands[-1][1] - origin
+    factor = min(MAX_STRETCH, MIN_PLOT / span) if span > 0 else 1.0
+    if factor <= 1.0:
+        return
+    for item in placed:
+        item.x = origin + (item.x - origin) * factor
+    bands[:] = [(origin + (x0 - origin) * factor, origin + (x1 - origin) * factor, t) for x0, x1, t in bands]
+
+
 def _heading(invariant: str, violating: list[Event]) -> str:
     if not invariant:
         return "trace timeline"
@@ -250,7 +267,7 @@ def _heading(invariant: str, violating: list[Event]) -> str:
 
 
 def _waits_and_attempts(placed: list[_Placed], plot_end: float) -> list[str]:
-    """A thin line for each job's wait from submit to its first start; a bar for every attempt."""
+    """A thin line for each job's wait from submit to its first start (if it did not start at once); a bar per attempt."""
     out: list[str] = []
     submitted: dict[int, _Placed] = {}
     waited: set[int] = set()
@@ -266,7 +283,8 @@ def _waits_and_attempts(placed: list[_Placed], plot_end: float) -> list[str]:
             running[(event.job, event.attempt)] = item
             if event.job in submitted and event.job not in waited:
                 waited.add(event.job)
-                out.append(_wait(submitted[event.job], item.x))
+                if item.index > submitted[event.job].index + 1:  # else it started at once: no wait
+                    out.append(_wait(submitted[event.job], item.x))
         elif event.kind in ("job.finish", "job.fail", "job.cancel"):
             began = running.pop((event.job, event.attempt), None)
             if began is not None:
