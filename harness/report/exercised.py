@@ -183,7 +183,7 @@ def exercise_of(invariant: str) -> Exercise:
 
 #: Fault key -> what it means, in report order. Counted per example that contains it.
 FAULTS: dict[str, str] = {
-    "submit": "jobs submitted",
+    "submit": "a job submitted",
     "periodic": "periodic work started",
     "job.succeed": "a job succeeds after a delay",
     "job.immediate": "a job returns an already-fired Deferred",
@@ -193,7 +193,7 @@ FAULTS: dict[str, str] = {
     "job.hang": "a job hangs until cancelled",
     "job.then": "a job behaves differently on later attempts",
     "canceller_raises": "a job's own canceller raises",
-    "cancel": "a cancel",
+    "cancel": "a cancel, wherever it landed",
     "cancel.waiting": "a cancel before the job started",
     "cancel.running": "a cancel while the job ran",
     "cancel.after_result": "a cancel after the result",
