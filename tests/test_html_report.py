@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -12,16 +11,15 @@ import pytest
 
 from harness import CampaignConfig, check, run_campaign, run_schedule
 from harness.failure_file import FailureRecord, save
-from harness.report import FailureView, Tally, load_inputs, render_report, view_of_finding, view_of_record
+from harness.report import Tally, load_inputs, render_report, view_of_finding
 from harness.report.page import branch_list, line_ranges
-from harness.summary import schema, summarize
 from harness.errors import FailureFileError
-from scenarios.pools import double_release_pool, semaphore_pool
+from harness.summary import schema, summarize
+from scenarios.pools import double_release_pool
 
 from test_svg_timeline import KNOWN
 
 BUGGY = "scenarios.pools:double_release_pool"
-CORRECT = "scenarios.pools:semaphore_pool"
 
 
 class Page(HTMLParser):
