@@ -157,11 +157,15 @@ def run_campaign(
     on_example: Callable[[CampaignResult], None] | None = None,
     on_finding: Callable[[Finding], None] | None = None,
     stop_requested: Callable[[], bool] | None = None,
+    on_run: Callable[[Schedule, Run], None] | None = None,
 ) -> CampaignResult:
     """Replay the regression corpus, then search for schedules that break the target's invariants.
 
     ``on_example`` is called after every run (keep it cheap), ``on_finding``
-    with each failure as soon as it is saved. The campaign stops at the next
+    with each failure as soon as it is saved. ``on_run`` is called with the
+    schedule and the finished run of every search example (the runs counted
+    in ``examples``; not shrinking or regression replays), for reports of
+    what the campaign exercised; keep it cheap too. The campaign stops at the next
     run once ``stop_requested()`` is true, or on ``KeyboardInterrupt``; what
     was found so far, even unshrunk, is saved and returned.
     """
@@ -172,6 +176,7 @@ def run_campaign(
     seed = config.seed if config.seed is not None else new_seed()
     result = CampaignResult(target=target_spec, seed=seed)
     search = _Search(target, target_spec, config, result, on_example, on_finding, stop_requested or _never)
+    search.on_run = on_run
     try:
         search.replay_regressions()
         search.run()
@@ -214,6 +219,7 @@ class _Search:
         self.started = time.monotonic()
         self.deadline = self.started + config.budget_s if config.budget_s is not None else None
         self.found: set[str] = set()
+        self.on_run: Callable[[Schedule, Run], None] | None = None
 
     def _check_stop(self) -> None:
         if self.stop_requested():
@@ -265,6 +271,7 @@ class _Search:
         def prop(schedule: Schedule) -> None:
             if self.stop_requested():
                 raise KeyboardInterrupt
+            searching = not best
             if best:
                 if grace_deadline is not None and time.monotonic() > grace_deadline:
                     raise _SearchOver("budget")
@@ -278,6 +285,8 @@ class _Search:
             run = run_schedule(self.target, schedule)
             if self.on_example is not None:
                 self.on_example(result)
+            if searching and self.on_run is not None:
+                self.on_run(schedule, run)
             # The first invariant found is pinned: shrinking keeps to schedules that break it,
             # rather than drifting to whichever invariant a smaller schedule happens to break.
             pinned = best[0][1].invariant if best else None

@@ -1,4 +1,4 @@
-"""The ``harness`` command: fuzz a target, replay or show a failure file, list the scenarios.
+"""The ``harness`` command: fuzz a target, replay or show a failure file, write the HTML report, list the scenarios.
 
 Exit codes: 0 clean (or a replay that no longer fails), 1 an invariant was
 violated (or reproduced), 2 a usage, target or file error, 3 an internal
@@ -9,6 +9,7 @@ before it found anything.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -25,6 +26,7 @@ from .errors import HarnessError, UsageError
 from .invariants import check
 from .junit import write_junit
 from .progress import Progress
+from .report import REPORT_NAME, CoverageProbe, Tally, load_inputs, view_of_finding, write_report
 from .runner import run_schedule
 from .signals import StopSignals
 from .summary import exit_code, summarize, write_json
@@ -129,6 +131,18 @@ def build_parser() -> argparse.ArgumentParser:
     database.add_argument("--no-database", action="store_true", help="use no example database")
     fuzz.add_argument("--json", metavar="FILE", help="write the campaign summary as JSON (schema in the README)")
     fuzz.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test case per invariant family")
+    fuzz.add_argument(
+        "--html",
+        action="store_true",
+        help=f"write a self-contained HTML report (summary, failure timelines, coverage) to DIR/{REPORT_NAME}",
+    )
+    fuzz.add_argument(
+        "--coverage",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="measure line and branch coverage of the target's package during the campaign "
+        "(default: on with --html, else off)",
+    )
     fuzz.set_defaults(handler=_cmd_fuzz)
 
     replay = commands.add_parser("replay", help="run a saved failure file again and say whether it reproduces")
@@ -138,6 +152,19 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="print a failure file's timeline without running anything")
     show.add_argument("file", help="a failure file written by 'harness fuzz'")
     show.set_defaults(handler=_cmd_show)
+
+    report = commands.add_parser(
+        "report",
+        help="write the HTML report from failure files and/or a --json summary",
+        description="Write the self-contained HTML report from a campaign summary (written by 'harness fuzz --json') "
+        "and failure files: the summary brings the campaign, what it exercised, its coverage and the failures it "
+        "lists; each failure file adds its timeline. Runs nothing.",
+    )
+    report.add_argument("files", nargs="+", metavar="FILE", help="a --json summary (at most one) and failure files")
+    report.add_argument(
+        "-o", "--output", metavar="FILE", default=f"reports/{REPORT_NAME}", help=f"where to write it (default reports/{REPORT_NAME})"
+    )
+    report.set_defaults(handler=_cmd_report)
 
     listing = commands.add_parser("list", help="list the bundled scenarios and what each must give")
     listing.add_argument("--json", action="store_true", help="print a JSON list of {target, expect, description}")
@@ -166,9 +193,18 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     for option, path in (("--json", args.json), ("--junit", args.junit)):
         if path is not None:
             _check_writable(option, path)
+    measure = args.coverage if args.coverage is not None else args.html
+    # Coverage starts before the target is imported, so that its import-time lines count.
+    probe = CoverageProbe(args.target) if measure else None
+    with probe or contextlib.nullcontext():
+        return _fuzz(args, config, probe)
+
+
+def _fuzz(args: argparse.Namespace, config: CampaignConfig, probe: CoverageProbe | None) -> int:
     target = load_target(args.target)
     print(f"harness: fuzzing {args.target} with seed {config.seed}; {_describe_config(config)}", flush=True)
     progress = Progress()
+    tally = Tally.for_target(target, config.menu)
 
     def on_finding(finding: Finding) -> None:
         progress.clear()
@@ -177,12 +213,21 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     # Signals stay handled until the reports are written: a second one still aborts at once.
     with StopSignals() as stop:
         result = run_campaign(
-            target, args.target, config, on_example=progress, on_finding=on_finding, stop_requested=stop.requested
+            target,
+            args.target,
+            config,
+            on_example=progress,
+            on_finding=on_finding,
+            stop_requested=stop.requested,
+            on_run=tally,
         )
+        if probe is not None:
+            probe.stop()
         progress.clear()
         _print_regressions(result, config)
         _print_summary(result)
-        _write_reports(args, config, result, target)
+        _print_coverage(probe)
+        _write_reports(args, config, result, target, tally, probe)
     return exit_code(result)
 
 
@@ -238,11 +283,38 @@ def _check_writable(option: str, path: str) -> None:
         raise UsageError(f"{option} {path!r}: its directory is not writable; choose another path")
 
 
-def _write_reports(args: argparse.Namespace, config: CampaignConfig, result: CampaignResult, target: Target) -> None:
+def _write_reports(
+    args: argparse.Namespace,
+    config: CampaignConfig,
+    result: CampaignResult,
+    target: Target,
+    tally: Tally,
+    probe: CoverageProbe | None,
+) -> None:
+    coverage = probe.report() if probe is not None else None
+    summary = summarize(result, config, exercised=tally.to_json(), coverage=coverage)
     if args.json is not None:
-        print(f"summary: {write_json(summarize(result, config), args.json)}")
+        print(f"summary: {write_json(summary, args.json)}")
     if args.junit is not None:
         print(f"junit: {write_junit(result, target, args.junit)}")
+    if args.html:
+        views = [view_of_finding(finding) for finding in result.findings]
+        print(f"html: {write_report(Path(config.report_dir) / REPORT_NAME, summary, views)}")
+
+
+def _print_coverage(probe: CoverageProbe | None) -> None:
+    if probe is None:
+        return
+    report = probe.report()
+    if report is None:
+        print(f"coverage: not measured (cannot find the package of {probe.target_spec!r})")
+        return
+    lines, branches = report["lines"], report["branches"]
+    print(
+        f"coverage of {report['scope']}: {lines['percent']}% of lines ({lines['covered']}/{lines['total']}), "
+        f"{branches['percent']}% of branches ({branches['covered']}/{branches['total']})"
+    )
+    sys.stdout.flush()
 
 
 def _print_finding(finding: Finding) -> None:
@@ -332,6 +404,14 @@ def _cmd_show(args: argparse.Namespace) -> int:
     print(render_schedule(record.schedule))
     print()
     print(render_trace(record.trace, record.marked))
+    return EXIT_CLEAN
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    summary, views, notes = load_inputs(args.files)
+    for note in notes:
+        print(f"harness: note: {note}", file=sys.stderr)
+    print(f"html: {write_report(args.output, summary, views, notes)}")
     return EXIT_CLEAN
 
 

@@ -38,8 +38,19 @@ def exit_code(result: CampaignResult) -> int:
     return EXIT_CODES[outcome(result)]
 
 
-def summarize(result: CampaignResult, config: CampaignConfig) -> dict[str, Any]:
-    """The summary of a finished (or interrupted) campaign as JSON-ready data."""
+def summarize(
+    result: CampaignResult,
+    config: CampaignConfig,
+    *,
+    exercised: dict[str, Any] | None = None,
+    coverage: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The summary of a finished (or interrupted) campaign as JSON-ready data.
+
+    ``exercised`` (``harness.report.Tally.to_json()``) and ``coverage``
+    (``harness.report.CoverageProbe.report()``) are written as they are, or
+    null when the campaign did not gather them.
+    """
     failing = sum(1 for replay in result.regressions if replay.fails)
     return {
         "format": FORMAT,
@@ -76,6 +87,8 @@ def summarize(result: CampaignResult, config: CampaignConfig) -> dict[str, Any]:
             ],
         },
         "failures": [_failure(finding) for finding in result.findings],
+        "exercised": exercised,
+        "coverage": coverage,
     }
 
 

@@ -114,11 +114,11 @@ def two_invariants(monkeypatch) -> None:
 
 
 def test_max_failures_reports_each_distinct_invariant(two_invariants, capsys) -> None:
-    assert _fuzz(BUGGY, "--seed", SEED, "--max-failures", "3", "--max-examples", "300", "--json", "summary.json") == 1
+    assert _fuzz(BUGGY, "--seed", SEED, "--max-failures", "3", "--max-examples", "1000", "--json", "summary.json") == 1
     summary = _summary()
     assert sorted(f["invariant"] for f in summary["failures"]) == ["concurrency.limit", "errors.test_no_job_fails"]
     assert summary["stopped_by"] == "max-examples"  # there is no third invariant to find
-    assert summary["examples"] == 300
+    assert summary["examples"] == 1000
     assert capsys.readouterr().out.count("\nFAIL ") == 2
 
 

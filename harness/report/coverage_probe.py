@@ -1,0 +1,184 @@
+"""Coverage of the target's own code during a campaign, measured with coverage.py.
+
+A clean campaign means little if its schedules never reached the code under
+test. ``CoverageProbe`` measures line and branch coverage of the target's
+package only (the top-level package of the target's module: for
+``mypkg.sub.targets:pool`` every file under ``mypkg/``; for a top-level
+module ``targets:pool``, that one file), from before the target is imported
+to the end of the campaign, and reports the percentages and the lines and
+branches never run, file by file.
+
+Start the probe before the target's module is imported: lines run at import
+(``def``, ``class``, module constants) count only if the import is measured.
+A module imported earlier is named in the report's ``note``.
+
+The probe reads no coverage configuration file (``# pragma: no cover``
+still excludes a line) and writes no data file. Hypothesis traces code only
+in its ``explain`` phase, which campaigns leave out, so the two never
+compete for the tracer. A probe started while another coverage.py
+measurement runs (the user's own ``coverage run``) pauses that one until it
+stops.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import coverage
+
+#: Warnings coverage.py would print that the report states in its own words (or that do not apply).
+_QUIET = ["module-not-measured", "module-not-imported", "no-data-collected", "couldnt-parse", "no-ctracer"]
+
+
+def target_source(target_spec: str) -> tuple[str, list[Path]] | None:
+    """The name and the files or directories of the target's top-level package or module.
+
+    None when it cannot be found; loading the target will then say why.
+    Nothing is imported but, for a dotted name, nothing either: only the
+    top-level name is looked up.
+    """
+    module = target_spec.partition(":")[0]
+    top = module.split(".", 1)[0]
+    if not top:
+        return None
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as load_target does
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if spec.submodule_search_locations:
+        return top, [Path(location).resolve() for location in spec.submodule_search_locations]
+    if spec.origin and spec.origin.endswith(".py"):
+        return top, [Path(spec.origin).resolve()]
+    return None
+
+
+class CoverageProbe:
+    """Line and branch coverage of one target's package while a campaign runs.
+
+    Use as a context manager around loading the target and running the
+    campaign, then read ``report()``::
+
+        probe = CoverageProbe("mypkg.targets:pool")
+        with probe:
+            target = load_target("mypkg.targets:pool")
+            run_campaign(target, "mypkg.targets:pool", config)
+        probe.report()["lines"]["percent"]
+    """
+
+    def __init__(self, target_spec: str) -> None:
+        self.target_spec = target_spec
+        found = target_source(target_spec)
+        self.name, self.paths = found if found is not None else ("", [])
+        self.preimported: list[str] = []
+        self._cov: coverage.Coverage | None = None
+        self._report: dict[str, Any] | None = None
+
+    @property
+    def package(self) -> bool:
+        return any(path.is_dir() for path in self.paths)
+
+    def start(self) -> None:
+        if not self.paths or self._cov is not None:
+            return
+        self.preimported = sorted(
+            name for name in sys.modules if name == self.name or name.startswith(self.name + ".")
+        )
+        if self.package:
+            cov = coverage.Coverage(
+                branch=True, data_file=None, config_file=False, source_dirs=[str(p) for p in self.paths]
+            )
+        else:
+            cov = coverage.Coverage(branch=True, data_file=None, config_file=False, include=[str(self.paths[0])])
+        cov.set_option("run:disable_warnings", _QUIET)
+        cov.start()
+        self._cov = cov
+
+    def stop(self) -> None:
+        if self._cov is not None and self._report is None:
+            self._cov.stop()
+            self._report = self._summarise(self._cov)
+
+    def __enter__(self) -> CoverageProbe:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def report(self) -> dict[str, Any] | None:
+        """The coverage as JSON-ready data (see the README's summary table), or None if nothing was measured."""
+        return self._report
+
+    def _summarise(self, cov: coverage.Coverage) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory(prefix="harness-coverage-") as folder:
+            out = os.path.join(folder, "coverage.json")
+            try:
+                cov.json_report(outfile=out, ignore_errors=True)
+            except coverage.exceptions.NoDataError:
+                data: dict[str, Any] = {"files": {}}
+            else:
+                data = json.loads(Path(out).read_text(encoding="utf-8"))
+        root = self.paths[0].parent if self.package else self.paths[0].parent
+        files = []
+        for name, info in sorted(data.get("files", {}).items()):
+            summary = info["summary"]
+            files.append(
+                {
+                    "file": _relative(name, root),
+                    "statements": summary["num_statements"],
+                    "covered_lines": summary["covered_lines"],
+                    "missing_lines": list(info.get("missing_lines", [])),
+                    "branches": summary.get("num_branches", 0),
+                    "covered_branches": summary.get("covered_branches", 0),
+                    "missing_branches": [list(arc) for arc in info.get("missing_branches", [])],
+                    "percent": round(summary["percent_covered"], 1),
+                }
+            )
+        files.sort(key=lambda f: f["file"])
+        lines_total = sum(f["statements"] for f in files)
+        lines_covered = sum(f["covered_lines"] for f in files)
+        branches_total = sum(f["branches"] for f in files)
+        branches_covered = sum(f["covered_branches"] for f in files)
+        note = None
+        if self.preimported:
+            note = (
+                f"imported before measuring began, so the lines run at import count as not run: "
+                f"{', '.join(self.preimported)}"
+            )
+        return {
+            "scope": self.name,
+            "kind": "package" if self.package else "module",
+            "percent": round(_percent(lines_covered + branches_covered, lines_total + branches_total), 1),
+            "lines": {"covered": lines_covered, "total": lines_total, "percent": round(_percent(lines_covered, lines_total), 1)},
+            "branches": {
+                "covered": branches_covered,
+                "total": branches_total,
+                "percent": round(_percent(branches_covered, branches_total), 1),
+            },
+            "files": files,
+            "note": note,
+        }
+
+
+def _percent(part: int, whole: int) -> float:
+    return 100.0 * part / whole if whole else 100.0
+
+
+def _relative(name: str, root: Path) -> str:
+    path = Path(name)
+    if not path.is_absolute():
+        path = Path.cwd() / path
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()

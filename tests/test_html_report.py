@@ -1,0 +1,229 @@
+"""The HTML report: a self-contained page with the campaign, each failure's timeline, what was exercised, coverage."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from harness import CampaignConfig, check, run_campaign, run_schedule
+from harness.failure_file import FailureRecord, save
+from harness.report import Tally, load_inputs, render_report, view_of_finding
+from harness.report.page import branch_list, line_ranges
+from harness.errors import FailureFileError
+from harness.summary import schema, summarize
+from scenarios.pools import double_release_pool
+
+from test_svg_timeline import KNOWN
+
+BUGGY = "scenarios.pools:double_release_pool"
+
+
+class Page(HTMLParser):
+    """The parts of a page the tests look at: every start tag with its attributes, and the text by element id."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str]]] = []
+        self.text: list[str] = []
+        self._stack: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, {k: v or "" for k, v in attrs}))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+    def find(self, tag: str, **attrs: str) -> list[dict[str, str]]:
+        return [
+            a
+            for t, a in self.tags
+            if t == tag and all(v in a.get(k.rstrip("_"), "").split() or a.get(k.rstrip("_")) == v for k, v in attrs.items())
+        ]
+
+    @property
+    def all_text(self) -> str:
+        return " ".join(self.text)
+
+
+def known_record(tmp_path: Path) -> tuple[FailureRecord, Path]:
+    run = run_schedule(double_release_pool, KNOWN)
+    (violation,) = [v for v in check(run) if v.invariant == "concurrency.limit"]
+    record = FailureRecord(
+        target=BUGGY,
+        schedule=KNOWN,
+        invariant=violation.invariant,
+        message=violation.message,
+        trace_hash=run.trace.digest(),
+        seed=7,
+        trace=tuple(run.trace),
+        marked=violation.events,
+    )
+    return record, save(record, tmp_path / "failures")
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    """A failing campaign with its summary, tally and findings, as 'harness fuzz --html' has them."""
+    folder = tmp_path_factory.mktemp("reports")
+    config = CampaignConfig(seed=2, report_dir=str(folder))
+    tally = Tally.for_target(double_release_pool)
+    result = run_campaign(double_release_pool, BUGGY, config, on_run=tally)
+    coverage = {
+        "scope": "scenarios",
+        "kind": "package",
+        "percent": 80.0,
+        "lines": {"covered": 8, "total": 10, "percent": 80.0},
+        "branches": {"covered": 1, "total": 2, "percent": 50.0},
+        "files": [
+            {
+                "file": "scenarios/pools.py",
+                "statements": 10,
+                "covered_lines": 8,
+                "missing_lines": [12, 13, 20],
+                "branches": 2,
+                "covered_branches": 1,
+                "missing_branches": [[11, 12], [19, -18]],
+                "percent": 75.0,
+            }
+        ],
+        "note": None,
+    }
+    summary = json.loads(json.dumps(summarize(result, config, exercised=tally.to_json(), coverage=coverage)))
+    return result, summary, folder
+
+
+def test_the_summary_with_exercise_and_coverage_matches_the_schema(campaign) -> None:
+    _, summary, _ = campaign
+    jsonschema.validate(summary, schema(), cls=jsonschema.Draft202012Validator)
+    assert summary["exercised"]["examples"] == summary["examples"]
+    assert summary["exercised"]["invariants"]["concurrency.limit"] > 0
+
+
+def test_the_page_is_self_contained(campaign) -> None:
+    result, summary, _ = campaign
+    text = render_report(summary, [view_of_finding(f) for f in result.findings])
+    page = Page(text)
+    assert text.startswith("<!DOCTYPE html>")
+    assert not page.find("script") and not page.find("link") and not page.find("img") and not page.find("iframe")
+    for _, attrs in page.tags:
+        for key in ("src", "href", "action"):
+            assert not attrs.get(key) or attrs[key].startswith("#"), attrs
+    assert "url(" not in text and "@import" not in text
+    assert len(page.find("style")) == 1
+    assert page.find("meta", charset="utf-8")
+
+
+def test_the_page_has_each_section(campaign) -> None:
+    result, summary, _ = campaign
+    page = Page(render_report(summary, [view_of_finding(f) for f in result.findings]))
+    ids = [a["id"] for _, a in page.tags if "id" in a]
+    for section in ("campaign", "failures", "invariants", "faults", "coverage"):
+        assert section in ids
+    text = page.all_text
+    for figure in (BUGGY, str(summary["seed"]), f"{summary['examples']:,}", "max-failures"):
+        assert figure in text
+
+
+def test_each_failure_has_its_timeline_message_and_replay_command_beside_it(campaign) -> None:
+    result, summary, _ = campaign
+    views = [view_of_finding(f) for f in result.findings]
+    text = render_report(summary, views)
+    page = Page(text)
+    (article,) = page.find("article", class_="failure")
+    assert article["data-invariant"] == "concurrency.limit"
+    assert len(page.find("svg", class_="timeline")) == 1
+    finding = result.findings[0]
+    assert f"harness replay {finding.path}" in page.all_text
+    assert finding.violation.message in page.all_text
+    # The SVG and the facts are siblings in one flex row: the message beside the picture.
+    body = text[text.index('<div class="failure-body">') :]
+    assert body.index('<div class="figure"><svg') < body.index('<aside class="facts">') < body.index("</article>")
+    assert len(page.find("g", class_="violating")) == len(finding.violation.events)
+
+
+def test_invariants_table_counts_and_flags_what_was_never_exercised(campaign) -> None:
+    _, summary, _ = campaign
+    page = Page(render_report(summary, []))
+    rows = {a["data-invariant"] for a in page.find("tr") if "data-invariant" in a}
+    assert rows == set(summary["exercised"]["invariants"])
+    never = [name for name, count in summary["exercised"]["invariants"].items() if count == 0]
+    assert len(page.find("tr", class_="zero")) >= len(never)
+    assert "broken" in page.all_text and "held" in page.all_text
+
+
+def test_faults_table_lists_every_fault_with_its_count(campaign) -> None:
+    _, summary, _ = campaign
+    page = Page(render_report(summary, []))
+    faults = {a["data-fault"] for a in page.find("tr") if "data-fault" in a}
+    assert faults == set(summary["exercised"]["faults"])
+    assert "a job fails with ValueError" in page.all_text
+
+
+def test_coverage_lists_uncovered_lines_and_branches_by_file(campaign) -> None:
+    _, summary, _ = campaign
+    page = Page(render_report(summary, []))
+    assert page.find("tr", **{"data-file": "scenarios/pools.py"})
+    assert "12-13, 20" in page.all_text and "11->12, 19->exit" in page.all_text
+    assert "80.0%" in page.all_text and "50.0%" in page.all_text
+
+
+def test_without_coverage_the_page_says_how_to_get_it(campaign) -> None:
+    _, summary, _ = campaign
+    page = Page(render_report({**summary, "coverage": None}, []))
+    assert "Not measured" in page.all_text and "--coverage" in page.all_text
+
+
+def test_range_helpers() -> None:
+    assert line_ranges([9, 3, 4, 5, 11]) == "3-5, 9, 11"
+    assert line_ranges([]) == ""
+    assert branch_list([[3, 5], [7, -2]]) == "3->5, 7->exit"
+
+
+# -- building from files ('harness report') ------------------------------------------------------
+
+
+def test_failure_files_alone_make_a_page_without_a_campaign(tmp_path) -> None:
+    record, path = known_record(tmp_path)
+    summary, views, notes = load_inputs([str(path)])
+    assert summary is None and notes == [] and len(views) == 1
+    assert views[0].events == record.trace and views[0].marked == record.marked
+    page = Page(render_report(summary, views))
+    assert "No campaign summary was given" in page.all_text
+    assert len(page.find("svg", class_="timeline")) == 1
+    assert not page.find("section", id="coverage")
+
+
+def test_a_summary_brings_its_failures_once_and_notes_missing_ones(tmp_path) -> None:
+    record, path = known_record(tmp_path)
+    summary = {
+        "format": "harness-summary",
+        "target": BUGGY,
+        "failures": [
+            {"invariant": record.invariant, "file": str(path), "source": "fuzz", "shrunk": True},
+            {"invariant": "errors.poison", "file": str(tmp_path / "gone.json"), "source": "fuzz", "shrunk": True},
+        ],
+    }
+    summary_path = tmp_path / "summary.json"
+    summary_path.write_text(json.dumps(summary))
+    loaded, views, notes = load_inputs([str(summary_path), str(path)])
+    assert loaded == summary and len(views) == 1 and views[0].file == str(path)
+    assert len(notes) == 1 and "gone.json" in notes[0]
+
+
+def test_two_summaries_or_a_foreign_file_are_refused(tmp_path) -> None:
+    first = tmp_path / "a.json"
+    first.write_text(json.dumps({"format": "harness-summary", "failures": []}))
+    with pytest.raises(FailureFileError, match="only one campaign summary"):
+        load_inputs([str(first), str(first)])
+    other = tmp_path / "other.json"
+    other.write_text("{}")
+    with pytest.raises(FailureFileError, match="not a harness failure file"):
+        load_inputs([str(other)])
+    with pytest.raises(FailureFileError, match="not valid JSON"):
+        (tmp_path / "broken.json").write_text("{")
+        load_inputs([str(tmp_path / "broken.json")])
