@@ -101,8 +101,10 @@ def _play(run: Run) -> None:
     clock, trace, schedule, target = run.clock, run.trace, run.schedule, run.target
     assert clock is not None
     policy = schedule.clock
-    longest = max((spec.after_ms for op in schedule.submits for spec in op.specs), default=0)
-    drain_ms = sum(spec.after_ms for op in schedule.submits for spec in op.specs) + longest + DRAIN_SLACK_MS
+    # Every job may run after all the others, and each of its calls may fire a stride plus jitter late.
+    lateness = policy.step_ms + policy.jitter_ms
+    costs = [spec.after_ms + lateness for op in schedule.submits for spec in op.specs]
+    drain_ms = sum(costs) + max(costs, default=0) + lateness + DRAIN_SLACK_MS
     observe_ms = PERIODS_OBSERVED * (target.interval_ms or 0)
     errors = target.error_types
     try:

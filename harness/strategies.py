@@ -1,14 +1,15 @@
 """Hypothesis strategies that generate schedules.
 
-A schedule's operations are drawn as one byte string, a fixed number of
-bytes per operation, and decoded. One draw per schedule instead of several
-per operation makes generation about ten times cheaper, which is most of a
-campaign's cost, and it still shrinks well: Hypothesis shortens the string
-(fewer operations) and lowers its bytes towards zero, and every byte decodes
-so that zero is the simplest choice (the first action is a plain ``succeed``
+A schedule's operations are drawn as a count and one byte string of that
+many fixed-width records, and decoded. Two draws per schedule instead of
+several per operation make generation several times cheaper (it was most of
+a campaign's cost), and it still shrinks well: Hypothesis lowers the count
+(fewer operations) and the bytes towards zero, and every byte decodes so
+that zero is the simplest choice (the first action is a plain ``succeed``
 submit, zero gap, zero duration, the first error). The campaign then runs
 ``harness.shrink`` over the decoded schedule to delete whatever operations
-Hypothesis could not.
+Hypothesis could not. Half the gaps are zero, so work arrives in bursts:
+that is what fills a pool and makes calls fall due at the same instant.
 """
 
 from __future__ import annotations
@@ -119,6 +120,13 @@ class _Codec:
             canceller_raises=menu.canceller_raises and kind in _CANCELLABLE and detail >= 224,
         )
 
+    def gap(self, byte: int) -> int:
+        """Bytes below 128 mean no gap (a burst); the rest spread over ``max_gap_ms``."""
+        if byte < 128:
+            return 0
+        steps = self.menu.max_gap_ms // self.menu.grain_ms + 1
+        return ((byte - 128) % steps) * self.menu.grain_ms
+
     def then(self, record: bytes) -> tuple[JobSpec, ...]:
         if not self.menu.max_then:
             return ()
@@ -131,15 +139,14 @@ class _Codec:
         now = 0
         submitted = 0
         stopped = False
-        gap_steps = menu.max_gap_ms // menu.grain_ms + 1
         if start is not None:
-            now = (start[2] % gap_steps) * menu.grain_ms
+            now = self.gap(start[2])
             ops.append(Start(now, 0, self.spec(start[0], start[1], start[3]), self.then(start)))
             submitted = 1
         for offset in range(0, len(data) - self.width + 1, self.width):
             record = data[offset : offset + self.width]
             action = self.actions[record[0] % len(self.actions)]
-            now += (record[2] % gap_steps) * menu.grain_ms
+            now += self.gap(record[2])
             detail = record[3]
             if action in JOB_KINDS:
                 priority = (detail // 7) % menu.priorities if menu.priorities else 0
@@ -183,8 +190,8 @@ def schedules(menu: Menu = Menu()) -> st.SearchStrategy[Schedule]:
     more than running the schedule.
     """
     codec = _Codec.of(menu)
-    has_ops = bool(codec.actions)
-    ops = st.binary(min_size=codec.width * menu.min_ops, max_size=codec.width * menu.max_ops) if has_ops else st.just(b"")
+    records = [st.binary(min_size=codec.width * n, max_size=codec.width * n) for n in range(menu.max_ops + 1)]
+    ops = st.integers(menu.min_ops, menu.max_ops).flatmap(records.__getitem__) if codec.actions else st.just(b"")
     start = st.binary(min_size=codec.width, max_size=codec.width) if menu.periodic else st.none()
     return st.tuples(ops, clock_policies(menu), start).map(lambda parts: codec.decode(*parts))
 
