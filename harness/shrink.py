@@ -4,7 +4,7 @@ Hypothesis shrinks the bytes that generated a schedule and can stop in a
 local minimum (an operation it cannot delete without shifting the records
 behind it). This pass works on the schedule itself, keeping each change only
 while the same invariant still breaks: it deletes runs of operations, then
-single ones (a cancel of a deleted job goes with it), drops later-attempt
+single ones and pairs (a cancel of a deleted job goes with it), drops later-attempt
 behaviours and hostile cancellers, zeroes durations, closes the gaps between
 operations, tames the clock policy, and finally numbers the jobs 0, 1, 2...
 """
@@ -18,6 +18,9 @@ from .schedule import Cancel, JobSpec, Schedule, Start, Submit
 
 #: Replays the pass may spend on one schedule.
 MAX_ATTEMPTS = 2_000
+#: Up to this many operations, pairs are deleted too: two jobs that only
+#: matter together (two slots to fill) are a common local minimum.
+PAIRS_UP_TO = 24
 
 
 def shrink_schedule(schedule: Schedule, still_fails: Callable[[Schedule], bool]) -> Schedule:
@@ -57,6 +60,10 @@ def _candidates(schedule: Schedule) -> Iterator[Schedule]:
         size //= 2
     for index in range(count):
         yield _without(schedule, {index})
+    if count <= PAIRS_UP_TO:
+        for first in range(count):
+            for second in range(first + 1, count):
+                yield _without(schedule, {first, second})
     for index, op in enumerate(ops):
         if isinstance(op, (Submit, Start)):
             for simpler in _simpler_jobs(op):
