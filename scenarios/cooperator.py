@@ -17,7 +17,7 @@ from twisted.internet import defer, task
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
-from harness import Target
+from harness import Menu, Target
 
 from . import Scenario
 
@@ -104,6 +104,39 @@ class CooperatorPool:
         return None
 
 
+class DeadWorkerPool(CooperatorPool):
+    """The same pool with the worker yielding the job's outcome as it is.
+
+    ``task.Cooperator`` ends a task whose yielded Deferred fails. BUG: the
+    worker yields a Deferred that still carries the job's failure (only a
+    cancellation is turned into ``None``), so every failing job kills the
+    worker that ran it; the pool notes the crash but still counts the dead
+    worker, and once ``limit`` jobs have failed no worker is left to run
+    anything. Caught by: ``errors.poison``.
+    """
+
+    def __init__(self, clock: IReactorTime, limit: int) -> None:
+        super().__init__(clock, limit)
+        self.crashes: list[Failure] = []
+
+    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
+        if self._stopped:
+            return defer.fail(PoolStopped("submitted after stop()"))
+        entry = _Entry(job)
+        entry.caller = defer.Deferred(lambda d: self._cancel(entry))
+        self._queue.append(entry)
+        if self._workers < self.limit:
+            self._workers += 1
+            self._coop.coiterate(self._work()).addCallbacks(self._worker_exit, self.crashes.append)
+        return entry.caller
+
+    def _deliver(self, result: Any, entry: _Entry) -> Any:
+        super()._deliver(result, entry)
+        if isinstance(result, Failure) and result.check(defer.CancelledError):
+            return None
+        return result  # BUG: a failure here ends the worker's task
+
+
 cooperator_pool = Target(
     build=lambda clock: CooperatorPool(clock, limit=2),
     limit=2,
@@ -111,11 +144,27 @@ cooperator_pool = Target(
     description="two cooperative workers (task.Cooperator on the clock) draining a FIFO queue",
 )
 
+dead_worker_pool = Target(
+    build=lambda clock: DeadWorkerPool(clock, limit=2),
+    limit=2,
+    order="fifo",
+    # No cancels: a job stranded in a run that also had a cancel is (plausibly, from the trace
+    # alone) blamed on the cancel, as cancellation.releases.
+    menu=Menu(cancels=False, stops=True),
+    description="Cooperator workers that yield a failing Deferred and die; the pool does not replace them",
+)
+
 SCENARIOS = (
     Scenario(
         "scenarios.cooperator:cooperator_pool",
         "pass",
         "task.Cooperator with two coiterating workers over one queue: at most two jobs at once, FIFO, stop()",
+        "Cooperator",
+    ),
+    Scenario(
+        "scenarios.cooperator:dead_worker_pool",
+        "errors.poison",
+        "Cooperator workers yield the job's failing Deferred, which ends their task; dead workers are never replaced",
         "Cooperator",
     ),
 )

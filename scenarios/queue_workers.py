@@ -16,7 +16,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
-from harness import Target
+from harness import Menu, Target
 
 from . import Scenario
 
@@ -42,6 +42,9 @@ class QueueWorkers:
     ``QueueOverflow`` (declared as a rejection). ``stop()`` stops the idle
     workers and fails what is still queued; running jobs deliver their result.
     """
+
+    #: Set by the subclass that forgets to skip cancelled entries (see below).
+    skip_cancelled = True
 
     def __init__(self, clock: IReactorTime, workers: int, size: int | None = None) -> None:
         self.clock = clock
@@ -88,7 +91,7 @@ class QueueWorkers:
 
     def _run(self, entry: _Entry, worker: int) -> None:
         self._gets.pop(worker, None)
-        if entry.cancelled:
+        if entry.cancelled and self.skip_cancelled:
             self._next(worker)
             return
         entry.running = defer.maybeDeferred(entry.job)
@@ -101,6 +104,19 @@ class QueueWorkers:
             else:
                 entry.caller.callback(result)
         self._next(worker)
+
+
+class NoSkipQueueWorkers(QueueWorkers):
+    """Queue workers that run a job even though its caller cancelled it while it waited.
+
+    BUG: the canceller marks the queued entry as cancelled (``DeferredQueue``
+    cannot remove it) and the caller duly fails with ``CancelledError``, but
+    the worker that later gets the entry never looks at the mark and runs the
+    job anyway: work nobody wants any more, done with a slot someone else
+    waits for. Caught by: ``cancellation.no_start``.
+    """
+
+    skip_cancelled = False
 
 
 queue_workers = Target(
@@ -118,6 +134,15 @@ bounded_queue_workers = Target(
     description="two workers on a DeferredQueue(size=3) that rejects submits when full",
 )
 
+no_skip_queue_workers = Target(
+    build=lambda clock: NoSkipQueueWorkers(clock, workers=1),
+    limit=1,
+    order="fifo",
+    # Jobs that take time, submitted close together: the bug needs a job cancelled while it waits.
+    menu=Menu(job_kinds=("succeed", "fail"), max_ops=8, max_gap_ms=100),
+    description="DeferredQueue workers that run a cancelled job when they get to it",
+)
+
 SCENARIOS = (
     Scenario(
         "scenarios.queue_workers:queue_workers",
@@ -129,6 +154,12 @@ SCENARIOS = (
         "scenarios.queue_workers:bounded_queue_workers",
         "pass",
         "two workers on a DeferredQueue(size=3): a full queue rejects the submit with QueueOverflow",
+        "DeferredQueue",
+    ),
+    Scenario(
+        "scenarios.queue_workers:no_skip_queue_workers",
+        "cancellation.no_start",
+        "DeferredQueue workers that never check the cancelled mark and run a cancelled job anyway",
         "DeferredQueue",
     ),
 )
