@@ -36,10 +36,6 @@ from .trace import Trace
 #: Virtual time the runner keeps draining after the last operation, beyond
 #: the total duration of all jobs, before it calls the run finished.
 DRAIN_SLACK_MS = 10_000
-#: Clock calls one job behaviour may wait for in turn (the subject's dispatch, the job's own
-#: completion); a strided or jittery clock may fire each late by a stride plus the jitter, and a
-#: subject that runs jobs one after another adds those delays up, so the drain allows for them.
-CALLS_PER_JOB = 2
 #: Periods a periodic subject is watched after the last operation.
 PERIODS_OBSERVED = 4
 
@@ -105,9 +101,10 @@ def _play(run: Run) -> None:
     clock, trace, schedule, target = run.clock, run.trace, run.schedule, run.target
     assert clock is not None
     policy = schedule.clock
-    longest = max((spec.after_ms for op in schedule.submits for spec in op.specs), default=0)
-    late_ms = CALLS_PER_JOB * (policy.step_ms + policy.jitter_ms)
-    drain_ms = sum(spec.after_ms + late_ms for op in schedule.submits for spec in op.specs) + longest + DRAIN_SLACK_MS
+    # Every job may run after all the others, and each of its calls may fire a stride plus jitter late.
+    lateness = policy.step_ms + policy.jitter_ms
+    costs = [spec.after_ms + lateness for op in schedule.submits for spec in op.specs]
+    drain_ms = sum(costs) + max(costs, default=0) + lateness + DRAIN_SLACK_MS
     observe_ms = PERIODS_OBSERVED * (target.interval_ms or 0)
     errors = target.error_types
     try:
