@@ -86,6 +86,7 @@ class _Entry:
 semaphore_pool = Target(
     build=lambda clock: SemaphorePool(clock, limit=2),
     limit=2,
+    order="fifo",
     description="worker pool on DeferredSemaphore(2)",
 )
 
