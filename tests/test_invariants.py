@@ -126,3 +126,22 @@ def test_render_schedule_describes_every_operation() -> None:
     assert "start periodic work as job 0 (fail after 5ms with ValueError; then succeed after 1ms)" in text
     assert "stop the subject" in text
     assert text.startswith("schedule: 2 operations")
+
+
+@pytest.mark.parametrize(
+    ("spec", "expect"),
+    [
+        ("scenarios.semaphore:failure_leak_pool", "errors.poison"),
+        ("scenarios.semaphore:cancel_leak_pool", "cancellation.releases"),
+    ],
+)
+def test_stranded_jobs_are_blamed_on_the_cause_a_replay_confirms(tmp_path, spec, expect) -> None:
+    """With cancels and failures both in the menu, the counterfactual replay names the real cause."""
+    from dataclasses import replace
+
+    from harness import load_target
+
+    target = replace(load_target(spec), menu=None)
+    for seed in (1, 2):
+        result = run_campaign(target, spec, CampaignConfig(seed=seed, max_examples=1500, report_dir=str(tmp_path), regressions=None))
+        assert result.findings[0].record.invariant == expect

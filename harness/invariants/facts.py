@@ -7,9 +7,9 @@ mark, escapes, logged errors. Built once per run and shared by all checks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from ..schedule import Submit
+from ..schedule import Cancel, Start, Submit
 from ..trace import Event, Trace
 
 ATTEMPT_ENDS = frozenset({"job.finish", "job.fail", "job.cancel"})
@@ -137,18 +137,29 @@ def _build(trace: Trace, schedule) -> Facts:
 def stranded(run) -> list[tuple[JobFacts, str]]:
     """Jobs that could have finished but whose Deferred had not fired when the run drained.
 
-    Each comes with a likely cause: ``"cancel"`` when another job was
-    cancelled before (a slot not released), ``"failure"`` when a job failed
-    before (the subject poisoned), else ``"none"`` (deadlock or starvation).
-    A job is excused when its own attempt hangs, when it was cancelled (the
+    Each comes with its cause, found by replaying counterfactuals (only for
+    runs that have stranded jobs): ``"cancel"`` when the job finishes once
+    the cancelled jobs are taken out of the schedule (a slot not released),
+    ``"failure"`` when it finishes once failing jobs succeed instead (the
+    subject poisoned), else ``"none"`` (deadlock or starvation). A job is
+    excused when its own attempt hangs, when it was cancelled (the
     cancellation invariants judge it), or when the declared limit is filled
     by attempts that hang for ever.
     """
-    facts = facts_of(run)
-    target = run.target
+    cached = getattr(run, "_stranded", None)
+    if cached is None:
+        facts = facts_of(run)
+        ids = _stranded_ids(facts, run.target)
+        causes = _causes(run, ids) if ids else {}
+        cached = [(facts.jobs[job], causes[job]) for job in ids]
+        run._stranded = cached
+    return cached
+
+
+def _stranded_ids(facts: Facts, target) -> list[int]:
     end = facts.drained if facts.drained is not None else len(facts.events)
     stuck_other = _stuck_attempts(facts, target, end)
-    out: list[tuple[JobFacts, str]] = []
+    out: list[int] = []
     for job in facts.jobs.values():
         if job.periodic or job.submit is None or job.submit_raised is not None:
             continue
@@ -159,8 +170,44 @@ def stranded(run) -> list[tuple[JobFacts, str]]:
         blockers = sum(1 for a in stuck_other if a.job != job.id)
         if target.limit is not None and blockers >= target.limit:
             continue
-        out.append((job, _cause(facts, job, end)))
+        out.append(job.id)
     return out
+
+
+def _causes(run, ids: list[int]) -> dict[int, str]:
+    """For each stranded job, which counterfactual replay lets it finish."""
+    from ..runner import run_schedule  # the runner comes before the invariants; imported here to replay
+
+    schedule = run.schedule
+    cancelled = {op.job for op in schedule.ops if isinstance(op, Cancel)}
+    without_cancelled = replace(
+        schedule, ops=tuple(op for op in schedule.ops if getattr(op, "job", None) not in cancelled)
+    )
+    healed = replace(schedule, ops=tuple(_succeeding(op) for op in schedule.ops))
+    remaining = set(ids)
+    causes: dict[int, str] = {}
+    for cause, counterfactual, applies in (
+        ("cancel", without_cancelled, bool(cancelled)),
+        ("failure", healed, healed != schedule),
+    ):
+        if not applies or not remaining:
+            continue
+        replay = run_schedule(run.target, counterfactual)
+        still = set(_stranded_ids(facts_of(replay), run.target))
+        for job in sorted(remaining - still):
+            causes[job] = cause
+        remaining &= still
+    for job in remaining:
+        causes[job] = "none"
+    return causes
+
+
+def _succeeding(op):
+    """The operation with every failing behaviour of its job turned into a success."""
+    if not isinstance(op, (Submit, Start)):
+        return op
+    specs = tuple(replace(spec, kind="succeed") if spec.fails else spec for spec in op.specs)
+    return replace(op, spec=specs[0], then=specs[1:])
 
 
 def _hangs(attempt: Attempt, target) -> bool:
@@ -178,11 +225,3 @@ def _stuck_attempts(facts: Facts, target, end: int) -> list[Attempt]:
     return stuck
 
 
-def _cause(facts: Facts, job: JobFacts, end: int) -> str:
-    for other in facts.jobs.values():
-        if other.id != job.id and any(c < end and not facts.fired_before(other, c) for c in other.cancels):
-            return "cancel"
-    for other in facts.jobs.values():
-        if other.id != job.id and any(a.end_kind == "job.fail" and a.end < end for a in other.attempts):
-            return "failure"
-    return "none"
