@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -303,7 +304,8 @@ class _Search:
         interrupted = False
         hypothesis_shrunk = True
         try:
-            test()
+            with _only_hypothesis_constants():
+                test()
             outcome = "max-examples" if result.examples >= self.max_examples else "exhausted"
         except _ViolationFound:
             pass
@@ -379,6 +381,35 @@ class _Search:
         path = failure_file.save(record, Path(self.config.report_dir) / "failures")
         finding = Finding(record=record, run=first, violation=violation, path=path, shrunk=shrink and not cut_short)
         return finding, cut_short
+
+
+@contextmanager
+def _only_hypothesis_constants() -> Iterator[None]:
+    """Keep the search a function of seed and target alone.
+
+    Hypothesis mixes into generated data the literals of every "local"
+    module loaded in the process (its own heuristic): the same seed then
+    searches differently under the CLI and under pytest, and after any edit
+    of an unrelated module. This switches that pool off for the campaign
+    (its built-in constants stay). It reaches into Hypothesis's internals;
+    where they differ, nothing is changed.
+    """
+    try:
+        from hypothesis.internal.conjecture import providers
+
+        original = providers._get_local_constants
+        cache = providers.CONSTANTS_CACHE.cache
+        empty = providers.Constants()
+    except (ImportError, AttributeError):
+        yield
+        return
+    providers._get_local_constants = lambda: empty
+    cache.clear()
+    try:
+        yield
+    finally:
+        providers._get_local_constants = original
+        cache.clear()
 
 
 def _size(schedule: Schedule) -> tuple[int, int]:
