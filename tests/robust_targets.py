@@ -231,3 +231,23 @@ class _BadStop(_Pool):
 
 
 bad_stop = Target(build=lambda clock: _BadStop(clock), limit=2)
+
+
+class CountingDoubleReleasePool(DoubleReleasePool):
+    """The double-release pool (a real, deterministic bug) tagging results with a module-level counter."""
+
+    def submit(self, job: Any) -> defer.Deferred[Any]:
+        return super().submit(job).addCallback(lambda result: f"{result} #{next(_served)}")
+
+
+counting_buggy = Target(build=lambda clock: CountingDoubleReleasePool(clock, limit=2), limit=2)
+
+builds = itertools.count()
+
+
+def _count_and_fail(clock: Any) -> Any:
+    next(builds)
+    raise ValueError("no pool today")
+
+
+failing_build = Target(build=_count_and_fail, limit=2)
