@@ -198,6 +198,11 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     for option, path in (("--json", args.json), ("--junit", args.junit)):
         if path is not None:
             _check_writable(option, path)
+    _check_directory("--report-dir", config.report_dir)
+    if config.regressions is not None:
+        _check_directory("--regressions", config.regressions)
+    if config.database is not None:
+        _check_directory("--database", config.database)
     target = load_target(args.target)
     print(f"harness: fuzzing {args.target} with seed {config.seed}; {_describe_config(config)}", flush=True)
     progress = Progress()
@@ -277,6 +282,16 @@ def _check_writable(option: str, path: str) -> None:
         raise UsageError(f"{option} {path!r}: cannot create its directory ({exc.strerror}); choose another path") from None
     if not os.access(target.parent, os.W_OK):
         raise UsageError(f"{option} {path!r}: its directory is not writable; choose another path")
+
+
+def _check_directory(option: str, path: str) -> None:
+    """Fail before the campaign when a directory it writes into is a file (it is created when missing)."""
+    try:
+        exists, is_dir = os.path.exists(path), os.path.isdir(path)
+    except ValueError:  # a NUL in the path
+        exists, is_dir = True, False
+    if not path or (exists and not is_dir):
+        raise UsageError(f"{option} {path!r} is not a directory; give a directory such as reports")
 
 
 def _write_reports(args: argparse.Namespace, config: CampaignConfig, result: CampaignResult, target: Target) -> None:

@@ -30,3 +30,7 @@ class TargetError(HarnessError):
 
 class FailureFileError(HarnessError):
     """A failure file that is missing, corrupt, foreign or from a newer harness."""
+
+
+class ReportError(HarnessError):
+    """A failure file, corpus file or report that cannot be written where it was asked for."""
