@@ -66,3 +66,19 @@ def test_what_was_found_before_a_target_error_is_kept_and_reported(tmp_path, mon
     suite = ET.parse("junit.xml").getroot().find("testsuite")
     assert suite.get("errors") == "1" and suite.get("failures") == "1"
     assert "stop() raised" in suite.find("testcase[@name='target']/error").get("message")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("import sys\nsys.exit(4)\n", "raised SystemExit: 4"),
+        ("def __getattr__(name):\n    raise RuntimeError('lazy attribute broke')\n", "raised RuntimeError: lazy attribute broke"),
+    ],
+)
+def test_a_target_module_that_exits_or_breaks_on_access_is_a_target_error(body, message, tmp_path, monkeypatch, capsys) -> None:
+    name = f"odd_module_{abs(hash(body)) % 10**8}"
+    (tmp_path / f"{name}.py").write_text(body)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["fuzz", f"{name}:target", "--max-examples", "5", "--report-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
