@@ -28,12 +28,14 @@ from __future__ import annotations
 import gc
 import math
 import re
-from collections.abc import Callable
+from traceback import clear_frames
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet import defer, task
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel, globalLogBeginner, globalLogPublisher
 from twisted.python.failure import Failure
 
 from .clock import MAX_ROUNDS_PER_INSTANT, FaultClock, Livelock, call_name, func_name
@@ -165,36 +167,64 @@ def run_schedule(target: Target, schedule: Schedule, timeout_s: float | None = D
     trace = Trace(lambda: round(clock.rightNow * 1_000_000))
     clock.on_escape = lambda call, exc: trace.record("reactor.error", detail=f"{call_name(call)}: {describe_error(exc)}")
     observer = _LogRecorder(trace)
-    globalLogPublisher.addObserver(observer)
     run = Run(target=target, schedule=schedule, trace=trace, clock=clock)
     aborted: BaseException | None = None
     try:
-        with Watchdog(timeout_s) as dog, EscapeGuard() as guard:
+        with _logging_into(observer):
+            with Watchdog(timeout_s) as dog, EscapeGuard() as guard:
 
-            def checkpoint() -> None:
-                guard.check()
-                dog.check()
+                def checkpoint() -> None:
+                    guard.check()
+                    dog.check()
 
-            run.checkpoint = checkpoint
-            try:
+                run.checkpoint = checkpoint
                 try:
-                    run.subject = target.build(clock)
-                except _ABORTS + (KeyboardInterrupt,):
-                    raise
-                except BaseException as exc:
-                    raise TargetError(f"the target's build(clock) raised {describe_error(exc)}") from None
-                checkpoint()
-                _play(run)
-                _release(run)
-                checkpoint()
-            except _ABORTS as exc:
-                dog.disarm()
-                aborted = exc
-        if aborted is not None:
-            raise _abandon(run, aborted, guard, dog, observer) from None
+                    try:
+                        run.subject = target.build(clock)
+                    except _ABORTS + (KeyboardInterrupt,):
+                        raise
+                    except BaseException as exc:
+                        raise TargetError(f"the target's build(clock) raised {describe_error(exc)}") from None
+                    checkpoint()
+                    _play(run)
+                    _release(run, observer)
+                    checkpoint()
+                except _ABORTS as exc:
+                    dog.disarm()
+                    aborted = exc
+            if aborted is not None:
+                # Outside the watchdog and the guard: the subject's garbage is collected with neither armed.
+                raise _abandon(run, aborted, guard, dog, observer) from None
+    finally:
+        run.checkpoint = _nothing
+    return run
+
+
+@contextmanager
+def _logging_into(observer: _LogRecorder) -> Iterator[None]:
+    """Send what Twisted logs during the run to ``observer`` (the run's trace) alone.
+
+    Until a program begins logging, Twisted prints critical events (every
+    "Unhandled error in Deferred") to stderr and buffers all events; the
+    run's errors are the target's, recorded in its trace and judged there,
+    so that observer is detached for the run. Observers of a program that
+    began logging still see everything.
+    """
+    temporary = getattr(globalLogBeginner, "_temporaryObserver", None)
+    detached = False
+    if temporary is not None:
+        try:
+            globalLogPublisher.removeObserver(temporary)
+            detached = True
+        except ValueError:
+            pass
+    globalLogPublisher.addObserver(observer)
+    try:
+        yield
     finally:
         globalLogPublisher.removeObserver(observer)
-    return run
+        if detached and getattr(globalLogBeginner, "_temporaryObserver", None) is temporary:
+            globalLogPublisher.addObserver(temporary)
 
 
 def _check_error_names(target: Target, schedule: Schedule) -> None:
@@ -243,7 +273,13 @@ def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, ob
         error = TargetHung(message, run, "livelock", run.step if run.phase in ("step", "advance") else None, t_us, index)
     if run.phase == "build" and isinstance(error, TargetHung):
         error = TargetError(f"the target's build(clock) never returned: {error.message}")
-    # Forget the subject; errors its garbage logs belong to no run.
+    # Forget the subject; errors its garbage logs belong to no run. The exception's traceback
+    # holds the target's frames, and through them its Deferreds: clear them, or the garbage
+    # would surface ("Unhandled error in Deferred") in a later run or at exit.
+    traceback, exc.__traceback__ = exc.__traceback__, None
+    if traceback is not None:
+        clear_frames(traceback)
+    del traceback
     run.trace.freeze()
     observer.trace = Trace(lambda: 0)
     if clock is not None:
@@ -253,7 +289,7 @@ def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, ob
     run.clock = None
     run.jobs = {}
     run.handles = {}
-    gc.collect()
+    _collect(observer)
     return error
 
 
@@ -303,7 +339,7 @@ def _record_leftovers(run: Run) -> None:
             trace.record("leak.loop", detail=f"LoopingCall({func_name(loop.f)}) still running")
 
 
-def _release(run: Run) -> None:
+def _release(run: Run, observer: _LogRecorder) -> None:
     """Run the target's own invariants, then drop the subject and collect garbage."""
     trace = run.trace
     for invariant in run.target.invariants:
@@ -327,7 +363,7 @@ def _release(run: Run) -> None:
     run.clock = None
     run.jobs = {}
     run.handles = {}
-    gc.collect()
+    _collect(observer)
     trace.record("end")
 
 
@@ -349,18 +385,43 @@ def _isolate_garbage() -> None:
 
 
 class _LogRecorder:
-    """A Twisted log observer that records errors logged during a run into its trace."""
+    """A Twisted log observer that records errors logged during a run into its trace.
+
+    It also cleans each logged ``Failure`` (its traceback becomes text): Twisted
+    keeps logged events in a buffer until logging begins, and a Failure's
+    frames would keep the run's other Deferreds alive, to be collected, and
+    logged, during some later run.
+    """
 
     def __init__(self, trace: Trace) -> None:
         self.trace = trace
+        self.failures = 0
 
     def __call__(self, event: dict[str, Any]) -> None:
         failure = event.get("log_failure")
         if failure is not None:
+            self.failures += 1
             kind = "unhandled" if event.get("log_namespace") == _DEFER_NAMESPACE else "log.error"
             self.trace.record(kind, detail=describe_error(failure.value))
+            try:
+                failure.cleanFailure()
+            except Exception:
+                pass
         elif event.get("log_level") in (LogLevel.error, LogLevel.critical) and not event.get("isError"):
             self.trace.record("log.error", detail=_ADDRESS.sub("0x?", str(event.get("log_format", ""))))
+
+
+#: Collections at the end of a run while each one still logs failures (freeing more garbage).
+MAX_COLLECTIONS = 4
+
+
+def _collect(observer: _LogRecorder) -> None:
+    """Collect the run's garbage, again while collecting logs failures whose frames held more of it."""
+    for _ in range(MAX_COLLECTIONS):
+        before = observer.failures
+        gc.collect()
+        if observer.failures == before:
+            return
 
 
 def _fire_time(due: float, step_ms: int) -> float:

@@ -251,3 +251,14 @@ def _count_and_fail(clock: Any) -> Any:
 
 
 failing_build = Target(build=_count_and_fail, limit=2)
+
+
+class LeakyPool(_Pool):
+    """Runs every job but hands back a Deferred of its own: a failing job's error is never handled."""
+
+    def submit(self, job: Any) -> defer.Deferred[Any]:
+        defer.maybeDeferred(job)
+        return defer.succeed(None)
+
+
+leaky = Target(build=lambda clock: LeakyPool(clock))

@@ -146,3 +146,31 @@ def test_harness_fuzz_on_a_hanging_target_ends_with_exit_1_instead_of_hanging_ci
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["outcome"] == "failed" and summary["failures"][0]["invariant"] == HANG
     assert Path(tmp_path / summary["failures"][0]["file"]).exists()
+
+
+_LATER = """
+import sys
+import robust_targets
+from harness import JobSpec, Schedule, Submit, run_schedule
+from harness.runner import TargetHung
+
+# Job 1 raises, so the Deferred that the spinning submit holds has failed, unhandled.
+hung = Schedule((Submit(0, 0, JobSpec("succeed", 10)), Submit(10, 1, JobSpec("raise", 0, "ValueError"))))
+try:
+    run_schedule(robust_targets.spinning, hung, timeout_s=0.2)
+except TargetHung:
+    pass
+leaky = run_schedule(robust_targets.leaky, Schedule((Submit(0, 0, JobSpec("raise", 0, "ValueError")),)))
+three = Schedule((Submit(0, 0, JobSpec("succeed", 10)), Submit(10, 1, JobSpec("succeed", 10)), Submit(20, 2)))
+kinds = [event.kind for _ in range(3) for event in run_schedule(robust_targets.counting, three).trace]
+print([event.kind for event in leaky.trace].count("unhandled"), kinds.count("unhandled"))
+"""
+
+
+def test_nothing_a_run_logs_surfaces_in_a_later_run_or_on_stderr() -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", _LATER], env=env, capture_output=True, text=True, timeout=60)
+    # The leaky run records its unhandled error; no later run sees any, and nothing reaches stderr
+    # (Twisted prints "Unhandled error in Deferred" there until a program begins logging).
+    assert proc.returncode == 0 and proc.stdout == "1 0\n", proc.stderr
+    assert proc.stderr == ""
