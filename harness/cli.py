@@ -176,10 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        try:
-            args = build_parser().parse_args(argv)
-        except SystemExit as exc:  # --help
-            return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+        args = build_parser().parse_args(argv)
         return args.handler(args)
     except HarnessError as exc:
         print(f"harness: error: {one_line(str(exc))}", file=sys.stderr)

@@ -194,7 +194,18 @@ class CountingPool(_Pool):
 
 
 class CoinFlipPool(DoubleReleasePool):
-    """The double-release pool, but the bug strikes only when an unseeded coin says so."""
+    """The double-release pool, but the bug strikes only when an unseeded coin says so.
+
+    Results say how many coins came up heads, so that two runs tossing differently differ in
+    their traces even when the bug does not strike.
+    """
+
+    heads = 0
+
+    def submit(self, job: Any) -> defer.Deferred[Any]:
+        if random.random() < 0.5:
+            self.heads += 1
+        return super().submit(job).addCallback(lambda result: f"{result} heads={self.heads}")
 
     def _failed(self, failure: Any) -> Any:
         if random.random() < 0.5:

@@ -106,11 +106,14 @@ def test_two_campaigns_writing_into_the_same_directories_at_once_lose_nothing(tm
     outputs = [proc.communicate(timeout=300) for proc in procs]
     for proc, (out, err) in zip(procs, outputs):
         assert proc.returncode == 1, err
-    saved = {Path(tmp_path / m) for out, _ in outputs for m in re.findall(r"^saved: (.+)$", out, flags=re.MULTILINE)}
-    added = {Path(tmp_path / m) for out, _ in outputs for m in re.findall(r"^added to the regression corpus: (.+)$", out, flags=re.MULTILINE)}
+    # Each campaign reports its own files (two seeds may shrink to the same failure: one file, whole).
+    saved = [tmp_path / m for out, _ in outputs for m in re.findall(r"^saved: (.+)$", out, flags=re.MULTILINE)]
+    added = [tmp_path / m for out, _ in outputs for m in re.findall(r"^added to the regression corpus: (.+)$", out, flags=re.MULTILINE)]
     assert len(saved) == 2 and len(added) == 2
-    for path in saved | added:
+    for path in saved + added:
         assert load(path).invariant == "concurrency.limit"
+    assert {p.name for p in (tmp_path / "reports" / "failures").iterdir()} == {p.name for p in saved}
+    assert {p.name for p in (tmp_path / "corpus").iterdir()} == {p.name for p in added}
     for seed in ("4", "7"):
         assert json.loads((tmp_path / "reports" / f"summary-{seed}.json").read_text())["outcome"] == "failed"
     assert (tmp_path / "reports" / "junit.xml").read_text().rstrip().endswith("</testsuites>")

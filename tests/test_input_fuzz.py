@@ -66,7 +66,11 @@ def _run(argv: list[str], cwd: Path) -> tuple[int, str, str]:
     os.chdir(cwd)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(argv)
+            try:
+                code = main(argv)
+            except SystemExit as exc:  # --help prints and exits 0, as argparse does
+                assert exc.code == 0 and ("--help" in argv or "-h" in argv), (argv, exc.code)
+                code = 0
     finally:
         os.chdir(before)
     return code, out.getvalue(), err.getvalue()
