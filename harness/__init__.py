@@ -7,12 +7,12 @@ or let ``run_campaign`` do all of it and shrink what it finds.
 
 from .campaign import CampaignConfig, CampaignResult, Finding, NondeterministicTarget, run_campaign
 from .clock import FaultClock
-from .errors import FailureFileError, HarnessError, TargetError, UsageError
+from .errors import FailureFileError, HarnessError, ReportError, TargetError, UsageError
 from .failure_file import FailureRecord
 from .faults import BUILTIN_ERRORS, InjectedError
 from .invariants import INVARIANTS, Invariant, Violation, check
 from .jobs import Job
-from .runner import Run, run_schedule
+from .runner import Run, TargetHung, run_schedule
 from .schedule import Cancel, ClockPolicy, JobSpec, Jump, Schedule, Stop, Submit
 from .strategies import Menu, job_specs, schedules
 from .target import Target, load_target
@@ -38,12 +38,14 @@ __all__ = [
     "Jump",
     "Menu",
     "NondeterministicTarget",
+    "ReportError",
     "Run",
     "Schedule",
     "Stop",
     "Submit",
     "Target",
     "TargetError",
+    "TargetHung",
     "Trace",
     "UsageError",
     "Violation",

@@ -11,6 +11,17 @@ Budgets (examples and wall-clock seconds) bound the search. Shrinking a
 failure already found may run past the wall-clock budget by at most
 ``SHRINK_GRACE_S``; after that, or on an interrupt, the smallest failing
 schedule seen so far is saved unshrunk.
+
+The campaign stays in control of the target. Each run has a wall-clock
+limit (``example_timeout_s``): a schedule that hangs the target ends the
+search at once and is saved, cut after the step that hung but not shrunk
+(every try would cost the full limit), as a ``harness.hang`` failure. A
+target whose trace differs when the same schedule is run again (checked on
+every failure and on a sample of passing examples) is reported as
+nondeterministic, with the first two lines that differ. A target error
+(``build`` or ``stop`` raising, the global reactor, a nondeterministic
+target) stops the campaign with that error; the error carries the result so
+far as ``error.result``, so nothing found before it is lost.
 """
 
 from __future__ import annotations
@@ -18,8 +29,9 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
@@ -31,25 +43,48 @@ from . import corpus, failure_file
 from .corpus import Replay
 from .errors import HarnessError
 from .failure_file import FailureRecord
-from .invariants import Violation, check
-from .runner import Run, run_schedule
+from .invariants import Violation
+from .runner import Run
 from .schedule import Schedule
 from .shrink import shrink_schedule
 from .strategies import Menu, schedules
 from .target import Target
-from .trace import first_divergence
+from .verdict import HANG, NONDETERMINISTIC_FIX, divergence, hung_at, judge
+from .watchdog import DEFAULT_TIMEOUT_S
 
 DEFAULT_MAX_EXAMPLES = 1_000
 
 #: Seconds that shrinking a failure may run past the wall-clock budget.
 SHRINK_GRACE_S = 30.0
 
-#: Why a campaign stopped (``CampaignResult.stopped_by``).
-STOP_REASONS = ("max-examples", "budget", "max-failures", "exhausted", "interrupt")
+#: Why a campaign stopped (``CampaignResult.stopped_by``); ``error`` when a target error stopped it.
+STOP_REASONS = ("max-examples", "budget", "max-failures", "exhausted", "interrupt", "error")
+
+#: Examples run twice to check that the target is deterministic, counted among those whose
+#: trace has at least ``DETERMINISM_MIN_EVENTS`` events: the 1st, 3rd and 10th, then every
+#: ``DETERMINISM_EVERY``-th (a failure is always checked before it is saved).
+DETERMINISM_EVERY = 50
+DETERMINISM_MIN_EVENTS = 8
 
 
 class NondeterministicTarget(HarnessError):
     """The same schedule gave two different traces: the target reads state the harness does not control."""
+
+
+class _Abort(KeyboardInterrupt):
+    """Carries a harness error out of Hypothesis untouched (no shrinking, nothing saved to the database)."""
+
+    def __init__(self, error: HarnessError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _HangFound(BaseException):
+    """Ends the search at once on a hang: each shrinking step would cost the full wall-clock limit.
+
+    Not a ``KeyboardInterrupt``, so Hypothesis saves the example to the
+    database and tries it first next time.
+    """
 
 
 class _ViolationFound(AssertionError):
@@ -120,6 +155,9 @@ class CampaignResult:
     def interrupted(self) -> bool:
         return self.stopped_by == "interrupt"
 
+    #: The one-line message of the target error that stopped the campaign, if one did.
+    error: str | None = None
+
 
 @dataclass
 class CampaignConfig:
@@ -132,6 +170,8 @@ class CampaignConfig:
     campaign that must be a pure function of seed and target uses none.
     ``regressions`` is the regression corpus directory (None: no corpus);
     with ``save_regressions`` every minimal failure found is added to it.
+    ``example_timeout_s`` is the wall-clock limit of one run (None: none;
+    see ``harness.watchdog`` for where it cannot apply).
     """
 
     max_examples: int | None = None
@@ -143,6 +183,7 @@ class CampaignConfig:
     menu: Menu | None = None
     regressions: str | None = None
     save_regressions: bool = False
+    example_timeout_s: float | None = DEFAULT_TIMEOUT_S
 
 
 def new_seed() -> int:
@@ -182,6 +223,12 @@ def run_campaign(
         search.run()
     except KeyboardInterrupt:
         result.stopped_by = "interrupt"
+    except HarnessError as exc:
+        result.stopped_by, result.error = "error", str(exc)
+        result.shrinking = False
+        result.elapsed_s = time.monotonic() - search.started
+        exc.result = result
+        raise
     result.shrinking = False
     result.elapsed_s = time.monotonic() - search.started
     return result
@@ -220,6 +267,7 @@ class _Search:
         self.deadline = self.started + config.budget_s if config.budget_s is not None else None
         self.found: set[str] = set()
         self.on_run: Callable[[Schedule, Run], None] | None = None
+        self.eventful = 0
 
     def _check_stop(self) -> None:
         if self.stop_requested():
@@ -237,7 +285,7 @@ class _Search:
             return
         for path, record in corpus.entries(self.config.regressions, self.spec):
             self._check_stop()
-            replay = corpus.replay(self.target, path, record)
+            replay = corpus.replay(self.target, path, record, self.config.example_timeout_s)
             self.result.regressions.append(replay)
             if replay.violation is not None:
                 self._add(Finding(record, replay.run, replay.violation, path=path, source="regression"))
@@ -266,6 +314,7 @@ class _Search:
         result = self.result
         masked = frozenset(self.found)
         best: list[tuple[Schedule, Violation]] = []
+        hung: list[tuple[Schedule, Run, Violation]] = []
         grace_deadline = self.deadline + SHRINK_GRACE_S if self.deadline is not None else None
 
         def prop(schedule: Schedule) -> None:
@@ -282,7 +331,19 @@ class _Search:
                 if self.deadline is not None and time.monotonic() > self.deadline:
                     raise _SearchOver("budget")
                 result.examples += 1
-            run = run_schedule(self.target, schedule)
+            try:
+                run, violations = self._judge(schedule)
+                if violations and violations[0].invariant == HANG:
+                    if HANG not in masked:
+                        hung.append((schedule, run, violations[0]))
+                        raise _HangFound
+                    return
+                if not best and len(run.trace) >= DETERMINISM_MIN_EVENTS:
+                    self.eventful += 1
+                    if _spot_check(self.eventful):
+                        self._check_deterministic(schedule, run)
+            except HarnessError as exc:
+                raise _Abort(exc) from None
             if self.on_example is not None:
                 self.on_example(result)
             if searching and self.on_run is not None:
@@ -290,7 +351,7 @@ class _Search:
             # The first invariant found is pinned: shrinking keeps to schedules that break it,
             # rather than drifting to whichever invariant a smaller schedule happens to break.
             pinned = best[0][1].invariant if best else None
-            for violation in check(run):
+            for violation in violations:
                 if violation.invariant not in masked and pinned in (None, violation.invariant):
                     if not best or _size(schedule) <= _size(best[0][0]):
                         best[:] = [(schedule, violation)]
@@ -312,24 +373,29 @@ class _Search:
         interrupted = False
         hypothesis_shrunk = True
         try:
-            test()
+            with _only_hypothesis_constants():
+                test()
             outcome = "max-examples" if result.examples >= self.max_examples else "exhausted"
         except _ViolationFound:
             pass
         except _SearchOver as over:
             outcome = over.reason
             hypothesis_shrunk = not best
+        except _Abort as abort:
+            raise abort.error from None
+        except _HangFound:
+            # A schedule hung (maybe while shrinking another failure, which is then saved as it is).
+            hypothesis_shrunk = False
         except KeyboardInterrupt:
             interrupted = True
         except Flaky:
-            raise NondeterministicTarget(
-                f"target {self.spec!r} is nondeterministic: a schedule that broke an invariant passed when "
-                "Hypothesis ran it again; it reads time, randomness or global state the harness does not control"
-            ) from None
+            raise self._flaky(best[0][0] if best else None) from None
         result.shrinking = False
+        if hung:
+            self._add(self._save_hang(*hung[0]))
         if best:
             schedule, violation = best[0]
-            finding, cut_short = self._confirm(schedule, violation, shrink=not interrupted)
+            finding, cut_short = self._confirm(schedule, violation, shrink=not interrupted and not hung)
             finding.shrunk = finding.shrunk and hypothesis_shrunk and not interrupted
             if finding.shrunk and self.config.save_regressions and self.config.regressions is not None:
                 finding.regression_path = corpus.add(finding.record, self.config.regressions)
@@ -337,7 +403,7 @@ class _Search:
             interrupted = interrupted or cut_short
         if interrupted:
             raise KeyboardInterrupt
-        if best:
+        if best or hung:
             # A failure was saved: search on for other invariants, unless the shrink grace ran out.
             return "budget" if outcome == "budget" else None
         return outcome
@@ -355,7 +421,7 @@ class _Search:
             if self.stop_requested():
                 raise KeyboardInterrupt
             self.result.shrink_runs += 1
-            fails = any(v.invariant == found.invariant for v in check(run_schedule(self.target, candidate)))
+            fails = any(v.invariant == found.invariant for v in self._judge(candidate)[1])
             if fails:
                 smallest[0] = candidate
             return fails
@@ -365,15 +431,9 @@ class _Search:
                 schedule = shrink_schedule(schedule, still_fails)
             except KeyboardInterrupt:
                 schedule, cut_short = smallest[0], True
-        first = run_schedule(self.target, schedule)
-        second = run_schedule(self.target, schedule)
-        if first.trace.lines() != second.trace.lines():
-            index = first_divergence(first.trace.lines(), second.trace.lines())
-            raise NondeterministicTarget(
-                f"target {self.spec!r} is nondeterministic: replaying the same schedule gave a different trace "
-                f"at event {index}; it reads time, randomness or global state the harness does not control"
-            )
-        same = [v for v in check(first) if v.invariant == found.invariant]
+        first, violations = self._judge(schedule)
+        self._check_deterministic(schedule, first)
+        same = [v for v in violations if v.invariant == found.invariant]
         violation = same[0] if same else found
         record = FailureRecord(
             target=self.spec,
@@ -388,6 +448,88 @@ class _Search:
         path = failure_file.save(record, Path(self.config.report_dir) / "failures")
         finding = Finding(record=record, run=first, violation=violation, path=path, shrunk=shrink and not cut_short)
         return finding, cut_short
+
+
+    def _judge(self, schedule: Schedule) -> tuple[Run, list[Violation]]:
+        return judge(self.target, schedule, self.config.example_timeout_s)
+
+    def _check_deterministic(self, schedule: Schedule, first: Run) -> None:
+        """Run ``schedule`` again; raise ``NondeterministicTarget`` if the trace differs from ``first``'s."""
+        again, _ = self._judge(schedule)
+        where = divergence(first.trace.lines(), again.trace.lines())
+        if where is not None:
+            raise NondeterministicTarget(
+                f"target {self.spec!r} is nondeterministic: the same schedule gave two different traces, "
+                f"first differing at {where}; {NONDETERMINISTIC_FIX}"
+            )
+
+    def _flaky(self, schedule: Schedule | None) -> NondeterministicTarget:
+        """The error for a failure Hypothesis could not reproduce, with the divergence when a rerun shows it."""
+        if schedule is not None:
+            first, _ = self._judge(schedule)
+            try:
+                self._check_deterministic(schedule, first)
+            except NondeterministicTarget as exc:
+                return exc
+        return NondeterministicTarget(
+            f"target {self.spec!r} is nondeterministic: a schedule that broke an invariant passed when "
+            f"Hypothesis ran it again; {NONDETERMINISTIC_FIX}"
+        )
+
+    def _save_hang(self, schedule: Schedule, run: Run, violation: Violation) -> Finding:
+        """Save a schedule that hung, cut after the step that hung (the later steps never ran)."""
+        step = hung_at(run)
+        if step is not None:
+            schedule = replace(schedule, ops=schedule.ops[: step + 1])
+        record = FailureRecord(
+            target=self.spec,
+            schedule=schedule,
+            invariant=violation.invariant,
+            message=violation.message,
+            trace_hash=run.trace.digest(),
+            seed=self.result.seed,
+            trace=tuple(run.trace),
+            marked=violation.events,
+        )
+        path = failure_file.save(record, Path(self.config.report_dir) / "failures")
+        finding = Finding(record=record, run=run, violation=violation, path=path, shrunk=False)
+        if self.config.save_regressions and self.config.regressions is not None:
+            finding.regression_path = corpus.add(record, self.config.regressions)
+        return finding
+
+
+@contextmanager
+def _only_hypothesis_constants() -> Iterator[None]:
+    """Keep the search a function of seed and target alone.
+
+    Hypothesis mixes into generated data the literals of every "local"
+    module loaded in the process (its own heuristic): the same seed then
+    searches differently under the CLI and under pytest, and after any edit
+    of an unrelated module. This switches that pool off for the campaign
+    (its built-in constants stay). It reaches into Hypothesis's internals;
+    where they differ, nothing is changed.
+    """
+    try:
+        from hypothesis.internal.conjecture import providers
+
+        original = providers._get_local_constants
+        cache = providers.CONSTANTS_CACHE.cache
+        empty = providers.Constants()
+    except (ImportError, AttributeError):
+        yield
+        return
+    providers._get_local_constants = lambda: empty
+    cache.clear()
+    try:
+        yield
+    finally:
+        providers._get_local_constants = original
+        cache.clear()
+
+
+def _spot_check(eventful: int) -> bool:
+    """Whether the ``eventful``-th example with a real trace is run twice to check determinism."""
+    return eventful in (1, 3, 10) or eventful % DETERMINISM_EVERY == 0
 
 
 def _size(schedule: Schedule) -> tuple[int, int]:

@@ -1,9 +1,10 @@
 """The ``harness`` command: fuzz a target, replay or show a failure file, write the HTML report, list the scenarios.
 
 Exit codes: 0 clean (or a replay that no longer fails), 1 an invariant was
-violated (or reproduced), 2 a usage, target or file error, 3 an internal
-error of the harness itself, 130 a campaign interrupted (Ctrl-C, SIGTERM)
-before it found anything.
+violated or the target hung (or a replay reproduced it), 2 a usage, target
+or file error, 3 an internal error of the harness itself, 130 a campaign
+interrupted (Ctrl-C, SIGTERM) before it found anything. Every exit 2 is one
+line on stderr, whatever the arguments or the files read.
 """
 
 from __future__ import annotations
@@ -21,9 +22,16 @@ from typing import NoReturn
 from pathlib import Path
 
 from . import corpus, failure_file
-from .campaign import DEFAULT_MAX_EXAMPLES, CampaignConfig, CampaignResult, Finding, new_seed, run_campaign
+from .campaign import (
+    DEFAULT_MAX_EXAMPLES,
+    CampaignConfig,
+    CampaignResult,
+    Finding,
+    NondeterministicTarget,
+    new_seed,
+    run_campaign,
+)
 from .errors import HarnessError, UsageError
-from .invariants import check
 from .junit import write_junit
 from .progress import Progress
 from .report import REPORT_NAME, CoverageProbe, Tally, load_inputs, view_of_finding, write_report
@@ -32,7 +40,10 @@ from .signals import StopSignals
 from .summary import exit_code, summarize, write_json
 from .target import Target, load_target
 from .timeline import render_schedule, render_trace
-from .trace import first_divergence
+from .trace import one_line
+from .verdict import NONDETERMINISTIC_FIX, UNFINISHED, divergence
+from .verdict import replay as replay_record
+from .watchdog import DEFAULT_TIMEOUT_S
 
 EXIT_CLEAN, EXIT_VIOLATION, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -76,6 +87,23 @@ def _seconds(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text!r}")
     return value
+
+
+def _timeout(text: str) -> float | None:
+    if text.strip().lower() in ("0", "0s", "none", "off"):
+        return None
+    return _seconds(text)
+
+
+def _add_timeout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--example-timeout",
+        type=_timeout,
+        metavar="SECONDS",
+        default=DEFAULT_TIMEOUT_S,
+        help=f"wall-clock limit of one run; a run that takes longer is reported as a hang "
+        f"(default {DEFAULT_TIMEOUT_S:g}; 0 for none)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     database.add_argument("--no-database", action="store_true", help="use no example database")
     fuzz.add_argument("--json", metavar="FILE", help="write the campaign summary as JSON (schema in the README)")
     fuzz.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test case per invariant family")
+    _add_timeout(fuzz)
     fuzz.add_argument(
         "--html",
         action="store_true",
@@ -147,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = commands.add_parser("replay", help="run a saved failure file again and say whether it reproduces")
     replay.add_argument("file", help="a failure file written by 'harness fuzz'")
+    _add_timeout(replay)
     replay.set_defaults(handler=_cmd_replay)
 
     show = commands.add_parser("show", help="print a failure file's timeline without running anything")
@@ -177,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return args.handler(args)
     except HarnessError as exc:
-        print(f"harness: error: {exc}", file=sys.stderr)
+        print(f"harness: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("harness: interrupted", file=sys.stderr)
@@ -193,6 +223,11 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     for option, path in (("--json", args.json), ("--junit", args.junit)):
         if path is not None:
             _check_writable(option, path)
+    _check_directory("--report-dir", config.report_dir)
+    if config.regressions is not None:
+        _check_directory("--regressions", config.regressions)
+    if config.database is not None:
+        _check_directory("--database", config.database)
     measure = args.coverage if args.coverage is not None else args.html
     # Coverage starts before the target is imported, so that its import-time lines count.
     probe = CoverageProbe(args.target) if measure else None
@@ -212,15 +247,25 @@ def _fuzz(args: argparse.Namespace, config: CampaignConfig, probe: CoverageProbe
 
     # Signals stay handled until the reports are written: a second one still aborts at once.
     with StopSignals() as stop:
-        result = run_campaign(
-            target,
-            args.target,
-            config,
-            on_example=progress,
-            on_finding=on_finding,
-            stop_requested=stop.requested,
-            on_run=tally,
-        )
+        try:
+            result = run_campaign(
+                target,
+                args.target,
+                config,
+                on_example=progress,
+                on_finding=on_finding,
+                stop_requested=stop.requested,
+                on_run=tally,
+            )
+        except HarnessError as exc:
+            # A target error stopped the campaign: report what was found before it, then the error (exit 2).
+            progress.clear()
+            if probe is not None:
+                probe.stop()
+            if isinstance(exc.result, CampaignResult):
+                _print_summary(exc.result)
+                _write_reports(args, config, exc.result, target, tally, probe)
+            raise
         if probe is not None:
             probe.stop()
         progress.clear()
@@ -251,6 +296,7 @@ def _fuzz_config(args: argparse.Namespace) -> CampaignConfig:
         max_failures=args.max_failures,
         regressions=None if args.no_regressions else args.regressions,
         save_regressions=args.save_regression,
+        example_timeout_s=args.example_timeout,
     )
 
 
@@ -281,6 +327,16 @@ def _check_writable(option: str, path: str) -> None:
         raise UsageError(f"{option} {path!r}: cannot create its directory ({exc.strerror}); choose another path") from None
     if not os.access(target.parent, os.W_OK):
         raise UsageError(f"{option} {path!r}: its directory is not writable; choose another path")
+
+
+def _check_directory(option: str, path: str) -> None:
+    """Fail before the campaign when a directory it writes into is a file (it is created when missing)."""
+    try:
+        exists, is_dir = os.path.exists(path), os.path.isdir(path)
+    except ValueError:  # a NUL in the path
+        exists, is_dir = True, False
+    if not path or (exists and not is_dir):
+        raise UsageError(f"{option} {path!r} is not a directory; give a directory such as reports")
 
 
 def _write_reports(
@@ -327,6 +383,9 @@ def _print_finding(finding: Finding) -> None:
         print(f"\nFAIL {violation.invariant}: {violation.message}\n")
         if finding.shrunk:
             print("minimal " + render_schedule(finding.record.schedule))
+        elif violation.invariant in UNFINISHED:
+            print("the schedule that did not finish, cut after the step it stopped in (not shrunk):")
+            print(render_schedule(finding.record.schedule))
         else:
             print("interrupted before shrinking finished; this schedule fails but may not be minimal:")
             print(render_schedule(finding.record.schedule))
@@ -375,32 +434,49 @@ def _print_summary(result: CampaignResult) -> None:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     record = failure_file.load(args.file)
+    source = f"failure file {args.file!r}"
     target = load_target(record.target)
-    run = run_schedule(target, record.schedule)
-    violations = check(run)
-    same = [v for v in violations if v.invariant == record.invariant]
-    print(f"harness: replaying {args.file} against {record.target}\n")
+    print(f"harness: replaying {one_line(args.file)} against {record.target}\n", flush=True)
+    run, violations = replay_record(target, record, source, args.example_timeout)
+    failing = [v for v in violations if v.invariant == record.invariant]
+    # A run that did not finish fails whatever the file recorded: it is not fixed.
+    failing = failing or [v for v in violations if v.invariant in UNFINISHED]
     print(render_schedule(record.schedule))
     print()
-    print(render_trace(run.trace, same[0].events if same else ()))
+    print(render_trace(run.trace, failing[0].events if failing else ()))
     print()
-    lines = run.trace.lines()
-    if not same:
-        print(f"no longer fails: {record.invariant} holds on this schedule (it failed with: {record.message})")
+    saved = [event.line() for event in record.trace]
+    changed = run.trace.digest() != record.trace_hash
+    if changed:
+        # Tell a target that changed since the file was saved from one that changes on every run.
+        again, _ = replay_record(target, record, source, args.example_timeout)
+        where = divergence(run.trace.lines(), again.trace.lines())
+        if where is not None:
+            raise NondeterministicTarget(
+                f"target {record.target!r} is nondeterministic: replaying {args.file!r} twice gave two different "
+                f"traces, first differing at {where}; {NONDETERMINISTIC_FIX}"
+            )
+    message = one_line(record.message)
+    if not failing:
+        print(f"no longer fails: {one_line(record.invariant)} holds on this schedule (it failed with: {message})")
         return EXIT_CLEAN
-    print(f"FAIL {same[0].invariant}: {same[0].message}")
-    if run.trace.digest() == record.trace_hash:
+    print(f"FAIL {failing[0].invariant}: {failing[0].message}")
+    if failing[0].invariant != record.invariant:
+        print(f"(the file records {one_line(record.invariant)}: {message})")
+    if not changed:
         print(f"reproduced exactly (trace hash {record.trace_hash[:16]})")
     else:
-        index = first_divergence(lines, [event.line() for event in record.trace])
-        print(f"reproduced, but the trace diverged from the saved one at event {index}")
+        print(
+            f"reproduced, but the trace diverged from the saved one at {divergence(saved, run.trace.lines())} "
+            "(saved, then now): the target or the harness changed since the file was saved"
+        )
     return EXIT_VIOLATION
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
     record = failure_file.load(args.file)
     print(f"failure {record.id}: {record.target}, seed {record.seed}")
-    print(f"FAIL {record.invariant}: {record.message}\n")
+    print(f"FAIL {one_line(record.invariant)}: {one_line(record.message)}\n")
     print(render_schedule(record.schedule))
     print()
     print(render_trace(record.trace, record.marked))

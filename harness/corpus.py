@@ -18,9 +18,12 @@ from pathlib import Path
 from . import failure_file
 from .errors import FailureFileError, UsageError
 from .failure_file import FailureRecord
-from .invariants import Violation, check
-from .runner import Run, run_schedule
+from .invariants import Violation
+from .runner import Run
 from .target import Target
+from .verdict import UNFINISHED
+from .verdict import replay as replay_record
+from .watchdog import DEFAULT_TIMEOUT_S
 
 #: Where the corpus lives unless configured: beside the user's code, kept in git.
 DEFAULT_DIRECTORY = "harness-regressions"
@@ -77,10 +80,14 @@ def entries(directory: str | os.PathLike[str], target_spec: str) -> list[tuple[P
     return found
 
 
-def replay(target: Target, path: Path, record: FailureRecord) -> Replay:
-    """Run a corpus file's schedule against ``target`` and see whether its invariant still breaks."""
-    run = run_schedule(target, record.schedule)
-    same = [v for v in check(run) if v.invariant == record.invariant]
+def replay(target: Target, path: Path, record: FailureRecord, timeout_s: float | None = DEFAULT_TIMEOUT_S) -> Replay:
+    """Run a corpus file's schedule against ``target`` and see whether its invariant still breaks.
+
+    A run that hangs or livelocks fails, whatever invariant the file records:
+    it is not fixed.
+    """
+    run, violations = replay_record(target, record, f"regression corpus file {str(path)!r}", timeout_s)
+    same = [v for v in violations if v.invariant == record.invariant or v.invariant in UNFINISHED]
     return Replay(path=path, record=record, run=run, violation=same[0] if same else None)
 
 

@@ -6,9 +6,18 @@ CLI prints it and exits 2 (usage, target or file errors).
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class HarnessError(Exception):
-    """A problem with what the user gave the harness; printed as one line."""
+    """A problem with what the user gave the harness; printed as one line.
+
+    ``result`` is set when the error stopped a campaign: the
+    ``CampaignResult`` so far (what was found before the error), so a caller
+    can still report it.
+    """
+
+    result: Any = None
 
 
 class UsageError(HarnessError):
@@ -21,3 +30,7 @@ class TargetError(HarnessError):
 
 class FailureFileError(HarnessError):
     """A failure file that is missing, corrupt, foreign or from a newer harness."""
+
+
+class ReportError(HarnessError):
+    """A failure file, corpus file or report that cannot be written where it was asked for."""

@@ -2,7 +2,16 @@
 
 JSON only, never pickle: loading a file parses plain data and validates it;
 nothing named in the file is imported except, later and only on request, the
-target string the user replays.
+target string the user replays (``load_target`` then refuses anything that
+is not a ``harness.Target``). No class named in a file is ever instantiated:
+exception names in the schedule must be plain identifiers, resolved at
+replay through the fixed set and the target's own declaration only.
+
+Files come from other people and other versions. Whatever is wrong with
+one (missing, not a regular file, too large, not UTF-8, truncated or
+invalid JSON, another format, a newer version, a field of the wrong type,
+an absurd number, an altered trace) is a one-line ``FailureFileError``;
+unknown keys are ignored. Files are written atomically (``harness.files``).
 """
 
 from __future__ import annotations
@@ -10,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import reprlib
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -22,6 +32,24 @@ from .trace import Event, digest_lines
 
 FORMAT = "harness-failure"
 FORMAT_VERSION = 1
+
+#: The largest failure file read: far above any the harness writes, far below what would exhaust memory.
+MAX_BYTES = 64 * 1024 * 1024
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlevel = 3
+
+
+def short(value: Any) -> str:
+    """A bounded one-line repr of untrusted data, for error messages."""
+    return _SHORT.repr(value)
+
+
+def valid_target_string(spec: str) -> bool:
+    """Whether ``spec`` has the shape ``package.module:attribute`` (identifiers only)."""
+    module, sep, attr = spec.partition(":")
+    return bool(sep) and all(part.isidentifier() for part in module.split(".") + attr.split("."))
 
 
 def versions() -> dict[str, str]:
@@ -75,22 +103,24 @@ class FailureRecord:
         if not isinstance(data, dict):
             raise FailureFileError(f"{source} is not a harness failure file (expected a JSON object)")
         if data.get("format") != FORMAT:
-            raise FailureFileError(f"{source} is not a harness failure file (format is {data.get('format')!r})")
+            raise FailureFileError(f"{source} is not a harness failure file (format is {short(data.get('format'))})")
         version = data.get("version")
         if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= FORMAT_VERSION:
+            newer = isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION
             raise FailureFileError(
-                f"{source} has format version {version!r}; this harness reads versions 1 to {FORMAT_VERSION} "
-                "(upgrade the harness to read newer files)"
+                f"{source} has format version {short(version)}; this harness reads versions 1 to {FORMAT_VERSION}"
+                + (" (it was written by a newer harness: upgrade to read it)" if newer else "")
             )
         fields: dict[str, Any] = {}
         for key in ("target", "invariant", "message", "trace_hash"):
-            value = data.get(key)
-            if not isinstance(value, str):
-                raise FailureFileError(f"{source}: field {key!r} must be a string, got {value!r}")
-            fields[key] = value
+            fields[key] = _text(data.get(key), key, source)
+        if not valid_target_string(fields["target"]):
+            raise FailureFileError(
+                f"{source}: field 'target' must name a target as 'package.module:attribute', got {short(fields['target'])}"
+            )
         seed = data.get("seed")
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-            raise FailureFileError(f"{source}: field 'seed' must be an integer or null, got {seed!r}")
+            raise FailureFileError(f"{source}: field 'seed' must be an integer or null, got {short(seed)}")
         try:
             schedule = Schedule.from_json(data.get("schedule"))
         except ScheduleError as exc:
@@ -106,6 +136,17 @@ class FailureRecord:
         return cls(schedule=schedule, seed=seed, trace=trace, marked=tuple(marked), **fields)
 
 
+def _text(value: Any, key: str, source: str) -> str:
+    """A string field that can be printed and hashed (no lone surrogates from ``\\ud800`` escapes)."""
+    if not isinstance(value, str):
+        raise FailureFileError(f"{source}: field {key!r} must be a string, got {short(value)}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FailureFileError(f"{source}: field {key!r} holds an invalid Unicode escape") from None
+    return value
+
+
 def _parse_trace(value: Any, source: str) -> tuple[Event, ...]:
     if not isinstance(value, list):
         raise FailureFileError(f"{source}: field 'trace' must be a list of events")
@@ -117,13 +158,19 @@ def _parse_trace(value: Any, source: str) -> tuple[Event, ...]:
             or len(item) != len(shape)
             or not all(isinstance(v, t) and not isinstance(v, bool) for v, t in zip(item, shape))
         ):
-            raise FailureFileError(f"{source}: trace event {item!r} is not [t_us, kind, job, attempt, detail]")
+            raise FailureFileError(f"{source}: trace event {short(item)} is not [t_us, kind, job, attempt, detail]")
+        _text(item[1], "trace kind", source)
+        _text(item[4], "trace detail", source)
         events.append(Event(*item))
     return tuple(events)
 
 
 def save(record: FailureRecord, directory: str | os.PathLike[str]) -> Path:
-    """Write ``record`` as ``directory/<id>.json`` atomically (write, then rename)."""
+    """Write ``record`` as ``directory/<id>.json`` atomically (write, then rename).
+
+    Campaigns writing into the same directory at once lose nothing: each
+    file appears whole, and the same failure always gets the same name.
+    """
     text = json.dumps(record.to_json(), indent=2, sort_keys=True) + "\n"
     return write_atomic(Path(directory) / f"{record.id}.json", text)
 
@@ -131,14 +178,33 @@ def save(record: FailureRecord, directory: str | os.PathLike[str]) -> Path:
 def load(path: str | os.PathLike[str]) -> FailureRecord:
     """Read and validate a failure file; any problem is one ``FailureFileError`` line."""
     source = str(path)
+    file = Path(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FailureFileError(f"failure file {source!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FailureFileError(f"cannot read failure file {source!r}: {exc}") from None
+        if not file.exists():
+            raise FailureFileError(f"failure file {source!r} does not exist")
+        if not file.is_file():
+            raise FailureFileError(f"failure file {source!r} is not a regular file")
+        size = file.stat().st_size
+        if size > MAX_BYTES:
+            raise FailureFileError(
+                f"failure file {source!r} is {size} bytes, more than the {MAX_BYTES} a failure file can be; "
+                "it is not one the harness wrote"
+            )
+        text = file.read_text(encoding="utf-8")
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or a NUL in the path
+        raise FailureFileError(f"cannot read failure file {source!r}: {_reason(exc)}") from None
     try:
         data = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise FailureFileError(f"failure file {source!r} is not valid JSON ({exc}); it may be truncated") from None
-    return FailureRecord.from_json(data, source=f"failure file {source!r}")
+    except (ValueError, RecursionError) as exc:  # ValueError: bad JSON, or an integer too long to parse
+        raise FailureFileError(
+            f"failure file {source!r} is not valid JSON ({_reason(exc)}); it may be truncated"
+        ) from None
+    try:
+        return FailureRecord.from_json(data, source=f"failure file {source!r}")
+    except RecursionError:
+        raise FailureFileError(f"failure file {source!r} nests its data too deeply to be a failure file") from None
+
+
+def _reason(exc: BaseException) -> str:
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return " ".join(text.split())[:200]

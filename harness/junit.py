@@ -75,9 +75,16 @@ def junit_xml(result: CampaignResult, target: Target) -> str:
                 "skipped",
                 message=_text(f"no {family} invariant applies to {result.target}: it declares none of their promises"),
             )
+    errors = 0
+    if result.error is not None:
+        # A target error stopped the campaign: one erroring case, so CI shows it beside what was found.
+        errors = 1
+        counts["tests"] += 1
+        case = ET.SubElement(suite, "testcase", classname=_text(result.target), name="target", time="0")
+        ET.SubElement(case, "error", message=_text(result.error), type="harness.error").text = _text(result.error)
     suite.set("tests", str(counts["tests"]))
     suite.set("failures", str(counts["failures"]))
-    suite.set("errors", "0")
+    suite.set("errors", str(errors))
     suite.set("skipped", str(counts["skipped"]))
     if result.regressions:
         log = ET.SubElement(suite, "system-out")
@@ -88,7 +95,7 @@ def junit_xml(result: CampaignResult, target: Target) -> str:
     root = ET.Element("testsuites", name="harness", time=elapsed)
     for key, value in counts.items():
         root.set(key, str(value))
-    root.set("errors", "0")
+    root.set("errors", str(errors))
     root.append(suite)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -12,6 +12,15 @@ A run has four phases, all recorded in the trace:
 4. **release**: run the target's own invariants, drop every reference to
    the subject, collect garbage and record any "Unhandled error in
    Deferred" that Twisted logs, so that invariants judge the trace alone.
+
+The runner stays in control of the code it runs. A run has a wall-clock
+limit (``harness.watchdog``): a target that hangs, or that keeps scheduling
+calls for the same instant (a livelock), ends the run with ``TargetHung``,
+which names the step and the virtual time and keeps the trace so far. A
+target that calls the global reactor or sleeps for real
+(``harness.escapes``), raises from ``build`` or ``stop``, or exits the
+process, ends it with a one-line ``TargetError``. Every patch and signal
+handler is undone however the run ends.
 """
 
 from __future__ import annotations
@@ -19,19 +28,24 @@ from __future__ import annotations
 import gc
 import math
 import re
+from traceback import clear_frames
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet import defer, task
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel, globalLogBeginner, globalLogPublisher
 from twisted.python.failure import Failure
 
-from .clock import FaultClock, Livelock, call_name, func_name
-from .errors import TargetError
+from .clock import MAX_ROUNDS_PER_INSTANT, FaultClock, Livelock, call_name, func_name
+from .errors import HarnessError, TargetError
+from .escapes import EscapeGuard, Escaped
 from .jobs import Job
-from .schedule import Cancel, Jump, Schedule, Start, Stop, Submit
+from .schedule import Cancel, Jump, Op, Schedule, Start, Stop, Submit
 from .target import Target
-from .trace import Trace
+from .trace import Trace, format_ms, one_line
+from .watchdog import DEFAULT_TIMEOUT_S, Expired, Watchdog
 
 #: Virtual time the runner keeps draining after the last operation, beyond
 #: the total duration of all jobs, before it calls the run finished.
@@ -47,13 +61,42 @@ _DEFER_NAMESPACE = "twisted.internet.defer"
 
 
 def describe(value: Any, limit: int = 80) -> str:
-    """A deterministic one-line description: memory addresses are masked."""
-    text = _ADDRESS.sub("0x?", repr(value))
+    """A deterministic one-line description: memory addresses are masked, control characters escaped."""
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__} whose repr() raised>"
+    text = one_line(_ADDRESS.sub("0x?", text))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def describe_error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {_ADDRESS.sub('0x?', str(exc))}"
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<str() of the exception raised>"
+    return one_line(f"{type(exc).__name__}: {_ADDRESS.sub('0x?', message)}")
+
+
+class TargetHung(HarnessError):
+    """A run that did not finish: the target hung, or livelocked the clock.
+
+    ``kind`` is ``"hang"`` (a step took longer than the wall-clock limit) or
+    ``"livelock"`` (calls kept scheduling calls for the same instant).
+    ``run`` holds the trace up to that point, ending with the event at index
+    ``event`` (kind ``target.hang`` or ``reactor.livelock``); ``step`` is the
+    index of the operation the run was at (None after the last one), and
+    ``t_us`` the virtual time. The subject is dropped.
+    """
+
+    def __init__(self, message: str, run: Run, kind: str, step: int | None, t_us: int, event: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.run = run
+        self.kind = kind
+        self.step = step
+        self.t_us = t_us
+        self.event = event
 
 
 @dataclass
@@ -73,28 +116,181 @@ class Run:
     jobs: dict[int, Job] = field(default_factory=dict)
     handles: dict[int, defer.Deferred[Any]] = field(default_factory=dict)
     stopped: bool = False
+    #: Where the run is: ``build``, ``advance`` (to ``step``), ``step``, ``drain``, ``teardown``,
+    #: ``invariant`` (``detail`` names it) or ``release``; read when a run must be abandoned.
+    phase: str = "build"
+    step: int | None = None
+    detail: str = ""
+    checkpoint: Callable[[], None] = field(default=lambda: None, repr=False)
+
+    def where(self) -> str:
+        """Where the run is, for a message: ``in step 3 (submit job 2)``."""
+        if self.phase in ("step", "advance") and self.step is not None:
+            op = self.schedule.ops[self.step]
+            if self.phase == "step":
+                return f"in step {self.step + 1} ({_op_label(op)})"
+            return f"on the way to step {self.step + 1} ({_op_label(op)} at {format_ms(op.at_ms * 1000)})"
+        return {
+            "build": "in build(clock)",
+            "drain": "while draining after the last step",
+            "teardown": "in the teardown stop() and drain",
+            "invariant": f"in the target's invariant {self.detail}",
+            "release": "while collecting the run's garbage",
+        }.get(self.phase, self.phase)
 
 
-def run_schedule(target: Target, schedule: Schedule) -> Run:
-    """Run ``schedule`` against a fresh subject built by ``target``; return the finished run."""
+def _op_label(op: Op) -> str:
+    if isinstance(op, (Submit, Start, Cancel)):
+        return f"{op.name} job {op.job}"
+    if isinstance(op, Jump):
+        return f"jump {op.delta_ms:+d}ms"
+    return op.name
+
+
+#: Exceptions that end a run abruptly; the runner turns each into a one-line harness error.
+_ABORTS = (Expired, Escaped, Livelock, SystemExit)
+
+
+def run_schedule(target: Target, schedule: Schedule, timeout_s: float | None = DEFAULT_TIMEOUT_S) -> Run:
+    """Run ``schedule`` against a fresh subject built by ``target``; return the finished run.
+
+    ``timeout_s`` is the wall-clock limit of the run (None: none). Raises
+    ``TargetHung`` when the target hangs or livelocks the clock, and
+    ``TargetError`` when its ``build`` or ``stop`` raises, it calls the global
+    reactor or sleeps for real, or the schedule injects an error the target
+    does not know.
+    """
+    _check_error_names(target, schedule)
     _isolate_garbage()
     policy = schedule.clock
     clock = FaultClock(policy.tie_break, policy.seed, jitter=policy.jitter_ms / 1000)
     trace = Trace(lambda: round(clock.rightNow * 1_000_000))
     clock.on_escape = lambda call, exc: trace.record("reactor.error", detail=f"{call_name(call)}: {describe_error(exc)}")
     observer = _LogRecorder(trace)
+    run = Run(target=target, schedule=schedule, trace=trace, clock=clock)
+    aborted: BaseException | None = None
+    try:
+        with _logging_into(observer):
+            with Watchdog(timeout_s) as dog, EscapeGuard() as guard:
+
+                def checkpoint() -> None:
+                    guard.check()
+                    dog.check()
+
+                run.checkpoint = checkpoint
+                try:
+                    try:
+                        run.subject = target.build(clock)
+                    except _ABORTS + (KeyboardInterrupt,):
+                        raise
+                    except BaseException as exc:
+                        raise TargetError(f"the target's build(clock) raised {describe_error(exc)}") from None
+                    checkpoint()
+                    _play(run)
+                    _release(run, observer)
+                    checkpoint()
+                except _ABORTS as exc:
+                    dog.disarm()
+                    aborted = exc
+            if aborted is not None:
+                # Outside the watchdog and the guard: the subject's garbage is collected with neither armed.
+                raise _abandon(run, aborted, guard, dog, observer) from None
+    finally:
+        run.checkpoint = _nothing
+    return run
+
+
+@contextmanager
+def _logging_into(observer: _LogRecorder) -> Iterator[None]:
+    """Send what Twisted logs during the run to ``observer`` (the run's trace) alone.
+
+    Until a program begins logging, Twisted prints critical events (every
+    "Unhandled error in Deferred") to stderr and buffers all events; the
+    run's errors are the target's, recorded in its trace and judged there,
+    so that observer is detached for the run. Observers of a program that
+    began logging still see everything.
+    """
+    temporary = getattr(globalLogBeginner, "_temporaryObserver", None)
+    detached = False
+    if temporary is not None:
+        try:
+            globalLogPublisher.removeObserver(temporary)
+            detached = True
+        except ValueError:
+            pass
     globalLogPublisher.addObserver(observer)
     try:
-        run = Run(target=target, schedule=schedule, trace=trace, clock=clock)
-        try:
-            run.subject = target.build(clock)
-        except Exception as exc:
-            raise TargetError(f"the target's build(clock) raised {describe_error(exc)}") from None
-        _play(run)
-        _release(run)
+        yield
     finally:
         globalLogPublisher.removeObserver(observer)
-    return run
+        if detached and getattr(globalLogBeginner, "_temporaryObserver", None) is temporary:
+            globalLogPublisher.addObserver(temporary)
+
+
+def _check_error_names(target: Target, schedule: Schedule) -> None:
+    """Refuse a schedule that injects an exception the target does not know (names are never imported)."""
+    known = target.error_types
+    for op in schedule.submits:
+        for spec in op.specs:
+            if spec.error not in known:
+                raise TargetError(
+                    f"job {op.job} injects {spec.error!r}, which is neither a built-in error nor one the target "
+                    f"declares ({', '.join(known)}); the harness never imports an exception by name: "
+                    "declare the type in Target(errors=...)"
+                )
+
+
+def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, observer: _LogRecorder) -> HarnessError:
+    """End a run that cannot go on: record why, drop the subject, and return the error to raise."""
+    where = run.where()
+    clock = run.clock
+    t_us = round(clock.rightNow * 1_000_000) if clock is not None else (run.trace[-1].t_us if len(run.trace) else 0)
+    when = format_ms(t_us)
+    error: HarnessError
+    if guard.escaped is not None or isinstance(exc, Escaped):
+        error = TargetError(
+            f"the target called {guard.escaped or exc} {where} at virtual time {when}, escaping virtual time; "
+            f"{guard.explanation}"
+        )
+    elif isinstance(exc, SystemExit):
+        error = TargetError(
+            f"the target raised SystemExit({exc.code!r}) {where} at virtual time {when}; "
+            "a subject must never exit the process"
+        )
+    elif isinstance(exc, Expired):
+        message = (
+            f"target hung {where} at virtual time {when}: it did not return within the "
+            f"{dog.seconds:g}s wall-clock limit of a run (--example-timeout)"
+        )
+        index = run.trace.record("target.hang", detail=where)
+        error = TargetHung(message, run, "hang", run.step if run.phase in ("step", "advance") else None, t_us, index)
+    else:
+        message = (
+            f"target livelocked {where} at virtual time {when}: scheduled calls kept scheduling more calls for "
+            f"the same instant ({MAX_ROUNDS_PER_INSTANT} rounds)"
+        )
+        index = run.trace.record("reactor.livelock", detail=where)
+        error = TargetHung(message, run, "livelock", run.step if run.phase in ("step", "advance") else None, t_us, index)
+    if run.phase == "build" and isinstance(error, TargetHung):
+        error = TargetError(f"the target's build(clock) never returned: {error.message}")
+    # Forget the subject; errors its garbage logs belong to no run. The exception's traceback
+    # holds the target's frames, and through them its Deferreds: clear them, or the garbage
+    # would surface ("Unhandled error in Deferred") in a later run or at exit.
+    traceback, exc.__traceback__ = exc.__traceback__, None
+    if traceback is not None:
+        clear_frames(traceback)
+    del traceback
+    run.trace.freeze()
+    observer.trace = Trace(lambda: 0)
+    if clock is not None:
+        clock.calls.clear()
+        clock.created.clear()
+    run.subject = None
+    run.clock = None
+    run.jobs = {}
+    run.handles = {}
+    _collect(observer)
+    return error
 
 
 def _play(run: Run) -> None:
@@ -107,19 +303,22 @@ def _play(run: Run) -> None:
     drain_ms = sum(costs) + max(costs, default=0) + lateness + DRAIN_SLACK_MS
     observe_ms = PERIODS_OBSERVED * (target.interval_ms or 0)
     errors = target.error_types
-    try:
-        for op in schedule.ops:
-            _advance_until(clock, op.at_ms / 1000, policy.step_ms)
-            _apply(run, op, errors)
-        end = schedule.end_ms / 1000
-        _drain(clock, end + drain_ms / 1000, policy.step_ms)
-        _advance_until(clock, end + observe_ms / 1000, policy.step_ms)
-        trace.record("drained", detail=f"pending={len(clock.calls)}")
-        if not run.stopped and target.can_stop(run.subject):
-            _stop(run, "teardown")
-            _drain(clock, clock.rightNow + drain_ms / 1000, policy.step_ms)
-    except Livelock as exc:
-        trace.record("reactor.livelock", detail=str(exc))
+    checkpoint = run.checkpoint
+    for index, op in enumerate(schedule.ops):
+        run.phase, run.step = "advance", index
+        _advance_until(clock, op.at_ms / 1000, policy.step_ms, checkpoint)
+        run.phase = "step"
+        _apply(run, op, errors)
+        checkpoint()
+    run.phase = "drain"
+    end = schedule.end_ms / 1000
+    _drain(clock, end + drain_ms / 1000, policy.step_ms, checkpoint)
+    _advance_until(clock, end + observe_ms / 1000, policy.step_ms, checkpoint)
+    trace.record("drained", detail=f"pending={len(clock.calls)}")
+    if not run.stopped and target.can_stop(run.subject):
+        run.phase = "teardown"
+        _stop(run, "teardown")
+        _drain(clock, clock.rightNow + drain_ms / 1000, policy.step_ms, checkpoint)
     if run.stopped:
         _record_leftovers(run)
 
@@ -142,17 +341,22 @@ def _record_leftovers(run: Run) -> None:
             trace.record("leak.loop", detail=f"LoopingCall({func_name(loop.f)}) still running")
 
 
-def _release(run: Run) -> None:
+def _release(run: Run, observer: _LogRecorder) -> None:
     """Run the target's own invariants, then drop the subject and collect garbage."""
     trace = run.trace
     for invariant in run.target.invariants:
         name = getattr(invariant, "__name__", type(invariant).__name__)
+        run.phase, run.detail = "invariant", name
         try:
             invariant(run)
         except AssertionError as exc:
-            trace.record("user.fail", detail=f"{name}: {_ADDRESS.sub('0x?', str(exc)) or 'assertion failed'}")
-        except Exception as exc:
+            trace.record("user.fail", detail=f"{name}: {one_line(_ADDRESS.sub('0x?', str(exc))) or 'assertion failed'}")
+        except _ABORTS + (KeyboardInterrupt,):
+            raise
+        except BaseException as exc:
             raise TargetError(f"the target's invariant {name} raised {describe_error(exc)}, not AssertionError") from None
+        run.checkpoint()
+    run.phase = "release"
     if run.clock is not None:
         trace.freeze()
         run.clock.calls.clear()
@@ -161,7 +365,7 @@ def _release(run: Run) -> None:
     run.clock = None
     run.jobs = {}
     run.handles = {}
-    gc.collect()
+    _collect(observer)
     trace.record("end")
 
 
@@ -183,18 +387,43 @@ def _isolate_garbage() -> None:
 
 
 class _LogRecorder:
-    """A Twisted log observer that records errors logged during a run into its trace."""
+    """A Twisted log observer that records errors logged during a run into its trace.
+
+    It also cleans each logged ``Failure`` (its traceback becomes text): Twisted
+    keeps logged events in a buffer until logging begins, and a Failure's
+    frames would keep the run's other Deferreds alive, to be collected, and
+    logged, during some later run.
+    """
 
     def __init__(self, trace: Trace) -> None:
         self.trace = trace
+        self.failures = 0
 
     def __call__(self, event: dict[str, Any]) -> None:
         failure = event.get("log_failure")
         if failure is not None:
+            self.failures += 1
             kind = "unhandled" if event.get("log_namespace") == _DEFER_NAMESPACE else "log.error"
             self.trace.record(kind, detail=describe_error(failure.value))
+            try:
+                failure.cleanFailure()
+            except Exception:
+                pass
         elif event.get("log_level") in (LogLevel.error, LogLevel.critical) and not event.get("isError"):
             self.trace.record("log.error", detail=_ADDRESS.sub("0x?", str(event.get("log_format", ""))))
+
+
+#: Collections at the end of a run while each one still logs failures (freeing more garbage).
+MAX_COLLECTIONS = 4
+
+
+def _collect(observer: _LogRecorder) -> None:
+    """Collect the run's garbage, again while collecting logs failures whose frames held more of it."""
+    for _ in range(MAX_COLLECTIONS):
+        before = observer.failures
+        gc.collect()
+        if observer.failures == before:
+            return
 
 
 def _fire_time(due: float, step_ms: int) -> float:
@@ -205,9 +434,14 @@ def _fire_time(due: float, step_ms: int) -> float:
     return math.ceil(round(due / stride, 9)) * stride
 
 
-def _advance_until(clock: FaultClock, when: float, step_ms: int) -> None:
+def _nothing() -> None:
+    pass
+
+
+def _advance_until(clock: FaultClock, when: float, step_ms: int, checkpoint: Callable[[], None] = _nothing) -> None:
     """Fire every call that falls due up to ``when``, then move the clock to ``when``."""
     while True:
+        checkpoint()
         due = clock.next_due()
         if due is None or due > when:
             break
@@ -215,13 +449,13 @@ def _advance_until(clock: FaultClock, when: float, step_ms: int) -> None:
     clock.advance_to(when)
 
 
-def _drain(clock: FaultClock, horizon: float, step_ms: int) -> None:
+def _drain(clock: FaultClock, horizon: float, step_ms: int, checkpoint: Callable[[], None] = _nothing) -> None:
     """Keep firing calls until none is left or the next one is past the horizon."""
     while clock.calls:
         due = clock.next_due()
         if due is None or due > horizon:
             return
-        _advance_until(clock, _fire_time(due, step_ms), step_ms)
+        _advance_until(clock, _fire_time(due, step_ms), step_ms, checkpoint)
 
 
 def _stop(run: Run, why: str) -> None:
@@ -229,8 +463,11 @@ def _stop(run: Run, why: str) -> None:
     run.stopped = True
     try:
         result = run.target.stop_subject(run.subject)
-    except Exception as exc:
+    except _ABORTS + (KeyboardInterrupt,):
+        raise
+    except BaseException as exc:
         raise TargetError(f"the subject's stop() raised {describe_error(exc)}") from None
+    run.checkpoint()
     if isinstance(result, defer.Deferred):
         result.addErrback(_on_failure, run.trace, -1, "stop.failure")
 
@@ -264,7 +501,9 @@ def _apply(run: Run, op: Any, errors: dict[str, type[BaseException]]) -> None:
         trace.record("start", op.job)
         try:
             d = run.target.start_subject(run.subject, job)
-        except Exception as exc:
+        except _ABORTS + (KeyboardInterrupt,):
+            raise
+        except BaseException as exc:
             raise TargetError(f"the subject's start() raised {describe_error(exc)}") from None
         if isinstance(d, defer.Deferred):
             _watch(run, op.job, d, "start")

@@ -20,8 +20,25 @@ JOB_KINDS = ("succeed", "immediate", "value", "fail", "raise", "hang")
 TIE_BREAKS = ("fifo", "lifo", "shuffle")
 
 
+#: The largest time or delay in a schedule (about 31 years of virtual time): bounds what a file can ask for.
+MAX_MS = 10**12
+#: The largest job id, priority magnitude and clock seed a schedule may hold.
+MAX_ID = 10**9
+MAX_SEED = 2**64
+
+
 class ScheduleError(ValueError):
     """A schedule document that does not have the documented shape."""
+
+
+def _bounded(name: str, value: object, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ScheduleError(f"{name} must be an integer from {low} to {high}, got {_short(value)}")
+
+
+def _short(value: object) -> str:
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else f"{type(value).__name__} of {len(str(abs(value)))} digits"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +58,11 @@ class JobSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in JOB_KINDS:
-            raise ScheduleError(f"job kind {self.kind!r} is unknown; use one of {', '.join(JOB_KINDS)}")
-        if not isinstance(self.after_ms, int) or self.after_ms < 0:
-            raise ScheduleError(f"job after_ms must be a non-negative integer, got {self.after_ms!r}")
+            raise ScheduleError(f"job kind {_short(self.kind)} is unknown; use one of {', '.join(JOB_KINDS)}")
+        _bounded("job after_ms", self.after_ms, 0, MAX_MS)
+        # A name, never a path: it is looked up in the target's error table, not imported.
+        if not isinstance(self.error, str) or not self.error.isidentifier():
+            raise ScheduleError(f"job error must be an exception name such as 'ValueError', got {_short(self.error)}")
 
     @property
     def fails(self) -> bool:
@@ -136,11 +155,10 @@ class ClockPolicy:
 
     def __post_init__(self) -> None:
         if self.tie_break not in TIE_BREAKS:
-            raise ScheduleError(f"tie_break {self.tie_break!r} is unknown; use one of {', '.join(TIE_BREAKS)}")
-        for name in ("seed", "step_ms", "jitter_ms"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ScheduleError(f"{name} must be a non-negative integer, got {value!r}")
+            raise ScheduleError(f"tie_break {_short(self.tie_break)} is unknown; use one of {', '.join(TIE_BREAKS)}")
+        _bounded("seed", self.seed, 0, MAX_SEED)
+        _bounded("step_ms", self.step_ms, 0, MAX_MS)
+        _bounded("jitter_ms", self.jitter_ms, 0, MAX_MS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,9 +172,16 @@ class Schedule:
         last = 0
         seen: set[int] = set()
         for op in self.ops:
-            if not isinstance(op.at_ms, int) or op.at_ms < last:
+            _bounded("operation time", op.at_ms, 0, MAX_MS)
+            if op.at_ms < last:
                 raise ScheduleError(f"operation times must be non-decreasing integers, got {op.at_ms!r} after {last}")
             last = op.at_ms
+            if isinstance(op, (Submit, Start, Cancel)):
+                _bounded("job id", op.job, 0, MAX_ID)
+            if isinstance(op, Submit):
+                _bounded("priority", op.priority, -MAX_ID, MAX_ID)
+            if isinstance(op, Jump):
+                _bounded("jump delta_ms", op.delta_ms, -MAX_MS, MAX_MS)
             if isinstance(op, (Submit, Start)):
                 if op.job in seen:
                     raise ScheduleError(f"job id {op.job} is submitted twice; job ids must be unique")
@@ -189,11 +214,11 @@ class Schedule:
         """Parse and validate a schedule document; raise ``ScheduleError`` saying what is wrong."""
         obj = _expect_dict(data, "schedule")
         if obj.get("format") != FORMAT:
-            raise ScheduleError(f"not a harness schedule (format is {obj.get('format')!r}, expected {FORMAT!r})")
+            raise ScheduleError(f"not a harness schedule (format is {_short(obj.get('format'))}, expected {FORMAT!r})")
         version = obj.get("version")
-        if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+        if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION or version < 1:
             raise ScheduleError(
-                f"schedule version {version!r} is not supported (this harness reads versions 1 to {FORMAT_VERSION})"
+                f"schedule version {_short(version)} is not supported (this harness reads versions 1 to {FORMAT_VERSION})"
             )
         clock = _expect_dict(obj.get("clock"), "schedule clock")
         policy = ClockPolicy(
@@ -248,8 +273,8 @@ def _op_to_json(op: Op) -> dict[str, Any]:
 def _op_from_json(item: Any) -> Op:
     obj = _expect_dict(item, "schedule op")
     name = obj.get("op")
-    if name not in OP_TYPES:
-        raise ScheduleError(f"schedule op {name!r} is unknown; use one of {', '.join(OP_TYPES)}")
+    if not isinstance(name, str) or name not in OP_TYPES:
+        raise ScheduleError(f"schedule op {_short(name)} is unknown; use one of {', '.join(OP_TYPES)}")
     at = _take(obj, "at", int)
     if name == "submit":
         return Submit(
@@ -283,5 +308,5 @@ def _take(obj: dict[str, Any], key: str, kind: type) -> Any:
     value = obj.get(key)
     # bool is an int subclass; an int field must not accept true/false.
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ScheduleError(f"field {key!r} must be {kind.__name__}, got {value!r}")
+        raise ScheduleError(f"field {key!r} must be {kind.__name__}, got {_short(value)}")
     return value

@@ -23,12 +23,16 @@ from .files import write_atomic
 FORMAT = "harness-summary"
 VERSION = 1
 
-#: Exit code for each outcome: 0 clean, 1 an invariant was violated, 130 interrupted with nothing found.
-EXIT_CODES = {"clean": 0, "failed": 1, "interrupted": 130}
+#: Exit code for each outcome: 0 clean, 1 an invariant was violated, 2 a target error stopped the
+#: campaign, 130 interrupted with nothing found.
+EXIT_CODES = {"clean": 0, "failed": 1, "error": 2, "interrupted": 130}
 
 
 def outcome(result: CampaignResult) -> str:
-    """``"failed"`` if anything failed (even when interrupted), else ``"interrupted"`` or ``"clean"``."""
+    """``"error"`` if a target error stopped the campaign (whatever was found before it), else
+    ``"failed"`` if anything failed (even when interrupted), else ``"interrupted"`` or ``"clean"``."""
+    if result.error is not None:
+        return "error"
     if result.findings:
         return "failed"
     return "interrupted" if result.interrupted else "clean"
@@ -61,6 +65,7 @@ def summarize(
         "outcome": outcome(result),
         "exit_code": exit_code(result),
         "stopped_by": result.stopped_by,
+        "error": result.error,
         "examples": result.examples,
         "shrink_runs": result.shrink_runs,
         "elapsed_seconds": round(result.elapsed_s, 3),

@@ -175,13 +175,18 @@ def load_target(spec: str) -> Target:
             f"cannot import module {module_name!r} for target {spec!r} ({exc}); "
             "check the spelling and that it is importable from the current directory"
         ) from None
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit too: importing the user's module must not end the harness
         raise TargetError(f"importing {module_name!r} for target {spec!r} raised {type(exc).__name__}: {exc}") from None
     obj: Any = module
     for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise TargetError(f"module {module_name!r} has no attribute {attr!r} (target {spec!r})")
-        obj = getattr(obj, part)
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise TargetError(f"module {module_name!r} has no attribute {attr!r} (target {spec!r})") from None
+        except Exception as exc:
+            raise TargetError(f"getting {attr!r} from {module_name!r} raised {type(exc).__name__}: {exc}") from None
     if not isinstance(obj, Target):
         raise TargetError(
             f"{spec!r} is a {type(obj).__name__}, not a harness.Target; wrap your subject in harness.Target(build=...)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .schedule import Cancel, JobSpec, Jump, Schedule, Start, Stop, Submit
-from .trace import Event, format_ms
+from .trace import Event, format_ms, one_line
 
 MARK = ">>"
 
@@ -66,5 +66,6 @@ def render_trace(events: Iterable[Event], marked: Iterable[int] = ()) -> str:
             continue
         job = "" if event.job < 0 else f"{event.job}" + (f"#{event.attempt}" if event.attempt else "")
         margin = MARK if index in marks else "  "
-        lines.append(f"{margin} {format_ms(event.t_us):>10}  {event.kind:<16} {job:<7} {event.detail}".rstrip())
+        # Escaped: a trace read from someone else's file must not drive the terminal.
+        lines.append(f"{margin} {format_ms(event.t_us):>10}  {one_line(event.kind):<16} {job:<7} {one_line(event.detail)}".rstrip())
     return "\n".join(lines)

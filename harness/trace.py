@@ -64,6 +64,13 @@ class Trace:
         return digest_lines(self.lines())
 
 
+def one_line(text: str) -> str:
+    """``text`` with newlines and other unprintable characters escaped as ``repr`` would: safe to print on one line."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def format_ms(t_us: int) -> str:
     """Virtual microseconds as milliseconds, without a fraction when there is none."""
     if t_us % 1000 == 0:

@@ -15,7 +15,7 @@ CORRECT = "scenarios.pools:semaphore_pool"
 
 
 def test_max_examples_bounds_the_whole_campaign_not_each_round(tmp_path) -> None:
-    config = CampaignConfig(seed=2, max_examples=300, max_failures=3, report_dir=str(tmp_path))
+    config = CampaignConfig(seed=6, max_examples=300, max_failures=3, report_dir=str(tmp_path))
     result = run_campaign(double_release_pool, BUGGY, config)
     assert len(result.findings) == 1
     assert result.examples == 300 and result.stopped_by == "max-examples"
@@ -82,3 +82,16 @@ def test_shrinking_past_the_budget_grace_saves_the_failure_unshrunk(tmp_path, mo
     (finding,) = result.findings
     assert result.stopped_by == "budget"
     assert finding.shrunk is False and finding.path.exists()
+
+
+def test_the_search_does_not_depend_on_the_literals_of_loaded_modules(tmp_path, monkeypatch) -> None:
+    # Hypothesis draws constants from every local module loaded; the same seed must search the same way
+    # whatever else the process imported (the CLI, pytest, a user's code base full of numbers).
+    config = CampaignConfig(seed=6, max_examples=300, report_dir=str(tmp_path))
+    before = run_campaign(double_release_pool, BUGGY, config)
+    (tmp_path / "literal_soup.py").write_text("VALUES = [" + ", ".join(str(n) for n in range(3, 5000, 7)) + "]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    __import__("literal_soup")
+    after = run_campaign(double_release_pool, BUGGY, config)
+    assert [f.record.schedule for f in after.findings] == [f.record.schedule for f in before.findings]
+    assert after.examples == before.examples and after.shrink_runs == before.shrink_runs

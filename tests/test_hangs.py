@@ -1,0 +1,176 @@
+"""Hangs: a target that never returns is stopped by the per-run watchdog, reported, saved and replayed."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import robust_targets
+from harness import CampaignConfig, JobSpec, Schedule, Submit, TargetError, run_campaign, run_schedule
+from harness.cli import main
+from harness.runner import TargetHung
+from harness.verdict import HANG, LIVELOCK
+from harness.watchdog import Watchdog
+
+TESTS = Path(__file__).resolve().parent
+LIMIT = 0.3
+#: Three submits 10ms apart: the second one is where the hanging pools hang.
+THREE = Schedule((Submit(0, 0, JobSpec("succeed", 10)), Submit(10, 1, JobSpec("succeed", 10)), Submit(20, 2)))
+
+
+@pytest.mark.parametrize(
+    ("name", "where", "at"),
+    [
+        ("spinning", "in step 2 (submit job 1)", "10ms"),
+        ("blocking", "in step 2 (submit job 1)", "10ms"),  # blocked in C, not spinning in Python
+        ("stubborn", "in step 2 (submit job 1)", "10ms"),  # swallows the first shots with except BaseException
+        ("callback_spinning", "on the way to step 3 (submit job 2 at 20ms)", "20ms"),  # inside a Deferred callback
+    ],
+)
+def test_a_run_that_hangs_is_stopped_and_says_where(name, where, at) -> None:
+    started = time.monotonic()
+    with pytest.raises(TargetHung) as caught:
+        run_schedule(getattr(robust_targets, name), THREE, timeout_s=LIMIT)
+    assert time.monotonic() - started < LIMIT + 5
+    hung = caught.value
+    assert str(hung) == (
+        f"target hung {where} at virtual time {at}: it did not return within the {LIMIT:g}s "
+        "wall-clock limit of a run (--example-timeout)"
+    )
+    assert hung.kind == "hang" and hung.run.trace[hung.event].kind == "target.hang"
+    assert hung.run.subject is None  # dropped
+
+
+def test_the_watchdog_leaves_signals_as_it_found_them() -> None:
+    before = signal.getsignal(signal.SIGALRM)
+    with pytest.raises(TargetHung):
+        run_schedule(robust_targets.spinning, THREE, timeout_s=LIMIT)
+    run_schedule(robust_targets.spinning, Schedule(THREE.ops[:1]), timeout_s=LIMIT)
+    assert signal.getsignal(signal.SIGALRM) is before
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_the_watchdog_keeps_out_of_a_timer_someone_else_armed() -> None:
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda *_: fired.append(1))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 30)
+        with Watchdog(LIMIT) as dog:
+            assert not dog.active
+        assert signal.getitimer(signal.ITIMER_REAL)[0] > 0  # the other timer is still armed
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_off_the_main_thread_there_is_no_watchdog_and_runs_still_work() -> None:
+    seen = {}
+
+    def work() -> None:
+        with Watchdog(LIMIT) as dog:
+            seen["active"] = dog.active
+        seen["run"] = run_schedule(robust_targets.spinning, Schedule(THREE.ops[:1]), timeout_s=LIMIT)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(30)
+    assert seen["active"] is False and len(seen["run"].trace) > 0
+
+
+def test_a_build_that_never_returns_is_a_target_error() -> None:
+    with pytest.raises(TargetError, match=r"build\(clock\) never returned"):
+        run_schedule(robust_targets.spinning_build, THREE, timeout_s=LIMIT)
+
+
+def test_a_livelock_is_reported_with_its_step_and_time() -> None:
+    with pytest.raises(TargetHung, match=r"target livelocked on the way to step 3 .* at virtual time 10ms") as caught:
+        run_schedule(robust_targets.livelock, THREE, timeout_s=LIMIT)
+    assert caught.value.kind == "livelock"
+
+
+def test_campaign_reports_the_hang_saves_the_schedule_cut_after_the_step_and_replay_reproduces_it(tmp_path, capsys) -> None:
+    config = CampaignConfig(seed=1, max_examples=200, report_dir=str(tmp_path), example_timeout_s=LIMIT)
+    result = run_campaign(robust_targets.spinning, "robust_targets:spinning", config)
+    (finding,) = result.findings
+    assert finding.violation.invariant == HANG and not finding.shrunk
+    step = re.match(r"target hung in step (\d+) \(submit job 1\) at virtual time \d+ms", finding.violation.message)
+    assert step, finding.violation.message
+    saved = json.loads(finding.path.read_text())
+    assert saved["invariant"] == HANG
+    assert len(saved["schedule"]["ops"]) == int(step[1])  # the steps after the one that hung never ran
+    assert saved["schedule"]["ops"][-1] == {**saved["schedule"]["ops"][-1], "op": "submit", "job": 1}
+
+    assert main(["replay", str(finding.path), "--example-timeout", str(LIMIT)]) == 1
+    out = capsys.readouterr().out
+    assert f"FAIL harness.hang: target hung in step {step[1]} (submit job 1)" in out
+    assert "reproduced exactly" in out
+
+
+def test_a_livelock_is_shrunk_like_any_failure(tmp_path) -> None:
+    config = CampaignConfig(seed=1, max_examples=200, report_dir=str(tmp_path))
+    result = run_campaign(robust_targets.livelock, "robust_targets:livelock", config)
+    (finding,) = result.findings
+    assert finding.violation.invariant == LIVELOCK and finding.shrunk
+    assert [op.name for op in finding.record.schedule.ops] == ["submit", "submit"]
+
+
+def test_a_saved_hang_in_the_regression_corpus_still_fails(tmp_path, capsys) -> None:
+    config = CampaignConfig(seed=1, max_examples=200, report_dir=str(tmp_path), example_timeout_s=LIMIT)
+    (finding,) = run_campaign(robust_targets.spinning, "robust_targets:spinning", config).findings
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / finding.path.name).write_text(finding.path.read_text())
+    argv = ["fuzz", "robust_targets:spinning", "--seed", "1", "--regressions", str(corpus), "--example-timeout", str(LIMIT)]
+    assert main([*argv, "--report-dir", str(tmp_path / "again"), "--no-database"]) == 1
+    assert "FAIL harness.hang (regression" in capsys.readouterr().out
+
+
+def test_harness_fuzz_on_a_hanging_target_ends_with_exit_1_instead_of_hanging_ci(tmp_path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    argv = ["fuzz", "robust_targets:spinning", "--seed", "3", "--example-timeout", "0.5", "--json", "summary.json"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", *argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "FAIL harness.hang: target hung in step " in proc.stdout
+    assert "the schedule that did not finish, cut after the step it stopped in" in proc.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["outcome"] == "failed" and summary["failures"][0]["invariant"] == HANG
+    assert Path(tmp_path / summary["failures"][0]["file"]).exists()
+
+
+_LATER = """
+import sys
+import robust_targets
+from harness import JobSpec, Schedule, Submit, run_schedule
+from harness.runner import TargetHung
+
+# Job 1 raises, so the Deferred that the spinning submit holds has failed, unhandled.
+hung = Schedule((Submit(0, 0, JobSpec("succeed", 10)), Submit(10, 1, JobSpec("raise", 0, "ValueError"))))
+try:
+    run_schedule(robust_targets.spinning, hung, timeout_s=0.2)
+except TargetHung:
+    pass
+leaky = run_schedule(robust_targets.leaky, Schedule((Submit(0, 0, JobSpec("raise", 0, "ValueError")),)))
+three = Schedule((Submit(0, 0, JobSpec("succeed", 10)), Submit(10, 1, JobSpec("succeed", 10)), Submit(20, 2)))
+kinds = [event.kind for _ in range(3) for event in run_schedule(robust_targets.counting, three).trace]
+print([event.kind for event in leaky.trace].count("unhandled"), kinds.count("unhandled"))
+"""
+
+
+def test_nothing_a_run_logs_surfaces_in_a_later_run_or_on_stderr() -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", _LATER], env=env, capture_output=True, text=True, timeout=60)
+    # The leaky run records its unhandled error; no later run sees any, and nothing reaches stderr
+    # (Twisted prints "Unhandled error in Deferred" there until a program begins logging).
+    assert proc.returncode == 0 and proc.stdout == "1 0\n", proc.stderr
+    assert proc.stderr == ""
