@@ -36,6 +36,11 @@ from .trace import Trace
 #: Virtual time the runner keeps draining after the last operation, beyond
 #: the total duration of all jobs, before it calls the run finished.
 DRAIN_SLACK_MS = 10_000
+#: Late timer hops the drain horizon allows for: under a strided or jittery
+#: clock policy every delayed call in a chain (a retry's backoff, the next
+#: queued job) may fire up to ``step_ms + jitter_ms`` late, and lateness
+#: alone must not leave a job unfinished when the run drains.
+LATE_HOPS = 64
 #: Periods a periodic subject is watched after the last operation.
 PERIODS_OBSERVED = 4
 
@@ -103,6 +108,7 @@ def _play(run: Run) -> None:
     policy = schedule.clock
     longest = max((spec.after_ms for op in schedule.submits for spec in op.specs), default=0)
     drain_ms = sum(spec.after_ms for op in schedule.submits for spec in op.specs) + longest + DRAIN_SLACK_MS
+    drain_ms += LATE_HOPS * (policy.step_ms + policy.jitter_ms)
     observe_ms = PERIODS_OBSERVED * (target.interval_ms or 0)
     errors = target.error_types
     try:
