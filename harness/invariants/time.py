@@ -99,7 +99,6 @@ class Retries(Invariant):
         bound = run.target.retries + 1
         for job in facts.jobs.values():
             if len(job.attempts) > bound:
-                extra = job.attempts[bound]
                 yield self.violation(
                     run,
                     f"job {job.id} was attempted {len(job.attempts)} times; at most {bound} "
@@ -123,7 +122,6 @@ class Retries(Invariant):
                         [previous.end, attempt.start],
                     )
                     return
-            del extra
 
 
 class Backoff(Invariant):
