@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from harness import ClockPolicy, JobSpec, Schedule, Submit, check, run_schedule
+from harness import Cancel, ClockPolicy, JobSpec, Schedule, Submit, check, run_schedule
 from scenarios.pools import semaphore_pool
 from scenarios.retry import backoff_retry, off_by_one_retry
+from scenarios.timeout import orphaning_timeout, timeout_pool
 
 
 def test_a_stalled_reactor_does_not_strand_a_queue_of_jobs() -> None:
@@ -29,3 +30,33 @@ def test_retries_flags_one_attempt_too_many() -> None:
     violations = check(run_schedule(off_by_one_retry, schedule))
     assert [v.invariant for v in violations] == ["time.retries"]
     assert "attempted 5 times; at most 4 (1 + 3 retries)" in violations[0].message
+
+
+def test_timeout_lets_a_job_due_before_t_finish_late_on_a_strided_clock() -> None:
+    # The job is due to finish at 10ms, the timeout at 300ms; a reactor advancing in 1s strides
+    # runs both at 1000ms, the job's end first. The job did not overrun: no violation.
+    schedule = Schedule((Submit(0, 0, JobSpec("succeed", 10)),), ClockPolicy(step_ms=1000))
+    run = run_schedule(timeout_pool, schedule)
+    assert check(run) == []
+    assert [e.t_us for e in run.trace if e.kind == "job.finish"] == [1_000_000]
+
+
+def test_timeout_excuses_a_cancel_that_beats_a_late_timeout() -> None:
+    # With 50ms of jitter the job's end (due at 270ms) and the timeout (due at 300ms) both fire
+    # after 310ms, when the caller cancels: the caller's CancelledError is right, not a TimeoutError.
+    schedule = Schedule(
+        (Submit(0, 1, JobSpec("succeed", 270)), Cancel(310, 1)), ClockPolicy(tie_break="fifo", seed=5, jitter_ms=50)
+    )
+    run = run_schedule(timeout_pool, schedule)
+    assert [(e.kind, e.t_us) for e in run.trace if e.kind in ("job.cancel", "failure")] == [
+        ("job.cancel", 310_000),
+        ("failure", 310_000),
+    ]
+    assert check(run) == []
+
+
+def test_timeout_still_flags_a_job_that_runs_on() -> None:
+    schedule = Schedule((Submit(0, 0, JobSpec("succeed", 360)),), ClockPolicy(step_ms=10, jitter_ms=50))
+    violations = check(run_schedule(orphaning_timeout, schedule))
+    assert [v.invariant for v in violations] == ["time.timeout"]
+    assert "still running at 300ms" in violations[0].message

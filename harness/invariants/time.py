@@ -52,8 +52,14 @@ class Timeout(Invariant):
                 )
             if ended is not None and ended <= due:
                 continue
-            if due > horizon or (excused is not None and facts.time(excused) <= due):
+            if ended is not None and attempt.end_kind != "job.cancel" and ended <= due + facts.late_us:
+                continue  # on a late clock the job's own end may come before the timeout fires
+            if due > horizon:
                 continue
+            if excused is not None and facts.time(excused) <= due + facts.late_us and (
+                attempt.end is None or attempt.end > excused
+            ):
+                continue  # a cancel or stop came first, before the timeout was due or before a late clock fired it
             timed_out = attempt.end_kind == "job.cancel" and ended <= due + facts.late_us
             if not timed_out:
                 still = "never ended" if ended is None else f"ran on until {format_ms(ended)}"
