@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from harness import Cancel, ClockPolicy, JobSpec, Schedule, Submit, check, run_schedule
+from harness import Cancel, ClockPolicy, JobSpec, Jump, Schedule, Submit, check, run_schedule
+from harness.schedule import Start
+from scenarios.poller import eager_retry_poller, looping_poller
 from scenarios.pools import semaphore_pool
 from scenarios.retry import backoff_retry, off_by_one_retry
 from scenarios.timeout import orphaning_timeout, timeout_pool
@@ -60,3 +62,20 @@ def test_timeout_still_flags_a_job_that_runs_on() -> None:
     violations = check(run_schedule(orphaning_timeout, schedule))
     assert [v.invariant for v in violations] == ["time.timeout"]
     assert "still running at 300ms" in violations[0].message
+
+
+def test_early_lets_a_looping_call_realign_after_a_jump() -> None:
+    # The wall clock jumps +10ms right after the start; call 1 (due on monotonic time) comes at
+    # 100ms, reads 110ms and re-aligns to its grid: call 2 comes 90ms later, once. Not early.
+    schedule = Schedule((Start(0, 0, JobSpec("succeed")), Jump(0, 10)))
+    run = run_schedule(looping_poller, schedule)
+    starts = [e.t_us // 1000 for e in run.trace if e.kind == "job.start"][:4]
+    assert starts == [0, 100, 190, 290]
+    assert check(run) == []
+
+
+def test_early_still_flags_a_poll_retried_too_soon() -> None:
+    schedule = Schedule((Start(0, 0, JobSpec("raise"), then=(JobSpec("succeed"),)), Jump(50, 10)))
+    violations = check(run_schedule(eager_retry_poller, schedule))
+    assert [v.invariant for v in violations] == ["time.early"]
+    assert "call 1 came at 20ms" in violations[0].message

@@ -161,7 +161,8 @@ class Early(Invariant):
     """Nothing starts earlier than promised: periodic calls keep their interval, rate-limited work its rate.
 
     A wall-clock jump may shift the schedule of code that reads ``seconds()``
-    (``LoopingCall`` does), so comparisons never reach across a jump.
+    (``LoopingCall`` does), so comparisons never reach across a jump, nor
+    from the first periodic call after one, which may have timed the next.
     """
 
     name = "time.early"
@@ -184,9 +185,20 @@ class Early(Invariant):
                 continue
             first: Attempt | None = None
             count = 0
+            previous = job.submit if job.submit is not None else -1
+            settling = False
             for attempt in job.attempts:
-                if first is None or facts.jump_between(first.start, attempt.start):
-                    first, count = attempt, 0
+                if facts.jump_between(previous, attempt.start):
+                    # The first call after a jump may time the next one from a jumped reading against an
+                    # anchor read before the jump (LoopingCall re-aligns to its grid once): start afresh
+                    # from the call after it.
+                    first, settling = None, True
+                previous = attempt.start
+                if first is None:
+                    if settling:
+                        settling = False
+                    else:
+                        first, count = attempt, 0
                     continue
                 count += 1
                 earliest = facts.time(first.start) + count * interval - facts.late_us
