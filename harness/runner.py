@@ -138,7 +138,9 @@ def _record_leftovers(run: Run) -> None:
         trace.record("leak.call", detail=f"{call_name(call)} due at {round(call.getTime() * 1000)}ms")
     loops: dict[int, task.LoopingCall] = {}
     for call in clock.created:
-        owner = getattr(getattr(call, "func", None), "__self__", None)
+        func = getattr(call, "func", None)
+        # LoopingCall schedules itself (callLater(delay, self)), not a bound method of itself.
+        owner = func if isinstance(func, task.LoopingCall) else getattr(func, "__self__", None)
         if isinstance(owner, task.LoopingCall):
             loops.setdefault(id(owner), owner)
     for loop in loops.values():

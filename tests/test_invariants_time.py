@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from harness import Cancel, ClockPolicy, JobSpec, Jump, Schedule, Submit, check, run_schedule
 from harness.schedule import Start
+from scenarios.heartbeat import heartbeat, queued_heartbeat
 from scenarios.poller import eager_retry_poller, looping_poller
 from scenarios.pools import semaphore_pool
 from scenarios.retry import backoff_retry, off_by_one_retry
@@ -79,3 +80,20 @@ def test_early_still_flags_a_poll_retried_too_soon() -> None:
     violations = check(run_schedule(eager_retry_poller, schedule))
     assert [v.invariant for v in violations] == ["time.early"]
     assert "call 1 came at 20ms" in violations[0].message
+
+
+def test_a_looping_call_left_running_is_a_leak() -> None:
+    # The sender loop is blocked on DeferredQueue.get(): no DelayedCall is pending, but the
+    # LoopingCall still runs. The runner used to look for LoopingCalls among bound methods,
+    # while a LoopingCall schedules itself, so it never reported one.
+    run = run_schedule(queued_heartbeat, Schedule((Start(0, 0, JobSpec("succeed")),)))
+    assert [e.detail for e in run.trace if e.kind == "leak.loop"] == [
+        "LoopingCall(QueuedHeartbeat._send_next) still running"
+    ]
+    assert [v.invariant for v in check(run)] == ["leaks.loops"]
+
+
+def test_a_stopped_looping_call_is_not_a_leak() -> None:
+    run = run_schedule(heartbeat, Schedule((Start(0, 0, JobSpec("succeed")),)))
+    assert not [e for e in run.trace if e.kind.startswith("leak.")]
+    assert check(run) == []
