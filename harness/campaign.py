@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -303,7 +304,8 @@ class _Search:
         interrupted = False
         hypothesis_shrunk = True
         try:
-            test()
+            with _seed_alone_decides():
+                test()
             outcome = "max-examples" if result.examples >= self.max_examples else "exhausted"
         except _ViolationFound:
             pass
@@ -379,6 +381,32 @@ class _Search:
         path = failure_file.save(record, Path(self.config.report_dir) / "failures")
         finding = Finding(record=record, run=first, violation=violation, path=path, shrunk=shrink and not cut_short)
         return finding, cut_short
+
+
+@contextmanager
+def _seed_alone_decides() -> Iterator[None]:
+    """Keep the literals of whatever local modules are loaded out of the schedules generated.
+
+    Hypothesis (since 6.131) now and then draws a constant found in the source
+    of any local, non-test module the process has imported. A campaign's
+    schedules would then depend on which modules happen to be loaded (the
+    CLI, a pytest session, every bundled scenario), not on the seed and the
+    target alone: adding an unrelated module changed what a seed finds.
+    """
+    try:
+        from hypothesis.internal.conjecture import providers
+
+        local_constants, cache, empty = providers._get_local_constants, providers.CONSTANTS_CACHE, providers.Constants()
+    except (ImportError, AttributeError):  # a Hypothesis without local constants
+        yield
+        return
+    providers._get_local_constants = lambda: empty
+    cache.cache.clear()
+    try:
+        yield
+    finally:
+        providers._get_local_constants = local_constants
+        cache.cache.clear()
 
 
 def _size(schedule: Schedule) -> tuple[int, int]:
