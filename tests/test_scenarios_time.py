@@ -66,7 +66,7 @@ def test_buggy_subject_is_caught_by_its_invariant(scenario: Scenario, tmp_path) 
     assert result.findings, f"{scenario.target} not caught in {result.examples} examples"
     finding = result.findings[0]
     assert finding.record.invariant == scenario.expect, finding.record.message
-    assert finding.shrunk and len(finding.record.schedule.ops) <= 4
+    assert finding.shrunk and len(finding.record.schedule.ops) <= 6
 
 
 @pytest.mark.slow
