@@ -33,7 +33,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet import defer, task
 
-import harness.campaign as campaign_module
 from harness import CampaignConfig, Menu, Schedule, Target, load_target, run_campaign
 from harness.schedule import Cancel, Submit
 from scenarios import CATALOG
@@ -57,21 +56,12 @@ def _pool_target(size: int) -> Target:
 def harness_campaign(size: int, examples: int) -> tuple[float, list[Schedule]]:
     """Examples/s of a real campaign, and the schedules it ran (recorded on the way)."""
     seen: list[Schedule] = []
-    original = campaign_module.run_schedule
-
-    def recording(target: Target, schedule: Schedule):
-        seen.append(schedule)
-        return original(target, schedule)
-
-    campaign_module.run_schedule = recording
-    try:
-        result = run_campaign(
-            _pool_target(size),
-            "bench:pool",
-            CampaignConfig(seed=1, max_examples=examples, regressions=None, report_dir="reports/bench"),
-        )
-    finally:
-        campaign_module.run_schedule = original
+    result = run_campaign(
+        _pool_target(size),
+        "bench:pool",
+        CampaignConfig(seed=1, max_examples=examples, regressions=None, report_dir="reports/bench"),
+        on_run=lambda schedule, run: seen.append(schedule),
+    )
     assert not result.findings, "the reference pool must not fail"
     return result.examples / result.elapsed_s, seen
 

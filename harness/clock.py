@@ -37,6 +37,9 @@ from .schedule import TIE_BREAKS
 
 #: Rounds of same-instant calls after which the clock declares a livelock.
 MAX_ROUNDS_PER_INSTANT = 10_000
+#: How far ``seconds()`` moves on for each call the clock runs: far above
+#: float rounding error, far below the microsecond resolution of due times.
+DRIFT_PER_CALL = 1e-11
 
 
 class Livelock(Exception):
@@ -98,8 +101,16 @@ class FaultClock(task.Clock):
     # -- IReactorTime -------------------------------------------------------
 
     def seconds(self) -> float:
-        """The wall-clock reading: monotonic virtual time plus any jumps."""
-        return self.rightNow + self.skew
+        """The wall-clock reading: monotonic virtual time plus any jumps.
+
+        Plus ``DRIFT_PER_CALL`` for every call run so far: a real clock moves
+        on while the reactor works, so a call due on a boundary never reads a
+        hair before it. Without the drift, float arithmetic on exact virtual
+        times (``LoopingCall`` computes ``interval - (now - start) % interval``)
+        can come out one ulp short of a boundary and reschedule the call at
+        the same instant for ever.
+        """
+        return self.rightNow + self.skew + self.fired * DRIFT_PER_CALL
 
     def monotonic(self) -> float:
         """Virtual time that only moves forward; delayed calls are due on it."""

@@ -41,6 +41,7 @@ from twisted.python.failure import Failure
 from .clock import MAX_ROUNDS_PER_INSTANT, FaultClock, Livelock, call_name, func_name
 from .errors import HarnessError, TargetError
 from .escapes import EscapeGuard, Escaped
+from .faults import CancellerError
 from .jobs import Job
 from .schedule import Cancel, Jump, Op, Schedule, Start, Stop, Submit
 from .target import Target
@@ -50,6 +51,11 @@ from .watchdog import DEFAULT_TIMEOUT_S, Expired, Watchdog
 #: Virtual time the runner keeps draining after the last operation, beyond
 #: the total duration of all jobs, before it calls the run finished.
 DRAIN_SLACK_MS = 10_000
+#: Late timer hops the drain horizon allows for: under a strided or jittery
+#: clock policy every delayed call in a chain (a retry's backoff, the next
+#: queued job) may fire up to ``step_ms + jitter_ms`` late, and lateness
+#: alone must not leave a job unfinished when the run drains.
+LATE_HOPS = 64
 #: Periods a periodic subject is watched after the last operation.
 PERIODS_OBSERVED = 4
 
@@ -297,10 +303,11 @@ def _play(run: Run) -> None:
     clock, trace, schedule, target = run.clock, run.trace, run.schedule, run.target
     assert clock is not None
     policy = schedule.clock
-    # Every job may run after all the others, and each of its calls may fire a stride plus jitter late.
+    # Every job may run after all the others, each of its calls may fire a stride plus jitter late,
+    # and the subject's own delays (backoffs, re-arms) may each be late too.
     lateness = policy.step_ms + policy.jitter_ms
     costs = [spec.after_ms + lateness for op in schedule.submits for spec in op.specs]
-    drain_ms = sum(costs) + max(costs, default=0) + lateness + DRAIN_SLACK_MS
+    drain_ms = sum(costs) + max(costs, default=0) + LATE_HOPS * lateness + DRAIN_SLACK_MS
     observe_ms = PERIODS_OBSERVED * (target.interval_ms or 0)
     errors = target.error_types
     checkpoint = run.checkpoint
@@ -333,7 +340,9 @@ def _record_leftovers(run: Run) -> None:
         trace.record("leak.call", detail=f"{call_name(call)} due at {round(call.getTime() * 1000)}ms")
     loops: dict[int, task.LoopingCall] = {}
     for call in clock.created:
-        owner = getattr(getattr(call, "func", None), "__self__", None)
+        func = getattr(call, "func", None)
+        # LoopingCall schedules itself (callLater(delay, self)), not a bound method of itself.
+        owner = func if isinstance(func, task.LoopingCall) else getattr(func, "__self__", None)
         if isinstance(owner, task.LoopingCall):
             loops.setdefault(id(owner), owner)
     for loop in loops.values():
@@ -465,6 +474,10 @@ def _stop(run: Run, why: str) -> None:
         result = run.target.stop_subject(run.subject)
     except _ABORTS + (KeyboardInterrupt,):
         raise
+    except CancellerError as exc:
+        # stop() cancelled a hostile job whose own canceller raised: the job's fault, not the subject's.
+        run.trace.record("stop.raised", detail=describe_error(exc))
+        result = None
     except BaseException as exc:
         raise TargetError(f"the subject's stop() raised {describe_error(exc)}") from None
     run.checkpoint()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from twisted.internet import task
 from twisted.internet.interfaces import IReactorTime
 
 from harness import FaultClock
@@ -73,9 +74,9 @@ def test_jumps_move_seconds_but_not_due_times() -> None:
     clock.advance(9)
     assert fired == []
     clock.advance(1)
-    assert fired == [-90]
+    assert fired == [pytest.approx(-90, abs=1e-9)]  # plus a sub-nanosecond drift per call run
     clock.jump(+50)
-    assert clock.seconds() == -40
+    assert clock.seconds() == pytest.approx(-40, abs=1e-9)
     assert clock.monotonic() == 10
 
 
@@ -140,3 +141,24 @@ def test_livelock_is_detected() -> None:
     clock.callLater(0, again)
     with pytest.raises(Livelock):
         clock.advance(0)
+
+
+@pytest.mark.parametrize("start_ms", [0, 10, 30, 70, 130])
+@pytest.mark.parametrize("interval", [0.01, 0.03, 0.1, 0.25])
+def test_looping_call_ticks_exactly_every_interval(start_ms: int, interval: float) -> None:
+    # On exact virtual times LoopingCall's ``interval - (now - start) % interval`` used to come
+    # out one float ulp short of a boundary: the call was rescheduled at the same instant until
+    # the clock declared a livelock. A real clock moves on while calls run; so does seconds().
+    clock = FaultClock()
+    ticks: list[int] = []
+
+    def begin() -> None:
+        loop = task.LoopingCall(lambda: ticks.append(round(clock.monotonic() * 1_000_000)))
+        loop.clock = clock
+        loop.start(interval, now=True)
+
+    clock.callLater(start_ms / 1000, begin)
+    for _ in range(300):
+        clock.advance_to(clock.next_due())
+    assert len(ticks) == 300
+    assert {b - a for a, b in zip(ticks, ticks[1:])} == {round(interval * 1_000_000)}

@@ -15,7 +15,8 @@ ATTRIBUTED_ELSEWHERE = ("CancellerError", "AlreadyCalledError")
 
 
 def _own_error(detail: str) -> bool:
-    return not detail.startswith(ATTRIBUTED_ELSEWHERE) and "AlreadyCalledError" not in detail
+    """Whether an error in an event's detail (``[call: ]Name: message``) is the subject's to answer for."""
+    return not any(f"{name}:" in detail for name in ATTRIBUTED_ELSEWHERE)
 
 
 class Propagate(Invariant):

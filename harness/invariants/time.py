@@ -52,8 +52,14 @@ class Timeout(Invariant):
                 )
             if ended is not None and ended <= due:
                 continue
-            if due > horizon or (excused is not None and facts.time(excused) <= due):
+            if ended is not None and attempt.end_kind != "job.cancel" and ended <= due + facts.late_us:
+                continue  # on a late clock the job's own end may come before the timeout fires
+            if due > horizon:
                 continue
+            if excused is not None and facts.time(excused) <= due + facts.late_us and (
+                attempt.end is None or attempt.end > excused
+            ):
+                continue  # a cancel or stop came first, before the timeout was due or before a late clock fired it
             timed_out = attempt.end_kind == "job.cancel" and ended <= due + facts.late_us
             if not timed_out:
                 still = "never ended" if ended is None else f"ran on until {format_ms(ended)}"
@@ -63,7 +69,7 @@ class Timeout(Invariant):
                     f"cancel it (it {still})",
                     [attempt.start] + ([attempt.end] if attempt.end is not None else []),
                 )
-            if target.retries is None:
+            if target.retries is None and not attempt.canceller_raised:  # a hostile canceller blocks the failure
                 expected = target.timeout_error.__name__
                 if job.fired is None or facts.time(job.fired) > ended:
                     return (
@@ -99,7 +105,6 @@ class Retries(Invariant):
         bound = run.target.retries + 1
         for job in facts.jobs.values():
             if len(job.attempts) > bound:
-                extra = job.attempts[bound]
                 yield self.violation(
                     run,
                     f"job {job.id} was attempted {len(job.attempts)} times; at most {bound} "
@@ -123,7 +128,6 @@ class Retries(Invariant):
                         [previous.end, attempt.start],
                     )
                     return
-            del extra
 
 
 class Backoff(Invariant):
@@ -157,7 +161,8 @@ class Early(Invariant):
     """Nothing starts earlier than promised: periodic calls keep their interval, rate-limited work its rate.
 
     A wall-clock jump may shift the schedule of code that reads ``seconds()``
-    (``LoopingCall`` does), so comparisons never reach across a jump.
+    (``LoopingCall`` does), so comparisons never reach across a jump, nor
+    from the first periodic call after one, which may have timed the next.
     """
 
     name = "time.early"
@@ -180,9 +185,20 @@ class Early(Invariant):
                 continue
             first: Attempt | None = None
             count = 0
+            previous = job.submit if job.submit is not None else -1
+            settling = False
             for attempt in job.attempts:
-                if first is None or facts.jump_between(first.start, attempt.start):
-                    first, count = attempt, 0
+                if facts.jump_between(previous, attempt.start):
+                    # The first call after a jump may time the next one from a jumped reading against an
+                    # anchor read before the jump (LoopingCall re-aligns to its grid once): start afresh
+                    # from the call after it.
+                    first, settling = None, True
+                previous = attempt.start
+                if first is None:
+                    if settling:
+                        settling = False
+                    else:
+                        first, count = attempt, 0
                     continue
                 count += 1
                 earliest = facts.time(first.start) + count * interval - facts.late_us
