@@ -435,16 +435,7 @@ class _Search:
         self._check_deterministic(schedule, first)
         same = [v for v in violations if v.invariant == found.invariant]
         violation = same[0] if same else found
-        record = FailureRecord(
-            target=self.spec,
-            schedule=schedule,
-            invariant=violation.invariant,
-            message=violation.message,
-            trace_hash=first.trace.digest(),
-            seed=self.result.seed,
-            trace=tuple(first.trace),
-            marked=violation.events,
-        )
+        record = FailureRecord.of_run(self.spec, first, violation, self.result.seed)
         path = failure_file.save(record, Path(self.config.report_dir) / "failures")
         finding = Finding(record=record, run=first, violation=violation, path=path, shrunk=shrink and not cut_short)
         return finding, cut_short
@@ -481,16 +472,7 @@ class _Search:
         step = hung_at(run)
         if step is not None:
             schedule = replace(schedule, ops=schedule.ops[: step + 1])
-        record = FailureRecord(
-            target=self.spec,
-            schedule=schedule,
-            invariant=violation.invariant,
-            message=violation.message,
-            trace_hash=run.trace.digest(),
-            seed=self.result.seed,
-            trace=tuple(run.trace),
-            marked=violation.events,
-        )
+        record = FailureRecord.of_run(self.spec, run, violation, self.result.seed, schedule=schedule)
         path = failure_file.save(record, Path(self.config.report_dir) / "failures")
         finding = Finding(record=record, run=run, violation=violation, path=path, shrunk=False)
         if self.config.save_regressions and self.config.regressions is not None:

@@ -35,7 +35,6 @@ from .errors import HarnessError, UsageError
 from .junit import write_junit
 from .progress import Progress
 from .report import REPORT_NAME, CoverageProbe, Tally, load_inputs, view_of_finding, write_report
-from .runner import run_schedule
 from .signals import StopSignals
 from .summary import exit_code, summarize, write_json
 from .target import Target, load_target

@@ -76,6 +76,22 @@ class FailureRecord:
     trace: tuple[Event, ...] = ()
     marked: tuple[int, ...] = ()
 
+    @classmethod
+    def of_run(
+        cls, target: str, run: Any, violation: Any, seed: int | None = None, schedule: Schedule | None = None
+    ) -> FailureRecord:
+        """The record of ``violation`` in ``run`` (a ``harness.Run``); ``schedule`` overrides the run's own."""
+        return cls(
+            target=target,
+            schedule=schedule if schedule is not None else run.schedule,
+            invariant=violation.invariant,
+            message=violation.message,
+            trace_hash=run.trace.digest(),
+            seed=seed,
+            trace=tuple(run.trace),
+            marked=violation.events,
+        )
+
     @property
     def id(self) -> str:
         """Stable id: the same target and schedule always get the same file name."""

@@ -27,14 +27,14 @@ from hypothesis.control import current_build_context, currently_in_test_context
 
 from .. import failure_file
 from ..clock import FaultClock
+from ..failure_file import FailureRecord
 from ..invariants import Violation, check
 from ..runner import Run, run_schedule
 from ..schedule import Schedule
 from ..target import Target
-from .report import InvariantViolated, failure_message, record_of, rerun_line, rerun_nodeid
+from .report import InvariantViolated, failure_message, rerun_line, rerun_nodeid
 from .settings import HarnessSettings, settings_of
 from .targets import resolve_target, spec_of
-
 
 #: The test item running now, kept current by the plugin, for the rerun line.
 CURRENT_ITEM = pytest.StashKey["pytest.Item | None"]()
@@ -93,7 +93,7 @@ class HarnessRunner:
             return
         violation = violations[0]
         spec = self._spec(run.target)
-        record = record_of(run, violation, spec or "<unnamed target>")
+        record = FailureRecord.of_run(spec or "<unnamed target>", run, violation)
         path: Path | None = None
         not_saved = ""
         if spec is None:

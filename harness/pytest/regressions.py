@@ -21,7 +21,13 @@ from ..invariants import check
 from ..runner import run_schedule
 from ..target import load_target
 from ..trace import first_divergence
-from .report import InvariantViolated, display_path, failure_message, record_of, rerun_line, rerun_nodeid
+from .report import (
+    InvariantViolated,
+    display_path,
+    failure_message,
+    rerun_line,
+    rerun_nodeid,
+)
 
 #: Marker put on every regression item, so ``-m "not harness_regression"`` leaves them out.
 MARKER = "harness_regression"
@@ -78,7 +84,7 @@ class RegressionItem(pytest.Item):
         else:
             index = first_divergence(run.trace.lines(), [event.line() for event in record.trace])
             how = f"reproduced, but the trace diverged from the saved one at event {index}"
-        again = record_of(run, violation, record.target, record.seed)
+        again = FailureRecord.of_run(record.target, run, violation, record.seed)
         text = failure_message(
             again,
             path=self.path,

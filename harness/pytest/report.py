@@ -17,8 +17,6 @@ from pathlib import Path
 import pytest
 
 from ..failure_file import FailureRecord
-from ..invariants import Violation
-from ..runner import Run
 from ..timeline import render_schedule, render_trace
 
 
@@ -64,20 +62,6 @@ def rerun_line(nodeid: str, args: Sequence[str] = ()) -> str:
 
 def replay_line(path: Path, start: Path) -> str:
     return f"harness replay {shlex.quote(display_path(path, start))}"
-
-
-def record_of(run: Run, violation: Violation, target: str, seed: int | None = None) -> FailureRecord:
-    """The failure record of ``violation`` in ``run``, ready to print or save."""
-    return FailureRecord(
-        target=target,
-        schedule=run.schedule,
-        invariant=violation.invariant,
-        message=violation.message,
-        trace_hash=run.trace.digest(),
-        seed=seed,
-        trace=tuple(run.trace),
-        marked=violation.events,
-    )
 
 
 def failure_message(
