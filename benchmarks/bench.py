@@ -196,22 +196,19 @@ def detection(seeds: int, budget_s: float) -> dict[str, Any]:
         shrink: list[float] = []
         misses = 0
         for seed in range(seeds):
-            started = time.perf_counter()
             result = run_campaign(
                 target,
                 scenario.target,
                 CampaignConfig(seed=seed, budget_s=budget_s, regressions=None, report_dir="reports/bench"),
             )
-            total = time.perf_counter() - started
             if not result.findings or result.findings[0].record.invariant != scenario.expect:
                 misses += 1
                 continue
             finding = result.findings[0]
-            detect_s = getattr(finding, "detect_s", None)
-            times.append(detect_s if detect_s is not None else total)
-            counts.append(getattr(finding, "examples_to_detect", result.examples))
+            times.append(finding.detected_after_s)
+            counts.append(finding.examples_to_detect)
             sizes.append(len(finding.record.schedule.ops))
-            shrink.append(total - times[-1])
+            shrink.append(finding.shrink_s)
         entry = {
             "expect": scenario.expect,
             "seeds": seeds,

@@ -115,7 +115,10 @@ class Finding:
     corpus file that still fails (``path`` is that file). ``shrunk`` is False
     when the campaign was interrupted before shrinking finished: the schedule
     fails but may not be minimal. ``regression_path`` is set when the failure
-    was added to the regression corpus.
+    was added to the regression corpus. For a fuzzed failure,
+    ``detected_after_s`` and ``examples_to_detect`` say how far into the
+    campaign the first violation came, and ``shrink_s`` how long shrinking,
+    replaying and saving it took.
     """
 
     record: FailureRecord
@@ -125,6 +128,9 @@ class Finding:
     source: str = "fuzz"
     shrunk: bool = True
     regression_path: Path | None = None
+    detected_after_s: float | None = None
+    examples_to_detect: int | None = None
+    shrink_s: float | None = None
 
 
 @dataclass
@@ -314,6 +320,7 @@ class _Search:
         result = self.result
         masked = frozenset(self.found)
         best: list[tuple[Schedule, Violation]] = []
+        detected: list[float] = []  # seconds into the campaign, and examples, at the first violation
         hung: list[tuple[Schedule, Run, Violation]] = []
         grace_deadline = self.deadline + SHRINK_GRACE_S if self.deadline is not None else None
 
@@ -353,6 +360,8 @@ class _Search:
             pinned = best[0][1].invariant if best else None
             for violation in violations:
                 if violation.invariant not in masked and pinned in (None, violation.invariant):
+                    if not best:
+                        detected[:] = [time.monotonic() - self.started, result.examples]
                     if not best or _size(schedule) <= _size(best[0][0]):
                         best[:] = [(schedule, violation)]
                     result.shrinking = True
@@ -396,6 +405,8 @@ class _Search:
         if best:
             schedule, violation = best[0]
             finding, cut_short = self._confirm(schedule, violation, shrink=not interrupted and not hung)
+            finding.detected_after_s, finding.examples_to_detect = detected[0], int(detected[1])
+            finding.shrink_s = time.monotonic() - self.started - detected[0]
             finding.shrunk = finding.shrunk and hypothesis_shrunk and not interrupted
             if finding.shrunk and self.config.save_regressions and self.config.regressions is not None:
                 finding.regression_path = corpus.add(finding.record, self.config.regressions)
