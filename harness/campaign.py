@@ -58,6 +58,10 @@ DEFAULT_MAX_EXAMPLES = 1_000
 SHRINK_GRACE_S = 30.0
 
 #: Why a campaign stopped (``CampaignResult.stopped_by``); ``error`` when a target error stopped it.
+#: Examples one Hypothesis run may take before the next round starts afresh: Hypothesis keeps
+#: every choice sequence it tried (to avoid repeats), so one endless run grows without bound.
+ROUND_EXAMPLES = 5_000
+
 STOP_REASONS = ("max-examples", "budget", "max-failures", "exhausted", "interrupt", "error")
 
 #: Examples run twice to check that the target is deterministic, counted among those whose
@@ -319,6 +323,8 @@ class _Search:
         """One Hypothesis run; returns why the search is over, or None to search on."""
         result = self.result
         masked = frozenset(self.found)
+        round_start = result.examples
+        cap = min(self.max_examples - result.examples, ROUND_EXAMPLES)
         best: list[tuple[Schedule, Violation]] = []
         detected: list[float] = []  # seconds into the campaign, and examples, at the first violation
         hung: list[tuple[Schedule, Run, Violation]] = []
@@ -370,7 +376,7 @@ class _Search:
         # The seed goes on the bare property, under @given: applied outside, hypothesis.seed()
         # also switches the example database off, and a campaign wants both.
         test = settings(
-            max_examples=max(self.max_examples - result.examples, 1),
+            max_examples=max(cap, 1),
             deadline=None,
             database=_database(self.config.database, self.spec, masked),
             verbosity=Verbosity.quiet,
@@ -384,7 +390,11 @@ class _Search:
         try:
             with _only_hypothesis_constants():
                 test()
-            outcome = "max-examples" if result.examples >= self.max_examples else "exhausted"
+            if result.examples >= self.max_examples:
+                outcome = "max-examples"
+            elif result.examples - round_start < cap:
+                outcome = "exhausted"  # Hypothesis ran out of new schedules to try
+            # else: this round's share is done; the next round searches on from a fresh seed.
         except _ViolationFound:
             pass
         except _SearchOver as over:
