@@ -24,11 +24,12 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
-from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
+from hypothesis.database import ExampleDatabase
 from hypothesis.errors import Flaky
 
 from . import corpus, failure_file
 from .corpus import Replay
+from .database import open_database
 from .errors import HarnessError
 from .failure_file import FailureRecord
 from .invariants import Violation, check
@@ -126,8 +127,9 @@ class CampaignConfig:
     """How long to search, how many failures to collect, and where to keep what is found.
 
     With neither budget set the campaign stops after ``DEFAULT_MAX_EXAMPLES``.
-    ``database`` is a directory for Hypothesis's example database (failures
-    found once are retried first next time), or None for none; with a
+    ``database`` is where Hypothesis's example database lives (failures
+    found once are retried first next time): a directory or a Redis URL
+    (see ``harness.database``), or None for none; with a
     database the search also depends on what earlier campaigns saved, so a
     campaign that must be a pure function of seed and target uses none.
     ``regressions`` is the regression corpus directory (None: no corpus);
@@ -385,15 +387,15 @@ def _size(schedule: Schedule) -> tuple[int, int]:
     return (len(schedule.ops), schedule.end_ms)
 
 
-def _database(directory: str | None, target_spec: str, masked: frozenset[str]) -> ExampleDatabase | None:
-    """The example database for one search round, or None.
+def _database(location: str | None, target_spec: str, masked: frozenset[str]) -> ExampleDatabase | None:
+    """The example database for one search round (a directory or a Redis URL), or None.
 
     Keyed by target and by the invariants already found in this campaign, so
     a later round (which ignores those invariants) neither replays nor evicts
     the examples saved by an earlier one.
     """
-    if directory is None:
+    if location is None:
         return None
     name = target_spec if not masked else target_spec + "|" + ",".join(sorted(masked))
     key = hashlib.sha256(name.encode()).hexdigest()[:16]
-    return DirectoryBasedExampleDatabase(os.path.join(directory, key))
+    return open_database(location, key)

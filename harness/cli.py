@@ -20,6 +20,7 @@ from typing import NoReturn
 from pathlib import Path
 
 from . import corpus, failure_file
+from . import database as example_database
 from .campaign import DEFAULT_MAX_EXAMPLES, CampaignConfig, CampaignResult, Finding, new_seed, run_campaign
 from .errors import HarnessError, UsageError
 from .invariants import check
@@ -122,9 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     database = fuzz.add_mutually_exclusive_group()
     database.add_argument(
         "--database",
-        metavar="DIR",
-        help=f"Hypothesis example database, so a failure found once is retried first next time "
-        f"(default {DEFAULT_DATABASE}; none with --seed)",
+        metavar="DIR|URL",
+        help=f"Hypothesis example database, so a failure found once is retried first next time: a directory, "
+        f"or redis://host:port/db to share it between machines (default {DEFAULT_DATABASE}; none with --seed)",
     )
     database.add_argument("--no-database", action="store_true", help="use no example database")
     fuzz.add_argument("--json", metavar="FILE", help="write the campaign summary as JSON (schema in the README)")
@@ -194,6 +195,7 @@ def _fuzz_config(args: argparse.Namespace) -> CampaignConfig:
         database = None
     elif args.database is not None:
         database = args.database
+        example_database.check(database)
     else:
         # A seeded campaign is a pure function of seed and target: no database unless asked for.
         database = None if args.seed is not None else DEFAULT_DATABASE
@@ -219,7 +221,7 @@ def _describe_config(config: CampaignConfig) -> str:
         (
             f"budget {' or '.join(limits)}",
             f"up to {config.max_failures} failure{'' if config.max_failures == 1 else 's'}",
-            f"database {config.database}" if config.database else "no database",
+            f"database {example_database.display(config.database)}" if config.database else "no database",
             f"regressions {config.regressions}" if config.regressions else "no regressions",
         )
     )

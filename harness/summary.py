@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from . import database as example_database
 from .campaign import CampaignConfig, CampaignResult, Finding
 from .families import family_of
 from .failure_file import versions
@@ -59,7 +60,7 @@ def summarize(result: CampaignResult, config: CampaignConfig) -> dict[str, Any]:
             "budget_seconds": config.budget_s,
             "max_failures": config.max_failures,
         },
-        "database": config.database,
+        "database": example_database.display(config.database),
         "regressions": {
             "directory": config.regressions,
             "replayed": len(result.regressions),
