@@ -30,6 +30,7 @@ from hypothesis.errors import Flaky
 from . import corpus, failure_file
 from .corpus import Replay
 from .database import open_database
+from .determinism import without_local_constants
 from .errors import HarnessError
 from .failure_file import FailureRecord
 from .invariants import Violation, check
@@ -305,7 +306,8 @@ class _Search:
         interrupted = False
         hypothesis_shrunk = True
         try:
-            test()
+            with without_local_constants():  # the same seed gives the same search in any process
+                test()
             outcome = "max-examples" if result.examples >= self.max_examples else "exhausted"
         except _ViolationFound:
             pass
