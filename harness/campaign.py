@@ -135,6 +135,9 @@ class CampaignConfig:
     campaign that must be a pure function of seed and target uses none.
     ``regressions`` is the regression corpus directory (None: no corpus);
     with ``save_regressions`` every minimal failure found is added to it.
+    ``ignore`` names invariants already broken elsewhere (a parallel
+    campaign's workers get those its regression replay found): the search
+    passes over them, and they count towards ``max_failures``.
     """
 
     max_examples: int | None = None
@@ -146,6 +149,7 @@ class CampaignConfig:
     menu: Menu | None = None
     regressions: str | None = None
     save_regressions: bool = False
+    ignore: frozenset[str] = frozenset()
 
 
 def new_seed() -> int:
@@ -216,7 +220,7 @@ class _Search:
         self.max_examples = max_examples
         self.started = time.monotonic()
         self.deadline = self.started + config.budget_s if config.budget_s is not None else None
-        self.found: set[str] = set()
+        self.found: set[str] = set(config.ignore)
 
     def _check_stop(self) -> None:
         if self.stop_requested():

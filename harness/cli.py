@@ -27,11 +27,13 @@ from .invariants import check
 from .junit import write_junit
 from .progress import Progress
 from .runner import run_schedule
+from .shard import MAX_WORKERS, Shard
 from .signals import StopSignals
 from .summary import exit_code, summarize, write_json
 from .target import Target, load_target
 from .timeline import render_schedule, render_trace
 from .trace import first_divergence
+from .workers import WorkerReport, cpu_count, run_workers, worker_reports
 
 EXIT_CLEAN, EXIT_VIOLATION, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -77,6 +79,18 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _workers(text: str) -> int:
+    if text == "auto":
+        return min(cpu_count(), MAX_WORKERS)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of processes or 'auto', got {text!r}") from None
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_WORKERS}, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="harness", description="Property-based fault-injection testing for Twisted scheduling code.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -109,6 +123,22 @@ def build_parser() -> argparse.ArgumentParser:
         "and printed. A seeded campaign uses no example database unless --database is given",
     )
     fuzz.add_argument("--report-dir", metavar="DIR", default="reports", help="where failures/<id>.json are written (default reports)")
+    scale = fuzz.add_argument_group("scaling (see 'Scaling' in the README)")
+    scale.add_argument(
+        "--workers",
+        type=_workers,
+        metavar="N",
+        default=1,
+        help="fuzz in N processes with disjoint seeds, 'auto' for one per core (default 1); --max-examples is "
+        "the total over all of them, --budget the wall-clock time of each; the first failure wins",
+    )
+    scale.add_argument(
+        "--shard",
+        type=Shard.parse,
+        metavar="I/N",
+        help="run the I-th of N shards of the campaign (numbered from 1; needs --seed, the same for every "
+        "shard); merge their --json summaries with 'harness merge'",
+    )
     regressions = fuzz.add_mutually_exclusive_group()
     regressions.add_argument(
         "--regressions",
@@ -168,18 +198,38 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
         if path is not None:
             _check_writable(option, path)
     target = load_target(args.target)
-    print(f"harness: fuzzing {args.target} with seed {config.seed}; {_describe_config(config)}", flush=True)
+    spread = "".join(
+        (f", {args.workers} workers" if args.workers > 1 else "", f", shard {args.shard}" if args.shard else "")
+    )
+    print(f"harness: fuzzing {args.target} with seed {config.seed}; {_describe_config(config)}{spread}", flush=True)
     progress = Progress()
 
     def on_finding(finding: Finding) -> None:
         progress.clear()
         _print_finding(finding)
 
+    def on_crash(report: WorkerReport) -> None:
+        progress.clear()
+        print(f"\nharness: {report.describe_crash()}; what the other workers find is kept", flush=True)
+
     # Signals stay handled until the reports are written: a second one still aborts at once.
     with StopSignals() as stop:
-        result = run_campaign(
-            target, args.target, config, on_example=progress, on_finding=on_finding, stop_requested=stop.requested
-        )
+        if args.workers == 1 and args.shard is None:
+            result = run_campaign(
+                target, args.target, config, on_example=progress, on_finding=on_finding, stop_requested=stop.requested
+            )
+        else:
+            result = run_workers(
+                target,
+                args.target,
+                config,
+                args.workers,
+                args.shard,
+                on_example=progress,
+                on_finding=on_finding,
+                on_crash=on_crash,
+                stop_requested=stop.requested,
+            )
         progress.clear()
         _print_regressions(result, config)
         _print_summary(result)
@@ -191,6 +241,17 @@ def _fuzz_config(args: argparse.Namespace) -> CampaignConfig:
     """The campaign the options ask for; the seed is chosen here so that it is printed first."""
     if args.save_regression and args.no_regressions:
         raise UsageError("--save-regression adds failures to the regression corpus; drop --no-regressions")
+    if args.shard is not None:
+        if args.seed is None:
+            raise UsageError(
+                f"--shard {args.shard} splits one campaign between jobs: give every shard the same --seed "
+                "(such as the CI pipeline's id)"
+            )
+        total = args.max_examples if args.max_examples or args.budget else DEFAULT_MAX_EXAMPLES
+        if total is not None and total < args.shard.count:
+            raise UsageError(
+                f"--max-examples {total} leaves shard {args.shard} no examples: use at most {total} shards"
+            )
     if args.no_database:
         database = None
     elif args.database is not None:
@@ -242,7 +303,7 @@ def _check_writable(option: str, path: str) -> None:
 
 def _write_reports(args: argparse.Namespace, config: CampaignConfig, result: CampaignResult, target: Target) -> None:
     if args.json is not None:
-        print(f"summary: {write_json(summarize(result, config), args.json)}")
+        print(f"summary: {write_json(summarize(result, config, target), args.json)}")
     if args.junit is not None:
         print(f"junit: {write_junit(result, target, args.junit)}")
 
@@ -296,9 +357,13 @@ def _print_summary(result: CampaignResult) -> None:
     verdict = f"{failures} failure{'' if failures == 1 else 's'}" if failures else "no violations"
     if result.interrupted:
         verdict = "interrupted; " + verdict
+    workers = worker_reports(result)
+    crashed = [report.describe_crash() for report in workers if report.crashed]
+    spread = f" over {len(workers)} workers" if len(workers) > 1 else ""
     print(
-        f"\n{verdict}; {result.examples} examples in {result.elapsed_s:.1f}s ({rate:.0f}/s); "
+        f"\n{verdict}; {result.examples} examples in {result.elapsed_s:.1f}s ({rate:.0f}/s){spread}; "
         f"stopped by {result.stopped_by}; seed {result.seed}"
+        + "".join(f"; {line}" for line in crashed)
     )
     sys.stdout.flush()
 

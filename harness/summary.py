@@ -15,23 +15,31 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from . import campaign
 from . import database as example_database
+from . import invariants as registry
 from .campaign import CampaignConfig, CampaignResult, Finding
 from .families import family_of
 from .failure_file import versions
 from .files import write_atomic
+from .target import Target
+from .workers import ParallelResult, worker_reports
 
 FORMAT = "harness-summary"
 VERSION = 1
 
-#: Exit code for each outcome: 0 clean, 1 an invariant was violated, 130 interrupted with nothing found.
-EXIT_CODES = {"clean": 0, "failed": 1, "interrupted": 130}
+#: Exit code for each outcome: 0 clean, 1 an invariant was violated, 2 a worker crashed and nothing
+#: was found, 130 interrupted with nothing found.
+EXIT_CODES = {"clean": 0, "failed": 1, "error": 2, "interrupted": 130}
 
 
 def outcome(result: CampaignResult) -> str:
-    """``"failed"`` if anything failed (even when interrupted), else ``"interrupted"`` or ``"clean"``."""
+    """``"failed"`` if anything failed (even when interrupted or a worker crashed), else ``"error"`` if a
+    worker crashed, else ``"interrupted"`` or ``"clean"``."""
     if result.findings:
         return "failed"
+    if any(report.crashed for report in worker_reports(result)):
+        return "error"
     return "interrupted" if result.interrupted else "clean"
 
 
@@ -39,10 +47,16 @@ def exit_code(result: CampaignResult) -> int:
     return EXIT_CODES[outcome(result)]
 
 
-def summarize(result: CampaignResult, config: CampaignConfig) -> dict[str, Any]:
-    """The summary of a finished (or interrupted) campaign as JSON-ready data."""
+def summarize(result: CampaignResult, config: CampaignConfig, target: Target | None = None) -> dict[str, Any]:
+    """The summary of a finished (or interrupted) campaign as JSON-ready data.
+
+    With ``target``, the summary lists the invariants that apply to it
+    (``invariants``), so that reports built from summaries alone (``harness
+    merge --junit``) can tell a family that held from one that was never checked.
+    """
     failing = sum(1 for replay in result.regressions if replay.fails)
-    return {
+    shard = result.shard if isinstance(result, ParallelResult) else None
+    summary = {
         "format": FORMAT,
         "version": VERSION,
         "harness": versions()["harness"],
@@ -77,7 +91,22 @@ def summarize(result: CampaignResult, config: CampaignConfig) -> dict[str, Any]:
             ],
         },
         "failures": [_failure(finding) for finding in result.findings],
+        "workers": [report.to_json() for report in worker_reports(result)],
+        "shard": None if shard is None or shard.count == 1 else {
+            "index": shard.index,
+            "count": shard.count,
+            "max_examples": shard.share(_total_examples(config)),
+        },
     }
+    if target is not None:
+        summary["invariants"] = [invariant.name for invariant in registry.invariants_for(target)]
+    return summary
+
+
+def _total_examples(config: CampaignConfig) -> int | None:
+    if config.max_examples is None and config.budget_s is None:
+        return campaign.DEFAULT_MAX_EXAMPLES
+    return config.max_examples
 
 
 def _failure(finding: Finding) -> dict[str, Any]:

@@ -77,3 +77,14 @@ def test_a_failure_found_by_one_process_is_replayed_first_by_another_through_red
     # Another target sharing the server does not replay it.
     other = _fuzz_process(tmp_path, CORRECT, "--seed", "77", "--max-examples", "20", "--database", redis_url)
     assert other["outcome"] == "clean"
+
+
+def test_every_worker_replays_what_another_host_found_through_redis(redis_url, tmp_path) -> None:
+    first = _fuzz_process(tmp_path, BUGGY, "--seed", "2", "--database", redis_url, "--report-dir", "a")
+    (found,) = first["failures"]
+    again = _fuzz_process(
+        tmp_path, BUGGY, "--seed", "5", "--workers", "2", "--database", redis_url, "--report-dir", "b"
+    )
+    assert again["outcome"] == "failed" and len(again["workers"]) == 2
+    assert again["examples"] <= 2  # each worker's first schedule is the one saved
+    assert Path(again["failures"][0]["file"]).name == Path(found["file"]).name
