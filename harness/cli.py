@@ -24,7 +24,9 @@ from . import database as example_database
 from .campaign import DEFAULT_MAX_EXAMPLES, CampaignConfig, CampaignResult, Finding, new_seed, run_campaign
 from .errors import HarnessError, UsageError
 from .invariants import check
-from .junit import write_junit
+from .files import write_atomic
+from .junit import junit_from_summary, write_junit
+from .merge import merge_files
 from .progress import Progress
 from .runner import run_schedule
 from .shard import MAX_WORKERS, Shard
@@ -161,6 +163,18 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz.add_argument("--json", metavar="FILE", help="write the campaign summary as JSON (schema in the README)")
     fuzz.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test case per invariant family")
     fuzz.set_defaults(handler=_cmd_fuzz)
+
+    merge = commands.add_parser(
+        "merge",
+        help="merge the JSON summaries of several shards or hosts into one",
+        description="Merge 'harness fuzz --json' summaries (the shards of one campaign, or campaigns run on "
+        "several hosts) into one summary and report. Exit 0 clean, 1 any failure, 2 bad input or a crashed "
+        "worker with nothing found, 130 a shard was interrupted.",
+    )
+    merge.add_argument("summaries", nargs="+", metavar="SUMMARY", help="a summary written by 'harness fuzz --json'")
+    merge.add_argument("--json", metavar="FILE", help="write the merged summary as JSON")
+    merge.add_argument("--junit", metavar="FILE", help="write JUnit XML for the merged result")
+    merge.set_defaults(handler=_cmd_merge)
 
     replay = commands.add_parser("replay", help="run a saved failure file again and say whether it reproduces")
     replay.add_argument("file", help="a failure file written by 'harness fuzz'")
@@ -366,6 +380,38 @@ def _print_summary(result: CampaignResult) -> None:
         + "".join(f"; {line}" for line in crashed)
     )
     sys.stdout.flush()
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    for option, path in (("--json", args.json), ("--junit", args.junit)):
+        if path is not None:
+            _check_writable(option, path)
+    merged, notes = merge_files(args.summaries)
+    for note in notes:
+        print(f"harness: note: {note}", file=sys.stderr)
+    shards = [entry["shard"] for entry in merged["merged"] if entry["shard"]]
+    print(
+        f"harness: merged {len(merged['merged'])} summaries of {merged['target']}"
+        + (f" (shards {', '.join(shards)}; seed {merged['seed']})" if shards else "")
+    )
+    for failure in merged["failures"]:
+        print(f"\nFAIL {failure['invariant']}: {failure['message']}")
+        if failure["replay"]:
+            print(f"replay: {failure['replay']}")
+    for worker in merged["workers"]:
+        if worker["crashed"]:
+            print(f"\na worker crashed with {worker['crashed']} (seed {worker['seed']})")
+    count = len(merged["failures"])
+    verdict = f"{count} failure{'' if count == 1 else 's'}" if count else "no violations"
+    print(
+        f"\n{verdict}; {merged['examples']} examples in {merged['elapsed_seconds']:.1f}s "
+        f"({merged['examples_per_second']:.0f}/s); outcome {merged['outcome']}; stopped by {merged['stopped_by']}"
+    )
+    if args.json is not None:
+        print(f"summary: {write_json(merged, args.json)}")
+    if args.junit is not None:
+        print(f"junit: {write_atomic(args.junit, junit_from_summary(merged))}")
+    return merged["exit_code"]
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
