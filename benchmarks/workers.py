@@ -6,8 +6,11 @@ run spends its whole wall-clock budget fuzzing) with ``--workers 1`` and
 the machine's load hits both alike, and reports examples per second for
 each and their ratio. Rates come from each campaign's own JSON summary:
 examples over the campaign's wall-clock time, worker start-up included.
-The load average is recorded before every run: on a shared machine, other
-work takes cores from the workers and the ratio says so.
+The load average and Linux's CPU pressure are recorded before every run: on
+a shared machine other work takes cores from the workers, and the ratio
+says so. (Linux shares the CPUs fairly between sessions, not processes: while
+other sessions keep the cores busy, a second worker mostly splits this
+session's share with the first, and the ratio drops towards 1.)
 
     python benchmarks/workers.py                       # 3 rounds of 20 s each way
     python benchmarks/workers.py --budget 10 --rounds 1 --workers 4
@@ -39,6 +42,7 @@ def campaign(target: str, seed: int, budget: float, workers: int) -> dict:
             "--no-database", "--no-regressions", "--report-dir", scratch, "--json", str(summary_path),
         ]
         load = os.getloadavg()[0]
+        pressure = cpu_pressure()
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=budget * 3 + 120)
         if proc.returncode != 0:
             raise SystemExit(f"benchmark: {' '.join(argv[2:])} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
@@ -49,8 +53,20 @@ def campaign(target: str, seed: int, budget: float, workers: int) -> dict:
         "elapsed_seconds": summary["elapsed_seconds"],
         "examples_per_second": summary["examples"] / summary["elapsed_seconds"],
         "per_worker": [w["examples"] for w in summary["workers"]],
+        "stopped_by": [w["stopped_by"] for w in summary["workers"]],
         "load_before": round(load, 2),
+        "cpu_pressure_before": pressure,
     }
+
+
+def cpu_pressure() -> float | None:
+    """Linux's CPU pressure (share of the last 10 s in which some runnable task waited for a CPU), if known."""
+    try:
+        first = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    fields = dict(part.split("=") for part in first.split()[1:])
+    return float(fields["avg10"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         ratio = many["examples_per_second"] / one["examples_per_second"]
         rounds.append({"one": one, "many": many, "ratio": round(ratio, 3)})
         print(
-            f"round {index + 1}: 1 worker {one['examples_per_second']:.1f}/s (load {one['load_before']}), "
-            f"{args.workers} workers {many['examples_per_second']:.1f}/s (load {many['load_before']}, "
+            f"round {index + 1}: 1 worker {one['examples_per_second']:.1f}/s "
+            f"(load {one['load_before']}, cpu pressure {one['cpu_pressure_before']}), "
+            f"{args.workers} workers {many['examples_per_second']:.1f}/s "
+            f"(load {many['load_before']}, cpu pressure {many['cpu_pressure_before']}, "
             f"per worker {many['per_worker']}): {ratio:.2f}x",
             flush=True,
         )

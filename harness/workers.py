@@ -51,6 +51,7 @@ from .campaign import CampaignConfig, CampaignResult, Finding, new_seed, run_cam
 from .errors import HarnessError
 from .invariants import Violation
 from .shard import MAX_WORKERS, Shard, piece_seed, share
+from .signals import StopSignals
 from .target import Target, load_target
 
 #: How workers are started (see the module docstring).
@@ -451,8 +452,6 @@ def _worker_main(
     stops: Any,
 ) -> None:
     """One worker process: run the campaign piece, send each failure at once and a summary at the end."""
-    from .signals import StopSignals
-
     os.environ[WORKER_ENV] = str(index)
     if deadline is not None:
         config = replace(config, budget_s=max(deadline - time.monotonic(), 0.001))

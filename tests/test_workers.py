@@ -215,3 +215,12 @@ def test_sigterm_to_the_parent_stops_every_worker_and_writes_the_summary(tmp_pat
     assert summary["stopped_by"] == "interrupt" and summary["outcome"] == "interrupted"
     assert [w["stopped_by"] for w in summary["workers"]] == ["interrupt", "interrupt"]
     assert all(w["examples"] > 0 for w in summary["workers"])
+
+
+def test_save_regression_with_workers_adds_only_the_winning_failure(tmp_path) -> None:
+    argv = ["fuzz", BUGGY, "--seed", SEED, "--workers", "2", "--max-examples", EXAMPLES, "--no-database"]
+    assert main([*argv, "--save-regression", "--regressions", "corpus", "--json", "summary.json"]) == 1
+    (failure,) = _summary()["failures"]
+    saved = Path(failure["regression_file"])
+    assert saved.parent == Path("corpus") and saved.read_bytes() == Path(failure["file"]).read_bytes()
+    assert list(Path("corpus").iterdir()) == [saved]
