@@ -6,7 +6,9 @@ run spends its whole wall-clock budget fuzzing) with ``--workers 1`` and
 the machine's load hits both alike, and reports examples per second for
 each and their ratio. Rates come from each campaign's own JSON summary:
 examples over the campaign's wall-clock time, worker start-up included.
-The load average and Linux's CPU pressure are recorded before every run: on
+The load average and Linux's CPU pressure are recorded before every run, and
+the CPU time each campaign got (``cores_used``: CPU seconds over wall-clock
+seconds, 2.0 at best with two workers on two idle cores): on
 a shared machine other work takes cores from the workers, and the ratio
 says so. (Linux shares the CPUs fairly between sessions, not processes: while
 other sessions keep the cores busy, a second worker mostly splits this
@@ -14,6 +16,7 @@ session's share with the first, and the ratio drops towards 1.)
 
     python benchmarks/workers.py                       # 3 rounds of 20 s each way
     python benchmarks/workers.py --budget 10 --rounds 1 --workers 4
+    python benchmarks/workers.py --quiet 90           # on a shared machine: wait for idle CPUs first
 
 Writes ``reports/bench-workers.json`` (``--out``). With ``--require R``, exits 1
 when the median ratio is below R.
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -43,20 +47,53 @@ def campaign(target: str, seed: int, budget: float, workers: int) -> dict:
         ]
         load = os.getloadavg()[0]
         pressure = cpu_pressure()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=budget * 3 + 120)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if proc.returncode != 0:
             raise SystemExit(f"benchmark: {' '.join(argv[2:])} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
         summary = json.loads(summary_path.read_text())
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     return {
         "workers": workers,
         "examples": summary["examples"],
         "elapsed_seconds": summary["elapsed_seconds"],
         "examples_per_second": summary["examples"] / summary["elapsed_seconds"],
+        # CPU time of the harness process and its workers (imports included): how many cores they got.
+        "cpu_seconds": round(cpu, 2),
+        "cores_used": round(cpu / summary["elapsed_seconds"], 2),
         "per_worker": [w["examples"] for w in summary["workers"]],
         "stopped_by": [w["stopped_by"] for w in summary["workers"]],
         "load_before": round(load, 2),
         "cpu_pressure_before": pressure,
     }
+
+
+def wait_for_quiet(idle_percent: float, max_wait: float) -> float | None:
+    """Wait until the CPUs were at least ``idle_percent`` idle over 5 s (or ``max_wait`` passed).
+
+    Returns the idle share last measured (None where /proc/stat is missing).
+    """
+    deadline = time.monotonic() + max_wait
+    while True:
+        idle = cpu_idle(5.0)
+        if idle is None or idle >= idle_percent or time.monotonic() >= deadline:
+            return idle
+
+
+def cpu_idle(seconds: float) -> float | None:
+    """The percentage of all CPUs' time spent idle over the next ``seconds``."""
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return round(100.0 * (idle1 - idle0) / max(total1 - total0, 1), 1)
 
 
 def cpu_pressure() -> float | None:
@@ -78,6 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="workers to compare with one (default 2)")
     parser.add_argument("--out", default="reports/bench-workers.json")
     parser.add_argument("--require", type=float, help="exit 1 if the median ratio is below this")
+    parser.add_argument(
+        "--quiet",
+        type=float,
+        metavar="PERCENT",
+        help="before each campaign, wait (up to --max-wait seconds) until the CPUs were at least PERCENT idle "
+        "over 5 s: on a shared machine, start only when nobody else is computing",
+    )
+    parser.add_argument("--max-wait", type=float, default=600.0)
     args = parser.parse_args(argv)
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -86,7 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     rounds = []
     for index in range(args.rounds):
         order = (1, args.workers) if index % 2 == 0 else (args.workers, 1)
-        runs = {n: campaign(args.target, args.seed, args.budget, n) for n in order}
+        runs = {}
+        for n in order:
+            idle = wait_for_quiet(args.quiet, args.max_wait) if args.quiet is not None else None
+            runs[n] = campaign(args.target, args.seed, args.budget, n)
+            runs[n]["idle_before"] = idle
         one, many = runs[1], runs[args.workers]
         ratio = many["examples_per_second"] / one["examples_per_second"]
         rounds.append({"one": one, "many": many, "ratio": round(ratio, 3)})
@@ -95,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             f"(load {one['load_before']}, cpu pressure {one['cpu_pressure_before']}), "
             f"{args.workers} workers {many['examples_per_second']:.1f}/s "
             f"(load {many['load_before']}, cpu pressure {many['cpu_pressure_before']}, "
-            f"per worker {many['per_worker']}): {ratio:.2f}x",
+            f"per worker {many['per_worker']}): {ratio:.2f}x; cores used {one['cores_used']} and {many['cores_used']}",
             flush=True,
         )
     ratios = [r["ratio"] for r in rounds]

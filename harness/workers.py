@@ -25,8 +25,8 @@ database, so what one worker saved the others' next rounds replay first.
   ``ABORT_GRACE_S`` are killed.
 
 Workers are started with the ``spawn`` method: a fresh interpreter each, no
-Twisted or Hypothesis state inherited from the parent. That costs about a
-quarter of a second per worker, in parallel, once per campaign. Each worker
+Twisted or Hypothesis state inherited from the parent. That costs a few
+tenths of a second per worker, in parallel, once per campaign. Each worker
 loads the target from its string and finds ``HARNESS_WORKER`` (its index)
 in its environment. Messages between the processes are pickled (our own
 processes only); failures travel as the paths of their JSON failure files,
