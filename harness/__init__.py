@@ -2,7 +2,8 @@
 
 The public surface: describe your subject with ``Target``, generate schedules
 with ``schedules``, play one with ``run_schedule``, judge it with ``check``,
-or let ``run_campaign`` do all of it and shrink what it finds.
+or let ``run_campaign`` do all of it and shrink what it finds (``run_workers``:
+on several processes, or one shard of a campaign).
 """
 
 from .campaign import CampaignConfig, CampaignResult, Finding, NondeterministicTarget, run_campaign
@@ -14,9 +15,11 @@ from .invariants import INVARIANTS, Invariant, Violation, check
 from .jobs import Job
 from .runner import Run, TargetHung, run_schedule
 from .schedule import Cancel, ClockPolicy, JobSpec, Jump, Schedule, Stop, Submit
+from .shard import Shard
 from .strategies import Menu, job_specs, schedules
 from .target import Target, load_target
 from .trace import Event, Trace
+from .workers import ParallelResult, WorkerReport, run_workers
 
 __all__ = [
     "BUILTIN_ERRORS",
@@ -39,8 +42,10 @@ __all__ = [
     "Menu",
     "NondeterministicTarget",
     "ReportError",
+    "ParallelResult",
     "Run",
     "Schedule",
+    "Shard",
     "Stop",
     "Submit",
     "Target",
@@ -49,10 +54,12 @@ __all__ = [
     "Trace",
     "UsageError",
     "Violation",
+    "WorkerReport",
     "check",
     "job_specs",
     "load_target",
     "run_campaign",
     "run_schedule",
+    "run_workers",
     "schedules",
 ]

@@ -29,18 +29,19 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
-from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
+from hypothesis.database import ExampleDatabase
 from hypothesis.errors import Flaky
 
 from . import corpus, failure_file
 from .corpus import Replay
+from .database import open_database
+from .determinism import without_local_constants
 from .errors import HarnessError
 from .failure_file import FailureRecord
 from .invariants import Violation
@@ -174,14 +175,18 @@ class CampaignConfig:
     """How long to search, how many failures to collect, and where to keep what is found.
 
     With neither budget set the campaign stops after ``DEFAULT_MAX_EXAMPLES``.
-    ``database`` is a directory for Hypothesis's example database (failures
-    found once are retried first next time), or None for none; with a
+    ``database`` is where Hypothesis's example database lives (failures
+    found once are retried first next time): a directory or a Redis URL
+    (see ``harness.database``), or None for none; with a
     database the search also depends on what earlier campaigns saved, so a
     campaign that must be a pure function of seed and target uses none.
     ``regressions`` is the regression corpus directory (None: no corpus);
     with ``save_regressions`` every minimal failure found is added to it.
     ``example_timeout_s`` is the wall-clock limit of one run (None: none;
     see ``harness.watchdog`` for where it cannot apply).
+    ``ignore`` names invariants already broken elsewhere (a parallel
+    campaign's workers get those its regression replay found): the search
+    passes over them, and they count towards ``max_failures``.
     """
 
     max_examples: int | None = None
@@ -194,6 +199,7 @@ class CampaignConfig:
     regressions: str | None = None
     save_regressions: bool = False
     example_timeout_s: float | None = DEFAULT_TIMEOUT_S
+    ignore: frozenset[str] = frozenset()
 
 
 def new_seed() -> int:
@@ -275,7 +281,7 @@ class _Search:
         self.max_examples = max_examples
         self.started = time.monotonic()
         self.deadline = self.started + config.budget_s if config.budget_s is not None else None
-        self.found: set[str] = set()
+        self.found: set[str] = set(config.ignore)
         self.on_run: Callable[[Schedule, Run], None] | None = None
         self.eventful = 0
 
@@ -388,7 +394,7 @@ class _Search:
         interrupted = False
         hypothesis_shrunk = True
         try:
-            with _only_hypothesis_constants():
+            with without_local_constants():  # the same seed gives the same search in any process
                 test()
             if result.examples >= self.max_examples:
                 outcome = "max-examples"
@@ -501,35 +507,6 @@ class _Search:
         return finding
 
 
-@contextmanager
-def _only_hypothesis_constants() -> Iterator[None]:
-    """Keep the search a function of seed and target alone.
-
-    Hypothesis mixes into generated data the literals of every "local"
-    module loaded in the process (its own heuristic): the same seed then
-    searches differently under the CLI and under pytest, and after any edit
-    of an unrelated module. This switches that pool off for the campaign
-    (its built-in constants stay). It reaches into Hypothesis's internals;
-    where they differ, nothing is changed.
-    """
-    try:
-        from hypothesis.internal.conjecture import providers
-
-        original = providers._get_local_constants
-        cache = providers.CONSTANTS_CACHE.cache
-        empty = providers.Constants()
-    except (ImportError, AttributeError):
-        yield
-        return
-    providers._get_local_constants = lambda: empty
-    cache.clear()
-    try:
-        yield
-    finally:
-        providers._get_local_constants = original
-        cache.clear()
-
-
 def _spot_check(eventful: int) -> bool:
     """Whether the ``eventful``-th example with a real trace is run twice to check determinism."""
     return eventful in (1, 3, 10) or eventful % DETERMINISM_EVERY == 0
@@ -539,15 +516,15 @@ def _size(schedule: Schedule) -> tuple[int, int]:
     return (len(schedule.ops), schedule.end_ms)
 
 
-def _database(directory: str | None, target_spec: str, masked: frozenset[str]) -> ExampleDatabase | None:
-    """The example database for one search round, or None.
+def _database(location: str | None, target_spec: str, masked: frozenset[str]) -> ExampleDatabase | None:
+    """The example database for one search round (a directory or a Redis URL), or None.
 
     Keyed by target and by the invariants already found in this campaign, so
     a later round (which ignores those invariants) neither replays nor evicts
     the examples saved by an earlier one.
     """
-    if directory is None:
+    if location is None:
         return None
     name = target_spec if not masked else target_spec + "|" + ",".join(sorted(masked))
     key = hashlib.sha256(name.encode()).hexdigest()[:16]
-    return DirectoryBasedExampleDatabase(os.path.join(directory, key))
+    return open_database(location, key)

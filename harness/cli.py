@@ -22,6 +22,7 @@ from typing import NoReturn
 from pathlib import Path
 
 from . import corpus, failure_file
+from . import database as example_database
 from .campaign import (
     DEFAULT_MAX_EXAMPLES,
     CampaignConfig,
@@ -32,9 +33,12 @@ from .campaign import (
     run_campaign,
 )
 from .errors import HarnessError, UsageError
-from .junit import write_junit
+from .files import write_atomic
+from .junit import junit_from_summary, write_junit
+from .merge import merge_files
 from .progress import Progress
 from .report import REPORT_NAME, CoverageProbe, Tally, load_inputs, view_of_finding, write_report
+from .shard import MAX_WORKERS, Shard
 from .signals import StopSignals
 from .summary import exit_code, summarize, write_json
 from .target import Target, load_target
@@ -43,6 +47,7 @@ from .trace import one_line
 from .verdict import NONDETERMINISTIC_FIX, UNFINISHED, divergence
 from .verdict import replay as replay_record
 from .watchdog import DEFAULT_TIMEOUT_S
+from .workers import WorkerReport, cpu_count, run_workers, worker_reports
 
 EXIT_CLEAN, EXIT_VIOLATION, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -105,6 +110,18 @@ def _add_timeout(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _workers(text: str) -> int:
+    if text == "auto":
+        return min(cpu_count(), MAX_WORKERS)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of processes or 'auto', got {text!r}") from None
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_WORKERS}, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="harness", description="Property-based fault-injection testing for Twisted scheduling code.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -137,6 +154,22 @@ def build_parser() -> argparse.ArgumentParser:
         "and printed. A seeded campaign uses no example database unless --database is given",
     )
     fuzz.add_argument("--report-dir", metavar="DIR", default="reports", help="where failures/<id>.json are written (default reports)")
+    scale = fuzz.add_argument_group("scaling (see 'Scaling' in the README)")
+    scale.add_argument(
+        "--workers",
+        type=_workers,
+        metavar="N",
+        default=1,
+        help="fuzz in N processes with disjoint seeds, 'auto' for one per core (default 1); --max-examples is "
+        "the total over all of them, --budget the wall-clock time of each; the first failure wins",
+    )
+    scale.add_argument(
+        "--shard",
+        type=Shard.parse,
+        metavar="I/N",
+        help="run the I-th of N shards of the campaign (numbered from 1; needs --seed, the same for every "
+        "shard); merge their --json summaries with 'harness merge'",
+    )
     regressions = fuzz.add_mutually_exclusive_group()
     regressions.add_argument(
         "--regressions",
@@ -151,9 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     database = fuzz.add_mutually_exclusive_group()
     database.add_argument(
         "--database",
-        metavar="DIR",
-        help=f"Hypothesis example database, so a failure found once is retried first next time "
-        f"(default {DEFAULT_DATABASE}; none with --seed)",
+        metavar="DIR|URL",
+        help=f"Hypothesis example database, so a failure found once is retried first next time: a directory, "
+        f"or redis://host:port/db to share it between machines (default {DEFAULT_DATABASE}; none with --seed)",
     )
     database.add_argument("--no-database", action="store_true", help="use no example database")
     fuzz.add_argument("--json", metavar="FILE", help="write the campaign summary as JSON (schema in the README)")
@@ -172,6 +205,18 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: on with --html, else off)",
     )
     fuzz.set_defaults(handler=_cmd_fuzz)
+
+    merge = commands.add_parser(
+        "merge",
+        help="merge the JSON summaries of several shards or hosts into one",
+        description="Merge 'harness fuzz --json' summaries (the shards of one campaign, or campaigns run on "
+        "several hosts) into one summary and report. Exit 0 clean, 1 any failure, 2 bad input or a crashed "
+        "worker with nothing found, 130 a shard was interrupted.",
+    )
+    merge.add_argument("summaries", nargs="+", metavar="SUMMARY", help="a summary written by 'harness fuzz --json'")
+    merge.add_argument("--json", metavar="FILE", help="write the merged summary as JSON")
+    merge.add_argument("--junit", metavar="FILE", help="write JUnit XML for the merged result")
+    merge.set_defaults(handler=_cmd_merge)
 
     replay = commands.add_parser("replay", help="run a saved failure file again and say whether it reproduces")
     replay.add_argument("file", help="a failure file written by 'harness fuzz'")
@@ -236,7 +281,10 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
 
 def _fuzz(args: argparse.Namespace, config: CampaignConfig, probe: CoverageProbe | None) -> int:
     target = load_target(args.target)
-    print(f"harness: fuzzing {args.target} with seed {config.seed}; {_describe_config(config)}", flush=True)
+    spread = "".join(
+        (f", {args.workers} workers" if args.workers > 1 else "", f", shard {args.shard}" if args.shard else "")
+    )
+    print(f"harness: fuzzing {args.target} with seed {config.seed}; {_describe_config(config)}{spread}", flush=True)
     progress = Progress()
     tally = Tally.for_target(target, config.menu)
 
@@ -244,18 +292,35 @@ def _fuzz(args: argparse.Namespace, config: CampaignConfig, probe: CoverageProbe
         progress.clear()
         _print_finding(finding)
 
+    def on_crash(report: WorkerReport) -> None:
+        progress.clear()
+        print(f"\nharness: {report.describe_crash()}; what the other workers find is kept", flush=True)
+
     # Signals stay handled until the reports are written: a second one still aborts at once.
     with StopSignals() as stop:
         try:
-            result = run_campaign(
-                target,
-                args.target,
-                config,
-                on_example=progress,
-                on_finding=on_finding,
-                stop_requested=stop.requested,
-                on_run=tally,
-            )
+            if args.workers == 1 and args.shard is None:
+                result = run_campaign(
+                    target,
+                    args.target,
+                    config,
+                    on_example=progress,
+                    on_finding=on_finding,
+                    stop_requested=stop.requested,
+                    on_run=tally,
+                )
+            else:
+                result = run_workers(
+                    target,
+                    args.target,
+                    config,
+                    args.workers,
+                    args.shard,
+                    on_example=progress,
+                    on_finding=on_finding,
+                    on_crash=on_crash,
+                    stop_requested=stop.requested,
+                )
         except HarnessError as exc:
             # A target error stopped the campaign: report what was found before it, then the error (exit 2).
             progress.clear()
@@ -279,10 +344,22 @@ def _fuzz_config(args: argparse.Namespace) -> CampaignConfig:
     """The campaign the options ask for; the seed is chosen here so that it is printed first."""
     if args.save_regression and args.no_regressions:
         raise UsageError("--save-regression adds failures to the regression corpus; drop --no-regressions")
+    if args.shard is not None:
+        if args.seed is None:
+            raise UsageError(
+                f"--shard {args.shard} splits one campaign between jobs: give every shard the same --seed "
+                "(such as the CI pipeline's id)"
+            )
+        total = args.max_examples if args.max_examples or args.budget else DEFAULT_MAX_EXAMPLES
+        if total is not None and total < args.shard.count:
+            raise UsageError(
+                f"--max-examples {total} leaves shard {args.shard} no examples: use at most {total} shards"
+            )
     if args.no_database:
         database = None
     elif args.database is not None:
         database = args.database
+        example_database.check(database)
     else:
         # A seeded campaign is a pure function of seed and target: no database unless asked for.
         database = None if args.seed is not None else DEFAULT_DATABASE
@@ -309,7 +386,7 @@ def _describe_config(config: CampaignConfig) -> str:
         (
             f"budget {' or '.join(limits)}",
             f"up to {config.max_failures} failure{'' if config.max_failures == 1 else 's'}",
-            f"database {config.database}" if config.database else "no database",
+            f"database {example_database.display(config.database)}" if config.database else "no database",
             f"regressions {config.regressions}" if config.regressions else "no regressions",
         )
     )
@@ -347,7 +424,7 @@ def _write_reports(
     probe: CoverageProbe | None,
 ) -> None:
     coverage = probe.report() if probe is not None else None
-    summary = summarize(result, config, exercised=tally.to_json(), coverage=coverage)
+    summary = summarize(result, config, target, exercised=tally.to_json(), coverage=coverage)
     if args.json is not None:
         print(f"summary: {write_json(summary, args.json)}")
     if args.junit is not None:
@@ -424,11 +501,47 @@ def _print_summary(result: CampaignResult) -> None:
     verdict = f"{failures} failure{'' if failures == 1 else 's'}" if failures else "no violations"
     if result.interrupted:
         verdict = "interrupted; " + verdict
+    workers = worker_reports(result)
+    crashed = [report.describe_crash() for report in workers if report.crashed]
+    spread = f" over {len(workers)} workers" if len(workers) > 1 else ""
     print(
-        f"\n{verdict}; {result.examples} examples in {result.elapsed_s:.1f}s ({rate:.0f}/s); "
+        f"\n{verdict}; {result.examples} examples in {result.elapsed_s:.1f}s ({rate:.0f}/s){spread}; "
         f"stopped by {result.stopped_by}; seed {result.seed}"
+        + "".join(f"; {line}" for line in crashed)
     )
     sys.stdout.flush()
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    for option, path in (("--json", args.json), ("--junit", args.junit)):
+        if path is not None:
+            _check_writable(option, path)
+    merged, notes = merge_files(args.summaries)
+    for note in notes:
+        print(f"harness: note: {note}", file=sys.stderr)
+    shards = [entry["shard"] for entry in merged["merged"] if entry["shard"]]
+    print(
+        f"harness: merged {len(merged['merged'])} summaries of {merged['target']}"
+        + (f" (shards {', '.join(shards)}; seed {merged['seed']})" if shards else "")
+    )
+    for failure in merged["failures"]:
+        print(f"\nFAIL {failure['invariant']}: {failure['message']}")
+        if failure["replay"]:
+            print(f"replay: {failure['replay']}")
+    for worker in merged["workers"]:
+        if worker["crashed"]:
+            print(f"\na worker crashed with {worker['crashed']} (seed {worker['seed']})")
+    count = len(merged["failures"])
+    verdict = f"{count} failure{'' if count == 1 else 's'}" if count else "no violations"
+    print(
+        f"\n{verdict}; {merged['examples']} examples in {merged['elapsed_seconds']:.1f}s "
+        f"({merged['examples_per_second']:.0f}/s); outcome {merged['outcome']}; stopped by {merged['stopped_by']}"
+    )
+    if args.json is not None:
+        print(f"summary: {write_json(merged, args.json)}")
+    if args.junit is not None:
+        print(f"junit: {write_atomic(args.junit, junit_from_summary(merged))}")
+    return merged["exit_code"]
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:

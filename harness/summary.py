@@ -15,26 +15,34 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from . import campaign
+from . import database as example_database
+from . import invariants as registry
 from .campaign import CampaignConfig, CampaignResult, Finding
 from .families import family_of
 from .failure_file import versions
 from .files import write_atomic
+from .target import Target
+from .workers import ParallelResult, worker_reports
 
 FORMAT = "harness-summary"
 VERSION = 1
 
 #: Exit code for each outcome: 0 clean, 1 an invariant was violated, 2 a target error stopped the
-#: campaign, 130 interrupted with nothing found.
+#: campaign or a worker crashed and nothing was found, 130 interrupted with nothing found.
 EXIT_CODES = {"clean": 0, "failed": 1, "error": 2, "interrupted": 130}
 
 
 def outcome(result: CampaignResult) -> str:
     """``"error"`` if a target error stopped the campaign (whatever was found before it), else
-    ``"failed"`` if anything failed (even when interrupted), else ``"interrupted"`` or ``"clean"``."""
+    ``"failed"`` if anything failed (even when interrupted or a worker crashed), else ``"error"`` if a
+    worker crashed, else ``"interrupted"`` or ``"clean"``."""
     if result.error is not None:
         return "error"
     if result.findings:
         return "failed"
+    if any(report.crashed for report in worker_reports(result)):
+        return "error"
     return "interrupted" if result.interrupted else "clean"
 
 
@@ -45,18 +53,23 @@ def exit_code(result: CampaignResult) -> int:
 def summarize(
     result: CampaignResult,
     config: CampaignConfig,
+    target: Target | None = None,
     *,
     exercised: dict[str, Any] | None = None,
     coverage: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The summary of a finished (or interrupted) campaign as JSON-ready data.
 
+    With ``target``, the summary lists the invariants that apply to it
+    (``invariants``), so that reports built from summaries alone (``harness
+    merge --junit``) can tell a family that held from one that was never checked.
     ``exercised`` (``harness.report.Tally.to_json()``) and ``coverage``
     (``harness.report.CoverageProbe.report()``) are written as they are, or
     null when the campaign did not gather them.
     """
     failing = sum(1 for replay in result.regressions if replay.fails)
-    return {
+    shard = result.shard if isinstance(result, ParallelResult) else None
+    summary = {
         "format": FORMAT,
         "version": VERSION,
         "harness": versions()["harness"],
@@ -75,7 +88,7 @@ def summarize(
             "budget_seconds": config.budget_s,
             "max_failures": config.max_failures,
         },
-        "database": config.database,
+        "database": example_database.display(config.database),
         "regressions": {
             "directory": config.regressions,
             "replayed": len(result.regressions),
@@ -94,7 +107,22 @@ def summarize(
         "failures": [_failure(finding) for finding in result.findings],
         "exercised": exercised,
         "coverage": coverage,
+        "workers": [report.to_json() for report in worker_reports(result)],
+        "shard": None if shard is None or shard.count == 1 else {
+            "index": shard.index,
+            "count": shard.count,
+            "max_examples": shard.share(_total_examples(config)),
+        },
     }
+    if target is not None:
+        summary["invariants"] = [invariant.name for invariant in registry.invariants_for(target)]
+    return summary
+
+
+def _total_examples(config: CampaignConfig) -> int | None:
+    if config.max_examples is None and config.budget_s is None:
+        return campaign.DEFAULT_MAX_EXAMPLES
+    return config.max_examples
 
 
 def _failure(finding: Finding) -> dict[str, Any]:

@@ -1,0 +1,104 @@
+"""The example database, shared: a directory for one machine, Redis for many.
+
+Hypothesis saves every failing example to its example database and tries the
+saved ones first in every later search of the same test. A campaign keys
+that data by target, so a failure found by one worker, CI job or host is the
+first schedule every other one tries. Where the data lives is a *location*:
+
+- a directory (the CLI's default is ``.hypothesis/harness``):
+  ``DirectoryBasedExampleDatabase``; every worker on the machine shares it,
+  and concurrent writers are safe because each example is its own file,
+  written atomically;
+- a Redis URL (``redis://host:port/db``, ``rediss://`` for TLS,
+  ``unix:///path/to/redis.sock``): Hypothesis's ``RedisExampleDatabase``,
+  shared by every host that reaches the server. It needs the ``redis``
+  package (``pip install 'twisted-fault-harness[redis]'``). Keys are
+  ``harness:<key>:...``; Hypothesis lets an entry expire when no campaign
+  has touched it for 8 days.
+
+Both are Hypothesis's own backends behind its ``ExampleDatabase``
+interface: the harness only chooses one and namespaces it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
+
+from .errors import UsageError
+
+#: URL schemes that name a Redis server rather than a directory.
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+#: Prefix of every key the harness writes to a Redis database.
+REDIS_PREFIX = "harness:"
+
+
+def is_redis(location: str) -> bool:
+    """Whether ``location`` is a Redis URL (else it is a directory)."""
+    return urlsplit(location).scheme in REDIS_SCHEMES and "://" in location
+
+
+def display(location: str | None) -> str | None:
+    """``location`` fit for logs and reports: a Redis URL's password is masked."""
+    if location is None or not is_redis(location):
+        return location
+    parts = urlsplit(location)
+    if parts.password is None:
+        return location
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def check(location: str) -> None:
+    """Fail now, with one line saying what to do, if ``location`` cannot serve as an example database.
+
+    A directory must not be a file; a Redis URL needs the ``redis`` package
+    and a server that answers.
+    """
+    if not is_redis(location):
+        if os.path.exists(location) and not os.path.isdir(location):
+            raise UsageError(f"example database {location!r} is not a directory; give a directory or a redis:// URL")
+        return
+    client = _client(location)
+    from redis.exceptions import RedisError
+
+    try:
+        client.ping()
+    except RedisError as exc:
+        raise UsageError(
+            f"example database {display(location)}: cannot reach Redis ({exc}); "
+            "start redis-server, check the URL, or use a directory"
+        ) from None
+
+
+def open_database(location: str, key: str) -> ExampleDatabase:
+    """The example database at ``location``, namespaced by ``key`` (a directory under it, or a key prefix)."""
+    if not is_redis(location):
+        return DirectoryBasedExampleDatabase(os.path.join(location, key))
+    from hypothesis.extra.redis import RedisExampleDatabase
+
+    return RedisExampleDatabase(_client(location), key_prefix=f"{REDIS_PREFIX}{key}:".encode())
+
+
+@functools.lru_cache(maxsize=None)
+def _client(url: str) -> Any:
+    """One Redis client (and so one connection pool) per URL per process; connects lazily."""
+    try:
+        import redis
+    except ImportError:
+        raise UsageError(
+            f"example database {display(url)} needs the redis package: "
+            "pip install 'twisted-fault-harness[redis]'"
+        ) from None
+    try:
+        return redis.Redis.from_url(url, socket_connect_timeout=10, socket_timeout=30)
+    except ValueError as exc:
+        raise UsageError(f"example database {display(url)}: not a usable Redis URL ({exc})") from None

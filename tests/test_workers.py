@@ -1,0 +1,223 @@
+"""Parallel campaigns: disjoint seeds, first failure wins, crash isolation, stopping, the shared database."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from harness import CampaignConfig
+from harness.cli import main
+from harness.shard import MAX_WORKERS, SEED_BITS, Shard, piece_seed
+from harness.workers import run_workers
+from scenarios.pools import double_release_pool
+
+BUGGY = "scenarios.pools:double_release_pool"
+CORRECT = "scenarios.pools:semaphore_pool"
+#: With --max-examples 2000 over two workers, worker 0 searches as a one-process campaign of seed 9
+#: and 1000 examples does, which finds the double release in under a hundred.
+SEED, EXAMPLES = "9", "2000"
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_dir(tmp_path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _summary(path: str | Path = "summary.json") -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def _module(tmp_path: Path, body: str) -> str:
+    """Write a module of targets into the working directory (workers import it from there)."""
+    name = f"worker_targets_{uuid.uuid4().hex[:8]}"
+    header = "import hashlib, os\nfrom harness import Target\nfrom scenarios.pools import DoubleReleasePool, SemaphorePool\n"
+    (tmp_path / f"{name}.py").write_text(header + body)
+    return name
+
+
+# -- seeds ---------------------------------------------------------------------
+
+
+def test_every_shard_worker_and_round_searches_with_a_seed_of_its_own() -> None:
+    from random import Random
+
+    base, rounds = 2, 50
+    pieces = [(Shard(index, 3), worker) for index in (1, 2, 3) for worker in (0, 1, 2, MAX_WORKERS - 1)]
+    seeds = [piece_seed(base, shard, worker) for shard, worker in pieces]
+    assert piece_seed(base, Shard(), 0) == base  # one process, one shard: the plain campaign
+    assert all(0 <= seed < 2**SEED_BITS for seed in seeds)
+    assert seeds == [piece_seed(base, shard, worker) for shard, worker in pieces]  # deterministic
+    # A campaign searches round r with seed + r: no two pieces share a seed in any round ...
+    ordered = sorted(seeds)
+    assert all(later - earlier >= rounds for earlier, later in zip(ordered, ordered[1:]))
+    # ... nor a random stream (Random(2) and Random(2 + 2**32) are the same stream, so offsets will not do).
+    streams = {Random(seed + r).random() for seed in seeds for r in range(rounds)}
+    assert len(streams) == len(seeds) * rounds
+    with pytest.raises(ValueError):
+        piece_seed(base, Shard(), MAX_WORKERS)
+
+
+def test_workers_search_different_schedules(tmp_path, monkeypatch) -> None:
+    module = _module(
+        tmp_path,
+        "def _log(run):\n"
+        "    digest = hashlib.sha256(repr(run.schedule).encode()).hexdigest()\n"
+        "    with open('log.' + os.environ.get('HARNESS_WORKER', 'main'), 'a') as handle:\n"
+        "        handle.write(digest + '\\n')\n"
+        "logged = Target(build=lambda clock: SemaphorePool(clock, 2), limit=2, invariants=(_log,))\n",
+    )
+    assert main(["fuzz", f"{module}:logged", "--seed", "3", "--workers", "2", "--max-examples", "400",
+                 "--no-database", "--json", "summary.json"]) == 0
+    first, second = (Path(f"log.{index}").read_text().split() for index in (0, 1))
+    assert [w["examples"] for w in _summary()["workers"]] == [200, 200]  # the total, split evenly
+    assert [w["seed"] for w in _summary()["workers"]] == [3, piece_seed(3, Shard(), 1)]
+    shared = set(first) & set(second)
+    assert len(shared) <= 0.25 * len(set(first))  # only the simplest schedules, which any search tries
+
+
+# -- first failure wins ----------------------------------------------------------
+
+
+def test_the_first_failure_wins_and_the_other_workers_stop_promptly(tmp_path) -> None:
+    started = time.monotonic()
+    config = CampaignConfig(seed=int(SEED), max_examples=int(EXAMPLES), report_dir="reports")
+    result = run_workers(double_release_pool, BUGGY, config, workers=2)
+    (finding,) = result.findings
+    assert finding.violation.invariant == "concurrency.limit" and finding.shrunk
+    assert result.stopped_by == "max-failures"
+    assert [p.name for p in Path("reports/failures").iterdir()] == [finding.path.name]  # no loser's file left
+    winner, loser = sorted(result.workers, key=lambda w: w.stopped_by != "max-failures")
+    assert winner.stopped_by == "max-failures" and loser.stopped_by == "interrupt"
+    assert loser.examples < 1000  # stopped long before its share of the examples ran out
+    assert result.examples == winner.examples + loser.examples
+    assert time.monotonic() - started < 60
+
+
+def test_several_failures_are_merged_once_per_invariant(tmp_path, capsys) -> None:
+    assert main(["fuzz", BUGGY, "--seed", SEED, "--workers", "2", "--max-examples", "600", "--max-failures", "3",
+                 "--no-database", "--json", "summary.json"]) == 1
+    summary = _summary()
+    invariants = [f["invariant"] for f in summary["failures"]]
+    assert invariants and len(invariants) == len(set(invariants))
+    assert summary["examples"] == 600 and summary["stopped_by"] == "max-examples"
+    assert sorted(p.name for p in Path("reports/failures").iterdir()) == sorted(
+        Path(f["file"]).name for f in summary["failures"]
+    )
+
+
+# -- crashes -------------------------------------------------------------------
+
+
+CRASHING = (
+    # Worker 1 dies as it loads the target, before it can be told that another worker won.
+    "if os.environ.get('HARNESS_WORKER') == '1':\n"
+    "    os._exit(3)\n"
+    "buggy = Target(build=lambda clock: DoubleReleasePool(clock, 2), limit=2)\n"
+    "correct = Target(build=lambda clock: SemaphorePool(clock, 2), limit=2)\n"
+)
+
+
+def test_a_crashed_worker_is_reported_and_the_others_findings_are_kept(tmp_path, capsys) -> None:
+    module = _module(tmp_path, CRASHING)
+    argv = ["fuzz", f"{module}:buggy", "--seed", SEED, "--workers", "2", "--max-examples", EXAMPLES]
+    assert main([*argv, "--no-database", "--json", "summary.json", "--junit", "junit.xml"]) == 1
+    summary = _summary()
+    assert summary["outcome"] == "failed" and len(summary["failures"]) == 1
+    assert Path(summary["failures"][0]["file"]).exists()
+    workers = {w["index"]: w for w in summary["workers"]}
+    assert workers[1]["crashed"] == "exit code 3" and workers[1]["stopped_by"] is None
+    assert workers[0]["crashed"] is None and workers[0]["stopped_by"] == "max-failures"
+    out = capsys.readouterr().out
+    assert "harness: worker 1 crashed with exit code 3" in out
+    error = ET.parse("junit.xml").getroot().find("testsuite/testcase[@name='worker 1']/error")
+    assert error.get("message") == "worker 1 crashed with exit code 3"
+
+
+def test_a_crash_with_nothing_found_is_an_error_not_a_clean_run(tmp_path, capsys) -> None:
+    module = _module(tmp_path, CRASHING)
+    argv = ["fuzz", f"{module}:correct", "--seed", "1", "--workers", "2", "--max-examples", "100"]
+    assert main([*argv, "--no-database", "--json", "summary.json"]) == 2
+    summary = _summary()
+    assert summary["outcome"] == "error" and summary["exit_code"] == 2
+    assert summary["examples"] == 50 and summary["stopped_by"] == "max-examples"  # worker 0 ran its share
+    assert "worker 1 crashed with exit code 3" in capsys.readouterr().out
+
+
+def test_a_target_error_in_the_workers_is_one_line_and_exit_2(tmp_path, capsys) -> None:
+    module = _module(tmp_path, "def _boom(clock):\n    raise RuntimeError('no pool today')\nbad = Target(build=_boom, limit=2)\n")
+    assert main(["fuzz", f"{module}:bad", "--seed", "1", "--workers", "2", "--max-examples", "20"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("harness: error: the target's build(clock) raised RuntimeError: no pool today")
+    assert err.count("\n") == 1
+
+
+# -- the regression corpus and options ----------------------------------------------
+
+
+def test_the_corpus_is_replayed_once_before_any_worker_starts(tmp_path, capsys) -> None:
+    assert main(["fuzz", BUGGY, "--seed", SEED, "--save-regression", "--no-database", "--report-dir", "a"]) == 1
+    capsys.readouterr()
+    assert main(["fuzz", BUGGY, "--seed", "9", "--workers", "2", "--json", "summary.json"]) == 1
+    summary = _summary()
+    (failure,) = summary["failures"]
+    assert failure["source"] == "regression" and summary["examples"] == 0
+    assert summary["regressions"]["replayed"] == 1 and summary["stopped_by"] == "max-failures"
+
+
+def test_workers_auto_is_one_per_core_and_fewer_examples_mean_fewer_workers(capsys) -> None:
+    from harness.workers import cpu_count
+
+    assert main(["fuzz", CORRECT, "--seed", "1", "--workers", "auto", "--max-examples", "1", "--json", "s.json"]) == 0
+    assert len(_summary("s.json")["workers"]) == 1 and cpu_count() >= 1
+    assert main(["fuzz", CORRECT, "--seed", "1", "--workers", "3", "--max-examples", "7", "--json", "t.json"]) == 0
+    assert [w["examples"] for w in _summary("t.json")["workers"]] == [3, 2, 2]
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", str(MAX_WORKERS + 1)])
+def test_bad_workers_is_one_line_and_exit_2(value, capsys) -> None:
+    assert main(["fuzz", CORRECT, "--workers", value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("harness: error: ") and "--workers" in err and err.count("\n") == 1
+
+
+# -- stopping ------------------------------------------------------------------
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_to_the_parent_stops_every_worker_and_writes_the_summary(tmp_path) -> None:
+    argv = [sys.executable, "-m", "harness.cli", "fuzz", CORRECT, "--seed", "1", "--budget", "120", "--workers", "2"]
+    proc = subprocess.Popen(
+        [*argv, "--no-database", "--json", "s.json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().startswith("harness: fuzzing")
+        time.sleep(3)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert time.monotonic() - sent < 10
+    assert proc.returncode == 130, err
+    summary = _summary(tmp_path / "s.json")
+    assert summary["stopped_by"] == "interrupt" and summary["outcome"] == "interrupted"
+    assert [w["stopped_by"] for w in summary["workers"]] == ["interrupt", "interrupt"]
+    assert all(w["examples"] > 0 for w in summary["workers"])
+
+
+def test_save_regression_with_workers_adds_only_the_winning_failure(tmp_path) -> None:
+    argv = ["fuzz", BUGGY, "--seed", SEED, "--workers", "2", "--max-examples", EXAMPLES, "--no-database"]
+    assert main([*argv, "--save-regression", "--regressions", "corpus", "--json", "summary.json"]) == 1
+    (failure,) = _summary()["failures"]
+    saved = Path(failure["regression_file"])
+    assert saved.parent == Path("corpus") and saved.read_bytes() == Path(failure["file"]).read_bytes()
+    assert list(Path("corpus").iterdir()) == [saved]
