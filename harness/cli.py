@@ -17,9 +17,8 @@ import shlex
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import NoReturn
-
 from pathlib import Path
+from typing import NoReturn
 
 from . import corpus, failure_file
 from . import database as example_database
@@ -36,8 +35,16 @@ from .errors import HarnessError, UsageError
 from .files import write_atomic
 from .junit import junit_from_summary, write_junit
 from .merge import merge_files
+from .options import parse_count, parse_seconds, parse_seed
 from .progress import Progress
-from .report import REPORT_NAME, CoverageProbe, Tally, load_inputs, view_of_finding, write_report
+from .report import (
+    REPORT_NAME,
+    CoverageProbe,
+    Tally,
+    load_inputs,
+    view_of_finding,
+    write_report,
+)
 from .shard import MAX_WORKERS, Shard
 from .signals import StopSignals
 from .summary import exit_code, summarize, write_json
@@ -62,41 +69,10 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or more, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    raw = text[:-1] if text.endswith("s") else text
-    try:
-        value = float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds such as 60 or 60s, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text!r}")
-    return value
-
-
 def _timeout(text: str) -> float | None:
     if text.strip().lower() in ("0", "0s", "none", "off"):
         return None
-    return _seconds(text)
+    return parse_seconds(text)
 
 
 def _add_timeout(parser: argparse.ArgumentParser) -> None:
@@ -136,19 +112,19 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz.add_argument("target", help="the target, as package.module:attribute")
     budgets = fuzz.add_argument_group("budgets (the campaign stops at the first one reached)")
     budgets.add_argument(
-        "--max-examples", type=_positive_int, metavar="N", help="stop after N schedules (default 1000 without --budget)"
+        "--max-examples", type=parse_count, metavar="N", help="stop after N schedules (default 1000 without --budget)"
     )
-    budgets.add_argument("--budget", type=_seconds, metavar="SECONDS", help="stop after this many wall-clock seconds (e.g. 300 or 300s)")
+    budgets.add_argument("--budget", type=parse_seconds, metavar="SECONDS", help="stop after this many wall-clock seconds (e.g. 300 or 300s)")
     budgets.add_argument(
         "--max-failures",
-        type=_positive_int,
+        type=parse_count,
         metavar="N",
         default=1,
         help="keep fuzzing after a failure until N distinct invariants have broken (default 1)",
     )
     fuzz.add_argument(
         "--seed",
-        type=_seed,
+        type=parse_seed,
         metavar="N",
         help="campaign seed: the same seed and target give the same first failure; without it one is chosen "
         "and printed. A seeded campaign uses no example database unless --database is given",

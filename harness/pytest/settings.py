@@ -19,40 +19,18 @@ from typing import Any
 
 import pytest
 
+from ..options import parse_count, parse_seconds, parse_seed
+
 #: Examples per fuzz test when neither a count nor a budget is set anywhere.
 DEFAULT_MAX_EXAMPLES = 100
 
 
-def parse_seed(text: str) -> int:
-    try:
-        value = int(str(text), 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a seed must be zero or more, got {value}")
-    return value
+def parse_examples(text: str) -> int:
+    return parse_count(text, "the example count")
 
 
-def parse_count(text: str) -> int:
-    try:
-        value = int(str(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of examples, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"the example count must be at least 1, got {value}")
-    return value
-
-
-def parse_seconds(text: str) -> float:
-    raw = str(text).strip()
-    raw = raw[:-1] if raw.endswith("s") else raw
-    try:
-        value = float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds such as 60 or 60s, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"the budget must be more than 0 seconds, got {text!r}")
-    return value
+def parse_budget(text: str) -> float:
+    return parse_seconds(text, "the budget")
 
 
 @dataclass(frozen=True)
@@ -84,10 +62,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "max_examples",
         f"schedules per fuzz test (default {DEFAULT_MAX_EXAMPLES}; unlimited when only a budget is set)",
-        parse_count,
+        parse_examples,
         "N",
     ),
-    Setting("budget", "wall-clock seconds per fuzz test, e.g. 30 or 30s (default: none)", parse_seconds, "SECONDS"),
+    Setting("budget", "wall-clock seconds per fuzz test, e.g. 30 or 30s (default: none)", parse_budget, "SECONDS"),
     Setting(
         "report_dir",
         "where failures/<id>.json are written (default reports; in the ini file, relative to the rootdir)",
@@ -154,9 +132,9 @@ class HarnessSettings:
         max_examples, budget = self.max_examples, self.budget_s
         if marker is not None:
             if "max_examples" in marker.kwargs and "max_examples" not in self.on_command_line:
-                max_examples = _marker_value(marker, "max_examples", parse_count)
+                max_examples = _marker_value(marker, "max_examples", parse_examples)
             if "budget" in marker.kwargs and "budget" not in self.on_command_line:
-                budget = _marker_value(marker, "budget", parse_seconds)
+                budget = _marker_value(marker, "budget", parse_budget)
         if max_examples is None and budget is None:
             max_examples = DEFAULT_MAX_EXAMPLES
         return max_examples, budget

@@ -1,0 +1,44 @@
+"""Parsers for the numbers users type (seeds, counts, seconds), shared by the CLI and the pytest plugin.
+
+Each raises ``argparse.ArgumentTypeError`` with a message that names what
+was expected, so both front ends print the same one-line error.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def parse_seed(text: str) -> int:
+    """A campaign seed: a non-negative integer (``0x`` prefixes allowed)."""
+    try:
+        value = int(str(text).strip(), 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed must be zero or more, got {value}")
+    return value
+
+
+def parse_count(text: str, what: str = "the number") -> int:
+    """A whole number of at least 1 (examples, failures)."""
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{what} must be at least 1, got {value}")
+    return value
+
+
+def parse_seconds(text: str, what: str = "the duration") -> float:
+    """Seconds, more than zero: ``60`` or ``60s``."""
+    raw = str(text).strip()
+    raw = raw[:-1] if raw.endswith("s") else raw
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds such as 60 or 60s, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{what} must be more than 0 seconds, got {text!r}")
+    return value
