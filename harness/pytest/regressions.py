@@ -14,13 +14,11 @@ from typing import Any
 
 import pytest
 
-from .. import failure_file
+from .. import corpus, failure_file
 from ..errors import HarnessError
 from ..failure_file import FailureRecord
-from ..invariants import check
-from ..runner import run_schedule
 from ..target import load_target
-from ..trace import first_divergence
+from ..verdict import divergence
 from .report import (
     InvariantViolated,
     display_path,
@@ -70,20 +68,18 @@ class RegressionItem(pytest.Item):
             raise RegressionError(self.problem)
         record = self.record
         try:
-            target = load_target(record.target)
-            run = run_schedule(target, record.schedule)
+            replayed = corpus.replay(load_target(record.target), self.path, record)
         except HarnessError as exc:
             shown = display_path(self.path, self.config.invocation_params.dir)
             raise RegressionError(f"regression file {shown}: {exc}") from None
-        same = [v for v in check(run) if v.invariant == record.invariant]
-        if not same:
+        if replayed.violation is None:
             return
-        violation = same[0]
-        if run.trace.digest() == record.trace_hash:
+        run, violation = replayed.run, replayed.violation
+        if replayed.exact:
             how = "reproduced exactly"
         else:
-            index = first_divergence(run.trace.lines(), [event.line() for event in record.trace])
-            how = f"reproduced, but the trace diverged from the saved one at event {index}"
+            where = divergence(run.trace.lines(), [event.line() for event in record.trace])
+            how = f"reproduced, but the trace diverged from the saved one at {where}"
         again = FailureRecord.of_run(record.target, run, violation, record.seed)
         text = failure_message(
             again,
