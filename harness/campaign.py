@@ -58,12 +58,13 @@ DEFAULT_MAX_EXAMPLES = 1_000
 #: Seconds that shrinking a failure may run past the wall-clock budget.
 SHRINK_GRACE_S = 30.0
 
-#: Why a campaign stopped (``CampaignResult.stopped_by``); ``error`` when a target error stopped it.
 #: Examples one Hypothesis run may take before the next round starts afresh: Hypothesis keeps
 #: every choice sequence it tried (to avoid repeats), so one endless run grows without bound.
 ROUND_EXAMPLES = 5_000
 
-STOP_REASONS = ("max-examples", "budget", "max-failures", "exhausted", "interrupt", "error")
+#: Why a campaign stopped (``CampaignResult.stopped_by``); ``error`` when a target error stopped it,
+#: ``crash`` when every worker of a parallel campaign crashed.
+STOP_REASONS = ("max-examples", "budget", "max-failures", "exhausted", "interrupt", "error", "crash")
 
 #: Examples run twice to check that the target is deterministic, counted among those whose
 #: trace has at least ``DETERMINISM_MIN_EVENTS`` events: the 1st, 3rd and 10th, then every

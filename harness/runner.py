@@ -236,17 +236,26 @@ def _logging_into(observer: _LogRecorder) -> Iterator[None]:
             globalLogPublisher.addObserver(temporary)
 
 
-def _check_error_names(target: Target, schedule: Schedule) -> None:
-    """Refuse a schedule that injects an exception the target does not know (names are never imported)."""
+def unknown_error(target: Target, schedule: Schedule) -> tuple[int, str] | None:
+    """The first (job, exception name) the schedule injects that the target does not know, if any."""
     known = target.error_types
     for op in schedule.submits:
         for spec in op.specs:
             if spec.error not in known:
-                raise TargetError(
-                    f"job {op.job} injects {spec.error!r}, which is neither a built-in error nor one the target "
-                    f"declares ({', '.join(known)}); the harness never imports an exception by name: "
-                    "declare the type in Target(errors=...)"
-                )
+                return op.job, spec.error
+    return None
+
+
+def _check_error_names(target: Target, schedule: Schedule) -> None:
+    """Refuse a schedule that injects an exception the target does not know (names are never imported)."""
+    unknown = unknown_error(target, schedule)
+    if unknown is not None:
+        job, name = unknown
+        raise TargetError(
+            f"job {job} injects {name!r}, which is neither a built-in error nor one the target "
+            f"declares ({', '.join(target.error_types)}); the harness never imports an exception by name: "
+            "declare the type in Target(errors=...)"
+        )
 
 
 def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, observer: _LogRecorder) -> HarnessError:

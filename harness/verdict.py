@@ -15,7 +15,7 @@ from __future__ import annotations
 from .errors import FailureFileError, TargetError
 from .failure_file import FailureRecord
 from .invariants import Violation, check
-from .runner import Run, TargetHung, run_schedule
+from .runner import Run, TargetHung, run_schedule, unknown_error
 from .schedule import Schedule
 from .target import Target
 from .trace import first_divergence
@@ -55,14 +55,13 @@ def hung_at(run: Run) -> int | None:
 
 def replay(target: Target, record: FailureRecord, source: str, timeout_s: float | None = DEFAULT_TIMEOUT_S) -> tuple[Run, list[Violation]]:
     """Judge a failure file's schedule; an error name the target does not know is the file's fault."""
-    known = target.error_types
-    for op in record.schedule.submits:
-        for spec in op.specs:
-            if spec.error not in known:
-                raise FailureFileError(
-                    f"{source}: job {op.job} injects {spec.error!r}, which is neither a built-in error nor one "
-                    f"that {record.target} declares; the harness never imports an exception by name"
-                )
+    unknown = unknown_error(target, record.schedule)
+    if unknown is not None:
+        job, name = unknown
+        raise FailureFileError(
+            f"{source}: job {job} injects {name!r}, which is neither a built-in error nor one "
+            f"that {record.target} declares; the harness never imports an exception by name"
+        )
     try:
         return judge(target, record.schedule, timeout_s)
     except TargetError as exc:
