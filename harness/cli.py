@@ -32,7 +32,7 @@ from .campaign import (
     run_campaign,
 )
 from .errors import HarnessError, UsageError
-from .files import write_atomic
+from .files import directory_problem, writable_problem, write_atomic
 from .junit import junit_from_summary, write_junit
 from .merge import merge_files
 from .options import parse_count, parse_seconds, parse_seed
@@ -245,8 +245,8 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
             _check_writable(option, path)
     _check_directory("--report-dir", config.report_dir)
     if config.regressions is not None:
-        _check_directory("--regressions", config.regressions)
-    if config.database is not None:
+        _check_directory("--regressions", config.regressions, writes=config.save_regressions)
+    if config.database is not None and not example_database.is_redis(config.database):
         _check_directory("--database", config.database)
     measure = args.coverage if args.coverage is not None else args.html
     # Coverage starts before the target is imported, so that its import-time lines count.
@@ -370,25 +370,22 @@ def _describe_config(config: CampaignConfig) -> str:
 
 def _check_writable(option: str, path: str) -> None:
     """Fail before the campaign, not after it, when a report cannot be written."""
-    target = Path(path)
-    if target.is_dir():
-        raise UsageError(f"{option} {path!r} is a directory; give a file name such as reports/summary.json")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"{option} {path!r}: cannot create its directory ({exc.strerror}); choose another path") from None
-    if not os.access(target.parent, os.W_OK):
-        raise UsageError(f"{option} {path!r}: its directory is not writable; choose another path")
+    problem = writable_problem(path)
+    if problem is not None:
+        raise UsageError(f"{option} {path!r}: {problem}; choose another path")
 
 
-def _check_directory(option: str, path: str) -> None:
-    """Fail before the campaign when a directory it writes into is a file (it is created when missing)."""
+def _check_directory(option: str, path: str, writes: bool = True) -> None:
+    """Fail before the campaign when a directory it writes into is a file or cannot be written (it is created when missing)."""
     try:
         exists, is_dir = os.path.exists(path), os.path.isdir(path)
     except ValueError:  # a NUL in the path
         exists, is_dir = True, False
     if not path or (exists and not is_dir):
         raise UsageError(f"{option} {path!r} is not a directory; give a directory such as reports")
+    problem = directory_problem(path) if writes else None
+    if problem is not None:
+        raise UsageError(f"{option} {path!r}: cannot write into it ({problem}); choose a writable directory")
 
 
 def _write_reports(

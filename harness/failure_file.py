@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FailureFileError
-from .files import write_atomic
+from .files import error_reason, read_bounded, write_atomic
 from .schedule import Schedule, ScheduleError
 from .trace import Event, digest_lines
 
@@ -194,33 +194,14 @@ def save(record: FailureRecord, directory: str | os.PathLike[str]) -> Path:
 def load(path: str | os.PathLike[str]) -> FailureRecord:
     """Read and validate a failure file; any problem is one ``FailureFileError`` line."""
     source = str(path)
-    file = Path(path)
-    try:
-        if not file.exists():
-            raise FailureFileError(f"failure file {source!r} does not exist")
-        if not file.is_file():
-            raise FailureFileError(f"failure file {source!r} is not a regular file")
-        size = file.stat().st_size
-        if size > MAX_BYTES:
-            raise FailureFileError(
-                f"failure file {source!r} is {size} bytes, more than the {MAX_BYTES} a failure file can be; "
-                "it is not one the harness wrote"
-            )
-        text = file.read_text(encoding="utf-8")
-    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or a NUL in the path
-        raise FailureFileError(f"cannot read failure file {source!r}: {_reason(exc)}") from None
+    text = read_bounded(path, MAX_BYTES, "failure file", FailureFileError)
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:  # ValueError: bad JSON, or an integer too long to parse
         raise FailureFileError(
-            f"failure file {source!r} is not valid JSON ({_reason(exc)}); it may be truncated"
+            f"failure file {source!r} is not valid JSON ({error_reason(exc)}); it may be truncated"
         ) from None
     try:
         return FailureRecord.from_json(data, source=f"failure file {source!r}")
     except RecursionError:
         raise FailureFileError(f"failure file {source!r} nests its data too deeply to be a failure file") from None
-
-
-def _reason(exc: BaseException) -> str:
-    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    return " ".join(text.split())[:200]
