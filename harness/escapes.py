@@ -128,11 +128,13 @@ class EscapeGuard:
         self.explanation = ""
         self._thread = threading.get_ident()
         self._pid = os.getpid()
+        self._streams: dict[str, Any] = {}
         self._restore: list[Callable[[], None]] = []
 
     def __enter__(self) -> EscapeGuard:
         self._thread = threading.get_ident()
         self._pid = os.getpid()
+        self._streams = {"stdout": sys.stdout, "stderr": sys.stderr}
         try:
             self._keep_process_state()
             reactor = _global_reactor()
@@ -157,6 +159,27 @@ class EscapeGuard:
         self._leave_if_forked()
         if self.escaped is not None:
             raise Escaped(self.escaped)
+
+    def check_streams(self) -> None:
+        """Raise ``Escaped`` if the run closed or replaced ``sys.stdout`` or ``sys.stderr``; put working ones back.
+
+        The harness prints its report there after the run: a target that closed them would
+        otherwise make the harness fail where it reports the target's failure.
+        """
+        for name, fd in (("stdout", 1), ("stderr", 2)):
+            original = self._streams.get(name)
+            if original is None or (getattr(sys, name) is original and not getattr(original, "closed", False)):
+                continue
+            if getattr(original, "closed", False):
+                original = open(  # noqa: SIM115 - the process's stream, kept open
+                    fd, "w", encoding=getattr(original, "encoding", None) or "utf-8",
+                    errors=getattr(original, "errors", None) or "strict", closefd=False, buffering=1,
+                )
+            setattr(sys, name, original)
+            if self.escaped is None:
+                self.escaped = f"sys.{name}.close" if original is not self._streams[name] else f"sys.{name} = ..."
+                self.explanation = f"a subject must not close or replace sys.{name}: the harness reports through it"
+        self.check()
 
     def _leave_if_forked(self) -> None:
         """A process forked out of the run (by code the patches missed) ends here, before any campaign code."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import reprlib
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 from .errors import FailureFileError
 from .files import error_reason, read_bounded, write_atomic
 from .schedule import Schedule, ScheduleError
-from .trace import Event, digest_lines
+from .trace import Event, digest_lines, safe_repr
 
 FORMAT = "harness-failure"
 FORMAT_VERSION = 1
@@ -36,14 +35,10 @@ FORMAT_VERSION = 1
 #: The largest failure file read: far above any the harness writes, far below what would exhaust memory.
 MAX_BYTES = 64 * 1024 * 1024
 
-_SHORT = reprlib.Repr()
-_SHORT.maxstring = _SHORT.maxother = 60
-_SHORT.maxlevel = 3
-
-
 def short(value: Any) -> str:
     """A bounded one-line repr of untrusted data, for error messages."""
-    return _SHORT.repr(value)
+    text = safe_repr(value, 60)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def valid_target_string(spec: str) -> bool:

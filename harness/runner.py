@@ -40,12 +40,13 @@ from twisted.python.failure import Failure
 
 from .clock import MAX_ROUNDS_PER_INSTANT, FaultClock, Livelock, call_name, func_name
 from .errors import HarnessError, TargetError
+from . import signals
 from .escapes import EscapeGuard, Escaped
 from .faults import CancellerError
 from .jobs import Job
 from .schedule import Cancel, Jump, Op, Schedule, Start, Stop, Submit
 from .target import Target
-from .trace import Trace, format_ms, one_line
+from .trace import Trace, format_ms, one_line, safe_repr
 from .watchdog import DEFAULT_TIMEOUT_S, Expired, Watchdog
 
 #: Virtual time the runner keeps draining after the last operation, beyond
@@ -69,12 +70,12 @@ _DEFER_NAMESPACE = "twisted.internet.defer"
 
 
 def describe(value: Any, limit: int = 80) -> str:
-    """A deterministic one-line description: memory addresses are masked, control characters escaped."""
-    try:
-        text = repr(value)
-    except Exception:
-        text = f"<{type(value).__name__} whose repr() raised>"
-    text = one_line(_ADDRESS.sub("0x?", text))
+    """A deterministic one-line description: memory addresses are masked, control characters escaped.
+
+    Bounded: a 50 MB string or a million-item list costs what its first
+    characters cost (``safe_repr``), so rendering a result never hangs a run.
+    """
+    text = one_line(_ADDRESS.sub("0x?", safe_repr(value, limit)))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -196,8 +197,20 @@ def run_schedule(target: Target, schedule: Schedule, timeout_s: float | None = D
                     checkpoint()
                     _play(run)
                     _release(run, observer)
-                    checkpoint()
+                    guard.check_streams()
                 except _ABORTS as exc:
+                    dog.disarm()
+                    aborted = exc
+                except HarnessError:
+                    raise
+                except KeyboardInterrupt as exc:
+                    if signals.interrupt_requested():
+                        raise  # the user's Ctrl-C (a second signal), not the target's
+                    dog.disarm()
+                    aborted = exc
+                except BaseException as exc:
+                    # The target raised something no Deferred catches, or broke the clock or a
+                    # Deferred the runner drives: the target's error, not the harness's.
                     dog.disarm()
                     aborted = exc
             if aborted is not None:
@@ -262,14 +275,16 @@ def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, ob
     """End a run that cannot go on: record why, drop the subject, and return the error to raise."""
     where = run.where()
     clock = run.clock
-    t_us = round(clock.rightNow * 1_000_000) if clock is not None else (run.trace[-1].t_us if len(run.trace) else 0)
+    try:
+        t_us = round(clock.rightNow * 1_000_000) if clock is not None else (run.trace[-1].t_us if len(run.trace) else 0)
+    except Exception:  # the target broke the clock
+        t_us = run.trace[-1].t_us if len(run.trace) else 0
     when = format_ms(t_us)
     error: HarnessError
     if guard.escaped is not None or isinstance(exc, Escaped):
-        error = TargetError(
-            f"the target called {guard.escaped or exc} {where} at virtual time {when}, escaping virtual time; "
-            f"{guard.explanation}"
-        )
+        called = guard.escaped or str(exc)
+        escaping = ", escaping virtual time" if called.startswith(("reactor.", "time.")) else ""
+        error = TargetError(f"the target called {called} {where} at virtual time {when}{escaping}; {guard.explanation}")
     elif isinstance(exc, SystemExit):
         error = TargetError(
             f"the target raised SystemExit({exc.code!r}) {where} at virtual time {when}; "
@@ -282,6 +297,18 @@ def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, ob
         )
         index = run.trace.record("target.hang", detail=where)
         error = TargetHung(message, run, "hang", run.step if run.phase in ("step", "advance") else None, t_us, index)
+    elif not isinstance(exc, Livelock):
+        error = TargetError(
+            f"the target raised {describe_error(exc)} {where} at virtual time {when}"
+            + (
+                ", an exception only a program's user or Python itself should raise; raise an Exception "
+                "subclass, or return a failed Deferred"
+                if not isinstance(exc, Exception)
+                else ", out of the clock or a Deferred the harness drives: leave the clock given to build(clock) "
+                "and the Deferreds the subject returns working (if the target did nothing unusual, this is a "
+                "harness bug: please report it)"
+            )
+        )
     else:
         message = (
             f"target livelocked {where} at virtual time {when}: scheduled calls kept scheduling more calls for "
@@ -298,11 +325,14 @@ def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, ob
     if traceback is not None:
         clear_frames(traceback)
     del traceback
-    run.trace.freeze()
+    run.trace.freeze(t_us)
     observer.trace = Trace(lambda: 0)
     if clock is not None:
-        clock.calls.clear()
-        clock.created.clear()
+        for held in ("calls", "created"):
+            try:
+                getattr(clock, held).clear()
+            except Exception:  # the target replaced it
+                pass
     run.subject = None
     run.clock = None
     run.jobs = {}
