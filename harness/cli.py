@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from . import corpus, failure_file
+from . import corpus, failure_file, supervise
 from . import database as example_database
 from .campaign import (
     DEFAULT_MAX_EXAMPLES,
@@ -598,7 +598,11 @@ def console() -> None:
     from twisted.logger import globalLogBeginner
 
     globalLogBeginner.beginLoggingTo([], discardBuffer=True, redirectStandardIO=False)
-    sys.exit(main())
+    argv = sys.argv[1:]
+    if argv[:1] in (["fuzz"], ["replay"]) and supervise.available():
+        # The target runs in a child; this process exits 0 only if that child finished (harness.supervise).
+        sys.exit(supervise.supervise(lambda: main(argv), f"'harness {argv[0]}'"))
+    sys.exit(main(argv))
 
 
 if __name__ == "__main__":

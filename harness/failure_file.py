@@ -35,6 +35,10 @@ FORMAT_VERSION = 1
 #: The largest failure file read: far above any the harness writes, far below what would exhaust memory.
 MAX_BYTES = 64 * 1024 * 1024
 
+#: Trace times, jobs and attempts are 64-bit integers (a run records nothing larger).
+LIMIT_64 = 2**63
+
+
 def short(value: Any) -> str:
     """A bounded one-line repr of untrusted data, for error messages."""
     text = safe_repr(value, 60)
@@ -170,6 +174,8 @@ def _parse_trace(value: Any, source: str) -> tuple[Event, ...]:
             or not all(isinstance(v, t) and not isinstance(v, bool) for v, t in zip(item, shape))
         ):
             raise FailureFileError(f"{source}: trace event {short(item)} is not [t_us, kind, job, attempt, detail]")
+        if not all(-LIMIT_64 <= number < LIMIT_64 for number in (item[0], item[2], item[3])):
+            raise FailureFileError(f"{source}: trace event {short(item)} holds a number beyond 64 bits")
         _text(item[1], "trace kind", source)
         _text(item[4], "trace detail", source)
         events.append(Event(*item))

@@ -32,13 +32,10 @@ from typing import Any
 
 from .errors import UsageError
 from .failure_file import versions
+from . import summary as summary_file
 from .summary import EXIT_CODES, FORMAT, VERSION
 
-#: Keys a summary must have to be merged (the rest are optional or rebuilt).
-REQUIRED = (
-    "target", "seed", "outcome", "stopped_by", "examples", "shrink_runs", "elapsed_seconds",
-    "limits", "database", "regressions", "failures",
-)
+REQUIRED = summary_file.REQUIRED
 
 #: ``stopped_by`` of a merge: the first of these any input gives.
 _REASON_ORDER = ("interrupt", "error", "crash", "max-failures", "budget", "max-examples", "exhausted")
@@ -46,25 +43,7 @@ _REASON_ORDER = ("interrupt", "error", "crash", "max-failures", "budget", "max-e
 
 def load(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read one summary; anything but a summary this harness can read is a one-line ``UsageError``."""
-    name = str(path)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        raise UsageError(f"summary {name!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read summary {name!r}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"summary {name!r} is not valid JSON ({exc}); it may be truncated") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise UsageError(f"{name!r} is not a harness summary (write one with 'harness fuzz --json FILE')")
-    version = data.get("version")
-    if not isinstance(version, int) or version > VERSION:
-        raise UsageError(f"summary {name!r} has version {version!r}; this harness reads version {VERSION}: upgrade it")
-    missing = [key for key in REQUIRED if key not in data]
-    if missing:
-        raise UsageError(f"summary {name!r} lacks {', '.join(missing)}; it is not a complete harness summary")
-    return data
+    return summary_file.load(path)
 
 
 def merge_files(paths: Sequence[str]) -> tuple[dict[str, Any], list[str]]:

@@ -153,9 +153,10 @@ def safe_repr(value: Any, limit: int = 80) -> str:
 
 def format_ms(t_us: int) -> str:
     """Virtual microseconds as milliseconds, without a fraction when there is none."""
-    if t_us % 1000 == 0:
-        return f"{t_us // 1000}ms"
-    return f"{t_us / 1000:.3f}ms"
+    sign, size = ("-" if t_us < 0 else ""), abs(t_us)  # integer arithmetic: any size, exact
+    if size % 1000 == 0:
+        return f"{sign}{size // 1000}ms"
+    return f"{sign}{size // 1000}.{size % 1000:03d}ms"
 
 
 def digest_lines(lines: list[str]) -> str:

@@ -152,3 +152,25 @@ bad_deferred = Target(build=lambda clock: _ReturnsBadDeferred(clock, limit=2), l
 closes_stdout = _target(_ClosesStdout)
 surrogate_name = _target(_SurrogateName)
 huge_result = Target(build=lambda clock: _HugeResult(clock, limit=2), limit=2)
+
+
+class _CExit0(_Hostile):
+    """Exits through the C library: no Python-level guard can see it."""
+
+    def act(self) -> None:
+        import ctypes
+
+        ctypes.CDLL(None)._exit(0)
+
+
+class _ExitFromThread(_Hostile):
+    def act(self) -> None:
+        import threading
+
+        thread = threading.Thread(target=os._exit, args=(0,))
+        thread.start()
+        thread.join()
+
+
+c_exit0 = _target(_CExit0)
+exit_from_thread = _target(_ExitFromThread)

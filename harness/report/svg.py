@@ -143,7 +143,8 @@ def lane_of(event: Event) -> int:
 
 def _gap(dt_us: int) -> float:
     """Pixels between two instants ``dt_us`` apart: grows with the logarithm of the time."""
-    return 14 + 34 * math.log10(1 + dt_us / 1000)
+    # Bounded both ways: a trace read from a file may go backwards in time, or jump by 10**400.
+    return 14 + 34 * math.log10(1 + min(max(dt_us, 0), 10**18) / 1000)
 
 
 @dataclass
