@@ -57,6 +57,8 @@ from .watchdog import DEFAULT_TIMEOUT_S
 from .workers import WorkerReport, cpu_count, run_workers, worker_reports
 
 EXIT_CLEAN, EXIT_VIOLATION, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+#: Exit code when standard output was closed by its reader: 128 + SIGPIPE, as the shell reports a writer it killed.
+EXIT_BROKEN_PIPE = 141
 
 #: The example database directory unless --database or --no-database (or --seed) says otherwise.
 DEFAULT_DATABASE = ".hypothesis/harness"
@@ -232,10 +234,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("harness: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (harness list | head -2): stop quietly, as a command killed by SIGPIPE would.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except Exception:
         print("harness: internal error (a bug in the harness, please report it):", file=sys.stderr)
         traceback.print_exc()
         return EXIT_INTERNAL
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so that flushing it at exit does not raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _cmd_fuzz(args: argparse.Namespace) -> int:

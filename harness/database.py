@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import os
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
@@ -40,21 +39,36 @@ REDIS_PREFIX = "harness:"
 
 def is_redis(location: str) -> bool:
     """Whether ``location`` is a Redis URL (else it is a directory)."""
-    return urlsplit(location).scheme in REDIS_SCHEMES and "://" in location
+    scheme, separator, _ = location.partition("://")
+    return bool(separator) and scheme.lower() in REDIS_SCHEMES
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` (an error from the Redis client), or a placeholder when the URL holds credentials.
+
+    Client errors quote pieces of a URL they could not parse (a password cut
+    at ``#`` passed as the port): with credentials in the URL, none of it is shown.
+    """
+    rest = url.partition("://")[2]
+    return "details hidden: the URL holds a password" if "@" in rest else text
 
 
 def display(location: str | None) -> str | None:
-    """``location`` fit for logs and reports: a Redis URL's password is masked."""
+    """``location`` fit for logs and reports: a Redis URL's password is masked.
+
+    Whatever the URL holds (a password with ``#``, ``?``, ``/`` or spaces, a
+    netloc that does not parse): everything between ``://`` and the last
+    ``@`` of the authority is credentials, and only the user name is kept.
+    """
     if location is None or not is_redis(location):
         return location
-    parts = urlsplit(location)
-    if parts.password is None:
+    scheme, _, rest = location.partition("://")
+    at = rest.rfind("@")
+    if at < 0:
         return location
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    credentials, host = rest[:at], rest[at + 1 :]
+    user, colon, _ = credentials.partition(":")
+    return f"{scheme}://{user}:***@{host}" if colon else f"{scheme}://***@{host}"
 
 
 def check(location: str) -> None:
@@ -74,7 +88,7 @@ def check(location: str) -> None:
         client.ping()
     except RedisError as exc:
         raise UsageError(
-            f"example database {display(location)}: cannot reach Redis ({exc}); "
+            f"example database {display(location)}: cannot reach Redis ({_scrub(str(exc), location)}); "
             "start redis-server, check the URL, or use a directory"
         ) from None
 
@@ -101,4 +115,4 @@ def _client(url: str) -> Any:
     try:
         return redis.Redis.from_url(url, socket_connect_timeout=10, socket_timeout=30)
     except ValueError as exc:
-        raise UsageError(f"example database {display(url)}: not a usable Redis URL ({exc})") from None
+        raise UsageError(f"example database {display(url)}: not a usable Redis URL ({_scrub(str(exc), url)})") from None
