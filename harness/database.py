@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
+from collections.abc import Iterable
 from typing import Any
 
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
@@ -93,10 +95,53 @@ def check(location: str) -> None:
         ) from None
 
 
+#: The largest example read from a database directory: Hypothesis's are a few kilobytes.
+MAX_EXAMPLE_BYTES = 1024 * 1024
+
+
+class SafeDirectoryDatabase(DirectoryBasedExampleDatabase):
+    """Hypothesis's directory database, reading only regular files of sane size.
+
+    The directory is shared (by workers, CI jobs, anyone who can write
+    there): an entry that is a FIFO would block the campaign forever, a link
+    to ``/dev/zero`` would read until memory runs out. Such entries are
+    skipped, as Hypothesis skips entries it cannot read.
+    """
+
+    def fetch(self, key: bytes) -> Iterable[bytes]:
+        folder = self._key_path(key)
+        try:
+            names = os.listdir(folder)
+        except (OSError, ValueError):
+            return
+        for name in names:
+            value = _read_example(os.path.join(folder, name))
+            if value is not None:
+                yield value
+
+
+def _read_example(path: str) -> bytes | None:
+    """The bytes of the regular file ``path`` if it is at most ``MAX_EXAMPLE_BYTES``, else None (never blocks)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except (OSError, ValueError):
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_EXAMPLE_BYTES:
+            return None
+        data = os.read(fd, MAX_EXAMPLE_BYTES + 1)
+        return data if len(data) <= MAX_EXAMPLE_BYTES else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def open_database(location: str, key: str) -> ExampleDatabase:
     """The example database at ``location``, namespaced by ``key`` (a directory under it, or a key prefix)."""
     if not is_redis(location):
-        return DirectoryBasedExampleDatabase(os.path.join(location, key))
+        return SafeDirectoryDatabase(os.path.join(location, key))
     from hypothesis.extra.redis import RedisExampleDatabase
 
     return RedisExampleDatabase(_client(location), key_prefix=f"{REDIS_PREFIX}{key}:".encode())
