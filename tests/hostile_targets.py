@@ -116,7 +116,7 @@ class _ClosesStdout(_Hostile):
 
 
 def _surrogate() -> None:
-    pass
+    raise ValueError("from a function whose name is not valid Unicode")
 
 
 _surrogate.__qualname__ = "bad\udc80name"

@@ -16,6 +16,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -186,6 +187,7 @@ def test_signals_reach_the_supervised_campaign_once(tmp_path) -> None:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     proc.stdout.readline()  # the campaign has started
+    time.sleep(3)  # and handles signals (a SIGTERM before that kills it, supervised or not)
     os.killpg(os.getpgid(proc.pid), signal.SIGTERM) if os.getpgid(proc.pid) != os.getpgid(0) else proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -205,13 +207,19 @@ def test_signals_reach_the_supervised_campaign_once(tmp_path) -> None:
         ("clears_calls", "out of the clock or a Deferred the harness drives"),
         ("replaces_next_due", "next_due replaced"),
         ("bad_deferred", "addCallbacks refuses"),
-        ("closes_stdout", "the target called sys.stdout.close"),
     ],
 )
 def test_hostile_targets_are_target_errors(target, said, tmp_path, capsys) -> None:
     assert main(_fuzz_argv(target, tmp_path)) == 2
     err = capsys.readouterr().err
     assert said in err and "Traceback" not in err and err.count("\n") == 1, err
+
+
+def test_a_target_that_closes_stdout_is_a_target_error_and_the_summary_still_prints(tmp_path) -> None:
+    done = _harness(_fuzz_argv("closes_stdout", tmp_path), tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "the target called sys.stdout.close" in done.stderr and "Traceback" not in done.stderr
+    assert "stopped by error" in done.stdout  # printed after the target closed it
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
@@ -221,10 +229,12 @@ def test_a_base_exception_is_a_target_error_with_workers_too(workers, tmp_path) 
     assert "Mine: mine" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_a_lone_surrogate_in_a_name_is_a_target_error(tmp_path) -> None:
+def test_a_lone_surrogate_in_a_name_is_a_target_error(tmp_path, capsys) -> None:
     run = run_schedule(hostile_targets.surrogate_name, THREE)
     with pytest.raises(TargetError, match="not valid Unicode"):
         run.trace.digest()
+    assert main(_fuzz_argv("surrogate_name", tmp_path)) == 2
+    assert "not valid Unicode" in capsys.readouterr().err
 
 
 def test_a_real_second_ctrl_c_is_still_an_interrupt() -> None:
@@ -280,3 +290,183 @@ def test_a_huge_result_is_rendered_at_bounded_cost() -> None:
     assert time.monotonic() - started < 5
     (result,) = [event for event in run.trace if event.kind == "result"]
     assert len(result.detail) <= 80 and result.detail.startswith("'xxx")
+
+
+# -- 2, 6: summaries are checked against the schema; the page escapes and forbids scripts -------------
+
+
+@pytest.fixture(scope="module")
+def real_summary(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("summary")
+    out = folder / "s.json"
+    argv = ["fuzz", "scenarios.pools:double_release_pool", "--seed", "4", "--no-regressions", "--report-dir",
+            str(folder), "--json", str(out), "--coverage"]
+    assert main(argv) == 1
+    return json.loads(out.read_text())
+
+
+SCRIPT = "<script>alert(1)</script>"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ("coverage", "lines", "percent"),
+        ("coverage", "files", 0, "percent"),
+        ("coverage", "files", 0, "statements"),
+        ("coverage", "files", 0, "covered_lines"),
+        ("examples",),
+        ("failures",),
+        ("regressions",),
+        ("seed",),
+        ("limits",),
+    ],
+)
+def test_a_summary_with_a_script_or_a_wrong_type_is_refused_in_one_line(path, real_summary, tmp_path, capsys) -> None:
+    summary = json.loads(json.dumps(real_summary))
+    node = summary
+    for step in path[:-1]:
+        node = node[step]
+    node[path[-1]] = SCRIPT
+    source = tmp_path / "s.json"
+    source.write_text(json.dumps(summary))
+    for argv in (["report", str(source), "-o", str(tmp_path / "r.html")], ["merge", str(source)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "is not a valid harness summary" in err and ".".join(map(str, path[:1])) in err and err.count("\n") == 1
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_the_page_forbids_scripts_and_escapes_every_value(real_summary, tmp_path) -> None:
+    from harness.report import render_report
+
+    summary = json.loads(json.dumps(real_summary))
+    summary["target"] = summary["coverage"]["scope"] = SCRIPT
+    summary["coverage"]["files"][0]["file"] = '"><script>x</script>'
+    summary["coverage"]["files"][0]["percent"] = "50%;}</style><script>x</script>"  # past the schema, say
+    page = render_report(summary, [])
+    assert "<script" not in page.lower()
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page and "script-src" not in page
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (lambda s: s.__setitem__("failures", 7), "failures must be array"),
+        (lambda s: s.__setitem__("regressions", None), "regressions must be object"),
+        (lambda s: s.__setitem__("seed", [1]), "seed must be integer"),
+        (lambda s: s.__setitem__("examples", "12"), "examples must be integer"),
+        (lambda s: s["failures"][0].pop("invariant"), "lacks 'invariant'"),
+        (lambda s: s.__setitem__("limits", None), "limits must be object"),
+    ],
+)
+def test_summaries_with_wrong_types_are_one_line_errors(change, said, real_summary, tmp_path, capsys) -> None:
+    summary = json.loads(json.dumps(real_summary))
+    change(summary)
+    source = tmp_path / "s.json"
+    source.write_text(json.dumps(summary))
+    for argv in (["report", str(source), "-o", str(tmp_path / "r.html")], ["merge", str(source)]):
+        assert main(argv) == 2
+        assert said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"format": "harness-summary", "seed": 1' + "0" * 5000 + "}",
+                                  '{"format": "harness-summary", "version": 1, "seed": NaN}'])
+def test_deep_nesting_long_integers_and_nan_are_one_line_errors(text, tmp_path, capsys) -> None:
+    source = tmp_path / "s.json"
+    source.write_text(text)
+    for argv in (["report", str(source), "-o", str(tmp_path / "r.html")], ["merge", str(source)], ["show", str(source)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("harness: error: ") and err.count("\n") == 1
+
+
+def test_trace_times_going_backwards_or_huge_are_drawn_or_refused(tmp_path, capsys) -> None:
+    from harness.failure_file import FailureRecord, save
+    from harness.report import render_report, view_of_record
+    from harness.trace import Event, digest_lines
+
+    for times in ([5_000, 1_000, 0], [0, 10**18 + 1]):
+        trace = tuple(Event(t, "submit", 0, 0, "") for t in times)
+        record = FailureRecord(target="scenarios.pools:semaphore_pool", schedule=THREE, invariant="x.y", message="m",
+                               trace_hash=digest_lines([e.line() for e in trace]), trace=trace, marked=(1,))
+        path = save(record, tmp_path)
+        assert main(["report", str(path), "-o", str(tmp_path / "r.html")]) == 0
+        assert main(["show", str(path)]) == 0
+    data = json.loads(path.read_text())
+    data["trace"][1][0] = 10**400 + 1
+    path.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["show", str(path)]) == 2 and "beyond 64 bits" in capsys.readouterr().err
+
+
+def test_a_page_draws_at_most_a_window_of_a_huge_trace_and_says_so() -> None:
+    from harness.report import FailureView, render_report
+    from harness.report.page import MAX_DRAWN
+    from harness.trace import Event
+
+    events = tuple(Event(i, "submit", 0, 0, "") for i in range(MAX_DRAWN * 50))
+    view = FailureView(invariant="x.y", message="m", target="a.b:c", events=events, marked=(len(events) - 10,),
+                       schedule=THREE)
+    page = render_report(None, [view])
+    assert f"draws {MAX_DRAWN:,} of them" in page and len(page) < 3_000_000
+
+
+# -- 4, 16: Redis URLs ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["redis://:topSECRET#tail@127.0.0.1:1/0", "redis://u:top?SECRET@127.0.0.1:1/0",
+                                 "redis://:top/SECRET@127.0.0.1:1/0", "redis://:top SECRET@127.0.0.1:1/0"])
+def test_a_redis_password_is_never_printed(url, capsys) -> None:
+    assert main(["fuzz", "scenarios.pools:semaphore_pool", "--database", url, "--max-examples", "3"]) == 2
+    captured = capsys.readouterr()
+    assert "SECRET" not in captured.err + captured.out and captured.err.count("\n") == 1
+
+
+def test_an_unparsable_redis_url_is_a_usage_error(capsys) -> None:
+    assert main(["fuzz", "scenarios.pools:semaphore_pool", "--database", "redis://[::1", "--max-examples", "3"]) == 2
+    assert "not a usable Redis URL" in capsys.readouterr().err
+
+
+# -- 14, 15, 21: pipes, infinite budgets, impossible shards ------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [["list"], ["list", "--json"]])
+def test_a_closed_stdout_pipe_is_not_an_internal_error(argv) -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    done = subprocess.run([sys.executable, "-m", "harness.cli", *argv], stdout=write_end, stderr=subprocess.PIPE, text=True)
+    os.close(write_end)
+    assert done.returncode == 141 and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("budget", ["inf", "1e400", "nan"])
+def test_an_infinite_budget_is_refused(budget, capsys) -> None:
+    assert main(["fuzz", "scenarios.pools:semaphore_pool", "--budget", budget]) == 2
+    assert "--budget" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("index", "count"), [(7, 2), (-1, 2), (0, 2)])
+def test_merge_refuses_impossible_shard_labels(index, count, real_summary, tmp_path, capsys) -> None:
+    summary = {**real_summary, "shard": {"index": index, "count": count, "max_examples": None}}
+    source = tmp_path / "s.json"
+    source.write_text(json.dumps(summary))
+    assert main(["merge", str(source)]) == 2
+    err = capsys.readouterr().err
+    assert ("cannot be" in err or "shard.index must be at least 1" in err) and err.count("\n") == 1
+
+
+def test_merge_names_a_few_missing_shards_of_a_huge_count(real_summary, tmp_path, capsys) -> None:
+    summary = {**real_summary, "shard": {"index": 1, "count": 10**12, "max_examples": None}}
+    source = tmp_path / "s.json"
+    source.write_text(json.dumps(summary))
+    assert main(["merge", str(source)]) == 1
+    assert "and 999,999,999,989 more missing" in capsys.readouterr().err
+
+
+def test_merge_refuses_the_same_summary_twice(real_summary, tmp_path, capsys) -> None:
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps(real_summary))
+    second.write_text(json.dumps(real_summary))
+    assert main(["merge", str(first), str(second)]) == 2
+    assert "are the same summary" in capsys.readouterr().err
