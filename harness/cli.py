@@ -442,10 +442,13 @@ def _print_finding(finding: Finding) -> None:
     """A failure as soon as it is saved: the message, the schedule, the marked trace, the replay line."""
     violation = finding.violation
     if finding.source == "regression":
-        print(f"\nFAIL {violation.invariant} (regression {finding.path} still fails): {violation.message}\n")
+        print(
+            f"\nFAIL {one_line(violation.invariant)} (regression {one_line(str(finding.path))} still fails): "
+            f"{one_line(violation.message)}\n"
+        )
         print(render_schedule(finding.record.schedule))
     else:
-        print(f"\nFAIL {violation.invariant}: {violation.message}\n")
+        print(f"\nFAIL {one_line(violation.invariant)}: {one_line(violation.message)}\n")
         if finding.shrunk:
             print("minimal " + render_schedule(finding.record.schedule))
         elif violation.invariant in UNFINISHED:
@@ -477,7 +480,7 @@ def _print_regressions(result: CampaignResult, config: CampaignConfig) -> None:
             f"{failing} still fail, {len(result.regressions) - failing} fixed"
         )
         for replay in result.regressions:
-            print(f"  {replay.status:<5}  {replay.path}  ({replay.record.invariant})")
+            print(f"  {replay.status:<5}  {one_line(str(replay.path))}  ({one_line(replay.record.invariant)})")
     if config.save_regressions:
         for finding in result.findings:
             if finding.source == "fuzz" and finding.regression_path is None:
@@ -507,19 +510,19 @@ def _cmd_merge(args: argparse.Namespace) -> int:
             _check_writable(option, path)
     merged, notes = merge_files(args.summaries)
     for note in notes:
-        print(f"harness: note: {note}", file=sys.stderr)
+        print(f"harness: note: {one_line(note)}", file=sys.stderr)
     shards = [entry["shard"] for entry in merged["merged"] if entry["shard"]]
     print(
-        f"harness: merged {len(merged['merged'])} summaries of {merged['target']}"
+        f"harness: merged {len(merged['merged'])} summaries of {one_line(merged['target'])}"
         + (f" (shards {', '.join(shards)}; seed {merged['seed']})" if shards else "")
     )
     for failure in merged["failures"]:
-        print(f"\nFAIL {failure['invariant']}: {failure['message']}")
+        print(f"\nFAIL {one_line(failure['invariant'])}: {one_line(failure['message'])}")
         if failure["replay"]:
-            print(f"replay: {failure['replay']}")
+            print(f"replay: {one_line(failure['replay'])}")
     for worker in merged["workers"]:
         if worker["crashed"]:
-            print(f"\na worker crashed with {worker['crashed']} (seed {worker['seed']})")
+            print(f"\na worker crashed with {one_line(str(worker['crashed']))} (seed {worker['seed']})")
     count = len(merged["failures"])
     verdict = f"{count} failure{'' if count == 1 else 's'}" if count else "no violations"
     print(
@@ -561,7 +564,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     if not failing:
         print(f"no longer fails: {one_line(record.invariant)} holds on this schedule (it failed with: {message})")
         return EXIT_CLEAN
-    print(f"FAIL {failing[0].invariant}: {failing[0].message}")
+    print(f"FAIL {one_line(failing[0].invariant)}: {one_line(failing[0].message)}")
     if failing[0].invariant != record.invariant:
         print(f"(the file records {one_line(record.invariant)}: {message})")
     if not changed:
@@ -587,7 +590,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     summary, views, notes = load_inputs(args.files)
     for note in notes:
-        print(f"harness: note: {note}", file=sys.stderr)
+        print(f"harness: note: {one_line(note)}", file=sys.stderr)
     print(f"html: {write_report(args.output, summary, views, notes)}")
     return EXIT_CLEAN
 

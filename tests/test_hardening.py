@@ -470,3 +470,33 @@ def test_merge_refuses_the_same_summary_twice(real_summary, tmp_path, capsys) ->
     second.write_text(json.dumps(real_summary))
     assert main(["merge", str(first), str(second)]) == 2
     assert "are the same summary" in capsys.readouterr().err
+
+
+# -- 11: terminal escapes from files and targets are printed escaped -------------------------------
+
+
+def test_merge_and_the_corpus_listing_escape_what_files_say(real_summary, tmp_path, capsys) -> None:
+    from harness.failure_file import FailureRecord, save
+
+    summary = json.loads(json.dumps(real_summary))
+    summary["failures"][0]["message"] = "boom\x1b[2J\rgone"
+    summary["failures"][0]["invariant"] = "x\x1b]0;title\x07"
+    source = tmp_path / "s.json"
+    source.write_text(json.dumps(summary))
+    assert main(["merge", str(source)]) == 1
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\r" not in out and "\\x1b[2J" in out
+    record = FailureRecord(target="scenarios.pools:semaphore_pool", schedule=THREE, invariant="evil\x1b[31m",
+                           message="m", trace_hash="e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+    corpus = tmp_path / "corpus"
+    save(record, corpus)
+    main(["fuzz", "scenarios.pools:semaphore_pool", "--seed", "1", "--max-examples", "3", "--regressions",
+          str(corpus), "--report-dir", str(tmp_path)])
+    assert "\x1b" not in capsys.readouterr().out
+
+
+def test_pytest_item_names_from_files_are_one_line_and_never_split_a_node_id() -> None:
+    from harness.pytest.regressions import item_name
+
+    name = item_name("a::b\x1b[2J\nc")
+    assert "::" not in name and "\n" not in name and "\x1b" not in name
