@@ -433,7 +433,8 @@ class _Search:
             raise KeyboardInterrupt
         if best or hung:
             # A failure was saved: search on for other invariants, unless the shrink grace ran out.
-            return "budget" if outcome == "budget" else None
+            spent = grace_deadline is not None and time.monotonic() > grace_deadline
+            return "budget" if outcome == "budget" or spent else None
         return outcome
 
     def _confirm(self, schedule: Schedule, found: Violation, shrink: bool) -> tuple[Finding, bool]:
@@ -444,10 +445,13 @@ class _Search:
         """
         smallest = [schedule]
         cut_short = False
+        grace = self.deadline + SHRINK_GRACE_S if self.deadline is not None else None
 
         def still_fails(candidate: Schedule) -> bool:
             if self.stop_requested():
                 raise KeyboardInterrupt
+            if grace is not None and time.monotonic() > grace:
+                raise _SearchOver("budget")  # the README promises budget + SHRINK_GRACE_S at most
             self.result.shrink_runs += 1
             fails = any(v.invariant == found.invariant for v in self._judge(candidate)[1])
             if fails:
@@ -457,6 +461,8 @@ class _Search:
         if shrink:
             try:
                 schedule = shrink_schedule(schedule, still_fails)
+            except _SearchOver:
+                schedule, shrink = smallest[0], False  # the budget ran out: not an interrupt
             except KeyboardInterrupt:
                 schedule, cut_short = smallest[0], True
         first, violations = self._judge(schedule)

@@ -455,7 +455,7 @@ def _print_finding(finding: Finding) -> None:
             print("the schedule that did not finish, cut after the step it stopped in (not shrunk):")
             print(render_schedule(finding.record.schedule))
         else:
-            print("interrupted before shrinking finished; this schedule fails but may not be minimal:")
+            print("shrinking was cut short (by the budget or an interrupt); this schedule fails but may not be minimal:")
             print(render_schedule(finding.record.schedule))
     print("\ntrace (>> marks the events that break the invariant):")
     print(render_trace(finding.run.trace, violation.events))

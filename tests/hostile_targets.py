@@ -174,3 +174,18 @@ class _ExitFromThread(_Hostile):
 
 c_exit0 = _target(_CExit0)
 exit_from_thread = _target(_ExitFromThread)
+
+
+class _SlowDoubleRelease(DoubleReleasePool):
+    """The double-release bug, each submission costing 60 ms of CPU (issue 15, item 7)."""
+
+    def submit(self, job: Any) -> defer.Deferred[Any]:
+        import time
+
+        until = time.process_time() + 0.06
+        while time.process_time() < until:
+            pass
+        return super().submit(job)
+
+
+slow_buggy = Target(build=lambda clock: _SlowDoubleRelease(clock, limit=2), limit=2)

@@ -500,3 +500,21 @@ def test_pytest_item_names_from_files_are_one_line_and_never_split_a_node_id() -
 
     name = item_name("a::b\x1b[2J\nc")
     assert "::" not in name and "\n" not in name and "\x1b" not in name
+
+
+# -- 7: the final shrink pass keeps to the budget ----------------------------------------------------
+
+
+def test_shrinking_a_slow_target_stops_at_the_budget_plus_grace(monkeypatch, tmp_path) -> None:
+    import time as clock
+
+    from harness import CampaignConfig, campaign, run_campaign
+
+    monkeypatch.setattr(campaign, "SHRINK_GRACE_S", 1.0)
+    config = CampaignConfig(budget_s=4.0, seed=3, report_dir=str(tmp_path), database=None, regressions=None)
+    started = clock.monotonic()
+    result = run_campaign(hostile_targets.slow_buggy, "hostile_targets:slow_buggy", config)
+    elapsed = clock.monotonic() - started
+    assert result.findings and not result.interrupted  # the budget, not an interrupt, cut it short
+    # budget + grace, plus the runs already under way and the final replay and determinism check
+    assert elapsed < 4.0 + 1.0 + 8.0, elapsed
