@@ -24,6 +24,7 @@ from hypothesis.database import choices_from_bytes
 
 from harness.cli import main
 from harness.database import SafeDirectoryDatabase
+from test_input_fuzz import _paths  # every path into a JSON tree
 
 BUGGY = "scenarios.pools:double_release_pool"
 SCRIPT = "<script>alert(1)</script>"
@@ -102,17 +103,6 @@ def _check_merge(contents: list[str | bytes], workdir: Path) -> None:
     out.unlink(missing_ok=True)
     if _assert_clean(["merge", *names, "--json", str(out), "--junit", str(workdir / "merged.xml")]) != 2:
         json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"merged summary holds {c}"))
-
-
-def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
-    found = [prefix]
-    if isinstance(node, dict):
-        for key, sub in node.items():
-            found += _paths(sub, prefix + (key,))
-    elif isinstance(node, list):
-        for index, sub in enumerate(node[:6]):
-            found += _paths(sub, prefix + (index,))
-    return found
 
 
 def _mutate(data: Any, draw: Any) -> Any:
