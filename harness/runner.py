@@ -43,6 +43,7 @@ from .errors import HarnessError, TargetError
 from .escapes import EscapeGuard, Escaped
 from .faults import CancellerError
 from .jobs import Job
+from .keys import submit_detail
 from .schedule import Cancel, Jump, Op, Schedule, Start, Stop, Submit
 from .target import Target
 from .trace import Trace, format_ms, one_line
@@ -511,9 +512,9 @@ def _apply(run: Run, op: Any, errors: dict[str, type[BaseException]]) -> None:
     trace = run.trace
     assert run.clock is not None
     if isinstance(op, Submit):
-        job = Job(op.job, op.specs, run.clock, trace, errors)
+        job = Job(op.job, op.specs, run.clock, trace, errors, op.key)
         run.jobs[op.job] = job
-        trace.record("submit", op.job, f"p{op.priority}")
+        trace.record("submit", op.job, submit_detail(op.priority, op.key if run.target.keys is not None else None))
         try:
             d = run.target.submit_job(run.subject, job, op.priority)
         except Exception as exc:

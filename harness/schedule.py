@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 
 FORMAT = "harness-schedule"
-FORMAT_VERSION = 1
+#: The newest version this harness writes. Version 2 added job keys (``Submit.key``);
+#: a schedule that uses no key is still written as version 1, so older harnesses read it.
+FORMAT_VERSION = 2
 
 #: What a job does when the subject calls it (see ``harness.jobs``).
 JOB_KINDS = ("succeed", "immediate", "value", "fail", "raise", "hang")
@@ -22,7 +24,7 @@ TIE_BREAKS = ("fifo", "lifo", "shuffle")
 
 #: The largest time or delay in a schedule (about 31 years of virtual time): bounds what a file can ask for.
 MAX_MS = 10**12
-#: The largest job id, priority magnitude and clock seed a schedule may hold.
+#: The largest job id, priority magnitude, key and clock seed a schedule may hold.
 MAX_ID = 10**9
 MAX_SEED = 2**64
 
@@ -71,10 +73,11 @@ class JobSpec:
 
 @dataclass(frozen=True, slots=True)
 class Submit:
-    """Submit job ``job`` (an id unique in the schedule) with an optional priority.
+    """Submit job ``job`` (an id unique in the schedule) with an optional priority and key.
 
     The first attempt behaves as ``spec``; later attempts (retries) as the
-    entries of ``then`` in turn, the last one repeating.
+    entries of ``then`` in turn, the last one repeating. ``key`` (0 unless the
+    target declares ``keys``) is the key the job is submitted under.
     """
 
     at_ms: int
@@ -82,6 +85,7 @@ class Submit:
     spec: JobSpec = field(default_factory=JobSpec)
     priority: int = 0
     then: tuple[JobSpec, ...] = ()
+    key: int = 0
     name: ClassVar[str] = "submit"
 
     @property
@@ -180,6 +184,7 @@ class Schedule:
                 _bounded("job id", op.job, 0, MAX_ID)
             if isinstance(op, Submit):
                 _bounded("priority", op.priority, -MAX_ID, MAX_ID)
+                _bounded("key", op.key, 0, MAX_ID)
             if isinstance(op, Jump):
                 _bounded("jump delta_ms", op.delta_ms, -MAX_MS, MAX_MS)
             if isinstance(op, (Submit, Start)):
@@ -196,10 +201,15 @@ class Schedule:
     def end_ms(self) -> int:
         return self.ops[-1].at_ms if self.ops else 0
 
+    @property
+    def version(self) -> int:
+        """The oldest format version that can hold this schedule (1 unless it uses keys)."""
+        return 2 if any(isinstance(op, Submit) and op.key for op in self.ops) else 1
+
     def to_json(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
-            "version": FORMAT_VERSION,
+            "version": self.version,
             "clock": {
                 "tie_break": self.clock.tie_break,
                 "seed": self.clock.seed,
@@ -263,6 +273,8 @@ def _op_to_json(op: Op) -> dict[str, Any]:
             out["then"] = [_spec_to_json(spec) for spec in op.then]
         if isinstance(op, Submit):
             out["priority"] = op.priority
+            if op.key:
+                out["key"] = op.key
     elif isinstance(op, Cancel):
         out["job"] = op.job
     elif isinstance(op, Jump):
@@ -283,6 +295,7 @@ def _op_from_json(item: Any) -> Op:
             spec=_spec_from_json(obj.get("spec"), "submit spec"),
             priority=_take(obj, "priority", int),
             then=_then_from_json(obj),
+            key=_take(obj, "key", int) if "key" in obj else 0,
         )
     if name == "start":
         return Start(

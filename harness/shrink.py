@@ -5,7 +5,7 @@ local minimum (an operation it cannot delete without shifting the records
 behind it). This pass works on the schedule itself, keeping each change only
 while the same invariant still breaks: it deletes runs of operations, then
 single ones and pairs (a cancel of a deleted job goes with it), drops later-attempt
-behaviours and hostile cancellers, zeroes durations, closes the gaps between
+behaviours and hostile cancellers, moves jobs to key 0, zeroes durations, closes the gaps between
 operations, tames the clock policy, and finally numbers the jobs 0, 1, 2...
 """
 
@@ -91,6 +91,8 @@ def _simpler_jobs(op: Submit | Start) -> Iterator[Submit | Start]:
         yield replace(op, spec=spec)
     if isinstance(op, Submit) and op.priority:
         yield replace(op, priority=0)
+    if isinstance(op, Submit) and op.key:
+        yield replace(op, key=0)
 
 
 def _simpler_specs(spec: JobSpec) -> Iterator[JobSpec]:

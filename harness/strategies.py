@@ -33,6 +33,8 @@ class Menu:
     schedules that start a periodic subject once and then stop it or jump the
     clock; ``max_then`` is how many extra behaviours a job may have for its
     later attempts (retries, later periodic calls). At most one stop is kept.
+    ``keys`` (0: none) is how many keys submitted jobs are spread over; key 0
+    is the simplest, so a schedule shrinks towards one key.
     """
 
     max_ops: int = 16
@@ -53,6 +55,7 @@ class Menu:
     tie_breaks: tuple[str, ...] = TIE_BREAKS
     steps_ms: tuple[int, ...] = (0, 10, 100, 1_000, 5_000)
     jitters_ms: tuple[int, ...] = (0, 5, 50)
+    keys: int = 0
 
     def __post_init__(self) -> None:
         if not self.job_kinds or any(kind not in JOB_KINDS for kind in self.job_kinds):
@@ -61,6 +64,8 @@ class Menu:
             raise ValueError("Menu errors must name at least one exception type")
         if not 0 <= self.min_ops <= self.max_ops:
             raise ValueError(f"Menu needs 0 <= min_ops <= max_ops, got {self.min_ops} and {self.max_ops}")
+        if not isinstance(self.keys, int) or self.keys < 0:
+            raise ValueError(f"Menu keys must be a non-negative integer (0: no keys), got {self.keys!r}")
 
 
 #: How often each action appears in the decoding table (its odds); the
@@ -101,8 +106,9 @@ class _Codec:
             allowed.add("stop")
         ordered = [name for name, _ in _ODDS if name in allowed]
         repeats = [name for name, odds in _ODDS if name in allowed for _ in range(odds - 1)]
-        # 4 bytes: action, duration, gap, detail; then a count and 2 bytes per later attempt.
-        width = 4 + (1 + 2 * menu.max_then if menu.max_then else 0)
+        # 4 bytes: action, duration, gap, detail; then a count and 2 bytes per later attempt;
+        # then, with keys, one byte for the key (zero decodes to key 0).
+        width = 4 + (1 + 2 * menu.max_then if menu.max_then else 0) + (1 if menu.keys else 0)
         return cls(menu, tuple(ordered + repeats), width)
 
     def spec(self, kind_byte: int, duration_byte: int, detail: int) -> JobSpec:
@@ -151,7 +157,8 @@ class _Codec:
             if action in JOB_KINDS:
                 priority = (detail // 7) % menu.priorities if menu.priorities else 0
                 spec = self._spec(action, record[1], detail)
-                ops.append(Submit(now, submitted, spec, priority, self.then(record)))
+                key = record[-1] % menu.keys if menu.keys else 0
+                ops.append(Submit(now, submitted, spec, priority, self.then(record), key))
                 submitted += 1
             elif action == "cancel":
                 if submitted:

@@ -24,6 +24,9 @@ from .faults import error_table
 from .strategies import Menu
 
 KINDS = ("submit", "periodic")
+#: ``cancellable``: True (cancel fails the caller and cancels the work), False (no cancels
+#: are promised or drawn), or "detach" (cancel fails the caller at once; the work runs on).
+CANCEL_MODES = (True, False, "detach")
 ORDERS = ("fifo", "priority")
 TIMEOUT_FROM = ("start", "submit")
 
@@ -42,7 +45,7 @@ class Target:
     Work-submission subjects (``kind="submit"``): ``submit(subject, job,
     priority)`` hands a job over and returns the Deferred of its result; the
     default calls ``subject.submit(job)`` (with ``priority=`` when ``order`` is
-    ``"priority"``). Periodic subjects (``kind="periodic"``): ``start(subject,
+    ``"priority"``, and ``key=job.key`` when ``keys`` is declared). Periodic subjects (``kind="periodic"``): ``start(subject,
     work)`` starts calling ``work`` periodically; default ``subject.start(work)``.
     ``stop(subject)`` defaults to ``subject.stop()`` when the subject has one.
 
@@ -55,8 +58,13 @@ class Target:
     # concurrency
     limit: int | None = None
     order: str | None = None
+    # keys: each job is submitted under a key from range(keys); order and "stuck" are judged per key
+    keys: int | None = None
+    key_limit: int | None = None
+    shared: bool = False
+    cache_ms: int | None = None
     # cancellation
-    cancellable: bool = True
+    cancellable: bool | str = True
     cancel_error: type[BaseException] = defer.CancelledError
     # time
     timeout_ms: int | None = None
@@ -85,12 +93,20 @@ class Target:
             raise TargetError(f"Target build must be callable (clock -> subject), got {self.build!r}")
         if self.kind not in KINDS:
             raise TargetError(f"Target kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
-        for name in ("limit", "timeout_ms", "interval_ms", "deadline_ms"):
+        for name in ("limit", "timeout_ms", "interval_ms", "deadline_ms", "keys", "key_limit", "cache_ms"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise TargetError(f"Target {name} must be a positive integer or None, got {value!r}")
         if self.retries is not None and (not isinstance(self.retries, int) or self.retries < 0):
             raise TargetError(f"Target retries must be a non-negative integer or None, got {self.retries!r}")
+        if not any(self.cancellable is mode or self.cancellable == mode == "detach" for mode in CANCEL_MODES):
+            raise TargetError(f"Target cancellable must be True, False or 'detach', got {self.cancellable!r}")
+        if (self.key_limit is not None or self.shared or self.cache_ms is not None) and self.keys is None:
+            raise TargetError("Target key_limit, shared and cache_ms are promises about keys: declare keys=N as well")
+        if self.cache_ms is not None and not self.shared:
+            raise TargetError("Target cache_ms is how long a shared result is served again: declare shared=True as well")
+        if self.keys is not None and self.kind != "submit":
+            raise TargetError("Target keys apply to submitted jobs; a periodic Target cannot declare them")
         if self.order is not None and self.order not in ORDERS:
             raise TargetError(f"Target order must be one of {', '.join(ORDERS)} or None, got {self.order!r}")
         if self.timeout_from not in TIMEOUT_FROM:
@@ -108,6 +124,18 @@ class Target:
         for fn in self.invariants:
             if not callable(fn):
                 raise TargetError(f"Target invariants must be callables taking the run, got {fn!r}")
+
+    @property
+    def detaches(self) -> bool:
+        """Whether cancelling a caller leaves its work running (``cancellable="detach"``)."""
+        return self.cancellable == "detach"
+
+    @property
+    def keyed_limit(self) -> int | None:
+        """At most how many attempts of one key may run at once: ``key_limit``, else 1 when shared."""
+        if self.key_limit is not None:
+            return self.key_limit
+        return 1 if self.shared else None
 
     @property
     def error_types(self) -> dict[str, type[BaseException]]:
@@ -128,20 +156,24 @@ class Target:
             return self.menu
         return Menu(
             errors=tuple(self.error_types),
-            cancels=self.cancellable and self.kind == "submit",
+            cancels=bool(self.cancellable) and self.kind == "submit",
             stops=True,
             priorities=3 if self.order == "priority" else 0,
             periodic=self.kind == "periodic",
-            canceller_raises=self.cancellable and self.kind == "submit",
+            canceller_raises=bool(self.cancellable) and self.kind == "submit",
             max_then=3 if (self.retries or self.kind == "periodic") else 0,
+            keys=self.keys or 0,
         )
 
     def submit_job(self, subject: Any, job: Any, priority: int) -> Any:
         if self.submit is not None:
             return self.submit(subject, job, priority)
+        extra: dict[str, Any] = {}
         if self.order == "priority":
-            return subject.submit(job, priority=priority)
-        return subject.submit(job)
+            extra["priority"] = priority
+        if self.keys is not None:
+            extra["key"] = job.key
+        return subject.submit(job, **extra)
 
     def start_subject(self, subject: Any, work: Any) -> Any:
         if self.start is not None:

@@ -47,7 +47,8 @@ def _describe_op(op: object) -> str:
         if isinstance(op, Start):
             return f"start periodic work as job {op.job} ({what})"
         prio = f", priority {op.priority}" if op.priority else ""
-        return f"submit job {op.job} ({what}{prio})"
+        key = f", key {op.key}" if op.key else ""
+        return f"submit job {op.job} ({what}{prio}{key})"
     if isinstance(op, Cancel):
         return f"cancel job {op.job}"
     if isinstance(op, Jump):

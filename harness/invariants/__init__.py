@@ -15,6 +15,7 @@ from .base import Invariant, Violation
 INVARIANTS: tuple[Invariant, ...] = (
     completion.Once(),
     concurrency.Limit(),
+    concurrency.KeyLimit(),
     concurrency.Fifo(),
     concurrency.Priority(),
     cancellation.Fires(),

@@ -1,4 +1,8 @@
-"""Concurrency invariants: how many jobs run at once, and in which order they start."""
+"""Concurrency invariants: how many jobs run at once, and in which order they start.
+
+With keys declared (``Target(keys=N)``), order is judged among the jobs of one
+key, and ``key_limit`` bounds the attempts of one key running at once.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +43,37 @@ class Limit(Invariant):
                 running.pop((event.job, event.attempt), None)
 
 
+class KeyLimit(Invariant):
+    """At no point are more attempts of one key running than the declared ``key_limit`` (1 when shared)."""
+
+    name = "concurrency.key_limit"
+    summary = "never more attempts of one key running at once than key_limit (1 for a shared target)"
+
+    def applies(self, target: Target) -> bool:
+        return target.keyed_limit is not None
+
+    def check(self, run) -> Iterator[Violation]:
+        facts = facts_of(run)
+        limit = run.target.keyed_limit
+        running: dict[int, dict[tuple[int, int], int]] = {}
+        for index, event in enumerate(facts.events):
+            if event.kind == "job.start" and event.job in facts.jobs:
+                key = facts.jobs[event.job].key
+                held = running.setdefault(key, {})
+                held[(event.job, event.attempt)] = index
+                if len(held) > limit:
+                    others = ", ".join(f"job {job}" for job, _ in held if job != event.job)
+                    yield self.violation(
+                        run,
+                        f"{len(held)} jobs of key {key} running at {format_ms(event.t_us)} but the key limit is "
+                        f"{limit}: job {event.job} started while {others} still ran",
+                        list(held.values()),
+                    )
+                    return
+            elif event.kind in ATTEMPT_ENDS and event.job in facts.jobs:
+                running.get(facts.jobs[event.job].key, {}).pop((event.job, event.attempt), None)
+
+
 def _waiting(facts: Facts, job: JobFacts, index: int) -> bool:
     """Submitted before ``index``, not yet started, and not withdrawn (cancelled, rejected or fired)."""
     if job.submit is None or job.submit > index or job.submit_raised is not None:
@@ -69,7 +104,10 @@ class _StartOrder(Invariant):
         starters = sorted((j for j in facts.jobs.values() if j.first_start is not None), key=lambda j: j.first_start)
         for started in starters:
             index = started.first_start
+            keyed = run.target.keys is not None
             for other in facts.jobs.values():
+                if keyed and other.key != started.key:
+                    continue  # with keys, order is promised among the jobs of one key
                 if other.id != started.id and _waiting(facts, other, index) and self.skipped(other, started):
                     yield self.violation(run, self.describe(other, started, facts), [other.submit, index])
                     return

@@ -43,6 +43,7 @@ class JobFacts:
     periodic: bool = False
     submit: int | None = None
     priority: int = 0
+    key: int = 0
     submit_raised: int | None = None
     attempts: list[Attempt] = field(default_factory=list)
     fired: int | None = None
@@ -95,7 +96,9 @@ def facts_of(run) -> Facts:
 def _build(trace: Trace, schedule) -> Facts:
     jobs: dict[int, JobFacts] = {}
     for op in schedule.submits:
-        jobs[op.job] = JobFacts(op.job, periodic=not isinstance(op, Submit), priority=getattr(op, "priority", 0))
+        jobs[op.job] = JobFacts(
+            op.job, periodic=not isinstance(op, Submit), priority=getattr(op, "priority", 0), key=getattr(op, "key", 0)
+        )
     stops: list[int] = []
     jumps: list[int] = []
     drained: int | None = None
@@ -144,7 +147,9 @@ def stranded(run) -> list[tuple[JobFacts, str]]:
     subject poisoned), else ``"none"`` (deadlock or starvation). A job is
     excused when its own attempt hangs, when it was cancelled (the
     cancellation invariants judge it), or when the declared limit is filled
-    by attempts that hang for ever.
+    by attempts that hang for ever. With keys declared, a job is also excused
+    when its own key is held for ever: by ``key_limit`` attempts of that key
+    that hang, or, with no per-key limit declared, by any one of them.
     """
     cached = getattr(run, "_stranded", None)
     if cached is None:
@@ -170,8 +175,16 @@ def _stranded_ids(facts: Facts, target) -> list[int]:
         blockers = sum(1 for a in stuck_other if a.job != job.id)
         if target.limit is not None and blockers >= target.limit:
             continue
+        if target.keys is not None and _key_held(facts, job, stuck_other, target.keyed_limit):
+            continue
         out.append(job.id)
     return out
+
+
+def _key_held(facts: Facts, job: JobFacts, stuck: list[Attempt], key_limit: int | None) -> bool:
+    """Whether attempts of other jobs of ``job``'s key hold that key for ever (per-key stuck reasoning)."""
+    same_key = sum(1 for a in stuck if a.job != job.id and facts.jobs[a.job].key == job.key)
+    return same_key >= (key_limit if key_limit is not None else 1)
 
 
 def _causes(run, ids: list[int]) -> dict[int, str]:

@@ -5,7 +5,8 @@ can be inlined in a self-contained HTML page (or saved on its own).
 
 Layout:
 
-- one lane per job (or periodic handle), in id order, under a ``reactor``
+- one lane per job (or periodic handle), in id order, labelled with the
+  job's key when the target declares keys, under a ``reactor``
   lane for the events that concern no job (stop, clock jumps, errors that
   escaped into the reactor, unhandled errors, leaks, the drain mark);
 - x is virtual time, left to right. Many events share one instant (a job
@@ -31,6 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 
+from ..keys import key_of_submit
 from ..trace import NO_JOB, Event, format_ms
 
 # Geometry, in pixels.
@@ -168,6 +170,7 @@ def timeline_svg(
     lanes = [NO_JOB] + jobs
     lane_y = {lane: HEADER + LANE * row + LANE / 2 for row, lane in enumerate(lanes)}
     involved = {events[i].job for i in marks if 0 <= i < len(events) and events[i].job >= 0}
+    keys = {e.job: key_of_submit(e.detail) for _, e in shown if e.kind == "submit"}
 
     # x: one band per instant, one slot per event in it, log-scaled gaps between instants.
     placed: list[_Placed] = []
@@ -213,6 +216,8 @@ def timeline_svg(
         fill = "#fdecea" if lane in involved else ("#f7f7f7" if row % 2 else "#ffffff")
         out.append(f'<rect class="lane" x="{LEFT}" y="{top}" width="{plot_end - LEFT:.1f}" height="{LANE}" fill="{fill}"/>')
         label = "reactor" if lane == NO_JOB else f"job {lane}"
+        if keys.get(lane) is not None:
+            label += f" key {keys[lane]}"
         colour = VIOLATION_RED if lane in involved else "#333"
         weight = "700" if lane in involved else "400"
         out.append(
