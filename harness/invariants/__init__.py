@@ -21,6 +21,7 @@ INVARIANTS: tuple[Invariant, ...] = (
     cancellation.Fires(),
     cancellation.NoStart(),
     cancellation.Propagates(),
+    cancellation.Detaches(),
     cancellation.Harmless(),
     cancellation.Releases(),
     time.Timeout(),
