@@ -154,3 +154,56 @@ class _Parallel:
     def submit(self, job, key):
         return defer.maybeDeferred(job)
 
+
+
+def test_a_cancel_that_fails_the_other_callers_of_a_shared_execution_is_caught() -> None:
+    from scenarios.single_flight import leader_holds_work_flight
+
+    schedule = Schedule((Submit(0, 0, _ms()), Submit(0, 1, _ms()), Cancel(5, 0)))
+    names = [v.invariant for v in check(run_schedule(leader_holds_work_flight, schedule))]
+    assert names[:2] == ["cancellation.detaches", "sharing.isolated"]
+
+
+def test_callers_that_join_a_running_execution_get_its_outcome_and_its_caller_list() -> None:
+    from harness.invariants.facts import facts_of
+    from harness.invariants.outcomes import callers_of, served_by
+    from scenarios.single_flight import single_flight
+
+    schedule = Schedule((Submit(0, 0, _ms("fail")), Submit(5, 1, _ms()), Submit(5, 2, _ms(), key=1), Submit(20, 3, _ms())))
+    run = run_schedule(single_flight, schedule)
+    assert check(run) == []
+    facts = facts_of(run)
+    assert [served_by(facts, facts.jobs[j]).job for j in range(4)] == [0, 0, 2, 3]
+    assert [job.id for job in callers_of(facts, facts.jobs[0].attempts[0])] == [0, 1]
+
+
+def test_a_finished_execution_may_be_served_again_only_within_cache_ms() -> None:
+    from dataclasses import replace
+
+    from scenarios.single_flight import caches_failures_flight
+
+    schedule = Schedule((Submit(0, 0, _ms("fail")), Submit(20, 1, _ms())))
+    [first, *_] = check(run_schedule(caches_failures_flight, schedule))
+    assert first.invariant == "sharing.joined" and "finished 10ms earlier; no cache lifetime" in first.message
+    assert check(run_schedule(replace(caches_failures_flight, cache_ms=10), schedule)) == []
+    assert check(run_schedule(replace(caches_failures_flight, cache_ms=5), schedule))[0].invariant == "sharing.joined"
+
+
+def test_a_caller_handed_another_jobs_result_is_caught_without_sharing() -> None:
+    class Swapping:
+        def __init__(self) -> None:
+            self.results: list = []
+
+        def submit(self, job):
+            d = defer.Deferred()
+            self.results.append((d, job()))
+            if len(self.results) == 2:
+                (a, ra), (b, rb) = self.results
+                a.callback(rb)
+                b.callback(ra)
+            return d
+
+    schedule = Schedule((Submit(0, 0, _ms("value")), Submit(0, 1, _ms("value"))))
+    [violation] = check(run_schedule(Target(build=lambda clock: Swapping()), schedule))
+    assert violation.invariant == "errors.own_result"
+    assert "job 0's Deferred delivered 'job1.0'" in violation.message

@@ -16,7 +16,7 @@ import pytest
 from harness import CampaignConfig, JobSpec, Schedule, Submit, check, load_target, run_campaign, run_schedule
 from harness.schedule import Cancel
 
-MODULES = ("keyed_lock",)
+MODULES = ("keyed_lock", "single_flight")
 SCENARIOS = tuple(s for name in MODULES for s in importlib.import_module(f"scenarios.{name}").SCENARIOS)
 CORRECT = tuple(s for s in SCENARIOS if s.expect == "pass")
 BUGGY = tuple(s for s in SCENARIOS if s.expect != "pass")
@@ -33,6 +33,9 @@ MINIMAL = {
     "scenarios.keyed_lock:queue_keyed_lock": Schedule(
         (Submit(0, 0, _ms()), Submit(0, 1, _ms()), Cancel(0, 1), Submit(0, 2, _ms()))
     ),
+    "scenarios.single_flight:leader_holds_work_flight": Schedule((Submit(0, 0, _ms()), Submit(0, 1, _ms()), Cancel(5, 0))),
+    "scenarios.single_flight:abandoning_flight": Schedule((Submit(0, 0, _ms()), Submit(0, 1, _ms()), Cancel(5, 0))),
+    "scenarios.single_flight:caches_failures_flight": Schedule((Submit(0, 0, _ms("fail")), Submit(20, 1, _ms()))),
 }
 
 

@@ -8,7 +8,7 @@ leaked slot before the deadlock it causes).
 from __future__ import annotations
 
 from ..target import Target
-from . import cancellation, completion, concurrency, errors, leaks, time, user
+from . import cancellation, completion, concurrency, delivery, errors, leaks, time, user
 from .base import Invariant, Violation
 
 #: Every built-in invariant, in report order.
@@ -24,6 +24,9 @@ INVARIANTS: tuple[Invariant, ...] = (
     cancellation.Detaches(),
     cancellation.Harmless(),
     cancellation.Releases(),
+    delivery.Isolated(),
+    delivery.Joined(),
+    delivery.OwnResult(),
     time.Timeout(),
     time.Retries(),
     time.Backoff(),

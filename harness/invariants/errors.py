@@ -66,6 +66,8 @@ class Propagate(Invariant):
             if any(a.end_kind == "job.finish" for a in ended):
                 return None
             if last is None:
+                if target.shared:
+                    return None  # it joined another caller's execution: sharing.joined judges it
                 return f"job {job.id} never ran, yet its Deferred delivered a result ({fired.detail})"
             error = facts.events[last.end].detail or "an error"
             return (
@@ -81,6 +83,8 @@ class Propagate(Invariant):
         if name in allowed or self._stopped_before(facts, job.fired) or not _own_error(fired.detail):
             return None
         if last is None:
+            if target.shared:
+                return None  # it joined another caller's execution: sharing.joined judges it
             return f"job {job.id} never ran, yet its Deferred failed with {fired.detail}"
         if last.end_kind == "job.fail":
             raised = facts.events[last.end].detail
