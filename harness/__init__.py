@@ -13,8 +13,9 @@ from .failure_file import FailureRecord
 from .faults import BUILTIN_ERRORS, InjectedError
 from .invariants import INVARIANTS, Invariant, Violation, check
 from .jobs import Job
+from .operations import Operation
 from .runner import Run, TargetHung, run_schedule
-from .schedule import Cancel, ClockPolicy, JobSpec, Jump, Schedule, Stop, Submit
+from .schedule import Call, Cancel, ClockPolicy, JobSpec, Jump, Schedule, Stop, Submit
 from .shard import Shard
 from .strategies import Menu, job_specs, schedules
 from .target import Target, load_target
@@ -24,6 +25,7 @@ from .workers import ParallelResult, WorkerReport, run_workers
 __all__ = [
     "BUILTIN_ERRORS",
     "CampaignConfig",
+    "Call",
     "CampaignResult",
     "Cancel",
     "ClockPolicy",
@@ -41,6 +43,7 @@ __all__ = [
     "Jump",
     "Menu",
     "NondeterministicTarget",
+    "Operation",
     "ReportError",
     "ParallelResult",
     "Run",

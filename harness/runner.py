@@ -44,7 +44,7 @@ from .escapes import EscapeGuard, Escaped
 from .faults import CancellerError
 from .jobs import Job
 from .keys import submit_detail
-from .schedule import Cancel, Jump, Op, Schedule, Start, Stop, Submit
+from .schedule import Call, Cancel, Jump, Op, Schedule, Start, Stop, Submit
 from .target import Target
 from .trace import Trace, format_ms, one_line
 from .watchdog import DEFAULT_TIMEOUT_S, Expired, Watchdog
@@ -153,6 +153,8 @@ def _op_label(op: Op) -> str:
         return f"{op.name} job {op.job}"
     if isinstance(op, Jump):
         return f"jump {op.delta_ms:+d}ms"
+    if isinstance(op, Call):
+        return f"call {op.operation}"
     return op.name
 
 
@@ -170,6 +172,7 @@ def run_schedule(target: Target, schedule: Schedule, timeout_s: float | None = D
     does not know.
     """
     _check_error_names(target, schedule)
+    _check_operations(target, schedule)
     _isolate_garbage()
     policy = schedule.clock
     clock = FaultClock(policy.tie_break, policy.seed, jitter=policy.jitter_ms / 1000)
@@ -257,6 +260,17 @@ def _check_error_names(target: Target, schedule: Schedule) -> None:
             f"declares ({', '.join(target.error_types)}); the harness never imports an exception by name: "
             "declare the type in Target(errors=...)"
         )
+
+
+def _check_operations(target: Target, schedule: Schedule) -> None:
+    """Refuse a schedule that calls an operation the target does not declare."""
+    for op in schedule.ops:
+        if isinstance(op, Call) and op.operation not in target.operations:
+            known = ", ".join(target.operations) or "none"
+            raise TargetError(
+                f"the schedule calls operation {op.operation!r}, which the target does not declare "
+                f"(its operations: {known}); declare it in Target(operations=...) or use a schedule made for this target"
+            )
 
 
 def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, observer: _LogRecorder) -> HarnessError:
@@ -551,6 +565,28 @@ def _apply(run: Run, op: Any, errors: dict[str, type[BaseException]]) -> None:
     elif isinstance(op, Jump):
         run.clock.jump(op.delta_ms / 1000)
         trace.record("clock.jump", detail=f"{op.delta_ms:+d}ms")
+    elif isinstance(op, Call):
+        _call(run, op)
+
+
+def _call(run: Run, op: Call) -> None:
+    """Call a target operation; record it, and whether it raised (or its Deferred failed) as declared."""
+    operation = run.target.operations[op.operation]
+    run.trace.record("call", detail=f"{op.operation}({', '.join(describe(a, 40) for a in op.args)})")
+
+    def outcome(exc: BaseException, how: str) -> None:
+        expected = isinstance(exc, operation.raises) or isinstance(exc, CancellerError)
+        run.trace.record(f"call.{'refused' if expected else how}", detail=f"{op.operation}: {describe_error(exc)}")
+
+    try:
+        result = operation.call(run.subject, *op.args)
+    except _ABORTS + (KeyboardInterrupt,):
+        raise
+    except Exception as exc:
+        outcome(exc, "raised")
+        return
+    if isinstance(result, defer.Deferred):
+        result.addErrback(lambda failure: outcome(failure.value, "failure"))
 
 
 def _on_result(value: Any, trace: Trace, job: int) -> None:

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 
 FORMAT = "harness-schedule"
-#: The newest version this harness writes. Version 2 added job keys (``Submit.key``);
-#: a schedule that uses no key is still written as version 1, so older harnesses read it.
+#: The newest version this harness writes. Version 2 added job keys (``Submit.key``) and
+#: operation calls (``Call``); a schedule that uses neither is still written as version 1,
+#: so older harnesses read it.
 FORMAT_VERSION = 2
 
 #: What a job does when the subject calls it (see ``harness.jobs``).
@@ -138,8 +139,55 @@ class Jump:
     name: ClassVar[str] = "jump"
 
 
-Op = Union[Submit, Start, Cancel, Stop, Jump]
-OP_TYPES: dict[str, type] = {t.name: t for t in (Submit, Start, Cancel, Stop, Jump)}
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Call the target's operation ``operation`` on the subject with ``args`` (JSON-plain values)."""
+
+    at_ms: int
+    operation: str
+    args: tuple[Any, ...] = ()
+    name: ClassVar[str] = "call"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.operation, str) or not self.operation.isidentifier():
+            raise ScheduleError(f"an operation must be named by an identifier such as 'flush', got {_short(self.operation)}")
+        if not isinstance(self.args, tuple):
+            raise ScheduleError(f"operation {self.operation} args must be a tuple, got {_short(self.args)}")
+        for arg in self.args:
+            _plain(arg, f"an argument of operation {self.operation}", 0)
+
+
+#: How deep a JSON-plain operation argument may nest.
+MAX_DEPTH = 8
+
+
+def _plain(value: object, what: str, depth: int) -> None:
+    """Refuse anything JSON cannot hold exactly: operation arguments go into failure files."""
+    if depth > MAX_DEPTH:
+        raise ScheduleError(f"{what} nests deeper than {MAX_DEPTH} levels")
+    if value is None or isinstance(value, (bool, str)):
+        return
+    if isinstance(value, int):
+        _bounded(what, value, -(2**63), 2**63)
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ScheduleError(f"{what} must be a finite number, got {value!r}")
+    elif isinstance(value, list):
+        for item in value:
+            _plain(item, what, depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ScheduleError(f"{what} must have string keys, got {_short(key)}")
+            _plain(item, what, depth + 1)
+    else:
+        raise ScheduleError(
+            f"{what} must be a JSON-plain value (None, bool, int, float, str, list, dict), got {type(value).__name__}"
+        )
+
+
+Op = Union[Submit, Start, Cancel, Stop, Jump, Call]
+OP_TYPES: dict[str, type] = {t.name: t for t in (Submit, Start, Cancel, Stop, Jump, Call)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,8 +251,8 @@ class Schedule:
 
     @property
     def version(self) -> int:
-        """The oldest format version that can hold this schedule (1 unless it uses keys)."""
-        return 2 if any(isinstance(op, Submit) and op.key for op in self.ops) else 1
+        """The oldest format version that can hold this schedule (1 unless it uses keys or calls)."""
+        return 2 if any((isinstance(op, Submit) and op.key) or isinstance(op, Call) for op in self.ops) else 1
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -279,6 +327,9 @@ def _op_to_json(op: Op) -> dict[str, Any]:
         out["job"] = op.job
     elif isinstance(op, Jump):
         out["delta_ms"] = op.delta_ms
+    elif isinstance(op, Call):
+        out["operation"] = op.operation
+        out["args"] = list(op.args)
     return out
 
 
@@ -308,6 +359,8 @@ def _op_from_json(item: Any) -> Op:
         return Cancel(at_ms=at, job=_take(obj, "job", int))
     if name == "jump":
         return Jump(at_ms=at, delta_ms=_take(obj, "delta_ms", int))
+    if name == "call":
+        return Call(at_ms=at, operation=_take(obj, "operation", str), args=tuple(_take(obj, "args", list)))
     return Stop(at_ms=at)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from .errors import TargetError
 from .faults import error_table
+from .operations import Operation, operation_table
 from .strategies import Menu
 
 KINDS = ("submit", "periodic")
@@ -85,6 +86,8 @@ class Target:
     start: Callable[[Any, Any], Any] | None = None
     stop: Callable[[Any], Any] | None = None
     invariants: tuple[Callable[[Any], None], ...] = field(default=())
+    # named calls on the subject besides submit/cancel/stop, drawn into schedules (harness.operations)
+    operations: Mapping[str, Operation | Callable[..., Any]] = field(default_factory=dict, hash=False)
     menu: Menu | None = None
     description: str = ""
 
@@ -121,6 +124,7 @@ class Target:
             len(self.backoff_ms) == 2 and 0 <= self.backoff_ms[0] <= self.backoff_ms[1]
         ):
             raise TargetError(f"Target backoff_ms must be (low_ms, high_ms) with low <= high, got {self.backoff_ms!r}")
+        object.__setattr__(self, "operations", operation_table(self.operations))
         for fn in self.invariants:
             if not callable(fn):
                 raise TargetError(f"Target invariants must be callables taking the run, got {fn!r}")
@@ -163,6 +167,7 @@ class Target:
             canceller_raises=bool(self.cancellable) and self.kind == "submit",
             max_then=3 if (self.retries or self.kind == "periodic") else 0,
             keys=self.keys or 0,
+            operations=tuple((name, op.args) for name, op in sorted(self.operations.items())),
         )
 
     def submit_job(self, subject: Any, job: Any, priority: int) -> Any:

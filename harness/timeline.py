@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .schedule import Cancel, JobSpec, Jump, Schedule, Start, Stop, Submit
+from .schedule import Call, Cancel, JobSpec, Jump, Schedule, Start, Stop, Submit
 from .trace import Event, format_ms, one_line
 
 MARK = ">>"
@@ -55,6 +55,8 @@ def _describe_op(op: object) -> str:
         return f"wall clock jumps {op.delta_ms:+d}ms"
     if isinstance(op, Stop):
         return "stop the subject"
+    if isinstance(op, Call):
+        return f"call {op.operation}({', '.join(repr(arg) for arg in op.args)})"
     return repr(op)
 
 

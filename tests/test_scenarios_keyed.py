@@ -14,9 +14,9 @@ import importlib
 import pytest
 
 from harness import CampaignConfig, JobSpec, Schedule, Submit, check, load_target, run_campaign, run_schedule
-from harness.schedule import Cancel
+from harness.schedule import Call, Cancel
 
-MODULES = ("keyed_lock", "single_flight")
+MODULES = ("keyed_lock", "single_flight", "batching")
 SCENARIOS = tuple(s for name in MODULES for s in importlib.import_module(f"scenarios.{name}").SCENARIOS)
 CORRECT = tuple(s for s in SCENARIOS if s.expect == "pass")
 BUGGY = tuple(s for s in SCENARIOS if s.expect != "pass")
@@ -36,6 +36,9 @@ MINIMAL = {
     "scenarios.single_flight:leader_holds_work_flight": Schedule((Submit(0, 0, _ms()), Submit(0, 1, _ms()), Cancel(5, 0))),
     "scenarios.single_flight:abandoning_flight": Schedule((Submit(0, 0, _ms()), Submit(0, 1, _ms()), Cancel(5, 0))),
     "scenarios.single_flight:caches_failures_flight": Schedule((Submit(0, 0, _ms("fail")), Submit(20, 1, _ms()))),
+    "scenarios.batching:flag_cancel_queue": Schedule((Submit(0, 0, _ms()), Cancel(0, 0))),
+    "scenarios.batching:in_order_queue": Schedule((Submit(0, 0, _ms("succeed", 20)), Submit(0, 1, _ms()), Call(0, "flush"))),
+    "scenarios.batching:empty_flush_queue": Schedule((Call(0, "flush"),)),
 }
 
 

@@ -8,7 +8,7 @@ leaked slot before the deadlock it causes).
 from __future__ import annotations
 
 from ..target import Target
-from . import cancellation, completion, concurrency, delivery, errors, leaks, time, user
+from . import cancellation, completion, concurrency, delivery, errors, leaks, operations, time, user
 from .base import Invariant, Violation
 
 #: Every built-in invariant, in report order.
@@ -23,10 +23,10 @@ INVARIANTS: tuple[Invariant, ...] = (
     cancellation.Propagates(),
     cancellation.Detaches(),
     cancellation.Harmless(),
-    cancellation.Releases(),
     delivery.Isolated(),
     delivery.Joined(),
     delivery.OwnResult(),
+    cancellation.Releases(),
     time.Timeout(),
     time.Retries(),
     time.Backoff(),
@@ -36,6 +36,7 @@ INVARIANTS: tuple[Invariant, ...] = (
     time.LoopDied(),
     errors.Propagate(),
     errors.Escaped(),
+    operations.Raised(),
     errors.Poison(),
     errors.Unhandled(),
     completion.Deadline(),

@@ -23,13 +23,15 @@ from .outcomes import Outcome, received, served_by
 
 
 def _delivered(facts: Facts, job: JobFacts) -> Outcome | None:
-    """What the caller of ``job`` received, unless a cancel of its own or a stop came first."""
+    """What the caller of ``job`` received, unless a cancel of its own came first, or a stop came
+    first and it failed (stopping may fail callers; it never hands them another job's result)."""
     if job.periodic or job.fired is None or any(c < job.fired for c in job.cancels):
         return None
+    outcome = received(facts, job)
     stop = facts.first_stop()
-    if stop is not None and stop < job.fired:
+    if outcome is not None and outcome.kind == "failure" and stop is not None and stop < job.fired:
         return None
-    return received(facts, job)
+    return outcome
 
 
 def _what(outcome: Outcome) -> str:

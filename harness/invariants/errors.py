@@ -8,6 +8,7 @@ from ..target import Target
 from ..trace import format_ms
 from .base import Invariant, Violation
 from .facts import Facts, JobFacts, facts_of, stranded
+from .outcomes import received
 
 #: Errors that are the job's own doing (a raising canceller) or judged by
 #: ``completion.once`` (a Deferred fired twice), not by the error invariants.
@@ -59,6 +60,9 @@ class Propagate(Invariant):
         return stop is not None and stop < index
 
     def _judge(self, facts: Facts, job: JobFacts, target: Target, rejects: set[str]) -> str | None:
+        source = received(facts, job).source
+        if source is not None and source[0] != job.id:
+            return None  # another job's outcome: errors.own_result (or, shared, sharing.joined) judges it
         fired = facts.events[job.fired]
         ended = [a for a in job.attempts if a.end is not None and a.end < job.fired]
         last = ended[-1] if ended else None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from .facts import Attempt, Facts, JobFacts
 
 _VALUE = re.compile(r"'job(\d+)\.(\d+)'")
-_INJECTED = re.compile(r"(\w+): injected by job (\d+) attempt (\d+)")
+_INJECTED = re.compile(r"(\w+): (['\"]?)injected by job (\d+) attempt (\d+)\2")
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def received(facts: Facts, job: JobFacts) -> Outcome | None:
         source = (int(match[1]), int(match[2])) if match else None
         return Outcome("result", job.fired, event.t_us, value=event.detail, source=source)
     match = _INJECTED.fullmatch(event.detail)
-    source = (int(match[2]), int(match[3])) if match else None
+    source = (int(match[3]), int(match[4])) if match else None
     return Outcome("failure", job.fired, event.t_us, error=facts.error_name(job.fired), source=source)
 
 

@@ -20,7 +20,7 @@ Layout:
   cancelled, or still running at the end of the run);
 - every event is a marker whose shape and colour say its kind (the legend
   below the lanes lists those present) with the full event as its tooltip;
-- ``stop()`` and wall-clock jumps are vertical rules across all lanes,
+- ``stop()``, wall-clock jumps and operation calls are vertical rules across all lanes,
   labelled; the events that break the invariant are ringed in red and
   labelled with their kind, and the lanes of the jobs involved are tinted.
 """
@@ -77,6 +77,7 @@ MARKERS: dict[str, Marker] = {
     "cancel": Marker("slash", "#ffffff", "#e07b00", "cancel()"),
     "stop": Marker("rule", "#444444", "#444444", "stop()"),
     "jump": Marker("rule", "#6a1b9a", "#6a1b9a", "wall clock jump"),
+    "call": Marker("rule", "#00695c", "#00695c", "operation call (flush, trip...)"),
     "error": Marker("star", "#c62828", "#7f0000", "error (raised, escaped, logged, unhandled)"),
     "leak": Marker("square", "#ffffff", "#6a1b9a", "left behind after stop"),
     "skip": Marker("circle", "#ffffff", "#9e9e9e", "skipped (nothing to do)"),
@@ -102,6 +103,10 @@ KIND_CLASS: dict[str, str] = {
     "stop.skip": "skip",
     "stop.failure": "error",
     "clock.jump": "jump",
+    "call": "call",
+    "call.raised": "error",
+    "call.failure": "error",
+    "call.refused": "skip",
     "reactor.error": "error",
     "reactor.livelock": "error",
     "unhandled": "error",
@@ -323,16 +328,19 @@ def _wait(submitted: _Placed, end_x: float) -> str:
 
 
 def _rules(placed: list[_Placed], lanes_bottom: float) -> list[str]:
-    """Vertical rules across every lane for stop() and wall-clock jumps, labelled at the top."""
+    """Vertical rules across every lane for stop(), wall-clock jumps and operation calls, labelled at the top."""
     out: list[str] = []
     for item in placed:
-        if item.cls not in ("stop", "jump"):
+        if item.cls not in ("stop", "jump", "call"):
             continue
         marker = MARKERS[item.cls]
-        dash = ' stroke-dasharray="5 3"' if item.cls == "jump" else ""
-        text = f"jump {item.event.detail}" if item.cls == "jump" else (
-            "stop()" if item.event.detail != "teardown" else "stop() at teardown"
-        )
+        dash = ' stroke-dasharray="5 3"' if item.cls != "stop" else ""
+        if item.cls == "call":
+            text = item.event.detail
+        else:
+            text = f"jump {item.event.detail}" if item.cls == "jump" else (
+                "stop()" if item.event.detail != "teardown" else "stop() at teardown"
+            )
         out.append(
             f'<line class="rule rule-{item.cls}" x1="{item.x:.1f}" y1="{HEADER - 4}" x2="{item.x:.1f}" '
             f'y2="{lanes_bottom}" stroke="{marker.stroke}" stroke-width="1.5"{dash}/>'
