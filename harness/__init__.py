@@ -20,9 +20,16 @@ from .shard import Shard
 from .strategies import Menu, job_specs, schedules
 from .target import Target, load_target
 from .trace import Event, Trace
+from .invariants.outcomes import Outcome
+from .view import AttemptRecord, CallRecord, EventKind, JobRecord, RunView
 from .workers import ParallelResult, WorkerReport, run_workers
 
 __all__ = [
+    "AttemptRecord",
+    "CallRecord",
+    "EventKind",
+    "JobRecord",
+    "RunView",
     "BUILTIN_ERRORS",
     "CampaignConfig",
     "Call",
@@ -44,6 +51,7 @@ __all__ = [
     "Menu",
     "NondeterministicTarget",
     "Operation",
+    "Outcome",
     "ReportError",
     "ParallelResult",
     "Run",

@@ -32,7 +32,7 @@ from traceback import clear_frames
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, task
 from twisted.logger import LogLevel, globalLogBeginner, globalLogPublisher
@@ -48,6 +48,9 @@ from .schedule import Call, Cancel, Jump, Op, Schedule, Start, Stop, Submit
 from .target import Target
 from .trace import Trace, format_ms, one_line
 from .watchdog import DEFAULT_TIMEOUT_S, Expired, Watchdog
+
+if TYPE_CHECKING:
+    from .view import RunView
 
 #: Virtual time the runner keeps draining after the last operation, beyond
 #: the total duration of all jobs, before it calls the run finished.
@@ -131,6 +134,13 @@ class Run:
     step: int | None = None
     detail: str = ""
     checkpoint: Callable[[], None] = field(default=lambda: None, repr=False)
+
+    @property
+    def view(self) -> RunView:
+        """The typed, documented records of this run (``harness.view``; docs/run-api.md)."""
+        from .view import RunView
+
+        return RunView.of(self)
 
     def where(self) -> str:
         """Where the run is, for a message: ``in step 3 (submit job 2)``."""

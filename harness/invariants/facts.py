@@ -87,9 +87,12 @@ class Facts:
 def facts_of(run) -> Facts:
     """The facts of ``run``, computed once and cached on it."""
     cached = getattr(run, "_facts", None)
-    if cached is None:
+    # Rebuilt when the trace grew: a target's own invariant may ask while the run is still releasing.
+    if cached is None or run._facts_length != len(run.trace):
         cached = _build(run.trace, run.schedule)
         run._facts = cached
+        run._facts_length = len(run.trace)
+        run._stranded = None
     return cached
 
 
