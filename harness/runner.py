@@ -202,7 +202,7 @@ def run_schedule(target: Target, schedule: Schedule, timeout_s: float | None = D
                 run.checkpoint = checkpoint
                 try:
                     try:
-                        run.subject = target.build(clock)
+                        run.subject = target.build(clock, *_work_for_build(run))
                     except _ABORTS + (KeyboardInterrupt,):
                         raise
                     except BaseException as exc:
@@ -281,6 +281,19 @@ def _check_operations(target: Target, schedule: Schedule) -> None:
                 f"the schedule calls operation {op.operation!r}, which the target does not declare "
                 f"(its operations: {known}); declare it in Target(operations=...) or use a schedule made for this target"
             )
+
+
+def _work_for_build(run: Run) -> tuple[Any, ...]:
+    """The periodic work for ``build(clock, work)``: the job of the schedule's first start, made now."""
+    if not run.target.takes_work:
+        return ()
+    assert run.clock is not None
+    start = next((op for op in run.schedule.ops if isinstance(op, Start)), None)
+    if start is None:
+        return (_nothing,)  # a schedule that never starts the subject: its work is never called
+    job = Job(start.job, start.specs, run.clock, run.trace, run.target.error_types)
+    run.jobs[start.job] = job
+    return (job,)
 
 
 def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, observer: _LogRecorder) -> HarnessError:
@@ -546,7 +559,7 @@ def _apply(run: Run, op: Any, errors: dict[str, type[BaseException]]) -> None:
             return
         _watch(run, op.job, d, "submit")
     elif isinstance(op, Start):
-        job = Job(op.job, op.specs, run.clock, trace, errors)
+        job = run.jobs.get(op.job) or Job(op.job, op.specs, run.clock, trace, errors)
         run.jobs[op.job] = job
         trace.record("start", op.job)
         try:

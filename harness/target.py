@@ -10,6 +10,7 @@ adapted in a line or two. Each promise turns on the invariants that check it.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -41,7 +42,10 @@ class Target:
     """What to test and what it promises.
 
     ``build(clock)`` returns a fresh subject for every run; it must schedule
-    through ``clock`` (an ``IReactorTime``), never the global reactor.
+    through ``clock`` (an ``IReactorTime``), never the global reactor. A
+    periodic subject that takes its function at construction is built by
+    ``build(clock, work)`` (a build with two required parameters), and then
+    started with ``subject.start()``.
 
     Work-submission subjects (``kind="submit"``): ``submit(subject, job,
     priority)`` hands a job over and returns the Deferred of its result; the
@@ -130,6 +134,11 @@ class Target:
                 raise TargetError(f"Target invariants must be callables taking the run, got {fn!r}")
 
     @property
+    def takes_work(self) -> bool:
+        """Whether ``build`` is ``build(clock, work)``: a periodic subject given its function at construction."""
+        return self.kind == "periodic" and _required_positional(self.build) == 2
+
+    @property
     def detaches(self) -> bool:
         """Whether cancelling a caller leaves its work running (``cancellable="detach"``)."""
         return self.cancellable == "detach"
@@ -183,6 +192,8 @@ class Target:
     def start_subject(self, subject: Any, work: Any) -> Any:
         if self.start is not None:
             return self.start(subject, work)
+        if self.takes_work:
+            return subject.start()
         return subject.start(work)
 
     def can_stop(self, subject: Any) -> bool:
@@ -192,6 +203,16 @@ class Target:
         if self.stop is not None:
             return self.stop(subject)
         return subject.stop()
+
+
+def _required_positional(fn: Callable[..., Any]) -> int | None:
+    """How many positional parameters ``fn`` requires, or None when it cannot be told."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for p in parameters if p.kind in kinds and p.default is inspect.Parameter.empty)
 
 
 def load_target(spec: str) -> Target:
