@@ -68,3 +68,16 @@ def test_a_user_invariant_on_the_view_is_reported_like_a_built_in_one() -> None:
     run = run_schedule(target, Schedule((Submit(0, 0, JobSpec("succeed", 10)), Submit(0, 1, JobSpec("succeed", 10)))))
     [violation] = check(run)
     assert violation.invariant == "user.never_two_at_once" and "job 0 overlapped" in violation.message
+
+
+def test_the_example_in_the_reference_runs_and_catches_what_it_says() -> None:
+    text = (ROOT / "docs" / "run-api.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    from scenarios.keyed_lock import EarlyDropKeyedLock, KeyedLock
+
+    schedule = Schedule((Submit(0, 0, JobSpec("succeed", 10)), Submit(0, 1, JobSpec("succeed", 10)), Submit(15, 2, JobSpec("succeed", 10))))
+    for subject, expected in ((KeyedLock, []), (EarlyDropKeyedLock, ["user.one_at_a_time_per_key"])):
+        namespace = {"MyLock": subject}
+        exec(compile(code, "docs/run-api.md", "exec"), namespace)
+        names = [v.invariant for v in check(run_schedule(namespace["target"], schedule)) if v.invariant.startswith("user.")]
+        assert names == expected
