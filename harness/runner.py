@@ -554,6 +554,8 @@ def _apply(run: Run, op: Any, errors: dict[str, type[BaseException]]) -> None:
         trace.record("submit", op.job, submit_detail(op.priority, op.key if run.target.keys is not None else None))
         try:
             d = run.target.submit_job(run.subject, job, op.priority)
+        except TargetError:
+            raise
         except Exception as exc:
             trace.record("submit.raised", op.job, describe_error(exc))
             return

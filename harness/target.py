@@ -187,7 +187,17 @@ class Target:
             extra["priority"] = priority
         if self.keys is not None:
             extra["key"] = job.key
-        return subject.submit(job, **extra)
+        try:
+            return subject.submit(job, **extra)
+        except TypeError as exc:
+            if not any(f"unexpected keyword argument '{name}'" in str(exc) for name in extra):
+                raise
+            given = ", ".join(f"{name}=" for name in extra)
+            raise TargetError(
+                f"the default submit calls subject.submit(job, {given}...) because the target declares "
+                f"{' and '.join('keys' if n == 'key' else 'order=priority' for n in extra)}, but it raised TypeError: {exc}; "
+                "accept the keyword, or pass Target(submit=lambda subject, job, priority: ...) reading job.key"
+            ) from None
 
     def start_subject(self, subject: Any, work: Any) -> Any:
         if self.start is not None:

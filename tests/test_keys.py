@@ -207,3 +207,8 @@ def test_a_caller_handed_another_jobs_result_is_caught_without_sharing() -> None
     [violation] = check(run_schedule(Target(build=lambda clock: Swapping()), schedule))
     assert violation.invariant == "errors.own_result"
     assert "job 0's Deferred delivered 'job1.0'" in violation.message
+
+
+def test_a_subject_whose_submit_takes_no_key_gets_a_one_line_fix() -> None:
+    with pytest.raises(TargetError, match=r"default submit calls subject.submit\(job, key=...\) because the target declares keys"):
+        run_schedule(Target(build=SerialResource, keys=2), Schedule((Submit(0, 0, _ms()),)))
