@@ -3,7 +3,7 @@
 As for the work-submission zoo: a hand-written minimal schedule per bug that
 breaks exactly the expected invariant first and that every reference subject
 of the module passes; a campaign per reference subject that finds nothing
-(200 examples, 2,000 marked slow); and for every buggy subject, campaigns on
+(200 examples, 5,000 marked slow); and for every buggy subject, campaigns on
 seeds 1 to 5 that each name the expected invariant.
 """
 
@@ -94,12 +94,12 @@ def test_reference_subject_passes_a_campaign(scenario, tmp_path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("scenario", CORRECT, ids=_ids(CORRECT))
-def test_reference_subject_passes_2000_examples(scenario, tmp_path) -> None:
+def test_reference_subject_passes_5000_examples(scenario, tmp_path) -> None:
     menu = load_target(scenario.target).default_menu()
     assert "hang" in menu.job_kinds and menu.canceller_raises == bool(load_target(scenario.target).cancellable)
-    result = _campaign(scenario.target, 2000, 2000, tmp_path)
+    result = _campaign(scenario.target, 5000, 5000, tmp_path)
     assert [f.record.message for f in result.findings] == []
-    assert result.examples == 2000
+    assert result.examples == 5000
 
 
 @pytest.mark.parametrize("seed", range(1, 6))
