@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness import Call, Operation, Schedule, Submit, Target, TargetError, check, run_schedule, schedules
+from harness import Call, JobSpec, Operation, Schedule, Submit, Target, TargetError, check, run_schedule, schedules
 from harness.failure_file import FailureRecord
 from harness.report.svg import timeline_svg
 from harness.schedule import ScheduleError
@@ -139,3 +139,31 @@ def test_a_failure_with_operations_round_trips_through_fuzz_show_replay_and_the_
     # The regression corpus replays it first in the next campaign.
     again = harness("fuzz", spec, "--seed", "3", "--max-examples", "5", "--report-dir", "reports")
     assert again.returncode == 1 and "harness-regressions" in again.stdout and "errors.operation" in again.stdout
+
+
+pytest_plugins = ["pytester"]
+
+
+def test_a_failure_with_operations_and_keys_is_a_pytest_regression_item(pytester: pytest.Pytester) -> None:
+    from harness.failure_file import FailureRecord
+    from scenarios.single_flight import caches_failures_flight
+
+    keyed = Schedule((Call(0, "flush"), Submit(0, 0)))
+    run = run_schedule(empty_flush_queue, keyed)
+    records = {
+        "calls.json": FailureRecord.of_run("scenarios.batching:empty_flush_queue", run, check(run)[0]),
+    }
+    shared = Schedule((Submit(0, 0, JobSpec("fail", 10), key=1), Submit(20, 1, key=1)))
+    run = run_schedule(caches_failures_flight, shared)
+    records["keys.json"] = FailureRecord.of_run("scenarios.single_flight:caches_failures_flight", run, check(run)[0])
+    directory = pytester.path / "harness-regressions"
+    directory.mkdir()
+    for name, record in records.items():
+        assert record.schedule.to_json()["version"] == 2
+        (directory / name).write_text(json.dumps(record.to_json()))
+    result = pytester.runpytest_subprocess("-v")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines_random(
+        ["harness-regressions/calls.json::errors.operation FAILED*", "harness-regressions/keys.json::sharing.joined FAILED*"]
+    )
+    result.stdout.fnmatch_lines(["*reproduced exactly: the bug this regression file records is back*"])
