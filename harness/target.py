@@ -50,8 +50,9 @@ class Target:
     Work-submission subjects (``kind="submit"``): ``submit(subject, job,
     priority)`` hands a job over and returns the Deferred of its result; the
     default calls ``subject.submit(job)`` (with ``priority=`` when ``order`` is
-    ``"priority"``, and ``key=job.key`` when ``keys`` is declared). Periodic subjects (``kind="periodic"``): ``start(subject,
-    work)`` starts calling ``work`` periodically; default ``subject.start(work)``.
+    ``"priority"``, and ``key=job.key`` when ``keys`` is declared). Periodic
+    subjects (``kind="periodic"``): ``start(subject, work)`` starts calling
+    ``work`` periodically; default ``subject.start(work)``.
     ``stop(subject)`` defaults to ``subject.stop()`` when the subject has one.
 
     Every promise is optional; each one declared switches on its invariants
