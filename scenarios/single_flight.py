@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
 from harness import Target
@@ -29,6 +29,8 @@ class _Flight:
         self.callers: list[defer.Deferred[Any]] = []
         self.work: defer.Deferred[Any] | None = None
         self.failure: Failure | None = None
+        self.done = False
+        self.outcome: Any = None
 
 
 class SingleFlight:
@@ -65,6 +67,45 @@ class SingleFlight:
     def _forget(self, outcome: Any, key: Any, flight: _Flight) -> None:
         if self._flights.get(key) is flight:
             del self._flights[key]
+
+
+#: How long ``CachingFlight`` keeps serving a finished execution's outcome.
+CACHE_MS = 50
+
+
+class CachingFlight(SingleFlight):
+    """Like ``SingleFlight``, and a finished execution's outcome is served to new callers for ``CACHE_MS``."""
+
+    def __init__(self, clock: IReactorTime) -> None:
+        super().__init__(clock)
+        self._expiry: dict[Any, IDelayedCall] = {}
+        self._stopped = False
+
+    def submit(self, job: Callable[[], Any], key: Any) -> defer.Deferred[Any]:
+        flight = self._flights.get(key)
+        if flight is not None and flight.done:
+            return defer.fail(flight.outcome) if isinstance(flight.outcome, Failure) else defer.succeed(flight.outcome)
+        return super().submit(job, key)
+
+    def _forget(self, outcome: Any, key: Any, flight: _Flight) -> None:
+        if self._stopped:
+            super()._forget(outcome, key, flight)  # stopped: cache nothing, leave no timer behind
+            return
+        flight.done, flight.outcome = True, outcome
+        self._expiry[key] = self.clock.callLater(CACHE_MS / 1000, self._expire, key, flight)
+
+    def _expire(self, key: Any, flight: _Flight) -> None:
+        del self._expiry[key]
+        if self._flights.get(key) is flight:
+            del self._flights[key]
+
+    def stop(self) -> None:
+        """Drop the cached outcomes and their timers; executions still running are shared as before."""
+        self._stopped = True
+        for key, call in self._expiry.items():
+            call.cancel()
+            del self._flights[key]
+        self._expiry.clear()
 
 
 class LeaderHoldsWorkFlight(SingleFlight):
@@ -129,12 +170,26 @@ def _shared(build: Callable[[IReactorTime], Any], description: str) -> Target:
 
 
 single_flight = _shared(SingleFlight, "one execution per key; callers that come while it runs join it")
+caching_flight = Target(
+    build=CachingFlight,
+    keys=2,
+    shared=True,
+    cache_ms=CACHE_MS,
+    cancellable="detach",
+    description=f"a single-flight cache that serves a finished outcome for {CACHE_MS}ms",
+)
 leader_holds_work_flight = _shared(LeaderHoldsWorkFlight, "the first caller holds the work itself: its cancel cancels everybody's")
 abandoning_flight = _shared(AbandoningFlight, "one caller's cancel cancels every caller that joined its flight")
 caches_failures_flight = _shared(CachesFailuresFlight, "a failed execution is never forgotten: later callers get its old failure")
 
 SCENARIOS = (
     Scenario("scenarios.single_flight:single_flight", "pass", "a single-flight cache: callers of one key share one execution", "Deferred"),
+    Scenario(
+        "scenarios.single_flight:caching_flight",
+        "pass",
+        f"a single-flight cache that serves a finished execution's outcome for {CACHE_MS}ms",
+        "callLater",
+    ),
     Scenario(
         "scenarios.single_flight:leader_holds_work_flight",
         "cancellation.detaches",

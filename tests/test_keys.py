@@ -212,3 +212,12 @@ def test_a_caller_handed_another_jobs_result_is_caught_without_sharing() -> None
 def test_a_subject_whose_submit_takes_no_key_gets_a_one_line_fix() -> None:
     with pytest.raises(TargetError, match=r"default submit calls subject.submit\(job, key=...\) because the target declares keys"):
         run_schedule(Target(build=SerialResource, keys=2), Schedule((Submit(0, 0, _ms()),)))
+
+
+def test_a_declared_cache_lifetime_lets_a_finished_execution_serve_new_callers() -> None:
+    from scenarios.single_flight import caching_flight
+
+    schedule = Schedule((Submit(0, 0, _ms()), Submit(30, 1, _ms()), Submit(70, 2, _ms())))
+    run = run_schedule(caching_flight, schedule)
+    assert check(run) == []
+    assert [run.view.served_by(job).job for job in range(3)] == [0, 0, 2]
