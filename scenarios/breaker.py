@@ -147,7 +147,7 @@ swallowing_trial_breaker = _breaker(SwallowingTrialBreaker, "a failed trial call
 
 SCENARIOS = (
     Scenario("scenarios.breaker:circuit_breaker", "pass", "a circuit breaker: closed, open, one trial call when half-open", "callLater"),
-    Scenario("scenarios.breaker:open_gate_breaker", "user", "half-open admits every call instead of one trial", "callLater"),
+    Scenario("scenarios.breaker:open_gate_breaker", "user.one_trial_at_a_time", "half-open admits every call instead of one trial", "callLater"),
     Scenario(
         "scenarios.breaker:swallowing_trial_breaker",
         "errors.propagate",

@@ -47,11 +47,6 @@ MINIMAL = {
 }
 
 
-def _matches(found: str, expect: str) -> bool:
-    """A target's own invariant is reported as ``user.<its name>``; a scenario expecting one says ``user``."""
-    return found == expect or (expect == "user" and found.startswith("user."))
-
-
 def _ids(scenarios) -> list[str]:
     return [s.target.split(":")[1] for s in scenarios]
 
@@ -75,7 +70,7 @@ def test_every_buggy_scenario_has_a_minimal_schedule() -> None:
 @pytest.mark.parametrize("scenario", BUGGY, ids=_ids(BUGGY))
 def test_minimal_schedule_breaks_the_expected_invariant_first(scenario) -> None:
     violations = check(run_schedule(load_target(scenario.target), MINIMAL[scenario.target]))
-    assert violations and _matches(violations[0].invariant, scenario.expect), violations
+    assert violations and violations[0].invariant == scenario.expect, violations
 
 
 @pytest.mark.parametrize("scenario", CORRECT, ids=_ids(CORRECT))
@@ -107,4 +102,4 @@ def test_reference_subject_passes_5000_examples(scenario, tmp_path) -> None:
 def test_buggy_subject_is_caught_by_its_invariant_on_seeds_1_to_5(scenario, seed, tmp_path) -> None:
     result = _campaign(scenario.target, seed, DETECTION_BUDGET, tmp_path)
     assert result.findings, f"{scenario.target}: nothing found in {DETECTION_BUDGET} examples with seed {seed}"
-    assert _matches(result.findings[0].record.invariant, scenario.expect), result.findings[0].record.message
+    assert result.findings[0].record.invariant == scenario.expect, result.findings[0].record.message
