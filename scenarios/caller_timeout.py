@@ -27,8 +27,13 @@ from .timeout import LIMIT, TIMEOUT_MS, TimeoutPool
 log = Logger()
 
 
-def timeout_deferred(job: defer.Deferred[Any], timeout: float, clock: IReactorTime) -> defer.Deferred[Any]:
-    """A Deferred of ``job``'s result that fails with ``TimeoutError`` at ``timeout`` whatever ``job`` does.
+def timeout_deferred(
+    job: defer.Deferred[Any],
+    timeout: float,
+    clock: IReactorTime,
+    error: type[Exception] = defer.TimeoutError,
+) -> defer.Deferred[Any]:
+    """A Deferred of ``job``'s result that fails with ``error`` at ``timeout`` whatever ``job`` does.
 
     Written after Synapse's ``timeout_deferred``: at the timeout it cancels
     ``job``, logs a canceller that raises, and fails the caller if the
@@ -50,7 +55,7 @@ def timeout_deferred(job: defer.Deferred[Any], timeout: float, clock: IReactorTi
         except Exception:
             log.failure("the job's canceller raised at its timeout")
         if not caller.called:
-            caller.errback(defer.TimeoutError(f"timed out after {timeout:g}s"))
+            caller.errback(error(f"timed out after {timeout:g}s"))
 
     timer = clock.callLater(timeout, time_it_out)
 
@@ -58,7 +63,7 @@ def timeout_deferred(job: defer.Deferred[Any], timeout: float, clock: IReactorTi
         if timer.active():
             timer.cancel()
         if isinstance(result, Failure) and timed_out and result.check(defer.CancelledError):
-            result = Failure(defer.TimeoutError(f"timed out after {timeout:g}s"))
+            result = Failure(error(f"timed out after {timeout:g}s"))
         if caller.called:
             return
         if isinstance(result, Failure):
@@ -78,16 +83,23 @@ class CallerTimeoutPool:
     caller's Deferred, not the job's.
     """
 
-    def __init__(self, clock: IReactorTime, limit: int = LIMIT, timeout_ms: int = TIMEOUT_MS) -> None:
+    def __init__(
+        self,
+        clock: IReactorTime,
+        limit: int = LIMIT,
+        timeout_ms: int = TIMEOUT_MS,
+        error: type[Exception] = defer.TimeoutError,
+    ) -> None:
         self.clock = clock
         self.timeout = timeout_ms / 1000
+        self.error = error
         self._sem = defer.DeferredSemaphore(limit)
 
     def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
         return self._sem.run(self._timed, job)
 
     def _timed(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
-        return timeout_deferred(defer.maybeDeferred(job), self.timeout, self.clock)
+        return timeout_deferred(defer.maybeDeferred(job), self.timeout, self.clock, self.error)
 
 
 class AddTimeoutPool(TimeoutPool):

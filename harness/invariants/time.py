@@ -50,10 +50,10 @@ class Timeout(Invariant):
                     f"{target.timeout_ms}ms",
                     [attempt.start, attempt.end],
                 )
-            if ended is not None and ended <= due:
-                continue
             if ended is not None and attempt.end_kind != "job.cancel" and ended <= due + facts.late_us:
-                continue  # on a late clock the job's own end may come before the timeout fires
+                continue  # the job ended on its own in time (on a late clock, before the timeout fired)
+            if attempt.end_kind == "job.cancel" and ended < due:
+                continue  # cancelled early by the user or a stop (an unexcused early cancel returned above)
             if due > horizon:
                 continue
             if excused is not None and facts.time(excused) <= due + facts.late_us and (
@@ -241,7 +241,8 @@ class Early(Invariant):
             if not job.periodic:
                 continue
             best: tuple[int, Attempt] | None = None
-            before = job.submit if job.submit is not None else -1
+            origin = job.submit if job.submit is not None else -1
+            before = origin
             for k, attempt in enumerate(job.attempts):
                 t = facts.time(attempt.start)
                 if best is not None:
@@ -249,7 +250,7 @@ class Early(Invariant):
                     w = t - k * interval + facts.jumps_between(-1, attempt.start) * interval
                     if w < v - facts.late_us:
                         i = job.attempts.index(first)
-                        excused = facts.jumps_between(job.attempts[i - 1].start if i else before, attempt.start)
+                        excused = facts.jumps_between(job.attempts[i - 1].start if i else origin, attempt.start)
                         earliest = facts.time(first.start) + (k - i - excused) * interval - facts.late_us
                         jumps = f", allowing one interval for each of the {excused} wall-clock jumps between" if excused else ""
                         yield self.violation(
@@ -261,8 +262,8 @@ class Early(Invariant):
                         )
                         return
                 v = t - k * interval + facts.jumps_between(-1, before) * interval
-                if best is None or v > best[0]:
-                    best = (v, attempt)
+                if best is None or v >= best[0]:
+                    best = (v, attempt)  # on a tie the later call: the closest pair is the clearest report
                 before = attempt.start
 
     def _rate(self, run, facts: Facts, jobs: int, per_ms: int) -> Iterator[Violation]:
