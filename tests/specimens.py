@@ -233,3 +233,26 @@ class RetryUnlessTrue:
                 return result
         return result
 
+
+
+class _Stubborn(defer.Deferred):  # type: ignore[type-arg]
+    """A Deferred whose ``cancel()`` does nothing."""
+
+    def cancel(self) -> None:
+        pass
+
+
+class StubbornPool:
+    """Runs every job at once; its Deferreds cannot be cancelled.
+
+    BUG: ``cancel()`` is overridden to do nothing ("a job, once submitted,
+    always completes"), so a cancelled caller later gets the job's result.
+    """
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+
+    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
+        caller = _Stubborn()
+        defer.maybeDeferred(job).chainDeferred(caller)
+        return caller
