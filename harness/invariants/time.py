@@ -16,10 +16,19 @@ from .facts import Attempt, Facts, JobFacts, facts_of
 
 
 class Timeout(Invariant):
-    """Declared timeout T: a job still running T after it started is cancelled at T, and its caller gets the timeout error."""
+    """Declared timeout T: a job still running T after it started is cancelled at T, and its caller gets the
+    timeout error; and the timeout error reaches only callers whose job really ran (or waited) T.
+
+    With ``timeout_fires`` the caller must fail at T even when the job's own
+    canceller raises (without it, such a job excuses a timeout that fails the
+    caller through the job's cancellation, as ``Deferred.addTimeout`` does).
+    """
 
     name = "time.timeout"
-    summary = "a job still running T after it started (or was submitted) is cancelled at T and fails with the timeout error"
+    summary = (
+        "a job still running T after it started (or was submitted) is cancelled at T and fails with the timeout "
+        "error, which no job gets sooner"
+    )
 
     def applies(self, target: Target) -> bool:
         return target.timeout_ms is not None and target.kind == "submit"
