@@ -248,6 +248,30 @@ def test_a_caller_side_timeout_keeps_timeout_fires() -> None:
     assert check(run) == []
 
 
+def test_synapse_timeout_deferred_keeps_timeout_fires() -> None:
+    """Synapse's ``timeout_deferred`` is written for this promise; checked when Synapse is installed."""
+    async_helpers = pytest.importorskip("synapse.util.async_helpers")
+    from synapse.util.clock import Clock
+    from twisted.internet import defer
+
+    class SynapseTimeoutPool:
+        """Two jobs at once, each under Synapse's timeout_deferred (its caller cannot cancel the job)."""
+
+        def __init__(self, clock) -> None:
+            self.clock = Clock(clock, server_name="harness")
+            self._sem = defer.DeferredSemaphore(2)
+
+        def submit(self, job):
+            return self._sem.run(
+                lambda: async_helpers.timeout_deferred(deferred=defer.maybeDeferred(job), timeout=0.3, clock=self.clock)
+            )
+
+    target = Target(build=SynapseTimeoutPool, limit=2, timeout_ms=300, timeout_fires=True, cancellable=False)
+    run = _run(target, HOSTILE)
+    assert [(e.kind, e.job, e.t_us // 1000) for e in run.trace if e.kind == "failure"] == [("failure", 0, 300)]
+    assert check(run) == []
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
