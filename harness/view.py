@@ -39,6 +39,7 @@ class EventKind(str, Enum):
     JOB_CANCEL = "job.cancel"  #: an attempt's own Deferred was cancelled
     RESULT = "result"  #: the caller's Deferred delivered a value
     FAILURE = "failure"  #: the caller's Deferred failed
+    ERROR_IS = "error.is"  #: after an error event: the declared types its error is an instance of (subclasses)
     CANCEL = "cancel"  #: the harness cancelled the caller's Deferred
     CANCEL_RAISED = "cancel.raised"  #: cancel() raised
     CANCEL_SKIP = "cancel.skip"  #: nothing to cancel (the job was never submitted)

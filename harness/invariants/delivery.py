@@ -75,12 +75,12 @@ class Joined(Invariant):
     def check(self, run) -> Iterator[Violation]:
         facts = facts_of(run)
         target = run.target
-        excused = {t.__name__ for t in target.rejects} | {target.cancel_error.__name__}
+        excused = [*target.rejects, target.cancel_error]
         if target.timeout_ms is not None:
-            excused.add(target.timeout_error.__name__)
+            excused.append(target.timeout_error)
         for job in facts.jobs.values():
             outcome = _delivered(facts, job)
-            if outcome is None or outcome.error in excused:
+            if outcome is None or (outcome.kind == "failure" and any(facts.is_error(outcome.index, t) for t in excused)):
                 continue
             message = self._judge(facts, job, outcome, target.cache_ms)
             if message:
@@ -134,10 +134,11 @@ class Isolated(Invariant):
 
     def check(self, run) -> Iterator[Violation]:
         facts = facts_of(run)
-        name = run.target.cancel_error.__name__
+        cancel_error = run.target.cancel_error
+        name = cancel_error.__name__
         for job in facts.jobs.values():
             outcome = _delivered(facts, job)
-            if outcome is None or outcome.error != name:
+            if outcome is None or outcome.kind != "failure" or not facts.is_error(outcome.index, cancel_error):
                 continue
             cancels = [c for other in facts.jobs.values() if other.key == job.key for c in other.cancels if c < outcome.index]
             cause = f"after job {facts.events[cancels[-1]].job} of the same key was cancelled" if cancels else "though nobody cancelled it"
