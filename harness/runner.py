@@ -26,7 +26,6 @@ handler is undone however the run ends.
 from __future__ import annotations
 
 import gc
-import math
 import re
 from traceback import clear_frames
 from collections.abc import Callable, Iterator
@@ -171,8 +170,8 @@ def run_schedule(target: Target, schedule: Schedule, timeout_s: float | None = D
     _check_error_names(target, schedule)
     _isolate_garbage()
     policy = schedule.clock
-    clock = FaultClock(policy.tie_break, policy.seed, jitter=policy.jitter_ms / 1000)
-    trace = Trace(lambda: round(clock.rightNow * 1_000_000))
+    clock = FaultClock.for_policy(policy)
+    trace = Trace(lambda: clock.now_us)
     clock.on_escape = lambda call, exc: trace.record("reactor.error", detail=f"{call_name(call)}: {describe_error(exc)}")
     observer = _LogRecorder(trace)
     run = Run(target=target, schedule=schedule, trace=trace, clock=clock)
@@ -262,7 +261,7 @@ def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, ob
     """End a run that cannot go on: record why, drop the subject, and return the error to raise."""
     where = run.where()
     clock = run.clock
-    t_us = round(clock.rightNow * 1_000_000) if clock is not None else (run.trace[-1].t_us if len(run.trace) else 0)
+    t_us = clock.now_us if clock is not None else (run.trace[-1].t_us if len(run.trace) else 0)
     when = format_ms(t_us)
     error: HarnessError
     if guard.escaped is not None or isinstance(exc, Escaped):
@@ -325,19 +324,19 @@ def _play(run: Run) -> None:
     checkpoint = run.checkpoint
     for index, op in enumerate(schedule.ops):
         run.phase, run.step = "advance", index
-        _advance_until(clock, op.at_ms / 1000, policy.step_ms, checkpoint)
+        _advance_until(clock, op.at_ms * 1000, checkpoint)
         run.phase = "step"
         _apply(run, op, errors)
         checkpoint()
     run.phase = "drain"
-    end = schedule.end_ms / 1000
-    _drain(clock, end + drain_ms / 1000, policy.step_ms, checkpoint)
-    _advance_until(clock, end + observe_ms / 1000, policy.step_ms, checkpoint)
+    end_us = schedule.end_ms * 1000
+    _drain(clock, end_us + drain_ms * 1000, checkpoint)
+    _advance_until(clock, end_us + observe_ms * 1000, checkpoint)
     trace.record("drained", detail=f"pending={len(clock.calls)}")
     if not run.stopped and target.can_stop(run.subject):
         run.phase = "teardown"
         _stop(run, "teardown")
-        _drain(clock, clock.rightNow + drain_ms / 1000, policy.step_ms, checkpoint)
+        _drain(clock, clock.now_us + drain_ms * 1000, checkpoint)
     if run.stopped:
         _record_leftovers(run)
 
@@ -346,10 +345,10 @@ def _record_leftovers(run: Run) -> None:
     """Record pending DelayedCalls and running LoopingCalls left after stop and drain."""
     clock, trace = run.clock, run.trace
     assert clock is not None
-    for call in sorted(clock.calls, key=lambda c: (c.getTime(), c.key)):
+    for call in sorted(clock.calls, key=lambda c: (c.due_us, c.key)):
         if isinstance(getattr(call.func, "__self__", None), Job):
             continue
-        trace.record("leak.call", detail=f"{call_name(call)} due at {round(call.getTime() * 1000)}ms")
+        trace.record("leak.call", detail=f"{call_name(call)} due at {round(call.due_us / 1000)}ms")
     loops: dict[int, task.LoopingCall] = {}
     for call in clock.created:
         func = getattr(call, "func", None)
@@ -447,36 +446,19 @@ def _collect(observer: _LogRecorder) -> None:
             return
 
 
-def _fire_time(due: float, step_ms: int) -> float:
-    """When a call due at ``due`` fires: then, or at the next stride of a strided reactor."""
-    if not step_ms:
-        return due
-    stride = step_ms / 1000
-    return math.ceil(round(due / stride, 9)) * stride
-
-
 def _nothing() -> None:
     pass
 
 
-def _advance_until(clock: FaultClock, when: float, step_ms: int, checkpoint: Callable[[], None] = _nothing) -> None:
-    """Fire every call that falls due up to ``when``, then move the clock to ``when``."""
-    while True:
-        checkpoint()
-        due = clock.next_due()
-        if due is None or due > when:
-            break
-        clock.advance_to(min(_fire_time(due, step_ms), when))
-    clock.advance_to(when)
+def _advance_until(clock: FaultClock, when_us: int, checkpoint: Callable[[], None] = _nothing) -> None:
+    """Fire every call that falls due up to ``when_us`` (late as the clock policy says, never
+    past ``when_us``), then move the clock to ``when_us``. Integer time: it always ends."""
+    clock.run_until(when_us, checkpoint)
 
 
-def _drain(clock: FaultClock, horizon: float, step_ms: int, checkpoint: Callable[[], None] = _nothing) -> None:
-    """Keep firing calls until none is left or the next one is past the horizon."""
-    while clock.calls:
-        due = clock.next_due()
-        if due is None or due > horizon:
-            return
-        _advance_until(clock, _fire_time(due, step_ms), step_ms, checkpoint)
+def _drain(clock: FaultClock, horizon_us: int, checkpoint: Callable[[], None] = _nothing) -> None:
+    """Keep firing calls until none is left or the next one is due past the horizon."""
+    clock.drain(horizon_us, checkpoint)
 
 
 def _stop(run: Run, why: str) -> None:
@@ -548,7 +530,7 @@ def _apply(run: Run, op: Any, errors: dict[str, type[BaseException]]) -> None:
         else:
             _stop(run, "scheduled")
     elif isinstance(op, Jump):
-        run.clock.jump(op.delta_ms / 1000)
+        run.clock.jump_us(op.delta_ms * 1000)
         trace.record("clock.jump", detail=f"{op.delta_ms:+d}ms")
 
 
