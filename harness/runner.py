@@ -12,6 +12,8 @@ A run has four phases, all recorded in the trace:
 4. **release**: run the target's own invariants, drop every reference to
    the subject, collect garbage and record any "Unhandled error in
    Deferred" that Twisted logs, so that invariants judge the trace alone.
+   Pending operations (scheduled calls, unsettled job attempts) are held,
+   as a reactor holds them, until the trace is closed (``_teardown``).
 
 The runner stays in control of the code it runs. A run has a wall-clock
 limit (``harness.watchdog``): a target that hangs, or that keeps scheduling
@@ -297,11 +299,13 @@ def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, ob
     if traceback is not None:
         clear_frames(traceback)
     del traceback
-    run.trace.freeze()
+    run.trace.close()
     observer.trace = Trace(lambda: 0)
     if clock is not None:
         clock.calls.clear()
         clock.created.clear()
+    for job in run.jobs.values():
+        job.release()
     run.subject = None
     run.clock = None
     run.jobs = {}
@@ -377,16 +381,38 @@ def _release(run: Run, observer: _LogRecorder) -> None:
             raise TargetError(f"the target's invariant {name} raised {describe_error(exc)}, not AssertionError") from None
         run.checkpoint()
     run.phase = "release"
-    if run.clock is not None:
-        trace.freeze()
-        run.clock.calls.clear()
-        run.clock.created.clear()
+    _teardown(run, observer)
+
+
+def _teardown(run: Run, observer: _LogRecorder) -> None:
+    """End the run in a fixed order, so garbage collection never decides what the trace says.
+
+    First the subject, the Deferreds ``submit`` returned and the calls that
+    already ran are dropped, and the garbage collected: "Unhandled error in
+    Deferred" logged then is the subject's, and recorded. Pending operations
+    (calls still scheduled, attempts of jobs that never settled) are held
+    through that collection, as a reactor holds them; the trace then ends
+    and is closed, and only then are they let go (job by job, in id order)
+    and collected: a coroutine awaiting one of them is closed there, and what
+    its ``finally`` blocks do is no part of the run.
+    """
+    trace, clock, jobs = run.trace, run.clock, run.jobs
+    trace.freeze()
+    if clock is not None:
+        clock.created.clear()
     run.subject = None
     run.clock = None
     run.jobs = {}
     run.handles = {}
     _collect(observer)
     trace.record("end")
+    trace.close()
+    if clock is not None:
+        clock.calls.clear()
+    for job_id in sorted(jobs):
+        jobs[job_id].release()
+    del clock, jobs
+    _collect(observer)
 
 
 _runs_since_sweep = 0
