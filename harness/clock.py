@@ -40,6 +40,7 @@ rescheduled in ``_rearm``: one place each, for anything that records them.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -58,11 +59,13 @@ if TYPE_CHECKING:
 MICRO = 1_000_000
 #: Rounds of same-instant calls after which the clock declares a livelock.
 MAX_ROUNDS_PER_INSTANT = 10_000
-#: How far ``seconds()`` moves on for each call the clock runs: far above
-#: float rounding error of times below a few hours, far below the microsecond
-#: resolution of due times (it reaches 1us after 100,000 calls). Due times
-#: never include it: they are integers on monotonic time.
+#: How far ``seconds()`` moves on for each call the clock runs, at least (and
+#: at least ``DRIFT_ULPS`` float ulps of the reading, for readings above a few
+#: hours): far above float rounding error, far below the microsecond
+#: resolution of due times (at small times it reaches 1us after 100,000
+#: calls). Due times never include it: they are integers on monotonic time.
 DRIFT_PER_CALL = 1e-11
+DRIFT_ULPS = 4
 
 
 def to_us(seconds: float) -> int:
@@ -166,6 +169,7 @@ class FaultClock(task.Clock):
         self.on_escape = on_escape
         self.created: list[DelayedCall] = []
         self.fired = 0
+        self.drift = 0.0
 
     @classmethod
     def for_policy(cls, policy: ClockPolicy) -> FaultClock:
@@ -189,15 +193,16 @@ class FaultClock(task.Clock):
     def seconds(self) -> float:
         """The wall-clock reading: monotonic virtual time plus any jumps.
 
-        Plus ``DRIFT_PER_CALL`` for every call run so far: a real clock moves
-        on while the reactor works, so a call due on a boundary never reads a
-        hair before it, and a reading taken in a later call is never smaller
-        than one taken in an earlier call. Without the drift, float arithmetic
+        Plus a drift (``self.drift``) that grows by ``drift_step`` for every
+        call run: a real clock moves on while the reactor works, so a call due
+        on a boundary never reads a hair before it, and a reading taken in a
+        later call is always larger than one taken in an earlier call (unless
+        the wall clock jumped back). Without the drift, float arithmetic
         on exact virtual times (``LoopingCall`` computes
         ``interval - (now - start) % interval``) can come out one ulp short
         of a boundary and reschedule the call at the same instant for ever.
         """
-        return (self.now_us + self.skew_us) / MICRO + self.fired * DRIFT_PER_CALL
+        return (self.now_us + self.skew_us) / MICRO + self.drift
 
     def monotonic(self) -> float:
         """Virtual time that only moves forward; delayed calls are due on it."""
@@ -248,6 +253,7 @@ class FaultClock(task.Clock):
         self.calls.remove(call)
         call.called = 1
         self.fired += 1
+        self.drift += drift_step((self.now_us + self.skew_us) / MICRO)
         try:
             call.func(*call.args, **call.kw)
         except Exception as exc:  # a reactor logs and goes on
@@ -340,6 +346,11 @@ class FaultClock(task.Clock):
                 if call.stamp == stamp and not (call.cancelled or call.called):
                     self._fire(call)
         raise Livelock(f"more than {MAX_ROUNDS_PER_INSTANT} rounds of calls at t={now / MICRO}s")
+
+
+def drift_step(reading: float) -> float:
+    """How much ``seconds()`` moves on for a call run at ``reading``: enough to change the float."""
+    return max(DRIFT_PER_CALL, DRIFT_ULPS * math.ulp(reading))
 
 
 def _no_reset(call: DelayedCall) -> None:
