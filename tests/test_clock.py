@@ -337,3 +337,16 @@ def test_seconds_moves_on_between_calls_even_far_from_zero() -> None:
     clock.advance(0)
     assert all(a < b for a, b in zip(readings, readings[1:]))
     assert readings[-1] - 86_400 < 1e-6
+
+
+@pytest.mark.slow
+def test_looping_call_never_hangs_nor_alarms_under_strides_and_jitter() -> None:
+    from harness.invariants import check
+    from harness.runner import run_schedule
+    from harness.schedule import ClockPolicy, JobSpec, Jump, Schedule, Start
+
+    target = _looping_target()
+    for seed in range(300):
+        policy = ClockPolicy(("fifo", "lifo", "shuffle")[seed % 3], seed, (0, 10, 7, 100)[seed % 4], (0, 5, 50)[seed % 5 % 3])
+        schedule = Schedule((Start(0, 1, JobSpec("succeed", 0)), Jump(450, 86_400_000)), policy)
+        assert check(run_schedule(target, schedule, timeout_s=30)) == [], policy
