@@ -407,12 +407,15 @@ def _teardown(run: Run, observer: _LogRecorder) -> None:
     _collect(observer)
     trace.record("end")
     trace.close()
+    held = any(job.pending for job in jobs.values())
     if clock is not None:
+        held = held or bool(clock.calls)
         clock.calls.clear()
     for job_id in sorted(jobs):
         jobs[job_id].release()
     del clock, jobs
-    _collect(observer)
+    if held:  # nothing held, nothing more to collect
+        _collect(observer)
 
 
 _runs_since_sweep = 0
