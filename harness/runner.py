@@ -12,6 +12,8 @@ A run has four phases, all recorded in the trace:
 4. **release**: run the target's own invariants, drop every reference to
    the subject, collect garbage and record any "Unhandled error in
    Deferred" that Twisted logs, so that invariants judge the trace alone.
+   Pending operations (scheduled calls, unsettled job attempts) are held,
+   as a reactor holds them, until the trace is closed (``_teardown``).
 
 The runner stays in control of the code it runs. A run has a wall-clock
 limit (``harness.watchdog``): a target that hangs, or that keeps scheduling
@@ -26,13 +28,12 @@ handler is undone however the run ends.
 from __future__ import annotations
 
 import gc
-import math
 import re
 from traceback import clear_frames
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, task
 from twisted.logger import LogLevel, globalLogBeginner, globalLogPublisher
@@ -44,10 +45,14 @@ from . import signals
 from .escapes import EscapeGuard, Escaped
 from .faults import CancellerError
 from .jobs import Job
-from .schedule import Cancel, Jump, Op, Schedule, Start, Stop, Submit
+from .keys import submit_detail
+from .schedule import Call, Cancel, Jump, Op, Schedule, Start, Stop, Submit
 from .target import Target
 from .trace import Trace, format_ms, one_line, safe_repr
 from .watchdog import DEFAULT_TIMEOUT_S, Expired, Watchdog
+
+if TYPE_CHECKING:
+    from .view import RunView
 
 #: Virtual time the runner keeps draining after the last operation, beyond
 #: the total duration of all jobs, before it calls the run finished.
@@ -132,6 +137,13 @@ class Run:
     detail: str = ""
     checkpoint: Callable[[], None] = field(default=lambda: None, repr=False)
 
+    @property
+    def view(self) -> RunView:
+        """The typed, documented records of this run (``harness.view``; docs/run-api.md)."""
+        from .view import RunView
+
+        return RunView.of(self)
+
     def where(self) -> str:
         """Where the run is, for a message: ``in step 3 (submit job 2)``."""
         if self.phase in ("step", "advance") and self.step is not None:
@@ -153,6 +165,8 @@ def _op_label(op: Op) -> str:
         return f"{op.name} job {op.job}"
     if isinstance(op, Jump):
         return f"jump {op.delta_ms:+d}ms"
+    if isinstance(op, Call):
+        return f"call {op.operation}"
     return op.name
 
 
@@ -170,17 +184,19 @@ def run_schedule(target: Target, schedule: Schedule, timeout_s: float | None = D
     does not know.
     """
     _check_error_names(target, schedule)
+    _check_operations(target, schedule)
     _isolate_garbage()
     policy = schedule.clock
-    clock = FaultClock(policy.tie_break, policy.seed, jitter=policy.jitter_ms / 1000)
-    trace = Trace(lambda: round(clock.rightNow * 1_000_000))
+    clock = FaultClock.for_policy(policy)
+    trace = Trace(lambda: clock.now_us)
     clock.on_escape = lambda call, exc: trace.record("reactor.error", detail=f"{call_name(call)}: {describe_error(exc)}")
     observer = _LogRecorder(trace)
     run = Run(target=target, schedule=schedule, trace=trace, clock=clock)
     aborted: BaseException | None = None
     try:
         with _logging_into(observer):
-            with Watchdog(timeout_s) as dog, EscapeGuard() as guard:
+            # The guard first: it may import the global reactor (slow with TLS installed), which is no part of the run's time.
+            with EscapeGuard() as guard, Watchdog(timeout_s) as dog:
 
                 def checkpoint() -> None:
                     guard.check()
@@ -189,7 +205,7 @@ def run_schedule(target: Target, schedule: Schedule, timeout_s: float | None = D
                 run.checkpoint = checkpoint
                 try:
                     try:
-                        run.subject = target.build(clock)
+                        run.subject = target.build(clock, *_work_for_build(run))
                     except _ABORTS + (KeyboardInterrupt,):
                         raise
                     except BaseException as exc:
@@ -271,12 +287,37 @@ def _check_error_names(target: Target, schedule: Schedule) -> None:
         )
 
 
+def _check_operations(target: Target, schedule: Schedule) -> None:
+    """Refuse a schedule that calls an operation the target does not declare."""
+    for op in schedule.ops:
+        if isinstance(op, Call) and op.operation not in target.operations:
+            known = ", ".join(target.operations) or "none"
+            raise TargetError(
+                f"the schedule calls operation {op.operation!r}, which the target does not declare "
+                f"(its operations: {known}); declare it in Target(operations=...) or use a schedule made for this target"
+            )
+
+
+def _work_for_build(run: Run) -> tuple[Any, ...]:
+    """The periodic work for ``build(clock, work)``: the job of the schedule's first start, made now."""
+    if not run.target.takes_work:
+        return ()
+    assert run.clock is not None
+    start = next((op for op in run.schedule.ops if isinstance(op, Start)), None)
+    if start is None:
+        return (_nothing,)  # a schedule that never starts the subject: its work is never called
+    job = Job(start.job, start.specs, run.clock, run.trace, run.target.error_types)
+    run.jobs[start.job] = job
+    return (job,)
+
+
 def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, observer: _LogRecorder) -> HarnessError:
     """End a run that cannot go on: record why, drop the subject, and return the error to raise."""
     where = run.where()
     clock = run.clock
     try:
-        t_us = round(clock.rightNow * 1_000_000) if clock is not None else (run.trace[-1].t_us if len(run.trace) else 0)
+        t_us = clock.now_us if clock is not None else (run.trace[-1].t_us if len(run.trace) else 0)
+        t_us = int(t_us)
     except Exception:  # the target broke the clock
         t_us = run.trace[-1].t_us if len(run.trace) else 0
     when = format_ms(t_us)
@@ -325,7 +366,7 @@ def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, ob
     if traceback is not None:
         clear_frames(traceback)
     del traceback
-    run.trace.freeze(t_us)
+    run.trace.close(t_us)
     observer.trace = Trace(lambda: 0)
     if clock is not None:
         for held in ("calls", "created"):
@@ -333,6 +374,8 @@ def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, ob
                 getattr(clock, held).clear()
             except Exception:  # the target replaced it
                 pass
+    for job in run.jobs.values():
+        job.release()
     run.subject = None
     run.clock = None
     run.jobs = {}
@@ -355,19 +398,19 @@ def _play(run: Run) -> None:
     checkpoint = run.checkpoint
     for index, op in enumerate(schedule.ops):
         run.phase, run.step = "advance", index
-        _advance_until(clock, op.at_ms / 1000, policy.step_ms, checkpoint)
+        _advance_until(clock, op.at_ms * 1000, checkpoint)
         run.phase = "step"
         _apply(run, op, errors)
         checkpoint()
     run.phase = "drain"
-    end = schedule.end_ms / 1000
-    _drain(clock, end + drain_ms / 1000, policy.step_ms, checkpoint)
-    _advance_until(clock, end + observe_ms / 1000, policy.step_ms, checkpoint)
+    end_us = schedule.end_ms * 1000
+    _drain(clock, end_us + drain_ms * 1000, checkpoint)
+    _advance_until(clock, end_us + observe_ms * 1000, checkpoint)
     trace.record("drained", detail=f"pending={len(clock.calls)}")
     if not run.stopped and target.can_stop(run.subject):
         run.phase = "teardown"
         _stop(run, "teardown")
-        _drain(clock, clock.rightNow + drain_ms / 1000, policy.step_ms, checkpoint)
+        _drain(clock, clock.now_us + drain_ms * 1000, checkpoint)
     if run.stopped:
         _record_leftovers(run)
 
@@ -376,10 +419,10 @@ def _record_leftovers(run: Run) -> None:
     """Record pending DelayedCalls and running LoopingCalls left after stop and drain."""
     clock, trace = run.clock, run.trace
     assert clock is not None
-    for call in sorted(clock.calls, key=lambda c: (c.getTime(), c.key)):
+    for call in sorted(clock.calls, key=lambda c: (c.due_us, c.key)):
         if isinstance(getattr(call.func, "__self__", None), Job):
             continue
-        trace.record("leak.call", detail=f"{call_name(call)} due at {round(call.getTime() * 1000)}ms")
+        trace.record("leak.call", detail=f"{call_name(call)} due at {round(call.due_us / 1000)}ms")
     loops: dict[int, task.LoopingCall] = {}
     for call in clock.created:
         func = getattr(call, "func", None)
@@ -408,16 +451,41 @@ def _release(run: Run, observer: _LogRecorder) -> None:
             raise TargetError(f"the target's invariant {name} raised {describe_error(exc)}, not AssertionError") from None
         run.checkpoint()
     run.phase = "release"
-    if run.clock is not None:
-        trace.freeze()
-        run.clock.calls.clear()
-        run.clock.created.clear()
+    _teardown(run, observer)
+
+
+def _teardown(run: Run, observer: _LogRecorder) -> None:
+    """End the run in a fixed order, so garbage collection never decides what the trace says.
+
+    First the subject, the Deferreds ``submit`` returned and the calls that
+    already ran are dropped, and the garbage collected: "Unhandled error in
+    Deferred" logged then is the subject's, and recorded. Pending operations
+    (calls still scheduled, attempts of jobs that never settled) are held
+    through that collection, as a reactor holds them; the trace then ends
+    and is closed, and only then are they let go (job by job, in id order)
+    and collected: a coroutine awaiting one of them is closed there, and what
+    its ``finally`` blocks do is no part of the run.
+    """
+    trace, clock, jobs = run.trace, run.clock, run.jobs
+    trace.freeze()
+    if clock is not None:
+        clock.created.clear()
     run.subject = None
     run.clock = None
     run.jobs = {}
     run.handles = {}
     _collect(observer)
     trace.record("end")
+    trace.close()
+    held = any(job.pending for job in jobs.values())
+    if clock is not None:
+        held = held or bool(clock.calls)
+        clock.calls.clear()
+    for job_id in sorted(jobs):
+        jobs[job_id].release()
+    del clock, jobs
+    if held:  # nothing held, nothing more to collect
+        _collect(observer)
 
 
 _runs_since_sweep = 0
@@ -477,36 +545,19 @@ def _collect(observer: _LogRecorder) -> None:
             return
 
 
-def _fire_time(due: float, step_ms: int) -> float:
-    """When a call due at ``due`` fires: then, or at the next stride of a strided reactor."""
-    if not step_ms:
-        return due
-    stride = step_ms / 1000
-    return math.ceil(round(due / stride, 9)) * stride
-
-
 def _nothing() -> None:
     pass
 
 
-def _advance_until(clock: FaultClock, when: float, step_ms: int, checkpoint: Callable[[], None] = _nothing) -> None:
-    """Fire every call that falls due up to ``when``, then move the clock to ``when``."""
-    while True:
-        checkpoint()
-        due = clock.next_due()
-        if due is None or due > when:
-            break
-        clock.advance_to(min(_fire_time(due, step_ms), when))
-    clock.advance_to(when)
+def _advance_until(clock: FaultClock, when_us: int, checkpoint: Callable[[], None] = _nothing) -> None:
+    """Fire every call that falls due up to ``when_us`` (late as the clock policy says, never
+    past ``when_us``), then move the clock to ``when_us``. Integer time: it always ends."""
+    clock.run_until(when_us, checkpoint)
 
 
-def _drain(clock: FaultClock, horizon: float, step_ms: int, checkpoint: Callable[[], None] = _nothing) -> None:
-    """Keep firing calls until none is left or the next one is past the horizon."""
-    while clock.calls:
-        due = clock.next_due()
-        if due is None or due > horizon:
-            return
-        _advance_until(clock, _fire_time(due, step_ms), step_ms, checkpoint)
+def _drain(clock: FaultClock, horizon_us: int, checkpoint: Callable[[], None] = _nothing) -> None:
+    """Keep firing calls until none is left or the next one is due past the horizon."""
+    clock.drain(horizon_us, checkpoint)
 
 
 def _stop(run: Run, why: str) -> None:
@@ -534,24 +585,32 @@ def _watch(run: Run, job: int, d: Any, what: str) -> None:
             "return the Deferred of the job's result"
         )
     run.handles[job] = d
-    d.addCallbacks(_on_result, _on_failure, callbackArgs=(run.trace, job), errbackArgs=(run.trace, job))
+    d.addCallbacks(
+        _on_result,
+        _on_failure,
+        callbackArgs=(run.trace, job),
+        errbackArgs=(run.trace, job, "failure", run.target.declared_errors),
+    )
 
 
 def _apply(run: Run, op: Any, errors: dict[str, type[BaseException]]) -> None:
     trace = run.trace
     assert run.clock is not None
     if isinstance(op, Submit):
-        job = Job(op.job, op.specs, run.clock, trace, errors)
+        job = Job(op.job, op.specs, run.clock, trace, errors, op.key)
         run.jobs[op.job] = job
-        trace.record("submit", op.job, f"p{op.priority}")
+        trace.record("submit", op.job, submit_detail(op.priority, op.key if run.target.keys is not None else None))
         try:
             d = run.target.submit_job(run.subject, job, op.priority)
+        except TargetError:
+            raise
         except Exception as exc:
             trace.record("submit.raised", op.job, describe_error(exc))
+            _note_declared(trace, op.job, exc, run.target.declared_errors)
             return
         _watch(run, op.job, d, "submit")
     elif isinstance(op, Start):
-        job = Job(op.job, op.specs, run.clock, trace, errors)
+        job = run.jobs.get(op.job) or Job(op.job, op.specs, run.clock, trace, errors)
         run.jobs[op.job] = job
         trace.record("start", op.job)
         try:
@@ -578,14 +637,51 @@ def _apply(run: Run, op: Any, errors: dict[str, type[BaseException]]) -> None:
         else:
             _stop(run, "scheduled")
     elif isinstance(op, Jump):
-        run.clock.jump(op.delta_ms / 1000)
+        run.clock.jump_us(op.delta_ms * 1000)
         trace.record("clock.jump", detail=f"{op.delta_ms:+d}ms")
+    elif isinstance(op, Call):
+        _call(run, op)
+
+
+def _call(run: Run, op: Call) -> None:
+    """Call a target operation; record it, and whether it raised (or its Deferred failed) as declared."""
+    operation = run.target.operations[op.operation]
+    run.trace.record("call", detail=f"{op.operation}({', '.join(describe(a, 40) for a in op.args)})")
+
+    def outcome(exc: BaseException, how: str) -> None:
+        expected = isinstance(exc, operation.raises) or isinstance(exc, CancellerError)
+        run.trace.record(f"call.{'refused' if expected else how}", detail=f"{op.operation}: {describe_error(exc)}")
+
+    try:
+        result = operation.call(run.subject, *op.args)
+    except _ABORTS + (KeyboardInterrupt,):
+        raise
+    except Exception as exc:
+        outcome(exc, "raised")
+        return
+    if isinstance(result, defer.Deferred):
+        result.addErrback(lambda failure: outcome(failure.value, "failure"))
 
 
 def _on_result(value: Any, trace: Trace, job: int) -> None:
     trace.record("result", job, describe(value))
 
 
-def _on_failure(failure: Failure, trace: Trace, job: int, kind: str = "failure") -> None:
+def _on_failure(
+    failure: Failure, trace: Trace, job: int, kind: str = "failure", declared: tuple[type[BaseException], ...] = ()
+) -> None:
     trace.record(kind, job, describe_error(failure.value))
+    _note_declared(trace, job, failure.value, declared)
+
+
+def _note_declared(trace: Trace, job: int, exc: BaseException, declared: tuple[type[BaseException], ...]) -> None:
+    """After an error event, record (as ``error.is``) which declared types the error is an instance of,
+    when its class name alone would say otherwise: a subclass of ``CancelledError``, or a same-named
+    class that is not the declared one. Most runs never need it, so their traces stay as they were.
+    """
+    name = type(exc).__name__
+    by_type = sorted({t.__name__ for t in declared if isinstance(exc, t)})
+    by_name = sorted({t.__name__ for t in declared if t.__name__ == name})
+    if by_type != by_name:
+        trace.record("error.is", job, ",".join(by_type))
 

@@ -43,6 +43,7 @@ class JobFacts:
     periodic: bool = False
     submit: int | None = None
     priority: int = 0
+    key: int = 0
     submit_raised: int | None = None
     attempts: list[Attempt] = field(default_factory=list)
     fired: int | None = None
@@ -62,6 +63,8 @@ class Facts:
     jumps: list[int]
     drained: int | None
     late_us: int
+    #: For an error event followed by ``error.is``: the declared types its error is an instance of.
+    declared: dict[int, frozenset[str]] = field(default_factory=dict)
 
     def job(self, job_id: int) -> JobFacts:
         return self.jobs[job_id]
@@ -79,26 +82,43 @@ class Facts:
         """The exception class name of a failure-like event (its detail is ``Name: message``)."""
         return self.events[index].detail.split(":", 1)[0]
 
+    def is_error(self, index: int, error: type[BaseException]) -> bool:
+        """Whether the error of the failure-like event at ``index`` is an instance of ``error``,
+        a type the target declared (``Target.declared_errors``): subclasses count."""
+        marked = self.declared.get(index)
+        if marked is not None:
+            return error.__name__ in marked
+        return self.error_name(index) == error.__name__
+
     def jump_between(self, first: int, second: int) -> bool:
         return any(first < j < second for j in self.jumps)
+
+    def jumps_between(self, first: int, second: int) -> int:
+        return sum(1 for j in self.jumps if first < j < second)
 
 
 def facts_of(run) -> Facts:
     """The facts of ``run``, computed once and cached on it."""
     cached = getattr(run, "_facts", None)
-    if cached is None:
+    # Rebuilt when the trace grew: a target's own invariant may ask while the run is still releasing.
+    if cached is None or run._facts_length != len(run.trace):
         cached = _build(run.trace, run.schedule)
         run._facts = cached
+        run._facts_length = len(run.trace)
+        run._stranded = None
     return cached
 
 
 def _build(trace: Trace, schedule) -> Facts:
     jobs: dict[int, JobFacts] = {}
     for op in schedule.submits:
-        jobs[op.job] = JobFacts(op.job, periodic=not isinstance(op, Submit), priority=getattr(op, "priority", 0))
+        jobs[op.job] = JobFacts(
+            op.job, periodic=not isinstance(op, Submit), priority=getattr(op, "priority", 0), key=getattr(op, "key", 0)
+        )
     stops: list[int] = []
     jumps: list[int] = []
     drained: int | None = None
+    declared: dict[int, frozenset[str]] = {}
     running: dict[tuple[int, int], Attempt] = {}
     for index, event in enumerate(trace.events):
         kind = event.kind
@@ -130,8 +150,11 @@ def _build(trace: Trace, schedule) -> Facts:
             jumps.append(index)
         elif kind == "drained":
             drained = index
+        elif kind == "error.is":
+            declared[index - 1] = frozenset(event.detail.split(",")) - {""}
     policy = schedule.clock
-    return Facts(trace.events, jobs, stops, jumps, drained, (policy.step_ms + policy.jitter_ms) * 1000)
+    late_us = (policy.step_ms + policy.jitter_ms) * 1000
+    return Facts(trace.events, jobs, stops, jumps, drained, late_us, declared)
 
 
 def stranded(run) -> list[tuple[JobFacts, str]]:
@@ -143,8 +166,11 @@ def stranded(run) -> list[tuple[JobFacts, str]]:
     ``"failure"`` when it finishes once failing jobs succeed instead (the
     subject poisoned), else ``"none"`` (deadlock or starvation). A job is
     excused when its own attempt hangs, when it was cancelled (the
-    cancellation invariants judge it), or when the declared limit is filled
-    by attempts that hang for ever.
+    cancellation invariants judge it), or when attempts that hang for ever
+    fill the declared limit (any one of them, with no limit declared). With
+    keys declared, "stuck" is judged per key: a job is excused when attempts
+    of its own key that hang fill ``key_limit`` (any one, with none declared),
+    or when they fill the global ``limit`` if one is declared.
     """
     cached = getattr(run, "_stranded", None)
     if cached is None:
@@ -167,11 +193,23 @@ def _stranded_ids(facts: Facts, target) -> list[int]:
             continue
         if any(a.running_at(end) and _hangs(a, target) for a in job.attempts) or job.canceller_raised:
             continue
-        blockers = sum(1 for a in stuck_other if a.job != job.id)
-        if target.limit is not None and blockers >= target.limit:
+        blockers = [a for a in stuck_other if a.job != job.id]
+        if (target.keys is None or target.limit is not None) and _filled(len(blockers), target.limit):
+            continue
+        if target.keys is not None and _filled(sum(facts.jobs[a.job].key == job.key for a in blockers), target.keyed_limit):
             continue
         out.append(job.id)
     return out
+
+
+def _filled(blockers: int, limit: int | None) -> bool:
+    """Whether ``blockers`` attempts that never end may keep a waiting job from starting.
+
+    They may when they fill the declared limit; with no limit declared, any
+    one may (no declared limit is no promise of parallelism: a job is stuck
+    only if it waits while nothing runs).
+    """
+    return blockers >= (limit if limit is not None else 1)
 
 
 def _causes(run, ids: list[int]) -> dict[int, str]:
