@@ -388,7 +388,6 @@ def test_deep_nesting_long_integers_and_nan_are_one_line_errors(text, tmp_path, 
 
 def test_trace_times_going_backwards_or_huge_are_drawn_or_refused(tmp_path, capsys) -> None:
     from harness.failure_file import FailureRecord, save
-    from harness.report import render_report, view_of_record
     from harness.trace import Event, digest_lines
 
     for times in ([5_000, 1_000, 0], [0, 10**18 + 1]):
