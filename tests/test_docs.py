@@ -27,6 +27,7 @@ def build(out: Path, src: Path | None = None) -> subprocess.CompletedProcess[str
     return subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
 
 
+@pytest.mark.slow  # the whole site, about 10 s; .ci/run also builds it with docs/build.sh
 def test_site_builds_without_warnings(tmp_path: Path) -> None:
     done = build(tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
