@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -227,10 +227,7 @@ def run_campaign(
     run once ``stop_requested()`` is true, or on ``KeyboardInterrupt``; what
     was found so far, even unshrunk, is saved and returned.
     """
-    if config.max_failures < 1:
-        raise ValueError(f"max_failures must be at least 1, got {config.max_failures}")
-    if config.save_regressions and config.regressions is None:
-        raise ValueError("save_regressions needs a regressions directory")
+    check_config(config)
     seed = config.seed if config.seed is not None else new_seed()
     result = CampaignResult(target=target_spec, seed=seed)
     search = _Search(target, target_spec, config, result, on_example, on_finding, stop_requested or _never)
@@ -253,6 +250,51 @@ def run_campaign(
 
 def _never() -> bool:
     return False
+
+
+# -- shared with parallel campaigns (harness.workers): one code path, so the two cannot drift apart --
+
+
+def check_config(config: CampaignConfig) -> None:
+    """The checks every campaign makes of its configuration, whether it runs in one process or many."""
+    if config.max_failures < 1:
+        raise ValueError(f"max_failures must be at least 1, got {config.max_failures}")
+    if config.save_regressions and config.regressions is None:
+        raise ValueError("save_regressions needs a regressions directory")
+    if config.example_timeout_s is not None and not config.example_timeout_s > 0:
+        raise ValueError(f"example_timeout_s must be positive or None, got {config.example_timeout_s}")
+
+
+def replay_corpus(
+    target: Target, target_spec: str, config: CampaignConfig, stop_requested: Callable[[], bool]
+) -> Iterator[tuple[Replay, Finding | None]]:
+    """Replay every regression corpus file for the target, with the campaign's per-run time limit.
+
+    Yields each replay with its finding (None once the file's invariant
+    holds); raises ``KeyboardInterrupt`` when ``stop_requested()`` turns true.
+    """
+    if config.regressions is None:
+        return
+    for path, record in corpus.entries(config.regressions, target_spec):
+        if stop_requested():
+            raise KeyboardInterrupt
+        replay = corpus.replay(target, path, record, config.example_timeout_s)
+        finding = None
+        if replay.violation is not None:
+            finding = Finding(record, replay.run, replay.violation, path=path, source="regression")
+        yield replay, finding
+
+
+def keep_regression(finding: Finding, config: CampaignConfig) -> None:
+    """Add a failure the search found to the regression corpus when asked to.
+
+    Shrunk failures and hangs are added (a hang is never shrunk: each try
+    would cost the full time limit); a failure cut short by an interrupt is not.
+    """
+    if not config.save_regressions or config.regressions is None or finding.source != "fuzz":
+        return
+    if finding.shrunk or finding.violation.invariant == HANG:
+        finding.regression_path = corpus.add(finding.record, config.regressions)
 
 
 class _Search:
@@ -298,14 +340,10 @@ class _Search:
 
     def replay_regressions(self) -> None:
         """Replay every corpus file for this target; the ones that still fail are findings."""
-        if self.config.regressions is None:
-            return
-        for path, record in corpus.entries(self.config.regressions, self.spec):
-            self._check_stop()
-            replay = corpus.replay(self.target, path, record, self.config.example_timeout_s)
+        for replay, finding in replay_corpus(self.target, self.spec, self.config, self.stop_requested):
             self.result.regressions.append(replay)
-            if replay.violation is not None:
-                self._add(Finding(record, replay.run, replay.violation, path=path, source="regression"))
+            if finding is not None:
+                self._add(finding)
 
     def run(self) -> None:
         """Search in rounds, one per distinct invariant found, until a limit is reached."""
@@ -425,8 +463,7 @@ class _Search:
             finding.detected_after_s, finding.examples_to_detect = detected[0], int(detected[1])
             finding.shrink_s = time.monotonic() - self.started - detected[0]
             finding.shrunk = finding.shrunk and hypothesis_shrunk and not interrupted
-            if finding.shrunk and self.config.save_regressions and self.config.regressions is not None:
-                finding.regression_path = corpus.add(finding.record, self.config.regressions)
+            keep_regression(finding, self.config)
             self._add(finding)
             interrupted = interrupted or cut_short
         if interrupted:
@@ -503,8 +540,7 @@ class _Search:
         record = FailureRecord.of_run(self.spec, run, violation, self.result.seed, schedule=schedule)
         path = failure_file.save(record, Path(self.config.report_dir) / "failures")
         finding = Finding(record=record, run=run, violation=violation, path=path, shrunk=False)
-        if self.config.save_regressions and self.config.regressions is not None:
-            finding.regression_path = corpus.add(record, self.config.regressions)
+        keep_regression(finding, self.config)
         return finding
 
 

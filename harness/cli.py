@@ -29,7 +29,6 @@ from .campaign import (
     Finding,
     NondeterministicTarget,
     new_seed,
-    run_campaign,
 )
 from .errors import HarnessError, UsageError
 from .files import write_atomic
@@ -275,28 +274,19 @@ def _fuzz(args: argparse.Namespace, config: CampaignConfig, probe: CoverageProbe
     # Signals stay handled until the reports are written: a second one still aborts at once.
     with StopSignals() as stop:
         try:
-            if args.workers == 1 and args.shard is None:
-                result = run_campaign(
-                    target,
-                    args.target,
-                    config,
-                    on_example=progress,
-                    on_finding=on_finding,
-                    stop_requested=stop.requested,
-                    on_run=tally,
-                )
-            else:
-                result = run_workers(
-                    target,
-                    args.target,
-                    config,
-                    args.workers,
-                    args.shard,
-                    on_example=progress,
-                    on_finding=on_finding,
-                    on_crash=on_crash,
-                    stop_requested=stop.requested,
-                )
+            # One worker, one shard runs in this process: the same path as ``run_campaign``.
+            result = run_workers(
+                target,
+                args.target,
+                config,
+                args.workers,
+                args.shard,
+                on_example=progress,
+                on_finding=on_finding,
+                on_crash=on_crash,
+                stop_requested=stop.requested,
+                exercised=tally,
+            )
         except HarnessError as exc:
             # A target error stopped the campaign: report what was found before it, then the error (exit 2).
             progress.clear()

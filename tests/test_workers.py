@@ -15,6 +15,7 @@ import pytest
 
 from harness import CampaignConfig
 from harness.cli import main
+from harness.errors import HarnessError
 from harness.shard import MAX_WORKERS, SEED_BITS, Shard, piece_seed
 from harness.workers import run_workers
 from scenarios.pools import double_release_pool
@@ -221,3 +222,71 @@ def test_save_regression_with_workers_adds_only_the_winning_failure(tmp_path) ->
     saved = Path(failure["regression_file"])
     assert saved.parent == Path("corpus") and saved.read_bytes() == Path(failure["file"]).read_bytes()
     assert list(Path("corpus").iterdir()) == [saved]
+
+
+# -- one code path with the one-process campaign (issue 15 item 10) -------------------
+
+
+def test_workers_tally_what_their_examples_exercised(tmp_path) -> None:
+    argv = ["fuzz", CORRECT, "--seed", "5", "--max-examples", "300", "--no-database", "--json"]
+    assert main([*argv, "one.json"]) == 0
+    assert main([*argv, "two.json", "--workers", "2"]) == 0
+    one, two = (_summary(name) for name in ("one.json", "two.json"))
+    assert two["exercised"]["examples"] == two["examples"] == 300
+    assert set(two["exercised"]["invariants"]) == set(one["exercised"]["invariants"])
+    assert two["exercised"]["invariants"]["concurrency.limit"] > 0
+    assert sum(two["exercised"]["faults"].values()) > 0
+
+
+def test_the_parallel_corpus_replay_keeps_the_example_timeout(tmp_path, monkeypatch, capsys) -> None:
+    import robust_targets  # noqa: F401  (tests/ is on the path: the workers' parent imports it by name)
+
+    limit = "0.3"
+    argv = ["fuzz", "robust_targets:spinning", "--seed", "1", "--max-examples", "200", "--no-database"]
+    assert main([*argv, "--example-timeout", limit, "--save-regression", "--report-dir", "a"]) == 1
+    capsys.readouterr()
+    started = time.monotonic()
+    assert main([*argv, "--example-timeout", limit, "--workers", "2", "--report-dir", "b"]) == 1
+    assert time.monotonic() - started < 5  # the default limit is 10 s
+    assert "FAIL harness.hang (regression" in capsys.readouterr().out
+
+
+def test_a_worker_target_error_with_unpicklable_runs_is_still_reported(tmp_path, capsys) -> None:
+    # A lambda build that breaks after 1,500 builds: by then each worker has found (and shrunk) the
+    # double release, so the error's result holds runs whose target cannot be pickled to the parent.
+    module = _module(
+        tmp_path,
+        "builds = 0\n"
+        "def _build(clock):\n"
+        "    global builds\n"
+        "    builds += 1\n"
+        "    if builds > 1500:\n"
+        "        raise RuntimeError('out of pools')\n"
+        "    return DoubleReleasePool(clock, 2)\n"
+        "tired = Target(build=lambda clock: _build(clock), limit=2)\n",
+    )
+    argv = ["fuzz", f"{module}:tired", "--seed", SEED, "--workers", "2", "--max-examples", "100000"]
+    assert main([*argv, "--max-failures", "5", "--no-database", "--json", "summary.json"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("harness: error: the target's build(clock) raised RuntimeError: out of pools"), err
+    assert "crashed" not in err
+    summary = _summary()
+    assert summary["outcome"] == "error" and summary["stopped_by"] == "error"
+
+
+def test_a_portable_error_drops_its_result_and_survives_pickling() -> None:
+    import pickle
+
+    from harness.errors import TargetError
+    from harness.workers import portable_error
+
+    error = TargetError("the target's build(clock) raised ValueError: no")
+    error.result = lambda: None  # what a lambda build leaves in a result's runs
+    sent = pickle.loads(pickle.dumps(portable_error(error)))
+    assert type(sent) is TargetError and str(sent) == str(error) and sent.result is None
+
+    class Odd(TargetError):
+        def __init__(self, a, b):
+            super().__init__(f"{a} {b}")
+
+    assert type(portable_error(Odd(1, 2))) is HarnessError

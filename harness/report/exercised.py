@@ -323,3 +323,10 @@ class Tally:
 
     def to_json(self) -> dict[str, Any]:
         return {"examples": self.examples, "invariants": dict(self.invariants), "faults": dict(self.faults)}
+
+    def absorb(self, data: dict[str, Any]) -> None:
+        """Add the counts of another tally's ``to_json()`` (a worker's) to this one."""
+        self.examples += data["examples"]
+        for mine, theirs in ((self.invariants, data["invariants"]), (self.faults, data["faults"])):
+            for key, count in theirs.items():
+                mine[key] = mine.get(key, 0) + count
