@@ -47,6 +47,7 @@ from .failure_file import FailureRecord
 from .invariants import Violation
 from .runner import Run
 from .schedule import Schedule
+from .shard import round_seed
 from .shrink import shrink_schedule
 from .strategies import Menu, schedules
 from .target import Target
@@ -421,14 +422,17 @@ class _Search:
         # The seed goes on the bare property, under @given: applied outside, hypothesis.seed()
         # also switches the example database off, and a campaign wants both.
         test = settings(
-            max_examples=max(cap, 1),
+            # Always a full round, whatever is left of the budget: Hypothesis adapts its search to
+            # max_examples, and the same seed must search in the same order whatever the cap
+            # (the cap ends the round from inside the property instead).
+            max_examples=ROUND_EXAMPLES,
             deadline=None,
             database=_database(self.config.database, self.spec, masked),
             verbosity=Verbosity.quiet,
             suppress_health_check=list(HealthCheck),
             report_multiple_bugs=False,
             phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink),
-        )(given(schedules(self.menu))(hypothesis_seed(result.seed + round_index)(prop)))
+        )(given(schedules(self.menu))(hypothesis_seed(round_seed(result.seed, round_index))(prop)))
         outcome: str | None = None
         interrupted = False
         hypothesis_shrunk = True

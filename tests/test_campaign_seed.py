@@ -1,13 +1,16 @@
-"""A seed decides a campaign's schedules by itself, whatever other modules the process has loaded."""
+"""A seed decides a campaign's schedules by itself: whatever else is loaded, whatever the example cap, and no
+other seed searches the same schedules."""
 
 from __future__ import annotations
 
 import importlib
 
-from harness import CampaignConfig, run_campaign
-from scenarios.pools import semaphore_pool
+from harness import CampaignConfig, campaign, run_campaign
+from harness.shard import round_seed
+from scenarios.pools import double_release_pool, semaphore_pool
 
 CORRECT = "scenarios.pools:semaphore_pool"
+BUGGY = "scenarios.pools:double_release_pool"
 
 
 def test_a_seed_generates_the_same_schedules_whatever_else_is_loaded(tmp_path, monkeypatch) -> None:
@@ -31,3 +34,46 @@ def test_a_seed_generates_the_same_schedules_whatever_else_is_loaded(tmp_path, m
     monkeypatch.syspath_prepend(str(tmp_path))
     importlib.import_module("some_numbers")
     assert schedules() == before
+
+
+def _played(tmp_path, seed: int, examples: int, target=semaphore_pool, spec=CORRECT) -> list[str]:
+    played: list[str] = []
+    run_campaign(
+        target,
+        spec,
+        CampaignConfig(seed=seed, max_examples=examples, report_dir=str(tmp_path)),
+        on_run=lambda schedule, run: played.append(repr(schedule)),
+    )
+    return played
+
+
+def test_consecutive_seeds_never_share_a_round(tmp_path, monkeypatch) -> None:
+    # Rounds used to search with seed + r, so seed 1's second round was seed 2's first.
+    monkeypatch.setattr(campaign, "ROUND_EXAMPLES", 20)
+    one, two = _played(tmp_path, 1, 60), _played(tmp_path, 2, 60)
+    assert len(one) == len(two) == 60
+    # Hypothesis opens every round with the same few simplest schedules (nothing at all, all zeros);
+    # what follows is the seed's own.
+    assert one[20:40] != two[:20]
+    assert len(set(one[20:40]) & set(two[:20])) <= 3
+    assert len({round_seed(seed, r) for seed in range(1, 200) for r in range(50)}) == 199 * 50
+    assert round_seed(7, 0) == 7  # round 0 is the campaign's own seed
+
+
+def test_the_search_order_does_not_depend_on_the_example_cap(tmp_path) -> None:
+    full = _played(tmp_path, 3, 300)
+    assert _played(tmp_path, 3, 37) == full[:37]
+    assert _played(tmp_path, 3, 150) == full[:150]
+
+
+def test_same_seed_same_first_failure_whatever_the_cap(tmp_path) -> None:
+    def first(examples: int):
+        result = run_campaign(
+            double_release_pool, BUGGY, CampaignConfig(seed=11, max_examples=examples, report_dir=str(tmp_path))
+        )
+        return [(f.examples_to_detect, f.violation.invariant, f.record.schedule) for f in result.findings]
+
+    (found,) = first(1_000)
+    at = found[0]
+    assert first(at) == [found] and first(at + 3) == [found] and first(5_000) == [found]
+    assert first(at - 1) == []
