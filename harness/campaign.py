@@ -123,9 +123,11 @@ class Finding:
     when the campaign was interrupted before shrinking finished: the schedule
     fails but may not be minimal. ``regression_path`` is set when the failure
     was added to the regression corpus. For a fuzzed failure,
-    ``detected_after_s`` and ``examples_to_detect`` say how far into the
-    campaign the first violation came, and ``shrink_s`` how long shrinking,
-    replaying and saving it took.
+    ``examples_to_detect`` is the search examples run up to and including the
+    first one that broke the invariant, ``detected_after_s`` the seconds spent
+    searching until then (regression replays and shrinking earlier failures
+    excluded), and ``shrink_s`` how long shrinking, replaying and saving it
+    took. In a parallel campaign they are the finding worker's.
     """
 
     record: FailureRecord
@@ -326,6 +328,8 @@ class _Search:
         self.started = time.monotonic()
         self.deadline = self.started + config.budget_s if config.budget_s is not None else None
         self.found: set[str] = set(config.ignore)
+        self.search_started = self.started  # reset once the corpus is replayed
+        self.shrinking_s = 0.0  # seconds spent shrinking and saving failures, not searching
         self.on_run: Callable[[Schedule, Run], None] | None = None
         self.eventful = 0
 
@@ -349,6 +353,7 @@ class _Search:
     def run(self) -> None:
         """Search in rounds, one per distinct invariant found, until a limit is reached."""
         result = self.result
+        self.search_started = time.monotonic()
         round_index = 0
         while len(self.found) < self.config.max_failures:
             self._check_stop()
@@ -372,7 +377,7 @@ class _Search:
         round_start = result.examples
         cap = min(self.max_examples - result.examples, ROUND_EXAMPLES)
         best: list[tuple[Schedule, Violation]] = []
-        detected: list[float] = []  # seconds into the campaign, and examples, at the first violation
+        detected: list[float] = []  # search seconds and examples at the first violation, and when it came
         hung: list[tuple[Schedule, Run, Violation]] = []
         grace_deadline = self.deadline + SHRINK_GRACE_S if self.deadline is not None else None
 
@@ -394,6 +399,8 @@ class _Search:
                 run, violations = self._judge(schedule)
                 if violations and violations[0].invariant == HANG:
                     if HANG not in masked:
+                        if not best:
+                            detected[:] = self._detected()
                         hung.append((schedule, run, violations[0]))
                         raise _HangFound
                     return
@@ -413,7 +420,7 @@ class _Search:
             for violation in violations:
                 if violation.invariant not in masked and pinned in (None, violation.invariant):
                     if not best:
-                        detected[:] = [time.monotonic() - self.started, result.examples]
+                        detected[:] = self._detected()
                     if not best or _size(schedule) <= _size(best[0][0]):
                         best[:] = [(schedule, violation)]
                     result.shrinking = True
@@ -460,12 +467,14 @@ class _Search:
             raise self._flaky(best[0][0] if best else None) from None
         result.shrinking = False
         if hung:
-            self._add(self._save_hang(*hung[0]))
+            finding = self._save_hang(*hung[0])
+            if not best:
+                self._timed(finding, detected)
+            self._add(finding)
         if best:
             schedule, violation = best[0]
             finding, cut_short = self._confirm(schedule, violation, shrink=not interrupted and not hung)
-            finding.detected_after_s, finding.examples_to_detect = detected[0], int(detected[1])
-            finding.shrink_s = time.monotonic() - self.started - detected[0]
+            self._timed(finding, detected)
             finding.shrunk = finding.shrunk and hypothesis_shrunk and not interrupted
             keep_regression(finding, self.config)
             self._add(finding)
@@ -476,6 +485,17 @@ class _Search:
             # A failure was saved: search on for other invariants, unless the shrink grace ran out.
             return "budget" if outcome == "budget" else None
         return outcome
+
+    def _detected(self) -> list[float]:
+        """Search seconds so far, examples so far, and now: what a finding records of its detection."""
+        now = time.monotonic()
+        return [now - self.search_started - self.shrinking_s, self.result.examples, now]
+
+    def _timed(self, finding: Finding, detected: list[float]) -> None:
+        """Note when ``finding`` was first seen and how long it took since; that time is not search time."""
+        finding.detected_after_s, finding.examples_to_detect = detected[0], int(detected[1])
+        finding.shrink_s = time.monotonic() - detected[2]
+        self.shrinking_s += finding.shrink_s
 
     def _confirm(self, schedule: Schedule, found: Violation, shrink: bool) -> tuple[Finding, bool]:
         """Finish shrinking, replay the schedule twice, check the traces agree, and save it.

@@ -4,10 +4,11 @@ other seed searches the same schedules."""
 from __future__ import annotations
 
 import importlib
+import time
 
-from harness import CampaignConfig, campaign, run_campaign
+from harness import CampaignConfig, Target, campaign, run_campaign
 from harness.shard import round_seed
-from scenarios.pools import double_release_pool, semaphore_pool
+from scenarios.pools import DoubleReleasePool, double_release_pool, semaphore_pool
 
 CORRECT = "scenarios.pools:semaphore_pool"
 BUGGY = "scenarios.pools:double_release_pool"
@@ -77,3 +78,22 @@ def test_same_seed_same_first_failure_whatever_the_cap(tmp_path) -> None:
     at = found[0]
     assert first(at) == [found] and first(at + 3) == [found] and first(5_000) == [found]
     assert first(at - 1) == []
+
+
+def test_time_to_first_failure_excludes_shrinking_earlier_failures(tmp_path) -> None:
+    # Two failures: the second's search time leaves out the time spent shrinking the first.
+    def no_third_job(run) -> None:  # a user invariant that breaks later than the double release
+        assert sum(1 for e in run.trace if e.kind == "result") < 3, "three jobs ended well"
+
+    target = Target(build=lambda clock: DoubleReleasePool(clock, 2), limit=2, invariants=(no_third_job,))
+    config = CampaignConfig(seed=11, max_examples=3_000, max_failures=2, report_dir=str(tmp_path))
+    started = time.monotonic()
+    result = run_campaign(target, "tests:two_bugs", config)
+    wall = time.monotonic() - started
+    assert len(result.findings) == 2
+    first, second = result.findings
+    assert first.examples_to_detect < second.examples_to_detect <= result.examples
+    assert first.detected_after_s < second.detected_after_s
+    assert second.detected_after_s + first.shrink_s <= wall
+    assert first.shrink_s > 0 and second.shrink_s > 0
+    assert second.detected_after_s + first.shrink_s + second.shrink_s <= result.elapsed_s + 0.01

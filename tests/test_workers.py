@@ -94,6 +94,8 @@ def test_the_first_failure_wins_and_the_other_workers_stop_promptly(tmp_path) ->
     (finding,) = result.findings
     assert finding.violation.invariant == "concurrency.limit" and finding.shrunk
     assert result.stopped_by == "max-failures"
+    # The winner's time to first failure crosses to the parent with the failure.
+    assert 1 <= finding.examples_to_detect < 1000 and finding.detected_after_s >= 0 and finding.shrink_s > 0
     assert [p.name for p in Path("reports/failures").iterdir()] == [finding.path.name]  # no loser's file left
     winner, loser = sorted(result.workers, key=lambda w: w.stopped_by != "max-failures")
     assert winner.stopped_by == "max-failures" and loser.stopped_by == "interrupt"
