@@ -79,6 +79,9 @@ _ODDS = (
 )
 _CANCELLABLE = ("succeed", "fail", "hang")
 
+#: Bytes of clock policy at the head of a flat blob (``_Codec.decode_blob``): tie-break, seed (2), step, jitter.
+HEADER = 5
+
 
 @dataclass(frozen=True)
 class _Codec:
@@ -133,6 +136,33 @@ class _Codec:
         count = record[4] % (self.menu.max_then + 1)
         return tuple(self.spec(record[5 + 2 * i], record[6 + 2 * i], record[3]) for i in range(count))
 
+    def policy(self, header: bytes) -> ClockPolicy:
+        """The clock policy of a blob's ``HEADER`` bytes (the same choices ``clock_policies`` draws from)."""
+        menu = self.menu
+        return ClockPolicy(
+            tie_break=menu.tie_breaks[header[0] % len(menu.tie_breaks)],
+            seed=header[1] << 8 | header[2],
+            step_ms=menu.steps_ms[header[3] % len(menu.steps_ms)],
+            jitter_ms=menu.jitters_ms[header[4] % len(menu.jitters_ms)],
+        )
+
+    def blob_size(self, ops: int) -> int:
+        """The length of a blob holding ``ops`` operation records."""
+        return HEADER + (self.width if self.menu.periodic else 0) + ops * self.width
+
+    def decode_blob(self, blob: bytes) -> Schedule:
+        """One flat byte string as a schedule: ``HEADER`` policy bytes, the periodic start record if
+        the menu has one, then whole operation records (at most ``max_ops``; a ragged tail is ignored).
+
+        Every byte string decodes, so a search can draw and mutate plain bytes (``harness.generate``)."""
+        start = None
+        offset = HEADER
+        if self.menu.periodic:
+            start = blob[offset : offset + self.width].ljust(self.width, b"\0")
+            offset += self.width
+        records = blob[offset : offset + self.menu.max_ops * self.width] if self.actions else b""
+        return self.decode(records, self.policy(blob[:HEADER].ljust(HEADER, b"\0")), start)
+
     def decode(self, data: bytes, policy: ClockPolicy, start: bytes | None) -> Schedule:
         menu = self.menu
         ops: list[Any] = []
@@ -163,6 +193,12 @@ class _Codec:
                 ops.append(Stop(now))
                 stopped = True
         return Schedule(tuple(ops), policy)
+
+
+@lru_cache(maxsize=64)
+def codec(menu: Menu = Menu()) -> _Codec:
+    """The byte codec of ``menu``'s schedules (built once per menu)."""
+    return _Codec.of(menu)
 
 
 def job_specs(menu: Menu = Menu()) -> st.SearchStrategy[JobSpec]:

@@ -246,6 +246,7 @@ class _Parallel:
         self.result = ParallelResult(target=spec, seed=seed, shard=shard)
         self.result.workers = [WorkerReport(index, piece.seed) for index, piece in enumerate(pieces)]
         self.found: list[str] = []  # distinct invariants kept, in order
+        self.held: dict[str, dict[str, Any]] = {}  # unshrunk failures waiting for a shrunk one (see _received)
         self.stop_reason: str | None = None
         self.error: BaseException | None = None
         self.reported: set[int] = set()  # workers that sent "done" or "error"
@@ -276,6 +277,8 @@ class _Parallel:
             self.stop_reason = "interrupt"
         finally:
             self._shutdown(ABORT_GRACE_S if self.error is None else 0.0)
+        if self.error is None:
+            self._settle_held()
         self._merge()
         if self.error is not None:
             result.stopped_by = "error"
@@ -374,16 +377,37 @@ class _Parallel:
     def _received(self, index: int, data: dict[str, Any]) -> None:
         """A worker saved a failure: keep it if its invariant is new and there is room, else drop it."""
         path = Path(data["path"])
-        # Two workers can find a failure at once; the one told to stop saves it unshrunk. While the
-        # other, left to finish, is still shrinking, its finding is the one to wait for.
-        outshrunk = not data["shrunk"] and any(
-            self.shrinking[other] and not self.stops[other] for other in range(len(self.stops)) if other != index
-        )
-        if outshrunk or data["invariant"] in self.found or len(self.found) >= self.config.max_failures:
-            kept = {finding.path for finding in self.result.findings}
-            if path not in kept and _made_since(path, self.wall_started):
-                path.unlink(missing_ok=True)
+        if data["invariant"] in self.found or len(self.found) >= self.config.max_failures:
+            self._drop(path)
             return
+        if not data["shrunk"] and self.stops[index] and self.stop_reason is None:
+            # Two workers found a failure at once and this one was told to stop, so it saved its
+            # schedule unshrunk: the other's shrunk one is the one to keep. Held until the end in case
+            # it never comes (that worker crashed, or found another invariant).
+            if data["invariant"] in self.held:
+                self._drop(path)
+            else:
+                self.held[data["invariant"]] = data
+            return
+        self._take(data)
+
+    def _drop(self, path: Path) -> None:
+        kept = {finding.path for finding in self.result.findings}
+        if path not in kept and _made_since(path, self.wall_started):
+            path.unlink(missing_ok=True)
+
+    def _settle_held(self) -> None:
+        """Keep the unshrunk failures held back whose invariant no worker sent shrunk; drop the rest."""
+        for data in self.held.values():
+            if data["invariant"] in self.found or len(self.found) >= self.config.max_failures:
+                self._drop(Path(data["path"]))
+            else:
+                self._take(data)
+        self.held.clear()
+
+    def _take(self, data: dict[str, Any]) -> None:
+        """Keep a failure a worker sent: load it and replay it here for the report."""
+        path = Path(data["path"])
         record = failure_file.load(path)
         # Replayed here for the report: the worker already checked that its trace is deterministic.
         replay = corpus.replay(self.target, path, record, self.config.example_timeout_s)

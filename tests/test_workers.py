@@ -196,13 +196,26 @@ def test_bad_workers_is_one_line_and_exit_2(value, capsys) -> None:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_sigterm_to_the_parent_stops_every_worker_and_writes_the_summary(tmp_path) -> None:
-    argv = [sys.executable, "-m", "harness.cli", "fuzz", CORRECT, "--seed", "1", "--budget", "120", "--workers", "2"]
+    # Each worker leaves a file once it runs examples: the signal comes when both search, however
+    # long starting them takes on a loaded machine.
+    module = _module(
+        tmp_path,
+        "def _build(clock):\n"
+        "    open('running.' + os.environ.get('HARNESS_WORKER', 'main'), 'a').close()\n"
+        "    return SemaphorePool(clock, 2)\n"
+        "correct = Target(build=_build, limit=2)\n",
+    )
+    argv = [sys.executable, "-m", "harness.cli", "fuzz", f"{module}:correct", "--seed", "1", "--budget", "120"]
     proc = subprocess.Popen(
-        [*argv, "--no-database", "--json", "s.json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*argv, "--workers", "2", "--no-database", "--json", "s.json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
     )
     try:
         assert proc.stdout.readline().startswith("harness: fuzzing")
-        time.sleep(3)
+        waited = time.monotonic()
+        while not all(Path(f"running.{index}").exists() for index in (0, 1)) and time.monotonic() - waited < 60:
+            time.sleep(0.1)
+        time.sleep(0.5)
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
