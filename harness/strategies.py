@@ -14,7 +14,7 @@ that is what fills a pool and makes calls fall due at the same instant.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -78,6 +78,7 @@ _ODDS = (
     ("stop", 1),
 )
 _CANCELLABLE = ("succeed", "fail", "hang")
+_TIMED = ("succeed", "fail")
 
 #: Bytes of clock policy at the head of a flat blob (``_Codec.decode_blob``): tie-break, seed (2), step, jitter.
 HEADER = 5
@@ -90,6 +91,7 @@ class _Codec:
     menu: Menu
     actions: tuple[str, ...]
     width: int
+    specs: dict[tuple[str, int, int, bool], JobSpec] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @classmethod
     def of(cls, menu: Menu) -> _Codec:
@@ -115,13 +117,17 @@ class _Codec:
 
     def _spec(self, kind: str, duration_byte: int, detail: int) -> JobSpec:
         menu = self.menu
-        steps = menu.max_duration_ms // menu.grain_ms + 1
-        return JobSpec(
-            kind=kind,
-            after_ms=(duration_byte % steps) * menu.grain_ms if kind in ("succeed", "fail") else 0,
-            error=menu.errors[detail % len(menu.errors)],
-            canceller_raises=menu.canceller_raises and kind in _CANCELLABLE and detail >= 224,
-        )
+        after = (duration_byte % (menu.max_duration_ms // menu.grain_ms + 1)) * menu.grain_ms if kind in _TIMED else 0
+        key = (kind, after, detail % len(menu.errors), detail >= 224)
+        spec = self.specs.get(key)
+        if spec is None:  # specs are frozen: one per distinct behaviour, built once (decoding is hot)
+            spec = self.specs[key] = JobSpec(
+                kind=kind,
+                after_ms=after,
+                error=menu.errors[key[2]],
+                canceller_raises=menu.canceller_raises and kind in _CANCELLABLE and detail >= 224,
+            )
+        return spec
 
     def gap(self, byte: int) -> int:
         """Bytes below 128 mean no gap (a burst); the rest spread over ``max_gap_ms``."""
