@@ -45,7 +45,7 @@ from .corpus import Replay
 from .database import open_database
 from .errors import HarnessError
 from .failure_file import FailureRecord
-from .generate import Examples
+from .generate import DEFAULT_STRATEGY, STRATEGIES, Examples
 from .invariants import Violation
 from .runner import Run
 from .schedule import Schedule
@@ -161,6 +161,8 @@ class CampaignConfig:
     ``ignore`` names invariants already broken elsewhere (a parallel
     campaign's workers get those its regression replay found): the search
     passes over them, and they count towards ``max_failures``.
+    ``strategy`` is how the search draws schedules (``harness.generate``:
+    ``mixed``, ``random``, ``swarm`` or ``guided``).
     """
 
     max_examples: int | None = None
@@ -174,6 +176,7 @@ class CampaignConfig:
     save_regressions: bool = False
     example_timeout_s: float | None = DEFAULT_TIMEOUT_S
     ignore: frozenset[str] = frozenset()
+    strategy: str = DEFAULT_STRATEGY
 
 
 def new_seed() -> int:
@@ -234,6 +237,8 @@ def check_config(config: CampaignConfig) -> None:
         raise ValueError(f"max_failures must be at least 1, got {config.max_failures}")
     if config.save_regressions and config.regressions is None:
         raise ValueError("save_regressions needs a regressions directory")
+    if config.strategy not in STRATEGIES:
+        raise ValueError(f"unknown search strategy {config.strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if config.example_timeout_s is not None and not config.example_timeout_s > 0:
         raise ValueError(f"example_timeout_s must be positive or None, got {config.example_timeout_s}")
 
@@ -347,7 +352,7 @@ class _Search:
         masked = frozenset(self.found)
         database = _database(self.config.database, self.spec, masked)
         saved = _saved(database)
-        examples = Examples(self.menu, round_seed(result.seed, round_index))
+        examples = Examples(self.menu, round_seed(result.seed, round_index), self.config.strategy)
         while True:
             self._check_stop()
             if result.examples >= self.max_examples:
@@ -357,15 +362,19 @@ class _Search:
             entry = saved.pop(0) if saved else None
             schedule = entry[1] if entry is not None else next(examples)
             result.examples += 1
-            broken = self._try(schedule, masked)
+            broken = self._try(schedule, masked, examples.feedback if entry is None else None)
             if broken is not None:
                 return self._report(schedule, *broken, database)
             if entry is not None and database is not None:
                 database.delete(SAVED_KEY, entry[0])  # it passes now: fixed since it was saved
 
-    def _try(self, schedule: Schedule, masked: frozenset[str]) -> tuple[Run, Violation] | None:
+    def _try(
+        self, schedule: Schedule, masked: frozenset[str], feedback: Callable[[Run], None] | None
+    ) -> tuple[Run, Violation] | None:
         """Run one search example; the run and the first violation of an invariant not masked, if any."""
         run, violations = self._judge(schedule)
+        if feedback is not None:
+            feedback(run)
         if violations and violations[0].invariant == HANG:
             return (run, violations[0]) if HANG not in masked else None
         if len(run.trace) >= DETERMINISM_MIN_EVENTS:

@@ -31,6 +31,7 @@ from .campaign import (
     new_seed,
 )
 from .errors import HarnessError, UsageError
+from .generate import DEFAULT_STRATEGY, STRATEGIES
 from .files import write_atomic
 from .junit import junit_from_summary, write_junit
 from .merge import merge_files
@@ -127,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="campaign seed: the same seed and target give the same first failure; without it one is chosen "
         "and printed. A seeded campaign uses no example database unless --database is given",
+    )
+    fuzz.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default=DEFAULT_STRATEGY,
+        help=f"how the search draws schedules: random bytes, swarm (each example uses a random part of the menu), "
+        f"guided (mutates schedules that reached new trace features), or mixed, all three (default {DEFAULT_STRATEGY})",
     )
     fuzz.add_argument("--report-dir", metavar="DIR", default="reports", help="where failures/<id>.json are written (default reports)")
     scale = fuzz.add_argument_group("scaling (see 'Scaling' in the README)")
@@ -339,6 +347,7 @@ def _fuzz_config(args: argparse.Namespace) -> CampaignConfig:
         regressions=None if args.no_regressions else args.regressions,
         save_regressions=args.save_regression,
         example_timeout_s=args.example_timeout,
+        strategy=args.strategy,
     )
 
 

@@ -75,6 +75,7 @@ def summarize(
         "harness": versions()["harness"],
         "target": result.target,
         "seed": result.seed,
+        "strategy": config.strategy,
         "outcome": outcome(result),
         "exit_code": exit_code(result),
         "stopped_by": result.stopped_by,
