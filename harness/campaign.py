@@ -45,10 +45,10 @@ from .corpus import Replay
 from .database import open_database
 from .errors import HarnessError
 from .failure_file import FailureRecord
-from .generate import DEFAULT_STRATEGY, STRATEGIES, Examples
+from .generate import DEFAULT_DEPTH, DEFAULT_STRATEGY, STRATEGIES, Examples
 from .invariants import Violation
 from .runner import Run
-from .schedule import Schedule
+from .schedule import MAX_DEPTH, Schedule
 from .shard import round_seed
 from .shrink import shrink_schedule
 from .strategies import Menu
@@ -162,7 +162,8 @@ class CampaignConfig:
     campaign's workers get those its regression replay found): the search
     passes over them, and they count towards ``max_failures``.
     ``strategy`` is how the search draws schedules (``harness.generate``:
-    ``mixed``, ``random``, ``swarm`` or ``guided``).
+    ``mixed``, ``random``, ``swarm``, ``guided`` or ``pct``), ``pct_depth``
+    the bug depth the ``pct`` strategy aims at.
     """
 
     max_examples: int | None = None
@@ -177,6 +178,7 @@ class CampaignConfig:
     example_timeout_s: float | None = DEFAULT_TIMEOUT_S
     ignore: frozenset[str] = frozenset()
     strategy: str = DEFAULT_STRATEGY
+    pct_depth: int = DEFAULT_DEPTH
 
 
 def new_seed() -> int:
@@ -239,6 +241,8 @@ def check_config(config: CampaignConfig) -> None:
         raise ValueError("save_regressions needs a regressions directory")
     if config.strategy not in STRATEGIES:
         raise ValueError(f"unknown search strategy {config.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    if not 1 <= config.pct_depth <= MAX_DEPTH:
+        raise ValueError(f"pct_depth must be between 1 and {MAX_DEPTH}, got {config.pct_depth}")
     if config.example_timeout_s is not None and not config.example_timeout_s > 0:
         raise ValueError(f"example_timeout_s must be positive or None, got {config.example_timeout_s}")
 
@@ -352,7 +356,7 @@ class _Search:
         masked = frozenset(self.found)
         database = _database(self.config.database, self.spec, masked)
         saved = _saved(database)
-        examples = Examples(self.menu, round_seed(result.seed, round_index), self.config.strategy)
+        examples = Examples(self.menu, round_seed(result.seed, round_index), self.config.strategy, self.config.pct_depth)
         while True:
             self._check_stop()
             if result.examples >= self.max_examples:

@@ -31,7 +31,8 @@ from .campaign import (
     new_seed,
 )
 from .errors import HarnessError, UsageError
-from .generate import DEFAULT_STRATEGY, STRATEGIES
+from .generate import DEFAULT_DEPTH, DEFAULT_STRATEGY, STRATEGIES
+from .schedule import MAX_DEPTH
 from .files import write_atomic
 from .junit import junit_from_summary, write_junit
 from .merge import merge_files
@@ -134,7 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
         choices=STRATEGIES,
         default=DEFAULT_STRATEGY,
         help=f"how the search draws schedules: random bytes, swarm (each example uses a random part of the menu), "
-        f"guided (mutates schedules that reached new trace features), or mixed, all three (default {DEFAULT_STRATEGY})",
+        f"guided (mutates schedules that reached new trace features), pct (same-instant calls in PCT order), "
+        f"or mixed, all four (default {DEFAULT_STRATEGY})",
+    )
+    fuzz.add_argument(
+        "--pct-depth",
+        type=int,
+        choices=range(1, MAX_DEPTH + 1),
+        metavar="D",
+        default=DEFAULT_DEPTH,
+        help=f"the bug depth the pct strategy aims at: D - 1 priority change points (1 to {MAX_DEPTH}, "
+        f"default {DEFAULT_DEPTH})",
     )
     fuzz.add_argument("--report-dir", metavar="DIR", default="reports", help="where failures/<id>.json are written (default reports)")
     scale = fuzz.add_argument_group("scaling (see 'Scaling' in the README)")
@@ -348,6 +359,7 @@ def _fuzz_config(args: argparse.Namespace) -> CampaignConfig:
         save_regressions=args.save_regression,
         example_timeout_s=args.example_timeout,
         strategy=args.strategy,
+        pct_depth=args.pct_depth,
     )
 
 

@@ -3,8 +3,9 @@
 Differences from ``task.Clock``, each one a fault real reactors have:
 
 * **Ties.** Calls due at the same instant run in a seeded order: ``fifo``
-  (insertion, what ``task.Clock`` does), ``lifo`` or ``shuffle``. A real
-  reactor keeps a heap and promises no order.
+  (insertion, what ``task.Clock`` does), ``lifo``, ``shuffle`` or ``pct``
+  (random priorities with ``depth - 1`` change points, as PCT schedules
+  threads). A real reactor keeps a heap and promises no order.
 * **Rounds.** As in ``ReactorBase.runUntilCurrent``, a call scheduled while due
   calls run (``callLater(0, ...)`` re-entrantly) runs in a later round of the
   same instant, never ahead of calls that were already due.
@@ -33,7 +34,7 @@ from twisted.internet.base import DelayedCall
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from zope.interface import implementer
 
-from .schedule import TIE_BREAKS
+from .schedule import ORDERS
 
 #: Rounds of same-instant calls after which the clock declares a livelock.
 MAX_ROUNDS_PER_INSTANT = 10_000
@@ -84,9 +85,10 @@ class FaultClock(task.Clock):
         seed: int = 0,
         on_escape: Callable[[DelayedCall, BaseException], None] | None = None,
         jitter: float = 0.0,
+        depth: int = 3,
     ) -> None:
-        if tie_break not in TIE_BREAKS:
-            raise ValueError(f"tie_break must be one of {', '.join(TIE_BREAKS)}, got {tie_break!r}")
+        if tie_break not in ORDERS:
+            raise ValueError(f"tie_break must be one of {', '.join(ORDERS)}, got {tie_break!r}")
         super().__init__()
         self.rightNow = 0.0
         self.skew = 0.0
@@ -94,6 +96,8 @@ class FaultClock(task.Clock):
         self.jitter_us = round(jitter * 1_000_000)
         self._rng = random.Random(seed)
         self._seq = 0
+        # pct: the calls (by creation number) whose priority drops below every other's at a change point.
+        self._changes = _change_points(self._rng, depth) if tie_break == "pct" else {}
         self.on_escape = on_escape
         self.created: list[DelayedCall] = []
         self.fired = 0
@@ -127,6 +131,8 @@ class FaultClock(task.Clock):
             call.key = self._seq
         elif self.tie_break == "lifo":
             call.key = -self._seq
+        elif self._seq in self._changes:
+            call.key = self._changes[self._seq]
         else:
             call.key = self._rng.random()
         if self.jitter_us:
@@ -181,6 +187,24 @@ class FaultClock(task.Clock):
                         raise
                     self.on_escape(call, exc)
         raise Livelock(f"more than {MAX_ROUNDS_PER_INSTANT} rounds of calls at t={now}s")
+
+
+#: The calls among which ``pct`` places its change points (PCT's k, the steps of a run).
+PCT_HORIZON = 64
+
+
+def _change_points(rng: random.Random, depth: int) -> dict[int, float]:
+    """PCT's ``depth - 1`` priority change points: creation numbers mapped to their low priorities.
+
+    Every other call gets a random priority in [0, 1); the i-th change point's
+    call gets 1 + i, so at its instant it runs after every other call due then
+    (the later change point lower still), as PCT lowers the running thread's
+    priority below all others at each change point. A bug that needs ``depth``
+    ordering constraints is then hit with probability at least about
+    1 / (n * k^(depth - 1)) per run, for n calls due together, not 1 / n!.
+    """
+    points = rng.sample(range(1, PCT_HORIZON + 1), depth - 1)
+    return {point: 1.0 + index for index, point in enumerate(points)}
 
 
 def _order(call: _FaultDelayedCall) -> tuple[float, float]:

@@ -24,7 +24,10 @@ Strategies (``STRATEGIES``, chosen with ``CampaignConfig.strategy`` or
   jobs running and waiting at that moment) and mutate them: insert, delete
   or duplicate an operation, shift one in time, change a job's behaviour,
   change the tie order; a fresh random example every few;
-- ``mixed`` (the default): each example is drawn by one of the three, in
+- ``pct``: random bytes whose calls due at the same instant run in PCT
+  order (``harness.clock``): random priorities with ``depth - 1`` change
+  points, for bugs that need a few same-instant calls in one order;
+- ``mixed`` (the default): each example is drawn by one of the four, in
   proportions ``MIXED``, sharing the guided pool.
 
 Hypothesis's ``schedules()`` strategy stays the way to write one's own
@@ -42,11 +45,13 @@ from .schedule import Schedule
 from .strategies import HEADER, Menu, codec
 
 #: The search strategies a campaign can use; ``mixed`` combines the others.
-STRATEGIES = ("mixed", "random", "swarm", "guided")
+STRATEGIES = ("mixed", "random", "swarm", "guided", "pct")
 DEFAULT_STRATEGY = "mixed"
+#: The bug depth ``pct`` aims at unless told otherwise.
+DEFAULT_DEPTH = 3
 
 #: How ``mixed`` splits its examples between the strategies.
-MIXED = (("random", 0.4), ("swarm", 0.3), ("guided", 0.3))
+MIXED = (("random", 0.35), ("swarm", 0.25), ("guided", 0.25), ("pct", 0.15))
 
 #: Byte strings the guided strategy keeps (a new one replaces a random old one once full).
 POOL_SIZE = 256
@@ -66,13 +71,14 @@ class Examples:
     ignore it).
     """
 
-    def __init__(self, menu: Menu, seed: int, strategy: str = DEFAULT_STRATEGY) -> None:
+    def __init__(self, menu: Menu, seed: int, strategy: str = DEFAULT_STRATEGY, depth: int = DEFAULT_DEPTH) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown search strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
         self.menu = menu
         self.codec = codec(menu)
         self.random = Random(seed)
         self.strategy = strategy
+        self.depth = depth
         self.pool: list[bytes] = []
         self.features: set[tuple[str, int, int]] = set()
         self.last: tuple[bytes, bool] | None = None  # the last blob, and whether it was decoded under the full menu
@@ -92,6 +98,11 @@ class Examples:
             blob = self.blob(part)
             self.last = (blob, False)
             return codec(part).decode_blob(blob)
+        if kind == "pct":
+            blob = self.blob()
+            self.last = (blob, False)  # its bytes decode to another tie order under the full menu
+            schedule = self.codec.decode_blob(blob)
+            return replace(schedule, clock=replace(schedule.clock, tie_break="pct", depth=self.depth))
         if kind == "guided" and self.pool and self.random.random() < 0.8:
             blob = mutate(self.random.choice(self.pool), self.codec.width, self.menu, self.random)
         else:

@@ -171,7 +171,7 @@ def run_schedule(target: Target, schedule: Schedule, timeout_s: float | None = D
     _check_error_names(target, schedule)
     _isolate_garbage()
     policy = schedule.clock
-    clock = FaultClock(policy.tie_break, policy.seed, jitter=policy.jitter_ms / 1000)
+    clock = FaultClock(policy.tie_break, policy.seed, jitter=policy.jitter_ms / 1000, depth=policy.depth)
     trace = Trace(lambda: round(clock.rightNow * 1_000_000))
     clock.on_escape = lambda call, exc: trace.record("reactor.error", detail=f"{call_name(call)}: {describe_error(exc)}")
     observer = _LogRecorder(trace)

@@ -6,7 +6,7 @@ from random import Random
 
 import pytest
 
-from harness import CampaignConfig, Menu, run_campaign, run_schedule
+from harness import CampaignConfig, JobSpec, Menu, run_campaign, run_schedule
 from harness.cli import main
 from harness.generate import POOL_SIZE, STRATEGIES, Examples, features, mutate, swarm_menu
 from harness.schedule import Cancel, Jump, Stop, Submit
@@ -102,3 +102,35 @@ def test_fuzz_takes_a_strategy_and_refuses_an_unknown_one(tmp_path, capsys) -> N
     assert "invalid choice: 'telepathy'" in err and err.count("\n") == 1
     with pytest.raises(ValueError, match="unknown search strategy"):
         run_campaign(double_release_pool, BUGGY, CampaignConfig(strategy="telepathy"))
+
+
+def test_pct_runs_its_change_point_calls_last_in_their_instant() -> None:
+    from harness.clock import FaultClock
+
+    for seed in range(100):
+        clock = FaultClock("pct", seed, depth=3)
+        order: list[int] = []
+        for index in range(1, 65):  # creation numbers 1..64: every change point falls among them
+            clock.callLater(1, order.append, index)
+        clock.advance(1)
+        lowered = sorted(clock._changes, key=clock._changes.get)
+        assert len(lowered) == 2 and order[-2:] == lowered
+        again = FaultClock("pct", seed, depth=3)
+        repeat: list[int] = []
+        for index in range(1, 65):
+            again.callLater(1, repeat.append, index)
+        again.advance(1)
+        assert repeat == order  # seeded
+    depth_one = FaultClock("pct", 1, depth=1)
+    assert depth_one._changes == {}
+
+
+def test_pct_schedules_carry_their_depth_through_json() -> None:
+    from harness.schedule import ClockPolicy, Schedule
+
+    pct = Schedule((Submit(0, 0, JobSpec()),), ClockPolicy("pct", seed=4, depth=5))
+    assert Schedule.from_json(pct.to_json()) == pct
+    plain = Schedule((Submit(0, 0, JobSpec()),), ClockPolicy("shuffle", seed=4))
+    assert "depth" not in plain.to_json()["clock"]  # every other schedule's JSON is as before
+    examples = Examples(semaphore_pool.default_menu(), 1, "pct", depth=4)
+    assert all(s.clock.tie_break == "pct" and s.clock.depth == 4 for s in (next(examples) for _ in range(20)))

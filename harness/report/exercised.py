@@ -205,6 +205,7 @@ FAULTS: dict[str, str] = {
     "jump.backward": "the wall clock jumps back",
     "ties.lifo": "calls due at the same instant run in reverse order",
     "ties.shuffle": "calls due at the same instant run in shuffled order",
+    "ties.pct": "calls due at the same instant run in PCT order (random priorities, change points)",
     "stride": "time advances in strides (calls fire late)",
     "jitter": "each call fires late by a seeded amount",
 }
