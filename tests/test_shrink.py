@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness import CampaignConfig, JobSpec, Schedule, Submit, Target, run_campaign
+from harness import CampaignConfig, JobSpec, Menu, Schedule, Submit, Target, run_campaign
 from harness.schedule import Cancel
 from harness.shrink import PASSES, shrink_schedule
 from scenarios.pools import SemaphorePool
@@ -52,17 +52,24 @@ def test_every_pass_proposes_only_smaller_schedules() -> None:
 
 
 def test_shrinking_never_trades_the_invariant_found_first_for_another(tmp_path) -> None:
-    # Any schedule with a cancel breaks `cancelled`, listed first; any submission breaks `submitted`.
-    # Shrinking must keep a cancel (the first invariant's reason), though dropping it still fails.
-    def cancelled(run) -> None:
-        assert not any(e.kind == "job.cancel" or e.kind == "cancel" for e in run.trace), "a cancel"
+    # `crowded_cancel` (three submissions and a cancel) is checked first; `crowded` (two submissions)
+    # breaks on schedules half that size. Long schedules break both, so `crowded_cancel` is found
+    # first; shrinking must keep its three submissions and cancel, though two submissions still fail.
+    def crowded_cancel(run) -> None:
+        submits = sum(1 for e in run.trace if e.kind == "submit")
+        assert not (submits >= 3 and any(e.kind == "cancel" for e in run.trace)), "three submissions and a cancel"
 
-    def submitted(run) -> None:
-        assert not any(e.kind == "submit" for e in run.trace), "a submission"
+    def crowded(run) -> None:
+        assert sum(1 for e in run.trace if e.kind == "submit") < 2, "two submissions"
 
-    target = Target(build=lambda clock: SemaphorePool(clock, 2), limit=2, invariants=(cancelled, submitted))
+    target = Target(
+        build=lambda clock: SemaphorePool(clock, 2),
+        limit=2,
+        invariants=(crowded_cancel, crowded),
+        menu=Menu(min_ops=14, max_ops=16, jumps=False),
+    )
     result = run_campaign(target, "tests:two", CampaignConfig(seed=1, max_examples=500, report_dir=str(tmp_path)))
     (finding,) = result.findings
-    assert finding.violation.invariant.endswith("cancelled")
-    assert any(isinstance(op, Cancel) for op in finding.record.schedule.ops)
-    assert len(finding.record.schedule.ops) == 2
+    assert finding.violation.invariant == "user.crowded_cancel"
+    ops = finding.record.schedule.ops
+    assert sum(isinstance(op, Cancel) for op in ops) == 1 and sum(isinstance(op, Submit) for op in ops) == 3
