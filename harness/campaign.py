@@ -149,8 +149,8 @@ class CampaignConfig:
     """How long to search, how many failures to collect, and where to keep what is found.
 
     With neither budget set the campaign stops after ``DEFAULT_MAX_EXAMPLES``.
-    ``database`` is where Hypothesis's example database lives (failures
-    found once are retried first next time): a directory or a Redis URL
+    ``database`` is where the example database lives (the minimal failing
+    schedules found, as JSON, retried first next time): a directory or a Redis URL
     (see ``harness.database``), or None for none; with a
     database the search also depends on what earlier campaigns saved, so a
     campaign that must be a pure function of seed and target uses none.

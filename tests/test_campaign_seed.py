@@ -104,3 +104,23 @@ def test_time_to_first_failure_excludes_shrinking_earlier_failures(tmp_path) -> 
     assert second.detected_after_s + first.shrink_s <= wall
     assert first.shrink_s > 0 and second.shrink_s > 0
     assert second.detected_after_s + first.shrink_s + second.shrink_s <= result.elapsed_s + 0.01
+
+
+def test_shrinking_stops_at_the_budget_plus_its_grace_and_keeps_the_smallest_so_far(tmp_path, monkeypatch) -> None:
+    # Issue 15 item 7: the final shrink pass used to have no deadline. Every run here costs 30 ms.
+    from harness import campaign
+
+    def slow_build(clock):
+        spin = time.perf_counter() + 0.03
+        while time.perf_counter() < spin:
+            pass
+        return DoubleReleasePool(clock, 2)
+
+    monkeypatch.setattr(campaign, "SHRINK_GRACE_S", 0.3)
+    target = Target(build=slow_build, limit=2, menu=semaphore_pool.default_menu())
+    started = time.monotonic()
+    result = run_campaign(target, "tests:slow", CampaignConfig(seed=2, budget_s=0.2, report_dir=str(tmp_path)))
+    assert time.monotonic() - started < 0.2 + 0.3 + 1.5  # budget, grace, and the final replays
+    (finding,) = result.findings
+    assert not finding.shrunk and result.stopped_by == "budget"
+    assert finding.violation.invariant == "concurrency.limit" and finding.path.exists()
