@@ -1,9 +1,9 @@
-"""A domain-aware final shrinking pass, after Hypothesis's own.
+"""Domain-aware shrinking: the campaign's only shrinker (its search does not run Hypothesis).
 
-Hypothesis shrinks the bytes that generated a schedule and can stop in a
-local minimum (an operation it cannot delete without shifting the records
-behind it). This pass works on the schedule itself, keeping each change only
-while the same invariant still breaks: it deletes runs of operations, then
+It works on the schedule itself, not on the bytes it was decoded from (where
+an operation cannot be deleted without shifting the records behind it), and
+keeps each change only while the same invariant still breaks (the one found
+first, never another that a smaller schedule happens to break): it deletes runs of operations, then
 single ones and pairs (a cancel of a deleted job goes with it), drops later-attempt
 behaviours and hostile cancellers, zeroes durations, moves operations earlier
 in time (one alone into the instant of the one before, or it and all later
