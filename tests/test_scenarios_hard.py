@@ -7,7 +7,7 @@ import pytest
 from harness import CampaignConfig, CampaignResult, load_target, run_campaign
 from scenarios import CATALOG, Scenario
 
-MODULES = ("scenarios.handoff",)
+MODULES = ("scenarios.handoff", "scenarios.wall_watchdog")
 ZOO = tuple(s for s in CATALOG if s.target.partition(":")[0] in MODULES)
 CORRECT = tuple(s for s in ZOO if s.expect == "pass")
 BUGGY = tuple(s for s in ZOO if s.expect != "pass")
@@ -49,11 +49,14 @@ def test_reference_twin_passes_long_campaigns_with_every_strategy(scenario: Scen
 
 @pytest.mark.parametrize("scenario", BUGGY, ids=_ids(BUGGY))
 def test_buggy_subject_is_caught_by_its_invariant(scenario: Scenario, tmp_path) -> None:
-    result = _campaign(scenario, seed=1, examples=5_000, tmp_path=tmp_path)
-    (finding,) = result.findings
-    assert finding.violation.invariant == scenario.expect and finding.shrunk
-    # A rare window: not found by the first few examples of a seed.
-    assert finding.examples_to_detect > 20
+    found = []
+    for seed in range(1, 6):
+        result = _campaign(scenario, seed=seed, examples=10_000, tmp_path=tmp_path)
+        (finding,) = result.findings
+        assert finding.violation.invariant == scenario.expect and finding.shrunk
+        found.append(finding.examples_to_detect)
+    # A rare window: the median seed needs more than a few examples (the first zoo needs 1 to 5).
+    assert sorted(found)[2] > 20, found
 
 
 def test_the_handoff_window_needs_a_late_timer(tmp_path) -> None:
