@@ -207,7 +207,7 @@ FAULTS: dict[str, str] = {
     "ties.shuffle": "calls due at the same instant run in shuffled order",
     "ties.pct": "calls due at the same instant run in PCT order (random priorities, change points)",
     "stride": "time advances in strides (calls fire late)",
-    "jitter": "each call fires late by a seeded amount",
+    "jitter": "the reactor wakes late by a seeded amount (due order kept)",
 }
 ERROR_PREFIX = "error."
 
