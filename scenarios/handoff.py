@@ -7,9 +7,9 @@ through the callback chain. Between the handoff and the waiter's start the
 slot belongs to a waiter that has not started: a cancel of that waiter must
 give the slot on. The window is narrow: on a punctual reactor the
 ``callLater(0)`` runs in the same instant, before anything else can happen;
-only a late timer (a loaded reactor, ``jitter_ms`` here) leaves room for a
-cancel to land in it. Uniform random search finds it in tens to hundreds of
-examples.
+only a reactor that wakes late for it (a loaded or stalled reactor:
+``jitter_ms`` or ``step_ms`` here) leaves room for a cancel to land in it.
+Uniform random search finds it in tens to hundreds of examples.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Callable
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 
-from harness import Menu, Target
+from harness import Target
 
 from . import Scenario
 
@@ -99,8 +99,8 @@ class LostHandoffPool(HandoffPool):
     BUG: ``_resume`` returns early for a cancelled waiter without passing the
     slot on, so the slot stays taken for ever. Each cancel landing between a
     handoff and the ``callLater(0)`` that starts the waiter loses a slot; the
-    jobs queued behind wait for ever. The window opens only when that
-    ``callLater(0)`` fires late. Caught by: ``cancellation.releases``.
+    jobs queued behind wait for ever. The window opens only when the reactor
+    wakes late for that ``callLater(0)``. Caught by: ``cancellation.releases``.
     """
 
     def _resume(self) -> None:
@@ -108,73 +108,6 @@ class LostHandoffPool(HandoffPool):
         if not entry.cancelled:
             self._run(entry)
         self._pump()
-
-
-class Stopped(Exception):
-    """The pool was stopped before the job could start."""
-
-
-class StoppableHandoffPool(HandoffPool):
-    """The handoff pool with ``stop()``: every job not yet started fails with ``Stopped``.
-
-    That includes a job handed a slot whose ``callLater(0)`` has not fired:
-    the pending handoffs are cancelled with it. Running jobs finish.
-    """
-
-    def __init__(self, clock: IReactorTime, limit: int = 2) -> None:
-        super().__init__(clock, limit)
-        self.stopped = False
-        self.ticks: list[Any] = []
-
-    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
-        if self.stopped:
-            return defer.fail(Stopped("the pool is stopped"))
-        return super().submit(job)
-
-    def _hand_on(self) -> None:
-        if self.stopped:
-            self.active -= 1
-            return
-        super()._hand_on()
-        self.ticks = [tick for tick in self.ticks if tick.active()]
-
-    def _pump(self) -> None:
-        if not self.stopped:
-            super()._pump()
-
-    def stop(self) -> None:
-        self.stopped = True
-        for tick in self.clock.getDelayedCalls():
-            if tick.func == self._resume and tick.active():
-                tick.cancel()
-        self._fail_unstarted(self.handed)
-        self._fail_unstarted(self.waiting)
-
-    def _fail_unstarted(self, entries: deque[_Entry]) -> None:
-        while entries:
-            entry = entries.popleft()
-            if entries is self.handed:
-                self.active -= 1
-            if not entry.cancelled:
-                entry.caller.errback(Stopped("the pool stopped before the job started"))
-
-
-class ForgetfulStopHandoffPool(StoppableHandoffPool):
-    """The stoppable handoff pool, but ``stop()`` forgets the jobs handed a slot.
-
-    BUG: ``stop()`` fails the waiting jobs and cancels the pending handoffs,
-    but a job already handed a slot (its ``callLater(0)`` pending) is neither
-    started nor failed: its caller never hears back. Only a stop landing
-    while a handoff timer fires late reaches it.
-    Caught by: ``completion.deadline``.
-    """
-
-    def stop(self) -> None:
-        self.stopped = True
-        for tick in self.clock.getDelayedCalls():
-            if tick.func == self._resume and tick.active():
-                tick.cancel()
-        self._fail_unstarted(self.waiting)
 
 
 class _Entry:
@@ -201,26 +134,6 @@ lost_handoff_pool = Target(
     description="callLater(0) slot handoff that keeps the slot of a waiter cancelled before it started",
 )
 
-#: Stops, and no cancels or failing jobs: a cancel or a failure before the stop would make the same
-#: lost job break cancellation.releases or errors.poison first.
-STOPPING = Menu(stops=True, cancels=False, job_kinds=("succeed", "immediate", "value", "hang"))
-
-stoppable_handoff_pool = Target(
-    build=StoppableHandoffPool,
-    limit=2,
-    order="fifo",
-    menu=STOPPING,
-    description="callLater(0) slot handoff pool whose stop() fails every job not started, handed ones too",
-)
-
-forgetful_stop_handoff_pool = Target(
-    build=ForgetfulStopHandoffPool,
-    limit=2,
-    order="fifo",
-    menu=STOPPING,
-    description="callLater(0) slot handoff pool whose stop() forgets the jobs handed a slot",
-)
-
 SCENARIOS = (
     Scenario(
         "scenarios.handoff:handoff_pool",
@@ -232,18 +145,6 @@ SCENARIOS = (
         "scenarios.handoff:lost_handoff_pool",
         "cancellation.releases",
         "a waiter cancelled between the callLater(0) handoff and its start keeps the slot: reached only by a late timer",
-        "callLater",
-    ),
-    Scenario(
-        "scenarios.handoff:stoppable_handoff_pool",
-        "pass",
-        "the handoff pool with stop(): every job not started fails with Stopped, one handed a slot too",
-        "callLater",
-    ),
-    Scenario(
-        "scenarios.handoff:forgetful_stop_handoff_pool",
-        "completion.deadline",
-        "stop() forgets a job handed a slot whose callLater(0) has not fired: its caller never hears back",
         "callLater",
     ),
 )
