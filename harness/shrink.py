@@ -5,11 +5,11 @@ an operation cannot be deleted without shifting the records behind it), and
 keeps each change only while the same invariant still breaks (the one found
 first, never another that a smaller schedule happens to break): it deletes runs of operations, then
 single ones and pairs (a cancel of a deleted job goes with it), drops later-attempt
-behaviours and hostile cancellers, zeroes durations, moves operations earlier
+behaviours and hostile cancellers, moves jobs to key 0, zeroes durations, moves operations earlier
 in time (one alone into the instant of the one before, or it and all later
 ones by a whole gap or part of it), tames the clock policy, and finally
-numbers the jobs 0, 1, 2... The passes are a table (``PASSES``): a new kind
-of simplification is one more generator in it.
+numbers the jobs (and keys) 0, 1, 2... The passes are a table (``PASSES``): a
+new kind of simplification is one more generator in it.
 """
 
 from __future__ import annotations
@@ -144,6 +144,8 @@ def _simpler_jobs(op: Submit | Start) -> Iterator[Submit | Start]:
         yield replace(op, spec=spec)
     if isinstance(op, Submit) and op.priority:
         yield replace(op, priority=0)
+    if isinstance(op, Submit) and op.key:
+        yield replace(op, key=0)
 
 
 def _simpler_specs(spec: JobSpec) -> Iterator[JobSpec]:
@@ -158,12 +160,13 @@ def _simpler_specs(spec: JobSpec) -> Iterator[JobSpec]:
 
 
 def _renumbered(schedule: Schedule) -> Schedule:
-    """The same schedule with jobs numbered 0, 1, 2... in submission order, for readability."""
+    """The same schedule with jobs, and keys, numbered 0, 1, 2... in submission order, for readability."""
     numbers: dict[int, int] = {}
+    keys: dict[int, int] = {}
     for op in schedule.ops:
         if isinstance(op, (Submit, Start)):
             numbers[op.job] = len(numbers)
-    return replace(
-        schedule,
-        ops=tuple(replace(op, job=numbers[op.job]) if isinstance(op, (Submit, Start, Cancel)) else op for op in schedule.ops),
-    )
+        if isinstance(op, Submit):
+            keys.setdefault(op.key, len(keys))
+    ops = tuple(replace(op, job=numbers[op.job]) if isinstance(op, (Submit, Start, Cancel)) else op for op in schedule.ops)
+    return replace(schedule, ops=tuple(replace(op, key=keys[op.key]) if isinstance(op, Submit) else op for op in ops))
