@@ -401,6 +401,9 @@ class _Search:
             # Not shrunk: each try would cost the full wall-clock limit.
             finding, outcome = self._save_hang(schedule, run, violation), None
         else:
+            # The schedule as found, before shrinking: its many operations show a nondeterministic
+            # target far more surely than a minimal one, whose two replays may agree by chance.
+            self._check_deterministic(schedule, run)
             self.result.shrinking = True
             if self.on_example is not None:
                 self.on_example(self.result)
