@@ -29,10 +29,11 @@ from .campaign import (
     Finding,
     NondeterministicTarget,
     new_seed,
-    run_campaign,
 )
 from .errors import HarnessError, UsageError
 from .files import directory_problem, writable_problem, write_atomic
+from .generate import DEFAULT_DEPTH, DEFAULT_STRATEGY, STRATEGIES
+from .schedule import MAX_DEPTH
 from .junit import junit_from_summary, write_junit
 from .merge import merge_files
 from .options import parse_count, parse_seconds, parse_seed
@@ -130,6 +131,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="campaign seed: the same seed and target give the same first failure; without it one is chosen "
         "and printed. A seeded campaign uses no example database unless --database is given",
+    )
+    fuzz.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default=DEFAULT_STRATEGY,
+        help=f"how the search draws schedules: random bytes, swarm (each example uses a random part of the menu), "
+        f"guided (mutates schedules that reached new trace features), pct (same-instant calls in PCT order), "
+        f"or mixed, all four (default {DEFAULT_STRATEGY})",
+    )
+    fuzz.add_argument(
+        "--pct-depth",
+        type=int,
+        choices=range(1, MAX_DEPTH + 1),
+        metavar="D",
+        default=DEFAULT_DEPTH,
+        help=f"the bug depth the pct strategy aims at: D - 1 priority change points (1 to {MAX_DEPTH}, "
+        f"default {DEFAULT_DEPTH})",
     )
     fuzz.add_argument("--report-dir", metavar="DIR", default="reports", help="where failures/<id>.json are written (default reports)")
     scale = fuzz.add_argument_group("scaling (see 'Scaling' in the README)")
@@ -291,28 +309,19 @@ def _fuzz(args: argparse.Namespace, config: CampaignConfig, probe: CoverageProbe
     # Signals stay handled until the reports are written: a second one still aborts at once.
     with StopSignals() as stop:
         try:
-            if args.workers == 1 and args.shard is None:
-                result = run_campaign(
-                    target,
-                    args.target,
-                    config,
-                    on_example=progress,
-                    on_finding=on_finding,
-                    stop_requested=stop.requested,
-                    on_run=tally,
-                )
-            else:
-                result = run_workers(
-                    target,
-                    args.target,
-                    config,
-                    args.workers,
-                    args.shard,
-                    on_example=progress,
-                    on_finding=on_finding,
-                    on_crash=on_crash,
-                    stop_requested=stop.requested,
-                )
+            # One worker, one shard runs in this process: the same path as ``run_campaign``.
+            result = run_workers(
+                target,
+                args.target,
+                config,
+                args.workers,
+                args.shard,
+                on_example=progress,
+                on_finding=on_finding,
+                on_crash=on_crash,
+                stop_requested=stop.requested,
+                exercised=tally,
+            )
         except HarnessError as exc:
             # A target error stopped the campaign: report what was found before it, then the error (exit 2).
             progress.clear()
@@ -365,6 +374,8 @@ def _fuzz_config(args: argparse.Namespace) -> CampaignConfig:
         regressions=None if args.no_regressions else args.regressions,
         save_regressions=args.save_regression,
         example_timeout_s=args.example_timeout,
+        strategy=args.strategy,
+        pct_depth=args.pct_depth,
     )
 
 

@@ -14,7 +14,7 @@ that is what fills a pool and makes calls fall due at the same instant.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -87,6 +87,10 @@ _ODDS = (
     ("call", 3),
 )
 _CANCELLABLE = ("succeed", "fail", "hang")
+_TIMED = ("succeed", "fail")
+
+#: Bytes of clock policy at the head of a flat blob (``_Codec.decode_blob``): tie-break, seed (2), step, jitter.
+HEADER = 5
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ class _Codec:
     menu: Menu
     actions: tuple[str, ...]
     width: int
+    specs: dict[tuple[str, int, int, bool], JobSpec] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @classmethod
     def of(cls, menu: Menu) -> _Codec:
@@ -124,13 +129,17 @@ class _Codec:
 
     def _spec(self, kind: str, duration_byte: int, detail: int) -> JobSpec:
         menu = self.menu
-        steps = menu.max_duration_ms // menu.grain_ms + 1
-        return JobSpec(
-            kind=kind,
-            after_ms=(duration_byte % steps) * menu.grain_ms if kind in ("succeed", "fail") else 0,
-            error=menu.errors[detail % len(menu.errors)],
-            canceller_raises=menu.canceller_raises and kind in _CANCELLABLE and detail >= 224,
-        )
+        after = (duration_byte % (menu.max_duration_ms // menu.grain_ms + 1)) * menu.grain_ms if kind in _TIMED else 0
+        key = (kind, after, detail % len(menu.errors), detail >= 224)
+        spec = self.specs.get(key)
+        if spec is None:  # specs are frozen: one per distinct behaviour, built once (decoding is hot)
+            spec = self.specs[key] = JobSpec(
+                kind=kind,
+                after_ms=after,
+                error=menu.errors[key[2]],
+                canceller_raises=menu.canceller_raises and kind in _CANCELLABLE and detail >= 224,
+            )
+        return spec
 
     def gap(self, byte: int) -> int:
         """Bytes below 128 mean no gap (a burst); the rest spread over ``max_gap_ms``."""
@@ -144,6 +153,35 @@ class _Codec:
             return ()
         count = record[4] % (self.menu.max_then + 1)
         return tuple(self.spec(record[5 + 2 * i], record[6 + 2 * i], record[3]) for i in range(count))
+
+    def policy(self, header: bytes) -> ClockPolicy:
+        """The clock policy of a blob's ``HEADER`` bytes (the same choices ``clock_policies`` draws from)."""
+        menu = self.menu
+        return ClockPolicy(
+            tie_break=menu.tie_breaks[header[0] % len(menu.tie_breaks)],
+            seed=header[1] << 8 | header[2],
+            step_ms=menu.steps_ms[header[3] % len(menu.steps_ms)],
+            jitter_ms=menu.jitters_ms[header[4] % len(menu.jitters_ms)],
+        )
+
+    def blob_size(self, ops: int) -> int:
+        """The length of a blob holding ``ops`` operation records."""
+        return HEADER + (self.width if self.menu.periodic else 0) + ops * self.width
+
+    def decode_blob(self, blob: bytes) -> Schedule:
+        """One flat byte string as a schedule: ``HEADER`` policy bytes, the periodic start record if
+        the menu has one, then whole operation records (at most ``max_ops``; a ragged tail is ignored).
+
+        Every byte string decodes, so a search can draw and mutate plain bytes (``harness.generate``).
+        Operation calls whose arguments come from Hypothesis strategies are left out (no
+        arguments drawn); calls without arguments are kept."""
+        start = None
+        offset = HEADER
+        if self.menu.periodic:
+            start = blob[offset : offset + self.width].ljust(self.width, b"\0")
+            offset += self.width
+        records = blob[offset : offset + self.menu.max_ops * self.width] if self.actions else b""
+        return self.decode(records, self.policy(blob[:HEADER].ljust(HEADER, b"\0")), start)
 
     def decode(
         self, data: bytes, policy: ClockPolicy, start: bytes | None, arg_pools: tuple[list[tuple[Any, ...]], ...] = ()
@@ -185,6 +223,12 @@ class _Codec:
                 ops.append(Stop(now))
                 stopped = True
         return Schedule(tuple(ops), policy)
+
+
+@lru_cache(maxsize=64)
+def codec(menu: Menu = Menu()) -> _Codec:
+    """The byte codec of ``menu``'s schedules (built once per menu)."""
+    return _Codec.of(menu)
 
 
 def job_specs(menu: Menu = Menu()) -> st.SearchStrategy[JobSpec]:

@@ -79,6 +79,7 @@ def summarize(
         "harness": versions()["harness"],
         "target": result.target,
         "seed": result.seed,
+        "strategy": config.strategy,
         "outcome": outcome(result),
         "exit_code": exit_code(result),
         "stopped_by": result.stopped_by,
@@ -141,6 +142,18 @@ def _failure(finding: Finding) -> dict[str, Any]:
         "operations": len(finding.record.schedule.ops),
         "replay": f"harness replay {shlex.quote(path)}" if path is not None else None,
         "regression_file": str(finding.regression_path) if finding.regression_path is not None else None,
+        "detected": _detected(finding),
+    }
+
+
+def _detected(finding: Finding) -> dict[str, Any] | None:
+    """How long the search took to first see a failure it found (None for a regression file)."""
+    if finding.examples_to_detect is None or finding.detected_after_s is None:
+        return None
+    return {
+        "examples": finding.examples_to_detect,
+        "search_seconds": round(finding.detected_after_s, 3),
+        "shrink_seconds": round(finding.shrink_s, 3) if finding.shrink_s is not None else None,
     }
 
 

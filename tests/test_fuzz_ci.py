@@ -259,7 +259,7 @@ def test_internal_error_exits_3_with_the_traceback(monkeypatch, capsys) -> None:
     def broken(*args, **kwargs):
         raise RuntimeError("the harness tripped over itself")
 
-    monkeypatch.setattr(harness.cli, "run_campaign", broken)
+    monkeypatch.setattr(harness.cli, "run_workers", broken)
     assert _fuzz(CORRECT, "--seed", "1") == 3
     err = capsys.readouterr().err
     assert err.startswith("harness: internal error")

@@ -244,3 +244,24 @@ def test_two_summaries_or_a_foreign_file_are_refused(tmp_path) -> None:
     with pytest.raises(FailureFileError, match="not valid JSON"):
         (tmp_path / "broken.json").write_text("{")
         load_inputs([str(tmp_path / "broken.json")])
+
+
+def test_each_failure_says_how_far_the_search_got_before_it_was_first_seen(campaign, tmp_path) -> None:
+    result, summary, _ = campaign
+    (finding,) = result.findings
+    (failure,) = summary["failures"]
+    detected = failure["detected"]
+    assert detected["examples"] == finding.examples_to_detect and 1 <= detected["examples"] <= result.examples
+    assert 0 <= detected["search_seconds"] <= result.elapsed_s and detected["shrink_seconds"] > 0
+    text = Page(render_report(summary, [view_of_finding(finding)])).all_text
+    assert f"{detected['examples']} examples" in text and "s of search" in text
+    # The same line from the summary alone, and none from a summary written before the field existed.
+    summary_path = tmp_path / "summary.json"
+    summary_path.write_text(json.dumps(summary))
+    _, views, _ = load_inputs([str(summary_path)])
+    assert views[0].detected == (detected["examples"], detected["search_seconds"])
+    old = {**summary, "failures": [{k: v for k, v in failure.items() if k != "detected"}]}
+    jsonschema.validate(old, schema(), cls=jsonschema.Draft202012Validator)
+    summary_path.write_text(json.dumps(old))
+    _, views, _ = load_inputs([str(summary_path)])
+    assert views[0].detected is None and "s of search" not in Page(render_report(old, views)).all_text

@@ -217,6 +217,7 @@ FAULTS: dict[str, str] = {
     "jump.backward": "the wall clock jumps back",
     "ties.lifo": "calls due at the same instant run in reverse order",
     "ties.shuffle": "calls due at the same instant run in shuffled order",
+    "ties.pct": "calls due at the same instant run in PCT order (random priorities, change points)",
     "stride": "time advances in strides (calls fire late)",
     "jitter": "the reactor wakes late by a seeded amount (due order kept)",
 }
@@ -335,3 +336,10 @@ class Tally:
 
     def to_json(self) -> dict[str, Any]:
         return {"examples": self.examples, "invariants": dict(self.invariants), "faults": dict(self.faults)}
+
+    def absorb(self, data: dict[str, Any]) -> None:
+        """Add the counts of another tally's ``to_json()`` (a worker's) to this one."""
+        self.examples += data["examples"]
+        for mine, theirs in ((self.invariants, data["invariants"]), (self.faults, data["faults"])):
+            for key, count in theirs.items():
+                mine[key] = mine.get(key, 0) + count

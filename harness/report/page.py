@@ -62,6 +62,8 @@ class FailureView:
     source: str = "fuzz"
     shrunk: bool = True
     seed: int | None = None
+    #: Time to first failure: search examples and seconds before it was first seen (None: not known).
+    detected: tuple[int, float] | None = None
 
     @property
     def replay(self) -> str | None:
@@ -86,10 +88,25 @@ def view_of_finding(finding: Any) -> FailureView:
         source=finding.source,
         shrunk=finding.shrunk,
         seed=record.seed,
+        detected=_detected(finding.examples_to_detect, finding.detected_after_s),
     )
 
 
-def view_of_record(record: FailureRecord, path: str | None, source: str = "fuzz", shrunk: bool = True) -> FailureView:
+def _detected(examples: Any, seconds: Any) -> tuple[int, float] | None:
+    """Time to first failure as the report shows it, or None when unknown or malformed."""
+    if isinstance(examples, int) and not isinstance(examples, bool) and isinstance(seconds, (int, float)):
+        if examples >= 0 and 0 <= seconds < float("inf"):
+            return examples, float(seconds)
+    return None
+
+
+def view_of_record(
+    record: FailureRecord,
+    path: str | None,
+    source: str = "fuzz",
+    shrunk: bool = True,
+    detected: tuple[int, float] | None = None,
+) -> FailureView:
     """A failure file as the report draws it (its saved trace and marked events)."""
     return FailureView(
         invariant=record.invariant,
@@ -102,6 +119,7 @@ def view_of_record(record: FailureRecord, path: str | None, source: str = "fuzz"
         source=source,
         shrunk=shrunk,
         seed=record.seed,
+        detected=detected,
     )
 
 
@@ -145,7 +163,9 @@ def load_inputs(paths: Sequence[str]) -> tuple[dict[str, Any] | None, list[Failu
                 continue
             if path.resolve() not in seen:
                 seen.add(path.resolve())
-                views.append(view_of_record(record, listed, failure.get("source", "fuzz"), failure.get("shrunk", True)))
+                found = failure.get("detected")
+                when = _detected(found.get("examples"), found.get("search_seconds")) if isinstance(found, dict) else None
+                views.append(view_of_record(record, listed, failure.get("source", "fuzz"), failure.get("shrunk", True), when))
     for name, record in records:
         if Path(name).resolve() not in seen:
             seen.add(Path(name).resolve())
@@ -355,6 +375,9 @@ def _failure(view: FailureView) -> list[str]:
         facts += ["<dt>failure file</dt>", f"<dd><code>{escape(view.file or '')}</code></dd>"]
     how = "a regression file that fails again" if view.source == "regression" else "found by this campaign"
     facts += ["<dt>source</dt>", f"<dd>{escape(how)}</dd>"]
+    if view.detected is not None:
+        examples, seconds = view.detected
+        facts += ["<dt>found after</dt>", f"<dd>{examples} examples, {seconds:.2f} s of search (shrinking excluded)</dd>"]
     if not view.shrunk:
         facts += ["<dt>shrinking</dt>", "<dd>cut short: this schedule fails but may not be minimal</dd>"]
     facts += ["<dt>schedule</dt>", f"<dd>{len(view.schedule.ops)} operations</dd>"]
