@@ -1,0 +1,305 @@
+"""matrix-synapse's scheduling utilities, each declaring only what Synapse documents.
+
+Needs the ``thirdparty`` extra (``pip install -e '.[thirdparty]'``); without
+it, importing this module raises an ``ImportError`` that says so (``harness
+list`` does not import it). Verified against matrix-synapse 1.163.
+
+Every target wraps the injected clock in Synapse's own ``Clock`` (it takes
+any ``IReactorTime``) and awaits the harness's jobs with
+``make_deferred_yieldable``, as Synapse's logcontext rules ask. What each one
+promises, from Synapse's docstrings and comments, and what the harness
+checks:
+
+``linearizer``: ``Linearizer(max_count=2)``, every job under
+``async with linearizer.queue(key)``, one key. "Limits concurrent access to
+resources based on a key": ``max_count`` is "the maximum number of
+concurrent accesses" (``limit=2``); waiters are granted in arrival order
+(an ``OrderedDict`` popped from the front: ``order="fifo"``); a cancelled
+waiter "takes itself back out of the queue", a cancelled holder releases
+the lock (``cancellable``).
+
+``linearizer_keys``: the same with two keys, jobs alternating between them.
+Until targets can declare keys, only the sum is expressible: at most
+``2 x max_count`` jobs at once overall, no order promise across keys.
+
+``observable_deferred``: one ``ObservableDeferred(maybeDeferred(job),
+consumeErrors=True)`` per job, the caller gets an observer. "Observer
+deferreds ... resolved when the underlying deferred is resolved" (results
+and errors propagate); "cancelling or otherwise resolving an observer will
+not affect the original": cancelling the caller *detaches* it (the job runs
+on, never cancelled; a target invariant, ``origin_never_cancelled``), so
+``cancellable`` is not declared (it would demand propagation).
+
+``timeout_deferred``: ``timeout_deferred(deferred=maybeDeferred(job),
+timeout=0.3, clock=...)``. Times the job out after 300 ms
+(``timeout_ms=300``) with ``twisted.internet.defer.TimeoutError``, and,
+unlike ``Deferred.addTimeout``, "correctly handling the case where the given
+deferred's canceller throws": schedules include jobs whose canceller raises,
+and a target invariant (``fires_by_timeout``) checks the stronger promise
+that every caller has its answer by T whatever the job does. The returned
+Deferred has no canceller (cancelling it would not reach the job), so
+``cancellable`` is not declared and schedules hold no cancels.
+
+``batching_queue``: ``BatchingQueue`` whose batch function runs the batch's
+jobs one after another and returns each job's outcome; the glue hands each
+caller its own job's outcome. "The processing function will only be called
+once at a time for each key ... called the next reactor tick after
+``add_to_queue``, and will keep being called until the queue has been
+drained": at most one job at once (``limit=1``), FIFO. Its server object is
+a stand-in with ``hostname`` and ``run_as_background_process`` (Synapse's
+own). Cancelling a caller detaches it (the queued value stays in its
+batch): ``cancellable`` is not declared.
+
+``response_cache``: ``ResponseCache.wrap(key, ...)`` with one key per job,
+no timeout. It is a de-duplicator: callers of a key in flight share one
+computation, which the harness cannot express until targets can declare
+shared work, so each job gets its own key and what is checked is the
+pass-through: results and errors reach the caller, nothing stranded. Its
+cancel swallows the cancellation until the computation ends (documented),
+so ``cancellable`` is not declared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+
+from harness import Menu, Target
+
+try:
+    from synapse.logging.context import SENTINEL_CONTEXT, make_deferred_yieldable, set_current_context
+    from synapse.metrics.background_process_metrics import run_as_background_process
+    from synapse.util.async_helpers import Linearizer, ObservableDeferred
+    from synapse.util.async_helpers import timeout_deferred as _timeout_deferred
+    from synapse.util.batching_queue import BatchingQueue
+    from synapse.util.caches.response_cache import ResponseCache
+    from synapse.util.clock import Clock
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        f"the Synapse targets need matrix-synapse ({exc}); install it with pip install -e '.[thirdparty]'"
+    ) from None
+
+#: The server name Synapse's clock, metrics and caches are labelled with.
+SERVER_NAME = "harness.test"
+#: ``Linearizer`` concurrent holders per key, keys of the multi-key target.
+MAX_COUNT = 2
+KEYS = 2
+#: ``timeout_deferred`` timeout.
+TIMEOUT_MS = 300
+
+
+def synapse_clock(reactor: IReactorTime) -> Clock:
+    """Synapse's ``Clock`` over the harness's clock (any ``IReactorTime``).
+
+    Also puts the thread back in Synapse's sentinel logcontext, where every
+    reactor callback starts: a coroutine of an earlier run closed by the
+    garbage collector may have left its own logcontext current, and Synapse's
+    ``call_later`` asserts the sentinel.
+    """
+    set_current_context(SENTINEL_CONTEXT)
+    return Clock(reactor, SERVER_NAME)  # type: ignore[arg-type]
+
+
+async def _await_job(job: Callable[[], Any]) -> Any:
+    """Run a harness job and wait for it the way Synapse code waits for a plain Deferred."""
+    return await make_deferred_yieldable(defer.maybeDeferred(job))
+
+
+class Linearized:
+    """Runs each job holding ``linearizer.queue(key)``; ``key_of(job)`` picks the key."""
+
+    def __init__(self, reactor: IReactorTime, max_count: int, keys: int = 1) -> None:
+        self.clock = synapse_clock(reactor)
+        self.linearizer = Linearizer("harness", clock=self.clock, max_count=max_count)
+        self.keys = keys
+
+    def key_of(self, job: Any) -> int:
+        # Workaround until targets declare keys: the job's id picks the key.
+        return job.id % self.keys
+
+    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
+        return defer.ensureDeferred(self._run(job, self.key_of(job)))
+
+    async def _run(self, job: Callable[[], Any], key: int) -> Any:
+        async with self.linearizer.queue(key):
+            return await _await_job(job)
+
+
+linearizer = Target(
+    build=lambda reactor: Linearized(reactor, MAX_COUNT),
+    limit=MAX_COUNT,
+    order="fifo",
+    description="Synapse's Linearizer(max_count=2), one key: at most two at once, FIFO, cancellable",
+)
+
+linearizer_keys = Target(
+    build=lambda reactor: Linearized(reactor, MAX_COUNT, keys=KEYS),
+    limit=MAX_COUNT * KEYS,
+    # Workaround until targets declare keys: with one overall limit, a job queued behind two
+    # hanging jobs of its own key looks stuck while the other key has room. No hangs, and no
+    # cancellers that raise (a job that never ends holds its key the same way).
+    menu=Menu(job_kinds=("succeed", "immediate", "value", "fail", "raise")),
+    description="Synapse's Linearizer(max_count=2), two keys: at most four at once (per-key limits need keys)",
+)
+
+
+class Observed:
+    """One ``ObservableDeferred`` per job; the caller gets an observer of it."""
+
+    def __init__(self, reactor: IReactorTime) -> None:
+        self.clock = reactor
+        self.origins: list[ObservableDeferred[Any]] = []
+
+    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
+        origin: ObservableDeferred[Any] = ObservableDeferred(defer.maybeDeferred(job), consumeErrors=True)
+        self.origins.append(origin)
+        return origin.observe()
+
+
+def origin_never_cancelled(run: Any) -> None:
+    """``ObservableDeferred``: cancelling an observer never cancels the job it observes."""
+    for event in run.trace:
+        if event.kind == "job.cancel":
+            raise AssertionError(
+                f"job {event.job} was cancelled at {event.t_us / 1000:g}ms; cancelling an observer "
+                "must not affect the original Deferred"
+            )
+
+
+observable_deferred = Target(
+    build=Observed,
+    cancellable=False,
+    menu=Menu(cancels=True),
+    invariants=(origin_never_cancelled,),
+    description="Synapse's ObservableDeferred: observers get the result; a cancelled observer detaches",
+)
+
+
+class TimedOut:
+    """``timeout_deferred`` around each job, on Synapse's clock."""
+
+    def __init__(self, reactor: IReactorTime) -> None:
+        self.clock = synapse_clock(reactor)
+
+    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
+        return _timeout_deferred(deferred=defer.maybeDeferred(job), timeout=TIMEOUT_MS / 1000, clock=self.clock)
+
+
+def fires_by_timeout(run: Any) -> None:
+    """``timeout_deferred``'s promise: every caller has its answer within T of submitting, whatever the job does.
+
+    The timer may fire late by the clock policy's stride plus jitter, as any call may.
+    """
+    policy = run.schedule.clock
+    allowed_us = (TIMEOUT_MS + policy.step_ms + policy.jitter_ms) * 1000
+    submitted: dict[int, int] = {}
+    fired: set[int] = set()
+    end_us = 0
+    for event in run.trace:
+        end_us = event.t_us
+        if event.kind == "submit":
+            submitted[event.job] = event.t_us
+        elif event.kind in ("result", "failure") and event.job in submitted:
+            fired.add(event.job)
+            waited = event.t_us - submitted[event.job]
+            assert waited <= allowed_us, (
+                f"job {event.job}'s Deferred fired {waited / 1000:g}ms after submission, later than the "
+                f"{TIMEOUT_MS}ms timeout allows"
+            )
+        if event.kind == "drained":
+            break
+    for job, at in submitted.items():
+        assert job in fired or end_us - at <= allowed_us, (
+            f"job {job}'s Deferred never fired, though {TIMEOUT_MS}ms passed since its submission"
+        )
+
+
+timeout_deferred = Target(
+    build=TimedOut,
+    timeout_ms=TIMEOUT_MS,
+    cancellable=False,
+    menu=Menu(cancels=False, canceller_raises=True),
+    invariants=(fires_by_timeout,),
+    description="Synapse's timeout_deferred(0.3): TimeoutError at 300ms even when the job's canceller raises",
+)
+
+
+class _HomeServerStandIn:
+    """What ``BatchingQueue`` uses of its ``HomeServer``: ``hostname`` and ``run_as_background_process``."""
+
+    hostname = SERVER_NAME
+
+    def run_as_background_process(self, desc: Any, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return run_as_background_process(desc, self.hostname, func, *args, **kwargs)
+
+
+class Batched:
+    """A ``BatchingQueue`` of jobs: each batch runs its jobs in order; each caller gets its own job's outcome."""
+
+    def __init__(self, reactor: IReactorTime) -> None:
+        self.clock = synapse_clock(reactor)
+        self.queue: BatchingQueue[Any, dict[int, tuple[bool, Any]]] = BatchingQueue(
+            name="harness", hs=_HomeServerStandIn(), clock=self.clock, process_batch_callback=self._process  # type: ignore[arg-type]
+        )
+
+    def key_of(self, job: Any) -> Any:
+        return ()  # the queue's default key; several keys wait for targets that declare them
+
+    def submit(self, job: Any) -> defer.Deferred[Any]:
+        d = defer.ensureDeferred(self.queue.add_to_queue(job, key=self.key_of(job)))
+        return d.addCallback(self._own, job.id)
+
+    def stop(self) -> None:
+        self.queue.shutdown()  # drops the queue's metric callbacks, which would keep it alive
+
+    @staticmethod
+    async def _process(jobs: list[Any]) -> dict[int, tuple[bool, Any]]:
+        outcomes: dict[int, tuple[bool, Any]] = {}
+        for job in jobs:
+            try:
+                outcomes[job.id] = (True, await _await_job(job))
+            except Exception as exc:
+                outcomes[job.id] = (False, exc)
+        return outcomes
+
+    @staticmethod
+    def _own(outcomes: dict[int, tuple[bool, Any]], job_id: int) -> Any:
+        ok, value = outcomes[job_id]
+        if not ok:
+            raise value
+        return value
+
+
+batching_queue = Target(
+    build=Batched,
+    limit=1,
+    order="fifo",
+    cancellable=False,
+    menu=Menu(cancels=True, stops=True),
+    description="Synapse's BatchingQueue, one key: one batch at a time, jobs in order, each caller its outcome",
+)
+
+
+class Cached:
+    """``ResponseCache.wrap`` with one key per job (the cache is a pass-through until shared work is expressible)."""
+
+    def __init__(self, reactor: IReactorTime) -> None:
+        self.clock = synapse_clock(reactor)
+        self.cache: ResponseCache[int] = ResponseCache(clock=self.clock, name="harness", server_name=SERVER_NAME)
+
+    def key_of(self, job: Any) -> int:
+        return job.id
+
+    def submit(self, job: Any) -> defer.Deferred[Any]:
+        return defer.ensureDeferred(self.cache.wrap(self.key_of(job), _await_job, job))
+
+
+response_cache = Target(
+    build=Cached,
+    cancellable=False,
+    menu=Menu(cancels=False),
+    description="Synapse's ResponseCache.wrap, one key per job: results and errors pass through",
+)
