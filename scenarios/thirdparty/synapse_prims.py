@@ -13,10 +13,16 @@ checks:
 ``linearizer``: ``Linearizer(max_count=2)``, every job under
 ``async with linearizer.queue(key)``, one key. "Limits concurrent access to
 resources based on a key": ``max_count`` is "the maximum number of
-concurrent accesses" (``limit=2``); waiters are granted in arrival order
-(an ``OrderedDict`` popped from the front: ``order="fifo"``); a cancelled
-waiter "takes itself back out of the queue", a cancelled holder releases
-the lock (``cancellable``).
+concurrent accesses" (``limit=2``); a cancelled waiter "takes itself back
+out of the queue", a cancelled holder releases the lock (``cancellable``).
+No order is declared: the lock is *granted* in arrival order (an
+``OrderedDict`` popped from the front), but the holder then waits a
+``sleep(0)`` before its work starts, and two grants in the same reactor
+tick start in the order the reactor runs calls due at the same instant,
+which no reactor promises. The harness found this (ties ``lifo``: job 3
+started before job 2, both granted at 10 ms); a real ``SelectReactor``
+does the same when a few other calls are due in that tick (its heap is not
+stable). Synapse documents no order, so none is declared.
 
 ``linearizer_keys``: the same with two keys, jobs alternating between them.
 Until targets can declare keys, only the sum is expressible: at most
@@ -131,8 +137,7 @@ class Linearized:
 linearizer = Target(
     build=lambda reactor: Linearized(reactor, MAX_COUNT),
     limit=MAX_COUNT,
-    order="fifo",
-    description="Synapse's Linearizer(max_count=2), one key: at most two at once, FIFO, cancellable",
+    description="Synapse's Linearizer(max_count=2), one key: at most two at once, cancellable",
 )
 
 linearizer_keys = Target(
@@ -191,15 +196,14 @@ class TimedOut:
 def fires_by_timeout(run: Any) -> None:
     """``timeout_deferred``'s promise: every caller has its answer within T of submitting, whatever the job does.
 
-    The timer may fire late by the clock policy's stride plus jitter, as any call may.
+    The timer may fire late by the clock policy's stride plus jitter, as any call may. A caller
+    still unanswered when the run drained (nothing left scheduled) never will be.
     """
     policy = run.schedule.clock
     allowed_us = (TIMEOUT_MS + policy.step_ms + policy.jitter_ms) * 1000
     submitted: dict[int, int] = {}
     fired: set[int] = set()
-    end_us = 0
     for event in run.trace:
-        end_us = event.t_us
         if event.kind == "submit":
             submitted[event.job] = event.t_us
         elif event.kind in ("result", "failure") and event.job in submitted:
@@ -209,12 +213,10 @@ def fires_by_timeout(run: Any) -> None:
                 f"job {event.job}'s Deferred fired {waited / 1000:g}ms after submission, later than the "
                 f"{TIMEOUT_MS}ms timeout allows"
             )
-        if event.kind == "drained":
+        elif event.kind == "drained":
             break
-    for job, at in submitted.items():
-        assert job in fired or end_us - at <= allowed_us, (
-            f"job {job}'s Deferred never fired, though {TIMEOUT_MS}ms passed since its submission"
-        )
+    for job in submitted:
+        assert job in fired, f"job {job}'s Deferred never fired, though the {TIMEOUT_MS}ms timeout passed"
 
 
 timeout_deferred = Target(
