@@ -32,24 +32,14 @@ from harness import (
 )
 from harness.schedule import Cancel
 from scenarios import CATALOG
-from scenarios.thirdparty import SCENARIOS, SYNAPSE, TWISTED, available, requires
+from scenarios.thirdparty import KNOWN_FALSE_ALARMS, SCENARIOS, SYNAPSE, TWISTED, available, requires
 
 ROOT = Path(__file__).resolve().parent.parent
 TWISTED_TARGETS = tuple(s.target for s in SCENARIOS if s.target.startswith(TWISTED + ":"))
 SYNAPSE_TARGETS = tuple(s.target for s in SCENARIOS if s.target.startswith(SYNAPSE + ":"))
 
-#: Targets that a campaign flags today because of a known false alarm of the harness (issue 13),
-#: each fixed on the branch named. Nothing else may be listed here.
-KNOWN_ALARMS = {
-    f"{SYNAPSE}:linearizer": (
-        "false alarm fixed by clock: garbage collection of a hanging job closes the coroutine awaiting it "
-        "(nondeterministic target: RuntimeError: cannot reuse already awaited coroutine)"
-    ),
-    f"{SYNAPSE}:batching_queue": (
-        "false alarm fixed by clock: garbage collection of a hanging job closes the batch coroutine, "
-        "which frees the key mid-batch (nondeterministic target, concurrency.limit, concurrency.fifo)"
-    ),
-}
+#: Known false alarms of the harness that some targets hit today (issue 13).
+KNOWN_ALARMS = KNOWN_FALSE_ALARMS
 
 
 def _ids(targets: tuple[str, ...]) -> list[str]:

@@ -47,6 +47,21 @@ SCENARIOS = (
 )
 
 
+#: Targets that campaigns flag today because of a false alarm of the harness (issue 13), with the
+#: cause and the branch fixing it. Tests mark these ``xfail``; nothing else may be listed here, and
+#: an entry goes when its fix lands.
+KNOWN_FALSE_ALARMS = {
+    f"{SYNAPSE}:linearizer": (
+        "false alarm fixed by clock: garbage collection of a hanging job closes the coroutine awaiting it "
+        "(nondeterministic target: RuntimeError: cannot reuse already awaited coroutine)"
+    ),
+    f"{SYNAPSE}:batching_queue": (
+        "false alarm fixed by clock: garbage collection of a hanging job closes the batch coroutine, "
+        "which frees the key mid-batch (nondeterministic target, concurrency.limit, concurrency.fifo)"
+    ),
+}
+
+
 def requires(scenario: Scenario) -> str | None:
     """The distribution ``scenario`` needs beyond the harness's dependencies, if any."""
     return SYNAPSE_DISTRIBUTION if scenario.target.startswith(SYNAPSE + ":") else None
