@@ -51,6 +51,10 @@ SCENARIOS = (
 #: cause and the branch fixing it. Tests mark these ``xfail``; nothing else may be listed here, and
 #: an entry goes when its fix lands.
 KNOWN_FALSE_ALARMS = {
+    f"{TWISTED}:looping_call_now": (
+        "false alarm fixed by clock: the clock loop spins for ever when a late call's float time rounds "
+        "below its due time (harness.hang; about 1 clock seed in 3,000 with jitter)"
+    ),
     f"{SYNAPSE}:linearizer": (
         "false alarm fixed by clock: garbage collection of a hanging job closes the coroutine awaiting it "
         "(nondeterministic target: RuntimeError: cannot reuse already awaited coroutine)"
