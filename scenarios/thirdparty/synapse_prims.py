@@ -67,6 +67,7 @@ so ``cancellable`` is not declared.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -87,6 +88,12 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError(
         f"the Synapse targets need matrix-synapse ({exc}); install it with pip install -e '.[thirdparty]'"
     ) from None
+
+# Synapse logs through the standard library, and with no handler configured Python prints
+# warnings and errors to stderr (thousands in a campaign: every cancelled waiter, every canceller
+# that raised). A NullHandler keeps them off the terminal; they still reach handlers the user
+# configures on the root logger.
+logging.getLogger("synapse").addHandler(logging.NullHandler())
 
 #: The server name Synapse's clock, metrics and caches are labelled with.
 SERVER_NAME = "harness.test"
