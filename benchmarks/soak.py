@@ -127,11 +127,28 @@ def table(rows: list[Soaked]) -> str:
 
 
 def soak(
-    examples: int, seed: int = 0, workers: int = 1, only: str = "", report_dir: str | None = None, timeout_s: float = 10.0
+    examples: int,
+    seed: int = 0,
+    workers: int = 1,
+    only: str = "",
+    report_dir: str | None = None,
+    timeout_s: float = 10.0,
+    progress: bool = False,
 ) -> list[Soaked]:
-    """Soak every correct target; returns one row per target (also usable from tests)."""
+    """Soak every correct target; returns one row per target (also usable from tests).
+
+    With ``progress``, a line per target goes to stderr as each campaign ends.
+    """
     directory = report_dir or tempfile.mkdtemp(prefix="soak-")
-    return [soak_one(s, examples, seed, workers, directory, timeout_s) for s in correct_scenarios(only)]
+    scenarios = correct_scenarios(only)
+    rows = []
+    for index, scenario in enumerate(scenarios, 1):
+        row = soak_one(scenario, examples, seed, workers, directory, timeout_s)
+        rows.append(row)
+        if progress:
+            status = row.skipped or f"{row.examples:,} examples, {len(row.alarms)} alarms, {row.seconds:.1f}s"
+            print(f"soak: {index}/{len(scenarios)} {row.target}: {status}", file=sys.stderr, flush=True)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--examples-per-target must be at least 1")
     logging.disable(logging.CRITICAL)  # Synapse logs every cancelled waiter through the stdlib
     started = time.monotonic()
-    rows = soak(args.examples_per_target, args.seed, args.workers, args.only, args.report_dir, args.example_timeout)
+    rows = soak(
+        args.examples_per_target, args.seed, args.workers, args.only, args.report_dir, args.example_timeout, progress=True
+    )
     print(table(rows))
     run = [r for r in rows if not r.skipped]
     report = {
