@@ -12,6 +12,8 @@ A run has four phases, all recorded in the trace:
 4. **release**: run the target's own invariants, drop every reference to
    the subject, collect garbage and record any "Unhandled error in
    Deferred" that Twisted logs, so that invariants judge the trace alone.
+   Pending operations (scheduled calls, unsettled job attempts) are held,
+   as a reactor holds them, until the trace is closed (``_teardown``).
 
 The runner stays in control of the code it runs. A run has a wall-clock
 limit (``harness.watchdog``): a target that hangs, or that keeps scheduling
@@ -26,7 +28,6 @@ handler is undone however the run ends.
 from __future__ import annotations
 
 import gc
-import math
 import re
 from traceback import clear_frames
 from collections.abc import Callable, Iterator
@@ -171,8 +172,8 @@ def run_schedule(target: Target, schedule: Schedule, timeout_s: float | None = D
     _check_error_names(target, schedule)
     _isolate_garbage()
     policy = schedule.clock
-    clock = FaultClock(policy.tie_break, policy.seed, jitter=policy.jitter_ms / 1000)
-    trace = Trace(lambda: round(clock.rightNow * 1_000_000))
+    clock = FaultClock.for_policy(policy)
+    trace = Trace(lambda: clock.now_us)
     clock.on_escape = lambda call, exc: trace.record("reactor.error", detail=f"{call_name(call)}: {describe_error(exc)}")
     observer = _LogRecorder(trace)
     run = Run(target=target, schedule=schedule, trace=trace, clock=clock)
@@ -180,7 +181,8 @@ def run_schedule(target: Target, schedule: Schedule, timeout_s: float | None = D
     import_global_reactor()  # outside the wall-clock limit: the first import can take 0.3 s or more
     try:
         with _logging_into(observer):
-            with Watchdog(timeout_s) as dog, EscapeGuard() as guard:
+            # The guard first: it may import the global reactor (slow with TLS installed), which is no part of the run's time.
+            with EscapeGuard() as guard, Watchdog(timeout_s) as dog:
 
                 def checkpoint() -> None:
                     guard.check()
@@ -263,7 +265,7 @@ def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, ob
     """End a run that cannot go on: record why, drop the subject, and return the error to raise."""
     where = run.where()
     clock = run.clock
-    t_us = round(clock.rightNow * 1_000_000) if clock is not None else (run.trace[-1].t_us if len(run.trace) else 0)
+    t_us = clock.now_us if clock is not None else (run.trace[-1].t_us if len(run.trace) else 0)
     when = format_ms(t_us)
     error: HarnessError
     if guard.escaped is not None or isinstance(exc, Escaped):
@@ -299,11 +301,13 @@ def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, ob
     if traceback is not None:
         clear_frames(traceback)
     del traceback
-    run.trace.freeze()
+    run.trace.close()
     observer.trace = Trace(lambda: 0)
     if clock is not None:
         clock.calls.clear()
         clock.created.clear()
+    for job in run.jobs.values():
+        job.release()
     run.subject = None
     run.clock = None
     run.jobs = {}
@@ -326,19 +330,19 @@ def _play(run: Run) -> None:
     checkpoint = run.checkpoint
     for index, op in enumerate(schedule.ops):
         run.phase, run.step = "advance", index
-        _advance_until(clock, op.at_ms / 1000, policy.step_ms, checkpoint)
+        _advance_until(clock, op.at_ms * 1000, checkpoint)
         run.phase = "step"
         _apply(run, op, errors)
         checkpoint()
     run.phase = "drain"
-    end = schedule.end_ms / 1000
-    _drain(clock, end + drain_ms / 1000, policy.step_ms, checkpoint)
-    _advance_until(clock, end + observe_ms / 1000, policy.step_ms, checkpoint)
+    end_us = schedule.end_ms * 1000
+    _drain(clock, end_us + drain_ms * 1000, checkpoint)
+    _advance_until(clock, end_us + observe_ms * 1000, checkpoint)
     trace.record("drained", detail=f"pending={len(clock.calls)}")
     if not run.stopped and target.can_stop(run.subject):
         run.phase = "teardown"
         _stop(run, "teardown")
-        _drain(clock, clock.rightNow + drain_ms / 1000, policy.step_ms, checkpoint)
+        _drain(clock, clock.now_us + drain_ms * 1000, checkpoint)
     if run.stopped:
         _record_leftovers(run)
 
@@ -347,10 +351,10 @@ def _record_leftovers(run: Run) -> None:
     """Record pending DelayedCalls and running LoopingCalls left after stop and drain."""
     clock, trace = run.clock, run.trace
     assert clock is not None
-    for call in sorted(clock.calls, key=lambda c: (c.getTime(), c.key)):
+    for call in sorted(clock.calls, key=lambda c: (c.due_us, c.key)):
         if isinstance(getattr(call.func, "__self__", None), Job):
             continue
-        trace.record("leak.call", detail=f"{call_name(call)} due at {round(call.getTime() * 1000)}ms")
+        trace.record("leak.call", detail=f"{call_name(call)} due at {round(call.due_us / 1000)}ms")
     loops: dict[int, task.LoopingCall] = {}
     for call in clock.created:
         func = getattr(call, "func", None)
@@ -379,16 +383,41 @@ def _release(run: Run, observer: _LogRecorder) -> None:
             raise TargetError(f"the target's invariant {name} raised {describe_error(exc)}, not AssertionError") from None
         run.checkpoint()
     run.phase = "release"
-    if run.clock is not None:
-        trace.freeze()
-        run.clock.calls.clear()
-        run.clock.created.clear()
+    _teardown(run, observer)
+
+
+def _teardown(run: Run, observer: _LogRecorder) -> None:
+    """End the run in a fixed order, so garbage collection never decides what the trace says.
+
+    First the subject, the Deferreds ``submit`` returned and the calls that
+    already ran are dropped, and the garbage collected: "Unhandled error in
+    Deferred" logged then is the subject's, and recorded. Pending operations
+    (calls still scheduled, attempts of jobs that never settled) are held
+    through that collection, as a reactor holds them; the trace then ends
+    and is closed, and only then are they let go (job by job, in id order)
+    and collected: a coroutine awaiting one of them is closed there, and what
+    its ``finally`` blocks do is no part of the run.
+    """
+    trace, clock, jobs = run.trace, run.clock, run.jobs
+    trace.freeze()
+    if clock is not None:
+        clock.created.clear()
     run.subject = None
     run.clock = None
     run.jobs = {}
     run.handles = {}
     _collect(observer)
     trace.record("end")
+    trace.close()
+    held = any(job.pending for job in jobs.values())
+    if clock is not None:
+        held = held or bool(clock.calls)
+        clock.calls.clear()
+    for job_id in sorted(jobs):
+        jobs[job_id].release()
+    del clock, jobs
+    if held:  # nothing held, nothing more to collect
+        _collect(observer)
 
 
 _runs_since_sweep = 0
@@ -448,36 +477,19 @@ def _collect(observer: _LogRecorder) -> None:
             return
 
 
-def _fire_time(due: float, step_ms: int) -> float:
-    """When a call due at ``due`` fires: then, or at the next stride of a strided reactor."""
-    if not step_ms:
-        return due
-    stride = step_ms / 1000
-    return math.ceil(round(due / stride, 9)) * stride
-
-
 def _nothing() -> None:
     pass
 
 
-def _advance_until(clock: FaultClock, when: float, step_ms: int, checkpoint: Callable[[], None] = _nothing) -> None:
-    """Fire every call that falls due up to ``when``, then move the clock to ``when``."""
-    while True:
-        checkpoint()
-        due = clock.next_due()
-        if due is None or due > when:
-            break
-        clock.advance_to(min(_fire_time(due, step_ms), when))
-    clock.advance_to(when)
+def _advance_until(clock: FaultClock, when_us: int, checkpoint: Callable[[], None] = _nothing) -> None:
+    """Fire every call that falls due up to ``when_us`` (late as the clock policy says, never
+    past ``when_us``), then move the clock to ``when_us``. Integer time: it always ends."""
+    clock.run_until(when_us, checkpoint)
 
 
-def _drain(clock: FaultClock, horizon: float, step_ms: int, checkpoint: Callable[[], None] = _nothing) -> None:
-    """Keep firing calls until none is left or the next one is past the horizon."""
-    while clock.calls:
-        due = clock.next_due()
-        if due is None or due > horizon:
-            return
-        _advance_until(clock, _fire_time(due, step_ms), step_ms, checkpoint)
+def _drain(clock: FaultClock, horizon_us: int, checkpoint: Callable[[], None] = _nothing) -> None:
+    """Keep firing calls until none is left or the next one is due past the horizon."""
+    clock.drain(horizon_us, checkpoint)
 
 
 def _stop(run: Run, why: str) -> None:
@@ -505,7 +517,12 @@ def _watch(run: Run, job: int, d: Any, what: str) -> None:
             "return the Deferred of the job's result"
         )
     run.handles[job] = d
-    d.addCallbacks(_on_result, _on_failure, callbackArgs=(run.trace, job), errbackArgs=(run.trace, job))
+    d.addCallbacks(
+        _on_result,
+        _on_failure,
+        callbackArgs=(run.trace, job),
+        errbackArgs=(run.trace, job, "failure", run.target.declared_errors),
+    )
 
 
 def _apply(run: Run, op: Any, errors: dict[str, type[BaseException]]) -> None:
@@ -519,6 +536,7 @@ def _apply(run: Run, op: Any, errors: dict[str, type[BaseException]]) -> None:
             d = run.target.submit_job(run.subject, job, op.priority)
         except Exception as exc:
             trace.record("submit.raised", op.job, describe_error(exc))
+            _note_declared(trace, op.job, exc, run.target.declared_errors)
             return
         _watch(run, op.job, d, "submit")
     elif isinstance(op, Start):
@@ -549,7 +567,7 @@ def _apply(run: Run, op: Any, errors: dict[str, type[BaseException]]) -> None:
         else:
             _stop(run, "scheduled")
     elif isinstance(op, Jump):
-        run.clock.jump(op.delta_ms / 1000)
+        run.clock.jump_us(op.delta_ms * 1000)
         trace.record("clock.jump", detail=f"{op.delta_ms:+d}ms")
 
 
@@ -557,6 +575,21 @@ def _on_result(value: Any, trace: Trace, job: int) -> None:
     trace.record("result", job, describe(value))
 
 
-def _on_failure(failure: Failure, trace: Trace, job: int, kind: str = "failure") -> None:
+def _on_failure(
+    failure: Failure, trace: Trace, job: int, kind: str = "failure", declared: tuple[type[BaseException], ...] = ()
+) -> None:
     trace.record(kind, job, describe_error(failure.value))
+    _note_declared(trace, job, failure.value, declared)
+
+
+def _note_declared(trace: Trace, job: int, exc: BaseException, declared: tuple[type[BaseException], ...]) -> None:
+    """After an error event, record (as ``error.is``) which declared types the error is an instance of,
+    when its class name alone would say otherwise: a subclass of ``CancelledError``, or a same-named
+    class that is not the declared one. Most runs never need it, so their traces stay as they were.
+    """
+    name = type(exc).__name__
+    by_type = sorted({t.__name__ for t in declared if isinstance(exc, t)})
+    by_name = sorted({t.__name__ for t in declared if t.__name__ == name})
+    if by_type != by_name:
+        trace.record("error.is", job, ",".join(by_type))
 
