@@ -121,12 +121,3 @@ def _global_reactor() -> Any:
     from twisted.internet import reactor
 
     return reactor
-
-
-def import_global_reactor() -> None:
-    """Import (and so install) Twisted's global reactor now, before a run's wall-clock limit starts.
-
-    The first import takes 0.3 s or more where pyOpenSSL is installed (``twisted.internet.ssl``
-    loads it): counted against a run's limit, it made the first run of a process a "hang".
-    """
-    _global_reactor()

@@ -41,7 +41,7 @@ from twisted.python.failure import Failure
 
 from .clock import MAX_ROUNDS_PER_INSTANT, FaultClock, Livelock, call_name, func_name
 from .errors import HarnessError, TargetError
-from .escapes import EscapeGuard, Escaped, import_global_reactor
+from .escapes import EscapeGuard, Escaped
 from .faults import CancellerError
 from .jobs import Job
 from .schedule import Cancel, Jump, Op, Schedule, Start, Stop, Submit
@@ -178,7 +178,6 @@ def run_schedule(target: Target, schedule: Schedule, timeout_s: float | None = D
     observer = _LogRecorder(trace)
     run = Run(target=target, schedule=schedule, trace=trace, clock=clock)
     aborted: BaseException | None = None
-    import_global_reactor()  # outside the wall-clock limit: the first import can take 0.3 s or more
     try:
         with _logging_into(observer):
             # The guard first: it may import the global reactor (slow with TLS installed), which is no part of the run's time.
