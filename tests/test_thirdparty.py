@@ -3,10 +3,11 @@
 Every target in ``scenarios.thirdparty`` declares only what its code
 documents, so a campaign must find nothing. Where one does today, the cause
 is a known false alarm of the harness being fixed on another branch, and the
-test is marked ``xfail(strict=False)`` naming it (see ``KNOWN_ALARMS``); the
-exact schedules that show each one are kept here too. The target invariants
-written for the test bed (``starts_after_delay``, ``fires_by_timeout``,
-``origin_never_cancelled``) are shown to fire on code that breaks them.
+test is marked ``xfail(strict=False)`` naming it (``KNOWN_FALSE_ALARMS``, empty
+since the clock fixes landed); the exact schedules that showed the ones found are
+kept here as regression tests. The target invariants
+written for the test bed (``starts_after_delay``, ``origin_never_cancelled``)
+are shown to fire on code that breaks them.
 """
 
 from __future__ import annotations
@@ -136,11 +137,10 @@ def _ms(kind: str, after_ms: int = 0, canceller_raises: bool = False) -> JobSpec
     return JobSpec(kind, after_ms, canceller_raises=canceller_raises)
 
 
-@pytest.mark.xfail(strict=False, reason="false alarm fixed by clock: float rounding makes the clock loop spin")
 def test_looping_call_now_does_not_hang_the_clock_when_calls_fire_late() -> None:
     # Issue 13's first false alarm, on Twisted's own LoopingCall.start(0.1, now=True): strides of
     # 10 ms, up to 50 ms late (clock seed 17341). A call due at 9.13 s fires at
-    # 9.180000000000001 s, rounded to 9.18 s, before its due time: the clock spins at 9,180 ms.
+    # 9.180000000000001 s, rounded to 9.18 s, before its due time: the clock spun at 9,180 ms.
     from harness import TargetHung
     from harness.schedule import Start, Stop
 
@@ -167,11 +167,10 @@ def _four_prompt_jobs(first_two_ms: int, policy: ClockPolicy) -> Schedule:
     )
 
 
-@pytest.mark.xfail(strict=False, reason="false alarm fixed by clock: late firing reorders calls due at different times")
 def test_linearizer_keeps_fifo_when_the_reactor_wakes_late() -> None:
     # Four prompt jobs on Linearizer(max_count=2), calls up to 50 ms late (seed 0): the sleep(0)
     # that starts job 2 is due at 25.247 ms, job 3's at 49.673 ms; a late reactor still runs them
-    # in due order, but today job 3's fires first (52.326 ms, job 2's at 52.809 ms).
+    # in due order (job 3's fired first, at 52.326 ms, before the clock fix).
     pytest.importorskip("synapse", reason="needs the thirdparty extra")
     schedule = Schedule(tuple(Submit(0, job, _ms("succeed")) for job in range(4)), ClockPolicy(jitter_ms=50, seed=0))
     assert check(run_schedule(_fifo_linearizer(), schedule)) == []
@@ -221,11 +220,11 @@ def test_a_real_reactor_starts_linearizer_grantees_out_of_order_too() -> None:
         d.callback(None)  # let the coroutines end rather than be collected mid-await
 
 
-@pytest.mark.xfail(strict=False, reason="false alarm fixed by clock: garbage collection of hanging jobs")
 def test_batching_queue_does_not_lose_a_batch_to_the_garbage_collector() -> None:
     # A hanging job in the first batch, its caller cancelled (which detaches it): nothing but the
     # batch coroutine holds the job's Deferred, so the collector closes the coroutine, whose
-    # ``finally`` frees the key: job 1 of that batch is lost and later jobs run beside job 0.
+    # ``finally`` freed the key (before the clock fix): job 1 of that batch was lost and later
+    # jobs ran beside job 0.
     pytest.importorskip("synapse", reason="needs the thirdparty extra")
     ops = (
         Submit(0, 0, _ms("hang")),
@@ -256,21 +255,16 @@ def test_starts_after_delay_catches_a_short_delay() -> None:
     assert check(run_schedule(load_target(f"{TWISTED}:defer_later"), run.schedule)) == []
 
 
-def test_fires_by_timeout_tells_add_timeout_from_timeout_deferred() -> None:
+def test_timeout_fires_tells_add_timeout_from_timeout_deferred() -> None:
     # A job whose canceller raises: Deferred.addTimeout leaves the caller unfired (Twisted ticket
-    # 9534); Synapse's timeout_deferred fails it with TimeoutError at 300 ms all the same.
+    # 9534), so it cannot declare timeout_fires; Synapse's timeout_deferred fails it at 300 ms.
     pytest.importorskip("synapse", reason="needs the thirdparty extra")
-    from scenarios.thirdparty.synapse_prims import TIMEOUT_MS, fires_by_timeout
+    from dataclasses import replace
 
-    add_timeout = Target(
-        build=lambda clock: clock,
-        submit=lambda clock, job, priority: defer.maybeDeferred(job).addTimeout(TIMEOUT_MS / 1000, clock),
-        timeout_ms=TIMEOUT_MS,
-        cancellable=False,
-        invariants=(fires_by_timeout,),
-    )
     schedule = Schedule((Submit(0, 0, _ms("succeed", 1_000, canceller_raises=True)),), ClockPolicy())
-    assert "user.fires_by_timeout" in [v.invariant for v in check(run_schedule(add_timeout, schedule))]
+    add_timeout = replace(load_target(f"{TWISTED}:add_timeout"), timeout_fires=True)
+    assert [v.invariant for v in check(run_schedule(add_timeout, schedule))] == ["time.timeout"]
+    assert check(run_schedule(load_target(f"{TWISTED}:add_timeout"), schedule)) == []
     run = run_schedule(load_target(f"{SYNAPSE}:timeout_deferred"), schedule)
     assert check(run) == []
     assert [(e.kind, e.t_us) for e in run.trace if e.job == 0 and e.kind == "failure"] == [("failure", 300_000)]

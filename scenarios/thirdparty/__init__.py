@@ -50,19 +50,10 @@ SCENARIOS = (
 #: Targets that campaigns flag today because of a false alarm of the harness (issue 13), with the
 #: cause and the branch fixing it. Tests mark these ``xfail``; nothing else may be listed here, and
 #: an entry goes when its fix lands.
-KNOWN_FALSE_ALARMS = {
-    f"{TWISTED}:looping_call_now": (
-        "false alarm fixed by clock: the clock loop spins for ever when a late call's float time rounds "
-        "below its due time (harness.hang; about 1 clock seed in 3,000 with jitter)"
-    ),
-    f"{SYNAPSE}:linearizer": (
-        "false alarm fixed by clock: garbage collection of a hanging job closes the coroutine awaiting it "
-        "(nondeterministic target: RuntimeError: cannot reuse already awaited coroutine)"
-    ),
-    f"{SYNAPSE}:batching_queue": (
-        "false alarm fixed by clock: garbage collection of a hanging job closes the batch coroutine, "
-        "which frees the key mid-batch (nondeterministic target, concurrency.limit, concurrency.fifo)"
-    ),
+KNOWN_FALSE_ALARMS: dict[str, str] = {
+    # Empty since the clock fixes of issue 13 landed: looping_call_now (the clock loop spun under
+    # strides and jitter), linearizer and batching_queue (the collector closed coroutines awaiting
+    # hanging jobs) are clean now.
 }
 
 
