@@ -39,7 +39,7 @@ SCENARIOS = (
     Scenario(f"{TWISTED}:add_timeout", "pass", "Twisted's Deferred.addTimeout(0.3): TimeoutError and the job cancelled at 300ms", "Deferred.addTimeout"),
     Scenario(f"{TWISTED}:defer_later", "pass", "Twisted's task.deferLater(clock, 0.05, job): runs no sooner than 50ms later", "deferLater"),
     Scenario(f"{SYNAPSE}:linearizer", "pass", "Synapse's Linearizer(max_count=2), one key: limit 2, cancellable (no order documented)", "synapse Linearizer"),
-    Scenario(f"{SYNAPSE}:linearizer_keys", "pass", "Synapse's Linearizer(max_count=2), two keys: at most four at once", "synapse Linearizer"),
+    Scenario(f"{SYNAPSE}:linearizer_keys", "pass", "Synapse's Linearizer(max_count=2), two keys: at most two at once per key", "synapse Linearizer"),
     Scenario(f"{SYNAPSE}:observable_deferred", "pass", "Synapse's ObservableDeferred: observers get the result, a cancel detaches", "synapse ObservableDeferred"),
     Scenario(f"{SYNAPSE}:timeout_deferred", "pass", "Synapse's timeout_deferred(0.3): times out even when the job's canceller raises", "synapse timeout_deferred"),
     Scenario(f"{SYNAPSE}:batching_queue", "pass", "Synapse's BatchingQueue, one key: one batch at a time, in order", "synapse BatchingQueue"),

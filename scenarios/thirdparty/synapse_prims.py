@@ -24,17 +24,16 @@ started before job 2, both granted at 10 ms); a real ``SelectReactor``
 does the same when a few other calls are due in that tick (its heap is not
 stable). Synapse documents no order, so none is declared.
 
-``linearizer_keys``: the same with two keys, jobs alternating between them.
-Until targets can declare keys, only the sum is expressible: at most
-``2 x max_count`` jobs at once overall, no order promise across keys.
+``linearizer_keys``: the same with two keys (``keys=2``, ``key_limit=2``):
+at most ``max_count`` jobs at once per key, judged per key; cancellable.
 
 ``observable_deferred``: one ``ObservableDeferred(maybeDeferred(job),
 consumeErrors=True)`` per job, the caller gets an observer. "Observer
 deferreds ... resolved when the underlying deferred is resolved" (results
 and errors propagate); "cancelling or otherwise resolving an observer will
-not affect the original": cancelling the caller *detaches* it (the job runs
-on, never cancelled; a target invariant, ``origin_never_cancelled``), so
-``cancellable`` is not declared (it would demand propagation).
+not affect the original": cancelling the caller *detaches* it
+(``cancellable="detach"``; the job runs on, never cancelled: also a target
+invariant, ``origin_never_cancelled``).
 
 ``timeout_deferred``: ``timeout_deferred(deferred=maybeDeferred(job),
 timeout=0.3, clock=...)``. Times the job out after 300 ms
@@ -53,13 +52,14 @@ once at a time for each key ... called the next reactor tick after
 ``add_to_queue``, and will keep being called until the queue has been
 drained": at most one job at once (``limit=1``), FIFO. Its server object is
 a stand-in with ``hostname`` and ``run_as_background_process`` (Synapse's
-own). Cancelling a caller detaches it (the queued value stays in its
-batch): ``cancellable`` is not declared.
+own). Cancelling a caller fails it at once, but its value stays in its batch
+and the job still starts (even ``"detach"`` forbids that): ``cancellable`` is
+not declared.
 
 ``response_cache``: ``ResponseCache.wrap(key, ...)`` with one key per job,
 no timeout. It is a de-duplicator: callers of a key in flight share one
-computation, which the harness cannot express until targets can declare
-shared work, so each job gets its own key and what is checked is the
+computation (``Target(keys=..., shared=True)`` can now express that; not
+done here yet), so each job gets its own key and what is checked is the
 pass-through: results and errors reach the caller, nothing stranded. Its
 cancel swallows the cancellation until the computation ends (documented),
 so ``cancellable`` is not declared.
@@ -130,11 +130,11 @@ class Linearized:
         self.keys = keys
 
     def key_of(self, job: Any) -> int:
-        # Workaround until targets declare keys: the job's id picks the key.
+        # Used when no key is given (the one-key targets); a Target with keys passes key=job.key.
         return job.id % self.keys
 
-    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
-        return defer.ensureDeferred(self._run(job, self.key_of(job)))
+    def submit(self, job: Callable[[], Any], key: int | None = None) -> defer.Deferred[Any]:
+        return defer.ensureDeferred(self._run(job, self.key_of(job) if key is None else key))
 
     async def _run(self, job: Callable[[], Any], key: int) -> Any:
         async with self.linearizer.queue(key):
@@ -149,12 +149,10 @@ linearizer = Target(
 
 linearizer_keys = Target(
     build=lambda reactor: Linearized(reactor, MAX_COUNT, keys=KEYS),
+    keys=KEYS,
+    key_limit=MAX_COUNT,
     limit=MAX_COUNT * KEYS,
-    # Workaround until targets declare keys: with one overall limit, a job queued behind two
-    # hanging jobs of its own key looks stuck while the other key has room. No hangs, and no
-    # cancellers that raise (a job that never ends holds its key the same way).
-    menu=Menu(job_kinds=("succeed", "immediate", "value", "fail", "raise")),
-    description="Synapse's Linearizer(max_count=2), two keys: at most four at once (per-key limits need keys)",
+    description="Synapse's Linearizer(max_count=2), two keys: at most two at once per key, cancellable",
 )
 
 
@@ -183,8 +181,7 @@ def origin_never_cancelled(run: Any) -> None:
 
 observable_deferred = Target(
     build=Observed,
-    cancellable=False,
-    menu=Menu(cancels=True),
+    cancellable="detach",
     invariants=(origin_never_cancelled,),
     description="Synapse's ObservableDeferred: observers get the result; a cancelled observer detaches",
 )
@@ -260,6 +257,7 @@ batching_queue = Target(
     build=Batched,
     limit=1,
     order="fifo",
+    # Not "detach": a cancelled caller's value stays in its batch, and the job still starts.
     cancellable=False,
     menu=Menu(cancels=True, stops=True),
     description="Synapse's BatchingQueue, one key: one batch at a time, jobs in order, each caller its outcome",
