@@ -47,10 +47,11 @@ class Livelock(Exception):
 
 
 class _FaultDelayedCall(DelayedCall):
-    """A DelayedCall that carries its tie-break key and how late it fires."""
+    """A DelayedCall that carries its tie-break key, how late it fires, and its number (1, 2...)."""
 
     key: float = 0.0
     late: float = 0.0
+    seq: int = 0
 
     def fires_at(self) -> float:
         return self.getTime() + self.late
@@ -95,6 +96,8 @@ class FaultClock(task.Clock):
         self._rng = random.Random(seed)
         self._seq = 0
         self.on_escape = on_escape
+        #: Told ``("set" | "fire" | "cancel", call)`` for every delayed call, when set (the runner's timer events).
+        self.on_timer: Callable[[str, _FaultDelayedCall], None] | None = None
         self.created: list[DelayedCall] = []
         self.fired = 0
 
@@ -119,10 +122,9 @@ class FaultClock(task.Clock):
     def callLater(self, delay: float, callable: Callable[..., Any], *args: object, **kw: object) -> IDelayedCall:
         # Due times are kept to the microsecond so that 0.1 + 0.2 is due at 0.3.
         due = round((self.rightNow + max(delay, 0)) * 1_000_000) / 1_000_000
-        call = _FaultDelayedCall(
-            due, callable, args, kw, self.calls.remove, lambda c: None, self.monotonic
-        )
+        call = _FaultDelayedCall(due, callable, args, kw, self._cancel, lambda c: None, self.monotonic)
         self._seq += 1
+        call.seq = self._seq
         if self.tie_break == "fifo":
             call.key = self._seq
         elif self.tie_break == "lifo":
@@ -133,7 +135,14 @@ class FaultClock(task.Clock):
             call.late = self._rng.randint(0, self.jitter_us) / 1_000_000
         self.calls.append(call)
         self.created.append(call)
+        if self.on_timer is not None:
+            self.on_timer("set", call)
         return call
+
+    def _cancel(self, call: _FaultDelayedCall) -> None:
+        self.calls.remove(call)
+        if self.on_timer is not None:
+            self.on_timer("cancel", call)
 
     calls: list[_FaultDelayedCall]  # type: ignore[assignment]
 
@@ -174,6 +183,8 @@ class FaultClock(task.Clock):
                 self.calls.remove(call)
                 call.called = 1
                 self.fired += 1
+                if self.on_timer is not None:
+                    self.on_timer("fire", call)
                 try:
                     call.func(*call.args, **call.kw)
                 except Exception as exc:  # a reactor logs and goes on

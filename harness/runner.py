@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import re
 from traceback import clear_frames
 from collections.abc import Callable, Iterator
@@ -78,12 +79,42 @@ def describe(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def describe_error(exc: BaseException) -> str:
+def describe_error(exc: BaseException, failure: Failure | None = None) -> str:
+    """``Name: message``; for an exception without text (a bare ``assert``), where it was raised instead.
+
+    The place is the file's base name, line and function of the innermost
+    frame (``raised at pool.py:42 in submit``): deterministic across
+    machines, unlike a full path. ``failure`` supplies the frames when the
+    exception's own traceback was cleaned away.
+    """
     try:
         message = str(exc)
     except Exception:
         message = "<str() of the exception raised>"
+    if not message.strip():
+        message = raised_at(exc, failure)
     return one_line(f"{type(exc).__name__}: {_ADDRESS.sub('0x?', message)}")
+
+
+def raised_at(exc: BaseException, failure: Failure | None = None) -> str:
+    """``raised at file.py:LINE in function`` for the innermost frame of ``exc`` (or ``failure``)."""
+    frame: tuple[str, str, int] | None = None
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        frame = (code.co_name, code.co_filename, tb.tb_lineno)
+        tb = tb.tb_next
+    if frame is None and failure is not None:
+        try:
+            frames = failure.frames
+        except Exception:
+            frames = []
+        if frames:
+            frame = tuple(frames[-1][:3])  # type: ignore[assignment]
+    if frame is None:
+        return "(no message) raised at an unknown place"
+    function, path, line = frame
+    return f"(no message) raised at {os.path.basename(path)}:{line} in {function}"
 
 
 class TargetHung(HarnessError):
@@ -174,6 +205,7 @@ def run_schedule(target: Target, schedule: Schedule, timeout_s: float | None = D
     clock = FaultClock(policy.tie_break, policy.seed, jitter=policy.jitter_ms / 1000)
     trace = Trace(lambda: round(clock.rightNow * 1_000_000))
     clock.on_escape = lambda call, exc: trace.record("reactor.error", detail=f"{call_name(call)}: {describe_error(exc)}")
+    clock.on_timer = _timer_recorder(trace)
     observer = _LogRecorder(trace)
     run = Run(target=target, schedule=schedule, trace=trace, clock=clock)
     aborted: BaseException | None = None
@@ -342,6 +374,32 @@ def _play(run: Run) -> None:
         _record_leftovers(run)
 
 
+def _timer_recorder(trace: Trace) -> Callable[[str, Any], None]:
+    """Record the subject's own delayed calls as ``timer.set``, ``timer.fire`` and ``timer.cancel`` events.
+
+    Each names the call by its number and function (``#3 Poller._poll``),
+    ``timer.set`` with its due time. Jobs' own calls (a job settling after
+    its duration) are the harness's, not the subject's, and are left out.
+    The label is made once, when the call is set: it is cheap enough to be
+    always on.
+    """
+    record = trace.record
+
+    def on_timer(what: str, call: Any) -> None:
+        if what == "set":
+            if isinstance(getattr(call.func, "__self__", None), Job):
+                call.label = None
+                return
+            call.label = label = f"#{call.seq} {call_name(call)}"
+            record("timer.set", detail=f"{label} due {format_ms(round(call.getTime() * 1_000_000))}")
+            return
+        label = call.label
+        if label is not None:
+            record("timer." + what, detail=label)
+
+    return on_timer
+
+
 def _record_leftovers(run: Run) -> None:
     """Record pending DelayedCalls and running LoopingCalls left after stop and drain."""
     clock, trace = run.clock, run.trace
@@ -425,7 +483,7 @@ class _LogRecorder:
         if failure is not None:
             self.failures += 1
             kind = "unhandled" if event.get("log_namespace") == _DEFER_NAMESPACE else "log.error"
-            self.trace.record(kind, detail=describe_error(failure.value))
+            self.trace.record(kind, detail=describe_error(failure.value, failure))
             try:
                 failure.cleanFailure()
             except Exception:
@@ -557,5 +615,5 @@ def _on_result(value: Any, trace: Trace, job: int) -> None:
 
 
 def _on_failure(failure: Failure, trace: Trace, job: int, kind: str = "failure") -> None:
-    trace.record(kind, job, describe_error(failure.value))
+    trace.record(kind, job, describe_error(failure.value, failure))
 

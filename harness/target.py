@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,7 +77,7 @@ class Target:
     start: Callable[[Any, Any], Any] | None = None
     stop: Callable[[Any], Any] | None = None
     invariants: tuple[Callable[[Any], None], ...] = field(default=())
-    menu: Menu | None = None
+    menu: Menu | Mapping[str, Any] | None = None
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -105,6 +105,16 @@ class Target:
             len(self.backoff_ms) == 2 and 0 <= self.backoff_ms[0] <= self.backoff_ms[1]
         ):
             raise TargetError(f"Target backoff_ms must be (low_ms, high_ms) with low <= high, got {self.backoff_ms!r}")
+        if isinstance(self.menu, Mapping):
+            # Keyword overrides of the derived menu, applied once: the target then holds a plain Menu.
+            try:
+                object.__setattr__(self, "menu", Menu.derived(self).with_(**self.menu))
+            except (TypeError, ValueError) as exc:
+                raise TargetError(f"Target menu overrides are invalid: {exc}") from None
+        elif self.menu is not None and not isinstance(self.menu, Menu):
+            raise TargetError(
+                f"Target menu must be a harness.Menu or a dict of Menu fields to change, got {self.menu!r}"
+            )
         for fn in self.invariants:
             if not callable(fn):
                 raise TargetError(f"Target invariants must be callables taking the run, got {fn!r}")
@@ -123,18 +133,10 @@ class Target:
         return float(self.backoff_ms[0]), float(self.backoff_ms[1])
 
     def default_menu(self) -> Menu:
-        """What schedules for this target contain when it names no menu of its own."""
+        """What schedules for this target contain: its own menu, else the one derived from its promises."""
         if self.menu is not None:
             return self.menu
-        return Menu(
-            errors=tuple(self.error_types),
-            cancels=self.cancellable and self.kind == "submit",
-            stops=True,
-            priorities=3 if self.order == "priority" else 0,
-            periodic=self.kind == "periodic",
-            canceller_raises=self.cancellable and self.kind == "submit",
-            max_then=3 if (self.retries or self.kind == "periodic") else 0,
-        )
+        return Menu.derived(self)
 
     def submit_job(self, subject: Any, job: Any, priority: int) -> Any:
         if self.submit is not None:
