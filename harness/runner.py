@@ -352,7 +352,7 @@ def _play(run: Run) -> None:
     lateness = policy.step_ms + policy.jitter_ms
     costs = [spec.after_ms + lateness for op in schedule.submits for spec in op.specs]
     drain_ms = sum(costs) + max(costs, default=0) + LATE_HOPS * lateness + DRAIN_SLACK_MS
-    observe_ms = PERIODS_OBSERVED * (target.interval_ms or 0)
+    observe_ms = PERIODS_OBSERVED * target.period_ms()
     errors = target.error_types
     checkpoint = run.checkpoint
     for index, op in enumerate(schedule.ops):

@@ -10,6 +10,7 @@ adapted in a line or two. Each promise turns on the invariants that check it.
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -26,6 +27,9 @@ from .strategies import Menu
 KINDS = ("submit", "periodic")
 ORDERS = ("fifo", "priority")
 TIMEOUT_FROM = ("start", "submit")
+
+#: Failures in a row whose backoff waits bound how long a backoff loop is watched.
+BACKOFF_RETRIES_OBSERVED = 8
 
 #: A backoff promise: a fixed ``(low_ms, high_ms)`` range for every retry, or
 #: a function of the retry number (1 for the first retry) giving the range.
@@ -45,6 +49,13 @@ class Target:
     ``"priority"``). Periodic subjects (``kind="periodic"``): ``start(subject,
     work)`` starts calling ``work`` periodically; default ``subject.start(work)``.
     ``stop(subject)`` defaults to ``subject.stop()`` when the subject has one.
+
+    A periodic target with ``backoff_ms`` is a *backoff loop* (a reconnecting
+    client, a poller that backs off): after its k-th failed call in a row the
+    next call comes ``backoff_range(k)`` after that call ended; after a
+    successful call, ``interval_ms`` after it started, or without an
+    ``interval_ms``, ``backoff_range(1)`` after it ended (a success resets
+    the count).
 
     Every promise is optional; each one declared switches on its invariants
     (see the README's table).
@@ -99,8 +110,11 @@ class Target:
             isinstance(self.rate, tuple) and len(self.rate) == 2 and all(isinstance(v, int) and v > 0 for v in self.rate)
         ):
             raise TargetError(f"Target rate must be (jobs, per_ms) with positive integers, got {self.rate!r}")
-        if self.kind == "periodic" and self.interval_ms is None:
-            raise TargetError("a periodic Target must declare interval_ms, the period its subject promises")
+        if self.kind == "periodic" and self.interval_ms is None and self.backoff_ms is None:
+            raise TargetError(
+                "a periodic Target must declare interval_ms (the period its subject promises) "
+                "or backoff_ms (the delays of a backoff loop), or both"
+            )
         if isinstance(self.backoff_ms, tuple) and not (
             len(self.backoff_ms) == 2 and 0 <= self.backoff_ms[0] <= self.backoff_ms[1]
         ):
@@ -131,6 +145,26 @@ class Target:
             low, high = self.backoff_ms(retry)
             return float(low), float(high)
         return float(self.backoff_ms[0]), float(self.backoff_ms[1])
+
+    @property
+    def backoff_loop(self) -> bool:
+        """A periodic subject whose delays back off after failures (see the class docstring)."""
+        return self.kind == "periodic" and self.backoff_ms is not None
+
+    def period_ms(self) -> int:
+        """The longest a periodic subject may wait between two calls (0 for submit targets).
+
+        For a backoff loop, the longest of its interval and its waits after
+        up to ``BACKOFF_RETRIES_OBSERVED`` failures in a row: the runner
+        watches a few such periods after the last operation, so that a loop
+        that gave up is seen to have died.
+        """
+        if self.kind != "periodic":
+            return 0
+        waits = [self.interval_ms or 0]
+        if self.backoff_ms is not None:
+            waits += [math.ceil(self.backoff_range(k)[1]) for k in range(1, BACKOFF_RETRIES_OBSERVED + 1)]  # type: ignore[index]
+        return max(waits)
 
     def default_menu(self) -> Menu:
         """What schedules for this target contain: its own menu, else the one derived from its promises."""
