@@ -48,6 +48,7 @@ from .invariants import Violation
 from .runner import Run
 from .schedule import Schedule
 from .shrink import shrink_schedule
+from .shrink_teardown import stop_earlier
 from .strategies import Menu, schedules
 from .target import Target
 from .verdict import HANG, NONDETERMINISTIC_FIX, divergence, hung_at, judge
@@ -454,9 +455,17 @@ class _Search:
                 smallest[0] = candidate
             return fails
 
+        def measure(candidate: Schedule) -> int | None:
+            if self.stop_requested():
+                raise KeyboardInterrupt
+            self.result.shrink_runs += 1
+            run, violations = self._judge(candidate)
+            return len(run.trace) if any(v.invariant == found.invariant for v in violations) else None
+
         if shrink:
             try:
                 schedule = shrink_schedule(schedule, still_fails)
+                schedule = stop_earlier(schedule, measure)
             except KeyboardInterrupt:
                 schedule, cut_short = smallest[0], True
         first, violations = self._judge(schedule)
