@@ -57,6 +57,8 @@ DRAIN_SLACK_MS = 10_000
 #: queued job) may fire up to ``step_ms + jitter_ms`` late, and lateness
 #: alone must not leave a job unfinished when the run drains.
 LATE_HOPS = 64
+#: The subject's timers recorded per run (a livelock sets thousands): each is set, then fired or cancelled.
+MAX_TIMER_EVENTS = 2_000
 #: Periods a periodic subject is watched after the last operation.
 PERIODS_OBSERVED = 4
 
@@ -381,17 +383,22 @@ def _timer_recorder(trace: Trace) -> Callable[[str, Any], None]:
     ``timer.set`` with its due time. Jobs' own calls (a job settling after
     its duration) are the harness's, not the subject's, and are left out.
     The label is made once, when the call is set: it is cheap enough to be
-    always on.
+    always on. Past ``MAX_TIMER_EVENTS`` timers in a run (a livelock), one
+    ``timer.limit`` event says so and later timers go unrecorded.
     """
     record = trace.record
+    budget = [MAX_TIMER_EVENTS]
 
     def on_timer(what: str, call: Any) -> None:
         if what == "set":
-            if isinstance(getattr(call.func, "__self__", None), Job):
+            if isinstance(getattr(call.func, "__self__", None), Job) or budget[0] <= 0:
                 call.label = None
                 return
             call.label = label = f"#{call.seq} {call_name(call)}"
+            budget[0] -= 1
             record("timer.set", detail=f"{label} due {format_ms(round(call.getTime() * 1_000_000))}")
+            if not budget[0]:
+                record("timer.limit", detail=f"{MAX_TIMER_EVENTS} timers recorded: later ones are not")
             return
         label = call.label
         if label is not None:

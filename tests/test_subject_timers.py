@@ -84,3 +84,22 @@ def test_timers_get_their_own_lane_in_the_svg() -> None:
     quiet = run_schedule(semaphore_pool, Schedule((Submit(0, 0, JobSpec("succeed", 20)),)))
     quiet_root = ET.fromstring(timeline_svg(tuple(quiet.trace)))
     assert "timers" not in [t.text for t in quiet_root.iter(f"{NS}text") if t.get("class") == "lane-label"]
+
+
+def test_a_livelock_records_a_bounded_number_of_timers() -> None:
+    import robust_targets
+
+    from harness import TargetHung
+    from harness.runner import MAX_TIMER_EVENTS
+
+    schedule = Schedule((Submit(0, 0, JobSpec("succeed", 10)), Submit(10, 1, JobSpec("succeed", 10))))
+    try:
+        run_schedule(robust_targets.livelock, schedule, timeout_s=None)
+    except TargetHung as hung:
+        trace = hung.run.trace
+    else:
+        raise AssertionError("the livelock was not detected")
+    sets = [e for e in trace if e.kind == "timer.set"]
+    assert len(sets) == MAX_TIMER_EVENTS
+    (limit,) = [i for i, e in enumerate(trace) if e.kind == "timer.limit"]
+    assert trace[limit - 1] == sets[-1] and trace[-1].kind == "reactor.livelock"
