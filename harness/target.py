@@ -58,7 +58,9 @@ class Target:
     the count).
 
     Every promise is optional; each one declared switches on its invariants
-    (see the README's table).
+    (see the README's table). ``menu`` says what schedules contain, apart
+    from the promises: a ``Menu``, or a dict of ``Menu`` fields to change in
+    ``Menu.derived(target)`` (``menu={"canceller_raises": True}``).
     """
 
     build: Callable[[IReactorTime], Any]
