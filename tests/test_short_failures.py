@@ -82,3 +82,18 @@ def test_a_one_operation_failure_prints_a_screenful(tmp_path: Path, capsys) -> N
     assert len([line for line in shown.splitlines() if "ms  " in line]) >= len(data["trace"]) - 1
     assert main(["replay", str(saved)]) == 1
     assert "reproduced exactly" in capsys.readouterr().out
+
+
+def test_the_pytest_failure_text_is_as_short(tmp_path: Path) -> None:
+    from harness import FailureRecord, check
+    from harness.pytest.report import failure_message
+
+    target = load_target("scenarios.backoff_loop:retry_outlives_stop")
+    run = run_schedule(target, Schedule((Start(0, 0, JobSpec("fail", 0)),)))  # no early stop: the long teardown
+    (violation,) = [v for v in check(run) if v.invariant == "time.after_stop"]
+    record = FailureRecord.of_run("scenarios.backoff_loop:retry_outlives_stop", run, violation)
+    path = tmp_path / "failures" / f"{record.id}.json"
+    text = failure_message(record, path=path, start=tmp_path, rerun="pytest 'test_x.py::test_client'")
+    assert len(record.trace) > 40
+    assert len(text.splitlines()) <= SCREENFUL, text
+    assert ">>" in text and "lines left out" in text and f"harness show failures/{record.id}.json" in text
