@@ -103,3 +103,25 @@ def test_a_livelock_records_a_bounded_number_of_timers() -> None:
     assert len(sets) == MAX_TIMER_EVENTS
     (limit,) = [i for i, e in enumerate(trace) if e.kind == "timer.limit"]
     assert trace[limit - 1] == sets[-1] and trace[-1].kind == "reactor.livelock"
+
+
+class TimedPool:
+    """Starts each job at once, and sets a watchdog timer in submit() before it does."""
+
+    def __init__(self, clock) -> None:
+        self.clock = clock
+
+    def submit(self, job):
+        self.clock.callLater(1, lambda: None)
+        return defer.maybeDeferred(job)
+
+
+def test_a_timer_set_in_submit_is_no_wait_for_a_slot() -> None:
+    from harness.report.exercised import expose
+
+    run = run_schedule(Target(build=TimedPool), Schedule((Submit(0, 0, JobSpec("succeed", 20)),)))
+    kinds = [e.kind for e in run.trace]
+    assert kinds[:3] == ["submit", "timer.set", "job.start"]
+    root = ET.fromstring(timeline_svg(tuple(run.trace)))
+    assert [e for e in root.iter(f"{NS}line") if e.get("class") == "wait"] == []
+    assert expose(run.trace).peak_waiting == 0

@@ -76,6 +76,8 @@ def expose(events: Iterable[Event]) -> Exposure:
     just_submitted = None
     for event in events:
         kind, job = event.kind, event.job
+        if kind.startswith("timer."):
+            continue  # the subject's own timers: not what the tables ask about, and no wait for a slot
         last_us = event.t_us
         # A job is recorded as submitted just before the subject gets it: it waited only if
         # something else happened before it started.

@@ -292,8 +292,10 @@ def _waits_and_attempts(placed: list[_Placed], plot_end: float) -> list[str]:
     waited: set[int] = set()
     running: dict[tuple[int, int], _Placed] = {}
     bars: list[tuple[_Placed, float, str | None]] = []
+    previous: _Placed | None = None  # the event before, the subject's timers aside (one set in submit() is no wait)
     for item in placed:
         event = item.event
+        before, previous = previous, (previous if event.kind.startswith("timer.") else item)
         if event.job < 0:
             continue
         if event.kind in ("submit", "start"):
@@ -302,7 +304,7 @@ def _waits_and_attempts(placed: list[_Placed], plot_end: float) -> list[str]:
             running[(event.job, event.attempt)] = item
             if event.job in submitted and event.job not in waited:
                 waited.add(event.job)
-                if item.index > submitted[event.job].index + 1:  # else it started at once: no wait
+                if before is not submitted[event.job]:  # else it started at once: no wait
                     out.append(_wait(submitted[event.job], item.x))
         elif event.kind in ("job.finish", "job.fail", "job.cancel"):
             began = running.pop((event.job, event.attempt), None)
