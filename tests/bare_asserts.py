@@ -24,3 +24,19 @@ class Checky:
 
     def _tick(self) -> None:
         assert not self.clock  # the bare assert under test
+
+
+class Dropper:
+    """Fails a Deferred of its own with a bare assert and drops it: an unhandled error."""
+
+    def __init__(self, clock) -> None:
+        self.clock = clock
+
+    def submit(self, job):
+        defer.maybeDeferred(job).addCallback(self._check)  # dropped, failing
+        return defer.succeed(None)
+
+    @staticmethod
+    def _check(result):
+        assert result is None  # the bare assert under test
+        return result

@@ -30,3 +30,12 @@ def test_bare_asserts_name_their_type_file_and_line() -> None:
 def test_exceptions_with_text_keep_it_and_the_type_stays_first() -> None:
     assert describe_error(ValueError("bad")) == "ValueError: bad"
     assert describe_error(KeyError()).startswith("KeyError: (no message) raised at an unknown place")
+
+
+def test_an_unhandled_bare_assert_says_where_too() -> None:
+    from bare_asserts import Dropper
+
+    run = run_schedule(Target(build=Dropper), Schedule((Submit(0, 0, JobSpec("value")),)))
+    line = _line_of(Dropper._check, "assert result")
+    (unhandled,) = [e for e in run.trace if e.kind == "unhandled"]
+    assert unhandled.detail == f"AssertionError: (no message) raised at bare_asserts.py:{line} in _check"
