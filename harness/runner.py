@@ -400,7 +400,7 @@ def _timer_recorder(trace: Trace) -> Callable[[str, Any], None]:
             if not budget[0]:
                 record("timer.limit", detail=f"{MAX_TIMER_EVENTS} timers recorded: later ones are not")
             return
-        label = call.label
+        label = getattr(call, "label", None)  # None: a job's call, past the limit, or set before recording began
         if label is not None:
             record("timer." + what, detail=label)
 
