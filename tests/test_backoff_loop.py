@@ -93,3 +93,14 @@ def test_a_periodic_target_declares_an_interval_or_a_backoff() -> None:
     with pytest.raises(TargetError, match="interval_ms .* or backoff_ms"):
         Target(build=ReconnectingClient, kind="periodic")
     assert reconnecting_client.period_ms() == 800 and reconnecting_client.backoff_loop
+
+
+def test_time_backoff_counts_as_exercised_only_after_a_failed_call() -> None:
+    from harness.report.exercised import INVARIANT_EXERCISE, expose
+
+    rule = INVARIANT_EXERCISE["time.backoff"].rule
+    ok_only = run_schedule(reconnecting_client, Schedule((Start(0, 0, OK), Stop(500))))
+    assert len([e for e in ok_only.trace if e.kind == "job.start"]) >= 2
+    assert not rule(expose(ok_only.trace), reconnecting_client)
+    failing = run_schedule(reconnecting_client, Schedule((Start(0, 0, FAIL), Stop(500))))
+    assert rule(expose(failing.trace), reconnecting_client)
