@@ -569,7 +569,12 @@ def _watch(run: Run, job: int, d: Any, what: str) -> None:
             "return the Deferred of the job's result"
         )
     run.handles[job] = d
-    d.addCallbacks(_on_result, _on_failure, callbackArgs=(run.trace, job), errbackArgs=(run.trace, job))
+    d.addCallbacks(
+        _on_result,
+        _on_failure,
+        callbackArgs=(run.trace, job),
+        errbackArgs=(run.trace, job, "failure", run.target.declared_errors),
+    )
 
 
 def _apply(run: Run, op: Any, errors: dict[str, type[BaseException]]) -> None:
@@ -583,6 +588,7 @@ def _apply(run: Run, op: Any, errors: dict[str, type[BaseException]]) -> None:
             d = run.target.submit_job(run.subject, job, op.priority)
         except Exception as exc:
             trace.record("submit.raised", op.job, describe_error(exc))
+            _note_declared(trace, op.job, exc, run.target.declared_errors)
             return
         _watch(run, op.job, d, "submit")
     elif isinstance(op, Start):
@@ -621,6 +627,21 @@ def _on_result(value: Any, trace: Trace, job: int) -> None:
     trace.record("result", job, describe(value))
 
 
-def _on_failure(failure: Failure, trace: Trace, job: int, kind: str = "failure") -> None:
+def _on_failure(
+    failure: Failure, trace: Trace, job: int, kind: str = "failure", declared: tuple[type[BaseException], ...] = ()
+) -> None:
     trace.record(kind, job, describe_error(failure.value, failure))
+    _note_declared(trace, job, failure.value, declared)
+
+
+def _note_declared(trace: Trace, job: int, exc: BaseException, declared: tuple[type[BaseException], ...]) -> None:
+    """After an error event, record (as ``error.is``) which declared types the error is an instance of,
+    when its class name alone would say otherwise: a subclass of ``CancelledError``, or a same-named
+    class that is not the declared one. Most runs never need it, so their traces stay as they were.
+    """
+    name = type(exc).__name__
+    by_type = sorted({t.__name__ for t in declared if isinstance(exc, t)})
+    by_name = sorted({t.__name__ for t in declared if t.__name__ == name})
+    if by_type != by_name:
+        trace.record("error.is", job, ",".join(by_type))
 

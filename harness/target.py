@@ -75,6 +75,7 @@ class Target:
     timeout_ms: int | None = None
     timeout_from: str = "start"
     timeout_error: type[BaseException] = defer.TimeoutError
+    timeout_fires: bool = False
     retries: int | None = None
     backoff_ms: Backoff | None = None
     rate: tuple[int, int] | None = None
@@ -108,6 +109,17 @@ class Target:
             raise TargetError(f"Target order must be one of {', '.join(ORDERS)} or None, got {self.order!r}")
         if self.timeout_from not in TIMEOUT_FROM:
             raise TargetError(f"Target timeout_from must be one of {', '.join(TIMEOUT_FROM)}, got {self.timeout_from!r}")
+        if not isinstance(self.timeout_fires, bool):
+            raise TargetError(f"Target timeout_fires must be True or False, got {self.timeout_fires!r}")
+        if self.timeout_fires and self.timeout_ms is None:
+            raise TargetError(
+                "Target timeout_fires=True promises the caller fails by the timeout; declare timeout_ms too"
+            )
+        for name in ("cancel_error", "timeout_error"):
+            if not _exception_class(getattr(self, name)):
+                raise TargetError(f"Target {name} must be an exception class, got {getattr(self, name)!r}")
+        if not (isinstance(self.rejects, tuple) and all(_exception_class(t) for t in self.rejects)):
+            raise TargetError(f"Target rejects must be a tuple of exception classes, got {self.rejects!r}")
         if self.rate is not None and not (
             isinstance(self.rate, tuple) and len(self.rate) == 2 and all(isinstance(v, int) and v > 0 for v in self.rate)
         ):
@@ -134,6 +146,11 @@ class Target:
         for fn in self.invariants:
             if not callable(fn):
                 raise TargetError(f"Target invariants must be callables taking the run, got {fn!r}")
+
+    @property
+    def declared_errors(self) -> tuple[type[BaseException], ...]:
+        """The exception types the invariants judge by: a failure of a subclass counts as the type."""
+        return (self.cancel_error, self.timeout_error, *self.rejects)
 
     @property
     def error_types(self) -> dict[str, type[BaseException]]:
@@ -193,6 +210,10 @@ class Target:
         if self.stop is not None:
             return self.stop(subject)
         return subject.stop()
+
+
+def _exception_class(value: object) -> bool:
+    return isinstance(value, type) and issubclass(value, BaseException)
 
 
 def load_target(spec: str) -> Target:

@@ -37,11 +37,25 @@ lock_resource = Target(
     description="a resource serialised with DeferredLock.run: one job at a time, FIFO",
 )
 
+#: The same lock declaring only what a caller sees without reading its code: FIFO order, no limit.
+#: No declared limit is no promise of parallelism: a job waiting behind one that hangs is not stuck.
+lock_without_limit = Target(
+    build=SerialResource,
+    order="fifo",
+    description="DeferredLock.run declared without its limit of one: jobs queued behind a hanging one are not stuck",
+)
+
 SCENARIOS = (
     Scenario(
         "scenarios.lock:lock_resource",
         "pass",
         "a resource serialised with DeferredLock.run: one job at a time, in submission order",
+        "DeferredLock",
+    ),
+    Scenario(
+        "scenarios.lock:lock_without_limit",
+        "pass",
+        "the same DeferredLock with no limit declared: waiting behind a hanging job is not a deadlock",
         "DeferredLock",
     ),
 )

@@ -23,7 +23,8 @@ class Fires(_Cancellation):
 
     def check(self, run) -> Iterator[Violation]:
         facts = facts_of(run)
-        expected = run.target.cancel_error.__name__
+        cancel_error = run.target.cancel_error
+        expected = cancel_error.__name__
         for job in facts.jobs.values():
             if job.canceller_raised:
                 continue  # a hostile job: its own canceller raised, the subject could not finish the cancel
@@ -51,11 +52,11 @@ class Fires(_Cancellation):
                         [cancel, job.fired],
                     )
                     return
-                if facts.error_name(job.fired) != expected:
+                if not facts.is_error(job.fired, cancel_error):
                     yield self.violation(
                         run,
                         f"job {job.id} was cancelled at {at} but its Deferred failed with {fired.detail}, "
-                        f"not {expected}",
+                        f"not {expected} (or a subclass)",
                         [cancel, job.fired],
                     )
                     return

@@ -94,18 +94,28 @@ class Fifo(_StartOrder):
 
 
 class Priority(_StartOrder):
-    """Declared priority: a waiting job never loses its turn to a lower-priority job submitted no earlier."""
+    """Declared priority: whenever a job starts, no job already waiting has a higher priority,
+    and jobs of equal priority start in submission order."""
 
     name = "concurrency.priority"
-    summary = "a waiting job never loses its turn to a lower-priority job submitted no earlier"
+    summary = "no job starts while a higher-priority job waits; equal priorities start in submission order"
     order = "priority"
 
     def skipped(self, waiting: JobFacts, started: JobFacts) -> bool:
-        return waiting.priority > started.priority and waiting.submit <= started.submit
+        if waiting.priority != started.priority:
+            return waiting.priority > started.priority
+        return waiting.submit < started.submit
 
     def describe(self, waiting: JobFacts, started: JobFacts, facts: Facts) -> str:
+        at = format_ms(facts.time(started.first_start))
+        since = format_ms(facts.time(waiting.submit))
+        if waiting.priority == started.priority:
+            return (
+                f"job {started.id} (priority {started.priority}) started at {at} ahead of job {waiting.id}, "
+                f"which has the same priority, was submitted earlier (at {since}) and was still waiting; "
+                "equal priorities start in submission order"
+            )
         return (
-            f"job {started.id} (priority {started.priority}) started at "
-            f"{format_ms(facts.time(started.first_start))} while job {waiting.id} (priority {waiting.priority}, "
-            f"submitted earlier at {format_ms(facts.time(waiting.submit))}) was still waiting"
+            f"job {started.id} (priority {started.priority}) started at {at} while job {waiting.id} "
+            f"(priority {waiting.priority}, waiting since {since}) was still waiting; the higher priority goes first"
         )

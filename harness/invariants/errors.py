@@ -31,13 +31,12 @@ class Propagate(Invariant):
     def check(self, run) -> Iterator[Violation]:
         facts = facts_of(run)
         target = run.target
-        rejects = {t.__name__ for t in target.rejects}
         for job in facts.jobs.values():
             if job.periodic:
                 continue
             if job.submit_raised is not None:
-                name = facts.error_name(job.submit_raised)
-                if not self._stopped_before(facts, job.submit_raised) and name not in rejects:
+                rejected = any(facts.is_error(job.submit_raised, t) for t in target.rejects)
+                if not self._stopped_before(facts, job.submit_raised) and not rejected:
                     detail = facts.events[job.submit_raised].detail
                     yield self.violation(
                         run,
@@ -48,7 +47,7 @@ class Propagate(Invariant):
                 continue
             if job.fired is None:
                 continue
-            message = self._judge(facts, job, target, rejects)
+            message = self._judge(facts, job, target)
             if message:
                 yield self.violation(run, message, [job.fired, *(a.end for a in job.attempts if a.end is not None)])
                 return
@@ -58,7 +57,7 @@ class Propagate(Invariant):
         stop = facts.first_stop()
         return stop is not None and stop < index
 
-    def _judge(self, facts: Facts, job: JobFacts, target: Target, rejects: set[str]) -> str | None:
+    def _judge(self, facts: Facts, job: JobFacts, target: Target) -> str | None:
         fired = facts.events[job.fired]
         ended = [a for a in job.attempts if a.end is not None and a.end < job.fired]
         last = ended[-1] if ended else None
@@ -73,12 +72,14 @@ class Propagate(Invariant):
                 f"delivered {fired.detail}: the error was swallowed"
             )
         name = facts.error_name(job.fired)
-        allowed = set(rejects)
+        allowed = list(target.rejects)
         if any(c < job.fired for c in job.cancels):
-            allowed.add(target.cancel_error.__name__)
+            allowed.append(target.cancel_error)
         if target.timeout_ms is not None:
-            allowed.add(target.timeout_error.__name__)
-        if name in allowed or self._stopped_before(facts, job.fired) or not _own_error(fired.detail):
+            allowed.append(target.timeout_error)  # whether the timeout was legitimate is time.timeout's to judge
+        if any(facts.is_error(job.fired, t) for t in allowed):
+            return None
+        if self._stopped_before(facts, job.fired) or not _own_error(fired.detail):
             return None
         if last is None:
             return f"job {job.id} never ran, yet its Deferred failed with {fired.detail}"

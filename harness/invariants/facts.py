@@ -62,6 +62,8 @@ class Facts:
     jumps: list[int]
     drained: int | None
     late_us: int
+    #: For an error event followed by ``error.is``: the declared types its error is an instance of.
+    declared: dict[int, frozenset[str]] = field(default_factory=dict)
 
     def job(self, job_id: int) -> JobFacts:
         return self.jobs[job_id]
@@ -79,8 +81,19 @@ class Facts:
         """The exception class name of a failure-like event (its detail is ``Name: message``)."""
         return self.events[index].detail.split(":", 1)[0]
 
+    def is_error(self, index: int, error: type[BaseException]) -> bool:
+        """Whether the error of the failure-like event at ``index`` is an instance of ``error``,
+        a type the target declared (``Target.declared_errors``): subclasses count."""
+        marked = self.declared.get(index)
+        if marked is not None:
+            return error.__name__ in marked
+        return self.error_name(index) == error.__name__
+
     def jump_between(self, first: int, second: int) -> bool:
         return any(first < j < second for j in self.jumps)
+
+    def jumps_between(self, first: int, second: int) -> int:
+        return sum(1 for j in self.jumps if first < j < second)
 
 
 def facts_of(run) -> Facts:
@@ -99,6 +112,7 @@ def _build(trace: Trace, schedule) -> Facts:
     stops: list[int] = []
     jumps: list[int] = []
     drained: int | None = None
+    declared: dict[int, frozenset[str]] = {}
     running: dict[tuple[int, int], Attempt] = {}
     for index, event in enumerate(trace.events):
         kind = event.kind
@@ -130,8 +144,11 @@ def _build(trace: Trace, schedule) -> Facts:
             jumps.append(index)
         elif kind == "drained":
             drained = index
+        elif kind == "error.is":
+            declared[index - 1] = frozenset(event.detail.split(",")) - {""}
     policy = schedule.clock
-    return Facts(trace.events, jobs, stops, jumps, drained, (policy.step_ms + policy.jitter_ms) * 1000)
+    late_us = (policy.step_ms + policy.jitter_ms) * 1000
+    return Facts(trace.events, jobs, stops, jumps, drained, late_us, declared)
 
 
 def stranded(run) -> list[tuple[JobFacts, str]]:
@@ -143,8 +160,8 @@ def stranded(run) -> list[tuple[JobFacts, str]]:
     ``"failure"`` when it finishes once failing jobs succeed instead (the
     subject poisoned), else ``"none"`` (deadlock or starvation). A job is
     excused when its own attempt hangs, when it was cancelled (the
-    cancellation invariants judge it), or when the declared limit is filled
-    by attempts that hang for ever.
+    cancellation invariants judge it), or when attempts that hang for ever
+    fill the declared limit (any one of them, with no limit declared).
     """
     cached = getattr(run, "_stranded", None)
     if cached is None:
@@ -168,10 +185,20 @@ def _stranded_ids(facts: Facts, target) -> list[int]:
         if any(a.running_at(end) and _hangs(a, target) for a in job.attempts) or job.canceller_raised:
             continue
         blockers = sum(1 for a in stuck_other if a.job != job.id)
-        if target.limit is not None and blockers >= target.limit:
+        if _filled(blockers, target.limit):
             continue
         out.append(job.id)
     return out
+
+
+def _filled(blockers: int, limit: int | None) -> bool:
+    """Whether ``blockers`` attempts that never end may keep a waiting job from starting.
+
+    They may when they fill the declared limit; with no limit declared, any
+    one may (no declared limit is no promise of parallelism: a job is stuck
+    only if it waits while nothing runs).
+    """
+    return blockers >= (limit if limit is not None else 1)
 
 
 def _causes(run, ids: list[int]) -> dict[int, str]:

@@ -17,10 +17,19 @@ from .facts import Attempt, Facts, JobFacts, facts_of
 
 
 class Timeout(Invariant):
-    """Declared timeout T: a job still running T after it started is cancelled at T, and its caller gets the timeout error."""
+    """Declared timeout T: a job still running T after it started is cancelled at T, and its caller gets the
+    timeout error; and the timeout error reaches only callers whose job really ran (or waited) T.
+
+    With ``timeout_fires`` the caller must fail at T even when the job's own
+    canceller raises (without it, such a job excuses a timeout that fails the
+    caller through the job's cancellation, as ``Deferred.addTimeout`` does).
+    """
 
     name = "time.timeout"
-    summary = "a job still running T after it started (or was submitted) is cancelled at T and fails with the timeout error"
+    summary = (
+        "a job still running T after it started (or was submitted) is cancelled at T and fails with the timeout "
+        "error, which no job gets sooner"
+    )
 
     def applies(self, target: Target) -> bool:
         return target.timeout_ms is not None and target.kind == "submit"
@@ -30,7 +39,7 @@ class Timeout(Invariant):
         for job in facts.jobs.values():
             if job.periodic:
                 continue
-            message = self._judge(run.target, facts, job)
+            message = self._judge(run.target, facts, job) or self._legitimate(run.target, facts, job)
             if message is not None:
                 text, events = message
                 yield self.violation(run, text, events)
@@ -51,10 +60,10 @@ class Timeout(Invariant):
                     f"{target.timeout_ms}ms",
                     [attempt.start, attempt.end],
                 )
-            if ended is not None and ended <= due:
-                continue
             if ended is not None and attempt.end_kind != "job.cancel" and ended <= due + facts.late_us:
-                continue  # on a late clock the job's own end may come before the timeout fires
+                continue  # the job ended on its own in time (on a late clock, before the timeout fired)
+            if attempt.end_kind == "job.cancel" and ended < due:
+                continue  # cancelled early by the user or a stop (an unexcused early cancel returned above)
             if due > horizon:
                 continue
             if excused is not None and facts.time(excused) <= due + facts.late_us and (
@@ -70,20 +79,66 @@ class Timeout(Invariant):
                     f"cancel it (it {still})",
                     [attempt.start] + ([attempt.end] if attempt.end is not None else []),
                 )
-            if target.retries is None and not attempt.canceller_raised:  # a hostile canceller blocks the failure
+            # A job whose own canceller raised blocks a timeout that fails the caller through the job's
+            # cancellation (Deferred.addTimeout); only a target declaring timeout_fires promises more.
+            if target.retries is None and (target.timeout_fires or not attempt.canceller_raised):
                 expected = target.timeout_error.__name__
                 if job.fired is None or facts.time(job.fired) > ended:
+                    hostile = (
+                        f" (the job's own canceller raised, and timeout_fires promises the caller fails with "
+                        f"{expected} at the timeout whatever the job does)"
+                        if attempt.canceller_raised
+                        else ""
+                    )
                     return (
-                        f"job {job.id} timed out at {format_ms(ended)} but its Deferred did not fail then",
+                        f"job {job.id} timed out at {format_ms(ended)} but its Deferred did not fail then{hostile}",
                         [attempt.start, attempt.end],
                     )
-                if facts.events[job.fired].kind != "failure" or facts.error_name(job.fired) != expected:
+                if facts.events[job.fired].kind != "failure" or not facts.is_error(job.fired, target.timeout_error):
                     return (
                         f"job {job.id} timed out at {format_ms(ended)} but its Deferred fired with "
                         f"{facts.events[job.fired].detail}, not {expected}",
                         [attempt.end, job.fired],
                     )
         return None
+
+    @staticmethod
+    def _legitimate(target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[int]] | None:
+        """A timeout error is legitimate only for a job that ran (or, timed from submission, waited) T.
+
+        Unless the job raised that error itself, the caller got it after a
+        cancel or a stop (any error goes then), or it is a declared rejection.
+        """
+        fired = job.fired
+        if fired is None or facts.events[fired].kind != "failure" or not facts.is_error(fired, target.timeout_error):
+            return None
+        stop = facts.first_stop()
+        if any(c < fired for c in job.cancels) or (stop is not None and stop < fired):
+            return None
+        if any(facts.is_error(fired, t) for t in target.rejects):
+            return None
+        name = facts.error_name(fired)
+        if any(a.end_kind == "job.fail" and a.end < fired and facts.events[a.end].detail == name for a in job.attempts):
+            return None  # the job's own error, propagated
+        detail, at, timeout = facts.events[fired].detail, format_ms(facts.time(fired)), target.timeout_ms
+        if target.timeout_from == "submit":
+            origin, what = job.submit, "was submitted"
+        elif job.attempts and job.attempts[0].start < fired:
+            origin, what = job.attempts[0].start, "started"
+        else:
+            return (
+                f"job {job.id} never started, yet its Deferred failed with {detail} at {at}; a timeout error "
+                f"is legitimate only for a job that ran the {timeout}ms timeout",
+                [job.submit, fired],
+            )
+        waited = facts.time(fired) - facts.time(origin)
+        if waited >= timeout * 1000:
+            return None
+        return (
+            f"job {job.id} failed with {detail} at {at}, only {format_ms(waited)} after it {what}; a timeout "
+            f"error is legitimate only after the {timeout}ms timeout",
+            [origin, fired],
+        )
 
     @staticmethod
     def _excused_from(facts: Facts, job: JobFacts) -> int | None:
@@ -167,7 +222,7 @@ class Backoff(Invariant):
             if not job.periodic:
                 continue
             for previous, attempt, wait in _backoff_waits(run.target, job):
-                if not wait.retry or facts.jump_between(wait.origin, attempt.start):
+                if not wait.retry:
                     continue
                 k = wait.retry
                 low, high = run.target.backoff_range(k)
@@ -185,9 +240,13 @@ class Backoff(Invariant):
 class Early(Invariant):
     """Nothing starts earlier than promised: periodic calls keep their interval, rate-limited work its rate.
 
-    A wall-clock jump may shift the schedule of code that reads ``seconds()``
-    (``LoopingCall`` does), so comparisons never reach across a jump, nor
-    from the first periodic call after one, which may have timed the next.
+    Both are judged in monotonic time, and a wall-clock jump never excuses a
+    burst. Code that reads ``seconds()`` may have one interval of its
+    periodic schedule shortened by a jump, no more: ``LoopingCall`` times
+    its next call from one ``seconds()`` reading, so after a jump exactly one
+    gap (the one the jumped reading timed) may be short, and the grid holds
+    again from there. So every jump between two calls excuses one interval;
+    replaying the ticks a jump seemed to skip is a burst and is caught.
     """
 
     name = "time.early"
@@ -207,47 +266,52 @@ class Early(Invariant):
             yield from self._rate(run, facts, *target.rate)
 
     def _periodic(self, run, facts: Facts, interval: int) -> Iterator[Violation]:
+        """For every two calls i < j: ``t_j - t_i >= (j - i - jumps) * interval - late``, where ``jumps``
+        counts the jumps after the call before i and before j (each may shorten one gap).
+
+        Checked in one pass: the bound is ``w_j >= max(v_i) - late`` with
+        ``w_j = t_j - j*interval + J(s_j)*interval`` and
+        ``v_i = t_i - i*interval + J(s_(i-1))*interval``, ``J(s)`` the jumps before trace index ``s``.
+        """
         for job in facts.jobs.values():
             if not job.periodic:
                 continue
-            first: Attempt | None = None
-            count = 0
-            previous = job.submit if job.submit is not None else -1
-            settling = False
-            for attempt in job.attempts:
-                if facts.jump_between(previous, attempt.start):
-                    # The first call after a jump may time the next one from a jumped reading against an
-                    # anchor read before the jump (LoopingCall re-aligns to its grid once): start afresh
-                    # from the call after it.
-                    first, settling = None, True
-                previous = attempt.start
-                if first is None:
-                    if settling:
-                        settling = False
-                    else:
-                        first, count = attempt, 0
-                    continue
-                count += 1
-                earliest = facts.time(first.start) + count * interval - facts.late_us
-                if facts.time(attempt.start) < earliest:
-                    yield self.violation(
-                        run,
-                        f"periodic call {attempt.n} came at {format_ms(facts.time(attempt.start))}, earlier than "
-                        f"the {interval // 1000}ms interval allows (call {first.n} was at "
-                        f"{format_ms(facts.time(first.start))}, so no sooner than {format_ms(earliest)})",
-                        [first.start, attempt.start],
-                    )
-                    return
+            best: tuple[int, Attempt] | None = None
+            origin = job.submit if job.submit is not None else -1
+            before = origin
+            for k, attempt in enumerate(job.attempts):
+                t = facts.time(attempt.start)
+                if best is not None:
+                    v, first = best
+                    w = t - k * interval + facts.jumps_between(-1, attempt.start) * interval
+                    if w < v - facts.late_us:
+                        i = job.attempts.index(first)
+                        excused = facts.jumps_between(job.attempts[i - 1].start if i else origin, attempt.start)
+                        earliest = facts.time(first.start) + (k - i - excused) * interval - facts.late_us
+                        jumps = f", allowing one interval for each of the {excused} wall-clock jumps between" if excused else ""
+                        yield self.violation(
+                            run,
+                            f"periodic call {attempt.n} came at {format_ms(t)}, earlier than the "
+                            f"{interval // 1000}ms interval allows (call {first.n} was at "
+                            f"{format_ms(facts.time(first.start))}, so no sooner than {format_ms(earliest)}{jumps})",
+                            [first.start, attempt.start],
+                        )
+                        return
+                v = t - k * interval + facts.jumps_between(-1, before) * interval
+                if best is None or v >= best[0]:
+                    best = (v, attempt)  # on a tie the later call: the closest pair is the clearest report
+                before = attempt.start
 
     def _backoff(self, run, facts: Facts, target: Target) -> Iterator[Violation]:
-        """A backoff loop: after the k-th failure in a row, the next call waits at least the low end of retry k's range."""
+        """A backoff loop: after the k-th failure in a row, the next call waits at least the low end of retry k's range.
+
+        In monotonic time: a wall-clock jump excuses no early retry (waits set with ``callLater`` never see one).
+        """
         for job in facts.jobs.values():
             if not job.periodic:
                 continue
             for previous, attempt, wait in _backoff_waits(target, job):
                 origin, low, why = wait.origin, wait.least_ms, wait.why
-                if facts.jump_between(origin, attempt.start):
-                    continue
                 waited = facts.time(attempt.start) - facts.time(origin)
                 if waited < round(low * 1000):
                     yield self.violation(
@@ -261,11 +325,13 @@ class Early(Invariant):
     def _rate(self, run, facts: Facts, jobs: int, per_ms: int) -> Iterator[Violation]:
         starts = sorted(j.first_start for j in facts.jobs.values() if j.first_start is not None)
         for early, late in zip(starts, starts[jobs:]):
-            if facts.time(late) - facts.time(early) < per_ms * 1000 and not facts.jump_between(early, late):
+            if facts.time(late) - facts.time(early) < per_ms * 1000:
+                jumped = " (in monotonic time: the wall-clock jump between them excuses nothing)"
                 yield self.violation(
                     run,
                     f"{jobs + 1} jobs started between {format_ms(facts.time(early))} and "
-                    f"{format_ms(facts.time(late))}; the declared rate is {jobs} per {per_ms}ms",
+                    f"{format_ms(facts.time(late))}; the declared rate is {jobs} per {per_ms}ms"
+                    f"{jumped if facts.jump_between(early, late) else ''}",
                     [s for s in starts if early <= s <= late],
                 )
                 return
@@ -336,16 +402,16 @@ class LoopDied(_Periodic):
     def check(self, run) -> Iterator[Violation]:
         facts = facts_of(run)
         target = run.target
+        stop = facts.first_stop()
         for job in self.periodic_jobs(facts):
             in_a_row = _failures_in_a_row(job)
             for attempt in job.attempts:
                 if attempt.end_kind != "job.fail":
                     continue
+                if stop is not None and stop < attempt.end:
+                    continue  # a call in flight at stop() failed: after stop() no more calls are expected
                 if any(later.start > attempt.end for later in job.attempts):
                     continue
-                stop = facts.first_stop()
-                if stop is not None and stop < attempt.end:
-                    continue  # a call failing after stop() ends nothing that should go on (issue 13 item 4)
                 window_end = self._window_end(facts, attempt.end)
                 # Two periods (a backoff loop: twice the longest wait before its next retry) with no call.
                 if target.backoff_loop:

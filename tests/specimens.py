@@ -1,0 +1,271 @@
+"""Small subjects for tests/test_trust_messages.py, one bug each, that make single violation messages fire.
+
+The scenarios in ``scenarios/`` show each invariant on realistic code; these
+are the smallest subjects that reach the messages no scenario reaches. Each
+docstring says its bug; the correct subject each is compared with is named
+in the test table.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
+
+from scenarios.backoff_loop import ReconnectingClient, delay_ms
+from scenarios.priority import PriorityPool, SchedulerStopped, _Entry
+
+
+class PoolFull(Exception):
+    """The pool had no room for the job and refused it without running it."""
+
+
+class PoolError(Exception):
+    """The pool's own wrapper around a job's error."""
+
+
+class JobTimedOut(Exception):
+    """A target's own timeout error (declared as ``timeout_error``)."""
+
+
+class LifoAmongEqualsPool(PriorityPool):
+    """Priority first, but among equal priorities the newest job first.
+
+    BUG: the heap key is ``(-priority, -seq)``: equal priorities are served
+    last come first served, not in submission order.
+    """
+
+    def submit(self, job: Callable[[], Any], priority: int = 0) -> defer.Deferred[Any]:
+        if self._stopped:
+            return defer.fail(SchedulerStopped("submitted after stop()"))
+        entry = _Entry(job, priority)
+        entry.caller = defer.Deferred(lambda d: self._cancel(entry))
+        heapq.heappush(self._heap, (-priority, -next(self._seq), entry))  # BUG: -seq
+        self._pump()
+        return entry.caller
+
+
+class BoundedPool:
+    """At most ``limit`` jobs at once and ``room`` waiting; a job beyond that is refused with ``PoolFull``.
+
+    ``raises=True`` is the bug: the refusal is raised from ``submit`` instead
+    of returned as a failed Deferred, so a caller's errback chain never sees it.
+    """
+
+    def __init__(self, clock: IReactorTime, limit: int = 1, room: int = 1, raises: bool = False) -> None:
+        self.clock = clock
+        self.room = room
+        self.raises = raises
+        self._sem = defer.DeferredSemaphore(limit)
+
+    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
+        if len(self._sem.waiting) >= self.room and not self._sem.tokens:
+            if self.raises:
+                raise PoolFull("no room")  # BUG when raises: should be defer.fail(...)
+            return defer.fail(PoolFull("no room"))
+        return self._sem.run(job)
+
+
+class CoalescingPool:
+    """Runs one job at a time; a job submitted while one runs shares that job's result.
+
+    BUG: coalescing is only right for identical requests; here every job
+    submitted while another runs gets the other's result, and never runs.
+    """
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+        self._current: defer.Deferred[Any] | None = None
+        self._sharers: list[defer.Deferred[Any]] = []
+
+    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
+        if self._current is not None:
+            shared: defer.Deferred[Any] = defer.Deferred()
+            self._sharers.append(shared)
+            return shared  # BUG: this job never runs
+        self._current = defer.maybeDeferred(job)
+        return self._current.addBoth(self._share)
+
+    def _share(self, result: Any) -> Any:
+        sharers, self._sharers, self._current = self._sharers, [], None
+        for d in sharers:
+            if isinstance(result, Failure):
+                d.errback(result)
+            else:
+                d.callback(result)
+        return result
+
+
+class WrappingPool:
+    """``DeferredSemaphore.run`` that wraps a job's error in ``PoolError``.
+
+    BUG: the caller gets ``PoolError`` instead of the job's own exception
+    (and without declaring the wrapper anywhere).
+    """
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+        self._sem = defer.DeferredSemaphore(2)
+
+    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
+        def wrap(failure: Failure) -> Failure:
+            if failure.check(defer.CancelledError):
+                return failure
+            return Failure(PoolError(f"job failed: {failure.value!r}"))
+
+        return self._sem.run(job).addErrback(wrap)
+
+
+class ValidatingPool:
+    """``DeferredSemaphore.run`` that checks each result.
+
+    BUG: the check expects ``bytes`` while jobs return ``str``: every
+    success is turned into a ``ValueError``.
+    """
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+        self._sem = defer.DeferredSemaphore(2)
+
+    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
+        def validate(result: Any) -> Any:
+            if not isinstance(result, bytes):  # BUG
+                raise ValueError(f"unexpected result {result!r}")
+            return result
+
+        return self._sem.run(job).addCallback(validate)
+
+
+class CancelAtTimeout:
+    """A per-job timeout written as ``callLater(T, running.cancel)``.
+
+    ``error`` is what the caller gets at the timeout. BUG (with the default,
+    ``None``): the job's ``CancelledError`` reaches the caller unconverted,
+    where the timeout error was promised. With a type, the ``CancelledError``
+    of a timeout is converted to it.
+    """
+
+    def __init__(self, clock: IReactorTime, timeout_ms: int = 300, error: type[Exception] | None = None) -> None:
+        self.clock = clock
+        self.timeout = timeout_ms / 1000
+        self.error = error
+
+    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
+        running = defer.maybeDeferred(job)
+        if running.called:
+            return running
+        fired: list[bool] = []
+
+        def expire() -> None:
+            fired.append(True)
+            running.cancel()
+
+        timer = self.clock.callLater(self.timeout, expire)
+
+        def done(result: Any) -> Any:
+            if timer.active():
+                timer.cancel()
+            if fired and self.error is not None and isinstance(result, Failure) and result.check(defer.CancelledError):
+                return Failure(self.error("job timed out"))
+            return result
+
+        return running.addBoth(done)
+
+
+class HedgedRetry:
+    """Retries a job that has not answered within ``hedge_ms``, racing the two attempts.
+
+    BUG: a retry may come only after the previous attempt failed; this one
+    starts while the first attempt still runs (and ignores its result).
+    """
+
+    def __init__(self, clock: IReactorTime, hedge_ms: int = 50) -> None:
+        self.clock = clock
+        self.hedge = hedge_ms / 1000
+
+    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
+        first = defer.maybeDeferred(job)
+        if first.called:
+            return first
+        caller: defer.Deferred[Any] = defer.Deferred(lambda d: first.cancel())
+        hedge = self.clock.callLater(self.hedge, lambda: defer.maybeDeferred(job).addErrback(lambda f: None))
+
+        def done(result: Any) -> None:
+            if hedge.active():
+                hedge.cancel()
+            if not caller.called:
+                if isinstance(result, Failure):
+                    caller.errback(result)
+                else:
+                    caller.callback(result)
+
+        first.addBoth(done)
+        return caller
+
+
+class RetryUnlessTrue:
+    """Retries a job until its result is ``True``, at most ``retries`` times.
+
+    BUG: any result but ``True`` counts as a failure, so a job that
+    succeeded with a value is run again.
+    """
+
+    def __init__(self, clock: IReactorTime, retries: int = 1) -> None:
+        self.clock = clock
+        self.retries = retries
+
+    @defer.inlineCallbacks
+    def submit(self, job: Callable[[], Any]) -> Any:
+        result: Any = None
+        for attempt in range(self.retries + 1):
+            try:
+                result = yield defer.maybeDeferred(job)
+            except defer.CancelledError:
+                raise
+            except Exception:
+                if attempt == self.retries:
+                    raise
+                continue
+            if result is True:  # BUG: a successful result is not necessarily True
+                return result
+        return result
+
+
+
+class _Stubborn(defer.Deferred):  # type: ignore[type-arg]
+    """A Deferred whose ``cancel()`` does nothing."""
+
+    def cancel(self) -> None:
+        pass
+
+
+class StubbornPool:
+    """Runs every job at once; its Deferreds cannot be cancelled.
+
+    BUG: ``cancel()`` is overridden to do nothing ("a job, once submitted,
+    always completes"), so a cancelled caller later gets the job's result.
+    """
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+
+    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
+        caller = _Stubborn()
+        defer.maybeDeferred(job).chainDeferred(caller)
+        return caller
+
+
+class SlowBackoffClient(ReconnectingClient):
+    """A reconnecting client that waits three times its declared backoff.
+
+    BUG: it waits ``3 * delay_ms(k)`` after the k-th failure, beyond the
+    declared range: retries come too late.
+    """
+
+    def _failed(self, _: Any) -> None:
+        self.failures += 1
+        self._later(3 * delay_ms(self.failures))

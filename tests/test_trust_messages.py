@@ -1,0 +1,280 @@
+"""Issue 13, item 11: every violation message of the built-in invariants, and every Target option, both ways.
+
+Each row of ``MESSAGES`` names an invariant, a fragment of one of its
+messages, a buggy subject whose run on the row's schedule breaks that
+invariant first with that message, and a correct subject that stays clean
+on the same schedule. ``test_every_message_has_a_row`` keeps the table
+complete: each message template in ``harness/invariants`` is matched by a row.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from twisted.internet import defer
+
+import harness.invariants as invariants_package
+from harness import Cancel, ClockPolicy, JobSpec, Jump, Schedule, Stop, Submit, Target, check, load_target, run_schedule
+from harness.schedule import Start
+from scenarios.caller_timeout import CallerTimeoutPool
+from scenarios.retry import BackoffRetry, JitteryBackoff
+from scenarios.timeout import OrphaningTimeout, TimeoutPool
+from specimens import (
+    BoundedPool,
+    CancelAtTimeout,
+    CoalescingPool,
+    HedgedRetry,
+    JobTimedOut,
+    LifoAmongEqualsPool,
+    PoolFull,
+    RetryUnlessTrue,
+    SlowBackoffClient,
+    StubbornPool,
+    ValidatingPool,
+    WrappingPool,
+)
+
+SEMAPHORE = "scenarios.pools:semaphore_pool"
+
+
+def ok(after_ms: int = 10, **kw) -> JobSpec:
+    return JobSpec("succeed", after_ms, **kw)
+
+
+def fail(after_ms: int = 10, error: str = "InjectedError") -> JobSpec:
+    return JobSpec("fail", after_ms, error)
+
+
+HANG = JobSpec("hang")
+RAISE = JobSpec("raise")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One message: who breaks it, who keeps the promise, on which schedule."""
+
+    id: str
+    invariant: str
+    fragment: str
+    buggy: str | Target
+    correct: str | Target
+    schedule: Schedule
+
+
+def _target(spec: str | Target) -> Target:
+    return load_target(spec) if isinstance(spec, str) else spec
+
+
+def S(*ops, clock: ClockPolicy | None = None) -> Schedule:  # noqa: N802 - reads as a constructor in the table
+    return Schedule(tuple(ops), clock or ClockPolicy())
+
+
+_slow_backoff = replace(load_target("scenarios.backoff_loop:reconnecting_client"), build=SlowBackoffClient)
+_lifo_equals = Target(build=lambda clock: LifoAmongEqualsPool(clock, limit=1), limit=1, order="priority")
+_bounded_raising = Target(build=lambda clock: BoundedPool(clock, raises=True), limit=1)
+_bounded_undeclared = Target(build=lambda clock: BoundedPool(clock), limit=1)
+_bounded_declared = Target(build=lambda clock: BoundedPool(clock), limit=1, rejects=(PoolFull,))
+_short_timeout = Target(build=lambda clock: TimeoutPool(clock, timeout_ms=30), limit=2, timeout_ms=300)
+_orphan_30 = Target(build=lambda clock: OrphaningTimeout(clock, timeout_ms=30), timeout_ms=300)
+_orphan_30_submit = replace(_orphan_30, timeout_from="submit")
+_cancel_timeout_raw = Target(build=CancelAtTimeout, timeout_ms=300)
+_cancel_timeout_converted = Target(
+    build=lambda clock: CancelAtTimeout(clock, error=defer.TimeoutError), timeout_ms=300
+)
+_own_timeout_error_wrong = Target(build=CallerTimeoutPool, limit=2, timeout_ms=300, timeout_error=JobTimedOut)
+_own_timeout_error_right = replace(
+    _own_timeout_error_wrong, build=lambda clock: CallerTimeoutPool(clock, error=JobTimedOut)
+)
+_hedged = Target(build=HedgedRetry, retries=1)
+_retry_unless_true = Target(build=RetryUnlessTrue, retries=1)
+_backoff_exact = Target(build=BackoffRetry, retries=3, backoff_ms=(100, 400))
+_backoff_jittery = Target(build=JitteryBackoff, retries=3, backoff_ms=(100, 400))
+
+CANCELS = S(Submit(0, 0, ok(50)), Submit(0, 1, ok(50)), Submit(0, 2, ok(50)), Cancel(10, 0), Cancel(10, 2))
+HOSTILE = S(Submit(0, 0, JobSpec("hang", canceller_raises=True)), Submit(0, 1, ok()))
+THREE = S(Submit(0, 0, ok()), Submit(0, 1, ok()), Submit(0, 2, ok()))
+
+MESSAGES: tuple[Row, ...] = (
+    # completion
+    Row("once", "completion.once", "was fired twice", "scenarios.next_tick:next_tick_delivery_pool", SEMAPHORE,
+        S(Submit(0, 0, ok()), Cancel(0, 0))),
+    Row("deadline.stranded", "completion.deadline", "(deadlock or starvation)", "scenarios.priority:idle_flag_scheduler",
+        "scenarios.priority:priority_pool", S(Submit(0, 0, JobSpec("immediate"), 1), Submit(0, 1, ok(), 0))),
+    Row("deadline.took", "completion.deadline", "took 350ms from submit to result; the declared deadline is 300ms",
+        "scenarios.submit_timeout:start_timed_deadline", "scenarios.submit_timeout:submit_timeout_pool",
+        S(Submit(0, 0, ok(250)), Submit(0, 1, ok(250)), Submit(0, 2, ok(100)))),
+    # concurrency
+    Row("limit", "concurrency.limit", "but the limit is 2", "scenarios.pools:double_release_pool", SEMAPHORE,
+        S(Submit(0, 0, ok(20)), Submit(0, 1, fail()), Submit(0, 2, ok()), Submit(0, 3, ok()))),
+    Row("fifo", "concurrency.fifo", "FIFO order was declared", "scenarios.next_tick:next_tick_fifo",
+        "scenarios.lock:lock_resource", S(Submit(0, 0, ok()), Submit(0, 1, ok()), clock=ClockPolicy(seed=6, jitter_ms=5))),
+    Row("priority.higher", "concurrency.priority", "the higher priority goes first",
+        "scenarios.fifo_priority:fifo_priority_pool", "scenarios.priority:priority_pool",
+        S(Submit(0, 0, ok(), 0), Submit(0, 1, ok(), 0), Submit(0, 2, ok(), 1))),
+    Row("priority.equal", "concurrency.priority", "equal priorities start in submission order", _lifo_equals,
+        "scenarios.priority:priority_pool", S(Submit(0, 0, ok(), 0), Submit(0, 1, ok(), 0), Submit(0, 2, ok(), 0))),
+    # cancellation
+    Row("fires.never", "cancellation.fires", "but its Deferred never fired", "scenarios.cancel:cooperative_cancel_pool",
+        SEMAPHORE, S(Submit(0, 0, HANG), Cancel(5, 0))),
+    Row("fires.result", "cancellation.fires", "delivered a result", Target(build=StubbornPool), SEMAPHORE, S(Submit(0, 0, ok()), Cancel(5, 0))),
+    Row("fires.late", "cancellation.fires", "it must fire by the end of the instant of the cancel",
+        "scenarios.cancel:cooperative_cancel_pool", SEMAPHORE, S(Submit(0, 0, fail()), Cancel(5, 0))),
+    Row("fires.type", "cancellation.fires", "not Aborted (or a subclass)", "scenarios.abort:half_abort_pool",
+        "scenarios.abort:abort_pool", CANCELS),
+    Row("no_start.started", "cancellation.no_start", "started at", "scenarios.queue_workers:no_skip_queue_workers",
+        "scenarios.queue_workers:queue_workers", S(Submit(0, 0, ok()), Submit(0, 1, ok()), Cancel(0, 1))),
+    Row("no_start.retried", "cancellation.no_start", "was retried (attempt 1)", "scenarios.retry:retry_after_cancel",
+        "scenarios.retry:backoff_retry", S(Submit(0, 0, fail(), then=(ok(),)), Cancel(50, 0))),
+    Row("propagates.kept", "cancellation.propagates", "and kept running", "scenarios.cancel:detaching_pool", SEMAPHORE,
+        S(Submit(0, 0, HANG), Cancel(5, 0))),
+    Row("propagates.ran_on", "cancellation.propagates", "and it ran on until 10ms", "scenarios.cancel:detaching_pool",
+        SEMAPHORE, S(Submit(0, 0, ok()), Cancel(5, 0))),
+    Row("harmless", "cancellation.harmless", "cancel() must never raise", "scenarios.cancel:ticket_pool", SEMAPHORE,
+        S(Submit(0, 0, JobSpec("immediate")), Cancel(0, 0))),
+    Row("releases", "cancellation.releases", "the cancelled job's slot was not released",
+        "scenarios.semaphore:cancel_leak_pool", SEMAPHORE,
+        S(Submit(0, 0, ok()), Submit(0, 1, ok()), Cancel(0, 1), Submit(0, 2, ok()))),
+    # time.timeout
+    Row("timeout.early_start", "time.timeout", "only 30ms after it started; the timeout is 300ms", _short_timeout,
+        "scenarios.timeout:timeout_pool", S(Submit(0, 0, HANG))),
+    Row("timeout.early_submit", "time.timeout", "only 30ms after it was submitted; the timeout is 300ms",
+        "scenarios.submit_timeout:slipped_submit_timeout", "scenarios.submit_timeout:submit_timeout_pool",
+        S(Submit(0, 0, HANG))),
+    Row("timeout.never_ended", "time.timeout", "but the timeout did not cancel it (it never ended)",
+        "scenarios.timeout:orphaning_timeout", "scenarios.timeout:timeout_pool", S(Submit(0, 0, HANG))),
+    Row("timeout.ran_on", "time.timeout", "but the timeout did not cancel it (it ran on until 360ms)",
+        "scenarios.timeout:orphaning_timeout", "scenarios.timeout:timeout_pool", S(Submit(0, 0, ok(360)))),
+    Row("timeout.caller_unfired", "time.timeout", "but its Deferred did not fail then",
+        "scenarios.caller_timeout:add_timeout_pool", "scenarios.caller_timeout:caller_timeout_pool", HOSTILE),
+    Row("timeout.wrong_error", "time.timeout", "fired with CancelledError", _cancel_timeout_raw,
+        _cancel_timeout_converted, S(Submit(0, 0, HANG))),
+    Row("timeout.declared_error", "time.timeout", "not JobTimedOut", _own_timeout_error_wrong,
+        _own_timeout_error_right, S(Submit(0, 0, HANG))),
+    Row("timeout.never_started", "time.timeout", "never started, yet its Deferred failed with TimeoutError",
+        "scenarios.shedding:timeout_shedding_pool", "scenarios.shedding:queue_deadline_pool",
+        S(Submit(0, 0, HANG), Submit(0, 1, HANG), Submit(0, 2, ok()))),
+    Row("timeout.short_start", "time.timeout", "only 30ms after it started; a timeout error is legitimate only after",
+        _orphan_30, "scenarios.timeout:timeout_pool", S(Submit(0, 0, ok(100)))),
+    Row("timeout.short_submit", "time.timeout",
+        "only 30ms after it was submitted; a timeout error is legitimate only after", _orphan_30_submit,
+        "scenarios.submit_timeout:submit_timeout_pool", S(Submit(0, 0, ok(100)))),
+    # time: retries and backoff
+    Row("retries.bound", "time.retries", "attempted 5 times; at most 4 (1 + 3 retries)",
+        "scenarios.retry:off_by_one_retry", "scenarios.retry:backoff_retry", S(Submit(0, 0, RAISE))),
+    Row("retries.overlap", "time.retries", "while attempt 0 was still running", _hedged,
+        "scenarios.retry:backoff_retry", S(Submit(0, 0, ok(100)))),
+    Row("retries.after_success", "time.retries", "although attempt 0 succeeded", _retry_unless_true,
+        "scenarios.retry:backoff_retry", S(Submit(0, 0, ok()))),
+    Row("backoff.function", "time.backoff", "the declared backoff is", "scenarios.retry:jittery_backoff",
+        "scenarios.retry:backoff_retry", S(Submit(0, 0, RAISE))),
+    Row("backoff.tuple", "time.backoff", "the declared backoff is 100ms to 400ms", _backoff_jittery, _backoff_exact,
+        S(Submit(0, 0, RAISE))),
+    # time: early, periodic work
+    Row("early.periodic", "time.early", "earlier than the 100ms interval allows", "scenarios.poller:eager_retry_poller",
+        "scenarios.poller:looping_poller", S(Start(0, 0, RAISE, then=(ok(),)))),
+    Row("early.periodic_jump", "time.early", "allowing one interval for each of the 1 wall-clock jumps between",
+        "scenarios.poller:eager_retry_poller", "scenarios.poller:looping_poller",
+        S(Start(0, 0, RAISE, then=(RAISE, ok())), Jump(10, 10))),
+    Row("early.rate", "time.early", "the declared rate is 2 per 100ms", "scenarios.rate_limit:fixed_window_limiter",
+        "scenarios.rate_limit:token_bucket",
+        S(Submit(90, 0, ok()), Submit(90, 1, ok()), Submit(100, 2, ok()), Submit(100, 3, ok()))),
+    Row("early.rate_jump", "time.early", "the wall-clock jump between them excuses nothing",
+        "scenarios.wall_rate:seconds_log_limiter", "scenarios.rate_limit:token_bucket",
+        S(Submit(0, 0, ok()), Submit(0, 1, ok()), Jump(5, 5000), Submit(10, 2, ok()), Submit(10, 3, ok()))),
+    Row("early.backoff", "time.early", "after call 1 failed (retry 2); the declared wait is at least 200ms",
+        "scenarios.backoff_loop:flat_backoff", "scenarios.backoff_loop:reconnecting_client",
+        S(Start(0, 0, JobSpec("fail", 0)))),
+    Row("backoff.loop", "time.backoff", "came 300ms after call 0 failed (retry 1); the declared backoff is 100ms to 100ms",
+        _slow_backoff, "scenarios.backoff_loop:reconnecting_client", S(Start(0, 0, JobSpec("fail", 0)), Stop(2000))),
+    Row("overlap", "time.overlap", "while call 0 (started 0ms) was still running", "scenarios.poller:overlapping_poller",
+        "scenarios.poller:looping_poller", S(Start(0, 0, ok(250)))),
+    Row("after_stop", "time.after_stop", "after stop() at 170ms", "scenarios.heartbeat:zombie_heartbeat",
+        "scenarios.heartbeat:heartbeat", S(Start(0, 0, ok(50)), Stop(170))),
+    Row("loop_died", "time.loop_died", "the error was not reported", "scenarios.poller:silent_poller",
+        "scenarios.poller:looping_poller", S(Start(0, 0, ok(), then=(fail(),)), Stop(600))),
+    # errors
+    Row("propagate.submit_raised", "errors.propagate", "submitting job 2 raised PoolFull", _bounded_raising,
+        _bounded_declared, THREE),
+    Row("propagate.never_ran_result", "errors.propagate", "job 1 never ran, yet its Deferred delivered a result",
+        Target(build=CoalescingPool), SEMAPHORE, S(Submit(0, 0, ok()), Submit(0, 1, ok()))),
+    Row("propagate.swallowed", "errors.propagate", "the error was swallowed", "scenarios.error_paths:swallowing_pool",
+        SEMAPHORE, S(Submit(0, 0, fail()))),
+    Row("propagate.never_ran_failed", "errors.propagate", "job 2 never ran, yet its Deferred failed with PoolFull",
+        _bounded_undeclared, _bounded_declared, THREE),
+    Row("propagate.other_error", "errors.propagate", "failed with InjectedError but its Deferred failed with PoolError",
+        Target(build=WrappingPool), SEMAPHORE, S(Submit(0, 0, fail()))),
+    Row("propagate.success_failed", "errors.propagate", "succeeded but its Deferred failed with ValueError",
+        Target(build=ValidatingPool), SEMAPHORE, S(Submit(0, 0, ok()))),
+    Row("escaped", "errors.escaped", "a real reactor would only log it", "scenarios.next_tick:next_tick_raises",
+        SEMAPHORE, S(Submit(0, 0, RAISE))),
+    Row("unhandled", "errors.unhandled", "a Deferred failed and nobody handled it", "scenarios.error_paths:tee_pool",
+        SEMAPHORE, S(Submit(0, 0, fail()))),
+    Row("poison", "errors.poison", "the failure left the subject unable to run work",
+        "scenarios.semaphore:failure_leak_pool", SEMAPHORE, S(Submit(0, 0, fail()), Submit(0, 1, fail()), Submit(0, 2, ok()))),
+    # leaks
+    Row("leaks.calls", "leaks.calls", "a DelayedCall is still pending", "scenarios.heartbeat:watchdog_heartbeat",
+        "scenarios.heartbeat:heartbeat", S(Start(0, 0, ok()), Stop(250))),
+    Row("leaks.loops", "leaks.loops", "a LoopingCall is still running", "scenarios.heartbeat:queued_heartbeat",
+        "scenarios.heartbeat:heartbeat", S(Start(0, 0, ok()), Stop(250))),
+)
+
+
+@pytest.mark.parametrize("row", MESSAGES, ids=[row.id for row in MESSAGES])
+def test_the_buggy_subject_breaks_the_promise_with_the_message(row: Row) -> None:
+    violations = check(run_schedule(_target(row.buggy), row.schedule))
+    assert violations, f"{row.buggy} kept every promise"
+    assert violations[0].invariant == row.invariant, violations[0]
+    assert row.fragment in violations[0].message
+
+
+@pytest.mark.parametrize("row", MESSAGES, ids=[row.id for row in MESSAGES])
+def test_the_correct_subject_keeps_the_promise_on_the_same_schedule(row: Row) -> None:
+    assert check(run_schedule(_target(row.correct), row.schedule)) == []
+
+
+def _templates() -> list[tuple[str, str]]:
+    """Every message template in harness/invariants: (module, literal text before the first placeholder)."""
+    found = []
+    for path in sorted(Path(invariants_package.__file__).parent.glob("*.py")):
+        for literal in re.findall(r'f"([^"]*)"', path.read_text()):
+            found.append((path.stem, literal))
+    return found
+
+
+def test_every_message_has_a_row() -> None:
+    # Each violation message is an f-string; every one that says what went wrong must appear, in part,
+    # in some row's fragment or in the message a row produces.
+    produced = []
+    for row in MESSAGES:
+        violations = check(run_schedule(_target(row.buggy), row.schedule))
+        produced.append(violations[0].message)
+    text = "\n".join(produced)
+    missing = []
+    for module, literal in _templates():
+        words = [w for w in re.split(r"\{[^}]*\}", literal) if len(w.strip()) > 12]
+        if module in ("base", "user", "facts", "__init__") or not words:
+            continue
+        if not all(word in text for word in words):
+            missing.append(f"{module}: {literal}")
+    assert missing == []
+
+
+# -- options that switch a promise off or on ------------------------------------------------------------
+
+
+def test_overlap_true_allows_overlap_and_nothing_else() -> None:
+    from scenarios.poller import eager_retry_poller, overlapping_poller
+
+    overlapping = S(Start(0, 0, ok(250)))
+    assert check(run_schedule(replace(overlapping_poller, overlap=True), overlapping)) == []
+    assert check(run_schedule(overlapping_poller, overlapping))[0].invariant == "time.overlap"
+    eager = S(Start(0, 0, RAISE, then=(ok(),)))
+    assert check(run_schedule(replace(eager_retry_poller, overlap=True), eager))[0].invariant == "time.early"
+
+
+def test_rejects_excuses_only_the_declared_refusal() -> None:
+    assert check(run_schedule(_bounded_declared, THREE)) == []
+    assert check(run_schedule(_bounded_undeclared, THREE))[0].invariant == "errors.propagate"
