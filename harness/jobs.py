@@ -27,7 +27,7 @@ class Job:
     can say "fail twice, then succeed" for code that retries.
     """
 
-    __slots__ = ("id", "specs", "calls", "_clock", "_trace", "_errors")
+    __slots__ = ("id", "specs", "calls", "pending", "_clock", "_trace", "_errors")
 
     def __init__(
         self,
@@ -40,6 +40,8 @@ class Job:
         self.id = job_id
         self.specs = specs
         self.calls = 0
+        #: The Deferred of each attempt not settled yet, by attempt: held until it fires.
+        self.pending: dict[int, defer.Deferred[Any]] = {}
         self._clock = clock
         self._trace = trace
         self._errors = errors
@@ -75,22 +77,29 @@ class Job:
         if kind == "immediate":
             record("job.finish", self.id, "", attempt)
             return defer.succeed(self.result(attempt))
-        pending: list[IDelayedCall] = []
+        timer: list[IDelayedCall] = []
 
         def cancel(d: defer.Deferred[Any]) -> None:
-            if pending and pending[0].active():
-                pending[0].cancel()
+            if timer and timer[0].active():
+                timer[0].cancel()
             if spec.canceller_raises:
                 record("job.cancel", self.id, "canceller raised", attempt)
                 raise CancellerError(f"canceller of job {self.id} failed")
             record("job.cancel", self.id, "", attempt)
+            self.pending.pop(attempt, None)  # Deferred.cancel fails it next
 
         d: defer.Deferred[Any] = defer.Deferred(cancel)
+        self.pending[attempt] = d
         if kind in ("succeed", "fail"):
-            pending.append(self._clock.callLater(spec.after_ms / 1000, self._settle, d, attempt))
+            timer.append(self._clock.callLater(spec.after_ms / 1000, self._settle, d, attempt))
         return d
 
+    def release(self) -> None:
+        """Let go of the attempts still pending: the run is over."""
+        self.pending.clear()
+
     def _settle(self, d: defer.Deferred[Any], attempt: int) -> None:
+        self.pending.pop(attempt, None)
         if self.spec(attempt).kind == "succeed":
             self._trace.record("job.finish", self.id, "", attempt)
             d.callback(self.result(attempt))

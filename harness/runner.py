@@ -12,6 +12,8 @@ A run has four phases, all recorded in the trace:
 4. **release**: run the target's own invariants, drop every reference to
    the subject, collect garbage and record any "Unhandled error in
    Deferred" that Twisted logs, so that invariants judge the trace alone.
+   Pending operations (scheduled calls, unsettled job attempts) are held,
+   as a reactor holds them, until the trace is closed (``_teardown``).
 
 The runner stays in control of the code it runs. A run has a wall-clock
 limit (``harness.watchdog``): a target that hangs, or that keeps scheduling
@@ -26,7 +28,6 @@ handler is undone however the run ends.
 from __future__ import annotations
 
 import gc
-import math
 import os
 import re
 from traceback import clear_frames
@@ -58,7 +59,7 @@ DRAIN_SLACK_MS = 10_000
 #: alone must not leave a job unfinished when the run drains.
 LATE_HOPS = 64
 #: The subject's timers recorded per run (a livelock sets thousands): each is set, then fired or cancelled.
-MAX_TIMER_EVENTS = 2_000
+MAX_TIMER_EVENTS = 1_000
 #: Periods a periodic subject is watched after the last operation.
 PERIODS_OBSERVED = 4
 
@@ -204,16 +205,17 @@ def run_schedule(target: Target, schedule: Schedule, timeout_s: float | None = D
     _check_error_names(target, schedule)
     _isolate_garbage()
     policy = schedule.clock
-    clock = FaultClock(policy.tie_break, policy.seed, jitter=policy.jitter_ms / 1000)
-    trace = Trace(lambda: round(clock.rightNow * 1_000_000))
+    clock = FaultClock.for_policy(policy)
+    trace = Trace(lambda: clock.now_us)
     clock.on_escape = lambda call, exc: trace.record("reactor.error", detail=f"{call_name(call)}: {describe_error(exc)}")
-    clock.on_timer = _timer_recorder(trace)
+    clock.on_timer = _timer_recorder(trace, clock)
     observer = _LogRecorder(trace)
     run = Run(target=target, schedule=schedule, trace=trace, clock=clock)
     aborted: BaseException | None = None
     try:
         with _logging_into(observer):
-            with Watchdog(timeout_s) as dog, EscapeGuard() as guard:
+            # The guard first: it may import the global reactor (slow with TLS installed), which is no part of the run's time.
+            with EscapeGuard() as guard, Watchdog(timeout_s) as dog:
 
                 def checkpoint() -> None:
                     guard.check()
@@ -296,7 +298,7 @@ def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, ob
     """End a run that cannot go on: record why, drop the subject, and return the error to raise."""
     where = run.where()
     clock = run.clock
-    t_us = round(clock.rightNow * 1_000_000) if clock is not None else (run.trace[-1].t_us if len(run.trace) else 0)
+    t_us = clock.now_us if clock is not None else (run.trace[-1].t_us if len(run.trace) else 0)
     when = format_ms(t_us)
     error: HarnessError
     if guard.escaped is not None or isinstance(exc, Escaped):
@@ -332,11 +334,13 @@ def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, ob
     if traceback is not None:
         clear_frames(traceback)
     del traceback
-    run.trace.freeze()
+    run.trace.close()
     observer.trace = Trace(lambda: 0)
     if clock is not None:
         clock.calls.clear()
         clock.created.clear()
+    for job in run.jobs.values():
+        job.release()
     run.subject = None
     run.clock = None
     run.jobs = {}
@@ -359,24 +363,24 @@ def _play(run: Run) -> None:
     checkpoint = run.checkpoint
     for index, op in enumerate(schedule.ops):
         run.phase, run.step = "advance", index
-        _advance_until(clock, op.at_ms / 1000, policy.step_ms, checkpoint)
+        _advance_until(clock, op.at_ms * 1000, checkpoint)
         run.phase = "step"
         _apply(run, op, errors)
         checkpoint()
     run.phase = "drain"
-    end = schedule.end_ms / 1000
-    _drain(clock, end + drain_ms / 1000, policy.step_ms, checkpoint)
-    _advance_until(clock, end + observe_ms / 1000, policy.step_ms, checkpoint)
+    end_us = schedule.end_ms * 1000
+    _drain(clock, end_us + drain_ms * 1000, checkpoint)
+    _advance_until(clock, end_us + observe_ms * 1000, checkpoint)
     trace.record("drained", detail=f"pending={len(clock.calls)}")
     if not run.stopped and target.can_stop(run.subject):
         run.phase = "teardown"
         _stop(run, "teardown")
-        _drain(clock, clock.rightNow + drain_ms / 1000, policy.step_ms, checkpoint)
+        _drain(clock, clock.now_us + drain_ms * 1000, checkpoint)
     if run.stopped:
         _record_leftovers(run)
 
 
-def _timer_recorder(trace: Trace) -> Callable[[str, Any], None]:
+def _timer_recorder(trace: Trace, clock: FaultClock) -> Callable[[str, Any], None]:
     """Record the subject's own delayed calls as ``timer.set``, ``timer.fire`` and ``timer.cancel`` events.
 
     Each names the call by its number and function (``#3 Poller._poll``),
@@ -384,21 +388,21 @@ def _timer_recorder(trace: Trace) -> Callable[[str, Any], None]:
     its duration) are the harness's, not the subject's, and are left out.
     The label is made once, when the call is set: it is cheap enough to be
     always on. Past ``MAX_TIMER_EVENTS`` timers in a run (a livelock), one
-    ``timer.limit`` event says so and later timers go unrecorded.
+    ``timer.limit`` event says so and recording stops: no more timer events.
     """
     record = trace.record
     budget = [MAX_TIMER_EVENTS]
 
     def on_timer(what: str, call: Any) -> None:
         if what == "set":
-            if isinstance(getattr(call.func, "__self__", None), Job) or budget[0] <= 0:
-                call.label = None
-                return
+            if isinstance(getattr(call.func, "__self__", None), Job):
+                return  # no label: its firing or cancelling is not recorded either
             call.label = label = f"#{call.seq} {call_name(call)}"
             budget[0] -= 1
-            record("timer.set", detail=f"{label} due {format_ms(round(call.getTime() * 1_000_000))}")
+            record("timer.set", detail=f"{label} due {format_ms(call.due_us)}")
             if not budget[0]:
-                record("timer.limit", detail=f"{MAX_TIMER_EVENTS} timers recorded: later ones are not")
+                record("timer.limit", detail=f"{MAX_TIMER_EVENTS} timers recorded: no more timer events")
+                clock.on_timer = None  # recording ends here, and costs nothing from now on
             return
         label = getattr(call, "label", None)  # None: a job's call, past the limit, or set before recording began
         if label is not None:
@@ -411,10 +415,10 @@ def _record_leftovers(run: Run) -> None:
     """Record pending DelayedCalls and running LoopingCalls left after stop and drain."""
     clock, trace = run.clock, run.trace
     assert clock is not None
-    for call in sorted(clock.calls, key=lambda c: (c.getTime(), c.key)):
+    for call in sorted(clock.calls, key=lambda c: (c.due_us, c.key)):
         if isinstance(getattr(call.func, "__self__", None), Job):
             continue
-        trace.record("leak.call", detail=f"{call_name(call)} due at {round(call.getTime() * 1000)}ms")
+        trace.record("leak.call", detail=f"{call_name(call)} due at {round(call.due_us / 1000)}ms")
     loops: dict[int, task.LoopingCall] = {}
     for call in clock.created:
         func = getattr(call, "func", None)
@@ -443,16 +447,41 @@ def _release(run: Run, observer: _LogRecorder) -> None:
             raise TargetError(f"the target's invariant {name} raised {describe_error(exc)}, not AssertionError") from None
         run.checkpoint()
     run.phase = "release"
-    if run.clock is not None:
-        trace.freeze()
-        run.clock.calls.clear()
-        run.clock.created.clear()
+    _teardown(run, observer)
+
+
+def _teardown(run: Run, observer: _LogRecorder) -> None:
+    """End the run in a fixed order, so garbage collection never decides what the trace says.
+
+    First the subject, the Deferreds ``submit`` returned and the calls that
+    already ran are dropped, and the garbage collected: "Unhandled error in
+    Deferred" logged then is the subject's, and recorded. Pending operations
+    (calls still scheduled, attempts of jobs that never settled) are held
+    through that collection, as a reactor holds them; the trace then ends
+    and is closed, and only then are they let go (job by job, in id order)
+    and collected: a coroutine awaiting one of them is closed there, and what
+    its ``finally`` blocks do is no part of the run.
+    """
+    trace, clock, jobs = run.trace, run.clock, run.jobs
+    trace.freeze()
+    if clock is not None:
+        clock.created.clear()
     run.subject = None
     run.clock = None
     run.jobs = {}
     run.handles = {}
     _collect(observer)
     trace.record("end")
+    trace.close()
+    held = any(job.pending for job in jobs.values())
+    if clock is not None:
+        held = held or bool(clock.calls)
+        clock.calls.clear()
+    for job_id in sorted(jobs):
+        jobs[job_id].release()
+    del clock, jobs
+    if held:  # nothing held, nothing more to collect
+        _collect(observer)
 
 
 _runs_since_sweep = 0
@@ -512,36 +541,19 @@ def _collect(observer: _LogRecorder) -> None:
             return
 
 
-def _fire_time(due: float, step_ms: int) -> float:
-    """When a call due at ``due`` fires: then, or at the next stride of a strided reactor."""
-    if not step_ms:
-        return due
-    stride = step_ms / 1000
-    return math.ceil(round(due / stride, 9)) * stride
-
-
 def _nothing() -> None:
     pass
 
 
-def _advance_until(clock: FaultClock, when: float, step_ms: int, checkpoint: Callable[[], None] = _nothing) -> None:
-    """Fire every call that falls due up to ``when``, then move the clock to ``when``."""
-    while True:
-        checkpoint()
-        due = clock.next_due()
-        if due is None or due > when:
-            break
-        clock.advance_to(min(_fire_time(due, step_ms), when))
-    clock.advance_to(when)
+def _advance_until(clock: FaultClock, when_us: int, checkpoint: Callable[[], None] = _nothing) -> None:
+    """Fire every call that falls due up to ``when_us`` (late as the clock policy says, never
+    past ``when_us``), then move the clock to ``when_us``. Integer time: it always ends."""
+    clock.run_until(when_us, checkpoint)
 
 
-def _drain(clock: FaultClock, horizon: float, step_ms: int, checkpoint: Callable[[], None] = _nothing) -> None:
-    """Keep firing calls until none is left or the next one is past the horizon."""
-    while clock.calls:
-        due = clock.next_due()
-        if due is None or due > horizon:
-            return
-        _advance_until(clock, _fire_time(due, step_ms), step_ms, checkpoint)
+def _drain(clock: FaultClock, horizon_us: int, checkpoint: Callable[[], None] = _nothing) -> None:
+    """Keep firing calls until none is left or the next one is due past the horizon."""
+    clock.drain(horizon_us, checkpoint)
 
 
 def _stop(run: Run, why: str) -> None:
@@ -619,7 +631,7 @@ def _apply(run: Run, op: Any, errors: dict[str, type[BaseException]]) -> None:
         else:
             _stop(run, "scheduled")
     elif isinstance(op, Jump):
-        run.clock.jump(op.delta_ms / 1000)
+        run.clock.jump_us(op.delta_ms * 1000)
         trace.record("clock.jump", detail=f"{op.delta_ms:+d}ms")
 
 

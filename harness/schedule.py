@@ -144,7 +144,8 @@ class ClockPolicy:
 
     ``step_ms == 0`` advances punctually to each next due call; a positive step
     advances in fixed strides, so calls fire late (ticks, or a stalled reactor).
-    ``jitter_ms`` makes each call fire late by a seeded amount up to that much.
+    ``jitter_ms`` makes the reactor wake late for each call by a seeded amount up
+    to that much; calls still run in due order (see ``harness.clock``).
     ``seed`` drives the ``shuffle`` tie-break and the jitter.
     """
 

@@ -31,14 +31,17 @@ class Event(NamedTuple):
 class Trace:
     """An append-only event log stamped by a virtual clock."""
 
-    __slots__ = ("events", "_now_us")
+    __slots__ = ("events", "_now_us", "_closed")
 
     def __init__(self, now_us: Callable[[], int]) -> None:
         self.events: list[Event] = []
         self._now_us = now_us
+        self._closed = False
 
     def record(self, kind: str, job: int = NO_JOB, detail: str = "", attempt: int = 0) -> int:
-        """Append an event at the current virtual time; return its index."""
+        """Append an event at the current virtual time; return its index (-1 once closed)."""
+        if self._closed:
+            return -1
         self.events.append(Event(self._now_us(), kind, job, attempt, detail))
         return len(self.events) - 1
 
@@ -46,6 +49,11 @@ class Trace:
         """Stamp every later event with the current time: the run is over and its clock is gone."""
         now = self._now_us()
         self._now_us = lambda: now
+
+    def close(self) -> None:
+        """Record nothing more: the run is over, and what its teardown does is no part of it."""
+        self.freeze()
+        self._closed = True
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events)

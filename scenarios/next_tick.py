@@ -39,10 +39,10 @@ class NextTickAdmitPool:
     no job starts inside ``submit``. BUG: each job gets its own delayed call,
     and the order of the queue is whatever order those calls run in.
     ``task.Clock`` runs calls due together in insertion order; a real reactor
-    promises nothing (its heap is not stable, and under load each call fires
-    late by its own amount). Jobs submitted together are admitted, and
-    started, out of order. Caught by: ``concurrency.fifo`` (with late firing
-    or a lifo or shuffled tie-break).
+    promises nothing (its heap is not stable). Jobs submitted together are
+    admitted, and started, out of order. Caught by: ``concurrency.fifo``
+    (a lifo or shuffled tie-break, and a reactor that wakes after both
+    submits).
     """
 
     def __init__(self, clock: IReactorTime, limit: int) -> None:

@@ -174,3 +174,19 @@ def test_nothing_a_run_logs_surfaces_in_a_later_run_or_on_stderr() -> None:
     # (Twisted prints "Unhandled error in Deferred" there until a program begins logging).
     assert proc.returncode == 0 and proc.stdout == "1 0\n", proc.stderr
     assert proc.stderr == ""
+
+
+def test_a_slow_import_of_the_global_reactor_is_no_part_of_a_run_s_time_limit(monkeypatch) -> None:
+    """The escape guard imports the global reactor (0.4 s with TLS libraries installed): that must not
+    count against --example-timeout, or a fast target is reported as hung on a loaded machine."""
+    from harness import escapes
+
+    real = escapes._global_reactor
+
+    def slow_reactor():
+        time.sleep(0.5)
+        return real()
+
+    monkeypatch.setattr(escapes, "_global_reactor", slow_reactor)
+    run = run_schedule(robust_targets.counting, THREE, timeout_s=0.3)
+    assert run.trace[-1].kind == "end"

@@ -110,7 +110,7 @@ MESSAGES: tuple[Row, ...] = (
     Row("limit", "concurrency.limit", "but the limit is 2", "scenarios.pools:double_release_pool", SEMAPHORE,
         S(Submit(0, 0, ok(20)), Submit(0, 1, fail()), Submit(0, 2, ok()), Submit(0, 3, ok()))),
     Row("fifo", "concurrency.fifo", "FIFO order was declared", "scenarios.next_tick:next_tick_fifo",
-        "scenarios.lock:lock_resource", S(Submit(0, 0, ok()), Submit(0, 1, ok()), clock=ClockPolicy(seed=6, jitter_ms=5))),
+        "scenarios.lock:lock_resource", S(Submit(0, 0, ok()), Submit(0, 1, ok()), clock=ClockPolicy("lifo", jitter_ms=5))),
     Row("priority.higher", "concurrency.priority", "the higher priority goes first",
         "scenarios.fifo_priority:fifo_priority_pool", "scenarios.priority:priority_pool",
         S(Submit(0, 0, ok(), 0), Submit(0, 1, ok(), 0), Submit(0, 2, ok(), 1))),

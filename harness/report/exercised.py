@@ -212,7 +212,7 @@ FAULTS: dict[str, str] = {
     "ties.lifo": "calls due at the same instant run in reverse order",
     "ties.shuffle": "calls due at the same instant run in shuffled order",
     "stride": "time advances in strides (calls fire late)",
-    "jitter": "each call fires late by a seeded amount",
+    "jitter": "the reactor wakes late by a seeded amount (due order kept)",
 }
 ERROR_PREFIX = "error."
 
