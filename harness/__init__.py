@@ -13,17 +13,26 @@ from .failure_file import FailureRecord
 from .faults import BUILTIN_ERRORS, InjectedError
 from .invariants import INVARIANTS, Invariant, Violation, check
 from .jobs import Job
+from .operations import Operation
 from .runner import Run, TargetHung, run_schedule
-from .schedule import Cancel, ClockPolicy, JobSpec, Jump, Schedule, Stop, Submit
+from .schedule import Call, Cancel, ClockPolicy, JobSpec, Jump, Schedule, Stop, Submit
 from .shard import Shard
 from .strategies import Menu, job_specs, schedules
 from .target import Target, load_target
 from .trace import Event, Trace
+from .invariants.outcomes import Outcome
+from .view import AttemptRecord, CallRecord, EventKind, JobRecord, RunView
 from .workers import ParallelResult, WorkerReport, run_workers
 
 __all__ = [
+    "AttemptRecord",
+    "CallRecord",
+    "EventKind",
+    "JobRecord",
+    "RunView",
     "BUILTIN_ERRORS",
     "CampaignConfig",
+    "Call",
     "CampaignResult",
     "Cancel",
     "ClockPolicy",
@@ -41,6 +50,8 @@ __all__ = [
     "Jump",
     "Menu",
     "NondeterministicTarget",
+    "Operation",
+    "Outcome",
     "ReportError",
     "ParallelResult",
     "Run",

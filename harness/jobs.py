@@ -24,10 +24,11 @@ class Job:
     """One unit of work handed to the subject; calling it starts an attempt.
 
     Attempt k behaves as ``specs[k]``, the last spec repeating, so a schedule
-    can say "fail twice, then succeed" for code that retries.
+    can say "fail twice, then succeed" for code that retries. ``key`` is the
+    key it was submitted under (0 when the target declares no ``keys``).
     """
 
-    __slots__ = ("id", "specs", "calls", "pending", "_clock", "_trace", "_errors")
+    __slots__ = ("id", "specs", "key", "calls", "pending", "_clock", "_trace", "_errors")
 
     def __init__(
         self,
@@ -36,9 +37,11 @@ class Job:
         clock: FaultClock,
         trace: Trace,
         errors: Mapping[str, type[BaseException]],
+        key: int = 0,
     ) -> None:
         self.id = job_id
         self.specs = specs
+        self.key = key
         self.calls = 0
         #: The Deferred of each attempt not settled yet, by attempt: held until it fires.
         self.pending: dict[int, defer.Deferred[Any]] = {}

@@ -34,7 +34,7 @@ from traceback import clear_frames
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, task
 from twisted.logger import LogLevel, globalLogBeginner, globalLogPublisher
@@ -45,10 +45,14 @@ from .errors import HarnessError, TargetError
 from .escapes import EscapeGuard, Escaped
 from .faults import CancellerError
 from .jobs import Job
-from .schedule import Cancel, Jump, Op, Schedule, Start, Stop, Submit
+from .keys import submit_detail
+from .schedule import Call, Cancel, Jump, Op, Schedule, Start, Stop, Submit
 from .target import Target
 from .trace import Trace, format_ms, one_line
 from .watchdog import DEFAULT_TIMEOUT_S, Expired, Watchdog
+
+if TYPE_CHECKING:
+    from .view import RunView
 
 #: Virtual time the runner keeps draining after the last operation, beyond
 #: the total duration of all jobs, before it calls the run finished.
@@ -165,6 +169,13 @@ class Run:
     detail: str = ""
     checkpoint: Callable[[], None] = field(default=lambda: None, repr=False)
 
+    @property
+    def view(self) -> RunView:
+        """The typed, documented records of this run (``harness.view``; docs/run-api.md)."""
+        from .view import RunView
+
+        return RunView.of(self)
+
     def where(self) -> str:
         """Where the run is, for a message: ``in step 3 (submit job 2)``."""
         if self.phase in ("step", "advance") and self.step is not None:
@@ -186,6 +197,8 @@ def _op_label(op: Op) -> str:
         return f"{op.name} job {op.job}"
     if isinstance(op, Jump):
         return f"jump {op.delta_ms:+d}ms"
+    if isinstance(op, Call):
+        return f"call {op.operation}"
     return op.name
 
 
@@ -203,6 +216,7 @@ def run_schedule(target: Target, schedule: Schedule, timeout_s: float | None = D
     does not know.
     """
     _check_error_names(target, schedule)
+    _check_operations(target, schedule)
     _isolate_garbage()
     policy = schedule.clock
     clock = FaultClock.for_policy(policy)
@@ -224,7 +238,7 @@ def run_schedule(target: Target, schedule: Schedule, timeout_s: float | None = D
                 run.checkpoint = checkpoint
                 try:
                     try:
-                        run.subject = target.build(clock)
+                        run.subject = target.build(clock, *_work_for_build(run))
                     except _ABORTS + (KeyboardInterrupt,):
                         raise
                     except BaseException as exc:
@@ -292,6 +306,30 @@ def _check_error_names(target: Target, schedule: Schedule) -> None:
             f"declares ({', '.join(target.error_types)}); the harness never imports an exception by name: "
             "declare the type in Target(errors=...)"
         )
+
+
+def _check_operations(target: Target, schedule: Schedule) -> None:
+    """Refuse a schedule that calls an operation the target does not declare."""
+    for op in schedule.ops:
+        if isinstance(op, Call) and op.operation not in target.operations:
+            known = ", ".join(target.operations) or "none"
+            raise TargetError(
+                f"the schedule calls operation {op.operation!r}, which the target does not declare "
+                f"(its operations: {known}); declare it in Target(operations=...) or use a schedule made for this target"
+            )
+
+
+def _work_for_build(run: Run) -> tuple[Any, ...]:
+    """The periodic work for ``build(clock, work)``: the job of the schedule's first start, made now."""
+    if not run.target.takes_work:
+        return ()
+    assert run.clock is not None
+    start = next((op for op in run.schedule.ops if isinstance(op, Start)), None)
+    if start is None:
+        return (_nothing,)  # a schedule that never starts the subject: its work is never called
+    job = Job(start.job, start.specs, run.clock, run.trace, run.target.error_types)
+    run.jobs[start.job] = job
+    return (job,)
 
 
 def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, observer: _LogRecorder) -> HarnessError:
@@ -406,7 +444,7 @@ def _timer_recorder(trace: Trace, clock: FaultClock) -> Callable[[str, Any], Non
             return
         label = getattr(call, "label", None)  # None: a job's call, past the limit, or set before recording began
         if label is not None:
-            record("timer." + what, detail=label)
+            record("timer.fire" if what == "fire" else "timer.cancel", detail=label)
 
     return on_timer
 
@@ -593,18 +631,20 @@ def _apply(run: Run, op: Any, errors: dict[str, type[BaseException]]) -> None:
     trace = run.trace
     assert run.clock is not None
     if isinstance(op, Submit):
-        job = Job(op.job, op.specs, run.clock, trace, errors)
+        job = Job(op.job, op.specs, run.clock, trace, errors, op.key)
         run.jobs[op.job] = job
-        trace.record("submit", op.job, f"p{op.priority}")
+        trace.record("submit", op.job, submit_detail(op.priority, op.key if run.target.keys is not None else None))
         try:
             d = run.target.submit_job(run.subject, job, op.priority)
+        except TargetError:
+            raise
         except Exception as exc:
             trace.record("submit.raised", op.job, describe_error(exc))
             _note_declared(trace, op.job, exc, run.target.declared_errors)
             return
         _watch(run, op.job, d, "submit")
     elif isinstance(op, Start):
-        job = Job(op.job, op.specs, run.clock, trace, errors)
+        job = run.jobs.get(op.job) or Job(op.job, op.specs, run.clock, trace, errors)
         run.jobs[op.job] = job
         trace.record("start", op.job)
         try:
@@ -633,6 +673,28 @@ def _apply(run: Run, op: Any, errors: dict[str, type[BaseException]]) -> None:
     elif isinstance(op, Jump):
         run.clock.jump_us(op.delta_ms * 1000)
         trace.record("clock.jump", detail=f"{op.delta_ms:+d}ms")
+    elif isinstance(op, Call):
+        _call(run, op)
+
+
+def _call(run: Run, op: Call) -> None:
+    """Call a target operation; record it, and whether it raised (or its Deferred failed) as declared."""
+    operation = run.target.operations[op.operation]
+    run.trace.record("call", detail=f"{op.operation}({', '.join(describe(a, 40) for a in op.args)})")
+
+    def outcome(exc: BaseException, how: str) -> None:
+        expected = isinstance(exc, operation.raises) or isinstance(exc, CancellerError)
+        run.trace.record(f"call.{'refused' if expected else how}", detail=f"{op.operation}: {describe_error(exc)}")
+
+    try:
+        result = operation.call(run.subject, *op.args)
+    except _ABORTS + (KeyboardInterrupt,):
+        raise
+    except Exception as exc:
+        outcome(exc, "raised")
+        return
+    if isinstance(result, defer.Deferred):
+        result.addErrback(lambda failure: outcome(failure.value, "failure"))
 
 
 def _on_result(value: Any, trace: Trace, job: int) -> None:

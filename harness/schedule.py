@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 
 FORMAT = "harness-schedule"
-FORMAT_VERSION = 1
+#: The newest version this harness writes. Version 2 added job keys (``Submit.key``) and
+#: operation calls (``Call``); a schedule that uses neither is still written as version 1,
+#: so older harnesses read it.
+FORMAT_VERSION = 2
 
 #: What a job does when the subject calls it (see ``harness.jobs``).
 JOB_KINDS = ("succeed", "immediate", "value", "fail", "raise", "hang")
@@ -22,7 +25,7 @@ TIE_BREAKS = ("fifo", "lifo", "shuffle")
 
 #: The largest time or delay in a schedule (about 31 years of virtual time): bounds what a file can ask for.
 MAX_MS = 10**12
-#: The largest job id, priority magnitude and clock seed a schedule may hold.
+#: The largest job id, priority magnitude, key and clock seed a schedule may hold.
 MAX_ID = 10**9
 MAX_SEED = 2**64
 
@@ -71,10 +74,11 @@ class JobSpec:
 
 @dataclass(frozen=True, slots=True)
 class Submit:
-    """Submit job ``job`` (an id unique in the schedule) with an optional priority.
+    """Submit job ``job`` (an id unique in the schedule) with an optional priority and key.
 
     The first attempt behaves as ``spec``; later attempts (retries) as the
-    entries of ``then`` in turn, the last one repeating.
+    entries of ``then`` in turn, the last one repeating. ``key`` (0 unless the
+    target declares ``keys``) is the key the job is submitted under.
     """
 
     at_ms: int
@@ -82,6 +86,7 @@ class Submit:
     spec: JobSpec = field(default_factory=JobSpec)
     priority: int = 0
     then: tuple[JobSpec, ...] = ()
+    key: int = 0
     name: ClassVar[str] = "submit"
 
     @property
@@ -134,8 +139,55 @@ class Jump:
     name: ClassVar[str] = "jump"
 
 
-Op = Union[Submit, Start, Cancel, Stop, Jump]
-OP_TYPES: dict[str, type] = {t.name: t for t in (Submit, Start, Cancel, Stop, Jump)}
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Call the target's operation ``operation`` on the subject with ``args`` (JSON-plain values)."""
+
+    at_ms: int
+    operation: str
+    args: tuple[Any, ...] = ()
+    name: ClassVar[str] = "call"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.operation, str) or not self.operation.isidentifier():
+            raise ScheduleError(f"an operation must be named by an identifier such as 'flush', got {_short(self.operation)}")
+        if not isinstance(self.args, tuple):
+            raise ScheduleError(f"operation {self.operation} args must be a tuple, got {_short(self.args)}")
+        for arg in self.args:
+            _plain(arg, f"an argument of operation {self.operation}", 0)
+
+
+#: How deep a JSON-plain operation argument may nest.
+MAX_DEPTH = 8
+
+
+def _plain(value: object, what: str, depth: int) -> None:
+    """Refuse anything JSON cannot hold exactly: operation arguments go into failure files."""
+    if depth > MAX_DEPTH:
+        raise ScheduleError(f"{what} nests deeper than {MAX_DEPTH} levels")
+    if value is None or isinstance(value, (bool, str)):
+        return
+    if isinstance(value, int):
+        _bounded(what, value, -(2**63), 2**63)
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ScheduleError(f"{what} must be a finite number, got {value!r}")
+    elif isinstance(value, list):
+        for item in value:
+            _plain(item, what, depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ScheduleError(f"{what} must have string keys, got {_short(key)}")
+            _plain(item, what, depth + 1)
+    else:
+        raise ScheduleError(
+            f"{what} must be a JSON-plain value (None, bool, int, float, str, list, dict), got {type(value).__name__}"
+        )
+
+
+Op = Union[Submit, Start, Cancel, Stop, Jump, Call]
+OP_TYPES: dict[str, type] = {t.name: t for t in (Submit, Start, Cancel, Stop, Jump, Call)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +233,7 @@ class Schedule:
                 _bounded("job id", op.job, 0, MAX_ID)
             if isinstance(op, Submit):
                 _bounded("priority", op.priority, -MAX_ID, MAX_ID)
+                _bounded("key", op.key, 0, MAX_ID)
             if isinstance(op, Jump):
                 _bounded("jump delta_ms", op.delta_ms, -MAX_MS, MAX_MS)
             if isinstance(op, (Submit, Start)):
@@ -197,10 +250,15 @@ class Schedule:
     def end_ms(self) -> int:
         return self.ops[-1].at_ms if self.ops else 0
 
+    @property
+    def version(self) -> int:
+        """The oldest format version that can hold this schedule (1 unless it uses keys or calls)."""
+        return 2 if any((isinstance(op, Submit) and op.key) or isinstance(op, Call) for op in self.ops) else 1
+
     def to_json(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
-            "version": FORMAT_VERSION,
+            "version": self.version,
             "clock": {
                 "tie_break": self.clock.tie_break,
                 "seed": self.clock.seed,
@@ -264,10 +322,15 @@ def _op_to_json(op: Op) -> dict[str, Any]:
             out["then"] = [_spec_to_json(spec) for spec in op.then]
         if isinstance(op, Submit):
             out["priority"] = op.priority
+            if op.key:
+                out["key"] = op.key
     elif isinstance(op, Cancel):
         out["job"] = op.job
     elif isinstance(op, Jump):
         out["delta_ms"] = op.delta_ms
+    elif isinstance(op, Call):
+        out["operation"] = op.operation
+        out["args"] = list(op.args)
     return out
 
 
@@ -284,6 +347,7 @@ def _op_from_json(item: Any) -> Op:
             spec=_spec_from_json(obj.get("spec"), "submit spec"),
             priority=_take(obj, "priority", int),
             then=_then_from_json(obj),
+            key=_take(obj, "key", int) if "key" in obj else 0,
         )
     if name == "start":
         return Start(
@@ -296,6 +360,8 @@ def _op_from_json(item: Any) -> Op:
         return Cancel(at_ms=at, job=_take(obj, "job", int))
     if name == "jump":
         return Jump(at_ms=at, delta_ms=_take(obj, "delta_ms", int))
+    if name == "call":
+        return Call(at_ms=at, operation=_take(obj, "operation", str), args=tuple(_take(obj, "args", list)))
     return Stop(at_ms=at)
 
 

@@ -5,8 +5,8 @@ local minimum (an operation it cannot delete without shifting the records
 behind it). This pass works on the schedule itself, keeping each change only
 while the same invariant still breaks: it deletes runs of operations, then
 single ones and pairs (a cancel of a deleted job goes with it), drops later-attempt
-behaviours and hostile cancellers, zeroes durations, closes the gaps between
-operations, tames the clock policy, and finally numbers the jobs 0, 1, 2...
+behaviours and hostile cancellers, moves jobs to key 0, zeroes durations, closes the gaps between
+operations, tames the clock policy, and finally numbers the jobs (and keys) 0, 1, 2...
 """
 
 from __future__ import annotations
@@ -91,6 +91,8 @@ def _simpler_jobs(op: Submit | Start) -> Iterator[Submit | Start]:
         yield replace(op, spec=spec)
     if isinstance(op, Submit) and op.priority:
         yield replace(op, priority=0)
+    if isinstance(op, Submit) and op.key:
+        yield replace(op, key=0)
 
 
 def _simpler_specs(spec: JobSpec) -> Iterator[JobSpec]:
@@ -105,12 +107,13 @@ def _simpler_specs(spec: JobSpec) -> Iterator[JobSpec]:
 
 
 def _renumbered(schedule: Schedule) -> Schedule:
-    """The same schedule with jobs numbered 0, 1, 2... in submission order, for readability."""
+    """The same schedule with jobs, and keys, numbered 0, 1, 2... in submission order, for readability."""
     numbers: dict[int, int] = {}
+    keys: dict[int, int] = {}
     for op in schedule.ops:
         if isinstance(op, (Submit, Start)):
             numbers[op.job] = len(numbers)
-    return replace(
-        schedule,
-        ops=tuple(replace(op, job=numbers[op.job]) if isinstance(op, (Submit, Start, Cancel)) else op for op in schedule.ops),
-    )
+        if isinstance(op, Submit):
+            keys.setdefault(op.key, len(keys))
+    ops = tuple(replace(op, job=numbers[op.job]) if isinstance(op, (Submit, Start, Cancel)) else op for op in schedule.ops)
+    return replace(schedule, ops=tuple(replace(op, key=keys[op.key]) if isinstance(op, Submit) else op for op in ops))

@@ -21,7 +21,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from .faults import BUILTIN_ERRORS
-from .schedule import JOB_KINDS, TIE_BREAKS, Cancel, ClockPolicy, JobSpec, Jump, Schedule, Start, Stop, Submit
+from .schedule import JOB_KINDS, TIE_BREAKS, Call, Cancel, ClockPolicy, JobSpec, Jump, Schedule, Start, Stop, Submit
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,11 @@ class Menu:
     * ``tie_breaks``, ``steps_ms``, ``jitters_ms``: the clock policies drawn
       from: the order of calls due at the same instant, the reactor's stride
       (0: punctual) and how late each call may fire.
+    * ``keys``: how many keys submitted jobs are spread over (0: none); key 0
+      is the simplest, so a schedule shrinks towards one key.
+    * ``operations``: the target's named calls, ``(name, argument
+      strategies)``; each schedule draws a pool of argument tuples per
+      operation, used in turn.
     """
 
     max_ops: int = 16
@@ -82,6 +87,8 @@ class Menu:
     tie_breaks: tuple[str, ...] = TIE_BREAKS
     steps_ms: tuple[int, ...] = (0, 10, 100, 1_000, 5_000)
     jitters_ms: tuple[int, ...] = (0, 5, 50)
+    keys: int = 0
+    operations: tuple[tuple[str, tuple[st.SearchStrategy[Any], ...]], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.job_kinds or any(kind not in JOB_KINDS for kind in self.job_kinds):
@@ -90,6 +97,8 @@ class Menu:
             raise ValueError("Menu errors must name at least one exception type")
         if not 0 <= self.min_ops <= self.max_ops:
             raise ValueError(f"Menu needs 0 <= min_ops <= max_ops, got {self.min_ops} and {self.max_ops}")
+        if not isinstance(self.keys, int) or self.keys < 0:
+            raise ValueError(f"Menu keys must be a non-negative integer (0: no keys), got {self.keys!r}")
 
     @classmethod
     def derived(cls, target: Any) -> Menu:
@@ -103,12 +112,14 @@ class Menu:
         submit = target.kind == "submit"
         return cls(
             errors=tuple(target.error_types),
-            cancels=target.cancellable and submit,
+            cancels=bool(target.cancellable) and submit,
             stops=True,
             priorities=3 if target.order == "priority" else 0,
             periodic=not submit,
-            canceller_raises=target.cancellable and submit,
+            canceller_raises=bool(target.cancellable) and submit,
             max_then=3 if (target.retries or not submit) else 0,
+            keys=target.keys or 0,
+            operations=tuple((name, op.args) for name, op in sorted(target.operations.items())),
         )
 
     def with_(self, **changes: Any) -> Menu:
@@ -138,6 +149,7 @@ _ODDS = (
     ("cancel", 3),
     ("jump", 1),
     ("stop", 1),
+    ("call", 3),
 )
 _CANCELLABLE = ("succeed", "fail", "hang")
 
@@ -161,10 +173,13 @@ class _Codec:
             allowed.add("jump")
         if menu.stops:
             allowed.add("stop")
+        if menu.operations and not menu.periodic:
+            allowed.add("call")
         ordered = [name for name, _ in _ODDS if name in allowed]
         repeats = [name for name, odds in _ODDS if name in allowed for _ in range(odds - 1)]
-        # 4 bytes: action, duration, gap, detail; then a count and 2 bytes per later attempt.
-        width = 4 + (1 + 2 * menu.max_then if menu.max_then else 0)
+        # 4 bytes: action, duration, gap, detail; then a count and 2 bytes per later attempt;
+        # then, with keys, one byte for the key (zero decodes to key 0).
+        width = 4 + (1 + 2 * menu.max_then if menu.max_then else 0) + (1 if menu.keys else 0)
         return cls(menu, tuple(ordered + repeats), width)
 
     def spec(self, kind_byte: int, duration_byte: int, detail: int) -> JobSpec:
@@ -195,9 +210,12 @@ class _Codec:
         count = record[4] % (self.menu.max_then + 1)
         return tuple(self.spec(record[5 + 2 * i], record[6 + 2 * i], record[3]) for i in range(count))
 
-    def decode(self, data: bytes, policy: ClockPolicy, start: bytes | None) -> Schedule:
+    def decode(
+        self, data: bytes, policy: ClockPolicy, start: bytes | None, arg_pools: tuple[list[tuple[Any, ...]], ...] = ()
+    ) -> Schedule:
         menu = self.menu
         ops: list[Any] = []
+        pools = [iter(pool) for pool in arg_pools]
         now = 0
         submitted = 0
         stopped = False
@@ -213,11 +231,18 @@ class _Codec:
             if action in JOB_KINDS:
                 priority = (detail // 7) % menu.priorities if menu.priorities else 0
                 spec = self._spec(action, record[1], detail)
-                ops.append(Submit(now, submitted, spec, priority, self.then(record)))
+                key = record[-1] % menu.keys if menu.keys else 0
+                ops.append(Submit(now, submitted, spec, priority, self.then(record), key))
                 submitted += 1
             elif action == "cancel":
                 if submitted:
                     ops.append(Cancel(now, submitted - 1 - min(detail % 4, submitted - 1)))
+            elif action == "call":
+                which = detail % len(menu.operations)
+                operation, strategies = menu.operations[which]
+                args = () if not strategies else next(pools[which], None) if which < len(pools) else None
+                if args is not None:  # None: the schedule drew no more arguments for it, so no call
+                    ops.append(Call(now, operation, tuple(args)))
             elif action == "jump":
                 magnitude = (record[1] % (menu.max_jump_ms // menu.grain_ms + 1)) * menu.grain_ms
                 ops.append(Jump(now, -magnitude if detail % 2 else magnitude))
@@ -255,5 +280,10 @@ def schedules(menu: Menu = Menu()) -> st.SearchStrategy[Schedule]:
     records = [st.binary(min_size=codec.width * n, max_size=codec.width * n) for n in range(menu.max_ops + 1)]
     ops = st.integers(menu.min_ops, menu.max_ops).flatmap(records.__getitem__) if codec.actions else st.just(b"")
     start = st.binary(min_size=codec.width, max_size=codec.width) if menu.periodic else st.none()
-    return st.tuples(ops, clock_policies(menu), start).map(lambda parts: codec.decode(*parts))
+    if not menu.operations:
+        return st.tuples(ops, clock_policies(menu), start).map(lambda parts: codec.decode(*parts))
+    pools = st.tuples(
+        *(st.lists(st.tuples(*args), max_size=menu.max_ops) if args else st.just([]) for _, args in menu.operations)
+    )
+    return st.tuples(ops, clock_policies(menu), start, pools).map(lambda parts: codec.decode(*parts))
 

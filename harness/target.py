@@ -10,6 +10,7 @@ adapted in a line or two. Each promise turns on the invariants that check it.
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
 import os
 import sys
@@ -22,9 +23,13 @@ from twisted.internet.interfaces import IReactorTime
 
 from .errors import TargetError
 from .faults import error_table
+from .operations import Operation, operation_table
 from .strategies import Menu
 
 KINDS = ("submit", "periodic")
+#: ``cancellable``: True (cancel fails the caller and cancels the work), False (no cancels
+#: are promised or drawn), or "detach" (cancel fails the caller at once; the work runs on).
+CANCEL_MODES = (True, False, "detach")
 ORDERS = ("fifo", "priority")
 TIMEOUT_FROM = ("start", "submit")
 
@@ -41,13 +46,17 @@ class Target:
     """What to test and what it promises.
 
     ``build(clock)`` returns a fresh subject for every run; it must schedule
-    through ``clock`` (an ``IReactorTime``), never the global reactor.
+    through ``clock`` (an ``IReactorTime``), never the global reactor. A
+    periodic subject that takes its function at construction is built by
+    ``build(clock, work)`` (a build with two required parameters), and then
+    started with ``subject.start()``.
 
     Work-submission subjects (``kind="submit"``): ``submit(subject, job,
     priority)`` hands a job over and returns the Deferred of its result; the
     default calls ``subject.submit(job)`` (with ``priority=`` when ``order`` is
-    ``"priority"``). Periodic subjects (``kind="periodic"``): ``start(subject,
-    work)`` starts calling ``work`` periodically; default ``subject.start(work)``.
+    ``"priority"``, and ``key=job.key`` when ``keys`` is declared). Periodic
+    subjects (``kind="periodic"``): ``start(subject, work)`` starts calling
+    ``work`` periodically; default ``subject.start(work)``.
     ``stop(subject)`` defaults to ``subject.stop()`` when the subject has one.
 
     A periodic target with ``backoff_ms`` is a *backoff loop* (a reconnecting
@@ -68,8 +77,13 @@ class Target:
     # concurrency
     limit: int | None = None
     order: str | None = None
+    # keys: each job is submitted under a key from range(keys); order and "stuck" are judged per key
+    keys: int | None = None
+    key_limit: int | None = None
+    shared: bool = False
+    cache_ms: int | None = None
     # cancellation
-    cancellable: bool = True
+    cancellable: bool | str = True
     cancel_error: type[BaseException] = defer.CancelledError
     # time
     timeout_ms: int | None = None
@@ -91,6 +105,8 @@ class Target:
     start: Callable[[Any, Any], Any] | None = None
     stop: Callable[[Any], Any] | None = None
     invariants: tuple[Callable[[Any], None], ...] = field(default=())
+    # named calls on the subject besides submit/cancel/stop, drawn into schedules (harness.operations)
+    operations: Mapping[str, Operation | Callable[..., Any]] = field(default_factory=dict, hash=False)
     menu: Menu | Mapping[str, Any] | None = None
     description: str = ""
 
@@ -99,12 +115,20 @@ class Target:
             raise TargetError(f"Target build must be callable (clock -> subject), got {self.build!r}")
         if self.kind not in KINDS:
             raise TargetError(f"Target kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
-        for name in ("limit", "timeout_ms", "interval_ms", "deadline_ms"):
+        for name in ("limit", "timeout_ms", "interval_ms", "deadline_ms", "keys", "key_limit", "cache_ms"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise TargetError(f"Target {name} must be a positive integer or None, got {value!r}")
         if self.retries is not None and (not isinstance(self.retries, int) or self.retries < 0):
             raise TargetError(f"Target retries must be a non-negative integer or None, got {self.retries!r}")
+        if not any(self.cancellable is mode or self.cancellable == mode == "detach" for mode in CANCEL_MODES):
+            raise TargetError(f"Target cancellable must be True, False or 'detach', got {self.cancellable!r}")
+        if (self.key_limit is not None or self.shared or self.cache_ms is not None) and self.keys is None:
+            raise TargetError("Target key_limit, shared and cache_ms are promises about keys: declare keys=N as well")
+        if self.cache_ms is not None and not self.shared:
+            raise TargetError("Target cache_ms is how long a shared result is served again: declare shared=True as well")
+        if self.keys is not None and self.kind != "submit":
+            raise TargetError("Target keys apply to submitted jobs; a periodic Target cannot declare them")
         if self.order is not None and self.order not in ORDERS:
             raise TargetError(f"Target order must be one of {', '.join(ORDERS)} or None, got {self.order!r}")
         if self.timeout_from not in TIMEOUT_FROM:
@@ -133,6 +157,7 @@ class Target:
             len(self.backoff_ms) == 2 and 0 <= self.backoff_ms[0] <= self.backoff_ms[1]
         ):
             raise TargetError(f"Target backoff_ms must be (low_ms, high_ms) with low <= high, got {self.backoff_ms!r}")
+        object.__setattr__(self, "operations", operation_table(self.operations))
         if isinstance(self.menu, Mapping):
             # Keyword overrides of the derived menu, applied once: the target then holds a plain Menu.
             try:
@@ -146,6 +171,23 @@ class Target:
         for fn in self.invariants:
             if not callable(fn):
                 raise TargetError(f"Target invariants must be callables taking the run, got {fn!r}")
+
+    @property
+    def takes_work(self) -> bool:
+        """Whether ``build`` is ``build(clock, work)``: a periodic subject given its function at construction."""
+        return self.kind == "periodic" and _required_positional(self.build) == 2
+
+    @property
+    def detaches(self) -> bool:
+        """Whether cancelling a caller leaves its work running (``cancellable="detach"``)."""
+        return self.cancellable == "detach"
+
+    @property
+    def keyed_limit(self) -> int | None:
+        """At most how many attempts of one key may run at once: ``key_limit``, else 1 when shared."""
+        if self.key_limit is not None:
+            return self.key_limit
+        return 1 if self.shared else None
 
     @property
     def declared_errors(self) -> tuple[type[BaseException], ...]:
@@ -194,13 +236,28 @@ class Target:
     def submit_job(self, subject: Any, job: Any, priority: int) -> Any:
         if self.submit is not None:
             return self.submit(subject, job, priority)
+        extra: dict[str, Any] = {}
         if self.order == "priority":
-            return subject.submit(job, priority=priority)
-        return subject.submit(job)
+            extra["priority"] = priority
+        if self.keys is not None:
+            extra["key"] = job.key
+        try:
+            return subject.submit(job, **extra)
+        except TypeError as exc:
+            if not any(f"unexpected keyword argument '{name}'" in str(exc) for name in extra):
+                raise
+            given = ", ".join(f"{name}=" for name in extra)
+            raise TargetError(
+                f"the default submit calls subject.submit(job, {given}...) because the target declares "
+                f"{' and '.join('keys' if n == 'key' else 'order=priority' for n in extra)}, but it raised TypeError: {exc}; "
+                "accept the keyword, or pass Target(submit=lambda subject, job, priority: ...) reading job.key"
+            ) from None
 
     def start_subject(self, subject: Any, work: Any) -> Any:
         if self.start is not None:
             return self.start(subject, work)
+        if self.takes_work:
+            return subject.start()
         return subject.start(work)
 
     def can_stop(self, subject: Any) -> bool:
@@ -210,6 +267,16 @@ class Target:
         if self.stop is not None:
             return self.stop(subject)
         return subject.stop()
+
+
+def _required_positional(fn: Callable[..., Any]) -> int | None:
+    """How many positional parameters ``fn`` requires, or None when it cannot be told."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for p in parameters if p.kind in kinds and p.default is inspect.Parameter.empty)
 
 
 def _exception_class(value: object) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .schedule import Cancel, JobSpec, Jump, Schedule, Start, Stop, Submit
+from .schedule import Call, Cancel, JobSpec, Jump, Schedule, Start, Stop, Submit
 from .trace import Event, format_ms, one_line
 
 MARK = ">>"
@@ -47,13 +47,16 @@ def _describe_op(op: object) -> str:
         if isinstance(op, Start):
             return f"start periodic work as job {op.job} ({what})"
         prio = f", priority {op.priority}" if op.priority else ""
-        return f"submit job {op.job} ({what}{prio})"
+        key = f", key {op.key}" if op.key else ""
+        return f"submit job {op.job} ({what}{prio}{key})"
     if isinstance(op, Cancel):
         return f"cancel job {op.job}"
     if isinstance(op, Jump):
         return f"wall clock jumps {op.delta_ms:+d}ms"
     if isinstance(op, Stop):
         return "stop the subject"
+    if isinstance(op, Call):
+        return f"call {op.operation}({', '.join(repr(arg) for arg in op.args)})"
     return repr(op)
 
 

@@ -269,3 +269,43 @@ class SlowBackoffClient(ReconnectingClient):
     def _failed(self, _: Any) -> None:
         self.failures += 1
         self._later(3 * delay_ms(self.failures))
+
+
+class MisSharing:
+    """A single-flight subject (callers of one key join its running execution) with one wrong turn.
+
+    ``mode`` picks the bug: ``"invent"`` hands joining callers a value of its
+    own making; ``"cross"`` ignores the key, so callers of one key join
+    another's execution; ``"swallow"`` gives joining callers None when the
+    execution fails; ``"rewrap"`` fails them with ``RuntimeError`` instead of
+    the execution's error; ``"spoil"`` fails them when the execution succeeds.
+    """
+
+    def __init__(self, clock: IReactorTime, mode: str) -> None:
+        self.clock = clock
+        self.mode = mode
+        self._flights: dict[Any, list[defer.Deferred[Any]]] = {}
+
+    def submit(self, job: Callable[[], Any], key: Any = 0) -> defer.Deferred[Any]:
+        key = 0 if self.mode == "cross" else key
+        if key in self._flights:
+            if self.mode == "invent":
+                return defer.succeed("made up")
+            joined: defer.Deferred[Any] = defer.Deferred()
+            self._flights[key].append(joined)
+            return joined
+        self._flights[key] = []
+        return defer.maybeDeferred(job).addBoth(self._land, key)
+
+    def _land(self, outcome: Any, key: Any) -> Any:
+        for joined in self._flights.pop(key):
+            failed = isinstance(outcome, Failure)
+            if self.mode == "swallow" and failed:
+                joined.callback(None)
+            elif (self.mode == "rewrap" and failed) or (self.mode == "spoil" and not failed):
+                joined.errback(RuntimeError("the shared call went wrong"))
+            elif failed:
+                joined.errback(outcome)
+            else:
+                joined.callback(outcome)
+        return outcome

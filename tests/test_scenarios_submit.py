@@ -106,9 +106,11 @@ def test_every_buggy_scenario_has_a_minimal_schedule() -> None:
 def test_the_zoo_covers_every_invariant_of_its_families() -> None:
     from harness.invariants import INVARIANTS
 
-    families = ("concurrency", "cancellation", "errors", "completion")
+    from test_scenarios_keyed import BUGGY as KEYED_BUGGY
+
+    families = ("concurrency", "cancellation", "errors", "completion", "sharing")
     wanted = {inv.name for inv in INVARIANTS if inv.name.split(".")[0] in families}
-    assert wanted <= {s.expect for s in BUGGY}
+    assert wanted <= {s.expect for s in BUGGY + KEYED_BUGGY}
     assert len(CORRECT) >= 5 and len(BUGGY) >= 11
 
 

@@ -17,7 +17,7 @@ import pytest
 from twisted.internet import defer
 
 import harness.invariants as invariants_package
-from harness import Cancel, ClockPolicy, JobSpec, Jump, Schedule, Stop, Submit, Target, check, load_target, run_schedule
+from harness import Call, Cancel, ClockPolicy, JobSpec, Jump, Schedule, Stop, Submit, Target, check, load_target, run_schedule
 from harness.schedule import Start
 from scenarios.caller_timeout import CallerTimeoutPool
 from scenarios.retry import BackoffRetry, JitteryBackoff
@@ -29,6 +29,7 @@ from specimens import (
     HedgedRetry,
     JobTimedOut,
     LifoAmongEqualsPool,
+    MisSharing,
     PoolFull,
     RetryUnlessTrue,
     SlowBackoffClient,
@@ -72,6 +73,11 @@ def S(*ops, clock: ClockPolicy | None = None) -> Schedule:  # noqa: N802 - reads
     return Schedule(tuple(ops), clock or ClockPolicy())
 
 
+_SINGLE_FLIGHT = "scenarios.single_flight:single_flight"
+
+
+def _mis_sharing(mode: str) -> Target:
+    return Target(build=lambda clock: MisSharing(clock, mode), keys=2, shared=True, cancellable="detach")
 _slow_backoff = replace(load_target("scenarios.backoff_loop:reconnecting_client"), build=SlowBackoffClient)
 _lifo_equals = Target(build=lambda clock: LifoAmongEqualsPool(clock, limit=1), limit=1, order="priority")
 _bounded_raising = Target(build=lambda clock: BoundedPool(clock, raises=True), limit=1)
@@ -199,7 +205,35 @@ MESSAGES: tuple[Row, ...] = (
     Row("propagate.submit_raised", "errors.propagate", "submitting job 2 raised PoolFull", _bounded_raising,
         _bounded_declared, THREE),
     Row("propagate.never_ran_result", "errors.propagate", "job 1 never ran, yet its Deferred delivered a result",
+        Target(build=lambda clock: MisSharing(clock, "invent")), SEMAPHORE, S(Submit(0, 0, ok()), Submit(0, 1, ok()))),
+    Row("own_result", "errors.own_result", "job 1's Deferred delivered 'job0.0' at 10ms, which is job 0's outcome",
         Target(build=CoalescingPool), SEMAPHORE, S(Submit(0, 0, ok()), Submit(0, 1, ok()))),
+    Row("operation", "errors.operation", "operation flush raised IndexError", "scenarios.batching:empty_flush_queue",
+        "scenarios.batching:batching_queue", S(Call(0, "flush"))),
+    # keys and sharing
+    Row("key_limit", "concurrency.key_limit", "2 jobs of key 0 running at 15ms but the key limit is 1",
+        "scenarios.keyed_lock:early_drop_keyed_lock", "scenarios.keyed_lock:keyed_lock",
+        S(Submit(0, 0, ok()), Submit(0, 1, ok()), Submit(15, 2, ok()))),
+    Row("detaches", "cancellation.detaches", "job 0's caller was cancelled at 5ms and the job's own work was cancelled",
+        "scenarios.single_flight:leader_holds_work_flight", _SINGLE_FLIGHT, S(Submit(0, 0, ok()), Submit(0, 1, ok()), Cancel(5, 0))),
+    Row("isolated", "sharing.isolated", "job 1 (key 0) was never cancelled, yet its Deferred failed with CancelledError",
+        "scenarios.single_flight:abandoning_flight", _SINGLE_FLIGHT, S(Submit(0, 0, ok()), Submit(0, 1, ok()), Cancel(5, 0))),
+    Row("joined.stale", "sharing.joined", "which had finished 10ms earlier; no cache lifetime is declared",
+        "scenarios.single_flight:caches_failures_flight", _SINGLE_FLIGHT, S(Submit(0, 0, fail()), Submit(20, 1, ok()))),
+    Row("joined.cache_short", "sharing.joined", "which had finished 10ms earlier; the cache lifetime is 5ms",
+        replace(load_target("scenarios.single_flight:caches_failures_flight"), cache_ms=5),
+        replace(load_target(_SINGLE_FLIGHT), cache_ms=5), S(Submit(0, 0, fail()), Submit(20, 1, ok()))),
+    Row("joined.invented", "sharing.joined", "never ran, yet its Deferred delivered 'made up' at 0ms, and no execution of key 0",
+        _mis_sharing("invent"), _SINGLE_FLIGHT, S(Submit(0, 0, ok()), Submit(0, 1, ok()))),
+    Row("joined.other_key", "sharing.joined", "job 1 (key 1) received the outcome of job 0, which ran for key 0",
+        _mis_sharing("cross"), _SINGLE_FLIGHT, S(Submit(0, 0, ok()), Submit(0, 1, ok(), key=1))),
+    Row("joined.swallowed", "sharing.joined", "job 1 (key 0) received None but the execution it joined (job 0) failed",
+        _mis_sharing("swallow"), _SINGLE_FLIGHT, S(Submit(0, 0, fail()), Submit(0, 1, ok()))),
+    Row("joined.rewrapped", "sharing.joined",
+        "failed with RuntimeError but the execution it joined (job 0) failed with InjectedError",
+        _mis_sharing("rewrap"), _SINGLE_FLIGHT, S(Submit(0, 0, fail()), Submit(0, 1, ok()))),
+    Row("joined.spoiled", "sharing.joined", "failed with RuntimeError but the execution it joined (job 0) succeeded",
+        _mis_sharing("spoil"), _SINGLE_FLIGHT, S(Submit(0, 0, ok()), Submit(0, 1, ok()))),
     Row("propagate.swallowed", "errors.propagate", "the error was swallowed", "scenarios.error_paths:swallowing_pool",
         SEMAPHORE, S(Submit(0, 0, fail()))),
     Row("propagate.never_ran_failed", "errors.propagate", "job 2 never ran, yet its Deferred failed with PoolFull",

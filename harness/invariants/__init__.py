@@ -8,19 +8,24 @@ leaked slot before the deadlock it causes).
 from __future__ import annotations
 
 from ..target import Target
-from . import cancellation, completion, concurrency, errors, leaks, time, user
+from . import cancellation, completion, concurrency, delivery, errors, leaks, operations, time, user
 from .base import Invariant, Violation
 
 #: Every built-in invariant, in report order.
 INVARIANTS: tuple[Invariant, ...] = (
     completion.Once(),
     concurrency.Limit(),
+    concurrency.KeyLimit(),
     concurrency.Fifo(),
     concurrency.Priority(),
     cancellation.Fires(),
     cancellation.NoStart(),
     cancellation.Propagates(),
+    cancellation.Detaches(),
     cancellation.Harmless(),
+    delivery.Isolated(),
+    delivery.Joined(),
+    delivery.OwnResult(),
     cancellation.Releases(),
     time.Timeout(),
     time.Retries(),
@@ -31,6 +36,7 @@ INVARIANTS: tuple[Invariant, ...] = (
     time.LoopDied(),
     errors.Propagate(),
     errors.Escaped(),
+    operations.Raised(),
     errors.Poison(),
     errors.Unhandled(),
     completion.Deadline(),

@@ -1,4 +1,10 @@
-"""Cancellation invariants: what cancelling the Deferred returned by ``submit`` must do."""
+"""Cancellation invariants: what cancelling the Deferred returned by ``submit`` must do.
+
+``cancellable=True``: the caller's Deferred fails at once and the work is
+cancelled (``cancellation.propagates``). ``cancellable="detach"``: the caller's
+Deferred fails at once, but work already running runs on
+(``cancellation.detaches``); work not yet started still never starts.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from .facts import CANCELLABLE_KINDS, facts_of, stranded
 
 class _Cancellation(Invariant):
     def applies(self, target: Target) -> bool:
-        return target.kind == "submit" and target.cancellable
+        return target.kind == "submit" and bool(target.cancellable)
 
 
 class Fires(_Cancellation):
@@ -93,6 +99,9 @@ class Propagates(_Cancellation):
     name = "cancellation.propagates"
     summary = "cancelling a running job cancels the job's own Deferred"
 
+    def applies(self, target: Target) -> bool:
+        return super().applies(target) and not target.detaches
+
     def check(self, run) -> Iterator[Violation]:
         facts = facts_of(run)
         for job in facts.jobs.values():
@@ -116,6 +125,31 @@ class Propagates(_Cancellation):
                         )
                         return
                 break
+
+
+class Detaches(_Cancellation):
+    """Declared ``cancellable="detach"``: cancelling a caller leaves its running work alone."""
+
+    name = "cancellation.detaches"
+    summary = 'with cancellable="detach", cancelling a caller never cancels the work already running'
+
+    def applies(self, target: Target) -> bool:
+        return super().applies(target) and target.detaches
+
+    def check(self, run) -> Iterator[Violation]:
+        facts = facts_of(run)
+        for job in facts.jobs.values():
+            for cancel in job.cancels:
+                now = facts.time(cancel)
+                for attempt in job.attempts:
+                    if attempt.running_at(cancel) and attempt.end_kind == "job.cancel" and facts.time(attempt.end) == now:
+                        yield self.violation(
+                            run,
+                            f"job {job.id}'s caller was cancelled at {format_ms(now)} and the job's own work was "
+                            'cancelled too; the target declares cancellable="detach": running work must run on',
+                            [cancel, attempt.end],
+                        )
+                        return
 
 
 class Harmless(_Cancellation):

@@ -1,42 +1,91 @@
-"""Concurrency invariants: how many jobs run at once, and in which order they start."""
+"""Concurrency invariants: how many jobs run at once, and in which order they start.
+
+With keys declared (``Target(keys=N)``), order is judged among the jobs of one
+key, and ``key_limit`` bounds the attempts of one key running at once.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ..target import Target
-from ..trace import format_ms
+from ..trace import Event, format_ms
 from .base import Invariant, Violation
 from .facts import ATTEMPT_ENDS, Facts, JobFacts, facts_of
 
 
-class Limit(Invariant):
+class _Overfill(Invariant):
+    """Shared walk: the first attempt start that puts more running attempts in one group than its limit."""
+
+    limit_name = ""
+
+    def limit(self, target: Target) -> int | None:
+        raise NotImplementedError
+
+    def applies(self, target: Target) -> bool:
+        return self.limit(target) is not None
+
+    def group_of(self, run) -> Callable[[int], object]:
+        return lambda job: None
+
+    def jobs(self, group: object) -> str:
+        return "jobs"
+
+    def check(self, run) -> Iterator[Violation]:
+        limit = self.limit(run.target)
+        group_of = self.group_of(run)
+        for event, held in _overfull(run.trace, limit, group_of):
+            others = ", ".join(f"job {job}" for job, _ in held if job != event.job)
+            yield self.violation(
+                run,
+                f"{len(held)} {self.jobs(group_of(event.job))} running at {format_ms(event.t_us)} but the "
+                f"{self.limit_name} is {limit}: job {event.job} started while {others} still ran",
+                list(held.values()),
+            )
+            return
+
+
+def _overfull(events, limit: int, group_of) -> Iterator[tuple[Event, dict[tuple[int, int], int]]]:
+    """Each attempt start that makes its group (``group_of(job)``) hold more than ``limit`` running
+    attempts, with that group's running attempts (``(job, attempt)`` -> trace index of the start)."""
+    running: dict[object, dict[tuple[int, int], int]] = {}
+    for index, event in enumerate(events):
+        if event.kind == "job.start":
+            held = running.setdefault(group_of(event.job), {})
+            held[(event.job, event.attempt)] = index
+            if len(held) > limit:
+                yield event, held
+        elif event.kind in ATTEMPT_ENDS:
+            running.get(group_of(event.job), {}).pop((event.job, event.attempt), None)
+
+
+class Limit(_Overfill):
     """At no point are more job attempts running than the declared limit."""
 
     name = "concurrency.limit"
     summary = "never more jobs running at once than the declared limit"
+    limit_name = "limit"
 
-    def applies(self, target: Target) -> bool:
-        return target.limit is not None
+    def limit(self, target: Target) -> int | None:
+        return target.limit
 
-    def check(self, run) -> Iterator[Violation]:
-        limit = run.target.limit
-        running: dict[tuple[int, int], int] = {}
-        for index, event in enumerate(run.trace):
-            kind = event.kind
-            if kind == "job.start":
-                running[(event.job, event.attempt)] = index
-                if len(running) > limit:
-                    others = ", ".join(f"job {job}" for job, _ in running if job != event.job)
-                    yield self.violation(
-                        run,
-                        f"{len(running)} jobs running at {format_ms(event.t_us)} but the limit is {limit}: "
-                        f"job {event.job} started while {others} still ran",
-                        list(running.values()),
-                    )
-                    return
-            elif kind in ATTEMPT_ENDS:
-                running.pop((event.job, event.attempt), None)
+
+class KeyLimit(_Overfill):
+    """At no point are more attempts of one key running than the declared ``key_limit`` (1 when shared)."""
+
+    name = "concurrency.key_limit"
+    summary = "never more attempts of one key running at once than key_limit (1 for a shared target)"
+    limit_name = "key limit"
+
+    def limit(self, target: Target) -> int | None:
+        return target.keyed_limit
+
+    def group_of(self, run) -> Callable[[int], object]:
+        jobs = facts_of(run).jobs
+        return lambda job: jobs[job].key if job in jobs else None
+
+    def jobs(self, group: object) -> str:
+        return f"jobs of key {group}"
 
 
 def _waiting(facts: Facts, job: JobFacts, index: int) -> bool:
@@ -69,7 +118,10 @@ class _StartOrder(Invariant):
         starters = sorted((j for j in facts.jobs.values() if j.first_start is not None), key=lambda j: j.first_start)
         for started in starters:
             index = started.first_start
+            keyed = run.target.keys is not None
             for other in facts.jobs.values():
+                if keyed and other.key != started.key:
+                    continue  # with keys, order is promised among the jobs of one key
                 if other.id != started.id and _waiting(facts, other, index) and self.skipped(other, started):
                     yield self.violation(run, self.describe(other, started, facts), [other.submit, index])
                     return

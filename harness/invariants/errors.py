@@ -8,6 +8,7 @@ from ..target import Target
 from ..trace import format_ms
 from .base import Invariant, Violation
 from .facts import Facts, JobFacts, facts_of, stranded
+from .outcomes import received
 
 #: Errors that are the job's own doing (a raising canceller) or judged by
 #: ``completion.once`` (a Deferred fired twice), not by the error invariants.
@@ -58,6 +59,9 @@ class Propagate(Invariant):
         return stop is not None and stop < index
 
     def _judge(self, facts: Facts, job: JobFacts, target: Target) -> str | None:
+        source = received(facts, job).source
+        if source is not None and source[0] != job.id:
+            return None  # another job's outcome: errors.own_result (or, shared, sharing.joined) judges it
         fired = facts.events[job.fired]
         ended = [a for a in job.attempts if a.end is not None and a.end < job.fired]
         last = ended[-1] if ended else None
@@ -65,6 +69,8 @@ class Propagate(Invariant):
             if any(a.end_kind == "job.finish" for a in ended):
                 return None
             if last is None:
+                if target.shared:
+                    return None  # it joined another caller's execution: sharing.joined judges it
                 return f"job {job.id} never ran, yet its Deferred delivered a result ({fired.detail})"
             error = facts.events[last.end].detail or "an error"
             return (
@@ -82,6 +88,8 @@ class Propagate(Invariant):
         if self._stopped_before(facts, job.fired) or not _own_error(fired.detail):
             return None
         if last is None:
+            if target.shared:
+                return None  # it joined another caller's execution: sharing.joined judges it
             return f"job {job.id} never ran, yet its Deferred failed with {fired.detail}"
         if last.end_kind == "job.fail":
             raised = facts.events[last.end].detail

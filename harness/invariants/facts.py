@@ -43,6 +43,7 @@ class JobFacts:
     periodic: bool = False
     submit: int | None = None
     priority: int = 0
+    key: int = 0
     submit_raised: int | None = None
     attempts: list[Attempt] = field(default_factory=list)
     fired: int | None = None
@@ -99,16 +100,21 @@ class Facts:
 def facts_of(run) -> Facts:
     """The facts of ``run``, computed once and cached on it."""
     cached = getattr(run, "_facts", None)
-    if cached is None:
+    # Rebuilt when the trace grew: a target's own invariant may ask while the run is still releasing.
+    if cached is None or run._facts_length != len(run.trace):
         cached = _build(run.trace, run.schedule)
         run._facts = cached
+        run._facts_length = len(run.trace)
+        run._stranded = None
     return cached
 
 
 def _build(trace: Trace, schedule) -> Facts:
     jobs: dict[int, JobFacts] = {}
     for op in schedule.submits:
-        jobs[op.job] = JobFacts(op.job, periodic=not isinstance(op, Submit), priority=getattr(op, "priority", 0))
+        jobs[op.job] = JobFacts(
+            op.job, periodic=not isinstance(op, Submit), priority=getattr(op, "priority", 0), key=getattr(op, "key", 0)
+        )
     stops: list[int] = []
     jumps: list[int] = []
     drained: int | None = None
@@ -161,7 +167,10 @@ def stranded(run) -> list[tuple[JobFacts, str]]:
     subject poisoned), else ``"none"`` (deadlock or starvation). A job is
     excused when its own attempt hangs, when it was cancelled (the
     cancellation invariants judge it), or when attempts that hang for ever
-    fill the declared limit (any one of them, with no limit declared).
+    fill the declared limit (any one of them, with no limit declared). With
+    keys declared, "stuck" is judged per key: a job is excused when attempts
+    of its own key that hang fill ``key_limit`` (any one, with none declared),
+    or when they fill the global ``limit`` if one is declared.
     """
     cached = getattr(run, "_stranded", None)
     if cached is None:
@@ -184,8 +193,10 @@ def _stranded_ids(facts: Facts, target) -> list[int]:
             continue
         if any(a.running_at(end) and _hangs(a, target) for a in job.attempts) or job.canceller_raised:
             continue
-        blockers = sum(1 for a in stuck_other if a.job != job.id)
-        if _filled(blockers, target.limit):
+        blockers = [a for a in stuck_other if a.job != job.id]
+        if (target.keys is None or target.limit is not None) and _filled(len(blockers), target.limit):
+            continue
+        if target.keys is not None and _filled(sum(facts.jobs[a.job].key == job.key for a in blockers), target.keyed_limit):
             continue
         out.append(job.id)
     return out

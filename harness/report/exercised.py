@@ -60,6 +60,7 @@ class Exposure:
     stop_busy: bool = False
     submit_after_stop: bool = False
     submit_after_fail: bool = False
+    calls: int = 0
 
 
 def expose(events: Iterable[Event]) -> Exposure:
@@ -127,6 +128,8 @@ def expose(events: Iterable[Event]) -> Exposure:
                 out.cancel_waiting = True
             out.cancel_with_queue |= bool(waiting - {job})
             cancelled.add(job)
+        elif kind == "call":
+            out.calls += 1
         elif kind == "stop":
             out.stops += 1
             out.stop_scheduled |= event.detail == "scheduled"
@@ -155,11 +158,20 @@ INVARIANT_EXERCISE: dict[str, Exercise] = {
     "concurrency.limit": Exercise(
         "more jobs outstanding at once than the limit", lambda x, t: x.peak_outstanding > (t.limit or 0)
     ),
+    "concurrency.key_limit": Exercise(
+        "more jobs outstanding at once (over all keys) than the key limit",
+        lambda x, t: x.peak_outstanding > (t.keyed_limit or 0),
+    ),
     "concurrency.fifo": Exercise("two or more jobs waited for a slot at once", lambda x, t: x.peak_waiting >= 2),
     "concurrency.priority": Exercise("two or more jobs waited for a slot at once", lambda x, t: x.peak_waiting >= 2),
     "cancellation.fires": Exercise("a submitted Deferred was cancelled", lambda x, t: x.cancels > 0),
     "cancellation.no_start": Exercise("a job was cancelled before it started", lambda x, t: x.cancel_waiting),
     "cancellation.propagates": Exercise("a job was cancelled while it ran", lambda x, t: x.cancel_running),
+    "cancellation.detaches": Exercise("a job was cancelled while it ran", lambda x, t: x.cancel_running),
+    "sharing.isolated": Exercise("a submitted Deferred was cancelled", lambda x, t: x.cancels > 0),
+    "sharing.joined": Exercise("two or more jobs were outstanding at once", lambda x, t: x.peak_outstanding >= 2),
+    "errors.own_result": Exercise("two or more submitted Deferreds fired", lambda x, t: x.fired >= 2),
+    "errors.operation": Exercise("an operation was called", lambda x, t: x.calls > 0),
     "cancellation.harmless": Exercise(
         "a Deferred was cancelled twice, or after its result", lambda x, t: x.cancel_twice or x.cancel_late
     ),

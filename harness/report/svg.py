@@ -5,7 +5,8 @@ can be inlined in a self-contained HTML page (or saved on its own).
 
 Layout:
 
-- one lane per job (or periodic handle), in id order, under a ``reactor``
+- one lane per job (or periodic handle), in id order, labelled with the
+  job's key when the target declares keys, under a ``reactor``
   lane for the events that concern no job (stop, clock jumps, errors that
   escaped into the reactor, unhandled errors, leaks, the drain mark) and,
   when the subject scheduled any, a ``timers`` lane for its own delayed
@@ -21,7 +22,7 @@ Layout:
   cancelled, or still running at the end of the run);
 - every event is a marker whose shape and colour say its kind (the legend
   below the lanes lists those present) with the full event as its tooltip;
-- ``stop()`` and wall-clock jumps are vertical rules across all lanes,
+- ``stop()``, wall-clock jumps and operation calls are vertical rules across all lanes,
   labelled; the events that break the invariant are ringed in red and
   labelled with their kind, and the lanes of the jobs involved are tinted.
 """
@@ -33,6 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 
+from ..keys import key_of_submit
 from ..trace import NO_JOB, Event, format_ms
 
 # Geometry, in pixels.
@@ -77,6 +79,7 @@ MARKERS: dict[str, Marker] = {
     "cancel": Marker("slash", "#ffffff", "#e07b00", "cancel()"),
     "stop": Marker("rule", "#444444", "#444444", "stop()"),
     "jump": Marker("rule", "#6a1b9a", "#6a1b9a", "wall clock jump"),
+    "call": Marker("rule", "#00695c", "#00695c", "operation call (flush, trip...)"),
     "error": Marker("star", "#c62828", "#7f0000", "error (raised, escaped, logged, unhandled)"),
     "leak": Marker("square", "#ffffff", "#6a1b9a", "left behind after stop"),
     "skip": Marker("circle", "#ffffff", "#9e9e9e", "skipped (nothing to do)"),
@@ -105,6 +108,10 @@ KIND_CLASS: dict[str, str] = {
     "stop.skip": "skip",
     "stop.failure": "error",
     "clock.jump": "jump",
+    "call": "call",
+    "call.raised": "error",
+    "call.failure": "error",
+    "call.refused": "skip",
     "reactor.error": "error",
     "reactor.livelock": "error",
     "unhandled": "error",
@@ -186,6 +193,7 @@ def timeline_svg(
     lanes = [NO_JOB] + ([TIMERS] if any(lane_of(e) == TIMERS for _, e in shown) else []) + jobs
     lane_y = {lane: HEADER + LANE * row + LANE / 2 for row, lane in enumerate(lanes)}
     involved = {events[i].job for i in marks if 0 <= i < len(events) and events[i].job >= 0}
+    keys = {e.job: key_of_submit(e.detail) for _, e in shown if e.kind == "submit"}
 
     # x: one band per instant, one slot per event in it, log-scaled gaps between instants.
     placed: list[_Placed] = []
@@ -231,6 +239,8 @@ def timeline_svg(
         fill = "#fdecea" if lane in involved else ("#f7f7f7" if row % 2 else "#ffffff")
         out.append(f'<rect class="lane" x="{LEFT}" y="{top}" width="{plot_end - LEFT:.1f}" height="{LANE}" fill="{fill}"/>')
         label = {NO_JOB: "reactor", TIMERS: "timers"}.get(lane, f"job {lane}")
+        if keys.get(lane) is not None:
+            label += f" key {keys[lane]}"
         colour = VIOLATION_RED if lane in involved else "#333"
         weight = "700" if lane in involved else "400"
         out.append(
@@ -361,16 +371,19 @@ def _wait(submitted: _Placed, end_x: float) -> str:
 
 
 def _rules(placed: list[_Placed], lanes_bottom: float) -> list[str]:
-    """Vertical rules across every lane for stop() and wall-clock jumps, labelled at the top."""
+    """Vertical rules across every lane for stop(), wall-clock jumps and operation calls, labelled at the top."""
     out: list[str] = []
     for item in placed:
-        if item.cls not in ("stop", "jump"):
+        if item.cls not in ("stop", "jump", "call"):
             continue
         marker = MARKERS[item.cls]
-        dash = ' stroke-dasharray="5 3"' if item.cls == "jump" else ""
-        text = f"jump {item.event.detail}" if item.cls == "jump" else (
-            "stop()" if item.event.detail != "teardown" else "stop() at teardown"
-        )
+        dash = ' stroke-dasharray="5 3"' if item.cls != "stop" else ""
+        if item.cls == "call":
+            text = item.event.detail
+        else:
+            text = f"jump {item.event.detail}" if item.cls == "jump" else (
+                "stop()" if item.event.detail != "teardown" else "stop() at teardown"
+            )
         out.append(
             f'<line class="rule rule-{item.cls}" x1="{item.x:.1f}" y1="{HEADER - 4}" x2="{item.x:.1f}" '
             f'y2="{lanes_bottom}" stroke="{marker.stroke}" stroke-width="1.5"{dash}/>'
