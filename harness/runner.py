@@ -90,9 +90,11 @@ def describe_error(exc: BaseException, failure: Failure | None = None) -> str:
     """``Name: message``; for an exception without text (a bare ``assert``), where it was raised instead.
 
     The place is the file's base name, line and function of the innermost
-    frame (``raised at pool.py:42 in submit``): deterministic across
-    machines, unlike a full path. ``failure`` supplies the frames when the
-    exception's own traceback was cleaned away.
+    frame outside Twisted (``raised at pool.py:42 in submit``): your code,
+    also when Twisted raised the error on its behalf (``AlreadyCalledError``
+    from ``callback``); a base name is deterministic across machines, unlike
+    a full path. ``failure`` supplies the frames when the exception's own
+    traceback was cleaned away. When no frame is known the text stays empty.
     """
     try:
         message = str(exc)
@@ -103,24 +105,26 @@ def describe_error(exc: BaseException, failure: Failure | None = None) -> str:
     return one_line(f"{type(exc).__name__}: {_ADDRESS.sub('0x?', message)}")
 
 
+_TWISTED = f"{os.sep}twisted{os.sep}"
+
+
 def raised_at(exc: BaseException, failure: Failure | None = None) -> str:
-    """``raised at file.py:LINE in function`` for the innermost frame of ``exc`` (or ``failure``)."""
-    frame: tuple[str, str, int] | None = None
+    """``(no message) raised at file.py:LINE in function``, from the innermost frame outside Twisted; "" if unknown."""
+    frames: list[tuple[str, str, int]] = []
     tb = exc.__traceback__
     while tb is not None:
         code = tb.tb_frame.f_code
-        frame = (code.co_name, code.co_filename, tb.tb_lineno)
+        frames.append((code.co_name, code.co_filename, tb.tb_lineno))
         tb = tb.tb_next
-    if frame is None and failure is not None:
+    if not frames and failure is not None:
         try:
-            frames = failure.frames
+            frames = [tuple(frame[:3]) for frame in failure.frames]  # type: ignore[misc]
         except Exception:
             frames = []
-        if frames:
-            frame = tuple(frames[-1][:3])  # type: ignore[assignment]
-    if frame is None:
-        return "(no message) raised at an unknown place"
-    function, path, line = frame
+    if not frames:
+        return ""
+    outside = [frame for frame in frames if _TWISTED not in str(frame[1])]
+    function, path, line = (outside or frames)[-1]
     return f"(no message) raised at {os.path.basename(path)}:{line} in {function}"
 
 

@@ -67,9 +67,10 @@ class Target:
     the count).
 
     Every promise is optional; each one declared switches on its invariants
-    (see the README's table). ``menu`` says what schedules contain, apart
-    from the promises: a ``Menu``, or a dict of ``Menu`` fields to change in
-    ``Menu.derived(target)`` (``menu={"canceller_raises": True}``).
+    (see the invariants reference in the documentation). ``menu`` says what
+    schedules contain, apart from the promises: a ``Menu``, or a dict of
+    ``Menu`` fields to change in ``Menu.derived(target)``
+    (``menu={"canceller_raises": True}``).
     """
 
     build: Callable[[IReactorTime], Any]

@@ -106,6 +106,8 @@ def _left_out(count: int) -> str:
 
 def _excerpt(indices: list[int], marks: set[int], around: int) -> set[int]:
     """The indices of the rows to print: ``around`` rows either side of each mark, within ``MAX_EXCERPT``."""
+    if len(indices) <= MAX_EXCERPT:
+        return set(indices)  # it fits: the whole trace reads better than a part of it
     position = {index: n for n, index in enumerate(indices)}
     spots = sorted(position[m] for m in marks if m in position)
     if not spots:

@@ -29,7 +29,7 @@ def test_bare_asserts_name_their_type_file_and_line() -> None:
 
 def test_exceptions_with_text_keep_it_and_the_type_stays_first() -> None:
     assert describe_error(ValueError("bad")) == "ValueError: bad"
-    assert describe_error(KeyError()).startswith("KeyError: (no message) raised at an unknown place")
+    assert describe_error(KeyError()) == "KeyError: "  # nowhere known: as before
 
 
 def test_an_unhandled_bare_assert_says_where_too() -> None:

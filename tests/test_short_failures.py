@@ -43,8 +43,13 @@ def test_many_marks_stay_within_the_excerpt_bound() -> None:
 
 
 def test_a_gap_of_one_line_is_shown_not_counted() -> None:
-    text = render_trace(_events(20), [5, 12], around=3)
+    text = render_trace(_events(40), [5, 12], around=3)
     assert "left out" in text and "... 1 line left out" not in text
+
+
+def test_a_trace_that_fits_is_printed_whole() -> None:
+    text = render_trace(_events(MAX_EXCERPT), [5], around=3)
+    assert "left out" not in text and len(text.splitlines()) == MAX_EXCERPT + 1
 
 
 def test_the_teardown_pass_adds_the_earliest_stop_that_keeps_the_failure() -> None:
