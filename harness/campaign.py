@@ -51,6 +51,7 @@ from .runner import Run
 from .schedule import MAX_DEPTH, Schedule
 from .shard import round_seed
 from .shrink import shrink_schedule
+from .shrink_teardown import stop_earlier
 from .strategies import Menu
 from .target import Target
 from .verdict import HANG, NONDETERMINISTIC_FIX, divergence, hung_at, judge
@@ -445,9 +446,19 @@ class _Search:
                 smallest[0] = candidate
             return fails
 
+        def measure(candidate: Schedule) -> int | None:
+            if self.stop_requested():
+                raise KeyboardInterrupt
+            if grace is not None and time.monotonic() > grace:
+                raise _GraceOver
+            self.result.shrink_runs += 1
+            run, violations = self._judge(candidate)
+            return len(run.trace) if any(v.invariant == found.invariant for v in violations) else None
+
         outcome: str | None = None
         try:
             schedule = shrink_schedule(schedule, still_fails)
+            schedule = stop_earlier(schedule, measure)
         except KeyboardInterrupt:
             schedule, outcome = smallest[0], "interrupt"
         except _GraceOver:

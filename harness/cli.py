@@ -50,7 +50,7 @@ from .shard import MAX_WORKERS, Shard
 from .signals import StopSignals
 from .summary import exit_code, summarize, write_json
 from .target import Target, load_target
-from .timeline import render_schedule, render_trace
+from .timeline import CONTEXT, FULL_TRACE_HINT, render_schedule, render_trace
 from .trace import one_line
 from .verdict import NONDETERMINISTIC_FIX, UNFINISHED, divergence
 from .verdict import replay as replay_record
@@ -469,7 +469,8 @@ def _print_finding(finding: Finding) -> None:
             print("shrinking was cut short (by the budget or an interrupt); this schedule fails but may not be minimal:")
             print(render_schedule(finding.record.schedule))
     print("\ntrace (>> marks the events that break the invariant):")
-    print(render_trace(finding.run.trace, violation.events))
+    hint = f"the full trace: harness show {shlex.quote(str(finding.path))}" if finding.path is not None else FULL_TRACE_HINT
+    print(render_trace(finding.run.trace, violation.events, around=CONTEXT, hint=hint))
     if finding.path is not None:
         if finding.source != "regression":
             print(f"\nsaved: {finding.path}")
@@ -558,7 +559,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     failing = failing or [v for v in violations if v.invariant in UNFINISHED]
     print(render_schedule(record.schedule))
     print()
-    print(render_trace(run.trace, failing[0].events if failing else ()))
+    hint = f"the full trace: harness show {shlex.quote(args.file)}"
+    print(render_trace(run.trace, failing[0].events if failing else (), around=CONTEXT, hint=hint))
     print()
     saved = [event.line() for event in record.trace]
     changed = run.trace.digest() != record.trace_hash

@@ -79,7 +79,7 @@ class Livelock(Exception):
 
 
 class _FaultDelayedCall(DelayedCall):
-    """A DelayedCall due at integer microseconds ``due_us``, with a tie-break key.
+    """A DelayedCall due at integer microseconds ``due_us``, with a tie-break key and its number ``seq`` (1, 2...).
 
     ``late_us`` is how late the reactor wakes when this is the call it wakes
     for; it never changes the order calls run in.
@@ -94,6 +94,7 @@ class _FaultDelayedCall(DelayedCall):
     late_us: int = 0
     key: float = 0.0
     stamp: int = 0
+    seq: int = 0
     clock: FaultClock
 
     @property  # type: ignore[override]
@@ -171,6 +172,8 @@ class FaultClock(task.Clock):
         # pct: the calls (by creation number) whose priority drops below every other's at a change point.
         self._changes = _change_points(self._rng, depth) if tie_break == "pct" else {}
         self.on_escape = on_escape
+        #: Told ``("set" | "fire" | "cancel", call)`` for every delayed call, when set (the runner's timer events).
+        self.on_timer: Callable[[str, _FaultDelayedCall], None] | None = None
         self.created: list[DelayedCall] = []
         self.fired = 0
         self.drift = 0.0
@@ -217,6 +220,7 @@ class FaultClock(task.Clock):
         call = _FaultDelayedCall(0.0, callable, args, kw, self._disarm, _no_reset, self.monotonic)
         call.clock = self
         self._seq += 1
+        call.seq = self._seq
         if self.tie_break == "fifo":
             call.key = self._seq
         elif self.tie_break == "lifo":
@@ -229,6 +233,8 @@ class FaultClock(task.Clock):
             call.late_us = self._lateness.randint(0, self.jitter_us)
         self._arm(call, self.now_us + max(to_us(delay), 0))
         self.created.append(call)
+        if self.on_timer is not None:
+            self.on_timer("set", call)
         return call
 
     calls: list[_FaultDelayedCall]  # type: ignore[assignment]
@@ -253,6 +259,8 @@ class FaultClock(task.Clock):
     def _disarm(self, call: DelayedCall) -> None:
         """A pending call is cancelled (Twisted marks it cancelled right after)."""
         self.calls.remove(call)  # type: ignore[arg-type]
+        if self.on_timer is not None:
+            self.on_timer("cancel", call)  # type: ignore[arg-type]
 
     def _fire(self, call: _FaultDelayedCall) -> None:
         """Run one due call; an exception it raises goes to ``on_escape``."""
@@ -260,6 +268,8 @@ class FaultClock(task.Clock):
         call.called = 1
         self.fired += 1
         self.drift += drift_step((self.now_us + self.skew_us) / MICRO)
+        if self.on_timer is not None:
+            self.on_timer("fire", call)
         try:
             call.func(*call.args, **call.kw)
         except Exception as exc:  # a reactor logs and goes on

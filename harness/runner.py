@@ -28,6 +28,7 @@ handler is undone however the run ends.
 from __future__ import annotations
 
 import gc
+import os
 import re
 from traceback import clear_frames
 from collections.abc import Callable, Iterator
@@ -62,6 +63,8 @@ DRAIN_SLACK_MS = 10_000
 #: queued job) may fire up to ``step_ms + jitter_ms`` late, and lateness
 #: alone must not leave a job unfinished when the run drains.
 LATE_HOPS = 64
+#: The subject's timers recorded per run (a livelock sets thousands): each is set, then fired or cancelled.
+MAX_TIMER_EVENTS = 1_000
 #: Periods a periodic subject is watched after the last operation.
 PERIODS_OBSERVED = 4
 
@@ -86,12 +89,46 @@ def describe(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def describe_error(exc: BaseException) -> str:
+def describe_error(exc: BaseException, failure: Failure | None = None) -> str:
+    """``Name: message``; for an exception without text (a bare ``assert``), where it was raised instead.
+
+    The place is the file's base name, line and function of the innermost
+    frame outside Twisted (``raised at pool.py:42 in submit``): your code,
+    also when Twisted raised the error on its behalf (``AlreadyCalledError``
+    from ``callback``); a base name is deterministic across machines, unlike
+    a full path. ``failure`` supplies the frames when the exception's own
+    traceback was cleaned away. When no frame is known the text stays empty.
+    """
     try:
         message = str(exc)
     except Exception:
         message = "<str() of the exception raised>"
+    if not message.strip():
+        message = raised_at(exc, failure)
     return one_line(f"{type(exc).__name__}: {_ADDRESS.sub('0x?', message)}")
+
+
+_TWISTED = f"{os.sep}twisted{os.sep}"
+
+
+def raised_at(exc: BaseException, failure: Failure | None = None) -> str:
+    """``(no message) raised at file.py:LINE in function``, from the innermost frame outside Twisted; "" if unknown."""
+    frames: list[tuple[str, str, int]] = []
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        frames.append((code.co_name, code.co_filename, tb.tb_lineno))
+        tb = tb.tb_next
+    if not frames and failure is not None:
+        try:
+            frames = [tuple(frame[:3]) for frame in failure.frames]  # type: ignore[misc]
+        except Exception:
+            frames = []
+    if not frames:
+        return ""
+    outside = [frame for frame in frames if _TWISTED not in str(frame[1])]
+    function, path, line = (outside or frames)[-1]
+    return f"(no message) raised at {os.path.basename(path)}:{line} in {function}"
 
 
 class TargetHung(HarnessError):
@@ -192,6 +229,7 @@ def run_schedule(target: Target, schedule: Schedule, timeout_s: float | None = D
     clock = FaultClock.for_policy(policy)
     trace = Trace(lambda: clock.now_us)
     clock.on_escape = lambda call, exc: trace.record("reactor.error", detail=f"{call_name(call)}: {describe_error(exc)}")
+    clock.on_timer = _timer_recorder(trace, clock)
     observer = _LogRecorder(trace)
     run = Run(target=target, schedule=schedule, trace=trace, clock=clock)
     aborted: BaseException | None = None
@@ -395,7 +433,7 @@ def _play(run: Run) -> None:
     lateness = policy.step_ms + policy.jitter_ms
     costs = [spec.after_ms + lateness for op in schedule.submits for spec in op.specs]
     drain_ms = sum(costs) + max(costs, default=0) + LATE_HOPS * lateness + DRAIN_SLACK_MS
-    observe_ms = PERIODS_OBSERVED * (target.interval_ms or 0)
+    observe_ms = PERIODS_OBSERVED * target.period_ms()
     errors = target.error_types
     checkpoint = run.checkpoint
     for index, op in enumerate(schedule.ops):
@@ -415,6 +453,37 @@ def _play(run: Run) -> None:
         _drain(clock, clock.now_us + drain_ms * 1000, checkpoint)
     if run.stopped:
         _record_leftovers(run)
+
+
+def _timer_recorder(trace: Trace, clock: FaultClock) -> Callable[[str, Any], None]:
+    """Record the subject's own delayed calls as ``timer.set``, ``timer.fire`` and ``timer.cancel`` events.
+
+    Each names the call by its number and function (``#3 Poller._poll``),
+    ``timer.set`` with its due time. Jobs' own calls (a job settling after
+    its duration) are the harness's, not the subject's, and are left out.
+    The label is made once, when the call is set: it is cheap enough to be
+    always on. Past ``MAX_TIMER_EVENTS`` timers in a run (a livelock), one
+    ``timer.limit`` event says so and recording stops: no more timer events.
+    """
+    record = trace.record
+    budget = [MAX_TIMER_EVENTS]
+
+    def on_timer(what: str, call: Any) -> None:
+        if what == "set":
+            if isinstance(getattr(call.func, "__self__", None), Job):
+                return  # no label: its firing or cancelling is not recorded either
+            call.label = label = f"#{call.seq} {call_name(call)}"
+            budget[0] -= 1
+            record("timer.set", detail=f"{label} due {format_ms(call.due_us)}")
+            if not budget[0]:
+                record("timer.limit", detail=f"{MAX_TIMER_EVENTS} timers recorded: no more timer events")
+                clock.on_timer = None  # recording ends here, and costs nothing from now on
+            return
+        label = getattr(call, "label", None)  # None: a job's call, past the limit, or set before recording began
+        if label is not None:
+            record("timer.fire" if what == "fire" else "timer.cancel", detail=label)
+
+    return on_timer
 
 
 def _record_leftovers(run: Run) -> None:
@@ -525,7 +594,7 @@ class _LogRecorder:
         if failure is not None:
             self.failures += 1
             kind = "unhandled" if event.get("log_namespace") == _DEFER_NAMESPACE else "log.error"
-            self.trace.record(kind, detail=describe_error(failure.value))
+            self.trace.record(kind, detail=describe_error(failure.value, failure))
             try:
                 failure.cleanFailure()
             except Exception:
@@ -672,7 +741,7 @@ def _on_result(value: Any, trace: Trace, job: int) -> None:
 def _on_failure(
     failure: Failure, trace: Trace, job: int, kind: str = "failure", declared: tuple[type[BaseException], ...] = ()
 ) -> None:
-    trace.record(kind, job, describe_error(failure.value))
+    trace.record(kind, job, describe_error(failure.value, failure))
     _note_declared(trace, job, failure.value, declared)
 
 
