@@ -433,7 +433,8 @@ class _Search:
         smallest = [schedule]
         grace = self.deadline + SHRINK_GRACE_S if self.deadline is not None else None
 
-        def still_fails(candidate: Schedule) -> bool:
+        def spend() -> None:
+            """Count one shrink run, unless a stop request or the end of the grace ends shrinking."""
             if self.stop_requested():
                 raise KeyboardInterrupt
             if grace is not None and time.monotonic() > grace:
@@ -441,17 +442,16 @@ class _Search:
             self.result.shrink_runs += 1
             if self.on_example is not None:
                 self.on_example(self.result)
+
+        def still_fails(candidate: Schedule) -> bool:
+            spend()
             fails = any(v.invariant == found.invariant for v in self._judge(candidate)[1])
             if fails:
                 smallest[0] = candidate
             return fails
 
         def measure(candidate: Schedule) -> int | None:
-            if self.stop_requested():
-                raise KeyboardInterrupt
-            if grace is not None and time.monotonic() > grace:
-                raise _GraceOver
-            self.result.shrink_runs += 1
+            spend()
             run, violations = self._judge(candidate)
             return len(run.trace) if any(v.invariant == found.invariant for v in violations) else None
 

@@ -524,8 +524,8 @@ def test_the_final_shrink_pass_stops_once_budget_and_grace_are_spent(monkeypatch
     result = CampaignResult(target=spec, seed=4)
     search = campaign._Search(double_release_pool, spec, config, result, None, None, lambda: False)
     clock.sleep(0.01)
-    finding, interrupted = search._confirm(bigger, found.violation, shrink=True)
-    assert result.shrink_runs == 0 and not finding.shrunk and not interrupted
+    finding, cut_short_by = search._confirm(bigger, found.violation)
+    assert result.shrink_runs == 0 and not finding.shrunk and cut_short_by == "budget"
     assert len(finding.record.schedule.ops) == len(bigger.ops)
 
 
