@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness import CampaignConfig, JobSpec, Menu, Schedule, Submit, Target, run_campaign
-from harness.schedule import Cancel
+from harness.schedule import Cancel, Stop
 from harness.shrink import PASSES, shrink_schedule
 from scenarios.pools import SemaphorePool
 from scenarios.rate_limit import fixed_window_limiter
@@ -19,8 +19,10 @@ def test_the_fixed_window_limiter_shrinks_to_three_submissions_at_the_start(tmp_
         (finding,) = result.findings
         ops = finding.record.schedule.ops
         assert finding.violation.invariant == "time.early" and finding.shrunk
-        assert len(ops) == 3 and all(isinstance(op, Submit) for op in ops)
-        assert all(op.at_ms < 10 for op in ops), ops
+        # The teardown pass may add the earliest stop that keeps the failure (its trace then reads shorter).
+        submits = [op for op in ops if isinstance(op, Submit)]
+        assert len(submits) == 3 and all(isinstance(op, (Submit, Stop)) for op in ops) and len(ops) <= 4
+        assert all(op.at_ms < 10 for op in submits), ops
 
 
 def test_one_operation_moves_into_the_instant_of_the_one_before() -> None:
