@@ -311,6 +311,7 @@ class _Search:
         self.search_started = self.started  # reset once the corpus is replayed
         self.shrinking_s = 0.0  # seconds spent shrinking and saving failures, not searching
         self.on_run: Callable[[Schedule, Run], None] | None = None
+        self.save_error: HarnessError | None = None  # why a failure file could not be written (see _save)
         self.eventful = 0
 
     def _check_stop(self) -> None:
@@ -410,6 +411,11 @@ class _Search:
                 self.on_example(self.result)
             try:
                 finding, outcome = self._confirm(schedule, violation)
+            except HarnessError:
+                # A target error while shrinking: the violation was still seen, so it is reported
+                # (unshrunk, saved if the directory takes it) before the error stops the campaign.
+                self._keep_unshrunk(schedule, run, violation, detected)
+                raise
             finally:
                 self.result.shrinking = False
         self._timed(finding, detected)
@@ -417,9 +423,31 @@ class _Search:
         if database is not None:
             database.save(SAVED_KEY, _encoded(finding.record.schedule))
         self._add(finding)
+        if self.save_error is not None:
+            # Printed and counted above, the failure had no file: stop, saying why (exit 2).
+            raise self.save_error
         if outcome == "interrupt":
             raise KeyboardInterrupt
         return outcome
+
+    def _keep_unshrunk(self, schedule: Schedule, run: Run, violation: Violation, detected: list[float]) -> None:
+        """Report a failure as the search found it, when confirming it was cut short by an error."""
+        record = FailureRecord.of_run(self.spec, run, violation, self.result.seed, schedule=schedule)
+        finding = Finding(record=record, run=run, violation=violation, path=self._save(record), shrunk=False)
+        self._timed(finding, detected)
+        self._add(finding)
+
+    def _save(self, record: FailureRecord) -> Path | None:
+        """Write ``record`` under the report directory; on failure keep the error and return None.
+
+        A failure that cannot be saved is still reported (printed, counted);
+        the kept error then stops the campaign (``_report``).
+        """
+        try:
+            return failure_file.save(record, Path(self.config.report_dir) / "failures")
+        except HarnessError as exc:
+            self.save_error = self.save_error or exc
+            return None
 
     def _confirm(self, schedule: Schedule, found: Violation) -> tuple[Finding, str | None]:
         """Shrink the schedule, replay it twice, check the traces agree, and save it.
@@ -472,8 +500,7 @@ class _Search:
                 f"run again with the same trace; {NONDETERMINISTIC_FIX}"
             )
         record = FailureRecord.of_run(self.spec, first, same[0], self.result.seed)
-        path = failure_file.save(record, Path(self.config.report_dir) / "failures")
-        finding = Finding(record=record, run=first, violation=same[0], path=path, shrunk=outcome is None)
+        finding = Finding(record=record, run=first, violation=same[0], path=self._save(record), shrunk=outcome is None)
         return finding, outcome
 
     def _detected(self) -> list[float]:
@@ -506,8 +533,7 @@ class _Search:
         if step is not None:
             schedule = replace(schedule, ops=schedule.ops[: step + 1])
         record = FailureRecord.of_run(self.spec, run, violation, self.result.seed, schedule=schedule)
-        path = failure_file.save(record, Path(self.config.report_dir) / "failures")
-        return Finding(record=record, run=run, violation=violation, path=path, shrunk=False)
+        return Finding(record=record, run=run, violation=violation, path=self._save(record), shrunk=False)
 
 
 def _spot_check(eventful: int) -> bool:

@@ -149,6 +149,28 @@ def test_an_unwritable_report_dir_is_refused_up_front(tmp_path, capsys) -> None:
         assert "--report-dir" in err.err and "harness: fuzzing" not in err.out
 
 
+@pytest.mark.parametrize("breaks", ["save", "shrink"])
+def test_a_failure_that_cannot_be_saved_or_shrunk_is_still_printed(breaks, tmp_path, monkeypatch, capsys) -> None:
+    # The directory becomes unwritable after the up-front check, or the target errs while shrinking.
+    import harness.campaign as campaign
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        if breaks == "save":
+            raise ReportError(f"cannot write {tmp_path}/failures/x.json: Permission denied; choose another path")
+        raise TargetError("the target raised Mine: mine in step 2")
+
+    monkeypatch.setattr(campaign.failure_file if breaks == "save" else campaign, "save" if breaks == "save" else "shrink_schedule", refuse)
+    argv = ["fuzz", "scenarios.pools:double_release_pool", "--seed", "1", "--no-regressions",
+            "--report-dir", str(tmp_path), "--json", str(tmp_path / "s.json")]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert "FAIL concurrency.limit" in out and "\ntrace (>> marks" in out, out
+    assert "1 failure;" in out and "no violations" not in out
+    assert ("Permission denied" if breaks == "save" else "Mine: mine") in err
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["outcome"] == "error" and len(summary["failures"]) == 1
+
+
 # -- 3: a campaign never exits 0 unless it finished -------------------------------------------
 
 
