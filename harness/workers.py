@@ -21,7 +21,9 @@ database, so what one worker saved the others' next rounds replay first.
 - **Stopping.** The parent polls ``stop_requested`` (its ``StopSignals``)
   and passes the request on. Workers also stop on their own SIGINT or
   SIGTERM (Ctrl-C reaches the whole process group) and when the parent
-  dies. If the parent is interrupted again, workers still running after
+  dies. A worker stopped by a signal the parent was not sent is reported
+  as crashed ("worker 1 crashed with signal SIGTERM"): the campaign is not
+  "interrupted", the others run to their budget and their findings are kept. If the parent is interrupted again, workers still running after
   ``ABORT_GRACE_S`` are killed.
 
 Workers are started with the ``spawn`` method: a fresh interpreter each, no
@@ -251,6 +253,7 @@ class _Parallel:
         self.error: BaseException | None = None
         self.reported: set[int] = set()  # workers that sent "done" or "error"
         self.killed: set[int] = set()
+        self.signalled: dict[int, str] = {}  # workers a signal stopped that the parent was not sent
         self.started = time.monotonic()
         self.wall_started = time.time()
         context = multiprocessing.get_context(START_METHOD)
@@ -364,6 +367,8 @@ class _Parallel:
                 report.shrink_runs = payload["shrink_runs"]
                 report.elapsed_s = payload["elapsed_s"]
                 report.stopped_by = payload["stopped_by"]
+                if payload.get("signal") is not None:
+                    self.signalled[index] = payload["signal"]
                 if self.exercised is not None and payload.get("exercised") is not None:
                     self.exercised.absorb(payload["exercised"])
             elif kind == "error":
@@ -457,6 +462,12 @@ class _Parallel:
         result = self.result
         for index, process in enumerate(self.processes):
             report = result.workers[index]
+            if index in self.signalled and self.stop_reason is None:
+                # A signal sent to this worker alone (the parent, not interrupted, ran on): the worker was
+                # lost, as if it had crashed; it does not make the whole campaign "interrupted".
+                report.crashed = f"signal {self.signalled[index]}"
+                if self.on_crash is not None:
+                    self.on_crash(report)
             if index not in self.reported:
                 report.examples = self.counts[index]
                 if index not in self.killed:
@@ -469,7 +480,7 @@ class _Parallel:
         result.shrink_runs = sum(report.shrink_runs for report in result.workers)
         result.shrinking = False
         result.elapsed_s = time.monotonic() - self.started
-        reasons = {report.stopped_by for report in result.workers if report.stopped_by is not None}
+        reasons = {report.stopped_by for report in result.workers if report.stopped_by is not None and not report.crashed}
         if self.stop_reason is not None:
             result.stopped_by = self.stop_reason
         elif reasons:
@@ -555,6 +566,8 @@ def _worker_main(
         "elapsed_s": result.elapsed_s,
         "stopped_by": result.stopped_by,
         "exercised": exercised.to_json() if exercised is not None else None,
+        # A signal that stopped this worker while the parent had not asked it to (see _Parallel._merge).
+        "signal": signals.received if signals.requested() and not stops[index] else None,
     }
     queue.put(("done", index, summary))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -227,6 +228,39 @@ def test_sigterm_to_the_parent_stops_every_worker_and_writes_the_summary(tmp_pat
     assert summary["stopped_by"] == "interrupt" and summary["outcome"] == "interrupted"
     assert [w["stopped_by"] for w in summary["workers"]] == ["interrupt", "interrupt"]
     assert all(w["examples"] > 0 for w in summary["workers"])
+
+
+def test_sigterm_to_one_worker_is_a_lost_worker_not_an_interrupted_campaign(tmp_path) -> None:
+    # Each worker writes its pid once it runs examples; only worker 1 is sent SIGTERM.
+    module = _module(
+        tmp_path,
+        "def _build(clock):\n"
+        "    name = 'pid.' + os.environ.get('HARNESS_WORKER', 'main')\n"
+        "    open(name + '.tmp', 'w').write(str(os.getpid())); os.replace(name + '.tmp', name)\n"
+        "    return SemaphorePool(clock, 2)\n"
+        "correct = Target(build=_build, limit=2)\n",
+    )
+    argv = [sys.executable, "-m", "harness.cli", "fuzz", f"{module}:correct", "--seed", "1", "--budget", "15"]
+    proc = subprocess.Popen(
+        [*argv, "--workers", "2", "--no-database", "--json", "s.json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )
+    try:
+        waited = time.monotonic()
+        while not all(Path(f"pid.{index}").exists() for index in (0, 1)) and time.monotonic() - waited < 60:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        os.kill(int(Path("pid.1").read_text()), signal.SIGTERM)
+        out, err = proc.communicate(timeout=90)
+    finally:
+        proc.kill()
+    assert proc.returncode == 2, (out, err)  # a worker lost and nothing found: an error, as for a crash
+    assert "worker 1 crashed with signal SIGTERM" in out and "interrupted" not in out, out
+    summary = _summary(tmp_path / "s.json")
+    assert summary["outcome"] == "error" and summary["stopped_by"] == "budget"
+    workers = {w["index"]: w for w in summary["workers"]}
+    assert workers[1]["crashed"] == "signal SIGTERM" and workers[1]["examples"] > 0
+    assert workers[0]["crashed"] is None and workers[0]["stopped_by"] == "budget"
 
 
 def test_save_regression_with_workers_adds_only_the_winning_failure(tmp_path) -> None:
