@@ -381,7 +381,7 @@ class _Parallel:
 
     def _received(self, index: int, data: dict[str, Any]) -> None:
         """A worker saved a failure: keep it if its invariant is new and there is room, else drop it."""
-        path = Path(data["path"])
+        path = Path(data["path"]) if data["path"] is not None else None
         if data["invariant"] in self.found or len(self.found) >= self.config.max_failures:
             self._drop(path)
             return
@@ -396,7 +396,9 @@ class _Parallel:
             return
         self._take(data)
 
-    def _drop(self, path: Path) -> None:
+    def _drop(self, path: Path | None) -> None:
+        if path is None:
+            return
         kept = {finding.path for finding in self.result.findings}
         if path not in kept and _made_since(path, self.wall_started):
             path.unlink(missing_ok=True)
@@ -405,15 +407,16 @@ class _Parallel:
         """Keep the unshrunk failures held back whose invariant no worker sent shrunk; drop the rest."""
         for data in self.held.values():
             if data["invariant"] in self.found or len(self.found) >= self.config.max_failures:
-                self._drop(Path(data["path"]))
+                self._drop(Path(data["path"]) if data["path"] is not None else None)
             else:
                 self._take(data)
         self.held.clear()
 
     def _take(self, data: dict[str, Any]) -> None:
         """Keep a failure a worker sent: load it and replay it here for the report."""
-        path = Path(data["path"])
-        record = failure_file.load(path)
+        path = Path(data["path"]) if data["path"] is not None else None
+        # A failure the worker could not save comes whole (the error that stopped it says why).
+        record = failure_file.load(path) if path is not None else failure_file.FailureRecord.from_json(data["record"])
         # Replayed here for the report: the worker already checked that its trace is deterministic.
         replay = corpus.replay(self.target, path, record, self.config.example_timeout_s)
         violation = replay.violation or Violation(record.invariant, record.message, record.marked)
@@ -539,7 +542,10 @@ def _worker_main(
 
         def on_finding(finding: Finding) -> None:
             shrinking[index] = 0
-            message = {"path": str(finding.path), "invariant": finding.violation.invariant, "shrunk": finding.shrunk}
+            message = {"path": finding.path and str(finding.path), "invariant": finding.violation.invariant,
+                       "shrunk": finding.shrunk}
+            if finding.path is None:  # it could not be saved: sent whole, so the parent still reports it
+                message["record"] = finding.record.to_json()
             message.update({name: getattr(finding, name) for name in TIMING})
             queue.put(("found", index, message))
 

@@ -155,6 +155,25 @@ def test_a_crash_with_nothing_found_is_an_error_not_a_clean_run(tmp_path, capsys
     assert "worker 1 crashed with exit code 3" in capsys.readouterr().out
 
 
+def test_a_failure_a_worker_cannot_save_is_still_printed(tmp_path, capsys) -> None:
+    # In the workers, writing a failure file fails, as when the report directory turns unwritable mid-run.
+    module = _module(
+        tmp_path,
+        "import harness.campaign\nfrom harness.errors import ReportError\n"
+        "def _refuse(record, directory):\n"
+        "    raise ReportError(f'cannot write {directory}: Permission denied; choose another path')\n"
+        "if os.environ.get('HARNESS_WORKER'):\n"
+        "    harness.campaign.failure_file.save = _refuse\n"
+        "buggy = Target(build=lambda clock: DoubleReleasePool(clock, 2), limit=2)\n",
+    )
+    argv = ["fuzz", f"{module}:buggy", "--seed", SEED, "--workers", "2", "--max-examples", EXAMPLES]
+    assert main([*argv, "--no-database", "--json", "summary.json"]) == 2
+    out, err = capsys.readouterr()
+    assert "FAIL concurrency.limit" in out and "1 failure;" in out and "no violations" not in out, out
+    assert "Permission denied" in err
+    assert len(_summary()["failures"]) == 1
+
+
 def test_a_target_error_in_the_workers_is_one_line_and_exit_2(tmp_path, capsys) -> None:
     module = _module(tmp_path, "def _boom(clock):\n    raise RuntimeError('no pool today')\nbad = Target(build=_boom, limit=2)\n")
     assert main(["fuzz", f"{module}:bad", "--seed", "1", "--workers", "2", "--max-examples", "20"]) == 2
