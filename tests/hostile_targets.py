@@ -163,6 +163,17 @@ class _CExit0(_Hostile):
         ctypes.CDLL(None)._exit(0)
 
 
+class _CFork(_Hostile):
+    """Forks through the C library, which no Python-level guard sees; the child notes its pid in ``forked.pids``."""
+
+    def act(self) -> None:
+        import ctypes
+
+        if ctypes.CDLL(None).fork() == 0:
+            with open("forked.pids", "a") as pids:
+                pids.write(f"{os.getpid()}\n")
+
+
 class _ExitFromThread(_Hostile):
     def act(self) -> None:
         import threading
@@ -173,6 +184,7 @@ class _ExitFromThread(_Hostile):
 
 
 c_exit0 = _target(_CExit0)
+c_fork = _target(_CFork)
 exit_from_thread = _target(_ExitFromThread)
 
 

@@ -290,6 +290,21 @@ def test_fork_is_refused_and_no_child_is_left() -> None:
         run_schedule(hostile_targets.forks, THREE)
 
 
+@pytest.mark.parametrize(("target", "code"), [("forks", 2), ("c_fork", 0)])
+def test_a_worker_whose_target_forks_ends_with_one_summary_and_no_orphans(target, code, tmp_path) -> None:
+    # os.fork is refused (a target error); a fork through C goes unseen, and its child leaves at the run's end.
+    done = _harness(_fuzz_argv(target, tmp_path, "--workers", "2"), tmp_path)
+    assert done.returncode == code, (done.stdout, done.stderr)
+    assert done.stdout.count("stopped by") == 1 and done.stdout.count("harness: fuzzing") == 1, done.stdout
+    assert "Traceback" not in done.stderr
+    pids = [int(line) for line in (tmp_path / "forked.pids").read_text().split()] if target == "c_fork" else []
+    assert len(pids) >= (2 if target == "c_fork" else 0)
+    time.sleep(0.5)
+    for pid in pids:  # every child forked out of a run has exited (and, reparented, been reaped)
+        status = Path(f"/proc/{pid}/status")
+        assert not status.exists() or "zombie" in status.read_text(), pid
+
+
 def test_cwd_and_signal_handlers_are_restored_after_every_run(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     run_schedule(hostile_targets.chdir, THREE)
