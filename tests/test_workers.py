@@ -214,43 +214,12 @@ def test_bad_workers_is_one_line_and_exit_2(value, capsys) -> None:
 # -- stopping ------------------------------------------------------------------
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_sigterm_to_the_parent_stops_every_worker_and_writes_the_summary(tmp_path) -> None:
-    # Each worker leaves a file once it runs examples: the signal comes when both search, however
-    # long starting them takes on a loaded machine.
-    module = _module(
-        tmp_path,
-        "def _build(clock):\n"
-        "    open('running.' + os.environ.get('HARNESS_WORKER', 'main'), 'a').close()\n"
-        "    return SemaphorePool(clock, 2)\n"
-        "correct = Target(build=_build, limit=2)\n",
-    )
-    argv = [sys.executable, "-m", "harness.cli", "fuzz", f"{module}:correct", "--seed", "1", "--budget", "120"]
-    proc = subprocess.Popen(
-        [*argv, "--workers", "2", "--no-database", "--json", "s.json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-    )
-    try:
-        assert proc.stdout.readline().startswith("harness: fuzzing")
-        waited = time.monotonic()
-        while not all(Path(f"running.{index}").exists() for index in (0, 1)) and time.monotonic() - waited < 60:
-            time.sleep(0.1)
-        time.sleep(0.5)
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    assert time.monotonic() - sent < 10
-    assert proc.returncode == 130, err
-    summary = _summary(tmp_path / "s.json")
-    assert summary["stopped_by"] == "interrupt" and summary["outcome"] == "interrupted"
-    assert [w["stopped_by"] for w in summary["workers"]] == ["interrupt", "interrupt"]
-    assert all(w["examples"] > 0 for w in summary["workers"])
+def _two_searching_workers(tmp_path: Path, budget: str) -> subprocess.Popen[str]:
+    """A correct campaign of two workers in a subprocess, returned once both run examples.
 
-
-def test_sigterm_to_one_worker_is_a_lost_worker_not_an_interrupted_campaign(tmp_path) -> None:
-    # Each worker writes its pid once it runs examples; only worker 1 is sent SIGTERM.
+    Each worker writes its pid to ``pid.N`` when it builds the target: the test's signal comes when
+    both search, however long starting them takes on a loaded machine.
+    """
     module = _module(
         tmp_path,
         "def _build(clock):\n"
@@ -259,17 +228,41 @@ def test_sigterm_to_one_worker_is_a_lost_worker_not_an_interrupted_campaign(tmp_
         "    return SemaphorePool(clock, 2)\n"
         "correct = Target(build=_build, limit=2)\n",
     )
-    argv = [sys.executable, "-m", "harness.cli", "fuzz", f"{module}:correct", "--seed", "1", "--budget", "15"]
+    argv = [sys.executable, "-m", "harness.cli", "fuzz", f"{module}:correct", "--seed", "1", "--budget", budget]
     proc = subprocess.Popen(
         [*argv, "--workers", "2", "--no-database", "--json", "s.json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
     )
+    waited = time.monotonic()
+    while not all(Path(f"pid.{index}").exists() for index in (0, 1)) and time.monotonic() - waited < 60:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    return proc
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_to_the_parent_stops_every_worker_and_writes_the_summary(tmp_path) -> None:
+    proc = _two_searching_workers(tmp_path, "120")
     try:
-        waited = time.monotonic()
-        while not all(Path(f"pid.{index}").exists() for index in (0, 1)) and time.monotonic() - waited < 60:
-            time.sleep(0.1)
-        time.sleep(0.5)
-        os.kill(int(Path("pid.1").read_text()), signal.SIGTERM)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert out.startswith("harness: fuzzing")
+    assert time.monotonic() - sent < 10
+    assert proc.returncode == 130, err
+    summary = _summary(tmp_path / "s.json")
+    assert summary["stopped_by"] == "interrupt" and summary["outcome"] == "interrupted"
+    assert [w["stopped_by"] for w in summary["workers"]] == ["interrupt", "interrupt"]
+    assert all(w["examples"] > 0 for w in summary["workers"])
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_to_one_worker_is_a_lost_worker_not_an_interrupted_campaign(tmp_path) -> None:
+    proc = _two_searching_workers(tmp_path, "15")
+    try:
+        os.kill(int(Path("pid.1").read_text()), signal.SIGTERM)  # worker 1 alone
         out, err = proc.communicate(timeout=90)
     finally:
         proc.kill()
