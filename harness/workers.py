@@ -385,10 +385,11 @@ class _Parallel:
         if data["invariant"] in self.found or len(self.found) >= self.config.max_failures:
             self._drop(path)
             return
-        if not data["shrunk"] and self.stops[index] and self.stop_reason is None:
+        if not data["shrunk"] and self.stops[index] and self.stop_reason is None and data["path"] is not None:
             # Two workers found a failure at once and this one was told to stop, so it saved its
             # schedule unshrunk: the other's shrunk one is the one to keep. Held until the end in case
-            # it never comes (that worker crashed, or found another invariant).
+            # it never comes (that worker crashed, or found another invariant). One that could not be
+            # saved is kept at once: the error that follows it stops the campaign before held ones settle.
             if data["invariant"] in self.held:
                 self._drop(path)
             else:

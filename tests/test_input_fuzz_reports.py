@@ -267,3 +267,13 @@ def test_a_campaign_over_a_hostile_database_directory_finishes(workdir: Path) ->
         (folder / "hostile-garbage").write_bytes(b"\x00garbage")
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(argv) == 1
+
+
+@pytest.mark.parametrize("count", [10**400, -(10**400)], ids=["huge", "huge-negative"])
+def test_a_400_digit_count_is_drawn_not_an_internal_error(count: int, valid: dict, workdir: Path) -> None:
+    """Found by the slow tier: ``math.isfinite`` overflows on such an int, which the schema allows."""
+    summary = json.loads(json.dumps(valid))
+    summary["exercised"]["examples"] = count
+    summary["exercised"]["invariants"]["concurrency.limit"] = abs(count)
+    assert _assert_clean(["report", str(_write(workdir / "huge.json", json.dumps(summary))),
+                          "-o", str(workdir / "huge.html")]) in (0, 2)

@@ -520,21 +520,29 @@ def _num(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else escape(str(value))
 
 
+def _finite(value: Any) -> bool:
+    """Whether ``value`` is a number to draw: an int of any size (``math.isfinite`` would overflow on
+    a 400-digit one) or a finite float; never a bool."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+
+
 def _pct(value: Any) -> str:
     """A percentage as text: only a finite number is drawn, anything else is ``-``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not _finite(value):
         return "-"
     return escape(str(value))
 
 
 def _width(value: Any) -> str:
     """A CSS width in percent, 0 to 100: the only thing that reaches a ``style`` attribute."""
-    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else 0
-    return f"{min(max(float(number), 0.0), 100.0):.1f}"
+    number = min(max(value, 0), 100) if _finite(value) else 0
+    return f"{float(number):.1f}"
 
 
 def _bar(count: Any, total: Any) -> str:
-    valid = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (count, total))
+    valid = _finite(count) and _finite(total)
     try:
         share = 100.0 * count / total if valid and total else 0.0
     except (OverflowError, ZeroDivisionError):
