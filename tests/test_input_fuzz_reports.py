@@ -133,8 +133,9 @@ def _check_merge(contents: list[str | bytes], workdir: Path) -> None:
         json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"merged summary holds {c}"))
 
 
-def _mutate(data: Any, draw: Any) -> Any:
-    path = draw(st.sampled_from(_paths(data)))
+def _mutate(data: Any, draw: Any, paths: list[tuple] | None = None) -> Any:
+    """Change one place in ``data`` (``paths``: its paths, when the caller already has them)."""
+    path = draw(st.sampled_from(paths if paths is not None else _paths(data)))
     if not path:
         return draw(json_values)
     parent = data
@@ -170,12 +171,22 @@ def summaries(draw: st.DrawFn, valid: dict) -> str | bytes:
     if kind == "shard":
         record["shard"] = {"index": draw(st.integers(-5, 10**13)), "count": draw(st.integers(-5, 10**13)),
                            "max_examples": None}
-    for _ in range(draw(st.integers(1, 3))):
-        record = _mutate(record, draw)
+    for round_ in range(draw(st.integers(1, 3))):
+        # The first change is always to an unchanged copy of ``valid``: its paths are worked out once.
+        record = _mutate(record, draw, _valid_paths(valid) if round_ == 0 and kind == "mutated" else None)
     text = json.dumps(record)
     if draw(st.integers(0, 9)) == 0:
         text = text[: draw(st.integers(0, len(text)))]
     return text
+
+
+_PATHS: list[tuple[dict, list[tuple]]] = []  # (valid, its paths): the last one asked for
+
+
+def _valid_paths(valid: dict) -> list[tuple]:
+    if not _PATHS or _PATHS[0][0] is not valid:
+        _PATHS[:] = [(valid, _paths(valid))]
+    return _PATHS[0][1]
 
 
 def _report_property(count: int):
