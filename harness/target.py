@@ -142,6 +142,8 @@ class Target:
         ):
             raise TargetError(f"Target backoff_ms must be (low_ms, high_ms) with low <= high, got {self.backoff_ms!r}")
         object.__setattr__(self, "operations", operation_table(self.operations))
+        for name, args in (("submit", "subject, job, priority"), ("start", "subject, work"), ("stop", "subject")):
+            _check_adapter(name, getattr(self, name), args)
         for fn in self.invariants:
             if not callable(fn):
                 raise TargetError(f"Target invariants must be callables taking the run, got {fn!r}")
@@ -199,23 +201,44 @@ class Target:
 
     def submit_job(self, subject: Any, job: Any, priority: int) -> Any:
         if self.submit is not None:
-            return self.submit(subject, job, priority)
+            try:
+                return self.submit(subject, job, priority)
+            except (AttributeError, TypeError) as exc:
+                if _raised_by(exc, self.submit):
+                    raise TargetError(
+                        f"the target's submit(subject, job, priority) adapter raised {type(exc).__name__}: {exc}; "
+                        "fix the adapter (Target(submit=...)) so it calls the subject's own method correctly"
+                    ) from None
+                raise
+        method = getattr(subject, "submit", None)
+        if not callable(method):
+            raise TargetError(
+                f"the default submit calls subject.submit(job), but the subject ({type(subject).__name__}) has no "
+                "submit method; pass Target(submit=lambda subject, job, priority: ...) calling the method it has"
+            )
         extra: dict[str, Any] = {}
         if self.order == "priority":
             extra["priority"] = priority
         if self.keys is not None:
             extra["key"] = job.key
         try:
-            return subject.submit(job, **extra)
+            inspect.signature(method).bind(job, **extra)
+        except TypeError as exc:
+            if any(f"unexpected keyword argument '{name}'" in str(exc) for name in extra):
+                raise _keyword_refused(extra, exc) from None
+            given = "".join(f", {name}=..." for name in extra)
+            raise TargetError(
+                f"the default submit calls subject.submit(job{given}), but {type(subject).__name__}.submit does not "
+                f"accept that ({exc}); pass Target(submit=lambda subject, job, priority: ...) that calls it as it expects"
+            ) from None
+        except ValueError:
+            pass  # no signature to read (a builtin): the call itself will tell
+        try:
+            return method(job, **extra)
         except TypeError as exc:
             if not any(f"unexpected keyword argument '{name}'" in str(exc) for name in extra):
                 raise
-            given = ", ".join(f"{name}=" for name in extra)
-            raise TargetError(
-                f"the default submit calls subject.submit(job, {given}...) because the target declares "
-                f"{' and '.join('keys' if n == 'key' else 'order=priority' for n in extra)}, but it raised TypeError: {exc}; "
-                "accept the keyword, or pass Target(submit=lambda subject, job, priority: ...) reading job.key"
-            ) from None
+            raise _keyword_refused(extra, exc) from None
 
     def start_subject(self, subject: Any, work: Any) -> Any:
         if self.start is not None:
@@ -241,6 +264,44 @@ def _required_positional(fn: Callable[..., Any]) -> int | None:
         return None
     kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     return sum(1 for p in parameters if p.kind in kinds and p.default is inspect.Parameter.empty)
+
+
+def _keyword_refused(extra: dict[str, Any], exc: TypeError) -> TargetError:
+    """The one-line error for a subject whose submit does not take the keywords the declared promises pass."""
+    given = ", ".join(f"{name}=" for name in extra)
+    return TargetError(
+        f"the default submit calls subject.submit(job, {given}...) because the target declares "
+        f"{' and '.join('keys' if n == 'key' else 'order=priority' for n in extra)}, but it raised TypeError: {exc}; "
+        "accept the keyword, or pass Target(submit=lambda subject, job, priority: ...) reading job.key"
+    )
+
+
+def _check_adapter(name: str, adapter: Callable[..., Any] | None, args: str) -> None:
+    """Refuse an adapter that cannot take the positional arguments the harness passes it."""
+    if adapter is None:
+        return
+    if not callable(adapter):
+        raise TargetError(f"Target {name} must be a function ({args}) -> ..., got {adapter!r}")
+    try:
+        inspect.signature(adapter).bind(*args.split(", "))
+    except ValueError:
+        return  # no signature to read (a builtin): nothing to check
+    except TypeError as exc:
+        raise TargetError(
+            f"Target {name} is called as {name}({args}), but the function given cannot take that ({exc}); "
+            f"give it exactly those {len(args.split(', '))} positional parameters"
+        ) from None
+
+
+def _raised_by(exc: BaseException, fn: Callable[..., Any]) -> bool:
+    """Whether ``exc`` was raised in ``fn``'s own code (its innermost frame), not deeper in the subject."""
+    code = getattr(fn, "__code__", None)
+    tb = exc.__traceback__
+    if code is None or tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code is code
 
 
 def _exception_class(value: object) -> bool:
