@@ -27,8 +27,10 @@ from .strategies import Menu
 
 KINDS = ("submit", "periodic")
 #: ``cancellable``: True (cancel fails the caller and cancels the work), False (no cancels
-#: are promised or drawn), or "detach" (cancel fails the caller at once; the work runs on).
-CANCEL_MODES = (True, False, "detach")
+#: are promised or drawn), "detach" (cancel fails the caller at once; the work runs on), or
+#: "abandon" (as "detach", but once every caller of an execution has cancelled, the work may be
+#: cancelled too: a single-flight cache that drops work nobody waits for).
+CANCEL_MODES = (True, False, "detach", "abandon")
 ORDERS = ("fifo", "priority")
 TIMEOUT_FROM = ("start", "submit")
 
@@ -108,8 +110,13 @@ class Target:
                 raise TargetError(f"Target {name} must be a positive integer or None, got {value!r}")
         if self.retries is not None and (not isinstance(self.retries, int) or self.retries < 0):
             raise TargetError(f"Target retries must be a non-negative integer or None, got {self.retries!r}")
-        if not any(self.cancellable is mode or self.cancellable == mode == "detach" for mode in CANCEL_MODES):
-            raise TargetError(f"Target cancellable must be True, False or 'detach', got {self.cancellable!r}")
+        if not any(self.cancellable is mode or (isinstance(mode, str) and self.cancellable == mode) for mode in CANCEL_MODES):
+            raise TargetError(f"Target cancellable must be True, False, 'detach' or 'abandon', got {self.cancellable!r}")
+        if self.cancellable is False and self.menu is not None and self.menu.cancels and not self.menu.periodic:
+            raise TargetError(
+                "Target cancellable=False promises nothing about cancels, so its invariants cannot judge them, but its "
+                "menu draws cancels: pass Menu(cancels=False, ...), or declare cancellable=True, 'detach' or 'abandon'"
+            )
         if (self.key_limit is not None or self.shared or self.cache_ms is not None) and self.keys is None:
             raise TargetError("Target key_limit, shared and cache_ms are promises about keys: declare keys=N as well")
         if self.cache_ms is not None and not self.shared:
@@ -155,8 +162,13 @@ class Target:
 
     @property
     def detaches(self) -> bool:
-        """Whether cancelling a caller leaves its work running (``cancellable="detach"``)."""
-        return self.cancellable == "detach"
+        """Whether cancelling a caller leaves its work running (``cancellable="detach"`` or ``"abandon"``)."""
+        return self.cancellable in ("detach", "abandon")
+
+    @property
+    def abandons(self) -> bool:
+        """Whether work every caller has cancelled may be cancelled (``cancellable="abandon"``)."""
+        return self.cancellable == "abandon"
 
     @property
     def keyed_limit(self) -> int | None:

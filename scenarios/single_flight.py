@@ -165,10 +165,104 @@ class AbandoningFlight(SingleFlight):
             caller.cancel()
 
 
+class _Abandonable:
+    """One flight of ``LastCallerFlight``: its waiting callers and the shared work."""
+
+    def __init__(self, key: Any) -> None:
+        self.key = key
+        self.callers: list[defer.Deferred[Any]] = []
+        self.shared: defer.Deferred[Any] | None = None
+        self.abandoned = False
+
+
+class LastCallerFlight:
+    """One execution per key; a caller's cancel detaches it, and the last caller's cancel abandons the work.
+
+    The promise of the blind-written ``SingleFlight`` of the new-user review
+    (``cancellable="abandon"``): when every caller of a flight has cancelled,
+    the flight leaves the table, its shared Deferred is cancelled and whatever
+    it produces later is dropped; the next caller starts a fresh execution.
+    """
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+        self._flights: dict[Any, _Abandonable] = {}
+
+    def submit(self, job: Callable[[], Any], key: Any) -> defer.Deferred[Any]:
+        flight = self._flights.get(key)
+        if flight is not None:
+            return self._join(flight)
+        flight = self._flights[key] = _Abandonable(key)
+        caller = self._join(flight)
+        flight.shared = defer.maybeDeferred(job)
+        flight.shared.addBoth(self._finished, flight)
+        return caller
+
+    def _join(self, flight: _Abandonable) -> defer.Deferred[Any]:
+        caller: defer.Deferred[Any] = defer.Deferred(lambda d: self._cancel_caller(flight, d))
+        flight.callers.append(caller)
+        return caller
+
+    def _cancel_caller(self, flight: _Abandonable, caller: defer.Deferred[Any]) -> None:
+        flight.callers.remove(caller)
+        if flight.callers or flight.abandoned:
+            return
+        flight.abandoned = True  # nobody waits any more: drop the work
+        if self._flights.get(flight.key) is flight:
+            del self._flights[flight.key]
+        if flight.shared is not None:
+            flight.shared.cancel()
+
+    def _finished(self, outcome: Any, flight: _Abandonable) -> None:
+        if flight.abandoned:
+            return None  # whatever abandoned work produces is dropped
+        if self._flights.get(flight.key) is flight:
+            del self._flights[flight.key]
+        callers, flight.callers = flight.callers, []
+        for caller in callers:
+            if isinstance(outcome, Failure):
+                caller.errback(outcome)
+            else:
+                caller.callback(outcome)
+        return None
+
+
+class OwnerCancelsFlight(LastCallerFlight):
+    """Bug (the review's buggy twin): the caller that started a flight owns its work.
+
+    Cancelling that first caller cancels the shared work, so every other caller
+    still waiting on the key fails with ``CancelledError`` too.
+    """
+
+    def submit(self, job: Callable[[], Any], key: Any) -> defer.Deferred[Any]:
+        if key in self._flights:
+            return self._join(self._flights[key])
+        flight = self._flights[key] = _Abandonable(key)
+        owner: defer.Deferred[Any] = defer.Deferred(lambda d: flight.shared.cancel() if flight.shared else None)
+        flight.callers.append(owner)
+        flight.shared = defer.maybeDeferred(job)
+        flight.shared.addBoth(self._finished, flight)
+        return owner
+
+
 def _shared(build: Callable[[IReactorTime], Any], description: str) -> Target:
     return Target(build=build, keys=2, shared=True, cancellable="detach", description=description)
 
 
+last_caller_flight = Target(
+    build=LastCallerFlight,
+    keys=2,
+    shared=True,
+    cancellable="abandon",
+    description="one execution per key; the last caller's cancel abandons it",
+)
+owner_cancels_flight = Target(
+    build=OwnerCancelsFlight,
+    keys=2,
+    shared=True,
+    cancellable="abandon",
+    description="the first caller owns the shared work: its cancel fails every other caller",
+)
 single_flight = _shared(SingleFlight, "one execution per key; callers that come while it runs join it")
 caching_flight = Target(
     build=CachingFlight,
@@ -189,6 +283,18 @@ SCENARIOS = (
         "pass",
         f"a single-flight cache that serves a finished execution's outcome for {CACHE_MS}ms",
         "callLater",
+    ),
+    Scenario(
+        "scenarios.single_flight:last_caller_flight",
+        "pass",
+        "a single-flight cache that abandons (cancels) an execution once every caller of it has cancelled",
+        "Deferred",
+    ),
+    Scenario(
+        "scenarios.single_flight:owner_cancels_flight",
+        "cancellation.detaches",
+        "the first caller owns the shared work: its cancel cancels it, failing every other caller of the key",
+        "Deferred",
     ),
     Scenario(
         "scenarios.single_flight:leader_holds_work_flight",

@@ -4,6 +4,9 @@
 cancelled (``cancellation.propagates``). ``cancellable="detach"``: the caller's
 Deferred fails at once, but work already running runs on
 (``cancellation.detaches``); work not yet started still never starts.
+``cancellable="abandon"``: as "detach", except that the cancel which leaves
+an execution with no caller waiting (every caller of it cancelled; with
+``shared``, every caller of its key) may cancel the work.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Iterator
 from ..target import Target
 from ..trace import format_ms
 from .base import Invariant, Violation
-from .facts import CANCELLABLE_KINDS, facts_of, stranded
+from .facts import CANCELLABLE_KINDS, abandoned_at, facts_of, stranded
 
 
 class _Cancellation(Invariant):
@@ -131,22 +134,30 @@ class Detaches(_Cancellation):
     """Declared ``cancellable="detach"``: cancelling a caller leaves its running work alone."""
 
     name = "cancellation.detaches"
-    summary = 'with cancellable="detach", cancelling a caller never cancels the work already running'
+    summary = 'with cancellable="detach", cancelling a caller never cancels the work already running ("abandon": unless no caller waits for it any more)'
 
     def applies(self, target: Target) -> bool:
         return super().applies(target) and target.detaches
 
     def check(self, run) -> Iterator[Violation]:
         facts = facts_of(run)
+        abandons = run.target.abandons
         for job in facts.jobs.values():
             for cancel in job.cancels:
                 now = facts.time(cancel)
                 for attempt in job.attempts:
                     if attempt.running_at(cancel) and attempt.end_kind == "job.cancel" and facts.time(attempt.end) == now:
+                        if abandons and abandoned_at(facts, run.target, attempt) == cancel:
+                            continue  # its last waiting caller was cancelled: the work may be dropped
+                        promise = (
+                            'cancellable="abandon": running work may be cancelled only once every caller of it has cancelled'
+                            if abandons
+                            else 'cancellable="detach": running work must run on'
+                        )
                         yield self.violation(
                             run,
                             f"job {job.id}'s caller was cancelled at {format_ms(now)} and the job's own work was "
-                            'cancelled too; the target declares cancellable="detach": running work must run on',
+                            f"cancelled too; the target declares {promise}",
                             [cancel, attempt.end],
                         )
                         return
