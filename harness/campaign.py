@@ -47,6 +47,7 @@ from .failure_file import FailureRecord
 from .invariants import Violation
 from .runner import Run
 from .schedule import Schedule
+from .clock_causes import needs_note, tame_clock
 from .shrink import shrink_schedule
 from .strategies import Menu, schedules
 from .target import Target
@@ -454,15 +455,19 @@ class _Search:
                 smallest[0] = candidate
             return fails
 
+        needs: tuple[str, ...] = ()
         if shrink:
             try:
                 schedule = shrink_schedule(schedule, still_fails)
+                schedule, needs = tame_clock(schedule, still_fails)
             except KeyboardInterrupt:
                 schedule, cut_short = smallest[0], True
         first, violations = self._judge(schedule)
         self._check_deterministic(schedule, first)
         same = [v for v in violations if v.invariant == found.invariant]
         violation = same[0] if same else found
+        if needs and same:
+            violation = replace(violation, message=violation.message + needs_note(needs))
         record = FailureRecord.of_run(self.spec, first, violation, self.result.seed)
         path = failure_file.save(record, Path(self.config.report_dir) / "failures")
         finding = Finding(record=record, run=first, violation=violation, path=path, shrunk=shrink and not cut_short)
