@@ -165,17 +165,7 @@ class AbandoningFlight(SingleFlight):
             caller.cancel()
 
 
-class _Abandonable:
-    """One flight of ``LastCallerFlight``: its waiting callers and the shared work."""
-
-    def __init__(self, key: Any) -> None:
-        self.key = key
-        self.callers: list[defer.Deferred[Any]] = []
-        self.shared: defer.Deferred[Any] | None = None
-        self.abandoned = False
-
-
-class LastCallerFlight:
+class LastCallerFlight(SingleFlight):
     """One execution per key; a caller's cancel detaches it, and the last caller's cancel abandons the work.
 
     The promise of the blind-written ``SingleFlight`` of the new-user review
@@ -184,47 +174,26 @@ class LastCallerFlight:
     it produces later is dropped; the next caller starts a fresh execution.
     """
 
-    def __init__(self, clock: IReactorTime) -> None:
-        self.clock = clock
-        self._flights: dict[Any, _Abandonable] = {}
-
-    def submit(self, job: Callable[[], Any], key: Any) -> defer.Deferred[Any]:
-        flight = self._flights.get(key)
-        if flight is not None:
-            return self._join(flight)
-        flight = self._flights[key] = _Abandonable(key)
-        caller = self._join(flight)
-        flight.shared = defer.maybeDeferred(job)
-        flight.shared.addBoth(self._finished, flight)
-        return caller
-
-    def _join(self, flight: _Abandonable) -> defer.Deferred[Any]:
+    def _join(self, flight: _Flight) -> defer.Deferred[Any]:
         caller: defer.Deferred[Any] = defer.Deferred(lambda d: self._cancel_caller(flight, d))
         flight.callers.append(caller)
         return caller
 
-    def _cancel_caller(self, flight: _Abandonable, caller: defer.Deferred[Any]) -> None:
+    def _cancel_caller(self, flight: _Flight, caller: defer.Deferred[Any]) -> None:
+        if caller not in flight.callers:
+            return  # cancelled again after the work's own canceller raised on the first cancel
         flight.callers.remove(caller)
-        if flight.callers or flight.abandoned:
+        if flight.callers or flight.done:
             return
-        flight.abandoned = True  # nobody waits any more: drop the work
-        if self._flights.get(flight.key) is flight:
-            del self._flights[flight.key]
-        if flight.shared is not None:
-            flight.shared.cancel()
+        flight.done = True  # abandoned: nobody waits any more, drop the work
+        for key in [k for k, f in self._flights.items() if f is flight]:
+            del self._flights[key]
+        if flight.work is not None:
+            flight.work.cancel()
 
-    def _finished(self, outcome: Any, flight: _Abandonable) -> None:
-        if flight.abandoned:
-            return None  # whatever abandoned work produces is dropped
-        if self._flights.get(flight.key) is flight:
-            del self._flights[flight.key]
-        callers, flight.callers = flight.callers, []
-        for caller in callers:
-            if isinstance(outcome, Failure):
-                caller.errback(outcome)
-            else:
-                caller.callback(outcome)
-        return None
+    def _land(self, outcome: Any, key: Any, flight: _Flight) -> None:
+        if not flight.done:  # whatever abandoned work produces is dropped
+            super()._land(outcome, key, flight)
 
 
 class OwnerCancelsFlight(LastCallerFlight):
@@ -237,11 +206,11 @@ class OwnerCancelsFlight(LastCallerFlight):
     def submit(self, job: Callable[[], Any], key: Any) -> defer.Deferred[Any]:
         if key in self._flights:
             return self._join(self._flights[key])
-        flight = self._flights[key] = _Abandonable(key)
-        owner: defer.Deferred[Any] = defer.Deferred(lambda d: flight.shared.cancel() if flight.shared else None)
+        flight = self._flights[key] = _Flight()
+        owner: defer.Deferred[Any] = defer.Deferred(lambda d: flight.work.cancel() if flight.work else None)
         flight.callers.append(owner)
-        flight.shared = defer.maybeDeferred(job)
-        flight.shared.addBoth(self._finished, flight)
+        flight.work = defer.maybeDeferred(job)
+        flight.work.addBoth(self._land, key, flight)
         return owner
 
 

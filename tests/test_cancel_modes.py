@@ -77,8 +77,8 @@ def test_an_abandoned_execution_nobody_waits_for_is_not_counted_by_the_key_limit
         def _cancel_caller(self, flight, caller):
             flight.callers.remove(caller)
             if not flight.callers:
-                flight.abandoned = True
-                del self._flights[flight.key]
+                flight.done = True
+                self._flights = {k: f for k, f in self._flights.items() if f is not flight}
 
     target = dataclasses.replace(last_caller_flight, build=LeavesWorkRunning)
     schedule = Schedule((Submit(0, 0, JobSpec("succeed", 10)), Cancel(2, 0), Submit(3, 1, JobSpec("succeed", 10))))
@@ -120,3 +120,11 @@ def test_a_cancelling_menu_on_a_target_that_promises_nothing_about_cancels_is_re
         Target(build=SemaphorePool, cancellable=False, menu=Menu(keys=0))
     Target(build=SemaphorePool, cancellable=False, menu=Menu(cancels=False))
     Target(build=SemaphorePool, cancellable="abandon", menu=Menu())
+
+
+def test_abandon_judges_the_cancel_that_left_nobody_waiting_not_an_earlier_one_of_the_same_instant() -> None:
+    from scenarios.single_flight import last_caller_flight
+
+    # found by a 5,000-example campaign: job 0's cancel leaves job 1 waiting; job 1's cancel, same instant, abandons
+    schedule = Schedule((Submit(0, 0, JobSpec("succeed", 10)), Submit(0, 1, JobSpec("succeed", 0)), Cancel(0, 0), Cancel(0, 1)))
+    assert check(run_schedule(last_caller_flight, schedule)) == []

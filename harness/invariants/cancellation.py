@@ -147,8 +147,9 @@ class Detaches(_Cancellation):
                 now = facts.time(cancel)
                 for attempt in job.attempts:
                     if attempt.running_at(cancel) and attempt.end_kind == "job.cancel" and facts.time(attempt.end) == now:
-                        if abandons and abandoned_at(facts, run.target, attempt) == cancel:
-                            continue  # its last waiting caller was cancelled: the work may be dropped
+                        abandoned = abandoned_at(facts, run.target, attempt) if abandons else None
+                        if abandoned is not None and abandoned < attempt.end:
+                            continue  # cancelled once its last waiting caller was (maybe a later cancel, same instant)
                         promise = (
                             'cancellable="abandon": running work may be cancelled only once every caller of it has cancelled'
                             if abandons
