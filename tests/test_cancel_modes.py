@@ -128,3 +128,12 @@ def test_abandon_judges_the_cancel_that_left_nobody_waiting_not_an_earlier_one_o
     # found by a 5,000-example campaign: job 0's cancel leaves job 1 waiting; job 1's cancel, same instant, abandons
     schedule = Schedule((Submit(0, 0, JobSpec("succeed", 10)), Submit(0, 1, JobSpec("succeed", 0)), Cancel(0, 0), Cancel(0, 1)))
     assert check(run_schedule(last_caller_flight, schedule)) == []
+
+
+def test_a_hostile_work_canceller_raising_through_the_last_callers_cancel_is_not_the_subjects_fault() -> None:
+    from scenarios.single_flight import last_caller_flight
+
+    # found by a 5,000-example campaign: job 1's cancel abandons job 0's work, whose canceller raises
+    hostile = JobSpec("succeed", 10, canceller_raises=True)
+    schedule = Schedule((Submit(0, 0, hostile), Submit(0, 1, JobSpec("succeed", 0)), Cancel(0, 0), Cancel(0, 1)))
+    assert check(run_schedule(last_caller_flight, schedule)) == []

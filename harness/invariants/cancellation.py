@@ -19,6 +19,10 @@ from .base import Invariant, Violation
 from .facts import CANCELLABLE_KINDS, abandoned_at, facts_of, stranded
 
 
+#: The detail of a ``cancel.raised`` event whose exception is a hostile job's canceller failing.
+CANCELLER_ERROR = "CancellerError"
+
+
 class _Cancellation(Invariant):
     def applies(self, target: Target) -> bool:
         return target.kind == "submit" and bool(target.cancellable)
@@ -34,8 +38,11 @@ class Fires(_Cancellation):
         facts = facts_of(run)
         cancel_error = run.target.cancel_error
         expected = cancel_error.__name__
+        # A cancel through which a hostile job's canceller raised (the job's own, or, for shared or
+        # abandoned work, the execution's) cannot be finished by the subject: the CancellerError ends it.
+        hostile = {e.job for e in facts.events if e.kind == "cancel.raised" and e.detail.startswith(CANCELLER_ERROR)}
         for job in facts.jobs.values():
-            if job.canceller_raised:
+            if job.canceller_raised or job.id in hostile:
                 continue  # a hostile job: its own canceller raised, the subject could not finish the cancel
             for cancel in job.cancels:
                 if facts.fired_before(job, cancel):
@@ -173,7 +180,7 @@ class Harmless(_Cancellation):
     def check(self, run) -> Iterator[Violation]:
         facts = facts_of(run)
         for index, event in enumerate(facts.events):
-            if event.kind == "cancel.raised" and not event.detail.startswith("CancellerError"):
+            if event.kind == "cancel.raised" and not event.detail.startswith(CANCELLER_ERROR):
                 yield self.violation(
                     run, f"cancelling job {event.job} raised {event.detail}; cancel() must never raise", [index]
                 )
