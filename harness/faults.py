@@ -18,6 +18,7 @@ class CancellerError(InjectedError):
     """Raised by the canceller of a job whose spec says ``canceller_raises``: a hostile job, not a subject bug."""
 
 
+#: The exception types every schedule may inject, by the name a schedule or failure file uses.
 BUILTIN_ERRORS: Mapping[str, type[Exception]] = {
     "InjectedError": InjectedError,
     "ValueError": ValueError,

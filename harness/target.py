@@ -58,7 +58,7 @@ class Target:
     ``stop(subject)`` defaults to ``subject.stop()`` when the subject has one.
 
     Every promise is optional; each one declared switches on its invariants
-    (see the README's table).
+    (see the invariants reference in the documentation).
     """
 
     build: Callable[[IReactorTime], Any]
