@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 from twisted.internet import defer, task
 
 from harness import CampaignConfig, Menu, Schedule, Target, load_target, run_campaign
+from harness.generate import STRATEGIES
 from harness.schedule import Cancel, Submit
 from scenarios import CATALOG
 from scenarios.pools import SemaphorePool
@@ -241,6 +242,53 @@ def detection(seeds: int, budget_s: float) -> dict[str, Any]:
     return out
 
 
+# -- time to detect per search strategy ------------------------------------------------
+
+
+def strategies(seeds: int, budget_s: float, names: tuple[str, ...] = STRATEGIES) -> dict[str, Any]:
+    """Seconds and examples to the first violation of every buggy scenario, for each search strategy.
+
+    Search seconds only (shrinking excluded): ``Finding.detected_after_s``. A
+    seed that finds nothing within ``budget_s`` counts as ``budget_s``.
+    """
+    out: dict[str, Any] = {}
+    for scenario in CATALOG:
+        if scenario.expect == "pass":
+            continue
+        target = load_target(scenario.target)
+        row: dict[str, Any] = {"expect": scenario.expect}
+        for name in names:
+            times: list[float] = []
+            counts: list[int] = []
+            misses = 0
+            for seed in range(seeds):
+                config = CampaignConfig(
+                    seed=seed, budget_s=budget_s, regressions=None, report_dir="reports/bench", strategy=name
+                )
+                result = run_campaign(target, scenario.target, config)
+                if not result.findings or result.findings[0].record.invariant != scenario.expect:
+                    misses += 1
+                    times.append(budget_s)
+                    continue
+                times.append(result.findings[0].detected_after_s)
+                counts.append(result.findings[0].examples_to_detect)
+            row[name] = {
+                "median_s": round(statistics.median(times), 3),
+                "worst_s": round(max(times), 3),
+                "median_examples": statistics.median(counts) if counts else None,
+                "worst_examples": max(counts) if counts else None,
+                "missed": misses,
+            }
+        out[scenario.target] = row
+        cells = "  ".join(
+            f"{name} {row[name]['median_s']}/{row[name]['worst_s']}s ({row[name]['median_examples']}/"
+            f"{row[name]['worst_examples']} ex, {row[name]['missed']} missed)"
+            for name in names
+        )
+        print(f"  {scenario.target:<48} {cells}", flush=True)
+    return out
+
+
 # -- memory -------------------------------------------------------------------------
 
 
@@ -274,7 +322,9 @@ def memory(examples: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run, not a measurement")
-    parser.add_argument("--sections", default="throughput,detect,memory", help="comma-separated subset")
+    parser.add_argument(
+        "--sections", default="throughput,detect,strategies,memory", help="comma-separated subset"
+    )
     parser.add_argument("--seeds", type=int, default=5, help="seeds per buggy scenario for time to detect")
     parser.add_argument("--memory-examples", type=int, default=100_000, help="length of the memory campaign")
     parser.add_argument("--out", default="reports/bench.json")
@@ -294,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     if "detect" in sections:
         print("time to detect and shrink, per buggy scenario:")
         report["detect"] = detection(2 if args.quick else args.seeds, 30.0)
+    if "strategies" in sections:
+        print("time to detect per search strategy (median/worst search seconds, examples):")
+        report["strategies"] = strategies(2 if args.quick else args.seeds, 10.0 if args.quick else 60.0)
     if "memory" in sections:
         print("memory over a long campaign:")
         report["memory"] = memory(2_000 if args.quick else args.memory_examples)

@@ -3,13 +3,15 @@
 The public surface: describe your subject with ``Target``, generate schedules
 with ``schedules``, play one with ``run_schedule``, judge it with ``check``,
 or let ``run_campaign`` do all of it and shrink what it finds (``run_workers``:
-on several processes, or one shard of a campaign).
+on several processes, or one shard of a campaign; ``Examples``: the search's
+seeded schedules, one of ``STRATEGIES``).
 """
 
 from .campaign import CampaignConfig, CampaignResult, Finding, NondeterministicTarget, run_campaign
 from .clock import FaultClock
 from .errors import FailureFileError, HarnessError, ReportError, TargetError, UsageError
 from .failure_file import FailureRecord
+from .generate import STRATEGIES, Examples
 from .faults import BUILTIN_ERRORS, InjectedError
 from .invariants import INVARIANTS, Invariant, Violation, check
 from .jobs import Job
@@ -37,6 +39,7 @@ __all__ = [
     "Cancel",
     "ClockPolicy",
     "Event",
+    "Examples",
     "FailureFileError",
     "FailureRecord",
     "FaultClock",
@@ -55,6 +58,7 @@ __all__ = [
     "ReportError",
     "ParallelResult",
     "Run",
+    "STRATEGIES",
     "Schedule",
     "Shard",
     "Stop",

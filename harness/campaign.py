@@ -1,7 +1,11 @@
-"""Campaigns: Hypothesis generates schedules, the runner plays them, invariants judge them.
+"""Campaigns: seeded random schedules are run by the runner and judged by the invariants.
 
 A campaign first replays the regression corpus (if one is configured), then
-searches. On a violation Hypothesis shrinks the schedule to a minimal one;
+searches: the schedules come from ``harness.generate`` (seeded random bytes
+decoded by the schedule codec, a pure function of the seed, with no
+Hypothesis bookkeeping per example), after the failing schedules the example
+database kept from earlier campaigns. On a violation ``harness.shrink``
+shrinks the schedule to a minimal one, keeping to the invariant found first;
 the campaign replays it to check that its trace is deterministic, saves it as
 a failure file and reports it, then searches on for other invariants (with
 the ones already found masked) until ``max_failures`` distinct invariants
@@ -27,29 +31,29 @@ far as ``error.result``, so nothing found before it is lost.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from hypothesis import HealthCheck, Phase, Verbosity, given, settings
-from hypothesis import seed as hypothesis_seed
 from hypothesis.database import ExampleDatabase
-from hypothesis.errors import Flaky
 
 from . import corpus, failure_file
 from .corpus import Replay
 from .database import open_database
-from .determinism import without_local_constants
 from .errors import HarnessError
 from .failure_file import FailureRecord
+from .generate import DEFAULT_DEPTH, DEFAULT_STRATEGY, STRATEGIES, Examples
 from .invariants import Violation
 from .runner import Run
-from .schedule import Schedule
 from .clock_causes import needs_note, tame_clock
+from .schedule import MAX_DEPTH, Schedule
+from .shard import round_seed
 from .shrink import shrink_schedule
-from .strategies import Menu, schedules
+from .shrink_teardown import stop_earlier
+from .strategies import Menu
 from .target import Target
 from .verdict import HANG, NONDETERMINISTIC_FIX, divergence, hung_at, judge
 from .watchdog import DEFAULT_TIMEOUT_S
@@ -59,9 +63,8 @@ DEFAULT_MAX_EXAMPLES = 1_000
 #: Seconds that shrinking a failure may run past the wall-clock budget.
 SHRINK_GRACE_S = 30.0
 
-#: Examples one Hypothesis run may take before the next round starts afresh: Hypothesis keeps
-#: every choice sequence it tried (to avoid repeats), so one endless run grows without bound.
-ROUND_EXAMPLES = 5_000
+#: The key under which failing schedules are kept in the example database (see ``_saved``).
+SAVED_KEY = b"harness-schedules"
 
 #: Why a campaign stopped (``CampaignResult.stopped_by``); ``error`` when a target error stopped it,
 #: ``crash`` when every worker of a parallel campaign crashed.
@@ -78,39 +81,8 @@ class NondeterministicTarget(HarnessError):
     """The same schedule gave two different traces: the target reads state the harness does not control."""
 
 
-class _Abort(KeyboardInterrupt):
-    """Carries a harness error out of Hypothesis untouched (no shrinking, nothing saved to the database)."""
-
-    def __init__(self, error: HarnessError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-class _HangFound(BaseException):
-    """Ends the search at once on a hang: each shrinking step would cost the full wall-clock limit.
-
-    Not a ``KeyboardInterrupt``, so Hypothesis saves the example to the
-    database and tries it first next time.
-    """
-
-
-class _ViolationFound(AssertionError):
-    def __init__(self, violation: Violation) -> None:
-        super().__init__(f"{violation.invariant}: {violation.message}")
-        self.violation = violation
-
-
-class _SearchOver(KeyboardInterrupt):
-    """Raised inside the property to end the search when a budget is spent.
-
-    A ``KeyboardInterrupt`` because Hypothesis stops at once on one and, unlike
-    any other exception, does not save the example it was running to the
-    example database as if it had failed.
-    """
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+class _GraceOver(Exception):
+    """Shrinking ran past the wall-clock budget plus ``SHRINK_GRACE_S``: keep the smallest schedule so far."""
 
 
 @dataclass
@@ -123,9 +95,11 @@ class Finding:
     when the campaign was interrupted before shrinking finished: the schedule
     fails but may not be minimal. ``regression_path`` is set when the failure
     was added to the regression corpus. For a fuzzed failure,
-    ``detected_after_s`` and ``examples_to_detect`` say how far into the
-    campaign the first violation came, and ``shrink_s`` how long shrinking,
-    replaying and saving it took.
+    ``examples_to_detect`` is the search examples run up to and including the
+    first one that broke the invariant, ``detected_after_s`` the seconds spent
+    searching until then (regression replays and shrinking earlier failures
+    excluded), and ``shrink_s`` how long shrinking, replaying and saving it
+    took. In a parallel campaign they are the finding worker's.
     """
 
     record: FailureRecord
@@ -177,8 +151,8 @@ class CampaignConfig:
     """How long to search, how many failures to collect, and where to keep what is found.
 
     With neither budget set the campaign stops after ``DEFAULT_MAX_EXAMPLES``.
-    ``database`` is where Hypothesis's example database lives (failures
-    found once are retried first next time): a directory or a Redis URL
+    ``database`` is where the example database lives (the minimal failing
+    schedules found, as JSON, retried first next time): a directory or a Redis URL
     (see ``harness.database``), or None for none; with a
     database the search also depends on what earlier campaigns saved, so a
     campaign that must be a pure function of seed and target uses none.
@@ -189,6 +163,9 @@ class CampaignConfig:
     ``ignore`` names invariants already broken elsewhere (a parallel
     campaign's workers get those its regression replay found): the search
     passes over them, and they count towards ``max_failures``.
+    ``strategy`` is how the search draws schedules (``harness.generate``:
+    ``mixed``, ``random``, ``swarm``, ``guided`` or ``pct``), ``pct_depth``
+    the bug depth the ``pct`` strategy aims at.
     """
 
     max_examples: int | None = None
@@ -202,6 +179,8 @@ class CampaignConfig:
     save_regressions: bool = False
     example_timeout_s: float | None = DEFAULT_TIMEOUT_S
     ignore: frozenset[str] = frozenset()
+    strategy: str = DEFAULT_STRATEGY
+    pct_depth: int = DEFAULT_DEPTH
 
 
 def new_seed() -> int:
@@ -228,10 +207,7 @@ def run_campaign(
     run once ``stop_requested()`` is true, or on ``KeyboardInterrupt``; what
     was found so far, even unshrunk, is saved and returned.
     """
-    if config.max_failures < 1:
-        raise ValueError(f"max_failures must be at least 1, got {config.max_failures}")
-    if config.save_regressions and config.regressions is None:
-        raise ValueError("save_regressions needs a regressions directory")
+    check_config(config)
     seed = config.seed if config.seed is not None else new_seed()
     result = CampaignResult(target=target_spec, seed=seed)
     search = _Search(target, target_spec, config, result, on_example, on_finding, stop_requested or _never)
@@ -254,6 +230,55 @@ def run_campaign(
 
 def _never() -> bool:
     return False
+
+
+# -- shared with parallel campaigns (harness.workers): one code path, so the two cannot drift apart --
+
+
+def check_config(config: CampaignConfig) -> None:
+    """The checks every campaign makes of its configuration, whether it runs in one process or many."""
+    if config.max_failures < 1:
+        raise ValueError(f"max_failures must be at least 1, got {config.max_failures}")
+    if config.save_regressions and config.regressions is None:
+        raise ValueError("save_regressions needs a regressions directory")
+    if config.strategy not in STRATEGIES:
+        raise ValueError(f"unknown search strategy {config.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    if not 1 <= config.pct_depth <= MAX_DEPTH:
+        raise ValueError(f"pct_depth must be between 1 and {MAX_DEPTH}, got {config.pct_depth}")
+    if config.example_timeout_s is not None and not config.example_timeout_s > 0:
+        raise ValueError(f"example_timeout_s must be positive or None, got {config.example_timeout_s}")
+
+
+def replay_corpus(
+    target: Target, target_spec: str, config: CampaignConfig, stop_requested: Callable[[], bool]
+) -> Iterator[tuple[Replay, Finding | None]]:
+    """Replay every regression corpus file for the target, with the campaign's per-run time limit.
+
+    Yields each replay with its finding (None once the file's invariant
+    holds); raises ``KeyboardInterrupt`` when ``stop_requested()`` turns true.
+    """
+    if config.regressions is None:
+        return
+    for path, record in corpus.entries(config.regressions, target_spec):
+        if stop_requested():
+            raise KeyboardInterrupt
+        replay = corpus.replay(target, path, record, config.example_timeout_s)
+        finding = None
+        if replay.violation is not None:
+            finding = Finding(record, replay.run, replay.violation, path=path, source="regression")
+        yield replay, finding
+
+
+def keep_regression(finding: Finding, config: CampaignConfig) -> None:
+    """Add a failure the search found to the regression corpus when asked to.
+
+    Shrunk failures and hangs are added (a hang is never shrunk: each try
+    would cost the full time limit); a failure cut short by an interrupt is not.
+    """
+    if not config.save_regressions or config.regressions is None or finding.source != "fuzz":
+        return
+    if finding.shrunk or finding.violation.invariant == HANG:
+        finding.regression_path = corpus.add(finding.record, config.regressions)
 
 
 class _Search:
@@ -284,6 +309,8 @@ class _Search:
         self.started = time.monotonic()
         self.deadline = self.started + config.budget_s if config.budget_s is not None else None
         self.found: set[str] = set(config.ignore)
+        self.search_started = self.started  # reset once the corpus is replayed
+        self.shrinking_s = 0.0  # seconds spent shrinking and saving failures, not searching
         self.on_run: Callable[[Schedule, Run], None] | None = None
         self.eventful = 0
 
@@ -299,18 +326,15 @@ class _Search:
 
     def replay_regressions(self) -> None:
         """Replay every corpus file for this target; the ones that still fail are findings."""
-        if self.config.regressions is None:
-            return
-        for path, record in corpus.entries(self.config.regressions, self.spec):
-            self._check_stop()
-            replay = corpus.replay(self.target, path, record, self.config.example_timeout_s)
+        for replay, finding in replay_corpus(self.target, self.spec, self.config, self.stop_requested):
             self.result.regressions.append(replay)
-            if replay.violation is not None:
-                self._add(Finding(record, replay.run, replay.violation, path=path, source="regression"))
+            if finding is not None:
+                self._add(finding)
 
     def run(self) -> None:
         """Search in rounds, one per distinct invariant found, until a limit is reached."""
         result = self.result
+        self.search_started = time.monotonic()
         round_index = 0
         while len(self.found) < self.config.max_failures:
             self._check_stop()
@@ -328,151 +352,145 @@ class _Search:
         result.stopped_by = "max-failures"
 
     def _round(self, round_index: int) -> str | None:
-        """One Hypothesis run; returns why the search is over, or None to search on."""
+        """Search with this round's seed until an invariant not yet found breaks (None: search on in a
+        new round that masks it) or a limit is reached (the reason)."""
         result = self.result
         masked = frozenset(self.found)
-        round_start = result.examples
-        cap = min(self.max_examples - result.examples, ROUND_EXAMPLES)
-        best: list[tuple[Schedule, Violation]] = []
-        detected: list[float] = []  # seconds into the campaign, and examples, at the first violation
-        hung: list[tuple[Schedule, Run, Violation]] = []
-        grace_deadline = self.deadline + SHRINK_GRACE_S if self.deadline is not None else None
-
-        def prop(schedule: Schedule) -> None:
-            if self.stop_requested():
-                raise KeyboardInterrupt
-            searching = not best
-            if best:
-                if grace_deadline is not None and time.monotonic() > grace_deadline:
-                    raise _SearchOver("budget")
-                result.shrink_runs += 1
-            else:
-                if result.examples >= self.max_examples:
-                    raise _SearchOver("max-examples")
-                if self.deadline is not None and time.monotonic() > self.deadline:
-                    raise _SearchOver("budget")
-                result.examples += 1
-            try:
-                run, violations = self._judge(schedule)
-                if violations and violations[0].invariant == HANG:
-                    if HANG not in masked:
-                        hung.append((schedule, run, violations[0]))
-                        raise _HangFound
-                    return
-                if not best and len(run.trace) >= DETERMINISM_MIN_EVENTS:
-                    self.eventful += 1
-                    if _spot_check(self.eventful):
-                        self._check_deterministic(schedule, run)
-            except HarnessError as exc:
-                raise _Abort(exc) from None
-            if self.on_example is not None:
-                self.on_example(result)
-            if searching and self.on_run is not None:
-                self.on_run(schedule, run)
-            # The first invariant found is pinned: shrinking keeps to schedules that break it,
-            # rather than drifting to whichever invariant a smaller schedule happens to break.
-            pinned = best[0][1].invariant if best else None
-            for violation in violations:
-                if violation.invariant not in masked and pinned in (None, violation.invariant):
-                    if not best:
-                        detected[:] = [time.monotonic() - self.started, result.examples]
-                    if not best or _size(schedule) <= _size(best[0][0]):
-                        best[:] = [(schedule, violation)]
-                    result.shrinking = True
-                    raise _ViolationFound(violation)
-
-        # The seed goes on the bare property, under @given: applied outside, hypothesis.seed()
-        # also switches the example database off, and a campaign wants both.
-        test = settings(
-            max_examples=max(cap, 1),
-            deadline=None,
-            database=_database(self.config.database, self.spec, masked),
-            verbosity=Verbosity.quiet,
-            suppress_health_check=list(HealthCheck),
-            report_multiple_bugs=False,
-            phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink),
-        )(given(schedules(self.menu))(hypothesis_seed(result.seed + round_index)(prop)))
-        outcome: str | None = None
-        interrupted = False
-        hypothesis_shrunk = True
-        try:
-            with without_local_constants():  # the same seed gives the same search in any process
-                test()
+        database = _database(self.config.database, self.spec, masked)
+        saved = _saved(database)
+        examples = Examples(self.menu, round_seed(result.seed, round_index), self.config.strategy, self.config.pct_depth)
+        while True:
+            self._check_stop()
             if result.examples >= self.max_examples:
-                outcome = "max-examples"
-            elif result.examples - round_start < cap:
-                outcome = "exhausted"  # Hypothesis ran out of new schedules to try
-            # else: this round's share is done; the next round searches on from a fresh seed.
-        except _ViolationFound:
-            pass
-        except _SearchOver as over:
-            outcome = over.reason
-            hypothesis_shrunk = not best
-        except _Abort as abort:
-            raise abort.error from None
-        except _HangFound:
-            # A schedule hung (maybe while shrinking another failure, which is then saved as it is).
-            hypothesis_shrunk = False
-        except KeyboardInterrupt:
-            interrupted = True
-        except Flaky:
-            raise self._flaky(best[0][0] if best else None) from None
-        result.shrinking = False
-        if hung:
-            self._add(self._save_hang(*hung[0]))
-        if best:
-            schedule, violation = best[0]
-            finding, cut_short = self._confirm(schedule, violation, shrink=not interrupted and not hung)
-            finding.detected_after_s, finding.examples_to_detect = detected[0], int(detected[1])
-            finding.shrink_s = time.monotonic() - self.started - detected[0]
-            finding.shrunk = finding.shrunk and hypothesis_shrunk and not interrupted
-            if finding.shrunk and self.config.save_regressions and self.config.regressions is not None:
-                finding.regression_path = corpus.add(finding.record, self.config.regressions)
-            self._add(finding)
-            interrupted = interrupted or cut_short
-        if interrupted:
+                return "max-examples"
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                return "budget"
+            entry = saved.pop(0) if saved else None
+            schedule = entry[1] if entry is not None else next(examples)
+            result.examples += 1
+            broken = self._try(schedule, masked, examples.feedback if entry is None else None)
+            if broken is not None:
+                return self._report(schedule, *broken, database)
+            if entry is not None and database is not None:
+                database.delete(SAVED_KEY, entry[0])  # it passes now: fixed since it was saved
+
+    def _try(
+        self, schedule: Schedule, masked: frozenset[str], feedback: Callable[[Run], None] | None
+    ) -> tuple[Run, Violation] | None:
+        """Run one search example; the run and the first violation of an invariant not masked, if any."""
+        run, violations = self._judge(schedule)
+        if feedback is not None:
+            feedback(run)
+        if violations and violations[0].invariant == HANG:
+            return (run, violations[0]) if HANG not in masked else None
+        if len(run.trace) >= DETERMINISM_MIN_EVENTS:
+            self.eventful += 1
+            if _spot_check(self.eventful):
+                self._check_deterministic(schedule, run)
+        if self.on_example is not None:
+            self.on_example(self.result)
+        if self.on_run is not None:
+            self.on_run(schedule, run)
+        for violation in violations:
+            if violation.invariant not in masked:
+                return run, violation
+        return None
+
+    def _report(self, schedule: Schedule, run: Run, violation: Violation, database: ExampleDatabase | None) -> str | None:
+        """Shrink (except a hang), save and report a failure the search just found."""
+        detected = self._detected()
+        if violation.invariant == HANG:
+            # Not shrunk: each try would cost the full wall-clock limit.
+            finding, outcome = self._save_hang(schedule, run, violation), None
+        else:
+            # The schedule as found, before shrinking: its many operations show a nondeterministic
+            # target far more surely than a minimal one, whose two replays may agree by chance.
+            self._check_deterministic(schedule, run)
+            self.result.shrinking = True
+            if self.on_example is not None:
+                self.on_example(self.result)
+            try:
+                finding, outcome = self._confirm(schedule, violation)
+            finally:
+                self.result.shrinking = False
+        self._timed(finding, detected)
+        keep_regression(finding, self.config)
+        if database is not None:
+            database.save(SAVED_KEY, _encoded(finding.record.schedule))
+        self._add(finding)
+        if outcome == "interrupt":
             raise KeyboardInterrupt
-        if best or hung:
-            # A failure was saved: search on for other invariants, unless the shrink grace ran out.
-            return "budget" if outcome == "budget" else None
         return outcome
 
-    def _confirm(self, schedule: Schedule, found: Violation, shrink: bool) -> tuple[Finding, bool]:
-        """Finish shrinking, replay the schedule twice, check the traces agree, and save it.
+    def _confirm(self, schedule: Schedule, found: Violation) -> tuple[Finding, str | None]:
+        """Shrink the schedule, replay it twice, check the traces agree, and save it.
 
-        Returns the finding and whether a stop request cut the shrinking short
-        (the smallest failing schedule reached is kept).
+        Returns the finding and what cut shrinking short, if anything:
+        ``"interrupt"`` (a stop request) or ``"budget"`` (the shrink grace past
+        the wall-clock budget ran out); the smallest failing schedule reached
+        is kept. Shrinking keeps to the invariant found first, never trading
+        it for another that a smaller schedule happens to break.
         """
         smallest = [schedule]
-        cut_short = False
+        grace = self.deadline + SHRINK_GRACE_S if self.deadline is not None else None
 
-        def still_fails(candidate: Schedule) -> bool:
+        def spend() -> None:
+            """Count one shrink run, unless a stop request or the end of the grace ends shrinking."""
             if self.stop_requested():
                 raise KeyboardInterrupt
+            if grace is not None and time.monotonic() > grace:
+                raise _GraceOver
             self.result.shrink_runs += 1
+            if self.on_example is not None:
+                self.on_example(self.result)
+
+        def still_fails(candidate: Schedule) -> bool:
+            spend()
             fails = any(v.invariant == found.invariant for v in self._judge(candidate)[1])
             if fails:
                 smallest[0] = candidate
             return fails
 
+        def measure(candidate: Schedule) -> int | None:
+            spend()
+            run, violations = self._judge(candidate)
+            return len(run.trace) if any(v.invariant == found.invariant for v in violations) else None
+
+        outcome: str | None = None
         needs: tuple[str, ...] = ()
-        if shrink:
-            try:
-                schedule = shrink_schedule(schedule, still_fails)
-                schedule, needs = tame_clock(schedule, still_fails)
-            except KeyboardInterrupt:
-                schedule, cut_short = smallest[0], True
+        try:
+            schedule = shrink_schedule(schedule, still_fails)
+            schedule = stop_earlier(schedule, measure)
+            schedule, needs = tame_clock(schedule, still_fails)
+        except KeyboardInterrupt:
+            schedule, outcome = smallest[0], "interrupt"
+        except _GraceOver:
+            schedule, outcome = smallest[0], "budget"
         first, violations = self._judge(schedule)
         self._check_deterministic(schedule, first)
         same = [v for v in violations if v.invariant == found.invariant]
-        violation = same[0] if same else found
-        if needs and same:
-            violation = replace(violation, message=violation.message + needs_note(needs))
-        record = FailureRecord.of_run(self.spec, first, violation, self.result.seed)
+        if not same:
+            raise NondeterministicTarget(
+                f"target {self.spec!r} is nondeterministic: a schedule that broke {found.invariant} passed when "
+                f"run again with the same trace; {NONDETERMINISTIC_FIX}"
+            )
+        if needs:
+            same[0] = replace(same[0], message=same[0].message + needs_note(needs))
+        record = FailureRecord.of_run(self.spec, first, same[0], self.result.seed)
         path = failure_file.save(record, Path(self.config.report_dir) / "failures")
-        finding = Finding(record=record, run=first, violation=violation, path=path, shrunk=shrink and not cut_short)
-        return finding, cut_short
+        finding = Finding(record=record, run=first, violation=same[0], path=path, shrunk=outcome is None)
+        return finding, outcome
 
+    def _detected(self) -> list[float]:
+        """Search seconds so far, examples so far, and now: what a finding records of its detection."""
+        now = time.monotonic()
+        return [now - self.search_started - self.shrinking_s, self.result.examples, now]
+
+    def _timed(self, finding: Finding, detected: list[float]) -> None:
+        """Note when ``finding`` was first seen and how long it took since; that time is not search time."""
+        finding.detected_after_s, finding.examples_to_detect = detected[0], int(detected[1])
+        finding.shrink_s = time.monotonic() - detected[2]
+        self.shrinking_s += finding.shrink_s
 
     def _judge(self, schedule: Schedule) -> tuple[Run, list[Violation]]:
         return judge(self.target, schedule, self.config.example_timeout_s)
@@ -487,19 +505,6 @@ class _Search:
                 f"first differing at {where}; {NONDETERMINISTIC_FIX}"
             )
 
-    def _flaky(self, schedule: Schedule | None) -> NondeterministicTarget:
-        """The error for a failure Hypothesis could not reproduce, with the divergence when a rerun shows it."""
-        if schedule is not None:
-            first, _ = self._judge(schedule)
-            try:
-                self._check_deterministic(schedule, first)
-            except NondeterministicTarget as exc:
-                return exc
-        return NondeterministicTarget(
-            f"target {self.spec!r} is nondeterministic: a schedule that broke an invariant passed when "
-            f"Hypothesis ran it again; {NONDETERMINISTIC_FIX}"
-        )
-
     def _save_hang(self, schedule: Schedule, run: Run, violation: Violation) -> Finding:
         """Save a schedule that hung, cut after the step that hung (the later steps never ran)."""
         step = hung_at(run)
@@ -507,10 +512,7 @@ class _Search:
             schedule = replace(schedule, ops=schedule.ops[: step + 1])
         record = FailureRecord.of_run(self.spec, run, violation, self.result.seed, schedule=schedule)
         path = failure_file.save(record, Path(self.config.report_dir) / "failures")
-        finding = Finding(record=record, run=run, violation=violation, path=path, shrunk=False)
-        if self.config.save_regressions and self.config.regressions is not None:
-            finding.regression_path = corpus.add(record, self.config.regressions)
-        return finding
+        return Finding(record=record, run=run, violation=violation, path=path, shrunk=False)
 
 
 def _spot_check(eventful: int) -> bool:
@@ -518,8 +520,25 @@ def _spot_check(eventful: int) -> bool:
     return eventful in (1, 3, 10) or eventful % DETERMINISM_EVERY == 0
 
 
-def _size(schedule: Schedule) -> tuple[int, int]:
-    return (len(schedule.ops), schedule.end_ms)
+def _saved(database: ExampleDatabase | None) -> list[tuple[bytes, Schedule]]:
+    """The failing schedules earlier campaigns saved in ``database``, to be tried first.
+
+    Entries are schedule JSON (never pickle). One that is not a valid
+    schedule (written by another program, or by a later harness) is skipped.
+    """
+    if database is None:
+        return []
+    found = []
+    for value in sorted(database.fetch(SAVED_KEY)):
+        try:
+            found.append((value, Schedule.from_json(json.loads(value))))
+        except (ValueError, RecursionError):  # JSON or schedule errors
+            continue
+    return found
+
+
+def _encoded(schedule: Schedule) -> bytes:
+    return json.dumps(schedule.to_json(), sort_keys=True, separators=(",", ":")).encode()
 
 
 def _database(location: str | None, target_spec: str, masked: frozenset[str]) -> ExampleDatabase | None:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from . import corpus, failure_file
+from . import corpus, failure_file, supervise
 from . import database as example_database
 from .campaign import (
     DEFAULT_MAX_EXAMPLES,
@@ -29,10 +29,11 @@ from .campaign import (
     Finding,
     NondeterministicTarget,
     new_seed,
-    run_campaign,
 )
 from .errors import HarnessError, UsageError
-from .files import write_atomic
+from .files import directory_problem, writable_problem, write_atomic
+from .generate import DEFAULT_DEPTH, DEFAULT_STRATEGY, STRATEGIES
+from .schedule import MAX_DEPTH
 from .junit import junit_from_summary, write_junit
 from .merge import merge_files
 from .options import parse_count, parse_seconds, parse_seed
@@ -49,7 +50,7 @@ from .shard import MAX_WORKERS, Shard
 from .signals import StopSignals
 from .summary import exit_code, summarize, write_json
 from .target import Target, load_target
-from .timeline import render_schedule, render_trace
+from .timeline import CONTEXT, FULL_TRACE_HINT, render_schedule, render_trace
 from .trace import one_line
 from .verdict import NONDETERMINISTIC_FIX, UNFINISHED, divergence
 from .verdict import replay as replay_record
@@ -57,6 +58,8 @@ from .watchdog import DEFAULT_TIMEOUT_S
 from .workers import WorkerReport, cpu_count, run_workers, worker_reports
 
 EXIT_CLEAN, EXIT_VIOLATION, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+#: Exit code when standard output was closed by its reader: 128 + SIGPIPE, as the shell reports a writer it killed.
+EXIT_BROKEN_PIPE = 141
 
 #: The example database directory unless --database or --no-database (or --seed) says otherwise.
 DEFAULT_DATABASE = ".hypothesis/harness"
@@ -128,6 +131,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="campaign seed: the same seed and target give the same first failure; without it one is chosen "
         "and printed. A seeded campaign uses no example database unless --database is given",
+    )
+    fuzz.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default=DEFAULT_STRATEGY,
+        help=f"how the search draws schedules: random bytes, swarm (each example uses a random part of the menu), "
+        f"guided (mutates schedules that reached new trace features), pct (same-instant calls in PCT order), "
+        f"or mixed, all four (default {DEFAULT_STRATEGY})",
+    )
+    fuzz.add_argument(
+        "--pct-depth",
+        type=int,
+        choices=range(1, MAX_DEPTH + 1),
+        metavar="D",
+        default=DEFAULT_DEPTH,
+        help=f"the bug depth the pct strategy aims at: D - 1 priority change points (1 to {MAX_DEPTH}, "
+        f"default {DEFAULT_DEPTH})",
     )
     fuzz.add_argument("--report-dir", metavar="DIR", default="reports", help="where failures/<id>.json are written (default reports)")
     scale = fuzz.add_argument_group("scaling (see 'Scaling' in the README)")
@@ -232,10 +252,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("harness: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (harness list | head -2): stop quietly, as a command killed by SIGPIPE would.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except Exception:
         print("harness: internal error (a bug in the harness, please report it):", file=sys.stderr)
         traceback.print_exc()
         return EXIT_INTERNAL
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so that flushing it at exit does not raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _cmd_fuzz(args: argparse.Namespace) -> int:
@@ -245,8 +279,8 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
             _check_writable(option, path)
     _check_directory("--report-dir", config.report_dir)
     if config.regressions is not None:
-        _check_directory("--regressions", config.regressions)
-    if config.database is not None:
+        _check_directory("--regressions", config.regressions, writes=config.save_regressions)
+    if config.database is not None and not example_database.is_redis(config.database):
         _check_directory("--database", config.database)
     measure = args.coverage if args.coverage is not None else args.html
     # Coverage starts before the target is imported, so that its import-time lines count.
@@ -275,28 +309,19 @@ def _fuzz(args: argparse.Namespace, config: CampaignConfig, probe: CoverageProbe
     # Signals stay handled until the reports are written: a second one still aborts at once.
     with StopSignals() as stop:
         try:
-            if args.workers == 1 and args.shard is None:
-                result = run_campaign(
-                    target,
-                    args.target,
-                    config,
-                    on_example=progress,
-                    on_finding=on_finding,
-                    stop_requested=stop.requested,
-                    on_run=tally,
-                )
-            else:
-                result = run_workers(
-                    target,
-                    args.target,
-                    config,
-                    args.workers,
-                    args.shard,
-                    on_example=progress,
-                    on_finding=on_finding,
-                    on_crash=on_crash,
-                    stop_requested=stop.requested,
-                )
+            # One worker, one shard runs in this process: the same path as ``run_campaign``.
+            result = run_workers(
+                target,
+                args.target,
+                config,
+                args.workers,
+                args.shard,
+                on_example=progress,
+                on_finding=on_finding,
+                on_crash=on_crash,
+                stop_requested=stop.requested,
+                exercised=tally,
+            )
         except HarnessError as exc:
             # A target error stopped the campaign: report what was found before it, then the error (exit 2).
             progress.clear()
@@ -349,6 +374,8 @@ def _fuzz_config(args: argparse.Namespace) -> CampaignConfig:
         regressions=None if args.no_regressions else args.regressions,
         save_regressions=args.save_regression,
         example_timeout_s=args.example_timeout,
+        strategy=args.strategy,
+        pct_depth=args.pct_depth,
     )
 
 
@@ -370,25 +397,22 @@ def _describe_config(config: CampaignConfig) -> str:
 
 def _check_writable(option: str, path: str) -> None:
     """Fail before the campaign, not after it, when a report cannot be written."""
-    target = Path(path)
-    if target.is_dir():
-        raise UsageError(f"{option} {path!r} is a directory; give a file name such as reports/summary.json")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"{option} {path!r}: cannot create its directory ({exc.strerror}); choose another path") from None
-    if not os.access(target.parent, os.W_OK):
-        raise UsageError(f"{option} {path!r}: its directory is not writable; choose another path")
+    problem = writable_problem(path)
+    if problem is not None:
+        raise UsageError(f"{option} {path!r}: {problem}; choose another path")
 
 
-def _check_directory(option: str, path: str) -> None:
-    """Fail before the campaign when a directory it writes into is a file (it is created when missing)."""
+def _check_directory(option: str, path: str, writes: bool = True) -> None:
+    """Fail before the campaign when a directory it writes into is a file or cannot be written (it is created when missing)."""
     try:
         exists, is_dir = os.path.exists(path), os.path.isdir(path)
     except ValueError:  # a NUL in the path
         exists, is_dir = True, False
     if not path or (exists and not is_dir):
         raise UsageError(f"{option} {path!r} is not a directory; give a directory such as reports")
+    problem = directory_problem(path) if writes else None
+    if problem is not None:
+        raise UsageError(f"{option} {path!r}: cannot write into it ({problem}); choose a writable directory")
 
 
 def _write_reports(
@@ -429,20 +453,24 @@ def _print_finding(finding: Finding) -> None:
     """A failure as soon as it is saved: the message, the schedule, the marked trace, the replay line."""
     violation = finding.violation
     if finding.source == "regression":
-        print(f"\nFAIL {violation.invariant} (regression {finding.path} still fails): {violation.message}\n")
+        print(
+            f"\nFAIL {one_line(violation.invariant)} (regression {one_line(str(finding.path))} still fails): "
+            f"{one_line(violation.message)}\n"
+        )
         print(render_schedule(finding.record.schedule))
     else:
-        print(f"\nFAIL {violation.invariant}: {violation.message}\n")
+        print(f"\nFAIL {one_line(violation.invariant)}: {one_line(violation.message)}\n")
         if finding.shrunk:
             print("minimal " + render_schedule(finding.record.schedule))
         elif violation.invariant in UNFINISHED:
             print("the schedule that did not finish, cut after the step it stopped in (not shrunk):")
             print(render_schedule(finding.record.schedule))
         else:
-            print("interrupted before shrinking finished; this schedule fails but may not be minimal:")
+            print("shrinking was cut short (by the budget or an interrupt); this schedule fails but may not be minimal:")
             print(render_schedule(finding.record.schedule))
     print("\ntrace (>> marks the events that break the invariant):")
-    print(render_trace(finding.run.trace, violation.events))
+    hint = f"the full trace: harness show {shlex.quote(str(finding.path))}" if finding.path is not None else FULL_TRACE_HINT
+    print(render_trace(finding.run.trace, violation.events, around=CONTEXT, hint=hint))
     if finding.path is not None:
         if finding.source != "regression":
             print(f"\nsaved: {finding.path}")
@@ -464,7 +492,7 @@ def _print_regressions(result: CampaignResult, config: CampaignConfig) -> None:
             f"{failing} still fail, {len(result.regressions) - failing} fixed"
         )
         for replay in result.regressions:
-            print(f"  {replay.status:<5}  {replay.path}  ({replay.record.invariant})")
+            print(f"  {replay.status:<5}  {one_line(str(replay.path))}  ({one_line(replay.record.invariant)})")
     if config.save_regressions:
         for finding in result.findings:
             if finding.source == "fuzz" and finding.regression_path is None:
@@ -494,19 +522,19 @@ def _cmd_merge(args: argparse.Namespace) -> int:
             _check_writable(option, path)
     merged, notes = merge_files(args.summaries)
     for note in notes:
-        print(f"harness: note: {note}", file=sys.stderr)
+        print(f"harness: note: {one_line(note)}", file=sys.stderr)
     shards = [entry["shard"] for entry in merged["merged"] if entry["shard"]]
     print(
-        f"harness: merged {len(merged['merged'])} summaries of {merged['target']}"
+        f"harness: merged {len(merged['merged'])} summaries of {one_line(merged['target'])}"
         + (f" (shards {', '.join(shards)}; seed {merged['seed']})" if shards else "")
     )
     for failure in merged["failures"]:
-        print(f"\nFAIL {failure['invariant']}: {failure['message']}")
+        print(f"\nFAIL {one_line(failure['invariant'])}: {one_line(failure['message'])}")
         if failure["replay"]:
-            print(f"replay: {failure['replay']}")
+            print(f"replay: {one_line(failure['replay'])}")
     for worker in merged["workers"]:
         if worker["crashed"]:
-            print(f"\na worker crashed with {worker['crashed']} (seed {worker['seed']})")
+            print(f"\na worker crashed with {one_line(str(worker['crashed']))} (seed {worker['seed']})")
     count = len(merged["failures"])
     verdict = f"{count} failure{'' if count == 1 else 's'}" if count else "no violations"
     print(
@@ -531,7 +559,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     failing = failing or [v for v in violations if v.invariant in UNFINISHED]
     print(render_schedule(record.schedule))
     print()
-    print(render_trace(run.trace, failing[0].events if failing else ()))
+    hint = f"the full trace: harness show {shlex.quote(args.file)}"
+    print(render_trace(run.trace, failing[0].events if failing else (), around=CONTEXT, hint=hint))
     print()
     saved = [event.line() for event in record.trace]
     changed = run.trace.digest() != record.trace_hash
@@ -548,7 +577,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     if not failing:
         print(f"no longer fails: {one_line(record.invariant)} holds on this schedule (it failed with: {message})")
         return EXIT_CLEAN
-    print(f"FAIL {failing[0].invariant}: {failing[0].message}")
+    print(f"FAIL {one_line(failing[0].invariant)}: {one_line(failing[0].message)}")
     if failing[0].invariant != record.invariant:
         print(f"(the file records {one_line(record.invariant)}: {message})")
     if not changed:
@@ -574,7 +603,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     summary, views, notes = load_inputs(args.files)
     for note in notes:
-        print(f"harness: note: {note}", file=sys.stderr)
+        print(f"harness: note: {one_line(note)}", file=sys.stderr)
     print(f"html: {write_report(args.output, summary, views, notes)}")
     return EXIT_CLEAN
 
@@ -601,7 +630,11 @@ def console() -> None:
     from twisted.logger import globalLogBeginner
 
     globalLogBeginner.beginLoggingTo([], discardBuffer=True, redirectStandardIO=False)
-    sys.exit(main())
+    argv = sys.argv[1:]
+    if argv[:1] in (["fuzz"], ["replay"]) and supervise.available():
+        # The target runs in a child; this process exits 0 only if that child finished (harness.supervise).
+        sys.exit(supervise.supervise(lambda: main(argv), f"'harness {argv[0]}'"))
+    sys.exit(main(argv))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 Differences from ``task.Clock``, each one a fault real reactors have:
 
 * **Ties.** Calls due at the same instant run in a seeded order: ``fifo``
-  (insertion, what ``task.Clock`` does), ``lifo`` or ``shuffle``. A real
-  reactor keeps a heap and promises no order.
+  (insertion, what ``task.Clock`` does), ``lifo``, ``shuffle`` or ``pct``
+  (random priorities with ``depth - 1`` change points, as PCT schedules
+  threads). A real reactor keeps a heap and promises no order.
 * **Rounds.** As in ``ReactorBase.runUntilCurrent``, a call scheduled (or
   reset, or delayed) while due calls run, ``callLater(0, ...)`` re-entrantly
   for instance, runs in a later round of the same wake, never ahead of calls
@@ -50,7 +51,7 @@ from twisted.internet.base import DelayedCall
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from zope.interface import implementer
 
-from .schedule import TIE_BREAKS
+from .schedule import ORDERS
 
 if TYPE_CHECKING:
     from .schedule import ClockPolicy
@@ -78,7 +79,7 @@ class Livelock(Exception):
 
 
 class _FaultDelayedCall(DelayedCall):
-    """A DelayedCall due at integer microseconds ``due_us``, with a tie-break key.
+    """A DelayedCall due at integer microseconds ``due_us``, with a tie-break key and its number ``seq`` (1, 2...).
 
     ``late_us`` is how late the reactor wakes when this is the call it wakes
     for; it never changes the order calls run in.
@@ -93,6 +94,7 @@ class _FaultDelayedCall(DelayedCall):
     late_us: int = 0
     key: float = 0.0
     stamp: int = 0
+    seq: int = 0
     clock: FaultClock
 
     @property  # type: ignore[override]
@@ -153,9 +155,10 @@ class FaultClock(task.Clock):
         on_escape: Callable[[DelayedCall, BaseException], None] | None = None,
         jitter: float = 0.0,
         step: float = 0.0,
+        depth: int = 3,
     ) -> None:
-        if tie_break not in TIE_BREAKS:
-            raise ValueError(f"tie_break must be one of {', '.join(TIE_BREAKS)}, got {tie_break!r}")
+        if tie_break not in ORDERS:
+            raise ValueError(f"tie_break must be one of {', '.join(ORDERS)}, got {tie_break!r}")
         self.now_us = 0
         super().__init__()
         self.skew_us = 0
@@ -166,7 +169,11 @@ class FaultClock(task.Clock):
         self._rng = random.Random(seed)
         self._lateness = random.Random(f"lateness:{seed}")
         self._seq = 0
+        # pct: the calls (by creation number) whose priority drops below every other's at a change point.
+        self._changes = _change_points(self._rng, depth) if tie_break == "pct" else {}
         self.on_escape = on_escape
+        #: Told ``("set" | "fire" | "cancel", call)`` for every delayed call, when set (the runner's timer events).
+        self.on_timer: Callable[[str, _FaultDelayedCall], None] | None = None
         self.created: list[DelayedCall] = []
         self.fired = 0
         self.drift = 0.0
@@ -174,7 +181,7 @@ class FaultClock(task.Clock):
     @classmethod
     def for_policy(cls, policy: ClockPolicy) -> FaultClock:
         """The clock a schedule's ``ClockPolicy`` describes."""
-        clock = cls(policy.tie_break, policy.seed)
+        clock = cls(policy.tie_break, policy.seed, depth=policy.depth)
         clock.jitter_us = policy.jitter_ms * 1000
         clock.step_us = policy.step_ms * 1000
         return clock
@@ -213,16 +220,21 @@ class FaultClock(task.Clock):
         call = _FaultDelayedCall(0.0, callable, args, kw, self._disarm, _no_reset, self.monotonic)
         call.clock = self
         self._seq += 1
+        call.seq = self._seq
         if self.tie_break == "fifo":
             call.key = self._seq
         elif self.tie_break == "lifo":
             call.key = -self._seq
+        elif self._seq in self._changes:
+            call.key = self._changes[self._seq]
         else:
             call.key = self._rng.random()
         if self.jitter_us:
             call.late_us = self._lateness.randint(0, self.jitter_us)
         self._arm(call, self.now_us + max(to_us(delay), 0))
         self.created.append(call)
+        if self.on_timer is not None:
+            self.on_timer("set", call)
         return call
 
     calls: list[_FaultDelayedCall]  # type: ignore[assignment]
@@ -247,6 +259,8 @@ class FaultClock(task.Clock):
     def _disarm(self, call: DelayedCall) -> None:
         """A pending call is cancelled (Twisted marks it cancelled right after)."""
         self.calls.remove(call)  # type: ignore[arg-type]
+        if self.on_timer is not None:
+            self.on_timer("cancel", call)  # type: ignore[arg-type]
 
     def _fire(self, call: _FaultDelayedCall) -> None:
         """Run one due call; an exception it raises goes to ``on_escape``."""
@@ -254,6 +268,8 @@ class FaultClock(task.Clock):
         call.called = 1
         self.fired += 1
         self.drift += drift_step((self.now_us + self.skew_us) / MICRO)
+        if self.on_timer is not None:
+            self.on_timer("fire", call)
         try:
             call.func(*call.args, **call.kw)
         except Exception as exc:  # a reactor logs and goes on
@@ -355,6 +371,24 @@ def drift_step(reading: float) -> float:
 
 def _no_reset(call: DelayedCall) -> None:
     """The resetter Twisted's DelayedCall is given; ours reschedules through ``FaultClock._rearm``."""
+
+
+#: The calls among which ``pct`` places its change points (PCT's k, the steps of a run).
+PCT_HORIZON = 64
+
+
+def _change_points(rng: random.Random, depth: int) -> dict[int, float]:
+    """PCT's ``depth - 1`` priority change points: creation numbers mapped to their low priorities.
+
+    Every other call gets a random priority in [0, 1); the i-th change point's
+    call gets 1 + i, so at its instant it runs after every other call due then
+    (the later change point lower still), as PCT lowers the running thread's
+    priority below all others at each change point. A bug that needs ``depth``
+    ordering constraints is then hit with probability at least about
+    1 / (n * k^(depth - 1)) per run, for n calls due together, not 1 / n!.
+    """
+    points = rng.sample(range(1, PCT_HORIZON + 1), depth - 1)
+    return {point: 1.0 + index for index, point in enumerate(points)}
 
 
 def _order(call: _FaultDelayedCall) -> tuple[int, float]:

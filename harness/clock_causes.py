@@ -32,7 +32,7 @@ _FAULTS: tuple[tuple[Callable[[ClockPolicy], bool], Callable[[ClockPolicy], Cloc
     (
         lambda p: p.tie_break != "fifo",
         lambda p: replace(p, tie_break="fifo", seed=0 if p.jitter_ms == 0 else p.seed),
-        lambda p: f"calls due at the same instant run {p.tie_break}",
+        lambda p: f"calls due at the same instant run in {p.tie_break} order",
     ),
 )
 

@@ -14,6 +14,18 @@ Exception`` in the target does not hide it); the runner turns it into a
 restored when the run ends, however it ends. Calls from other threads pass
 through untouched.
 
+The process is guarded the same way: ``os._exit`` (a subject must never
+exit the process) and ``os.fork`` (a forked child would go on to run the
+campaign's own code) are refused too. A name bound at import
+(``from time import sleep``, ``from os import _exit``) is the same function
+under another name: every module's global that holds one of the refused
+functions is patched for the run as well (the modules are scanned again
+only when new ones were imported). A run that moved the working directory
+or changed a signal handler (``os.chdir``, ``signal(SIGINT, SIG_IGN)``) has
+both put back when it ends; a process forked out of a run anyway (by C
+code) exits the moment it reaches the guard again, so a child never runs
+the campaign's code.
+
 Importing ``twisted.internet.reactor`` installs the default reactor if none
 is installed yet; the guard does that on the first run, after the target's
 module was imported, so a target that installs a reactor of its own at
@@ -22,6 +34,9 @@ import time keeps it.
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -52,6 +67,50 @@ TIME_FUNCTIONS: dict[str, str] = {
 }
 
 
+#: Functions of the process a run must not call, wherever they are bound, and the fix for each.
+PROCESS_FUNCTIONS: dict[str, tuple[Callable[..., Any], str]] = {
+    "time.sleep": (time.sleep, TIME_FUNCTIONS["sleep"]),
+    "os._exit": (os._exit, "a subject must never exit the process: raise an exception or return a failed Deferred"),
+    "os.fork": (os.fork, "a subject must not fork: the child would run the harness's campaign; give it a fake"),
+}
+
+#: Signals whose handlers a run may not keep changed (SIGALRM belongs to the watchdog).
+RESTORED_SIGNALS: tuple[signal.Signals, ...] = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGPIPE", "SIGCHLD")
+    if hasattr(signal, name)
+)
+
+#: Where the refused functions are bound: (module dict, name, label); rebuilt when modules are imported.
+_sites: list[tuple[dict[str, Any], str, str]] = []
+_scanned_modules = -1
+
+
+def _binding_sites() -> list[tuple[dict[str, Any], str, str]]:
+    """Every module global bound to a refused process function (``time.sleep``, ``from time import sleep``...)."""
+    global _scanned_modules
+    if len(sys.modules) == _scanned_modules:
+        return _sites
+    by_id = {id(function): label for label, (function, _) in PROCESS_FUNCTIONS.items()}
+    found: list[tuple[dict[str, Any], str, str]] = []
+    for name, module in list(sys.modules.items()):
+        if name == __name__:
+            continue
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(namespace, dict):
+            continue
+        try:
+            items = list(namespace.items())
+        except RuntimeError:  # changed by another thread while read
+            continue
+        for key, value in items:
+            label = by_id.get(id(value))
+            if label is not None and isinstance(key, str):
+                found.append((namespace, key, label))
+    _sites[:] = found
+    _scanned_modules = len(sys.modules)
+    return _sites
+
+
 class Escaped(BaseException):
     """Raised in the target's code when it calls the global reactor or sleeps for real during a run."""
 
@@ -68,16 +127,23 @@ class EscapeGuard:
         self.escaped: str | None = None
         self.explanation = ""
         self._thread = threading.get_ident()
+        self._pid = os.getpid()
+        self._streams: dict[str, Any] = {}
         self._restore: list[Callable[[], None]] = []
 
     def __enter__(self) -> EscapeGuard:
         self._thread = threading.get_ident()
+        self._pid = os.getpid()
+        self._streams = {"stdout": sys.stdout, "stderr": sys.stderr}
         try:
+            self._keep_process_state()
             reactor = _global_reactor()
             for name, fix in REACTOR_METHODS.items():
                 self._patch(reactor, name, f"reactor.{name}", fix)
             for name, fix in TIME_FUNCTIONS.items():
                 self._patch(time, name, f"time.{name}", fix)
+            for namespace, key, label in _binding_sites():
+                self._patch_global(namespace, key, label)
         except BaseException:
             self._undo()
             raise
@@ -86,11 +152,83 @@ class EscapeGuard:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self._leave_if_forked()
         self._undo()
 
     def check(self) -> None:
+        self._leave_if_forked()
         if self.escaped is not None:
             raise Escaped(self.escaped)
+
+    def check_streams(self) -> None:
+        """Raise ``Escaped`` if the run closed or replaced ``sys.stdout`` or ``sys.stderr``; put working ones back.
+
+        The harness prints its report there after the run: a target that closed them would
+        otherwise make the harness fail where it reports the target's failure.
+        """
+        for name, fd in (("stdout", 1), ("stderr", 2)):
+            original = self._streams.get(name)
+            if original is None or (getattr(sys, name) is original and not getattr(original, "closed", False)):
+                continue
+            if getattr(original, "closed", False):
+                original = open(  # noqa: SIM115 - the process's stream, kept open
+                    fd, "w", encoding=getattr(original, "encoding", None) or "utf-8",
+                    errors=getattr(original, "errors", None) or "strict", closefd=False, buffering=1,
+                )
+            setattr(sys, name, original)
+            if self.escaped is None:
+                self.escaped = f"sys.{name}.close" if original is not self._streams[name] else f"sys.{name} = ..."
+                self.explanation = f"a subject must not close or replace sys.{name}: the harness reports through it"
+        self.check()
+
+    def _leave_if_forked(self) -> None:
+        """A process forked out of the run (by code the patches missed) ends here, before any campaign code."""
+        if os.getpid() != self._pid:
+            PROCESS_FUNCTIONS["os._exit"][0](0)
+
+    def _keep_process_state(self) -> None:
+        """Put back, when the run ends, the working directory and the signal handlers the target may change."""
+        try:
+            cwd = os.getcwd()
+        except OSError:
+            cwd = None
+        handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            handlers = {signum: signal.getsignal(signum) for signum in RESTORED_SIGNALS}
+
+        def restore() -> None:
+            for signum, handler in handlers.items():
+                if handler is not None and signal.getsignal(signum) is not handler:
+                    signal.signal(signum, handler)
+            if cwd is not None:
+                try:
+                    if os.getcwd() != cwd:
+                        os.chdir(cwd)
+                except OSError:
+                    os.chdir(cwd)
+
+        self._restore.append(restore)
+
+    def _patch_global(self, namespace: dict[str, Any], key: str, label: str) -> None:
+        original, fix = PROCESS_FUNCTIONS[label]
+        if namespace.get(key) is not original:
+            return
+        guard = self
+
+        def refused(*args: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() != guard._thread or os.getpid() != guard._pid:
+                return original(*args, **kwargs)
+            if guard.escaped is None:
+                guard.escaped, guard.explanation = label, fix
+            raise Escaped(label)
+
+        namespace[key] = refused
+
+        def restore() -> None:
+            if namespace.get(key) is refused:
+                namespace[key] = original
+
+        self._restore.append(restore)
 
     def _patch(self, owner: Any, name: str, label: str, fix: str) -> None:
         original = getattr(owner, name, None)

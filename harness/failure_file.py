@@ -19,16 +19,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import reprlib
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from .errors import FailureFileError
-from .files import write_atomic
+from .files import error_reason, read_bounded, write_atomic
 from .schedule import Schedule, ScheduleError
-from .trace import Event, digest_lines
+from .trace import Event, digest_lines, safe_repr
 
 FORMAT = "harness-failure"
 FORMAT_VERSION = 1
@@ -36,14 +35,14 @@ FORMAT_VERSION = 1
 #: The largest failure file read: far above any the harness writes, far below what would exhaust memory.
 MAX_BYTES = 64 * 1024 * 1024
 
-_SHORT = reprlib.Repr()
-_SHORT.maxstring = _SHORT.maxother = 60
-_SHORT.maxlevel = 3
+#: Trace times, jobs and attempts are 64-bit integers (a run records nothing larger).
+LIMIT_64 = 2**63
 
 
 def short(value: Any) -> str:
     """A bounded one-line repr of untrusted data, for error messages."""
-    return _SHORT.repr(value)
+    text = safe_repr(value, 60)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def valid_target_string(spec: str) -> bool:
@@ -175,6 +174,8 @@ def _parse_trace(value: Any, source: str) -> tuple[Event, ...]:
             or not all(isinstance(v, t) and not isinstance(v, bool) for v, t in zip(item, shape))
         ):
             raise FailureFileError(f"{source}: trace event {short(item)} is not [t_us, kind, job, attempt, detail]")
+        if not all(-LIMIT_64 <= number < LIMIT_64 for number in (item[0], item[2], item[3])):
+            raise FailureFileError(f"{source}: trace event {short(item)} holds a number beyond 64 bits")
         _text(item[1], "trace kind", source)
         _text(item[4], "trace detail", source)
         events.append(Event(*item))
@@ -194,33 +195,14 @@ def save(record: FailureRecord, directory: str | os.PathLike[str]) -> Path:
 def load(path: str | os.PathLike[str]) -> FailureRecord:
     """Read and validate a failure file; any problem is one ``FailureFileError`` line."""
     source = str(path)
-    file = Path(path)
-    try:
-        if not file.exists():
-            raise FailureFileError(f"failure file {source!r} does not exist")
-        if not file.is_file():
-            raise FailureFileError(f"failure file {source!r} is not a regular file")
-        size = file.stat().st_size
-        if size > MAX_BYTES:
-            raise FailureFileError(
-                f"failure file {source!r} is {size} bytes, more than the {MAX_BYTES} a failure file can be; "
-                "it is not one the harness wrote"
-            )
-        text = file.read_text(encoding="utf-8")
-    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or a NUL in the path
-        raise FailureFileError(f"cannot read failure file {source!r}: {_reason(exc)}") from None
+    text = read_bounded(path, MAX_BYTES, "failure file", FailureFileError)
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:  # ValueError: bad JSON, or an integer too long to parse
         raise FailureFileError(
-            f"failure file {source!r} is not valid JSON ({_reason(exc)}); it may be truncated"
+            f"failure file {source!r} is not valid JSON ({error_reason(exc)}); it may be truncated"
         ) from None
     try:
         return FailureRecord.from_json(data, source=f"failure file {source!r}")
     except RecursionError:
         raise FailureFileError(f"failure file {source!r} nests its data too deeply to be a failure file") from None
-
-
-def _reason(exc: BaseException) -> str:
-    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    return " ".join(text.split())[:200]

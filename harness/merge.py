@@ -25,6 +25,7 @@ builds the usual report. The rules:
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -32,13 +33,13 @@ from typing import Any
 
 from .errors import UsageError
 from .failure_file import versions
+from . import summary as summary_file
 from .summary import EXIT_CODES, FORMAT, VERSION
 
-#: Keys a summary must have to be merged (the rest are optional or rebuilt).
-REQUIRED = (
-    "target", "seed", "outcome", "stopped_by", "examples", "shrink_runs", "elapsed_seconds",
-    "limits", "database", "regressions", "failures",
-)
+REQUIRED = summary_file.REQUIRED
+
+#: Missing shards named in a note; the rest are counted.
+MAX_NAMED = 10
 
 #: ``stopped_by`` of a merge: the first of these any input gives.
 _REASON_ORDER = ("interrupt", "error", "crash", "max-failures", "budget", "max-examples", "exhausted")
@@ -46,25 +47,7 @@ _REASON_ORDER = ("interrupt", "error", "crash", "max-failures", "budget", "max-e
 
 def load(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read one summary; anything but a summary this harness can read is a one-line ``UsageError``."""
-    name = str(path)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        raise UsageError(f"summary {name!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read summary {name!r}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"summary {name!r} is not valid JSON ({exc}); it may be truncated") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise UsageError(f"{name!r} is not a harness summary (write one with 'harness fuzz --json FILE')")
-    version = data.get("version")
-    if not isinstance(version, int) or version > VERSION:
-        raise UsageError(f"summary {name!r} has version {version!r}; this harness reads version {VERSION}: upgrade it")
-    missing = [key for key in REQUIRED if key not in data]
-    if missing:
-        raise UsageError(f"summary {name!r} lacks {', '.join(missing)}; it is not a complete harness summary")
-    return data
+    return summary_file.load(path)
 
 
 def merge_files(paths: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
@@ -77,6 +60,7 @@ def merge(inputs: Sequence[tuple[str, dict[str, Any]]]) -> tuple[dict[str, Any],
     if not inputs:
         raise UsageError("merge needs at least one summary")
     notes: list[str] = []
+    _check_distinct(inputs)
     target = _common_target(inputs)
     shard_count = _check_shards(inputs, notes)
     summaries = [summary for _, summary in inputs]
@@ -145,6 +129,16 @@ def merge(inputs: Sequence[tuple[str, dict[str, Any]]]) -> tuple[dict[str, Any],
     return merged, notes
 
 
+def _check_distinct(inputs: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """Refuse the same summary given twice (by another name too): its examples would be counted twice."""
+    seen: dict[str, str] = {}
+    for name, summary in inputs:
+        key = json.dumps(summary, sort_keys=True)
+        if key in seen:
+            raise UsageError(f"{name} and {seen[key]} are the same summary; give each campaign or shard once")
+        seen[key] = name
+
+
 def _common_target(inputs: Sequence[tuple[str, dict[str, Any]]]) -> str:
     name, first = inputs[0]
     for other_name, other in inputs[1:]:
@@ -167,6 +161,8 @@ def _check_shards(inputs: Sequence[tuple[str, dict[str, Any]]], notes: list[str]
     for other_name, other in shards:
         shard = other["shard"]
         label = f"{shard['index']}/{shard['count']}"
+        if not 1 <= shard["index"] <= shard["count"]:
+            raise UsageError(f"{other_name} says it is shard {label}, which cannot be: a shard I/N has 1 <= I <= N")
         if shard["count"] != count or other["seed"] != seed:
             raise UsageError(
                 f"{other_name} (shard {label}, seed {other['seed']}) and {name} "
@@ -176,9 +172,12 @@ def _check_shards(inputs: Sequence[tuple[str, dict[str, Any]]], notes: list[str]
         if shard["index"] in seen:
             raise UsageError(f"shard {label} is given twice: {seen[shard['index']]} and {other_name}")
         seen[shard["index"]] = other_name
-    missing = [f"{index}/{count}" for index in range(1, count + 1) if index not in seen]
-    if missing:
-        notes.append(f"shard{'s' if len(missing) > 1 else ''} {', '.join(missing)} missing: merged {len(seen)} of {count}")
+    absent = count - len(seen)
+    if absent:
+        # Named up to a few: a count of 10**12 must not build 10**12 labels.
+        named = list(itertools.islice((f"{i}/{count}" for i in range(1, count + 1) if i not in seen), MAX_NAMED))
+        more = f" and {absent - len(named):,} more" if absent > len(named) else ""
+        notes.append(f"shard{'s' if absent > 1 else ''} {', '.join(named)}{more} missing: merged {len(seen)} of {count}")
     return count
 
 

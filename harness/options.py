@@ -7,6 +7,7 @@ was expected, so both front ends print the same one-line error.
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def parse_seed(text: str) -> int:
@@ -41,4 +42,7 @@ def parse_seconds(text: str, what: str = "the duration") -> float:
         raise argparse.ArgumentTypeError(f"expected seconds such as 60 or 60s, got {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{what} must be more than 0 seconds, got {text!r}")
+    if not math.isfinite(value):
+        # A summary holding Infinity is not JSON that strict parsers read; no limit is the default anyway.
+        raise argparse.ArgumentTypeError(f"{what} must be a finite number of seconds, got {text!r}; leave it out for none")
     return value

@@ -28,6 +28,7 @@ handler is undone however the run ends.
 from __future__ import annotations
 
 import gc
+import os
 import re
 from traceback import clear_frames
 from collections.abc import Callable, Iterator
@@ -41,13 +42,14 @@ from twisted.python.failure import Failure
 
 from .clock import MAX_ROUNDS_PER_INSTANT, FaultClock, Livelock, call_name, func_name
 from .errors import HarnessError, TargetError
+from . import signals
 from .escapes import EscapeGuard, Escaped
 from .faults import CancellerError
 from .jobs import Job
 from .keys import submit_detail
 from .schedule import Call, Cancel, Jump, Op, Schedule, Start, Stop, Submit
 from .target import Target
-from .trace import Trace, format_ms, one_line
+from .trace import Trace, format_ms, one_line, safe_repr
 from .watchdog import DEFAULT_TIMEOUT_S, Expired, Watchdog
 
 if TYPE_CHECKING:
@@ -61,6 +63,8 @@ DRAIN_SLACK_MS = 10_000
 #: queued job) may fire up to ``step_ms + jitter_ms`` late, and lateness
 #: alone must not leave a job unfinished when the run drains.
 LATE_HOPS = 64
+#: The subject's timers recorded per run (a livelock sets thousands): each is set, then fired or cancelled.
+MAX_TIMER_EVENTS = 1_000
 #: Periods a periodic subject is watched after the last operation.
 PERIODS_OBSERVED = 4
 
@@ -69,26 +73,62 @@ PERIODS_OBSERVED = 4
 #: costs 0.1 to 0.8 s as the heap grows; every 2,000 runs that is 0.1 to 0.4 ms a run.
 SWEEP_EVERY = 2_000
 
-_ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
+#: Memory addresses, also the tail of one that a truncated repr cut in two ("0x7f3...a1b2c3>", as
+#: pytest's assertion messages shorten long reprs), which would make the trace differ between runs.
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]+|(?<=\.\.\.)[0-9a-fA-F]{6,}(?=>)")
 _DEFER_NAMESPACE = "twisted.internet.defer"
 
 
 def describe(value: Any, limit: int = 80) -> str:
-    """A deterministic one-line description: memory addresses are masked, control characters escaped."""
-    try:
-        text = repr(value)
-    except Exception:
-        text = f"<{type(value).__name__} whose repr() raised>"
-    text = one_line(_ADDRESS.sub("0x?", text))
+    """A deterministic one-line description: memory addresses are masked, control characters escaped.
+
+    Bounded: a 50 MB string or a million-item list costs what its first
+    characters cost (``safe_repr``), so rendering a result never hangs a run.
+    """
+    text = one_line(_ADDRESS.sub("0x?", safe_repr(value, limit)))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def describe_error(exc: BaseException) -> str:
+def describe_error(exc: BaseException, failure: Failure | None = None) -> str:
+    """``Name: message``; for an exception without text (a bare ``assert``), where it was raised instead.
+
+    The place is the file's base name, line and function of the innermost
+    frame outside Twisted (``raised at pool.py:42 in submit``): your code,
+    also when Twisted raised the error on its behalf (``AlreadyCalledError``
+    from ``callback``); a base name is deterministic across machines, unlike
+    a full path. ``failure`` supplies the frames when the exception's own
+    traceback was cleaned away. When no frame is known the text stays empty.
+    """
     try:
         message = str(exc)
     except Exception:
         message = "<str() of the exception raised>"
+    if not message.strip():
+        message = raised_at(exc, failure)
     return one_line(f"{type(exc).__name__}: {_ADDRESS.sub('0x?', message)}")
+
+
+_TWISTED = f"{os.sep}twisted{os.sep}"
+
+
+def raised_at(exc: BaseException, failure: Failure | None = None) -> str:
+    """``(no message) raised at file.py:LINE in function``, from the innermost frame outside Twisted; "" if unknown."""
+    frames: list[tuple[str, str, int]] = []
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        frames.append((code.co_name, code.co_filename, tb.tb_lineno))
+        tb = tb.tb_next
+    if not frames and failure is not None:
+        try:
+            frames = [tuple(frame[:3]) for frame in failure.frames]  # type: ignore[misc]
+        except Exception:
+            frames = []
+    if not frames:
+        return ""
+    outside = [frame for frame in frames if _TWISTED not in str(frame[1])]
+    function, path, line = (outside or frames)[-1]
+    return f"(no message) raised at {os.path.basename(path)}:{line} in {function}"
 
 
 class TargetHung(HarnessError):
@@ -189,6 +229,7 @@ def run_schedule(target: Target, schedule: Schedule, timeout_s: float | None = D
     clock = FaultClock.for_policy(policy)
     trace = Trace(lambda: clock.now_us)
     clock.on_escape = lambda call, exc: trace.record("reactor.error", detail=f"{call_name(call)}: {describe_error(exc)}")
+    clock.on_timer = _timer_recorder(trace, clock)
     observer = _LogRecorder(trace)
     run = Run(target=target, schedule=schedule, trace=trace, clock=clock)
     aborted: BaseException | None = None
@@ -212,8 +253,20 @@ def run_schedule(target: Target, schedule: Schedule, timeout_s: float | None = D
                     checkpoint()
                     _play(run)
                     _release(run, observer)
-                    checkpoint()
+                    guard.check_streams()
                 except _ABORTS as exc:
+                    dog.disarm()
+                    aborted = exc
+                except HarnessError:
+                    raise
+                except KeyboardInterrupt as exc:
+                    if signals.interrupt_requested():
+                        raise  # the user's Ctrl-C (a second signal), not the target's
+                    dog.disarm()
+                    aborted = exc
+                except BaseException as exc:
+                    # The target raised something no Deferred catches, or broke the clock or a
+                    # Deferred the runner drives: the target's error, not the harness's.
                     dog.disarm()
                     aborted = exc
             if aborted is not None:
@@ -302,14 +355,17 @@ def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, ob
     """End a run that cannot go on: record why, drop the subject, and return the error to raise."""
     where = run.where()
     clock = run.clock
-    t_us = clock.now_us if clock is not None else (run.trace[-1].t_us if len(run.trace) else 0)
+    try:
+        t_us = clock.now_us if clock is not None else (run.trace[-1].t_us if len(run.trace) else 0)
+        t_us = int(t_us)
+    except Exception:  # the target broke the clock
+        t_us = run.trace[-1].t_us if len(run.trace) else 0
     when = format_ms(t_us)
     error: HarnessError
     if guard.escaped is not None or isinstance(exc, Escaped):
-        error = TargetError(
-            f"the target called {guard.escaped or exc} {where} at virtual time {when}, escaping virtual time; "
-            f"{guard.explanation}"
-        )
+        called = guard.escaped or str(exc)
+        escaping = ", escaping virtual time" if called.startswith(("reactor.", "time.")) else ""
+        error = TargetError(f"the target called {called} {where} at virtual time {when}{escaping}; {guard.explanation}")
     elif isinstance(exc, SystemExit):
         error = TargetError(
             f"the target raised SystemExit({exc.code!r}) {where} at virtual time {when}; "
@@ -322,6 +378,18 @@ def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, ob
         )
         index = run.trace.record("target.hang", detail=where)
         error = TargetHung(message, run, "hang", run.step if run.phase in ("step", "advance") else None, t_us, index)
+    elif not isinstance(exc, Livelock):
+        error = TargetError(
+            f"the target raised {describe_error(exc)} {where} at virtual time {when}"
+            + (
+                ", an exception only a program's user or Python itself should raise; raise an Exception "
+                "subclass, or return a failed Deferred"
+                if not isinstance(exc, Exception)
+                else ", out of the clock or a Deferred the harness drives: leave the clock given to build(clock) "
+                "and the Deferreds the subject returns working (if the target did nothing unusual, this is a "
+                "harness bug: please report it)"
+            )
+        )
     else:
         message = (
             f"target livelocked {where} at virtual time {when}: scheduled calls kept scheduling more calls for "
@@ -338,11 +406,14 @@ def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, ob
     if traceback is not None:
         clear_frames(traceback)
     del traceback
-    run.trace.close()
+    run.trace.close(t_us)
     observer.trace = Trace(lambda: 0)
     if clock is not None:
-        clock.calls.clear()
-        clock.created.clear()
+        for held in ("calls", "created"):
+            try:
+                getattr(clock, held).clear()
+            except Exception:  # the target replaced it
+                pass
     for job in run.jobs.values():
         job.release()
     run.subject = None
@@ -362,7 +433,7 @@ def _play(run: Run) -> None:
     lateness = policy.step_ms + policy.jitter_ms
     costs = [spec.after_ms + lateness for op in schedule.submits for spec in op.specs]
     drain_ms = sum(costs) + max(costs, default=0) + LATE_HOPS * lateness + DRAIN_SLACK_MS
-    observe_ms = PERIODS_OBSERVED * (target.interval_ms or 0)
+    observe_ms = PERIODS_OBSERVED * target.period_ms()
     errors = target.error_types
     checkpoint = run.checkpoint
     for index, op in enumerate(schedule.ops):
@@ -382,6 +453,37 @@ def _play(run: Run) -> None:
         _drain(clock, clock.now_us + drain_ms * 1000, checkpoint)
     if run.stopped:
         _record_leftovers(run)
+
+
+def _timer_recorder(trace: Trace, clock: FaultClock) -> Callable[[str, Any], None]:
+    """Record the subject's own delayed calls as ``timer.set``, ``timer.fire`` and ``timer.cancel`` events.
+
+    Each names the call by its number and function (``#3 Poller._poll``),
+    ``timer.set`` with its due time. Jobs' own calls (a job settling after
+    its duration) are the harness's, not the subject's, and are left out.
+    The label is made once, when the call is set: it is cheap enough to be
+    always on. Past ``MAX_TIMER_EVENTS`` timers in a run (a livelock), one
+    ``timer.limit`` event says so and recording stops: no more timer events.
+    """
+    record = trace.record
+    budget = [MAX_TIMER_EVENTS]
+
+    def on_timer(what: str, call: Any) -> None:
+        if what == "set":
+            if isinstance(getattr(call.func, "__self__", None), Job):
+                return  # no label: its firing or cancelling is not recorded either
+            call.label = label = f"#{call.seq} {call_name(call)}"
+            budget[0] -= 1
+            record("timer.set", detail=f"{label} due {format_ms(call.due_us)}")
+            if not budget[0]:
+                record("timer.limit", detail=f"{MAX_TIMER_EVENTS} timers recorded: no more timer events")
+                clock.on_timer = None  # recording ends here, and costs nothing from now on
+            return
+        label = getattr(call, "label", None)  # None: a job's call, past the limit, or set before recording began
+        if label is not None:
+            record("timer.fire" if what == "fire" else "timer.cancel", detail=label)
+
+    return on_timer
 
 
 def _record_leftovers(run: Run) -> None:
@@ -492,7 +594,7 @@ class _LogRecorder:
         if failure is not None:
             self.failures += 1
             kind = "unhandled" if event.get("log_namespace") == _DEFER_NAMESPACE else "log.error"
-            self.trace.record(kind, detail=describe_error(failure.value))
+            self.trace.record(kind, detail=describe_error(failure.value, failure))
             try:
                 failure.cleanFailure()
             except Exception:
@@ -639,7 +741,7 @@ def _on_result(value: Any, trace: Trace, job: int) -> None:
 def _on_failure(
     failure: Failure, trace: Trace, job: int, kind: str = "failure", declared: tuple[type[BaseException], ...] = ()
 ) -> None:
-    trace.record(kind, job, describe_error(failure.value))
+    trace.record(kind, job, describe_error(failure.value, failure))
     _note_declared(trace, job, failure.value, declared)
 
 

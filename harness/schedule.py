@@ -21,6 +21,11 @@ FORMAT_VERSION = 2
 JOB_KINDS = ("succeed", "immediate", "value", "fail", "raise", "hang")
 #: Order in which calls due at the same instant run.
 TIE_BREAKS = ("fifo", "lifo", "shuffle")
+#: Every tie-break a clock policy may name: ``pct`` too, which the ``pct`` search strategy draws
+#: (``harness.clock``: random priorities with ``depth - 1`` priority change points).
+ORDERS = TIE_BREAKS + ("pct",)
+#: The largest ``pct`` bug depth.
+MAX_DEPTH = 16
 
 
 #: The largest time or delay in a schedule (about 31 years of virtual time): bounds what a file can ask for.
@@ -198,17 +203,20 @@ class ClockPolicy:
     advances in fixed strides, so calls fire late (ticks, or a stalled reactor).
     ``jitter_ms`` makes the reactor wake late for each call by a seeded amount up
     to that much; calls still run in due order (see ``harness.clock``).
-    ``seed`` drives the ``shuffle`` tie-break and the jitter.
+    ``seed`` drives the ``shuffle`` and ``pct`` tie-breaks and the jitter;
+    ``depth`` is the bug depth ``pct`` aims at (ignored by the others).
     """
 
     tie_break: str = "fifo"
     seed: int = 0
     step_ms: int = 0
     jitter_ms: int = 0
+    depth: int = 3
 
     def __post_init__(self) -> None:
-        if self.tie_break not in TIE_BREAKS:
-            raise ScheduleError(f"tie_break {_short(self.tie_break)} is unknown; use one of {', '.join(TIE_BREAKS)}")
+        if self.tie_break not in ORDERS:
+            raise ScheduleError(f"tie_break {_short(self.tie_break)} is unknown; use one of {', '.join(ORDERS)}")
+        _bounded("depth", self.depth, 1, MAX_DEPTH)
         _bounded("seed", self.seed, 0, MAX_SEED)
         _bounded("step_ms", self.step_ms, 0, MAX_MS)
         _bounded("jitter_ms", self.jitter_ms, 0, MAX_MS)
@@ -264,6 +272,8 @@ class Schedule:
                 "seed": self.clock.seed,
                 "step_ms": self.clock.step_ms,
                 "jitter_ms": self.clock.jitter_ms,
+                # Only under pct, so that every other schedule's JSON (and hash) is as before.
+                **({"depth": self.clock.depth} if self.clock.tie_break == "pct" else {}),
             },
             "ops": [_op_to_json(op) for op in self.ops],
         }
@@ -285,6 +295,7 @@ class Schedule:
             seed=_take(clock, "seed", int),
             step_ms=_take(clock, "step_ms", int),
             jitter_ms=_take(clock, "jitter_ms", int) if "jitter_ms" in clock else 0,
+            depth=_take(clock, "depth", int) if "depth" in clock else 3,
         )
         ops = obj.get("ops")
         if not isinstance(ops, list):

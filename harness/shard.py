@@ -9,10 +9,11 @@ worker), searches with a seed of its own and takes its share of
 - its seed is derived by hashing (S, shard, worker) into 52 bits (exact in
   any JSON reader), except that shard 1, worker 0 searches with S itself:
   one process, one shard is exactly the plain campaign. A campaign searches
-  its round r with seed + r; hashed seeds put the pieces' runs of seeds
-  astronomically far from overlapping. (Plain offsets such as
-  ``S + worker * 2**32`` are not safe: Python's ``Random`` gives seed 2 and
-  seed 2 + 2**32 the same stream.)
+  its round 0 with its seed and each later round r with a seed hashed from
+  (seed, r) (``round_seed``), so distinct seeds never share a round (seed + r
+  made seed N's second round seed N+1's first). (Plain offsets such as
+  ``S + worker * 2**32`` are not safe either: Python's ``Random`` gives seed 2
+  and seed 2 + 2**32 the same stream.)
 - ``--max-examples`` is the total: split as evenly as whole numbers allow
   (shares differ by at most one and add up to the total), first across
   shards, then across a shard's workers.
@@ -76,7 +77,17 @@ def piece_seed(seed: int, shard: Shard, worker: int) -> int:
         raise ValueError(f"worker must be between 0 and {MAX_WORKERS - 1}, got {worker}")
     if shard.index == 1 and worker == 0:
         return seed
-    text = f"harness piece: seed {seed}, shard {shard.index}/{shard.count}, worker {worker}"
+    return _hashed(f"harness piece: seed {seed}, shard {shard.index}/{shard.count}, worker {worker}")
+
+
+def round_seed(seed: int, round_index: int) -> int:
+    """The seed of a campaign's round ``round_index`` (0-based): the campaign's own for round 0."""
+    if round_index == 0:
+        return seed
+    return _hashed(f"harness round: seed {seed}, round {round_index}")
+
+
+def _hashed(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest(), "big") >> (256 - SEED_BITS)
 
 

@@ -1,12 +1,15 @@
-"""A domain-aware final shrinking pass, after Hypothesis's own.
+"""Domain-aware shrinking: the campaign's only shrinker (its search does not run Hypothesis).
 
-Hypothesis shrinks the bytes that generated a schedule and can stop in a
-local minimum (an operation it cannot delete without shifting the records
-behind it). This pass works on the schedule itself, keeping each change only
-while the same invariant still breaks: it deletes runs of operations, then
+It works on the schedule itself, not on the bytes it was decoded from (where
+an operation cannot be deleted without shifting the records behind it), and
+keeps each change only while the same invariant still breaks (the one found
+first, never another that a smaller schedule happens to break): it deletes runs of operations, then
 single ones and pairs (a cancel of a deleted job goes with it), drops later-attempt
-behaviours and hostile cancellers, moves jobs to key 0, zeroes durations, closes the gaps between
-operations, tames the clock policy, and finally numbers the jobs (and keys) 0, 1, 2...
+behaviours and hostile cancellers, moves jobs to key 0, zeroes durations, moves operations earlier
+in time (one alone into the instant of the one before, or it and all later
+ones by a whole gap or part of it), tames the clock policy, and finally
+numbers the jobs (and keys) 0, 1, 2... The passes are a table (``PASSES``): a
+new kind of simplification is one more generator in it.
 """
 
 from __future__ import annotations
@@ -50,29 +53,61 @@ def _without(schedule: Schedule, doomed: set[int]) -> Schedule:
     return replace(schedule, ops=tuple(op for op in kept if not isinstance(op, Cancel) or op.job in jobs))
 
 
-def _candidates(schedule: Schedule) -> Iterator[Schedule]:
-    ops = schedule.ops
-    count = len(ops)
+def _delete_runs(schedule: Schedule) -> Iterator[Schedule]:
+    """Halves, quarters, ... of the operations, deleted at once."""
+    count = len(schedule.ops)
     size = count // 2
     while size >= 2:
         for begin in range(0, count - size + 1, size):
             yield _without(schedule, set(range(begin, begin + size)))
         size //= 2
-    for index in range(count):
+
+
+def _delete_singles(schedule: Schedule) -> Iterator[Schedule]:
+    for index in range(len(schedule.ops)):
         yield _without(schedule, {index})
+
+
+def _delete_pairs(schedule: Schedule) -> Iterator[Schedule]:
+    count = len(schedule.ops)
     if count <= PAIRS_UP_TO:
         for first in range(count):
             for second in range(first + 1, count):
                 yield _without(schedule, {first, second})
+
+
+def _simplify_jobs(schedule: Schedule) -> Iterator[Schedule]:
+    ops = schedule.ops
     for index, op in enumerate(ops):
         if isinstance(op, (Submit, Start)):
             for simpler in _simpler_jobs(op):
                 yield replace(schedule, ops=ops[:index] + (simpler,) + ops[index + 1 :])
-    for index in range(count):
-        gap = ops[index].at_ms - (ops[index - 1].at_ms if index else 0)
-        if gap:
-            shifted = tuple(op if i < index else replace(op, at_ms=op.at_ms - gap) for i, op in enumerate(ops))
-            yield replace(schedule, ops=shifted)
+
+
+def _move_earlier(schedule: Schedule) -> Iterator[Schedule]:
+    """Operations moved earlier in time, every candidate lowering the sum of the operations' times.
+
+    For each gap before an operation: that operation alone to the instant of
+    the one before it (two operations in the same instant, the other ones
+    where they were), then it and every later operation earlier by the whole
+    gap, by half of it, a quarter... (a window boundary or a timer the bug
+    needs stays reachable at some shift, where closing the whole gap loses it).
+    """
+    ops = schedule.ops
+    for index in range(len(ops)):
+        before = ops[index - 1].at_ms if index else 0
+        gap = ops[index].at_ms - before
+        if not gap:
+            continue
+        if index:
+            yield replace(schedule, ops=ops[:index] + (replace(ops[index], at_ms=before),) + ops[index + 1 :])
+        shift = gap
+        while shift:
+            yield replace(schedule, ops=ops[:index] + tuple(replace(op, at_ms=op.at_ms - shift) for op in ops[index:]))
+            shift //= 2
+
+
+def _tame_clock(schedule: Schedule) -> Iterator[Schedule]:
     policy = schedule.clock
     if policy.jitter_ms:
         yield replace(schedule, clock=replace(policy, jitter_ms=0))
@@ -80,6 +115,24 @@ def _candidates(schedule: Schedule) -> Iterator[Schedule]:
         yield replace(schedule, clock=replace(policy, step_ms=0))
     if policy.tie_break != "fifo":
         yield replace(schedule, clock=replace(policy, tie_break="fifo", seed=0))
+
+
+#: The passes, tried in this order; each proposes simpler schedules, and the first that still fails
+#: is kept and the passes start over. Every candidate must be smaller by some measure (fewer
+#: operations, simpler behaviours, earlier times, a tamer clock) so that shrinking ends.
+PASSES: list[Callable[[Schedule], Iterator[Schedule]]] = [
+    _delete_runs,
+    _delete_singles,
+    _delete_pairs,
+    _simplify_jobs,
+    _move_earlier,
+    _tame_clock,
+]
+
+
+def _candidates(schedule: Schedule) -> Iterator[Schedule]:
+    for shrink_pass in PASSES:
+        yield from shrink_pass(schedule)
 
 
 def _simpler_jobs(op: Submit | Start) -> Iterator[Submit | Start]:

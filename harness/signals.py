@@ -19,6 +19,16 @@ from typing import Any
 
 SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
 
+#: The ``StopSignals`` in force, innermost last.
+_active: list[StopSignals] = []
+
+
+def interrupt_requested() -> bool:
+    """Whether a ``KeyboardInterrupt`` now may be the user's: true unless a ``StopSignals`` is in
+    force and received no signal (then the interrupt was raised by code, such as a target's)."""
+    handling = [stop for stop in _active if stop._previous]
+    return not handling or any(stop.received is not None for stop in handling)
+
 
 class StopSignals:
     """A context manager that turns SIGINT and SIGTERM into a stop request while it is active.
@@ -45,6 +55,7 @@ class StopSignals:
         if threading.current_thread() is threading.main_thread():
             for signum in SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)
+        _active.append(self)
         return self
 
     def __exit__(
@@ -53,6 +64,8 @@ class StopSignals:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous.clear()
+        if self in _active:
+            _active.remove(self)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.received is not None:

@@ -14,7 +14,7 @@ that is what fills a pool and makes calls fall due at the same instant.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from typing import Any
 
@@ -28,15 +28,45 @@ from .schedule import JOB_KINDS, TIE_BREAKS, Call, Cancel, ClockPolicy, JobSpec,
 class Menu:
     """What a generated schedule may contain; the defaults throw everything at the subject.
 
-    Times are multiples of ``grain_ms`` so that calls often fall due at the
-    same instant, which is where tie-break bugs live. ``periodic`` makes
-    schedules that start a periodic subject once and then stop it or jump the
-    clock; ``max_then`` is how many extra behaviours a job may have for its
-    later attempts (retries, later periodic calls). At most one stop is kept.
-    ``keys`` (0: none) is how many keys submitted jobs are spread over; key 0
-    is the simplest, so a schedule shrinks towards one key. ``operations``
-    are the target's named calls, ``(name, argument strategies)``; each
-    schedule draws a pool of argument tuples per operation, used in turn.
+    A target's menu is derived from its promises (``Menu.derived(target)``)
+    unless it names one; ``Target(menu={...})`` changes single fields of the
+    derived menu, so what schedules contain can be widened or narrowed
+    without declaring or dropping a promise. The fields:
+
+    * ``max_ops``, ``min_ops``: how many operations a schedule has (a
+      periodic schedule's ``Start`` comes on top).
+    * ``job_kinds``: the behaviours jobs are drawn from, among
+      ``succeed`` (after a duration), ``immediate`` (an already-fired
+      Deferred), ``value`` (a plain value), ``fail`` (after a duration),
+      ``raise`` (at call) and ``hang`` (until cancelled); leave out
+      ``immediate`` and ``value`` for jobs that never complete at once.
+    * ``errors``: the exception names failing jobs raise (built-in ones and
+      those the target declares in ``errors``).
+    * ``max_duration_ms``: the longest ``succeed``/``fail`` duration.
+    * ``max_gap_ms``: the longest gap between two operations; half the gaps
+      are zero (bursts).
+    * ``grain_ms``: every duration, gap and jump is a multiple of it, so that
+      calls often fall due at the same instant (where tie-break bugs live).
+    * ``cancels``: schedules cancel submitted Deferreds (submit targets).
+    * ``stops``: schedules may stop the subject early (at most one stop;
+      the harness stops it at the end of every run anyway).
+    * ``jumps``, ``max_jump_ms``: the wall clock (``seconds()``) jumps
+      forward or back by up to ``max_jump_ms``.
+    * ``priorities``: how many priority levels submissions carry (0: all 0).
+    * ``canceller_raises``: some cancellable jobs (``succeed``, ``fail``,
+      ``hang``) get a canceller that raises (a hostile job), about one in eight.
+    * ``periodic``: schedules start a periodic subject once (with ``Start``)
+      instead of submitting jobs.
+    * ``max_then``: how many extra behaviours a job may have for its later
+      attempts (retries, later periodic calls); the last one repeats.
+    * ``tie_breaks``, ``steps_ms``, ``jitters_ms``: the clock policies drawn
+      from: the order of calls due at the same instant, the reactor's stride
+      (0: punctual) and how late each call may fire.
+    * ``keys``: how many keys submitted jobs are spread over (0: none); key 0
+      is the simplest, so a schedule shrinks towards one key.
+    * ``operations``: the target's named calls, ``(name, argument
+      strategies)``; each schedule draws a pool of argument tuples per
+      operation, used in turn.
     """
 
     max_ops: int = 16
@@ -70,6 +100,41 @@ class Menu:
         if not isinstance(self.keys, int) or self.keys < 0:
             raise ValueError(f"Menu keys must be a non-negative integer (0: no keys), got {self.keys!r}")
 
+    @classmethod
+    def derived(cls, target: Any) -> Menu:
+        """The menu a ``harness.Target`` gets from its promises alone (whatever its own ``menu`` says).
+
+        Cancels and hostile cancellers come with ``cancellable`` submit
+        targets, priorities with ``order="priority"``, later-attempt
+        behaviours with ``retries`` and periodic targets; every target may be
+        stopped early.
+        """
+        submit = target.kind == "submit"
+        return cls(
+            errors=tuple(target.error_types),
+            cancels=bool(target.cancellable) and submit,
+            stops=True,
+            priorities=3 if target.order == "priority" else 0,
+            periodic=not submit,
+            canceller_raises=bool(target.cancellable) and submit,
+            max_then=3 if (target.retries or not submit) else 0,
+            keys=target.keys or 0,
+            operations=tuple((name, op.args) for name, op in sorted(target.operations.items())),
+        )
+
+    def with_(self, **changes: Any) -> Menu:
+        """This menu with some fields changed: ``menu.with_(canceller_raises=True)``.
+
+        Raises ``ValueError`` naming a field that does not exist.
+        """
+        unknown = sorted(set(changes) - {f.name for f in fields(self)})
+        if unknown:
+            raise ValueError(
+                f"Menu has no field {', '.join(map(repr, unknown))}; "
+                f"its fields are {', '.join(f.name for f in fields(self))}"
+            )
+        return replace(self, **changes)
+
 
 #: How often each action appears in the decoding table (its odds); the
 #: table lists every action once in this order first, so byte 0 is a
@@ -87,6 +152,10 @@ _ODDS = (
     ("call", 3),
 )
 _CANCELLABLE = ("succeed", "fail", "hang")
+_TIMED = ("succeed", "fail")
+
+#: Bytes of clock policy at the head of a flat blob (``_Codec.decode_blob``): tie-break, seed (2), step, jitter.
+HEADER = 5
 
 
 @dataclass(frozen=True)
@@ -96,6 +165,7 @@ class _Codec:
     menu: Menu
     actions: tuple[str, ...]
     width: int
+    specs: dict[tuple[str, int, int, bool], JobSpec] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @classmethod
     def of(cls, menu: Menu) -> _Codec:
@@ -124,13 +194,17 @@ class _Codec:
 
     def _spec(self, kind: str, duration_byte: int, detail: int) -> JobSpec:
         menu = self.menu
-        steps = menu.max_duration_ms // menu.grain_ms + 1
-        return JobSpec(
-            kind=kind,
-            after_ms=(duration_byte % steps) * menu.grain_ms if kind in ("succeed", "fail") else 0,
-            error=menu.errors[detail % len(menu.errors)],
-            canceller_raises=menu.canceller_raises and kind in _CANCELLABLE and detail >= 224,
-        )
+        after = (duration_byte % (menu.max_duration_ms // menu.grain_ms + 1)) * menu.grain_ms if kind in _TIMED else 0
+        key = (kind, after, detail % len(menu.errors), detail >= 224)
+        spec = self.specs.get(key)
+        if spec is None:  # specs are frozen: one per distinct behaviour, built once (decoding is hot)
+            spec = self.specs[key] = JobSpec(
+                kind=kind,
+                after_ms=after,
+                error=menu.errors[key[2]],
+                canceller_raises=menu.canceller_raises and kind in _CANCELLABLE and detail >= 224,
+            )
+        return spec
 
     def gap(self, byte: int) -> int:
         """Bytes below 128 mean no gap (a burst); the rest spread over ``max_gap_ms``."""
@@ -144,6 +218,35 @@ class _Codec:
             return ()
         count = record[4] % (self.menu.max_then + 1)
         return tuple(self.spec(record[5 + 2 * i], record[6 + 2 * i], record[3]) for i in range(count))
+
+    def policy(self, header: bytes) -> ClockPolicy:
+        """The clock policy of a blob's ``HEADER`` bytes (the same choices ``clock_policies`` draws from)."""
+        menu = self.menu
+        return ClockPolicy(
+            tie_break=menu.tie_breaks[header[0] % len(menu.tie_breaks)],
+            seed=header[1] << 8 | header[2],
+            step_ms=menu.steps_ms[header[3] % len(menu.steps_ms)],
+            jitter_ms=menu.jitters_ms[header[4] % len(menu.jitters_ms)],
+        )
+
+    def blob_size(self, ops: int) -> int:
+        """The length of a blob holding ``ops`` operation records."""
+        return HEADER + (self.width if self.menu.periodic else 0) + ops * self.width
+
+    def decode_blob(self, blob: bytes) -> Schedule:
+        """One flat byte string as a schedule: ``HEADER`` policy bytes, the periodic start record if
+        the menu has one, then whole operation records (at most ``max_ops``; a ragged tail is ignored).
+
+        Every byte string decodes, so a search can draw and mutate plain bytes (``harness.generate``).
+        Operation calls whose arguments come from Hypothesis strategies are left out (no
+        arguments drawn); calls without arguments are kept."""
+        start = None
+        offset = HEADER
+        if self.menu.periodic:
+            start = blob[offset : offset + self.width].ljust(self.width, b"\0")
+            offset += self.width
+        records = blob[offset : offset + self.menu.max_ops * self.width] if self.actions else b""
+        return self.decode(records, self.policy(blob[:HEADER].ljust(HEADER, b"\0")), start)
 
     def decode(
         self, data: bytes, policy: ClockPolicy, start: bytes | None, arg_pools: tuple[list[tuple[Any, ...]], ...] = ()
@@ -185,6 +288,12 @@ class _Codec:
                 ops.append(Stop(now))
                 stopped = True
         return Schedule(tuple(ops), policy)
+
+
+@lru_cache(maxsize=64)
+def codec(menu: Menu = Menu()) -> _Codec:
+    """The byte codec of ``menu``'s schedules (built once per menu)."""
+    return _Codec.of(menu)
 
 
 def job_specs(menu: Menu = Menu()) -> st.SearchStrategy[JobSpec]:

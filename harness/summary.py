@@ -8,6 +8,7 @@ from other files and from later shapes.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -21,8 +22,11 @@ from . import invariants as registry
 from .campaign import CampaignConfig, CampaignResult, Finding
 from .families import family_of
 from .failure_file import versions
-from .files import write_atomic
+from .errors import UsageError
+from .files import read_bounded, write_atomic
 from .target import Target
+from .trace import one_line
+from .validate import SchemaViolation, validate
 from .workers import ParallelResult, worker_reports
 
 FORMAT = "harness-summary"
@@ -75,6 +79,7 @@ def summarize(
         "harness": versions()["harness"],
         "target": result.target,
         "seed": result.seed,
+        "strategy": config.strategy,
         "outcome": outcome(result),
         "exit_code": exit_code(result),
         "stopped_by": result.stopped_by,
@@ -137,15 +142,85 @@ def _failure(finding: Finding) -> dict[str, Any]:
         "operations": len(finding.record.schedule.ops),
         "replay": f"harness replay {shlex.quote(path)}" if path is not None else None,
         "regression_file": str(finding.regression_path) if finding.regression_path is not None else None,
+        "detected": _detected(finding),
+    }
+
+
+def _detected(finding: Finding) -> dict[str, Any] | None:
+    """How long the search took to first see a failure it found (None for a regression file)."""
+    if finding.examples_to_detect is None or finding.detected_after_s is None:
+        return None
+    return {
+        "examples": finding.examples_to_detect,
+        "search_seconds": round(finding.detected_after_s, 3),
+        "shrink_seconds": round(finding.shrink_s, 3) if finding.shrink_s is not None else None,
     }
 
 
 def write_json(summary: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Write the summary as indented JSON (atomically)."""
-    return write_atomic(path, json.dumps(summary, indent=2) + "\n")
+    """Write the summary as strict JSON (no ``NaN`` or ``Infinity``, which strict parsers refuse), indented."""
+    return write_atomic(path, json.dumps(summary, indent=2, allow_nan=False) + "\n")
+
+
+#: Keys a summary read from a file must have (earlier summaries may lack the others).
+REQUIRED = (
+    "target", "seed", "outcome", "stopped_by", "examples", "shrink_runs", "elapsed_seconds",
+    "limits", "database", "regressions", "failures",
+)
+
+#: The largest summary read: far above any the harness writes, far below what would exhaust memory.
+MAX_BYTES = 64 * 1024 * 1024
+
+
+def parse_json(text: str, name: str, error: type[Exception] = UsageError) -> Any:
+    """Strict JSON (``NaN``/``Infinity`` refused) as one-line errors, however deep or long its numbers."""
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is not JSON")
+
+    try:
+        return json.loads(text, parse_constant=refuse)
+    except (ValueError, RecursionError) as exc:  # ValueError: bad JSON, NaN, or an integer too long to parse
+        reason = " ".join(str(exc).split())[:200] or "nested too deeply"
+        raise error(f"{name!r} is not valid JSON ({reason}); it may be truncated") from None
+
+
+def check(data: Any, name: str) -> dict[str, Any]:
+    """``data`` read from ``name`` if it is a summary this harness can read, else a one-line ``UsageError``.
+
+    Every field is checked against ``summary.schema.json`` before anything uses it.
+    """
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise UsageError(f"{name!r} is not a harness summary (write one with 'harness fuzz --json FILE')")
+    version = data.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version != VERSION:
+        raise UsageError(
+            f"summary {name!r} has version {str(version)[:20]!r}; this harness reads version {VERSION}"
+            + (": upgrade it" if isinstance(version, int) and version > VERSION else "")
+        )
+    missing = [key for key in REQUIRED if key not in data]
+    if missing:
+        raise UsageError(f"summary {name!r} lacks {', '.join(missing)}; it is not a complete harness summary")
+    try:
+        validate(data, {**schema(), "required": list(REQUIRED)})
+    except SchemaViolation as exc:
+        raise UsageError(f"summary {name!r} is not a valid harness summary: {one_line(str(exc))[:300]}") from None
+    except RecursionError:
+        raise UsageError(f"summary {name!r} nests its data too deeply to be a harness summary") from None
+    return data
+
+
+def load(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and check one summary file (a bounded regular file, strict JSON, the schema)."""
+    name = str(path)
+    return check(parse_json(read_bounded(path, MAX_BYTES, "summary", UsageError), name), name)
+
+
+@functools.lru_cache(maxsize=1)
+def _schema_text() -> str:
+    return resources.files(__package__).joinpath("summary.schema.json").read_text(encoding="utf-8")
 
 
 def schema() -> dict[str, Any]:
     """The JSON Schema the summary follows (draft 2020-12)."""
-    text = resources.files(__package__).joinpath("summary.schema.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    return json.loads(_schema_text())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -33,6 +34,9 @@ KINDS = ("submit", "periodic")
 CANCEL_MODES = (True, False, "detach", "abandon")
 ORDERS = ("fifo", "priority")
 TIMEOUT_FROM = ("start", "submit")
+
+#: Failures in a row whose backoff waits bound how long a backoff loop is watched.
+BACKOFF_RETRIES_OBSERVED = 8
 
 #: A backoff promise: a fixed ``(low_ms, high_ms)`` range for every retry, or
 #: a function of the retry number (1 for the first retry) giving the range.
@@ -57,8 +61,18 @@ class Target:
     ``work`` periodically; default ``subject.start(work)``.
     ``stop(subject)`` defaults to ``subject.stop()`` when the subject has one.
 
+    A periodic target with ``backoff_ms`` is a *backoff loop* (a reconnecting
+    client, a poller that backs off): after its k-th failed call in a row the
+    next call comes ``backoff_range(k)`` after that call ended; after a
+    successful call, ``interval_ms`` after it started, or without an
+    ``interval_ms``, ``backoff_range(1)`` after it ended (a success resets
+    the count).
+
     Every promise is optional; each one declared switches on its invariants
-    (see the invariants reference in the documentation).
+    (see the invariants reference in the documentation). ``menu`` says what
+    schedules contain, apart from the promises: a ``Menu``, or a dict of
+    ``Menu`` fields to change in ``Menu.derived(target)``
+    (``menu={"canceller_raises": True}``).
     """
 
     build: Callable[[IReactorTime], Any]
@@ -96,7 +110,7 @@ class Target:
     invariants: tuple[Callable[[Any], None], ...] = field(default=())
     # named calls on the subject besides submit/cancel/stop, drawn into schedules (harness.operations)
     operations: Mapping[str, Operation | Callable[..., Any]] = field(default_factory=dict, hash=False)
-    menu: Menu | None = None
+    menu: Menu | Mapping[str, Any] | None = None
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -112,11 +126,6 @@ class Target:
             raise TargetError(f"Target retries must be a non-negative integer or None, got {self.retries!r}")
         if not any(self.cancellable is mode or (isinstance(mode, str) and self.cancellable == mode) for mode in CANCEL_MODES):
             raise TargetError(f"Target cancellable must be True, False, 'detach' or 'abandon', got {self.cancellable!r}")
-        if self.cancellable is False and self.menu is not None and self.menu.cancels and not self.menu.periodic:
-            raise TargetError(
-                "Target cancellable=False promises nothing about cancels, so its invariants cannot judge them, but its "
-                "menu draws cancels: pass Menu(cancels=False, ...), or declare cancellable=True, 'detach' or 'abandon'"
-            )
         if (self.key_limit is not None or self.shared or self.cache_ms is not None) and self.keys is None:
             raise TargetError("Target key_limit, shared and cache_ms are promises about keys: declare keys=N as well")
         if self.cache_ms is not None and not self.shared:
@@ -142,13 +151,31 @@ class Target:
             isinstance(self.rate, tuple) and len(self.rate) == 2 and all(isinstance(v, int) and v > 0 for v in self.rate)
         ):
             raise TargetError(f"Target rate must be (jobs, per_ms) with positive integers, got {self.rate!r}")
-        if self.kind == "periodic" and self.interval_ms is None:
-            raise TargetError("a periodic Target must declare interval_ms, the period its subject promises")
+        if self.kind == "periodic" and self.interval_ms is None and self.backoff_ms is None:
+            raise TargetError(
+                "a periodic Target must declare interval_ms (the period its subject promises) "
+                "or backoff_ms (the delays of a backoff loop), or both"
+            )
         if isinstance(self.backoff_ms, tuple) and not (
             len(self.backoff_ms) == 2 and 0 <= self.backoff_ms[0] <= self.backoff_ms[1]
         ):
             raise TargetError(f"Target backoff_ms must be (low_ms, high_ms) with low <= high, got {self.backoff_ms!r}")
         object.__setattr__(self, "operations", operation_table(self.operations))
+        if isinstance(self.menu, Mapping):
+            # Keyword overrides of the derived menu, applied once: the target then holds a plain Menu.
+            try:
+                object.__setattr__(self, "menu", Menu.derived(self).with_(**self.menu))
+            except (TypeError, ValueError) as exc:
+                raise TargetError(f"Target menu overrides are invalid: {exc}") from None
+        elif self.menu is not None and not isinstance(self.menu, Menu):
+            raise TargetError(
+                f"Target menu must be a harness.Menu or a dict of Menu fields to change, got {self.menu!r}"
+            )
+        if self.cancellable is False and self.menu is not None and self.menu.cancels and not self.menu.periodic:
+            raise TargetError(
+                "Target cancellable=False promises nothing about cancels, so its invariants cannot judge them, but its "
+                "menu draws cancels: pass Menu(cancels=False, ...), or declare cancellable=True, 'detach' or 'abandon'"
+            )
         for name, args in (("submit", "subject, job, priority"), ("start", "subject, work"), ("stop", "subject")):
             _check_adapter(name, getattr(self, name), args)
         for fn in self.invariants:
@@ -195,21 +222,31 @@ class Target:
             return float(low), float(high)
         return float(self.backoff_ms[0]), float(self.backoff_ms[1])
 
+    @property
+    def backoff_loop(self) -> bool:
+        """A periodic subject whose delays back off after failures (see the class docstring)."""
+        return self.kind == "periodic" and self.backoff_ms is not None
+
+    def period_ms(self) -> int:
+        """The longest a periodic subject may wait between two calls (0 for submit targets).
+
+        For a backoff loop, the longest of its interval and its waits after
+        up to ``BACKOFF_RETRIES_OBSERVED`` failures in a row: the runner
+        watches a few such periods after the last operation, so that a loop
+        that gave up is seen to have died.
+        """
+        if self.kind != "periodic":
+            return 0
+        waits = [self.interval_ms or 0]
+        if self.backoff_ms is not None:
+            waits += [math.ceil(self.backoff_range(k)[1]) for k in range(1, BACKOFF_RETRIES_OBSERVED + 1)]  # type: ignore[index]
+        return max(waits)
+
     def default_menu(self) -> Menu:
-        """What schedules for this target contain when it names no menu of its own."""
+        """What schedules for this target contain: its own menu, else the one derived from its promises."""
         if self.menu is not None:
             return self.menu
-        return Menu(
-            errors=tuple(self.error_types),
-            cancels=bool(self.cancellable) and self.kind == "submit",
-            stops=True,
-            priorities=3 if self.order == "priority" else 0,
-            periodic=self.kind == "periodic",
-            canceller_raises=bool(self.cancellable) and self.kind == "submit",
-            max_then=3 if (self.retries or self.kind == "periodic") else 0,
-            keys=self.keys or 0,
-            operations=tuple((name, op.args) for name, op in sorted(self.operations.items())),
-        )
+        return Menu.derived(self)
 
     def submit_job(self, subject: Any, job: Any, priority: int) -> Any:
         if self.submit is not None:

@@ -60,15 +60,68 @@ def _describe_op(op: object) -> str:
     return repr(op)
 
 
-def render_trace(events: Iterable[Event], marked: Iterable[int] = ()) -> str:
-    """The trace as a timeline; events at the indices in ``marked`` get a ``>>`` margin."""
+#: Events printed either side of each event that breaks the invariant, in an excerpt.
+CONTEXT = 3
+#: The most trace lines an excerpt prints; beyond it, only the first and last marked events keep their context.
+MAX_EXCERPT = 22
+FULL_TRACE_HINT = "the full trace: harness show FILE, or the HTML report"
+
+
+def render_trace(
+    events: Iterable[Event], marked: Iterable[int] = (), around: int | None = None, hint: str = FULL_TRACE_HINT
+) -> str:
+    """The trace as a timeline; events at the indices in ``marked`` get a ``>>`` margin.
+
+    With ``around``, only the events within ``around`` of a marked event are
+    printed (the whole trace when nothing is marked), each stretch left out
+    replaced by a line counting it, and a last line saying where ``hint`` the
+    full trace is: a minimal failure reads in a screenful.
+    """
     marks = set(marked)
+    rows = [(index, event) for index, event in enumerate(events) if event.kind != "end"]
     lines = [f"   {'time':>10}  {'event':<16} {'job':<7} detail"]
-    for index, event in enumerate(events):
-        if event.kind == "end":
+    kept = _excerpt([index for index, _ in rows], marks, around) if around is not None and marks else None
+    skipped = 0
+    for index, event in rows:
+        if kept is not None and index not in kept:
+            skipped += 1
             continue
+        if skipped:
+            lines.append(_left_out(skipped))
+            skipped = 0
         job = "" if event.job < 0 else f"{event.job}" + (f"#{event.attempt}" if event.attempt else "")
         margin = MARK if index in marks else "  "
         # Escaped: a trace read from someone else's file must not drive the terminal.
         lines.append(f"{margin} {format_ms(event.t_us):>10}  {one_line(event.kind):<16} {job:<7} {one_line(event.detail)}".rstrip())
+    if skipped:
+        lines.append(_left_out(skipped))
+    if kept is not None and len(kept) < len(rows):
+        lines.append(f"({len(kept)} of {len(rows)} lines shown, around the marked events; {hint})")
     return "\n".join(lines)
+
+
+def _left_out(count: int) -> str:
+    return f"   {'':>10}  ... {count} line{'' if count == 1 else 's'} left out"
+
+
+def _excerpt(indices: list[int], marks: set[int], around: int) -> set[int]:
+    """The indices of the rows to print: ``around`` rows either side of each mark, within ``MAX_EXCERPT``."""
+    if len(indices) <= MAX_EXCERPT:
+        return set(indices)  # it fits: the whole trace reads better than a part of it
+    position = {index: n for n, index in enumerate(indices)}
+    spots = sorted(position[m] for m in marks if m in position)
+    if not spots:
+        return set(indices)
+    for width in range(around, -1, -1):
+        chosen = _windows(spots, width, len(indices))
+        if len(chosen) <= MAX_EXCERPT:
+            break
+    else:
+        chosen = _windows([spots[0], spots[-1]], around, len(indices))
+    # A stretch of one line costs as much to show as to count: show it.
+    chosen |= {n for n in range(len(indices)) if (n - 1 in chosen or n == 0) and (n + 1 in chosen or n == len(indices) - 1)}
+    return {indices[n] for n in chosen}
+
+
+def _windows(spots: list[int], width: int, size: int) -> set[int]:
+    return {n for spot in spots for n in range(max(0, spot - width), min(size, spot + width + 1))}

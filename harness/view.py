@@ -64,6 +64,10 @@ class EventKind(str, Enum):
     LEAK_CALL = "leak.call"  #: a DelayedCall left pending after stop
     LEAK_LOOP = "leak.loop"  #: a LoopingCall left running after stop
     USER_FAIL = "user.fail"  #: a target invariant failed
+    TIMER_SET = "timer.set"  #: the subject called callLater (detail: ``#<n> <function> due <time>``)
+    TIMER_FIRE = "timer.fire"  #: one of the subject's delayed calls ran (detail: ``#<n> <function>``)
+    TIMER_CANCEL = "timer.cancel"  #: one of the subject's delayed calls was cancelled
+    TIMER_LIMIT = "timer.limit"  #: the run's timer budget is spent: no more timer events
     END = "end"
 
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import queue as queue_module
 import signal
 import time
@@ -44,15 +45,30 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import campaign, corpus, failure_file
-from .campaign import CampaignConfig, CampaignResult, Finding, new_seed, run_campaign
+from .campaign import (
+    CampaignConfig,
+    CampaignResult,
+    Finding,
+    check_config,
+    keep_regression,
+    new_seed,
+    replay_corpus,
+    run_campaign,
+)
 from .errors import HarnessError
 from .invariants import Violation
 from .shard import MAX_WORKERS, Shard, piece_seed, share
 from .signals import StopSignals
 from .target import Target, load_target
+
+if TYPE_CHECKING:
+    from .report.exercised import Tally
+
+#: The fields of a ``Finding`` that say when it was found; a worker sends them with the failure.
+TIMING = ("detected_after_s", "examples_to_detect", "shrink_s")
 
 #: How workers are started (see the module docstring).
 START_METHOD = "spawn"
@@ -145,6 +161,7 @@ def run_workers(
     on_finding: Callable[[Finding], None] | None = None,
     on_crash: Callable[[WorkerReport], None] | None = None,
     stop_requested: Callable[[], bool] | None = None,
+    exercised: Tally | None = None,
 ) -> ParallelResult:
     """Run ``shard`` of the campaign (default: all of it) on ``workers`` processes; merge what they find.
 
@@ -153,17 +170,17 @@ def run_workers(
     With fewer examples than workers, fewer workers start; with one, the
     campaign runs in this process. The callbacks are as for
     ``run_campaign``; ``on_example`` is called a few times a second with the
-    running totals, and ``on_crash`` when a worker dies. A ``HarnessError``
+    running totals, and ``on_crash`` when a worker dies. ``exercised``, if
+    given, gets the counts of what every search example exercised (each
+    worker tallies its own; they are added up here). A ``HarnessError``
     in any worker (a target that cannot be built, a nondeterministic one)
-    stops them all and is raised here.
+    stops them all and is raised here, carrying the merged result so far as
+    ``error.result``.
     """
     shard = shard or Shard()
     if not 1 <= workers <= MAX_WORKERS:
         raise ValueError(f"workers must be between 1 and {MAX_WORKERS}, got {workers}")
-    if config.max_failures < 1:
-        raise ValueError(f"max_failures must be at least 1, got {config.max_failures}")
-    if config.save_regressions and config.regressions is None:
-        raise ValueError("save_regressions needs a regressions directory")
+    check_config(config)
     seed = config.seed if config.seed is not None else new_seed()
     total = config.max_examples
     if total is None and config.budget_s is None:
@@ -174,11 +191,12 @@ def run_workers(
     count = workers if mine is None else min(workers, mine)
     if count == 1:
         piece = replace(config, seed=piece_seed(seed, shard, 0), max_examples=mine)
-        alone = run_campaign(target, target_spec, piece, on_example, on_finding, stop_requested)
-        merged = ParallelResult(**{f.name: getattr(alone, f.name) for f in fields(alone)})
-        merged.seed, merged.shard = seed, shard
-        merged.workers = worker_reports(alone)
-        return merged
+        try:
+            alone = run_campaign(target, target_spec, piece, on_example, on_finding, stop_requested, exercised)
+        except HarnessError as exc:
+            exc.result = _as_parallel(exc.result, seed, shard)
+            raise
+        return _as_parallel(alone, seed, shard)
     pieces = [
         replace(
             config,
@@ -189,8 +207,16 @@ def run_workers(
         )
         for index in range(count)
     ]
-    parallel = _Parallel(target, target_spec, config, seed, shard, pieces, on_example, on_finding, on_crash)
+    parallel = _Parallel(target, target_spec, config, seed, shard, pieces, on_example, on_finding, on_crash, exercised)
     return parallel.run(stop_requested or (lambda: False))
+
+
+def _as_parallel(alone: CampaignResult, seed: int, shard: Shard) -> ParallelResult:
+    """A one-process campaign's result as the result of the shard it ran."""
+    merged = ParallelResult(**{f.name: getattr(alone, f.name) for f in fields(alone)})
+    merged.seed, merged.shard = seed, shard
+    merged.workers = worker_reports(alone)
+    return merged
 
 
 class _Parallel:
@@ -207,8 +233,10 @@ class _Parallel:
         on_example: Callable[[CampaignResult], None] | None,
         on_finding: Callable[[Finding], None] | None,
         on_crash: Callable[[WorkerReport], None] | None,
+        exercised: Tally | None = None,
     ) -> None:
         self.target = target
+        self.exercised = exercised
         self.spec = spec
         self.config = config
         self.pieces = pieces
@@ -218,6 +246,7 @@ class _Parallel:
         self.result = ParallelResult(target=spec, seed=seed, shard=shard)
         self.result.workers = [WorkerReport(index, piece.seed) for index, piece in enumerate(pieces)]
         self.found: list[str] = []  # distinct invariants kept, in order
+        self.held: dict[str, dict[str, Any]] = {}  # unshrunk failures waiting for a shrunk one (see _received)
         self.stop_reason: str | None = None
         self.error: BaseException | None = None
         self.reported: set[int] = set()  # workers that sent "done" or "error"
@@ -248,23 +277,26 @@ class _Parallel:
             self.stop_reason = "interrupt"
         finally:
             self._shutdown(ABORT_GRACE_S if self.error is None else 0.0)
-        if self.error is not None:
-            raise self.error
+        if self.error is None:
+            self._settle_held()
         self._merge()
+        if self.error is not None:
+            result.stopped_by = "error"
+            result.error = str(self.error)
+            if isinstance(self.error, HarnessError):
+                self.error.result = result
+            raise self.error
         return result
 
     def _replay_regressions(self, stop_requested: Callable[[], bool]) -> None:
-        """The regression corpus, replayed once here rather than once per worker."""
-        if self.config.regressions is None:
-            return
-        for path, record in corpus.entries(self.config.regressions, self.spec):
-            if stop_requested():
-                self.stop_reason = "interrupt"
-                return
-            replay = corpus.replay(self.target, path, record)
-            self.result.regressions.append(replay)
-            if replay.violation is not None:
-                self._keep(Finding(record, replay.run, replay.violation, path=path, source="regression"))
+        """The regression corpus, replayed once here rather than once per worker (as a campaign does)."""
+        try:
+            for replay, finding in replay_corpus(self.target, self.spec, self.config, stop_requested):
+                self.result.regressions.append(replay)
+                if finding is not None:
+                    self._keep(finding)
+        except KeyboardInterrupt:
+            self.stop_reason = "interrupt"
 
     def _start(self) -> None:
         ignore = self.config.ignore | frozenset(self.found)
@@ -274,7 +306,7 @@ class _Parallel:
                 target=_worker_main,
                 name=f"harness-worker-{index}",
                 args=(index, self.spec, replace(piece, ignore=ignore), deadline, os.getpid(), self.queue,
-                      self.counts, self.shrinking, self.stops),
+                      self.counts, self.shrinking, self.stops, self.exercised is not None),
                 daemon=True,
             )
             process.start()
@@ -332,6 +364,8 @@ class _Parallel:
                 report.shrink_runs = payload["shrink_runs"]
                 report.elapsed_s = payload["elapsed_s"]
                 report.stopped_by = payload["stopped_by"]
+                if self.exercised is not None and payload.get("exercised") is not None:
+                    self.exercised.absorb(payload["exercised"])
             elif kind == "error":
                 self.reported.add(index)
                 if self.error is None:
@@ -343,23 +377,45 @@ class _Parallel:
     def _received(self, index: int, data: dict[str, Any]) -> None:
         """A worker saved a failure: keep it if its invariant is new and there is room, else drop it."""
         path = Path(data["path"])
-        # Two workers can find a failure at once; the one told to stop saves it unshrunk. While the
-        # other, left to finish, is still shrinking, its finding is the one to wait for.
-        outshrunk = not data["shrunk"] and any(
-            self.shrinking[other] and not self.stops[other] for other in range(len(self.stops)) if other != index
-        )
-        if outshrunk or data["invariant"] in self.found or len(self.found) >= self.config.max_failures:
-            kept = {finding.path for finding in self.result.findings}
-            if path not in kept and _made_since(path, self.wall_started):
-                path.unlink(missing_ok=True)
+        if data["invariant"] in self.found or len(self.found) >= self.config.max_failures:
+            self._drop(path)
             return
+        if not data["shrunk"] and self.stops[index] and self.stop_reason is None:
+            # Two workers found a failure at once and this one was told to stop, so it saved its
+            # schedule unshrunk: the other's shrunk one is the one to keep. Held until the end in case
+            # it never comes (that worker crashed, or found another invariant).
+            if data["invariant"] in self.held:
+                self._drop(path)
+            else:
+                self.held[data["invariant"]] = data
+            return
+        self._take(data)
+
+    def _drop(self, path: Path) -> None:
+        kept = {finding.path for finding in self.result.findings}
+        if path not in kept and _made_since(path, self.wall_started):
+            path.unlink(missing_ok=True)
+
+    def _settle_held(self) -> None:
+        """Keep the unshrunk failures held back whose invariant no worker sent shrunk; drop the rest."""
+        for data in self.held.values():
+            if data["invariant"] in self.found or len(self.found) >= self.config.max_failures:
+                self._drop(Path(data["path"]))
+            else:
+                self._take(data)
+        self.held.clear()
+
+    def _take(self, data: dict[str, Any]) -> None:
+        """Keep a failure a worker sent: load it and replay it here for the report."""
+        path = Path(data["path"])
         record = failure_file.load(path)
         # Replayed here for the report: the worker already checked that its trace is deterministic.
-        replay = corpus.replay(self.target, path, record)
+        replay = corpus.replay(self.target, path, record, self.config.example_timeout_s)
         violation = replay.violation or Violation(record.invariant, record.message, record.marked)
         finding = Finding(record, replay.run, violation, path=path, shrunk=data["shrunk"])
-        if finding.shrunk and self.config.save_regressions and self.config.regressions is not None:
-            finding.regression_path = corpus.add(record, self.config.regressions)
+        for name in TIMING:
+            setattr(finding, name, data.get(name))
+        keep_regression(finding, self.config)
         self._keep(finding)
 
     def _keep(self, finding: Finding) -> None:
@@ -455,6 +511,7 @@ def _worker_main(
     counts: Any,
     shrinking: Any,
     stops: Any,
+    tally: bool = False,
 ) -> None:
     """One worker process: run the campaign piece, send each failure at once and a summary at the end."""
     os.environ[WORKER_ENV] = str(index)
@@ -472,15 +529,21 @@ def _worker_main(
         def on_finding(finding: Finding) -> None:
             shrinking[index] = 0
             message = {"path": str(finding.path), "invariant": finding.violation.invariant, "shrunk": finding.shrunk}
+            message.update({name: getattr(finding, name) for name in TIMING})
             queue.put(("found", index, message))
 
+        exercised: Tally | None = None
         try:
             target = load_target(spec)
-            result = run_campaign(target, spec, config, on_example, on_finding, stop_requested)
+            if tally:
+                from .report.exercised import Tally  # not at the top: the report package imports this module
+
+                exercised = Tally.for_target(target, config.menu)
+            result = run_campaign(target, spec, config, on_example, on_finding, stop_requested, exercised)
         except KeyboardInterrupt:  # a second signal before the campaign began
             result = CampaignResult(target=spec, seed=config.seed or 0, stopped_by="interrupt")
         except HarnessError as exc:
-            queue.put(("error", index, exc))
+            queue.put(("error", index, portable_error(exc)))
             return
         except BaseException:
             queue.put(("error", index, traceback.format_exc()))
@@ -491,5 +554,19 @@ def _worker_main(
         "shrink_runs": result.shrink_runs,
         "elapsed_s": result.elapsed_s,
         "stopped_by": result.stopped_by,
+        "exercised": exercised.to_json() if exercised is not None else None,
     }
     queue.put(("done", index, summary))
+
+
+def portable_error(error: HarnessError) -> HarnessError:
+    """``error`` as it can cross to the parent: without the result it carries (its runs may hold
+    whatever the target built, lambdas included), and as a plain ``HarnessError`` of the same message
+    if even that cannot be pickled. Checked here, because a queue pickles in a background thread
+    whose failures never reach the worker."""
+    error.result = None
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        return HarnessError(str(error))
+    return error

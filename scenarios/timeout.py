@@ -44,6 +44,23 @@ class TimeoutPool:
         return defer.maybeDeferred(job).addTimeout(self.timeout, self.clock)
 
 
+class TimeoutWrapper:
+    """Wraps each job in ``Deferred.addTimeout``: no pool, no cancellation promised to callers.
+
+    Tested against jobs whose own canceller raises (``menu={"canceller_raises": True}``)
+    without taking on the cancellation checks (``cancellable=False``): when
+    the timeout's ``cancel()`` meets a raising canceller the job keeps its
+    slot in the trace, and the harness blames the job, not the wrapper.
+    """
+
+    def __init__(self, clock: IReactorTime, timeout_ms: int = TIMEOUT_MS) -> None:
+        self.clock = clock
+        self.timeout = timeout_ms / 1000
+
+    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
+        return defer.maybeDeferred(job).addTimeout(self.timeout, self.clock)
+
+
 class OrphaningTimeout:
     """Fails the caller at the timeout but never cancels the job.
 
@@ -133,6 +150,14 @@ timeout_pool = Target(
     description="DeferredSemaphore(2) whose jobs time out after 300ms with Deferred.addTimeout",
 )
 
+timeout_wrapper = Target(
+    build=TimeoutWrapper,
+    timeout_ms=TIMEOUT_MS,
+    cancellable=False,  # callers never cancel: no cancellation checks...
+    menu={"canceller_raises": True},  # ...but jobs whose own canceller raises are generated
+    description="Deferred.addTimeout around each job, against jobs whose canceller raises",
+)
+
 orphaning_timeout = Target(
     build=OrphaningTimeout,
     timeout_ms=TIMEOUT_MS,
@@ -150,6 +175,12 @@ SCENARIOS = (
         "scenarios.timeout:timeout_pool",
         "pass",
         "at most two jobs at once, each cancelled with TimeoutError 300ms after it starts",
+        "Deferred.addTimeout",
+    ),
+    Scenario(
+        "scenarios.timeout:timeout_wrapper",
+        "pass",
+        "each job cancelled with TimeoutError 300ms after it starts, some jobs' own cancellers raising",
         "Deferred.addTimeout",
     ),
     Scenario(

@@ -16,6 +16,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
+from scenarios.backoff_loop import ReconnectingClient, delay_ms
 from scenarios.priority import PriorityPool, SchedulerStopped, _Entry
 
 
@@ -256,6 +257,18 @@ class StubbornPool:
         caller = _Stubborn()
         defer.maybeDeferred(job).chainDeferred(caller)
         return caller
+
+
+class SlowBackoffClient(ReconnectingClient):
+    """A reconnecting client that waits three times its declared backoff.
+
+    BUG: it waits ``3 * delay_ms(k)`` after the k-th failure, beyond the
+    declared range: retries come too late.
+    """
+
+    def _failed(self, _: Any) -> None:
+        self.failures += 1
+        self._later(3 * delay_ms(self.failures))
 
 
 class MisSharing:

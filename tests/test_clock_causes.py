@@ -20,10 +20,10 @@ def test_faults_the_failure_does_not_need_are_dropped_and_the_rest_named() -> No
     assert still_fails(noisy)
     tamed, needs = tame_clock(noisy, still_fails)
     assert tamed.clock.tie_break == "lifo" and still_fails(tamed)
-    assert needs[-1] == "calls due at the same instant run lifo"
+    assert needs[-1] == "calls due at the same instant run in lifo order"
     assert not still_fails(Schedule(ops, ClockPolicy("fifo", step_ms=tamed.clock.step_ms, jitter_ms=tamed.clock.jitter_ms)))
-    assert needs_note(("calls due at the same instant run lifo",)) == (
-        "; it fails only with calls due at the same instant run lifo: without this clock fault the schedule passes"
+    assert needs_note(("calls due at the same instant run in lifo order",)) == (
+        "; it fails only with calls due at the same instant run in lifo order: without this clock fault the schedule passes"
     )
 
 
@@ -43,4 +43,4 @@ def test_a_shrunk_finding_that_needs_a_tie_break_says_so(tmp_path) -> None:
     (finding,) = result.findings[:1]
     assert finding.record.invariant == "concurrency.fifo"
     assert finding.run.schedule.clock.tie_break != "fifo"
-    assert f"calls due at the same instant run {finding.run.schedule.clock.tie_break}" in finding.record.message
+    assert f"calls due at the same instant run in {finding.run.schedule.clock.tie_break} order" in finding.record.message

@@ -198,16 +198,33 @@ def test_failure_files_alone_make_a_page_without_a_campaign(tmp_path) -> None:
     assert not page.find("section", id="coverage")
 
 
+def _failure_entry(invariant: str, file: str) -> dict:
+    return {"invariant": invariant, "family": invariant.split(".")[0], "message": "m", "file": file,
+            "source": "fuzz", "shrunk": True, "operations": 1, "replay": None, "regression_file": None}
+
+
+def minimal_summary(failures: list) -> dict:
+    """The smallest summary a report accepts: the keys every version wrote, checked against the schema."""
+    return {
+        "format": "harness-summary",
+        "version": 1,
+        "target": BUGGY,
+        "seed": 1,
+        "outcome": "failed" if failures else "clean",
+        "stopped_by": "max-failures",
+        "examples": 1,
+        "shrink_runs": 0,
+        "elapsed_seconds": 0.1,
+        "limits": {"max_examples": None, "budget_seconds": None, "max_failures": 1},
+        "database": None,
+        "regressions": {"directory": None, "replayed": 0, "failing": 0, "fixed": 0, "files": []},
+        "failures": failures,
+    }
+
+
 def test_a_summary_brings_its_failures_once_and_notes_missing_ones(tmp_path) -> None:
     record, path = known_record(tmp_path)
-    summary = {
-        "format": "harness-summary",
-        "target": BUGGY,
-        "failures": [
-            {"invariant": record.invariant, "file": str(path), "source": "fuzz", "shrunk": True},
-            {"invariant": "errors.poison", "file": str(tmp_path / "gone.json"), "source": "fuzz", "shrunk": True},
-        ],
-    }
+    summary = minimal_summary([_failure_entry(record.invariant, str(path)), _failure_entry("errors.poison", str(tmp_path / "gone.json"))])
     summary_path = tmp_path / "summary.json"
     summary_path.write_text(json.dumps(summary))
     loaded, views, notes = load_inputs([str(summary_path), str(path)])
@@ -217,7 +234,7 @@ def test_a_summary_brings_its_failures_once_and_notes_missing_ones(tmp_path) -> 
 
 def test_two_summaries_or_a_foreign_file_are_refused(tmp_path) -> None:
     first = tmp_path / "a.json"
-    first.write_text(json.dumps({"format": "harness-summary", "failures": []}))
+    first.write_text(json.dumps(minimal_summary([])))
     with pytest.raises(FailureFileError, match="only one campaign summary"):
         load_inputs([str(first), str(first)])
     other = tmp_path / "other.json"
@@ -227,3 +244,24 @@ def test_two_summaries_or_a_foreign_file_are_refused(tmp_path) -> None:
     with pytest.raises(FailureFileError, match="not valid JSON"):
         (tmp_path / "broken.json").write_text("{")
         load_inputs([str(tmp_path / "broken.json")])
+
+
+def test_each_failure_says_how_far_the_search_got_before_it_was_first_seen(campaign, tmp_path) -> None:
+    result, summary, _ = campaign
+    (finding,) = result.findings
+    (failure,) = summary["failures"]
+    detected = failure["detected"]
+    assert detected["examples"] == finding.examples_to_detect and 1 <= detected["examples"] <= result.examples
+    assert 0 <= detected["search_seconds"] <= result.elapsed_s and detected["shrink_seconds"] > 0
+    text = Page(render_report(summary, [view_of_finding(finding)])).all_text
+    assert f"{detected['examples']} examples" in text and "s of search" in text
+    # The same line from the summary alone, and none from a summary written before the field existed.
+    summary_path = tmp_path / "summary.json"
+    summary_path.write_text(json.dumps(summary))
+    _, views, _ = load_inputs([str(summary_path)])
+    assert views[0].detected == (detected["examples"], detected["search_seconds"])
+    old = {**summary, "failures": [{k: v for k, v in failure.items() if k != "detected"}]}
+    jsonschema.validate(old, schema(), cls=jsonschema.Draft202012Validator)
+    summary_path.write_text(json.dumps(old))
+    _, views, _ = load_inputs([str(summary_path)])
+    assert views[0].detected is None and "s of search" not in Page(render_report(old, views)).all_text

@@ -126,3 +126,18 @@ class _Direct:
         from twisted.internet import defer
 
         return defer.maybeDeferred(job)
+
+
+def test_an_address_cut_in_two_by_a_truncated_repr_is_masked_too() -> None:
+    # pytest shortens long reprs in assertion messages by cutting out their middle, which can leave
+    # the tail of an address without its 0x: it must not make two runs of a schedule differ.
+    from harness import JobSpec, Schedule, Submit, Target, run_schedule
+    from scenarios.pools import SemaphorePool
+
+    def shortened(run) -> None:
+        raise AssertionError(f"<function <lambda> at 0x7f8...{id(object()):x}{id(run):x}>")
+
+    target = Target(build=lambda clock: SemaphorePool(clock, 2), limit=2, invariants=(shortened,))
+    schedule = Schedule((Submit(0, 0, JobSpec()),))
+    first, again = (run_schedule(target, schedule).trace.lines() for _ in range(2))
+    assert first == again and any("at 0x?...0x?>" in line for line in first)

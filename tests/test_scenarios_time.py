@@ -7,7 +7,7 @@ import pytest
 from harness import INVARIANTS, CampaignConfig, CampaignResult, load_target, run_campaign
 from scenarios import CATALOG, Scenario
 
-MODULES = ("scenarios.heartbeat", "scenarios.poller", "scenarios.rate_limit", "scenarios.retry", "scenarios.timeout")
+MODULES = ("scenarios.backoff_loop", "scenarios.heartbeat", "scenarios.poller", "scenarios.rate_limit", "scenarios.retry", "scenarios.timeout")
 ZOO = tuple(s for s in CATALOG if s.target.partition(":")[0] in MODULES)
 CORRECT = tuple(s for s in ZOO if s.expect == "pass")
 BUGGY = tuple(s for s in ZOO if s.expect != "pass")

@@ -32,6 +32,7 @@ from specimens import (
     MisSharing,
     PoolFull,
     RetryUnlessTrue,
+    SlowBackoffClient,
     StubbornPool,
     ValidatingPool,
     WrappingPool,
@@ -77,8 +78,7 @@ _SINGLE_FLIGHT = "scenarios.single_flight:single_flight"
 
 def _mis_sharing(mode: str) -> Target:
     return Target(build=lambda clock: MisSharing(clock, mode), keys=2, shared=True, cancellable="detach")
-
-
+_slow_backoff = replace(load_target("scenarios.backoff_loop:reconnecting_client"), build=SlowBackoffClient)
 _lifo_equals = Target(build=lambda clock: LifoAmongEqualsPool(clock, limit=1), limit=1, order="priority")
 _bounded_raising = Target(build=lambda clock: BoundedPool(clock, raises=True), limit=1)
 _bounded_undeclared = Target(build=lambda clock: BoundedPool(clock), limit=1)
@@ -190,6 +190,11 @@ MESSAGES: tuple[Row, ...] = (
     Row("early.rate_jump", "time.early", "the wall-clock jump between them excuses nothing",
         "scenarios.wall_rate:seconds_log_limiter", "scenarios.rate_limit:token_bucket",
         S(Submit(0, 0, ok()), Submit(0, 1, ok()), Jump(5, 5000), Submit(10, 2, ok()), Submit(10, 3, ok()))),
+    Row("early.backoff", "time.early", "after call 1 failed (retry 2); the declared wait is at least 200ms",
+        "scenarios.backoff_loop:flat_backoff", "scenarios.backoff_loop:reconnecting_client",
+        S(Start(0, 0, JobSpec("fail", 0)))),
+    Row("backoff.loop", "time.backoff", "came 300ms after call 0 failed (retry 1); the declared backoff is 100ms to 100ms",
+        _slow_backoff, "scenarios.backoff_loop:reconnecting_client", S(Start(0, 0, JobSpec("fail", 0)), Stop(2000))),
     Row("overlap", "time.overlap", "while call 0 (started 0ms) was still running", "scenarios.poller:overlapping_poller",
         "scenarios.poller:looping_poller", S(Start(0, 0, ok(250)))),
     Row("after_stop", "time.after_stop", "after stop() at 170ms", "scenarios.heartbeat:zombie_heartbeat",

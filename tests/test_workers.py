@@ -15,7 +15,8 @@ import pytest
 
 from harness import CampaignConfig
 from harness.cli import main
-from harness.shard import MAX_WORKERS, SEED_BITS, Shard, piece_seed
+from harness.errors import HarnessError
+from harness.shard import MAX_WORKERS, SEED_BITS, Shard, piece_seed, round_seed
 from harness.workers import run_workers
 from scenarios.pools import double_release_pool
 
@@ -56,11 +57,10 @@ def test_every_shard_worker_and_round_searches_with_a_seed_of_its_own() -> None:
     assert piece_seed(base, Shard(), 0) == base  # one process, one shard: the plain campaign
     assert all(0 <= seed < 2**SEED_BITS for seed in seeds)
     assert seeds == [piece_seed(base, shard, worker) for shard, worker in pieces]  # deterministic
-    # A campaign searches round r with seed + r: no two pieces share a seed in any round ...
-    ordered = sorted(seeds)
-    assert all(later - earlier >= rounds for earlier, later in zip(ordered, ordered[1:]))
+    # A campaign searches round r with round_seed(seed, r): no two pieces share a seed in any round ...
+    assert len({round_seed(seed, r) for seed in seeds for r in range(rounds)}) == len(seeds) * rounds
     # ... nor a random stream (Random(2) and Random(2 + 2**32) are the same stream, so offsets will not do).
-    streams = {Random(seed + r).random() for seed in seeds for r in range(rounds)}
+    streams = {Random(round_seed(seed, r)).random() for seed in seeds for r in range(rounds)}
     assert len(streams) == len(seeds) * rounds
     with pytest.raises(ValueError):
         piece_seed(base, Shard(), MAX_WORKERS)
@@ -94,6 +94,8 @@ def test_the_first_failure_wins_and_the_other_workers_stop_promptly(tmp_path) ->
     (finding,) = result.findings
     assert finding.violation.invariant == "concurrency.limit" and finding.shrunk
     assert result.stopped_by == "max-failures"
+    # The winner's time to first failure crosses to the parent with the failure.
+    assert 1 <= finding.examples_to_detect < 1000 and finding.detected_after_s >= 0 and finding.shrink_s > 0
     assert [p.name for p in Path("reports/failures").iterdir()] == [finding.path.name]  # no loser's file left
     winner, loser = sorted(result.workers, key=lambda w: w.stopped_by != "max-failures")
     assert winner.stopped_by == "max-failures" and loser.stopped_by == "interrupt"
@@ -194,13 +196,26 @@ def test_bad_workers_is_one_line_and_exit_2(value, capsys) -> None:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_sigterm_to_the_parent_stops_every_worker_and_writes_the_summary(tmp_path) -> None:
-    argv = [sys.executable, "-m", "harness.cli", "fuzz", CORRECT, "--seed", "1", "--budget", "120", "--workers", "2"]
+    # Each worker leaves a file once it runs examples: the signal comes when both search, however
+    # long starting them takes on a loaded machine.
+    module = _module(
+        tmp_path,
+        "def _build(clock):\n"
+        "    open('running.' + os.environ.get('HARNESS_WORKER', 'main'), 'a').close()\n"
+        "    return SemaphorePool(clock, 2)\n"
+        "correct = Target(build=_build, limit=2)\n",
+    )
+    argv = [sys.executable, "-m", "harness.cli", "fuzz", f"{module}:correct", "--seed", "1", "--budget", "120"]
     proc = subprocess.Popen(
-        [*argv, "--no-database", "--json", "s.json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*argv, "--workers", "2", "--no-database", "--json", "s.json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
     )
     try:
         assert proc.stdout.readline().startswith("harness: fuzzing")
-        time.sleep(3)
+        waited = time.monotonic()
+        while not all(Path(f"running.{index}").exists() for index in (0, 1)) and time.monotonic() - waited < 60:
+            time.sleep(0.1)
+        time.sleep(0.5)
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
@@ -221,3 +236,71 @@ def test_save_regression_with_workers_adds_only_the_winning_failure(tmp_path) ->
     saved = Path(failure["regression_file"])
     assert saved.parent == Path("corpus") and saved.read_bytes() == Path(failure["file"]).read_bytes()
     assert list(Path("corpus").iterdir()) == [saved]
+
+
+# -- one code path with the one-process campaign (issue 15 item 10) -------------------
+
+
+def test_workers_tally_what_their_examples_exercised(tmp_path) -> None:
+    argv = ["fuzz", CORRECT, "--seed", "5", "--max-examples", "300", "--no-database", "--json"]
+    assert main([*argv, "one.json"]) == 0
+    assert main([*argv, "two.json", "--workers", "2"]) == 0
+    one, two = (_summary(name) for name in ("one.json", "two.json"))
+    assert two["exercised"]["examples"] == two["examples"] == 300
+    assert set(two["exercised"]["invariants"]) == set(one["exercised"]["invariants"])
+    assert two["exercised"]["invariants"]["concurrency.limit"] > 0
+    assert sum(two["exercised"]["faults"].values()) > 0
+
+
+def test_the_parallel_corpus_replay_keeps_the_example_timeout(tmp_path, monkeypatch, capsys) -> None:
+    import robust_targets  # noqa: F401  (tests/ is on the path: the workers' parent imports it by name)
+
+    limit = "0.3"
+    argv = ["fuzz", "robust_targets:spinning", "--seed", "1", "--max-examples", "200", "--no-database"]
+    assert main([*argv, "--example-timeout", limit, "--save-regression", "--report-dir", "a"]) == 1
+    capsys.readouterr()
+    started = time.monotonic()
+    assert main([*argv, "--example-timeout", limit, "--workers", "2", "--report-dir", "b"]) == 1
+    assert time.monotonic() - started < 5  # the default limit is 10 s
+    assert "FAIL harness.hang (regression" in capsys.readouterr().out
+
+
+def test_a_worker_target_error_with_unpicklable_runs_is_still_reported(tmp_path, capsys) -> None:
+    # A lambda build that breaks after 1,500 builds: by then each worker has found (and shrunk) the
+    # double release, so the error's result holds runs whose target cannot be pickled to the parent.
+    module = _module(
+        tmp_path,
+        "builds = 0\n"
+        "def _build(clock):\n"
+        "    global builds\n"
+        "    builds += 1\n"
+        "    if builds > 1500:\n"
+        "        raise RuntimeError('out of pools')\n"
+        "    return DoubleReleasePool(clock, 2)\n"
+        "tired = Target(build=lambda clock: _build(clock), limit=2)\n",
+    )
+    argv = ["fuzz", f"{module}:tired", "--seed", SEED, "--workers", "2", "--max-examples", "100000"]
+    assert main([*argv, "--max-failures", "5", "--no-database", "--json", "summary.json"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("harness: error: the target's build(clock) raised RuntimeError: out of pools"), err
+    assert "crashed" not in err
+    summary = _summary()
+    assert summary["outcome"] == "error" and summary["stopped_by"] == "error"
+
+
+def test_a_portable_error_drops_its_result_and_survives_pickling() -> None:
+    import pickle
+
+    from harness.errors import TargetError
+    from harness.workers import portable_error
+
+    error = TargetError("the target's build(clock) raised ValueError: no")
+    error.result = lambda: None  # what a lambda build leaves in a result's runs
+    sent = pickle.loads(pickle.dumps(portable_error(error)))
+    assert type(sent) is TargetError and str(sent) == str(error) and sent.result is None
+
+    class Odd(TargetError):
+        def __init__(self, a, b):
+            super().__init__(f"{a} {b}")
+
+    assert type(portable_error(Odd(1, 2))) is HarnessError

@@ -145,7 +145,8 @@ class _StartOrder(Invariant):
             for other in facts.jobs.values():
                 if keyed and other.key != started.key:
                     continue  # with keys, order is promised among the jobs of one key
-                if other.id != started.id and _waiting(facts, other, index) and self.skipped(other, started):
+                # skipped() first: a comparison of two fields, where _waiting() walks the job's history.
+                if other.id != started.id and self.skipped(other, started) and _waiting(facts, other, index):
                     yield self.violation(run, self.describe(other, started, facts), [other.submit, index])
                     return
 

@@ -8,6 +8,7 @@ that lateness and nothing more. Wall-clock jumps move only ``seconds()``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from ..target import Target
 from ..trace import format_ms
@@ -192,10 +193,13 @@ class Backoff(Invariant):
     summary = "the delay before each retry stays within the declared backoff range"
 
     def applies(self, target: Target) -> bool:
-        return target.backoff_ms is not None and target.kind == "submit"
+        return target.backoff_ms is not None
 
     def check(self, run) -> Iterator[Violation]:
         facts = facts_of(run)
+        if run.target.backoff_loop:
+            yield from self._loop(run, facts)
+            return
         for job in facts.jobs.values():
             for previous, attempt in zip(job.attempts, job.attempts[1:]):
                 if previous.end is None:
@@ -207,6 +211,27 @@ class Backoff(Invariant):
                         run,
                         f"job {job.id} retry {attempt.n} started {format_ms(waited)} after attempt {previous.n} "
                         f"ended; the declared backoff is {low:g}ms to {high:g}ms",
+                        [previous.end, attempt.start],
+                    )
+                    return
+
+
+    def _loop(self, run, facts: Facts) -> Iterator[Violation]:
+        """A backoff loop: the call after a failure comes within that retry's range (``time.early`` judges the low end)."""
+        for job in facts.jobs.values():
+            if not job.periodic:
+                continue
+            for previous, attempt, wait in _backoff_waits(run.target, job):
+                if not wait.retry:
+                    continue
+                k = wait.retry
+                low, high = run.target.backoff_range(k)
+                waited = facts.time(attempt.start) - facts.time(wait.origin)
+                if waited > high * 1000 + facts.late_us:
+                    yield self.violation(
+                        run,
+                        f"periodic call {attempt.n} came {format_ms(waited)} after call {previous.n} failed "
+                        f"(retry {k}); the declared backoff is {low:g}ms to {high:g}ms",
                         [previous.end, attempt.start],
                     )
                     return
@@ -228,12 +253,14 @@ class Early(Invariant):
     summary = "periodic calls come no sooner than the interval; rate-limited starts stay within the declared rate"
 
     def applies(self, target: Target) -> bool:
-        return target.rate is not None or (target.kind == "periodic" and target.interval_ms is not None)
+        return target.rate is not None or target.kind == "periodic"
 
     def check(self, run) -> Iterator[Violation]:
         facts = facts_of(run)
         target = run.target
-        if target.kind == "periodic":
+        if target.backoff_loop:
+            yield from self._backoff(run, facts, target)
+        elif target.kind == "periodic":
             yield from self._periodic(run, facts, target.interval_ms * 1000)
         if target.rate is not None:
             yield from self._rate(run, facts, *target.rate)
@@ -274,6 +301,26 @@ class Early(Invariant):
                 if best is None or v >= best[0]:
                     best = (v, attempt)  # on a tie the later call: the closest pair is the clearest report
                 before = attempt.start
+
+    def _backoff(self, run, facts: Facts, target: Target) -> Iterator[Violation]:
+        """A backoff loop: after the k-th failure in a row, the next call waits at least the low end of retry k's range.
+
+        In monotonic time: a wall-clock jump excuses no early retry (waits set with ``callLater`` never see one).
+        """
+        for job in facts.jobs.values():
+            if not job.periodic:
+                continue
+            for previous, attempt, wait in _backoff_waits(target, job):
+                origin, low, why = wait.origin, wait.least_ms, wait.why
+                waited = facts.time(attempt.start) - facts.time(origin)
+                if waited < round(low * 1000):
+                    yield self.violation(
+                        run,
+                        f"periodic call {attempt.n} came at {format_ms(facts.time(attempt.start))}, "
+                        f"{format_ms(waited)} after call {previous.n} {why}; the declared wait is at least {low:g}ms",
+                        sorted({previous.start, origin, attempt.start}),
+                    )
+                    return
 
     def _rate(self, run, facts: Facts, jobs: int, per_ms: int) -> Iterator[Violation]:
         starts = sorted(j.first_start for j in facts.jobs.values() if j.first_start is not None)
@@ -354,9 +401,10 @@ class LoopDied(_Periodic):
 
     def check(self, run) -> Iterator[Violation]:
         facts = facts_of(run)
-        interval = run.target.interval_ms * 1000
+        target = run.target
         stop = facts.first_stop()
         for job in self.periodic_jobs(facts):
+            in_a_row = _failures_in_a_row(job)
             for attempt in job.attempts:
                 if attempt.end_kind != "job.fail":
                     continue
@@ -365,7 +413,12 @@ class LoopDied(_Periodic):
                 if any(later.start > attempt.end for later in job.attempts):
                     continue
                 window_end = self._window_end(facts, attempt.end)
-                if facts.time(window_end) - facts.time(attempt.end) < 2 * interval + facts.late_us:
+                # Two periods (a backoff loop: twice the longest wait before its next retry) with no call.
+                if target.backoff_loop:
+                    patience = 2 * round(target.backoff_range(in_a_row[attempt.n])[1] * 1000)
+                else:
+                    patience = 2 * target.interval_ms * 1000
+                if facts.time(window_end) - facts.time(attempt.end) < patience + facts.late_us:
                     continue
                 if self._reported(facts, job, attempt.end, window_end):
                     continue
@@ -390,3 +443,48 @@ class LoopDied(_Periodic):
             if event.kind == "log.error" or (event.kind == "failure" and event.job == job.id):
                 return True
         return False
+
+
+def _failures_in_a_row(job: JobFacts) -> dict[int, int]:
+    """For each attempt number, how many calls had failed in a row when it ended (0 after a success)."""
+    count = 0
+    out: dict[int, int] = {}
+    for attempt in job.attempts:
+        if attempt.end_kind == "job.fail":
+            count += 1
+        elif attempt.end_kind == "job.finish":
+            count = 0
+        out[attempt.n] = count
+    return out
+
+
+class _Wait(NamedTuple):
+    """What a backoff loop's call had to wait for: from event ``origin``, at least ``least_ms``; ``retry`` k, or 0."""
+
+    origin: int
+    least_ms: float
+    why: str
+    retry: int
+
+
+def _backoff_waits(target: Target, job: JobFacts) -> Iterator[tuple[Attempt, Attempt, _Wait]]:
+    """Each call of a backoff loop after the first, with the wait it owed to the call before.
+
+    After the k-th failure in a row: ``backoff_range(k)`` from the failure;
+    after a success: ``interval_ms`` from the previous start, or without one
+    ``backoff_range(1)`` from its end. A call still running, or cancelled
+    (by ``stop()``), sets no wait: overlap and after-stop are judged apart.
+    """
+    in_a_row = _failures_in_a_row(job)
+    for previous, attempt in zip(job.attempts, job.attempts[1:]):
+        if previous.end is None or previous.end > attempt.start:
+            continue
+        if previous.end_kind == "job.fail":
+            k = in_a_row[previous.n]
+            yield previous, attempt, _Wait(previous.end, target.backoff_range(k)[0], f"failed (retry {k})", k)
+        elif previous.end_kind == "job.finish":
+            if target.interval_ms is not None:
+                yield previous, attempt, _Wait(previous.start, float(target.interval_ms), "started (it succeeded)", 0)
+            else:
+                low = target.backoff_range(1)[0]
+                yield previous, attempt, _Wait(previous.end, low, "succeeded (retry count reset)", 0)

@@ -18,6 +18,7 @@ from .. import corpus, failure_file
 from ..errors import HarnessError
 from ..failure_file import FailureRecord
 from ..target import load_target
+from ..trace import one_line
 from ..verdict import divergence
 from .report import (
     InvariantViolated,
@@ -29,6 +30,11 @@ from .report import (
 
 #: Marker put on every regression item, so ``-m "not harness_regression"`` leaves them out.
 MARKER = "harness_regression"
+
+
+def item_name(invariant: str) -> str:
+    """A pytest item name for an invariant read from a file: printable, one line, no ``::`` (which splits node ids)."""
+    return one_line(invariant).replace("::", ":\\x3a") or "unnamed"
 
 
 class RegressionError(Exception):
@@ -51,7 +57,7 @@ class RegressionFile(pytest.File):
         except HarnessError as exc:
             yield RegressionItem.from_parent(self, name="load", record=None, problem=str(exc))
             return
-        yield RegressionItem.from_parent(self, name=record.invariant, record=record, problem="")
+        yield RegressionItem.from_parent(self, name=item_name(record.invariant), record=record, problem="")
 
 
 class RegressionItem(pytest.Item):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ..failure_file import FailureRecord
-from ..timeline import render_schedule, render_trace
+from ..timeline import CONTEXT, render_schedule, render_trace
 
 
 class InvariantViolated(AssertionError):
@@ -83,7 +83,13 @@ def failure_message(
         schedule_label + render_schedule(record.schedule),
         "",
         "trace (>> marks the events that break the invariant):",
-        render_trace(record.trace, record.marked),
+        render_trace(
+            record.trace,
+            record.marked,
+            around=CONTEXT,
+            hint=f"the full trace: harness show {shlex.quote(display_path(path, start))}" if path is not None
+            else "the full trace is in the run's trace",
+        ),
         "",
     ]
     if path is not None:

@@ -73,10 +73,13 @@ def expose(events: Iterable[Event]) -> Exposure:
     outstanding: set[int] = set()
     running: dict[tuple[int, int], int] = {}
     stopped = failed = False
+    failed_last: set[int] = set()  # jobs whose last attempt failed
     last_us = 0
     just_submitted = None
     for event in events:
         kind, job = event.kind, event.job
+        if kind.startswith("timer."):
+            continue  # the subject's own timers: not what the tables ask about, and no wait for a slot
         last_us = event.t_us
         # A job is recorded as submitted just before the subject gets it: it waited only if
         # something else happened before it started.
@@ -93,7 +96,7 @@ def expose(events: Iterable[Event]) -> Exposure:
             out.peak_outstanding = max(out.peak_outstanding, len(outstanding))
         elif kind == "job.start":
             out.starts += 1
-            out.retried |= event.attempt > 0
+            out.retried |= event.attempt > 0 and job in failed_last  # a periodic call after a success is no retry
             started.add(job)
             waiting.discard(job)
             running[(job, event.attempt)] = event.t_us
@@ -104,6 +107,9 @@ def expose(events: Iterable[Event]) -> Exposure:
             if kind == "job.fail":
                 out.fails += 1
                 failed = True
+                failed_last.add(job)
+            else:
+                failed_last.discard(job)
         elif kind in FIRES:
             if job >= 0:
                 out.fired += 1
@@ -174,7 +180,7 @@ INVARIANT_EXERCISE: dict[str, Exercise] = {
         "a job ran for at least the timeout", lambda x, t: x.longest_attempt_us >= (t.timeout_ms or 0) * 1000
     ),
     "time.retries": Exercise("a job attempt failed", lambda x, t: x.fails > 0),
-    "time.backoff": Exercise("a job was retried", lambda x, t: x.retried),
+    "time.backoff": Exercise("a job was retried, or a periodic call followed a failed one", lambda x, t: x.retried),
     "time.early": Exercise("two or more calls started", lambda x, t: x.starts >= 2),
     "time.overlap": Exercise("two or more calls started", lambda x, t: x.starts >= 2),
     "time.after_stop": Exercise("stop() was called", lambda x, t: x.stops > 0),
@@ -217,6 +223,7 @@ FAULTS: dict[str, str] = {
     "jump.backward": "the wall clock jumps back",
     "ties.lifo": "calls due at the same instant run in reverse order",
     "ties.shuffle": "calls due at the same instant run in shuffled order",
+    "ties.pct": "calls due at the same instant run in PCT order (random priorities, change points)",
     "stride": "time advances in strides (calls fire late)",
     "jitter": "the reactor wakes late by a seeded amount (due order kept)",
 }
@@ -335,3 +342,10 @@ class Tally:
 
     def to_json(self) -> dict[str, Any]:
         return {"examples": self.examples, "invariants": dict(self.invariants), "faults": dict(self.faults)}
+
+    def absorb(self, data: dict[str, Any]) -> None:
+        """Add the counts of another tally's ``to_json()`` (a worker's) to this one."""
+        self.examples += data["examples"]
+        for mine, theirs in ((self.invariants, data["invariants"]), (self.faults, data["faults"])):
+            for key, count in theirs.items():
+                mine[key] = mine.get(key, 0) + count

@@ -15,7 +15,7 @@ and ``harness report FILE...`` draw the same thing:
 
 from __future__ import annotations
 
-import json
+import math
 import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,14 +26,23 @@ from typing import Any
 from .. import failure_file
 from ..errors import FailureFileError
 from ..failure_file import FailureRecord, versions
-from ..files import write_atomic
+from ..files import read_bounded, write_atomic
 from ..invariants import INVARIANTS
 from ..schedule import Schedule
 from ..summary import FORMAT as SUMMARY_FORMAT
+from ..summary import check as check_summary
+from ..summary import parse_json
 from ..timeline import render_schedule, render_trace
 from ..trace import Event
 from .exercised import describe_fault, exercise_of
 from .svg import timeline_svg
+
+#: The page loads nothing and runs no script, whatever a summary or failure file holds: only inline
+#: styles and SVG are allowed, so even markup that slipped past the escaping could not run.
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+
+#: Events a failure's timeline and text trace draw at most; a window around the violation, the rest counted.
+MAX_DRAWN = 2_000
 
 #: Where ``harness fuzz --html`` and ``harness report`` write the page, under the report directory.
 REPORT_NAME = "report.html"
@@ -53,6 +62,8 @@ class FailureView:
     source: str = "fuzz"
     shrunk: bool = True
     seed: int | None = None
+    #: Time to first failure: search examples and seconds before it was first seen (None: not known).
+    detected: tuple[int, float] | None = None
 
     @property
     def replay(self) -> str | None:
@@ -77,10 +88,25 @@ def view_of_finding(finding: Any) -> FailureView:
         source=finding.source,
         shrunk=finding.shrunk,
         seed=record.seed,
+        detected=_detected(finding.examples_to_detect, finding.detected_after_s),
     )
 
 
-def view_of_record(record: FailureRecord, path: str | None, source: str = "fuzz", shrunk: bool = True) -> FailureView:
+def _detected(examples: Any, seconds: Any) -> tuple[int, float] | None:
+    """Time to first failure as the report shows it, or None when unknown or malformed."""
+    if isinstance(examples, int) and not isinstance(examples, bool) and isinstance(seconds, (int, float)):
+        if examples >= 0 and 0 <= seconds < float("inf"):
+            return examples, float(seconds)
+    return None
+
+
+def view_of_record(
+    record: FailureRecord,
+    path: str | None,
+    source: str = "fuzz",
+    shrunk: bool = True,
+    detected: tuple[int, float] | None = None,
+) -> FailureView:
     """A failure file as the report draws it (its saved trace and marked events)."""
     return FailureView(
         invariant=record.invariant,
@@ -93,6 +119,7 @@ def view_of_record(record: FailureRecord, path: str | None, source: str = "fuzz"
         source=source,
         shrunk=shrunk,
         seed=record.seed,
+        detected=detected,
     )
 
 
@@ -114,9 +141,12 @@ def load_inputs(paths: Sequence[str]) -> tuple[dict[str, Any] | None, list[Failu
         if isinstance(data, dict) and data.get("format") == SUMMARY_FORMAT:
             if summary is not None:
                 raise FailureFileError(f"{name}: only one campaign summary per report (already have {summary_path})")
-            summary, summary_path = data, Path(name)
+            summary, summary_path = check_summary(data, name), Path(name)
         else:
-            records.append((name, FailureRecord.from_json(data, source=f"failure file {name!r}")))
+            try:
+                records.append((name, FailureRecord.from_json(data, source=f"failure file {name!r}")))
+            except RecursionError:
+                raise FailureFileError(f"{name!r} nests its data too deeply to be a failure file") from None
     if summary is not None:
         for failure in summary.get("failures", []):
             listed = failure.get("file")
@@ -133,7 +163,9 @@ def load_inputs(paths: Sequence[str]) -> tuple[dict[str, Any] | None, list[Failu
                 continue
             if path.resolve() not in seen:
                 seen.add(path.resolve())
-                views.append(view_of_record(record, listed, failure.get("source", "fuzz"), failure.get("shrunk", True)))
+                found = failure.get("detected")
+                when = _detected(found.get("examples"), found.get("search_seconds")) if isinstance(found, dict) else None
+                views.append(view_of_record(record, listed, failure.get("source", "fuzz"), failure.get("shrunk", True), when))
     for name, record in records:
         if Path(name).resolve() not in seen:
             seen.add(Path(name).resolve())
@@ -142,16 +174,8 @@ def load_inputs(paths: Sequence[str]) -> tuple[dict[str, Any] | None, list[Failu
 
 
 def _read_json(name: str) -> Any:
-    try:
-        text = Path(name).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FailureFileError(f"{name!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FailureFileError(f"cannot read {name!r}: {exc}") from None
-    try:
-        return json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise FailureFileError(f"{name!r} is not valid JSON ({exc}); give a failure file or a --json summary") from None
+    text = read_bounded(name, failure_file.MAX_BYTES, "input", FailureFileError)
+    return parse_json(text, name, FailureFileError)
 
 
 def _locate(listed: str, summary_path: Path | None) -> Path | None:
@@ -159,7 +183,13 @@ def _locate(listed: str, summary_path: Path | None) -> Path | None:
     candidates = [Path(listed)]
     if summary_path is not None:
         candidates += [summary_path.parent / listed, summary_path.parent / "failures" / Path(listed).name]
-    return next((path for path in candidates if path.is_file()), None)
+    for path in candidates:
+        try:
+            if path.is_file():
+                return path
+        except (OSError, ValueError):  # a NUL in the name, a name too long
+            continue
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- rendering
@@ -219,6 +249,7 @@ def render_report(summary: dict[str, Any] | None, failures: Sequence[FailureView
         '<html lang="en">',
         "<head>",
         '<meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>harness report: {escape(target)}</title>",
         f"<style>{CSS}</style>",
@@ -295,7 +326,7 @@ def _campaign(summary: dict[str, Any] | None) -> list[str]:
         rows.append(
             (
                 "coverage",
-                f"{coverage['lines']['percent']}% of lines, {coverage['branches']['percent']}% of branches of "
+                f"{_pct(coverage['lines']['percent'])}% of lines, {_pct(coverage['branches']['percent'])}% of branches of "
                 f"<code>{escape(coverage['scope'])}</code> (<a href=\"#coverage\">below</a>)",
             )
         )
@@ -316,8 +347,24 @@ def _failures(failures: Sequence[FailureView]) -> list[str]:
     return out
 
 
+def window(events: Sequence[Event], marked: Sequence[int], limit: int = MAX_DRAWN) -> tuple[tuple[Event, ...], tuple[int, ...], str]:
+    """At most ``limit`` events around the violation, the marked indices shifted to them, and what was left out."""
+    if len(events) <= limit:
+        return tuple(events), tuple(marked), ""
+    last = max(marked, default=len(events) - 1)
+    start = min(max(0, last + limit // 10 - limit), len(events) - limit)
+    kept = tuple(events[start : start + limit])
+    shifted = tuple(i - start for i in marked if start <= i < start + limit)
+    note = (
+        f"the trace has {len(events):,} events; this page draws {limit:,} of them (events {start + 1:,} to "
+        f"{start + limit:,}, ending near the violation): run harness show FILE for all of them"
+    )
+    return kept, shifted, note
+
+
 def _failure(view: FailureView) -> list[str]:
-    svg = timeline_svg(view.events, view.marked, view.invariant)
+    events, marked, left_out = window(view.events, view.marked)
+    svg = timeline_svg(events, marked, view.invariant)
     facts = [
         '<aside class="facts">',
         f'<p class="message">{escape(view.message)}</p>',
@@ -328,12 +375,17 @@ def _failure(view: FailureView) -> list[str]:
         facts += ["<dt>failure file</dt>", f"<dd><code>{escape(view.file or '')}</code></dd>"]
     how = "a regression file that fails again" if view.source == "regression" else "found by this campaign"
     facts += ["<dt>source</dt>", f"<dd>{escape(how)}</dd>"]
+    if view.detected is not None:
+        examples, seconds = view.detected
+        facts += ["<dt>found after</dt>", f"<dd>{examples} examples, {seconds:.2f} s of search (shrinking excluded)</dd>"]
     if not view.shrunk:
         facts += ["<dt>shrinking</dt>", "<dd>cut short: this schedule fails but may not be minimal</dd>"]
     facts += ["<dt>schedule</dt>", f"<dd>{len(view.schedule.ops)} operations</dd>"]
     if view.seed is not None:
         facts += ["<dt>seed</dt>", f"<dd><code>{escape(str(view.seed))}</code></dd>"]
     facts += ["</dl>", "</aside>"]
+    if left_out:
+        facts.append(f'<div class="note">{escape(left_out)}</div>')
     return [
         f'<article class="failure" id="{escape(view.anchor)}" data-invariant="{escape(view.invariant)}">',
         f"<h3>{escape(view.invariant)}</h3>",
@@ -343,7 +395,7 @@ def _failure(view: FailureView) -> list[str]:
         "</div>",
         "<details><summary>schedule and trace as text</summary>",
         f"<pre>{escape(render_schedule(view.schedule))}</pre>",
-        f"<pre>{escape(render_trace(view.events, view.marked))}</pre>",
+        f"<pre>{escape(render_trace(events, marked))}</pre>",
         "</details>",
         "</article>",
     ]
@@ -417,8 +469,8 @@ def _coverage(summary: dict[str, Any]) -> list[str]:
         return out
     lines, branches = coverage["lines"], coverage["branches"]
     out.append(
-        f'<p><strong>{lines["percent"]}%</strong> of lines ({_num(lines["covered"])} of {_num(lines["total"])}) and '
-        f'<strong>{branches["percent"]}%</strong> of branches ({_num(branches["covered"])} of {_num(branches["total"])}) '
+        f'<p><strong>{_pct(lines["percent"])}%</strong> of lines ({_num(lines["covered"])} of {_num(lines["total"])}) and '
+        f'<strong>{_pct(branches["percent"])}%</strong> of branches ({_num(branches["covered"])} of {_num(branches["total"])}) '
         f'of {escape(coverage["kind"])} <code>{escape(coverage["scope"])}</code> ran during the campaign.</p>'
     )
     if coverage.get("note"):
@@ -431,9 +483,10 @@ def _coverage(summary: dict[str, Any]) -> list[str]:
     for item in coverage["files"]:
         out.append(
             f'<tr data-file="{escape(item["file"])}"><td><code>{escape(item["file"])}</code></td>'
-            f'<td class="num">{item["covered_lines"]}/{item["statements"]}</td>'
-            f'<td class="num">{item["covered_branches"]}/{item["branches"]}</td>'
-            f'<td class="num">{item["percent"]}%</td><td><span class="bar cov"><span style="width:{item["percent"]}%"></span></span></td>'
+            f'<td class="num">{_num(item["covered_lines"])}/{_num(item["statements"])}</td>'
+            f'<td class="num">{_num(item["covered_branches"])}/{_num(item["branches"])}</td>'
+            f'<td class="num">{_pct(item["percent"])}%</td>'
+            f'<td><span class="bar cov"><span style="width:{_width(item["percent"])}%"></span></span></td>'
             f'<td class="missing">{escape(line_ranges(item["missing_lines"])) or "none"}</td>'
             f'<td class="missing">{escape(branch_list(item["missing_branches"])) or "none"}</td></tr>'
         )
@@ -461,10 +514,29 @@ def _num(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
+        if not math.isfinite(value):
+            return "-"
         return f"{value:,.1f}" if value % 1 else f"{value:,.0f}"
     return f"{value:,}" if isinstance(value, int) else escape(str(value))
 
 
-def _bar(count: int, total: int) -> str:
-    share = 100.0 * count / total if total else 0.0
-    return f'<span class="bar" title="{share:.0f}%"><span style="width:{share:.1f}%"></span></span>'
+def _pct(value: Any) -> str:
+    """A percentage as text: only a finite number is drawn, anything else is ``-``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "-"
+    return escape(str(value))
+
+
+def _width(value: Any) -> str:
+    """A CSS width in percent, 0 to 100: the only thing that reaches a ``style`` attribute."""
+    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else 0
+    return f"{min(max(float(number), 0.0), 100.0):.1f}"
+
+
+def _bar(count: Any, total: Any) -> str:
+    valid = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (count, total))
+    try:
+        share = 100.0 * count / total if valid and total else 0.0
+    except (OverflowError, ZeroDivisionError):
+        share = 0.0
+    return f'<span class="bar" title="{_width(share)[:-2]}%"><span style="width:{_width(share)}%"></span></span>'

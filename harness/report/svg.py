@@ -8,7 +8,9 @@ Layout:
 - one lane per job (or periodic handle), in id order, labelled with the
   job's key when the target declares keys, under a ``reactor``
   lane for the events that concern no job (stop, clock jumps, errors that
-  escaped into the reactor, unhandled errors, leaks, the drain mark);
+  escaped into the reactor, unhandled errors, leaks, the drain mark) and,
+  when the subject scheduled any, a ``timers`` lane for its own delayed
+  calls: set, fired or cancelled, a thin line while each is pending;
 - x is virtual time, left to right. Many events share one instant (a job
   fails, the next starts, its Deferred fires, all at 10ms), so each instant
   is widened into a shaded band with one slot per event, in the order they
@@ -82,6 +84,9 @@ MARKERS: dict[str, Marker] = {
     "leak": Marker("square", "#ffffff", "#6a1b9a", "left behind after stop"),
     "skip": Marker("circle", "#ffffff", "#9e9e9e", "skipped (nothing to do)"),
     "drained": Marker("tick", "#9e9e9e", "#9e9e9e", "drained"),
+    "timer.set": Marker("circle", "#ffffff", "#00838f", "subject's callLater set"),
+    "timer.fire": Marker("circle", "#00838f", "#00838f", "subject's callLater fires"),
+    "timer.cancel": Marker("slash", "#ffffff", "#9e9e9e", "subject's callLater cancelled"),
     "other": Marker("circle", "#bdbdbd", "#757575", "other"),
 }
 
@@ -115,7 +120,13 @@ KIND_CLASS: dict[str, str] = {
     "leak.call": "leak",
     "leak.loop": "leak",
     "drained": "drained",
+    "timer.set": "timer.set",
+    "timer.fire": "timer.fire",
+    "timer.cancel": "timer.cancel",
 }
+
+#: The lane of the subject's own delayed calls (``timer.*`` events), under the reactor's.
+TIMERS = -2
 
 #: Bar colours for an attempt, by the event that ended it (None: still running at the end).
 ATTEMPT_FILL: dict[str | None, str] = {
@@ -145,12 +156,20 @@ def marker_class(event: Event) -> str:
 
 
 def lane_of(event: Event) -> int:
-    return event.job if event.job >= 0 else NO_JOB
+    if event.job >= 0:
+        return event.job
+    return TIMERS if event.kind.startswith("timer.") else NO_JOB
+
+
+def timer_id(event: Event) -> str:
+    """The number that ties a timer's set, fire and cancel events together (``#3``)."""
+    return event.detail.split(" ", 1)[0]
 
 
 def _gap(dt_us: int) -> float:
     """Pixels between two instants ``dt_us`` apart: grows with the logarithm of the time."""
-    return 14 + 34 * math.log10(1 + dt_us / 1000)
+    # Bounded both ways: a trace read from a file may go backwards in time, or jump by 10**400.
+    return 14 + 34 * math.log10(1 + min(max(dt_us, 0), 10**18) / 1000)
 
 
 @dataclass
@@ -172,7 +191,7 @@ def timeline_svg(
     marks = set(marked)
     shown = [(i, e) for i, e in enumerate(events) if e.kind != "end"]
     jobs = sorted({e.job for _, e in shown if e.job >= 0})
-    lanes = [NO_JOB] + jobs
+    lanes = [NO_JOB] + ([TIMERS] if any(lane_of(e) == TIMERS for _, e in shown) else []) + jobs
     lane_y = {lane: HEADER + LANE * row + LANE / 2 for row, lane in enumerate(lanes)}
     involved = {events[i].job for i in marks if 0 <= i < len(events) and events[i].job >= 0}
     keys = {e.job: key_of_submit(e.detail) for _, e in shown if e.kind == "submit"}
@@ -220,7 +239,7 @@ def timeline_svg(
         top = HEADER + LANE * row
         fill = "#fdecea" if lane in involved else ("#f7f7f7" if row % 2 else "#ffffff")
         out.append(f'<rect class="lane" x="{LEFT}" y="{top}" width="{plot_end - LEFT:.1f}" height="{LANE}" fill="{fill}"/>')
-        label = "reactor" if lane == NO_JOB else f"job {lane}"
+        label = {NO_JOB: "reactor", TIMERS: "timers"}.get(lane, f"job {lane}")
         if keys.get(lane) is not None:
             label += f" key {keys[lane]}"
         colour = VIOLATION_RED if lane in involved else "#333"
@@ -246,6 +265,7 @@ def timeline_svg(
             label_end = x0 + 6.2 * len(text) + 6
 
     out.extend(_waits_and_attempts(placed, plot_end))
+    out.extend(_pending_timers(placed, plot_end))
     out.extend(_rules(placed, lanes_bottom))
     for item in placed:
         out.append(_marker(item, item.index in marks))
@@ -283,8 +303,10 @@ def _waits_and_attempts(placed: list[_Placed], plot_end: float) -> list[str]:
     waited: set[int] = set()
     running: dict[tuple[int, int], _Placed] = {}
     bars: list[tuple[_Placed, float, str | None]] = []
+    previous: _Placed | None = None  # the event before, the subject's timers aside (one set in submit() is no wait)
     for item in placed:
         event = item.event
+        before, previous = previous, (previous if event.kind.startswith("timer.") else item)
         if event.job < 0:
             continue
         if event.kind in ("submit", "start"):
@@ -293,7 +315,7 @@ def _waits_and_attempts(placed: list[_Placed], plot_end: float) -> list[str]:
             running[(event.job, event.attempt)] = item
             if event.job in submitted and event.job not in waited:
                 waited.add(event.job)
-                if item.index > submitted[event.job].index + 1:  # else it started at once: no wait
+                if before is not submitted[event.job]:  # else it started at once: no wait
                     out.append(_wait(submitted[event.job], item.x))
         elif event.kind in ("job.finish", "job.fail", "job.cancel"):
             began = running.pop((event.job, event.attempt), None)
@@ -317,6 +339,28 @@ def _waits_and_attempts(placed: list[_Placed], plot_end: float) -> list[str]:
         )
         if attempt:
             out.append(f'<text x="{began.x + 7:.1f}" y="{began.y - 8:.1f}" fill="#555" font-size="9">#{attempt}</text>')
+    return out
+
+
+def _pending_timers(placed: list[_Placed], plot_end: float) -> list[str]:
+    """A thin line in the timers lane from each timer's set to its firing or cancelling (or the end)."""
+    out: list[str] = []
+    pending: dict[str, _Placed] = {}
+    spans: list[tuple[_Placed, float]] = []
+    for item in placed:
+        kind = item.event.kind
+        if kind == "timer.set":
+            pending[timer_id(item.event)] = item
+        elif kind in ("timer.fire", "timer.cancel"):
+            began = pending.pop(timer_id(item.event), None)
+            if began is not None:
+                spans.append((began, item.x))
+    spans += [(began, plot_end) for began in pending.values()]
+    for began, end_x in spans:
+        out.append(
+            f'<line class="timer-pending" x1="{began.x:.1f}" y1="{began.y:.1f}" x2="{end_x:.1f}" '
+            f'y2="{began.y:.1f}" stroke="#00838f" stroke-width="1" stroke-opacity="0.5"/>'
+        )
     return out
 
 

@@ -1,0 +1,148 @@
+"""The process that reports a campaign's exit code is not the one the target can kill.
+
+A target runs inside the harness's process, and some ways of leaving it are
+beyond any guard: ``os._exit(0)`` from a ``__del__`` or another thread, a C
+library's ``exit()``, ``exec``. The process then exits with whatever code the
+target chose, without a summary, and CI sees that code: 0, a pass.
+
+So ``harness fuzz`` and ``harness replay`` run in a forked child, and the
+parent only waits. The child reports its exit code over a pipe once the
+command has finished and written everything it was asked to; the parent
+exits with that code. A child that ends without reporting did not finish:
+the parent says so in one line and exits 2 (or 128 + the signal that killed
+it), never 0.
+
+Signals: the child runs in its own process group, so a signal sent to the
+group the user or CI controls (Ctrl-C, ``timeout``, a job cancel) reaches the
+parent once, and the parent forwards each one to the child: the first still
+asks the campaign to stop gracefully, a second one stops it at once. The
+child also gets SIGTERM if the parent dies (Linux), so it never outlives it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable
+
+#: Signals the parent forwards to the child.
+FORWARDED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name))
+
+#: Exit code when the child ended without finishing (a target error, as the CLI counts them).
+EXIT_UNFINISHED = 2
+
+_DONE = b"D"
+
+
+def available() -> bool:
+    """Whether commands can be supervised here (a POSIX ``fork``)."""
+    return hasattr(os, "fork") and hasattr(os, "waitpid")
+
+
+def supervise(command: Callable[[], int], what: str = "the campaign") -> int:
+    """Run ``command`` in a forked child; return its exit code if it finished, else a non-zero one.
+
+    Call it in the parent before anything else runs target code. In the
+    child, ``command`` runs and the process then exits; ``supervise`` never
+    returns there.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: run the command, report, exit
+        os.close(read_end)
+        _detach()
+        code = 3
+        try:
+            code = command()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:
+                    pass
+            os.write(write_end, _DONE + bytes([code & 0xFF]))
+            os.close(write_end)
+        sys.exit(code)
+    os.close(write_end)
+    try:
+        os.setpgid(pid, pid)
+    except OSError:
+        pass  # the child did it first, or exited already
+    previous = {signum: signal.signal(signum, lambda signum, frame: _forward(pid, signum)) for signum in FORWARDED}
+    try:
+        report = _read_all(read_end)
+        _, status = _wait(pid)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        os.close(read_end)
+    if len(report) >= 2 and report[:1] == _DONE:
+        return report[1]
+    if os.WIFSIGNALED(status):
+        signum = os.WTERMSIG(status)
+        how, code = f"was killed by {_signal_name(signum)}", 128 + signum
+    else:
+        how, code = f"exited with code {os.WEXITSTATUS(status)}", EXIT_UNFINISHED
+    print(
+        f"harness: error: the process running {what} {how} before it finished, so nothing it reported "
+        "can be trusted and the summary may be missing: the target probably ended the process (os._exit, "
+        "exec, a C library's exit() or a signal); a subject must never exit the process",
+        file=sys.stderr,
+        flush=True,
+    )
+    return code if code != 0 else EXIT_UNFINISHED
+
+
+def _detach() -> None:
+    """In the child: a process group of its own, and SIGTERM when the parent dies (Linux)."""
+    try:
+        os.setpgid(0, 0)
+    except OSError:
+        pass
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    for signum in FORWARDED:
+        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+
+
+def _forward(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _read_all(fd: int) -> bytes:
+    data = b""
+    while True:
+        chunk = os.read(fd, 64)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def _wait(pid: int) -> tuple[int, int]:
+    while True:
+        try:
+            return os.waitpid(pid, 0)
+        except ChildProcessError:
+            return pid, 0
+        except InterruptedError:
+            continue
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"

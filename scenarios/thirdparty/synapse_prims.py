@@ -1,0 +1,286 @@
+"""matrix-synapse's scheduling utilities, each declaring only what Synapse documents.
+
+Needs the ``thirdparty`` extra (``pip install -e '.[thirdparty]'``); without
+it, importing this module raises an ``ImportError`` that says so (``harness
+list`` does not import it). Verified against matrix-synapse 1.163.
+
+Every target wraps the injected clock in Synapse's own ``Clock`` (it takes
+any ``IReactorTime``) and awaits the harness's jobs with
+``make_deferred_yieldable``, as Synapse's logcontext rules ask. What each one
+promises, from Synapse's docstrings and comments, and what the harness
+checks:
+
+``linearizer``: ``Linearizer(max_count=2)``, every job under
+``async with linearizer.queue(key)``, one key. "Limits concurrent access to
+resources based on a key": ``max_count`` is "the maximum number of
+concurrent accesses" (``limit=2``); a cancelled waiter "takes itself back
+out of the queue", a cancelled holder releases the lock (``cancellable``).
+No order is declared: the lock is *granted* in arrival order (an
+``OrderedDict`` popped from the front), but the holder then waits a
+``sleep(0)`` before its work starts, and two grants in the same reactor
+tick start in the order the reactor runs calls due at the same instant,
+which no reactor promises. The harness found this (ties ``lifo``: job 3
+started before job 2, both granted at 10 ms); a real ``SelectReactor``
+does the same when a few other calls are due in that tick (its heap is not
+stable). Synapse documents no order, so none is declared.
+
+``linearizer_keys``: the same with two keys (``keys=2``, ``key_limit=2``):
+at most ``max_count`` jobs at once per key, judged per key; cancellable.
+
+``observable_deferred``: one ``ObservableDeferred(maybeDeferred(job),
+consumeErrors=True)`` per job, the caller gets an observer. "Observer
+deferreds ... resolved when the underlying deferred is resolved" (results
+and errors propagate); "cancelling or otherwise resolving an observer will
+not affect the original": cancelling the caller *detaches* it
+(``cancellable="detach"``; the job runs on, never cancelled: also a target
+invariant, ``origin_never_cancelled``).
+
+``timeout_deferred``: ``timeout_deferred(deferred=maybeDeferred(job),
+timeout=0.3, clock=...)``. Times the job out after 300 ms
+(``timeout_ms=300``) with ``twisted.internet.defer.TimeoutError``, and,
+unlike ``Deferred.addTimeout``, "correctly handling the case where the given
+deferred's canceller throws": schedules include jobs whose canceller raises,
+and ``timeout_fires=True`` declares the stronger promise that the caller
+fails with the timeout error at T whatever the job does. The returned
+Deferred has no canceller (cancelling it would not reach the job), so
+``cancellable`` is not declared and schedules hold no cancels.
+
+``batching_queue``: ``BatchingQueue`` whose batch function runs the batch's
+jobs one after another and returns each job's outcome; the glue hands each
+caller its own job's outcome. "The processing function will only be called
+once at a time for each key ... called the next reactor tick after
+``add_to_queue``, and will keep being called until the queue has been
+drained": at most one job at once (``limit=1``), FIFO. Its server object is
+a stand-in with ``hostname`` and ``run_as_background_process`` (Synapse's
+own). Cancelling a caller fails it at once, but its value stays in its batch
+and the job still starts (even ``"detach"`` forbids that): ``cancellable`` is
+not declared.
+
+``response_cache``: ``ResponseCache.wrap(key, ...)`` with one key per job,
+no timeout. It is a de-duplicator: callers of a key in flight share one
+computation (``Target(keys=..., shared=True)`` can now express that; not
+done here yet), so each job gets its own key and what is checked is the
+pass-through: results and errors reach the caller, nothing stranded. Its
+cancel swallows the cancellation until the computation ends (documented),
+so ``cancellable`` is not declared.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+
+from harness import Menu, Target
+
+try:
+    from synapse.logging.context import SENTINEL_CONTEXT, make_deferred_yieldable, set_current_context
+    from synapse.metrics.background_process_metrics import run_as_background_process
+    from synapse.util.async_helpers import Linearizer, ObservableDeferred
+    from synapse.util.async_helpers import timeout_deferred as _timeout_deferred
+    from synapse.util.batching_queue import BatchingQueue
+    from synapse.util.caches.response_cache import ResponseCache
+    from synapse.util.clock import Clock
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        f"the Synapse targets need matrix-synapse ({exc}); install it with pip install -e '.[thirdparty]'"
+    ) from None
+
+# Synapse logs through the standard library, and with no handler configured Python prints
+# warnings and errors to stderr (thousands in a campaign: every cancelled waiter, every canceller
+# that raised). A NullHandler keeps them off the terminal; they still reach handlers the user
+# configures on the root logger.
+logging.getLogger("synapse").addHandler(logging.NullHandler())
+
+#: The server name Synapse's clock, metrics and caches are labelled with.
+SERVER_NAME = "harness.test"
+#: ``Linearizer`` concurrent holders per key, keys of the multi-key target.
+MAX_COUNT = 2
+KEYS = 2
+#: ``timeout_deferred`` timeout.
+TIMEOUT_MS = 300
+
+
+def synapse_clock(reactor: IReactorTime) -> Clock:
+    """Synapse's ``Clock`` over the harness's clock (any ``IReactorTime``).
+
+    Also puts the thread back in Synapse's sentinel logcontext, where every
+    reactor callback starts: a coroutine of an earlier run closed by the
+    garbage collector may have left its own logcontext current, and Synapse's
+    ``call_later`` asserts the sentinel.
+    """
+    set_current_context(SENTINEL_CONTEXT)
+    return Clock(reactor, SERVER_NAME)  # type: ignore[arg-type]
+
+
+async def _await_job(job: Callable[[], Any]) -> Any:
+    """Run a harness job and wait for it the way Synapse code waits for a plain Deferred."""
+    return await make_deferred_yieldable(defer.maybeDeferred(job))
+
+
+class Linearized:
+    """Runs each job holding ``linearizer.queue(key)``; ``key_of(job)`` picks the key."""
+
+    def __init__(self, reactor: IReactorTime, max_count: int, keys: int = 1) -> None:
+        self.clock = synapse_clock(reactor)
+        self.linearizer = Linearizer("harness", clock=self.clock, max_count=max_count)
+        self.keys = keys
+
+    def key_of(self, job: Any) -> int:
+        # Used when no key is given (the one-key targets); a Target with keys passes key=job.key.
+        return job.id % self.keys
+
+    def submit(self, job: Callable[[], Any], key: int | None = None) -> defer.Deferred[Any]:
+        return defer.ensureDeferred(self._run(job, self.key_of(job) if key is None else key))
+
+    async def _run(self, job: Callable[[], Any], key: int) -> Any:
+        async with self.linearizer.queue(key):
+            return await _await_job(job)
+
+
+linearizer = Target(
+    build=lambda reactor: Linearized(reactor, MAX_COUNT),
+    limit=MAX_COUNT,
+    description="Synapse's Linearizer(max_count=2), one key: at most two at once, cancellable",
+)
+
+linearizer_keys = Target(
+    build=lambda reactor: Linearized(reactor, MAX_COUNT, keys=KEYS),
+    keys=KEYS,
+    key_limit=MAX_COUNT,
+    limit=MAX_COUNT * KEYS,
+    description="Synapse's Linearizer(max_count=2), two keys: at most two at once per key, cancellable",
+)
+
+
+class Observed:
+    """One ``ObservableDeferred`` per job; the caller gets an observer of it."""
+
+    def __init__(self, reactor: IReactorTime) -> None:
+        self.clock = reactor
+        self.origins: list[ObservableDeferred[Any]] = []
+
+    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
+        origin: ObservableDeferred[Any] = ObservableDeferred(defer.maybeDeferred(job), consumeErrors=True)
+        self.origins.append(origin)
+        return origin.observe()
+
+
+def origin_never_cancelled(run: Any) -> None:
+    """``ObservableDeferred``: cancelling an observer never cancels the job it observes."""
+    for event in run.trace:
+        if event.kind == "job.cancel":
+            raise AssertionError(
+                f"job {event.job} was cancelled at {event.t_us / 1000:g}ms; cancelling an observer "
+                "must not affect the original Deferred"
+            )
+
+
+observable_deferred = Target(
+    build=Observed,
+    cancellable="detach",
+    invariants=(origin_never_cancelled,),
+    description="Synapse's ObservableDeferred: observers get the result; a cancelled observer detaches",
+)
+
+
+class TimedOut:
+    """``timeout_deferred`` around each job, on Synapse's clock."""
+
+    def __init__(self, reactor: IReactorTime) -> None:
+        self.clock = synapse_clock(reactor)
+
+    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
+        return _timeout_deferred(deferred=defer.maybeDeferred(job), timeout=TIMEOUT_MS / 1000, clock=self.clock)
+
+
+timeout_deferred = Target(
+    build=TimedOut,
+    timeout_ms=TIMEOUT_MS,
+    timeout_fires=True,
+    cancellable=False,
+    menu=Menu(cancels=False, canceller_raises=True),
+    description="Synapse's timeout_deferred(0.3): TimeoutError at 300ms even when the job's canceller raises",
+)
+
+
+class _HomeServerStandIn:
+    """What ``BatchingQueue`` uses of its ``HomeServer``: ``hostname`` and ``run_as_background_process``."""
+
+    hostname = SERVER_NAME
+
+    def run_as_background_process(self, desc: Any, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return run_as_background_process(desc, self.hostname, func, *args, **kwargs)
+
+
+class Batched:
+    """A ``BatchingQueue`` of jobs: each batch runs its jobs in order; each caller gets its own job's outcome."""
+
+    def __init__(self, reactor: IReactorTime) -> None:
+        self.clock = synapse_clock(reactor)
+        self.queue: BatchingQueue[Any, dict[int, tuple[bool, Any]]] = BatchingQueue(
+            name="harness", hs=_HomeServerStandIn(), clock=self.clock, process_batch_callback=self._process  # type: ignore[arg-type]
+        )
+
+    def key_of(self, job: Any) -> Any:
+        return ()  # the queue's default key; several keys wait for targets that declare them
+
+    def submit(self, job: Any) -> defer.Deferred[Any]:
+        d = defer.ensureDeferred(self.queue.add_to_queue(job, key=self.key_of(job)))
+        return d.addCallback(self._own, job.id)
+
+    def stop(self) -> None:
+        self.queue.shutdown()  # drops the queue's metric callbacks, which would keep it alive
+
+    @staticmethod
+    async def _process(jobs: list[Any]) -> dict[int, tuple[bool, Any]]:
+        outcomes: dict[int, tuple[bool, Any]] = {}
+        for job in jobs:
+            try:
+                outcomes[job.id] = (True, await _await_job(job))
+            except Exception as exc:
+                outcomes[job.id] = (False, exc)
+        return outcomes
+
+    @staticmethod
+    def _own(outcomes: dict[int, tuple[bool, Any]], job_id: int) -> Any:
+        ok, value = outcomes[job_id]
+        if not ok:
+            raise value
+        return value
+
+
+batching_queue = Target(
+    build=Batched,
+    limit=1,
+    order="fifo",
+    # Not "detach": a cancelled caller's value stays in its batch, and the job still starts.
+    cancellable=False,
+    menu=Menu(cancels=True, stops=True),
+    description="Synapse's BatchingQueue, one key: one batch at a time, jobs in order, each caller its outcome",
+)
+
+
+class Cached:
+    """``ResponseCache.wrap`` with one key per job (the cache is a pass-through until shared work is expressible)."""
+
+    def __init__(self, reactor: IReactorTime) -> None:
+        self.clock = synapse_clock(reactor)
+        self.cache: ResponseCache[int] = ResponseCache(clock=self.clock, name="harness", server_name=SERVER_NAME)
+
+    def key_of(self, job: Any) -> int:
+        return job.id
+
+    def submit(self, job: Any) -> defer.Deferred[Any]:
+        return defer.ensureDeferred(self.cache.wrap(self.key_of(job), _await_job, job))
+
+
+response_cache = Target(
+    build=Cached,
+    cancellable=False,
+    menu=Menu(cancels=False),
+    description="Synapse's ResponseCache.wrap, one key per job: results and errors pass through",
+)

@@ -1,0 +1,241 @@
+"""``harness report``, ``harness merge`` and the example database, fuzzed like failure files are.
+
+Clean means exit 0, 1 or 2 (130 for a merged interrupted summary), never an
+internal error (3) or an escaping exception, no traceback, exactly one line
+on stderr for 2; a page written from a fuzzed summary holds no markup from
+it (no ``<script``) and keeps its script-forbidding Content-Security-Policy.
+The default run tries a modest number of inputs; the ``slow`` tier tries
+10,000 of each kind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.database import choices_from_bytes
+
+from harness.cli import main
+from harness.database import SafeDirectoryDatabase
+from test_input_fuzz import _paths  # every path into a JSON tree
+
+BUGGY = "scenarios.pools:double_release_pool"
+SCRIPT = "<script>alert(1)</script>"
+QUICK, SLOW = 40, 10_000
+
+
+def _settings(count: int) -> settings:
+    return settings(
+        max_examples=count,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+
+
+hostile_scalars = st.sampled_from(
+    [SCRIPT, '"><script>x</script>', "</style><script>", "50%;background:url(x)", "\x1b[2J", "\r", "\ud800",
+     -1, 0, 1, 10**12, 10**400, -(10**400), 1e308, -0.0, float("nan"), float("inf"), True, None, [], {}, "12"]
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20) | hostile_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("fuzz-reports")
+
+
+@pytest.fixture(scope="module")
+def valid(workdir: Path) -> dict:
+    """A real summary with a failure, exercise counts and coverage, to mutate."""
+    out = workdir / "valid.json"
+    argv = ["fuzz", BUGGY, "--seed", "4", "--no-regressions", "--report-dir", str(workdir / "reports"),
+            "--json", str(out), "--coverage"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(argv) == 1
+    return json.loads(out.read_text())
+
+
+def _run(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+def _assert_clean(argv: list[str]) -> int:
+    code, _, err = _run(argv)
+    assert code in (0, 1, 2, 130), (argv, code, err)
+    assert "Traceback" not in err, (argv, err)
+    if code == 2:
+        assert err.startswith("harness: error: ") and err.endswith("\n") and err.count("\n") == 1, (argv, err)
+    return code
+
+
+def _write(path: Path, content: str | bytes) -> Path:
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass"))
+    return path
+
+
+def _check_report(content: str | bytes, workdir: Path) -> None:
+    source = _write(workdir / "input.json", content)
+    page = workdir / "page.html"
+    page.unlink(missing_ok=True)
+    if _assert_clean(["report", str(source), "-o", str(page)]) == 0:
+        html = page.read_text(encoding="utf-8")
+        assert "<script" not in html.lower() and "http-equiv=\"Content-Security-Policy\"" in html
+
+
+def _check_merge(contents: list[str | bytes], workdir: Path) -> None:
+    names = [str(_write(workdir / f"merge{i}.json", content)) for i, content in enumerate(contents)]
+    out = workdir / "merged.json"
+    out.unlink(missing_ok=True)
+    if _assert_clean(["merge", *names, "--json", str(out), "--junit", str(workdir / "merged.xml")]) != 2:
+        json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"merged summary holds {c}"))
+
+
+def _mutate(data: Any, draw: Any) -> Any:
+    path = draw(st.sampled_from(_paths(data)))
+    if not path:
+        return draw(json_values)
+    parent = data
+    for step in path[:-1]:
+        parent = parent[step]
+    key = path[-1]
+    action = draw(st.sampled_from(["drop", "replace", "hostile", "retype"]))
+    if action == "drop":
+        if isinstance(parent, dict):
+            del parent[key]
+        else:
+            parent.pop(key)
+    elif action == "replace":
+        parent[key] = draw(json_values)
+    elif action == "hostile":
+        parent[key] = draw(hostile_scalars)
+    else:
+        parent[key] = json.dumps(parent[key]) if not isinstance(parent[key], str) else [parent[key]]
+    return data
+
+
+@st.composite
+def summaries(draw: st.DrawFn, valid: dict) -> str | bytes:
+    kind = draw(st.sampled_from(["mutated", "mutated", "mutated", "value", "bytes", "deep", "shard"]))
+    if kind == "value":
+        return json.dumps(draw(json_values))
+    if kind == "bytes":
+        return draw(st.binary(max_size=200))
+    if kind == "deep":
+        depth = draw(st.integers(1, 100_000))
+        return "[" * depth + "]" * depth
+    record = json.loads(json.dumps(valid))
+    if kind == "shard":
+        record["shard"] = {"index": draw(st.integers(-5, 10**13)), "count": draw(st.integers(-5, 10**13)),
+                           "max_examples": None}
+    for _ in range(draw(st.integers(1, 3))):
+        record = _mutate(record, draw)
+    text = json.dumps(record)
+    if draw(st.integers(0, 9)) == 0:
+        text = text[: draw(st.integers(0, len(text)))]
+    return text
+
+
+def _report_property(count: int):
+    @_settings(count)
+    @given(data=st.data())
+    def check(data: st.DataObject, valid: dict, workdir: Path) -> None:
+        _check_report(data.draw(summaries(valid)), workdir)
+
+    return check
+
+
+def _merge_property(count: int):
+    @_settings(count)
+    @given(data=st.data())
+    def check(data: st.DataObject, valid: dict, workdir: Path) -> None:
+        contents = [data.draw(summaries(valid)) for _ in range(data.draw(st.integers(1, 3)))]
+        if data.draw(st.booleans()):
+            contents.append(json.dumps(valid))
+        _check_merge(contents, workdir)
+
+    return check
+
+
+# -- the example database ---------------------------------------------------------------------
+
+entries = st.one_of(
+    st.tuples(st.just("file"), st.binary(max_size=300)),
+    st.tuples(st.just("fifo"), st.none()),
+    st.tuples(st.just("dir"), st.none()),
+    st.tuples(st.just("link"), st.sampled_from(["/dev/zero", "/nonexistent", "/dev/null", "."])),
+)
+
+
+def _fill(folder: Path, contents: list[tuple[str, Any]]) -> None:
+    if folder.exists():
+        for child in folder.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                child.rmdir()
+            else:
+                child.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, (kind, value) in enumerate(contents):
+        path = folder / f"e{index}"
+        if kind == "file":
+            path.write_bytes(value)
+        elif kind == "fifo":
+            os.mkfifo(path)
+        elif kind == "dir":
+            path.mkdir()
+        else:
+            path.symlink_to(value)
+
+
+def _database_property(count: int):
+    @_settings(count)
+    @given(contents=st.lists(entries, max_size=6))
+    def check(contents: list[tuple[str, Any]], workdir: Path) -> None:
+        database = SafeDirectoryDatabase(str(workdir / "db"))
+        key = b"fuzzed"
+        _fill(database._key_path(key), contents)
+        values = list(database.fetch(key))  # never blocks on a FIFO, never reads /dev/zero
+        assert len(values) <= sum(1 for kind, _ in contents if kind == "file")
+        for value in values:
+            choices_from_bytes(value)  # what Hypothesis does with each: garbage decodes to None, never raises
+
+    return check
+
+
+test_fuzzed_summaries_given_to_report = _report_property(QUICK)
+test_fuzzed_summaries_given_to_merge = _merge_property(QUICK)
+test_fuzzed_example_database_directories = _database_property(QUICK)
+test_fuzzed_summaries_given_to_report_10000 = pytest.mark.slow(_report_property(SLOW))
+test_fuzzed_summaries_given_to_merge_10000 = pytest.mark.slow(_merge_property(SLOW))
+test_fuzzed_example_database_directories_10000 = pytest.mark.slow(_database_property(SLOW))
+
+
+def test_a_campaign_over_a_hostile_database_directory_finishes(workdir: Path) -> None:
+    """The whole path: fuzz with a shared database whose entries are a FIFO, /dev/zero and garbage."""
+    location = workdir / "shared-db"
+    argv = ["fuzz", BUGGY, "--seed", "4", "--database", str(location), "--no-regressions",
+            "--report-dir", str(workdir / "db-reports")]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(argv) == 1  # creates the key directories
+    folders = [folder for folder in location.glob("*/*") if folder.is_dir()]
+    assert folders
+    for folder in folders:  # beside the saved examples of every Hypothesis key
+        os.mkfifo(folder / "hostile-fifo")
+        (folder / "hostile-zero").symlink_to("/dev/zero")
+        (folder / "hostile-garbage").write_bytes(b"\x00garbage")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(argv) == 1
