@@ -214,23 +214,13 @@ class OwnerCancelsFlight(LastCallerFlight):
         return owner
 
 
-def _shared(build: Callable[[IReactorTime], Any], description: str) -> Target:
-    return Target(build=build, keys=2, shared=True, cancellable="detach", description=description)
+def _shared(build: Callable[[IReactorTime], Any], description: str, cancellable: str = "detach") -> Target:
+    return Target(build=build, keys=2, shared=True, cancellable=cancellable, description=description)
 
 
-last_caller_flight = Target(
-    build=LastCallerFlight,
-    keys=2,
-    shared=True,
-    cancellable="abandon",
-    description="one execution per key; the last caller's cancel abandons it",
-)
-owner_cancels_flight = Target(
-    build=OwnerCancelsFlight,
-    keys=2,
-    shared=True,
-    cancellable="abandon",
-    description="the first caller owns the shared work: its cancel fails every other caller",
+last_caller_flight = _shared(LastCallerFlight, "one execution per key; the last caller's cancel abandons it", "abandon")
+owner_cancels_flight = _shared(
+    OwnerCancelsFlight, "the first caller owns the shared work: its cancel fails every other caller", "abandon"
 )
 single_flight = _shared(SingleFlight, "one execution per key; callers that come while it runs join it")
 caching_flight = Target(
