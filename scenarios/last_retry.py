@@ -23,54 +23,25 @@ from twisted.python.failure import Failure
 from harness import Target
 
 from . import Scenario
-from .retry import BASE_MS, RETRIES, Stopped, _RetryEntry, exponential
+from .retry import RETRIES, RetryAfterCancel, _RetryEntry, exponential
 
 log = Logger()
 
 
-class LastTryRetry:
+class LastTryRetry(RetryAfterCancel):
     """Retries a failing job with exponential backoff on a ``callLater`` chain; the last wait is logged.
 
-    Every wait is kept in the entry's ``timer``: the caller's canceller
-    cancels it and the running attempt, and ``stop()`` cancels every caller.
-    ``CancelledError`` is never retried.
+    The hand-rolled loop of ``scenarios.retry`` with its canceller fixed:
+    every wait is kept in the entry's ``timer``, and the caller's canceller
+    cancels it and the running attempt; ``stop()`` cancels every waiting
+    retry and every caller. ``CancelledError`` is never retried.
     """
-
-    def __init__(self, clock: IReactorTime, retries: int = RETRIES, base_ms: int = BASE_MS) -> None:
-        self.clock = clock
-        self.retries = retries
-        self.base_ms = base_ms
-        self._entries: dict[_RetryEntry, None] = {}
-        self._stopped = False
-
-    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
-        if self._stopped:
-            return defer.fail(Stopped("the retrier is stopped"))
-        entry = _RetryEntry(job)
-        entry.caller = defer.Deferred(lambda d: self._cancel(entry))
-        self._entries[entry] = None
-        entry.caller.addBoth(self._forget, entry)
-        self._attempt(entry, 0)
-        return entry.caller
-
-    def _forget(self, result: Any, entry: _RetryEntry) -> Any:
-        self._entries.pop(entry, None)
-        return result
 
     def _cancel(self, entry: _RetryEntry) -> None:
         if entry.timer is not None and entry.timer.active():
             entry.timer.cancel()
         if entry.current is not None:
             entry.current.cancel()
-
-    def _attempt(self, entry: _RetryEntry, retry: int) -> None:
-        entry.timer = None
-        entry.current = defer.maybeDeferred(entry.job)
-        entry.current.addCallbacks(self._succeeded, self._failed, callbackArgs=(entry,), errbackArgs=(entry, retry))
-
-    def _succeeded(self, result: Any, entry: _RetryEntry) -> None:
-        if not entry.caller.called:
-            entry.caller.callback(result)
 
     def _failed(self, failure: Failure, entry: _RetryEntry, retry: int) -> None:
         if failure.check(defer.CancelledError) or entry.caller.called:
@@ -89,18 +60,14 @@ class LastTryRetry:
     def _last_wait(self, entry: _RetryEntry, retry: int) -> None:
         entry.timer = self.clock.callLater(self._delay(retry), self._attempt, entry, retry + 1)
 
-    def stop(self) -> None:
-        self._stopped = True
-        for entry in list(self._entries):
-            entry.caller.cancel()
-
 
 class ForgottenLastTryRetry(LastTryRetry):
     """The same retrier, but the wait before the last retry is kept where the canceller does not look.
 
     BUG: ``_last_wait`` keeps its DelayedCall in a local of its own, not in
     ``entry.timer``: a cancel (or a ``stop()``, which cancels every caller)
-    during the wait after the 3rd failure leaves it armed, and the job is
+    during the wait after the 3rd failure leaves it armed (``stop()`` cancels
+    ``entry.timer`` too, so it misses it as well), and the job is
     attempted once more after its caller was told it was cancelled.
     Caught by: ``cancellation.no_start``.
     """
