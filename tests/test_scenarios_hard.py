@@ -12,6 +12,7 @@ MODULES = (
     "scenarios.wall_watchdog",
     "scenarios.slow_lane",
     "scenarios.last_retry",
+    "scenarios.wall_breaker",
     "scenarios.timeout_tie",
     "scenarios.drift_ticker",
 )
