@@ -9,7 +9,10 @@ stack, and cancel the timer only then. Between the job's failure and that
 delivery the timer may still fire. The window is narrow: the job must fail
 (not succeed) in the same instant as its timer fires, or a stalled reactor
 must wake once for both, with the failure due first; only then does the
-timer run between the failure and its delivery tick.
+timer run between the failure and its delivery tick. On a punctual reactor
+that takes an exact tie; a reactor stalled for 1 s or 5 s (``step_ms``)
+wakes once for both, so the default search finds it within tens of
+examples: a window rare in production, not for the search.
 """
 
 from __future__ import annotations
