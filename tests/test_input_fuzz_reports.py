@@ -288,3 +288,13 @@ def test_a_400_digit_count_is_drawn_not_an_internal_error(count: int, valid: dic
     summary["exercised"]["invariants"]["concurrency.limit"] = abs(count)
     assert _assert_clean(["report", str(_write(workdir / "huge.json", json.dumps(summary))),
                           "-o", str(workdir / "huge.html")]) in (0, 2)
+
+
+@pytest.mark.parametrize("field", ["search_seconds", "shrink_seconds"])
+def test_a_number_too_large_for_a_float_is_refused_in_one_line(valid: dict, workdir: Path, field: str) -> None:
+    """Found by the 10,000-input fuzz: a JSON integer past the float range crashed the report's drawing."""
+    crafted = json.loads(json.dumps(valid))
+    crafted["failures"][0]["detected"][field] = 10**400
+    source = _write(workdir / "huge.json", json.dumps(crafted))
+    assert _assert_clean(["report", str(source), "-o", str(workdir / "huge.html")]) == 2
+    assert _assert_clean(["merge", str(source)]) == 2
