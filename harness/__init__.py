@@ -21,7 +21,7 @@ from .schedule import Call, Cancel, ClockPolicy, JobSpec, Jump, Schedule, Stop, 
 from .shard import Shard
 from .strategies import Menu, job_specs, schedules
 from .target import Target, load_target
-from .trace import Event, Trace
+from .trace import Event, Trace, format_ms
 from .invariants.outcomes import Outcome
 from .view import AttemptRecord, CallRecord, EventKind, JobRecord, RunView
 from .workers import ParallelResult, WorkerReport, run_workers
@@ -71,6 +71,7 @@ __all__ = [
     "Violation",
     "WorkerReport",
     "check",
+    "format_ms",
     "job_specs",
     "load_target",
     "run_campaign",

@@ -48,6 +48,7 @@ from .failure_file import FailureRecord
 from .generate import DEFAULT_DEPTH, DEFAULT_STRATEGY, STRATEGIES, Examples
 from .invariants import Violation
 from .runner import Run
+from .clock_causes import needs_note, tame_clock
 from .schedule import MAX_DEPTH, Schedule
 from .shard import round_seed
 from .shrink import shrink_schedule
@@ -456,9 +457,11 @@ class _Search:
             return len(run.trace) if any(v.invariant == found.invariant for v in violations) else None
 
         outcome: str | None = None
+        needs: tuple[str, ...] = ()
         try:
             schedule = shrink_schedule(schedule, still_fails)
             schedule = stop_earlier(schedule, measure)
+            schedule, needs = tame_clock(schedule, still_fails)
         except KeyboardInterrupt:
             schedule, outcome = smallest[0], "interrupt"
         except _GraceOver:
@@ -471,6 +474,8 @@ class _Search:
                 f"target {self.spec!r} is nondeterministic: a schedule that broke {found.invariant} passed when "
                 f"run again with the same trace; {NONDETERMINISTIC_FIX}"
             )
+        if needs:
+            same[0] = replace(same[0], message=same[0].message + needs_note(needs))
         record = FailureRecord.of_run(self.spec, first, same[0], self.result.seed)
         path = failure_file.save(record, Path(self.config.report_dir) / "failures")
         finding = Finding(record=record, run=first, violation=same[0], path=path, shrunk=outcome is None)

@@ -28,8 +28,10 @@ from .strategies import Menu
 
 KINDS = ("submit", "periodic")
 #: ``cancellable``: True (cancel fails the caller and cancels the work), False (no cancels
-#: are promised or drawn), or "detach" (cancel fails the caller at once; the work runs on).
-CANCEL_MODES = (True, False, "detach")
+#: are promised or drawn), "detach" (cancel fails the caller at once; the work runs on), or
+#: "abandon" (as "detach", but once every caller of an execution has cancelled, the work may be
+#: cancelled too: a single-flight cache that drops work nobody waits for).
+CANCEL_MODES = (True, False, "detach", "abandon")
 ORDERS = ("fifo", "priority")
 TIMEOUT_FROM = ("start", "submit")
 
@@ -122,8 +124,8 @@ class Target:
                 raise TargetError(f"Target {name} must be a positive integer or None, got {value!r}")
         if self.retries is not None and (not isinstance(self.retries, int) or self.retries < 0):
             raise TargetError(f"Target retries must be a non-negative integer or None, got {self.retries!r}")
-        if not any(self.cancellable is mode or self.cancellable == mode == "detach" for mode in CANCEL_MODES):
-            raise TargetError(f"Target cancellable must be True, False or 'detach', got {self.cancellable!r}")
+        if not any(self.cancellable is mode or (isinstance(mode, str) and self.cancellable == mode) for mode in CANCEL_MODES):
+            raise TargetError(f"Target cancellable must be True, False, 'detach' or 'abandon', got {self.cancellable!r}")
         if (self.key_limit is not None or self.shared or self.cache_ms is not None) and self.keys is None:
             raise TargetError("Target key_limit, shared and cache_ms are promises about keys: declare keys=N as well")
         if self.cache_ms is not None and not self.shared:
@@ -169,6 +171,13 @@ class Target:
             raise TargetError(
                 f"Target menu must be a harness.Menu or a dict of Menu fields to change, got {self.menu!r}"
             )
+        if self.cancellable is False and self.menu is not None and self.menu.cancels and not self.menu.periodic:
+            raise TargetError(
+                "Target cancellable=False promises nothing about cancels, so its invariants cannot judge them, but its "
+                "menu draws cancels: pass Menu(cancels=False, ...), or declare cancellable=True, 'detach' or 'abandon'"
+            )
+        for name, args in (("submit", "subject, job, priority"), ("start", "subject, work"), ("stop", "subject")):
+            _check_adapter(name, getattr(self, name), args)
         for fn in self.invariants:
             if not callable(fn):
                 raise TargetError(f"Target invariants must be callables taking the run, got {fn!r}")
@@ -180,8 +189,13 @@ class Target:
 
     @property
     def detaches(self) -> bool:
-        """Whether cancelling a caller leaves its work running (``cancellable="detach"``)."""
-        return self.cancellable == "detach"
+        """Whether cancelling a caller leaves its work running (``cancellable="detach"`` or ``"abandon"``)."""
+        return self.cancellable in ("detach", "abandon")
+
+    @property
+    def abandons(self) -> bool:
+        """Whether work every caller has cancelled may be cancelled (``cancellable="abandon"``)."""
+        return self.cancellable == "abandon"
 
     @property
     def keyed_limit(self) -> int | None:
@@ -236,23 +250,44 @@ class Target:
 
     def submit_job(self, subject: Any, job: Any, priority: int) -> Any:
         if self.submit is not None:
-            return self.submit(subject, job, priority)
+            try:
+                return self.submit(subject, job, priority)
+            except (AttributeError, TypeError) as exc:
+                if _raised_by(exc, self.submit):
+                    raise TargetError(
+                        f"the target's submit(subject, job, priority) adapter raised {type(exc).__name__}: {exc}; "
+                        "fix the adapter (Target(submit=...)) so it calls the subject's own method correctly"
+                    ) from None
+                raise
+        method = getattr(subject, "submit", None)
+        if not callable(method):
+            raise TargetError(
+                f"the default submit calls subject.submit(job), but the subject ({type(subject).__name__}) has no "
+                "submit method; pass Target(submit=lambda subject, job, priority: ...) calling the method it has"
+            )
         extra: dict[str, Any] = {}
         if self.order == "priority":
             extra["priority"] = priority
         if self.keys is not None:
             extra["key"] = job.key
         try:
-            return subject.submit(job, **extra)
+            inspect.signature(method).bind(job, **extra)
+        except TypeError as exc:
+            if any(f"unexpected keyword argument '{name}'" in str(exc) for name in extra):
+                raise _keyword_refused(extra, exc) from None
+            given = "".join(f", {name}=..." for name in extra)
+            raise TargetError(
+                f"the default submit calls subject.submit(job{given}), but {type(subject).__name__}.submit does not "
+                f"accept that ({exc}); pass Target(submit=lambda subject, job, priority: ...) that calls it as it expects"
+            ) from None
+        except ValueError:
+            pass  # no signature to read (a builtin): the call itself will tell
+        try:
+            return method(job, **extra)
         except TypeError as exc:
             if not any(f"unexpected keyword argument '{name}'" in str(exc) for name in extra):
                 raise
-            given = ", ".join(f"{name}=" for name in extra)
-            raise TargetError(
-                f"the default submit calls subject.submit(job, {given}...) because the target declares "
-                f"{' and '.join('keys' if n == 'key' else 'order=priority' for n in extra)}, but it raised TypeError: {exc}; "
-                "accept the keyword, or pass Target(submit=lambda subject, job, priority: ...) reading job.key"
-            ) from None
+            raise _keyword_refused(extra, exc) from None
 
     def start_subject(self, subject: Any, work: Any) -> Any:
         if self.start is not None:
@@ -278,6 +313,44 @@ def _required_positional(fn: Callable[..., Any]) -> int | None:
         return None
     kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     return sum(1 for p in parameters if p.kind in kinds and p.default is inspect.Parameter.empty)
+
+
+def _keyword_refused(extra: dict[str, Any], exc: TypeError) -> TargetError:
+    """The one-line error for a subject whose submit does not take the keywords the declared promises pass."""
+    given = ", ".join(f"{name}=" for name in extra)
+    return TargetError(
+        f"the default submit calls subject.submit(job, {given}...) because the target declares "
+        f"{' and '.join('keys' if n == 'key' else 'order=priority' for n in extra)}, but it raised TypeError: {exc}; "
+        "accept the keyword, or pass Target(submit=lambda subject, job, priority: ...) reading job.key"
+    )
+
+
+def _check_adapter(name: str, adapter: Callable[..., Any] | None, args: str) -> None:
+    """Refuse an adapter that cannot take the positional arguments the harness passes it."""
+    if adapter is None:
+        return
+    if not callable(adapter):
+        raise TargetError(f"Target {name} must be a function ({args}) -> ..., got {adapter!r}")
+    try:
+        inspect.signature(adapter).bind(*args.split(", "))
+    except ValueError:
+        return  # no signature to read (a builtin): nothing to check
+    except TypeError as exc:
+        raise TargetError(
+            f"Target {name} is called as {name}({args}), but the function given cannot take that ({exc}); "
+            f"give it exactly those {len(args.split(', '))} positional parameters"
+        ) from None
+
+
+def _raised_by(exc: BaseException, fn: Callable[..., Any]) -> bool:
+    """Whether ``exc`` was raised in ``fn``'s own code (its innermost frame), not deeper in the subject."""
+    code = getattr(fn, "__code__", None)
+    tb = exc.__traceback__
+    if code is None or tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code is code
 
 
 def _exception_class(value: object) -> bool:

@@ -8,19 +8,22 @@ target operation call, and a few queries invariants need (what ran at a
 virtual time, what a caller received, which execution served a caller). It
 is built on ``harness.invariants.facts``, the index the built-in invariants
 use, so a user invariant sees exactly what they see. Times are virtual
-microseconds (``t_us``), as in the trace. The reference is docs/run-api.md.
+microseconds (``t_us``), as in the trace, monotonic; the ``*wall_us`` fields
+and ``wall_us(index)`` give what the subject's ``clock.seconds()`` read then
+(monotonic time plus the wall-clock jumps so far), and ``late_us`` how late
+the clock policy lets a call fire. The reference is docs/run-api.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from .invariants.facts import Attempt, Facts, JobFacts, facts_of
 from .invariants.outcomes import Outcome, received, served_by
-from .schedule import Call
+from .schedule import Call, Jump
 
 if TYPE_CHECKING:
     from .runner import Run
@@ -87,6 +90,9 @@ class AttemptRecord:
     end_us: int | None
     outcome: str | None
     error: str | None
+    #: What ``clock.seconds()`` read at the start and end (monotonic time plus the jumps so far).
+    start_wall_us: int | None = None
+    end_wall_us: int | None = None
 
     def running_at(self, t_us: int) -> bool:
         """Started at or before ``t_us`` and not ended before it."""
@@ -112,6 +118,8 @@ class JobRecord:
     received: Outcome | None
     cancelled_us: tuple[int, ...]
     served_by: AttemptRecord | None
+    #: What ``clock.seconds()`` read when the job was submitted.
+    submitted_wall_us: int | None = None
 
     @property
     def ran(self) -> bool:
@@ -127,6 +135,8 @@ class CallRecord:
     t_us: int
     raised: str | None
     declared: bool
+    #: What ``clock.seconds()`` read when the operation was called.
+    wall_us: int | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +147,7 @@ class Step:
     kind: str  # "start", "end" or "call"
     attempt: AttemptRecord | None = None
     call: CallRecord | None = None
+    wall_us: int | None = None
 
 
 class RunView:
@@ -146,9 +157,21 @@ class RunView:
         facts = facts_of(run)
         self.facts = facts
         self.events: list[Event] = facts.events
-        self._attempts = {id(a): _attempt(facts, a) for job in facts.jobs.values() for a in job.attempts}
+        self._schedule = run.schedule
+        self._skew = _skews(run.schedule, self.events)
+        self._attempts = {id(a): _attempt(facts, a, self.wall_us) for job in facts.jobs.values() for a in job.attempts}
         self.jobs: dict[int, JobRecord] = {job.id: self._job(job) for job in facts.jobs.values()}
-        self.calls: tuple[CallRecord, ...] = _calls(run, facts)
+        self.calls: tuple[CallRecord, ...] = _calls(run, facts, self.wall_us)
+        #: How late the clock policy lets a call fire after it is due, in microseconds: the
+        #: stride (``schedule.clock.step_ms``) plus the jitter (``schedule.clock.jitter_ms``).
+        self.late_us: int = facts.late_us
+
+    def wall_us(self, index: int) -> int:
+        """What ``clock.seconds()`` read at trace index ``index``, in whole microseconds: the event's
+        monotonic ``t_us`` plus every wall-clock jump recorded up to it (without the clock's sub-microsecond drift)."""
+        if index >= len(self._skew):  # a target invariant may read while the trace still grows
+            self._skew = _skews(self._schedule, self.events)
+        return self.events[index].t_us + self._skew[index]
 
     @classmethod
     def of(cls, run: Run) -> RunView:
@@ -169,6 +192,7 @@ class RunView:
             received=received(self.facts, job),
             cancelled_us=tuple(self.facts.time(c) for c in job.cancels),
             served_by=self._attempts[id(served)] if served is not None else None,
+            submitted_wall_us=self.wall_us(job.submit) if job.submit is not None else None,
         )
 
     def attempts(self) -> list[AttemptRecord]:
@@ -201,21 +225,35 @@ class RunView:
         ends = {a.end: a for a in _all(self.facts) if a.end is not None}
         calls = iter(self.calls)
         for index, event in enumerate(self.events):
+            wall = self.wall_us(index)
             if index in starts:
-                yield Step(event.t_us, "start", attempt=self._attempts[id(starts[index])])
+                yield Step(event.t_us, "start", attempt=self._attempts[id(starts[index])], wall_us=wall)
             elif index in ends:
-                yield Step(event.t_us, "end", attempt=self._attempts[id(ends[index])])
+                yield Step(event.t_us, "end", attempt=self._attempts[id(ends[index])], wall_us=wall)
             elif event.kind == "call":
                 call = next(calls, None)
                 if call is not None:
-                    yield Step(event.t_us, "call", call=call)
+                    yield Step(event.t_us, "call", call=call, wall_us=wall)
 
 
 def _all(facts: Facts) -> Iterator[Attempt]:
     return (a for job in facts.jobs.values() for a in job.attempts)
 
 
-def _attempt(facts: Facts, a: Attempt) -> AttemptRecord:
+def _skews(schedule: Any, events: list[Event]) -> list[int]:
+    """Per trace index, the wall-clock skew (sum of jumps, microseconds) so far. Each ``clock.jump``
+    event is paired with the schedule's next ``Jump`` (its detail string is never parsed)."""
+    jumps = iter(op for op in schedule.ops if isinstance(op, Jump))
+    skew, out = 0, []
+    for event in events:
+        if event.kind == "clock.jump":
+            op = next(jumps, None)
+            skew += op.delta_ms * 1000 if op is not None else 0
+        out.append(skew)
+    return out
+
+
+def _attempt(facts: Facts, a: Attempt, wall_us: Callable[[int], int]) -> AttemptRecord:
     error = facts.events[a.end].detail if a.end_kind == "job.fail" else None
     return AttemptRecord(
         job=a.job,
@@ -225,10 +263,12 @@ def _attempt(facts: Facts, a: Attempt) -> AttemptRecord:
         end_us=facts.time(a.end) if a.end is not None else None,
         outcome=_ENDED.get(a.end_kind) if a.end_kind else None,
         error=error,
+        start_wall_us=wall_us(a.start),
+        end_wall_us=wall_us(a.end) if a.end is not None else None,
     )
 
 
-def _calls(run: Run, facts: Facts) -> tuple[CallRecord, ...]:
+def _calls(run: Run, facts: Facts, wall_us: Callable[[int], int]) -> tuple[CallRecord, ...]:
     """Pair each ``call`` event with its schedule operation (the detail is never parsed for the name)."""
     ops = iter(op for op in run.schedule.ops if isinstance(op, Call))
     out: list[CallRecord] = []
@@ -242,5 +282,5 @@ def _calls(run: Run, facts: Facts) -> tuple[CallRecord, ...]:
         if after is not None and after.kind in ("call.raised", "call.refused") and after.detail.startswith(f"{op.operation}: "):
             raised = after.detail[len(op.operation) + 2 :].split(":", 1)[0]
             declared = after.kind == "call.refused"
-        out.append(CallRecord(op.operation, op.args, event.t_us, raised, bool(declared)))
+        out.append(CallRecord(op.operation, op.args, event.t_us, raised, bool(declared), wall_us(index)))
     return tuple(out)

@@ -165,10 +165,63 @@ class AbandoningFlight(SingleFlight):
             caller.cancel()
 
 
-def _shared(build: Callable[[IReactorTime], Any], description: str) -> Target:
-    return Target(build=build, keys=2, shared=True, cancellable="detach", description=description)
+class LastCallerFlight(SingleFlight):
+    """One execution per key; a caller's cancel detaches it, and the last caller's cancel abandons the work.
+
+    The promise of the blind-written ``SingleFlight`` of the new-user review
+    (``cancellable="abandon"``): when every caller of a flight has cancelled,
+    the flight leaves the table, its shared Deferred is cancelled and whatever
+    it produces later is dropped; the next caller starts a fresh execution.
+    """
+
+    def _join(self, flight: _Flight) -> defer.Deferred[Any]:
+        caller: defer.Deferred[Any] = defer.Deferred(lambda d: self._cancel_caller(flight, d))
+        flight.callers.append(caller)
+        return caller
+
+    def _cancel_caller(self, flight: _Flight, caller: defer.Deferred[Any]) -> None:
+        if caller not in flight.callers:
+            return  # cancelled again after the work's own canceller raised on the first cancel
+        flight.callers.remove(caller)
+        if flight.callers or flight.done:
+            return
+        flight.done = True  # abandoned: nobody waits any more, drop the work
+        for key in [k for k, f in self._flights.items() if f is flight]:
+            del self._flights[key]
+        if flight.work is not None:
+            flight.work.cancel()
+
+    def _land(self, outcome: Any, key: Any, flight: _Flight) -> None:
+        if not flight.done:  # whatever abandoned work produces is dropped
+            super()._land(outcome, key, flight)
 
 
+class OwnerCancelsFlight(LastCallerFlight):
+    """Bug (the review's buggy twin): the caller that started a flight owns its work.
+
+    Cancelling that first caller cancels the shared work, so every other caller
+    still waiting on the key fails with ``CancelledError`` too.
+    """
+
+    def submit(self, job: Callable[[], Any], key: Any) -> defer.Deferred[Any]:
+        if key in self._flights:
+            return self._join(self._flights[key])
+        flight = self._flights[key] = _Flight()
+        owner: defer.Deferred[Any] = defer.Deferred(lambda d: flight.work.cancel() if flight.work else None)
+        flight.callers.append(owner)
+        flight.work = defer.maybeDeferred(job)
+        flight.work.addBoth(self._land, key, flight)
+        return owner
+
+
+def _shared(build: Callable[[IReactorTime], Any], description: str, cancellable: str = "detach") -> Target:
+    return Target(build=build, keys=2, shared=True, cancellable=cancellable, description=description)
+
+
+last_caller_flight = _shared(LastCallerFlight, "one execution per key; the last caller's cancel abandons it", "abandon")
+owner_cancels_flight = _shared(
+    OwnerCancelsFlight, "the first caller owns the shared work: its cancel fails every other caller", "abandon"
+)
 single_flight = _shared(SingleFlight, "one execution per key; callers that come while it runs join it")
 caching_flight = Target(
     build=CachingFlight,
@@ -189,6 +242,18 @@ SCENARIOS = (
         "pass",
         f"a single-flight cache that serves a finished execution's outcome for {CACHE_MS}ms",
         "callLater",
+    ),
+    Scenario(
+        "scenarios.single_flight:last_caller_flight",
+        "pass",
+        "a single-flight cache that abandons (cancels) an execution once every caller of it has cancelled",
+        "Deferred",
+    ),
+    Scenario(
+        "scenarios.single_flight:owner_cancels_flight",
+        "cancellation.detaches",
+        "the first caller owns the shared work: its cancel cancels it, failing every other caller of the key",
+        "Deferred",
     ),
     Scenario(
         "scenarios.single_flight:leader_holds_work_flight",

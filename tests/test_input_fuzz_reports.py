@@ -239,3 +239,13 @@ def test_a_campaign_over_a_hostile_database_directory_finishes(workdir: Path) ->
         (folder / "hostile-garbage").write_bytes(b"\x00garbage")
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(argv) == 1
+
+
+@pytest.mark.parametrize("field", ["search_seconds", "shrink_seconds"])
+def test_a_number_too_large_for_a_float_is_refused_in_one_line(valid: dict, workdir: Path, field: str) -> None:
+    """Found by the 10,000-input fuzz: a JSON integer past the float range crashed the report's drawing."""
+    crafted = json.loads(json.dumps(valid))
+    crafted["failures"][0]["detected"][field] = 10**400
+    source = _write(workdir / "huge.json", json.dumps(crafted))
+    assert _assert_clean(["report", str(source), "-o", str(workdir / "huge.html")]) == 2
+    assert _assert_clean(["merge", str(source)]) == 2

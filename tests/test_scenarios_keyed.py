@@ -35,6 +35,7 @@ MINIMAL = {
     ),
     "scenarios.single_flight:leader_holds_work_flight": Schedule((Submit(0, 0, _ms()), Submit(0, 1, _ms()), Cancel(5, 0))),
     "scenarios.single_flight:abandoning_flight": Schedule((Submit(0, 0, _ms()), Submit(0, 1, _ms()), Cancel(5, 0))),
+    "scenarios.single_flight:owner_cancels_flight": Schedule((Submit(0, 0, _ms()), Submit(0, 1, _ms()), Cancel(5, 0))),
     "scenarios.single_flight:caches_failures_flight": Schedule((Submit(0, 0, _ms("fail")), Submit(20, 1, _ms()))),
     "scenarios.batching:flag_cancel_queue": Schedule((Submit(0, 0, _ms()), Cancel(0, 0))),
     "scenarios.batching:in_order_queue": Schedule((Submit(0, 0, _ms("succeed", 20)), Submit(0, 1, _ms()), Call(0, "flush"))),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from harness import Call, EventKind, JobSpec, Run, RunView, Schedule, Submit, Target, check, run_schedule
+from harness import AttemptRecord, Call, CallRecord, EventKind, JobRecord, JobSpec, Run, RunView, Schedule, Submit, Target, check, run_schedule
 from harness.schedule import Cancel
 from scenarios.batching import batching_queue
 from scenarios.breaker import circuit_breaker
@@ -81,3 +81,79 @@ def test_the_example_in_the_reference_runs_and_catches_what_it_says() -> None:
         exec(compile(code, "docs/run-api.md", "exec"), namespace)
         names = [v.invariant for v in check(run_schedule(namespace["target"], schedule)) if v.invariant.startswith("user.")]
         assert names == expected
+
+
+class _Stamping:
+    """Runs every job at once and notes what ``clock.seconds()`` read when each was submitted and started."""
+
+    def __init__(self, clock) -> None:
+        self.clock = clock
+        self.submitted: dict[int, float] = {}
+        self.started: dict[int, float] = {}
+
+    def submit(self, job):
+        from twisted.internet import defer
+
+        self.submitted[job.id] = self.clock.seconds()
+        d = defer.Deferred()
+
+        def go() -> None:
+            self.started[job.id] = self.clock.seconds()
+            defer.maybeDeferred(job).chainDeferred(d)
+
+        self.clock.callLater(0.002, go)
+        return d
+
+
+def test_records_carry_what_the_wall_clock_read_and_the_clocks_lateness() -> None:
+    from harness import ClockPolicy, Jump
+
+    schedule = Schedule(
+        (Submit(0, 0, JobSpec("succeed", 10)), Jump(1, 5_000), Submit(3, 1, JobSpec("succeed", 10)), Jump(4, -2_000)),
+        ClockPolicy(step_ms=3, jitter_ms=4),
+    )
+    seen: dict[str, object] = {}
+
+    def note(run: Run) -> None:
+        seen["submitted"], seen["started"], seen["view"] = run.subject.submitted, run.subject.started, run.view
+
+    run_schedule(Target(build=_Stamping, invariants=(note,)), schedule)
+    view = seen["view"]
+    assert view.late_us == 7_000
+    for job in view.jobs.values():
+        assert job.submitted_wall_us == round(seen["submitted"][job.id] * 1e6)
+        assert job.attempts[0].start_wall_us == round(seen["started"][job.id] * 1e6)
+        assert job.attempts[0].end_wall_us - job.attempts[0].start_wall_us == job.attempts[0].end_us - job.attempts[0].start_us
+    assert view.jobs[1].submitted_wall_us == view.jobs[1].submitted_us + 5_000_000
+    jump_back = next(i for i, e in view.of_kind(EventKind.CLOCK_JUMP) if e.t_us == 4_000)
+    assert view.wall_us(jump_back) == 4_000 + 3_000_000
+    assert all(step.wall_us is not None for step in view.steps())
+
+
+def test_the_readmes_breaker_invariant_fits_in_15_lines_and_catches_an_open_gate() -> None:
+    import scenarios.breaker as breaker
+
+    text = (ROOT / "README.md").read_text()
+    code = next(block.split("```", 1)[0] for block in text.split("```python\n") if "def one_trial_at_a_time" in block)
+    body = code.split("def one_trial_at_a_time", 1)[1].split("\n\n", 1)[0]
+    assert len(body.splitlines()) <= 15
+    schedule = Schedule(
+        (Submit(0, 0, JobSpec("fail", 10)), Submit(0, 1, JobSpec("fail", 10)), Submit(110, 2, JobSpec("succeed", 10)), Submit(110, 3, JobSpec("succeed", 10)))
+    )
+    for subject, expected in ((breaker.CircuitBreaker, []), (breaker.OpenGateBreaker, ["user.one_trial_at_a_time"])):
+        namespace = {name: getattr(breaker, name) for name in ("THRESHOLD", "COOLDOWN_MS", "CircuitOpen")}
+        namespace["CircuitBreaker"] = subject
+        exec(compile(code, "README.md", "exec"), namespace)
+        assert [v.invariant for v in check(run_schedule(namespace["breaker"], schedule))] == expected
+
+
+def test_every_record_field_is_in_the_reference() -> None:
+    import dataclasses
+
+    from harness import ClockPolicy
+    from harness.view import Step
+
+    text = (ROOT / "docs" / "run-api.md").read_text()
+    for record in (JobRecord, AttemptRecord, CallRecord, Step, ClockPolicy):
+        for field in dataclasses.fields(record):
+            assert f"`{field.name}" in text or f", {field.name}" in text or f"`, `{field.name}`" in text, (record.__name__, field.name)

@@ -4,6 +4,9 @@
 cancelled (``cancellation.propagates``). ``cancellable="detach"``: the caller's
 Deferred fails at once, but work already running runs on
 (``cancellation.detaches``); work not yet started still never starts.
+``cancellable="abandon"``: as "detach", except that the cancel which leaves
+an execution with no caller waiting (every caller of it cancelled; with
+``shared``, every caller of its key) may cancel the work.
 """
 
 from __future__ import annotations
@@ -13,7 +16,11 @@ from collections.abc import Iterator
 from ..target import Target
 from ..trace import format_ms
 from .base import Invariant, Violation
-from .facts import CANCELLABLE_KINDS, facts_of, stranded
+from .facts import CANCELLABLE_KINDS, abandoned_at, facts_of, stranded
+
+
+#: The detail of a ``cancel.raised`` event whose exception is a hostile job's canceller failing.
+CANCELLER_ERROR = "CancellerError"
 
 
 class _Cancellation(Invariant):
@@ -31,8 +38,11 @@ class Fires(_Cancellation):
         facts = facts_of(run)
         cancel_error = run.target.cancel_error
         expected = cancel_error.__name__
+        # A cancel through which a hostile job's canceller raised (the job's own, or, for shared or
+        # abandoned work, the execution's) cannot be finished by the subject: the CancellerError ends it.
+        hostile = {e.job for e in facts.events if e.kind == "cancel.raised" and e.detail.startswith(CANCELLER_ERROR)}
         for job in facts.jobs.values():
-            if job.canceller_raised:
+            if job.canceller_raised or job.id in hostile:
                 continue  # a hostile job: its own canceller raised, the subject could not finish the cancel
             for cancel in job.cancels:
                 if facts.fired_before(job, cancel):
@@ -131,22 +141,31 @@ class Detaches(_Cancellation):
     """Declared ``cancellable="detach"``: cancelling a caller leaves its running work alone."""
 
     name = "cancellation.detaches"
-    summary = 'with cancellable="detach", cancelling a caller never cancels the work already running'
+    summary = 'with cancellable="detach", cancelling a caller never cancels the work already running ("abandon": unless no caller waits for it any more)'
 
     def applies(self, target: Target) -> bool:
         return super().applies(target) and target.detaches
 
     def check(self, run) -> Iterator[Violation]:
         facts = facts_of(run)
+        abandons = run.target.abandons
         for job in facts.jobs.values():
             for cancel in job.cancels:
                 now = facts.time(cancel)
                 for attempt in job.attempts:
                     if attempt.running_at(cancel) and attempt.end_kind == "job.cancel" and facts.time(attempt.end) == now:
+                        abandoned = abandoned_at(facts, run.target, attempt) if abandons else None
+                        if abandoned is not None and abandoned < attempt.end:
+                            continue  # cancelled once its last waiting caller was (maybe a later cancel, same instant)
+                        promise = (
+                            'cancellable="abandon": running work may be cancelled only once every caller of it has cancelled'
+                            if abandons
+                            else 'cancellable="detach": running work must run on'
+                        )
                         yield self.violation(
                             run,
                             f"job {job.id}'s caller was cancelled at {format_ms(now)} and the job's own work was "
-                            'cancelled too; the target declares cancellable="detach": running work must run on',
+                            f"cancelled too; the target declares {promise}",
                             [cancel, attempt.end],
                         )
                         return
@@ -161,7 +180,7 @@ class Harmless(_Cancellation):
     def check(self, run) -> Iterator[Violation]:
         facts = facts_of(run)
         for index, event in enumerate(facts.events):
-            if event.kind == "cancel.raised" and not event.detail.startswith("CancellerError"):
+            if event.kind == "cancel.raised" and not event.detail.startswith(CANCELLER_ERROR):
                 yield self.violation(
                     run, f"cancelling job {event.job} raised {event.detail}; cancel() must never raise", [index]
                 )

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from ..target import Target
 from ..trace import Event, format_ms
 from .base import Invariant, Violation
-from .facts import ATTEMPT_ENDS, Facts, JobFacts, facts_of
+from .facts import ATTEMPT_ENDS, Facts, JobFacts, abandoned_at, facts_of
 
 
 class _Overfill(Invariant):
@@ -31,10 +31,14 @@ class _Overfill(Invariant):
     def jobs(self, group: object) -> str:
         return "jobs"
 
+    def dropped(self, run) -> dict[int, list[tuple[int, int]]]:
+        """Attempts no longer counted from a trace index on, though they still run: none by default."""
+        return {}
+
     def check(self, run) -> Iterator[Violation]:
         limit = self.limit(run.target)
         group_of = self.group_of(run)
-        for event, held in _overfull(run.trace, limit, group_of):
+        for event, held in _overfull(run.trace, limit, group_of, self.dropped(run)):
             others = ", ".join(f"job {job}" for job, _ in held if job != event.job)
             yield self.violation(
                 run,
@@ -45,11 +49,16 @@ class _Overfill(Invariant):
             return
 
 
-def _overfull(events, limit: int, group_of) -> Iterator[tuple[Event, dict[tuple[int, int], int]]]:
+def _overfull(
+    events, limit: int, group_of, dropped: dict[int, list[tuple[int, int]]] | None = None
+) -> Iterator[tuple[Event, dict[tuple[int, int], int]]]:
     """Each attempt start that makes its group (``group_of(job)``) hold more than ``limit`` running
-    attempts, with that group's running attempts (``(job, attempt)`` -> trace index of the start)."""
+    attempts, with that group's running attempts (``(job, attempt)`` -> trace index of the start).
+    ``dropped`` maps a trace index to the attempts that stop counting there (abandoned work)."""
     running: dict[object, dict[tuple[int, int], int]] = {}
     for index, event in enumerate(events):
+        for job, attempt in (dropped or {}).get(index, ()):
+            running.get(group_of(job), {}).pop((job, attempt), None)
         if event.kind == "job.start":
             held = running.setdefault(group_of(event.job), {})
             held[(event.job, event.attempt)] = index
@@ -86,6 +95,20 @@ class KeyLimit(_Overfill):
 
     def jobs(self, group: object) -> str:
         return f"jobs of key {group}"
+
+    def dropped(self, run) -> dict[int, list[tuple[int, int]]]:
+        """Shared: an execution every caller of its key has cancelled is abandoned; nobody waits for it, so
+        a fresh execution of the key may start while it still runs (its cancel may have been refused)."""
+        if not run.target.shared:
+            return {}
+        facts = facts_of(run)
+        out: dict[int, list[tuple[int, int]]] = {}
+        for job in facts.jobs.values():
+            for attempt in job.attempts:
+                index = abandoned_at(facts, run.target, attempt)
+                if index is not None:
+                    out.setdefault(index + 1, []).append((attempt.job, attempt.n))
+        return out
 
 
 def _waiting(facts: Facts, job: JobFacts, index: int) -> bool:

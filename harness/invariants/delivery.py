@@ -130,7 +130,9 @@ class Isolated(Invariant):
     summary = "cancelling one caller of a shared execution never fails another caller"
 
     def applies(self, target: Target) -> bool:
-        return target.shared and bool(target.cancellable)
+        # Whatever the cancel mode: a caller failed with the cancel error though never cancelled is wrong
+        # even when no cancels are drawn (a target cannot declare cancellable=False and draw them).
+        return target.shared
 
     def check(self, run) -> Iterator[Violation]:
         facts = facts_of(run)

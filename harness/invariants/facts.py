@@ -248,6 +248,31 @@ def _succeeding(op):
     return replace(op, spec=specs[0], then=specs[1:])
 
 
+def abandoned_at(facts: Facts, target, attempt: Attempt) -> int | None:
+    """The cancel (trace index) after which nobody waits for ``attempt`` any more, if one came while it ran.
+
+    The callers of an execution are its own job, and with ``shared`` every job
+    of its key (judged per key: any caller of the key may have joined it). At
+    a cancel, the execution is abandoned when each of them has been cancelled
+    (by then), has already fired, or was never submitted.
+    """
+    job = facts.jobs[attempt.job]
+    for index in sorted(c for other in facts.jobs.values() for c in other.cancels):
+        if not attempt.running_at(index):
+            continue
+        callers = [j for j in facts.jobs.values() if j.key == job.key] if target.shared else [job]
+        if not any(_waiting_at(facts, j, index) for j in callers):
+            return index
+    return None
+
+
+def _waiting_at(facts: Facts, job: JobFacts, index: int) -> bool:
+    """Submitted by ``index``, not rejected, not fired before it and not cancelled by it: a caller still waiting."""
+    if job.submit is None or job.submit > index or job.submit_raised is not None:
+        return False
+    return not facts.fired_before(job, index) and not any(c <= index for c in job.cancels)
+
+
 def _hangs(attempt: Attempt, target) -> bool:
     return attempt.kind == "hang" and target.timeout_ms is None
 

@@ -1,0 +1,46 @@
+"""After shrinking, clock faults the failure does not need are dropped, and the ones it needs are named."""
+
+from __future__ import annotations
+
+from harness import CampaignConfig, ClockPolicy, JobSpec, Schedule, Submit, check, load_target, run_campaign, run_schedule
+from harness.clock_causes import needs_note, tame_clock
+
+FIFO = "scenarios.next_tick:next_tick_fifo"
+
+
+def _fails(target, invariant):
+    return lambda schedule: any(v.invariant == invariant for v in check(run_schedule(target, schedule)))
+
+
+def test_faults_the_failure_does_not_need_are_dropped_and_the_rest_named() -> None:
+    target = load_target(FIFO)
+    ops = (Submit(0, 0, JobSpec("succeed", 10)), Submit(0, 1, JobSpec("succeed", 10)), Submit(0, 2, JobSpec("succeed", 10)))
+    noisy = Schedule(ops, ClockPolicy("lifo", seed=3, step_ms=4, jitter_ms=6))
+    still_fails = _fails(target, "concurrency.fifo")
+    assert still_fails(noisy)
+    tamed, needs = tame_clock(noisy, still_fails)
+    assert tamed.clock.tie_break == "lifo" and still_fails(tamed)
+    assert needs[-1] == "calls due at the same instant run in lifo order"
+    assert not still_fails(Schedule(ops, ClockPolicy("fifo", step_ms=tamed.clock.step_ms, jitter_ms=tamed.clock.jitter_ms)))
+    assert needs_note(("calls due at the same instant run in lifo order",)) == (
+        "; it fails only with calls due at the same instant run in lifo order: without this clock fault the schedule passes"
+    )
+
+
+def test_a_failure_that_needs_no_clock_fault_loses_them_all() -> None:
+    target = load_target("scenarios.pools:double_release_pool")
+    from scenarios.pools import double_release_pool
+
+    ops = (Submit(0, 0, JobSpec("succeed", 20)), Submit(0, 1, JobSpec("fail", 10)), Submit(0, 2, JobSpec("succeed", 10)), Submit(0, 3, JobSpec("succeed", 10)))
+    noisy = Schedule(ops, ClockPolicy("lifo", seed=2, step_ms=3, jitter_ms=2))
+    invariant = check(run_schedule(double_release_pool, noisy))[0].invariant
+    tamed, needs = tame_clock(noisy, _fails(target, invariant))
+    assert (tamed.clock, needs) == (ClockPolicy(), ())
+
+
+def test_a_shrunk_finding_that_needs_a_tie_break_says_so(tmp_path) -> None:
+    result = run_campaign(load_target(FIFO), FIFO, CampaignConfig(seed=1, max_examples=300, report_dir=str(tmp_path), database=None, regressions=None))
+    (finding,) = result.findings[:1]
+    assert finding.record.invariant == "concurrency.fifo"
+    assert finding.run.schedule.clock.tie_break != "fifo"
+    assert f"calls due at the same instant run in {finding.run.schedule.clock.tie_break} order" in finding.record.message
