@@ -143,8 +143,8 @@ def test_keyed_synapse_targets_have_the_full_menu(spec: str) -> None:
     target = load_target(spec)
     menu = target.default_menu()
     assert target.keys == 2 and menu.keys == 2 and "hang" in menu.job_kinds and menu.stops
-    # Only ResponseCache has no cancels: no cancellation mode fits it (see synapse_prims).
-    assert menu.cancels == menu.canceller_raises == ("response_cache" not in spec)
+    # Only Linearizer has cancels: no cancellation mode fits the others (see synapse_prims).
+    assert menu.cancels == menu.canceller_raises == ("linearizer" in spec)
 
 
 @pytest.mark.slow
@@ -359,8 +359,23 @@ def test_response_cache_delays_the_first_callers_cancel_until_the_computation_en
     from dataclasses import replace
 
     ops = (_keyed(0, 0, _ms("succeed", 100)), _keyed(0, 1, _ms("succeed", 100)), Cancel(10, 0), Cancel(10, 1))
-    detach = replace(load_target(f"{SYNAPSE}:response_cache"), cancellable="detach")
-    run = run_schedule(detach, Schedule(ops, ClockPolicy()))
-    failures = {e.job: e.t_us for e in run.trace if e.kind == "failure"}
-    assert failures == {0: 100_000, 1: 10_000}
-    assert [v.invariant for v in check(run)] == ["cancellation.fires"]
+    for mode in ("detach", "abandon"):
+        declared = replace(load_target(f"{SYNAPSE}:response_cache"), cancellable=mode)
+        run = run_schedule(declared, Schedule(ops, ClockPolicy()))
+        failures = {e.job: e.t_us for e in run.trace if e.kind == "failure"}
+        assert failures == {0: 100_000, 1: 10_000}
+        assert [e.job for e in run.trace if e.kind == "job.finish"] == [0]  # never cancelled
+        assert [v.invariant for v in check(run)] == ["cancellation.fires"]
+
+
+def test_batching_queue_starts_a_cancelled_callers_job() -> None:
+    # Why BatchingQueue is not declared "detach" or "abandon": the cancelled caller fails at once
+    # but its value stays in the next batch, and the batch function still runs its job.
+    pytest.importorskip("synapse", reason="needs the thirdparty extra")
+    from dataclasses import replace
+
+    ops = (_keyed(0, 0, _ms("succeed", 100)), _keyed(0, 1, _ms("succeed", 100)), Cancel(0, 1))
+    for mode in ("detach", "abandon"):
+        declared = replace(load_target(f"{SYNAPSE}:batching_queue"), cancellable=mode)
+        run = run_schedule(declared, Schedule(ops, ClockPolicy()))
+        assert [v.invariant for v in check(run)] == ["cancellation.no_start"]

@@ -57,8 +57,8 @@ parallel": at most one job at once per key (``keys=2``, ``key_limit=1``),
 FIFO per key. Its server object is a stand-in with ``hostname`` and
 ``run_as_background_process`` (Synapse's own). Cancelling a caller fails it
 at once, but its value stays in its batch and the job still starts (even
-``"detach"`` forbids that): ``cancellable`` is not declared, but cancels and
-raising cancellers stay in the menu.
+``"detach"`` forbids that): ``cancellable`` is not declared, so schedules
+hold no cancels (the harness draws none it cannot judge).
 
 ``response_cache``: ``ResponseCache.wrap(job.key, ...)``, two keys, no
 timeout: "Until the deferred completes it will be returned from the cache":
@@ -265,10 +265,9 @@ batching_queue = Target(
     keys=KEYS,
     key_limit=1,
     order="fifo",
-    # Not "detach": a cancelled caller's value stays in its batch, and the job still starts. Cancels
-    # and hostile cancellers stay in the menu (the derived one has neither without cancellable).
+    # Not "detach" nor "abandon": a cancelled caller's value stays in its batch, and the job still
+    # starts (cancellation.no_start). So no cancels: the harness refuses cancels it cannot judge.
     cancellable=False,
-    menu={"cancels": True, "canceller_raises": True},
     description="Synapse's BatchingQueue, two keys: one batch at a time per key, jobs in order, each caller its outcome",
 )
 
