@@ -42,8 +42,9 @@ SCENARIOS = (
     Scenario(f"{SYNAPSE}:linearizer_keys", "pass", "Synapse's Linearizer(max_count=2), two keys: at most two at once per key", "synapse Linearizer"),
     Scenario(f"{SYNAPSE}:observable_deferred", "pass", "Synapse's ObservableDeferred: observers get the result, a cancel detaches", "synapse ObservableDeferred"),
     Scenario(f"{SYNAPSE}:timeout_deferred", "pass", "Synapse's timeout_deferred(0.3): times out even when the job's canceller raises", "synapse timeout_deferred"),
-    Scenario(f"{SYNAPSE}:batching_queue", "pass", "Synapse's BatchingQueue, one key: one batch at a time, in order", "synapse BatchingQueue"),
-    Scenario(f"{SYNAPSE}:response_cache", "pass", "Synapse's ResponseCache.wrap, a key per job: results and errors pass through", "synapse ResponseCache"),
+    Scenario(f"{SYNAPSE}:batching_queue", "pass", "Synapse's BatchingQueue, two keys: one batch at a time per key, in order", "synapse BatchingQueue"),
+    Scenario(f"{SYNAPSE}:response_cache", "pass", "Synapse's ResponseCache.wrap, two keys: callers of a key in flight share one computation", "synapse ResponseCache"),
+    Scenario(f"{SYNAPSE}:response_cache_timeout", "pass", "Synapse's ResponseCache.wrap(timeout=200ms): shared, a result served again for 200ms", "synapse ResponseCache"),
 )
 
 

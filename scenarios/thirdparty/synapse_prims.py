@@ -24,8 +24,10 @@ started before job 2, both granted at 10 ms); a real ``SelectReactor``
 does the same when a few other calls are due in that tick (its heap is not
 stable). Synapse documents no order, so none is declared.
 
-``linearizer_keys``: the same with two keys (``keys=2``, ``key_limit=2``):
-at most ``max_count`` jobs at once per key, judged per key; cancellable.
+``linearizer_keys``: the same under ``queue(job.key)`` with two keys
+(``keys=2``, ``key_limit=2``): at most ``max_count`` jobs at once per key,
+judged per key; cancellable, with the full menu (hanging jobs, raising
+cancellers).
 
 ``observable_deferred``: one ``ObservableDeferred(maybeDeferred(job),
 consumeErrors=True)`` per job, the caller gets an observer. "Observer
@@ -47,22 +49,31 @@ Deferred has no canceller (cancelling it would not reach the job), so
 
 ``batching_queue``: ``BatchingQueue`` whose batch function runs the batch's
 jobs one after another and returns each job's outcome; the glue hands each
-caller its own job's outcome. "The processing function will only be called
-once at a time for each key ... called the next reactor tick after
-``add_to_queue``, and will keep being called until the queue has been
-drained": at most one job at once (``limit=1``), FIFO. Its server object is
-a stand-in with ``hostname`` and ``run_as_background_process`` (Synapse's
-own). Cancelling a caller fails it at once, but its value stays in its batch
-and the job still starts (even ``"detach"`` forbids that): ``cancellable`` is
-not declared.
+caller its own job's outcome. ``add_to_queue(job, key=job.key)`` over two
+keys: "The processing function will only be called once at a time for each
+key ... called the next reactor tick after ``add_to_queue``, and will keep
+being called until the queue has been drained", and keys are "processed in
+parallel": at most one job at once per key (``keys=2``, ``key_limit=1``),
+FIFO per key. Its server object is a stand-in with ``hostname`` and
+``run_as_background_process`` (Synapse's own). Cancelling a caller fails it
+at once, but its value stays in its batch and the job still starts (even
+``"detach"`` forbids that): ``cancellable`` is not declared, so schedules
+hold no cancels (the harness draws none it cannot judge).
 
-``response_cache``: ``ResponseCache.wrap(key, ...)`` with one key per job,
-no timeout. It is a de-duplicator: callers of a key in flight share one
-computation (``Target(keys=..., shared=True)`` can now express that; not
-done here yet), so each job gets its own key and what is checked is the
-pass-through: results and errors reach the caller, nothing stranded. Its
-cancel swallows the cancellation until the computation ends (documented),
-so ``cancellable`` is not declared.
+``response_cache``: ``ResponseCache.wrap(job.key, ...)``, two keys, no
+timeout: "Until the deferred completes it will be returned from the cache":
+callers of a key in flight share one computation (``keys=2``,
+``shared=True``); without a timeout the entry "will be removed immediately
+once it completes" (no ``cache_ms``). ``response_cache_timeout``: the same
+with ``timeout=200ms``: a successful result is kept 200 ms after it
+completes (``cache_ms=200``; a failure is dropped at once, which serving
+less than the lifetime allows). Cancelling fits no ``cancellable`` mode: a
+caller that joined is failed at once (it detaches), but the caller that
+started the computation has its cancel "temporarily swallowed" until the
+computation ends, then fails with ``CancelledError`` (never, if it hangs);
+the computation itself is never cancelled (our callback is not
+``@cancellable``, and even then the pruning only drops the entry). So
+neither declares ``cancellable`` and schedules hold no cancels.
 """
 
 from __future__ import annotations
@@ -84,6 +95,7 @@ try:
     from synapse.util.batching_queue import BatchingQueue
     from synapse.util.caches.response_cache import ResponseCache
     from synapse.util.clock import Clock
+    from synapse.util.duration import Duration
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         f"the Synapse targets need matrix-synapse ({exc}); install it with pip install -e '.[thirdparty]'"
@@ -102,6 +114,8 @@ MAX_COUNT = 2
 KEYS = 2
 #: ``timeout_deferred`` timeout.
 TIMEOUT_MS = 300
+#: ``ResponseCache`` timeout of the caching target: how long a result is kept after it completes.
+CACHE_MS = 200
 
 
 def synapse_clock(reactor: IReactorTime) -> Clock:
@@ -122,19 +136,14 @@ async def _await_job(job: Callable[[], Any]) -> Any:
 
 
 class Linearized:
-    """Runs each job holding ``linearizer.queue(key)``; ``key_of(job)`` picks the key."""
+    """Runs each job holding ``linearizer.queue(key)``: key 0, or ``job.key`` for a Target with keys."""
 
-    def __init__(self, reactor: IReactorTime, max_count: int, keys: int = 1) -> None:
+    def __init__(self, reactor: IReactorTime, max_count: int) -> None:
         self.clock = synapse_clock(reactor)
         self.linearizer = Linearizer("harness", clock=self.clock, max_count=max_count)
-        self.keys = keys
 
-    def key_of(self, job: Any) -> int:
-        # Used when no key is given (the one-key targets); a Target with keys passes key=job.key.
-        return job.id % self.keys
-
-    def submit(self, job: Callable[[], Any], key: int | None = None) -> defer.Deferred[Any]:
-        return defer.ensureDeferred(self._run(job, self.key_of(job) if key is None else key))
+    def submit(self, job: Callable[[], Any], key: int = 0) -> defer.Deferred[Any]:
+        return defer.ensureDeferred(self._run(job, key))
 
     async def _run(self, job: Callable[[], Any], key: int) -> Any:
         async with self.linearizer.queue(key):
@@ -148,7 +157,7 @@ linearizer = Target(
 )
 
 linearizer_keys = Target(
-    build=lambda reactor: Linearized(reactor, MAX_COUNT, keys=KEYS),
+    build=lambda reactor: Linearized(reactor, MAX_COUNT),
     keys=KEYS,
     key_limit=MAX_COUNT,
     limit=MAX_COUNT * KEYS,
@@ -225,11 +234,9 @@ class Batched:
             name="harness", hs=_HomeServerStandIn(), clock=self.clock, process_batch_callback=self._process  # type: ignore[arg-type]
         )
 
-    def key_of(self, job: Any) -> Any:
-        return ()  # the queue's default key; several keys wait for targets that declare them
-
-    def submit(self, job: Any) -> defer.Deferred[Any]:
-        d = defer.ensureDeferred(self.queue.add_to_queue(job, key=self.key_of(job)))
+    def submit(self, job: Any, key: Any = ()) -> defer.Deferred[Any]:
+        # ``()`` is the queue's default key; a Target with keys passes key=job.key.
+        d = defer.ensureDeferred(self.queue.add_to_queue(job, key=key))
         return d.addCallback(self._own, job.id)
 
     def stop(self) -> None:
@@ -255,32 +262,57 @@ class Batched:
 
 batching_queue = Target(
     build=Batched,
-    limit=1,
+    keys=KEYS,
+    key_limit=1,
     order="fifo",
-    # Not "detach": a cancelled caller's value stays in its batch, and the job still starts.
+    # Not "detach" nor "abandon": a cancelled caller's value stays in its batch, and the job still
+    # starts (cancellation.no_start). So no cancels: the harness refuses cancels it cannot judge.
     cancellable=False,
-    menu=Menu(cancels=True, stops=True),
-    description="Synapse's BatchingQueue, one key: one batch at a time, jobs in order, each caller its outcome",
+    description="Synapse's BatchingQueue, two keys: one batch at a time per key, jobs in order, each caller its outcome",
 )
 
 
 class Cached:
-    """``ResponseCache.wrap`` with one key per job (the cache is a pass-through until shared work is expressible)."""
+    """``ResponseCache.wrap(job.key, ...)``: callers of a key in flight join its computation.
 
-    def __init__(self, reactor: IReactorTime) -> None:
+    With ``timeout_ms``, a successful result is also served for that long after it completes.
+    """
+
+    def __init__(self, reactor: IReactorTime, timeout_ms: int | None = None) -> None:
         self.clock = synapse_clock(reactor)
-        self.cache: ResponseCache[int] = ResponseCache(clock=self.clock, name="harness", server_name=SERVER_NAME)
+        timeout = None if timeout_ms is None else Duration(milliseconds=timeout_ms)
+        self.cache: ResponseCache[int] = ResponseCache(
+            clock=self.clock, name="harness", server_name=SERVER_NAME, timeout=timeout
+        )
 
-    def key_of(self, job: Any) -> int:
-        return job.id
+    def stop(self) -> None:
+        # With a timeout the cache runs a pruning looping call forever; Synapse stops it at shutdown.
+        self.clock.shutdown()
 
-    def submit(self, job: Any) -> defer.Deferred[Any]:
-        return defer.ensureDeferred(self.cache.wrap(self.key_of(job), _await_job, job))
+    def submit(self, job: Any, key: int) -> defer.Deferred[Any]:
+        # The first caller of a key runs its own job; later callers' jobs never run (they join).
+        return defer.ensureDeferred(self.cache.wrap(key, _await_job, job))
 
 
 response_cache = Target(
     build=Cached,
+    keys=KEYS,
+    shared=True,
+    # No mode fits a cancel: a caller that joined detaches at once, but the caller that started
+    # the computation is failed only when the computation ends (documented: "we temporarily
+    # swallow the cancellation"), never if it hangs. So no cancels in schedules.
     cancellable=False,
-    menu=Menu(cancels=False),
-    description="Synapse's ResponseCache.wrap, one key per job: results and errors pass through",
+    menu={"cancels": False},
+    description="Synapse's ResponseCache.wrap, two keys: callers of a key in flight share one computation",
+)
+
+
+response_cache_timeout = Target(
+    build=lambda reactor: Cached(reactor, timeout_ms=CACHE_MS),
+    keys=KEYS,
+    shared=True,
+    cache_ms=CACHE_MS,
+    cancellable=False,  # as response_cache
+    menu={"cancels": False},
+    description="Synapse's ResponseCache.wrap(timeout=200ms), two keys: shared, a result served again for 200ms",
 )
