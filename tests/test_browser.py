@@ -97,8 +97,13 @@ def report(tmp_path_factory):
 def test_chromium_draws_the_timeline_without_errors(report, tmp_path) -> None:
     page, record = report
     html = page.read_text(encoding="utf-8")
+    # The page forbids every script (its Content-Security-Policy); the probe is the test's own
+    # instrument, so this copy drops the policy. The next test shows the policy holds on the page.
+    policy = re.search(r'<meta http-equiv="Content-Security-Policy"[^>]*>', html)
+    assert policy is not None
     probed = tmp_path / "probed.html"
-    probed.write_text(html.replace("<head>", "<head>" + ERRORS, 1).replace("</body>", PROBE + "</body>", 1))
+    unguarded = html.replace(policy.group(0), "", 1)
+    probed.write_text(unguarded.replace("<head>", "<head>" + ERRORS, 1).replace("</body>", PROBE + "</body>", 1))
     done = chromium("--enable-logging=stderr", "--v=0", "--dump-dom", probed.as_uri(), profile=tmp_path / "profile")
     found = re.search(r'<pre id="probe-result">(.*?)</pre>', done.stdout, re.DOTALL)
     assert found, f"chromium printed no probe result (exit {done.returncode}): {done.stderr[-2000:]}"
@@ -118,6 +123,17 @@ def test_chromium_draws_the_timeline_without_errors(report, tmp_path) -> None:
     assert result["rings"] == len(record.marked) > 0
     assert result["ringStroke"] == "rgb(212, 0, 0)"
     assert result["lanes"] == 1 + len({e.job for e in events if e.job >= 0})
+
+
+def test_the_pages_policy_stops_a_script_smuggled_into_it(report, tmp_path) -> None:
+    """A script that reached the page (say, through a crafted summary) does not run in a browser."""
+    page, _ = report
+    html = page.read_text(encoding="utf-8")
+    smuggled = tmp_path / "smuggled.html"
+    smuggled.write_text(html.replace("</body>", PROBE + "</body>", 1))
+    done = chromium("--dump-dom", smuggled.as_uri(), profile=tmp_path / "profile")
+    assert "</body>" in done.stdout, f"chromium printed no page (exit {done.returncode}): {done.stderr[-2000:]}"
+    assert 'id="probe-result"' not in done.stdout
 
 
 def test_chromium_screenshots_the_page(report, tmp_path) -> None:
