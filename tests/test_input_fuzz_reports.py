@@ -298,3 +298,20 @@ def test_a_number_too_large_for_a_float_is_refused_in_one_line(valid: dict, work
     source = _write(workdir / "huge.json", json.dumps(crafted))
     assert _assert_clean(["report", str(source), "-o", str(workdir / "huge.html")]) == 2
     assert _assert_clean(["merge", str(source)]) == 2
+
+
+@pytest.mark.parametrize(
+    ("place", "value"),
+    [(("examples",), 10**400), (("coverage", "files", 1, "file"), "\ud800"), (("exercised", "invariants"), {"\ud800": 1})],
+)
+def test_values_report_and_merge_cannot_write_are_refused_in_one_line(valid: dict, workdir: Path, place: tuple, value: Any) -> None:
+    """Found by the 10,000-input fuzz: a 400-digit count crashed merge (float overflow), and a lone
+    surrogate crashed writing the page (UTF-8 has none); each is now a one-line error, exit 2."""
+    crafted = json.loads(json.dumps(valid))
+    parent = crafted
+    for step in place[:-1]:
+        parent = parent[step]
+    parent[place[-1]] = value
+    source = _write(workdir / "unwritable.json", json.dumps(crafted))
+    assert _assert_clean(["report", str(source), "-o", str(workdir / "unwritable.html")]) == 2
+    assert _assert_clean(["merge", str(source)]) == 2
