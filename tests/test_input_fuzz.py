@@ -120,28 +120,38 @@ def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
     return found
 
 
-def _mutate(data: Any, draw: Any) -> Any:
-    paths = _paths(data)
-    schedule = [path for path in paths if path[:1] == ("schedule",)]
-    path = draw(st.sampled_from(schedule) if schedule and draw(st.booleans()) else st.sampled_from(paths))
-    if not path:
-        return draw(json_values)
+def change_at(data: Any, path: tuple, action: str, draw: Any, values: Any, others: dict[str, Any]) -> None:
+    """Apply one mutation ``action`` at ``path`` in ``data``: ``drop`` it, ``replace`` it with one of
+    ``values`` (a strategy of JSON values), ``retype`` it (a value as its JSON text, a string as a list), or set it to a value
+    drawn from ``others[action]`` (the caller's own kinds of hostile value)."""
     parent = data
     for step in path[:-1]:
         parent = parent[step]
     key = path[-1]
-    action = draw(st.sampled_from(["drop", "replace", "retype", "number"]))
     if action == "drop":
         if isinstance(parent, dict):
             del parent[key]
         else:
             parent.pop(key)
     elif action == "replace":
-        parent[key] = draw(json_values)
+        parent[key] = draw(values)
     elif action == "retype":
         parent[key] = json.dumps(parent[key]) if not isinstance(parent[key], str) else [parent[key]]
     else:
-        parent[key] = draw(st.sampled_from([-1, 0, 1, 2, 2**31, 2**63, 10**12, 10**13, -(10**13), 10**300, True]))
+        parent[key] = draw(others[action])
+
+
+#: Numbers at the edges of the ranges a failure file's fields allow.
+EDGE_NUMBERS = st.sampled_from([-1, 0, 1, 2, 2**31, 2**63, 10**12, 10**13, -(10**13), 10**300, True])
+
+
+def _mutate(data: Any, draw: Any) -> Any:
+    paths = _paths(data)
+    schedule = [path for path in paths if path[:1] == ("schedule",)]
+    path = draw(st.sampled_from(schedule) if schedule and draw(st.booleans()) else st.sampled_from(paths))
+    if not path:
+        return draw(json_values)
+    change_at(data, path, draw(st.sampled_from(["drop", "replace", "retype", "number"])), draw, json_values, {"number": EDGE_NUMBERS})
     return data
 
 

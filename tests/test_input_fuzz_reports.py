@@ -29,7 +29,7 @@ from hypothesis.database import choices_from_bytes
 from harness import cli
 from harness.cli import main
 from harness.database import SafeDirectoryDatabase
-from test_input_fuzz import _paths  # every path into a JSON tree
+from test_input_fuzz import _paths, change_at  # every path into a JSON tree; one mutation there
 
 BUGGY = "scenarios.pools:double_release_pool"
 SCRIPT = "<script>alert(1)</script>"
@@ -141,22 +141,7 @@ def _mutate(data: Any, draw: Any, paths: list[tuple] | None = None) -> Any:
     path = draw(st.sampled_from(paths if paths is not None else _paths(data)))
     if not path:
         return draw(json_values)
-    parent = data
-    for step in path[:-1]:
-        parent = parent[step]
-    key = path[-1]
-    action = draw(st.sampled_from(["drop", "replace", "hostile", "retype"]))
-    if action == "drop":
-        if isinstance(parent, dict):
-            del parent[key]
-        else:
-            parent.pop(key)
-    elif action == "replace":
-        parent[key] = draw(json_values)
-    elif action == "hostile":
-        parent[key] = draw(hostile_scalars)
-    else:
-        parent[key] = json.dumps(parent[key]) if not isinstance(parent[key], str) else [parent[key]]
+    change_at(data, path, draw(st.sampled_from(["drop", "replace", "hostile", "retype"])), draw, json_values, {"hostile": hostile_scalars})
     return data
 
 
