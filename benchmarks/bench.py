@@ -35,8 +35,8 @@ from hypothesis import strategies as st
 from twisted.internet import defer, task
 
 from harness import CampaignConfig, Menu, Schedule, Target, load_target, run_campaign
-from harness.generate import STRATEGIES
-from harness.schedule import Cancel, Submit
+from harness.search.generate import STRATEGIES
+from harness.model.schedule import Cancel, Submit
 from scenarios import CATALOG
 from scenarios.pools import SemaphorePool
 

@@ -6,7 +6,7 @@
 Each operation is applied to a ``FaultClock`` and to ``ReferenceClock`` (a
 plain integer simulation sorted by due time and tie-break key), under
 random tie-breaks, strides, jitter and wall-clock jumps; see
-``harness.clock_fuzz``. Prints the operations run, the calls fired, and the
+``harness.run.clock_fuzz``. Prints the operations run, the calls fired, and the
 hangs, order differences, early and too-late calls and ``seconds()``
 mismatches, every one of which must be 0; exits 1 otherwise.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.clock_fuzz import FuzzResult, fuzz_clock  # noqa: E402
+from harness.run.clock_fuzz import FuzzResult, fuzz_clock  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

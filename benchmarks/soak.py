@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from harness import CampaignConfig, HarnessError, INVARIANTS, Menu, load_target, run_workers
-from harness.schedule import TIE_BREAKS
+from harness.model.schedule import TIE_BREAKS
 from scenarios import CATALOG, Scenario
 from scenarios.thirdparty import KNOWN_FALSE_ALARMS, available, requires
 

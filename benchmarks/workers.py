@@ -41,7 +41,7 @@ def campaign(target: str, seed: int, budget: float, workers: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-workers-") as scratch:
         summary_path = Path(scratch) / "summary.json"
         argv = [
-            sys.executable, "-m", "harness.cli", "fuzz", target,
+            sys.executable, "-m", "harness", "fuzz", target,
             "--seed", str(seed), "--budget", str(budget), "--workers", str(workers),
             "--no-database", "--no-regressions", "--report-dir", scratch, "--json", str(summary_path),
         ]

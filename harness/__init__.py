@@ -7,24 +7,25 @@ on several processes, or one shard of a campaign; ``Examples``: the search's
 seeded schedules, one of ``STRATEGIES``).
 """
 
-from .campaign import CampaignConfig, CampaignResult, Finding, NondeterministicTarget, run_campaign
-from .clock import FaultClock
-from .errors import FailureFileError, HarnessError, ReportError, TargetError, UsageError
-from .failure_file import FailureRecord
-from .generate import STRATEGIES, Examples
-from .faults import BUILTIN_ERRORS, InjectedError
-from .invariants import INVARIANTS, Invariant, Violation, check
-from .jobs import Job
-from .operations import Operation
-from .runner import Run, TargetHung, run_schedule
-from .schedule import Call, Cancel, ClockPolicy, JobSpec, Jump, Schedule, Stop, Submit
-from .shard import Shard
-from .strategies import Menu, job_specs, schedules
-from .target import Target, load_target
-from .trace import Event, Trace, format_ms
-from .invariants.outcomes import Outcome
-from .view import AttemptRecord, CallRecord, EventKind, JobRecord, RunView
-from .workers import ParallelResult, WorkerReport, run_workers
+from harness.search.campaign import CampaignConfig, CampaignResult, Finding, NondeterministicTarget, run_campaign
+from harness.run.clock import FaultClock
+from harness.errors import FailureFileError, HarnessError, ReportError, TargetError, UsageError
+from harness.store.failure_file import FailureRecord
+from harness.search.generate import STRATEGIES, Examples
+from harness.model.faults import BUILTIN_ERRORS, InjectedError
+from harness.invariants import INVARIANTS, Invariant, Violation, check
+from harness.run.jobs import Job
+from harness.model.operations import Operation
+from harness.run.runner import Run, TargetHung, run_schedule
+from harness.model.schedule import Call, Cancel, ClockPolicy, JobSpec, Jump, Schedule, Stop, Submit
+from harness.search.shard import Shard
+from harness.model.menu import Menu
+from harness.search.strategies import job_specs, schedules
+from harness.model.target import Target, load_target
+from harness.model.trace import Event, Trace, format_ms
+from harness.run.outcomes import Outcome
+from harness.run.view import AttemptRecord, CallRecord, EventKind, JobRecord, RunView
+from harness.search.workers import ParallelResult, WorkerReport, run_workers
 
 __all__ = [
     "AttemptRecord",

@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from twisted.internet import defer
 
 from harness import Menu, Target, check, run_schedule, schedules
-from harness.clock import FaultClock
-from harness.jobs import Job
-from harness.schedule import ClockPolicy, JobSpec, Schedule, Submit
-from harness.trace import Trace
+from harness.run.clock import FaultClock
+from harness.run.jobs import Job
+from harness.model.schedule import ClockPolicy, JobSpec, Schedule, Submit
+from harness.model.trace import Trace
 
 
 class AsyncLock:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-import harness.files
+import harness.store.files
 from harness import JobSpec, Schedule, Submit
-from harness.cli import main
+from harness.cli.commands import main
 from harness.errors import ReportError
-from harness.failure_file import FailureRecord, load, save
-from harness.files import write_atomic
+from harness.store.failure_file import FailureRecord, load, save
+from harness.store.files import write_atomic
 
 BUGGY = "scenarios.pools:double_release_pool"
 
@@ -68,7 +68,7 @@ def test_a_write_that_fails_half_way_leaves_the_old_file_whole_and_no_litter(tmp
     def broken(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(harness.files.os, "fsync", broken)
+    monkeypatch.setattr(harness.store.files.os, "fsync", broken)
     with pytest.raises(ReportError, match=r"cannot write .*summary.json.*No space left on device"):
         write_atomic(path, "new and longer\n")
     assert path.read_text() == "old\n"
@@ -81,7 +81,7 @@ def test_an_interrupt_half_way_leaves_the_old_file_whole(tmp_path, monkeypatch) 
     def interrupted(fd: int) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(harness.files.os, "fsync", interrupted)
+    monkeypatch.setattr(harness.store.files.os, "fsync", interrupted)
     with pytest.raises(KeyboardInterrupt):
         write_atomic(path, "<new/>\n")
     assert path.read_text() == "<old/>\n" and len(list(tmp_path.iterdir())) == 1
@@ -97,7 +97,7 @@ def test_two_campaigns_writing_into_the_same_directories_at_once_lose_nothing(tm
         argv = ["fuzz", BUGGY, "--seed", seed, "--report-dir", "reports", "--save-regression", "--regressions",
                 "corpus", "--json", f"reports/summary-{seed}.json", "--junit", "reports/junit.xml"]
         return subprocess.Popen(
-            [sys.executable, "-m", "harness.cli", *argv], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [sys.executable, "-m", "harness", *argv], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True,
         )
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from harness import JobSpec, Schedule, Stop, Target, TargetError, check, run_schedule
-from harness.schedule import Start
+from harness.model.schedule import Start
 from scenarios.backoff_loop import ReconnectingClient, flat_backoff, reconnecting_client, retry_outlives_stop
 
 FAIL = JobSpec("fail", 0)
@@ -96,7 +96,7 @@ def test_a_periodic_target_declares_an_interval_or_a_backoff() -> None:
 
 
 def test_time_backoff_counts_as_exercised_only_after_a_failed_call() -> None:
-    from harness.report.exercised import INVARIANT_EXERCISE, expose
+    from harness.search.exercised import INVARIANT_EXERCISE, expose
 
     rule = INVARIANT_EXERCISE["time.backoff"].rule
     ok_only = run_schedule(reconnecting_client, Schedule((Start(0, 0, OK), Stop(500))))

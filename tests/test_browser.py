@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import failure_file
-from harness.cli import main
+from harness.store import failure_file
+from harness.cli.commands import main
 
 from test_coverage_probe import FIXTURES
 

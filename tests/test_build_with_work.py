@@ -5,7 +5,7 @@ from __future__ import annotations
 from twisted.internet import task
 
 from harness import CampaignConfig, JobSpec, Schedule, Target, check, run_campaign, run_schedule
-from harness.schedule import Start, Stop
+from harness.model.schedule import Start, Stop
 
 
 class Ticker:

@@ -7,7 +7,7 @@ import signal
 import pytest
 
 from harness import CampaignConfig, run_campaign
-from harness.signals import StopSignals
+from harness.guard.signals import StopSignals
 from scenarios.pools import double_release_pool, semaphore_pool
 
 BUGGY = "scenarios.pools:double_release_pool"
@@ -61,7 +61,7 @@ def test_stop_signals_record_the_first_signal_and_abort_on_the_second() -> None:
 def test_shrinking_past_the_budget_grace_saves_the_failure_unshrunk(tmp_path, monkeypatch) -> None:
     import time
 
-    import harness.campaign
+    import harness.search.campaign
 
     class JumpingTime:
         """Real monotonic time, plus an hour once shrinking starts: the budget and its grace are long gone."""
@@ -76,7 +76,7 @@ def test_shrinking_past_the_budget_grace_saves_the_failure_unshrunk(tmp_path, mo
         if result.shrinking:
             JumpingTime.offset = 3600.0
 
-    monkeypatch.setattr(harness.campaign, "time", JumpingTime)
+    monkeypatch.setattr(harness.search.campaign, "time", JumpingTime)
     config = CampaignConfig(seed=2, budget_s=60, max_failures=2, report_dir=str(tmp_path))
     result = run_campaign(double_release_pool, BUGGY, config, on_example=on_example)
     (finding,) = result.findings

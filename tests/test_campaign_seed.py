@@ -9,7 +9,7 @@ import time
 from dataclasses import replace
 
 from harness import CampaignConfig, Target, run_campaign
-from harness.shard import round_seed
+from harness.search.shard import round_seed
 from scenarios.pools import DoubleReleasePool, SemaphorePool, double_release_pool, semaphore_pool
 
 CORRECT = "scenarios.pools:semaphore_pool"
@@ -108,7 +108,7 @@ def test_time_to_first_failure_excludes_shrinking_earlier_failures(tmp_path) -> 
 
 def test_shrinking_stops_at_the_budget_plus_its_grace_and_keeps_the_smallest_so_far(tmp_path, monkeypatch) -> None:
     # Issue 15 item 7: the final shrink pass used to have no deadline. Every run here costs 30 ms.
-    from harness import campaign
+    from harness.search import campaign
 
     def slow_build(clock):
         spin = time.perf_counter() + 0.03

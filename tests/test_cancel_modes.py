@@ -8,7 +8,7 @@ import pytest
 
 from harness import CampaignConfig, JobSpec, Menu, Schedule, Submit, Target, TargetError, check, run_campaign, run_schedule
 from harness.invariants import invariants_for
-from harness.schedule import Cancel
+from harness.model.schedule import Cancel
 from scenarios.cancel import DetachingPool
 from scenarios.pools import SemaphorePool
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from harness.cli.commands import main
 
 BUGGY = "scenarios.pools:double_release_pool"
 CORRECT = "scenarios.pools:semaphore_pool"
@@ -130,7 +130,7 @@ def test_list_json_has_target_expect_description(capsys) -> None:
 
 def test_console_script_runs_as_installed(tmp_path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "fuzz", BUGGY, "--seed", "2", "--report-dir", str(tmp_path)],
+        [sys.executable, "-m", "harness", "fuzz", BUGGY, "--seed", "2", "--report-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -131,7 +131,7 @@ def test_due_times_are_exact_to_the_microsecond() -> None:
 
 
 def test_livelock_is_detected() -> None:
-    from harness.clock import Livelock
+    from harness.run.clock import Livelock
 
     clock = FaultClock()
 
@@ -219,8 +219,8 @@ def _looping_target():
 def test_looping_call_under_strides_and_jitter_does_not_hang_the_runner() -> None:
     # The schedule that hung the harness at 9180ms of virtual time, blaming the user.
     from harness.invariants import check
-    from harness.runner import run_schedule
-    from harness.schedule import ClockPolicy, JobSpec, Schedule, Start
+    from harness.run.runner import run_schedule
+    from harness.model.schedule import ClockPolicy, JobSpec, Schedule, Start
 
     schedule = Schedule((Start(0, 1, JobSpec("succeed", 0)),), ClockPolicy(step_ms=10, jitter_ms=50, seed=17341))
     run = run_schedule(_looping_target(), schedule, timeout_s=30)
@@ -253,8 +253,8 @@ def _rearm_target():
 def test_cancel_and_rearm_does_not_hang_the_runner(seed: int) -> None:
     # Two of the clock seeds (about 1 in 3,000) on which the float clock looped for ever.
     from harness.invariants import check
-    from harness.runner import run_schedule
-    from harness.schedule import ClockPolicy, JobSpec, Schedule, Submit
+    from harness.run.runner import run_schedule
+    from harness.model.schedule import ClockPolicy, JobSpec, Schedule, Submit
 
     schedule = Schedule((Submit(0, 1, JobSpec("succeed", 0)),), ClockPolicy(step_ms=10, jitter_ms=50, seed=seed))
     run = run_schedule(_rearm_target(), schedule, timeout_s=30)
@@ -264,8 +264,8 @@ def test_cancel_and_rearm_does_not_hang_the_runner(seed: int) -> None:
 
 @pytest.mark.slow
 def test_cancel_and_rearm_never_hangs_on_any_of_6000_seeds() -> None:
-    from harness.runner import run_schedule
-    from harness.schedule import ClockPolicy, JobSpec, Schedule, Submit
+    from harness.run.runner import run_schedule
+    from harness.model.schedule import ClockPolicy, JobSpec, Schedule, Submit
 
     target = _rearm_target()
     for seed in range(6_000):
@@ -342,8 +342,8 @@ def test_seconds_moves_on_between_calls_even_far_from_zero() -> None:
 @pytest.mark.slow
 def test_looping_call_never_hangs_nor_alarms_under_strides_and_jitter() -> None:
     from harness.invariants import check
-    from harness.runner import run_schedule
-    from harness.schedule import ClockPolicy, JobSpec, Jump, Schedule, Start
+    from harness.run.runner import run_schedule
+    from harness.model.schedule import ClockPolicy, JobSpec, Jump, Schedule, Start
 
     target = _looping_target()
     for seed in range(300):

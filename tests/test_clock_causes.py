@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness import CampaignConfig, ClockPolicy, JobSpec, Schedule, Submit, check, load_target, run_campaign, run_schedule
-from harness.clock_causes import needs_note, tame_clock
+from harness.search.clock_causes import needs_note, tame_clock
 
 FIFO = "scenarios.next_tick:next_tick_fifo"
 

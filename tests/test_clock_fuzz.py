@@ -1,9 +1,9 @@
-"""The FaultClock's self-fuzz (``harness.clock_fuzz``): a short run, and proof that it catches a broken clock."""
+"""The FaultClock's self-fuzz (``harness.run.clock_fuzz``): a short run, and proof that it catches a broken clock."""
 
 from __future__ import annotations
 
-from harness.clock import FaultClock, _order
-from harness.clock_fuzz import ReferenceClock, Script, fuzz_clock
+from harness.run.clock import FaultClock, _order
+from harness.run.clock_fuzz import ReferenceClock, Script, fuzz_clock
 
 
 def test_the_clock_agrees_with_the_reference_model() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness import CampaignConfig, load_target, run_campaign
-from harness.report.coverage_probe import CoverageProbe, target_source
+from harness.output.report.coverage_probe import CoverageProbe, target_source
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SPEC = "covered_pool:target"

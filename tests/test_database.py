@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import database
-from harness.cli import main
+from harness.store import database
+from harness.cli.commands import main
 from harness.errors import UsageError
 
 BUGGY = "scenarios.pools:double_release_pool"
@@ -21,7 +21,7 @@ def _fuzz_process(cwd: Path, *argv: str) -> dict:
     """``harness fuzz`` in a process of its own; returns its JSON summary."""
     out = cwd / f"summary-{len(list(cwd.glob('summary-*.json')))}.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "fuzz", *argv, "--no-regressions", "--json", str(out)],
+        [sys.executable, "-m", "harness", "fuzz", *argv, "--no-regressions", "--json", str(out)],
         cwd=cwd,
         capture_output=True,
         text=True,

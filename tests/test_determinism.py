@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from harness.determinism import without_local_constants
+from harness.guard.determinism import without_local_constants
 
 SEARCH = """
 import sys, importlib
@@ -33,7 +33,7 @@ def _search(tmp_path, *modules: str) -> str:
 
 def test_the_same_seed_gives_the_same_search_whatever_else_is_imported(tmp_path) -> None:
     alone = _search(tmp_path)
-    assert alone == _search(tmp_path, "literals", "harness.cli")
+    assert alone == _search(tmp_path, "literals", "harness.cli.commands")
 
 
 def test_hypothesis_is_left_as_it_was_after_a_search() -> None:

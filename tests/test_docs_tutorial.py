@@ -74,7 +74,7 @@ def project(tmp_path: Path, page: str) -> Path:
 def harness(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(project), COLUMNS="80")
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args], cwd=project, capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-m", "harness", *args], cwd=project, capture_output=True, text=True, env=env, timeout=300
     )
 
 

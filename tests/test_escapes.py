@@ -9,8 +9,8 @@ import pytest
 
 import robust_targets
 from harness import JobSpec, Schedule, Submit, TargetError, run_schedule
-from harness.cli import main
-from harness.schedule import Start, Stop
+from harness.cli.commands import main
+from harness.model.schedule import Start, Stop
 
 ONE = Schedule((Submit(0, 0, JobSpec("succeed", 10)),))
 INJECT = "pass the clock given to build(clock) to your code instead of using the global reactor"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harness import CampaignConfig, Target, run_campaign, run_schedule
 from harness.invariants import invariants_for
-from harness.report.exercised import (
+from harness.search.exercised import (
     FAULTS,
     INVARIANT_EXERCISE,
     Tally,
@@ -14,8 +14,8 @@ from harness.report.exercised import (
     menu_faults,
     schedule_faults,
 )
-from harness.schedule import Cancel, ClockPolicy, JobSpec, Jump, Schedule, Stop, Submit
-from harness.strategies import Menu
+from harness.model.schedule import Cancel, ClockPolicy, JobSpec, Jump, Schedule, Stop, Submit
+from harness.model.menu import Menu
 from scenarios.pools import SemaphorePool, semaphore_pool
 
 HANG = JobSpec("hang")

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-import harness.failure_file
+import harness.store.failure_file
 from harness import CampaignConfig, FailureFileError, run_campaign
-from harness.cli import main
-from harness.failure_file import load
+from harness.cli.commands import main
+from harness.store.failure_file import load
 from scenarios.pools import double_release_pool
 
 BUGGY = "scenarios.pools:double_release_pool"
@@ -165,7 +165,7 @@ def test_what_is_not_a_regular_file_is_refused_without_reading_it(tmp_path, caps
 
 
 def test_a_file_larger_than_any_failure_file_is_refused(valid, tmp_path, monkeypatch, capsys) -> None:
-    monkeypatch.setattr(harness.failure_file, "MAX_BYTES", 1000)
+    monkeypatch.setattr(harness.store.failure_file, "MAX_BYTES", 1000)
     assert main(["show", str(_write(tmp_path, valid))]) == 2
     assert "more than the 1000 a failure file can be" in _one_line_error(capsys)
 
@@ -178,7 +178,7 @@ def test_show_escapes_control_characters_from_the_file(valid, tmp_path, capsys) 
     data = json.loads(json.dumps(valid))
     data["message"] = "boom\x1b[2J\nsecond line"
     data["trace"][0][4] = "\x1b]0;title\x07"
-    from harness.trace import digest_lines
+    from harness.model.trace import digest_lines
 
     data["trace_hash"] = digest_lines([f"{t} {k} {j}.{a} {d}" for t, k, j, a, d in data["trace"]])
     assert main(["show", str(_write(tmp_path, data))]) == 0

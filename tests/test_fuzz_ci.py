@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-import harness.campaign
-import harness.cli
+import harness.search.campaign
+import harness.cli.commands
 import harness.invariants
-from harness.cli import main
+from harness.cli.commands import main
 from harness.invariants import Invariant
-from harness.progress import Progress
+from harness.output.progress import Progress
 
 BUGGY = "scenarios.pools:double_release_pool"
 CORRECT = "scenarios.pools:semaphore_pool"
@@ -71,8 +71,8 @@ def test_campaign_stops_at_the_first_budget_reached_and_says_how_far_it_got(argv
 
 
 def test_without_a_budget_a_campaign_runs_the_default_examples(monkeypatch, capsys) -> None:
-    monkeypatch.setattr(harness.campaign, "DEFAULT_MAX_EXAMPLES", 30)
-    monkeypatch.setattr(harness.cli, "DEFAULT_MAX_EXAMPLES", 30)
+    monkeypatch.setattr(harness.search.campaign, "DEFAULT_MAX_EXAMPLES", 30)
+    monkeypatch.setattr(harness.cli.commands, "DEFAULT_MAX_EXAMPLES", 30)
     assert _fuzz(CORRECT, "--seed", "1", "--json", "summary.json") == 0
     assert _summary()["examples"] == 30
     assert "budget 30 examples" in capsys.readouterr().out
@@ -82,7 +82,7 @@ def test_without_a_budget_a_campaign_runs_the_default_examples(monkeypatch, caps
 
 
 def test_seed_is_chosen_and_printed_and_reproduces_the_first_failure_byte_for_byte(monkeypatch, capsys) -> None:
-    monkeypatch.setattr(harness.cli, "new_seed", lambda: int(SEED))  # a chosen seed known to find the bug quickly
+    monkeypatch.setattr(harness.cli.commands, "new_seed", lambda: int(SEED))  # a chosen seed known to find the bug quickly
     assert _fuzz(BUGGY, "--report-dir", "a", "--json", "a.json") == 1
     out = capsys.readouterr().out
     seed = _summary("a.json")["seed"]
@@ -259,7 +259,7 @@ def test_internal_error_exits_3_with_the_traceback(monkeypatch, capsys) -> None:
     def broken(*args, **kwargs):
         raise RuntimeError("the harness tripped over itself")
 
-    monkeypatch.setattr(harness.cli, "run_workers", broken)
+    monkeypatch.setattr(harness.cli.commands, "run_workers", broken)
     assert _fuzz(CORRECT, "--seed", "1") == 3
     err = capsys.readouterr().err
     assert err.startswith("harness: internal error")
@@ -283,7 +283,7 @@ class _SignalOnce(Progress):
 
 
 def test_interrupt_before_anything_is_found_exits_130_with_the_summary(monkeypatch, capsys) -> None:
-    monkeypatch.setattr(harness.cli, "Progress", _SignalOnce)
+    monkeypatch.setattr(harness.cli.commands, "Progress", _SignalOnce)
     before = signal.getsignal(signal.SIGINT)
     assert _fuzz(CORRECT, "--seed", "1", "--budget", "60", "--json", "s.json", "--junit", "j.xml") == 130
     summary = _summary("s.json")
@@ -298,7 +298,7 @@ def test_sigterm_while_shrinking_keeps_the_failure_unshrunk_and_exits_1(monkeypa
         signum = signal.SIGTERM
         when = staticmethod(lambda result: result.shrinking)
 
-    monkeypatch.setattr(harness.cli, "Progress", TermWhileShrinking)
+    monkeypatch.setattr(harness.cli.commands, "Progress", TermWhileShrinking)
     before = signal.getsignal(signal.SIGTERM)
     argv = ["--seed", SEED, "--save-regression", "--json", "s.json", "--junit", "j.xml"]
     assert _fuzz(BUGGY, *argv) == 1
@@ -325,7 +325,7 @@ def test_sigterm_to_a_running_campaign_saves_the_failure_and_exits_promptly(tmp_
     import subprocess
     import time
 
-    argv = [sys.executable, "-m", "harness.cli", "fuzz", BUGGY, "--seed", SEED, "--budget", "60"]
+    argv = [sys.executable, "-m", "harness", "fuzz", BUGGY, "--seed", SEED, "--budget", "60"]
     argv += ["--max-failures", "2", "--no-database", "--json", "s.json"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:

@@ -7,10 +7,10 @@ from random import Random
 import pytest
 
 from harness import CampaignConfig, JobSpec, Menu, run_campaign, run_schedule
-from harness.cli import main
-from harness.generate import POOL_SIZE, STRATEGIES, Examples, features, mutate, swarm_menu
-from harness.schedule import Cancel, Jump, Stop, Submit
-from harness.strategies import codec
+from harness.cli.commands import main
+from harness.search.generate import POOL_SIZE, STRATEGIES, Examples, features, mutate, swarm_menu
+from harness.model.schedule import Cancel, Jump, Stop, Submit
+from harness.search.strategies import codec
 from scenarios.pools import double_release_pool, semaphore_pool
 
 CORRECT = "scenarios.pools:semaphore_pool"
@@ -105,7 +105,7 @@ def test_fuzz_takes_a_strategy_and_refuses_an_unknown_one(tmp_path, capsys) -> N
 
 
 def test_pct_runs_its_change_point_calls_last_in_their_instant() -> None:
-    from harness.clock import FaultClock
+    from harness.run.clock import FaultClock
 
     for seed in range(100):
         clock = FaultClock("pct", seed, depth=3)
@@ -126,7 +126,7 @@ def test_pct_runs_its_change_point_calls_last_in_their_instant() -> None:
 
 
 def test_pct_schedules_carry_their_depth_through_json() -> None:
-    from harness.schedule import ClockPolicy, Schedule
+    from harness.model.schedule import ClockPolicy, Schedule
 
     pct = Schedule((Submit(0, 0, JobSpec()),), ClockPolicy("pct", seed=4, depth=5))
     assert Schedule.from_json(pct.to_json()) == pct

@@ -16,10 +16,10 @@ import pytest
 
 import robust_targets
 from harness import CampaignConfig, JobSpec, Schedule, Submit, TargetError, run_campaign, run_schedule
-from harness.cli import main
-from harness.runner import TargetHung
-from harness.verdict import HANG, LIVELOCK
-from harness.watchdog import Watchdog
+from harness.cli.commands import main
+from harness.run.runner import TargetHung
+from harness.search.verdict import HANG, LIVELOCK
+from harness.guard.watchdog import Watchdog
 
 TESTS = Path(__file__).resolve().parent
 LIMIT = 0.3
@@ -138,7 +138,7 @@ def test_harness_fuzz_on_a_hanging_target_ends_with_exit_1_instead_of_hanging_ci
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     argv = ["fuzz", "robust_targets:spinning", "--seed", "3", "--example-timeout", "0.5", "--json", "summary.json"]
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", *argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "harness", *argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 1, proc.stderr
     assert "FAIL harness.hang: target hung in step " in proc.stdout
@@ -152,7 +152,7 @@ _LATER = """
 import sys
 import robust_targets
 from harness import JobSpec, Schedule, Submit, run_schedule
-from harness.runner import TargetHung
+from harness.run.runner import TargetHung
 
 # Job 1 raises, so the Deferred that the spinning submit holds has failed, unhandled.
 hung = Schedule((Submit(0, 0, JobSpec("succeed", 10)), Submit(10, 1, JobSpec("raise", 0, "ValueError"))))
@@ -179,7 +179,7 @@ def test_nothing_a_run_logs_surfaces_in_a_later_run_or_on_stderr() -> None:
 def test_a_slow_import_of_the_global_reactor_is_no_part_of_a_run_s_time_limit(monkeypatch) -> None:
     """The escape guard imports the global reactor (0.4 s with TLS libraries installed): that must not
     count against --example-timeout, or a fast target is reported as hung on a loaded machine."""
-    from harness import escapes
+    from harness.guard import escapes
 
     real = escapes._global_reactor
 

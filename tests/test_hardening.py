@@ -23,9 +23,9 @@ import pytest
 
 import hostile_targets
 from harness import JobSpec, Schedule, Submit, TargetError, run_schedule
-from harness.cli import main
+from harness.cli.commands import main
 from harness.errors import FailureFileError, ReportError
-from harness.files import read_bounded, write_atomic
+from harness.store.files import read_bounded, write_atomic
 
 TESTS = Path(__file__).parent
 THREE = Schedule(tuple(Submit(0, job, JobSpec("succeed", 10)) for job in range(3)))
@@ -34,7 +34,7 @@ THREE = Schedule(tuple(Submit(0, job, JobSpec("succeed", 10)) for job in range(3
 def _harness(argv: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "harness", *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -152,7 +152,7 @@ def test_an_unwritable_report_dir_is_refused_up_front(tmp_path, capsys) -> None:
 @pytest.mark.parametrize("breaks", ["save", "shrink"])
 def test_a_failure_that_cannot_be_saved_or_shrunk_is_still_printed(breaks, tmp_path, monkeypatch, capsys) -> None:
     # The directory becomes unwritable after the up-front check, or the target errs while shrinking.
-    import harness.campaign as campaign
+    import harness.search.campaign as campaign
 
     def refuse(*args: object, **kwargs: object) -> None:
         if breaks == "save":
@@ -190,7 +190,7 @@ def test_an_exit_no_guard_sees_still_never_exits_0(target, tmp_path) -> None:
 
 def test_a_replay_whose_target_exits_is_not_reported_fixed(tmp_path) -> None:
     import hostile_targets as ht
-    from harness.failure_file import FailureRecord, save
+    from harness.store.failure_file import FailureRecord, save
 
     run = run_schedule(ht.huge_result, Schedule((Submit(0, 0, JobSpec("succeed", 10)),)))
     del run
@@ -205,7 +205,7 @@ def test_signals_reach_the_supervised_campaign_once(tmp_path) -> None:
     argv = ["fuzz", "scenarios.pools:semaphore_pool", "--budget", "60", "--no-database", "--no-regressions",
             "--report-dir", str(tmp_path), "--json", str(tmp_path / "s.json")]
     env = {**os.environ, "PYTHONPATH": str(TESTS)}
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *argv], cwd=tmp_path, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "harness", *argv], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     proc.stdout.readline()  # the campaign has started
@@ -265,7 +265,7 @@ def test_a_lone_surrogate_in_a_name_is_a_target_error(tmp_path, capsys) -> None:
 
 
 def test_a_real_second_ctrl_c_is_still_an_interrupt() -> None:
-    from harness.signals import StopSignals
+    from harness.guard.signals import StopSignals
 
     class Interrupts(hostile_targets._Hostile):
         def act(self) -> None:
@@ -380,7 +380,7 @@ def test_a_summary_with_a_script_or_a_wrong_type_is_refused_in_one_line(path, re
 
 
 def test_the_page_forbids_scripts_and_escapes_every_value(real_summary, tmp_path) -> None:
-    from harness.report import render_report
+    from harness.output.report import render_report
 
     summary = json.loads(json.dumps(real_summary))
     summary["target"] = summary["coverage"]["scope"] = SCRIPT
@@ -424,8 +424,8 @@ def test_deep_nesting_long_integers_and_nan_are_one_line_errors(text, tmp_path, 
 
 
 def test_trace_times_going_backwards_or_huge_are_drawn_or_refused(tmp_path, capsys) -> None:
-    from harness.failure_file import FailureRecord, save
-    from harness.trace import Event, digest_lines
+    from harness.store.failure_file import FailureRecord, save
+    from harness.model.trace import Event, digest_lines
 
     for times in ([5_000, 1_000, 0], [0, 10**18 + 1]):
         trace = tuple(Event(t, "submit", 0, 0, "") for t in times)
@@ -442,9 +442,9 @@ def test_trace_times_going_backwards_or_huge_are_drawn_or_refused(tmp_path, caps
 
 
 def test_a_page_draws_at_most_a_window_of_a_huge_trace_and_says_so() -> None:
-    from harness.report import FailureView, render_report
-    from harness.report.page import MAX_DRAWN
-    from harness.trace import Event
+    from harness.output.report import FailureView, render_report
+    from harness.output.report.page import MAX_DRAWN
+    from harness.model.trace import Event
 
     events = tuple(Event(i, "submit", 0, 0, "") for i in range(MAX_DRAWN * 50))
     view = FailureView(invariant="x.y", message="m", target="a.b:c", events=events, marked=(len(events) - 10,),
@@ -476,7 +476,7 @@ def test_an_unparsable_redis_url_is_a_usage_error(capsys) -> None:
 def test_a_closed_stdout_pipe_is_not_an_internal_error(argv) -> None:
     read_end, write_end = os.pipe()
     os.close(read_end)
-    done = subprocess.run([sys.executable, "-m", "harness.cli", *argv], stdout=write_end, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run([sys.executable, "-m", "harness", *argv], stdout=write_end, stderr=subprocess.PIPE, text=True)
     os.close(write_end)
     assert done.returncode == 141 and "Traceback" not in done.stderr
 
@@ -517,7 +517,7 @@ def test_merge_refuses_the_same_summary_twice(real_summary, tmp_path, capsys) ->
 
 
 def test_merge_and_the_corpus_listing_escape_what_files_say(real_summary, tmp_path, capsys) -> None:
-    from harness.failure_file import FailureRecord, save
+    from harness.store.failure_file import FailureRecord, save
 
     summary = json.loads(json.dumps(real_summary))
     summary["failures"][0]["message"] = "boom\x1b[2J\rgone"
@@ -550,7 +550,8 @@ def test_the_final_shrink_pass_stops_once_budget_and_grace_are_spent(monkeypatch
     """Deterministic whatever the machine's load: with the grace already spent, shrinking runs nothing more."""
     import time as clock
 
-    from harness import CampaignConfig, CampaignResult, campaign, run_campaign
+    from harness import CampaignConfig, CampaignResult, run_campaign
+    from harness.search import campaign
     from scenarios.pools import double_release_pool
 
     spec = "scenarios.pools:double_release_pool"
@@ -569,7 +570,8 @@ def test_the_final_shrink_pass_stops_once_budget_and_grace_are_spent(monkeypatch
 def test_shrinking_a_slow_target_keeps_to_budget_plus_grace(monkeypatch, tmp_path) -> None:
     import time as clock
 
-    from harness import CampaignConfig, campaign, run_campaign
+    from harness import CampaignConfig, run_campaign
+    from harness.search import campaign
 
     monkeypatch.setattr(campaign, "SHRINK_GRACE_S", 1.0)
     config = CampaignConfig(budget_s=4.0, seed=3, report_dir=str(tmp_path), database=None, regressions=None)

@@ -10,11 +10,11 @@ import jsonschema
 import pytest
 
 from harness import CampaignConfig, check, run_campaign, run_schedule
-from harness.failure_file import FailureRecord, save
-from harness.report import Tally, load_inputs, render_report, view_of_finding
-from harness.report.page import branch_list, line_ranges
+from harness.store.failure_file import FailureRecord, save
+from harness.output.report import Tally, load_inputs, render_report, view_of_finding
+from harness.output.report.page import branch_list, line_ranges
 from harness.errors import FailureFileError
-from harness.summary import schema, summarize
+from harness.output.summary import schema, summarize
 from scenarios.pools import double_release_pool
 
 from test_svg_timeline import KNOWN

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import CampaignConfig, run_campaign
-from harness.cli import main
-from harness.trace import digest_lines
+from harness.cli.commands import main
+from harness.model.trace import digest_lines
 from scenarios.pools import double_release_pool
 
 BUGGY = "scenarios.pools:double_release_pool"

@@ -6,8 +6,8 @@ import pytest
 from twisted.internet import defer
 
 from harness import CampaignConfig, JobSpec, Schedule, Submit, Target, TargetError, check, run_campaign, run_schedule
-from harness.schedule import Cancel, Start, Stop
-from harness.timeline import render_schedule
+from harness.model.schedule import Cancel, Start, Stop
+from harness.output.timeline import render_schedule
 from scenarios.pools import SemaphorePool
 
 

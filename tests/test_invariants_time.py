@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness import Cancel, ClockPolicy, JobSpec, Jump, Schedule, Submit, check, run_schedule
-from harness.schedule import Start
+from harness.model.schedule import Start
 from scenarios.heartbeat import heartbeat, queued_heartbeat
 from scenarios.poller import eager_retry_poller, looping_poller
 from scenarios.pools import semaphore_pool

@@ -9,11 +9,12 @@ from hypothesis import given, settings
 from twisted.internet import defer
 
 from harness import JobSpec, Schedule, Submit, Target, TargetError, check, run_schedule, schedules
-from harness.report.svg import timeline_svg
-from harness.schedule import Cancel, ScheduleError
-from harness.shrink import shrink_schedule
-from harness.strategies import Menu, _Codec
-from harness.timeline import render_schedule, render_trace
+from harness.output.report.svg import timeline_svg
+from harness.model.schedule import Cancel, ScheduleError
+from harness.search.shrink import shrink_schedule
+from harness.model.menu import Menu
+from harness.search.strategies import _Codec
+from harness.output.timeline import render_schedule, render_trace
 from scenarios.keyed_lock import KeyedLock, keyed_lock
 from scenarios.lock import SerialResource
 
@@ -165,8 +166,8 @@ def test_a_cancel_that_fails_the_other_callers_of_a_shared_execution_is_caught()
 
 
 def test_callers_that_join_a_running_execution_get_its_outcome_and_its_caller_list() -> None:
-    from harness.invariants.facts import facts_of
-    from harness.invariants.outcomes import callers_of, served_by
+    from harness.run.facts import facts_of
+    from harness.run.outcomes import callers_of, served_by
     from scenarios.single_flight import single_flight
 
     schedule = Schedule((Submit(0, 0, _ms("fail")), Submit(5, 1, _ms()), Submit(5, 2, _ms(), key=1), Submit(20, 3, _ms())))

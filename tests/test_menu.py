@@ -80,7 +80,7 @@ def test_timeout_wrapper_meets_raising_cancellers_without_cancellation_checks(tm
 def test_a_custom_submit_gets_priority_0_unless_priorities_are_generated() -> None:
     """README: a custom submit always gets the priority; it is 0 unless order="priority" or the menu has priorities."""
     from harness import run_schedule
-    from harness.strategies import schedules
+    from harness.search.strategies import schedules
 
     seen: list[int] = []
 

@@ -9,8 +9,8 @@ import pytest
 
 import robust_targets
 from harness import CampaignConfig, NondeterministicTarget, run_campaign
-from harness.cli import main
-from harness.trace import digest_lines
+from harness.cli.commands import main
+from harness.model.trace import digest_lines
 from scenarios.pools import double_release_pool
 
 BUGGY = "scenarios.pools:double_release_pool"

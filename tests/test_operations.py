@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness import Call, JobSpec, Operation, Schedule, Submit, Target, TargetError, check, run_schedule, schedules
-from harness.failure_file import FailureRecord
-from harness.report.svg import timeline_svg
-from harness.schedule import ScheduleError
-from harness.timeline import render_schedule, render_trace
+from harness.store.failure_file import FailureRecord
+from harness.output.report.svg import timeline_svg
+from harness.model.schedule import ScheduleError
+from harness.output.timeline import render_schedule, render_trace
 from scenarios.batching import BatchingQueue, batching_queue, empty_flush_queue
 
 
@@ -125,7 +125,7 @@ def test_a_failure_with_operations_round_trips_through_fuzz_show_replay_and_the_
     import sys
 
     def harness(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "harness.cli", *argv], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        return subprocess.run([sys.executable, "-m", "harness", *argv], cwd=tmp_path, capture_output=True, text=True, timeout=300)
 
     spec = "scenarios.batching:empty_flush_queue"
     fuzz = harness("fuzz", spec, "--seed", "2", "--max-examples", "200", "--report-dir", "reports", "--save-regression")
@@ -145,7 +145,7 @@ pytest_plugins = ["pytester"]
 
 
 def test_a_failure_with_operations_and_keys_is_a_pytest_regression_item(pytester: pytest.Pytester) -> None:
-    from harness.failure_file import FailureRecord
+    from harness.store.failure_file import FailureRecord
     from scenarios.single_flight import caches_failures_flight
 
     keyed = Schedule((Call(0, "flush"), Submit(0, 0)))

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness import CampaignConfig, load_target, run_campaign
-from harness import failure_file
+from harness.store import failure_file
 
 pytest_plugins = ["pytester"]
 

@@ -12,10 +12,10 @@ import jsonschema
 import pytest
 
 from harness import CampaignConfig, Target, run_campaign
-from harness.families import family_of, ordered
-from harness.junit import junit_xml
-from harness.progress import Progress
-from harness.summary import schema, summarize
+from harness.invariants.families import family_of, ordered
+from harness.output.junit import junit_xml
+from harness.output.progress import Progress
+from harness.output.summary import schema, summarize
 from scenarios.pools import SemaphorePool, double_release_pool, semaphore_pool
 
 BUGGY = "scenarios.pools:double_release_pool"
@@ -108,7 +108,7 @@ def test_junit_passes_applicable_families_and_skips_the_rest(clean) -> None:
 
 
 def test_junit_file_from_the_cli_parses(tmp_path, monkeypatch) -> None:
-    from harness.cli import main
+    from harness.cli.commands import main
 
     monkeypatch.chdir(tmp_path)
     assert main(["fuzz", CORRECT, "--seed", "1", "--max-examples", "10", "--junit", "out/junit.xml"]) == 0

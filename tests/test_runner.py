@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 
 from harness import ClockPolicy, JobSpec, Jump, Schedule, Submit, Target, TargetError, run_schedule, schedules
-from harness.schedule import Cancel
-from harness.strategies import Menu
+from harness.model.schedule import Cancel
+from harness.model.menu import Menu
 from scenarios.pools import double_release_pool, semaphore_pool
 
 

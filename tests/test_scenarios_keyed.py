@@ -14,7 +14,7 @@ import importlib
 import pytest
 
 from harness import CampaignConfig, JobSpec, Schedule, Submit, check, load_target, run_campaign, run_schedule
-from harness.schedule import Call, Cancel
+from harness.model.schedule import Call, Cancel
 
 MODULES = ("keyed_lock", "single_flight", "batching", "breaker")
 SCENARIOS = tuple(s for name in MODULES for s in importlib.import_module(f"scenarios.{name}").SCENARIOS)

@@ -17,7 +17,7 @@ import importlib
 import pytest
 
 from harness import CampaignConfig, ClockPolicy, JobSpec, Schedule, Submit, check, load_target, run_campaign, run_schedule
-from harness.schedule import Cancel
+from harness.model.schedule import Cancel
 
 #: The scenario modules of the work-submission half of the zoo.
 MODULES = (

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 
 from harness import Schedule, schedules
-from harness.schedule import ClockPolicy, JobSpec, ScheduleError, Submit
-from harness.strategies import Menu
+from harness.model.schedule import ClockPolicy, JobSpec, ScheduleError, Submit
+from harness.model.menu import Menu
 
 
 @given(schedules(Menu(stops=True, priorities=3, canceller_raises=True)))

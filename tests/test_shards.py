@@ -9,9 +9,9 @@ from xml.etree import ElementTree as ET
 import jsonschema
 import pytest
 
-from harness.cli import main
-from harness.shard import Shard, piece_seed, share
-from harness.summary import schema
+from harness.cli.commands import main
+from harness.search.shard import Shard, piece_seed, share
+from harness.output.summary import schema
 
 BUGGY = "scenarios.pools:double_release_pool"
 CORRECT = "scenarios.pools:semaphore_pool"

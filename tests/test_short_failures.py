@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 from harness import JobSpec, Schedule, Stop, load_target, run_schedule
-from harness.cli import main
-from harness.schedule import Start
-from harness.shrink_teardown import stop_earlier
-from harness.timeline import MAX_EXCERPT, render_trace
-from harness.trace import Event
+from harness.cli.commands import main
+from harness.model.schedule import Start
+from harness.search.shrink_teardown import stop_earlier
+from harness.output.timeline import MAX_EXCERPT, render_trace
+from harness.model.trace import Event
 
 #: A one-operation failure (with the stop the shrinker adds) prints at most this many lines.
 SCREENFUL = 30

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from harness import CampaignConfig, JobSpec, Menu, Schedule, Submit, Target, run_campaign
-from harness.schedule import Cancel, Stop
-from harness.shrink import PASSES, shrink_schedule
+from harness.model.schedule import Cancel, Stop
+from harness.search.shrink import PASSES, shrink_schedule
 from scenarios.pools import SemaphorePool
 from scenarios.rate_limit import fixed_window_limiter
 

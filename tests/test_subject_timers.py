@@ -7,8 +7,8 @@ from xml.etree import ElementTree as ET
 from twisted.internet import defer
 
 from harness import JobSpec, Schedule, Stop, Submit, Target, run_schedule
-from harness.schedule import Start
-from harness.report.svg import timeline_svg
+from harness.model.schedule import Start
+from harness.output.report.svg import timeline_svg
 from scenarios.pools import semaphore_pool
 
 NS = "{http://www.w3.org/2000/svg}"
@@ -52,7 +52,7 @@ def test_set_fire_and_cancel_are_recorded_with_name_and_due_time() -> None:
         (30_000, "timer.cancel", "#2 Delayer._run"),
     ]
     fired = run_schedule(delayer, Schedule((Submit(0, 0, JobSpec("succeed", 20)),)))
-    # The job's own 20ms settle call (harness/jobs.py) is the harness's, not the subject's: not recorded.
+    # The job's own 20ms settle call (harness/run/jobs.py) is the harness's, not the subject's: not recorded.
     assert _timers(fired) == [(0, "timer.set", "#1 Delayer._run due 50ms"), (50_000, "timer.fire", "#1 Delayer._run")]
     kinds = [e.kind for e in fired.trace]
     assert kinds[:6] == ["submit", "timer.set", "timer.fire", "job.start", "job.finish", "result"]
@@ -90,7 +90,7 @@ def test_a_livelock_records_a_bounded_number_of_timers() -> None:
     import robust_targets
 
     from harness import TargetHung
-    from harness.runner import MAX_TIMER_EVENTS
+    from harness.run.runner import MAX_TIMER_EVENTS
 
     schedule = Schedule((Submit(0, 0, JobSpec("succeed", 10)), Submit(10, 1, JobSpec("succeed", 10))))
     try:
@@ -117,7 +117,7 @@ class TimedPool:
 
 
 def test_a_timer_set_in_submit_is_no_wait_for_a_slot() -> None:
-    from harness.report.exercised import expose
+    from harness.search.exercised import expose
 
     run = run_schedule(Target(build=TimedPool), Schedule((Submit(0, 0, JobSpec("succeed", 20)),)))
     kinds = [e.kind for e in run.trace]

@@ -7,9 +7,9 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from harness import Target, check, run_schedule
-from harness.report.svg import MARKERS, marker_class, timeline_svg
-from harness.schedule import JobSpec, Jump, Schedule, Stop, Submit
-from harness.trace import Event
+from harness.output.report.svg import MARKERS, marker_class, timeline_svg
+from harness.model.schedule import JobSpec, Jump, Schedule, Stop, Submit
+from harness.model.trace import Event
 from scenarios.pools import SemaphorePool, double_release_pool
 
 NS = {"svg": "http://www.w3.org/2000/svg"}

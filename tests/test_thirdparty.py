@@ -31,7 +31,7 @@ from harness import (
     run_campaign,
     run_schedule,
 )
-from harness.schedule import Cancel
+from harness.model.schedule import Cancel
 from scenarios import CATALOG
 from scenarios.thirdparty import KNOWN_FALSE_ALARMS, SCENARIOS, SYNAPSE, TWISTED, available, requires
 
@@ -90,7 +90,7 @@ def test_without_synapse_list_works_and_loading_says_what_to_install() -> None:
     # ``sys.modules['synapse'] = None`` makes ``import synapse`` fail as if it were not installed.
     code = (
         "import sys; sys.modules['synapse'] = None\n"
-        "from harness.cli import main\n"
+        "from harness.cli.commands import main\n"
         "from harness import TargetError, load_target\n"
         "assert main(['list']) == 0\n"
         "try:\n"
@@ -166,7 +166,7 @@ def test_looping_call_now_does_not_hang_the_clock_when_calls_fire_late() -> None
     # 10 ms, up to 50 ms late (clock seed 17341). A call due at 9.13 s fires at
     # 9.180000000000001 s, rounded to 9.18 s, before its due time: the clock spun at 9,180 ms.
     from harness import TargetHung
-    from harness.schedule import Start, Stop
+    from harness.model.schedule import Start, Stop
 
     schedule = Schedule(
         (Start(0, 0, _ms("succeed", 0)), Stop(10_000)), ClockPolicy(step_ms=10, jitter_ms=50, seed=17341)

@@ -9,7 +9,7 @@ import pytest
 
 import robust_targets
 from harness import HarnessError, JobSpec, Schedule, Submit, Target, load_target, run_schedule
-from harness.failure_file import load
+from harness.store.failure_file import load
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 ONE = Schedule((Submit(0, 0, JobSpec("succeed", 10)),))
@@ -74,7 +74,7 @@ def test_each_message_is_quoted_in_the_troubleshooting_section(case, tmp_path) -
 
 
 def test_nondeterminism_message_is_in_the_troubleshooting_section() -> None:
-    from harness.verdict import NONDETERMINISTIC_FIX
+    from harness.search.verdict import NONDETERMINISTIC_FIX
 
     section = README.read_text().split("## Troubleshooting", 1)[1]
     assert "is nondeterministic: the same schedule gave two different traces, first differing at event" in section

@@ -29,7 +29,7 @@ from harness import (
     run_campaign,
     run_schedule,
 )
-from harness.schedule import Start
+from harness.model.schedule import Start
 from scenarios.priority import idle_flag_scheduler
 
 #: Examples a buggy scenario must be caught within, on every seed 1 to 5.

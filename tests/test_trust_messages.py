@@ -18,7 +18,7 @@ from twisted.internet import defer
 
 import harness.invariants as invariants_package
 from harness import Call, Cancel, ClockPolicy, JobSpec, Jump, Schedule, Stop, Submit, Target, check, load_target, run_schedule
-from harness.schedule import Start
+from harness.model.schedule import Start
 from scenarios.caller_timeout import CallerTimeoutPool
 from scenarios.retry import BackoffRetry, JitteryBackoff
 from scenarios.timeout import OrphaningTimeout, TimeoutPool

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from harness import AttemptRecord, Call, CallRecord, EventKind, JobRecord, JobSpec, Run, RunView, Schedule, Submit, Target, check, run_schedule
-from harness.schedule import Cancel
+from harness.model.schedule import Cancel
 from scenarios.batching import batching_queue
 from scenarios.breaker import circuit_breaker
 from scenarios.single_flight import single_flight
@@ -151,7 +151,7 @@ def test_every_record_field_is_in_the_reference() -> None:
     import dataclasses
 
     from harness import ClockPolicy
-    from harness.view import Step
+    from harness.run.view import Step
 
     text = (ROOT / "docs" / "run-api.md").read_text()
     for record in (JobRecord, AttemptRecord, CallRecord, Step, ClockPolicy):

@@ -15,10 +15,10 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from harness import CampaignConfig
-from harness.cli import main
+from harness.cli.commands import main
 from harness.errors import HarnessError
-from harness.shard import MAX_WORKERS, SEED_BITS, Shard, piece_seed, round_seed
-from harness.workers import run_workers
+from harness.search.shard import MAX_WORKERS, SEED_BITS, Shard, piece_seed, round_seed
+from harness.search.workers import run_workers
 from scenarios.pools import double_release_pool
 
 BUGGY = "scenarios.pools:double_release_pool"
@@ -159,11 +159,11 @@ def test_a_failure_a_worker_cannot_save_is_still_printed(tmp_path, capsys) -> No
     # In the workers, writing a failure file fails, as when the report directory turns unwritable mid-run.
     module = _module(
         tmp_path,
-        "import harness.campaign\nfrom harness.errors import ReportError\n"
+        "import harness.search.campaign\nfrom harness.errors import ReportError\n"
         "def _refuse(record, directory):\n"
         "    raise ReportError(f'cannot write {directory}: Permission denied; choose another path')\n"
         "if os.environ.get('HARNESS_WORKER'):\n"
-        "    harness.campaign.failure_file.save = _refuse\n"
+        "    harness.search.campaign.failure_file.save = _refuse\n"
         "buggy = Target(build=lambda clock: DoubleReleasePool(clock, 2), limit=2)\n",
     )
     argv = ["fuzz", f"{module}:buggy", "--seed", SEED, "--workers", "2", "--max-examples", EXAMPLES]
@@ -196,7 +196,7 @@ def test_the_corpus_is_replayed_once_before_any_worker_starts(tmp_path, capsys) 
 
 
 def test_workers_auto_is_one_per_core_and_fewer_examples_mean_fewer_workers(capsys) -> None:
-    from harness.workers import cpu_count
+    from harness.search.workers import cpu_count
 
     assert main(["fuzz", CORRECT, "--seed", "1", "--workers", "auto", "--max-examples", "1", "--json", "s.json"]) == 0
     assert len(_summary("s.json")["workers"]) == 1 and cpu_count() >= 1
@@ -228,7 +228,7 @@ def _two_searching_workers(tmp_path: Path, budget: str) -> subprocess.Popen[str]
         "    return SemaphorePool(clock, 2)\n"
         "correct = Target(build=_build, limit=2)\n",
     )
-    argv = [sys.executable, "-m", "harness.cli", "fuzz", f"{module}:correct", "--seed", "1", "--budget", budget]
+    argv = [sys.executable, "-m", "harness", "fuzz", f"{module}:correct", "--seed", "1", "--budget", budget]
     proc = subprocess.Popen(
         [*argv, "--workers", "2", "--no-database", "--json", "s.json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
@@ -338,7 +338,7 @@ def test_a_portable_error_drops_its_result_and_survives_pickling() -> None:
     import pickle
 
     from harness.errors import TargetError
-    from harness.workers import portable_error
+    from harness.search.workers import portable_error
 
     error = TargetError("the target's build(clock) raised ValueError: no")
     error.result = lambda: None  # what a lambda build leaves in a result's runs

@@ -3,13 +3,19 @@
 Registry order is report order: when one run breaks several invariants, the
 more specific one comes first (a double fire before the errors it causes, a
 leaked slot before the deadlock it causes).
+
+This layer owns the invariants (one module per family, ``families`` for
+their names) and judges a run from its record.
+
+May import: ``harness.errors``, ``harness.model``, ``harness.guard``,
+``harness.run``.
 """
 
 from __future__ import annotations
 
-from ..target import Target
-from . import cancellation, completion, concurrency, delivery, errors, leaks, operations, time, user
-from .base import Invariant, Violation
+from harness.model.target import Target
+from harness.invariants import cancellation, completion, concurrency, delivery, errors, leaks, operations, time, user
+from harness.invariants.base import Invariant, Violation
 
 #: Every built-in invariant, in report order.
 INVARIANTS: tuple[Invariant, ...] = (

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from ..runner import Run
-    from ..target import Target
+    from harness.run.runner import Run
+    from harness.model.target import Target
 
 
 @dataclass(frozen=True)

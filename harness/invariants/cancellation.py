@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..target import Target
-from ..trace import format_ms
-from .base import Invariant, Violation
-from .facts import CANCELLABLE_KINDS, abandoned_at, facts_of, stranded
+from harness.model.target import Target
+from harness.model.trace import format_ms
+from harness.invariants.base import Invariant, Violation
+from harness.run.facts import CANCELLABLE_KINDS, abandoned_at, facts_of, stranded
 
 
 #: The detail of a ``cancel.raised`` event whose exception is a hostile job's canceller failing.

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..target import Target
-from ..trace import format_ms
-from .base import Invariant, Violation
-from .facts import facts_of, stranded
+from harness.model.target import Target
+from harness.model.trace import format_ms
+from harness.invariants.base import Invariant, Violation
+from harness.run.facts import facts_of, stranded
 
 _DOUBLE_FIRE_KINDS = frozenset({"reactor.error", "unhandled", "log.error", "submit.raised", "cancel.raised", "failure"})
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from ..target import Target
-from ..trace import Event, format_ms
-from .base import Invariant, Violation
-from .facts import ATTEMPT_ENDS, Facts, JobFacts, abandoned_at, facts_of
+from harness.model.target import Target
+from harness.model.trace import Event, format_ms
+from harness.invariants.base import Invariant, Violation
+from harness.run.facts import ATTEMPT_ENDS, Facts, JobFacts, abandoned_at, facts_of
 
 
 class _Overfill(Invariant):

@@ -1,6 +1,6 @@
 """Delivery invariants: each caller gets the outcome of the execution that served it.
 
-Outcomes name the attempt that made them (``harness.invariants.outcomes``),
+Outcomes name the attempt that made them (``harness.run.outcomes``),
 so the harness knows which execution served each caller. Without sharing,
 that must be the caller's own job (``errors.own_result``). With
 ``Target(shared=True)``, callers of one key may join one execution: each
@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..target import Target
-from ..trace import format_ms
-from .base import Invariant, Violation
-from .facts import Facts, JobFacts, facts_of
-from .outcomes import Outcome, received, served_by
+from harness.model.target import Target
+from harness.model.trace import format_ms
+from harness.invariants.base import Invariant, Violation
+from harness.run.facts import Facts, JobFacts, facts_of
+from harness.run.outcomes import Outcome, received, served_by
 
 
 def _delivered(facts: Facts, job: JobFacts) -> Outcome | None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..target import Target
-from ..trace import format_ms
-from .base import Invariant, Violation
-from .facts import Facts, JobFacts, facts_of, stranded
-from .outcomes import received
+from harness.model.target import Target
+from harness.model.trace import format_ms
+from harness.invariants.base import Invariant, Violation
+from harness.run.facts import Facts, JobFacts, facts_of, stranded
+from harness.run.outcomes import received
 
 #: Errors that are the job's own doing (a raising canceller) or judged by
 #: ``completion.once`` (a Deferred fired twice), not by the error invariants.

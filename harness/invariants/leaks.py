@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .base import Invariant, Violation
+from harness.invariants.base import Invariant, Violation
 
 
 class _Leftover(Invariant):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..target import Target
-from ..trace import format_ms
-from .base import Invariant, Violation
+from harness.model.target import Target
+from harness.model.trace import format_ms
+from harness.invariants.base import Invariant, Violation
 
 #: Trace kinds of an operation that raised, or whose Deferred failed, with an undeclared error.
 UNDECLARED = frozenset({"call.raised", "call.failure"})

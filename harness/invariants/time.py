@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from ..target import Target
-from ..trace import format_ms
-from .base import Invariant, Violation
-from .facts import Attempt, Facts, JobFacts, facts_of
+from harness.model.target import Target
+from harness.model.trace import format_ms
+from harness.invariants.base import Invariant, Violation
+from harness.run.facts import Attempt, Facts, JobFacts, facts_of
 
 
 class Timeout(Invariant):

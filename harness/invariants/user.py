@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..target import Target
-from .base import Invariant, Violation
+from harness.model.target import Target
+from harness.invariants.base import Invariant, Violation
 
 
 class UserInvariants(Invariant):

@@ -1,7 +1,7 @@
 """The harness in a pytest suite: ``@fuzz`` turns a target into a test, fixtures serve hand-written properties.
 
 The plugin itself (options, markers, fixtures, regression files as tests) is
-``harness.pytest_plugin``, active once the package is installed. Import from
+``harness.pytest.plugin``, active once the package is installed. Import from
 here what a test module names::
 
     from harness.pytest import fuzz
@@ -9,11 +9,13 @@ here what a test module names::
     @fuzz("mypkg.harness_targets:pool")
     def test_pool_keeps_its_limit():
         "The pool never runs more than 3 jobs, whatever the schedule."
+
+The top layer: may import every other layer of the package.
 """
 
-from .fixtures import HarnessRunner
-from .fuzz import fuzz
-from .report import InvariantViolated
-from .settings import HarnessSettings
+from harness.pytest.fixtures import HarnessRunner
+from harness.pytest.fuzz import fuzz
+from harness.pytest.report import InvariantViolated
+from harness.pytest.settings import HarnessSettings
 
 __all__ = ["HarnessRunner", "HarnessSettings", "InvariantViolated", "fuzz"]

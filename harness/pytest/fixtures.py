@@ -25,16 +25,16 @@ from pathlib import Path
 import pytest
 from hypothesis.control import current_build_context, currently_in_test_context
 
-from .. import failure_file
-from ..clock import FaultClock
-from ..failure_file import FailureRecord
-from ..invariants import Violation, check
-from ..runner import Run, run_schedule
-from ..schedule import Schedule
-from ..target import Target
-from .report import InvariantViolated, failure_message, rerun_line, rerun_nodeid
-from .settings import HarnessSettings, settings_of
-from .targets import resolve_target, spec_of
+from harness.store import failure_file
+from harness.run.clock import FaultClock
+from harness.store.failure_file import FailureRecord
+from harness.invariants import Violation, check
+from harness.run.runner import Run, run_schedule
+from harness.model.schedule import Schedule
+from harness.model.target import Target
+from harness.pytest.report import InvariantViolated, failure_message, rerun_line, rerun_nodeid
+from harness.pytest.settings import HarnessSettings, settings_of
+from harness.pytest.targets import resolve_target, spec_of
 
 #: The test item running now, kept current by the plugin, for the rerun line.
 CURRENT_ITEM = pytest.StashKey["pytest.Item | None"]()

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from ..campaign import CampaignConfig, run_campaign
-from ..errors import HarnessError
-from ..target import Target
-from .report import InvariantViolated, failure_message, rerun_line, rerun_nodeid
-from .settings import settings_of
-from .targets import resolve_target
+from harness.search.campaign import CampaignConfig, run_campaign
+from harness.errors import HarnessError
+from harness.model.target import Target
+from harness.pytest.report import InvariantViolated, failure_message, rerun_line, rerun_nodeid
+from harness.pytest.settings import settings_of
+from harness.pytest.targets import resolve_target
 
 #: Attribute under which a ``@fuzz`` test carries its ``FuzzTest``.
 FUZZ_ATTRIBUTE = "harness_fuzz"

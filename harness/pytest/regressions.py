@@ -14,13 +14,14 @@ from typing import Any
 
 import pytest
 
-from .. import corpus, failure_file
-from ..errors import HarnessError
-from ..failure_file import FailureRecord
-from ..target import load_target
-from ..trace import one_line
-from ..verdict import divergence
-from .report import (
+from harness.search import corpus
+from harness.store import failure_file
+from harness.errors import HarnessError
+from harness.store.failure_file import FailureRecord
+from harness.model.target import load_target
+from harness.model.trace import one_line
+from harness.search.verdict import divergence
+from harness.pytest.report import (
     InvariantViolated,
     display_path,
     failure_message,

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from ..failure_file import FailureRecord
-from ..timeline import CONTEXT, render_schedule, render_trace
+from harness.store.failure_file import FailureRecord
+from harness.output.timeline import CONTEXT, render_schedule, render_trace
 
 
 class InvariantViolated(AssertionError):

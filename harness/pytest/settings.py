@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from ..options import parse_count, parse_seconds, parse_seed
+from harness.cli.options import parse_count, parse_seconds, parse_seed
 
 #: Examples per fuzz test when neither a count nor a budget is set anywhere.
 DEFAULT_MAX_EXAMPLES = 100

@@ -12,8 +12,8 @@ from __future__ import annotations
 import sys
 from types import ModuleType
 
-from ..errors import TargetError
-from ..target import Target, load_target
+from harness.errors import TargetError
+from harness.model.target import Target, load_target
 
 
 def _looks_like_test_module(name: str) -> bool:

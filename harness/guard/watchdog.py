@@ -1,0 +1,103 @@
+"""The per-example watchdog: a wall-clock limit on one run, so a target that hangs cannot hang CI.
+
+Virtual time cannot stop code that never returns: a ``while True`` in a
+callback, a lock that is never released, a blocking read. The watchdog
+arms ``SIGALRM`` (``setitimer(ITIMER_REAL)``) for the length of one run; when
+it fires, the handler raises ``Expired`` in whatever code is running.
+
+``Expired`` is a ``BaseException``, so an ``except Exception`` in the target
+does not swallow it. Twisted's ``Deferred`` does (it turns any exception in a
+callback into a ``Failure``), and so may a careless ``except BaseException``:
+the timer therefore keeps firing every ``REPEAT_S`` until the run notices,
+and the runner also polls ``expired`` between the steps it drives. The
+handler never raises inside the runner itself (it polls), so the runner's
+own recovery cannot be interrupted.
+
+Signals only reach the main thread: elsewhere, on platforms without
+``setitimer``, or while another ``ITIMER_REAL`` is armed (``pytest-timeout``,
+the user's own alarm), the watchdog does nothing and a run is not limited.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType, TracebackType
+from typing import Any
+
+#: The wall-clock seconds one run may take unless configured.
+DEFAULT_TIMEOUT_S = 10.0
+#: Seconds between repeated shots once the limit has passed, until the run stops.
+REPEAT_S = 0.25
+#: The longest limit ``setitimer`` is asked for (larger values overflow ``time_t`` on some platforms).
+MAX_TIMEOUT_S = 1e7
+
+#: Modules in which the handler only records the expiry: they poll it and stop cleanly themselves.
+_POLLING_MODULES = frozenset({__name__, "harness.run.runner"})
+
+
+class Expired(BaseException):
+    """Raised in the target's code when a run has used up its wall-clock limit."""
+
+
+class Watchdog:
+    """A context manager that limits the wall-clock time of the code it wraps to ``seconds``.
+
+    ``seconds`` of None or 0 means no limit. ``active`` says whether the
+    watchdog could arm (see the module docstring for when it cannot);
+    ``expired`` turns true when the limit passes, and ``check()`` raises
+    ``Expired`` from then on.
+
+    Example::
+
+        with Watchdog(10) as dog:
+            while True:        # Expired is raised here after 10 s
+                dog.check()    # (or here, in code that polls)
+    """
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = min(seconds, MAX_TIMEOUT_S) if seconds else None
+        self.active = False
+        self.expired = False
+        self._armed = False
+        self._previous: Any = None
+
+    def __enter__(self) -> Watchdog:
+        if self.seconds is None or not _can_arm():
+            return self
+        self._previous = signal.signal(signal.SIGALRM, self._handle)
+        self.active = self._armed = True
+        signal.setitimer(signal.ITIMER_REAL, self.seconds, REPEAT_S)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.disarm()
+
+    def disarm(self) -> None:
+        """Stop the timer and restore the previous handler; idempotent."""
+        self._armed = False
+        if self.active:
+            self.active = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous)
+
+    def check(self) -> None:
+        """Raise ``Expired`` if the limit has passed (for code that polls)."""
+        if self.expired and self._armed:
+            raise Expired(f"the run took longer than {self.seconds:g}s of wall-clock time")
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if not self._armed:
+            return  # a shot delivered just before disarm
+        self.expired = True
+        if frame is not None and frame.f_globals.get("__name__") in _POLLING_MODULES:
+            return
+        self.check()
+
+
+def _can_arm() -> bool:
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        return False
+    return signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)

@@ -1,0 +1,123 @@
+"""The menu: what a generated schedule may contain, derived from a target's promises."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from hypothesis import strategies as st
+
+from harness.model.faults import BUILTIN_ERRORS
+from harness.model.schedule import JOB_KINDS, TIE_BREAKS
+
+
+@dataclass(frozen=True)
+class Menu:
+    """What a generated schedule may contain; the defaults throw everything at the subject.
+
+    A target's menu is derived from its promises (``Menu.derived(target)``)
+    unless it names one; ``Target(menu={...})`` changes single fields of the
+    derived menu, so what schedules contain can be widened or narrowed
+    without declaring or dropping a promise. The fields:
+
+    * ``max_ops``, ``min_ops``: how many operations a schedule has (a
+      periodic schedule's ``Start`` comes on top).
+    * ``job_kinds``: the behaviours jobs are drawn from, among
+      ``succeed`` (after a duration), ``immediate`` (an already-fired
+      Deferred), ``value`` (a plain value), ``fail`` (after a duration),
+      ``raise`` (at call) and ``hang`` (until cancelled); leave out
+      ``immediate`` and ``value`` for jobs that never complete at once.
+    * ``errors``: the exception names failing jobs raise (built-in ones and
+      those the target declares in ``errors``).
+    * ``max_duration_ms``: the longest ``succeed``/``fail`` duration.
+    * ``max_gap_ms``: the longest gap between two operations; half the gaps
+      are zero (bursts).
+    * ``grain_ms``: every duration, gap and jump is a multiple of it, so that
+      calls often fall due at the same instant (where tie-break bugs live).
+    * ``cancels``: schedules cancel submitted Deferreds (submit targets).
+    * ``stops``: schedules may stop the subject early (at most one stop;
+      the harness stops it at the end of every run anyway).
+    * ``jumps``, ``max_jump_ms``: the wall clock (``seconds()``) jumps
+      forward or back by up to ``max_jump_ms``.
+    * ``priorities``: how many priority levels submissions carry (0: all 0).
+    * ``canceller_raises``: some cancellable jobs (``succeed``, ``fail``,
+      ``hang``) get a canceller that raises (a hostile job), about one in eight.
+    * ``periodic``: schedules start a periodic subject once (with ``Start``)
+      instead of submitting jobs.
+    * ``max_then``: how many extra behaviours a job may have for its later
+      attempts (retries, later periodic calls); the last one repeats.
+    * ``tie_breaks``, ``steps_ms``, ``jitters_ms``: the clock policies drawn
+      from: the order of calls due at the same instant, the reactor's stride
+      (0: punctual) and how late each call may fire.
+    * ``keys``: how many keys submitted jobs are spread over (0: none); key 0
+      is the simplest, so a schedule shrinks towards one key.
+    * ``operations``: the target's named calls, ``(name, argument
+      strategies)``; each schedule draws a pool of argument tuples per
+      operation, used in turn.
+    """
+
+    max_ops: int = 16
+    min_ops: int = 0
+    job_kinds: tuple[str, ...] = JOB_KINDS
+    errors: tuple[str, ...] = tuple(BUILTIN_ERRORS)
+    max_duration_ms: int = 1_000
+    max_gap_ms: int = 500
+    grain_ms: int = 10
+    cancels: bool = True
+    stops: bool = False
+    jumps: bool = True
+    max_jump_ms: int = 5_000
+    priorities: int = 0
+    canceller_raises: bool = False
+    periodic: bool = False
+    max_then: int = 0
+    tie_breaks: tuple[str, ...] = TIE_BREAKS
+    steps_ms: tuple[int, ...] = (0, 10, 100, 1_000, 5_000)
+    jitters_ms: tuple[int, ...] = (0, 5, 50)
+    keys: int = 0
+    operations: tuple[tuple[str, tuple[st.SearchStrategy[Any], ...]], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.job_kinds or any(kind not in JOB_KINDS for kind in self.job_kinds):
+            raise ValueError(f"Menu job_kinds must be a non-empty subset of {', '.join(JOB_KINDS)}")
+        if not self.errors:
+            raise ValueError("Menu errors must name at least one exception type")
+        if not 0 <= self.min_ops <= self.max_ops:
+            raise ValueError(f"Menu needs 0 <= min_ops <= max_ops, got {self.min_ops} and {self.max_ops}")
+        if not isinstance(self.keys, int) or self.keys < 0:
+            raise ValueError(f"Menu keys must be a non-negative integer (0: no keys), got {self.keys!r}")
+
+    @classmethod
+    def derived(cls, target: Any) -> Menu:
+        """The menu a ``harness.Target`` gets from its promises alone (whatever its own ``menu`` says).
+
+        Cancels and hostile cancellers come with ``cancellable`` submit
+        targets, priorities with ``order="priority"``, later-attempt
+        behaviours with ``retries`` and periodic targets; every target may be
+        stopped early.
+        """
+        submit = target.kind == "submit"
+        return cls(
+            errors=tuple(target.error_types),
+            cancels=bool(target.cancellable) and submit,
+            stops=True,
+            priorities=3 if target.order == "priority" else 0,
+            periodic=not submit,
+            canceller_raises=bool(target.cancellable) and submit,
+            max_then=3 if (target.retries or not submit) else 0,
+            keys=target.keys or 0,
+            operations=tuple((name, op.args) for name, op in sorted(target.operations.items())),
+        )
+
+    def with_(self, **changes: Any) -> Menu:
+        """This menu with some fields changed: ``menu.with_(canceller_raises=True)``.
+
+        Raises ``ValueError`` naming a field that does not exist.
+        """
+        unknown = sorted(set(changes) - {f.name for f in fields(self)})
+        if unknown:
+            raise ValueError(
+                f"Menu has no field {', '.join(map(repr, unknown))}; "
+                f"its fields are {', '.join(f.name for f in fields(self))}"
+            )
+        return replace(self, **changes)

@@ -1,0 +1,52 @@
+"""Operations: named calls on the subject besides submit, cancel and stop.
+
+Stateful components have more to their interface than "submit a job": a
+batching queue is flushed, a circuit breaker tripped or reset, a pool
+resized. ``Target(operations={"flush": Operation(lambda s: s.flush())})``
+declares such calls; schedules then draw them as timed ``Call`` operations
+(arguments from the Hypothesis strategies in ``args``, which must produce
+JSON-plain values, so the call can be saved in a failure file and replayed).
+A call that raises, or whose returned Deferred fails, breaks
+``errors.operation`` unless its exception type is listed in ``raises``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import strategies as st
+
+from harness.errors import TargetError
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One named call: ``call(subject, *args)``, its argument strategies, and the errors it may raise."""
+
+    call: Callable[..., Any]
+    args: tuple[st.SearchStrategy[Any], ...] = ()
+    raises: tuple[type[BaseException], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not callable(self.call):
+            raise TargetError(f"Operation call must be a function of the subject, got {self.call!r}")
+        if not isinstance(self.args, tuple) or not all(isinstance(a, st.SearchStrategy) for a in self.args):
+            raise TargetError(f"Operation args must be a tuple of Hypothesis strategies, got {self.args!r}")
+        if not isinstance(self.raises, tuple) or not all(isinstance(t, type) and issubclass(t, BaseException) for t in self.raises):
+            raise TargetError(f"Operation raises must be a tuple of exception types, got {self.raises!r}")
+
+
+def operation_table(operations: Mapping[str, Operation | Callable[..., Any]]) -> dict[str, Operation]:
+    """The target's operations by name, a bare function standing for an operation without arguments."""
+    if not isinstance(operations, Mapping):
+        raise TargetError(f"Target operations must map names to Operation(...) or functions, got {operations!r}")
+    table: dict[str, Operation] = {}
+    for name, op in operations.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise TargetError(f"Target operation names must be identifiers such as 'flush', got {name!r}")
+        if name in ("submit", "cancel", "stop", "start"):
+            raise TargetError(f"Target operation {name!r} would shadow the harness's own {name}; name it otherwise")
+        table[name] = op if isinstance(op, Operation) else Operation(op)
+    return table

@@ -1,0 +1,394 @@
+"""Targets: the user's adapter between the harness and the code under test.
+
+A target builds the *subject* from a clock and declares what the subject
+promises. The harness only ever reaches the subject through the target, so
+any object with ``submit(job) -> Deferred`` (or ``start(work)`` for periodic
+code) and optionally ``stop()`` can be tested, and anything else can be
+adapted in a line or two. Each promise turns on the invariants that check it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+
+from harness.errors import TargetError
+from harness.model.faults import error_table
+from harness.model.operations import Operation, operation_table
+from harness.model.menu import Menu
+
+KINDS = ("submit", "periodic")
+#: ``cancellable``: True (cancel fails the caller and cancels the work), False (no cancels
+#: are promised or drawn), "detach" (cancel fails the caller at once; the work runs on), or
+#: "abandon" (as "detach", but once every caller of an execution has cancelled, the work may be
+#: cancelled too: a single-flight cache that drops work nobody waits for).
+CANCEL_MODES = (True, False, "detach", "abandon")
+ORDERS = ("fifo", "priority")
+TIMEOUT_FROM = ("start", "submit")
+
+#: Failures in a row whose backoff waits bound how long a backoff loop is watched.
+BACKOFF_RETRIES_OBSERVED = 8
+
+#: A backoff promise: a fixed ``(low_ms, high_ms)`` range for every retry, or
+#: a function of the retry number (1 for the first retry) giving the range.
+Backoff = tuple[int, int] | Callable[[int], tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to test and what it promises.
+
+    ``build(clock)`` returns a fresh subject for every run; it must schedule
+    through ``clock`` (an ``IReactorTime``), never the global reactor. A
+    periodic subject that takes its function at construction is built by
+    ``build(clock, work)`` (a build with two required parameters), and then
+    started with ``subject.start()``.
+
+    Work-submission subjects (``kind="submit"``): ``submit(subject, job,
+    priority)`` hands a job over and returns the Deferred of its result; the
+    default calls ``subject.submit(job)`` (with ``priority=`` when ``order`` is
+    ``"priority"``, and ``key=job.key`` when ``keys`` is declared). Periodic
+    subjects (``kind="periodic"``): ``start(subject, work)`` starts calling
+    ``work`` periodically; default ``subject.start(work)``.
+    ``stop(subject)`` defaults to ``subject.stop()`` when the subject has one.
+
+    A periodic target with ``backoff_ms`` is a *backoff loop* (a reconnecting
+    client, a poller that backs off): after its k-th failed call in a row the
+    next call comes ``backoff_range(k)`` after that call ended; after a
+    successful call, ``interval_ms`` after it started, or without an
+    ``interval_ms``, ``backoff_range(1)`` after it ended (a success resets
+    the count).
+
+    Every promise is optional; each one declared switches on its invariants
+    (see the invariants reference in the documentation). ``menu`` says what
+    schedules contain, apart from the promises: a ``Menu``, or a dict of
+    ``Menu`` fields to change in ``Menu.derived(target)``
+    (``menu={"canceller_raises": True}``).
+    """
+
+    build: Callable[[IReactorTime], Any]
+    kind: str = "submit"
+    # concurrency
+    limit: int | None = None
+    order: str | None = None
+    # keys: each job is submitted under a key from range(keys); order and "stuck" are judged per key
+    keys: int | None = None
+    key_limit: int | None = None
+    shared: bool = False
+    cache_ms: int | None = None
+    # cancellation
+    cancellable: bool | str = True
+    cancel_error: type[BaseException] = defer.CancelledError
+    # time
+    timeout_ms: int | None = None
+    timeout_from: str = "start"
+    timeout_error: type[BaseException] = defer.TimeoutError
+    timeout_fires: bool = False
+    retries: int | None = None
+    backoff_ms: Backoff | None = None
+    rate: tuple[int, int] | None = None
+    interval_ms: int | None = None
+    overlap: bool = False
+    # completion
+    deadline_ms: int | None = None
+    # errors
+    rejects: tuple[type[BaseException], ...] = ()
+    errors: tuple[type[BaseException], ...] = ()
+    # adapters and extras
+    submit: Callable[[Any, Any, int], Any] | None = None
+    start: Callable[[Any, Any], Any] | None = None
+    stop: Callable[[Any], Any] | None = None
+    invariants: tuple[Callable[[Any], None], ...] = field(default=())
+    # named calls on the subject besides submit/cancel/stop, drawn into schedules (harness.model.operations)
+    operations: Mapping[str, Operation | Callable[..., Any]] = field(default_factory=dict, hash=False)
+    menu: Menu | Mapping[str, Any] | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not callable(self.build):
+            raise TargetError(f"Target build must be callable (clock -> subject), got {self.build!r}")
+        if self.kind not in KINDS:
+            raise TargetError(f"Target kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        for name in ("limit", "timeout_ms", "interval_ms", "deadline_ms", "keys", "key_limit", "cache_ms"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise TargetError(f"Target {name} must be a positive integer or None, got {value!r}")
+        if self.retries is not None and (not isinstance(self.retries, int) or self.retries < 0):
+            raise TargetError(f"Target retries must be a non-negative integer or None, got {self.retries!r}")
+        if not any(self.cancellable is mode or (isinstance(mode, str) and self.cancellable == mode) for mode in CANCEL_MODES):
+            raise TargetError(f"Target cancellable must be True, False, 'detach' or 'abandon', got {self.cancellable!r}")
+        if (self.key_limit is not None or self.shared or self.cache_ms is not None) and self.keys is None:
+            raise TargetError("Target key_limit, shared and cache_ms are promises about keys: declare keys=N as well")
+        if self.cache_ms is not None and not self.shared:
+            raise TargetError("Target cache_ms is how long a shared result is served again: declare shared=True as well")
+        if self.keys is not None and self.kind != "submit":
+            raise TargetError("Target keys apply to submitted jobs; a periodic Target cannot declare them")
+        if self.order is not None and self.order not in ORDERS:
+            raise TargetError(f"Target order must be one of {', '.join(ORDERS)} or None, got {self.order!r}")
+        if self.timeout_from not in TIMEOUT_FROM:
+            raise TargetError(f"Target timeout_from must be one of {', '.join(TIMEOUT_FROM)}, got {self.timeout_from!r}")
+        if not isinstance(self.timeout_fires, bool):
+            raise TargetError(f"Target timeout_fires must be True or False, got {self.timeout_fires!r}")
+        if self.timeout_fires and self.timeout_ms is None:
+            raise TargetError(
+                "Target timeout_fires=True promises the caller fails by the timeout; declare timeout_ms too"
+            )
+        for name in ("cancel_error", "timeout_error"):
+            if not _exception_class(getattr(self, name)):
+                raise TargetError(f"Target {name} must be an exception class, got {getattr(self, name)!r}")
+        if not (isinstance(self.rejects, tuple) and all(_exception_class(t) for t in self.rejects)):
+            raise TargetError(f"Target rejects must be a tuple of exception classes, got {self.rejects!r}")
+        if self.rate is not None and not (
+            isinstance(self.rate, tuple) and len(self.rate) == 2 and all(isinstance(v, int) and v > 0 for v in self.rate)
+        ):
+            raise TargetError(f"Target rate must be (jobs, per_ms) with positive integers, got {self.rate!r}")
+        if self.kind == "periodic" and self.interval_ms is None and self.backoff_ms is None:
+            raise TargetError(
+                "a periodic Target must declare interval_ms (the period its subject promises) "
+                "or backoff_ms (the delays of a backoff loop), or both"
+            )
+        if isinstance(self.backoff_ms, tuple) and not (
+            len(self.backoff_ms) == 2 and 0 <= self.backoff_ms[0] <= self.backoff_ms[1]
+        ):
+            raise TargetError(f"Target backoff_ms must be (low_ms, high_ms) with low <= high, got {self.backoff_ms!r}")
+        object.__setattr__(self, "operations", operation_table(self.operations))
+        if isinstance(self.menu, Mapping):
+            # Keyword overrides of the derived menu, applied once: the target then holds a plain Menu.
+            try:
+                object.__setattr__(self, "menu", Menu.derived(self).with_(**self.menu))
+            except (TypeError, ValueError) as exc:
+                raise TargetError(f"Target menu overrides are invalid: {exc}") from None
+        elif self.menu is not None and not isinstance(self.menu, Menu):
+            raise TargetError(
+                f"Target menu must be a harness.Menu or a dict of Menu fields to change, got {self.menu!r}"
+            )
+        if self.cancellable is False and self.menu is not None and self.menu.cancels and not self.menu.periodic:
+            raise TargetError(
+                "Target cancellable=False promises nothing about cancels, so its invariants cannot judge them, but its "
+                "menu draws cancels: pass Menu(cancels=False, ...), or declare cancellable=True, 'detach' or 'abandon'"
+            )
+        for name, args in (("submit", "subject, job, priority"), ("start", "subject, work"), ("stop", "subject")):
+            _check_adapter(name, getattr(self, name), args)
+        for fn in self.invariants:
+            if not callable(fn):
+                raise TargetError(f"Target invariants must be callables taking the run, got {fn!r}")
+
+    @property
+    def takes_work(self) -> bool:
+        """Whether ``build`` is ``build(clock, work)``: a periodic subject given its function at construction."""
+        return self.kind == "periodic" and _required_positional(self.build) == 2
+
+    @property
+    def detaches(self) -> bool:
+        """Whether cancelling a caller leaves its work running (``cancellable="detach"`` or ``"abandon"``)."""
+        return self.cancellable in ("detach", "abandon")
+
+    @property
+    def abandons(self) -> bool:
+        """Whether work every caller has cancelled may be cancelled (``cancellable="abandon"``)."""
+        return self.cancellable == "abandon"
+
+    @property
+    def keyed_limit(self) -> int | None:
+        """At most how many attempts of one key may run at once: ``key_limit``, else 1 when shared."""
+        if self.key_limit is not None:
+            return self.key_limit
+        return 1 if self.shared else None
+
+    @property
+    def declared_errors(self) -> tuple[type[BaseException], ...]:
+        """The exception types the invariants judge by: a failure of a subclass counts as the type."""
+        return (self.cancel_error, self.timeout_error, *self.rejects)
+
+    @property
+    def error_types(self) -> dict[str, type[BaseException]]:
+        return error_table(self.errors)
+
+    def backoff_range(self, retry: int) -> tuple[float, float] | None:
+        """The promised (low, high) delay in ms before retry number ``retry`` (1-based), if any."""
+        if self.backoff_ms is None:
+            return None
+        if callable(self.backoff_ms):
+            low, high = self.backoff_ms(retry)
+            return float(low), float(high)
+        return float(self.backoff_ms[0]), float(self.backoff_ms[1])
+
+    @property
+    def backoff_loop(self) -> bool:
+        """A periodic subject whose delays back off after failures (see the class docstring)."""
+        return self.kind == "periodic" and self.backoff_ms is not None
+
+    def period_ms(self) -> int:
+        """The longest a periodic subject may wait between two calls (0 for submit targets).
+
+        For a backoff loop, the longest of its interval and its waits after
+        up to ``BACKOFF_RETRIES_OBSERVED`` failures in a row: the runner
+        watches a few such periods after the last operation, so that a loop
+        that gave up is seen to have died.
+        """
+        if self.kind != "periodic":
+            return 0
+        waits = [self.interval_ms or 0]
+        if self.backoff_ms is not None:
+            waits += [math.ceil(self.backoff_range(k)[1]) for k in range(1, BACKOFF_RETRIES_OBSERVED + 1)]  # type: ignore[index]
+        return max(waits)
+
+    def default_menu(self) -> Menu:
+        """What schedules for this target contain: its own menu, else the one derived from its promises."""
+        if self.menu is not None:
+            return self.menu
+        return Menu.derived(self)
+
+    def submit_job(self, subject: Any, job: Any, priority: int) -> Any:
+        if self.submit is not None:
+            try:
+                return self.submit(subject, job, priority)
+            except (AttributeError, TypeError) as exc:
+                if _raised_by(exc, self.submit):
+                    raise TargetError(
+                        f"the target's submit(subject, job, priority) adapter raised {type(exc).__name__}: {exc}; "
+                        "fix the adapter (Target(submit=...)) so it calls the subject's own method correctly"
+                    ) from None
+                raise
+        method = getattr(subject, "submit", None)
+        if not callable(method):
+            raise TargetError(
+                f"the default submit calls subject.submit(job), but the subject ({type(subject).__name__}) has no "
+                "submit method; pass Target(submit=lambda subject, job, priority: ...) calling the method it has"
+            )
+        extra: dict[str, Any] = {}
+        if self.order == "priority":
+            extra["priority"] = priority
+        if self.keys is not None:
+            extra["key"] = job.key
+        try:
+            inspect.signature(method).bind(job, **extra)
+        except TypeError as exc:
+            if any(f"unexpected keyword argument '{name}'" in str(exc) for name in extra):
+                raise _keyword_refused(extra, exc) from None
+            given = "".join(f", {name}=..." for name in extra)
+            raise TargetError(
+                f"the default submit calls subject.submit(job{given}), but {type(subject).__name__}.submit does not "
+                f"accept that ({exc}); pass Target(submit=lambda subject, job, priority: ...) that calls it as it expects"
+            ) from None
+        except ValueError:
+            pass  # no signature to read (a builtin): the call itself will tell
+        try:
+            return method(job, **extra)
+        except TypeError as exc:
+            if not any(f"unexpected keyword argument '{name}'" in str(exc) for name in extra):
+                raise
+            raise _keyword_refused(extra, exc) from None
+
+    def start_subject(self, subject: Any, work: Any) -> Any:
+        if self.start is not None:
+            return self.start(subject, work)
+        if self.takes_work:
+            return subject.start()
+        return subject.start(work)
+
+    def can_stop(self, subject: Any) -> bool:
+        return self.stop is not None or callable(getattr(subject, "stop", None))
+
+    def stop_subject(self, subject: Any) -> Any:
+        if self.stop is not None:
+            return self.stop(subject)
+        return subject.stop()
+
+
+def _required_positional(fn: Callable[..., Any]) -> int | None:
+    """How many positional parameters ``fn`` requires, or None when it cannot be told."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for p in parameters if p.kind in kinds and p.default is inspect.Parameter.empty)
+
+
+def _keyword_refused(extra: dict[str, Any], exc: TypeError) -> TargetError:
+    """The one-line error for a subject whose submit does not take the keywords the declared promises pass."""
+    given = ", ".join(f"{name}=" for name in extra)
+    return TargetError(
+        f"the default submit calls subject.submit(job, {given}...) because the target declares "
+        f"{' and '.join('keys' if n == 'key' else 'order=priority' for n in extra)}, but it raised TypeError: {exc}; "
+        "accept the keyword, or pass Target(submit=lambda subject, job, priority: ...) reading job.key"
+    )
+
+
+def _check_adapter(name: str, adapter: Callable[..., Any] | None, args: str) -> None:
+    """Refuse an adapter that cannot take the positional arguments the harness passes it."""
+    if adapter is None:
+        return
+    if not callable(adapter):
+        raise TargetError(f"Target {name} must be a function ({args}) -> ..., got {adapter!r}")
+    try:
+        inspect.signature(adapter).bind(*args.split(", "))
+    except ValueError:
+        return  # no signature to read (a builtin): nothing to check
+    except TypeError as exc:
+        raise TargetError(
+            f"Target {name} is called as {name}({args}), but the function given cannot take that ({exc}); "
+            f"give it exactly those {len(args.split(', '))} positional parameters"
+        ) from None
+
+
+def _raised_by(exc: BaseException, fn: Callable[..., Any]) -> bool:
+    """Whether ``exc`` was raised in ``fn``'s own code (its innermost frame), not deeper in the subject."""
+    code = getattr(fn, "__code__", None)
+    tb = exc.__traceback__
+    if code is None or tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code is code
+
+
+def _exception_class(value: object) -> bool:
+    return isinstance(value, type) and issubclass(value, BaseException)
+
+
+def load_target(spec: str) -> Target:
+    """Import ``module:attribute`` and return the ``Target`` it names.
+
+    The current directory is importable, as with ``python -m``, so a user's
+    own modules load without installing them.
+    """
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise TargetError(f"target {spec!r} must look like 'package.module:attribute'")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise TargetError(
+            f"cannot import module {module_name!r} for target {spec!r} ({exc}); "
+            "check the spelling and that it is importable from the current directory"
+        ) from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit too: importing the user's module must not end the harness
+        raise TargetError(f"importing {module_name!r} for target {spec!r} raised {type(exc).__name__}: {exc}") from None
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise TargetError(f"module {module_name!r} has no attribute {attr!r} (target {spec!r})") from None
+        except Exception as exc:
+            raise TargetError(f"getting {attr!r} from {module_name!r} raised {type(exc).__name__}: {exc}") from None
+    if not isinstance(obj, Target):
+        raise TargetError(
+            f"{spec!r} is a {type(obj).__name__}, not a harness.Target; wrap your subject in harness.Target(build=...)"
+        )
+    return obj

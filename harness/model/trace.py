@@ -1,0 +1,181 @@
+"""The trace: the ordered, deterministic event log of one run.
+
+Every event has the virtual (monotonic) time in microseconds, a kind, the job
+id it concerns (-1 for none) and a short detail string. Nothing in an event
+depends on memory addresses or wall-clock time, so the same schedule and
+target give a byte-identical trace, summarised by ``Trace.digest()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import reprlib
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+from harness.errors import TargetError
+
+NO_JOB = -1
+
+
+class Event(NamedTuple):
+    """One thing that happened: when (virtual microseconds), what, to which job and attempt."""
+
+    t_us: int
+    kind: str
+    job: int = NO_JOB
+    attempt: int = 0
+    detail: str = ""
+
+    def line(self) -> str:
+        return f"{self.t_us} {self.kind} {self.job}.{self.attempt} {self.detail}"
+
+
+class Trace:
+    """An append-only event log stamped by a virtual clock."""
+
+    __slots__ = ("events", "_now_us", "_closed")
+
+    def __init__(self, now_us: Callable[[], int]) -> None:
+        self.events: list[Event] = []
+        self._now_us = now_us
+        self._closed = False
+
+    def record(self, kind: str, job: int = NO_JOB, detail: str = "", attempt: int = 0) -> int:
+        """Append an event at the current virtual time; return its index (-1 once closed)."""
+        if self._closed:
+            return -1
+        self.events.append(Event(self._now_us(), kind, job, attempt, detail))
+        return len(self.events) - 1
+
+    def freeze(self, at_us: int | None = None) -> None:
+        """Stamp every later event with the current time (or ``at_us``): the run is over and its clock is gone."""
+        now = self._now_us() if at_us is None else at_us
+        self._now_us = lambda: now
+
+    def close(self, at_us: int | None = None) -> None:
+        """Record nothing more: the run is over, and what its teardown does is no part of it."""
+        self.freeze(at_us)
+        self._closed = True
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def __getitem__(self, index: int) -> Event:
+        return self.events[index]
+
+    def lines(self) -> list[str]:
+        return [event.line() for event in self.events]
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical text of the trace: equal digests mean identical traces.
+
+        Raises ``TargetError`` when an event holds text that is not valid Unicode (a lone
+        surrogate in a name or message of the target): such a trace can be neither hashed nor saved.
+        """
+        lines = self.lines()
+        try:
+            return digest_lines(lines)
+        except UnicodeEncodeError:
+            bad = next(line for line in lines if not _encodable(line))
+            raise TargetError(
+                f"the run's trace holds text that is not valid Unicode (a lone surrogate) in {one_line(bad)[:120]!r}; "
+                "give the target's functions, exceptions and messages names that are valid Unicode"
+            ) from None
+
+
+def one_line(text: str) -> str:
+    """``text`` with newlines and other unprintable characters escaped as ``repr`` would: safe to print on one line."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class _BoundedRepr(reprlib.Repr):
+    """``repr`` that stops early on long strings, numbers and containers (see ``safe_repr``)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.maxlevel = 6
+        self.maxstring = self.maxlong = self.maxother = 4 * limit
+        self.maxlist = self.maxtuple = self.maxdict = self.maxset = self.maxfrozenset = self.maxdeque = limit
+        self.maxarray = limit
+
+    # reprlib sorts the keys of dicts and the items of sets; ``repr`` keeps their own order.
+    def repr_dict(self, x: dict[Any, Any], level: int) -> str:
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{...}"
+        pieces = [
+            f"{self.repr1(key, level - 1)}: {self.repr1(x[key], level - 1)}"
+            for key in itertools.islice(x, self.maxdict)
+        ]
+        return "{" + ", ".join(pieces) + (", ..." if len(x) > self.maxdict else "") + "}"
+
+    def _repr_unordered(self, x: Any, level: int, left: str, right: str) -> str:
+        if level <= 0:
+            return left + "..." + right
+        pieces = [self.repr1(item, level - 1) for item in itertools.islice(x, self.maxset)]
+        return left + ", ".join(pieces) + (", ..." if len(x) > self.maxset else "") + right
+
+    def repr_set(self, x: set[Any], level: int) -> str:
+        return self._repr_unordered(x, level, "{", "}") if x else "set()"
+
+    def repr_frozenset(self, x: frozenset[Any], level: int) -> str:
+        return self._repr_unordered(x, level, "frozenset({", "})") if x else "frozenset()"
+
+
+_BOUNDED: dict[int, _BoundedRepr] = {}
+
+
+def safe_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, its first ``limit`` characters exact, at bounded cost, never raising.
+
+    Every repr the harness makes of a target's values goes through this:
+    a 50 MB string, a million-item list or an integer too long to print
+    costs what its first characters cost, and a ``__repr__`` that raises
+    gives a placeholder. (An object's own ``__repr__`` still runs in full.)
+    The result may be longer than ``limit``: callers cut it to fit.
+    """
+    bounded = _BOUNDED.get(limit)
+    if bounded is None:
+        bounded = _BOUNDED.setdefault(limit, _BoundedRepr(limit))
+    try:
+        return bounded.repr(value)
+    except Exception:
+        return f"<{type(value).__name__} whose repr() raised>"
+
+
+def format_ms(t_us: int) -> str:
+    """Virtual microseconds as milliseconds, without a fraction when there is none."""
+    sign, size = ("-" if t_us < 0 else ""), abs(t_us)  # integer arithmetic: any size, exact
+    if size % 1000 == 0:
+        return f"{sign}{size // 1000}ms"
+    return f"{sign}{size // 1000}.{size % 1000:03d}ms"
+
+
+def digest_lines(lines: list[str]) -> str:
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+
+
+def first_divergence(a: list[str], b: list[str]) -> int | None:
+    """Index of the first line where two traces differ, or None if they are identical."""
+    for index, (left, right) in enumerate(zip(a, b)):
+        if left != right:
+            return index
+    if len(a) != len(b):
+        return min(len(a), len(b))
+    return None

@@ -1,0 +1,395 @@
+"""FaultClock: a ``task.Clock`` that behaves like a hostile production reactor.
+
+Differences from ``task.Clock``, each one a fault real reactors have:
+
+* **Ties.** Calls due at the same instant run in a seeded order: ``fifo``
+  (insertion, what ``task.Clock`` does), ``lifo``, ``shuffle`` or ``pct``
+  (random priorities with ``depth - 1`` change points, as PCT schedules
+  threads). A real reactor keeps a heap and promises no order.
+* **Rounds.** As in ``ReactorBase.runUntilCurrent``, a call scheduled (or
+  reset, or delayed) while due calls run, ``callLater(0, ...)`` re-entrantly
+  for instance, runs in a later round of the same wake, never ahead of calls
+  that were already due.
+* **Wall-clock jumps.** ``seconds()`` reads a wall clock that the schedule can
+  jump forward or back. Delayed calls are kept on monotonic virtual time, so
+  code that relies on ``callLater`` delays is unaffected, while code that
+  computes deadlines from ``seconds()`` readings sees the jump, as it would
+  on a reactor whose ``seconds()`` is ``time.time()``.
+* **Late wakes.** With a ``jitter`` (a busy reactor) each call draws a
+  seeded lateness, and the reactor, driven by ``run_until``, wakes that late
+  for it; with a ``step`` (a stalled or ticking reactor) it wakes only on
+  stride boundaries. When it wakes at W, every call due by W runs, in due
+  order; only calls due at the same instant are permuted, by the tie-break
+  policy. No reactor runs a call due later ahead of one due earlier. A call
+  fires at most ``step + jitter`` late, never early.
+* **Escapes.** An exception raised by a scheduled call is handed to
+  ``on_escape`` and the clock goes on, as a reactor logs and continues;
+  ``task.Clock.advance`` would let it escape into the test.
+
+*Integer time.* Virtual time, due times, strides, lateness and wall-clock
+skew are integer microseconds (``now_us``, ``DelayedCall.due_us``); floats
+appear only where the user's code meets the clock: ``seconds()``,
+``rightNow``, ``callLater(delay)``, ``getTime()``, ``reset``/``delay``. No
+float comparison decides what is due, so the clock's loop always makes
+progress (a float due time rounded one ulp short of itself once made the
+runner wake for ever at an instant when nothing was due).
+
+It keeps every ``DelayedCall`` it created, for leak checks. A call is
+scheduled in ``_arm``, fired in ``_fire``, cancelled in ``_disarm`` and
+rescheduled in ``_rearm``: one place each, for anything that records them.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import error, task
+from twisted.internet.base import DelayedCall
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from zope.interface import implementer
+
+from harness.model.schedule import ORDERS
+
+if TYPE_CHECKING:
+    from harness.model.schedule import ClockPolicy
+
+#: Microseconds in a second: the resolution of virtual time.
+MICRO = 1_000_000
+#: Rounds of same-instant calls after which the clock declares a livelock.
+MAX_ROUNDS_PER_INSTANT = 10_000
+#: How far ``seconds()`` moves on for each call the clock runs, at least (and
+#: at least ``DRIFT_ULPS`` float ulps of the reading, for readings above a few
+#: hours): far above float rounding error, far below the microsecond
+#: resolution of due times (at small times it reaches 1us after 100,000
+#: calls). Due times never include it: they are integers on monotonic time.
+DRIFT_PER_CALL = 1e-11
+DRIFT_ULPS = 4
+
+
+def to_us(seconds: float) -> int:
+    """Seconds (a float from user code) as integer microseconds, rounded to the nearest."""
+    return round(seconds * MICRO)
+
+
+class Livelock(Exception):
+    """Scheduled calls kept scheduling more calls at the same instant without end."""
+
+
+class _FaultDelayedCall(DelayedCall):
+    """A DelayedCall due at integer microseconds ``due_us``, with a tie-break key and its number ``seq`` (1, 2...).
+
+    ``late_us`` is how late the reactor wakes when this is the call it wakes
+    for; it never changes the order calls run in.
+
+    ``time`` (what Twisted reads) is derived from ``due_us``; ``reset`` and
+    ``delay`` work on integers and move the call to a later round. ``stamp``
+    changes whenever the call is (re)armed: a round runs only the calls as
+    they were when it began.
+    """
+
+    due_us: int = 0
+    late_us: int = 0
+    key: float = 0.0
+    stamp: int = 0
+    seq: int = 0
+    clock: FaultClock
+
+    @property  # type: ignore[override]
+    def time(self) -> float:
+        return self.due_us / MICRO
+
+    @time.setter
+    def time(self, value: float) -> None:
+        self.due_us = to_us(value)
+
+    def reset(self, secondsFromNow: float) -> None:
+        """Reschedule at ``secondsFromNow`` from now (never before now), as a fresh call would be."""
+        self._check_pending()
+        self.clock._rearm(self, self.clock.now_us + max(to_us(secondsFromNow), 0))
+
+    def delay(self, secondsLater: float) -> None:
+        """Move the due time by ``secondsLater`` (never before now)."""
+        self._check_pending()
+        self.clock._rearm(self, max(self.due_us + to_us(secondsLater), self.clock.now_us))
+
+    def _check_pending(self) -> None:
+        if self.cancelled:
+            raise error.AlreadyCancelled
+        if self.called:
+            raise error.AlreadyCalled
+
+
+def func_name(func: Any) -> str:
+    """A deterministic, readable name for a function (no addresses, no ``<locals>``)."""
+    name = getattr(func, "__qualname__", None) or type(func).__name__
+    return name.rsplit("<locals>.", 1)[-1]
+
+
+def call_name(call: DelayedCall) -> str:
+    """The name of a delayed call's function."""
+    return func_name(getattr(call, "func", None))
+
+
+@implementer(IReactorTime)
+class FaultClock(task.Clock):
+    """An ``IReactorTime`` with seeded tie-breaks, wall-clock skew, late wakes and reactor-like error handling.
+
+    ``jitter`` and ``step`` (seconds) only matter to ``run_until`` and
+    ``drain``, the reactor loop the runner drives; ``advance`` and
+    ``advance_to`` wake exactly when told, like ``task.Clock.advance``.
+
+    Example::
+
+        clock = FaultClock(tie_break="lifo")
+        clock.callLater(1, print, "a"); clock.callLater(1, print, "b")
+        clock.advance(1)   # prints b, then a
+    """
+
+    def __init__(
+        self,
+        tie_break: str = "fifo",
+        seed: int = 0,
+        on_escape: Callable[[DelayedCall, BaseException], None] | None = None,
+        jitter: float = 0.0,
+        step: float = 0.0,
+        depth: int = 3,
+    ) -> None:
+        if tie_break not in ORDERS:
+            raise ValueError(f"tie_break must be one of {', '.join(ORDERS)}, got {tie_break!r}")
+        self.now_us = 0
+        super().__init__()
+        self.skew_us = 0
+        self.tie_break = tie_break
+        self.jitter_us = max(to_us(jitter), 0)
+        self.step_us = max(to_us(step), 0)
+        # Two streams: dropping the jitter (as shrinking does) keeps the shuffled tie order.
+        self._rng = random.Random(seed)
+        self._lateness = random.Random(f"lateness:{seed}")
+        self._seq = 0
+        # pct: the calls (by creation number) whose priority drops below every other's at a change point.
+        self._changes = _change_points(self._rng, depth) if tie_break == "pct" else {}
+        self.on_escape = on_escape
+        #: Told ``("set" | "fire" | "cancel", call)`` for every delayed call, when set (the runner's timer events).
+        self.on_timer: Callable[[str, _FaultDelayedCall], None] | None = None
+        self.created: list[DelayedCall] = []
+        self.fired = 0
+        self.drift = 0.0
+
+    @classmethod
+    def for_policy(cls, policy: ClockPolicy) -> FaultClock:
+        """The clock a schedule's ``ClockPolicy`` describes."""
+        clock = cls(policy.tie_break, policy.seed, depth=policy.depth)
+        clock.jitter_us = policy.jitter_ms * 1000
+        clock.step_us = policy.step_ms * 1000
+        return clock
+
+    # -- IReactorTime -------------------------------------------------------
+
+    @property  # type: ignore[override]
+    def rightNow(self) -> float:
+        """Monotonic virtual time in seconds, as ``task.Clock`` code reads it."""
+        return self.now_us / MICRO
+
+    @rightNow.setter
+    def rightNow(self, value: float) -> None:
+        self.now_us = to_us(value)
+
+    def seconds(self) -> float:
+        """The wall-clock reading: monotonic virtual time plus any jumps.
+
+        Plus a drift (``self.drift``) that grows by ``drift_step`` for every
+        call run: a real clock moves on while the reactor works, so a call due
+        on a boundary never reads a hair before it, and a reading taken in a
+        later call is always larger than one taken in an earlier call (unless
+        the wall clock jumped back). Without the drift, float arithmetic
+        on exact virtual times (``LoopingCall`` computes
+        ``interval - (now - start) % interval``) can come out one ulp short
+        of a boundary and reschedule the call at the same instant for ever.
+        """
+        return (self.now_us + self.skew_us) / MICRO + self.drift
+
+    def monotonic(self) -> float:
+        """Virtual time that only moves forward; delayed calls are due on it."""
+        return self.now_us / MICRO
+
+    def callLater(self, delay: float, callable: Callable[..., Any], *args: object, **kw: object) -> IDelayedCall:
+        # Whole microseconds of delay, so that callLater(0.2) at 0.1s is due at exactly 0.3s.
+        call = _FaultDelayedCall(0.0, callable, args, kw, self._disarm, _no_reset, self.monotonic)
+        call.clock = self
+        self._seq += 1
+        call.seq = self._seq
+        if self.tie_break == "fifo":
+            call.key = self._seq
+        elif self.tie_break == "lifo":
+            call.key = -self._seq
+        elif self._seq in self._changes:
+            call.key = self._changes[self._seq]
+        else:
+            call.key = self._rng.random()
+        if self.jitter_us:
+            call.late_us = self._lateness.randint(0, self.jitter_us)
+        self._arm(call, self.now_us + max(to_us(delay), 0))
+        self.created.append(call)
+        if self.on_timer is not None:
+            self.on_timer("set", call)
+        return call
+
+    calls: list[_FaultDelayedCall]  # type: ignore[assignment]
+
+    def getDelayedCalls(self) -> list[DelayedCall]:
+        return list(self.calls)
+
+    # -- the one place each: arm, rearm, disarm, fire -------------------------
+
+    def _arm(self, call: _FaultDelayedCall, due_us: int) -> None:
+        """Schedule a new call at ``due_us``."""
+        call.due_us = due_us
+        call.stamp = self._seq
+        self.calls.append(call)
+
+    def _rearm(self, call: _FaultDelayedCall, due_us: int) -> None:
+        """Move a pending call (``reset``/``delay``) to ``due_us``; it keeps its tie-break key and lateness."""
+        self._seq += 1
+        call.due_us = due_us
+        call.stamp = self._seq
+
+    def _disarm(self, call: DelayedCall) -> None:
+        """A pending call is cancelled (Twisted marks it cancelled right after)."""
+        self.calls.remove(call)  # type: ignore[arg-type]
+        if self.on_timer is not None:
+            self.on_timer("cancel", call)  # type: ignore[arg-type]
+
+    def _fire(self, call: _FaultDelayedCall) -> None:
+        """Run one due call; an exception it raises goes to ``on_escape``."""
+        self.calls.remove(call)
+        call.called = 1
+        self.fired += 1
+        self.drift += drift_step((self.now_us + self.skew_us) / MICRO)
+        if self.on_timer is not None:
+            self.on_timer("fire", call)
+        try:
+            call.func(*call.args, **call.kw)
+        except Exception as exc:  # a reactor logs and goes on
+            if self.on_escape is None:
+                raise
+            self.on_escape(call, exc)
+
+    # -- driving ------------------------------------------------------------
+
+    def jump(self, delta: float) -> None:
+        """Move the wall clock by ``delta`` seconds (negative jumps backwards)."""
+        self.jump_us(to_us(delta))
+
+    def jump_us(self, delta_us: int) -> None:
+        """Move the wall clock by ``delta_us`` microseconds."""
+        self.skew_us += delta_us
+
+    def next_due_us(self) -> int | None:
+        """Monotonic time (microseconds) at which the earliest pending call is due, or None."""
+        return min((c.due_us for c in self.calls), default=None)
+
+    def next_due(self) -> float | None:
+        """Monotonic time (seconds) at which the earliest pending call is due, or None."""
+        due = self.next_due_us()
+        return None if due is None else due / MICRO
+
+    def next_wake_us(self) -> int | None:
+        """When the reactor next wakes, or None if nothing is pending: the earliest time a
+        pending call is due plus its own lateness, rounded up to a stride boundary.
+        Never before the earliest due time, so the wake always runs a call."""
+        if not self.calls:
+            return None
+        wake = min(c.due_us + c.late_us for c in self.calls)
+        if self.step_us:
+            wake = -(-wake // self.step_us) * self.step_us
+        return max(wake, self.now_us)
+
+    def advance(self, amount: float) -> None:
+        """Move monotonic time forward by ``amount`` seconds and run every call now due."""
+        self.wake(self.now_us + max(to_us(amount), 0))
+
+    def advance_to(self, when: float) -> None:
+        """Move monotonic time to ``when`` seconds (never backwards) and run every call now due."""
+        self.wake(to_us(when))
+
+    def run_until(self, when_us: int, checkpoint: Callable[[], None] = lambda: None) -> None:
+        """The reactor loop up to ``when_us``: wake whenever the policy says (``next_wake_us``)
+        until the next wake is past ``when_us``, then move time to ``when_us``.
+
+        A call due by ``when_us`` whose wake comes later stays pending: the
+        reactor is still asleep at ``when_us``. Every wake runs at least the
+        call it woke for and wakes strictly later than the previous one, so the
+        loop always ends. ``checkpoint`` is called before each wake.
+        """
+        while True:
+            checkpoint()
+            wake = self.next_wake_us()
+            if wake is None or wake > when_us:
+                break
+            self.wake(wake)
+        if when_us > self.now_us:
+            self.now_us = when_us
+
+    def drain(self, horizon_us: int, checkpoint: Callable[[], None] = lambda: None) -> None:
+        """The reactor loop until nothing is pending or the next wake is past ``horizon_us``."""
+        while True:
+            checkpoint()
+            wake = self.next_wake_us()
+            if wake is None or wake > horizon_us:
+                return
+            self.wake(wake)
+
+    def run_due(self) -> None:
+        """Run every call due now (``wake`` at the current time)."""
+        self.wake(self.now_us)
+
+    def wake(self, when_us: int) -> None:
+        """The reactor wakes at ``when_us`` (never moving backwards): run every call due by
+        then, in due order, ties by the tie-break policy, in rounds; calls armed
+        or rearmed during a round wait for the next one."""
+        if when_us > self.now_us:
+            self.now_us = when_us
+        now = self.now_us
+        for _ in range(MAX_ROUNDS_PER_INSTANT):
+            due = [c for c in self.calls if c.due_us <= now]
+            if not due:
+                return
+            due.sort(key=_order)
+            for call, stamp in [(c, c.stamp) for c in due]:
+                if call.stamp == stamp and not (call.cancelled or call.called):
+                    self._fire(call)
+        raise Livelock(f"more than {MAX_ROUNDS_PER_INSTANT} rounds of calls at t={now / MICRO}s")
+
+
+def drift_step(reading: float) -> float:
+    """How much ``seconds()`` moves on for a call run at ``reading``: enough to change the float."""
+    return max(DRIFT_PER_CALL, DRIFT_ULPS * math.ulp(reading))
+
+
+def _no_reset(call: DelayedCall) -> None:
+    """The resetter Twisted's DelayedCall is given; ours reschedules through ``FaultClock._rearm``."""
+
+
+#: The calls among which ``pct`` places its change points (PCT's k, the steps of a run).
+PCT_HORIZON = 64
+
+
+def _change_points(rng: random.Random, depth: int) -> dict[int, float]:
+    """PCT's ``depth - 1`` priority change points: creation numbers mapped to their low priorities.
+
+    Every other call gets a random priority in [0, 1); the i-th change point's
+    call gets 1 + i, so at its instant it runs after every other call due then
+    (the later change point lower still), as PCT lowers the running thread's
+    priority below all others at each change point. A bug that needs ``depth``
+    ordering constraints is then hit with probability at least about
+    1 / (n * k^(depth - 1)) per run, for n calls due together, not 1 / n!.
+    """
+    points = rng.sample(range(1, PCT_HORIZON + 1), depth - 1)
+    return {point: 1.0 + index for index, point in enumerate(points)}
+
+
+def _order(call: _FaultDelayedCall) -> tuple[int, float]:
+    return (call.due_us, call.key)

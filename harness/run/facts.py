@@ -1,0 +1,290 @@
+"""Facts: one pass over a trace that indexes what every invariant asks about.
+
+Per job: when it was submitted, its attempts (start and end), when and how
+its Deferred fired, when it was cancelled. Per run: stops, jumps, the drain
+mark, escapes, logged errors. Built once per run and shared by all checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from harness.model.schedule import Cancel, Start, Submit
+from harness.model.trace import Event, Trace
+
+ATTEMPT_ENDS = frozenset({"job.finish", "job.fail", "job.cancel"})
+#: Job kinds whose attempt returns a Deferred the subject can cancel.
+CANCELLABLE_KINDS = frozenset({"succeed", "fail", "hang"})
+CANCELLER_RAISED = "canceller raised"
+
+
+@dataclass
+class Attempt:
+    """One call of a job: where it started and ended in the trace."""
+
+    job: int
+    n: int
+    kind: str
+    start: int
+    end: int | None = None
+    end_kind: str | None = None
+    canceller_raised: bool = False
+
+    def running_at(self, index: int) -> bool:
+        """Started before trace index ``index`` and not ended before it."""
+        return self.start < index and (self.end is None or self.end > index)
+
+
+@dataclass
+class JobFacts:
+    """Everything the trace says about one job."""
+
+    id: int
+    periodic: bool = False
+    submit: int | None = None
+    priority: int = 0
+    key: int = 0
+    submit_raised: int | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    fired: int | None = None
+    cancels: list[int] = field(default_factory=list)
+    canceller_raised: bool = False
+
+    @property
+    def first_start(self) -> int | None:
+        return self.attempts[0].start if self.attempts else None
+
+
+@dataclass
+class Facts:
+    events: list[Event]
+    jobs: dict[int, JobFacts]
+    stops: list[int]
+    jumps: list[int]
+    drained: int | None
+    late_us: int
+    #: For an error event followed by ``error.is``: the declared types its error is an instance of.
+    declared: dict[int, frozenset[str]] = field(default_factory=dict)
+
+    def job(self, job_id: int) -> JobFacts:
+        return self.jobs[job_id]
+
+    def time(self, index: int) -> int:
+        return self.events[index].t_us
+
+    def first_stop(self) -> int | None:
+        return self.stops[0] if self.stops else None
+
+    def fired_before(self, job: JobFacts, index: int) -> bool:
+        return job.fired is not None and job.fired < index
+
+    def error_name(self, index: int) -> str:
+        """The exception class name of a failure-like event (its detail is ``Name: message``)."""
+        return self.events[index].detail.split(":", 1)[0]
+
+    def is_error(self, index: int, error: type[BaseException]) -> bool:
+        """Whether the error of the failure-like event at ``index`` is an instance of ``error``,
+        a type the target declared (``Target.declared_errors``): subclasses count."""
+        marked = self.declared.get(index)
+        if marked is not None:
+            return error.__name__ in marked
+        return self.error_name(index) == error.__name__
+
+    def jump_between(self, first: int, second: int) -> bool:
+        return any(first < j < second for j in self.jumps)
+
+    def jumps_between(self, first: int, second: int) -> int:
+        return sum(1 for j in self.jumps if first < j < second)
+
+
+def facts_of(run) -> Facts:
+    """The facts of ``run``, computed once and cached on it."""
+    cached = getattr(run, "_facts", None)
+    # Rebuilt when the trace grew: a target's own invariant may ask while the run is still releasing.
+    if cached is None or run._facts_length != len(run.trace):
+        cached = _build(run.trace, run.schedule)
+        run._facts = cached
+        run._facts_length = len(run.trace)
+        run._stranded = None
+    return cached
+
+
+def _build(trace: Trace, schedule) -> Facts:
+    jobs: dict[int, JobFacts] = {}
+    for op in schedule.submits:
+        jobs[op.job] = JobFacts(
+            op.job, periodic=not isinstance(op, Submit), priority=getattr(op, "priority", 0), key=getattr(op, "key", 0)
+        )
+    stops: list[int] = []
+    jumps: list[int] = []
+    drained: int | None = None
+    declared: dict[int, frozenset[str]] = {}
+    running: dict[tuple[int, int], Attempt] = {}
+    for index, event in enumerate(trace.events):
+        kind = event.kind
+        if kind == "job.start":
+            attempt = Attempt(event.job, event.attempt, event.detail, index)
+            jobs[event.job].attempts.append(attempt)
+            running[(event.job, event.attempt)] = attempt
+        elif kind in ATTEMPT_ENDS:
+            attempt = running.pop((event.job, event.attempt), None)
+            if attempt is not None:
+                attempt.end = index
+                attempt.end_kind = kind
+            if event.detail == CANCELLER_RAISED:
+                jobs[event.job].canceller_raised = True
+                if attempt is not None:
+                    attempt.canceller_raised = True
+        elif kind in ("submit", "start"):
+            jobs[event.job].submit = index
+        elif kind in ("result", "failure"):
+            if event.job in jobs and jobs[event.job].fired is None:
+                jobs[event.job].fired = index
+        elif kind == "cancel":
+            jobs[event.job].cancels.append(index)
+        elif kind == "submit.raised":
+            jobs[event.job].submit_raised = index
+        elif kind == "stop":
+            stops.append(index)
+        elif kind == "clock.jump":
+            jumps.append(index)
+        elif kind == "drained":
+            drained = index
+        elif kind == "error.is":
+            declared[index - 1] = frozenset(event.detail.split(",")) - {""}
+    policy = schedule.clock
+    late_us = (policy.step_ms + policy.jitter_ms) * 1000
+    return Facts(trace.events, jobs, stops, jumps, drained, late_us, declared)
+
+
+def stranded(run) -> list[tuple[JobFacts, str]]:
+    """Jobs that could have finished but whose Deferred had not fired when the run drained.
+
+    Each comes with its cause, found by replaying counterfactuals (only for
+    runs that have stranded jobs): ``"cancel"`` when the job finishes once
+    the cancelled jobs are taken out of the schedule (a slot not released),
+    ``"failure"`` when it finishes once failing jobs succeed instead (the
+    subject poisoned), else ``"none"`` (deadlock or starvation). A job is
+    excused when its own attempt hangs, when it was cancelled (the
+    cancellation invariants judge it), or when attempts that hang for ever
+    fill the declared limit (any one of them, with no limit declared). With
+    keys declared, "stuck" is judged per key: a job is excused when attempts
+    of its own key that hang fill ``key_limit`` (any one, with none declared),
+    or when they fill the global ``limit`` if one is declared.
+    """
+    cached = getattr(run, "_stranded", None)
+    if cached is None:
+        facts = facts_of(run)
+        ids = _stranded_ids(facts, run.target)
+        causes = _causes(run, ids) if ids else {}
+        cached = [(facts.jobs[job], causes[job]) for job in ids]
+        run._stranded = cached
+    return cached
+
+
+def _stranded_ids(facts: Facts, target) -> list[int]:
+    end = facts.drained if facts.drained is not None else len(facts.events)
+    stuck_other = _stuck_attempts(facts, target, end)
+    out: list[int] = []
+    for job in facts.jobs.values():
+        if job.periodic or job.submit is None or job.submit_raised is not None:
+            continue
+        if facts.fired_before(job, end) or job.cancels:
+            continue
+        if any(a.running_at(end) and _hangs(a, target) for a in job.attempts) or job.canceller_raised:
+            continue
+        blockers = [a for a in stuck_other if a.job != job.id]
+        if (target.keys is None or target.limit is not None) and _filled(len(blockers), target.limit):
+            continue
+        if target.keys is not None and _filled(sum(facts.jobs[a.job].key == job.key for a in blockers), target.keyed_limit):
+            continue
+        out.append(job.id)
+    return out
+
+
+def _filled(blockers: int, limit: int | None) -> bool:
+    """Whether ``blockers`` attempts that never end may keep a waiting job from starting.
+
+    They may when they fill the declared limit; with no limit declared, any
+    one may (no declared limit is no promise of parallelism: a job is stuck
+    only if it waits while nothing runs).
+    """
+    return blockers >= (limit if limit is not None else 1)
+
+
+def _causes(run, ids: list[int]) -> dict[int, str]:
+    """For each stranded job, which counterfactual replay lets it finish."""
+    from harness.run.runner import run_schedule  # the runner comes before the invariants; imported here to replay
+
+    schedule = run.schedule
+    cancelled = {op.job for op in schedule.ops if isinstance(op, Cancel)}
+    without_cancelled = replace(
+        schedule, ops=tuple(op for op in schedule.ops if getattr(op, "job", None) not in cancelled)
+    )
+    healed = replace(schedule, ops=tuple(_succeeding(op) for op in schedule.ops))
+    remaining = set(ids)
+    causes: dict[int, str] = {}
+    for cause, counterfactual, applies in (
+        ("cancel", without_cancelled, bool(cancelled)),
+        ("failure", healed, healed != schedule),
+    ):
+        if not applies or not remaining:
+            continue
+        replay = run_schedule(run.target, counterfactual)
+        still = set(_stranded_ids(facts_of(replay), run.target))
+        for job in sorted(remaining - still):
+            causes[job] = cause
+        remaining &= still
+    for job in remaining:
+        causes[job] = "none"
+    return causes
+
+
+def _succeeding(op):
+    """The operation with every failing behaviour of its job turned into a success."""
+    if not isinstance(op, (Submit, Start)):
+        return op
+    specs = tuple(replace(spec, kind="succeed") if spec.fails else spec for spec in op.specs)
+    return replace(op, spec=specs[0], then=specs[1:])
+
+
+def abandoned_at(facts: Facts, target, attempt: Attempt) -> int | None:
+    """The cancel (trace index) after which nobody waits for ``attempt`` any more, if one came while it ran.
+
+    The callers of an execution are its own job, and with ``shared`` every job
+    of its key (judged per key: any caller of the key may have joined it). At
+    a cancel, the execution is abandoned when each of them has been cancelled
+    (by then), has already fired, or was never submitted.
+    """
+    job = facts.jobs[attempt.job]
+    for index in sorted(c for other in facts.jobs.values() for c in other.cancels):
+        if not attempt.running_at(index):
+            continue
+        callers = [j for j in facts.jobs.values() if j.key == job.key] if target.shared else [job]
+        if not any(_waiting_at(facts, j, index) for j in callers):
+            return index
+    return None
+
+
+def _waiting_at(facts: Facts, job: JobFacts, index: int) -> bool:
+    """Submitted by ``index``, not rejected, not fired before it and not cancelled by it: a caller still waiting."""
+    if job.submit is None or job.submit > index or job.submit_raised is not None:
+        return False
+    return not facts.fired_before(job, index) and not any(c <= index for c in job.cancels)
+
+
+def _hangs(attempt: Attempt, target) -> bool:
+    return attempt.kind == "hang" and target.timeout_ms is None
+
+
+def _stuck_attempts(facts: Facts, target, end: int) -> list[Attempt]:
+    """Attempts that hold a slot for ever: hanging ones, and those whose canceller raised
+    (their Deferred can then never fire, whatever the subject does)."""
+    stuck = []
+    for job in facts.jobs.values():
+        for attempt in job.attempts:
+            if attempt.start < end and (attempt.canceller_raised or (attempt.running_at(end) and _hangs(attempt, target))):
+                stuck.append(attempt)
+    return stuck
+
+

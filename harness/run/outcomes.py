@@ -1,0 +1,92 @@
+"""Outcomes: what each caller received, and which execution served it.
+
+Every value a job delivers (``'job3.0'``: job 3, attempt 0) and every error
+it injects (``injected by job 3 attempt 0``) names the attempt that made it.
+So a caller's outcome is ground truth about which execution served it,
+whatever the subject's own bookkeeping says: its own job's attempt, or, for
+a shared target, the execution of the same key it joined. This module is the
+one place that reads those detail strings; invariants and user code ask it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from harness.run.facts import Attempt, Facts, JobFacts
+
+_VALUE = re.compile(r"'job(\d+)\.(\d+)'")
+_INJECTED = re.compile(r"(\w+): (['\"]?)injected by job (\d+) attempt (\d+)\2")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a caller's Deferred delivered (first firing).
+
+    ``kind`` is ``"result"`` or ``"failure"``; ``value`` the result's
+    description (``repr``, addresses masked); ``error`` the exception type
+    name of a failure; ``source`` the ``(job, attempt)`` whose value or
+    injected error it is, when the outcome names one; ``index`` the trace
+    index of the firing and ``t_us`` its virtual time.
+    """
+
+    kind: str
+    index: int
+    t_us: int
+    value: str | None = None
+    error: str | None = None
+    source: tuple[int, int] | None = None
+
+
+def received(facts: Facts, job: JobFacts) -> Outcome | None:
+    """What ``job``'s caller received, or None if its Deferred never fired."""
+    if job.fired is None:
+        return None
+    event = facts.events[job.fired]
+    if event.kind == "result":
+        match = _VALUE.fullmatch(event.detail)
+        source = (int(match[1]), int(match[2])) if match else None
+        return Outcome("result", job.fired, event.t_us, value=event.detail, source=source)
+    match = _INJECTED.fullmatch(event.detail)
+    source = (int(match[3]), int(match[4])) if match else None
+    return Outcome("failure", job.fired, event.t_us, error=facts.error_name(job.fired), source=source)
+
+
+def attempt_of(facts: Facts, source: tuple[int, int]) -> Attempt | None:
+    """The attempt ``(job, n)``, if the trace has it."""
+    job = facts.jobs.get(source[0])
+    if job is None:
+        return None
+    return next((a for a in job.attempts if a.n == source[1]), None)
+
+
+def served_by(facts: Facts, job: JobFacts) -> Attempt | None:
+    """The execution whose outcome ``job``'s caller received, or None.
+
+    The attempt its outcome names; else (an error that names none, such as a
+    timeout) its own last attempt that ended before the firing; else an
+    attempt of the same key that ended at the instant of the firing.
+    """
+    outcome = received(facts, job)
+    if outcome is None:
+        return None
+    if outcome.source is not None:
+        found = attempt_of(facts, outcome.source)
+        if found is not None:
+            return found
+    own = [a for a in job.attempts if a.end is not None and a.end < outcome.index]
+    if own:
+        return own[-1]
+    same_instant = [
+        a
+        for other in facts.jobs.values()
+        if other.key == job.key and not other.periodic
+        for a in other.attempts
+        if a.end is not None and a.end < outcome.index and facts.time(a.end) == outcome.t_us
+    ]
+    return max(same_instant, key=lambda a: a.end) if same_instant else None
+
+
+def callers_of(facts: Facts, attempt: Attempt) -> list[JobFacts]:
+    """The callers an execution served (its own job's, and for a shared target, those that joined it)."""
+    return [job for job in facts.jobs.values() if served_by(facts, job) is attempt]

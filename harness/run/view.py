@@ -1,0 +1,286 @@
+"""The documented, typed view of a run: what user invariants read instead of trace strings.
+
+``RunView.of(run)`` (or ``run.view``) turns the trace of a finished run into
+records: one ``JobRecord`` per submitted job (its key, priority, attempts
+with start and end times and how each ended, what its caller received and
+when it was cancelled, which execution served it), one ``CallRecord`` per
+target operation call, and a few queries invariants need (what ran at a
+virtual time, what a caller received, which execution served a caller). It
+is built on ``harness.run.facts``, the index the built-in invariants
+use, so a user invariant sees exactly what they see. Times are virtual
+microseconds (``t_us``), as in the trace, monotonic; the ``*wall_us`` fields
+and ``wall_us(index)`` give what the subject's ``clock.seconds()`` read then
+(monotonic time plus the wall-clock jumps so far), and ``late_us`` how late
+the clock policy lets a call fire. The reference is docs/run-api.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from harness.run.facts import Attempt, Facts, JobFacts, facts_of
+from harness.run.outcomes import Outcome, received, served_by
+from harness.model.schedule import Call, Jump
+
+if TYPE_CHECKING:
+    from harness.run.runner import Run
+    from harness.model.trace import Event
+
+
+class EventKind(str, Enum):
+    """Every kind of trace event. A member equals its string, so ``event.kind == EventKind.RESULT`` works."""
+
+    SUBMIT = "submit"  #: a job is handed to the subject (detail: ``p<priority>[ key <key>]``)
+    SUBMIT_RAISED = "submit.raised"  #: submit raised instead of returning a Deferred
+    START = "start"  #: a periodic subject is started with its work
+    JOB_START = "job.start"  #: the subject called a job: an attempt begins
+    JOB_FINISH = "job.finish"  #: an attempt succeeded
+    JOB_FAIL = "job.fail"  #: an attempt failed (detail: the exception type)
+    JOB_CANCEL = "job.cancel"  #: an attempt's own Deferred was cancelled
+    RESULT = "result"  #: the caller's Deferred delivered a value
+    FAILURE = "failure"  #: the caller's Deferred failed
+    ERROR_IS = "error.is"  #: after an error event: the declared types its error is an instance of (subclasses)
+    CANCEL = "cancel"  #: the harness cancelled the caller's Deferred
+    CANCEL_RAISED = "cancel.raised"  #: cancel() raised
+    CANCEL_SKIP = "cancel.skip"  #: nothing to cancel (the job was never submitted)
+    STOP = "stop"  #: the harness called stop() (detail: scheduled or teardown)
+    STOP_RAISED = "stop.raised"
+    STOP_SKIP = "stop.skip"
+    STOP_FAILURE = "stop.failure"  #: the Deferred stop() returned failed
+    CALL = "call"  #: a target operation was called (detail: ``name(args)``)
+    CALL_RAISED = "call.raised"  #: it raised an exception type it does not declare
+    CALL_FAILURE = "call.failure"  #: its Deferred failed with a type it does not declare
+    CALL_REFUSED = "call.refused"  #: it raised (or failed with) a declared type
+    CLOCK_JUMP = "clock.jump"  #: the wall clock (seconds()) jumped
+    DRAINED = "drained"  #: the run drained after its last operation
+    REACTOR_ERROR = "reactor.error"  #: an exception escaped a scheduled call
+    REACTOR_LIVELOCK = "reactor.livelock"
+    TARGET_HANG = "target.hang"
+    UNHANDLED = "unhandled"  #: "Unhandled error in Deferred" was logged
+    LOG_ERROR = "log.error"  #: another error was logged
+    LEAK_CALL = "leak.call"  #: a DelayedCall left pending after stop
+    LEAK_LOOP = "leak.loop"  #: a LoopingCall left running after stop
+    USER_FAIL = "user.fail"  #: a target invariant failed
+    TIMER_SET = "timer.set"  #: the subject called callLater (detail: ``#<n> <function> due <time>``)
+    TIMER_FIRE = "timer.fire"  #: one of the subject's delayed calls ran (detail: ``#<n> <function>``)
+    TIMER_CANCEL = "timer.cancel"  #: one of the subject's delayed calls was cancelled
+    TIMER_LIMIT = "timer.limit"  #: the run's timer budget is spent: no more timer events
+    END = "end"
+
+
+#: How an attempt ended, from the event that ended it.
+_ENDED = {"job.finish": "finished", "job.fail": "failed", "job.cancel": "cancelled"}
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One call of a job by the subject: ``n`` counts from 0 (later ones are retries).
+
+    ``outcome`` is ``"finished"``, ``"failed"``, ``"cancelled"`` or None (still
+    running when the run ended); ``error`` the exception type of a failure.
+    """
+
+    job: int
+    n: int
+    behaviour: str
+    start_us: int
+    end_us: int | None
+    outcome: str | None
+    error: str | None
+    #: What ``clock.seconds()`` read at the start and end (monotonic time plus the jumps so far).
+    start_wall_us: int | None = None
+    end_wall_us: int | None = None
+
+    def running_at(self, t_us: int) -> bool:
+        """Started at or before ``t_us`` and not ended before it."""
+        return self.start_us <= t_us and (self.end_us is None or self.end_us > t_us)
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One submitted job and its caller.
+
+    ``received`` is what the caller's Deferred delivered first (None: never
+    fired); ``cancelled_us`` when the harness cancelled it; ``served_by``
+    which attempt's outcome it received (its own, or, for a shared target,
+    the execution it joined).
+    """
+
+    id: int
+    key: int
+    priority: int
+    periodic: bool
+    submitted_us: int | None
+    attempts: tuple[AttemptRecord, ...]
+    received: Outcome | None
+    cancelled_us: tuple[int, ...]
+    served_by: AttemptRecord | None
+    #: What ``clock.seconds()`` read when the job was submitted.
+    submitted_wall_us: int | None = None
+
+    @property
+    def ran(self) -> bool:
+        return bool(self.attempts)
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One target operation call: its name and arguments, when, and what it raised (exception type)."""
+
+    operation: str
+    args: tuple[Any, ...]
+    t_us: int
+    raised: str | None
+    declared: bool
+    #: What ``clock.seconds()`` read when the operation was called.
+    wall_us: int | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """One moment in a run, in trace order: an attempt starts or ends, or an operation is called."""
+
+    t_us: int
+    kind: str  # "start", "end" or "call"
+    attempt: AttemptRecord | None = None
+    call: CallRecord | None = None
+    wall_us: int | None = None
+
+
+class RunView:
+    """The typed records of one finished run; build with ``RunView.of(run)``."""
+
+    def __init__(self, run: Run) -> None:
+        facts = facts_of(run)
+        self.facts = facts
+        self.events: list[Event] = facts.events
+        self._schedule = run.schedule
+        self._skew = _skews(run.schedule, self.events)
+        self._attempts = {id(a): _attempt(facts, a, self.wall_us) for job in facts.jobs.values() for a in job.attempts}
+        self.jobs: dict[int, JobRecord] = {job.id: self._job(job) for job in facts.jobs.values()}
+        self.calls: tuple[CallRecord, ...] = _calls(run, facts, self.wall_us)
+        #: How late the clock policy lets a call fire after it is due, in microseconds: the
+        #: stride (``schedule.clock.step_ms``) plus the jitter (``schedule.clock.jitter_ms``).
+        self.late_us: int = facts.late_us
+
+    def wall_us(self, index: int) -> int:
+        """What ``clock.seconds()`` read at trace index ``index``, in whole microseconds: the event's
+        monotonic ``t_us`` plus every wall-clock jump recorded up to it (without the clock's sub-microsecond drift)."""
+        if index >= len(self._skew):  # a target invariant may read while the trace still grows
+            self._skew = _skews(self._schedule, self.events)
+        return self.events[index].t_us + self._skew[index]
+
+    @classmethod
+    def of(cls, run: Run) -> RunView:
+        cached = getattr(run, "_view", None)
+        if cached is None or cached.facts is not facts_of(run):
+            cached = run._view = cls(run)
+        return cached
+
+    def _job(self, job: JobFacts) -> JobRecord:
+        served = served_by(self.facts, job)
+        return JobRecord(
+            id=job.id,
+            key=job.key,
+            priority=job.priority,
+            periodic=job.periodic,
+            submitted_us=self.facts.time(job.submit) if job.submit is not None else None,
+            attempts=tuple(self._attempts[id(a)] for a in job.attempts),
+            received=received(self.facts, job),
+            cancelled_us=tuple(self.facts.time(c) for c in job.cancels),
+            served_by=self._attempts[id(served)] if served is not None else None,
+            submitted_wall_us=self.wall_us(job.submit) if job.submit is not None else None,
+        )
+
+    def attempts(self) -> list[AttemptRecord]:
+        """Every attempt, in the order they started."""
+        return [self._attempts[id(a)] for a in sorted(_all(self.facts), key=lambda a: a.start)]
+
+    def running_at(self, t_us: int) -> list[AttemptRecord]:
+        """The attempts running at virtual time ``t_us``."""
+        return [a for a in self.attempts() if a.running_at(t_us)]
+
+    def received(self, job: int) -> Outcome | None:
+        """What job ``job``'s caller received (first firing of its Deferred), or None."""
+        return self.jobs[job].received
+
+    def served_by(self, job: int) -> AttemptRecord | None:
+        """Which attempt's outcome job ``job``'s caller received."""
+        return self.jobs[job].served_by
+
+    def callers_of(self, attempt: AttemptRecord) -> list[JobRecord]:
+        """The callers an execution served: its own job's and those that joined it."""
+        return [job for job in self.jobs.values() if job.served_by is attempt]
+
+    def of_kind(self, kind: EventKind | str) -> Iterator[tuple[int, Event]]:
+        """``(trace index, event)`` of every event of one kind."""
+        return ((i, e) for i, e in enumerate(self.events) if e.kind == kind)
+
+    def steps(self) -> Iterator[Step]:
+        """Attempt starts and ends and operation calls, in the order they happened."""
+        starts = {a.start: a for a in _all(self.facts)}
+        ends = {a.end: a for a in _all(self.facts) if a.end is not None}
+        calls = iter(self.calls)
+        for index, event in enumerate(self.events):
+            wall = self.wall_us(index)
+            if index in starts:
+                yield Step(event.t_us, "start", attempt=self._attempts[id(starts[index])], wall_us=wall)
+            elif index in ends:
+                yield Step(event.t_us, "end", attempt=self._attempts[id(ends[index])], wall_us=wall)
+            elif event.kind == "call":
+                call = next(calls, None)
+                if call is not None:
+                    yield Step(event.t_us, "call", call=call, wall_us=wall)
+
+
+def _all(facts: Facts) -> Iterator[Attempt]:
+    return (a for job in facts.jobs.values() for a in job.attempts)
+
+
+def _skews(schedule: Any, events: list[Event]) -> list[int]:
+    """Per trace index, the wall-clock skew (sum of jumps, microseconds) so far. Each ``clock.jump``
+    event is paired with the schedule's next ``Jump`` (its detail string is never parsed)."""
+    jumps = iter(op for op in schedule.ops if isinstance(op, Jump))
+    skew, out = 0, []
+    for event in events:
+        if event.kind == "clock.jump":
+            op = next(jumps, None)
+            skew += op.delta_ms * 1000 if op is not None else 0
+        out.append(skew)
+    return out
+
+
+def _attempt(facts: Facts, a: Attempt, wall_us: Callable[[int], int]) -> AttemptRecord:
+    error = facts.events[a.end].detail if a.end_kind == "job.fail" else None
+    return AttemptRecord(
+        job=a.job,
+        n=a.n,
+        behaviour=a.kind,
+        start_us=facts.time(a.start),
+        end_us=facts.time(a.end) if a.end is not None else None,
+        outcome=_ENDED.get(a.end_kind) if a.end_kind else None,
+        error=error,
+        start_wall_us=wall_us(a.start),
+        end_wall_us=wall_us(a.end) if a.end is not None else None,
+    )
+
+
+def _calls(run: Run, facts: Facts, wall_us: Callable[[int], int]) -> tuple[CallRecord, ...]:
+    """Pair each ``call`` event with its schedule operation (the detail is never parsed for the name)."""
+    ops = iter(op for op in run.schedule.ops if isinstance(op, Call))
+    out: list[CallRecord] = []
+    events = facts.events
+    for index, event in enumerate(events):
+        if event.kind != "call":
+            continue
+        op = next(ops)
+        after = events[index + 1] if index + 1 < len(events) else None
+        raised = declared = None
+        if after is not None and after.kind in ("call.raised", "call.refused") and after.detail.startswith(f"{op.operation}: "):
+            raised = after.detail[len(op.operation) + 2 :].split(":", 1)[0]
+            declared = after.kind == "call.refused"
+        out.append(CallRecord(op.operation, op.args, event.t_us, raised, bool(declared), wall_us(index)))
+    return tuple(out)

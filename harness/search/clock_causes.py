@@ -1,0 +1,56 @@
+"""Which of a failing schedule's clock faults the failure needs, after shrinking.
+
+A schedule runs under a clock policy (``ClockPolicy``): a tie-break for calls
+due at the same instant, a stride, a jitter. A failure that needs one of them
+is a different finding from one that does not: "job 3 started ahead of job 2"
+only because calls due together ran last-in first-out says the subject relies
+on the order of same-instant ``callLater`` calls. This pass tries each fault
+away on its own (jitter -> 0, stride -> 0, tie-break -> fifo), keeps every
+simplification under which the same invariant still breaks, and names the
+faults that remain, for the failure's message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from harness.model.schedule import ClockPolicy, Schedule
+
+#: Each clock fault: whether a policy has it, the policy without it, and how to say it is needed.
+_FAULTS: tuple[tuple[Callable[[ClockPolicy], bool], Callable[[ClockPolicy], ClockPolicy], Callable[[ClockPolicy], str]], ...] = (
+    (
+        lambda p: p.jitter_ms > 0,
+        lambda p: replace(p, jitter_ms=0),
+        lambda p: f"calls firing up to {p.jitter_ms}ms late",
+    ),
+    (
+        lambda p: p.step_ms > 0,
+        lambda p: replace(p, step_ms=0),
+        lambda p: f"the reactor waking only every {p.step_ms}ms",
+    ),
+    (
+        lambda p: p.tie_break != "fifo",
+        lambda p: replace(p, tie_break="fifo", seed=0 if p.jitter_ms == 0 else p.seed),
+        lambda p: f"calls due at the same instant run in {p.tie_break} order",
+    ),
+)
+
+
+def tame_clock(schedule: Schedule, still_fails: Callable[[Schedule], bool]) -> tuple[Schedule, tuple[str, ...]]:
+    """The schedule with every clock fault it does not need removed, and the ones it needs, described."""
+    for has, without, _ in _FAULTS:
+        if has(schedule.clock):
+            candidate = replace(schedule, clock=without(schedule.clock))
+            if still_fails(candidate):
+                schedule = candidate
+    needs = tuple(say(schedule.clock) for has, _, say in _FAULTS if has(schedule.clock))
+    return schedule, needs
+
+
+def needs_note(needs: tuple[str, ...]) -> str:
+    """The clause appended to a violation's message when the failure needs clock faults ('' when none)."""
+    if not needs:
+        return ""
+    which = "this clock fault" if len(needs) == 1 else "any one of these clock faults"
+    return f"; it fails only with {' and with '.join(needs)}: without {which} the schedule passes"

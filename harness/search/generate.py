@@ -1,0 +1,212 @@
+"""Search examples without Hypothesis: seeded byte strings, decoded by the schedule codec.
+
+Hypothesis costs about a millisecond of bookkeeping per example (choice
+sequences, its tree of what was tried, mutation), more than running a medium
+schedule. A campaign's search does not need it: every byte string decodes to
+a schedule (``harness.search.strategies._Codec.decode_blob``), so drawing bytes from
+a seeded ``random.Random`` costs next to nothing per example and is a pure
+function of the seed (and of the target's traces, for the guided strategy):
+the n-th example of a seed is the same whatever the example cap. What a
+strategy keeps between examples is bounded, so memory stays flat however long
+the campaign.
+
+Strategies (``STRATEGIES``, chosen with ``CampaignConfig.strategy`` or
+``harness fuzz --strategy``):
+
+- ``random``: uniform random bytes under the target's menu;
+- ``swarm``: swarm testing: each example first draws which job behaviours,
+  operations (cancel, jump, stop), errors and clock faults it may use, a
+  random part of the menu, then random bytes under that part (a bug that
+  needs many submissions of one kind and no cancels is found when cancels
+  are switched off, rather than diluted by them);
+- ``guided``: feedback-guided mutation: keep the byte strings whose run
+  reached a trace feature not seen before (an event kind with the number of
+  jobs running and waiting at that moment) and mutate them: insert, delete
+  or duplicate an operation, shift one in time, change a job's behaviour,
+  change the tie order; a fresh random example every few;
+- ``pct``: random bytes whose calls due at the same instant run in PCT
+  order (``harness.run.clock``): random priorities with ``depth - 1`` change
+  points, for bugs that need a few same-instant calls in one order;
+- ``mixed`` (the default): each example is drawn by one of the four, in
+  proportions ``MIXED``, sharing the guided pool.
+
+Hypothesis's ``schedules()`` strategy stays the way to write one's own
+property tests; a failure found here is shrunk by ``harness.search.shrink``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from random import Random
+from typing import Any
+
+from harness.run.runner import Run
+from harness.model.schedule import Schedule
+from harness.model.menu import Menu
+from harness.search.strategies import HEADER, codec
+
+#: The search strategies a campaign can use; ``mixed`` combines the others.
+STRATEGIES = ("mixed", "random", "swarm", "guided", "pct")
+DEFAULT_STRATEGY = "mixed"
+#: The bug depth ``pct`` aims at unless told otherwise.
+DEFAULT_DEPTH = 3
+
+#: How ``mixed`` splits its examples between the strategies.
+MIXED = (("random", 0.35), ("swarm", 0.25), ("guided", 0.25), ("pct", 0.15))
+
+#: Byte strings the guided strategy keeps (a new one replaces a random old one once full).
+POOL_SIZE = 256
+#: Trace features remembered (a feature is small; the set stops growing past this).
+MAX_FEATURES = 50_000
+#: Running and waiting counts are capped at this in features: 3 jobs waiting and 30 are the same news.
+FEATURE_CAP = 6
+#: Events that end a job's attempt (for the running count of a feature).
+_ENDS = frozenset({"job.finish", "job.fail", "job.cancel"})
+
+
+class Examples:
+    """The schedules one search round tries, in order, for a menu, a seed and a strategy.
+
+    ``next(examples)`` gives the next schedule; ``feedback(run)`` must then be
+    called with its run (the guided strategies learn from it; the others
+    ignore it).
+    """
+
+    def __init__(self, menu: Menu, seed: int, strategy: str = DEFAULT_STRATEGY, depth: int = DEFAULT_DEPTH) -> None:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown search strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        self.menu = menu
+        self.codec = codec(menu)
+        self.random = Random(seed)
+        self.strategy = strategy
+        self.depth = depth
+        self.pool: list[bytes] = []
+        self.features: set[tuple[str, int, int]] = set()
+        self.last: tuple[bytes, bool] | None = None  # the last blob, and whether it was decoded under the full menu
+
+    def blob(self, menu: Menu | None = None) -> bytes:
+        """A random byte string: a uniform number of operations within the menu's bounds."""
+        menu = menu or self.menu
+        ops = self.random.randint(menu.min_ops, menu.max_ops)
+        return self.random.randbytes(self.codec.blob_size(ops))
+
+    def __next__(self) -> Schedule:
+        kind = self.strategy
+        if kind == "mixed":
+            kind = _pick(self.random, MIXED)
+        if kind == "swarm":
+            part = swarm_menu(self.menu, self.random)
+            blob = self.blob(part)
+            self.last = (blob, False)
+            return codec(part).decode_blob(blob)
+        if kind == "pct":
+            blob = self.blob()
+            self.last = (blob, False)  # its bytes decode to another tie order under the full menu
+            schedule = self.codec.decode_blob(blob)
+            return replace(schedule, clock=replace(schedule.clock, tie_break="pct", depth=self.depth))
+        if kind == "guided" and self.pool and self.random.random() < 0.8:
+            blob = mutate(self.random.choice(self.pool), self.codec.width, self.menu, self.random)
+        else:
+            blob = self.blob()
+        self.last = (blob, True)
+        return self.codec.decode_blob(blob)
+
+    def __iter__(self) -> Examples:
+        return self
+
+    def feedback(self, run: Run) -> None:
+        """Learn from the run of the last schedule: keep its bytes if it reached something new."""
+        if self.strategy not in ("guided", "mixed") or self.last is None:
+            return
+        new = features(run) - self.features
+        if not new:
+            return
+        if len(self.features) < MAX_FEATURES:
+            self.features |= new
+        blob, full_menu = self.last
+        if not full_menu:  # a swarm example's bytes mean something else under the full menu
+            return
+        if len(self.pool) < POOL_SIZE:
+            self.pool.append(blob)
+        else:
+            self.pool[self.random.randrange(POOL_SIZE)] = blob
+
+
+def features(run: Run) -> set[tuple[str, int, int]]:
+    """What a run reached: each event kind with the jobs running and waiting when it happened."""
+    running = waiting = 0
+    found = set()
+    for event in run.trace.events:
+        kind = event.kind
+        if kind == "submit":
+            waiting += 1
+        elif kind == "job.start":
+            waiting = max(waiting - 1, 0)
+            running += 1
+        elif kind in _ENDS:
+            running = max(running - 1, 0)
+        found.add((kind, min(running, FEATURE_CAP), min(waiting, FEATURE_CAP)))
+    return found
+
+
+def swarm_menu(menu: Menu, random: Random) -> Menu:
+    """A random part of ``menu``: each job behaviour, operation, error and clock fault kept or not."""
+
+    def some(options: tuple[Any, ...]) -> tuple[Any, ...]:
+        kept = tuple(option for option in options if random.random() < 0.5)
+        return kept or (random.choice(options),)
+
+    return replace(
+        menu,
+        job_kinds=some(menu.job_kinds),
+        errors=some(menu.errors),
+        cancels=menu.cancels and random.random() < 0.5,
+        jumps=menu.jumps and random.random() < 0.5,
+        stops=menu.stops and random.random() < 0.5,
+        tie_breaks=some(menu.tie_breaks),
+        steps_ms=some(menu.steps_ms),
+        jitters_ms=some(menu.jitters_ms),
+    )
+
+
+def mutate(blob: bytes, width: int, menu: Menu, random: Random) -> bytes:
+    """``blob`` changed in one to three places, as a coverage-guided fuzzer mutates its inputs.
+
+    Changes keep whole records: insert a random operation, delete one,
+    duplicate one (the copy lands in the same instant: a zero gap), shift one
+    in time (its gap byte), change a job's behaviour or duration, or change
+    the tie order and its seed (the header).
+    """
+    data = bytearray(blob)
+    head = HEADER + (width if menu.periodic else 0)
+    for _ in range(random.randint(1, 3)):
+        records = (len(data) - head) // width
+        choice = random.randrange(7)
+        at = head + random.randrange(records) * width if records else None
+        if choice == 0 and records < menu.max_ops:
+            where = head + random.randint(0, records) * width
+            data[where:where] = random.randbytes(width)
+        elif choice == 1 and at is not None and records > menu.min_ops:
+            del data[at : at + width]
+        elif choice == 2 and at is not None and records < menu.max_ops:
+            copy = bytearray(data[at : at + width])
+            copy[2] = random.randrange(128)  # no gap: the same instant as the original
+            data[at + width : at + width] = copy
+        elif choice == 3 and at is not None:
+            data[at + 2] = random.choice((0, random.randrange(256), min(data[at + 2] + 1, 255)))
+        elif choice == 4 and at is not None:
+            data[at + random.choice((0, 1, 3))] = random.randrange(256)
+        elif choice == 5:
+            data[random.randrange(HEADER)] = random.randrange(256)
+        elif at is not None:
+            data[at : at + width] = random.randbytes(width)
+    return bytes(data)
+
+
+def _pick(random: Random, weighted: tuple[tuple[str, float], ...]) -> str:
+    roll = random.random()
+    for name, weight in weighted:
+        roll -= weight
+        if roll < 0:
+            return name
+    return weighted[-1][0]

@@ -1,0 +1,172 @@
+"""Domain-aware shrinking: the campaign's only shrinker (its search does not run Hypothesis).
+
+It works on the schedule itself, not on the bytes it was decoded from (where
+an operation cannot be deleted without shifting the records behind it), and
+keeps each change only while the same invariant still breaks (the one found
+first, never another that a smaller schedule happens to break): it deletes runs of operations, then
+single ones and pairs (a cancel of a deleted job goes with it), drops later-attempt
+behaviours and hostile cancellers, moves jobs to key 0, zeroes durations, moves operations earlier
+in time (one alone into the instant of the one before, or it and all later
+ones by a whole gap or part of it), tames the clock policy, and finally
+numbers the jobs (and keys) 0, 1, 2... The passes are a table (``PASSES``): a
+new kind of simplification is one more generator in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+from harness.model.schedule import Cancel, JobSpec, Schedule, Start, Submit
+
+#: Replays the pass may spend on one schedule.
+MAX_ATTEMPTS = 2_000
+#: Up to this many operations, pairs are deleted too: two jobs that only
+#: matter together (two slots to fill) are a common local minimum.
+PAIRS_UP_TO = 24
+
+
+def shrink_schedule(schedule: Schedule, still_fails: Callable[[Schedule], bool]) -> Schedule:
+    """Greedily remove and simplify operations while ``still_fails`` holds; return the result."""
+    attempts = 0
+    improved = True
+    while improved and attempts < MAX_ATTEMPTS:
+        improved = False
+        for candidate in _candidates(schedule):
+            attempts += 1
+            if still_fails(candidate):
+                schedule = candidate
+                improved = True
+                break
+            if attempts >= MAX_ATTEMPTS:
+                break
+    renumbered = _renumbered(schedule)
+    if renumbered != schedule and still_fails(renumbered):
+        schedule = renumbered
+    return schedule
+
+
+def _without(schedule: Schedule, doomed: set[int]) -> Schedule:
+    """The schedule minus the operations at ``doomed``, and minus cancels of jobs no longer submitted."""
+    kept = [op for i, op in enumerate(schedule.ops) if i not in doomed]
+    jobs = {op.job for op in kept if isinstance(op, (Submit, Start))}
+    return replace(schedule, ops=tuple(op for op in kept if not isinstance(op, Cancel) or op.job in jobs))
+
+
+def _delete_runs(schedule: Schedule) -> Iterator[Schedule]:
+    """Halves, quarters, ... of the operations, deleted at once."""
+    count = len(schedule.ops)
+    size = count // 2
+    while size >= 2:
+        for begin in range(0, count - size + 1, size):
+            yield _without(schedule, set(range(begin, begin + size)))
+        size //= 2
+
+
+def _delete_singles(schedule: Schedule) -> Iterator[Schedule]:
+    for index in range(len(schedule.ops)):
+        yield _without(schedule, {index})
+
+
+def _delete_pairs(schedule: Schedule) -> Iterator[Schedule]:
+    count = len(schedule.ops)
+    if count <= PAIRS_UP_TO:
+        for first in range(count):
+            for second in range(first + 1, count):
+                yield _without(schedule, {first, second})
+
+
+def _simplify_jobs(schedule: Schedule) -> Iterator[Schedule]:
+    ops = schedule.ops
+    for index, op in enumerate(ops):
+        if isinstance(op, (Submit, Start)):
+            for simpler in _simpler_jobs(op):
+                yield replace(schedule, ops=ops[:index] + (simpler,) + ops[index + 1 :])
+
+
+def _move_earlier(schedule: Schedule) -> Iterator[Schedule]:
+    """Operations moved earlier in time, every candidate lowering the sum of the operations' times.
+
+    For each gap before an operation: that operation alone to the instant of
+    the one before it (two operations in the same instant, the other ones
+    where they were), then it and every later operation earlier by the whole
+    gap, by half of it, a quarter... (a window boundary or a timer the bug
+    needs stays reachable at some shift, where closing the whole gap loses it).
+    """
+    ops = schedule.ops
+    for index in range(len(ops)):
+        before = ops[index - 1].at_ms if index else 0
+        gap = ops[index].at_ms - before
+        if not gap:
+            continue
+        if index:
+            yield replace(schedule, ops=ops[:index] + (replace(ops[index], at_ms=before),) + ops[index + 1 :])
+        shift = gap
+        while shift:
+            yield replace(schedule, ops=ops[:index] + tuple(replace(op, at_ms=op.at_ms - shift) for op in ops[index:]))
+            shift //= 2
+
+
+def _tame_clock(schedule: Schedule) -> Iterator[Schedule]:
+    policy = schedule.clock
+    if policy.jitter_ms:
+        yield replace(schedule, clock=replace(policy, jitter_ms=0))
+    if policy.step_ms:
+        yield replace(schedule, clock=replace(policy, step_ms=0))
+    if policy.tie_break != "fifo":
+        yield replace(schedule, clock=replace(policy, tie_break="fifo", seed=0))
+
+
+#: The passes, tried in this order; each proposes simpler schedules, and the first that still fails
+#: is kept and the passes start over. Every candidate must be smaller by some measure (fewer
+#: operations, simpler behaviours, earlier times, a tamer clock) so that shrinking ends.
+PASSES: list[Callable[[Schedule], Iterator[Schedule]]] = [
+    _delete_runs,
+    _delete_singles,
+    _delete_pairs,
+    _simplify_jobs,
+    _move_earlier,
+    _tame_clock,
+]
+
+
+def _candidates(schedule: Schedule) -> Iterator[Schedule]:
+    for shrink_pass in PASSES:
+        yield from shrink_pass(schedule)
+
+
+def _simpler_jobs(op: Submit | Start) -> Iterator[Submit | Start]:
+    if op.then:
+        yield replace(op, then=())
+        if len(op.then) > 1:
+            yield replace(op, then=op.then[:-1])
+    for spec in _simpler_specs(op.spec):
+        yield replace(op, spec=spec)
+    if isinstance(op, Submit) and op.priority:
+        yield replace(op, priority=0)
+    if isinstance(op, Submit) and op.key:
+        yield replace(op, key=0)
+
+
+def _simpler_specs(spec: JobSpec) -> Iterator[JobSpec]:
+    if spec.canceller_raises:
+        yield replace(spec, canceller_raises=False)
+    if spec.after_ms:
+        yield replace(spec, after_ms=0)
+    if spec.kind != "succeed":
+        yield replace(spec, kind="succeed", canceller_raises=False)
+    if spec.error != "InjectedError" and spec.fails:
+        yield replace(spec, error="InjectedError")
+
+
+def _renumbered(schedule: Schedule) -> Schedule:
+    """The same schedule with jobs, and keys, numbered 0, 1, 2... in submission order, for readability."""
+    numbers: dict[int, int] = {}
+    keys: dict[int, int] = {}
+    for op in schedule.ops:
+        if isinstance(op, (Submit, Start)):
+            numbers[op.job] = len(numbers)
+        if isinstance(op, Submit):
+            keys.setdefault(op.key, len(keys))
+    ops = tuple(replace(op, job=numbers[op.job]) if isinstance(op, (Submit, Start, Cancel)) else op for op in schedule.ops)
+    return replace(schedule, ops=tuple(replace(op, key=keys[op.key]) if isinstance(op, Submit) else op for op in ops))

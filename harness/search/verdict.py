@@ -1,0 +1,78 @@
+"""Verdicts: play a schedule and say what broke, hangs included.
+
+A run that hangs or livelocks has no complete trace for the invariants to
+judge; it is itself the failure. ``judge`` reports it as a violation of one
+of two harness-level pseudo-invariants, so that campaigns, the regression
+corpus and ``harness replay`` save, list and replay it like any other:
+
+- ``harness.hang``: a step took longer than the wall-clock limit of a run;
+- ``harness.livelock``: scheduled calls kept scheduling calls for the same
+  instant.
+"""
+
+from __future__ import annotations
+
+from harness.errors import FailureFileError, TargetError
+from harness.store.failure_file import FailureRecord
+from harness.invariants import Violation, check
+from harness.run.runner import Run, TargetHung, run_schedule, unknown_error
+from harness.model.schedule import Schedule
+from harness.model.target import Target
+from harness.model.trace import first_divergence
+from harness.guard.watchdog import DEFAULT_TIMEOUT_S
+
+HANG = "harness.hang"
+LIVELOCK = "harness.livelock"
+#: The pseudo-invariants a run that did not finish breaks.
+UNFINISHED = (HANG, LIVELOCK)
+
+#: What a nondeterministic target does wrong and how to fix it, for messages.
+NONDETERMINISTIC_FIX = (
+    "it reads time, randomness or global state the harness does not control "
+    "(keep state in the subject, read time from the clock, seed any random.Random per subject)"
+)
+
+
+def judge(target: Target, schedule: Schedule, timeout_s: float | None = DEFAULT_TIMEOUT_S) -> tuple[Run, list[Violation]]:
+    """Run ``schedule`` and return the run and its violations, in report order.
+
+    A run that hung or livelocked gives exactly one violation, of
+    ``harness.hang`` or ``harness.livelock``, pointing at the last event of
+    its (partial) trace. Target errors are raised, as by ``run_schedule``.
+    """
+    try:
+        run = run_schedule(target, schedule, timeout_s)
+    except TargetHung as hung:
+        name = HANG if hung.kind == "hang" else LIVELOCK
+        return hung.run, [Violation(name, hung.message, (hung.event,), (), hung.t_us)]
+    return run, check(run)
+
+
+def hung_at(run: Run) -> int | None:
+    """The index of the operation an unfinished run stopped in, or None if it stopped after the last one."""
+    return run.step if run.phase in ("step", "advance") else None
+
+
+def replay(target: Target, record: FailureRecord, source: str, timeout_s: float | None = DEFAULT_TIMEOUT_S) -> tuple[Run, list[Violation]]:
+    """Judge a failure file's schedule; an error name the target does not know is the file's fault."""
+    unknown = unknown_error(target, record.schedule)
+    if unknown is not None:
+        job, name = unknown
+        raise FailureFileError(
+            f"{source}: job {job} injects {name!r}, which is neither a built-in error nor one "
+            f"that {record.target} declares; the harness never imports an exception by name"
+        )
+    try:
+        return judge(target, record.schedule, timeout_s)
+    except TargetError as exc:
+        raise TargetError(f"replaying {source}: {exc}") from None
+
+
+def divergence(first: list[str], second: list[str]) -> str | None:
+    """Where two traces first differ, both lines quoted, for a one-line message; None if identical."""
+    index = first_divergence(first, second)
+    if index is None:
+        return None
+    left = repr(first[index]) if index < len(first) else "the end of the trace"
+    right = repr(second[index]) if index < len(second) else "the end of the trace"
+    return f"event {index}: {left} then {right}"
