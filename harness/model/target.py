@@ -171,7 +171,8 @@ class Target:
             raise TargetError(
                 f"Target menu must be a harness.Menu or a dict of Menu fields to change, got {self.menu!r}"
             )
-        if self.cancellable is False and self.menu is not None and self.menu.cancels and not self.menu.periodic:
+        # The menu is a Menu or None by now (isinstance says so to the type checker too).
+        if self.cancellable is False and isinstance(self.menu, Menu) and self.menu.cancels and not self.menu.periodic:
             raise TargetError(
                 "Target cancellable=False promises nothing about cancels, so its invariants cannot judge them, but its "
                 "menu draws cancels: pass Menu(cancels=False, ...), or declare cancellable=True, 'detach' or 'abandon'"
@@ -217,10 +218,7 @@ class Target:
         """The promised (low, high) delay in ms before retry number ``retry`` (1-based), if any."""
         if self.backoff_ms is None:
             return None
-        if callable(self.backoff_ms):
-            low, high = self.backoff_ms(retry)
-            return float(low), float(high)
-        return float(self.backoff_ms[0]), float(self.backoff_ms[1])
+        return _backoff_range(self.backoff_ms, retry)
 
     @property
     def backoff_loop(self) -> bool:
@@ -238,13 +236,14 @@ class Target:
         if self.kind != "periodic":
             return 0
         waits = [self.interval_ms or 0]
-        if self.backoff_ms is not None:
-            waits += [math.ceil(self.backoff_range(k)[1]) for k in range(1, BACKOFF_RETRIES_OBSERVED + 1)]  # type: ignore[index]
+        backoff = self.backoff_ms
+        if backoff is not None:
+            waits += [math.ceil(_backoff_range(backoff, k)[1]) for k in range(1, BACKOFF_RETRIES_OBSERVED + 1)]
         return max(waits)
 
     def default_menu(self) -> Menu:
         """What schedules for this target contain: its own menu, else the one derived from its promises."""
-        if self.menu is not None:
+        if isinstance(self.menu, Menu):  # __post_init__ turned a dict of overrides into a Menu
             return self.menu
         return Menu.derived(self)
 
@@ -303,6 +302,14 @@ class Target:
         if self.stop is not None:
             return self.stop(subject)
         return subject.stop()
+
+
+def _backoff_range(backoff: Backoff, retry: int) -> tuple[float, float]:
+    """The (low, high) delay in ms a ``backoff_ms`` promises before retry number ``retry`` (1-based)."""
+    if callable(backoff):
+        low, high = backoff(retry)
+        return float(low), float(high)
+    return float(backoff[0]), float(backoff[1])
 
 
 def _required_positional(fn: Callable[..., Any]) -> int | None:

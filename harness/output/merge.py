@@ -147,7 +147,8 @@ def _common_target(inputs: Sequence[tuple[str, dict[str, Any]]]) -> str:
                 f"cannot merge summaries of different targets: {first['target']} ({name}) "
                 f"and {other['target']} ({other_name})"
             )
-    return first["target"]
+    target: str = first["target"]
+    return target
 
 
 def _check_shards(inputs: Sequence[tuple[str, dict[str, Any]]], notes: list[str]) -> int | None:
@@ -156,7 +157,8 @@ def _check_shards(inputs: Sequence[tuple[str, dict[str, Any]]], notes: list[str]
     if not shards:
         return None
     name, first = shards[0]
-    count, seed = first["shard"]["count"], first["seed"]
+    count: int = first["shard"]["count"]
+    seed = first["seed"]
     seen: dict[int, str] = {}
     for other_name, other in shards:
         shard = other["shard"]
@@ -217,8 +219,8 @@ def _unique(items: Iterable[Any], key: Any) -> list[Any]:
 
 def _exercised(summaries: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The shards' exercise counts added up, or None unless every shard gathered them."""
-    parts = [s.get("exercised") for s in summaries]
-    if not parts or any(part is None for part in parts):
+    parts: list[dict[str, Any]] = [s["exercised"] for s in summaries if s.get("exercised") is not None]
+    if not parts or len(parts) < len(summaries):
         return None
     total: dict[str, Any] = {"examples": 0, "invariants": {}, "faults": {}}
     for part in parts:

@@ -223,4 +223,5 @@ def _schema_text() -> str:
 
 def schema() -> dict[str, Any]:
     """The JSON Schema the summary follows (draft 2020-12)."""
-    return json.loads(_schema_text())
+    loaded: dict[str, Any] = json.loads(_schema_text())
+    return loaded

@@ -80,6 +80,7 @@ def fuzz(target: Target | str) -> Callable[[Callable[[], Any]], Callable[..., No
         test.__qualname__ = func.__qualname__
         test.__doc__ = func.__doc__
         test.__module__ = func.__module__
+        # pytest reads marks from an attribute that a function's type does not declare:
         test.pytestmark = [*getattr(func, "pytestmark", []), pytest.mark.harness_fuzz(target)]  # type: ignore[attr-defined]
         setattr(test, FUZZ_ATTRIBUTE, fuzz_test)
         return test

@@ -29,7 +29,7 @@ import bisect
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from harness.run.clock import MICRO, FaultClock, Livelock, drift_step
 from harness.model.schedule import TIE_BREAKS
@@ -283,7 +283,8 @@ class _Session:
             self.clock_ids += 1
             self.calls[call_id] = self.clock.callLater(seconds, self._run_clock, call_id, script)
             return
-        target = self._pick(sorted(c.args[0] for c in self.clock.calls), op[1])
+        # args[0] is the int call id given to callLater above; DelayedCall types its args as objects.
+        target = self._pick(sorted(cast(int, c.args[0]) for c in self.clock.calls), op[1])
         if target is None:
             return
         call = self.calls[target]

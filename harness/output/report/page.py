@@ -285,7 +285,8 @@ def write_report(
 
 def _outcome(summary: dict[str, Any] | None, failures: Sequence[FailureView]) -> str:
     if summary is not None and summary.get("outcome") in ("clean", "failed", "interrupted"):
-        return summary["outcome"]
+        outcome: str = summary["outcome"]
+        return outcome
     return "failed" if failures else "clean"
 
 
