@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet import error, task
 from twisted.internet.base import DelayedCall
@@ -97,7 +97,7 @@ class _FaultDelayedCall(DelayedCall):
     seq: int = 0
     clock: FaultClock
 
-    @property  # type: ignore[override]
+    @property
     def time(self) -> float:
         return self.due_us / MICRO
 
@@ -152,7 +152,7 @@ class FaultClock(task.Clock):
         self,
         tie_break: str = "fifo",
         seed: int = 0,
-        on_escape: Callable[[DelayedCall, BaseException], None] | None = None,
+        on_escape: Callable[[DelayedCall, BaseException], object] | None = None,
         jitter: float = 0.0,
         step: float = 0.0,
         depth: int = 3,
@@ -174,7 +174,7 @@ class FaultClock(task.Clock):
         self.on_escape = on_escape
         #: Told ``("set" | "fire" | "cancel", call)`` for every delayed call, when set (the runner's timer events).
         self.on_timer: Callable[[str, _FaultDelayedCall], None] | None = None
-        self.created: list[DelayedCall] = []
+        self.created: list[_FaultDelayedCall] = []
         self.fired = 0
         self.drift = 0.0
 
@@ -188,7 +188,7 @@ class FaultClock(task.Clock):
 
     # -- IReactorTime -------------------------------------------------------
 
-    @property  # type: ignore[override]
+    @property
     def rightNow(self) -> float:
         """Monotonic virtual time in seconds, as ``task.Clock`` code reads it."""
         return self.now_us / MICRO
@@ -215,7 +215,7 @@ class FaultClock(task.Clock):
         """Virtual time that only moves forward; delayed calls are due on it."""
         return self.now_us / MICRO
 
-    def callLater(self, delay: float, callable: Callable[..., Any], *args: object, **kw: object) -> IDelayedCall:
+    def callLater(self, delay: float, callable: Callable[..., Any], *args: object, **kw: object) -> _FaultDelayedCall:
         # Whole microseconds of delay, so that callLater(0.2) at 0.1s is due at exactly 0.3s.
         call = _FaultDelayedCall(0.0, callable, args, kw, self._disarm, _no_reset, self.monotonic)
         call.clock = self
@@ -237,9 +237,11 @@ class FaultClock(task.Clock):
             self.on_timer("set", call)
         return call
 
+    # task.Clock declares list[DelayedCall]; a list is invariant, so narrowing it is unsound in general,
+    # but only this class adds to it, and every call it adds is one of ours.
     calls: list[_FaultDelayedCall]  # type: ignore[assignment]
 
-    def getDelayedCalls(self) -> list[DelayedCall]:
+    def getDelayedCalls(self) -> list[_FaultDelayedCall]:
         return list(self.calls)
 
     # -- the one place each: arm, rearm, disarm, fire -------------------------
@@ -258,9 +260,11 @@ class FaultClock(task.Clock):
 
     def _disarm(self, call: DelayedCall) -> None:
         """A pending call is cancelled (Twisted marks it cancelled right after)."""
-        self.calls.remove(call)  # type: ignore[arg-type]
+        # Twisted types the canceller's argument as its own DelayedCall; this canceller is given only to ours.
+        ours = cast(_FaultDelayedCall, call)
+        self.calls.remove(ours)
         if self.on_timer is not None:
-            self.on_timer("cancel", call)  # type: ignore[arg-type]
+            self.on_timer("cancel", ours)
 
     def _fire(self, call: _FaultDelayedCall) -> None:
         """Run one due call; an exception it raises goes to ``on_escape``."""
