@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from harness.model.target import Target
-from harness.model.trace import Event, format_ms
+from harness.model.trace import Event, EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.facts import ATTEMPT_ENDS, Facts, JobFacts, abandoned_at, facts_of
 
@@ -35,18 +35,18 @@ class _Overfill(Invariant):
         """Attempts no longer counted from a trace index on, though they still run: none by default."""
         return {}
 
-    def check(self, run) -> Iterator[Violation]:
+    def check(self, run) -> Violation | None:
         limit = self.limit(run.target)
         group_of = self.group_of(run)
         for event, held in _overfull(run.trace, limit, group_of, self.dropped(run)):
             others = ", ".join(f"job {job}" for job, _ in held if job != event.job)
-            yield self.violation(
+            return self.violation(
                 run,
                 f"{len(held)} {self.jobs(group_of(event.job))} running at {format_ms(event.t_us)} but the "
                 f"{self.limit_name} is {limit}: job {event.job} started while {others} still ran",
                 list(held.values()),
             )
-            return
+        return None
 
 
 def _overfull(
@@ -59,7 +59,7 @@ def _overfull(
     for index, event in enumerate(events):
         for job, attempt in (dropped or {}).get(index, ()):
             running.get(group_of(job), {}).pop((job, attempt), None)
-        if event.kind == "job.start":
+        if event.kind == EventKind.JOB_START:
             held = running.setdefault(group_of(event.job), {})
             held[(event.job, event.attempt)] = index
             if len(held) > limit:
@@ -136,7 +136,7 @@ class _StartOrder(Invariant):
     def describe(self, waiting: JobFacts, started: JobFacts, facts: Facts) -> str:
         raise NotImplementedError
 
-    def check(self, run) -> Iterator[Violation]:
+    def check(self, run) -> Violation | None:
         facts = facts_of(run)
         starters = sorted((j for j in facts.jobs.values() if j.first_start is not None), key=lambda j: j.first_start)
         for started in starters:
@@ -147,8 +147,8 @@ class _StartOrder(Invariant):
                     continue  # with keys, order is promised among the jobs of one key
                 # skipped() first: a comparison of two fields, where _waiting() walks the job's history.
                 if other.id != started.id and self.skipped(other, started) and _waiting(facts, other, index):
-                    yield self.violation(run, self.describe(other, started, facts), [other.submit, index])
-                    return
+                    return self.violation(run, self.describe(other, started, facts), [other.submit, index])
+        return None
 
 
 class Fifo(_StartOrder):
