@@ -32,6 +32,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from harness.errors import UsageError
+from harness.search.stop_reasons import StopReason
 from harness.store.failure_file import versions
 from harness.output import summary as summary_file
 from harness.output.summary import EXIT_CODES, FORMAT, VERSION
@@ -42,7 +43,7 @@ REQUIRED = summary_file.REQUIRED
 MAX_NAMED = 10
 
 #: ``stopped_by`` of a merge: the first of these any input gives.
-_REASON_ORDER = ("interrupt", "error", "crash", "max-failures", "budget", "max-examples", "exhausted")
+_REASON_ORDER = (StopReason.INTERRUPT, StopReason.ERROR, StopReason.CRASH, StopReason.MAX_FAILURES, StopReason.BUDGET, StopReason.MAX_EXAMPLES, StopReason.EXHAUSTED)
 
 
 def load(path: str | os.PathLike[str]) -> dict[str, Any]:
