@@ -11,12 +11,16 @@ an execution with no caller waiting (every caller of it cancelled; with
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
 from harness.model.target import Target
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.diagnosis import Cause
 from harness.run.facts import CANCELLABLE_KINDS, abandoned_at, facts_of
+
+if TYPE_CHECKING:
+    from harness.run.runner import Run
 
 
 #: The detail of a ``cancel.raised`` event whose exception is a hostile job's canceller failing.
@@ -34,7 +38,7 @@ class Fires(_Cancellation):
     name = "cancellation.fires"
     summary = "a cancelled Deferred fails with CancelledError (or the declared type) in the same instant"
 
-    def check(self, run) -> Violation | None:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         cancel_error = run.target.cancel_error
         expected = cancel_error.__name__
@@ -83,7 +87,7 @@ class NoStart(_Cancellation):
     name = "cancellation.no_start"
     summary = "a cancelled job never starts afterwards (no late start, no retry after cancel)"
 
-    def check(self, run) -> Violation | None:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         for job in facts.jobs.values():
             if not job.cancels or facts.fired_before(job, job.cancels[0]):
@@ -110,7 +114,7 @@ class Propagates(_Cancellation):
     def applies(self, target: Target) -> bool:
         return super().applies(target) and not target.detaches
 
-    def check(self, run) -> Violation | None:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         for job in facts.jobs.values():
             for cancel in job.cancels:
@@ -144,7 +148,7 @@ class Detaches(_Cancellation):
     def applies(self, target: Target) -> bool:
         return super().applies(target) and target.detaches
 
-    def check(self, run) -> Violation | None:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         abandons = run.target.abandons
         for job in facts.jobs.values():
@@ -175,7 +179,7 @@ class Harmless(_Cancellation):
     name = "cancellation.harmless"
     summary = "cancelling twice, or after the result, is harmless (cancel() never raises)"
 
-    def check(self, run) -> Violation | None:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         for index in facts.of_kind(EventKind.CANCEL_RAISED):
             event = facts.events[index]
@@ -193,7 +197,7 @@ class Releases(_Cancellation):
     summary = "a cancelled job releases its slot: the jobs queued behind it still run"
     needs_diagnosis = True
 
-    def check(self, run) -> Violation | None:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         stuck = self.diagnosis(run).first(Cause.CANCEL)
         if stuck is None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
 from harness.model.target import Target
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.diagnosis import Cause
 from harness.run.facts import facts_of
+
+if TYPE_CHECKING:
+    from harness.run.runner import Run
 
 #: Where an ``AlreadyCalledError`` shows: escaped, logged, raised by submit or cancel, or failing a Deferred
 #: (a caller's, or the one ``stop()`` returned).
@@ -28,7 +32,7 @@ class Once(Invariant):
     name = "completion.once"
     summary = "every Deferred fires exactly once (no AlreadyCalledError)"
 
-    def check(self, run) -> Violation | None:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         for index in facts.of_kind(*_DOUBLE_FIRE_KINDS):
             event = facts.events[index]
@@ -53,7 +57,7 @@ class Deadline(Invariant):
     def applies(self, target: Target) -> bool:
         return target.kind == "submit"
 
-    def check(self, run) -> Violation | None:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         stuck = self.diagnosis(run).first(Cause.NONE)
         if stuck is not None:

@@ -13,12 +13,16 @@ within ``cache_ms``), and cancelling one caller never fails another
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
 from harness.model.target import Target
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.facts import Facts, JobFacts, facts_of
 from harness.run.outcomes import Outcome, OutcomeKind, received, served_by
+
+if TYPE_CHECKING:
+    from harness.run.runner import Run
 
 
 def _delivered(facts: Facts, job: JobFacts) -> Outcome | None:
@@ -46,7 +50,7 @@ class OwnResult(Invariant):
     def applies(self, target: Target) -> bool:
         return target.kind == "submit" and not target.shared
 
-    def check(self, run) -> Violation | None:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         for job in facts.jobs.values():
             outcome = _delivered(facts, job)
@@ -71,7 +75,7 @@ class Joined(Invariant):
     def applies(self, target: Target) -> bool:
         return target.shared
 
-    def check(self, run) -> Violation | None:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         target = run.target
         excused = [*target.rejects, target.cancel_error]
@@ -133,7 +137,7 @@ class Isolated(Invariant):
         # even when no cancels are drawn (a target cannot declare cancellable=False and draw them).
         return target.shared
 
-    def check(self, run) -> Violation | None:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         cancel_error = run.target.cancel_error
         name = cancel_error.__name__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
 from harness.model.target import Target
 from harness.model.trace import EventKind, format_ms
@@ -9,6 +10,9 @@ from harness.invariants.base import Invariant, Violation
 from harness.run.diagnosis import Cause
 from harness.run.facts import Facts, JobFacts, facts_of
 from harness.run.outcomes import received
+
+if TYPE_CHECKING:
+    from harness.run.runner import Run
 
 #: Errors that are the job's own doing (a raising canceller) or judged by
 #: ``completion.once`` (a Deferred fired twice), not by the error invariants.
@@ -29,7 +33,7 @@ class Propagate(Invariant):
     def applies(self, target: Target) -> bool:
         return target.kind == "submit"
 
-    def check(self, run) -> Violation | None:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         target = run.target
         for job in facts.jobs.values():
@@ -106,7 +110,7 @@ class Escaped(Invariant):
     name = "errors.escaped"
     summary = "no exception escapes a scheduled call into the reactor"
 
-    def check(self, run) -> Violation | None:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         for index in facts.of_kind(EventKind.REACTOR_ERROR):
             event = facts.events[index]
@@ -126,7 +130,7 @@ class Unhandled(Invariant):
     name = "errors.unhandled"
     summary = 'no "Unhandled error in Deferred" during or after the run (garbage collected, log observed)'
 
-    def check(self, run) -> Violation | None:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         for index in facts.of_kind(EventKind.UNHANDLED):
             event = facts.events[index]
@@ -149,7 +153,7 @@ class Poison(Invariant):
     def applies(self, target: Target) -> bool:
         return target.kind == "submit"
 
-    def check(self, run) -> Violation | None:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         stuck = self.diagnosis(run).first(Cause.FAILURE)
         if stuck is None:

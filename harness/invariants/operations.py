@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
 from harness.model.target import Target
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.facts import facts_of
+
+if TYPE_CHECKING:
+    from harness.run.runner import Run
 
 #: Trace kinds of an operation that raised, or whose Deferred failed, with an undeclared error.
 UNDECLARED = (EventKind.CALL_RAISED, EventKind.CALL_FAILURE)
@@ -21,7 +25,7 @@ class Raised(Invariant):
     def applies(self, target: Target) -> bool:
         return bool(target.operations)
 
-    def check(self, run) -> Violation | None:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         undeclared = facts.of_kind(*UNDECLARED)
         if not undeclared:

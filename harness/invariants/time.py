@@ -8,12 +8,15 @@ that lateness and nothing more. Wall-clock jumps move only ``seconds()``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import NamedTuple, TYPE_CHECKING
 
 from harness.model.target import Target
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.facts import Attempt, Facts, JobFacts, facts_of
+
+if TYPE_CHECKING:
+    from harness.run.runner import Run
 
 
 class Timeout(Invariant):
@@ -34,7 +37,7 @@ class Timeout(Invariant):
     def applies(self, target: Target) -> bool:
         return target.timeout_ms is not None and target.kind == "submit"
 
-    def check(self, run) -> Violation | None:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         for job in facts.jobs.values():
             if job.periodic:
@@ -156,7 +159,7 @@ class Retries(Invariant):
     def applies(self, target: Target) -> bool:
         return target.retries is not None and target.kind == "submit"
 
-    def check(self, run) -> Violation | None:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         bound = run.target.retries + 1
         for job in facts.jobs.values():
@@ -193,7 +196,7 @@ class Backoff(Invariant):
     def applies(self, target: Target) -> bool:
         return target.backoff_ms is not None
 
-    def check(self, run) -> Violation | None:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         if run.target.backoff_loop:
             return self._loop(run, facts)
@@ -213,7 +216,7 @@ class Backoff(Invariant):
         return None
 
 
-    def _loop(self, run, facts: Facts) -> Violation | None:
+    def _loop(self, run: Run, facts: Facts) -> Violation | None:
         """A backoff loop: the call after a failure comes within that retry's range (``time.early`` judges the low end)."""
         for job in facts.jobs.values():
             if not job.periodic:
@@ -252,7 +255,7 @@ class Early(Invariant):
     def applies(self, target: Target) -> bool:
         return target.rate is not None or target.kind == "periodic"
 
-    def check(self, run) -> Violation | None:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         target = run.target
         found: Violation | None = None
@@ -264,7 +267,7 @@ class Early(Invariant):
             found = self._rate(run, facts, *target.rate)
         return found
 
-    def _periodic(self, run, facts: Facts, interval: int) -> Violation | None:
+    def _periodic(self, run: Run, facts: Facts, interval: int) -> Violation | None:
         """For every two calls i < j: ``t_j - t_i >= (j - i - jumps) * interval - late``, where ``jumps``
         counts the jumps after the call before i and before j (each may shorten one gap).
 
@@ -301,7 +304,7 @@ class Early(Invariant):
                 before = attempt.start
         return None
 
-    def _backoff(self, run, facts: Facts, target: Target) -> Violation | None:
+    def _backoff(self, run: Run, facts: Facts, target: Target) -> Violation | None:
         """A backoff loop: after the k-th failure in a row, the next call waits at least the low end of retry k's range.
 
         In monotonic time: a wall-clock jump excuses no early retry (waits set with ``callLater`` never see one).
@@ -321,7 +324,7 @@ class Early(Invariant):
                     )
         return None
 
-    def _rate(self, run, facts: Facts, jobs: int, per_ms: int) -> Violation | None:
+    def _rate(self, run: Run, facts: Facts, jobs: int, per_ms: int) -> Violation | None:
         starts = sorted(j.first_start for j in facts.jobs.values() if j.first_start is not None)
         for early, late in zip(starts, starts[jobs:]):
             if facts.time(late) - facts.time(early) < per_ms * 1000:
@@ -354,7 +357,7 @@ class Overlap(_Periodic):
     def applies(self, target: Target) -> bool:
         return target.kind == "periodic" and not target.overlap
 
-    def check(self, run) -> Violation | None:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         for job in self.periodic_jobs(facts):
             for previous in job.attempts:
@@ -375,7 +378,7 @@ class AfterStop(_Periodic):
     name = "time.after_stop"
     summary = "after stop() the periodic function is never called again"
 
-    def check(self, run) -> Violation | None:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         stop = facts.first_stop()
         if stop is None:
@@ -398,7 +401,7 @@ class LoopDied(_Periodic):
     name = "time.loop_died"
     summary = "an error in the periodic function is reported, never silently ending the loop"
 
-    def check(self, run) -> Violation | None:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         target = run.target
         stop = facts.first_stop()

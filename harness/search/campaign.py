@@ -399,7 +399,7 @@ class _Search:
                 return run, violation
         return None
 
-    def _report(self, schedule: Schedule, run: Run, violation: Violation, database: ExampleDatabase | None) -> str | None:
+    def _report(self, schedule: Schedule, run: Run, violation: Violation, database: ExampleDatabase | None) -> StopReason | None:
         """Shrink (except a hang), save and report a failure the search just found."""
         detected = self._detected()
         if violation.invariant == HANG:
