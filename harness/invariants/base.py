@@ -87,7 +87,7 @@ class Invariant:
         if run.diagnosis is None:
             raise RuntimeError(
                 f"invariant {self.name} reads the run's diagnosis, but run.diagnosis is None: "
-                "check runs with harness.check(run), or set run.diagnosis = harness.diagnose(run) first"
+                "check runs with harness.check(run), or set run.diagnosis = harness.run.diagnosis.diagnose(run) first"
             )
         return run.diagnosis
 
