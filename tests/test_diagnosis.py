@@ -60,13 +60,13 @@ CASES = {
 def replays(monkeypatch: pytest.MonkeyPatch) -> list[Schedule]:
     """Count the schedules the diagnosis step plays again."""
     played: list[Schedule] = []
-    real = diagnosis_module.run_schedule
+    real = runner_module.run_schedule
 
     def counting(target, schedule, *args, **kwargs):  # type: ignore[no-untyped-def]
         played.append(schedule)
         return real(target, schedule, *args, **kwargs)
 
-    monkeypatch.setattr(diagnosis_module, "run_schedule", counting)
+    monkeypatch.setattr(runner_module, "run_schedule", counting)
     return played
 
 
@@ -94,7 +94,6 @@ def test_checking_a_diagnosed_run_again_replays_nothing_and_finds_the_same(
     def no_replay(*args: object, **kwargs: object) -> Run:
         raise AssertionError("an invariant ran the target")
 
-    monkeypatch.setattr(diagnosis_module, "run_schedule", no_replay)
     monkeypatch.setattr(runner_module, "run_schedule", no_replay)
     assert check(run) == first
     assert [v for inv in invariants_for(run.target) for v in inv.violations(run)] == first

@@ -22,10 +22,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from harness.model.schedule import Cancel, Op, Schedule, Start, Submit
 from harness.run.facts import facts_of, stranded_jobs
-from harness.run.runner import Run, run_schedule
+
+if TYPE_CHECKING:
+    from harness.run.runner import Run
 
 
 class Cause(StrEnum):
@@ -73,6 +76,8 @@ def diagnose(run: Run) -> Diagnosis:
 
 def _causes(run: Run, ids: list[int]) -> dict[int, Cause]:
     """For each stranded job, which counterfactual replay lets it finish."""
+    from harness.run.runner import run_schedule  # the runner's Run holds a Diagnosis: imported when needed
+
     schedule = run.schedule
     remaining = set(ids)
     causes: dict[int, Cause] = {}

@@ -40,6 +40,7 @@ from twisted.internet import defer, task
 from twisted.logger import LogLevel, globalLogBeginner, globalLogPublisher
 from twisted.python.failure import Failure
 
+from harness.run.diagnosis import Diagnosis
 from harness.run.clock import MAX_ROUNDS_PER_INSTANT, FaultClock, Livelock, call_name, func_name
 from harness.errors import HarnessError, TargetError
 from harness.guard import signals
@@ -53,7 +54,6 @@ from harness.model.trace import EventKind, Trace, format_ms, one_line, safe_repr
 from harness.guard.watchdog import DEFAULT_TIMEOUT_S, Expired, Watchdog
 
 if TYPE_CHECKING:
-    from harness.run.diagnosis import Diagnosis
     from harness.run.view import RunView
 
 #: Virtual time the runner keeps draining after the last operation, beyond

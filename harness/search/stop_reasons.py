@@ -16,7 +16,8 @@ class StopReason(StrEnum):
     MAX_EXAMPLES = "max-examples"  #: it ran the examples it was asked for
     BUDGET = "budget"  #: its wall-clock budget was spent
     MAX_FAILURES = "max-failures"  #: it found as many distinct failures as it was asked for
-    EXHAUSTED = "exhausted"  #: the strategy had no new schedule left to try
+    #: the search ran out of new schedules: written by older versions only, still read in their summaries
+    EXHAUSTED = "exhausted"
     INTERRUPT = "interrupt"  #: a stop was requested (Ctrl-C, SIGTERM)
     ERROR = "error"  #: a target error stopped it
     CRASH = "crash"  #: every worker of a parallel campaign crashed
