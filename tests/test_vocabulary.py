@@ -22,6 +22,7 @@ from harness import CampaignConfig, Cancel, JobSpec, Schedule, Stop, Submit, che
 from harness.model.trace import Event, EventKind, Trace
 from harness.run.outcomes import AttemptOutcome, OutcomeKind
 from harness.run.view import StepKind
+from harness.output.summary import EXIT_CODES, CampaignOutcome
 from harness.search.campaign import STOP_REASONS
 from harness.search.stop_reasons import StopReason
 
@@ -86,6 +87,7 @@ def test_members_are_the_strings_they_replaced() -> None:
     assert STOP_REASONS == tuple(StopReason)
     assert [o.value for o in AttemptOutcome] == ["finished", "failed", "cancelled"]
     assert [k.value for k in OutcomeKind] == ["result", "failure"] and [k.value for k in StepKind] == ["start", "end", "call"]
+    assert EXIT_CODES == {"clean": 0, "failed": 1, "error": 2, "interrupted": 130} and set(EXIT_CODES) == set(CampaignOutcome)
 
 
 def test_event_kind_is_one_enum_recorded_by_the_trace_layer_and_re_exported() -> None:

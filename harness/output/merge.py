@@ -35,7 +35,7 @@ from harness.errors import UsageError
 from harness.search.stop_reasons import StopReason
 from harness.store.failure_file import versions
 from harness.output import summary as summary_file
-from harness.output.summary import EXIT_CODES, FORMAT, VERSION
+from harness.output.summary import EXIT_CODES, FORMAT, VERSION, CampaignOutcome
 
 REQUIRED = summary_file.REQUIRED
 
@@ -182,14 +182,14 @@ def _check_shards(inputs: Sequence[tuple[str, dict[str, Any]]], notes: list[str]
     return count
 
 
-def _outcome(failures: list[dict[str, Any]], summaries: list[dict[str, Any]]) -> str:
+def _outcome(failures: list[dict[str, Any]], summaries: list[dict[str, Any]]) -> CampaignOutcome:
     outcomes = {s["outcome"] for s in summaries}
-    if failures or "failed" in outcomes:
-        return "failed"
-    for outcome in ("error", "interrupted"):
+    if failures or CampaignOutcome.FAILED in outcomes:
+        return CampaignOutcome.FAILED
+    for outcome in (CampaignOutcome.ERROR, CampaignOutcome.INTERRUPTED):
         if outcome in outcomes:
             return outcome
-    return "clean"
+    return CampaignOutcome.CLEAN
 
 
 def _limits(summaries: list[dict[str, Any]], sharded: bool) -> dict[str, Any]:
