@@ -182,3 +182,17 @@ def test_an_invariant_in_the_older_yielding_shape_still_reports(monkeypatch: pyt
         ("errors.test_yielding", "job 1 failed"),
         ("errors.test_returning", "job 0 failed"),
     ]
+
+
+def test_the_invariant_class_example_in_the_run_api_reference_runs() -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "run-api.md").read_text()
+    section = text.split("## Writing an `Invariant` class", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, object] = {}
+    exec(compile(code, "docs/run-api.md", "exec"), namespace)
+    invariant = namespace["NoJobFails"]()  # type: ignore[operator]
+    spec, schedule, _, _ = CASES[Cause.FAILURE]
+    violation = invariant.check(run_schedule(load_target(spec), schedule))
+    assert violation is not None and violation.message == "job 0 failed" and violation.jobs == (0,)
+    clean = run_schedule(load_target("scenarios.pools:semaphore_pool"), Schedule((Submit(0, 0, _ok()),)))
+    assert invariant.check(clean) is None

@@ -104,6 +104,11 @@ class Propagate(Invariant):
         return None
 
 
+def _first_own_error(facts: Facts, kind: EventKind) -> int | None:
+    """The trace index of the first event of ``kind`` whose error is the subject's to answer for, or None."""
+    return next((i for i in facts.of_kind(kind) if _own_error(facts.events[i].detail)), None)
+
+
 class Escaped(Invariant):
     """No exception escapes a scheduled call into the reactor."""
 
@@ -112,16 +117,16 @@ class Escaped(Invariant):
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
-        for index in facts.of_kind(EventKind.REACTOR_ERROR):
-            event = facts.events[index]
-            if _own_error(event.detail):
-                return self.violation(
-                    run,
-                    f"an exception escaped a scheduled call into the reactor at {format_ms(event.t_us)}: "
-                    f"{event.detail}; a real reactor would only log it",
-                    [index],
-                )
-        return None
+        index = _first_own_error(facts, EventKind.REACTOR_ERROR)
+        if index is None:
+            return None
+        event = facts.events[index]
+        return self.violation(
+            run,
+            f"an exception escaped a scheduled call into the reactor at {format_ms(event.t_us)}: "
+            f"{event.detail}; a real reactor would only log it",
+            [index],
+        )
 
 
 class Unhandled(Invariant):
@@ -132,15 +137,11 @@ class Unhandled(Invariant):
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
-        for index in facts.of_kind(EventKind.UNHANDLED):
-            event = facts.events[index]
-            if _own_error(event.detail):
-                return self.violation(
-                    run,
-                    f"Unhandled error in Deferred: {event.detail}; a Deferred failed and nobody handled it",
-                    [index],
-                )
-        return None
+        index = _first_own_error(facts, EventKind.UNHANDLED)
+        if index is None:
+            return None
+        detail = facts.events[index].detail
+        return self.violation(run, f"Unhandled error in Deferred: {detail}; a Deferred failed and nobody handled it", [index])
 
 
 class Poison(Invariant):
