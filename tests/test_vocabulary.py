@@ -105,6 +105,9 @@ def test_a_run_records_members_and_its_views_and_outcomes_are_enums() -> None:
     assert view.jobs[1].received is not None and view.jobs[1].received.kind is OutcomeKind.FAILURE
     assert [a.outcome for a in view.attempts()] == [AttemptOutcome.FINISHED, AttemptOutcome.CANCELLED]
     assert {step.kind for step in view.steps()} == {StepKind.START, StepKind.END}
+    assert [i for i, _ in view.of_kind("job.fail")] == [i for i, _ in view.of_kind(EventKind.JOB_FAIL)]
+    with pytest.raises(ValueError, match="'job.finsh' is not a valid EventKind"):
+        view.of_kind("job.finsh")
     assert check(run) == []
 
 

@@ -183,8 +183,13 @@ class RunView:
         return [job for job in self.jobs.values() if job.served_by is attempt]
 
     def of_kind(self, kind: EventKind | str) -> Iterator[tuple[int, Event]]:
-        """``(trace index, event)`` of every event of one kind."""
-        return ((i, e) for i, e in enumerate(self.events) if e.kind == kind)
+        """``(trace index, event)`` of every event of one kind.
+
+        Raises ``ValueError`` for a string that names no ``EventKind``: a misspelt kind is an
+        error, never an empty answer.
+        """
+        member = EventKind(kind)
+        return ((i, e) for i, e in enumerate(self.events) if e.kind == member)
 
     def steps(self) -> Iterator[Step]:
         """Attempt starts and ends and operation calls, in the order they happened."""
