@@ -164,3 +164,15 @@ def test_the_bare_string_check_catches_a_misspelt_kind() -> None:
     assert _vocabulary_comparisons("x = e.kind in ('result', 'failure')") == [(1, "e.kind compared with ['result', 'failure']")]
     assert _vocabulary_comparisons("if result.stopped_by == 'interupt': pass")
     assert _vocabulary_comparisons("if event.kind == EventKind.JOB_FINISH: pass") == []
+
+
+def test_the_summary_schema_allows_exactly_the_vocabularies() -> None:
+    schema = json.loads((PACKAGE / "output" / "summary.schema.json").read_text())
+    properties = schema["properties"]
+    merged = properties["merged"]["items"]["properties"]
+    for where in (properties, merged):
+        assert where["stopped_by"]["enum"] == [reason.value for reason in StopReason]
+        assert where["outcome"]["enum"] == [outcome.value for outcome in CampaignOutcome]
+    # A worker's reason: any but "crash" (a crashed worker has none: null).
+    worker = properties["workers"]["items"]["properties"]["stopped_by"]["enum"]
+    assert worker == [reason.value for reason in StopReason if reason is not StopReason.CRASH] + [None]
