@@ -176,3 +176,48 @@ def test_the_summary_schema_allows_exactly_the_vocabularies() -> None:
     # A worker's reason: any but "crash" (a crashed worker has none: null).
     worker = properties["workers"]["items"]["properties"]["stopped_by"]["enum"]
     assert worker == [reason.value for reason in StopReason if reason is not StopReason.CRASH] + [None]
+
+
+# -- stop.failure and stop.raised ----------------------------------------------------------------
+
+
+class _DoubleFiringStop:
+    """A correct pool whose stop() fires its own Deferred twice: the Deferred it returns fails with AlreadyCalledError."""
+
+    def __init__(self, clock: object) -> None:
+        from scenarios.pools import SemaphorePool
+
+        self.pool = SemaphorePool(clock, 2)
+
+    def submit(self, job: object) -> object:
+        return self.pool.submit(job)
+
+    def stop(self) -> object:
+        from twisted.internet import defer
+
+        done: defer.Deferred[None] = defer.Deferred()
+        done.callback(None)
+        try:
+            done.callback(None)
+        except defer.AlreadyCalledError as exc:
+            return defer.fail(exc)
+        return done
+
+
+def test_completion_once_reads_a_double_fire_in_the_deferred_stop_returned() -> None:
+    from harness import Target
+
+    target = Target(build=_DoubleFiringStop, limit=2)
+    run = run_schedule(target, Schedule((Submit(0, 0, JobSpec("succeed", 10)), Stop(20))))
+    failed = [i for i, e in enumerate(run.trace) if e.kind is EventKind.STOP_FAILURE]
+    assert failed and "AlreadyCalledError" in run.trace[failed[0]].detail
+    [violation] = check(run)
+    assert violation.invariant == "completion.once" and violation.events == (failed[0],)
+    assert "a Deferred was fired twice (stop.failure at 20ms in the subject" in violation.message
+
+
+def test_stop_raised_is_drawn_as_an_error_on_the_timeline() -> None:
+    from harness.output.report.svg import marker_class
+
+    assert marker_class(Event(0, EventKind.STOP_RAISED, -1, 0, "CancellerError: the job's canceller raised")) == "error"
+    assert marker_class(Event(0, EventKind.STOP_FAILURE, -1, 0, "ValueError: x")) == "error"
