@@ -10,8 +10,8 @@ by a cancel), then with every failing behaviour turned into a success (one
 that then finishes was stranded by a failure); what is left is a deadlock or
 starvation.
 
-This is the only place outside the runner that runs the target. It is an
-explicit step: ``diagnose(run)`` returns a ``Diagnosis``, and whoever checks
+This is the only place that runs the target to judge a run (the search
+runs it to explore). It is an explicit step: ``diagnose(run)`` returns a ``Diagnosis``, and whoever checks
 invariants (``harness.check``, hence the verdicts of campaigns, replays and
 the pytest plugin) stores it on the run first (``run.diagnosis``), so that
 every invariant is a pure function of the recorded run and the diagnosis.
@@ -58,7 +58,7 @@ class Diagnosis:
 
     def first(self, cause: Cause) -> int | None:
         """The first stranded job with ``cause``, or None."""
-        return next((s.job for s in self.stranded if s.cause is cause), None)
+        return next((s.job for s in self.stranded if s.cause == cause), None)
 
 
 def diagnose(run: Run) -> Diagnosis:
