@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from harness.model.target import Target
+from harness.model.known import known
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.diagnosis import Cause
@@ -155,9 +156,9 @@ class Detaches(_Cancellation):
             for cancel in job.cancels:
                 now = facts.time(cancel)
                 for attempt in job.attempts:
-                    if attempt.running_at(cancel) and attempt.end_kind == EventKind.JOB_CANCEL and facts.time(attempt.end) == now:
+                    if attempt.running_at(cancel) and attempt.end_kind == EventKind.JOB_CANCEL and facts.time(known(attempt.end)) == now:
                         abandoned = abandoned_at(facts, run.target, attempt) if abandons else None
-                        if abandoned is not None and abandoned < attempt.end:
+                        if abandoned is not None and abandoned < known(attempt.end):
                             continue  # cancelled once its last waiting caller was (maybe a later cancel, same instant)
                         promise = (
                             'cancellable="abandon": running work may be cancelled only once every caller of it has cancelled'
@@ -168,7 +169,7 @@ class Detaches(_Cancellation):
                             run,
                             f"job {job.id}'s caller was cancelled at {format_ms(now)} and the job's own work was "
                             f"cancelled too; the target declares {promise}",
-                            [cancel, attempt.end],
+                            [cancel, known(attempt.end)],
                         )
         return None
 
@@ -206,7 +207,7 @@ class Releases(_Cancellation):
         cancels = [c for other in facts.jobs.values() for c in other.cancels]
         return self.violation(
             run,
-            f"job {job.id}, submitted at {format_ms(facts.time(job.submit))}, never finished after "
+            f"job {job.id}, submitted at {format_ms(facts.time(known(job.submit)))}, never finished after "
             "another job was cancelled: the cancelled job's slot was not released",
-            [job.submit, *cancels],
+            [known(job.submit), *cancels],
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from harness.model.target import Target
+from harness.model.known import known
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.diagnosis import Cause
@@ -65,9 +66,9 @@ class Deadline(Invariant):
             end = facts.time(facts.drained) if facts.drained is not None else 0
             return self.violation(
                 run,
-                f"job {job.id}, submitted at {format_ms(facts.time(job.submit))}, could finish but its "
+                f"job {job.id}, submitted at {format_ms(facts.time(known(job.submit)))}, could finish but its "
                 f"Deferred had not fired when the run drained at {format_ms(end)} (deadlock or starvation)",
-                [job.submit],
+                [known(job.submit)],
             )
         deadline = run.target.deadline_ms
         if deadline is None:

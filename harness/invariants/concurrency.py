@@ -7,9 +7,10 @@ key, and ``key_limit`` bounds the attempts of one key running at once.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from harness.model.target import Target
+from harness.model.known import known
 from harness.model.trace import Event, EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.facts import ATTEMPT_ENDS, Facts, JobFacts, abandoned_at, facts_of
@@ -40,7 +41,7 @@ class _Overfill(Invariant):
         return {}
 
     def check(self, run: Run) -> Violation | None:
-        limit = self.limit(run.target)
+        limit = known(self.limit(run.target))  # applies() requires a limit
         group_of = self.group_of(run)
         for event, held in _overfull(run.trace, limit, group_of, self.dropped(run)):
             others = ", ".join(f"job {job}" for job, _ in held if job != event.job)
@@ -54,7 +55,10 @@ class _Overfill(Invariant):
 
 
 def _overfull(
-    events, limit: int, group_of, dropped: dict[int, list[tuple[int, int]]] | None = None
+    events: Iterable[Event],
+    limit: int,
+    group_of: Callable[[int], object],
+    dropped: dict[int, list[tuple[int, int]]] | None = None,
 ) -> Iterator[tuple[Event, dict[tuple[int, int], int]]]:
     """Each attempt start that makes its group (``group_of(job)``) hold more than ``limit`` running
     attempts, with that group's running attempts (``(job, attempt)`` -> trace index of the start).
@@ -142,16 +146,16 @@ class _StartOrder(Invariant):
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
-        starters = sorted((j for j in facts.jobs.values() if j.first_start is not None), key=lambda j: j.first_start)
+        starters = sorted((j for j in facts.jobs.values() if j.first_start is not None), key=lambda j: known(j.first_start))
         for started in starters:
-            index = started.first_start
+            index = known(started.first_start)
             keyed = run.target.keys is not None
             for other in facts.jobs.values():
                 if keyed and other.key != started.key:
                     continue  # with keys, order is promised among the jobs of one key
                 # skipped() first: a comparison of two fields, where _waiting() walks the job's history.
                 if other.id != started.id and self.skipped(other, started) and _waiting(facts, other, index):
-                    return self.violation(run, self.describe(other, started, facts), [other.submit, index])
+                    return self.violation(run, self.describe(other, started, facts), [known(other.submit), index])
         return None
 
 
@@ -163,12 +167,12 @@ class Fifo(_StartOrder):
     order = "fifo"
 
     def skipped(self, waiting: JobFacts, started: JobFacts) -> bool:
-        return waiting.submit < started.submit
+        return known(waiting.submit) < known(started.submit)
 
     def describe(self, waiting: JobFacts, started: JobFacts, facts: Facts) -> str:
         return (
-            f"job {started.id} started at {format_ms(facts.time(started.first_start))} ahead of job {waiting.id}, "
-            f"which was submitted earlier (at {format_ms(facts.time(waiting.submit))}) and was still waiting; "
+            f"job {started.id} started at {format_ms(facts.time(known(started.first_start)))} ahead of job {waiting.id}, "
+            f"which was submitted earlier (at {format_ms(facts.time(known(waiting.submit)))}) and was still waiting; "
             "FIFO order was declared"
         )
 
@@ -184,11 +188,11 @@ class Priority(_StartOrder):
     def skipped(self, waiting: JobFacts, started: JobFacts) -> bool:
         if waiting.priority != started.priority:
             return waiting.priority > started.priority
-        return waiting.submit < started.submit
+        return known(waiting.submit) < known(started.submit)
 
     def describe(self, waiting: JobFacts, started: JobFacts, facts: Facts) -> str:
-        at = format_ms(facts.time(started.first_start))
-        since = format_ms(facts.time(waiting.submit))
+        at = format_ms(facts.time(known(started.first_start)))
+        since = format_ms(facts.time(known(waiting.submit)))
         if waiting.priority == started.priority:
             return (
                 f"job {started.id} (priority {started.priority}) started at {at} ahead of job {waiting.id}, "

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from harness.model.target import Target
+from harness.model.known import known
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.facts import Facts, JobFacts, facts_of
@@ -87,7 +88,7 @@ class Joined(Invariant):
                 continue
             message = self._judge(facts, job, outcome, target.cache_ms)
             if message:
-                return self.violation(run, message, [job.submit, outcome.index])
+                return self.violation(run, message, [known(job.submit), outcome.index])
         return None
 
     @staticmethod
@@ -116,10 +117,10 @@ class Joined(Invariant):
                 )
         if served.end_kind == EventKind.JOB_FAIL and outcome.kind == OutcomeKind.RESULT:
             return f"{caller} received {outcome.value} but the execution it joined ({execution}) failed"
-        if served.end_kind == EventKind.JOB_FAIL and outcome.error != facts.events[served.end].detail:
+        if served.end_kind == EventKind.JOB_FAIL and outcome.error != facts.events[known(served.end)].detail:
             return (
                 f"{caller} failed with {outcome.error} but the execution it joined ({execution}) failed with "
-                f"{facts.events[served.end].detail}"
+                f"{facts.events[known(served.end)].detail}"
             )
         if served.end_kind == EventKind.JOB_FINISH and outcome.kind == OutcomeKind.FAILURE and outcome.source is None:
             return f"{caller} failed with {outcome.error} but the execution it joined ({execution}) succeeded"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from harness.model.target import Target
+from harness.model.known import known
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.diagnosis import Cause
@@ -62,11 +63,12 @@ class Propagate(Invariant):
         return stop is not None and stop < index
 
     def _judge(self, facts: Facts, job: JobFacts, target: Target) -> str | None:
-        source = received(facts, job).source
+        fired_at = known(job.fired)  # check() judges only the jobs whose Deferred fired
+        source = known(received(facts, job)).source
         if source is not None and source[0] != job.id:
             return None  # another job's outcome: errors.own_result (or, shared, sharing.joined) judges it
-        fired = facts.events[job.fired]
-        ended = [a for a in job.attempts if a.end is not None and a.end < job.fired]
+        fired = facts.events[fired_at]
+        ended = [a for a in job.attempts if a.end is not None and a.end < fired_at]
         last = ended[-1] if ended else None
         if fired.kind == EventKind.RESULT:
             if any(a.end_kind == EventKind.JOB_FINISH for a in ended):
@@ -75,27 +77,27 @@ class Propagate(Invariant):
                 if target.shared:
                     return None  # it joined another caller's execution: sharing.joined judges it
                 return f"job {job.id} never ran, yet its Deferred delivered a result ({fired.detail})"
-            error = facts.events[last.end].detail or "an error"
+            error = facts.events[known(last.end)].detail or "an error"
             return (
-                f"job {job.id} failed with {error} at {format_ms(facts.time(last.end))} but its Deferred "
+                f"job {job.id} failed with {error} at {format_ms(facts.time(known(last.end)))} but its Deferred "
                 f"delivered {fired.detail}: the error was swallowed"
             )
-        name = facts.error_name(job.fired)
+        name = facts.error_name(fired_at)
         allowed = list(target.rejects)
-        if any(c < job.fired for c in job.cancels):
+        if any(c < fired_at for c in job.cancels):
             allowed.append(target.cancel_error)
         if target.timeout_ms is not None:
             allowed.append(target.timeout_error)  # whether the timeout was legitimate is time.timeout's to judge
-        if any(facts.is_error(job.fired, t) for t in allowed):
+        if any(facts.is_error(fired_at, t) for t in allowed):
             return None
-        if self._stopped_before(facts, job.fired) or not _own_error(fired.detail):
+        if self._stopped_before(facts, fired_at) or not _own_error(fired.detail):
             return None
         if last is None:
             if target.shared:
                 return None  # it joined another caller's execution: sharing.joined judges it
             return f"job {job.id} never ran, yet its Deferred failed with {fired.detail}"
         if last.end_kind == EventKind.JOB_FAIL:
-            raised = facts.events[last.end].detail
+            raised = facts.events[known(last.end)].detail
             if name == raised:
                 return None
             return f"job {job.id} failed with {raised} but its Deferred failed with {fired.detail} instead"
@@ -160,10 +162,10 @@ class Poison(Invariant):
         if stuck is None:
             return None
         job = facts.jobs[stuck]
-        failures = [a.end for other in facts.jobs.values() for a in other.attempts if a.end_kind == EventKind.JOB_FAIL]
+        failures = [known(a.end) for other in facts.jobs.values() for a in other.attempts if a.end_kind == EventKind.JOB_FAIL]
         return self.violation(
             run,
-            f"job {job.id}, submitted at {format_ms(facts.time(job.submit))}, never finished after "
+            f"job {job.id}, submitted at {format_ms(facts.time(known(job.submit)))}, never finished after "
             "an earlier job failed: the failure left the subject unable to run work",
-            [job.submit, *failures[:1]],
+            [known(job.submit), *failures[:1]],
         )

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import NamedTuple, TYPE_CHECKING
 
 from harness.model.target import Target
+from harness.model.known import known
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.facts import Attempt, Facts, JobFacts, facts_of
@@ -49,23 +50,23 @@ class Timeout(Invariant):
         return None
 
     def _judge(self, target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[int]] | None:
-        timeout = target.timeout_ms * 1000
+        timeout = known(target.timeout_ms) * 1000
         horizon = facts.time(facts.drained) if facts.drained is not None else 0
         excused = self._excused_from(facts, job)
         for attempt in job.attempts:
-            origin = facts.time(attempt.start if target.timeout_from == "start" else job.submit)
+            origin = facts.time(attempt.start if target.timeout_from == "start" else known(job.submit))
             due = origin + timeout
             ended = facts.time(attempt.end) if attempt.end is not None else None
-            if attempt.end_kind == EventKind.JOB_CANCEL and ended < due and (excused is None or excused > attempt.end):
+            if attempt.end_kind == EventKind.JOB_CANCEL and known(ended) < due and (excused is None or excused > known(attempt.end)):
                 return (
-                    f"job {job.id} was cancelled at {format_ms(ended)}, only {format_ms(ended - origin)} after it "
+                    f"job {job.id} was cancelled at {format_ms(known(ended))}, only {format_ms(known(ended) - origin)} after it "
                     f"{'started' if target.timeout_from == 'start' else 'was submitted'}; the timeout is "
                     f"{target.timeout_ms}ms",
-                    [attempt.start, attempt.end],
+                    [attempt.start, known(attempt.end)],
                 )
             if ended is not None and attempt.end_kind != EventKind.JOB_CANCEL and ended <= due + facts.late_us:
                 continue  # the job ended on its own in time (on a late clock, before the timeout fired)
-            if attempt.end_kind == EventKind.JOB_CANCEL and ended < due:
+            if attempt.end_kind == EventKind.JOB_CANCEL and known(ended) < due:
                 continue  # cancelled early by the user or a stop (an unexcused early cancel returned above)
             if due > horizon:
                 continue
@@ -73,7 +74,7 @@ class Timeout(Invariant):
                 attempt.end is None or attempt.end > excused
             ):
                 continue  # a cancel or stop came first, before the timeout was due or before a late clock fired it
-            timed_out = attempt.end_kind == EventKind.JOB_CANCEL and ended <= due + facts.late_us
+            timed_out = attempt.end_kind == EventKind.JOB_CANCEL and known(ended) <= due + facts.late_us
             if not timed_out:
                 still = "never ended" if ended is None else f"ran on until {format_ms(ended)}"
                 return (
@@ -86,7 +87,7 @@ class Timeout(Invariant):
             # cancellation (Deferred.addTimeout); only a target declaring timeout_fires promises more.
             if target.retries is None and (target.timeout_fires or not attempt.canceller_raised):
                 expected = target.timeout_error.__name__
-                if job.fired is None or facts.time(job.fired) > ended:
+                if job.fired is None or facts.time(job.fired) > known(ended):
                     hostile = (
                         f" (the job's own canceller raised, and timeout_fires promises the caller fails with "
                         f"{expected} at the timeout whatever the job does)"
@@ -94,14 +95,14 @@ class Timeout(Invariant):
                         else ""
                     )
                     return (
-                        f"job {job.id} timed out at {format_ms(ended)} but its Deferred did not fail then{hostile}",
-                        [attempt.start, attempt.end],
+                        f"job {job.id} timed out at {format_ms(known(ended))} but its Deferred did not fail then{hostile}",
+                        [attempt.start, known(attempt.end)],
                     )
                 if facts.events[job.fired].kind != EventKind.FAILURE or not facts.is_error(job.fired, target.timeout_error):
                     return (
-                        f"job {job.id} timed out at {format_ms(ended)} but its Deferred fired with "
+                        f"job {job.id} timed out at {format_ms(known(ended))} but its Deferred fired with "
                         f"{facts.events[job.fired].detail}, not {expected}",
-                        [attempt.end, job.fired],
+                        [known(attempt.end), job.fired],
                     )
         return None
 
@@ -121,18 +122,18 @@ class Timeout(Invariant):
         if any(facts.is_error(fired, t) for t in target.rejects):
             return None
         name = facts.error_name(fired)
-        if any(a.end_kind == EventKind.JOB_FAIL and a.end < fired and facts.events[a.end].detail == name for a in job.attempts):
+        if any(a.end_kind == EventKind.JOB_FAIL and known(a.end) < fired and facts.events[known(a.end)].detail == name for a in job.attempts):
             return None  # the job's own error, propagated
-        detail, at, timeout = facts.events[fired].detail, format_ms(facts.time(fired)), target.timeout_ms
+        detail, at, timeout = facts.events[fired].detail, format_ms(facts.time(fired)), known(target.timeout_ms)
         if target.timeout_from == "submit":
-            origin, what = job.submit, "was submitted"
+            origin, what = known(job.submit), "was submitted"
         elif job.attempts and job.attempts[0].start < fired:
             origin, what = job.attempts[0].start, "started"
         else:
             return (
                 f"job {job.id} never started, yet its Deferred failed with {detail} at {at}; a timeout error "
                 f"is legitimate only for a job that ran the {timeout}ms timeout",
-                [job.submit, fired],
+                [known(job.submit), fired],
             )
         waited = facts.time(fired) - facts.time(origin)
         if waited >= timeout * 1000:
@@ -161,7 +162,7 @@ class Retries(Invariant):
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
-        bound = run.target.retries + 1
+        bound = known(run.target.retries) + 1
         for job in facts.jobs.values():
             if len(job.attempts) > bound:
                 return self.violation(
@@ -182,7 +183,7 @@ class Retries(Invariant):
                     return self.violation(
                         run,
                         f"job {job.id} was retried (attempt {attempt.n}) although attempt {previous.n} succeeded",
-                        [previous.end, attempt.start],
+                        [known(previous.end), attempt.start],
                     )
         return None
 
@@ -204,7 +205,7 @@ class Backoff(Invariant):
             for previous, attempt in zip(job.attempts, job.attempts[1:]):
                 if previous.end is None:
                     continue
-                low, high = run.target.backoff_range(attempt.n)
+                low, high = known(run.target.backoff_range(attempt.n))
                 waited = facts.time(attempt.start) - facts.time(previous.end)
                 if waited < low * 1000 or waited > high * 1000 + facts.late_us:
                     return self.violation(
@@ -225,14 +226,14 @@ class Backoff(Invariant):
                 if not wait.retry:
                     continue
                 k = wait.retry
-                low, high = run.target.backoff_range(k)
+                low, high = known(run.target.backoff_range(k))
                 waited = facts.time(attempt.start) - facts.time(wait.origin)
                 if waited > high * 1000 + facts.late_us:
                     return self.violation(
                         run,
                         f"periodic call {attempt.n} came {format_ms(waited)} after call {previous.n} failed "
                         f"(retry {k}); the declared backoff is {low:g}ms to {high:g}ms",
-                        [previous.end, attempt.start],
+                        [known(previous.end), attempt.start],
                     )
         return None
 
@@ -262,7 +263,7 @@ class Early(Invariant):
         if target.backoff_loop:
             found = self._backoff(run, facts, target)
         elif target.kind == "periodic":
-            found = self._periodic(run, facts, target.interval_ms * 1000)
+            found = self._periodic(run, facts, known(target.interval_ms) * 1000)
         if found is None and target.rate is not None:
             found = self._rate(run, facts, *target.rate)
         return found
@@ -410,25 +411,26 @@ class LoopDied(_Periodic):
             for attempt in job.attempts:
                 if attempt.end_kind != EventKind.JOB_FAIL:
                     continue
-                if stop is not None and stop < attempt.end:
+                end = known(attempt.end)  # a failed attempt has ended
+                if stop is not None and stop < end:
                     continue  # a call in flight at stop() failed: after stop() no more calls are expected
-                if any(later.start > attempt.end for later in job.attempts):
+                if any(later.start > end for later in job.attempts):
                     continue
-                window_end = self._window_end(facts, attempt.end)
+                window_end = self._window_end(facts, end)
                 # Two periods (a backoff loop: twice the longest wait before its next retry) with no call.
                 if target.backoff_loop:
-                    patience = 2 * round(target.backoff_range(in_a_row[attempt.n])[1] * 1000)
+                    patience = 2 * round(known(target.backoff_range(in_a_row[attempt.n]))[1] * 1000)
                 else:
-                    patience = 2 * target.interval_ms * 1000
-                if facts.time(window_end) - facts.time(attempt.end) < patience + facts.late_us:
+                    patience = 2 * known(target.interval_ms) * 1000
+                if facts.time(window_end) - facts.time(end) < patience + facts.late_us:
                     continue
-                if self._reported(facts, job, attempt.end, window_end):
+                if self._reported(facts, job, end, window_end):
                     continue
                 return self.violation(
                     run,
-                    f"periodic call {attempt.n} failed at {format_ms(facts.time(attempt.end))} and the function was "
+                    f"periodic call {attempt.n} failed at {format_ms(facts.time(end))} and the function was "
                     f"never called again, yet the error was not reported (not logged, no failed Deferred)",
-                    [attempt.start, attempt.end],
+                    [attempt.start, end],
                 )
         return None
 
@@ -483,10 +485,10 @@ def _backoff_waits(target: Target, job: JobFacts) -> Iterator[tuple[Attempt, Att
             continue
         if previous.end_kind == EventKind.JOB_FAIL:
             k = in_a_row[previous.n]
-            yield previous, attempt, _Wait(previous.end, target.backoff_range(k)[0], f"failed (retry {k})", k)
+            yield previous, attempt, _Wait(previous.end, known(target.backoff_range(k))[0], f"failed (retry {k})", k)
         elif previous.end_kind == EventKind.JOB_FINISH:
             if target.interval_ms is not None:
                 yield previous, attempt, _Wait(previous.start, float(target.interval_ms), "started (it succeeded)", 0)
             else:
-                low = target.backoff_range(1)[0]
+                low = known(target.backoff_range(1))[0]
                 yield previous, attempt, _Wait(previous.end, low, "succeeded (retry count reset)", 0)

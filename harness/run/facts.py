@@ -157,14 +157,14 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
             jobs[event.job].attempts.append(attempt)
             running[(event.job, event.attempt)] = attempt
         elif kind in ATTEMPT_ENDS:
-            attempt = running.pop((event.job, event.attempt), None)
-            if attempt is not None:
-                attempt.end = index
-                attempt.end_kind = EventKind(kind)
+            ended = running.pop((event.job, event.attempt), None)
+            if ended is not None:
+                ended.end = index
+                ended.end_kind = EventKind(kind)
             if event.detail == CANCELLER_RAISED:
                 jobs[event.job].canceller_raised = True
-                if attempt is not None:
-                    attempt.canceller_raised = True
+                if ended is not None:
+                    ended.canceller_raised = True
         elif kind == _SUBMIT or kind == _START:
             jobs[event.job].submit = index
         elif kind == _RESULT or kind == _FAILURE:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from harness.model.trace import EventKind
+from harness.model.known import known
 from harness.run.facts import Attempt, Facts, JobFacts
 
 _VALUE = re.compile(r"'job(\d+)\.(\d+)'")
@@ -118,7 +119,7 @@ def served_by(facts: Facts, job: JobFacts) -> Attempt | None:
         for a in other.attempts
         if a.end is not None and a.end < outcome.index and facts.time(a.end) == outcome.t_us
     ]
-    return max(same_instant, key=lambda a: a.end) if same_instant else None
+    return max(same_instant, key=lambda a: known(a.end)) if same_instant else None
 
 
 def callers_of(facts: Facts, attempt: Attempt) -> list[JobFacts]:

@@ -25,6 +25,7 @@ from harness.run.facts import Attempt, Facts, JobFacts, facts_of
 from harness.run.outcomes import AttemptOutcome, Outcome, received, served_by
 from harness.model.schedule import Call, Jump
 from harness.model.trace import EventKind
+from harness.model.known import known
 
 if TYPE_CHECKING:
     from harness.run.runner import Run
@@ -144,7 +145,8 @@ class RunView:
     def of(cls, run: Run) -> RunView:
         cached = getattr(run, "_view", None)
         if cached is None or cached.facts is not facts_of(run):
-            cached = run._view = cls(run)
+            # A cache kept on the run, which does not declare it (as facts_of keeps the facts):
+            cached = run._view = cls(run)  # type: ignore[attr-defined]
         return cached
 
     def _job(self, job: JobFacts) -> JobRecord:
@@ -226,7 +228,7 @@ def _skews(schedule: Any, events: list[Event]) -> list[int]:
 
 
 def _attempt(facts: Facts, a: Attempt, wall_us: Callable[[int], int]) -> AttemptRecord:
-    error = facts.events[a.end].detail if a.end_kind == EventKind.JOB_FAIL else None
+    error = facts.events[known(a.end)].detail if a.end_kind == EventKind.JOB_FAIL else None
     return AttemptRecord(
         job=a.job,
         n=a.n,
