@@ -14,6 +14,7 @@ import inspect
 import math
 import os
 import sys
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -271,7 +272,7 @@ class Target:
         if self.keys is not None:
             extra["key"] = job.key
         try:
-            inspect.signature(method).bind(job, **extra)
+            _check_binds(method, job, extra)
         except TypeError as exc:
             if any(f"unexpected keyword argument '{name}'" in str(exc) for name in extra):
                 raise _keyword_refused(extra, exc) from None
@@ -303,6 +304,31 @@ class Target:
         if self.stop is not None:
             return self.stop(subject)
         return subject.stop()
+
+
+#: Call shapes ``(bound?, keyword names)`` each submit function was seen to accept, so the default
+#: submit reads a signature once per function rather than once per job (``inspect.signature`` cost
+#: a fifth of a run). Weak keys: functions made per subject are forgotten with it.
+_BINDS: weakref.WeakKeyDictionary[Callable[..., Any], set[tuple[bool, tuple[str, ...]]]] = weakref.WeakKeyDictionary()
+
+
+def _check_binds(method: Callable[..., Any], job: Any, extra: dict[str, Any]) -> None:
+    """Raise ``TypeError`` (or ``ValueError``: no signature) unless ``method(job, **extra)`` binds.
+
+    The answer depends only on the function and the call's shape, so a shape
+    that bound once for a plain function (or a method bound to one) is not
+    checked again; any other callable is checked every time.
+    """
+    func = getattr(method, "__func__", method) if inspect.ismethod(method) else method
+    if not inspect.isfunction(func):
+        inspect.signature(method).bind(job, **extra)
+        return
+    shape = (func is not method, tuple(extra))
+    seen = _BINDS.get(func)
+    if seen is not None and shape in seen:
+        return
+    inspect.signature(method).bind(job, **extra)
+    _BINDS.setdefault(func, set()).add(shape)
 
 
 def _required_positional(fn: Callable[..., Any]) -> int | None:
