@@ -17,6 +17,7 @@ import sys
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import FunctionType, MethodType
 from typing import Any
 
 from twisted.internet import defer
@@ -312,6 +313,10 @@ class Target:
 _BINDS: weakref.WeakKeyDictionary[Callable[..., Any], set[tuple[bool, tuple[str, ...]]]] = weakref.WeakKeyDictionary()
 
 
+#: The function last checked, and its shapes: a campaign submits every job through one function.
+_LAST_BINDS: list[tuple[weakref.ref[Callable[..., Any]], set[tuple[bool, tuple[str, ...]]]] | None] = [None]
+
+
 def _check_binds(method: Callable[..., Any], job: Any, extra: dict[str, Any]) -> None:
     """Raise ``TypeError`` (or ``ValueError``: no signature) unless ``method(job, **extra)`` binds.
 
@@ -319,16 +324,20 @@ def _check_binds(method: Callable[..., Any], job: Any, extra: dict[str, Any]) ->
     that bound once for a plain function (or a method bound to one) is not
     checked again; any other callable is checked every time.
     """
-    func = getattr(method, "__func__", method) if inspect.ismethod(method) else method
-    if not inspect.isfunction(func):
+    func = method.__func__ if type(method) is MethodType else method
+    if type(func) is not FunctionType:
         inspect.signature(method).bind(job, **extra)
         return
     shape = (func is not method, tuple(extra))
+    last = _LAST_BINDS[0]
+    if last is not None and last[0]() is func and shape in last[1]:
+        return  # the usual case: the function of the previous job (a weakref call, no lookup)
     seen = _BINDS.get(func)
-    if seen is not None and shape in seen:
-        return
-    inspect.signature(method).bind(job, **extra)
-    _BINDS.setdefault(func, set()).add(shape)
+    if seen is None or shape not in seen:
+        inspect.signature(method).bind(job, **extra)
+        seen = _BINDS.setdefault(func, set())
+        seen.add(shape)
+    _LAST_BINDS[0] = (weakref.ref(func), seen)
 
 
 def _required_positional(fn: Callable[..., Any]) -> int | None:

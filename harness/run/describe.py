@@ -8,6 +8,7 @@ and a place is a file's base name, never a full path.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from typing import Any
@@ -32,8 +33,24 @@ def describe(value: Any, limit: int = 80) -> str:
     Bounded: a 50 MB string or a million-item list costs what its first
     characters cost (``safe_repr``), so rendering a result never hangs a run.
     """
+    if type(value) is str and len(value) <= _CACHED_LENGTH:
+        return _describe_text(value, limit)  # most results are short strings ("job3.0"): made once each
+    return _describe(value, limit)
+
+
+#: Strings up to this length have their description cached (at most ``maxsize`` of them: memory stays flat).
+_CACHED_LENGTH = 200
+
+
+def _describe(value: Any, limit: int) -> str:
     text = one_line(mask_addresses(safe_repr(value, limit)))
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@functools.lru_cache(maxsize=1024)
+def _describe_text(value: str, limit: int) -> str:
+    """``_describe`` of an exact ``str``: a pure function of the text, so cached."""
+    return _describe(value, limit)
 
 
 def describe_error(exc: BaseException, failure: Failure | None = None) -> str:

@@ -222,9 +222,10 @@ def _note_declared(trace: Trace, job: int, exc: BaseException, declared: tuple[t
     when its class name alone would say otherwise: a subclass of ``CancelledError``, or a same-named
     class that is not the declared one. Most runs never need it, so their traces stay as they were.
     """
+    if not declared:
+        return
     name = type(exc).__name__
-    by_type = sorted({t.__name__ for t in declared if isinstance(exc, t)})
-    by_name = sorted({t.__name__ for t in declared if t.__name__ == name})
-    if by_type != by_name:
-        trace.record("error.is", job, ",".join(by_type))
+    by_type = {t.__name__ for t in declared if isinstance(exc, t)}
+    if by_type != {t.__name__ for t in declared if t.__name__ == name}:
+        trace.record("error.is", job, ",".join(sorted(by_type)))
 
