@@ -69,7 +69,15 @@ def describe_error(exc: BaseException, failure: Failure | None = None) -> str:
         message = "<str() of the exception raised>"
     if not message.strip():
         message = raised_at(exc, failure)
+    if type(message) is str and len(message) <= _CACHED_LENGTH:
+        return _error_line(type(exc).__name__, message)  # a run fails the same few ways many times
     return one_line(f"{type(exc).__name__}: {mask_addresses(message)}")
+
+
+@functools.lru_cache(maxsize=1024)
+def _error_line(name: str, message: str) -> str:
+    """The text of ``describe_error`` for a class name and a short message: a pure function, so cached."""
+    return one_line(f"{name}: {mask_addresses(message)}")
 
 
 _TWISTED = f"{os.sep}twisted{os.sep}"
