@@ -13,7 +13,7 @@ from typing import Any
 
 from twisted.logger import LogLevel, globalLogBeginner, globalLogPublisher
 
-from harness.model.trace import Trace
+from harness.model.trace import EventKind, Trace
 from harness.run.describe import describe_error, mask_addresses
 
 _DEFER_NAMESPACE = "twisted.internet.defer"
@@ -67,11 +67,11 @@ class LogRecorder:
         failure = event.get("log_failure")
         if failure is not None:
             self.failures += 1
-            kind = "unhandled" if event.get("log_namespace") == _DEFER_NAMESPACE else "log.error"
+            kind = EventKind.UNHANDLED if event.get("log_namespace") == _DEFER_NAMESPACE else EventKind.LOG_ERROR
             self.trace.record(kind, detail=describe_error(failure.value, failure))
             try:
                 failure.cleanFailure()
             except Exception:
                 pass
         elif event.get("log_level") in (LogLevel.error, LogLevel.critical) and not event.get("isError"):
-            self.trace.record("log.error", detail=mask_addresses(str(event.get("log_format", ""))))
+            self.trace.record(EventKind.LOG_ERROR, detail=mask_addresses(str(event.get("log_format", ""))))

@@ -47,8 +47,9 @@ from harness.guard.escapes import EscapeGuard, Escaped
 from harness.guard.watchdog import DEFAULT_TIMEOUT_S, Expired, Watchdog
 from harness.model.schedule import Call, Cancel, Jump, Op, Schedule, Start, Submit
 from harness.model.target import Target
-from harness.model.trace import Trace, format_ms, one_line
+from harness.model.trace import EventKind, Trace, format_ms, one_line
 from harness.run.checks import check_schedule
+from harness.run.diagnosis import Diagnosis
 from harness.run.clock import MAX_ROUNDS_PER_INSTANT, FaultClock, Livelock, call_name
 from harness.run.describe import describe_error, mask_addresses
 from harness.run.garbage import POLICY as GARBAGE
@@ -96,7 +97,7 @@ class TargetHung(HarnessError):
 class Run:
     """What one run produced.
 
-    ``trace`` is all invariants read. ``subject``, ``clock``, ``jobs`` and
+    ``trace`` (and ``diagnosis``) is all invariants read. ``subject``, ``clock``, ``jobs`` and
     ``handles`` are live only while the target's own invariants run; the
     runner then drops them so garbage collection can reveal unhandled errors.
     """
@@ -115,6 +116,9 @@ class Run:
     step: int | None = None
     detail: str = ""
     checkpoint: Callable[[], None] = field(default=lambda: None, repr=False)
+    #: What the diagnosis step (``harness.run.diagnosis``) established about the finished run; None
+    #: until ``harness.check`` (or ``diagnose``) ran. Invariants read it, never re-run the target.
+    diagnosis: Diagnosis | None = field(default=None, repr=False)
 
     @property
     def view(self) -> RunView:
@@ -164,7 +168,7 @@ def run_schedule(target: Target, schedule: Schedule, timeout_s: float | None = D
     policy = schedule.clock
     clock = FaultClock.for_policy(policy)
     trace = Trace(lambda: clock.now_us)
-    clock.on_escape = lambda call, exc: trace.record("reactor.error", detail=f"{call_name(call)}: {describe_error(exc)}")
+    clock.on_escape = lambda call, exc: trace.record(EventKind.REACTOR_ERROR, detail=f"{call_name(call)}: {describe_error(exc)}")
     clock.on_timer = timer_recorder(trace, clock)
     observer = LogRecorder(trace)
     run = Run(target=target, schedule=schedule, trace=trace, clock=clock)
@@ -245,7 +249,7 @@ def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, ob
             f"target hung {where} at virtual time {when}: it did not return within the "
             f"{dog.seconds:g}s wall-clock limit of a run (--example-timeout)"
         )
-        index = run.trace.record("target.hang", detail=where)
+        index = run.trace.record(EventKind.TARGET_HANG, detail=where)
         error = TargetHung(message, run, "hang", run.step if run.phase in ("step", "advance") else None, t_us, index)
     elif not isinstance(exc, Livelock):
         error = TargetError(
@@ -264,7 +268,7 @@ def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, ob
             f"target livelocked {where} at virtual time {when}: scheduled calls kept scheduling more calls for "
             f"the same instant ({MAX_ROUNDS_PER_INSTANT} rounds)"
         )
-        index = run.trace.record("reactor.livelock", detail=where)
+        index = run.trace.record(EventKind.REACTOR_LIVELOCK, detail=where)
         error = TargetHung(message, run, "livelock", run.step if run.phase in ("step", "advance") else None, t_us, index)
     if run.phase == "build" and isinstance(error, TargetHung):
         error = TargetError(f"the target's build(clock) never returned: {error.message}")
@@ -315,7 +319,7 @@ def _play(run: Run) -> None:
     end_us = schedule.end_ms * 1000
     clock.drain(end_us + drain_ms * 1000, checkpoint)
     clock.run_until(end_us + observe_ms * 1000, checkpoint)
-    trace.record("drained", detail=f"pending={len(clock.calls)}")
+    trace.record(EventKind.DRAINED, detail=f"pending={len(clock.calls)}")
     if not run.stopped and target.can_stop(run.subject):
         run.phase = "teardown"
         stop(run, "teardown")
@@ -333,7 +337,7 @@ def _release(run: Run, observer: LogRecorder) -> None:
         try:
             invariant(run)
         except AssertionError as exc:
-            trace.record("user.fail", detail=f"{name}: {one_line(mask_addresses(str(exc))) or 'assertion failed'}")
+            trace.record(EventKind.USER_FAIL, detail=f"{name}: {one_line(mask_addresses(str(exc))) or 'assertion failed'}")
         except ABORTS + (KeyboardInterrupt,):
             raise
         except BaseException as exc:
@@ -364,7 +368,7 @@ def _teardown(run: Run, observer: LogRecorder) -> None:
     run.jobs = {}
     run.handles = {}
     GARBAGE.collect(observer.logged_failures)
-    trace.record("end")
+    trace.record(EventKind.END)
     trace.close()
     held = any(job.pending for job in jobs.values())
     if clock is not None:

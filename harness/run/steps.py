@@ -20,7 +20,7 @@ from harness.guard.watchdog import Expired
 from harness.model.faults import CancellerError
 from harness.model.keys import submit_detail
 from harness.model.schedule import Call, Cancel, Jump, Start, Stop, Submit
-from harness.model.trace import Trace, format_ms
+from harness.model.trace import EventKind, Trace, format_ms
 from harness.run.clock import FaultClock, Livelock, call_name, func_name
 from harness.run.describe import describe, describe_error
 from harness.run.jobs import Job
@@ -71,14 +71,14 @@ def timer_recorder(trace: Trace, clock: FaultClock) -> Callable[[str, Any], None
                 return  # no label: its firing or cancelling is not recorded either
             call.label = label = f"#{call.seq} {call_name(call)}"
             budget[0] -= 1
-            record("timer.set", detail=f"{label} due {format_ms(call.due_us)}")
+            record(EventKind.TIMER_SET, detail=f"{label} due {format_ms(call.due_us)}")
             if not budget[0]:
-                record("timer.limit", detail=f"{MAX_TIMER_EVENTS} timers recorded: no more timer events")
+                record(EventKind.TIMER_LIMIT, detail=f"{MAX_TIMER_EVENTS} timers recorded: no more timer events")
                 clock.on_timer = None  # recording ends here, and costs nothing from now on
             return
         label = getattr(call, "label", None)  # None: a job's call, past the limit, or set before recording began
         if label is not None:
-            record("timer.fire" if what == "fire" else "timer.cancel", detail=label)
+            record(EventKind.TIMER_FIRE if what == "fire" else EventKind.TIMER_CANCEL, detail=label)
 
     return on_timer
 
@@ -90,7 +90,7 @@ def record_leftovers(run: Run) -> None:
     for call in sorted(clock.calls, key=lambda c: (c.due_us, c.key)):
         if isinstance(getattr(call.func, "__self__", None), Job):
             continue
-        trace.record("leak.call", detail=f"{call_name(call)} due at {round(call.due_us / 1000)}ms")
+        trace.record(EventKind.LEAK_CALL, detail=f"{call_name(call)} due at {round(call.due_us / 1000)}ms")
     loops: dict[int, task.LoopingCall] = {}
     for call in clock.created:
         func = getattr(call, "func", None)
@@ -100,11 +100,11 @@ def record_leftovers(run: Run) -> None:
             loops.setdefault(id(owner), owner)
     for loop in loops.values():
         if loop.running:
-            trace.record("leak.loop", detail=f"LoopingCall({func_name(loop.f)}) still running")
+            trace.record(EventKind.LEAK_LOOP, detail=f"LoopingCall({func_name(loop.f)}) still running")
 
 
 def stop(run: Run, why: str) -> None:
-    run.trace.record("stop", detail=why)
+    run.trace.record(EventKind.STOP, detail=why)
     run.stopped = True
     try:
         result = run.target.stop_subject(run.subject)
@@ -112,13 +112,13 @@ def stop(run: Run, why: str) -> None:
         raise
     except CancellerError as exc:
         # stop() cancelled a hostile job whose own canceller raised: the job's fault, not the subject's.
-        run.trace.record("stop.raised", detail=describe_error(exc))
+        run.trace.record(EventKind.STOP_RAISED, detail=describe_error(exc))
         result = None
     except BaseException as exc:
         raise TargetError(f"the subject's stop() raised {describe_error(exc)}") from None
     run.checkpoint()
     if isinstance(result, defer.Deferred):
-        result.addErrback(_on_failure, run.trace, -1, "stop.failure")
+        result.addErrback(_on_failure, run.trace, -1, EventKind.STOP_FAILURE)
 
 
 def _watch(run: Run, job: int, d: Any, what: str) -> None:
@@ -132,7 +132,7 @@ def _watch(run: Run, job: int, d: Any, what: str) -> None:
         _on_result,
         _on_failure,
         callbackArgs=(run.trace, job),
-        errbackArgs=(run.trace, job, "failure", run.target.declared_errors),
+        errbackArgs=(run.trace, job, EventKind.FAILURE, run.target.declared_errors),
     )
 
 
@@ -142,20 +142,20 @@ def apply(run: Run, op: Any, errors: dict[str, type[BaseException]]) -> None:
     if isinstance(op, Submit):
         job = Job(op.job, op.specs, run.clock, trace, errors, op.key)
         run.jobs[op.job] = job
-        trace.record("submit", op.job, submit_detail(op.priority, op.key if run.target.keys is not None else None))
+        trace.record(EventKind.SUBMIT, op.job, submit_detail(op.priority, op.key if run.target.keys is not None else None))
         try:
             d = run.target.submit_job(run.subject, job, op.priority)
         except TargetError:
             raise
         except Exception as exc:
-            trace.record("submit.raised", op.job, describe_error(exc))
+            trace.record(EventKind.SUBMIT_RAISED, op.job, describe_error(exc))
             _note_declared(trace, op.job, exc, run.target.declared_errors)
             return
         _watch(run, op.job, d, "submit")
     elif isinstance(op, Start):
         job = run.jobs.get(op.job) or Job(op.job, op.specs, run.clock, trace, errors)
         run.jobs[op.job] = job
-        trace.record("start", op.job)
+        trace.record(EventKind.START, op.job)
         try:
             d = run.target.start_subject(run.subject, job)
         except ABORTS + (KeyboardInterrupt,):
@@ -167,21 +167,21 @@ def apply(run: Run, op: Any, errors: dict[str, type[BaseException]]) -> None:
     elif isinstance(op, Cancel):
         handle = run.handles.get(op.job)
         if handle is None:
-            trace.record("cancel.skip", op.job, "not submitted")
+            trace.record(EventKind.CANCEL_SKIP, op.job, "not submitted")
             return
-        trace.record("cancel", op.job)
+        trace.record(EventKind.CANCEL, op.job)
         try:
             handle.cancel()
         except Exception as exc:
-            trace.record("cancel.raised", op.job, describe_error(exc))
+            trace.record(EventKind.CANCEL_RAISED, op.job, describe_error(exc))
     elif isinstance(op, Stop):
         if run.stopped or not run.target.can_stop(run.subject):
-            trace.record("stop.skip", detail="already stopped" if run.stopped else "subject has no stop()")
+            trace.record(EventKind.STOP_SKIP, detail="already stopped" if run.stopped else "subject has no stop()")
         else:
             stop(run, "scheduled")
     elif isinstance(op, Jump):
         run.clock.jump_us(op.delta_ms * 1000)
-        trace.record("clock.jump", detail=f"{op.delta_ms:+d}ms")
+        trace.record(EventKind.CLOCK_JUMP, detail=f"{op.delta_ms:+d}ms")
     elif isinstance(op, Call):
         _call(run, op)
 
@@ -189,29 +189,29 @@ def apply(run: Run, op: Any, errors: dict[str, type[BaseException]]) -> None:
 def _call(run: Run, op: Call) -> None:
     """Call a target operation; record it, and whether it raised (or its Deferred failed) as declared."""
     operation = run.target.operations[op.operation]
-    run.trace.record("call", detail=f"{op.operation}({', '.join(describe(a, 40) for a in op.args)})")
+    run.trace.record(EventKind.CALL, detail=f"{op.operation}({', '.join(describe(a, 40) for a in op.args)})")
 
-    def outcome(exc: BaseException, how: str) -> None:
+    def outcome(exc: BaseException, how: EventKind) -> None:
         expected = isinstance(exc, operation.raises) or isinstance(exc, CancellerError)
-        run.trace.record(f"call.{'refused' if expected else how}", detail=f"{op.operation}: {describe_error(exc)}")
+        run.trace.record(EventKind.CALL_REFUSED if expected else how, detail=f"{op.operation}: {describe_error(exc)}")
 
     try:
         result = operation.call(run.subject, *op.args)
     except ABORTS + (KeyboardInterrupt,):
         raise
     except Exception as exc:
-        outcome(exc, "raised")
+        outcome(exc, EventKind.CALL_RAISED)
         return
     if isinstance(result, defer.Deferred):
-        result.addErrback(lambda failure: outcome(failure.value, "failure"))
+        result.addErrback(lambda failure: outcome(failure.value, EventKind.CALL_FAILURE))
 
 
 def _on_result(value: Any, trace: Trace, job: int) -> None:
-    trace.record("result", job, describe(value))
+    trace.record(EventKind.RESULT, job, describe(value))
 
 
 def _on_failure(
-    failure: Failure, trace: Trace, job: int, kind: str = "failure", declared: tuple[type[BaseException], ...] = ()
+    failure: Failure, trace: Trace, job: int, kind: EventKind = EventKind.FAILURE, declared: tuple[type[BaseException], ...] = ()
 ) -> None:
     trace.record(kind, job, describe_error(failure.value, failure))
     _note_declared(trace, job, failure.value, declared)
@@ -227,5 +227,5 @@ def _note_declared(trace: Trace, job: int, exc: BaseException, declared: tuple[t
     name = type(exc).__name__
     by_type = {t.__name__ for t in declared if isinstance(exc, t)}
     if by_type != {t.__name__ for t in declared if t.__name__ == name}:
-        trace.record("error.is", job, ",".join(sorted(by_type)))
+        trace.record(EventKind.ERROR_IS, job, ",".join(sorted(by_type)))
 
