@@ -96,6 +96,8 @@ class _FaultDelayedCall(DelayedCall):
     stamp: int = 0
     seq: int = 0
     clock: FaultClock
+    #: The runner's name for the call in its timer events (``#3 func``), once it recorded the call set.
+    label: str | None = None
 
     @property
     def time(self) -> float:

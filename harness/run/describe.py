@@ -93,7 +93,7 @@ def raised_at(exc: BaseException, failure: Failure | None = None) -> str:
         tb = tb.tb_next
     if not frames and failure is not None:
         try:
-            frames = [tuple(frame[:3]) for frame in failure.frames]  # type: ignore[misc]
+            frames = [tuple(frame[:3]) for frame in failure.frames]
         except Exception:
             frames = []
     if not frames:

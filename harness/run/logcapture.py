@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from twisted.logger import LogLevel, globalLogBeginner, globalLogPublisher
+from twisted.logger import ILogObserver, LogLevel, globalLogBeginner, globalLogPublisher
+from zope.interface import implementer
 
 from harness.model.trace import EventKind, Trace
 from harness.run.describe import describe_error, mask_addresses
@@ -29,7 +30,7 @@ def logging_into(observer: LogRecorder) -> Iterator[None]:
     so that observer is detached for the run. Observers of a program that
     began logging still see everything.
     """
-    temporary = getattr(globalLogBeginner, "_temporaryObserver", None)
+    temporary: ILogObserver | None = getattr(globalLogBeginner, "_temporaryObserver", None)
     detached = False
     if temporary is not None:
         try:
@@ -42,10 +43,12 @@ def logging_into(observer: LogRecorder) -> Iterator[None]:
         yield
     finally:
         globalLogPublisher.removeObserver(observer)
-        if detached and getattr(globalLogBeginner, "_temporaryObserver", None) is temporary:
+        current: object = getattr(globalLogBeginner, "_temporaryObserver", None)
+        if detached and temporary is not None and current is temporary:
             globalLogPublisher.addObserver(temporary)
 
 
+@implementer(ILogObserver)
 class LogRecorder:
     """A Twisted log observer that records errors logged during a run into its trace.
 

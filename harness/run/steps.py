@@ -9,7 +9,7 @@ lifecycle around these steps (phases, limits, teardown) is ``runner``'s.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet import defer, task
 from twisted.python.failure import Failure
@@ -19,9 +19,11 @@ from harness.guard.escapes import Escaped
 from harness.guard.watchdog import Expired
 from harness.model.faults import CancellerError
 from harness.model.keys import submit_detail
+from harness.model.known import known
+from harness.model.operations import Operation
 from harness.model.schedule import Call, Cancel, Jump, Start, Stop, Submit
 from harness.model.trace import EventKind, Trace, format_ms
-from harness.run.clock import FaultClock, Livelock, call_name, func_name
+from harness.run.clock import FaultClock, Livelock, _FaultDelayedCall, call_name, func_name
 from harness.run.describe import describe, describe_error
 from harness.run.jobs import Job
 
@@ -65,7 +67,7 @@ def timer_recorder(trace: Trace, clock: FaultClock) -> Callable[[str, Any], None
     record = trace.record
     budget = [MAX_TIMER_EVENTS]
 
-    def on_timer(what: str, call: Any) -> None:
+    def on_timer(what: str, call: _FaultDelayedCall) -> None:
         if what == "set":
             if isinstance(getattr(call.func, "__self__", None), Job):
                 return  # no label: its firing or cancelling is not recorded either
@@ -76,9 +78,9 @@ def timer_recorder(trace: Trace, clock: FaultClock) -> Callable[[str, Any], None
                 record(EventKind.TIMER_LIMIT, detail=f"{MAX_TIMER_EVENTS} timers recorded: no more timer events")
                 clock.on_timer = None  # recording ends here, and costs nothing from now on
             return
-        label = getattr(call, "label", None)  # None: a job's call, past the limit, or set before recording began
-        if label is not None:
-            record(EventKind.TIMER_FIRE if what == "fire" else EventKind.TIMER_CANCEL, detail=label)
+        recorded = call.label  # None: a job's call, past the limit, or set before recording began
+        if recorded is not None:
+            record(EventKind.TIMER_FIRE if what == "fire" else EventKind.TIMER_CANCEL, detail=recorded)
 
     return on_timer
 
@@ -188,7 +190,8 @@ def apply(run: Run, op: Any, errors: dict[str, type[BaseException]]) -> None:
 
 def _call(run: Run, op: Call) -> None:
     """Call a target operation; record it, and whether it raised (or its Deferred failed) as declared."""
-    operation = run.target.operations[op.operation]
+    # Target.__post_init__ made every entry an Operation; the field's type is what a Target accepts.
+    operation = cast(Operation, run.target.operations[op.operation])
     run.trace.record(EventKind.CALL, detail=f"{op.operation}({', '.join(describe(a, 40) for a in op.args)})")
 
     def outcome(exc: BaseException, how: EventKind) -> None:
@@ -203,7 +206,7 @@ def _call(run: Run, op: Call) -> None:
         outcome(exc, EventKind.CALL_RAISED)
         return
     if isinstance(result, defer.Deferred):
-        result.addErrback(lambda failure: outcome(failure.value, EventKind.CALL_FAILURE))
+        result.addErrback(lambda failure: outcome(known(failure.value), EventKind.CALL_FAILURE))
 
 
 def _on_result(value: Any, trace: Trace, job: int) -> None:
@@ -213,8 +216,9 @@ def _on_result(value: Any, trace: Trace, job: int) -> None:
 def _on_failure(
     failure: Failure, trace: Trace, job: int, kind: EventKind = EventKind.FAILURE, declared: tuple[type[BaseException], ...] = ()
 ) -> None:
-    trace.record(kind, job, describe_error(failure.value, failure))
-    _note_declared(trace, job, failure.value, declared)
+    # A Failure holds its exception; Twisted types value as optional only for its constructor's sake.
+    trace.record(kind, job, describe_error(known(failure.value), failure))
+    _note_declared(trace, job, known(failure.value), declared)
 
 
 def _note_declared(trace: Trace, job: int, exc: BaseException, declared: tuple[type[BaseException], ...]) -> None:
