@@ -10,9 +10,11 @@ takes, a function's entry arc coming from minus its first line and its exit
 going to it, as coverage.py numbers them. Lines need no set of their own: a
 line run is the end of an arc.
 
-Cost: on Python 3.11 any trace function slows every frame (the interpreter
-leaves its fast path), about 2x on the harness's own code; so the search
-watches only some examples (``harness.search.guided``).
+Cost: on Python 3.11 any trace function slows every frame (every call
+reaches the global trace function), about 2x on the harness's own code, and
+each traced line costs a Python call; so only the first
+``CALLS_PER_FUNCTION`` calls of each target function in a run are traced,
+and the search watches only some examples (``harness.search.coverage_feedback``).
 
 The tracer never competes with another one: if a trace function is already
 installed when ``watching()`` starts (pytest-cov, ``coverage run``, the
@@ -31,13 +33,18 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any, Callable
 
 #: An arc: (file number, from line, to line); negative lines are a function's entry or exit.
 Arc = tuple[int, int, int]
 
 _Tracer = Callable[[FrameType, str, Any], Any]
+
+#: Calls of one function traced per watched block; later calls run untraced. A ticker's
+#: callback runs thousands of times in a long run, nearly always along the same arcs, and
+#: tracing every call made such runs several times slower.
+CALLS_PER_FUNCTION = 16
 
 
 def target_source(target_spec: str) -> tuple[str, list[Path]] | None:
@@ -69,13 +76,17 @@ def target_source(target_spec: str) -> tuple[str, list[Path]] | None:
 class ArcTracer:
     """Records the arcs that code under ``paths`` (directories or ``.py`` files) takes inside ``watching()``.
 
-    ``arcs`` holds the arcs of the last watched block (cleared when the next
+    Only the first ``calls_per_function`` calls of each function in a block
+    are traced (a cap on the cost of long runs; an arc first taken by a
+    later call goes unseen). ``arcs`` holds the arcs of the last watched block (cleared when the next
     one starts); ``active`` says whether that block was traced at all (False
     when another trace function was installed).
     """
 
-    def __init__(self, paths: Sequence[Path]) -> None:
+    def __init__(self, paths: Sequence[Path], calls_per_function: int = CALLS_PER_FUNCTION) -> None:
         self.dirs = tuple(str(p) + os.sep for p in paths if p.is_dir())
+        self.calls_per_function = calls_per_function
+        self._calls: dict[CodeType, int] = {}  # calls of each function traced in this block
         self.files = frozenset(str(p) for p in paths if not p.is_dir())
         self.arcs: set[Arc] = set()
         self.active = False
@@ -92,6 +103,7 @@ class ArcTracer:
     def watching(self) -> Iterator[ArcTracer]:
         """Trace the target's code while the block runs, unless another tracer is installed."""
         self.arcs = set()
+        self._calls = {}
         previous = sys.gettrace()
         self.active = previous is None
         if not self.active:
@@ -119,6 +131,10 @@ class ArcTracer:
         number = self._numbers[filename] if filename in self._numbers else self._number(filename)
         if number is None:
             return None
+        calls = self._calls.get(code, 0)
+        if calls >= self.calls_per_function:
+            return None
+        self._calls[code] = calls + 1
         arcs = self.arcs
         entry = -code.co_firstlineno
         last = entry

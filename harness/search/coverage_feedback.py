@@ -25,9 +25,9 @@ from contextlib import AbstractContextManager, nullcontext
 from harness.run.lines import Arc, ArcTracer
 
 #: Watched examples in a row without a new arc after which the feedback watches only one in ``EVERY``.
-QUIET = 200
+QUIET = 50
 #: Once quiet, one example in this many is watched.
-EVERY = 16
+EVERY = 32
 #: Arcs remembered; past this the feedback stops learning (the set stays bounded however long the campaign).
 MAX_ARCS = 100_000
 
