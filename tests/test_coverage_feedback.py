@@ -136,3 +136,19 @@ def test_a_search_with_coverage_feedback_is_a_function_of_its_seed(strategy, tmp
         return finding.examples_to_detect, finding.record.schedule
 
     assert first_failure() == first_failure()
+
+
+def _branch(flag: bool) -> int:
+    if flag:
+        return 1
+    return 0
+
+
+def test_only_the_first_calls_of_each_function_are_traced_in_a_run() -> None:
+    first = _branch.__code__.co_firstlineno
+    for cap, expected in ((1, {first + 1, first + 3}), (2, {first + 1, first + 2, first + 3})):
+        tracer = ArcTracer([HERE], calls_per_function=cap)
+        with tracer.watching():
+            _branch(False)
+            _branch(True)
+        assert {line for _, _, line in tracer.arcs if line > 0} == expected

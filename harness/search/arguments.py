@@ -19,8 +19,9 @@ versions (the search then differs); a saved failure keeps the arguments
 themselves, so it replays under any version.
 
 Drawing costs about 0.25 ms (Hypothesis's test setup), so draws are
-memoised (``MEMO`` per operation: the guided search mutates records and
-meets the same bytes again).
+remembered (``MEMO`` per operation) under the bytes they read: an
+``integers(1, 3)`` argument reads one byte or two, so after a few hundred
+draws nearly every call finds its arguments remembered.
 
 A failing schedule's arguments are shrunk by ``shrink_arguments``: each
 argument is replaced in turn by a simpler value that its own strategy drew
@@ -64,7 +65,8 @@ class ArgumentDrawer:
     def __init__(self, name: str, strategies: tuple[st.SearchStrategy[Any], ...]) -> None:
         self.name = name
         self.strategies = strategies
-        self.memo: dict[bytes, tuple[Any, ...] | None] = {}
+        self.memo: dict[bytes, tuple[Any, ...]] = {}  # the bytes a draw read -> its arguments
+        self.lengths: list[int] = []  # the lengths of those bytes, in the order first seen
         drawn: list[tuple[Any, ...]] = []
 
         try:
@@ -80,18 +82,30 @@ class ArgumentDrawer:
         self._drawn = drawn
 
     def draw(self, data: bytes) -> tuple[Any, ...] | None:
-        """The arguments ``data`` gives, or None when the strategies refuse these bytes."""
-        if data in self.memo:
-            return self.memo[data]
+        """The arguments ``data`` gives, or None when the strategies refuse these bytes.
+
+        Strategies read their bytes in order, so the arguments depend only on
+        the bytes read: a draw is remembered under that prefix (its length is
+        the length of what ``fuzz_one_input`` returns), and any bytes with a
+        remembered prefix give the same arguments without running Hypothesis.
+        """
+        padded = bytes(data) + bytes(PADDING)
+        for length in self.lengths:
+            if padded[:length] in self.memo:
+                return self.memo[padded[:length]]
         self._drawn.clear()
         try:
-            valid = self._fuzz(bytes(data) + bytes(PADDING))
+            replay = self._fuzz(padded)
         except HypothesisException as exc:
             raise self._refused(exc) from None
-        args = tuple(self._drawn[0]) if valid is not None and self._drawn else None
+        args = tuple(self._drawn[0]) if replay is not None and self._drawn else None
         if len(self.memo) >= MEMO:
             self.memo.clear()
-        self.memo[data] = args
+            self.lengths.clear()
+        if args is not None and replay is not None:
+            if len(replay) not in self.lengths:
+                self.lengths.append(len(replay))
+            self.memo[padded[: len(replay)]] = args
         return args
 
     def _refused(self, exc: Exception) -> TargetError:
