@@ -152,3 +152,15 @@ def test_only_the_first_calls_of_each_function_are_traced_in_a_run() -> None:
             _branch(False)
             _branch(True)
         assert {line for _, _, line in tracer.arcs if line > 0} == expected
+
+
+def test_a_long_run_stops_being_traced_after_so_many_calls_of_the_target() -> None:
+    tracer = ArcTracer([HERE], calls_per_run=3)
+    with tracer.watching():
+        for _ in range(3):
+            _branch(False)
+        assert sys.gettrace() is not None
+        _branch(True)  # the 4th call: tracing stops, this arc goes unseen
+        assert sys.gettrace() is None
+    first = _branch.__code__.co_firstlineno
+    assert first + 2 not in {line for _, _, line in tracer.arcs} and sys.gettrace() is None

@@ -14,7 +14,8 @@ Cost: on Python 3.11 any trace function slows every frame (every call
 reaches the global trace function), about 2x on the harness's own code, and
 each traced line costs a Python call; so only the first
 ``CALLS_PER_FUNCTION`` calls of each target function in a run are traced,
-and the search watches only some examples (``harness.search.coverage_feedback``).
+tracing stops after ``CALLS_PER_RUN`` calls of the target's functions, and
+the search watches only some examples (``harness.search.coverage_feedback``).
 
 The tracer never competes with another one: if a trace function is already
 installed when ``watching()`` starts (pytest-cov, ``coverage run``, the
@@ -45,6 +46,11 @@ _Tracer = Callable[[FrameType, str, Any], Any]
 #: callback runs thousands of times in a long run, nearly always along the same arcs, and
 #: tracing every call made such runs several times slower.
 CALLS_PER_FUNCTION = 16
+#: Calls of the target's functions after which a watched block stops tracing altogether. Every
+#: call of the harness and Twisted still reaches the global trace function (to be told no),
+#: which made a long run (a ticker stalled over thousands of ticks) 9x slower; counting the
+#: target's own calls, which its deterministic trace fixes, keeps the cut deterministic.
+CALLS_PER_RUN = 1_000
 
 
 def target_source(target_spec: str) -> tuple[str, list[Path]] | None:
@@ -77,15 +83,20 @@ class ArcTracer:
     """Records the arcs that code under ``paths`` (directories or ``.py`` files) takes inside ``watching()``.
 
     Only the first ``calls_per_function`` calls of each function in a block
-    are traced (a cap on the cost of long runs; an arc first taken by a
-    later call goes unseen). ``arcs`` holds the arcs of the last watched block (cleared when the next
+    are traced, and tracing stops after ``calls_per_run`` calls of the
+    target's functions (caps on the cost of long runs; an arc first taken
+    later goes unseen). ``arcs`` holds the arcs of the last watched block (cleared when the next
     one starts); ``active`` says whether that block was traced at all (False
     when another trace function was installed).
     """
 
-    def __init__(self, paths: Sequence[Path], calls_per_function: int = CALLS_PER_FUNCTION) -> None:
+    def __init__(
+        self, paths: Sequence[Path], calls_per_function: int = CALLS_PER_FUNCTION, calls_per_run: int = CALLS_PER_RUN
+    ) -> None:
         self.dirs = tuple(str(p) + os.sep for p in paths if p.is_dir())
         self.calls_per_function = calls_per_function
+        self.calls_per_run = calls_per_run
+        self._target_calls = 0
         self._calls: dict[CodeType, int] = {}  # calls of each function traced in this block
         self.files = frozenset(str(p) for p in paths if not p.is_dir())
         self.arcs: set[Arc] = set()
@@ -104,6 +115,7 @@ class ArcTracer:
         """Trace the target's code while the block runs, unless another tracer is installed."""
         self.arcs = set()
         self._calls = {}
+        self._target_calls = 0
         previous = sys.gettrace()
         self.active = previous is None
         if not self.active:
@@ -130,6 +142,10 @@ class ArcTracer:
         filename = code.co_filename
         number = self._numbers[filename] if filename in self._numbers else self._number(filename)
         if number is None:
+            return None
+        self._target_calls += 1
+        if self._target_calls > self.calls_per_run:
+            sys.settrace(None)  # a long run: stop paying for every call of the harness and Twisted too
             return None
         calls = self._calls.get(code, 0)
         if calls >= self.calls_per_function:
