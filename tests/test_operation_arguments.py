@@ -86,7 +86,8 @@ def _calls(schedules: list[Schedule]) -> list[Call]:
 
 def test_the_byte_search_calls_operations_with_every_argument_value_and_is_seeded() -> None:
     menu = CORRECT.default_menu()
-    assert codec(menu).arg_width > 0
+    assert codec(menu).arg_width > 0 and codec(Menu()).arg_width == 0  # other menus' records are as before
+    assert codec(Menu(operations=(("flush", ()),))).arg_width == 0
     for strategy in STRATEGIES:
         first = [next(examples) for examples in [Examples(menu, 7, strategy)] for _ in range(300)]
         again = [next(examples) for examples in [Examples(menu, 7, strategy)] for _ in range(300)]

@@ -21,9 +21,11 @@ Strategies (``STRATEGIES``, chosen with ``CampaignConfig.strategy`` or
   are switched off, rather than diluted by them);
 - ``guided``: feedback-guided mutation: keep the byte strings whose run
   reached a trace feature not seen before (an event kind with the number of
-  jobs running and waiting at that moment) and mutate them: insert, delete
-  or duplicate an operation, shift one in time, change a job's behaviour,
-  change the tie order; a fresh random example every few;
+  jobs running and waiting at that moment) or, with a tracer
+  (``harness.search.coverage_feedback``), an arc of the target's own code
+  not taken before, and mutate them: insert, delete or duplicate an
+  operation, shift one in time, change a job's behaviour or a call's
+  arguments, change the tie order; a fresh random example every few;
 - ``pct``: random bytes whose calls due at the same instant run in PCT
   order (``harness.run.clock``): random priorities with ``depth - 1`` change
   points, for bugs that need a few same-instant calls in one order;
