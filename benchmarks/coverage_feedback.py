@@ -32,9 +32,10 @@ from test_scenarios_hard import ZOO  # noqa: E402  (the hard zoo is the one that
 
 
 def _campaign(spec: str, seed: int, strategy: str, on: bool, **limits: Any) -> Any:
-    coverage_feedback.ENABLED = on
     with tempfile.TemporaryDirectory() as folder:
-        config = CampaignConfig(seed=seed, report_dir=folder, strategy=strategy, database=None, **limits)
+        config = CampaignConfig(
+            seed=seed, report_dir=folder, strategy=strategy, database=None, coverage_feedback=on, **limits
+        )
         return run_campaign(load_target(spec), spec, config)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from twisted.internet import defer
 
-from harness import CampaignConfig, Target, run_campaign, run_schedule
+from harness import CampaignConfig, Target, load_target, run_campaign, run_schedule
 from harness.run.lines import ArcTracer, target_source
 from harness.search import coverage_feedback
 from harness.search.coverage_feedback import QUIET, CoverageFeedback
@@ -117,25 +117,27 @@ def test_the_feedback_watches_one_example_in_every_few_once_nothing_new_comes() 
     assert all(watched[:QUIET]) and 0 < sum(watched[QUIET:]) <= 64 // coverage_feedback.EVERY + 1
 
 
-def test_only_the_guided_strategies_get_a_tracer(monkeypatch) -> None:
+def test_only_the_guided_strategies_get_a_tracer() -> None:
     assert coverage_feedback.tracer_for("scenarios.pools:semaphore_pool", "random") is None
-    monkeypatch.setattr(coverage_feedback, "ENABLED", True)
     assert coverage_feedback.tracer_for("scenarios.pools:semaphore_pool", "guided") is not None
     assert coverage_feedback.tracer_for("no_such_module_anywhere:x", "mixed") is None
 
 
 @pytest.mark.parametrize("strategy", ["guided", "mixed"])
-def test_a_search_with_coverage_feedback_is_a_function_of_its_seed(strategy, tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(coverage_feedback, "ENABLED", True)
-    spec = "scenarios.handoff:lost_handoff_pool"
-    from harness import load_target
+def test_a_search_with_coverage_feedback_is_a_function_of_its_seed(strategy, tmp_path) -> None:
+    spec = "scenarios.slow_lane:forgotten_slow_lane_client"
 
-    def first_failure() -> tuple[int | None, Any]:
-        config = CampaignConfig(seed=3, max_examples=3_000, report_dir=str(tmp_path), strategy=strategy)
+    def first_failure(feedback: bool) -> tuple[int | None, Any]:
+        config = CampaignConfig(
+            seed=1, max_examples=5_000, report_dir=str(tmp_path), strategy=strategy, coverage_feedback=feedback
+        )
         (finding,) = run_campaign(load_target(spec), spec, config).findings
         return finding.examples_to_detect, finding.record.schedule
 
-    assert first_failure() == first_failure()
+    on = first_failure(True)
+    assert first_failure(True) == on
+    if strategy == "guided":
+        assert first_failure(False) != on  # the feedback changed what the search kept (seed 1: 68 vs 859 examples)
 
 
 def _branch(flag: bool) -> int:

@@ -169,7 +169,10 @@ class CampaignConfig:
     passes over them, and they count towards ``max_failures``.
     ``strategy`` is how the search draws schedules (``harness.search.generate``:
     ``mixed``, ``random``, ``swarm``, ``guided`` or ``pct``), ``pct_depth``
-    the bug depth the ``pct`` strategy aims at.
+    the bug depth the ``pct`` strategy aims at. With ``coverage_feedback``
+    the guided strategies also keep schedules that took a new line or branch
+    of the target's own code (``harness.search.coverage_feedback``; off by
+    default: on the hard zoo it did not find bugs sooner).
     """
 
     max_examples: int | None = None
@@ -185,6 +188,7 @@ class CampaignConfig:
     ignore: frozenset[str] = frozenset()
     strategy: str = DEFAULT_STRATEGY
     pct_depth: int = DEFAULT_DEPTH
+    coverage_feedback: bool = False
 
 
 def new_seed() -> int:
@@ -318,7 +322,8 @@ class _Search:
         self.on_run: Callable[[Schedule, Run], None] | None = None
         self.save_error: HarnessError | None = None  # why a failure file could not be written (see _save)
         self.eventful = 0
-        self.tracer = tracer_for(target_spec, config.strategy)  # the target's coverage, for the guided search
+        # The target's line and branch coverage, for the guided search (harness.search.coverage_feedback).
+        self.tracer = tracer_for(target_spec, config.strategy) if config.coverage_feedback else None
 
     def _check_stop(self) -> None:
         if self.stop_requested():

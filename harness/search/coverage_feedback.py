@@ -16,6 +16,12 @@ then one example in ``EVERY``. Both are counts of examples, so the search
 stays a pure function of the seed (and of the target's code paths).
 Under another tracer (pytest-cov, a debugger, the HTML report's coverage)
 nothing is recorded: the search then learns from trace features alone.
+
+Off by default (``CampaignConfig.coverage_feedback``): on the hard zoo it
+found some bugs sooner and others later, no better than a different seed,
+and costs throughput (docs/benchmarks.md, "Coverage feedback for the guided
+search"); the zoo's targets are small, and their few arcs are all reached
+along with new trace features. It is there for targets with more code paths.
 """
 
 from __future__ import annotations
@@ -62,12 +68,8 @@ class CoverageFeedback:
         return True
 
 
-#: Whether campaigns give the guided strategies coverage feedback (a switch for benchmarks/coverage_feedback.py).
-ENABLED = True
-
-
 def tracer_for(target_spec: str, strategy: str) -> ArcTracer | None:
-    """The tracer a campaign's guided search watches the target with, or None (off, another strategy, no source)."""
-    if not ENABLED or strategy not in ("guided", "mixed"):
+    """The tracer a campaign's guided search watches the target with, or None (another strategy, no source)."""
+    if strategy not in ("guided", "mixed"):
         return None
     return ArcTracer.of(target_spec)
