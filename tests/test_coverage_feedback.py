@@ -166,3 +166,17 @@ def test_a_long_run_stops_being_traced_after_so_many_calls_of_the_target() -> No
         assert sys.gettrace() is None
     first = _branch.__code__.co_firstlineno
     assert first + 2 not in {line for _, _, line in tracer.arcs} and sys.gettrace() is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["guided", "mixed"])
+def test_the_hard_zoos_correct_twins_stay_clean_with_coverage_feedback(strategy, tmp_path) -> None:
+    from test_scenarios_hard import CORRECT as TWINS  # the hard zoo is the one that test file checks
+
+    assert len(TWINS) >= 7
+    for twin in TWINS:
+        config = CampaignConfig(
+            seed=11, max_examples=1_500, report_dir=str(tmp_path), strategy=strategy, coverage_feedback=True
+        )
+        result = run_campaign(load_target(twin.target), twin.target, config)
+        assert [f.record.message for f in result.findings] == [] and result.examples == 1_500, twin.target
