@@ -8,7 +8,8 @@
 - ``page``: the self-contained HTML page (``render_report``, ``write_report``).
 """
 
-from harness.output.report.coverage_probe import CoverageProbe, target_source
+from harness.output.report.coverage_probe import CoverageProbe
+from harness.run.lines import target_source
 from harness.search.exercised import Tally
 from harness.output.report.page import REPORT_NAME, FailureView, load_inputs, render_report, view_of_finding, view_of_record, write_report
 from harness.output.report.svg import timeline_svg
