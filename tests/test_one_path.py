@@ -145,3 +145,5 @@ def test_the_default_example_count_is_documented_consistently(capsys) -> None:
     docs = (Path(__file__).resolve().parent.parent / "docs" / "pytest.md").read_text()
     (row,) = [line for line in docs.splitlines() if line.startswith("| `--harness-max-examples N`")]
     assert f"| {DEFAULT_MAX_EXAMPLES}, as `harness fuzz`" in row
+    reference = (Path(__file__).resolve().parent.parent / "docs" / "reference" / "cli.md").read_text()
+    assert f"| `--max-examples N` | {DEFAULT_MAX_EXAMPLES} when there is no `--budget` |" in reference
