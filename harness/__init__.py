@@ -16,7 +16,8 @@ name with ``CampaignConfig.strategy``, which refuses a bad name with the list).
 """
 
 
-from harness.search.campaign import CampaignConfig, CampaignResult, Finding, NondeterministicTarget, run_campaign
+from harness.search.campaign import CampaignConfig, CampaignResult, Finding, run_campaign
+from harness.search.verdict import NondeterministicTarget
 from harness.run.clock import FaultClock
 from harness.errors import FailureFileError, HarnessError, ReportError, TargetError, UsageError
 from harness.store.failure_file import FailureRecord

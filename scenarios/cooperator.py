@@ -98,7 +98,7 @@ class DeadWorkerPool(CooperatorPool):
     def _start_worker(self) -> None:
         self._coop.coiterate(self._work()).addCallbacks(self._worker_exit, self.crashes.append)
 
-    def _deliver(self, result: Any, entry: Entry) -> Any:  # type: ignore[override]
+    def _deliver(self, result: Any, entry: Entry) -> Any:
         super()._deliver(result, entry)
         if isinstance(result, Failure) and result.check(defer.CancelledError):
             return None

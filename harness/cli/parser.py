@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_fuzz(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_fuzz(commands: argparse._SubParsersAction[Parser]) -> None:
     fuzz = commands.add_parser(
         "fuzz",
         help="search for schedules that break a target's invariants",

@@ -56,7 +56,8 @@ from harness.search.shrink import shrink_schedule
 from harness.search.shrink_teardown import stop_earlier
 from harness.model.menu import Menu
 from harness.model.target import Target
-from harness.search.verdict import HANG, NONDETERMINISTIC_FIX, NondeterministicTarget, check_deterministic, judge
+from harness.search.verdict import HANG, NONDETERMINISTIC_FIX, check_deterministic, judge
+from harness.search.verdict import NondeterministicTarget as NondeterministicTarget  # re-exported: raised by campaigns
 from harness.guard.watchdog import DEFAULT_TIMEOUT_S
 
 #: Schedules a campaign runs when neither a count nor a wall-clock budget is given: the one
