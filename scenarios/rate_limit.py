@@ -16,7 +16,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from harness import Menu, Target
 
 from . import Scenario
-from ._pool import Pool
+from ._pool import Entry, Pool
 
 JOBS = 2
 PER_MS = 100
@@ -59,8 +59,12 @@ class TokenBucket(Pool):
             entry = self.waiting.popleft()
             self.tokens -= 1
             self._took_token()
-            entry.running = defer.maybeDeferred(entry.job)
-            entry.running.chainDeferred(entry.caller)
+            self._start(entry)
+
+    def _start(self, entry: Entry) -> None:
+        """Run the job; its outcome goes to the caller (a job's end frees no slot here)."""
+        entry.running = defer.maybeDeferred(entry.job)
+        entry.running.chainDeferred(entry.caller)
 
     def _took_token(self) -> None:
         self._refills = [call for call in self._refills if call.active()]

@@ -189,6 +189,11 @@ def new_seed() -> int:
     return int.from_bytes(os.urandom(4), "big")
 
 
+def campaign_seed(config: CampaignConfig) -> int:
+    """The campaign's seed: ``config.seed``, or a fresh one when none is given."""
+    return config.seed if config.seed is not None else new_seed()
+
+
 def run_campaign(
     target: Target,
     target_spec: str,
@@ -209,7 +214,7 @@ def run_campaign(
     was found so far, even unshrunk, is saved and returned.
     """
     check_config(config)
-    seed = config.seed if config.seed is not None else new_seed()
+    seed = campaign_seed(config)
     result = CampaignResult(target=target_spec, seed=seed)
     search = _Search(target, target_spec, config, result, on_example, on_finding, stop_requested or _never)
     search.on_run = on_run

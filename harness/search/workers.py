@@ -55,12 +55,12 @@ from harness.search.campaign import (
     CampaignConfig,
     CampaignResult,
     Finding,
+    campaign_seed,
     masked_invariants,
     check_config,
     enough,
     example_limit,
     keep_regression,
-    new_seed,
     replay_corpus,
     run_campaign,
     stopped_by_error,
@@ -188,7 +188,7 @@ def run_workers(
     if not 1 <= workers <= MAX_WORKERS:
         raise ValueError(f"workers must be between 1 and {MAX_WORKERS}, got {workers}")
     check_config(config)
-    seed = config.seed if config.seed is not None else new_seed()
+    seed = campaign_seed(config)
     total = example_limit(config)
     mine = shard.share(total)
     if mine is not None and mine < 1:
