@@ -136,6 +136,7 @@ def fuzz_config(args: argparse.Namespace) -> CampaignConfig:
         example_timeout_s=args.example_timeout,
         strategy=args.strategy,
         pct_depth=args.pct_depth,
+        coverage_feedback=args.coverage_feedback,
     )
     total = example_limit(config)
     if args.shard is not None and total is not None and total < args.shard.count:
