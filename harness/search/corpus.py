@@ -31,9 +31,12 @@ DEFAULT_DIRECTORY = "harness-regressions"
 
 @dataclass(frozen=True)
 class Replay:
-    """One corpus file played again: ``violation`` is set while its invariant still breaks."""
+    """One corpus file played again: ``violation`` is set while its invariant still breaks.
 
-    path: Path
+    ``path`` is None for a failure replayed from its record alone (one a worker could not save).
+    """
+
+    path: Path | None
     record: FailureRecord
     run: Run
     violation: Violation | None
@@ -80,7 +83,7 @@ def entries(directory: str | os.PathLike[str], target_spec: str) -> list[tuple[P
     return found
 
 
-def replay(target: Target, path: Path, record: FailureRecord, timeout_s: float | None = DEFAULT_TIMEOUT_S) -> Replay:
+def replay(target: Target, path: Path | None, record: FailureRecord, timeout_s: float | None = DEFAULT_TIMEOUT_S) -> Replay:
     """Run a corpus file's schedule against ``target`` and see whether its invariant still breaks.
 
     A run that hangs or livelocks fails, whatever invariant the file records:

@@ -47,7 +47,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from harness.search import corpus
 from harness.store import failure_file
@@ -71,6 +71,7 @@ from harness.search.shard import MAX_WORKERS, Shard, piece_seed, share
 from harness.search.stop_reasons import StopReason
 from harness.guard.signals import StopSignals
 from harness.model.target import Target, load_target
+from harness.model.known import known
 
 if TYPE_CHECKING:
     from harness.search.exercised import Tally
@@ -79,7 +80,7 @@ if TYPE_CHECKING:
 TIMING = ("detected_after_s", "examples_to_detect", "shrink_s")
 
 #: How workers are started (see the module docstring).
-START_METHOD = "spawn"
+START_METHOD: Final = "spawn"
 
 #: Seconds between the parent's looks at its workers: messages, progress, stop requests.
 POLL_S = 0.05
@@ -250,7 +251,8 @@ class _Parallel:
         self.on_finding = on_finding
         self.on_crash = on_crash
         self.result = ParallelResult(target=spec, seed=seed, shard=shard)
-        self.result.workers = [WorkerReport(index, piece.seed) for index, piece in enumerate(pieces)]
+        # Every piece has its seed (piece_seed above).
+        self.result.workers = [WorkerReport(index, known(piece.seed)) for index, piece in enumerate(pieces)]
         self.held: dict[str, dict[str, Any]] = {}  # unshrunk failures waiting for a shrunk one (see _received)
         self.stop_reason: StopReason | None = None
         self.error: BaseException | None = None
@@ -545,8 +547,8 @@ def _worker_main(
 
         def on_finding(finding: Finding) -> None:
             shrinking[index] = 0
-            message = {"path": finding.path and str(finding.path), "invariant": finding.violation.invariant,
-                       "shrunk": finding.shrunk}
+            message: dict[str, object] = {"path": finding.path and str(finding.path),
+                                          "invariant": finding.violation.invariant, "shrunk": finding.shrunk}
             if finding.path is None:  # it could not be saved: sent whole, so the parent still reports it
                 message["record"] = finding.record.to_json()
             message.update({name: getattr(finding, name) for name in TIMING})
