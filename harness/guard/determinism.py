@@ -55,6 +55,6 @@ def without_local_constants() -> Iterator[None]:
 
 def _clear(cache: Any) -> None:
     """Forget the permitted constants computed with (or without) the local ones."""
-    inner = getattr(cache, "cache", None)
+    inner: object = getattr(cache, "cache", None)
     if hasattr(inner, "clear"):
         inner.clear()
