@@ -37,13 +37,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, task
-from twisted.logger import LogLevel, globalLogBeginner, globalLogPublisher
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
 
 from harness.run.clock import MAX_ROUNDS_PER_INSTANT, FaultClock, Livelock, call_name, func_name
 from harness.errors import HarnessError, TargetError
 from harness.guard import signals
 from harness.guard.escapes import EscapeGuard, Escaped
+from harness.guard.private_api import startup_log_observer
 from harness.model.faults import CancellerError
 from harness.run.jobs import Job
 from harness.model.keys import submit_detail
@@ -288,7 +289,7 @@ def _logging_into(observer: _LogRecorder) -> Iterator[None]:
     so that observer is detached for the run. Observers of a program that
     began logging still see everything.
     """
-    temporary = getattr(globalLogBeginner, "_temporaryObserver", None)
+    temporary = startup_log_observer()
     detached = False
     if temporary is not None:
         try:
@@ -301,7 +302,7 @@ def _logging_into(observer: _LogRecorder) -> Iterator[None]:
         yield
     finally:
         globalLogPublisher.removeObserver(observer)
-        if detached and getattr(globalLogBeginner, "_temporaryObserver", None) is temporary:
+        if detached and startup_log_observer() is temporary:
             globalLogPublisher.addObserver(temporary)
 
 
