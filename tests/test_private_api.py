@@ -88,7 +88,7 @@ def test_an_unhandled_error_in_a_deferred_is_logged_under_the_defer_namespace() 
     from twisted.internet import defer
     from twisted.logger import globalLogPublisher
 
-    from harness.run.runner import _DEFER_NAMESPACE
+    from harness.run.logcapture import _DEFER_NAMESPACE
 
     events: list[dict] = []
     globalLogPublisher.addObserver(events.append)
