@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from twisted.logger import ILogObserver, LogLevel, globalLogBeginner, globalLogPublisher
+from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
 from zope.interface import implementer
 
+from harness.guard.private_api import startup_log_observer
 from harness.model.trace import EventKind, Trace
 from harness.run.describe import describe_error, mask_addresses
 
@@ -30,7 +31,7 @@ def logging_into(observer: LogRecorder) -> Iterator[None]:
     so that observer is detached for the run. Observers of a program that
     began logging still see everything.
     """
-    temporary: ILogObserver | None = getattr(globalLogBeginner, "_temporaryObserver", None)
+    temporary = startup_log_observer()
     detached = False
     if temporary is not None:
         try:
@@ -43,8 +44,8 @@ def logging_into(observer: LogRecorder) -> Iterator[None]:
         yield
     finally:
         globalLogPublisher.removeObserver(observer)
-        current: object = getattr(globalLogBeginner, "_temporaryObserver", None)
-        if detached and temporary is not None and current is temporary:
+        # (temporary is never None once detached; the last test says so to the type checker)
+        if detached and startup_log_observer() is temporary and temporary is not None:
             globalLogPublisher.addObserver(temporary)
 
 
