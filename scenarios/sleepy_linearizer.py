@@ -60,7 +60,7 @@ class SleepyLinearizer:
     def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
         call = _Caller(job)
         call.caller = defer.Deferred(lambda d: self._cancel(call))
-        if self.held < self.limit and not self.granted:
+        if self.held < self.limit and not self.granted and not self.waiting:
             self.held += 1
             self._start(call)
         else:
