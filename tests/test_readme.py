@@ -18,27 +18,11 @@ from pathlib import Path
 
 from harness import CampaignConfig, run_campaign
 from harness.invariants import INVARIANTS
+from md_pages import fences
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
-
-
-def fences(text: str) -> list[tuple[str, str]]:
-    """Every fenced block of a Markdown page as (info string, body), in page order."""
-    blocks: list[tuple[str, str]] = []
-    info: str | None = None
-    body: list[str] = []
-    for line in text.splitlines(keepends=True):
-        if info is None:
-            if line.startswith("```"):
-                info, body = line[3:].strip(), []
-        elif line.rstrip("\n") == "```":
-            blocks.append((info, "".join(body)))
-            info = None
-        else:
-            body.append(line)
-    return blocks
 
 
 def section(text: str, heading: str) -> str:
