@@ -5,7 +5,10 @@ more specific one comes first (a double fire before the errors it causes, a
 leaked slot before the deadlock it causes).
 
 This layer owns the invariants (one module per family, ``families`` for
-their names) and judges a run from its record.
+their names) and judges a run from its record. Each invariant is a pure
+function of that record (``base``); the one step that runs the target again,
+to find why jobs were stranded, is ``harness.run.diagnosis``, and ``check``
+runs it first when an applicable invariant reads its result.
 
 May import: ``harness.errors``, ``harness.model``, ``harness.guard``,
 ``harness.run``.
@@ -13,9 +16,15 @@ May import: ``harness.errors``, ``harness.model``, ``harness.guard``,
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from harness.model.target import Target
+from harness.run.diagnosis import diagnose
 from harness.invariants import cancellation, completion, concurrency, delivery, errors, leaks, operations, time, user
 from harness.invariants.base import Invariant, Violation
+
+if TYPE_CHECKING:
+    from harness.run.runner import Run
 
 #: Every built-in invariant, in report order.
 INVARIANTS: tuple[Invariant, ...] = (
@@ -57,11 +66,21 @@ def invariants_for(target: Target) -> tuple[Invariant, ...]:
     return tuple(inv for inv in INVARIANTS if inv.applies(target))
 
 
-def check(run) -> list[Violation]:
-    """All violations in ``run``, in registry order (at most one per invariant)."""
+def check(run: Run) -> list[Violation]:
+    """All violations in ``run``, in registry order (at most one per invariant).
+
+    Two steps: the diagnosis (``harness.run.diagnosis.diagnose``, which may
+    replay counterfactual schedules), run once and stored as
+    ``run.diagnosis`` if an applicable invariant reads it and the run has
+    none yet; then every applicable invariant, each a pure function of the
+    run's record.
+    """
+    invariants = invariants_for(run.target)
+    if run.diagnosis is None and any(invariant.needs_diagnosis for invariant in invariants):
+        run.diagnosis = diagnose(run)
     found: list[Violation] = []
-    for invariant in invariants_for(run.target):
-        found.extend(invariant.check(run))
+    for invariant in invariants:
+        found.extend(invariant.violations(run))
     return found
 
 

@@ -11,12 +11,16 @@ an execution with no caller waiting (every caller of it cancelled; with
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from harness.model.target import Target
-from harness.model.trace import format_ms
+from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
-from harness.run.facts import CANCELLABLE_KINDS, abandoned_at, facts_of, stranded
+from harness.run.diagnosis import Cause
+from harness.run.facts import CANCELLABLE_KINDS, abandoned_at, facts_of
+
+if TYPE_CHECKING:
+    from harness.run.runner import Run
 
 
 #: The detail of a ``cancel.raised`` event whose exception is a hostile job's canceller failing.
@@ -34,13 +38,14 @@ class Fires(_Cancellation):
     name = "cancellation.fires"
     summary = "a cancelled Deferred fails with CancelledError (or the declared type) in the same instant"
 
-    def check(self, run) -> Iterator[Violation]:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         cancel_error = run.target.cancel_error
         expected = cancel_error.__name__
         # A cancel through which a hostile job's canceller raised (the job's own, or, for shared or
         # abandoned work, the execution's) cannot be finished by the subject: the CancellerError ends it.
-        hostile = {e.job for e in facts.events if e.kind == "cancel.raised" and e.detail.startswith(CANCELLER_ERROR)}
+        raised = (facts.events[i] for i in facts.of_kind(EventKind.CANCEL_RAISED))
+        hostile = {e.job for e in raised if e.detail.startswith(CANCELLER_ERROR)}
         for job in facts.jobs.values():
             if job.canceller_raised or job.id in hostile:
                 continue  # a hostile job: its own canceller raised, the subject could not finish the cancel
@@ -49,34 +54,31 @@ class Fires(_Cancellation):
                     break  # cancelling after the result is the "harmless" case
                 at = format_ms(facts.time(cancel))
                 if job.fired is None:
-                    yield self.violation(run, f"job {job.id} was cancelled at {at} but its Deferred never fired", [cancel])
-                    return
+                    return self.violation(run, f"job {job.id} was cancelled at {at} but its Deferred never fired", [cancel])
                 fired = facts.events[job.fired]
-                if fired.kind == "result":
-                    yield self.violation(
+                if fired.kind == EventKind.RESULT:
+                    return self.violation(
                         run,
                         f"job {job.id} was cancelled at {at} but its Deferred then delivered a result "
                         f"({fired.detail}) instead of failing with {expected}",
                         [cancel, job.fired],
                     )
-                    return
                 if fired.t_us > facts.time(cancel):
-                    yield self.violation(
+                    return self.violation(
                         run,
                         f"job {job.id} was cancelled at {at} but its Deferred fired only at {format_ms(fired.t_us)}; "
                         "it must fire by the end of the instant of the cancel",
                         [cancel, job.fired],
                     )
-                    return
                 if not facts.is_error(job.fired, cancel_error):
-                    yield self.violation(
+                    return self.violation(
                         run,
                         f"job {job.id} was cancelled at {at} but its Deferred failed with {fired.detail}, "
                         f"not {expected} (or a subclass)",
                         [cancel, job.fired],
                     )
-                    return
                 break
+        return None
 
 
 class NoStart(_Cancellation):
@@ -85,7 +87,7 @@ class NoStart(_Cancellation):
     name = "cancellation.no_start"
     summary = "a cancelled job never starts afterwards (no late start, no retry after cancel)"
 
-    def check(self, run) -> Iterator[Violation]:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         for job in facts.jobs.values():
             if not job.cancels or facts.fired_before(job, job.cancels[0]):
@@ -94,13 +96,13 @@ class NoStart(_Cancellation):
             for attempt in job.attempts:
                 if attempt.start > cancel:
                     what = "started" if attempt.n == 0 else f"was retried (attempt {attempt.n})"
-                    yield self.violation(
+                    return self.violation(
                         run,
                         f"job {job.id} {what} at {format_ms(facts.time(attempt.start))}, after it was cancelled "
                         f"at {format_ms(facts.time(cancel))}",
                         [cancel, attempt.start],
                     )
-                    return
+        return None
 
 
 class Propagates(_Cancellation):
@@ -112,7 +114,7 @@ class Propagates(_Cancellation):
     def applies(self, target: Target) -> bool:
         return super().applies(target) and not target.detaches
 
-    def check(self, run) -> Iterator[Violation]:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         for job in facts.jobs.values():
             for cancel in job.cancels:
@@ -127,14 +129,14 @@ class Propagates(_Cancellation):
                         still = "and kept running" if attempt.end is None else (
                             f"and it ran on until {format_ms(facts.time(attempt.end))}"
                         )
-                        yield self.violation(
+                        return self.violation(
                             run,
                             f"job {job.id} was running when its Deferred was cancelled at {format_ms(now)}, "
                             f"but the job's own Deferred was not cancelled {still}",
                             [cancel, attempt.start],
                         )
-                        return
                 break
+        return None
 
 
 class Detaches(_Cancellation):
@@ -146,14 +148,14 @@ class Detaches(_Cancellation):
     def applies(self, target: Target) -> bool:
         return super().applies(target) and target.detaches
 
-    def check(self, run) -> Iterator[Violation]:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         abandons = run.target.abandons
         for job in facts.jobs.values():
             for cancel in job.cancels:
                 now = facts.time(cancel)
                 for attempt in job.attempts:
-                    if attempt.running_at(cancel) and attempt.end_kind == "job.cancel" and facts.time(attempt.end) == now:
+                    if attempt.running_at(cancel) and attempt.end_kind == EventKind.JOB_CANCEL and facts.time(attempt.end) == now:
                         abandoned = abandoned_at(facts, run.target, attempt) if abandons else None
                         if abandoned is not None and abandoned < attempt.end:
                             continue  # cancelled once its last waiting caller was (maybe a later cancel, same instant)
@@ -162,13 +164,13 @@ class Detaches(_Cancellation):
                             if abandons
                             else 'cancellable="detach": running work must run on'
                         )
-                        yield self.violation(
+                        return self.violation(
                             run,
                             f"job {job.id}'s caller was cancelled at {format_ms(now)} and the job's own work was "
                             f"cancelled too; the target declares {promise}",
                             [cancel, attempt.end],
                         )
-                        return
+        return None
 
 
 class Harmless(_Cancellation):
@@ -177,14 +179,15 @@ class Harmless(_Cancellation):
     name = "cancellation.harmless"
     summary = "cancelling twice, or after the result, is harmless (cancel() never raises)"
 
-    def check(self, run) -> Iterator[Violation]:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
-        for index, event in enumerate(facts.events):
-            if event.kind == "cancel.raised" and not event.detail.startswith(CANCELLER_ERROR):
-                yield self.violation(
+        for index in facts.of_kind(EventKind.CANCEL_RAISED):
+            event = facts.events[index]
+            if not event.detail.startswith(CANCELLER_ERROR):
+                return self.violation(
                     run, f"cancelling job {event.job} raised {event.detail}; cancel() must never raise", [index]
                 )
-                return
+        return None
 
 
 class Releases(_Cancellation):
@@ -192,16 +195,18 @@ class Releases(_Cancellation):
 
     name = "cancellation.releases"
     summary = "a cancelled job releases its slot: the jobs queued behind it still run"
+    needs_diagnosis = True
 
-    def check(self, run) -> Iterator[Violation]:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
-        for job, cause in stranded(run):
-            if cause == "cancel":
-                cancels = [c for other in facts.jobs.values() for c in other.cancels]
-                yield self.violation(
-                    run,
-                    f"job {job.id}, submitted at {format_ms(facts.time(job.submit))}, never finished after "
-                    "another job was cancelled: the cancelled job's slot was not released",
-                    [job.submit, *cancels],
-                )
-                return
+        stuck = self.diagnosis(run).first(Cause.CANCEL)
+        if stuck is None:
+            return None
+        job = facts.jobs[stuck]
+        cancels = [c for other in facts.jobs.values() for c in other.cancels]
+        return self.violation(
+            run,
+            f"job {job.id}, submitted at {format_ms(facts.time(job.submit))}, never finished after "
+            "another job was cancelled: the cancelled job's slot was not released",
+            [job.submit, *cancels],
+        )

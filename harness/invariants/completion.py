@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from harness.model.target import Target
-from harness.model.trace import format_ms
+from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
-from harness.run.facts import facts_of, stranded
+from harness.run.diagnosis import Cause
+from harness.run.facts import facts_of
 
-_DOUBLE_FIRE_KINDS = frozenset({"reactor.error", "unhandled", "log.error", "submit.raised", "cancel.raised", "failure"})
+if TYPE_CHECKING:
+    from harness.run.runner import Run
+
+#: Where an ``AlreadyCalledError`` shows: escaped, logged, raised by submit or cancel, or failing a Deferred
+#: (a caller's, or the one ``stop()`` returned).
+_DOUBLE_FIRE_KINDS = (
+    EventKind.REACTOR_ERROR,
+    EventKind.UNHANDLED,
+    EventKind.LOG_ERROR,
+    EventKind.SUBMIT_RAISED,
+    EventKind.CANCEL_RAISED,
+    EventKind.FAILURE,
+    EventKind.STOP_FAILURE,
+)
 
 
 class Once(Invariant):
@@ -18,17 +32,19 @@ class Once(Invariant):
     name = "completion.once"
     summary = "every Deferred fires exactly once (no AlreadyCalledError)"
 
-    def check(self, run) -> Iterator[Violation]:
-        for index, event in enumerate(run.trace):
-            if event.kind in _DOUBLE_FIRE_KINDS and "AlreadyCalledError" in event.detail:
+    def check(self, run: Run) -> Violation | None:
+        facts = facts_of(run)
+        for index in facts.of_kind(*_DOUBLE_FIRE_KINDS):
+            event = facts.events[index]
+            if "AlreadyCalledError" in event.detail:
                 where = f"job {event.job}" if event.job >= 0 else "the subject"
-                yield self.violation(
+                return self.violation(
                     run,
                     f"a Deferred was fired twice ({event.kind} at {format_ms(event.t_us)} in {where}: "
                     f"{event.detail}); typically a result arriving after a cancel already fired it",
                     [index],
                 )
-                return
+        return None
 
 
 class Deadline(Invariant):
@@ -36,34 +52,35 @@ class Deadline(Invariant):
 
     name = "completion.deadline"
     summary = "every job that can finish does, within the declared deadline or by the end of the run"
+    needs_diagnosis = True
 
     def applies(self, target: Target) -> bool:
         return target.kind == "submit"
 
-    def check(self, run) -> Iterator[Violation]:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
-        for job, cause in stranded(run):
-            if cause == "none":
-                end = facts.time(facts.drained) if facts.drained is not None else 0
-                yield self.violation(
-                    run,
-                    f"job {job.id}, submitted at {format_ms(facts.time(job.submit))}, could finish but its "
-                    f"Deferred had not fired when the run drained at {format_ms(end)} (deadlock or starvation)",
-                    [job.submit],
-                )
-                return
+        stuck = self.diagnosis(run).first(Cause.NONE)
+        if stuck is not None:
+            job = facts.jobs[stuck]
+            end = facts.time(facts.drained) if facts.drained is not None else 0
+            return self.violation(
+                run,
+                f"job {job.id}, submitted at {format_ms(facts.time(job.submit))}, could finish but its "
+                f"Deferred had not fired when the run drained at {format_ms(end)} (deadlock or starvation)",
+                [job.submit],
+            )
         deadline = run.target.deadline_ms
         if deadline is None:
-            return
+            return None
         for job in facts.jobs.values():
             if job.periodic or job.submit is None or job.fired is None or job.cancels:
                 continue
             took = facts.time(job.fired) - facts.time(job.submit)
             if took > deadline * 1000 + facts.late_us:
-                yield self.violation(
+                return self.violation(
                     run,
                     f"job {job.id} took {format_ms(took)} from submit to result; the declared deadline is "
                     f"{deadline}ms",
                     [job.submit, job.fired],
                 )
-                return
+        return None

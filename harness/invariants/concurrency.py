@@ -6,12 +6,16 @@ key, and ``key_limit`` bounds the attempts of one key running at once.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from collections.abc import Callable, Iterator
 
 from harness.model.target import Target
-from harness.model.trace import Event, format_ms
+from harness.model.trace import Event, EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.facts import ATTEMPT_ENDS, Facts, JobFacts, abandoned_at, facts_of
+
+if TYPE_CHECKING:
+    from harness.run.runner import Run
 
 
 class _Overfill(Invariant):
@@ -25,28 +29,28 @@ class _Overfill(Invariant):
     def applies(self, target: Target) -> bool:
         return self.limit(target) is not None
 
-    def group_of(self, run) -> Callable[[int], object]:
+    def group_of(self, run: Run) -> Callable[[int], object]:
         return lambda job: None
 
     def jobs(self, group: object) -> str:
         return "jobs"
 
-    def dropped(self, run) -> dict[int, list[tuple[int, int]]]:
+    def dropped(self, run: Run) -> dict[int, list[tuple[int, int]]]:
         """Attempts no longer counted from a trace index on, though they still run: none by default."""
         return {}
 
-    def check(self, run) -> Iterator[Violation]:
+    def check(self, run: Run) -> Violation | None:
         limit = self.limit(run.target)
         group_of = self.group_of(run)
         for event, held in _overfull(run.trace, limit, group_of, self.dropped(run)):
             others = ", ".join(f"job {job}" for job, _ in held if job != event.job)
-            yield self.violation(
+            return self.violation(
                 run,
                 f"{len(held)} {self.jobs(group_of(event.job))} running at {format_ms(event.t_us)} but the "
                 f"{self.limit_name} is {limit}: job {event.job} started while {others} still ran",
                 list(held.values()),
             )
-            return
+        return None
 
 
 def _overfull(
@@ -59,7 +63,7 @@ def _overfull(
     for index, event in enumerate(events):
         for job, attempt in (dropped or {}).get(index, ()):
             running.get(group_of(job), {}).pop((job, attempt), None)
-        if event.kind == "job.start":
+        if event.kind == EventKind.JOB_START:
             held = running.setdefault(group_of(event.job), {})
             held[(event.job, event.attempt)] = index
             if len(held) > limit:
@@ -89,14 +93,14 @@ class KeyLimit(_Overfill):
     def limit(self, target: Target) -> int | None:
         return target.keyed_limit
 
-    def group_of(self, run) -> Callable[[int], object]:
+    def group_of(self, run: Run) -> Callable[[int], object]:
         jobs = facts_of(run).jobs
         return lambda job: jobs[job].key if job in jobs else None
 
     def jobs(self, group: object) -> str:
         return f"jobs of key {group}"
 
-    def dropped(self, run) -> dict[int, list[tuple[int, int]]]:
+    def dropped(self, run: Run) -> dict[int, list[tuple[int, int]]]:
         """Shared: an execution every caller of its key has cancelled is abandoned; nobody waits for it, so
         a fresh execution of the key may start while it still runs (its cancel may have been refused)."""
         if not run.target.shared:
@@ -136,7 +140,7 @@ class _StartOrder(Invariant):
     def describe(self, waiting: JobFacts, started: JobFacts, facts: Facts) -> str:
         raise NotImplementedError
 
-    def check(self, run) -> Iterator[Violation]:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         starters = sorted((j for j in facts.jobs.values() if j.first_start is not None), key=lambda j: j.first_start)
         for started in starters:
@@ -147,8 +151,8 @@ class _StartOrder(Invariant):
                     continue  # with keys, order is promised among the jobs of one key
                 # skipped() first: a comparison of two fields, where _waiting() walks the job's history.
                 if other.id != started.id and self.skipped(other, started) and _waiting(facts, other, index):
-                    yield self.violation(run, self.describe(other, started, facts), [other.submit, index])
-                    return
+                    return self.violation(run, self.describe(other, started, facts), [other.submit, index])
+        return None
 
 
 class Fifo(_StartOrder):

@@ -13,13 +13,16 @@ within ``cache_ms``), and cancelling one caller never fails another
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from harness.model.target import Target
-from harness.model.trace import format_ms
+from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.facts import Facts, JobFacts, facts_of
-from harness.run.outcomes import Outcome, received, served_by
+from harness.run.outcomes import Outcome, OutcomeKind, received, served_by
+
+if TYPE_CHECKING:
+    from harness.run.runner import Run
 
 
 def _delivered(facts: Facts, job: JobFacts) -> Outcome | None:
@@ -29,13 +32,13 @@ def _delivered(facts: Facts, job: JobFacts) -> Outcome | None:
         return None
     outcome = received(facts, job)
     stop = facts.first_stop()
-    if outcome is not None and outcome.kind == "failure" and stop is not None and stop < job.fired:
+    if outcome is not None and outcome.kind == OutcomeKind.FAILURE and stop is not None and stop < job.fired:
         return None
     return outcome
 
 
 def _what(outcome: Outcome) -> str:
-    return f"delivered {outcome.value}" if outcome.kind == "result" else f"failed with {outcome.error}"
+    return f"delivered {outcome.value}" if outcome.kind == OutcomeKind.RESULT else f"failed with {outcome.error}"
 
 
 class OwnResult(Invariant):
@@ -47,20 +50,20 @@ class OwnResult(Invariant):
     def applies(self, target: Target) -> bool:
         return target.kind == "submit" and not target.shared
 
-    def check(self, run) -> Iterator[Violation]:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         for job in facts.jobs.values():
             outcome = _delivered(facts, job)
             if outcome is None or outcome.source is None or outcome.source[0] == job.id:
                 continue
             other = outcome.source[0]
-            yield self.violation(
+            return self.violation(
                 run,
                 f"job {job.id}'s Deferred {_what(outcome)} at {format_ms(outcome.t_us)}, which is job {other}'s "
                 "outcome: results were handed to the wrong caller",
                 [outcome.index, *(a.end for a in facts.jobs[other].attempts if a.end is not None)][:2],
             )
-            return
+        return None
 
 
 class Joined(Invariant):
@@ -72,7 +75,7 @@ class Joined(Invariant):
     def applies(self, target: Target) -> bool:
         return target.shared
 
-    def check(self, run) -> Iterator[Violation]:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         target = run.target
         excused = [*target.rejects, target.cancel_error]
@@ -80,12 +83,12 @@ class Joined(Invariant):
             excused.append(target.timeout_error)
         for job in facts.jobs.values():
             outcome = _delivered(facts, job)
-            if outcome is None or (outcome.kind == "failure" and any(facts.is_error(outcome.index, t) for t in excused)):
+            if outcome is None or (outcome.kind == OutcomeKind.FAILURE and any(facts.is_error(outcome.index, t) for t in excused)):
                 continue
             message = self._judge(facts, job, outcome, target.cache_ms)
             if message:
-                yield self.violation(run, message, [job.submit, outcome.index])
-                return
+                return self.violation(run, message, [job.submit, outcome.index])
+        return None
 
     @staticmethod
     def _judge(facts: Facts, job: JobFacts, outcome: Outcome, cache_ms: int | None) -> str | None:
@@ -111,14 +114,14 @@ class Joined(Invariant):
                     f"{caller}, submitted at {format_ms(facts.time(job.submit))}, was served the outcome of {execution}, "
                     f"which had finished {format_ms(gap)} earlier; {allowed}"
                 )
-        if served.end_kind == "job.fail" and outcome.kind == "result":
+        if served.end_kind == EventKind.JOB_FAIL and outcome.kind == OutcomeKind.RESULT:
             return f"{caller} received {outcome.value} but the execution it joined ({execution}) failed"
-        if served.end_kind == "job.fail" and outcome.error != facts.events[served.end].detail:
+        if served.end_kind == EventKind.JOB_FAIL and outcome.error != facts.events[served.end].detail:
             return (
                 f"{caller} failed with {outcome.error} but the execution it joined ({execution}) failed with "
                 f"{facts.events[served.end].detail}"
             )
-        if served.end_kind == "job.finish" and outcome.kind == "failure" and outcome.source is None:
+        if served.end_kind == EventKind.JOB_FINISH and outcome.kind == OutcomeKind.FAILURE and outcome.source is None:
             return f"{caller} failed with {outcome.error} but the execution it joined ({execution}) succeeded"
         return None
 
@@ -134,20 +137,20 @@ class Isolated(Invariant):
         # even when no cancels are drawn (a target cannot declare cancellable=False and draw them).
         return target.shared
 
-    def check(self, run) -> Iterator[Violation]:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         cancel_error = run.target.cancel_error
         name = cancel_error.__name__
         for job in facts.jobs.values():
             outcome = _delivered(facts, job)
-            if outcome is None or outcome.kind != "failure" or not facts.is_error(outcome.index, cancel_error):
+            if outcome is None or outcome.kind != OutcomeKind.FAILURE or not facts.is_error(outcome.index, cancel_error):
                 continue
             cancels = [c for other in facts.jobs.values() if other.key == job.key for c in other.cancels if c < outcome.index]
             cause = f"after job {facts.events[cancels[-1]].job} of the same key was cancelled" if cancels else "though nobody cancelled it"
-            yield self.violation(
+            return self.violation(
                 run,
                 f"job {job.id} (key {job.key}) was never cancelled, yet its Deferred failed with {name} at "
                 f"{format_ms(outcome.t_us)}, {cause}: cancelling one caller must not fail the others",
                 [*cancels[-1:], outcome.index],
             )
-            return
+        return None

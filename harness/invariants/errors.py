@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from harness.model.target import Target
-from harness.model.trace import format_ms
+from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
-from harness.run.facts import Facts, JobFacts, facts_of, stranded
+from harness.run.diagnosis import Cause
+from harness.run.facts import Facts, JobFacts, facts_of
 from harness.run.outcomes import received
+
+if TYPE_CHECKING:
+    from harness.run.runner import Run
 
 #: Errors that are the job's own doing (a raising canceller) or judged by
 #: ``completion.once`` (a Deferred fired twice), not by the error invariants.
@@ -29,7 +33,7 @@ class Propagate(Invariant):
     def applies(self, target: Target) -> bool:
         return target.kind == "submit"
 
-    def check(self, run) -> Iterator[Violation]:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         target = run.target
         for job in facts.jobs.values():
@@ -39,19 +43,18 @@ class Propagate(Invariant):
                 rejected = any(facts.is_error(job.submit_raised, t) for t in target.rejects)
                 if not self._stopped_before(facts, job.submit_raised) and not rejected:
                     detail = facts.events[job.submit_raised].detail
-                    yield self.violation(
+                    return self.violation(
                         run,
                         f"submitting job {job.id} raised {detail} instead of returning a Deferred that fails",
                         [job.submit_raised],
                     )
-                    return
                 continue
             if job.fired is None:
                 continue
             message = self._judge(facts, job, target)
             if message:
-                yield self.violation(run, message, [job.fired, *(a.end for a in job.attempts if a.end is not None)])
-                return
+                return self.violation(run, message, [job.fired, *(a.end for a in job.attempts if a.end is not None)])
+        return None
 
     @staticmethod
     def _stopped_before(facts: Facts, index: int) -> bool:
@@ -65,8 +68,8 @@ class Propagate(Invariant):
         fired = facts.events[job.fired]
         ended = [a for a in job.attempts if a.end is not None and a.end < job.fired]
         last = ended[-1] if ended else None
-        if fired.kind == "result":
-            if any(a.end_kind == "job.finish" for a in ended):
+        if fired.kind == EventKind.RESULT:
+            if any(a.end_kind == EventKind.JOB_FINISH for a in ended):
                 return None
             if last is None:
                 if target.shared:
@@ -91,14 +94,19 @@ class Propagate(Invariant):
             if target.shared:
                 return None  # it joined another caller's execution: sharing.joined judges it
             return f"job {job.id} never ran, yet its Deferred failed with {fired.detail}"
-        if last.end_kind == "job.fail":
+        if last.end_kind == EventKind.JOB_FAIL:
             raised = facts.events[last.end].detail
             if name == raised:
                 return None
             return f"job {job.id} failed with {raised} but its Deferred failed with {fired.detail} instead"
-        if last.end_kind == "job.finish":
+        if last.end_kind == EventKind.JOB_FINISH:
             return f"job {job.id} succeeded but its Deferred failed with {fired.detail}"
         return None
+
+
+def _first_own_error(facts: Facts, kind: EventKind) -> int | None:
+    """The trace index of the first event of ``kind`` whose error is the subject's to answer for, or None."""
+    return next((i for i in facts.of_kind(kind) if _own_error(facts.events[i].detail)), None)
 
 
 class Escaped(Invariant):
@@ -107,16 +115,18 @@ class Escaped(Invariant):
     name = "errors.escaped"
     summary = "no exception escapes a scheduled call into the reactor"
 
-    def check(self, run) -> Iterator[Violation]:
-        for index, event in enumerate(run.trace):
-            if event.kind == "reactor.error" and _own_error(event.detail):
-                yield self.violation(
-                    run,
-                    f"an exception escaped a scheduled call into the reactor at {format_ms(event.t_us)}: "
-                    f"{event.detail}; a real reactor would only log it",
-                    [index],
-                )
-                return
+    def check(self, run: Run) -> Violation | None:
+        facts = facts_of(run)
+        index = _first_own_error(facts, EventKind.REACTOR_ERROR)
+        if index is None:
+            return None
+        event = facts.events[index]
+        return self.violation(
+            run,
+            f"an exception escaped a scheduled call into the reactor at {format_ms(event.t_us)}: "
+            f"{event.detail}; a real reactor would only log it",
+            [index],
+        )
 
 
 class Unhandled(Invariant):
@@ -125,15 +135,13 @@ class Unhandled(Invariant):
     name = "errors.unhandled"
     summary = 'no "Unhandled error in Deferred" during or after the run (garbage collected, log observed)'
 
-    def check(self, run) -> Iterator[Violation]:
-        for index, event in enumerate(run.trace):
-            if event.kind == "unhandled" and _own_error(event.detail):
-                yield self.violation(
-                    run,
-                    f"Unhandled error in Deferred: {event.detail}; a Deferred failed and nobody handled it",
-                    [index],
-                )
-                return
+    def check(self, run: Run) -> Violation | None:
+        facts = facts_of(run)
+        index = _first_own_error(facts, EventKind.UNHANDLED)
+        if index is None:
+            return None
+        detail = facts.events[index].detail
+        return self.violation(run, f"Unhandled error in Deferred: {detail}; a Deferred failed and nobody handled it", [index])
 
 
 class Poison(Invariant):
@@ -141,19 +149,21 @@ class Poison(Invariant):
 
     name = "errors.poison"
     summary = "a failure does not poison the subject: later jobs still run"
+    needs_diagnosis = True
 
     def applies(self, target: Target) -> bool:
         return target.kind == "submit"
 
-    def check(self, run) -> Iterator[Violation]:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
-        for job, cause in stranded(run):
-            if cause == "failure":
-                failures = [a.end for other in facts.jobs.values() for a in other.attempts if a.end_kind == "job.fail"]
-                yield self.violation(
-                    run,
-                    f"job {job.id}, submitted at {format_ms(facts.time(job.submit))}, never finished after "
-                    "an earlier job failed: the failure left the subject unable to run work",
-                    [job.submit, *failures[:1]],
-                )
-                return
+        stuck = self.diagnosis(run).first(Cause.FAILURE)
+        if stuck is None:
+            return None
+        job = facts.jobs[stuck]
+        failures = [a.end for other in facts.jobs.values() for a in other.attempts if a.end_kind == EventKind.JOB_FAIL]
+        return self.violation(
+            run,
+            f"job {job.id}, submitted at {format_ms(facts.time(job.submit))}, never finished after "
+            "an earlier job failed: the failure left the subject unable to run work",
+            [job.submit, *failures[:1]],
+        )

@@ -2,31 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import TYPE_CHECKING, ClassVar
 
 from harness.invariants.base import Invariant, Violation
+from harness.model.trace import EventKind
+from harness.run.facts import facts_of
+
+if TYPE_CHECKING:
+    from harness.run.runner import Run
 
 
 class _Leftover(Invariant):
-    kind = ""
-    what = ""
+    """Shared check: the first event of ``kind`` (recorded after stop and drain) is the leak."""
 
-    def check(self, run) -> Iterator[Violation]:
-        for index, event in enumerate(run.trace):
-            if event.kind == self.kind:
-                yield self.violation(run, f"after stop() and draining, {self.what}: {event.detail}", [index])
-                return
+    kind: ClassVar[EventKind]
+    what: ClassVar[str] = ""
+
+    def check(self, run: Run) -> Violation | None:
+        facts = facts_of(run)
+        leaks = facts.of_kind(self.kind)
+        if not leaks:
+            return None
+        event = facts.events[leaks[0]]
+        return self.violation(run, f"after stop() and draining, {self.what}: {event.detail}", leaks[:1])
 
 
 class Calls(_Leftover):
     name = "leaks.calls"
     summary = "after stop() and draining, no DelayedCall of the subject is pending"
-    kind = "leak.call"
+    kind = EventKind.LEAK_CALL
     what = "a DelayedCall is still pending"
 
 
 class Loops(_Leftover):
     name = "leaks.loops"
     summary = "after stop() and draining, no LoopingCall is still running"
-    kind = "leak.loop"
+    kind = EventKind.LEAK_LOOP
     what = "a LoopingCall is still running"

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from harness.model.target import Target
-from harness.model.trace import format_ms
+from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
+from harness.run.facts import facts_of
+
+if TYPE_CHECKING:
+    from harness.run.runner import Run
 
 #: Trace kinds of an operation that raised, or whose Deferred failed, with an undeclared error.
-UNDECLARED = frozenset({"call.raised", "call.failure"})
+UNDECLARED = (EventKind.CALL_RAISED, EventKind.CALL_FAILURE)
 
 
 class Raised(Invariant):
@@ -21,15 +25,18 @@ class Raised(Invariant):
     def applies(self, target: Target) -> bool:
         return bool(target.operations)
 
-    def check(self, run) -> Iterator[Violation]:
-        for index, event in enumerate(run.trace):
-            if event.kind in UNDECLARED:
-                operation, _, error = event.detail.partition(": ")
-                how = "raised" if event.kind == "call.raised" else "returned a Deferred that failed with"
-                yield self.violation(
-                    run,
-                    f"operation {operation} {how} {error} at {format_ms(event.t_us)}; declare the type in "
-                    f"Operation(raises=...) if the subject may refuse the call",
-                    [index],
-                )
-                return
+    def check(self, run: Run) -> Violation | None:
+        facts = facts_of(run)
+        undeclared = facts.of_kind(*UNDECLARED)
+        if not undeclared:
+            return None
+        index = undeclared[0]
+        event = facts.events[index]
+        operation, _, error = event.detail.partition(": ")
+        how = "raised" if event.kind == EventKind.CALL_RAISED else "returned a Deferred that failed with"
+        return self.violation(
+            run,
+            f"operation {operation} {how} {error} at {format_ms(event.t_us)}; declare the type in "
+            f"Operation(raises=...) if the subject may refuse the call",
+            [index],
+        )

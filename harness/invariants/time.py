@@ -8,12 +8,15 @@ that lateness and nothing more. Wall-clock jumps move only ``seconds()``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import NamedTuple, TYPE_CHECKING
 
 from harness.model.target import Target
-from harness.model.trace import format_ms
+from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.facts import Attempt, Facts, JobFacts, facts_of
+
+if TYPE_CHECKING:
+    from harness.run.runner import Run
 
 
 class Timeout(Invariant):
@@ -34,7 +37,7 @@ class Timeout(Invariant):
     def applies(self, target: Target) -> bool:
         return target.timeout_ms is not None and target.kind == "submit"
 
-    def check(self, run) -> Iterator[Violation]:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         for job in facts.jobs.values():
             if job.periodic:
@@ -42,8 +45,8 @@ class Timeout(Invariant):
             message = self._judge(run.target, facts, job) or self._legitimate(run.target, facts, job)
             if message is not None:
                 text, events = message
-                yield self.violation(run, text, events)
-                return
+                return self.violation(run, text, events)
+        return None
 
     def _judge(self, target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[int]] | None:
         timeout = target.timeout_ms * 1000
@@ -53,16 +56,16 @@ class Timeout(Invariant):
             origin = facts.time(attempt.start if target.timeout_from == "start" else job.submit)
             due = origin + timeout
             ended = facts.time(attempt.end) if attempt.end is not None else None
-            if attempt.end_kind == "job.cancel" and ended < due and (excused is None or excused > attempt.end):
+            if attempt.end_kind == EventKind.JOB_CANCEL and ended < due and (excused is None or excused > attempt.end):
                 return (
                     f"job {job.id} was cancelled at {format_ms(ended)}, only {format_ms(ended - origin)} after it "
                     f"{'started' if target.timeout_from == 'start' else 'was submitted'}; the timeout is "
                     f"{target.timeout_ms}ms",
                     [attempt.start, attempt.end],
                 )
-            if ended is not None and attempt.end_kind != "job.cancel" and ended <= due + facts.late_us:
+            if ended is not None and attempt.end_kind != EventKind.JOB_CANCEL and ended <= due + facts.late_us:
                 continue  # the job ended on its own in time (on a late clock, before the timeout fired)
-            if attempt.end_kind == "job.cancel" and ended < due:
+            if attempt.end_kind == EventKind.JOB_CANCEL and ended < due:
                 continue  # cancelled early by the user or a stop (an unexcused early cancel returned above)
             if due > horizon:
                 continue
@@ -70,7 +73,7 @@ class Timeout(Invariant):
                 attempt.end is None or attempt.end > excused
             ):
                 continue  # a cancel or stop came first, before the timeout was due or before a late clock fired it
-            timed_out = attempt.end_kind == "job.cancel" and ended <= due + facts.late_us
+            timed_out = attempt.end_kind == EventKind.JOB_CANCEL and ended <= due + facts.late_us
             if not timed_out:
                 still = "never ended" if ended is None else f"ran on until {format_ms(ended)}"
                 return (
@@ -94,7 +97,7 @@ class Timeout(Invariant):
                         f"job {job.id} timed out at {format_ms(ended)} but its Deferred did not fail then{hostile}",
                         [attempt.start, attempt.end],
                     )
-                if facts.events[job.fired].kind != "failure" or not facts.is_error(job.fired, target.timeout_error):
+                if facts.events[job.fired].kind != EventKind.FAILURE or not facts.is_error(job.fired, target.timeout_error):
                     return (
                         f"job {job.id} timed out at {format_ms(ended)} but its Deferred fired with "
                         f"{facts.events[job.fired].detail}, not {expected}",
@@ -110,7 +113,7 @@ class Timeout(Invariant):
         cancel or a stop (any error goes then), or it is a declared rejection.
         """
         fired = job.fired
-        if fired is None or facts.events[fired].kind != "failure" or not facts.is_error(fired, target.timeout_error):
+        if fired is None or facts.events[fired].kind != EventKind.FAILURE or not facts.is_error(fired, target.timeout_error):
             return None
         stop = facts.first_stop()
         if any(c < fired for c in job.cancels) or (stop is not None and stop < fired):
@@ -118,7 +121,7 @@ class Timeout(Invariant):
         if any(facts.is_error(fired, t) for t in target.rejects):
             return None
         name = facts.error_name(fired)
-        if any(a.end_kind == "job.fail" and a.end < fired and facts.events[a.end].detail == name for a in job.attempts):
+        if any(a.end_kind == EventKind.JOB_FAIL and a.end < fired and facts.events[a.end].detail == name for a in job.attempts):
             return None  # the job's own error, propagated
         detail, at, timeout = facts.events[fired].detail, format_ms(facts.time(fired)), target.timeout_ms
         if target.timeout_from == "submit":
@@ -156,34 +159,32 @@ class Retries(Invariant):
     def applies(self, target: Target) -> bool:
         return target.retries is not None and target.kind == "submit"
 
-    def check(self, run) -> Iterator[Violation]:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         bound = run.target.retries + 1
         for job in facts.jobs.values():
             if len(job.attempts) > bound:
-                yield self.violation(
+                return self.violation(
                     run,
                     f"job {job.id} was attempted {len(job.attempts)} times; at most {bound} "
                     f"(1 + {run.target.retries} retries) were declared",
                     [a.start for a in job.attempts],
                 )
-                return
             for previous, attempt in zip(job.attempts, job.attempts[1:]):
                 if previous.end is None or previous.end > attempt.start:
-                    yield self.violation(
+                    return self.violation(
                         run,
                         f"job {job.id} attempt {attempt.n} started at {format_ms(facts.time(attempt.start))} "
                         f"while attempt {previous.n} was still running",
                         [previous.start, attempt.start],
                     )
-                    return
-                if previous.end_kind == "job.finish":
-                    yield self.violation(
+                if previous.end_kind == EventKind.JOB_FINISH:
+                    return self.violation(
                         run,
                         f"job {job.id} was retried (attempt {attempt.n}) although attempt {previous.n} succeeded",
                         [previous.end, attempt.start],
                     )
-                    return
+        return None
 
 
 class Backoff(Invariant):
@@ -195,11 +196,10 @@ class Backoff(Invariant):
     def applies(self, target: Target) -> bool:
         return target.backoff_ms is not None
 
-    def check(self, run) -> Iterator[Violation]:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         if run.target.backoff_loop:
-            yield from self._loop(run, facts)
-            return
+            return self._loop(run, facts)
         for job in facts.jobs.values():
             for previous, attempt in zip(job.attempts, job.attempts[1:]):
                 if previous.end is None:
@@ -207,16 +207,16 @@ class Backoff(Invariant):
                 low, high = run.target.backoff_range(attempt.n)
                 waited = facts.time(attempt.start) - facts.time(previous.end)
                 if waited < low * 1000 or waited > high * 1000 + facts.late_us:
-                    yield self.violation(
+                    return self.violation(
                         run,
                         f"job {job.id} retry {attempt.n} started {format_ms(waited)} after attempt {previous.n} "
                         f"ended; the declared backoff is {low:g}ms to {high:g}ms",
                         [previous.end, attempt.start],
                     )
-                    return
+        return None
 
 
-    def _loop(self, run, facts: Facts) -> Iterator[Violation]:
+    def _loop(self, run: Run, facts: Facts) -> Violation | None:
         """A backoff loop: the call after a failure comes within that retry's range (``time.early`` judges the low end)."""
         for job in facts.jobs.values():
             if not job.periodic:
@@ -228,13 +228,13 @@ class Backoff(Invariant):
                 low, high = run.target.backoff_range(k)
                 waited = facts.time(attempt.start) - facts.time(wait.origin)
                 if waited > high * 1000 + facts.late_us:
-                    yield self.violation(
+                    return self.violation(
                         run,
                         f"periodic call {attempt.n} came {format_ms(waited)} after call {previous.n} failed "
                         f"(retry {k}); the declared backoff is {low:g}ms to {high:g}ms",
                         [previous.end, attempt.start],
                     )
-                    return
+        return None
 
 
 class Early(Invariant):
@@ -255,17 +255,19 @@ class Early(Invariant):
     def applies(self, target: Target) -> bool:
         return target.rate is not None or target.kind == "periodic"
 
-    def check(self, run) -> Iterator[Violation]:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         target = run.target
+        found: Violation | None = None
         if target.backoff_loop:
-            yield from self._backoff(run, facts, target)
+            found = self._backoff(run, facts, target)
         elif target.kind == "periodic":
-            yield from self._periodic(run, facts, target.interval_ms * 1000)
-        if target.rate is not None:
-            yield from self._rate(run, facts, *target.rate)
+            found = self._periodic(run, facts, target.interval_ms * 1000)
+        if found is None and target.rate is not None:
+            found = self._rate(run, facts, *target.rate)
+        return found
 
-    def _periodic(self, run, facts: Facts, interval: int) -> Iterator[Violation]:
+    def _periodic(self, run: Run, facts: Facts, interval: int) -> Violation | None:
         """For every two calls i < j: ``t_j - t_i >= (j - i - jumps) * interval - late``, where ``jumps``
         counts the jumps after the call before i and before j (each may shorten one gap).
 
@@ -289,20 +291,20 @@ class Early(Invariant):
                         excused = facts.jumps_between(job.attempts[i - 1].start if i else origin, attempt.start)
                         earliest = facts.time(first.start) + (k - i - excused) * interval - facts.late_us
                         jumps = f", allowing one interval for each of the {excused} wall-clock jumps between" if excused else ""
-                        yield self.violation(
+                        return self.violation(
                             run,
                             f"periodic call {attempt.n} came at {format_ms(t)}, earlier than the "
                             f"{interval // 1000}ms interval allows (call {first.n} was at "
                             f"{format_ms(facts.time(first.start))}, so no sooner than {format_ms(earliest)}{jumps})",
                             [first.start, attempt.start],
                         )
-                        return
                 v = t - k * interval + facts.jumps_between(-1, before) * interval
                 if best is None or v >= best[0]:
                     best = (v, attempt)  # on a tie the later call: the closest pair is the clearest report
                 before = attempt.start
+        return None
 
-    def _backoff(self, run, facts: Facts, target: Target) -> Iterator[Violation]:
+    def _backoff(self, run: Run, facts: Facts, target: Target) -> Violation | None:
         """A backoff loop: after the k-th failure in a row, the next call waits at least the low end of retry k's range.
 
         In monotonic time: a wall-clock jump excuses no early retry (waits set with ``callLater`` never see one).
@@ -314,27 +316,27 @@ class Early(Invariant):
                 origin, low, why = wait.origin, wait.least_ms, wait.why
                 waited = facts.time(attempt.start) - facts.time(origin)
                 if waited < round(low * 1000):
-                    yield self.violation(
+                    return self.violation(
                         run,
                         f"periodic call {attempt.n} came at {format_ms(facts.time(attempt.start))}, "
                         f"{format_ms(waited)} after call {previous.n} {why}; the declared wait is at least {low:g}ms",
                         sorted({previous.start, origin, attempt.start}),
                     )
-                    return
+        return None
 
-    def _rate(self, run, facts: Facts, jobs: int, per_ms: int) -> Iterator[Violation]:
+    def _rate(self, run: Run, facts: Facts, jobs: int, per_ms: int) -> Violation | None:
         starts = sorted(j.first_start for j in facts.jobs.values() if j.first_start is not None)
         for early, late in zip(starts, starts[jobs:]):
             if facts.time(late) - facts.time(early) < per_ms * 1000:
                 jumped = " (in monotonic time: the wall-clock jump between them excuses nothing)"
-                yield self.violation(
+                return self.violation(
                     run,
                     f"{jobs + 1} jobs started between {format_ms(facts.time(early))} and "
                     f"{format_ms(facts.time(late))}; the declared rate is {jobs} per {per_ms}ms"
                     f"{jumped if facts.jump_between(early, late) else ''}",
                     [s for s in starts if early <= s <= late],
                 )
-                return
+        return None
 
 
 class _Periodic(Invariant):
@@ -355,19 +357,19 @@ class Overlap(_Periodic):
     def applies(self, target: Target) -> bool:
         return target.kind == "periodic" and not target.overlap
 
-    def check(self, run) -> Iterator[Violation]:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         for job in self.periodic_jobs(facts):
             for previous in job.attempts:
                 for attempt in job.attempts:
                     if attempt.n > previous.n and previous.running_at(attempt.start):
-                        yield self.violation(
+                        return self.violation(
                             run,
                             f"periodic call {attempt.n} started at {format_ms(facts.time(attempt.start))} while "
                             f"call {previous.n} (started {format_ms(facts.time(previous.start))}) was still running",
                             [previous.start, attempt.start],
                         )
-                        return
+        return None
 
 
 class AfterStop(_Periodic):
@@ -376,21 +378,21 @@ class AfterStop(_Periodic):
     name = "time.after_stop"
     summary = "after stop() the periodic function is never called again"
 
-    def check(self, run) -> Iterator[Violation]:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         stop = facts.first_stop()
         if stop is None:
-            return
+            return None
         for job in self.periodic_jobs(facts):
             for attempt in job.attempts:
                 if attempt.start > stop:
-                    yield self.violation(
+                    return self.violation(
                         run,
                         f"periodic call {attempt.n} started at {format_ms(facts.time(attempt.start))}, after "
                         f"stop() at {format_ms(facts.time(stop))}",
                         [stop, attempt.start],
                     )
-                    return
+        return None
 
 
 class LoopDied(_Periodic):
@@ -399,14 +401,14 @@ class LoopDied(_Periodic):
     name = "time.loop_died"
     summary = "an error in the periodic function is reported, never silently ending the loop"
 
-    def check(self, run) -> Iterator[Violation]:
+    def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         target = run.target
         stop = facts.first_stop()
         for job in self.periodic_jobs(facts):
             in_a_row = _failures_in_a_row(job)
             for attempt in job.attempts:
-                if attempt.end_kind != "job.fail":
+                if attempt.end_kind != EventKind.JOB_FAIL:
                     continue
                 if stop is not None and stop < attempt.end:
                     continue  # a call in flight at stop() failed: after stop() no more calls are expected
@@ -422,13 +424,13 @@ class LoopDied(_Periodic):
                     continue
                 if self._reported(facts, job, attempt.end, window_end):
                     continue
-                yield self.violation(
+                return self.violation(
                     run,
                     f"periodic call {attempt.n} failed at {format_ms(facts.time(attempt.end))} and the function was "
                     f"never called again, yet the error was not reported (not logged, no failed Deferred)",
                     [attempt.start, attempt.end],
                 )
-                return
+        return None
 
     @staticmethod
     def _window_end(facts: Facts, after: int) -> int:
@@ -440,7 +442,7 @@ class LoopDied(_Periodic):
     @staticmethod
     def _reported(facts: Facts, job: JobFacts, start: int, end: int) -> bool:
         for event in facts.events[start:end + 1]:
-            if event.kind == "log.error" or (event.kind == "failure" and event.job == job.id):
+            if event.kind == EventKind.LOG_ERROR or (event.kind == EventKind.FAILURE and event.job == job.id):
                 return True
         return False
 
@@ -450,9 +452,9 @@ def _failures_in_a_row(job: JobFacts) -> dict[int, int]:
     count = 0
     out: dict[int, int] = {}
     for attempt in job.attempts:
-        if attempt.end_kind == "job.fail":
+        if attempt.end_kind == EventKind.JOB_FAIL:
             count += 1
-        elif attempt.end_kind == "job.finish":
+        elif attempt.end_kind == EventKind.JOB_FINISH:
             count = 0
         out[attempt.n] = count
     return out
@@ -479,10 +481,10 @@ def _backoff_waits(target: Target, job: JobFacts) -> Iterator[tuple[Attempt, Att
     for previous, attempt in zip(job.attempts, job.attempts[1:]):
         if previous.end is None or previous.end > attempt.start:
             continue
-        if previous.end_kind == "job.fail":
+        if previous.end_kind == EventKind.JOB_FAIL:
             k = in_a_row[previous.n]
             yield previous, attempt, _Wait(previous.end, target.backoff_range(k)[0], f"failed (retry {k})", k)
-        elif previous.end_kind == "job.finish":
+        elif previous.end_kind == EventKind.JOB_FINISH:
             if target.interval_ms is not None:
                 yield previous, attempt, _Wait(previous.start, float(target.interval_ms), "started (it succeeded)", 0)
             else:

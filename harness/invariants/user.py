@@ -8,21 +8,37 @@ The runner calls each function in ``Target.invariants`` with the finished run
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from harness.model.target import Target
+from harness.model.trace import EventKind
 from harness.invariants.base import Invariant, Violation
+from harness.run.facts import facts_of
+
+if TYPE_CHECKING:
+    from harness.run.runner import Run
 
 
 class UserInvariants(Invariant):
+    """Every target invariant that failed: one violation each (each is an invariant of its own, ``user.<name>``)."""
+
     name = "user"
     summary = "the target's own invariants (functions of the run that raise AssertionError)"
 
     def applies(self, target: Target) -> bool:
         return bool(target.invariants)
 
-    def check(self, run) -> Iterator[Violation]:
-        for index, event in enumerate(run.trace):
-            if event.kind == "user.fail":
-                function, _, message = event.detail.partition(": ")
-                yield Violation(f"user.{function}", message, (index,), (), event.t_us)
+    def check(self, run: Run) -> Violation | None:
+        """The first target invariant that failed, or None."""
+        found = self.violations(run)
+        return found[0] if found else None
+
+    def violations(self, run: Run) -> list[Violation]:
+        """One violation per target invariant that failed, in the order they ran."""
+        facts = facts_of(run)
+        found = []
+        for index in facts.of_kind(EventKind.USER_FAIL):
+            event = facts.events[index]
+            function, _, message = event.detail.partition(": ")
+            found.append(Violation(f"user.{function}", message, (index,), (), event.t_us))
+        return found

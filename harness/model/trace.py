@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import reprlib
 from collections.abc import Callable, Iterator
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 from harness.errors import TargetError
@@ -19,8 +20,62 @@ from harness.errors import TargetError
 NO_JOB = -1
 
 
+class EventKind(StrEnum):
+    """Every kind of trace event: the closed vocabulary of ``Event.kind``.
+
+    A member is its string (``EventKind.RESULT == "result"``, hashes alike, formats as ``result``), so
+    traces, digests and failure files hold the same text as when kinds were bare strings, and a
+    misspelt member is an ``AttributeError`` rather than a check that silently never matches.
+    """
+
+    SUBMIT = "submit"  #: a job is handed to the subject (detail: ``p<priority>[ key <key>]``)
+    SUBMIT_RAISED = "submit.raised"  #: submit raised instead of returning a Deferred
+    START = "start"  #: a periodic subject is started with its work
+    JOB_START = "job.start"  #: the subject called a job: an attempt begins
+    JOB_FINISH = "job.finish"  #: an attempt succeeded
+    JOB_FAIL = "job.fail"  #: an attempt failed (detail: the exception type)
+    JOB_CANCEL = "job.cancel"  #: an attempt's own Deferred was cancelled
+    RESULT = "result"  #: the caller's Deferred delivered a value
+    FAILURE = "failure"  #: the caller's Deferred failed
+    ERROR_IS = "error.is"  #: after an error event: the declared types its error is an instance of (subclasses)
+    CANCEL = "cancel"  #: the harness cancelled the caller's Deferred
+    CANCEL_RAISED = "cancel.raised"  #: cancel() raised
+    CANCEL_SKIP = "cancel.skip"  #: nothing to cancel (the job was never submitted)
+    STOP = "stop"  #: the harness called stop() (detail: scheduled or teardown)
+    #: stop() raised a hostile job's ``CancellerError`` (the job's fault: any other exception from stop()
+    #: is a target error). For the timeline only: no invariant judges it, by design.
+    STOP_RAISED = "stop.raised"
+    STOP_SKIP = "stop.skip"  #: a scheduled stop() was skipped (already stopped, or the subject has no stop())
+    #: the Deferred stop() returned failed (detail ``Type: message``). ``completion.once`` reads it (a
+    #: Deferred fired twice); any other failure is not judged: after a stop jobs may fail with any error.
+    STOP_FAILURE = "stop.failure"
+    CALL = "call"  #: a target operation was called (detail: ``name(args)``)
+    CALL_RAISED = "call.raised"  #: it raised an exception type it does not declare
+    CALL_FAILURE = "call.failure"  #: its Deferred failed with a type it does not declare
+    CALL_REFUSED = "call.refused"  #: it raised (or failed with) a declared type
+    CLOCK_JUMP = "clock.jump"  #: the wall clock (seconds()) jumped
+    DRAINED = "drained"  #: the run drained after its last operation
+    REACTOR_ERROR = "reactor.error"  #: an exception escaped a scheduled call
+    REACTOR_LIVELOCK = "reactor.livelock"  #: scheduled calls kept scheduling calls for one instant
+    TARGET_HANG = "target.hang"  #: a step did not return within the wall-clock limit
+    UNHANDLED = "unhandled"  #: "Unhandled error in Deferred" was logged
+    LOG_ERROR = "log.error"  #: another error was logged
+    LEAK_CALL = "leak.call"  #: a DelayedCall left pending after stop
+    LEAK_LOOP = "leak.loop"  #: a LoopingCall left running after stop
+    USER_FAIL = "user.fail"  #: a target invariant failed
+    TIMER_SET = "timer.set"  #: the subject called callLater (detail: ``#<n> <function> due <time>``)
+    TIMER_FIRE = "timer.fire"  #: one of the subject's delayed calls ran (detail: ``#<n> <function>``)
+    TIMER_CANCEL = "timer.cancel"  #: one of the subject's delayed calls was cancelled
+    TIMER_LIMIT = "timer.limit"  #: the run's timer budget is spent: no more timer events
+    END = "end"  #: the run is over
+
+
 class Event(NamedTuple):
-    """One thing that happened: when (virtual microseconds), what, to which job and attempt."""
+    """One thing that happened: when (virtual microseconds), what, to which job and attempt.
+
+    ``kind`` is an ``EventKind`` in a trace the harness recorded; a trace loaded from a failure file
+    holds the same text as plain strings (they compare equal).
+    """
 
     t_us: int
     kind: str
@@ -42,7 +97,7 @@ class Trace:
         self._now_us = now_us
         self._closed = False
 
-    def record(self, kind: str, job: int = NO_JOB, detail: str = "", attempt: int = 0) -> int:
+    def record(self, kind: EventKind, job: int = NO_JOB, detail: str = "", attempt: int = 0) -> int:
         """Append an event at the current virtual time; return its index (-1 once closed)."""
         if self._closed:
             return -1

@@ -32,9 +32,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from harness.errors import UsageError
+from harness.search.stop_reasons import StopReason
 from harness.store.failure_file import versions
 from harness.output import summary as summary_file
-from harness.output.summary import EXIT_CODES, FORMAT, VERSION
+from harness.output.summary import EXIT_CODES, FORMAT, VERSION, CampaignOutcome
 
 REQUIRED = summary_file.REQUIRED
 
@@ -42,7 +43,7 @@ REQUIRED = summary_file.REQUIRED
 MAX_NAMED = 10
 
 #: ``stopped_by`` of a merge: the first of these any input gives.
-_REASON_ORDER = ("interrupt", "error", "crash", "max-failures", "budget", "max-examples", "exhausted")
+_REASON_ORDER = (StopReason.INTERRUPT, StopReason.ERROR, StopReason.CRASH, StopReason.MAX_FAILURES, StopReason.BUDGET, StopReason.MAX_EXAMPLES, StopReason.EXHAUSTED)
 
 
 def load(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -181,14 +182,14 @@ def _check_shards(inputs: Sequence[tuple[str, dict[str, Any]]], notes: list[str]
     return count
 
 
-def _outcome(failures: list[dict[str, Any]], summaries: list[dict[str, Any]]) -> str:
+def _outcome(failures: list[dict[str, Any]], summaries: list[dict[str, Any]]) -> CampaignOutcome:
     outcomes = {s["outcome"] for s in summaries}
-    if failures or "failed" in outcomes:
-        return "failed"
-    for outcome in ("error", "interrupted"):
+    if failures or CampaignOutcome.FAILED in outcomes:
+        return CampaignOutcome.FAILED
+    for outcome in (CampaignOutcome.ERROR, CampaignOutcome.INTERRUPTED):
         if outcome in outcomes:
             return outcome
-    return "clean"
+    return CampaignOutcome.CLEAN
 
 
 def _limits(summaries: list[dict[str, Any]], sharded: bool) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 from importlib import resources
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -32,22 +33,37 @@ from harness.search.workers import ParallelResult, worker_reports
 FORMAT = "harness-summary"
 VERSION = 1
 
+
+class CampaignOutcome(StrEnum):
+    """How a campaign ended, as the summary's ``outcome`` says (each member is that string)."""
+
+    CLEAN = "clean"  #: nothing failed
+    FAILED = "failed"  #: an invariant was violated
+    ERROR = "error"  #: a target error stopped it, or every worker crashed with nothing found
+    INTERRUPTED = "interrupted"  #: interrupted with nothing found
+
+
 #: Exit code for each outcome: 0 clean, 1 an invariant was violated, 2 a target error stopped the
 #: campaign or a worker crashed and nothing was found, 130 interrupted with nothing found.
-EXIT_CODES = {"clean": 0, "failed": 1, "error": 2, "interrupted": 130}
+EXIT_CODES: dict[str, int] = {
+    CampaignOutcome.CLEAN: 0,
+    CampaignOutcome.FAILED: 1,
+    CampaignOutcome.ERROR: 2,
+    CampaignOutcome.INTERRUPTED: 130,
+}
 
 
-def outcome(result: CampaignResult) -> str:
+def outcome(result: CampaignResult) -> CampaignOutcome:
     """``"error"`` if a target error stopped the campaign (whatever was found before it), else
     ``"failed"`` if anything failed (even when interrupted or a worker crashed), else ``"error"`` if a
     worker crashed, else ``"interrupted"`` or ``"clean"``."""
     if result.error is not None:
-        return "error"
+        return CampaignOutcome.ERROR
     if result.findings:
-        return "failed"
+        return CampaignOutcome.FAILED
     if any(report.crashed for report in worker_reports(result)):
-        return "error"
-    return "interrupted" if result.interrupted else "clean"
+        return CampaignOutcome.ERROR
+    return CampaignOutcome.INTERRUPTED if result.interrupted else CampaignOutcome.CLEAN
 
 
 def exit_code(result: CampaignResult) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from harness.model.schedule import Call, Cancel, JobSpec, Jump, Schedule, Start, Stop, Submit
-from harness.model.trace import Event, format_ms, one_line
+from harness.model.trace import Event, EventKind, format_ms, one_line
 
 MARK = ">>"
 
@@ -78,7 +78,7 @@ def render_trace(
     full trace is: a minimal failure reads in a screenful.
     """
     marks = set(marked)
-    rows = [(index, event) for index, event in enumerate(events) if event.kind != "end"]
+    rows = [(index, event) for index, event in enumerate(events) if event.kind != EventKind.END]
     lines = [f"   {'time':>10}  {'event':<16} {'job':<7} detail"]
     kept = _excerpt([index for index, _ in rows], marks, around) if around is not None and marks else None
     skipped = 0

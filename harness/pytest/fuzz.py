@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from harness.search.stop_reasons import StopReason
 from harness.search.campaign import CampaignConfig, run_campaign
 from harness.errors import HarnessError
 from harness.model.target import Target
@@ -109,7 +110,7 @@ def run_fuzz_test(request: pytest.FixtureRequest, fuzz_test: FuzzTest) -> None:
         )
     except HarnessError as exc:
         pytest.fail(f"harness: {exc}", pytrace=False)
-    if result.stopped_by == "interrupt":
+    if result.stopped_by == StopReason.INTERRUPT:
         raise KeyboardInterrupt
     node.user_properties.extend(
         [("harness_target", spec), ("harness_seed", result.seed), ("harness_examples", result.examples)]

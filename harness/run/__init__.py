@@ -3,7 +3,9 @@
 Owns the fault-injecting clock (``clock``, self-fuzzed by ``clock_fuzz``),
 the jobs a schedule submits (``jobs``), the run lifecycle (``runner``), and
 the derived record of a run: per-job facts (``facts``), what each caller
-received (``outcomes``) and the typed run API (``view``).
+received (``outcomes``) and the typed run API (``view``); and the diagnosis
+step (``diagnosis``), which plays counterfactual schedules to say why a
+run's stranded jobs never finished.
 
 May import: ``harness.errors``, ``harness.model``, ``harness.guard``.
 """

@@ -2,17 +2,25 @@
 
 Per job: when it was submitted, its attempts (start and end), when and how
 its Deferred fired, when it was cancelled. Per run: stops, jumps, the drain
-mark, escapes, logged errors. Built once per run and shared by all checks.
+mark, and the trace indices of every event kind. A pure function of the
+trace and the schedule: nothing here runs the target (re-running it to find
+why a job is stranded is ``harness.run.diagnosis``). Built once per run
+(``facts_of`` memoises it on the run) and shared by all checks.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from harness.model.schedule import Cancel, Start, Submit
-from harness.model.trace import Event, Trace
+from harness.model.schedule import Schedule, Submit
+from harness.model.target import Target
+from harness.model.trace import Event, EventKind, Trace
 
-ATTEMPT_ENDS = frozenset({"job.finish", "job.fail", "job.cancel"})
+if TYPE_CHECKING:
+    from harness.run.runner import Run
+
+ATTEMPT_ENDS = frozenset({EventKind.JOB_FINISH, EventKind.JOB_FAIL, EventKind.JOB_CANCEL})
 #: Job kinds whose attempt returns a Deferred the subject can cancel.
 CANCELLABLE_KINDS = frozenset({"succeed", "fail", "hang"})
 CANCELLER_RAISED = "canceller raised"
@@ -27,7 +35,7 @@ class Attempt:
     kind: str
     start: int
     end: int | None = None
-    end_kind: str | None = None
+    end_kind: EventKind | None = None
     canceller_raised: bool = False
 
     def running_at(self, index: int) -> bool:
@@ -65,6 +73,14 @@ class Facts:
     late_us: int
     #: For an error event followed by ``error.is``: the declared types its error is an instance of.
     declared: dict[int, frozenset[str]] = field(default_factory=dict)
+    #: The trace indices of the events of each kind, in order.
+    by_kind: dict[str, list[int]] = field(default_factory=dict)
+
+    def of_kind(self, *kinds: EventKind) -> list[int]:
+        """The trace indices of the events of the given kinds, in trace order."""
+        if len(kinds) == 1:
+            return self.by_kind.get(kinds[0], [])
+        return sorted(index for kind in kinds for index in self.by_kind.get(kind, ()))
 
     def job(self, job_id: int) -> JobFacts:
         return self.jobs[job_id]
@@ -97,19 +113,27 @@ class Facts:
         return sum(1 for j in self.jumps if first < j < second)
 
 
-def facts_of(run) -> Facts:
-    """The facts of ``run``, computed once and cached on it."""
-    cached = getattr(run, "_facts", None)
+def facts_of(run: Run) -> Facts:
+    """The facts of ``run``: a pure function of its trace and schedule, memoised on the run."""
+    cached: Facts | None = getattr(run, "_facts", None)
     # Rebuilt when the trace grew: a target's own invariant may ask while the run is still releasing.
-    if cached is None or run._facts_length != len(run.trace):
+    if cached is None or getattr(run, "_facts_length", -1) != len(run.trace):
         cached = _build(run.trace, run.schedule)
-        run._facts = cached
-        run._facts_length = len(run.trace)
-        run._stranded = None
+        run._facts = cached  # type: ignore[attr-defined]
+        run._facts_length = len(run.trace)  # type: ignore[attr-defined]
     return cached
 
 
-def _build(trace: Trace, schedule) -> Facts:
+# The kinds ``_build`` branches on, bound once: it runs for every event of every run.
+_JOB_START, _SUBMIT, _START, _RESULT, _FAILURE, _CANCEL = (
+    EventKind.JOB_START, EventKind.SUBMIT, EventKind.START, EventKind.RESULT, EventKind.FAILURE, EventKind.CANCEL
+)
+_SUBMIT_RAISED, _STOP, _CLOCK_JUMP, _DRAINED, _ERROR_IS = (
+    EventKind.SUBMIT_RAISED, EventKind.STOP, EventKind.CLOCK_JUMP, EventKind.DRAINED, EventKind.ERROR_IS
+)
+
+
+def _build(trace: Trace, schedule: Schedule) -> Facts:
     jobs: dict[int, JobFacts] = {}
     for op in schedule.submits:
         jobs[op.job] = JobFacts(
@@ -120,9 +144,15 @@ def _build(trace: Trace, schedule) -> Facts:
     drained: int | None = None
     declared: dict[int, frozenset[str]] = {}
     running: dict[tuple[int, int], Attempt] = {}
+    by_kind: dict[str, list[int]] = {}
     for index, event in enumerate(trace.events):
         kind = event.kind
-        if kind == "job.start":
+        indices = by_kind.get(kind)
+        if indices is None:
+            by_kind[kind] = [index]
+        else:
+            indices.append(index)
+        if kind == _JOB_START:
             attempt = Attempt(event.job, event.attempt, event.detail, index)
             jobs[event.job].attempts.append(attempt)
             running[(event.job, event.attempt)] = attempt
@@ -130,59 +160,44 @@ def _build(trace: Trace, schedule) -> Facts:
             attempt = running.pop((event.job, event.attempt), None)
             if attempt is not None:
                 attempt.end = index
-                attempt.end_kind = kind
+                attempt.end_kind = EventKind(kind)
             if event.detail == CANCELLER_RAISED:
                 jobs[event.job].canceller_raised = True
                 if attempt is not None:
                     attempt.canceller_raised = True
-        elif kind in ("submit", "start"):
+        elif kind == _SUBMIT or kind == _START:
             jobs[event.job].submit = index
-        elif kind in ("result", "failure"):
+        elif kind == _RESULT or kind == _FAILURE:
             if event.job in jobs and jobs[event.job].fired is None:
                 jobs[event.job].fired = index
-        elif kind == "cancel":
+        elif kind == _CANCEL:
             jobs[event.job].cancels.append(index)
-        elif kind == "submit.raised":
+        elif kind == _SUBMIT_RAISED:
             jobs[event.job].submit_raised = index
-        elif kind == "stop":
+        elif kind == _STOP:
             stops.append(index)
-        elif kind == "clock.jump":
+        elif kind == _CLOCK_JUMP:
             jumps.append(index)
-        elif kind == "drained":
+        elif kind == _DRAINED:
             drained = index
-        elif kind == "error.is":
+        elif kind == _ERROR_IS:
             declared[index - 1] = frozenset(event.detail.split(",")) - {""}
     policy = schedule.clock
     late_us = (policy.step_ms + policy.jitter_ms) * 1000
-    return Facts(trace.events, jobs, stops, jumps, drained, late_us, declared)
+    return Facts(trace.events, jobs, stops, jumps, drained, late_us, declared, by_kind)
 
 
-def stranded(run) -> list[tuple[JobFacts, str]]:
+def stranded_jobs(facts: Facts, target: Target) -> list[int]:
     """Jobs that could have finished but whose Deferred had not fired when the run drained.
 
-    Each comes with its cause, found by replaying counterfactuals (only for
-    runs that have stranded jobs): ``"cancel"`` when the job finishes once
-    the cancelled jobs are taken out of the schedule (a slot not released),
-    ``"failure"`` when it finishes once failing jobs succeed instead (the
-    subject poisoned), else ``"none"`` (deadlock or starvation). A job is
-    excused when its own attempt hangs, when it was cancelled (the
+    A job is excused when its own attempt hangs, when it was cancelled (the
     cancellation invariants judge it), or when attempts that hang for ever
     fill the declared limit (any one of them, with no limit declared). With
     keys declared, "stuck" is judged per key: a job is excused when attempts
     of its own key that hang fill ``key_limit`` (any one, with none declared),
-    or when they fill the global ``limit`` if one is declared.
+    or when they fill the global ``limit`` if one is declared. Why each is
+    stranded is ``harness.run.diagnosis``'s to find.
     """
-    cached = getattr(run, "_stranded", None)
-    if cached is None:
-        facts = facts_of(run)
-        ids = _stranded_ids(facts, run.target)
-        causes = _causes(run, ids) if ids else {}
-        cached = [(facts.jobs[job], causes[job]) for job in ids]
-        run._stranded = cached
-    return cached
-
-
-def _stranded_ids(facts: Facts, target) -> list[int]:
     end = facts.drained if facts.drained is not None else len(facts.events)
     stuck_other = _stuck_attempts(facts, target, end)
     out: list[int] = []
@@ -212,43 +227,7 @@ def _filled(blockers: int, limit: int | None) -> bool:
     return blockers >= (limit if limit is not None else 1)
 
 
-def _causes(run, ids: list[int]) -> dict[int, str]:
-    """For each stranded job, which counterfactual replay lets it finish."""
-    from harness.run.runner import run_schedule  # the runner comes before the invariants; imported here to replay
-
-    schedule = run.schedule
-    cancelled = {op.job for op in schedule.ops if isinstance(op, Cancel)}
-    without_cancelled = replace(
-        schedule, ops=tuple(op for op in schedule.ops if getattr(op, "job", None) not in cancelled)
-    )
-    healed = replace(schedule, ops=tuple(_succeeding(op) for op in schedule.ops))
-    remaining = set(ids)
-    causes: dict[int, str] = {}
-    for cause, counterfactual, applies in (
-        ("cancel", without_cancelled, bool(cancelled)),
-        ("failure", healed, healed != schedule),
-    ):
-        if not applies or not remaining:
-            continue
-        replay = run_schedule(run.target, counterfactual)
-        still = set(_stranded_ids(facts_of(replay), run.target))
-        for job in sorted(remaining - still):
-            causes[job] = cause
-        remaining &= still
-    for job in remaining:
-        causes[job] = "none"
-    return causes
-
-
-def _succeeding(op):
-    """The operation with every failing behaviour of its job turned into a success."""
-    if not isinstance(op, (Submit, Start)):
-        return op
-    specs = tuple(replace(spec, kind="succeed") if spec.fails else spec for spec in op.specs)
-    return replace(op, spec=specs[0], then=specs[1:])
-
-
-def abandoned_at(facts: Facts, target, attempt: Attempt) -> int | None:
+def abandoned_at(facts: Facts, target: Target, attempt: Attempt) -> int | None:
     """The cancel (trace index) after which nobody waits for ``attempt`` any more, if one came while it ran.
 
     The callers of an execution are its own job, and with ``shared`` every job
@@ -273,18 +252,16 @@ def _waiting_at(facts: Facts, job: JobFacts, index: int) -> bool:
     return not facts.fired_before(job, index) and not any(c <= index for c in job.cancels)
 
 
-def _hangs(attempt: Attempt, target) -> bool:
+def _hangs(attempt: Attempt, target: Target) -> bool:
     return attempt.kind == "hang" and target.timeout_ms is None
 
 
-def _stuck_attempts(facts: Facts, target, end: int) -> list[Attempt]:
+def _stuck_attempts(facts: Facts, target: Target, end: int) -> list[Attempt]:
     """Attempts that hold a slot for ever: hanging ones, and those whose canceller raised
     (their Deferred can then never fire, whatever the subject does)."""
-    stuck = []
+    stuck: list[Attempt] = []
     for job in facts.jobs.values():
         for attempt in job.attempts:
             if attempt.start < end and (attempt.canceller_raised or (attempt.running_at(end) and _hangs(attempt, target))):
                 stuck.append(attempt)
     return stuck
-
-

@@ -17,7 +17,7 @@ from twisted.internet.interfaces import IDelayedCall
 from harness.run.clock import FaultClock
 from harness.model.faults import CancellerError, InjectedError
 from harness.model.schedule import JobSpec
-from harness.model.trace import Trace
+from harness.model.trace import EventKind, Trace
 
 
 class Job:
@@ -69,16 +69,16 @@ class Job:
         spec = self.spec(attempt)
         record = self._trace.record
         kind = spec.kind
-        record("job.start", self.id, kind, attempt)
+        record(EventKind.JOB_START, self.id, kind, attempt)
         if kind == "raise":
             error = self.error(attempt)
-            record("job.fail", self.id, type(error).__name__, attempt)
+            record(EventKind.JOB_FAIL, self.id, type(error).__name__, attempt)
             raise error
         if kind == "value":
-            record("job.finish", self.id, "", attempt)
+            record(EventKind.JOB_FINISH, self.id, "", attempt)
             return self.result(attempt)
         if kind == "immediate":
-            record("job.finish", self.id, "", attempt)
+            record(EventKind.JOB_FINISH, self.id, "", attempt)
             return defer.succeed(self.result(attempt))
         timer: list[IDelayedCall] = []
 
@@ -86,9 +86,9 @@ class Job:
             if timer and timer[0].active():
                 timer[0].cancel()
             if spec.canceller_raises:
-                record("job.cancel", self.id, "canceller raised", attempt)
+                record(EventKind.JOB_CANCEL, self.id, "canceller raised", attempt)
                 raise CancellerError(f"canceller of job {self.id} failed")
-            record("job.cancel", self.id, "", attempt)
+            record(EventKind.JOB_CANCEL, self.id, "", attempt)
             self.pending.pop(attempt, None)  # Deferred.cancel fails it next
 
         d: defer.Deferred[Any] = defer.Deferred(cancel)
@@ -104,9 +104,9 @@ class Job:
     def _settle(self, d: defer.Deferred[Any], attempt: int) -> None:
         self.pending.pop(attempt, None)
         if self.spec(attempt).kind == "succeed":
-            self._trace.record("job.finish", self.id, "", attempt)
+            self._trace.record(EventKind.JOB_FINISH, self.id, "", attempt)
             d.callback(self.result(attempt))
         else:
             error = self.error(attempt)
-            self._trace.record("job.fail", self.id, type(error).__name__, attempt)
+            self._trace.record(EventKind.JOB_FAIL, self.id, type(error).__name__, attempt)
             d.errback(error)

@@ -6,31 +6,65 @@ So a caller's outcome is ground truth about which execution served it,
 whatever the subject's own bookkeeping says: its own job's attempt, or, for
 a shared target, the execution of the same key it joined. This module is the
 one place that reads those detail strings; invariants and user code ask it.
+
+It also names the closed vocabularies of outcomes: ``OutcomeKind`` (what a
+caller received) and ``AttemptOutcome`` (how an attempt ended). Both are
+``StrEnum``s, equal to the strings they replaced.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 
+from harness.model.trace import EventKind
 from harness.run.facts import Attempt, Facts, JobFacts
 
 _VALUE = re.compile(r"'job(\d+)\.(\d+)'")
 _INJECTED = re.compile(r"(\w+): (['\"]?)injected by job (\d+) attempt (\d+)\2")
 
 
+class OutcomeKind(StrEnum):
+    """What a caller's Deferred delivered first: named after the trace event of the firing."""
+
+    RESULT = "result"  #: a value (``EventKind.RESULT``)
+    FAILURE = "failure"  #: an error (``EventKind.FAILURE``)
+
+
+class AttemptOutcome(StrEnum):
+    """How an attempt ended: named after the event that ended it (``job.finish``, ``job.fail``, ``job.cancel``)."""
+
+    FINISHED = "finished"  #: it succeeded
+    FAILED = "failed"  #: it failed (raised, or its Deferred failed)
+    CANCELLED = "cancelled"  #: its own Deferred was cancelled
+
+    @classmethod
+    def of(cls, end_kind: EventKind | None) -> AttemptOutcome | None:
+        """The outcome of an attempt that ended with an event of ``end_kind`` (None: still running)."""
+        return _ENDED.get(end_kind) if end_kind is not None else None
+
+
+_ENDED = {
+    EventKind.JOB_FINISH: AttemptOutcome.FINISHED,
+    EventKind.JOB_FAIL: AttemptOutcome.FAILED,
+    EventKind.JOB_CANCEL: AttemptOutcome.CANCELLED,
+}
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What a caller's Deferred delivered (first firing).
 
-    ``kind`` is ``"result"`` or ``"failure"``; ``value`` the result's
+    ``kind`` is ``OutcomeKind.RESULT`` or ``OutcomeKind.FAILURE`` (equal to
+    ``"result"`` and ``"failure"``); ``value`` the result's
     description (``repr``, addresses masked); ``error`` the exception type
     name of a failure; ``source`` the ``(job, attempt)`` whose value or
     injected error it is, when the outcome names one; ``index`` the trace
     index of the firing and ``t_us`` its virtual time.
     """
 
-    kind: str
+    kind: OutcomeKind
     index: int
     t_us: int
     value: str | None = None
@@ -43,13 +77,13 @@ def received(facts: Facts, job: JobFacts) -> Outcome | None:
     if job.fired is None:
         return None
     event = facts.events[job.fired]
-    if event.kind == "result":
+    if event.kind == EventKind.RESULT:
         match = _VALUE.fullmatch(event.detail)
         source = (int(match[1]), int(match[2])) if match else None
-        return Outcome("result", job.fired, event.t_us, value=event.detail, source=source)
+        return Outcome(OutcomeKind.RESULT, job.fired, event.t_us, value=event.detail, source=source)
     match = _INJECTED.fullmatch(event.detail)
     source = (int(match[3]), int(match[4])) if match else None
-    return Outcome("failure", job.fired, event.t_us, error=facts.error_name(job.fired), source=source)
+    return Outcome(OutcomeKind.FAILURE, job.fired, event.t_us, error=facts.error_name(job.fired), source=source)
 
 
 def attempt_of(facts: Facts, source: tuple[int, int]) -> Attempt | None:

@@ -40,6 +40,7 @@ from twisted.internet import defer, task
 from twisted.logger import LogLevel, globalLogBeginner, globalLogPublisher
 from twisted.python.failure import Failure
 
+from harness.run.diagnosis import Diagnosis
 from harness.run.clock import MAX_ROUNDS_PER_INSTANT, FaultClock, Livelock, call_name, func_name
 from harness.errors import HarnessError, TargetError
 from harness.guard import signals
@@ -49,7 +50,7 @@ from harness.run.jobs import Job
 from harness.model.keys import submit_detail
 from harness.model.schedule import Call, Cancel, Jump, Op, Schedule, Start, Stop, Submit
 from harness.model.target import Target
-from harness.model.trace import Trace, format_ms, one_line, safe_repr
+from harness.model.trace import EventKind, Trace, format_ms, one_line, safe_repr
 from harness.guard.watchdog import DEFAULT_TIMEOUT_S, Expired, Watchdog
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ class TargetHung(HarnessError):
 class Run:
     """What one run produced.
 
-    ``trace`` is all invariants read. ``subject``, ``clock``, ``jobs`` and
+    ``trace`` (and ``diagnosis``) is all invariants read. ``subject``, ``clock``, ``jobs`` and
     ``handles`` are live only while the target's own invariants run; the
     runner then drops them so garbage collection can reveal unhandled errors.
     """
@@ -175,6 +176,9 @@ class Run:
     step: int | None = None
     detail: str = ""
     checkpoint: Callable[[], None] = field(default=lambda: None, repr=False)
+    #: What the diagnosis step (``harness.run.diagnosis``) established about the finished run; None
+    #: until ``harness.check`` (or ``diagnose``) ran. Invariants read it, never re-run the target.
+    diagnosis: Diagnosis | None = field(default=None, repr=False)
 
     @property
     def view(self) -> RunView:
@@ -228,7 +232,7 @@ def run_schedule(target: Target, schedule: Schedule, timeout_s: float | None = D
     policy = schedule.clock
     clock = FaultClock.for_policy(policy)
     trace = Trace(lambda: clock.now_us)
-    clock.on_escape = lambda call, exc: trace.record("reactor.error", detail=f"{call_name(call)}: {describe_error(exc)}")
+    clock.on_escape = lambda call, exc: trace.record(EventKind.REACTOR_ERROR, detail=f"{call_name(call)}: {describe_error(exc)}")
     clock.on_timer = _timer_recorder(trace, clock)
     observer = _LogRecorder(trace)
     run = Run(target=target, schedule=schedule, trace=trace, clock=clock)
@@ -376,7 +380,7 @@ def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, ob
             f"target hung {where} at virtual time {when}: it did not return within the "
             f"{dog.seconds:g}s wall-clock limit of a run (--example-timeout)"
         )
-        index = run.trace.record("target.hang", detail=where)
+        index = run.trace.record(EventKind.TARGET_HANG, detail=where)
         error = TargetHung(message, run, "hang", run.step if run.phase in ("step", "advance") else None, t_us, index)
     elif not isinstance(exc, Livelock):
         error = TargetError(
@@ -395,7 +399,7 @@ def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, ob
             f"target livelocked {where} at virtual time {when}: scheduled calls kept scheduling more calls for "
             f"the same instant ({MAX_ROUNDS_PER_INSTANT} rounds)"
         )
-        index = run.trace.record("reactor.livelock", detail=where)
+        index = run.trace.record(EventKind.REACTOR_LIVELOCK, detail=where)
         error = TargetHung(message, run, "livelock", run.step if run.phase in ("step", "advance") else None, t_us, index)
     if run.phase == "build" and isinstance(error, TargetHung):
         error = TargetError(f"the target's build(clock) never returned: {error.message}")
@@ -446,7 +450,7 @@ def _play(run: Run) -> None:
     end_us = schedule.end_ms * 1000
     _drain(clock, end_us + drain_ms * 1000, checkpoint)
     _advance_until(clock, end_us + observe_ms * 1000, checkpoint)
-    trace.record("drained", detail=f"pending={len(clock.calls)}")
+    trace.record(EventKind.DRAINED, detail=f"pending={len(clock.calls)}")
     if not run.stopped and target.can_stop(run.subject):
         run.phase = "teardown"
         _stop(run, "teardown")
@@ -474,14 +478,14 @@ def _timer_recorder(trace: Trace, clock: FaultClock) -> Callable[[str, Any], Non
                 return  # no label: its firing or cancelling is not recorded either
             call.label = label = f"#{call.seq} {call_name(call)}"
             budget[0] -= 1
-            record("timer.set", detail=f"{label} due {format_ms(call.due_us)}")
+            record(EventKind.TIMER_SET, detail=f"{label} due {format_ms(call.due_us)}")
             if not budget[0]:
-                record("timer.limit", detail=f"{MAX_TIMER_EVENTS} timers recorded: no more timer events")
+                record(EventKind.TIMER_LIMIT, detail=f"{MAX_TIMER_EVENTS} timers recorded: no more timer events")
                 clock.on_timer = None  # recording ends here, and costs nothing from now on
             return
         label = getattr(call, "label", None)  # None: a job's call, past the limit, or set before recording began
         if label is not None:
-            record("timer.fire" if what == "fire" else "timer.cancel", detail=label)
+            record(EventKind.TIMER_FIRE if what == "fire" else EventKind.TIMER_CANCEL, detail=label)
 
     return on_timer
 
@@ -493,7 +497,7 @@ def _record_leftovers(run: Run) -> None:
     for call in sorted(clock.calls, key=lambda c: (c.due_us, c.key)):
         if isinstance(getattr(call.func, "__self__", None), Job):
             continue
-        trace.record("leak.call", detail=f"{call_name(call)} due at {round(call.due_us / 1000)}ms")
+        trace.record(EventKind.LEAK_CALL, detail=f"{call_name(call)} due at {round(call.due_us / 1000)}ms")
     loops: dict[int, task.LoopingCall] = {}
     for call in clock.created:
         func = getattr(call, "func", None)
@@ -503,7 +507,7 @@ def _record_leftovers(run: Run) -> None:
             loops.setdefault(id(owner), owner)
     for loop in loops.values():
         if loop.running:
-            trace.record("leak.loop", detail=f"LoopingCall({func_name(loop.f)}) still running")
+            trace.record(EventKind.LEAK_LOOP, detail=f"LoopingCall({func_name(loop.f)}) still running")
 
 
 def _release(run: Run, observer: _LogRecorder) -> None:
@@ -515,7 +519,7 @@ def _release(run: Run, observer: _LogRecorder) -> None:
         try:
             invariant(run)
         except AssertionError as exc:
-            trace.record("user.fail", detail=f"{name}: {one_line(_ADDRESS.sub('0x?', str(exc))) or 'assertion failed'}")
+            trace.record(EventKind.USER_FAIL, detail=f"{name}: {one_line(_ADDRESS.sub('0x?', str(exc))) or 'assertion failed'}")
         except _ABORTS + (KeyboardInterrupt,):
             raise
         except BaseException as exc:
@@ -546,7 +550,7 @@ def _teardown(run: Run, observer: _LogRecorder) -> None:
     run.jobs = {}
     run.handles = {}
     _collect(observer)
-    trace.record("end")
+    trace.record(EventKind.END)
     trace.close()
     held = any(job.pending for job in jobs.values())
     if clock is not None:
@@ -593,14 +597,14 @@ class _LogRecorder:
         failure = event.get("log_failure")
         if failure is not None:
             self.failures += 1
-            kind = "unhandled" if event.get("log_namespace") == _DEFER_NAMESPACE else "log.error"
+            kind = EventKind.UNHANDLED if event.get("log_namespace") == _DEFER_NAMESPACE else EventKind.LOG_ERROR
             self.trace.record(kind, detail=describe_error(failure.value, failure))
             try:
                 failure.cleanFailure()
             except Exception:
                 pass
         elif event.get("log_level") in (LogLevel.error, LogLevel.critical) and not event.get("isError"):
-            self.trace.record("log.error", detail=_ADDRESS.sub("0x?", str(event.get("log_format", ""))))
+            self.trace.record(EventKind.LOG_ERROR, detail=_ADDRESS.sub("0x?", str(event.get("log_format", ""))))
 
 
 #: Collections at the end of a run while each one still logs failures (freeing more garbage).
@@ -632,7 +636,7 @@ def _drain(clock: FaultClock, horizon_us: int, checkpoint: Callable[[], None] = 
 
 
 def _stop(run: Run, why: str) -> None:
-    run.trace.record("stop", detail=why)
+    run.trace.record(EventKind.STOP, detail=why)
     run.stopped = True
     try:
         result = run.target.stop_subject(run.subject)
@@ -640,13 +644,13 @@ def _stop(run: Run, why: str) -> None:
         raise
     except CancellerError as exc:
         # stop() cancelled a hostile job whose own canceller raised: the job's fault, not the subject's.
-        run.trace.record("stop.raised", detail=describe_error(exc))
+        run.trace.record(EventKind.STOP_RAISED, detail=describe_error(exc))
         result = None
     except BaseException as exc:
         raise TargetError(f"the subject's stop() raised {describe_error(exc)}") from None
     run.checkpoint()
     if isinstance(result, defer.Deferred):
-        result.addErrback(_on_failure, run.trace, -1, "stop.failure")
+        result.addErrback(_on_failure, run.trace, -1, EventKind.STOP_FAILURE)
 
 
 def _watch(run: Run, job: int, d: Any, what: str) -> None:
@@ -660,7 +664,7 @@ def _watch(run: Run, job: int, d: Any, what: str) -> None:
         _on_result,
         _on_failure,
         callbackArgs=(run.trace, job),
-        errbackArgs=(run.trace, job, "failure", run.target.declared_errors),
+        errbackArgs=(run.trace, job, EventKind.FAILURE, run.target.declared_errors),
     )
 
 
@@ -670,20 +674,20 @@ def _apply(run: Run, op: Any, errors: dict[str, type[BaseException]]) -> None:
     if isinstance(op, Submit):
         job = Job(op.job, op.specs, run.clock, trace, errors, op.key)
         run.jobs[op.job] = job
-        trace.record("submit", op.job, submit_detail(op.priority, op.key if run.target.keys is not None else None))
+        trace.record(EventKind.SUBMIT, op.job, submit_detail(op.priority, op.key if run.target.keys is not None else None))
         try:
             d = run.target.submit_job(run.subject, job, op.priority)
         except TargetError:
             raise
         except Exception as exc:
-            trace.record("submit.raised", op.job, describe_error(exc))
+            trace.record(EventKind.SUBMIT_RAISED, op.job, describe_error(exc))
             _note_declared(trace, op.job, exc, run.target.declared_errors)
             return
         _watch(run, op.job, d, "submit")
     elif isinstance(op, Start):
         job = run.jobs.get(op.job) or Job(op.job, op.specs, run.clock, trace, errors)
         run.jobs[op.job] = job
-        trace.record("start", op.job)
+        trace.record(EventKind.START, op.job)
         try:
             d = run.target.start_subject(run.subject, job)
         except _ABORTS + (KeyboardInterrupt,):
@@ -695,21 +699,21 @@ def _apply(run: Run, op: Any, errors: dict[str, type[BaseException]]) -> None:
     elif isinstance(op, Cancel):
         handle = run.handles.get(op.job)
         if handle is None:
-            trace.record("cancel.skip", op.job, "not submitted")
+            trace.record(EventKind.CANCEL_SKIP, op.job, "not submitted")
             return
-        trace.record("cancel", op.job)
+        trace.record(EventKind.CANCEL, op.job)
         try:
             handle.cancel()
         except Exception as exc:
-            trace.record("cancel.raised", op.job, describe_error(exc))
+            trace.record(EventKind.CANCEL_RAISED, op.job, describe_error(exc))
     elif isinstance(op, Stop):
         if run.stopped or not run.target.can_stop(run.subject):
-            trace.record("stop.skip", detail="already stopped" if run.stopped else "subject has no stop()")
+            trace.record(EventKind.STOP_SKIP, detail="already stopped" if run.stopped else "subject has no stop()")
         else:
             _stop(run, "scheduled")
     elif isinstance(op, Jump):
         run.clock.jump_us(op.delta_ms * 1000)
-        trace.record("clock.jump", detail=f"{op.delta_ms:+d}ms")
+        trace.record(EventKind.CLOCK_JUMP, detail=f"{op.delta_ms:+d}ms")
     elif isinstance(op, Call):
         _call(run, op)
 
@@ -717,29 +721,29 @@ def _apply(run: Run, op: Any, errors: dict[str, type[BaseException]]) -> None:
 def _call(run: Run, op: Call) -> None:
     """Call a target operation; record it, and whether it raised (or its Deferred failed) as declared."""
     operation = run.target.operations[op.operation]
-    run.trace.record("call", detail=f"{op.operation}({', '.join(describe(a, 40) for a in op.args)})")
+    run.trace.record(EventKind.CALL, detail=f"{op.operation}({', '.join(describe(a, 40) for a in op.args)})")
 
-    def outcome(exc: BaseException, how: str) -> None:
+    def outcome(exc: BaseException, how: EventKind) -> None:
         expected = isinstance(exc, operation.raises) or isinstance(exc, CancellerError)
-        run.trace.record(f"call.{'refused' if expected else how}", detail=f"{op.operation}: {describe_error(exc)}")
+        run.trace.record(EventKind.CALL_REFUSED if expected else how, detail=f"{op.operation}: {describe_error(exc)}")
 
     try:
         result = operation.call(run.subject, *op.args)
     except _ABORTS + (KeyboardInterrupt,):
         raise
     except Exception as exc:
-        outcome(exc, "raised")
+        outcome(exc, EventKind.CALL_RAISED)
         return
     if isinstance(result, defer.Deferred):
-        result.addErrback(lambda failure: outcome(failure.value, "failure"))
+        result.addErrback(lambda failure: outcome(failure.value, EventKind.CALL_FAILURE))
 
 
 def _on_result(value: Any, trace: Trace, job: int) -> None:
-    trace.record("result", job, describe(value))
+    trace.record(EventKind.RESULT, job, describe(value))
 
 
 def _on_failure(
-    failure: Failure, trace: Trace, job: int, kind: str = "failure", declared: tuple[type[BaseException], ...] = ()
+    failure: Failure, trace: Trace, job: int, kind: EventKind = EventKind.FAILURE, declared: tuple[type[BaseException], ...] = ()
 ) -> None:
     trace.record(kind, job, describe_error(failure.value, failure))
     _note_declared(trace, job, failure.value, declared)
@@ -754,5 +758,5 @@ def _note_declared(trace: Trace, job: int, exc: BaseException, declared: tuple[t
     by_type = sorted({t.__name__ for t in declared if isinstance(exc, t)})
     by_name = sorted({t.__name__ for t in declared if t.__name__ == name})
     if by_type != by_name:
-        trace.record("error.is", job, ",".join(by_type))
+        trace.record(EventKind.ERROR_IS, job, ",".join(by_type))
 

@@ -18,69 +18,36 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from harness.run.facts import Attempt, Facts, JobFacts, facts_of
-from harness.run.outcomes import Outcome, received, served_by
+from harness.run.outcomes import AttemptOutcome, Outcome, received, served_by
 from harness.model.schedule import Call, Jump
+from harness.model.trace import EventKind
 
 if TYPE_CHECKING:
     from harness.run.runner import Run
     from harness.model.trace import Event
 
+__all__ = ["AttemptRecord", "CallRecord", "EventKind", "JobRecord", "RunView", "Step", "StepKind"]
 
-class EventKind(str, Enum):
-    """Every kind of trace event. A member equals its string, so ``event.kind == EventKind.RESULT`` works."""
 
-    SUBMIT = "submit"  #: a job is handed to the subject (detail: ``p<priority>[ key <key>]``)
-    SUBMIT_RAISED = "submit.raised"  #: submit raised instead of returning a Deferred
-    START = "start"  #: a periodic subject is started with its work
-    JOB_START = "job.start"  #: the subject called a job: an attempt begins
-    JOB_FINISH = "job.finish"  #: an attempt succeeded
-    JOB_FAIL = "job.fail"  #: an attempt failed (detail: the exception type)
-    JOB_CANCEL = "job.cancel"  #: an attempt's own Deferred was cancelled
-    RESULT = "result"  #: the caller's Deferred delivered a value
-    FAILURE = "failure"  #: the caller's Deferred failed
-    ERROR_IS = "error.is"  #: after an error event: the declared types its error is an instance of (subclasses)
-    CANCEL = "cancel"  #: the harness cancelled the caller's Deferred
-    CANCEL_RAISED = "cancel.raised"  #: cancel() raised
-    CANCEL_SKIP = "cancel.skip"  #: nothing to cancel (the job was never submitted)
-    STOP = "stop"  #: the harness called stop() (detail: scheduled or teardown)
-    STOP_RAISED = "stop.raised"
-    STOP_SKIP = "stop.skip"
-    STOP_FAILURE = "stop.failure"  #: the Deferred stop() returned failed
-    CALL = "call"  #: a target operation was called (detail: ``name(args)``)
-    CALL_RAISED = "call.raised"  #: it raised an exception type it does not declare
-    CALL_FAILURE = "call.failure"  #: its Deferred failed with a type it does not declare
-    CALL_REFUSED = "call.refused"  #: it raised (or failed with) a declared type
-    CLOCK_JUMP = "clock.jump"  #: the wall clock (seconds()) jumped
-    DRAINED = "drained"  #: the run drained after its last operation
-    REACTOR_ERROR = "reactor.error"  #: an exception escaped a scheduled call
-    REACTOR_LIVELOCK = "reactor.livelock"
-    TARGET_HANG = "target.hang"
-    UNHANDLED = "unhandled"  #: "Unhandled error in Deferred" was logged
-    LOG_ERROR = "log.error"  #: another error was logged
-    LEAK_CALL = "leak.call"  #: a DelayedCall left pending after stop
-    LEAK_LOOP = "leak.loop"  #: a LoopingCall left running after stop
-    USER_FAIL = "user.fail"  #: a target invariant failed
-    TIMER_SET = "timer.set"  #: the subject called callLater (detail: ``#<n> <function> due <time>``)
-    TIMER_FIRE = "timer.fire"  #: one of the subject's delayed calls ran (detail: ``#<n> <function>``)
-    TIMER_CANCEL = "timer.cancel"  #: one of the subject's delayed calls was cancelled
-    TIMER_LIMIT = "timer.limit"  #: the run's timer budget is spent: no more timer events
+class StepKind(StrEnum):
+    """What a ``Step`` is: an attempt starts or ends, or an operation is called."""
+
+    START = "start"
     END = "end"
-
-
-#: How an attempt ended, from the event that ended it.
-_ENDED = {"job.finish": "finished", "job.fail": "failed", "job.cancel": "cancelled"}
+    CALL = "call"
 
 
 @dataclass(frozen=True)
 class AttemptRecord:
     """One call of a job by the subject: ``n`` counts from 0 (later ones are retries).
 
-    ``outcome`` is ``"finished"``, ``"failed"``, ``"cancelled"`` or None (still
-    running when the run ended); ``error`` the exception type of a failure.
+    ``outcome`` is an ``AttemptOutcome`` (``"finished"``, ``"failed"``,
+    ``"cancelled"``) or None (still running when the run ended); ``error`` the
+    exception type of a failure.
     """
 
     job: int
@@ -88,7 +55,7 @@ class AttemptRecord:
     behaviour: str
     start_us: int
     end_us: int | None
-    outcome: str | None
+    outcome: AttemptOutcome | None
     error: str | None
     #: What ``clock.seconds()`` read at the start and end (monotonic time plus the jumps so far).
     start_wall_us: int | None = None
@@ -144,7 +111,7 @@ class Step:
     """One moment in a run, in trace order: an attempt starts or ends, or an operation is called."""
 
     t_us: int
-    kind: str  # "start", "end" or "call"
+    kind: StepKind
     attempt: AttemptRecord | None = None
     call: CallRecord | None = None
     wall_us: int | None = None
@@ -216,8 +183,13 @@ class RunView:
         return [job for job in self.jobs.values() if job.served_by is attempt]
 
     def of_kind(self, kind: EventKind | str) -> Iterator[tuple[int, Event]]:
-        """``(trace index, event)`` of every event of one kind."""
-        return ((i, e) for i, e in enumerate(self.events) if e.kind == kind)
+        """``(trace index, event)`` of every event of one kind.
+
+        Raises ``ValueError`` for a string that names no ``EventKind``: a misspelt kind is an
+        error, never an empty answer.
+        """
+        member = EventKind(kind)
+        return ((i, e) for i, e in enumerate(self.events) if e.kind == member)
 
     def steps(self) -> Iterator[Step]:
         """Attempt starts and ends and operation calls, in the order they happened."""
@@ -227,13 +199,13 @@ class RunView:
         for index, event in enumerate(self.events):
             wall = self.wall_us(index)
             if index in starts:
-                yield Step(event.t_us, "start", attempt=self._attempts[id(starts[index])], wall_us=wall)
+                yield Step(event.t_us, StepKind.START, attempt=self._attempts[id(starts[index])], wall_us=wall)
             elif index in ends:
-                yield Step(event.t_us, "end", attempt=self._attempts[id(ends[index])], wall_us=wall)
-            elif event.kind == "call":
+                yield Step(event.t_us, StepKind.END, attempt=self._attempts[id(ends[index])], wall_us=wall)
+            elif event.kind == EventKind.CALL:
                 call = next(calls, None)
                 if call is not None:
-                    yield Step(event.t_us, "call", call=call, wall_us=wall)
+                    yield Step(event.t_us, StepKind.CALL, call=call, wall_us=wall)
 
 
 def _all(facts: Facts) -> Iterator[Attempt]:
@@ -246,7 +218,7 @@ def _skews(schedule: Any, events: list[Event]) -> list[int]:
     jumps = iter(op for op in schedule.ops if isinstance(op, Jump))
     skew, out = 0, []
     for event in events:
-        if event.kind == "clock.jump":
+        if event.kind == EventKind.CLOCK_JUMP:
             op = next(jumps, None)
             skew += op.delta_ms * 1000 if op is not None else 0
         out.append(skew)
@@ -254,14 +226,14 @@ def _skews(schedule: Any, events: list[Event]) -> list[int]:
 
 
 def _attempt(facts: Facts, a: Attempt, wall_us: Callable[[int], int]) -> AttemptRecord:
-    error = facts.events[a.end].detail if a.end_kind == "job.fail" else None
+    error = facts.events[a.end].detail if a.end_kind == EventKind.JOB_FAIL else None
     return AttemptRecord(
         job=a.job,
         n=a.n,
         behaviour=a.kind,
         start_us=facts.time(a.start),
         end_us=facts.time(a.end) if a.end is not None else None,
-        outcome=_ENDED.get(a.end_kind) if a.end_kind else None,
+        outcome=AttemptOutcome.of(a.end_kind),
         error=error,
         start_wall_us=wall_us(a.start),
         end_wall_us=wall_us(a.end) if a.end is not None else None,
@@ -274,13 +246,13 @@ def _calls(run: Run, facts: Facts, wall_us: Callable[[int], int]) -> tuple[CallR
     out: list[CallRecord] = []
     events = facts.events
     for index, event in enumerate(events):
-        if event.kind != "call":
+        if event.kind != EventKind.CALL:
             continue
         op = next(ops)
         after = events[index + 1] if index + 1 < len(events) else None
         raised = declared = None
-        if after is not None and after.kind in ("call.raised", "call.refused") and after.detail.startswith(f"{op.operation}: "):
+        if after is not None and after.kind in (EventKind.CALL_RAISED, EventKind.CALL_REFUSED) and after.detail.startswith(f"{op.operation}: "):
             raised = after.detail[len(op.operation) + 2 :].split(":", 1)[0]
-            declared = after.kind == "call.refused"
+            declared = after.kind == EventKind.CALL_REFUSED
         out.append(CallRecord(op.operation, op.args, event.t_us, raised, bool(declared), wall_us(index)))
     return tuple(out)

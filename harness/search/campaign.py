@@ -53,6 +53,7 @@ from harness.search.clock_causes import needs_note, tame_clock
 from harness.model.schedule import MAX_DEPTH, Schedule
 from harness.search.shard import round_seed
 from harness.search.shrink import shrink_schedule
+from harness.search.stop_reasons import StopReason
 from harness.search.shrink_teardown import stop_earlier
 from harness.model.menu import Menu
 from harness.model.target import Target
@@ -69,7 +70,7 @@ SAVED_KEY = b"harness-schedules"
 
 #: Why a campaign stopped (``CampaignResult.stopped_by``); ``error`` when a target error stopped it,
 #: ``crash`` when every worker of a parallel campaign crashed.
-STOP_REASONS = ("max-examples", "budget", "max-failures", "exhausted", "interrupt", "error", "crash")
+STOP_REASONS: tuple[StopReason, ...] = tuple(StopReason)
 
 #: Examples run twice to check that the target is deterministic, counted among those whose
 #: trace has at least ``DETERMINISM_MIN_EVENTS`` events: the 1st, 3rd and 10th, then every
@@ -130,7 +131,7 @@ class CampaignResult:
     examples: int = 0
     elapsed_s: float = 0.0
     findings: list[Finding] = field(default_factory=list)
-    stopped_by: str = "max-examples"
+    stopped_by: StopReason = StopReason.MAX_EXAMPLES
     regressions: list[Replay] = field(default_factory=list)
     shrink_runs: int = 0
     shrinking: bool = False
@@ -141,7 +142,7 @@ class CampaignResult:
 
     @property
     def interrupted(self) -> bool:
-        return self.stopped_by == "interrupt"
+        return self.stopped_by == StopReason.INTERRUPT
 
     #: The one-line message of the target error that stopped the campaign, if one did.
     error: str | None = None
@@ -217,9 +218,9 @@ def run_campaign(
         search.replay_regressions()
         search.run()
     except KeyboardInterrupt:
-        result.stopped_by = "interrupt"
+        result.stopped_by = StopReason.INTERRUPT
     except HarnessError as exc:
-        result.stopped_by, result.error = "error", str(exc)
+        result.stopped_by, result.error = StopReason.ERROR, str(exc)
         result.shrinking = False
         result.elapsed_s = time.monotonic() - search.started
         exc.result = result
@@ -341,19 +342,19 @@ class _Search:
         while len(self.found) < self.config.max_failures:
             self._check_stop()
             if result.examples >= self.max_examples:
-                result.stopped_by = "max-examples"
+                result.stopped_by = StopReason.MAX_EXAMPLES
                 return
             if self.deadline is not None and time.monotonic() > self.deadline:
-                result.stopped_by = "budget"
+                result.stopped_by = StopReason.BUDGET
                 return
             outcome = self._round(round_index)
             if outcome is not None:
                 result.stopped_by = outcome
                 return
             round_index += 1
-        result.stopped_by = "max-failures"
+        result.stopped_by = StopReason.MAX_FAILURES
 
-    def _round(self, round_index: int) -> str | None:
+    def _round(self, round_index: int) -> StopReason | None:
         """Search with this round's seed until an invariant not yet found breaks (None: search on in a
         new round that masks it) or a limit is reached (the reason)."""
         result = self.result
@@ -364,9 +365,9 @@ class _Search:
         while True:
             self._check_stop()
             if result.examples >= self.max_examples:
-                return "max-examples"
+                return StopReason.MAX_EXAMPLES
             if self.deadline is not None and time.monotonic() > self.deadline:
-                return "budget"
+                return StopReason.BUDGET
             entry = saved.pop(0) if saved else None
             schedule = entry[1] if entry is not None else next(examples)
             result.examples += 1
@@ -398,7 +399,7 @@ class _Search:
                 return run, violation
         return None
 
-    def _report(self, schedule: Schedule, run: Run, violation: Violation, database: ExampleDatabase | None) -> str | None:
+    def _report(self, schedule: Schedule, run: Run, violation: Violation, database: ExampleDatabase | None) -> StopReason | None:
         """Shrink (except a hang), save and report a failure the search just found."""
         detected = self._detected()
         if violation.invariant == HANG:
@@ -428,7 +429,7 @@ class _Search:
         if self.save_error is not None:
             # Printed and counted above, the failure had no file: stop, saying why (exit 2).
             raise self.save_error
-        if outcome == "interrupt":
+        if outcome == StopReason.INTERRUPT:
             raise KeyboardInterrupt
         return outcome
 
@@ -451,7 +452,7 @@ class _Search:
             self.save_error = self.save_error or exc
             return None
 
-    def _confirm(self, schedule: Schedule, found: Violation) -> tuple[Finding, str | None]:
+    def _confirm(self, schedule: Schedule, found: Violation) -> tuple[Finding, StopReason | None]:
         """Shrink the schedule, replay it twice, check the traces agree, and save it.
 
         Returns the finding and what cut shrinking short, if anything:
@@ -485,16 +486,16 @@ class _Search:
             run, violations = self._judge(candidate)
             return len(run.trace) if any(v.invariant == found.invariant for v in violations) else None
 
-        outcome: str | None = None
+        outcome: StopReason | None = None
         needs: tuple[str, ...] = ()
         try:
             schedule = shrink_schedule(schedule, still_fails)
             schedule = stop_earlier(schedule, measure)
             schedule, needs = tame_clock(schedule, still_fails)
         except KeyboardInterrupt:
-            schedule, outcome = smallest[0], "interrupt"
+            schedule, outcome = smallest[0], StopReason.INTERRUPT
         except _GraceOver:
-            schedule, outcome = smallest[0], "budget"
+            schedule, outcome = smallest[0], StopReason.BUDGET
         first, violations = self._judge(schedule)
         self._check_deterministic(schedule, first)
         same = [v for v in violations if v.invariant == found.invariant]

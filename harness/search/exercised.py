@@ -26,15 +26,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from harness.model.schedule import Cancel, Jump, Schedule, Start, Submit
-from harness.model.trace import Event
+from harness.model.trace import Event, EventKind
 
 if TYPE_CHECKING:
     from harness.run.runner import Run
     from harness.model.menu import Menu
     from harness.model.target import Target
 
-FIRES = frozenset({"result", "failure"})
-ENDS = frozenset({"job.finish", "job.fail", "job.cancel"})
+FIRES = frozenset({EventKind.RESULT, EventKind.FAILURE})
+ENDS = frozenset({EventKind.JOB_FINISH, EventKind.JOB_FAIL, EventKind.JOB_CANCEL})
+# The kinds ``expose`` branches on, bound once: it runs over every event of every search example.
+_SUBMIT, _START, _JOB_START, _JOB_FAIL = EventKind.SUBMIT, EventKind.START, EventKind.JOB_START, EventKind.JOB_FAIL
+_CANCEL, _CALL, _STOP = EventKind.CANCEL, EventKind.CALL, EventKind.STOP
 
 
 @dataclass
@@ -83,18 +86,18 @@ def expose(events: Iterable[Event]) -> Exposure:
         last_us = event.t_us
         # A job is recorded as submitted just before the subject gets it: it waited only if
         # something else happened before it started.
-        if not (kind == "job.start" and job == just_submitted):
+        if not (kind == _JOB_START and job == just_submitted):
             out.peak_waiting = max(out.peak_waiting, len(waiting))
-        just_submitted = job if kind == "submit" else None
-        if kind == "submit" or kind == "start":
+        just_submitted = job if kind == _SUBMIT else None
+        if kind == _SUBMIT or kind == _START:
             out.submits += 1
             outstanding.add(job)
-            if kind == "submit":
+            if kind == _SUBMIT:
                 waiting.add(job)
             out.submit_after_stop |= stopped
             out.submit_after_fail |= failed
             out.peak_outstanding = max(out.peak_outstanding, len(outstanding))
-        elif kind == "job.start":
+        elif kind == _JOB_START:
             out.starts += 1
             out.retried |= event.attempt > 0 and job in failed_last  # a periodic call after a success is no retry
             started.add(job)
@@ -104,7 +107,7 @@ def expose(events: Iterable[Event]) -> Exposure:
             began = running.pop((job, event.attempt), None)
             if began is not None:
                 out.longest_attempt_us = max(out.longest_attempt_us, event.t_us - began)
-            if kind == "job.fail":
+            if kind == _JOB_FAIL:
                 out.fails += 1
                 failed = True
                 failed_last.add(job)
@@ -116,7 +119,7 @@ def expose(events: Iterable[Event]) -> Exposure:
                 fired.add(job)
                 waiting.discard(job)
                 outstanding.discard(job)
-        elif kind == "cancel":
+        elif kind == _CANCEL:
             out.cancels += 1
             if job in cancelled:
                 out.cancel_twice = True
@@ -128,9 +131,9 @@ def expose(events: Iterable[Event]) -> Exposure:
                 out.cancel_waiting = True
             out.cancel_with_queue |= bool(waiting - {job})
             cancelled.add(job)
-        elif kind == "call":
+        elif kind == _CALL:
             out.calls += 1
-        elif kind == "stop":
+        elif kind == _STOP:
             out.stops += 1
             out.stop_scheduled |= event.detail == "scheduled"
             out.stop_busy |= bool(outstanding)

@@ -42,6 +42,7 @@ from typing import Any
 
 from harness.run.runner import Run
 from harness.model.schedule import Schedule
+from harness.model.trace import EventKind
 from harness.model.menu import Menu
 from harness.search.strategies import HEADER, codec
 
@@ -61,7 +62,8 @@ MAX_FEATURES = 50_000
 #: Running and waiting counts are capped at this in features: 3 jobs waiting and 30 are the same news.
 FEATURE_CAP = 6
 #: Events that end a job's attempt (for the running count of a feature).
-_ENDS = frozenset({"job.finish", "job.fail", "job.cancel"})
+_ENDS = frozenset({EventKind.JOB_FINISH, EventKind.JOB_FAIL, EventKind.JOB_CANCEL})
+_SUBMIT, _JOB_START = EventKind.SUBMIT, EventKind.JOB_START  # bound once: ``features`` reads every event
 
 
 class Examples:
@@ -138,9 +140,9 @@ def features(run: Run) -> set[tuple[str, int, int]]:
     found = set()
     for event in run.trace.events:
         kind = event.kind
-        if kind == "submit":
+        if kind == _SUBMIT:
             waiting += 1
-        elif kind == "job.start":
+        elif kind == _JOB_START:
             waiting = max(waiting - 1, 0)
             running += 1
         elif kind in _ENDS:

@@ -65,6 +65,7 @@ from harness.search.campaign import (
 from harness.errors import HarnessError
 from harness.invariants import Violation
 from harness.search.shard import MAX_WORKERS, Shard, piece_seed, share
+from harness.search.stop_reasons import StopReason
 from harness.guard.signals import StopSignals
 from harness.model.target import Target, load_target
 
@@ -87,7 +88,7 @@ ABORT_GRACE_S = 5.0
 WORKER_ENV = "HARNESS_WORKER"
 
 #: Why a merged campaign stopped, most telling first: the first reason any worker gives.
-_REASON_ORDER = ("interrupt", "max-failures", "budget", "max-examples", "exhausted")
+_REASON_ORDER = (StopReason.INTERRUPT, StopReason.MAX_FAILURES, StopReason.BUDGET, StopReason.MAX_EXAMPLES, StopReason.EXHAUSTED)
 
 
 @dataclass
@@ -103,7 +104,7 @@ class WorkerReport:
     examples: int = 0
     shrink_runs: int = 0
     elapsed_s: float = 0.0
-    stopped_by: str | None = None
+    stopped_by: StopReason | None = None
     crashed: str | None = None
 
     def describe_crash(self) -> str:
@@ -251,7 +252,7 @@ class _Parallel:
         self.result.workers = [WorkerReport(index, piece.seed) for index, piece in enumerate(pieces)]
         self.found: list[str] = []  # distinct invariants kept, in order
         self.held: dict[str, dict[str, Any]] = {}  # unshrunk failures waiting for a shrunk one (see _received)
-        self.stop_reason: str | None = None
+        self.stop_reason: StopReason | None = None
         self.error: BaseException | None = None
         self.reported: set[int] = set()  # workers that sent "done" or "error"
         self.killed: set[int] = set()
@@ -277,16 +278,16 @@ class _Parallel:
                 self._start()
                 self._watch(stop_requested)
             elif self.stop_reason is None:
-                self.stop_reason = "max-failures"
+                self.stop_reason = StopReason.MAX_FAILURES
         except KeyboardInterrupt:  # a second signal: stop at once, keep what arrived
-            self.stop_reason = "interrupt"
+            self.stop_reason = StopReason.INTERRUPT
         finally:
             self._shutdown(ABORT_GRACE_S if self.error is None else 0.0)
         if self.error is None:
             self._settle_held()
         self._merge()
         if self.error is not None:
-            result.stopped_by = "error"
+            result.stopped_by = StopReason.ERROR
             result.error = str(self.error)
             if isinstance(self.error, HarnessError):
                 self.error.result = result
@@ -301,7 +302,7 @@ class _Parallel:
                 if finding is not None:
                     self._keep(finding)
         except KeyboardInterrupt:
-            self.stop_reason = "interrupt"
+            self.stop_reason = StopReason.INTERRUPT
 
     def _start(self) -> None:
         ignore = self.config.ignore | frozenset(self.found)
@@ -323,7 +324,7 @@ class _Parallel:
             if self.error is not None:
                 return
             if stop_requested() and self.stop_reason is None:
-                self._stop_all("interrupt")
+                self._stop_all(StopReason.INTERRUPT)
             self._stop_others_while_one_shrinks()
             self._progress()
             if not any(process.is_alive() for process in self.processes):
@@ -334,7 +335,7 @@ class _Parallel:
         """Ask every worker still running to stop, wait up to ``grace`` seconds, then kill the rest."""
         if not self.processes:
             return
-        self._stop_all(self.stop_reason or "interrupt", record=False)
+        self._stop_all(self.stop_reason or StopReason.INTERRUPT, record=False)
         deadline = time.monotonic() + grace
         while any(p.is_alive() for p in self.processes) and time.monotonic() < deadline:
             self._drain(POLL_S)
@@ -368,7 +369,7 @@ class _Parallel:
                 report.examples = payload["examples"]
                 report.shrink_runs = payload["shrink_runs"]
                 report.elapsed_s = payload["elapsed_s"]
-                report.stopped_by = payload["stopped_by"]
+                report.stopped_by = StopReason(payload["stopped_by"])
                 if payload.get("signal") is not None:
                     self.signalled[index] = payload["signal"]
                 if self.exercised is not None and payload.get("exercised") is not None:
@@ -379,7 +380,7 @@ class _Parallel:
                     self.error = payload if isinstance(payload, HarnessError) else RuntimeError(
                         f"worker {index} failed:\n{payload}"
                     )
-                    self._stop_all("interrupt", record=False)
+                    self._stop_all(StopReason.INTERRUPT, record=False)
 
     def _received(self, index: int, data: dict[str, Any]) -> None:
         """A worker saved a failure: keep it if its invariant is new and there is room, else drop it."""
@@ -436,11 +437,11 @@ class _Parallel:
         if self.on_finding is not None:
             self.on_finding(finding)
         if len(self.found) >= self.config.max_failures and self.stop_reason is None:
-            self._stop_all("max-failures")
+            self._stop_all(StopReason.MAX_FAILURES)
 
     # -- stopping ------------------------------------------------------------
 
-    def _stop_all(self, reason: str, record: bool = True) -> None:
+    def _stop_all(self, reason: StopReason, record: bool = True) -> None:
         if record and self.stop_reason is None:
             self.stop_reason = reason
         for index in range(len(self.stops)):
@@ -481,7 +482,7 @@ class _Parallel:
                     if self.on_crash is not None:
                         self.on_crash(report)
                 else:
-                    report.stopped_by = "interrupt"
+                    report.stopped_by = StopReason.INTERRUPT
         result.examples = sum(report.examples for report in result.workers)
         result.shrink_runs = sum(report.shrink_runs for report in result.workers)
         result.shrinking = False
@@ -492,7 +493,7 @@ class _Parallel:
         elif reasons:
             result.stopped_by = next(reason for reason in _REASON_ORDER if reason in reasons)
         else:
-            result.stopped_by = "crash"
+            result.stopped_by = StopReason.CRASH
         for report in result.workers[len(self.processes) :]:  # never started: the corpus ended the campaign
             report.stopped_by = result.stopped_by
 
@@ -561,7 +562,7 @@ def _worker_main(
                 exercised = Tally.for_target(target, config.menu)
             result = run_campaign(target, spec, config, on_example, on_finding, stop_requested, exercised)
         except KeyboardInterrupt:  # a second signal before the campaign began
-            result = CampaignResult(target=spec, seed=config.seed or 0, stopped_by="interrupt")
+            result = CampaignResult(target=spec, seed=config.seed or 0, stopped_by=StopReason.INTERRUPT)
         except HarnessError as exc:
             queue.put(("error", index, portable_error(exc)))
             return

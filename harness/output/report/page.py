@@ -30,6 +30,7 @@ from harness.store.files import read_bounded, write_atomic
 from harness.invariants import INVARIANTS
 from harness.model.schedule import Schedule
 from harness.output.summary import FORMAT as SUMMARY_FORMAT
+from harness.output.summary import CampaignOutcome
 from harness.output.summary import check as check_summary
 from harness.output.summary import parse_json
 from harness.output.timeline import render_schedule, render_trace
@@ -284,9 +285,10 @@ def write_report(
 
 
 def _outcome(summary: dict[str, Any] | None, failures: Sequence[FailureView]) -> str:
-    if summary is not None and summary.get("outcome") in ("clean", "failed", "interrupted"):
-        return summary["outcome"]
-    return "failed" if failures else "clean"
+    shown = (CampaignOutcome.CLEAN, CampaignOutcome.FAILED, CampaignOutcome.INTERRUPTED)
+    if summary is not None and summary.get("outcome") in shown:
+        return str(summary["outcome"])
+    return CampaignOutcome.FAILED if failures else CampaignOutcome.CLEAN
 
 
 def _campaign(summary: dict[str, Any] | None) -> list[str]:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from html import escape
 
 from harness.model.keys import key_of_submit
-from harness.model.trace import NO_JOB, Event, format_ms
+from harness.model.trace import NO_JOB, Event, EventKind, format_ms
 
 # Geometry, in pixels.
 LEFT = 86
@@ -92,37 +92,38 @@ MARKERS: dict[str, Marker] = {
 
 #: Trace event kind -> marker class (failures are refined by their error type below).
 KIND_CLASS: dict[str, str] = {
-    "submit": "submit",
-    "start": "start",
-    "job.start": "job.start",
-    "job.finish": "job.finish",
-    "job.fail": "job.fail",
-    "job.cancel": "job.cancel",
-    "result": "result",
-    "failure": "failure",
-    "cancel": "cancel",
-    "cancel.raised": "error",
-    "cancel.skip": "skip",
-    "submit.raised": "error",
-    "stop": "stop",
-    "stop.skip": "skip",
-    "stop.failure": "error",
-    "clock.jump": "jump",
-    "call": "call",
-    "call.raised": "error",
-    "call.failure": "error",
-    "call.refused": "skip",
-    "reactor.error": "error",
-    "reactor.livelock": "error",
-    "unhandled": "error",
-    "log.error": "error",
-    "user.fail": "error",
-    "leak.call": "leak",
-    "leak.loop": "leak",
-    "drained": "drained",
-    "timer.set": "timer.set",
-    "timer.fire": "timer.fire",
-    "timer.cancel": "timer.cancel",
+    EventKind.SUBMIT: "submit",
+    EventKind.START: "start",
+    EventKind.JOB_START: "job.start",
+    EventKind.JOB_FINISH: "job.finish",
+    EventKind.JOB_FAIL: "job.fail",
+    EventKind.JOB_CANCEL: "job.cancel",
+    EventKind.RESULT: "result",
+    EventKind.FAILURE: "failure",
+    EventKind.CANCEL: "cancel",
+    EventKind.CANCEL_RAISED: "error",
+    EventKind.CANCEL_SKIP: "skip",
+    EventKind.SUBMIT_RAISED: "error",
+    EventKind.STOP: "stop",
+    EventKind.STOP_SKIP: "skip",
+    EventKind.STOP_RAISED: "error",
+    EventKind.STOP_FAILURE: "error",
+    EventKind.CLOCK_JUMP: "jump",
+    EventKind.CALL: "call",
+    EventKind.CALL_RAISED: "error",
+    EventKind.CALL_FAILURE: "error",
+    EventKind.CALL_REFUSED: "skip",
+    EventKind.REACTOR_ERROR: "error",
+    EventKind.REACTOR_LIVELOCK: "error",
+    EventKind.UNHANDLED: "error",
+    EventKind.LOG_ERROR: "error",
+    EventKind.USER_FAIL: "error",
+    EventKind.LEAK_CALL: "leak",
+    EventKind.LEAK_LOOP: "leak",
+    EventKind.DRAINED: "drained",
+    EventKind.TIMER_SET: "timer.set",
+    EventKind.TIMER_FIRE: "timer.fire",
+    EventKind.TIMER_CANCEL: "timer.cancel",
 }
 
 #: The lane of the subject's own delayed calls (``timer.*`` events), under the reactor's.
@@ -130,15 +131,15 @@ TIMERS = -2
 
 #: Bar colours for an attempt, by the event that ended it (None: still running at the end).
 ATTEMPT_FILL: dict[str | None, str] = {
-    "job.finish": "#a5d6a7",
-    "job.fail": "#ef9a9a",
-    "job.cancel": "#ffcc80",
+    EventKind.JOB_FINISH: "#a5d6a7",
+    EventKind.JOB_FAIL: "#ef9a9a",
+    EventKind.JOB_CANCEL: "#ffcc80",
     None: "#cfd8dc",
 }
 ATTEMPT_LEGEND = (
-    ("job.finish", "running, then finished"),
-    ("job.fail", "running, then failed"),
-    ("job.cancel", "running, then cancelled"),
+    (EventKind.JOB_FINISH, "running, then finished"),
+    (EventKind.JOB_FAIL, "running, then failed"),
+    (EventKind.JOB_CANCEL, "running, then cancelled"),
     (None, "still running at the end"),
 )
 
@@ -189,12 +190,12 @@ def timeline_svg(
 ) -> str:
     """The trace as an SVG document fragment (an ``<svg>`` element), violating events ringed."""
     marks = set(marked)
-    shown = [(i, e) for i, e in enumerate(events) if e.kind != "end"]
+    shown = [(i, e) for i, e in enumerate(events) if e.kind != EventKind.END]
     jobs = sorted({e.job for _, e in shown if e.job >= 0})
     lanes = [NO_JOB] + ([TIMERS] if any(lane_of(e) == TIMERS for _, e in shown) else []) + jobs
     lane_y = {lane: HEADER + LANE * row + LANE / 2 for row, lane in enumerate(lanes)}
     involved = {events[i].job for i in marks if 0 <= i < len(events) and events[i].job >= 0}
-    keys = {e.job: key_of_submit(e.detail) for _, e in shown if e.kind == "submit"}
+    keys = {e.job: key_of_submit(e.detail) for _, e in shown if e.kind == EventKind.SUBMIT}
 
     # x: one band per instant, one slot per event in it, log-scaled gaps between instants.
     placed: list[_Placed] = []
@@ -309,23 +310,23 @@ def _waits_and_attempts(placed: list[_Placed], plot_end: float) -> list[str]:
         before, previous = previous, (previous if event.kind.startswith("timer.") else item)
         if event.job < 0:
             continue
-        if event.kind in ("submit", "start"):
+        if event.kind in (EventKind.SUBMIT, EventKind.START):
             submitted[event.job] = item
-        elif event.kind == "job.start":
+        elif event.kind == EventKind.JOB_START:
             running[(event.job, event.attempt)] = item
             if event.job in submitted and event.job not in waited:
                 waited.add(event.job)
                 if before is not submitted[event.job]:  # else it started at once: no wait
                     out.append(_wait(submitted[event.job], item.x))
-        elif event.kind in ("job.finish", "job.fail", "job.cancel"):
+        elif event.kind in (EventKind.JOB_FINISH, EventKind.JOB_FAIL, EventKind.JOB_CANCEL):
             began = running.pop((event.job, event.attempt), None)
             if began is not None:
                 bars.append((began, item.x, event.kind))
-        elif event.kind in ("result", "failure") and event.job in submitted and event.job not in waited:
+        elif event.kind in (EventKind.RESULT, EventKind.FAILURE) and event.job in submitted and event.job not in waited:
             waited.add(event.job)  # fired (cancelled, rejected) before it ever started
             out.append(_wait(submitted[event.job], item.x))
     for job, item in submitted.items():
-        if job not in waited and not any(key[0] == job for key in running) and item.event.kind == "submit":
+        if job not in waited and not any(key[0] == job for key in running) and item.event.kind == EventKind.SUBMIT:
             out.append(_wait(item, plot_end))
     for began in running.values():
         bars.append((began, plot_end, None))
@@ -349,9 +350,9 @@ def _pending_timers(placed: list[_Placed], plot_end: float) -> list[str]:
     spans: list[tuple[_Placed, float]] = []
     for item in placed:
         kind = item.event.kind
-        if kind == "timer.set":
+        if kind == EventKind.TIMER_SET:
             pending[timer_id(item.event)] = item
-        elif kind in ("timer.fire", "timer.cancel"):
+        elif kind in (EventKind.TIMER_FIRE, EventKind.TIMER_CANCEL):
             began = pending.pop(timer_id(item.event), None)
             if began is not None:
                 spans.append((began, item.x))
@@ -482,7 +483,7 @@ def _legend_entries(placed: list[_Placed]) -> list[_Entry]:
     running: set[tuple[int, int]] = set()
     for item in placed:
         key = (item.event.job, item.event.attempt)
-        if item.event.kind == "job.start":
+        if item.event.kind == EventKind.JOB_START:
             running.add(key)
         elif item.event.kind in ATTEMPT_FILL and key in running:
             running.discard(key)
@@ -490,7 +491,7 @@ def _legend_entries(placed: list[_Placed]) -> list[_Entry]:
     if running:
         ends.add(None)
     entries += [("bar", str(how), label) for how, label in ATTEMPT_LEGEND if how in ends]
-    if any(item.event.kind == "submit" for item in placed):
+    if any(item.event.kind == EventKind.SUBMIT for item in placed):
         entries.append(("wait", "", "waiting for a slot"))
     entries.append(("ring", "", "breaks the invariant"))
     return entries

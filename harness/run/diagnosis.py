@@ -1,0 +1,116 @@
+"""Diagnosis: why a run's stranded jobs never finished, found by running the target again.
+
+A job is *stranded* when it could have finished but its Deferred had not
+fired when the run drained (``harness.run.facts.stranded_jobs``, a pure
+function of the trace). The trace alone cannot say why: a slot a cancelled
+job never released, a failure that poisoned the subject, or a deadlock look
+alike. So this step replays counterfactual schedules against a fresh
+subject: without the cancelled jobs (a job that then finishes was stranded
+by a cancel), then with every failing behaviour turned into a success (one
+that then finishes was stranded by a failure); what is left is a deadlock or
+starvation.
+
+This is the only place that runs the target to judge a run (the search
+runs it to explore). It is an explicit step: ``diagnose(run)`` returns a ``Diagnosis``, and whoever checks
+invariants (``harness.check``, hence the verdicts of campaigns, replays and
+the pytest plugin) stores it on the run first (``run.diagnosis``), so that
+every invariant is a pure function of the recorded run and the diagnosis.
+Runs without stranded jobs, most of them, replay nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from harness.model.schedule import Cancel, Op, Schedule, Start, Submit
+from harness.run.facts import facts_of, stranded_jobs
+
+if TYPE_CHECKING:
+    from harness.run.runner import Run
+
+
+class Cause(StrEnum):
+    """Why a stranded job never finished, as the counterfactual replays tell."""
+
+    #: It finishes once the cancelled jobs are taken out of the schedule: a cancelled job's slot was not released.
+    CANCEL = "cancel"
+    #: It finishes once failing jobs succeed instead: a failure poisoned the subject.
+    FAILURE = "failure"
+    #: Neither replay lets it finish: a deadlock or starvation.
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class Stranded:
+    """A job that could have finished but had not when the run drained, and why."""
+
+    job: int
+    cause: Cause
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What the diagnosis step established about one run: its stranded jobs, in job order of the schedule."""
+
+    stranded: tuple[Stranded, ...] = ()
+
+    def first(self, cause: Cause) -> int | None:
+        """The first stranded job with ``cause``, or None."""
+        return next((s.job for s in self.stranded if s.cause == cause), None)
+
+
+def diagnose(run: Run) -> Diagnosis:
+    """Find the stranded jobs of ``run`` and why each is stranded (replaying only if there are any).
+
+    Raises what ``run_schedule`` raises (``TargetHung``, ``TargetError``) if
+    a counterfactual replay does.
+    """
+    ids = stranded_jobs(facts_of(run), run.target)
+    if not ids:
+        return Diagnosis()
+    causes = _causes(run, ids)
+    return Diagnosis(tuple(Stranded(job, causes[job]) for job in ids))
+
+
+def _causes(run: Run, ids: list[int]) -> dict[int, Cause]:
+    """For each stranded job, which counterfactual replay lets it finish."""
+    from harness.run.runner import run_schedule  # the runner's Run holds a Diagnosis: imported when needed
+
+    schedule = run.schedule
+    remaining = set(ids)
+    causes: dict[int, Cause] = {}
+    for cause, counterfactual in ((Cause.CANCEL, _without_cancelled(schedule)), (Cause.FAILURE, _healed(schedule))):
+        if counterfactual is None or not remaining:
+            continue
+        replay = run_schedule(run.target, counterfactual)
+        still = set(stranded_jobs(facts_of(replay), run.target))
+        for job in sorted(remaining - still):
+            causes[job] = cause
+        remaining &= still
+    for job in remaining:
+        causes[job] = Cause.NONE
+    return causes
+
+
+def _without_cancelled(schedule: Schedule) -> Schedule | None:
+    """The schedule without the jobs it cancels (and their cancels), or None if it cancels none."""
+    cancelled = {op.job for op in schedule.ops if isinstance(op, Cancel)}
+    if not cancelled:
+        return None
+    return replace(schedule, ops=tuple(op for op in schedule.ops if getattr(op, "job", None) not in cancelled))
+
+
+def _healed(schedule: Schedule) -> Schedule | None:
+    """The schedule with every failing behaviour turned into a success, or None if nothing fails."""
+    healed = replace(schedule, ops=tuple(_succeeding(op) for op in schedule.ops))
+    return healed if healed != schedule else None
+
+
+def _succeeding(op: Op) -> Op:
+    """The operation with every failing behaviour of its job turned into a success."""
+    if not isinstance(op, (Submit, Start)):
+        return op
+    specs = tuple(replace(spec, kind="succeed") if spec.fails else spec for spec in op.specs)
+    return replace(op, spec=specs[0], then=specs[1:])
