@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bare_asserts import Checky
 from harness import JobSpec, Schedule, Submit, Target, check, run_schedule
-from harness.run.runner import describe_error
+from harness.run.describe import describe_error
 
 
 def _line_of(function, text: str) -> int:

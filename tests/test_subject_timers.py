@@ -90,7 +90,7 @@ def test_a_livelock_records_a_bounded_number_of_timers() -> None:
     import robust_targets
 
     from harness import TargetHung
-    from harness.run.runner import MAX_TIMER_EVENTS
+    from harness.run.steps import MAX_TIMER_EVENTS
 
     schedule = Schedule((Submit(0, 0, JobSpec("succeed", 10)), Submit(10, 1, JobSpec("succeed", 10))))
     try:

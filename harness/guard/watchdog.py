@@ -32,8 +32,19 @@ REPEAT_S = 0.25
 #: The longest limit ``setitimer`` is asked for (larger values overflow ``time_t`` on some platforms).
 MAX_TIMEOUT_S = 1e7
 
-#: Modules in which the handler only records the expiry: they poll it and stop cleanly themselves.
-_POLLING_MODULES = frozenset({__name__, "harness.run.runner"})
+#: Modules in which the handler only records the expiry: they poll it and stop cleanly themselves
+#: (the runner's own code: its lifecycle, steps, log capture and garbage policy).
+_POLLING_MODULES = frozenset(
+    {
+        __name__,
+        "harness.run.runner",
+        "harness.run.steps",
+        "harness.run.logcapture",
+        "harness.run.garbage",
+        "harness.run.describe",
+        "harness.run.checks",
+    }
+)
 
 
 class Expired(BaseException):

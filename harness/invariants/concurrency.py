@@ -143,10 +143,18 @@ class _StartOrder(Invariant):
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         starters = sorted((j for j in facts.jobs.values() if j.first_start is not None), key=lambda j: j.first_start)
+        keyed = run.target.keys is not None
+        # Jobs that could ever be waiting (submitted, not refused), in the same order: this walk is
+        # quadratic, so the index-free part of _waiting() is decided once, and its cheap comparisons
+        # are made before the method calls below (same answers, same first violation).
+        candidates = [
+            (j, j.submit, j.first_start) for j in facts.jobs.values() if j.submit is not None and j.submit_raised is None
+        ]
         for started in starters:
             index = started.first_start
-            keyed = run.target.keys is not None
-            for other in facts.jobs.values():
+            for other, submitted, first in candidates:
+                if submitted > index or (first is not None and first < index):
+                    continue  # not waiting at index (as _waiting() would say)
                 if keyed and other.key != started.key:
                     continue  # with keys, order is promised among the jobs of one key
                 # skipped() first: a comparison of two fields, where _waiting() walks the job's history.

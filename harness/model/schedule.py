@@ -233,15 +233,18 @@ class Schedule:
         last = 0
         seen: set[int] = set()
         for op in self.ops:
-            _bounded("operation time", op.at_ms, 0, MAX_MS)
+            if type(op.at_ms) is not int or not 0 <= op.at_ms <= MAX_MS:  # the common case without a call
+                _bounded("operation time", op.at_ms, 0, MAX_MS)
             if op.at_ms < last:
                 raise ScheduleError(f"operation times must be non-decreasing integers, got {op.at_ms!r} after {last}")
             last = op.at_ms
-            if isinstance(op, (Submit, Start, Cancel)):
+            if isinstance(op, (Submit, Start, Cancel)) and (type(op.job) is not int or not 0 <= op.job <= MAX_ID):
                 _bounded("job id", op.job, 0, MAX_ID)
             if isinstance(op, Submit):
-                _bounded("priority", op.priority, -MAX_ID, MAX_ID)
-                _bounded("key", op.key, 0, MAX_ID)
+                if type(op.priority) is not int or not -MAX_ID <= op.priority <= MAX_ID:
+                    _bounded("priority", op.priority, -MAX_ID, MAX_ID)
+                if type(op.key) is not int or not 0 <= op.key <= MAX_ID:
+                    _bounded("key", op.key, 0, MAX_ID)
             if isinstance(op, Jump):
                 _bounded("jump delta_ms", op.delta_ms, -MAX_MS, MAX_MS)
             if isinstance(op, (Submit, Start)):

@@ -14,8 +14,10 @@ import inspect
 import math
 import os
 import sys
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import FunctionType, MethodType
 from typing import Any
 
 from twisted.internet import defer
@@ -271,7 +273,7 @@ class Target:
         if self.keys is not None:
             extra["key"] = job.key
         try:
-            inspect.signature(method).bind(job, **extra)
+            _check_binds(method, job, extra)
         except TypeError as exc:
             if any(f"unexpected keyword argument '{name}'" in str(exc) for name in extra):
                 raise _keyword_refused(extra, exc) from None
@@ -303,6 +305,39 @@ class Target:
         if self.stop is not None:
             return self.stop(subject)
         return subject.stop()
+
+
+#: Call shapes ``(bound?, keyword names)`` each submit function was seen to accept, so the default
+#: submit reads a signature once per function rather than once per job (``inspect.signature`` cost
+#: a fifth of a run). Weak keys: functions made per subject are forgotten with it.
+_BINDS: weakref.WeakKeyDictionary[Callable[..., Any], set[tuple[bool, tuple[str, ...]]]] = weakref.WeakKeyDictionary()
+
+
+#: The function last checked, and its shapes: a campaign submits every job through one function.
+_LAST_BINDS: list[tuple[weakref.ref[Callable[..., Any]], set[tuple[bool, tuple[str, ...]]]] | None] = [None]
+
+
+def _check_binds(method: Callable[..., Any], job: Any, extra: dict[str, Any]) -> None:
+    """Raise ``TypeError`` (or ``ValueError``: no signature) unless ``method(job, **extra)`` binds.
+
+    The answer depends only on the function and the call's shape, so a shape
+    that bound once for a plain function (or a method bound to one) is not
+    checked again; any other callable is checked every time.
+    """
+    func = method.__func__ if type(method) is MethodType else method
+    if type(func) is not FunctionType:
+        inspect.signature(method).bind(job, **extra)
+        return
+    shape = (func is not method, tuple(extra))
+    last = _LAST_BINDS[0]
+    if last is not None and last[0]() is func and shape in last[1]:
+        return  # the usual case: the function of the previous job (a weakref call, no lookup)
+    seen = _BINDS.get(func)
+    if seen is None or shape not in seen:
+        inspect.signature(method).bind(job, **extra)
+        seen = _BINDS.setdefault(func, set())
+        seen.add(shape)
+    _LAST_BINDS[0] = (weakref.ref(func), seen)
 
 
 def _required_positional(fn: Callable[..., Any]) -> int | None:

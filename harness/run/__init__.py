@@ -1,7 +1,8 @@
 """Running one schedule under the fault clock, and the record it leaves.
 
 Owns the fault-injecting clock (``clock``, self-fuzzed by ``clock_fuzz``),
-the jobs a schedule submits (``jobs``), the run lifecycle (``runner``), and
+the jobs a schedule submits (``jobs``), the run lifecycle (``runner``) and
+what it uses (``checks``, ``steps``, ``logcapture``, ``garbage``, ``describe``), and
 the derived record of a run: per-job facts (``facts``), what each caller
 received (``outcomes``) and the typed run API (``view``); and the diagnosis
 step (``diagnosis``), which plays counterfactual schedules to say why a

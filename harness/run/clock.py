@@ -167,7 +167,8 @@ class FaultClock(task.Clock):
         self.step_us = max(to_us(step), 0)
         # Two streams: dropping the jitter (as shrinking does) keeps the shuffled tie order.
         self._rng = random.Random(seed)
-        self._lateness = random.Random(f"lateness:{seed}")
+        self._seed = seed
+        self._lateness: random.Random | None = None  # made on first use: most schedules have no jitter
         self._seq = 0
         # pct: the calls (by creation number) whose priority drops below every other's at a change point.
         self._changes = _change_points(self._rng, depth) if tie_break == "pct" else {}
@@ -230,6 +231,8 @@ class FaultClock(task.Clock):
         else:
             call.key = self._rng.random()
         if self.jitter_us:
+            if self._lateness is None:
+                self._lateness = random.Random(f"lateness:{self._seed}")  # seeding from a string hashes it: not free
             call.late_us = self._lateness.randint(0, self.jitter_us)
         self._arm(call, self.now_us + max(to_us(delay), 0))
         self.created.append(call)

@@ -15,7 +15,8 @@ from __future__ import annotations
 from harness.errors import FailureFileError, TargetError
 from harness.store.failure_file import FailureRecord
 from harness.invariants import Violation, check
-from harness.run.runner import Run, TargetHung, run_schedule, unknown_error
+from harness.run.checks import unknown_error
+from harness.run.runner import Run, TargetHung, run_schedule
 from harness.model.schedule import Schedule
 from harness.model.target import Target
 from harness.model.trace import first_divergence

@@ -1,0 +1,58 @@
+"""The garbage-collection policy of runs: each run's garbage is collected, exactly and cheaply, at its end.
+
+A run ends with a garbage collection, so that an "Unhandled error in
+Deferred" the subject left behind is logged, and recorded, in the run that
+made it. Collecting the whole heap every run would cost 5 to 50 ms; the
+policy freezes every object that predates the run, so the collection at its
+end scans only what the run made (deterministic, and about 0.1 ms). Cyclic
+garbage made between runs (Hypothesis's bookkeeping) would stay frozen, so
+every ``sweep_every`` runs one full collection sweeps it.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable
+
+
+#: Runs between full collections of the garbage made between runs. A full collection
+#: costs 0.1 to 0.8 s as the heap grows; every 2,000 runs that is 0.1 to 0.4 ms a run.
+SWEEP_EVERY = 2_000
+
+#: Collections at the end of a run while each one still logs failures (freeing more garbage).
+MAX_COLLECTIONS = 4
+
+
+class GarbagePolicy:
+    """When the heap is frozen, swept and collected around runs (one instance serves a process: ``POLICY``)."""
+
+    def __init__(self, sweep_every: int = SWEEP_EVERY) -> None:
+        self.sweep_every = sweep_every
+        self.runs_since_sweep = 0
+
+    def isolate(self) -> None:
+        """Before a run: freeze every object that predates it (after a full sweep every ``sweep_every`` runs)."""
+        self.runs_since_sweep += 1
+        if self.runs_since_sweep >= self.sweep_every:
+            self.runs_since_sweep = 0
+            gc.collect()
+        gc.freeze()
+
+    @staticmethod
+    def release() -> None:
+        """After a run, however it ended: the objects frozen before it become collectable again."""
+        gc.unfreeze()
+
+    @staticmethod
+    def collect(failures: Callable[[], int]) -> None:
+        """Collect the run's garbage, again while collecting logs failures (``failures()`` grows)
+        whose frames held more of it, at most ``MAX_COLLECTIONS`` times."""
+        for _ in range(MAX_COLLECTIONS):
+            before = failures()
+            gc.collect()
+            if failures() == before:
+                return
+
+
+#: The policy every run of this process follows.
+POLICY = GarbagePolicy()

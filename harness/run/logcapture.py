@@ -1,0 +1,77 @@
+"""Log capture: what Twisted logs during a run is recorded in the run's trace, and only there.
+
+"Unhandled error in Deferred" and other errors a subject logs are the
+target's, judged by the invariants from the trace; the capture also keeps
+them out of the process's own output while a run lasts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from twisted.logger import LogLevel, globalLogBeginner, globalLogPublisher
+
+from harness.model.trace import EventKind, Trace
+from harness.run.describe import describe_error, mask_addresses
+
+_DEFER_NAMESPACE = "twisted.internet.defer"
+
+
+@contextmanager
+def logging_into(observer: LogRecorder) -> Iterator[None]:
+    """Send what Twisted logs during the run to ``observer`` (the run's trace) alone.
+
+    Until a program begins logging, Twisted prints critical events (every
+    "Unhandled error in Deferred") to stderr and buffers all events; the
+    run's errors are the target's, recorded in its trace and judged there,
+    so that observer is detached for the run. Observers of a program that
+    began logging still see everything.
+    """
+    temporary = getattr(globalLogBeginner, "_temporaryObserver", None)
+    detached = False
+    if temporary is not None:
+        try:
+            globalLogPublisher.removeObserver(temporary)
+            detached = True
+        except ValueError:
+            pass
+    globalLogPublisher.addObserver(observer)
+    try:
+        yield
+    finally:
+        globalLogPublisher.removeObserver(observer)
+        if detached and getattr(globalLogBeginner, "_temporaryObserver", None) is temporary:
+            globalLogPublisher.addObserver(temporary)
+
+
+class LogRecorder:
+    """A Twisted log observer that records errors logged during a run into its trace.
+
+    It also cleans each logged ``Failure`` (its traceback becomes text): Twisted
+    keeps logged events in a buffer until logging begins, and a Failure's
+    frames would keep the run's other Deferreds alive, to be collected, and
+    logged, during some later run.
+    """
+
+    def __init__(self, trace: Trace) -> None:
+        self.trace = trace
+        self.failures = 0
+
+    def logged_failures(self) -> int:
+        """How many failures were logged so far (a collection that logs more freed more garbage)."""
+        return self.failures
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        failure = event.get("log_failure")
+        if failure is not None:
+            self.failures += 1
+            kind = EventKind.UNHANDLED if event.get("log_namespace") == _DEFER_NAMESPACE else EventKind.LOG_ERROR
+            self.trace.record(kind, detail=describe_error(failure.value, failure))
+            try:
+                failure.cleanFailure()
+            except Exception:
+                pass
+        elif event.get("log_level") in (LogLevel.error, LogLevel.critical) and not event.get("isError"):
+            self.trace.record(EventKind.LOG_ERROR, detail=mask_addresses(str(event.get("log_format", ""))))

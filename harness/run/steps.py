@@ -1,0 +1,231 @@
+"""Steps of a run: how each operation of a schedule is applied to the subject, and what is recorded.
+
+Submitting, starting, cancelling, stopping, jumping the clock and calling a
+target operation; the callbacks that record what each caller received; the
+subject's own timers; and what a stopped subject left behind. The run's
+lifecycle around these steps (phases, limits, teardown) is ``runner``'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer, task
+from twisted.python.failure import Failure
+
+from harness.errors import TargetError
+from harness.guard.escapes import Escaped
+from harness.guard.watchdog import Expired
+from harness.model.faults import CancellerError
+from harness.model.keys import submit_detail
+from harness.model.schedule import Call, Cancel, Jump, Start, Stop, Submit
+from harness.model.trace import EventKind, Trace, format_ms
+from harness.run.clock import FaultClock, Livelock, call_name, func_name
+from harness.run.describe import describe, describe_error
+from harness.run.jobs import Job
+
+if TYPE_CHECKING:
+    from harness.run.runner import Run
+
+#: The subject's timers recorded per run (a livelock sets thousands): each is set, then fired or cancelled.
+MAX_TIMER_EVENTS = 1_000
+
+#: Exceptions that end a run abruptly; the runner turns each into a one-line harness error.
+ABORTS = (Expired, Escaped, Livelock, SystemExit)
+
+
+def nothing() -> None:
+    pass
+
+
+def work_for_build(run: Run) -> tuple[Any, ...]:
+    """The periodic work for ``build(clock, work)``: the job of the schedule's first start, made now."""
+    if not run.target.takes_work:
+        return ()
+    assert run.clock is not None
+    start = next((op for op in run.schedule.ops if isinstance(op, Start)), None)
+    if start is None:
+        return (nothing,)  # a schedule that never starts the subject: its work is never called
+    job = Job(start.job, start.specs, run.clock, run.trace, run.target.error_types)
+    run.jobs[start.job] = job
+    return (job,)
+
+
+def timer_recorder(trace: Trace, clock: FaultClock) -> Callable[[str, Any], None]:
+    """Record the subject's own delayed calls as ``timer.set``, ``timer.fire`` and ``timer.cancel`` events.
+
+    Each names the call by its number and function (``#3 Poller._poll``),
+    ``timer.set`` with its due time. Jobs' own calls (a job settling after
+    its duration) are the harness's, not the subject's, and are left out.
+    The label is made once, when the call is set: it is cheap enough to be
+    always on. Past ``MAX_TIMER_EVENTS`` timers in a run (a livelock), one
+    ``timer.limit`` event says so and recording stops: no more timer events.
+    """
+    record = trace.record
+    budget = [MAX_TIMER_EVENTS]
+
+    def on_timer(what: str, call: Any) -> None:
+        if what == "set":
+            if isinstance(getattr(call.func, "__self__", None), Job):
+                return  # no label: its firing or cancelling is not recorded either
+            call.label = label = f"#{call.seq} {call_name(call)}"
+            budget[0] -= 1
+            record(EventKind.TIMER_SET, detail=f"{label} due {format_ms(call.due_us)}")
+            if not budget[0]:
+                record(EventKind.TIMER_LIMIT, detail=f"{MAX_TIMER_EVENTS} timers recorded: no more timer events")
+                clock.on_timer = None  # recording ends here, and costs nothing from now on
+            return
+        label = getattr(call, "label", None)  # None: a job's call, past the limit, or set before recording began
+        if label is not None:
+            record(EventKind.TIMER_FIRE if what == "fire" else EventKind.TIMER_CANCEL, detail=label)
+
+    return on_timer
+
+
+def record_leftovers(run: Run) -> None:
+    """Record pending DelayedCalls and running LoopingCalls left after stop and drain."""
+    clock, trace = run.clock, run.trace
+    assert clock is not None
+    for call in sorted(clock.calls, key=lambda c: (c.due_us, c.key)):
+        if isinstance(getattr(call.func, "__self__", None), Job):
+            continue
+        trace.record(EventKind.LEAK_CALL, detail=f"{call_name(call)} due at {round(call.due_us / 1000)}ms")
+    loops: dict[int, task.LoopingCall] = {}
+    for call in clock.created:
+        func = getattr(call, "func", None)
+        # LoopingCall schedules itself (callLater(delay, self)), not a bound method of itself.
+        owner = func if isinstance(func, task.LoopingCall) else getattr(func, "__self__", None)
+        if isinstance(owner, task.LoopingCall):
+            loops.setdefault(id(owner), owner)
+    for loop in loops.values():
+        if loop.running:
+            trace.record(EventKind.LEAK_LOOP, detail=f"LoopingCall({func_name(loop.f)}) still running")
+
+
+def stop(run: Run, why: str) -> None:
+    run.trace.record(EventKind.STOP, detail=why)
+    run.stopped = True
+    try:
+        result = run.target.stop_subject(run.subject)
+    except ABORTS + (KeyboardInterrupt,):
+        raise
+    except CancellerError as exc:
+        # stop() cancelled a hostile job whose own canceller raised: the job's fault, not the subject's.
+        run.trace.record(EventKind.STOP_RAISED, detail=describe_error(exc))
+        result = None
+    except BaseException as exc:
+        raise TargetError(f"the subject's stop() raised {describe_error(exc)}") from None
+    run.checkpoint()
+    if isinstance(result, defer.Deferred):
+        result.addErrback(_on_failure, run.trace, -1, EventKind.STOP_FAILURE)
+
+
+def _watch(run: Run, job: int, d: Any, what: str) -> None:
+    if not isinstance(d, defer.Deferred):
+        raise TargetError(
+            f"the target's {what} returned {describe(d)} for job {job}, not a Deferred; "
+            "return the Deferred of the job's result"
+        )
+    run.handles[job] = d
+    d.addCallbacks(
+        _on_result,
+        _on_failure,
+        callbackArgs=(run.trace, job),
+        errbackArgs=(run.trace, job, EventKind.FAILURE, run.target.declared_errors),
+    )
+
+
+def apply(run: Run, op: Any, errors: dict[str, type[BaseException]]) -> None:
+    trace = run.trace
+    assert run.clock is not None
+    if isinstance(op, Submit):
+        job = Job(op.job, op.specs, run.clock, trace, errors, op.key)
+        run.jobs[op.job] = job
+        trace.record(EventKind.SUBMIT, op.job, submit_detail(op.priority, op.key if run.target.keys is not None else None))
+        try:
+            d = run.target.submit_job(run.subject, job, op.priority)
+        except TargetError:
+            raise
+        except Exception as exc:
+            trace.record(EventKind.SUBMIT_RAISED, op.job, describe_error(exc))
+            _note_declared(trace, op.job, exc, run.target.declared_errors)
+            return
+        _watch(run, op.job, d, "submit")
+    elif isinstance(op, Start):
+        job = run.jobs.get(op.job) or Job(op.job, op.specs, run.clock, trace, errors)
+        run.jobs[op.job] = job
+        trace.record(EventKind.START, op.job)
+        try:
+            d = run.target.start_subject(run.subject, job)
+        except ABORTS + (KeyboardInterrupt,):
+            raise
+        except BaseException as exc:
+            raise TargetError(f"the subject's start() raised {describe_error(exc)}") from None
+        if isinstance(d, defer.Deferred):
+            _watch(run, op.job, d, "start")
+    elif isinstance(op, Cancel):
+        handle = run.handles.get(op.job)
+        if handle is None:
+            trace.record(EventKind.CANCEL_SKIP, op.job, "not submitted")
+            return
+        trace.record(EventKind.CANCEL, op.job)
+        try:
+            handle.cancel()
+        except Exception as exc:
+            trace.record(EventKind.CANCEL_RAISED, op.job, describe_error(exc))
+    elif isinstance(op, Stop):
+        if run.stopped or not run.target.can_stop(run.subject):
+            trace.record(EventKind.STOP_SKIP, detail="already stopped" if run.stopped else "subject has no stop()")
+        else:
+            stop(run, "scheduled")
+    elif isinstance(op, Jump):
+        run.clock.jump_us(op.delta_ms * 1000)
+        trace.record(EventKind.CLOCK_JUMP, detail=f"{op.delta_ms:+d}ms")
+    elif isinstance(op, Call):
+        _call(run, op)
+
+
+def _call(run: Run, op: Call) -> None:
+    """Call a target operation; record it, and whether it raised (or its Deferred failed) as declared."""
+    operation = run.target.operations[op.operation]
+    run.trace.record(EventKind.CALL, detail=f"{op.operation}({', '.join(describe(a, 40) for a in op.args)})")
+
+    def outcome(exc: BaseException, how: EventKind) -> None:
+        expected = isinstance(exc, operation.raises) or isinstance(exc, CancellerError)
+        run.trace.record(EventKind.CALL_REFUSED if expected else how, detail=f"{op.operation}: {describe_error(exc)}")
+
+    try:
+        result = operation.call(run.subject, *op.args)
+    except ABORTS + (KeyboardInterrupt,):
+        raise
+    except Exception as exc:
+        outcome(exc, EventKind.CALL_RAISED)
+        return
+    if isinstance(result, defer.Deferred):
+        result.addErrback(lambda failure: outcome(failure.value, EventKind.CALL_FAILURE))
+
+
+def _on_result(value: Any, trace: Trace, job: int) -> None:
+    trace.record(EventKind.RESULT, job, describe(value))
+
+
+def _on_failure(
+    failure: Failure, trace: Trace, job: int, kind: EventKind = EventKind.FAILURE, declared: tuple[type[BaseException], ...] = ()
+) -> None:
+    trace.record(kind, job, describe_error(failure.value, failure))
+    _note_declared(trace, job, failure.value, declared)
+
+
+def _note_declared(trace: Trace, job: int, exc: BaseException, declared: tuple[type[BaseException], ...]) -> None:
+    """After an error event, record (as ``error.is``) which declared types the error is an instance of,
+    when its class name alone would say otherwise: a subclass of ``CancelledError``, or a same-named
+    class that is not the declared one. Most runs never need it, so their traces stay as they were.
+    """
+    if not declared:
+        return
+    name = type(exc).__name__
+    by_type = {t.__name__ for t in declared if isinstance(exc, t)}
+    if by_type != {t.__name__ for t in declared if t.__name__ == name}:
+        trace.record(EventKind.ERROR_IS, job, ",".join(sorted(by_type)))
+
