@@ -93,7 +93,7 @@ def test_a_build_that_never_returns_is_a_target_error() -> None:
 
 def test_a_livelock_is_reported_with_its_step_and_time() -> None:
     with pytest.raises(TargetHung, match=r"target livelocked on the way to step 3 .* at virtual time 10ms") as caught:
-        run_schedule(robust_targets.livelock, THREE, timeout_s=LIMIT)
+        run_schedule(robust_targets.livelock, THREE, timeout_s=30.0)  # counted in rounds, not time: no load makes it a hang
     assert caught.value.kind == "livelock"
 
 

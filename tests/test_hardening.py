@@ -579,5 +579,8 @@ def test_shrinking_a_slow_target_keeps_to_budget_plus_grace(monkeypatch, tmp_pat
     result = run_campaign(hostile_targets.slow_buggy, "hostile_targets:slow_buggy", config)
     elapsed = clock.monotonic() - started
     assert not result.interrupted  # the budget, not an interrupt, ended it
-    # budget + grace, plus the runs already under way and the final replay and determinism check
-    assert elapsed < 4.0 + 1.0 + 8.0, elapsed
+    assert result.findings  # the smallest schedule reached is kept
+    # Budget + grace, plus the runs already under way and the final replay and determinism check. The
+    # margin is wide because those runs cost 60 ms of CPU per submission and take several times that on
+    # a loaded machine; a shrink that ignored the budget runs hundreds of them (minutes), so it still fails.
+    assert elapsed < 4.0 + 1.0 + 40.0, elapsed
