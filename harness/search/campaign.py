@@ -35,6 +35,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -50,6 +51,8 @@ from harness.search.generate import DEFAULT_DEPTH, DEFAULT_STRATEGY, STRATEGIES,
 from harness.invariants import Violation
 from harness.run.runner import Run
 from harness.search.clock_causes import needs_note, tame_clock
+from harness.search.arguments import shrink_arguments
+from harness.search.coverage_feedback import tracer_for
 from harness.model.schedule import MAX_DEPTH, Schedule
 from harness.search.shard import round_seed
 from harness.search.shrink import shrink_schedule
@@ -167,7 +170,10 @@ class CampaignConfig:
     passes over them, and they count towards ``max_failures``.
     ``strategy`` is how the search draws schedules (``harness.search.generate``:
     ``mixed``, ``random``, ``swarm``, ``guided`` or ``pct``), ``pct_depth``
-    the bug depth the ``pct`` strategy aims at.
+    the bug depth the ``pct`` strategy aims at. With ``coverage_feedback``
+    the guided strategies also keep schedules that took a new line or branch
+    of the target's own code (``harness.search.coverage_feedback``; off by
+    default: on the hard zoo it did not find bugs sooner).
     """
 
     max_examples: int | None = None
@@ -183,6 +189,7 @@ class CampaignConfig:
     ignore: frozenset[str] = frozenset()
     strategy: str = DEFAULT_STRATEGY
     pct_depth: int = DEFAULT_DEPTH
+    coverage_feedback: bool = False
 
 
 def new_seed() -> int:
@@ -316,6 +323,8 @@ class _Search:
         self.on_run: Callable[[Schedule, Run], None] | None = None
         self.save_error: HarnessError | None = None  # why a failure file could not be written (see _save)
         self.eventful = 0
+        # The target's line and branch coverage, for the guided search (harness.search.coverage_feedback).
+        self.tracer = tracer_for(target_spec, config.strategy) if config.coverage_feedback else None
 
     def _check_stop(self) -> None:
         if self.stop_requested():
@@ -361,7 +370,8 @@ class _Search:
         masked = frozenset(self.found)
         database = _database(self.config.database, self.spec, masked)
         saved = _saved(database)
-        examples = Examples(self.menu, round_seed(result.seed, round_index), self.config.strategy, self.config.pct_depth)
+        seed = round_seed(result.seed, round_index)
+        examples = Examples(self.menu, seed, self.config.strategy, self.config.pct_depth, self.tracer)
         while True:
             self._check_stop()
             if result.examples >= self.max_examples:
@@ -371,19 +381,21 @@ class _Search:
             entry = saved.pop(0) if saved else None
             schedule = entry[1] if entry is not None else next(examples)
             result.examples += 1
-            broken = self._try(schedule, masked, examples.feedback if entry is None else None)
+            broken = self._try(schedule, masked, examples if entry is None else None)
             if broken is not None:
                 return self._report(schedule, *broken, database)
             if entry is not None and database is not None:
                 database.delete(SAVED_KEY, entry[0])  # it passes now: fixed since it was saved
 
-    def _try(
-        self, schedule: Schedule, masked: frozenset[str], feedback: Callable[[Run], None] | None
-    ) -> tuple[Run, Violation] | None:
-        """Run one search example; the run and the first violation of an invariant not masked, if any."""
-        run, violations = self._judge(schedule)
-        if feedback is not None:
-            feedback(run)
+    def _try(self, schedule: Schedule, masked: frozenset[str], examples: Examples | None) -> tuple[Run, Violation] | None:
+        """Run one search example; the run and the first violation of an invariant not masked, if any.
+
+        ``examples`` (None for a database entry) watches the run and learns from it (the guided strategies).
+        """
+        with examples.watching() if examples is not None else nullcontext():
+            run, violations = self._judge(schedule)
+        if examples is not None:
+            examples.feedback(run)
         if violations and violations[0].invariant == HANG:
             return (run, violations[0]) if HANG not in masked else None
         if len(run.trace) >= DETERMINISM_MIN_EVENTS:
@@ -490,6 +502,7 @@ class _Search:
         needs: tuple[str, ...] = ()
         try:
             schedule = shrink_schedule(schedule, still_fails)
+            schedule = shrink_arguments(schedule, self.menu, still_fails)
             schedule = stop_earlier(schedule, measure)
             schedule, needs = tame_clock(schedule, still_fails)
         except KeyboardInterrupt:

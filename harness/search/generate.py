@@ -21,9 +21,11 @@ Strategies (``STRATEGIES``, chosen with ``CampaignConfig.strategy`` or
   are switched off, rather than diluted by them);
 - ``guided``: feedback-guided mutation: keep the byte strings whose run
   reached a trace feature not seen before (an event kind with the number of
-  jobs running and waiting at that moment) and mutate them: insert, delete
-  or duplicate an operation, shift one in time, change a job's behaviour,
-  change the tie order; a fresh random example every few;
+  jobs running and waiting at that moment) or, with a tracer
+  (``harness.search.coverage_feedback``), an arc of the target's own code
+  not taken before, and mutate them: insert, delete or duplicate an
+  operation, shift one in time, change a job's behaviour or a call's
+  arguments, change the tie order; a fresh random example every few;
 - ``pct``: random bytes whose calls due at the same instant run in PCT
   order (``harness.run.clock``): random priorities with ``depth - 1`` change
   points, for bugs that need a few same-instant calls in one order;
@@ -36,14 +38,17 @@ property tests; a failure found here is shrunk by ``harness.search.shrink``.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from random import Random
 from typing import Any
 
+from harness.run.lines import ArcTracer
 from harness.run.runner import Run
 from harness.model.schedule import Schedule
 from harness.model.trace import EventKind
 from harness.model.menu import Menu
+from harness.search.coverage_feedback import CoverageFeedback
 from harness.search.strategies import HEADER, codec
 
 #: The search strategies a campaign can use; ``mixed`` combines the others.
@@ -69,12 +74,22 @@ _SUBMIT, _JOB_START = EventKind.SUBMIT, EventKind.JOB_START  # bound once: ``fea
 class Examples:
     """The schedules one search round tries, in order, for a menu, a seed and a strategy.
 
-    ``next(examples)`` gives the next schedule; ``feedback(run)`` must then be
-    called with its run (the guided strategies learn from it; the others
-    ignore it).
+    ``next(examples)`` gives the next schedule; it should be run inside
+    ``examples.watching()`` and ``feedback(run)`` must then be called with
+    its run (the guided strategies learn from both; the others ignore them).
+    ``tracer`` (``harness.run.lines.ArcTracer``) gives the guided
+    strategies the target's line and branch coverage; without one they learn
+    from trace features alone.
     """
 
-    def __init__(self, menu: Menu, seed: int, strategy: str = DEFAULT_STRATEGY, depth: int = DEFAULT_DEPTH) -> None:
+    def __init__(
+        self,
+        menu: Menu,
+        seed: int,
+        strategy: str = DEFAULT_STRATEGY,
+        depth: int = DEFAULT_DEPTH,
+        tracer: ArcTracer | None = None,
+    ) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown search strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
         self.menu = menu
@@ -85,6 +100,8 @@ class Examples:
         self.pool: list[bytes] = []
         self.features: set[tuple[str, int, int]] = set()
         self.last: tuple[bytes, bool] | None = None  # the last blob, and whether it was decoded under the full menu
+        guided = strategy in ("guided", "mixed")
+        self.coverage = CoverageFeedback(tracer) if tracer is not None and guided else None
 
     def blob(self, menu: Menu | None = None) -> bytes:
         """A random byte string: a uniform number of operations within the menu's bounds."""
@@ -116,14 +133,24 @@ class Examples:
     def __iter__(self) -> Examples:
         return self
 
+    def watching(self) -> AbstractContextManager[object]:
+        """Run the last schedule inside this: the guided strategies record which arcs of the target it takes.
+
+        Only examples whose bytes could be kept are watched (not ``swarm``'s or ``pct``'s).
+        """
+        if self.coverage is None or self.last is None or not self.last[1]:
+            return nullcontext()
+        return self.coverage.watching()
+
     def feedback(self, run: Run) -> None:
-        """Learn from the run of the last schedule: keep its bytes if it reached something new."""
+        """Learn from the run of the last schedule: keep its bytes if it reached a new trace feature or arc."""
         if self.strategy not in ("guided", "mixed") or self.last is None:
             return
         new = features(run) - self.features
-        if not new:
+        arcs = self.coverage is not None and self.coverage.reached_new()
+        if not new and not arcs:
             return
-        if len(self.features) < MAX_FEATURES:
+        if new and len(self.features) < MAX_FEATURES:
             self.features |= new
         blob, full_menu = self.last
         if not full_menu:  # a swarm example's bytes mean something else under the full menu
@@ -176,11 +203,13 @@ def mutate(blob: bytes, width: int, menu: Menu, random: Random) -> bytes:
 
     Changes keep whole records: insert a random operation, delete one,
     duplicate one (the copy lands in the same instant: a zero gap), shift one
-    in time (its gap byte), change a job's behaviour or duration, or change
-    the tie order and its seed (the header).
+    in time (its gap byte), change a job's behaviour or duration or a call's
+    arguments, or change the tie order and its seed (the header).
     """
     data = bytearray(blob)
     head = HEADER + (width if menu.periodic else 0)
+    arguments = codec(menu)
+    places = (0, 1, 3) + tuple(range(arguments.arg_at, arguments.arg_at + arguments.arg_width))
     for _ in range(random.randint(1, 3)):
         records = (len(data) - head) // width
         choice = random.randrange(7)
@@ -197,7 +226,7 @@ def mutate(blob: bytes, width: int, menu: Menu, random: Random) -> bytes:
         elif choice == 3 and at is not None:
             data[at + 2] = random.choice((0, random.randrange(256), min(data[at + 2] + 1, 255)))
         elif choice == 4 and at is not None:
-            data[at + random.choice((0, 1, 3))] = random.randrange(256)
+            data[at + random.choice(places)] = random.randrange(256)
         elif choice == 5:
             data[random.randrange(HEADER)] = random.randrange(256)
         elif at is not None:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from harness.model.faults import BUILTIN_ERRORS
 from harness.model.menu import Menu
 from harness.model.schedule import JOB_KINDS, TIE_BREAKS, Call, Cancel, ClockPolicy, JobSpec, Jump, Schedule, Start, Stop, Submit
+from harness.search.arguments import ARG_BYTES, drawers, takes_arguments
 
 
 #: How often each action appears in the decoding table (its odds); the
@@ -54,6 +55,9 @@ class _Codec:
     menu: Menu
     actions: tuple[str, ...]
     width: int
+    #: Where a record's argument bytes start, and how many (0: no operation takes arguments).
+    arg_at: int = 0
+    arg_width: int = 0
     specs: dict[tuple[str, int, int, bool], JobSpec] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @classmethod
@@ -72,9 +76,12 @@ class _Codec:
         ordered = [name for name, _ in _ODDS if name in allowed]
         repeats = [name for name, odds in _ODDS if name in allowed for _ in range(odds - 1)]
         # 4 bytes: action, duration, gap, detail; then a count and 2 bytes per later attempt;
+        # then, when an operation takes arguments, ARG_BYTES they are drawn from (harness.search.arguments);
         # then, with keys, one byte for the key (zero decodes to key 0).
-        width = 4 + (1 + 2 * menu.max_then if menu.max_then else 0) + (1 if menu.keys else 0)
-        return cls(menu, tuple(ordered + repeats), width)
+        arg_at = 4 + (1 + 2 * menu.max_then if menu.max_then else 0)
+        arg_width = ARG_BYTES if "call" in allowed and takes_arguments(menu) else 0
+        width = arg_at + arg_width + (1 if menu.keys else 0)
+        return cls(menu, tuple(ordered + repeats), width, arg_at, arg_width)
 
     def spec(self, kind_byte: int, duration_byte: int, detail: int) -> JobSpec:
         menu = self.menu
@@ -127,8 +134,8 @@ class _Codec:
         the menu has one, then whole operation records (at most ``max_ops``; a ragged tail is ignored).
 
         Every byte string decodes, so a search can draw and mutate plain bytes (``harness.search.generate``).
-        Operation calls whose arguments come from Hypothesis strategies are left out (no
-        arguments drawn); calls without arguments are kept."""
+        A call's arguments are drawn from its record's argument bytes by the operation's strategies
+        (``harness.search.arguments``); a call whose bytes the strategies refuse is left out."""
         start = None
         offset = HEADER
         if self.menu.periodic:
@@ -138,11 +145,17 @@ class _Codec:
         return self.decode(records, self.policy(blob[:HEADER].ljust(HEADER, b"\0")), start)
 
     def decode(
-        self, data: bytes, policy: ClockPolicy, start: bytes | None, arg_pools: tuple[list[tuple[Any, ...]], ...] = ()
+        self,
+        data: bytes,
+        policy: ClockPolicy,
+        start: bytes | None,
+        arg_pools: tuple[list[tuple[Any, ...]], ...] | None = None,
     ) -> Schedule:
+        """Records as a schedule; calls take their arguments from ``arg_pools`` (Hypothesis drew them, in
+        turn per operation) or, when None, from each record's argument bytes."""
         menu = self.menu
         ops: list[Any] = []
-        pools = [iter(pool) for pool in arg_pools]
+        pools = [iter(pool) for pool in arg_pools or ()]
         now = 0
         submitted = 0
         stopped = False
@@ -167,7 +180,13 @@ class _Codec:
             elif action == "call":
                 which = detail % len(menu.operations)
                 operation, strategies = menu.operations[which]
-                args = () if not strategies else next(pools[which], None) if which < len(pools) else None
+                if not strategies:
+                    args: tuple[Any, ...] | None = ()
+                elif arg_pools is None:
+                    drawer = drawers(menu)[which]
+                    args = drawer.draw(record[self.arg_at : self.arg_at + self.arg_width]) if drawer else None
+                else:
+                    args = next(pools[which], None) if which < len(pools) else None
                 if args is not None:  # None: the schedule drew no more arguments for it, so no call
                     ops.append(Call(now, operation, tuple(args)))
             elif action == "jump":

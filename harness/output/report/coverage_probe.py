@@ -22,7 +22,6 @@ stops.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -32,34 +31,10 @@ from typing import Any
 
 import coverage
 
+from harness.run.lines import target_source
+
 #: Warnings coverage.py would print that the report states in its own words (or that do not apply).
 _QUIET = ["module-not-measured", "module-not-imported", "no-data-collected", "couldnt-parse", "no-ctracer"]
-
-
-def target_source(target_spec: str) -> tuple[str, list[Path]] | None:
-    """The name and the files or directories of the target's top-level package or module.
-
-    None when it cannot be found; loading the target will then say why.
-    Nothing is imported but, for a dotted name, nothing either: only the
-    top-level name is looked up.
-    """
-    module = target_spec.partition(":")[0]
-    top = module.split(".", 1)[0]
-    if not top:
-        return None
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # as load_target does
-    try:
-        spec = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
-        return None
-    if spec is None:
-        return None
-    if spec.submodule_search_locations:
-        return top, [Path(location).resolve() for location in spec.submodule_search_locations]
-    if spec.origin and spec.origin.endswith(".py"):
-        return top, [Path(spec.origin).resolve()]
-    return None
 
 
 class CoverageProbe:
