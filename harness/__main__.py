@@ -1,5 +1,5 @@
 """``python -m harness``: the ``harness`` console script."""
 
-from harness.cli.commands import console
+from harness.cli.main import console
 
 console()

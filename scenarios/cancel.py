@@ -1,99 +1,43 @@
 """Cancellation done wrong: three hand-rolled pools, each careful but for one thing.
 
-All four run jobs ``limit`` at a time from a FIFO queue, deliver results and
-errors to the caller, and take a cancelled waiting job out of the queue. They
-differ in what cancelling a job does.
+All three are the shared pool skeleton (``scenarios._pool.Pool``: jobs
+``limit`` at a time from a FIFO queue, results and errors delivered to the
+caller, a cancelled waiting job taken out of the queue) with one override
+each: what cancelling a job does.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
-from twisted.python.failure import Failure
 
 from harness import Target
 
 from . import Scenario
+from ._pool import Entry, Pool
 
 
-class _Entry:
-    __slots__ = ("job", "caller", "running", "cancel_requested")
-
-    def __init__(self, job: Callable[[], Any]) -> None:
-        self.job = job
-        self.caller: defer.Deferred[Any] = defer.Deferred()
-        self.running: defer.Deferred[Any] | None = None
-        self.cancel_requested = False
-
-
-class _QueuePool:
-    """The shared, correct part: a FIFO queue, ``limit`` slots, delivery of results."""
-
-    def __init__(self, clock: IReactorTime, limit: int) -> None:
-        self.clock = clock
-        self.limit = limit
-        self.active = 0
-        self.waiting: deque[_Entry] = deque()
-
-    def _new_caller(self, entry: _Entry) -> defer.Deferred[Any]:
-        return defer.Deferred(lambda d: self._cancel(entry))
-
-    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
-        entry = _Entry(job)
-        entry.caller = self._new_caller(entry)
-        self.waiting.append(entry)
-        self._pump()
-        return entry.caller
-
-    def _cancel(self, entry: _Entry) -> None:
-        raise NotImplementedError
-
-    def _pump(self) -> None:
-        while self.waiting and self.active < self.limit:
-            entry = self.waiting.popleft()
-            self.active += 1
-            self._start(entry)
-
-    def _start(self, entry: _Entry) -> None:
-        entry.running = defer.maybeDeferred(entry.job)
-        entry.running.addBoth(self._done, entry)
-
-    def _done(self, result: Any, entry: _Entry) -> None:
-        self.active -= 1
-        self._deliver(result, entry)
-        self._pump()
-
-    def _deliver(self, result: Any, entry: _Entry) -> None:
-        if not entry.caller.called:
-            if isinstance(result, Failure):
-                entry.caller.errback(result)
-            else:
-                entry.caller.callback(result)
-
-
-class DetachingPool(_QueuePool):
+class DetachingPool(Pool):
     """Cancelling a running job detaches the caller but leaves the job running.
 
-    BUG: the canceller only stops the caller from waiting ("the job will
+    BUG: the canceller (``_cancel``) only stops the caller from waiting ("the job will
     finish on its own and free its slot"); the job's own Deferred is never
     cancelled, so the work, and the slot, stay busy for nothing, and a job
     that hangs holds its slot for ever. Caught by: ``cancellation.propagates``.
     """
 
-    def _cancel(self, entry: _Entry) -> None:
+    def _cancel(self, entry: Entry) -> None:
         if entry.running is None:
             self.waiting.remove(entry)
         # BUG: a running job is left running; Twisted fails the caller with CancelledError.
 
 
-class CooperativeCancelPool(_QueuePool):
+class CooperativeCancelPool(Pool):
     """``cancel()`` is a request the pool honours at its next opportunity.
 
-    The pool returns a ``Deferred`` subclass whose ``cancel`` only sets a
+    The pool returns (``_new_caller``) a ``Deferred`` subclass whose ``cancel`` only sets a
     flag: a waiting job is failed with ``CancelledError`` when its turn comes
     (instead of running), a running one when it finishes (its result is
     dropped). BUG: so the cancelled Deferred fires late, at the job's turn or
@@ -101,18 +45,18 @@ class CooperativeCancelPool(_QueuePool):
     (timeouts, shutdown) keep waiting. Caught by: ``cancellation.fires``.
     """
 
-    def _new_caller(self, entry: _Entry) -> defer.Deferred[Any]:
+    def _new_caller(self, entry: Entry) -> defer.Deferred[Any]:
         return _CancelRequest(entry)
 
-    def _start(self, entry: _Entry) -> None:
-        if entry.cancel_requested:
+    def _start(self, entry: Entry) -> None:
+        if entry.cancelled:
             self.active -= 1
             entry.caller.errback(defer.CancelledError())
             return
         super()._start(entry)
 
-    def _deliver(self, result: Any, entry: _Entry) -> None:
-        if entry.cancel_requested and not entry.caller.called:
+    def _deliver(self, result: Any, entry: Entry) -> None:
+        if entry.cancelled and not entry.caller.called:
             entry.caller.errback(defer.CancelledError())  # the job's own outcome is dropped
             return
         super()._deliver(result, entry)
@@ -121,17 +65,17 @@ class CooperativeCancelPool(_QueuePool):
 class _CancelRequest(defer.Deferred):  # type: ignore[type-arg]
     """A Deferred whose ``cancel`` asks the pool to cancel, and returns."""
 
-    def __init__(self, entry: _Entry) -> None:
+    def __init__(self, entry: Entry) -> None:
         super().__init__()
         self._entry = entry
 
     def cancel(self) -> None:
         if not self.called:
-            self._entry.cancel_requested = True  # BUG: nothing fires now
+            self._entry.cancelled = True  # BUG: nothing fires now
 
 
-class TicketPool(_QueuePool):
-    """Hands out ``Ticket`` Deferreds and keeps the open ones in a list.
+class TicketPool(Pool):
+    """Hands out ``Ticket`` Deferreds (``_new_caller``) and keeps the open ones in a list.
 
     BUG: ``Ticket.cancel`` takes the ticket off the open list with
     ``list.remove`` before cancelling; on a second cancel, or a cancel after
@@ -143,18 +87,12 @@ class TicketPool(_QueuePool):
         super().__init__(clock, limit)
         self.open: list[Ticket] = []
 
-    def _new_caller(self, entry: _Entry) -> defer.Deferred[Any]:
+    def _new_caller(self, entry: Entry) -> defer.Deferred[Any]:
         ticket = Ticket(self, entry)
         self.open.append(ticket)
         return ticket
 
-    def _cancel(self, entry: _Entry) -> None:
-        if entry.running is not None:
-            entry.running.cancel()
-        else:
-            self.waiting.remove(entry)
-
-    def _deliver(self, result: Any, entry: _Entry) -> None:
+    def _deliver(self, result: Any, entry: Entry) -> None:
         ticket = entry.caller
         if ticket in self.open:
             self.open.remove(ticket)
@@ -164,7 +102,7 @@ class TicketPool(_QueuePool):
 class Ticket(defer.Deferred):  # type: ignore[type-arg]
     """A Deferred that knows its pool."""
 
-    def __init__(self, pool: TicketPool, entry: _Entry) -> None:
+    def __init__(self, pool: TicketPool, entry: Entry) -> None:
         super().__init__(lambda d: pool._cancel(entry))
         self._pool = pool
 

@@ -9,8 +9,7 @@ the head of the same queue, jobs start in submission order.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from twisted.internet import defer, task
@@ -20,6 +19,7 @@ from twisted.python.failure import Failure
 from harness import Menu, Target
 
 from . import Scenario
+from ._pool import Entry, Pool
 
 
 class PoolStopped(Exception):
@@ -31,73 +31,49 @@ def _one_step() -> bool:
     return True
 
 
-class _Entry:
-    """One submission: the job, the caller's Deferred, and the job's own Deferred once it runs."""
-
-    __slots__ = ("job", "caller", "running")
-
-    def __init__(self, job: Callable[[], Any]) -> None:
-        self.job = job
-        self.caller: defer.Deferred[Any] = defer.Deferred()
-        self.running: defer.Deferred[Any] | None = None
-
-
-class CooperatorPool:
+class CooperatorPool(Pool):
     """At most ``limit`` jobs at once, FIFO, driven by a ``task.Cooperator`` on the injected clock.
 
     Cancelling a waiting job takes it out of the queue; cancelling a running
     one cancels the job's own Deferred. ``stop()`` stops the cooperator and
-    fails the jobs still queued; running jobs deliver their result.
+    fails the jobs still queued; running jobs deliver their result. The
+    queue, submit, cancel and delivery are the shared pool skeleton's
+    (``scenarios._pool.Pool``); the cooperator's workers replace its pump.
     """
 
     def __init__(self, clock: IReactorTime, limit: int) -> None:
-        self.clock = clock
-        self.limit = limit
+        super().__init__(clock, limit)
         self._coop = task.Cooperator(
             terminationPredicateFactory=lambda: _one_step,
             scheduler=lambda tick: clock.callLater(0, tick),
         )
-        self._queue: deque[_Entry] = deque()
         self._workers = 0
         self._stopped = False
 
-    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
-        if self._stopped:
-            return defer.fail(PoolStopped("submitted after stop()"))
-        entry = _Entry(job)
-        entry.caller = defer.Deferred(lambda d: self._cancel(entry))
-        self._queue.append(entry)
+    def _refusal(self) -> Exception | None:
+        return PoolStopped("submitted after stop()") if self._stopped else None
+
+    def _enqueue(self, entry: Entry) -> None:
+        self.waiting.append(entry)
         if self._workers < self.limit:
             self._workers += 1
-            self._coop.coiterate(self._work()).addBoth(self._worker_exit)
-        return entry.caller
+            self._start_worker()
+
+    def _start_worker(self) -> None:
+        self._coop.coiterate(self._work()).addBoth(self._worker_exit)
 
     def stop(self) -> None:
         self._stopped = True
         self._coop.stop()
-        while self._queue:
-            self._queue.popleft().caller.errback(PoolStopped("pool stopped before the job ran"))
-
-    def _cancel(self, entry: _Entry) -> None:
-        if entry.running is not None:
-            entry.running.cancel()  # its CancelledError reaches the caller through _deliver
-        else:
-            self._queue.remove(entry)  # Twisted then fails the caller with CancelledError
+        while self.waiting:
+            self.waiting.popleft().caller.errback(PoolStopped("pool stopped before the job ran"))
 
     def _work(self) -> Iterator[defer.Deferred[None]]:
-        while self._queue:
-            entry = self._queue.popleft()
+        while self.waiting:
+            entry = self.waiting.popleft()
             entry.running = defer.maybeDeferred(entry.job)
             # What a worker yields must not fail: a failing Deferred would end the task (the worker).
             yield entry.running.addBoth(self._deliver, entry)
-
-    def _deliver(self, result: Any, entry: _Entry) -> None:
-        if not entry.caller.called:
-            if isinstance(result, Failure):
-                entry.caller.errback(result)
-            else:
-                entry.caller.callback(result)
-        return None
 
     def _worker_exit(self, result: Any) -> None:
         self._workers -= 1
@@ -108,7 +84,7 @@ class DeadWorkerPool(CooperatorPool):
     """The same pool with the worker yielding the job's outcome as it is.
 
     ``task.Cooperator`` ends a task whose yielded Deferred fails. BUG: the
-    worker yields a Deferred that still carries the job's failure (only a
+    worker yields (through ``_deliver``) a Deferred that still carries the job's failure (only a
     cancellation is turned into ``None``), so every failing job kills the
     worker that ran it; the pool notes the crash but still counts the dead
     worker, and once ``limit`` jobs have failed no worker is left to run
@@ -119,18 +95,10 @@ class DeadWorkerPool(CooperatorPool):
         super().__init__(clock, limit)
         self.crashes: list[Failure] = []
 
-    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
-        if self._stopped:
-            return defer.fail(PoolStopped("submitted after stop()"))
-        entry = _Entry(job)
-        entry.caller = defer.Deferred(lambda d: self._cancel(entry))
-        self._queue.append(entry)
-        if self._workers < self.limit:
-            self._workers += 1
-            self._coop.coiterate(self._work()).addCallbacks(self._worker_exit, self.crashes.append)
-        return entry.caller
+    def _start_worker(self) -> None:
+        self._coop.coiterate(self._work()).addCallbacks(self._worker_exit, self.crashes.append)
 
-    def _deliver(self, result: Any, entry: _Entry) -> Any:
+    def _deliver(self, result: Any, entry: Entry) -> Any:
         super()._deliver(result, entry)
         if isinstance(result, Failure) and result.check(defer.CancelledError):
             return None

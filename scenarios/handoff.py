@@ -15,7 +15,7 @@ Uniform random search finds it in tens to hundreds of examples.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Callable
+from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
@@ -23,37 +23,30 @@ from twisted.internet.interfaces import IReactorTime
 from harness import Target
 
 from . import Scenario
+from ._pool import Entry, Pool
 
 
-class HandoffPool:
+class HandoffPool(Pool):
     """At most ``limit`` jobs at once, FIFO; a freed slot goes to the first waiter on the next tick.
 
     Cancelling a waiting job removes it; cancelling a running job cancels the
     job's own Deferred; cancelling a job that was handed a slot but has not
-    started yet passes the slot on to the next waiter.
+    started yet passes the slot on to the next waiter. The queue and submit
+    are the shared pool skeleton's (``scenarios._pool.Pool``); a freed slot
+    is handed on in ``_finished`` instead of ``_done``.
     """
 
     def __init__(self, clock: IReactorTime, limit: int = 2) -> None:
-        self.clock = clock
-        self.limit = limit
-        self.active = 0  # slots taken: running jobs and jobs handed a slot
-        self.waiting: deque[_Entry] = deque()
-        self.handed: deque[_Entry] = deque()  # handed a slot, to start in this order
-
-    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
-        entry = _Entry(job)
-        entry.caller = defer.Deferred(lambda d: self._cancel(entry))
-        self.waiting.append(entry)
-        self._pump()
-        return entry.caller
+        super().__init__(clock, limit)  # ``active``: slots taken, by running jobs and jobs handed a slot
+        self.handed: deque[Entry] = deque()  # handed a slot, to start in this order
 
     def _pump(self) -> None:
         """Start waiting jobs while a slot is free, but never ahead of a job already handed one (FIFO)."""
         while self.waiting and self.active < self.limit and not self.handed:
             self.active += 1
-            self._run(self.waiting.popleft())
+            self._start(self.waiting.popleft())
 
-    def _run(self, entry: _Entry) -> None:
+    def _start(self, entry: Entry) -> None:
         entry.running = defer.maybeDeferred(entry.job)
         entry.running.addBoth(self._finished)
         entry.running.chainDeferred(entry.caller)
@@ -81,16 +74,14 @@ class HandoffPool:
         if entry.cancelled:
             self._hand_on()  # cancelled while handed the slot: pass it on
         else:
-            self._run(entry)
+            self._start(entry)
         self._pump()
 
-    def _cancel(self, entry: _Entry) -> None:
-        if entry in self.waiting:
-            self.waiting.remove(entry)  # the caller's Deferred then fails with CancelledError
-        elif entry.running is not None:
-            entry.running.cancel()
-        elif entry in self.handed:
+    def _cancel(self, entry: Entry) -> None:
+        if entry in self.handed:
             entry.cancelled = True  # _resume passes the slot on
+        else:
+            super()._cancel(entry)
 
 
 class LostHandoffPool(HandoffPool):
@@ -106,18 +97,8 @@ class LostHandoffPool(HandoffPool):
     def _resume(self) -> None:
         entry = self.handed.popleft()
         if not entry.cancelled:
-            self._run(entry)
+            self._start(entry)
         self._pump()
-
-
-class _Entry:
-    """One submission: the job, the caller's Deferred, the job's own Deferred once it runs."""
-
-    def __init__(self, job: Callable[[], Any]) -> None:
-        self.job = job
-        self.caller: defer.Deferred[Any] | None = None
-        self.running: defer.Deferred[Any] | None = None
-        self.cancelled = False
 
 
 handoff_pool = Target(

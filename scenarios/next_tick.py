@@ -9,8 +9,6 @@ between "now" and "the next turn" the caller may already have cancelled.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
@@ -20,19 +18,10 @@ from twisted.python.failure import Failure
 from harness import Menu, Target
 
 from . import Scenario
+from ._pool import Entry, Pool
 
 
-class _Entry:
-    __slots__ = ("job", "caller", "running", "call")
-
-    def __init__(self, job: Callable[[], Any]) -> None:
-        self.job = job
-        self.caller: defer.Deferred[Any] = defer.Deferred()
-        self.running: defer.Deferred[Any] | None = None
-        self.call: IDelayedCall | None = None
-
-
-class NextTickAdmitPool:
+class NextTickAdmitPool(Pool):
     """A FIFO pool that admits each submission to its queue on the next reactor turn.
 
     ``submit`` schedules ``callLater(0, self._admit, entry)`` per job so that
@@ -42,52 +31,25 @@ class NextTickAdmitPool:
     promises nothing (its heap is not stable). Jobs submitted together are
     admitted, and started, out of order. Caught by: ``concurrency.fifo``
     (a lifo or shuffled tie-break, and a reactor that wakes after both
-    submits).
+    submits). Otherwise the shared pool skeleton (``scenarios._pool.Pool``):
+    the bug is in ``_enqueue``.
     """
 
-    def __init__(self, clock: IReactorTime, limit: int) -> None:
-        self.clock = clock
-        self.limit = limit
-        self.active = 0
-        self.waiting: deque[_Entry] = deque()
+    def _enqueue(self, entry: Entry) -> None:
+        entry.call = self.clock.callLater(0, self._admit, entry)  # BUG: one delayed call per job
 
-    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
-        entry = _Entry(job)
-        entry.caller = defer.Deferred(lambda d: self._cancel(entry))
-        entry.call = self.clock.callLater(0, self._admit, entry)
-        return entry.caller
+    def _admit(self, entry: Entry) -> None:
+        entry.call = None
+        super()._enqueue(entry)
 
-    def _cancel(self, entry: _Entry) -> None:
+    def _cancel(self, entry: Entry) -> None:
         if entry.call is not None and entry.call.active():
             entry.call.cancel()
-        elif entry.running is not None:
-            entry.running.cancel()
-        elif entry in self.waiting:
-            self.waiting.remove(entry)
-
-    def _admit(self, entry: _Entry) -> None:
-        entry.call = None
-        self.waiting.append(entry)
-        self._pump()
-
-    def _pump(self) -> None:
-        while self.waiting and self.active < self.limit:
-            entry = self.waiting.popleft()
-            self.active += 1
-            entry.running = defer.maybeDeferred(entry.job)
-            entry.running.addBoth(self._done, entry)
-
-    def _done(self, result: Any, entry: _Entry) -> None:
-        self.active -= 1
-        if not entry.caller.called:
-            if isinstance(result, Failure):
-                entry.caller.errback(result)
-            else:
-                entry.caller.callback(result)
-        self._pump()
+        else:
+            super()._cancel(entry)
 
 
-class NextTickStartPool:
+class NextTickStartPool(Pool):
     """A pool that starts queued jobs from a ``callLater(0, self._pump)``.
 
     A job that raises at call is handled: its slot is released, its caller
@@ -96,28 +58,23 @@ class NextTickStartPool:
     reactor's log". The exception escapes a scheduled call into the reactor:
     under a real reactor it is logged as unhandled noise, under
     ``task.Clock.advance`` it blows up the caller's test. Caught by:
-    ``errors.escaped``.
+    ``errors.escaped``. Otherwise the shared pool skeleton
+    (``scenarios._pool.Pool``), with ``_pump`` run on the next turn
+    (``_enqueue`` and ``_done`` schedule it).
     """
 
     def __init__(self, clock: IReactorTime, limit: int) -> None:
-        self.clock = clock
-        self.limit = limit
-        self.active = 0
-        self.waiting: deque[_Entry] = deque()
+        super().__init__(clock, limit)
         self._pump_call: IDelayedCall | None = None
 
-    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
-        entry = _Entry(job)
-        entry.caller = defer.Deferred(lambda d: self._cancel(entry))
+    def _enqueue(self, entry: Entry) -> None:
         self.waiting.append(entry)
         self._schedule_pump()
-        return entry.caller
 
-    def _cancel(self, entry: _Entry) -> None:
-        if entry.running is not None:
-            entry.running.cancel()
-        else:
-            self.waiting.remove(entry)
+    def _done(self, result: Any, entry: Entry) -> None:
+        self.active -= 1
+        self._deliver(result, entry)
+        self._schedule_pump()
 
     def _schedule_pump(self) -> None:
         if self._pump_call is None:
@@ -138,17 +95,8 @@ class NextTickStartPool:
             entry.running = result if isinstance(result, defer.Deferred) else defer.succeed(result)
             entry.running.addBoth(self._done, entry)
 
-    def _done(self, result: Any, entry: _Entry) -> None:
-        self.active -= 1
-        if not entry.caller.called:
-            if isinstance(result, Failure):
-                entry.caller.errback(result)
-            else:
-                entry.caller.callback(result)
-        self._schedule_pump()
 
-
-class NextTickDeliveryPool:
+class NextTickDeliveryPool(Pool):
     """A pool that delivers each result on the next reactor turn.
 
     "Never run the caller's callbacks on the job's stack": when a job ends,
@@ -159,41 +107,22 @@ class NextTickDeliveryPool:
     the same happens when a cancel lands between a job's completion and the
     delivery. Either way the delivery then fires the caller a second time,
     and ``AlreadyCalledError`` goes off in the reactor. Caught by:
-    ``completion.once``.
+    ``completion.once``. Otherwise the shared pool skeleton
+    (``scenarios._pool.Pool``): the bug is in ``_deliver``.
     """
 
-    def __init__(self, clock: IReactorTime, limit: int) -> None:
-        self.clock = clock
-        self.limit = limit
-        self.active = 0
-        self.waiting: deque[_Entry] = deque()
-
-    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
-        entry = _Entry(job)
-        entry.caller = defer.Deferred(lambda d: self._cancel(entry))
-        self.waiting.append(entry)
-        self._pump()
-        return entry.caller
-
-    def _cancel(self, entry: _Entry) -> None:
+    def _cancel(self, entry: Entry) -> None:
         if entry.running is None:
             self.waiting.remove(entry)
         elif not entry.running.called:
             entry.running.cancel()
 
-    def _pump(self) -> None:
-        while self.waiting and self.active < self.limit:
-            entry = self.waiting.popleft()
-            self.active += 1
-            entry.running = defer.maybeDeferred(entry.job)
-            entry.running.addBoth(self._done, entry)
-
-    def _done(self, result: Any, entry: _Entry) -> None:
+    def _done(self, result: Any, entry: Entry) -> None:
         self.active -= 1
         self.clock.callLater(0, self._deliver, result, entry)
         self._pump()
 
-    def _deliver(self, result: Any, entry: _Entry) -> None:
+    def _deliver(self, result: Any, entry: Entry) -> None:
         # BUG: no ``if entry.caller.called`` check; a cancelled caller has already fired.
         if isinstance(result, Failure):
             entry.caller.errback(result)

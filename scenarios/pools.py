@@ -10,6 +10,7 @@ from twisted.internet.interfaces import IReactorTime
 from harness import Target
 
 from . import Scenario
+from ._pool import Entry, Pool
 
 
 class SemaphorePool:
@@ -27,42 +28,23 @@ class SemaphorePool:
         return self._sem.run(job)
 
 
-class DoubleReleasePool:
+class DoubleReleasePool(Pool):
     """A hand-rolled pool that gives a slot back twice when a job fails.
 
-    BUG: ``_failed`` releases the slot so "a failing job frees capacity early",
-    and the ``addBoth`` cleanup releases it again. After one failure the pool
-    believes it has a spare slot and runs one job too many.
-    Caught by: ``concurrency.limit``.
+    The shared pool skeleton (``scenarios._pool.Pool``) but for ``_start``.
+    BUG: ``_start`` adds ``_failed``, which releases the slot so "a failing
+    job frees capacity early", and the ``_release`` cleanup releases it
+    again. After one failure the pool believes it has a spare slot and runs
+    one job too many. (``_start`` also starts the next job before it
+    delivers the result, as pools that chain the job's Deferred to the
+    caller's do.) Caught by: ``concurrency.limit``.
     """
 
-    def __init__(self, clock: IReactorTime, limit: int) -> None:
-        self.clock = clock
-        self.limit = limit
-        self.active = 0
-        self.waiting: list[_Entry] = []
-
-    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
-        entry = _Entry(job)
-        entry.caller = defer.Deferred(lambda d: self._cancel(entry))
-        self.waiting.append(entry)
-        self._pump()
-        return entry.caller
-
-    def _cancel(self, entry: _Entry) -> None:
-        if entry in self.waiting:
-            self.waiting.remove(entry)  # the caller's Deferred then fails with CancelledError
-        elif entry.running is not None:
-            entry.running.cancel()
-
-    def _pump(self) -> None:
-        while self.waiting and self.active < self.limit:
-            entry = self.waiting.pop(0)
-            self.active += 1
-            entry.running = defer.maybeDeferred(entry.job)
-            entry.running.addErrback(self._failed)
-            entry.running.addBoth(self._release)
-            entry.running.chainDeferred(entry.caller)
+    def _start(self, entry: Entry) -> None:
+        entry.running = defer.maybeDeferred(entry.job)
+        entry.running.addErrback(self._failed)  # BUG: a second release of the slot when the job fails
+        entry.running.addBoth(self._release)
+        entry.running.chainDeferred(entry.caller)
 
     def _failed(self, failure: Any) -> Any:
         self.active -= 1
@@ -72,15 +54,6 @@ class DoubleReleasePool:
         self.active -= 1
         self._pump()
         return result
-
-
-class _Entry:
-    """One submission: the job, the caller's Deferred, and the job's own Deferred once it runs."""
-
-    def __init__(self, job: Callable[[], Any]) -> None:
-        self.job = job
-        self.caller: defer.Deferred[Any] | None = None
-        self.running: defer.Deferred[Any] | None = None
 
 
 semaphore_pool = Target(

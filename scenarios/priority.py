@@ -16,47 +16,40 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
-from twisted.python.failure import Failure
 
 from harness import Menu, Target
 
 from . import Scenario
+from ._pool import Entry, Pool
 
 
 class SchedulerStopped(Exception):
     """The scheduler was stopped before the job could run."""
 
 
-class _Entry:
-    __slots__ = ("job", "priority", "caller", "running", "cancelled")
+class PriorityPool(Pool):
+    """At most ``limit`` jobs at once; a free slot goes to the highest-priority waiting job (FIFO among equals).
 
-    def __init__(self, job: Callable[[], Any], priority: int) -> None:
-        self.job = job
-        self.priority = priority
-        self.caller: defer.Deferred[Any] = defer.Deferred()
-        self.running: defer.Deferred[Any] | None = None
-        self.cancelled = False
-
-
-class PriorityPool:
-    """At most ``limit`` jobs at once; a free slot goes to the highest-priority waiting job (FIFO among equals)."""
+    The shared pool skeleton (``scenarios._pool.Pool``) with a heap for a
+    queue (``_enqueue``, ``_pump``) and lazy deletion of cancelled waiting
+    jobs (``_cancel``).
+    """
 
     def __init__(self, clock: IReactorTime, limit: int) -> None:
-        self.clock = clock
-        self.limit = limit
-        self.active = 0
-        self._heap: list[tuple[int, int, _Entry]] = []
+        super().__init__(clock, limit)
+        self._heap: list[tuple[int, int, Entry]] = []
         self._seq = itertools.count()
         self._stopped = False
 
     def submit(self, job: Callable[[], Any], priority: int = 0) -> defer.Deferred[Any]:
-        if self._stopped:
-            return defer.fail(SchedulerStopped("submitted after stop()"))
-        entry = _Entry(job, priority)
-        entry.caller = defer.Deferred(lambda d: self._cancel(entry))
-        heapq.heappush(self._heap, (-priority, next(self._seq), entry))
+        return self._submit(Entry(job, priority))
+
+    def _refusal(self) -> Exception | None:
+        return SchedulerStopped("submitted after stop()") if self._stopped else None
+
+    def _enqueue(self, entry: Entry) -> None:
+        heapq.heappush(self._heap, (-entry.priority, next(self._seq), entry))
         self._pump()
-        return entry.caller
 
     def stop(self) -> None:
         self._stopped = True
@@ -65,7 +58,7 @@ class PriorityPool:
             if not entry.cancelled:
                 entry.caller.errback(SchedulerStopped("scheduler stopped before the job ran"))
 
-    def _cancel(self, entry: _Entry) -> None:
+    def _cancel(self, entry: Entry) -> None:
         if entry.running is not None:
             entry.running.cancel()  # its CancelledError reaches the caller through _done
         else:
@@ -77,65 +70,49 @@ class PriorityPool:
             if entry.cancelled:
                 continue
             self.active += 1
-            entry.running = defer.maybeDeferred(entry.job)
-            entry.running.addBoth(self._done, entry)
-
-    def _done(self, result: Any, entry: _Entry) -> None:
-        self.active -= 1
-        if not entry.caller.called:
-            if isinstance(result, Failure):
-                entry.caller.errback(result)
-            else:
-                entry.caller.callback(result)
-        self._pump()
+            self._start(entry)
 
 
 class MinHeapPriorityPool(PriorityPool):
     """The same scheduler with the heap key written the "obvious" way.
 
     BUG: ``heapq`` is a min-heap, so keying entries by ``(priority, seq)``
-    serves the *lowest* priority first, the opposite of the documented
-    "higher number first". Caught by: ``concurrency.priority``.
+    in ``_enqueue`` serves the *lowest* priority first, the opposite of the
+    documented "higher number first". Caught by: ``concurrency.priority``.
     """
 
-    def submit(self, job: Callable[[], Any], priority: int = 0) -> defer.Deferred[Any]:
-        if self._stopped:
-            return defer.fail(SchedulerStopped("submitted after stop()"))
-        entry = _Entry(job, priority)
-        entry.caller = defer.Deferred(lambda d: self._cancel(entry))
-        heapq.heappush(self._heap, (priority, next(self._seq), entry))  # BUG: should be -priority
+    def _enqueue(self, entry: Entry) -> None:
+        heapq.heappush(self._heap, (entry.priority, next(self._seq), entry))  # BUG: should be -priority
         self._pump()
-        return entry.caller
 
 
-class IdleFlagScheduler:
+class IdleFlagScheduler(Pool):
     """Urgent work (priority > 0) first; background work (priority 0) only when the scheduler is idle.
 
     ``idle`` is cleared when a job starts and set again when the last running
     job finishes with no urgent work queued. A job that finishes while it is
     being started (an already-fired Deferred, a plain value) takes a fast path
-    that skips the completion bookkeeping. BUG: the fast path never sets
-    ``idle`` again, so after such a job background work waits for an
-    asynchronous job to finish, and when none comes it is starved for ever.
-    Caught by: ``completion.deadline``.
+    that skips the completion bookkeeping. BUG: the fast path in ``_start``
+    never sets ``idle`` again, so after such a job background work waits for
+    an asynchronous job to finish, and when none comes it is starved for ever.
+    Caught by: ``completion.deadline``. Otherwise the shared pool skeleton
+    (``scenarios._pool.Pool``) with two queues.
     """
 
     def __init__(self, clock: IReactorTime, limit: int) -> None:
-        self.clock = clock
-        self.limit = limit
-        self.active = 0
+        super().__init__(clock, limit)
         self.idle = True
-        self.urgent: deque[_Entry] = deque()
-        self.background: deque[_Entry] = deque()
+        self.urgent: deque[Entry] = deque()
+        self.background: deque[Entry] = deque()
 
     def submit(self, job: Callable[[], Any], priority: int = 0) -> defer.Deferred[Any]:
-        entry = _Entry(job, priority)
-        entry.caller = defer.Deferred(lambda d: self._cancel(entry))
-        (self.urgent if priority > 0 else self.background).append(entry)
-        self._pump()
-        return entry.caller
+        return self._submit(Entry(job, priority))
 
-    def _cancel(self, entry: _Entry) -> None:
+    def _enqueue(self, entry: Entry) -> None:
+        (self.urgent if entry.priority > 0 else self.background).append(entry)
+        self._pump()
+
+    def _cancel(self, entry: Entry) -> None:
         if entry.running is not None:
             entry.running.cancel()
         else:
@@ -152,7 +129,7 @@ class IdleFlagScheduler:
             self.idle = False
             self._start(entry)
 
-    def _start(self, entry: _Entry) -> None:
+    def _start(self, entry: Entry) -> None:
         d = defer.maybeDeferred(entry.job)
         if d.called:
             # Fast path: finished already, no slot to account for. BUG: ``idle`` is not restored.
@@ -160,21 +137,14 @@ class IdleFlagScheduler:
             return
         self.active += 1
         entry.running = d
-        d.addBoth(self._finished, entry)
+        d.addBoth(self._done, entry)
 
-    def _finished(self, result: Any, entry: _Entry) -> None:
+    def _done(self, result: Any, entry: Entry) -> None:
         self.active -= 1
         if self.active == 0 and not self.urgent:
             self.idle = True
         self._deliver(result, entry)
         self._pump()
-
-    def _deliver(self, result: Any, entry: _Entry) -> None:
-        if not entry.caller.called:
-            if isinstance(result, Failure):
-                entry.caller.errback(result)
-            else:
-                entry.caller.callback(result)
 
 
 priority_pool = Target(

@@ -14,25 +14,15 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
-from twisted.python.failure import Failure
 
 from harness import Menu, Target
 
 from . import Scenario
+from ._pool import Entry, deliver
 
 
 class PoolStopped(Exception):
     """The workers were stopped before the job could run."""
-
-
-class _Entry:
-    __slots__ = ("job", "caller", "running", "cancelled")
-
-    def __init__(self, job: Callable[[], Any]) -> None:
-        self.job = job
-        self.caller: defer.Deferred[Any] = defer.Deferred()
-        self.running: defer.Deferred[Any] | None = None
-        self.cancelled = False
 
 
 class QueueWorkers:
@@ -41,6 +31,8 @@ class QueueWorkers:
     ``size`` bounds the backlog: a submit to a full queue fails at once with
     ``QueueOverflow`` (declared as a rejection). ``stop()`` stops the idle
     workers and fails what is still queued; running jobs deliver their result.
+    (Its queue is Twisted's, not the pool skeleton's: it shares only the
+    submission record and delivery of ``scenarios._pool``.)
     """
 
     #: Set by the subclass that forgets to skip cancelled entries (see below).
@@ -48,8 +40,8 @@ class QueueWorkers:
 
     def __init__(self, clock: IReactorTime, workers: int, size: int | None = None) -> None:
         self.clock = clock
-        self._queue: defer.DeferredQueue[_Entry] = defer.DeferredQueue(size=size)
-        self._gets: dict[int, defer.Deferred[_Entry]] = {}
+        self._queue: defer.DeferredQueue[Entry] = defer.DeferredQueue(size=size)
+        self._gets: dict[int, defer.Deferred[Entry]] = {}
         self._stopped = False
         for worker in range(workers):
             self._next(worker)
@@ -57,7 +49,7 @@ class QueueWorkers:
     def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
         if self._stopped:
             return defer.fail(PoolStopped("submitted after stop()"))
-        entry = _Entry(job)
+        entry = Entry(job)
         entry.caller = defer.Deferred(lambda d: self._cancel(entry))
         try:
             self._queue.put(entry)
@@ -75,7 +67,7 @@ class QueueWorkers:
             if not entry.caller.called:
                 entry.caller.errback(PoolStopped("workers stopped before the job ran"))
 
-    def _cancel(self, entry: _Entry) -> None:
+    def _cancel(self, entry: Entry) -> None:
         if entry.running is not None:
             entry.running.cancel()  # its CancelledError reaches the caller through _deliver
         else:
@@ -89,7 +81,7 @@ class QueueWorkers:
         get.addCallback(self._run, worker)
         get.addErrback(lambda f: f.trap(defer.CancelledError))  # stop() cancelled the wait
 
-    def _run(self, entry: _Entry, worker: int) -> None:
+    def _run(self, entry: Entry, worker: int) -> None:
         self._gets.pop(worker, None)
         if entry.cancelled and self.skip_cancelled:
             self._next(worker)
@@ -97,12 +89,8 @@ class QueueWorkers:
         entry.running = defer.maybeDeferred(entry.job)
         entry.running.addBoth(self._deliver, entry, worker)
 
-    def _deliver(self, result: Any, entry: _Entry, worker: int) -> None:
-        if not entry.caller.called:
-            if isinstance(result, Failure):
-                entry.caller.errback(result)
-            else:
-                entry.caller.callback(result)
+    def _deliver(self, result: Any, entry: Entry, worker: int) -> None:
+        deliver(result, entry)
         self._next(worker)
 
 

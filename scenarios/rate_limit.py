@@ -9,8 +9,6 @@ nothing scheduled.
 
 from __future__ import annotations
 
-from collections import deque
-from typing import Any, Callable
 
 from twisted.internet import defer, task
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -18,6 +16,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from harness import Menu, Target
 
 from . import Scenario
+from ._pool import Entry, Pool
 
 JOBS = 2
 PER_MS = 100
@@ -30,7 +29,7 @@ class Stopped(Exception):
     """The limiter was stopped before the job could start."""
 
 
-class TokenBucket:
+class TokenBucket(Pool):
     """A bucket of ``jobs`` tokens; each token comes back ``per_ms`` after it was taken.
 
     Every start takes a token, and takes it out for ``per_ms``: a
@@ -38,40 +37,34 @@ class TokenBucket:
     waiting job. Among any ``jobs + 1`` starts one token was used twice, at
     least ``per_ms`` apart, so no window of ``per_ms`` holds more than
     ``jobs`` starts. Refill is driven by delayed calls, never by arithmetic
-    on ``seconds()``, so wall-clock jumps cannot mint tokens.
+    on ``seconds()``, so wall-clock jumps cannot mint tokens. The queue,
+    submit and cancel are the shared pool skeleton's (``scenarios._pool``);
+    tokens take the place of slots in ``_pump``.
     """
 
     def __init__(self, clock: IReactorTime, jobs: int = JOBS, per_ms: int = PER_MS) -> None:
-        self.clock = clock
+        super().__init__(clock, limit=jobs)
         self.jobs = jobs
         self.per = per_ms / 1000
         self.tokens = jobs
-        self.waiting: deque[_Entry] = deque()
         self._refills: list[IDelayedCall] = []
         self._stopped = False
 
-    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
-        if self._stopped:
-            return defer.fail(Stopped("the rate limiter is stopped"))
-        entry = _Entry(job)
-        entry.caller = defer.Deferred(lambda d: self._cancel(entry))
-        self.waiting.append(entry)
-        self._pump()
-        return entry.caller
-
-    def _cancel(self, entry: _Entry) -> None:
-        if entry in self.waiting:
-            self.waiting.remove(entry)  # Deferred.cancel then fails the caller with CancelledError
-        elif entry.running is not None:
-            entry.running.cancel()
+    def _refusal(self) -> Exception | None:
+        return Stopped("the rate limiter is stopped") if self._stopped else None
 
     def _pump(self) -> None:
+        """Start waiting jobs while a token is left (a job's end frees no token: only time does)."""
         while self.tokens and self.waiting:
             entry = self.waiting.popleft()
             self.tokens -= 1
             self._took_token()
-            entry.running = defer.maybeDeferred(entry.job)
-            entry.running.chainDeferred(entry.caller)
+            self._start(entry)
+
+    def _start(self, entry: Entry) -> None:
+        """Run the job; its outcome goes to the caller (a job's end frees no slot here)."""
+        entry.running = defer.maybeDeferred(entry.job)
+        entry.running.chainDeferred(entry.caller)
 
     def _took_token(self) -> None:
         self._refills = [call for call in self._refills if call.active()]
@@ -94,7 +87,7 @@ class TokenBucket:
 class FixedWindowLimiter(TokenBucket):
     """A fixed-window counter: the bucket is refilled to full at every window boundary.
 
-    BUG: a ``LoopingCall`` every ``per_ms`` resets the bucket to ``jobs``
+    BUG: a ``LoopingCall`` every ``per_ms`` (``_new_window``) resets the bucket to ``jobs``
     tokens. That bounds starts per *calendar* window, not per any window:
     ``jobs`` starts just before a boundary and ``jobs`` more just after it
     make ``2 * jobs`` starts within a few milliseconds. ``stop()`` stops the
@@ -118,15 +111,6 @@ class FixedWindowLimiter(TokenBucket):
         if self._window.running:
             self._window.stop()
         super().stop()
-
-
-class _Entry:
-    """One submission: the job, the caller's Deferred, and the job's own Deferred once it starts."""
-
-    def __init__(self, job: Callable[[], Any]) -> None:
-        self.job = job
-        self.caller: defer.Deferred[Any] = defer.Deferred()
-        self.running: defer.Deferred[Any] | None = None
 
 
 token_bucket = Target(

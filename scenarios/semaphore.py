@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 from harness import Menu, Target
 
 from . import Scenario
+from ._pool import Entry, Pool
 
 
 class NoCancelSemaphore:
@@ -69,64 +70,30 @@ class NoCancelSemaphorePool:
         return result
 
 
-class _Entry:
-    __slots__ = ("job", "caller", "running")
-
-    def __init__(self, job: Callable[[], Any]) -> None:
-        self.job = job
-        self.caller: defer.Deferred[Any] = defer.Deferred()
-        self.running: defer.Deferred[Any] | None = None
-
-
-class FailureLeakPool:
+class FailureLeakPool(Pool):
     """A hand-rolled pool whose failure path forgets to give the slot back.
 
-    Success releases the slot and starts the next job; a cancelled job gives
-    its slot back in the canceller. BUG: ``_failed`` passes the error to the
-    caller but neither releases the slot nor starts the next job, so after
-    ``limit`` failed jobs the pool is wedged and nothing submitted later runs.
-    Caught by: ``errors.poison``.
+    The shared pool skeleton (``scenarios._pool.Pool``), except that a
+    cancelled running job gives its slot back in the canceller (``_cancel``).
+    BUG: ``_done`` passes a job's error to the caller but neither releases
+    the slot nor starts the next job, so after ``limit`` failed jobs the pool
+    is wedged and nothing submitted later runs. Caught by: ``errors.poison``.
     """
 
-    def __init__(self, clock: IReactorTime, limit: int) -> None:
-        self.clock = clock
-        self.limit = limit
-        self.active = 0
-        self.waiting: list[_Entry] = []
-
-    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
-        entry = _Entry(job)
-        entry.caller = defer.Deferred(lambda d: self._cancel(entry))
-        self.waiting.append(entry)
-        self._pump()
-        return entry.caller
-
-    def _cancel(self, entry: _Entry) -> None:
+    def _cancel(self, entry: Entry) -> None:
         if entry.running is None:
             self.waiting.remove(entry)
             return
         if not entry.running.called:
-            self.active -= 1  # a cancelled job frees its slot here; _failed only reports the error
+            self.active -= 1  # a cancelled job frees its slot here; _done only reports the error
             entry.running.cancel()
             self._pump()
 
-    def _pump(self) -> None:
-        while self.waiting and self.active < self.limit:
-            entry = self.waiting.pop(0)
-            self.active += 1
-            entry.running = defer.maybeDeferred(entry.job)
-            entry.running.addCallbacks(self._succeeded, self._failed, callbackArgs=(entry,), errbackArgs=(entry,))
-
-    def _succeeded(self, result: Any, entry: _Entry) -> None:
-        self.active -= 1
-        if not entry.caller.called:
-            entry.caller.callback(result)
-        self._pump()
-
-    def _failed(self, failure: Failure, entry: _Entry) -> None:
-        if not entry.caller.called:
-            entry.caller.errback(failure)
-        # BUG: no ``self.active -= 1`` and no ``self._pump()`` here.
+    def _done(self, result: Any, entry: Entry) -> None:
+        if isinstance(result, Failure):
+            self._deliver(result, entry)
+            return  # BUG: no ``self.active -= 1`` and no ``self._pump()`` here.
+        super()._done(result, entry)
 
 
 cancel_leak_pool = Target(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import deque
 
-from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 
 from harness import Target
@@ -49,9 +48,7 @@ class SecondsLogLimiter(TokenBucket):
             self.log.append(now)
             while len(self.log) > self.jobs:
                 self.log.popleft()
-            entry = self.waiting.popleft()
-            entry.running = defer.maybeDeferred(entry.job)
-            entry.running.chainDeferred(entry.caller)
+            self._start(self.waiting.popleft())
 
     def _wake_in(self, after_us: int) -> None:
         self._refills = [call for call in self._refills if call.active()]

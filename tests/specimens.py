@@ -17,7 +17,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from scenarios.backoff_loop import ReconnectingClient, delay_ms
-from scenarios.priority import PriorityPool, SchedulerStopped, _Entry
+from scenarios._pool import Entry
+from scenarios.priority import PriorityPool
 
 
 class PoolFull(Exception):
@@ -39,14 +40,9 @@ class LifoAmongEqualsPool(PriorityPool):
     last come first served, not in submission order.
     """
 
-    def submit(self, job: Callable[[], Any], priority: int = 0) -> defer.Deferred[Any]:
-        if self._stopped:
-            return defer.fail(SchedulerStopped("submitted after stop()"))
-        entry = _Entry(job, priority)
-        entry.caller = defer.Deferred(lambda d: self._cancel(entry))
-        heapq.heappush(self._heap, (-priority, -next(self._seq), entry))  # BUG: -seq
+    def _enqueue(self, entry: Entry) -> None:
+        heapq.heappush(self._heap, (-entry.priority, -next(self._seq), entry))  # BUG: -seq
         self._pump()
-        return entry.caller
 
 
 class BoundedPool:

@@ -9,7 +9,7 @@ import pytest
 from twisted.internet import defer
 
 from harness import CampaignConfig, Target, TargetError, run_campaign
-from harness.cli.commands import main
+from harness.cli.main import main
 
 
 class _Pool:

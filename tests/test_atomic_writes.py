@@ -14,7 +14,7 @@ import pytest
 
 import harness.store.files
 from harness import JobSpec, Schedule, Submit
-from harness.cli.commands import main
+from harness.cli.main import main
 from harness.errors import ReportError
 from harness.store.failure_file import FailureRecord, load, save
 from harness.store.files import write_atomic

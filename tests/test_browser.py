@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness.store import failure_file
-from harness.cli.commands import main
+from harness.cli.main import main
 
 from test_coverage_probe import FIXTURES
 

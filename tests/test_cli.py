@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli.commands import main
+from harness.cli.main import main
 
 BUGGY = "scenarios.pools:double_release_pool"
 CORRECT = "scenarios.pools:semaphore_pool"

@@ -180,3 +180,13 @@ def test_the_hard_zoos_correct_twins_stay_clean_with_coverage_feedback(strategy,
         )
         result = run_campaign(load_target(twin.target), twin.target, config)
         assert [f.record.message for f in result.findings] == [] and result.examples == 1_500, twin.target
+
+
+def test_the_cli_turns_coverage_feedback_on_only_when_asked() -> None:
+    from harness.cli.fuzz import fuzz_config
+    from harness.cli.parser import build_parser
+
+    parser = build_parser()
+    base = ["fuzz", "scenarios.pools:semaphore_pool", "--seed", "1"]
+    assert fuzz_config(parser.parse_args([*base, "--coverage-feedback"])).coverage_feedback is True
+    assert fuzz_config(parser.parse_args(base)).coverage_feedback is False

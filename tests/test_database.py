@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.store import database
-from harness.cli.commands import main
+from harness.cli.main import main
 from harness.errors import UsageError
 
 BUGGY = "scenarios.pools:double_release_pool"

@@ -33,7 +33,7 @@ def _search(tmp_path, *modules: str) -> str:
 
 def test_the_same_seed_gives_the_same_search_whatever_else_is_imported(tmp_path) -> None:
     alone = _search(tmp_path)
-    assert alone == _search(tmp_path, "literals", "harness.cli.commands")
+    assert alone == _search(tmp_path, "literals", "harness.cli.main")
 
 
 def test_hypothesis_is_left_as_it_was_after_a_search() -> None:

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from harness import BUILTIN_ERRORS, INVARIANTS
-from harness.cli.commands import build_parser
+from harness.cli.parser import build_parser
 
 REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "reference"
 

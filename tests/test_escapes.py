@@ -9,7 +9,7 @@ import pytest
 
 import robust_targets
 from harness import JobSpec, Schedule, Submit, TargetError, run_schedule
-from harness.cli.commands import main
+from harness.cli.main import main
 from harness.model.schedule import Start, Stop
 
 ONE = Schedule((Submit(0, 0, JobSpec("succeed", 10)),))

@@ -12,7 +12,7 @@ import pytest
 
 import harness.store.failure_file
 from harness import CampaignConfig, FailureFileError, run_campaign
-from harness.cli.commands import main
+from harness.cli.main import main
 from harness.store.failure_file import load
 from scenarios.pools import double_release_pool
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 import harness.search.campaign
-import harness.cli.commands
+import harness.cli.fuzz
 import harness.invariants
-from harness.cli.commands import main
+from harness.cli.main import main
 from harness.invariants import Invariant
 from harness.output.progress import Progress
 
@@ -72,7 +72,6 @@ def test_campaign_stops_at_the_first_budget_reached_and_says_how_far_it_got(argv
 
 def test_without_a_budget_a_campaign_runs_the_default_examples(monkeypatch, capsys) -> None:
     monkeypatch.setattr(harness.search.campaign, "DEFAULT_MAX_EXAMPLES", 30)
-    monkeypatch.setattr(harness.cli.commands, "DEFAULT_MAX_EXAMPLES", 30)
     assert _fuzz(CORRECT, "--seed", "1", "--json", "summary.json") == 0
     assert _summary()["examples"] == 30
     assert "budget 30 examples" in capsys.readouterr().out
@@ -82,7 +81,7 @@ def test_without_a_budget_a_campaign_runs_the_default_examples(monkeypatch, caps
 
 
 def test_seed_is_chosen_and_printed_and_reproduces_the_first_failure_byte_for_byte(monkeypatch, capsys) -> None:
-    monkeypatch.setattr(harness.cli.commands, "new_seed", lambda: int(SEED))  # a chosen seed known to find the bug quickly
+    monkeypatch.setattr(harness.cli.fuzz, "new_seed", lambda: int(SEED))  # a chosen seed known to find the bug quickly
     assert _fuzz(BUGGY, "--report-dir", "a", "--json", "a.json") == 1
     out = capsys.readouterr().out
     seed = _summary("a.json")["seed"]
@@ -259,7 +258,7 @@ def test_internal_error_exits_3_with_the_traceback(monkeypatch, capsys) -> None:
     def broken(*args, **kwargs):
         raise RuntimeError("the harness tripped over itself")
 
-    monkeypatch.setattr(harness.cli.commands, "run_workers", broken)
+    monkeypatch.setattr(harness.cli.fuzz, "run_workers", broken)
     assert _fuzz(CORRECT, "--seed", "1") == 3
     err = capsys.readouterr().err
     assert err.startswith("harness: internal error")
@@ -283,7 +282,7 @@ class _SignalOnce(Progress):
 
 
 def test_interrupt_before_anything_is_found_exits_130_with_the_summary(monkeypatch, capsys) -> None:
-    monkeypatch.setattr(harness.cli.commands, "Progress", _SignalOnce)
+    monkeypatch.setattr(harness.cli.fuzz, "Progress", _SignalOnce)
     before = signal.getsignal(signal.SIGINT)
     assert _fuzz(CORRECT, "--seed", "1", "--budget", "60", "--json", "s.json", "--junit", "j.xml") == 130
     summary = _summary("s.json")
@@ -298,7 +297,7 @@ def test_sigterm_while_shrinking_keeps_the_failure_unshrunk_and_exits_1(monkeypa
         signum = signal.SIGTERM
         when = staticmethod(lambda result: result.shrinking)
 
-    monkeypatch.setattr(harness.cli.commands, "Progress", TermWhileShrinking)
+    monkeypatch.setattr(harness.cli.fuzz, "Progress", TermWhileShrinking)
     before = signal.getsignal(signal.SIGTERM)
     argv = ["--seed", SEED, "--save-regression", "--json", "s.json", "--junit", "j.xml"]
     assert _fuzz(BUGGY, *argv) == 1

@@ -7,7 +7,7 @@ from random import Random
 import pytest
 
 from harness import CampaignConfig, JobSpec, Menu, run_campaign, run_schedule
-from harness.cli.commands import main
+from harness.cli.main import main
 from harness.search.generate import POOL_SIZE, STRATEGIES, Examples, features, mutate, swarm_menu
 from harness.model.schedule import Cancel, Jump, Stop, Submit
 from harness.search.strategies import codec

@@ -16,7 +16,7 @@ import pytest
 
 import robust_targets
 from harness import CampaignConfig, JobSpec, Schedule, Submit, TargetError, run_campaign, run_schedule
-from harness.cli.commands import main
+from harness.cli.main import main
 from harness.run.runner import TargetHung
 from harness.search.verdict import HANG, LIVELOCK
 from harness.guard.watchdog import Watchdog

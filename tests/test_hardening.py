@@ -23,7 +23,7 @@ import pytest
 
 import hostile_targets
 from harness import JobSpec, Schedule, Submit, TargetError, run_schedule
-from harness.cli.commands import main
+from harness.cli.main import main
 from harness.errors import FailureFileError, ReportError
 from harness.store.files import read_bounded, write_atomic
 

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import CampaignConfig, run_campaign
-from harness.cli.commands import main
+from harness.cli.main import main
 from harness.model.trace import digest_lines
 from scenarios.pools import double_release_pool
 

@@ -26,8 +26,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.database import choices_from_bytes
 
-from harness.cli import commands as cli
-from harness.cli.commands import main
+from harness.cli import main as cli  # the module: main() looks build_parser up there
+from harness.cli.main import main
 from harness.store.database import SafeDirectoryDatabase
 from test_input_fuzz import _paths, change_at  # every path into a JSON tree; one mutation there
 
@@ -97,7 +97,7 @@ _PARSER = cli.build_parser()
 
 
 def _run(argv: list[str]) -> tuple[int, str, str]:
-    """``harness.cli.commands.main(argv)`` in this process, with the argument parser built once, not per input."""
+    """``harness.cli.main.main(argv)`` in this process, with the argument parser built once, not per input."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
             mock.patch.object(cli, "build_parser", lambda: _PARSER):

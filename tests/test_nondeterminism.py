@@ -9,7 +9,7 @@ import pytest
 
 import robust_targets
 from harness import CampaignConfig, NondeterministicTarget, run_campaign
-from harness.cli.commands import main
+from harness.cli.main import main
 from harness.model.trace import digest_lines
 from scenarios.pools import double_release_pool
 

@@ -166,7 +166,7 @@ def test_header_shows_the_seed_and_where_it_came_from(pytester: pytest.Pytester)
     from_option.stdout.fnmatch_lines(["harness: seed 16 (from option); 12 examples or 2s per fuzz test; *"])
     pytester.makeini("[pytest]\n")
     fresh = run_inline(pytester)
-    fresh.stdout.fnmatch_lines(["harness: seed * (fresh; reuse with --harness-seed *); 100 examples per fuzz test; *"])
+    fresh.stdout.fnmatch_lines(["harness: seed * (fresh; reuse with --harness-seed *); 1000 examples per fuzz test; *"])
 
 
 def test_ini_settings_take_effect_and_options_override_them(pytester: pytest.Pytester) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli.commands import main
+from harness.cli.main import main
 
 from test_coverage_probe import FIXTURES, marker_line
 from test_html_report import Page

@@ -107,7 +107,7 @@ def test_junit_passes_applicable_families_and_skips_the_rest(clean) -> None:
 
 
 def test_junit_file_from_the_cli_parses(tmp_path, monkeypatch) -> None:
-    from harness.cli.commands import main
+    from harness.cli.main import main
 
     monkeypatch.chdir(tmp_path)
     assert main(["fuzz", CORRECT, "--seed", "1", "--max-examples", "10", "--junit", "out/junit.xml"]) == 0

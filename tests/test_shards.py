@@ -9,7 +9,7 @@ from xml.etree import ElementTree as ET
 import jsonschema
 import pytest
 
-from harness.cli.commands import main
+from harness.cli.main import main
 from harness.search.shard import Shard, piece_seed, share
 from harness.output.summary import schema
 

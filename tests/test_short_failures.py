@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from harness import JobSpec, Schedule, Stop, load_target, run_schedule
-from harness.cli.commands import main
+from harness.cli.main import main
 from harness.model.schedule import Start
 from harness.search.shrink_teardown import stop_earlier
 from harness.output.timeline import MAX_EXCERPT, render_trace

@@ -10,7 +10,7 @@ import pytest
 
 import robust_targets
 from harness import CampaignConfig, TargetError, run_campaign
-from harness.cli.commands import main
+from harness.cli.main import main
 from scenarios.pools import double_release_pool
 
 BUGGY = "scenarios.pools:double_release_pool"

@@ -90,7 +90,7 @@ def test_without_synapse_list_works_and_loading_says_what_to_install() -> None:
     # ``sys.modules['synapse'] = None`` makes ``import synapse`` fail as if it were not installed.
     code = (
         "import sys; sys.modules['synapse'] = None\n"
-        "from harness.cli.commands import main\n"
+        "from harness.cli.main import main\n"
         "from harness import TargetError, load_target\n"
         "assert main(['list']) == 0\n"
         "try:\n"

@@ -15,7 +15,7 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from harness import CampaignConfig
-from harness.cli.commands import main
+from harness.cli.main import main
 from harness.errors import HarnessError
 from harness.search.shard import MAX_WORKERS, SEED_BITS, Shard, piece_seed, round_seed
 from harness.search.workers import run_workers

@@ -17,10 +17,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from harness.search import campaign
 from harness.store import database as example_database
 from harness import invariants as registry
-from harness.search.campaign import CampaignConfig, CampaignResult, Finding
+from harness.search.campaign import CampaignConfig, CampaignResult, Finding, example_limit
 from harness.invariants.families import family_of
 from harness.store.failure_file import versions
 from harness.errors import UsageError
@@ -132,18 +131,12 @@ def summarize(
         "shard": None if shard is None or shard.count == 1 else {
             "index": shard.index,
             "count": shard.count,
-            "max_examples": shard.share(_total_examples(config)),
+            "max_examples": shard.share(example_limit(config)),
         },
     }
     if target is not None:
         summary["invariants"] = [invariant.name for invariant in registry.invariants_for(target)]
     return summary
-
-
-def _total_examples(config: CampaignConfig) -> int | None:
-    if config.max_examples is None and config.budget_s is None:
-        return campaign.DEFAULT_MAX_EXAMPLES
-    return config.max_examples
 
 
 def _failure(finding: Finding) -> dict[str, Any]:

@@ -20,9 +20,7 @@ from typing import Any
 import pytest
 
 from harness.cli.options import parse_count, parse_seconds, parse_seed
-
-#: Examples per fuzz test when neither a count nor a budget is set anywhere.
-DEFAULT_MAX_EXAMPLES = 100
+from harness.search.campaign import DEFAULT_MAX_EXAMPLES  # per fuzz test when neither a count nor a budget is set
 
 
 def parse_examples(text: str) -> int:

@@ -127,6 +127,15 @@ class Run:
 
         return RunView.of(self)
 
+    @property
+    def unfinished_step(self) -> int | None:
+        """The index of the operation a run that did not finish stopped in (None: after the last one).
+
+        The one place that says which step hung: ``TargetHung.step`` and the
+        campaign's cut of a hanging schedule both read it.
+        """
+        return self.step if self.phase in ("step", "advance") else None
+
     def where(self) -> str:
         """Where the run is, for a message: ``in step 3 (submit job 2)``."""
         if self.phase in ("step", "advance") and self.step is not None:
@@ -250,7 +259,7 @@ def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, ob
             f"{dog.seconds:g}s wall-clock limit of a run (--example-timeout)"
         )
         index = run.trace.record(EventKind.TARGET_HANG, detail=where)
-        error = TargetHung(message, run, "hang", run.step if run.phase in ("step", "advance") else None, t_us, index)
+        error = TargetHung(message, run, "hang", run.unfinished_step, t_us, index)
     elif not isinstance(exc, Livelock):
         error = TargetError(
             f"the target raised {describe_error(exc)} {where} at virtual time {when}"
@@ -269,7 +278,7 @@ def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, ob
             f"the same instant ({MAX_ROUNDS_PER_INSTANT} rounds)"
         )
         index = run.trace.record(EventKind.REACTOR_LIVELOCK, detail=where)
-        error = TargetHung(message, run, "livelock", run.step if run.phase in ("step", "advance") else None, t_us, index)
+        error = TargetHung(message, run, "livelock", run.unfinished_step, t_us, index)
     if run.phase == "build" and isinstance(error, TargetHung):
         error = TargetError(f"the target's build(clock) never returned: {error.message}")
     # Forget the subject; errors its garbage logs belong to no run. The exception's traceback

@@ -60,9 +60,13 @@ from harness.search.stop_reasons import StopReason
 from harness.search.shrink_teardown import stop_earlier
 from harness.model.menu import Menu
 from harness.model.target import Target
-from harness.search.verdict import HANG, NONDETERMINISTIC_FIX, divergence, hung_at, judge
+from harness.search.verdict import HANG, NONDETERMINISTIC_FIX, check_deterministic, judge
+from harness.search.verdict import NondeterministicTarget as NondeterministicTarget  # re-exported: raised by campaigns
 from harness.guard.watchdog import DEFAULT_TIMEOUT_S
 
+#: Schedules a campaign runs when neither a count nor a wall-clock budget is given: the one
+#: default of ``harness fuzz --max-examples``, of ``CampaignConfig`` and of the pytest plugin's
+#: ``--harness-max-examples`` (per fuzz test).
 DEFAULT_MAX_EXAMPLES = 1_000
 
 #: Seconds that shrinking a failure may run past the wall-clock budget.
@@ -80,10 +84,6 @@ STOP_REASONS: tuple[StopReason, ...] = tuple(StopReason)
 #: ``DETERMINISM_EVERY``-th (a failure is always checked before it is saved).
 DETERMINISM_EVERY = 50
 DETERMINISM_MIN_EVENTS = 8
-
-
-class NondeterministicTarget(HarnessError):
-    """The same schedule gave two different traces: the target reads state the harness does not control."""
 
 
 class _GraceOver(Exception):
@@ -197,6 +197,11 @@ def new_seed() -> int:
     return int.from_bytes(os.urandom(4), "big")
 
 
+def campaign_seed(config: CampaignConfig) -> int:
+    """The campaign's seed: ``config.seed``, or a fresh one when none is given."""
+    return config.seed if config.seed is not None else new_seed()
+
+
 def run_campaign(
     target: Target,
     target_spec: str,
@@ -217,7 +222,7 @@ def run_campaign(
     was found so far, even unshrunk, is saved and returned.
     """
     check_config(config)
-    seed = config.seed if config.seed is not None else new_seed()
+    seed = campaign_seed(config)
     result = CampaignResult(target=target_spec, seed=seed)
     search = _Search(target, target_spec, config, result, on_example, on_finding, stop_requested or _never)
     search.on_run = on_run
@@ -227,10 +232,8 @@ def run_campaign(
     except KeyboardInterrupt:
         result.stopped_by = StopReason.INTERRUPT
     except HarnessError as exc:
-        result.stopped_by, result.error = StopReason.ERROR, str(exc)
-        result.shrinking = False
         result.elapsed_s = time.monotonic() - search.started
-        exc.result = result
+        stopped_by_error(result, exc)
         raise
     result.shrinking = False
     result.elapsed_s = time.monotonic() - search.started
@@ -242,6 +245,33 @@ def _never() -> bool:
 
 
 # -- shared with parallel campaigns (harness.search.workers): one code path, so the two cannot drift apart --
+
+
+def example_limit(config: CampaignConfig) -> int | None:
+    """How many schedules the whole campaign may run: ``max_examples``, else ``DEFAULT_MAX_EXAMPLES``
+    when no wall-clock budget is set either, else None (the budget alone stops it)."""
+    if config.max_examples is not None:
+        return config.max_examples
+    return DEFAULT_MAX_EXAMPLES if config.budget_s is None else None
+
+
+def masked_invariants(config: CampaignConfig, result: CampaignResult) -> frozenset[str]:
+    """The invariants a campaign searches no more: those ``config.ignore`` names and those it found."""
+    return config.ignore | {finding.violation.invariant for finding in result.findings}
+
+
+def enough(config: CampaignConfig, result: CampaignResult) -> bool:
+    """Whether ``max_failures`` distinct invariants have broken (the ignored ones count)."""
+    return len(masked_invariants(config, result)) >= config.max_failures
+
+
+def stopped_by_error(result: CampaignResult, error: BaseException) -> None:
+    """Record that ``error`` stopped the campaign, and hand ``result`` to it (``error.result``) so
+    nothing found before it is lost."""
+    result.stopped_by, result.error = StopReason.ERROR, str(error)
+    result.shrinking = False
+    if isinstance(error, HarnessError):
+        error.result = result
 
 
 def check_config(config: CampaignConfig) -> None:
@@ -311,13 +341,10 @@ class _Search:
         self.on_finding = on_finding
         self.stop_requested = stop_requested
         self.menu = config.menu or target.default_menu()
-        max_examples = config.max_examples
-        if max_examples is None:
-            max_examples = DEFAULT_MAX_EXAMPLES if config.budget_s is None else 10**9
-        self.max_examples = max_examples
+        limit = example_limit(config)
+        self.max_examples = limit if limit is not None else 10**9
         self.started = time.monotonic()
         self.deadline = self.started + config.budget_s if config.budget_s is not None else None
-        self.found: set[str] = set(config.ignore)
         self.search_started = self.started  # reset once the corpus is replayed
         self.shrinking_s = 0.0  # seconds spent shrinking and saving failures, not searching
         self.on_run: Callable[[Schedule, Run], None] | None = None
@@ -332,7 +359,6 @@ class _Search:
 
     def _add(self, finding: Finding) -> None:
         self.result.findings.append(finding)
-        self.found.add(finding.violation.invariant)
         if self.on_finding is not None:
             self.on_finding(finding)
 
@@ -348,7 +374,7 @@ class _Search:
         result = self.result
         self.search_started = time.monotonic()
         round_index = 0
-        while len(self.found) < self.config.max_failures:
+        while not enough(self.config, result):
             self._check_stop()
             if result.examples >= self.max_examples:
                 result.stopped_by = StopReason.MAX_EXAMPLES
@@ -367,7 +393,7 @@ class _Search:
         """Search with this round's seed until an invariant not yet found breaks (None: search on in a
         new round that masks it) or a limit is reached (the reason)."""
         result = self.result
-        masked = frozenset(self.found)
+        masked = masked_invariants(self.config, result)
         database = _database(self.config.database, self.spec, masked)
         saved = _saved(database)
         seed = round_seed(result.seed, round_index)
@@ -539,17 +565,11 @@ class _Search:
 
     def _check_deterministic(self, schedule: Schedule, first: Run) -> None:
         """Run ``schedule`` again; raise ``NondeterministicTarget`` if the trace differs from ``first``'s."""
-        again, _ = self._judge(schedule)
-        where = divergence(first.trace.lines(), again.trace.lines())
-        if where is not None:
-            raise NondeterministicTarget(
-                f"target {self.spec!r} is nondeterministic: the same schedule gave two different traces, "
-                f"first differing at {where}; {NONDETERMINISTIC_FIX}"
-            )
+        check_deterministic(self.target, schedule, first, self.config.example_timeout_s, self.spec)
 
     def _save_hang(self, schedule: Schedule, run: Run, violation: Violation) -> Finding:
         """Save a schedule that hung, cut after the step that hung (the later steps never ran)."""
-        step = hung_at(run)
+        step = run.unfinished_step
         if step is not None:
             schedule = replace(schedule, ops=schedule.ops[: step + 1])
         record = FailureRecord.of_run(self.spec, run, violation, self.result.seed, schedule=schedule)

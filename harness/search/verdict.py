@@ -12,7 +12,7 @@ corpus and ``harness replay`` save, list and replay it like any other:
 
 from __future__ import annotations
 
-from harness.errors import FailureFileError, TargetError
+from harness.errors import FailureFileError, HarnessError, TargetError
 from harness.store.failure_file import FailureRecord
 from harness.invariants import Violation, check
 from harness.run.checks import unknown_error
@@ -34,6 +34,10 @@ NONDETERMINISTIC_FIX = (
 )
 
 
+class NondeterministicTarget(HarnessError):
+    """The same schedule gave two different traces: the target reads state the harness does not control."""
+
+
 def judge(target: Target, schedule: Schedule, timeout_s: float | None = DEFAULT_TIMEOUT_S) -> tuple[Run, list[Violation]]:
     """Run ``schedule`` and return the run and its violations, in report order.
 
@@ -49,11 +53,6 @@ def judge(target: Target, schedule: Schedule, timeout_s: float | None = DEFAULT_
     return run, check(run)
 
 
-def hung_at(run: Run) -> int | None:
-    """The index of the operation an unfinished run stopped in, or None if it stopped after the last one."""
-    return run.step if run.phase in ("step", "advance") else None
-
-
 def replay(target: Target, record: FailureRecord, source: str, timeout_s: float | None = DEFAULT_TIMEOUT_S) -> tuple[Run, list[Violation]]:
     """Judge a failure file's schedule; an error name the target does not know is the file's fault."""
     unknown = unknown_error(target, record.schedule)
@@ -67,6 +66,29 @@ def replay(target: Target, record: FailureRecord, source: str, timeout_s: float 
         return judge(target, record.schedule, timeout_s)
     except TargetError as exc:
         raise TargetError(f"replaying {source}: {exc}") from None
+
+
+def check_deterministic(
+    target: Target,
+    schedule: Schedule,
+    first: Run,
+    timeout_s: float | None,
+    target_spec: str,
+    what: str = "the same schedule",
+) -> None:
+    """Run ``schedule`` again; raise ``NondeterministicTarget`` if its trace differs from ``first``'s.
+
+    The one determinism check: campaigns (on a sample of examples and on
+    every failure) and ``harness replay`` (when a file's trace changed) use
+    it. ``what`` says what was run twice, for the message.
+    """
+    again, _ = judge(target, schedule, timeout_s)
+    where = divergence(first.trace.lines(), again.trace.lines())
+    if where is not None:
+        raise NondeterministicTarget(
+            f"target {target_spec!r} is nondeterministic: {what} gave two different traces, "
+            f"first differing at {where}; {NONDETERMINISTIC_FIX}"
+        )
 
 
 def divergence(first: list[str], second: list[str]) -> str | None:

@@ -49,18 +49,21 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.search import campaign
 from harness.search import corpus
 from harness.store import failure_file
 from harness.search.campaign import (
     CampaignConfig,
     CampaignResult,
     Finding,
+    campaign_seed,
     check_config,
+    enough,
+    example_limit,
     keep_regression,
-    new_seed,
+    masked_invariants,
     replay_corpus,
     run_campaign,
+    stopped_by_error,
 )
 from harness.errors import HarnessError
 from harness.invariants import Violation
@@ -186,10 +189,8 @@ def run_workers(
     if not 1 <= workers <= MAX_WORKERS:
         raise ValueError(f"workers must be between 1 and {MAX_WORKERS}, got {workers}")
     check_config(config)
-    seed = config.seed if config.seed is not None else new_seed()
-    total = config.max_examples
-    if total is None and config.budget_s is None:
-        total = campaign.DEFAULT_MAX_EXAMPLES
+    seed = campaign_seed(config)
+    total = example_limit(config)
     mine = shard.share(total)
     if mine is not None and mine < 1:
         raise ValueError(f"{total} examples leave shard {shard} none: use at most {total} shards")
@@ -250,7 +251,6 @@ class _Parallel:
         self.on_crash = on_crash
         self.result = ParallelResult(target=spec, seed=seed, shard=shard)
         self.result.workers = [WorkerReport(index, piece.seed) for index, piece in enumerate(pieces)]
-        self.found: list[str] = []  # distinct invariants kept, in order
         self.held: dict[str, dict[str, Any]] = {}  # unshrunk failures waiting for a shrunk one (see _received)
         self.stop_reason: StopReason | None = None
         self.error: BaseException | None = None
@@ -274,7 +274,7 @@ class _Parallel:
         result = self.result
         try:
             self._replay_regressions(stop_requested)
-            if self.stop_reason is None and len(self.found) < self.config.max_failures:
+            if self.stop_reason is None and not enough(self.config, result):
                 self._start()
                 self._watch(stop_requested)
             elif self.stop_reason is None:
@@ -287,10 +287,7 @@ class _Parallel:
             self._settle_held()
         self._merge()
         if self.error is not None:
-            result.stopped_by = StopReason.ERROR
-            result.error = str(self.error)
-            if isinstance(self.error, HarnessError):
-                self.error.result = result
+            stopped_by_error(result, self.error)
             raise self.error
         return result
 
@@ -305,7 +302,7 @@ class _Parallel:
             self.stop_reason = StopReason.INTERRUPT
 
     def _start(self) -> None:
-        ignore = self.config.ignore | frozenset(self.found)
+        ignore = masked_invariants(self.config, self.result)
         deadline = self.started + self.config.budget_s if self.config.budget_s is not None else None
         for index, piece in enumerate(self.pieces):
             process = self.context.Process(
@@ -385,7 +382,7 @@ class _Parallel:
     def _received(self, index: int, data: dict[str, Any]) -> None:
         """A worker saved a failure: keep it if its invariant is new and there is room, else drop it."""
         path = Path(data["path"]) if data["path"] is not None else None
-        if data["invariant"] in self.found or len(self.found) >= self.config.max_failures:
+        if self._unwanted(data["invariant"]):
             self._drop(path)
             return
         if not data["shrunk"] and self.stops[index] and self.stop_reason is None and data["path"] is not None:
@@ -400,6 +397,10 @@ class _Parallel:
             return
         self._take(data)
 
+    def _unwanted(self, invariant: str) -> bool:
+        """A failure arrived too late: its invariant is already kept (or ignored), or enough are."""
+        return invariant in masked_invariants(self.config, self.result) or enough(self.config, self.result)
+
     def _drop(self, path: Path | None) -> None:
         if path is None:
             return
@@ -410,7 +411,7 @@ class _Parallel:
     def _settle_held(self) -> None:
         """Keep the unshrunk failures held back whose invariant no worker sent shrunk; drop the rest."""
         for data in self.held.values():
-            if data["invariant"] in self.found or len(self.found) >= self.config.max_failures:
+            if self._unwanted(data["invariant"]):
                 self._drop(Path(data["path"]) if data["path"] is not None else None)
             else:
                 self._take(data)
@@ -432,11 +433,9 @@ class _Parallel:
 
     def _keep(self, finding: Finding) -> None:
         self.result.findings.append(finding)
-        if finding.violation.invariant not in self.found:
-            self.found.append(finding.violation.invariant)
         if self.on_finding is not None:
             self.on_finding(finding)
-        if len(self.found) >= self.config.max_failures and self.stop_reason is None:
+        if enough(self.config, self.result) and self.stop_reason is None:
             self._stop_all(StopReason.MAX_FAILURES)
 
     # -- stopping ------------------------------------------------------------
@@ -449,7 +448,7 @@ class _Parallel:
 
     def _stop_others_while_one_shrinks(self) -> None:
         """With one failure wanted, the first worker to find one wins: the others stop now."""
-        if self.config.max_failures != 1 or self.found or self.stop_reason is not None:
+        if self.config.max_failures != 1 or self.result.findings or self.stop_reason is not None:
             return
         shrinking = [index for index in range(len(self.shrinking)) if self.shrinking[index]]
         if shrinking:

@@ -1,0 +1,72 @@
+"""The ``harness`` executable: parse the arguments, run the command, turn every error into an exit code.
+
+Every exit 2 is one line on stderr, whatever the arguments or the files
+read; exit 3 (a bug in the harness) prints the traceback. The exit codes are
+in ``harness.cli.exits``; the commands in ``harness.cli.fuzz`` and
+``harness.cli.commands``; the grammar in ``harness.cli.parser``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from harness.cli.exits import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE
+from harness.cli.parser import build_parser
+from harness.errors import HarnessError
+from harness.guard import supervise
+from harness.model.trace import one_line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``harness ARGV`` in this process and return its exit code (the tests' and ``console``'s entry)."""
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.handler(args))
+    except HarnessError as exc:
+        print(f"harness: error: {one_line(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("harness: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (harness list | head -2): stop quietly, as a command killed by SIGPIPE would.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except Exception:
+        print("harness: internal error (a bug in the harness, please report it):", file=sys.stderr)
+        traceback.print_exc()
+        return EXIT_INTERNAL
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so that flushing it at exit does not raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def console() -> None:
+    """The ``harness`` executable: ``main`` with Twisted's own log kept off the terminal.
+
+    Errors the subject logs (an "Unhandled error in Deferred" from a buggy
+    subject, thousands of times in a campaign) are recorded in each run's
+    trace; printed as well, they would drown the report.
+    """
+    from twisted.logger import globalLogBeginner
+
+    globalLogBeginner.beginLoggingTo([], discardBuffer=True, redirectStandardIO=False)
+    argv = sys.argv[1:]
+    if argv[:1] in (["fuzz"], ["replay"]) and supervise.available():
+        # The target runs in a child; this process exits 0 only if that child finished (harness.guard.supervise).
+        sys.exit(supervise.supervise(lambda: main(argv), f"'harness {argv[0]}'"))
+    sys.exit(main(argv))
+
+
+if __name__ == "__main__":
+    console()
