@@ -38,7 +38,8 @@ FUZZ = settings(
     max_examples=40,
     deadline=None,
     database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.nested_given, HealthCheck.data_too_large],
+    # nested_given exists from Hypothesis 6.130 on; the oldest allowed Hypothesis (CI runs it) has no such check.
+    suppress_health_check=[check for check in HealthCheck if check.name in {"too_slow", "nested_given", "data_too_large"}],
 )
 
 json_values = st.recursive(

@@ -2,8 +2,9 @@
 
 Owns the refusal of the global reactor and real sleeps (``escapes``), the
 wall-clock limit on a run (``watchdog``), signal handling (``signals``),
-Hypothesis's local constants switched off (``determinism``) and the
-supervising process that owns the exit code (``supervise``).
+the supervising process that owns the exit code (``supervise``) and the
+one place that reads private names of Twisted and Hypothesis
+(``private_api``), each checked by the test suite.
 
 May import: ``harness.errors``, ``harness.model``.
 """

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from hypothesis.control import current_build_context, currently_in_test_context
 
+from harness.guard.private_api import final_replay
 from harness.store import failure_file
 from harness.run.clock import FaultClock
 from harness.store.failure_file import FailureRecord
@@ -98,7 +98,7 @@ class HarnessRunner:
         not_saved = ""
         if spec is None:
             not_saved = "the target is not a module-level attribute; pass it as 'package.module:attribute' to save it"
-        elif _final_example():
+        elif final_replay():
             path = failure_file.save(record, self.settings.report_dir / "failures")
         raise InvariantViolated(
             failure_message(
@@ -128,13 +128,6 @@ class HarnessRunner:
         if hypothesis_seed is not None:
             args = [f"--hypothesis-seed={hypothesis_seed}"]
         return rerun_line(rerun_nodeid(self.config, item.nodeid), args)
-
-
-def _final_example() -> bool:
-    """True outside Hypothesis, and in Hypothesis's final replay of the example it reports."""
-    if not currently_in_test_context():
-        return True
-    return bool(getattr(current_build_context(), "is_final", True))
 
 
 @pytest.fixture(scope="session")

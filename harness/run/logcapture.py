@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from twisted.logger import LogLevel, globalLogBeginner, globalLogPublisher
+from twisted.logger import LogLevel, globalLogPublisher
 
+from harness.guard.private_api import startup_log_observer
 from harness.model.trace import EventKind, Trace
 from harness.run.describe import describe_error, mask_addresses
 
@@ -29,7 +30,7 @@ def logging_into(observer: LogRecorder) -> Iterator[None]:
     so that observer is detached for the run. Observers of a program that
     began logging still see everything.
     """
-    temporary = getattr(globalLogBeginner, "_temporaryObserver", None)
+    temporary = startup_log_observer()
     detached = False
     if temporary is not None:
         try:
@@ -42,7 +43,7 @@ def logging_into(observer: LogRecorder) -> Iterator[None]:
         yield
     finally:
         globalLogPublisher.removeObserver(observer)
-        if detached and getattr(globalLogBeginner, "_temporaryObserver", None) is temporary:
+        if detached and startup_log_observer() is temporary:
             globalLogPublisher.addObserver(temporary)
 
 

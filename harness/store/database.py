@@ -31,6 +31,7 @@ from typing import Any
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
 from harness.errors import UsageError
+from harness.guard.private_api import key_folder
 
 #: URL schemes that name a Redis server rather than a directory.
 REDIS_SCHEMES = ("redis", "rediss", "unix")
@@ -109,7 +110,10 @@ class SafeDirectoryDatabase(DirectoryBasedExampleDatabase):
     """
 
     def fetch(self, key: bytes) -> Iterable[bytes]:
-        folder = self._key_path(key)
+        folder = key_folder(self, key)
+        if folder is None:  # a Hypothesis without the private method (tests/test_private_api.py says so)
+            yield from super().fetch(key)
+            return
         try:
             names = os.listdir(folder)
         except (OSError, ValueError):
