@@ -6,6 +6,7 @@ key, and ``key_limit`` bounds the attempts of one key running at once.
 
 from __future__ import annotations
 
+from heapq import heappop, heappush
 from typing import TYPE_CHECKING
 from collections.abc import Callable, Iterator
 
@@ -60,15 +61,19 @@ def _overfull(
     attempts, with that group's running attempts (``(job, attempt)`` -> trace index of the start).
     ``dropped`` maps a trace index to the attempts that stop counting there (abandoned work)."""
     running: dict[object, dict[tuple[int, int], int]] = {}
+    dropped = dropped or {}
+    start, ends = EventKind.JOB_START, ATTEMPT_ENDS  # bound once: this walks every event of every run
     for index, event in enumerate(events):
-        for job, attempt in (dropped or {}).get(index, ()):
-            running.get(group_of(job), {}).pop((job, attempt), None)
-        if event.kind == EventKind.JOB_START:
+        if dropped:
+            for job, attempt in dropped.get(index, ()):
+                running.get(group_of(job), {}).pop((job, attempt), None)
+        kind = event.kind
+        if kind == start:
             held = running.setdefault(group_of(event.job), {})
             held[(event.job, event.attempt)] = index
             if len(held) > limit:
                 yield event, held
-        elif event.kind in ATTEMPT_ENDS:
+        elif kind in ends:
             running.get(group_of(event.job), {}).pop((event.job, event.attempt), None)
 
 
@@ -140,27 +145,52 @@ class _StartOrder(Invariant):
     def describe(self, waiting: JobFacts, started: JobFacts, facts: Facts) -> str:
         raise NotImplementedError
 
+    def rank(self, job: JobFacts) -> tuple[int, int]:
+        """A key such that ``skipped(waiting, started)`` holds exactly when ``rank(waiting) > rank(started)``."""
+        raise NotImplementedError
+
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         starters = sorted((j for j in facts.jobs.values() if j.first_start is not None), key=lambda j: j.first_start)
         keyed = run.target.keys is not None
-        # Jobs that could ever be waiting (submitted, not refused), in the same order: this walk is
-        # quadratic, so the index-free part of _waiting() is decided once, and its cheap comparisons
-        # are made before the method calls below (same answers, same first violation).
+        # Jobs that could ever be waiting (submitted, not refused), in the same order.
         candidates = [
             (j, j.submit, j.first_start) for j in facts.jobs.values() if j.submit is not None and j.submit_raised is None
         ]
+        # A sweep in trace order finds the starts at which some waiting job should have gone first, in
+        # O(n log n): per group (the key, with keys), a heap of the waiting jobs by rank, highest first.
+        # Whether a job waits at a trace index only turns false as the index grows (it started, was
+        # cancelled, fired), so a job found not waiting at the top is dropped for good. Only at such a
+        # start is the walk below made, the one that picks the job the message names (the first in job
+        # order, as ever), so every violation is the same as a walk over all pairs would give.
+        by_submit = sorted(candidates, key=lambda c: c[1])
+        heaps: dict[int, list[tuple[tuple[int, int], int, JobFacts]]] = {}
+        rank = self.rank
+        added = 0
         for started in starters:
             index = started.first_start
+            while added < len(by_submit) and by_submit[added][1] <= index:
+                job = by_submit[added][0]
+                heappush(heaps.setdefault(job.key if keyed else 0, []), (_negated(rank(job)), job.id, job))
+                added += 1
+            heap = heaps.get(started.key if keyed else 0)
+            # The started job leaves the heap too: it is not waiting at any later start.
+            while heap and (heap[0][2] is started or not _waiting(facts, heap[0][2], index)):
+                heappop(heap)
+            if not heap or not rank(heap[0][2]) > rank(started):
+                continue
             for other, submitted, first in candidates:
                 if submitted > index or (first is not None and first < index):
                     continue  # not waiting at index (as _waiting() would say)
                 if keyed and other.key != started.key:
                     continue  # with keys, order is promised among the jobs of one key
-                # skipped() first: a comparison of two fields, where _waiting() walks the job's history.
                 if other.id != started.id and self.skipped(other, started) and _waiting(facts, other, index):
                     return self.violation(run, self.describe(other, started, facts), [other.submit, index])
         return None
+
+
+def _negated(rank: tuple[int, int]) -> tuple[int, int]:
+    return (-rank[0], -rank[1])
 
 
 class Fifo(_StartOrder):
@@ -172,6 +202,9 @@ class Fifo(_StartOrder):
 
     def skipped(self, waiting: JobFacts, started: JobFacts) -> bool:
         return waiting.submit < started.submit
+
+    def rank(self, job: JobFacts) -> tuple[int, int]:
+        return (0, -job.submit)
 
     def describe(self, waiting: JobFacts, started: JobFacts, facts: Facts) -> str:
         return (
@@ -193,6 +226,9 @@ class Priority(_StartOrder):
         if waiting.priority != started.priority:
             return waiting.priority > started.priority
         return waiting.submit < started.submit
+
+    def rank(self, job: JobFacts) -> tuple[int, int]:
+        return (job.priority, -job.submit)
 
     def describe(self, waiting: JobFacts, started: JobFacts, facts: Facts) -> str:
         at = format_ms(facts.time(started.first_start))

@@ -26,7 +26,7 @@ CANCELLABLE_KINDS = frozenset({"succeed", "fail", "hang"})
 CANCELLER_RAISED = "canceller raised"
 
 
-@dataclass
+@dataclass(slots=True)
 class Attempt:
     """One call of a job: where it started and ended in the trace."""
 
@@ -43,9 +43,14 @@ class Attempt:
         return self.start < index and (self.end is None or self.end > index)
 
 
-@dataclass
+@dataclass(slots=True)
 class JobFacts:
-    """Everything the trace says about one job."""
+    """Everything the trace says about one job.
+
+    ``first_start`` is the trace index of its first attempt's start (None if it never
+    started), kept by ``_build`` as it appends the first attempt: the start-order and
+    overlap checks read it for every pair of jobs.
+    """
 
     id: int
     periodic: bool = False
@@ -57,10 +62,7 @@ class JobFacts:
     fired: int | None = None
     cancels: list[int] = field(default_factory=list)
     canceller_raised: bool = False
-
-    @property
-    def first_start(self) -> int | None:
-        return self.attempts[0].start if self.attempts else None
+    first_start: int | None = None
 
 
 @dataclass
@@ -75,6 +77,9 @@ class Facts:
     declared: dict[int, frozenset[str]] = field(default_factory=dict)
     #: The trace indices of the events of each kind, in order.
     by_kind: dict[str, list[int]] = field(default_factory=dict)
+    #: What the Deferred that fired at each trace index delivered, as ``harness.run.outcomes.received``
+    #: first found it: several invariants ask for every job's, and the answer is a pure function of the trace.
+    outcomes: dict[int, object] = field(default_factory=dict, repr=False, compare=False)
 
     def of_kind(self, *kinds: EventKind) -> list[int]:
         """The trace indices of the events of the given kinds, in trace order."""
@@ -134,46 +139,54 @@ _SUBMIT_RAISED, _STOP, _CLOCK_JUMP, _DRAINED, _ERROR_IS = (
 
 
 def _build(trace: Trace, schedule: Schedule) -> Facts:
+    # One pass, the hottest code of the invariants (about 100 events and 40 jobs a run): positional
+    # constructors of slotted classes, events unpacked once, the commonest kinds tested first.
     jobs: dict[int, JobFacts] = {}
     for op in schedule.submits:
-        jobs[op.job] = JobFacts(
-            op.job, periodic=not isinstance(op, Submit), priority=getattr(op, "priority", 0), key=getattr(op, "key", 0)
-        )
+        if type(op) is Submit:
+            jobs[op.job] = JobFacts(op.job, False, None, op.priority, op.key)
+        else:
+            jobs[op.job] = JobFacts(
+                op.job, not isinstance(op, Submit), None, getattr(op, "priority", 0), getattr(op, "key", 0)
+            )
     stops: list[int] = []
     jumps: list[int] = []
     drained: int | None = None
     declared: dict[int, frozenset[str]] = {}
     running: dict[tuple[int, int], Attempt] = {}
     by_kind: dict[str, list[int]] = {}
-    for index, event in enumerate(trace.events):
-        kind = event.kind
+    for index, (_, kind, job_id, n, detail) in enumerate(trace.events):
         indices = by_kind.get(kind)
         if indices is None:
             by_kind[kind] = [index]
         else:
             indices.append(index)
-        if kind == _JOB_START:
-            attempt = Attempt(event.job, event.attempt, event.detail, index)
-            jobs[event.job].attempts.append(attempt)
-            running[(event.job, event.attempt)] = attempt
+        if kind == _SUBMIT or kind == _START:
+            jobs[job_id].submit = index
+        elif kind == _JOB_START:
+            attempt = Attempt(job_id, n, detail, index)
+            job = jobs[job_id]
+            if not job.attempts:
+                job.first_start = index
+            job.attempts.append(attempt)
+            running[(job_id, n)] = attempt
+        elif kind == _RESULT or kind == _FAILURE:
+            job = jobs.get(job_id)
+            if job is not None and job.fired is None:
+                job.fired = index
         elif kind in ATTEMPT_ENDS:
-            attempt = running.pop((event.job, event.attempt), None)
+            attempt = running.pop((job_id, n), None)
             if attempt is not None:
                 attempt.end = index
-                attempt.end_kind = EventKind(kind)
-            if event.detail == CANCELLER_RAISED:
-                jobs[event.job].canceller_raised = True
+                attempt.end_kind = kind if type(kind) is EventKind else EventKind(kind)  # recorded ones already are
+            if detail == CANCELLER_RAISED:
+                jobs[job_id].canceller_raised = True
                 if attempt is not None:
                     attempt.canceller_raised = True
-        elif kind == _SUBMIT or kind == _START:
-            jobs[event.job].submit = index
-        elif kind == _RESULT or kind == _FAILURE:
-            if event.job in jobs and jobs[event.job].fired is None:
-                jobs[event.job].fired = index
         elif kind == _CANCEL:
-            jobs[event.job].cancels.append(index)
+            jobs[job_id].cancels.append(index)
         elif kind == _SUBMIT_RAISED:
-            jobs[event.job].submit_raised = index
+            jobs[job_id].submit_raised = index
         elif kind == _STOP:
             stops.append(index)
         elif kind == _CLOCK_JUMP:
@@ -181,7 +194,7 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
         elif kind == _DRAINED:
             drained = index
         elif kind == _ERROR_IS:
-            declared[index - 1] = frozenset(event.detail.split(",")) - {""}
+            declared[index - 1] = frozenset(detail.split(",")) - {""}
     policy = schedule.clock
     late_us = (policy.step_ms + policy.jitter_ms) * 1000
     return Facts(trace.events, jobs, stops, jumps, drained, late_us, declared, by_kind)

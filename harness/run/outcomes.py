@@ -74,16 +74,23 @@ class Outcome:
 
 def received(facts: Facts, job: JobFacts) -> Outcome | None:
     """What ``job``'s caller received, or None if its Deferred never fired."""
-    if job.fired is None:
+    fired = job.fired
+    if fired is None:
         return None
-    event = facts.events[job.fired]
+    known = facts.outcomes.get(fired)  # memoised per firing: an Outcome is frozen, so it can be shared
+    if known is not None:
+        return known  # type: ignore[return-value]
+    event = facts.events[fired]
     if event.kind == EventKind.RESULT:
         match = _VALUE.fullmatch(event.detail)
         source = (int(match[1]), int(match[2])) if match else None
-        return Outcome(OutcomeKind.RESULT, job.fired, event.t_us, value=event.detail, source=source)
-    match = _INJECTED.fullmatch(event.detail)
-    source = (int(match[3]), int(match[4])) if match else None
-    return Outcome(OutcomeKind.FAILURE, job.fired, event.t_us, error=facts.error_name(job.fired), source=source)
+        outcome = Outcome(OutcomeKind.RESULT, fired, event.t_us, value=event.detail, source=source)
+    else:
+        match = _INJECTED.fullmatch(event.detail)
+        source = (int(match[3]), int(match[4])) if match else None
+        outcome = Outcome(OutcomeKind.FAILURE, fired, event.t_us, error=facts.error_name(fired), source=source)
+    facts.outcomes[fired] = outcome
+    return outcome
 
 
 def attempt_of(facts: Facts, source: tuple[int, int]) -> Attempt | None:

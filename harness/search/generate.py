@@ -164,17 +164,26 @@ class Examples:
 def features(run: Run) -> set[tuple[str, int, int]]:
     """What a run reached: each event kind with the jobs running and waiting when it happened."""
     running = waiting = 0
-    found = set()
+    # The counts as capped in features, updated only when a count changes (this reads every event).
+    shown_running = shown_waiting = 0
+    found: set[tuple[str, int, int]] = set()
+    add, cap = found.add, FEATURE_CAP
     for event in run.trace.events:
         kind = event.kind
         if kind == _SUBMIT:
             waiting += 1
+            shown_waiting = waiting if waiting < cap else cap
         elif kind == _JOB_START:
-            waiting = max(waiting - 1, 0)
+            if waiting > 0:
+                waiting -= 1
+                shown_waiting = waiting if waiting < cap else cap
             running += 1
+            shown_running = running if running < cap else cap
         elif kind in _ENDS:
-            running = max(running - 1, 0)
-        found.add((kind, min(running, FEATURE_CAP), min(waiting, FEATURE_CAP)))
+            if running > 0:
+                running -= 1
+                shown_running = running if running < cap else cap
+        add((kind, shown_running, shown_waiting))
     return found
 
 

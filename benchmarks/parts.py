@@ -1,0 +1,95 @@
+"""Where an example's time goes: each part timed alone, in units of the bare replay of the same schedules.
+
+    python benchmarks/parts.py                  # medium schedules (50 operations), 300 of them
+    python benchmarks/parts.py --ops 200 --schedules 100
+    PYTHONPATH=/path/to/other/checkout python benchmarks/parts.py   # the same for another version
+
+Generation (decoding seeded bytes into schedules), the runs, the invariants
+(the facts index, the diagnosis and every check) and a whole campaign over
+the same number of examples, each by CPU time (``time.process_time``, the
+best of ``--repeats``), divided by the bare ``task.Clock`` replay of
+``bench.py``. On a shared machine these ratios stay within a few percent
+where the rates themselves swing with the load; alternate two versions and
+compare the ratios (``docs/benchmarks.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import time
+from collections.abc import Callable
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import bench  # noqa: E402  (benchmarks/bench.py, beside this file)
+
+from harness.invariants import check  # noqa: E402
+from harness.run.runner import Run, run_schedule  # noqa: E402
+from harness.search.generate import Examples  # noqa: E402
+
+
+def _best(work: Callable[[], object], repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.process_time()
+        work()
+        best = min(best, time.process_time() - started)
+    return best
+
+
+def parts(ops: int, count: int, repeats: int) -> dict[str, float]:
+    target = bench._pool_target(ops)
+    menu = target.default_menu()
+
+    def generate() -> list:
+        examples = Examples(menu, 1)
+        return [next(examples) for _ in range(count)]
+
+    schedules = generate()
+    gc.collect()
+    gc.freeze()
+    try:
+        bare = _best(lambda: [bench._bare_run(schedule) for schedule in schedules], repeats)
+    finally:
+        gc.unfreeze()
+    runs: list[Run] = []
+
+    def play() -> None:
+        runs[:] = [run_schedule(target, schedule) for schedule in schedules]
+
+    def judge() -> None:
+        for run in runs:  # forget what an earlier pass worked out, so each pass does all of it
+            run.diagnosis = None
+            run.__dict__.pop("_facts", None)
+            run.__dict__.pop("_facts_length", None)
+            check(run)
+
+    return {
+        "bare_ms": bare / count * 1000,
+        "generation": _best(generate, repeats) / bare,
+        "run": _best(play, repeats) / bare,
+        "invariants": _best(judge, repeats) / bare,
+        "campaign": _best(lambda: bench.harness_campaign(ops, count), repeats) / bare,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ops", type=int, default=50, help="operations per schedule")
+    parser.add_argument("--schedules", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    found = parts(args.ops, args.schedules, args.repeats)
+    print(
+        f"bare replay {found['bare_ms']:.3f} ms an example; in units of it: generation {found['generation']:.2f}x, "
+        f"run {found['run']:.2f}x, invariants {found['invariants']:.2f}x, whole campaign {found['campaign']:.2f}x "
+        f"(harness / bare {1 / found['campaign']:.3f}x)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
