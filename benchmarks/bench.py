@@ -38,7 +38,7 @@ from twisted.internet import defer, task
 from harness import CampaignConfig, Menu, Schedule, Target, load_target, run_campaign
 from harness.search.generate import STRATEGIES
 from harness.model.schedule import Cancel, Submit
-from scenarios import CATALOG
+from scenarios import CATALOG, HARD_MODULES
 from scenarios.pools import SemaphorePool
 
 SIZES = {"small": 10, "medium": 50, "large": 200}
@@ -260,38 +260,58 @@ def detection(seeds: int, budget_s: float) -> dict[str, Any]:
 # -- time to detect per search strategy ------------------------------------------------
 
 
-def strategies(seeds: int, budget_s: float, names: tuple[str, ...] = STRATEGIES) -> dict[str, Any]:
+def strategies(
+    seeds: int,
+    budget_s: float,
+    names: tuple[str, ...] = STRATEGIES,
+    max_examples: int | None = None,
+    only: tuple[str, ...] = (),
+) -> dict[str, Any]:
     """Seconds and examples to the first violation of every buggy scenario, for each search strategy.
 
-    Search seconds only (shrinking excluded): ``Finding.detected_after_s``. A
-    seed that finds nothing within ``budget_s`` counts as ``budget_s``.
+    Search seconds only (shrinking excluded): ``Finding.detected_after_s``;
+    examples: ``Finding.examples_to_detect`` (the stable measure on a shared
+    machine). A seed that finds nothing within ``budget_s`` (or
+    ``max_examples``) counts as a miss, with the whole budget spent. Rows are
+    marked with their zoo (``hard``: ``scenarios.HARD_MODULES``, else
+    ``easy``); ``only`` keeps the scenarios whose target contains one of its
+    strings.
     """
     out: dict[str, Any] = {}
     for scenario in CATALOG:
-        if scenario.expect == "pass":
+        if scenario.expect == "pass" or (only and not any(part in scenario.target for part in only)):
             continue
         target = load_target(scenario.target)
-        row: dict[str, Any] = {"expect": scenario.expect}
+        hard = scenario.target.partition(":")[0] in HARD_MODULES
+        row: dict[str, Any] = {"expect": scenario.expect, "zoo": "hard" if hard else "easy"}
         for name in names:
             times: list[float] = []
             counts: list[int] = []
             misses = 0
             for seed in range(seeds):
                 config = CampaignConfig(
-                    seed=seed, budget_s=budget_s, regressions=None, report_dir="reports/bench", strategy=name
+                    seed=seed,
+                    budget_s=budget_s,
+                    max_examples=max_examples,
+                    regressions=None,
+                    database=None,
+                    report_dir="reports/bench",
+                    strategy=name,
                 )
                 result = run_campaign(target, scenario.target, config)
                 if not result.findings or result.findings[0].record.invariant != scenario.expect:
                     misses += 1
-                    times.append(budget_s)
+                    times.append(round(result.elapsed_s, 3))
+                    counts.append(result.examples)
                     continue
                 times.append(result.findings[0].detected_after_s)
                 counts.append(result.findings[0].examples_to_detect)
             row[name] = {
                 "median_s": round(statistics.median(times), 3),
                 "worst_s": round(max(times), 3),
-                "median_examples": statistics.median(counts) if counts else None,
-                "worst_examples": max(counts) if counts else None,
+                "median_examples": statistics.median(counts),
+                "worst_examples": max(counts),
+                "examples": counts,
                 "missed": misses,
             }
         out[scenario.target] = row
@@ -302,6 +322,29 @@ def strategies(seeds: int, budget_s: float, names: tuple[str, ...] = STRATEGIES)
         )
         print(f"  {scenario.target:<48} {cells}", flush=True)
     return out
+
+
+def strategies_table(rows: dict[str, Any], names: tuple[str, ...]) -> str:
+    """The per-strategy table in Markdown: median/worst examples and seconds, then each zoo's total of medians."""
+    head = "| scenario | zoo | " + " | ".join(names) + " |"
+    lines = [head, "| --- | --- | " + " | ".join("---" for _ in names) + " |"]
+    for target, row in rows.items():
+        cells = [
+            f"{row[n]['median_examples']:g}/{row[n]['worst_examples']:g} ex, {row[n]['median_s']:.2f}/{row[n]['worst_s']:.2f} s"
+            + (f", {row[n]['missed']} missed" if row[n]["missed"] else "")
+            for n in names
+        ]
+        lines.append(f"| `{target.removeprefix('scenarios.')}` | {row['zoo']} | " + " | ".join(cells) + " |")
+    for zoo in ("easy", "hard"):
+        picked = [row for row in rows.values() if row["zoo"] == zoo]
+        if not picked:
+            continue
+        cells = [
+            f"{sum(r[n]['median_examples'] for r in picked):g} ex, {sum(r[n]['median_s'] for r in picked):.2f} s"
+            for n in names
+        ]
+        lines.append(f"| **sum of medians, {zoo} zoo** ({len(picked)}) | {zoo} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 # -- memory -------------------------------------------------------------------------
@@ -342,6 +385,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seeds", type=int, default=5, help="seeds per buggy scenario for time to detect")
     parser.add_argument("--memory-examples", type=int, default=100_000, help="length of the memory campaign")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES), help="strategies compared (--sections strategies)")
+    parser.add_argument("--strategy-seeds", type=int, default=10, help="seeds per scenario and strategy")
+    parser.add_argument("--max-examples", type=int, default=None, help="cap per campaign (--sections strategies)")
+    parser.add_argument("--budget", type=float, default=60.0, help="seconds per campaign (--sections strategies)")
+    parser.add_argument("--only", default="", help="comma-separated target substrings (--sections strategies)")
     parser.add_argument("--out", default="reports/bench.json")
     args = parser.parse_args(argv)
     sections = set(args.sections.split(","))
@@ -361,7 +409,16 @@ def main(argv: list[str] | None = None) -> int:
         report["detect"] = detection(2 if args.quick else args.seeds, 30.0)
     if "strategies" in sections:
         print("time to detect per search strategy (median/worst search seconds, examples):")
-        report["strategies"] = strategies(2 if args.quick else args.seeds, 10.0 if args.quick else 60.0)
+        names = tuple(args.strategies.split(","))
+        unknown = set(names) - set(STRATEGIES)
+        if unknown:
+            parser.error(f"unknown strategy {', '.join(sorted(unknown))}; choose among {', '.join(STRATEGIES)}")
+        only = tuple(part for part in args.only.split(",") if part)
+        rows = strategies(
+            2 if args.quick else args.strategy_seeds, 10.0 if args.quick else args.budget, names, args.max_examples, only
+        )
+        report["strategies"] = rows
+        print(strategies_table(rows, names))
     if "memory" in sections:
         print("memory over a long campaign:")
         report["memory"] = memory(2_000 if args.quick else args.memory_examples)

@@ -32,3 +32,30 @@ def _gather() -> tuple[Scenario, ...]:
 
 
 CATALOG: tuple[Scenario, ...] = _gather()
+
+#: The time and leaks zoo (``tests/test_scenarios_time.py``).
+TIME_MODULES = (
+    "scenarios.backoff_loop",
+    "scenarios.heartbeat",
+    "scenarios.poller",
+    "scenarios.rate_limit",
+    "scenarios.retry",
+    "scenarios.timeout",
+)
+#: The hard zoo: bugs that need a rare window (``tests/test_scenarios_hard.py``, ``benchmarks/bench.py``).
+HARD_MODULES = (
+    "scenarios.handoff",
+    "scenarios.wall_watchdog",
+    "scenarios.slow_lane",
+    "scenarios.last_retry",
+    "scenarios.wall_breaker",
+    "scenarios.timeout_tie",
+    "scenarios.drift_ticker",
+    "scenarios.shed_throttle",
+    "scenarios.sleepy_linearizer",
+)
+
+
+def zoo(*modules: str) -> tuple[Scenario, ...]:
+    """The scenarios of ``modules`` (``scenarios.<name>``), in catalog order."""
+    return tuple(s for s in CATALOG if s.target.partition(":")[0] in modules)

@@ -19,7 +19,7 @@ from harness.output.progress import Progress
 
 BUGGY = "scenarios.pools:double_release_pool"
 CORRECT = "scenarios.pools:semaphore_pool"
-SEED = "6"  # finds the double release after a couple of hundred examples
+SEED = "7"  # finds the double release within a few examples, not at the first
 
 
 @pytest.fixture(autouse=True)

@@ -134,3 +134,13 @@ def test_pct_schedules_carry_their_depth_through_json() -> None:
     assert "depth" not in plain.to_json()["clock"]  # every other schedule's JSON is as before
     examples = Examples(semaphore_pool.default_menu(), 1, "pct", depth=4)
     assert all(s.clock.tie_break == "pct" and s.clock.depth == 4 for s in (next(examples) for _ in range(20)))
+
+
+def test_mixed_draws_each_part_in_its_share() -> None:
+    from harness.search.generate import MIXED
+
+    assert {name for name, _ in MIXED} == set(STRATEGIES) - {"mixed"}
+    assert abs(sum(share for _, share in MIXED) - 1) < 1e-9
+    examples = Examples(semaphore_pool.default_menu(), seed=11, strategy="mixed")
+    drawn = [next(examples).clock.tie_break == "pct" for _ in range(4_000)]
+    assert abs(sum(drawn) / len(drawn) - dict(MIXED)["pct"]) < 0.03  # only pct's examples run under the pct order

