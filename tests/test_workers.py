@@ -350,3 +350,24 @@ def test_a_portable_error_drops_its_result_and_survives_pickling() -> None:
             super().__init__(f"{a} {b}")
 
     assert type(portable_error(Odd(1, 2))) is HarnessError
+
+
+def test_two_workers_failing_on_the_same_schedule_keep_their_one_file(tmp_path) -> None:
+    """Both workers replay the example database's schedule first and save it unshrunk under one name:
+    dropping the second copy must not delete the file the first (held) one still names."""
+    from harness import load_target, run_campaign
+    from harness.search.workers import _Parallel
+
+    spec = "scenarios.pools:double_release_pool"
+    target = load_target(spec)
+    config = CampaignConfig(seed=1, max_examples=300, report_dir=str(tmp_path), database=None, regressions=None)
+    (finding,) = run_campaign(target, spec, config).findings
+    parent = _Parallel(target, spec, config, 1, Shard(1, 1), [config, config], None, None, None)
+    parent.wall_started -= 10  # the file counts as written by this campaign, so dropping it would delete it
+    for index in (0, 1):
+        parent.stops[index] = 1  # both were told to stop while the other shrank, so both sent it unshrunk
+        message = {"path": str(finding.path), "invariant": finding.violation.invariant, "shrunk": False}
+        parent._received(index, {**message, **dict.fromkeys(("detected_after_s", "examples_to_detect", "shrink_s"))})
+    parent._settle_held()
+    assert finding.path.exists()
+    assert [kept.path for kept in parent.result.findings] == [finding.path]

@@ -142,7 +142,7 @@ class Trace:
         try:
             return digest_lines(lines)
         except UnicodeEncodeError:
-            bad = next(line for line in lines if not _encodable(line))
+            bad = next(line for line in lines if not encodable(line))
             raise TargetError(
                 f"the run's trace holds text that is not valid Unicode (a lone surrogate) in {one_line(bad)[:120]!r}; "
                 "give the target's functions, exceptions and messages names that are valid Unicode"
@@ -156,7 +156,8 @@ def one_line(text: str) -> str:
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
-def _encodable(text: str) -> bool:
+def encodable(text: str) -> bool:
+    """A string that can be written out: UTF-8 has no lone surrogates (JSON's ``"\\ud800"``)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

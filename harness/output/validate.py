@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from harness.model.trace import encodable
+
 #: Keywords this validator understands; the rest only describe.
 KEYWORDS = frozenset({
     "type", "enum", "const", "required", "properties", "additionalProperties", "items", "minItems", "maxItems",
@@ -28,7 +30,7 @@ DESCRIPTIVE = frozenset({"$schema", "$id", "title", "description", "$defs"})
 _TYPES: dict[str, Any] = {
     "object": lambda v: isinstance(v, dict),
     "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str) and _encodable(v),
+    "string": lambda v: isinstance(v, str) and encodable(v),
     "boolean": lambda v: isinstance(v, bool),
     "null": lambda v: v is None,
     "integer": lambda v: isinstance(v, int) and not isinstance(v, bool) and -MAX_INTEGER <= v <= MAX_INTEGER,
@@ -38,15 +40,6 @@ _TYPES: dict[str, Any] = {
 
 #: The largest integer a summary may hold: what a 64-bit counter holds (a 400-digit count is no count).
 MAX_INTEGER = 2**63
-
-
-def _encodable(text: str) -> bool:
-    """A string the report and merge can write out: UTF-8 has no lone surrogates (JSON's ``"\\ud800"``)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _finite_number(value: Any) -> bool:
@@ -108,7 +101,7 @@ def _check(value: Any, schema: dict[str, Any], root: dict[str, Any], path: str) 
             raise SchemaViolation(f"{where} must be more than {schema['exclusiveMinimum']}")
     if isinstance(value, dict):
         for key in value:
-            if not _encodable(key):
+            if not encodable(key):
                 raise SchemaViolation(f"{where} has a key with a lone surrogate")
         for key in schema.get("required", ()):
             if key not in value:
@@ -138,7 +131,7 @@ def _same(value: Any, expected: Any) -> bool:
 
 
 def _kind(value: Any) -> str:
-    if isinstance(value, str) and not _encodable(value):
+    if isinstance(value, str) and not encodable(value):
         return "a string with a lone surrogate"
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INTEGER:
         return f"an integer past 64 bits ({len(str(abs(value)))} digits)"

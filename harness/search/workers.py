@@ -402,20 +402,26 @@ class _Parallel:
         return invariant in masked_invariants(self.config, self.result) or enough(self.config, self.result)
 
     def _drop(self, path: Path | None) -> None:
+        """Delete a failure file this campaign wrote, unless a kept or held failure is that same file.
+
+        A file's name is its target and schedule, so two workers that fail on the same schedule
+        (the example database's, replayed first by each) write the same file.
+        """
         if path is None:
             return
         kept = {finding.path for finding in self.result.findings}
+        kept |= {Path(data["path"]) for data in self.held.values() if data["path"] is not None}
         if path not in kept and _made_since(path, self.wall_started):
             path.unlink(missing_ok=True)
 
     def _settle_held(self) -> None:
         """Keep the unshrunk failures held back whose invariant no worker sent shrunk; drop the rest."""
-        for data in self.held.values():
+        while self.held:
+            data = self.held.pop(next(iter(self.held)))
             if self._unwanted(data["invariant"]):
                 self._drop(Path(data["path"]) if data["path"] is not None else None)
             else:
                 self._take(data)
-        self.held.clear()
 
     def _take(self, data: dict[str, Any]) -> None:
         """Keep a failure a worker sent: load it and replay it here for the report."""
