@@ -52,7 +52,7 @@ def _fuzz(tmp_path, body: str, monkeypatch, capsys) -> tuple[int, str]:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (  # the README user's mistake: a subject with no submit method, default adapter with keys
+        (  # a common mistake: a subject with no submit method, default adapter with keys
             """
             from harness import Target
             from tests_adapter_subject import Runner

@@ -16,26 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from md_pages import fences
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "tutorial.md"
 FAILURE = "reports/failures/7443b64734d1.json"
-
-
-def fences(text: str) -> list[tuple[str, str]]:
-    """Every fenced block of a Markdown page as (info string, body), in page order."""
-    blocks: list[tuple[str, str]] = []
-    info: str | None = None
-    body: list[str] = []
-    for line in text.splitlines(keepends=True):
-        if info is None:
-            if line.startswith("```"):
-                info, body = line[3:].strip(), []
-        elif line.rstrip("\n") == "```":
-            blocks.append((info, "".join(body)))
-            info = None
-        else:
-            body.append(line)
-    return blocks
 
 
 def code_blocks(text: str) -> dict[str, list[str]]:

@@ -131,11 +131,11 @@ def test_the_campaign_hook_sees_every_search_example_and_no_shrink_run(tmp_path)
     assert len(seen) == result.examples
 
 
-def test_the_readme_tables_match_the_code() -> None:
+def test_the_html_report_page_tables_match_the_code() -> None:
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = text[text.index("### What a campaign exercised") : text.index("### Coverage of the target's code")]
+    text = (Path(__file__).resolve().parents[1] / "docs" / "html-report.md").read_text()
+    section = text[text.index("## What a campaign exercised") : text.index("## Coverage of the target's code")]
     for name, exercise in INVARIANT_EXERCISE.items():
         assert f"| `{name}` | {exercise.when} |" in section, name
     for key, description in FAULTS.items():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from harness import CampaignConfig, Menu, Target, TargetError, load_target, run_campaign
@@ -54,14 +56,14 @@ def test_with_names_the_unknown_field() -> None:
 
 def test_every_menu_field_is_documented() -> None:
     doc = Menu.__doc__ or ""
-    readme = open("README.md", encoding="utf-8").read()
+    page = (Path(__file__).resolve().parents[1] / "docs" / "reference" / "faults.md").read_text(encoding="utf-8")
     for name in Menu.__dataclass_fields__:
         assert f"``{name}``" in doc, name
-        assert f"`{name}`" in readme, name
+        assert f"`{name}`" in page, name
 
 
 def test_timeout_wrapper_meets_raising_cancellers_without_cancellation_checks(tmp_path) -> None:
-    """The README's timeout wrapper: hostile cancellers generated, no cancellation invariant switched on, no false alarm."""
+    """The timeout wrapper of docs/reference/faults.md: hostile cancellers generated, no cancellation invariant switched on, no false alarm."""
     spec = "scenarios.timeout:timeout_wrapper"
     target = load_target(spec)
     assert target.default_menu().canceller_raises and not target.default_menu().cancels
@@ -78,7 +80,7 @@ def test_timeout_wrapper_meets_raising_cancellers_without_cancellation_checks(tm
 
 
 def test_a_custom_submit_gets_priority_0_unless_priorities_are_generated() -> None:
-    """README: a custom submit always gets the priority; it is 0 unless order="priority" or the menu has priorities."""
+    """docs/reference/target.md: a custom submit always gets the priority; it is 0 unless order="priority" or the menu has priorities."""
     from harness import run_schedule
     from harness.search.strategies import schedules
 

@@ -1,4 +1,4 @@
-"""What CI reads: the JSON summary against its schema and the README, the JUnit XML, the progress line."""
+"""What CI reads: the JSON summary against its schema and its reference page, the JUnit XML, the progress line."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from scenarios.pools import SemaphorePool, double_release_pool, semaphore_pool
 
 BUGGY = "scenarios.pools:double_release_pool"
 CORRECT = "scenarios.pools:semaphore_pool"
-README = Path(__file__).resolve().parents[1] / "README.md"
+SUMMARY_PAGE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "summary.md"
 
 #: The correct pool without its promise: no built-in invariant applies to it.
 unpromised_pool = Target(build=lambda clock: SemaphorePool(clock, 2), description="no promises")
@@ -65,9 +65,8 @@ def test_schema_rejects_a_summary_missing_a_key(clean) -> None:
         jsonschema.validate(summary, schema(), cls=jsonschema.Draft202012Validator)
 
 
-def test_readme_documents_every_summary_key() -> None:
-    text = README.read_text()
-    section = text[text.index("### The JSON summary") :]
+def test_the_summary_page_documents_every_summary_key() -> None:
+    section = SUMMARY_PAGE.read_text()
     documented = set(re.findall(r"^\| `([a-z_.\[\]]+)`", section, flags=re.MULTILINE))
 
     def keys(node: dict, prefix: str = "") -> set[str]:

@@ -22,7 +22,7 @@ from scenarios.thirdparty import available
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: Examples per target in the short soak; see the README for what it costs.
+#: Examples per target in the short soak; docs/benchmarks.md says what it costs.
 SOAK_EXAMPLES = 2_000
 
 

@@ -1,4 +1,4 @@
-"""The README's Troubleshooting section is built from the messages the harness really prints."""
+"""The troubleshooting page (docs/troubleshooting.md) is built from the messages the harness really prints."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import robust_targets
 from harness import HarnessError, JobSpec, Schedule, Submit, Target, load_target, run_schedule
 from harness.store.failure_file import load
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "troubleshooting.md"
 ONE = Schedule((Submit(0, 0, JobSpec("succeed", 10)),))
 THREE = Schedule((Submit(0, 0, JobSpec("succeed", 10)), Submit(10, 1, JobSpec("succeed", 10)), Submit(20, 2)))
 
@@ -34,7 +34,7 @@ def _run(target: Target, schedule: Schedule = ONE, timeout_s: float = 0.2):
     return lambda: run_schedule(target, schedule, timeout_s=timeout_s)
 
 
-#: For each case: how to get the real message, and the fragments of it the README must quote.
+#: For each case: how to get the real message, and the fragments of it the page must quote.
 CASES = {
     "hang": (_run(robust_targets.spinning, THREE), ["target hung in step ", ") at virtual time ", "ms: it did not return within the "]),
     # A livelock is detected by counting rounds, not by time: a generous limit keeps a loaded machine from calling it a hang.
@@ -65,18 +65,18 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_each_message_is_quoted_in_the_troubleshooting_section(case, tmp_path) -> None:
+def test_each_message_is_quoted_in_the_troubleshooting_page(case, tmp_path) -> None:
     produce, fragments = CASES[case]
     message = produce(tmp_path) if case in ("json", "newer", "target string", "not a target") else _message(produce)
-    section = README.read_text().split("## Troubleshooting", 1)[1]
+    section = PAGE.read_text()
     for fragment in fragments:
         assert fragment in message, message
         assert fragment in section, fragment
 
 
-def test_nondeterminism_message_is_in_the_troubleshooting_section() -> None:
+def test_nondeterminism_message_is_in_the_troubleshooting_page() -> None:
     from harness.search.verdict import NONDETERMINISTIC_FIX
 
-    section = README.read_text().split("## Troubleshooting", 1)[1]
+    section = PAGE.read_text()
     assert "is nondeterministic: the same schedule gave two different traces, first differing at event" in section
     assert NONDETERMINISTIC_FIX.split(" (")[0] in section

@@ -120,10 +120,10 @@ def test_records_carry_what_the_wall_clock_read_and_the_clocks_lateness() -> Non
     assert all(step.wall_us is not None for step in view.steps())
 
 
-def test_the_readmes_breaker_invariant_fits_in_15_lines_and_catches_an_open_gate() -> None:
+def test_the_target_pages_breaker_invariant_fits_in_15_lines_and_catches_an_open_gate() -> None:
     import scenarios.breaker as breaker
 
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "reference" / "target.md").read_text()
     code = next(block.split("```", 1)[0] for block in text.split("```python\n") if "def one_trial_at_a_time" in block)
     body = code.split("def one_trial_at_a_time", 1)[1].split("\n\n", 1)[0]
     assert len(body.splitlines()) <= 15
@@ -133,7 +133,7 @@ def test_the_readmes_breaker_invariant_fits_in_15_lines_and_catches_an_open_gate
     for subject, expected in ((breaker.CircuitBreaker, []), (breaker.OpenGateBreaker, ["user.one_trial_at_a_time"])):
         namespace = {name: getattr(breaker, name) for name in ("THRESHOLD", "COOLDOWN_MS", "CircuitOpen")}
         namespace["CircuitBreaker"] = subject
-        exec(compile(code, "README.md", "exec"), namespace)
+        exec(compile(code, "docs/reference/target.md", "exec"), namespace)
         assert [v.invariant for v in check(run_schedule(namespace["breaker"], schedule))] == expected
 
 

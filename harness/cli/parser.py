@@ -162,7 +162,7 @@ def _add_fuzz(commands: argparse._SubParsersAction[Parser]) -> None:
         "code (off by default: it costs up to a third of the throughput and did not find the hard zoo's bugs sooner)",
     )
     fuzz.add_argument("--report-dir", metavar="DIR", default="reports", help="where failures/<id>.json are written (default reports)")
-    scale = fuzz.add_argument_group("scaling (see 'Scaling' in the README)")
+    scale = fuzz.add_argument_group("scaling (see docs/scaling.md)")
     scale.add_argument(
         "--workers",
         type=_workers,
@@ -197,7 +197,7 @@ def _add_fuzz(commands: argparse._SubParsersAction[Parser]) -> None:
         f"or redis://host:port/db to share it between machines (default {DEFAULT_DATABASE}; none with --seed)",
     )
     database.add_argument("--no-database", action="store_true", help="use no example database")
-    fuzz.add_argument("--json", metavar="FILE", help="write the campaign summary as JSON (schema in the README)")
+    fuzz.add_argument("--json", metavar="FILE", help="write the campaign summary as JSON (every key: docs/reference/summary.md)")
     fuzz.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test case per invariant family")
     _add_timeout(fuzz)
     fuzz.add_argument(

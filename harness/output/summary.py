@@ -1,8 +1,8 @@
 """The campaign summary: what ``--json FILE`` writes, and the exit code it implies.
 
 The summary is plain JSON for CI scripts to act on; its shape is pinned by
-``summary.schema.json`` beside this module (a JSON Schema, documented in the
-README) and carries ``format`` and ``version`` so readers can tell it apart
+``summary.schema.json`` beside this module (a JSON Schema, every key documented
+in docs/reference/summary.md) and carries ``format`` and ``version`` so readers can tell it apart
 from other files and from later shapes.
 """
 

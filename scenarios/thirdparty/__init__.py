@@ -1,8 +1,8 @@
 """Real third-party code as a permanent test bed: Twisted's primitives and matrix-synapse's utilities.
 
 Each target declares only what its code documents (see the module
-docstrings of ``twisted_prims`` and ``synapse_prims``, and the README's
-table); every one must stay clean under any schedule, so a violation here is
+docstrings of ``twisted_prims`` and ``synapse_prims``, and the table in
+docs/scenarios.md); every one must stay clean under any schedule, so a violation here is
 either a real bug in widely used code or a false alarm of the harness.
 
 ``SCENARIOS`` lists them as plain strings, so ``harness list`` shows them

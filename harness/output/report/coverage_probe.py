@@ -91,7 +91,7 @@ class CoverageProbe:
         self.stop()
 
     def report(self) -> dict[str, Any] | None:
-        """The coverage as JSON-ready data (see the README's summary table), or None if nothing was measured."""
+        """The coverage as JSON-ready data (its keys: docs/reference/summary.md), or None if nothing was measured."""
         return self._report
 
     def _summarise(self, cov: coverage.Coverage) -> dict[str, Any]:
