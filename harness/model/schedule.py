@@ -236,6 +236,7 @@ class Schedule:
             # The common operations, valid, in one test each (a decoded schedule has about 50); an
             # operation of another type, or one that fails any test, takes the full checks below.
             kind, at = type(op), op.at_ms
+            # (mypy narrows on isinstance, not on this exact-type test: hence the ignores below)
             if kind is Submit:
                 job, priority, key = op.job, op.priority, op.key  # type: ignore[union-attr]
                 if (

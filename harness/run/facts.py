@@ -124,6 +124,7 @@ def facts_of(run: Run) -> Facts:
     # Rebuilt when the trace grew: a target's own invariant may ask while the run is still releasing.
     if cached is None or getattr(run, "_facts_length", -1) != len(run.trace):
         cached = _build(run.trace, run.schedule)
+        # A cache kept on the run, which does not declare it:
         run._facts = cached  # type: ignore[attr-defined]
         run._facts_length = len(run.trace)  # type: ignore[attr-defined]
     return cached

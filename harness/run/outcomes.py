@@ -80,6 +80,7 @@ def received(facts: Facts, job: JobFacts) -> Outcome | None:
         return None
     known = facts.outcomes.get(fired)  # memoised per firing: an Outcome is frozen, so it can be shared
     if known is not None:
+        # Facts.outcomes holds Outcomes (only this function writes it), typed object since facts cannot import them.
         return known  # type: ignore[return-value]
     event = facts.events[fired]
     if event.kind == EventKind.RESULT:

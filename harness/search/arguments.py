@@ -76,6 +76,7 @@ class ArgumentDrawer:
             def draw(args: tuple[Any, ...]) -> None:
                 drawn.append(args)
 
+            # Hypothesis hangs fuzz_one_input on the decorated function, whose type does not declare it:
             self._fuzz = draw.hypothesis.fuzz_one_input  # type: ignore[attr-defined]
         except HypothesisException as exc:
             raise self._refused(exc) from None
