@@ -58,7 +58,7 @@ def _examples(output: str, target: str = CORRECT) -> list[int]:
 
 
 def _seeds(output: str) -> list[int]:
-    return [int(n) for n in re.findall(r"examples in [\d.]+s with seed (\d+)", output)]
+    return [int(n) for n in re.findall(r"examples? in [\d.]+s with seed (\d+)", output)]
 
 
 # -- one-line tests ------------------------------------------------------------

@@ -13,6 +13,7 @@ import json
 import shlex
 import sys
 
+from harness.model.trace import counted
 from harness.cli.exits import EXIT_CLEAN, EXIT_VIOLATION
 from harness.cli.fuzz import check_writable
 from harness.model.target import load_target
@@ -110,7 +111,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     count = len(merged["failures"])
     verdict = f"{count} failure{'' if count == 1 else 's'}" if count else "no violations"
     print(
-        f"\n{verdict}; {merged['examples']} examples in {merged['elapsed_seconds']:.1f}s "
+        f"\n{verdict}; {counted(merged['examples'], 'example')} in {merged['elapsed_seconds']:.1f}s "
         f"({merged['examples_per_second']:.0f}/s); outcome {merged['outcome']}; stopped by {merged['stopped_by']}"
     )
     if args.json is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 import sys
 
+from harness.model.trace import counted
 from harness.model.trace import one_line
 from harness.output.report import CoverageProbe
 from harness.output.timeline import CONTEXT, FULL_TRACE_HINT, render_schedule, render_trace
@@ -114,7 +115,7 @@ def print_summary(result: CampaignResult) -> None:
     crashed = [report.describe_crash() for report in workers if report.crashed]
     spread = f" over {len(workers)} workers" if len(workers) > 1 else ""
     print(
-        f"\n{verdict}; {result.examples} examples in {result.elapsed_s:.1f}s ({rate:.0f}/s){spread}; "
+        f"\n{verdict}; {counted(result.examples, 'example')} in {result.elapsed_s:.1f}s ({rate:.0f}/s){spread}; "
         f"stopped by {result.stopped_by}; seed {result.seed}"
         + "".join(f"; {line}" for line in crashed)
     )

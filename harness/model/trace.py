@@ -229,6 +229,11 @@ def format_ms(t_us: int) -> str:
     return f"{sign}{size // 1000}.{size % 1000:03d}ms"
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 example``, ``2 examples``: a count and its noun, for the lines people read."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def digest_lines(lines: list[str]) -> str:
     return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from harness.model.trace import counted
 from harness.search.stop_reasons import StopReason
 from harness.search.campaign import CampaignConfig, run_campaign
 from harness.errors import HarnessError
@@ -119,7 +120,7 @@ def run_fuzz_test(request: pytest.FixtureRequest, fuzz_test: FuzzTest) -> None:
     node.add_report_section(
         "call",
         "harness",
-        f"{spec}: {result.examples} examples in {result.elapsed_s:.1f}s with seed {result.seed}; "
+        f"{spec}: {counted(result.examples, 'example')} in {result.elapsed_s:.1f}s with seed {result.seed}; "
         f"stopped by {result.stopped_by}",
     )
     if not result.findings:
