@@ -371,3 +371,20 @@ def test_two_workers_failing_on_the_same_schedule_keep_their_one_file(tmp_path) 
     parent._settle_held()
     assert finding.path.exists()
     assert [kept.path for kept in parent.result.findings] == [finding.path]
+
+
+def test_the_worker_left_to_shrink_stays_the_one_even_when_a_lower_index_starts_shrinking(tmp_path) -> None:
+    """Worker 1 shrinks first, so worker 0 is told to stop; worker 0 then starts shrinking what it had
+    just found. Choosing again by index would stop worker 1 too, and no worker would finish shrinking."""
+    from harness import load_target
+    from harness.search.workers import _Parallel
+
+    spec = "scenarios.pools:double_release_pool"
+    config = CampaignConfig(seed=1, max_examples=300, report_dir=str(tmp_path), database=None, regressions=None)
+    parent = _Parallel(load_target(spec), spec, config, 1, Shard(1, 1), [config, config], None, None, None)
+    parent.shrinking[1] = 1
+    parent._stop_others_while_one_shrinks()
+    assert (parent.stops[0], parent.stops[1]) == (1, 0)
+    parent.shrinking[0] = 1
+    parent._stop_others_while_one_shrinks()
+    assert (parent.stops[0], parent.stops[1]) == (1, 0)

@@ -253,6 +253,7 @@ class _Parallel:
         self.result = ParallelResult(target=spec, seed=seed, shard=shard)
         # Every piece has its seed (piece_seed above).
         self.result.workers = [WorkerReport(index, known(piece.seed)) for index, piece in enumerate(pieces)]
+        self.winner: int | None = None  # the worker left to shrink while the others stop (one failure wanted)
         self.held: dict[str, dict[str, Any]] = {}  # unshrunk failures waiting for a shrunk one (see _received)
         self.stop_reason: StopReason | None = None
         self.error: BaseException | None = None
@@ -458,10 +459,13 @@ class _Parallel:
         """With one failure wanted, the first worker to find one wins: the others stop now."""
         if self.config.max_failures != 1 or self.result.findings or self.stop_reason is not None:
             return
-        shrinking = [index for index in range(len(self.shrinking)) if self.shrinking[index]]
-        if shrinking:
+        if self.winner is None:
+            # The first worker seen shrinking stays the winner: choosing again (the lowest index shrinking)
+            # could pick one already told to stop, and then every worker is stopped before any shrinks.
+            self.winner = next((index for index in range(len(self.shrinking)) if self.shrinking[index]), None)
+        if self.winner is not None:
             for index in range(len(self.stops)):
-                if index != shrinking[0]:
+                if index != self.winner:
                     self.stops[index] = 1
 
     # -- reporting -----------------------------------------------------------
