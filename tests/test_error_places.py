@@ -39,3 +39,16 @@ def test_an_unhandled_bare_assert_says_where_too() -> None:
     line = _line_of(Dropper._check, "assert result")
     (unhandled,) = [e for e in run.trace if e.kind == "unhandled"]
     assert unhandled.detail == f"AssertionError: (no message) raised at bare_asserts.py:{line} in _check"
+
+
+def test_a_recursion_error_reads_the_same_whatever_the_stack_depth_at_the_start() -> None:
+    """CPython's RecursionError text says where the limit hit ("... while calling a Python object"),
+    which depends on the stack depth the run began at; the trace must not (seen on Twisted 23.10)."""
+    from harness.run.describe import describe_error
+
+    texts = {
+        describe_error(RecursionError(f"maximum recursion depth exceeded{where}"))
+        for where in ("", " while calling a Python object", " in comparison")
+    }
+    assert texts == {"RecursionError: maximum recursion depth exceeded"}
+    assert describe_error(RecursionError("my own words")) == "RecursionError: my own words"

@@ -53,6 +53,9 @@ def _describe_text(value: str, limit: int) -> str:
     return _describe(value, limit)
 
 
+_RECURSION = "maximum recursion depth exceeded"
+
+
 def describe_error(exc: BaseException, failure: Failure | None = None) -> str:
     """``Name: message``; for an exception without text (a bare ``assert``), where it was raised instead.
 
@@ -69,6 +72,10 @@ def describe_error(exc: BaseException, failure: Failure | None = None) -> str:
         message = "<str() of the exception raised>"
     if not message.strip():
         message = raised_at(exc, failure)
+    elif isinstance(exc, RecursionError) and message.startswith(_RECURSION):
+        # CPython says where the limit was hit ("... while calling a Python object", "... in comparison"),
+        # which depends on how deep the stack already was when the run began: not part of the trace.
+        message = _RECURSION
     if type(message) is str and len(message) <= _CACHED_LENGTH:
         return _error_line(type(exc).__name__, message)  # a run fails the same few ways many times
     return one_line(f"{type(exc).__name__}: {mask_addresses(message)}")
