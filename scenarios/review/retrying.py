@@ -38,7 +38,12 @@ class GaveUp(Exception):
 
 
 class DeadlineExceeded(Exception):
-    """The overall deadline passed before an attempt succeeded."""
+    """The overall deadline passed (or the next retry would pass it) before an attempt
+    succeeded; ``last`` is the last attempt's Failure when an attempt had failed."""
+
+    def __init__(self, message: str, last: Optional[Failure] = None) -> None:
+        super().__init__(message)
+        self.last = last
 
 
 class _Call:
@@ -83,7 +88,7 @@ class _Call:
             return
         delay = self.backoff()
         if self.clock.seconds() + delay > self.started + self.client.deadline:
-            self._finish(Failure(DeadlineExceeded(f"next retry would pass the deadline ({f.getErrorMessage()})")))
+            self._finish(Failure(DeadlineExceeded("the next retry would pass the deadline", last=f)))
             return
         self.retry_timer = self.clock.callLater(delay, self.attempt)
 

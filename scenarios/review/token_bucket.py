@@ -1,17 +1,23 @@
 """A token-bucket rate limiter for Twisted code.
 
-``acquire()`` returns a Deferred that fires (with None) when a token is granted.  Tokens refill
-continuously at ``rate`` per second up to ``capacity`` (the burst size).  Waiters are served in
-FIFO order by a single refill timer scheduled with ``clock.callLater``; cancelling a waiter's
-Deferred removes it from the queue (and stops the timer when nobody is left waiting).
+``acquire()`` returns a Deferred that fires (with None) when a token is granted.  The bucket
+holds at most ``capacity`` tokens (the burst size) and gains one every ``1 / rate`` seconds while
+it is below capacity.  Waiters are served in FIFO order; cancelling a waiter's Deferred removes
+it from the queue.
+
+Time is measured only with ``clock.callLater`` delays, never by subtracting ``clock.seconds()``
+readings: on a real reactor ``seconds()`` is the wall clock, and a bucket that refills by
+``elapsed = now - last`` mints a burst of tokens when the clock jumps forward (the first version
+of this class did that, and the harness caught it: see REVIEW.md).  A refill tick re-arms itself
+relative to when it actually ran, so a late tick never shortens the next gap either.
 
 Promises:
-  * grants in any interval of length T are at most ``capacity + rate * T`` (plus rounding);
-  * waiters are granted in the order they called ``acquire()`` (FIFO), and a caller never jumps
+  * grants in any interval of length T are at most ``capacity + floor(T * rate)``;
+  * waiters are granted in the order they called ``acquire()`` (FIFO): a caller never jumps
     ahead of a queued waiter;
   * every non-cancelled acquire eventually fires; a cancelled one fails with CancelledError and
     never consumes a token;
-  * no timer is left pending once nobody waits.
+  * no timer is left pending once the bucket is full and nobody waits.
 
 Written blind (as an outside user) for the review in REVIEW.md.
 """
@@ -24,10 +30,6 @@ from typing import Deque, Optional
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
-# Token counts are floats; a refill that lands a hair below a whole token because of rounding
-# must still count as a whole token, or the timer would re-arm for a nanosecond forever.
-_EPSILON = 1e-9
-
 
 class TokenBucket:
     """Correct token bucket."""
@@ -36,23 +38,21 @@ class TokenBucket:
         if rate <= 0 or capacity < 1:
             raise ValueError("TokenBucket needs rate > 0 and capacity >= 1")
         self._clock = clock
-        self._rate = float(rate)
-        self._capacity = float(capacity)
-        self._tokens = float(capacity)
-        self._last = clock.seconds()
+        self._period = 1.0 / rate
+        self._capacity = capacity
+        self._tokens = capacity
         self._waiters: Deque[Deferred[None]] = deque()
-        self._timer: Optional[IDelayedCall] = None
+        self._tick: Optional[IDelayedCall] = None
+        self._drain_call: Optional[IDelayedCall] = None
 
     # -- public -------------------------------------------------------------------------------
 
     def acquire(self) -> "Deferred[None]":
-        self._refill()
-        if not self._waiters and self._tokens >= 1 - _EPSILON:
+        if not self._waiters and self._tokens >= 1:
             self._take()
             return succeed(None)
         d: Deferred[None] = Deferred(self._cancel_waiter)
         self._waiters.append(d)
-        self._arm()
         return d
 
     @property
@@ -60,43 +60,40 @@ class TokenBucket:
         return len(self._waiters)
 
     @property
-    def tokens(self) -> float:
-        self._refill()
+    def tokens(self) -> int:
         return self._tokens
 
     # -- internals ----------------------------------------------------------------------------
 
     def _take(self) -> None:
-        self._tokens = max(0.0, self._tokens - 1.0)
-
-    def _refill(self) -> None:
-        now = self._clock.seconds()
-        # A clock that steps backwards must not mint or destroy tokens.
-        elapsed = max(0.0, now - self._last)
-        self._tokens = min(self._capacity, self._tokens + elapsed * self._rate)
-        self._last = now
+        self._tokens -= 1
+        self._arm()
 
     def _arm(self) -> None:
-        if not self._waiters:
-            self._disarm()
+        """Keep one refill tick pending while the bucket is below capacity."""
+        if self._tokens >= self._capacity:
             return
-        if self._timer is not None and self._timer.active():
+        if self._tick is not None and self._tick.active():
             return
-        missing = max(0.0, 1.0 - self._tokens)
-        self._timer = self._clock.callLater(missing / self._rate, self._on_timer)
+        self._tick = self._clock.callLater(self._period, self._on_tick)
 
-    def _disarm(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+    def _on_tick(self) -> None:
+        self._tick = None
+        self._tokens = min(self._capacity, self._tokens + 1)
+        if self._waiters:
+            # Hand the token over in a later round of this instant, outside the timer's own
+            # call: a waiter's callbacks may re-enter acquire() or cancel other waiters.
+            if self._drain_call is None or not self._drain_call.active():
+                self._drain_call = self._clock.callLater(0, self._drain)
+        else:
+            self._arm()
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._refill()
-        while self._waiters and self._tokens >= 1 - _EPSILON:
-            self._take()
+    def _drain(self) -> None:
+        self._drain_call = None
+        while self._waiters and self._tokens >= 1:
             d = self._waiters.popleft()
-            d.callback(None)  # may re-enter acquire(); it queues behind the rest
+            self._take()
+            d.callback(None)
         self._arm()
 
     def _cancel_waiter(self, d: "Deferred[None]") -> None:
@@ -104,33 +101,52 @@ class TokenBucket:
             self._waiters.remove(d)
         except ValueError:
             pass
-        if not self._waiters:
-            self._disarm()
 
 
-class UncappedTokenBucket(TokenBucket):
-    """PLANTED BUG: the refill forgets the burst cap, so after a long idle period the bucket
-    holds more than ``capacity`` tokens and a burst larger than promised goes through."""
+class OffByOneBurstTokenBucket(TokenBucket):
+    """PLANTED BUG: the refill stops one token too late (``>`` for ``>=``), so an idle bucket
+    holds ``capacity + 1`` tokens and a burst of one more than promised goes through."""
 
-    def _refill(self) -> None:
-        now = self._clock.seconds()
-        elapsed = max(0.0, now - self._last)
-        self._tokens = self._tokens + elapsed * self._rate  # BUG: no min(capacity, ...)
-        self._last = now
+    def _arm(self) -> None:
+        if self._tokens > self._capacity:  # BUG: should stop at capacity
+            return
+        if self._tick is not None and self._tick.active():
+            return
+        self._tick = self._clock.callLater(self._period, self._on_tick)
+
+    def _on_tick(self) -> None:
+        self._tick = None
+        self._tokens = min(self._capacity + 1, self._tokens + 1)  # (the cap the > above allows)
+        if self._waiters:
+            if self._drain_call is None or not self._drain_call.active():
+                self._drain_call = self._clock.callLater(0, self._drain)
+        else:
+            self._arm()
+
+
+class DoubleTickTokenBucket(TokenBucket):
+    """PLANTED BUG: ``_arm`` forgets to check for a pending tick, so every token taken while the
+    bucket refills starts one more refill chain: under load the bucket refills at several times
+    its rate.  Bursts never exceed ``capacity`` at one instant, so a single (n, per) rate check
+    with n = capacity does not see it; the sustained rate is what breaks."""
+
+    def _arm(self) -> None:
+        if self._tokens >= self._capacity:
+            return
+        # BUG: no "is a tick already pending?" check
+        self._tick = self._clock.callLater(self._period, self._on_tick)
 
 
 class QueueJumpingTokenBucket(TokenBucket):
     """PLANTED BUG: the fast path takes an available token without checking for queued
-    waiters.  When a caller arrives after the refill time but before the refill timer has run
-    (same instant, or the timer is late), it jumps ahead of the queue: FIFO is broken and the
-    queued waiter is pushed back by a whole token period."""
+    waiters.  A caller arriving in the instant of a refill tick, before the tick's hand-over to
+    the queue has run, takes the token: FIFO is broken and the queued waiter is pushed back by
+    a whole refill period."""
 
     def acquire(self) -> "Deferred[None]":
-        self._refill()
-        if self._tokens >= 1 - _EPSILON:  # BUG: ignores self._waiters
+        if self._tokens >= 1:  # BUG: ignores self._waiters
             self._take()
             return succeed(None)
         d: Deferred[None] = Deferred(self._cancel_waiter)
         self._waiters.append(d)
-        self._arm()
         return d
