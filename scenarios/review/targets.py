@@ -60,6 +60,7 @@ def _bucket(cls: type, description: str) -> Target:
 token_bucket_ok = _bucket(token_bucket.TokenBucket, "token bucket (correct)")
 token_bucket_off_by_one = _bucket(token_bucket.OffByOneBurstTokenBucket, "token bucket: burst of capacity + 1")
 token_bucket_double_tick = _bucket(token_bucket.DoubleTickTokenBucket, "token bucket: refills at several times its rate")
+token_bucket_wall_clock = _bucket(token_bucket.WallClockTokenBucket, "token bucket: refills by seconds() differences")
 token_bucket_queue_jump = _bucket(token_bucket.QueueJumpingTokenBucket, "token bucket: fast path jumps the queue")
 
 # -- (b) debouncer -----------------------------------------------------------------------------

@@ -150,3 +150,50 @@ class QueueJumpingTokenBucket(TokenBucket):
         d: Deferred[None] = Deferred(self._cancel_waiter)
         self._waiters.append(d)
         return d
+
+
+class WallClockTokenBucket(TokenBucket):
+    """PLANTED BUG (the first, blind version of this module did exactly this): refills by
+    ``elapsed = clock.seconds() - last``.  On a real reactor ``seconds()`` is the wall clock:
+    a forward jump (NTP, a suspended VM) mints a burst of tokens, and a backward one starves
+    the bucket."""
+
+    def __init__(self, clock: IReactorTime, rate: float, capacity: int) -> None:
+        super().__init__(clock, rate, capacity)
+        self._rate = float(rate)
+        self._level = float(capacity)
+        self._last = clock.seconds()
+
+    def _refill(self) -> None:
+        now = self._clock.seconds()
+        self._level = min(float(self._capacity), self._level + max(0.0, now - self._last) * self._rate)
+        self._last = now
+
+    def acquire(self) -> "Deferred[None]":
+        self._refill()
+        if not self._waiters and self._level >= 1 - 1e-9:
+            self._level = max(0.0, self._level - 1)
+            return succeed(None)
+        d: Deferred[None] = Deferred(self._cancel_waiter)
+        self._waiters.append(d)
+        self._arm_wall()
+        return d
+
+    def _arm_wall(self) -> None:
+        if not self._waiters or (self._tick is not None and self._tick.active()):
+            return
+        self._tick = self._clock.callLater(max(0.0, 1 - self._level) / self._rate, self._on_wall_tick)
+
+    def _on_wall_tick(self) -> None:
+        self._tick = None
+        self._refill()
+        while self._waiters and self._level >= 1 - 1e-9:
+            self._level = max(0.0, self._level - 1)
+            self._waiters.popleft().callback(None)
+        self._arm_wall()
+
+    def _cancel_waiter(self, d: "Deferred[None]") -> None:
+        super()._cancel_waiter(d)
+        if not self._waiters and self._tick is not None and self._tick.active():
+            self._tick.cancel()
+            self._tick = None

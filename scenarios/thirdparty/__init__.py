@@ -45,6 +45,8 @@ SCENARIOS = (
     Scenario(f"{SYNAPSE}:batching_queue", "pass", "Synapse's BatchingQueue, two keys: one batch at a time per key, in order", "synapse BatchingQueue"),
     Scenario(f"{SYNAPSE}:response_cache", "pass", "Synapse's ResponseCache.wrap, two keys: callers of a key in flight share one computation", "synapse ResponseCache"),
     Scenario(f"{SYNAPSE}:response_cache_timeout", "pass", "Synapse's ResponseCache.wrap(timeout=200ms): shared, a result served again for 200ms", "synapse ResponseCache"),
+    Scenario(f"{SYNAPSE}:read_write_lock", "pass", "Synapse's ReadWriteLock, one key: a writer alone, readers together, in queue order", "synapse ReadWriteLock"),
+    Scenario(f"{SYNAPSE}:awakenable_sleeper", "pass", "Synapse's AwakenableSleeper: a job runs 200ms after submission or at its wake(n), whichever first", "synapse AwakenableSleeper"),
 )
 
 
