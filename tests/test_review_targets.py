@@ -174,3 +174,23 @@ def test_a_job_whose_canceller_raised_is_recorded_as_ended_but_keeps_what_it_hol
     assert [v.invariant for v in check(run)] == ["user.naive"]
     # The review's own invariant reads the schedule's hostile jobs and stays clean.
     assert check(run_schedule(load_target(f"{REVIEW}:pool_ok"), repros.HOSTILE_HOLDER_SCHEDULE)) == []
+
+
+def test_debouncer_shares_one_execution_and_its_error_on_the_harness_clock(harness_clock) -> None:
+    """Hand-driven, on the plugin's fault clock: three callers of one window, one execution,
+    every caller the same error, none left unhandled."""
+    from scenarios.review.debouncer import Debouncer
+
+    runs: list[str] = []
+
+    def work(key: str) -> None:
+        runs.append(key)
+        raise ValueError(f"no {key}")
+
+    debouncer = Debouncer(harness_clock, 0.05, work)
+    got: list[str] = []
+    for _ in range(3):
+        debouncer.call("k").addErrback(lambda f: got.append(f.getErrorMessage()))
+    harness_clock.advance(0.05)
+    assert runs == ["k"] and got == ["no k"] * 3
+    assert debouncer.pending() == 0 and harness_clock.getDelayedCalls() == []

@@ -74,6 +74,30 @@ computation ends, then fails with ``CancelledError`` (never, if it hangs);
 the computation itself is never cancelled (our callback is not
 ``@cancellable``, and even then the pruning only drops the entry). So
 neither declares ``cancellable`` and schedules hold no cancels.
+
+``read_write_lock``: every job under ``async with lock.read("k")`` (priority
+0) or ``lock.write("k")`` (priority 1; the menu draws two priorities, and a
+custom ``submit`` passes them, since no order is promised). Its implementation
+notes: a reader "waits for the latest writer to finish", a writer for "all
+latest readers and writer": target invariants ``writers_alone`` (a writer
+runs alone, readers only beside readers) and ``writers_wait_their_turn``
+(queue order across a writer). A waiting writer's cancel is delayed until it
+holds the lock (``delay_cancellation``) while a reader's is at once; no
+``cancellable`` mode says that, so no cancels. ``read_write_lock_per_call``
+is a misusing glue (a new lock per call), caught by ``user.writers_alone``.
+
+``awakenable_sleeper``: job ``n`` runs after
+``AwakenableSleeper.sleep(f"stream{n}", 200)``, "or return if the given name
+is explicitly woken up": operation ``wake(n)``; target invariant
+``sleeps_until_woken_or_timeout`` (it starts at the first ``wake(n)`` after
+its submission or at 200 ms, whichever is first, no earlier and no later than
+the clock's lateness). One sleeper per name: ``wake`` calls a name's sleepers
+back by iterating a ``set`` of Deferreds (memory-address order), so two
+sleepers of one name woken together resume in an order that differs from
+run to run, which the harness reports as nondeterministic
+(``scenarios.review.sleeper_repro``). ``awakenable_sleeper_seconds`` is a
+misusing glue (seconds passed as milliseconds), caught by
+``user.sleeps_until_woken_or_timeout``.
 """
 
 from __future__ import annotations
