@@ -118,6 +118,9 @@ class _Call:
         if self.retry_timer is not None and self.retry_timer.active():
             self.retry_timer.cancel()
         self.retry_timer = None
+        self._stop_deadline_and_send()
+
+    def _stop_deadline_and_send(self) -> None:
         if self.deadline_timer is not None and self.deadline_timer.active():
             self.deadline_timer.cancel()
         self.deadline_timer = None
@@ -184,12 +187,7 @@ class _ForgetfulCancelCall(_Call):
         # does not mark the call done.  Cancelling during a backoff wait lets the timer fire and
         # send again after cancellation; when that send finishes, the loop fires the already
         # cancelled Deferred a second time (AlreadyCalledError).
-        if self.deadline_timer is not None and self.deadline_timer.active():
-            self.deadline_timer.cancel()
-        self.deadline_timer = None
-        inflight, self.inflight = self.inflight, None
-        if inflight is not None and not inflight.called:
-            inflight.cancel()
+        self._stop_deadline_and_send()
 
 
 class ForgetfulCancelClient(RetryingClient):

@@ -69,9 +69,12 @@ class TokenBucket:
         self._tokens -= 1
         self._arm()
 
+    def _full(self) -> bool:
+        return self._tokens >= self._capacity
+
     def _arm(self) -> None:
         """Keep one refill tick pending while the bucket is below capacity."""
-        if self._tokens >= self._capacity:
+        if self._full():
             return
         if self._tick is not None and self._tick.active():
             return
@@ -79,7 +82,8 @@ class TokenBucket:
 
     def _on_tick(self) -> None:
         self._tick = None
-        self._tokens = min(self._capacity, self._tokens + 1)
+        if not self._full():
+            self._tokens += 1
         if self._waiters:
             # Hand the token over in a later round of this instant, outside the timer's own
             # call: a waiter's callbacks may re-enter acquire() or cancel other waiters.
@@ -107,21 +111,8 @@ class OffByOneBurstTokenBucket(TokenBucket):
     """PLANTED BUG: the refill stops one token too late (``>`` for ``>=``), so an idle bucket
     holds ``capacity + 1`` tokens and a burst of one more than promised goes through."""
 
-    def _arm(self) -> None:
-        if self._tokens > self._capacity:  # BUG: should stop at capacity
-            return
-        if self._tick is not None and self._tick.active():
-            return
-        self._tick = self._clock.callLater(self._period, self._on_tick)
-
-    def _on_tick(self) -> None:
-        self._tick = None
-        self._tokens = min(self._capacity + 1, self._tokens + 1)  # (the cap the > above allows)
-        if self._waiters:
-            if self._drain_call is None or not self._drain_call.active():
-                self._drain_call = self._clock.callLater(0, self._drain)
-        else:
-            self._arm()
+    def _full(self) -> bool:
+        return self._tokens > self._capacity  # BUG: should stop at capacity
 
 
 class DoubleTickTokenBucket(TokenBucket):
@@ -131,7 +122,7 @@ class DoubleTickTokenBucket(TokenBucket):
     with n = capacity does not see it; the sustained rate is what breaks."""
 
     def _arm(self) -> None:
-        if self._tokens >= self._capacity:
+        if self._full():
             return
         # BUG: no "is a tick already pending?" check
         self._tick = self._clock.callLater(self._period, self._on_tick)
