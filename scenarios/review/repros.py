@@ -70,3 +70,16 @@ def one_name_sleeper() -> Target:
 
     return Target(build=OneName, operations={"wake": Operation(lambda s: s.wake_all())},
                   description="AwakenableSleeper, every job under one name")
+
+# -- the diagnosis blames a cancel for what a raising job did ------------------------------------
+
+#: Job 0 raises when the debouncer's window closes (the sync-raise bug lets it escape into the
+#: reactor, and job 1, which joined the window, is stranded); job 0's caller is cancelled
+#: afterwards, in the same instant.  The diagnosis replays without the cancelled job, which also
+#: takes its raise away, so job 1 finishes and the run is reported as cancellation.releases
+#: ("the cancelled job's slot was not released") instead of errors.escaped.
+CANCEL_BLAMED_SCHEDULE = Schedule(ops=(
+    Submit(at_ms=0, job=0, spec=JobSpec(kind="raise"), key=0),
+    Submit(at_ms=0, job=1, spec=JobSpec(kind="succeed"), key=0),
+    Cancel(at_ms=50, job=0),
+))
