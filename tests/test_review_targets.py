@@ -40,8 +40,10 @@ BUGGY = {
 }
 
 #: The third-party targets the review added, and the misusing glue each one catches.
-THIRDPARTY_CORRECT = (f"{SYNAPSE}:read_write_lock", f"{SYNAPSE}:awakenable_sleeper")
+TWISTED = "scenarios.thirdparty.twisted_prims"
+THIRDPARTY_CORRECT = (f"{SYNAPSE}:read_write_lock", f"{SYNAPSE}:awakenable_sleeper", f"{TWISTED}:gather_results")
 THIRDPARTY_BUGGY = {
+    f"{TWISTED}:gather_results_unconsumed": "errors.unhandled",
     f"{SYNAPSE}:read_write_lock_per_call": "user.writers_alone",
     f"{SYNAPSE}:awakenable_sleeper_seconds": "user.sleeps_until_woken_or_timeout",
 }
