@@ -1,6 +1,6 @@
-"""Harness targets for the review components, written from the user docs alone (README.md,
-docs/).  One target per class: the correct one must stay clean, each planted-bug variant must be
-caught with the invariant named in EXPECTED."""
+"""Harness targets for the review components, written from the user docs alone (the pages
+under docs/).  One target per class: the correct one must stay clean, each planted-bug variant
+must be caught with the invariant named in ``BUGGY`` of tests/test_review_targets.py."""
 
 from __future__ import annotations
 
