@@ -32,8 +32,10 @@ KINDS = ("submit", "periodic")
 #: ``cancellable``: True (cancel fails the caller and cancels the work), False (no cancels
 #: are promised or drawn), "detach" (cancel fails the caller at once; the work runs on), or
 #: "abandon" (as "detach", but once every caller of an execution has cancelled, the work may be
-#: cancelled too: a single-flight cache that drops work nobody waits for).
-CANCEL_MODES = (True, False, "detach", "abandon")
+#: cancelled too: a single-flight cache that drops work nobody waits for), or "delayed" (cancel
+#: fails the caller late: no later than the job would have started, or than its running work
+#: ended; the job never starts after the cancel; running work may run on or be cancelled).
+CANCEL_MODES = (True, False, "detach", "abandon", "delayed")
 ORDERS = ("fifo", "priority")
 TIMEOUT_FROM = ("start", "submit")
 
@@ -127,7 +129,9 @@ class Target:
         if self.retries is not None and (not isinstance(self.retries, int) or self.retries < 0):
             raise TargetError(f"Target retries must be a non-negative integer or None, got {self.retries!r}")
         if not any(self.cancellable is mode or (isinstance(mode, str) and self.cancellable == mode) for mode in CANCEL_MODES):
-            raise TargetError(f"Target cancellable must be True, False, 'detach' or 'abandon', got {self.cancellable!r}")
+            raise TargetError(
+                f"Target cancellable must be True, False, 'detach', 'abandon' or 'delayed', got {self.cancellable!r}"
+            )
         if (self.key_limit is not None or self.shared or self.cache_ms is not None) and self.keys is None:
             raise TargetError("Target key_limit, shared and cache_ms are promises about keys: declare keys=N as well")
         if self.cache_ms is not None and not self.shared:
@@ -177,7 +181,7 @@ class Target:
         if self.cancellable is False and isinstance(self.menu, Menu) and self.menu.cancels and not self.menu.periodic:
             raise TargetError(
                 "Target cancellable=False promises nothing about cancels, so its invariants cannot judge them, but its "
-                "menu draws cancels: pass Menu(cancels=False, ...), or declare cancellable=True, 'detach' or 'abandon'"
+                "menu draws cancels: pass Menu(cancels=False, ...), or declare cancellable=True, 'detach', 'abandon' or 'delayed'"
             )
         for name, args in (("submit", "subject, job, priority"), ("start", "subject, work"), ("stop", "subject")):
             _check_adapter(name, getattr(self, name), args)
@@ -199,6 +203,11 @@ class Target:
     def abandons(self) -> bool:
         """Whether work every caller has cancelled may be cancelled (``cancellable="abandon"``)."""
         return self.cancellable == "abandon"
+
+    @property
+    def delays(self) -> bool:
+        """Whether a cancel may fail the caller late, once its job would have started or ended (``"delayed"``)."""
+        return self.cancellable == "delayed"
 
     @property
     def keyed_limit(self) -> int | None:
