@@ -37,6 +37,7 @@ BUGGY = {
     f"{REVIEW}:pool_counting": "user.timeouts_only_when_full",
     f"{REVIEW}:retrying_off_by_one": "time.retries",
     f"{REVIEW}:retrying_forgetful_cancel": "completion.once",
+    f"{REVIEW}:retrying_stale_error": "errors.own_result",
 }
 
 #: The third-party targets the review added, and the misusing glue each one catches.

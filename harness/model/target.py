@@ -107,6 +107,8 @@ class Target:
     # errors
     rejects: tuple[type[BaseException], ...] = ()
     errors: tuple[type[BaseException], ...] = ()
+    # error types that carry the job's error, with how to get it: {GaveUp: lambda e: e.last}
+    wraps: Mapping[type[BaseException], Callable[[Any], Any]] = field(default_factory=dict, hash=False)
     # adapters and extras
     submit: Callable[[Any, Any, int], Any] | None = None
     start: Callable[[Any, Any], Any] | None = None
@@ -153,6 +155,11 @@ class Target:
                 raise TargetError(f"Target {name} must be an exception class, got {getattr(self, name)!r}")
         if not (isinstance(self.rejects, tuple) and all(_exception_class(t) for t in self.rejects)):
             raise TargetError(f"Target rejects must be a tuple of exception classes, got {self.rejects!r}")
+        if not (isinstance(self.wraps, Mapping) and all(_exception_class(t) and callable(g) for t, g in self.wraps.items())):
+            raise TargetError(
+                "Target wraps must map exception classes to functions giving the error they carry "
+                f"({{GaveUp: lambda e: e.last}}), got {self.wraps!r}"
+            )
         if self.rate is not None and not (
             isinstance(self.rate, tuple) and len(self.rate) == 2 and all(isinstance(v, int) and v > 0 for v in self.rate)
         ):
@@ -220,6 +227,26 @@ class Target:
     def declared_errors(self) -> tuple[type[BaseException], ...]:
         """The exception types the invariants judge by: a failure of a subclass counts as the type."""
         return (self.cancel_error, self.timeout_error, *self.rejects)
+
+    def carried(self, exc: BaseException) -> BaseException:
+        """The error ``exc`` carries by ``wraps`` (unwrapped again while it is a declared wrapper), else ``exc``.
+
+        A getter may return an exception, a ``Failure``, or None (nothing
+        carried: ``exc`` is judged as itself); one that raises counts as None.
+        """
+        for _ in range(8):  # a wrapper carrying itself must not loop for ever
+            getter = next((g for t, g in self.wraps.items() if isinstance(exc, t)), None)
+            if getter is None:
+                break
+            try:
+                inner = getter(exc)
+            except Exception:
+                break
+            inner = getattr(inner, "value", inner)  # a Failure carries its exception as .value
+            if not isinstance(inner, BaseException) or inner is exc:
+                break
+            exc = inner
+        return exc
 
     @property
     def error_types(self) -> dict[str, type[BaseException]]:

@@ -219,15 +219,6 @@ def retry_backoff(retry: int) -> tuple:
     return (0, int(min(MAX_DELAY, BASE_DELAY * 2 ** (retry - 1)) * 1000))
 
 
-def _unwrap(failure: Any) -> Any:
-    """The client wraps the last attempt's error (GaveUp, or an early DeadlineExceeded);
-    errors.propagate wants the job's own type, so hand the wrapped error on."""
-    last = getattr(failure.value, "last", None)
-    if failure.check(retrying.GaveUp, retrying.DeadlineExceeded) and last is not None:
-        return last
-    return failure
-
-
 class RetryGate:
     def __init__(self, clock: Any, cls: type = retrying.RetryingClient) -> None:
         self.client = cls(
@@ -236,7 +227,7 @@ class RetryGate:
         )
 
     def submit(self, job: Callable[[], Any]) -> defer.Deferred:
-        return self.client.call(job).addErrback(_unwrap)
+        return self.client.call(job)
 
 
 def _retry(cls: type, description: str) -> Target:
@@ -247,6 +238,9 @@ def _retry(cls: type, description: str) -> Target:
         timeout_ms=int(DEADLINE * 1000),
         timeout_from="submit",
         timeout_error=retrying.DeadlineExceeded,
+        # GaveUp carries the last attempt's error; so does an early DeadlineExceeded (the next retry
+        # would pass the deadline), while one at the deadline carries none and is judged as a timeout.
+        wraps={retrying.GaveUp: lambda e: e.last, retrying.DeadlineExceeded: lambda e: e.last},
         deadline_ms=int(DEADLINE * 1000),
         description=description,
     )
@@ -254,4 +248,5 @@ def _retry(cls: type, description: str) -> Target:
 
 retrying_ok = _retry(retrying.RetryingClient, "retrying client (correct)")
 retrying_off_by_one = _retry(retrying.OffByOneClient, "retrying client: one attempt too many")
+retrying_stale_error = _retry(retrying.StaleErrorClient, "retrying client: GaveUp carries another call's error")
 retrying_forgetful_cancel = _retry(retrying.ForgetfulCancelClient, "retrying client: cancel forgets the retry timer")
