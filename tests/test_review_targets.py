@@ -33,8 +33,9 @@ BUGGY = {
     f"{REVIEW}:token_bucket_wall_clock": "time.early",
     f"{REVIEW}:debouncer_sync_raise": "errors.escaped",
     f"{REVIEW}:debouncer_leaky_error": "errors.unhandled",
-    f"{REVIEW}:pool_timeout_leak": "user.no_resource_leaked",
-    f"{REVIEW}:pool_counting": "user.timeouts_only_when_full",
+    # The leaked resource shrinks the pool: a later waiter times out with a slot free (timeout_from="wait").
+    f"{REVIEW}:pool_timeout_leak": "time.timeout",
+    f"{REVIEW}:pool_counting": "time.timeout",
     f"{REVIEW}:retrying_off_by_one": "time.retries",
     f"{REVIEW}:retrying_forgetful_cancel": "completion.once",
     f"{REVIEW}:retrying_stale_error": "errors.own_result",

@@ -37,7 +37,9 @@ KINDS = ("submit", "periodic")
 #: ended; the job never starts after the cancel; running work may run on or be cancelled).
 CANCEL_MODES = (True, False, "detach", "abandon", "delayed")
 ORDERS = ("fifo", "priority")
-TIMEOUT_FROM = ("start", "submit")
+#: ``timeout_from``: the timeout runs from the job's start, from its submission, or covers only the
+#: wait in the queue ("wait": a job not started T after submission fails at T, never starts after).
+TIMEOUT_FROM = ("start", "submit", "wait")
 
 #: Failures in a row whose backoff waits bound how long a backoff loop is watched.
 BACKOFF_RETRIES_OBSERVED = 8

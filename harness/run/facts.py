@@ -267,7 +267,7 @@ def _waiting_at(facts: Facts, job: JobFacts, index: int) -> bool:
 
 
 def _hangs(attempt: Attempt, target: Target) -> bool:
-    return attempt.kind == "hang" and target.timeout_ms is None
+    return attempt.kind == "hang" and (target.timeout_ms is None or target.timeout_from == "wait")
 
 
 def _stuck_attempts(facts: Facts, target: Target, end: int) -> list[Attempt]:

@@ -171,34 +171,16 @@ def no_resource_leaked(run: Any) -> None:
     )
 
 
-def timeouts_only_when_full(run: Any) -> None:
-    """An acquire may time out only while the pool is full: when a caller that never ran fails
-    with a timeout, ``POOL_SIZE`` jobs hold resources at that moment.  ``rejects`` excuses every
-    timeout, so a pool that lost its capacity and times out every caller would otherwise pass
-    (as the docs warn for ``rejects``)."""
-    for job in run.view.jobs.values():
-        got = job.received
-        if job.ran or job.cancelled_us or got is None or got.kind != "failure" or got.error != "TimeoutError":
-            continue
-        # run.view.running_at(t) leaves out a job whose canceller raised (recorded as ended,
-        # though it never ends and keeps its resource), so walk the attempts.
-        holding = [
-            a for a in run.view.attempts()
-            if a.start_us <= got.t_us and (_never_ends(run, a) or a.end_us >= got.t_us)
-        ]
-        assert len(holding) >= POOL_SIZE, (
-            f"job {job.id}'s acquire timed out at {format_ms(got.t_us)} while only "
-            f"{len(holding)} of {POOL_SIZE} resources were held"
-        )
-
-
 def _pool(cls: type, description: str) -> Target:
     return Target(
         build=lambda clock: PoolGate(clock, cls),
         limit=POOL_SIZE,
         order="fifo",
-        rejects=(defer.TimeoutError,),
-        invariants=(no_resource_leaked, timeouts_only_when_full),
+        # acquire(timeout) times out the wait for a resource only; a timeout is legitimate only
+        # while the pool is full (time.timeout, timeout_from="wait").
+        timeout_ms=int(ACQUIRE_TIMEOUT * 1000),
+        timeout_from="wait",
+        invariants=(no_resource_leaked,),
         description=description,
     )
 
