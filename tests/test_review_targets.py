@@ -29,7 +29,7 @@ CORRECT = (
 #: Planted bugs and the invariant that must catch each.
 BUGGY = {
     f"{REVIEW}:token_bucket_off_by_one": "time.early",
-    f"{REVIEW}:token_bucket_double_tick": "user.bucket_rate",
+    f"{REVIEW}:token_bucket_double_tick": "time.early",
     f"{REVIEW}:token_bucket_wall_clock": "time.early",
     f"{REVIEW}:debouncer_sync_raise": "errors.escaped",
     f"{REVIEW}:debouncer_leaky_error": "errors.unhandled",

@@ -375,7 +375,10 @@ class Early(Invariant):
         elif target.kind == "periodic":
             found = self._periodic(run, facts, known(target.interval_ms) * 1000)
         if found is None and target.rate is not None:
-            found = self._rate(run, facts, *target.rate)
+            if target.burst is not None:
+                found = self._burst(run, facts, *target.rate, target.burst)
+            else:
+                found = self._rate(run, facts, *target.rate)
         return found
 
     def _periodic(self, run: Run, facts: Facts, interval: int) -> Violation | None:
@@ -444,6 +447,37 @@ class Early(Invariant):
                     run,
                     f"{jobs + 1} jobs started between {format_ms(facts.time(early))} and "
                     f"{format_ms(facts.time(late))}; the declared rate is {jobs} per {per_ms}ms"
+                    f"{jumped if facts.jump_between(early, late) else ''}",
+                    [s for s in starts if early <= s <= late],
+                )
+        return None
+
+
+    def _burst(self, run: Run, facts: Facts, jobs: int, per_ms: int, burst: int) -> Violation | None:
+        """A token bucket: any ``burst + k`` starts span at least ``k * per_ms / jobs``.
+
+        For starts ``i < j`` (``k = j - i + 1 - burst >= 1``): ``(t_j - t_i) * jobs >= k * per``, checked in
+        one pass as ``t_j * jobs - j * per >= max(t_i * jobs - i * per) + (1 - burst) * per``, ``per`` in us.
+        """
+        starts = sorted(j.first_start for j in facts.jobs.values() if j.first_start is not None)
+        per = per_ms * 1000
+        best: tuple[int, int] | None = None  # (t_i * jobs - i * per, i) over the i at least burst before j
+        for j, index in enumerate(starts):
+            if j >= burst:
+                i = j - burst
+                v = facts.time(starts[i]) * jobs - i * per
+                if best is None or v >= best[0]:
+                    best = (v, i)  # on a tie the later start: the closest pair is the clearest report
+            if best is None:
+                continue
+            v, i = best
+            if facts.time(index) * jobs - j * per < v + (1 - burst) * per:
+                early, late, k = starts[i], index, j - i + 1 - burst
+                jumped = " (in monotonic time: the wall-clock jump between them excuses nothing)"
+                return self.violation(
+                    run,
+                    f"{j - i + 1} jobs started between {format_ms(facts.time(early))} and {format_ms(facts.time(late))}; "
+                    f"a burst of {burst} at a rate of {jobs} per {per_ms}ms needs {format_ms(k * per // jobs)} for that"
                     f"{jumped if facts.jump_between(early, late) else ''}",
                     [s for s in starts if early <= s <= late],
                 )

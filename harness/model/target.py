@@ -102,6 +102,8 @@ class Target:
     retries: int | None = None
     backoff_ms: Backoff | None = None
     rate: tuple[int, int] | None = None
+    # with rate=(n, per_ms): a burst of this many may start at once (a token bucket's capacity)
+    burst: int | None = None
     interval_ms: int | None = None
     overlap: bool = False
     # completion
@@ -166,6 +168,10 @@ class Target:
             isinstance(self.rate, tuple) and len(self.rate) == 2 and all(isinstance(v, int) and v > 0 for v in self.rate)
         ):
             raise TargetError(f"Target rate must be (jobs, per_ms) with positive integers, got {self.rate!r}")
+        if self.burst is not None and (not isinstance(self.burst, int) or isinstance(self.burst, bool) or self.burst < 1):
+            raise TargetError(f"Target burst must be a positive integer or None, got {self.burst!r}")
+        if self.burst is not None and self.rate is None:
+            raise TargetError("Target burst is how many may start at once beside a rate: declare rate=(jobs, per_ms) too")
         if self.kind == "periodic" and self.interval_ms is None and self.backoff_ms is None:
             raise TargetError(
                 "a periodic Target must declare interval_ms (the period its subject promises) "

@@ -9,7 +9,7 @@ from typing import Any, Callable, Dict, Hashable, List
 
 from twisted.internet import defer, task
 
-from harness import Target, format_ms
+from harness import Target
 
 from scenarios.review import debouncer, pool, retrying, token_bucket
 
@@ -29,30 +29,13 @@ class BucketGate:
         return self.bucket.acquire().addCallback(lambda _: job())
 
 
-def bucket_rate(run: Any) -> None:
-    """The whole token-bucket promise: any j - i + 1 consecutive starts span at least
-    (j - i + 1 - capacity) refill periods.  The built-in ``rate=(n, per_ms)`` checks a single
-    pair (here: capacity + 1 starts span one period), which a bucket refilling at several times
-    its rate still keeps (REVIEW.md, finding on rate)."""
-    period_us = int(1_000_000 / BUCKET_RATE)
-    starts = sorted(a.start_us for a in run.view.attempts())
-    for i in range(len(starts)):
-        for j in range(i + BUCKET_CAPACITY, len(starts)):
-            refills = j - i + 1 - BUCKET_CAPACITY
-            span = starts[j] - starts[i]
-            assert span >= refills * period_us, (
-                f"{j - i + 1} jobs started between {format_ms(starts[i])} and {format_ms(starts[j])}: "
-                f"a bucket of {BUCKET_CAPACITY} refilling every {format_ms(period_us)} needs "
-                f"{format_ms(refills * period_us)} for that"
-            )
-
-
 def _bucket(cls: type, description: str) -> Target:
     return Target(
         build=lambda clock: BucketGate(clock, cls),
-        rate=(BUCKET_CAPACITY, int(1000 / BUCKET_RATE)),  # capacity + 1 starts span a period
+        # one token per period, a burst of capacity: any capacity + k starts span k periods
+        rate=(1, int(1000 / BUCKET_RATE)),
+        burst=BUCKET_CAPACITY,
         order="fifo",
-        invariants=(bucket_rate,),
         description=description,
     )
 
