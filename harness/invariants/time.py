@@ -116,17 +116,9 @@ class Timeout(Invariant):
         Unless the job raised that error itself, the caller got it after a
         cancel or a stop (any error goes then), or it is a declared rejection.
         """
-        fired = job.fired
-        if fired is None or facts.events[fired].kind != EventKind.FAILURE or not facts.is_error(fired, target.timeout_error):
+        fired = _timeout_to_judge(target, facts, job)
+        if fired is None:
             return None
-        stop = facts.first_stop()
-        if any(c < fired for c in job.cancels) or (stop is not None and stop < fired):
-            return None
-        if any(facts.is_error(fired, t) for t in target.rejects):
-            return None
-        name = facts.error_name(fired)
-        if any(a.end_kind == EventKind.JOB_FAIL and known(a.end) < fired and facts.events[known(a.end)].detail == name for a in job.attempts):
-            return None  # the job's own error, propagated
         detail, at, timeout = facts.events[fired].detail, format_ms(facts.time(fired)), known(target.timeout_ms)
         if target.timeout_from == "submit":
             origin, what = known(job.submit), "was submitted"
@@ -152,6 +144,23 @@ class Timeout(Invariant):
         """The first user cancel or stop: from then on the job may end for reasons other than the timeout."""
         marks = [*job.cancels[:1], *facts.stops[:1]]
         return min(marks) if marks else None
+
+
+def _timeout_to_judge(target: Target, facts: Facts, job: JobFacts) -> int | None:
+    """The firing (trace index) of ``job``'s caller with the timeout error, unless a cancel or stop came
+    first (any error goes then), it is a declared reject, or it is the job's own error, propagated."""
+    fired = job.fired
+    if fired is None or facts.events[fired].kind != EventKind.FAILURE or not facts.is_error(fired, target.timeout_error):
+        return None
+    stop = facts.first_stop()
+    if any(c < fired for c in job.cancels) or (stop is not None and stop < fired):
+        return None
+    if any(facts.is_error(fired, t) for t in target.rejects):
+        return None
+    name = facts.error_name(fired)
+    if any(a.end_kind == EventKind.JOB_FAIL and known(a.end) < fired and facts.events[known(a.end)].detail == name for a in job.attempts):
+        return None  # the job's own error, propagated
+    return fired
 
 
 def _judge_wait(target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[int]] | None:
@@ -200,19 +209,9 @@ def _legitimate_wait(target: Target, facts: Facts, job: JobFacts) -> tuple[str, 
     """``timeout_from="wait"``: a timeout error reaches only a caller whose job never started, at least T
     after its submission, and only if the declared ``limit`` was full at some moment of its wait (any one
     job running, with no ``limit``): a queue with a free slot has no reason to keep a job waiting."""
-    fired = job.fired
-    if fired is None or job.submit is None or facts.events[fired].kind != EventKind.FAILURE:
+    fired = _timeout_to_judge(target, facts, job)
+    if fired is None or job.submit is None:
         return None
-    if not facts.is_error(fired, target.timeout_error):
-        return None
-    stop = facts.first_stop()
-    if any(c < fired for c in job.cancels) or (stop is not None and stop < fired):
-        return None
-    if any(facts.is_error(fired, t) for t in target.rejects):
-        return None
-    name = facts.error_name(fired)
-    if any(a.end_kind == EventKind.JOB_FAIL and known(a.end) < fired and facts.events[known(a.end)].detail == name for a in job.attempts):
-        return None  # the job's own error, propagated
     detail, at, timeout = facts.events[fired].detail, format_ms(facts.time(fired)), known(target.timeout_ms)
     if job.attempts and job.attempts[0].start < fired:
         return (
