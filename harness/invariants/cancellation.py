@@ -45,19 +45,22 @@ class Fires(_Cancellation):
         expected = cancel_error.__name__
         # A cancel through which a hostile job's canceller raised (the job's own, or, for shared or
         # abandoned work, the execution's) cannot be finished by the subject: the CancellerError ends it.
+        if not facts.cancelled:
+            return None  # nothing was cancelled
         raised = (facts.events[i] for i in facts.of_kind(EventKind.CANCEL_RAISED))
         hostile = {e.job for e in raised if e.detail.startswith(CANCELLER_ERROR)}
-        for job in facts.jobs.values():
+        for job in facts.cancelled:  # the jobs with cancels, in job order: the others have nothing to judge
             if job.canceller_raised or job.id in hostile:
                 continue  # a hostile job: its own canceller raised, the subject could not finish the cancel
             for cancel in job.cancels:
                 if facts.fired_before(job, cancel):
                     break  # cancelling after the result is the "harmless" case
-                at = format_ms(facts.time(cancel))
                 if job.fired is None:
+                    at = format_ms(facts.time(cancel))
                     return self.violation(run, f"job {job.id} was cancelled at {at} but its Deferred never fired", [cancel])
                 fired = facts.events[job.fired]
                 if fired.kind == EventKind.RESULT:
+                    at = format_ms(facts.time(cancel))
                     return self.violation(
                         run,
                         f"job {job.id} was cancelled at {at} but its Deferred then delivered a result "
@@ -65,6 +68,7 @@ class Fires(_Cancellation):
                         [cancel, job.fired],
                     )
                 if fired.t_us > facts.time(cancel):
+                    at = format_ms(facts.time(cancel))
                     return self.violation(
                         run,
                         f"job {job.id} was cancelled at {at} but its Deferred fired only at {format_ms(fired.t_us)}; "
@@ -72,6 +76,7 @@ class Fires(_Cancellation):
                         [cancel, job.fired],
                     )
                 if not facts.is_error(job.fired, cancel_error):
+                    at = format_ms(facts.time(cancel))
                     return self.violation(
                         run,
                         f"job {job.id} was cancelled at {at} but its Deferred failed with {fired.detail}, "
@@ -90,8 +95,8 @@ class NoStart(_Cancellation):
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
-        for job in facts.jobs.values():
-            if not job.cancels or facts.fired_before(job, job.cancels[0]):
+        for job in facts.cancelled:  # the jobs with cancels, in job order
+            if facts.fired_before(job, job.cancels[0]):
                 continue
             cancel = job.cancels[0]
             for attempt in job.attempts:
@@ -117,7 +122,7 @@ class Propagates(_Cancellation):
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
-        for job in facts.jobs.values():
+        for job in facts.cancelled:  # the jobs with cancels, in job order
             for cancel in job.cancels:
                 if facts.fired_before(job, cancel):
                     break
@@ -152,7 +157,7 @@ class Detaches(_Cancellation):
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         abandons = run.target.abandons
-        for job in facts.jobs.values():
+        for job in facts.cancelled:  # the jobs with cancels, in job order
             for cancel in job.cancels:
                 now = facts.time(cancel)
                 for attempt in job.attempts:

@@ -43,6 +43,8 @@ class _Overfill(Invariant):
 
     def check(self, run: Run) -> Violation | None:
         limit = known(self.limit(run.target))  # applies() requires a limit
+        if facts_of(run).peak_running <= limit:
+            return None  # no group of running attempts was ever larger than all of them: nothing to walk
         group_of = self.group_of(run)
         for event, held in _overfull(run.trace, limit, group_of, self.dropped(run)):
             others = ", ".join(f"job {job}" for job, _ in held if job != event.job)
@@ -139,6 +141,8 @@ class _StartOrder(Invariant):
     """Shared walk: at each job's first start, look for a waiting job that should have gone first."""
 
     order = ""
+    #: Whether ``rank`` orders jobs by submission alone (FIFO): the sweep then keeps queues, not heaps.
+    in_submission_order = False
 
     def applies(self, target: Target) -> bool:
         return target.order == self.order and target.kind == "submit"
@@ -165,15 +169,45 @@ class _StartOrder(Invariant):
         # O(n log n): per group (the key, with keys), a heap of the waiting jobs by rank, highest first.
         # Whether a job waits at a trace index only turns false as the index grows (it started, was
         # cancelled, fired), so a job found not waiting at the top is dropped for good. Only at such a
-        # start is the walk below made, the one that picks the job the message names (the first in job
+        # start is the walk (``_walk``) made, the one that picks the job the message names (the first in job
         # order, as ever), so every violation is the same as a walk over all pairs would give.
         by_submit = sorted(candidates, key=lambda c: c[1])
-        heaps: dict[int, list[tuple[tuple[int, int], int, JobFacts]]] = {}
         rank = self.rank
         added = 0
+        total = len(by_submit)
+        if self.in_submission_order:
+            # Rank is submission order (FIFO): jobs are added in that order, so each group's heap is a queue
+            # (the top is the first job added and not yet dropped), kept as a list and the index of its head.
+            queues: dict[int, list[JobFacts]] = {}
+            heads: dict[int, int] = {}
+            for started in starters:
+                index = known(started.first_start)
+                while added < total and by_submit[added][1] <= index:
+                    job = by_submit[added][0]
+                    group = job.key if keyed else 0
+                    queue = queues.get(group)
+                    if queue is None:
+                        queues[group] = [job]
+                    else:
+                        queue.append(job)
+                    added += 1
+                group = started.key if keyed else 0
+                queue = queues.get(group)
+                if queue is None:
+                    continue
+                head = heads.get(group, 0)
+                while head < len(queue) and (queue[head] is started or not _waiting(facts, queue[head], index)):
+                    head += 1
+                heads[group] = head
+                if head < len(queue) and rank(queue[head]) > rank(started):
+                    found = self._walk(run, facts, candidates, started, index, keyed)
+                    if found is not None:
+                        return found
+            return None
+        heaps: dict[int, list[tuple[tuple[int, int], int, JobFacts]]] = {}
         for started in starters:
             index = known(started.first_start)
-            while added < len(by_submit) and by_submit[added][1] <= index:
+            while added < total and by_submit[added][1] <= index:
                 job = by_submit[added][0]
                 heappush(heaps.setdefault(job.key if keyed else 0, []), (_negated(rank(job)), job.id, job))
                 added += 1
@@ -183,13 +217,28 @@ class _StartOrder(Invariant):
                 heappop(heap)
             if not heap or not rank(heap[0][2]) > rank(started):
                 continue
-            for other, submitted, first in candidates:
-                if submitted > index or (first is not None and first < index):
-                    continue  # not waiting at index (as _waiting() would say)
-                if keyed and other.key != started.key:
-                    continue  # with keys, order is promised among the jobs of one key
-                if other.id != started.id and self.skipped(other, started) and _waiting(facts, other, index):
-                    return self.violation(run, self.describe(other, started, facts), [known(other.submit), index])
+            found = self._walk(run, facts, candidates, started, index, keyed)
+            if found is not None:
+                return found
+        return None
+
+    def _walk(
+        self,
+        run: Run,
+        facts: Facts,
+        candidates: list[tuple[JobFacts, int, int | None]],
+        started: JobFacts,
+        index: int,
+        keyed: bool,
+    ) -> Violation | None:
+        """At a start the sweep found out of order: the waiting job the message names, the first in job order."""
+        for other, submitted, first in candidates:
+            if submitted > index or (first is not None and first < index):
+                continue  # not waiting at index (as _waiting() would say)
+            if keyed and other.key != started.key:
+                continue  # with keys, order is promised among the jobs of one key
+            if other.id != started.id and self.skipped(other, started) and _waiting(facts, other, index):
+                return self.violation(run, self.describe(other, started, facts), [known(other.submit), index])
         return None
 
 
@@ -203,6 +252,7 @@ class Fifo(_StartOrder):
     name = "concurrency.fifo"
     summary = "jobs start in submission order (declared order='fifo')"
     order = "fifo"
+    in_submission_order = True
 
     def skipped(self, waiting: JobFacts, started: JobFacts) -> bool:
         return known(waiting.submit) < known(started.submit)

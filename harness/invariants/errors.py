@@ -9,7 +9,7 @@ from harness.model.known import known
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.diagnosis import Cause
-from harness.run.facts import Facts, JobFacts, facts_of
+from harness.run.facts import Attempt, Facts, JobFacts, facts_of
 from harness.run.outcomes import received
 
 if TYPE_CHECKING:
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 #: Errors that are the job's own doing (a raising canceller) or judged by
 #: ``completion.once`` (a Deferred fired twice), not by the error invariants.
 ATTRIBUTED_ELSEWHERE = ("CancellerError", "AlreadyCalledError")
+
+_RESULT, _JOB_FAIL = EventKind.RESULT, EventKind.JOB_FAIL
 
 
 _ATTRIBUTED_MARKS = tuple(f"{name}:" for name in ATTRIBUTED_ELSEWHERE)
@@ -43,9 +45,40 @@ class Propagate(Invariant):
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         target = run.target
+        events = facts.events
+        declared = facts.declared
+        # The names of the error types a failure may carry whatever happened (declared rejections, and
+        # the timeout error when a timeout is declared), and the cancel error's, allowed after a cancel.
+        always = {t.__name__ for t in target.rejects}
+        if target.timeout_ms is not None:
+            always.add(target.timeout_error.__name__)
+        cancel_name = target.cancel_error.__name__
         for job in facts.jobs.values():
             if job.periodic:
                 continue
+            fired = job.fired
+            if fired is not None and job.submit_raised is None:
+                # Shortcuts for the jobs _judge would pass, most of them (each returns None in _judge,
+                # whatever else holds): a result after one of its own attempts finished; a failure with
+                # an allowed error type; a failure with the error its last ended attempt failed with.
+                event = events[fired]
+                if event[1] == _RESULT:
+                    finished = job.finished
+                    if finished is not None and finished < fired:
+                        continue
+                else:
+                    name = event[4].split(":", 1)[0]
+                    marked = declared.get(fired)
+                    if marked is not None:
+                        if not always.isdisjoint(marked) or (
+                            cancel_name in marked and any(c < fired for c in job.cancels)
+                        ):
+                            continue
+                    elif name in always or (name == cancel_name and any(c < fired for c in job.cancels)):
+                        continue
+                    last = _last_ended(job.attempts, fired)
+                    if last is not None and last.end_kind == _JOB_FAIL and events[known(last.end)][4] == name:
+                        continue
             if job.submit_raised is not None:
                 rejected = any(facts.is_error(job.submit_raised, t) for t in target.rejects)
                 if not self._stopped_before(facts, job.submit_raised) and not rejected:
@@ -116,6 +149,15 @@ class Propagate(Invariant):
         if last.end_kind == EventKind.JOB_FINISH:
             return f"job {job.id} succeeded but its Deferred failed with {fired.detail}"
         return None
+
+
+def _last_ended(attempts: list[Attempt], before: int) -> Attempt | None:
+    """The last of ``attempts`` (in start order) that ended before trace index ``before``, or None."""
+    for attempt in reversed(attempts):
+        end = attempt.end
+        if end is not None and end < before:
+            return attempt
+    return None
 
 
 def _first_own_error(facts: Facts, kind: EventKind) -> int | None:

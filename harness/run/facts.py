@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from harness.model.schedule import Schedule, Submit
+from harness.model.schedule import Schedule, Start, Submit
 from harness.model.target import Target
 from harness.model.trace import Event, EventKind, Trace
 
@@ -63,6 +63,9 @@ class JobFacts:
     cancels: list[int] = field(default_factory=list)
     canceller_raised: bool = False
     first_start: int | None = None
+    #: The trace index of the first end of one of its attempts that finished (``job.finish``), or None:
+    #: ``errors.propagate`` reads it to pass, without more work, a job whose Deferred delivered after that.
+    finished: int | None = None
 
 
 @dataclass
@@ -80,6 +83,17 @@ class Facts:
     #: What the Deferred that fired at each trace index delivered, as ``harness.run.outcomes.received``
     #: first found it: several invariants ask for every job's, and the answer is a pure function of the trace.
     outcomes: dict[int, object] = field(default_factory=dict, repr=False, compare=False)
+    #: The most attempts running at once (started, not yet ended), over the whole run and all keys: a
+    #: limit at least this high cannot be overfilled, so ``concurrency.limit`` and ``key_limit`` skip
+    #: their walk (no group of running attempts is ever larger than all of them).
+    peak_running: int = 0
+    #: How many events the trace held when these facts were built (``facts_of`` rebuilds when it grew).
+    length: int = 0
+    #: The jobs that were cancelled (a ``cancel`` event), in job order: the cancellation checks look only at them.
+    cancelled: list[JobFacts] = field(default_factory=list, repr=False, compare=False)
+    #: The firings whose outcome names another job's attempt than the job that fired, as
+    #: ``harness.run.outcomes.foreign_firings`` first found them (None: not asked yet).
+    foreign: list[int] | None = field(default=None, repr=False, compare=False)
 
     def of_kind(self, *kinds: EventKind) -> list[int]:
         """The trace indices of the events of the given kinds, in trace order."""
@@ -120,13 +134,12 @@ class Facts:
 
 def facts_of(run: Run) -> Facts:
     """The facts of ``run``: a pure function of its trace and schedule, memoised on the run."""
-    cached: Facts | None = getattr(run, "_facts", None)
+    cached: Facts | None = run.__dict__.get("_facts")
     # Rebuilt when the trace grew: a target's own invariant may ask while the run is still releasing.
-    if cached is None or getattr(run, "_facts_length", -1) != len(run.trace):
+    if cached is None or cached.length != len(run.trace.events):
         cached = _build(run.trace, run.schedule)
         # A cache kept on the run, which does not declare it:
         run._facts = cached  # type: ignore[attr-defined]
-        run._facts_length = len(run.trace)  # type: ignore[attr-defined]
     return cached
 
 
@@ -134,8 +147,8 @@ def facts_of(run: Run) -> Facts:
 _JOB_START, _SUBMIT, _START, _RESULT, _FAILURE, _CANCEL = (
     EventKind.JOB_START, EventKind.SUBMIT, EventKind.START, EventKind.RESULT, EventKind.FAILURE, EventKind.CANCEL
 )
-_SUBMIT_RAISED, _STOP, _CLOCK_JUMP, _DRAINED, _ERROR_IS = (
-    EventKind.SUBMIT_RAISED, EventKind.STOP, EventKind.CLOCK_JUMP, EventKind.DRAINED, EventKind.ERROR_IS
+_SUBMIT_RAISED, _STOP, _CLOCK_JUMP, _DRAINED, _ERROR_IS, _JOB_FINISH = (
+    EventKind.SUBMIT_RAISED, EventKind.STOP, EventKind.CLOCK_JUMP, EventKind.DRAINED, EventKind.ERROR_IS, EventKind.JOB_FINISH
 )
 
 
@@ -143,10 +156,10 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
     # One pass, the hottest code of the invariants (about 100 events and 40 jobs a run): positional
     # constructors of slotted classes, events unpacked once, the commonest kinds tested first.
     jobs: dict[int, JobFacts] = {}
-    for op in schedule.submits:
+    for op in schedule.ops:  # schedule.submits, without building its tuple
         if type(op) is Submit:
             jobs[op.job] = JobFacts(op.job, False, None, op.priority, op.key)
-        else:
+        elif isinstance(op, (Submit, Start)):
             jobs[op.job] = JobFacts(
                 op.job, not isinstance(op, Submit), None, getattr(op, "priority", 0), getattr(op, "key", 0)
             )
@@ -155,8 +168,10 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
     drained: int | None = None
     declared: dict[int, frozenset[str]] = {}
     running: dict[tuple[int, int], Attempt] = {}
+    peak = 0
     by_kind: dict[str, list[int]] = {}
-    for index, (_, kind, job_id, n, detail) in enumerate(trace.events):
+    events = trace.events
+    for index, (_, kind, job_id, n, detail) in enumerate(events):
         indices = by_kind.get(kind)
         if indices is None:
             by_kind[kind] = [index]
@@ -171,6 +186,8 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
                 job.first_start = index
             job.attempts.append(attempt)
             running[(job_id, n)] = attempt
+            if len(running) > peak:
+                peak = len(running)
         elif kind == _RESULT or kind == _FAILURE:
             fired = jobs.get(job_id)
             if fired is not None and fired.fired is None:
@@ -180,6 +197,10 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
             if ended is not None:
                 ended.end = index
                 ended.end_kind = kind if type(kind) is EventKind else EventKind(kind)  # recorded ones already are
+                if kind == _JOB_FINISH:
+                    owner = jobs[job_id]
+                    if owner.finished is None:
+                        owner.finished = index
             if detail == CANCELLER_RAISED:
                 jobs[job_id].canceller_raised = True
                 if ended is not None:
@@ -198,7 +219,8 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
             declared[index - 1] = frozenset(detail.split(",")) - {""}
     policy = schedule.clock
     late_us = (policy.step_ms + policy.jitter_ms) * 1000
-    return Facts(trace.events, jobs, stops, jumps, drained, late_us, declared, by_kind)
+    cancelled = [job for job in jobs.values() if job.cancels] if _CANCEL in by_kind else []
+    return Facts(events, jobs, stops, jumps, drained, late_us, declared, by_kind, {}, peak, len(events), cancelled)
 
 
 def stranded_jobs(facts: Facts, target: Target) -> list[int]:
@@ -213,19 +235,27 @@ def stranded_jobs(facts: Facts, target: Target) -> list[int]:
     stranded is ``harness.run.diagnosis``'s to find.
     """
     end = facts.drained if facts.drained is not None else len(facts.events)
-    stuck_other = _stuck_attempts(facts, target, end)
+    # The attempts that hold a slot for ever, counted in all, per job and per key: worked out for the
+    # first job that gets that far (in most runs, none does).
+    stuck: int | None = None
+    stuck_of_job: dict[int, int] = {}
+    stuck_of_key: dict[int, int] = {}
     out: list[int] = []
     for job in facts.jobs.values():
         if job.periodic or job.submit is None or job.submit_raised is not None:
             continue
-        if facts.fired_before(job, end) or job.cancels:
+        fired = job.fired
+        if (fired is not None and fired < end) or job.cancels:
             continue
         if any(a.running_at(end) and _hangs(a, target) for a in job.attempts) or job.canceller_raised:
             continue
-        blockers = [a for a in stuck_other if a.job != job.id]
-        if (target.keys is None or target.limit is not None) and _filled(len(blockers), target.limit):
+        if stuck is None:
+            stuck, stuck_of_job, stuck_of_key = _stuck_counts(facts, target, end)
+        # The stuck attempts of other jobs (of other jobs of its key), counted without listing them.
+        own = stuck_of_job.get(job.id, 0)
+        if (target.keys is None or target.limit is not None) and _filled(stuck - own, target.limit):
             continue
-        if target.keys is not None and _filled(sum(facts.jobs[a.job].key == job.key for a in blockers), target.keyed_limit):
+        if target.keys is not None and _filled(stuck_of_key.get(job.key, 0) - own, target.keyed_limit):
             continue
         out.append(job.id)
     return out
@@ -268,6 +298,18 @@ def _waiting_at(facts: Facts, job: JobFacts, index: int) -> bool:
 
 def _hangs(attempt: Attempt, target: Target) -> bool:
     return attempt.kind == "hang" and target.timeout_ms is None
+
+
+def _stuck_counts(facts: Facts, target: Target, end: int) -> tuple[int, dict[int, int], dict[int, int]]:
+    """How many attempts hold a slot for ever (``_stuck_attempts``): in all, per job, and per key."""
+    of_job: dict[int, int] = {}
+    of_key: dict[int, int] = {}
+    attempts = _stuck_attempts(facts, target, end)
+    for attempt in attempts:
+        of_job[attempt.job] = of_job.get(attempt.job, 0) + 1
+        key = facts.jobs[attempt.job].key
+        of_key[key] = of_key.get(key, 0) + 1
+    return len(attempts), of_job, of_key
 
 
 def _stuck_attempts(facts: Facts, target: Target, end: int) -> list[Attempt]:
