@@ -241,14 +241,17 @@ def stranded_jobs(facts: Facts, target: Target) -> list[int]:
     stuck_of_job: dict[int, int] = {}
     stuck_of_key: dict[int, int] = {}
     out: list[int] = []
+    hangs_forever = target.timeout_ms is None
     for job in facts.jobs.values():
         if job.periodic or job.submit is None or job.submit_raised is not None:
             continue
         fired = job.fired
         if (fired is not None and fired < end) or job.cancels:
             continue
-        if any(a.running_at(end) and _hangs(a, target) for a in job.attempts) or job.canceller_raised:
+        if job.canceller_raised:
             continue
+        if hangs_forever and job.attempts and any(a.kind == "hang" and a.running_at(end) for a in job.attempts):
+            continue  # its own attempt hangs (_hangs, for a target without a timeout)
         if stuck is None:
             stuck, stuck_of_job, stuck_of_key = _stuck_counts(facts, target, end)
         # The stuck attempts of other jobs (of other jobs of its key), counted without listing them.
