@@ -95,7 +95,9 @@ def check(run: Run) -> list[Violation]:
         run.diagnosis = diagnose(run)
     found: list[Violation] = []
     for invariant in invariants:
-        found.extend(invariant.violations(run))
+        violations = invariant.violations(run)
+        if violations:
+            found.extend(violations)
     return found
 
 

@@ -168,7 +168,7 @@ class Propagate(Invariant):
         return None
 
 
-def _last_ended(attempts: list[Attempt], before: int) -> Attempt | None:
+def _last_ended(attempts: tuple[Attempt, ...], before: int) -> Attempt | None:
     """The last of ``attempts`` (in start order) that ended before trace index ``before``, or None."""
     for attempt in reversed(attempts):
         end = attempt.end

@@ -61,6 +61,10 @@ class Diagnosis:
         return next((s.job for s in self.stranded if s.cause == cause), None)
 
 
+#: The diagnosis of a run without stranded jobs (most runs): one frozen instance, shared.
+_NOTHING_STRANDED = Diagnosis()
+
+
 def diagnose(run: Run) -> Diagnosis:
     """Find the stranded jobs of ``run`` and why each is stranded (replaying only if there are any).
 
@@ -69,7 +73,7 @@ def diagnose(run: Run) -> Diagnosis:
     """
     ids = stranded_jobs(facts_of(run), run.target)
     if not ids:
-        return Diagnosis()
+        return _NOTHING_STRANDED
     causes = _causes(run, ids)
     return Diagnosis(tuple(Stranded(job, causes[job]) for job in ids))
 

@@ -58,9 +58,10 @@ class JobFacts:
     priority: int = 0
     key: int = 0
     submit_raised: int | None = None
-    attempts: list[Attempt] = field(default_factory=list)
+    #: Tuples (most jobs have no cancel and at most one attempt: no list to make per job, or collect).
+    attempts: tuple[Attempt, ...] = ()
     fired: int | None = None
-    cancels: list[int] = field(default_factory=list)
+    cancels: tuple[int, ...] = ()
     canceller_raised: bool = False
     first_start: int | None = None
     #: The trace index of the first end of one of its attempts that finished (``job.finish``), or None:
@@ -170,53 +171,70 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
     running: dict[tuple[int, int], Attempt] = {}
     peak = 0
     by_kind: dict[str, list[int]] = {}
+    # The indices of the five commonest kinds (submit, job.start, failure, result, cancel: about 80% of a
+    # run's events) go to lists of their own, tested first; every other kind through the dict.
+    submits: list[int] = []
+    starts: list[int] = []
+    failures: list[int] = []
+    results: list[int] = []
+    cancels: list[int] = []
     events = trace.events
     for index, (_, kind, job_id, n, detail) in enumerate(events):
-        indices = by_kind.get(kind)
-        if indices is None:
-            by_kind[kind] = [index]
-        else:
-            indices.append(index)
-        if kind == _SUBMIT or kind == _START:
+        if kind == _SUBMIT:
+            submits.append(index)
             jobs[job_id].submit = index
         elif kind == _JOB_START:
+            starts.append(index)
             attempt = Attempt(job_id, n, detail, index)
             job = jobs[job_id]
             if not job.attempts:
                 job.first_start = index
-            job.attempts.append(attempt)
+            job.attempts += (attempt,)
             running[(job_id, n)] = attempt
             if len(running) > peak:
                 peak = len(running)
-        elif kind == _RESULT or kind == _FAILURE:
+        elif kind == _FAILURE or kind == _RESULT:
+            (failures if kind == _FAILURE else results).append(index)
             fired = jobs.get(job_id)
             if fired is not None and fired.fired is None:
                 fired.fired = index
-        elif kind in ATTEMPT_ENDS:
-            ended = running.pop((job_id, n), None)
-            if ended is not None:
-                ended.end = index
-                ended.end_kind = kind if type(kind) is EventKind else EventKind(kind)  # recorded ones already are
-                if kind == _JOB_FINISH:
-                    owner = jobs[job_id]
-                    if owner.finished is None:
-                        owner.finished = index
-            if detail == CANCELLER_RAISED:
-                jobs[job_id].canceller_raised = True
-                if ended is not None:
-                    ended.canceller_raised = True
         elif kind == _CANCEL:
-            jobs[job_id].cancels.append(index)
-        elif kind == _SUBMIT_RAISED:
-            jobs[job_id].submit_raised = index
-        elif kind == _STOP:
-            stops.append(index)
-        elif kind == _CLOCK_JUMP:
-            jumps.append(index)
-        elif kind == _DRAINED:
-            drained = index
-        elif kind == _ERROR_IS:
-            declared[index - 1] = frozenset(detail.split(",")) - {""}
+            cancels.append(index)
+            jobs[job_id].cancels += (index,)
+        else:
+            indices = by_kind.get(kind)
+            if indices is None:
+                by_kind[kind] = [index]
+            else:
+                indices.append(index)
+            if kind in ATTEMPT_ENDS:
+                ended = running.pop((job_id, n), None)
+                if ended is not None:
+                    ended.end = index
+                    ended.end_kind = kind if type(kind) is EventKind else EventKind(kind)  # recorded ones already are
+                    if kind == _JOB_FINISH:
+                        owner = jobs[job_id]
+                        if owner.finished is None:
+                            owner.finished = index
+                if detail == CANCELLER_RAISED:
+                    jobs[job_id].canceller_raised = True
+                    if ended is not None:
+                        ended.canceller_raised = True
+            elif kind == _START:
+                jobs[job_id].submit = index
+            elif kind == _SUBMIT_RAISED:
+                jobs[job_id].submit_raised = index
+            elif kind == _STOP:
+                stops.append(index)
+            elif kind == _CLOCK_JUMP:
+                jumps.append(index)
+            elif kind == _DRAINED:
+                drained = index
+            elif kind == _ERROR_IS:
+                declared[index - 1] = frozenset(detail.split(",")) - {""}
+    for kind, indices in ((_SUBMIT, submits), (_JOB_START, starts), (_FAILURE, failures), (_RESULT, results), (_CANCEL, cancels)):
+        if indices:
+            by_kind[kind] = indices
     policy = schedule.clock
     late_us = (policy.step_ms + policy.jitter_ms) * 1000
     cancelled = [job for job in jobs.values() if job.cancels] if _CANCEL in by_kind else []
