@@ -100,9 +100,9 @@ class NoStart(_Cancellation):
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         for job in facts.cancelled:  # the jobs with cancels, in job order
-            if facts.fired_before(job, job.cancels[0]):
-                continue
             cancel = job.cancels[0]
+            if not job.attempts or (job.fired is not None and job.fired < cancel):
+                continue  # never started, or it fired before the cancel (Facts.fired_before)
             for attempt in job.attempts:
                 if attempt.start > cancel:
                     what = "started" if attempt.n == 0 else f"was retried (attempt {attempt.n})"
@@ -127,12 +127,17 @@ class Propagates(_Cancellation):
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         for job in facts.cancelled:  # the jobs with cancels, in job order
+            if not job.attempts:
+                continue  # never started: nothing was running at a cancel
+            fired = job.fired
             for cancel in job.cancels:
-                if facts.fired_before(job, cancel):
-                    break
+                if fired is not None and fired < cancel:
+                    break  # Facts.fired_before
                 now = facts.time(cancel)
                 for attempt in job.attempts:
-                    if not attempt.running_at(cancel) or attempt.kind not in CANCELLABLE_KINDS:
+                    end = attempt.end
+                    # not Attempt.running_at(cancel), inlined, or not a kind whose Deferred can be cancelled
+                    if not (attempt.start < cancel and (end is None or end > cancel)) or attempt.kind not in CANCELLABLE_KINDS:
                         continue
                     ended = attempt.end is not None and facts.time(attempt.end) == now
                     if not ended:

@@ -179,6 +179,8 @@ def _last_ended(attempts: tuple[Attempt, ...], before: int) -> Attempt | None:
 
 def _first_own_error(facts: Facts, kind: EventKind) -> int | None:
     """The trace index of the first event of ``kind`` whose error is the subject's to answer for, or None."""
+    if kind not in facts.by_kind:
+        return None  # no event of the kind (most runs)
     return next((i for i in facts.of_kind(kind) if _own_error(facts.events[i].detail)), None)
 
 

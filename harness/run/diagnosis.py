@@ -58,6 +58,8 @@ class Diagnosis:
 
     def first(self, cause: Cause) -> int | None:
         """The first stranded job with ``cause``, or None."""
+        if not self.stranded:
+            return None
         return next((s.job for s in self.stranded if s.cause == cause), None)
 
 

@@ -260,6 +260,8 @@ def stranded_jobs(facts: Facts, target: Target) -> list[int]:
     stuck_of_key: dict[int, int] = {}
     out: list[int] = []
     hangs_forever = target.timeout_ms is None
+    keyed = target.keys is not None
+    by_limit = not keyed or target.limit is not None  # whether the global limit is what stuck attempts must fill
     for job in facts.jobs.values():
         if job.periodic or job.submit is None or job.submit_raised is not None:
             continue
@@ -273,10 +275,10 @@ def stranded_jobs(facts: Facts, target: Target) -> list[int]:
         if stuck is None:
             stuck, stuck_of_job, stuck_of_key = _stuck_counts(facts, target, end)
         # The stuck attempts of other jobs (of other jobs of its key), counted without listing them.
-        own = stuck_of_job.get(job.id, 0)
-        if (target.keys is None or target.limit is not None) and _filled(stuck - own, target.limit):
+        own = stuck_of_job.get(job.id, 0) if stuck_of_job else 0
+        if by_limit and _filled(stuck - own, target.limit):
             continue
-        if target.keys is not None and _filled(stuck_of_key.get(job.key, 0) - own, target.keyed_limit):
+        if keyed and _filled(stuck_of_key.get(job.key, 0) - own, target.keyed_limit):
             continue
         out.append(job.id)
     return out
