@@ -21,7 +21,7 @@ from collections import Counter
 import pytest
 
 from harness import load_target, run_schedule
-from harness.invariants import cancellation, completion, concurrency, delivery, errors
+from harness.invariants import INVARIANTS, cancellation, completion, concurrency, delivery, errors
 from harness.invariants.base import Invariant, Violation
 from harness.invariants.concurrency import _overfull
 from harness.model.known import known
@@ -257,6 +257,9 @@ REFERENCES = {
     "errors.propagate": _propagate,
 }
 
+#: The registry's invariants that have a shortcut, by name.
+_BY_NAME: dict[str, Invariant] = {inv.name: inv for inv in INVARIANTS if inv.name in REFERENCES}
+
 #: Invariants the comparison must see fire (each has buggy scenarios in the catalog caught within the
 #: schedules drawn below), so that it compares violations, not only clean runs.
 MUST_FIRE = {
@@ -290,22 +293,7 @@ def _runs():
 
 
 def test_every_shortcut_answers_as_the_full_walk_over_the_catalog() -> None:
-    by_name: dict[str, Invariant] = {
-        inv.name: inv
-        for inv in (
-            completion.Once(),
-            concurrency.Limit(),
-            concurrency.KeyLimit(),
-            concurrency.Fifo(),
-            concurrency.Priority(),
-            cancellation.Fires(),
-            cancellation.NoStart(),
-            cancellation.Propagates(),
-            cancellation.Detaches(),
-            delivery.OwnResult(),
-            errors.Propagate(),
-        )
-    }
+    by_name = _BY_NAME
     fired: Counter[str] = Counter()
     compared: Counter[str] = Counter()
     stranded = 0
@@ -446,13 +434,7 @@ SUBMITTED = [(0, "submit", 0, 0, "p0"), (0, "submit", 1, 0, "p0")]
     ],
 )
 def test_a_hand_made_violation_gets_past_every_shortcut(name: str, events) -> None:
-    invariant = {
-        "errors.propagate": errors.Propagate(),
-        "completion.once": completion.Once(),
-        "errors.own_result": delivery.OwnResult(),
-        "concurrency.limit": concurrency.Limit(),
-        "cancellation.fires": cancellation.Fires(),
-    }[name]
+    invariant = _BY_NAME[name]
     run = _traced(events)
     found = invariant.check(run)
     assert found is not None and found.invariant == name
