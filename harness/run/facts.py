@@ -270,7 +270,7 @@ def stranded_jobs(facts: Facts, target: Target) -> list[int]:
             continue
         if job.canceller_raised:
             continue
-        if hangs_forever and job.attempts and any(a.kind == "hang" and a.running_at(end) for a in job.attempts):
+        if hangs_forever and job.attempts and any(attempt.kind == "hang" and attempt.running_at(end) for attempt in job.attempts):
             continue  # its own attempt hangs (_hangs, for a target without a timeout)
         if stuck is None:
             stuck, stuck_of_job, stuck_of_key = _stuck_counts(facts, target, end)
