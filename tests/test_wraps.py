@@ -36,7 +36,9 @@ def _id(spec: str) -> str:
 # --- the field ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("wraps", [{"GaveUp": lambda e: e.last}, {retrying.GaveUp: "last"}, [retrying.GaveUp]], ids=repr)
+@pytest.mark.parametrize(
+    "wraps", [{"GaveUp": lambda e: e.last}, {retrying.GaveUp: "last"}, [retrying.GaveUp]], ids=["name", "not-callable", "list"]
+)
 def test_bad_wraps_are_refused_in_one_line(wraps) -> None:
     with pytest.raises(TargetError, match=r"^Target wraps must map exception classes to functions") as info:
         Target(build=object, wraps=wraps)
