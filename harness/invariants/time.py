@@ -146,6 +146,10 @@ class Timeout(Invariant):
         return min(marks) if marks else None
 
 
+#: How the wait-timeout messages name the promise.
+_WAIT = 'timeout_from="wait"'
+
+
 def _timeout_to_judge(target: Target, facts: Facts, job: JobFacts) -> int | None:
     """The firing (trace index) of ``job``'s caller with the timeout error, unless a cancel or stop came
     first (any error goes then), it is a declared reject, or it is the job's own error, propagated."""
@@ -185,14 +189,14 @@ def _judge_wait(target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[
     if first is not None:
         return (
             f"job {job.id} started at {format_ms(facts.time(first))}, after its wait timed out at {format_ms(due)} "
-            f"({target.timeout_ms}ms after it was submitted; timeout_from=\"wait\")",
+            f"({target.timeout_ms}ms after it was submitted; {_WAIT})",
             [known(job.submit), first],
         )
     if job.fired is None or facts.time(job.fired) > due + facts.late_us:
         when = "never fired" if job.fired is None else f"fired only at {format_ms(facts.time(job.fired))}"
         return (
             f"job {job.id} waited {target.timeout_ms}ms without starting (submitted at "
-            f"{format_ms(facts.time(known(job.submit)))}) but its Deferred {when}; timeout_from=\"wait\" promises "
+            f"{format_ms(facts.time(known(job.submit)))}) but its Deferred {when}; {_WAIT} promises "
             f"it fails with {expected} at {format_ms(due)}",
             [known(job.submit)] + ([] if job.fired is None else [job.fired]),
         )
@@ -216,7 +220,7 @@ def _legitimate_wait(target: Target, facts: Facts, job: JobFacts) -> tuple[str, 
     if job.attempts and job.attempts[0].start < fired:
         return (
             f"job {job.id} started at {format_ms(facts.time(job.attempts[0].start))}, yet its Deferred failed with "
-            f"{detail} at {at}; timeout_from=\"wait\" times out only the wait, not the job",
+            f"{detail} at {at}; {_WAIT} times out only the wait, not the job",
             [job.attempts[0].start, fired],
         )
     submitted = facts.time(job.submit)
