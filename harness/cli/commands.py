@@ -27,6 +27,7 @@ from harness.search.verdict import UNFINISHED, check_deterministic, divergence
 from harness.search.verdict import replay as replay_record
 from harness.store import failure_file
 from harness.store.files import write_atomic
+from harness.store.judged import check_judged
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -34,6 +35,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     record = failure_file.load(args.file)
     source = f"failure file {args.file!r}"
     target = load_target(record.target)
+    check_judged(record, target, source, also=UNFINISHED)
     print(f"harness: replaying {one_line(args.file)} against {record.target}\n", flush=True)
     run, violations = replay_record(target, record, source, args.example_timeout)
     failing = [v for v in violations if v.invariant == record.invariant]

@@ -1,0 +1,108 @@
+"""What a hostile or careless user found after the package re-layout (ATTACK.md): each a regression test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness import CampaignConfig, run_campaign
+from harness.cli.main import main
+from scenarios.pools import double_release_pool
+
+BUGGY = "scenarios.pools:double_release_pool"
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(scope="module")
+def record(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A real failure file of the buggy pool (``concurrency.limit``), found once for the module."""
+    folder = tmp_path_factory.mktemp("reports")
+    (finding,) = run_campaign(double_release_pool, BUGGY, CampaignConfig(seed=4, report_dir=str(folder))).findings
+    return json.loads(finding.path.read_text())
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("harness: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+# -- a replay never calls "fixed" an invariant it did not check ----------------------------
+
+
+@pytest.mark.parametrize(
+    "invariant",
+    [
+        "concurrency.limitt",  # misspelt, or renamed by another harness version
+        "time.timeout",  # a real invariant, but the pool declares no timeout_ms
+        "user.gone",  # a user invariant the target no longer has
+        "x",
+    ],
+)
+def test_replay_refuses_an_invariant_the_target_is_not_checked_for(
+    record: dict, invariant: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "renamed.json"
+    path.write_text(json.dumps({**record, "invariant": invariant}))
+    # Before: "no longer fails: ... holds on this schedule", exit 0, for a bug that is still there.
+    assert main(["replay", str(path)]) == 2
+    err = _one_line_error(capsys)
+    assert f"records invariant {invariant!r}, which {BUGGY} is not checked for" in err
+    assert "concurrency.limit" in err  # what it is checked for
+
+
+def test_replay_of_the_unedited_file_still_reproduces(record: dict, tmp_path: Path, capsys) -> None:
+    path = tmp_path / "same.json"
+    path.write_text(json.dumps(record))
+    assert main(["replay", str(path)]) == 1
+    assert "reproduced exactly" in capsys.readouterr().out
+
+
+def test_a_regression_item_with_an_unchecked_invariant_fails_in_one_line(
+    pytester: pytest.Pytester, record: dict
+) -> None:
+    directory = pytester.path / "harness-regressions"
+    directory.mkdir()
+    (directory / "renamed.json").write_text(json.dumps({**record, "invariant": "concurrency.limitt"}))
+    result = pytester.runpytest("-p", "no:twisted", "-p", "no:cacheprovider")
+    # Before: the item passed, as if the bug were fixed.
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["regression file harness-regressions/renamed.json: the file records invariant 'concurrency.limitt', *"]
+    )
+
+
+# -- numbers the summary could not hold are refused before the campaign ---------------------
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--seed", str(2**63)),
+        ("--seed", "9" * 40),
+        ("--max-examples", str(2**63)),
+        ("--max-failures", "9" * 23),
+    ],
+)
+def test_a_seed_or_count_past_64_bits_is_refused_up_front(
+    option: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    summary = tmp_path / "s.json"
+    argv = ["fuzz", BUGGY, option, value, "--no-regressions", "--no-database", "--json", str(summary)]
+    argv += ["--report-dir", str(tmp_path / "r"), "--max-examples", "3"] if option != "--max-examples" else []
+    # Before: the campaign ran and wrote a summary that harness merge and harness report refused.
+    assert main(argv) == 2
+    assert "must be below 2**63" in _one_line_error(capsys)
+    assert not summary.exists()
+
+
+def test_the_largest_seed_writes_a_summary_merge_reads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    summary = tmp_path / "s.json"
+    argv = ["fuzz", BUGGY, "--seed", str(2**63 - 1), "--max-examples", "3", "--no-regressions"]
+    assert main([*argv, "--json", str(summary), "--report-dir", str(tmp_path / "r")]) in (0, 1)
+    capsys.readouterr()
+    assert main(["merge", str(summary)]) in (0, 1)
+    assert "harness: error" not in capsys.readouterr().err
