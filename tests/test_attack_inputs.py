@@ -106,3 +106,34 @@ def test_the_largest_seed_writes_a_summary_merge_reads(tmp_path: Path, capsys: p
     capsys.readouterr()
     assert main(["merge", str(summary)]) in (0, 1)
     assert "harness: error" not in capsys.readouterr().err
+
+
+# -- a JSON error says what is wrong and what to do, not "it may be truncated" for everything ------
+
+
+@pytest.mark.parametrize(
+    "text, said",
+    [
+        ("\ufeff{}", "(it starts with a byte order mark); save it as UTF-8 without one"),
+        ("[" * 100_000 + "]" * 100_000, "(nested too deeply); it is not a file the harness wrote"),
+        ('{"seed": ' + "9" * 5000 + "}", "(an integer of thousands of digits); it is not a file the harness wrote"),
+        ('{"format": "harness-fail', "; it may be truncated"),
+    ],
+)
+def test_json_errors_name_the_problem_and_the_fix(text: str, said: str, tmp_path: Path, capsys) -> None:
+    path = tmp_path / "f.json"
+    path.write_text(text, encoding="utf-8")
+    for argv in (["show", str(path)], ["merge", str(path)], ["report", str(path), "-o", str(tmp_path / "r.html")]):
+        assert main(argv) == 2
+        err = _one_line_error(capsys)
+        assert "is not valid JSON (" in err and said in err, err
+        # Before: "...(Unexpected UTF-8 BOM ...); it may be truncated", "... use sys.set_int_max_str_digits()".
+        assert "set_int_max_str_digits" not in err
+
+
+def test_nan_in_a_summary_is_not_called_a_truncation(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "s.json"
+    path.write_text('{"format": "harness-summary", "version": 1, "seed": NaN}')
+    assert main(["merge", str(path)]) == 2
+    err = _one_line_error(capsys)
+    assert "(NaN is not JSON); it is not a file the harness wrote" in err
