@@ -137,3 +137,16 @@ def test_nan_in_a_summary_is_not_called_a_truncation(tmp_path: Path, capsys) -> 
     assert main(["merge", str(path)]) == 2
     err = _one_line_error(capsys)
     assert "(NaN is not JSON); it is not a file the harness wrote" in err
+
+
+@pytest.mark.parametrize(
+    "option, example", [("--report-dir", "reports"), ("--regressions", "harness-regressions")]
+)
+def test_a_file_given_as_a_directory_is_refused_with_that_option_s_example(
+    option: str, example: str, tmp_path: Path, capsys
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert main(["fuzz", BUGGY, option, str(afile), "--max-examples", "1"]) == 2
+    # Before: "--regressions '...afile' is not a directory; give a directory such as reports".
+    assert f"{option} {str(afile)!r} is not a directory; give a directory such as {example}" in _one_line_error(capsys)

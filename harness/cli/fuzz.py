@@ -158,7 +158,8 @@ def check_directory(option: str, path: str, writes: bool = True) -> None:
     except ValueError:  # a NUL in the path
         exists, is_dir = True, False
     if not path or (exists and not is_dir):
-        raise UsageError(f"{option} {path!r} is not a directory; give a directory such as reports")
+        example = "harness-regressions" if option == "--regressions" else "reports"
+        raise UsageError(f"{option} {path!r} is not a directory; give a directory such as {example}")
     problem = directory_problem(path) if writes else None
     if problem is not None:
         raise UsageError(f"{option} {path!r}: cannot write into it ({problem}); choose a writable directory")
