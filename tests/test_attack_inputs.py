@@ -150,3 +150,34 @@ def test_a_file_given_as_a_directory_is_refused_with_that_option_s_example(
     assert main(["fuzz", BUGGY, option, str(afile), "--max-examples", "1"]) == 2
     # Before: "--regressions '...afile' is not a directory; give a directory such as reports".
     assert f"{option} {str(afile)!r} is not a directory; give a directory such as {example}" in _one_line_error(capsys)
+
+
+# -- the pytest plugin: a report directory that cannot hold the failure ------------------------
+
+FUZZ_BUGGY = f"""
+from harness.pytest import fuzz
+
+@fuzz("{BUGGY}")
+def test_buggy_pool():
+    "The hand-rolled pool keeps its limit."
+"""
+
+
+def test_a_report_dir_that_is_a_file_stops_the_session_in_one_line(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_pools=FUZZ_BUGGY)
+    (pytester.path / "afile").write_text("")
+    result = pytester.runpytest("-p", "no:twisted", "--harness-report-dir", "afile/sub")
+    # Before: the campaign ran, found the bug, then failed the test with "cannot write ...", the failure lost.
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --harness-report-dir / harness_report_dir '*afile/sub' is not a directory ('*afile' is a file)*"])
+
+
+def test_a_failure_the_plugin_cannot_save_is_still_the_test_s_report(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_pools=FUZZ_BUGGY)
+    (pytester.path / "rep").mkdir()
+    (pytester.path / "rep" / "failures").write_text("")  # the directory is fine, its failures/ is a file
+    result = pytester.runpytest("-p", "no:twisted", "--harness-report-dir", "rep", "--harness-seed", "15")
+    result.assert_outcomes(failed=1)
+    # Before: only "harness: cannot write 'rep/failures/<id>.json': Not a directory; ...", no timeline.
+    result.stdout.fnmatch_lines(["FAIL concurrency.limit: *", "minimal schedule: *", "not saved: cannot write *"])
+    assert "During handling of the above exception" not in result.stdout.str()
