@@ -181,3 +181,31 @@ def test_a_failure_the_plugin_cannot_save_is_still_the_test_s_report(pytester: p
     # Before: only "harness: cannot write 'rep/failures/<id>.json': Not a directory; ...", no timeline.
     result.stdout.fnmatch_lines(["FAIL concurrency.limit: *", "minimal schedule: *", "not saved: cannot write *"])
     assert "During handling of the above exception" not in result.stdout.str()
+
+
+# -- an output that is an input, or another output, is refused before anything is written ------
+
+
+def test_an_output_that_is_an_input_or_another_output_is_refused(record: dict, tmp_path: Path, capsys) -> None:
+    failure = tmp_path / "f.json"
+    failure.write_text(json.dumps(record))
+    link = tmp_path / "link.json"
+    link.symlink_to(failure)
+    before = failure.read_text()
+    for argv, said in [
+        # Before: the failure file was replaced by the HTML page.
+        (["report", str(failure), "-o", str(failure)], f"-o {str(failure)!r} is the input"),
+        (["report", str(failure), "-o", str(link)], f"-o {str(link)!r} is the input"),
+        (["merge", str(failure), "--json", str(failure)], f"--json {str(failure)!r} is the input"),
+        # Before: the JSON summary was replaced by the JUnit XML.
+        (["fuzz", BUGGY, "--json", str(tmp_path / "o"), "--junit", str(tmp_path / "o")], "is also the --json output"),
+    ]:
+        assert main(argv) == 2
+        assert said in _one_line_error(capsys)
+    assert failure.read_text() == before
+
+
+def test_dev_null_may_take_every_output(tmp_path: Path, capsys) -> None:
+    argv = ["fuzz", BUGGY, "--max-examples", "2", "--seed", "1", "--no-regressions", "--report-dir", str(tmp_path)]
+    assert main([*argv, "--json", "/dev/null", "--junit", "/dev/null"]) in (0, 1)
+    assert "harness: error" not in capsys.readouterr().err

@@ -15,7 +15,7 @@ import sys
 
 from harness.model.trace import counted
 from harness.cli.exits import EXIT_CLEAN, EXIT_VIOLATION
-from harness.cli.fuzz import check_writable
+from harness.cli.fuzz import check_distinct, check_writable
 from harness.model.target import load_target
 from harness.model.trace import one_line
 from harness.output.junit import junit_from_summary
@@ -83,6 +83,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the HTML report from a summary and failure files."""
+    check_distinct({"-o": args.output}, tuple(args.files))
     summary, views, notes = load_inputs(args.files)
     for note in notes:
         print(f"harness: note: {one_line(note)}", file=sys.stderr)
@@ -92,6 +93,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_merge(args: argparse.Namespace) -> int:
     """Merge shard or host summaries into one; the exit code is the merged campaign's."""
+    check_distinct({"--json": args.json, "--junit": args.junit}, tuple(args.summaries))
     for option, path in (("--json", args.json), ("--junit", args.junit)):
         if path is not None:
             check_writable(option, path)

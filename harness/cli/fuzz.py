@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import stat
 from pathlib import Path
 
 from harness.cli.printing import (
@@ -40,6 +41,7 @@ DEFAULT_DATABASE = ".hypothesis/harness"
 def cmd_fuzz(args: argparse.Namespace) -> int:
     """Check the options and the paths, then run the campaign (under coverage with --coverage or --html)."""
     config = fuzz_config(args)
+    check_distinct({"--json": args.json, "--junit": args.junit})
     for option, path in (("--json", args.json), ("--junit", args.junit)):
         if path is not None:
             check_writable(option, path)
@@ -142,6 +144,37 @@ def fuzz_config(args: argparse.Namespace) -> CampaignConfig:
     if args.shard is not None and total is not None and total < args.shard.count:
         raise UsageError(f"--max-examples {total} leaves shard {args.shard} no examples: use at most {total} shards")
     return config
+
+
+def check_distinct(outputs: dict[str, str | None], inputs: tuple[str, ...] = ()) -> None:
+    """Refuse, before anything is written, an output that is one of the inputs or another output.
+
+    ``harness report s.json -o s.json`` would replace the summary with the page, and
+    ``--json out --junit out`` keep only the XML: a careless option loses a file.
+    """
+    seen: dict[str, str] = {}
+    for path in inputs:
+        seen.setdefault(_identity(path), f"the input {path!r}")
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        key = _identity(path)
+        if key in seen and not _is_stream(path):
+            raise UsageError(f"{option} {path!r} is {seen[key]}: writing it would lose that file; give another path")
+        seen[key] = f"also the {option} output"
+
+
+def _identity(path: str) -> str:
+    """One name per file: the real path (links followed), so two spellings of one file compare equal."""
+    return os.path.realpath(path)
+
+
+def _is_stream(path: str) -> bool:
+    """A device or FIFO (``/dev/stdout``, ``/dev/null``): writing it twice loses nothing."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode) and not stat.S_ISDIR(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def check_writable(option: str, path: str) -> None:
