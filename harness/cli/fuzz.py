@@ -153,14 +153,14 @@ def check_distinct(outputs: dict[str, str | None], inputs: tuple[str, ...] = ())
     ``--json out --junit out`` keep only the XML: a careless option loses a file.
     """
     seen: dict[str, str] = {}
-    for path in inputs:
-        seen.setdefault(_identity(path), f"the input {path!r}")
-    for option, path in outputs.items():
-        if path is None:
+    for given in inputs:
+        seen.setdefault(_identity(given), f"the input {given!r}")
+    for option, output in outputs.items():
+        if output is None:
             continue
-        key = _identity(path)
-        if key in seen and not _is_stream(path):
-            raise UsageError(f"{option} {path!r} is {seen[key]}: writing it would lose that file; give another path")
+        key = _identity(output)
+        if key in seen and not _is_stream(output):
+            raise UsageError(f"{option} {output!r} is {seen[key]}: writing it would lose that file; give another path")
         seen[key] = f"also the {option} output"
 
 
@@ -172,9 +172,10 @@ def _identity(path: str) -> str:
 def _is_stream(path: str) -> bool:
     """A device or FIFO (``/dev/stdout``, ``/dev/null``): writing it twice loses nothing."""
     try:
-        return not stat.S_ISREG(os.stat(path).st_mode) and not stat.S_ISDIR(os.stat(path).st_mode)
+        mode = os.stat(path).st_mode
     except (OSError, ValueError):
         return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
 
 
 def check_writable(option: str, path: str) -> None:
