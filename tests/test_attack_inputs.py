@@ -199,6 +199,8 @@ def test_an_output_that_is_an_input_or_another_output_is_refused(record: dict, t
         (["merge", str(failure), "--json", str(failure)], f"--json {str(failure)!r} is the input"),
         # Before: the JSON summary was replaced by the JUnit XML.
         (["fuzz", BUGGY, "--json", str(tmp_path / "o"), "--junit", str(tmp_path / "o")], "is also the --json output"),
+        (["fuzz", BUGGY, "--json", str(tmp_path / "report.html"), "--html", "--report-dir", str(tmp_path)],
+         "is also the --json output"),
     ]:
         assert main(argv) == 2
         assert said in _one_line_error(capsys)

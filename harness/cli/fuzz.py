@@ -41,7 +41,8 @@ DEFAULT_DATABASE = ".hypothesis/harness"
 def cmd_fuzz(args: argparse.Namespace) -> int:
     """Check the options and the paths, then run the campaign (under coverage with --coverage or --html)."""
     config = fuzz_config(args)
-    check_distinct({"--json": args.json, "--junit": args.junit})
+    html = str(Path(config.report_dir) / REPORT_NAME) if args.html else None
+    check_distinct({"--json": args.json, "--junit": args.junit, "--html": html})
     for option, path in (("--json", args.json), ("--junit", args.junit)):
         if path is not None:
             check_writable(option, path)
