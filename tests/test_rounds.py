@@ -21,6 +21,7 @@ from harness import CampaignConfig, ClockPolicy, Schedule, Submit, check, run_ca
 from harness.model.menu import Menu
 from harness.model.schedule import Cancel, Jump, ScheduleError, Stop
 from harness.output.timeline import render_schedule
+from harness.store.failure_file import load
 from harness.run.clock import FaultClock
 from harness.search.shrink import _usual_landings
 from harness.search.strategies import codec, landing
@@ -169,6 +170,10 @@ def test_a_campaign_finds_the_queue_jump_and_shrinks_it_to_one_landing(tmp_path)
     ops = finding.record.schedule.ops
     assert len(ops) == 5 and [op.after_rounds for op in ops] == [None] * 4 + [1]
     assert any(e.kind == "reactor.pause" for e in finding.record.trace)
+    # The failure file holds the landing (a version 3 schedule) and replays to the same trace.
+    loaded = load(finding.path)
+    assert loaded.schedule == finding.record.schedule and loaded.schedule.version == 3
+    assert run_schedule(round_targets.token_bucket_queue_jump, loaded.schedule).trace.events == list(loaded.trace)
 
 
 def test_the_correct_bucket_stays_clean(tmp_path) -> None:
