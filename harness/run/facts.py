@@ -209,8 +209,12 @@ def stranded_jobs(facts: Facts, target: Target) -> list[int]:
     fill the declared limit (any one of them, with no limit declared). With
     keys declared, "stuck" is judged per key: a job is excused when attempts
     of its own key that hang fill ``key_limit`` (any one, with none declared),
-    or when they fill the global ``limit`` if one is declared. Why each is
-    stranded is ``harness.run.diagnosis``'s to find.
+    or when they fill the global ``limit`` if one is declared. With
+    ``shared``, a job is also excused by any attempt of its key that never
+    ends, whatever ``key_limit`` says: such an execution was running at the
+    job's submission or started after it, so the job may have joined it
+    (``sharing.joined``) and waits with it for ever. Why each is stranded is
+    ``harness.run.diagnosis``'s to find.
     """
     end = facts.drained if facts.drained is not None else len(facts.events)
     stuck_other = _stuck_attempts(facts, target, end)
@@ -225,8 +229,12 @@ def stranded_jobs(facts: Facts, target: Target) -> list[int]:
         blockers = [a for a in stuck_other if a.job != job.id]
         if (target.keys is None or target.limit is not None) and _filled(len(blockers), target.limit):
             continue
-        if target.keys is not None and _filled(sum(facts.jobs[a.job].key == job.key for a in blockers), target.keyed_limit):
-            continue
+        if blockers and (target.keys is not None or target.shared):
+            same_key = sum(facts.jobs[a.job].key == job.key for a in blockers)
+            if target.keys is not None and _filled(same_key, target.keyed_limit):
+                continue
+            if target.shared and same_key:
+                continue
         out.append(job.id)
     return out
 
