@@ -147,3 +147,24 @@ def test_every_record_field_is_in_the_reference() -> None:
     for record in (JobRecord, AttemptRecord, CallRecord, Step, ClockPolicy):
         for field in dataclasses.fields(record):
             assert f"`{field.name}" in text or f", {field.name}" in text or f"`, `{field.name}`" in text, (record.__name__, field.name)
+
+
+def test_an_attempt_whose_canceller_raised_never_ends_in_the_view() -> None:
+    """REVIEW.md F4: its Deferred was cancelled (outcome and end_us say so) but the job never ends and
+    keeps what it holds, so ``running_at`` keeps it; an attempt cancelled normally ends at the cancel."""
+    from scenarios.pools import SemaphorePool
+
+    target = Target(build=lambda clock: SemaphorePool(clock, 2))
+    schedule = Schedule((
+        Submit(0, 0, JobSpec("fail", after_ms=440, canceller_raises=True)),
+        Submit(0, 1, JobSpec("succeed", after_ms=440)),
+        Cancel(10, 0),
+        Cancel(10, 1),
+    ))
+    view = run_schedule(target, schedule).view
+    hostile, normal = view.jobs[0].attempts[0], view.jobs[1].attempts[0]
+    assert (hostile.outcome, hostile.end_us, hostile.canceller_raised) == ("cancelled", 10_000, True)
+    assert (normal.outcome, normal.end_us, normal.canceller_raised) == ("cancelled", 10_000, False)
+    assert [a.job for a in view.running_at(5_000)] == [0, 1]
+    assert [a.job for a in view.running_at(20_000)] == [0]
+    assert hostile.running_at(10**9) and not normal.running_at(10_000)

@@ -48,7 +48,10 @@ class AttemptRecord:
 
     ``outcome`` is an ``AttemptOutcome`` (``"finished"``, ``"failed"``,
     ``"cancelled"``) or None (still running when the run ended); ``error`` the
-    exception type of a failure.
+    exception type of a failure. ``canceller_raised``: its Deferred was
+    cancelled (``outcome`` ``"cancelled"``, ``end_us`` the cancel) but the
+    job's own canceller raised, so the job never ends: it keeps whatever it
+    holds, and ``running_at`` counts it as running from then on.
     """
 
     job: int
@@ -61,10 +64,11 @@ class AttemptRecord:
     #: What ``clock.seconds()`` read at the start and end (monotonic time plus the jumps so far).
     start_wall_us: int | None = None
     end_wall_us: int | None = None
+    canceller_raised: bool = False
 
     def running_at(self, t_us: int) -> bool:
-        """Started at or before ``t_us`` and not ended before it."""
-        return self.start_us <= t_us and (self.end_us is None or self.end_us > t_us)
+        """Started at or before ``t_us`` and not ended before it (an attempt whose canceller raised never ends)."""
+        return self.start_us <= t_us and (self.end_us is None or self.canceller_raised or self.end_us > t_us)
 
 
 @dataclass(frozen=True)
@@ -239,6 +243,7 @@ def _attempt(facts: Facts, a: Attempt, wall_us: Callable[[int], int]) -> Attempt
         error=error,
         start_wall_us=wall_us(a.start),
         end_wall_us=wall_us(a.end) if a.end is not None else None,
+        canceller_raised=a.canceller_raised,
     )
 
 
