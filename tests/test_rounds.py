@@ -170,6 +170,7 @@ def test_a_campaign_finds_the_queue_jump_and_shrinks_it_to_one_landing(tmp_path)
     ops = finding.record.schedule.ops
     assert len(ops) == 5 and [op.after_rounds for op in ops] == [None] * 4 + [1]
     assert any(e.kind == "reactor.pause" for e in finding.record.trace)
+    assert "step 5 handled after 1 round of the calls due then (as I/O between two reactor passes)" in finding.record.message
     # The failure file holds the landing (a version 3 schedule) and replays to the same trace.
     loaded = load(finding.path)
     assert loaded.schedule == finding.record.schedule and loaded.schedule.version == 3
