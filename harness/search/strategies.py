@@ -61,6 +61,11 @@ def landing(record: bytes) -> int | None:
     return _LANDINGS[crc32(record) & 15] if any(record) else None
 
 
+def _usual(record: bytes) -> None:
+    """The landing of every record under a menu without ``landings``: after every round."""
+    return None
+
+
 @dataclass(frozen=True)
 class _Codec:
     """Decodes fixed-width byte records into operations for one menu."""
@@ -167,6 +172,7 @@ class _Codec:
         """Records as a schedule; calls take their arguments from ``arg_pools`` (Hypothesis drew them, in
         turn per operation) or, when None, from each record's argument bytes."""
         menu = self.menu
+        land = landing if menu.landings else _usual
         ops: list[Any] = []
         pools = [iter(pool) for pool in arg_pools or ()]
         now = 0
@@ -185,11 +191,11 @@ class _Codec:
                 priority = (detail // 7) % menu.priorities if menu.priorities else 0
                 spec = self._spec(action, record[1], detail)
                 key = record[-1] % menu.keys if menu.keys else 0
-                ops.append(Submit(now, submitted, spec, priority, self.then(record), key, landing(record)))
+                ops.append(Submit(now, submitted, spec, priority, self.then(record), key, land(record)))
                 submitted += 1
             elif action == "cancel":
                 if submitted:
-                    ops.append(Cancel(now, submitted - 1 - min(detail % 4, submitted - 1), landing(record)))
+                    ops.append(Cancel(now, submitted - 1 - min(detail % 4, submitted - 1), land(record)))
             elif action == "call":
                 which = detail % len(menu.operations)
                 operation, strategies = menu.operations[which]
@@ -201,12 +207,12 @@ class _Codec:
                 else:
                     args = next(pools[which], None) if which < len(pools) else None
                 if args is not None:  # None: the schedule drew no more arguments for it, so no call
-                    ops.append(Call(now, operation, tuple(args), landing(record)))
+                    ops.append(Call(now, operation, tuple(args), land(record)))
             elif action == "jump":
                 magnitude = (record[1] % (menu.max_jump_ms // menu.grain_ms + 1)) * menu.grain_ms
-                ops.append(Jump(now, -magnitude if detail % 2 else magnitude, landing(record)))
+                ops.append(Jump(now, -magnitude if detail % 2 else magnitude, land(record)))
             elif not stopped:
-                ops.append(Stop(now, landing(record)))
+                ops.append(Stop(now, land(record)))
                 stopped = True
         return Schedule(tuple(ops), policy)
 
