@@ -4,7 +4,9 @@ On a real reactor I/O (a new request: a schedule operation) is handled between t
 ``runUntilCurrent``, so a call the subject adds with ``callLater(0)`` during a pass may run after
 the next request. Before ``after_rounds`` every operation ran after every round of its instant,
 and a token bucket whose fast path ignores the queue while the refill hands the token over with
-``callLater(0, drain)`` was never caught (``tests/round_targets.py``, copied from the review).
+``callLater(0, drain)`` was never caught (``scenarios/review/token_bucket.py``; the hand-driven
+real-reactor order is ``test_queue_jumping_bucket_breaks_fifo_when_a_call_comes_between_two_rounds``
+in ``tests/test_review_targets.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import json
 import random
 
 import pytest
-from twisted.internet.task import Clock
 
 from harness import CampaignConfig, ClockPolicy, Schedule, Submit, check, run_campaign, run_schedule
 from harness.model.menu import Menu
@@ -26,7 +27,7 @@ from harness.run.clock import FaultClock
 from harness.search.shrink import _usual_landings
 from harness.search.strategies import codec, landing
 
-import round_targets
+from scenarios.review import targets as review
 
 #: Three jobs take the bucket's three tokens, a fourth queues; job 4 arrives at the refill tick's instant.
 BURST = tuple(Submit(at_ms=0, job=i) for i in range(4))
@@ -58,55 +59,43 @@ def test_every_landing_among_two_rounds(rounds: int | None, left: int, order: li
     assert ran == order
 
 
-def test_the_review_hand_driven_order_is_what_after_rounds_1_plays() -> None:
-    """The review drove a real reactor's order by hand (the tick, then I/O, then the hand-over):
-    the queue-jumping bucket serves job 4 before job 3, the correct one does not. The schedule with
-    ``after_rounds=1`` plays that order, and the harness names the broken promise."""
-    for cls, expect in ((round_targets.QueueJumpingTokenBucket, [4, 3]), (round_targets.TokenBucket, [3, 4])):
-        clock = Clock()
-        bucket = cls(clock)
-        granted: list[int] = []
-        for i in range(4):
-            bucket.acquire().addCallback(lambda _, i=i: granted.append(i))
-        tick = bucket._tick
-        clock.rightNow = tick.getTime()
-        tick.func()  # runUntilCurrent: the refill tick runs ...
-        bucket.acquire().addCallback(lambda _: granted.append(4))  # ... I/O: a new caller ...
-        clock.advance(0)  # ... the next runUntilCurrent: the hand-over
-        clock.advance(0.1)
-        assert granted[3:] == expect, cls.__name__
-    run = run_schedule(round_targets.token_bucket_queue_jump, _queue_jump(1))
+def test_after_rounds_1_plays_the_review_hand_driven_order() -> None:
+    """The review drove a real reactor's order by hand (the tick, then I/O, then the hand-over): the
+    queue-jumping bucket serves job 4 before job 3. ``after_rounds=1`` plays that order, the trace
+    says where the operation landed, and the harness names the broken promise; the correct bucket
+    stays clean."""
+    run = run_schedule(review.token_bucket_queue_jump, _queue_jump(1))
     [violation] = check(run)
     assert violation.invariant == "concurrency.fifo"
     assert "job 4 started at 100ms ahead of job 3" in violation.message
     pause = [e for e in run.trace if e.kind == "reactor.pause"]
     assert [e.detail for e in pause] == ["step 5 lands after round 1 of this instant; 1 call still due runs after it"]
-    assert check(run_schedule(round_targets.token_bucket, _queue_jump(1))) == []
+    assert check(run_schedule(review.token_bucket_ok, _queue_jump(1))) == []
 
 
 @pytest.mark.parametrize("after_rounds", [None, 0, 2, 7])
 def test_every_other_landing_keeps_the_queue_jump_hidden(after_rounds: int | None) -> None:
-    assert check(run_schedule(round_targets.token_bucket_queue_jump, _queue_jump(after_rounds))) == []
+    assert check(run_schedule(review.token_bucket_queue_jump, _queue_jump(after_rounds))) == []
 
 
 def test_a_landing_that_leaves_nothing_due_gives_the_default_trace_byte_for_byte() -> None:
-    default = run_schedule(round_targets.token_bucket, _queue_jump(None)).trace.digest()
+    default = run_schedule(review.token_bucket_ok, _queue_jump(None)).trace.digest()
     # The correct bucket's instant at 100ms has three rounds: the tick, the hand-over, job 3's result.
-    assert run_schedule(round_targets.token_bucket, _queue_jump(3)).trace.digest() == default
-    assert run_schedule(round_targets.token_bucket, _queue_jump(50)).trace.digest() == default
-    assert run_schedule(round_targets.token_bucket, _queue_jump(2)).trace.digest() != default
-    assert run_schedule(round_targets.token_bucket, _queue_jump(1)).trace.digest() != default
+    assert run_schedule(review.token_bucket_ok, _queue_jump(3)).trace.digest() == default
+    assert run_schedule(review.token_bucket_ok, _queue_jump(50)).trace.digest() == default
+    assert run_schedule(review.token_bucket_ok, _queue_jump(2)).trace.digest() != default
+    assert run_schedule(review.token_bucket_ok, _queue_jump(1)).trace.digest() != default
 
 
 def test_landing_under_a_stride_pauses_the_wake_at_the_operation_instant() -> None:
     schedule = dataclasses.replace(_queue_jump(1), ops=tuple(dataclasses.replace(op, at_ms=op.at_ms + 40) for op in _queue_jump(1).ops))
     strided = dataclasses.replace(schedule, clock=ClockPolicy(step_ms=100))
     # Punctual: the tick is due at 140ms and the reactor wakes then; the operation lands after its round.
-    assert [v.invariant for v in check(run_schedule(round_targets.token_bucket_queue_jump, schedule))] == ["concurrency.fifo"]
+    assert [v.invariant for v in check(run_schedule(review.token_bucket_queue_jump, schedule))] == ["concurrency.fifo"]
     # Strides of 100ms: the reactor wakes for the tick only at 200ms, so at 140ms there is no round to land between.
-    assert check(run_schedule(round_targets.token_bucket_queue_jump, strided)) == []
+    assert check(run_schedule(review.token_bucket_queue_jump, strided)) == []
     late = dataclasses.replace(strided, ops=strided.ops[:-1] + (dataclasses.replace(strided.ops[-1], at_ms=200),))
-    assert [v.invariant for v in check(run_schedule(round_targets.token_bucket_queue_jump, late))] == ["concurrency.fifo"]
+    assert [v.invariant for v in check(run_schedule(review.token_bucket_queue_jump, late))] == ["concurrency.fifo"]
 
 
 def test_after_rounds_is_written_only_when_set_and_makes_a_version_3_schedule() -> None:
@@ -171,7 +160,7 @@ def _campaign(target, name: str, seed: int, examples: int, tmp_path):
 
 
 def test_a_campaign_finds_the_queue_jump_and_shrinks_it_to_one_landing(tmp_path) -> None:
-    result = _campaign(round_targets.token_bucket_queue_jump, "tests.round_targets:token_bucket_queue_jump", 1, 3000, tmp_path)
+    result = _campaign(review.token_bucket_queue_jump, "scenarios.review.targets:token_bucket_queue_jump", 1, 3000, tmp_path)
     [finding] = result.findings
     assert finding.record.invariant == "concurrency.fifo"
     ops = finding.record.schedule.ops
@@ -181,23 +170,23 @@ def test_a_campaign_finds_the_queue_jump_and_shrinks_it_to_one_landing(tmp_path)
     # The failure file holds the landing (a version 3 schedule) and replays to the same trace.
     loaded = load(finding.path)
     assert loaded.schedule == finding.record.schedule and loaded.schedule.version == 3
-    assert run_schedule(round_targets.token_bucket_queue_jump, loaded.schedule).trace.events == list(loaded.trace)
+    assert run_schedule(review.token_bucket_queue_jump, loaded.schedule).trace.events == list(loaded.trace)
 
 
 def test_the_correct_bucket_stays_clean(tmp_path) -> None:
-    result = _campaign(round_targets.token_bucket, "tests.round_targets:token_bucket", 1, 1000, tmp_path)
+    result = _campaign(review.token_bucket_ok, "scenarios.review.targets:token_bucket_ok", 1, 1000, tmp_path)
     assert [f.record.message for f in result.findings] == [] and result.examples == 1000
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_the_correct_bucket_stays_clean_over_a_long_campaign(seed: int, tmp_path) -> None:
-    result = _campaign(round_targets.token_bucket, "tests.round_targets:token_bucket", seed, 4000, tmp_path)
+    result = _campaign(review.token_bucket_ok, "scenarios.review.targets:token_bucket_ok", seed, 4000, tmp_path)
     assert [f.record.message for f in result.findings] == [] and result.examples == 4000
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [2, 11])
 def test_other_seeds_find_the_queue_jump(seed: int, tmp_path) -> None:
-    result = _campaign(round_targets.token_bucket_queue_jump, "tests.round_targets:token_bucket_queue_jump", seed, 5000, tmp_path)
+    result = _campaign(review.token_bucket_queue_jump, "scenarios.review.targets:token_bucket_queue_jump", seed, 5000, tmp_path)
     assert [f.record.invariant for f in result.findings] == ["concurrency.fifo"]
