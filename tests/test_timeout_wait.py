@@ -13,39 +13,24 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from twisted.internet import defer
 
 from harness import CampaignConfig, ClockPolicy, JobSpec, Schedule, Submit, Target, TargetError, check, load_target
 from harness import run_campaign, run_schedule
+from specimens import WaitTimeout
 
 T_MS = 300
 LIMIT = 2
 
 
-class WaitTimeout:
-    """A ``DeferredSemaphore(2)`` whose acquire times out after T (``whole=True``: the whole call, job too;
-    ``T_MS=None``: never)."""
-
-    def __init__(self, clock: Any, timeout_ms: int | None = T_MS, whole: bool = False) -> None:
-        self.clock, self.timeout_ms, self.whole = clock, timeout_ms, whole
-        self.sem = defer.DeferredSemaphore(LIMIT)
-
-    def submit(self, job: Any) -> defer.Deferred:
-        d = self.sem.acquire()
-        if self.timeout_ms is not None and not self.whole:
-            d.addTimeout(self.timeout_ms / 1000, self.clock)
-        d.addCallback(lambda _: defer.maybeDeferred(job).addBoth(self._release))
-        if self.timeout_ms is not None and self.whole:
-            d.addTimeout(self.timeout_ms / 1000, self.clock)
-        return d
-
-    def _release(self, result: Any) -> Any:
-        self.sem.release()
-        return result
-
-
 def _target(**kwargs: Any) -> Target:
     return Target(build=lambda clock: WaitTimeout(clock, **kwargs), limit=LIMIT, order="fifo", timeout_ms=T_MS, timeout_from="wait")
+
+
+class Forgetful(WaitTimeout):
+    """BUG: one slot where two are promised."""
+
+    def __init__(self, clock: Any) -> None:
+        super().__init__(clock, slots=1)
 
 
 def _run(target: Target, *specs: tuple[int, JobSpec]) -> list[str]:
@@ -77,11 +62,6 @@ def test_a_timeout_over_the_whole_call_is_caught() -> None:
 
 
 def test_a_timeout_with_a_free_slot_is_caught() -> None:
-    class Forgetful(WaitTimeout):
-        def __init__(self, clock: Any) -> None:
-            super().__init__(clock)
-            self.sem = defer.DeferredSemaphore(1)  # BUG: one slot where two are promised
-
     target = Target(build=Forgetful, limit=LIMIT, timeout_ms=T_MS, timeout_from="wait")
     violations = _run(target, (0, JobSpec("hang")), (10, JobSpec("succeed", 10)))
     assert len(violations) == 1 and "the declared limit of 2 was never full while it waited (at most 1 running" in violations[0]
