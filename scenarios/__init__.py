@@ -54,6 +54,7 @@ HARD_MODULES = (
     "scenarios.shed_throttle",
     "scenarios.sleepy_linearizer",
     "scenarios.polled_lanes",
+    "scenarios.retry_sweep",
 )
 
 
