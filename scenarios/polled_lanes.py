@@ -18,14 +18,17 @@ The window: one reactor turn that runs the urgent poll and then the bulk
 poll. The bulk poll then runs between the urgent poll's launches and their
 store writes, which wait for the next round (as in
 ``ReactorBase.runUntilCurrent``). A punctual reactor never does it (the
-polls are 40 ms apart); nor does a stall on its own, which runs the bulk
-poll first, as it is due first. It takes a wake over 40 ms late for the
-urgent poll just before a bulk poll (``jitter_ms`` here, or a 5 ms late
-call on a 100 ms stride), or a stall after a wall-clock jump that moved one
-poll's next due time and not yet the other's; and only every ``BULK_MS``,
-while urgent tasks wait for the slots and a bulk task waits too. Uniform
-random search needs hundreds of examples.
+polls are 40 ms apart), nor does a stall shorter than ``BULK_MS`` (it wakes
+for the bulk poll, due first, and runs it first). It takes a wake over
+40 ms late for the urgent poll just before a bulk poll (``jitter_ms`` here,
+or a late call on a 100 ms stride), a stall longer than ``BULK_MS`` (the
+next wake finds the urgent poll, due 100 ms after the last wake, ahead of
+the bulk poll), or a stall after a wall-clock jump that moved one poll's
+next due time and not yet the other's; and only every ``BULK_MS``, while
+urgent tasks fill the free slots and a bulk task waits too. Uniform random
+search needs hundreds of examples.
 """
+
 from __future__ import annotations
 
 from collections import deque

@@ -21,6 +21,7 @@ enough to find both due (``jitter_ms`` or ``step_ms``), at a moment when a
 task of some key waits for its retry while the poll picks that key's last
 fresh task. Uniform random search needs hundreds of examples.
 """
+
 from __future__ import annotations
 
 from collections import deque
