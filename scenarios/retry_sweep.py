@@ -75,7 +75,7 @@ class KeyedRunner:
     next parked task of its key. Cancelling a queued or parked
     task drops it; cancelling one being read frees its key; cancelling a
     running one cancels its attempt (a cancelled attempt is not retried).
-    ``stop()`` stops both loops and fails the tasks that have not started
+    ``stop()`` stops the poll and any pending sweep, and fails the tasks that have not started
     (``RunnerStopped``, declared in ``rejects``) and the parked ones (with
     their first failure); tasks already started run to the end.
     """
