@@ -58,9 +58,12 @@ class SchedulerStopped(Exception):
 class StaggeredPoll:
     """Calls ``poll`` at fixed due times, ``first_ms`` after it is made and every ``interval_ms`` after that.
 
-    Due times are kept, not re-derived from the last call, so two polls made
-    together keep their stagger; due times a late wake missed are skipped
-    (as ``LoopingCall`` does), never replayed.
+    Due times are wall-clock readings on a fixed grid, not re-derived from
+    the last call, so two polls made together keep their stagger. Due times
+    a late wake or a forward jump missed are skipped (as ``LoopingCall``
+    does), never replayed; after a backward jump the next due time steps
+    back along the grid, so a poll never waits more than one interval
+    (``LoopingCall`` would wait out the jump).
     """
 
     def __init__(self, clock: IReactorTime, interval_ms: int, first_ms: int, poll: Callable[[], None]) -> None:
@@ -77,6 +80,8 @@ class StaggeredPoll:
         self.due += self.interval
         while self.due <= now:
             self.due += self.interval
+        while self.due - self.interval > now:
+            self.due -= self.interval
         self.call = self.clock.callLater(self.due - now, self._fire)
 
     def stop(self) -> None:
