@@ -1,0 +1,49 @@
+"""A target that leaves threads running or patches the process's clocks cannot hang or corrupt a campaign."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+TESTS = Path(__file__).parent
+
+
+def _harness(argv: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _fuzz_argv(target: str, tmp_path: Path, *extra: str) -> list[str]:
+    return [
+        "fuzz", f"stray_targets:{target}", "--seed", "1", "--no-regressions", "--no-database",
+        "--report-dir", str(tmp_path / "reports"), "--json", str(tmp_path / "summary.json"), *extra,
+    ]
+
+
+def test_a_thread_left_running_by_the_target_does_not_hang_the_cli(tmp_path) -> None:
+    done = _harness(_fuzz_argv("leaves_thread", tmp_path, "--max-examples", "30"), tmp_path, timeout=90)
+    assert done.returncode == 0, done.stderr
+    assert "the target left" in done.stderr and "left-by-target" in done.stderr
+    assert json.loads((tmp_path / "summary.json").read_text())["outcome"] == "clean"
+
+
+def test_the_parent_kills_a_child_that_reported_but_does_not_end() -> None:
+    import signal
+    import time
+
+    from harness.guard import supervise
+
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.setpgid(0, 0)
+        time.sleep(60)
+        os._exit(0)
+    started = time.monotonic()
+    _, status = supervise._wait(pid, grace=0.5)
+    assert time.monotonic() - started < 10
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
