@@ -47,3 +47,23 @@ def test_the_parent_kills_a_child_that_reported_but_does_not_end() -> None:
     _, status = supervise._wait(pid, grace=0.5)
     assert time.monotonic() - started < 10
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+
+
+def test_a_signal_the_parent_forwarded_is_an_interrupt_not_blamed_on_the_target() -> None:
+    import signal
+    import time
+
+    script = (
+        "import sys, time\n"
+        "from harness.guard import supervise\n"
+        "print('started', flush=True)\n"
+        "sys.exit(supervise.supervise(lambda: time.sleep(60) or 0, \"'harness replay'\"))\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "started"
+    time.sleep(1)  # the child is sleeping in its own process group
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert err.strip() == "harness: interrupted by SIGTERM"

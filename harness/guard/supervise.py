@@ -80,7 +80,10 @@ def supervise(command: Callable[[], int], what: str = "the campaign") -> int:
         os.setpgid(pid, pid)
     except OSError:
         pass  # the child did it first, or exited already
-    previous = {signum: signal.signal(signum, lambda signum, frame: _forward(pid, signum)) for signum in FORWARDED}
+    forwarded: list[int] = []
+    previous = {
+        signum: signal.signal(signum, lambda signum, frame: _forward(pid, signum, forwarded)) for signum in FORWARDED
+    }
     try:
         report = _read_report(read_end)
         _, status = _wait(pid, GRACE_S if len(report) >= 2 else None)
@@ -90,6 +93,10 @@ def supervise(command: Callable[[], int], what: str = "the campaign") -> int:
         os.close(read_end)
     if len(report) >= 2 and report[:1] == _DONE:
         return report[1]
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) in forwarded:
+        signum = os.WTERMSIG(status)
+        print(f"harness: interrupted by {_signal_name(signum)}", file=sys.stderr, flush=True)
+        return 128 + signum
     if os.WIFSIGNALED(status):
         signum = os.WTERMSIG(status)
         how, code = f"was killed by {_signal_name(signum)}", 128 + signum
@@ -148,7 +155,8 @@ def _exit_past_stray_threads(code: int) -> None:
         os._exit(code)
 
 
-def _forward(pid: int, signum: int) -> None:
+def _forward(pid: int, signum: int, forwarded: list[int]) -> None:
+    forwarded.append(signum)
     try:
         os.kill(pid, signum)
     except ProcessLookupError:
