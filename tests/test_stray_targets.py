@@ -67,3 +67,26 @@ def test_a_signal_the_parent_forwarded_is_an_interrupt_not_blamed_on_the_target(
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGTERM
     assert err.strip() == "harness: interrupted by SIGTERM"
+
+
+def test_clocks_a_run_replaced_are_put_back() -> None:
+    import time
+
+    import stray_targets
+    from harness import JobSpec, Schedule, Submit, run_schedule
+
+    before = (time.monotonic, time.perf_counter, time.time)
+    try:
+        run_schedule(stray_targets.freezes_clocks, Schedule(tuple(Submit(0, j, JobSpec("succeed", 10)) for j in range(3))))
+        assert (time.monotonic, time.perf_counter, time.time) == before
+    finally:  # without the fix, keep the rest of the session's clocks working
+        time.monotonic, time.perf_counter, time.time = before
+
+
+def test_a_target_that_freezes_the_clocks_does_not_break_the_budget_or_the_summary(tmp_path) -> None:
+    done = _harness(_fuzz_argv("freezes_clocks", tmp_path, "--budget", "2"), tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert 1.5 < summary["elapsed_seconds"] < 30
+    merged = _harness(["merge", str(tmp_path / "summary.json"), "--json", str(tmp_path / "merged.json")], tmp_path)
+    assert merged.returncode == 0, merged.stderr
