@@ -53,3 +53,25 @@ def test_the_unedited_file_still_fails_as_a_regression(record, tmp_path) -> None
     result = run_campaign(double_release_pool, BUGGY, CampaignConfig(seed=1, max_examples=5, regressions=str(corpus),
                                                                     report_dir=str(tmp_path / "reports")))
     assert [f.source for f in result.findings][:1] == ["regression"]
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"seed": 2**70}, "seed must be from 0 to 2**63 - 1"),
+        ({"seed": -1}, "seed must be from 0 to 2**63 - 1"),
+        ({"max_examples": 2**63}, "max_examples must be from 1 to 2**63 - 1"),
+        ({"max_examples": 0}, "max_examples must be from 1 to 2**63 - 1"),
+        ({"max_failures": 10**4000}, "max_failures must be from 1 to 2**63 - 1 (the summary holds 64-bit integers), got a 4001-digit"),
+    ],
+)
+def test_the_api_refuses_seeds_and_counts_a_summary_cannot_hold(change, said, tmp_path) -> None:
+    # Before: seed=2**70 ran and wrote a summary that merge and report refuse.
+    with pytest.raises(ValueError, match=None) as raised:
+        run_campaign(double_release_pool, BUGGY, CampaignConfig(report_dir=str(tmp_path), **{"max_examples": 5, **change}))
+    assert said in str(raised.value) and "\\n" not in str(raised.value)
+
+
+def test_the_largest_seed_runs(tmp_path) -> None:
+    result = run_campaign(double_release_pool, BUGGY, CampaignConfig(seed=2**63 - 1, max_examples=3, report_dir=str(tmp_path)))
+    assert result.seed == 2**63 - 1
