@@ -90,3 +90,11 @@ def test_a_target_that_freezes_the_clocks_does_not_break_the_budget_or_the_summa
     assert 1.5 < summary["elapsed_seconds"] < 30
     merged = _harness(["merge", str(tmp_path / "summary.json"), "--json", str(tmp_path / "merged.json")], tmp_path)
     assert merged.returncode == 0, merged.stderr
+
+
+def test_clocks_frozen_when_the_target_is_imported_do_not_break_the_budget(tmp_path) -> None:
+    argv = _fuzz_argv("freezes_clocks", tmp_path, "--budget", "2")
+    argv[1] = "stray_clock_at_import:target"
+    done = _harness(argv, tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert 1.5 < json.loads((tmp_path / "summary.json").read_text())["elapsed_seconds"] < 30

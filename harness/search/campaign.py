@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
+from harness.guard import clocks as time  # bound at import: a target cannot replace them
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
