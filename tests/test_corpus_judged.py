@@ -60,8 +60,8 @@ def test_the_unedited_file_still_fails_as_a_regression(record, tmp_path) -> None
     [
         ({"seed": 2**70}, "seed must be from 0 to 2**63 - 1"),
         ({"seed": -1}, "seed must be from 0 to 2**63 - 1"),
-        ({"max_examples": 2**63}, "max_examples must be from 1 to 2**63 - 1"),
-        ({"max_examples": 0}, "max_examples must be from 1 to 2**63 - 1"),
+        ({"max_examples": 2**63}, "max_examples must be from 0 to 2**63 - 1"),
+        ({"max_examples": -1}, "max_examples must be from 0 to 2**63 - 1"),
         ({"max_failures": 10**4000}, "max_failures must be from 1 to 2**63 - 1 (the summary holds 64-bit integers), got a 4001-digit"),
     ],
 )

@@ -277,7 +277,7 @@ def stopped_by_error(result: CampaignResult, error: BaseException) -> None:
 def check_config(config: CampaignConfig) -> None:
     """The checks every campaign makes of its configuration, whether it runs in one process or many."""
     # The summary holds 64-bit integers only: a larger seed or count would write one merge and report refuse.
-    for name, value, least in (("seed", config.seed, 0), ("max_examples", config.max_examples, 1),
+    for name, value, least in (("seed", config.seed, 0), ("max_examples", config.max_examples, 0),
                                ("max_failures", config.max_failures, 1)):
         if value is not None and not least <= value < failure_file.LIMIT_64:
             shown = value if abs(value) < 10**30 else f"a {len(str(abs(value)))}-digit number"
