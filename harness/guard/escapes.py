@@ -191,15 +191,15 @@ class EscapeGuard:
             PROCESS_FUNCTIONS["os._exit"][0](0)
 
     def _keep_process_state(self) -> None:
-        """Put back, when the run ends, the working directory, signal handlers and clocks the target may change."""
+        """Put back, when the run ends, the working directory and the signal handlers the target may change."""
         try:
             cwd = os.getcwd()
         except OSError:
             cwd = None
+        clocks = {name: getattr(time, name) for name in RESTORED_CLOCKS if hasattr(time, name)}  # and the clocks
         handlers = {}
         if threading.current_thread() is threading.main_thread():
             handlers = {signum: signal.getsignal(signum) for signum in RESTORED_SIGNALS}
-        clocks = {name: getattr(time, name) for name in RESTORED_CLOCKS if hasattr(time, name)}
 
         def restore() -> None:
             for name, clock in clocks.items():
