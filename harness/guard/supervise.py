@@ -66,11 +66,7 @@ def supervise(command: Callable[[], int], what: str = "the campaign") -> int:
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         finally:
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except Exception:
-                    pass
+            _flush_streams()
             os.write(write_end, _DONE + bytes([code & 0xFF]))
             os.close(write_end)
         _exit_past_stray_threads(code)
@@ -147,12 +143,17 @@ def _exit_past_stray_threads(code: int) -> None:
         if run_exit_handlers is not None:
             run_exit_handlers()
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:
-                pass
+        _flush_streams()
         os._exit(code)
+
+
+def _flush_streams() -> None:
+    """Flush stdout and stderr, whatever state the target left them in."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
 
 
 def _forward(pid: int, signum: int, forwarded: list[int]) -> None:
