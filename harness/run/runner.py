@@ -184,7 +184,7 @@ def run_schedule(target: Target, schedule: Schedule, timeout_s: float | None = D
 
 def _run(session: RunSession, target: Target, schedule: Schedule, timeout_s: float | None) -> Run:
     check_schedule(target, schedule)
-    GARBAGE.isolate()
+    automatic = GARBAGE.isolate()
     policy = schedule.clock
     clock = FaultClock.for_policy(policy)
     trace = Trace(lambda: clock.now_us)
@@ -247,7 +247,7 @@ def _run(session: RunSession, target: Target, schedule: Schedule, timeout_s: flo
                 raise _abandon(run, aborted, guard, dog, observer) from None
     finally:
         run.checkpoint = nothing
-        GARBAGE.release()
+        GARBAGE.release(automatic)
     return run
 
 
