@@ -9,6 +9,7 @@ adapted in a line or two. Each promise turns on the invariants that check it.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import math
@@ -207,9 +208,11 @@ class Target:
             return self.key_limit
         return 1 if self.shared else None
 
-    @property
+    @functools.cached_property
     def declared_errors(self) -> tuple[type[BaseException], ...]:
-        """The exception types the invariants judge by: a failure of a subclass counts as the type."""
+        """The exception types the invariants judge by: a failure of a subclass counts as the type.
+
+        Worked out once per target (read for every job of a run; the target is frozen)."""
         return (self.cancel_error, self.timeout_error, *self.rejects)
 
     @property

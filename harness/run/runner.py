@@ -338,7 +338,15 @@ def _play(run: Run) -> None:
     checkpoint = run.checkpoint
     for index, op in enumerate(schedule.ops):
         run.phase, run.step = "advance", index
-        clock.run_until(op.at_ms * 1000, checkpoint)
+        at_us = op.at_ms * 1000
+        wake = clock.next_wake_us()
+        if wake is None or wake > at_us:
+            # Nothing to run before the step: run_until would only check again what the last checkpoint
+            # checked (no code ran since) and move the time.
+            if at_us > clock.now_us:
+                clock.now_us = at_us
+        else:
+            clock.run_until(at_us, checkpoint)
         run.phase = "step"
         apply(run, op, errors)
         checkpoint()

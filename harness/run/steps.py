@@ -228,8 +228,21 @@ def _note_declared(trace: Trace, job: int, exc: BaseException, declared: tuple[t
     """
     if not declared:
         return
-    name = type(exc).__name__
-    by_type = {t.__name__ for t in declared if isinstance(exc, t)}
-    if by_type != {t.__name__ for t in declared if t.__name__ == name}:
-        trace.record(EventKind.ERROR_IS, job, ",".join(sorted(by_type)))
+    key = (type(exc), declared)
+    detail = _DECLARED.get(key, _UNKNOWN)
+    if detail is _UNKNOWN:
+        name = type(exc).__name__
+        by_type = {t.__name__ for t in declared if isinstance(exc, t)}
+        detail = ",".join(sorted(by_type)) if by_type != {t.__name__ for t in declared if t.__name__ == name} else None
+        if len(_DECLARED) < MAX_DECLARED and all(type(t) is type for t in declared):
+            _DECLARED[key] = detail  # plain classes: isinstance depends on the error's type alone
+    if detail is not None:
+        trace.record(EventKind.ERROR_IS, job, detail)
+
+
+#: What ``_note_declared`` records for an error type and the declared types (None: nothing), worked
+#: out once each; bounded, like the description caches.
+_DECLARED: dict[tuple[type[BaseException], tuple[type[BaseException], ...]], str | None] = {}
+MAX_DECLARED = 1_024
+_UNKNOWN: Any = object()
 
