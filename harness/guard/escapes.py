@@ -12,7 +12,9 @@ first escape and raise ``Escaped`` (a ``BaseException``, so ``except
 Exception`` in the target does not hide it); the runner turns it into a
 ``TargetError`` whose message says how to inject the clock. Everything is
 restored when the run ends, however it ends. Calls from other threads pass
-through untouched.
+through untouched, and so does every call while no run is armed: a
+campaign installs the patches once around all its runs
+(``harness.run.session``) and arms them for each run only.
 
 The process is guarded the same way: ``os._exit`` (a subject must never
 exit the process) and ``os.fork`` (a forked child would go on to run the
@@ -34,7 +36,7 @@ import time keeps it.
 
 from __future__ import annotations
 
-import _signal
+import importlib
 import os
 import signal
 import sys
@@ -43,6 +45,11 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
+
+try:  # CPython's C module behind ``signal``: the same handlers, without ``signal``'s enum conversion of each
+    _signal: Any = importlib.import_module("_signal")
+except ImportError:  # another Python: the public functions do the same, a little slower
+    _signal = signal
 
 _INJECT = (
     "pass the clock given to build(clock) to your code instead of using the global reactor "

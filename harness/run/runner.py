@@ -22,7 +22,9 @@ which names the step and the virtual time and keeps the trace so far. A
 target that calls the global reactor or sleeps for real
 (``harness.guard.escapes``), raises from ``build`` or ``stop``, or exits the
 process, ends it with a one-line ``TargetError``. Every patch and signal
-handler is undone however the run ends.
+handler is undone however the run ends (inside a ``RunSession``, the
+patches and the watchdog's handler are disarmed when the run ends and
+removed when the session does: ``harness.run.session``).
 
 This module is the lifecycle alone; each idea it uses has its own module:
 ``checks`` (what a schedule may name), ``steps`` (applying one operation,
