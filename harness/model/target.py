@@ -215,8 +215,9 @@ class Target:
         Worked out once per target (read for every job of a run; the target is frozen)."""
         return (self.cancel_error, self.timeout_error, *self.rejects)
 
-    @property
-    def error_types(self) -> dict[str, type[BaseException]]:
+    @functools.cached_property
+    def error_types(self) -> Mapping[str, type[BaseException]]:
+        """The names a schedule may inject, and their types (made once per target, read every run: do not change it)."""
         return error_table(self.errors)
 
     def backoff_range(self, retry: int) -> tuple[float, float] | None:

@@ -309,9 +309,13 @@ class FaultClock(task.Clock):
         """When the reactor next wakes, or None if nothing is pending: the earliest time a
         pending call is due plus its own lateness, rounded up to a stride boundary.
         Never before the earliest due time, so the wake always runs a call."""
-        if not self.calls:
+        wake = None
+        for call in self.calls:  # a plain loop: called before every step and wake, over a few calls
+            due = call.due_us + call.late_us
+            if wake is None or due < wake:
+                wake = due
+        if wake is None:
             return None
-        wake = min(c.due_us + c.late_us for c in self.calls)
         if self.step_us:
             wake = -(-wake // self.step_us) * self.step_us
         return max(wake, self.now_us)

@@ -8,7 +8,7 @@ lifecycle around these steps (phases, limits, teardown) is ``runner``'s.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet import defer, task
@@ -138,7 +138,7 @@ def _watch(run: Run, job: int, d: Any, what: str) -> None:
     )
 
 
-def apply(run: Run, op: Any, errors: dict[str, type[BaseException]]) -> None:
+def apply(run: Run, op: Any, errors: Mapping[str, type[BaseException]]) -> None:
     trace = run.trace
     assert run.clock is not None
     if isinstance(op, Submit):
