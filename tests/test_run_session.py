@@ -132,3 +132,23 @@ def test_runs_in_a_session_give_the_same_traces_as_lone_runs() -> None:
     with RunSession():
         inside = [run_schedule(target, schedule).trace.lines() for schedule in schedules]
     assert inside == alone
+
+
+def test_inside_a_session_the_heap_stays_frozen_and_garbage_between_runs_is_collected_before_the_next() -> None:
+    import weakref
+
+    class Cyclic:
+        pass
+
+    run_schedule(robust_targets.counting, ONE)
+    assert gc.get_freeze_count() == 0  # a lone run leaves nothing frozen
+    with RunSession():
+        run_schedule(robust_targets.counting, ONE)
+        assert gc.get_freeze_count() > 0  # frozen between the session's runs
+        garbage = Cyclic()
+        garbage.self = garbage  # cyclic: only a collection frees it
+        gone = weakref.ref(garbage)
+        del garbage
+        run_schedule(robust_targets.counting, ONE)
+        assert gone() is None  # collected as the next run began, not left frozen until a sweep
+    assert gc.get_freeze_count() == 0

@@ -168,12 +168,13 @@ class FaultClock(task.Clock):
         self.jitter_us = max(to_us(jitter), 0)
         self.step_us = max(to_us(step), 0)
         # Two streams: dropping the jitter (as shrinking does) keeps the shuffled tie order.
-        self._rng = random.Random(seed)
+        # Made only for the orders that draw from it (seeding a Random costs more than a short run's steps).
+        self._rng: random.Random | None = random.Random(seed) if tie_break in ("shuffle", "pct") else None
         self._seed = seed
         self._lateness: random.Random | None = None  # made on first use: most schedules have no jitter
         self._seq = 0
         # pct: the calls (by creation number) whose priority drops below every other's at a change point.
-        self._changes = _change_points(self._rng, depth) if tie_break == "pct" else {}
+        self._changes = _change_points(self._rng, depth) if self._rng is not None and tie_break == "pct" else {}
         self.on_escape = on_escape
         #: Told ``("set" | "fire" | "cancel", call)`` for every delayed call, when set (the runner's timer events).
         self.on_timer: Callable[[str, _FaultDelayedCall], None] | None = None
@@ -231,6 +232,8 @@ class FaultClock(task.Clock):
         elif self._seq in self._changes:
             call.key = self._changes[self._seq]
         else:
+            if self._rng is None:  # the order was changed to one that draws after the clock was made
+                self._rng = random.Random(self._seed)
             call.key = self._rng.random()
         if self.jitter_us:
             if self._lateness is None:

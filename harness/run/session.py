@@ -37,6 +37,7 @@ from types import TracebackType
 
 from harness.guard.escapes import EscapeGuard
 from harness.guard.watchdog import Watchdog
+from harness.run.garbage import POLICY as GARBAGE
 
 #: The innermost session entered, or None.
 _current: RunSession | None = None
@@ -65,6 +66,7 @@ class RunSession:
             self.guard.uninstall()
             raise
         self._outer, _current = _current, self
+        GARBAGE.hold()
         return self
 
     def __exit__(
@@ -74,6 +76,7 @@ class RunSession:
         if _current is self:
             _current = self._outer
         self._outer = None
+        GARBAGE.let_go()
         try:
             self.dog.disarm()
         finally:
