@@ -71,19 +71,21 @@ class GarbagePolicy:
         end of the session, inside one), and automatic collection is back on if it was on before the
         run (``enabled``, from ``isolate``)."""
         self.running -= 1
-        if not self.holding:
+        if not self.holding or self.running:  # (a run inside a run: the outer run's objects are collectable again)
             gc.unfreeze()
         if enabled:
             gc.enable()
 
     def hold(self) -> None:
-        """A session begins (``harness.run.session``): keep the heap frozen between its runs."""
+        """A session begins (``harness.run.session``): keep the heap frozen between its runs, from now
+        (so that the young collection before its first run collects young objects, not the whole heap)."""
         self.holding += 1
+        gc.freeze()
 
     def let_go(self) -> None:
         """A session ends: when no other holds it, the heap becomes collectable again."""
         self.holding -= 1
-        if not self.holding:
+        if not self.holding or self.running:
             gc.unfreeze()
 
     @staticmethod
