@@ -62,7 +62,11 @@ class Outcome:
     description (``repr``, addresses masked); ``error`` the exception type
     name of a failure; ``source`` the ``(job, attempt)`` whose value or
     injected error it is, when the outcome names one; ``index`` the trace
-    index of the firing and ``t_us`` its virtual time.
+    index of the firing and ``t_us`` its virtual time. ``error_is`` (filled
+    in by ``harness.run.view``) names, sorted, the target's declared error
+    types (``cancel_error``, ``timeout_error``, ``rejects``) the failure is an
+    instance of: a subclass counts, and a same-named class that is not the
+    declared one (the builtin ``TimeoutError`` for Twisted's) does not.
     """
 
     kind: OutcomeKind
@@ -71,6 +75,7 @@ class Outcome:
     value: str | None = None
     error: str | None = None
     source: tuple[int, int] | None = None
+    error_is: tuple[str, ...] = ()
 
 
 def received(facts: Facts, job: JobFacts) -> Outcome | None:
@@ -93,6 +98,32 @@ def received(facts: Facts, job: JobFacts) -> Outcome | None:
         outcome = Outcome(OutcomeKind.FAILURE, fired, event.t_us, error=facts.error_name(fired), source=source)
     facts.outcomes[fired] = outcome
     return outcome
+
+
+def foreign_firings(facts: Facts) -> list[int]:
+    """The trace indices of the firings (``result`` and ``failure`` events) whose outcome names an attempt
+    of another job than the one whose Deferred fired, in trace order; memoised on the facts.
+
+    Usually none: a caller gets what its own job made, or an error that names no attempt. So
+    ``errors.own_result`` checks nothing more when this is empty (each job's outcome is one of these firings).
+    """
+    found = facts.foreign
+    if found is None:
+        found = []
+        events, value, injected = facts.events, _VALUE.fullmatch, _INJECTED.fullmatch
+        for index in facts.by_kind.get(EventKind.RESULT, ()):
+            event = events[index]
+            match = value(event[4])
+            if match is not None and int(match[1]) != event[2]:
+                found.append(index)
+        for index in facts.by_kind.get(EventKind.FAILURE, ()):
+            event = events[index]
+            match = injected(event[4])
+            if match is not None and int(match[3]) != event[2]:
+                found.append(index)
+        found.sort()
+        facts.foreign = found
+    return found
 
 
 def attempt_of(facts: Facts, source: tuple[int, int]) -> Attempt | None:

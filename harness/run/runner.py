@@ -341,14 +341,17 @@ def _play(run: Run) -> None:
     for index, op in enumerate(schedule.ops):
         run.phase, run.step = "advance", index
         at_us = op.at_ms * 1000
-        wake = clock.next_wake_us()
-        if wake is None or wake > at_us:
-            # Nothing to run before the step: run_until would only check again what the last checkpoint
-            # checked (no code ran since) and move the time.
-            if at_us > clock.now_us:
-                clock.now_us = at_us
+        if op.after_rounds is not None:
+            _pause_for(run, op.after_rounds, clock.run_until(at_us, checkpoint, op.after_rounds))
         else:
-            clock.run_until(at_us, checkpoint)
+            wake = clock.next_wake_us()
+            if wake is None or wake > at_us:
+                # Nothing to run before the step: run_until would only check again what the last checkpoint
+                # checked (no code ran since) and move the time.
+                if at_us > clock.now_us:
+                    clock.now_us = at_us
+            else:
+                clock.run_until(at_us, checkpoint)
         run.phase = "step"
         apply(run, op, errors)
         checkpoint()
@@ -363,6 +366,15 @@ def _play(run: Run) -> None:
         clock.drain(clock.now_us + drain_ms * 1000, checkpoint)
     if run.stopped:
         record_leftovers(run)
+
+
+def _pause_for(run: Run, rounds: int, left: int) -> None:
+    """Record that the operation about to run lands between the rounds of its instant (only when
+    calls due then are left for after it: otherwise the order is the usual one, and so is the trace)."""
+    if left:
+        where = "before the calls due now" if rounds == 0 else f"after round {rounds} of this instant"
+        calls = f"{left} call{'' if left == 1 else 's'} still due run{'s' if left == 1 else ''} after it"
+        run.trace.record(EventKind.REACTOR_PAUSE, detail=f"step {run.step + 1 if run.step is not None else '?'} lands {where}; {calls}")
 
 
 def _release(run: Run, observer: LogRecorder) -> None:

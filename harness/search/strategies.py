@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
+from zlib import crc32
 from typing import Any
 
 from hypothesis import strategies as st
@@ -46,6 +47,23 @@ _TIMED = ("succeed", "fail")
 
 #: Bytes of clock policy at the head of a flat blob (``_Codec.decode_blob``): tie-break, seed (2), step, jitter.
 HEADER = 5
+
+#: Where an operation lands among the rounds of its instant (``after_rounds``), by a 4-bit code
+#: mixed from its whole record: most codes keep the usual order (after every round); the others put
+#: it before the calls due then, or after the first or second round. Mixed from bytes every record
+#: already has, so no field draws differently and a record's size is unchanged; an all-zero record
+#: (the simplest) keeps the usual order.
+_LANDINGS: tuple[int | None, ...] = (None,) * 12 + (0, 1, 1, 2)
+
+
+def landing(record: bytes) -> int | None:
+    """The ``after_rounds`` an operation record decodes to (see ``_LANDINGS``)."""
+    return _LANDINGS[crc32(record) & 15] if any(record) else None
+
+
+def _usual(record: bytes) -> None:
+    """The landing of every record under a menu without ``landings``: after every round."""
+    return None
 
 
 @dataclass(frozen=True)
@@ -154,6 +172,7 @@ class _Codec:
         """Records as a schedule; calls take their arguments from ``arg_pools`` (Hypothesis drew them, in
         turn per operation) or, when None, from each record's argument bytes."""
         menu = self.menu
+        land = landing if menu.landings else _usual
         ops: list[Any] = []
         pools = [iter(pool) for pool in arg_pools or ()]
         now = 0
@@ -172,11 +191,11 @@ class _Codec:
                 priority = (detail // 7) % menu.priorities if menu.priorities else 0
                 spec = self._spec(action, record[1], detail)
                 key = record[-1] % menu.keys if menu.keys else 0
-                ops.append(Submit(now, submitted, spec, priority, self.then(record), key))
+                ops.append(Submit(now, submitted, spec, priority, self.then(record), key, land(record)))
                 submitted += 1
             elif action == "cancel":
                 if submitted:
-                    ops.append(Cancel(now, submitted - 1 - min(detail % 4, submitted - 1)))
+                    ops.append(Cancel(now, submitted - 1 - min(detail % 4, submitted - 1), land(record)))
             elif action == "call":
                 which = detail % len(menu.operations)
                 operation, strategies = menu.operations[which]
@@ -188,12 +207,12 @@ class _Codec:
                 else:
                     args = next(pools[which], None) if which < len(pools) else None
                 if args is not None:  # None: the schedule drew no more arguments for it, so no call
-                    ops.append(Call(now, operation, tuple(args)))
+                    ops.append(Call(now, operation, tuple(args), land(record)))
             elif action == "jump":
                 magnitude = (record[1] % (menu.max_jump_ms // menu.grain_ms + 1)) * menu.grain_ms
-                ops.append(Jump(now, -magnitude if detail % 2 else magnitude))
+                ops.append(Jump(now, -magnitude if detail % 2 else magnitude, land(record)))
             elif not stopped:
-                ops.append(Stop(now))
+                ops.append(Stop(now, land(record)))
                 stopped = True
         return Schedule(tuple(ops), policy)
 
