@@ -24,7 +24,8 @@ under another name: every module's global that holds one of the refused
 functions is patched for the run as well (the modules are scanned again
 only when new ones were imported). A run that moved the working directory
 or changed a signal handler (``os.chdir``, ``signal(SIGINT, SIG_IGN)``) has
-both put back when it ends; a process forked out of a run anyway (by C
+both put back when it ends, and so has one that replaced the ``time`` module's
+clocks (``time.monotonic = ...``: the campaign's budget and timings read them); a process forked out of a run anyway (by C
 code) exits the moment it reaches the guard again, so a child never runs
 the campaign's code.
 
@@ -87,6 +88,9 @@ RESTORED_SIGNALS: tuple[signal.Signals, ...] = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGPIPE", "SIGCHLD")
     if hasattr(signal, name)
 )
+
+#: The ``time`` module's clocks, put back after a run that replaced them (the campaign times itself with them).
+RESTORED_CLOCKS: tuple[str, ...] = ("monotonic", "monotonic_ns", "perf_counter", "perf_counter_ns", "time", "time_ns")
 
 #: Where the refused functions are bound: (module dict, name, label); rebuilt when modules are imported.
 _sites: list[tuple[dict[str, Any], str, str]] = []
@@ -248,12 +252,16 @@ class EscapeGuard:
             cwd = os.getcwd()
         except OSError:
             cwd = None
+        clocks = {name: getattr(time, name) for name in RESTORED_CLOCKS if hasattr(time, name)}  # and the clocks
         handlers = {}
         if threading.current_thread() is threading.main_thread():
             # The C module's getsignal: the same handlers, without an enum made for each (16 reads a run).
             handlers = {signum: _signal.getsignal(signum) for signum in RESTORED_SIGNALS}
 
         def restore() -> None:
+            for name, clock in clocks.items():
+                if getattr(time, name, None) is not clock:
+                    setattr(time, name, clock)
             for signum, handler in handlers.items():
                 if handler is not None and _signal.getsignal(signum) is not handler:
                     _signal.signal(signum, handler)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
+from harness.guard import clocks as time  # bound at import: a target cannot replace them
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -280,6 +280,12 @@ def check_config(config: CampaignConfig) -> None:
     """The checks every campaign makes of its configuration, whether it runs in one process or many."""
     if config.max_failures < 1:
         raise ValueError(f"max_failures must be at least 1, got {config.max_failures}")
+    # The summary holds 64-bit integers only: a larger seed or count would write one merge and report refuse.
+    for name, value, least in (("seed", config.seed, 0), ("max_examples", config.max_examples, 0),
+                               ("max_failures", config.max_failures, 1)):
+        if value is not None and not least <= value < failure_file.LIMIT_64:
+            shown = value if abs(value) < 10**30 else f"a {len(str(abs(value)))}-digit number"
+            raise ValueError(f"{name} must be from {least} to 2**63 - 1 (the summary holds 64-bit integers), got {shown}")
     if config.save_regressions and config.regressions is None:
         raise ValueError("save_regressions needs a regressions directory")
     if config.strategy not in STRATEGIES:
