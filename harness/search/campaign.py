@@ -50,6 +50,7 @@ from harness.store.failure_file import FailureRecord
 from harness.search.generate import DEFAULT_DEPTH, DEFAULT_STRATEGY, STRATEGIES, Examples
 from harness.invariants import Violation
 from harness.run.runner import Run
+from harness.run.session import RunSession
 from harness.search.clock_causes import needs_note, tame_clock
 from harness.search.arguments import shrink_arguments
 from harness.search.coverage_feedback import tracer_for
@@ -227,8 +228,9 @@ def run_campaign(
     search = _Search(target, target_spec, config, result, on_example, on_finding, stop_requested or _never)
     search.on_run = on_run
     try:
-        search.replay_regressions()
-        search.run()
+        with RunSession():  # the guard and watchdog installed once for every run (harness.run.session)
+            search.replay_regressions()
+            search.run()
     except KeyboardInterrupt:
         result.stopped_by = StopReason.INTERRUPT
     except HarnessError as exc:
