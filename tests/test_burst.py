@@ -1,4 +1,4 @@
-"""``Target(rate=(n, per_ms), burst=b)`` (REVIEW.md F5): a token bucket's whole promise.
+"""``Target(rate=(n, per_ms), burst=b)`` (docs/reviews/outside-user.md F5): a token bucket's whole promise.
 
 Any ``b + k`` starts span at least ``k * per_ms / n``. Both ways: the review's token bucket stays
 clean; one refilling at several times its rate (``DoubleTickTokenBucket``, which keeps "capacity + 1

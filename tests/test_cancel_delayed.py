@@ -1,4 +1,4 @@
-"""``cancellable="delayed"`` (REVIEW.md F8): a cancel that fails the caller late, never after its turn.
+"""``cancellable="delayed"`` (docs/reviews/outside-user.md F8): a cancel that fails the caller late, never after its turn.
 
 Both ways on real code: Synapse's ``ReadWriteLock`` (a waiting writer's cancel is delayed by
 ``delay_cancellation`` until it holds the lock) and ``ResponseCache`` (the caller that started the

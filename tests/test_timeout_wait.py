@@ -1,4 +1,4 @@
-"""``timeout_from="wait"`` (REVIEW.md F6): a timeout that covers only the wait in the queue.
+"""``timeout_from="wait"`` (docs/reviews/outside-user.md F6): a timeout that covers only the wait in the queue.
 
 A job not started T after its submission fails with ``timeout_error`` at T and never starts; a
 timeout error is legitimate only for a job that never started, T after its submission, and only

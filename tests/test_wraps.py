@@ -1,4 +1,4 @@
-"""``Target(wraps=...)`` (REVIEW.md F7): a subject that fails with its own error carrying the job's.
+"""``Target(wraps=...)`` (docs/reviews/outside-user.md F7): a subject that fails with its own error carrying the job's.
 
 The caller's failure is recorded as the error the declared wrapper carries, so every invariant
 that compares a received error (``errors.propagate``, ``errors.own_result``, ``time.timeout``)

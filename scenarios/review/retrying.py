@@ -15,7 +15,7 @@ Promises:
   * the call's Deferred fires exactly once, no later than ``deadline`` after the call;
   * no timer is left pending after the Deferred fired; no error is left unhandled.
 
-Written blind (as an outside user) for the review in REVIEW.md.
+Written blind (as an outside user) for the review in docs/reviews/outside-user.md.
 """
 
 from __future__ import annotations

@@ -82,13 +82,13 @@ def _debounce(cls: type, description: str) -> Target:
         shared=True,
         cancellable="detach",
         # A call arriving while its key's work runs opens a new window, so executions of one key
-        # may overlap: shared implies key_limit 1 unless told otherwise (REVIEW.md, finding on
+        # may overlap: shared implies key_limit 1 unless told otherwise (docs/reviews/outside-user.md, finding on
         # shared + key_limit).
         key_limit=100,
-        # No hanging jobs: REVIEW.md F2 (a caller that joined a hanging execution blamed as stuck
+        # No hanging jobs: docs/reviews/outside-user.md F2 (a caller that joined a hanging execution blamed as stuck
         # with key_limit > 1) is fixed, but with hangs drawn the planted synchronous raise is first
         # found (seed 11) as cancellation.releases, not errors.escaped: not yet looked into (the
-        # diagnosis's replay without cancels, as in REVIEW.md F13, is a suspect).
+        # diagnosis's replay without cancels, as in docs/reviews/outside-user.md F13, is a suspect).
         menu={"job_kinds": ("succeed", "immediate", "value", "fail", "raise")},
         description=description,
     )
@@ -138,7 +138,7 @@ class PoolGate:
 def _never_ends(run: Any, attempt: Any) -> bool:
     """Whether the attempt's job still holds what it acquired: it is still running, or its own
     canceller raised (the harness then never ends it, yet records the attempt as cancelled;
-    REVIEW.md, finding on hostile cancellers)."""
+    docs/reviews/outside-user.md, finding on hostile cancellers)."""
     if attempt.end_us is None:
         return True
     hostile = {op.job for op in run.schedule.ops if getattr(op, "spec", None) is not None and op.spec.canceller_raises}

@@ -347,7 +347,7 @@ response_cache_timeout = Target(
 )
 
 
-# -- ReadWriteLock and AwakenableSleeper (added by the outside-user review, REVIEW.md) ----------
+# -- ReadWriteLock and AwakenableSleeper (added by the outside-user review, docs/reviews/outside-user.md) ----------
 
 #: ``AwakenableSleeper`` sleep of the sleeper target.
 SLEEP_MS = 200
@@ -518,7 +518,7 @@ class Sleepy:
     operation wakes stream ``n``.  One sleeper per name: ``wake`` calls back the sleepers of a
     name by iterating a ``set`` of Deferreds, whose order follows their memory addresses, so
     two sleepers of one name woken together resume in an order that differs from run to run
-    (the harness rightly calls that nondeterministic; REVIEW.md)."""
+    (the harness rightly calls that nondeterministic; docs/reviews/outside-user.md)."""
 
     delay_ms: float = SLEEP_MS
 
