@@ -85,11 +85,8 @@ def _debounce(cls: type, description: str) -> Target:
         # may overlap: shared implies key_limit 1 unless told otherwise (docs/reviews/outside-user.md, finding on
         # shared + key_limit).
         key_limit=100,
-        # No hanging jobs: docs/reviews/outside-user.md F2 (a caller that joined a hanging execution blamed as stuck
-        # with key_limit > 1) is fixed, but with hangs drawn the planted synchronous raise is first
-        # found (seed 11) as cancellation.releases, not errors.escaped: not yet looked into (the
-        # diagnosis's replay without cancels, as in docs/reviews/outside-user.md F13, is a suspect).
-        menu={"job_kinds": ("succeed", "immediate", "value", "fail", "raise")},
+        # Hanging jobs are drawn too: a caller joined to a hanging execution is not stuck (review F2), and
+        # the planted synchronous raise is blamed as errors.escaped, not on a cancel (review F13).
         description=description,
     )
 
