@@ -114,3 +114,12 @@ def test_a_menu_beyond_the_schedule_limits_decodes_through_the_full_checks() -> 
 def test_a_bad_pct_depth_is_refused_as_before() -> None:
     with pytest.raises(ScheduleError, match="depth"):
         next(iter(Examples(Menu(), 1, "pct", depth=99)))
+
+
+@pytest.mark.parametrize("strategy", ["swarm", "mixed", "pct"])
+def test_every_schedule_the_search_draws_passes_the_full_checks(strategy: str) -> None:
+    for menu in MENUS:
+        examples = Examples(menu, 3, strategy)
+        for _ in range(60):
+            schedule = next(examples)
+            assert Schedule(schedule.ops, schedule.clock) == schedule

@@ -177,7 +177,9 @@ class _Codec:
     trusted: bool = field(default=False, compare=False, hash=False, repr=False)
 
     @classmethod
-    def of(cls, menu: Menu) -> _Codec:
+    def of(cls, menu: Menu, trusted: bool | None = None) -> _Codec:
+        """The codec of ``menu``; ``trusted`` (when known: a swarm part of a trusted menu is) skips
+        working out whether its schedules are valid by construction (``_trusted_bounds``)."""
         allowed = set(menu.job_kinds)
         if menu.periodic:
             allowed = set()
@@ -209,7 +211,7 @@ class _Codec:
             gaps=_gaps(menu.max_gap_ms, menu.grain_ms),
             details=_details(menu.errors, menu.canceller_raises),
             priorities=_priorities(menu.priorities),
-            trusted=_trusted_bounds(menu),
+            trusted=_trusted_bounds(menu) if trusted is None else trusted,
         )
 
     def spec(self, kind_byte: int, duration_byte: int, detail: int) -> JobSpec:
@@ -234,7 +236,7 @@ class _Codec:
         steps = self.menu.max_gap_ms // self.menu.grain_ms + 1
         return ((byte - 128) % steps) * self.menu.grain_ms
 
-    def then(self, record: bytes | tuple[int, ...]) -> tuple[JobSpec, ...]:
+    def then(self, record: bytes) -> tuple[JobSpec, ...]:
         if not self.menu.max_then:
             return ()
         count = record[4] % (self.menu.max_then + 1)
@@ -312,18 +314,19 @@ class _Codec:
             set_at, set_job, set_spec, set_priority, set_then, set_key = _submit_fields
             cancel_at, cancel_job = _cancel_fields
             pools = [iter(pool) for pool in arg_pools or ()]
-            for record in iter_unpack(f"{width}B", data):
-                code = codes[record[0]]
-                now += gaps[record[2]]
-                detail = record[3]
+            # The first four bytes of each record unpacked at once; the rest, when needed, read from ``data``.
+            heads = iter_unpack("4B" + "x" * (width - 4), data)
+            for offset, (action, duration, gap, detail) in zip(range(0, len(data), width), heads):
+                code = codes[action]
+                now += gaps[gap]
                 if code < _CANCEL:
                     # The behaviour's key: its duration, error, hostile canceller and kind, as ``_spec`` reads them.
-                    key = afters[code][record[1]] << _AFTER_SHIFT | details[detail] | code
+                    key = afters[code][duration] << _AFTER_SHIFT | details[detail] | code
                     spec = specs.get(key)
                     if spec is None:
                         if len(specs) >= _MAX_SPECS:
                             specs.clear()
-                        spec = specs[key] = self._spec(JOB_KINDS[code], record[1], detail)
+                        spec = specs[key] = self._spec(JOB_KINDS[code], duration, detail)
                     op = _new(Submit)
                     set_at(op, now)
                     set_job(op, submitted)
@@ -333,8 +336,8 @@ class _Codec:
                         set_then(op, ())
                         set_key(op, 0)
                     else:
-                        set_then(op, self.then(record))
-                        set_key(op, record[-1] % menu.keys if menu.keys else 0)
+                        set_then(op, self.then(data[offset : offset + width]))
+                        set_key(op, data[offset + width - 1] % menu.keys if menu.keys else 0)
                     append(op)
                     submitted += 1
                 elif code == _CANCEL:
@@ -350,13 +353,14 @@ class _Codec:
                         args: tuple[Any, ...] | None = ()
                     elif arg_pools is None:
                         drawer = drawers(menu)[which]
-                        args = drawer.draw(bytes(record[self.arg_at : self.arg_at + self.arg_width])) if drawer else None
+                        at = offset + self.arg_at
+                        args = drawer.draw(data[at : at + self.arg_width]) if drawer else None
                     else:
                         args = next(pools[which], None) if which < len(pools) else None
                     if args is not None:  # None: the schedule drew no more arguments for it, so no call
                         append(Call(now, operation, tuple(args)))
                 elif code == _JUMP:
-                    magnitude = (record[1] % (menu.max_jump_ms // menu.grain_ms + 1)) * menu.grain_ms
+                    magnitude = (duration % (menu.max_jump_ms // menu.grain_ms + 1)) * menu.grain_ms
                     append(Jump(now, -magnitude if detail % 2 else magnitude))
                 elif not stopped:
                     append(Stop(now))
