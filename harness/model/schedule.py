@@ -342,8 +342,8 @@ class Schedule:
 
 #: ``Schedule.trusted``'s constructor pieces: the slots' own setters (a frozen dataclass refuses ``setattr``).
 _new = object.__new__
-_set_ops = Schedule.ops.__set__  # type: ignore[attr-defined]  # a slot's member descriptor
-_set_clock = Schedule.clock.__set__  # type: ignore[attr-defined]
+_set_ops = getattr(Schedule, "ops").__set__  # a slot's member descriptor (by getattr: mypy sees the field)
+_set_clock = getattr(Schedule, "clock").__set__
 
 
 def _spec_to_json(spec: JobSpec) -> dict[str, Any]:

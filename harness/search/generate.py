@@ -50,7 +50,6 @@ property tests; a failure found here is shrunk by ``harness.search.shrink``.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import replace
 from random import Random
 from typing import Any
 

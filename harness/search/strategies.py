@@ -14,20 +14,18 @@ that is what fills a pool and makes calls fall due at the same instant.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from struct import iter_unpack
 from typing import Any
 
 from hypothesis import strategies as st
 
-from harness.model.faults import BUILTIN_ERRORS
 from harness.model.menu import Menu
 from harness.model.schedule import (
     JOB_KINDS,
     MAX_ID,
     MAX_MS,
-    TIE_BREAKS,
     Call,
     Cancel,
     ClockPolicy,
@@ -342,10 +340,10 @@ class _Codec:
                     submitted += 1
                 elif code == _CANCEL:
                     if submitted:
-                        op = _new(Cancel)
-                        cancel_at(op, now)
-                        cancel_job(op, submitted - 1 - min(detail % 4, submitted - 1))
-                        append(op)
+                        cancel = _new(Cancel)
+                        cancel_at(cancel, now)
+                        cancel_job(cancel, submitted - 1 - min(detail % 4, submitted - 1))
+                        append(cancel)
                 elif code == _CALL:
                     which = detail % len(menu.operations)
                     operation, strategies = menu.operations[which]
