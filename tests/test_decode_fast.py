@@ -123,3 +123,11 @@ def test_every_schedule_the_search_draws_passes_the_full_checks(strategy: str) -
         for _ in range(60):
             schedule = next(examples)
             assert Schedule(schedule.ops, schedule.clock) == schedule
+
+
+def test_a_narrowed_menu_is_the_checked_one() -> None:
+    menu = MENUS[1]
+    narrowed = menu.narrowed(job_kinds=("fail", "hang"), cancels=False, steps_ms=(0,))
+    checked = menu.with_(job_kinds=("fail", "hang"), cancels=False, steps_ms=(0,))
+    assert narrowed == checked and hash(narrowed) == hash(checked) and codec(narrowed) == codec(checked)
+    assert menu.job_kinds == MENUS[1].job_kinds and menu.cancels  # the whole menu is unchanged
