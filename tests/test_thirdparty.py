@@ -71,7 +71,7 @@ def test_every_target_is_listed_as_a_passing_scenario() -> None:
     for scenario in SCENARIOS:
         assert listed[scenario.target].expect == "pass"
         assert scenario.description and scenario.primitive
-    assert len(TWISTED_TARGETS) == 8 and len(SYNAPSE_TARGETS) == 7
+    assert len(TWISTED_TARGETS) == 9 and len(SYNAPSE_TARGETS) == 9
 
 
 def test_the_scenarios_page_tables_every_target() -> None:

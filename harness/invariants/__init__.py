@@ -61,9 +61,24 @@ INVARIANTS: tuple[Invariant, ...] = (
 )
 
 
+#: ``invariants_for``'s answers, by target identity: ``(target, registry, applicable)``. A campaign asks
+#: for every run; a target is frozen, and the answer is recomputed whenever the registry is another
+#: tuple (tests replace ``INVARIANTS``). Bounded: emptied once it holds ``_APPLICABLE_MAX`` targets.
+_APPLICABLE: dict[int, tuple[Target, tuple[Invariant, ...], tuple[Invariant, ...]]] = {}
+_APPLICABLE_MAX = 64
+
+
 def invariants_for(target: Target) -> tuple[Invariant, ...]:
     """The invariants whose promise the target declared."""
-    return tuple(inv for inv in INVARIANTS if inv.applies(target))
+    registry = INVARIANTS
+    known = _APPLICABLE.get(id(target))
+    if known is not None and known[0] is target and known[1] is registry:
+        return known[2]
+    applicable = tuple(inv for inv in registry if inv.applies(target))
+    if len(_APPLICABLE) >= _APPLICABLE_MAX:
+        _APPLICABLE.clear()
+    _APPLICABLE[id(target)] = (target, registry, applicable)
+    return applicable
 
 
 def check(run: Run) -> list[Violation]:
@@ -80,7 +95,9 @@ def check(run: Run) -> list[Violation]:
         run.diagnosis = diagnose(run)
     found: list[Violation] = []
     for invariant in invariants:
-        found.extend(invariant.violations(run))
+        violations = invariant.violations(run)
+        if violations:
+            found.extend(violations)
     return found
 
 

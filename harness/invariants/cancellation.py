@@ -45,38 +45,47 @@ class Fires(_Cancellation):
         expected = cancel_error.__name__
         # A cancel through which a hostile job's canceller raised (the job's own, or, for shared or
         # abandoned work, the execution's) cannot be finished by the subject: the CancellerError ends it.
-        raised = (facts.events[i] for i in facts.of_kind(EventKind.CANCEL_RAISED))
+        if not facts.cancelled:
+            return None  # nothing was cancelled
+        events, declared = facts.events, facts.declared
+        raised = (events[i] for i in facts.of_kind(EventKind.CANCEL_RAISED))
         hostile = {e.job for e in raised if e.detail.startswith(CANCELLER_ERROR)}
-        for job in facts.jobs.values():
+        for job in facts.cancelled:  # the jobs with cancels, in job order: the others have nothing to judge
             if job.canceller_raised or job.id in hostile:
                 continue  # a hostile job: its own canceller raised, the subject could not finish the cancel
+            fired_at = job.fired
             for cancel in job.cancels:
-                if facts.fired_before(job, cancel):
+                if fired_at is not None and fired_at < cancel:
                     break  # cancelling after the result is the "harmless" case
-                at = format_ms(facts.time(cancel))
-                if job.fired is None:
+                if fired_at is None:
+                    at = format_ms(facts.time(cancel))
                     return self.violation(run, f"job {job.id} was cancelled at {at} but its Deferred never fired", [cancel])
-                fired = facts.events[job.fired]
+                fired = events[fired_at]
                 if fired.kind == EventKind.RESULT:
+                    at = format_ms(facts.time(cancel))
                     return self.violation(
                         run,
                         f"job {job.id} was cancelled at {at} but its Deferred then delivered a result "
                         f"({fired.detail}) instead of failing with {expected}",
-                        [cancel, job.fired],
+                        [cancel, fired_at],
                     )
-                if fired.t_us > facts.time(cancel):
+                if fired.t_us > events[cancel].t_us:
+                    at = format_ms(facts.time(cancel))
                     return self.violation(
                         run,
                         f"job {job.id} was cancelled at {at} but its Deferred fired only at {format_ms(fired.t_us)}; "
                         "it must fire by the end of the instant of the cancel",
-                        [cancel, job.fired],
+                        [cancel, fired_at],
                     )
-                if not facts.is_error(job.fired, cancel_error):
+                # Facts.is_error(fired_at, cancel_error), inlined: the declared types if marked, else the class name.
+                marked = declared.get(fired_at)
+                if not (expected in marked if marked is not None else fired.detail.split(":", 1)[0] == expected):
+                    at = format_ms(facts.time(cancel))
                     return self.violation(
                         run,
                         f"job {job.id} was cancelled at {at} but its Deferred failed with {fired.detail}, "
                         f"not {expected} (or a subclass)",
-                        [cancel, job.fired],
+                        [cancel, fired_at],
                     )
                 break
         return None
@@ -90,10 +99,10 @@ class NoStart(_Cancellation):
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
-        for job in facts.jobs.values():
-            if not job.cancels or facts.fired_before(job, job.cancels[0]):
-                continue
+        for job in facts.cancelled:  # the jobs with cancels, in job order
             cancel = job.cancels[0]
+            if not job.attempts or (job.fired is not None and job.fired < cancel):
+                continue  # never started, or it fired before the cancel (Facts.fired_before)
             for attempt in job.attempts:
                 if attempt.start > cancel:
                     what = "started" if attempt.n == 0 else f"was retried (attempt {attempt.n})"
@@ -117,13 +126,18 @@ class Propagates(_Cancellation):
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
-        for job in facts.jobs.values():
+        for job in facts.cancelled:  # the jobs with cancels, in job order
+            if not job.attempts:
+                continue  # never started: nothing was running at a cancel
+            fired = job.fired
             for cancel in job.cancels:
-                if facts.fired_before(job, cancel):
-                    break
+                if fired is not None and fired < cancel:
+                    break  # Facts.fired_before
                 now = facts.time(cancel)
                 for attempt in job.attempts:
-                    if not attempt.running_at(cancel) or attempt.kind not in CANCELLABLE_KINDS:
+                    end = attempt.end
+                    # not Attempt.running_at(cancel), inlined, or not a kind whose Deferred can be cancelled
+                    if not (attempt.start < cancel and (end is None or end > cancel)) or attempt.kind not in CANCELLABLE_KINDS:
                         continue
                     ended = attempt.end is not None and facts.time(attempt.end) == now
                     if not ended:
@@ -152,7 +166,7 @@ class Detaches(_Cancellation):
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         abandons = run.target.abandons
-        for job in facts.jobs.values():
+        for job in facts.cancelled:  # the jobs with cancels, in job order
             for cancel in job.cancels:
                 now = facts.time(cancel)
                 for attempt in job.attempts:

@@ -43,6 +43,8 @@ class _Overfill(Invariant):
 
     def check(self, run: Run) -> Violation | None:
         limit = known(self.limit(run.target))  # applies() requires a limit
+        if facts_of(run).peak_running <= limit:
+            return None  # no group of running attempts was ever larger than all of them: nothing to walk
         group_of = self.group_of(run)
         for event, held in _overfull(run.trace, limit, group_of, self.dropped(run)):
             others = ", ".join(f"job {job}" for job, _ in held if job != event.job)
@@ -139,6 +141,8 @@ class _StartOrder(Invariant):
     """Shared walk: at each job's first start, look for a waiting job that should have gone first."""
 
     order = ""
+    #: Whether ``rank`` orders jobs by submission alone (FIFO): the sweep then keeps queues, not heaps.
+    in_submission_order = False
 
     def applies(self, target: Target) -> bool:
         return target.order == self.order and target.kind == "submit"
@@ -155,25 +159,26 @@ class _StartOrder(Invariant):
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
-        starters = sorted((j for j in facts.jobs.values() if j.first_start is not None), key=lambda j: known(j.first_start))
         keyed = run.target.keys is not None
-        # Jobs that could ever be waiting (submitted, not refused), in the same order.
-        candidates = [
-            (j, j.submit, j.first_start) for j in facts.jobs.values() if j.submit is not None and j.submit_raised is None
-        ]
         # A sweep in trace order finds the starts at which some waiting job should have gone first, in
         # O(n log n): per group (the key, with keys), a heap of the waiting jobs by rank, highest first.
         # Whether a job waits at a trace index only turns false as the index grows (it started, was
         # cancelled, fired), so a job found not waiting at the top is dropped for good. Only at such a
-        # start is the walk below made, the one that picks the job the message names (the first in job
+        # start is the walk (``_walk``) made, the one that picks the job the message names (the first in job
         # order, as ever), so every violation is the same as a walk over all pairs would give.
+        if self.in_submission_order:
+            return self._queue_sweep(run, facts, keyed)
+        starters = sorted((j for j in facts.jobs.values() if j.first_start is not None), key=lambda j: known(j.first_start))
+        # Jobs that could ever be waiting (submitted, not refused), in the same order.
+        candidates = _candidates(facts)
         by_submit = sorted(candidates, key=lambda c: c[1])
-        heaps: dict[int, list[tuple[tuple[int, int], int, JobFacts]]] = {}
         rank = self.rank
         added = 0
+        total = len(by_submit)
+        heaps: dict[int, list[tuple[tuple[int, int], int, JobFacts]]] = {}
         for started in starters:
             index = known(started.first_start)
-            while added < len(by_submit) and by_submit[added][1] <= index:
+            while added < total and by_submit[added][1] <= index:
                 job = by_submit[added][0]
                 heappush(heaps.setdefault(job.key if keyed else 0, []), (_negated(rank(job)), job.id, job))
                 added += 1
@@ -183,14 +188,80 @@ class _StartOrder(Invariant):
                 heappop(heap)
             if not heap or not rank(heap[0][2]) > rank(started):
                 continue
-            for other, submitted, first in candidates:
-                if submitted > index or (first is not None and first < index):
-                    continue  # not waiting at index (as _waiting() would say)
-                if keyed and other.key != started.key:
-                    continue  # with keys, order is promised among the jobs of one key
-                if other.id != started.id and self.skipped(other, started) and _waiting(facts, other, index):
-                    return self.violation(run, self.describe(other, started, facts), [known(other.submit), index])
+            found = self._walk(run, facts, candidates, started, index, keyed)
+            if found is not None:
+                return found
         return None
+
+    def _queue_sweep(self, run: Run, facts: Facts, keyed: bool) -> Violation | None:
+        """The sweep when rank is submission order (FIFO): jobs enter each group's heap in that order, so
+        the heap is a queue (its top is the first job entered and not yet dropped), kept here as the
+        group's jobs in submission order and the index of its head; a job enters once its submit is at
+        or before the start looked at. ``_waiting`` is inlined: this runs for every run of a FIFO target."""
+        jobs = facts.jobs.values()
+        # (trace index, job) pairs: indices are distinct (one event, one job), so jobs are never compared.
+        starters = sorted([(j.first_start, j) for j in jobs if j.first_start is not None])
+        if not starters:
+            return None
+        queues: dict[int, list[tuple[int, JobFacts]]] = {}
+        for submitted, job in sorted([(j.submit, j) for j in jobs if j.submit is not None and j.submit_raised is None]):
+            group = job.key if keyed else 0
+            queue = queues.get(group)
+            if queue is None:
+                queues[group] = [(submitted, job)]
+            else:
+                queue.append((submitted, job))
+        heads: dict[int, int] = {}
+        for index, started in starters:
+            group = started.key if keyed else 0
+            queue = queues.get(group)
+            if queue is None:
+                continue
+            head = heads.get(group, 0)
+            total = len(queue)
+            while head < total:
+                submitted, job = queue[head]
+                if submitted > index:
+                    break  # not entered yet: neither it nor any later one is waiting
+                if job is not started:
+                    first, cancels, fired = job.first_start, job.cancels, job.fired
+                    if (first is None or first >= index) and not (cancels and cancels[0] < index) and (
+                        fired is None or fired >= index
+                    ):
+                        break  # waiting (as _waiting says: cancels are in trace order, the first is the earliest)
+                head += 1
+            heads[group] = head
+            if head < total:
+                submitted, job = queue[head]
+                if submitted <= index and submitted < known(started.submit):
+                    found = self._walk(run, facts, _candidates(facts), started, index, keyed)
+                    if found is not None:
+                        return found
+        return None
+
+    def _walk(
+        self,
+        run: Run,
+        facts: Facts,
+        candidates: list[tuple[JobFacts, int, int | None]],
+        started: JobFacts,
+        index: int,
+        keyed: bool,
+    ) -> Violation | None:
+        """At a start the sweep found out of order: the waiting job the message names, the first in job order."""
+        for other, submitted, first in candidates:
+            if submitted > index or (first is not None and first < index):
+                continue  # not waiting at index (as _waiting() would say)
+            if keyed and other.key != started.key:
+                continue  # with keys, order is promised among the jobs of one key
+            if other.id != started.id and self.skipped(other, started) and _waiting(facts, other, index):
+                return self.violation(run, self.describe(other, started, facts), [known(other.submit), index])
+        return None
+
+
+def _candidates(facts: Facts) -> list[tuple[JobFacts, int, int | None]]:
+    """The jobs that could ever be waiting (submitted, not refused), in job order, with their submit and first start."""
+    return [(j, j.submit, j.first_start) for j in facts.jobs.values() if j.submit is not None and j.submit_raised is None]
 
 
 def _negated(rank: tuple[int, int]) -> tuple[int, int]:
@@ -203,6 +274,7 @@ class Fifo(_StartOrder):
     name = "concurrency.fifo"
     summary = "jobs start in submission order (declared order='fifo')"
     order = "fifo"
+    in_submission_order = True
 
     def skipped(self, waiting: JobFacts, started: JobFacts) -> bool:
         return known(waiting.submit) < known(started.submit)

@@ -20,7 +20,7 @@ from harness.model.known import known
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.facts import Facts, JobFacts, facts_of
-from harness.run.outcomes import Outcome, OutcomeKind, received, served_by
+from harness.run.outcomes import Outcome, OutcomeKind, foreign_firings, received, served_by
 
 if TYPE_CHECKING:
     from harness.run.runner import Run
@@ -53,6 +53,8 @@ class OwnResult(Invariant):
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
+        if not foreign_firings(facts):
+            return None  # every firing's outcome is its own job's (or names no attempt)
         for job in facts.jobs.values():
             outcome = _delivered(facts, job)
             if outcome is None or outcome.source is None or outcome.source[0] == job.id:

@@ -9,7 +9,7 @@ from harness.model.known import known
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.diagnosis import Cause
-from harness.run.facts import Facts, JobFacts, facts_of
+from harness.run.facts import Attempt, Facts, JobFacts, facts_of
 from harness.run.outcomes import received
 
 if TYPE_CHECKING:
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 #: Errors that are the job's own doing (a raising canceller) or judged by
 #: ``completion.once`` (a Deferred fired twice), not by the error invariants.
 ATTRIBUTED_ELSEWHERE = ("CancellerError", "AlreadyCalledError")
+
+_RESULT, _FAILURE, _JOB_FAIL, _SUBMIT_RAISED = EventKind.RESULT, EventKind.FAILURE, EventKind.JOB_FAIL, EventKind.SUBMIT_RAISED
 
 
 _ATTRIBUTED_MARKS = tuple(f"{name}:" for name in ATTRIBUTED_ELSEWHERE)
@@ -43,8 +45,19 @@ class Propagate(Invariant):
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         target = run.target
+        # The names of the error types a failure may carry whatever happened (declared rejections, and
+        # the timeout error when a timeout is declared), and the cancel error's, allowed after a cancel.
+        always = {t.__name__ for t in target.rejects}
+        if target.timeout_ms is not None:
+            always.add(target.timeout_error.__name__)
+        cancel_name = target.cancel_error.__name__
+        unsure = self._unsure(facts, always, cancel_name)
+        if not unsure and _SUBMIT_RAISED not in facts.by_kind:
+            return None  # every job whose Deferred fired passes, and no submit raised: nothing else is judged
         for job in facts.jobs.values():
             if job.periodic:
+                continue
+            if job.fired is not None and job.submit_raised is None and job.id not in unsure:
                 continue
             if job.submit_raised is not None:
                 rejected = any(facts.is_error(job.submit_raised, t) for t in target.rejects)
@@ -62,6 +75,43 @@ class Propagate(Invariant):
             if message:
                 return self.violation(run, message, [job.fired, *(a.end for a in job.attempts if a.end is not None)])
         return None
+
+    @staticmethod
+    def _unsure(facts: Facts, always: set[str], cancel_name: str) -> set[int]:
+        """The jobs whose Deferred fired that ``_judge`` must look at: the others pass a shortcut.
+
+        Each shortcut holds exactly when ``_judge`` returns None for the job, whatever else is true: a
+        result after one of the job's own attempts finished; a failure with a type allowed whatever
+        happened (``always``), or with the cancel error after a cancel of its own; a failure with the
+        error its last ended attempt failed with. Looked up from the firings (each job's first is its
+        ``fired``), not job by job: a run has fewer firings than jobs.
+        """
+        unsure: set[int] = set()
+        events, jobs, declared, by_kind = facts.events, facts.jobs, facts.declared, facts.by_kind
+        for fired in by_kind.get(_RESULT, ()):
+            job = jobs.get(events[fired][2])
+            if job is None or job.fired != fired or job.periodic:
+                continue  # not a job's first firing, or not judged here
+            finished = job.finished
+            if finished is None or finished > fired:
+                unsure.add(job.id)
+        for fired in by_kind.get(_FAILURE, ()):
+            event = events[fired]
+            job = jobs.get(event[2])
+            if job is None or job.fired != fired or job.periodic:
+                continue
+            name = event[4].split(":", 1)[0]
+            marked = declared.get(fired)
+            if marked is not None:
+                if not always.isdisjoint(marked) or (cancel_name in marked and job.cancels and job.cancels[0] < fired):
+                    continue
+            elif name in always or (name == cancel_name and job.cancels and job.cancels[0] < fired):
+                continue
+            last = _last_ended(job.attempts, fired)
+            if last is not None and last.end_kind == _JOB_FAIL and events[known(last.end)][4] == name:
+                continue
+            unsure.add(job.id)
+        return unsure
 
     @staticmethod
     def _stopped_before(facts: Facts, index: int) -> bool:
@@ -118,8 +168,19 @@ class Propagate(Invariant):
         return None
 
 
+def _last_ended(attempts: tuple[Attempt, ...], before: int) -> Attempt | None:
+    """The last of ``attempts`` (in start order) that ended before trace index ``before``, or None."""
+    for attempt in reversed(attempts):
+        end = attempt.end
+        if end is not None and end < before:
+            return attempt
+    return None
+
+
 def _first_own_error(facts: Facts, kind: EventKind) -> int | None:
     """The trace index of the first event of ``kind`` whose error is the subject's to answer for, or None."""
+    if kind not in facts.by_kind:
+        return None  # no event of the kind (most runs)
     return next((i for i in facts.of_kind(kind) if _own_error(facts.events[i].detail)), None)
 
 

@@ -58,7 +58,13 @@ class Diagnosis:
 
     def first(self, cause: Cause) -> int | None:
         """The first stranded job with ``cause``, or None."""
+        if not self.stranded:
+            return None
         return next((s.job for s in self.stranded if s.cause == cause), None)
+
+
+#: The diagnosis of a run without stranded jobs (most runs): one frozen instance, shared.
+_NOTHING_STRANDED = Diagnosis()
 
 
 def diagnose(run: Run) -> Diagnosis:
@@ -69,7 +75,7 @@ def diagnose(run: Run) -> Diagnosis:
     """
     ids = stranded_jobs(facts_of(run), run.target)
     if not ids:
-        return Diagnosis()
+        return _NOTHING_STRANDED
     causes = _causes(run, ids)
     return Diagnosis(tuple(Stranded(job, causes[job]) for job in ids))
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from harness.model.schedule import Schedule, Submit
+from harness.model.schedule import Schedule, Start, Submit
 from harness.model.target import Target
 from harness.model.trace import Event, EventKind, Trace
 
@@ -58,11 +58,15 @@ class JobFacts:
     priority: int = 0
     key: int = 0
     submit_raised: int | None = None
-    attempts: list[Attempt] = field(default_factory=list)
+    #: Tuples (most jobs have no cancel and at most one attempt: no list to make per job, or collect).
+    attempts: tuple[Attempt, ...] = ()
     fired: int | None = None
-    cancels: list[int] = field(default_factory=list)
+    cancels: tuple[int, ...] = ()
     canceller_raised: bool = False
     first_start: int | None = None
+    #: The trace index of the first end of one of its attempts that finished (``job.finish``), or None:
+    #: ``errors.propagate`` reads it to pass, without more work, a job whose Deferred delivered after that.
+    finished: int | None = None
 
 
 @dataclass
@@ -80,6 +84,17 @@ class Facts:
     #: What the Deferred that fired at each trace index delivered, as ``harness.run.outcomes.received``
     #: first found it: several invariants ask for every job's, and the answer is a pure function of the trace.
     outcomes: dict[int, object] = field(default_factory=dict, repr=False, compare=False)
+    #: The most attempts running at once (started, not yet ended), over the whole run and all keys: a
+    #: limit at least this high cannot be overfilled, so ``concurrency.limit`` and ``key_limit`` skip
+    #: their walk (no group of running attempts is ever larger than all of them).
+    peak_running: int = 0
+    #: How many events the trace held when these facts were built (``facts_of`` rebuilds when it grew).
+    length: int = 0
+    #: The jobs that were cancelled (a ``cancel`` event), in job order: the cancellation checks look only at them.
+    cancelled: list[JobFacts] = field(default_factory=list, repr=False, compare=False)
+    #: The firings whose outcome names another job's attempt than the job that fired, as
+    #: ``harness.run.outcomes.foreign_firings`` first found them (None: not asked yet).
+    foreign: list[int] | None = field(default=None, repr=False, compare=False)
 
     def of_kind(self, *kinds: EventKind) -> list[int]:
         """The trace indices of the events of the given kinds, in trace order."""
@@ -120,13 +135,12 @@ class Facts:
 
 def facts_of(run: Run) -> Facts:
     """The facts of ``run``: a pure function of its trace and schedule, memoised on the run."""
-    cached: Facts | None = getattr(run, "_facts", None)
+    cached: Facts | None = run.__dict__.get("_facts")
     # Rebuilt when the trace grew: a target's own invariant may ask while the run is still releasing.
-    if cached is None or getattr(run, "_facts_length", -1) != len(run.trace):
+    if cached is None or cached.length != len(run.trace.events):
         cached = _build(run.trace, run.schedule)
         # A cache kept on the run, which does not declare it:
         run._facts = cached  # type: ignore[attr-defined]
-        run._facts_length = len(run.trace)  # type: ignore[attr-defined]
     return cached
 
 
@@ -134,8 +148,8 @@ def facts_of(run: Run) -> Facts:
 _JOB_START, _SUBMIT, _START, _RESULT, _FAILURE, _CANCEL = (
     EventKind.JOB_START, EventKind.SUBMIT, EventKind.START, EventKind.RESULT, EventKind.FAILURE, EventKind.CANCEL
 )
-_SUBMIT_RAISED, _STOP, _CLOCK_JUMP, _DRAINED, _ERROR_IS = (
-    EventKind.SUBMIT_RAISED, EventKind.STOP, EventKind.CLOCK_JUMP, EventKind.DRAINED, EventKind.ERROR_IS
+_SUBMIT_RAISED, _STOP, _CLOCK_JUMP, _DRAINED, _ERROR_IS, _JOB_FINISH = (
+    EventKind.SUBMIT_RAISED, EventKind.STOP, EventKind.CLOCK_JUMP, EventKind.DRAINED, EventKind.ERROR_IS, EventKind.JOB_FINISH
 )
 
 
@@ -143,10 +157,10 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
     # One pass, the hottest code of the invariants (about 100 events and 40 jobs a run): positional
     # constructors of slotted classes, events unpacked once, the commonest kinds tested first.
     jobs: dict[int, JobFacts] = {}
-    for op in schedule.submits:
+    for op in schedule.ops:  # schedule.submits, without building its tuple
         if type(op) is Submit:
             jobs[op.job] = JobFacts(op.job, False, None, op.priority, op.key)
-        else:
+        elif isinstance(op, (Submit, Start)):
             jobs[op.job] = JobFacts(
                 op.job, not isinstance(op, Submit), None, getattr(op, "priority", 0), getattr(op, "key", 0)
             )
@@ -155,50 +169,76 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
     drained: int | None = None
     declared: dict[int, frozenset[str]] = {}
     running: dict[tuple[int, int], Attempt] = {}
+    peak = 0
     by_kind: dict[str, list[int]] = {}
-    for index, (_, kind, job_id, n, detail) in enumerate(trace.events):
-        indices = by_kind.get(kind)
-        if indices is None:
-            by_kind[kind] = [index]
-        else:
-            indices.append(index)
-        if kind == _SUBMIT or kind == _START:
+    # The indices of the five commonest kinds (submit, job.start, failure, result, cancel: about 80% of a
+    # run's events) go to lists of their own, tested first; every other kind through the dict.
+    submits: list[int] = []
+    starts: list[int] = []
+    failures: list[int] = []
+    results: list[int] = []
+    cancels: list[int] = []
+    events = trace.events
+    for index, (_, kind, job_id, n, detail) in enumerate(events):
+        if kind == _SUBMIT:
+            submits.append(index)
             jobs[job_id].submit = index
         elif kind == _JOB_START:
+            starts.append(index)
             attempt = Attempt(job_id, n, detail, index)
             job = jobs[job_id]
             if not job.attempts:
                 job.first_start = index
-            job.attempts.append(attempt)
+            job.attempts += (attempt,)
             running[(job_id, n)] = attempt
-        elif kind == _RESULT or kind == _FAILURE:
+            if len(running) > peak:
+                peak = len(running)
+        elif kind == _FAILURE or kind == _RESULT:
+            (failures if kind == _FAILURE else results).append(index)
             fired = jobs.get(job_id)
             if fired is not None and fired.fired is None:
                 fired.fired = index
-        elif kind in ATTEMPT_ENDS:
-            ended = running.pop((job_id, n), None)
-            if ended is not None:
-                ended.end = index
-                ended.end_kind = kind if type(kind) is EventKind else EventKind(kind)  # recorded ones already are
-            if detail == CANCELLER_RAISED:
-                jobs[job_id].canceller_raised = True
-                if ended is not None:
-                    ended.canceller_raised = True
         elif kind == _CANCEL:
-            jobs[job_id].cancels.append(index)
-        elif kind == _SUBMIT_RAISED:
-            jobs[job_id].submit_raised = index
-        elif kind == _STOP:
-            stops.append(index)
-        elif kind == _CLOCK_JUMP:
-            jumps.append(index)
-        elif kind == _DRAINED:
-            drained = index
-        elif kind == _ERROR_IS:
-            declared[index - 1] = frozenset(detail.split(",")) - {""}
+            cancels.append(index)
+            jobs[job_id].cancels += (index,)
+        else:
+            indices = by_kind.get(kind)
+            if indices is None:
+                by_kind[kind] = [index]
+            else:
+                indices.append(index)
+            if kind in ATTEMPT_ENDS:
+                ended = running.pop((job_id, n), None)
+                if ended is not None:
+                    ended.end = index
+                    ended.end_kind = kind if type(kind) is EventKind else EventKind(kind)  # recorded ones already are
+                    if kind == _JOB_FINISH:
+                        owner = jobs[job_id]
+                        if owner.finished is None:
+                            owner.finished = index
+                if detail == CANCELLER_RAISED:
+                    jobs[job_id].canceller_raised = True
+                    if ended is not None:
+                        ended.canceller_raised = True
+            elif kind == _START:
+                jobs[job_id].submit = index
+            elif kind == _SUBMIT_RAISED:
+                jobs[job_id].submit_raised = index
+            elif kind == _STOP:
+                stops.append(index)
+            elif kind == _CLOCK_JUMP:
+                jumps.append(index)
+            elif kind == _DRAINED:
+                drained = index
+            elif kind == _ERROR_IS:
+                declared[index - 1] = frozenset(detail.split(",")) - {""}
+    for kind, indices in ((_SUBMIT, submits), (_JOB_START, starts), (_FAILURE, failures), (_RESULT, results), (_CANCEL, cancels)):
+        if indices:
+            by_kind[kind] = indices
     policy = schedule.clock
     late_us = (policy.step_ms + policy.jitter_ms) * 1000
-    return Facts(trace.events, jobs, stops, jumps, drained, late_us, declared, by_kind)
+    cancelled = [job for job in jobs.values() if job.cancels] if _CANCEL in by_kind else []
+    return Facts(events, jobs, stops, jumps, drained, late_us, declared, by_kind, {}, peak, len(events), cancelled)
 
 
 def stranded_jobs(facts: Facts, target: Target) -> list[int]:
@@ -213,19 +253,32 @@ def stranded_jobs(facts: Facts, target: Target) -> list[int]:
     stranded is ``harness.run.diagnosis``'s to find.
     """
     end = facts.drained if facts.drained is not None else len(facts.events)
-    stuck_other = _stuck_attempts(facts, target, end)
+    # The attempts that hold a slot for ever, counted in all, per job and per key: worked out for the
+    # first job that gets that far (in most runs, none does).
+    stuck: int | None = None
+    stuck_of_job: dict[int, int] = {}
+    stuck_of_key: dict[int, int] = {}
     out: list[int] = []
+    hangs_forever = target.timeout_ms is None
+    keyed = target.keys is not None
+    by_limit = not keyed or target.limit is not None  # whether the global limit is what stuck attempts must fill
     for job in facts.jobs.values():
         if job.periodic or job.submit is None or job.submit_raised is not None:
             continue
-        if facts.fired_before(job, end) or job.cancels:
+        fired = job.fired
+        if (fired is not None and fired < end) or job.cancels:
             continue
-        if any(a.running_at(end) and _hangs(a, target) for a in job.attempts) or job.canceller_raised:
+        if job.canceller_raised:
             continue
-        blockers = [a for a in stuck_other if a.job != job.id]
-        if (target.keys is None or target.limit is not None) and _filled(len(blockers), target.limit):
+        if hangs_forever and job.attempts and any(attempt.kind == "hang" and attempt.running_at(end) for attempt in job.attempts):
+            continue  # its own attempt hangs (_hangs, for a target without a timeout)
+        if stuck is None:
+            stuck, stuck_of_job, stuck_of_key = _stuck_counts(facts, target, end)
+        # The stuck attempts of other jobs (of other jobs of its key), counted without listing them.
+        own = stuck_of_job.get(job.id, 0) if stuck_of_job else 0
+        if by_limit and _filled(stuck - own, target.limit):
             continue
-        if target.keys is not None and _filled(sum(facts.jobs[a.job].key == job.key for a in blockers), target.keyed_limit):
+        if keyed and _filled(stuck_of_key.get(job.key, 0) - own, target.keyed_limit):
             continue
         out.append(job.id)
     return out
@@ -268,6 +321,18 @@ def _waiting_at(facts: Facts, job: JobFacts, index: int) -> bool:
 
 def _hangs(attempt: Attempt, target: Target) -> bool:
     return attempt.kind == "hang" and target.timeout_ms is None
+
+
+def _stuck_counts(facts: Facts, target: Target, end: int) -> tuple[int, dict[int, int], dict[int, int]]:
+    """How many attempts hold a slot for ever (``_stuck_attempts``): in all, per job, and per key."""
+    of_job: dict[int, int] = {}
+    of_key: dict[int, int] = {}
+    attempts = _stuck_attempts(facts, target, end)
+    for attempt in attempts:
+        of_job[attempt.job] = of_job.get(attempt.job, 0) + 1
+        key = facts.jobs[attempt.job].key
+        of_key[key] = of_key.get(key, 0) + 1
+    return len(attempts), of_job, of_key
 
 
 def _stuck_attempts(facts: Facts, target: Target, end: int) -> list[Attempt]:

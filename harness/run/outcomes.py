@@ -95,6 +95,32 @@ def received(facts: Facts, job: JobFacts) -> Outcome | None:
     return outcome
 
 
+def foreign_firings(facts: Facts) -> list[int]:
+    """The trace indices of the firings (``result`` and ``failure`` events) whose outcome names an attempt
+    of another job than the one whose Deferred fired, in trace order; memoised on the facts.
+
+    Usually none: a caller gets what its own job made, or an error that names no attempt. So
+    ``errors.own_result`` checks nothing more when this is empty (each job's outcome is one of these firings).
+    """
+    found = facts.foreign
+    if found is None:
+        found = []
+        events, value, injected = facts.events, _VALUE.fullmatch, _INJECTED.fullmatch
+        for index in facts.by_kind.get(EventKind.RESULT, ()):
+            event = events[index]
+            match = value(event[4])
+            if match is not None and int(match[1]) != event[2]:
+                found.append(index)
+        for index in facts.by_kind.get(EventKind.FAILURE, ()):
+            event = events[index]
+            match = injected(event[4])
+            if match is not None and int(match[3]) != event[2]:
+                found.append(index)
+        found.sort()
+        facts.foreign = found
+    return found
+
+
 def attempt_of(facts: Facts, source: tuple[int, int]) -> Attempt | None:
     """The attempt ``(job, n)``, if the trace has it."""
     job = facts.jobs.get(source[0])

@@ -38,6 +38,7 @@ SCENARIOS = (
     Scenario(f"{TWISTED}:looping_call_now", "pass", "Twisted's LoopingCall.start(0.1, now=True): a call at once, then periodic", "LoopingCall"),
     Scenario(f"{TWISTED}:add_timeout", "pass", "Twisted's Deferred.addTimeout(0.3): TimeoutError and the job cancelled at 300ms", "Deferred.addTimeout"),
     Scenario(f"{TWISTED}:defer_later", "pass", "Twisted's task.deferLater(clock, 0.05, job): runs no sooner than 50ms later", "deferLater"),
+    Scenario(f"{TWISTED}:gather_results", "pass", "Twisted's gatherResults([job, deferLater(0.05)], consumeErrors=True): both results, the first error", "gatherResults"),
     Scenario(f"{SYNAPSE}:linearizer", "pass", "Synapse's Linearizer(max_count=2), one key: limit 2, cancellable (no order documented)", "synapse Linearizer"),
     Scenario(f"{SYNAPSE}:linearizer_keys", "pass", "Synapse's Linearizer(max_count=2), two keys: at most two at once per key", "synapse Linearizer"),
     Scenario(f"{SYNAPSE}:observable_deferred", "pass", "Synapse's ObservableDeferred: observers get the result, a cancel detaches", "synapse ObservableDeferred"),
@@ -45,6 +46,8 @@ SCENARIOS = (
     Scenario(f"{SYNAPSE}:batching_queue", "pass", "Synapse's BatchingQueue, two keys: one batch at a time per key, in order", "synapse BatchingQueue"),
     Scenario(f"{SYNAPSE}:response_cache", "pass", "Synapse's ResponseCache.wrap, two keys: callers of a key in flight share one computation", "synapse ResponseCache"),
     Scenario(f"{SYNAPSE}:response_cache_timeout", "pass", "Synapse's ResponseCache.wrap(timeout=200ms): shared, a result served again for 200ms", "synapse ResponseCache"),
+    Scenario(f"{SYNAPSE}:read_write_lock", "pass", "Synapse's ReadWriteLock, one key: a writer alone, readers together, in queue order", "synapse ReadWriteLock"),
+    Scenario(f"{SYNAPSE}:awakenable_sleeper", "pass", "Synapse's AwakenableSleeper: a job runs 200ms after submission or at its wake(n), whichever first", "synapse AwakenableSleeper"),
 )
 
 

@@ -74,6 +74,30 @@ computation ends, then fails with ``CancelledError`` (never, if it hangs);
 the computation itself is never cancelled (our callback is not
 ``@cancellable``, and even then the pruning only drops the entry). So
 neither declares ``cancellable`` and schedules hold no cancels.
+
+``read_write_lock``: every job under ``async with lock.read("k")`` (priority
+0) or ``lock.write("k")`` (priority 1; the menu draws two priorities, and a
+custom ``submit`` passes them, since no order is promised). Its implementation
+notes: a reader "waits for the latest writer to finish", a writer for "all
+latest readers and writer": target invariants ``writers_alone`` (a writer
+runs alone, readers only beside readers) and ``writers_wait_their_turn``
+(queue order across a writer). A waiting writer's cancel is delayed until it
+holds the lock (``delay_cancellation``) while a reader's is at once; no
+``cancellable`` mode says that, so no cancels. ``read_write_lock_per_call``
+is a misusing glue (a new lock per call), caught by ``user.writers_alone``.
+
+``awakenable_sleeper``: job ``n`` runs after
+``AwakenableSleeper.sleep(f"stream{n}", 200)``, "or return if the given name
+is explicitly woken up": operation ``wake(n)``; target invariant
+``sleeps_until_woken_or_timeout`` (it starts at the first ``wake(n)`` after
+its submission or at 200 ms, whichever is first, no earlier and no later than
+the clock's lateness). One sleeper per name: ``wake`` calls a name's sleepers
+back by iterating a ``set`` of Deferreds (memory-address order), so two
+sleepers of one name woken together resume in an order that differs from
+run to run, which the harness reports as nondeterministic
+(``scenarios.review.sleeper_repro``). ``awakenable_sleeper_seconds`` is a
+misusing glue (seconds passed as milliseconds), caught by
+``user.sleeps_until_woken_or_timeout``.
 """
 
 from __future__ import annotations
@@ -82,15 +106,16 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from hypothesis import strategies as st
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 
-from harness import Menu, Target
+from harness import EventKind, Menu, Operation, Target, format_ms
 
 try:
     from synapse.logging.context import SENTINEL_CONTEXT, make_deferred_yieldable, set_current_context
     from synapse.metrics.background_process_metrics import run_as_background_process
-    from synapse.util.async_helpers import Linearizer, ObservableDeferred
+    from synapse.util.async_helpers import AwakenableSleeper, Linearizer, ObservableDeferred, ReadWriteLock
     from synapse.util.async_helpers import timeout_deferred as _timeout_deferred
     from synapse.util.batching_queue import BatchingQueue
     from synapse.util.caches.response_cache import ResponseCache
@@ -316,3 +341,181 @@ response_cache_timeout = Target(
     menu={"cancels": False},
     description="Synapse's ResponseCache.wrap(timeout=200ms), two keys: shared, a result served again for 200ms",
 )
+
+
+# -- ReadWriteLock and AwakenableSleeper (added by the outside-user review, REVIEW.md) ----------
+
+#: ``AwakenableSleeper`` sleep of the sleeper target.
+SLEEP_MS = 200
+#: Job priority that makes a job a writer of the ``ReadWriteLock`` targets (0: a reader).
+WRITER = 1
+
+
+class ReadWriteLocked:
+    """Each job runs under ``async with lock.read("k")`` (priority 0) or ``lock.write("k")``
+    (priority 1): the menu draws two priorities, and no order is declared."""
+
+    def __init__(self, reactor: IReactorTime) -> None:
+        self.clock = synapse_clock(reactor)
+        self.lock = ReadWriteLock()
+
+    def _lock(self) -> ReadWriteLock:
+        return self.lock
+
+    def submit(self, job: Callable[[], Any], priority: int) -> defer.Deferred[Any]:
+        return defer.ensureDeferred(self._run(job, priority))
+
+    async def _run(self, job: Callable[[], Any], priority: int) -> Any:
+        lock = self._lock()
+        async with (lock.write("k") if priority == WRITER else lock.read("k")):
+            return await _await_job(job)
+
+
+class LockPerCall(ReadWriteLocked):
+    """BUG (in the glue, not Synapse): a fresh ``ReadWriteLock`` for every call, so no two calls
+    share a lock and writers run beside anything. Caught by: ``user.writers_alone``."""
+
+    def _lock(self) -> ReadWriteLock:
+        return ReadWriteLock()
+
+
+def _steps_by_attempt(run: Any) -> tuple[list[Any], dict[tuple[int, int], int], dict[tuple[int, int], int]]:
+    """The attempts and the position of each start and end in ``run.view.steps()``."""
+    starts: dict[tuple[int, int], int] = {}
+    ends: dict[tuple[int, int], int] = {}
+    attempts = []
+    for i, step in enumerate(run.view.steps()):
+        if step.attempt is None:
+            continue
+        key = (step.attempt.job, step.attempt.n)
+        if step.kind == "start":
+            starts[key] = i
+            attempts.append(step.attempt)
+        elif step.kind == "end":
+            ends[key] = i
+    return attempts, starts, ends
+
+
+def writers_alone(run: Any) -> None:
+    """``ReadWriteLock``: a writer runs alone; readers run only beside readers."""
+    running: dict[int, bool] = {}  # job -> is a writer
+    for step in run.view.steps():
+        if step.attempt is None:
+            continue
+        job = step.attempt.job
+        writer = run.view.jobs[job].priority == WRITER
+        if step.kind == "start":
+            clash = [j for j, w in running.items() if writer or w]
+            assert not clash, (
+                f"{'writer' if writer else 'reader'} job {job} started at {format_ms(step.t_us)} while "
+                f"{', '.join(('writer ' if running[j] else 'reader ') + str(j) for j in clash)} still held the lock"
+            )
+            running[job] = writer
+        elif step.kind == "end":
+            running.pop(job, None)
+
+
+def writers_wait_their_turn(run: Any) -> None:
+    """``ReadWriteLock``'s queueing (its implementation notes): a writer waits for every reader
+    and writer queued before it, a reader for the writer queued before it. Cancelled jobs are
+    not judged (a cancelled waiter leaves at once, or, a writer, once it acquired)."""
+    attempts, starts, ends = _steps_by_attempt(run)
+    jobs = sorted(run.view.jobs.values(), key=lambda j: (j.submitted_us, j.id))
+    for later_pos, later in enumerate(jobs):
+        if not later.attempts or later.cancelled_us:
+            continue
+        later_start = starts[(later.id, 0)]
+        for earlier in jobs[:later_pos]:
+            if earlier.cancelled_us or not (later.priority == WRITER or earlier.priority == WRITER):
+                continue
+            end = ends.get((earlier.id, 0)) if earlier.attempts else None
+            assert end is not None and end < later_start, (
+                f"job {later.id} ({'writer' if later.priority == WRITER else 'reader'}) started at "
+                f"{format_ms(later.attempts[0].start_us)} before job {earlier.id} "
+                f"({'writer' if earlier.priority == WRITER else 'reader'}), queued before it, had finished"
+            )
+
+
+def _read_write_lock(build: Callable[[IReactorTime], Any], description: str) -> Target:
+    return Target(
+        build=build,
+        # A waiting writer's cancel is delayed until it holds the lock (delay_cancellation), so
+        # its caller does not fail in the instant of the cancel; a reader's is at once.  No
+        # cancellable mode says "at once for some jobs, once acquired for others" (REVIEW.md):
+        # no cancels.
+        cancellable=False,
+        menu={"priorities": 2, "cancels": False},
+        # The default submit passes priority= only with order="priority" (no order is promised).
+        submit=lambda subject, job, priority: subject.submit(job, priority),
+        invariants=(writers_alone, writers_wait_their_turn),
+        description=description,
+    )
+
+
+read_write_lock = _read_write_lock(
+    ReadWriteLocked, "Synapse's ReadWriteLock, one key: writers alone, readers together, in queue order"
+)
+read_write_lock_per_call = _read_write_lock(
+    LockPerCall, "Synapse's ReadWriteLock misused: a new lock per call (writers not exclusive)"
+)
+
+
+class Sleepy:
+    """Job ``n`` runs after ``AwakenableSleeper.sleep(f"stream{n}", delay)``; the ``wake(n)``
+    operation wakes stream ``n``.  One sleeper per name: ``wake`` calls back the sleepers of a
+    name by iterating a ``set`` of Deferreds, whose order follows their memory addresses, so
+    two sleepers of one name woken together resume in an order that differs from run to run
+    (the harness rightly calls that nondeterministic; REVIEW.md)."""
+
+    delay_ms: float = SLEEP_MS
+
+    def __init__(self, reactor: IReactorTime) -> None:
+        self.clock = synapse_clock(reactor)
+        self.sleeper = AwakenableSleeper(self.clock)
+
+    def submit(self, job: Any) -> defer.Deferred[Any]:
+        return defer.ensureDeferred(self._run(job))
+
+    async def _run(self, job: Any) -> Any:
+        await self.sleeper.sleep(f"stream{job.id}", self.delay_ms)  # type: ignore[arg-type]
+        return await _await_job(job)
+
+    def wake(self, n: int) -> None:
+        self.sleeper.wake(f"stream{n}")
+
+
+class SecondsSleepy(Sleepy):
+    """BUG (in the glue, not Synapse): passes seconds where ``sleep`` takes milliseconds, so every
+    job sleeps 0.2 ms instead of 200 ms. Caught by: ``user.sleeps_until_woken_or_timeout``."""
+
+    delay_ms = SLEEP_MS / 1000
+
+
+def sleeps_until_woken_or_timeout(run: Any) -> None:
+    """``AwakenableSleeper.sleep``: "sleep for the given number of milliseconds, or return if
+    the given name is explicitly woken up": job ``n`` starts at the first ``wake(n)`` after its
+    submission or ``SLEEP_MS`` after it, whichever comes first (no earlier; no later than the
+    clock's lateness allows)."""
+    wakes = [(i, e.t_us, run.view.calls[k].args) for k, (i, e) in enumerate(run.view.of_kind(EventKind.CALL))]
+    submits = {e.job: i for i, e in run.view.of_kind(EventKind.SUBMIT)}
+    for job in run.view.jobs.values():
+        if not job.attempts or job.cancelled_us:
+            continue
+        woken = [t for i, t, args in wakes if i > submits[job.id] and tuple(args) == (job.id,)]
+        due = min([job.submitted_us + SLEEP_MS * 1000, *woken[:1]])
+        start = job.attempts[0].start_us
+        assert start >= due, f"job {job.id} started at {format_ms(start)}, before {format_ms(due)} (no wake since its submission)"
+        assert start <= due + run.view.late_us, f"job {job.id} started at {format_ms(start)}, but was due at {format_ms(due)}"
+
+
+def _sleeper(build: Callable[[IReactorTime], Any], description: str) -> Target:
+    return Target(
+        build=build,
+        operations={"wake": Operation(lambda subject, n: subject.wake(n), args=(st.integers(0, 7),))},
+        invariants=(sleeps_until_woken_or_timeout,),
+        description=description,
+    )
+
+
+awakenable_sleeper = _sleeper(Sleepy, "Synapse's AwakenableSleeper: sleep 200ms or until woken, then the job")
+awakenable_sleeper_seconds = _sleeper(SecondsSleepy, "Synapse's AwakenableSleeper misused: seconds passed as milliseconds")

@@ -55,6 +55,17 @@ the job starts no sooner than 50 ms after its submission (a target
 invariant, ``starts_after_delay``) and its result or error reaches the
 caller. Cancelling before the call cancels the delayed call (the job never
 starts); after, it cancels the job's Deferred. No concurrency promise.
+
+``gather_results``: ``gatherResults([maybeDeferred(job), deferLater(clock,
+0.05, ...)], consumeErrors=True)``: "returns a Deferred that fires with a list
+of the results when every Deferred has", fails at the first failure with
+``FirstError`` (``fireOnOneErrback``), and ``consumeErrors`` keeps the
+failure from staying, unhandled, in the job's own Deferred; cancelling it
+cancels every Deferred in the list (``cancellable``). The glue hands on the
+job's result and unwraps ``FirstError`` (``errors.propagate`` expects the
+job's own exception type); target invariant ``at_least_the_floor``.
+``gather_results_unconsumed`` leaves ``consumeErrors`` off, the misuse its
+docstring warns about: caught by ``errors.unhandled``.
 """
 
 from __future__ import annotations
@@ -323,4 +334,57 @@ defer_later = Target(
     submit=_defer_later,
     invariants=(starts_after_delay,),
     description="Twisted's task.deferLater(clock, 0.05, job): the job runs 50ms later, its result reaches the caller",
+)
+
+
+#: ``gather_results``: the floor the job's sibling holds every call to.
+FLOOR_MS = 50
+
+
+def _first_of(results: list[Any]) -> Any:
+    return results[0]
+
+
+def _sub_failure(failure: Any) -> Any:
+    """``gatherResults`` fails with ``FirstError`` wrapping the first failure: hand that on."""
+    if failure.check(defer.FirstError):
+        return failure.value.subFailure
+    return failure
+
+
+def _gather(consume_errors: bool) -> Callable[[IReactorTime, Callable[[], Any], int], defer.Deferred[Any]]:
+    def submit(clock: IReactorTime, job: Callable[[], Any], priority: int) -> defer.Deferred[Any]:
+        floor = task.deferLater(clock, FLOOR_MS / 1000, lambda: None)
+        gathered = defer.gatherResults([defer.maybeDeferred(job), floor], consumeErrors=consume_errors)
+        return gathered.addCallbacks(_first_of, _sub_failure)
+
+    return submit
+
+
+def at_least_the_floor(run: Any) -> None:
+    """``gatherResults`` fires with the results once every Deferred has: a caller that got a
+    result got it no sooner than ``FLOOR_MS`` after its submission."""
+    for job in run.view.jobs.values():
+        got = job.received
+        if got is not None and got.kind == "result":
+            assert got.t_us - job.submitted_us >= FLOOR_MS * 1000, (
+                f"job {job.id} got its result {(got.t_us - job.submitted_us) / 1000:g}ms after its "
+                f"submission, before its {FLOOR_MS}ms sibling fired"
+            )
+
+
+gather_results = Target(
+    build=lambda clock: clock,
+    submit=_gather(consume_errors=True),
+    invariants=(at_least_the_floor,),
+    description="Twisted's gatherResults([job, deferLater(0.05)], consumeErrors=True): the result once both fire, the first error at once",
+)
+
+#: The misuse the ``consumeErrors`` docstring warns about: without it the failure also stays
+#: in the job's own Deferred, unhandled. Caught by: ``errors.unhandled``.
+gather_results_unconsumed = Target(
+    build=lambda clock: clock,
+    submit=_gather(consume_errors=False),
+    invariants=(at_least_the_floor,),
+    description="Twisted's gatherResults without consumeErrors: every job failure is also an unhandled error",
 )

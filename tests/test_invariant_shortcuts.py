@@ -1,0 +1,441 @@
+"""The invariants' shortcuts are sound: each check answers as its full walk does, violation for violation.
+
+Several checks prove from what the facts pass gathered that a run cannot break
+them and skip their walk (docs/benchmarks.md, "Third round"): ``concurrency.limit``
+and ``key_limit`` (the most attempts ever running at once is within the limit),
+``errors.own_result`` (no firing names another job's attempt), ``completion.once``
+(no AlreadyCalledError among the kinds it reads), the cancellation checks (only
+cancelled jobs are looked at), ``errors.propagate`` (jobs that pass one of
+``_judge``'s verdicts without more work), the FIFO sweep (queues instead of heaps)
+and the stranded jobs (stuck attempts counted, not listed). The references below
+are those checks as they were before the shortcuts, a walk over every job or
+event; the test runs both over schedules of every scenario of the catalog, buggy
+and correct, and requires the same answer (invariant, message, events, jobs,
+time) every time, and that the comparison saw each shortcut's invariant fire.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from harness import load_target, run_schedule
+from harness.invariants import INVARIANTS, cancellation, completion, concurrency, delivery, errors
+from harness.invariants.base import Invariant, Violation
+from harness.invariants.concurrency import _overfull
+from harness.model.known import known
+from harness.model.trace import EventKind, format_ms
+from harness.run.facts import CANCELLABLE_KINDS, Facts, _filled, _hangs, _stuck_attempts, abandoned_at, facts_of, stranded_jobs
+from harness.search.generate import Examples
+from scenarios import CATALOG
+
+# -- the checks as they were: every job, every event ------------------------------------------------
+
+
+def _limit(inv: concurrency._Overfill, run) -> Violation | None:
+    limit = known(inv.limit(run.target))
+    group_of = inv.group_of(run)
+    for event, held in _overfull(run.trace, limit, group_of, inv.dropped(run)):
+        others = ", ".join(f"job {job}" for job, _ in held if job != event.job)
+        return inv.violation(
+            run,
+            f"{len(held)} {inv.jobs(group_of(event.job))} running at {format_ms(event.t_us)} but the "
+            f"{inv.limit_name} is {limit}: job {event.job} started while {others} still ran",
+            list(held.values()),
+        )
+    return None
+
+
+def _once(inv: Invariant, run) -> Violation | None:
+    facts = facts_of(run)
+    for index in facts.of_kind(*completion._DOUBLE_FIRE_KINDS):
+        event = facts.events[index]
+        if "AlreadyCalledError" in event.detail:
+            where = f"job {event.job}" if event.job >= 0 else "the subject"
+            return inv.violation(
+                run,
+                f"a Deferred was fired twice ({event.kind} at {format_ms(event.t_us)} in {where}: "
+                f"{event.detail}); typically a result arriving after a cancel already fired it",
+                [index],
+            )
+    return None
+
+
+def _fires(inv: Invariant, run) -> Violation | None:
+    facts = facts_of(run)
+    cancel_error = run.target.cancel_error
+    expected = cancel_error.__name__
+    raised = (facts.events[i] for i in facts.of_kind(EventKind.CANCEL_RAISED))
+    hostile = {e.job for e in raised if e.detail.startswith(cancellation.CANCELLER_ERROR)}
+    for job in facts.jobs.values():
+        if job.canceller_raised or job.id in hostile:
+            continue
+        for cancel in job.cancels:
+            if facts.fired_before(job, cancel):
+                break
+            at = format_ms(facts.time(cancel))
+            if job.fired is None:
+                return inv.violation(run, f"job {job.id} was cancelled at {at} but its Deferred never fired", [cancel])
+            fired = facts.events[job.fired]
+            if fired.kind == EventKind.RESULT:
+                return inv.violation(
+                    run,
+                    f"job {job.id} was cancelled at {at} but its Deferred then delivered a result "
+                    f"({fired.detail}) instead of failing with {expected}",
+                    [cancel, job.fired],
+                )
+            if fired.t_us > facts.time(cancel):
+                return inv.violation(
+                    run,
+                    f"job {job.id} was cancelled at {at} but its Deferred fired only at {format_ms(fired.t_us)}; "
+                    "it must fire by the end of the instant of the cancel",
+                    [cancel, job.fired],
+                )
+            if not facts.is_error(job.fired, cancel_error):
+                return inv.violation(
+                    run,
+                    f"job {job.id} was cancelled at {at} but its Deferred failed with {fired.detail}, "
+                    f"not {expected} (or a subclass)",
+                    [cancel, job.fired],
+                )
+            break
+    return None
+
+
+def _no_start(inv: Invariant, run) -> Violation | None:
+    facts = facts_of(run)
+    for job in facts.jobs.values():
+        if not job.cancels or facts.fired_before(job, job.cancels[0]):
+            continue
+        cancel = job.cancels[0]
+        for attempt in job.attempts:
+            if attempt.start > cancel:
+                what = "started" if attempt.n == 0 else f"was retried (attempt {attempt.n})"
+                return inv.violation(
+                    run,
+                    f"job {job.id} {what} at {format_ms(facts.time(attempt.start))}, after it was cancelled "
+                    f"at {format_ms(facts.time(cancel))}",
+                    [cancel, attempt.start],
+                )
+    return None
+
+
+def _propagates(inv: Invariant, run) -> Violation | None:
+    facts = facts_of(run)
+    for job in facts.jobs.values():
+        for cancel in job.cancels:
+            if facts.fired_before(job, cancel):
+                break
+            now = facts.time(cancel)
+            for attempt in job.attempts:
+                if not attempt.running_at(cancel) or attempt.kind not in CANCELLABLE_KINDS:
+                    continue
+                ended = attempt.end is not None and facts.time(attempt.end) == now
+                if not ended:
+                    still = "and kept running" if attempt.end is None else (
+                        f"and it ran on until {format_ms(facts.time(attempt.end))}"
+                    )
+                    return inv.violation(
+                        run,
+                        f"job {job.id} was running when its Deferred was cancelled at {format_ms(now)}, "
+                        f"but the job's own Deferred was not cancelled {still}",
+                        [cancel, attempt.start],
+                    )
+            break
+    return None
+
+
+def _detaches(inv: Invariant, run) -> Violation | None:
+    facts = facts_of(run)
+    abandons = run.target.abandons
+    for job in facts.jobs.values():
+        for cancel in job.cancels:
+            now = facts.time(cancel)
+            for attempt in job.attempts:
+                if attempt.running_at(cancel) and attempt.end_kind == EventKind.JOB_CANCEL and facts.time(known(attempt.end)) == now:
+                    abandoned = abandoned_at(facts, run.target, attempt) if abandons else None
+                    if abandoned is not None and abandoned < known(attempt.end):
+                        continue
+                    promise = (
+                        'cancellable="abandon": running work may be cancelled only once every caller of it has cancelled'
+                        if abandons
+                        else 'cancellable="detach": running work must run on'
+                    )
+                    return inv.violation(
+                        run,
+                        f"job {job.id}'s caller was cancelled at {format_ms(now)} and the job's own work was "
+                        f"cancelled too; the target declares {promise}",
+                        [cancel, known(attempt.end)],
+                    )
+    return None
+
+
+def _own_result(inv: Invariant, run) -> Violation | None:
+    facts = facts_of(run)
+    for job in facts.jobs.values():
+        outcome = delivery._delivered(facts, job)
+        if outcome is None or outcome.source is None or outcome.source[0] == job.id:
+            continue
+        other = outcome.source[0]
+        return inv.violation(
+            run,
+            f"job {job.id}'s Deferred {delivery._what(outcome)} at {format_ms(outcome.t_us)}, which is job {other}'s "
+            "outcome: results were handed to the wrong caller",
+            [outcome.index, *(a.end for a in facts.jobs[other].attempts if a.end is not None)][:2],
+        )
+    return None
+
+
+def _propagate(inv: errors.Propagate, run) -> Violation | None:
+    facts = facts_of(run)
+    target = run.target
+    for job in facts.jobs.values():
+        if job.periodic:
+            continue
+        if job.submit_raised is not None:
+            rejected = any(facts.is_error(job.submit_raised, t) for t in target.rejects)
+            if not inv._stopped_before(facts, job.submit_raised) and not rejected:
+                detail = facts.events[job.submit_raised].detail
+                return inv.violation(
+                    run, f"submitting job {job.id} raised {detail} instead of returning a Deferred that fails", [job.submit_raised]
+                )
+            continue
+        if job.fired is None:
+            continue
+        message = inv._judge(facts, job, target)
+        if message:
+            return inv.violation(run, message, [job.fired, *(a.end for a in job.attempts if a.end is not None)])
+    return None
+
+
+def _stranded(facts: Facts, target) -> list[int]:
+    end = facts.drained if facts.drained is not None else len(facts.events)
+    stuck_other = _stuck_attempts(facts, target, end)
+    out: list[int] = []
+    for job in facts.jobs.values():
+        if job.periodic or job.submit is None or job.submit_raised is not None:
+            continue
+        if facts.fired_before(job, end) or job.cancels:
+            continue
+        if any(a.running_at(end) and _hangs(a, target) for a in job.attempts) or job.canceller_raised:
+            continue
+        blockers = [a for a in stuck_other if a.job != job.id]
+        if (target.keys is None or target.limit is not None) and _filled(len(blockers), target.limit):
+            continue
+        if target.keys is not None and _filled(sum(facts.jobs[a.job].key == job.key for a in blockers), target.keyed_limit):
+            continue
+        out.append(job.id)
+    return out
+
+
+def _start_order(inv: concurrency._StartOrder, run) -> Violation | None:
+    """The walk over every (started, waiting) pair (tests/test_speed_paths.py's reference)."""
+    facts = facts_of(run)
+    starters = sorted((j for j in facts.jobs.values() if j.first_start is not None), key=lambda j: known(j.first_start))
+    for started in starters:
+        index = known(started.first_start)
+        for other in facts.jobs.values():
+            if run.target.keys is not None and other.key != started.key:
+                continue
+            if other.id != started.id and concurrency._waiting(facts, other, index) and inv.skipped(other, started):
+                return inv.violation(run, inv.describe(other, started, facts), [known(other.submit), index])
+    return None
+
+
+REFERENCES = {
+    "completion.once": _once,
+    "concurrency.limit": _limit,
+    "concurrency.key_limit": _limit,
+    "concurrency.fifo": _start_order,
+    "concurrency.priority": _start_order,
+    "cancellation.fires": _fires,
+    "cancellation.no_start": _no_start,
+    "cancellation.propagates": _propagates,
+    "cancellation.detaches": _detaches,
+    "errors.own_result": _own_result,
+    "errors.propagate": _propagate,
+}
+
+#: The registry's invariants that have a shortcut, by name.
+_BY_NAME: dict[str, Invariant] = {inv.name: inv for inv in INVARIANTS if inv.name in REFERENCES}
+
+#: Invariants the comparison must see fire (each has buggy scenarios in the catalog caught within the
+#: schedules drawn below), so that it compares violations, not only clean runs.
+MUST_FIRE = {
+    "completion.once",
+    "concurrency.limit",
+    "concurrency.fifo",
+    "cancellation.fires",
+    "cancellation.no_start",
+    "cancellation.propagates",
+    "errors.own_result",
+    "errors.propagate",
+}
+
+SCHEDULES = 20
+
+
+def _runs():
+    for scenario in CATALOG:
+        try:
+            target = load_target(scenario.target)
+        except Exception:  # an optional third-party dependency (matrix-synapse) is not installed
+            continue
+        examples = Examples(target.default_menu(), 3)
+        for _ in range(SCHEDULES):
+            schedule = next(examples)
+            try:
+                run = run_schedule(target, schedule)
+            except Exception:  # a target error: nothing to judge
+                continue
+            yield scenario.target, run
+
+
+def test_every_shortcut_answers_as_the_full_walk_over_the_catalog() -> None:
+    by_name = _BY_NAME
+    fired: Counter[str] = Counter()
+    compared: Counter[str] = Counter()
+    stranded = 0
+    for spec, run in _runs():
+        facts = facts_of(run)
+        expected = _stranded(facts, run.target)
+        assert stranded_jobs(facts, run.target) == expected, f"{spec}: stranded jobs differ"
+        stranded += bool(expected)
+        for name, inv in by_name.items():
+            if not inv.applies(run.target):
+                continue
+            want = REFERENCES[name](inv, run)
+            got = inv.check(run)
+            assert got == want, f"{spec}: {name} answered {got} where the full walk answers {want}"
+            compared[name] += 1
+            fired[name] += want is not None
+    assert set(compared) == set(by_name), f"never applicable: {set(by_name) - set(compared)}"
+    missing = {name for name in MUST_FIRE if not fired[name]}
+    assert not missing, f"the comparison never saw these fire, so it checked only clean runs: {missing} ({dict(fired)})"
+    assert stranded, "no run with stranded jobs: the stranded-job counts were never compared on one"
+
+
+def _run_with(spec: str, predicate, limit: int = 400):
+    """The first run of ``spec``'s default search (seed 3) for which ``predicate(run)`` holds."""
+    target = load_target(spec)
+    examples = Examples(target.default_menu(), 3)
+    for _ in range(limit):
+        run = run_schedule(target, next(examples))
+        if predicate(run):
+            return run
+    raise AssertionError(f"{spec}: no such run in {limit} schedules")
+
+
+@pytest.mark.parametrize(
+    ("spec", "name"),
+    [
+        ("scenarios.pools:double_release_pool", "concurrency.limit"),
+        ("scenarios.abort:half_abort_pool", "cancellation.fires"),
+    ],
+)
+def test_a_buggy_run_still_gets_past_the_shortcut(spec: str, name: str) -> None:
+    # The shortcut's own precondition is false on the run that breaks the invariant: the peak of running
+    # attempts is above the limit; a job was cancelled.
+    from harness.invariants import invariants_for
+
+    run = _run_with(spec, lambda r: any(v.invariant == name for inv in invariants_for(r.target) for v in _safe(inv, r)))
+    facts = facts_of(run)
+    if name == "concurrency.limit":
+        assert facts.peak_running > known(run.target.limit)
+    else:
+        assert facts.cancelled
+
+
+def _safe(inv: Invariant, run) -> list[Violation]:
+    if inv.needs_diagnosis:
+        return []
+    return inv.violations(run)
+
+
+def test_the_facts_count_what_the_shortcuts_read() -> None:
+    # peak_running is the largest number of attempts started and not yet ended at any point; finished the
+    # first finish among the job's attempts; cancelled the jobs with a cancel, in job order.
+    run = _run_with("scenarios.pools:semaphore_pool", lambda r: len(facts_of(r).cancelled) >= 2)
+    facts = facts_of(run)
+    running: set[tuple[int, int]] = set()
+    peak = 0
+    for event in run.trace:
+        if event.kind == EventKind.JOB_START:
+            running.add((event.job, event.attempt))
+            peak = max(peak, len(running))
+        elif event.kind in (EventKind.JOB_FINISH, EventKind.JOB_FAIL, EventKind.JOB_CANCEL):
+            running.discard((event.job, event.attempt))
+    assert facts.peak_running == peak
+    assert facts.cancelled == [job for job in facts.jobs.values() if job.cancels]
+    for job in facts.jobs.values():
+        ends = [a.end for a in job.attempts if a.end_kind == EventKind.JOB_FINISH]
+        assert job.finished == (min(ends) if ends else None)
+
+
+# -- hand-made traces: the cases the catalog's schedules rarely reach -----------------------------
+
+
+def _traced(events: list[tuple[int, str, int, int, str]], jobs: int = 2):
+    """A recorded run with exactly ``events`` ((t_us, kind, job, attempt, detail)), ``jobs`` jobs submitted at 0."""
+    from types import SimpleNamespace
+
+    from harness import JobSpec, Schedule, Submit, Target
+    from harness.model.trace import Event, Trace
+
+    trace = Trace(lambda: 0)
+    trace.events.extend(Event(*event) for event in events)
+    schedule = Schedule(ops=tuple(Submit(at_ms=0, job=j, spec=JobSpec("fail")) for j in range(jobs)))
+    return SimpleNamespace(target=Target(build=object, limit=2, cancellable=True), schedule=schedule, trace=trace, diagnosis=None)
+
+
+SUBMITTED = [(0, "submit", 0, 0, "p0"), (0, "submit", 1, 0, "p0")]
+
+
+@pytest.mark.parametrize(
+    ("name", "events"),
+    [
+        # A result before the job's attempt finished (it finished after): the error was swallowed.
+        (
+            "errors.propagate",
+            [*SUBMITTED, (0, "job.start", 0, 0, "fail"), (1000, "job.fail", 0, 0, "ValueError"),
+             (1000, "result", 0, 0, "'job0.0'"), (2000, "job.start", 0, 1, "succeed"), (3000, "job.finish", 0, 1, "")],
+        ),
+        # A failure with the cancel error's type though the job was never cancelled: not the job's own error.
+        (
+            "errors.propagate",
+            [*SUBMITTED, (0, "job.start", 0, 0, "fail"), (1000, "job.fail", 0, 0, "ValueError"),
+             (1000, "failure", 0, 0, "CancelledError: gone")],
+        ),
+        # A failure with another type than the one the job's last attempt failed with.
+        (
+            "errors.propagate",
+            [*SUBMITTED, (0, "job.start", 0, 0, "fail"), (1000, "job.fail", 0, 0, "ValueError"),
+             (1000, "failure", 0, 0, "KeyError: 'x'")],
+        ),
+        # AlreadyCalledError in a caller's failure only (no escaped or logged error).
+        (
+            "completion.once",
+            [*SUBMITTED, (0, "job.start", 0, 0, "fail"), (1000, "job.fail", 0, 0, "ValueError"),
+             (1000, "failure", 0, 0, "AlreadyCalledError: ")],
+        ),
+        # Job 1's value handed to job 0's caller.
+        (
+            "errors.own_result",
+            [*SUBMITTED, (0, "job.start", 1, 0, "succeed"), (1000, "job.finish", 1, 0, ""), (1000, "result", 0, 0, "'job1.0'")],
+        ),
+        # Three attempts running at once under a limit of 2.
+        (
+            "concurrency.limit",
+            [*SUBMITTED, (0, "job.start", 0, 0, "hang"), (0, "job.start", 1, 0, "hang"), (0, "job.start", 0, 1, "hang")],
+        ),
+        # A cancelled job whose Deferred never fired.
+        ("cancellation.fires", [*SUBMITTED, (0, "job.start", 0, 0, "hang"), (5000, "cancel", 0, 0, "")]),
+    ],
+)
+def test_a_hand_made_violation_gets_past_every_shortcut(name: str, events) -> None:
+    invariant = _BY_NAME[name]
+    run = _traced(events)
+    found = invariant.check(run)
+    assert found is not None and found.invariant == name
+    assert found == REFERENCES[name](invariant, run)

@@ -1,0 +1,215 @@
+"""The outside-user review (REVIEW.md): components written blind, targets written from the docs.
+
+Both ways for every target: each correct component stays clean over a bounded campaign (a longer
+one in the slow tier), and each planted bug is caught with the invariant named in ``BUGGY``.
+The harness findings of the review are pinned here too: a gap of the harness is an
+``xfail(strict=True)`` test, which fails (and asks to be promoted to a plain test) once fixed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from harness import CampaignConfig, ClockPolicy, check, load_target, run_campaign, run_schedule
+from scenarios.review import repros
+
+REVIEW = "scenarios.review.targets"
+SYNAPSE = "scenarios.thirdparty.synapse_prims"
+
+#: Correct components: no invariant may break.
+CORRECT = (
+    f"{REVIEW}:token_bucket_ok",
+    f"{REVIEW}:debouncer_ok",
+    f"{REVIEW}:pool_ok",
+    f"{REVIEW}:retrying_ok",
+)
+
+#: Planted bugs and the invariant that must catch each.
+BUGGY = {
+    f"{REVIEW}:token_bucket_off_by_one": "time.early",
+    f"{REVIEW}:token_bucket_double_tick": "user.bucket_rate",
+    f"{REVIEW}:token_bucket_wall_clock": "time.early",
+    f"{REVIEW}:debouncer_sync_raise": "errors.escaped",
+    f"{REVIEW}:debouncer_leaky_error": "errors.unhandled",
+    f"{REVIEW}:pool_timeout_leak": "user.no_resource_leaked",
+    f"{REVIEW}:pool_counting": "user.timeouts_only_when_full",
+    f"{REVIEW}:retrying_off_by_one": "time.retries",
+    f"{REVIEW}:retrying_forgetful_cancel": "completion.once",
+}
+
+#: The third-party targets the review added, and the misusing glue each one catches.
+TWISTED = "scenarios.thirdparty.twisted_prims"
+THIRDPARTY_CORRECT = (f"{SYNAPSE}:read_write_lock", f"{SYNAPSE}:awakenable_sleeper", f"{TWISTED}:gather_results")
+THIRDPARTY_BUGGY = {
+    f"{TWISTED}:gather_results_unconsumed": "errors.unhandled",
+    f"{SYNAPSE}:read_write_lock_per_call": "user.writers_alone",
+    f"{SYNAPSE}:awakenable_sleeper_seconds": "user.sleeps_until_woken_or_timeout",
+}
+
+
+def _campaign(spec: str, seed: int, examples: int, tmp_path, target=None):
+    config = CampaignConfig(seed=seed, max_examples=examples, report_dir=str(tmp_path), database=None, regressions=None)
+    return run_campaign(target or load_target(spec), spec, config)
+
+
+def _id(spec: str) -> str:
+    return spec.split(":")[1]
+
+
+def _needs_synapse(spec: str) -> None:
+    if spec.startswith(SYNAPSE):
+        pytest.importorskip("synapse", reason="needs the thirdparty extra: pip install -e '.[thirdparty]'")
+
+
+# --- both ways, fast tier ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", CORRECT + THIRDPARTY_CORRECT, ids=_id)
+def test_correct_component_stays_clean(spec: str, tmp_path) -> None:
+    _needs_synapse(spec)
+    result = _campaign(spec, seed=11, examples=300, tmp_path=tmp_path)
+    assert [f.record.message for f in result.findings] == []
+    assert result.examples == 300
+
+
+@pytest.mark.parametrize("spec", sorted({**BUGGY, **THIRDPARTY_BUGGY}), ids=_id)
+def test_planted_bug_is_caught_with_the_right_invariant(spec: str, tmp_path) -> None:
+    _needs_synapse(spec)
+    result = _campaign(spec, seed=11, examples=3000, tmp_path=tmp_path)
+    assert [f.record.invariant for f in result.findings] == [{**BUGGY, **THIRDPARTY_BUGGY}[spec]]
+
+
+# --- long campaigns, slow tier -----------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("spec", CORRECT + THIRDPARTY_CORRECT, ids=_id)
+def test_correct_component_stays_clean_over_a_long_campaign(spec: str, seed: int, tmp_path) -> None:
+    _needs_synapse(spec)
+    result = _campaign(spec, seed=seed, examples=5000, tmp_path=tmp_path)
+    assert [f.record.message for f in result.findings] == []
+
+
+# --- findings about the components themselves ---------------------------------------------------
+
+
+def test_a_shared_target_defaults_to_one_execution_per_key(tmp_path) -> None:
+    """The debouncer opens a new window while its key's work runs, so two executions of one key
+    overlap: ``shared`` alone promises they do not (key_limit 1), and the harness says so."""
+    target = dataclasses.replace(load_target(f"{REVIEW}:debouncer_ok"), key_limit=None)
+    result = _campaign("review:debouncer_default_key_limit", seed=1, examples=2000, tmp_path=tmp_path, target=target)
+    assert [f.record.invariant for f in result.findings] == ["concurrency.key_limit"]
+
+
+# --- harness findings, pinned ------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="REVIEW.md F2: with shared and key_limit > 1, a caller that joined a hanging execution is blamed (completion.deadline)")
+def test_a_caller_joined_to_a_hanging_shared_execution_is_not_stuck() -> None:
+    run = run_schedule(repros.shared_overlap, repros.SHARED_OVERLAP_SCHEDULE)
+    assert [v.invariant for v in check(run)] == []
+
+
+def test_shared_overlap_false_alarm_is_completion_deadline() -> None:
+    """What the harness says today on the F2 schedule (kept so the xfail above fails for this
+    reason only)."""
+    run = run_schedule(repros.shared_overlap, repros.SHARED_OVERLAP_SCHEDULE)
+    assert [v.invariant for v in check(run)] == ["completion.deadline"]
+
+
+def test_queue_jumping_bucket_breaks_fifo_when_a_call_comes_between_two_rounds() -> None:
+    """The planted queue jump is a real bug: driven by hand in a real reactor's order (the
+    refill tick, then I/O, then the round the tick scheduled), job 4 takes job 3's token."""
+    from twisted.internet.task import Clock
+
+    from scenarios.review.token_bucket import QueueJumpingTokenBucket, TokenBucket
+
+    for cls, expect in ((QueueJumpingTokenBucket, [4, 3]), (TokenBucket, [3, 4])):
+        clock = Clock()
+        bucket = cls(clock, rate=10, capacity=3)
+        granted: list[int] = []
+        for i in range(4):
+            bucket.acquire().addCallback(lambda _, i=i: granted.append(i))
+        tick = bucket._tick
+        clock.rightNow = tick.getTime()
+        tick.func()                       # runUntilCurrent: the refill tick runs ...
+        bucket.acquire().addCallback(lambda _: granted.append(4))  # ... I/O: a new caller ...
+        clock.advance(0)                  # ... the next runUntilCurrent: the hand-over
+        clock.advance(0.1)
+        assert granted[3:] == expect, cls.__name__
+
+
+@pytest.mark.parametrize("tie_break", ["fifo", "lifo", "shuffle"])
+@pytest.mark.parametrize("step_ms", [0, 10, 100])
+def test_harness_never_puts_an_operation_between_two_rounds_of_an_instant(tie_break: str, step_ms: int) -> None:
+    """REVIEW.md F1, what happens today: job 4's submit runs after every round due at 100 ms."""
+    target = load_target(f"{REVIEW}:token_bucket_queue_jump")
+    schedule = dataclasses.replace(repros.QUEUE_JUMP_SCHEDULE, clock=ClockPolicy(tie_break=tie_break, seed=3, step_ms=step_ms))
+    assert check(run_schedule(target, schedule)) == []
+
+
+@pytest.mark.xfail(strict=True, reason="REVIEW.md F1: schedule operations never land between two rounds of one instant")
+def test_a_campaign_finds_the_queue_jump(tmp_path) -> None:
+    result = _campaign(f"{REVIEW}:token_bucket_queue_jump", seed=11, examples=1500, tmp_path=tmp_path)
+    assert [f.record.invariant for f in result.findings] == ["concurrency.fifo"]
+
+
+def test_a_job_whose_canceller_raised_is_recorded_as_ended_but_keeps_what_it_holds() -> None:
+    """REVIEW.md F4: the attempt reads as cancelled at the cancel (end_us set; running_at() leaves
+    it out) though the job never ends; an invariant that trusts end_us blames the pool."""
+    held: list[int] = []
+
+    def naive(run) -> None:
+        held.append(run.subject.pool.in_use)
+        running = [a for a in run.view.attempts() if a.end_us is None]
+        assert run.subject.pool.in_use <= len(running), "resource held by a job that ended"
+
+    target = dataclasses.replace(load_target(f"{REVIEW}:pool_ok"), invariants=(naive,))
+    run = run_schedule(target, repros.HOSTILE_HOLDER_SCHEDULE)
+    [attempt] = run.view.attempts()
+    assert (attempt.outcome, attempt.end_us) == ("cancelled", 10_000)
+    assert run.view.running_at(20_000) == []
+    assert held == [1]
+    assert [v.invariant for v in check(run)] == ["user.naive"]
+    # The review's own invariant reads the schedule's hostile jobs and stays clean.
+    assert check(run_schedule(load_target(f"{REVIEW}:pool_ok"), repros.HOSTILE_HOLDER_SCHEDULE)) == []
+
+
+def test_debouncer_shares_one_execution_and_its_error_on_the_harness_clock(harness_clock) -> None:
+    """Hand-driven, on the plugin's fault clock: three callers of one window, one execution,
+    every caller the same error, none left unhandled."""
+    from scenarios.review.debouncer import Debouncer
+
+    runs: list[str] = []
+
+    def work(key: str) -> None:
+        runs.append(key)
+        raise ValueError(f"no {key}")
+
+    debouncer = Debouncer(harness_clock, 0.05, work)
+    got: list[str] = []
+    for _ in range(3):
+        debouncer.call("k").addErrback(lambda f: got.append(f.getErrorMessage()))
+    harness_clock.advance(0.05)
+    assert runs == ["k"] and got == ["no k"] * 3
+    assert debouncer.pending() == 0 and harness_clock.getDelayedCalls() == []
+
+
+def test_a_cancel_after_the_escape_is_blamed_today() -> None:
+    """REVIEW.md F13, what happens today: job 1 was stranded by the exception that escaped at
+    50 ms, before job 0's cancel; the diagnosis removes the cancelled job (and its raise) and
+    blames the cancel."""
+    run = run_schedule(load_target(f"{REVIEW}:debouncer_sync_raise"), repros.CANCEL_BLAMED_SCHEDULE)
+    kinds = [e.kind for e in run.trace.events]
+    assert kinds.index("reactor.error") < kinds.index("cancel")
+    # Both break; the report names the first in report order, the cancel.
+    assert [v.invariant for v in check(run)] == ["cancellation.releases", "errors.escaped"]
+
+
+@pytest.mark.xfail(strict=True, reason="REVIEW.md F13: the diagnosis replays without the cancelled job, taking its raise away too")
+def test_the_escape_not_the_cancel_is_blamed() -> None:
+    run = run_schedule(load_target(f"{REVIEW}:debouncer_sync_raise"), repros.CANCEL_BLAMED_SCHEDULE)
+    assert [v.invariant for v in check(run)][0] == "errors.escaped"
