@@ -8,7 +8,9 @@ slot belongs to a waiter that has not started: a cancel of that waiter must
 give the slot on. The window is narrow: on a punctual reactor the
 ``callLater(0)`` runs in the same instant, before anything else can happen;
 only a reactor that wakes late for it (a loaded or stalled reactor:
-``jitter_ms`` or ``step_ms`` here) leaves room for a cancel to land in it.
+``jitter_ms`` or ``step_ms`` here), or a cancel that comes as I/O between
+two passes of the reactor (an operation's ``after_rounds``), leaves room
+for a cancel to land in it.
 Uniform random search finds it in tens to hundreds of examples.
 """
 

@@ -21,7 +21,7 @@ from harness.model.menu import Menu
 from harness.model.schedule import JOB_KINDS, Call, Cancel, ClockPolicy, Jump, Schedule, ScheduleError, Start, Stop, Submit
 from harness.search.arguments import drawers
 from harness.search.generate import Examples, swarm_menu
-from harness.search.strategies import HEADER, _Codec, codec
+from harness.search.strategies import HEADER, _Codec, codec, landing
 
 
 def reference_decode(codec: _Codec, blob: bytes, pct_depth: int | None = None) -> Schedule:
@@ -42,6 +42,7 @@ def reference_decode(codec: _Codec, blob: bytes, pct_depth: int | None = None) -
     )
     if pct_depth is not None:
         policy = ClockPolicy("pct", policy.seed, policy.step_ms, policy.jitter_ms, pct_depth)
+    land = landing if menu.landings else (lambda record: None)
     ops: list[Any] = []
     now = submitted = 0
     stopped = False
@@ -57,11 +58,12 @@ def reference_decode(codec: _Codec, blob: bytes, pct_depth: int | None = None) -
         if action in JOB_KINDS:
             priority = (detail // 7) % menu.priorities if menu.priorities else 0
             key = record[-1] % menu.keys if menu.keys else 0
-            ops.append(Submit(now, submitted, codec._spec(action, record[1], detail), priority, codec.then(record), key))
+            spec = codec._spec(action, record[1], detail)
+            ops.append(Submit(now, submitted, spec, priority, codec.then(record), key, land(record)))
             submitted += 1
         elif action == "cancel":
             if submitted:
-                ops.append(Cancel(now, submitted - 1 - min(detail % 4, submitted - 1)))
+                ops.append(Cancel(now, submitted - 1 - min(detail % 4, submitted - 1), land(record)))
         elif action == "call":
             which = detail % len(menu.operations)
             operation, strategies = menu.operations[which]
@@ -70,12 +72,12 @@ def reference_decode(codec: _Codec, blob: bytes, pct_depth: int | None = None) -
                 drawer = drawers(menu)[which]
                 args = drawer.draw(record[codec.arg_at : codec.arg_at + codec.arg_width]) if drawer else None
             if args is not None:
-                ops.append(Call(now, operation, tuple(args)))
+                ops.append(Call(now, operation, tuple(args), land(record)))
         elif action == "jump":
             magnitude = (record[1] % (menu.max_jump_ms // menu.grain_ms + 1)) * menu.grain_ms
-            ops.append(Jump(now, -magnitude if detail % 2 else magnitude))
+            ops.append(Jump(now, -magnitude if detail % 2 else magnitude, land(record)))
         elif not stopped:
-            ops.append(Stop(now))
+            ops.append(Stop(now, land(record)))
             stopped = True
     return Schedule(tuple(ops), policy)
 
@@ -87,6 +89,7 @@ MENUS = [
     Menu(max_ops=10, periodic=True, max_then=3, stops=True),
     Menu(max_ops=12, operations=(("flush", ()), ("resize", (st.integers(0, 5),)))),
     Menu(max_ops=50, min_ops=50, stops=False, jumps=False, max_gap_ms=7, grain_ms=3, max_duration_ms=2_000),
+    Menu(max_ops=20, stops=True, landings=False),
 ]
 
 

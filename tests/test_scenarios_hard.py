@@ -60,13 +60,18 @@ def test_buggy_subject_is_caught_with_every_seed_and_rarely_at_once(scenario: Sc
 
 
 def test_the_handoff_window_needs_a_late_timer(tmp_path) -> None:
-    # On a punctual reactor the callLater(0) handoff runs before any cancel can land: never found.
+    # On a punctual reactor the callLater(0) handoff runs before any cancel can land, unless the cancel
+    # is I/O handled between two passes of the reactor (after_rounds): without those, never found.
     from dataclasses import replace
 
     lost = load_target("scenarios.handoff:lost_handoff_pool")
-    punctual = replace(lost, menu=replace(lost.default_menu(), jitters_ms=(0,), steps_ms=(0,)))
+    punctual = replace(lost, menu=replace(lost.default_menu(), jitters_ms=(0,), steps_ms=(0,), landings=False))
     config = CampaignConfig(seed=1, max_examples=2_000, report_dir=str(tmp_path), strategy="random")
     assert run_campaign(punctual, "scenarios.handoff:lost_handoff_pool", config).findings == []
+    # With landings, a cancel between the handoff's rounds finds it on a punctual reactor too.
+    between = replace(lost, menu=replace(lost.default_menu(), jitters_ms=(0,), steps_ms=(0,)))
+    [finding] = run_campaign(between, "scenarios.handoff:lost_handoff_pool", config).findings
+    assert any(op.after_rounds is not None for op in finding.record.schedule.ops)
 
 
 def test_the_shed_throttle_needs_one_order_of_three_tied_calls(tmp_path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from harness import AttemptRecord, Call, CallRecord, EventKind, JobRecord, JobSpec, Run, RunView, Schedule, Submit, Target, check, run_schedule
 from harness.model.schedule import Cancel
@@ -147,3 +148,71 @@ def test_every_record_field_is_in_the_reference() -> None:
     for record in (JobRecord, AttemptRecord, CallRecord, Step, ClockPolicy):
         for field in dataclasses.fields(record):
             assert f"`{field.name}" in text or f", {field.name}" in text or f"`, `{field.name}`" in text, (record.__name__, field.name)
+
+
+def test_an_attempt_whose_canceller_raised_never_ends_in_the_view() -> None:
+    """REVIEW.md F4: its Deferred was cancelled (outcome and end_us say so) but the job never ends and
+    keeps what it holds, so ``running_at`` keeps it; an attempt cancelled normally ends at the cancel."""
+    from scenarios.pools import SemaphorePool
+
+    target = Target(build=lambda clock: SemaphorePool(clock, 2))
+    schedule = Schedule((
+        Submit(0, 0, JobSpec("fail", after_ms=440, canceller_raises=True)),
+        Submit(0, 1, JobSpec("succeed", after_ms=440)),
+        Cancel(10, 0),
+        Cancel(10, 1),
+    ))
+    view = run_schedule(target, schedule).view
+    hostile, normal = view.jobs[0].attempts[0], view.jobs[1].attempts[0]
+    assert (hostile.outcome, hostile.end_us, hostile.canceller_raised) == ("cancelled", 10_000, True)
+    assert (normal.outcome, normal.end_us, normal.canceller_raised) == ("cancelled", 10_000, False)
+    assert [a.job for a in view.running_at(5_000)] == [0, 1]
+    assert [a.job for a in view.running_at(20_000)] == [0]
+    assert hostile.running_at(10**9) and not normal.running_at(10_000)
+
+
+def test_call_records_hold_the_trace_index_of_their_call_event() -> None:
+    """REVIEW.md F12: relate a call to other events without zipping of_kind("call") with calls."""
+    schedule = Schedule((Submit(0, 0, JobSpec("succeed", 10)), Call(0, "trip"), Submit(100, 1, JobSpec("succeed", 10)), Call(100, "reset")))
+    view = run_schedule(circuit_breaker, schedule).view
+    assert [c.index for c in view.calls] == [i for i, _ in view.of_kind("call")]
+    [(submit_1, _)] = [(i, e) for i, e in view.of_kind("submit") if e.job == 1]
+    trip, reset = view.calls
+    assert trip.index < submit_1 < reset.index
+    assert view.events[trip.index].t_us == trip.t_us
+
+
+def test_an_outcome_names_the_declared_types_its_error_is_an_instance_of() -> None:
+    """REVIEW.md F12: the builtin TimeoutError a schedule injects and Twisted's (declared) share a name:
+    ``error`` reads the same, ``error_is`` tells them apart; a subclass of a declared type counts."""
+    from twisted.internet import defer
+
+    from scenarios.pools import SemaphorePool
+
+    class Refused(KeyError):
+        pass
+
+    class Refusing(SemaphorePool):
+        def submit(self, job: Any) -> defer.Deferred[Any]:
+            if self.clock.seconds() >= 0.05:
+                return defer.fail(Refused("full"))
+            return super().submit(job)
+
+    target = Target(build=lambda clock: Refusing(clock, 2), rejects=(defer.TimeoutError, KeyError))
+    schedule = Schedule((
+        Submit(0, 0, JobSpec("fail", 10, error="TimeoutError")),
+        Submit(0, 1, JobSpec("fail", 10, error="KeyError")),
+        Submit(0, 2, JobSpec("succeed", 10)),
+        Submit(0, 3, JobSpec("hang")),
+        Cancel(5, 3),
+        Submit(100, 4),
+    ))
+    view = run_schedule(target, schedule).view
+    got = {job: (view.received(job).error, view.received(job).error_is) for job in range(5)}
+    assert got == {
+        0: ("TimeoutError", ()),  # the builtin one: not Twisted's TimeoutError, though the name is the same
+        1: ("KeyError", ("KeyError",)),
+        2: (None, ()),
+        3: ("CancelledError", ("CancelledError",)),
+        4: ("Refused", ("KeyError",)),  # a subclass of a declared type
+    }

@@ -49,6 +49,9 @@ class Menu:
     * ``tie_breaks``, ``steps_ms``, ``jitters_ms``: the clock policies drawn
       from: the order of calls due at the same instant, the reactor's stride
       (0: punctual) and how late each call may fire.
+    * ``landings``: operations may land before or between the rounds of
+      calls due at their instant (``after_rounds``: I/O between two passes of
+      the reactor), about one in four; False: always after every round.
     * ``keys``: how many keys submitted jobs are spread over (0: none); key 0
       is the simplest, so a schedule shrinks towards one key.
     * ``operations``: the target's named calls, ``(name, argument
@@ -75,6 +78,7 @@ class Menu:
     steps_ms: tuple[int, ...] = (0, 10, 100, 1_000, 5_000)
     jitters_ms: tuple[int, ...] = (0, 5, 50)
     keys: int = 0
+    landings: bool = True
     operations: tuple[tuple[str, tuple[st.SearchStrategy[Any], ...]], ...] = ()
 
     def __post_init__(self) -> None:

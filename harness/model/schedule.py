@@ -4,18 +4,29 @@ A schedule is a list of timed operations (submit a job, cancel one, stop the
 subject, jump the wall clock) plus the clock policy (tie-break order for calls
 due at the same instant, and how the reactor advances). Times are integer
 milliseconds of virtual time, so traces are exact and shrinking is clean.
+
+Every operation may also say where it lands among the *rounds* of its instant
+(``after_rounds``). When the reactor wakes at an instant it runs the calls due
+then in rounds: calls added during a round (``callLater(0)``) wait for the next
+one, and on a real reactor I/O (a new request: a schedule operation) is handled
+between two rounds. ``None`` (the default, and what shrinking returns to) runs
+the operation after every round of its instant; ``k`` runs it after ``k`` rounds
+of the wake at its instant (``0``: before any call due then), the rest after it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Union
 
 FORMAT = "harness-schedule"
 #: The newest version this harness writes. Version 2 added job keys (``Submit.key``) and
-#: operation calls (``Call``); a schedule that uses neither is still written as version 1,
-#: so older harnesses read it.
-FORMAT_VERSION = 2
+#: operation calls (``Call``); version 3 added where an operation lands among the rounds of its
+#: instant (``after_rounds``). A schedule is written as the oldest version that holds it, so older
+#: harnesses read whatever uses none of the newer fields.
+FORMAT_VERSION = 3
+#: The largest ``after_rounds`` an operation may name (the clock's livelock bound on rounds per instant).
+MAX_ROUNDS = 10_000
 
 #: What a job does when the subject calls it (see ``harness.run.jobs``).
 JOB_KINDS = ("succeed", "immediate", "value", "fail", "raise", "hang")
@@ -92,6 +103,7 @@ class Submit:
     priority: int = 0
     then: tuple[JobSpec, ...] = ()
     key: int = 0
+    after_rounds: int | None = None
     name: ClassVar[str] = "submit"
 
     @property
@@ -111,6 +123,7 @@ class Start:
     job: int
     spec: JobSpec = field(default_factory=JobSpec)
     then: tuple[JobSpec, ...] = ()
+    after_rounds: int | None = None
     name: ClassVar[str] = "start"
 
     @property
@@ -124,6 +137,7 @@ class Cancel:
 
     at_ms: int
     job: int
+    after_rounds: int | None = None
     name: ClassVar[str] = "cancel"
 
 
@@ -132,6 +146,7 @@ class Stop:
     """Call the subject's ``stop()``."""
 
     at_ms: int
+    after_rounds: int | None = None
     name: ClassVar[str] = "stop"
 
 
@@ -141,6 +156,7 @@ class Jump:
 
     at_ms: int
     delta_ms: int
+    after_rounds: int | None = None
     name: ClassVar[str] = "jump"
 
 
@@ -151,6 +167,7 @@ class Call:
     at_ms: int
     operation: str
     args: tuple[Any, ...] = ()
+    after_rounds: int | None = None
     name: ClassVar[str] = "call"
 
     def __post_init__(self) -> None:
@@ -242,14 +259,14 @@ class Schedule:
                 if (
                     type(at) is int and last <= at <= MAX_MS and type(job) is int and 0 <= job <= MAX_ID
                     and type(priority) is int and -MAX_ID <= priority <= MAX_ID
-                    and type(key) is int and 0 <= key <= MAX_ID and job not in seen
+                    and type(key) is int and 0 <= key <= MAX_ID and job not in seen and op.after_rounds is None
                 ):
                     last = at
                     seen.add(job)
                     continue
             elif kind is Cancel:
                 job = op.job  # type: ignore[union-attr]
-                if type(at) is int and last <= at <= MAX_MS and type(job) is int and 0 <= job <= MAX_ID:
+                if type(at) is int and last <= at <= MAX_MS and type(job) is int and 0 <= job <= MAX_ID and op.after_rounds is None:
                     last = at
                     continue
             if type(op.at_ms) is not int or not 0 <= op.at_ms <= MAX_MS:  # the common case without a call
@@ -266,6 +283,8 @@ class Schedule:
                     _bounded("key", op.key, 0, MAX_ID)
             if isinstance(op, Jump):
                 _bounded("jump delta_ms", op.delta_ms, -MAX_MS, MAX_MS)
+            if op.after_rounds is not None:
+                _bounded("after_rounds", op.after_rounds, 0, MAX_ROUNDS)
             if isinstance(op, (Submit, Start)):
                 if op.job in seen:
                     raise ScheduleError(f"job id {op.job} is submitted twice; job ids must be unique")
@@ -297,7 +316,9 @@ class Schedule:
 
     @property
     def version(self) -> int:
-        """The oldest format version that can hold this schedule (1 unless it uses keys or calls)."""
+        """The oldest format version that can hold this schedule (1 unless it uses keys, calls or ``after_rounds``)."""
+        if any(op.after_rounds is not None for op in self.ops):
+            return 3
         return 2 if any((isinstance(op, Submit) and op.key) or isinstance(op, Call) for op in self.ops) else 1
 
     def to_json(self) -> dict[str, Any]:
@@ -385,10 +406,23 @@ def _op_to_json(op: Op) -> dict[str, Any]:
     elif isinstance(op, Call):
         out["operation"] = op.operation
         out["args"] = list(op.args)
+    if op.after_rounds is not None:  # only then: every other operation's JSON (and hash) is as before
+        out["after_rounds"] = op.after_rounds
     return out
 
 
 def _op_from_json(item: Any) -> Op:
+    op = _plain_op_from_json(item)
+    obj = item
+    if "after_rounds" in obj:
+        after = obj["after_rounds"]
+        if after is not None:
+            _bounded("after_rounds", after, 0, MAX_ROUNDS)
+            op = replace(op, after_rounds=after)
+    return op
+
+
+def _plain_op_from_json(item: Any) -> Op:
     obj = _expect_dict(item, "schedule op")
     name = obj.get("op")
     if not isinstance(name, str) or name not in OP_TYPES:

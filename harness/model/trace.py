@@ -57,6 +57,9 @@ class EventKind(StrEnum):
     DRAINED = "drained"  #: the run drained after its last operation
     REACTOR_ERROR = "reactor.error"  #: an exception escaped a scheduled call
     REACTOR_LIVELOCK = "reactor.livelock"  #: scheduled calls kept scheduling calls for one instant
+    #: the next operation lands between the rounds of its instant (its ``after_rounds``), as I/O does
+    #: between two passes of a real reactor; detail: where, and how many due calls run after it
+    REACTOR_PAUSE = "reactor.pause"
     TARGET_HANG = "target.hang"  #: a step did not return within the wall-clock limit
     UNHANDLED = "unhandled"  #: "Unhandled error in Deferred" was logged
     LOG_ERROR = "log.error"  #: another error was logged

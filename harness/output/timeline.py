@@ -23,8 +23,17 @@ def render_schedule(schedule: Schedule) -> str:
     count = len(schedule.ops)
     lines = [f"schedule: {count} operation{'' if count == 1 else 's'}; {describe_policy(schedule)}"]
     for op in schedule.ops:
-        lines.append(f"  {format_ms(op.at_ms * 1000):>10}  {_describe_op(op)}")
+        lines.append(f"  {format_ms(op.at_ms * 1000):>10}  {_describe_op(op)}{describe_landing(op.after_rounds)}")
     return "\n".join(lines)
+
+
+def describe_landing(after_rounds: int | None) -> str:
+    """Where an operation lands among the rounds of its instant, when not after every round."""
+    if after_rounds is None:
+        return ""
+    if after_rounds == 0:
+        return ", before the calls due then"
+    return f", after {after_rounds} round{'' if after_rounds == 1 else 's'} of the calls due then"
 
 
 def describe_spec(spec: JobSpec) -> str:

@@ -324,7 +324,7 @@ class FaultClock(task.Clock):
         """Move monotonic time to ``when`` seconds (never backwards) and run every call now due."""
         self.wake(to_us(when))
 
-    def run_until(self, when_us: int, checkpoint: Callable[[], None] = lambda: None) -> None:
+    def run_until(self, when_us: int, checkpoint: Callable[[], None] = lambda: None, rounds: int | None = None) -> int:
         """The reactor loop up to ``when_us``: wake whenever the policy says (``next_wake_us``)
         until the next wake is past ``when_us``, then move time to ``when_us``.
 
@@ -332,15 +332,24 @@ class FaultClock(task.Clock):
         reactor is still asleep at ``when_us``. Every wake runs at least the
         call it woke for and wakes strictly later than the previous one, so the
         loop always ends. ``checkpoint`` is called before each wake.
+
+        ``rounds`` (None: all) pauses the wake at ``when_us`` itself after that
+        many rounds (0: before any), as a real reactor handles I/O between two
+        passes of ``runUntilCurrent``; the next ``run_until`` or ``drain`` runs
+        the rest. Returns how many calls that pause left due (0: none, the
+        order is as without ``rounds``).
         """
         while True:
             checkpoint()
             wake = self.next_wake_us()
             if wake is None or wake > when_us:
                 break
+            if rounds is not None and wake == when_us:
+                return self.wake(wake, rounds)
             self.wake(wake)
         if when_us > self.now_us:
             self.now_us = when_us
+        return 0
 
     def drain(self, horizon_us: int, checkpoint: Callable[[], None] = lambda: None) -> None:
         """The reactor loop until nothing is pending or the next wake is past ``horizon_us``."""
@@ -355,17 +364,21 @@ class FaultClock(task.Clock):
         """Run every call due now (``wake`` at the current time)."""
         self.wake(self.now_us)
 
-    def wake(self, when_us: int) -> None:
+    def wake(self, when_us: int, rounds: int | None = None) -> int:
         """The reactor wakes at ``when_us`` (never moving backwards): run every call due by
         then, in due order, ties by the tie-break policy, in rounds; calls armed
-        or rearmed during a round wait for the next one."""
+        or rearmed during a round wait for the next one.
+
+        ``rounds`` stops after that many rounds; returns how many calls it left due then (0 otherwise)."""
         if when_us > self.now_us:
             self.now_us = when_us
         now = self.now_us
-        for _ in range(MAX_ROUNDS_PER_INSTANT):
+        for done in range(MAX_ROUNDS_PER_INSTANT):
             due = [c for c in self.calls if c.due_us <= now]
             if not due:
-                return
+                return 0
+            if done == rounds:
+                return len(due)
             due.sort(key=_order)
             for call, stamp in [(c, c.stamp) for c in due]:
                 if call.stamp == stamp and not (call.cancelled or call.called):

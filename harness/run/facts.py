@@ -249,8 +249,12 @@ def stranded_jobs(facts: Facts, target: Target) -> list[int]:
     fill the declared limit (any one of them, with no limit declared). With
     keys declared, "stuck" is judged per key: a job is excused when attempts
     of its own key that hang fill ``key_limit`` (any one, with none declared),
-    or when they fill the global ``limit`` if one is declared. Why each is
-    stranded is ``harness.run.diagnosis``'s to find.
+    or when they fill the global ``limit`` if one is declared. With
+    ``shared``, a job is also excused by any attempt of its key that never
+    ends, whatever ``key_limit`` says: such an execution was running at the
+    job's submission or started after it, so the job may have joined it
+    (``sharing.joined``) and waits with it for ever. Why each is stranded is
+    ``harness.run.diagnosis``'s to find.
     """
     end = facts.drained if facts.drained is not None else len(facts.events)
     # The attempts that hold a slot for ever, counted in all, per job and per key: worked out for the
@@ -278,8 +282,12 @@ def stranded_jobs(facts: Facts, target: Target) -> list[int]:
         own = stuck_of_job.get(job.id, 0) if stuck_of_job else 0
         if by_limit and _filled(stuck - own, target.limit):
             continue
-        if keyed and _filled(stuck_of_key.get(job.key, 0) - own, target.keyed_limit):
-            continue
+        if keyed or target.shared:
+            same_key = stuck_of_key.get(job.key, 0) - own  # other jobs' stuck attempts of its key
+            if keyed and _filled(same_key, target.keyed_limit):
+                continue
+            if target.shared and same_key:
+                continue  # shared: it may have joined that execution (sharing.joined)
         out.append(job.id)
     return out
 

@@ -62,7 +62,11 @@ class Outcome:
     description (``repr``, addresses masked); ``error`` the exception type
     name of a failure; ``source`` the ``(job, attempt)`` whose value or
     injected error it is, when the outcome names one; ``index`` the trace
-    index of the firing and ``t_us`` its virtual time.
+    index of the firing and ``t_us`` its virtual time. ``error_is`` (filled
+    in by ``harness.run.view``) names, sorted, the target's declared error
+    types (``cancel_error``, ``timeout_error``, ``rejects``) the failure is an
+    instance of: a subclass counts, and a same-named class that is not the
+    declared one (the builtin ``TimeoutError`` for Twisted's) does not.
     """
 
     kind: OutcomeKind
@@ -71,6 +75,7 @@ class Outcome:
     value: str | None = None
     error: str | None = None
     source: tuple[int, int] | None = None
+    error_is: tuple[str, ...] = ()
 
 
 def received(facts: Facts, job: JobFacts) -> Outcome | None:

@@ -320,7 +320,10 @@ def _play(run: Run) -> None:
     checkpoint = run.checkpoint
     for index, op in enumerate(schedule.ops):
         run.phase, run.step = "advance", index
-        clock.run_until(op.at_ms * 1000, checkpoint)
+        if op.after_rounds is None:
+            clock.run_until(op.at_ms * 1000, checkpoint)
+        else:
+            _pause_for(run, op.after_rounds, clock.run_until(op.at_ms * 1000, checkpoint, op.after_rounds))
         run.phase = "step"
         apply(run, op, errors)
         checkpoint()
@@ -335,6 +338,15 @@ def _play(run: Run) -> None:
         clock.drain(clock.now_us + drain_ms * 1000, checkpoint)
     if run.stopped:
         record_leftovers(run)
+
+
+def _pause_for(run: Run, rounds: int, left: int) -> None:
+    """Record that the operation about to run lands between the rounds of its instant (only when
+    calls due then are left for after it: otherwise the order is the usual one, and so is the trace)."""
+    if left:
+        where = "before the calls due now" if rounds == 0 else f"after round {rounds} of this instant"
+        calls = f"{left} call{'' if left == 1 else 's'} still due run{'s' if left == 1 else ''} after it"
+        run.trace.record(EventKind.REACTOR_PAUSE, detail=f"step {run.step + 1 if run.step is not None else '?'} lands {where}; {calls}")
 
 
 def _release(run: Run, observer: LogRecorder) -> None:

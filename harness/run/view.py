@@ -17,7 +17,7 @@ the clock policy lets a call fire. The reference is docs/run-api.md.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +48,10 @@ class AttemptRecord:
 
     ``outcome`` is an ``AttemptOutcome`` (``"finished"``, ``"failed"``,
     ``"cancelled"``) or None (still running when the run ended); ``error`` the
-    exception type of a failure.
+    exception type of a failure. ``canceller_raised``: its Deferred was
+    cancelled (``outcome`` ``"cancelled"``, ``end_us`` the cancel) but the
+    job's own canceller raised, so the job never ends: it keeps whatever it
+    holds, and ``running_at`` counts it as running from then on.
     """
 
     job: int
@@ -61,10 +64,11 @@ class AttemptRecord:
     #: What ``clock.seconds()`` read at the start and end (monotonic time plus the jumps so far).
     start_wall_us: int | None = None
     end_wall_us: int | None = None
+    canceller_raised: bool = False
 
     def running_at(self, t_us: int) -> bool:
-        """Started at or before ``t_us`` and not ended before it."""
-        return self.start_us <= t_us and (self.end_us is None or self.end_us > t_us)
+        """Started at or before ``t_us`` and not ended before it (an attempt whose canceller raised never ends)."""
+        return self.start_us <= t_us and (self.end_us is None or self.canceller_raised or self.end_us > t_us)
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,8 @@ class CallRecord:
     declared: bool
     #: What ``clock.seconds()`` read when the operation was called.
     wall_us: int | None = None
+    #: The trace index of the ``call`` event (as ``Outcome.index``): relate a call to other events.
+    index: int = -1
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,7 @@ class RunView:
         self.events: list[Event] = facts.events
         self._schedule = run.schedule
         self._skew = _skews(run.schedule, self.events)
+        self._declared = tuple(sorted({t.__name__ for t in run.target.declared_errors}))
         self._attempts = {id(a): _attempt(facts, a, self.wall_us) for job in facts.jobs.values() for a in job.attempts}
         self.jobs: dict[int, JobRecord] = {job.id: self._job(job) for job in facts.jobs.values()}
         self.calls: tuple[CallRecord, ...] = _calls(run, facts, self.wall_us)
@@ -158,11 +165,20 @@ class RunView:
             periodic=job.periodic,
             submitted_us=self.facts.time(job.submit) if job.submit is not None else None,
             attempts=tuple(self._attempts[id(a)] for a in job.attempts),
-            received=received(self.facts, job),
+            received=self._outcome(received(self.facts, job)),
             cancelled_us=tuple(self.facts.time(c) for c in job.cancels),
             served_by=self._attempts[id(served)] if served is not None else None,
             submitted_wall_us=self.wall_us(job.submit) if job.submit is not None else None,
         )
+
+    def _outcome(self, outcome: Outcome | None) -> Outcome | None:
+        """``outcome`` with ``error_is`` filled in: the declared types its error is an instance of (the
+        ``error.is`` event after the firing when the harness recorded one, else those of the same name)."""
+        if outcome is None or outcome.error is None:
+            return outcome
+        marked = self.facts.declared.get(outcome.index)
+        names = tuple(sorted(marked)) if marked is not None else tuple(n for n in self._declared if n == outcome.error)
+        return replace(outcome, error_is=names) if names else outcome
 
     def attempts(self) -> list[AttemptRecord]:
         """Every attempt, in the order they started."""
@@ -239,6 +255,7 @@ def _attempt(facts: Facts, a: Attempt, wall_us: Callable[[int], int]) -> Attempt
         error=error,
         start_wall_us=wall_us(a.start),
         end_wall_us=wall_us(a.end) if a.end is not None else None,
+        canceller_raised=a.canceller_raised,
     )
 
 
@@ -256,5 +273,5 @@ def _calls(run: Run, facts: Facts, wall_us: Callable[[int], int]) -> tuple[CallR
         if after is not None and after.kind in (EventKind.CALL_RAISED, EventKind.CALL_REFUSED) and after.detail.startswith(f"{op.operation}: "):
             raised = after.detail[len(op.operation) + 2 :].split(":", 1)[0]
             declared = after.kind == EventKind.CALL_REFUSED
-        out.append(CallRecord(op.operation, op.args, event.t_us, raised, bool(declared), wall_us(index)))
+        out.append(CallRecord(op.operation, op.args, event.t_us, raised, bool(declared), wall_us(index), index))
     return tuple(out)

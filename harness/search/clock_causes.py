@@ -38,14 +38,28 @@ _FAULTS: tuple[tuple[Callable[[ClockPolicy], bool], Callable[[ClockPolicy], Cloc
 
 
 def tame_clock(schedule: Schedule, still_fails: Callable[[Schedule], bool]) -> tuple[Schedule, tuple[str, ...]]:
-    """The schedule with every clock fault it does not need removed, and the ones it needs, described."""
+    """The schedule with every clock fault it does not need removed, and the ones it needs, described.
+
+    An operation landing between the rounds of its instant (``after_rounds``) counts as a clock
+    fault too: the reactor handling I/O between two passes."""
     for has, without, _ in _FAULTS:
         if has(schedule.clock):
             candidate = replace(schedule, clock=without(schedule.clock))
             if still_fails(candidate):
                 schedule = candidate
+    for index, op in enumerate(schedule.ops):
+        if op.after_rounds is not None:
+            candidate = replace(schedule, ops=schedule.ops[:index] + (replace(op, after_rounds=None),) + schedule.ops[index + 1 :])
+            if still_fails(candidate):
+                schedule = candidate
     needs = tuple(say(schedule.clock) for has, _, say in _FAULTS if has(schedule.clock))
-    return schedule, needs
+    landings = tuple(_landing(index, op.after_rounds) for index, op in enumerate(schedule.ops) if op.after_rounds is not None)
+    return schedule, needs + landings
+
+
+def _landing(index: int, after_rounds: int) -> str:
+    where = "before the calls due then" if after_rounds == 0 else f"after {after_rounds} round{'' if after_rounds == 1 else 's'} of the calls due then"
+    return f"step {index + 1} handled {where} (as I/O between two reactor passes)"
 
 
 def needs_note(needs: tuple[str, ...]) -> str:

@@ -7,7 +7,8 @@ first, never another that a smaller schedule happens to break): it deletes runs 
 single ones and pairs (a cancel of a deleted job goes with it), drops later-attempt
 behaviours and hostile cancellers, moves jobs to key 0, zeroes durations, moves operations earlier
 in time (one alone into the instant of the one before, or it and all later
-ones by a whole gap or part of it), tames the clock policy, and finally
+ones by a whole gap or part of it), puts operations back after every round of
+their instant (``after_rounds`` None), tames the clock policy, and finally
 numbers the jobs (and keys) 0, 1, 2... The passes are a table (``PASSES``): a
 new kind of simplification is one more generator in it.
 """
@@ -107,6 +108,14 @@ def _move_earlier(schedule: Schedule) -> Iterator[Schedule]:
             shift //= 2
 
 
+def _usual_landings(schedule: Schedule) -> Iterator[Schedule]:
+    """Operations back to the usual order of their instant (after every round), one at a time."""
+    ops = schedule.ops
+    for index, op in enumerate(ops):
+        if op.after_rounds is not None:
+            yield replace(schedule, ops=ops[:index] + (replace(op, after_rounds=None),) + ops[index + 1 :])
+
+
 def _tame_clock(schedule: Schedule) -> Iterator[Schedule]:
     policy = schedule.clock
     if policy.jitter_ms:
@@ -126,6 +135,7 @@ PASSES: list[Callable[[Schedule], Iterator[Schedule]]] = [
     _delete_pairs,
     _simplify_jobs,
     _move_earlier,
+    _usual_landings,
     _tame_clock,
 ]
 

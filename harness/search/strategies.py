@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from struct import iter_unpack
+from zlib import crc32
 from typing import Any
 
 from hypothesis import strategies as st
@@ -61,6 +62,18 @@ _TIMED = ("succeed", "fail")
 #: Bytes of clock policy at the head of a flat blob (``_Codec.decode_blob``): tie-break, seed (2), step, jitter.
 HEADER = 5
 
+#: Where an operation lands among the rounds of its instant (``after_rounds``), by a 4-bit code
+#: mixed from its whole record: most codes keep the usual order (after every round); the others put
+#: it before the calls due then, or after the first or second round. Mixed from bytes every record
+#: already has, so no field draws differently and a record's size is unchanged; an all-zero record
+#: (the simplest) keeps the usual order.
+_LANDINGS: tuple[int | None, ...] = (None,) * 12 + (0, 1, 1, 2)
+
+
+def landing(record: bytes) -> int | None:
+    """The ``after_rounds`` an operation record decodes to (see ``_LANDINGS``)."""
+    return _LANDINGS[crc32(record) & 15] if any(record) else None
+
 
 #: Action codes of the decoding tables: a job kind's code is its index in ``JOB_KINDS`` (below 6).
 _CANCEL, _CALL, _JUMP, _STOP = 6, 7, 8, 9
@@ -81,8 +94,8 @@ _AFTER_SHIFT = 40
 #: Slot setters, to build operations the codec made valid without their dataclass ``__init__``
 #: (a frozen dataclass sets each field through ``object.__setattr__``: twice the cost).
 _new = object.__new__
-_submit_fields = tuple(getattr(Submit, name).__set__ for name in ("at_ms", "job", "spec", "priority", "then", "key"))
-_cancel_fields = tuple(getattr(Cancel, name).__set__ for name in ("at_ms", "job"))
+_submit_fields = tuple(getattr(Submit, name).__set__ for name in ("at_ms", "job", "spec", "priority", "then", "key", "after_rounds"))
+_cancel_fields = tuple(getattr(Cancel, name).__set__ for name in ("at_ms", "job", "after_rounds"))
 _policy_fields = tuple(getattr(ClockPolicy, name).__set__ for name in ("tie_break", "seed", "step_ms", "jitter_ms", "depth"))
 
 
@@ -309,14 +322,21 @@ class _Codec:
             codes, afters, gaps, details, priorities = self.codes, self.afters, self.gaps, self.details, self.priorities
             specs = _SPECS
             plain = not menu.max_then and not menu.keys  # a submit's record says nothing past its 4th byte
-            set_at, set_job, set_spec, set_priority, set_then, set_key = _submit_fields
-            cancel_at, cancel_job = _cancel_fields
+            set_at, set_job, set_spec, set_priority, set_then, set_key, set_landing = _submit_fields
+            cancel_at, cancel_job, cancel_landing = _cancel_fields
+            lands = menu.landings
+            landings, blank = _LANDINGS, bytes(width)
             pools = [iter(pool) for pool in arg_pools or ()]
             # The first four bytes of each record unpacked at once; the rest, when needed, read from ``data``.
             heads = iter_unpack("4B" + "x" * (width - 4), data)
             for offset, (action, duration, gap, detail) in zip(range(0, len(data), width), heads):
                 code = codes[action]
                 now += gaps[gap]
+                landed = None  # where the operation lands among its instant's rounds (``landing``, inlined)
+                if lands:
+                    record = data[offset : offset + width]
+                    if record != blank:
+                        landed = landings[crc32(record) & 15]
                 if code < _CANCEL:
                     # The behaviour's key: its duration, error, hostile canceller and kind, as ``_spec`` reads them.
                     key = afters[code][duration] << _AFTER_SHIFT | details[detail] | code
@@ -336,6 +356,7 @@ class _Codec:
                     else:
                         set_then(op, self.then(data[offset : offset + width]))
                         set_key(op, data[offset + width - 1] % menu.keys if menu.keys else 0)
+                    set_landing(op, landed)
                     append(op)
                     submitted += 1
                 elif code == _CANCEL:
@@ -343,6 +364,7 @@ class _Codec:
                         cancel = _new(Cancel)
                         cancel_at(cancel, now)
                         cancel_job(cancel, submitted - 1 - min(detail % 4, submitted - 1))
+                        cancel_landing(cancel, landed)
                         append(cancel)
                 elif code == _CALL:
                     which = detail % len(menu.operations)
@@ -356,12 +378,12 @@ class _Codec:
                     else:
                         args = next(pools[which], None) if which < len(pools) else None
                     if args is not None:  # None: the schedule drew no more arguments for it, so no call
-                        append(Call(now, operation, tuple(args)))
+                        append(Call(now, operation, tuple(args), landed))
                 elif code == _JUMP:
                     magnitude = (duration % (menu.max_jump_ms // menu.grain_ms + 1)) * menu.grain_ms
-                    append(Jump(now, -magnitude if detail % 2 else magnitude))
+                    append(Jump(now, -magnitude if detail % 2 else magnitude, landed))
                 elif not stopped:
-                    append(Stop(now))
+                    append(Stop(now, landed))
                     stopped = True
         if self.trusted:
             return Schedule.trusted(tuple(ops), policy)

@@ -29,8 +29,10 @@ UNFINISHED = (HANG, LIVELOCK)
 
 #: What a nondeterministic target does wrong and how to fix it, for messages.
 NONDETERMINISTIC_FIX = (
-    "it reads time, randomness or global state the harness does not control "
-    "(keep state in the subject, read time from the clock, seed any random.Random per subject)"
+    "it reads time, randomness or global state the harness does not control, "
+    "or iterates a set or dict of objects hashed by identity (memory addresses) "
+    "(keep state in the subject, read time from the clock, seed any random.Random per subject, "
+    "iterate in insertion order: a list, or a dict keyed by values)"
 )
 
 

@@ -34,7 +34,8 @@ SHARED_OVERLAP_SCHEDULE = Schedule(ops=(
 #: Three jobs take the bucket's three tokens, a fourth queues; the refill tick at 100 ms hands
 #: the token over in a later round of that instant (callLater(0)).  On a real reactor I/O (here:
 #: job 4's submit at 100 ms) is processed between those rounds, and the queue-jumping bucket
-#: gives job 4 the token before job 3.  The harness runs every round of the instant first.
+#: gives job 4 the token before job 3.  By default the harness runs every round of the instant
+#: first; ``after_rounds=1`` on job 4's submit puts it between the tick and the hand-over.
 QUEUE_JUMP_SCHEDULE = Schedule(
     ops=tuple(Submit(at_ms=0, job=i) for i in range(4)) + (Submit(at_ms=100, job=4),),
     clock=ClockPolicy(tie_break="fifo"),
