@@ -15,7 +15,7 @@ import sys
 
 from harness.model.trace import counted
 from harness.cli.exits import EXIT_CLEAN, EXIT_VIOLATION
-from harness.cli.fuzz import check_writable
+from harness.cli.fuzz import check_distinct, check_writable
 from harness.model.target import load_target
 from harness.model.trace import one_line
 from harness.output.junit import junit_from_summary
@@ -27,6 +27,7 @@ from harness.search.verdict import UNFINISHED, check_deterministic, divergence
 from harness.search.verdict import replay as replay_record
 from harness.store import failure_file
 from harness.store.files import write_atomic
+from harness.store.judged import check_judged
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -34,6 +35,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     record = failure_file.load(args.file)
     source = f"failure file {args.file!r}"
     target = load_target(record.target)
+    check_judged(record, target, source, also=UNFINISHED)
     print(f"harness: replaying {one_line(args.file)} against {record.target}\n", flush=True)
     run, violations = replay_record(target, record, source, args.example_timeout)
     failing = [v for v in violations if v.invariant == record.invariant]
@@ -81,6 +83,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the HTML report from a summary and failure files."""
+    check_distinct({"-o": args.output}, tuple(args.files))
     summary, views, notes = load_inputs(args.files)
     for note in notes:
         print(f"harness: note: {one_line(note)}", file=sys.stderr)
@@ -90,6 +93,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_merge(args: argparse.Namespace) -> int:
     """Merge shard or host summaries into one; the exit code is the merged campaign's."""
+    check_distinct({"--json": args.json, "--junit": args.junit}, tuple(args.summaries))
     for option, path in (("--json", args.json), ("--junit", args.junit)):
         if path is not None:
             check_writable(option, path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import stat
 from pathlib import Path
 
 from harness.cli.printing import (
@@ -40,6 +41,8 @@ DEFAULT_DATABASE = ".hypothesis/harness"
 def cmd_fuzz(args: argparse.Namespace) -> int:
     """Check the options and the paths, then run the campaign (under coverage with --coverage or --html)."""
     config = fuzz_config(args)
+    html = str(Path(config.report_dir) / REPORT_NAME) if args.html else None
+    check_distinct({"--json": args.json, "--junit": args.junit, "--html": html})
     for option, path in (("--json", args.json), ("--junit", args.junit)):
         if path is not None:
             check_writable(option, path)
@@ -144,6 +147,38 @@ def fuzz_config(args: argparse.Namespace) -> CampaignConfig:
     return config
 
 
+def check_distinct(outputs: dict[str, str | None], inputs: tuple[str, ...] = ()) -> None:
+    """Refuse, before anything is written, an output that is one of the inputs or another output.
+
+    ``harness report s.json -o s.json`` would replace the summary with the page, and
+    ``--json out --junit out`` keep only the XML: a careless option loses a file.
+    """
+    seen: dict[str, str] = {}
+    for given in inputs:
+        seen.setdefault(_identity(given), f"the input {given!r}")
+    for option, output in outputs.items():
+        if output is None:
+            continue
+        key = _identity(output)
+        if key in seen and not _is_stream(output):
+            raise UsageError(f"{option} {output!r} is {seen[key]}: writing it would lose that file; give another path")
+        seen[key] = f"also the {option} output"
+
+
+def _identity(path: str) -> str:
+    """One name per file: the real path (links followed), so two spellings of one file compare equal."""
+    return os.path.realpath(path)
+
+
+def _is_stream(path: str) -> bool:
+    """A device or FIFO (``/dev/stdout``, ``/dev/null``): writing it twice loses nothing."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
 def check_writable(option: str, path: str) -> None:
     """Fail before the campaign, not after it, when a report cannot be written."""
     problem = writable_problem(path)
@@ -158,7 +193,8 @@ def check_directory(option: str, path: str, writes: bool = True) -> None:
     except ValueError:  # a NUL in the path
         exists, is_dir = True, False
     if not path or (exists and not is_dir):
-        raise UsageError(f"{option} {path!r} is not a directory; give a directory such as reports")
+        example = "harness-regressions" if option == "--regressions" else "reports"
+        raise UsageError(f"{option} {path!r} is not a directory; give a directory such as {example}")
     problem = directory_problem(path) if writes else None
     if problem is not None:
         raise UsageError(f"{option} {path!r}: cannot write into it ({problem}); choose a writable directory")

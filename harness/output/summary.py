@@ -23,7 +23,7 @@ from harness.search.campaign import CampaignConfig, CampaignResult, Finding, exa
 from harness.invariants.families import family_of
 from harness.store.failure_file import versions
 from harness.errors import UsageError
-from harness.store.files import read_bounded, write_atomic
+from harness.store.files import json_problem, read_bounded, write_atomic
 from harness.model.target import Target
 from harness.model.trace import one_line
 from harness.output.validate import SchemaViolation, validate
@@ -190,8 +190,7 @@ def parse_json(text: str, name: str, error: type[Exception] = UsageError) -> Any
     try:
         return json.loads(text, parse_constant=refuse)
     except (ValueError, RecursionError) as exc:  # ValueError: bad JSON, NaN, or an integer too long to parse
-        reason = " ".join(str(exc).split())[:200] or "nested too deeply"
-        raise error(f"{name!r} is not valid JSON ({reason}); it may be truncated") from None
+        raise error(f"{name!r} is not valid JSON {json_problem(exc)}") from None
 
 
 def check(data: Any, name: str) -> dict[str, Any]:

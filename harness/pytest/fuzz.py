@@ -96,6 +96,7 @@ def run_fuzz_test(request: pytest.FixtureRequest, fuzz_test: FuzzTest) -> None:
     config = request.config
     settings = settings_of(config)
     node = request.node
+    stopped: HarnessError | None = None
     try:
         spec, target = fuzz_test.resolve()
         max_examples, budget = settings.limits(node.get_closest_marker("harness_slow"))
@@ -111,7 +112,10 @@ def run_fuzz_test(request: pytest.FixtureRequest, fuzz_test: FuzzTest) -> None:
             ),
         )
     except HarnessError as exc:
-        pytest.fail(f"harness: {exc}", pytrace=False)
+        # A failure found before the error (a file that could not be saved) is still the test's report.
+        if not getattr(exc.result, "findings", None):
+            pytest.fail(f"harness: {exc}", pytrace=False)
+        stopped, result = exc, exc.result
     if result.stopped_by == StopReason.INTERRUPT:
         raise KeyboardInterrupt
     node.user_properties.extend(
@@ -130,9 +134,9 @@ def run_fuzz_test(request: pytest.FixtureRequest, fuzz_test: FuzzTest) -> None:
     rerun = rerun_line(
         rerun_nodeid(config, node.nodeid), ["--harness-seed", str(result.seed), *settings.rerun_args]
     )
-    raise InvariantViolated(
-        failure_message(finding.record, path=finding.path, start=start, rerun=rerun),
-        finding.record,
-        finding.path,
-    )
+    not_saved = f"{stopped}" if stopped is not None and finding.path is None else ""
+    text = failure_message(finding.record, path=finding.path, start=start, rerun=rerun, not_saved=not_saved)
+    if stopped is not None and not not_saved:
+        text += f"\nharness: then {stopped}"
+    raise InvariantViolated(text, finding.record, finding.path)
 

@@ -44,10 +44,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
-    config.stash[SETTINGS_KEY] = resolve(config)
+    config.stash[SETTINGS_KEY] = settings = resolve(config)
+    _refuse_file_as_directory(settings.report_dir, "--harness-report-dir / harness_report_dir", "reports")
     config.stash[_COLLECTED] = set()
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistSeed(), "harness-xdist-seed")
+
+
+def _refuse_file_as_directory(path: Path, setting: str, example: str) -> None:
+    """Stop the session in one line when ``path`` (or a parent) is a file: every failure found would be lost.
+
+    Nothing is created here: a session whose fuzz tests all pass leaves no report directory.
+    """
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "" if existing == path else f" ({str(existing)!r} is a file)"
+        raise pytest.UsageError(f"{setting} {str(path)!r} is not a directory{where}; give a directory such as {example}")
 
 
 class _XdistSeed:

@@ -20,7 +20,8 @@ from harness.errors import HarnessError
 from harness.store.failure_file import FailureRecord
 from harness.model.target import load_target
 from harness.model.trace import one_line
-from harness.search.verdict import divergence
+from harness.search.verdict import UNFINISHED, divergence
+from harness.store.judged import check_judged
 from harness.pytest.report import (
     InvariantViolated,
     display_path,
@@ -75,7 +76,9 @@ class RegressionItem(pytest.Item):
             raise RegressionError(self.problem)
         record = self.record
         try:
-            replayed = corpus.replay(load_target(record.target), self.path, record)
+            target = load_target(record.target)
+            check_judged(record, target, "the file", also=UNFINISHED)
+            replayed = corpus.replay(target, self.path, record)
         except HarnessError as exc:
             shown = display_path(self.path, self.config.invocation_params.dir)
             raise RegressionError(f"regression file {shown}: {exc}") from None

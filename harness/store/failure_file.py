@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import FailureFileError
-from harness.store.files import error_reason, read_bounded, write_atomic
+from harness.store.files import json_problem, read_bounded, write_atomic
 from harness.model.schedule import Schedule, ScheduleError
 from harness.model.trace import Event, digest_lines, safe_repr
 
@@ -199,9 +199,7 @@ def load(path: str | os.PathLike[str]) -> FailureRecord:
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:  # ValueError: bad JSON, or an integer too long to parse
-        raise FailureFileError(
-            f"failure file {source!r} is not valid JSON ({error_reason(exc)}); it may be truncated"
-        ) from None
+        raise FailureFileError(f"failure file {source!r} is not valid JSON {json_problem(exc)}") from None
     try:
         return FailureRecord.from_json(data, source=f"failure file {source!r}")
     except RecursionError:

@@ -189,3 +189,23 @@ def error_reason(exc: BaseException) -> str:
     """An exception as a short one-line reason, for error messages."""
     text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     return " ".join(text.split())[:200]
+
+
+def json_problem(exc: BaseException) -> str:
+    """Why ``json.loads`` refused a text and what to do: ``(reason); fix``, the tail of a one-line error.
+
+    ``json.loads`` raises ``RecursionError`` for data nested too deeply and
+    ``ValueError`` for anything else, whose text alone misleads: an integer
+    too long to parse comes with advice to call ``sys.set_int_max_str_digits``,
+    and a byte order mark is no truncation.
+    """
+    text = error_reason(exc)
+    if isinstance(exc, RecursionError):
+        return "(nested too deeply); it is not a file the harness wrote"
+    if "integer string conversion" in text:
+        return "(an integer of thousands of digits); it is not a file the harness wrote"
+    if text.endswith("is not JSON"):  # NaN or Infinity, refused by the strict parser
+        return f"({text}); it is not a file the harness wrote"
+    if "BOM" in text:
+        return "(it starts with a byte order mark); save it as UTF-8 without one"
+    return f"({text}); it may be truncated"
