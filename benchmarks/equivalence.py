@@ -15,6 +15,7 @@ the exit status is 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from typing import Any
@@ -82,7 +83,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--compare takes two files")
         with open(args.files[0]) as a, open(args.files[1]) as b:
             return compare(json.load(a), json.load(b))
-    result = fingerprint(args.per_target, args.seed)
+    try:  # as a campaign runs them: the guard and watchdog installed once (versions that have sessions)
+        from harness.run.session import RunSession
+    except ImportError:
+        RunSession = contextlib.nullcontext  # type: ignore[assignment,misc]
+    with RunSession():
+        result = fingerprint(args.per_target, args.seed)
     with open(args.files[0], "w") as f:
         json.dump(result, f)
     print(f"{len(result)} scenarios, {sum(len(r) for r in result.values())} schedules -> {args.files[0]}")

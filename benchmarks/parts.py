@@ -30,6 +30,11 @@ from harness.invariants import check  # noqa: E402
 from harness.run.runner import Run, run_schedule  # noqa: E402
 from harness.search.generate import Examples  # noqa: E402
 
+try:
+    from harness.run.session import RunSession  # noqa: E402
+except ImportError:  # a version from before run sessions
+    from contextlib import nullcontext as RunSession  # type: ignore[assignment]  # noqa: E402
+
 
 def _best(work: Callable[[], object], repeats: int) -> float:
     best = float("inf")
@@ -60,7 +65,8 @@ def parts(ops: int, count: int, repeats: int, campaign_schedules: bool = False) 
     runs: list[Run] = []
 
     def play() -> None:
-        runs[:] = [run_schedule(target, schedule) for schedule in schedules]
+        with RunSession():  # as a campaign runs them (a version without sessions: each run alone)
+            runs[:] = [run_schedule(target, schedule) for schedule in schedules]
 
     def judge() -> None:
         for run in runs:  # forget what an earlier pass worked out, so each pass does all of it

@@ -53,6 +53,8 @@ HARD_MODULES = (
     "scenarios.drift_ticker",
     "scenarios.shed_throttle",
     "scenarios.sleepy_linearizer",
+    "scenarios.polled_lanes",
+    "scenarios.retry_sweep",
 )
 
 

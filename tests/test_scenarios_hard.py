@@ -83,3 +83,26 @@ def test_the_shed_throttle_needs_one_order_of_three_tied_calls(tmp_path) -> None
     ordered = replace(throttle, menu=replace(throttle.default_menu(), tie_breaks=("fifo", "lifo")))
     config = CampaignConfig(seed=1, max_examples=3_000, report_dir=str(tmp_path), strategy="random")
     assert run_campaign(ordered, spec, config).findings == []
+
+
+def test_the_polled_lanes_window_needs_a_late_wake_or_a_jump(tmp_path) -> None:
+    # A punctual reactor with a steady wall clock never runs the urgent poll and the bulk poll in one turn.
+    from dataclasses import replace
+
+    spec = "scenarios.polled_lanes:late_count_scheduler"
+    lanes = load_target(spec)
+    punctual = replace(lanes, menu=replace(lanes.default_menu(), jitters_ms=(0,), steps_ms=(0,), jumps=False))
+    config = CampaignConfig(seed=1, max_examples=1_000, report_dir=str(tmp_path), strategy="random")
+    assert run_campaign(punctual, spec, config).findings == []
+
+
+def test_the_retry_sweep_window_needs_a_wall_clock_jump(tmp_path) -> None:
+    # The sweep is due 40 ms after the poll that scheduled it and the next poll 100 ms after: without a jump
+    # moving the poll's wall-clock due times, no late wake or stall runs a poll ahead of a pending sweep.
+    from dataclasses import replace
+
+    spec = "scenarios.retry_sweep:late_claim_runner"
+    runner = load_target(spec)
+    steady = replace(runner, menu=replace(runner.default_menu(), jumps=False))
+    config = CampaignConfig(seed=1, max_examples=1_500, report_dir=str(tmp_path), strategy="random")
+    assert run_campaign(steady, spec, config).findings == []

@@ -12,7 +12,9 @@ first escape and raise ``Escaped`` (a ``BaseException``, so ``except
 Exception`` in the target does not hide it); the runner turns it into a
 ``TargetError`` whose message says how to inject the clock. Everything is
 restored when the run ends, however it ends. Calls from other threads pass
-through untouched.
+through untouched, and so does every call while no run is armed: a
+campaign installs the patches once around all its runs
+(``harness.run.session``) and arms them for each run only.
 
 The process is guarded the same way: ``os._exit`` (a subject must never
 exit the process) and ``os.fork`` (a forked child would go on to run the
@@ -22,7 +24,8 @@ under another name: every module's global that holds one of the refused
 functions is patched for the run as well (the modules are scanned again
 only when new ones were imported). A run that moved the working directory
 or changed a signal handler (``os.chdir``, ``signal(SIGINT, SIG_IGN)``) has
-both put back when it ends; a process forked out of a run anyway (by C
+both put back when it ends, and so has one that replaced the ``time`` module's
+clocks (``time.monotonic = ...``: the campaign's budget and timings read them); a process forked out of a run anyway (by C
 code) exits the moment it reaches the guard again, so a child never runs
 the campaign's code.
 
@@ -34,6 +37,7 @@ import time keeps it.
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
@@ -42,6 +46,11 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
+
+try:  # CPython's C module behind ``signal``: the same handlers, without ``signal``'s enum conversion of each
+    _signal: Any = importlib.import_module("_signal")
+except ImportError:  # another Python: the public functions do the same, a little slower
+    _signal = signal
 
 _INJECT = (
     "pass the clock given to build(clock) to your code instead of using the global reactor "
@@ -79,6 +88,9 @@ RESTORED_SIGNALS: tuple[signal.Signals, ...] = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGPIPE", "SIGCHLD")
     if hasattr(signal, name)
 )
+
+#: The ``time`` module's clocks, put back after a run that replaced them (the campaign times itself with them).
+RESTORED_CLOCKS: tuple[str, ...] = ("monotonic", "monotonic_ns", "perf_counter", "perf_counter_ns", "time", "time_ns")
 
 #: Where the refused functions are bound: (module dict, name, label); rebuilt when modules are imported.
 _sites: list[tuple[dict[str, Any], str, str]] = []
@@ -121,39 +133,87 @@ class EscapeGuard:
     ``escaped`` is the first refused call (``"reactor.callLater"``) or None;
     ``explanation`` says how to fix it. ``check()`` raises ``Escaped`` once
     something escaped, for code that polls.
+
+    Entering it installs the patches and arms them; leaving it disarms and
+    removes them. A campaign that runs many schedules installs once
+    (``install``) and arms only for each run (``arm``, ``disarm``): the
+    patched functions pass every call through to the original while the
+    guard is not armed, so the campaign's own code between runs is never
+    refused (``harness.run.session``).
     """
 
     def __init__(self) -> None:
         self.escaped: str | None = None
         self.explanation = ""
+        #: True while a run is going on: only then is anything refused.
+        self.armed = False
+        self.installed = False
         self._thread = threading.get_ident()
         self._pid = os.getpid()
         self._streams: dict[str, Any] = {}
         self._restore: list[Callable[[], None]] = []
+        self._put_back: Callable[[], None] | None = None
+        self._modules = -1
 
     def __enter__(self) -> EscapeGuard:
-        self._thread = threading.get_ident()
-        self._pid = os.getpid()
-        self._streams = {"stdout": sys.stdout, "stderr": sys.stderr}
+        self.install()
         try:
-            self._keep_process_state()
-            reactor = _global_reactor()
-            for name, fix in REACTOR_METHODS.items():
-                self._patch(reactor, name, f"reactor.{name}", fix)
-            for name, fix in TIME_FUNCTIONS.items():
-                self._patch(time, name, f"time.{name}", fix)
-            for namespace, key, label in _binding_sites():
-                self._patch_global(namespace, key, label)
+            self.arm()
         except BaseException:
-            self._undo()
+            self.uninstall()
             raise
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        try:
+            self.disarm()
+        finally:
+            self.uninstall()
+
+    def install(self) -> None:
+        """Patch the refused functions (they pass calls through until ``arm``); undone by ``uninstall``."""
+        self._thread = threading.get_ident()
+        self._pid = os.getpid()
+        try:
+            reactor = _global_reactor()
+            for name, fix in REACTOR_METHODS.items():
+                self._patch(reactor, name, f"reactor.{name}", fix)
+            for name, fix in TIME_FUNCTIONS.items():
+                self._patch(time, name, f"time.{name}", fix)
+            self._patch_sites()
+        except BaseException:
+            self._undo()
+            raise
+        self.installed = True
+
+    def uninstall(self) -> None:
+        """Put back every function ``install`` patched (a forked child leaves at once instead)."""
         self._leave_if_forked()
+        self.armed = False
+        self.installed = False
         self._undo()
+
+    def arm(self) -> None:
+        """A run begins: refuse from now on, and remember what ``disarm`` puts back (cwd, signal handlers)."""
+        self.escaped = None
+        self.explanation = ""
+        self._thread = threading.get_ident()
+        self._pid = os.getpid()
+        self._streams = {"stdout": sys.stdout, "stderr": sys.stderr}
+        if len(sys.modules) != self._modules:  # modules imported since: a name they bound is patched too
+            self._patch_sites()
+        self._put_back = self._keep_process_state()
+        self.armed = True
+
+    def disarm(self) -> None:
+        """The run is over: refuse nothing more, and put back the working directory and signal handlers."""
+        self._leave_if_forked()
+        self.armed = False
+        put_back, self._put_back = self._put_back, None
+        if put_back is not None:
+            put_back()
 
     def check(self) -> None:
         self._leave_if_forked()
@@ -183,23 +243,28 @@ class EscapeGuard:
 
     def _leave_if_forked(self) -> None:
         """A process forked out of the run (by code the patches missed) ends here, before any campaign code."""
-        if os.getpid() != self._pid:
+        if self.armed and os.getpid() != self._pid:
             PROCESS_FUNCTIONS["os._exit"][0](0)
 
-    def _keep_process_state(self) -> None:
-        """Put back, when the run ends, the working directory and the signal handlers the target may change."""
+    def _keep_process_state(self) -> Callable[[], None]:
+        """What puts back, when the run ends, the working directory and the signal handlers the target may change."""
         try:
             cwd = os.getcwd()
         except OSError:
             cwd = None
+        clocks = {name: getattr(time, name) for name in RESTORED_CLOCKS if hasattr(time, name)}  # and the clocks
         handlers = {}
         if threading.current_thread() is threading.main_thread():
-            handlers = {signum: signal.getsignal(signum) for signum in RESTORED_SIGNALS}
+            # The C module's getsignal: the same handlers, without an enum made for each (16 reads a run).
+            handlers = {signum: _signal.getsignal(signum) for signum in RESTORED_SIGNALS}
 
         def restore() -> None:
+            for name, clock in clocks.items():
+                if getattr(time, name, None) is not clock:
+                    setattr(time, name, clock)
             for signum, handler in handlers.items():
-                if handler is not None and signal.getsignal(signum) is not handler:
-                    signal.signal(signum, handler)
+                if handler is not None and _signal.getsignal(signum) is not handler:
+                    _signal.signal(signum, handler)
             if cwd is not None:
                 try:
                     if os.getcwd() != cwd:
@@ -207,7 +272,12 @@ class EscapeGuard:
                 except OSError:
                     os.chdir(cwd)
 
-        self._restore.append(restore)
+        return restore
+
+    def _patch_sites(self) -> None:
+        for namespace, key, label in _binding_sites():
+            self._patch_global(namespace, key, label)
+        self._modules = len(sys.modules)
 
     def _patch_global(self, namespace: dict[str, Any], key: str, label: str) -> None:
         original, fix = PROCESS_FUNCTIONS[label]
@@ -216,7 +286,7 @@ class EscapeGuard:
         guard = self
 
         def refused(*args: Any, **kwargs: Any) -> Any:
-            if threading.get_ident() != guard._thread or os.getpid() != guard._pid:
+            if not guard.armed or threading.get_ident() != guard._thread or os.getpid() != guard._pid:
                 return original(*args, **kwargs)
             if guard.escaped is None:
                 guard.escaped, guard.explanation = label, fix
@@ -238,7 +308,7 @@ class EscapeGuard:
         guard = self
 
         def refused(*args: Any, **kwargs: Any) -> Any:
-            if threading.get_ident() != guard._thread:
+            if not guard.armed or threading.get_ident() != guard._thread:
                 return original(*args, **kwargs)
             if guard.escaped is None:
                 guard.escaped, guard.explanation = label, fix

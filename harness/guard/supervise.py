@@ -21,9 +21,12 @@ child also gets SIGTERM if the parent dies (Linux), so it never outlives it.
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 
 #: Signals the parent forwards to the child.
@@ -33,6 +36,9 @@ FORWARDED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHU
 EXIT_UNFINISHED = 2
 
 _DONE = b"D"
+
+#: Seconds the parent waits for a child that has reported to end, before killing it.
+GRACE_S = 10.0
 
 
 def available() -> bool:
@@ -60,29 +66,33 @@ def supervise(command: Callable[[], int], what: str = "the campaign") -> int:
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         finally:
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except Exception:
-                    pass
+            _flush_streams()
             os.write(write_end, _DONE + bytes([code & 0xFF]))
             os.close(write_end)
+        _exit_past_stray_threads(code)
         sys.exit(code)
     os.close(write_end)
     try:
         os.setpgid(pid, pid)
     except OSError:
         pass  # the child did it first, or exited already
-    previous = {signum: signal.signal(signum, lambda signum, frame: _forward(pid, signum)) for signum in FORWARDED}
+    forwarded: list[int] = []
+    previous = {
+        signum: signal.signal(signum, lambda signum, frame: _forward(pid, signum, forwarded)) for signum in FORWARDED
+    }
     try:
-        report = _read_all(read_end)
-        _, status = _wait(pid)
+        report = _read_report(read_end)
+        _, status = _wait(pid, GRACE_S if len(report) >= 2 else None)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         os.close(read_end)
     if len(report) >= 2 and report[:1] == _DONE:
         return report[1]
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) in forwarded:
+        signum = os.WTERMSIG(status)
+        print(f"harness: interrupted by {_signal_name(signum)}", file=sys.stderr, flush=True)
+        return 128 + signum
     if os.WIFSIGNALED(status):
         signum = os.WTERMSIG(status)
         how, code = f"was killed by {_signal_name(signum)}", 128 + signum
@@ -115,30 +125,94 @@ def _detach() -> None:
         signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
 
 
-def _forward(pid: int, signum: int) -> None:
+def _exit_past_stray_threads(code: int) -> None:
+    """In the child, once reported: leave now if the target left non-daemon threads, which exit would wait for."""
+    stray = [
+        thread for thread in threading.enumerate()
+        if thread is not threading.main_thread() and not thread.daemon and thread.is_alive()
+    ]
+    if not stray:
+        return
+    names = ", ".join(sorted({thread.name for thread in stray}))
+    print(
+        f"harness: note: the target left {len(stray)} thread(s) running ({names}); exiting without waiting for them",
+        file=sys.stderr,
+    )
+    try:
+        run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)  # CPython's; without it, none run
+        if run_exit_handlers is not None:
+            run_exit_handlers()
+    finally:
+        _flush_streams()
+        os._exit(code)
+
+
+def _flush_streams() -> None:
+    """Flush stdout and stderr, whatever state the target left them in."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+def _forward(pid: int, signum: int, forwarded: list[int]) -> None:
+    forwarded.append(signum)
     try:
         os.kill(pid, signum)
     except ProcessLookupError:
         pass
 
 
-def _read_all(fd: int) -> bytes:
+def _read_report(fd: int) -> bytes:
+    """The child's report (done byte and code), or what came before the pipe closed.
+
+    Stops at the report: a process the target started may hold the pipe open.
+    """
     data = b""
-    while True:
-        chunk = os.read(fd, 64)
+    while len(data) < 2:
+        chunk = os.read(fd, 2 - len(data))
         if not chunk:
             return data
         data += chunk
+    return data
 
 
-def _wait(pid: int) -> tuple[int, int]:
+def _wait(pid: int, grace: float | None = None) -> tuple[int, int]:
+    """Wait for the child; with ``grace``, kill its process group if it has not ended after that many seconds."""
+    deadline = None if grace is None else time.monotonic() + grace
     while True:
         try:
-            return os.waitpid(pid, 0)
+            if deadline is None:
+                return os.waitpid(pid, 0)
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return done, status
+            if time.monotonic() > deadline:
+                print(
+                    f"harness: note: the process that ran the command reported but had not ended after {grace:g}s "
+                    "(a thread or process the target left?); killed it",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                _kill_group(pid)
+                deadline = None
+                continue
+            time.sleep(0.05)
         except ChildProcessError:
             return pid, 0
         except InterruptedError:
             continue
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def _signal_name(signum: int) -> str:

@@ -43,6 +43,7 @@ _POLLING_MODULES = frozenset(
         "harness.run.garbage",
         "harness.run.describe",
         "harness.run.checks",
+        "harness.run.session",
     }
 )
 
@@ -59,6 +60,11 @@ class Watchdog:
     ``expired`` turns true when the limit passes, and ``check()`` raises
     ``Expired`` from then on.
 
+    Entering it installs the ``SIGALRM`` handler and starts the timer;
+    leaving it stops both. A campaign that runs many schedules installs the
+    handler once (``install``) and only starts and stops the timer for each
+    run (``start``, ``stop``): between runs the handler ignores any shot.
+
     Example::
 
         with Watchdog(10) as dog:
@@ -67,18 +73,16 @@ class Watchdog:
     """
 
     def __init__(self, seconds: float | None) -> None:
-        self.seconds = min(seconds, MAX_TIMEOUT_S) if seconds else None
+        self.seconds = _limit(seconds)
         self.active = False
         self.expired = False
+        self.installed = False
         self._armed = False
         self._previous: Any = None
 
     def __enter__(self) -> Watchdog:
-        if self.seconds is None or not _can_arm():
-            return self
-        self._previous = signal.signal(signal.SIGALRM, self._handle)
-        self.active = self._armed = True
-        signal.setitimer(signal.ITIMER_REAL, self.seconds, REPEAT_S)
+        if self.seconds is not None and self.install():
+            self.start(self.seconds)
         return self
 
     def __exit__(
@@ -86,12 +90,36 @@ class Watchdog:
     ) -> None:
         self.disarm()
 
-    def disarm(self) -> None:
-        """Stop the timer and restore the previous handler; idempotent."""
+    def install(self) -> bool:
+        """Install the ``SIGALRM`` handler if the watchdog can arm here; return whether it did."""
+        if self.installed or not _can_arm():
+            return self.installed
+        self._previous = signal.signal(signal.SIGALRM, self._handle)
+        self.installed = True
+        return True
+
+    def start(self, seconds: float | None) -> None:
+        """A run begins: the limit is ``seconds`` (None or 0: none) from now, if the handler is installed
+        and no one else's ``ITIMER_REAL`` is running."""
+        self.seconds = _limit(seconds)
+        self.expired = False
+        if not self.installed or self.seconds is None or signal.getitimer(signal.ITIMER_REAL) != (0.0, 0.0):
+            return
+        self.active = self._armed = True
+        signal.setitimer(signal.ITIMER_REAL, self.seconds, REPEAT_S)
+
+    def stop(self) -> None:
+        """The run is over: stop the timer (the handler stays installed); idempotent."""
         self._armed = False
         if self.active:
             self.active = False
             signal.setitimer(signal.ITIMER_REAL, 0)
+
+    def disarm(self) -> None:
+        """Stop the timer and restore the previous handler; idempotent."""
+        self.stop()
+        if self.installed:
+            self.installed = False
             signal.signal(signal.SIGALRM, self._previous)
 
     def check(self) -> None:
@@ -101,11 +129,15 @@ class Watchdog:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if not self._armed:
-            return  # a shot delivered just before disarm
+            return  # a shot delivered just before the timer stopped
         self.expired = True
         if frame is not None and frame.f_globals.get("__name__") in _POLLING_MODULES:
             return
         self.check()
+
+
+def _limit(seconds: float | None) -> float | None:
+    return min(seconds, MAX_TIMEOUT_S) if seconds else None
 
 
 def _can_arm() -> bool:

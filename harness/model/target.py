@@ -9,6 +9,7 @@ adapted in a line or two. Each promise turns on the invariants that check it.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import math
@@ -207,13 +208,16 @@ class Target:
             return self.key_limit
         return 1 if self.shared else None
 
-    @property
+    @functools.cached_property
     def declared_errors(self) -> tuple[type[BaseException], ...]:
-        """The exception types the invariants judge by: a failure of a subclass counts as the type."""
+        """The exception types the invariants judge by: a failure of a subclass counts as the type.
+
+        Worked out once per target (read for every job of a run; the target is frozen)."""
         return (self.cancel_error, self.timeout_error, *self.rejects)
 
-    @property
-    def error_types(self) -> dict[str, type[BaseException]]:
+    @functools.cached_property
+    def error_types(self) -> Mapping[str, type[BaseException]]:
+        """The names a schedule may inject, and their types (made once per target, read every run: do not change it)."""
         return error_table(self.errors)
 
     def backoff_range(self, retry: int) -> tuple[float, float] | None:

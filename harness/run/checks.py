@@ -8,7 +8,7 @@ refused with a one-line ``TargetError`` before anything runs.
 from __future__ import annotations
 
 from harness.errors import TargetError
-from harness.model.schedule import Call, Schedule
+from harness.model.schedule import Call, Schedule, Start, Submit
 from harness.model.target import Target
 
 
@@ -21,10 +21,11 @@ def check_schedule(target: Target, schedule: Schedule) -> None:
 def unknown_error(target: Target, schedule: Schedule) -> tuple[int, str] | None:
     """The first (job, exception name) the schedule injects that the target does not know, if any."""
     known = target.error_types
-    for op in schedule.submits:
-        for spec in op.specs:
-            if spec.error not in known:
-                return op.job, spec.error
+    for op in schedule.ops:  # (not ``schedule.submits``: no tuple made, once a run)
+        if isinstance(op, (Submit, Start)):
+            for spec in op.specs:
+                if spec.error not in known:
+                    return op.job, spec.error
     return None
 
 

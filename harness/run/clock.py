@@ -168,12 +168,13 @@ class FaultClock(task.Clock):
         self.jitter_us = max(to_us(jitter), 0)
         self.step_us = max(to_us(step), 0)
         # Two streams: dropping the jitter (as shrinking does) keeps the shuffled tie order.
-        self._rng = random.Random(seed)
+        # Made only for the orders that draw from it (seeding a Random costs more than a short run's steps).
+        self._rng: random.Random | None = random.Random(seed) if tie_break in ("shuffle", "pct") else None
         self._seed = seed
         self._lateness: random.Random | None = None  # made on first use: most schedules have no jitter
         self._seq = 0
         # pct: the calls (by creation number) whose priority drops below every other's at a change point.
-        self._changes = _change_points(self._rng, depth) if tie_break == "pct" else {}
+        self._changes = _change_points(self._rng, depth) if self._rng is not None and tie_break == "pct" else {}
         self.on_escape = on_escape
         #: Told ``("set" | "fire" | "cancel", call)`` for every delayed call, when set (the runner's timer events).
         self.on_timer: Callable[[str, _FaultDelayedCall], None] | None = None
@@ -231,6 +232,8 @@ class FaultClock(task.Clock):
         elif self._seq in self._changes:
             call.key = self._changes[self._seq]
         else:
+            if self._rng is None:  # the order was changed to one that draws after the clock was made
+                self._rng = random.Random(self._seed)
             call.key = self._rng.random()
         if self.jitter_us:
             if self._lateness is None:
@@ -309,9 +312,13 @@ class FaultClock(task.Clock):
         """When the reactor next wakes, or None if nothing is pending: the earliest time a
         pending call is due plus its own lateness, rounded up to a stride boundary.
         Never before the earliest due time, so the wake always runs a call."""
-        if not self.calls:
+        wake = None
+        for call in self.calls:  # a plain loop: called before every step and wake, over a few calls
+            due = call.due_us + call.late_us
+            if wake is None or due < wake:
+                wake = due
+        if wake is None:
             return None
-        wake = min(c.due_us + c.late_us for c in self.calls)
         if self.step_us:
             wake = -(-wake // self.step_us) * self.step_us
         return max(wake, self.now_us)

@@ -8,7 +8,10 @@ alike. So this step replays counterfactual schedules against a fresh
 subject: without the cancelled jobs (a job that then finishes was stranded
 by a cancel), then with every failing behaviour turned into a success (one
 that then finishes was stranded by a failure); what is left is a deadlock or
-starvation.
+starvation. Taking a cancelled job out also takes out what it did before its
+cancel: a job that also finishes once only the cancelled jobs' failing
+behaviours succeed (their cancels kept) was stranded by that failure (a raise
+that escaped before the cancel), not by the cancel.
 
 This is the only place that runs the target to judge a run (the search
 runs it to explore). It is an explicit step: ``diagnose(run)`` returns a ``Diagnosis``, and whoever checks
@@ -92,12 +95,26 @@ def _causes(run: Run, ids: list[int]) -> dict[int, Cause]:
             continue
         replay = run_schedule(run.target, counterfactual)
         still = set(stranded_jobs(facts_of(replay), run.target))
-        for job in sorted(remaining - still):
+        freed = remaining - still
+        if cause is Cause.CANCEL and freed:
+            freed -= _freed_by_healing_cancelled(run, freed)
+        for job in sorted(freed):
             causes[job] = cause
-        remaining &= still
+        remaining -= freed
     for job in remaining:
         causes[job] = Cause.NONE
     return causes
+
+
+def _freed_by_healing_cancelled(run: Run, jobs: set[int]) -> set[int]:
+    """Which of ``jobs`` also finish when only the cancelled jobs' failing behaviours succeed (cancels kept)."""
+    from harness.run.runner import run_schedule
+
+    healed = _healed(run.schedule, {op.job for op in run.schedule.ops if isinstance(op, Cancel)})
+    if healed is None:
+        return set()
+    replay = run_schedule(run.target, healed)
+    return jobs - set(stranded_jobs(facts_of(replay), run.target))
 
 
 def _without_cancelled(schedule: Schedule) -> Schedule | None:
@@ -108,9 +125,12 @@ def _without_cancelled(schedule: Schedule) -> Schedule | None:
     return replace(schedule, ops=tuple(op for op in schedule.ops if getattr(op, "job", None) not in cancelled))
 
 
-def _healed(schedule: Schedule) -> Schedule | None:
-    """The schedule with every failing behaviour turned into a success, or None if nothing fails."""
-    healed = replace(schedule, ops=tuple(_succeeding(op) for op in schedule.ops))
+def _healed(schedule: Schedule, jobs: set[int] | None = None) -> Schedule | None:
+    """The schedule with every failing behaviour (of ``jobs``; None: all) turned into a success, or None if none fails."""
+    healed = replace(
+        schedule,
+        ops=tuple(_succeeding(op) if jobs is None or getattr(op, "job", None) in jobs else op for op in schedule.ops),
+    )
     return healed if healed != schedule else None
 
 

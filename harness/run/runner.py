@@ -22,7 +22,9 @@ which names the step and the virtual time and keeps the trace so far. A
 target that calls the global reactor or sleeps for real
 (``harness.guard.escapes``), raises from ``build`` or ``stop``, or exits the
 process, ends it with a one-line ``TargetError``. Every patch and signal
-handler is undone however the run ends.
+handler is undone however the run ends (inside a ``RunSession``, the
+patches and the watchdog's handler are disarmed when the run ends and
+removed when the session does: ``harness.run.session``).
 
 This module is the lifecycle alone; each idea it uses has its own module:
 ``checks`` (what a schedule may name), ``steps`` (applying one operation,
@@ -55,6 +57,7 @@ from harness.run.describe import describe_error, mask_addresses
 from harness.run.garbage import POLICY as GARBAGE
 from harness.run.jobs import Job
 from harness.run.logcapture import LogRecorder, logging_into
+from harness.run.session import RunSession, current_session
 from harness.run.steps import ABORTS, apply, nothing, record_leftovers, stop, timer_recorder, work_for_build
 
 if TYPE_CHECKING:
@@ -170,10 +173,20 @@ def run_schedule(target: Target, schedule: Schedule, timeout_s: float | None = D
     ``TargetHung`` when the target hangs or livelocks the clock, and
     ``TargetError`` when its ``build`` or ``stop`` raises, it calls the global
     reactor or sleeps for real, or the schedule injects an error the target
-    does not know.
+    does not know. Inside a ``RunSession`` (``harness.run.session``) the run
+    uses the session's guard and watchdog; otherwise it enters a session of its own.
     """
+    session = current_session()
+    if session is None:
+        # The guard first: it may import the global reactor (slow with TLS installed), which is no part of the run's time.
+        with RunSession() as session:
+            return _run(session, target, schedule, timeout_s)
+    return _run(session, target, schedule, timeout_s)
+
+
+def _run(session: RunSession, target: Target, schedule: Schedule, timeout_s: float | None) -> Run:
     check_schedule(target, schedule)
-    GARBAGE.isolate()
+    automatic = GARBAGE.isolate()
     policy = schedule.clock
     clock = FaultClock.for_policy(policy)
     trace = Trace(lambda: clock.now_us)
@@ -182,55 +195,62 @@ def run_schedule(target: Target, schedule: Schedule, timeout_s: float | None = D
     observer = LogRecorder(trace)
     run = Run(target=target, schedule=schedule, trace=trace, clock=clock)
     aborted: BaseException | None = None
+    guard, dog = session.guard, session.dog
     try:
         with logging_into(observer):
-            # The guard first: it may import the global reactor (slow with TLS installed), which is no part of the run's time.
-            with EscapeGuard() as guard, Watchdog(timeout_s) as dog:
-
-                pid, getpid = os.getpid(), os.getpid
-
-                def checkpoint() -> None:
-                    # Called before every wake and step (about 100 times a run): the common case, nothing
-                    # escaped, not expired, not forked, is three reads; the guard and watchdog act otherwise.
-                    if guard.escaped is not None or dog.expired or getpid() != pid:
-                        guard.check()
-                        dog.check()
-
-                run.checkpoint = checkpoint
+            session.busy = True
+            try:
+                guard.arm()
                 try:
+                    dog.start(timeout_s)
+                    pid, getpid = os.getpid(), os.getpid
+
+                    def checkpoint() -> None:
+                        # Called before every wake and step (about 100 times a run): the common case, nothing
+                        # escaped, not expired, not forked, is three reads; the guard and watchdog act otherwise.
+                        if guard.escaped is not None or dog.expired or getpid() != pid:
+                            guard.check()
+                            dog.check()
+
+                    run.checkpoint = checkpoint
                     try:
-                        run.subject = target.build(clock, *work_for_build(run))
-                    except ABORTS + (KeyboardInterrupt,):
+                        try:
+                            run.subject = target.build(clock, *work_for_build(run))
+                        except ABORTS + (KeyboardInterrupt,):
+                            raise
+                        except BaseException as exc:
+                            raise TargetError(f"the target's build(clock) raised {describe_error(exc)}") from None
+                        checkpoint()
+                        _play(run)
+                        _release(run, observer)
+                        guard.check_streams()
+                    except ABORTS as exc:
+                        dog.stop()
+                        aborted = exc
+                    except HarnessError:
                         raise
+                    except KeyboardInterrupt as exc:
+                        if signals.interrupt_requested():
+                            raise  # the user's Ctrl-C (a second signal), not the target's
+                        dog.stop()
+                        aborted = exc
                     except BaseException as exc:
-                        raise TargetError(f"the target's build(clock) raised {describe_error(exc)}") from None
-                    checkpoint()
-                    _play(run)
-                    _release(run, observer)
-                    guard.check_streams()
-                except ABORTS as exc:
-                    dog.disarm()
-                    aborted = exc
-                except HarnessError:
-                    raise
-                except KeyboardInterrupt as exc:
-                    if signals.interrupt_requested():
-                        raise  # the user's Ctrl-C (a second signal), not the target's
-                    dog.disarm()
-                    aborted = exc
-                except BaseException as exc:
-                    # The target raised something no Deferred catches, or broke the clock or a
-                    # Deferred the runner drives: the target's error, not the harness's.
-                    dog.disarm()
-                    aborted = exc
+                        # The target raised something no Deferred catches, or broke the clock or a
+                        # Deferred the runner drives: the target's error, not the harness's.
+                        dog.stop()
+                        aborted = exc
+                finally:
+                    dog.stop()
+            finally:
+                guard.disarm()
+                session.busy = False
             if aborted is not None:
-                # Outside the watchdog and the guard: the subject's garbage is collected with neither armed.
+                # With neither the watchdog nor the guard armed: the subject's garbage is collected outside the run.
                 raise _abandon(run, aborted, guard, dog, observer) from None
     finally:
         run.checkpoint = nothing
-        GARBAGE.release()
+        GARBAGE.release(automatic)
     return run
-
 
 
 def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, observer: LogRecorder) -> HarnessError:
@@ -320,10 +340,18 @@ def _play(run: Run) -> None:
     checkpoint = run.checkpoint
     for index, op in enumerate(schedule.ops):
         run.phase, run.step = "advance", index
-        if op.after_rounds is None:
-            clock.run_until(op.at_ms * 1000, checkpoint)
+        at_us = op.at_ms * 1000
+        if op.after_rounds is not None:
+            _pause_for(run, op.after_rounds, clock.run_until(at_us, checkpoint, op.after_rounds))
         else:
-            _pause_for(run, op.after_rounds, clock.run_until(op.at_ms * 1000, checkpoint, op.after_rounds))
+            wake = clock.next_wake_us()
+            if wake is None or wake > at_us:
+                # Nothing to run before the step: run_until would only check again what the last checkpoint
+                # checked (no code ran since) and move the time.
+                if at_us > clock.now_us:
+                    clock.now_us = at_us
+            else:
+                clock.run_until(at_us, checkpoint)
         run.phase = "step"
         apply(run, op, errors)
         checkpoint()

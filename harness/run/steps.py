@@ -9,8 +9,7 @@ lifecycle around these steps (phases, limits, teardown) is ``runner``'s.
 from __future__ import annotations
 
 import weakref
-
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet import defer, task
@@ -145,7 +144,7 @@ def _watch(run: Run, job: int, d: Any, what: str) -> None:
     )
 
 
-def apply(run: Run, op: Any, errors: dict[str, type[BaseException]]) -> None:
+def apply(run: Run, op: Any, errors: Mapping[str, type[BaseException]]) -> None:
     trace = run.trace
     assert run.clock is not None
     if isinstance(op, Submit):
@@ -235,8 +234,21 @@ def _note_declared(trace: Trace, job: int, exc: BaseException, declared: tuple[t
     """
     if not declared:
         return
-    name = type(exc).__name__
-    by_type = {t.__name__ for t in declared if isinstance(exc, t)}
-    if by_type != {t.__name__ for t in declared if t.__name__ == name}:
-        trace.record(EventKind.ERROR_IS, job, ",".join(sorted(by_type)))
+    key = (type(exc), declared)
+    detail = _DECLARED.get(key, _UNKNOWN)
+    if detail is _UNKNOWN:
+        name = type(exc).__name__
+        by_type = {t.__name__ for t in declared if isinstance(exc, t)}
+        detail = ",".join(sorted(by_type)) if by_type != {t.__name__ for t in declared if t.__name__ == name} else None
+        if len(_DECLARED) < MAX_DECLARED and all(type(t) is type for t in declared):
+            _DECLARED[key] = detail  # plain classes: isinstance depends on the error's type alone
+    if detail is not None:
+        trace.record(EventKind.ERROR_IS, job, detail)
+
+
+#: What ``_note_declared`` records for an error type and the declared types (None: nothing), worked
+#: out once each; bounded, like the description caches.
+_DECLARED: dict[tuple[type[BaseException], tuple[type[BaseException], ...]], str | None] = {}
+MAX_DECLARED = 1_024
+_UNKNOWN: Any = object()
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
+from harness.guard import clocks as time  # bound at import: a target cannot replace them
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -50,6 +50,7 @@ from harness.store.failure_file import FailureRecord
 from harness.search.generate import DEFAULT_DEPTH, DEFAULT_STRATEGY, STRATEGIES, Examples
 from harness.invariants import Violation
 from harness.run.runner import Run
+from harness.run.session import RunSession
 from harness.search.clock_causes import needs_note, tame_clock
 from harness.search.arguments import shrink_arguments
 from harness.search.coverage_feedback import tracer_for
@@ -227,8 +228,9 @@ def run_campaign(
     search = _Search(target, target_spec, config, result, on_example, on_finding, stop_requested or _never)
     search.on_run = on_run
     try:
-        search.replay_regressions()
-        search.run()
+        with RunSession():  # the guard and watchdog installed once for every run (harness.run.session)
+            search.replay_regressions()
+            search.run()
     except KeyboardInterrupt:
         result.stopped_by = StopReason.INTERRUPT
     except HarnessError as exc:
@@ -278,6 +280,12 @@ def check_config(config: CampaignConfig) -> None:
     """The checks every campaign makes of its configuration, whether it runs in one process or many."""
     if config.max_failures < 1:
         raise ValueError(f"max_failures must be at least 1, got {config.max_failures}")
+    # The summary holds 64-bit integers only: a larger seed or count would write one merge and report refuse.
+    for name, value, least in (("seed", config.seed, 0), ("max_examples", config.max_examples, 0),
+                               ("max_failures", config.max_failures, 1)):
+        if value is not None and not least <= value < failure_file.LIMIT_64:
+            shown = value if abs(value) < 10**30 else f"a {len(str(abs(value)))}-digit number"
+            raise ValueError(f"{name} must be from {least} to 2**63 - 1 (the summary holds 64-bit integers), got {shown}")
     if config.save_regressions and config.regressions is None:
         raise ValueError("save_regressions needs a regressions directory")
     if config.strategy not in STRATEGIES:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from harness.errors import FailureFileError, HarnessError, TargetError
 from harness.store.failure_file import FailureRecord
+from harness.store.judged import check_judged
 from harness.invariants import Violation, check
 from harness.run.checks import unknown_error
 from harness.run.runner import Run, TargetHung, run_schedule
@@ -56,7 +57,12 @@ def judge(target: Target, schedule: Schedule, timeout_s: float | None = DEFAULT_
 
 
 def replay(target: Target, record: FailureRecord, source: str, timeout_s: float | None = DEFAULT_TIMEOUT_S) -> tuple[Run, list[Violation]]:
-    """Judge a failure file's schedule; an error name the target does not know is the file's fault."""
+    """Judge a failure file's schedule; an error name or invariant the target does not know is the file's fault.
+
+    A file whose invariant the target is not checked for would otherwise replay as
+    fixed (the invariant "holds"), and a regression corpus would let the bug back in.
+    """
+    check_judged(record, target, source, also=UNFINISHED)
     unknown = unknown_error(target, record.schedule)
     if unknown is not None:
         job, name = unknown

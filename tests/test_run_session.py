@@ -1,0 +1,154 @@
+"""Run sessions: the guard and watchdog installed once around many runs keep every promise of a lone run."""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+import hostile_targets
+import robust_targets
+from harness import JobSpec, Schedule, Submit, TargetError, Target, run_schedule
+from harness.run.runner import Run, TargetHung
+from harness.run.session import RunSession, current_session
+from harness.search.generate import Examples
+from scenarios.pools import SemaphorePool, double_release_pool
+
+ONE = Schedule((Submit(0, 0, JobSpec("succeed", 10)),))
+THREE = Schedule(tuple(Submit(0, job, JobSpec("succeed", 10)) for job in range(3)))
+
+
+def _patched_state() -> tuple[object, ...]:
+    from twisted.internet import reactor
+
+    return (reactor.callLater, reactor.seconds, time.sleep, os._exit, os.fork, "callLater" in vars(reactor),
+            signal.getsignal(signal.SIGALRM))
+
+
+def test_everything_is_restored_when_the_session_ends_however_its_runs_ended() -> None:
+    before = _patched_state()
+    with RunSession():
+        assert _patched_state() != before  # installed for the whole session
+        with pytest.raises(TargetError):
+            run_schedule(robust_targets.global_call_later, ONE)
+        with pytest.raises(TargetHung):
+            run_schedule(robust_targets.spinning, THREE, timeout_s=0.2)
+        run_schedule(robust_targets.counting, ONE)
+    assert _patched_state() == before
+    assert current_session() is None
+
+
+def test_an_escape_inside_a_session_is_refused_with_the_same_message_as_a_lone_run() -> None:
+    with pytest.raises(TargetError) as alone:
+        run_schedule(robust_targets.hiding, ONE)
+    with RunSession(), pytest.raises(TargetError) as inside:
+        run_schedule(robust_targets.counting, ONE)  # a run before: the guard is armed again for the next
+        run_schedule(robust_targets.hiding, ONE)
+    assert str(inside.value) == str(alone.value)
+    assert str(alone.value).startswith("the target called reactor.callLater in step 1 ")
+
+
+@pytest.mark.parametrize("target", ["aliased_sleep", "forks"])
+def test_process_functions_are_refused_inside_a_session(target) -> None:
+    with RunSession(), pytest.raises(TargetError, match="the target called (time.sleep|os.fork)"):
+        run_schedule(getattr(hostile_targets, target), THREE)
+    assert hostile_targets.sleep is time.sleep
+
+
+def test_the_campaign_s_own_code_between_runs_is_never_refused() -> None:
+    from twisted.internet import reactor
+
+    with RunSession() as session:
+        run_schedule(robust_targets.counting, ONE)
+        time.sleep(0)  # patched, passed through: no run is armed
+        reactor.callLater(3600, lambda: None).cancel()
+        assert reactor.seconds() > 0
+        run_schedule(robust_targets.counting, ONE)
+        assert session.guard.escaped is None
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # the watchdog's timer runs only during a run
+
+
+def test_a_hang_inside_a_session_is_stopped_and_the_next_run_is_not_cut_short() -> None:
+    with RunSession():
+        with pytest.raises(TargetHung, match="target hung in step 2"):
+            run_schedule(robust_targets.spinning, THREE, timeout_s=0.2)
+        run = run_schedule(robust_targets.counting, THREE, timeout_s=None)
+    assert run.trace[-1].kind == "end"
+
+
+def test_cwd_and_signal_handlers_are_restored_after_every_run_of_a_session(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    before = signal.getsignal(signal.SIGINT)
+    with RunSession():
+        run_schedule(hostile_targets.chdir, THREE)
+        assert Path.cwd() == tmp_path
+        run_schedule(hostile_targets.ignores_sigint, THREE)
+        assert signal.getsignal(signal.SIGINT) is before
+        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the campaign's own change between runs stays
+        try:
+            run_schedule(robust_targets.counting, ONE)
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        finally:
+            signal.signal(signal.SIGINT, handler)
+
+
+def test_a_run_inside_a_run_gets_a_session_of_its_own() -> None:
+    seen: list[object] = []
+
+    def nested(run: Run) -> None:
+        seen.append(current_session())  # busy: a run started here would enter its own
+        seen.append(run_schedule(robust_targets.counting, ONE).trace[-1].kind)
+
+    target = Target(build=lambda clock: SemaphorePool(clock, 2), limit=2, invariants=(nested,))
+    with RunSession() as session:
+        run_schedule(target, ONE)
+        assert current_session() is session
+    assert seen == [None, "end"]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_automatic_collection_is_off_during_a_run_and_as_it_was_after(enabled) -> None:
+    during: list[bool] = []
+    target = Target(build=lambda clock: SemaphorePool(clock, 2), limit=2, invariants=(lambda run: during.append(gc.isenabled()),))
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        run_schedule(target, ONE)
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert during == [False]
+
+
+def test_runs_in_a_session_give_the_same_traces_as_lone_runs() -> None:
+    target = double_release_pool
+    examples = Examples(target.default_menu(), 5)
+    schedules = [next(examples) for _ in range(40)]
+    alone = [run_schedule(target, schedule).trace.lines() for schedule in schedules]
+    with RunSession():
+        inside = [run_schedule(target, schedule).trace.lines() for schedule in schedules]
+    assert inside == alone
+
+
+def test_inside_a_session_the_heap_stays_frozen_and_garbage_between_runs_is_collected_before_the_next() -> None:
+    import weakref
+
+    class Cyclic:
+        pass
+
+    run_schedule(robust_targets.counting, ONE)
+    assert gc.get_freeze_count() == 0  # a lone run leaves nothing frozen
+    with RunSession():
+        run_schedule(robust_targets.counting, ONE)
+        assert gc.get_freeze_count() > 0  # frozen between the session's runs
+        garbage = Cyclic()
+        garbage.self = garbage  # cyclic: only a collection frees it
+        gone = weakref.ref(garbage)
+        del garbage
+        run_schedule(robust_targets.counting, ONE)
+        assert gone() is None  # collected as the next run began, not left frozen until a sweep
+    assert gc.get_freeze_count() == 0
