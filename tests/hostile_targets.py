@@ -77,6 +77,16 @@ class _Chdir(_Hostile):
         os.chdir("/")
 
 
+class _Umask(_Hostile):
+    def act(self) -> None:
+        os.umask(0o777)
+
+
+class _LowersRecursionLimit(_Hostile):
+    def act(self) -> None:
+        sys.setrecursionlimit(200)
+
+
 class _IgnoresSigint(_Hostile):
     def act(self) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -145,6 +155,8 @@ raises_generator_exit = _target(_RaisesGeneratorExit)
 raises_keyboard_interrupt = _target(_RaisesKeyboardInterrupt)
 chdir = _target(_Chdir)
 ignores_sigint = _target(_IgnoresSigint)
+umask = _target(_Umask)
+lowers_recursion_limit = _target(_LowersRecursionLimit)
 forks = _target(_Forks)
 clears_calls = _target(_ClearsCalls)
 replaces_next_due = _target(_ReplacesNextDue)

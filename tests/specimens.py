@@ -305,3 +305,46 @@ class MisSharing:
             else:
                 joined.callback(outcome)
         return outcome
+
+
+class LateDelayedCancel:
+    """``cancellable="delayed"``: a caller cancelled while its job runs fails when the job ends, the job
+    running on (``lag_ms`` later: the bug of ``delayed.late``)."""
+
+    def __init__(self, clock, lag_ms: int = 0) -> None:
+        self.clock, self.lag_ms = clock, lag_ms
+
+    def submit(self, job) -> defer.Deferred:
+        work = defer.maybeDeferred(job)
+
+        def on_cancel(outer: defer.Deferred) -> None:
+            outer.pause()
+            outer.errback(defer.CancelledError())
+            resume = (lambda _: self.clock.callLater(self.lag_ms / 1000, outer.unpause)) if self.lag_ms else (lambda _: outer.unpause())
+            work.addBoth(resume)
+
+        outer: defer.Deferred = defer.Deferred(on_cancel)
+        work.addBoth(lambda r: None if outer.called else (outer.errback(r) if isinstance(r, Failure) else outer.callback(r)))
+        return outer
+
+
+class WaitTimeout:
+    """A ``DeferredSemaphore(slots)`` whose acquire times out after ``timeout_ms`` (None: never; ``whole``:
+    the timeout covers the whole call, job too)."""
+
+    def __init__(self, clock, timeout_ms: int | None = 300, whole: bool = False, slots: int = 2) -> None:
+        self.clock, self.timeout_ms, self.whole = clock, timeout_ms, whole
+        self.sem = defer.DeferredSemaphore(slots)
+
+    def submit(self, job) -> defer.Deferred:
+        d = self.sem.acquire()
+        if self.timeout_ms is not None and not self.whole:
+            d.addTimeout(self.timeout_ms / 1000, self.clock)
+        d.addCallback(lambda _: defer.maybeDeferred(job).addBoth(self._release))
+        if self.timeout_ms is not None and self.whole:
+            d.addTimeout(self.timeout_ms / 1000, self.clock)
+        return d
+
+    def _release(self, result):
+        self.sem.release()
+        return result

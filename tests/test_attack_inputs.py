@@ -1,4 +1,4 @@
-"""What a hostile or careless user found after the package re-layout (ATTACK.md): each a regression test."""
+"""What a hostile or careless user found after the package re-layout (docs/reviews/hostile-inputs.md): each a regression test."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A cancelled job taken out of the counterfactual also takes out its failure: which of the two stranded a job.
 
-REVIEW.md F13: the diagnosis blamed a cancel (``cancellation.releases``) for a job the
+docs/reviews/outside-user.md F13: the diagnosis blamed a cancel (``cancellation.releases``) for a job the
 cancelled job's own escaped raise had stranded before the cancel.
 """
 

@@ -314,6 +314,22 @@ def test_cwd_and_signal_handlers_are_restored_after_every_run(tmp_path, monkeypa
     assert signal.getsignal(signal.SIGINT) is before
 
 
+def test_umask_and_recursion_limit_are_restored_after_every_run() -> None:
+    # A umask of 0o777 left behind makes reports/failures/ unwritable for the failure the run found;
+    # a lowered recursion limit makes later runs differ (reported as nondeterminism).
+    import os
+    import sys
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    limit = sys.getrecursionlimit()
+    run_schedule(hostile_targets.umask, THREE)
+    now = os.umask(mask)
+    assert now == mask
+    run_schedule(hostile_targets.lowers_recursion_limit, THREE)
+    assert sys.getrecursionlimit() == limit
+
+
 def test_a_target_that_chdirs_does_not_move_the_outputs(tmp_path) -> None:
     done = _harness(["fuzz", "hostile_targets:chdir", "--seed", "1", "--max-examples", "20", "--no-regressions",
                      "--report-dir", "reports", "--json", "summary.json"], tmp_path)

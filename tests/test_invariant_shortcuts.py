@@ -75,7 +75,13 @@ def _fires(inv: Invariant, run) -> Violation | None:
             if facts.fired_before(job, cancel):
                 break
             at = format_ms(facts.time(cancel))
-            if job.fired is None:
+            if run.target.delays:  # cancellable="delayed": judged by its own bound (no shortcut there)
+                late = cancellation._late_delayed_cancel(facts, run.target, job, cancel)
+                if late is not None:
+                    return inv.violation(run, f"job {job.id} was cancelled at {at} {late[0]}", late[1])
+                if job.fired is None:
+                    break
+            elif job.fired is None:
                 return inv.violation(run, f"job {job.id} was cancelled at {at} but its Deferred never fired", [cancel])
             fired = facts.events[job.fired]
             if fired.kind == EventKind.RESULT:
@@ -85,7 +91,7 @@ def _fires(inv: Invariant, run) -> Violation | None:
                     f"({fired.detail}) instead of failing with {expected}",
                     [cancel, job.fired],
                 )
-            if fired.t_us > facts.time(cancel):
+            if fired.t_us > facts.time(cancel) and not run.target.delays:
                 return inv.violation(
                     run,
                     f"job {job.id} was cancelled at {at} but its Deferred fired only at {format_ms(fired.t_us)}; "

@@ -25,7 +25,7 @@ def test_a_target_with_global_state_is_caught_even_when_no_invariant_breaks(tmp_
     assert message.startswith("target 'robust_targets:counting' is nondeterministic: the same schedule gave two")
     assert BOTH_LINES.search(message), message
     assert "#" in message  # the counter shows in the lines that differ
-    # REVIEW.md F9: set order (Synapse's AwakenableSleeper wakes a set of Deferreds) is named too.
+    # docs/reviews/outside-user.md F9: set order (Synapse's AwakenableSleeper wakes a set of Deferreds) is named too.
     assert "reads time, randomness or global state the harness does not control, " in message
     assert "or iterates a set or dict of objects hashed by identity (memory addresses)" in message
     assert caught.value.result.stopped_by == "error"

@@ -1,4 +1,4 @@
-"""The outside-user review (REVIEW.md): components written blind, targets written from the docs.
+"""The outside-user review (docs/reviews/outside-user.md): components written blind, targets written from the docs.
 
 Both ways for every target: each correct component stays clean over a bounded campaign (a longer
 one in the slow tier), and each planted bug is caught with the invariant named in ``BUGGY``.
@@ -30,14 +30,16 @@ CORRECT = (
 #: Planted bugs and the invariant that must catch each.
 BUGGY = {
     f"{REVIEW}:token_bucket_off_by_one": "time.early",
-    f"{REVIEW}:token_bucket_double_tick": "user.bucket_rate",
+    f"{REVIEW}:token_bucket_double_tick": "time.early",
     f"{REVIEW}:token_bucket_wall_clock": "time.early",
     f"{REVIEW}:debouncer_sync_raise": "errors.escaped",
     f"{REVIEW}:debouncer_leaky_error": "errors.unhandled",
-    f"{REVIEW}:pool_timeout_leak": "user.no_resource_leaked",
-    f"{REVIEW}:pool_counting": "user.timeouts_only_when_full",
+    # The leaked resource shrinks the pool: a later waiter times out with a slot free (timeout_from="wait").
+    f"{REVIEW}:pool_timeout_leak": "time.timeout",
+    f"{REVIEW}:pool_counting": "time.timeout",
     f"{REVIEW}:retrying_off_by_one": "time.retries",
     f"{REVIEW}:retrying_forgetful_cancel": "completion.once",
+    f"{REVIEW}:retrying_stale_error": "errors.own_result",
 }
 
 #: The third-party targets the review added, and the misusing glue each one catches.
@@ -109,7 +111,7 @@ def test_a_shared_target_defaults_to_one_execution_per_key(tmp_path) -> None:
 
 
 def test_a_caller_joined_to_a_hanging_shared_execution_is_not_stuck() -> None:
-    """REVIEW.md F2, fixed: with shared, an execution of the key that never ends excuses its callers
+    """docs/reviews/outside-user.md F2, fixed: with shared, an execution of the key that never ends excuses its callers
     whatever key_limit says (tests/test_shared_overlap.py has both ways)."""
     run = run_schedule(repros.shared_overlap, repros.SHARED_OVERLAP_SCHEDULE)
     assert [v.invariant for v in check(run)] == []
@@ -140,7 +142,7 @@ def test_queue_jumping_bucket_breaks_fifo_when_a_call_comes_between_two_rounds()
 @pytest.mark.parametrize("tie_break", ["fifo", "lifo", "shuffle"])
 @pytest.mark.parametrize("step_ms", [0, 10, 100])
 def test_an_operation_lands_between_two_rounds_of_an_instant_only_when_the_schedule_says_so(tie_break: str, step_ms: int) -> None:
-    """REVIEW.md F1, fixed: by default job 4's submit runs after every round due at 100 ms, under every
+    """docs/reviews/outside-user.md F1, fixed: by default job 4's submit runs after every round due at 100 ms, under every
     tie-break and stride; with ``after_rounds=1`` it comes between the tick and the hand-over, as
     I/O does on a real reactor, and the queue jump is caught (tests/test_rounds.py has the rest)."""
     target = load_target(f"{REVIEW}:token_bucket_queue_jump")
@@ -156,7 +158,7 @@ def test_a_campaign_finds_the_queue_jump(tmp_path) -> None:
 
 
 def test_a_job_whose_canceller_raised_is_recorded_as_never_ending_and_keeps_what_it_holds() -> None:
-    """REVIEW.md F4, fixed: the attempt reads as cancelled at the cancel (end_us set) with
+    """docs/reviews/outside-user.md F4, fixed: the attempt reads as cancelled at the cancel (end_us set) with
     ``canceller_raised``, and ``running_at`` keeps it: an invariant that counts the attempts running
     at the end stays clean; one that trusts end_us alone still blames the pool."""
     held: list[int] = []
@@ -202,7 +204,7 @@ def test_debouncer_shares_one_execution_and_its_error_on_the_harness_clock(harne
 
 
 def test_the_escape_not_the_cancel_is_blamed() -> None:
-    """REVIEW.md F13: job 1 was stranded by the exception that escaped at 50 ms, before job 0's
+    """docs/reviews/outside-user.md F13: job 1 was stranded by the exception that escaped at 50 ms, before job 0's
     cancel. Taking the cancelled job out also took its raise away, so the cancel was blamed
     (cancellation.releases, first in report order); the diagnosis now sees that healing the
     cancelled job's raise alone, its cancel kept, frees job 1: a failure stranded it."""

@@ -1,4 +1,4 @@
-"""Operations between the rounds of an instant (``after_rounds``; REVIEW.md F1 of the outside-user review).
+"""Operations between the rounds of an instant (``after_rounds``; docs/reviews/outside-user.md F1 of the outside-user review).
 
 On a real reactor I/O (a new request: a schedule operation) is handled between two passes of
 ``runUntilCurrent``, so a call the subject adds with ``callLater(0)`` during a pass may run after

@@ -1,6 +1,6 @@
 """``shared`` with ``key_limit > 1``: a caller that joined an execution that never ends is not stuck.
 
-REVIEW.md F2 of the outside-user review (a debouncer whose executions of one key overlap, declared
+docs/reviews/outside-user.md F2 of the outside-user review (a debouncer whose executions of one key overlap, declared
 ``shared=True, key_limit=100``): a caller that joined a hanging execution was flagged
 ``completion.deadline``. ``sharing.joined`` lets a caller be served by any execution of its key
 running at its submission or started after it, so such an execution that never ends excuses it,

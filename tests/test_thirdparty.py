@@ -143,8 +143,8 @@ def test_keyed_synapse_targets_have_the_full_menu(spec: str) -> None:
     target = load_target(spec)
     menu = target.default_menu()
     assert target.keys == 2 and menu.keys == 2 and "hang" in menu.job_kinds and menu.stops
-    # Only Linearizer has cancels: no cancellation mode fits the others (see synapse_prims).
-    assert menu.cancels == menu.canceller_raises == ("linearizer" in spec)
+    # Linearizer and ResponseCache ("delayed") have cancels; no cancellation mode fits BatchingQueue.
+    assert menu.cancels == menu.canceller_raises == ("batching_queue" not in spec)
 
 
 @pytest.mark.slow

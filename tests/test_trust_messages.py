@@ -22,6 +22,7 @@ from harness.model.schedule import Start
 from scenarios.caller_timeout import CallerTimeoutPool
 from scenarios.retry import BackoffRetry, JitteryBackoff
 from scenarios.timeout import OrphaningTimeout, TimeoutPool
+from specimens import LateDelayedCancel, WaitTimeout
 from specimens import (
     BoundedPool,
     CancelAtTimeout,
@@ -99,6 +100,19 @@ _retry_unless_true = Target(build=RetryUnlessTrue, retries=1)
 _backoff_exact = Target(build=BackoffRetry, retries=3, backoff_ms=(100, 400))
 _backoff_jittery = Target(build=JitteryBackoff, retries=3, backoff_ms=(100, 400))
 
+class WaitTimedOut(Exception):
+    """A timeout error a wait-timeout target may declare instead of Twisted's."""
+
+
+def _wait(**kwargs) -> Target:
+    return Target(build=lambda clock: WaitTimeout(clock, **kwargs), limit=2, timeout_ms=300, timeout_from="wait")
+
+
+_delayed_late = Target(build=lambda clock: LateDelayedCancel(clock, lag_ms=50), cancellable="delayed")
+_delayed_ok = Target(build=LateDelayedCancel, cancellable="delayed")
+TWO_BUSY = S(Submit(0, 0, ok(500)), Submit(0, 1, ok(500)), Submit(10, 2, ok()))
+TWO_HANG = S(Submit(0, 0, HANG), Submit(0, 1, HANG), Submit(10, 2, ok()), Stop(400))  # the stop: the run lasts past 310ms
+
 CANCELS = S(Submit(0, 0, ok(50)), Submit(0, 1, ok(50)), Submit(0, 2, ok(50)), Cancel(10, 0), Cancel(10, 2))
 HOSTILE = S(Submit(0, 0, JobSpec("hang", canceller_raises=True)), Submit(0, 1, ok()))
 THREE = S(Submit(0, 0, ok()), Submit(0, 1, ok()), Submit(0, 2, ok()))
@@ -130,6 +144,8 @@ MESSAGES: tuple[Row, ...] = (
         "scenarios.cancel:cooperative_cancel_pool", SEMAPHORE, S(Submit(0, 0, fail()), Cancel(5, 0))),
     Row("fires.type", "cancellation.fires", "not Aborted (or a subclass)", "scenarios.abort:half_abort_pool",
         "scenarios.abort:abort_pool", CANCELS),
+    Row("delayed.late", "cancellation.fires", "while its job ran, and the job's work ended at 50ms, but its Deferred fired only at 100ms",
+        _delayed_late, _delayed_ok, S(Submit(0, 0, ok(50)), Cancel(10, 0))),
     Row("no_start.started", "cancellation.no_start", "started at", "scenarios.queue_workers:no_skip_queue_workers",
         "scenarios.queue_workers:queue_workers", S(Submit(0, 0, ok()), Submit(0, 1, ok()), Cancel(0, 1))),
     Row("no_start.retried", "cancellation.no_start", "was retried (attempt 1)", "scenarios.retry:retry_after_cancel",
@@ -144,6 +160,16 @@ MESSAGES: tuple[Row, ...] = (
         "scenarios.semaphore:cancel_leak_pool", SEMAPHORE,
         S(Submit(0, 0, ok()), Submit(0, 1, ok()), Cancel(0, 1), Submit(0, 2, ok()))),
     # time.timeout
+    Row("wait.started_late", "time.timeout", "job 2 started at 500ms, after its wait timed out at 310ms", _wait(timeout_ms=None),
+        _wait(), TWO_BUSY),
+    Row("wait.unfired", "time.timeout", "job 2 waited 300ms without starting (submitted at 10ms) but its Deferred never fired",
+        _wait(timeout_ms=None), _wait(), TWO_HANG),
+    Row("wait.wrong_error", "time.timeout", "job 2's wait timed out at 310ms but its Deferred fired with TimeoutError",
+        replace(_wait(), timeout_error=WaitTimedOut), _wait(), TWO_HANG),
+    Row("wait.whole_call", "time.timeout", 'timeout_from="wait" times out only the wait, not the job', _wait(whole=True),
+        _wait(), S(Submit(0, 0, ok(500)))),
+    Row("wait.free_slot", "time.timeout", "the declared limit of 2 was never full while it waited (at most 1 running",
+        _wait(slots=1), _wait(), S(Submit(0, 0, HANG), Submit(10, 1, ok()))),
     Row("timeout.early_start", "time.timeout", "only 30ms after it started; the timeout is 300ms", _short_timeout,
         "scenarios.timeout:timeout_pool", S(Submit(0, 0, HANG))),
     Row("timeout.early_submit", "time.timeout", "only 30ms after it was submitted; the timeout is 300ms",

@@ -151,7 +151,7 @@ def test_every_record_field_is_in_the_reference() -> None:
 
 
 def test_an_attempt_whose_canceller_raised_never_ends_in_the_view() -> None:
-    """REVIEW.md F4: its Deferred was cancelled (outcome and end_us say so) but the job never ends and
+    """docs/reviews/outside-user.md F4: its Deferred was cancelled (outcome and end_us say so) but the job never ends and
     keeps what it holds, so ``running_at`` keeps it; an attempt cancelled normally ends at the cancel."""
     from scenarios.pools import SemaphorePool
 
@@ -172,7 +172,7 @@ def test_an_attempt_whose_canceller_raised_never_ends_in_the_view() -> None:
 
 
 def test_call_records_hold_the_trace_index_of_their_call_event() -> None:
-    """REVIEW.md F12: relate a call to other events without zipping of_kind("call") with calls."""
+    """docs/reviews/outside-user.md F12: relate a call to other events without zipping of_kind("call") with calls."""
     schedule = Schedule((Submit(0, 0, JobSpec("succeed", 10)), Call(0, "trip"), Submit(100, 1, JobSpec("succeed", 10)), Call(100, "reset")))
     view = run_schedule(circuit_breaker, schedule).view
     assert [c.index for c in view.calls] == [i for i, _ in view.of_kind("call")]
@@ -183,7 +183,7 @@ def test_call_records_hold_the_trace_index_of_their_call_event() -> None:
 
 
 def test_an_outcome_names_the_declared_types_its_error_is_an_instance_of() -> None:
-    """REVIEW.md F12: the builtin TimeoutError a schedule injects and Twisted's (declared) share a name:
+    """docs/reviews/outside-user.md F12: the builtin TimeoutError a schedule injects and Twisted's (declared) share a name:
     ``error`` reads the same, ``error_is`` tells them apart; a subclass of a declared type counts."""
     from twisted.internet import defer
 

@@ -247,11 +247,16 @@ class EscapeGuard:
             PROCESS_FUNCTIONS["os._exit"][0](0)
 
     def _keep_process_state(self) -> Callable[[], None]:
-        """What puts back, when the run ends, the working directory and the signal handlers the target may change."""
+        """What puts back, when the run ends, the working directory, signal handlers, clocks, umask and
+        recursion limit the target may change (a umask of 0o777 left by a run stops the failure from being
+        saved; a lowered recursion limit makes later runs differ, reported as nondeterminism)."""
         try:
             cwd = os.getcwd()
         except OSError:
             cwd = None
+        umask = os.umask(0o022)
+        os.umask(umask)
+        recursion = sys.getrecursionlimit()
         clocks = {name: getattr(time, name) for name in RESTORED_CLOCKS if hasattr(time, name)}  # and the clocks
         handlers = {}
         if threading.current_thread() is threading.main_thread():
@@ -259,6 +264,9 @@ class EscapeGuard:
             handlers = {signum: _signal.getsignal(signum) for signum in RESTORED_SIGNALS}
 
         def restore() -> None:
+            os.umask(umask)
+            if sys.getrecursionlimit() != recursion:
+                sys.setrecursionlimit(recursion)
             for name, clock in clocks.items():
                 if getattr(time, name, None) is not clock:
                     setattr(time, name, clock)

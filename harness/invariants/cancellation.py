@@ -7,6 +7,11 @@ Deferred fails at once, but work already running runs on
 ``cancellable="abandon"``: as "detach", except that the cancel which leaves
 an execution with no caller waiting (every caller of it cancelled; with
 ``shared``, every caller of its key) may cancel the work.
+``cancellable="delayed"``: the caller's Deferred may fail late, but no later
+than its job would have started (a waiting job never starts: it fails once
+its turn comes) or, if the job was running, than the end of the instant its
+work ended; running work may run on or be cancelled (neither
+``cancellation.propagates`` nor ``cancellation.detaches`` applies).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from harness.model.known import known
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.diagnosis import Cause
-from harness.run.facts import CANCELLABLE_KINDS, abandoned_at, facts_of
+from harness.run.facts import CANCELLABLE_KINDS, Facts, JobFacts, _filled, _stuck_attempts, abandoned_at, facts_of
 
 if TYPE_CHECKING:
     from harness.run.runner import Run
@@ -50,6 +55,7 @@ class Fires(_Cancellation):
         events, declared = facts.events, facts.declared
         raised = (events[i] for i in facts.of_kind(EventKind.CANCEL_RAISED))
         hostile = {e.job for e in raised if e.detail.startswith(CANCELLER_ERROR)}
+        delays = run.target.delays
         for job in facts.cancelled:  # the jobs with cancels, in job order: the others have nothing to judge
             if job.canceller_raised or job.id in hostile:
                 continue  # a hostile job: its own canceller raised, the subject could not finish the cancel
@@ -57,7 +63,14 @@ class Fires(_Cancellation):
             for cancel in job.cancels:
                 if fired_at is not None and fired_at < cancel:
                     break  # cancelling after the result is the "harmless" case
-                if fired_at is None:
+                if delays:
+                    late = _late_delayed_cancel(facts, run.target, job, cancel)
+                    if late is not None:
+                        at = format_ms(facts.time(cancel))
+                        return self.violation(run, f"job {job.id} was cancelled at {at} {late[0]}", late[1])
+                    if fired_at is None:
+                        break  # excused: its turn never came (work that never ends holds the slots)
+                elif fired_at is None:
                     at = format_ms(facts.time(cancel))
                     return self.violation(run, f"job {job.id} was cancelled at {at} but its Deferred never fired", [cancel])
                 fired = events[fired_at]
@@ -69,7 +82,7 @@ class Fires(_Cancellation):
                         f"({fired.detail}) instead of failing with {expected}",
                         [cancel, fired_at],
                     )
-                if fired.t_us > events[cancel].t_us:
+                if fired.t_us > events[cancel].t_us and not delays:
                     at = format_ms(facts.time(cancel))
                     return self.violation(
                         run,
@@ -89,6 +102,47 @@ class Fires(_Cancellation):
                     )
                 break
         return None
+
+
+def _late_delayed_cancel(facts: Facts, target: Target, job: JobFacts, cancel: int) -> tuple[str, list[int]] | None:
+    """For ``cancellable="delayed"``: why ``job``'s Deferred, cancelled at ``cancel``, fired too late, or None.
+
+    Work of the job running at the cancel bounds it: the caller fails by the
+    end of the instant that work ended (never, if it never ends). A job
+    waiting at the cancel must fail once its turn comes; the trace cannot say
+    when that would have been, so what is checked is that it fails by the
+    time the run drained, unless work that never ends (hanging jobs, or
+    cancellers that raised) fills the declared limit (any one, with no limit
+    declared; per key with keys), as for a stranded job.
+    """
+    running = [a for a in job.attempts if a.running_at(cancel)]
+    fired = facts.events[job.fired].t_us if job.fired is not None else None
+    if running:
+        attempt = running[-1]
+        if attempt.end is None:
+            return None  # its work never ended: the caller may wait with it
+        ended = facts.time(attempt.end)
+        if fired is None or fired > ended:
+            when = "never fired" if fired is None else f"fired only at {format_ms(fired)}"
+            return (
+                f"while its job ran, and the job's work ended at {format_ms(ended)}, but its Deferred {when}; "
+                'cancellable="delayed" promises it fails by the end of the instant its work ends',
+                [cancel, attempt.end] + ([] if job.fired is None else [job.fired]),
+            )
+        return None
+    if fired is not None:
+        return None
+    end = facts.drained if facts.drained is not None else len(facts.events)
+    blockers = [a for a in _stuck_attempts(facts, target, end) if a.job != job.id]
+    if (target.keys is None or target.limit is not None) and _filled(len(blockers), target.limit):
+        return None
+    if target.keys is not None and _filled(sum(facts.jobs[a.job].key == job.key for a in blockers), target.keyed_limit):
+        return None
+    return (
+        "while it waited, but its Deferred never fired though nothing held its turn for ever; "
+        'cancellable="delayed" promises it fails once its turn comes',
+        [cancel],
+    )
 
 
 class NoStart(_Cancellation):
@@ -122,7 +176,7 @@ class Propagates(_Cancellation):
     summary = "cancelling a running job cancels the job's own Deferred"
 
     def applies(self, target: Target) -> bool:
-        return super().applies(target) and not target.detaches
+        return super().applies(target) and not target.detaches and not target.delays
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)

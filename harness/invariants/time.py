@@ -43,7 +43,10 @@ class Timeout(Invariant):
         for job in facts.jobs.values():
             if job.periodic:
                 continue
-            message = self._judge(run.target, facts, job) or self._legitimate(run.target, facts, job)
+            if run.target.timeout_from == "wait":
+                message = _judge_wait(run.target, facts, job) or _legitimate_wait(run.target, facts, job)
+            else:
+                message = self._judge(run.target, facts, job) or self._legitimate(run.target, facts, job)
             if message is not None:
                 text, events = message
                 return self.violation(run, text, events)
@@ -113,17 +116,9 @@ class Timeout(Invariant):
         Unless the job raised that error itself, the caller got it after a
         cancel or a stop (any error goes then), or it is a declared rejection.
         """
-        fired = job.fired
-        if fired is None or facts.events[fired].kind != EventKind.FAILURE or not facts.is_error(fired, target.timeout_error):
+        fired = _timeout_to_judge(target, facts, job)
+        if fired is None:
             return None
-        stop = facts.first_stop()
-        if any(c < fired for c in job.cancels) or (stop is not None and stop < fired):
-            return None
-        if any(facts.is_error(fired, t) for t in target.rejects):
-            return None
-        name = facts.error_name(fired)
-        if any(a.end_kind == EventKind.JOB_FAIL and known(a.end) < fired and facts.events[known(a.end)].detail == name for a in job.attempts):
-            return None  # the job's own error, propagated
         detail, at, timeout = facts.events[fired].detail, format_ms(facts.time(fired)), known(target.timeout_ms)
         if target.timeout_from == "submit":
             origin, what = known(job.submit), "was submitted"
@@ -149,6 +144,124 @@ class Timeout(Invariant):
         """The first user cancel or stop: from then on the job may end for reasons other than the timeout."""
         marks = [*job.cancels[:1], *facts.stops[:1]]
         return min(marks) if marks else None
+
+
+#: How the wait-timeout messages name the promise.
+_WAIT = 'timeout_from="wait"'
+
+
+def _timeout_to_judge(target: Target, facts: Facts, job: JobFacts) -> int | None:
+    """The firing (trace index) of ``job``'s caller with the timeout error, unless a cancel or stop came
+    first (any error goes then), it is a declared reject, or it is the job's own error, propagated."""
+    fired = job.fired
+    if fired is None or facts.events[fired].kind != EventKind.FAILURE or not facts.is_error(fired, target.timeout_error):
+        return None
+    stop = facts.first_stop()
+    if any(c < fired for c in job.cancels) or (stop is not None and stop < fired):
+        return None
+    if any(facts.is_error(fired, t) for t in target.rejects):
+        return None
+    name = facts.error_name(fired)
+    if any(a.end_kind == EventKind.JOB_FAIL and known(a.end) < fired and facts.events[known(a.end)].detail == name for a in job.attempts):
+        return None  # the job's own error, propagated
+    return fired
+
+
+def _judge_wait(target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[int]] | None:
+    """``timeout_from="wait"``: a job not started T after its submission fails with the timeout error
+    then (by T plus the clock's lateness), and never starts afterwards; a cancel or stop first excuses it."""
+    if job.submit is None or job.submit_raised is not None:
+        return None
+    timeout = known(target.timeout_ms) * 1000
+    due = facts.time(job.submit) + timeout
+    horizon = facts.time(facts.drained) if facts.drained is not None else 0
+    first = job.attempts[0].start if job.attempts else None
+    if first is not None and facts.time(first) <= due + facts.late_us:
+        return None  # it started in time (a running job has no timeout: the wait is over)
+    if job.fired is not None and facts.time(job.fired) < due:
+        return None  # answered before the timeout (rejected, stopped, cancelled): judged elsewhere
+    excused = Timeout._excused_from(facts, job)
+    if excused is not None and facts.time(excused) <= due + facts.late_us:
+        return None
+    if due > horizon:
+        return None
+    expected = target.timeout_error.__name__
+    if first is not None:
+        return (
+            f"job {job.id} started at {format_ms(facts.time(first))}, after its wait timed out at {format_ms(due)} "
+            f"({target.timeout_ms}ms after it was submitted; {_WAIT})",
+            [known(job.submit), first],
+        )
+    if job.fired is None or facts.time(job.fired) > due + facts.late_us:
+        when = "never fired" if job.fired is None else f"fired only at {format_ms(facts.time(job.fired))}"
+        return (
+            f"job {job.id} waited {target.timeout_ms}ms without starting (submitted at "
+            f"{format_ms(facts.time(known(job.submit)))}) but its Deferred {when}; {_WAIT} promises "
+            f"it fails with {expected} at {format_ms(due)}",
+            [known(job.submit)] + ([] if job.fired is None else [job.fired]),
+        )
+    if facts.events[job.fired].kind != EventKind.FAILURE or not facts.is_error(job.fired, target.timeout_error):
+        return (
+            f"job {job.id}'s wait timed out at {format_ms(due)} but its Deferred fired with "
+            f"{facts.events[job.fired].detail}, not {expected}",
+            [known(job.submit), job.fired],
+        )
+    return None
+
+
+def _legitimate_wait(target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[int]] | None:
+    """``timeout_from="wait"``: a timeout error reaches only a caller whose job never started, at least T
+    after its submission, and only if the declared ``limit`` was full at some moment of its wait (any one
+    job running, with no ``limit``): a queue with a free slot has no reason to keep a job waiting."""
+    fired = _timeout_to_judge(target, facts, job)
+    if fired is None or job.submit is None:
+        return None
+    detail, at, timeout = facts.events[fired].detail, format_ms(facts.time(fired)), known(target.timeout_ms)
+    if job.attempts and job.attempts[0].start < fired:
+        return (
+            f"job {job.id} started at {format_ms(facts.time(job.attempts[0].start))}, yet its Deferred failed with "
+            f"{detail} at {at}; {_WAIT} times out only the wait, not the job",
+            [job.attempts[0].start, fired],
+        )
+    submitted = facts.time(job.submit)
+    waited = facts.time(fired) - submitted
+    if waited < timeout * 1000:
+        return (
+            f"job {job.id} failed with {detail} at {at}, only {format_ms(waited)} after it was submitted; a timeout "
+            f"error is legitimate only after the {timeout}ms timeout",
+            [job.submit, fired],
+        )
+    full = target.limit if target.limit is not None else 1
+    most = _most_running(facts, job.submit, fired)
+    if most < full:
+        return (
+            f"job {job.id}'s wait timed out at {at}, but the declared limit of {full} was never full while it waited "
+            f"(at most {most} running since its submission at {format_ms(submitted)}): a job with a free slot "
+            "must not be kept waiting",
+            [job.submit, fired],
+        )
+    return None
+
+
+def _most_running(facts: Facts, first: int, last: int) -> int:
+    """The most job attempts running at once between trace indexes ``first`` and ``last`` (an attempt whose
+    canceller raised never ends: it holds its slot)."""
+    changes: list[tuple[int, int]] = []
+    for job in facts.jobs.values():
+        for a in job.attempts:
+            if a.start > last:
+                continue
+            end = None if a.canceller_raised else a.end
+            if end is not None and end < first:
+                continue
+            changes.append((max(a.start, first), 1))
+            if end is not None and end <= last:
+                changes.append((end, -1))
+    running = most = 0
+    for _, step in sorted(changes, key=lambda c: (c[0], -c[1])):
+        running += step
+        most = max(most, running)
+    return most
 
 
 class Retries(Invariant):
@@ -265,7 +378,10 @@ class Early(Invariant):
         elif target.kind == "periodic":
             found = self._periodic(run, facts, known(target.interval_ms) * 1000)
         if found is None and target.rate is not None:
-            found = self._rate(run, facts, *target.rate)
+            if target.burst is not None:
+                found = self._burst(run, facts, *target.rate, target.burst)
+            else:
+                found = self._rate(run, facts, *target.rate)
         return found
 
     def _periodic(self, run: Run, facts: Facts, interval: int) -> Violation | None:
@@ -334,6 +450,37 @@ class Early(Invariant):
                     run,
                     f"{jobs + 1} jobs started between {format_ms(facts.time(early))} and "
                     f"{format_ms(facts.time(late))}; the declared rate is {jobs} per {per_ms}ms"
+                    f"{jumped if facts.jump_between(early, late) else ''}",
+                    [s for s in starts if early <= s <= late],
+                )
+        return None
+
+
+    def _burst(self, run: Run, facts: Facts, jobs: int, per_ms: int, burst: int) -> Violation | None:
+        """A token bucket: any ``burst + k`` starts span at least ``k * per_ms / jobs``.
+
+        For starts ``i < j`` (``k = j - i + 1 - burst >= 1``): ``(t_j - t_i) * jobs >= k * per``, checked in
+        one pass as ``t_j * jobs - j * per >= max(t_i * jobs - i * per) + (1 - burst) * per``, ``per`` in us.
+        """
+        starts = sorted(j.first_start for j in facts.jobs.values() if j.first_start is not None)
+        per = per_ms * 1000
+        best: tuple[int, int] | None = None  # (t_i * jobs - i * per, i) over the i at least burst before j
+        for j, index in enumerate(starts):
+            if j >= burst:
+                i = j - burst
+                v = facts.time(starts[i]) * jobs - i * per
+                if best is None or v >= best[0]:
+                    best = (v, i)  # on a tie the later start: the closest pair is the clearest report
+            if best is None:
+                continue
+            v, i = best
+            if facts.time(index) * jobs - j * per < v + (1 - burst) * per:
+                early, late, k = starts[i], index, j - i + 1 - burst
+                jumped = " (in monotonic time: the wall-clock jump between them excuses nothing)"
+                return self.violation(
+                    run,
+                    f"{j - i + 1} jobs started between {format_ms(facts.time(early))} and {format_ms(facts.time(late))}; "
+                    f"a burst of {burst} at a rate of {jobs} per {per_ms}ms needs {format_ms(k * per // jobs)} for that"
                     f"{jumped if facts.jump_between(early, late) else ''}",
                     [s for s in starts if early <= s <= late],
                 )

@@ -33,10 +33,14 @@ KINDS = ("submit", "periodic")
 #: ``cancellable``: True (cancel fails the caller and cancels the work), False (no cancels
 #: are promised or drawn), "detach" (cancel fails the caller at once; the work runs on), or
 #: "abandon" (as "detach", but once every caller of an execution has cancelled, the work may be
-#: cancelled too: a single-flight cache that drops work nobody waits for).
-CANCEL_MODES = (True, False, "detach", "abandon")
+#: cancelled too: a single-flight cache that drops work nobody waits for), or "delayed" (cancel
+#: fails the caller late: no later than the job would have started, or than its running work
+#: ended; the job never starts after the cancel; running work may run on or be cancelled).
+CANCEL_MODES = (True, False, "detach", "abandon", "delayed")
 ORDERS = ("fifo", "priority")
-TIMEOUT_FROM = ("start", "submit")
+#: ``timeout_from``: the timeout runs from the job's start, from its submission, or covers only the
+#: wait in the queue ("wait": a job not started T after submission fails at T, never starts after).
+TIMEOUT_FROM = ("start", "submit", "wait")
 
 #: Failures in a row whose backoff waits bound how long a backoff loop is watched.
 BACKOFF_RETRIES_OBSERVED = 8
@@ -99,6 +103,8 @@ class Target:
     retries: int | None = None
     backoff_ms: Backoff | None = None
     rate: tuple[int, int] | None = None
+    # with rate=(n, per_ms): a burst of this many may start at once (a token bucket's capacity)
+    burst: int | None = None
     interval_ms: int | None = None
     overlap: bool = False
     # completion
@@ -106,6 +112,8 @@ class Target:
     # errors
     rejects: tuple[type[BaseException], ...] = ()
     errors: tuple[type[BaseException], ...] = ()
+    # error types that carry the job's error, with how to get it: {GaveUp: lambda e: e.last}
+    wraps: Mapping[type[BaseException], Callable[[Any], Any]] = field(default_factory=dict, hash=False)
     # adapters and extras
     submit: Callable[[Any, Any, int], Any] | None = None
     start: Callable[[Any, Any], Any] | None = None
@@ -128,7 +136,9 @@ class Target:
         if self.retries is not None and (not isinstance(self.retries, int) or self.retries < 0):
             raise TargetError(f"Target retries must be a non-negative integer or None, got {self.retries!r}")
         if not any(self.cancellable is mode or (isinstance(mode, str) and self.cancellable == mode) for mode in CANCEL_MODES):
-            raise TargetError(f"Target cancellable must be True, False, 'detach' or 'abandon', got {self.cancellable!r}")
+            raise TargetError(
+                f"Target cancellable must be True, False, 'detach', 'abandon' or 'delayed', got {self.cancellable!r}"
+            )
         if (self.key_limit is not None or self.shared or self.cache_ms is not None) and self.keys is None:
             raise TargetError("Target key_limit, shared and cache_ms are promises about keys: declare keys=N as well")
         if self.cache_ms is not None and not self.shared:
@@ -150,10 +160,19 @@ class Target:
                 raise TargetError(f"Target {name} must be an exception class, got {getattr(self, name)!r}")
         if not (isinstance(self.rejects, tuple) and all(_exception_class(t) for t in self.rejects)):
             raise TargetError(f"Target rejects must be a tuple of exception classes, got {self.rejects!r}")
+        if not (isinstance(self.wraps, Mapping) and all(_exception_class(t) and callable(g) for t, g in self.wraps.items())):
+            raise TargetError(
+                "Target wraps must map exception classes to functions giving the error they carry "
+                f"({{GaveUp: lambda e: e.last}}), got {self.wraps!r}"
+            )
         if self.rate is not None and not (
             isinstance(self.rate, tuple) and len(self.rate) == 2 and all(isinstance(v, int) and v > 0 for v in self.rate)
         ):
             raise TargetError(f"Target rate must be (jobs, per_ms) with positive integers, got {self.rate!r}")
+        if self.burst is not None and (not isinstance(self.burst, int) or isinstance(self.burst, bool) or self.burst < 1):
+            raise TargetError(f"Target burst must be a positive integer or None, got {self.burst!r}")
+        if self.burst is not None and self.rate is None:
+            raise TargetError("Target burst is how many may start at once beside a rate: declare rate=(jobs, per_ms) too")
         if self.kind == "periodic" and self.interval_ms is None and self.backoff_ms is None:
             raise TargetError(
                 "a periodic Target must declare interval_ms (the period its subject promises) "
@@ -178,7 +197,7 @@ class Target:
         if self.cancellable is False and isinstance(self.menu, Menu) and self.menu.cancels and not self.menu.periodic:
             raise TargetError(
                 "Target cancellable=False promises nothing about cancels, so its invariants cannot judge them, but its "
-                "menu draws cancels: pass Menu(cancels=False, ...), or declare cancellable=True, 'detach' or 'abandon'"
+                "menu draws cancels: pass Menu(cancels=False, ...), or declare cancellable=True, 'detach', 'abandon' or 'delayed'"
             )
         for name, args in (("submit", "subject, job, priority"), ("start", "subject, work"), ("stop", "subject")):
             _check_adapter(name, getattr(self, name), args)
@@ -202,6 +221,11 @@ class Target:
         return self.cancellable == "abandon"
 
     @property
+    def delays(self) -> bool:
+        """Whether a cancel may fail the caller late, once its job would have started or ended (``"delayed"``)."""
+        return self.cancellable == "delayed"
+
+    @property
     def keyed_limit(self) -> int | None:
         """At most how many attempts of one key may run at once: ``key_limit``, else 1 when shared."""
         if self.key_limit is not None:
@@ -214,6 +238,26 @@ class Target:
 
         Worked out once per target (read for every job of a run; the target is frozen)."""
         return (self.cancel_error, self.timeout_error, *self.rejects)
+
+    def carried(self, exc: BaseException) -> BaseException:
+        """The error ``exc`` carries by ``wraps`` (unwrapped again while it is a declared wrapper), else ``exc``.
+
+        A getter may return an exception, a ``Failure``, or None (nothing
+        carried: ``exc`` is judged as itself); one that raises counts as None.
+        """
+        for _ in range(8):  # a wrapper carrying itself must not loop for ever
+            getter = next((g for t, g in self.wraps.items() if isinstance(exc, t)), None)
+            if getter is None:
+                break
+            try:
+                inner = getter(exc)
+            except Exception:
+                break
+            inner = getattr(inner, "value", inner)  # a Failure carries its exception as .value
+            if not isinstance(inner, BaseException) or inner is exc:
+                break
+            exc = inner
+        return exc
 
     @functools.cached_property
     def error_types(self) -> Mapping[str, type[BaseException]]:

@@ -263,7 +263,7 @@ def stranded_jobs(facts: Facts, target: Target) -> list[int]:
     stuck_of_job: dict[int, int] = {}
     stuck_of_key: dict[int, int] = {}
     out: list[int] = []
-    hangs_forever = target.timeout_ms is None
+    hangs_forever = target.timeout_ms is None or target.timeout_from == "wait"  # as _hangs
     keyed = target.keys is not None
     by_limit = not keyed or target.limit is not None  # whether the global limit is what stuck attempts must fill
     for job in facts.jobs.values():
@@ -328,7 +328,7 @@ def _waiting_at(facts: Facts, job: JobFacts, index: int) -> bool:
 
 
 def _hangs(attempt: Attempt, target: Target) -> bool:
-    return attempt.kind == "hang" and target.timeout_ms is None
+    return attempt.kind == "hang" and (target.timeout_ms is None or target.timeout_from == "wait")
 
 
 def _stuck_counts(facts: Facts, target: Target, end: int) -> tuple[int, dict[int, int], dict[int, int]]:

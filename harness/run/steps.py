@@ -140,7 +140,7 @@ def _watch(run: Run, job: int, d: Any, what: str) -> None:
         _on_result,
         _on_failure,
         callbackArgs=(run.trace, job),
-        errbackArgs=(run.trace, job, EventKind.FAILURE, run.target.declared_errors),
+        errbackArgs=(run.trace, job, EventKind.FAILURE, run.target.declared_errors, run.target),
     )
 
 
@@ -220,11 +220,22 @@ def _on_result(value: Any, trace: Trace, job: int) -> None:
 
 
 def _on_failure(
-    failure: Failure, trace: Trace, job: int, kind: EventKind = EventKind.FAILURE, declared: tuple[type[BaseException], ...] = ()
+    failure: Failure,
+    trace: Trace,
+    job: int,
+    kind: EventKind = EventKind.FAILURE,
+    declared: tuple[type[BaseException], ...] = (),
+    target: Any = None,
 ) -> None:
     # A Failure holds its exception; Twisted types value as optional only for its constructor's sake.
-    trace.record(kind, job, describe_error(known(failure.value), failure))
-    _note_declared(trace, job, known(failure.value), declared)
+    exc = known(failure.value)
+    if target is not None and target.wraps:
+        # A declared wrapper (GaveUp(last), FirstError) is recorded as the error it carries: what the caller got.
+        carried = target.carried(exc)
+        if carried is not exc:
+            exc, failure = carried, Failure(carried)
+    trace.record(kind, job, describe_error(exc, failure))
+    _note_declared(trace, job, exc, declared)
 
 
 def _note_declared(trace: Trace, job: int, exc: BaseException, declared: tuple[type[BaseException], ...]) -> None:

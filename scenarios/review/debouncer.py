@@ -16,7 +16,7 @@ Promises:
   * the result a caller gets comes from a run of ``work`` that started after that caller called;
   * no error is left unhandled, no timer is left pending once every batch is delivered.
 
-Written blind (as an outside user) for the review in REVIEW.md.
+Written blind (as an outside user) for the review in docs/reviews/outside-user.md.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ Promises:
   * after close() and every resource released, every created resource has been destroyed and
     no timer is pending.
 
-Written blind (as an outside user) for the review in REVIEW.md.
+Written blind (as an outside user) for the review in docs/reviews/outside-user.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Minimal reproducers of the harness findings of the outside-user review (REVIEW.md).
+"""Minimal reproducers of the harness findings of the outside-user review (docs/reviews/outside-user.md).
 
 Each is a target (most of them a review target with one field changed) and, where the finding
 is about one schedule, that schedule.  ``tests/test_review_targets.py`` runs them: a finding that

@@ -15,7 +15,7 @@ Promises:
   * the call's Deferred fires exactly once, no later than ``deadline`` after the call;
   * no timer is left pending after the Deferred fired; no error is left unhandled.
 
-Written blind (as an outside user) for the review in REVIEW.md.
+Written blind (as an outside user) for the review in docs/reviews/outside-user.md.
 """
 
 from __future__ import annotations
@@ -194,3 +194,26 @@ class ForgetfulCancelClient(RetryingClient):
     """PLANTED BUG: cancelling during a backoff wait does not stop the pending retry."""
 
     call_class = _ForgetfulCancelCall
+
+
+class _StaleErrorCall(_Call):
+    def _failed(self, f: Failure, d: "Deferred[Any]") -> None:
+        # BUG: the client keeps "the error to report" in one field shared by every call, set by
+        # the first failure it ever sees and never reset: a later call gives up with GaveUp
+        # carrying another call's error.
+        if not self.done and self.client.report_failure is None:
+            self.client.report_failure = f
+        super()._failed(f, d)
+
+    def _finish(self, outcome: Any) -> None:
+        if isinstance(outcome, Failure) and outcome.check(GaveUp) and self.client.report_failure is not None:
+            outcome = Failure(GaveUp(self.attempts, self.client.report_failure))
+        super()._finish(outcome)
+
+
+class StaleErrorClient(RetryingClient):
+    """PLANTED BUG: ``GaveUp`` carries the first failure the client ever saw, of whichever call
+    failed first, not the last failure of the call that gives up."""
+
+    call_class = _StaleErrorCall
+    report_failure: Optional[Failure] = None

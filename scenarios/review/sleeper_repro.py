@@ -1,4 +1,4 @@
-"""Reproducer (REVIEW.md, set-order nondeterminism): Synapse's AwakenableSleeper with every job
+"""Reproducer (docs/reviews/outside-user.md, set-order nondeterminism): Synapse's AwakenableSleeper with every job
 under one name.  ``harness fuzz scenarios.review.sleeper_repro:one_name_sleeper`` stops with
 "target ... is nondeterministic" within a few hundred examples: ``wake`` calls the name's
 sleepers back in ``set`` order, which follows memory addresses.  Needs the thirdparty extra."""

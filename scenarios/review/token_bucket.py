@@ -8,7 +8,7 @@ it from the queue.
 Time is measured only with ``clock.callLater`` delays, never by subtracting ``clock.seconds()``
 readings: on a real reactor ``seconds()`` is the wall clock, and a bucket that refills by
 ``elapsed = now - last`` mints a burst of tokens when the clock jumps forward (the first version
-of this class did that, and the harness caught it: see REVIEW.md).  A refill tick re-arms itself
+of this class did that, and the harness caught it: see docs/reviews/outside-user.md).  A refill tick re-arms itself
 relative to when it actually ran, so a late tick never shortens the next gap either.
 
 Promises:
@@ -19,7 +19,7 @@ Promises:
     never consumes a token;
   * no timer is left pending once the bucket is full and nobody waits.
 
-Written blind (as an outside user) for the review in REVIEW.md.
+Written blind (as an outside user) for the review in docs/reviews/outside-user.md.
 """
 
 from __future__ import annotations

@@ -67,13 +67,12 @@ callers of a key in flight share one computation (``keys=2``,
 once it completes" (no ``cache_ms``). ``response_cache_timeout``: the same
 with ``timeout=200ms``: a successful result is kept 200 ms after it
 completes (``cache_ms=200``; a failure is dropped at once, which serving
-less than the lifetime allows). Cancelling fits no ``cancellable`` mode: a
+less than the lifetime allows). Cancelling is ``cancellable="delayed"``: a
 caller that joined is failed at once (it detaches), but the caller that
 started the computation has its cancel "temporarily swallowed" until the
 computation ends, then fails with ``CancelledError`` (never, if it hangs);
 the computation itself is never cancelled (our callback is not
-``@cancellable``, and even then the pruning only drops the entry). So
-neither declares ``cancellable`` and schedules hold no cancels.
+``@cancellable``, and even then the pruning only drops the entry).
 
 ``read_write_lock``: every job under ``async with lock.read("k")`` (priority
 0) or ``lock.write("k")`` (priority 1; the menu draws two priorities, and a
@@ -82,9 +81,14 @@ notes: a reader "waits for the latest writer to finish", a writer for "all
 latest readers and writer": target invariants ``writers_alone`` (a writer
 runs alone, readers only beside readers) and ``writers_wait_their_turn``
 (queue order across a writer). A waiting writer's cancel is delayed until it
-holds the lock (``delay_cancellation``) while a reader's is at once; no
-``cancellable`` mode says that, so no cancels. ``read_write_lock_per_call``
-is a misusing glue (a new lock per call), caught by ``user.writers_alone``.
+holds the lock (``delay_cancellation``: it then fails and releases it, its
+job never run) while a reader's is at once: ``cancellable="delayed"``.
+``read_write_lock_per_call`` is a misusing glue (a new lock per call),
+caught by ``user.writers_alone``; ``read_write_lock_shielded`` (a writer's
+whole section shielded, so a cancelled writer still runs its job) by
+``cancellation.no_start``; ``read_write_lock_waits_for_job`` (a cancel
+delayed until the job settles, which a job that never ran never does) by
+``cancellation.fires``.
 
 ``awakenable_sleeper``: job ``n`` runs after
 ``AwakenableSleeper.sleep(f"stream{n}", 200)``, "or return if the given name
@@ -109,6 +113,7 @@ from typing import Any
 from hypothesis import strategies as st
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
 
 from harness import EventKind, Menu, Operation, Target, format_ms
 
@@ -116,6 +121,7 @@ try:
     from synapse.logging.context import SENTINEL_CONTEXT, make_deferred_yieldable, set_current_context
     from synapse.metrics.background_process_metrics import run_as_background_process
     from synapse.util.async_helpers import AwakenableSleeper, Linearizer, ObservableDeferred, ReadWriteLock
+    from synapse.util.async_helpers import delay_cancellation
     from synapse.util.async_helpers import timeout_deferred as _timeout_deferred
     from synapse.util.batching_queue import BatchingQueue
     from synapse.util.caches.response_cache import ResponseCache
@@ -323,11 +329,10 @@ response_cache = Target(
     build=Cached,
     keys=KEYS,
     shared=True,
-    # No mode fits a cancel: a caller that joined detaches at once, but the caller that started
-    # the computation is failed only when the computation ends (documented: "we temporarily
-    # swallow the cancellation"), never if it hangs. So no cancels in schedules.
-    cancellable=False,
-    menu={"cancels": False},
+    # A caller that joined is failed at once, but the caller that started the computation is
+    # failed only when the computation ends (documented: "we temporarily swallow the
+    # cancellation"), never if it hangs; the computation runs on: "delayed".
+    cancellable="delayed",
     description="Synapse's ResponseCache.wrap, two keys: callers of a key in flight share one computation",
 )
 
@@ -337,13 +342,12 @@ response_cache_timeout = Target(
     keys=KEYS,
     shared=True,
     cache_ms=CACHE_MS,
-    cancellable=False,  # as response_cache
-    menu={"cancels": False},
+    cancellable="delayed",  # as response_cache
     description="Synapse's ResponseCache.wrap(timeout=200ms), two keys: shared, a result served again for 200ms",
 )
 
 
-# -- ReadWriteLock and AwakenableSleeper (added by the outside-user review, REVIEW.md) ----------
+# -- ReadWriteLock and AwakenableSleeper (added by the outside-user review, docs/reviews/outside-user.md) ----------
 
 #: ``AwakenableSleeper`` sleep of the sleeper target.
 SLEEP_MS = 200
@@ -377,6 +381,50 @@ class LockPerCall(ReadWriteLocked):
 
     def _lock(self) -> ReadWriteLock:
         return ReadWriteLock()
+
+
+class ShieldedWriter(ReadWriteLocked):
+    """BUG (in the glue, not Synapse): a writer's whole section, lock and job, is shielded with
+    ``delay_cancellation`` (not only the wait for the lock, as Synapse does), so a writer
+    cancelled while waiting still runs its job once it holds the lock, and its caller fails
+    only after. Caught by: ``cancellation.no_start``."""
+
+    def submit(self, job: Callable[[], Any], priority: int) -> defer.Deferred[Any]:
+        section = defer.ensureDeferred(self._run(job, priority))
+        return delay_cancellation(section) if priority == WRITER else section
+
+
+class WaitsForTheJob(ReadWriteLocked):
+    """BUG (in the glue, not Synapse): the glue delays every cancel until the job's own Deferred
+    settles (to fail the caller "when the work is done"), but a job cancelled while it waits for
+    the lock never runs, so its caller never fires. Caught by: ``cancellation.fires``."""
+
+    def submit(self, job: Callable[[], Any], priority: int) -> defer.Deferred[Any]:
+        settled: defer.Deferred[None] = defer.Deferred()
+
+        def tracked() -> defer.Deferred[Any]:
+            def settle(result: Any) -> Any:
+                settled.callback(None)
+                return result
+
+            return defer.maybeDeferred(job).addBoth(settle)
+
+        inner = defer.ensureDeferred(self._run(tracked, priority))
+
+        def handle_cancel(outer: defer.Deferred[Any]) -> None:
+            outer.pause()
+            outer.errback(defer.CancelledError())
+            inner.cancel()
+            settled.addBoth(lambda _: outer.unpause())
+
+        outer: defer.Deferred[Any] = defer.Deferred(handle_cancel)
+
+        def deliver(result: Any) -> None:
+            if not outer.called:
+                (outer.errback if isinstance(result, Failure) else outer.callback)(result)
+
+        inner.addBoth(deliver)
+        return outer
 
 
 def _steps_by_attempt(run: Any) -> tuple[list[Any], dict[tuple[int, int], int], dict[tuple[int, int], int]]:
@@ -439,12 +487,11 @@ def writers_wait_their_turn(run: Any) -> None:
 def _read_write_lock(build: Callable[[IReactorTime], Any], description: str) -> Target:
     return Target(
         build=build,
-        # A waiting writer's cancel is delayed until it holds the lock (delay_cancellation), so
-        # its caller does not fail in the instant of the cancel; a reader's is at once.  No
-        # cancellable mode says "at once for some jobs, once acquired for others" (REVIEW.md):
-        # no cancels.
-        cancellable=False,
-        menu={"priorities": 2, "cancels": False},
+        # A waiting writer's cancel is delayed until it holds the lock (delay_cancellation): its
+        # caller fails then, and its job never starts; a reader's cancel, and a running job's, is
+        # at once. "delayed" allows both: the caller fails no later than its turn.
+        cancellable="delayed",
+        menu={"priorities": 2},
         # The default submit passes priority= only with order="priority" (no order is promised).
         submit=lambda subject, job, priority: subject.submit(job, priority),
         invariants=(writers_alone, writers_wait_their_turn),
@@ -458,6 +505,12 @@ read_write_lock = _read_write_lock(
 read_write_lock_per_call = _read_write_lock(
     LockPerCall, "Synapse's ReadWriteLock misused: a new lock per call (writers not exclusive)"
 )
+read_write_lock_shielded = _read_write_lock(
+    ShieldedWriter, "Synapse's ReadWriteLock misused: a writer's whole section shielded, a cancelled writer still runs"
+)
+read_write_lock_waits_for_job = _read_write_lock(
+    WaitsForTheJob, "Synapse's ReadWriteLock misused: a cancel delayed until the job settles, which a waiter never does"
+)
 
 
 class Sleepy:
@@ -465,7 +518,7 @@ class Sleepy:
     operation wakes stream ``n``.  One sleeper per name: ``wake`` calls back the sleepers of a
     name by iterating a ``set`` of Deferreds, whose order follows their memory addresses, so
     two sleepers of one name woken together resume in an order that differs from run to run
-    (the harness rightly calls that nondeterministic; REVIEW.md)."""
+    (the harness rightly calls that nondeterministic; docs/reviews/outside-user.md)."""
 
     delay_ms: float = SLEEP_MS
 

@@ -62,8 +62,9 @@ of the results when every Deferred has", fails at the first failure with
 ``FirstError`` (``fireOnOneErrback``), and ``consumeErrors`` keeps the
 failure from staying, unhandled, in the job's own Deferred; cancelling it
 cancels every Deferred in the list (``cancellable``). The glue hands on the
-job's result and unwraps ``FirstError`` (``errors.propagate`` expects the
-job's own exception type); target invariant ``at_least_the_floor``.
+job's result; ``wraps`` declares that ``FirstError`` carries the job's
+failure (``subFailure``), which ``errors.propagate`` then compares with the
+job's own; target invariant ``at_least_the_floor``.
 ``gather_results_unconsumed`` leaves ``consumeErrors`` off, the misuse its
 docstring warns about: caught by ``errors.unhandled``.
 """
@@ -345,18 +346,15 @@ def _first_of(results: list[Any]) -> Any:
     return results[0]
 
 
-def _sub_failure(failure: Any) -> Any:
-    """``gatherResults`` fails with ``FirstError`` wrapping the first failure: hand that on."""
-    if failure.check(defer.FirstError):
-        return failure.value.subFailure
-    return failure
+#: ``gatherResults`` fails with ``FirstError`` carrying the first failure as ``subFailure``.
+FIRST_ERROR = {defer.FirstError: lambda e: e.subFailure}
 
 
 def _gather(consume_errors: bool) -> Callable[[IReactorTime, Callable[[], Any], int], defer.Deferred[Any]]:
     def submit(clock: IReactorTime, job: Callable[[], Any], priority: int) -> defer.Deferred[Any]:
         floor = task.deferLater(clock, FLOOR_MS / 1000, lambda: None)
         gathered = defer.gatherResults([defer.maybeDeferred(job), floor], consumeErrors=consume_errors)
-        return gathered.addCallbacks(_first_of, _sub_failure)
+        return gathered.addCallback(_first_of)
 
     return submit
 
@@ -376,6 +374,7 @@ def at_least_the_floor(run: Any) -> None:
 gather_results = Target(
     build=lambda clock: clock,
     submit=_gather(consume_errors=True),
+    wraps=FIRST_ERROR,
     invariants=(at_least_the_floor,),
     description="Twisted's gatherResults([job, deferLater(0.05)], consumeErrors=True): the result once both fire, the first error at once",
 )
@@ -385,6 +384,7 @@ gather_results = Target(
 gather_results_unconsumed = Target(
     build=lambda clock: clock,
     submit=_gather(consume_errors=False),
+    wraps=FIRST_ERROR,
     invariants=(at_least_the_floor,),
     description="Twisted's gatherResults without consumeErrors: every job failure is also an unhandled error",
 )
