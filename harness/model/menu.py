@@ -113,6 +113,17 @@ class Menu:
             operations=tuple((name, op.args) for name, op in sorted(target.operations.items())),
         )
 
+    def narrowed(self, **changes: Any) -> Menu:
+        """This menu with some choices left out, built without the checks (a swarm part, per example).
+
+        Only for values taken from this menu's own: a non-empty part of a
+        choice tuple, or a flag turned off; anything else goes through ``with_``.
+        """
+        part = object.__new__(Menu)
+        part.__dict__.update(self.__dict__)
+        part.__dict__.update(changes)
+        return part
+
     def with_(self, **changes: Any) -> Menu:
         """This menu with some fields changed: ``menu.with_(canceller_raises=True)``.
 

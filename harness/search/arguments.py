@@ -135,10 +135,15 @@ def _simple_bytes() -> tuple[bytes, ...]:
     return tuple(simple)
 
 
-@lru_cache(maxsize=64)
 def drawers(menu: Menu) -> tuple[ArgumentDrawer | None, ...]:
-    """One drawer per operation of the menu (None for an operation without arguments), built once per menu."""
-    return tuple(ArgumentDrawer(name, args) if args else None for name, args in menu.operations)
+    """One drawer per operation of the menu (None for an operation without arguments), built once per
+    set of operations (a swarm part's menu shares its whole menu's drawers, and what they remember)."""
+    return _drawers(menu.operations)
+
+
+@lru_cache(maxsize=64)
+def _drawers(operations: tuple[tuple[str, tuple[st.SearchStrategy[Any], ...]], ...]) -> tuple[ArgumentDrawer | None, ...]:
+    return tuple(ArgumentDrawer(name, args) if args else None for name, args in operations)
 
 
 def takes_arguments(menu: Menu) -> bool:

@@ -50,7 +50,6 @@ property tests; a failure found here is shrunk by ``harness.search.shrink``.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import replace
 from random import Random
 from typing import Any
 
@@ -60,7 +59,7 @@ from harness.model.schedule import Schedule
 from harness.model.trace import EventKind
 from harness.model.menu import Menu
 from harness.search.coverage_feedback import CoverageFeedback
-from harness.search.strategies import HEADER, codec
+from harness.search.strategies import HEADER, _Codec, codec
 
 #: The search strategies a campaign can use; ``mixed`` combines the others.
 STRATEGIES = ("mixed", "random", "swarm", "guided", "pct")
@@ -128,12 +127,12 @@ class Examples:
             part = swarm_menu(self.menu, self.random)
             blob = self.blob(part)
             self.last = (blob, False)
-            return codec(part).decode_blob(blob)
+            # Nearly every part is new (not worth a cache); a part of a menu is as valid as the menu.
+            return _Codec.of(part, self.codec.trusted).decode_blob(blob)
         if kind == "pct":
             blob = self.blob()
             self.last = (blob, False)  # its bytes decode to another tie order under the full menu
-            schedule = self.codec.decode_blob(blob)
-            return replace(schedule, clock=replace(schedule.clock, tie_break="pct", depth=self.depth))
+            return self.codec.decode_blob(blob, self.depth)
         if kind == "guided" and self.pool and self.random.random() < 0.8:
             blob = mutate(self.random.choice(self.pool), self.codec.width, self.menu, self.random)
         else:
@@ -205,8 +204,7 @@ def swarm_menu(menu: Menu, random: Random) -> Menu:
         kept = tuple(option for option in options if random.random() < 0.5)
         return kept or (random.choice(options),)
 
-    return replace(
-        menu,
+    return menu.narrowed(  # keyword order is draw order: the same parts as ever for a seed
         job_kinds=some(menu.job_kinds),
         errors=some(menu.errors),
         cancels=menu.cancels and random.random() < 0.5,

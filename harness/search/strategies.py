@@ -14,16 +14,30 @@ that is what fills a pool and makes calls fall due at the same instant.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
+from struct import iter_unpack
 from zlib import crc32
 from typing import Any
 
 from hypothesis import strategies as st
 
-from harness.model.faults import BUILTIN_ERRORS
 from harness.model.menu import Menu
-from harness.model.schedule import JOB_KINDS, TIE_BREAKS, Call, Cancel, ClockPolicy, JobSpec, Jump, Schedule, Start, Stop, Submit
+from harness.model.schedule import (
+    JOB_KINDS,
+    MAX_ID,
+    MAX_MS,
+    Call,
+    Cancel,
+    ClockPolicy,
+    JobSpec,
+    Jump,
+    Schedule,
+    ScheduleError,
+    Start,
+    Stop,
+    Submit,
+)
 from harness.search.arguments import ARG_BYTES, drawers, takes_arguments
 
 
@@ -61,9 +75,95 @@ def landing(record: bytes) -> int | None:
     return _LANDINGS[crc32(record) & 15] if any(record) else None
 
 
-def _usual(record: bytes) -> None:
-    """The landing of every record under a menu without ``landings``: after every round."""
-    return None
+#: Action codes of the decoding tables: a job kind's code is its index in ``JOB_KINDS`` (below 6).
+_CANCEL, _CALL, _JUMP, _STOP = 6, 7, 8, 9
+_CODES = {**{kind: index for index, kind in enumerate(JOB_KINDS)}, "cancel": _CANCEL, "call": _CALL, "jump": _JUMP, "stop": _STOP}
+
+#: Every job behaviour decoded so far, shared by every codec: a spec is frozen and drawn from a
+#: small set, so each distinct one is built (and validated) once. Keyed by an integer (``_Codec.decode``)
+#: that says the kind, the duration, the error (by its ``_ERROR_IDS`` number) and whether its
+#: canceller raises, so a swarm part's codec finds the behaviours of every other part's.
+_SPECS: dict[int, JobSpec] = {}
+#: Past this many, ``_SPECS`` starts again (a menu has a few thousand behaviours).
+_MAX_SPECS = 100_000
+#: A number per error name seen (the names a schedule may inject: a few per target).
+_ERROR_IDS: dict[str, int] = {}
+#: The duration's place in a spec key: below it, the kind (4 bits) and the error's detail (``_details``).
+_AFTER_SHIFT = 40
+
+#: Slot setters, to build operations the codec made valid without their dataclass ``__init__``
+#: (a frozen dataclass sets each field through ``object.__setattr__``: twice the cost).
+_new = object.__new__
+_submit_fields = tuple(getattr(Submit, name).__set__ for name in ("at_ms", "job", "spec", "priority", "then", "key", "after_rounds"))
+_cancel_fields = tuple(getattr(Cancel, name).__set__ for name in ("at_ms", "job", "after_rounds"))
+_policy_fields = tuple(getattr(ClockPolicy, name).__set__ for name in ("tie_break", "seed", "step_ms", "jitter_ms", "depth"))
+
+
+@lru_cache(maxsize=256)
+def _codes(actions: tuple[str, ...]) -> tuple[int, ...]:
+    """The action code of each first byte of a record."""
+    return tuple(_CODES[actions[byte % len(actions)]] for byte in range(256)) if actions else ()
+
+
+@lru_cache(maxsize=64)
+def _gaps(max_gap_ms: int, grain_ms: int) -> tuple[int, ...]:
+    """The gap each third byte of a record decodes to (``_Codec.gap``)."""
+    steps = max_gap_ms // grain_ms + 1
+    return tuple(0 if byte < 128 else ((byte - 128) % steps) * grain_ms for byte in range(256))
+
+
+@lru_cache(maxsize=64)
+def _afters(max_duration_ms: int, grain_ms: int) -> tuple[tuple[int, ...], ...]:
+    """Per job kind (by its ``JOB_KINDS`` index), the duration each second byte of a record decodes to."""
+    steps = max_duration_ms // grain_ms + 1
+    timed = tuple((byte % steps) * grain_ms for byte in range(256))
+    return tuple(timed if kind in _TIMED else (0,) * 256 for kind in JOB_KINDS)
+
+
+@lru_cache(maxsize=256)
+def _details(errors: tuple[str, ...], canceller_raises: bool) -> tuple[int, ...]:
+    """What of a job's behaviour each fourth byte of its record says, as a spec key's middle bits:
+    the error's number (``_ERROR_IDS``) and whether a cancellable job's canceller raises."""
+    ids = tuple(_ERROR_IDS.setdefault(error, len(_ERROR_IDS)) for error in errors)
+    return tuple((ids[byte % len(errors)] * 2 + (canceller_raises and byte >= 224)) << 4 for byte in range(256))
+
+
+@lru_cache(maxsize=64)
+def _priorities(levels: int) -> tuple[int, ...]:
+    """The priority each fourth byte of a submit's record decodes to."""
+    return tuple((byte // 7) % levels if levels else 0 for byte in range(256))
+
+
+@lru_cache(maxsize=256)
+def _valid_policies(tie_breaks: tuple[str, ...], steps_ms: tuple[int, ...], jitters_ms: tuple[int, ...]) -> bool:
+    """Whether every clock policy a menu's choices make passes ``ClockPolicy``'s checks."""
+    try:
+        for tie_break in tie_breaks:
+            ClockPolicy(tie_break=tie_break)
+        for step in steps_ms:
+            ClockPolicy(step_ms=step)
+        for jitter in jitters_ms:
+            ClockPolicy(jitter_ms=jitter)
+    except (ScheduleError, TypeError):
+        return False
+    return True
+
+
+def _trusted_bounds(menu: Menu) -> bool:
+    """Whether every schedule this menu's codec decodes is valid by construction (then built unchecked).
+
+    The codec keeps times, job ids, priorities, keys and jumps within the
+    menu's bounds; the menu does not bound those, so they are checked here,
+    once, against the schedule's limits. A menu that could exceed them decodes
+    through the full checks, which then name what is out of range.
+    """
+    if not _valid_policies(menu.tie_breaks, menu.steps_ms, menu.jitters_ms):
+        return False
+    ints = (menu.max_ops, menu.max_gap_ms, menu.grain_ms, menu.max_jump_ms, menu.priorities, menu.keys, menu.max_duration_ms)
+    if any(type(value) is not int or value < 0 for value in ints) or menu.grain_ms < 1:
+        return False
+    longest = (menu.max_ops + 1) * (menu.max_gap_ms + menu.grain_ms)
+    return longest <= MAX_MS and menu.max_jump_ms + menu.grain_ms <= MAX_MS and menu.max_ops + 1 <= MAX_ID and menu.priorities <= MAX_ID and menu.keys <= MAX_ID
 
 
 @dataclass(frozen=True)
@@ -76,10 +176,21 @@ class _Codec:
     #: Where a record's argument bytes start, and how many (0: no operation takes arguments).
     arg_at: int = 0
     arg_width: int = 0
-    specs: dict[tuple[str, int, int, bool], JobSpec] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    #: Decoding tables, one entry per byte value (shared by the codecs of menus that agree on them):
+    #: the action code of a record's first byte, a job's duration (per kind) of its second, the gap
+    #: of its third, a job's error (part of a spec key) and a submit's priority of its fourth.
+    codes: tuple[int, ...] = field(default=(), compare=False, hash=False, repr=False)
+    afters: tuple[tuple[int, ...], ...] = field(default=(), compare=False, hash=False, repr=False)
+    gaps: tuple[int, ...] = field(default=(), compare=False, hash=False, repr=False)
+    details: tuple[int, ...] = field(default=(), compare=False, hash=False, repr=False)
+    priorities: tuple[int, ...] = field(default=(), compare=False, hash=False, repr=False)
+    #: Whether decoded schedules are valid by construction (``_trusted_bounds``).
+    trusted: bool = field(default=False, compare=False, hash=False, repr=False)
 
     @classmethod
-    def of(cls, menu: Menu) -> _Codec:
+    def of(cls, menu: Menu, trusted: bool | None = None) -> _Codec:
+        """The codec of ``menu``; ``trusted`` (when known: a swarm part of a trusted menu is) skips
+        working out whether its schedules are valid by construction (``_trusted_bounds``)."""
         allowed = set(menu.job_kinds)
         if menu.periodic:
             allowed = set()
@@ -99,7 +210,20 @@ class _Codec:
         arg_at = 4 + (1 + 2 * menu.max_then if menu.max_then else 0)
         arg_width = ARG_BYTES if "call" in allowed and takes_arguments(menu) else 0
         width = arg_at + arg_width + (1 if menu.keys else 0)
-        return cls(menu, tuple(ordered + repeats), width, arg_at, arg_width)
+        actions = tuple(ordered + repeats)
+        return cls(
+            menu,
+            actions,
+            width,
+            arg_at,
+            arg_width,
+            codes=_codes(actions),
+            afters=_afters(menu.max_duration_ms, menu.grain_ms),
+            gaps=_gaps(menu.max_gap_ms, menu.grain_ms),
+            details=_details(menu.errors, menu.canceller_raises),
+            priorities=_priorities(menu.priorities),
+            trusted=_trusted_bounds(menu) if trusted is None else trusted,
+        )
 
     def spec(self, kind_byte: int, duration_byte: int, detail: int) -> JobSpec:
         menu = self.menu
@@ -109,16 +233,12 @@ class _Codec:
     def _spec(self, kind: str, duration_byte: int, detail: int) -> JobSpec:
         menu = self.menu
         after = (duration_byte % (menu.max_duration_ms // menu.grain_ms + 1)) * menu.grain_ms if kind in _TIMED else 0
-        key = (kind, after, detail % len(menu.errors), detail >= 224)
-        spec = self.specs.get(key)
-        if spec is None:  # specs are frozen: one per distinct behaviour, built once (decoding is hot)
-            spec = self.specs[key] = JobSpec(
-                kind=kind,
-                after_ms=after,
-                error=menu.errors[key[2]],
-                canceller_raises=menu.canceller_raises and kind in _CANCELLABLE and detail >= 224,
-            )
-        return spec
+        return JobSpec(
+            kind=kind,
+            after_ms=after,
+            error=menu.errors[detail % len(menu.errors)],
+            canceller_raises=menu.canceller_raises and kind in _CANCELLABLE and detail >= 224,
+        )
 
     def gap(self, byte: int) -> int:
         """Bytes below 128 mean no gap (a burst); the rest spread over ``max_gap_ms``."""
@@ -133,34 +253,41 @@ class _Codec:
         count = record[4] % (self.menu.max_then + 1)
         return tuple(self.spec(record[5 + 2 * i], record[6 + 2 * i], record[3]) for i in range(count))
 
-    def policy(self, header: bytes) -> ClockPolicy:
-        """The clock policy of a blob's ``HEADER`` bytes (the same choices ``clock_policies`` draws from)."""
+    def policy(self, header: bytes, depth: int | None = None) -> ClockPolicy:
+        """The clock policy of a blob's ``HEADER`` bytes (the same choices ``clock_policies`` draws from);
+        with ``depth``, the ``pct`` tie order at that bug depth instead of the drawn one."""
         menu = self.menu
-        return ClockPolicy(
-            tie_break=menu.tie_breaks[header[0] % len(menu.tie_breaks)],
-            seed=header[1] << 8 | header[2],
-            step_ms=menu.steps_ms[header[3] % len(menu.steps_ms)],
-            jitter_ms=menu.jitters_ms[header[4] % len(menu.jitters_ms)],
-        )
+        tie_break = menu.tie_breaks[header[0] % len(menu.tie_breaks)] if depth is None else "pct"
+        seed = header[1] << 8 | header[2]
+        step = menu.steps_ms[header[3] % len(menu.steps_ms)]
+        jitter = menu.jitters_ms[header[4] % len(menu.jitters_ms)]
+        if not self.trusted or depth is not None:  # a pct depth comes from the caller: checked
+            return ClockPolicy(tie_break=tie_break, seed=seed, step_ms=step, jitter_ms=jitter, depth=3 if depth is None else depth)
+        policy = _new(ClockPolicy)
+        for put, value in zip(_policy_fields, (tie_break, seed, step, jitter, 3)):
+            put(policy, value)
+        return policy
 
     def blob_size(self, ops: int) -> int:
         """The length of a blob holding ``ops`` operation records."""
         return HEADER + (self.width if self.menu.periodic else 0) + ops * self.width
 
-    def decode_blob(self, blob: bytes) -> Schedule:
+    def decode_blob(self, blob: bytes, pct_depth: int | None = None) -> Schedule:
         """One flat byte string as a schedule: ``HEADER`` policy bytes, the periodic start record if
         the menu has one, then whole operation records (at most ``max_ops``; a ragged tail is ignored).
 
         Every byte string decodes, so a search can draw and mutate plain bytes (``harness.search.generate``).
         A call's arguments are drawn from its record's argument bytes by the operation's strategies
-        (``harness.search.arguments``); a call whose bytes the strategies refuse is left out."""
+        (``harness.search.arguments``); a call whose bytes the strategies refuse is left out.
+        With ``pct_depth`` the schedule's calls due together run in ``pct`` order at that depth
+        (the ``pct`` strategy), whatever tie order the header names."""
         start = None
         offset = HEADER
         if self.menu.periodic:
             start = blob[offset : offset + self.width].ljust(self.width, b"\0")
             offset += self.width
         records = blob[offset : offset + self.menu.max_ops * self.width] if self.actions else b""
-        return self.decode(records, self.policy(blob[:HEADER].ljust(HEADER, b"\0")), start)
+        return self.decode(records, self.policy(blob[:HEADER].ljust(HEADER, b"\0"), pct_depth), start)
 
     def decode(
         self,
@@ -170,50 +297,96 @@ class _Codec:
         arg_pools: tuple[list[tuple[Any, ...]], ...] | None = None,
     ) -> Schedule:
         """Records as a schedule; calls take their arguments from ``arg_pools`` (Hypothesis drew them, in
-        turn per operation) or, when None, from each record's argument bytes."""
+        turn per operation) or, when None, from each record's argument bytes.
+
+        Hot: a campaign decodes every example. Each record's action, gap and
+        priority come from tables indexed by its bytes, its job behaviour from
+        ``specs`` (one shared, frozen ``JobSpec`` per behaviour), and submits
+        and cancels are built through their slots; with a menu whose bounds
+        make every decoded schedule valid (``trusted``) the schedule is not
+        checked again."""
         menu = self.menu
-        land = landing if menu.landings else _usual
+        width = self.width
         ops: list[Any] = []
-        pools = [iter(pool) for pool in arg_pools or ()]
+        append = ops.append
         now = 0
         submitted = 0
         stopped = False
         if start is not None:
             now = self.gap(start[2])
-            ops.append(Start(now, 0, self.spec(start[0], start[1], start[3]), self.then(start)))
+            append(Start(now, 0, self.spec(start[0], start[1], start[3]), self.then(start)))
             submitted = 1
-        for offset in range(0, len(data) - self.width + 1, self.width):
-            record = data[offset : offset + self.width]
-            action = self.actions[record[0] % len(self.actions)]
-            now += self.gap(record[2])
-            detail = record[3]
-            if action in JOB_KINDS:
-                priority = (detail // 7) % menu.priorities if menu.priorities else 0
-                spec = self._spec(action, record[1], detail)
-                key = record[-1] % menu.keys if menu.keys else 0
-                ops.append(Submit(now, submitted, spec, priority, self.then(record), key, land(record)))
-                submitted += 1
-            elif action == "cancel":
-                if submitted:
-                    ops.append(Cancel(now, submitted - 1 - min(detail % 4, submitted - 1), land(record)))
-            elif action == "call":
-                which = detail % len(menu.operations)
-                operation, strategies = menu.operations[which]
-                if not strategies:
-                    args: tuple[Any, ...] | None = ()
-                elif arg_pools is None:
-                    drawer = drawers(menu)[which]
-                    args = drawer.draw(record[self.arg_at : self.arg_at + self.arg_width]) if drawer else None
-                else:
-                    args = next(pools[which], None) if which < len(pools) else None
-                if args is not None:  # None: the schedule drew no more arguments for it, so no call
-                    ops.append(Call(now, operation, tuple(args), land(record)))
-            elif action == "jump":
-                magnitude = (record[1] % (menu.max_jump_ms // menu.grain_ms + 1)) * menu.grain_ms
-                ops.append(Jump(now, -magnitude if detail % 2 else magnitude, land(record)))
-            elif not stopped:
-                ops.append(Stop(now, land(record)))
-                stopped = True
+        if len(data) % width:
+            data = data[: len(data) - len(data) % width]
+        if data:
+            codes, afters, gaps, details, priorities = self.codes, self.afters, self.gaps, self.details, self.priorities
+            specs = _SPECS
+            plain = not menu.max_then and not menu.keys  # a submit's record says nothing past its 4th byte
+            set_at, set_job, set_spec, set_priority, set_then, set_key, set_landing = _submit_fields
+            cancel_at, cancel_job, cancel_landing = _cancel_fields
+            lands = menu.landings
+            landings, blank = _LANDINGS, bytes(width)
+            pools = [iter(pool) for pool in arg_pools or ()]
+            # The first four bytes of each record unpacked at once; the rest, when needed, read from ``data``.
+            heads = iter_unpack("4B" + "x" * (width - 4), data)
+            for offset, (action, duration, gap, detail) in zip(range(0, len(data), width), heads):
+                code = codes[action]
+                now += gaps[gap]
+                landed = None  # where the operation lands among its instant's rounds (``landing``, inlined)
+                if lands:
+                    record = data[offset : offset + width]
+                    if record != blank:
+                        landed = landings[crc32(record) & 15]
+                if code < _CANCEL:
+                    # The behaviour's key: its duration, error, hostile canceller and kind, as ``_spec`` reads them.
+                    key = afters[code][duration] << _AFTER_SHIFT | details[detail] | code
+                    spec = specs.get(key)
+                    if spec is None:
+                        if len(specs) >= _MAX_SPECS:
+                            specs.clear()
+                        spec = specs[key] = self._spec(JOB_KINDS[code], duration, detail)
+                    op = _new(Submit)
+                    set_at(op, now)
+                    set_job(op, submitted)
+                    set_spec(op, spec)
+                    set_priority(op, priorities[detail])
+                    if plain:
+                        set_then(op, ())
+                        set_key(op, 0)
+                    else:
+                        set_then(op, self.then(data[offset : offset + width]))
+                        set_key(op, data[offset + width - 1] % menu.keys if menu.keys else 0)
+                    set_landing(op, landed)
+                    append(op)
+                    submitted += 1
+                elif code == _CANCEL:
+                    if submitted:
+                        cancel = _new(Cancel)
+                        cancel_at(cancel, now)
+                        cancel_job(cancel, submitted - 1 - min(detail % 4, submitted - 1))
+                        cancel_landing(cancel, landed)
+                        append(cancel)
+                elif code == _CALL:
+                    which = detail % len(menu.operations)
+                    operation, strategies = menu.operations[which]
+                    if not strategies:
+                        args: tuple[Any, ...] | None = ()
+                    elif arg_pools is None:
+                        drawer = drawers(menu)[which]
+                        at = offset + self.arg_at
+                        args = drawer.draw(data[at : at + self.arg_width]) if drawer else None
+                    else:
+                        args = next(pools[which], None) if which < len(pools) else None
+                    if args is not None:  # None: the schedule drew no more arguments for it, so no call
+                        append(Call(now, operation, tuple(args), landed))
+                elif code == _JUMP:
+                    magnitude = (duration % (menu.max_jump_ms // menu.grain_ms + 1)) * menu.grain_ms
+                    append(Jump(now, -magnitude if detail % 2 else magnitude, landed))
+                elif not stopped:
+                    append(Stop(now, landed))
+                    stopped = True
+        if self.trusted:
+            return Schedule.trusted(tuple(ops), policy)
         return Schedule(tuple(ops), policy)
 
 
