@@ -233,9 +233,13 @@ def _on_failure(
         # A declared wrapper (GaveUp(last), FirstError) is recorded as the error it carries: what the caller got.
         carried = target.carried(exc)
         if carried is not exc:
-            exc, failure = carried, Failure(carried)
+            exc, failure = carried, _failure_of(carried)
     trace.record(kind, job, describe_error(exc, failure))
     _note_declared(trace, job, exc, declared)
+
+
+#: Twisted's ``Failure(exc)``, typed: its constructor is unannotated (an untyped call under ``mypy --strict``).
+_failure_of: Callable[[BaseException], Failure] = Failure
 
 
 def _note_declared(trace: Trace, job: int, exc: BaseException, declared: tuple[type[BaseException], ...]) -> None:
