@@ -600,3 +600,16 @@ def test_shrinking_a_slow_target_keeps_to_budget_plus_grace(monkeypatch, tmp_pat
     # margin is wide because those runs cost 60 ms of CPU per submission and take several times that on
     # a loaded machine; a shrink that ignored the budget runs hundreds of them (minutes), so it still fails.
     assert elapsed < 4.0 + 1.0 + 40.0, elapsed
+
+
+def test_a_start_for_a_subject_without_start_is_the_schedules_fault_not_the_subjects() -> None:
+    # A hand-edited or foreign failure file starting a plain pool: say the schedule does not fit the
+    # target, rather than "the subject's start() raised AttributeError" (the hostile-inputs review).
+    from harness.model.schedule import Start
+    from scenarios.pools import semaphore_pool
+
+    with pytest.raises(TargetError) as raised:
+        run_schedule(semaphore_pool, Schedule((Start(0, 0, JobSpec("succeed", 10)),)))
+    message = str(raised.value)
+    assert "has no start() method" in message and "a schedule made for this target" in message
+    assert "raised AttributeError" not in message
