@@ -442,19 +442,13 @@ class Early(Invariant):
         return None
 
     def _rate(self, run: Run, facts: Facts, jobs: int, per_ms: int) -> Violation | None:
-        starts = sorted(j.first_start for j in facts.jobs.values() if j.first_start is not None)
+        starts = _first_starts(facts)
         for early, late in zip(starts, starts[jobs:]):
             if facts.time(late) - facts.time(early) < per_ms * 1000:
-                jumped = " (in monotonic time: the wall-clock jump between them excuses nothing)"
-                return self.violation(
-                    run,
-                    f"{jobs + 1} jobs started between {format_ms(facts.time(early))} and "
-                    f"{format_ms(facts.time(late))}; the declared rate is {jobs} per {per_ms}ms"
-                    f"{jumped if facts.jump_between(early, late) else ''}",
-                    [s for s in starts if early <= s <= late],
+                return self._too_soon(
+                    run, facts, starts, early, late, f"{jobs + 1} jobs", f"the declared rate is {jobs} per {per_ms}ms"
                 )
         return None
-
 
     def _burst(self, run: Run, facts: Facts, jobs: int, per_ms: int, burst: int) -> Violation | None:
         """A token bucket: any ``burst + k`` starts span at least ``k * per_ms / jobs``.
@@ -462,7 +456,7 @@ class Early(Invariant):
         For starts ``i < j`` (``k = j - i + 1 - burst >= 1``): ``(t_j - t_i) * jobs >= k * per``, checked in
         one pass as ``t_j * jobs - j * per >= max(t_i * jobs - i * per) + (1 - burst) * per``, ``per`` in us.
         """
-        starts = sorted(j.first_start for j in facts.jobs.values() if j.first_start is not None)
+        starts = _first_starts(facts)
         per = per_ms * 1000
         best: tuple[int, int] | None = None  # (t_i * jobs - i * per, i) over the i at least burst before j
         for j, index in enumerate(starts):
@@ -475,16 +469,27 @@ class Early(Invariant):
                 continue
             v, i = best
             if facts.time(index) * jobs - j * per < v + (1 - burst) * per:
-                early, late, k = starts[i], index, j - i + 1 - burst
-                jumped = " (in monotonic time: the wall-clock jump between them excuses nothing)"
-                return self.violation(
-                    run,
-                    f"{j - i + 1} jobs started between {format_ms(facts.time(early))} and {format_ms(facts.time(late))}; "
-                    f"a burst of {burst} at a rate of {jobs} per {per_ms}ms needs {format_ms(k * per // jobs)} for that"
-                    f"{jumped if facts.jump_between(early, late) else ''}",
-                    [s for s in starts if early <= s <= late],
+                k = j - i + 1 - burst
+                return self._too_soon(
+                    run, facts, starts, starts[i], index, f"{j - i + 1} jobs",
+                    f"a burst of {burst} at a rate of {jobs} per {per_ms}ms needs {format_ms(k * per // jobs)} for that",
                 )
         return None
+
+    def _too_soon(self, run: Run, facts: Facts, starts: list[int], early: int, late: int, count: str, promise: str) -> Violation:
+        """``count`` started between the starts at trace indices ``early`` and ``late``, sooner than ``promise`` allows."""
+        jumped = " (in monotonic time: the wall-clock jump between them excuses nothing)"
+        return self.violation(
+            run,
+            f"{count} started between {format_ms(facts.time(early))} and {format_ms(facts.time(late))}; {promise}"
+            f"{jumped if facts.jump_between(early, late) else ''}",
+            [s for s in starts if early <= s <= late],
+        )
+
+
+def _first_starts(facts: Facts) -> list[int]:
+    """The trace index of each job's first start, in trace order."""
+    return sorted(j.first_start for j in facts.jobs.values() if j.first_start is not None)
 
 
 class _Periodic(Invariant):
