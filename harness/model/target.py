@@ -338,6 +338,9 @@ class Target:
                 raise
             raise _keyword_refused(extra, exc) from None
 
+    def can_start(self, subject: Any) -> bool:
+        return self.start is not None or callable(getattr(subject, "start", None))
+
     def start_subject(self, subject: Any, work: Any) -> Any:
         if self.start is not None:
             return self.start(subject, work)

@@ -164,7 +164,7 @@ def apply(run: Run, op: Any, errors: Mapping[str, type[BaseException]]) -> None:
         job = run.jobs.get(op.job) or Job(op.job, op.specs, run.clock, trace, errors)
         run.jobs[op.job] = job
         trace.record(EventKind.START, op.job)
-        if run.target.start is None and not callable(getattr(run.subject, "start", None)):
+        if not run.target.can_start(run.subject):
             raise TargetError(
                 f"the schedule starts the subject (job {op.job}), but {type(run.subject).__name__} has no start() "
                 "method and the target no Target(start=...): use a schedule made for this target"
