@@ -84,3 +84,22 @@ def test_the_cli_says_it_in_one_line_and_exits_2(target, called, tmp_path, capsy
     err = capsys.readouterr().err
     assert f"the target called {called} in step " in err and "Traceback" not in err and err.count("\n") == 1, err
     _nothing_pending()
+
+
+def test_an_alarm_set_at_import_that_kills_the_campaign_is_named(tmp_path) -> None:
+    # Outside any run nothing is refused: the timer fires mid-campaign, and the supervisor says what it was.
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "fuzz", "alarm_at_import:target", "--seed", "1", "--budget", "60",
+         "--no-regressions", "--no-database", "--report-dir", str(tmp_path)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 128 + signal.SIGALRM, (done.stdout, done.stderr)
+    assert "was killed by SIGALRM (a real alarm fired: signal.alarm or setitimer" in done.stderr
+    assert "Traceback" not in done.stderr
