@@ -10,8 +10,12 @@ from __future__ import annotations
 from typing import Any, Callable, List, Optional
 
 from twisted.internet.defer import (CancelledError, Deferred, DeferredList, DeferredQueue,
-                                    maybeDeferred)
+                                    fail, maybeDeferred)
 from twisted.python.failure import Failure
+
+
+class PoolStopped(Exception):
+    """submit() after stop()."""
 
 
 class ConsumerPool:
@@ -33,6 +37,10 @@ class ConsumerPool:
             self._next(i)
 
     def submit(self, item: Any) -> Deferred:
+        # Found by the harness (review round 2, F6): an item submitted after stop() used to wait
+        # in the queue for ever, since no worker takes items any more.
+        if self.stopping:
+            return fail(PoolStopped("the pool is stopped"))
         done: Deferred = Deferred()
         self.queue.put((item, done))
         return done

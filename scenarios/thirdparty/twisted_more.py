@@ -1,0 +1,272 @@
+"""More of Twisted's own scheduling code (outside-user review, round 2), each declaring only
+what Twisted documents; ``twisted_prims`` holds the first set.
+
+``client_service``: ``twisted.application.internet.ClientService`` over a stand-in endpoint
+whose ``connect`` is the harness's periodic work: the work's failure is a refused connection,
+its success a connection, which the stand-in drops at once (so the service reconnects).
+``ClientService`` "reconnect[s] after a configurable timeout when a connection fails, either
+before or after connecting"; ``retryPolicy`` takes "the number of failed connection attempts
+made in a row" and returns the delay. ``backoffPolicy(0.1, 0.8, 2.0, jitter)`` gives
+``min(0.1 * 2**k, 0.8) + jitter()`` for the k-th failure in a row (k from 1; the count is reset
+to 0 on a connection, and a lost connection counts as failure 1): a backoff loop
+(``kind="periodic"``, ``backoff_ms``); the jitter is a seeded ``random.Random`` per subject,
+0 to 20 ms. ``stopService`` "stop[s] attempting to reconnect and close[s] any existing
+connections": it cancels the connection attempt in flight (the work's Deferred) or the
+pending retry. The stand-in drops a connection from a callback appended to the connecting
+Deferred by ``prepareConnection`` (it then runs after ``ClientService``'s own callbacks: a drop
+from ``whenConnected`` re-enters the state machine, ``RuntimeError: attempting to reentrantly
+run _Client.whenConnected``). Work that succeeds synchronously is left out of the menu: the
+service's ``_connectionMade`` then runs while it still enters ``Connecting``, and a drop that
+soon is ``automat.NoTransition: no transition for _clientDisconnected in Connecting``; no real
+endpoint connects inside ``connect()``.
+
+``lock_wait_timeout``: ``DeferredLock().acquire().addTimeout(0.3, clock)``, then the job, then
+``release``: the usual way to bound the wait for a lock. ``addTimeout`` cancels the waiting
+``acquire`` (whose canceller "removes it from our waiting list") and fails it with
+``TimeoutError``; once the lock is held the timeout is gone. One holder (``limit=1``), FIFO,
+``timeout_ms=300, timeout_from="wait"``; cancellable (a waiter leaves the list, a holder's
+cancel reaches the job's Deferred, which the caller's Deferred waits on).
+
+``bounded_queue``: ``DeferredQueue(size=2)`` drained by one worker; ``put`` raises
+``QueueOverflow`` when ``size`` objects are pending: ``rejects=(QueueOverflow,)``. Since
+``rejects`` excuses any rejection, target invariant ``overflows_only_when_full``: a job is
+refused only while two jobs wait in the queue.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.internet import defer, protocol
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
+
+from harness import EventKind, Run, Target, format_ms
+
+#: ``backoffPolicy`` arguments: first delay, cap, growth; the jitter is up to JITTER_MS.
+INITIAL_S, MAX_S, FACTOR = 0.1, 0.8, 2.0
+JITTER_MS = 20
+#: ``addTimeout`` on the lock's acquire; the bounded queue's size.
+LOCK_TIMEOUT_MS = 300
+QUEUE_SIZE = 2
+
+
+# -- ClientService ----------------------------------------------------------------------------
+
+class _Transport:
+    """The least of a transport: losing the connection tells the protocol at once."""
+
+    def __init__(self, proto: Any) -> None:
+        self.proto = proto
+        self.lost = False
+
+    def loseConnection(self) -> None:
+        if not self.lost:
+            self.lost = True
+            self.proto.connectionLost(Failure(ConnectionDone()))
+
+    def write(self, data: bytes) -> None:
+        pass
+
+
+class WorkEndpoint:
+    """An ``IStreamClientEndpoint`` stand-in: ``connect`` runs the work; its success connects."""
+
+    def __init__(self, work: Callable[[], Any]) -> None:
+        self.work = work
+        self.connecting: defer.Deferred[Any] | None = None
+
+    def connect(self, factory: Any) -> defer.Deferred[Any]:
+        def connected(_: Any) -> Any:
+            proto = factory.buildProtocol(None)
+            proto.makeConnection(_Transport(proto))
+            return proto
+
+        self.connecting = defer.maybeDeferred(self.work).addCallback(connected)
+        return self.connecting
+
+    def drop_when_connected(self, proto: Any) -> None:
+        """``prepareConnection``: drop the connection once ``ClientService`` has taken it."""
+        def drop(result: Any) -> Any:
+            proto.transport.loseConnection()
+            return result
+
+        assert self.connecting is not None
+        self.connecting.addCallback(drop)
+
+
+class Reconnecting:
+    """``ClientService`` on the harness's clock, its endpoint running the harness's work."""
+
+    def __init__(self, clock: IReactorTime, work: Callable[[], Any]) -> None:
+        rng = random.Random(5)
+        self.endpoint = WorkEndpoint(work)
+        self.service = ClientService(
+            self.endpoint,  # type: ignore[arg-type]
+            protocol.Factory.forProtocol(protocol.Protocol),
+            retryPolicy=backoffPolicy(INITIAL_S, MAX_S, FACTOR, jitter=lambda: rng.random() * JITTER_MS / 1000),
+            clock=clock,
+            prepareConnection=self.endpoint.drop_when_connected,
+        )
+
+    def start(self) -> None:
+        self.service.startService()
+
+    def stop(self) -> defer.Deferred[None]:
+        return self.service.stopService()
+
+
+def _policy_ms(attempt: int) -> float:
+    return min(INITIAL_S * FACTOR ** min(100, attempt), MAX_S) * 1000
+
+
+def client_service_backoff_strict(failures: int) -> tuple[float, float]:
+    """``retryPolicy`` as its docstring reads: the delay after the k-th failed connection
+    attempt in a row is ``policy(k)``: ``min(0.1 * 2**k, 0.8)`` s, plus the jitter."""
+    return (_policy_ms(failures), _policy_ms(failures) + JITTER_MS)
+
+
+def client_service_backoff(failures: int) -> tuple[float, float]:
+    """What ``ClientService`` does: a lost connection counts as a failure too, so after a
+    connection the k-th failed attempt in a row waits ``policy(k + 1)``; before any connection,
+    ``policy(k)``. The harness's backoff loop counts failures since the last success only, so
+    the range covers both."""
+    return (_policy_ms(failures), _policy_ms(failures + 1) + JITTER_MS)
+
+
+client_service = Target(
+    build=lambda clock, work: Reconnecting(clock, work),
+    kind="periodic",
+    backoff_ms=client_service_backoff,
+    menu={"job_kinds": ("succeed", "fail", "raise", "hang")},
+    description="Twisted's ClientService with backoffPolicy(0.1, 0.8, 2): reconnects with growing delays",
+)
+
+#: The same, holding ``retryPolicy`` to its parameter's docstring ("the number of failed
+#: connection attempts made in a row"): caught by ``time.backoff`` after a lost connection.
+client_service_strict = Target(
+    build=lambda clock, work: Reconnecting(clock, work),
+    kind="periodic",
+    backoff_ms=client_service_backoff_strict,
+    menu={"job_kinds": ("succeed", "fail", "raise", "hang")},
+    description="ClientService held to retryPolicy's docstring (the k-th failed attempt in a row waits policy(k))",
+)
+
+
+# -- DeferredLock with a bounded wait ---------------------------------------------------------
+
+class TimedLock:
+    """``acquire().addTimeout(...)``, then the job, then ``release``, whatever the job did."""
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+        self.lock = defer.DeferredLock()
+
+    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
+        def run(_: Any) -> defer.Deferred[Any]:
+            def release(result: Any) -> Any:
+                self.lock.release()
+                return result
+            return defer.maybeDeferred(job).addBoth(release)
+
+        acquired = self.lock.acquire().addTimeout(LOCK_TIMEOUT_MS / 1000, self.clock)
+        return acquired.addCallback(run)
+
+
+lock_wait_timeout = Target(
+    build=TimedLock,
+    limit=1,
+    order="fifo",
+    timeout_ms=LOCK_TIMEOUT_MS,
+    timeout_from="wait",
+    description="Twisted's DeferredLock, acquire().addTimeout(0.3): one holder, FIFO, a waiter times out after 300ms",
+)
+
+
+# -- DeferredQueue(size=2) ---------------------------------------------------------------------
+
+class QueueStopped(Exception):
+    """The worker was stopped before the job was taken off the queue."""
+
+
+class BoundedQueue:
+    """One worker draining a ``DeferredQueue(size=2)``; a put beyond the size is refused."""
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.queue: defer.DeferredQueue[tuple[Callable[[], Any], defer.Deferred[Any]]] = defer.DeferredQueue(size=QUEUE_SIZE)
+        self.get: defer.Deferred[Any] | None = None
+        self.stopped = False
+        self._next()
+
+    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
+        if self.stopped:
+            return defer.fail(QueueStopped("submitted after stop()"))
+        caller: defer.Deferred[Any] = defer.Deferred()
+        try:
+            self.queue.put((job, caller))
+        except defer.QueueOverflow as overflow:
+            return defer.fail(overflow)
+        return caller
+
+    def stop(self) -> None:
+        self.stopped = True
+        if self.get is not None:
+            get, self.get = self.get, None
+            get.cancel()
+        while self.queue.pending:
+            _, caller = self.queue.pending.pop(0)
+            caller.errback(QueueStopped("stopped before the job was taken"))
+
+    def _next(self) -> None:
+        if self.stopped:
+            return
+        self.get = self.queue.get()
+        self.get.addCallbacks(self._run, lambda f: f.trap(defer.CancelledError))
+
+    def _run(self, item: tuple[Callable[[], Any], defer.Deferred[Any]]) -> None:
+        self.get = None
+        job, caller = item
+        defer.maybeDeferred(job).addBoth(self._deliver, caller)
+
+    def _deliver(self, result: Any, caller: defer.Deferred[Any]) -> None:
+        if isinstance(result, Failure):
+            caller.errback(result)
+        else:
+            caller.callback(result)
+        self._next()
+
+
+def overflows_only_when_full(run: Run) -> None:
+    """A job is refused with ``QueueOverflow`` only while ``QUEUE_SIZE`` jobs wait in the queue
+    (submitted, not refused, not yet started); nothing is judged after ``stop()``."""
+    view = run.view
+    waiting: set[int] = set()
+    for _, event in enumerate(view.events):
+        if event.kind == EventKind.STOP:
+            return
+        if event.kind == EventKind.JOB_START:
+            waiting.discard(event.job)
+        elif event.kind == EventKind.SUBMIT:
+            record = view.jobs[event.job]
+            refused = not record.ran and record.received is not None and record.received.error == "QueueOverflow"
+            if refused:
+                assert len(waiting) >= QUEUE_SIZE, (
+                    f"job {event.job} was refused at {format_ms(event.t_us)} with only "
+                    f"{len(waiting)} job(s) waiting ({sorted(waiting)}); the queue holds {QUEUE_SIZE}")
+            else:
+                waiting.add(event.job)
+
+
+bounded_queue = Target(
+    build=BoundedQueue,
+    limit=1,
+    order="fifo",
+    cancellable=False,  # a put cannot be taken back
+    rejects=(defer.QueueOverflow,),
+    invariants=(overflows_only_when_full,),
+    description="Twisted's DeferredQueue(size=2) with one worker: FIFO, refuses a put only when full",
+)
