@@ -36,16 +36,17 @@ refused only while two jobs wait in the queue.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from twisted.application.internet import ClientService, backoffPolicy
-from twisted.internet import defer, protocol
+from hypothesis import strategies as st
+from twisted.internet import defer, protocol, task
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
-from harness import EventKind, Run, Target, format_ms
+from harness import EventKind, Operation, Run, Target, format_ms
 
 #: ``backoffPolicy`` arguments: first delay, cap, growth; the jitter is up to JITTER_MS.
 INITIAL_S, MAX_S, FACTOR = 0.1, 0.8, 2.0
@@ -269,4 +270,122 @@ bounded_queue = Target(
     rejects=(defer.QueueOverflow,),
     invariants=(overflows_only_when_full,),
     description="Twisted's DeferredQueue(size=2) with one worker: FIFO, refuses a put only when full",
+)
+
+
+# -- task.Cooperator: one CooperativeTask per job, paused and resumed --------------------------
+
+def _one_step() -> bool:
+    """Termination predicate: one work unit per tick (the default reads wall-clock time)."""
+    return True
+
+
+class CooperativeJobs:
+    """Each job is a ``CooperativeTask`` of one ``Cooperator``: two units of work, then the job.
+
+    ``pause_for(ms)`` pauses every task there is and resumes them ``ms`` later: ``pause``
+    nests ("resume must be called an equal number of times"). Cancelling a
+    caller stops its task before the job runs, or cancels the running job's Deferred.
+    """
+
+    STEPS = 2
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+        self.cooperator = task.Cooperator(
+            terminationPredicateFactory=lambda: _one_step,
+            scheduler=lambda step: clock.callLater(0.01, step),
+        )
+        self.tasks: list[task.CooperativeTask] = []
+        self.pauses = 0  # pauses in force (for the reader; tasks submitted meanwhile run)
+
+    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
+        running: list[defer.Deferred[Any]] = []
+        outcome: list[Any] = []
+        cancelled: list[bool] = []
+
+        def steps() -> Iterator[Any]:
+            for _ in range(self.STEPS):
+                yield None
+            work = defer.maybeDeferred(job)
+            running.append(work)
+            yield work.addBoth(outcome.append)
+
+        cooperative = self.cooperator.cooperate(steps())
+        self.tasks.append(cooperative)
+
+        def cancel(_: defer.Deferred[Any]) -> None:
+            cancelled.append(True)
+            if running:
+                running[0].cancel()
+            else:
+                cooperative.stop()
+
+        caller: defer.Deferred[Any] = defer.Deferred(cancel)
+
+        def done(result: Any) -> None:
+            if cancelled or caller.called:
+                return
+            final = outcome[0] if outcome else result
+            if isinstance(final, Failure):
+                caller.errback(final)
+            else:
+                caller.callback(final)
+
+        cooperative.whenDone().addBoth(done)
+        return caller
+
+    def pause_for(self, ms: int) -> None:
+        self.pauses += 1
+        paused = [cooperative for cooperative in self.tasks if _quietly(cooperative.pause)]
+        self.clock.callLater(ms / 1000, self._resume, paused)
+
+    def _resume(self, paused: list[task.CooperativeTask]) -> None:
+        # Resume only the tasks this pause paused: ``pause`` of an ended task raises, but
+        # ``resume`` does not check, and would undo the pause the Cooperator itself holds while
+        # the task waits on a Deferred (Twisted's own resume then raises NotPaused, unhandled).
+        self.pauses -= 1
+        for cooperative in paused:
+            _quietly(cooperative.resume)
+
+    def stop(self) -> None:
+        # Cooperator.stop() "errback[s] the completion Deferreds of all iterators", but it walks
+        # its task list while each task's _completeWith removes itself from it: every other
+        # task is skipped and its whenDone() never fires (Twisted 26.10; see
+        # cooperative_tasks_cooperator_stop). Stop each task first.
+        for cooperative in self.tasks:
+            _quietly(cooperative.stop)
+        self.cooperator.stop()
+
+
+class CooperatorStopOnly(CooperativeJobs):
+    """The same glue relying on ``Cooperator.stop()`` alone: caught by ``completion.deadline``."""
+
+    def stop(self) -> None:
+        self.cooperator.stop()
+
+
+def _quietly(call: Callable[[], None]) -> bool:
+    """``pause``/``resume`` of a task that has ended raise: its docstring says ``TaskFinished``
+    (``TaskStopped``, ``TaskDone``, ``TaskFailed``), but a task whose Cooperator was stopped
+    raises ``SchedulerStopped``, which is not one."""
+    try:
+        call()
+    except (task.TaskFinished, task.SchedulerStopped, task.NotPaused):
+        return False
+    return True
+
+
+_PAUSE_FOR = {"pause_for": Operation(lambda s, ms: s.pause_for(ms), args=(st.integers(1, 50).map(lambda n: n * 10),))}
+
+cooperative_tasks = Target(
+    build=CooperativeJobs,
+    operations=_PAUSE_FOR,
+    description="Twisted's Cooperator.cooperate, one task per job, paused for a while by pause_for(ms)",
+)
+
+cooperative_tasks_cooperator_stop = Target(
+    build=CooperatorStopOnly,
+    operations=_PAUSE_FOR,
+    description="the same, stopped with Cooperator.stop() alone: every other task's whenDone never fires",
 )
