@@ -54,6 +54,7 @@ SCENARIOS = (
     Scenario(f"{TWISTED_MORE}:client_service", "pass", "Twisted's ClientService with backoffPolicy: reconnects with growing delays, stops cleanly", "ClientService"),
     Scenario(f"{TWISTED_MORE}:lock_wait_timeout", "pass", "Twisted's DeferredLock, acquire().addTimeout(0.3): one holder, FIFO, a waiter times out", "DeferredLock"),
     Scenario(f"{TWISTED_MORE}:bounded_queue", "pass", "Twisted's DeferredQueue(size=2), one worker: FIFO, QueueOverflow only when full", "DeferredQueue"),
+    Scenario(f"{TWISTED_MORE}:cooperative_tasks", "pass", "Twisted's Cooperator.cooperate, a task per job, paused by an operation pause_for(ms)", "Cooperator"),
     Scenario(f"{SYNAPSE_MORE}:deferred_cache", "pass", "Synapse's DeferredCache get-or-set, two keys: callers share a computation, a success stays cached", "synapse DeferredCache"),
     Scenario(f"{SYNAPSE_MORE}:deferred_cache_invalidate", "pass", "Synapse's DeferredCache with invalidate(key) in the schedules", "synapse DeferredCache"),
     Scenario(f"{SYNAPSE_MORE}:retry_limiter", "pass", "Synapse's get_retry_limiter: NotRetryingDestination only while backing off", "synapse retryutils"),

@@ -27,6 +27,17 @@ endpoint connects inside ``connect()``.
 ``timeout_ms=300, timeout_from="wait"``; cancellable (a waiter leaves the list, a holder's
 cancel reaches the job's Deferred, which the caller's Deferred waits on).
 
+``cooperative_tasks``: ``Cooperator.cooperate`` with a task per job (two units of work, then
+the job's Deferred; "if the iterator yields a Deferred then work will pause until the Deferred
+fires"), on the injected clock; the operation ``pause_for(ms)`` pauses every task and resumes it
+``ms`` later. Cancellable: before its job runs a caller's cancel stops its task, after it cancels
+the job's Deferred. Twisted 26.10's ``Cooperator.stop()`` skips every other task (it iterates its
+task list while each task's ``_completeWith`` removes itself), so their ``whenDone()`` never
+fires: the glue stops each task first; ``cooperative_tasks_cooperator_stop``, which does not, is
+caught by ``completion.deadline``. Also found on the way (the glue's, not Twisted's): ``pause``
+of an ended task raises but ``resume`` does not check, so resuming a task whose pause failed
+undoes the pause the Cooperator holds while the task waits on a Deferred.
+
 ``bounded_queue``: ``DeferredQueue(size=2)`` drained by one worker; ``put`` raises
 ``QueueOverflow`` when ``size`` objects are pending: ``rejects=(QueueOverflow,)``. Since
 ``rejects`` excuses any rejection, target invariant ``overflows_only_when_full``: a job is

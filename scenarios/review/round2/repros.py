@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness import JobSpec, Jump, Schedule, Start, Stop, Submit, Target
+from harness import Cancel, JobSpec, Jump, Schedule, Start, Stop, Submit, Target
 
 from scenarios.review.round2 import lease, targets
 
@@ -57,3 +57,17 @@ STRAGGLER_THEN_MORE_RUN = Schedule(ops=(STRAGGLER, Jump(at_ms=730, delta_ms=-990
 def loop_end_reported(run: Any) -> bool:
     """Whether the start Deferred failed (the loop's end reported) before any call failed late."""
     return any(e.kind == "failure" and e.detail.startswith("LeaseLost") for e in run.trace.events)
+
+
+# -- F4: the diagnosis blames a no-op cancel (after the job's Deferred fired) for a stranded job --
+
+#: On ``scenarios.thirdparty.twisted_more:cooperative_tasks_cooperator_stop``: Cooperator.stop()
+#: fails job 0 and skips job 1 (a Twisted bug), whose caller is never answered; job 0's caller is
+#: cancelled afterwards, a no-op. Replayed without job 0, job 1 is the only task and stop() fails
+#: it, so the diagnosis says the cancel stranded job 1 (cancellation.releases).
+NO_OP_CANCEL_BLAMED_SCHEDULE = Schedule(ops=(
+    Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=0)),
+    Submit(at_ms=0, job=1, spec=JobSpec(kind="succeed", after_ms=0)),
+    Stop(at_ms=0),
+    Cancel(at_ms=0, job=0),
+))
