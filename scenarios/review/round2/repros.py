@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness import Cancel, JobSpec, Jump, Schedule, Start, Stop, Submit, Target
+from harness import Cancel, JobSpec, Jump, Schedule, Start, Stop, Submit
 
 from scenarios.review.round2 import lease, targets
 
@@ -37,12 +37,7 @@ class PatientLeaseRenewer(lease.LeaseRenewer):
         self._on_lost()
 
 
-patient_lease = Target(
-    build=lambda clock, work: targets.Lease(clock, work, PatientLeaseRenewer),
-    kind="periodic",
-    interval_ms=int(targets.LEASE_TTL_S * 1000 / 3),
-    description="lease renewer that lets the renewal in flight finish once the lease is lost",
-)
+patient_lease = targets._lease(PatientLeaseRenewer, "lease renewer that lets the renewal in flight finish once the lease is lost")
 
 #: The first renewal fails 930 ms after it started; the lease is lost at 300 ms (start's Deferred
 #: fails with LeaseLost: the end is reported), the loop stops, and the renewal fails later.
