@@ -270,3 +270,59 @@ def test_trace_names_timers_without_memory_addresses() -> None:
     run = run_schedule(target, schedule)
     details = [e.detail for e in run.trace.events if e.kind == "timer.set"]
     assert details and not any(" at 0x" in d for d in details), details
+
+
+# --- Synapse's FederationRateLimiter: two findings of the harness ------------------------------
+
+
+def test_federation_rate_limiter_runs_more_than_concurrent_after_a_refusal_by_hand() -> None:
+    """T7 without the harness: seven 100 ms requests at once on a plain task.Clock; the refused
+    seventh's exit starts a queued request beside the two running."""
+    pytest.importorskip("synapse", reason="needs the thirdparty extra")
+    from scenarios.thirdparty import synapse_more
+
+    clock = task.Clock()
+    limited = synapse_more.RateLimited(clock)
+    running, most = [0], [0]
+
+    def job() -> defer.Deferred:
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        return task.deferLater(clock, 0.1, lambda: running.__setitem__(0, running[0] - 1))
+
+    for caller in [limited.submit(job) for _ in range(7)]:
+        caller.addErrback(lambda f: None)
+    for _ in range(20):
+        clock.advance(0.05)
+    assert most[0] == synapse_more.CONCURRENT + 1
+
+
+def test_federation_rate_limiter_overshoot_is_caught() -> None:
+    pytest.importorskip("synapse", reason="needs the thirdparty extra")
+    from scenarios.thirdparty import synapse_more
+
+    run = run_schedule(synapse_more.federation_rate_limiter, synapse_more.OVERSHOOT_SCHEDULE)
+    assert [v.invariant for v in check(run)] == ["concurrency.limit"]
+
+
+def test_federation_rate_limiter_runs_a_request_cancelled_in_its_sleep() -> None:
+    pytest.importorskip("synapse", reason="needs the thirdparty extra")
+    from scenarios.thirdparty import synapse_more
+
+    run = run_schedule(synapse_more.federation_rate_limiter_cancelled, synapse_more.CANCELLED_SLEEPER_SCHEDULE)
+    assert [v.invariant for v in check(run)] == ["cancellation.fires", "cancellation.no_start"]
+
+
+def test_a_campaign_finds_the_federation_rate_limiter_overshoot(tmp_path) -> None:
+    _needs_synapse(f"{SYNAPSE}:federation_rate_limiter")
+    result = _campaign(f"{SYNAPSE}:federation_rate_limiter", seed=11, examples=3000, tmp_path=tmp_path)
+    assert [f.record.invariant for f in result.findings] == ["concurrency.limit"]
+
+
+@pytest.mark.xfail(strict=True, reason="F13: the minimal schedule keeps clock faults the bug does not need (0 ms jobs made late)")
+def test_the_minimal_overshoot_needs_no_clock_fault(tmp_path) -> None:
+    _needs_synapse(f"{SYNAPSE}:federation_rate_limiter")
+    result = _campaign(f"{SYNAPSE}:federation_rate_limiter", seed=2, examples=3000, tmp_path=tmp_path)
+    [finding] = result.findings
+    clock = finding.record.schedule.clock
+    assert (clock.step_ms, clock.jitter_ms) == (0, 0), clock

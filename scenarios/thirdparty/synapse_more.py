@@ -26,6 +26,13 @@ on what ``seconds()`` read: target invariant ``refuses_only_while_backing_off``.
 grows by ``random.uniform(0.8, 1.4)`` from the global ``random`` module; the glue gives the
 module a seeded ``random.Random`` for each subject (the harness rightly reports the unpatched
 target as nondeterministic: ``retry_limiter_global_random``).
+
+``federation_rate_limiter`` (not a passing target: a finding): each job inside
+``FederationRateLimiter.ratelimit(host)`` (1 s window, sleep past 4 requests, at most 2 at once,
+refuse past 3 waiting). The harness finds that a refused request's exit frees a slot it never
+held, so a queued request starts beside the two running (``concurrency.limit``); and, with
+cancels drawn (``federation_rate_limiter_cancelled``), that a request cancelled during its
+rate-limit sleep runs anyway and delivers its result. See docs/reviews/outside-user-2.md, T7, T8.
 """
 
 from __future__ import annotations
@@ -39,16 +46,19 @@ from hypothesis import strategies as st
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 
-from harness import EventKind, Operation, Run, Target, format_ms
+from harness import Cancel, EventKind, JobSpec, Operation, Run, Schedule, Submit, Target, format_ms
 
 from scenarios.thirdparty.synapse_prims import SERVER_NAME, synapse_clock
 
 try:
     import synapse.util.retryutils as retryutils
+    from synapse.api.errors import LimitExceededError
+    from synapse.config.ratelimiting import FederationRatelimitSettings
     from synapse.logging.context import make_deferred_yieldable
     from synapse.metrics.background_process_metrics import run_as_background_process
     from synapse.util.async_helpers import delay_cancellation
     from synapse.util.caches.deferred_cache import DeferredCache
+    from synapse.util.ratelimitutils import FederationRateLimiter
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         f"the Synapse targets need matrix-synapse ({exc}); install it with pip install -e '.[thirdparty]'"
@@ -200,3 +210,82 @@ def _limiter(seeded: bool, description: str) -> Target:
 
 retry_limiter = _limiter(True, "Synapse's get_retry_limiter, one destination: refused only while backing off")
 retry_limiter_global_random = _limiter(False, "the same, with retryutils drawing its jitter from the global random")
+
+# -- FederationRateLimiter --------------------------------------------------------------------
+
+#: ``FederationRatelimitSettings``: a 1 s window, requests past the 4th in it sleep 200 ms, at
+#: most 2 at once, and a request is refused when more than 3 are queued or sleeping.
+WINDOW_MS, SLEEP_LIMIT, SLEEP_MS, REJECT_LIMIT, CONCURRENT = 1000, 4, 200, 3, 2
+
+
+class RateLimited:
+    """Each job runs inside ``FederationRateLimiter.ratelimit("host")``, as Synapse's federation
+    server handles an inbound request: ``with ratelimit(origin) as wait: await wait; ...``."""
+
+    def __init__(self, reactor: IReactorTime) -> None:
+        self.clock = synapse_clock(reactor)
+        settings = FederationRatelimitSettings(window_size=WINDOW_MS, sleep_limit=SLEEP_LIMIT, sleep_delay=SLEEP_MS,
+                                               reject_limit=REJECT_LIMIT, concurrent=CONCURRENT)
+        self.limiter = FederationRateLimiter(our_server_name=SERVER_NAME, clock=self.clock, config=settings)
+
+    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
+        async def limited() -> Any:
+            with self.limiter.ratelimit("remote.test") as wait:
+                await wait
+                return await make_deferred_yieldable(defer.maybeDeferred(job))
+        return defer.ensureDeferred(limited())
+
+
+def refuses_only_when_the_queue_is_full(run: Run) -> None:
+    """``LimitExceededError`` only when more than ``REJECT_LIMIT`` requests wait (queued for a
+    slot or sleeping: submitted, not refused, not started, not answered)."""
+    view = run.view
+    waiting: set[int] = set()
+    for event in view.events:
+        if event.kind == EventKind.STOP:
+            return
+        if event.kind in (EventKind.JOB_START, EventKind.RESULT, EventKind.FAILURE):
+            waiting.discard(event.job)
+        elif event.kind == EventKind.SUBMIT:
+            record = view.jobs[event.job]
+            refused = not record.ran and record.received is not None and record.received.error == "LimitExceededError"
+            if refused:
+                assert len(waiting) > REJECT_LIMIT, (
+                    f"job {event.job} was refused at {format_ms(event.t_us)} with {len(waiting)} request(s) "
+                    f"waiting ({sorted(waiting)}); the limiter refuses only past {REJECT_LIMIT}")
+            else:
+                waiting.add(event.job)
+
+
+#: Not a passing target: the harness finds a Synapse bug here (docs/reviews/outside-user-2.md,
+#: T7). A refused request leaves its ``with`` block, whose exit (``_on_exit``) schedules
+#: ``start_next_request``: it frees a slot the refused request never held and starts a queued
+#: request, so a third request runs beside two (``concurrency.limit``, ``OVERSHOOT_SCHEDULE``).
+#: Synapse documents no cancellation here: not declared cancellable.
+federation_rate_limiter = Target(
+    build=RateLimited,
+    limit=CONCURRENT,
+    cancellable=False,
+    rejects=(LimitExceededError,),
+    invariants=(refuses_only_when_the_queue_is_full,),
+    description="Synapse's FederationRateLimiter: at most 2 at once, sleeps past 4 a second, refuses past 3 waiting",
+)
+
+#: The same, held to the usual cancel promise: a request cancelled during its rate-limit sleep
+#: is not failed; the sleep's Deferred is cancelled, ``on_wait_finished`` (an ``addBoth``) takes
+#: the ``CancelledError`` for the end of the sleep, and the request runs at once and delivers its
+#: result (``cancellation.fires``, ``CANCELLED_SLEEPER_SCHEDULE``).
+federation_rate_limiter_cancelled = Target(
+    build=RateLimited,
+    limit=CONCURRENT,
+    rejects=(LimitExceededError,),
+    invariants=(refuses_only_when_the_queue_is_full,),
+    description="FederationRateLimiter with cancels drawn: a cancelled sleeping request runs at once",
+)
+
+#: Seven requests of 100 ms at once: two run, two queue, two sleep, the seventh is refused, and
+#: its exit starts a queued one beside the two running.
+OVERSHOOT_SCHEDULE = Schedule(ops=tuple(Submit(at_ms=0, job=i, spec=JobSpec(kind="succeed", after_ms=100)) for i in range(7)))
+#: Five requests of 100 ms (the fifth sleeps 200 ms), the fifth cancelled at once.
+CANCELLED_SLEEPER_SCHEDULE = Schedule(ops=tuple(Submit(at_ms=0, job=i, spec=JobSpec(kind="succeed", after_ms=100)) for i in range(5))
+                                      + (Cancel(at_ms=0, job=4),))
