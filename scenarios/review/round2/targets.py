@@ -1,4 +1,4 @@
-"""Harness targets for the round-2 review components, written from README.md and docs/ only
+"""Harness targets for the round-2 review components, written from the user docs alone (the front page and docs/)
 (the harness source was not read).  One target per class: the correct one must stay clean,
 each buggy twin must be caught with the invariant named in ``EXPECTED`` of
 tests/test_review_round2.py.  What each adapter had to work around is numbered in
