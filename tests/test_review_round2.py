@@ -14,8 +14,8 @@ import random
 import pytest
 from twisted.internet import defer, task
 
-from harness import (CampaignConfig, JobSpec, NondeterministicTarget, Schedule, Start, check, load_target,
-                     run_campaign, run_schedule)
+from harness import JobSpec, NondeterministicTarget, Schedule, Start, check, load_target, run_schedule
+from review_campaigns import campaign, needs_synapse, spec_id
 from scenarios.review.round2 import backoff, batcher, breaker, consumers, lease, repros
 
 ROUND2 = "scenarios.review.round2.targets"
@@ -44,36 +44,21 @@ EXPECTED = {
 }
 
 
-def _campaign(spec: str, seed: int, examples: int, tmp_path, max_failures: int = 1):
-    config = CampaignConfig(seed=seed, max_examples=examples, report_dir=str(tmp_path), database=None,
-                            regressions=None, max_failures=max_failures)
-    return run_campaign(load_target(spec), spec, config)
-
-
-def _id(spec: str) -> str:
-    return spec.split(":")[1]
-
-
-def _needs_synapse(spec: str) -> None:
-    if spec.startswith(SYNAPSE):
-        pytest.importorskip("synapse", reason="needs the thirdparty extra: pip install -e '.[thirdparty]'")
-
-
 # --- both ways, fast tier ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("spec", CORRECT + THIRDPARTY, ids=_id)
+@pytest.mark.parametrize("spec", CORRECT + THIRDPARTY, ids=spec_id)
 def test_correct_target_stays_clean(spec: str, tmp_path) -> None:
-    _needs_synapse(spec)
-    result = _campaign(spec, seed=11, examples=300, tmp_path=tmp_path)
+    needs_synapse(spec)
+    result = campaign(spec, seed=11, examples=300, tmp_path=tmp_path)
     assert [f.record.message for f in result.findings] == []
     assert result.examples == 300
 
 
-@pytest.mark.parametrize("spec", sorted(EXPECTED), ids=_id)
+@pytest.mark.parametrize("spec", sorted(EXPECTED), ids=spec_id)
 def test_planted_bug_is_caught_with_the_right_invariant(spec: str, tmp_path) -> None:
-    _needs_synapse(spec)
-    result = _campaign(spec, seed=11, examples=3000, tmp_path=tmp_path)
+    needs_synapse(spec)
+    result = campaign(spec, seed=11, examples=3000, tmp_path=tmp_path)
     assert [f.record.invariant for f in result.findings] == [EXPECTED[spec]]
 
 
@@ -81,14 +66,14 @@ def test_lease_renewal_landing_after_stop_is_caught_by_its_own_invariant(tmp_pat
     """The planted bug (a renewal landing after stop() re-arms the watchdog) is no built-in's:
     the timer it arms fires in the drain (F1). The target's own ``no_timer_after_stop`` catches
     it; the campaign also reports the false alarm F2 (``time.loop_died``), so it looks for both."""
-    result = _campaign(f"{ROUND2}:lease_renews_after_stop", seed=11, examples=3000, tmp_path=tmp_path, max_failures=3)
+    result = campaign(f"{ROUND2}:lease_renews_after_stop", seed=11, examples=3000, tmp_path=tmp_path, max_failures=3)
     assert "user.no_timer_after_stop" in [f.record.invariant for f in result.findings]
 
 
 def test_retry_limiter_on_the_global_random_is_reported_nondeterministic(tmp_path) -> None:
     pytest.importorskip("synapse", reason="needs the thirdparty extra")
     with pytest.raises(NondeterministicTarget, match="is nondeterministic"):
-        _campaign(f"{SYNAPSE}:retry_limiter_global_random", seed=11, examples=3000, tmp_path=tmp_path)
+        campaign(f"{SYNAPSE}:retry_limiter_global_random", seed=11, examples=3000, tmp_path=tmp_path)
 
 
 def _cooperator_stop_skips_tasks() -> bool:
@@ -116,7 +101,7 @@ def test_glue_relying_on_cooperator_stop_is_caught_while_twisted_skips_tasks(tmp
     """Both symptoms: a skipped task's caller never answered, and pausing a skipped task raises
     ``ValueError`` from ``list.remove`` (the Cooperator no longer lists it). The stranded caller
     is reported as ``cancellation.releases`` when a no-op cancel is in the schedule (F4)."""
-    result = _campaign(f"{TWISTED}:cooperative_tasks_cooperator_stop", seed=11, examples=3000, tmp_path=tmp_path,
+    result = campaign(f"{TWISTED}:cooperative_tasks_cooperator_stop", seed=11, examples=3000, tmp_path=tmp_path,
                        max_failures=2)
     found = {f.record.invariant for f in result.findings}
     if not _cooperator_stop_skips_tasks():
@@ -138,10 +123,10 @@ def test_a_cancel_after_the_result_is_not_blamed_for_a_stranded_job() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
-@pytest.mark.parametrize("spec", CORRECT + THIRDPARTY, ids=_id)
-def test_correct_target_stays_clean_over_a_long_campaign(spec: str, seed: int, tmp_path) -> None:
-    _needs_synapse(spec)
-    result = _campaign(spec, seed=seed, examples=5000, tmp_path=tmp_path)
+@pytest.mark.parametrize("spec", CORRECT + THIRDPARTY, ids=spec_id)
+def test_correct_target_stays_clean_over_a_longcampaign(spec: str, seed: int, tmp_path) -> None:
+    needs_synapse(spec)
+    result = campaign(spec, seed=seed, examples=5000, tmp_path=tmp_path)
     assert [f.record.message for f in result.findings] == []
 
 
@@ -246,7 +231,7 @@ def test_a_built_in_catches_the_orphan_timer_without_the_targets_own_invariant(t
 
     target = dataclasses.replace(load_target(f"{ROUND2}:batcher_orphan_timer"), invariants=())
     config = CampaignConfig(seed=11, max_examples=2000, report_dir=str(tmp_path), database=None, regressions=None)
-    result = run_campaign(target, "review2:batcher_orphan_timer_builtins_only", config)
+    result = runcampaign(target, "review2:batcher_orphan_timer_builtins_only", config)
     assert result.findings
 
 
@@ -314,15 +299,15 @@ def test_federation_rate_limiter_runs_a_request_cancelled_in_its_sleep() -> None
 
 
 def test_a_campaign_finds_the_federation_rate_limiter_overshoot(tmp_path) -> None:
-    _needs_synapse(f"{SYNAPSE}:federation_rate_limiter")
-    result = _campaign(f"{SYNAPSE}:federation_rate_limiter", seed=11, examples=3000, tmp_path=tmp_path)
+    needs_synapse(f"{SYNAPSE}:federation_rate_limiter")
+    result = campaign(f"{SYNAPSE}:federation_rate_limiter", seed=11, examples=3000, tmp_path=tmp_path)
     assert [f.record.invariant for f in result.findings] == ["concurrency.limit"]
 
 
 @pytest.mark.xfail(strict=True, reason="F13: the minimal schedule keeps clock faults the bug does not need (0 ms jobs made late)")
 def test_the_minimal_overshoot_needs_no_clock_fault(tmp_path) -> None:
-    _needs_synapse(f"{SYNAPSE}:federation_rate_limiter")
-    result = _campaign(f"{SYNAPSE}:federation_rate_limiter", seed=2, examples=3000, tmp_path=tmp_path)
+    needs_synapse(f"{SYNAPSE}:federation_rate_limiter")
+    result = campaign(f"{SYNAPSE}:federation_rate_limiter", seed=2, examples=3000, tmp_path=tmp_path)
     [finding] = result.findings
     clock = finding.record.schedule.clock
     assert (clock.step_ms, clock.jitter_ms) == (0, 0), clock
