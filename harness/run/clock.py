@@ -52,6 +52,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from zope.interface import implementer
 
 from harness.model.schedule import ORDERS
+from harness.run.describe import mask_addresses
 
 if TYPE_CHECKING:
     from harness.model.schedule import ClockPolicy
@@ -125,9 +126,17 @@ class _FaultDelayedCall(DelayedCall):
 
 
 def func_name(func: Any) -> str:
-    """A deterministic, readable name for a function (no addresses, no ``<locals>``)."""
+    """A deterministic, readable name for a function (no addresses, no ``<locals>``).
+
+    A callable object may answer ``__qualname__`` with a repr of what it wraps
+    (automat's ``<implementation for <function _Client._reconnect at 0x7f..>>``):
+    its memory address is masked, or the trace would differ between processes.
+    """
     name = getattr(func, "__qualname__", None) or type(func).__name__
-    return name.rsplit("<locals>.", 1)[-1]
+    if not isinstance(name, str):
+        name = type(func).__name__
+    name = name.rsplit("<locals>.", 1)[-1]
+    return mask_addresses(name) if "0x" in name else name
 
 
 def call_name(call: DelayedCall) -> str:
