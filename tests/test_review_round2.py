@@ -246,7 +246,6 @@ def test_a_straggler_failing_as_the_run_drains_is_not_judged() -> None:
     assert [v.invariant for v in check(run)] == []
 
 
-@pytest.mark.xfail(strict=True, reason="F2: time.loop_died judges a call that fails after start's Deferred failed")
 def test_a_straggler_failing_after_the_loop_reported_its_end_is_not_a_dead_loop() -> None:
     run = run_schedule(repros.patient_lease, repros.STRAGGLER_THEN_MORE_RUN)
     assert repros.loop_end_reported(run)

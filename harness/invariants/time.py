@@ -549,7 +549,12 @@ class AfterStop(_Periodic):
 
 
 class LoopDied(_Periodic):
-    """An error in periodic work is reported (logged, or its Deferred fails) rather than silently ending the loop."""
+    """An error in periodic work is reported (logged, or its Deferred fails) rather than silently ending the loop.
+
+    A call that fails after ``stop()``, or after the Deferred ``start()``
+    returned has failed (the loop already reported its end), is not judged:
+    no more calls are owed then, however long the run goes on.
+    """
 
     name = "time.loop_died"
     summary = "an error in the periodic function is reported, never silently ending the loop"
@@ -558,14 +563,19 @@ class LoopDied(_Periodic):
         facts = facts_of(run)
         target = run.target
         stop = facts.first_stop()
+        failures = facts.of_kind(EventKind.FAILURE)
         for job in self.periodic_jobs(facts):
             in_a_row = _failures_in_a_row(job)
+            # The Deferred start() returned failed: the loop reported its own end (an error, not a silence).
+            ended = next((i for i in failures if facts.events[i].job == job.id), None)
             for attempt in job.attempts:
                 if attempt.end_kind != EventKind.JOB_FAIL:
                     continue
                 end = known(attempt.end)  # a failed attempt has ended
                 if stop is not None and stop < end:
                     continue  # a call in flight at stop() failed: after stop() no more calls are expected
+                if ended is not None and ended < end:
+                    continue  # likewise once the loop reported its end: a straggler's failure is not a death
                 if any(later.start > end for later in job.attempts):
                     continue
                 window_end = self._window_end(facts, end)
