@@ -99,6 +99,19 @@ def test_checking_a_diagnosed_run_again_replays_nothing_and_finds_the_same(
     assert [v for inv in invariants_for(run.target) for v in inv.violations(run)] == first
 
 
+def test_a_cancel_after_the_job_fired_is_never_blamed(replays: list[Schedule]) -> None:
+    """Round 2's F3: cancelling job 0 after its Deferred fired is a no-op. Taking job 0 out of the
+    schedule would let job 1 finish on this order-dependent subject, which once blamed the cancel
+    (``cancellation.releases``); the stranding is the subject's own (``completion.deadline``)."""
+    schedule = Schedule((Submit(0, 0, JobSpec("immediate"), 1), Submit(0, 1, _ok(), 0), Cancel(5, 0)))
+    run = run_schedule(load_target("scenarios.priority:idle_flag_scheduler"), schedule)
+    assert diagnose(run) == Diagnosis((Stranded(1, Cause.NONE),))
+    assert replays == []  # no effective cancel, no failure: nothing to take away
+    without_job_0 = run_schedule(load_target("scenarios.priority:idle_flag_scheduler"), Schedule((Submit(0, 1, _ok(), 0),)))
+    assert check(without_job_0) == []  # what the old counterfactual saw
+    assert [v.invariant for v in check(run)] == ["completion.deadline"]
+
+
 def test_a_run_without_stranded_jobs_replays_nothing(replays: list[Schedule]) -> None:
     run = run_schedule(load_target("scenarios.pools:semaphore_pool"), Schedule((Submit(0, 0, _ok()), Cancel(5, 0))))
     assert check(run) == [] and run.diagnosis == Diagnosis() and replays == []

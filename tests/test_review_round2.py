@@ -115,7 +115,6 @@ def test_glue_relying_on_cooperator_stop_is_caught_while_twisted_skips_tasks(tmp
     assert "errors.operation" in found and found & {"completion.deadline", "cancellation.releases"}
 
 
-@pytest.mark.xfail(strict=True, reason="F4: the diagnosis blames a cancel that came after the job's Deferred had fired")
 def test_a_cancel_after_the_result_is_not_blamed_for_a_stranded_job() -> None:
     if not _cooperator_stop_skips_tasks():
         pytest.skip("needs the Twisted bug")

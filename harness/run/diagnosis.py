@@ -6,7 +6,8 @@ function of the trace). The trace alone cannot say why: a slot a cancelled
 job never released, a failure that poisoned the subject, or a deadlock look
 alike. So this step replays counterfactual schedules against a fresh
 subject: without the cancelled jobs (a job that then finishes was stranded
-by a cancel), then with every failing behaviour turned into a success (one
+by a cancel; only a cancel that came before the job's Deferred fired counts:
+a later one is a no-op and is never blamed), then with every failing behaviour turned into a success (one
 that then finishes was stranded by a failure); what is left is a deadlock or
 starvation. Taking a cancelled job out also takes out what it did before its
 cancel: a job that also finishes once only the cancelled jobs' failing
@@ -27,7 +28,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from harness.model.schedule import Cancel, Op, Schedule, Start, Submit
+from harness.model.schedule import Op, Schedule, Start, Submit
 from harness.run.facts import facts_of, stranded_jobs
 
 if TYPE_CHECKING:
@@ -88,16 +89,17 @@ def _causes(run: Run, ids: list[int]) -> dict[int, Cause]:
     from harness.run.runner import run_schedule  # the runner's Run holds a Diagnosis: imported when needed
 
     schedule = run.schedule
+    cancelled = _effectively_cancelled(run)
     remaining = set(ids)
     causes: dict[int, Cause] = {}
-    for cause, counterfactual in ((Cause.CANCEL, _without_cancelled(schedule)), (Cause.FAILURE, _healed(schedule))):
+    for cause, counterfactual in ((Cause.CANCEL, _without_cancelled(schedule, cancelled)), (Cause.FAILURE, _healed(schedule))):
         if counterfactual is None or not remaining:
             continue
         replay = run_schedule(run.target, counterfactual)
         still = set(stranded_jobs(facts_of(replay), run.target))
         freed = remaining - still
         if cause is Cause.CANCEL and freed:
-            freed -= _freed_by_healing_cancelled(run, freed)
+            freed -= _freed_by_healing_cancelled(run, freed, cancelled)
         for job in sorted(freed):
             causes[job] = cause
         remaining -= freed
@@ -106,20 +108,33 @@ def _causes(run: Run, ids: list[int]) -> dict[int, Cause]:
     return causes
 
 
-def _freed_by_healing_cancelled(run: Run, jobs: set[int]) -> set[int]:
+def _effectively_cancelled(run: Run) -> set[int]:
+    """The jobs whose caller's Deferred was cancelled before it fired (the run's trace says so).
+
+    A cancel of a Deferred that had already fired is a no-op, and one of a job
+    not yet submitted (``cancel.skip``) cancels nothing: neither can strand
+    another job, so neither job is taken out of the counterfactual schedule
+    (taking it out would change an order-dependent subject for another reason).
+    """
+    return {
+        job.id for job in facts_of(run).jobs.values()
+        if job.cancels and (job.fired is None or job.cancels[0] < job.fired)
+    }
+
+
+def _freed_by_healing_cancelled(run: Run, jobs: set[int], cancelled: set[int]) -> set[int]:
     """Which of ``jobs`` also finish when only the cancelled jobs' failing behaviours succeed (cancels kept)."""
     from harness.run.runner import run_schedule
 
-    healed = _healed(run.schedule, {op.job for op in run.schedule.ops if isinstance(op, Cancel)})
+    healed = _healed(run.schedule, cancelled)
     if healed is None:
         return set()
     replay = run_schedule(run.target, healed)
     return jobs - set(stranded_jobs(facts_of(replay), run.target))
 
 
-def _without_cancelled(schedule: Schedule) -> Schedule | None:
-    """The schedule without the jobs it cancels (and their cancels), or None if it cancels none."""
-    cancelled = {op.job for op in schedule.ops if isinstance(op, Cancel)}
+def _without_cancelled(schedule: Schedule, cancelled: set[int]) -> Schedule | None:
+    """The schedule without the ``cancelled`` jobs (and their cancels), or None if there are none."""
     if not cancelled:
         return None
     return replace(schedule, ops=tuple(op for op in schedule.ops if getattr(op, "job", None) not in cancelled))
