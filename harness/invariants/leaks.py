@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from harness.invariants.base import Invariant, Violation
-from harness.model.trace import EventKind
+from harness.model.trace import EventKind, format_ms
 from harness.run.facts import facts_of
+from harness.run.steps import LEFT_BY_STOP
 
 if TYPE_CHECKING:
     from harness.run.runner import Run
@@ -28,10 +29,32 @@ class _Leftover(Invariant):
 
 
 class Calls(_Leftover):
+    """No DelayedCall of the subject is left pending after ``stop()``.
+
+    Judged twice: after the drain, and the moment ``stop()`` completed if no
+    work was in flight then (``harness.run.steps.record_left_by_stop``): a
+    one-shot timer ``stop()`` forgot fires during the drain, so only the
+    second look sees it.
+    """
+
     name = "leaks.calls"
-    summary = "after stop() and draining, no DelayedCall of the subject is pending"
+    summary = "after stop() (with nothing in flight) and after draining, no DelayedCall of the subject is pending"
     kind = EventKind.LEAK_CALL
     what = "a DelayedCall is still pending"
+
+    def check(self, run: Run) -> Violation | None:
+        facts = facts_of(run)
+        leaks = facts.of_kind(self.kind)
+        if not leaks or not facts.events[leaks[0]].detail.endswith(LEFT_BY_STOP):
+            return super().check(run)
+        event = facts.events[leaks[0]]
+        call = event.detail[: -len(LEFT_BY_STOP)].rstrip(", ")
+        return self.violation(
+            run,
+            f"stop() completed at {format_ms(event.t_us)} with no work in flight, yet left a DelayedCall of the "
+            f"subject pending: {call} (set before stop(), it can only fire into a stopped subject)",
+            leaks[:1],
+        )
 
 
 class Loops(_Leftover):

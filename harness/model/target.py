@@ -115,6 +115,8 @@ class Target:
     overlap: bool = False
     # completion
     deadline_ms: int | None = None
+    # leaks: stop() cancels the timers it does not leave to work in flight (leaks.calls also looks when it completes)
+    stop_cancels_timers: bool = False
     # errors
     rejects: tuple[type[BaseException], ...] = ()
     errors: tuple[type[BaseException], ...] = ()
@@ -159,6 +161,8 @@ class Target:
             raise TargetError(f"Target order must be one of {', '.join(ORDERS)} or None, got {self.order!r}")
         if self.timeout_from not in TIMEOUT_FROM:
             raise TargetError(f"Target timeout_from must be one of {', '.join(TIMEOUT_FROM)}, got {self.timeout_from!r}")
+        if not isinstance(self.stop_cancels_timers, bool):
+            raise TargetError(f"Target stop_cancels_timers must be True or False, got {self.stop_cancels_timers!r}")
         if not isinstance(self.timeout_fires, bool):
             raise TargetError(f"Target timeout_fires must be True or False, got {self.timeout_fires!r}")
         if self.timeout_fires and self.timeout_ms is None:

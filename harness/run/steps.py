@@ -111,9 +111,15 @@ def record_leftovers(run: Run) -> None:
             trace.record(EventKind.LEAK_LOOP, detail=f"LoopingCall({func_name(loop.f)}) still running")
 
 
+#: The end of a ``leak.call`` detail for a call ``stop()`` left pending while no work was in flight.
+LEFT_BY_STOP = "set before stop() and still pending when stop() completed with no work in flight"
+
+
 def stop(run: Run, why: str) -> None:
     run.trace.record(EventKind.STOP, detail=why)
     run.stopped = True
+    # What stop() is to cancel, or leave to work in flight (only kept for a target that promises it).
+    before = list(run.clock.calls) if run.clock is not None and run.target.stop_cancels_timers else []
     try:
         result = run.target.stop_subject(run.subject)
     except ABORTS + (KeyboardInterrupt,):
@@ -127,6 +133,35 @@ def stop(run: Run, why: str) -> None:
     run.checkpoint()
     if isinstance(result, defer.Deferred):
         result.addErrback(_on_failure, run.trace, -1, EventKind.STOP_FAILURE)
+        if before:
+            result.addCallback(lambda _: record_left_by_stop(run, before))  # once stop() completed
+    elif before:
+        record_left_by_stop(run, before)
+
+
+def record_left_by_stop(run: Run, before: list[_FaultDelayedCall]) -> None:
+    """Record as ``leak.call`` each subject call set before ``stop()`` that is still pending now that it completed.
+
+    Only for a target that promises it (``Target(stop_cancels_timers=True)``):
+    a timer left to fire harmlessly into a stopped subject (a cache entry's
+    expiry) keeps the default promise, which judges only after the drain.
+    Judged only when nothing of the subject's work is in flight at that
+    moment (no job attempt unsettled, no Deferred ``submit`` or ``start``
+    returned unfired): in-flight work may still need its timers while it
+    drains, and a timer it sets then is its own. With nothing in flight, a
+    timer ``stop()`` left pending can only fire into a stopped subject: the
+    one-shot timer a ``stop()`` forgot, which fires in the drain and so was
+    never pending when the drain ended (round-2 review, F1).
+    """
+    clock = run.clock
+    if clock is None or not run.target.stop_cancels_timers or run.phase in ("invariant", "release"):
+        return
+    if any(job.pending for job in run.jobs.values()) or any(not d.called for d in run.handles.values()):
+        return
+    left = [call for call in before if call.active() and not isinstance(getattr(call.func, "__self__", None), Job)]
+    for call in sorted(left, key=lambda c: (c.due_us, c.key)):
+        name = call.label or call_name(call)  # "#3 Batcher._on_timer", as its timer.set event named it
+        run.trace.record(EventKind.LEAK_CALL, detail=f"{name} due at {round(call.due_us / 1000)}ms, {LEFT_BY_STOP}")
 
 
 def _watch(run: Run, job: int, d: Any, what: str) -> None:

@@ -157,6 +157,7 @@ def _lease(cls: type, description: str) -> Target:
         build=lambda clock, work: Lease(clock, work, cls),
         kind="periodic",
         interval_ms=int(LEASE_TTL_S * 1000 / 3),
+        stop_cancels_timers=True,  # stop() cancels the watchdog (F1)
         invariants=(no_timer_after_stop,),
         description=description,
     )
@@ -223,6 +224,7 @@ def _batch(cls: type, description: str) -> Target:
     return Target(
         build=lambda clock: BatchGate(clock, cls),
         cancellable=False,  # add() hands out a plain Deferred: a cancel is not taken back
+        stop_cancels_timers=True,  # stop() flushes the batch: no timer of it may be left (F1)
         invariants=(batches_cut_on_size_or_delay,),
         description=description,
     )
