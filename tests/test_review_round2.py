@@ -398,10 +398,28 @@ def test_a_campaign_finds_the_federation_rate_limiter_overshoot(tmp_path) -> Non
     assert [f.record.invariant for f in result.findings] == ["concurrency.limit"]
 
 
-@pytest.mark.xfail(strict=True, reason="F13: the minimal schedule keeps clock faults the bug does not need (0 ms jobs made late)")
 def test_the_minimal_overshoot_needs_no_clock_fault(tmp_path) -> None:
     needs_synapse(f"{SYNAPSE}:federation_rate_limiter")
     result = campaign(f"{SYNAPSE}:federation_rate_limiter", seed=2, examples=3000, tmp_path=tmp_path)
     [finding] = result.findings
     clock = finding.record.schedule.clock
     assert (clock.step_ms, clock.jitter_ms) == (0, 0), clock
+
+
+def test_the_shrinker_trades_a_late_clock_for_jobs_that_take_that_long() -> None:
+    """F13: the candidate of a schedule of 0 ms jobs on a clock firing up to 50 ms late is a punctual
+    clock with 50 ms jobs (jobs that already take time, and ``immediate`` ones, are left alone)."""
+    from harness import ClockPolicy
+    from harness.search.shrink import _tame_clock
+
+    schedule = Schedule(
+        ops=(
+            Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=0)),
+            Submit(at_ms=0, job=1, spec=JobSpec(kind="fail", after_ms=0), then=(JobSpec(kind="succeed", after_ms=0),)),
+            Submit(at_ms=0, job=2, spec=JobSpec(kind="succeed", after_ms=30)),
+            Submit(at_ms=0, job=3, spec=JobSpec(kind="immediate")),
+        ),
+        clock=ClockPolicy(step_ms=20, jitter_ms=30),
+    )
+    [traded] = [c for c in _tame_clock(schedule) if c.clock.step_ms == c.clock.jitter_ms == 0]
+    assert [[s.after_ms for s in op.specs] for op in traded.ops] == [[50], [50, 50], [30], [0]]

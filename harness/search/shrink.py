@@ -122,8 +122,30 @@ def _tame_clock(schedule: Schedule) -> Iterator[Schedule]:
         yield replace(schedule, clock=replace(policy, jitter_ms=0))
     if policy.step_ms:
         yield replace(schedule, clock=replace(policy, step_ms=0))
+    if policy.step_ms or policy.jitter_ms:
+        yield _lateness_as_durations(schedule)
     if policy.tie_break != "fifo":
         yield replace(schedule, clock=replace(policy, tie_break="fifo", seed=0))
+
+
+def _lateness_as_durations(schedule: Schedule) -> Schedule:
+    """A punctual clock, every 0 ms job made to last the lateness the clock faults gave it.
+
+    A bug that needs jobs to overlap (a limit overshot) shows on a late clock with 0 ms jobs, whose
+    calls fire late together; a story with jobs that take time on a punctual clock is the truer
+    one (round-2 review, F13). Nothing adds a clock fault back, so shrinking still ends.
+    """
+    policy = schedule.clock
+    lateness = policy.step_ms + policy.jitter_ms
+
+    def longer(spec: JobSpec) -> JobSpec:
+        return replace(spec, after_ms=lateness) if spec.after_ms == 0 and spec.kind in ("succeed", "fail") else spec
+
+    ops = tuple(
+        replace(op, spec=longer(op.spec), then=tuple(longer(s) for s in op.then)) if isinstance(op, (Submit, Start)) else op
+        for op in schedule.ops
+    )
+    return replace(schedule, ops=ops, clock=replace(policy, step_ms=0, jitter_ms=0))
 
 
 #: The passes, tried in this order; each proposes simpler schedules, and the first that still fails
