@@ -272,6 +272,22 @@ def test_a_timer_left_by_stop_is_judged_only_with_no_work_in_flight(after_ms: in
     assert ("leaks.calls" in [v.invariant for v in check(run)]) is judged
 
 
+def test_a_call_due_at_the_instant_stop_completes_is_not_judged() -> None:
+    """A ``callLater(0)`` still due when stop() lands between the rounds of an instant is the rest
+    of that instant's work (Synapse's BatchingQueue schedules one), not a timer left for later."""
+    from harness import Target
+
+    class NextTick(_ForgetfulStop):
+        def submit(self, job):
+            self.clock.callLater(0, lambda: None)
+            return job()
+
+    schedule = Schedule(ops=(Submit(at_ms=0, job=0, spec=JobSpec(kind="immediate")), Stop(at_ms=0, after_rounds=0)))
+    run = run_schedule(Target(build=NextTick, stop_cancels_timers=True), schedule)
+    assert "reactor.pause" in [e.kind for e in run.trace.events]
+    assert [v.invariant for v in check(run)] == []
+
+
 def test_a_timer_left_by_stop_is_judged_when_the_deferred_stop_returned_fires() -> None:
     """The batcher's stop() returns a Deferred that waits for the batch in flight: the look comes
     when it fires (50 ms, nothing in flight then), not when stop() returned (10 ms)."""

@@ -148,7 +148,8 @@ def record_left_by_stop(run: Run, before: list[_FaultDelayedCall]) -> None:
     Judged only when nothing of the subject's work is in flight at that
     moment (no job attempt unsettled, no Deferred ``submit`` or ``start``
     returned unfired): in-flight work may still need its timers while it
-    drains, and a timer it sets then is its own. With nothing in flight, a
+    drains, and a timer it sets then is its own; nor is a call due at this
+    very instant (the rest of the instant's work). With nothing in flight, a
     timer ``stop()`` left pending can only fire into a stopped subject: the
     one-shot timer a ``stop()`` forgot, which fires in the drain and so was
     never pending when the drain ended (round-2 review, F1).
@@ -158,7 +159,11 @@ def record_left_by_stop(run: Run, before: list[_FaultDelayedCall]) -> None:
         return
     if any(job.pending for job in run.jobs.values()) or any(not d.called for d in run.handles.values()):
         return
-    left = [call for call in before if call.active() and not isinstance(getattr(call.func, "__self__", None), Job)]
+    now = clock.now_us  # a call due now is the rest of this instant's work (a callLater(0)), not left for later
+    left = [
+        call for call in before
+        if call.active() and call.due_us > now and not isinstance(getattr(call.func, "__self__", None), Job)
+    ]
     for call in sorted(left, key=lambda c: (c.due_us, c.key)):
         name = call.label or call_name(call)  # "#3 Batcher._on_timer", as its timer.set event named it
         run.trace.record(EventKind.LEAK_CALL, detail=f"{name} due at {round(call.due_us / 1000)}ms, {LEFT_BY_STOP}")
