@@ -277,6 +277,10 @@ MESSAGES: tuple[Row, ...] = (
     # leaks
     Row("leaks.calls", "leaks.calls", "a DelayedCall is still pending", "scenarios.heartbeat:watchdog_heartbeat",
         "scenarios.heartbeat:heartbeat", S(Start(0, 0, ok()), Stop(250))),
+    # stop_cancels_timers (round-2 review F1): a one-shot timer left by stop() with nothing in flight
+    Row("leaks.calls_at_stop", "leaks.calls", "with no work in flight, yet left a DelayedCall of the subject pending",
+        "scenarios.review.round2.targets:batcher_orphan_timer", "scenarios.review.round2.targets:batcher_ok",
+        S(Submit(0, 0, ok(0)), Submit(0, 1, ok(0)), Submit(0, 2, ok(0)), Stop(10))),
     Row("leaks.loops", "leaks.loops", "a LoopingCall is still running", "scenarios.heartbeat:queued_heartbeat",
         "scenarios.heartbeat:heartbeat", S(Start(0, 0, ok()), Stop(250))),
 )

@@ -31,14 +31,15 @@ class _Leftover(Invariant):
 class Calls(_Leftover):
     """No DelayedCall of the subject is left pending after ``stop()``.
 
-    Judged twice: after the drain, and the moment ``stop()`` completed if no
-    work was in flight then (``harness.run.steps.record_left_by_stop``): a
-    one-shot timer ``stop()`` forgot fires during the drain, so only the
-    second look sees it.
+    Judged after the drain and, for a target that declares
+    ``stop_cancels_timers``, also the moment ``stop()`` completed if no work
+    was in flight then (``harness.run.steps.record_left_by_stop``): a one-shot
+    timer ``stop()`` forgot fires during the drain, so only that look sees it.
     """
 
     name = "leaks.calls"
-    summary = "after stop() (with nothing in flight) and after draining, no DelayedCall of the subject is pending"
+    summary = ("after stop() and draining, no DelayedCall of the subject is pending (with stop_cancels_timers, "
+               "none set before stop() either, when stop() completes with nothing in flight)")
     kind = EventKind.LEAK_CALL
     what = "a DelayedCall is still pending"
 
