@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from harness.model.menu import Menu
 from harness.model.schedule import (
     JOB_KINDS,
+    MAX_DEPTH,
     MAX_ID,
     MAX_MS,
     Call,
@@ -319,10 +320,12 @@ class _Codec:
         seed = header[1] << 8 | header[2]
         step = menu.steps_ms[header[3] % len(menu.steps_ms)]
         jitter = menu.jitters_ms[header[4] % len(menu.jitters_ms)]
-        if not self.trusted or depth is not None:  # a pct depth comes from the caller: checked
+        # A pct depth comes from the caller: checked, unless it is a depth ``ClockPolicy`` takes.
+        if not self.trusted or (depth is not None and not (type(depth) is int and 1 <= depth <= MAX_DEPTH)):
             return ClockPolicy(tie_break=tie_break, seed=seed, step_ms=step, jitter_ms=jitter, depth=3 if depth is None else depth)
         policy = _PolicyDraft()
-        policy.tie_break, policy.seed, policy.step_ms, policy.jitter_ms, policy.depth = tie_break, seed, step, jitter, 3
+        policy.tie_break, policy.seed, policy.step_ms, policy.jitter_ms = tie_break, seed, step, jitter
+        policy.depth = 3 if depth is None else depth
         policy.__class__ = ClockPolicy
         return policy
 
@@ -397,8 +400,9 @@ class _Codec:
                 if code < _CANCEL:
                     # The behaviour's key: its duration, error, hostile canceller and kind, as ``_spec`` reads them.
                     key = afters[code][duration] << _AFTER_SHIFT | details[detail] | code
-                    spec = specs.get(key)
-                    if spec is None:
+                    try:  # a subscript, not ``get``: nearly every behaviour is in the table already
+                        spec = specs[key]
+                    except KeyError:
                         if len(specs) >= _MAX_SPECS:
                             specs.clear()
                         spec = specs[key] = self._spec(JOB_KINDS[code], duration, detail)
@@ -421,7 +425,8 @@ class _Codec:
                     if submitted:
                         cancel = cancel_draft()
                         cancel.at_ms = now
-                        cancel.job = submitted - 1 - min(detail % 4, submitted - 1)
+                        back = detail & 3  # how many submits back: ``min(detail % 4, submitted - 1)``
+                        cancel.job = submitted - 1 - back if back < submitted else 0
                         cancel.after_rounds = landed
                         cancel.__class__ = Cancel
                         append(cancel)
