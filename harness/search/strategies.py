@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from struct import iter_unpack
 from zlib import crc32
-from typing import Any
+from typing import Any, cast
 
 from hypothesis import strategies as st
 
@@ -152,7 +152,7 @@ def _draft(frozen: type) -> type:
     cost of setting each slot through its descriptor, which the decoder did
     before (``tests/test_decode_fast.py`` holds it to the checked path).
     """
-    return type(f"_{frozen.__name__}Draft", (), {"__slots__": frozen.__slots__, "__module__": __name__})
+    return type(f"_{frozen.__name__}Draft", (), {"__slots__": getattr(frozen, "__slots__"), "__module__": __name__})
 
 
 _SubmitDraft, _CancelDraft, _PolicyDraft = _draft(Submit), _draft(Cancel), _draft(ClockPolicy)
@@ -327,7 +327,7 @@ class _Codec:
         policy.tie_break, policy.seed, policy.step_ms, policy.jitter_ms = tie_break, seed, step, jitter
         policy.depth = 3 if depth is None else depth
         policy.__class__ = ClockPolicy
-        return policy
+        return cast(ClockPolicy, policy)
 
     def blob_size(self, ops: int) -> int:
         """The length of a blob holding ``ops`` operation records."""
