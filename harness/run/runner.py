@@ -189,7 +189,7 @@ def _run(session: RunSession, target: Target, schedule: Schedule, timeout_s: flo
     automatic = GARBAGE.isolate()
     policy = schedule.clock
     clock = FaultClock.for_policy(policy)
-    trace = Trace(lambda: clock.now_us)
+    trace = Trace.of_clock(clock)
     clock.on_escape = lambda call, exc: trace.record(EventKind.REACTOR_ERROR, detail=f"{call_name(call)}: {describe_error(exc)}")
     clock.on_timer = timer_recorder(trace, clock)
     observer = LogRecorder(trace)
