@@ -156,3 +156,68 @@ def _referents(trace: Trace) -> list[object]:
 
     seen = gc.get_referents(trace)
     return seen + [inner for outer in seen for inner in gc.get_referents(outer)]
+
+
+def _raised_at_before(exc: BaseException, failure: object = None) -> str:
+    """``raised_at`` as it was before it returned early for an exception never raised."""
+    import os
+
+    frames: list[tuple[object, ...]] = []
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        frames.append((code.co_name, code.co_filename, tb.tb_lineno))
+        tb = tb.tb_next
+    if not frames and failure is not None:
+        try:
+            frames = [tuple(frame[:3]) for frame in failure.frames]  # type: ignore[attr-defined]
+        except Exception:
+            frames = []
+    if not frames:
+        return ""
+    outside = [frame for frame in frames if f"{os.sep}twisted{os.sep}" not in str(frame[1])]
+    function, path, line = (outside or frames)[-1]
+    return f"(no message) raised at {os.path.basename(path)}:{line} in {function}"
+
+
+def _errors() -> list[tuple[BaseException, object]]:
+    from twisted.internet import defer
+    from twisted.python.failure import Failure
+
+    def bare() -> None:
+        assert False  # noqa: B011
+
+    cases: list[tuple[BaseException, object]] = [(defer.CancelledError(), None), (defer.CancelledError(), Failure(defer.CancelledError()))]
+    raised = []
+    for _ in range(2):
+        try:
+            bare()
+        except AssertionError as exc:
+            raised.append(exc)
+    cases += [(raised[0], None), (raised[0], Failure(raised[0]))]
+    cleaned = Failure(raised[1])
+    cleaned.cleanFailure()  # the traceback becomes the failure's frames
+    bare_copy = AssertionError()
+    cases += [(bare_copy, cleaned), (bare_copy, None)]
+    d: defer.Deferred[None] = defer.Deferred()
+    d.cancel()
+    caught: list[Failure] = []
+    d.addErrback(caught.append)
+    cases.append((caught[0].value, caught[0]))
+
+    class Broken:
+        @property
+        def frames(self) -> list[object]:
+            raise RuntimeError("no frames")
+
+    cases.append((AssertionError(), Broken()))
+    return cases
+
+
+def test_raised_at_says_what_it_said_before_for_every_kind_of_error() -> None:
+    from harness.run.describe import raised_at
+
+    cases = _errors()
+    assert any(_raised_at_before(exc, failure) for exc, failure in cases)  # places found, not only ""
+    for exc, failure in cases:
+        assert raised_at(exc, failure) == _raised_at_before(exc, failure)  # type: ignore[arg-type]
