@@ -17,7 +17,7 @@ from twisted.internet import error
 from twisted.internet.base import DelayedCall
 
 from harness import FaultClock, Trace
-from harness.model.trace import Event, EventKind
+from harness.model.trace import EventKind
 from harness.run import clock as clock_module
 from harness.run.clock import DRIFT_PER_CALL, FLAT_DRIFT_BELOW, MICRO, drift_step
 
@@ -221,53 +221,3 @@ def test_raised_at_says_what_it_said_before_for_every_kind_of_error() -> None:
     assert any(_raised_at_before(exc, failure) for exc, failure in cases)  # places found, not only ""
     for exc, failure in cases:
         assert raised_at(exc, failure) == _raised_at_before(exc, failure)  # type: ignore[arg-type]
-
-
-def test_events_read_between_records_are_the_events_recorded_in_order() -> None:
-    """``events`` is one list for the trace's life, up to date whenever it is read, as when it grew at each record."""
-    clock = _Clock()
-    trace = Trace.of_clock(clock)
-    events = trace.events
-    indices = []
-    for step in range(12):
-        clock.now_us = step * 10
-        indices.append(trace.record(EventKind.CALL, step, f"d{step}", step % 3))
-        if step % 5 == 0:
-            assert trace.events is events and len(events) == step + 1
-        assert len(trace) == step + 1
-    assert indices == list(range(12))
-    assert trace.events is events
-    assert [(e.t_us, e.job, e.detail, e.attempt) for e in events] == [(s * 10, s, f"d{s}", s % 3) for s in range(12)]
-    assert all(type(e) is Event and type(e.kind) is EventKind for e in events)
-    assert trace[-1] == events[-1] and list(trace) == events and trace.lines()[0] == "0 call 0.0 d0"
-
-
-def test_events_added_to_the_list_stay_in_order_with_those_recorded() -> None:
-    trace = Trace.of_clock(_Clock())
-    trace.record(EventKind.START)
-    trace.events.append(Event(1, EventKind.CALL))
-    assert trace.record(EventKind.END) == 2
-    assert [e.kind for e in trace] == [EventKind.START, EventKind.CALL, EventKind.END]
-
-
-def test_recording_makes_no_object_the_collector_must_scan_per_event() -> None:
-    """The point of the flat field list: 100 events recorded, not 100 tracked tuples (until they are read)."""
-    import gc
-
-    trace = Trace.of_clock(_Clock())
-    details = [f"detail {i}" for i in range(100)]
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        gc.collect()
-        before = gc.get_count()[0]
-        for i in range(100):
-            trace.record(EventKind.CALL, i, details[i])
-        made = gc.get_count()[0] - before
-        assert made < 10, made
-        before = gc.get_count()[0]
-        assert len(trace.events) == 100
-        assert gc.get_count()[0] - before >= 100  # the Events exist once read
-    finally:
-        if enabled:
-            gc.enable()

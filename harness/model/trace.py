@@ -129,20 +129,12 @@ class Trace:
     ``Trace(now_us)`` calls ``now_us()`` for each event's time; ``Trace.of_clock(clock)`` reads
     ``clock.now_us`` directly (the runner's way: a trace records about 100 events a run, and a
     function call per event was a tenth of what recording costs).
-
-    ``events`` is the list of every ``Event`` recorded, in order: the same list for the trace's
-    life, brought up to date each time it is read. Until then the fields of the events recorded
-    since the last read wait in one flat list: the garbage collections at the end of a run scan a
-    run's every object, and 100 ``Event`` tuples (each one tracked by the collector) cost each of
-    those collections more than all the rest of what the trace does, where a flat list of ints and
-    strings costs one object. A campaign reads the events once, after those collections.
     """
 
-    __slots__ = ("_events", "_fields", "_clock", "_closed")
+    __slots__ = ("events", "_clock", "_closed")
 
     def __init__(self, now_us: Callable[[], int]) -> None:
-        self._events: list[Event] = []
-        self._fields: list[Any] = []  # five per event not yet in _events: t_us, kind, job, attempt, detail
+        self.events: list[Event] = []
         self._clock: Stamps = _Calling(now_us)
         self._closed = False
 
@@ -150,30 +142,18 @@ class Trace:
     def of_clock(cls, clock: Stamps) -> Trace:
         """A trace stamped by ``clock.now_us`` (virtual microseconds), read as each event is recorded."""
         trace = cls.__new__(cls)
-        trace._events = []
-        trace._fields = []
+        trace.events = []
         trace._clock = clock
         trace._closed = False
         return trace
-
-    @property
-    def events(self) -> list[Event]:
-        """Every event recorded, in order (always the same list, up to date when read)."""
-        fields = self._fields
-        if fields:
-            each = iter(fields)
-            # Event(...) without its Python __new__, one tuple of five fields at a time.
-            self._events.extend(map(_make_event, itertools.repeat(Event), zip(each, each, each, each, each)))
-            fields.clear()
-        return self._events
 
     def record(self, kind: EventKind, job: int = NO_JOB, detail: str = "", attempt: int = 0) -> int:
         """Append an event at the current virtual time; return its index (-1 once closed)."""
         if self._closed:
             return -1
-        fields = self._fields
-        fields += (self._clock.now_us, kind, job, attempt, detail)
-        return len(self._events) + len(fields) // 5 - 1
+        events = self.events
+        events.append(_make_event(Event, (self._clock.now_us, kind, job, attempt, detail)))  # Event(...) without its Python __new__
+        return len(events) - 1
 
     def freeze(self, at_us: int | None = None) -> None:
         """Stamp every later event with the current time (or ``at_us``): the run is over and its clock is gone."""
@@ -188,7 +168,7 @@ class Trace:
         return iter(self.events)
 
     def __len__(self) -> int:
-        return len(self._events) + len(self._fields) // 5
+        return len(self.events)
 
     def __getitem__(self, index: int) -> Event:
         return self.events[index]
