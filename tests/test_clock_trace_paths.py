@@ -221,3 +221,37 @@ def test_raised_at_says_what_it_said_before_for_every_kind_of_error() -> None:
     assert any(_raised_at_before(exc, failure) for exc, failure in cases)  # places found, not only ""
     for exc, failure in cases:
         assert raised_at(exc, failure) == _raised_at_before(exc, failure)  # type: ignore[arg-type]
+
+
+_CAPTURE = """
+from twisted.logger import globalLogBeginner, globalLogPublisher
+from harness.guard.private_api import startup_log_observer
+from harness.model.trace import Trace
+from harness.run.logcapture import LogRecorder, logging_into
+
+observers = lambda: list(globalLogPublisher._observers)
+temporary = startup_log_observer()
+assert temporary is not None and temporary in observers()
+recorder = LogRecorder(Trace(lambda: 0))
+with logging_into(recorder):
+    assert recorder in observers() and temporary not in observers()
+assert recorder not in observers() and temporary in observers()
+try:
+    with logging_into(recorder):
+        raise KeyError("out of the run")
+except KeyError:
+    pass
+assert recorder not in observers() and observers().count(temporary) == 1
+with logging_into(recorder):  # the program begins logging during the run: its startup observer is gone for good
+    globalLogBeginner.beginLoggingTo([lambda event: None], redirectStandardIO=False)
+assert startup_log_observer() is None and temporary not in observers() and recorder not in observers()
+print("ok")
+"""
+
+
+def test_log_capture_detaches_twisteds_startup_observer_for_the_run_only() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _CAPTURE], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

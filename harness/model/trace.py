@@ -98,7 +98,8 @@ _make_event = tuple.__new__
 class Stamps(Protocol):
     """What stamps a trace's events: anything with the current virtual time as an ``int`` attribute ``now_us``."""
 
-    now_us: int
+    @property
+    def now_us(self) -> int: ...
 
 
 class _Calling:
