@@ -95,7 +95,7 @@ class Event(NamedTuple):
 _make_event = tuple.__new__
 
 
-class Stamps(Protocol):
+class _Stamps(Protocol):
     """What stamps a trace's events: anything with the current virtual time as an ``int`` attribute ``now_us``."""
 
     @property
@@ -136,11 +136,11 @@ class Trace:
 
     def __init__(self, now_us: Callable[[], int]) -> None:
         self.events: list[Event] = []
-        self._clock: Stamps = _Calling(now_us)
+        self._clock: _Stamps = _Calling(now_us)
         self._closed = False
 
     @classmethod
-    def of_clock(cls, clock: Stamps) -> Trace:
+    def of_clock(cls, clock: _Stamps) -> Trace:
         """A trace stamped by ``clock.now_us`` (virtual microseconds), read as each event is recorded."""
         trace = cls.__new__(cls)
         trace.events = []
