@@ -255,3 +255,24 @@ def test_log_capture_detaches_twisteds_startup_observer_for_the_run_only() -> No
 
     proc = subprocess.run([sys.executable, "-c", _CAPTURE], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def _wrapped() -> None:
+    pass
+
+
+def test_a_timer_named_after_an_address_is_named_without_it() -> None:
+    """A wrapper whose ``__qualname__`` is the ``repr`` of what it wraps (automat's, in Twisted's
+    ``ClientService``) gave a timer label with a memory address: a trace that differed per process."""
+    from harness.run.clock import call_name, func_name
+
+    class Wrapper:
+        def __call__(self) -> None:
+            pass
+
+    wrapper = Wrapper()
+    wrapper.__qualname__ = f"<implementation for {_wrapped!r}>"  # type: ignore[attr-defined]
+    assert "0x" in wrapper.__qualname__  # type: ignore[attr-defined]
+    assert func_name(wrapper) == "<implementation for <function _wrapped at 0x?>>"
+    assert call_name(FaultClock().callLater(1, wrapper)) == func_name(wrapper)
+    assert func_name(_wrapped) == "_wrapped"  # a plain name is left alone

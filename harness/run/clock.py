@@ -53,6 +53,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from zope.interface import implementer
 
 from harness.model.schedule import ORDERS
+from harness.run.describe import mask_addresses
 
 if TYPE_CHECKING:
     from harness.model.schedule import ClockPolicy
@@ -155,9 +156,14 @@ class _FaultDelayedCall(DelayedCall):
 
 
 def func_name(func: Any) -> str:
-    """A deterministic, readable name for a function (no addresses, no ``<locals>``)."""
+    """A deterministic, readable name for a function (no addresses, no ``<locals>``).
+
+    Addresses are masked (``0x?``) also inside a ``__qualname__``: a wrapper may name itself after
+    the ``repr`` of what it wraps (``<implementation for <function f at 0x7f...>>``).
+    """
     name = getattr(func, "__qualname__", None) or type(func).__name__
-    return name.rsplit("<locals>.", 1)[-1]
+    name = name.rsplit("<locals>.", 1)[-1]
+    return mask_addresses(name) if "0x" in name or "..." in name else name
 
 
 def call_name(call: DelayedCall) -> str:
