@@ -35,7 +35,6 @@ runs) and ``describe`` (deterministic text for values and errors).
 
 from __future__ import annotations
 
-import os
 from traceback import clear_frames
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from twisted.internet import defer
 from harness.errors import HarnessError, TargetError
 from harness.guard import signals
 from harness.guard.escapes import EscapeGuard, Escaped
+from harness.guard.forks import FORKS
 from harness.guard.watchdog import DEFAULT_TIMEOUT_S, Expired, Watchdog
 from harness.model.schedule import Call, Cancel, Jump, Op, Schedule, Start, Submit
 from harness.model.target import Target
@@ -203,12 +203,15 @@ def _run(session: RunSession, target: Target, schedule: Schedule, timeout_s: flo
                 guard.arm()
                 try:
                     dog.start(timeout_s)
-                    pid, getpid = os.getpid(), os.getpid
+                    forks = FORKS
+                    born = forks[0]
 
                     def checkpoint() -> None:
-                        # Called before every wake and step (about 100 times a run): the common case, nothing
-                        # escaped, not expired, not forked, is three reads; the guard and watchdog act otherwise.
-                        if guard.escaped is not None or dog.expired or getpid() != pid:
+                        # Called before every wake and after every step (about 75 times a run): the common case,
+                        # nothing escaped, not expired, not forked, is three reads (a fork through Python counts
+                        # in ``forks``: no getpid system call; ``harness.guard.forks``); the guard and watchdog
+                        # act otherwise (a forked child leaves in ``guard.check``).
+                        if guard.escaped is not None or dog.expired or forks[0] != born:
                             guard.check()
                             dog.check()
 
