@@ -1,0 +1,133 @@
+"""The run's fast paths give exactly what the full paths they skip would.
+
+Each shortcut of the runner's hot path is compared here with the full path
+it stands in for, over many random schedules and targets, and each
+comparison is shown to catch a wrong shortcut (a mutant).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from random import Random
+from typing import Any
+
+import pytest
+
+from harness import Target
+from harness.errors import TargetError
+from harness.model.schedule import Call, Cancel, JobSpec, Jump, Schedule, Start, Stop, Submit
+from harness.run import checks
+from scenarios.pools import SemaphorePool
+
+
+class _OddSubmit(Submit):
+    """An operation of a subclass whose specs are not its fields': the fast check must leave it to the full one."""
+
+    __slots__ = ()
+
+    @property
+    def specs(self) -> tuple[JobSpec, ...]:
+        return (self.spec, *self.then, JobSpec(error="NoSuchError"))
+
+
+_ERRORS = ("InjectedError", "ValueError", "Mine", "NoSuchError", "KeyError")
+_OPERATIONS = ("flush", "resize", "undeclared")
+
+
+class Mine(Exception):
+    pass
+
+
+def _targets() -> list[Target]:
+    build = lambda clock: SemaphorePool(clock, 2)  # noqa: E731
+    return [
+        Target(build=build, limit=2),
+        Target(build=build, limit=2, errors=(Mine,), operations={"flush": lambda subject: None}),
+        Target(build=build, limit=2, operations={"flush": lambda subject: None, "resize": lambda subject, n: None}),
+    ]
+
+
+def _spec(rng: Random) -> JobSpec:
+    return JobSpec(rng.choice(("succeed", "fail", "raise", "hang")), rng.randrange(20), rng.choice(_ERRORS))
+
+
+def _schedule(rng: Random) -> Schedule:
+    ops: list[Any] = []
+    for at in range(rng.randrange(12)):
+        kind = rng.randrange(8)
+        if kind < 3:
+            then = tuple(_spec(rng) for _ in range(rng.choice((0, 0, 1, 2))))
+            op_type = _OddSubmit if rng.random() < 0.05 else Submit
+            ops.append(op_type(at, at, _spec(rng), 0, then))
+        elif kind == 3:
+            ops.append(Start(at, at, _spec(rng), tuple(_spec(rng) for _ in range(rng.choice((0, 1))))))
+        elif kind == 4:
+            ops.append(Cancel(at, rng.randrange(at + 1)))
+        elif kind == 5:
+            ops.append(Jump(at, rng.randrange(-50, 50)))
+        elif kind == 6:
+            ops.append(Call(at, rng.choice(_OPERATIONS)))
+        else:
+            ops.append(Stop(at))
+    return Schedule(tuple(ops))
+
+
+def _outcome(check: Callable[[Target, Schedule], None], target: Target, schedule: Schedule) -> str | None:
+    try:
+        check(target, schedule)
+    except TargetError as exc:
+        return str(exc)
+    return None
+
+
+def _full_check(target: Target, schedule: Schedule) -> None:
+    checks._check_error_names(target, schedule)
+    checks._check_operations(target, schedule)
+
+
+def _disagreements(fits: Callable[[Target, Schedule], bool], count: int = 3_000) -> int:
+    """Schedules where ``fits`` says "nothing to refuse" but the full checks refuse, or where
+    ``check_schedule`` (through ``fits``) says otherwise than the full checks."""
+    rng = Random(18)
+    targets = _targets()
+    wrong = 0
+    for _ in range(count):
+        target, schedule = rng.choice(targets), _schedule(rng)
+        full = _outcome(_full_check, target, schedule)
+        if fits(target, schedule) and full is not None:
+            wrong += 1
+        original = checks.fits
+        checks.fits = fits
+        try:
+            if _outcome(checks.check_schedule, target, schedule) != full:
+                wrong += 1
+        finally:
+            checks.fits = original
+    return wrong
+
+
+def test_the_one_pass_schedule_check_agrees_with_the_full_checks() -> None:
+    assert _disagreements(checks.fits) == 0
+    # Both answers occur: the comparison is not vacuous.
+    rng = Random(18)
+    targets = _targets()
+    verdicts = {checks.fits(rng.choice(targets), _schedule(rng)) for _ in range(200)}
+    assert verdicts == {True, False}
+
+
+@pytest.mark.parametrize("mutant", ["ignores_then", "ignores_calls", "trusts_subclasses"])
+def test_the_schedule_check_comparison_catches_a_wrong_shortcut(mutant) -> None:
+    def wrong(target: Target, schedule: Schedule) -> bool:
+        for op in schedule.ops:
+            if isinstance(op, (Submit, Start)):
+                if type(op) is not Submit and type(op) is not Start and mutant != "trusts_subclasses":
+                    return False
+                if op.spec.error not in target.error_types:
+                    return False
+                if mutant != "ignores_then" and not all(s.error in target.error_types for s in op.then):
+                    return False
+            elif isinstance(op, Call) and mutant != "ignores_calls" and op.operation not in target.operations:
+                return False
+        return True
+
+    assert _disagreements(wrong) > 0
