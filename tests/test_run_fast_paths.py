@@ -131,3 +131,108 @@ def test_the_schedule_check_comparison_catches_a_wrong_shortcut(mutant) -> None:
         return True
 
     assert _disagreements(wrong) > 0
+
+
+# -- the per-run submitter: what is the same for every job, worked out once ---------------------------------
+
+
+class _SwapsSubmit(SemaphorePool):
+    """Replaces its own ``submit`` after two jobs by one that takes other arguments: the per-run
+    submitter must check the new method as the per-job path does (a remembered check would be wrong)."""
+
+    def __init__(self, clock: Any, swap_to: str) -> None:
+        super().__init__(clock, 2)
+        self.submitted = 0
+        self.swap_to = swap_to
+
+    def submit(self, job: Any, **extra: Any) -> Any:
+        self.submitted += 1
+        if self.submitted == 2:
+            self.submit = getattr(self, self.swap_to)  # type: ignore[method-assign]
+        return super().submit(job)
+
+    def needs_two(self, job: Any, other: Any) -> Any:
+        return super().submit(job)
+
+    def takes_no_keywords(self, job: Any) -> Any:
+        return super().submit(job)
+
+    def plain(self, job: Any, **extra: Any) -> Any:
+        return super().submit(job)
+
+
+def _submitter_targets() -> list[Target]:
+    from harness import load_target
+
+    swapping = [
+        Target(build=lambda clock, to=to: _SwapsSubmit(clock, to), limit=2, **promises)  # type: ignore[misc]
+        for to in ("needs_two", "takes_no_keywords", "plain")
+        for promises in ({}, {"keys": 2}, {"order": "priority"})
+    ]
+    named = (
+        "scenarios.pools:semaphore_pool", "scenarios.keyed_lock:keyed_lock", "scenarios.priority:priority_pool",
+        "scenarios.fifo_priority:fifo_priority_pool", "scenarios.thirdparty.twisted_prims:add_timeout",
+        "scenarios.error_paths:tee_pool", "scenarios.single_flight:single_flight", "scenarios.cancel:ticket_pool",
+        "scenarios.heartbeat:heartbeat",
+    )
+    return swapping + [load_target(name) for name in named]
+
+
+def _runs(per_target: int) -> list[tuple[str, Any]]:
+    """What each run of each target gave: its trace's events, or the target error's message."""
+    from harness import run_schedule
+    from harness.search.generate import Examples
+
+    out: list[tuple[str, Any]] = []
+    for target in _submitter_targets():
+        examples = Examples(target.default_menu(), 5)
+        for _ in range(per_target):
+            try:
+                out.append(("trace", list(run_schedule(target, next(examples)).trace)))
+            except TargetError as exc:
+                out.append(("error", str(exc)))
+    return out
+
+
+def _step_by_step(run: Any, errors: Any) -> Callable[[Submit], None]:
+    """The full path: each submit applied alone, everything worked out again for its job."""
+    from harness.run.steps import apply
+
+    return lambda op: apply(run, op, errors)
+
+
+def test_the_per_run_submitter_records_what_submitting_step_by_step_does(monkeypatch) -> None:
+    from harness.run import runner
+
+    fast = _runs(25)
+    monkeypatch.setattr(runner, "submitter", _step_by_step)
+    assert _runs(25) == fast
+    kinds = {kind for kind, _ in fast}
+    assert kinds == {"trace", "error"}  # the swapped submits are refused; the others run
+    assert any("does not accept that" in text for kind, text in fast if kind == "error")
+
+
+def test_the_submitter_comparison_catches_a_check_remembered_too_broadly(monkeypatch) -> None:
+    from harness.model import target as target_module
+    from harness.run import runner
+
+    with monkeypatch.context() as patched:
+        patched.setattr(runner, "submitter", _step_by_step)
+        slow = _runs(6)
+    original = target_module.Target.job_submitter
+
+    def checks_the_first_job_only(self: Target, subject: Any) -> Callable[[Any, int], Any]:  # a mutant
+        submit = original(self, subject)
+        checked: list[bool] = []
+
+        def mutant(job: Any, priority: int) -> Any:
+            if checked:
+                method = getattr(subject, "submit")
+                return method(job, **target_module._keywords(self.order == "priority", self.keys is not None, priority, job))
+            checked.append(True)
+            return submit(job, priority)
+
+        return mutant if self.submit is None else submit
+
+    monkeypatch.setattr(target_module.Target, "job_submitter", checks_the_first_job_only)
+    assert _runs(6) != slow

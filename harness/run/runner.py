@@ -58,7 +58,7 @@ from harness.run.garbage import POLICY as GARBAGE
 from harness.run.jobs import Job
 from harness.run.logcapture import LogRecorder, logging_into
 from harness.run.session import RunSession, current_session
-from harness.run.steps import ABORTS, apply, nothing, record_leftovers, stop, timer_recorder, work_for_build
+from harness.run.steps import ABORTS, apply, nothing, record_leftovers, stop, submitter, timer_recorder, work_for_build
 
 if TYPE_CHECKING:
     from harness.run.view import RunView
@@ -341,6 +341,7 @@ def _play(run: Run) -> None:
     observe_ms = PERIODS_OBSERVED * target.period_ms()
     errors = target.error_types
     checkpoint = run.checkpoint
+    submit = submitter(run, errors)  # a submit's work that is the same for every job, done once
     for index, op in enumerate(schedule.ops):
         run.phase, run.step = "advance", index
         at_us = op.at_ms * 1000
@@ -356,7 +357,10 @@ def _play(run: Run) -> None:
             else:
                 clock.run_until(at_us, checkpoint)
         run.phase = "step"
-        apply(run, op, errors)
+        if type(op) is Submit:
+            submit(op)
+        else:
+            apply(run, op, errors)
         checkpoint()
     run.phase = "drain"
     end_us = schedule.end_ms * 1000

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from twisted.internet import defer, task
 from twisted.python.failure import Failure
@@ -131,10 +131,7 @@ def stop(run: Run, why: str) -> None:
 
 def _watch(run: Run, job: int, d: Any, what: str) -> None:
     if not isinstance(d, defer.Deferred):
-        raise TargetError(
-            f"the target's {what} returned {describe(d)} for job {job}, not a Deferred; "
-            "return the Deferred of the job's result"
-        )
+        _not_a_deferred(d, job, what)
     run.handles[job] = d
     d.addCallbacks(
         _on_result,
@@ -144,22 +141,18 @@ def _watch(run: Run, job: int, d: Any, what: str) -> None:
     )
 
 
+def _not_a_deferred(d: Any, job: int, what: str) -> NoReturn:
+    raise TargetError(
+        f"the target's {what} returned {describe(d)} for job {job}, not a Deferred; "
+        "return the Deferred of the job's result"
+    )
+
+
 def apply(run: Run, op: Any, errors: Mapping[str, type[BaseException]]) -> None:
     trace = run.trace
     assert run.clock is not None
     if isinstance(op, Submit):
-        job = Job(op.job, op.specs, run.clock, trace, errors, op.key)
-        run.jobs[op.job] = job
-        trace.record(EventKind.SUBMIT, op.job, submit_detail(op.priority, op.key if run.target.keys is not None else None))
-        try:
-            d = run.target.submit_job(run.subject, job, op.priority)
-        except TargetError:
-            raise
-        except Exception as exc:
-            trace.record(EventKind.SUBMIT_RAISED, op.job, describe_error(exc))
-            _note_declared(trace, op.job, exc, run.target.declared_errors)
-            return
-        _watch(run, op.job, d, "submit")
+        submitter(run, errors)(op)
     elif isinstance(op, Start):
         job = run.jobs.get(op.job) or Job(op.job, op.specs, run.clock, trace, errors)
         run.jobs[op.job] = job
@@ -197,6 +190,62 @@ def apply(run: Run, op: Any, errors: Mapping[str, type[BaseException]]) -> None:
         trace.record(EventKind.CLOCK_JUMP, detail=f"{op.delta_ms:+d}ms")
     elif isinstance(op, Call):
         _call(run, op)
+
+
+def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[Submit], None]:
+    """``apply`` of a ``Submit`` in this run, as a function of the operation (the runner makes it once a run).
+
+    What is the same for every job of a run is worked out once: the trace's
+    ``record``, the target's submit path (``Target.job_submitter``), the
+    callbacks that record what each caller received (one pair for the run;
+    each job's Deferred gets them with its id), the submit event's detail per
+    priority. Each call records the same events and raises the same errors
+    as applying the operation step by step did.
+    """
+    trace, clock, jobs, handles, target = run.trace, run.clock, run.jobs, run.handles, run.target
+    assert clock is not None
+    record = trace.record
+    declared = target.declared_errors
+    keyed = target.keys is not None
+    submit_job = target.job_submitter(run.subject)
+    details = _DETAILS
+
+    def on_result(value: Any, job_id: int) -> None:
+        record(EventKind.RESULT, job_id, describe(value))
+
+    def on_failure(failure: Failure, job_id: int) -> None:
+        _on_failure(failure, trace, job_id, EventKind.FAILURE, declared, target)
+
+    def submit(op: Submit) -> None:
+        job_id, priority, then = op.job, op.priority, op.then
+        job = Job(job_id, (op.spec, *then) if then else (op.spec,), clock, trace, errors, op.key)
+        jobs[job_id] = job
+        detail = None if keyed else details.get(priority)
+        if detail is None:
+            detail = submit_detail(priority, op.key if keyed else None)
+            if not keyed and len(details) < MAX_DETAILS:
+                details[priority] = detail
+        record(EventKind.SUBMIT, job_id, detail)
+        try:
+            d = submit_job(job, priority)
+        except TargetError:
+            raise
+        except Exception as exc:
+            record(EventKind.SUBMIT_RAISED, job_id, describe_error(exc))
+            _note_declared(trace, job_id, exc, declared)
+            return
+        if not isinstance(d, defer.Deferred):
+            _not_a_deferred(d, job_id, "submit")
+        handles[job_id] = d
+        args = (job_id,)
+        d.addCallbacks(on_result, on_failure, callbackArgs=args, errbackArgs=args)
+
+    return submit
+
+
+#: The detail of a submit event by priority, for targets without keys (bounded: memory stays flat).
+_DETAILS: dict[int, str] = {}
+MAX_DETAILS = 1_024
 
 
 def _call(run: Run, op: Call) -> None:
