@@ -236,3 +236,34 @@ def test_the_submitter_comparison_catches_a_check_remembered_too_broadly(monkeyp
 
     monkeypatch.setattr(target_module.Target, "job_submitter", checks_the_first_job_only)
     assert _runs(6) != slow
+
+
+# -- the drain horizon's job costs, in one pass ---------------------------------------------------------------
+
+
+def _costs_as_written(schedule: Schedule, lateness: int) -> int:
+    costs = [spec.after_ms + lateness for op in schedule.submits for spec in op.specs]
+    return sum(costs) + max(costs, default=0)
+
+
+def _cost_disagreements(costs: Callable[[Schedule, int], int]) -> int:
+    rng = Random(7)
+    wrong = 0
+    for _ in range(2_000):
+        schedule, lateness = _schedule(rng), rng.choice((0, 0, 1, 7, 250))
+        wrong += costs(schedule, lateness) != _costs_as_written(schedule, lateness)
+    return wrong
+
+
+def test_the_one_pass_job_costs_are_the_costs_as_written() -> None:
+    from harness.run.runner import _job_costs
+
+    assert _cost_disagreements(_job_costs) == 0
+
+
+def test_the_job_costs_comparison_catches_a_wrong_shortcut() -> None:
+    def first_specs_only(schedule: Schedule, lateness: int) -> int:  # a mutant: retries' specs forgotten
+        costs = [op.spec.after_ms + lateness for op in schedule.ops if isinstance(op, (Submit, Start))]
+        return sum(costs) + max(costs, default=0)
+
+    assert _cost_disagreements(first_specs_only) > 0

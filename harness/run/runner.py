@@ -336,8 +336,7 @@ def _play(run: Run) -> None:
     # Every job may run after all the others, each of its calls may fire a stride plus jitter late,
     # and the subject's own delays (backoffs, re-arms) may each be late too.
     lateness = policy.step_ms + policy.jitter_ms
-    costs = [spec.after_ms + lateness for op in schedule.submits for spec in op.specs]
-    drain_ms = sum(costs) + max(costs, default=0) + LATE_HOPS * lateness + DRAIN_SLACK_MS
+    drain_ms = _job_costs(schedule, lateness) + LATE_HOPS * lateness + DRAIN_SLACK_MS
     observe_ms = PERIODS_OBSERVED * target.period_ms()
     errors = target.error_types
     checkpoint = run.checkpoint
@@ -373,6 +372,36 @@ def _play(run: Run) -> None:
         clock.drain(clock.now_us + drain_ms * 1000, checkpoint)
     if run.stopped:
         record_leftovers(run)
+
+
+def _job_costs(schedule: Schedule, lateness: int) -> int:
+    """The sum of every job spec's cost (its duration plus ``lateness``), plus the largest (0 without jobs).
+
+    Once a run, in one pass over the operations (no ``schedule.submits`` or ``op.specs`` tuples made):
+    ``sum(costs) + max(costs, default=0)`` for ``costs = [spec.after_ms + lateness for op in
+    schedule.submits for spec in op.specs]``.
+    """
+    total = count = top = 0
+    for op in schedule.ops:
+        kind = type(op)
+        if kind is Submit or kind is Start:
+            specs: tuple[Any, ...] = op.then  # type: ignore[union-attr]
+            after = op.spec.after_ms  # type: ignore[union-attr]
+            total += after
+            count += 1
+            if after > top:
+                top = after
+        elif isinstance(op, (Submit, Start)):  # a subclass: its specs as it says them
+            specs = op.specs
+        else:
+            continue
+        for spec in specs:
+            after = spec.after_ms
+            total += after
+            count += 1
+            if after > top:
+                top = after
+    return total + count * lateness + (top + lateness if count else 0)
 
 
 def _pause_for(run: Run, rounds: int, left: int) -> None:

@@ -218,7 +218,7 @@ def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[
 
     def submit(op: Submit) -> None:
         job_id, priority, then = op.job, op.priority, op.then
-        job = Job(job_id, (op.spec, *then) if then else (op.spec,), clock, trace, errors, op.key)
+        job = Job(job_id, (op.spec, *then) if then else op.spec, clock, trace, errors, op.key)
         jobs[job_id] = job
         detail = None if keyed else details.get(priority)
         if detail is None:
@@ -237,11 +237,15 @@ def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[
         if not isinstance(d, defer.Deferred):
             _not_a_deferred(d, job_id, "submit")
         handles[job_id] = d
-        args = (job_id,)
+        args = _ARGS[job_id] if job_id < MAX_ARGS else (job_id,)
         d.addCallbacks(on_result, on_failure, callbackArgs=args, errbackArgs=args)
 
     return submit
 
+
+#: The callbacks' arguments ``(job_id,)`` of the usual job ids, made once for every run (no tuple a job to collect).
+MAX_ARGS = 1_024
+_ARGS: list[tuple[int]] = [(job_id,) for job_id in range(MAX_ARGS)]
 
 #: The detail of a submit event by priority, for targets without keys (bounded: memory stays flat).
 _DETAILS: dict[int, str] = {}
