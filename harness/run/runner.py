@@ -344,17 +344,16 @@ def _play(run: Run) -> None:
     for index, op in enumerate(schedule.ops):
         run.phase, run.step = "advance", index
         at_us = op.at_ms * 1000
-        if op.after_rounds is not None:
+        wake = clock.next_wake_us()
+        if wake is None or wake > at_us:
+            # Nothing to run before the step (nor due at its instant, so no rounds to land between): run_until
+            # would only check again what the last checkpoint checked (no code ran since) and move the time.
+            if at_us > clock.now_us:
+                clock.now_us = at_us
+        elif op.after_rounds is not None:
             _pause_for(run, op.after_rounds, clock.run_until(at_us, checkpoint, op.after_rounds))
         else:
-            wake = clock.next_wake_us()
-            if wake is None or wake > at_us:
-                # Nothing to run before the step: run_until would only check again what the last checkpoint
-                # checked (no code ran since) and move the time.
-                if at_us > clock.now_us:
-                    clock.now_us = at_us
-            else:
-                clock.run_until(at_us, checkpoint)
+            clock.run_until(at_us, checkpoint)
         run.phase = "step"
         if type(op) is Submit:
             submit(op)
