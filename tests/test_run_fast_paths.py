@@ -12,6 +12,7 @@ from random import Random
 from typing import Any
 
 import pytest
+from twisted.internet.defer import Deferred
 
 from harness import Target
 from harness.errors import TargetError
@@ -267,3 +268,53 @@ def test_the_job_costs_comparison_catches_a_wrong_shortcut() -> None:
         return sum(costs) + max(costs, default=0)
 
     assert _cost_disagreements(first_specs_only) > 0
+
+
+# -- one addBoth callback for a plain Deferred, Twisted's addCallbacks for a subclass -------------------------
+
+
+class _Subclassed(Deferred):  # type: ignore[type-arg]
+    """A Deferred subclass: the runner watches it through its own ``addCallbacks``, as before."""
+
+
+class _SubclassPool(SemaphorePool):
+    """The same pool, whose callers get a ``_Subclassed`` carrying the very same outcome."""
+
+    def submit(self, job: Any) -> Any:
+        outer = _Subclassed()
+        super().submit(job).chainDeferred(outer)
+        return outer
+
+
+class _ChainedPool(SemaphorePool):
+    """The same pool and chain, with a plain Deferred: the only difference is how the runner watches it."""
+
+    def submit(self, job: Any) -> Any:
+        outer: Deferred[Any] = Deferred()
+        super().submit(job).chainDeferred(outer)
+        return outer
+
+
+def _watch_disagreements(count: int = 60) -> int:
+    from harness import run_schedule
+    from harness.search.generate import Examples
+
+    plain = Target(build=lambda clock: _ChainedPool(clock, 2), limit=2)
+    subclassed = Target(build=lambda clock: _SubclassPool(clock, 2), limit=2)
+    examples = Examples(plain.default_menu(), 3)
+    wrong = 0
+    for _ in range(count):
+        schedule = next(examples)
+        wrong += list(run_schedule(plain, schedule).trace) != list(run_schedule(subclassed, schedule).trace)
+    return wrong
+
+
+def test_one_callback_for_both_outcomes_records_what_two_do() -> None:
+    assert _watch_disagreements() == 0
+
+
+def test_the_watch_comparison_catches_a_callback_that_tells_outcomes_apart_wrongly(monkeypatch) -> None:
+    from harness.run import steps
+
+    monkeypatch.setattr(steps, "Failure", KeyError)  # a mutant: every failure taken for a result
+    assert _watch_disagreements(20) > 0

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from twisted.internet import defer, task
+from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from harness.errors import TargetError
@@ -215,13 +216,19 @@ def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[
     submit_job = target.job_submitter(run.subject)
     details = _DETAILS
 
+    def on_result(value: Any, job_id: int) -> None:
+        record(_RESULT, job_id, describe(value))
+
+    def on_failure(failure: Failure, job_id: int) -> None:
+        _on_failure(failure, trace, job_id, _FAILURE, declared, target)
+
     def received(result: Any, job_id: int) -> None:
         # One callable for both outcomes (``addBoth``: cheaper than ``addCallbacks`` with two, and
         # Twisted's own choice between them is this same test).
         if isinstance(result, Failure):
-            _on_failure(result, trace, job_id, _FAILURE, declared, target)
+            on_failure(result, job_id)
         else:
-            record(_RESULT, job_id, describe(result))
+            on_result(result, job_id)
 
     def submit(op: Submit) -> None:
         job_id, priority, then = op.job, op.priority, op.then
@@ -244,7 +251,10 @@ def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[
         if not isinstance(d, defer.Deferred):
             _not_a_deferred(d, job_id, "submit")
         handles[job_id] = d
-        d.addBoth(received, job_id)
+        if type(d) is Deferred:
+            d.addBoth(received, job_id)
+        else:  # a subclass: through its own addCallbacks, as ever (it may refuse, or do more)
+            d.addCallbacks(on_result, on_failure, callbackArgs=(job_id,), errbackArgs=(job_id,))
 
     return submit
 
