@@ -318,3 +318,43 @@ def test_the_watch_comparison_catches_a_callback_that_tells_outcomes_apart_wrong
 
     monkeypatch.setattr(steps, "Failure", KeyError)  # a mutant: every failure taken for a result
     assert _watch_disagreements(20) > 0
+
+
+# -- a session's runs: young collections only ------------------------------------------------------------------
+
+
+def test_a_sessions_runs_collect_young_garbage_only_never_the_whole_heap(monkeypatch) -> None:
+    """What a run leaves alive is frozen as it ends, so the next run's collection of what was made
+    between runs is a young one, not a full one that also empties the interpreter's free lists."""
+    import gc
+
+    from harness import run_schedule
+    from harness.run import garbage
+    from harness.run.session import RunSession
+    from harness.search.generate import Examples
+    from scenarios.pools import semaphore_pool
+
+    monkeypatch.setattr(garbage.POLICY, "runs_since_sweep", 0)  # no sweep (a full collection by design) here
+    examples = Examples(semaphore_pool.default_menu(), 5)
+    schedules = [next(examples) for _ in range(30)]
+    generations: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            generations.append(info["generation"])
+
+    was = gc.isenabled()
+    gc.disable()  # (no automatic collection between the runs: only the runner's own)
+    gc.callbacks.append(seen)
+    try:
+        with RunSession():
+            kept = [run_schedule(semaphore_pool, schedule) for schedule in schedules]  # the campaign may keep them
+            del kept
+            for schedule in schedules:
+                run_schedule(semaphore_pool, schedule)
+    finally:
+        gc.callbacks.remove(seen)
+        if was:
+            gc.enable()
+    assert len(generations) >= 2 * len(schedules)
+    assert 2 not in generations, generations
