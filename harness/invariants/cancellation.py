@@ -12,6 +12,9 @@ than its job would have started (a waiting job never starts: it fails once
 its turn comes) or, if the job was running, than the end of the instant its
 work ended; running work may run on or be cancelled (neither
 ``cancellation.propagates`` nor ``cancellation.detaches`` applies).
+A per-job promise (``cancellable=lambda key, priority: ...``) gives each job
+its own mode: each invariant judges the jobs whose mode it checks
+(``Target.cancel_mode``), and applies if any job's does.
 """
 
 from __future__ import annotations
@@ -55,11 +58,12 @@ class Fires(_Cancellation):
         events, declared = facts.events, facts.declared
         raised = (events[i] for i in facts.of_kind(EventKind.CANCEL_RAISED))
         hostile = {e.job for e in raised if e.detail.startswith(CANCELLER_ERROR)}
-        delays = run.target.delays
+        mode_of = run.target.cancel_mode
         for job in facts.cancelled:  # the jobs with cancels, in job order: the others have nothing to judge
             if job.canceller_raised or job.id in hostile:
                 continue  # a hostile job: its own canceller raised, the subject could not finish the cancel
             fired_at = job.fired
+            delays = mode_of(job.key, job.priority) == "delayed"
             for cancel in job.cancels:
                 if fired_at is not None and fired_at < cancel:
                     break  # cancelling after the result is the "harmless" case
@@ -176,13 +180,16 @@ class Propagates(_Cancellation):
     summary = "cancelling a running job cancels the job's own Deferred"
 
     def applies(self, target: Target) -> bool:
-        return super().applies(target) and not target.detaches and not target.delays
+        return super().applies(target) and True in target.cancel_modes
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
+        mode_of = run.target.cancel_mode
         for job in facts.cancelled:  # the jobs with cancels, in job order
             if not job.attempts:
                 continue  # never started: nothing was running at a cancel
+            if mode_of(job.key, job.priority) is not True:
+                continue  # a per-job promise that lets this job's work run on
             fired = job.fired
             for cancel in job.cancels:
                 if fired is not None and fired < cancel:
@@ -208,6 +215,10 @@ class Propagates(_Cancellation):
         return None
 
 
+#: The modes under which a cancelled caller's running work runs on (``cancellation.detaches``).
+_DETACHING = frozenset({"detach", "abandon"})
+
+
 class Detaches(_Cancellation):
     """Declared ``cancellable="detach"``: cancelling a caller leaves its running work alone."""
 
@@ -215,12 +226,16 @@ class Detaches(_Cancellation):
     summary = 'with cancellable="detach", cancelling a caller never cancels the work already running ("abandon": unless no caller waits for it any more)'
 
     def applies(self, target: Target) -> bool:
-        return super().applies(target) and target.detaches
+        return super().applies(target) and bool(target.cancel_modes & _DETACHING)
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
-        abandons = run.target.abandons
+        mode_of = run.target.cancel_mode
         for job in facts.cancelled:  # the jobs with cancels, in job order
+            mode = mode_of(job.key, job.priority)
+            if mode not in _DETACHING:
+                continue  # a per-job promise under which this job's work is cancelled, or may be
+            abandons = mode == "abandon"
             for cancel in job.cancels:
                 now = facts.time(cancel)
                 for attempt in job.attempts:
