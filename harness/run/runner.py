@@ -454,11 +454,15 @@ def _teardown(run: Run, observer: LogRecorder) -> None:
     GARBAGE.collect(observer.logged_failures)
     trace.record(EventKind.END)
     trace.close()
-    held = any(job.pending for job in jobs.values())
+    # The jobs to let go, in id order: those holding attempts (one whose ``pending`` the target replaced too,
+    # so that letting go fails as it would; an empty one has nothing to let go of).
+    # (ids, not the jobs, held in locals: nothing here may keep a job alive through the collection below)
+    releasing = [job_id for job_id in sorted(jobs) if jobs[job_id].pending or type(jobs[job_id].pending) is not dict]
+    held = any(jobs[job_id].pending for job_id in releasing)
     if clock is not None:
         held = held or bool(clock.calls)
         clock.calls.clear()
-    for job_id in sorted(jobs):
+    for job_id in releasing:
         jobs[job_id].release()
     del clock, jobs
     if held:  # nothing held, nothing more to collect
