@@ -344,45 +344,43 @@ class Target:
         return Menu.derived(self)
 
     def submit_job(self, subject: Any, job: Any, priority: int) -> Any:
-        if self.submit is not None:
-            try:
-                return self.submit(subject, job, priority)
-            except (AttributeError, TypeError) as exc:
-                if _raised_by(exc, self.submit):
-                    raise TargetError(
-                        f"the target's submit(subject, job, priority) adapter raised {type(exc).__name__}: {exc}; "
-                        "fix the adapter (Target(submit=...)) so it calls the subject's own method correctly"
-                    ) from None
-                raise
-        method = getattr(subject, "submit", None)
-        if not callable(method):
-            raise TargetError(
-                f"the default submit calls subject.submit(job), but the subject ({type(subject).__name__}) has no "
-                "submit method; pass Target(submit=lambda subject, job, priority: ...) calling the method it has"
-            )
-        extra: dict[str, Any] = {}
-        if self.order == "priority":
-            extra["priority"] = priority
-        if self.keys is not None:
-            extra["key"] = job.key
-        try:
-            _check_binds(method, job, extra)
-        except TypeError as exc:
-            if any(f"unexpected keyword argument '{name}'" in str(exc) for name in extra):
-                raise _keyword_refused(extra, exc) from None
-            given = "".join(f", {name}=..." for name in extra)
-            raise TargetError(
-                f"the default submit calls subject.submit(job{given}), but {type(subject).__name__}.submit does not "
-                f"accept that ({exc}); pass Target(submit=lambda subject, job, priority: ...) that calls it as it expects"
-            ) from None
-        except ValueError:
-            pass  # no signature to read (a builtin): the call itself will tell
-        try:
-            return method(job, **extra)
-        except TypeError as exc:
-            if not any(f"unexpected keyword argument '{name}'" in str(exc) for name in extra):
-                raise
-            raise _keyword_refused(extra, exc) from None
+        """Hand ``job`` to ``subject`` (the adapter, else ``subject.submit``); return what it returned."""
+        return self.job_submitter(subject)(job, priority)
+
+    def job_submitter(self, subject: Any) -> Callable[[Any, int], Any]:
+        """``submit_job`` for one subject, as a function of ``(job, priority)``: what is the same for every
+        job of a run (the adapter, the default's keywords, its binding check once passed) is worked out
+        once, not per job. Each call does what ``submit_job`` does, with the same errors and messages."""
+        adapter = self.submit
+        if adapter is not None:
+
+            def submit_through_adapter(job: Any, priority: int) -> Any:
+                try:
+                    return adapter(subject, job, priority)
+                except (AttributeError, TypeError) as exc:
+                    if _raised_by(exc, adapter):
+                        raise TargetError(
+                            f"the target's submit(subject, job, priority) adapter raised {type(exc).__name__}: {exc}; "
+                            "fix the adapter (Target(submit=...)) so it calls the subject's own method correctly"
+                        ) from None
+                    raise
+
+            return submit_through_adapter
+        by_priority, keyed = self.order == "priority", self.keys is not None
+        #: The function of the last ``subject.submit`` (a bound method) whose call shape bound: not checked again.
+        checked: list[Any] = [None]
+
+        def submit_by_default(job: Any, priority: int) -> Any:
+            method: Any = getattr(subject, "submit", None)
+            if type(method) is not MethodType or method.__func__ is not checked[0]:
+                _check_default_submit(subject, method, job, _keywords(by_priority, keyed, priority, job))
+                if type(method) is MethodType and type(method.__func__) is FunctionType:
+                    checked[0] = method.__func__  # (as _check_binds remembers it: a plain function's shape)
+            if by_priority or keyed:
+                return _call_submit(method, job, _keywords(by_priority, keyed, priority, job))
+            return method(job)
+
+        return submit_by_default
 
     def can_start(self, subject: Any) -> bool:
         return self.start is not None or callable(getattr(subject, "start", None))
@@ -434,6 +432,48 @@ def _check_binds(method: Callable[..., Any], job: Any, extra: dict[str, Any]) ->
         seen = _BINDS.setdefault(func, set())
         seen.add(shape)
     _LAST_BINDS[0] = (weakref.ref(func), seen)
+
+
+def _keywords(by_priority: bool, keyed: bool, priority: int, job: Any) -> dict[str, Any]:
+    """The keywords the default submit passes: ``priority=`` for ``order="priority"``, ``key=`` for ``keys``."""
+    extra: dict[str, Any] = {}
+    if by_priority:
+        extra["priority"] = priority
+    if keyed:
+        extra["key"] = job.key
+    return extra
+
+
+def _check_default_submit(subject: Any, method: Any, job: Any, extra: dict[str, Any]) -> None:
+    """Refuse (``TargetError``) a subject without a ``submit`` method, or whose ``submit`` cannot take
+    ``(job, **extra)``; a builtin without a signature passes (its call will tell)."""
+    if not callable(method):
+        raise TargetError(
+            f"the default submit calls subject.submit(job), but the subject ({type(subject).__name__}) has no "
+            "submit method; pass Target(submit=lambda subject, job, priority: ...) calling the method it has"
+        )
+    try:
+        _check_binds(method, job, extra)
+    except TypeError as exc:
+        if any(f"unexpected keyword argument '{name}'" in str(exc) for name in extra):
+            raise _keyword_refused(extra, exc) from None
+        given = "".join(f", {name}=..." for name in extra)
+        raise TargetError(
+            f"the default submit calls subject.submit(job{given}), but {type(subject).__name__}.submit does not "
+            f"accept that ({exc}); pass Target(submit=lambda subject, job, priority: ...) that calls it as it expects"
+        ) from None
+    except ValueError:
+        pass  # no signature to read (a builtin): the call itself will tell
+
+
+def _call_submit(method: Callable[..., Any], job: Any, extra: dict[str, Any]) -> Any:
+    """``method(job, **extra)``; a ``TypeError`` refusing one of the keywords becomes the one-line error."""
+    try:
+        return method(job, **extra)
+    except TypeError as exc:
+        if not any(f"unexpected keyword argument '{name}'" in str(exc) for name in extra):
+            raise
+        raise _keyword_refused(extra, exc) from None
 
 
 def _cancel_mode(value: object, modes: tuple[bool | str, ...]) -> bool:

@@ -8,14 +8,40 @@ refused with a one-line ``TargetError`` before anything runs.
 from __future__ import annotations
 
 from harness.errors import TargetError
-from harness.model.schedule import Call, Schedule, Start, Submit
+from harness.model.schedule import Call, Cancel, Jump, Schedule, Start, Stop, Submit
 from harness.model.target import Target
 
 
 def check_schedule(target: Target, schedule: Schedule) -> None:
     """Refuse (``TargetError``) a schedule that injects an unknown error or calls an undeclared operation."""
-    _check_error_names(target, schedule)
-    _check_operations(target, schedule)
+    if not fits(target, schedule):
+        _check_error_names(target, schedule)
+        _check_operations(target, schedule)
+
+
+def fits(target: Target, schedule: Schedule) -> bool:
+    """Whether the schedule surely names only errors and operations the target declares (one pass, once a run).
+
+    True only when the full checks below would find nothing: every operation
+    is of exactly one of the schedule's own types, every job spec's error is
+    known and every call declared. False otherwise (also for an operation of
+    a subclass), and the full checks then say what is wrong, if anything.
+    """
+    known, operations = target.error_types, target.operations
+    for op in schedule.ops:
+        kind = type(op)
+        if kind is Submit or kind is Start:
+            if op.spec.error not in known:  # type: ignore[union-attr]
+                return False
+            then = op.then  # type: ignore[union-attr]
+            if then and not all(spec.error in known for spec in then):
+                return False
+        elif kind is Call:
+            if op.operation not in operations:  # type: ignore[union-attr]
+                return False
+        elif kind is not Cancel and kind is not Stop and kind is not Jump:
+            return False
+    return True
 
 
 def unknown_error(target: Target, schedule: Schedule) -> tuple[int, str] | None:

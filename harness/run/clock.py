@@ -44,6 +44,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
+from traceback import format_stack
 from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet import error, task
@@ -68,6 +69,10 @@ MAX_ROUNDS_PER_INSTANT = 10_000
 #: calls). Due times never include it: they are integers on monotonic time.
 DRIFT_PER_CALL = 1e-11
 DRIFT_ULPS = 4
+#: Below this reading (in seconds, either sign) ``DRIFT_ULPS`` ulps are less than
+#: ``DRIFT_PER_CALL``, so ``drift_step`` is ``DRIFT_PER_CALL``: a float in [2**13, 2**14) has an ulp of
+#: 2**-39 (4 of them 7.3e-12), one in [2**14, 2**15) 2**-38 (1.5e-11). About 4.5 hours.
+FLAT_DRIFT_BELOW = 2.0**14
 
 
 def to_us(seconds: float) -> int:
@@ -99,6 +104,31 @@ class _FaultDelayedCall(DelayedCall):
     clock: FaultClock
     #: The runner's name for the call in its timer events (``#3 func``), once it recorded the call set.
     label: str | None = None
+    # DelayedCall's state before it runs or is cancelled (Twisted sets its own when either happens).
+    cancelled = 0
+    called = 0
+    delayed_time = 0.0
+
+    def __init__(self, clock: FaultClock, func: Callable[..., Any], args: tuple[object, ...], kw: dict[str, object]) -> None:
+        """What ``DelayedCall.__init__`` sets, less what the class holds: ``clock.callLater`` makes
+        about 10 calls a run, and Twisted's ``__init__`` set eight attributes, two of them bound
+        methods of the clock and one (``time``) through the property below; the canceller, resetter
+        and ``seconds`` are methods here, and the state before the call runs is class attributes."""
+        self.func, self.args, self.kw = func, args, kw
+        self.clock = clock
+        if self.debug:
+            self.creator = format_stack()[:-2]
+
+    def canceller(self, call: DelayedCall) -> None:
+        """What Twisted's ``cancel`` calls before it marks the call cancelled: the clock disarms it."""
+        self.clock._disarm(call)
+
+    def resetter(self, call: DelayedCall) -> None:
+        """Twisted's resetter: unused, as ``reset`` and ``delay`` reschedule through ``FaultClock._rearm``."""
+
+    def seconds(self) -> float:
+        """The time Twisted reads for this call: the clock's monotonic virtual time."""
+        return self.clock.monotonic()
 
     @property
     def time(self) -> float:
@@ -128,15 +158,15 @@ class _FaultDelayedCall(DelayedCall):
 def func_name(func: Any) -> str:
     """A deterministic, readable name for a function (no addresses, no ``<locals>``).
 
-    A callable object may answer ``__qualname__`` with a repr of what it wraps
-    (automat's ``<implementation for <function _Client._reconnect at 0x7f..>>``):
-    its memory address is masked, or the trace would differ between processes.
+    Addresses are masked (``0x?``) also inside a ``__qualname__``: a wrapper may name itself after
+    the ``repr`` of what it wraps (automat's ``<implementation for <function f at 0x7f...>>``), and
+    the trace would differ between processes. A ``__qualname__`` that is not a string names nothing.
     """
     name = getattr(func, "__qualname__", None) or type(func).__name__
     if not isinstance(name, str):
         name = type(func).__name__
     name = name.rsplit("<locals>.", 1)[-1]
-    return mask_addresses(name) if "0x" in name else name
+    return mask_addresses(name) if "0x" in name or "..." in name else name
 
 
 def call_name(call: DelayedCall) -> str:
@@ -229,17 +259,16 @@ class FaultClock(task.Clock):
         return self.now_us / MICRO
 
     def callLater(self, delay: float, callable: Callable[..., Any], *args: object, **kw: object) -> _FaultDelayedCall:
-        # Whole microseconds of delay, so that callLater(0.2) at 0.1s is due at exactly 0.3s.
-        call = _FaultDelayedCall(0.0, callable, args, kw, self._disarm, _no_reset, self.monotonic)
-        call.clock = self
-        self._seq += 1
-        call.seq = self._seq
-        if self.tie_break == "fifo":
-            call.key = self._seq
-        elif self.tie_break == "lifo":
-            call.key = -self._seq
-        elif self._seq in self._changes:
-            call.key = self._changes[self._seq]
+        call = _FaultDelayedCall(self, callable, args, kw)
+        self._seq = seq = self._seq + 1
+        call.seq = seq
+        order = self.tie_break
+        if order == "fifo":
+            call.key = seq
+        elif order == "lifo":
+            call.key = -seq
+        elif seq in self._changes:
+            call.key = self._changes[seq]
         else:
             if self._rng is None:  # the order was changed to one that draws after the clock was made
                 self._rng = random.Random(self._seed)
@@ -248,10 +277,13 @@ class FaultClock(task.Clock):
             if self._lateness is None:
                 self._lateness = random.Random(f"lateness:{self._seed}")  # seeding from a string hashes it: not free
             call.late_us = self._lateness.randint(0, self.jitter_us)
-        self._arm(call, self.now_us + max(to_us(delay), 0))
+        # Whole microseconds of delay (to_us), so that callLater(0.2) at 0.1s is due at exactly 0.3s.
+        delay_us = round(delay * MICRO)
+        self._arm(call, self.now_us + delay_us if delay_us > 0 else self.now_us)
         self.created.append(call)
-        if self.on_timer is not None:
-            self.on_timer("set", call)
+        on_timer = self.on_timer
+        if on_timer is not None:
+            on_timer("set", call)
         return call
 
     # task.Clock declares list[DelayedCall]; a list is invariant, so narrowing it is unsound in general,
@@ -288,9 +320,12 @@ class FaultClock(task.Clock):
         self.calls.remove(call)
         call.called = 1
         self.fired += 1
-        self.drift += drift_step((self.now_us + self.skew_us) / MICRO)
-        if self.on_timer is not None:
-            self.on_timer("fire", call)
+        reading = (self.now_us + self.skew_us) / MICRO
+        # drift_step(reading), without its call for the readings of every run but a days-long one
+        self.drift += DRIFT_PER_CALL if -FLAT_DRIFT_BELOW < reading < FLAT_DRIFT_BELOW else drift_step(reading)
+        on_timer = self.on_timer
+        if on_timer is not None:
+            on_timer("fire", call)
         try:
             call.func(*call.args, **call.kw)
         except Exception as exc:  # a reactor logs and goes on
@@ -328,9 +363,11 @@ class FaultClock(task.Clock):
                 wake = due
         if wake is None:
             return None
-        if self.step_us:
-            wake = -(-wake // self.step_us) * self.step_us
-        return max(wake, self.now_us)
+        step = self.step_us
+        if step:
+            wake = -(-wake // step) * step
+        now = self.now_us
+        return wake if wake > now else now
 
     def advance(self, amount: float) -> None:
         """Move monotonic time forward by ``amount`` seconds and run every call now due."""
@@ -395,6 +432,11 @@ class FaultClock(task.Clock):
                 return 0
             if done == rounds:
                 return len(due)
+            if len(due) == 1:  # the common case: one call due, nothing to order or to see rearmed first
+                call = due[0]
+                if not (call.cancelled or call.called):
+                    self._fire(call)
+                continue
             due.sort(key=_order)
             for call, stamp in [(c, c.stamp) for c in due]:
                 if call.stamp == stamp and not (call.cancelled or call.called):
@@ -405,10 +447,6 @@ class FaultClock(task.Clock):
 def drift_step(reading: float) -> float:
     """How much ``seconds()`` moves on for a call run at ``reading``: enough to change the float."""
     return max(DRIFT_PER_CALL, DRIFT_ULPS * math.ulp(reading))
-
-
-def _no_reset(call: DelayedCall) -> None:
-    """The resetter Twisted's DelayedCall is given; ours reschedules through ``FaultClock._rearm``."""
 
 
 #: The calls among which ``pct`` places its change points (PCT's k, the steps of a run).

@@ -69,10 +69,19 @@ class GarbagePolicy:
     def release(self, enabled: bool = True) -> None:
         """After a run, however it ended: the objects frozen before it become collectable again (at the
         end of the session, inside one), and automatic collection is back on if it was on before the
-        run (``enabled``, from ``isolate``)."""
+        run (``enabled``, from ``isolate``).
+
+        Inside a session, what the run leaves alive (its record, which survived the run's last
+        collection) is frozen now, as the next run would freeze it: otherwise it would sit in the
+        oldest generation, and the next run's collection of what was made between runs would have
+        to be a full one, which also empties the interpreter's free lists (about 25 us a run).
+        Garbage made from here to the next run is still collected, young, before it.
+        """
         self.running -= 1
         if not self.holding or self.running:  # (a run inside a run: the outer run's objects are collectable again)
             gc.unfreeze()
+        else:
+            gc.freeze()
         if enabled:
             gc.enable()
 

@@ -19,6 +19,12 @@ from harness.model.faults import CancellerError, InjectedError
 from harness.model.schedule import JobSpec
 from harness.model.trace import EventKind, Trace
 
+#: The kinds of event a job records, read once: on Python 3.11 every attribute of an Enum class is
+#: looked up through ``EnumType.__getattr__`` (about 150 ns), and a run's jobs record about 40 events.
+_JOB_START, _JOB_FINISH, _JOB_FAIL, _JOB_CANCEL = (
+    EventKind.JOB_START, EventKind.JOB_FINISH, EventKind.JOB_FAIL, EventKind.JOB_CANCEL
+)
+
 
 class Job:
     """One unit of work handed to the subject; calling it starts an attempt.
@@ -26,21 +32,27 @@ class Job:
     Attempt k behaves as ``specs[k]``, the last spec repeating, so a schedule
     can say "fail twice, then succeed" for code that retries. ``key`` is the
     key it was submitted under (0 when the target declares no ``keys``).
+    ``specs`` may be given as the one spec of a job that is not retried (no
+    tuple made for it: a run makes about 40 jobs).
     """
 
-    __slots__ = ("id", "specs", "key", "calls", "pending", "_clock", "_trace", "_errors")
+    __slots__ = ("id", "first", "then", "key", "calls", "pending", "_clock", "_trace", "_errors")
 
     def __init__(
         self,
         job_id: int,
-        specs: tuple[JobSpec, ...],
+        specs: tuple[JobSpec, ...] | JobSpec,
         clock: FaultClock,
         trace: Trace,
         errors: Mapping[str, type[BaseException]],
         key: int = 0,
     ) -> None:
         self.id = job_id
-        self.specs = specs
+        self.then: tuple[JobSpec, ...]
+        if isinstance(specs, JobSpec):
+            self.first, self.then = specs, ()
+        else:
+            self.first, self.then = specs[0], specs[1:]
         self.key = key
         self.calls = 0
         #: The Deferred of each attempt not settled yet, by attempt: held until it fires.
@@ -52,8 +64,16 @@ class Job:
     def __repr__(self) -> str:
         return f"<Job {self.id}>"
 
+    @property
+    def specs(self) -> tuple[JobSpec, ...]:
+        """How each attempt behaves, in turn (the last repeating)."""
+        return (self.first, *self.then)
+
     def spec(self, attempt: int) -> JobSpec:
-        return self.specs[min(attempt, len(self.specs) - 1)]
+        then = self.then
+        if not attempt or not then:
+            return self.first
+        return then[min(attempt, len(then)) - 1]
 
     def result(self, attempt: int) -> str:
         """The value attempt ``attempt`` delivers when it succeeds."""
@@ -66,35 +86,25 @@ class Job:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         attempt = self.calls
         self.calls += 1
-        spec = self.spec(attempt)
+        spec = self.first if not attempt or not self.then else self.spec(attempt)
         record = self._trace.record
         kind = spec.kind
-        record(EventKind.JOB_START, self.id, kind, attempt)
+        record(_JOB_START, self.id, kind, attempt)
         if kind == "raise":
             error = self.error(attempt)
-            record(EventKind.JOB_FAIL, self.id, type(error).__name__, attempt)
+            record(_JOB_FAIL, self.id, type(error).__name__, attempt)
             raise error
         if kind == "value":
-            record(EventKind.JOB_FINISH, self.id, "", attempt)
+            record(_JOB_FINISH, self.id, "", attempt)
             return self.result(attempt)
         if kind == "immediate":
-            record(EventKind.JOB_FINISH, self.id, "", attempt)
+            record(_JOB_FINISH, self.id, "", attempt)
             return defer.succeed(self.result(attempt))
-        timer: list[IDelayedCall] = []
-
-        def cancel(d: defer.Deferred[Any]) -> None:
-            if timer and timer[0].active():
-                timer[0].cancel()
-            if spec.canceller_raises:
-                record(EventKind.JOB_CANCEL, self.id, "canceller raised", attempt)
-                raise CancellerError(f"canceller of job {self.id} failed")
-            record(EventKind.JOB_CANCEL, self.id, "", attempt)
-            self.pending.pop(attempt, None)  # Deferred.cancel fails it next
-
-        d: defer.Deferred[Any] = defer.Deferred(cancel)
+        pending = _Pending(self, attempt, spec.canceller_raises)
+        d: defer.Deferred[Any] = defer.Deferred(pending.cancel)
         self.pending[attempt] = d
         if kind in ("succeed", "fail"):
-            timer.append(self._clock.callLater(spec.after_ms / 1000, self._settle, d, attempt))
+            pending.timer = self._clock.callLater(spec.after_ms / 1000, self._settle, d, attempt)
         return d
 
     def release(self) -> None:
@@ -104,9 +114,32 @@ class Job:
     def _settle(self, d: defer.Deferred[Any], attempt: int) -> None:
         self.pending.pop(attempt, None)
         if self.spec(attempt).kind == "succeed":
-            self._trace.record(EventKind.JOB_FINISH, self.id, "", attempt)
+            self._trace.record(_JOB_FINISH, self.id, "", attempt)
             d.callback(self.result(attempt))
         else:
             error = self.error(attempt)
-            self._trace.record(EventKind.JOB_FAIL, self.id, type(error).__name__, attempt)
+            self._trace.record(_JOB_FAIL, self.id, type(error).__name__, attempt)
             d.errback(error)
+
+
+class _Pending:
+    """The canceller of one pending attempt (a small object, not a closure: a run makes one per attempt)."""
+
+    __slots__ = ("job", "attempt", "canceller_raises", "timer")
+
+    def __init__(self, job: Job, attempt: int, canceller_raises: bool) -> None:
+        self.job = job
+        self.attempt = attempt
+        self.canceller_raises = canceller_raises
+        #: The call that settles the attempt after its duration (None: it hangs until cancelled).
+        self.timer: IDelayedCall | None = None
+
+    def cancel(self, d: defer.Deferred[Any]) -> None:
+        timer, job = self.timer, self.job
+        if timer is not None and timer.active():
+            timer.cancel()
+        if self.canceller_raises:
+            job._trace.record(_JOB_CANCEL, job.id, "canceller raised", self.attempt)
+            raise CancellerError(f"canceller of job {job.id} failed")
+        job._trace.record(_JOB_CANCEL, job.id, "", self.attempt)
+        job.pending.pop(self.attempt, None)  # Deferred.cancel fails it next

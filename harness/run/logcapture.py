@@ -7,8 +7,6 @@ them out of the process's own output while a run lasts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
@@ -21,32 +19,40 @@ from harness.run.describe import describe_error, mask_addresses
 _DEFER_NAMESPACE = "twisted.internet.defer"
 
 
-@contextmanager
-def logging_into(observer: LogRecorder) -> Iterator[None]:
+class logging_into:
     """Send what Twisted logs during the run to ``observer`` (the run's trace) alone.
 
     Until a program begins logging, Twisted prints critical events (every
     "Unhandled error in Deferred") to stderr and buffers all events; the
     run's errors are the target's, recorded in its trace and judged there,
     so that observer is detached for the run. Observers of a program that
-    began logging still see everything.
+    began logging still see everything. A class, named in lower case as
+    ``contextlib.suppress`` is: entered once a run, where a generator-based
+    context manager cost twice as much.
     """
-    temporary = startup_log_observer()
-    detached = False
-    if temporary is not None:
-        try:
-            globalLogPublisher.removeObserver(temporary)
-            detached = True
-        except ValueError:
-            pass
-    globalLogPublisher.addObserver(observer)
-    try:
-        yield
-    finally:
-        globalLogPublisher.removeObserver(observer)
-        # (temporary is never None once detached; the last test says so to the type checker)
-        if detached and startup_log_observer() is temporary and temporary is not None:
-            globalLogPublisher.addObserver(temporary)
+
+    __slots__ = ("observer", "detached")
+
+    def __init__(self, observer: LogRecorder) -> None:
+        self.observer = observer
+        #: Twisted's startup observer, while this took it off the publisher.
+        self.detached: ILogObserver | None = None
+
+    def __enter__(self) -> None:
+        temporary = startup_log_observer()
+        if temporary is not None:
+            try:
+                globalLogPublisher.removeObserver(temporary)
+                self.detached = temporary
+            except ValueError:
+                pass
+        globalLogPublisher.addObserver(self.observer)
+
+    def __exit__(self, *exc_info: object) -> None:
+        globalLogPublisher.removeObserver(self.observer)
+        detached, self.detached = self.detached, None
+        if detached is not None and startup_log_observer() is detached:
+            globalLogPublisher.addObserver(detached)
 
 
 @implementer(ILogObserver)

@@ -35,7 +35,6 @@ runs) and ``describe`` (deterministic text for values and errors).
 
 from __future__ import annotations
 
-import os
 from traceback import clear_frames
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from twisted.internet import defer
 from harness.errors import HarnessError, TargetError
 from harness.guard import signals
 from harness.guard.escapes import EscapeGuard, Escaped
+from harness.guard.forks import FORKS
 from harness.guard.watchdog import DEFAULT_TIMEOUT_S, Expired, Watchdog
 from harness.model.schedule import Call, Cancel, Jump, Op, Schedule, Start, Submit
 from harness.model.target import Target
@@ -58,7 +58,7 @@ from harness.run.garbage import POLICY as GARBAGE
 from harness.run.jobs import Job
 from harness.run.logcapture import LogRecorder, logging_into
 from harness.run.session import RunSession, current_session
-from harness.run.steps import ABORTS, apply, nothing, record_leftovers, stop, timer_recorder, work_for_build
+from harness.run.steps import ABORTS, apply, nothing, record_leftovers, stop, submitter, timer_recorder, work_for_build
 
 if TYPE_CHECKING:
     from harness.run.view import RunView
@@ -189,7 +189,7 @@ def _run(session: RunSession, target: Target, schedule: Schedule, timeout_s: flo
     automatic = GARBAGE.isolate()
     policy = schedule.clock
     clock = FaultClock.for_policy(policy)
-    trace = Trace(lambda: clock.now_us)
+    trace = Trace.of_clock(clock)
     clock.on_escape = lambda call, exc: trace.record(EventKind.REACTOR_ERROR, detail=f"{call_name(call)}: {describe_error(exc)}")
     clock.on_timer = timer_recorder(trace, clock)
     observer = LogRecorder(trace)
@@ -203,12 +203,15 @@ def _run(session: RunSession, target: Target, schedule: Schedule, timeout_s: flo
                 guard.arm()
                 try:
                     dog.start(timeout_s)
-                    pid, getpid = os.getpid(), os.getpid
+                    forks = FORKS
+                    born = forks[0]
 
                     def checkpoint() -> None:
-                        # Called before every wake and step (about 100 times a run): the common case, nothing
-                        # escaped, not expired, not forked, is three reads; the guard and watchdog act otherwise.
-                        if guard.escaped is not None or dog.expired or getpid() != pid:
+                        # Called before every wake and after every step (about 75 times a run): the common case,
+                        # nothing escaped, not expired, not forked, is three reads (a fork through Python counts
+                        # in ``forks``: no getpid system call; ``harness.guard.forks``); the guard and watchdog
+                        # act otherwise (a forked child leaves in ``guard.check``).
+                        if guard.escaped is not None or dog.expired or forks[0] != born:
                             guard.check()
                             dog.check()
 
@@ -333,27 +336,29 @@ def _play(run: Run) -> None:
     # Every job may run after all the others, each of its calls may fire a stride plus jitter late,
     # and the subject's own delays (backoffs, re-arms) may each be late too.
     lateness = policy.step_ms + policy.jitter_ms
-    costs = [spec.after_ms + lateness for op in schedule.submits for spec in op.specs]
-    drain_ms = sum(costs) + max(costs, default=0) + LATE_HOPS * lateness + DRAIN_SLACK_MS
+    drain_ms = _job_costs(schedule, lateness) + LATE_HOPS * lateness + DRAIN_SLACK_MS
     observe_ms = PERIODS_OBSERVED * target.period_ms()
     errors = target.error_types
     checkpoint = run.checkpoint
+    submit = submitter(run, errors)  # a submit's work that is the same for every job, done once
     for index, op in enumerate(schedule.ops):
         run.phase, run.step = "advance", index
         at_us = op.at_ms * 1000
-        if op.after_rounds is not None:
+        wake = clock.next_wake_us()
+        if wake is None or wake > at_us:
+            # Nothing to run before the step (nor due at its instant, so no rounds to land between): run_until
+            # would only check again what the last checkpoint checked (no code ran since) and move the time.
+            if at_us > clock.now_us:
+                clock.now_us = at_us
+        elif op.after_rounds is not None:
             _pause_for(run, op.after_rounds, clock.run_until(at_us, checkpoint, op.after_rounds))
         else:
-            wake = clock.next_wake_us()
-            if wake is None or wake > at_us:
-                # Nothing to run before the step: run_until would only check again what the last checkpoint
-                # checked (no code ran since) and move the time.
-                if at_us > clock.now_us:
-                    clock.now_us = at_us
-            else:
-                clock.run_until(at_us, checkpoint)
+            clock.run_until(at_us, checkpoint)
         run.phase = "step"
-        apply(run, op, errors)
+        if type(op) is Submit:
+            submit(op)
+        else:
+            apply(run, op, errors)
         checkpoint()
     run.phase = "drain"
     end_us = schedule.end_ms * 1000
@@ -366,6 +371,36 @@ def _play(run: Run) -> None:
         clock.drain(clock.now_us + drain_ms * 1000, checkpoint)
     if run.stopped:
         record_leftovers(run)
+
+
+def _job_costs(schedule: Schedule, lateness: int) -> int:
+    """The sum of every job spec's cost (its duration plus ``lateness``), plus the largest (0 without jobs).
+
+    Once a run, in one pass over the operations (no ``schedule.submits`` or ``op.specs`` tuples made):
+    ``sum(costs) + max(costs, default=0)`` for ``costs = [spec.after_ms + lateness for op in
+    schedule.submits for spec in op.specs]``.
+    """
+    total = count = top = 0
+    for op in schedule.ops:
+        kind = type(op)
+        if kind is Submit or kind is Start:
+            specs: tuple[Any, ...] = op.then  # type: ignore[union-attr]
+            after = op.spec.after_ms  # type: ignore[union-attr]
+            total += after
+            count += 1
+            if after > top:
+                top = after
+        elif isinstance(op, (Submit, Start)):  # a subclass: its specs as it says them
+            specs = op.specs
+        else:
+            continue
+        for spec in specs:
+            after = spec.after_ms
+            total += after
+            count += 1
+            if after > top:
+                top = after
+    return total + count * lateness + (top + lateness if count else 0)
 
 
 def _pause_for(run: Run, rounds: int, left: int) -> None:
@@ -419,11 +454,15 @@ def _teardown(run: Run, observer: LogRecorder) -> None:
     GARBAGE.collect(observer.logged_failures)
     trace.record(EventKind.END)
     trace.close()
-    held = any(job.pending for job in jobs.values())
+    # The jobs to let go, in id order: those holding attempts (one whose ``pending`` the target replaced too,
+    # so that letting go fails as it would; an empty one has nothing to let go of).
+    # (ids, not the jobs, held in locals: nothing here may keep a job alive through the collection below)
+    releasing = [job_id for job_id in sorted(jobs) if jobs[job_id].pending or type(jobs[job_id].pending) is not dict]
+    held = any(jobs[job_id].pending for job_id in releasing)
     if clock is not None:
         held = held or bool(clock.calls)
         clock.calls.clear()
-    for job_id in sorted(jobs):
+    for job_id in releasing:
         jobs[job_id].release()
     del clock, jobs
     if held:  # nothing held, nothing more to collect
