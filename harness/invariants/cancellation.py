@@ -53,13 +53,24 @@ class Fires(_Cancellation):
         if not facts.cancelled:
             return None  # nothing was cancelled
         events, declared = facts.events, facts.declared
-        raised = (events[i] for i in facts.of_kind(EventKind.CANCEL_RAISED))
-        hostile = {e.job for e in raised if e.detail.startswith(CANCELLER_ERROR)}
+        raised = facts.by_kind.get(EventKind.CANCEL_RAISED)
+        hostile = {events[i].job for i in raised if events[i].detail.startswith(CANCELLER_ERROR)} if raised else ()
         delays = run.target.delays
+        result = EventKind.RESULT
         for job in facts.cancelled:  # the jobs with cancels, in job order: the others have nothing to judge
             if job.canceller_raised or job.id in hostile:
                 continue  # a hostile job: its own canceller raised, the subject could not finish the cancel
             fired_at = job.fired
+            if fired_at is not None and not delays:
+                # The common case, with the checks below in their order: the first cancel came before the
+                # firing, which is a failure in the instant of that cancel with the cancel error's type.
+                cancel = job.cancels[0]
+                if cancel < fired_at:
+                    fired = events[fired_at]
+                    if fired[1] != result and fired[0] <= events[cancel][0]:
+                        marked = declared.get(fired_at)
+                        if expected in marked if marked is not None else fired[4].split(":", 1)[0] == expected:
+                            continue
             for cancel in job.cancels:
                 if fired_at is not None and fired_at < cancel:
                     break  # cancelling after the result is the "harmless" case

@@ -167,7 +167,14 @@ class _StartOrder(Invariant):
         # start is the walk (``_walk``) made, the one that picks the job the message names (the first in job
         # order, as ever), so every violation is the same as a walk over all pairs would give.
         if self.in_submission_order:
-            return self._queue_sweep(run, facts, keyed)
+            flagged = _out_of_turn(facts, keyed)
+            if flagged is None:  # a trace the single pass cannot read (a start before its job's submit)
+                return self._queue_sweep(run, facts, keyed)
+            for index, started in flagged:
+                found = self._walk(run, facts, _candidates(facts), started, index, keyed)
+                if found is not None:
+                    return found
+            return None
         starters = sorted((j for j in facts.jobs.values() if j.first_start is not None), key=lambda j: known(j.first_start))
         # Jobs that could ever be waiting (submitted, not refused), in the same order.
         candidates = _candidates(facts)
@@ -257,6 +264,82 @@ class _StartOrder(Invariant):
             if other.id != started.id and self.skipped(other, started) and _waiting(facts, other, index):
                 return self.violation(run, self.describe(other, started, facts), [known(other.submit), index])
         return None
+
+
+_NEVER = float("inf")
+
+
+def _out_of_turn(facts: Facts, keyed: bool) -> list[tuple[int, JobFacts]] | None:
+    """The first starts (trace index, job) at which a job of the same group submitted earlier was still
+    waiting, in trace order: where ``_queue_sweep`` calls ``_walk``, found in one pass in submission order.
+
+    A job that could wait (submitted, not refused) waits at every trace index after its submit up to
+    and including the first of its first start, its first cancel and its firing (``_waiting``): an
+    interval. A started job S was passed over at its first start exactly when some job of its group
+    submitted before it waits there, that is when the latest end of those intervals, over the jobs
+    submitted before S, is at or after S's first start (each of them was submitted before that start,
+    since S was). None when a job started without a submit before its start (a hand-made trace): the
+    queue sweep then runs.
+    """
+    flagged = _passed_over(facts.jobs.values(), keyed, True)
+    if flagged is _UNORDERED:  # job order is not submission order (a schedule that says otherwise)
+        flagged = _passed_over(sorted(facts.jobs.values(), key=_submit_of), keyed)
+    if flagged is None or len(flagged) < 2:
+        return flagged  # type: ignore[return-value]
+    return sorted(flagged, key=_index_of)  # type: ignore[arg-type]
+
+
+#: ``_passed_over``'s answer when the jobs it was given are not in submission order.
+_UNORDERED: list[tuple[int, JobFacts]] = []
+
+
+def _passed_over(
+    jobs: Iterable[JobFacts], keyed: bool, check_order: bool = False
+) -> list[tuple[int, JobFacts]] | None:
+    """``_out_of_turn``'s pass over ``jobs`` in submission order (in job order of discovery), or
+    ``_UNORDERED`` if ``check_order`` and they are not, or None for a start before its job's submit."""
+    flagged: list[tuple[int, JobFacts]] = []
+    latest: float = -1  # the end of the waiting of the jobs submitted so far (of the group, with keys)
+    latest_of: dict[int, float] = {}
+    last = -1
+    for job in jobs:
+        submitted, first = job.submit, job.first_start
+        if submitted is None:
+            if first is not None:
+                return None
+            continue
+        if check_order:
+            if submitted < last:
+                return _UNORDERED
+            last = submitted
+        if keyed:
+            latest = latest_of.get(job.key, -1)
+        if first is not None:
+            if first < submitted:
+                return None
+            if latest >= first:
+                flagged.append((first, job))
+        if job.submit_raised is None:
+            until = _NEVER if first is None else first
+            cancels, fired = job.cancels, job.fired
+            if cancels and cancels[0] < until:
+                until = cancels[0]
+            if fired is not None and fired < until:
+                until = fired
+            if until > latest:
+                latest = until
+                if keyed:
+                    latest_of[job.key] = until
+    return flagged
+
+
+def _submit_of(job: JobFacts) -> int:
+    """A job's submit index, for sorting: -1 for one never submitted (``_passed_over`` skips it)."""
+    return -1 if job.submit is None else job.submit
+
+
+def _index_of(flag: tuple[int, JobFacts]) -> int:
+    return flag[0]
 
 
 def _candidates(facts: Facts) -> list[tuple[JobFacts, int, int | None]]:
