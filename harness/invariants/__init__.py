@@ -122,7 +122,7 @@ def check(run: Run) -> list[Violation]:
         if isinstance(answer, Violation):
             found.append(answer)
         else:
-            found.extend(answer)  # type: ignore[call-overload]  # the older shape: an iterable of violations
+            found.extend(answer)  # the older shape: an iterable of violations
     return found
 
 

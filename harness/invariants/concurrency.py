@@ -6,6 +6,7 @@ key, and ``key_limit`` bounds the attempts of one key running at once.
 
 from __future__ import annotations
 
+import math
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING
 from collections.abc import Callable, Iterable, Iterator
@@ -266,7 +267,7 @@ class _StartOrder(Invariant):
         return None
 
 
-_NEVER = float("inf")
+_NEVER = math.inf
 
 
 def _out_of_turn(facts: Facts, keyed: bool) -> list[tuple[int, JobFacts]] | None:
@@ -285,8 +286,8 @@ def _out_of_turn(facts: Facts, keyed: bool) -> list[tuple[int, JobFacts]] | None
     if flagged is _UNORDERED:  # job order is not submission order (a schedule that says otherwise)
         flagged = _passed_over(sorted(facts.jobs.values(), key=_submit_of), keyed)
     if flagged is None or len(flagged) < 2:
-        return flagged  # type: ignore[return-value]
-    return sorted(flagged, key=_index_of)  # type: ignore[arg-type]
+        return flagged
+    return sorted(flagged, key=_index_of)
 
 
 #: ``_passed_over``'s answer when the jobs it was given are not in submission order.
