@@ -157,13 +157,12 @@ _JOB_START, _SUBMIT, _START, _RESULT, _FAILURE, _CANCEL = (
 _SUBMIT_RAISED, _STOP, _CLOCK_JUMP, _DRAINED, _ERROR_IS, _JOB_FINISH = (
     EventKind.SUBMIT_RAISED, EventKind.STOP, EventKind.CLOCK_JUMP, EventKind.DRAINED, EventKind.ERROR_IS, EventKind.JOB_FINISH
 )
-_JOB_FAIL, _JOB_CANCEL = EventKind.JOB_FAIL, EventKind.JOB_CANCEL
 
 
 def _build(trace: Trace, schedule: Schedule) -> Facts:
     # One pass, the hottest code of the invariants (about 100 events and 40 jobs a run): positional
-    # constructors of slotted classes, events unpacked once, the commonest kinds tested first, each
-    # with a branch of its own (``tests/test_invariant_shortcuts.py`` compares it with the plain pass).
+    # constructors of slotted classes, events unpacked once, the commonest kinds tested first
+    # (``tests/test_invariant_shortcuts.py`` compares it with a plain pass).
     jobs: dict[int, JobFacts] = {}
     for op in schedule.ops:  # schedule.submits, without building its tuple
         if type(op) is Submit:
@@ -182,15 +181,13 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
     ended_count = 0  # attempts popped from ``running`` at an end
     peak = 0
     by_kind: dict[str, list[int]] = {}
-    # The indices of the seven commonest kinds (about 95% of a run's events) go to lists of their own,
-    # tested first; every other kind through the dict.
+    # The indices of the five commonest kinds (submit, job.start, failure, result, cancel: about 80% of a
+    # run's events) go to lists of their own, tested first; every other kind through the dict.
     submits: list[int] = []
     starts: list[int] = []
     failures: list[int] = []
     results: list[int] = []
     cancels: list[int] = []
-    finishes: list[int] = []
-    fails: list[int] = []
     events = trace.events
     for index, (_, kind, job_id, n, detail) in enumerate(events):
         if kind == _SUBMIT:
@@ -200,66 +197,36 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
             starts.append(index)
             attempt = Attempt(job_id, n, detail, index)
             job = jobs[job_id]
-            if job.attempts:
-                job.attempts += (attempt,)
-            else:
+            if not job.attempts:
                 job.first_start = index
-                job.attempts = (attempt,)
+            job.attempts += (attempt,)
             running[(job_id, n)] = attempt
             if len(running) > peak:
                 peak = len(running)
-        elif kind == _FAILURE:
-            failures.append(index)
+        elif kind == _FAILURE or kind == _RESULT:
+            (failures if kind == _FAILURE else results).append(index)
             fired = jobs.get(job_id)
             if fired is not None and fired.fired is None:
                 fired.fired = index
         elif kind == _CANCEL:
             cancels.append(index)
             jobs[job_id].cancels += (index,)
-        elif kind == _RESULT:
-            results.append(index)
-            fired = jobs.get(job_id)
-            if fired is not None and fired.fired is None:
-                fired.fired = index
-        elif kind == _JOB_FINISH:
-            finishes.append(index)
-            ended = running.pop((job_id, n), None)
-            if ended is not None:
-                ended_count += 1
-                ended.end = index
-                ended.end_kind = _JOB_FINISH
-                owner = jobs[job_id]
-                if owner.finished is None:
-                    owner.finished = index
-            if detail == CANCELLER_RAISED:
-                jobs[job_id].canceller_raised = True
-                if ended is not None:
-                    ended.canceller_raised = True
-                    raised.append(ended)
-        elif kind == _JOB_FAIL:
-            fails.append(index)
-            ended = running.pop((job_id, n), None)
-            if ended is not None:
-                ended_count += 1
-                ended.end = index
-                ended.end_kind = _JOB_FAIL
-            if detail == CANCELLER_RAISED:
-                jobs[job_id].canceller_raised = True
-                if ended is not None:
-                    ended.canceller_raised = True
-                    raised.append(ended)
         else:
             indices = by_kind.get(kind)
             if indices is None:
                 by_kind[kind] = [index]
             else:
                 indices.append(index)
-            if kind == _JOB_CANCEL:
+            if kind in ATTEMPT_ENDS:
                 ended = running.pop((job_id, n), None)
                 if ended is not None:
                     ended_count += 1
                     ended.end = index
-                    ended.end_kind = _JOB_CANCEL
+                    ended.end_kind = kind if type(kind) is EventKind else EventKind(kind)  # recorded ones already are
+                    if kind == _JOB_FINISH:
+                        owner = jobs[job_id]
+                        if owner.finished is None:
+                            owner.finished = index
                 if detail == CANCELLER_RAISED:
                     jobs[job_id].canceller_raised = True
                     if ended is not None:
@@ -278,10 +245,7 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
                 held = list(running.values())
             elif kind == _ERROR_IS:
                 declared[index - 1] = frozenset(detail.split(",")) - {""}
-    for kind, indices in (
-        (_SUBMIT, submits), (_JOB_START, starts), (_FAILURE, failures), (_RESULT, results), (_CANCEL, cancels),
-        (_JOB_FINISH, finishes), (_JOB_FAIL, fails),
-    ):
+    for kind, indices in ((_SUBMIT, submits), (_JOB_START, starts), (_FAILURE, failures), (_RESULT, results), (_CANCEL, cancels)):
         if indices:
             by_kind[kind] = indices
     policy = schedule.clock
