@@ -189,13 +189,17 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
     results: list[int] = []
     cancels: list[int] = []
     events = trace.events
-    for index, (_, kind, job_id, n, detail) in enumerate(events):
+    # Fields read by position, each where a branch needs it: unpacking all five of an ``Event`` (a tuple
+    # subclass, which the interpreter's fast unpacking does not cover) cost more than the rest of the loop.
+    for index, event in enumerate(events):
+        kind = event[1]
         if kind == _SUBMIT:
             submits.append(index)
-            jobs[job_id].submit = index
+            jobs[event[2]].submit = index
         elif kind == _JOB_START:
             starts.append(index)
-            attempt = Attempt(job_id, n, detail, index)
+            job_id, n = event[2], event[3]
+            attempt = Attempt(job_id, n, event[4], index)
             job = jobs[job_id]
             if not job.attempts:
                 job.first_start = index
@@ -205,12 +209,12 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
                 peak = len(running)
         elif kind == _FAILURE or kind == _RESULT:
             (failures if kind == _FAILURE else results).append(index)
-            fired = jobs.get(job_id)
+            fired = jobs.get(event[2])
             if fired is not None and fired.fired is None:
                 fired.fired = index
         elif kind == _CANCEL:
             cancels.append(index)
-            jobs[job_id].cancels += (index,)
+            jobs[event[2]].cancels += (index,)
         else:
             indices = by_kind.get(kind)
             if indices is None:
@@ -218,7 +222,8 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
             else:
                 indices.append(index)
             if kind in ATTEMPT_ENDS:
-                ended = running.pop((job_id, n), None)
+                job_id = event[2]
+                ended = running.pop((job_id, event[3]), None)
                 if ended is not None:
                     ended_count += 1
                     ended.end = index
@@ -227,15 +232,15 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
                         owner = jobs[job_id]
                         if owner.finished is None:
                             owner.finished = index
-                if detail == CANCELLER_RAISED:
+                if event[4] == CANCELLER_RAISED:
                     jobs[job_id].canceller_raised = True
                     if ended is not None:
                         ended.canceller_raised = True
                         raised.append(ended)
             elif kind == _START:
-                jobs[job_id].submit = index
+                jobs[event[2]].submit = index
             elif kind == _SUBMIT_RAISED:
-                jobs[job_id].submit_raised = index
+                jobs[event[2]].submit_raised = index
             elif kind == _STOP:
                 stops.append(index)
             elif kind == _CLOCK_JUMP:
@@ -244,7 +249,7 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
                 drained = index
                 held = list(running.values())
             elif kind == _ERROR_IS:
-                declared[index - 1] = frozenset(detail.split(",")) - {""}
+                declared[index - 1] = frozenset(event[4].split(",")) - {""}
     for kind, indices in ((_SUBMIT, submits), (_JOB_START, starts), (_FAILURE, failures), (_RESULT, results), (_CANCEL, cancels)):
         if indices:
             by_kind[kind] = indices
