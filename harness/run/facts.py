@@ -291,7 +291,7 @@ def stranded_jobs(facts: Facts, target: Target) -> list[int]:
     held = facts.held
     # The jobs with an attempt of kind "hang" running at the end (as _hangs), from the attempts the facts
     # pass found running there; None: look at each job's attempts.
-    hanging = None if held is None or not hangs_forever else {a.job for a in held if a.kind == "hang"}
+    hanging = None if held is None or not hangs_forever else {attempt.job for attempt in held if attempt.kind == "hang"}
     keyed = target.keys is not None
     shared = target.shared
     by_limit = not keyed or target.limit is not None  # whether the global limit is what stuck attempts must fill
@@ -383,7 +383,7 @@ def _stuck_counts(facts: Facts, target: Target, end: int) -> tuple[int, dict[int
         # running at the end and those whose canceller raised, without a walk over every attempt.
         attempts = [a for a in facts.raised if a.start < end]
         if _hangs_forever(target):
-            attempts += [a for a in held if a.kind == "hang" and not a.canceller_raised]
+            attempts += [attempt for attempt in held if attempt.kind == "hang" and not attempt.canceller_raised]
     for attempt in attempts:
         of_job[attempt.job] = of_job.get(attempt.job, 0) + 1
         key = facts.jobs[attempt.job].key
