@@ -710,7 +710,7 @@ def _mutants():
     real_build = facts_module._build
     return [
         ("the last held attempt forgotten", facts_module, "_build", drop_held),
-        ("no start out of turn", concurrency, "_passed_over", lambda jobs, keyed, check_order=False: []),
+        ("no start out of turn", concurrency, "_passed_over", lambda jobs: []),
         ("a never-started job never waits", concurrency, "_NEVER", -1),
         ("every cancel fired as promised", cancellation, "_fired_as_promised", lambda facts, job, expected: True),
         ("every value names its own job", outcomes, "_VALUE_PREFIXES", ("'job",) * outcomes._PREFIXES),

@@ -282,46 +282,62 @@ def _out_of_turn(facts: Facts, keyed: bool) -> list[tuple[int, JobFacts]] | None
     since S was). None when a job started without a submit before its start (a hand-made trace): the
     queue sweep then runs.
     """
-    flagged = _passed_over(facts.jobs.values(), keyed, True)
-    if flagged is _UNORDERED:  # job order is not submission order (a schedule that says otherwise)
-        flagged = _passed_over(sorted(facts.jobs.values(), key=_submit_of), keyed)
-    if flagged is None or len(flagged) < 2:
-        return flagged
-    return sorted(flagged, key=_index_of)
+    jobs = facts.jobs.values()
+    flagged: list[tuple[int, JobFacts]] = []
+    for group in _by_key(jobs) if keyed else (jobs,):
+        found = _passed_over(group)
+        if found is _UNORDERED:  # job order is not submission order (a schedule that says otherwise)
+            found = _passed_over(sorted(group, key=_submit_of))
+        if found is None:
+            return None
+        flagged += found
+    if len(flagged) > 1:
+        flagged.sort(key=_index_of)
+    return flagged
+
+
+def _by_key(jobs: Iterable[JobFacts]) -> list[list[JobFacts]]:
+    """``jobs`` by key, each group in the order given."""
+    groups: dict[int, list[JobFacts]] = {}
+    for job in jobs:
+        group = groups.get(job.key)
+        if group is None:
+            groups[job.key] = [job]
+        else:
+            group.append(job)
+    return list(groups.values())
 
 
 #: ``_passed_over``'s answer when the jobs it was given are not in submission order.
 _UNORDERED: list[tuple[int, JobFacts]] = []
 
 
-def _passed_over(
-    jobs: Iterable[JobFacts], keyed: bool, check_order: bool = False
-) -> list[tuple[int, JobFacts]] | None:
-    """``_out_of_turn``'s pass over ``jobs`` in submission order (in job order of discovery), or
-    ``_UNORDERED`` if ``check_order`` and they are not, or None for a start before its job's submit."""
+def _passed_over(jobs: Iterable[JobFacts]) -> list[tuple[int, JobFacts]] | None:
+    """``_out_of_turn``'s pass over the jobs of one group: the first starts at which a job submitted
+    before is still waiting, or ``_UNORDERED`` if ``jobs`` are not in submission order, or None for a
+    start before its job's submit."""
     flagged: list[tuple[int, JobFacts]] = []
-    latest: float = -1  # the end of the waiting of the jobs submitted so far (of the group, with keys)
-    latest_of: dict[int, float] = {}
+    latest: float = -1  # the end of the waiting of the jobs submitted so far
     last = -1
     for job in jobs:
-        submitted, first = job.submit, job.first_start
+        submitted = job.submit
         if submitted is None:
-            if first is not None:
+            if job.first_start is not None:
                 return None
             continue
-        if check_order:
-            if submitted < last:
-                return _UNORDERED
-            last = submitted
-        if keyed:
-            latest = latest_of.get(job.key, -1)
+        if submitted < last:
+            return _UNORDERED
+        last = submitted
+        first = job.first_start
         if first is not None:
             if first < submitted:
                 return None
             if latest >= first:
                 flagged.append((first, job))
+            until: float = first
+        else:
+            until = _NEVER
         if job.submit_raised is None:
-            until = _NEVER if first is None else first
             cancels, fired = job.cancels, job.fired
             if cancels and cancels[0] < until:
                 until = cancels[0]
@@ -329,8 +345,6 @@ def _passed_over(
                 until = fired
             if until > latest:
                 latest = until
-                if keyed:
-                    latest_of[job.key] = until
     return flagged
 
 
