@@ -205,7 +205,7 @@ class _StartOrder(Invariant):
         """The sweep when rank is submission order (FIFO): jobs enter each group's heap in that order, so
         the heap is a queue (its top is the first job entered and not yet dropped), kept here as the
         group's jobs in submission order and the index of its head; a job enters once its submit is at
-        or before the start looked at. ``_waiting`` is inlined: this runs for every run of a FIFO target."""
+        or before the start looked at. ``_waiting`` is inlined. Used for the traces ``_out_of_turn`` cannot read."""
         jobs = facts.jobs.values()
         # (trace index, job) pairs: indices are distinct (one event, one job), so jobs are never compared.
         starters = sorted([(j.first_start, j) for j in jobs if j.first_start is not None])

@@ -9,7 +9,7 @@ from harness.model.known import known
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.diagnosis import Cause
-from harness.run.facts import Attempt, Facts, JobFacts, facts_of
+from harness.run.facts import Facts, JobFacts, facts_of
 from harness.run.outcomes import received
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ _INJECTED = re.compile(r"(\w+): (['\"]?)injected by job (\d+) attempt (\d+)\2")
 # job's own value, and ``injected by job `` in its own error.
 _MARK = "injected by job "
 _MARK_LENGTH = len(_MARK)
-_PREFIXES = 1024
+_PREFIXES = 512
 _VALUE_PREFIXES = tuple(f"'job{job}." for job in range(_PREFIXES))
 _OWN_SUFFIXES = tuple(f"{job} attempt " for job in range(_PREFIXES))
 
