@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from signal import setitimer  # an alias taken at import: the guard must still see it
 from time import sleep  # an alias taken at import: the guard must still see it
 from typing import Any
 
@@ -92,6 +93,21 @@ class _IgnoresSigint(_Hostile):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+class _SetsAlarm(_Hostile):
+    def act(self) -> None:
+        signal.alarm(1)
+
+
+class _SetsTimer(_Hostile):
+    def act(self) -> None:
+        setitimer(signal.ITIMER_REAL, 0.5)
+
+
+class _IgnoresSigalrm(_Hostile):
+    def act(self) -> None:
+        signal.signal(signal.SIGALRM, signal.SIG_IGN)
+
+
 class _Forks(_Hostile):
     def act(self) -> None:
         os.fork()
@@ -158,6 +174,9 @@ ignores_sigint = _target(_IgnoresSigint)
 umask = _target(_Umask)
 lowers_recursion_limit = _target(_LowersRecursionLimit)
 forks = _target(_Forks)
+sets_alarm = _target(_SetsAlarm)
+sets_timer = _target(_SetsTimer)
+ignores_sigalrm = _target(_IgnoresSigalrm)
 clears_calls = _target(_ClearsCalls)
 replaces_next_due = _target(_ReplacesNextDue)
 bad_deferred = Target(build=lambda clock: _ReturnsBadDeferred(clock, limit=2), limit=2)

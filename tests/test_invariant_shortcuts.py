@@ -96,11 +96,12 @@ def _fires(inv: Invariant, run) -> Violation | None:
     for job in facts.jobs.values():
         if job.canceller_raised or job.id in hostile:
             continue
+        delays = run.target.cancel_mode(job.key, job.priority) == "delayed"  # the job's own promise
         for cancel in job.cancels:
             if facts.fired_before(job, cancel):
                 break
             at = format_ms(facts.time(cancel))
-            if run.target.delays:  # cancellable="delayed": judged by its own bound (no shortcut there)
+            if delays:  # cancellable="delayed": judged by its own bound (no shortcut there)
                 late = cancellation._late_delayed_cancel(facts, run.target, job, cancel)
                 if late is not None:
                     return inv.violation(run, f"job {job.id} was cancelled at {at} {late[0]}", late[1])
@@ -116,7 +117,7 @@ def _fires(inv: Invariant, run) -> Violation | None:
                     f"({fired.detail}) instead of failing with {expected}",
                     [cancel, job.fired],
                 )
-            if fired.t_us > facts.time(cancel) and not run.target.delays:
+            if fired.t_us > facts.time(cancel) and not delays:
                 return inv.violation(
                     run,
                     f"job {job.id} was cancelled at {at} but its Deferred fired only at {format_ms(fired.t_us)}; "
@@ -155,6 +156,8 @@ def _no_start(inv: Invariant, run) -> Violation | None:
 def _propagates(inv: Invariant, run) -> Violation | None:
     facts = facts_of(run)
     for job in facts.jobs.values():
+        if run.target.cancel_mode(job.key, job.priority) is not True:
+            continue  # a per-job promise that lets this job's work run on
         for cancel in job.cancels:
             if facts.fired_before(job, cancel):
                 break
@@ -179,8 +182,11 @@ def _propagates(inv: Invariant, run) -> Violation | None:
 
 def _detaches(inv: Invariant, run) -> Violation | None:
     facts = facts_of(run)
-    abandons = run.target.abandons
     for job in facts.jobs.values():
+        mode = run.target.cancel_mode(job.key, job.priority)
+        if mode not in ("detach", "abandon"):
+            continue  # a per-job promise under which this job's work is cancelled, or may be
+        abandons = mode == "abandon"
         for cancel in job.cancels:
             now = facts.time(cancel)
             for attempt in job.attempts:

@@ -18,13 +18,16 @@ campaign installs the patches once around all its runs
 
 The process is guarded the same way: ``os._exit`` (a subject must never
 exit the process) and ``os.fork`` (a forked child would go on to run the
-campaign's own code) are refused too. A name bound at import
+campaign's own code) are refused too, and so are real timers
+(``signal.alarm``, ``signal.setitimer``): they escape virtual time, a
+pending one outlives the run and fires later inside another run or the
+campaign's own code, and ``ITIMER_REAL`` is the watchdog's during a run. A name bound at import
 (``from time import sleep``, ``from os import _exit``) is the same function
 under another name: every module's global that holds one of the refused
 functions is patched for the run as well (the modules are scanned again
 only when new ones were imported). A run that moved the working directory
-or changed a signal handler (``os.chdir``, ``signal(SIGINT, SIG_IGN)``) has
-both put back when it ends, and so has one that replaced the ``time`` module's
+or changed a signal handler (``os.chdir``, ``signal(SIGINT, SIG_IGN)``,
+the watchdog's ``SIGALRM``) has both put back when it ends, and so has one that replaced the ``time`` module's
 clocks (``time.monotonic = ...``: the campaign's budget and timings read them); a process forked out of a run anyway (by C
 code) exits the moment it reaches the guard again, so a child never runs
 the campaign's code.
@@ -76,16 +79,32 @@ TIME_FUNCTIONS: dict[str, str] = {
 }
 
 
+_REAL_TIMER = (
+    "a real timer fires in wall-clock time, after the run or inside another, and SIGALRM is the harness's "
+    "watchdog: schedule with clock.callLater(seconds, f) on the clock given to build(clock) instead"
+)
+
 #: Functions of the process a run must not call, wherever they are bound, and the fix for each.
 PROCESS_FUNCTIONS: dict[str, tuple[Callable[..., Any], str]] = {
     "time.sleep": (time.sleep, TIME_FUNCTIONS["sleep"]),
     "os._exit": (os._exit, "a subject must never exit the process: raise an exception or return a failed Deferred"),
     "os.fork": (os.fork, "a subject must not fork: the child would run the harness's campaign; give it a fake"),
+    # Real timers: a pending one outlives the run (it fires in a later run or in the campaign's own code),
+    # and setting or clearing ITIMER_REAL replaces the watchdog's timer of the run.
+    **{
+        f"signal.{name}": (getattr(signal, name), _REAL_TIMER)
+        for name in ("alarm", "setitimer")
+        if hasattr(signal, name)
+    },
 }
 
-#: Signals whose handlers a run may not keep changed (SIGALRM belongs to the watchdog).
+#: Modules whose globals are never patched: the guard's own, and the watchdog's, which sets the run's real timer.
+_UNGUARDED_MODULES = frozenset({__name__, "harness.guard.watchdog"})
+
+#: Signals whose handlers a run may not keep changed (SIGALRM's is the watchdog's while a session lasts).
 RESTORED_SIGNALS: tuple[signal.Signals, ...] = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGPIPE", "SIGCHLD")
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGPIPE", "SIGCHLD", "SIGALRM")
     if hasattr(signal, name)
 )
 
@@ -105,7 +124,7 @@ def _binding_sites() -> list[tuple[dict[str, Any], str, str]]:
     by_id = {id(function): label for label, (function, _) in PROCESS_FUNCTIONS.items()}
     found: list[tuple[dict[str, Any], str, str]] = []
     for name, module in list(sys.modules.items()):
-        if name == __name__:
+        if name in _UNGUARDED_MODULES:
             continue
         namespace = getattr(module, "__dict__", None)
         if not isinstance(namespace, dict):

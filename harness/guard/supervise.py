@@ -96,6 +96,11 @@ def supervise(command: Callable[[], int], what: str = "the campaign") -> int:
     if os.WIFSIGNALED(status):
         signum = os.WTERMSIG(status)
         how, code = f"was killed by {_signal_name(signum)}", 128 + signum
+        if signum == getattr(signal, "SIGALRM", None):
+            how += (
+                " (a real alarm fired: signal.alarm or setitimer, refused inside a run, was called outside one, "
+                "such as when the target's module was imported; schedule with the clock given to build(clock))"
+            )
     else:
         how, code = f"exited with code {os.WEXITSTATUS(status)}", EXIT_UNFINISHED
     print(

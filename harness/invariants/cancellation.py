@@ -12,6 +12,9 @@ than its job would have started (a waiting job never starts: it fails once
 its turn comes) or, if the job was running, than the end of the instant its
 work ended; running work may run on or be cancelled (neither
 ``cancellation.propagates`` nor ``cancellation.detaches`` applies).
+A per-job promise (``cancellable=lambda key, priority: ...``) gives each job
+its own mode: each invariant judges the jobs whose mode it checks
+(``Target.cancel_mode``), and applies if any job's does.
 """
 
 from __future__ import annotations
@@ -55,11 +58,12 @@ class Fires(_Cancellation):
         events, declared = facts.events, facts.declared
         raised = facts.by_kind.get(EventKind.CANCEL_RAISED)
         hostile = {events[i].job for i in raised if events[i].detail.startswith(CANCELLER_ERROR)} if raised else ()
-        delays = run.target.delays
+        mode_of = run.target.cancel_mode
         for job in facts.cancelled:  # the jobs with cancels, in job order: the others have nothing to judge
             if job.canceller_raised or job.id in hostile:
                 continue  # a hostile job: its own canceller raised, the subject could not finish the cancel
             fired_at = job.fired
+            delays = mode_of(job.key, job.priority) == "delayed"
             if not delays and _fired_as_promised(facts, job, expected):
                 continue  # the common case, settled without the walk below
             for cancel in job.cancels:
@@ -201,13 +205,16 @@ class Propagates(_Cancellation):
     summary = "cancelling a running job cancels the job's own Deferred"
 
     def applies(self, target: Target) -> bool:
-        return super().applies(target) and not target.detaches and not target.delays
+        return super().applies(target) and True in target.cancel_modes
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
+        mode_of = run.target.cancel_mode
         for job in facts.cancelled:  # the jobs with cancels, in job order
             if not job.attempts:
                 continue  # never started: nothing was running at a cancel
+            if mode_of(job.key, job.priority) is not True:
+                continue  # a per-job promise that lets this job's work run on
             fired = job.fired
             for cancel in job.cancels:
                 if fired is not None and fired < cancel:
@@ -233,6 +240,10 @@ class Propagates(_Cancellation):
         return None
 
 
+#: The modes under which a cancelled caller's running work runs on (``cancellation.detaches``).
+_DETACHING = frozenset({"detach", "abandon"})
+
+
 class Detaches(_Cancellation):
     """Declared ``cancellable="detach"``: cancelling a caller leaves its running work alone."""
 
@@ -240,12 +251,16 @@ class Detaches(_Cancellation):
     summary = 'with cancellable="detach", cancelling a caller never cancels the work already running ("abandon": unless no caller waits for it any more)'
 
     def applies(self, target: Target) -> bool:
-        return super().applies(target) and target.detaches
+        return super().applies(target) and bool(target.cancel_modes & _DETACHING)
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
-        abandons = run.target.abandons
+        mode_of = run.target.cancel_mode
         for job in facts.cancelled:  # the jobs with cancels, in job order
+            mode = mode_of(job.key, job.priority)
+            if mode not in _DETACHING:
+                continue  # a per-job promise under which this job's work is cancelled, or may be
+            abandons = mode == "abandon"
             for cancel in job.cancels:
                 now = facts.time(cancel)
                 for attempt in job.attempts:

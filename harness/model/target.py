@@ -36,7 +36,13 @@ KINDS = ("submit", "periodic")
 #: cancelled too: a single-flight cache that drops work nobody waits for), or "delayed" (cancel
 #: fails the caller late: no later than the job would have started, or than its running work
 #: ended; the job never starts after the cancel; running work may run on or be cancelled).
+#: ``cancellable`` may also be a function of a job's ``(key, priority)`` returning one of the modes but
+#: False, when the promise differs between jobs (a lock's readers cancel at once, its writers late).
 CANCEL_MODES = (True, False, "detach", "abandon", "delayed")
+#: The modes a per-job ``cancellable(key, priority)`` may return: every job it is asked about may be cancelled.
+PER_JOB_CANCEL_MODES = (True, "detach", "abandon", "delayed")
+#: A cancellation promise: one mode for every job, or a function of a job's key and priority giving its mode.
+CancelPromise = bool | str | Callable[[int, int], bool | str]
 ORDERS = ("fifo", "priority")
 #: ``timeout_from``: the timeout runs from the job's start, from its submission, or covers only the
 #: wait in the queue ("wait": a job not started T after submission fails at T, never starts after).
@@ -93,7 +99,7 @@ class Target:
     shared: bool = False
     cache_ms: int | None = None
     # cancellation
-    cancellable: bool | str = True
+    cancellable: CancelPromise = True
     cancel_error: type[BaseException] = defer.CancelledError
     # time
     timeout_ms: int | None = None
@@ -135,9 +141,13 @@ class Target:
                 raise TargetError(f"Target {name} must be a positive integer or None, got {value!r}")
         if self.retries is not None and (not isinstance(self.retries, int) or self.retries < 0):
             raise TargetError(f"Target retries must be a non-negative integer or None, got {self.retries!r}")
-        if not any(self.cancellable is mode or (isinstance(mode, str) and self.cancellable == mode) for mode in CANCEL_MODES):
+        if callable(self.cancellable):
+            _check_adapter("cancellable", self.cancellable, "key, priority")
+        elif not _cancel_mode(self.cancellable, CANCEL_MODES):
             raise TargetError(
-                f"Target cancellable must be True, False, 'detach', 'abandon' or 'delayed', got {self.cancellable!r}"
+                f"Target cancellable must be True, False, 'detach', 'abandon' or 'delayed', got {self.cancellable!r} "
+                "(or, when jobs promise different things, a function of a job's (key, priority) returning one of "
+                "them but False)"
             )
         if (self.key_limit is not None or self.shared or self.cache_ms is not None) and self.keys is None:
             raise TargetError("Target key_limit, shared and cache_ms are promises about keys: declare keys=N as well")
@@ -199,6 +209,8 @@ class Target:
                 "Target cancellable=False promises nothing about cancels, so its invariants cannot judge them, but its "
                 "menu draws cancels: pass Menu(cancels=False, ...), or declare cancellable=True, 'detach', 'abandon' or 'delayed'"
             )
+        if callable(self.cancellable):
+            self.cancel_modes  # asks the function about every key and priority the menu draws: its errors now
         for name, args in (("submit", "subject, job, priority"), ("start", "subject, work"), ("stop", "subject")):
             _check_adapter(name, getattr(self, name), args)
         for fn in self.invariants:
@@ -212,18 +224,48 @@ class Target:
 
     @property
     def detaches(self) -> bool:
-        """Whether cancelling a caller leaves its work running (``cancellable="detach"`` or ``"abandon"``)."""
-        return self.cancellable in ("detach", "abandon")
+        """Whether cancelling a caller leaves its work running (``cancellable="detach"`` or ``"abandon"``, for every job)."""
+        return self.cancel_modes <= {"detach", "abandon"}
 
     @property
     def abandons(self) -> bool:
-        """Whether work every caller has cancelled may be cancelled (``cancellable="abandon"``)."""
-        return self.cancellable == "abandon"
+        """Whether work every caller has cancelled may be cancelled (``cancellable="abandon"``, for every job)."""
+        return self.cancel_modes == {"abandon"}
 
     @property
     def delays(self) -> bool:
-        """Whether a cancel may fail the caller late, once its job would have started or ended (``"delayed"``)."""
-        return self.cancellable == "delayed"
+        """Whether a cancel may fail the caller late, once its job would have started or ended (``"delayed"``, for
+        every job)."""
+        return self.cancel_modes == {"delayed"}
+
+    @functools.cached_property
+    def cancel_modes(self) -> frozenset[bool | str]:
+        """The cancellation modes of this target's jobs: ``{cancellable}``, or with a per-job promise, what it
+        returns for every key and priority the target's menu draws (asked once, when the target is made)."""
+        if not callable(self.cancellable):
+            return frozenset({self.cancellable})
+        menu = self.default_menu()
+        return frozenset(
+            self.cancel_mode(key, priority) for key in range(max(menu.keys, 1)) for priority in range(max(menu.priorities, 1))
+        )
+
+    def cancel_mode(self, key: int, priority: int) -> bool | str:
+        """The cancellation promise of a job submitted under ``key`` at ``priority``: ``cancellable``, or what a
+        per-job ``cancellable(key, priority)`` returns for it (asked once per key and priority: it must depend on
+        them alone). A function that raises or returns something else is a ``TargetError`` naming the job's key
+        and priority."""
+        promise = self.cancellable
+        if not callable(promise):
+            return promise
+        asked = self._cancel_modes_asked
+        mode = asked.get((key, priority))
+        if mode is None:
+            mode = asked[(key, priority)] = _per_job_cancel_mode(promise, key, priority)
+        return mode
+
+    @functools.cached_property
+    def _cancel_modes_asked(self) -> dict[tuple[int, int], bool | str]:
+        return {}
 
     @property
     def keyed_limit(self) -> int | None:
@@ -388,6 +430,30 @@ def _check_binds(method: Callable[..., Any], job: Any, extra: dict[str, Any]) ->
         seen = _BINDS.setdefault(func, set())
         seen.add(shape)
     _LAST_BINDS[0] = (weakref.ref(func), seen)
+
+
+def _cancel_mode(value: object, modes: tuple[bool | str, ...]) -> bool:
+    """Whether ``value`` is one of ``modes`` (True is not 1, "detach" is not a str subclass's equal)."""
+    return any(value is mode or (isinstance(mode, str) and type(value) is str and value == mode) for mode in modes)
+
+
+def _per_job_cancel_mode(promise: Callable[[int, int], Any], key: int, priority: int) -> bool | str:
+    """What the per-job promise says of the job at ``key`` and ``priority``, checked to be a mode it may return."""
+    where = f"key {key}, priority {priority}"
+    try:
+        mode = promise(key, priority)
+    except Exception as exc:
+        raise TargetError(
+            f"the target's cancellable(key, priority) raised {type(exc).__name__}: {exc} for {where}; "
+            "it must return a cancellation mode for every key and priority the menu draws"
+        ) from None
+    if not _cancel_mode(mode, PER_JOB_CANCEL_MODES):
+        refused = " (a job that cannot be cancelled at all: declare cancellable=False for the whole target)" if mode is False else ""
+        raise TargetError(
+            f"the target's cancellable(key, priority) returned {mode!r} for {where}; it must return True, "
+            f"'detach', 'abandon' or 'delayed'{refused}"
+        )
+    return mode  # type: ignore[no-any-return]
 
 
 def _backoff_range(backoff: Backoff, retry: int) -> tuple[float, float]:

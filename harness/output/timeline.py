@@ -85,27 +85,48 @@ def render_trace(
     printed (the whole trace when nothing is marked), each stretch left out
     replaced by a line counting it, and a last line saying where ``hint`` the
     full trace is: a minimal failure reads in a screenful.
+
+    A failure file may hold a million events (``harness show``): each costs one
+    pass, no object the garbage collector tracks, and a kind's column is
+    formatted once per kind.
     """
     marks = set(marked)
-    rows = [(index, event) for index, event in enumerate(events) if event.kind != EventKind.END]
+    events = events if isinstance(events, (list, tuple)) else list(events)
+    end = str(EventKind.END)
     lines = [f"   {'time':>10}  {'event':<16} {'job':<7} detail"]
-    kept = _excerpt([index for index, _ in rows], marks, around) if around is not None and marks else None
+    kept: set[int] | None = None
+    shown = 0
+    if around is not None and marks:
+        indices = [index for index, event in enumerate(events) if event.kind != end]
+        kept = _excerpt(indices, marks, around)
+        shown = len(indices)
+    kinds: dict[str, str] = {}
+    last_t_us: int | None = None
+    when = ""
     skipped = 0
-    for index, event in rows:
+    for index, (t_us, kind, job_number, attempt, detail) in enumerate(events):
+        if kind == end:
+            continue
         if kept is not None and index not in kept:
             skipped += 1
             continue
         if skipped:
             lines.append(_left_out(skipped))
             skipped = 0
-        job = "" if event.job < 0 else f"{event.job}" + (f"#{event.attempt}" if event.attempt else "")
+        job = "" if job_number < 0 else f"{job_number}" + (f"#{attempt}" if attempt else "")
         margin = MARK if index in marks else "  "
+        column = kinds.get(kind)
+        if column is None:
+            column = kinds[kind] = f"{one_line(kind):<16}"
+        if t_us != last_t_us:  # events come in runs at one instant: each instant formatted once
+            last_t_us, when = t_us, f"{format_ms(t_us):>10}"
         # Escaped: a trace read from someone else's file must not drive the terminal.
-        lines.append(f"{margin} {format_ms(event.t_us):>10}  {one_line(event.kind):<16} {job:<7} {one_line(event.detail)}".rstrip())
+        text = detail if detail.isprintable() else one_line(detail)
+        lines.append(f"{margin} {when}  {column} {job:<7} {text}".rstrip())
     if skipped:
         lines.append(_left_out(skipped))
-    if kept is not None and len(kept) < len(rows):
-        lines.append(f"({len(kept)} of {len(rows)} lines shown, around the marked events; {hint})")
+    if kept is not None and len(kept) < shown:
+        lines.append(f"({len(kept)} of {shown} lines shown, around the marked events; {hint})")
     return "\n".join(lines)
 
 

@@ -266,7 +266,7 @@ def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, ob
     error: HarnessError
     if guard.escaped is not None or isinstance(exc, Escaped):
         called = guard.escaped or str(exc)
-        escaping = ", escaping virtual time" if called.startswith(("reactor.", "time.")) else ""
+        escaping = ", escaping virtual time" if called.startswith(("reactor.", "time.", "signal.")) else ""
         error = TargetError(f"the target called {called} {where} at virtual time {when}{escaping}; {guard.explanation}")
     elif isinstance(exc, SystemExit):
         error = TargetError(

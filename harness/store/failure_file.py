@@ -25,9 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import FailureFileError
-from harness.store.files import json_problem, read_bounded, write_atomic
+from harness.store.files import collection_paused, json_problem, read_bounded, write_atomic
 from harness.model.schedule import Schedule, ScheduleError
-from harness.model.trace import Event, digest_lines, safe_repr
+from harness.model.trace import Event, digest_lines, encodable, safe_repr
+
+#: Builds an ``Event`` from a list of its five fields checked already (no per-field Python call).
+_make_event = tuple.__new__
 
 FORMAT = "harness-failure"
 FORMAT_VERSION = 1
@@ -165,6 +168,44 @@ def _text(value: Any, key: str, source: str) -> str:
 def _parse_trace(value: Any, source: str) -> tuple[Event, ...]:
     if not isinstance(value, list):
         raise FailureFileError(f"{source}: field 'trace' must be a list of events")
+    events = _plain_events(value)
+    return tuple(events if events is not None else _checked_events(value, source))
+
+
+def _plain_events(value: list[Any]) -> list[Event] | None:
+    """The events, if every one is the plain JSON ``[t_us, kind, job, attempt, detail]`` of 64-bit numbers and
+    encodable text; else None.
+
+    A file may hold a million events: this checks them in one pass of plain
+    type and range tests and encodes all their text at once, several times
+    faster than ``_checked_events``, which names the first bad event.
+    """
+    low, high = -LIMIT_64, LIMIT_64
+    events: list[Event] = []
+    append = events.append
+    make = _make_event
+    for item in value:
+        if not (
+            type(item) is list
+            and len(item) == 5
+            and type(item[0]) is int
+            and type(item[1]) is str
+            and type(item[2]) is int
+            and type(item[3]) is int
+            and type(item[4]) is str
+            and low <= item[0] < high
+            and low <= item[2] < high
+            and low <= item[3] < high
+        ):
+            return None
+        append(make(Event, item))
+    if not encodable("".join([f"{event[1]}{event[4]}" for event in events])):
+        return None
+    return events
+
+
+def _checked_events(value: list[Any], source: str) -> list[Event]:
+    """The events, each checked in turn; the first that is not an event is a ``FailureFileError`` naming it."""
     events = []
     shape = (int, str, int, int, str)
     for item in value:
@@ -179,7 +220,7 @@ def _parse_trace(value: Any, source: str) -> tuple[Event, ...]:
         _text(item[1], "trace kind", source)
         _text(item[4], "trace detail", source)
         events.append(Event(*item))
-    return tuple(events)
+    return events
 
 
 def save(record: FailureRecord, directory: str | os.PathLike[str]) -> Path:
@@ -196,11 +237,15 @@ def load(path: str | os.PathLike[str]) -> FailureRecord:
     """Read and validate a failure file; any problem is one ``FailureFileError`` line."""
     source = str(path)
     text = read_bounded(path, MAX_BYTES, "failure file", FailureFileError)
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as exc:  # ValueError: bad JSON, or an integer too long to parse
-        raise FailureFileError(f"failure file {source!r} is not valid JSON {json_problem(exc)}") from None
-    try:
-        return FailureRecord.from_json(data, source=f"failure file {source!r}")
-    except RecursionError:
-        raise FailureFileError(f"failure file {source!r} nests its data too deeply to be a failure file") from None
+    with collection_paused():  # a file may hold a million events: see ``collection_paused``
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:  # ValueError: bad JSON, or an integer too long to parse
+            raise FailureFileError(f"failure file {source!r} is not valid JSON {json_problem(exc)}") from None
+        del text
+        try:
+            record = FailureRecord.from_json(data, source=f"failure file {source!r}")
+        except RecursionError:
+            raise FailureFileError(f"failure file {source!r} nests its data too deeply to be a failure file") from None
+        del data  # freed before collection resumes, whose first (young) collection then scans only the record
+    return record
