@@ -262,6 +262,10 @@ def _stranded(facts: Facts, target) -> list[int]:
             continue
         if target.keys is not None and _filled(sum(facts.jobs[a.job].key == job.key for a in blockers), target.keyed_limit):
             continue
+        # With shared, one execution of its own key that never ends is enough, whatever key_limit
+        # says: the job may have joined it (invariants.md; a catalog target with key_limit > 1).
+        if target.shared and any(facts.jobs[a.job].key == job.key for a in blockers):
+            continue
         out.append(job.id)
     return out
 

@@ -13,7 +13,8 @@ import dataclasses
 
 import pytest
 
-from harness import CampaignConfig, ClockPolicy, check, load_target, run_campaign, run_schedule
+from harness import ClockPolicy, check, load_target, run_schedule
+from review_campaigns import campaign, needs_synapse, spec_id
 from scenarios.review import repros
 
 REVIEW = "scenarios.review.targets"
@@ -52,35 +53,21 @@ THIRDPARTY_BUGGY = {
 }
 
 
-def _campaign(spec: str, seed: int, examples: int, tmp_path, target=None):
-    config = CampaignConfig(seed=seed, max_examples=examples, report_dir=str(tmp_path), database=None, regressions=None)
-    return run_campaign(target or load_target(spec), spec, config)
-
-
-def _id(spec: str) -> str:
-    return spec.split(":")[1]
-
-
-def _needs_synapse(spec: str) -> None:
-    if spec.startswith(SYNAPSE):
-        pytest.importorskip("synapse", reason="needs the thirdparty extra: pip install -e '.[thirdparty]'")
-
-
 # --- both ways, fast tier ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("spec", CORRECT + THIRDPARTY_CORRECT, ids=_id)
+@pytest.mark.parametrize("spec", CORRECT + THIRDPARTY_CORRECT, ids=spec_id)
 def test_correct_component_stays_clean(spec: str, tmp_path) -> None:
-    _needs_synapse(spec)
-    result = _campaign(spec, seed=11, examples=300, tmp_path=tmp_path)
+    needs_synapse(spec)
+    result = campaign(spec, seed=11, examples=300, tmp_path=tmp_path)
     assert [f.record.message for f in result.findings] == []
     assert result.examples == 300
 
 
-@pytest.mark.parametrize("spec", sorted({**BUGGY, **THIRDPARTY_BUGGY}), ids=_id)
+@pytest.mark.parametrize("spec", sorted({**BUGGY, **THIRDPARTY_BUGGY}), ids=spec_id)
 def test_planted_bug_is_caught_with_the_right_invariant(spec: str, tmp_path) -> None:
-    _needs_synapse(spec)
-    result = _campaign(spec, seed=11, examples=3000, tmp_path=tmp_path)
+    needs_synapse(spec)
+    result = campaign(spec, seed=11, examples=3000, tmp_path=tmp_path)
     assert [f.record.invariant for f in result.findings] == [{**BUGGY, **THIRDPARTY_BUGGY}[spec]]
 
 
@@ -89,10 +76,10 @@ def test_planted_bug_is_caught_with_the_right_invariant(spec: str, tmp_path) -> 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
-@pytest.mark.parametrize("spec", CORRECT + THIRDPARTY_CORRECT, ids=_id)
-def test_correct_component_stays_clean_over_a_long_campaign(spec: str, seed: int, tmp_path) -> None:
-    _needs_synapse(spec)
-    result = _campaign(spec, seed=seed, examples=5000, tmp_path=tmp_path)
+@pytest.mark.parametrize("spec", CORRECT + THIRDPARTY_CORRECT, ids=spec_id)
+def test_correct_component_stays_clean_over_a_longcampaign(spec: str, seed: int, tmp_path) -> None:
+    needs_synapse(spec)
+    result = campaign(spec, seed=seed, examples=5000, tmp_path=tmp_path)
     assert [f.record.message for f in result.findings] == []
 
 
@@ -103,7 +90,7 @@ def test_a_shared_target_defaults_to_one_execution_per_key(tmp_path) -> None:
     """The debouncer opens a new window while its key's work runs, so two executions of one key
     overlap: ``shared`` alone promises they do not (key_limit 1), and the harness says so."""
     target = dataclasses.replace(load_target(f"{REVIEW}:debouncer_ok"), key_limit=None)
-    result = _campaign("review:debouncer_default_key_limit", seed=1, examples=2000, tmp_path=tmp_path, target=target)
+    result = campaign("review:debouncer_default_key_limit", seed=1, examples=2000, tmp_path=tmp_path, target=target)
     assert [f.record.invariant for f in result.findings] == ["concurrency.key_limit"]
 
 
@@ -153,7 +140,7 @@ def test_an_operation_lands_between_two_rounds_of_an_instant_only_when_the_sched
 
 
 def test_a_campaign_finds_the_queue_jump(tmp_path) -> None:
-    result = _campaign(f"{REVIEW}:token_bucket_queue_jump", seed=11, examples=1500, tmp_path=tmp_path)
+    result = campaign(f"{REVIEW}:token_bucket_queue_jump", seed=11, examples=1500, tmp_path=tmp_path)
     assert [f.record.invariant for f in result.findings] == ["concurrency.fifo"]
 
 

@@ -19,6 +19,9 @@ from .. import Scenario
 
 TWISTED = "scenarios.thirdparty.twisted_prims"
 SYNAPSE = "scenarios.thirdparty.synapse_prims"
+#: The second set (outside-user review, round 2: docs/reviews/outside-user-2.md).
+TWISTED_MORE = "scenarios.thirdparty.twisted_more"
+SYNAPSE_MORE = "scenarios.thirdparty.synapse_more"
 
 #: The distribution the Synapse targets need, and whether it is importable here.
 SYNAPSE_DISTRIBUTION = "matrix-synapse"
@@ -48,6 +51,13 @@ SCENARIOS = (
     Scenario(f"{SYNAPSE}:response_cache_timeout", "pass", "Synapse's ResponseCache.wrap(timeout=200ms): shared, a result served again for 200ms", "synapse ResponseCache"),
     Scenario(f"{SYNAPSE}:read_write_lock", "pass", "Synapse's ReadWriteLock, one key: a writer alone, readers together, in queue order", "synapse ReadWriteLock"),
     Scenario(f"{SYNAPSE}:awakenable_sleeper", "pass", "Synapse's AwakenableSleeper: a job runs 200ms after submission or at its wake(n), whichever first", "synapse AwakenableSleeper"),
+    Scenario(f"{TWISTED_MORE}:client_service", "pass", "Twisted's ClientService with backoffPolicy: reconnects with growing delays, stops cleanly", "ClientService"),
+    Scenario(f"{TWISTED_MORE}:lock_wait_timeout", "pass", "Twisted's DeferredLock, acquire().addTimeout(0.3): one holder, FIFO, a waiter times out", "DeferredLock"),
+    Scenario(f"{TWISTED_MORE}:bounded_queue", "pass", "Twisted's DeferredQueue(size=2), one worker: FIFO, QueueOverflow only when full", "DeferredQueue"),
+    Scenario(f"{TWISTED_MORE}:cooperative_tasks", "pass", "Twisted's Cooperator.cooperate, a task per job, paused by an operation pause_for(ms)", "Cooperator"),
+    Scenario(f"{SYNAPSE_MORE}:deferred_cache", "pass", "Synapse's DeferredCache get-or-set, two keys: callers share a computation, a success stays cached", "synapse DeferredCache"),
+    Scenario(f"{SYNAPSE_MORE}:deferred_cache_invalidate", "pass", "Synapse's DeferredCache with invalidate(key) in the schedules", "synapse DeferredCache"),
+    Scenario(f"{SYNAPSE_MORE}:retry_limiter", "pass", "Synapse's get_retry_limiter: NotRetryingDestination only while backing off", "synapse retryutils"),
 )
 
 
@@ -63,7 +73,8 @@ KNOWN_FALSE_ALARMS: dict[str, str] = {
 
 def requires(scenario: Scenario) -> str | None:
     """The distribution ``scenario`` needs beyond the harness's dependencies, if any."""
-    return SYNAPSE_DISTRIBUTION if scenario.target.startswith(SYNAPSE + ":") else None
+    synapse = scenario.target.startswith((SYNAPSE + ":", SYNAPSE_MORE + ":"))
+    return SYNAPSE_DISTRIBUTION if synapse else None
 
 
 def available(scenario: Scenario) -> bool:
