@@ -11,6 +11,7 @@ schedule must pass the full checks of ``Schedule(...)``.
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError, replace
 from random import Random
 from typing import Any
 
@@ -21,7 +22,7 @@ from harness.model.menu import Menu
 from harness.model.schedule import JOB_KINDS, Call, Cancel, ClockPolicy, Jump, Schedule, ScheduleError, Start, Stop, Submit
 from harness.search.arguments import drawers
 from harness.search.generate import Examples, swarm_menu
-from harness.search.strategies import HEADER, _Codec, codec, landing
+from harness.search.strategies import HEADER, _Codec, _draft, _landing_shares, _landings_of, codec, landing
 
 
 def reference_decode(codec: _Codec, blob: bytes, pct_depth: int | None = None) -> Schedule:
@@ -134,3 +135,45 @@ def test_a_narrowed_menu_is_the_checked_one() -> None:
     checked = menu.with_(job_kinds=("fail", "hang"), cancels=False, steps_ms=(0,))
     assert narrowed == checked and hash(narrowed) == hash(checked) and codec(narrowed) == codec(checked)
     assert menu.job_kinds == MENUS[1].job_kinds and menu.cancels  # the whole menu is unchanged
+
+
+def test_decoded_operations_are_the_frozen_classes_themselves() -> None:
+    """Built as drafts and then given their class (``_draft``): the very objects the checked constructors make."""
+    random = Random(5)
+    for menu in MENUS:
+        fast = codec(menu)
+        for _ in range(40):
+            schedule = fast.decode_blob(random.randbytes(fast.blob_size(menu.max_ops)))
+            checked = Schedule(tuple(replace(op) for op in schedule.ops), replace(schedule.clock))
+            assert [type(op) for op in schedule.ops] == [type(op) for op in checked.ops]
+            assert type(schedule.clock) is ClockPolicy and hash(schedule) == hash(checked) and schedule == checked
+            for op in schedule.ops[:3]:
+                with pytest.raises(FrozenInstanceError):
+                    op.at_ms = 1  # type: ignore[misc]
+
+
+def test_a_draft_whose_slots_differ_cannot_become_the_frozen_class() -> None:
+    """The guard the draft trick rests on: Python refuses ``__class__`` assignment between other layouts."""
+    draft = _draft(Submit)()
+    draft.at_ms, draft.job, draft.spec, draft.priority, draft.then, draft.key, draft.after_rounds = 0, 0, None, 0, (), 0, None
+    draft.__class__ = Submit
+    assert isinstance(draft, Submit)
+    wrong = _draft(Cancel)()
+    with pytest.raises(TypeError):
+        wrong.__class__ = Submit
+
+
+@pytest.mark.parametrize("width", [4, 5, 7, 12])
+def test_every_records_landing_at_once_is_each_ones_crc(width: int) -> None:
+    """``_landings_of`` (CRC-32 worked out per byte position, XORed) gives ``landing`` of every record."""
+    random = Random(width)
+    final = _landing_shares(width)[1]
+    for _ in range(200):
+        count = random.randrange(1, 60)
+        records = [
+            bytes(width) if random.random() < 0.1  # blank records land as usual
+            else bytes(random.choice((0, random.randrange(256))) for _ in range(width))
+            for _ in range(count)
+        ]
+        codes = _landings_of(b"".join(records), width)
+        assert [final[code] for code in codes] == [landing(record) for record in records]

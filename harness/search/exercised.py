@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from harness.model.schedule import Cancel, Jump, Schedule, Start, Submit
+from harness.model.schedule import Cancel, JobSpec, Jump, Schedule, Start, Submit
 from harness.model.trace import Event, EventKind
 
 if TYPE_CHECKING:
@@ -66,82 +66,127 @@ class Exposure:
     calls: int = 0
 
 
+#: What ``expose`` does with each event kind, by a small number (a kind not listed: ``_role``).
+_TIMER, _OTHER, _R_SUBMIT, _R_START, _R_JOB_START, _R_END, _R_FAIL, _R_FIRE, _R_CANCEL, _R_CALL, _R_STOP = range(11)
+_ROLES: dict[str, int] = {
+    **{kind: _TIMER if kind.startswith("timer.") else _OTHER for kind in EventKind},
+    _SUBMIT: _R_SUBMIT,
+    _START: _R_START,
+    _JOB_START: _R_JOB_START,
+    EventKind.JOB_FINISH: _R_END,
+    EventKind.JOB_CANCEL: _R_END,
+    _JOB_FAIL: _R_FAIL,
+    EventKind.RESULT: _R_FIRE,
+    EventKind.FAILURE: _R_FIRE,
+    _CANCEL: _R_CANCEL,
+    _CALL: _R_CALL,
+    _STOP: _R_STOP,
+}
+
+
+def _role(kind: str) -> int:
+    """The role of a kind ``_ROLES`` does not list (a trace read from elsewhere may hold any text)."""
+    return _TIMER if kind.startswith("timer.") else _OTHER
+
+
 def expose(events: Iterable[Event]) -> Exposure:
-    """One pass over a trace: the facts the exercise tables read."""
-    out = Exposure()
+    """One pass over a trace: the facts the exercise tables read.
+
+    Hot: the CLI's campaigns call it on every search example (``Tally``).
+    Each event's kind is looked up once (``_ROLES``) and the counts are kept
+    in locals; ``tests/test_exercised.py`` holds it to the plain pass it
+    replaced over many runs of many subjects.
+    """
     waiting: set[int] = set()
     started: set[int] = set()
     fired: set[int] = set()
     cancelled: set[int] = set()
     outstanding: set[int] = set()
     running: dict[tuple[int, int], int] = {}
-    stopped = failed = False
     failed_last: set[int] = set()  # jobs whose last attempt failed
+    stopped = failed = False
+    submits = fires = starts = fails = cancels = stops = calls = 0
+    peak_outstanding = peak_waiting = longest = 0
+    retried = cancel_waiting = cancel_running = cancel_late = cancel_twice = cancel_with_queue = False
+    stop_scheduled = stop_busy = submit_after_stop = submit_after_fail = False
     last_us = 0
     just_submitted = None
-    for event in events:
-        kind, job = event.kind, event.job
-        if kind.startswith("timer."):
+    roles = _ROLES
+    for t_us, kind, job, attempt, detail in events:
+        role = roles.get(kind)
+        if role is None:
+            role = _role(kind)
+        if role == _TIMER:
             continue  # the subject's own timers: not what the tables ask about, and no wait for a slot
-        last_us = event.t_us
+        last_us = t_us
         # A job is recorded as submitted just before the subject gets it: it waited only if
         # something else happened before it started.
-        if not (kind == _JOB_START and job == just_submitted):
-            out.peak_waiting = max(out.peak_waiting, len(waiting))
-        just_submitted = job if kind == _SUBMIT else None
-        if kind == _SUBMIT or kind == _START:
-            out.submits += 1
+        if role != _R_JOB_START or job != just_submitted:
+            if len(waiting) > peak_waiting:
+                peak_waiting = len(waiting)
+        if role == _R_SUBMIT or role == _R_START:
+            just_submitted = job if role == _R_SUBMIT else None
+            submits += 1
             outstanding.add(job)
-            if kind == _SUBMIT:
+            if role == _R_SUBMIT:
                 waiting.add(job)
-            out.submit_after_stop |= stopped
-            out.submit_after_fail |= failed
-            out.peak_outstanding = max(out.peak_outstanding, len(outstanding))
-        elif kind == _JOB_START:
-            out.starts += 1
-            out.retried |= event.attempt > 0 and job in failed_last  # a periodic call after a success is no retry
+            submit_after_stop |= stopped
+            submit_after_fail |= failed
+            if len(outstanding) > peak_outstanding:
+                peak_outstanding = len(outstanding)
+            continue
+        just_submitted = None
+        if role == _R_JOB_START:
+            starts += 1
+            retried |= attempt > 0 and job in failed_last  # a periodic call after a success is no retry
             started.add(job)
             waiting.discard(job)
-            running[(job, event.attempt)] = event.t_us
-        elif kind in ENDS:
-            began = running.pop((job, event.attempt), None)
-            if began is not None:
-                out.longest_attempt_us = max(out.longest_attempt_us, event.t_us - began)
-            if kind == _JOB_FAIL:
-                out.fails += 1
+            running[(job, attempt)] = t_us
+        elif role == _R_FIRE:
+            if job >= 0:
+                fires += 1
+                fired.add(job)
+                waiting.discard(job)
+                outstanding.discard(job)
+        elif role == _R_END or role == _R_FAIL:
+            began = running.pop((job, attempt), None)
+            if began is not None and t_us - began > longest:
+                longest = t_us - began
+            if role == _R_FAIL:
+                fails += 1
                 failed = True
                 failed_last.add(job)
             else:
                 failed_last.discard(job)
-        elif kind in FIRES:
-            if job >= 0:
-                out.fired += 1
-                fired.add(job)
-                waiting.discard(job)
-                outstanding.discard(job)
-        elif kind == _CANCEL:
-            out.cancels += 1
+        elif role == _R_CANCEL:
+            cancels += 1
             if job in cancelled:
-                out.cancel_twice = True
+                cancel_twice = True
             elif job in fired:
-                out.cancel_late = True
+                cancel_late = True
             elif any(key[0] == job for key in running):
-                out.cancel_running = True
+                cancel_running = True
             elif job not in started:
-                out.cancel_waiting = True
-            out.cancel_with_queue |= bool(waiting - {job})
+                cancel_waiting = True
+            cancel_with_queue |= len(waiting) > (job in waiting)  # another job waits
             cancelled.add(job)
-        elif kind == _CALL:
-            out.calls += 1
-        elif kind == _STOP:
-            out.stops += 1
-            out.stop_scheduled |= event.detail == "scheduled"
-            out.stop_busy |= bool(outstanding)
+        elif role == _R_CALL:
+            calls += 1
+        elif role == _R_STOP:
+            stops += 1
+            stop_scheduled |= detail == "scheduled"
+            stop_busy |= bool(outstanding)
             stopped = True
-    out.peak_waiting = max(out.peak_waiting, len(waiting))
+    peak_waiting = max(peak_waiting, len(waiting))
     for began in running.values():
-        out.longest_attempt_us = max(out.longest_attempt_us, last_us - began)
-    return out
+        longest = max(longest, last_us - began)
+    return Exposure(
+        submits=submits, fired=fires, starts=starts, fails=fails, retried=retried, peak_outstanding=peak_outstanding,
+        peak_waiting=peak_waiting, longest_attempt_us=longest, cancels=cancels, cancel_waiting=cancel_waiting,
+        cancel_running=cancel_running, cancel_late=cancel_late, cancel_twice=cancel_twice,
+        cancel_with_queue=cancel_with_queue, stops=stops, stop_scheduled=stop_scheduled, stop_busy=stop_busy,
+        submit_after_stop=submit_after_stop, submit_after_fail=submit_after_fail, calls=calls,
+    )
 
 
 Rule = Callable[[Exposure, "Target"], bool]
@@ -233,24 +278,73 @@ FAULTS: dict[str, str] = {
 ERROR_PREFIX = "error."
 
 
+#: The fault key of each job kind and of each injected error name (``schedule_faults``; error names
+#: are a few per target, the table stops growing past ``_MAX_KEYS``).
+_JOB_KEYS: dict[str, str] = {}
+_ERROR_KEYS: dict[str, str] = {}
+_MAX_KEYS = 10_000
+
+
+def _spec_faults(spec: JobSpec, found: set[str]) -> None:
+    """Add the fault keys of one job behaviour to ``found``."""
+    kind = spec.kind
+    key = _JOB_KEYS.get(kind)
+    if key is None:
+        key = "job." + kind
+        if len(_JOB_KEYS) < _MAX_KEYS:
+            _JOB_KEYS[kind] = key
+    found.add(key)
+    if kind == "fail" or kind == "raise":  # ``spec.fails``
+        error = spec.error
+        key = _ERROR_KEYS.get(error)
+        if key is None:
+            key = ERROR_PREFIX + error
+            if len(_ERROR_KEYS) < _MAX_KEYS:
+                _ERROR_KEYS[error] = key
+        found.add(key)
+    if spec.canceller_raises:
+        found.add("canceller_raises")
+
+
 def schedule_faults(schedule: Schedule) -> set[str]:
-    """The fault keys a schedule contains (what it throws at the subject)."""
+    """The fault keys a schedule contains (what it throws at the subject).
+
+    Hot: the CLI's campaigns call it on every search example (``Tally``).
+    Each distinct job behaviour of the schedule is read once (a schedule of
+    fifty submissions holds a few: the codec shares them), and the common
+    operation types are told apart by their exact type.
+    """
     found: set[str] = set()
+    behaviours: dict[int, JobSpec] = {}  # by identity: seen once each (the specs live as long as the schedule)
+    submits = cancels = False
     for op in schedule.ops:
-        if isinstance(op, (Submit, Start)):
+        kind = type(op)
+        if kind is Submit:  # the common types by their exact type, then the rest as before
+            submits = True
+            spec = op.spec  # type: ignore[union-attr]
+            behaviours[id(spec)] = spec
+            if op.then:  # type: ignore[union-attr]
+                found.add("job.then")
+                for spec in op.then:  # type: ignore[union-attr]
+                    behaviours[id(spec)] = spec
+        elif kind is Cancel:
+            cancels = True
+        elif isinstance(op, (Submit, Start)):
             found.add("submit" if isinstance(op, Submit) else "periodic")
+            for spec in op.specs:
+                behaviours[id(spec)] = spec
             if op.then:
                 found.add("job.then")
-            for spec in op.specs:
-                found.add("job." + spec.kind)
-                if spec.fails:
-                    found.add(ERROR_PREFIX + spec.error)
-                if spec.canceller_raises:
-                    found.add("canceller_raises")
         elif isinstance(op, Cancel):
-            found.add("cancel")
+            cancels = True
         elif isinstance(op, Jump):
             found.add("jump.forward" if op.delta_ms >= 0 else "jump.backward")
+    if submits:
+        found.add("submit")
+    if cancels:
+        found.add("cancel")
+    for spec in behaviours.values():
+        _spec_faults(spec, found)
     policy = schedule.clock
     if policy.tie_break != "fifo":
         found.add("ties." + policy.tie_break)

@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from struct import iter_unpack
 from zlib import crc32
-from typing import Any
+from typing import Any, cast
 
 from hypothesis import strategies as st
 
 from harness.model.menu import Menu
 from harness.model.schedule import (
     JOB_KINDS,
+    MAX_DEPTH,
     MAX_ID,
     MAX_MS,
     Call,
@@ -75,6 +76,53 @@ def landing(record: bytes) -> int | None:
     return _LANDINGS[crc32(record) & 15] if any(record) else None
 
 
+@lru_cache(maxsize=16)
+def _landing_shares(width: int) -> tuple[tuple[bytes, ...], tuple[int | None, ...]]:
+    """Tables to work out the landing of every ``width``-byte record of a blob at once (``_landings_of``).
+
+    CRC-32 is affine over GF(2) for a given length: the CRC of a record is
+    the CRC of the blank record XOR, for each byte position, the share of the
+    byte there (the CRC of a record holding only that byte, XOR the blank
+    one's). So the landing code's 4 bits are the XOR of one table entry per
+    byte. Returned: per position, each byte value's share (a ``bytes.translate``
+    table), and the landing of each combined code (bit 4 set: a record that is
+    not blank; a blank one, code below 16, lands as usual).
+    """
+    blank = crc32(bytes(width))
+    shares = []
+    for position in range(width):
+        share = bytearray(256)
+        for value in range(256):
+            record = bytearray(width)
+            record[position] = value
+            share[value] = (crc32(record) ^ blank) & 15
+        shares.append(bytes(share))
+    final = tuple(None if code < 16 else _LANDINGS[(code ^ blank) & 15] for code in range(32))
+    return tuple(shares), final
+
+
+#: ``bytes.translate`` table: 16 for a byte that is not zero (marks a record that is not blank).
+_NOT_ZERO = bytes([0] + [16] * 255)
+#: Every landing code lands as usual (a menu without landings).
+_NO_LANDINGS: tuple[int | None, ...] = (None,)
+
+
+def _landings_of(data: bytes, width: int) -> bytes:
+    """For each whole ``width``-byte record of ``data``, its landing code (``_landing_shares``): with
+    ``landing``'s result, ``_landing_shares(width)[1][code]``, for all the records at once (each
+    column of bytes translated to its shares and XORed as one integer, in C, where a CRC per record
+    was one call and one slice each)."""
+    count = len(data) // width
+    shares = _landing_shares(width)[0]
+    code = not_blank = 0
+    for position in range(width):
+        column = data[position::width]
+        code ^= int.from_bytes(column.translate(shares[position]), "big")
+        not_blank |= int.from_bytes(column, "big")
+    marks = int.from_bytes(not_blank.to_bytes(count, "big").translate(_NOT_ZERO), "big")
+    return (code | marks).to_bytes(count, "big")
+
+
 #: Action codes of the decoding tables: a job kind's code is its index in ``JOB_KINDS`` (below 6).
 _CANCEL, _CALL, _JUMP, _STOP = 6, 7, 8, 9
 _CODES = {**{kind: index for index, kind in enumerate(JOB_KINDS)}, "cancel": _CANCEL, "call": _CALL, "jump": _JUMP, "stop": _STOP}
@@ -91,12 +139,23 @@ _ERROR_IDS: dict[str, int] = {}
 #: The duration's place in a spec key: below it, the kind (4 bits) and the error's detail (``_details``).
 _AFTER_SHIFT = 40
 
-#: Slot setters, to build operations the codec made valid without their dataclass ``__init__``
-#: (a frozen dataclass sets each field through ``object.__setattr__``: twice the cost).
-_new = object.__new__
-_submit_fields = tuple(getattr(Submit, name).__set__ for name in ("at_ms", "job", "spec", "priority", "then", "key", "after_rounds"))
-_cancel_fields = tuple(getattr(Cancel, name).__set__ for name in ("at_ms", "job", "after_rounds"))
-_policy_fields = tuple(getattr(ClockPolicy, name).__set__ for name in ("tie_break", "seed", "step_ms", "jitter_ms", "depth"))
+def _draft(frozen: type) -> type:
+    """A plain class with the slots of the frozen dataclass ``frozen``, to build its instances fast.
+
+    The codec builds the operations it made valid without their dataclass
+    ``__init__`` (a frozen dataclass sets each field through
+    ``object.__setattr__``): it fills in a draft with plain slot stores, then
+    makes it a ``frozen`` by ``__class__`` assignment, which Python allows
+    between classes with the same slots (and refuses, with a ``TypeError``,
+    between any others). The result is the very object ``frozen(...)``
+    builds (its type, fields, equality and hash), at about a third of the
+    cost of setting each slot through its descriptor, which the decoder did
+    before (``tests/test_decode_fast.py`` holds it to the checked path).
+    """
+    return type(f"_{frozen.__name__}Draft", (), {"__slots__": getattr(frozen, "__slots__"), "__module__": __name__})
+
+
+_SubmitDraft, _CancelDraft, _PolicyDraft = _draft(Submit), _draft(Cancel), _draft(ClockPolicy)
 
 
 @lru_cache(maxsize=256)
@@ -261,12 +320,14 @@ class _Codec:
         seed = header[1] << 8 | header[2]
         step = menu.steps_ms[header[3] % len(menu.steps_ms)]
         jitter = menu.jitters_ms[header[4] % len(menu.jitters_ms)]
-        if not self.trusted or depth is not None:  # a pct depth comes from the caller: checked
+        # A pct depth comes from the caller: checked, unless it is a depth ``ClockPolicy`` takes.
+        if not self.trusted or (depth is not None and not (type(depth) is int and 1 <= depth <= MAX_DEPTH)):
             return ClockPolicy(tie_break=tie_break, seed=seed, step_ms=step, jitter_ms=jitter, depth=3 if depth is None else depth)
-        policy = _new(ClockPolicy)
-        for put, value in zip(_policy_fields, (tie_break, seed, step, jitter, 3)):
-            put(policy, value)
-        return policy
+        policy = _PolicyDraft()
+        policy.tie_break, policy.seed, policy.step_ms, policy.jitter_ms = tie_break, seed, step, jitter
+        policy.depth = 3 if depth is None else depth
+        policy.__class__ = ClockPolicy
+        return cast(ClockPolicy, policy)
 
     def blob_size(self, ops: int) -> int:
         """The length of a blob holding ``ops`` operation records."""
@@ -322,49 +383,52 @@ class _Codec:
             codes, afters, gaps, details, priorities = self.codes, self.afters, self.gaps, self.details, self.priorities
             specs = _SPECS
             plain = not menu.max_then and not menu.keys  # a submit's record says nothing past its 4th byte
-            set_at, set_job, set_spec, set_priority, set_then, set_key, set_landing = _submit_fields
-            cancel_at, cancel_job, cancel_landing = _cancel_fields
-            lands = menu.landings
-            landings, blank = _LANDINGS, bytes(width)
+            submit_draft, cancel_draft = _SubmitDraft, _CancelDraft
+            # Where each operation lands among its instant's rounds (``landing``), for every record at once.
+            if menu.landings:
+                landing_codes, landings = _landings_of(data, width), _landing_shares(width)[1]
+            else:
+                landing_codes, landings = bytes(len(data) // width), _NO_LANDINGS
             pools = [iter(pool) for pool in arg_pools or ()]
             # The first four bytes of each record unpacked at once; the rest, when needed, read from ``data``.
             heads = iter_unpack("4B" + "x" * (width - 4), data)
-            for offset, (action, duration, gap, detail) in zip(range(0, len(data), width), heads):
+            for offset, (action, duration, gap, detail), landed in zip(
+                range(0, len(data), width), heads, map(landings.__getitem__, landing_codes)
+            ):
                 code = codes[action]
                 now += gaps[gap]
-                landed = None  # where the operation lands among its instant's rounds (``landing``, inlined)
-                if lands:
-                    record = data[offset : offset + width]
-                    if record != blank:
-                        landed = landings[crc32(record) & 15]
                 if code < _CANCEL:
                     # The behaviour's key: its duration, error, hostile canceller and kind, as ``_spec`` reads them.
                     key = afters[code][duration] << _AFTER_SHIFT | details[detail] | code
-                    spec = specs.get(key)
-                    if spec is None:
+                    try:  # a subscript, not ``get``: nearly every behaviour is in the table already
+                        spec = specs[key]
+                    except KeyError:
                         if len(specs) >= _MAX_SPECS:
                             specs.clear()
                         spec = specs[key] = self._spec(JOB_KINDS[code], duration, detail)
-                    op = _new(Submit)
-                    set_at(op, now)
-                    set_job(op, submitted)
-                    set_spec(op, spec)
-                    set_priority(op, priorities[detail])
+                    op = submit_draft()  # a Submit, built through its slots (``_draft``)
+                    op.at_ms = now
+                    op.job = submitted
+                    op.spec = spec
+                    op.priority = priorities[detail]
                     if plain:
-                        set_then(op, ())
-                        set_key(op, 0)
+                        op.then = ()
+                        op.key = 0
                     else:
-                        set_then(op, self.then(data[offset : offset + width]))
-                        set_key(op, data[offset + width - 1] % menu.keys if menu.keys else 0)
-                    set_landing(op, landed)
+                        op.then = self.then(data[offset : offset + width])
+                        op.key = data[offset + width - 1] % menu.keys if menu.keys else 0
+                    op.after_rounds = landed
+                    op.__class__ = Submit
                     append(op)
                     submitted += 1
                 elif code == _CANCEL:
                     if submitted:
-                        cancel = _new(Cancel)
-                        cancel_at(cancel, now)
-                        cancel_job(cancel, submitted - 1 - min(detail % 4, submitted - 1))
-                        cancel_landing(cancel, landed)
+                        cancel = cancel_draft()
+                        cancel.at_ms = now
+                        back = detail & 3  # how many submits back: ``min(detail % 4, submitted - 1)``
+                        cancel.job = submitted - 1 - back if back < submitted else 0
+                        cancel.after_rounds = landed
+                        cancel.__class__ = Cancel
                         append(cancel)
                 elif code == _CALL:
                     which = detail % len(menu.operations)
