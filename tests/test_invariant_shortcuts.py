@@ -424,9 +424,9 @@ def _runs():
             yield scenario.target, run
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def catalog_runs() -> list:
-    """``_runs()``, made once for the tests of this module (the mutant tests compare the same runs)."""
+    """``_runs()``, made afresh for each test and dropped after it (no run outlives its test)."""
     return list(_runs())
 
 
