@@ -12,6 +12,15 @@ are those checks as they were before the shortcuts, a walk over every job or
 event; the test runs both over schedules of every scenario of the catalog, buggy
 and correct, and requires the same answer (invariant, message, events, jobs,
 time) every time, and that the comparison saw each shortcut's invariant fire.
+
+The fourth round (docs/benchmarks.md) added: the facts pass with a branch per
+common kind and the attempts it saw running at the end (compared with the plain
+pass below, field by field, and with a walk over every attempt); the FIFO check
+in one pass in submission order (``_out_of_turn``, compared with the full walk and
+the queue sweep it replaced); the cancel that fired as promised settled without
+the walk (``cancellation._fired_as_promised``); the foreign firings tested before
+the regular expressions (compared with the expressions alone). Each mutant test
+at the end plants a wrong shortcut and requires the comparison to catch it.
 """
 
 from __future__ import annotations
@@ -25,8 +34,24 @@ from harness.invariants import INVARIANTS, cancellation, completion, concurrency
 from harness.invariants.base import Invariant, Violation
 from harness.invariants.concurrency import _overfull
 from harness.model.known import known
-from harness.model.trace import EventKind, format_ms
-from harness.run.facts import CANCELLABLE_KINDS, Facts, _filled, _hangs, _stuck_attempts, abandoned_at, facts_of, stranded_jobs
+from harness.model.trace import Event, EventKind, format_ms
+from harness.model.schedule import Start, Submit
+from harness.run import outcomes
+from harness.run.facts import (
+    ATTEMPT_ENDS,
+    CANCELLABLE_KINDS,
+    CANCELLER_RAISED,
+    Attempt,
+    Facts,
+    JobFacts,
+    _build,
+    _filled,
+    _hangs,
+    _stuck_attempts,
+    abandoned_at,
+    facts_of,
+    stranded_jobs,
+)
 from harness.search.generate import Examples
 from scenarios import CATALOG
 
@@ -259,6 +284,97 @@ def _start_order(inv: concurrency._StartOrder, run) -> Violation | None:
     return None
 
 
+def _plain_facts(trace, schedule) -> Facts:
+    """The facts pass as it was before the fourth round: one branch for the attempt ends, no held attempts."""
+    jobs: dict[int, JobFacts] = {}
+    for op in schedule.ops:
+        if isinstance(op, (Submit, Start)):
+            jobs[op.job] = JobFacts(op.job, not isinstance(op, Submit), None, getattr(op, "priority", 0), getattr(op, "key", 0))
+    stops: list[int] = []
+    jumps: list[int] = []
+    drained = None
+    declared: dict[int, frozenset[str]] = {}
+    running: dict[tuple[int, int], Attempt] = {}
+    peak = 0
+    by_kind: dict[str, list[int]] = {}
+    for index, (_, kind, job_id, n, detail) in enumerate(trace.events):
+        by_kind.setdefault(kind, []).append(index)
+        if kind == EventKind.SUBMIT or kind == EventKind.START:
+            jobs[job_id].submit = index
+        elif kind == EventKind.JOB_START:
+            attempt = Attempt(job_id, n, detail, index)
+            job = jobs[job_id]
+            if not job.attempts:
+                job.first_start = index
+            job.attempts += (attempt,)
+            running[(job_id, n)] = attempt
+            peak = max(peak, len(running))
+        elif kind in (EventKind.FAILURE, EventKind.RESULT):
+            fired = jobs.get(job_id)
+            if fired is not None and fired.fired is None:
+                fired.fired = index
+        elif kind == EventKind.CANCEL:
+            jobs[job_id].cancels += (index,)
+        elif kind in ATTEMPT_ENDS:
+            ended = running.pop((job_id, n), None)
+            if ended is not None:
+                ended.end = index
+                ended.end_kind = EventKind(kind)
+                if kind == EventKind.JOB_FINISH and jobs[job_id].finished is None:
+                    jobs[job_id].finished = index
+            if detail == CANCELLER_RAISED:
+                jobs[job_id].canceller_raised = True
+                if ended is not None:
+                    ended.canceller_raised = True
+        elif kind == EventKind.SUBMIT_RAISED:
+            jobs[job_id].submit_raised = index
+        elif kind == EventKind.STOP:
+            stops.append(index)
+        elif kind == EventKind.CLOCK_JUMP:
+            jumps.append(index)
+        elif kind == EventKind.DRAINED:
+            drained = index
+        elif kind == EventKind.ERROR_IS:
+            declared[index - 1] = frozenset(detail.split(",")) - {""}
+    late_us = (schedule.clock.step_ms + schedule.clock.jitter_ms) * 1000
+    cancelled = [job for job in jobs.values() if job.cancels]
+    return Facts(trace.events, jobs, stops, jumps, drained, late_us, declared, by_kind, {}, peak, len(trace.events), cancelled)
+
+
+def _same_facts(facts: Facts, trace, schedule) -> str | None:
+    """What differs between ``facts`` and the plain pass over the same record (None: nothing)."""
+    plain = _plain_facts(trace, schedule)
+    if facts != plain:
+        return "the facts differ from the plain pass"
+    if facts.cancelled != plain.cancelled:
+        return "the cancelled jobs differ"
+    if facts.held is not None:
+        end = facts.drained if facts.drained is not None else len(facts.events)
+        attempts = [a for job in facts.jobs.values() for a in job.attempts]
+        running = sorted((a for a in attempts if a.running_at(end)), key=lambda a: a.start)
+        if [id(a) for a in facts.held] != [id(a) for a in running]:
+            return "the attempts held at the end differ from those running there"
+        if sorted(id(a) for a in facts.raised) != sorted(id(a) for a in attempts if a.canceller_raised):
+            return "the attempts whose canceller raised differ"
+    return None
+
+
+def _plain_foreign(facts: Facts) -> list[int]:
+    """The firings that name another job's attempt, by the regular expressions alone."""
+    found = []
+    for index in facts.of_kind(EventKind.RESULT, EventKind.FAILURE):
+        event = facts.events[index]
+        if event.kind == EventKind.RESULT:
+            match = outcomes._VALUE.fullmatch(event.detail)
+            other = int(match[1]) if match else None
+        else:
+            match = outcomes._INJECTED.fullmatch(event.detail)
+            other = int(match[3]) if match else None
+        if other is not None and other != event.job:
+            found.append(index)
+    return found
+
+
 REFERENCES = {
     "completion.once": _once,
     "concurrency.limit": _limit,
@@ -308,25 +424,50 @@ def _runs():
             yield scenario.target, run
 
 
-def test_every_shortcut_answers_as_the_full_walk_over_the_catalog() -> None:
+@pytest.fixture
+def catalog_runs() -> list:
+    """``_runs()``, made afresh for each test and dropped after it (no run outlives its test)."""
+    return list(_runs())
+
+
+def _differences(runs) -> tuple[list[str], Counter[str], Counter[str], int]:
+    """Every shortcut against its reference over ``runs``: the differences, how often each invariant was
+    compared and seen to fire, and how many runs had stranded jobs."""
     by_name = _BY_NAME
     fired: Counter[str] = Counter()
     compared: Counter[str] = Counter()
     stranded = 0
-    for spec, run in _runs():
+    differences: list[str] = []
+    for spec, run in runs:
+        run.__dict__.pop("_facts", None)  # a mutant test may have replaced a shortcut: work it all out again
         facts = facts_of(run)
+        differs = _same_facts(facts, run.trace, run.schedule)
+        if differs:
+            differences.append(f"{spec}: {differs}")
         expected = _stranded(facts, run.target)
-        assert stranded_jobs(facts, run.target) == expected, f"{spec}: stranded jobs differ"
+        if stranded_jobs(facts, run.target) != expected:
+            differences.append(f"{spec}: stranded jobs differ")
         stranded += bool(expected)
+        if outcomes.foreign_firings(facts) != _plain_foreign(facts):
+            differences.append(f"{spec}: foreign firings differ")
         for name, inv in by_name.items():
             if not inv.applies(run.target):
                 continue
             want = REFERENCES[name](inv, run)
             got = inv.check(run)
-            assert got == want, f"{spec}: {name} answered {got} where the full walk answers {want}"
+            if got != want:
+                differences.append(f"{spec}: {name} answered {got} where the full walk answers {want}")
+            if isinstance(inv, concurrency.Fifo) and inv._queue_sweep(run, facts, run.target.keys is not None) != want:
+                differences.append(f"{spec}: the queue sweep answered otherwise than the full walk")
             compared[name] += 1
             fired[name] += want is not None
-    assert set(compared) == set(by_name), f"never applicable: {set(by_name) - set(compared)}"
+    return differences, compared, fired, stranded
+
+
+def test_every_shortcut_answers_as_the_full_walk_over_the_catalog(catalog_runs: list) -> None:
+    differences, compared, fired, stranded = _differences(catalog_runs)
+    assert not differences, "\n".join(differences[:20])
+    assert set(compared) == set(_BY_NAME), f"never applicable: {set(_BY_NAME) - set(compared)}"
     missing = {name for name in MUST_FIRE if not fired[name]}
     assert not missing, f"the comparison never saw these fire, so it checked only clean runs: {missing} ({dict(fired)})"
     assert stranded, "no run with stranded jobs: the stranded-job counts were never compared on one"
@@ -455,3 +596,165 @@ def test_a_hand_made_violation_gets_past_every_shortcut(name: str, events) -> No
     found = invariant.check(run)
     assert found is not None and found.invariant == name
     assert found == REFERENCES[name](invariant, run)
+
+
+# -- the fourth round: hand-made traces for the FIFO pass and the held attempts, and mutants -----------
+
+
+def _fifo_run(events, jobs=(0, 1, 2), keys: dict[int, int] | None = None, **declared):
+    """A recorded run of a FIFO target (keyed when ``keys`` maps jobs to keys) with exactly ``events``."""
+    from types import SimpleNamespace
+
+    from harness import JobSpec, Schedule, Target
+    from harness.model.trace import Event, Trace
+
+    trace = Trace(lambda: 0)
+    trace.events.extend(Event(*event) for event in events)
+    ops = tuple(Submit(at_ms=0, job=j, spec=JobSpec("hang"), key=(keys or {}).get(j, 0)) for j in jobs)
+    target = Target(build=object, limit=1, order="fifo", keys=2 if keys else None, **declared)
+    return SimpleNamespace(target=target, schedule=Schedule(ops=ops), trace=trace, diagnosis=None)
+
+
+def _sub(job: int, t: int = 0):
+    return (t, "submit", job, 0, "p0")
+
+
+def _start(job: int, t: int = 0, n: int = 0, kind: str = "hang"):
+    return (t, "job.start", job, n, kind)
+
+
+FIFO_TRACES = [
+        # Submitted in another order than job order: job 0 starts while job 1, submitted first, waits.
+        ([_sub(1), _sub(0), _start(0)], (0, 1), None, True),
+        ([_sub(1), _sub(0), _start(1), (1000, "job.finish", 1, 0, ""), _start(0, 1000)], (0, 1), None, False),
+        # The job passed over was cancelled, or had fired, before the start: not waiting any more.
+        ([_sub(0), _sub(1), (0, "cancel", 0, 0, ""), _start(1, 1000)], (0, 1), None, False),
+        ([_sub(0), _sub(1), (0, "failure", 0, 0, "CancelledError: "), _start(1, 1000)], (0, 1), None, False),
+        # ... but cancelled only after it: still waiting at the start.
+        ([_sub(0), _sub(1), _start(1, 1000), (2000, "cancel", 0, 0, "")], (0, 1), None, True),
+        # Keys: order within a key only.
+        ([_sub(0), _sub(1), _start(1)], (0, 1), {0: 0, 1: 1}, False),
+        ([_sub(0), _sub(1), _sub(2), _start(1), _start(2)], (0, 1, 2), {0: 0, 1: 1, 2: 0}, True),
+        # A start before its job's submit (a hand-made trace): the queue sweep judges it.
+        ([_sub(0), _start(1), _sub(1)], (0, 1), None, True),
+        ([_start(1), _sub(0), _sub(1)], (0, 1), None, False),
+        ([_sub(0), _sub(2), _start(2), _start(1), _sub(1)], (0, 1, 2), None, True),
+]
+
+
+@pytest.mark.parametrize(("events", "jobs", "keys", "fires"), FIFO_TRACES)
+def test_the_fifo_pass_answers_as_the_walk_on_hand_made_traces(events, jobs, keys, fires) -> None:
+    run = _fifo_run(events, jobs, keys)
+    inv = _BY_NAME["concurrency.fifo"]
+    want = _start_order(inv, run)
+    assert (want is not None) == fires
+    assert inv.check(run) == want
+    assert inv._queue_sweep(run, facts_of(run), keys is not None) == want
+
+
+HELD_TRACES = [
+        # Two starts of one attempt: the first is never ended, and not in the pass's running attempts.
+        [_sub(0), _sub(1), _sub(2), _start(0), _start(0), (1000, "drained", -1, 0, "")],
+        # A canceller that raised after the drain mark, and one before it.
+        [_sub(0), _sub(1), _start(0), (1000, "drained", -1, 0, ""), (2000, "job.cancel", 0, 0, CANCELLER_RAISED)],
+        [_sub(0), _sub(1), _start(0, kind="succeed"), (500, "job.fail", 0, 0, CANCELLER_RAISED), (1000, "drained", -1, 0, "")],
+        # No drain mark: the end of the trace is the end.
+        [_sub(0), _sub(1), _sub(2), _start(0), _start(1, kind="succeed")],
+]
+
+
+@pytest.mark.parametrize("events", HELD_TRACES)
+def test_the_held_attempts_count_as_the_walk_on_hand_made_traces(events) -> None:
+    for declared in ({}, {"timeout_ms": 100}, {"timeout_ms": 100, "timeout_from": "wait"}):
+        run = _fifo_run(events, **declared)
+        facts = facts_of(run)
+        assert _same_facts(facts, run.trace, run.schedule) is None
+        assert stranded_jobs(facts, run.target) == _stranded(facts, run.target)
+    assert (facts.held is None) == (events[3] == events[4])
+
+
+def test_foreign_firings_answer_as_the_expressions_on_hand_made_details() -> None:
+    from types import SimpleNamespace
+
+    details = {
+        "result": ["'job0.0'", "'job1.0'", "'job01.0'", "'job10.2'", "'job0.'", "'job0.0", "'job0.0' and more", "0", "'job-1.0'"],
+        "failure": [
+            "CancelledError: ",
+            "ValueError: injected by job 0 attempt 1",
+            "ValueError: injected by job 1 attempt 0",
+            "KeyError: 'injected by job 1 attempt 0'",
+            "KeyError: 'injected by job 0 attempt 0'",
+            "KeyError: 'injected by job 1 attempt 0\"",
+            "ValueError: injected by job 10 attempt 0",
+            "ValueError: injected by job 01 attempt 0",
+            "ValueError: injected by job 1 attempt 0 injected by job 0 attempt 0",
+            "ValueError: injected by job 0 attempt 0 injected by job 1 attempt 0",
+            "ValueError: injected by job 0 attempt x",
+            "Bad Name: injected by job 1 attempt 0",
+        ],
+    }
+    events = []
+    for kind, texts in details.items():
+        for text in texts:
+            for job in (0, 1, 10, 1500, -1):
+                events.append(Event(0, EventKind(kind), job, 0, text))
+    by_kind: dict[str, list[int]] = {}
+    for index, event in enumerate(events):
+        by_kind.setdefault(event.kind, []).append(index)
+    facts = SimpleNamespace(events=events, by_kind=by_kind, foreign=None, of_kind=lambda *kinds: Facts.of_kind(facts, *kinds))
+    found = outcomes.foreign_firings(facts)
+    assert found == _plain_foreign(facts)
+    assert found, "no foreign firing among the details: the comparison would not catch a test that skips them all"
+
+
+def _mutants():
+    """Wrong shortcuts, each to be caught by the comparison over the catalog: (name, attribute, replacement)."""
+    from harness.run import facts as facts_module
+
+    def drop_held(trace, schedule):
+        facts = real_build(trace, schedule)
+        if facts.held:
+            facts.held = facts.held[:-1]
+        return facts
+
+    real_build = facts_module._build
+    return [
+        ("the last held attempt forgotten", facts_module, "_build", drop_held),
+        ("no start out of turn", concurrency, "_passed_over", lambda jobs: []),
+        ("a never-started job never waits", concurrency, "_NEVER", -1),
+        ("every cancel fired as promised", cancellation, "_fired_as_promised", lambda facts, job, expected: True),
+        ("every value names its own job", outcomes, "_VALUE_PREFIXES", ("'job",) * outcomes._PREFIXES),
+        ("every error names its own job", outcomes, "_MARK", "\x00"),
+    ]
+
+
+def _hand_made_differences() -> list[str]:
+    """The hand-made traces above, each shortcut against its reference: the differences."""
+    differences = []
+    inv = _BY_NAME["concurrency.fifo"]
+    for events, jobs, keys, _ in FIFO_TRACES:
+        run = _fifo_run(events, jobs, keys)
+        if inv.check(run) != _start_order(inv, run):
+            differences.append(f"fifo on {events}")
+    for events in HELD_TRACES:
+        for declared in ({}, {"timeout_ms": 100}):
+            run = _fifo_run(events, **declared)
+            facts = facts_of(run)
+            if _same_facts(facts, run.trace, run.schedule) or stranded_jobs(facts, run.target) != _stranded(facts, run.target):
+                differences.append(f"held attempts on {events}")
+    return differences
+
+
+@pytest.mark.parametrize("mutant", range(6))
+def test_a_wrong_shortcut_is_caught_by_the_comparison(mutant: int, monkeypatch: pytest.MonkeyPatch, catalog_runs: list) -> None:
+    # Each wrong shortcut makes the comparison over the hand-made traces, or over the catalog, differ (the
+    # right ones make neither differ: the tests above).
+    name, module, attribute, replacement = _mutants()[mutant]
+    monkeypatch.setattr(module, attribute, replacement)
+    try:
+        caught = _hand_made_differences() or _differences(catalog_runs)[0]
+    finally:
+        monkeypatch.undo()
+        for _, run in catalog_runs:
+            run.__dict__.pop("_facts", None)  # facts a mutant built
+    assert caught, f"the comparison did not catch a wrong shortcut: {name}"

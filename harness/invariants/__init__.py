@@ -16,7 +16,7 @@ May import: ``harness.errors``, ``harness.model``, ``harness.guard``,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from harness.model.target import Target
 from harness.run.diagnosis import diagnose
@@ -61,24 +61,42 @@ INVARIANTS: tuple[Invariant, ...] = (
 )
 
 
-#: ``invariants_for``'s answers, by target identity: ``(target, registry, applicable)``. A campaign asks
-#: for every run; a target is frozen, and the answer is recomputed whenever the registry is another
-#: tuple (tests replace ``INVARIANTS``). Bounded: emptied once it holds ``_APPLICABLE_MAX`` targets.
-_APPLICABLE: dict[int, tuple[Target, tuple[Invariant, ...], tuple[Invariant, ...]]] = {}
+#: What ``check`` works out once per target, by target identity: ``(target, registry, applicable, plan)``.
+#: A campaign asks for every run; a target is frozen, and the answer is recomputed whenever the registry
+#: is another tuple (tests replace ``INVARIANTS``). Bounded: emptied once it holds ``_APPLICABLE_MAX`` targets.
+_APPLICABLE: dict[int, tuple[Target, tuple[Invariant, ...], tuple[Invariant, ...], _Plan]] = {}
 _APPLICABLE_MAX = 64
+
+
+class _Plan(NamedTuple):
+    """How ``check`` runs a target's applicable invariants, decided once per target."""
+
+    #: Whether one of them reads ``run.diagnosis``.
+    needs_diagnosis: bool
+    #: Per invariant, whether its class keeps ``Invariant.violations``: ``check``'s answer (a violation or
+    #: None, or an iterable of them) is then read here, without that wrapper; else ``violations`` is called.
+    calls: tuple[tuple[Invariant, bool], ...]
+
+
+def _known(target: Target) -> tuple[tuple[Invariant, ...], _Plan]:
+    registry = INVARIANTS
+    known = _APPLICABLE.get(id(target))
+    if known is not None and known[0] is target and known[1] is registry:
+        return known[2], known[3]
+    applicable = tuple(inv for inv in registry if inv.applies(target))
+    plan = _Plan(
+        any(inv.needs_diagnosis for inv in applicable),
+        tuple((inv, type(inv).violations is Invariant.violations) for inv in applicable),
+    )
+    if len(_APPLICABLE) >= _APPLICABLE_MAX:
+        _APPLICABLE.clear()
+    _APPLICABLE[id(target)] = (target, registry, applicable, plan)
+    return applicable, plan
 
 
 def invariants_for(target: Target) -> tuple[Invariant, ...]:
     """The invariants whose promise the target declared."""
-    registry = INVARIANTS
-    known = _APPLICABLE.get(id(target))
-    if known is not None and known[0] is target and known[1] is registry:
-        return known[2]
-    applicable = tuple(inv for inv in registry if inv.applies(target))
-    if len(_APPLICABLE) >= _APPLICABLE_MAX:
-        _APPLICABLE.clear()
-    _APPLICABLE[id(target)] = (target, registry, applicable)
-    return applicable
+    return _known(target)[0]
 
 
 def check(run: Run) -> list[Violation]:
@@ -88,16 +106,23 @@ def check(run: Run) -> list[Violation]:
     replay counterfactual schedules), run once and stored as
     ``run.diagnosis`` if an applicable invariant reads it and the run has
     none yet; then every applicable invariant, each a pure function of the
-    run's record.
+    run's record (what ``Invariant.violations`` collects from it).
     """
-    invariants = invariants_for(run.target)
-    if run.diagnosis is None and any(invariant.needs_diagnosis for invariant in invariants):
+    plan = _known(run.target)[1]
+    if plan.needs_diagnosis and run.diagnosis is None:
         run.diagnosis = diagnose(run)
     found: list[Violation] = []
-    for invariant in invariants:
-        violations = invariant.violations(run)
-        if violations:
-            found.extend(violations)
+    for invariant, direct in plan.calls:
+        if not direct:
+            found.extend(invariant.violations(run))
+            continue
+        answer = invariant.check(run)
+        if answer is None:
+            continue
+        if isinstance(answer, Violation):
+            found.append(answer)
+        else:
+            found.extend(answer)  # the older shape: an iterable of violations
     return found
 
 

@@ -6,6 +6,7 @@ key, and ``key_limit`` bounds the attempts of one key running at once.
 
 from __future__ import annotations
 
+import math
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING
 from collections.abc import Callable, Iterable, Iterator
@@ -167,7 +168,14 @@ class _StartOrder(Invariant):
         # start is the walk (``_walk``) made, the one that picks the job the message names (the first in job
         # order, as ever), so every violation is the same as a walk over all pairs would give.
         if self.in_submission_order:
-            return self._queue_sweep(run, facts, keyed)
+            flagged = _out_of_turn(facts, keyed)
+            if flagged is None:  # a trace the single pass cannot read (a start before its job's submit)
+                return self._queue_sweep(run, facts, keyed)
+            for index, started in flagged:
+                found = self._walk(run, facts, _candidates(facts), started, index, keyed)
+                if found is not None:
+                    return found
+            return None
         starters = sorted((j for j in facts.jobs.values() if j.first_start is not None), key=lambda j: known(j.first_start))
         # Jobs that could ever be waiting (submitted, not refused), in the same order.
         candidates = _candidates(facts)
@@ -197,7 +205,7 @@ class _StartOrder(Invariant):
         """The sweep when rank is submission order (FIFO): jobs enter each group's heap in that order, so
         the heap is a queue (its top is the first job entered and not yet dropped), kept here as the
         group's jobs in submission order and the index of its head; a job enters once its submit is at
-        or before the start looked at. ``_waiting`` is inlined: this runs for every run of a FIFO target."""
+        or before the start looked at. ``_waiting`` is inlined. Used for the traces ``_out_of_turn`` cannot read."""
         jobs = facts.jobs.values()
         # (trace index, job) pairs: indices are distinct (one event, one job), so jobs are never compared.
         starters = sorted([(j.first_start, j) for j in jobs if j.first_start is not None])
@@ -257,6 +265,96 @@ class _StartOrder(Invariant):
             if other.id != started.id and self.skipped(other, started) and _waiting(facts, other, index):
                 return self.violation(run, self.describe(other, started, facts), [known(other.submit), index])
         return None
+
+
+_NEVER = math.inf
+
+
+def _out_of_turn(facts: Facts, keyed: bool) -> list[tuple[int, JobFacts]] | None:
+    """The first starts (trace index, job) at which a job of the same group submitted earlier was still
+    waiting, in trace order: where ``_queue_sweep`` calls ``_walk``, found in one pass in submission order.
+
+    A job that could wait (submitted, not refused) waits at every trace index after its submit up to
+    and including the first of its first start, its first cancel and its firing (``_waiting``): an
+    interval. A started job S was passed over at its first start exactly when some job of its group
+    submitted before it waits there, that is when the latest end of those intervals, over the jobs
+    submitted before S, is at or after S's first start (each of them was submitted before that start,
+    since S was). None when a job started without a submit before its start (a hand-made trace): the
+    queue sweep then runs.
+    """
+    jobs = facts.jobs.values()
+    flagged: list[tuple[int, JobFacts]] = []
+    for group in _by_key(jobs) if keyed else (jobs,):
+        found = _passed_over(group)
+        if found is _UNORDERED:  # job order is not submission order (a schedule that says otherwise)
+            found = _passed_over(sorted(group, key=_submit_of))
+        if found is None:
+            return None
+        flagged += found
+    if len(flagged) > 1:
+        flagged.sort(key=_index_of)
+    return flagged
+
+
+def _by_key(jobs: Iterable[JobFacts]) -> list[list[JobFacts]]:
+    """``jobs`` by key, each group in the order given."""
+    groups: dict[int, list[JobFacts]] = {}
+    for job in jobs:
+        group = groups.get(job.key)
+        if group is None:
+            groups[job.key] = [job]
+        else:
+            group.append(job)
+    return list(groups.values())
+
+
+#: ``_passed_over``'s answer when the jobs it was given are not in submission order.
+_UNORDERED: list[tuple[int, JobFacts]] = []
+
+
+def _passed_over(jobs: Iterable[JobFacts]) -> list[tuple[int, JobFacts]] | None:
+    """``_out_of_turn``'s pass over the jobs of one group: the first starts at which a job submitted
+    before is still waiting, or ``_UNORDERED`` if ``jobs`` are not in submission order, or None for a
+    start before its job's submit."""
+    flagged: list[tuple[int, JobFacts]] = []
+    latest: float = -1  # the end of the waiting of the jobs submitted so far
+    last = -1
+    for job in jobs:
+        submitted = job.submit
+        if submitted is None:
+            if job.first_start is not None:
+                return None
+            continue
+        if submitted < last:
+            return _UNORDERED
+        last = submitted
+        first = job.first_start
+        if first is not None:
+            if first < submitted:
+                return None
+            if latest >= first:
+                flagged.append((first, job))
+            until: float = first
+        else:
+            until = _NEVER
+        if job.submit_raised is None:
+            cancels, fired = job.cancels, job.fired
+            if cancels and cancels[0] < until:
+                until = cancels[0]
+            if fired is not None and fired < until:
+                until = fired
+            if until > latest:
+                latest = until
+    return flagged
+
+
+def _submit_of(job: JobFacts) -> int:
+    """A job's submit index, for sorting: -1 for one never submitted (``_passed_over`` skips it)."""
+    return -1 if job.submit is None else job.submit
+
+
+def _index_of(flag: tuple[int, JobFacts]) -> int:
+    return flag[0]
 
 
 def _candidates(facts: Facts) -> list[tuple[JobFacts, int, int | None]]:

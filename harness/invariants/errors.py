@@ -9,7 +9,7 @@ from harness.model.known import known
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.diagnosis import Cause
-from harness.run.facts import Attempt, Facts, JobFacts, facts_of
+from harness.run.facts import Facts, JobFacts, facts_of
 from harness.run.outcomes import received
 
 if TYPE_CHECKING:
@@ -100,17 +100,23 @@ class Propagate(Invariant):
             job = jobs.get(event[2])
             if job is None or job.fired != fired or job.periodic:
                 continue
-            name = event[4].split(":", 1)[0]
+            name = event[4].partition(":")[0]  # Facts.error_name
             marked = declared.get(fired)
+            cancels = job.cancels
             if marked is not None:
-                if not always.isdisjoint(marked) or (cancel_name in marked and job.cancels and job.cancels[0] < fired):
+                if not always.isdisjoint(marked) or (cancels and cancel_name in marked and cancels[0] < fired):
                     continue
-            elif name in always or (name == cancel_name and job.cancels and job.cancels[0] < fired):
+            elif name in always or (cancels and name == cancel_name and cancels[0] < fired):
                 continue
-            last = _last_ended(job.attempts, fired)
-            if last is not None and last.end_kind == _JOB_FAIL and events[known(last.end)][4] == name:
-                continue
-            unsure.add(job.id)
+            # Whether the last of its attempts (in start order) that ended before the firing failed with that error.
+            same = False
+            for last in reversed(job.attempts):
+                end = last.end
+                if end is not None and end < fired:
+                    same = last.end_kind == _JOB_FAIL and events[end][4] == name
+                    break
+            if not same:
+                unsure.add(job.id)
         return unsure
 
     @staticmethod
@@ -166,15 +172,6 @@ class Propagate(Invariant):
         if last.end_kind == EventKind.JOB_FINISH:
             return f"job {job.id} succeeded but its Deferred failed with {fired.detail}"
         return None
-
-
-def _last_ended(attempts: tuple[Attempt, ...], before: int) -> Attempt | None:
-    """The last of ``attempts`` (in start order) that ended before trace index ``before``, or None."""
-    for attempt in reversed(attempts):
-        end = attempt.end
-        if end is not None and end < before:
-            return attempt
-    return None
 
 
 def _first_own_error(facts: Facts, kind: EventKind) -> int | None:

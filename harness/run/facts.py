@@ -95,6 +95,12 @@ class Facts:
     #: The firings whose outcome names another job's attempt than the job that fired, as
     #: ``harness.run.outcomes.foreign_firings`` first found them (None: not asked yet).
     foreign: list[int] | None = field(default=None, repr=False, compare=False)
+    #: The attempts running at the run's end (the drain mark, else the end of the trace), in start order,
+    #: and those whose canceller raised (``canceller raised`` at their end): what ``stranded_jobs`` counts
+    #: as holding a slot for ever, without a walk over every attempt. None when the pass could not tell
+    #: (two starts of one attempt, in a hand-made trace): the walk then runs.
+    held: list[Attempt] | None = field(default=None, repr=False, compare=False)
+    raised: list[Attempt] = field(default_factory=list, repr=False, compare=False)
 
     def of_kind(self, *kinds: EventKind) -> list[int]:
         """The trace indices of the events of the given kinds, in trace order."""
@@ -155,7 +161,8 @@ _SUBMIT_RAISED, _STOP, _CLOCK_JUMP, _DRAINED, _ERROR_IS, _JOB_FINISH = (
 
 def _build(trace: Trace, schedule: Schedule) -> Facts:
     # One pass, the hottest code of the invariants (about 100 events and 40 jobs a run): positional
-    # constructors of slotted classes, events unpacked once, the commonest kinds tested first.
+    # constructors of slotted classes, events unpacked once, the commonest kinds tested first
+    # (``tests/test_invariant_shortcuts.py`` compares it with a plain pass).
     jobs: dict[int, JobFacts] = {}
     for op in schedule.ops:  # schedule.submits, without building its tuple
         if type(op) is Submit:
@@ -169,6 +176,9 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
     drained: int | None = None
     declared: dict[int, frozenset[str]] = {}
     running: dict[tuple[int, int], Attempt] = {}
+    held: list[Attempt] | None = None  # the attempts running at the (last) drain mark
+    raised: list[Attempt] = []  # attempts whose canceller raised
+    ended_count = 0  # attempts popped from ``running`` at an end
     peak = 0
     by_kind: dict[str, list[int]] = {}
     # The indices of the five commonest kinds (submit, job.start, failure, result, cancel: about 80% of a
@@ -179,13 +189,17 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
     results: list[int] = []
     cancels: list[int] = []
     events = trace.events
-    for index, (_, kind, job_id, n, detail) in enumerate(events):
+    # Fields read by position, each where a branch needs it: unpacking all five of an ``Event`` (a tuple
+    # subclass, which the interpreter's fast unpacking does not cover) cost more than the rest of the loop.
+    for index, event in enumerate(events):
+        kind = event[1]
         if kind == _SUBMIT:
             submits.append(index)
-            jobs[job_id].submit = index
+            jobs[event[2]].submit = index
         elif kind == _JOB_START:
             starts.append(index)
-            attempt = Attempt(job_id, n, detail, index)
+            job_id, n = event[2], event[3]
+            attempt = Attempt(job_id, n, event[4], index)
             job = jobs[job_id]
             if not job.attempts:
                 job.first_start = index
@@ -195,12 +209,12 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
                 peak = len(running)
         elif kind == _FAILURE or kind == _RESULT:
             (failures if kind == _FAILURE else results).append(index)
-            fired = jobs.get(job_id)
+            fired = jobs.get(event[2])
             if fired is not None and fired.fired is None:
                 fired.fired = index
         elif kind == _CANCEL:
             cancels.append(index)
-            jobs[job_id].cancels += (index,)
+            jobs[event[2]].cancels += (index,)
         else:
             indices = by_kind.get(kind)
             if indices is None:
@@ -208,37 +222,47 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
             else:
                 indices.append(index)
             if kind in ATTEMPT_ENDS:
-                ended = running.pop((job_id, n), None)
+                job_id = event[2]
+                ended = running.pop((job_id, event[3]), None)
                 if ended is not None:
+                    ended_count += 1
                     ended.end = index
                     ended.end_kind = kind if type(kind) is EventKind else EventKind(kind)  # recorded ones already are
                     if kind == _JOB_FINISH:
                         owner = jobs[job_id]
                         if owner.finished is None:
                             owner.finished = index
-                if detail == CANCELLER_RAISED:
+                if event[4] == CANCELLER_RAISED:
                     jobs[job_id].canceller_raised = True
                     if ended is not None:
                         ended.canceller_raised = True
+                        raised.append(ended)
             elif kind == _START:
-                jobs[job_id].submit = index
+                jobs[event[2]].submit = index
             elif kind == _SUBMIT_RAISED:
-                jobs[job_id].submit_raised = index
+                jobs[event[2]].submit_raised = index
             elif kind == _STOP:
                 stops.append(index)
             elif kind == _CLOCK_JUMP:
                 jumps.append(index)
             elif kind == _DRAINED:
                 drained = index
+                held = list(running.values())
             elif kind == _ERROR_IS:
-                declared[index - 1] = frozenset(detail.split(",")) - {""}
+                declared[index - 1] = frozenset(event[4].split(",")) - {""}
     for kind, indices in ((_SUBMIT, submits), (_JOB_START, starts), (_FAILURE, failures), (_RESULT, results), (_CANCEL, cancels)):
         if indices:
             by_kind[kind] = indices
     policy = schedule.clock
     late_us = (policy.step_ms + policy.jitter_ms) * 1000
-    cancelled = [job for job in jobs.values() if job.cancels] if _CANCEL in by_kind else []
-    return Facts(events, jobs, stops, jumps, drained, late_us, declared, by_kind, {}, peak, len(events), cancelled)
+    cancelled = [job for job in jobs.values() if job.cancels] if cancels else []
+    facts = Facts(events, jobs, stops, jumps, drained, late_us, declared, by_kind, {}, peak, len(events), cancelled)
+    # Every attempt started went into ``running`` under its own (job, attempt) unless two starts shared one
+    # (a hand-made trace): then the attempts held at the end are not known from it, and are left to the walk.
+    if len(starts) - ended_count == len(running):
+        facts.held = list(running.values()) if held is None else held
+        facts.raised = raised
+    return facts
 
 
 def stranded_jobs(facts: Facts, target: Target) -> list[int]:
@@ -258,35 +282,46 @@ def stranded_jobs(facts: Facts, target: Target) -> list[int]:
     """
     end = facts.drained if facts.drained is not None else len(facts.events)
     # The attempts that hold a slot for ever, counted in all, per job and per key: worked out for the
-    # first job that gets that far (in most runs, none does).
+    # first job that gets that far.
     stuck: int | None = None
     stuck_of_job: dict[int, int] = {}
     stuck_of_key: dict[int, int] = {}
     out: list[int] = []
-    hangs_forever = target.timeout_ms is None or target.timeout_from == "wait"  # as _hangs
+    hangs_forever = _hangs_forever(target)
+    held = facts.held
+    # The jobs with an attempt of kind "hang" running at the end (as _hangs), from the attempts the facts
+    # pass found running there; None: look at each job's attempts.
+    hanging = None if held is None or not hangs_forever else {attempt.job for attempt in held if attempt.kind == "hang"}
     keyed = target.keys is not None
+    shared = target.shared
     by_limit = not keyed or target.limit is not None  # whether the global limit is what stuck attempts must fill
+    # _filled(blockers, limit) is blockers >= need: with no limit declared, any one blocker fills it.
+    need = target.limit if target.limit is not None else 1
+    key_limit = target.keyed_limit
+    key_need = key_limit if key_limit is not None else 1
     for job in facts.jobs.values():
         if job.periodic or job.submit is None or job.submit_raised is not None:
             continue
         fired = job.fired
-        if (fired is not None and fired < end) or job.cancels:
+        if (fired is not None and fired < end) or job.cancels or job.canceller_raised:
             continue
-        if job.canceller_raised:
-            continue
-        if hangs_forever and job.attempts and any(attempt.kind == "hang" and attempt.running_at(end) for attempt in job.attempts):
-            continue  # its own attempt hangs (_hangs, for a target without a timeout)
+        if hangs_forever and job.attempts:
+            if hanging is not None:
+                if job.id in hanging:
+                    continue  # its own attempt hangs (_hangs, for a target without a timeout)
+            elif any(attempt.kind == "hang" and attempt.running_at(end) for attempt in job.attempts):
+                continue
         if stuck is None:
             stuck, stuck_of_job, stuck_of_key = _stuck_counts(facts, target, end)
         # The stuck attempts of other jobs (of other jobs of its key), counted without listing them.
         own = stuck_of_job.get(job.id, 0) if stuck_of_job else 0
-        if by_limit and _filled(stuck - own, target.limit):
+        if by_limit and stuck - own >= need:
             continue
-        if keyed or target.shared:
+        if keyed or shared:
             same_key = stuck_of_key.get(job.key, 0) - own  # other jobs' stuck attempts of its key
-            if keyed and _filled(same_key, target.keyed_limit):
+            if keyed and same_key >= key_need:
                 continue
-            if target.shared and same_key:
+            if shared and same_key:
                 continue  # shared: it may have joined that execution (sharing.joined)
         out.append(job.id)
     return out
@@ -328,14 +363,27 @@ def _waiting_at(facts: Facts, job: JobFacts, index: int) -> bool:
 
 
 def _hangs(attempt: Attempt, target: Target) -> bool:
-    return attempt.kind == "hang" and (target.timeout_ms is None or target.timeout_from == "wait")
+    return attempt.kind == "hang" and _hangs_forever(target)
+
+
+def _hangs_forever(target: Target) -> bool:
+    """Whether an attempt of kind "hang" holds its slot for ever: no timeout, or one that does not end the work."""
+    return target.timeout_ms is None or target.timeout_from == "wait"
 
 
 def _stuck_counts(facts: Facts, target: Target, end: int) -> tuple[int, dict[int, int], dict[int, int]]:
     """How many attempts hold a slot for ever (``_stuck_attempts``): in all, per job, and per key."""
     of_job: dict[int, int] = {}
     of_key: dict[int, int] = {}
-    attempts = _stuck_attempts(facts, target, end)
+    held = facts.held
+    if held is None or end != (facts.drained if facts.drained is not None else len(facts.events)):
+        attempts = _stuck_attempts(facts, target, end)
+    else:
+        # The same attempts (in another order: only counted here), from the attempts the facts pass found
+        # running at the end and those whose canceller raised, without a walk over every attempt.
+        attempts = [a for a in facts.raised if a.start < end]
+        if _hangs_forever(target):
+            attempts += [attempt for attempt in held if attempt.kind == "hang" and not attempt.canceller_raised]
     for attempt in attempts:
         of_job[attempt.job] = of_job.get(attempt.job, 0) + 1
         key = facts.jobs[attempt.job].key
