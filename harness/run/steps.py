@@ -79,7 +79,7 @@ def timer_recorder(trace: Trace, clock: FaultClock) -> Callable[[str, Any], None
 
     def on_timer(what: str, call: _FaultDelayedCall) -> None:
         if what == "set":
-            if isinstance(getattr(call.func, "__self__", None), Job):
+            if _jobs_call(call):
                 return  # no label: its firing or cancelling is not recorded either
             call.label = label = f"#{call.seq} {call_name(call)}"
             budget[0] -= 1
@@ -101,10 +101,8 @@ def record_leftovers(run: Run) -> None:
     """Record pending DelayedCalls and running LoopingCalls left after stop and drain."""
     clock, trace = run.clock, run.trace
     assert clock is not None
-    for call in sorted(clock.calls, key=lambda c: (c.due_us, c.key)):
-        if isinstance(getattr(call.func, "__self__", None), Job):
-            continue
-        trace.record(EventKind.LEAK_CALL, detail=f"{call_name(call)} due at {round(call.due_us / 1000)}ms")
+    for call in _subject_calls_by_due(clock.calls):
+        trace.record(EventKind.LEAK_CALL, detail=_leak_detail(call_name(call), call))
     loops: dict[int, task.LoopingCall] = {}
     for call in clock.created:
         func = getattr(call, "func", None)
@@ -166,13 +164,25 @@ def record_left_by_stop(run: Run, before: list[_FaultDelayedCall]) -> None:
     if any(job.pending for job in run.jobs.values()) or any(not d.called for d in run.handles.values()):
         return
     now = clock.now_us  # a call due now is the rest of this instant's work (a callLater(0)), not left for later
-    left = [
-        call for call in before
-        if call.active() and call.due_us > now and not isinstance(getattr(call.func, "__self__", None), Job)
-    ]
-    for call in sorted(left, key=lambda c: (c.due_us, c.key)):
+    # Active ones first: a call that fired or was cancelled has no function left to name.
+    for call in _subject_calls_by_due([call for call in before if call.active() and call.due_us > now]):
         name = call.label or call_name(call)  # "#3 Batcher._on_timer", as its timer.set event named it
-        run.trace.record(EventKind.LEAK_CALL, detail=f"{name} due at {round(call.due_us / 1000)}ms, {LEFT_BY_STOP}")
+        run.trace.record(EventKind.LEAK_CALL, detail=f"{_leak_detail(name, call)}, {LEFT_BY_STOP}")
+
+
+def _jobs_call(call: _FaultDelayedCall) -> bool:
+    """Whether a delayed call is a job's own (settling after its duration): the harness's, not the subject's."""
+    return isinstance(getattr(call.func, "__self__", None), Job)
+
+
+def _subject_calls_by_due(calls: list[_FaultDelayedCall]) -> list[_FaultDelayedCall]:
+    """The subject's calls among ``calls`` (jobs' own left out), in the order they are due."""
+    return sorted((call for call in calls if not _jobs_call(call)), key=lambda c: (c.due_us, c.key))
+
+
+def _leak_detail(name: str, call: _FaultDelayedCall) -> str:
+    """A ``leak.call`` detail: the call's name and when it is due."""
+    return f"{name} due at {round(call.due_us / 1000)}ms"
 
 
 def _watch(run: Run, job: int, d: Any, what: str) -> None:
