@@ -157,6 +157,10 @@ class _FaultDelayedCall(DelayedCall):
             raise error.AlreadyCalled
 
 
+#: The keywords of every quiet call (the harness's own calls take none; nothing changes this dict).
+_NO_KEYWORDS: dict[str, object] = {}
+
+
 def func_name(func: Any) -> str:
     """A deterministic, readable name for a function (no addresses, no ``<locals>``).
 
@@ -273,7 +277,7 @@ class FaultClock(task.Clock):
         setting, nor its firing, nor its cancelling (the runner's timer events leave jobs' calls out,
         and a run sets about 8 of them: telling the recorder only for it to look and ignore each was
         most of their cost)."""
-        call = self._new_call(delay, callable, args, {})
+        call = self._new_call(delay, callable, args, _NO_KEYWORDS)
         call.quiet = True
         return call
 

@@ -345,7 +345,7 @@ def _play(run: Run) -> None:
     for index, op in enumerate(schedule.ops):
         run.phase, run.step = "advance", index
         at_us = op.at_ms * 1000
-        wake = clock.next_wake_us()
+        wake = clock.next_wake_us() if clock.calls else None  # (None when nothing is pending: 2 steps in 5)
         if wake is None or wake > at_us:
             # Nothing to run before the step (nor due at its instant, so no rounds to land between): run_until
             # would only check again what the last checkpoint checked (no code ran since) and move the time.
