@@ -275,16 +275,10 @@ def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[
     submit_job = target.job_submitter(run.subject)
     details = _DETAILS
 
-    def on_result(value: Any, job_id: int) -> None:
-        record(_RESULT, job_id, describe(value))
-
-    def on_failure(failure: Failure, job_id: int) -> None:
-        _on_failure(failure, trace, job_id, _FAILURE, declared, target)
-
     def received(result: Any, job_id: int) -> None:
         # One callable for both outcomes (``addBoth``: cheaper than ``addCallbacks`` with two, and
-        # Twisted's own choice between them is this same test); ``on_result`` and ``on_failure``
-        # inlined (a run fires about 40 of these), ``_on_failure`` too for a target without wrappers.
+        # Twisted's own choice between them is this same test); ``_on_result`` inlined (a run fires
+        # about 40 of these), ``_on_failure`` too for a target without wrappers.
         if isinstance(result, Failure):
             if target.wraps:  # (read per failure, as _on_failure reads it)
                 _on_failure(result, trace, job_id, _FAILURE, declared, target)
@@ -323,7 +317,9 @@ def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[
             _not_a_deferred(d, job_id, "submit")
         handles[job_id] = d
         # a subclass: through its own addCallbacks, as ever (it may refuse, or do more)
-        d.addCallbacks(on_result, on_failure, callbackArgs=(job_id,), errbackArgs=(job_id,))
+        d.addCallbacks(
+            _on_result, _on_failure, callbackArgs=(trace, job_id), errbackArgs=(trace, job_id, _FAILURE, declared, target)
+        )
 
     return submit
 
