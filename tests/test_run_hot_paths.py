@@ -28,6 +28,7 @@ from harness.run import runner, steps
 from harness.run.clock import FaultClock
 from harness.search.generate import Examples
 from scenarios.pools import SemaphorePool
+from test_run_fast_paths import traces
 
 
 def _mutated(owner: Any, name: str, old: str, new: str) -> Any:
@@ -40,19 +41,6 @@ def _mutated(owner: Any, name: str, old: str, new: str) -> Any:
     namespace = dict(vars(module))
     exec(compile(source.replace(old, new), module.__file__, "exec"), namespace)
     return namespace[name]
-
-
-def _traces(targets: list[Target], per_target: int, seed: int = 5) -> list[tuple[str, Any]]:
-    """What each run gave: its trace's events, or the target error's message."""
-    out: list[tuple[str, Any]] = []
-    for target in targets:
-        examples = Examples(target.default_menu(), seed)
-        for _ in range(per_target):
-            try:
-                out.append(("trace", list(run_schedule(target, next(examples)).trace)))
-            except TargetError as exc:
-                out.append(("error", str(exc)))
-    return out
 
 
 # -- a job's settle timer: the clock's quiet call, not callLater told to the recorder --------------------------
@@ -97,9 +85,9 @@ def test_a_quiet_call_is_numbered_ordered_and_fired_as_calllater_makes_it_but_ne
 
 def test_jobs_quiet_timers_record_what_timers_told_to_the_recorder_did(monkeypatch) -> None:
     targets = [load_target(name) for name in _TIMED]
-    quiet = _traces(targets, 20)
+    quiet = traces(targets, 20)
     monkeypatch.setattr(FaultClock, "call_quietly", _told)
-    assert _traces(targets, 20) == quiet
+    assert traces(targets, 20) == quiet
     timers = sum(1 for kind, events in quiet if kind == "trace" for event in events if event.kind == EventKind.TIMER_SET)
     assert timers > 50  # subjects' own timers are numbered among the jobs': the comparison is not vacuous
 
@@ -108,7 +96,7 @@ def test_the_quiet_timer_comparison_catches_a_call_left_unnumbered(monkeypatch) 
     targets = [load_target(name) for name in _TIMED[:2]]
     with monkeypatch.context() as patched:
         patched.setattr(FaultClock, "call_quietly", _told)
-        told = _traces(targets, 8)
+        told = traces(targets, 8)
     # A mutant: the job's call takes the number the next call will take again (seq not counted).
     unnumbered = _mutated(clock_module.FaultClock, "_new_call", "self._seq = seq = self._seq + 1", "seq = self._seq + 1")
 
@@ -118,7 +106,7 @@ def test_the_quiet_timer_comparison_catches_a_call_left_unnumbered(monkeypatch) 
         return call
 
     monkeypatch.setattr(FaultClock, "call_quietly", mutant)
-    assert _traces(targets, 8) != told
+    assert traces(targets, 8) != told
 
 
 # -- what a caller received: one callback with _on_failure inlined, against addCallbacks(on_result, on_failure) --
@@ -166,8 +154,8 @@ def _watched_targets() -> list[Target]:
 
 def _watched(per_target: int = 15) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
     targets = _watched_targets()
-    plain = _traces([_handing_back(t, Deferred) for t in targets], per_target)
-    subclassed = _traces([_handing_back(t, _Subclassed) for t in targets], per_target)
+    plain = traces([_handing_back(t, Deferred) for t in targets], per_target)
+    subclassed = traces([_handing_back(t, _Subclassed) for t in targets], per_target)
     return plain, subclassed
 
 
@@ -223,24 +211,24 @@ def _as_subclass(schedule: Schedule) -> Schedule:
     return dataclasses.replace(schedule, ops=ops)
 
 
-def _cancel_traces(schedules: list[Schedule]) -> list[Any]:
+def _canceltraces(schedules: list[Schedule]) -> list[Any]:
     target = load_target("scenarios.cancel:ticket_pool")
     return [list(run_schedule(target, schedule).trace) for schedule in schedules]
 
 
 def test_a_cancel_applied_directly_records_what_apply_records() -> None:
     schedules = _cancel_schedules()
-    direct = _cancel_traces(schedules)
-    assert direct == _cancel_traces([_as_subclass(s) for s in schedules])
+    direct = _canceltraces(schedules)
+    assert direct == _canceltraces([_as_subclass(s) for s in schedules])
     kinds = {event.kind for events in direct for event in events}
     assert {EventKind.CANCEL, EventKind.CANCEL_SKIP} <= kinds
 
 
 def test_the_cancel_comparison_catches_a_wrong_direct_call(monkeypatch) -> None:
     schedules = _cancel_schedules()[:10]
-    honest = _cancel_traces([_as_subclass(s) for s in schedules])
+    honest = _canceltraces([_as_subclass(s) for s in schedules])
     monkeypatch.setattr(runner, "_play", _mutated(runner, "_play", "cancel_job(handles, record, op.job)", "None"))
-    assert _cancel_traces(schedules) != honest
+    assert _canceltraces(schedules) != honest
 
 
 # -- a job settling: its spec read inline ------------------------------------------------------------------------

@@ -356,10 +356,9 @@ def _play(run: Run) -> None:
         else:
             clock.run_until(at_us, checkpoint)
         run.phase = "step"
-        kind = type(op)
-        if kind is Submit:
+        if type(op) is Submit:
             submit(op)
-        elif kind is Cancel:
+        elif type(op) is Cancel:
             cancel_job(handles, record, op.job)  # what apply does for it, without the isinstance chain
         else:
             apply(run, op, errors)

@@ -285,7 +285,7 @@ def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[
                 return
             exc = result.value
             if exc is None:
-                known(exc)  # (raises: a Failure always holds its exception)
+                exc = known(exc)  # (raises: a Failure always holds its exception)
             record(_FAILURE, job_id, describe_error(exc, result))
             _note_declared(trace, job_id, exc, declared)
         else:
