@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -9,13 +10,13 @@ from pathlib import Path
 import pytest
 
 import robust_targets
-from harness import CampaignConfig, NondeterministicTarget, run_campaign
+from harness import CampaignConfig, NondeterministicTarget, Target, run_campaign
 from harness.cli.main import main
 from harness.model.trace import digest_lines
 from harness.search.nondeterminism import Twice
 from harness.search.verdict import NONDETERMINISTIC, judge
 from harness.store import failure_file
-from scenarios.pools import double_release_pool
+from scenarios.pools import DoubleReleasePool, double_release_pool
 
 pytest_plugins = ["pytester"]
 
@@ -200,3 +201,40 @@ def test_counting_pool():
     (path,) = (pytester.path / "reports" / "nondeterministic").glob("*.json")
     assert "watch the two runs part with harness replay " in result.stdout.str()
     assert failure_file.load(path).invariant == NONDETERMINISTIC
+
+
+class _TurnsFlaky(DoubleReleasePool):
+    """The double-release pool; once ``_FLAKY`` is set, each subject tags its results with a fresh number."""
+
+    def __init__(self, clock, limit: int) -> None:
+        super().__init__(clock, limit=limit)
+        self.tag = next(_FLAKY["numbers"]) if _FLAKY["on"] else 0
+
+    def submit(self, job):
+        return super().submit(job).addCallback(lambda result: f"{result} @{self.tag}")
+
+
+_FLAKY: dict = {"on": False, "numbers": None}
+turns_flaky = Target(build=lambda clock: _TurnsFlaky(clock, limit=2), limit=2)
+
+
+def test_an_interrupt_while_shrinking_then_nondeterminism_loses_nothing(tmp_path) -> None:
+    """Ctrl-C while shrinking a failure, then the last check finds the target nondeterministic: the failure
+    (unshrunk) and the schedule that showed the nondeterminism are both saved, and the error names the latter."""
+    _FLAKY.update(on=False, numbers=itertools.count())
+
+    def on_example(result) -> None:
+        if result.shrinking:
+            _FLAKY["on"] = True  # from the first shrink run on
+
+    config = CampaignConfig(seed=4, report_dir=str(tmp_path))
+    with pytest.raises(NondeterministicTarget) as caught:
+        run_campaign(turns_flaky, "test_nondeterminism:turns_flaky", config, on_example=on_example,
+                     stop_requested=lambda: _FLAKY["on"])
+    result = caught.value.result
+    assert result.stopped_by == "error" and result.error == str(caught.value)
+    (finding,) = result.findings
+    assert not finding.shrunk and finding.path is not None and finding.path.parent == tmp_path / "failures"
+    saved = _saved_schedule(tmp_path)
+    assert str(caught.value).endswith(f"harness replay {saved}")
+    assert failure_file.load(saved).schedule == finding.record.schedule  # the schedule as found
