@@ -238,3 +238,15 @@ def test_an_interrupt_while_shrinking_then_nondeterminism_loses_nothing(tmp_path
     saved = _saved_schedule(tmp_path)
     assert str(caught.value).endswith(f"harness replay {saved}")
     assert failure_file.load(saved).schedule == finding.record.schedule  # the schedule as found
+
+
+def test_a_saved_nondeterministic_schedule_copied_into_the_regression_corpus_is_refused_not_fixed(tmp_path, capsys) -> None:
+    main(["fuzz", "robust_targets:counting", "--seed", "1", "--max-examples", "200", "--report-dir", str(tmp_path)])
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "n.json").write_text(_saved_schedule(tmp_path).read_text())
+    capsys.readouterr()
+    argv = ["fuzz", "robust_targets:counting", "--seed", "1", "--max-examples", "10", "--report-dir", str(tmp_path),
+            "--regressions", str(corpus)]
+    assert main(argv) == 2
+    assert "records invariant 'harness.nondeterministic', which robust_targets:counting is not checked for" in capsys.readouterr().err

@@ -27,7 +27,7 @@ from harness.invariants import Violation
 from harness.model.target import Target
 from harness.model.trace import first_divergence
 from harness.run.runner import Run
-from harness.search.verdict import NONDETERMINISTIC, NondeterministicTarget, divergence, judge, replay
+from harness.search.verdict import NONDETERMINISTIC, UNFINISHED, NondeterministicTarget, divergence, judge, replay
 from harness.store import failure_file
 from harness.store.failure_file import FailureRecord
 
@@ -102,7 +102,7 @@ def run_twice(target: Target, record: FailureRecord, source: str, timeout_s: flo
     The file is checked as for any replay (``harness.search.verdict.replay``): an error name the
     target does not declare is refused, a target error names the file.
     """
-    first, first_violations = replay(target, record, source, timeout_s)
+    first, first_violations = replay(target, record, source, timeout_s, also=(*UNFINISHED, NONDETERMINISTIC))
     try:
         second, second_violations = judge(target, record.schedule, timeout_s)
     except TargetError as exc:

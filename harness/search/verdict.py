@@ -71,13 +71,21 @@ def judge(target: Target, schedule: Schedule, timeout_s: float | None = DEFAULT_
     return run, check(run)
 
 
-def replay(target: Target, record: FailureRecord, source: str, timeout_s: float | None = DEFAULT_TIMEOUT_S) -> tuple[Run, list[Violation]]:
+def replay(
+    target: Target,
+    record: FailureRecord,
+    source: str,
+    timeout_s: float | None = DEFAULT_TIMEOUT_S,
+    also: tuple[str, ...] = UNFINISHED,
+) -> tuple[Run, list[Violation]]:
     """Judge a failure file's schedule; an error name or invariant the target does not know is the file's fault.
 
     A file whose invariant the target is not checked for would otherwise replay as
     fixed (the invariant "holds"), and a regression corpus would let the bug back in.
+    ``also`` names the pseudo-invariants the caller judges itself (a hang, a livelock; the
+    nondeterminism a double replay shows, ``harness.search.nondeterminism``).
     """
-    check_judged(record, target, source, also=(*UNFINISHED, NONDETERMINISTIC))
+    check_judged(record, target, source, also=also)
     unknown = unknown_error(target, record.schedule)
     if unknown is not None:
         job, name = unknown
