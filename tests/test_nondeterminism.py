@@ -250,3 +250,15 @@ def test_a_saved_nondeterministic_schedule_copied_into_the_regression_corpus_is_
             "--regressions", str(corpus)]
     assert main(argv) == 2
     assert "records invariant 'harness.nondeterministic', which robust_targets:counting is not checked for" in capsys.readouterr().err
+
+
+def test_merge_prints_the_error_and_no_violation_found_before_it(tmp_path, capsys) -> None:
+    summary = tmp_path / "s.json"
+    main(["fuzz", "robust_targets:counting", "--seed", "1", "--max-examples", "200", "--report-dir", str(tmp_path),
+          "--json", str(summary)])
+    capsys.readouterr()
+    assert main(["merge", str(summary)]) == 2
+    out = capsys.readouterr().out
+    assert f"\nerror: target 'robust_targets:counting' is nondeterministic: " in out
+    assert out.split("\nerror: ")[1].splitlines()[0].endswith(f"harness replay {_saved_schedule(tmp_path)}")
+    assert "\nno violation found before the error; 1 example" in out and "no violations" not in out
