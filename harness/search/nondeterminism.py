@@ -40,8 +40,8 @@ def keep_schedule(error: NondeterministicTarget, target_spec: str, seed: int | N
 
     The run it carries is dropped afterwards (a run may hold whatever the
     target built; the error crosses processes in a parallel campaign). A file
-    that cannot be written is said in the message instead; an error without a
-    schedule (raised by a replay, whose file exists) is left as it is.
+    that cannot be written is said in the message instead; an error that
+    carries no schedule, or was saved already, is left as it is.
     """
     schedule, run = error.schedule, error.run
     if schedule is None or run is None or error.path is not None:
