@@ -114,8 +114,9 @@ class Job:
 
     def _settle(self, d: defer.Deferred[Any], attempt: int) -> None:
         self.pending.pop(attempt, None)
-        then = self.then  # self.spec(attempt), without its call
-        if (self.first if not attempt or not then else then[min(attempt, len(then)) - 1]).kind == "succeed":
+        then = self.then
+        spec = self.first if not attempt or not then else then[min(attempt, len(then)) - 1]  # self.spec(attempt), without its call
+        if spec.kind == "succeed":
             self._trace.record(_JOB_FINISH, self.id, "", attempt)
             d.callback(f"job{self.id}.{attempt}")  # self.result(attempt)
         else:
