@@ -200,9 +200,9 @@ EXPOSE_MUTANTS = {
         "if job != just_submitted and len(waiting) > peak_waiting:", "if len(waiting) > peak_waiting:"
     ),
     "a cancel never finds its job running": ("if key[0] == job:", "if key[0] == -job - 100:"),
-    "periodic work counts as waiting": ("        elif role == _R_START:  # periodic work handed over: outstanding, never waiting\n            submits += 1\n",
-                                        "        elif role == _R_START:  # periodic work handed over: outstanding, never waiting\n            submits += 1\n            waiting.add(job)\n"),
-    "a submit does not end the job just started": ("            just_submitted = job\n", "            just_submitted = None\n"),
+    "periodic work counts as waiting": ("            else:\n                just_submitted = None\n",
+                                        "            else:\n                just_submitted = None\n                waiting.add(job)\n"),
+    "a submit does not note the job it hands over": ("                just_submitted = job\n", "                just_submitted = None\n"),
 }
 
 

@@ -121,14 +121,17 @@ def expose(events: Iterable[Event]) -> Exposure:
             role = _role(kind)
         # Before every event but a timer's (skipped) and the start of the job submitted just before it (it
         # did not wait: a job is recorded as submitted just before the subject gets it), the jobs waiting.
-        if role == _R_SUBMIT:
+        if role == _R_SUBMIT or role == _R_START:  # a job handed to the subject (periodic work never waits)
             last_us = t_us
             if len(waiting) > peak_waiting:
                 peak_waiting = len(waiting)
-            just_submitted = job
             submits += 1
             outstanding.add(job)
-            waiting.add(job)
+            if role == _R_SUBMIT:
+                just_submitted = job
+                waiting.add(job)
+            else:
+                just_submitted = None
             if stopped:
                 submit_after_stop = True
             if failed:
@@ -186,15 +189,6 @@ def expose(events: Iterable[Event]) -> Exposure:
             if len(waiting) > (job in waiting):  # another job waits
                 cancel_with_queue = True
             cancelled.add(job)
-        elif role == _R_START:  # periodic work handed over: outstanding, never waiting
-            submits += 1
-            outstanding.add(job)
-            if stopped:
-                submit_after_stop = True
-            if failed:
-                submit_after_fail = True
-            if len(outstanding) > peak_outstanding:
-                peak_outstanding = len(outstanding)
         elif role == _R_CALL:
             calls += 1
         elif role == _R_STOP:
