@@ -15,6 +15,19 @@ it: cyclic garbage no longer piles up frozen until the sweep (in a
 campaign about 120 objects a run did, so that every sweep scanned five
 times the live heap).
 
+The sweep (``unfreeze`` and a full collection, 30 to 200 ms as the heap
+grows) has one job: cyclic garbage among frozen objects, alive when a run
+froze them and dropped later. A campaign makes next to none (a sweep after
+2,000 examples finds 0 to 30 objects in a heap of 150,000), so each sweep
+that finds under an eighth of the heap doubles the runs until the next one
+(up to ``MAX_STRETCH`` times ``sweep_every``), and one that finds more than a
+quarter brings it back to ``sweep_every``: garbage that keeps coming at the
+same rate stays under about a quarter of the heap. Every ``sweep_every``
+runs the frozen heap is also counted (``gc.get_freeze_count``, a walk of
+about 1 ms): one that has more than doubled since the last sweep is swept
+at once, so memory stays within twice the live heap however the garbage
+comes.
+
 Automatic collection is off while a run goes on: the run's garbage is
 collected at the fixed points only (no young collection part-way through a
 run, whose place depended on how many objects the run had made), and since
@@ -28,10 +41,12 @@ import gc
 from collections.abc import Callable
 
 
-#: Runs between full collections of the garbage made between runs. A full collection
-#: costs 0.1 to 0.8 s as the heap grows; every 2,000 runs that is 0.1 to 0.4 ms a run
-#: (inside a session, where garbage no longer piles up frozen, about a fifth of that).
+#: Runs between full collections of the garbage made between runs (at first; see the module), and
+#: between two counts of the frozen heap. A full collection costs 30 to 200 ms as the heap grows.
 SWEEP_EVERY = 2_000
+
+#: At most this many times ``sweep_every`` runs between two sweeps, however little they find.
+MAX_STRETCH = 32
 
 #: Collections at the end of a run while each one still logs failures (freeing more garbage).
 MAX_COLLECTIONS = 4
@@ -43,6 +58,10 @@ class GarbagePolicy:
     def __init__(self, sweep_every: int = SWEEP_EVERY) -> None:
         self.sweep_every = sweep_every
         self.runs_since_sweep = 0
+        #: Runs from one sweep to the next (a multiple of ``sweep_every``: it doubles while sweeps find little).
+        self.gap = sweep_every
+        #: Objects frozen just after the last sweep (the live heap then; 0 before the first).
+        self.swept_heap = 0
         #: Sessions that keep the heap frozen between runs, and runs going on (a run may hold another).
         self.holding = 0
         self.running = 0
@@ -51,20 +70,39 @@ class GarbagePolicy:
         """Before a run: freeze every object that predates it (after a full sweep every ``sweep_every`` runs),
         and turn automatic collection off; return whether it was on (``release`` takes it)."""
         self.runs_since_sweep += 1
-        if self.runs_since_sweep >= self.sweep_every:
+        if self.runs_since_sweep % self.sweep_every == 0 and not self.running and self._sweep_due():
+            # (never in a run inside a run: the outer run's garbage is collected at its own end)
             self.runs_since_sweep = 0
             gc.unfreeze()
-            gc.collect()
-        elif self.holding and not self.running:  # (a run inside a run: the outer run's objects are its own)
-            # Inside a session the heap stays frozen between runs: what is not frozen was made since
-            # the last run began (that run's record, the campaign's work between runs). Collect it
-            # now, young and cheap, or its cyclic garbage would stay frozen until the next sweep.
-            gc.collect(_covering())
-        gc.freeze()
+            found = gc.collect()
+            gc.freeze()
+            self._learn(found, gc.get_freeze_count())
+        else:
+            if self.holding and not self.running:  # (a run inside a run: the outer run's objects are its own)
+                # Inside a session the heap stays frozen between runs: what is not frozen was made since
+                # the last run began (that run's record, the campaign's work between runs). Collect it
+                # now, young and cheap, or its cyclic garbage would stay frozen until the next sweep.
+                gc.collect(_covering())
+            gc.freeze()
         self.running += 1
         enabled = gc.isenabled()
         gc.disable()
         return enabled
+
+    def _sweep_due(self) -> bool:
+        """Whether this run (one of every ``sweep_every``) sweeps: ``gap`` runs have gone since the last
+        sweep, or the frozen heap has more than doubled since (counted only then: a walk of the heap)."""
+        return self.runs_since_sweep >= self.gap or gc.get_freeze_count() > 2 * self.swept_heap
+
+    def _learn(self, found: int, heap: int) -> None:
+        """After a sweep that found ``found`` unreachable objects and left ``heap`` alive: a sweep that found
+        under an eighth of the heap doubles the gap to the next one (up to ``MAX_STRETCH`` times
+        ``sweep_every``); one that found more than a quarter brings it back to ``sweep_every``."""
+        if found * 8 <= heap:
+            self.gap = min(2 * self.gap, MAX_STRETCH * self.sweep_every)
+        elif found * 4 > heap:
+            self.gap = self.sweep_every
+        self.swept_heap = heap
 
     def release(self, enabled: bool = True) -> None:
         """After a run, however it ended: the objects frozen before it become collectable again (at the
