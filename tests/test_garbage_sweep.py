@@ -10,6 +10,7 @@ has more than doubled since the last sweep is swept at the next count.
 from __future__ import annotations
 
 import gc
+import sys
 import weakref
 
 import pytest
@@ -34,21 +35,28 @@ class _Cyclic:
         self.payload = payload
 
 
-def _sweeps_at(policy: GarbagePolicy, runs: int, found: list[int], monkeypatch) -> list[int]:
-    """The runs (1-based) at which ``policy`` swept over ``runs`` runs, each sweep finding the next of ``found``
-    unreachable objects in a heap of 1,000 (``gc.collect`` and ``gc.get_freeze_count`` stood in for)."""
-    finds = iter(found)
+def _sweeps_at(policy: GarbagePolicy, runs: int, freed: list[int], monkeypatch) -> list[int]:
+    """The runs (1-based) at which ``policy`` swept over ``runs`` runs, each sweep freeing the next of ``freed``
+    memory blocks from a heap of 1,000 (``gc.collect`` and ``sys.getallocatedblocks`` stood in for)."""
+    frees = iter(freed)
+    heap = {"garbage": next(frees), "swept": False}
     swept: list[int] = []
     run = [0]
 
     def collect(*generation: int) -> int:
         if not generation:  # a full collection: the sweep
             swept.append(run[0])
-            return next(finds)
+            heap["swept"] = True
         return 0
 
+    def blocks() -> int:
+        if heap["swept"]:  # just after the sweep: the live heap; the garbage of the next sweep starts piling up
+            heap["swept"], heap["garbage"] = False, next(frees, 0)
+            return 1_000
+        return 1_000 + heap["garbage"]
+
     monkeypatch.setattr(gc, "collect", collect)
-    monkeypatch.setattr(gc, "get_freeze_count", lambda: 1_000)
+    monkeypatch.setattr(sys, "getallocatedblocks", blocks)
     for run[0] in range(1, runs + 1):
         policy.release(policy.isolate())
     return swept
@@ -58,7 +66,7 @@ def test_sweeps_that_find_little_stretch_the_gap_up_to_a_bound(monkeypatch) -> N
     policy = GarbagePolicy(sweep_every=3)
     swept = _sweeps_at(policy, 3 * (1 + 2 + 4 + 8 + 16 + 32 + 32 + 32), [0, 125, 0, 0, 0, 0, 0, 0, 0], monkeypatch)
     gaps = [later - earlier for earlier, later in zip([0] + swept, swept)]
-    # 125 of 1,000 is an eighth: still little. The gap doubles each time, and stops at MAX_STRETCH times.
+    # 125 blocks of 1,000 is an eighth: still little. The gap doubles each time, and stops at MAX_STRETCH times.
     assert gaps == [3, 6, 12, 24, 48, 96, 96, 96], gaps
     assert MAX_STRETCH == 32
     assert policy.gap == 3 * MAX_STRETCH
@@ -72,13 +80,13 @@ def test_a_sweep_that_finds_much_brings_the_gap_back_and_one_in_between_keeps_it
     assert gaps == [3, 6, 12, 3, 6, 6, 12], gaps
 
 
-def test_a_frozen_heap_that_more_than_doubled_is_swept_at_the_next_count(monkeypatch) -> None:
+def test_a_heap_that_more_than_doubled_is_swept_at_the_next_measure(monkeypatch) -> None:
     policy = GarbagePolicy(sweep_every=3)
     policy.gap, policy.swept_heap = 3 * MAX_STRETCH, 1_000
     swept: list[int] = []
     heap = [2_000]
     monkeypatch.setattr(gc, "collect", lambda *generation: 0 if generation else swept.append(1) or 0)
-    monkeypatch.setattr(gc, "get_freeze_count", lambda: heap[0])
+    monkeypatch.setattr(sys, "getallocatedblocks", lambda: heap[0])
     for _ in range(12):
         policy.release(policy.isolate())
     assert swept == []  # twice the last sweep's heap is still within bounds
@@ -146,14 +154,14 @@ def test_memory_stays_bounded_while_every_run_leaves_frozen_garbage(short_sweeps
     with RunSession():
         run_schedule(robust_targets.counting, ONE)
         heap = gc.get_freeze_count()
-        batch = max(heap // 24, 1_000)  # (about 4 batches a sweep: a sixth of the heap, found, each time)
+        batch = max(heap // 12, 1_000)  # (4 batches a sweep: a third of the heap, each time)
         kept: list[_Cyclic] = []
         frozen = []
-        for _ in range(24):
+        for _ in range(16):
             kept = [_Cyclic() for _ in range(batch)]  # the previous batch: cyclic garbage, frozen
             run_schedule(robust_targets.counting, ONE)
             frozen.append(gc.get_freeze_count())
         del kept
-    # Without sweeps the frozen heap would grow by a batch a run (24 in all); each sweep finds about 4
-    # batches, a sixth of the heap (not little: the gap stays at 4 runs), and the heap stays within 5.
+    # Without sweeps the frozen heap would grow by a batch a run (16 in all); each sweep frees about 4
+    # batches, not little (the gap stays at 4 runs), and the heap stays within 5.
     assert max(frozen) < heap + 8 * batch, (heap, batch, frozen)

@@ -18,15 +18,16 @@ times the live heap).
 The sweep (``unfreeze`` and a full collection, 30 to 200 ms as the heap
 grows) has one job: cyclic garbage among frozen objects, alive when a run
 froze them and dropped later. A campaign makes next to none (a sweep after
-2,000 examples finds 0 to 30 objects in a heap of 150,000), so each sweep
-that finds under an eighth of the heap doubles the runs until the next one
-(up to ``MAX_STRETCH`` times ``sweep_every``), and one that finds more than a
+2,000 examples finds 0 to 50 objects in a heap of 150,000), so each sweep
+that frees under an eighth of the heap doubles the runs until the next one
+(up to ``MAX_STRETCH`` times ``sweep_every``), and one that frees more than a
 quarter brings it back to ``sweep_every``: garbage that keeps coming at the
-same rate stays under about a quarter of the heap. Every ``sweep_every``
-runs the frozen heap is also counted (``gc.get_freeze_count``, a walk of
-about 1 ms): one that has more than doubled since the last sweep is swept
-at once, so memory stays within twice the live heap however the garbage
-comes.
+same rate stays under about a quarter of the heap. The heap is measured in
+the interpreter's allocated memory blocks (``sys.getallocatedblocks``, about
+0.1 ms: counting the frozen objects, ``gc.get_freeze_count``, walks them all
+and costs as much as the sweep itself); every ``sweep_every`` runs it is
+measured again, and a heap more than twice the last sweep's is swept at
+once, so memory stays within twice the live heap however the garbage comes.
 
 Automatic collection is off while a run goes on: the run's garbage is
 collected at the fixed points only (no young collection part-way through a
@@ -38,11 +39,12 @@ are young ones that cover them all (``_covering``).
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Callable
 
 
 #: Runs between full collections of the garbage made between runs (at first; see the module), and
-#: between two counts of the frozen heap. A full collection costs 30 to 200 ms as the heap grows.
+#: between two measures of the heap. A full collection costs 30 to 200 ms as the heap grows.
 SWEEP_EVERY = 2_000
 
 #: At most this many times ``sweep_every`` runs between two sweeps, however little they find.
@@ -60,7 +62,7 @@ class GarbagePolicy:
         self.runs_since_sweep = 0
         #: Runs from one sweep to the next (a multiple of ``sweep_every``: it doubles while sweeps find little).
         self.gap = sweep_every
-        #: Objects frozen just after the last sweep (the live heap then; 0 before the first).
+        #: The heap just after the last sweep, in allocated memory blocks (0 before the first).
         self.swept_heap = 0
         #: Sessions that keep the heap frozen between runs, and runs going on (a run may hold another).
         self.holding = 0
@@ -73,10 +75,12 @@ class GarbagePolicy:
         if self.runs_since_sweep % self.sweep_every == 0 and not self.running and self._sweep_due():
             # (never in a run inside a run: the outer run's garbage is collected at its own end)
             self.runs_since_sweep = 0
+            before = sys.getallocatedblocks()
             gc.unfreeze()
-            found = gc.collect()
+            gc.collect()
             gc.freeze()
-            self._learn(found, gc.get_freeze_count())
+            after = sys.getallocatedblocks()
+            self._learn(before - after, after)
         else:
             if self.holding and not self.running:  # (a run inside a run: the outer run's objects are its own)
                 # Inside a session the heap stays frozen between runs: what is not frozen was made since
@@ -91,16 +95,16 @@ class GarbagePolicy:
 
     def _sweep_due(self) -> bool:
         """Whether this run (one of every ``sweep_every``) sweeps: ``gap`` runs have gone since the last
-        sweep, or the frozen heap has more than doubled since (counted only then: a walk of the heap)."""
-        return self.runs_since_sweep >= self.gap or gc.get_freeze_count() > 2 * self.swept_heap
+        sweep, or the heap has more than doubled since."""
+        return self.runs_since_sweep >= self.gap or sys.getallocatedblocks() > 2 * self.swept_heap
 
-    def _learn(self, found: int, heap: int) -> None:
-        """After a sweep that found ``found`` unreachable objects and left ``heap`` alive: a sweep that found
-        under an eighth of the heap doubles the gap to the next one (up to ``MAX_STRETCH`` times
-        ``sweep_every``); one that found more than a quarter brings it back to ``sweep_every``."""
-        if found * 8 <= heap:
+    def _learn(self, freed: int, heap: int) -> None:
+        """After a sweep that freed ``freed`` memory blocks and left ``heap``: a sweep that freed under an
+        eighth of the heap doubles the gap to the next one (up to ``MAX_STRETCH`` times ``sweep_every``);
+        one that freed more than a quarter brings it back to ``sweep_every``."""
+        if freed * 8 <= heap:
             self.gap = min(2 * self.gap, MAX_STRETCH * self.sweep_every)
-        elif found * 4 > heap:
+        elif freed * 4 > heap:
             self.gap = self.sweep_every
         self.swept_heap = heap
 
