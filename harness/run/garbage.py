@@ -5,8 +5,8 @@ Deferred" the subject left behind is logged, and recorded, in the run that
 made it. Collecting the whole heap every run would cost 5 to 50 ms; the
 policy freezes every object that predates the run, so the collection at its
 end scans only what the run made (deterministic, and about 0.1 ms). Cyclic
-garbage made between runs (Hypothesis's bookkeeping) would stay frozen, so
-every ``sweep_every`` runs one full collection sweeps it.
+garbage among frozen objects is left to a full collection now and then,
+the sweep (below).
 
 Inside a run session (a campaign), the heap stays frozen between runs, and
 what was made since the last run began (its record, the campaign's work
@@ -16,8 +16,9 @@ campaign about 120 objects a run did, so that every sweep scanned five
 times the live heap).
 
 The sweep (``unfreeze`` and a full collection, 30 to 200 ms as the heap
-grows) has one job: cyclic garbage among frozen objects, alive when a run
-froze them and dropped later. A campaign makes next to none (a sweep after
+grows, made as a run begins, never in a run inside a run) has one job:
+cyclic garbage among frozen objects, alive when a run froze them and
+dropped later. A campaign makes next to none (a sweep after
 2,000 examples finds 0 to 50 objects in a heap of 150,000), so each sweep
 that frees under an eighth of the heap doubles the runs until the next one
 (up to ``MAX_STRETCH`` times ``sweep_every``), and one that frees more than a
@@ -69,8 +70,8 @@ class GarbagePolicy:
         self.running = 0
 
     def isolate(self) -> bool:
-        """Before a run: freeze every object that predates it (after a full sweep every ``sweep_every`` runs),
-        and turn automatic collection off; return whether it was on (``release`` takes it)."""
+        """Before a run: freeze every object that predates it (after a sweep, when one is due: see the
+        module), and turn automatic collection off; return whether it was on (``release`` takes it)."""
         self.runs_since_sweep += 1
         if self.runs_since_sweep % self.sweep_every == 0 and not self.running and self._sweep_due():
             # (never in a run inside a run: the outer run's garbage is collected at its own end)
