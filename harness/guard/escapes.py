@@ -51,6 +51,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, NamedTuple
 
+from harness.guard.forks import FORKS
+
 try:  # CPython's C module behind ``signal``: the same handlers, without ``signal``'s enum conversion of each
     _signal: Any = importlib.import_module("_signal")
 except ImportError:  # another Python: the public functions do the same, a little slower
@@ -219,6 +221,8 @@ class EscapeGuard:
         self.installed = False
         self._thread = threading.get_ident()
         self._pid = os.getpid()
+        #: ``FORKS[0]`` when ``_pid`` was read: the pid is read again only in a process forked since.
+        self._forks = FORKS[0]
         self._streams: dict[str, Any] = {}
         self._restore: list[Callable[[], None]] = []
         #: The process state the armed run began with (``_keep_process_state``), put back by ``disarm``.
@@ -245,7 +249,7 @@ class EscapeGuard:
     def install(self) -> None:
         """Patch the refused functions (they pass calls through until ``arm``); undone by ``uninstall``."""
         self._thread = threading.get_ident()
-        self._pid = os.getpid()
+        self._pid, self._forks = os.getpid(), FORKS[0]
         try:
             reactor = _global_reactor()
             for name, fix in REACTOR_METHODS.items():
@@ -270,7 +274,8 @@ class EscapeGuard:
         self.escaped = None
         self.explanation = ""
         self._thread = threading.get_ident()
-        self._pid = os.getpid()
+        if FORKS[0] != self._forks:  # installed in the process this one was forked from (through Python)
+            self._pid, self._forks = os.getpid(), FORKS[0]
         self._streams = {"stdout": sys.stdout, "stderr": sys.stderr}
         if len(sys.modules) != self._modules:  # modules imported since: a name they bound is patched too
             self._patch_sites()
@@ -309,7 +314,9 @@ class EscapeGuard:
             if self.escaped is None:
                 self.escaped = f"sys.{name}.close" if original is not self._streams[name] else f"sys.{name} = ..."
                 self.explanation = f"a subject must not close or replace sys.{name}: the harness reports through it"
-        self.check()
+        # (``check`` without its fork test: the runner calls ``disarm`` next, whatever happens, which makes it)
+        if self.escaped is not None:
+            raise Escaped(self.escaped)
 
     def _leave_if_forked(self) -> None:
         """A process forked out of the run (by code the patches missed) ends here, before any campaign code."""
