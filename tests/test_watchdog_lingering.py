@@ -133,3 +133,10 @@ def test_a_hang_after_lingering_runs_is_caught_within_the_limit_and_leaves_no_ti
             run_schedule(robust_targets.spinning, THREE, timeout_s=0.3)
         assert 0.3 <= time.monotonic() - started < 0.3 + REPEAT_S + 5  # (load: generous)
         assert signal.getitimer(signal.ITIMER_REAL) == OFF  # went off: cleared, not lingering
+
+
+def test_a_run_without_a_limit_clears_the_lingering_timer() -> None:
+    with RunSession() as session:
+        run_schedule(robust_targets.counting, ONE, timeout_s=30)
+        run_schedule(robust_targets.counting, ONE, timeout_s=None)
+        assert signal.getitimer(signal.ITIMER_REAL) == OFF and not session.dog._lingering
