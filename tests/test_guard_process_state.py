@@ -79,20 +79,24 @@ def _kept_anyway() -> Iterator[None]:
 
 
 def _mismatches(tmp: str, runs: int = 200) -> int:
-    guard = EscapeGuard()  # (arm and disarm alone: the process state, nothing patched)
+    guard = EscapeGuard()
     rng = Random(7)
     wrong = 0
-    with _kept_anyway():
-        for _ in range(runs):
-            if rng.random() < 0.2:  # the campaign's own change between runs: it stays
-                signal.signal(_SIGNALS[0], rng.choice([signal.SIG_IGN, signal.SIG_DFL]))
-            before = _state()
-            guard.arm()
-            try:
-                _change(rng, tmp)
-            finally:
-                guard.disarm()
-            wrong += _state() != before
+    guard.install()  # (arming alone would patch names bound since, which only uninstall undoes)
+    try:
+        with _kept_anyway():
+            for _ in range(runs):
+                if rng.random() < 0.2:  # the campaign's own change between runs: it stays
+                    signal.signal(_SIGNALS[0], rng.choice([signal.SIG_IGN, signal.SIG_DFL]))
+                before = _state()
+                guard.arm()
+                try:
+                    _change(rng, tmp)
+                finally:
+                    guard.disarm()
+                wrong += _state() != before
+    finally:
+        guard.uninstall()
     return wrong
 
 
