@@ -139,3 +139,25 @@ def _deleted_clock_left_deleted(kept: Any) -> None:
 def test_the_comparison_catches_a_wrong_restore(mutant, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(escapes, "_put_back_process_state", MUTANTS[mutant])
     assert _mismatches(str(tmp_path)) > 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX fork")
+def test_a_guard_armed_in_a_child_forked_through_python_takes_the_child_s_pid() -> None:
+    # ``arm`` reads the pid again only when harness.guard.forks counted a fork since (mutant: never): with the
+    # parent's pid kept, the child's own run would pass refused calls through and leave at its disarm.
+    guard = EscapeGuard()
+    guard.install()
+    try:
+        pid = os.fork()  # (patched, passed through: not armed)
+        if pid == 0:  # pragma: no cover - the child
+            code = 3
+            try:
+                guard.arm()
+                guard.disarm()  # a stale pid: the child would leave here, with 0
+                code = 7 if guard._pid == os.getpid() else 5
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 7
+    finally:
+        guard.uninstall()
