@@ -21,6 +21,12 @@ the queue sweep it replaced); the cancel that fired as promised settled without
 the walk (``cancellation._fired_as_promised``); the foreign firings tested before
 the regular expressions (compared with the expressions alone). Each mutant test
 at the end plants a wrong shortcut and requires the comparison to catch it.
+
+The fifth round added: the firings no own attempt vouches for, kept by the facts
+pass for ``errors.propagate`` (compared with ``_doubtful_walk``, the walk over the
+firings after the pass, on the catalog and hand-made traces); the records the pass
+makes without their constructors (the plain pass below uses them); the cancellation
+checks reading a target-wide promise once. Four more mutants.
 """
 
 from __future__ import annotations
