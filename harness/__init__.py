@@ -29,6 +29,7 @@ from harness.run.runner import Run, TargetHung, run_schedule
 from harness.model.schedule import Call, Cancel, ClockPolicy, JobSpec, Jump, Schedule, ScheduleError, Start, Stop, Submit
 from harness.search.shard import Shard
 from harness.model.menu import Menu
+from harness.model.user_fail import InvariantFailed
 from harness.search.strategies import job_specs, schedules
 from harness.model.target import Target, load_target
 from harness.model.trace import Event, Trace, format_ms
@@ -56,6 +57,7 @@ __all__ = [
     "HarnessError",
     "InjectedError",
     "Invariant",
+    "InvariantFailed",
     "INVARIANTS",
     "Job",
     "job_specs",

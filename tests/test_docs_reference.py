@@ -25,7 +25,7 @@ def test_invariants_page_lists_every_invariant_in_report_order() -> None:
     listed = [name for name in table_names("invariants.md") if "." in name]
     builtin = [invariant.name for invariant in INVARIANTS if invariant.name != "user"]
     assert [name for name in listed if name in builtin] == builtin
-    assert "user.<name>" in listed and set(listed) - set(builtin) == {"user.<name>", "harness.hang", "harness.livelock"}
+    assert "user.<name>" in listed and set(listed) - set(builtin) == {"user.<name>", "harness.hang", "harness.livelock", "harness.nondeterministic"}
 
 
 def test_cli_page_lists_every_command_and_fuzz_option() -> None:

@@ -10,12 +10,28 @@ whatever ``key_limit`` says; a caller of a shared subject that is really lost is
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable
 
+import pytest
+from hypothesis import strategies as st
 from twisted.internet import defer
 
-from harness import CampaignConfig, JobSpec, Schedule, Submit, Target, check, run_campaign, run_schedule
-from scenarios.single_flight import SingleFlight, single_flight
+from harness import (
+    Call,
+    CampaignConfig,
+    JobSpec,
+    Operation,
+    Schedule,
+    Submit,
+    Target,
+    TargetError,
+    check,
+    run_campaign,
+    run_schedule,
+)
+from harness.store.judged import checked_names
+from scenarios.single_flight import SingleFlight, caches_failures_flight, single_flight
 
 #: Overlapping executions of one key allowed (as the review's debouncer needs).
 overlapping = dataclasses.replace(single_flight, key_limit=100)
@@ -65,3 +81,71 @@ def test_both_ways_over_a_campaign(tmp_path) -> None:
     assert [f.record.message for f in clean.findings] == [] and clean.examples == 1500
     caught = _campaign(forgetful, "forgetful flight", 1500, tmp_path)
     assert [f.record.invariant for f in caught.findings] == ["completion.deadline"]
+
+
+# -- docs/reviews/outside-user-2.md F9: executions of one key that overlap without bound ---------------------
+
+
+class InvalidatingFlight(SingleFlight):
+    """A single-flight cache with ``invalidate(key)`` (Synapse's ``DeferredCache.invalidate``): the running
+    execution is dropped from the cache, its callers still get its outcome, and the next caller starts a
+    new one beside it. Repeated, any number of executions of a key overlap."""
+
+    def invalidate(self, key: Any) -> None:
+        self._flights.pop(key, None)
+
+
+def _invalidating(**promises: Any) -> Target:
+    return Target(
+        build=InvalidatingFlight, keys=2, shared=True, cancellable="detach",
+        operations={"invalidate": Operation(lambda subject, key: subject.invalidate(key), args=(st.integers(0, 1),))},
+        **promises,
+    )
+
+
+unbounded = _invalidating(key_limit=math.inf)
+
+#: Three executions of key 0 running at once at 20ms: each caller after an invalidate starts a new one.
+THREE_OVERLAP = Schedule(ops=(
+    Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=100), key=0),
+    Call(at_ms=10, operation="invalidate", args=(0,)),
+    Submit(at_ms=10, job=1, spec=JobSpec(kind="succeed", after_ms=100), key=0),
+    Call(at_ms=20, operation="invalidate", args=(0,)),
+    Submit(at_ms=20, job=2, spec=JobSpec(kind="succeed", after_ms=100), key=0),
+    Submit(at_ms=30, job=3, key=0),  # joins the third execution
+))
+
+
+def test_an_unbounded_key_limit_lets_executions_of_a_key_overlap() -> None:
+    assert unbounded.keyed_limit is None
+    assert "concurrency.key_limit" not in checked_names(unbounded)
+    assert check(run_schedule(unbounded, THREE_OVERLAP)) == []
+
+
+def test_a_bounded_key_limit_still_fires_on_the_same_overlap() -> None:
+    for promises in ({}, {"key_limit": 2}):  # shared alone means 1
+        [violation] = check(run_schedule(_invalidating(**promises), THREE_OVERLAP))
+        assert violation.invariant == "concurrency.key_limit", promises
+        assert "of key 0 running" in violation.message
+
+
+def test_the_global_limit_is_still_judged_beside_an_unbounded_key_limit() -> None:
+    [violation] = check(run_schedule(_invalidating(key_limit=math.inf, limit=2), THREE_OVERLAP))
+    assert violation.invariant == "concurrency.limit" and "3 jobs running" in violation.message
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "16", True, float("nan"), -math.inf])
+def test_a_bad_key_limit_is_refused_naming_math_inf(bad: Any) -> None:
+    with pytest.raises(TargetError, match=r"Target key_limit must be a positive integer, math.inf \(no bound"):
+        _invalidating(key_limit=bad)
+
+
+def test_unbounded_both_ways_over_a_campaign(tmp_path) -> None:
+    clean = _campaign(unbounded, "invalidating flight key_limit inf", 1500, tmp_path)
+    assert [f.record.message for f in clean.findings] == [] and clean.examples == 1500
+    bounded = _campaign(_invalidating(), "invalidating flight key_limit 1", 1500, tmp_path)
+    assert [f.record.invariant for f in bounded.findings] == ["concurrency.key_limit"]
+    # A shared subject's real bug is still caught with the key limit unbounded.
+    stale = dataclasses.replace(caches_failures_flight, key_limit=math.inf)
+    caught = _campaign(stale, "caches failures, key_limit inf", 1500, tmp_path)
+    assert [f.record.invariant for f in caught.findings] == ["sharing.joined"]

@@ -80,3 +80,14 @@ def test_nondeterminism_message_is_in_the_troubleshooting_page() -> None:
     section = PAGE.read_text()
     assert "is nondeterministic: the same schedule gave two different traces, first differing at event" in section
     assert NONDETERMINISTIC_FIX.split(" (")[0] in section
+
+
+def test_the_saved_nondeterministic_schedule_is_in_the_troubleshooting_page(tmp_path, monkeypatch) -> None:
+    from harness import CampaignConfig, NondeterministicTarget, run_campaign
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(NondeterministicTarget) as caught:
+        run_campaign(robust_targets.counting, "robust_targets:counting", CampaignConfig(seed=1, report_dir="reports"))
+    ending = str(caught.value).split("; ")[-1]
+    assert ending.startswith("the schedule is saved: watch the two runs part with harness replay reports/nondeterministic/")
+    assert ending.rsplit("/", 1)[0] + "/<id>.json" in PAGE.read_text()

@@ -16,14 +16,15 @@ import sys
 from harness.model.trace import counted
 from harness.cli.exits import EXIT_CLEAN, EXIT_VIOLATION
 from harness.cli.fuzz import check_distinct, check_writable
-from harness.model.target import load_target
+from harness.model.target import Target, load_target
 from harness.model.trace import one_line
 from harness.output.junit import junit_from_summary
 from harness.output.merge import merge_files
 from harness.output.report import load_inputs, write_report
 from harness.output.summary import write_json
 from harness.output.timeline import CONTEXT, render_schedule, render_trace
-from harness.search.verdict import UNFINISHED, check_deterministic, divergence
+from harness.search.nondeterminism import run_twice
+from harness.search.verdict import NONDETERMINISTIC, NONDETERMINISTIC_FIX, UNFINISHED, check_deterministic, divergence
 from harness.search.verdict import replay as replay_record
 from harness.store import failure_file
 from harness.store.files import write_atomic
@@ -35,8 +36,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     record = failure_file.load(args.file)
     source = f"failure file {args.file!r}"
     target = load_target(record.target)
-    check_judged(record, target, source, also=UNFINISHED)
+    check_judged(record, target, source, also=(*UNFINISHED, NONDETERMINISTIC))
     print(f"harness: replaying {one_line(args.file)} against {record.target}\n", flush=True)
+    if record.invariant == NONDETERMINISTIC:
+        return _replay_nondeterministic(args, record, target)
     run, violations = replay_record(target, record, source, args.example_timeout)
     failing = [v for v in violations if v.invariant == record.invariant]
     # A run that did not finish fails whatever the file recorded: it is not fixed.
@@ -67,6 +70,29 @@ def cmd_replay(args: argparse.Namespace) -> int:
             f"reproduced, but the trace diverged from the saved one at {divergence(saved, run.trace.lines())} "
             "(saved, then now): the target or the harness changed since the file was saved"
         )
+    return EXIT_VIOLATION
+
+
+def _replay_nondeterministic(args: argparse.Namespace, record: failure_file.FailureRecord, target: Target) -> int:
+    """Run a schedule saved by a nondeterminism error twice and show where the runs part: exit 1 while they
+    do, 0 once they agree (the file's message says how they differed when it was saved)."""
+    twice = run_twice(target, record, f"failure file {args.file!r}", args.example_timeout)
+    print(render_schedule(record.schedule))
+    event = twice.event
+    marked = () if event is None else (event,)
+    hint = f"the saved trace: harness show {shlex.quote(args.file)}"
+    for name, run in (("first", twice.first), ("second", twice.second)):
+        print(f"\n{name} run (>> marks where the two runs part):" if marked else f"\n{name} run:")
+        print(render_trace(run.trace, marked, around=CONTEXT, hint=hint))
+    print()
+    difference = twice.difference()
+    if difference is None:
+        print(
+            "no longer nondeterministic: the same schedule gave the same trace and verdict twice "
+            f"(when it was saved: {one_line(record.message)})"
+        )
+        return EXIT_CLEAN
+    print(f"still nondeterministic: {one_line(difference)}; {NONDETERMINISTIC_FIX}")
     return EXIT_VIOLATION
 
 
@@ -113,7 +139,10 @@ def cmd_merge(args: argparse.Namespace) -> int:
         if worker["crashed"]:
             print(f"\na worker crashed with {one_line(str(worker['crashed']))} (seed {worker['seed']})")
     count = len(merged["failures"])
-    verdict = f"{count} failure{'' if count == 1 else 's'}" if count else "no violations"
+    if merged["error"] is not None:
+        print(f"\nerror: {one_line(str(merged['error']))}")
+    clean = "no violations" if merged["error"] is None else "no violation found before the error"
+    verdict = f"{count} failure{'' if count == 1 else 's'}" if count else clean
     print(
         f"\n{verdict}; {counted(merged['examples'], 'example')} in {merged['elapsed_seconds']:.1f}s "
         f"({merged['examples_per_second']:.0f}/s); outcome {merged['outcome']}; stopped by {merged['stopped_by']}"

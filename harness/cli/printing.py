@@ -108,7 +108,9 @@ def print_summary(result: CampaignResult) -> None:
     """The last line of a campaign: the verdict, the examples and their rate, why it stopped, the seed."""
     rate = result.examples_per_second
     failures = len(result.findings)
-    verdict = f"{failures} failure{'' if failures == 1 else 's'}" if failures else "no violations"
+    # After an error (its line follows) "no violations" would read as a verdict: the error may be the finding.
+    clean = "no violations" if result.error is None else "no violation found before the error"
+    verdict = f"{failures} failure{'' if failures == 1 else 's'}" if failures else clean
     if result.interrupted:
         verdict = "interrupted; " + verdict
     workers = worker_reports(result)

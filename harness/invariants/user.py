@@ -3,7 +3,8 @@
 The runner calls each function in ``Target.invariants`` with the finished run
 (while the subject is still alive) and records an ``AssertionError`` as a
 ``user.fail`` event; this turns those events into violations named
-``user.<function name>``.
+``user.<function name>``, marking the events an ``InvariantFailed`` named
+(else the ``user.fail`` event itself).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from harness.model.target import Target
 from harness.model.trace import EventKind
+from harness.model.user_fail import parse_fail
 from harness.invariants.base import Invariant, Violation
 from harness.run.facts import facts_of
 
@@ -39,6 +41,6 @@ class UserInvariants(Invariant):
         found = []
         for index in facts.of_kind(EventKind.USER_FAIL):
             event = facts.events[index]
-            function, _, message = event.detail.partition(": ")
-            found.append(Violation(f"user.{function}", message, (index,), (), event.t_us))
+            function, message, events = parse_fail(event.detail, index)  # the events an InvariantFailed named
+            found.append(Violation(f"user.{function}", message, events, (), event.t_us))
         return found

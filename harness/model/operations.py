@@ -8,6 +8,12 @@ declares such calls; schedules then draw them as timed ``Call`` operations
 JSON-plain values, so the call can be saved in a failure file and replayed).
 A call that raises, or whose returned Deferred fails, breaks
 ``errors.operation`` unless its exception type is listed in ``raises``.
+
+An operation that suspends progress (``pause()`` of a producer, a
+cooperative task, a maintenance mode) declares ``suspends``: the name of the
+operation that resumes it, or True when nothing but the end of the run
+does. A job left unfinished at the drain because a suspension was still in
+force (not yet resumed) is not stranded: ``harness.run.suspensions``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ class Operation:
     call: Callable[..., Any]
     args: tuple[st.SearchStrategy[Any], ...] = ()
     raises: tuple[type[BaseException], ...] = ()
+    #: The operation that resumes the progress this one suspends (``"resume"``), True if none does, False
+    #: (default) if it suspends nothing. Each resume call ends the latest suspension still in force.
+    suspends: bool | str = False
 
     def __post_init__(self) -> None:
         if not callable(self.call):
@@ -36,6 +45,11 @@ class Operation:
             raise TargetError(f"Operation args must be a tuple of Hypothesis strategies, got {self.args!r}")
         if not isinstance(self.raises, tuple) or not all(isinstance(t, type) and issubclass(t, BaseException) for t in self.raises):
             raise TargetError(f"Operation raises must be a tuple of exception types, got {self.raises!r}")
+        if not isinstance(self.suspends, (bool, str)) or (isinstance(self.suspends, str) and not self.suspends.isidentifier()):
+            raise TargetError(
+                f"Operation suspends must be the name of the operation that resumes it (such as 'resume'), True "
+                f"(nothing resumes it but the end of the run) or False, got {self.suspends!r}"
+            )
 
 
 def operation_table(operations: Mapping[str, Operation | Callable[..., Any]]) -> dict[str, Operation]:
@@ -49,4 +63,12 @@ def operation_table(operations: Mapping[str, Operation | Callable[..., Any]]) ->
         if name in ("submit", "cancel", "stop", "start"):
             raise TargetError(f"Target operation {name!r} would shadow the harness's own {name}; name it otherwise")
         table[name] = op if isinstance(op, Operation) else Operation(op)
+    for name, op in table.items():
+        resume = op.suspends
+        if isinstance(resume, str) and (resume not in table or resume == name):
+            known = ", ".join(other for other in table if other != name) or "none"
+            raise TargetError(
+                f"Target operation {name!r} suspends until {resume!r}, which is not another of its operations "
+                f"(declared: {known}); name the operation that resumes it, or suspends=True if none does"
+            )
     return table

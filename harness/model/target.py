@@ -85,7 +85,9 @@ class Target:
     (see the invariants reference in the documentation). ``menu`` says what
     schedules contain, apart from the promises: a ``Menu``, or a dict of
     ``Menu`` fields to change in ``Menu.derived(target)``
-    (``menu={"canceller_raises": True}``).
+    (``menu={"canceller_raises": True}``). ``key_limit`` is a positive
+    integer, ``math.inf`` (no bound: with ``shared``, executions of one key
+    may overlap without limit) or None (none declared: 1 with ``shared``).
     """
 
     build: Callable[[IReactorTime], Any]
@@ -95,7 +97,8 @@ class Target:
     order: str | None = None
     # keys: each job is submitted under a key from range(keys); order and "stuck" are judged per key
     keys: int | None = None
-    key_limit: int | None = None
+    # math.inf: no bound (a shared subject whose executions of one key may overlap without limit)
+    key_limit: int | float | None = None
     shared: bool = False
     cache_ms: int | None = None
     # cancellation
@@ -137,10 +140,17 @@ class Target:
             raise TargetError(f"Target build must be callable (clock -> subject), got {self.build!r}")
         if self.kind not in KINDS:
             raise TargetError(f"Target kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
-        for name in ("limit", "timeout_ms", "interval_ms", "deadline_ms", "keys", "key_limit", "cache_ms"):
+        for name in ("limit", "timeout_ms", "interval_ms", "deadline_ms", "keys", "cache_ms"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise TargetError(f"Target {name} must be a positive integer or None, got {value!r}")
+        if self.key_limit is not None and self.key_limit != math.inf and (
+            not isinstance(self.key_limit, int) or isinstance(self.key_limit, bool) or self.key_limit < 1
+        ):
+            raise TargetError(
+                f"Target key_limit must be a positive integer, math.inf (no bound: executions of one key may overlap "
+                f"without limit) or None (none declared: 1 with shared=True), got {self.key_limit!r}"
+            )
         if self.retries is not None and (not isinstance(self.retries, int) or self.retries < 0):
             raise TargetError(f"Target retries must be a non-negative integer or None, got {self.retries!r}")
         if callable(self.cancellable):
@@ -273,9 +283,10 @@ class Target:
 
     @property
     def keyed_limit(self) -> int | None:
-        """At most how many attempts of one key may run at once: ``key_limit``, else 1 when shared."""
+        """At most how many attempts of one key may run at once: ``key_limit``, else 1 when shared; None
+        for no bound (none declared and not shared, or ``key_limit=math.inf``)."""
         if self.key_limit is not None:
-            return self.key_limit
+            return None if self.key_limit == math.inf else int(self.key_limit)
         return 1 if self.shared else None
 
     @functools.cached_property

@@ -9,7 +9,11 @@ subject: without the cancelled jobs (a job that then finishes was stranded
 by a cancel; only a cancel that came before the job's Deferred fired counts:
 a later one is a no-op and is never blamed), then with every failing behaviour turned into a success (one
 that then finishes was stranded by a failure); what is left is a deadlock or
-starvation. Taking a cancelled job out also takes out what it did before its
+starvation. First of all, when a suspension declared by an operation
+(``Operation(suspends=...)``) is still in force at the drain, it replays
+without those suspending calls: a job that then finishes was held back on
+purpose, and is excused (``harness.run.suspensions``); the other replays
+are then made with them taken out. Taking a cancelled job out also takes out what it did before its
 cancel: a job that also finishes once only the cancelled jobs' failing
 behaviours succeed (their cancels kept) was stranded by that failure (a raise
 that escaped before the cancel), not by the cancel.
@@ -30,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from harness.model.schedule import Op, Schedule, Start, Submit
 from harness.run.facts import facts_of, stranded_jobs
+from harness.run.suspensions import lifted
 
 if TYPE_CHECKING:
     from harness.run.runner import Run
@@ -42,6 +47,9 @@ class Cause(StrEnum):
     CANCEL = "cancel"
     #: It finishes once failing jobs succeed instead: a failure poisoned the subject.
     FAILURE = "failure"
+    #: It finishes once the suspending calls still in force at the drain are taken out: the subject was
+    #: paused on purpose (``Operation(suspends=...)``, ``harness.run.suspensions``); excused.
+    SUSPENDED = "suspended"
     #: Neither replay lets it finish: a deadlock or starvation.
     NONE = "none"
 
@@ -92,14 +100,18 @@ def _causes(run: Run, ids: list[int]) -> dict[int, Cause]:
     cancelled = _effectively_cancelled(run)
     remaining = set(ids)
     causes: dict[int, Cause] = {}
-    for cause, counterfactual in ((Cause.CANCEL, _without_cancelled(schedule, cancelled)), (Cause.FAILURE, _healed(schedule))):
+    unsuspended = lifted(run.target, schedule)  # the suspensions in force at the drain taken out
+    counterfactuals = [(Cause.SUSPENDED, unsuspended)]
+    schedule = unsuspended or schedule  # the other causes are judged with the subject not held back
+    counterfactuals += [(Cause.CANCEL, _without_cancelled(schedule, cancelled)), (Cause.FAILURE, _healed(schedule))]
+    for cause, counterfactual in counterfactuals:
         if counterfactual is None or not remaining:
             continue
         replay = run_schedule(run.target, counterfactual)
         still = set(stranded_jobs(facts_of(replay), run.target))
         freed = remaining - still
         if cause is Cause.CANCEL and freed:
-            freed -= _freed_by_healing_cancelled(run, freed, cancelled)
+            freed -= _freed_by_healing_cancelled(run, schedule, freed, cancelled)
         for job in sorted(freed):
             causes[job] = cause
         remaining -= freed
@@ -122,11 +134,12 @@ def _effectively_cancelled(run: Run) -> set[int]:
     }
 
 
-def _freed_by_healing_cancelled(run: Run, jobs: set[int], cancelled: set[int]) -> set[int]:
-    """Which of ``jobs`` also finish when only the cancelled jobs' failing behaviours succeed (cancels kept)."""
+def _freed_by_healing_cancelled(run: Run, schedule: Schedule, jobs: set[int], cancelled: set[int]) -> set[int]:
+    """Which of ``jobs`` also finish when only the cancelled jobs' failing behaviours succeed in ``schedule``
+    (the run's, its suspensions in force lifted; cancels kept)."""
     from harness.run.runner import run_schedule
 
-    healed = _healed(run.schedule, cancelled)
+    healed = _healed(schedule, cancelled)
     if healed is None:
         return set()
     replay = run_schedule(run.target, healed)

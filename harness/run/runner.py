@@ -50,6 +50,7 @@ from harness.guard.watchdog import DEFAULT_TIMEOUT_S, Expired, Watchdog
 from harness.model.schedule import Call, Cancel, Jump, Op, Schedule, Start, Submit
 from harness.model.target import Target
 from harness.model.trace import EventKind, Trace, format_ms, one_line
+from harness.model.user_fail import fail_detail
 from harness.run.checks import check_schedule
 from harness.run.diagnosis import Diagnosis
 from harness.run.clock import MAX_ROUNDS_PER_INSTANT, FaultClock, Livelock, call_name
@@ -420,8 +421,9 @@ def _release(run: Run, observer: LogRecorder) -> None:
         run.phase, run.detail = "invariant", name
         try:
             invariant(run)
-        except AssertionError as exc:
-            trace.record(EventKind.USER_FAIL, detail=f"{name}: {one_line(mask_addresses(str(exc))) or 'assertion failed'}")
+        except AssertionError as exc:  # an InvariantFailed names the events it is about (harness.model.user_fail)
+            text = one_line(mask_addresses(str(exc)))
+            trace.record(EventKind.USER_FAIL, detail=fail_detail(name, exc, len(trace), text))
         except ABORTS + (KeyboardInterrupt,):
             raise
         except BaseException as exc:

@@ -54,6 +54,7 @@ from harness.run.session import RunSession
 from harness.search.clock_causes import needs_note, tame_clock
 from harness.search.arguments import shrink_arguments
 from harness.search.coverage_feedback import tracer_for
+from harness.search.nondeterminism import keep_schedule
 from harness.model.schedule import MAX_DEPTH, Schedule
 from harness.search.shard import round_seed
 from harness.search.shrink import shrink_schedule
@@ -235,6 +236,8 @@ def run_campaign(
         result.stopped_by = StopReason.INTERRUPT
     except HarnessError as exc:
         result.elapsed_s = time.monotonic() - search.started
+        if isinstance(exc, NondeterministicTarget):
+            keep_schedule(exc, target_spec, seed, config.report_dir)  # before the message is recorded
         stopped_by_error(result, exc)
         raise
     result.shrinking = False
@@ -549,7 +552,9 @@ class _Search:
         if not same:
             raise NondeterministicTarget(
                 f"target {self.spec!r} is nondeterministic: a schedule that broke {found.invariant} passed when "
-                f"run again with the same trace; {NONDETERMINISTIC_FIX}"
+                f"run again with the same trace; {NONDETERMINISTIC_FIX}",
+                schedule,
+                first,
             )
         if needs:
             same[0] = replace(same[0], message=same[0].message + needs_note(needs))

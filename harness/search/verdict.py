@@ -27,6 +27,9 @@ HANG = "harness.hang"
 LIVELOCK = "harness.livelock"
 #: The pseudo-invariants a run that did not finish breaks.
 UNFINISHED = (HANG, LIVELOCK)
+#: The pseudo-invariant of a schedule saved because it showed the target nondeterministic
+#: (``harness.search.nondeterminism``): ``harness replay`` runs it twice.
+NONDETERMINISTIC = "harness.nondeterministic"
 
 #: What a nondeterministic target does wrong and how to fix it, for messages.
 NONDETERMINISTIC_FIX = (
@@ -38,7 +41,19 @@ NONDETERMINISTIC_FIX = (
 
 
 class NondeterministicTarget(HarnessError):
-    """The same schedule gave two different traces: the target reads state the harness does not control."""
+    """The same schedule gave two different traces: the target reads state the harness does not control.
+
+    ``schedule`` is the schedule that showed it, ``run`` its first run and
+    ``event`` the index of the first event where the second run parted from it
+    (None when the traces agreed but the verdicts did not); a campaign saves
+    them (``harness.search.nondeterminism``), then drops the run. ``path`` is
+    where the schedule was saved, if it was.
+    """
+
+    def __init__(self, message: str, schedule: Schedule | None = None, run: Run | None = None, event: int | None = None) -> None:
+        super().__init__(message)
+        self.schedule, self.run, self.event = schedule, run, event
+        self.path: str | None = None
 
 
 def judge(target: Target, schedule: Schedule, timeout_s: float | None = DEFAULT_TIMEOUT_S) -> tuple[Run, list[Violation]]:
@@ -56,13 +71,21 @@ def judge(target: Target, schedule: Schedule, timeout_s: float | None = DEFAULT_
     return run, check(run)
 
 
-def replay(target: Target, record: FailureRecord, source: str, timeout_s: float | None = DEFAULT_TIMEOUT_S) -> tuple[Run, list[Violation]]:
+def replay(
+    target: Target,
+    record: FailureRecord,
+    source: str,
+    timeout_s: float | None = DEFAULT_TIMEOUT_S,
+    also: tuple[str, ...] = UNFINISHED,
+) -> tuple[Run, list[Violation]]:
     """Judge a failure file's schedule; an error name or invariant the target does not know is the file's fault.
 
     A file whose invariant the target is not checked for would otherwise replay as
     fixed (the invariant "holds"), and a regression corpus would let the bug back in.
+    ``also`` names the pseudo-invariants the caller judges itself (a hang, a livelock; the
+    nondeterminism a double replay shows, ``harness.search.nondeterminism``).
     """
-    check_judged(record, target, source, also=UNFINISHED)
+    check_judged(record, target, source, also=also)
     unknown = unknown_error(target, record.schedule)
     if unknown is not None:
         job, name = unknown
@@ -96,11 +119,15 @@ def check_deterministic(
         again = hung.run
     if again.trace.events == first.trace.events:  # equal events print as equal lines
         return
-    where = divergence(first.trace.lines(), again.trace.lines())
+    lines, again_lines = first.trace.lines(), again.trace.lines()
+    where = divergence(lines, again_lines)
     if where is not None:
         raise NondeterministicTarget(
             f"target {target_spec!r} is nondeterministic: {what} gave two different traces, "
-            f"first differing at {where}; {NONDETERMINISTIC_FIX}"
+            f"first differing at {where}; {NONDETERMINISTIC_FIX}",
+            schedule,
+            first,
+            first_divergence(lines, again_lines),
         )
 
 

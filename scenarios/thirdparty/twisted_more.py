@@ -295,7 +295,9 @@ class CooperativeJobs:
     """Each job is a ``CooperativeTask`` of one ``Cooperator``: two units of work, then the job.
 
     ``pause_for(ms)`` pauses every task there is and resumes them ``ms`` later: ``pause``
-    nests ("resume must be called an equal number of times"). Cancelling a
+    nests ("resume must be called an equal number of times"). ``pause()`` pauses every task
+    until ``resume()``, which ends the latest pause still in force (declared
+    ``Operation(suspends="resume")``: docs/reviews/outside-user-2.md, F8). Cancelling a
     caller stops its task before the job runs, or cancels the running job's Deferred.
     """
 
@@ -309,6 +311,7 @@ class CooperativeJobs:
         )
         self.tasks: list[task.CooperativeTask] = []
         self.pauses = 0  # pauses in force (for the reader; tasks submitted meanwhile run)
+        self.held: list[list[task.CooperativeTask]] = []  # the tasks each pause() in force paused
 
     def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
         running: list[defer.Deferred[Any]] = []
@@ -351,6 +354,14 @@ class CooperativeJobs:
         paused = [cooperative for cooperative in self.tasks if _quietly(cooperative.pause)]
         self.clock.callLater(ms / 1000, self._resume, paused)
 
+    def pause(self) -> None:
+        self.pauses += 1
+        self.held.append([cooperative for cooperative in self.tasks if _quietly(cooperative.pause)])
+
+    def resume(self) -> None:
+        if self.held:  # a resume with no pause in force does nothing
+            self._resume(self.held.pop())
+
     def _resume(self, paused: list[task.CooperativeTask]) -> None:
         # Resume only the tasks this pause paused: ``pause`` of an ended task raises, but
         # ``resume`` does not check, and would undo the pause the Cooperator itself holds while
@@ -376,6 +387,14 @@ class CooperatorStopOnly(CooperativeJobs):
         self.cooperator.stop()
 
 
+class ResumeForgetsOne(CooperativeJobs):
+    """BUG: ``resume()`` resumes every task its pause paused but the first, which stays paused for ever."""
+
+    def resume(self) -> None:
+        if self.held:
+            self._resume(self.held.pop()[1:])
+
+
 def _quietly(call: Callable[[], None]) -> bool:
     """``pause``/``resume`` of a task that has ended raise: its docstring says ``TaskFinished``
     (``TaskStopped``, ``TaskDone``, ``TaskFailed``), but a task whose Cooperator was stopped
@@ -393,6 +412,21 @@ cooperative_tasks = Target(
     build=CooperativeJobs,
     operations=_PAUSE_FOR,
     description="Twisted's Cooperator.cooperate, one task per job, paused for a while by pause_for(ms)",
+)
+
+#: ``pause()`` until ``resume()``: an operation that suspends progress until another resumes it (F8).
+_PAUSE_RESUME = {"pause": Operation(lambda s: s.pause(), suspends="resume"), "resume": Operation(lambda s: s.resume())}
+
+cooperative_tasks_paused = Target(
+    build=CooperativeJobs,
+    operations=_PAUSE_RESUME,
+    description="Twisted's Cooperator.cooperate, one task per job, paused by pause() until resume()",
+)
+
+cooperative_tasks_resume_forgets_one = Target(
+    build=ResumeForgetsOne,
+    operations=_PAUSE_RESUME,
+    description="the same, whose resume() leaves the first paused task paused: its job never finishes",
 )
 
 cooperative_tasks_cooperator_stop = Target(

@@ -211,7 +211,7 @@ pre { background: var(--soft); border: 1px solid var(--line); border-radius: 6px
 .muted { color: var(--muted); }
 .badge { display: inline-block; padding: 1px 9px; border-radius: 10px; font-weight: 600; font-size: 12.5px;
          color: #fff; vertical-align: middle; }
-.badge.failed, .badge.broken { background: var(--red); }
+.badge.failed, .badge.broken, .badge.error { background: var(--red); }
 .badge.clean, .badge.held { background: var(--green); }
 .badge.interrupted, .badge.unexercised { background: var(--amber); }
 table { border-collapse: collapse; margin: 6px 0 4px; }
@@ -264,7 +264,7 @@ def render_report(summary: dict[str, Any] | None, failures: Sequence[FailureView
     ]
     parts += [f'<div class="note">{escape(note)}</div>' for note in notes]
     parts += _campaign(summary)
-    parts += _failures(failures)
+    parts += _failures(failures, stopped_by_error=bool((summary or {}).get("error")))
     if summary is not None:
         parts += _invariants(summary, failures)
         parts += _faults(summary)
@@ -285,7 +285,7 @@ def write_report(
 
 
 def _outcome(summary: dict[str, Any] | None, failures: Sequence[FailureView]) -> str:
-    shown = (CampaignOutcome.CLEAN, CampaignOutcome.FAILED, CampaignOutcome.INTERRUPTED)
+    shown = (CampaignOutcome.CLEAN, CampaignOutcome.FAILED, CampaignOutcome.ERROR, CampaignOutcome.INTERRUPTED)
     if summary is not None and summary.get("outcome") in shown:
         return str(summary["outcome"])
     return CampaignOutcome.FAILED if failures else CampaignOutcome.CLEAN
@@ -310,6 +310,9 @@ def _campaign(summary: dict[str, Any] | None) -> list[str]:
         ("stopped by", escape(str(summary.get("stopped_by", "")))),
         ("shrink runs", _num(summary.get("shrink_runs"))),
     ]
+    if summary.get("error"):
+        # A nondeterministic target's error ends with the command that replays the schedule that showed it.
+        rows.append(("error", f"<code>{escape(str(summary['error']))}</code>"))
     regressions = summary.get("regressions") or {}
     if regressions.get("directory"):
         rows.append(
@@ -339,10 +342,11 @@ def _campaign(summary: dict[str, Any] | None) -> list[str]:
     return out
 
 
-def _failures(failures: Sequence[FailureView]) -> list[str]:
+def _failures(failures: Sequence[FailureView], stopped_by_error: bool = False) -> list[str]:
     out = ['<section id="failures">', f"<h2>Failures ({len(failures)})</h2>"]
     if not failures:
-        out.append('<p class="muted">No invariant was violated.</p>')
+        before = " before the error that stopped the campaign (above)" if stopped_by_error else ""
+        out.append(f'<p class="muted">No invariant was violated{before}.</p>')
     for view in failures:
         out += _failure(view)
     out.append("</section>")
