@@ -191,3 +191,30 @@ def test_a_fast_pass_with_one_kind_misfiled_is_caught(runs: list[tuple[Schedule,
 def test_a_fault_key_memo_gone_wrong_is_caught(runs: list[tuple[Schedule, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(X._JOB_KEYS, "fail", "job.failed")
     assert any(X.schedule_faults(schedule) != reference_schedule_faults(schedule) for schedule, _ in runs)
+
+
+#: Mutants of ``expose``'s fast paths (source text replaced, compiled beside the real one): each must
+#: give another exposure than the plain pass on some run, or the comparison above could not see it.
+EXPOSE_MUTANTS = {
+    "a job start right after its own submit counts as a wait": (
+        "if job != just_submitted and len(waiting) > peak_waiting:", "if len(waiting) > peak_waiting:"
+    ),
+    "a cancel never finds its job running": ("if key[0] == job:", "if key[0] == -job - 100:"),
+    "periodic work counts as waiting": ("            else:\n                just_submitted = None\n",
+                                        "            else:\n                just_submitted = None\n                waiting.add(job)\n"),
+    "a submit does not note the job it hands over": ("                just_submitted = job\n", "                just_submitted = None\n"),
+}
+
+
+@pytest.mark.parametrize("mutant", sorted(EXPOSE_MUTANTS))
+def test_a_wrong_fast_path_in_expose_is_caught(runs: list[tuple[Schedule, Any]], mutant: str) -> None:
+    import inspect
+    import textwrap
+
+    before, after = EXPOSE_MUTANTS[mutant]
+    source = textwrap.dedent(inspect.getsource(X.expose))
+    assert source.count(before) == 1, f"the mutant's text is gone from expose: {before!r}"
+    namespace = dict(vars(X))
+    exec(compile(source.replace(before, after), "<mutant expose>", "exec"), namespace)
+    wrong = namespace["expose"]
+    assert any(wrong(run.trace.events) != reference_expose(run.trace.events) for _, run in runs)

@@ -21,6 +21,12 @@ the queue sweep it replaced); the cancel that fired as promised settled without
 the walk (``cancellation._fired_as_promised``); the foreign firings tested before
 the regular expressions (compared with the expressions alone). Each mutant test
 at the end plants a wrong shortcut and requires the comparison to catch it.
+
+The fifth round added: the firings no own attempt vouches for, kept by the facts
+pass for ``errors.propagate`` (compared with ``_doubtful_walk``, the walk over the
+firings after the pass, on the catalog and hand-made traces); the records the pass
+makes without their constructors (the plain pass below uses them); the cancellation
+checks reading a target-wide promise once. Four more mutants.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from harness.run.facts import (
     Facts,
     JobFacts,
     _build,
+    _doubtful_walk,
     _filled,
     _hangs,
     _stuck_attempts,
@@ -344,8 +351,11 @@ def _plain_facts(trace, schedule) -> Facts:
 def _same_facts(facts: Facts, trace, schedule) -> str | None:
     """What differs between ``facts`` and the plain pass over the same record (None: nothing)."""
     plain = _plain_facts(trace, schedule)
-    if facts != plain:
-        return "the facts differ from the plain pass"
+    try:
+        if facts != plain:
+            return "the facts differ from the plain pass"
+    except AttributeError as exc:  # a record the pass made without its constructor, a field left unset
+        return f"a record of the facts has a field not set: {exc}"
     if facts.cancelled != plain.cancelled:
         return "the cancelled jobs differ"
     if facts.held is not None:
@@ -450,6 +460,8 @@ def _differences(runs) -> tuple[list[str], Counter[str], Counter[str], int]:
         stranded += bool(expected)
         if outcomes.foreign_firings(facts) != _plain_foreign(facts):
             differences.append(f"{spec}: foreign firings differ")
+        if facts.doubtful != _doubtful_walk(facts):
+            differences.append(f"{spec}: the doubtful firings differ from the walk over the firings")
         for name, inv in by_name.items():
             if not inv.applies(run.target):
                 continue
@@ -673,6 +685,38 @@ def test_the_held_attempts_count_as_the_walk_on_hand_made_traces(events) -> None
     assert (facts.held is None) == (events[3] == events[4])
 
 
+DOUBTFUL_TRACES = [
+        # The later-started attempt ended first with the error: it, the last in start order to end, vouches.
+        [_sub(0), _sub(1), _start(0, kind="fail"), _start(0, n=1, kind="fail"), (500, "job.fail", 0, 1, "ValueError"),
+         (600, "job.finish", 0, 0, ""), (700, "failure", 0, 0, "ValueError: x")],
+        # ... and with another error than the firing's, or finished: doubtful.
+        [_sub(0), _sub(1), _start(0, kind="fail"), _start(0, n=1, kind="fail"), (500, "job.fail", 0, 1, "KeyError"),
+         (600, "job.fail", 0, 0, "ValueError"), (700, "failure", 0, 0, "ValueError: x")],
+        # The last started still runs at the firing: the one before it vouches.
+        [_sub(0), _sub(1), _start(0, kind="fail"), (500, "job.fail", 0, 0, "ValueError"), _start(0, 600, n=1),
+         (700, "failure", 0, 0, "ValueError: x")],
+        # An error name holding a colon, an error with no message, a second firing, a firing of a job not scheduled.
+        [_sub(0), _sub(1), _start(0, kind="fail"), (500, "job.fail", 0, 0, "A:B"), (700, "failure", 0, 0, "A:B: x"),
+         (800, "failure", 0, 0, "KeyError: y"), (900, "result", 5, 0, "'job5.0'")],
+        [_sub(0), _sub(1), _start(0, kind="fail"), (500, "job.fail", 0, 0, "ValueError"), (700, "failure", 0, 0, "ValueError"),
+         (800, "result", 1, 0, "'job1.0'")],
+        # A result after its attempt finished, one before, one of a job that never ran.
+        [_sub(0), _sub(1), _sub(2), _start(0, kind="succeed"), (500, "job.finish", 0, 0, ""), (500, "result", 0, 0, "'job0.0'"),
+         (600, "result", 1, 0, "'job0.0'"), _start(1, 700, kind="succeed"), (800, "job.finish", 1, 0, ""),
+         (900, "failure", 2, 0, "ValueError: z")],
+]
+
+
+@pytest.mark.parametrize("events", DOUBTFUL_TRACES)
+def test_the_doubtful_firings_are_those_of_the_walk_on_hand_made_traces(events) -> None:
+    run = _fifo_run(events)
+    facts = facts_of(run)
+    assert facts.doubtful == _doubtful_walk(facts)
+    assert _same_facts(facts, run.trace, run.schedule) is None
+    inv = _BY_NAME["errors.propagate"]
+    assert inv.check(run) == REFERENCES["errors.propagate"](inv, run)
+
+
 def test_foreign_firings_answer_as_the_expressions_on_hand_made_details() -> None:
     from types import SimpleNamespace
 
@@ -717,8 +761,34 @@ def _mutants():
             facts.held = facts.held[:-1]
         return facts
 
+    def drop_doubtful(trace, schedule):
+        facts = real_build(trace, schedule)
+        if facts.doubtful:
+            facts.doubtful = facts.doubtful[:-1]
+        return facts
+
+    def unset_field(trace, schedule):
+        facts = real_build(trace, schedule)
+        for job in facts.jobs.values():
+            if not job.canceller_raised:
+                job.canceller_raised = None  # a field of a record made without its constructor set to another default
+                break
+        return facts
+
+    def start_field(trace, schedule):
+        facts = real_build(trace, schedule)
+        for job in facts.jobs.values():
+            for attempt in job.attempts:
+                attempt.n += 1  # a field of an attempt made without its constructor set wrong
+                return facts
+        return facts
+
     real_build = facts_module._build
     return [
+        ("a doubtful firing forgotten", facts_module, "_build", drop_doubtful),
+        ("a job's record with a field at another default", facts_module, "_build", unset_field),
+        ("an attempt's record with a field set wrong", facts_module, "_build", start_field),
+        ("every job's cancellation promise taken as the target's", cancellation, "_per_job", lambda target: None),
         ("the last held attempt forgotten", facts_module, "_build", drop_held),
         ("no start out of turn", concurrency, "_passed_over", lambda jobs: []),
         ("a never-started job never waits", concurrency, "_NEVER", -1),
@@ -742,10 +812,17 @@ def _hand_made_differences() -> list[str]:
             facts = facts_of(run)
             if _same_facts(facts, run.trace, run.schedule) or stranded_jobs(facts, run.target) != _stranded(facts, run.target):
                 differences.append(f"held attempts on {events}")
+            if facts.doubtful != _doubtful_walk(facts):
+                differences.append(f"doubtful firings on {events}")
+    for events in DOUBTFUL_TRACES:
+        run = _fifo_run(events)
+        facts = facts_of(run)
+        if facts.doubtful != _doubtful_walk(facts) or _same_facts(facts, run.trace, run.schedule):
+            differences.append(f"doubtful firings on {events}")
     return differences
 
 
-@pytest.mark.parametrize("mutant", range(6))
+@pytest.mark.parametrize("mutant", range(10))
 def test_a_wrong_shortcut_is_caught_by_the_comparison(mutant: int, monkeypatch: pytest.MonkeyPatch, catalog_runs: list) -> None:
     # Each wrong shortcut makes the comparison over the hand-made traces, or over the catalog, differ (the
     # right ones make neither differ: the tests above).

@@ -13,6 +13,7 @@ import pytest
 import hostile_targets
 import robust_targets
 from harness import JobSpec, Schedule, Submit, TargetError, Target, run_schedule
+from harness.guard.watchdog import REPEAT_S
 from harness.run.runner import Run, TargetHung
 from harness.run.session import RunSession, current_session
 from harness.search.generate import Examples
@@ -69,7 +70,11 @@ def test_the_campaign_s_own_code_between_runs_is_never_refused() -> None:
         assert reactor.seconds() > 0
         run_schedule(robust_targets.counting, ONE)
         assert session.guard.escaped is None
-        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # the watchdog's timer runs only during a run
+        # The watchdog's timer counts only during a run: between runs it may linger (the next run sets it
+        # again in one system call), as the watchdog's own, never armed (harness.guard.watchdog).
+        assert not session.dog._armed and not session.dog.expired
+        assert signal.getitimer(signal.ITIMER_REAL)[1] in (0.0, REPEAT_S) and session.dog._lingering
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # cleared when the session ends
 
 
 def test_a_hang_inside_a_session_is_stopped_and_the_next_run_is_not_cut_short() -> None:

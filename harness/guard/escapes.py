@@ -41,6 +41,7 @@ import time keeps it.
 from __future__ import annotations
 
 import importlib
+import operator
 import os
 import signal
 import sys
@@ -48,7 +49,9 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
+
+from harness.guard.forks import FORKS
 
 try:  # CPython's C module behind ``signal``: the same handlers, without ``signal``'s enum conversion of each
     _signal: Any = importlib.import_module("_signal")
@@ -142,6 +145,55 @@ def _binding_sites() -> list[tuple[dict[str, Any], str, str]]:
     return _sites
 
 
+#: The clocks of ``RESTORED_CLOCKS`` this platform has, and one C call that reads them all as a tuple.
+_CLOCK_NAMES: tuple[str, ...] = tuple(name for name in RESTORED_CLOCKS if hasattr(time, name))
+_read_clocks: Callable[[Any], tuple[Any, ...]] = operator.attrgetter(*_CLOCK_NAMES)  # (six names: a tuple)
+#: ``RESTORED_SIGNALS`` as plain numbers, and the C module's ``getsignal``.
+_SIGNUMS: tuple[int, ...] = tuple(int(signum) for signum in RESTORED_SIGNALS)
+_getsignal: Callable[[int], Any] = _signal.getsignal
+
+
+class _Kept(NamedTuple):
+    """The process state a run began with, put back when it ends (``EscapeGuard._keep_process_state``)."""
+
+    cwd: bytes | None
+    umask: int
+    recursion: int
+    clocks: tuple[Any, ...]
+    #: One per ``_SIGNUMS``; None off the main thread (nothing is put back there).
+    handlers: tuple[Any, ...] | None
+
+
+def _put_back_process_state(kept: _Kept) -> None:
+    """Put back what a run changed of ``kept``: each value is compared by identity, and only one that
+    differs is set again (the umask is set every time: reading it is setting it)."""
+    os.umask(kept.umask)
+    if sys.getrecursionlimit() != kept.recursion:
+        sys.setrecursionlimit(kept.recursion)
+    try:
+        clocks: tuple[Any, ...] | None = _read_clocks(time)
+    except AttributeError:  # the run deleted one
+        clocks = None
+    if clocks is None or any(map(operator.is_not, clocks, kept.clocks)):
+        for name, clock in zip(_CLOCK_NAMES, kept.clocks):
+            if clock is not None and getattr(time, name, None) is not clock:
+                setattr(time, name, clock)
+    handlers = kept.handlers
+    if handlers is not None:
+        now = tuple(map(_getsignal, _SIGNUMS))
+        if any(map(operator.is_not, now, handlers)):
+            for signum, handler, current in zip(_SIGNUMS, handlers, now):
+                if handler is not None and current is not handler:
+                    _signal.signal(signum, handler)
+    cwd = kept.cwd
+    if cwd is not None:
+        try:
+            if os.getcwdb() != cwd:
+                os.chdir(cwd)
+        except OSError:
+            os.chdir(cwd)
+
+
 class Escaped(BaseException):
     """Raised in the target's code when it calls the global reactor or sleeps for real during a run."""
 
@@ -169,9 +221,12 @@ class EscapeGuard:
         self.installed = False
         self._thread = threading.get_ident()
         self._pid = os.getpid()
+        #: ``FORKS[0]`` when ``_pid`` was read: the pid is read again only in a process forked since.
+        self._forks = FORKS[0]
         self._streams: dict[str, Any] = {}
         self._restore: list[Callable[[], None]] = []
-        self._put_back: Callable[[], None] | None = None
+        #: The process state the armed run began with (``_keep_process_state``), put back by ``disarm``.
+        self._kept: _Kept | None = None
         self._modules = -1
 
     def __enter__(self) -> EscapeGuard:
@@ -194,7 +249,7 @@ class EscapeGuard:
     def install(self) -> None:
         """Patch the refused functions (they pass calls through until ``arm``); undone by ``uninstall``."""
         self._thread = threading.get_ident()
-        self._pid = os.getpid()
+        self._pid, self._forks = os.getpid(), FORKS[0]
         try:
             reactor = _global_reactor()
             for name, fix in REACTOR_METHODS.items():
@@ -219,20 +274,21 @@ class EscapeGuard:
         self.escaped = None
         self.explanation = ""
         self._thread = threading.get_ident()
-        self._pid = os.getpid()
+        if FORKS[0] != self._forks:  # installed in the process this one was forked from (through Python)
+            self._pid, self._forks = os.getpid(), FORKS[0]
         self._streams = {"stdout": sys.stdout, "stderr": sys.stderr}
         if len(sys.modules) != self._modules:  # modules imported since: a name they bound is patched too
             self._patch_sites()
-        self._put_back = self._keep_process_state()
+        self._kept = self._keep_process_state()
         self.armed = True
 
     def disarm(self) -> None:
         """The run is over: refuse nothing more, and put back the working directory and signal handlers."""
         self._leave_if_forked()
         self.armed = False
-        put_back, self._put_back = self._put_back, None
-        if put_back is not None:
-            put_back()
+        kept, self._kept = self._kept, None
+        if kept is not None:
+            _put_back_process_state(kept)
 
     def check(self) -> None:
         self._leave_if_forked()
@@ -258,48 +314,43 @@ class EscapeGuard:
             if self.escaped is None:
                 self.escaped = f"sys.{name}.close" if original is not self._streams[name] else f"sys.{name} = ..."
                 self.explanation = f"a subject must not close or replace sys.{name}: the harness reports through it"
-        self.check()
+        # (``check`` without its fork test: the runner calls ``disarm`` next, whatever happens, which makes it)
+        if self.escaped is not None:
+            raise Escaped(self.escaped)
 
     def _leave_if_forked(self) -> None:
         """A process forked out of the run (by code the patches missed) ends here, before any campaign code."""
         if self.armed and os.getpid() != self._pid:
             PROCESS_FUNCTIONS["os._exit"][0](0)
 
-    def _keep_process_state(self) -> Callable[[], None]:
-        """What puts back, when the run ends, the working directory, signal handlers, clocks, umask and
+    def _keep_process_state(self) -> _Kept:
+        """What ``disarm`` puts back when the run ends: the working directory, signal handlers, clocks, umask and
         recursion limit the target may change (a umask of 0o777 left by a run stops the failure from being
-        saved; a lowered recursion limit makes later runs differ, reported as nondeterminism)."""
+        saved; a lowered recursion limit makes later runs differ, reported as nondeterminism).
+
+        Read once a run each: the clocks and the signal handlers as one tuple each (C calls over a fixed
+        list, no dict or enum made), compared with ``is`` when the run ends, and only what differs is
+        put back (``_put_back_process_state``); the working directory and umask cost one system call or
+        two each way and are read and put back every run.
+        """
         try:
-            cwd = os.getcwd()
+            cwd: bytes | None = os.getcwdb()  # (bytes: half the cost of decoding the path every run)
         except OSError:
             cwd = None
         umask = os.umask(0o022)
         os.umask(umask)
-        recursion = sys.getrecursionlimit()
-        clocks = {name: getattr(time, name) for name in RESTORED_CLOCKS if hasattr(time, name)}  # and the clocks
-        handlers = {}
-        if threading.current_thread() is threading.main_thread():
-            # The C module's getsignal: the same handlers, without an enum made for each (16 reads a run).
-            handlers = {signum: _signal.getsignal(signum) for signum in RESTORED_SIGNALS}
-
-        def restore() -> None:
-            os.umask(umask)
-            if sys.getrecursionlimit() != recursion:
-                sys.setrecursionlimit(recursion)
-            for name, clock in clocks.items():
-                if getattr(time, name, None) is not clock:
-                    setattr(time, name, clock)
-            for signum, handler in handlers.items():
-                if handler is not None and _signal.getsignal(signum) is not handler:
-                    _signal.signal(signum, handler)
-            if cwd is not None:
-                try:
-                    if os.getcwd() != cwd:
-                        os.chdir(cwd)
-                except OSError:
-                    os.chdir(cwd)
-
-        return restore
+        try:
+            clocks: tuple[Any, ...] | None = _read_clocks(time)
+        except AttributeError:  # a clock the platform has was deleted (between runs): kept name by name
+            clocks = None
+        return _Kept(
+            cwd,
+            umask,
+            sys.getrecursionlimit(),
+            clocks if clocks is not None else tuple(getattr(time, name, None) for name in _CLOCK_NAMES),
+            # Handlers only where Python handles signals; the C module's getsignal: no enum made for each.
+            tuple(map(_getsignal, _SIGNUMS)) if threading.main_thread().ident == self._thread else None,
+        )
 
     def _patch_sites(self) -> None:
         for namespace, key, label in _binding_sites():

@@ -79,10 +79,21 @@ def installed(package: str) -> str:
 
 
 def startup_log_observer() -> ILogObserver | None:
-    """Twisted's startup log observer, or None once the program began logging (or if Twisted dropped it)."""
-    from twisted.logger import globalLogBeginner
+    """Twisted's startup log observer, or None once the program began logging (or if Twisted dropped it).
 
-    return getattr(globalLogBeginner, "_temporaryObserver", None)
+    Read twice a run (``harness.run.logcapture``): Twisted's ``globalLogBeginner`` is looked up once and
+    kept (an import statement each time cost most of the read).
+    """
+    beginner = _BEGINNER[0]
+    if beginner is None:
+        from twisted.logger import globalLogBeginner
+
+        beginner = _BEGINNER[0] = globalLogBeginner
+    return getattr(beginner, "_temporaryObserver", None)
+
+
+#: ``twisted.logger.globalLogBeginner``, once ``startup_log_observer`` first looked it up.
+_BEGINNER: list[Any] = [None]
 
 
 def key_folder(database: Any, key: bytes) -> str | None:

@@ -19,6 +19,7 @@ its own mode: each invariant judges the jobs whose mode it checks
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from harness.model.target import Target
@@ -58,12 +59,14 @@ class Fires(_Cancellation):
         events, declared = facts.events, facts.declared
         raised = facts.by_kind.get(EventKind.CANCEL_RAISED)
         hostile = {events[i].job for i in raised if events[i].detail.startswith(CANCELLER_ERROR)} if raised else ()
-        mode_of = run.target.cancel_mode
+        mode_of = _per_job(run.target)
+        delays = run.target.cancellable == "delayed"  # every job's promise, unless there is one per job
         for job in facts.cancelled:  # the jobs with cancels, in job order: the others have nothing to judge
             if job.canceller_raised or job.id in hostile:
                 continue  # a hostile job: its own canceller raised, the subject could not finish the cancel
             fired_at = job.fired
-            delays = mode_of(job.key, job.priority) == "delayed"
+            if mode_of is not None:
+                delays = mode_of(job.key, job.priority) == "delayed"
             if not delays and _fired_as_promised(facts, job, expected):
                 continue  # the common case, settled without the walk below
             for cancel in job.cancels:
@@ -108,6 +111,12 @@ class Fires(_Cancellation):
                     )
                 break
         return None
+
+
+def _per_job(target: Target) -> Callable[[int, int], bool | str] | None:
+    """``target.cancel_mode`` when the target makes a promise per job; None when every job's is
+    ``target.cancellable`` itself (what ``cancel_mode`` then returns for each), read once."""
+    return target.cancel_mode if callable(target.cancellable) else None
 
 
 def _fired_as_promised(facts: Facts, job: JobFacts, expected: str) -> bool:
@@ -209,11 +218,11 @@ class Propagates(_Cancellation):
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
-        mode_of = run.target.cancel_mode
+        mode_of = _per_job(run.target)
         for job in facts.cancelled:  # the jobs with cancels, in job order
             if not job.attempts:
                 continue  # never started: nothing was running at a cancel
-            if mode_of(job.key, job.priority) is not True:
+            if mode_of is not None and mode_of(job.key, job.priority) is not True:
                 continue  # a per-job promise that lets this job's work run on
             fired = job.fired
             for cancel in job.cancels:

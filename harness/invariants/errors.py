@@ -9,7 +9,7 @@ from harness.model.known import known
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.diagnosis import Cause
-from harness.run.facts import Facts, JobFacts, facts_of
+from harness.run.facts import Facts, JobFacts, doubtful_firings, facts_of
 from harness.run.outcomes import received
 
 if TYPE_CHECKING:
@@ -83,40 +83,29 @@ class Propagate(Invariant):
         Each shortcut holds exactly when ``_judge`` returns None for the job, whatever else is true: a
         result after one of the job's own attempts finished; a failure with a type allowed whatever
         happened (``always``), or with the cancel error after a cancel of its own; a failure with the
-        error its last ended attempt failed with. Looked up from the firings (each job's first is its
-        ``fired``), not job by job: a run has fewer firings than jobs.
+        error its last ended attempt failed with. The facts pass kept the first firings the job's own
+        attempts do not vouch for (``Facts.doubtful``): only those are looked at here, for the rest.
         """
         unsure: set[int] = set()
-        events, jobs, declared, by_kind = facts.events, facts.jobs, facts.declared, facts.by_kind
-        for fired in by_kind.get(_RESULT, ()):
-            job = jobs.get(events[fired][2])
-            if job is None or job.fired != fired or job.periodic:
-                continue  # not a job's first firing, or not judged here
-            finished = job.finished
-            if finished is None or finished > fired:
-                unsure.add(job.id)
-        for fired in by_kind.get(_FAILURE, ()):
+        events, jobs, declared = facts.events, facts.jobs, facts.declared
+        for fired in doubtful_firings(facts):
             event = events[fired]
-            job = jobs.get(event[2])
-            if job is None or job.fired != fired or job.periodic:
+            job = jobs[event[2]]
+            if job.periodic:
+                continue  # not judged here
+            if event[1] != _FAILURE:
+                unsure.add(job.id)  # a result before any attempt of its own finished
                 continue
-            name = event[4].partition(":")[0]  # Facts.error_name
             marked = declared.get(fired)
             cancels = job.cancels
             if marked is not None:
                 if not always.isdisjoint(marked) or (cancels and cancel_name in marked and cancels[0] < fired):
                     continue
-            elif name in always or (cancels and name == cancel_name and cancels[0] < fired):
-                continue
-            # Whether the last of its attempts (in start order) that ended before the firing failed with that error.
-            same = False
-            for last in reversed(job.attempts):
-                end = last.end
-                if end is not None and end < fired:
-                    same = last.end_kind == _JOB_FAIL and events[end][4] == name
-                    break
-            if not same:
-                unsure.add(job.id)
+            else:
+                name = event[4].partition(":")[0]  # Facts.error_name
+                if name in always or (cancels and name == cancel_name and cancels[0] < fired):
+                    continue
+            unsure.add(job.id)
         return unsure
 
     @staticmethod

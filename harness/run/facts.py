@@ -101,6 +101,12 @@ class Facts:
     #: (two starts of one attempt, in a hand-made trace): the walk then runs.
     held: list[Attempt] | None = field(default=None, repr=False, compare=False)
     raised: list[Attempt] = field(default_factory=list, repr=False, compare=False)
+    #: The jobs' first firings (trace indices, in trace order) that the job's own attempts do not vouch for:
+    #: a ``result`` before any attempt of the job finished, a ``failure`` whose error is not the one the
+    #: job's last attempt ended before it (in start order) failed with, or with none ended. Every other
+    #: firing passes ``errors.propagate`` whatever the target declared, so it judges only these
+    #: (``doubtful_firings``; None: not worked out yet, as for facts not made by ``_build``).
+    doubtful: list[int] | None = field(default=None, repr=False, compare=False)
 
     def of_kind(self, *kinds: EventKind) -> list[int]:
         """The trace indices of the events of the given kinds, in trace order."""
@@ -157,6 +163,7 @@ _JOB_START, _SUBMIT, _START, _RESULT, _FAILURE, _CANCEL = (
 _SUBMIT_RAISED, _STOP, _CLOCK_JUMP, _DRAINED, _ERROR_IS, _JOB_FINISH = (
     EventKind.SUBMIT_RAISED, EventKind.STOP, EventKind.CLOCK_JUMP, EventKind.DRAINED, EventKind.ERROR_IS, EventKind.JOB_FINISH
 )
+_JOB_FAIL = EventKind.JOB_FAIL
 
 
 def _build(trace: Trace, schedule: Schedule) -> Facts:
@@ -164,9 +171,26 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
     # constructors of slotted classes, events unpacked once, the commonest kinds tested first
     # (``tests/test_invariant_shortcuts.py`` compares it with a plain pass).
     jobs: dict[int, JobFacts] = {}
+    new = object.__new__
     for op in schedule.ops:  # schedule.submits, without building its tuple
         if type(op) is Submit:
-            jobs[op.job] = JobFacts(op.job, False, None, op.priority, op.key)
+            # JobFacts(op.job, False, None, op.priority, op.key), every slot set here without a call of
+            # its __init__ (a quarter of what making the ~40 records of a run cost; the plain pass of
+            # tests/test_invariant_shortcuts.py uses the constructor, and compares every field).
+            job = new(JobFacts)
+            job.id = op.job
+            job.periodic = False
+            job.submit = None
+            job.priority = op.priority
+            job.key = op.key
+            job.submit_raised = None
+            job.attempts = ()
+            job.fired = None
+            job.cancels = ()
+            job.canceller_raised = False
+            job.first_start = None
+            job.finished = None
+            jobs[op.job] = job
         elif isinstance(op, (Submit, Start)):
             jobs[op.job] = JobFacts(
                 op.job, not isinstance(op, Submit), None, getattr(op, "priority", 0), getattr(op, "key", 0)
@@ -188,6 +212,7 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
     failures: list[int] = []
     results: list[int] = []
     cancels: list[int] = []
+    doubtful: list[int] = []
     events = trace.events
     # Fields read by position, each where a branch needs it: unpacking all five of an ``Event`` (a tuple
     # subclass, which the interpreter's fast unpacking does not cover) cost more than the rest of the loop.
@@ -199,7 +224,14 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
         elif kind == _JOB_START:
             starts.append(index)
             job_id, n = event[2], event[3]
-            attempt = Attempt(job_id, n, event[4], index)
+            attempt = new(Attempt)  # Attempt(job_id, n, event[4], index), as the JobFacts above
+            attempt.job = job_id
+            attempt.n = n
+            attempt.kind = event[4]
+            attempt.start = index
+            attempt.end = None
+            attempt.end_kind = None
+            attempt.canceller_raised = False
             job = jobs[job_id]
             if not job.attempts:
                 job.first_start = index
@@ -208,10 +240,28 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
             if len(running) > peak:
                 peak = len(running)
         elif kind == _FAILURE or kind == _RESULT:
-            (failures if kind == _FAILURE else results).append(index)
             fired = jobs.get(event[2])
-            if fired is not None and fired.fired is None:
-                fired.fired = index
+            if kind == _FAILURE:
+                failures.append(index)
+                if fired is not None and fired.fired is None:
+                    fired.fired = index
+                    # Doubtful unless the last of its attempts (in start order) that ended by now (before
+                    # this firing) failed with this error: ``errors.propagate``'s own-attempt verdict.
+                    attempts = fired.attempts
+                    for last in reversed(attempts) if len(attempts) > 1 else attempts:
+                        end = last.end
+                        if end is not None:
+                            if last.end_kind != _JOB_FAIL or events[end][4] != event[4].partition(":")[0]:
+                                doubtful.append(index)
+                            break
+                    else:
+                        doubtful.append(index)
+            else:
+                results.append(index)
+                if fired is not None and fired.fired is None:
+                    fired.fired = index
+                    if fired.finished is None:  # no attempt of its own finished before it
+                        doubtful.append(index)
         elif kind == _CANCEL:
             cancels.append(index)
             jobs[event[2]].cancels += (index,)
@@ -257,12 +307,47 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
     late_us = (policy.step_ms + policy.jitter_ms) * 1000
     cancelled = [job for job in jobs.values() if job.cancels] if cancels else []
     facts = Facts(events, jobs, stops, jumps, drained, late_us, declared, by_kind, {}, peak, len(events), cancelled)
+    facts.doubtful = doubtful
     # Every attempt started went into ``running`` under its own (job, attempt) unless two starts shared one
     # (a hand-made trace): then the attempts held at the end are not known from it, and are left to the walk.
     if len(starts) - ended_count == len(running):
         facts.held = list(running.values()) if held is None else held
         facts.raised = raised
     return facts
+
+
+def doubtful_firings(facts: Facts) -> list[int]:
+    """``facts.doubtful``: the firings the facts pass found no own attempt to vouch for, worked out
+    here (and kept) for facts it did not make."""
+    doubtful = facts.doubtful
+    if doubtful is None:
+        doubtful = facts.doubtful = _doubtful_walk(facts)
+    return doubtful
+
+
+def _doubtful_walk(facts: Facts) -> list[int]:
+    """The doubtful firings (``Facts.doubtful``) from the firings and each job's attempts, after the pass."""
+    found: list[int] = []
+    events, jobs = facts.events, facts.jobs
+    for fired in facts.of_kind(_RESULT, _FAILURE):
+        event = events[fired]
+        job = jobs.get(event[2])
+        if job is None or job.fired != fired:
+            continue  # not a job's first firing
+        if event[1] == _RESULT:
+            if job.finished is None or job.finished > fired:
+                found.append(fired)
+            continue
+        name = event[4].partition(":")[0]
+        same = False
+        for last in reversed(job.attempts):
+            end = last.end
+            if end is not None and end < fired:
+                same = last.end_kind == _JOB_FAIL and events[end][4] == name
+                break
+        if not same:
+            found.append(fired)
+    return found
 
 
 def stranded_jobs(facts: Facts, target: Target) -> list[int]:
@@ -300,10 +385,10 @@ def stranded_jobs(facts: Facts, target: Target) -> list[int]:
     key_limit = target.keyed_limit
     key_need = key_limit if key_limit is not None else 1
     for job in facts.jobs.values():
-        if job.periodic or job.submit is None or job.submit_raised is not None:
-            continue
         fired = job.fired
-        if (fired is not None and fired < end) or job.cancels or job.canceller_raised:
+        if fired is not None and fired < end:
+            continue  # the commonest reason, tested first (each test here only passes a job over)
+        if job.periodic or job.submit is None or job.submit_raised is not None or job.cancels or job.canceller_raised:
             continue
         if hangs_forever and job.attempts:
             if hanging is not None:

@@ -5,8 +5,8 @@ Deferred" the subject left behind is logged, and recorded, in the run that
 made it. Collecting the whole heap every run would cost 5 to 50 ms; the
 policy freezes every object that predates the run, so the collection at its
 end scans only what the run made (deterministic, and about 0.1 ms). Cyclic
-garbage made between runs (Hypothesis's bookkeeping) would stay frozen, so
-every ``sweep_every`` runs one full collection sweeps it.
+garbage among frozen objects is left to a full collection now and then,
+the sweep (below).
 
 Inside a run session (a campaign), the heap stays frozen between runs, and
 what was made since the last run began (its record, the campaign's work
@@ -14,6 +14,21 @@ between runs) is collected, young and cheap, before the next run freezes
 it: cyclic garbage no longer piles up frozen until the sweep (in a
 campaign about 120 objects a run did, so that every sweep scanned five
 times the live heap).
+
+The sweep (``unfreeze`` and a full collection, 30 to 200 ms as the heap
+grows, made as a run begins, never in a run inside a run) has one job:
+cyclic garbage among frozen objects, alive when a run froze them and
+dropped later. A campaign makes next to none (a sweep after
+2,000 examples finds 0 to 50 objects in a heap of 150,000), so each sweep
+that frees under an eighth of the heap doubles the runs until the next one
+(up to ``MAX_STRETCH`` times ``sweep_every``), and one that frees more than a
+quarter brings it back to ``sweep_every``: garbage that keeps coming at the
+same rate stays under about a quarter of the heap. The heap is measured in
+the interpreter's allocated memory blocks (``sys.getallocatedblocks``, about
+0.1 ms: counting the frozen objects, ``gc.get_freeze_count``, walks them all
+and costs as much as the sweep itself); every ``sweep_every`` runs it is
+measured again, and a heap more than twice the last sweep's is swept at
+once, so memory stays within twice the live heap however the garbage comes.
 
 Automatic collection is off while a run goes on: the run's garbage is
 collected at the fixed points only (no young collection part-way through a
@@ -25,13 +40,16 @@ are young ones that cover them all (``_covering``).
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Callable
 
 
-#: Runs between full collections of the garbage made between runs. A full collection
-#: costs 0.1 to 0.8 s as the heap grows; every 2,000 runs that is 0.1 to 0.4 ms a run
-#: (inside a session, where garbage no longer piles up frozen, about a fifth of that).
+#: Runs between full collections of the garbage made between runs (at first; see the module), and
+#: between two measures of the heap. A full collection costs 30 to 200 ms as the heap grows.
 SWEEP_EVERY = 2_000
+
+#: At most this many times ``sweep_every`` runs between two sweeps, however little they find.
+MAX_STRETCH = 32
 
 #: Collections at the end of a run while each one still logs failures (freeing more garbage).
 MAX_COLLECTIONS = 4
@@ -43,28 +61,53 @@ class GarbagePolicy:
     def __init__(self, sweep_every: int = SWEEP_EVERY) -> None:
         self.sweep_every = sweep_every
         self.runs_since_sweep = 0
+        #: Runs from one sweep to the next (a multiple of ``sweep_every``: it doubles while sweeps find little).
+        self.gap = sweep_every
+        #: The heap just after the last sweep, in allocated memory blocks (0 before the first).
+        self.swept_heap = 0
         #: Sessions that keep the heap frozen between runs, and runs going on (a run may hold another).
         self.holding = 0
         self.running = 0
 
     def isolate(self) -> bool:
-        """Before a run: freeze every object that predates it (after a full sweep every ``sweep_every`` runs),
-        and turn automatic collection off; return whether it was on (``release`` takes it)."""
+        """Before a run: freeze every object that predates it (after a sweep, when one is due: see the
+        module), and turn automatic collection off; return whether it was on (``release`` takes it)."""
         self.runs_since_sweep += 1
-        if self.runs_since_sweep >= self.sweep_every:
+        if self.runs_since_sweep % self.sweep_every == 0 and not self.running and self._sweep_due():
+            # (never in a run inside a run: the outer run's garbage is collected at its own end)
             self.runs_since_sweep = 0
+            before = sys.getallocatedblocks()
             gc.unfreeze()
             gc.collect()
-        elif self.holding and not self.running:  # (a run inside a run: the outer run's objects are its own)
-            # Inside a session the heap stays frozen between runs: what is not frozen was made since
-            # the last run began (that run's record, the campaign's work between runs). Collect it
-            # now, young and cheap, or its cyclic garbage would stay frozen until the next sweep.
-            gc.collect(_covering())
-        gc.freeze()
+            gc.freeze()
+            after = sys.getallocatedblocks()
+            self._learn(before - after, after)
+        else:
+            if self.holding and not self.running:  # (a run inside a run: the outer run's objects are its own)
+                # Inside a session the heap stays frozen between runs: what is not frozen was made since
+                # the last run began (that run's record, the campaign's work between runs). Collect it
+                # now, young and cheap, or its cyclic garbage would stay frozen until the next sweep.
+                gc.collect(_covering())
+            gc.freeze()
         self.running += 1
         enabled = gc.isenabled()
         gc.disable()
         return enabled
+
+    def _sweep_due(self) -> bool:
+        """Whether this run (one of every ``sweep_every``) sweeps: ``gap`` runs have gone since the last
+        sweep, or the heap has more than doubled since."""
+        return self.runs_since_sweep >= self.gap or sys.getallocatedblocks() > 2 * self.swept_heap
+
+    def _learn(self, freed: int, heap: int) -> None:
+        """After a sweep that freed ``freed`` memory blocks and left ``heap``: a sweep that freed under an
+        eighth of the heap doubles the gap to the next one (up to ``MAX_STRETCH`` times ``sweep_every``);
+        one that freed more than a quarter brings it back to ``sweep_every``."""
+        if freed * 8 <= heap:
+            self.gap = min(2 * self.gap, MAX_STRETCH * self.sweep_every)
+        elif freed * 4 > heap:
+            self.gap = self.sweep_every
+        self.swept_heap = heap
 
     def release(self, enabled: bool = True) -> None:
         """After a run, however it ended: the objects frozen before it become collectable again (at the

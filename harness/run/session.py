@@ -8,7 +8,10 @@ campaign runs thousands of schedules in a row, so it enters one
 ``RunSession`` around all of them: the patches and the handler are
 installed when the session begins and removed when it ends, and each run
 only arms them (a flag, the working directory and the signal handlers it
-must put back, the timer) and disarms them when it ends.
+must put back, the timer) and disarms them when it ends. The watchdog's
+timer is set once a run and left running between runs (the next run sets
+it again; ``harness.guard.watchdog``): it counts only while a run is armed,
+and it is cleared when the session ends.
 
 Between runs nothing is refused: a patched function passes every call
 through to the original while no run is armed, so the campaign's own code
