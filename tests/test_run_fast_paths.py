@@ -181,12 +181,18 @@ def _submitter_targets() -> list[Target]:
 
 def _runs(per_target: int) -> list[tuple[str, Any]]:
     """What each run of each target gave: its trace's events, or the target error's message."""
+    return traces(_submitter_targets(), per_target)
+
+
+def traces(targets: list[Target], per_target: int, seed: int = 5) -> list[tuple[str, Any]]:
+    """What each run of each target gave (``per_target`` schedules each, drawn with ``seed``): its trace's
+    events, or the target error's message. (Also ``tests/test_run_hot_paths.py``'s.)"""
     from harness import run_schedule
     from harness.search.generate import Examples
 
     out: list[tuple[str, Any]] = []
-    for target in _submitter_targets():
-        examples = Examples(target.default_menu(), 5)
+    for target in targets:
+        examples = Examples(target.default_menu(), seed)
         for _ in range(per_target):
             try:
                 out.append(("trace", list(run_schedule(target, next(examples)).trace)))

@@ -100,7 +100,10 @@ def raised_at(exc: BaseException, failure: Failure | None = None) -> str:
         if failure is None:
             return ""
         try:
-            frames = [tuple(frame[:3]) for frame in failure.frames]
+            recorded = failure.frames
+            if not recorded:  # (a CancelledError made by Deferred.cancel: no frames, nothing to copy)
+                return ""
+            frames = [tuple(frame[:3]) for frame in recorded]
         except Exception:
             return ""
         if not frames:

@@ -59,7 +59,7 @@ from harness.run.garbage import POLICY as GARBAGE
 from harness.run.jobs import Job
 from harness.run.logcapture import LogRecorder, logging_into
 from harness.run.session import RunSession, current_session
-from harness.run.steps import ABORTS, apply, nothing, record_leftovers, stop, submitter, timer_recorder, work_for_build
+from harness.run.steps import ABORTS, apply, cancel_job, nothing, record_leftovers, stop, submitter, timer_recorder, work_for_build
 
 if TYPE_CHECKING:
     from harness.run.view import RunView
@@ -342,10 +342,11 @@ def _play(run: Run) -> None:
     errors = target.error_types
     checkpoint = run.checkpoint
     submit = submitter(run, errors)  # a submit's work that is the same for every job, done once
+    handles, record = run.handles, trace.record
     for index, op in enumerate(schedule.ops):
         run.phase, run.step = "advance", index
         at_us = op.at_ms * 1000
-        wake = clock.next_wake_us()
+        wake = clock.next_wake_us() if clock.calls else None  # (None when nothing is pending: 2 steps in 5)
         if wake is None or wake > at_us:
             # Nothing to run before the step (nor due at its instant, so no rounds to land between): run_until
             # would only check again what the last checkpoint checked (no code ran since) and move the time.
@@ -358,6 +359,8 @@ def _play(run: Run) -> None:
         run.phase = "step"
         if type(op) is Submit:
             submit(op)
+        elif type(op) is Cancel:
+            cancel_job(handles, record, op.job)  # what apply does for it, without the isinstance chain
         else:
             apply(run, op, errors)
         checkpoint()
@@ -377,30 +380,26 @@ def _play(run: Run) -> None:
 def _job_costs(schedule: Schedule, lateness: int) -> int:
     """The sum of every job spec's cost (its duration plus ``lateness``), plus the largest (0 without jobs).
 
-    Once a run, in one pass over the operations (no ``schedule.submits`` or ``op.specs`` tuples made):
+    Once a run, in one pass over the operations (no ``schedule.submits`` tuple made, nor ``op.specs`` for a
+    plain submit):
     ``sum(costs) + max(costs, default=0)`` for ``costs = [spec.after_ms + lateness for op in
     schedule.submits for spec in op.specs]``.
     """
     total = count = top = 0
     for op in schedule.ops:
-        kind = type(op)
-        if kind is Submit or kind is Start:
-            specs: tuple[Any, ...] = op.then  # type: ignore[union-attr]
-            after = op.spec.after_ms  # type: ignore[union-attr]
+        if type(op) is Submit and not op.then:  # most operations: one spec, read once
+            after = op.spec.after_ms
             total += after
             count += 1
             if after > top:
                 top = after
-        elif isinstance(op, (Submit, Start)):  # a subclass: its specs as it says them
-            specs = op.specs
-        else:
-            continue
-        for spec in specs:
-            after = spec.after_ms
-            total += after
-            count += 1
-            if after > top:
-                top = after
+        elif isinstance(op, (Submit, Start)):  # retries, a start, a subclass: its specs as it says them
+            for spec in op.specs:
+                after = spec.after_ms
+                total += after
+                count += 1
+                if after > top:
+                    top = after
     return total + count * lateness + (top + lateness if count else 0)
 
 
