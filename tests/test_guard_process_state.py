@@ -161,3 +161,22 @@ def test_a_guard_armed_in_a_child_forked_through_python_takes_the_child_s_pid() 
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 7
     finally:
         guard.uninstall()
+
+
+def test_a_guard_armed_without_install_patches_nothing() -> None:
+    # Only ``uninstall`` undoes patches: a guard armed without being installed used to patch the names bound
+    # in modules imported since, and those stray patches passed refused calls through in later guards.
+    import sys
+    import time
+    import types
+
+    module = types.ModuleType("_harness_test_bound_sleep")
+    module.sleep = time.sleep  # type: ignore[attr-defined]  # as ``from time import sleep`` binds it
+    sys.modules[module.__name__] = module
+    try:
+        guard = EscapeGuard()
+        guard.arm()
+        guard.disarm()
+        assert module.sleep is time.sleep  # type: ignore[attr-defined]
+    finally:
+        del sys.modules[module.__name__]

@@ -277,8 +277,8 @@ class EscapeGuard:
         if FORKS[0] != self._forks:  # installed in the process this one was forked from (through Python)
             self._pid, self._forks = os.getpid(), FORKS[0]
         self._streams = {"stdout": sys.stdout, "stderr": sys.stderr}
-        if len(sys.modules) != self._modules:  # modules imported since: a name they bound is patched too
-            self._patch_sites()
+        if self.installed and len(sys.modules) != self._modules:  # modules imported since: names they bound are patched too
+            self._patch_sites()  # (only by an installed guard: nothing else would ever undo the patches)
         self._kept = self._keep_process_state()
         self.armed = True
 
