@@ -184,3 +184,7 @@ def test_a_message_ending_in_a_number_too_long_for_int_stays_a_message() -> None
     (fail,) = [i for i, e in enumerate(run.trace) if e.kind == EventKind.USER_FAIL]
     assert violation.message == f"x >> events {digits}" and violation.events == (fail,)
 
+
+def test_one_index_given_as_events_is_refused_with_the_fix() -> None:
+    with pytest.raises(TypeError, match=r"InvariantFailed events are a collection of indices into run.trace, got 3; give a tuple: events=\(3,\)"):
+        InvariantFailed("m", events=3)  # type: ignore[arg-type]

@@ -42,7 +42,13 @@ class InvariantFailed(AssertionError):
 
     def __init__(self, message: str, events: Iterable[int] = ()) -> None:
         super().__init__(message)
-        named = tuple(events)
+        try:
+            named = tuple(events)
+        except TypeError:  # events=3: one index, not a collection of them
+            raise TypeError(
+                f"InvariantFailed events are a collection of indices into run.trace, got {events!r}; "
+                f"give a tuple: events=({events!r},)"
+            ) from None
         for index in named:
             if not isinstance(index, int) or isinstance(index, bool) or index < 0:
                 raise TypeError(
