@@ -168,3 +168,23 @@ def test_the_example_in_the_target_page_runs() -> None:
     with pytest.raises(InvariantFailed, match="job 3 started at 30ms, before it was submitted") as caught:
         namespace["starts_after_submission"](run)
     assert [run.trace.events[i].kind for i in caught.value.events] == ["job.start"]
+
+
+def test_a_message_ending_in_a_number_too_long_for_int_stays_a_message() -> None:
+    # attack5: int() refuses over 4,300 digits; a plain assert's message ending so crashed every check of the run.
+    digits = "1" * 5000
+    assert parse_fail(f"inv: x >> events {digits}", 20) == ("inv", f"x >> events {digits}", (20,))
+    assert parse_fail("inv: x >> events 3, 007", 20) == ("inv", "x >> events 3, 007", (20,))  # 3 digits for index 20
+    assert parse_fail("inv: x >> events \u0661", 20) == ("inv", "x >> events \u0661", (20,))  # fail_detail writes ASCII
+
+    def huge(run) -> None:
+        raise AssertionError(f"x >> events {digits}")
+
+    run, violation = _failing(huge)
+    (fail,) = [i for i, e in enumerate(run.trace) if e.kind == EventKind.USER_FAIL]
+    assert violation.message == f"x >> events {digits}" and violation.events == (fail,)
+
+
+def test_one_index_given_as_events_is_refused_with_the_fix() -> None:
+    with pytest.raises(TypeError, match=r"InvariantFailed events are a collection of indices into run.trace, got 3; give a tuple: events=\(3,\)"):
+        InvariantFailed("m", events=3)  # type: ignore[arg-type]

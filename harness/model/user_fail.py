@@ -26,7 +26,7 @@ from harness.errors import TargetError
 #: What separates a ``user.fail`` message from the indices of the events it names.
 EVENTS_MARK = " >> events "
 
-_NAMED = re.compile(r"^(?P<message>.*) >> events (?P<events>\d+(?:, \d+)*)$", re.DOTALL)
+_NAMED = re.compile(r"^(?P<message>.*) >> events (?P<events>[0-9]+(?:, [0-9]+)*)$", re.DOTALL)
 
 
 class InvariantFailed(AssertionError):
@@ -42,7 +42,13 @@ class InvariantFailed(AssertionError):
 
     def __init__(self, message: str, events: Iterable[int] = ()) -> None:
         super().__init__(message)
-        named = tuple(events)
+        try:
+            named = tuple(events)
+        except TypeError:  # events=3: one index, not a collection of them
+            raise TypeError(
+                f"InvariantFailed events are a collection of indices into run.trace, got {events!r}; "
+                f"give a tuple: events=({events!r},)"
+            ) from None
         for index in named:
             if not isinstance(index, int) or isinstance(index, bool) or index < 0:
                 raise TypeError(
@@ -84,8 +90,12 @@ def parse_fail(detail: str, index: int) -> tuple[str, str, tuple[int, ...]]:
     function, _, message = detail.partition(": ")
     named = _NAMED.match(message)
     if named is not None:
-        events = tuple(int(text) for text in named["events"].split(", "))
-        if all(event < index for event in events):
-            return function, named["message"], events
+        texts = named["events"].split(", ")
+        # An index before ``index`` has no more digits than it (and ASCII ones: ``fail_detail`` writes them);
+        # a longer number is a message's, and ``int`` refuses those of over 4,300 digits.
+        if all(len(text) <= len(str(index)) for text in texts):
+            events = tuple(map(int, texts))
+            if all(event < index for event in events):
+                return function, named["message"], events
     return function, message, (index,)
 
