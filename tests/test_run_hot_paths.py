@@ -231,7 +231,7 @@ def test_the_cancel_comparison_catches_a_wrong_direct_call(monkeypatch) -> None:
     assert _canceltraces(schedules) != honest
 
 
-# -- a job settling: its spec read inline ------------------------------------------------------------------------
+# -- a job settling: as its spec says ------------------------------------------------------------------------
 
 
 def test_a_settling_attempt_behaves_as_its_spec_says() -> None:

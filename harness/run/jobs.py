@@ -114,11 +114,9 @@ class Job:
 
     def _settle(self, d: defer.Deferred[Any], attempt: int) -> None:
         self.pending.pop(attempt, None)
-        then = self.then
-        spec = self.first if not attempt or not then else then[min(attempt, len(then)) - 1]  # self.spec(attempt), without its call
-        if spec.kind == "succeed":
+        if self.spec(attempt).kind == "succeed":
             self._trace.record(_JOB_FINISH, self.id, "", attempt)
-            d.callback(f"job{self.id}.{attempt}")  # self.result(attempt)
+            d.callback(self.result(attempt))
         else:
             error = self.error(attempt)
             self._trace.record(_JOB_FAIL, self.id, type(error).__name__, attempt)
