@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 _log = Logger()
 
@@ -78,7 +79,8 @@ class HedgedCallerTimerLeak(HedgedCaller):
 
 class HedgedCallerCancelsPrimaryOnly(HedgedCaller):
     """BUG: the caller's cancel was written before hedging existed and cancels only the first
-    copy; the hedge copy runs on after the caller gave up."""
+    copy; and since a cancelled copy is "a loser we cancelled", its CancelledError is ignored
+    rather than taken as the outcome.  So the hedge copy runs on after the caller gave up."""
 
     def call(self, send: Callable[[], Any]) -> defer.Deferred:
         copies: list[defer.Deferred] = []
@@ -87,14 +89,14 @@ class HedgedCallerCancelsPrimaryOnly(HedgedCaller):
         def cancel(_: defer.Deferred) -> None:
             if state["timer"].active():
                 state["timer"].cancel()
-            state["primary"].cancel()
+            _cancel_each([state["primary"]])
 
         result = defer.Deferred(cancel)
 
         def settle(outcome: Any, copy: defer.Deferred) -> None:
             if copy in copies:
                 copies.remove(copy)
-            if result.called:
+            if result.called or (isinstance(outcome, Failure) and outcome.check(defer.CancelledError)):
                 return None
             result.callback(outcome)
             self._won(state["timer"], copies)

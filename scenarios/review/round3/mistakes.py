@@ -1,0 +1,39 @@
+"""Targets with the mistakes a first-time user makes, to see what the harness says about each
+(docs/reviews/outside-user-3.md, \"Error paths\").  None of them is meant to pass."""
+from __future__ import annotations
+
+from typing import Any
+
+from harness import Target
+
+from scenarios.review.round3.bulkhead import Bulkhead
+from scenarios.review.round3.deadline import DeadlineClient
+
+
+class BulkheadSpins(Bulkhead):
+    """A hang: the pump waits for room by spinning instead of returning."""
+
+    def _pump(self) -> None:
+        while self.waiting:
+            request = self.waiting[0]
+            if not self._has_room(request.tenant):
+                continue                      # never changes: spins for ever
+            self.waiting.popleft()
+            self._start(request)
+
+
+# The component's method is ``request``, not ``submit``: no submit adapter given.
+deadline_no_adapter = Target(build=lambda clock: DeadlineClient(clock), timeout_ms=300, timeout_from="submit")
+
+# The bulkhead's submit takes ``tenant``, the default submit passes ``key=``.
+bulkhead_default_submit = Target(build=lambda clock: Bulkhead(clock), keys=3, key_limit=2, limit=3)
+
+# A hang in the subject's own code.
+bulkhead_spins = Target(build=lambda clock: BulkheadSpins(clock),
+                        submit=lambda subject, job, priority: subject.submit(job, job.key),
+                        keys=3, key_limit=2, limit=3)
+
+
+def misdeclared(**fields: Any) -> Target:
+    return Target(build=lambda clock: DeadlineClient(clock),
+                  submit=lambda subject, job, priority: subject.request(job), **fields)
