@@ -69,3 +69,25 @@ def test_bulkhead_keeps_its_promises_under_pytest():
 def test_correct_component_long_campaign(name, tmp_path):
     result = _campaign(name, tmp_path, max_examples=10_000, seed=21)
     assert result.findings == [], [f.violation.message for f in result.findings]
+
+
+@pytest.mark.xfail(strict=True, reason="missed bug, docs/reviews/outside-user-3.md finding 1: with "
+                   "timeout_from='submit' (and timeout_fires, even deadline_ms) a caller still waiting for a "
+                   "slot at T is not held to T once never-ending jobs fill the limit")
+def test_lazy_wait_deadline_is_caught():
+    """The lazy-wait twin notices an expired deadline only when a connection comes: behind two
+    requests whose cancel does not work it never fails its caller, though it promised a
+    TimeoutError 300 ms after the call (the correct client fails it then)."""
+    from harness import JobSpec, Schedule, Submit, check, run_schedule
+
+    schedule = Schedule(ops=(
+        Submit(at_ms=0, job=0, spec=JobSpec(kind="hang", canceller_raises=True)),
+        Submit(at_ms=0, job=1, spec=JobSpec(kind="hang", canceller_raises=True)),
+        Submit(at_ms=0, job=2, spec=JobSpec(kind="succeed", after_ms=10)),
+    ))
+    correct = run_schedule(load_target(f"{PACKAGE}:deadline"), schedule)
+    assert correct.view.jobs[2].received is not None and correct.view.jobs[2].received.t_us == 300_000
+    assert check(correct) == []
+    lazy = run_schedule(load_target(f"{PACKAGE}:deadline_lazy_wait"), schedule)
+    assert lazy.view.jobs[2].received is None
+    assert [v.invariant for v in check(lazy)] == ["time.timeout"]

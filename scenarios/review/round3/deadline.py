@@ -119,3 +119,24 @@ class DeadlineClientWallClock(DeadlineClient):
         call.running = defer.maybeDeferred(call.work)
         call.timer = self.clock.callLater(max(left, 0), self._expired, call)
         call.running.addBoth(self._answered, call)
+
+
+class DeadlineClientLazyWait(DeadlineClient):
+    """BUG: when the deadline passes during the wait for a connection, the wait is not
+    cancelled; the expiry is only noticed when a connection comes, and the caller hears of its
+    timeout then (or never, if no connection frees up)."""
+
+    def _expired(self, call: _Call) -> None:
+        if call.acquiring is not None:
+            call.expired = True               # noticed in _connected
+            return
+        super()._expired(call)
+
+    def _connected(self, _: Any, call: _Call) -> None:
+        if getattr(call, "expired", False):
+            call.acquiring = None
+            if not call.caller.called:
+                call.caller.errback(defer.TimeoutError(f"no answer within {self.deadline}s"))
+            self.connections.release()
+            return
+        super()._connected(_, call)

@@ -12,7 +12,12 @@ from harness import EventKind, InvariantFailed, Run, Target, format_ms
 
 from scenarios.review.round3.aging import AgingQueue, AgingQueueLifoTies, AgingQueueTickerLeak, QueueStopped
 from scenarios.review.round3.bulkhead import Bulkhead, BulkheadLeaksOnError, BulkheadOffByOne
-from scenarios.review.round3.deadline import DeadlineClient, DeadlineClientFullBudget, DeadlineClientWallClock
+from scenarios.review.round3.deadline import (
+    DeadlineClient,
+    DeadlineClientFullBudget,
+    DeadlineClientLazyWait,
+    DeadlineClientWallClock,
+)
 from scenarios.review.round3.hedge import HedgedCaller, HedgedCallerCancelsPrimaryOnly, HedgedCallerTimerLeak
 
 # --------------------------------------------------------------------------------------------
@@ -140,6 +145,7 @@ def _deadline(cls: type) -> Target:
 deadline = _deadline(DeadlineClient)
 deadline_full_budget = _deadline(DeadlineClientFullBudget)
 deadline_wall_clock = _deadline(DeadlineClientWallClock)
+deadline_lazy_wait = _deadline(DeadlineClientLazyWait)
 
 # --------------------------------------------------------------------------------------------
 # Priority queue with aging
