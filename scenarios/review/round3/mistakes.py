@@ -37,3 +37,33 @@ bulkhead_spins = Target(build=lambda clock: BulkheadSpins(clock),
 def misdeclared(**fields: Any) -> Target:
     return Target(build=lambda clock: DeadlineClient(clock),
                   submit=lambda subject, job, priority: subject.request(job), **fields)
+
+
+class RunsTwice:
+    """A pool that, by a bug, runs every job a second time once it ended, and answers with the
+    second outcome (a retry-on-everything written for one call site, applied to all)."""
+
+    def __init__(self, clock: Any) -> None:
+        self.clock = clock
+
+    def submit(self, job: Any) -> Any:
+        from twisted.internet import defer
+
+        return defer.maybeDeferred(job).addBoth(lambda _: job())
+
+
+# Duplicate execution: no built-in invariant flags it unless retries=0 is declared.
+runs_twice = Target(build=RunsTwice, cancellable=False)
+runs_twice_declared = Target(build=RunsTwice, cancellable=False, retries=0)
+
+
+def _hedged_as_retries() -> Target:
+    from scenarios.review.round3.hedge import HedgedCaller
+
+    return Target(build=lambda clock: HedgedCaller(clock, hedge_after=0.1),
+                  submit=lambda subject, job, priority: subject.call(job), retries=1)
+
+
+# The correct hedger declared with the nearest promise the docs offer: time.retries refuses the
+# overlap that hedging is made of.
+hedged_as_retries = _hedged_as_retries()
