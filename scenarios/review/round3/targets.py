@@ -1,4 +1,4 @@
-"""Harness targets for the round-3 components, written from README.md and docs/ alone.
+"""Harness targets for the round-3 components, written from the user docs alone.
 
 Each component has a correct target (``hedged``, ``bulkhead``, ``deadline``, ``aging``) and its
 buggy twins (``hedged_timer_leak``...).  The promises each makes that no built-in invariant
