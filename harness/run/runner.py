@@ -125,7 +125,7 @@ class Run:
     diagnosis: Diagnosis | None = field(default=None, repr=False)
     #: The target's own invariants that returned False: this run gave them nothing to judge (the
     #: report counts, per user invariant, the examples it judged). Not part of the trace.
-    unjudged: tuple[str, ...] = ()
+    unjudged: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def view(self) -> RunView:
