@@ -28,7 +28,6 @@ from harness.model.trace import EventKind, Trace, format_ms
 from harness.run.clock import FaultClock, Livelock, _FaultDelayedCall, call_name, func_name
 from harness.run.describe import describe, describe_error
 from harness.run.jobs import Job
-from harness.run.work import PeriodicWork
 
 if TYPE_CHECKING:
     from harness.run.runner import Run
@@ -57,7 +56,7 @@ def work_for_build(run: Run) -> tuple[Any, ...]:
     start = next((op for op in run.schedule.ops if isinstance(op, Start)), None)
     if start is None:
         return (nothing,)  # a schedule that never starts the subject: its work is never called
-    job = PeriodicWork(start.job, start.specs, run.clock, run.trace, run.target.error_types)
+    job = Job(start.job, start.specs, run.clock, run.trace, run.target.error_types)
     run.jobs[start.job] = job
     return (job,)
 
@@ -211,7 +210,7 @@ def apply(run: Run, op: Any, errors: Mapping[str, type[BaseException]]) -> None:
     if isinstance(op, Submit):
         submitter(run, errors)(op)
     elif isinstance(op, Start):
-        job = run.jobs.get(op.job) or PeriodicWork(op.job, op.specs, run.clock, trace, errors)
+        job = run.jobs.get(op.job) or Job(op.job, op.specs, run.clock, trace, errors)
         run.jobs[op.job] = job
         trace.record(EventKind.START, op.job)
         if not run.target.can_start(run.subject):

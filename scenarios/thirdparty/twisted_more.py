@@ -114,8 +114,7 @@ class WorkEndpoint:
 class Reconnecting:
     """``ClientService`` on the harness's clock, its endpoint running the harness's work.
 
-    ``shift`` plants an off-by-one for ``client_service_policy_off_by_one``: the service is given
-    ``retryPolicy(k) = backoffPolicy(...)(k + shift)`` (0: ``backoffPolicy`` itself)."""
+    ``shift`` plants an off-by-one: ``retryPolicy(k)`` is ``backoffPolicy(...)(k + shift)``."""
 
     def __init__(self, clock: IReactorTime, work: Callable[[], Any], shift: int = 0) -> None:
         rng = random.Random(5)
@@ -142,49 +141,31 @@ def _policy_ms(attempt: int) -> float:
 
 def client_service_backoff(failures: int) -> tuple[float, float]:
     """``retryPolicy``'s promise: the delay after the k-th failure in a row is ``policy(k)``:
-    ``min(0.1 * 2**k, 0.8)`` s, plus the jitter (0 to 20 ms)."""
+    ``min(0.1 * 2**k, 0.8)`` s, plus the jitter. ``ClientService`` counts a lost connection as a
+    failure, so after a connection the k-th failed attempt in a row waits ``policy(k + 1)``, before
+    any connection ``policy(k)``: ``backoff_after_success="first_failure"`` declares that count (the
+    review's F7: a range covering ``policy(k)`` to ``policy(k + 1)`` was all it could say)."""
     return (_policy_ms(failures), _policy_ms(failures) + JITTER_MS)
 
 
-#: Kept under its old name: the strict target declared it (the same promise, counted as the docstring reads).
-client_service_backoff_strict = client_service_backoff
+client_service_backoff_strict = client_service_backoff  # the same promise, counted as the docstring reads
 
-#: ``ClientService`` counts the lost connection as a failure ("reconnect[s] ... when a connection
-#: fails, either before or after connecting"): after a connection the k-th failed attempt in a row
-#: waits ``policy(k + 1)``, before any connection ``policy(k)``. ``backoff_after_success=
-#: "first_failure"`` declares that count, so the range is ``retryPolicy``'s exact promise (the review's
-#: F7: it had to be a range covering both ``policy(k)`` and ``policy(k + 1)``).
 client_service = Target(
     build=lambda clock, work: Reconnecting(clock, work),
     kind="periodic",
-    backoff_ms=client_service_backoff,
-    backoff_after_success="first_failure",
+    backoff_ms=client_service_backoff, backoff_after_success="first_failure",
     menu={"job_kinds": ("succeed", "fail", "raise", "hang")},
     description="Twisted's ClientService with backoffPolicy(0.1, 0.8, 2): reconnects with growing delays",
 )
 
 #: The same, holding ``retryPolicy`` to its parameter's docstring ("the number of failed
-#: connection attempts made in a row", the count restarting at 0 after a connection): caught by
-#: ``time.backoff`` after a lost connection.
+#: connection attempts made in a row", from 0 after a connection): caught by ``time.backoff``.
 client_service_strict = Target(
     build=lambda clock, work: Reconnecting(clock, work),
     kind="periodic",
     backoff_ms=client_service_backoff_strict,
     menu={"job_kinds": ("succeed", "fail", "raise", "hang")},
     description="ClientService held to retryPolicy's docstring (the k-th failed attempt in a row waits policy(k))",
-)
-
-#: A planted off-by-one under the exact promise: the policy is asked for the failure after the one
-#: that happened (``policy(k + 1)``), so every retry waits one step too long: ``time.backoff``.
-#: The range ``client_service`` used to declare (``policy(k)`` to ``policy(k + 1)``) lets every wait
-#: before the first connection through.
-client_service_policy_off_by_one = Target(
-    build=lambda clock, work: Reconnecting(clock, work, shift=1),
-    kind="periodic",
-    backoff_ms=client_service_backoff,
-    backoff_after_success="first_failure",
-    menu={"job_kinds": ("succeed", "fail", "raise", "hang")},
-    description="ClientService whose retryPolicy is off by one (policy(k + 1)): every retry waits one step too long",
 )
 
 
@@ -452,4 +433,20 @@ cooperative_tasks_cooperator_stop = Target(
     build=CooperatorStopOnly,
     operations=_PAUSE_FOR,
     description="the same, stopped with Cooperator.stop() alone: every other task's whenDone never fires",
+)
+
+
+# -- ClientService with a planted off-by-one (after the review's F7) ----------------------------
+
+#: A planted off-by-one under the exact promise: ``retryPolicy(k) = backoffPolicy(...)(k + 1)``,
+#: so every retry waits one step too long: ``time.backoff``, from the first failure on (the range
+#: ``client_service`` declared before, ``policy(k)`` to ``policy(k + 1)``, let every wait before
+#: the first connection through).
+client_service_policy_off_by_one = Target(
+    build=lambda clock, work: Reconnecting(clock, work, shift=1),
+    kind="periodic",
+    backoff_ms=client_service_backoff,
+    backoff_after_success="first_failure",
+    menu={"job_kinds": ("succeed", "fail", "raise", "hang")},
+    description="ClientService whose retryPolicy is off by one (policy(k + 1)): every retry waits one step too long",
 )
