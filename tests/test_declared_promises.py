@@ -36,6 +36,7 @@ from harness import (
     run_schedule,
 )
 from review_campaigns import campaign, spec_id
+from scenarios.backoff_loop import ReconnectingClient, delay_ms
 from scenarios.review.round2 import breaker, targets
 from scenarios.thirdparty import twisted_more
 
@@ -92,47 +93,21 @@ def test_the_buggy_twin_is_caught_in_every_seed(spec: str, seed: int, tmp_path: 
 # --- F7: backoff_after_success ----------------------------------------------------------------------
 
 
-def _delay_ms(retry: int) -> int:
-    return min(100 * 2 ** (retry - 1), 800)
-
-
 def _exact(retry: int) -> tuple[float, float]:
-    return (_delay_ms(retry), _delay_ms(retry))
+    return (delay_ms(retry), delay_ms(retry))
 
 
-class CountingClient:
-    """A reconnecting client that counts its failures in a row, like ``ClientService``: a success's
-    end counts as failure 1 (``count_success``), or resets the count to 0 (the usual client)."""
+class CountingClient(ReconnectingClient):
+    """``scenarios.backoff_loop``'s reconnecting client, counting its failures in a row as ``ClientService``
+    does: a success's end counts as failure 1 (``count_success``), or resets the count to 0 (as there)."""
 
     def __init__(self, clock: IReactorTime, count_success: bool = True) -> None:
-        self.clock, self.count_success = clock, count_success
-        self.failures, self.running = 0, False
-        self._next: IDelayedCall | None = None
-        self._connect: Callable[[], Any] = lambda: None
-
-    def start(self, connect: Callable[[], Any]) -> None:
-        self._connect, self.running = connect, True
-        self._attempt()
-
-    def _attempt(self) -> None:
-        defer.maybeDeferred(self._connect).addCallbacks(self._ended, self._failed)
+        super().__init__(clock)
+        self.count_success = count_success
 
     def _ended(self, _: Any) -> None:
         self.failures = 1 if self.count_success else 0
-        self._later(_delay_ms(1))
-
-    def _failed(self, _: Any) -> None:
-        self.failures += 1
-        self._later(_delay_ms(self.failures))
-
-    def _later(self, ms: int) -> None:
-        if self.running:
-            self._next = self.clock.callLater(ms / 1000, self._attempt)
-
-    def stop(self) -> None:
-        self.running = False
-        if self._next is not None and self._next.active():
-            self._next.cancel()
+        self._later(delay_ms(1))
 
 
 #: Fail, succeed, then fail three times: before the success the first failure is retry 1 (100 ms);
