@@ -313,6 +313,14 @@ def test_reporting_twice_or_after_stop_is_harmless() -> None:
     assert check(run) == []
 
 
+def test_a_build_may_read_report_end_at_once_even_when_the_schedule_never_starts_the_subject() -> None:
+    """``build(clock, work)`` runs for every schedule; one without a start gets work that is never called,
+    and its ``report_end`` does nothing (the shrinker tries such schedules)."""
+    target = load_target("scenarios.quota_poller:quota_poller")
+    run = run_schedule(target, Schedule(ops=(Stop(at_ms=10),)))
+    assert check(run) == [] and not any(e.kind == EventKind.LOOP_END for e in run.trace.events)
+
+
 def test_a_subject_started_with_its_work_gets_report_end_too() -> None:
     """``start(work)``-style subjects get the same work: an adapter wires the report when it starts them."""
 
