@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from harness.errors import TargetError
 from harness.model.target import Target
 from harness.model.known import known
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.diagnosis import Cause
 from harness.run.facts import Facts, JobFacts, doubtful_firings, facts_of
-from harness.run.describe import describe, describe_error
 from harness.run.outcomes import received
 
 if TYPE_CHECKING:
@@ -237,7 +234,8 @@ class Rejects(Invariant):
             if refused is None or (stop is not None and stop < refused) or any(c < refused for c in job.cancels):
                 continue  # after stop() or a cancel, any error goes
             t_us = facts.time(refused)
-            if _asked(allowed, run, job.id, t_us):
+            view = run.view
+            if target.allows_refusal(view, view.jobs[job.id], t_us):
                 continue
             detail = facts.events[refused].detail
             name = getattr(allowed, "__name__", type(allowed).__name__)
@@ -259,26 +257,6 @@ def _refusal(facts: Facts, target: Target, job: JobFacts) -> int | None:
     if index is None or (index == job.fired and facts.events[index].kind != EventKind.FAILURE):
         return None
     return index if any(facts.is_error(index, t) for t in target.rejects) else None
-
-
-def _asked(allowed: Callable[[Any, Any, int], Any], run: Run, job: int, t_us: int) -> bool:
-    """What the target's ``rejects_only_while`` answers for ``job`` refused at ``t_us``; anything but True or
-    False, or an exception, is a ``TargetError`` naming the function."""
-    view = run.view
-    name = getattr(allowed, "__name__", type(allowed).__name__)
-    try:
-        answer = allowed(view, view.jobs[job], t_us)
-    except Exception as exc:
-        raise TargetError(
-            f"the target's rejects_only_while ({name}) raised {describe_error(exc)} for job {job} refused at "
-            f"{format_ms(t_us)}; it must return whether a refusal then is legitimate (True or False)"
-        ) from None
-    if not isinstance(answer, bool):
-        raise TargetError(
-            f"the target's rejects_only_while ({name}) returned {describe(answer)} for job {job} refused at "
-            f"{format_ms(t_us)}; it must return True (a refusal then is legitimate) or False"
-        )
-    return answer
 
 
 class Poison(Invariant):

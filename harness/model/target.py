@@ -28,6 +28,7 @@ from harness.errors import TargetError
 from harness.model.faults import error_table
 from harness.model.operations import Operation, operation_table
 from harness.model.menu import Menu
+from harness.model.trace import format_ms as _format_ms, one_line
 
 KINDS = ("submit", "periodic")
 #: ``cancellable``: True (cancel fails the caller and cancels the work), False (no cancels
@@ -319,6 +320,29 @@ class Target:
     @functools.cached_property
     def _cancel_modes_asked(self) -> dict[tuple[int, int], bool | str]:
         return {}
+
+    def allows_refusal(self, view: Any, job: Any, t_us: int) -> bool:
+        """What ``rejects_only_while`` answers for ``job`` (a ``JobRecord`` of ``view``, the run's ``RunView``)
+        refused at virtual time ``t_us`` (True when none is declared). A function that raises, or answers
+        anything but True or False, is a ``TargetError`` naming it, the job and the time."""
+        allowed = self.rejects_only_while
+        if allowed is None:
+            return True
+        name = getattr(allowed, "__name__", type(allowed).__name__)
+        where = f"for job {job.id} refused at {_format_ms(t_us)}"
+        try:
+            answer = allowed(view, job, t_us)
+        except Exception as exc:
+            raise TargetError(
+                f"the target's rejects_only_while ({name}) raised {type(exc).__name__}: {one_line(str(exc)):.200} {where}; it must "
+                "return whether a refusal then is legitimate (True or False)"
+            ) from None
+        if not isinstance(answer, bool):
+            raise TargetError(
+                f"the target's rejects_only_while ({name}) returned {one_line(repr(answer)):.80} {where}; it must return True "
+                "(a refusal then is legitimate) or False"
+            )
+        return answer
 
     @property
     def keyed_limit(self) -> int | None:
