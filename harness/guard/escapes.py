@@ -21,7 +21,12 @@ exit the process) and ``os.fork`` (a forked child would go on to run the
 campaign's own code) are refused too, and so are real timers
 (``signal.alarm``, ``signal.setitimer``): they escape virtual time, a
 pending one outlives the run and fires later inside another run or the
-campaign's own code, and ``ITIMER_REAL`` is the watchdog's during a run. A name bound at import
+campaign's own code, and ``ITIMER_REAL`` is the watchdog's during a run. So is
+anything that would disarm the watchdog, whose ``SIGALRM`` ends a run that
+hangs: ``signal.signal(SIGALRM, ...)`` (a target that ignores it and then
+spins would never be stopped), ``siginterrupt``, ``pthread_sigmask`` blocking
+it, ``sigwait`` and its kin waiting for it; given another signal they pass
+(its handler is put back when the run ends). A name bound at import
 (``from time import sleep``, ``from os import _exit``) is the same function
 under another name: every module's global that holds one of the refused
 functions is patched for the run as well (the modules are scanned again
@@ -87,6 +92,34 @@ _REAL_TIMER = (
     "watchdog: schedule with clock.callLater(seconds, f) on the clock given to build(clock) instead"
 )
 
+_WATCHDOG = (
+    "SIGALRM is the harness's watchdog, the wall-clock limit that ends a run that hangs, and a run must not "
+    "replace its handler, block it or wait for it: leave SIGALRM to the harness and schedule with "
+    "clock.callLater(seconds, f) on the clock given to build(clock)"
+)
+
+#: The ``signal`` functions that would disarm the watchdog when given SIGALRM (its handler replaced or made
+#: to restart system calls, the signal blocked or waited for), each as (function, the argument naming the
+#: signal or signal set: position and keyword, whether it is a set, the ``how`` values that block).
+_WATCHDOG_FUNCTIONS: dict[str, tuple[Callable[..., Any] | None, int, str, bool, tuple[int, ...]]] = {
+    "signal.signal": (getattr(signal, "signal", None), 0, "signalnum", False, ()),
+    "_signal.signal": (getattr(_signal, "signal", None), 0, "signalnum", False, ()),
+    "signal.siginterrupt": (getattr(signal, "siginterrupt", None), 0, "signalnum", False, ()),
+    "signal.pthread_sigmask": (
+        getattr(signal, "pthread_sigmask", None), 1, "mask", True,
+        tuple(getattr(signal, name) for name in ("SIG_BLOCK", "SIG_SETMASK") if hasattr(signal, name)),
+    ),
+    "_signal.pthread_sigmask": (
+        getattr(_signal, "pthread_sigmask", None), 1, "mask", True,
+        tuple(getattr(signal, name) for name in ("SIG_BLOCK", "SIG_SETMASK") if hasattr(signal, name)),
+    ),
+    "signal.sigwait": (getattr(signal, "sigwait", None), 0, "sigset", True, ()),
+    "_signal.sigwait": (getattr(_signal, "sigwait", None), 0, "sigset", True, ()),
+    "signal.sigwaitinfo": (getattr(signal, "sigwaitinfo", None), 0, "sigset", True, ()),
+    "signal.sigtimedwait": (getattr(signal, "sigtimedwait", None), 0, "sigset", True, ()),
+}
+_SIGALRM: int | None = int(signal.SIGALRM) if hasattr(signal, "SIGALRM") else None
+
 #: Functions of the process a run must not call, wherever they are bound, and the fix for each.
 PROCESS_FUNCTIONS: dict[str, tuple[Callable[..., Any], str]] = {
     "time.sleep": (time.sleep, TIME_FUNCTIONS["sleep"]),
@@ -99,10 +132,53 @@ PROCESS_FUNCTIONS: dict[str, tuple[Callable[..., Any], str]] = {
         for name in ("alarm", "setitimer")
         if hasattr(signal, name)
     },
+    # Disarming the watchdog (only when given SIGALRM: ``refuses``): a run that then hangs is never stopped.
+    **{
+        label: (function, _WATCHDOG)
+        for label, (function, *_) in _WATCHDOG_FUNCTIONS.items()
+        if function is not None and _SIGALRM is not None
+    },
 }
 
-#: Modules whose globals are never patched: the guard's own, and the watchdog's, which sets the run's real timer.
-_UNGUARDED_MODULES = frozenset({__name__, "harness.guard.watchdog"})
+
+def refuses(label: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, tuple[Any, ...], dict[str, Any]]:
+    """Whether a call of ``PROCESS_FUNCTIONS[label]`` inside a run is refused, and the arguments to pass on.
+
+    Every call is, but those of ``_WATCHDOG_FUNCTIONS``, refused only when they name SIGALRM (another signal's
+    handler may change: it is put back when the run ends); a signal set given as an iterator is read once,
+    and passed on as a tuple.
+    """
+    shape = _WATCHDOG_FUNCTIONS.get(label)
+    if shape is None:
+        return True, args, kwargs
+    _, position, keyword, is_set, blocking = shape
+    if len(args) > position:
+        value = args[position]
+    elif keyword in kwargs:
+        value = kwargs[keyword]
+    else:
+        return False, args, kwargs  # (the original raises its own TypeError)
+    try:
+        if is_set:
+            if not isinstance(value, (set, frozenset, list, tuple, range)):
+                value = tuple(value)
+                if len(args) > position:
+                    args = (*args[:position], value, *args[position + 1 :])
+                else:
+                    kwargs = {**kwargs, keyword: value}
+            names = any(_SIGALRM == signum for signum in value)
+            if names and blocking:
+                how = args[0] if args else kwargs.get("how")
+                names = any(how == blocks for blocks in blocking)
+        else:
+            names = bool(_SIGALRM == value)
+    except Exception:  # a value the original refuses itself
+        return False, args, kwargs
+    return names, args, kwargs
+
+#: Modules whose globals are never patched: the guard's own, the watchdog's, which sets the run's real timer and
+#: SIGALRM's handler, and those that set the handlers of the signals that stop a campaign (with the originals).
+_UNGUARDED_MODULES = frozenset({__name__, "harness.guard.watchdog", "harness.guard.signals", "harness.guard.supervise"})
 
 #: Signals whose handlers a run may not keep changed (SIGALRM's is the watchdog's while a session lasts).
 RESTORED_SIGNALS: tuple[signal.Signals, ...] = tuple(
@@ -151,6 +227,8 @@ _read_clocks: Callable[[Any], tuple[Any, ...]] = operator.attrgetter(*_CLOCK_NAM
 #: ``RESTORED_SIGNALS`` as plain numbers, and the C module's ``getsignal``.
 _SIGNUMS: tuple[int, ...] = tuple(int(signum) for signum in RESTORED_SIGNALS)
 _getsignal: Callable[[int], Any] = _signal.getsignal
+#: The C module's ``signal`` as imported: the guard patches the public one (``_WATCHDOG_FUNCTIONS``).
+_set_handler: Callable[[int, Any], Any] = _signal.signal
 
 
 class _Kept(NamedTuple):
@@ -184,7 +262,7 @@ def _put_back_process_state(kept: _Kept) -> None:
         if any(map(operator.is_not, now, handlers)):
             for signum, handler, current in zip(_SIGNUMS, handlers, now):
                 if handler is not None and current is not handler:
-                    _signal.signal(signum, handler)
+                    _set_handler(signum, handler)
     cwd = kept.cwd
     if cwd is not None:
         try:
@@ -362,13 +440,17 @@ class EscapeGuard:
         if namespace.get(key) is not original:
             return
         guard = self
+        called = f"{label} on SIGALRM" if label in _WATCHDOG_FUNCTIONS else label
 
         def refused(*args: Any, **kwargs: Any) -> Any:
             if not guard.armed or threading.get_ident() != guard._thread or os.getpid() != guard._pid:
                 return original(*args, **kwargs)
+            refuse, args, kwargs = refuses(label, args, kwargs)
+            if not refuse:
+                return original(*args, **kwargs)
             if guard.escaped is None:
-                guard.escaped, guard.explanation = label, fix
-            raise Escaped(label)
+                guard.escaped, guard.explanation = called, fix
+            raise Escaped(called)
 
         namespace[key] = refused
 

