@@ -25,7 +25,10 @@ campaign's own code, and ``ITIMER_REAL`` is the watchdog's during a run. So is
 anything that would disarm the watchdog, whose ``SIGALRM`` ends a run that
 hangs: ``signal.signal(SIGALRM, ...)`` (a target that ignores it and then
 spins would never be stopped), ``siginterrupt``, ``pthread_sigmask`` blocking
-it, ``sigwait`` and its kin waiting for it; given another signal they pass
+it, ``sigwait`` and its kin waiting for it; and, while a campaign handles them
+(``harness.guard.signals``), the same calls on SIGINT and SIGTERM, which stop
+it gracefully (a target that ignored SIGTERM in its runs would lose a CI
+cancel, and the campaign's summary with it). Given another signal they pass
 (its handler is put back when the run ends). A name bound at import
 (``from time import sleep``, ``from os import _exit``) is the same function
 under another name: every module's global that holds one of the refused
@@ -56,6 +59,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, NamedTuple
 
+from harness.guard import signals
 from harness.guard.forks import FORKS
 
 try:  # CPython's C module behind ``signal``: the same handlers, without ``signal``'s enum conversion of each
@@ -97,22 +101,23 @@ _WATCHDOG = (
     "replace its handler, block it or wait for it: leave SIGALRM to the harness and schedule with "
     "clock.callLater(seconds, f) on the clock given to build(clock)"
 )
+_STOPPING = (
+    "SIGINT and SIGTERM stop the campaign (Ctrl-C, a CI system cancelling the job: what was found is saved and "
+    "reported), and a run must not replace their handlers, block them or wait for them: leave them to the harness"
+)
 
-#: The ``signal`` functions that would disarm the watchdog when given SIGALRM (its handler replaced or made
-#: to restart system calls, the signal blocked or waited for), each as (function, the argument naming the
-#: signal or signal set: position and keyword, whether it is a set, the ``how`` values that block).
-_WATCHDOG_FUNCTIONS: dict[str, tuple[Callable[..., Any] | None, int, str, bool, tuple[int, ...]]] = {
+_BLOCKING: tuple[int, ...] = tuple(getattr(signal, name) for name in ("SIG_BLOCK", "SIG_SETMASK") if hasattr(signal, name))
+
+#: The ``signal`` functions that disarm the harness's stops when given SIGALRM, or SIGINT or SIGTERM while a
+#: campaign handles them (the handler replaced or made to restart system calls, the signal blocked or waited
+#: for), each as (function, the argument naming the signal or signal set: position and keyword, whether it is
+#: a set, the ``how`` values that block).
+_SIGNAL_FUNCTIONS: dict[str, tuple[Callable[..., Any] | None, int, str, bool, tuple[int, ...]]] = {
     "signal.signal": (getattr(signal, "signal", None), 0, "signalnum", False, ()),
     "_signal.signal": (getattr(_signal, "signal", None), 0, "signalnum", False, ()),
     "signal.siginterrupt": (getattr(signal, "siginterrupt", None), 0, "signalnum", False, ()),
-    "signal.pthread_sigmask": (
-        getattr(signal, "pthread_sigmask", None), 1, "mask", True,
-        tuple(getattr(signal, name) for name in ("SIG_BLOCK", "SIG_SETMASK") if hasattr(signal, name)),
-    ),
-    "_signal.pthread_sigmask": (
-        getattr(_signal, "pthread_sigmask", None), 1, "mask", True,
-        tuple(getattr(signal, name) for name in ("SIG_BLOCK", "SIG_SETMASK") if hasattr(signal, name)),
-    ),
+    "signal.pthread_sigmask": (getattr(signal, "pthread_sigmask", None), 1, "mask", True, _BLOCKING),
+    "_signal.pthread_sigmask": (getattr(_signal, "pthread_sigmask", None), 1, "mask", True, _BLOCKING),
     "signal.sigwait": (getattr(signal, "sigwait", None), 0, "sigset", True, ()),
     "_signal.sigwait": (getattr(_signal, "sigwait", None), 0, "sigset", True, ()),
     "signal.sigwaitinfo": (getattr(signal, "sigwaitinfo", None), 0, "sigset", True, ()),
@@ -132,49 +137,48 @@ PROCESS_FUNCTIONS: dict[str, tuple[Callable[..., Any], str]] = {
         for name in ("alarm", "setitimer")
         if hasattr(signal, name)
     },
-    # Disarming the watchdog (only when given SIGALRM: ``refuses``): a run that then hangs is never stopped.
+    # Disarming the watchdog or a campaign's stop signals (only when given one of them: ``disarmed``).
     **{
         label: (function, _WATCHDOG)
-        for label, (function, *_) in _WATCHDOG_FUNCTIONS.items()
+        for label, (function, *_) in _SIGNAL_FUNCTIONS.items()
         if function is not None and _SIGALRM is not None
     },
 }
 
 
-def refuses(label: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, tuple[Any, ...], dict[str, Any]]:
-    """Whether a call of ``PROCESS_FUNCTIONS[label]`` inside a run is refused, and the arguments to pass on.
+def disarmed(label: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int | None, tuple[Any, ...], dict[str, Any]]:
+    """The signal a call of ``_SIGNAL_FUNCTIONS[label]`` inside a run would take from the harness (None: none),
+    and the arguments to pass on (a signal set given as an iterator is read once, and passed on as a tuple).
 
-    Every call is, but those of ``_WATCHDOG_FUNCTIONS``, refused only when they name SIGALRM (another signal's
-    handler may change: it is put back when the run ends); a signal set given as an iterator is read once,
-    and passed on as a tuple.
+    SIGALRM is always the harness's (the watchdog), SIGINT and SIGTERM while a campaign handles them
+    (``harness.guard.signals.handled``); another signal's handler may change: it is put back when the run ends.
     """
-    shape = _WATCHDOG_FUNCTIONS.get(label)
-    if shape is None:
-        return True, args, kwargs
-    _, position, keyword, is_set, blocking = shape
+    _, position, keyword, is_set, blocking = _SIGNAL_FUNCTIONS[label]
     if len(args) > position:
         value = args[position]
     elif keyword in kwargs:
         value = kwargs[keyword]
     else:
-        return False, args, kwargs  # (the original raises its own TypeError)
+        return None, args, kwargs  # (the original raises its own TypeError)
+    guarded = signals.handled() | {_SIGALRM}
     try:
-        if is_set:
-            if not isinstance(value, (set, frozenset, list, tuple, range)):
-                value = tuple(value)
-                if len(args) > position:
-                    args = (*args[:position], value, *args[position + 1 :])
-                else:
-                    kwargs = {**kwargs, keyword: value}
-            names = any(_SIGALRM == signum for signum in value)
-            if names and blocking:
-                how = args[0] if args else kwargs.get("how")
-                names = any(how == blocks for blocks in blocking)
-        else:
-            names = bool(_SIGALRM == value)
+        if not is_set:
+            return next((signum for signum in guarded if signum == value), None), args, kwargs
+        if not isinstance(value, (set, frozenset, list, tuple, range)):
+            value = tuple(value)
+            if len(args) > position:
+                args = (*args[:position], value, *args[position + 1 :])
+            else:
+                kwargs = {**kwargs, keyword: value}
+        named = next((signum for signum in guarded if any(signum == each for each in value)), None)
+        if named is not None and blocking:
+            how = args[0] if args else kwargs.get("how")
+            if not any(how == blocks for blocks in blocking):
+                named = None
+        return named, args, kwargs
     except Exception:  # a value the original refuses itself
-        return False, args, kwargs
-    return names, args, kwargs
+        return None, args, kwargs
+
 
 #: Modules whose globals are never patched: the guard's own, the watchdog's, which sets the run's real timer and
 #: SIGALRM's handler, and those that set the handlers of the signals that stop a campaign (with the originals).
@@ -227,7 +231,7 @@ _read_clocks: Callable[[Any], tuple[Any, ...]] = operator.attrgetter(*_CLOCK_NAM
 #: ``RESTORED_SIGNALS`` as plain numbers, and the C module's ``getsignal``.
 _SIGNUMS: tuple[int, ...] = tuple(int(signum) for signum in RESTORED_SIGNALS)
 _getsignal: Callable[[int], Any] = _signal.getsignal
-#: The C module's ``signal`` as imported: the guard patches the public one (``_WATCHDOG_FUNCTIONS``).
+#: The C module's ``signal`` as imported: the guard patches the public one (``_SIGNAL_FUNCTIONS``).
 _set_handler: Callable[[int, Any], Any] = _signal.signal
 
 
@@ -440,16 +444,20 @@ class EscapeGuard:
         if namespace.get(key) is not original:
             return
         guard = self
-        called = f"{label} on SIGALRM" if label in _WATCHDOG_FUNCTIONS else label
+        conditional = label in _SIGNAL_FUNCTIONS
 
         def refused(*args: Any, **kwargs: Any) -> Any:
             if not guard.armed or threading.get_ident() != guard._thread or os.getpid() != guard._pid:
                 return original(*args, **kwargs)
-            refuse, args, kwargs = refuses(label, args, kwargs)
-            if not refuse:
-                return original(*args, **kwargs)
+            called, why = label, fix
+            if conditional:
+                signum, args, kwargs = disarmed(label, args, kwargs)
+                if signum is None:
+                    return original(*args, **kwargs)
+                called = f"{label} on {signal.Signals(signum).name}"
+                why = _WATCHDOG if signum == _SIGALRM else _STOPPING
             if guard.escaped is None:
-                guard.escaped, guard.explanation = called, fix
+                guard.escaped, guard.explanation = called, why
             raise Escaped(called)
 
         namespace[key] = refused
