@@ -231,8 +231,8 @@ _read_clocks: Callable[[Any], tuple[Any, ...]] = operator.attrgetter(*_CLOCK_NAM
 #: ``RESTORED_SIGNALS`` as plain numbers, and the C module's ``getsignal``.
 _SIGNUMS: tuple[int, ...] = tuple(int(signum) for signum in RESTORED_SIGNALS)
 _getsignal: Callable[[int], Any] = _signal.getsignal
-#: The C module's ``signal`` as imported: the guard patches the public one (``_SIGNAL_FUNCTIONS``).
-_set_handler: Callable[[int, Any], Any] = _signal.signal
+#: The C module's ``signal`` as imported: the guard patches the public ones (``_SIGNAL_FUNCTIONS``).
+_set_handler = signals.set_handler
 
 
 class _Kept(NamedTuple):

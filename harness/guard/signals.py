@@ -20,9 +20,11 @@ is over and its reports are being written, which nothing interrupts then.
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -31,8 +33,21 @@ SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
 #: Seconds a campaign has to honour a stop signal before the process repeats it to itself (stop at once).
 STOP_GRACE_S = 5.0
 
-#: ``signal.signal`` as imported: the escape guard patches the public name for its runs.
-_set_handler = signal.signal
+#: The C module's ``signal.signal`` as imported, for the harness's own handlers (the stops', the watchdog's, the
+#: supervisor's): the escape guard patches both public names for its runs (the Python one calls the C one).
+try:
+    _c_set_handler: Callable[[int, Any], Any] = importlib.import_module("_signal").signal
+except (ImportError, AttributeError):  # another Python: the public function
+    _c_set_handler = signal.signal
+
+
+def set_handler(signum: int, handler: Any) -> Any:
+    """``signal.signal`` for the harness's own handlers, never refused: returns the previous handler (as a plain
+    number for ``SIG_DFL`` and ``SIG_IGN``, which it takes either way)."""
+    return _c_set_handler(int(signum), int(handler) if isinstance(handler, signal.Handlers) else handler)
+
+
+_set_handler = set_handler
 
 #: The ``StopSignals`` in force, innermost last.
 _active: list[StopSignals] = []

@@ -42,6 +42,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from harness.guard.signals import set_handler
+
 #: Signals the parent forwards to the child.
 FORWARDED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name))
 #: What the parent sends the child for a signal it forwards, when not that signal: a hangup is a stop.
@@ -53,7 +55,7 @@ KILL_GRACE_S = 15.0
 PARENT_POLL_S = 1.0
 
 #: The functions as imported: the escape guard patches the public names for its runs.
-_set_handler = signal.signal
+_set_handler = set_handler
 _sleep = time.sleep
 _monotonic = time.monotonic
 
@@ -114,9 +116,10 @@ def supervise(command: Callable[[], int], what: str = "the campaign") -> int:
         report = _read_report(read_end, wake_read, stop)
         if report is None:
             return stop.kill(what)
-        status = _wait(pid, GRACE_S if len(report) >= 2 else None, stop)
-        if status is None:
+        ended = _wait(pid, GRACE_S if len(report) >= 2 else None, stop)
+        if ended is None:
             return stop.kill(what)
+        status = ended[1]
     finally:
         signal.set_wakeup_fd(previous_wakeup)
         for signum, handler in previous.items():
@@ -286,15 +289,15 @@ def _read_report(fd: int, wake: int, stop: _Stop) -> bytes | None:
     return data
 
 
-def _wait(pid: int, grace: float | None = None, stop: _Stop | None = None) -> int | None:
-    """Wait for the child and return its status; with ``grace``, kill its process group if it has not ended after
+def _wait(pid: int, grace: float | None = None, stop: _Stop | None = None) -> tuple[int, int] | None:
+    """Wait for the child and return its pid and status; with ``grace``, kill its process group if it has not ended after
     that many seconds; None once ``stop``'s deadline passed (the caller kills it)."""
     deadline = None if grace is None else _monotonic() + grace
     while True:
         try:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
-                return status
+                return done, status
             if stop is not None and stop.remaining() == 0.0:
                 return None
             if deadline is not None and _monotonic() > deadline:
@@ -309,7 +312,7 @@ def _wait(pid: int, grace: float | None = None, stop: _Stop | None = None) -> in
                 continue
             _sleep(0.05)
         except ChildProcessError:
-            return 0
+            return pid, 0
         except InterruptedError:
             continue
 

@@ -37,12 +37,14 @@ from time import monotonic as _monotonic
 from types import FrameType, TracebackType
 from typing import Any
 
+from harness.guard.signals import set_handler
+
 #: ``signal.setitimer`` as imported: the escape guard refuses the public name to a run (a target's real timer), and
 #: never patches this module, whose timer is the run's own.
 _setitimer: Any = getattr(signal, "setitimer", None)
-#: ``signal.signal`` as imported: the guard refuses the public name to a run given SIGALRM, whose handler is this
+#: ``signal.signal`` as imported: the guard refuses the public names to a run given SIGALRM, whose handler is this
 #: module's (a target that ignored it would never be stopped).
-_set_handler: Any = signal.signal
+_set_handler = set_handler
 
 #: What ``setitimer`` answers for a timer that is not running.
 _OFF = (0.0, 0.0)
