@@ -332,3 +332,21 @@ def test_a_stop_to_the_parent_reaches_every_worker(signum, tmp_path, campaigns) 
     out, err = campaign.out.read_text(), campaign.err.read_text()
     assert code == 130 and "stopped by interrupt" in out, (out, err)
     assert _group_gone(campaign.child)
+
+
+def test_the_troubleshooting_page_quotes_these_messages() -> None:
+    page = (TESTS.parent / "docs" / "troubleshooting.md").read_text()
+    with pytest.raises(TargetError) as caught:
+        run_schedule(hostile_targets.ignores_sigalrm, THREE)
+    message = str(caught.value)
+    for fragment in ("the target called signal.signal on SIGALRM in step 3 ", "; SIGALRM is the harness's watchdog, "
+                     "the wall-clock limit that ends a run that hangs, "):
+        assert fragment in message and fragment in page, fragment
+    with StopSignals() as stop, pytest.raises(TargetError) as caught:
+        run_schedule(hostile_targets.ignores_sigint, THREE)
+    stop.finish()
+    assert "; SIGINT and SIGTERM stop the campaign (Ctrl-C, a CI system cancelling the job: " in str(caught.value)
+    assert "; SIGINT and SIGTERM stop the campaign (Ctrl-C, a CI system cancelling the job: " in page
+    assert f"did not stop within {STOP_GRACE_S:g}s of SIGTERM (a run that hangs?); stopping at once" in page
+    assert f"had not stopped {supervise.KILL_GRACE_S:g}s after SIGTERM (" in page
+    assert f"this one had not stopped {supervise.KILL_GRACE_S:g}s later; killing it" in page
