@@ -220,6 +220,15 @@ def campaigns() -> Iterator[list[_Campaign]]:
         campaign.cleanup()
 
 
+def _hung(campaigns: list[_Campaign], target: str, tmp_path: Path, *extra: str, settle: float = 1.0) -> _Campaign:
+    """``harness fuzz TARGET`` started, and ``settle`` seconds into its (hung) campaign."""
+    campaign = _Campaign(target, tmp_path, *extra)
+    campaigns.append(campaign)
+    campaign.wait_for(campaign.started, 60)
+    time.sleep(settle)
+    return campaign
+
+
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").exists() or not supervise.available(), reason="Linux /proc")
 
 
@@ -243,10 +252,7 @@ def test_sigterm_to_the_parent_saves_and_reports_what_was_found_and_leaves_no_ch
 
 
 def test_sigint_to_the_parent_alone_stops_a_hung_run_within_seconds(tmp_path, campaigns) -> None:
-    campaign = _Campaign("robust_targets:spinning", tmp_path)
-    campaigns.append(campaign)
-    campaign.wait_for(campaign.started, 60)
-    time.sleep(1.0)
+    campaign = _hung(campaigns, "robust_targets:spinning", tmp_path)
     sent = time.monotonic()
     campaign.parent.send_signal(signal.SIGINT)
     code = campaign.finish(STOP_GRACE_S + 20)
@@ -258,10 +264,7 @@ def test_sigint_to_the_parent_alone_stops_a_hung_run_within_seconds(tmp_path, ca
 
 
 def test_a_second_sigint_to_the_parent_stops_at_once_as_before(tmp_path, campaigns) -> None:
-    campaign = _Campaign("robust_targets:spinning", tmp_path)
-    campaigns.append(campaign)
-    campaign.wait_for(campaign.started, 60)
-    time.sleep(1.0)
+    campaign = _hung(campaigns, "robust_targets:spinning", tmp_path)
     sent = time.monotonic()
     campaign.parent.send_signal(signal.SIGINT)
     time.sleep(0.3)
@@ -274,10 +277,7 @@ def test_a_second_sigint_to_the_parent_stops_at_once_as_before(tmp_path, campaig
 
 
 def test_a_child_whose_parent_is_killed_stops_within_a_bounded_time(tmp_path, campaigns) -> None:
-    campaign = _Campaign("robust_targets:spinning", tmp_path)
-    campaigns.append(campaign)
-    campaign.wait_for(campaign.started, 60)
-    time.sleep(1.0)
+    campaign = _hung(campaigns, "robust_targets:spinning", tmp_path)
     campaign.parent.send_signal(signal.SIGKILL)
     campaign.parent.wait(timeout=10)
     deadline = time.monotonic() + STOP_GRACE_S + 20
@@ -291,10 +291,7 @@ def test_a_child_whose_parent_is_killed_stops_within_a_bounded_time(tmp_path, ca
 @pytest.mark.slow
 def test_a_child_that_resists_every_stop_is_killed_and_the_parent_says_so(tmp_path, campaigns) -> None:
     # StubbornPool catches the repeated stop (a KeyboardInterrupt) and spins again: only a kill ends it.
-    campaign = _Campaign("robust_targets:stubborn", tmp_path)
-    campaigns.append(campaign)
-    campaign.wait_for(campaign.started, 60)
-    time.sleep(1.0)
+    campaign = _hung(campaigns, "robust_targets:stubborn", tmp_path)
     campaign.parent.send_signal(signal.SIGTERM)
     code = campaign.finish(supervise.KILL_GRACE_S + 20)
     err = campaign.err.read_text()
@@ -308,10 +305,7 @@ def test_a_child_that_resists_every_stop_is_killed_and_the_parent_says_so(tmp_pa
 
 @pytest.mark.slow
 def test_the_parent_killed_while_the_child_resists_leaves_no_orphan(tmp_path, campaigns) -> None:
-    campaign = _Campaign("robust_targets:stubborn", tmp_path)
-    campaigns.append(campaign)
-    campaign.wait_for(campaign.started, 60)
-    time.sleep(1.0)
+    campaign = _hung(campaigns, "robust_targets:stubborn", tmp_path)
     campaign.parent.send_signal(signal.SIGKILL)
     deadline = time.monotonic() + supervise.KILL_GRACE_S + 20
     while not _group_gone(campaign.child):
