@@ -43,6 +43,27 @@ def _env(**extra: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]), **extra}
 
 
+def _kill_leftovers(tmp_path: Path) -> None:
+    """Kill every process whose command line names ``tmp_path``: a supervised child the harness under test
+    failed to stop (it runs in a process group of its own, so a timeout that kills the parent misses it)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if str(tmp_path).encode() in (entry / "cmdline").read_bytes():
+                    os.kill(int(entry.name), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def _harness(argv: list[str], tmp_path: Path, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """``harness ARGV`` in a subprocess (its outputs under ``tmp_path``); whatever it leaves running is killed."""
+    try:
+        return subprocess.run([sys.executable, "-m", "harness", *argv], cwd=tmp_path, env=_env(),
+                              capture_output=True, text=True, timeout=timeout)
+    finally:
+        _kill_leftovers(tmp_path)
+
+
 # -- item 1: a run may not take SIGALRM (or a campaign's SIGINT and SIGTERM) from the harness --------------
 
 _RUN_ONE = """
@@ -78,11 +99,11 @@ def test_a_run_that_takes_sigalrm_over_and_then_hangs_is_stopped_with_the_call_n
 
 
 def test_the_cli_stops_a_campaign_whose_target_ignores_sigalrm_and_spins(tmp_path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "harness", "fuzz", "hostile_targets:ignores_sigalrm_and_spins", "--seed", "1",
-         "--max-examples", "30", "--example-timeout", "1", "--no-regressions", "--no-database",
+    done = _harness(
+        ["fuzz", "hostile_targets:ignores_sigalrm_and_spins", "--seed", "1", "--max-examples", "30",
+         "--example-timeout", "1", "--no-regressions", "--no-database",
          "--report-dir", str(tmp_path / "reports"), "--json", str(tmp_path / "summary.json")],
-        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=90,
+        tmp_path,
     )
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert done.stderr.startswith("harness: error: the target called signal.signal on SIGALRM in step "), done.stderr
@@ -128,11 +149,10 @@ def test_the_harness_sets_its_own_handlers_with_the_originals_even_inside_a_run(
 
 
 def test_the_cli_refuses_a_target_that_takes_sigterm_over(tmp_path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "harness", "fuzz", "hostile_targets:ignores_sigterm_and_spins", "--seed", "1",
-         "--max-examples", "30", "--example-timeout", "0", "--no-regressions", "--no-database",
-         "--report-dir", str(tmp_path / "reports")],
-        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=90,
+    done = _harness(
+        ["fuzz", "hostile_targets:ignores_sigterm_and_spins", "--seed", "1", "--max-examples", "30",
+         "--example-timeout", "0", "--no-regressions", "--no-database", "--report-dir", str(tmp_path / "reports")],
+        tmp_path,
     )
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert done.stderr.startswith("harness: error: the target called signal.signal on SIGTERM in step "), done.stderr
@@ -189,6 +209,7 @@ class _Campaign:
             except OSError:
                 pass
         self.parent.wait()
+        _kill_leftovers(self.tmp_path)
 
 
 def _gone(pid: int) -> bool:
