@@ -51,12 +51,14 @@ from typing import Any
 from twisted.application.internet import TimerService
 from twisted.internet import defer, task
 from twisted.internet.interfaces import IReactorTime
+from twisted.protocols import policies
 from twisted.python.failure import Failure
 
 from harness import InvariantFailed, Run, Target, format_ms
 
 INTERVAL_MS = 100
 TIMEOUT_MS = 300
+IDLE_MS = 300
 POOL_LIMIT = 2
 
 # -- TimerService -----------------------------------------------------------------------------
@@ -279,4 +281,128 @@ looping_call_count_ones = Target(
     interval_ms=INTERVAL_MS,
     invariants=(counts_every_interval,),
     description="a plain LoopingCall counting one interval per call: skipped intervals are lost",
+)
+
+# -- policies.TimeoutMixin ------------------------------------------------------------------------
+
+
+class ConnectionTimedOut(Exception):
+    """The connection timed out (or was stopped) before the request came: refused."""
+
+
+class IdleConnection(policies.TimeoutMixin):
+    """A connection handling requests (jobs), timed out after ``IDLE_MS`` without traffic.
+
+    ``callLater`` is the injected clock's (the mixin's hook "for test purpose"). A request
+    arriving and a response going out both reset the timeout; ``timeoutConnection`` drops the
+    connection: the requests in flight are cancelled and later ones refused. ``stop()`` is
+    ``connectionLost``: ``setTimeout(None)``.
+    """
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.callLater = clock.callLater  # type: ignore[method-assign]
+        self.open = True
+        self.inflight: list[defer.Deferred[Any]] = []  # in arrival order (a set would cancel in address order)
+        self.setTimeout(IDLE_MS / 1000)
+
+    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
+        if not self.open:
+            return defer.fail(ConnectionTimedOut("the connection is closed"))
+        self.resetTimeout()
+        work = defer.maybeDeferred(job)
+        self.inflight.append(work)
+
+        def responded(result: Any) -> Any:
+            if work in self.inflight:
+                self.inflight.remove(work)
+            if self.open:
+                self.responded()
+            return result
+
+        return work.addBoth(responded)
+
+    def responded(self) -> None:
+        self.resetTimeout()
+
+    def timeoutConnection(self) -> None:
+        self.open = False
+        for work in list(self.inflight):
+            work.cancel()
+
+    def stop(self) -> None:
+        self.open = False
+        self.setTimeout(None)
+
+
+class InputOnlyConnection(IdleConnection):
+    """Resets the timeout on input only, as ``resetTimeout``'s docstring suggests for a protocol
+    that only reads: a response going out is no traffic, so a slow request's connection times
+    out 300 ms after the request came, though the last response went out later."""
+
+    def responded(self) -> None:
+        pass
+
+
+def _timed_out(run: Run) -> tuple[int, int] | None:
+    """When the mixin's timeout call ran (monotonic microseconds, trace index), from the
+    ``timer.fire`` events (their detail names the function: ``TimeoutMixin.__timedOut``)."""
+    for index, event in run.view.of_kind("timer.fire"):
+        if "__timedOut" in event.detail:
+            return event.t_us, index
+    return None
+
+
+#: Traffic on the connection: a request coming in (its submission), a response going out (the
+#: job's end; a cancel by its caller ends it too).
+_TRAFFIC = frozenset({"submit", "job.finish", "job.fail", "job.cancel"})
+
+
+def _never_ended(run: Run, event: Any) -> bool:
+    """A ``job.cancel`` whose job's own canceller raised: its Deferred never fired, so the
+    connection never saw a response (docs/reference/target.md, "Jobs that hold something")."""
+    return bool(event.kind == "job.cancel" and run.view.jobs[event.job].attempts[event.attempt].canceller_raised)
+
+
+def times_out_only_when_idle(run: Run) -> None:
+    """``timeoutConnection`` runs only once ``IDLE_MS`` passed with no traffic while the
+    connection was open, and no later than that plus the clock's lateness (unless ``stop()``
+    came first)."""
+    view = run.view
+    fired = _timed_out(run)
+    stop = next((index for index, _ in view.of_kind("stop")), len(view.events))
+    closed = min(fired[1], stop) if fired is not None else stop
+    traffic = [(event.t_us, index) for index, event in enumerate(view.events[:closed])
+               if event.kind in _TRAFFIC and not _never_ended(run, event)]
+    idle = IDLE_MS * 1000
+    if fired is not None:
+        last, index = traffic[-1] if traffic else (0, None)
+        if fired[0] < last + idle:
+            raise InvariantFailed(
+                f"the connection timed out at {format_ms(fired[0])}, {format_ms(fired[0] - last)} after the last "
+                f"traffic (at {format_ms(last)}); the timeout is {IDLE_MS}ms",
+                events=(index, fired[1]) if index is not None else (fired[1],))
+    times = [0] + [t for t, _ in traffic]
+    stop_us = view.events[stop].t_us if stop < len(view.events) else None
+    for t in times:
+        due = t + idle + view.late_us
+        if any(t < later <= due for later in times) or (stop_us is not None and stop_us <= due):
+            continue
+        if (fired is None or fired[0] > due) and due <= view.events[-1].t_us:
+            raise InvariantFailed(f"no traffic after {format_ms(t)}, yet the connection had not timed out by {format_ms(due)}")
+        break
+
+idle_connection = Target(
+    build=IdleConnection,
+    rejects=(ConnectionTimedOut,),
+    stop_cancels_timers=True,
+    invariants=(times_out_only_when_idle,),
+    description="Twisted's policies.TimeoutMixin, 300ms: times out only after 300ms without traffic",
+)
+
+idle_connection_input_only = Target(
+    build=InputOnlyConnection,
+    rejects=(ConnectionTimedOut,),
+    stop_cancels_timers=True,
+    invariants=(times_out_only_when_idle,),
+    description="TimeoutMixin reset on requests only: a response going out does not count as traffic",
 )
