@@ -23,7 +23,7 @@ SYNAPSE = "scenarios.thirdparty.synapse_prims"
 TWISTED_MORE = "scenarios.thirdparty.twisted_more"
 SYNAPSE_MORE = "scenarios.thirdparty.synapse_more"
 #: The third set (primitives not yet covered: TimerService, race, coroutines, withCount, TimeoutMixin,
-#: stop_/delay_cancellation, ExpiringCache), each with a planted twin (tests/test_thirdparty_extra.py).
+#: stop_/delay_cancellation, ExpiringCache, WheelTimer), each with a planted twin (tests/test_thirdparty_extra.py).
 TWISTED_EXTRA = "scenarios.thirdparty.twisted_extra"
 SYNAPSE_EXTRA = "scenarios.thirdparty.synapse_extra"
 
@@ -70,6 +70,7 @@ SCENARIOS = (
     Scenario(f"{SYNAPSE_EXTRA}:shielded_pool", "pass", "Synapse's stop_cancellation on a DeferredSemaphore(2) holder: a cancel detaches, the slot is kept", "synapse stop_cancellation"),
     Scenario(f"{SYNAPSE_EXTRA}:delayed_pool", "pass", "Synapse's delay_cancellation on a DeferredSemaphore(2) holder: a running job's caller fails when it ends", "synapse delay_cancellation"),
     Scenario(f"{SYNAPSE_EXTRA}:expiring_cache", "pass", "Synapse's ExpiringCache(expiry_ms=1000) as a memo: served only while fresh", "synapse ExpiringCache"),
+    Scenario(f"{SYNAPSE_EXTRA}:wheel_timeouts", "pass", "Synapse's WheelTimer polled every 100ms: jobs time out 300ms after submission, never sooner", "synapse WheelTimer"),
 )
 
 

@@ -38,6 +38,18 @@ at most). ``stop()`` is ``Clock.shutdown()`` (it stops the pruning loop, which t
 cache keeps no handle on). Twin ``expiring_cache_reset_on_get``: ``reset_expiry_on_get=True``,
 "will reset the expiry time for an item on access": a key read more often than every second
 is served for ever (``user.served_only_while_fresh``).
+
+``wheel_timeouts``: per-job timeouts kept in a ``synapse.util.wheel_timer.WheelTimer`` (100 ms
+buckets), as presence keeps its timers: each job is inserted at its submission with
+``then = now + 300`` (``clock.time_msec()``), and a ``Clock.looping_call`` every 100 ms
+``fetch``-es the timed-out ones and cancels those still running (the caller fails with
+``CancelledError``). ``insert``: "then: When to return the object strictly after";
+``bucket_size`` "corresponds roughly to the accuracy of the timer". Cancellable (a caller's
+cancel cancels its job). Target invariant ``times_out_after_deadline``: a job is cancelled by the
+timer only once 300 ms have passed by the wall clock the timer is fed, and, with no jump
+in the run so far, no later than 300 ms plus a bucket, a poll and the clock's lateness. Twin
+``wheel_timeouts_relative``: ``insert(now, job, 300)``, the delay given where the absolute time
+belongs: every job times out at the first poll (``user.times_out_after_deadline``).
 """
 
 from __future__ import annotations
@@ -58,6 +70,8 @@ try:
     from synapse.metrics.background_process_metrics import run_as_background_process
     from synapse.util.async_helpers import delay_cancellation, stop_cancellation
     from synapse.util.caches.expiringcache import ExpiringCache
+    from synapse.util.duration import Duration
+    from synapse.util.wheel_timer import WheelTimer
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         f"the Synapse targets need matrix-synapse ({exc}); install it with pip install -e '.[thirdparty]'"
@@ -236,3 +250,103 @@ def _memo(build: Callable[[IReactorTime], Any], description: str) -> Target:
 
 expiring_cache = _memo(Memo, "Synapse's ExpiringCache(expiry_ms=1000) as a memo, two keys: a result served for at most 1.5s")
 expiring_cache_reset_on_get = _memo(ResetOnGetMemo, "the same with reset_expiry_on_get=True: a hot key never expires")
+
+
+# -- WheelTimer ---------------------------------------------------------------------------------
+
+WHEEL_TIMEOUT_MS = 300
+BUCKET_MS = 100
+POLL_MS = 100
+
+
+class WheelTimeouts:
+    """Jobs timed out by a ``WheelTimer`` polled every ``POLL_MS``; the wheel holds job ids."""
+
+    def __init__(self, reactor: IReactorTime) -> None:
+        self.clock = synapse_clock(reactor)
+        self.wheel: WheelTimer[int] = WheelTimer(bucket_size=Duration(milliseconds=BUCKET_MS))
+        self.running: dict[int, defer.Deferred[Any]] = {}
+        self.loop = self.clock.looping_call(self._expire, Duration(milliseconds=POLL_MS))
+
+    def deadline(self, now_ms: int) -> int:
+        return now_ms + WHEEL_TIMEOUT_MS
+
+    def submit(self, job: Any) -> defer.Deferred[Any]:
+        work = defer.maybeDeferred(job)
+        if work.called:
+            return work
+        now = self.clock.time_msec()
+        self.running[job.id] = work
+        self.wheel.insert(now, job.id, self.deadline(now))
+
+        def done(result: Any) -> Any:
+            self.running.pop(job.id, None)
+            return result
+
+        return work.addBoth(done)
+
+    def _expire(self) -> None:
+        for job_id in sorted(self.wheel.fetch(self.clock.time_msec())):
+            work = self.running.pop(job_id, None)
+            if work is not None:
+                try:
+                    work.cancel()
+                except Exception:  # a job whose own canceller raises must not keep the others running
+                    pass
+
+    def stop(self) -> None:
+        if self.loop.running:
+            self.loop.stop()
+
+
+class RelativeWheelTimeouts(WheelTimeouts):
+    """``insert(now, job, WHEEL_TIMEOUT_MS)``: the delay where ``then`` (absolute) belongs."""
+
+    def deadline(self, now_ms: int) -> int:
+        return WHEEL_TIMEOUT_MS
+
+
+def times_out_after_deadline(run: Run) -> None:
+    """A job cancelled by the timer (not by its caller) was cancelled only once ``WHEEL_TIMEOUT_MS``
+    passed since its submission by the wall clock (less a millisecond: ``time_msec()`` truncates),
+    and a job still running ``WHEEL_TIMEOUT_MS + BUCKET_MS + POLL_MS`` (plus the clock's
+    lateness) after its submission, with no wall-clock jump before then and no ``stop()``, was
+    cancelled by then."""
+    view = run.view
+    jumps = [event.t_us for _, event in view.of_kind("clock.jump")]
+    stop_us = next((event.t_us for _, event in view.of_kind("stop")), None)
+    cancels: dict[int, tuple[int, Any]] = {}  # each job's first job.cancel
+    for index, event in view.of_kind("job.cancel"):
+        cancels.setdefault(event.job, (index, event))
+    bound_us = (WHEEL_TIMEOUT_MS + BUCKET_MS + POLL_MS) * 1000 + view.late_us
+    for job in view.jobs.values():
+        by_caller = min(job.cancelled_us, default=None)
+        if job.id in cancels and (by_caller is None or cancels[job.id][1].t_us < by_caller):
+            index, event = cancels[job.id]
+            waited = view.wall_us(index) - job.submitted_wall_us
+            if waited < (WHEEL_TIMEOUT_MS - 1) * 1000:
+                raise InvariantFailed(
+                    f"job {job.id} was timed out at {format_ms(event.t_us)}, {format_ms(waited)} after its submission "
+                    f"by the wall clock; the timeout is {WHEEL_TIMEOUT_MS}ms", events=(index,))
+        due = job.submitted_us + bound_us
+        cancelled_by_then = job.id in cancels and cancels[job.id][1].t_us <= due  # its canceller may have raised
+        if not job.attempts or cancelled_by_then or not job.attempts[0].running_at(due):
+            continue
+        # After any jump back the wheel holds buckets keyed on the old wall time, and a new entry
+        # goes in the earliest of them ("to protect against inserts for times in the past"): late
+        # by the jump. Punctuality is judged only while the wall clock never jumped.
+        if any(t <= due for t in jumps) or (stop_us is not None and stop_us <= due):
+            continue
+        if (by_caller is None or by_caller > due) and view.events[-1].t_us > due:
+            raise InvariantFailed(
+                f"job {job.id}, submitted at {format_ms(job.submitted_us)}, still ran at {format_ms(due)}: "
+                f"the timer should have cancelled it {WHEEL_TIMEOUT_MS}ms after its submission, within a "
+                f"{BUCKET_MS}ms bucket and a {POLL_MS}ms poll")
+
+
+def _wheel(build: Callable[[IReactorTime], Any], description: str) -> Target:
+    return Target(build=build, invariants=(times_out_after_deadline,), description=description)
+
+
+wheel_timeouts = _wheel(WheelTimeouts, "Synapse's WheelTimer(100ms buckets) polled every 100ms: jobs time out 300ms after submission, never sooner")
+wheel_timeouts_relative = _wheel(RelativeWheelTimeouts, "WheelTimer.insert given the 300ms delay where the absolute time belongs")
