@@ -149,3 +149,20 @@ def test_correct_target_stays_clean_over_a_long_campaign(spec: str, tmp_path) ->
     _skip_without_synapse(spec)
     result = campaign(spec, seed=3, examples=2000, tmp_path=tmp_path)
     assert [f.record.message for f in result.findings] == []
+
+
+def test_idle_connection_refusing_before_its_timeout_is_caught_by_errors_rejects() -> None:
+    """``rejects_only_while=refused_only_once_timed_out``: ``rejects`` alone would excuse a
+    connection that refuses requests while it is open."""
+    from harness import Target
+    from scenarios.thirdparty import twisted_extra
+
+    class ClosedAtOnce(twisted_extra.IdleConnection):
+        def __init__(self, clock) -> None:  # type: ignore[no-untyped-def]
+            super().__init__(clock)
+            self.open = False
+
+    target = Target(build=ClosedAtOnce, rejects=(twisted_extra.ConnectionTimedOut,),
+                    rejects_only_while=twisted_extra.refused_only_once_timed_out)
+    run = run_schedule(target, Schedule(ops=(Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=10)),)))
+    assert [v.invariant for v in check(run)] == ["errors.rejects"]

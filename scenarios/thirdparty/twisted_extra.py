@@ -54,7 +54,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.protocols import policies
 from twisted.python.failure import Failure
 
-from harness import InvariantFailed, Run, Target, format_ms
+from harness import InvariantFailed, JobRecord, Run, RunView, Target, format_ms
 
 INTERVAL_MS = 100
 TIMEOUT_MS = 300
@@ -346,7 +346,11 @@ class InputOnlyConnection(IdleConnection):
 def _timed_out(run: Run) -> tuple[int, int] | None:
     """When the mixin's timeout call ran (monotonic microseconds, trace index), from the
     ``timer.fire`` events (their detail names the function: ``TimeoutMixin.__timedOut``)."""
-    for index, event in run.view.of_kind("timer.fire"):
+    return _timed_out_in(run.view)
+
+
+def _timed_out_in(view: RunView) -> tuple[int, int] | None:
+    for index, event in view.of_kind("timer.fire"):
         if "__timedOut" in event.detail:
             return event.t_us, index
     return None
@@ -355,6 +359,12 @@ def _timed_out(run: Run) -> tuple[int, int] | None:
 #: Traffic on the connection: a request coming in (its submission), a response going out (the
 #: job's end; a cancel by its caller ends it too).
 _TRAFFIC = frozenset({"submit", "job.finish", "job.fail", "job.cancel"})
+
+
+def refused_only_once_timed_out(view: RunView, job: JobRecord, t_us: int) -> bool:
+    """``rejects_only_while``: a request is refused only once the connection has timed out."""
+    fired = _timed_out_in(view)
+    return fired is not None and fired[0] <= t_us
 
 
 def _never_ended(run: Run, event: Any) -> bool:
@@ -394,6 +404,7 @@ def times_out_only_when_idle(run: Run) -> None:
 idle_connection = Target(
     build=IdleConnection,
     rejects=(ConnectionTimedOut,),
+    rejects_only_while=refused_only_once_timed_out,
     stop_cancels_timers=True,
     invariants=(times_out_only_when_idle,),
     description="Twisted's policies.TimeoutMixin, 300ms: times out only after 300ms without traffic",
@@ -402,6 +413,7 @@ idle_connection = Target(
 idle_connection_input_only = Target(
     build=InputOnlyConnection,
     rejects=(ConnectionTimedOut,),
+    rejects_only_while=refused_only_once_timed_out,
     stop_cancels_timers=True,
     invariants=(times_out_only_when_idle,),
     description="TimeoutMixin reset on requests only: a response going out does not count as traffic",
