@@ -29,7 +29,7 @@ from harness.run.runner import Run, TargetHung, run_schedule
 from harness.model.schedule import Call, Cancel, ClockPolicy, JobSpec, Jump, Schedule, ScheduleError, Start, Stop, Submit
 from harness.search.shard import Shard
 from harness.model.menu import Menu
-from harness.model.user_fail import InvariantFailed
+from harness.model.user_fail import NOT_JUDGED, InvariantFailed
 from harness.search.strategies import job_specs, schedules
 from harness.model.target import Target, load_target
 from harness.model.trace import Event, Trace, format_ms
@@ -67,6 +67,7 @@ __all__ = [
     "load_target",
     "Menu",
     "NondeterministicTarget",
+    "NOT_JUDGED",
     "Operation",
     "Outcome",
     "ParallelResult",

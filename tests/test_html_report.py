@@ -267,17 +267,20 @@ def test_each_failure_says_how_far_the_search_got_before_it_was_first_seen(campa
     assert views[0].detected is None and "s of search" not in Page(render_report(old, views)).all_text
 
 
-def never_judged(run) -> bool:
-    """Returns False every time: the runs never give it anything to judge."""
-    return False
+def never_judged(run) -> object:
+    """Returns NOT_JUDGED every time: the runs never give it anything to judge."""
+    from harness import NOT_JUDGED
+
+    return NOT_JUDGED
 
 
-def judges_cancels(run) -> bool | None:
+def judges_cancels(run) -> object:
     """Judges only the runs with a cancel in them."""
+    from harness import NOT_JUDGED
     from harness.model.trace import EventKind
 
     if not any(event.kind == EventKind.CANCEL for event in run.trace.events):
-        return False
+        return NOT_JUDGED
     return None
 
 
@@ -306,5 +309,5 @@ def test_each_user_invariant_has_its_row_with_the_examples_it_judged(tmp_path) -
     rows = {name: text.split(f'data-invariant="{name}"', 1)[1].split("</tr>", 1)[0] for name in counts if name.startswith("user.")}
     assert "never exercised" in rows["user.never_judged"] and ">0<" in rows["user.never_judged"]
     assert "held" in rows["user.judges_all"] and ">60<" in rows["user.judges_all"]
-    assert "held" in rows["user.judges_cancels"] and "did not return False" in rows["user.judges_cancels"]
+    assert "held" in rows["user.judges_cancels"] and "did not return NOT_JUDGED" in rows["user.judges_cancels"]
     assert 'data-invariant="user"' not in text

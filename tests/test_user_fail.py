@@ -208,3 +208,27 @@ def test_an_invariant_failed_whose_message_ends_like_the_escape_still_names_its_
 
     run, violation = _failing(named)
     assert violation.message == "odd >> events none" and violation.events == (0, 2)
+
+
+def test_an_invariant_that_returns_false_is_broken_not_passed() -> None:
+    # A predicate's False means "does not hold": reported as the function's violation, never a silent pass.
+    def holds(run) -> bool:
+        return False
+
+    run, violation = _failing(holds)
+    assert violation.invariant == "user.holds" and violation.message.startswith("returned False (raise AssertionError")
+    assert "harness.NOT_JUDGED" in violation.message
+
+
+def test_an_invariant_with_nothing_to_judge_passes_and_is_counted_as_unjudged() -> None:
+    from harness import NOT_JUDGED
+
+    def idle(run) -> object:
+        return NOT_JUDGED
+
+    def holds(run) -> bool:
+        return True
+
+    run = run_schedule(dataclasses.replace(semaphore_pool, invariants=(idle, holds)), LONG)
+    assert not [v for v in check(run) if v.invariant.startswith("user.")]
+    assert run.unjudged == ("idle",) and repr(NOT_JUDGED) == "harness.NOT_JUDGED"

@@ -146,8 +146,9 @@ class Target:
     submit: Callable[[Any, Any, int], Any] | None = None
     start: Callable[[Any, Any], Any] | None = None
     stop: Callable[[Any], Any] | None = None
-    # each may return False: the run gave it nothing to judge (the HTML report counts the examples each judged)
-    invariants: tuple[Callable[[Any], bool | None], ...] = field(default=())
+    # each raises AssertionError on a broken promise; returning False is one too; returning harness.NOT_JUDGED
+    # says the run gave it nothing to judge (the HTML report counts the examples each judged)
+    invariants: tuple[Callable[[Any], object], ...] = field(default=())
     # named calls on the subject besides submit/cancel/stop, drawn into schedules (harness.model.operations)
     operations: Mapping[str, Operation | Callable[..., Any]] = field(default_factory=dict, hash=False)
     menu: Menu | Mapping[str, Any] | None = None

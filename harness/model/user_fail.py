@@ -1,4 +1,4 @@
-"""A user invariant's failure, and the trace events it names.
+"""A user invariant's failure, and the trace events it names; and ``NOT_JUDGED``, its "nothing to judge here".
 
 A target's own invariant reports a broken promise by raising
 ``AssertionError``; the runner records it as a ``user.fail`` event at the end
@@ -24,6 +24,20 @@ import re
 from collections.abc import Iterable
 
 from harness.errors import TargetError
+
+class _NotJudged:
+    """The type of ``NOT_JUDGED``: one value, named so in reprs."""
+
+    def __repr__(self) -> str:
+        return "harness.NOT_JUDGED"
+
+
+#: Returned by a target's own invariant when a run gave it nothing to judge (the HTML report counts
+#: the examples each invariant judged). Returning ``False`` is a violation, as a predicate's False is.
+NOT_JUDGED = _NotJudged()
+
+#: The message of the violation an invariant that returned ``False`` is reported with.
+RETURNED_FALSE = "returned False (raise AssertionError or harness.InvariantFailed with a message saying what broke; return harness.NOT_JUDGED when a run gives nothing to judge)"
 
 #: What separates a ``user.fail`` message from the indices of the events it names.
 EVENTS_MARK = " >> events "

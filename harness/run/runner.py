@@ -50,7 +50,7 @@ from harness.guard.watchdog import DEFAULT_TIMEOUT_S, Expired, Watchdog
 from harness.model.schedule import Call, Cancel, Jump, Op, Schedule, Start, Submit
 from harness.model.target import Target
 from harness.model.trace import EventKind, Trace, format_ms, one_line
-from harness.model.user_fail import fail_detail
+from harness.model.user_fail import NOT_JUDGED, RETURNED_FALSE, fail_detail
 from harness.run.checks import check_schedule
 from harness.run.diagnosis import Diagnosis
 from harness.run.clock import MAX_ROUNDS_PER_INSTANT, FaultClock, Livelock, call_name
@@ -423,8 +423,11 @@ def _release(run: Run, observer: LogRecorder) -> None:
         name = getattr(invariant, "__name__", type(invariant).__name__)
         run.phase, run.detail = "invariant", name
         try:
-            if invariant(run) is False:
+            said = invariant(run)
+            if said is NOT_JUDGED:
                 run.unjudged += (name,)
+            elif said is False:  # a predicate's "no": as an assert's, never a silent pass
+                trace.record(EventKind.USER_FAIL, detail=fail_detail(name, AssertionError(), len(trace), RETURNED_FALSE))
         except AssertionError as exc:  # an InvariantFailed names the events it is about (harness.model.user_fail)
             text = one_line(mask_addresses(str(exc)))
             trace.record(EventKind.USER_FAIL, detail=fail_detail(name, exc, len(trace), text))

@@ -265,7 +265,7 @@ ALWAYS = Exercise("every example", lambda x, t: True)
 
 
 #: What exercises one of the target's own invariants (a ``user.<name>`` row).
-JUDGED = Exercise("it judged the run (did not return False)", lambda x, t: True)
+JUDGED = Exercise("it judged the run (did not return NOT_JUDGED)", lambda x, t: True)
 
 
 def exercise_of(invariant: str) -> Exercise:
@@ -441,7 +441,7 @@ class Tally:
     campaign's ``on_run`` hook). ``invariants`` and ``faults`` start at 0
     for every applicable invariant and every fault the menu can produce.
     The target's own invariants have a row each, ``user.<function name>``,
-    counting the examples it judged: those where it did not return False
+    counting the examples it judged: those where it did not return ``NOT_JUDGED``
     (``Run.unjudged``: the run gave it nothing to judge).
     """
 
