@@ -32,6 +32,8 @@ from specimens import (
     LifoAmongEqualsPool,
     MisSharing,
     PoolFull,
+    PumpedDeadline,
+    RetryAfterAnswer,
     RetryUnlessTrue,
     SlowBackoffClient,
     StubbornPool,
@@ -117,6 +119,13 @@ CANCELS = S(Submit(0, 0, ok(50)), Submit(0, 1, ok(50)), Submit(0, 2, ok(50)), Ca
 HOSTILE = S(Submit(0, 0, JobSpec("hang", canceller_raises=True)), Submit(0, 1, ok()))
 THREE = S(Submit(0, 0, ok()), Submit(0, 1, ok()), Submit(0, 2, ok()))
 
+_DEADLINE = "scenarios.review.round3.targets:deadline"  # timeout_from="submit", timeout_fires, 2 connections
+_HOSTILE_HANG = JobSpec("hang", canceller_raises=True)
+HOSTILE_TWO = S(Submit(0, 0, _HOSTILE_HANG), Submit(0, 1, _HOSTILE_HANG), Submit(0, 2, ok()))
+# Two jobs whose cancel fails keep both connections until 500ms; the third caller waits past its 300ms deadline.
+CANCELLED_TWO = S(Submit(0, 0, ok(500, canceller_raises=True)), Submit(0, 1, ok(500, canceller_raises=True)),
+                  Submit(0, 2, ok()), Cancel(100, 0), Cancel(100, 1))
+
 MESSAGES: tuple[Row, ...] = (
     # completion
     Row("once", "completion.once", "was fired twice", "scenarios.next_tick:next_tick_delivery_pool", SEMAPHORE,
@@ -193,6 +202,15 @@ MESSAGES: tuple[Row, ...] = (
     Row("timeout.short_submit", "time.timeout",
         "only 30ms after it was submitted; a timeout error is legitimate only after", _orphan_30_submit,
         "scenarios.submit_timeout:submit_timeout_pool", S(Submit(0, 0, ok(100)))),
+    Row("timeout.waiting_unfired", "time.timeout",
+        "job 2 was still waiting for a slot at 300ms, 300ms after it was submitted, but its Deferred never fired",
+        "scenarios.review.round3.targets:deadline_lazy_wait", _DEADLINE, HOSTILE_TWO),
+    Row("timeout.waiting_wrong_error", "time.timeout",
+        "job 2 timed out at 300ms while still waiting for a slot, but its Deferred fired with TimeoutError",
+        replace(load_target(_DEADLINE), timeout_error=WaitTimedOut), _DEADLINE, CANCELLED_TWO),
+    Row("timeout.waiting_started", "time.timeout", "yet it started at 400ms: a timed-out job must not start",
+        Target(build=PumpedDeadline, timeout_ms=300, timeout_from="submit", timeout_fires=True), _DEADLINE,
+        S(Submit(0, 0, ok()))),
     # time: retries and backoff
     Row("retries.bound", "time.retries", "attempted 5 times; at most 4 (1 + 3 retries)",
         "scenarios.retry:off_by_one_retry", "scenarios.retry:backoff_retry", S(Submit(0, 0, RAISE))),
@@ -200,6 +218,10 @@ MESSAGES: tuple[Row, ...] = (
         "scenarios.retry:backoff_retry", S(Submit(0, 0, ok(100)))),
     Row("retries.after_success", "time.retries", "although attempt 0 succeeded", _retry_unless_true,
         "scenarios.retry:backoff_retry", S(Submit(0, 0, ok()))),
+    Row("retries.undeclared_success", "time.retries", "although attempt 0 succeeded; a success is final, retries declared or not",
+        "scenarios.review.round3.mistakes:runs_twice", SEMAPHORE, S(Submit(0, 0, ok()))),
+    Row("retries.after_fired", "time.retries", "job 0 attempt 1 started at 60ms, after its Deferred had fired at 10ms",
+        Target(build=RetryAfterAnswer), SEMAPHORE, S(Submit(0, 0, fail()))),
     Row("backoff.function", "time.backoff", "the declared backoff is", "scenarios.retry:jittery_backoff",
         "scenarios.retry:backoff_retry", S(Submit(0, 0, RAISE))),
     Row("backoff.tuple", "time.backoff", "the declared backoff is 100ms to 400ms", _backoff_jittery, _backoff_exact,
