@@ -163,6 +163,10 @@ MESSAGES: tuple[Row, ...] = (
         S(Submit(0, 0, HANG), Cancel(5, 0))),
     Row("propagates.ran_on", "cancellation.propagates", "and it ran on until 10ms", "scenarios.cancel:detaching_pool",
         SEMAPHORE, S(Submit(0, 0, ok()), Cancel(5, 0))),
+    Row("propagates.attempt", "cancellation.propagates",
+        "job 0 attempt 1 (0#1 in the trace) was running when the job's Deferred was cancelled at 150ms, but that "
+        "attempt's own Deferred was not cancelled", "scenarios.review.round3.targets:hedged_cancels_primary_only",
+        "scenarios.review.round3.targets:hedged", S(Submit(0, 0, ok(500)), Cancel(150, 0))),
     Row("harmless", "cancellation.harmless", "cancel() must never raise", "scenarios.cancel:ticket_pool", SEMAPHORE,
         S(Submit(0, 0, JobSpec("immediate")), Cancel(0, 0))),
     Row("releases", "cancellation.releases", "the cancelled job's slot was not released",

@@ -239,12 +239,20 @@ class Propagates(_Cancellation):
                         still = "and kept running" if attempt.end is None else (
                             f"and it ran on until {format_ms(facts.time(attempt.end))}"
                         )
-                        return self.violation(
-                            run,
-                            f"job {job.id} was running when its Deferred was cancelled at {format_ms(now)}, "
-                            f"but the job's own Deferred was not cancelled {still}",
-                            [cancel, attempt.start],
-                        )
+                        if len(job.attempts) == 1:
+                            text = (
+                                f"job {job.id} was running when its Deferred was cancelled at {format_ms(now)}, "
+                                f"but the job's own Deferred was not cancelled {still}"
+                            )
+                        else:  # name the attempt left running (as the trace does: 0#1), not only the job
+                            n = attempt.n
+                            shown = f" ({job.id}#{n} in the trace)" if n else ""
+                            text = (
+                                f"job {job.id} attempt {n}{shown} was running "
+                                f"when the job's Deferred was cancelled at {format_ms(now)}, but that attempt's own "
+                                f"Deferred was not cancelled {still}"
+                            )
+                        return self.violation(run, text, [cancel, attempt.start])
                 break
         return None
 
