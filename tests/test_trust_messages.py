@@ -172,6 +172,10 @@ MESSAGES: tuple[Row, ...] = (
     Row("releases", "cancellation.releases", "the cancelled job's slot was not released",
         "scenarios.semaphore:cancel_leak_pool", SEMAPHORE,
         S(Submit(0, 0, ok()), Submit(0, 1, ok()), Cancel(0, 1), Submit(0, 2, ok()))),
+    Row("releases.error_path", "cancellation.releases",
+        "the job stays stranded when that work fails instead of being cancelled: a failure strands it too, see errors.poison",
+        "scenarios.review.round3.targets:bulkhead_leaks_on_error", "scenarios.review.round3.targets:bulkhead",
+        S(Submit(0, 0, ok(900)), Cancel(0, 0), Submit(0, 1, fail(0)), Submit(0, 2, ok(0)))),
     # time.timeout
     Row("wait.started_late", "time.timeout", "job 2 started at 500ms, after its wait timed out at 310ms", _wait(timeout_ms=None),
         _wait(), TWO_BUSY),

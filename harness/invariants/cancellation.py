@@ -325,14 +325,21 @@ class Releases(_Cancellation):
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
-        stuck = self.diagnosis(run).first(Cause.CANCEL)
+        diagnosis = self.diagnosis(run)
+        stuck = diagnosis.first(Cause.CANCEL)
         if stuck is None:
             return None
         job = facts.jobs[stuck]
         cancels = [c for other in facts.jobs.values() for c in other.cancels]
+        also = ""
+        if any(s.job == stuck and s.failure_too for s in diagnosis.stranded):
+            also = (
+                " (the cancel ended running work in an error, and the job stays stranded when that work fails "
+                "instead of being cancelled: a failure strands it too, see errors.poison)"
+            )
         return self.violation(
             run,
             f"job {job.id}, submitted at {format_ms(facts.time(known(job.submit)))}, never finished after "
-            "another job was cancelled: the cancelled job's slot was not released",
+            f"another job was cancelled: the cancelled job's slot was not released{also}",
             [known(job.submit), *cancels],
         )
