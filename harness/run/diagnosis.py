@@ -181,11 +181,11 @@ def _failing_instead(run: Run, schedule: Schedule, cancelled: set[int]) -> Sched
     ops: list[Op] = []
     converted = 0
     for op in schedule.ops:
-        job_id = getattr(op, "job", None)
-        if job_id in failing and type(op) is Submit and not op.then:
-            ops.append(replace(op, spec=replace(op.spec, kind="fail", after_ms=failing[job_id])))
+        owner = getattr(op, "job", None)
+        if type(op) is Submit and op.job in failing and not op.then:
+            ops.append(replace(op, spec=replace(op.spec, kind="fail", after_ms=failing[op.job])))
             converted += 1
-        elif job_id not in cancelled:
+        elif owner not in cancelled:
             ops.append(op)
     return replace(schedule, ops=tuple(ops)) if converted else None
 
