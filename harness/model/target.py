@@ -22,7 +22,6 @@ from types import FunctionType, MethodType
 from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IReactorTime
 
 from harness.errors import TargetError
 from harness.model.faults import error_table
@@ -103,7 +102,7 @@ class Target:
     may overlap without limit) or None (none declared: 1 with ``shared``).
     """
 
-    build: Callable[[IReactorTime], Any]
+    build: Callable[..., Any]  # build(clock), or build(clock, work) for periodic targets
     kind: str = "submit"
     # concurrency
     limit: int | None = None
