@@ -348,3 +348,43 @@ class WaitTimeout:
     def _release(self, result):
         self.sem.release()
         return result
+
+
+
+class PumpedDeadline:
+    """Jobs wait in a queue that a pump empties every 400 ms; each caller is promised an answer within
+    300 ms of its call.
+
+    BUG: at the deadline the waiting caller fails with ``TimeoutError`` but its job stays queued: the
+    pump starts it later, for nobody."""
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+        self.queue: list[tuple[Callable[[], Any], defer.Deferred]] = []
+        self.clock.callLater(0.4, self._pump)
+
+    def submit(self, job: Callable[[], Any]) -> defer.Deferred:
+        caller: defer.Deferred = defer.Deferred()
+        self.queue.append((job, caller))
+        self.clock.callLater(0.3, lambda: None if caller.called else caller.errback(defer.TimeoutError()))
+        return caller
+
+    def _pump(self) -> None:
+        queue, self.queue = self.queue, []
+        for job, caller in queue:
+            defer.maybeDeferred(job).addBoth(lambda r, c=caller: None if c.called else c.callback(r))
+
+
+class RetryAfterAnswer:
+    """BUG: a failed job is retried 50 ms later, but its caller was already failed with the first error:
+    the retry runs for nobody."""
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+
+    def submit(self, job: Callable[[], Any]) -> defer.Deferred:
+        def retry(failure: Failure) -> Failure:
+            self.clock.callLater(0.05, lambda: defer.maybeDeferred(job).addErrback(lambda _: None))
+            return failure
+
+        return defer.maybeDeferred(job).addErrback(retry)

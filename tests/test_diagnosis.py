@@ -209,3 +209,52 @@ def test_the_invariant_class_example_in_the_run_api_reference_runs() -> None:
     assert violation is not None and violation.message == "job 0 failed" and violation.jobs == (0,)
     clean = run_schedule(load_target("scenarios.pools:semaphore_pool"), Schedule((Submit(0, 0, _ok()),)))
     assert invariant.check(clean) is None
+
+
+class _KeepsCancelledSlot:
+    """One slot; the slot of a running job that was cancelled is never given back (its errback returns early
+    on ``CancelledError``), while a failed job's is: a cancel strands the next job, a failure does not."""
+
+    def __init__(self, clock: object) -> None:
+        from twisted.internet import defer
+
+        self.sem = defer.DeferredSemaphore(1)
+
+    def submit(self, job):  # type: ignore[no-untyped-def]
+        from twisted.internet import defer
+
+        def done(result):  # type: ignore[no-untyped-def]
+            if not (hasattr(result, "check") and result.check(defer.CancelledError)):
+                self.sem.release()
+            return result
+
+        return self.sem.acquire().addCallback(lambda _: defer.maybeDeferred(job).addBoth(done))
+
+
+def test_a_cancel_that_strands_through_the_error_path_says_a_failure_does_too(replays: list[Schedule]) -> None:
+    """Review 3, finding 5: a cancel of running work ends it in an error; when the subject's error path is
+    what keeps the slot, a failure in the cancel's place strands the job as well, and the message of
+    ``cancellation.releases`` points at ``errors.poison``. A subject that leaks only on a cancel gets no such
+    note, and a cancel of a waiting job (nothing ended in an error) plays no extra replay."""
+    from harness import Target
+
+    leaky = load_target("scenarios.review.round3.targets:bulkhead_leaks_on_error")
+    schedule = Schedule((Submit(0, 0, _ok(900)), Cancel(0, 0), Submit(0, 1, JobSpec("fail", 0)), Submit(0, 2, _ok(0))))
+    run = run_schedule(leaky, schedule)
+    assert diagnose(run) == Diagnosis((Stranded(2, Cause.CANCEL, failure_too=True),))
+    failing = replays[-1]  # job 0 fails where it was cancelled, its cancel gone
+    assert [op for op in failing.ops if isinstance(op, Cancel)] == []
+    assert failing.ops[0] == Submit(0, 0, JobSpec("fail", 0))
+    [violation] = [v for v in check(run) if v.invariant == "cancellation.releases"]
+    assert violation.message.endswith("a failure strands it too, see errors.poison)")
+
+    only_cancel = Target(build=_KeepsCancelledSlot, limit=1)
+    run = run_schedule(only_cancel, Schedule((Submit(0, 0, _ok(50)), Submit(0, 1, _ok()), Cancel(10, 0))))
+    assert diagnose(run) == Diagnosis((Stranded(1, Cause.CANCEL),))
+    [violation] = check(run)
+    assert violation.invariant == "cancellation.releases" and violation.message.endswith("was not released")
+
+    replays.clear()
+    spec, waiting, _, played = CASES[Cause.CANCEL]  # the cancel hits a waiting job
+    assert diagnose(run_schedule(load_target(spec), waiting)).stranded[0].failure_too is False
+    assert len(replays) == played  # the one counterfactual, no replay with failures

@@ -177,12 +177,18 @@ def _propagates(inv: Invariant, run) -> Violation | None:
                     still = "and kept running" if attempt.end is None else (
                         f"and it ran on until {format_ms(facts.time(attempt.end))}"
                     )
-                    return inv.violation(
-                        run,
-                        f"job {job.id} was running when its Deferred was cancelled at {format_ms(now)}, "
-                        f"but the job's own Deferred was not cancelled {still}",
-                        [cancel, attempt.start],
-                    )
+                    if len(job.attempts) == 1:
+                        text = (
+                            f"job {job.id} was running when its Deferred was cancelled at {format_ms(now)}, "
+                            f"but the job's own Deferred was not cancelled {still}"
+                        )
+                    else:
+                        shown = f" ({job.id}#{attempt.n} in the trace)" if attempt.n else ""
+                        text = (
+                            f"job {job.id} attempt {attempt.n}{shown} was running when the job's Deferred was "
+                            f"cancelled at {format_ms(now)}, but that attempt's own Deferred was not cancelled {still}"
+                        )
+                    return inv.violation(run, text, [cancel, attempt.start])
             break
     return None
 

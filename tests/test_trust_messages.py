@@ -32,6 +32,8 @@ from specimens import (
     LifoAmongEqualsPool,
     MisSharing,
     PoolFull,
+    PumpedDeadline,
+    RetryAfterAnswer,
     RetryUnlessTrue,
     SlowBackoffClient,
     StubbornPool,
@@ -117,6 +119,13 @@ CANCELS = S(Submit(0, 0, ok(50)), Submit(0, 1, ok(50)), Submit(0, 2, ok(50)), Ca
 HOSTILE = S(Submit(0, 0, JobSpec("hang", canceller_raises=True)), Submit(0, 1, ok()))
 THREE = S(Submit(0, 0, ok()), Submit(0, 1, ok()), Submit(0, 2, ok()))
 
+_DEADLINE = "scenarios.review.round3.targets:deadline"  # timeout_from="submit", timeout_fires, 2 connections
+_HOSTILE_HANG = JobSpec("hang", canceller_raises=True)
+HOSTILE_TWO = S(Submit(0, 0, _HOSTILE_HANG), Submit(0, 1, _HOSTILE_HANG), Submit(0, 2, ok()))
+# Two jobs whose cancel fails keep both connections until 500ms; the third caller waits past its 300ms deadline.
+CANCELLED_TWO = S(Submit(0, 0, ok(500, canceller_raises=True)), Submit(0, 1, ok(500, canceller_raises=True)),
+                  Submit(0, 2, ok()), Cancel(100, 0), Cancel(100, 1))
+
 MESSAGES: tuple[Row, ...] = (
     # completion
     Row("once", "completion.once", "was fired twice", "scenarios.next_tick:next_tick_delivery_pool", SEMAPHORE,
@@ -154,11 +163,19 @@ MESSAGES: tuple[Row, ...] = (
         S(Submit(0, 0, HANG), Cancel(5, 0))),
     Row("propagates.ran_on", "cancellation.propagates", "and it ran on until 10ms", "scenarios.cancel:detaching_pool",
         SEMAPHORE, S(Submit(0, 0, ok()), Cancel(5, 0))),
+    Row("propagates.attempt", "cancellation.propagates",
+        "job 0 attempt 1 (0#1 in the trace) was running when the job's Deferred was cancelled at 150ms, but that "
+        "attempt's own Deferred was not cancelled", "scenarios.review.round3.targets:hedged_cancels_primary_only",
+        "scenarios.review.round3.targets:hedged", S(Submit(0, 0, ok(500)), Cancel(150, 0))),
     Row("harmless", "cancellation.harmless", "cancel() must never raise", "scenarios.cancel:ticket_pool", SEMAPHORE,
         S(Submit(0, 0, JobSpec("immediate")), Cancel(0, 0))),
     Row("releases", "cancellation.releases", "the cancelled job's slot was not released",
         "scenarios.semaphore:cancel_leak_pool", SEMAPHORE,
         S(Submit(0, 0, ok()), Submit(0, 1, ok()), Cancel(0, 1), Submit(0, 2, ok()))),
+    Row("releases.error_path", "cancellation.releases",
+        "the job stays stranded when that work fails instead of being cancelled: a failure strands it too, see errors.poison",
+        "scenarios.review.round3.targets:bulkhead_leaks_on_error", "scenarios.review.round3.targets:bulkhead",
+        S(Submit(0, 0, ok(900)), Cancel(0, 0), Submit(0, 1, fail(0)), Submit(0, 2, ok(0)))),
     # time.timeout
     Row("wait.started_late", "time.timeout", "job 2 started at 500ms, after its wait timed out at 310ms", _wait(timeout_ms=None),
         _wait(), TWO_BUSY),
@@ -193,6 +210,15 @@ MESSAGES: tuple[Row, ...] = (
     Row("timeout.short_submit", "time.timeout",
         "only 30ms after it was submitted; a timeout error is legitimate only after", _orphan_30_submit,
         "scenarios.submit_timeout:submit_timeout_pool", S(Submit(0, 0, ok(100)))),
+    Row("timeout.waiting_unfired", "time.timeout",
+        "job 2 was still waiting for a slot at 300ms, 300ms after it was submitted, but its Deferred never fired",
+        "scenarios.review.round3.targets:deadline_lazy_wait", _DEADLINE, HOSTILE_TWO),
+    Row("timeout.waiting_wrong_error", "time.timeout",
+        "job 2 timed out at 300ms while still waiting for a slot, but its Deferred fired with TimeoutError",
+        replace(load_target(_DEADLINE), timeout_error=WaitTimedOut), _DEADLINE, CANCELLED_TWO),
+    Row("timeout.waiting_started", "time.timeout", "yet it started at 400ms: a timed-out job must not start",
+        Target(build=PumpedDeadline, timeout_ms=300, timeout_from="submit", timeout_fires=True), _DEADLINE,
+        S(Submit(0, 0, ok()))),
     # time: retries and backoff
     Row("retries.bound", "time.retries", "attempted 5 times; at most 4 (1 + 3 retries)",
         "scenarios.retry:off_by_one_retry", "scenarios.retry:backoff_retry", S(Submit(0, 0, RAISE))),
@@ -200,6 +226,10 @@ MESSAGES: tuple[Row, ...] = (
         "scenarios.retry:backoff_retry", S(Submit(0, 0, ok(100)))),
     Row("retries.after_success", "time.retries", "although attempt 0 succeeded", _retry_unless_true,
         "scenarios.retry:backoff_retry", S(Submit(0, 0, ok()))),
+    Row("retries.undeclared_success", "time.retries", "although attempt 0 succeeded; a success is final, retries declared or not",
+        "scenarios.review.round3.mistakes:runs_twice", SEMAPHORE, S(Submit(0, 0, ok()))),
+    Row("retries.after_fired", "time.retries", "job 0 attempt 1 started at 60ms, after its Deferred had fired at 10ms",
+        Target(build=RetryAfterAnswer), SEMAPHORE, S(Submit(0, 0, fail()))),
     Row("backoff.function", "time.backoff", "the declared backoff is", "scenarios.retry:jittery_backoff",
         "scenarios.retry:backoff_retry", S(Submit(0, 0, RAISE))),
     Row("backoff.tuple", "time.backoff", "the declared backoff is 100ms to 400ms", _backoff_jittery, _backoff_exact,

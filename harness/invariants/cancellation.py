@@ -239,12 +239,20 @@ class Propagates(_Cancellation):
                         still = "and kept running" if attempt.end is None else (
                             f"and it ran on until {format_ms(facts.time(attempt.end))}"
                         )
-                        return self.violation(
-                            run,
-                            f"job {job.id} was running when its Deferred was cancelled at {format_ms(now)}, "
-                            f"but the job's own Deferred was not cancelled {still}",
-                            [cancel, attempt.start],
-                        )
+                        if len(job.attempts) == 1:
+                            text = (
+                                f"job {job.id} was running when its Deferred was cancelled at {format_ms(now)}, "
+                                f"but the job's own Deferred was not cancelled {still}"
+                            )
+                        else:  # name the attempt left running (as the trace does: 0#1), not only the job
+                            n = attempt.n
+                            shown = f" ({job.id}#{n} in the trace)" if n else ""
+                            text = (
+                                f"job {job.id} attempt {n}{shown} was running "
+                                f"when the job's Deferred was cancelled at {format_ms(now)}, but that attempt's own "
+                                f"Deferred was not cancelled {still}"
+                            )
+                        return self.violation(run, text, [cancel, attempt.start])
                 break
         return None
 
@@ -317,14 +325,21 @@ class Releases(_Cancellation):
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
-        stuck = self.diagnosis(run).first(Cause.CANCEL)
+        diagnosis = self.diagnosis(run)
+        stuck = diagnosis.first(Cause.CANCEL)
         if stuck is None:
             return None
         job = facts.jobs[stuck]
         cancels = [c for other in facts.jobs.values() for c in other.cancels]
+        also = ""
+        if any(s.job == stuck and s.failure_too for s in diagnosis.stranded):
+            also = (
+                " (the cancel ended running work in an error, and the job stays stranded when that work fails "
+                "instead of being cancelled: a failure strands it too, see errors.poison)"
+            )
         return self.violation(
             run,
             f"job {job.id}, submitted at {format_ms(facts.time(known(job.submit)))}, never finished after "
-            "another job was cancelled: the cancelled job's slot was not released",
+            f"another job was cancelled: the cancelled job's slot was not released{also}",
             [known(job.submit), *cancels],
         )

@@ -45,6 +45,12 @@ class Timeout(Invariant):
                 continue
             if run.target.timeout_from == "wait":
                 message = _judge_wait(run.target, facts, job) or _legitimate_wait(run.target, facts, job)
+            elif run.target.timeout_from == "submit":
+                message = (
+                    _judge_unstarted(run.target, facts, job)
+                    or self._judge(run.target, facts, job)
+                    or self._legitimate(run.target, facts, job)
+                )
             else:
                 message = self._judge(run.target, facts, job) or self._legitimate(run.target, facts, job)
             if message is not None:
@@ -167,6 +173,61 @@ def _timeout_to_judge(target: Target, facts: Facts, job: JobFacts) -> int | None
     return fired
 
 
+def _judge_unstarted(target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[int]] | None:
+    """``timeout_from="submit"``: a job not yet started T after its submission is held to T all the same.
+
+    Its caller fails with the timeout error at T (plus the clock's lateness),
+    and the job never starts afterwards: the deadline covers the wait for a
+    slot, whatever keeps the slots busy (no never-ending-jobs excuse). A
+    caller answered before T (refused, say), a cancel or a ``stop()`` by T
+    excuse it. Without ``timeout_fires``, so does a running job whose own
+    canceller raised by then: a timeout that fails the caller through a
+    cancellation (``Deferred.addTimeout`` over a chain) may be blocked by it.
+    A job that started by T is judged by its attempts (``Timeout._judge``).
+    """
+    submit = job.submit
+    if submit is None or job.submit_raised is not None:
+        return None
+    late = facts.late_us
+    due = facts.time(submit) + known(target.timeout_ms) * 1000
+    first = job.first_start
+    if first is not None and facts.time(first) <= due + late:
+        return None
+    fired = job.fired
+    if fired is not None and facts.time(fired) < due:
+        return None  # answered before the timeout (refused, say): an early timeout error is _legitimate's
+    if facts.drained is None or due > facts.time(facts.drained):
+        return None
+    excused = Timeout._excused_from(facts, job)
+    if excused is not None and facts.time(excused) <= due + late:
+        return None
+    if not target.timeout_fires and any(facts.time(known(a.end)) <= due + late for a in facts.raised):
+        return None
+    expected = target.timeout_error.__name__
+    timeout = target.timeout_ms
+    if fired is None or facts.time(fired) > due + late:
+        when = "never fired" if fired is None else f"fired only at {format_ms(facts.time(fired))}"
+        return (
+            f"job {job.id} was still waiting for a slot at {format_ms(due)}, {timeout}ms after it was submitted, "
+            f'but its Deferred {when}; timeout_from="submit" promises it fails with {expected} then, '
+            "started or not",
+            [submit] + ([] if fired is None else [fired]),
+        )
+    if facts.events[fired].kind != EventKind.FAILURE or not facts.is_error(fired, target.timeout_error):
+        return (
+            f"job {job.id} timed out at {format_ms(due)} while still waiting for a slot, but its Deferred fired "
+            f"with {facts.events[fired].detail}, not {expected}",
+            [submit, fired],
+        )
+    if first is not None:
+        return (
+            f"job {job.id} timed out at {format_ms(due)} while still waiting for a slot ({timeout}ms after it "
+            f"was submitted), yet it started at {format_ms(facts.time(first))}: a timed-out job must not start",
+            [submit, fired, first],
+        )
+    return None
+
+
 def _judge_wait(target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[int]] | None:
     """``timeout_from="wait"``: a job not started T after its submission fails with the timeout error
     then (by T plus the clock's lateness), and never starts afterwards; a cancel or stop first excuses it."""
@@ -265,38 +326,64 @@ def _most_running(facts: Facts, first: int, last: int) -> int:
 
 
 class Retries(Invariant):
-    """Declared retry bound: at most ``retries + 1`` attempts, each only after the previous one failed."""
+    """A job runs again only as a retry: never after one of its attempts succeeded, nor after its caller's
+    Deferred fired, whatever ``retries`` says; with ``retries`` declared, at most ``retries + 1`` attempts,
+    each only after the previous one failed.
+
+    Without ``retries`` the count and the overlap are not judged (a hedging
+    subject may run copies of a job at once), but a success is final all the
+    same: a job called again once it succeeded, or once its caller had its
+    answer, runs twice for one request. A start after the caller was
+    cancelled is ``cancellation.no_start``'s to judge.
+    """
 
     name = "time.retries"
-    summary = "at most retries+1 attempts per job, each only after the previous attempt failed"
+    summary = (
+        "no job runs again after it succeeded or its caller fired; with retries declared, at most retries+1 "
+        "attempts per job, each only after the previous attempt failed"
+    )
 
     def applies(self, target: Target) -> bool:
-        return target.retries is not None and target.kind == "submit"
+        return target.kind == "submit"
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
-        bound = known(run.target.retries) + 1
+        retries = run.target.retries
         for job in facts.jobs.values():
-            if len(job.attempts) > bound:
+            attempts = job.attempts
+            if len(attempts) < 2:
+                continue  # nearly every job: one attempt, or none
+            if retries is not None and len(attempts) > retries + 1:
                 return self.violation(
                     run,
-                    f"job {job.id} was attempted {len(job.attempts)} times; at most {bound} "
-                    f"(1 + {run.target.retries} retries) were declared",
-                    [a.start for a in job.attempts],
+                    f"job {job.id} was attempted {len(attempts)} times; at most {retries + 1} "
+                    f"(1 + {retries} retries) were declared",
+                    [a.start for a in attempts],
                 )
-            for previous, attempt in zip(job.attempts, job.attempts[1:]):
-                if previous.end is None or previous.end > attempt.start:
+            finished, fired = job.finished, job.fired
+            for previous, attempt in zip(attempts, attempts[1:]):
+                start = attempt.start
+                if retries is not None and (previous.end is None or previous.end > start):
                     return self.violation(
                         run,
-                        f"job {job.id} attempt {attempt.n} started at {format_ms(facts.time(attempt.start))} "
+                        f"job {job.id} attempt {attempt.n} started at {format_ms(facts.time(start))} "
                         f"while attempt {previous.n} was still running",
-                        [previous.start, attempt.start],
+                        [previous.start, start],
                     )
-                if previous.end_kind == EventKind.JOB_FINISH:
+                if finished is not None and finished < start:
+                    done = next(a for a in attempts if a.end == finished)
+                    final = "; a success is final, retries declared or not" if retries is None else ""
                     return self.violation(
                         run,
-                        f"job {job.id} was retried (attempt {attempt.n}) although attempt {previous.n} succeeded",
-                        [known(previous.end), attempt.start],
+                        f"job {job.id} was retried (attempt {attempt.n}) although attempt {done.n} succeeded{final}",
+                        [finished, start],
+                    )
+                if fired is not None and fired < start and not any(c < start for c in job.cancels):
+                    return self.violation(
+                        run,
+                        f"job {job.id} attempt {attempt.n} started at {format_ms(facts.time(start))}, after its "
+                        f"Deferred had fired at {format_ms(facts.time(fired))}: nobody waits for that run",
+                        [fired, start],
                     )
         return None
 

@@ -33,7 +33,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from harness.model.schedule import Op, Schedule, Start, Submit
-from harness.run.facts import facts_of, stranded_jobs
+from harness.run.facts import CANCELLABLE_KINDS, facts_of, stranded_jobs
 from harness.run.suspensions import lifted
 
 if TYPE_CHECKING:
@@ -60,6 +60,10 @@ class Stranded:
 
     job: int
     cause: Cause
+    #: With ``Cause.CANCEL``: the job stays stranded when the cancelled jobs' running work fails instead, at the
+    #: instant of its cancel (``_failing_instead``): the cancel stranded it by ending that work in an error, the
+    #: same path a failure takes (``errors.poison``'s bug, reached through a cancel). False otherwise.
+    failure_too: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,18 +92,20 @@ def diagnose(run: Run) -> Diagnosis:
     ids = stranded_jobs(facts_of(run), run.target)
     if not ids:
         return _NOTHING_STRANDED
-    causes = _causes(run, ids)
-    return Diagnosis(tuple(Stranded(job, causes[job]) for job in ids))
+    causes, failure_too = _causes(run, ids)
+    return Diagnosis(tuple(Stranded(job, causes[job], job in failure_too) for job in ids))
 
 
-def _causes(run: Run, ids: list[int]) -> dict[int, Cause]:
-    """For each stranded job, which counterfactual replay lets it finish."""
+def _causes(run: Run, ids: list[int]) -> tuple[dict[int, Cause], set[int]]:
+    """For each stranded job, which counterfactual replay lets it finish; and the jobs a cancel stranded
+    that a failure in its place strands too (``Stranded.failure_too``)."""
     from harness.run.runner import run_schedule  # the runner's Run holds a Diagnosis: imported when needed
 
     schedule = run.schedule
     cancelled = _effectively_cancelled(run)
     remaining = set(ids)
     causes: dict[int, Cause] = {}
+    failure_too: set[int] = set()
     unsuspended = lifted(run.target, schedule)  # the suspensions in force at the drain taken out
     counterfactuals = [(Cause.SUSPENDED, unsuspended)]
     schedule = unsuspended or schedule  # the other causes are judged with the subject not held back
@@ -112,12 +118,13 @@ def _causes(run: Run, ids: list[int]) -> dict[int, Cause]:
         freed = remaining - still
         if cause is Cause.CANCEL and freed:
             freed -= _freed_by_healing_cancelled(run, schedule, freed, cancelled)
+            failure_too = _stranded_by_failing_instead(run, schedule, freed, cancelled)
         for job in sorted(freed):
             causes[job] = cause
         remaining -= freed
     for job in remaining:
         causes[job] = Cause.NONE
-    return causes
+    return causes, failure_too
 
 
 def _effectively_cancelled(run: Run) -> set[int]:
@@ -144,6 +151,43 @@ def _freed_by_healing_cancelled(run: Run, schedule: Schedule, jobs: set[int], ca
         return set()
     replay = run_schedule(run.target, healed)
     return jobs - set(stranded_jobs(facts_of(replay), run.target))
+
+
+def _stranded_by_failing_instead(run: Run, schedule: Schedule, jobs: set[int], cancelled: set[int]) -> set[int]:
+    """Which of ``jobs`` (stranded by a cancel) stay stranded when the cancels are replaced by failures
+    (``_failing_instead``); none when no cancel hit running work (no replay then)."""
+    from harness.run.runner import run_schedule
+
+    failing = _failing_instead(run, schedule, cancelled) if jobs else None
+    if failing is None:
+        return set()
+    replay = run_schedule(run.target, failing)
+    return jobs & set(stranded_jobs(facts_of(replay), run.target))
+
+
+def _failing_instead(run: Run, schedule: Schedule, cancelled: set[int]) -> Schedule | None:
+    """``schedule`` (the run's, suspensions in force lifted) with each cancel that hit a job's first attempt
+    running replaced by that attempt failing at the cancel's instant (the job's first spec made ``fail``
+    after as long as it had run), and the other cancelled jobs taken out (``_without_cancelled``); None when
+    no cancel hit running work of a job with one spec (nothing to compare)."""
+    facts = facts_of(run)
+    failing: dict[int, int] = {}  # job -> how long its first attempt ran before the cancel, in ms
+    for job_id in cancelled:
+        job = facts.jobs[job_id]
+        first = job.attempts[0] if job.attempts else None
+        cancel = job.cancels[0]
+        if first is not None and first.running_at(cancel) and first.kind in CANCELLABLE_KINDS:
+            failing[job_id] = (facts.time(cancel) - facts.time(first.start)) // 1000
+    ops: list[Op] = []
+    converted = 0
+    for op in schedule.ops:
+        owner = getattr(op, "job", None)
+        if type(op) is Submit and op.job in failing and not op.then:
+            ops.append(replace(op, spec=replace(op.spec, kind="fail", after_ms=failing[op.job])))
+            converted += 1
+        elif owner not in cancelled:
+            ops.append(op)
+    return replace(schedule, ops=tuple(ops)) if converted else None
 
 
 def _without_cancelled(schedule: Schedule, cancelled: set[int]) -> Schedule | None:
