@@ -38,6 +38,7 @@ TIME_MODULES = (
     "scenarios.backoff_loop",
     "scenarios.heartbeat",
     "scenarios.poller",
+    "scenarios.quota_poller",
     "scenarios.rate_limit",
     "scenarios.retry",
     "scenarios.timeout",

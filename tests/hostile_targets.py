@@ -232,3 +232,63 @@ class _SlowDoubleRelease(DoubleReleasePool):
 
 
 slow_buggy = Target(build=lambda clock: _SlowDoubleRelease(clock, limit=2), limit=2)
+
+
+# -- taking the harness's signals over, then hanging (the watchdog or a stop signal must still end it) --------
+
+
+def _spin() -> None:
+    while True:
+        pass
+
+
+class _IgnoresSigalrmAndSpins(_Hostile):
+    def act(self) -> None:
+        signal.signal(signal.SIGALRM, signal.SIG_IGN)
+        _spin()
+
+
+class _BlocksSigalrmAndSpins(_Hostile):
+    def act(self) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, iter([signal.SIGALRM]))
+        _spin()
+
+
+class _WaitsForSigalrm(_Hostile):
+    def act(self) -> None:
+        while True:
+            signal.sigwait({signal.SIGALRM})
+
+
+class _IgnoresSigtermAndSpins(_Hostile):
+    def act(self) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _spin()
+
+
+class _UsesSigusr1(_Hostile):
+    """Takes over a signal the harness does not use: allowed, and put back when the run ends."""
+
+    def act(self) -> None:
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+
+
+ignores_sigalrm_and_spins = _target(_IgnoresSigalrmAndSpins)
+blocks_sigalrm_and_spins = _target(_BlocksSigalrmAndSpins)
+waits_for_sigalrm = _target(_WaitsForSigalrm)
+ignores_sigterm_and_spins = _target(_IgnoresSigtermAndSpins)
+uses_sigusr1 = _target(_UsesSigusr1)
+
+
+class _HangsOnceFailed(DoubleReleasePool):
+    """The double-release bug; once a failure file is in ``$HANG_ONCE_FAILED`` (the campaign found it), every
+    submission spins: a campaign that has something to save, stuck where only a stop can end it."""
+
+    def submit(self, job: Any) -> defer.Deferred[Any]:
+        folder = os.environ.get("HANG_ONCE_FAILED")
+        if folder and os.path.isdir(folder) and any(name.endswith(".json") for name in os.listdir(folder)):
+            _spin()
+        return super().submit(job)
+
+
+hangs_once_failed = Target(build=lambda clock: _HangsOnceFailed(clock, limit=2), limit=2)

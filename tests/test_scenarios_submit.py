@@ -31,6 +31,7 @@ MODULES = (
     "next_tick",
     "cancel",
     "error_paths",
+    "cooldown_gate",
 )
 SCENARIOS = tuple(s for name in MODULES for s in importlib.import_module(f"scenarios.{name}").SCENARIOS)
 CORRECT = tuple(s for s in SCENARIOS if s.expect == "pass")
@@ -95,6 +96,10 @@ MINIMAL = {
     ),
     "scenarios.cooperator:dead_worker_pool": Schedule(
         (Submit(0, 0, _ms("fail")), Submit(0, 1, _ms("fail")), Submit(0, 2, _ms("succeed")))
+    ),
+    # Two failures in a row (the gate reopened between them), then a job long after the cooldown: refused.
+    "scenarios.cooldown_gate:sticky_gate": Schedule(
+        (Submit(0, 0, _ms("fail")), Submit(200, 1, _ms("fail")), Submit(400, 2, _ms("succeed")))
     ),
 }
 

@@ -227,6 +227,10 @@ MESSAGES: tuple[Row, ...] = (
         "scenarios.heartbeat:heartbeat", S(Start(0, 0, ok(50)), Stop(170))),
     Row("loop_died", "time.loop_died", "the error was not reported", "scenarios.poller:silent_poller",
         "scenarios.poller:looping_poller", S(Start(0, 0, ok(), then=(fail(),)), Stop(600))),
+    # a loop that reports its own end (work.report_end; round-2 review F6)
+    Row("after_end", "time.after_end", "after the loop reported its end at 210ms ('3 polls failed in a row'): a loop "
+        "that reports its end must not call its work again", "scenarios.quota_poller:runaway_quota_poller",
+        "scenarios.quota_poller:quota_poller", S(Start(0, 0, fail()))),
     # errors
     Row("propagate.submit_raised", "errors.propagate", "submitting job 2 raised PoolFull", _bounded_raising,
         _bounded_declared, THREE),
@@ -272,6 +276,11 @@ MESSAGES: tuple[Row, ...] = (
         SEMAPHORE, S(Submit(0, 0, RAISE))),
     Row("unhandled", "errors.unhandled", "a Deferred failed and nobody handled it", "scenarios.error_paths:tee_pool",
         SEMAPHORE, S(Submit(0, 0, fail()))),
+    # rejects_only_while (round-2 review F5): a refusal when the target says none is legitimate
+    Row("rejects", "errors.rejects", "job 2, submitted at 400ms, was refused at 400ms (GateShut: cooling down), but "
+        "the target's rejects_only_while (within_cooldown) says no refusal is legitimate then",
+        "scenarios.cooldown_gate:sticky_gate", "scenarios.cooldown_gate:cooldown_gate",
+        S(Submit(0, 0, fail()), Submit(200, 1, fail()), Submit(400, 2, ok()))),
     Row("poison", "errors.poison", "the failure left the subject unable to run work",
         "scenarios.semaphore:failure_leak_pool", SEMAPHORE, S(Submit(0, 0, fail()), Submit(0, 1, fail()), Submit(0, 2, ok()))),
     # leaks

@@ -188,3 +188,23 @@ def test_a_message_ending_in_a_number_too_long_for_int_stays_a_message() -> None
 def test_one_index_given_as_events_is_refused_with_the_fix() -> None:
     with pytest.raises(TypeError, match=r"InvariantFailed events are a collection of indices into run.trace, got 3; give a tuple: events=\(3,\)"):
         InvariantFailed("m", events=3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("message", ["queue full >> events 0, 1", "queue full >> events none", "x >> events 0 >> events none"])
+def test_a_plain_assertion_that_ends_like_the_mark_names_no_events(message: str) -> None:
+    # A plain AssertionError names no events, whatever its message says; its message comes back whole.
+    def plain(run) -> None:
+        raise AssertionError(message)
+
+    run, violation = _failing(plain)
+    (fail,) = [i for i, e in enumerate(run.trace) if e.kind == EventKind.USER_FAIL]
+    assert violation.message == message and violation.events == (fail,)
+    assert parse_fail(run.trace[fail].detail, fail) == ("plain", message, (fail,))
+
+
+def test_an_invariant_failed_whose_message_ends_like_the_escape_still_names_its_events() -> None:
+    def named(run) -> None:
+        raise InvariantFailed("odd >> events none", events=(0, 2))
+
+    run, violation = _failing(named)
+    assert violation.message == "odd >> events none" and violation.events == (0, 2)

@@ -93,6 +93,7 @@ def _fuzz(args: argparse.Namespace, config: CampaignConfig, probe: CoverageProbe
             )
         except HarnessError as exc:
             # A target error stopped the campaign: report what was found before it, then the error (exit 2).
+            stop.finish()
             progress.clear()
             if probe is not None:
                 probe.stop()
@@ -100,6 +101,7 @@ def _fuzz(args: argparse.Namespace, config: CampaignConfig, probe: CoverageProbe
                 print_summary(exc.result)
                 _write_reports(args, config, exc.result, target, tally, probe)
             raise
+        stop.finish()  # writing the reports: a stop signal now is not repeated (a second one still aborts)
         if probe is not None:
             probe.stop()
         progress.clear()

@@ -21,7 +21,15 @@ exit the process) and ``os.fork`` (a forked child would go on to run the
 campaign's own code) are refused too, and so are real timers
 (``signal.alarm``, ``signal.setitimer``): they escape virtual time, a
 pending one outlives the run and fires later inside another run or the
-campaign's own code, and ``ITIMER_REAL`` is the watchdog's during a run. A name bound at import
+campaign's own code, and ``ITIMER_REAL`` is the watchdog's during a run. So is
+anything that would disarm the watchdog, whose ``SIGALRM`` ends a run that
+hangs: ``signal.signal(SIGALRM, ...)`` (a target that ignores it and then
+spins would never be stopped), ``siginterrupt``, ``pthread_sigmask`` blocking
+it, ``sigwait`` and its kin waiting for it; and, while a campaign handles them
+(``harness.guard.signals``), the same calls on SIGINT and SIGTERM, which stop
+it gracefully (a target that ignored SIGTERM in its runs would lose a CI
+cancel, and the campaign's summary with it). Given another signal they pass
+(its handler is put back when the run ends). A name bound at import
 (``from time import sleep``, ``from os import _exit``) is the same function
 under another name: every module's global that holds one of the refused
 functions is patched for the run as well (the modules are scanned again
@@ -51,6 +59,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, NamedTuple
 
+from harness.guard import signals
 from harness.guard.forks import FORKS
 
 try:  # CPython's C module behind ``signal``: the same handlers, without ``signal``'s enum conversion of each
@@ -87,6 +96,35 @@ _REAL_TIMER = (
     "watchdog: schedule with clock.callLater(seconds, f) on the clock given to build(clock) instead"
 )
 
+_WATCHDOG = (
+    "SIGALRM is the harness's watchdog, the wall-clock limit that ends a run that hangs, and a run must not "
+    "replace its handler, block it or wait for it: leave SIGALRM to the harness and schedule with "
+    "clock.callLater(seconds, f) on the clock given to build(clock)"
+)
+_STOPPING = (
+    "SIGINT and SIGTERM stop the campaign (Ctrl-C, a CI system cancelling the job: what was found is saved and "
+    "reported), and a run must not replace their handlers, block them or wait for them: leave them to the harness"
+)
+
+_BLOCKING: tuple[int, ...] = tuple(getattr(signal, name) for name in ("SIG_BLOCK", "SIG_SETMASK") if hasattr(signal, name))
+
+#: The ``signal`` functions that disarm the harness's stops when given SIGALRM, or SIGINT or SIGTERM while a
+#: campaign handles them (the handler replaced or made to restart system calls, the signal blocked or waited
+#: for), each as (function, the argument naming the signal or signal set: position and keyword, whether it is
+#: a set, the ``how`` values that block).
+_SIGNAL_FUNCTIONS: dict[str, tuple[Callable[..., Any] | None, int, str, bool, tuple[int, ...]]] = {
+    "signal.signal": (getattr(signal, "signal", None), 0, "signalnum", False, ()),
+    "_signal.signal": (getattr(_signal, "signal", None), 0, "signalnum", False, ()),
+    "signal.siginterrupt": (getattr(signal, "siginterrupt", None), 0, "signalnum", False, ()),
+    "signal.pthread_sigmask": (getattr(signal, "pthread_sigmask", None), 1, "mask", True, _BLOCKING),
+    "_signal.pthread_sigmask": (getattr(_signal, "pthread_sigmask", None), 1, "mask", True, _BLOCKING),
+    "signal.sigwait": (getattr(signal, "sigwait", None), 0, "sigset", True, ()),
+    "_signal.sigwait": (getattr(_signal, "sigwait", None), 0, "sigset", True, ()),
+    "signal.sigwaitinfo": (getattr(signal, "sigwaitinfo", None), 0, "sigset", True, ()),
+    "signal.sigtimedwait": (getattr(signal, "sigtimedwait", None), 0, "sigset", True, ()),
+}
+_SIGALRM: int | None = int(signal.SIGALRM) if hasattr(signal, "SIGALRM") else None
+
 #: Functions of the process a run must not call, wherever they are bound, and the fix for each.
 PROCESS_FUNCTIONS: dict[str, tuple[Callable[..., Any], str]] = {
     "time.sleep": (time.sleep, TIME_FUNCTIONS["sleep"]),
@@ -99,10 +137,52 @@ PROCESS_FUNCTIONS: dict[str, tuple[Callable[..., Any], str]] = {
         for name in ("alarm", "setitimer")
         if hasattr(signal, name)
     },
+    # Disarming the watchdog or a campaign's stop signals (only when given one of them: ``disarmed``).
+    **{
+        label: (function, _WATCHDOG)
+        for label, (function, *_) in _SIGNAL_FUNCTIONS.items()
+        if function is not None and _SIGALRM is not None
+    },
 }
 
-#: Modules whose globals are never patched: the guard's own, and the watchdog's, which sets the run's real timer.
-_UNGUARDED_MODULES = frozenset({__name__, "harness.guard.watchdog"})
+
+def disarmed(label: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int | None, tuple[Any, ...], dict[str, Any]]:
+    """The signal a call of ``_SIGNAL_FUNCTIONS[label]`` inside a run would take from the harness (None: none),
+    and the arguments to pass on (a signal set given as an iterator is read once, and passed on as a tuple).
+
+    SIGALRM is always the harness's (the watchdog), SIGINT and SIGTERM while a campaign handles them
+    (``harness.guard.signals.handled``); another signal's handler may change: it is put back when the run ends.
+    """
+    _, position, keyword, is_set, blocking = _SIGNAL_FUNCTIONS[label]
+    if len(args) > position:
+        value = args[position]
+    elif keyword in kwargs:
+        value = kwargs[keyword]
+    else:
+        return None, args, kwargs  # (the original raises its own TypeError)
+    guarded = signals.handled() | {_SIGALRM}
+    try:
+        if not is_set:
+            return next((signum for signum in guarded if signum == value), None), args, kwargs
+        if not isinstance(value, (set, frozenset, list, tuple, range)):
+            value = tuple(value)
+            if len(args) > position:
+                args = (*args[:position], value, *args[position + 1 :])
+            else:
+                kwargs = {**kwargs, keyword: value}
+        named = next((signum for signum in guarded if any(signum == each for each in value)), None)
+        if named is not None and blocking:
+            how = args[0] if args else kwargs.get("how")
+            if not any(how == blocks for blocks in blocking):
+                named = None
+        return named, args, kwargs
+    except Exception:  # a value the original refuses itself
+        return None, args, kwargs
+
+
+#: Modules whose globals are never patched: the guard's own, the watchdog's, which sets the run's real timer and
+#: SIGALRM's handler, and those that set the handlers of the signals that stop a campaign (with the originals).
+_UNGUARDED_MODULES = frozenset({__name__, "harness.guard.watchdog", "harness.guard.signals", "harness.guard.supervise"})
 
 #: Signals whose handlers a run may not keep changed (SIGALRM's is the watchdog's while a session lasts).
 RESTORED_SIGNALS: tuple[signal.Signals, ...] = tuple(
@@ -151,6 +231,8 @@ _read_clocks: Callable[[Any], tuple[Any, ...]] = operator.attrgetter(*_CLOCK_NAM
 #: ``RESTORED_SIGNALS`` as plain numbers, and the C module's ``getsignal``.
 _SIGNUMS: tuple[int, ...] = tuple(int(signum) for signum in RESTORED_SIGNALS)
 _getsignal: Callable[[int], Any] = _signal.getsignal
+#: The C module's ``signal`` as imported: the guard patches the public ones (``_SIGNAL_FUNCTIONS``).
+_set_handler = signals.set_handler
 
 
 class _Kept(NamedTuple):
@@ -184,7 +266,7 @@ def _put_back_process_state(kept: _Kept) -> None:
         if any(map(operator.is_not, now, handlers)):
             for signum, handler, current in zip(_SIGNUMS, handlers, now):
                 if handler is not None and current is not handler:
-                    _signal.signal(signum, handler)
+                    _set_handler(signum, handler)
     cwd = kept.cwd
     if cwd is not None:
         try:
@@ -362,13 +444,21 @@ class EscapeGuard:
         if namespace.get(key) is not original:
             return
         guard = self
+        conditional = label in _SIGNAL_FUNCTIONS
 
         def refused(*args: Any, **kwargs: Any) -> Any:
             if not guard.armed or threading.get_ident() != guard._thread or os.getpid() != guard._pid:
                 return original(*args, **kwargs)
+            called, why = label, fix
+            if conditional:
+                signum, args, kwargs = disarmed(label, args, kwargs)
+                if signum is None:
+                    return original(*args, **kwargs)
+                called = f"{label} on {signal.Signals(signum).name}"
+                why = _WATCHDOG if signum == _SIGALRM else _STOPPING
             if guard.escaped is None:
-                guard.escaped, guard.explanation = label, fix
-            raise Escaped(label)
+                guard.escaped, guard.explanation = called, why
+            raise Escaped(called)
 
         namespace[key] = refused
 

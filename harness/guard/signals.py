@@ -7,20 +7,55 @@ because an exception raised inside the subject would be caught by Twisted
 (``Deferred`` turns any exception in a callback, ``KeyboardInterrupt``
 included, into a ``Failure``) and could pass for a bug of the subject. A
 second signal raises ``KeyboardInterrupt`` wherever the program is, for a
-run that will not stop.
+run that will not stop; the campaign still keeps and reports what it found.
+
+A run that hangs where the watchdog cannot stop it (``--example-timeout 0``,
+or a target that catches ``Expired``) never reaches the next poll, and a CI
+system sends one signal, not two. So a stop not honoured within
+``STOP_GRACE_S`` seconds is made the second signal by the process itself
+(``pthread_kill`` of the main thread with the same signal, which interrupts
+a blocking call too), with a note on stderr; ``finish()`` says the campaign
+is over and its reports are being written, which nothing interrupts then.
 """
 
 from __future__ import annotations
 
+import importlib
 import signal
+import sys
 import threading
+from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
 SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
 
+#: Seconds a campaign has to honour a stop signal before the process repeats it to itself (stop at once).
+STOP_GRACE_S = 5.0
+
+#: The C module's ``signal.signal`` as imported, for the harness's own handlers (the stops', the watchdog's, the
+#: supervisor's): the escape guard patches both public names for its runs (the Python one calls the C one).
+try:
+    _c_set_handler: Callable[[int, Any], Any] = importlib.import_module("_signal").signal
+except (ImportError, AttributeError):  # another Python: the public function
+    _c_set_handler = signal.signal
+
+
+def set_handler(signum: int, handler: Any) -> Any:
+    """``signal.signal`` for the harness's own handlers, never refused: returns the previous handler (as a plain
+    number for ``SIG_DFL`` and ``SIG_IGN``, which it takes either way)."""
+    return _c_set_handler(int(signum), int(handler) if isinstance(handler, signal.Handlers) else handler)
+
+
+_set_handler = set_handler
+
 #: The ``StopSignals`` in force, innermost last.
 _active: list[StopSignals] = []
+
+
+def handled() -> frozenset[int]:
+    """The signals a ``StopSignals`` in force handles (none outside a campaign): a run may not take them over."""
+    return frozenset(int(signum) for stop in _active for signum in stop._previous)
 
 
 def interrupt_requested() -> bool:
@@ -43,26 +78,35 @@ class StopSignals:
             result = run_campaign(target, spec, config, stop_requested=stop.requested)
     """
 
-    def __init__(self) -> None:
+    def __init__(self, grace: float | None = STOP_GRACE_S) -> None:
         self.received: str | None = None
+        #: Seconds before an unhonoured stop is repeated (None: never).
+        self.grace = grace
         self._previous: dict[signal.Signals, Any] = {}
+        #: Set when the campaign is over (``finish``) or the context left: no stop is repeated from then on.
+        self._over = threading.Event()
 
     def requested(self) -> bool:
         """Whether a stop was asked for (cheap: called once per run)."""
         return self.received is not None
 
+    def finish(self) -> None:
+        """The campaign is over and its reports are being written: a stop is no longer repeated."""
+        self._over.set()
+
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             for signum in SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._handle)
+                self._previous[signum] = _set_handler(signum, self._handle)
         _active.append(self)
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self._over.set()
         for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+            _set_handler(signum, handler)
         self._previous.clear()
         if self in _active:
             _active.remove(self)
@@ -71,3 +115,23 @@ class StopSignals:
         if self.received is not None:
             raise KeyboardInterrupt
         self.received = signal.Signals(signum).name
+        if self.grace is not None and not self._over.is_set() and hasattr(signal, "pthread_kill"):
+            main = threading.main_thread().ident
+            threading.Thread(
+                target=self._repeat, args=(signum, main), name="harness-stop-grace", daemon=True
+            ).start()
+
+    def _repeat(self, signum: int, main: int | None) -> None:
+        """In a thread: repeat the stop signal to the main thread if the campaign has not finished in time."""
+        if self._over.wait(self.grace) or main is None:
+            return
+        print(
+            f"harness: note: the campaign did not stop within {self.grace:g}s of {signal.Signals(signum).name} "
+            "(a run that hangs?); stopping at once, keeping what was found",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            signal.pthread_kill(main, signum)
+        except (OSError, ValueError):
+            pass

@@ -14,23 +14,50 @@ it), never 0.
 
 Signals: the child runs in its own process group, so a signal sent to the
 group the user or CI controls (Ctrl-C, ``timeout``, a job cancel) reaches the
-parent once, and the parent forwards each one to the child: the first still
-asks the campaign to stop gracefully, a second one stops it at once. The
-child also gets SIGTERM if the parent dies (Linux), so it never outlives it.
+parent once, and the parent forwards each one to the child (SIGHUP as
+SIGTERM: a stop): the first still asks the campaign to stop gracefully, a
+second one stops it at once. A stop the campaign does not honour within
+``harness.guard.signals.STOP_GRACE_S`` (a run that hangs with no watchdog)
+is repeated by the child itself; a child that has still not finished
+``KILL_GRACE_S`` after the first signal the parent forwarded (a target that
+ignores the signals too) is killed with its process group, and the parent
+says so and exits 128 + that signal.
+
+The child never outlives the parent for long: on Linux it gets SIGTERM when
+the parent dies (``PR_SET_PDEATHSIG``), a stop like the one the parent would
+forward; everywhere, a thread checks once a ``PARENT_POLL_S`` whether the
+parent is still there, sends that SIGTERM itself where the kernel does not,
+and ``KILL_GRACE_S`` later kills the child's process group (its workers too)
+if it is still running.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import select
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
 
+from harness.guard.signals import set_handler
+
 #: Signals the parent forwards to the child.
 FORWARDED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name))
+#: What the parent sends the child for a signal it forwards, when not that signal: a hangup is a stop.
+_SENT = {int(signal.SIGHUP): int(signal.SIGTERM)} if hasattr(signal, "SIGHUP") else {}
+
+#: Seconds after the first signal it forwarded that the parent kills a child that has not finished.
+KILL_GRACE_S = 15.0
+#: Seconds between the child's checks that its parent is still there.
+PARENT_POLL_S = 1.0
+
+#: The functions as imported: the escape guard patches the public names for its runs.
+_set_handler = set_handler
+_sleep = time.sleep
+_monotonic = time.monotonic
 
 #: Exit code when the child ended without finishing (a target error, as the CLI counts them).
 EXIT_UNFINISHED = 2
@@ -56,10 +83,11 @@ def supervise(command: Callable[[], int], what: str = "the campaign") -> int:
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     read_end, write_end = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: run the command, report, exit
         os.close(read_end)
-        _detach()
+        _detach(parent)
         code = 3
         try:
             code = command()
@@ -67,8 +95,11 @@ def supervise(command: Callable[[], int], what: str = "the campaign") -> int:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         finally:
             _flush_streams()
-            os.write(write_end, _DONE + bytes([code & 0xFF]))
-            os.close(write_end)
+            try:
+                os.write(write_end, _DONE + bytes([code & 0xFF]))
+                os.close(write_end)
+            except OSError:
+                pass  # the parent is gone: no one to report to
         _exit_past_stray_threads(code)
         sys.exit(code)
     os.close(write_end)
@@ -76,17 +107,26 @@ def supervise(command: Callable[[], int], what: str = "the campaign") -> int:
         os.setpgid(pid, pid)
     except OSError:
         pass  # the child did it first, or exited already
-    forwarded: list[int] = []
-    previous = {
-        signum: signal.signal(signum, lambda signum, frame: _forward(pid, signum, forwarded)) for signum in FORWARDED
-    }
+    stop = _Stop(pid)
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    previous = {signum: _set_handler(signum, stop.forward) for signum in FORWARDED}
+    previous_wakeup = signal.set_wakeup_fd(wake_write)  # a signal wakes the wait (its deadline may have begun)
     try:
-        report = _read_report(read_end)
-        _, status = _wait(pid, GRACE_S if len(report) >= 2 else None)
+        report = _read_report(read_end, wake_read, stop)
+        if report is None:
+            return stop.kill(what)
+        ended = _wait(pid, GRACE_S if len(report) >= 2 else None, stop)
+        if ended is None:
+            return stop.kill(what)
+        status = ended[1]
     finally:
+        signal.set_wakeup_fd(previous_wakeup)
         for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        os.close(read_end)
+            _set_handler(signum, handler)
+        for fd in (read_end, wake_read, wake_write):
+            os.close(fd)
+    forwarded = stop.sent
     if len(report) >= 2 and report[:1] == _DONE:
         return report[1]
     if os.WIFSIGNALED(status) and os.WTERMSIG(status) in forwarded:
@@ -113,21 +153,87 @@ def supervise(command: Callable[[], int], what: str = "the campaign") -> int:
     return code if code != 0 else EXIT_UNFINISHED
 
 
-def _detach() -> None:
-    """In the child: a process group of its own, and SIGTERM when the parent dies (Linux)."""
+class _Stop:
+    """The parent's side of a stop: the signals it forwarded, and when it gives up waiting for the child."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        #: The signals sent to the child, in order.
+        self.sent: list[int] = []
+        #: The first signal the parent received, and the monotonic time by which the child must have finished.
+        self.first: int | None = None
+        self.deadline: float | None = None
+
+    def forward(self, signum: int, frame: object) -> None:
+        """The parent's handler of ``FORWARDED``: pass the signal on (a hangup as SIGTERM); the first starts the clock."""
+        sent = _SENT.get(signum, signum)
+        self.sent.append(sent)
+        if self.first is None:
+            self.first, self.deadline = signum, _monotonic() + KILL_GRACE_S
+        try:
+            os.kill(self.pid, sent)
+        except ProcessLookupError:
+            pass
+
+    def remaining(self) -> float | None:
+        """Seconds left before the child is killed (None: no stop was forwarded), never below 0."""
+        return None if self.deadline is None else max(self.deadline - _monotonic(), 0.0)
+
+    def kill(self, what: str) -> int:
+        """Kill the child's process group, which did not stop in time; say so, and return 128 + the first signal."""
+        _kill_group(self.pid)
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+        signum = self.first or int(signal.SIGTERM)
+        print(
+            f"harness: error: the process running {what} had not stopped {KILL_GRACE_S:g}s after "
+            f"{_signal_name(signum)} (the target ignores the stop, or hangs where nothing can interrupt it); "
+            "killed it: the failures it saved are in their files, its summary and reports are missing",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 128 + signum
+
+
+def _detach(parent: int) -> None:
+    """In the child: a process group of its own, and a stop, then death, when the parent dies."""
     try:
         os.setpgid(0, 0)
     except OSError:
         pass
+    told = False
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+        told = libc.prctl(1, int(signal.SIGTERM)) == 0  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
     for signum in FORWARDED:
-        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+        _set_handler(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+    threading.Thread(target=_watch_parent, args=(parent, not told), name="harness-parent-watch", daemon=True).start()
+
+
+def _watch_parent(parent: int, stop: bool) -> None:
+    """In a thread of the child: once ``parent`` is gone, send SIGTERM (if ``stop``: the kernel does not), then
+    ``KILL_GRACE_S`` later kill the child's process group if it is still running (a target that ignores it)."""
+    while os.getppid() == parent:
+        _sleep(PARENT_POLL_S)
+    if stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+    _sleep(KILL_GRACE_S)
+    print(
+        f"harness: error: the harness's parent process died and this one had not stopped {KILL_GRACE_S:g}s later; "
+        "killing it",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        os.killpg(0, signal.SIGKILL)
+    except OSError:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _exit_past_stray_threads(code: int) -> None:
@@ -161,21 +267,21 @@ def _flush_streams() -> None:
             pass
 
 
-def _forward(pid: int, signum: int, forwarded: list[int]) -> None:
-    forwarded.append(signum)
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
-
-
-def _read_report(fd: int) -> bytes:
-    """The child's report (done byte and code), or what came before the pipe closed.
+def _read_report(fd: int, wake: int, stop: _Stop) -> bytes | None:
+    """The child's report (done byte and code), or what came before the pipe closed; None if ``stop``'s
+    deadline passed first. A signal wakes the wait (``wake``, the wakeup fd's pipe), which then has a deadline.
 
     Stops at the report: a process the target started may hold the pipe open.
     """
     data = b""
     while len(data) < 2:
+        ready, _, _ = select.select([fd, wake], [], [], stop.remaining())
+        if wake in ready:
+            os.read(wake, 512)
+        if fd not in ready:
+            if stop.remaining() == 0.0:
+                return None
+            continue
         chunk = os.read(fd, 2 - len(data))
         if not chunk:
             return data
@@ -183,17 +289,18 @@ def _read_report(fd: int) -> bytes:
     return data
 
 
-def _wait(pid: int, grace: float | None = None) -> tuple[int, int]:
-    """Wait for the child; with ``grace``, kill its process group if it has not ended after that many seconds."""
-    deadline = None if grace is None else time.monotonic() + grace
+def _wait(pid: int, grace: float | None = None, stop: _Stop | None = None) -> tuple[int, int] | None:
+    """Wait for the child and return its pid and status; with ``grace``, kill its process group if it has not ended after
+    that many seconds; None once ``stop``'s deadline passed (the caller kills it)."""
+    deadline = None if grace is None else _monotonic() + grace
     while True:
         try:
-            if deadline is None:
-                return os.waitpid(pid, 0)
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
                 return done, status
-            if time.monotonic() > deadline:
+            if stop is not None and stop.remaining() == 0.0:
+                return None
+            if deadline is not None and _monotonic() > deadline:
                 print(
                     f"harness: note: the process that ran the command reported but had not ended after {grace:g}s "
                     "(a thread or process the target left?); killed it",
@@ -203,7 +310,7 @@ def _wait(pid: int, grace: float | None = None) -> tuple[int, int]:
                 _kill_group(pid)
                 deadline = None
                 continue
-            time.sleep(0.05)
+            _sleep(0.05)
         except ChildProcessError:
             return pid, 0
         except InterruptedError:

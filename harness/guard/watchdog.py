@@ -37,9 +37,14 @@ from time import monotonic as _monotonic
 from types import FrameType, TracebackType
 from typing import Any
 
+from harness.guard.signals import set_handler
+
 #: ``signal.setitimer`` as imported: the escape guard refuses the public name to a run (a target's real timer), and
 #: never patches this module, whose timer is the run's own.
 _setitimer: Any = getattr(signal, "setitimer", None)
+#: ``signal.signal`` as imported: the guard refuses the public names to a run given SIGALRM, whose handler is this
+#: module's (a target that ignored it would never be stopped).
+_set_handler = set_handler
 
 #: What ``setitimer`` answers for a timer that is not running.
 _OFF = (0.0, 0.0)
@@ -122,7 +127,7 @@ class Watchdog:
         """Install the ``SIGALRM`` handler if the watchdog can arm here; return whether it did."""
         if self.installed or not _can_arm():
             return self.installed
-        self._previous = signal.signal(signal.SIGALRM, self._handle)
+        self._previous = _set_handler(signal.SIGALRM, self._handle)
         self.installed = True
         return True
 
@@ -170,7 +175,7 @@ class Watchdog:
             _LINGERING[0] = None
         if self.installed:
             self.installed = False
-            signal.signal(signal.SIGALRM, self._previous)
+            _set_handler(signal.SIGALRM, self._previous)
 
     def check(self) -> None:
         """Raise ``Expired`` if the limit has passed (for code that polls)."""

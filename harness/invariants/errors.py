@@ -205,6 +205,60 @@ class Unhandled(Invariant):
         return self.violation(run, f"Unhandled error in Deferred: {detail}; a Deferred failed and nobody handled it", [index])
 
 
+class Rejects(Invariant):
+    """A job is refused only when the target says a refusal is legitimate then (``rejects_only_while``).
+
+    ``rejects`` alone excuses every refusal: a breaker stuck open for ever
+    passes it. With ``rejects_only_while(view, job, t_us)`` declared, each
+    refusal (the caller's Deferred fails, or ``submit`` raises, with a
+    ``rejects`` type) before ``stop()`` and before a cancel of that caller is
+    put to it, with the run's ``RunView``, the refused job's ``JobRecord`` and
+    the refusal's virtual time; False is a violation. The function is the
+    target's: one that raises, or answers anything but True or False, is a
+    target error.
+    """
+
+    name = "errors.rejects"
+    summary = "a job is refused (fails with a rejects type) only when rejects_only_while says a refusal is legitimate then"
+
+    def applies(self, target: Target) -> bool:
+        return target.rejects_only_while is not None and target.kind == "submit"
+
+    def check(self, run: Run) -> Violation | None:
+        facts = facts_of(run)
+        target = run.target
+        allowed = known(target.rejects_only_while)
+        stop = facts.first_stop()
+        for job in facts.jobs.values():
+            refused = _refusal(facts, target, job)
+            if refused is None or (stop is not None and stop < refused) or any(c < refused for c in job.cancels):
+                continue  # after stop() or a cancel, any error goes
+            t_us = facts.time(refused)
+            view = run.view
+            if target.allows_refusal(view, view.jobs[job.id], t_us):
+                continue
+            detail = facts.event(refused).detail
+            name = getattr(allowed, "__name__", type(allowed).__name__)
+            return self.violation(
+                run,
+                f"job {job.id}, submitted at {format_ms(facts.time(known(job.submit)))}, was refused at {format_ms(t_us)} "
+                f"({detail}), but the target's rejects_only_while ({name}) says no refusal is legitimate then",
+                sorted({known(job.submit), refused}),
+            )
+        return None
+
+
+def _refusal(facts: Facts, target: Target, job: JobFacts) -> int | None:
+    """The trace index where ``job`` was refused (its ``submit`` raised, or its Deferred first failed, with a
+    ``rejects`` type), or None."""
+    if job.periodic or job.submit is None:
+        return None
+    index = job.submit_raised if job.submit_raised is not None else job.fired
+    if index is None or (index == job.fired and facts.event(index).kind != EventKind.FAILURE):
+        return None
+    return index if any(facts.is_error(index, t) for t in target.rejects) else None
+
+
 class Poison(Invariant):
     """A job's failure does not poison the subject: later jobs still run."""
 

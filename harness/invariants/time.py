@@ -344,8 +344,8 @@ class Backoff(Invariant):
                 if waited > high * 1000 + facts.late_us:
                     return self.violation(
                         run,
-                        f"periodic call {attempt.n} came {format_ms(waited)} after call {previous.n} failed "
-                        f"(retry {k}); the declared backoff is {low:g}ms to {high:g}ms",
+                        f"periodic call {attempt.n} came {format_ms(waited)} after call {previous.n} {wait.why}; "
+                        f"the declared backoff is {low:g}ms to {high:g}ms",
                         [known(previous.end), attempt.start],
                     )
         return None
@@ -548,12 +548,47 @@ class AfterStop(_Periodic):
         return None
 
 
+class AfterEnd(_Periodic):
+    """After the loop reported its end (the work's ``report_end``), the periodic function is never called again.
+
+    A report says the loop has ended on purpose; a call that starts after it
+    means the loop runs on (or the report came too early). A call in flight at
+    the report may still end. A report after ``stop()`` is not judged (a call
+    after ``stop()`` is ``time.after_stop``'s).
+    """
+
+    name = "time.after_end"
+    summary = "after the loop reported its end (work.report_end), the periodic function is never called again"
+
+    def check(self, run: Run) -> Violation | None:
+        facts = facts_of(run)
+        reports = facts.by_kind.get(EventKind.LOOP_END)
+        if not reports:
+            return None  # the loop never reported an end (every target that does not use it)
+        stop = facts.first_stop()
+        for job in self.periodic_jobs(facts):
+            report = next((i for i in reports if facts.events[i][2] == job.id), None)
+            if report is None or (stop is not None and stop < report):
+                continue
+            for attempt in job.attempts:
+                if attempt.start > report:
+                    return self.violation(
+                        run,
+                        f"periodic call {attempt.n} started at {format_ms(facts.time(attempt.start))}, after the loop "
+                        f"reported its end at {format_ms(facts.time(report))} ({facts.event(report).detail}): a loop "
+                        "that reports its end must not call its work again",
+                        [report, attempt.start],
+                    )
+        return None
+
+
 class LoopDied(_Periodic):
     """An error in periodic work is reported (logged, or its Deferred fails) rather than silently ending the loop.
 
-    A call that fails after ``stop()``, or after the Deferred ``start()``
-    returned has failed (the loop already reported its end), is not judged:
-    no more calls are owed then, however long the run goes on.
+    A call that fails after ``stop()``, or after the loop reported its end (the
+    Deferred ``start()`` returned failed, or the work's ``report_end`` was
+    called), is not judged: no more calls are owed then, however long the run
+    goes on. A ``report_end`` after the failure is the loop's report of its end.
     """
 
     name = "time.loop_died"
@@ -563,11 +598,13 @@ class LoopDied(_Periodic):
         facts = facts_of(run)
         target = run.target
         stop = facts.first_stop()
-        failures = facts.of_kind(EventKind.FAILURE)
+        # The Deferred start() returned failed, or the work's report_end was called: the loop reported its own
+        # end (an error, or an end on purpose; not a silence).
+        reported = EventKind.LOOP_END in facts.by_kind
+        ends = facts.of_kind(EventKind.FAILURE, EventKind.LOOP_END) if reported else facts.of_kind(EventKind.FAILURE)
         for job in self.periodic_jobs(facts):
-            in_a_row = _failures_in_a_row(job)
-            # The Deferred start() returned failed: the loop reported its own end (an error, not a silence).
-            ended = next((i for i in failures if facts.events[i][2] == job.id), None)
+            in_a_row = _failures_in_a_row(job, target.backoff_restart)
+            ended = next((i for i in ends if facts.events[i][2] == job.id), None)
             for attempt in job.attempts:
                 if attempt.end_kind != EventKind.JOB_FAIL:
                     continue
@@ -606,20 +643,22 @@ class LoopDied(_Periodic):
     @staticmethod
     def _reported(facts: Facts, job: JobFacts, start: int, end: int) -> bool:
         for _, kind, job_id, _, _ in facts.events[start:end + 1]:
-            if kind == EventKind.LOG_ERROR or (kind == EventKind.FAILURE and job_id == job.id):
+            if kind == EventKind.LOG_ERROR or ((kind == EventKind.FAILURE or kind == EventKind.LOOP_END) and job_id == job.id):
                 return True
         return False
 
 
-def _failures_in_a_row(job: JobFacts) -> dict[int, int]:
-    """For each attempt number, how many calls had failed in a row when it ended (0 after a success)."""
+def _failures_in_a_row(job: JobFacts, restart: int = 0) -> dict[int, int]:
+    """For each attempt number, how many calls had failed in a row when it ended: after a success the
+    count restarts at ``restart`` (``Target.backoff_restart``: 1 when the success's end counts as the
+    first failure), and a success itself reads ``restart``."""
     count = 0
     out: dict[int, int] = {}
     for attempt in job.attempts:
         if attempt.end_kind == EventKind.JOB_FAIL:
             count += 1
         elif attempt.end_kind == EventKind.JOB_FINISH:
-            count = 0
+            count = restart
         out[attempt.n] = count
     return out
 
@@ -641,16 +680,21 @@ def _backoff_waits(target: Target, job: JobFacts) -> Iterator[tuple[Attempt, Att
     ``backoff_range(1)`` from its end. A call still running, or cancelled
     (by ``stop()``), sets no wait: overlap and after-stop are judged apart.
     """
-    in_a_row = _failures_in_a_row(job)
+    restart = target.backoff_restart
+    in_a_row = _failures_in_a_row(job, restart)
+    succeeded = False  # a call before this one succeeded: with a restart, its end is failure 1 of the count
     for previous, attempt in zip(job.attempts, job.attempts[1:]):
+        succeeded = succeeded or previous.end_kind == EventKind.JOB_FINISH
         if previous.end is None or previous.end > attempt.start:
             continue
         if previous.end_kind == EventKind.JOB_FAIL:
             k = in_a_row[previous.n]
-            yield previous, attempt, _Wait(previous.end, known(target.backoff_range(k))[0], f"failed (retry {k})", k)
+            counted = " counting the last success's end as the first failure" if restart and succeeded else ""
+            yield previous, attempt, _Wait(previous.end, known(target.backoff_range(k))[0], f"failed (retry {k}{counted})", k)
         elif previous.end_kind == EventKind.JOB_FINISH:
             if target.interval_ms is not None:
                 yield previous, attempt, _Wait(previous.start, float(target.interval_ms), "started (it succeeded)", 0)
             else:
                 low = known(target.backoff_range(1))[0]
-                yield previous, attempt, _Wait(previous.end, low, "succeeded (retry count reset)", 0)
+                why = "succeeded (its end counts as the first failure)" if restart else "succeeded (retry count reset)"
+                yield previous, attempt, _Wait(previous.end, low, why, 0)

@@ -28,6 +28,7 @@ from harness.errors import TargetError
 from harness.model.faults import error_table
 from harness.model.operations import Operation, operation_table
 from harness.model.menu import Menu
+from harness.model.trace import format_ms as _format_ms, one_line
 
 KINDS = ("submit", "periodic")
 #: ``cancellable``: True (cancel fails the caller and cancels the work), False (no cancels
@@ -50,6 +51,11 @@ TIMEOUT_FROM = ("start", "submit", "wait")
 
 #: Failures in a row whose backoff waits bound how long a backoff loop is watched.
 BACKOFF_RETRIES_OBSERVED = 8
+#: ``backoff_after_success``: how a backoff loop's count of failures in a row restarts after a
+#: successful call. "reset": at 0 (the first failure after it is retry 1); "first_failure": at 1, the
+#: success's end counting as the first failure of the next streak (the first failed call after it is
+#: retry 2: Twisted's ``ClientService``, which counts the lost connection).
+BACKOFF_AFTER_SUCCESS = ("reset", "first_failure")
 
 #: A backoff promise: a fixed ``(low_ms, high_ms)`` range for every retry, or
 #: a function of the retry number (1 for the first retry) giving the range.
@@ -79,13 +85,20 @@ class Target:
     next call comes ``backoff_range(k)`` after that call ended; after a
     successful call, ``interval_ms`` after it started, or without an
     ``interval_ms``, ``backoff_range(1)`` after it ended (a success resets
-    the count).
+    the count). With ``backoff_after_success="first_failure"`` the count
+    restarts at 1 instead: the success's end counts as the first failure, so
+    the k-th failed call after a success is retry ``k + 1`` (before any
+    success, retry ``k`` as ever).
 
     Every promise is optional; each one declared switches on its invariants
     (see the invariants reference in the documentation). ``menu`` says what
     schedules contain, apart from the promises: a ``Menu``, or a dict of
     ``Menu`` fields to change in ``Menu.derived(target)``
-    (``menu={"canceller_raises": True}``). ``key_limit`` is a positive
+    (``menu={"canceller_raises": True}``). ``rejects_only_while(view, job,
+    t_us)`` says when a refusal is legitimate: ``errors.rejects`` asks it,
+    for each job refused with a ``rejects`` type before ``stop()``, with the
+    run's ``RunView``, the job's ``JobRecord`` and the virtual time of the
+    refusal, and a False answer is a violation. ``key_limit`` is a positive
     integer, ``math.inf`` (no bound: with ``shared``, executions of one key
     may overlap without limit) or None (none declared: 1 with ``shared``).
     """
@@ -116,12 +129,17 @@ class Target:
     burst: int | None = None
     interval_ms: int | None = None
     overlap: bool = False
+    # a backoff loop: after a success its count of failures in a row restarts at 0 ("reset") or at 1
+    # ("first_failure": the success's end counts as the first failure, as ClientService counts a lost connection)
+    backoff_after_success: str = "reset"
     # completion
     deadline_ms: int | None = None
     # leaks: stop() cancels the timers it does not leave to work in flight (leaks.calls also looks when it completes)
     stop_cancels_timers: bool = False
     # errors
     rejects: tuple[type[BaseException], ...] = ()
+    # when a refusal (a failure of a rejects type) is legitimate: (view, job, t_us) -> bool; None: always
+    rejects_only_while: Callable[[Any, Any, int], bool] | None = None
     errors: tuple[type[BaseException], ...] = ()
     # error types that carry the job's error, with how to get it: {GaveUp: lambda e: e.last}
     wraps: Mapping[type[BaseException], Callable[[Any], Any]] = field(default_factory=dict, hash=False)
@@ -184,6 +202,17 @@ class Target:
                 raise TargetError(f"Target {name} must be an exception class, got {getattr(self, name)!r}")
         if not (isinstance(self.rejects, tuple) and all(_exception_class(t) for t in self.rejects)):
             raise TargetError(f"Target rejects must be a tuple of exception classes, got {self.rejects!r}")
+        if self.rejects_only_while is not None:
+            _check_adapter("rejects_only_while", self.rejects_only_while, "view, job, t_us")
+            if not self.rejects:
+                raise TargetError(
+                    "Target rejects_only_while says when the subject may refuse a job, but rejects names no "
+                    "refusal type: declare rejects=(YourRefusalError,) too"
+                )
+            if self.kind != "submit":
+                raise TargetError(
+                    "Target rejects_only_while judges refused submitted jobs; a periodic Target cannot declare it"
+                )
         if not (isinstance(self.wraps, Mapping) and all(_exception_class(t) and callable(g) for t, g in self.wraps.items())):
             raise TargetError(
                 "Target wraps must map exception classes to functions giving the error they carry "
@@ -201,6 +230,17 @@ class Target:
             raise TargetError(
                 "a periodic Target must declare interval_ms (the period its subject promises) "
                 "or backoff_ms (the delays of a backoff loop), or both"
+            )
+        if type(self.backoff_after_success) is not str or self.backoff_after_success not in BACKOFF_AFTER_SUCCESS:
+            raise TargetError(
+                "Target backoff_after_success must be 'reset' (after a success a backoff loop counts its failures "
+                "from 0) or 'first_failure' (the success's end counts as the first failure), "
+                f"got {self.backoff_after_success!r}"
+            )
+        if self.backoff_after_success != "reset" and not self.backoff_loop:
+            raise TargetError(
+                f"Target backoff_after_success={self.backoff_after_success!r} says how a backoff loop counts its "
+                "failures after a success: declare kind='periodic' and backoff_ms too, or leave it 'reset'"
             )
         if isinstance(self.backoff_ms, tuple) and not (
             len(self.backoff_ms) == 2 and 0 <= self.backoff_ms[0] <= self.backoff_ms[1]
@@ -281,6 +321,29 @@ class Target:
     def _cancel_modes_asked(self) -> dict[tuple[int, int], bool | str]:
         return {}
 
+    def allows_refusal(self, view: Any, job: Any, t_us: int) -> bool:
+        """What ``rejects_only_while`` answers for ``job`` (a ``JobRecord`` of ``view``, the run's ``RunView``)
+        refused at virtual time ``t_us`` (True when none is declared). A function that raises, or answers
+        anything but True or False, is a ``TargetError`` naming it, the job and the time."""
+        allowed = self.rejects_only_while
+        if allowed is None:
+            return True
+        name = getattr(allowed, "__name__", type(allowed).__name__)
+        where = f"for job {job.id} refused at {_format_ms(t_us)}"
+        try:
+            answer = allowed(view, job, t_us)
+        except Exception as exc:
+            raise TargetError(
+                f"the target's rejects_only_while ({name}) raised {type(exc).__name__}: {one_line(str(exc)):.200} {where}; it must "
+                "return whether a refusal then is legitimate (True or False)"
+            ) from None
+        if not isinstance(answer, bool):
+            raise TargetError(
+                f"the target's rejects_only_while ({name}) returned {one_line(repr(answer)):.80} {where}; it must return True "
+                "(a refusal then is legitimate) or False"
+            )
+        return answer
+
     @property
     def keyed_limit(self) -> int | None:
         """At most how many attempts of one key may run at once: ``key_limit``, else 1 when shared; None
@@ -328,6 +391,12 @@ class Target:
         return _backoff_range(self.backoff_ms, retry)
 
     @property
+    def backoff_restart(self) -> int:
+        """Where a backoff loop's count of failures in a row restarts after a success: 0, or 1 with
+        ``backoff_after_success="first_failure"`` (the success's end counts as the first failure)."""
+        return 1 if self.backoff_after_success == "first_failure" else 0
+
+    @property
     def backoff_loop(self) -> bool:
         """A periodic subject whose delays back off after failures (see the class docstring)."""
         return self.kind == "periodic" and self.backoff_ms is not None
@@ -345,7 +414,9 @@ class Target:
         waits = [self.interval_ms or 0]
         backoff = self.backoff_ms
         if backoff is not None:
-            waits += [math.ceil(_backoff_range(backoff, k)[1]) for k in range(1, BACKOFF_RETRIES_OBSERVED + 1)]
+            # Counting a success's end as the first failure, 8 failures in a row after it are retries 2 to 9.
+            most = BACKOFF_RETRIES_OBSERVED + self.backoff_restart
+            waits += [math.ceil(_backoff_range(backoff, k)[1]) for k in range(1, most + 1)]
         return max(waits)
 
     def default_menu(self) -> Menu:

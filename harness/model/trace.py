@@ -31,6 +31,8 @@ class EventKind(StrEnum):
     SUBMIT = "submit"  #: a job is handed to the subject (detail: ``p<priority>[ key <key>]``)
     SUBMIT_RAISED = "submit.raised"  #: submit raised instead of returning a Deferred
     START = "start"  #: a periodic subject is started with its work
+    #: the periodic work's ``report_end(reason)``: the loop ended on purpose (detail: the reason, described)
+    LOOP_END = "loop.end"
     JOB_START = "job.start"  #: the subject called a job: an attempt begins
     JOB_FINISH = "job.finish"  #: an attempt succeeded
     JOB_FAIL = "job.fail"  #: an attempt failed (detail: the exception type)

@@ -13,7 +13,9 @@ same violation: the ``user.fail`` event's detail ends with
 ``EVENTS_MARK`` and the indices (``... >> events 3, 7``), written by
 ``fail_detail`` and read back by ``parse_fail``. A plain ``AssertionError``
 writes the detail it always did, so the traces, hashes and failure files of
-existing invariants do not change.
+existing invariants do not change; only a plain message that itself ends like
+the mark (or like ``NAMES_NONE``) gets ``NAMES_NONE`` appended, so that it is
+not read as naming events.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from harness.errors import TargetError
 
 #: What separates a ``user.fail`` message from the indices of the events it names.
 EVENTS_MARK = " >> events "
+
+#: Appended to a plain ``AssertionError``'s message that would otherwise be read as naming events.
+NAMES_NONE = " >> events none"
 
 _NAMED = re.compile(r"^(?P<message>.*) >> events (?P<events>[0-9]+(?:, [0-9]+)*)$", re.DOTALL)
 
@@ -69,6 +74,8 @@ def fail_detail(name: str, error: AssertionError, trace_length: int, text: str) 
     detail = f"{name}: {text or 'assertion failed'}"
     events = error.events if isinstance(error, InvariantFailed) else ()
     if not events:
+        if detail.endswith(NAMES_NONE) or _NAMED.match(detail) is not None:
+            return detail + NAMES_NONE  # a message that ends like the mark: say it names none
         return detail
     beyond = [index for index in events if index >= trace_length]
     if beyond:
@@ -85,9 +92,12 @@ def parse_fail(detail: str, index: int) -> tuple[str, str, tuple[int, ...]]:
 
     Only indices before the ``user.fail`` event count as named (the invariant
     saw the trace up to there): a message of an older file that happens to
-    end like the mark with other numbers is read as a message.
+    end like the mark with other numbers is read as a message. A detail ending
+    in ``NAMES_NONE`` names none; the message is what comes before it.
     """
     function, _, message = detail.partition(": ")
+    if message.endswith(NAMES_NONE):
+        return function, message[: -len(NAMES_NONE)], (index,)
     named = _NAMED.match(message)
     if named is not None:
         texts = named["events"].split(", ")

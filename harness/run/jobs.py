@@ -18,6 +18,10 @@ from harness.run.clock import FaultClock
 from harness.model.faults import CancellerError, InjectedError
 from harness.model.schedule import JobSpec
 from harness.model.trace import EventKind, Trace
+from harness.run.describe import describe
+
+#: How much of a ``report_end`` reason the ``loop.end`` event keeps.
+REASON_LIMIT = 120
 
 #: The kinds of event a job records, read once: on Python 3.11 every attribute of an Enum class is
 #: looked up through ``EnumType.__getattr__`` (about 150 ns), and a run's jobs record about 40 events.
@@ -107,6 +111,22 @@ class Job:
             # The harness's own call: the runner's timer events leave it out (``FaultClock.call_quietly``).
             pending.timer = self._clock.call_quietly(spec.after_ms / 1000, self._settle, d, attempt)
         return d
+
+    def report_end(self, reason: object = "") -> None:
+        """The work of a periodic target: say that the loop calling it has ended on purpose, and why.
+
+        A loop may end on purpose (a lease renewer that lost its lease) and tell
+        its owner through a callback of its own, which the harness cannot see:
+        wire that callback here (``on_lost=lambda: work.report_end("lease
+        lost")``). The report is recorded as a ``loop.end`` event (``reason``
+        described on one line); ``time.loop_died`` takes it as the loop's report
+        of its end, and ``time.after_end`` holds the loop to it: no call of the
+        work starts after it (one in flight may still end, its failure not
+        judged). Reporting again is harmless (the first report counts); a
+        report after ``stop()`` is judged by nothing. A job of a submit target
+        has it too, and its report is judged by nothing.
+        """
+        self._trace.record(EventKind.LOOP_END, self.id, describe(reason, REASON_LIMIT))
 
     def release(self) -> None:
         """Let go of the attempts still pending: the run is over."""

@@ -74,7 +74,9 @@ class LogRecorder:
         return self.failures
 
     def __call__(self, event: dict[str, Any]) -> None:
-        failure = event.get("log_failure")
+        # ``twisted.python.log.err`` (still what much of Twisted calls: ``TimerService`` logs a failed
+        # call with it) publishes a legacy event, its Failure under ``failure`` with ``isError`` set.
+        failure = event.get("log_failure") or (event.get("failure") if event.get("isError") else None)
         if failure is not None:
             self.failures += 1
             kind = EventKind.UNHANDLED if event.get("log_namespace") == _DEFER_NAMESPACE else EventKind.LOG_ERROR

@@ -270,7 +270,8 @@ def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, ob
     error: HarnessError
     if guard.escaped is not None or isinstance(exc, Escaped):
         called = guard.escaped or str(exc)
-        escaping = ", escaping virtual time" if called.startswith(("reactor.", "time.", "signal.")) else ""
+        # (a signal's handler taken from the harness, "signal.signal on SIGALRM", is not an escape from virtual time)
+        escaping = ", escaping virtual time" if called.startswith(("reactor.", "time.", "signal.")) and " on " not in called else ""
         error = TargetError(f"the target called {called} {where} at virtual time {when}{escaping}; {guard.explanation}")
     elif isinstance(exc, SystemExit):
         error = TargetError(

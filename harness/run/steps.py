@@ -48,8 +48,18 @@ def nothing() -> None:
     pass
 
 
+def _reports_nothing(reason: object = "") -> None:
+    """``report_end`` of the work a never-started subject is built with: a loop never started has no end to report."""
+
+
+# The work ``build(clock, work)`` gets when the schedule never starts the subject is ``nothing``, which must
+# take the ``work.report_end`` a build may read at once (an attribute: its name stays ``nothing`` in traces).
+setattr(nothing, "report_end", _reports_nothing)
+
+
 def work_for_build(run: Run) -> tuple[Any, ...]:
-    """The periodic work for ``build(clock, work)``: the job of the schedule's first start, made now."""
+    """The periodic work for ``build(clock, work)``: the job of the schedule's first start, made now (a
+    schedule that never starts the subject: ``nothing``, never called, whose ``report_end`` does nothing)."""
     if not run.target.takes_work:
         return ()
     assert run.clock is not None

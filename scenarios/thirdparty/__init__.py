@@ -22,6 +22,10 @@ SYNAPSE = "scenarios.thirdparty.synapse_prims"
 #: The second set (outside-user review, round 2: docs/reviews/outside-user-2.md).
 TWISTED_MORE = "scenarios.thirdparty.twisted_more"
 SYNAPSE_MORE = "scenarios.thirdparty.synapse_more"
+#: The third set (primitives not yet covered: TimerService, race, coroutines, withCount, TimeoutMixin,
+#: stop_/delay_cancellation, ExpiringCache, WheelTimer), each with a planted twin (tests/test_thirdparty_extra.py).
+TWISTED_EXTRA = "scenarios.thirdparty.twisted_extra"
+SYNAPSE_EXTRA = "scenarios.thirdparty.synapse_extra"
 
 #: The distribution the Synapse targets need, and whether it is importable here.
 SYNAPSE_DISTRIBUTION = "matrix-synapse"
@@ -58,6 +62,15 @@ SCENARIOS = (
     Scenario(f"{SYNAPSE_MORE}:deferred_cache", "pass", "Synapse's DeferredCache get-or-set, two keys: callers share a computation, a success stays cached", "synapse DeferredCache"),
     Scenario(f"{SYNAPSE_MORE}:deferred_cache_invalidate", "pass", "Synapse's DeferredCache with invalidate(key) in the schedules", "synapse DeferredCache"),
     Scenario(f"{SYNAPSE_MORE}:retry_limiter", "pass", "Synapse's get_retry_limiter: NotRetryingDestination only while backing off", "synapse retryutils"),
+    Scenario(f"{TWISTED_EXTRA}:timer_service", "pass", "Twisted's TimerService(0.1): a call at start, then every 100ms, a failure logged", "TimerService"),
+    Scenario(f"{TWISTED_EXTRA}:race_timeout", "pass", "Twisted's defer.race([job, deferLater(0.3)]) as a timeout: the loser is cancelled", "defer.race"),
+    Scenario(f"{TWISTED_EXTRA}:coroutine_pool", "pass", "Twisted's Deferred.fromCoroutine, async with DeferredSemaphore(2): limit 2, FIFO, cancellable", "Deferred.fromCoroutine"),
+    Scenario(f"{TWISTED_EXTRA}:looping_call_count", "pass", "Twisted's LoopingCall.withCount: the counts add up to the intervals passed", "LoopingCall.withCount"),
+    Scenario(f"{TWISTED_EXTRA}:idle_connection", "pass", "Twisted's policies.TimeoutMixin(300ms): times out only after 300ms without traffic", "TimeoutMixin"),
+    Scenario(f"{SYNAPSE_EXTRA}:shielded_pool", "pass", "Synapse's stop_cancellation on a DeferredSemaphore(2) holder: a cancel detaches, the slot is kept", "synapse stop_cancellation"),
+    Scenario(f"{SYNAPSE_EXTRA}:delayed_pool", "pass", "Synapse's delay_cancellation on a DeferredSemaphore(2) holder: a running job's caller fails when it ends", "synapse delay_cancellation"),
+    Scenario(f"{SYNAPSE_EXTRA}:expiring_cache", "pass", "Synapse's ExpiringCache(expiry_ms=1000) as a memo: served only while fresh", "synapse ExpiringCache"),
+    Scenario(f"{SYNAPSE_EXTRA}:wheel_timeouts", "pass", "Synapse's WheelTimer polled every 100ms: jobs time out 300ms after submission, never sooner", "synapse WheelTimer"),
 )
 
 
@@ -73,7 +86,7 @@ KNOWN_FALSE_ALARMS: dict[str, str] = {
 
 def requires(scenario: Scenario) -> str | None:
     """The distribution ``scenario`` needs beyond the harness's dependencies, if any."""
-    synapse = scenario.target.startswith((SYNAPSE + ":", SYNAPSE_MORE + ":"))
+    synapse = scenario.target.startswith((SYNAPSE + ":", SYNAPSE_MORE + ":", SYNAPSE_EXTRA + ":"))
     return SYNAPSE_DISTRIBUTION if synapse else None
 
 

@@ -112,15 +112,18 @@ class WorkEndpoint:
 
 
 class Reconnecting:
-    """``ClientService`` on the harness's clock, its endpoint running the harness's work."""
+    """``ClientService`` on the harness's clock, its endpoint running the harness's work.
 
-    def __init__(self, clock: IReactorTime, work: Callable[[], Any]) -> None:
+    ``shift`` plants an off-by-one: ``retryPolicy(k)`` is ``backoffPolicy(...)(k + shift)``."""
+
+    def __init__(self, clock: IReactorTime, work: Callable[[], Any], shift: int = 0) -> None:
         rng = random.Random(5)
         self.endpoint = WorkEndpoint(work)
+        policy = backoffPolicy(INITIAL_S, MAX_S, FACTOR, jitter=lambda: rng.random() * JITTER_MS / 1000)
         self.service = ClientService(
             self.endpoint,  # type: ignore[arg-type]
             protocol.Factory.forProtocol(protocol.Protocol),
-            retryPolicy=backoffPolicy(INITIAL_S, MAX_S, FACTOR, jitter=lambda: rng.random() * JITTER_MS / 1000),
+            retryPolicy=policy if not shift else (lambda failures: policy(failures + shift)),
             clock=clock,
             prepareConnection=self.endpoint.drop_when_connected,
         )
@@ -136,30 +139,27 @@ def _policy_ms(attempt: int) -> float:
     return min(INITIAL_S * FACTOR ** min(100, attempt), MAX_S) * 1000
 
 
-def client_service_backoff_strict(failures: int) -> tuple[float, float]:
-    """``retryPolicy`` as its docstring reads: the delay after the k-th failed connection
-    attempt in a row is ``policy(k)``: ``min(0.1 * 2**k, 0.8)`` s, plus the jitter."""
+def client_service_backoff(failures: int) -> tuple[float, float]:
+    """``retryPolicy``'s promise: the delay after the k-th failure in a row is ``policy(k)``:
+    ``min(0.1 * 2**k, 0.8)`` s, plus the jitter. ``ClientService`` counts a lost connection as a
+    failure, so after a connection the k-th failed attempt in a row waits ``policy(k + 1)``, before
+    any connection ``policy(k)``: ``backoff_after_success="first_failure"`` declares that count (the
+    review's F7: a range covering ``policy(k)`` to ``policy(k + 1)`` was all it could say)."""
     return (_policy_ms(failures), _policy_ms(failures) + JITTER_MS)
 
 
-def client_service_backoff(failures: int) -> tuple[float, float]:
-    """What ``ClientService`` does: a lost connection counts as a failure too, so after a
-    connection the k-th failed attempt in a row waits ``policy(k + 1)``; before any connection,
-    ``policy(k)``. The harness's backoff loop counts failures since the last success only, so
-    the range covers both."""
-    return (_policy_ms(failures), _policy_ms(failures + 1) + JITTER_MS)
-
+client_service_backoff_strict = client_service_backoff  # the same promise, counted as the docstring reads
 
 client_service = Target(
     build=lambda clock, work: Reconnecting(clock, work),
     kind="periodic",
-    backoff_ms=client_service_backoff,
+    backoff_ms=client_service_backoff, backoff_after_success="first_failure",
     menu={"job_kinds": ("succeed", "fail", "raise", "hang")},
     description="Twisted's ClientService with backoffPolicy(0.1, 0.8, 2): reconnects with growing delays",
 )
 
 #: The same, holding ``retryPolicy`` to its parameter's docstring ("the number of failed
-#: connection attempts made in a row"): caught by ``time.backoff`` after a lost connection.
+#: connection attempts made in a row", from 0 after a connection): caught by ``time.backoff``.
 client_service_strict = Target(
     build=lambda clock, work: Reconnecting(clock, work),
     kind="periodic",
@@ -433,4 +433,20 @@ cooperative_tasks_cooperator_stop = Target(
     build=CooperatorStopOnly,
     operations=_PAUSE_FOR,
     description="the same, stopped with Cooperator.stop() alone: every other task's whenDone never fires",
+)
+
+
+# -- ClientService with a planted off-by-one (after the review's F7) ----------------------------
+
+#: A planted off-by-one under the exact promise: ``retryPolicy(k) = backoffPolicy(...)(k + 1)``,
+#: so every retry waits one step too long: ``time.backoff``, from the first failure on (the range
+#: ``client_service`` declared before, ``policy(k)`` to ``policy(k + 1)``, let every wait before
+#: the first connection through).
+client_service_policy_off_by_one = Target(
+    build=lambda clock, work: Reconnecting(clock, work, shift=1),
+    kind="periodic",
+    backoff_ms=client_service_backoff,
+    backoff_after_success="first_failure",
+    menu={"job_kinds": ("succeed", "fail", "raise", "hang")},
+    description="ClientService whose retryPolicy is off by one (policy(k + 1)): every retry waits one step too long",
 )

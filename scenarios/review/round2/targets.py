@@ -12,7 +12,7 @@ from typing import Any, Callable, List
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from harness import InvariantFailed, Run, Target, format_ms
+from harness import InvariantFailed, JobRecord, Run, RunView, Target, format_ms
 from harness.model.trace import EventKind
 
 from scenarios.review.round2 import backoff, batcher, breaker, consumers, lease
@@ -89,10 +89,26 @@ def breaker_admits_after_reset(run: Run) -> None:
                 assert not ran, f"job {j} ran at {format_ms(t)} beside the trial call job {trial}"
 
 
+def breaker_may_refuse(view: RunView, job: JobRecord, t_us: int) -> bool:
+    """When the breaker may refuse a call (added after the review, F5: ``rejects_only_while``): while
+    work it admitted runs (a trial call, one at a time), or within the cooldown after a call failed or
+    was cancelled (it may be open; its reset timer may fire up to the clock's lateness late). Once
+    idle and cooled down, a breaker admits the next call: one that never lets a trial through again
+    is caught by ``errors.rejects``. The liveness half only: when exactly it opens, and one trial at a
+    time, are ``breaker_admits_after_reset``'s."""
+    cooldown_us = int(BREAKER_RESET_S * 1_000_000) + view.late_us
+    return any(
+        a.running_at(t_us)
+        or (a.outcome in ("failed", "cancelled") and a.end_us is not None and a.end_us <= t_us <= a.end_us + cooldown_us)
+        for a in view.attempts()
+    )
+
+
 def _breaker(cls: type, description: str) -> Target:
     return Target(
         build=lambda clock: BreakerGate(clock, cls),
         rejects=(breaker.CircuitOpenError,),
+        rejects_only_while=breaker_may_refuse,  # F5: a refusal is legitimate only while open or busy
         invariants=(breaker_admits_after_reset,),
         description=description,
     )
@@ -152,9 +168,17 @@ def no_timer_after_stop(run: Run) -> None:
                                  f"{format_ms(stopped)}: {event.detail}")
 
 
-def _lease(cls: type, description: str) -> Target:
+def _lease(cls: type, description: str, reported: bool = False) -> Target:
+    """A lease target; ``reported`` (added after the review, F6): no adapter, the loss reported through the
+    work's ``report_end``, instead of the ``Lease`` adapter's failing ``start`` Deferred."""
+
+    def build(clock: Any, work: Any) -> Any:
+        if reported:
+            return cls(clock, work, LEASE_TTL_S, on_lost=lambda: work.report_end("lease lost"))
+        return Lease(clock, work, cls)
+
     return Target(
-        build=lambda clock, work: Lease(clock, work, cls),
+        build=build,
         kind="periodic",
         interval_ms=int(LEASE_TTL_S * 1000 / 3),
         stop_cancels_timers=True,  # stop() cancels the watchdog (F1)
@@ -165,6 +189,33 @@ def _lease(cls: type, description: str) -> Target:
 
 lease_ok = _lease(lease.LeaseRenewer, "lease renewer (correct)")
 lease_renews_after_stop = _lease(lease.BuggyLeaseRenewer, "lease renewer: a renewal landing after stop re-arms the watchdog")
+
+
+# Added after the review (F6): the loop's end reported through the work's report_end, no adapter.
+
+class SilentLeaseRenewer(lease.LeaseRenewer):
+    """Planted bug: the watchdog stops the loop but never tells the owner (``on_lost`` is not
+    called): the lease is lost in silence. ``time.loop_died``."""
+
+    def _expired(self) -> None:
+        self._watchdog = None
+        self.lost = True
+        self._halt()  # BUG: no self._on_lost()
+
+
+class RunOnLeaseRenewer(lease.LeaseRenewer):
+    """Planted bug: the watchdog reports the loss but leaves the loop running, which renews on (its
+    renewals ignored): the owner was told the loop ended. ``time.after_end``."""
+
+    def _expired(self) -> None:
+        self._watchdog = None
+        self.lost = True
+        self._on_lost()  # BUG: no self._halt()
+
+
+lease_reported = _lease(lease.LeaseRenewer, "lease renewer (correct), its loss reported through work.report_end", reported=True)
+lease_lost_silently = _lease(SilentLeaseRenewer, "lease renewer: the watchdog stops the loop without telling the owner", reported=True)
+lease_reports_and_renews_on = _lease(RunOnLeaseRenewer, "lease renewer: reports the loss and keeps renewing", reported=True)
 
 # -- (c) batcher -------------------------------------------------------------------------------
 
