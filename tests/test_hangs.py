@@ -97,22 +97,94 @@ def test_a_livelock_is_reported_with_its_step_and_time() -> None:
     assert caught.value.kind == "livelock"
 
 
-def test_campaign_reports_the_hang_saves_the_schedule_cut_after_the_step_and_replay_reproduces_it(tmp_path, capsys) -> None:
+def test_campaign_reports_the_hang_saves_it_shrunk_and_replay_reproduces_it(tmp_path, capsys) -> None:
     config = CampaignConfig(seed=1, max_examples=200, report_dir=str(tmp_path), example_timeout_s=LIMIT)
     result = run_campaign(robust_targets.spinning, "robust_targets:spinning", config)
     (finding,) = result.findings
-    assert finding.violation.invariant == HANG and not finding.shrunk
+    assert finding.violation.invariant == HANG and finding.shrunk and result.shrink_runs > 0
     step = re.match(r"target hung in step (\d+) \(submit job 1\) at virtual time \d+ms", finding.violation.message)
     assert step, finding.violation.message
+    assert f"within the {LIMIT:g}s wall-clock limit" in finding.violation.message  # confirmed under the full limit
     saved = json.loads(finding.path.read_text())
     assert saved["invariant"] == HANG
-    assert len(saved["schedule"]["ops"]) == int(step[1])  # the steps after the one that hung never ran
+    # The pool spins on its second submit: two submits are the whole story.
+    assert [op["op"] for op in saved["schedule"]["ops"]] == ["submit", "submit"] and step[1] == "2"
     assert saved["schedule"]["ops"][-1] == {**saved["schedule"]["ops"][-1], "op": "submit", "job": 1}
 
     assert main(["replay", str(finding.path), "--example-timeout", str(LIMIT)]) == 1
     out = capsys.readouterr().out
     assert f"FAIL harness.hang: target hung in step {step[1]} (submit job 1)" in out
     assert "reproduced exactly" in out
+
+
+def _found_hang(tmp_path, seed: int = 1):
+    config = CampaignConfig(seed=seed, max_examples=200, report_dir=str(tmp_path), example_timeout_s=LIMIT)
+    result = run_campaign(robust_targets.spinning, "robust_targets:spinning", config)
+    (finding,) = result.findings
+    return result, finding
+
+
+def _still_hangs(path: Path) -> bool:
+    from harness.store.failure_file import load
+
+    record = load(path)
+    try:
+        run_schedule(robust_targets.spinning, record.schedule, timeout_s=LIMIT)
+    except TargetHung:
+        return True
+    return False
+
+
+def test_a_shrunk_candidate_that_only_looked_hung_is_refused_by_the_full_limit(tmp_path, monkeypatch) -> None:
+    # A loaded machine at its worst: every candidate run under the short limit looks hung in its last step
+    # (a submit), so shrinking ends on one submit, which does not hang at all; the confirmation under the
+    # full limit must throw it away and keep the schedule as found.
+    import harness.search.campaign as campaign
+    from harness.invariants.base import Violation
+
+    real = campaign.judge
+    short = 0.123
+
+    def slow_machine(target, schedule, timeout_s):
+        if timeout_s != short:
+            return real(target, schedule, timeout_s)
+        run, violations = real(target, schedule, LIMIT)
+        if not (violations and violations[0].invariant == HANG):
+            run.phase, run.step = "step", len(schedule.ops) - 1
+            violations = [Violation(HANG, "looked hung", (0,), (), 0)]
+        return run, violations
+
+    monkeypatch.setattr(campaign, "short_limit", lambda typical, limit: short)
+    monkeypatch.setattr(campaign, "judge", slow_machine)
+    result, finding = _found_hang(tmp_path)
+    assert finding.violation.invariant == HANG and not finding.shrunk
+    assert finding.violation.message.startswith("target hung in step ") and _still_hangs(finding.path)
+    assert result.shrink_runs > 0
+
+
+def test_shrinking_a_hang_keeps_to_its_time_budget(tmp_path, monkeypatch) -> None:
+    import harness.search.campaign as campaign
+
+    monkeypatch.setattr(campaign, "hang_budget", lambda limit: 0.05)
+    result, finding = _found_hang(tmp_path)
+    assert finding.violation.invariant == HANG and not finding.shrunk
+    assert finding.shrink_s is not None and finding.shrink_s < 0.05 + 3 * LIMIT + 1.0  # budget, one tried, confirm, typical
+    assert _still_hangs(finding.path)
+
+
+def test_a_candidate_hanging_elsewhere_is_not_the_same_hang() -> None:
+    from harness import Cancel
+    from harness.search.shrink_hang import cut_at_hang, hang_kind, short_limit
+
+    with pytest.raises(TargetHung) as in_submit:
+        run_schedule(robust_targets.spinning, THREE, timeout_s=LIMIT)
+    with pytest.raises(TargetHung) as in_callback:
+        run_schedule(robust_targets.callback_spinning, THREE, timeout_s=LIMIT)
+    assert hang_kind(THREE, in_submit.value.run) == ("step", "Submit")
+    assert hang_kind(THREE, in_callback.value.run) == ("advance", "Submit")  # on the way to a step: not the same
+    assert cut_at_hang(THREE, in_submit.value.run).ops == THREE.ops[:2]
+    assert short_limit(0.001, 10.0) == 0.1 and short_limit(0.05, 10.0) == 1.0 and short_limit(5.0, 2.0) == 2.0
+    assert Cancel  # (imported to show the kinds are operation classes: a Cancel step is another kind)
 
 
 def test_a_livelock_is_shrunk_like_any_failure(tmp_path) -> None:
@@ -142,7 +214,7 @@ def test_harness_fuzz_on_a_hanging_target_ends_with_exit_1_instead_of_hanging_ci
     )
     assert proc.returncode == 1, proc.stderr
     assert "FAIL harness.hang: target hung in step " in proc.stdout
-    assert "the schedule that did not finish, cut after the step it stopped in" in proc.stdout
+    assert "minimal schedule: 2 operations" in proc.stdout  # shrunk under a short limit, confirmed under 0.5s
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["outcome"] == "failed" and summary["failures"][0]["invariant"] == HANG
     assert Path(tmp_path / summary["failures"][0]["file"]).exists()

@@ -265,3 +265,46 @@ def test_each_failure_says_how_far_the_search_got_before_it_was_first_seen(campa
     summary_path.write_text(json.dumps(old))
     _, views, _ = load_inputs([str(summary_path)])
     assert views[0].detected is None and "s of search" not in Page(render_report(old, views)).all_text
+
+
+def never_judged(run) -> bool:
+    """Returns False every time: the runs never give it anything to judge."""
+    return False
+
+
+def judges_cancels(run) -> bool | None:
+    """Judges only the runs with a cancel in them."""
+    from harness.model.trace import EventKind
+
+    if not any(event.kind == EventKind.CANCEL for event in run.trace.events):
+        return False
+    return None
+
+
+def judges_all(run) -> None:
+    """Judges every run (returns None, as most invariants do)."""
+
+
+from harness import Target  # noqa: E402  (beside the functions it uses)
+from scenarios.pools import SemaphorePool  # noqa: E402
+
+judging = Target(build=lambda clock: SemaphorePool(clock, 2), limit=2, invariants=(never_judged, judges_cancels, judges_all))
+
+
+def test_each_user_invariant_has_its_row_with_the_examples_it_judged(tmp_path) -> None:
+    tally = Tally.for_target(judging)
+    assert [name for name in tally.invariants if name.startswith("user")] == ["user.never_judged", "user.judges_cancels", "user.judges_all"]
+    config = CampaignConfig(seed=3, max_examples=60, report_dir=str(tmp_path))
+    result = run_campaign(judging, "test_html_report:judging", config, on_run=tally)
+    assert result.findings == [] and result.examples == 60
+    counts = tally.invariants
+    assert counts["user.never_judged"] == 0 and counts["user.judges_all"] == 60
+    assert counts["user.judges_cancels"] == tally.faults["cancel"] and 0 < counts["user.judges_cancels"] < 60
+    summary = json.loads(json.dumps(summarize(result, config, exercised=tally.to_json())))
+    jsonschema.validate(summary, schema(), cls=jsonschema.Draft202012Validator)
+    text = render_report(summary, [])
+    rows = {name: text.split(f'data-invariant="{name}"', 1)[1].split("</tr>", 1)[0] for name in counts if name.startswith("user.")}
+    assert "never exercised" in rows["user.never_judged"] and ">0<" in rows["user.never_judged"]
+    assert "held" in rows["user.judges_all"] and ">60<" in rows["user.judges_all"]
+    assert "held" in rows["user.judges_cancels"] and "did not return False" in rows["user.judges_cancels"]
+    assert 'data-invariant="user"' not in text

@@ -28,6 +28,21 @@ def test_py_typed_is_package_data() -> None:
     assert "py.typed" in config["tool"]["setuptools"]["package-data"]["harness"]
 
 
+def test_every_package_in_the_tree_is_shipped() -> None:
+    # The docs send readers to the review scenarios as worked examples (scenarios.review.round2.targets:...):
+    # an installed copy must be able to import and read them, and a new package must not be left out.
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    listed = set(config["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for top in ("harness", "scenarios")
+        for init in (ROOT / top).rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    assert found == listed
+    assert {"scenarios.review", "scenarios.review.round2", "scenarios.review.round3"} <= listed
+
+
 @pytest.mark.slow  # builds the wheel, about 10 s (pip fetches setuptools for the isolated build)
 def test_wheel_ships_py_typed(tmp_path: Path) -> None:
     # Built from a copy, so that setuptools' build/ directory is not left in the checkout.
@@ -50,3 +65,4 @@ def test_wheel_ships_py_typed(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "harness/py.typed" in names
     assert "harness/output/summary.schema.json" in names
+    assert "scenarios/review/round2/targets.py" in names and "scenarios/review/targets.py" in names

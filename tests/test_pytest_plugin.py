@@ -256,6 +256,49 @@ def test_slow_marker_sets_its_own_size_and_can_be_deselected(pytester: pytest.Py
     deselected.assert_outcomes(passed=1, deselected=1)
 
 
+def test_fuzz_gives_one_test_its_own_size_without_marking_it_slow(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nharness_max_examples = 6\n")
+    pytester.makepyfile(
+        f"""
+        import pytest
+        from harness.pytest import fuzz
+
+        @fuzz("{CORRECT}", max_examples=7)
+        def test_own_size():
+            pass
+
+        @pytest.mark.harness_slow(max_examples=9)
+        @fuzz("{CORRECT}", max_examples=7)
+        def test_marker_wins():
+            pass
+
+        @fuzz("{CORRECT}")
+        def test_ini_size():
+            pass
+        """
+    )
+    result = run_inline(pytester, "-rP", "--strict-markers", "-m", "not harness_slow")
+    result.assert_outcomes(passed=2, deselected=1)  # the own-size test is not slow: it stays selected
+    assert sorted(_examples(result.stdout.str())) == [6, 7]
+    everything = run_inline(pytester, "-rP")
+    assert sorted(_examples(everything.stdout.str())) == [6, 7, 9]
+    overridden = run_inline(pytester, "-rP", "--harness-max-examples", "4")
+    assert _examples(overridden.stdout.str()) == [4, 4, 4]  # the command line still wins
+
+
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [("max_examples=0", "max_examples=0): the example count must be at least 1, got 0"),
+     ("budget=-1", "budget=-1): the budget must be more than 0 seconds"),
+     ("max_examples=True", "max_examples=True): expected a number, got True")],
+)
+def test_a_bad_own_size_is_a_collection_error_naming_it(pytester: pytest.Pytester, size: str, message: str) -> None:
+    pytester.makepyfile(f"from harness.pytest import fuzz\n\n@fuzz('{CORRECT}', {size})\ndef test_pool():\n    pass\n")
+    result = run_inline(pytester)
+    result.assert_outcomes(errors=1)
+    assert f"ValueError: @fuzz('{CORRECT}', {message}" in result.stdout.str()
+
+
 def test_options_are_documented_in_help(pytester: pytest.Pytester) -> None:
     result = run_inline(pytester, "--help")
     text = result.stdout.str()

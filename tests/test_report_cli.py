@@ -99,3 +99,28 @@ def test_help_states_the_defaults(capsys) -> None:
         main(["fuzz", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--html" in text and "--coverage, --no-coverage" in text and "default: on with --html, else off" in text
+
+
+def test_coverage_package_names_what_is_measured_and_implies_coverage(workdir, capsys) -> None:
+    # The fixture module is top-level; name it explicitly, and name a package of the repository instead.
+    assert _fuzz(GUARDED, "--coverage-package", "covered_pool", "--json", "summary.json") == 0
+    assert "coverage of covered_pool: " in capsys.readouterr().out
+    assert json.loads((workdir / "summary.json").read_text())["coverage"]["scope"] == "covered_pool"
+    assert _fuzz(GUARDED, "--coverage-package", "harness.model", "--json", "summary.json") == 0
+    coverage = json.loads((workdir / "summary.json").read_text())["coverage"]
+    assert coverage["scope"] == "harness.model" and coverage["kind"] == "package"
+    assert {f["file"] for f in coverage["files"]} >= {"harness/model/target.py", "harness/model/menu.py"}
+    assert not any(f["file"].startswith("harness/run/") for f in coverage["files"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (["--coverage-package", "no_such_package_anywhere"], "--coverage-package 'no_such_package_anywhere' names no package or module"),
+        (["--coverage-package", "covered_pool", "--no-coverage"], "--coverage-package says which package --coverage measures; drop --no-coverage"),
+    ],
+)
+def test_coverage_package_refusals_are_one_line(extra, said, workdir, capsys) -> None:
+    assert _fuzz(GUARDED, *extra) == 2
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1

@@ -51,9 +51,17 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         check_directory("--regressions", config.regressions, writes=config.save_regressions)
     if config.database is not None and not example_database.is_redis(config.database):
         check_directory("--database", config.database)
-    measure = args.coverage if args.coverage is not None else args.html
+    scope = args.coverage_package
+    if scope is not None and args.coverage is False:
+        raise UsageError("--coverage-package says which package --coverage measures; drop --no-coverage")
+    measure = args.coverage if args.coverage is not None else (args.html or scope is not None)
     # Coverage starts before the target is imported, so that its import-time lines count.
-    probe = CoverageProbe(args.target) if measure else None
+    probe = CoverageProbe(args.target, scope) if measure else None
+    if probe is not None and scope is not None and not probe.paths:
+        raise UsageError(
+            f"--coverage-package {scope!r} names no package or module importable from the current directory; "
+            "give a dotted name such as myproject or myproject.pools"
+        )
     with probe or contextlib.nullcontext():
         return _fuzz(args, config, probe)
 

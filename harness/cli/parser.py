@@ -212,4 +212,10 @@ def _add_fuzz(commands: argparse._SubParsersAction[Parser]) -> None:
         help="measure line and branch coverage of the target's package during the campaign "
         "(default: on with --html, else off)",
     )
+    fuzz.add_argument(
+        "--coverage-package",
+        metavar="NAME",
+        help="the package (or module) whose coverage --coverage measures, such as myproject when the targets "
+        "live elsewhere (default: the package that holds the target's module); implies --coverage",
+    )
     fuzz.set_defaults(handler=cmd_fuzz)

@@ -67,7 +67,10 @@ def print_finding(finding: Finding) -> None:
         if finding.shrunk:
             print("minimal " + render_schedule(finding.record.schedule))
         elif violation.invariant in UNFINISHED:
-            print("the schedule that did not finish, cut after the step it stopped in (not shrunk):")
+            print(
+                "the schedule that did not finish, cut after the step it stopped in (not shrunk, or shrinking it "
+                "ran out of its time: it may not be minimal):"
+            )
             print(render_schedule(finding.record.schedule))
         else:
             print("shrinking was cut short (by the budget or an interrupt); this schedule fails but may not be minimal:")

@@ -8,7 +8,33 @@ from typing import Any
 from hypothesis import strategies as st
 
 from harness.model.faults import BUILTIN_ERRORS
-from harness.model.schedule import JOB_KINDS, TIE_BREAKS
+from harness.model.schedule import JOB_KINDS, ORDERS, TIE_BREAKS
+
+
+#: The Menu fields that count something (``grain_ms`` at least 1, the others at least 0).
+_COUNTS = ("max_ops", "min_ops", "max_duration_ms", "max_gap_ms", "grain_ms", "max_jump_ms", "priorities", "max_then", "keys")
+#: The Menu fields that switch something on or off.
+_FLAGS = ("cancels", "stops", "jumps", "canceller_raises", "periodic", "landings")
+
+
+def _milliseconds(value: object) -> bool:
+    return type(value) is int and value >= 0
+
+
+#: The Menu fields that are choices: each value's test, and what the values must be (for the message).
+_CHOICES = (
+    ("job_kinds", lambda v: v in JOB_KINDS, f"job kinds among {', '.join(JOB_KINDS)}"),
+    ("errors", lambda v: isinstance(v, str), "exception names (strings)"),
+    ("tie_breaks", lambda v: v in ORDERS, f"tie-breaks among {', '.join(ORDERS)}"),
+    ("steps_ms", _milliseconds, "non-negative integers (ms)"),
+    ("jitters_ms", _milliseconds, "non-negative integers (ms)"),
+)
+
+
+def _shown(value: object) -> str:
+    """``value`` for a message, with its type: ``'x' (a str)``."""
+    kind = type(value).__name__
+    return f"{value!r} ({'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind})"
 
 
 @dataclass(frozen=True)
@@ -82,6 +108,21 @@ class Menu:
     operations: tuple[tuple[str, tuple[st.SearchStrategy[Any], ...]], ...] = ()
 
     def __post_init__(self) -> None:
+        # Types first, so that a wrong one is named here rather than failing a comparison below or in the search.
+        for name in _COUNTS:
+            value = getattr(self, name)
+            least = 1 if name == "grain_ms" else 0
+            if type(value) is not int or value < least:
+                raise ValueError(f"Menu {name} must be an integer of at least {least}, got {_shown(value)}")
+        for name in _FLAGS:
+            if type(getattr(self, name)) is not bool:
+                raise ValueError(f"Menu {name} must be True or False, got {_shown(getattr(self, name))}")
+        for name, each, allowed in _CHOICES:
+            value = getattr(self, name)
+            if not isinstance(value, tuple) or not value or not all(each(v) for v in value):
+                raise ValueError(f"Menu {name} must be a non-empty tuple of {allowed}, got {_shown(value)}")
+        if not isinstance(self.operations, tuple):
+            raise ValueError(f"Menu operations must be a tuple of (name, argument strategies), got {_shown(self.operations)}")
         if not self.job_kinds or any(kind not in JOB_KINDS for kind in self.job_kinds):
             raise ValueError(f"Menu job_kinds must be a non-empty subset of {', '.join(JOB_KINDS)}")
         if not self.errors:

@@ -22,7 +22,6 @@ from types import FunctionType, MethodType
 from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IReactorTime
 
 from harness.errors import TargetError
 from harness.model.faults import error_table
@@ -103,7 +102,7 @@ class Target:
     may overlap without limit) or None (none declared: 1 with ``shared``).
     """
 
-    build: Callable[[IReactorTime], Any]
+    build: Callable[..., Any]  # build(clock), or build(clock, work) for periodic targets
     kind: str = "submit"
     # concurrency
     limit: int | None = None
@@ -147,7 +146,8 @@ class Target:
     submit: Callable[[Any, Any, int], Any] | None = None
     start: Callable[[Any, Any], Any] | None = None
     stop: Callable[[Any], Any] | None = None
-    invariants: tuple[Callable[[Any], None], ...] = field(default=())
+    # each may return False: the run gave it nothing to judge (the HTML report counts the examples each judged)
+    invariants: tuple[Callable[[Any], bool | None], ...] = field(default=())
     # named calls on the subject besides submit/cancel/stop, drawn into schedules (harness.model.operations)
     operations: Mapping[str, Operation | Callable[..., Any]] = field(default_factory=dict, hash=False)
     menu: Menu | Mapping[str, Any] | None = None
@@ -169,7 +169,7 @@ class Target:
                 f"Target key_limit must be a positive integer, math.inf (no bound: executions of one key may overlap "
                 f"without limit) or None (none declared: 1 with shared=True), got {self.key_limit!r}"
             )
-        if self.retries is not None and (not isinstance(self.retries, int) or self.retries < 0):
+        if self.retries is not None and (not isinstance(self.retries, int) or isinstance(self.retries, bool) or self.retries < 0):
             raise TargetError(f"Target retries must be a non-negative integer or None, got {self.retries!r}")
         if callable(self.cancellable):
             _check_adapter("cancellable", self.cancellable, "key, priority")
@@ -189,10 +189,11 @@ class Target:
             raise TargetError(f"Target order must be one of {', '.join(ORDERS)} or None, got {self.order!r}")
         if self.timeout_from not in TIMEOUT_FROM:
             raise TargetError(f"Target timeout_from must be one of {', '.join(TIMEOUT_FROM)}, got {self.timeout_from!r}")
-        if not isinstance(self.stop_cancels_timers, bool):
-            raise TargetError(f"Target stop_cancels_timers must be True or False, got {self.stop_cancels_timers!r}")
-        if not isinstance(self.timeout_fires, bool):
-            raise TargetError(f"Target timeout_fires must be True or False, got {self.timeout_fires!r}")
+        for name in ("shared", "overlap", "stop_cancels_timers", "timeout_fires"):
+            if not isinstance(getattr(self, name), bool):
+                raise TargetError(f"Target {name} must be True or False, got {getattr(self, name)!r}")
+        if not isinstance(self.description, str):
+            raise TargetError(f"Target description must be a string, got {_a(self.description)}")
         if self.timeout_fires and self.timeout_ms is None:
             raise TargetError(
                 "Target timeout_fires=True promises the caller fails by the timeout; declare timeout_ms too"
@@ -200,8 +201,11 @@ class Target:
         for name in ("cancel_error", "timeout_error"):
             if not _exception_class(getattr(self, name)):
                 raise TargetError(f"Target {name} must be an exception class, got {getattr(self, name)!r}")
-        if not (isinstance(self.rejects, tuple) and all(_exception_class(t) for t in self.rejects)):
-            raise TargetError(f"Target rejects must be a tuple of exception classes, got {self.rejects!r}")
+        for name in ("rejects", "errors"):
+            value = getattr(self, name)
+            if not (isinstance(value, tuple) and all(_exception_class(t) for t in value)):
+                one = f": write {name}=({value.__name__},)" if isinstance(value, type) else ""
+                raise TargetError(f"Target {name} must be a tuple of exception classes, got {value!r}{one}")
         if self.rejects_only_while is not None:
             _check_adapter("rejects_only_while", self.rejects_only_while, "view, job, t_us")
             if not self.rejects:
@@ -219,7 +223,8 @@ class Target:
                 f"({{GaveUp: lambda e: e.last}}), got {self.wraps!r}"
             )
         if self.rate is not None and not (
-            isinstance(self.rate, tuple) and len(self.rate) == 2 and all(isinstance(v, int) and v > 0 for v in self.rate)
+            isinstance(self.rate, tuple) and len(self.rate) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in self.rate)
         ):
             raise TargetError(f"Target rate must be (jobs, per_ms) with positive integers, got {self.rate!r}")
         if self.burst is not None and (not isinstance(self.burst, int) or isinstance(self.burst, bool) or self.burst < 1):
@@ -230,6 +235,11 @@ class Target:
             raise TargetError(
                 "a periodic Target must declare interval_ms (the period its subject promises) "
                 "or backoff_ms (the delays of a backoff loop), or both"
+            )
+        if self.kind == "submit" and (self.interval_ms is not None or self.overlap):
+            raise TargetError(
+                f"Target {'interval_ms' if self.interval_ms is not None else 'overlap'} is a promise about a periodic "
+                "subject's calls, which a submit Target has none of: declare kind='periodic' (with start), or drop it"
             )
         if type(self.backoff_after_success) is not str or self.backoff_after_success not in BACKOFF_AFTER_SUCCESS:
             raise TargetError(
@@ -242,10 +252,15 @@ class Target:
                 f"Target backoff_after_success={self.backoff_after_success!r} says how a backoff loop counts its "
                 "failures after a success: declare kind='periodic' and backoff_ms too, or leave it 'reset'"
             )
-        if isinstance(self.backoff_ms, tuple) and not (
-            len(self.backoff_ms) == 2 and 0 <= self.backoff_ms[0] <= self.backoff_ms[1]
+        if self.backoff_ms is not None and not callable(self.backoff_ms) and not (
+            isinstance(self.backoff_ms, tuple) and len(self.backoff_ms) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in self.backoff_ms)
+            and 0 <= self.backoff_ms[0] <= self.backoff_ms[1]
         ):
-            raise TargetError(f"Target backoff_ms must be (low_ms, high_ms) with low <= high, got {self.backoff_ms!r}")
+            raise TargetError(
+                "Target backoff_ms must be (low_ms, high_ms) with 0 <= low <= high, or a function of the retry "
+                f"number returning that range, got {self.backoff_ms!r}"
+            )
         object.__setattr__(self, "operations", operation_table(self.operations))
         if isinstance(self.menu, Mapping):
             # Keyword overrides of the derived menu, applied once: the target then holds a plain Menu.
@@ -258,6 +273,12 @@ class Target:
                 f"Target menu must be a harness.Menu or a dict of Menu fields to change, got {self.menu!r}"
             )
         # The menu is a Menu or None by now (isinstance says so to the type checker too).
+        unknown = [name for name in self.menu.errors if name not in self.error_types] if isinstance(self.menu, Menu) else []
+        if unknown:
+            raise TargetError(
+                f"Target menu errors {', '.join(map(repr, unknown))} are neither built-in errors nor ones the target "
+                "declares: declare their exception classes in errors=(...)"
+            )
         if self.cancellable is False and isinstance(self.menu, Menu) and self.menu.cancels and not self.menu.periodic:
             raise TargetError(
                 "Target cancellable=False promises nothing about cancels, so its invariants cannot judge them, but its "
@@ -267,6 +288,10 @@ class Target:
             self.cancel_modes  # asks the function about every key and priority the menu draws: its errors now
         for name, args in (("submit", "subject, job, priority"), ("start", "subject, work"), ("stop", "subject")):
             _check_adapter(name, getattr(self, name), args)
+        if not isinstance(self.invariants, tuple):
+            name = getattr(self.invariants, "__name__", None) if callable(self.invariants) else None
+            fix = f": write invariants=({name},)" if isinstance(name, str) else ""
+            raise TargetError(f"Target invariants must be a tuple of functions taking the run, got {_a(self.invariants)}{fix}")
         for fn in self.invariants:
             if not callable(fn):
                 raise TargetError(f"Target invariants must be callables taking the run, got {fn!r}")
@@ -638,6 +663,12 @@ def _raised_by(exc: BaseException, fn: Callable[..., Any]) -> bool:
     return tb.tb_frame.f_code is code
 
 
+def _a(value: object) -> str:
+    """The type of ``value`` with its article, for messages: "an int", "a function"."""
+    kind = type(value).__name__
+    return f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}"
+
+
 def _exception_class(value: object) -> bool:
     return isinstance(value, type) and issubclass(value, BaseException)
 
@@ -674,6 +705,6 @@ def load_target(spec: str) -> Target:
             raise TargetError(f"getting {attr!r} from {module_name!r} raised {type(exc).__name__}: {exc}") from None
     if not isinstance(obj, Target):
         raise TargetError(
-            f"{spec!r} is a {type(obj).__name__}, not a harness.Target; wrap your subject in harness.Target(build=...)"
+            f"{spec!r} is {_a(obj)}, not a harness.Target; wrap your subject in harness.Target(build=...)"
         )
     return obj

@@ -9,6 +9,7 @@ and the pytest line that reruns just this test with the same seed.
 
 from __future__ import annotations
 
+import argparse
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from harness.search.campaign import CampaignConfig, run_campaign
 from harness.errors import HarnessError
 from harness.model.target import Target
 from harness.pytest.report import InvariantViolated, failure_message, rerun_line, rerun_nodeid
-from harness.pytest.settings import settings_of
+from harness.pytest.settings import parse_budget, parse_examples, settings_of
 from harness.pytest.targets import resolve_target
 
 #: Attribute under which a ``@fuzz`` test carries its ``FuzzTest``.
@@ -36,6 +37,9 @@ class FuzzTest:
     target: Target | str
     spec: str | None = None
     loaded: Target | None = None
+    #: The test's own size (``@fuzz(target, max_examples=..., budget=...)``), None where not given.
+    max_examples: int | None = None
+    budget_s: float | None = None
 
     def resolve(self) -> tuple[str, Target]:
         """The target's string and object; raises ``TargetError`` naming the target."""
@@ -44,7 +48,9 @@ class FuzzTest:
         return self.spec, self.loaded
 
 
-def fuzz(target: Target | str) -> Callable[[Callable[[], Any]], Callable[..., None]]:
+def fuzz(
+    target: Target | str, *, max_examples: int | None = None, budget: float | None = None
+) -> Callable[[Callable[[], Any]], Callable[..., None]]:
     """Make the decorated, argument-less function a test that fuzzes ``target``.
 
     ``target`` is a ``'package.module:attribute'`` string or a module-level
@@ -56,13 +62,19 @@ def fuzz(target: Target | str) -> Callable[[Callable[[], Any]], Callable[..., No
         def test_pool_keeps_its_limit():
             "The pool never runs more than 3 jobs, whatever the schedule."
 
-    Mark it ``@pytest.mark.harness_slow(budget=300)`` for a long campaign.
+    ``max_examples`` and ``budget`` (seconds) give this test its own size,
+    replacing the ini settings as a ``harness_slow`` marker's do (the
+    command line and such a marker still win), without marking it slow:
+    ``@fuzz("mypkg.harness_targets:pool", max_examples=200)``. Mark it
+    ``@pytest.mark.harness_slow(budget=300)`` for a long campaign.
     """
     if not isinstance(target, (str, Target)):
         raise TypeError(
             f"@fuzz takes a target string 'package.module:attribute' or a harness.Target, "
             f"got {type(target).__name__} {target!r}"
         )
+    own_examples = _own_size(target, "max_examples", max_examples, parse_examples)
+    own_budget = _own_size(target, "budget", budget, parse_budget)
 
     def decorate(func: Callable[[], Any]) -> Callable[..., None]:
         if not callable(func):
@@ -72,7 +84,7 @@ def fuzz(target: Target | str) -> Callable[[Callable[[], Any]], Callable[..., No
                 f"@fuzz test {func.__name__} must take no arguments: its body is not run, the target's invariants "
                 "are the test; use the harness_runner fixture for hand-written properties"
             )
-        fuzz_test = FuzzTest(target)
+        fuzz_test = FuzzTest(target, max_examples=own_examples, budget_s=own_budget)
 
         def test(request: pytest.FixtureRequest) -> None:
             __tracebackhide__ = True
@@ -90,6 +102,18 @@ def fuzz(target: Target | str) -> Callable[[Callable[[], Any]], Callable[..., No
     return decorate
 
 
+def _own_size(target: Target | str, key: str, value: Any, parse: Callable[[str], Any]) -> Any:
+    """A size given to ``@fuzz``, checked as the settings are (a bool is no count); None stays None."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise argparse.ArgumentTypeError(f"expected a number, got {value!r}")
+        return parse(str(value))
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(f"@fuzz({target!r}, {key}={value!r}): {exc}") from None
+
+
 def run_fuzz_test(request: pytest.FixtureRequest, fuzz_test: FuzzTest) -> None:
     """Run the campaign of one ``@fuzz`` test and fail it on the first violation found."""
     __tracebackhide__ = True
@@ -99,7 +123,9 @@ def run_fuzz_test(request: pytest.FixtureRequest, fuzz_test: FuzzTest) -> None:
     stopped: HarnessError | None = None
     try:
         spec, target = fuzz_test.resolve()
-        max_examples, budget = settings.limits(node.get_closest_marker("harness_slow"))
+        max_examples, budget = settings.limits(
+            node.get_closest_marker("harness_slow"), own=(fuzz_test.max_examples, fuzz_test.budget_s)
+        )
         result = run_campaign(
             target,
             spec,

@@ -125,9 +125,16 @@ class HarnessSettings:
             args += ["--harness-budget", f"{self.budget_s:g}"]
         return tuple(args)
 
-    def limits(self, marker: pytest.Mark | None = None) -> tuple[int | None, float | None]:
-        """Examples and budget for one fuzz test: command line, then its ``harness_slow`` marker, then ini."""
+    def limits(
+        self, marker: pytest.Mark | None = None, own: tuple[int | None, float | None] = (None, None)
+    ) -> tuple[int | None, float | None]:
+        """Examples and budget for one fuzz test: command line, then its ``harness_slow`` marker, then its
+        own size (``@fuzz(target, max_examples=..., budget=...)``), then ini."""
         max_examples, budget = self.max_examples, self.budget_s
+        if own[0] is not None and "max_examples" not in self.on_command_line:
+            max_examples = own[0]
+        if own[1] is not None and "budget" not in self.on_command_line:
+            budget = own[1]
         if marker is not None:
             if "max_examples" in marker.kwargs and "max_examples" not in self.on_command_line:
                 max_examples = _marker_value(marker, "max_examples", parse_examples)

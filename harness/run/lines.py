@@ -2,8 +2,8 @@
 
 ``ArcTracer`` is a ``sys.settrace`` tracer that looks only at frames whose
 code lives in the target's package (``target_source``: the top-level package
-or module of the target's spec, the same scope the HTML report's coverage
-measures). The global trace function returns None for every other frame
+or module of the target's spec; the HTML report's coverage measures the
+narrower package holding the target's module). The global trace function returns None for every other frame
 (the harness, Twisted, the standard library), so those frames get no line
 events; a target frame records each arc ``(file, from line, to line)`` it
 takes, a function's entry arc coming from minus its first line and its exit

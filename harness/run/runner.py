@@ -123,6 +123,9 @@ class Run:
     #: What the diagnosis step (``harness.run.diagnosis``) established about the finished run; None
     #: until ``harness.check`` (or ``diagnose``) ran. Invariants read it, never re-run the target.
     diagnosis: Diagnosis | None = field(default=None, repr=False)
+    #: The target's own invariants that returned False: this run gave them nothing to judge (the
+    #: report counts, per user invariant, the examples it judged). Not part of the trace.
+    unjudged: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def view(self) -> RunView:
@@ -420,7 +423,8 @@ def _release(run: Run, observer: LogRecorder) -> None:
         name = getattr(invariant, "__name__", type(invariant).__name__)
         run.phase, run.detail = "invariant", name
         try:
-            invariant(run)
+            if invariant(run) is False:
+                run.unjudged += (name,)
         except AssertionError as exc:  # an InvariantFailed names the events it is about (harness.model.user_fail)
             text = one_line(mask_addresses(str(exc)))
             trace.record(EventKind.USER_FAIL, detail=fail_detail(name, exc, len(trace), text))

@@ -18,8 +18,9 @@ schedule seen so far is saved unshrunk.
 
 The campaign stays in control of the target. Each run has a wall-clock
 limit (``example_timeout_s``): a schedule that hangs the target ends the
-search at once and is saved, cut after the step that hung but not shrunk
-(every try would cost the full limit), as a ``harness.hang`` failure. A
+search at once and is saved, cut after the step that hung and shrunk under
+a short per-run limit (``harness.search.shrink_hang``; the result confirmed
+under the full one), as a ``harness.hang`` failure. A
 target whose trace differs when the same schedule is run again (checked on
 every failure and on a sample of passing examples) is reported as
 nondeterministic, with the first two lines that differ. A target error
@@ -58,6 +59,7 @@ from harness.search.nondeterminism import keep_schedule
 from harness.model.schedule import MAX_DEPTH, Schedule
 from harness.search.shard import round_seed
 from harness.search.shrink import shrink_schedule
+from harness.search.shrink_hang import cut_at_hang, hang_budget, hang_kind, short_limit
 from harness.search.stop_reasons import StopReason
 from harness.search.shrink_teardown import stop_earlier
 from harness.model.menu import Menu
@@ -322,8 +324,8 @@ def replay_corpus(
 def keep_regression(finding: Finding, config: CampaignConfig) -> None:
     """Add a failure the search found to the regression corpus when asked to.
 
-    Shrunk failures and hangs are added (a hang is never shrunk: each try
-    would cost the full time limit); a failure cut short by an interrupt is not.
+    Shrunk failures and hangs are added (a hang whose shrinking ran out of time
+    is still a hang); a failure cut short by an interrupt is not.
     """
     if not config.save_regressions or config.regressions is None or finding.source != "fuzz":
         return
@@ -452,8 +454,12 @@ class _Search:
         """Shrink (except a hang), save and report a failure the search just found."""
         detected = self._detected()
         if violation.invariant == HANG:
-            # Not shrunk: each try would cost the full wall-clock limit.
-            finding, outcome = self._save_hang(schedule, run, violation), None
+            # Shrunk under a short per-run limit and a bounded time, then confirmed under the full limit.
+            try:
+                finding, outcome = self._shrink_hang(schedule, run, violation, detected)
+            except HarnessError:
+                self._add(self._save_hang(schedule, run, violation))  # as found, before the error stops the campaign
+                raise
         else:
             # The schedule as found, before shrinking: its many operations show a nondeterministic
             # target far more surely than a minimal one, whose two replays may agree by chance.
@@ -579,6 +585,70 @@ class _Search:
     def _check_deterministic(self, schedule: Schedule, first: Run) -> None:
         """Run ``schedule`` again; raise ``NondeterministicTarget`` if the trace differs from ``first``'s."""
         check_deterministic(self.target, schedule, first, self.config.example_timeout_s, self.spec)
+
+    def _shrink_hang(
+        self, schedule: Schedule, run: Run, violation: Violation, detected: list[float]
+    ) -> tuple[Finding, StopReason | None]:
+        """Shrink a schedule that hung (``harness.search.shrink_hang``); the finding, and what cut it short.
+
+        Falls back to the schedule as found, cut after the step that hung
+        (``shrunk=False``), when there is no per-run limit, when the shrunk
+        schedule does not hang under the full limit, or when the hang's own
+        time ran out (then the smallest schedule that still hung under the
+        full limit is kept only if confirmed).
+        """
+        limit = self.config.example_timeout_s
+        cut = cut_at_hang(schedule, run)
+        if limit is None or not limit > 0:
+            return self._save_hang(schedule, run, violation), None
+        kind = hang_kind(schedule, run)
+        # A typical run: the steps before the one that hung, and the search's mean run (the hang's own time excluded).
+        started = time.monotonic()
+        self._judge(Schedule(cut.ops[:-1], cut.clock) if run.unfinished_step is not None else Schedule((), cut.clock))
+        typical = time.monotonic() - started
+        if detected[1] > 1:
+            typical = max(typical, (detected[0] - limit) / (detected[1] - 1))
+        short = short_limit(typical, limit)
+        ends = time.monotonic() + hang_budget(limit)
+        grace = self.deadline + SHRINK_GRACE_S if self.deadline is not None else None
+        smallest = [cut]
+
+        def still_hangs(candidate: Schedule) -> bool:
+            if self.stop_requested():
+                raise KeyboardInterrupt
+            now = time.monotonic()
+            if now > ends or (grace is not None and now > grace):
+                raise _GraceOver
+            self.result.shrink_runs += 1
+            if self.on_example is not None:
+                self.on_example(self.result)
+            tried, violations = judge(self.target, candidate, short)
+            hangs = bool(violations) and violations[0].invariant == HANG and hang_kind(candidate, tried) == kind
+            if hangs:
+                smallest[0] = cut_at_hang(candidate, tried)
+            return hangs
+
+        outcome: StopReason | None = None
+        complete = False
+        self.result.shrinking = True
+        try:
+            shrunk = shrink_schedule(cut, still_hangs)
+            shrunk, _ = tame_clock(shrunk, still_hangs)
+            complete = True
+        except KeyboardInterrupt:
+            shrunk, outcome = smallest[0], StopReason.INTERRUPT
+        except _GraceOver:
+            shrunk = smallest[0]
+            if grace is not None and time.monotonic() > grace:
+                outcome = StopReason.BUDGET
+        finally:
+            self.result.shrinking = False
+        if shrunk == cut or outcome == StopReason.INTERRUPT:
+            return self._save_hang(schedule, run, violation), outcome
+        confirmed, violations = self._judge(shrunk)  # under the full limit: a slow run is no hang here
+        if not (violations and violations[0].invariant == HANG and hang_kind(shrunk, confirmed) == kind):
+            return self._save_hang(schedule, run, violation), outcome
+        return replace(self._save_hang(shrunk, confirmed, violations[0]), shrunk=complete), outcome
 
     def _save_hang(self, schedule: Schedule, run: Run, violation: Violation) -> Finding:
         """Save a schedule that hung, cut after the step that hung (the later steps never ran)."""

@@ -264,8 +264,19 @@ INVARIANT_EXERCISE: dict[str, Exercise] = {
 ALWAYS = Exercise("every example", lambda x, t: True)
 
 
+#: What exercises one of the target's own invariants (a ``user.<name>`` row).
+JUDGED = Exercise("it judged the run (did not return False)", lambda x, t: True)
+
+
 def exercise_of(invariant: str) -> Exercise:
+    if invariant.startswith("user."):
+        return JUDGED
     return INVARIANT_EXERCISE.get(invariant, ALWAYS)
+
+
+def user_invariant_names(target: Target) -> list[str]:
+    """The names the target's own invariants are reported under (``user.<name>``), as the runner names them."""
+    return [getattr(fn, "__name__", type(fn).__name__) for fn in target.invariants]
 
 
 #: Fault key -> what it means, in report order. Counted per example that contains it.
@@ -429,33 +440,44 @@ class Tally:
     Call it with every search example's schedule and run (it is the
     campaign's ``on_run`` hook). ``invariants`` and ``faults`` start at 0
     for every applicable invariant and every fault the menu can produce.
+    The target's own invariants have a row each, ``user.<function name>``,
+    counting the examples it judged: those where it did not return False
+    (``Run.unjudged``: the run gave it nothing to judge).
     """
 
     target: Target
     examples: int = 0
     invariants: dict[str, int] = field(default_factory=dict)
     faults: dict[str, int] = field(default_factory=dict)
+    #: The rows of the target's own invariants (``user.<function name>``), counted from ``Run.unjudged``.
+    users: tuple[str, ...] = ()
 
     @classmethod
     def for_target(cls, target: Target, menu: Menu | None = None) -> Tally:
         from harness.invariants import invariants_for
 
         tally = cls(target)
-        tally.invariants = {inv.name: 0 for inv in invariants_for(target)}
+        tally.users = tuple(dict.fromkeys(f"user.{name}" for name in user_invariant_names(target)))
+        for inv in invariants_for(target):
+            for name in tally.users if inv.name == "user" else (inv.name,):
+                tally.invariants[name] = 0
         tally.faults = {key: 0 for key in menu_faults(menu or target.default_menu())}
         return tally
 
     def __call__(self, schedule: Schedule, run: Run) -> None:
-        self.add(schedule, run.trace.events)
+        self.add(schedule, run.trace.events, run.unjudged)
 
-    def add(self, schedule: Schedule, events: Iterable[Event]) -> None:
+    def add(self, schedule: Schedule, events: Iterable[Event], unjudged: tuple[str, ...] = ()) -> None:
         exposure = expose(events)
         self.examples += 1
         for key in schedule_faults(schedule) | trace_faults(exposure):
             self.faults[key] = self.faults.get(key, 0) + 1
-        target = self.target
+        target, users = self.target, self.users
         for name in self.invariants:
-            if exercise_of(name).rule(exposure, target):
+            if name in users:
+                if name[5:] not in unjudged:
+                    self.invariants[name] += 1
+            elif exercise_of(name).rule(exposure, target):
                 self.invariants[name] += 1
 
     def to_json(self) -> dict[str, Any]:

@@ -2,11 +2,13 @@
 
 A clean campaign means little if its schedules never reached the code under
 test. ``CoverageProbe`` measures line and branch coverage of the target's
-package only (the top-level package of the target's module: for
-``mypkg.sub.targets:pool`` every file under ``mypkg/``; for a top-level
-module ``targets:pool``, that one file), from before the target is imported
-to the end of the campaign, and reports the percentages and the lines and
-branches never run, file by file.
+own package only (``coverage_scope``: the package that holds the target's
+module: for ``mypkg.sub.targets:pool`` every file under ``mypkg/sub/``; for
+``mypkg.targets:pool`` every file under ``mypkg/``; for a top-level module
+``targets:pool``, that one file; or the package or module named by
+``--coverage-package``), from before the target is imported to the end of
+the campaign, and reports the percentages and the lines and branches never
+run, file by file.
 
 Start the probe before the target's module is imported: lines run at import
 (``def``, ``class``, module constants) count only if the import is measured.
@@ -50,9 +52,9 @@ class CoverageProbe:
         probe.report()["lines"]["percent"]
     """
 
-    def __init__(self, target_spec: str) -> None:
+    def __init__(self, target_spec: str, scope: str | None = None) -> None:
         self.target_spec = target_spec
-        found = target_source(target_spec)
+        found = coverage_scope(target_spec, scope)
         self.name, self.paths = found if found is not None else ("", [])
         self.preimported: list[str] = []
         self._cov: coverage.Coverage | None = None
@@ -103,7 +105,8 @@ class CoverageProbe:
                 data: dict[str, Any] = {"files": {}}
             else:
                 data = json.loads(Path(out).read_text(encoding="utf-8"))
-        root = self.paths[0].parent if self.package else self.paths[0].parent
+        # Paths are given from the directory that holds the top-level package (scenarios/review/round3/x.py).
+        root = self.paths[0].parents[self.name.count(".")]
         files = []
         for name, info in sorted(data.get("files", {}).items()):
             summary = info["summary"]
@@ -143,6 +146,37 @@ class CoverageProbe:
             "files": files,
             "note": note,
         }
+
+
+def coverage_scope(target_spec: str, scope: str | None = None) -> tuple[str, list[Path]] | None:
+    """The dotted name and the directories (a package) or the file (a module) coverage measures.
+
+    ``scope``, a package or module name, when given; else the package that
+    holds the target's module (``a.b.targets:t`` gives ``a.b``; a target in a
+    package's ``__init__``, ``a.b:t``, that package; a top-level module, that
+    file), so that the figure is about the code beside the target rather than
+    everything else its top-level package holds. None when it cannot be
+    found. Nothing is imported: the name is looked up folder by folder from
+    its top-level package (a module the path layout does not show, such as
+    one made at import, falls back to that whole top-level package).
+    """
+    name = scope if scope is not None else target_spec.partition(":")[0]
+    parts = name.split(".")
+    if not all(part.isidentifier() for part in parts):
+        return None
+    found = target_source(name)
+    if found is None:
+        return None
+    paths, parent = found[1], found[1]
+    for part in parts[1:]:
+        dirs = [d / part for d in paths if d.is_dir() and (d / part).is_dir()]
+        files = [d / f"{part}.py" for d in paths if d.is_dir() and (d / f"{part}.py").is_file()]
+        if not dirs and not files:
+            return None if scope is not None else found
+        parent, paths = paths, dirs or files[:1]
+    if scope is None and len(parts) > 1 and not any(p.is_dir() for p in paths):
+        return ".".join(parts[:-1]), parent  # a module in a package: measure the package that holds it
+    return name, paths
 
 
 def _percent(part: int, whole: int) -> float:
