@@ -213,10 +213,10 @@ def _judge_unstarted(target: Target, facts: Facts, job: JobFacts) -> tuple[str, 
             "started or not",
             [submit] + ([] if fired is None else [fired]),
         )
-    if facts.events[fired].kind != EventKind.FAILURE or not facts.is_error(fired, target.timeout_error):
+    if facts.event(fired).kind != EventKind.FAILURE or not facts.is_error(fired, target.timeout_error):
         return (
             f"job {job.id} timed out at {format_ms(due)} while still waiting for a slot, but its Deferred fired "
-            f"with {facts.events[fired].detail}, not {expected}",
+            f"with {facts.event(fired).detail}, not {expected}",
             [submit, fired],
         )
     if first is not None:
