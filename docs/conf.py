@@ -45,6 +45,8 @@ nitpick_ignore_regex = [
     ("py:.*", r"(DelayedCall|Deferred|Failure|Path|Namespace)"),
     # Internal types that appear in public signatures (the exercised tally a worker sends back).
     ("py:class", r"Tally"),
+    # The plain tuple a trace records per event (``harness.model.trace.RawEvent``, an alias).
+    ("py:class", r"RawEvent"),
 ]
 intersphinx_mapping: dict[str, tuple[str, str | None]] = {}
 

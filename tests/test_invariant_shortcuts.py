@@ -40,7 +40,7 @@ from harness.invariants import INVARIANTS, cancellation, completion, concurrency
 from harness.invariants.base import Invariant, Violation
 from harness.invariants.concurrency import _overfull
 from harness.model.known import known
-from harness.model.trace import Event, EventKind, format_ms
+from harness.model.trace import Event, EventKind, as_event, format_ms
 from harness.model.schedule import Start, Submit
 from harness.run import outcomes
 from harness.run.facts import (
@@ -82,7 +82,7 @@ def _limit(inv: concurrency._Overfill, run) -> Violation | None:
 def _once(inv: Invariant, run) -> Violation | None:
     facts = facts_of(run)
     for index in facts.of_kind(*completion._DOUBLE_FIRE_KINDS):
-        event = facts.events[index]
+        event = facts.event(index)
         if "AlreadyCalledError" in event.detail:
             where = f"job {event.job}" if event.job >= 0 else "the subject"
             return inv.violation(
@@ -98,7 +98,7 @@ def _fires(inv: Invariant, run) -> Violation | None:
     facts = facts_of(run)
     cancel_error = run.target.cancel_error
     expected = cancel_error.__name__
-    raised = (facts.events[i] for i in facts.of_kind(EventKind.CANCEL_RAISED))
+    raised = (facts.event(i) for i in facts.of_kind(EventKind.CANCEL_RAISED))
     hostile = {e.job for e in raised if e.detail.startswith(cancellation.CANCELLER_ERROR)}
     for job in facts.jobs.values():
         if job.canceller_raised or job.id in hostile:
@@ -116,7 +116,7 @@ def _fires(inv: Invariant, run) -> Violation | None:
                     break
             elif job.fired is None:
                 return inv.violation(run, f"job {job.id} was cancelled at {at} but its Deferred never fired", [cancel])
-            fired = facts.events[job.fired]
+            fired = facts.event(job.fired)
             if fired.kind == EventKind.RESULT:
                 return inv.violation(
                     run,
@@ -246,7 +246,7 @@ def _propagate(inv: errors.Propagate, run) -> Violation | None:
         if job.submit_raised is not None:
             rejected = any(facts.is_error(job.submit_raised, t) for t in target.rejects)
             if not inv._stopped_before(facts, job.submit_raised) and not rejected:
-                detail = facts.events[job.submit_raised].detail
+                detail = facts.event(job.submit_raised).detail
                 return inv.violation(
                     run, f"submitting job {job.id} raised {detail} instead of returning a Deferred that fails", [job.submit_raised]
                 )
@@ -351,7 +351,7 @@ def _plain_facts(trace, schedule) -> Facts:
             declared[index - 1] = frozenset(detail.split(",")) - {""}
     late_us = (schedule.clock.step_ms + schedule.clock.jitter_ms) * 1000
     cancelled = [job for job in jobs.values() if job.cancels]
-    return Facts(trace.events, jobs, stops, jumps, drained, late_us, declared, by_kind, {}, peak, len(trace.events), cancelled)
+    return Facts(trace.raw, jobs, stops, jumps, drained, late_us, declared, by_kind, {}, peak, len(trace.raw), cancelled)
 
 
 def _same_facts(facts: Facts, trace, schedule) -> str | None:
@@ -379,7 +379,7 @@ def _plain_foreign(facts: Facts) -> list[int]:
     """The firings that name another job's attempt, by the regular expressions alone."""
     found = []
     for index in facts.of_kind(EventKind.RESULT, EventKind.FAILURE):
-        event = facts.events[index]
+        event = as_event(facts.events[index])
         if event.kind == EventKind.RESULT:
             match = outcomes._VALUE.fullmatch(event.detail)
             other = int(match[1]) if match else None

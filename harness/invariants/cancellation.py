@@ -58,7 +58,7 @@ class Fires(_Cancellation):
             return None  # nothing was cancelled
         events, declared = facts.events, facts.declared
         raised = facts.by_kind.get(EventKind.CANCEL_RAISED)
-        hostile = {events[i].job for i in raised if events[i].detail.startswith(CANCELLER_ERROR)} if raised else ()
+        hostile = {events[i][2] for i in raised if events[i][4].startswith(CANCELLER_ERROR)} if raised else ()
         mode_of = _per_job(run.target)
         delays = run.target.cancellable == "delayed"  # every job's promise, unless there is one per job
         for job in facts.cancelled:  # the jobs with cancels, in job order: the others have nothing to judge
@@ -82,7 +82,7 @@ class Fires(_Cancellation):
                 elif fired_at is None:
                     at = format_ms(facts.time(cancel))
                     return self.violation(run, f"job {job.id} was cancelled at {at} but its Deferred never fired", [cancel])
-                fired = events[fired_at]
+                fired = facts.event(fired_at)
                 if fired.kind == EventKind.RESULT:
                     at = format_ms(facts.time(cancel))
                     return self.violation(
@@ -91,7 +91,7 @@ class Fires(_Cancellation):
                         f"({fired.detail}) instead of failing with {expected}",
                         [cancel, fired_at],
                     )
-                if fired.t_us > events[cancel].t_us and not delays:
+                if fired.t_us > events[cancel][0] and not delays:
                     at = format_ms(facts.time(cancel))
                     return self.violation(
                         run,
@@ -154,7 +154,7 @@ def _late_delayed_cancel(facts: Facts, target: Target, job: JobFacts, cancel: in
     declared; per key with keys), as for a stranded job.
     """
     running = [a for a in job.attempts if a.running_at(cancel)]
-    fired = facts.events[job.fired].t_us if job.fired is not None else None
+    fired = facts.event(job.fired).t_us if job.fired is not None else None
     if running:
         attempt = running[-1]
         if attempt.end is None:
@@ -308,7 +308,7 @@ class Harmless(_Cancellation):
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         for index in facts.of_kind(EventKind.CANCEL_RAISED):
-            event = facts.events[index]
+            event = facts.event(index)
             if not event.detail.startswith(CANCELLER_ERROR):
                 return self.violation(
                     run, f"cancelling job {event.job} raised {event.detail}; cancel() must never raise", [index]

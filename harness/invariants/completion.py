@@ -51,7 +51,7 @@ class Once(Invariant):
         if not _any_double_fire(facts):
             return None
         for index in facts.of_kind(*_DOUBLE_FIRE_KINDS):
-            event = facts.events[index]
+            event = facts.event(index)
             if "AlreadyCalledError" in event.detail:
                 where = f"job {event.job}" if event.job >= 0 else "the subject"
                 return self.violation(

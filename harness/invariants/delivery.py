@@ -119,10 +119,10 @@ class Joined(Invariant):
                 )
         if served.end_kind == EventKind.JOB_FAIL and outcome.kind == OutcomeKind.RESULT:
             return f"{caller} received {outcome.value} but the execution it joined ({execution}) failed"
-        if served.end_kind == EventKind.JOB_FAIL and outcome.error != facts.events[known(served.end)].detail:
+        if served.end_kind == EventKind.JOB_FAIL and outcome.error != facts.event(known(served.end)).detail:
             return (
                 f"{caller} failed with {outcome.error} but the execution it joined ({execution}) failed with "
-                f"{facts.events[known(served.end)].detail}"
+                f"{facts.event(known(served.end)).detail}"
             )
         if served.end_kind == EventKind.JOB_FINISH and outcome.kind == OutcomeKind.FAILURE and outcome.source is None:
             return f"{caller} failed with {outcome.error} but the execution it joined ({execution}) succeeded"
@@ -149,7 +149,7 @@ class Isolated(Invariant):
             if outcome is None or outcome.kind != OutcomeKind.FAILURE or not facts.is_error(outcome.index, cancel_error):
                 continue
             cancels = [c for other in facts.jobs.values() if other.key == job.key for c in other.cancels if c < outcome.index]
-            cause = f"after job {facts.events[cancels[-1]].job} of the same key was cancelled" if cancels else "though nobody cancelled it"
+            cause = f"after job {facts.event(cancels[-1]).job} of the same key was cancelled" if cancels else "though nobody cancelled it"
             return self.violation(
                 run,
                 f"job {job.id} (key {job.key}) was never cancelled, yet its Deferred failed with {name} at "

@@ -62,7 +62,7 @@ class Propagate(Invariant):
             if job.submit_raised is not None:
                 rejected = any(facts.is_error(job.submit_raised, t) for t in target.rejects)
                 if not self._stopped_before(facts, job.submit_raised) and not rejected:
-                    detail = facts.events[job.submit_raised].detail
+                    detail = facts.event(job.submit_raised).detail
                     return self.violation(
                         run,
                         f"submitting job {job.id} raised {detail} instead of returning a Deferred that fails",
@@ -118,7 +118,7 @@ class Propagate(Invariant):
         source = known(received(facts, job)).source
         if source is not None and source[0] != job.id:
             return None  # another job's outcome: errors.own_result (or, shared, sharing.joined) judges it
-        fired = facts.events[fired_at]
+        fired = facts.event(fired_at)
         ended = [a for a in job.attempts if a.end is not None and a.end < fired_at]
         last = ended[-1] if ended else None
         if fired.kind == EventKind.RESULT:
@@ -128,7 +128,7 @@ class Propagate(Invariant):
                 if target.shared:
                     return None  # it joined another caller's execution: sharing.joined judges it
                 return f"job {job.id} never ran, yet its Deferred delivered a result ({fired.detail})"
-            error = facts.events[known(last.end)].detail or "an error"
+            error = facts.event(known(last.end)).detail or "an error"
             return (
                 f"job {job.id} failed with {error} at {format_ms(facts.time(known(last.end)))} but its Deferred "
                 f"delivered {fired.detail}: the error was swallowed"
@@ -154,7 +154,7 @@ class Propagate(Invariant):
                 return None  # it joined another caller's execution: sharing.joined judges it
             return f"job {job.id} never ran, yet its Deferred failed with {fired.detail}"
         if last.end_kind == EventKind.JOB_FAIL:
-            raised = facts.events[known(last.end)].detail
+            raised = facts.event(known(last.end)).detail
             if name == raised:
                 return None
             return f"job {job.id} failed with {raised} but its Deferred failed with {fired.detail} instead"
@@ -167,7 +167,7 @@ def _first_own_error(facts: Facts, kind: EventKind) -> int | None:
     """The trace index of the first event of ``kind`` whose error is the subject's to answer for, or None."""
     if kind not in facts.by_kind:
         return None  # no event of the kind (most runs)
-    return next((i for i in facts.of_kind(kind) if _own_error(facts.events[i].detail)), None)
+    return next((i for i in facts.of_kind(kind) if _own_error(facts.event(i).detail)), None)
 
 
 class Escaped(Invariant):
@@ -181,7 +181,7 @@ class Escaped(Invariant):
         index = _first_own_error(facts, EventKind.REACTOR_ERROR)
         if index is None:
             return None
-        event = facts.events[index]
+        event = facts.event(index)
         return self.violation(
             run,
             f"an exception escaped a scheduled call into the reactor at {format_ms(event.t_us)}: "
@@ -201,7 +201,7 @@ class Unhandled(Invariant):
         index = _first_own_error(facts, EventKind.UNHANDLED)
         if index is None:
             return None
-        detail = facts.events[index].detail
+        detail = facts.event(index).detail
         return self.violation(run, f"Unhandled error in Deferred: {detail}; a Deferred failed and nobody handled it", [index])
 
 
@@ -237,7 +237,7 @@ class Rejects(Invariant):
             view = run.view
             if target.allows_refusal(view, view.jobs[job.id], t_us):
                 continue
-            detail = facts.events[refused].detail
+            detail = facts.event(refused).detail
             name = getattr(allowed, "__name__", type(allowed).__name__)
             return self.violation(
                 run,
@@ -254,7 +254,7 @@ def _refusal(facts: Facts, target: Target, job: JobFacts) -> int | None:
     if job.periodic or job.submit is None:
         return None
     index = job.submit_raised if job.submit_raised is not None else job.fired
-    if index is None or (index == job.fired and facts.events[index].kind != EventKind.FAILURE):
+    if index is None or (index == job.fired and facts.event(index).kind != EventKind.FAILURE):
         return None
     return index if any(facts.is_error(index, t) for t in target.rejects) else None
 

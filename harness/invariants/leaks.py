@@ -24,7 +24,7 @@ class _Leftover(Invariant):
         leaks = facts.of_kind(self.kind)
         if not leaks:
             return None
-        event = facts.events[leaks[0]]
+        event = facts.event(leaks[0])
         return self.violation(run, f"after stop() and draining, {self.what}: {event.detail}", leaks[:1])
 
 
@@ -46,9 +46,9 @@ class Calls(_Leftover):
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         leaks = facts.of_kind(self.kind)
-        if not leaks or not facts.events[leaks[0]].detail.endswith(LEFT_BY_STOP):
+        if not leaks or not facts.event(leaks[0]).detail.endswith(LEFT_BY_STOP):
             return super().check(run)
-        event = facts.events[leaks[0]]
+        event = facts.event(leaks[0])
         call = event.detail[: -len(LEFT_BY_STOP)].rstrip(", ")
         return self.violation(
             run,

@@ -31,7 +31,7 @@ class Raised(Invariant):
         if not undeclared:
             return None
         index = undeclared[0]
-        event = facts.events[index]
+        event = facts.event(index)
         operation, _, error = event.detail.partition(": ")
         how = "raised" if event.kind == EventKind.CALL_RAISED else "returned a Deferred that failed with"
         return self.violation(

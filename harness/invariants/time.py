@@ -107,10 +107,10 @@ class Timeout(Invariant):
                         f"job {job.id} timed out at {format_ms(known(ended))} but its Deferred did not fail then{hostile}",
                         [attempt.start, known(attempt.end)],
                     )
-                if facts.events[job.fired].kind != EventKind.FAILURE or not facts.is_error(job.fired, target.timeout_error):
+                if facts.event(job.fired).kind != EventKind.FAILURE or not facts.is_error(job.fired, target.timeout_error):
                     return (
                         f"job {job.id} timed out at {format_ms(known(ended))} but its Deferred fired with "
-                        f"{facts.events[job.fired].detail}, not {expected}",
+                        f"{facts.event(job.fired).detail}, not {expected}",
                         [known(attempt.end), job.fired],
                     )
         return None
@@ -125,7 +125,7 @@ class Timeout(Invariant):
         fired = _timeout_to_judge(target, facts, job)
         if fired is None:
             return None
-        detail, at, timeout = facts.events[fired].detail, format_ms(facts.time(fired)), known(target.timeout_ms)
+        detail, at, timeout = facts.event(fired).detail, format_ms(facts.time(fired)), known(target.timeout_ms)
         if target.timeout_from == "submit":
             origin, what = known(job.submit), "was submitted"
         elif job.attempts and job.attempts[0].start < fired:
@@ -160,7 +160,7 @@ def _timeout_to_judge(target: Target, facts: Facts, job: JobFacts) -> int | None
     """The firing (trace index) of ``job``'s caller with the timeout error, unless a cancel or stop came
     first (any error goes then), it is a declared reject, or it is the job's own error, propagated."""
     fired = job.fired
-    if fired is None or facts.events[fired].kind != EventKind.FAILURE or not facts.is_error(fired, target.timeout_error):
+    if fired is None or facts.event(fired).kind != EventKind.FAILURE or not facts.is_error(fired, target.timeout_error):
         return None
     stop = facts.first_stop()
     if any(c < fired for c in job.cancels) or (stop is not None and stop < fired):
@@ -168,7 +168,7 @@ def _timeout_to_judge(target: Target, facts: Facts, job: JobFacts) -> int | None
     if any(facts.is_error(fired, t) for t in target.rejects):
         return None
     name = facts.error_name(fired)
-    if any(a.end_kind == EventKind.JOB_FAIL and known(a.end) < fired and facts.events[known(a.end)].detail == name for a in job.attempts):
+    if any(a.end_kind == EventKind.JOB_FAIL and known(a.end) < fired and facts.event(known(a.end)).detail == name for a in job.attempts):
         return None  # the job's own error, propagated
     return fired
 
@@ -213,10 +213,10 @@ def _judge_unstarted(target: Target, facts: Facts, job: JobFacts) -> tuple[str, 
             "started or not",
             [submit] + ([] if fired is None else [fired]),
         )
-    if facts.events[fired].kind != EventKind.FAILURE or not facts.is_error(fired, target.timeout_error):
+    if facts.event(fired).kind != EventKind.FAILURE or not facts.is_error(fired, target.timeout_error):
         return (
             f"job {job.id} timed out at {format_ms(due)} while still waiting for a slot, but its Deferred fired "
-            f"with {facts.events[fired].detail}, not {expected}",
+            f"with {facts.event(fired).detail}, not {expected}",
             [submit, fired],
         )
     if first is not None:
@@ -261,10 +261,10 @@ def _judge_wait(target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[
             f"it fails with {expected} at {format_ms(due)}",
             [known(job.submit)] + ([] if job.fired is None else [job.fired]),
         )
-    if facts.events[job.fired].kind != EventKind.FAILURE or not facts.is_error(job.fired, target.timeout_error):
+    if facts.event(job.fired).kind != EventKind.FAILURE or not facts.is_error(job.fired, target.timeout_error):
         return (
             f"job {job.id}'s wait timed out at {format_ms(due)} but its Deferred fired with "
-            f"{facts.events[job.fired].detail}, not {expected}",
+            f"{facts.event(job.fired).detail}, not {expected}",
             [known(job.submit), job.fired],
         )
     return None
@@ -277,7 +277,7 @@ def _legitimate_wait(target: Target, facts: Facts, job: JobFacts) -> tuple[str, 
     fired = _timeout_to_judge(target, facts, job)
     if fired is None or job.submit is None:
         return None
-    detail, at, timeout = facts.events[fired].detail, format_ms(facts.time(fired)), known(target.timeout_ms)
+    detail, at, timeout = facts.event(fired).detail, format_ms(facts.time(fired)), known(target.timeout_ms)
     if job.attempts and job.attempts[0].start < fired:
         return (
             f"job {job.id} started at {format_ms(facts.time(job.attempts[0].start))}, yet its Deferred failed with "
@@ -654,7 +654,7 @@ class AfterEnd(_Periodic):
             return None  # the loop never reported an end (every target that does not use it)
         stop = facts.first_stop()
         for job in self.periodic_jobs(facts):
-            report = next((i for i in reports if facts.events[i].job == job.id), None)
+            report = next((i for i in reports if facts.events[i][2] == job.id), None)
             if report is None or (stop is not None and stop < report):
                 continue
             for attempt in job.attempts:
@@ -662,7 +662,7 @@ class AfterEnd(_Periodic):
                     return self.violation(
                         run,
                         f"periodic call {attempt.n} started at {format_ms(facts.time(attempt.start))}, after the loop "
-                        f"reported its end at {format_ms(facts.time(report))} ({facts.events[report].detail}): a loop "
+                        f"reported its end at {format_ms(facts.time(report))} ({facts.event(report).detail}): a loop "
                         "that reports its end must not call its work again",
                         [report, attempt.start],
                     )
@@ -691,7 +691,7 @@ class LoopDied(_Periodic):
         ends = facts.of_kind(EventKind.FAILURE, EventKind.LOOP_END) if reported else facts.of_kind(EventKind.FAILURE)
         for job in self.periodic_jobs(facts):
             in_a_row = _failures_in_a_row(job, target.backoff_restart)
-            ended = next((i for i in ends if facts.events[i].job == job.id), None)
+            ended = next((i for i in ends if facts.events[i][2] == job.id), None)
             for attempt in job.attempts:
                 if attempt.end_kind != EventKind.JOB_FAIL:
                     continue
@@ -729,9 +729,8 @@ class LoopDied(_Periodic):
 
     @staticmethod
     def _reported(facts: Facts, job: JobFacts, start: int, end: int) -> bool:
-        for event in facts.events[start:end + 1]:
-            kind = event.kind
-            if kind == EventKind.LOG_ERROR or ((kind == EventKind.FAILURE or kind == EventKind.LOOP_END) and event.job == job.id):
+        for _, kind, job_id, _, _ in facts.events[start:end + 1]:
+            if kind == EventKind.LOG_ERROR or ((kind == EventKind.FAILURE or kind == EventKind.LOOP_END) and job_id == job.id):
                 return True
         return False
 

@@ -40,7 +40,7 @@ class UserInvariants(Invariant):
         facts = facts_of(run)
         found = []
         for index in facts.of_kind(EventKind.USER_FAIL):
-            event = facts.events[index]
+            event = facts.event(index)
             function, message, events = parse_fail(event.detail, index)  # the events an InvariantFailed named
             found.append(Violation(f"user.{function}", message, events, (), event.t_us))
         return found

@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import reprlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, MutableSequence
 from enum import StrEnum
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, overload
 
 from harness.errors import TargetError
 
@@ -92,9 +92,89 @@ class Event(NamedTuple):
         return f"{self.t_us} {self.kind} {self.job}.{self.attempt} {self.detail}"
 
 
-#: Builds an ``Event`` from a full tuple of its fields: a run records about 100 events, and this
-#: skips the Python-level ``__new__`` a NamedTuple call goes through (same object, same fields).
+#: An event as the trace records it: the plain tuple ``(t_us, kind, job, attempt, detail)`` of an
+#: ``Event``'s fields. A run records about 100; a plain tuple costs half what a tuple subclass does to
+#: make, free and scan for garbage, and unpacks and indexes on the interpreter's fast paths. An
+#: ``Event`` is one too (a trace loaded from a file, or events a test appends, may hold them).
+RawEvent = tuple[int, str, int, int, str]
+
+#: Builds an ``Event`` from a full tuple of its fields, skipping the Python-level ``__new__`` a
+#: NamedTuple call goes through (same object, same fields).
 _make_event = tuple.__new__
+
+
+def as_event(raw: RawEvent) -> Event:
+    """The ``Event`` of a recorded tuple (itself when it is one already)."""
+    return raw if type(raw) is Event else _make_event(Event, raw)
+
+
+class Events(MutableSequence[Event]):
+    """``Trace.events``: the trace's events as ``Event`` named tuples, made as they are read.
+
+    A view of the tuples the trace records (``Trace.raw``), which behaves as the list of events it
+    always was: indexing, slicing, iterating, ``len``, comparing (with another trace's events or a
+    list of events), and changing it (``append``, ``extend``, slice assignment, ``del``) changes the
+    trace. Each read makes the ``Event`` of one recorded tuple: the harness's own checks read the
+    tuples, so a run pays for named tuples only where something asks for them.
+    """
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: list[RawEvent]) -> None:
+        self._raw = raw
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    @overload
+    def __getitem__(self, index: int) -> Event: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Event]: ...
+
+    def __getitem__(self, index: int | slice) -> Event | list[Event]:
+        if isinstance(index, slice):
+            return list(map(as_event, self._raw[index]))
+        return as_event(self._raw[index])
+
+    @overload
+    def __setitem__(self, index: int, value: Event) -> None: ...
+
+    @overload
+    def __setitem__(self, index: slice, value: Iterable[Event]) -> None: ...
+
+    def __setitem__(self, index: int | slice, value: Any) -> None:
+        if isinstance(index, slice):
+            self._raw[index] = list(value)
+        else:
+            self._raw[index] = value
+
+    def __delitem__(self, index: int | slice) -> None:
+        del self._raw[index]
+
+    def insert(self, index: int, value: Event) -> None:
+        self._raw.insert(index, value)
+
+    def append(self, value: Event) -> None:
+        self._raw.append(value)
+
+    def extend(self, values: Iterable[Event]) -> None:
+        self._raw.extend(values)
+
+    def __iter__(self) -> Iterator[Event]:
+        return map(as_event, self._raw)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Events):
+            return self._raw == other._raw
+        if isinstance(other, (list, tuple)):
+            return len(self._raw) == len(other) and all(a == b for a, b in zip(self._raw, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # (mutable, as the list it stands for)
+
+    def __repr__(self) -> str:
+        return repr(list(self))
 
 
 class _Stamps(Protocol):
@@ -132,12 +212,15 @@ class Trace:
     ``Trace(now_us)`` calls ``now_us()`` for each event's time; ``Trace.of_clock(clock)`` reads
     ``clock.now_us`` directly (the runner's way: a trace records about 100 events a run, and a
     function call per event was a tenth of what recording costs).
+
+    ``events`` is the list of ``Event`` named tuples; ``raw`` the same events as the trace records
+    them, plain tuples of the same fields (``RawEvent``), which the harness's own checks read.
     """
 
-    __slots__ = ("events", "_clock", "_closed")
+    __slots__ = ("raw", "_clock", "_closed")
 
     def __init__(self, now_us: Callable[[], int]) -> None:
-        self.events: list[Event] = []
+        self.raw: list[RawEvent] = []
         self._clock: _Stamps = _Calling(now_us)
         self._closed = False
 
@@ -145,18 +228,23 @@ class Trace:
     def of_clock(cls, clock: _Stamps) -> Trace:
         """A trace stamped by ``clock.now_us`` (virtual microseconds), read as each event is recorded."""
         trace = cls.__new__(cls)
-        trace.events = []
+        trace.raw = []
         trace._clock = clock
         trace._closed = False
         return trace
+
+    @property
+    def events(self) -> Events:
+        """The events, as ``Event`` named tuples (made as they are read), in order; changing it changes the trace."""
+        return Events(self.raw)
 
     def record(self, kind: EventKind, job: int = NO_JOB, detail: str = "", attempt: int = 0) -> int:
         """Append an event at the current virtual time; return its index (-1 once closed)."""
         if self._closed:
             return -1
-        events = self.events
-        events.append(_make_event(Event, (self._clock.now_us, kind, job, attempt, detail)))  # Event(...) without its Python __new__
-        return len(events) - 1
+        raw = self.raw
+        raw.append((self._clock.now_us, kind, job, attempt, detail))
+        return len(raw) - 1
 
     def freeze(self, at_us: int | None = None) -> None:
         """Stamp every later event with the current time (or ``at_us``): the run is over and its clock is gone."""
@@ -168,16 +256,17 @@ class Trace:
         self._closed = True
 
     def __iter__(self) -> Iterator[Event]:
-        return iter(self.events)
+        return map(as_event, self.raw)
 
     def __len__(self) -> int:
-        return len(self.events)
+        return len(self.raw)
 
     def __getitem__(self, index: int) -> Event:
-        return self.events[index]
+        return as_event(self.raw[index])
 
     def lines(self) -> list[str]:
-        return [event.line() for event in self.events]
+        """Each event's ``Event.line()``."""
+        return [f"{t_us} {kind} {job}.{attempt} {detail}" for t_us, kind, job, attempt, detail in self.raw]
 
     def digest(self) -> str:
         """SHA-256 of the canonical text of the trace: equal digests mean identical traces.

@@ -10,12 +10,13 @@ why a job is stranded is ``harness.run.diagnosis``). Built once per run
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from harness.model.schedule import Schedule, Start, Submit
 from harness.model.target import Target
-from harness.model.trace import Event, EventKind, Trace
+from harness.model.trace import Event, EventKind, RawEvent, Trace, as_event
 
 if TYPE_CHECKING:
     from harness.run.runner import Run
@@ -71,7 +72,9 @@ class JobFacts:
 
 @dataclass
 class Facts:
-    events: list[Event]
+    #: The trace's events as recorded (``Trace.raw``: tuples ``(t_us, kind, job, attempt, detail)``);
+    #: ``event(index)`` gives one as an ``Event``.
+    events: Sequence[RawEvent]
     jobs: dict[int, JobFacts]
     stops: list[int]
     jumps: list[int]
@@ -117,8 +120,12 @@ class Facts:
     def job(self, job_id: int) -> JobFacts:
         return self.jobs[job_id]
 
+    def event(self, index: int) -> Event:
+        """The event at trace index ``index``, as an ``Event`` (its fields by name: for messages)."""
+        return as_event(self.events[index])
+
     def time(self, index: int) -> int:
-        return self.events[index].t_us
+        return self.events[index][0]
 
     def first_stop(self) -> int | None:
         return self.stops[0] if self.stops else None
@@ -128,7 +135,7 @@ class Facts:
 
     def error_name(self, index: int) -> str:
         """The exception class name of a failure-like event (its detail is ``Name: message``)."""
-        return self.events[index].detail.split(":", 1)[0]
+        return self.events[index][4].split(":", 1)[0]
 
     def is_error(self, index: int, error: type[BaseException]) -> bool:
         """Whether the error of the failure-like event at ``index`` is an instance of ``error``,
@@ -149,7 +156,7 @@ def facts_of(run: Run) -> Facts:
     """The facts of ``run``: a pure function of its trace and schedule, memoised on the run."""
     cached: Facts | None = run.__dict__.get("_facts")
     # Rebuilt when the trace grew: a target's own invariant may ask while the run is still releasing.
-    if cached is None or cached.length != len(run.trace.events):
+    if cached is None or cached.length != len(run.trace.raw):
         cached = _build(run.trace, run.schedule)
         # A cache kept on the run, which does not declare it:
         run._facts = cached  # type: ignore[attr-defined]
@@ -213,21 +220,19 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
     results: list[int] = []
     cancels: list[int] = []
     doubtful: list[int] = []
-    events = trace.events
-    # Fields read by position, each where a branch needs it: unpacking all five of an ``Event`` (a tuple
-    # subclass, which the interpreter's fast unpacking does not cover) cost more than the rest of the loop.
-    for index, event in enumerate(events):
-        kind = event[1]
+    events = trace.raw
+    # Each event unpacked at once: the trace records plain tuples, which the interpreter unpacks on its
+    # fast path (an ``Event``, a tuple subclass, from a file or a test, takes the slower one).
+    for index, (_, kind, job_id, n, detail) in enumerate(events):
         if kind == _SUBMIT:
             submits.append(index)
-            jobs[event[2]].submit = index
+            jobs[job_id].submit = index
         elif kind == _JOB_START:
             starts.append(index)
-            job_id, n = event[2], event[3]
-            attempt = new(Attempt)  # Attempt(job_id, n, event[4], index), as the JobFacts above
+            attempt = new(Attempt)  # Attempt(job_id, n, detail, index), as the JobFacts above
             attempt.job = job_id
             attempt.n = n
-            attempt.kind = event[4]
+            attempt.kind = detail
             attempt.start = index
             attempt.end = None
             attempt.end_kind = None
@@ -240,7 +245,7 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
             if len(running) > peak:
                 peak = len(running)
         elif kind == _FAILURE or kind == _RESULT:
-            fired = jobs.get(event[2])
+            fired = jobs.get(job_id)
             if kind == _FAILURE:
                 failures.append(index)
                 if fired is not None and fired.fired is None:
@@ -251,7 +256,7 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
                     for last in reversed(attempts) if len(attempts) > 1 else attempts:
                         end = last.end
                         if end is not None:
-                            if last.end_kind != _JOB_FAIL or events[end][4] != event[4].partition(":")[0]:
+                            if last.end_kind != _JOB_FAIL or events[end][4] != detail.partition(":")[0]:
                                 doubtful.append(index)
                             break
                     else:
@@ -264,7 +269,7 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
                         doubtful.append(index)
         elif kind == _CANCEL:
             cancels.append(index)
-            jobs[event[2]].cancels += (index,)
+            jobs[job_id].cancels += (index,)
         else:
             indices = by_kind.get(kind)
             if indices is None:
@@ -272,8 +277,7 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
             else:
                 indices.append(index)
             if kind in ATTEMPT_ENDS:
-                job_id = event[2]
-                ended = running.pop((job_id, event[3]), None)
+                ended = running.pop((job_id, n), None)
                 if ended is not None:
                     ended_count += 1
                     ended.end = index
@@ -282,15 +286,15 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
                         owner = jobs[job_id]
                         if owner.finished is None:
                             owner.finished = index
-                if event[4] == CANCELLER_RAISED:
+                if detail == CANCELLER_RAISED:
                     jobs[job_id].canceller_raised = True
                     if ended is not None:
                         ended.canceller_raised = True
                         raised.append(ended)
             elif kind == _START:
-                jobs[event[2]].submit = index
+                jobs[job_id].submit = index
             elif kind == _SUBMIT_RAISED:
-                jobs[event[2]].submit_raised = index
+                jobs[job_id].submit_raised = index
             elif kind == _STOP:
                 stops.append(index)
             elif kind == _CLOCK_JUMP:
@@ -299,7 +303,7 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
                 drained = index
                 held = list(running.values())
             elif kind == _ERROR_IS:
-                declared[index - 1] = frozenset(event[4].split(",")) - {""}
+                declared[index - 1] = frozenset(detail.split(",")) - {""}
     for kind, indices in ((_SUBMIT, submits), (_JOB_START, starts), (_FAILURE, failures), (_RESULT, results), (_CANCEL, cancels)):
         if indices:
             by_kind[kind] = indices

@@ -95,7 +95,7 @@ def received(facts: Facts, job: JobFacts) -> Outcome | None:
     if known is not None:
         # Facts.outcomes holds Outcomes (only this function writes it), typed object since facts cannot import them.
         return known  # type: ignore[return-value]
-    event = facts.events[fired]
+    event = facts.event(fired)
     if event.kind == EventKind.RESULT:
         match = _VALUE.fullmatch(event.detail)
         source = (int(match[1]), int(match[2])) if match else None

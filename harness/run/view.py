@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from harness.run.facts import Attempt, Facts, JobFacts, facts_of
 from harness.run.outcomes import AttemptOutcome, Outcome, received, served_by
 from harness.model.schedule import Call, Jump
-from harness.model.trace import EventKind
+from harness.model.trace import EventKind, as_event
 from harness.model.known import known
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ class RunView:
     def __init__(self, run: Run) -> None:
         facts = facts_of(run)
         self.facts = facts
-        self.events: list[Event] = facts.events
+        self.events: list[Event] = list(map(as_event, facts.events))
         self._schedule = run.schedule
         self._skew = _skews(run.schedule, self.events)
         self._declared = tuple(sorted({t.__name__ for t in run.target.declared_errors}))
@@ -244,7 +244,7 @@ def _skews(schedule: Any, events: list[Event]) -> list[int]:
 
 
 def _attempt(facts: Facts, a: Attempt, wall_us: Callable[[int], int]) -> AttemptRecord:
-    error = facts.events[known(a.end)].detail if a.end_kind == EventKind.JOB_FAIL else None
+    error = facts.event(known(a.end)).detail if a.end_kind == EventKind.JOB_FAIL else None
     return AttemptRecord(
         job=a.job,
         n=a.n,
@@ -263,7 +263,7 @@ def _calls(run: Run, facts: Facts, wall_us: Callable[[int], int]) -> tuple[CallR
     """Pair each ``call`` event with its schedule operation (the detail is never parsed for the name)."""
     ops = iter(op for op in run.schedule.ops if isinstance(op, Call))
     out: list[CallRecord] = []
-    events = facts.events
+    events = list(map(as_event, facts.events))
     for index, event in enumerate(events):
         if event.kind != EventKind.CALL:
             continue

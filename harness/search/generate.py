@@ -178,8 +178,7 @@ def features(run: Run) -> set[tuple[str, int, int]]:
     shown_running = shown_waiting = 0
     found: set[tuple[str, int, int]] = set()
     add, cap = found.add, FEATURE_CAP
-    for event in run.trace.events:
-        kind = event.kind
+    for _, kind, _, _, _ in run.trace.raw:  # the recorded tuples: no ``Event`` made per event
         if kind == _SUBMIT:
             waiting += 1
             shown_waiting = waiting if waiting < cap else cap
