@@ -19,6 +19,12 @@ class Scenario:
     expect: str
     description: str
     primitive: str = ""
+    #: Other invariants that name the same bug when the search reaches it through another window.
+    also: tuple[str, ...] = ()
+
+    def caught_by(self, invariant: str) -> bool:
+        """Whether a violation of ``invariant`` is this scenario's bug being caught."""
+        return invariant == self.expect or invariant in self.also
 
 
 def _gather() -> tuple[Scenario, ...]:

@@ -69,7 +69,9 @@ class ForgottenLastTryRetry(LastTryRetry):
     during the wait after the 3rd failure leaves it armed (``stop()`` cancels
     ``entry.timer`` too, so it misses it as well), and the job is
     attempted once more after its caller was told it was cancelled.
-    Caught by: ``cancellation.no_start``.
+    Caught by: ``cancellation.no_start`` (after a cancel); after a ``stop()``,
+    which fails the callers without cancelling their Deferreds, by
+    ``time.retries`` (an attempt after the caller's Deferred fired).
     """
 
     def _last_wait(self, entry: _RetryEntry, retry: int) -> None:
@@ -97,5 +99,6 @@ SCENARIOS = (
         "cancellation.no_start",
         "a cancel or stop during the wait after exactly the 3rd failure in a row: the job is attempted once more",
         "callLater",
+        also=("time.retries",),
     ),
 )
