@@ -173,6 +173,29 @@ def _timeout_to_judge(target: Target, facts: Facts, job: JobFacts) -> int | None
     return fired
 
 
+def _unanswered_at_deadline(target: Target, facts: Facts, job: JobFacts) -> tuple[int, int | None] | None:
+    """The deadline (T after the submission, virtual us) and first start of a job not started by it (plus
+    the clock's lateness) and not answered, cancelled or stopped before it, within the drained run; None
+    for any other job. ``timeout_from="submit"`` and ``"wait"`` judge what such a job's caller received."""
+    submit = job.submit
+    if submit is None or job.submit_raised is not None:
+        return None
+    late = facts.late_us
+    due = facts.time(submit) + known(target.timeout_ms) * 1000
+    first = job.first_start
+    if first is not None and facts.time(first) <= due + late:
+        return None  # it started in time
+    fired = job.fired
+    if fired is not None and facts.time(fired) < due:
+        return None  # answered before the timeout (refused, say): an early timeout error is judged elsewhere
+    if facts.drained is None or due > facts.time(facts.drained):
+        return None
+    excused = Timeout._excused_from(facts, job)
+    if excused is not None and facts.time(excused) <= due + late:
+        return None
+    return due, first
+
+
 def _judge_unstarted(target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[int]] | None:
     """``timeout_from="submit"``: a job not yet started T after its submission is held to T all the same.
 
@@ -185,24 +208,14 @@ def _judge_unstarted(target: Target, facts: Facts, job: JobFacts) -> tuple[str, 
     cancellation (``Deferred.addTimeout`` over a chain) may be blocked by it.
     A job that started by T is judged by its attempts (``Timeout._judge``).
     """
-    submit = job.submit
-    if submit is None or job.submit_raised is not None:
+    held = _unanswered_at_deadline(target, facts, job)
+    if held is None:
         return None
+    due, first = held
     late = facts.late_us
-    due = facts.time(submit) + known(target.timeout_ms) * 1000
-    first = job.first_start
-    if first is not None and facts.time(first) <= due + late:
-        return None
-    fired = job.fired
-    if fired is not None and facts.time(fired) < due:
-        return None  # answered before the timeout (refused, say): an early timeout error is _legitimate's
-    if facts.drained is None or due > facts.time(facts.drained):
-        return None
-    excused = Timeout._excused_from(facts, job)
-    if excused is not None and facts.time(excused) <= due + late:
-        return None
     if not target.timeout_fires and any(facts.time(known(a.end)) <= due + late for a in facts.raised):
         return None
+    submit, fired = known(job.submit), job.fired
     expected = target.timeout_error.__name__
     timeout = target.timeout_ms
     if fired is None or facts.time(fired) > due + late:
@@ -231,21 +244,10 @@ def _judge_unstarted(target: Target, facts: Facts, job: JobFacts) -> tuple[str, 
 def _judge_wait(target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[int]] | None:
     """``timeout_from="wait"``: a job not started T after its submission fails with the timeout error
     then (by T plus the clock's lateness), and never starts afterwards; a cancel or stop first excuses it."""
-    if job.submit is None or job.submit_raised is not None:
+    held = _unanswered_at_deadline(target, facts, job)
+    if held is None:
         return None
-    timeout = known(target.timeout_ms) * 1000
-    due = facts.time(job.submit) + timeout
-    horizon = facts.time(facts.drained) if facts.drained is not None else 0
-    first = job.attempts[0].start if job.attempts else None
-    if first is not None and facts.time(first) <= due + facts.late_us:
-        return None  # it started in time (a running job has no timeout: the wait is over)
-    if job.fired is not None and facts.time(job.fired) < due:
-        return None  # answered before the timeout (rejected, stopped, cancelled): judged elsewhere
-    excused = Timeout._excused_from(facts, job)
-    if excused is not None and facts.time(excused) <= due + facts.late_us:
-        return None
-    if due > horizon:
-        return None
+    due, first = held
     expected = target.timeout_error.__name__
     if first is not None:
         return (
