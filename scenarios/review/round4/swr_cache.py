@@ -5,6 +5,9 @@
   * stale entry (``ttl`` <= age < ``ttl + stale``): answered at once with the stale value, and
     one background refresh is started if none is running for that key;
   * no usable entry: the caller waits for the key's single in-flight fetch (started if none).
+Entries age on ``callLater`` timers (monotonic), never by subtracting ``clock.seconds()``
+readings: the blind version did, and a wall clock set back kept a value past ``ttl + stale``
+(found by the harness, ``sharing.joined``). ``stop()`` cancels the expiry timers.
 Every fetch is bounded by ``timeout`` (``addTimeout``). A failed fetch is not cached: the next
 ``get`` fetches again. Each caller gets its own Deferred: cancelling one waiting caller does
 not fail the others; the shared fetch is cancelled only when every waiter has gone.
@@ -29,9 +32,18 @@ from twisted.python.failure import Failure
 class _Flight:
     """One in-flight fetch and the callers waiting on it."""
 
-    def __init__(self, fetch: Deferred) -> None:
+    def __init__(self, fetch: Optional[Deferred]) -> None:
         self.fetch = fetch
         self.waiters: List[Deferred] = []
+
+
+class _Entry:
+    """A cached value, fresh until its stale timer fires, gone when its expiry timer fires."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.fresh = True
+        self.timers: List[Any] = []
 
 
 class SWRCache:
@@ -50,40 +62,79 @@ class SWRCache:
         self._ttl = ttl
         self._stale = stale
         self._timeout = timeout
-        self._entries: Dict[str, Tuple[Any, float]] = {}
+        self._entries: Dict[str, _Entry] = {}
         self._flights: Dict[str, _Flight] = {}
+        self._stopped = False
         self.fetches = 0
 
+    def stop(self) -> None:
+        """Drop every entry and cancel their timers; later fetches are not cached."""
+        self._stopped = True
+        for key in list(self._entries):
+            self._drop(key)
+
     def get(self, key: str) -> Deferred:
-        now = self._clock.seconds()
         entry = self._entries.get(key)
         if entry is not None:
-            value, stored = entry
-            age = now - stored
-            if age < self._ttl:
-                return succeed(value)
-            if age < self._ttl + self._stale:
-                if key not in self._flights:
-                    self._start(key)  # background refresh, nobody waits on it
-                return succeed(value)
-        flight = self._flights.get(key) or self._start(key)
-        return self._wait(key, flight)
+            if entry.fresh:
+                return succeed(entry.value)
+            if key not in self._flights:
+                self._start(key)  # background refresh, nobody waits on it
+            return succeed(entry.value)
+        flight = self._flights.get(key)
+        if flight is not None:
+            return self._wait(key, flight)
+        return self._start(key, waiting=True)
 
     # -- internals -------------------------------------------------------------
-    def _start(self, key: str) -> _Flight:
+    def _store(self, key: str, value: Any) -> None:
+        self._drop(key)
+        if self._stopped:
+            return
+        entry = _Entry(value)
+        entry.timers = [
+            self._clock.callLater(self._ttl, self._go_stale, entry),
+            self._clock.callLater(self._ttl + self._stale, self._expire, key, entry),
+        ]
+        self._entries[key] = entry
+
+    def _drop(self, key: str) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            for timer in entry.timers:
+                if timer.active():
+                    timer.cancel()
+
+    def _go_stale(self, entry: _Entry) -> None:
+        entry.fresh = False
+
+    def _expire(self, key: str, entry: _Entry) -> None:
+        if self._entries.get(key) is entry:
+            del self._entries[key]
+
+    def _start(self, key: str, waiting: bool = False) -> Optional[Deferred]:
+        """Start the key's fetch; with ``waiting``, register the caller's waiter *first*.
+
+        The blind version registered the waiter after starting the fetch: a fetch that completes
+        synchronously (a fetch function that raises, or returns a plain value) landed with
+        nobody waiting, and the caller's Deferred never fired. The harness's first campaign
+        found it (errors.poison, one operation: a job that raises).
+        """
+        flight = _Flight(None)
+        self._flights[key] = flight
+        waiter = self._wait(key, flight) if waiting else None
         self.fetches += 1
         d = maybeDeferred(self._fetch, key)
         d.addTimeout(self._timeout, self._clock)
-        flight = _Flight(d)
-        self._flights[key] = flight
+        flight.fetch = d
         d.addBoth(self._landed, key, flight)
-        return flight
+        return waiter
 
     def _landed(self, result: Any, key: str, flight: _Flight) -> None:
         if self._flights.get(key) is flight:
             del self._flights[key]
         if not isinstance(result, Failure):
-            self._entries[key] = (result, self._clock.seconds())
+            self._store(key, result)
         for waiter in list(flight.waiters):
             if not waiter.called:
                 if isinstance(result, Failure):
@@ -97,7 +148,7 @@ class SWRCache:
         def cancel(w: Deferred) -> None:
             if w in flight.waiters:
                 flight.waiters.remove(w)
-            if not flight.waiters and not flight.fetch.called:
+            if not flight.waiters and flight.fetch is not None and not flight.fetch.called:
                 flight.fetch.cancel()
 
         waiter = Deferred(cancel)
@@ -113,26 +164,35 @@ class SWRSharedDeferred(SWRCache):
     result the next caller sees. Breaks P4.
     """
 
-    def _wait(self, key: str, flight: _Flight) -> Deferred:
-        waiter = flight.fetch
-        return waiter
+    def get(self, key: str) -> Deferred:
+        entry = self._entries.get(key)
+        if entry is not None:
+            if not entry.fresh and key not in self._shared:
+                self._fetch_shared(key)
+            return succeed(entry.value)
+        if key in self._shared:
+            return self._shared[key]
+        return self._fetch_shared(key)
 
-    def _start(self, key: str) -> _Flight:
+    @property
+    def _shared(self) -> Dict[str, Deferred]:
+        return self.__dict__.setdefault("_shared_flights", {})
+
+    def _fetch_shared(self, key: str) -> Deferred:
         self.fetches += 1
         d = maybeDeferred(self._fetch, key)
         d.addTimeout(self._timeout, self._clock)
-        flight = _Flight(d)
-        self._flights[key] = flight
 
         def landed(result: Any) -> Any:
-            if self._flights.get(key) is flight:
-                del self._flights[key]
+            self._shared.pop(key, None)
             if not isinstance(result, Failure):
-                self._entries[key] = (result, self._clock.seconds())
+                self._store(key, result)
             return result
 
         d.addBoth(landed)
-        return flight
+        if not d.called:
+            self._shared[key] = d
+        return d
 
 
 class SWRKeepsFailedFlight(SWRCache):
@@ -147,7 +207,7 @@ class SWRKeepsFailedFlight(SWRCache):
         if not isinstance(result, Failure):
             if self._flights.get(key) is flight:
                 del self._flights[key]
-            self._entries[key] = (result, self._clock.seconds())
+            self._store(key, result)
         for waiter in list(flight.waiters):
             if not waiter.called:
                 if isinstance(result, Failure):
@@ -166,15 +226,12 @@ class SWRDoubleRefresh(SWRCache):
     """
 
     def get(self, key: str) -> Deferred:
-        now = self._clock.seconds()
         entry = self._entries.get(key)
         if entry is not None:
-            value, stored = entry
-            age = now - stored
-            if age < self._ttl:
-                return succeed(value)
-            if age < self._ttl + self._stale:
+            if not entry.fresh:
                 self._start(key)
-                return succeed(value)
-        flight = self._flights.get(key) or self._start(key)
-        return self._wait(key, flight)
+            return succeed(entry.value)
+        flight = self._flights.get(key)
+        if flight is not None:
+            return self._wait(key, flight)
+        return self._start(key, waiting=True)
