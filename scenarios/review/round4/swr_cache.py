@@ -168,7 +168,7 @@ class SWRSharedDeferred(SWRCache):
         entry = self._entries.get(key)
         if entry is not None:
             if not entry.fresh and key not in self._shared:
-                self._fetch_shared(key)
+                self._refresh_shared(key)
             return succeed(entry.value)
         if key in self._shared:
             return self._shared[key]
@@ -193,6 +193,11 @@ class SWRSharedDeferred(SWRCache):
         if not d.called:
             self._shared[key] = d
         return d
+
+    def _refresh_shared(self, key: str) -> None:
+        # The background refresh nobody waits on: its failure is logged (handled), as a
+        # careful author would; only the waiters share the one Deferred.
+        self._fetch_shared(key).addErrback(lambda failure: None)
 
 
 class SWRKeepsFailedFlight(SWRCache):
