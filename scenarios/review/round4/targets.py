@@ -194,7 +194,7 @@ class SWRGate:
 swr_fetches_bounded = _bounded("swr_fetches_bounded", SWR_TIMEOUT_MS)
 
 
-def _swr(cls: type, description: str) -> Target:
+def _swr(cls: type, description: str, **promises: Any) -> Target:
     return Target(
         build=lambda clock: SWRGate(clock, cls),
         submit=lambda subject, job, priority: subject.submit(job),
@@ -202,8 +202,12 @@ def _swr(cls: type, description: str) -> Target:
         shared=True,
         cache_ms=SWR_TTL_MS + SWR_STALE_MS,
         cancellable="abandon",
+        # No `timeout_ms`: time.timeout judges each caller by its own job, not the execution it
+        # joined, so joined and stale-served callers are false alarms (finding 4); the fetch's
+        # bound is swr_fetches_bounded instead.
         invariants=(swr_fetches_bounded,),
         description=description,
+        **promises,
     )
 
 
