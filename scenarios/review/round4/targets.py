@@ -137,7 +137,9 @@ def cron_keeps_ticking(run: Run) -> None:
             continue
         if stop_us is not None and attempt.end_us + window_us > stop_us:
             continue
-        if not any(other.start_us > attempt.end_us for other in attempts):
+        # A later run (n above) starting in the instant this one ended counts: the first soak
+        # of the fixed runner caught this check requiring a strictly later start.
+        if not any(other.n > attempt.n and other.start_us >= attempt.end_us for other in attempts):
             raise InvariantFailed(
                 f"job {attempt.job} run {attempt.n} ended ({attempt.outcome}) at {format_ms(attempt.end_us)} and "
                 f"no run started after it, though the runner was not stopped until "
