@@ -1,4 +1,4 @@
-"""Harness targets for the round-4 components, written from README.md and docs/ alone.
+"""Harness targets for the round-4 components, written from the user docs alone.
 
 Four components written blind (before reading the harness): an AIMD concurrency limiter
 (``aimd``), a cron-like runner with no-overlap and misfire grace (``cron``), a keyed
