@@ -140,3 +140,11 @@ def test_without_a_parent_telling_nothing_happens() -> None:
     """``summary_written`` outside a supervised child (a library call, the pytest plugin) is a no-op."""
     assert supervise._report_fd is None
     supervise.summary_written()
+
+
+def test_the_troubleshooting_page_quotes_the_line() -> None:
+    page = (ROOT / "docs" / "troubleshooting.md").read_text()
+    assert (
+        f"had not stopped {supervise.KILL_GRACE_S:g}s after SIGTERM: it was writing the HTML report; killed it: the failures "
+        "it saved and its summary (printed, --json, --junit) are complete, the HTML report is missing" in page
+    )

@@ -16,8 +16,9 @@ system sends one signal, not two. So a stop not honoured within
 (``pthread_kill`` of the main thread with the same signal, which interrupts
 a blocking call too), with a note on stderr; ``finish()`` says the campaign
 is over and its reports are being written, which nothing interrupts then.
-While the summary is written (``held()``), a second signal waits for it (a
-few milliseconds: it is small) and aborts right after, so an impatient
+While the summary is written (``held()``), a second signal waits for it (it
+is small: milliseconds, plus tallying coverage with ``--coverage`` or
+``--html``) and aborts right after, so an impatient
 second Ctrl-C never loses the summary; only the large HTML report after it
 is left unwritten.
 """
