@@ -104,6 +104,11 @@ def _micros(sign: str, whole: str, fraction: str | None) -> int:
     return -value if sign else value
 
 
+#: The kinds read, bound once (on Python 3.11 each ``EventKind.X`` is a slow enum attribute lookup).
+_SET_KIND, _FIRE_KIND, _CANCEL_KIND, _LIMIT_KIND = EventKind.TIMER_SET, EventKind.TIMER_FIRE, EventKind.TIMER_CANCEL, EventKind.TIMER_LIMIT
+_TIMER_KINDS = frozenset((_SET_KIND, _FIRE_KIND, _CANCEL_KIND, _LIMIT_KIND))
+
+
 def read_timers(events: Sequence[Event], wall_us: Callable[[int], int]) -> tuple[tuple[TimerRecord, ...], int | None]:
     """The timers recorded in ``events``, in the order they were set, and the index of the
     ``timer.limit`` event (None: every timer was recorded)."""
@@ -112,7 +117,9 @@ def read_timers(events: Sequence[Event], wall_us: Callable[[int], int]) -> tuple
     limit: int | None = None
     for index, event in enumerate(events):
         kind = event.kind
-        if kind == EventKind.TIMER_SET:
+        if kind not in _TIMER_KINDS:
+            continue
+        if kind == _SET_KIND:
             match = _SET.fullmatch(event.detail)
             if match is None:  # not written by this harness's recorder: nothing to read
                 continue
@@ -121,15 +128,15 @@ def read_timers(events: Sequence[Event], wall_us: Callable[[int], int]) -> tuple
                       "set_index": index, "set_wall_us": wall_us(index), "end": TimerEnd.PENDING}
             open_[int(number)] = fields
             done.append(fields)
-        elif kind == EventKind.TIMER_FIRE or kind == EventKind.TIMER_CANCEL:
+        elif kind != _LIMIT_KIND:  # a firing or a cancel
             label = _LABEL.match(event.detail)
             fields_or_none = open_.pop(int(label.group(1)), None) if label is not None else None
             if fields_or_none is not None:
                 fields_or_none.update(
-                    end=TimerEnd.FIRED if kind == EventKind.TIMER_FIRE else TimerEnd.CANCELLED,
+                    end=TimerEnd.FIRED if kind == _FIRE_KIND else TimerEnd.CANCELLED,
                     end_us=event.t_us, end_index=index, end_wall_us=wall_us(index),
                 )
-        elif kind == EventKind.TIMER_LIMIT:
+        else:
             limit = index
     if limit is not None:
         for fields in open_.values():
