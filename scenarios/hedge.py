@@ -182,9 +182,9 @@ class HedgedRequestOneTooMany(HedgedRequest):
         return race.sent <= self.most  # should be <
 
 
-def _round3(cls: type, **kw: Any) -> Target:
+def _round3(cls: type) -> Target:
     return Target(
-        build=lambda clock: cls(clock, **kw),
+        build=cls,  # HedgedCaller's default delay is 0.1 s: HEDGE_MS
         submit=lambda subject, job, priority: subject.call(job),
         hedge_ms=HEDGE_MS,
         description=f"hedged request ({cls.__name__}): one copy after {HEDGE_MS}ms, first outcome wins",
@@ -193,16 +193,16 @@ def _round3(cls: type, **kw: Any) -> Target:
 
 def _hedged(cls: type) -> Target:
     return Target(
-        build=lambda clock: cls(clock, HEDGE_MS, HEDGES),
+        build=cls,
         hedge_ms=HEDGE_MS,
         hedges=HEDGES,
         description=f"hedged request ({cls.__name__}): up to {HEDGES} copies {HEDGE_MS}ms apart, first success wins",
     )
 
 
-hedged_call = _round3(HedgedCaller, hedge_after=HEDGE_MS / 1000)
-hedged_call_units = _round3(HedgedCallerUnits, hedge_ms=HEDGE_MS)
-hedged_call_keeps_losers = _round3(HedgedCallerKeepsLosers, hedge_after=HEDGE_MS / 1000)
+hedged_call = _round3(HedgedCaller)
+hedged_call_units = _round3(HedgedCallerUnits)
+hedged_call_keeps_losers = _round3(HedgedCallerKeepsLosers)
 hedged_request = _hedged(HedgedRequest)
 hedged_request_stale_timer = _hedged(HedgedRequestStaleTimer)
 hedged_request_one_too_many = _hedged(HedgedRequestOneTooMany)
