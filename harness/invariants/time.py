@@ -354,7 +354,6 @@ class Retries(Invariant):
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         retries = run.target.retries
-        after_answer = run.target.retries_after_answer  # the subject may run a job on after its caller's answer
         for job in facts.jobs.values():
             attempts = job.attempts
             if len(attempts) < 2:
@@ -384,7 +383,12 @@ class Retries(Invariant):
                         f"job {job.id} was retried (attempt {attempt.n}) although attempt {done.n} succeeded{final}",
                         [finished, start],
                     )
-                if fired is not None and fired < start and not after_answer and not any(c < start for c in job.cancels):
+                if (
+                    fired is not None
+                    and fired < start
+                    and not run.target.retries_after_answer  # declared: the subject may run a job on after its answer
+                    and not any(c < start for c in job.cancels)
+                ):
                     return self.violation(
                         run,
                         f"job {job.id} attempt {attempt.n} started at {format_ms(facts.time(start))}, after its "
