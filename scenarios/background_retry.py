@@ -84,7 +84,12 @@ class BackgroundRetry:
             except Exception:
                 continue
             self._keep(job, value)
-            return
+            if self._warm(job):
+                return
+
+    def _warm(self, job: Callable[[], Any]) -> bool:
+        """Whether the value just kept ends the background retries: a success is final."""
+        return True
 
     def _again(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
         return defer.maybeDeferred(job)
@@ -104,23 +109,16 @@ class BackgroundRefresh(BackgroundRetry):
     answer, not after a success. Caught by: ``time.retries``.
     """
 
-    @defer.inlineCallbacks
-    def _retry(self, job: Callable[[], Any]) -> Any:
-        succeeded = False
-        for retry in range(1, self.retries + 1):
-            yield task.deferLater(self.clock, exponential(retry)[0] / 1000, lambda: None)
-            try:
-                value = yield self._again(job)
-            except defer.CancelledError:
-                return
-            except Exception:
-                if succeeded:
-                    return
-                continue
-            self._keep(job, value)
-            if succeeded:
-                return
-            succeeded = True  # should return here
+    def __init__(self, clock: IReactorTime, retries: int = RETRIES) -> None:
+        super().__init__(clock, retries)
+        self._refreshed: set[Any] = set()
+
+    def _warm(self, job: Callable[[], Any]) -> bool:
+        key = getattr(job, "id", id(job))
+        if key in self._refreshed:
+            return True
+        self._refreshed.add(key)
+        return False  # should be True: the first success ends the retries
 
 
 def _warmer(cls: type, **promises: Any) -> Target:
