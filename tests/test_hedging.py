@@ -156,6 +156,8 @@ def test_a_copy_is_owed_only_while_the_caller_waits() -> None:
     stoppable = replace(load_target(units), stop=lambda subject: None)
     assert names(stoppable, S(Submit(0, 0, ok(250)), Stop(50))) == []  # stopped before it was due
     assert names(stoppable, S(Submit(0, 0, ok(250)), Stop(150)))[:1] == ["time.hedge_late"]
+    # The harness's own stop at teardown, after the run drained, excuses nothing.
+    assert names(stoppable, S(Submit(0, 0, JobSpec("hang"))))[:1] == ["time.hedge_late"]
 
 
 def test_a_full_limit_excuses_a_copy_that_waits_for_a_slot() -> None:

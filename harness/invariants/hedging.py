@@ -129,7 +129,8 @@ class HedgeLate(_Hedging):
         # What the run watched: the drain goes on at least DRAIN_SLACK_MS past the last operation (a copy due
         # by then would have started before the drained mark, which is recorded at the last activity).
         horizon = max(facts.time(facts.drained), run.schedule.end_ms * 1000 + DRAIN_SLACK_MS * 1000)
-        first_stop = facts.stops[0] if facts.stops else None
+        # A stop of the schedule's excuses what was due after it; the teardown's, after the drained mark, does not.
+        first_stop = facts.stops[0] if facts.stops and facts.stops[0] < facts.drained else None
         for job in facts.jobs.values():
             attempts = job.attempts
             if not attempts or job.periodic:
