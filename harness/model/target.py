@@ -100,6 +100,15 @@ class Target:
     refusal, and a False answer is a violation. ``key_limit`` is a positive
     integer, ``math.inf`` (no bound: with ``shared``, executions of one key
     may overlap without limit) or None (none declared: 1 with ``shared``).
+
+    ``hedge_ms`` (with ``hedges``, 1 by default) declares a hedged request:
+    while the caller waits and no copy succeeded, another call of the job
+    ``hedge_ms`` after the latest one (at once after a copy failed), up to
+    ``hedges`` beyond the first, the copies still running cancelled when the
+    caller's Deferred fires (``harness.invariants.hedging``).
+    ``retries_after_answer=True`` says the subject may call a job again after
+    its caller's Deferred fired (background retries): ``time.retries`` then
+    no longer holds the caller's answer final, and judges the rest as before.
     """
 
     build: Callable[..., Any]  # build(clock), or build(clock, work) for periodic targets
