@@ -149,7 +149,7 @@ class Menu:
             priorities=3 if target.order == "priority" else 0,
             periodic=not submit,
             canceller_raises=bool(target.cancellable) and submit,
-            max_then=3 if (target.retries or not submit) else 0,
+            max_then=3 if (target.retries or not submit or getattr(target, "hedge_ms", None) is not None) else 0,
             keys=target.keys or 0,
             operations=tuple((name, op.args) for name, op in sorted(target.operations.items())),
         )
