@@ -73,8 +73,10 @@ class Menu:
     * ``max_then``: how many extra behaviours a job may have for its later
       attempts (retries, later periodic calls); the last one repeats.
     * ``tie_breaks``, ``steps_ms``, ``jitters_ms``: the clock policies drawn
-      from: the order of calls due at the same instant, the reactor's stride
-      (0: punctual) and how late each call may fire.
+      from (one of each per schedule, each value equally often): the order of
+      calls due at the same instant (fifo, lifo, shuffle), the reactor's
+      stride (0, 10, 100, 1,000, 5,000 ms; 0: punctual) and how late each call
+      may fire (0, 5, 50 ms); a call fires at most stride + jitter late.
     * ``landings``: operations may land before or between the rounds of
       calls due at their instant (``after_rounds``: I/O between two passes of
       the reactor), about one in four; False: always after every round.
