@@ -143,3 +143,22 @@ def test_a_campaign_reports_and_saves_the_cause(tmp_path) -> None:
     [finding] = run_campaign(load_target(TWIN), TWIN, config).findings
     assert finding.violation.message.endswith(CAUSE)
     assert failure_file.load(finding.path).message.endswith(CAUSE)
+
+
+def test_shrinking_candidates_are_judged_without_the_note(tmp_path, monkeypatch) -> None:
+    # Only the failing search example and the shrunk schedule's final judgement look for the cause:
+    # the candidates shrinking tries need only which invariants broke (no replay each).
+    from harness import CampaignConfig, run_campaign
+
+    calls: list[int] = []
+    real = harness.invariants.noted
+
+    def counting(run, found):
+        calls.append(len(found))
+        return real(run, found)
+
+    monkeypatch.setattr(harness.invariants, "noted", counting)
+    config = CampaignConfig(max_examples=3000, seed=1, report_dir=str(tmp_path), regressions=None, database=None)
+    result = run_campaign(load_target(TWIN), TWIN, config)
+    assert result.findings[0].violation.message.endswith(CAUSE)
+    assert result.shrink_runs > 10 and len(calls) == 2

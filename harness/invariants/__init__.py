@@ -108,7 +108,7 @@ def invariants_for(target: Target) -> tuple[Invariant, ...]:
     return _known(target)[0]
 
 
-def check(run: Run) -> list[Violation]:
+def check(run: Run, notes: bool = True) -> list[Violation]:
     """All violations in ``run``, in registry order (at most one per invariant).
 
     Two steps: the diagnosis (``harness.run.diagnosis.diagnose``, which may
@@ -117,7 +117,9 @@ def check(run: Run) -> list[Violation]:
     none yet; then every applicable invariant, each a pure function of the
     run's record (what ``Invariant.violations`` collects from it). A failing
     run's messages then say when ``submit`` returned one Deferred to several
-    callers (``harness.invariants.shared_note``: the verdict is unchanged).
+    callers (``harness.invariants.shared_note``: the verdict is unchanged;
+    ``notes=False`` leaves that out, for a verdict only its invariants are
+    read from, such as a shrinking candidate's).
     """
     plan = _known(run.target)[1]
     if plan.needs_diagnosis and run.diagnosis is None:
@@ -134,7 +136,7 @@ def check(run: Run) -> list[Violation]:
             found.append(answer)
         else:
             found.extend(answer)  # the older shape: an iterable of violations
-    if found:  # a failing run: the cause its messages leave unsaid, if a Deferred was shared (a passing run pays nothing)
+    if found and notes:  # a failing run: the cause its messages leave unsaid, if a Deferred was shared (a passing run pays nothing)
         return noted(run, found)
     return found
 
