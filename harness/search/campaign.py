@@ -582,7 +582,9 @@ class _Search:
     def _judge(self, schedule: Schedule, notes: bool = True) -> tuple[Run, list[Violation]]:
         """``judge`` under the campaign's per-run limit; ``notes=False`` for a shrinking candidate (only its
         invariants are read: a message's note, ``harness.invariants.shared_note``, would cost a replay)."""
-        return judge(self.target, schedule, self.config.example_timeout_s, notes)
+        if notes:
+            return judge(self.target, schedule, self.config.example_timeout_s)
+        return judge(self.target, schedule, self.config.example_timeout_s, notes=False)
 
     def _check_deterministic(self, schedule: Schedule, first: Run) -> None:
         """Run ``schedule`` again; raise ``NondeterministicTarget`` if the trace differs from ``first``'s."""
