@@ -842,6 +842,7 @@ def _mutants():
     real_build = facts_module._build
     return [
         ("a kind held as a plain string taken for another kind", facts_module, "_MEMBER_OF", {}),
+        ("every job that never started passed over", facts_module, "_passes_unstarted", lambda by_limit, stuck, need: True),
         ("a doubtful firing forgotten", facts_module, "_build", drop_doubtful),
         ("a job's record with a field at another default", facts_module, "_build", unset_field),
         ("an attempt's record with a field set wrong", facts_module, "_build", start_field),
@@ -879,7 +880,7 @@ def _hand_made_differences() -> list[str]:
     return differences
 
 
-@pytest.mark.parametrize("mutant", range(11))
+@pytest.mark.parametrize("mutant", range(12))
 def test_a_wrong_shortcut_is_caught_by_the_comparison(mutant: int, monkeypatch: pytest.MonkeyPatch, catalog_runs: list) -> None:
     # Each wrong shortcut makes the comparison over the hand-made traces, or over the catalog, differ (the
     # right ones make neither differ: the tests above).

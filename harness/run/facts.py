@@ -413,10 +413,20 @@ def stranded_jobs(facts: Facts, target: Target) -> list[int]:
     need = target.limit if target.limit is not None else 1
     key_limit = target.keyed_limit
     key_need = key_limit if key_limit is not None else 1
+    # Whether the stuck attempts fill the global limit for a job without attempts (which owns none of them):
+    # every such job is then passed over, whatever the tests below say (each only passes a job over).
+    full: bool | None = None
     for job in facts.jobs.values():
         fired = job.fired
         if fired is not None and fired < end:
             continue  # the commonest reason, tested first (each test here only passes a job over)
+        if not job.attempts:  # the next commonest: a job that never started, behind work that never ends
+            if full is None:
+                if stuck is None:
+                    stuck, stuck_of_job, stuck_of_key = _stuck_counts(facts, target, end)
+                full = _passes_unstarted(by_limit, stuck, need)
+            if full:
+                continue
         if job.periodic or job.submit is None or job.submit_raised is not None or job.cancels or job.canceller_raised:
             continue
         if hangs_forever and job.attempts:
@@ -439,6 +449,12 @@ def stranded_jobs(facts: Facts, target: Target) -> list[int]:
                 continue  # shared: it may have joined that execution (sharing.joined)
         out.append(job.id)
     return out
+
+
+def _passes_unstarted(by_limit: bool, stuck: int, need: int) -> bool:
+    """Whether ``stranded_jobs`` passes over every job without attempts, before its other tests: the ``stuck``
+    attempts, none of them its own, fill the global limit (``need``), when that is what they must fill."""
+    return by_limit and stuck >= need
 
 
 def _filled(blockers: int, limit: int | None) -> bool:
