@@ -27,7 +27,7 @@ from harness.model.schedule import Call, Cancel, Jump, Start, Stop, Submit
 from harness.model.trace import EventKind, Trace, format_ms
 from harness.run.clock import FaultClock, Livelock, _FaultDelayedCall, call_name, func_name
 from harness.run.describe import describe, describe_error
-from harness.run.jobs import Job
+from harness.run.jobs import Job, job_maker
 
 if TYPE_CHECKING:
     from harness.run.runner import Run
@@ -283,6 +283,7 @@ def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[
     declared = target.declared_errors
     keyed = target.keys is not None
     submit_job = target.job_submitter(run.subject)
+    make_job = job_maker(clock, trace, errors)
     details = _DETAILS
 
     def received(result: Any, job_id: int) -> None:
@@ -303,7 +304,7 @@ def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[
 
     def submit(op: Submit) -> None:
         job_id, priority, then = op.job, op.priority, op.then
-        job = Job(job_id, (op.spec, *then) if then else op.spec, clock, trace, errors, op.key)
+        job = make_job(job_id, op.spec, then, op.key)
         jobs[job_id] = job
         detail = None if keyed else details.get(priority)
         if detail is None:
