@@ -91,18 +91,23 @@ class Job:
         attempt = self.calls
         self.calls += 1
         spec = self.first if not attempt or not self.then else self.spec(attempt)
-        record = self._trace.record
+        trace = self._trace
         kind = spec.kind
-        record(_JOB_START, self.id, kind, attempt)
+        # The attempt's events appended as ``trace.record`` appends them (``Trace.record``: a call cost more).
+        if not trace.closed:
+            trace.raw.append((trace.stamps.now_us, _JOB_START, self.id, attempt, kind))
         if kind == "raise":
             error = self.error(attempt)
-            record(_JOB_FAIL, self.id, type(error).__name__, attempt)
+            if not trace.closed:
+                trace.raw.append((trace.stamps.now_us, _JOB_FAIL, self.id, attempt, type(error).__name__))
             raise error
         if kind == "value":
-            record(_JOB_FINISH, self.id, "", attempt)
+            if not trace.closed:
+                trace.raw.append((trace.stamps.now_us, _JOB_FINISH, self.id, attempt, ""))
             return self.result(attempt)
         if kind == "immediate":
-            record(_JOB_FINISH, self.id, "", attempt)
+            if not trace.closed:
+                trace.raw.append((trace.stamps.now_us, _JOB_FINISH, self.id, attempt, ""))
             return defer.succeed(self.result(attempt))
         pending = _Pending(self, attempt, spec.canceller_raises)
         d: defer.Deferred[Any] = defer.Deferred(pending.cancel)
@@ -134,12 +139,15 @@ class Job:
 
     def _settle(self, d: defer.Deferred[Any], attempt: int) -> None:
         self.pending.pop(attempt, None)
+        trace = self._trace  # its events appended as ``trace.record`` appends them (``Trace.record``)
         if self.spec(attempt).kind == "succeed":
-            self._trace.record(_JOB_FINISH, self.id, "", attempt)
+            if not trace.closed:
+                trace.raw.append((trace.stamps.now_us, _JOB_FINISH, self.id, attempt, ""))
             d.callback(self.result(attempt))
         else:
             error = self.error(attempt)
-            self._trace.record(_JOB_FAIL, self.id, type(error).__name__, attempt)
+            if not trace.closed:
+                trace.raw.append((trace.stamps.now_us, _JOB_FAIL, self.id, attempt, type(error).__name__))
             d.errback(error)
 
 
@@ -188,8 +196,10 @@ class _Pending:
         timer, job = self.timer, self.job
         if timer is not None and timer.active():
             timer.cancel()
+        trace = job._trace
         if self.canceller_raises:
-            job._trace.record(_JOB_CANCEL, job.id, "canceller raised", self.attempt)
+            trace.record(_JOB_CANCEL, job.id, "canceller raised", self.attempt)
             raise CancellerError(f"canceller of job {job.id} failed")
-        job._trace.record(_JOB_CANCEL, job.id, "", self.attempt)
+        if not trace.closed:  # trace.record(_JOB_CANCEL, job.id, "", attempt), appended here (``Trace.record``)
+            trace.raw.append((trace.stamps.now_us, _JOB_CANCEL, job.id, self.attempt, ""))
         job.pending.pop(self.attempt, None)  # Deferred.cancel fails it next

@@ -346,7 +346,7 @@ def _play(run: Run) -> None:
     errors = target.error_types
     checkpoint = run.checkpoint
     submit = submitter(run, errors)  # a submit's work that is the same for every job, done once
-    handles, record = run.handles, trace.record
+    handles = run.handles
     for index, op in enumerate(schedule.ops):
         run.phase, run.step = "advance", index
         at_us = op.at_ms * 1000
@@ -364,7 +364,7 @@ def _play(run: Run) -> None:
         if type(op) is Submit:
             submit(op)
         elif type(op) is Cancel:
-            cancel_job(handles, record, op.job)  # what apply does for it, without the isinstance chain
+            cancel_job(handles, trace, op.job)  # what apply does for it, without the isinstance chain
         else:
             apply(run, op, errors)
         checkpoint()
