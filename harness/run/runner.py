@@ -228,7 +228,7 @@ def _run(session: RunSession, target: Target, schedule: Schedule, timeout_s: flo
                         except BaseException as exc:
                             raise TargetError(f"the target's build(clock) raised {describe_error(exc)}") from None
                         checkpoint()
-                        _play(run)
+                        _play(run, guard, dog, born)
                         _release(run, observer)
                         guard.check_streams()
                     except ABORTS as exc:
@@ -334,7 +334,10 @@ def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, ob
     return error
 
 
-def _play(run: Run) -> None:
+def _play(run: Run, guard: EscapeGuard, dog: Watchdog, born: int) -> None:
+    """The operations, the drain and the teardown ``stop()``. ``guard``, ``dog`` and ``born`` are what
+    ``run.checkpoint`` tests: after each step its test is made here, and the checkpoint called only
+    when it holds (a call per step cost more than the test)."""
     clock, trace, schedule, target = run.clock, run.trace, run.schedule, run.target
     assert clock is not None
     policy = schedule.clock
@@ -346,7 +349,7 @@ def _play(run: Run) -> None:
     errors = target.error_types
     checkpoint = run.checkpoint
     submit = submitter(run, errors)  # a submit's work that is the same for every job, done once
-    handles = run.handles
+    handles, forks = run.handles, FORKS
     for index, op in enumerate(schedule.ops):
         run.phase, run.step = "advance", index
         at_us = op.at_ms * 1000
@@ -367,7 +370,8 @@ def _play(run: Run) -> None:
             cancel_job(handles, trace, op.job)  # what apply does for it, without the isinstance chain
         else:
             apply(run, op, errors)
-        checkpoint()
+        if guard.escaped is not None or dog.expired or forks[0] != born:  # run.checkpoint's test
+            checkpoint()
     run.phase = "drain"
     end_us = schedule.end_ms * 1000
     horizon.drain(clock, end_us, checkpoint)
@@ -500,7 +504,8 @@ def _teardown(run: Run, observer: LogRecorder) -> None:
     # The jobs to let go, in id order: those holding attempts (one whose ``pending`` the target replaced too,
     # so that letting go fails as it would; an empty one has nothing to let go of).
     # (ids, not the jobs, held in locals: nothing here may keep a job alive through the collection below)
-    releasing = [job_id for job_id in sorted(jobs) if jobs[job_id].pending or type(jobs[job_id].pending) is not dict]
+    releasing = [job_id for job_id, job in jobs.items() if job.pending or type(job.pending) is not dict]
+    releasing.sort()
     held = any(jobs[job_id].pending for job_id in releasing)
     if clock is not None:
         held = held or bool(clock.calls)
