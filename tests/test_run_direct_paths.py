@@ -49,9 +49,9 @@ _TARGETS = (
 def _lines(per_target: int = 25, seed: int = 11) -> list[str]:
     """Every line of the traces of ``per_target`` generated schedules of each target (or the error a run raised)."""
     out: list[str] = []
+    targets = [(name, load_target(name)) for name in _TARGETS]  # imported before the session, as a campaign does
     with RunSession():
-        for name in _TARGETS:
-            target = load_target(name)
+        for name, target in targets:
             examples = Examples(target.default_menu(), seed)
             for _ in range(per_target):
                 schedule = next(examples)
