@@ -14,7 +14,8 @@ names it:
   the execution it joined): ``swr_short_join_timeout``, a cache that bounds a
   joining caller's wait by a tenth of the timeout, and
   ``swr_timeout_serves_none``, a cache that answers the waiters of a timed-out
-  fetch with None instead of the timeout error;
+  fetch with None instead of the timeout error, and ``swr_half_timeout``,
+  fetches bounded by half the timeout (a joined caller then times out too soon);
 * finding 6 (``cancellation.detaches`` leaves out the subject's own timer set
   before the cancel): ``owner_cancels_later``, a single flight whose first
   caller's cancel cancels the shared work one reactor call later
@@ -84,6 +85,17 @@ class SWRTimeoutServesNone(SWRCache):
         return super()._landed(result, key, flight)
 
 
+class SWRHalfTimeout(SWRCache):
+    """Bug: each fetch is bounded by half the declared timeout (a units slip), so its callers, joined
+    ones too, fail with TimeoutError before the fetch ran the timeout."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._timeout /= 2
+
+
+swr_half_timeout = _swr(SWRHalfTimeout, "SWR cache: fetches time out after half the declared timeout",
+                        timeout_ms=SWR_TIMEOUT_MS)
 swr_short_join_timeout = _swr(SWRShortJoinTimeout, "SWR cache: a joining caller's wait times out after a tenth of "
                               "the timeout", timeout_ms=SWR_TIMEOUT_MS)
 swr_timeout_serves_none = _swr(SWRTimeoutServesNone, "SWR cache: a timed-out fetch answers its waiters with None",
