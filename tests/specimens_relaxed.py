@@ -24,6 +24,7 @@ names it:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from twisted.internet import defer
@@ -32,31 +33,14 @@ from twisted.python.failure import Failure
 from harness import Target
 from scenarios.review.round4.aimd import AIMDLeakOnTimeout, AIMDOffByOne
 from scenarios.review.round4.swr_cache import SWRCache, _Flight
-from scenarios.review.round4.targets import (
-    AIMD_INITIAL,
-    AIMD_MAX,
-    AIMD_MIN,
-    AIMD_TIMEOUT_MS,
-    SWR_TIMEOUT_MS,
-    _swr,
-    aimd_window_respected,
-)
+from scenarios.review.round4.targets import AIMD_MAX, AIMD_MIN, SWR_TIMEOUT_MS, _aimd, _swr
 from scenarios.single_flight import LastCallerFlight, _Flight as _SingleFlight, _shared
 
 
 def _aimd_declared(cls: type, description: str) -> Target:
-    return Target(
-        build=lambda clock: cls(clock, initial=AIMD_INITIAL, minimum=AIMD_MIN, maximum=AIMD_MAX,
-                                timeout=AIMD_TIMEOUT_MS / 1000),
-        submit=lambda subject, job, priority: subject.submit(job),
-        limit=AIMD_MAX,
-        capacity=int(AIMD_MIN),
-        order="fifo",
-        timeout_ms=AIMD_TIMEOUT_MS,
-        retries=0,
-        invariants=(aimd_window_respected,),
-        description=description,
-    )
+    """The review's AIMD target for ``cls``, declaring its maximum as ``limit`` and its floor as ``capacity``
+    (as ``mistakes.aimd_declared_limit`` does for the correct limiter)."""
+    return dataclasses.replace(_aimd(cls, description), limit=AIMD_MAX, capacity=int(AIMD_MIN))
 
 
 aimd_leak_declared_capacity = _aimd_declared(
