@@ -61,6 +61,20 @@ def test_finding_1_schedule_behind_one_hanging_job_is_clean_with_capacity():
     assert _invariants(f"{MISTAKES}:aimd_declared_limit", *ops) == []
 
 
+def test_capacity_is_what_a_wait_timeout_needs_full():
+    """timeout_from="wait": a caller timed out while fewer than `limit` ran is a free slot kept from it,
+    unless the subject declares it runs only `capacity` at the least (one semaphore slot of two)."""
+    from tests.specimens import WaitTimeout
+
+    ops = (Submit(0, 0, HANG), Submit(10, 1))
+    schedule = Schedule(ops=ops)
+    fields = dict(limit=2, timeout_ms=300, timeout_from="wait")
+    pool = Target(build=lambda clock: WaitTimeout(clock, slots=1), **fields)
+    assert [v.invariant for v in check(run_schedule(pool, schedule))] == ["time.timeout"]
+    pool = Target(build=lambda clock: WaitTimeout(clock, slots=1), capacity=1, **fields)
+    assert check(run_schedule(pool, schedule)) == []
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_relaxed_deadline_still_catches_a_limiter_that_loses_slots(seed, tmp_path):
     """`limit=4, capacity=1` excuses a job waiting behind one job that never ends, not one stranded
