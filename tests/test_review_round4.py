@@ -68,7 +68,7 @@ def test_buggy_twin_is_caught(name, invariant, tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(BUGGY))
-@pytest.mark.parametrize("seed", [2, 3])
+@pytest.mark.parametrize("seed", [2])
 def test_buggy_twin_is_caught_on_other_seeds(name, seed, tmp_path):
     result = _campaign(f"{PACKAGE}:{name}", tmp_path, max_examples=3000, seed=seed)
     [finding] = result.findings
@@ -193,5 +193,5 @@ def test_default_submit_without_key_is_a_one_line_error(tmp_path):
 @pytest.mark.parametrize("name", CORRECT)
 @pytest.mark.parametrize("strategy", ["mixed", "swarm", "pct"])
 def test_correct_component_long_campaign(name, strategy, tmp_path):
-    result = _campaign(f"{PACKAGE}:{name}", tmp_path, max_examples=5_000, seed=31, strategy=strategy)
+    result = _campaign(f"{PACKAGE}:{name}", tmp_path, max_examples=3_000, seed=31, strategy=strategy)
     assert result.findings == [], [f.violation.message for f in result.findings]
