@@ -35,6 +35,7 @@ from specimens import (
     PumpedDeadline,
     RetryAfterAnswer,
     RetryUnlessTrue,
+    GivingUpClient,
     SlowBackoffClient,
     StubbornPool,
     ValidatingPool,
@@ -257,6 +258,13 @@ MESSAGES: tuple[Row, ...] = (
         "scenarios.heartbeat:heartbeat", S(Start(0, 0, ok(50)), Stop(170))),
     Row("loop_died", "time.loop_died", "the error was not reported", "scenarios.poller:silent_poller",
         "scenarios.poller:looping_poller", S(Start(0, 0, ok(), then=(fail(),)), Stop(600))),
+    # a backoff loop's wait; a call the subject's own timeout cancelled (round-4 review, finding 2)
+    Row("loop_died_backoff", "time.loop_died", "twice the 200ms its retry may wait",
+        replace(load_target("scenarios.backoff_loop:reconnecting_client"), build=GivingUpClient),
+        "scenarios.backoff_loop:reconnecting_client", S(Start(0, 0, fail(0)), Stop(1200))),
+    Row("loop_died_cancelled", "time.loop_died", "was cancelled by the subject (before any stop())",
+        "scenarios.review.round4.mistakes:cron_stuck_builtin_only", "scenarios.review.round4.targets:cron",
+        S(Start(0, 0, HANG), Stop(1000))),
     # a loop that reports its own end (work.report_end; round-2 review F6)
     Row("after_end", "time.after_end", "after the loop reported its end at 210ms ('3 polls failed in a row'): a loop "
         "that reports its end must not call its work again", "scenarios.quota_poller:runaway_quota_poller",
