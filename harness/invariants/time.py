@@ -784,7 +784,8 @@ class LoopDied(_Periodic):
                 silence = facts.time(window_end) - facts.time(end)
                 if silence < patience:
                     continue
-                if self._reported(facts, job, end, window_end):
+                unreported = self._unreported(facts, job, end, window_end)
+                if unreported is None:
                     continue
                 how = "failed" if kind == EventKind.JOB_FAIL else "was cancelled by the subject (before any stop())"
                 until = "stop()" if window_end in facts.stops else "the run drained"
@@ -792,8 +793,7 @@ class LoopDied(_Periodic):
                     run,
                     f"periodic call {attempt.n} {how} at {format_ms(facts.time(end))} and the function was never "
                     f"called again ({format_ms(silence)} until {until}, past the {format_ms(patience)} wait: {wait}), "
-                    "yet the error was not reported (no failed start() Deferred, no report_end, no error logged with "
-                    "the loop gone quiet)",
+                    f"yet {unreported}",
                     [attempt.start, end],
                 )
         return None
@@ -806,19 +806,24 @@ class LoopDied(_Periodic):
         return facts.drained if facts.drained is not None else len(facts.events) - 1
 
     @staticmethod
-    def _reported(facts: Facts, job: JobFacts, start: int, end: int) -> bool:
-        """Whether the loop reported its end between trace indices ``start`` and ``end``: the Deferred of
+    def _unreported(facts: Facts, job: JobFacts, start: int, end: int) -> str | None:
+        """None if the loop reported its end between trace indices ``start`` and ``end``: the Deferred of
         ``start()`` failed, or ``report_end`` was called; or an error was logged and the subject set no timer
-        in that span (a loop that logs each failure but still ticks has not ended)."""
+        in that span (a loop that logs each failure but still ticks has not ended). Else what it lacked."""
         logged = ticking = False
         for _, kind, job_id, _, _ in facts.events[start:end + 1]:
             if (kind == EventKind.FAILURE or kind == EventKind.LOOP_END) and job_id == job.id:
-                return True
+                return None
             if kind == EventKind.LOG_ERROR:
                 logged = True
             elif kind == EventKind.TIMER_SET:
                 ticking = True
-        return logged and not ticking
+        if logged and not ticking:
+            return None
+        if logged:
+            return ("the loop did not report its end: an error was logged, but the subject kept setting timers "
+                    "without calling its work (stuck, not ended; a loop that ends on purpose calls report_end)")
+        return "the error was not reported (not logged, no failed start() Deferred, no report_end)"
 
 
 def _failures_in_a_row(job: JobFacts, restart: int = 0) -> dict[int, int]:
