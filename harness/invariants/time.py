@@ -12,6 +12,7 @@ from typing import NamedTuple, TYPE_CHECKING
 
 from harness.model.target import Target
 from harness.model.known import known
+from harness.model.schedule import Jump
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.facts import Attempt, Facts, JobFacts, facts_of
@@ -731,7 +732,9 @@ class LoopDied(_Periodic):
     an interval loop, is two intervals, each as late as the clock may fire
     (``2 * (interval + late)``: one tick may be skipped, a misfire policy,
     and a late tick moves the next); for a backoff loop, twice the high end
-    of the failed call's own retry, plus the lateness. A call that ends after
+    of the failed call's own retry, plus the lateness. Either is lengthened by
+    every backward wall-clock jump before the stop that ends the wait: a loop
+    that times its calls by ``seconds()`` waits that much longer. A call that ends after
     ``stop()``, or after the loop reported its end, is not judged: no more
     calls are owed then, however long the run goes on.
     """
@@ -784,6 +787,13 @@ class LoopDied(_Periodic):
                 silence = facts.time(window_end) - facts.time(end)
                 if silence < patience:
                     continue
+                back = _jumped_back_us(run, facts, window_end)
+                if back:
+                    # A loop that times its calls by seconds() waits longer by as much as the wall clock went back.
+                    patience += back
+                    wait += f", plus {format_ms(back)} the wall clock went back"
+                    if silence < patience:
+                        continue
                 unreported = self._unreported(facts, job, end, window_end)
                 if unreported is None:
                     continue
@@ -824,6 +834,15 @@ class LoopDied(_Periodic):
             return ("the loop did not report its end: an error was logged, but the subject kept setting timers "
                     "without calling its work (stuck, not ended; a loop that ends on purpose calls report_end)")
         return "the error was not reported (not logged, no failed start() Deferred, no report_end)"
+
+
+def _jumped_back_us(run: Run, facts: Facts, before: int) -> int:
+    """How far the wall clock was set back, in all, by the jumps before trace index ``before`` (in us).
+
+    Each ``Jump`` of the schedule records one ``clock.jump`` event, in order.
+    """
+    deltas = [op.delta_ms for op in run.schedule.ops if type(op) is Jump]
+    return sum(-delta * 1000 for index, delta in zip(facts.jumps, deltas) if index < before and delta < 0)
 
 
 def _failures_in_a_row(job: JobFacts, restart: int = 0) -> dict[int, int]:
