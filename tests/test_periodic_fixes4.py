@@ -73,6 +73,30 @@ def test_the_wait_scales_with_the_clock_lateness():
                   clock=stalled) == ["time.loop_died"]
 
 
+def test_a_loop_that_sets_no_timer_after_the_failure_keeps_the_short_wait():
+    # A dead LoopingCall sets nothing after the failed call: the next call could only come from a timer already
+    # pending, so the wait stays two intervals plus one late firing (2 * 100 + 60 = 260ms here, not 320ms): the
+    # call fails at 60ms (its own settling fires late too), the stop comes 290ms later.
+    names = _names("scenarios.poller:silent_poller", Start(0, 0, JobSpec("fail", 10)), Stop(350),
+                   clock=ClockPolicy(step_ms=10, jitter_ms=50, seed=0))
+    assert names == ["time.loop_died"]
+
+
+def test_a_wall_clock_set_back_lengthens_the_wait_of_a_ticking_loop():
+    # The equivalence run's schedule: a ticker aiming at wall-clock due times logs a failure at 494ms, after the
+    # wall clock went back 1,440ms; its next tick is due at 1,740ms and the stop comes at 740ms. No dead loop.
+    from harness import Jump
+
+    ops = (Start(0, 0, JobSpec("immediate"), then=(JobSpec("value"), JobSpec("fail", 290, "TimeoutError"))),
+           Jump(360, -1440), Stop(740, after_rounds=2), Jump(990, -600))
+    clock = ClockPolicy(tie_break="fifo", seed=24321, step_ms=0, jitter_ms=5, depth=3)
+    assert _names("scenarios.drift_ticker:drift_free_ticker", *ops, clock=clock) == []
+    # The stuck runner, set back 300ms, is caught once that much more has passed in silence.
+    stuck = f"{ROUND4}.mistakes:cron_stuck_logs_builtin_only"
+    assert _names(stuck, Start(0, 0, JobSpec("fail", 10)), Jump(50, -300), Stop(500)) == []
+    assert _names(stuck, Start(0, 0, JobSpec("fail", 10)), Jump(50, -300), Stop(600)) == ["time.loop_died"]
+
+
 # -- finding 8: timeout_ms on a periodic target ------------------------------------------------------
 
 def test_a_periodic_timeout_is_checked():

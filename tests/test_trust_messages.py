@@ -275,6 +275,9 @@ MESSAGES: tuple[Row, ...] = (
     Row("leaks_work", "leaks.work", "was in flight at stop() at 50ms and ended only at 150ms",
         "scenarios.review.round4.declared:heartbeat_stop_keeps_ping", "scenarios.review.round4.declared:heartbeat_declared",
         S(Start(0, 0, HANG), Stop(50))),
+    Row("loop_died_jumped", "time.loop_died", "past the 440ms wait: two 100ms intervals, plus the 240ms the wall clock "
+        "was set back", "scenarios.review.round4.mistakes:cron_stuck_logs_builtin_only", "scenarios.drift_ticker:drift_free_ticker",
+        S(Start(0, 0, fail()), Jump(50, -300), Stop(1500))),
     Row("loop_died_logged", "time.loop_died", "an error was logged, but the subject kept setting timers",
         "scenarios.review.round4.mistakes:cron_stuck_logs_builtin_only", "scenarios.review.round4.targets:cron",
         S(Start(0, 0, fail()), Stop(1000))),

@@ -729,12 +729,15 @@ class LoopDied(_Periodic):
     called, or an error is logged while the loop went quiet (the subject set
     no timer after the call: a loop still ticking without calling its work,
     which logs each failed call, has not ended, it is stuck). The wait, for
-    an interval loop, is two intervals, each as late as the clock may fire
-    (``2 * (interval + late)``: one tick may be skipped, a misfire policy,
-    and a late tick moves the next); for a backoff loop, twice the high end
-    of the failed call's own retry, plus the lateness. Either is lengthened by
-    every backward wall-clock jump before the stop that ends the wait: a loop
-    that times its calls by ``seconds()`` waits that much longer. A call that ends after
+    an interval loop, is two intervals plus the clock's lateness; for one
+    that still sets timers after the call, two intervals each as late as the
+    clock may fire (``2 * (interval + late)``: one tick may be skipped, a
+    misfire policy, and a late tick moves the next). A backoff loop waits
+    twice the high end of the failed call's own retry, plus the lateness.
+    For a loop still setting timers, either is lengthened by how far the wall
+    clock was set back (behind the latest time it had shown, at the call's
+    end or after a jump before the wait's end): a loop aiming its calls at
+    wall-clock due times waits that much longer. A call that ends after
     ``stop()``, or after the loop reported its end, is not judged: no more
     calls are owed then, however long the run goes on.
     """
@@ -768,6 +771,11 @@ class LoopDied(_Periodic):
                     continue
                 window_end = self._window_end(facts, end)
                 late = facts.late_us
+                silence = facts.time(window_end) - facts.time(end)
+                unreported = self._unreported(facts, job, end, window_end)
+                if unreported is None:
+                    continue
+                text, ticking = unreported
                 if target.backoff_loop:
                     # Twice the longest wait before its next retry (a cancelled call counts as one failure more,
                     # or not: the longer of the two).
@@ -776,34 +784,33 @@ class LoopDied(_Periodic):
                     high = max(known(target.backoff_range(r))[1] for r in retries)
                     patience = 2 * round(high * 1000) + late
                     wait = f"twice the {high:g}ms its retry may wait, plus {format_ms(late)} of lateness"
-                else:
+                elif ticking:
                     # Two ticks, each as late as the clock fires: one may be skipped (a misfire policy), and a
                     # late tick moves the next one by as much.
-                    interval = known(target.interval_ms) * 1000
-                    patience = 2 * (interval + late)
-                    wait = f"two {target.interval_ms}ms intervals" + (
-                        f", each up to {format_ms(late)} late" if late else ""
-                    )
-                silence = facts.time(window_end) - facts.time(end)
+                    patience = 2 * (known(target.interval_ms) * 1000 + late)
+                    wait = f"two {target.interval_ms}ms intervals" + (f", each up to {format_ms(late)} late" if late else "")
+                else:
+                    # No timer set after the call: only one pending at its end can bring the next call (a timer
+                    # set from a tick, due within an interval), fired late at most once.
+                    patience = 2 * known(target.interval_ms) * 1000 + late
+                    wait = f"two {target.interval_ms}ms intervals" + (f" and {format_ms(late)} of lateness" if late else "")
                 if silence < patience:
                     continue
-                back = _jumped_back_us(run, facts, window_end)
+                back = _wall_behind_us(run, facts, end, window_end) if ticking and facts.jumps else 0
                 if back:
-                    # A loop that times its calls by seconds() waits longer by as much as the wall clock went back.
+                    # A loop still setting timers may aim them at wall-clock due times: it waits longer by as much
+                    # as the wall clock is behind. (One that set none after the call cannot be waiting for one.)
                     patience += back
-                    wait += f", plus {format_ms(back)} the wall clock went back"
+                    wait += f", plus the {format_ms(back)} the wall clock was set back"
                     if silence < patience:
                         continue
-                unreported = self._unreported(facts, job, end, window_end)
-                if unreported is None:
-                    continue
                 how = "failed" if kind == EventKind.JOB_FAIL else "was cancelled by the subject (before any stop())"
                 until = "stop()" if window_end in facts.stops else "the run drained"
                 return self.violation(
                     run,
                     f"periodic call {attempt.n} {how} at {format_ms(facts.time(end))} and the function was never "
                     f"called again ({format_ms(silence)} until {until}, past the {format_ms(patience)} wait: {wait}), "
-                    f"yet {unreported}",
+                    f"yet {text}",
                     [attempt.start, end],
                 )
         return None
@@ -816,10 +823,11 @@ class LoopDied(_Periodic):
         return facts.drained if facts.drained is not None else len(facts.events) - 1
 
     @staticmethod
-    def _unreported(facts: Facts, job: JobFacts, start: int, end: int) -> str | None:
+    def _unreported(facts: Facts, job: JobFacts, start: int, end: int) -> tuple[str, bool] | None:
         """None if the loop reported its end between trace indices ``start`` and ``end``: the Deferred of
         ``start()`` failed, or ``report_end`` was called; or an error was logged and the subject set no timer
-        in that span (a loop that logs each failure but still ticks has not ended). Else what it lacked."""
+        in that span (a loop that logs each failure but still ticks has not ended). Else what it lacked, and
+        whether the subject set a timer in that span (it still ticks)."""
         logged = ticking = False
         for _, kind, job_id, _, _ in facts.events[start:end + 1]:
             if (kind == EventKind.FAILURE or kind == EventKind.LOOP_END) and job_id == job.id:
@@ -832,17 +840,37 @@ class LoopDied(_Periodic):
             return None
         if logged:
             return ("the loop did not report its end: an error was logged, but the subject kept setting timers "
-                    "without calling its work (stuck, not ended; a loop that ends on purpose calls report_end)")
-        return "the error was not reported (not logged, no failed start() Deferred, no report_end)"
+                    "without calling its work (stuck, not ended; a loop that ends on purpose calls report_end)", True)
+        return "the error was not reported (not logged, no failed start() Deferred, no report_end)", ticking
 
 
-def _jumped_back_us(run: Run, facts: Facts, before: int) -> int:
-    """How far the wall clock was set back, in all, by the jumps before trace index ``before`` (in us).
+def _wall_behind_us(run: Run, facts: Facts, start: int, end: int) -> int:
+    """The most the wall clock (``seconds()``) was behind the latest time it had shown, at trace index
+    ``start`` or right after a jump up to ``end`` (in us): how much longer than its interval a loop aiming
+    its calls at wall-clock due times may wait then. 0 without a backward jump.
 
     Each ``Jump`` of the schedule records one ``clock.jump`` event, in order.
     """
     deltas = [op.delta_ms for op in run.schedule.ops if type(op) is Jump]
-    return sum(-delta * 1000 for index, delta in zip(facts.jumps, deltas) if index < before and delta < 0)
+    at_start = facts.time(start)
+    offset = most = 0
+    highest: int | None = None  # the latest wall-clock time shown so far (it peaks right before each jump)
+    judged_start = False
+    for index, delta in zip(facts.jumps, deltas):
+        if index > end:
+            break
+        if index > start and not judged_start:
+            judged_start = True
+            if highest is not None:
+                most = max(most, highest - (at_start + offset))
+        t = facts.time(index)
+        highest = t + offset if highest is None else max(highest, t + offset)
+        offset += delta * 1000
+        if index > start:
+            most = max(most, highest - (t + offset))
+    if not judged_start and highest is not None:
+        most = max(most, highest - (at_start + offset))
+    return most
 
 
 def _failures_in_a_row(job: JobFacts, restart: int = 0) -> dict[int, int]:

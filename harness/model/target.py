@@ -89,6 +89,10 @@ class Target:
     the k-th failed call after a success is retry ``k + 1`` (before any
     success, retry ``k`` as ever).
 
+    On a periodic target ``timeout_ms`` bounds each call of the work, from
+    its start (``time.timeout``), and ``stop_cancels_work=True`` promises that
+    ``stop()`` cancels the call in flight (``leaks.work``).
+
     Every promise is optional; each one declared switches on its invariants
     (see the invariants reference in the documentation). ``menu`` says what
     schedules contain, apart from the promises: a ``Menu``, or a dict of
