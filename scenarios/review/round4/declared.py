@@ -10,8 +10,8 @@ by the built-in invariants alone, with no ``user.*`` invariant:
   invariants kept);
 * ``heartbeat_no_timeout``: a ping with no ``addTimeout`` (``time.timeout``);
 * ``heartbeat_stop_keeps_ping``: ``stop()`` leaves the ping in flight (``leaks.work``);
-* ``cron_overlap_on_timeout``: the timeout watches a copy, the job runs on (``time.timeout``, or
-  ``time.overlap`` when the next tick comes first).
+* ``cron_overlap_on_timeout``: the timeout watches a copy, the job runs on (``time.timeout``; or
+  ``leaks.work``, its ``stop()`` cancelling the copy; or ``time.overlap``).
 """
 from __future__ import annotations
 
