@@ -1,4 +1,4 @@
-"""Harness targets for the round-4 components, written from README.md and docs/ alone.
+"""Harness targets for the round-4 components, written from the user docs alone.
 
 Four components written blind (before reading the harness): an AIMD concurrency limiter
 (``aimd``), a cron-like runner with no-overlap and misfire grace (``cron``), a keyed
@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, List, Optional
 
-from harness import InvariantFailed, Run, Target, format_ms
+from harness import NOT_JUDGED, InvariantFailed, Run, Target, format_ms
 
 from scenarios.review.round4.aimd import AIMDLeakOnTimeout, AIMDLimiter, AIMDOffByOne, AIMDRunsCancelledQueued
 from scenarios.review.round4.cron import CronOverlapOnTimeout, CronRunner, CronStopLeavesTick, CronStuckAfterFailure
@@ -227,12 +227,12 @@ HB_INTERVAL_MS, HB_TIMEOUT_MS, HB_MISSES = 100, 150, 3
 pings_bounded = _bounded("pings_bounded", HB_TIMEOUT_MS)
 
 
-def dead_only_after_consecutive_misses(run: Run) -> None:
+def dead_only_after_consecutive_misses(run: Run) -> Any:
     """The peer is declared dead (the loop reports its end) only when the last HB_MISSES pings
     that ended before the report all missed (failed or timed out) and, before that, ..."""
     ends = [index for index, _ in run.view.of_kind("loop.end")]
     if not ends:
-        return
+        return NOT_JUDGED
     report = run.view.events[ends[0]]
     ended = sorted((a for a in run.view.attempts() if a.end_us is not None and a.end_us <= report.t_us),
                    key=lambda a: a.end_us)
