@@ -41,8 +41,9 @@ class Timeout(Invariant):
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
-        if run.target.kind == "periodic":
-            found = _judge_periodic(run.target, facts)
+        target = run.target
+        if target.kind == "periodic":
+            found = _judge_periodic(target, facts)
             return None if found is None else self.violation(run, *found)
         for job in facts.jobs.values():
             if job.periodic:
