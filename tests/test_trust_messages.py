@@ -198,6 +198,10 @@ MESSAGES: tuple[Row, ...] = (
     Row("timeout.early_submit", "time.timeout", "only 30ms after it was submitted; the timeout is 300ms",
         "scenarios.submit_timeout:slipped_submit_timeout", "scenarios.submit_timeout:submit_timeout_pool",
         S(Submit(0, 0, HANG))),
+    # shared (review 4, finding 5): a caller that joined an execution times out with it, judged from its start
+    Row("timeout.joined_early", "time.timeout", "only 150ms after job 0's execution, which it joined, started",
+        "tests.specimens_relaxed:swr_half_timeout", "scenarios.review.round4.mistakes:swr_timeout_declared",
+        S(Submit(0, 0, HANG), Submit(0, 1, HANG), Cancel(10, 0))),
     Row("timeout.never_ended", "time.timeout", "but the timeout did not cancel it (it never ended)",
         "scenarios.timeout:orphaning_timeout", "scenarios.timeout:timeout_pool", S(Submit(0, 0, HANG))),
     Row("timeout.ran_on", "time.timeout", "but the timeout did not cancel it (it ran on until 360ms)",
@@ -360,8 +364,9 @@ MESSAGES: tuple[Row, ...] = (
         S(Submit(0, 0, fail()), Submit(200, 1, fail()), Submit(400, 2, ok()))),
     Row("poison", "errors.poison", "the failure left the subject unable to run work",
         "scenarios.semaphore:failure_leak_pool", SEMAPHORE, S(Submit(0, 0, fail()), Submit(0, 1, fail()), Submit(0, 2, ok()))),
+    # review 4, finding 10: the stranded job's own failure, with no other job failed
     Row("poison_own", "errors.poison", "never finished after its own attempt failed at 0ms, and no other job failed",
-        "scenarios.review.round4.mistakes:swr_blind", "scenarios.review.round4.targets:swr", S(Submit(0, 0, RAISE))),
+        "scenarios.review.round4.mistakes:swr_blind", "scenarios.review.round4.targets:swr", S(Submit(0, 0, JobSpec("raise")))),
     # leaks
     Row("leaks.calls", "leaks.calls", "a DelayedCall is still pending", "scenarios.heartbeat:watchdog_heartbeat",
         "scenarios.heartbeat:heartbeat", S(Start(0, 0, ok()), Stop(250))),

@@ -119,6 +119,8 @@ class Target:
     kind: str = "submit"
     # concurrency
     limit: int | None = None
+    # how many jobs that never end fill the subject (default: limit): an adaptive limiter's smallest window
+    capacity: int | None = None
     order: str | None = None
     # keys: each job is submitted under a key from range(keys); order and "stuck" are judged per key
     keys: int | None = None
@@ -181,7 +183,7 @@ class Target:
             raise TargetError(f"Target build must be callable (clock -> subject), got {self.build!r}")
         if self.kind not in KINDS:
             raise TargetError(f"Target kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
-        for name in ("limit", "timeout_ms", "interval_ms", "deadline_ms", "keys", "cache_ms", "hedge_ms", "hedges"):
+        for name in ("limit", "capacity", "timeout_ms", "interval_ms", "deadline_ms", "keys", "cache_ms", "hedge_ms", "hedges"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise TargetError(f"Target {name} must be a positive integer or None, got {value!r}")
@@ -191,6 +193,15 @@ class Target:
             raise TargetError(
                 f"Target key_limit must be a positive integer, math.inf (no bound: executions of one key may overlap "
                 f"without limit) or None (none declared: 1 with shared=True), got {self.key_limit!r}"
+            )
+        if self.capacity is not None and (self.limit is None or self.capacity > self.limit):
+            raise TargetError(
+                f"Target capacity ({self.capacity}) is how many jobs that never end fill a subject whose limit "
+                f"moves below the declared one; it must be at most limit ({self.limit}): declare limit=N as well, "
+                "or drop capacity (without a limit one such job already fills the subject)"
+                if self.limit is None
+                else f"Target capacity ({self.capacity}) is how many jobs that never end fill the subject; it must be "
+                f"at most limit ({self.limit}), the most that may run at once"
             )
         if self.retries is not None and (not isinstance(self.retries, int) or isinstance(self.retries, bool) or self.retries < 0):
             raise TargetError(f"Target retries must be a non-negative integer or None, got {self.retries!r}")
@@ -436,6 +447,14 @@ class Target:
                 "(a refusal then is legitimate) or False"
             )
         return answer
+
+    @property
+    def fill(self) -> int:
+        """How many attempts that never end fill the subject, so that a job waiting behind them is not stuck:
+        ``capacity``, else ``limit``, else 1 (no declared limit is no promise of parallelism)."""
+        if self.capacity is not None:
+            return self.capacity
+        return self.limit if self.limit is not None else 1
 
     @property
     def keyed_limit(self) -> int | None:

@@ -359,7 +359,7 @@ def stranded_jobs(facts: Facts, target: Target) -> list[int]:
 
     A job is excused when its own attempt hangs, when it was cancelled (the
     cancellation invariants judge it), or when attempts that hang for ever
-    fill the declared limit (any one of them, with no limit declared). With
+    fill the declared ``capacity`` (default ``limit``; any one of them, with no limit declared). With
     keys declared, "stuck" is judged per key: a job is excused when attempts
     of its own key that hang fill ``key_limit`` (any one, with none declared),
     or when they fill the global ``limit`` if one is declared. With
@@ -384,8 +384,8 @@ def stranded_jobs(facts: Facts, target: Target) -> list[int]:
     keyed = target.keys is not None
     shared = target.shared
     by_limit = not keyed or target.limit is not None  # whether the global limit is what stuck attempts must fill
-    # _filled(blockers, limit) is blockers >= need: with no limit declared, any one blocker fills it.
-    need = target.limit if target.limit is not None else 1
+    # blockers >= need fills it: capacity, else limit; with no limit declared, any one blocker fills it.
+    need = target.fill
     key_limit = target.keyed_limit
     key_need = key_limit if key_limit is not None else 1
     for job in facts.jobs.values():
