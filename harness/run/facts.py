@@ -110,6 +110,9 @@ class Facts:
     #: firing passes ``errors.propagate`` whatever the target declared, so it judges only these
     #: (``doubtful_firings``; None: not worked out yet, as for facts not made by ``_build``).
     doubtful: list[int] | None = field(default=None, repr=False, compare=False)
+    #: The campaign's trace features of the run (``harness.search.generate.features``), counted in the same
+    #: pass so that the guided search does not walk the events again (None for facts not made by ``_build``).
+    features: set[tuple[str, int, int]] | None = field(default=None, repr=False, compare=False)
 
     def of_kind(self, *kinds: EventKind) -> list[int]:
         """The trace indices of the events of the given kinds, in trace order."""
@@ -172,6 +175,10 @@ _SUBMIT_RAISED, _STOP, _CLOCK_JUMP, _DRAINED, _ERROR_IS, _JOB_FINISH = (
 )
 _JOB_FAIL = EventKind.JOB_FAIL
 
+#: Running and waiting counts are capped at this in the campaign's trace features (``Facts.features``;
+#: ``harness.search.generate``): 3 jobs waiting and 30 are the same news.
+FEATURE_CAP = 6
+
 
 def _build(trace: Trace, schedule: Schedule) -> Facts:
     # One pass, the hottest code of the invariants (about 100 events and 40 jobs a run): positional
@@ -221,13 +228,27 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
     cancels: list[int] = []
     doubtful: list[int] = []
     events = trace.raw
+    # The trace features (``Facts.features``): each event's kind with the jobs running (started, not ended)
+    # and waiting (submitted, not started) then, capped; the shown counts change only when a count does.
+    f_running = f_waiting = shown_running = shown_waiting = 0
+    found: set[tuple[str, int, int]] = set()
+    add = found.add
     # Each event unpacked at once: the trace records plain tuples, which the interpreter unpacks on its
     # fast path (an ``Event``, a tuple subclass, from a file or a test, takes the slower one).
     for index, (_, kind, job_id, n, detail) in enumerate(events):
         if kind == _SUBMIT:
             submits.append(index)
             jobs[job_id].submit = index
+            f_waiting += 1
+            shown_waiting = f_waiting if f_waiting < FEATURE_CAP else FEATURE_CAP
+            add((kind, shown_running, shown_waiting))
         elif kind == _JOB_START:
+            if f_waiting > 0:
+                f_waiting -= 1
+                shown_waiting = f_waiting if f_waiting < FEATURE_CAP else FEATURE_CAP
+            f_running += 1
+            shown_running = f_running if f_running < FEATURE_CAP else FEATURE_CAP
+            add((kind, shown_running, shown_waiting))
             starts.append(index)
             attempt = new(Attempt)  # Attempt(job_id, n, detail, index), as the JobFacts above
             attempt.job = job_id
@@ -245,6 +266,7 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
             if len(running) > peak:
                 peak = len(running)
         elif kind == _FAILURE or kind == _RESULT:
+            add((kind, shown_running, shown_waiting))
             fired = jobs.get(job_id)
             if kind == _FAILURE:
                 failures.append(index)
@@ -268,6 +290,7 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
                     if fired.finished is None:  # no attempt of its own finished before it
                         doubtful.append(index)
         elif kind == _CANCEL:
+            add((kind, shown_running, shown_waiting))
             cancels.append(index)
             jobs[job_id].cancels += (index,)
         else:
@@ -277,6 +300,10 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
             else:
                 indices.append(index)
             if kind in ATTEMPT_ENDS:
+                if f_running > 0:
+                    f_running -= 1
+                    shown_running = f_running if f_running < FEATURE_CAP else FEATURE_CAP
+                add((kind, shown_running, shown_waiting))
                 ended = running.pop((job_id, n), None)
                 if ended is not None:
                     ended_count += 1
@@ -291,6 +318,8 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
                     if ended is not None:
                         ended.canceller_raised = True
                         raised.append(ended)
+            elif add((kind, shown_running, shown_waiting)):  # (None: every other kind goes on to the tests below)
+                pass
             elif kind == _START:
                 jobs[job_id].submit = index
             elif kind == _SUBMIT_RAISED:
@@ -312,6 +341,7 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
     cancelled = [job for job in jobs.values() if job.cancels] if cancels else []
     facts = Facts(events, jobs, stops, jumps, drained, late_us, declared, by_kind, {}, peak, len(events), cancelled)
     facts.doubtful = doubtful
+    facts.features = found
     # Every attempt started went into ``running`` under its own (job, attempt) unless two starts shared one
     # (a hand-made trace): then the attempts held at the end are not known from it, and are left to the walk.
     if len(starts) - ended_count == len(running):

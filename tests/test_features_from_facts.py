@@ -1,0 +1,102 @@
+"""The guided search's trace features, counted by the facts pass, are exactly those of the walk over the trace.
+
+The campaign checks every run (which builds its facts) before the guided
+strategy learns from it, so the facts pass also counts each event's kind with
+the jobs running and waiting then (``Facts.features``), and ``features_of``
+takes them instead of walking the events again (``features``, kept as the
+reference and for runs never checked). Compared here over many runs of many
+targets and a hand-made trace; a mutant of the pass is caught, and a search
+learns the same pool either way.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import load_target, run_schedule
+from harness.model.trace import EventKind, Trace
+from harness.run import facts as facts_module
+from harness.run.facts import facts_of
+from harness.run.session import RunSession
+from harness.search import generate
+from harness.search.generate import Examples, features, features_of
+from harness.search.verdict import judge
+from test_run_hot_paths import _mutated
+
+#: Catalog targets whose traces differ in kind: pools, retries, keyed work, a heartbeat, periodic starts.
+_TARGETS = (
+    "scenarios.pools:semaphore_pool",
+    "scenarios.error_paths:tee_pool",
+    "scenarios.cancel:ticket_pool",
+    "scenarios.heartbeat:heartbeat",
+    "scenarios.single_flight:single_flight",
+    "scenarios.thirdparty.twisted_prims:add_timeout",
+    "scenarios.handoff:lost_handoff_pool",
+)
+
+
+def _checked_runs(spec: str, count: int, seed: int = 5) -> list:
+    target = load_target(spec)
+    examples = Examples(target.default_menu(), seed)
+    with RunSession():
+        return [judge(target, next(examples))[0] for _ in range(count)]
+
+
+@pytest.mark.parametrize("spec", _TARGETS)
+def test_the_facts_pass_counts_the_walk_s_features(spec: str) -> None:
+    runs = _checked_runs(spec, 60)
+    for run in runs:
+        counted = facts_of(run).features
+        assert counted is not None
+        assert counted == features(run), spec
+        assert features_of(run) is counted
+
+
+def test_a_run_never_checked_and_a_grown_trace_are_walked() -> None:
+    target = load_target("scenarios.pools:semaphore_pool")
+    schedule = next(Examples(target.default_menu(), 2))
+    run = run_schedule(target, schedule)
+    assert "_facts" not in run.__dict__
+    assert features_of(run) == features(run)
+    counted = facts_of(run).features
+    run.trace.raw.append((0, EventKind.SUBMIT, 99, 0, ""))  # the trace grew after its facts were made
+    assert features_of(run) == features(run) != counted
+
+
+def test_a_hand_made_trace_with_plain_string_kinds() -> None:
+    trace = Trace(lambda: 0)
+    for kind, job in (("submit", 0), ("submit", 1), ("job.start", 0), ("job.finish", 0), ("result", 0), ("job.start", 1), ("job.cancel", 1)):
+        trace.raw.append((0, kind, job, 1, ""))
+    schedule_run = _checked_runs("scenarios.pools:semaphore_pool", 1)[0]
+    built = facts_module._build(trace, schedule_run.schedule)
+
+    class _Run:
+        pass
+
+    run = _Run()
+    run.trace = trace
+    assert built.features == features(run)  # type: ignore[arg-type]
+
+
+def test_a_pass_that_forgets_an_attempt_ended_is_caught(monkeypatch) -> None:
+    mutant = _mutated(facts_module, "_build", "f_running -= 1", "f_running -= 0")
+    monkeypatch.setattr(facts_module, "_build", mutant)
+    runs = _checked_runs("scenarios.pools:semaphore_pool", 30)
+    assert any(facts_of(run).features != features(run) for run in runs)
+
+
+def test_a_search_keeps_the_same_pool_either_way(monkeypatch) -> None:
+    target = load_target("scenarios.cancel:ticket_pool")
+
+    def pool() -> tuple[list[bytes], set]:
+        examples = Examples(target.default_menu(), 11, "guided")
+        with RunSession():
+            for _ in range(120):
+                examples.feedback(judge(target, next(examples))[0])
+        return examples.pool, examples.features
+
+    counted = pool()
+    monkeypatch.setattr(generate, "features_of", features)
+    walked = pool()
+    assert counted == walked
+    assert counted[0]  # the search kept something
