@@ -54,7 +54,7 @@ from random import Random
 from typing import Any
 
 from harness.run.facts import FEATURE_CAP as FEATURE_CAP  # running and waiting counts are capped at this in features
-from harness.run.facts import Facts
+from harness.run.facts import FEATURES, Facts
 from harness.run.lines import ArcTracer
 from harness.run.runner import Run
 from harness.model.schedule import Schedule
@@ -175,8 +175,10 @@ def features_of(run: Run) -> set[tuple[str, int, int]]:
     """``features(run)``, as the facts pass counted them when the run was checked (the campaign checks every
     run before it learns from it), else by a walk over its events."""
     facts: Facts | None = run.__dict__.get("_facts")
-    if facts is not None and facts.features is not None and facts.length == len(run.trace.raw):
-        return facts.features
+    if facts is not None and facts.length == len(run.trace.raw):
+        codes = facts.feature_codes
+        if codes is not None and (not codes or min(codes) >= 0):  # (negative: a kind no EventKind, walked)
+            return {FEATURES[code] for code in codes}
     return features(run)
 
 
