@@ -34,7 +34,7 @@ from harness.search.strategies import job_specs, schedules
 from harness.model.target import Target, load_target
 from harness.model.trace import Event, Trace, format_ms
 from harness.run.outcomes import Outcome
-from harness.run.view import AttemptRecord, CallRecord, EventKind, JobRecord, RunView
+from harness.run.view import AttemptRecord, CallRecord, EventKind, JobRecord, RunView, TimerRecord
 from harness.search.workers import ParallelResult, WorkerReport, run_workers
 
 __all__ = [
@@ -87,6 +87,7 @@ __all__ = [
     "Target",
     "TargetError",
     "TargetHung",
+    "TimerRecord",
     "Trace",
     "UsageError",
     "Violation",

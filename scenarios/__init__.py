@@ -42,6 +42,8 @@ CATALOG: tuple[Scenario, ...] = _gather()
 #: The time and leaks zoo (``tests/test_scenarios_time.py``).
 TIME_MODULES = (
     "scenarios.backoff_loop",
+    "scenarios.background_retry",
+    "scenarios.hedge",
     "scenarios.heartbeat",
     "scenarios.poller",
     "scenarios.quota_poller",

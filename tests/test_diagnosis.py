@@ -258,3 +258,37 @@ def test_a_cancel_that_strands_through_the_error_path_says_a_failure_does_too(re
     spec, waiting, _, played = CASES[Cause.CANCEL]  # the cancel hits a waiting job
     assert diagnose(run_schedule(load_target(spec), waiting)).stranded[0].failure_too is False
     assert len(replays) == played  # the one counterfactual, no replay with failures
+
+
+class _LosesSyncErrors:
+    """A subject that swallows a job's synchronous exception and never answers that job's caller."""
+
+    def __init__(self, clock: object) -> None:
+        self.clock = clock
+
+    def submit(self, job: object) -> object:
+        from twisted.internet import defer
+
+        answer: defer.Deferred[object] = defer.Deferred()
+        try:
+            result = job()  # type: ignore[operator]
+        except Exception:
+            return answer  # lost: nobody will ever fire it
+        defer.maybeDeferred(lambda: result).chainDeferred(answer)
+        return answer
+
+
+def test_poison_of_a_jobs_own_failure_says_so_and_an_earlier_jobs_failure_keeps_its_words() -> None:
+    """Review 4, finding 10: with one job, whose own failure was lost, the message said "after an earlier
+    job failed"; it now names the job's own failure, and a later job stranded by an earlier failure still reads as before."""
+    from harness import Target
+
+    target = Target(build=_LosesSyncErrors, cancellable=False)
+    own = check(run_schedule(target, Schedule((Submit(0, 0, JobSpec("raise")),))))
+    assert [v.invariant for v in own] == ["errors.poison"]
+    assert "never finished after its own attempt failed at 0ms, and no other job failed" in own[0].message
+    assert "earlier job" not in own[0].message
+
+    path, schedule, invariant, _ = CASES[Cause.FAILURE]
+    earlier = [v for v in check(run_schedule(load_target(path), schedule)) if v.invariant == invariant]
+    assert earlier and "never finished after an earlier job failed" in earlier[0].message

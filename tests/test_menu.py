@@ -62,6 +62,20 @@ def test_every_menu_field_is_documented() -> None:
         assert f"`{name}`" in page, name
 
 
+def test_the_clock_policy_values_drawn_are_documented() -> None:
+    """Review 4, finding 9: the strides and jitters drawn are written out (a grace or timeout is chosen
+    against them), and the page and the docstring follow the defaults when they change."""
+    page = (Path(__file__).resolve().parents[1] / "docs" / "reference" / "faults.md").read_text(encoding="utf-8")
+    row = next(line for line in page.splitlines() if line.startswith("| `tie_breaks`, `steps_ms`, `jitters_ms` |"))
+    menu = Menu()
+    for values in (menu.tie_breaks, menu.steps_ms, menu.jitters_ms):
+        assert f"`{values!r}`".replace("'", '"') in row, (values, row)
+    doc = " ".join((Menu.__doc__ or "").split())
+    assert "(fifo, lifo, shuffle)" in doc and "(0, 10, 100, 1,000, 5,000 ms" in doc and "(0, 5, 50 ms)" in doc
+    assert menu.tie_breaks == ("fifo", "lifo", "shuffle")
+    assert menu.steps_ms == (0, 10, 100, 1_000, 5_000) and menu.jitters_ms == (0, 5, 50)
+
+
 def test_timeout_wrapper_meets_raising_cancellers_without_cancellation_checks(tmp_path) -> None:
     """The timeout wrapper of docs/reference/faults.md: hostile cancellers generated, no cancellation invariant switched on, no false alarm."""
     spec = "scenarios.timeout:timeout_wrapper"

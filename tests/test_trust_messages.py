@@ -21,6 +21,7 @@ from harness import Call, Cancel, ClockPolicy, JobSpec, Jump, Schedule, Stop, Su
 from harness.model.schedule import Start
 from scenarios.caller_timeout import CallerTimeoutPool
 from scenarios.retry import BackoffRetry, JitteryBackoff
+from scenarios.review.round3.hedge import HedgedCaller
 from scenarios.timeout import OrphaningTimeout, TimeoutPool
 from specimens import LateDelayedCancel, WaitTimeout
 from specimens import (
@@ -98,6 +99,10 @@ _own_timeout_error_right = replace(
     _own_timeout_error_wrong, build=lambda clock: CallerTimeoutPool(clock, error=JobTimedOut)
 )
 _hedged = Target(build=HedgedRetry, retries=1)
+_HEDGE = "scenarios.hedge"
+#: The round-3 hedger sending its copy after 300 ms where 100 ms is declared.
+_hedged_late = Target(build=lambda clock: HedgedCaller(clock, hedge_after=0.3), hedge_ms=100,
+                      submit=lambda subject, job, priority: subject.call(job))
 _retry_unless_true = Target(build=RetryUnlessTrue, retries=1)
 _backoff_exact = Target(build=BackoffRetry, retries=3, backoff_ms=(100, 400))
 _backoff_jittery = Target(build=JitteryBackoff, retries=3, backoff_ms=(100, 400))
@@ -230,6 +235,24 @@ MESSAGES: tuple[Row, ...] = (
         "scenarios.review.round3.mistakes:runs_twice", SEMAPHORE, S(Submit(0, 0, ok()))),
     Row("retries.after_fired", "time.retries", "job 0 attempt 1 started at 60ms, after its Deferred had fired at 10ms",
         Target(build=RetryAfterAnswer), SEMAPHORE, S(Submit(0, 0, fail()))),
+    # time: hedging (scenarios.hedge)
+    Row("hedge.count", "time.hedge_count",
+        "job 0 ran 4 copies: attempt 3 (0#3 in the trace) started at 300ms, but hedge_ms=100, hedges=2 promises at most 3 "
+        "(the first and 2 hedges)", f"{_HEDGE}:hedged_request_one_too_many", f"{_HEDGE}:hedged_request", S(Submit(0, 0, HANG))),
+    Row("hedge.early", "time.hedge_early",
+        "job 0 attempt 2 (0#2 in the trace) started at 100ms, only 70ms after attempt 1 started; hedge_ms=100, hedges=2 "
+        "promises a copy no sooner than 100ms after the previous one (or at once after a copy failed)",
+        f"{_HEDGE}:hedged_request_stale_timer", f"{_HEDGE}:hedged_request", S(Submit(0, 0, fail(30), then=(ok(250),)))),
+    Row("hedge.never", "time.hedge_late",
+        "job 0 attempt 0 started at 0ms and its caller still waited 100ms later, at 100ms, with no copy succeeded, but no "
+        "copy was ever started; hedge_ms=100 promises the next copy then (within the clock's lateness, 0ms)",
+        f"{_HEDGE}:hedged_call_units", f"{_HEDGE}:hedged_call", S(Submit(0, 0, ok(250)))),
+    Row("hedge.late", "time.hedge_late", "but attempt 1 (0#1 in the trace) started only at 300ms",
+        _hedged_late, f"{_HEDGE}:hedged_call", S(Submit(0, 0, ok(500)))),
+    Row("hedge.losers", "time.hedge_losers",
+        "job 0's caller had its answer at 250ms, but attempt 1 (0#1 in the trace), started at 100ms, was not cancelled "
+        "then: it ran on until 350ms; a hedged request cancels its losing copies when the first answer comes",
+        f"{_HEDGE}:hedged_call_keeps_losers", f"{_HEDGE}:hedged_call", S(Submit(0, 0, ok(250)))),
     Row("backoff.function", "time.backoff", "the declared backoff is", "scenarios.retry:jittery_backoff",
         "scenarios.retry:backoff_retry", S(Submit(0, 0, RAISE))),
     Row("backoff.tuple", "time.backoff", "the declared backoff is 100ms to 400ms", _backoff_jittery, _backoff_exact,

@@ -24,6 +24,7 @@ from harness.cli.printing import (
 )
 from harness.errors import HarnessError, UsageError
 from harness.guard.signals import StopSignals
+from harness.guard.supervise import summary_written
 from harness.model.target import Target, load_target
 from harness.output.junit import write_junit
 from harness.output.progress import Progress
@@ -107,7 +108,7 @@ def _fuzz(args: argparse.Namespace, config: CampaignConfig, probe: CoverageProbe
                 probe.stop()
             if isinstance(exc.result, CampaignResult):
                 print_summary(exc.result)
-                _write_reports(args, config, exc.result, target, tally, probe)
+                _write_reports(args, config, exc.result, target, tally, probe, stop)
             raise
         stop.finish()  # writing the reports: a stop signal now is not repeated (a second one still aborts)
         if probe is not None:
@@ -116,7 +117,7 @@ def _fuzz(args: argparse.Namespace, config: CampaignConfig, probe: CoverageProbe
         print_regressions(result, config)
         print_summary(result)
         print_coverage(probe)
-        _write_reports(args, config, result, target, tally, probe)
+        _write_reports(args, config, result, target, tally, probe, stop)
     return exit_code(result)
 
 
@@ -217,13 +218,19 @@ def _write_reports(
     target: Target,
     tally: Tally,
     probe: CoverageProbe | None,
+    stop: StopSignals,
 ) -> None:
-    coverage = probe.report() if probe is not None else None
-    summary = summarize(result, config, target, exercised=tally.to_json(), coverage=coverage)
-    if args.json is not None:
-        print(f"summary: {write_json(summary, args.json)}")
-    if args.junit is not None:
-        print(f"junit: {write_junit(result, target, args.junit)}")
+    """The summary first (``--json``, ``--junit``: small, each fsync'd and renamed into place; a second
+    stop signal waits for them), then the HTML report, which replays every failure and may be large: a
+    campaign killed while writing it (``harness.guard.supervise``) loses that report alone, and says so."""
+    with stop.held():
+        coverage = probe.report() if probe is not None else None
+        summary = summarize(result, config, target, exercised=tally.to_json(), coverage=coverage)
+        if args.json is not None:
+            print(f"summary: {write_json(summary, args.json)}")
+        if args.junit is not None:
+            print(f"junit: {write_junit(result, target, args.junit)}")
+    summary_written()
     if args.html:
         views = [view_of_finding(finding) for finding in result.findings]
         print(f"html: {write_report(Path(config.report_dir) / REPORT_NAME, summary, views)}")

@@ -16,15 +16,21 @@ system sends one signal, not two. So a stop not honoured within
 (``pthread_kill`` of the main thread with the same signal, which interrupts
 a blocking call too), with a note on stderr; ``finish()`` says the campaign
 is over and its reports are being written, which nothing interrupts then.
+While the summary is written (``held()``), a second signal waits for it (it
+is small: milliseconds, plus tallying coverage with ``--coverage`` or
+``--html``) and aborts right after, so an impatient
+second Ctrl-C never loses the summary; only the large HTML report after it
+is left unwritten.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -85,6 +91,9 @@ class StopSignals:
         self._previous: dict[signal.Signals, Any] = {}
         #: Set when the campaign is over (``finish``) or the context left: no stop is repeated from then on.
         self._over = threading.Event()
+        #: Inside ``held()``, and whether a second signal came meanwhile.
+        self._holding = False
+        self._held = False
 
     def requested(self) -> bool:
         """Whether a stop was asked for (cheap: called once per run)."""
@@ -93,6 +102,19 @@ class StopSignals:
     def finish(self) -> None:
         """The campaign is over and its reports are being written: a stop is no longer repeated."""
         self._over.set()
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """While the summary is written: a second signal does not interrupt it, and aborts (``KeyboardInterrupt``)
+        as soon as it is written, as it would have at once."""
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+        if self._held:
+            self._held = False
+            raise KeyboardInterrupt
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
@@ -113,6 +135,9 @@ class StopSignals:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.received is not None:
+            if self._holding:
+                self._held = True  # raised once the summary is written
+                return
             raise KeyboardInterrupt
         self.received = signal.Signals(signum).name
         if self.grace is not None and not self._over.is_set() and hasattr(signal, "pthread_kill"):

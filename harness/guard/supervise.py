@@ -23,6 +23,12 @@ is repeated by the child itself; a child that has still not finished
 ignores the signals too) is killed with its process group, and the parent
 says so and exits 128 + that signal.
 
+Reports: the child writes its failure files as it finds them, then, once the
+campaign is over, its summary (printed, ``--json``, ``--junit``: small, each
+fsync'd and renamed into place) and only then the large HTML report. Before
+the HTML report it tells the parent (``summary_written``), so a child killed
+while writing it is said to have lost that report alone.
+
 The child never outlives the parent for long: on Linux it gets SIGTERM when
 the parent dies (``PR_SET_PDEATHSIG``), a stop like the one the parent would
 forward; everywhere, a thread checks once a ``PARENT_POLL_S`` whether the
@@ -63,6 +69,11 @@ _monotonic = time.monotonic
 EXIT_UNFINISHED = 2
 
 _DONE = b"D"
+#: Sent by the child before its large reports: the failure files and the summary are written.
+_SAVED = b"S"
+
+#: In a supervised child, the pipe to the parent (None elsewhere).
+_report_fd: int | None = None
 
 #: Seconds the parent waits for a child that has reported to end, before killing it.
 GRACE_S = 10.0
@@ -71,6 +82,17 @@ GRACE_S = 10.0
 def available() -> bool:
     """Whether commands can be supervised here (a POSIX ``fork``)."""
     return hasattr(os, "fork") and hasattr(os, "waitpid")
+
+
+def summary_written() -> None:
+    """Tell the parent that the failure files and the summary are written and only large reports (HTML)
+    come next: a child killed from now on loses at most those. Does nothing outside a supervised child."""
+    if _report_fd is None:
+        return
+    try:
+        os.write(_report_fd, _SAVED)
+    except OSError:
+        pass  # the parent is gone: no one to tell
 
 
 def supervise(command: Callable[[], int], what: str = "the campaign") -> int:
@@ -88,6 +110,8 @@ def supervise(command: Callable[[], int], what: str = "the campaign") -> int:
     if pid == 0:  # the child: run the command, report, exit
         os.close(read_end)
         _detach(parent)
+        global _report_fd
+        _report_fd = write_end
         code = 3
         try:
             code = command()
@@ -95,6 +119,7 @@ def supervise(command: Callable[[], int], what: str = "the campaign") -> int:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         finally:
             _flush_streams()
+            _report_fd = None
             try:
                 os.write(write_end, _DONE + bytes([code & 0xFF]))
                 os.close(write_end)
@@ -163,6 +188,8 @@ class _Stop:
         #: The first signal the parent received, and the monotonic time by which the child must have finished.
         self.first: int | None = None
         self.deadline: float | None = None
+        #: Whether the child said its failure files and summary are written (``summary_written``).
+        self.saved = False
 
     def forward(self, signum: int, frame: object) -> None:
         """The parent's handler of ``FORWARDED``: pass the signal on (a hangup as SIGTERM); the first starts the clock."""
@@ -187,6 +214,15 @@ class _Stop:
         except ChildProcessError:
             pass
         signum = self.first or int(signal.SIGTERM)
+        if self.saved:
+            print(
+                f"harness: error: the process running {what} had not stopped {KILL_GRACE_S:g}s after "
+                f"{_signal_name(signum)}: it was writing the HTML report; killed it: the failures it saved and "
+                "its summary (printed, --json, --junit) are complete, the HTML report is missing",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 128 + signum
         print(
             f"harness: error: the process running {what} had not stopped {KILL_GRACE_S:g}s after "
             f"{_signal_name(signum)} (the target ignores the stop, or hangs where nothing can interrupt it); "
@@ -269,12 +305,17 @@ def _flush_streams() -> None:
 
 def _read_report(fd: int, wake: int, stop: _Stop) -> bytes | None:
     """The child's report (done byte and code), or what came before the pipe closed; None if ``stop``'s
-    deadline passed first. A signal wakes the wait (``wake``, the wakeup fd's pipe), which then has a deadline.
+    deadline passed first; a ``_SAVED`` byte before it sets ``stop.saved``. A signal wakes the wait
+    (``wake``, the wakeup fd's pipe), which then has a deadline.
 
     Stops at the report: a process the target started may hold the pipe open.
     """
     data = b""
-    while len(data) < 2:
+    while True:
+        while data[:1] == _SAVED:  # the child's word that only large reports are left (before its report)
+            stop.saved, data = True, data[1:]
+        if len(data) >= 2:
+            break
         ready, _, _ = select.select([fd, wake], [], [], stop.remaining())
         if wake in ready:
             os.read(wake, 512)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from harness.model.target import Target
 from harness.run.diagnosis import diagnose
-from harness.invariants import cancellation, completion, concurrency, delivery, errors, leaks, operations, time, user
+from harness.invariants import cancellation, completion, concurrency, delivery, errors, hedging, leaks, operations, time, user
 from harness.invariants.base import Invariant, Violation
 
 if TYPE_CHECKING:
@@ -44,6 +44,10 @@ INVARIANTS: tuple[Invariant, ...] = (
     cancellation.Releases(),
     time.Timeout(),
     time.Retries(),
+    hedging.HedgeCount(),
+    hedging.HedgeEarly(),
+    hedging.HedgeLate(),
+    hedging.HedgeLosers(),
     time.Backoff(),
     time.Early(),
     time.Overlap(),

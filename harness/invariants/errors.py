@@ -276,9 +276,17 @@ class Poison(Invariant):
             return None
         job = facts.jobs[stuck]
         failures = [known(a.end) for other in facts.jobs.values() for a in other.attempts if a.end_kind == EventKind.JOB_FAIL]
+        submitted = f"job {job.id}, submitted at {format_ms(facts.time(known(job.submit)))}"
+        if failures and all(facts.event(index).job == job.id for index in failures):
+            # No other job failed: its own failure is what the subject lost (review 4, finding 10).
+            return self.violation(
+                run,
+                f"{submitted}, never finished after its own attempt failed at {format_ms(facts.time(failures[0]))}, "
+                "and no other job failed: the failure left the job itself stranded (its caller never answered)",
+                [known(job.submit), failures[0]],
+            )
         return self.violation(
             run,
-            f"job {job.id}, submitted at {format_ms(facts.time(known(job.submit)))}, never finished after "
-            "an earlier job failed: the failure left the subject unable to run work",
+            f"{submitted}, never finished after an earlier job failed: the failure left the subject unable to run work",
             [known(job.submit), *failures[:1]],
         )

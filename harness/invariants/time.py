@@ -336,7 +336,10 @@ class Retries(Invariant):
     subject may run copies of a job at once), but a success is final all the
     same: a job called again once it succeeded, or once its caller had its
     answer, runs twice for one request. A start after the caller was
-    cancelled is ``cancellation.no_start``'s to judge.
+    cancelled is ``cancellation.no_start``'s to judge. A target declaring
+    ``retries_after_answer`` (a subject that answers its caller and goes on
+    retrying in the background) is spared the rule about the caller's answer,
+    and that rule only.
     """
 
     name = "time.retries"
@@ -380,7 +383,12 @@ class Retries(Invariant):
                         f"job {job.id} was retried (attempt {attempt.n}) although attempt {done.n} succeeded{final}",
                         [finished, start],
                     )
-                if fired is not None and fired < start and not any(c < start for c in job.cancels):
+                if (
+                    fired is not None
+                    and fired < start
+                    and not run.target.retries_after_answer  # declared: the subject may run a job on after its answer
+                    and not any(c < start for c in job.cancels)
+                ):
                     return self.violation(
                         run,
                         f"job {job.id} attempt {attempt.n} started at {format_ms(facts.time(start))}, after its "

@@ -73,8 +73,10 @@ class Menu:
     * ``max_then``: how many extra behaviours a job may have for its later
       attempts (retries, later periodic calls); the last one repeats.
     * ``tie_breaks``, ``steps_ms``, ``jitters_ms``: the clock policies drawn
-      from: the order of calls due at the same instant, the reactor's stride
-      (0: punctual) and how late each call may fire.
+      from (one of each per schedule, each value equally often): the order of
+      calls due at the same instant (fifo, lifo, shuffle), the reactor's
+      stride (0, 10, 100, 1,000, 5,000 ms; 0: punctual) and how late each call
+      may fire (0, 5, 50 ms); a call fires at most stride + jitter late.
     * ``landings``: operations may land before or between the rounds of
       calls due at their instant (``after_rounds``: I/O between two passes of
       the reactor), about one in four; False: always after every round.
@@ -149,7 +151,7 @@ class Menu:
             priorities=3 if target.order == "priority" else 0,
             periodic=not submit,
             canceller_raises=bool(target.cancellable) and submit,
-            max_then=3 if (target.retries or not submit) else 0,
+            max_then=3 if (target.retries or not submit or getattr(target, "hedge_ms", None) is not None) else 0,
             keys=target.keys or 0,
             operations=tuple((name, op.args) for name, op in sorted(target.operations.items())),
         )

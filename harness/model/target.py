@@ -100,6 +100,15 @@ class Target:
     refusal, and a False answer is a violation. ``key_limit`` is a positive
     integer, ``math.inf`` (no bound: with ``shared``, executions of one key
     may overlap without limit) or None (none declared: 1 with ``shared``).
+
+    ``hedge_ms`` (with ``hedges``, 1 by default) declares a hedged request:
+    while the caller waits and no copy succeeded, another call of the job
+    ``hedge_ms`` after the latest one (at once after a copy failed), up to
+    ``hedges`` beyond the first, the copies still running cancelled when the
+    caller's Deferred fires (``harness.invariants.hedging``).
+    ``retries_after_answer=True`` says the subject may call a job again after
+    its caller's Deferred fired (background retries): ``time.retries`` then
+    no longer holds the caller's answer final, and judges the rest as before.
     """
 
     build: Callable[..., Any]  # build(clock), or build(clock, work) for periodic targets
@@ -122,7 +131,14 @@ class Target:
     timeout_error: type[BaseException] = defer.TimeoutError
     timeout_fires: bool = False
     retries: int | None = None
+    # the subject may run a job again after its caller has its answer (retrying in the background, say): it
+    # silences time.retries' "the caller's answer is final" rule only
+    retries_after_answer: bool = False
     backoff_ms: Backoff | None = None
+    # hedging: a copy of a job that has not answered within hedge_ms is started beside it, up to hedges
+    # copies beyond the first (1 when hedge_ms is declared alone); the first answer wins, the others are cancelled
+    hedge_ms: int | None = None
+    hedges: int | None = None
     rate: tuple[int, int] | None = None
     # with rate=(n, per_ms): a burst of this many may start at once (a token bucket's capacity)
     burst: int | None = None
@@ -159,7 +175,7 @@ class Target:
             raise TargetError(f"Target build must be callable (clock -> subject), got {self.build!r}")
         if self.kind not in KINDS:
             raise TargetError(f"Target kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
-        for name in ("limit", "timeout_ms", "interval_ms", "deadline_ms", "keys", "cache_ms"):
+        for name in ("limit", "timeout_ms", "interval_ms", "deadline_ms", "keys", "cache_ms", "hedge_ms", "hedges"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise TargetError(f"Target {name} must be a positive integer or None, got {value!r}")
@@ -190,7 +206,7 @@ class Target:
             raise TargetError(f"Target order must be one of {', '.join(ORDERS)} or None, got {self.order!r}")
         if self.timeout_from not in TIMEOUT_FROM:
             raise TargetError(f"Target timeout_from must be one of {', '.join(TIMEOUT_FROM)}, got {self.timeout_from!r}")
-        for name in ("shared", "overlap", "stop_cancels_timers", "timeout_fires"):
+        for name in ("shared", "overlap", "stop_cancels_timers", "timeout_fires", "retries_after_answer"):
             if not isinstance(getattr(self, name), bool):
                 raise TargetError(f"Target {name} must be True or False, got {getattr(self, name)!r}")
         if not isinstance(self.description, str):
@@ -232,6 +248,7 @@ class Target:
             raise TargetError(f"Target burst must be a positive integer or None, got {self.burst!r}")
         if self.burst is not None and self.rate is None:
             raise TargetError("Target burst is how many may start at once beside a rate: declare rate=(jobs, per_ms) too")
+        self._check_hedging()
         if self.kind == "periodic" and self.interval_ms is None and self.backoff_ms is None:
             raise TargetError(
                 "a periodic Target must declare interval_ms (the period its subject promises) "
@@ -296,6 +313,39 @@ class Target:
         for fn in self.invariants:
             if not callable(fn):
                 raise TargetError(f"Target invariants must be callables taking the run, got {fn!r}")
+
+    def _check_hedging(self) -> None:
+        """Refuse hedging and background-retry declarations that promise nothing checkable, or contradict."""
+        if self.hedges is not None and self.hedge_ms is None:
+            raise TargetError(
+                "Target hedges is how many copies of a job a hedging subject may add: declare hedge_ms (the delay "
+                "before each copy) too"
+            )
+        if self.kind != "submit" and (self.hedge_ms is not None or self.retries_after_answer):
+            name = "hedge_ms" if self.hedge_ms is not None else "retries_after_answer"
+            raise TargetError(
+                f"Target {name} is a promise about the attempts of submitted jobs, which a periodic Target has none "
+                "of: declare kind='submit', or drop it"
+            )
+        if self.hedge_ms is not None and self.retries is not None:
+            raise TargetError(
+                "Target hedge_ms and retries are two policies for running a job again, and retries promises "
+                "attempts never overlap, which hedged copies do: declare hedges=N (the most copies beyond the "
+                "first) and drop retries"
+            )
+        if self.hedge_ms is not None and self.retries_after_answer:
+            raise TargetError(
+                "Target hedge_ms promises the copies still running are cancelled once the caller has its answer, "
+                "and retries_after_answer that the job may run on after it: declare one of them"
+            )
+
+    @property
+    def hedge_limit(self) -> int:
+        """The most copies of a job a hedging subject may run in all (``hedges + 1``; 2 with ``hedges``
+        undeclared); 0 for a target that declares no ``hedge_ms``."""
+        if self.hedge_ms is None:
+            return 0
+        return (self.hedges if self.hedges is not None else 1) + 1
 
     @property
     def takes_work(self) -> bool:

@@ -17,14 +17,74 @@ from twisted.python.failure import Failure
 
 from harness.model.trace import one_line, safe_repr
 
-#: Memory addresses, also the tail of one that a truncated repr cut in two ("0x7f3...a1b2c3>", as
-#: pytest's assertion messages shorten long reprs), which would make the trace differ between runs.
-ADDRESS = re.compile(r"0x[0-9a-fA-F]+|(?<=\.\.\.)[0-9a-fA-F]{6,}(?=>)")
+#: Memory addresses (``0x7f3a4b5c6d7e``, any case, any length), and the tail of one that a truncated
+#: repr cut in two: right after a ``...`` cut, a run of hex digits (or ``x`` and hex digits) that ends
+#: where an address ends in a repr (``>``, a space, ``:``, ``,``, ``)``, ``]``, the end). reprlib and
+#: pytest cut long reprs in the middle (``<tests.t...x7f3a4b5c6d7e>``: pytest's assertion explanations
+#: keep about 30 characters of each side of a comparison), which would make the trace differ between
+#: processes. The head of a cut address (``...at 0x7f3a``) is the first alternative.
+ADDRESS = re.compile(r"0x[0-9a-fA-F]+|(?<=\.\.\.)x?[0-9a-fA-F]+(?=[>\s:,;)\]]|$)")
+
+#: The ``...`` of a repr cut in two (``s[:i] + "..." + s[-j:]``, reprlib's and pytest's ``saferepr``).
+_MARKER = re.compile(r"\.\.\.")
+#: What comes right before and after the ``...`` of an elision (reprlib's ``[1, 2, ...]``, ``{...}``,
+#: a recursive ``[...]``), which drops whole items: the text around it does not shift.
+_ELIDES_AFTER = ("[", "(", "{", ", ")
+_ELIDES_BEFORE = ("]", ")", "}", ",")
+_MASK = "0x?"
 
 
 def mask_addresses(text: str) -> str:
-    """``text`` with every memory address (also the tail of a truncated one) replaced by ``0x?``."""
-    return ADDRESS.sub("0x?", text)
+    """``text`` with every memory address (also either half of one a truncated repr cut) replaced by ``0x?``.
+
+    A repr cut in the middle keeps a fixed number of characters of each
+    side, counted on the text with its addresses, so when addresses differ
+    in length (another platform, a heap address beside an arena's) the cut
+    falls elsewhere and the text kept shifts. So around each cut (a ``...``
+    with text on both sides that is no elision), on its line, only what
+    cannot shift is kept: the head up to the end of its first address, the
+    tail from the start of its last one (``[<Foo at 0x?>, <Fo...0x?>]``
+    becomes ``[<Foo at 0x?...0x?>]``); text between two cuts on a line that
+    holds an address (a tail, then another head, split at a place no text
+    shows) leaves only ``0x?``: pytest's ``assert <Foo o...0x?> == <Foo
+    o...0x?>`` becomes ``assert <Foo o...0x?...0x?>``. Text without a cut is
+    only masked. One case stays beyond reach: a repr whose length is within
+    an address's difference of the limit, cut in one process and whole in
+    the other.
+    """
+    masked = ADDRESS.sub(_MASK, text)
+    if "..." not in masked or _MASK not in masked:
+        return masked
+    return "\n".join(_settle_cuts(line) if "..." in line and _MASK in line else line for line in masked.split("\n"))
+
+
+def _settle_cuts(line: str) -> str:
+    """One masked line, every cut in it reduced to what no address length moves (see ``mask_addresses``)."""
+    cuts = [m.start() for m in _MARKER.finditer(line) if _is_cut(line, m.start(), m.end())]
+    if not cuts:
+        return line
+    pieces: list[str] = []
+    start = 0
+    for number, cut in enumerate(cuts + [len(line)]):
+        segment = line[start:cut]
+        first, last = segment.find(_MASK), segment.rfind(_MASK)
+        if first >= 0:
+            if number < len(cuts) and number == 0:  # a head: nothing after its first address is fixed
+                segment = segment[: first + len(_MASK)]
+            elif number == len(cuts) and number > 0:  # a tail: nothing before its last address is fixed
+                segment = segment[last:]
+            else:  # a tail, then a head, split somewhere unknown: only an address is fixed
+                segment = _MASK
+        pieces.append(segment)
+        start = cut + 3
+    return "...".join(pieces)
+
+
+def _is_cut(line: str, start: int, end: int) -> bool:
+    """Whether the ``...`` at ``start:end`` cut text in two (text on both sides, not an elision of items)."""
+    if start == 0 or end >= len(line):
+        return False
+    return not (line[:start].endswith(_ELIDES_AFTER) and line[end:].startswith(_ELIDES_BEFORE))
 
 
 def describe(value: Any, limit: int = 80) -> str:

@@ -11,18 +11,22 @@ use, so a user invariant sees exactly what they see. Times are virtual
 microseconds (``t_us``), as in the trace, monotonic; the ``*wall_us`` fields
 and ``wall_us(index)`` give what the subject's ``clock.seconds()`` read then
 (monotonic time plus the wall-clock jumps so far), and ``late_us`` how late
-the clock policy lets a call fire. The reference is docs/run-api.md.
+the clock policy lets a call fire. ``timers`` holds the subject's own delayed
+calls (``harness.run.timers``), read from the trace only when asked for. The
+reference is docs/run-api.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import cached_property
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from harness.run.facts import Attempt, Facts, JobFacts, facts_of
 from harness.run.outcomes import AttemptOutcome, Outcome, received, served_by
+from harness.run.timers import TimerRecord, read_timers, timer_name
 from harness.model.schedule import Call, Jump
 from harness.model.trace import EventKind, as_event
 from harness.model.known import known
@@ -31,7 +35,7 @@ if TYPE_CHECKING:
     from harness.run.runner import Run
     from harness.model.trace import Event
 
-__all__ = ["AttemptRecord", "CallRecord", "EventKind", "JobRecord", "RunView", "Step", "StepKind"]
+__all__ = ["AttemptRecord", "CallRecord", "EventKind", "JobRecord", "RunView", "Step", "StepKind", "TimerRecord"]
 
 
 class StepKind(StrEnum):
@@ -199,6 +203,28 @@ class RunView:
     def callers_of(self, attempt: AttemptRecord) -> list[JobRecord]:
         """The callers an execution served: its own job's and those that joined it."""
         return [job for job in self.jobs.values() if job.served_by is attempt]
+
+    @cached_property
+    def _timers(self) -> tuple[tuple[TimerRecord, ...], int | None]:
+        # Read on first use only: built-in invariants never ask, so a run whose own invariants do not pays nothing.
+        return read_timers(self.events, self.wall_us)
+
+    @property
+    def timers(self) -> tuple[TimerRecord, ...]:
+        """The subject's own delayed calls, in the order they were set: when each was set, due, and fired
+        or cancelled (``TimerRecord``). The harness's own calls are never among them."""
+        return self._timers[0]
+
+    @property
+    def timer_limit_index(self) -> int | None:
+        """The trace index of the ``timer.limit`` event, after which no timer was recorded (None: all were)."""
+        return self._timers[1]
+
+    def timers_calling(self, function: Any) -> list[TimerRecord]:
+        """The timers that call ``function`` (``Poller._poll``, a bound method, ``LoopingCall``), matched by the
+        name the trace gives it, so an invariant names the function, not a string."""
+        name = function if isinstance(function, str) else timer_name(function)
+        return [timer for timer in self.timers if timer.function == name]
 
     def of_kind(self, kind: EventKind | str) -> Iterator[tuple[int, Event]]:
         """``(trace index, event)`` of every event of one kind.

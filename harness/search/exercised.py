@@ -248,6 +248,13 @@ INVARIANT_EXERCISE: dict[str, Exercise] = {
     ),
     "time.retries": Exercise("a job attempt failed", lambda x, t: x.fails > 0),
     "time.backoff": Exercise("a job was retried, or a periodic call followed a failed one", lambda x, t: x.retried),
+    **dict.fromkeys(
+        ("time.hedge_count", "time.hedge_early", "time.hedge_late", "time.hedge_losers"),
+        Exercise(
+            "a job ran at least hedge_ms, or jobs were called more times than submitted",
+            lambda x, t: x.starts > x.submits or x.longest_attempt_us >= (t.hedge_ms or 0) * 1000,
+        ),
+    ),
     "time.early": Exercise("two or more calls started", lambda x, t: x.starts >= 2),
     "time.overlap": Exercise("two or more calls started", lambda x, t: x.starts >= 2),
     "time.after_stop": Exercise("stop() was called", lambda x, t: x.stops > 0),

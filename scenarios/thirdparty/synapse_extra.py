@@ -60,6 +60,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from twisted.internet import defer
+from twisted.internet.task import LoopingCall
 from twisted.internet.interfaces import IReactorTime
 
 from harness import InvariantFailed, Run, Target, format_ms
@@ -215,7 +216,7 @@ def served_only_while_fresh(run: Run) -> None:
     reads), and, while the wall clock did not jump, no later than ``EXPIRY_MS * 1.5`` (the prune
     interval is ``EXPIRY_MS / 2``) plus the clock's lateness."""
     view = run.view
-    prunes = [index for index, event in view.of_kind("timer.fire") if "LoopingCall" in event.detail]
+    prunes = sorted(t.end_index for t in view.timers_calling(LoopingCall) if t.fired_us is not None and t.end_index is not None)
     jumps = [index for index, _ in view.of_kind("clock.jump")]
     ends = {(event.job, event.attempt): index for index, event in enumerate(view.events) if event.kind == "job.finish"}
     submits = {event.job: index for index, event in view.of_kind("submit")}

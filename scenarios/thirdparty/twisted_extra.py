@@ -345,15 +345,14 @@ class InputOnlyConnection(IdleConnection):
 
 def _timed_out(run: Run) -> tuple[int, int] | None:
     """When the mixin's timeout call ran (monotonic microseconds, trace index), from the
-    ``timer.fire`` events (their detail names the function: ``TimeoutMixin.__timedOut``)."""
+    subject's timers (``run.view.timers``) that call ``TimeoutMixin.__timedOut``."""
     return _timed_out_in(run.view)
 
 
 def _timed_out_in(view: RunView) -> tuple[int, int] | None:
-    for index, event in view.of_kind("timer.fire"):
-        if "__timedOut" in event.detail:
-            return event.t_us, index
-    return None
+    fired = [t for t in view.timers_calling(policies.TimeoutMixin._TimeoutMixin__timedOut) if t.fired_us is not None]
+    first = min(fired, key=lambda t: t.end_index or 0, default=None)
+    return (first.end_us, first.end_index) if first is not None and first.end_index is not None else None
 
 
 #: Traffic on the connection: a request coming in (its submission), a response going out (the
