@@ -336,6 +336,9 @@ MESSAGES: tuple[Row, ...] = (
         S(Submit(0, 0, fail()), Submit(200, 1, fail()), Submit(400, 2, ok()))),
     Row("poison", "errors.poison", "the failure left the subject unable to run work",
         "scenarios.semaphore:failure_leak_pool", SEMAPHORE, S(Submit(0, 0, fail()), Submit(0, 1, fail()), Submit(0, 2, ok()))),
+    # review 4, finding 10: the stranded job's own failure, with no other job failed
+    Row("poison_own", "errors.poison", "never finished after its own attempt failed at 0ms, and no other job failed",
+        "scenarios.review.round4.mistakes:swr_blind", "scenarios.review.round4.targets:swr", S(Submit(0, 0, JobSpec("raise")))),
     # leaks
     Row("leaks.calls", "leaks.calls", "a DelayedCall is still pending", "scenarios.heartbeat:watchdog_heartbeat",
         "scenarios.heartbeat:heartbeat", S(Start(0, 0, ok()), Stop(250))),
