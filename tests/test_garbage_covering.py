@@ -25,16 +25,7 @@ from harness.run import garbage
 from harness.run.session import RunSession
 from harness.search.generate import Examples
 from scenarios.pools import SemaphorePool
-
-#: Catalog targets of different kinds (pools, timers, keyed work, a heartbeat, third-party code).
-_TARGETS = (
-    "scenarios.pools:semaphore_pool",
-    "scenarios.error_paths:tee_pool",
-    "scenarios.cancel:ticket_pool",
-    "scenarios.heartbeat:heartbeat",
-    "scenarios.single_flight:single_flight",
-    "scenarios.thirdparty.twisted_prims:add_timeout",
-)
+from test_features_from_facts import _TARGETS  # catalog targets of different kinds
 
 
 def _highest_young() -> int:
