@@ -99,8 +99,8 @@ def test_every_code_stands_for_its_feature() -> None:
     ],
 )
 def test_a_wrong_pass_is_caught(monkeypatch, old: str, new: str) -> None:
-    mutant = _mutated(facts_module, "_build", old, new)
-    monkeypatch.setattr(facts_module, "_build", mutant)
+    mutant = _mutated(facts_module, "_pass", old, new)
+    monkeypatch.setattr(facts_module, "_pass", mutant)
     runs = _checked_runs("scenarios.pools:semaphore_pool", 30)
     assert any(features_of(run) != features(run) for run in runs)
 

@@ -109,9 +109,8 @@ def test_blind_versions_are_caught(name, invariants, tmp_path):
 
 # -- findings that need a harness change: strict xfails, they flip when fixed --
 
-@pytest.mark.xfail(strict=True, reason="finding 1: `limit` is also the deadline check's capacity; an adaptive "
-                                      "limiter cannot declare its maximum without a false completion.deadline")
 def test_finding_1_adaptive_limiter_may_declare_its_maximum(tmp_path):
+    """Fixed: `limit=4` is the ceiling, `capacity=1` (the smallest window) what never-ending jobs must fill."""
     result = _campaign(f"{MISTAKES}:aimd_declared_limit", tmp_path, max_examples=2000)
     assert result.findings == [], [f.violation.message for f in result.findings]
 
@@ -146,15 +145,11 @@ def test_finding_4_stop_leaving_the_call_in_flight_is_caught(tmp_path):
     assert result.findings
 
 
-@pytest.mark.xfail(strict=True, reason="finding 5: with shared, time.timeout judges a caller that joined an "
-                                      "execution by its own job, which never ran")
 def test_finding_5_shared_execution_timeout_is_legitimate(tmp_path):
     result = _campaign(f"{MISTAKES}:swr_timeout_declared", tmp_path, max_examples=2000, seed=2)
     assert result.findings == [], [f.violation.message for f in result.findings]
 
 
-@pytest.mark.xfail(strict=True, reason="finding 6: the subject's own timeout cancelling shared work in the instant "
-                                      "a caller cancels is blamed on the cancel (cancellation.detaches)")
 def test_finding_6_timeout_beside_a_cancel_is_not_detaches():
     import pathlib
     import subprocess

@@ -197,6 +197,10 @@ MESSAGES: tuple[Row, ...] = (
     Row("timeout.early_submit", "time.timeout", "only 30ms after it was submitted; the timeout is 300ms",
         "scenarios.submit_timeout:slipped_submit_timeout", "scenarios.submit_timeout:submit_timeout_pool",
         S(Submit(0, 0, HANG))),
+    # shared (review 4, finding 5): a caller that joined an execution times out with it, judged from its start
+    Row("timeout.joined_early", "time.timeout", "only 150ms after job 0's execution, which it joined, started",
+        "tests.specimens_relaxed:swr_half_timeout", "scenarios.review.round4.mistakes:swr_timeout_declared",
+        S(Submit(0, 0, HANG), Submit(0, 1, HANG), Cancel(10, 0))),
     Row("timeout.never_ended", "time.timeout", "but the timeout did not cancel it (it never ended)",
         "scenarios.timeout:orphaning_timeout", "scenarios.timeout:timeout_pool", S(Submit(0, 0, HANG))),
     Row("timeout.ran_on", "time.timeout", "but the timeout did not cancel it (it ran on until 360ms)",

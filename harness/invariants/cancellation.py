@@ -150,7 +150,7 @@ def _late_delayed_cancel(facts: Facts, target: Target, job: JobFacts, cancel: in
     waiting at the cancel must fail once its turn comes; the trace cannot say
     when that would have been, so what is checked is that it fails by the
     time the run drained, unless work that never ends (hanging jobs, or
-    cancellers that raised) fills the declared limit (any one, with no limit
+    cancellers that raised) fills the declared capacity (default limit; any one, with no limit
     declared; per key with keys), as for a stranded job.
     """
     running = [a for a in job.attempts if a.running_at(cancel)]
@@ -172,7 +172,7 @@ def _late_delayed_cancel(facts: Facts, target: Target, job: JobFacts, cancel: in
         return None
     end = facts.drained if facts.drained is not None else len(facts.events)
     blockers = [a for a in _stuck_attempts(facts, target, end) if a.job != job.id]
-    if (target.keys is None or target.limit is not None) and _filled(len(blockers), target.limit):
+    if (target.keys is None or target.limit is not None) and len(blockers) >= target.fill:
         return None
     if target.keys is not None and _filled(sum(facts.jobs[a.job].key == job.key for a in blockers), target.keyed_limit):
         return None
@@ -285,6 +285,8 @@ class Detaches(_Cancellation):
                         abandoned = abandoned_at(facts, run.target, attempt) if abandons else None
                         if abandoned is not None and abandoned < known(attempt.end):
                             continue  # cancelled once its last waiting caller was (maybe a later cancel, same instant)
+                        if _cancelled_by_earlier_timer(facts, cancel, known(attempt.end)):
+                            continue  # the subject's own timer (a timeout set before the cancel) cancelled it
                         promise = (
                             'cancellable="abandon": running work may be cancelled only once every caller of it has cancelled'
                             if abandons
@@ -297,6 +299,35 @@ class Detaches(_Cancellation):
                             [cancel, known(attempt.end)],
                         )
         return None
+
+
+#: Events that open another call on the reactor (an operation of the schedule, a subject's timer firing,
+#: a job's own call settling it): an event after one of them is not in the call chain of what came before.
+_CALL_OPENERS = frozenset({
+    EventKind.SUBMIT, EventKind.START, EventKind.CANCEL, EventKind.STOP, EventKind.CALL, EventKind.CLOCK_JUMP,
+    EventKind.REACTOR_PAUSE, EventKind.TIMER_FIRE, EventKind.JOB_FINISH, EventKind.JOB_FAIL,
+})
+
+
+def _cancelled_by_earlier_timer(facts: Facts, cancel: int, ended: int) -> bool:
+    """Whether the work cancelled at ``ended`` (in the instant of the caller's ``cancel``) was cancelled by
+    a call of the subject's that the caller's cancel did not make: the last call opened between the two
+    is a timer of the subject set before the cancel (its own ``addTimeout`` firing late, on the same
+    instant). A timer set during or after the cancel (``callLater(0, work.cancel)`` from the canceller)
+    is the cancel's doing; so is anything after another operation or a job's own call, and a run whose
+    timer events stopped (``timer.limit``) shows no timer: then the cancel is blamed, as before."""
+    events = facts.events
+    for index in range(ended - 1, cancel, -1):
+        event = events[index]
+        if event[1] not in _CALL_OPENERS:
+            continue
+        if event[1] != EventKind.TIMER_FIRE:
+            return False
+        set_as = f"{event[4]} due "
+        return any(
+            events[i][1] == EventKind.TIMER_SET and events[i][4].startswith(set_as) for i in range(cancel)
+        )
+    return False
 
 
 class Harmless(_Cancellation):

@@ -143,8 +143,8 @@ class HedgeLate(_Hedging):
                     continue  # on time (an early copy is time.hedge_early's)
                 if due > horizon or _settled_by(facts, job, first_stop, due + late):
                     break  # no copy was owed then, nor any after it
-                if target.limit is not None and _running_at(facts, due) >= target.limit:
-                    break  # the limit was full: the copy may wait for a slot
+                if target.limit is not None and _running_at(facts, due) >= target.fill:
+                    break  # the limit (or a declared capacity, below it) was full: the copy may wait for a slot
                 if copy is None:
                     what = "no copy was ever started"
                     events = [previous.start]

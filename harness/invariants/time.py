@@ -14,7 +14,8 @@ from harness.model.target import Target
 from harness.model.known import known
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
-from harness.run.facts import Attempt, Facts, JobFacts, facts_of
+from harness.run.facts import Attempt, Facts, JobFacts, abandoned_at, facts_of
+from harness.run.outcomes import served_by
 
 if TYPE_CHECKING:
     from harness.run.runner import Run
@@ -66,7 +67,12 @@ class Timeout(Invariant):
             origin = facts.time(attempt.start if target.timeout_from == "start" else known(job.submit))
             due = origin + timeout
             ended = facts.time(attempt.end) if attempt.end is not None else None
-            if attempt.end_kind == EventKind.JOB_CANCEL and known(ended) < due and (excused is None or excused > known(attempt.end)):
+            if (
+                attempt.end_kind == EventKind.JOB_CANCEL
+                and known(ended) < due
+                and (excused is None or excused > known(attempt.end))
+                and not _abandoned_before(target, facts, attempt)
+            ):
                 return (
                     f"job {job.id} was cancelled at {format_ms(known(ended))}, only {format_ms(known(ended) - origin)} after it "
                     f"{'started' if target.timeout_from == 'start' else 'was submitted'}; the timeout is "
@@ -95,6 +101,8 @@ class Timeout(Invariant):
             # A job whose own canceller raised blocks a timeout that fails the caller through the job's
             # cancellation (Deferred.addTimeout); only a target declaring timeout_fires promises more.
             if target.retries is None and (target.timeout_fires or not attempt.canceller_raised):
+                if target.shared and job.fired is not None and job.fired < known(attempt.end):
+                    continue  # shared: its caller was answered before (from a cache, say); its job served others
                 expected = target.timeout_error.__name__
                 if job.fired is None or facts.time(job.fired) > known(ended):
                     hostile = (
@@ -126,6 +134,20 @@ class Timeout(Invariant):
         if fired is None:
             return None
         detail, at, timeout = facts.event(fired).detail, format_ms(facts.time(fired)), known(target.timeout_ms)
+        joined = _joined_execution(target, facts, job)
+        if joined is not None:
+            # shared: the caller joined another job's execution, and times out with it
+            submit = target.timeout_from == "submit"
+            origin = known(joined.submit) if submit else joined.attempts[0].start
+            waited = facts.time(fired) - facts.time(origin)
+            if waited >= timeout * 1000:
+                return None
+            return (
+                f"job {job.id} failed with {detail} at {at}, only {format_ms(waited)} after job {joined.id}'s "
+                f"execution, which it joined, {'was submitted' if submit else 'started'}; a timeout error is "
+                f"legitimate only after the {timeout}ms timeout",
+                [origin, fired],
+            )
         if target.timeout_from == "submit":
             origin, what = known(job.submit), "was submitted"
         elif job.attempts and job.attempts[0].start < fired:
@@ -150,6 +172,28 @@ class Timeout(Invariant):
         """The first user cancel or stop: from then on the job may end for reasons other than the timeout."""
         marks = [*job.cancels[:1], *facts.stops[:1]]
         return min(marks) if marks else None
+
+
+def _joined_execution(target: Target, facts: Facts, job: JobFacts) -> JobFacts | None:
+    """With ``shared``: the other job whose execution served ``job``'s caller (``served_by``: the attempt its
+    outcome names, else one of its key ending in the instant of the firing), when ``job`` itself never ran
+    before its caller fired; None otherwise (not shared, its own job ran, or nothing served it). Such a
+    caller shares that execution's timeout, measured from that job's first start (or submission)."""
+    if not target.shared or job.fired is None or any(a.start < job.fired for a in job.attempts):
+        return None
+    served = served_by(facts, job)
+    if served is None or served.job == job.id:
+        return None
+    return facts.jobs[served.job]
+
+
+def _abandoned_before(target: Target, facts: Facts, attempt: Attempt) -> bool:
+    """With ``shared``: whether ``attempt`` was cancelled once nobody waited for it any more (every caller
+    of its key cancelled or answered: ``abandoned_at``), so an early end is no timeout's."""
+    if not target.shared:
+        return False
+    abandoned = abandoned_at(facts, target, attempt)
+    return abandoned is not None and abandoned <= known(attempt.end)
 
 
 #: How the wait-timeout messages name the promise.
@@ -274,8 +318,9 @@ def _judge_wait(target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[
 
 def _legitimate_wait(target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[int]] | None:
     """``timeout_from="wait"``: a timeout error reaches only a caller whose job never started, at least T
-    after its submission, and only if the declared ``limit`` was full at some moment of its wait (any one
-    job running, with no ``limit``): a queue with a free slot has no reason to keep a job waiting."""
+    after its submission, and only if the declared ``capacity`` (default ``limit``) was full at some moment
+    of its wait (any one job running, with no ``limit``): a queue with a free slot has no reason to keep a
+    job waiting."""
     fired = _timeout_to_judge(target, facts, job)
     if fired is None or job.submit is None:
         return None
@@ -294,11 +339,12 @@ def _legitimate_wait(target: Target, facts: Facts, job: JobFacts) -> tuple[str, 
             f"error is legitimate only after the {timeout}ms timeout",
             [job.submit, fired],
         )
-    full = target.limit if target.limit is not None else 1
+    full = target.fill
     most = _most_running(facts, job.submit, fired)
     if most < full:
         return (
-            f"job {job.id}'s wait timed out at {at}, but the declared limit of {full} was never full while it waited "
+            f"job {job.id}'s wait timed out at {at}, but the declared {'limit' if target.capacity is None else 'capacity'} "
+            f"of {full} was never full while it waited "
             f"(at most {most} running since its submission at {format_ms(submitted)}): a job with a free slot "
             "must not be kept waiting",
             [job.submit, fired],

@@ -115,6 +115,8 @@ class Target:
     kind: str = "submit"
     # concurrency
     limit: int | None = None
+    # how many jobs that never end fill the subject (default: limit): an adaptive limiter's smallest window
+    capacity: int | None = None
     order: str | None = None
     # keys: each job is submitted under a key from range(keys); order and "stuck" are judged per key
     keys: int | None = None
@@ -175,7 +177,7 @@ class Target:
             raise TargetError(f"Target build must be callable (clock -> subject), got {self.build!r}")
         if self.kind not in KINDS:
             raise TargetError(f"Target kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
-        for name in ("limit", "timeout_ms", "interval_ms", "deadline_ms", "keys", "cache_ms", "hedge_ms", "hedges"):
+        for name in ("limit", "capacity", "timeout_ms", "interval_ms", "deadline_ms", "keys", "cache_ms", "hedge_ms", "hedges"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise TargetError(f"Target {name} must be a positive integer or None, got {value!r}")
@@ -185,6 +187,15 @@ class Target:
             raise TargetError(
                 f"Target key_limit must be a positive integer, math.inf (no bound: executions of one key may overlap "
                 f"without limit) or None (none declared: 1 with shared=True), got {self.key_limit!r}"
+            )
+        if self.capacity is not None and (self.limit is None or self.capacity > self.limit):
+            raise TargetError(
+                f"Target capacity ({self.capacity}) is how many jobs that never end fill a subject whose limit "
+                f"moves below the declared one; it must be at most limit ({self.limit}): declare limit=N as well, "
+                "or drop capacity (without a limit one such job already fills the subject)"
+                if self.limit is None
+                else f"Target capacity ({self.capacity}) is how many jobs that never end fill the subject; it must be "
+                f"at most limit ({self.limit}), the most that may run at once"
             )
         if self.retries is not None and (not isinstance(self.retries, int) or isinstance(self.retries, bool) or self.retries < 0):
             raise TargetError(f"Target retries must be a non-negative integer or None, got {self.retries!r}")
@@ -421,6 +432,14 @@ class Target:
         return answer
 
     @property
+    def fill(self) -> int:
+        """How many attempts that never end fill the subject, so that a job waiting behind them is not stuck:
+        ``capacity``, else ``limit``, else 1 (no declared limit is no promise of parallelism)."""
+        if self.capacity is not None:
+            return self.capacity
+        return self.limit if self.limit is not None else 1
+
+    @property
     def keyed_limit(self) -> int | None:
         """At most how many attempts of one key may run at once: ``key_limit``, else 1 when shared; None
         for no bound (none declared and not shared, or ``key_limit=math.inf``)."""
@@ -525,16 +544,21 @@ class Target:
 
             return submit_through_adapter
         by_priority, keyed = self.order == "priority", self.keys is not None
+        with_keywords = by_priority or keyed
         #: The function of the last ``subject.submit`` (a bound method) whose call shape bound: not checked again.
-        checked: list[Any] = [None]
+        checked: Any = None
 
         def submit_by_default(job: Any, priority: int) -> Any:
-            method: Any = getattr(subject, "submit", None)
-            if type(method) is not MethodType or method.__func__ is not checked[0]:
+            nonlocal checked
+            try:
+                method: Any = subject.submit  # (getattr(subject, "submit", None) without the builtin's call)
+            except AttributeError:
+                method = None
+            if type(method) is not MethodType or method.__func__ is not checked:
                 _check_default_submit(subject, method, job, _keywords(by_priority, keyed, priority, job))
                 if type(method) is MethodType and type(method.__func__) is FunctionType:
-                    checked[0] = method.__func__  # (as _check_binds remembers it: a plain function's shape)
-            if by_priority or keyed:
+                    checked = method.__func__  # (as _check_binds remembers it: a plain function's shape)
+            if with_keywords:
                 return _call_submit(method, job, _keywords(by_priority, keyed, priority, job))
             return method(job)
 

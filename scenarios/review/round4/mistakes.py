@@ -6,7 +6,8 @@
   100 ms strides it skips every other tick by design, and ``time.loop_died`` calls the gap a
   dead loop (finding 5).
 * ``aimd_declared_limit``: the AIMD limiter declaring its maximum as ``limit``: a false
-  ``completion.deadline`` once the window has shrunk (finding 1).
+  ``completion.deadline`` once the window has shrunk (finding 1); fixed by declaring the
+  window's floor as ``capacity``.
 * ``cron_stuck_builtin_only``: the cron twin that stops for good after a run ends in error,
   judged by the built-in invariants only: a run ended by the runner's own timeout, then
   silence, breaks nothing built in (finding 2).
@@ -65,11 +66,13 @@ aimd_declared_limit = Target(
                                     timeout=AIMD_TIMEOUT_MS / 1000),
     submit=lambda subject, job, priority: subject.submit(job),
     limit=AIMD_MAX,
+    # the window's floor: one call that never ends fills a window shrunk to its minimum (finding 1's fix)
+    capacity=int(AIMD_MIN),
     order="fifo",
     timeout_ms=AIMD_TIMEOUT_MS,
     retries=0,
     invariants=(aimd_window_respected,),
-    description="AIMD limiter (correct) declaring its maximum as limit",
+    description="AIMD limiter (correct) declaring its maximum as limit and its smallest window as capacity",
 )
 
 cron_stuck_builtin_only = Target(
