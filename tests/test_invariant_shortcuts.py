@@ -757,6 +757,56 @@ def test_foreign_firings_answer_as_the_expressions_on_hand_made_details() -> Non
     assert found, "no foreign firing among the details: the comparison would not catch a test that skips them all"
 
 
+# -- the seventh round: kinds told apart by identity ------------------------------------------------
+
+
+def _with_kinds(run, plain_from: int):
+    """``run`` with its trace's kinds held as plain strings from event ``plain_from`` on (as a trace read from a
+    file or made by hand may hold them), the rest its ``EventKind`` members."""
+    from types import SimpleNamespace
+
+    from harness.model.trace import Trace
+
+    trace = Trace(lambda: 0)
+    trace.raw[:] = [
+        (t, kind if i < plain_from else str(kind.value), job, n, detail)
+        for i, (t, kind, job, n, detail) in enumerate(run.trace.raw)
+    ]
+    return SimpleNamespace(target=run.target, schedule=run.schedule, trace=trace, diagnosis=None)
+
+
+def test_the_facts_of_plain_string_kinds_are_those_of_members(catalog_runs: list) -> None:
+    # The pass tells the recorded kinds (members) apart by identity; at the first kind held as a plain string it
+    # passes again with members. Over the catalog: every kind plain, the last ones plain, and none plain give the
+    # same facts (and each the plain pass's), and the facts keep the trace's own events.
+    restarted = 0
+    for spec, run in catalog_runs[::7]:
+        member_facts = _build(run.trace, run.schedule)
+        assert all(type(event[1]) is EventKind for event in run.trace.raw), spec
+        for plain_from in (0, len(run.trace.raw) // 2, len(run.trace.raw) - 1):
+            mixed = _with_kinds(run, plain_from)
+            facts = _build(mixed.trace, mixed.schedule)
+            assert facts.events is mixed.trace.raw
+            assert facts == member_facts, f"{spec}: the facts of plain kinds from event {plain_from} differ"
+            assert facts.doubtful == member_facts.doubtful and facts.cancelled == member_facts.cancelled
+            assert facts.held == member_facts.held and facts.raised == member_facts.raised, spec
+            assert _same_facts(facts, mixed.trace, mixed.schedule) is None, spec
+            assert all(type(a.end_kind) is EventKind for j in facts.jobs.values() for a in j.attempts if a.end_kind)
+            restarted += 1
+    assert restarted
+
+
+def test_a_kind_the_vocabulary_does_not_hold_is_kept_as_it_is() -> None:
+    # A kind no member stands for (a user's own, in a hand-made trace) is indexed under itself, never restarts the
+    # pass, and changes nothing else.
+    events = [_sub(0), _start(0, kind="succeed"), (1, "my.kind", 0, 0, "x"), (2, "job.finish", 0, 0, ""), (2, "result", 0, 0, "'job0.0'")]
+    run = _fifo_run(events, jobs=(0,))
+    facts = facts_of(run)
+    assert facts.by_kind["my.kind"] == [2]
+    assert _same_facts(facts, run.trace, run.schedule) is None
+    assert facts.jobs[0].finished == 3 and facts.jobs[0].fired == 4 and facts.doubtful == []
+
+
 def _mutants():
     """Wrong shortcuts, each to be caught by the comparison over the catalog: (name, attribute, replacement)."""
     from harness.run import facts as facts_module
@@ -791,6 +841,8 @@ def _mutants():
 
     real_build = facts_module._build
     return [
+        ("a kind held as a plain string taken for another kind", facts_module, "_MEMBER_OF", {}),
+        ("every job that never started passed over", facts_module, "_passes_unstarted", lambda by_limit, stuck, need: True),
         ("a doubtful firing forgotten", facts_module, "_build", drop_doubtful),
         ("a job's record with a field at another default", facts_module, "_build", unset_field),
         ("an attempt's record with a field set wrong", facts_module, "_build", start_field),
@@ -828,7 +880,7 @@ def _hand_made_differences() -> list[str]:
     return differences
 
 
-@pytest.mark.parametrize("mutant", range(10))
+@pytest.mark.parametrize("mutant", range(12))
 def test_a_wrong_shortcut_is_caught_by_the_comparison(mutant: int, monkeypatch: pytest.MonkeyPatch, catalog_runs: list) -> None:
     # Each wrong shortcut makes the comparison over the hand-made traces, or over the catalog, differ (the
     # right ones make neither differ: the tests above).

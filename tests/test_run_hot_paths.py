@@ -172,9 +172,9 @@ def test_received_records_what_on_result_and_on_failure_record() -> None:
 @pytest.mark.parametrize(
     "old, new",
     [
-        ("result))\n            _note_declared(trace, job_id, exc, declared)\n", "result))\n"),  # error.is forgotten
+        ("detail))\n            _note_declared(trace, job_id, exc, declared)\n", "detail))\n"),  # error.is forgotten
         ("            if target.wraps:", "            if False:"),  # a wrapper recorded as itself
-        ("record(_RESULT, job_id, describe(result))", "record(_RESULT, job_id, str(result))"),  # not bounded, not quoted
+        ("detail = describe(result)", "detail = str(result)"),  # not bounded, not quoted
         ("describe_error(exc, result)", "str(exc)"),  # the message alone
     ],
 )
@@ -227,7 +227,7 @@ def test_a_cancel_applied_directly_records_what_apply_records() -> None:
 def test_the_cancel_comparison_catches_a_wrong_direct_call(monkeypatch) -> None:
     schedules = _cancel_schedules()[:10]
     honest = _canceltraces([_as_subclass(s) for s in schedules])
-    monkeypatch.setattr(runner, "_play", _mutated(runner, "_play", "cancel_job(handles, record, op.job)", "None"))
+    monkeypatch.setattr(runner, "_play", _mutated(runner, "_play", "cancel_job(handles, trace, op.job)", "None"))
     assert _canceltraces(schedules) != honest
 
 

@@ -561,16 +561,21 @@ class Target:
 
             return submit_through_adapter
         by_priority, keyed = self.order == "priority", self.keys is not None
+        with_keywords = by_priority or keyed
         #: The function of the last ``subject.submit`` (a bound method) whose call shape bound: not checked again.
-        checked: list[Any] = [None]
+        checked: Any = None
 
         def submit_by_default(job: Any, priority: int) -> Any:
-            method: Any = getattr(subject, "submit", None)
-            if type(method) is not MethodType or method.__func__ is not checked[0]:
+            nonlocal checked
+            try:
+                method: Any = subject.submit  # (getattr(subject, "submit", None) without the builtin's call)
+            except AttributeError:
+                method = None
+            if type(method) is not MethodType or method.__func__ is not checked:
                 _check_default_submit(subject, method, job, _keywords(by_priority, keyed, priority, job))
                 if type(method) is MethodType and type(method.__func__) is FunctionType:
-                    checked[0] = method.__func__  # (as _check_binds remembers it: a plain function's shape)
-            if by_priority or keyed:
+                    checked = method.__func__  # (as _check_binds remembers it: a plain function's shape)
+            if with_keywords:
                 return _call_submit(method, job, _keywords(by_priority, keyed, priority, job))
             return method(job)
 

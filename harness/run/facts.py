@@ -110,6 +110,10 @@ class Facts:
     #: firing passes ``errors.propagate`` whatever the target declared, so it judges only these
     #: (``doubtful_firings``; None: not worked out yet, as for facts not made by ``_build``).
     doubtful: list[int] | None = field(default=None, repr=False, compare=False)
+    #: The campaign's trace features of the run (``harness.search.generate.features``), counted in the same
+    #: pass so that the guided search does not walk the events again, each as its code (``feature_code``;
+    #: negative for an event of a kind that is no ``EventKind``). None for facts not made by ``_build``.
+    feature_codes: set[int] | None = field(default=None, repr=False, compare=False)
 
     def of_kind(self, *kinds: EventKind) -> list[int]:
         """The trace indices of the events of the given kinds, in trace order."""
@@ -170,13 +174,56 @@ _JOB_START, _SUBMIT, _START, _RESULT, _FAILURE, _CANCEL = (
 _SUBMIT_RAISED, _STOP, _CLOCK_JUMP, _DRAINED, _ERROR_IS, _JOB_FINISH = (
     EventKind.SUBMIT_RAISED, EventKind.STOP, EventKind.CLOCK_JUMP, EventKind.DRAINED, EventKind.ERROR_IS, EventKind.JOB_FINISH
 )
-_JOB_FAIL = EventKind.JOB_FAIL
+_JOB_FAIL, _JOB_CANCEL = EventKind.JOB_FAIL, EventKind.JOB_CANCEL
+#: Each kind's text to its member: a trace read from a file or made by hand may hold the kinds as plain strings.
+_MEMBER_OF: dict[str, EventKind] = {member.value: member for member in EventKind}
+
+
+class _PlainKind(Exception):
+    """Raised by ``_pass`` at a kind held as a plain string (equal to a member): ``_build`` then passes over the
+    events again with each such kind replaced by its member."""
+
+#: Running and waiting counts are capped at this in the campaign's trace features (``Facts.feature_codes``;
+#: ``harness.search.generate``): 3 jobs waiting and 30 are the same news.
+FEATURE_CAP = 6
+#: A feature's code: its kind's base (the kind's place in ``EventKind`` times 64) plus 8 times the running
+#: count plus the waiting count (each capped at ``FEATURE_CAP``, below 8). An integer per event, made
+#: without a tuple, hashed at once; ``FEATURES[code]`` is the feature it stands for.
+FEATURE_BASES: dict[str, int] = {kind: 64 * index for index, kind in enumerate(EventKind)}
+FEATURES: tuple[tuple[str, int, int], ...] = tuple(
+    (kind, (code >> 3) & 7, code & 7) for kind in EventKind for code in range(64)
+)
+#: The base of an event of a kind that is no ``EventKind`` (a hand-made trace): a negative code.
+_ODD_BASE = -(1 << 20)
+_SUBMIT_BASE, _JOB_START_BASE = FEATURE_BASES[EventKind.SUBMIT], FEATURE_BASES[EventKind.JOB_START]
+_RESULT_BASE, _FAILURE_BASE = FEATURE_BASES[EventKind.RESULT], FEATURE_BASES[EventKind.FAILURE]
+_CANCEL_BASE = FEATURE_BASES[EventKind.CANCEL]
+
+
+def feature_code(kind: str, running: int, waiting: int) -> int:
+    """The code of the feature ``(kind, running, waiting)`` (counts already capped; see ``FEATURE_BASES``)."""
+    return FEATURE_BASES.get(kind, _ODD_BASE) + 8 * running + waiting
 
 
 def _build(trace: Trace, schedule: Schedule) -> Facts:
+    events = trace.raw
+    try:
+        return _pass(events, schedule)
+    except _PlainKind:
+        # Kinds held as plain strings (a trace read from a file or made by hand): the same pass over the events
+        # with every kind its member, so that it can tell kinds by identity; the facts keep the trace's events.
+        members = _MEMBER_OF
+        facts = _pass([(t, members.get(kind, kind), job, n, detail) for t, kind, job, n, detail in events], schedule)
+        facts.events = events
+        return facts
+
+
+def _pass(events: Sequence[RawEvent], schedule: Schedule) -> Facts:
     # One pass, the hottest code of the invariants (about 100 events and 40 jobs a run): positional
-    # constructors of slotted classes, events unpacked once, the commonest kinds tested first
-    # (``tests/test_invariant_shortcuts.py`` compares it with a plain pass).
+    # constructors of slotted classes, events unpacked once, the commonest kinds tested first, by identity
+    # (a recorded kind is its ``EventKind`` member; the first kind that is a plain string equal to a member
+    # raises ``_PlainKind``, and ``_build`` starts again with members: ``tests/test_invariant_shortcuts.py``
+    # compares it with a plain pass, over recorded traces and hand-made ones of plain strings).
     jobs: dict[int, JobFacts] = {}
     new = object.__new__
     for op in schedule.ops:  # schedule.submits, without building its tuple
@@ -220,14 +267,33 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
     results: list[int] = []
     cancels: list[int] = []
     doubtful: list[int] = []
-    events = trace.raw
+    # The trace features (``Facts.feature_codes``): each event's kind with the jobs running (started, not
+    # ended) and waiting (submitted, not started) then, capped, as a code: ``shown`` is 8 times the capped
+    # running count plus the capped waiting count, changed only when a count changes below its cap.
+    f_running = f_waiting = shown = 0
+    found: set[int] = set()
+    add, bases = found.add, FEATURE_BASES
+    member = EventKind
+    plain = _MEMBER_OF
     # Each event unpacked at once: the trace records plain tuples, which the interpreter unpacks on its
     # fast path (an ``Event``, a tuple subclass, from a file or a test, takes the slower one).
     for index, (_, kind, job_id, n, detail) in enumerate(events):
-        if kind == _SUBMIT:
+        if kind is _SUBMIT:
             submits.append(index)
             jobs[job_id].submit = index
-        elif kind == _JOB_START:
+            f_waiting += 1
+            if f_waiting <= FEATURE_CAP:
+                shown += 1
+            add(_SUBMIT_BASE + shown)
+        elif kind is _JOB_START:
+            if f_waiting > 0:
+                f_waiting -= 1
+                if f_waiting < FEATURE_CAP:
+                    shown -= 1
+            f_running += 1
+            if f_running <= FEATURE_CAP:
+                shown += 8
+            add(_JOB_START_BASE + shown)
             starts.append(index)
             attempt = new(Attempt)  # Attempt(job_id, n, detail, index), as the JobFacts above
             attempt.job = job_id
@@ -244,45 +310,55 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
             running[(job_id, n)] = attempt
             if len(running) > peak:
                 peak = len(running)
-        elif kind == _FAILURE or kind == _RESULT:
+        elif kind is _FAILURE:
+            add(_FAILURE_BASE + shown)
+            failures.append(index)
             fired = jobs.get(job_id)
-            if kind == _FAILURE:
-                failures.append(index)
-                if fired is not None and fired.fired is None:
-                    fired.fired = index
-                    # Doubtful unless the last of its attempts (in start order) that ended by now (before
-                    # this firing) failed with this error: ``errors.propagate``'s own-attempt verdict.
-                    attempts = fired.attempts
-                    for last in reversed(attempts) if len(attempts) > 1 else attempts:
-                        end = last.end
-                        if end is not None:
-                            if last.end_kind != _JOB_FAIL or events[end][4] != detail.partition(":")[0]:
-                                doubtful.append(index)
-                            break
-                    else:
-                        doubtful.append(index)
-            else:
-                results.append(index)
-                if fired is not None and fired.fired is None:
-                    fired.fired = index
-                    if fired.finished is None:  # no attempt of its own finished before it
-                        doubtful.append(index)
-        elif kind == _CANCEL:
+            if fired is not None and fired.fired is None:
+                fired.fired = index
+                # Doubtful unless the last of its attempts (in start order) that ended by now (before
+                # this firing) failed with this error: ``errors.propagate``'s own-attempt verdict.
+                attempts = fired.attempts
+                for last in reversed(attempts) if len(attempts) > 1 else attempts:
+                    end = last.end
+                    if end is not None:
+                        if last.end_kind is not _JOB_FAIL or events[end][4] != detail.partition(":")[0]:
+                            doubtful.append(index)
+                        break
+                else:
+                    doubtful.append(index)
+        elif kind is _RESULT:
+            add(_RESULT_BASE + shown)
+            results.append(index)
+            fired = jobs.get(job_id)
+            if fired is not None and fired.fired is None:
+                fired.fired = index
+                if fired.finished is None:  # no attempt of its own finished before it
+                    doubtful.append(index)
+        elif kind is _CANCEL:
+            add(_CANCEL_BASE + shown)
             cancels.append(index)
             jobs[job_id].cancels += (index,)
         else:
+            if type(kind) is not member and kind in plain:
+                raise _PlainKind  # a kind held as a plain string: ``_build`` passes again, with members
             indices = by_kind.get(kind)
             if indices is None:
                 by_kind[kind] = [index]
             else:
                 indices.append(index)
-            if kind in ATTEMPT_ENDS:
+            if kind is _JOB_FINISH or kind is _JOB_FAIL or kind is _JOB_CANCEL:  # ATTEMPT_ENDS
+                if f_running > 0:
+                    f_running -= 1
+                    if f_running < FEATURE_CAP:
+                        shown -= 8
+                add(bases[kind] + shown)
                 ended = running.pop((job_id, n), None)
                 if ended is not None:
                     ended_count += 1
                     ended.end = index
-                    ended.end_kind = kind if type(kind) is EventKind else EventKind(kind)  # recorded ones already are
-                    if kind == _JOB_FINISH:
+                    ended.end_kind = kind
+                    if kind is _JOB_FINISH:
                         owner = jobs[job_id]
                         if owner.finished is None:
                             owner.finished = index
@@ -291,18 +367,20 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
                     if ended is not None:
                         ended.canceller_raised = True
                         raised.append(ended)
-            elif kind == _START:
+            elif add(bases.get(kind, _ODD_BASE) + shown):  # (None: every other kind goes on to the tests below)
+                pass
+            elif kind is _START:
                 jobs[job_id].submit = index
-            elif kind == _SUBMIT_RAISED:
+            elif kind is _SUBMIT_RAISED:
                 jobs[job_id].submit_raised = index
-            elif kind == _STOP:
+            elif kind is _STOP:
                 stops.append(index)
-            elif kind == _CLOCK_JUMP:
+            elif kind is _CLOCK_JUMP:
                 jumps.append(index)
-            elif kind == _DRAINED:
+            elif kind is _DRAINED:
                 drained = index
                 held = list(running.values())
-            elif kind == _ERROR_IS:
+            elif kind is _ERROR_IS:
                 declared[index - 1] = frozenset(detail.split(",")) - {""}
     for kind, indices in ((_SUBMIT, submits), (_JOB_START, starts), (_FAILURE, failures), (_RESULT, results), (_CANCEL, cancels)):
         if indices:
@@ -312,6 +390,7 @@ def _build(trace: Trace, schedule: Schedule) -> Facts:
     cancelled = [job for job in jobs.values() if job.cancels] if cancels else []
     facts = Facts(events, jobs, stops, jumps, drained, late_us, declared, by_kind, {}, peak, len(events), cancelled)
     facts.doubtful = doubtful
+    facts.feature_codes = found
     # Every attempt started went into ``running`` under its own (job, attempt) unless two starts shared one
     # (a hand-made trace): then the attempts held at the end are not known from it, and are left to the walk.
     if len(starts) - ended_count == len(running):
@@ -388,10 +467,20 @@ def stranded_jobs(facts: Facts, target: Target) -> list[int]:
     need = target.fill
     key_limit = target.keyed_limit
     key_need = key_limit if key_limit is not None else 1
+    # Whether the stuck attempts fill the global limit for a job without attempts (which owns none of them):
+    # every such job is then passed over, whatever the tests below say (each only passes a job over).
+    full: bool | None = None
     for job in facts.jobs.values():
         fired = job.fired
         if fired is not None and fired < end:
             continue  # the commonest reason, tested first (each test here only passes a job over)
+        if not job.attempts:  # the next commonest: a job that never started, behind work that never ends
+            if full is None:
+                if stuck is None:
+                    stuck, stuck_of_job, stuck_of_key = _stuck_counts(facts, target, end)
+                full = _passes_unstarted(by_limit, stuck, need)
+            if full:
+                continue
         if job.periodic or job.submit is None or job.submit_raised is not None or job.cancels or job.canceller_raised:
             continue
         if hangs_forever and job.attempts:
@@ -414,6 +503,12 @@ def stranded_jobs(facts: Facts, target: Target) -> list[int]:
                 continue  # shared: it may have joined that execution (sharing.joined)
         out.append(job.id)
     return out
+
+
+def _passes_unstarted(by_limit: bool, stuck: int, need: int) -> bool:
+    """Whether ``stranded_jobs`` passes over every job without attempts, before its other tests: the ``stuck``
+    attempts, none of them its own, fill the global limit (``need``), when that is what they must fill."""
+    return by_limit and stuck >= need
 
 
 def _filled(blockers: int, limit: int | None) -> bool:

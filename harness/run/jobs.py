@@ -8,7 +8,7 @@ events, never the subject's own bookkeeping.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.internet import defer
@@ -91,18 +91,23 @@ class Job:
         attempt = self.calls
         self.calls += 1
         spec = self.first if not attempt or not self.then else self.spec(attempt)
-        record = self._trace.record
+        trace = self._trace
         kind = spec.kind
-        record(_JOB_START, self.id, kind, attempt)
+        # The attempt's events appended as ``trace.record`` appends them (``Trace.record``: a call cost more).
+        if not trace.closed:
+            trace.raw.append((trace.stamps.now_us, _JOB_START, self.id, attempt, kind))
         if kind == "raise":
             error = self.error(attempt)
-            record(_JOB_FAIL, self.id, type(error).__name__, attempt)
+            if not trace.closed:
+                trace.raw.append((trace.stamps.now_us, _JOB_FAIL, self.id, attempt, type(error).__name__))
             raise error
         if kind == "value":
-            record(_JOB_FINISH, self.id, "", attempt)
+            if not trace.closed:
+                trace.raw.append((trace.stamps.now_us, _JOB_FINISH, self.id, attempt, ""))
             return self.result(attempt)
         if kind == "immediate":
-            record(_JOB_FINISH, self.id, "", attempt)
+            if not trace.closed:
+                trace.raw.append((trace.stamps.now_us, _JOB_FINISH, self.id, attempt, ""))
             return defer.succeed(self.result(attempt))
         pending = _Pending(self, attempt, spec.canceller_raises)
         d: defer.Deferred[Any] = defer.Deferred(pending.cancel)
@@ -134,13 +139,45 @@ class Job:
 
     def _settle(self, d: defer.Deferred[Any], attempt: int) -> None:
         self.pending.pop(attempt, None)
+        trace = self._trace  # its events appended as ``trace.record`` appends them (``Trace.record``)
         if self.spec(attempt).kind == "succeed":
-            self._trace.record(_JOB_FINISH, self.id, "", attempt)
+            if not trace.closed:
+                trace.raw.append((trace.stamps.now_us, _JOB_FINISH, self.id, attempt, ""))
             d.callback(self.result(attempt))
         else:
             error = self.error(attempt)
-            self._trace.record(_JOB_FAIL, self.id, type(error).__name__, attempt)
+            if not trace.closed:
+                trace.raw.append((trace.stamps.now_us, _JOB_FAIL, self.id, attempt, type(error).__name__))
             d.errback(error)
+
+
+def job_maker(
+    clock: FaultClock, trace: Trace, errors: Mapping[str, type[BaseException]]
+) -> Callable[[int, JobSpec, tuple[JobSpec, ...], int], Job]:
+    """``Job(job_id, (first, *then), clock, trace, errors, key)`` for the submits of one run, as a function
+    of ``(job_id, first, then, key)``: the same object, made without calling ``Job.__init__``.
+
+    A run makes about 40 jobs; a class call runs ``__init__`` in a frame of its own entered from C
+    (the type's call, then its ``__init__`` slot), and ``__init__`` tests what it was given. Here the
+    spec and its retries come apart already (a ``Submit``'s ``spec`` and ``then``) and every field is
+    stored directly. ``tests/test_run_hot_paths.py`` holds the two to the same fields.
+    """
+    new = object.__new__
+
+    def make(job_id: int, first: JobSpec, then: tuple[JobSpec, ...], key: int) -> Job:
+        job: Job = new(Job)
+        job.id = job_id
+        job.first = first
+        job.then = then
+        job.key = key
+        job.calls = 0
+        job.pending = {}
+        job._clock = clock
+        job._trace = trace
+        job._errors = errors
+        return job
+
+    return make
 
 
 class _Pending:
@@ -159,8 +196,10 @@ class _Pending:
         timer, job = self.timer, self.job
         if timer is not None and timer.active():
             timer.cancel()
+        trace = job._trace
         if self.canceller_raises:
-            job._trace.record(_JOB_CANCEL, job.id, "canceller raised", self.attempt)
+            trace.record(_JOB_CANCEL, job.id, "canceller raised", self.attempt)
             raise CancellerError(f"canceller of job {job.id} failed")
-        job._trace.record(_JOB_CANCEL, job.id, "", self.attempt)
+        if not trace.closed:  # trace.record(_JOB_CANCEL, job.id, "", attempt), appended here (``Trace.record``)
+            trace.raw.append((trace.stamps.now_us, _JOB_CANCEL, job.id, self.attempt, ""))
         job.pending.pop(self.attempt, None)  # Deferred.cancel fails it next

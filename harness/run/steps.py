@@ -27,7 +27,7 @@ from harness.model.schedule import Call, Cancel, Jump, Start, Stop, Submit
 from harness.model.trace import EventKind, Trace, format_ms
 from harness.run.clock import FaultClock, Livelock, _FaultDelayedCall, call_name, func_name
 from harness.run.describe import describe, describe_error
-from harness.run.jobs import Job
+from harness.run.jobs import Job, job_maker
 
 if TYPE_CHECKING:
     from harness.run.runner import Run
@@ -237,7 +237,7 @@ def apply(run: Run, op: Any, errors: Mapping[str, type[BaseException]]) -> None:
         if isinstance(d, defer.Deferred):
             _watch(run, op.job, d, "start")
     elif isinstance(op, Cancel):
-        cancel_job(run.handles, trace.record, op.job)
+        cancel_job(run.handles, trace, op.job)
     elif isinstance(op, Stop):
         if run.stopped or not run.target.can_stop(run.subject):
             trace.record(EventKind.STOP_SKIP, detail="already stopped" if run.stopped else "subject has no stop()")
@@ -250,21 +250,22 @@ def apply(run: Run, op: Any, errors: Mapping[str, type[BaseException]]) -> None:
         _call(run, op)
 
 
-def cancel_job(handles: Mapping[int, Deferred[Any]], record: Callable[..., int], job: int) -> None:
+def cancel_job(handles: Mapping[int, Deferred[Any]], trace: Trace, job: int) -> None:
     """Apply ``Cancel(job)``: cancel the Deferred the job's caller holds (``handles``), recording it.
 
-    The runner calls it directly for an exact ``Cancel`` (with the run's handles and the trace's
-    ``record``), ``apply`` for any other: one implementation, one frame fewer per cancel.
+    The runner calls it directly for an exact ``Cancel`` (with the run's handles and trace), ``apply``
+    for any other: one implementation, one frame fewer per cancel.
     """
     handle = handles.get(job)
     if handle is None:
-        record(_CANCEL_SKIP, job, "not submitted")
+        trace.record(_CANCEL_SKIP, job, "not submitted")
         return
-    record(_CANCEL, job)
+    if not trace.closed:  # trace.record(_CANCEL, job), appended here (``Trace.record``)
+        trace.raw.append((trace.stamps.now_us, _CANCEL, job, 0, ""))
     try:
         handle.cancel()
     except Exception as exc:
-        record(_CANCEL_RAISED, job, describe_error(exc))
+        trace.record(_CANCEL_RAISED, job, describe_error(exc))
 
 
 def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[Submit], None]:
@@ -283,12 +284,14 @@ def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[
     declared = target.declared_errors
     keyed = target.keys is not None
     submit_job = target.job_submitter(run.subject)
+    make_job = job_maker(clock, trace, errors)
     details = _DETAILS
 
     def received(result: Any, job_id: int) -> None:
         # One callable for both outcomes (``addBoth``: cheaper than ``addCallbacks`` with two, and
         # Twisted's own choice between them is this same test); ``_on_result`` inlined (a run fires
         # about 40 of these), ``_on_failure`` too for a target without wrappers.
+        # Each event appended as ``trace.record`` appends it (``Trace.record``: a call cost more than the append).
         if isinstance(result, Failure):
             if target.wraps:  # (read per failure, as _on_failure reads it)
                 _on_failure(result, trace, job_id, _FAILURE, declared, target)
@@ -296,21 +299,26 @@ def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[
             exc = result.value
             if exc is None:
                 exc = known(exc)  # (raises: a Failure always holds its exception)
-            record(_FAILURE, job_id, describe_error(exc, result))
+            detail = describe_error(exc, result)
+            if not trace.closed:
+                trace.raw.append((trace.stamps.now_us, _FAILURE, job_id, 0, detail))
             _note_declared(trace, job_id, exc, declared)
         else:
-            record(_RESULT, job_id, describe(result))
+            detail = describe(result)
+            if not trace.closed:
+                trace.raw.append((trace.stamps.now_us, _RESULT, job_id, 0, detail))
 
     def submit(op: Submit) -> None:
         job_id, priority, then = op.job, op.priority, op.then
-        job = Job(job_id, (op.spec, *then) if then else op.spec, clock, trace, errors, op.key)
+        job = make_job(job_id, op.spec, then, op.key)
         jobs[job_id] = job
         detail = None if keyed else details.get(priority)
         if detail is None:
             detail = submit_detail(priority, op.key if keyed else None)
             if not keyed and len(details) < MAX_DETAILS:
                 details[priority] = detail
-        record(_SUBMIT, job_id, detail)
+        if not trace.closed:
+            trace.raw.append((trace.stamps.now_us, _SUBMIT, job_id, 0, detail))
         try:
             d = submit_job(job, priority)
         except TargetError:
