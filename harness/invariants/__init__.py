@@ -61,6 +61,7 @@ INVARIANTS: tuple[Invariant, ...] = (
     errors.Poison(),
     errors.Unhandled(),
     completion.Deadline(),
+    leaks.Work(),
     leaks.Calls(),
     leaks.Loops(),
     user.UserInvariants(),
