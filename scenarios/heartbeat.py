@@ -1,4 +1,4 @@
-"""Heartbeats: a correct one on ``task.LoopingCall``, and three whose ``stop()`` leaves something running.
+"""Heartbeats: correct ones on ``task.LoopingCall``, and four whose ``stop()`` leaves something running.
 
 The promise: the beat function (supplied by the harness) is called every
 ``INTERVAL_MS``, never sooner, never overlapping; a failed beat is reported
@@ -158,14 +158,72 @@ class QueuedHeartbeat:
             self._ticker.stop()
 
 
-def _periodic(build: Callable[[IReactorTime], Any], description: str) -> Target:
-    return Target(build=build, kind="periodic", interval_ms=INTERVAL_MS, description=description)
+class CancellingHeartbeat(Heartbeat):
+    """A ``LoopingCall`` heartbeat whose ``stop()`` also cancels the beat in flight.
+
+    ``LoopingCall.stop()`` lets a call in flight finish; this heartbeat
+    promises more (``stop_cancels_work=True``): it keeps the beat's Deferred
+    and cancels it in ``stop()``. The loop's Deferred then fails with the
+    cancel, which, once stopped, is the end asked for, not an error.
+    """
+
+    def __init__(self, clock: IReactorTime, interval_ms: int = INTERVAL_MS) -> None:
+        super().__init__(clock, interval_ms)
+        self._in_flight: defer.Deferred[Any] | None = None
+        self._stopping = False
+
+    def start(self, beat: Callable[[], Any]) -> defer.Deferred[Any]:
+        def tracked() -> defer.Deferred[Any]:
+            d = defer.maybeDeferred(beat)
+            self._in_flight = d
+            d.addBoth(self._landed, d)
+            return d
+
+        return super().start(tracked).addErrback(self._ended)
+
+    def _landed(self, result: Any, d: defer.Deferred[Any]) -> Any:
+        if self._in_flight is d:
+            self._in_flight = None
+        return result
+
+    def _ended(self, failure: Failure) -> None:
+        if not self._stopping:
+            return failure  # type: ignore[return-value]  # a failed beat: the caller is told
+        failure.trap(defer.CancelledError)
+        return None
+
+    def stop(self) -> None:
+        self._stopping = True
+        super().stop()
+        if self._in_flight is not None:
+            self._in_flight.cancel()
+
+
+class InFlightHeartbeat(Heartbeat):
+    """The ``LoopingCall`` heartbeat, declared as cancelling the beat in flight at ``stop()``.
+
+    BUG: its target declares ``stop_cancels_work=True``, taking
+    ``LoopingCall.stop()`` to cancel the call in flight; it does not, it lets
+    it finish: a beat that hangs is left in flight for ever after ``stop()``.
+    Caught by: ``leaks.work``.
+    """
+
+
+def _periodic(build: Callable[[IReactorTime], Any], description: str, **promises: Any) -> Target:
+    return Target(build=build, kind="periodic", interval_ms=INTERVAL_MS, description=description, **promises)
 
 
 heartbeat = _periodic(Heartbeat, "heartbeat on LoopingCall; the start Deferred reports a failed beat")
 zombie_heartbeat = _periodic(ZombieHeartbeat, "callLater heartbeat that reschedules a beat in flight at stop()")
 watchdog_heartbeat = _periodic(WatchdogHeartbeat, "LoopingCall heartbeat whose watchdog callLater outlives stop()")
 queued_heartbeat = _periodic(QueuedHeartbeat, "ticker and sender LoopingCalls; stop() leaves the sender running")
+cancelling_heartbeat = _periodic(
+    CancellingHeartbeat, "LoopingCall heartbeat whose stop() cancels the beat in flight", stop_cancels_work=True
+)
+in_flight_heartbeat = _periodic(
+    InFlightHeartbeat, "LoopingCall heartbeat declaring stop_cancels_work; LoopingCall.stop() lets the beat run on",
+    stop_cancels_work=True,
+)
 
 SCENARIOS = (
     Scenario(
@@ -190,6 +248,18 @@ SCENARIOS = (
         "scenarios.heartbeat:queued_heartbeat",
         "leaks.loops",
         "stop() stops the ticker LoopingCall; the sender LoopingCall stays blocked on DeferredQueue.get()",
+        "LoopingCall",
+    ),
+    Scenario(
+        "scenarios.heartbeat:cancelling_heartbeat",
+        "pass",
+        "declares stop_cancels_work: stop() stops the loop and cancels the beat in flight",
+        "LoopingCall",
+    ),
+    Scenario(
+        "scenarios.heartbeat:in_flight_heartbeat",
+        "leaks.work",
+        "declares stop_cancels_work, but LoopingCall.stop() lets a beat in flight run on past stop()",
         "LoopingCall",
     ),
 )

@@ -267,6 +267,18 @@ class SlowBackoffClient(ReconnectingClient):
         self._later(3 * delay_ms(self.failures))
 
 
+class GivingUpClient(ReconnectingClient):
+    """A reconnecting client that gives up after its second failure in a row, silently.
+
+    BUG: no retry is scheduled and nothing reports the end (no failed
+    Deferred, no ``report_end``): the loop dies in silence.
+    """
+
+    def _failed(self, failure: Any) -> None:
+        if self.failures < 1:
+            super()._failed(failure)
+
+
 class MisSharing:
     """A single-flight subject (callers of one key join its running execution) with one wrong turn.
 

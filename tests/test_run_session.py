@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -58,6 +59,44 @@ def test_process_functions_are_refused_inside_a_session(target) -> None:
     with RunSession(), pytest.raises(TargetError, match="the target called (time.sleep|os.fork)"):
         run_schedule(getattr(hostile_targets, target), THREE)
     assert hostile_targets.sleep is time.sleep
+
+
+class _LazyImporter:
+    """A subject whose ``submit`` imports a helper module the first time (a lazy import inside a run)."""
+
+    module = ""
+
+    def __init__(self, clock: object) -> None:
+        self.clock = clock
+
+    def submit(self, job):
+        import importlib
+
+        from twisted.internet import defer
+
+        importlib.import_module(self.module).nap()
+        return defer.maybeDeferred(job)
+
+
+def test_a_module_imported_inside_a_session_is_still_refused_in_the_next(tmp_path, monkeypatch) -> None:
+    """A module imported while a guard is installed binds its wrapper (``from time import sleep``); the
+    guard puts the original back when it goes, so the next session finds and refuses it again, and outside
+    a session the module calls the real function (the wrapper of a dead guard used to stay: its sleep then
+    escaped every later session of the process, the pytest plugin's next tests)."""
+    name = f"lazy_sleeper_{os.getpid()}"
+    (tmp_path / f"{name}.py").write_text("from time import sleep\n\n\ndef nap():\n    sleep(0)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(_LazyImporter, "module", name)
+    target = Target(build=_LazyImporter)
+    try:
+        for _ in range(3):
+            with RunSession(), pytest.raises(TargetError, match="the target called time.sleep"):
+                run_schedule(target, ONE)
+            assert sys.modules[name].sleep is time.sleep
+        with pytest.raises(TargetError, match="the target called time.sleep"):
+            run_schedule(target, ONE)  # a lone run's own guard
+    finally:
+        sys.modules.pop(name, None)
 
 
 def test_the_campaign_s_own_code_between_runs_is_never_refused() -> None:

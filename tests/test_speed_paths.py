@@ -86,7 +86,7 @@ def test_collect_repeats_while_collecting_logs_more_failures(monkeypatch) -> Non
     logged = iter([0, 1, 1, 2, 2, 2, 2])
     calls: list[int] = []
     monkeypatch.setattr(gc, "collect", lambda *args: calls.append(1) or 0)
-    GarbagePolicy.collect(lambda: next(logged))
+    GarbagePolicy().collect(lambda: next(logged))
     assert len(calls) == 3  # 0 -> 1, 1 -> 2, 2 -> 2: stops once a collection logs nothing new
 
 

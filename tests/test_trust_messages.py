@@ -36,6 +36,7 @@ from specimens import (
     PumpedDeadline,
     RetryAfterAnswer,
     RetryUnlessTrue,
+    GivingUpClient,
     SlowBackoffClient,
     StubbornPool,
     ValidatingPool,
@@ -284,6 +285,29 @@ MESSAGES: tuple[Row, ...] = (
         "scenarios.heartbeat:heartbeat", S(Start(0, 0, ok(50)), Stop(170))),
     Row("loop_died", "time.loop_died", "the error was not reported", "scenarios.poller:silent_poller",
         "scenarios.poller:looping_poller", S(Start(0, 0, ok(), then=(fail(),)), Stop(600))),
+    # a backoff loop's wait; a call the subject's own timeout cancelled (round-4 review, finding 2)
+    Row("loop_died_backoff", "time.loop_died", "twice the 200ms its retry may wait",
+        replace(load_target("scenarios.backoff_loop:reconnecting_client"), build=GivingUpClient),
+        "scenarios.backoff_loop:reconnecting_client", S(Start(0, 0, fail(0)), Stop(1200))),
+    Row("loop_died_cancelled", "time.loop_died", "was cancelled by the subject (before any stop())",
+        "scenarios.review.round4.mistakes:cron_stuck_builtin_only", "scenarios.review.round4.targets:cron",
+        S(Start(0, 0, HANG), Stop(1000))),
+    # a periodic target's timeout_ms and stop_cancels_work (round-4 review, findings 8 and 4)
+    Row("timeout_periodic", "time.timeout", "but the timeout did not cancel it (it ran on until 1000ms)",
+        "scenarios.review.round4.declared:heartbeat_no_timeout", "scenarios.review.round4.declared:heartbeat_declared",
+        S(Start(0, 0, HANG), Stop(1000))),
+    Row("timeout_periodic_early", "time.timeout", "periodic call 0 was cancelled at 150ms, only 150ms after it started",
+        replace(load_target("scenarios.review.round4.declared:heartbeat_declared"), timeout_ms=300),
+        "scenarios.review.round4.declared:heartbeat_declared", S(Start(0, 0, HANG), Stop(1000))),
+    Row("leaks_work", "leaks.work", "was in flight at stop() at 50ms and ended only at 150ms",
+        "scenarios.review.round4.declared:heartbeat_stop_keeps_ping", "scenarios.review.round4.declared:heartbeat_declared",
+        S(Start(0, 0, HANG), Stop(50))),
+    Row("loop_died_jumped", "time.loop_died", "past the 440ms wait: two 100ms intervals, plus the 240ms the wall clock "
+        "was set back", "scenarios.review.round4.mistakes:cron_stuck_logs_builtin_only", "scenarios.drift_ticker:drift_free_ticker",
+        S(Start(0, 0, fail()), Jump(50, -300), Stop(1500))),
+    Row("loop_died_logged", "time.loop_died", "an error was logged, but the subject kept setting timers",
+        "scenarios.review.round4.mistakes:cron_stuck_logs_builtin_only", "scenarios.review.round4.targets:cron",
+        S(Start(0, 0, fail()), Stop(1000))),
     # a loop that reports its own end (work.report_end; round-2 review F6)
     Row("after_end", "time.after_end", "after the loop reported its end at 210ms ('3 polls failed in a row'): a loop "
         "that reports its end must not call its work again", "scenarios.quota_poller:runaway_quota_poller",

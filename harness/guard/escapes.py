@@ -310,6 +310,11 @@ class EscapeGuard:
         #: The process state the armed run began with (``_keep_process_state``), put back by ``disarm``.
         self._kept: _Kept | None = None
         self._modules = -1
+        #: Every wrapper this guard made, by id: (wrapper, the function it stands for), and how many modules
+        #: were loaded when it was installed: a module imported while installed (a target's lazy import)
+        #: binds the wrappers (``from time import sleep``), which ``uninstall`` puts back to the originals.
+        self._wrappers: dict[int, tuple[Any, Any]] = {}
+        self._loaded_at_install = -1
 
     def __enter__(self) -> EscapeGuard:
         self.install()
@@ -332,6 +337,7 @@ class EscapeGuard:
         """Patch the refused functions (they pass calls through until ``arm``); undone by ``uninstall``."""
         self._thread = threading.get_ident()
         self._pid, self._forks = os.getpid(), FORKS[0]
+        self._loaded_at_install = len(sys.modules)
         try:
             reactor = _global_reactor()
             for name, fix in REACTOR_METHODS.items():
@@ -350,6 +356,33 @@ class EscapeGuard:
         self.armed = False
         self.installed = False
         self._undo()
+        self._unbind_late_imports()
+
+    def _unbind_late_imports(self) -> None:
+        """Put the originals back where a module imported while this guard was installed bound its wrappers.
+
+        Left there, such a module would keep a dead guard's wrapper, which refuses nothing: in the next
+        session of the process (the pytest plugin's next test) its ``sleep`` would escape unnoticed, since the
+        scan for bindings looks for the original functions. Every module is looked at, only when the
+        number of modules changed (most sessions import nothing: they pay one ``len``).
+        """
+        wrappers, self._wrappers = self._wrappers, {}
+        if not wrappers or len(sys.modules) == self._loaded_at_install:
+            return
+        for name, module in list(sys.modules.items()):
+            if name in _UNGUARDED_MODULES:
+                continue
+            namespace = getattr(module, "__dict__", None)
+            if not isinstance(namespace, dict):
+                continue
+            try:
+                items = list(namespace.items())
+            except RuntimeError:  # changed by another thread while read
+                continue
+            for key, value in items:
+                entry = wrappers.get(id(value))
+                if entry is not None and entry[0] is value:
+                    namespace[key] = entry[1]
 
     def arm(self) -> None:
         """A run begins: refuse from now on, and remember what ``disarm`` puts back (cwd, signal handlers)."""
@@ -461,6 +494,7 @@ class EscapeGuard:
             raise Escaped(called)
 
         namespace[key] = refused
+        self._wrappers[id(refused)] = (refused, original)
 
         def restore() -> None:
             if namespace.get(key) is refused:
@@ -483,6 +517,7 @@ class EscapeGuard:
             raise Escaped(label)
 
         setattr(owner, name, refused)
+        self._wrappers[id(refused)] = (refused, original)
         if had_own:
             self._restore.append(lambda: setattr(owner, name, original))
         else:

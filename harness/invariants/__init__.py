@@ -64,6 +64,7 @@ INVARIANTS: tuple[Invariant, ...] = (
     errors.Poison(),
     errors.Unhandled(),
     completion.Deadline(),
+    leaks.Work(),
     leaks.Calls(),
     leaks.Loops(),
     user.UserInvariants(),

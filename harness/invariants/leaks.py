@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from harness.invariants.base import Invariant, Violation
+from harness.model.target import Target
 from harness.model.trace import EventKind, format_ms
 from harness.run.facts import facts_of
 from harness.run.steps import LEFT_BY_STOP
@@ -56,6 +57,45 @@ class Calls(_Leftover):
             f"subject pending: {call} (set before stop(), it can only fire into a stopped subject)",
             leaks[:1],
         )
+
+
+class Work(Invariant):
+    """Declared ``stop_cancels_work``: ``stop()`` cancels the periodic call in flight.
+
+    Every call of the periodic work running when ``stop()`` is called ends in
+    that instant (cancelled, as ``cancellation.propagates`` asks of a
+    cancel; ending otherwise in the instant is as good). A call left in
+    flight keeps the work, and whatever timer guards it, alive after the
+    subject was stopped; its timer fires in the drain, so ``leaks.calls``
+    does not see it.
+    """
+
+    name = "leaks.work"
+    summary = "with stop_cancels_work, no call of the periodic work is left in flight by stop()"
+
+    def applies(self, target: Target) -> bool:
+        return target.stop_cancels_work
+
+    def check(self, run: Run) -> Violation | None:
+        facts = facts_of(run)
+        stop = facts.first_stop()
+        if stop is None:
+            return None
+        at = facts.time(stop)
+        for job in facts.jobs.values():
+            if not job.periodic:
+                continue
+            for attempt in job.attempts:
+                if not attempt.running_at(stop) or (attempt.end is not None and facts.time(attempt.end) <= at):
+                    continue
+                still = "never ended" if attempt.end is None else f"ended only at {format_ms(facts.time(attempt.end))}"
+                return self.violation(
+                    run,
+                    f"periodic call {attempt.n} (started {format_ms(facts.time(attempt.start))}) was in flight at "
+                    f"stop() at {format_ms(at)} and {still}; stop_cancels_work promises stop() cancels it then",
+                    [attempt.start, stop] + ([attempt.end] if attempt.end is not None else []),
+                )
+        return None
 
 
 class Loops(_Leftover):

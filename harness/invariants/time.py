@@ -12,6 +12,7 @@ from typing import NamedTuple, TYPE_CHECKING
 
 from harness.model.target import Target
 from harness.model.known import known
+from harness.model.schedule import Jump
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.facts import Attempt, Facts, JobFacts, abandoned_at, facts_of
@@ -37,10 +38,14 @@ class Timeout(Invariant):
     )
 
     def applies(self, target: Target) -> bool:
-        return target.timeout_ms is not None and target.kind == "submit"
+        return target.timeout_ms is not None
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
+        target = run.target
+        if target.kind == "periodic":
+            found = _judge_periodic(target, facts)
+            return None if found is None else self.violation(run, *found)
         for job in facts.jobs.values():
             if job.periodic:
                 continue
@@ -172,6 +177,50 @@ class Timeout(Invariant):
         """The first user cancel or stop: from then on the job may end for reasons other than the timeout."""
         marks = [*job.cancels[:1], *facts.stops[:1]]
         return min(marks) if marks else None
+
+
+def _judge_periodic(target: Target, facts: Facts) -> tuple[str, list[int]] | None:
+    """A periodic target's timeout T: each call of the work still running T after it started is cancelled
+    at T (by T plus the clock's lateness), and none is cancelled sooner.
+
+    A ``stop()``, or the loop's reported end (``report_end``), before the call
+    ended (and, for a call still running, by T plus the lateness) excuses it:
+    the subject may then end its work in any way. A call whose canceller
+    raised was cancelled all the same. There is no caller to judge: what the
+    subject does with the timeout (a miss, a log) is its own.
+    """
+    timeout, late = known(target.timeout_ms) * 1000, facts.late_us
+    reports = facts.by_kind.get(EventKind.LOOP_END, ())
+    for job in facts.jobs.values():
+        if not job.periodic:
+            continue
+        marks = [*facts.stops[:1], *(i for i in reports[:1] if facts.events[i][2] == job.id)]
+        excused = min(marks) if marks else None
+        for attempt in job.attempts:
+            end = attempt.end
+            if excused is not None and excused < (end if end is not None else len(facts.events)):
+                if facts.time(excused) <= facts.time(attempt.start) + timeout + late:
+                    continue  # stopped (or the loop ended) while it ran, before its timeout was overdue
+            started = facts.time(attempt.start)
+            due = started + timeout
+            ended = facts.time(end) if end is not None else None
+            if attempt.end_kind == EventKind.JOB_CANCEL and known(ended) < due:
+                return (
+                    f"periodic call {attempt.n} was cancelled at {format_ms(known(ended))}, only "
+                    f"{format_ms(known(ended) - started)} after it started; the timeout is {target.timeout_ms}ms",
+                    [attempt.start, known(end)],
+                )
+            if ended is not None and ended <= due + late:
+                continue  # ended on its own in time, or was cancelled at its timeout
+            if facts.drained is None or due > facts.time(facts.drained):
+                continue  # the run ended before the timeout was due
+            still = "never ended" if ended is None else f"ran on until {format_ms(ended)}"
+            return (
+                f"periodic call {attempt.n} was still running at {format_ms(due)}, {target.timeout_ms}ms after it "
+                f"started, but the timeout did not cancel it (it {still})",
+                [attempt.start] + ([end] if end is not None else []),
+            )
+    return None
 
 
 def _joined_execution(target: Target, facts: Facts, job: JobFacts) -> JobFacts | None:
@@ -726,16 +775,30 @@ class AfterEnd(_Periodic):
 
 
 class LoopDied(_Periodic):
-    """An error in periodic work is reported (logged, or its Deferred fails) rather than silently ending the loop.
+    """An error in periodic work is reported rather than silently ending the loop.
 
-    A call that fails after ``stop()``, or after the loop reported its end (the
-    Deferred ``start()`` returned failed, or the work's ``report_end`` was
-    called), is not judged: no more calls are owed then, however long the run
-    goes on. A ``report_end`` after the failure is the loop's report of its end.
+    A call that ends in error is one that failed, or that the subject itself
+    cancelled (its own timeout: a ``job.cancel`` before any ``stop()``). After
+    it, more calls come within the loop's wait, or the loop reports its end:
+    the Deferred ``start()`` returned fails, the work's ``report_end`` is
+    called, or an error is logged while the loop went quiet (the subject set
+    no timer after the call: a loop still ticking without calling its work,
+    which logs each failed call, has not ended, it is stuck). The wait, for
+    an interval loop, is two intervals plus the clock's lateness; for one
+    that still sets timers after the call, two intervals each as late as the
+    clock may fire (``2 * (interval + late)``: one tick may be skipped, a
+    misfire policy, and a late tick moves the next). A backoff loop waits
+    twice the high end of the failed call's own retry, plus the lateness.
+    For a loop still setting timers, either is lengthened by how far the wall
+    clock was set back (behind the latest time it had shown, at the call's
+    end or after a jump before the wait's end): a loop aiming its calls at
+    wall-clock due times waits that much longer. A call that ends after
+    ``stop()``, or after the loop reported its end, is not judged: no more
+    calls are owed then, however long the run goes on.
     """
 
     name = "time.loop_died"
-    summary = "an error in the periodic function is reported, never silently ending the loop"
+    summary = "an error in the periodic function (or its timeout) is reported, never silently ending the loop"
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
@@ -749,29 +812,60 @@ class LoopDied(_Periodic):
             in_a_row = _failures_in_a_row(job, target.backoff_restart)
             ended = next((i for i in ends if facts.events[i][2] == job.id), None)
             for attempt in job.attempts:
-                if attempt.end_kind != EventKind.JOB_FAIL:
-                    continue
-                end = known(attempt.end)  # a failed attempt has ended
+                kind = attempt.end_kind
+                if kind != EventKind.JOB_FAIL and (kind != EventKind.JOB_CANCEL or attempt.canceller_raised):
+                    continue  # succeeded, still running, or never settled (its canceller raised)
+                end = known(attempt.end)  # a failed or cancelled attempt has ended
                 if stop is not None and stop < end:
-                    continue  # a call in flight at stop() failed: after stop() no more calls are expected
+                    continue  # a call in flight at stop() ended: after stop() no more calls are expected
                 if ended is not None and ended < end:
                     continue  # likewise once the loop reported its end: a straggler's failure is not a death
+                if kind == EventKind.JOB_CANCEL and any(c < end for c in job.cancels):
+                    continue  # cancelled through the handle of start(): the schedule's doing, not the subject's
                 if any(later.start > end for later in job.attempts):
                     continue
                 window_end = self._window_end(facts, end)
-                # Two periods (a backoff loop: twice the longest wait before its next retry) with no call.
+                late = facts.late_us
+                silence = facts.time(window_end) - facts.time(end)
+                unreported = self._unreported(facts, job, end, window_end)
+                if unreported is None:
+                    continue
+                text, ticking = unreported
                 if target.backoff_loop:
-                    patience = 2 * round(known(target.backoff_range(in_a_row[attempt.n]))[1] * 1000)
+                    # Twice the longest wait before its next retry (a cancelled call counts as one failure more,
+                    # or not: the longer of the two).
+                    k = in_a_row[attempt.n]
+                    retries = (k,) if kind == EventKind.JOB_FAIL else (max(k, 1), k + 1)
+                    high = max(known(target.backoff_range(r))[1] for r in retries)
+                    patience = 2 * round(high * 1000) + late
+                    wait = f"twice the {high:g}ms its retry may wait, plus {format_ms(late)} of lateness"
+                elif ticking:
+                    # Two ticks, each as late as the clock fires: one may be skipped (a misfire policy), and a
+                    # late tick moves the next one by as much.
+                    patience = 2 * (known(target.interval_ms) * 1000 + late)
+                    wait = f"two {target.interval_ms}ms intervals" + (f", each up to {format_ms(late)} late" if late else "")
                 else:
-                    patience = 2 * known(target.interval_ms) * 1000
-                if facts.time(window_end) - facts.time(end) < patience + facts.late_us:
+                    # No timer set after the call: only one pending at its end can bring the next call (a timer
+                    # set from a tick, due within an interval), fired late at most once.
+                    patience = 2 * known(target.interval_ms) * 1000 + late
+                    wait = f"two {target.interval_ms}ms intervals" + (f" and {format_ms(late)} of lateness" if late else "")
+                if silence < patience:
                     continue
-                if self._reported(facts, job, end, window_end):
-                    continue
+                back = _wall_behind_us(run, facts, end, window_end) if ticking and facts.jumps else 0
+                if back:
+                    # A loop still setting timers may aim them at wall-clock due times: it waits longer by as much
+                    # as the wall clock is behind. (One that set none after the call cannot be waiting for one.)
+                    patience += back
+                    wait += f", plus the {format_ms(back)} the wall clock was set back"
+                    if silence < patience:
+                        continue
+                how = "failed" if kind == EventKind.JOB_FAIL else "was cancelled by the subject (before any stop())"
+                until = "stop()" if window_end in facts.stops else "the run drained"
                 return self.violation(
                     run,
-                    f"periodic call {attempt.n} failed at {format_ms(facts.time(end))} and the function was "
-                    f"never called again, yet the error was not reported (not logged, no failed Deferred)",
+                    f"periodic call {attempt.n} {how} at {format_ms(facts.time(end))} and the function was never "
+                    f"called again ({format_ms(silence)} until {until}, past the {format_ms(patience)} wait: {wait}), "
+                    f"yet {text}",
                     [attempt.start, end],
                 )
         return None
@@ -784,11 +878,54 @@ class LoopDied(_Periodic):
         return facts.drained if facts.drained is not None else len(facts.events) - 1
 
     @staticmethod
-    def _reported(facts: Facts, job: JobFacts, start: int, end: int) -> bool:
+    def _unreported(facts: Facts, job: JobFacts, start: int, end: int) -> tuple[str, bool] | None:
+        """None if the loop reported its end between trace indices ``start`` and ``end``: the Deferred of
+        ``start()`` failed, or ``report_end`` was called; or an error was logged and the subject set no timer
+        in that span (a loop that logs each failure but still ticks has not ended). Else what it lacked, and
+        whether the subject set a timer in that span (it still ticks)."""
+        logged = ticking = False
         for _, kind, job_id, _, _ in facts.events[start:end + 1]:
-            if kind == EventKind.LOG_ERROR or ((kind == EventKind.FAILURE or kind == EventKind.LOOP_END) and job_id == job.id):
-                return True
-        return False
+            if (kind == EventKind.FAILURE or kind == EventKind.LOOP_END) and job_id == job.id:
+                return None
+            if kind == EventKind.LOG_ERROR:
+                logged = True
+            elif kind == EventKind.TIMER_SET:
+                ticking = True
+        if logged and not ticking:
+            return None
+        if logged:
+            return ("the loop did not report its end: an error was logged, but the subject kept setting timers "
+                    "without calling its work (stuck, not ended; a loop that ends on purpose calls report_end)", True)
+        return "the error was not reported (not logged, no failed start() Deferred, no report_end)", ticking
+
+
+def _wall_behind_us(run: Run, facts: Facts, start: int, end: int) -> int:
+    """The most the wall clock (``seconds()``) was behind the latest time it had shown, at trace index
+    ``start`` or right after a jump up to ``end`` (in us): how much longer than its interval a loop aiming
+    its calls at wall-clock due times may wait then. 0 without a backward jump.
+
+    Each ``Jump`` of the schedule records one ``clock.jump`` event, in order.
+    """
+    deltas = [op.delta_ms for op in run.schedule.ops if type(op) is Jump]
+    at_start = facts.time(start)
+    offset = most = 0
+    highest: int | None = None  # the latest wall-clock time shown so far (it peaks right before each jump)
+    judged_start = False
+    for index, delta in zip(facts.jumps, deltas):
+        if index > end:
+            break
+        if index > start and not judged_start:
+            judged_start = True
+            if highest is not None:
+                most = max(most, highest - (at_start + offset))
+        t = facts.time(index)
+        highest = t + offset if highest is None else max(highest, t + offset)
+        offset += delta * 1000
+        if index > start:
+            most = max(most, highest - (t + offset))
+    if not judged_start and highest is not None:
+        most = max(most, highest - (at_start + offset))
+    return most
 
 
 def _failures_in_a_row(job: JobFacts, restart: int = 0) -> dict[int, int]:

@@ -89,6 +89,10 @@ class Target:
     the k-th failed call after a success is retry ``k + 1`` (before any
     success, retry ``k`` as ever).
 
+    On a periodic target ``timeout_ms`` bounds each call of the work, from
+    its start (``time.timeout``), and ``stop_cancels_work=True`` promises that
+    ``stop()`` cancels the call in flight (``leaks.work``).
+
     Every promise is optional; each one declared switches on its invariants
     (see the invariants reference in the documentation). ``menu`` says what
     schedules contain, apart from the promises: a ``Menu``, or a dict of
@@ -153,6 +157,8 @@ class Target:
     deadline_ms: int | None = None
     # leaks: stop() cancels the timers it does not leave to work in flight (leaks.calls also looks when it completes)
     stop_cancels_timers: bool = False
+    # periodic: stop() cancels the call of the work in flight (leaks.work: it ends in stop()'s instant)
+    stop_cancels_work: bool = False
     # errors
     rejects: tuple[type[BaseException], ...] = ()
     # when a refusal (a failure of a rejects type) is legitimate: (view, job, t_us) -> bool; None: always
@@ -217,7 +223,7 @@ class Target:
             raise TargetError(f"Target order must be one of {', '.join(ORDERS)} or None, got {self.order!r}")
         if self.timeout_from not in TIMEOUT_FROM:
             raise TargetError(f"Target timeout_from must be one of {', '.join(TIMEOUT_FROM)}, got {self.timeout_from!r}")
-        for name in ("shared", "overlap", "stop_cancels_timers", "timeout_fires", "retries_after_answer"):
+        for name in ("shared", "overlap", "stop_cancels_timers", "stop_cancels_work", "timeout_fires", "retries_after_answer"):
             if not isinstance(getattr(self, name), bool):
                 raise TargetError(f"Target {name} must be True or False, got {getattr(self, name)!r}")
         if not isinstance(self.description, str):
@@ -269,6 +275,17 @@ class Target:
             raise TargetError(
                 f"Target {'interval_ms' if self.interval_ms is not None else 'overlap'} is a promise about a periodic "
                 "subject's calls, which a submit Target has none of: declare kind='periodic' (with start), or drop it"
+            )
+        if self.kind == "submit" and self.stop_cancels_work:
+            raise TargetError(
+                "Target stop_cancels_work is a promise about a periodic subject's call in flight, which a submit "
+                "Target has none of: declare kind='periodic' (with start), or drop it"
+            )
+        if self.kind == "periodic" and (self.timeout_from != "start" or self.timeout_fires):
+            bad = "timeout_fires=True" if self.timeout_fires else f"timeout_from={self.timeout_from!r}"
+            raise TargetError(
+                f"Target {bad} is a promise about a submitted job's caller, which a periodic Target has none of: "
+                "its timeout_ms is each call's, from the call's start (drop it)"
             )
         if type(self.backoff_after_success) is not str or self.backoff_after_success not in BACKOFF_AFTER_SUCCESS:
             raise TargetError(

@@ -110,6 +110,10 @@ class Facts:
     #: firing passes ``errors.propagate`` whatever the target declared, so it judges only these
     #: (``doubtful_firings``; None: not worked out yet, as for facts not made by ``_build``).
     doubtful: list[int] | None = field(default=None, repr=False, compare=False)
+    #: The campaign's trace features of the run (``harness.search.generate.features``), counted in the same
+    #: pass so that the guided search does not walk the events again, each as its code (``feature_code``;
+    #: negative for an event of a kind that is no ``EventKind``). None for facts not made by ``_build``.
+    feature_codes: set[int] | None = field(default=None, repr=False, compare=False)
 
     def of_kind(self, *kinds: EventKind) -> list[int]:
         """The trace indices of the events of the given kinds, in trace order."""
@@ -179,6 +183,27 @@ class _PlainKind(Exception):
     """Raised by ``_pass`` at a kind held as a plain string (equal to a member): ``_build`` then passes over the
     events again with each such kind replaced by its member."""
 
+#: Running and waiting counts are capped at this in the campaign's trace features (``Facts.feature_codes``;
+#: ``harness.search.generate``): 3 jobs waiting and 30 are the same news.
+FEATURE_CAP = 6
+#: A feature's code: its kind's base (the kind's place in ``EventKind`` times 64) plus 8 times the running
+#: count plus the waiting count (each capped at ``FEATURE_CAP``, below 8). An integer per event, made
+#: without a tuple, hashed at once; ``FEATURES[code]`` is the feature it stands for.
+FEATURE_BASES: dict[str, int] = {kind: 64 * index for index, kind in enumerate(EventKind)}
+FEATURES: tuple[tuple[str, int, int], ...] = tuple(
+    (kind, (code >> 3) & 7, code & 7) for kind in EventKind for code in range(64)
+)
+#: The base of an event of a kind that is no ``EventKind`` (a hand-made trace): a negative code.
+_ODD_BASE = -(1 << 20)
+_SUBMIT_BASE, _JOB_START_BASE = FEATURE_BASES[EventKind.SUBMIT], FEATURE_BASES[EventKind.JOB_START]
+_RESULT_BASE, _FAILURE_BASE = FEATURE_BASES[EventKind.RESULT], FEATURE_BASES[EventKind.FAILURE]
+_CANCEL_BASE = FEATURE_BASES[EventKind.CANCEL]
+
+
+def feature_code(kind: str, running: int, waiting: int) -> int:
+    """The code of the feature ``(kind, running, waiting)`` (counts already capped; see ``FEATURE_BASES``)."""
+    return FEATURE_BASES.get(kind, _ODD_BASE) + 8 * running + waiting
+
 
 def _build(trace: Trace, schedule: Schedule) -> Facts:
     events = trace.raw
@@ -242,6 +267,12 @@ def _pass(events: Sequence[RawEvent], schedule: Schedule) -> Facts:
     results: list[int] = []
     cancels: list[int] = []
     doubtful: list[int] = []
+    # The trace features (``Facts.feature_codes``): each event's kind with the jobs running (started, not
+    # ended) and waiting (submitted, not started) then, capped, as a code: ``shown`` is 8 times the capped
+    # running count plus the capped waiting count, changed only when a count changes below its cap.
+    f_running = f_waiting = shown = 0
+    found: set[int] = set()
+    add, bases = found.add, FEATURE_BASES
     member = EventKind
     plain = _MEMBER_OF
     # Each event unpacked at once: the trace records plain tuples, which the interpreter unpacks on its
@@ -250,7 +281,19 @@ def _pass(events: Sequence[RawEvent], schedule: Schedule) -> Facts:
         if kind is _SUBMIT:
             submits.append(index)
             jobs[job_id].submit = index
+            f_waiting += 1
+            if f_waiting <= FEATURE_CAP:
+                shown += 1
+            add(_SUBMIT_BASE + shown)
         elif kind is _JOB_START:
+            if f_waiting > 0:
+                f_waiting -= 1
+                if f_waiting < FEATURE_CAP:
+                    shown -= 1
+            f_running += 1
+            if f_running <= FEATURE_CAP:
+                shown += 8
+            add(_JOB_START_BASE + shown)
             starts.append(index)
             attempt = new(Attempt)  # Attempt(job_id, n, detail, index), as the JobFacts above
             attempt.job = job_id
@@ -268,6 +311,7 @@ def _pass(events: Sequence[RawEvent], schedule: Schedule) -> Facts:
             if len(running) > peak:
                 peak = len(running)
         elif kind is _FAILURE:
+            add(_FAILURE_BASE + shown)
             failures.append(index)
             fired = jobs.get(job_id)
             if fired is not None and fired.fired is None:
@@ -284,6 +328,7 @@ def _pass(events: Sequence[RawEvent], schedule: Schedule) -> Facts:
                 else:
                     doubtful.append(index)
         elif kind is _RESULT:
+            add(_RESULT_BASE + shown)
             results.append(index)
             fired = jobs.get(job_id)
             if fired is not None and fired.fired is None:
@@ -291,6 +336,7 @@ def _pass(events: Sequence[RawEvent], schedule: Schedule) -> Facts:
                 if fired.finished is None:  # no attempt of its own finished before it
                     doubtful.append(index)
         elif kind is _CANCEL:
+            add(_CANCEL_BASE + shown)
             cancels.append(index)
             jobs[job_id].cancels += (index,)
         else:
@@ -302,6 +348,11 @@ def _pass(events: Sequence[RawEvent], schedule: Schedule) -> Facts:
             else:
                 indices.append(index)
             if kind is _JOB_FINISH or kind is _JOB_FAIL or kind is _JOB_CANCEL:  # ATTEMPT_ENDS
+                if f_running > 0:
+                    f_running -= 1
+                    if f_running < FEATURE_CAP:
+                        shown -= 8
+                add(bases[kind] + shown)
                 ended = running.pop((job_id, n), None)
                 if ended is not None:
                     ended_count += 1
@@ -316,6 +367,8 @@ def _pass(events: Sequence[RawEvent], schedule: Schedule) -> Facts:
                     if ended is not None:
                         ended.canceller_raised = True
                         raised.append(ended)
+            elif add(bases.get(kind, _ODD_BASE) + shown):  # (None: every other kind goes on to the tests below)
+                pass
             elif kind is _START:
                 jobs[job_id].submit = index
             elif kind is _SUBMIT_RAISED:
@@ -337,6 +390,7 @@ def _pass(events: Sequence[RawEvent], schedule: Schedule) -> Facts:
     cancelled = [job for job in jobs.values() if job.cancels] if cancels else []
     facts = Facts(events, jobs, stops, jumps, drained, late_us, declared, by_kind, {}, peak, len(events), cancelled)
     facts.doubtful = doubtful
+    facts.feature_codes = found
     # Every attempt started went into ``running`` under its own (job, attempt) unless two starts shared one
     # (a hand-made trace): then the attempts held at the end are not known from it, and are left to the walk.
     if len(starts) - ended_count == len(running):

@@ -53,6 +53,8 @@ from contextlib import AbstractContextManager, nullcontext
 from random import Random
 from typing import Any
 
+from harness.run.facts import FEATURE_CAP as FEATURE_CAP  # running and waiting counts are capped at this in features
+from harness.run.facts import FEATURES, Facts
 from harness.run.lines import ArcTracer
 from harness.run.runner import Run
 from harness.model.schedule import Schedule
@@ -74,8 +76,6 @@ MIXED = (("random", 0.4), ("pct", 0.3), ("swarm", 0.2), ("guided", 0.1))
 POOL_SIZE = 256
 #: Trace features remembered (a feature is small; the set stops growing past this).
 MAX_FEATURES = 50_000
-#: Running and waiting counts are capped at this in features: 3 jobs waiting and 30 are the same news.
-FEATURE_CAP = 6
 #: Events that end a job's attempt (for the running count of a feature).
 _ENDS = frozenset({EventKind.JOB_FINISH, EventKind.JOB_FAIL, EventKind.JOB_CANCEL})
 _SUBMIT, _JOB_START = EventKind.SUBMIT, EventKind.JOB_START  # bound once: ``features`` reads every event
@@ -156,7 +156,7 @@ class Examples:
         """Learn from the run of the last schedule: keep its bytes if it reached a new trace feature or arc."""
         if self.strategy not in ("guided", "mixed") or self.last is None:
             return
-        new = features(run) - self.features
+        new = features_of(run) - self.features
         arcs = self.coverage is not None and self.coverage.reached_new()
         if not new and not arcs:
             return
@@ -169,6 +169,17 @@ class Examples:
             self.pool.append(blob)
         else:
             self.pool[self.random.randrange(POOL_SIZE)] = blob
+
+
+def features_of(run: Run) -> set[tuple[str, int, int]]:
+    """``features(run)``, as the facts pass counted them when the run was checked (the campaign checks every
+    run before it learns from it), else by a walk over its events."""
+    facts: Facts | None = run.__dict__.get("_facts")
+    if facts is not None and facts.length == len(run.trace.raw):
+        codes = facts.feature_codes
+        if codes is not None and (not codes or min(codes) >= 0):  # (negative: a kind no EventKind, walked)
+            return {FEATURES[code] for code in codes}
+    return features(run)
 
 
 def features(run: Run) -> set[tuple[str, int, int]]:

@@ -100,6 +100,7 @@ heartbeat_stop_keeps_ping_builtin_only = Target(
     kind="periodic",
     interval_ms=HB_INTERVAL_MS,
     stop_cancels_timers=True,
+    stop_cancels_work=True,  # the promise finding 4 asked for (leaks.work)
     description="heartbeat whose stop() leaves the ping in flight, built-in invariants only",
 )
 
