@@ -175,6 +175,30 @@ def test_finding_8_periodic_timeout_is_checked_or_refused(tmp_path):
     assert result.findings, "a ping hanging past its declared 150 ms timeout broke nothing"
 
 
+@pytest.mark.parametrize("seed", [1, 2, 4])
+def test_finding_11_one_deferred_for_two_callers_is_named(seed, tmp_path):
+    """Whichever promise breaks first (sharing.joined, cancellation.detaches, cancellation.fires), the
+    message names the cause; the verdict is the one the twin always had."""
+    result = _campaign(f"{PACKAGE}:swr_shared_deferred", tmp_path, max_examples=3000, seed=seed)
+    [finding] = result.findings
+    assert finding.violation.invariant in ACCEPTED["swr_shared_deferred"]
+    assert "; the cause: submit returned the same Deferred for job 0 and job 1 (each caller needs its own Deferred" \
+        in finding.violation.message
+
+
+def test_finding_12_periodic_chain_shrinks_to_the_behaviour_that_breaks(tmp_path):
+    """pytest --harness-seed 5 of @fuzz(cron_overlap_on_timeout, max_examples=500) gave `succeed after 0ms;
+    then fail after 920ms with ConnectionError`: the lead goes, and with it the failure (a run lasting
+    920ms, longer than the 100ms interval, is the overlap)."""
+    result = _campaign(f"{PACKAGE}:cron_overlap_on_timeout", tmp_path, max_examples=500, seed=5)
+    [finding] = result.findings
+    assert finding.violation.invariant == "time.overlap"
+    [start] = [op for op in finding.record.schedule.ops if isinstance(op, Start)]
+    assert start.then == () and start.spec.kind == "succeed" and start.spec.after_ms > 100, start  # 920ms
+    again = _campaign(f"{PACKAGE}:cron_overlap_on_timeout", tmp_path / "again", max_examples=500, seed=5)
+    assert again.findings[0].record.schedule == finding.record.schedule  # deterministic
+
+
 def test_default_submit_without_key_is_a_one_line_error(tmp_path):
     """run_campaign raises the target error, carrying the result so far (docs/concepts.md)."""
     with pytest.raises(TargetError, match=r"accept the keyword, or pass Target\(submit=") as raised:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from harness import CampaignConfig, JobSpec, Menu, Schedule, Submit, Target, run_campaign
-from harness.model.schedule import Cancel, Stop
-from harness.search.shrink import PASSES, shrink_schedule
+from harness.model.schedule import Cancel, Start, Stop
+from harness.search.shrink import PASSES, _shorten_chains, _simpler_specs, shrink_schedule
 from scenarios.pools import SemaphorePool
 from scenarios.rate_limit import fixed_window_limiter
 
@@ -75,3 +75,62 @@ def test_shrinking_never_trades_the_invariant_found_first_for_another(tmp_path) 
     assert finding.violation.invariant == "user.crowded_cancel"
     ops = finding.record.schedule.ops
     assert sum(isinstance(op, Cancel) for op in ops) == 1 and sum(isinstance(op, Submit) for op in ops) == 3
+
+
+# -- behaviour chains (review 4, finding 12) ---------------------------------------------------------------
+
+
+def test_a_chain_loses_its_leading_behaviours_and_keeps_the_one_that_breaks() -> None:
+    # Fails while some job has a failure lasting 100 ms or more among its behaviours: the two before
+    # it go (dropping the later ones alone never reached that), and its error becomes the default one.
+    chain = (JobSpec("hang"), JobSpec("fail", 500, "ConnectionError"), JobSpec("succeed", 20))
+    start = Schedule((Submit(0, 0, JobSpec("succeed", 30), then=chain),))
+
+    def fails(schedule: Schedule) -> bool:
+        return any(spec.kind == "fail" and spec.after_ms >= 100 for op in schedule.ops for spec in op.specs)
+
+    assert shrink_schedule(start, fails).ops == (Submit(0, 0, JobSpec("fail", 500)),)
+
+
+def test_the_later_behaviours_of_a_chain_are_simplified_too() -> None:
+    # Fails while a job's second behaviour fails: it stays, with no duration and the default error.
+    start = Schedule((Submit(0, 0, JobSpec("fail", 10), then=(JobSpec("fail", 300, "ConnectionError"),)),))
+
+    def fails(schedule: Schedule) -> bool:
+        return any(len(op.specs) == 2 and op.specs[1].fails for op in schedule.ops)
+
+    assert shrink_schedule(start, fails).ops == (Submit(0, 0, JobSpec(), then=(JobSpec("fail"),)),)
+
+
+def test_a_chain_keeps_its_lead_when_dropping_it_breaks_something_else() -> None:
+    # The verdict a chain without its lead gets is another invariant's ("B"): shrinking keeps to "A".
+    start = Schedule((Start(0, 0, JobSpec("succeed", 40), then=(JobSpec("fail", 920, "ConnectionError"),)), Stop(500)))
+    tried: list[Schedule] = []
+
+    def verdict(schedule: Schedule) -> str | None:
+        starts = [op for op in schedule.ops if isinstance(op, Start)]
+        if not starts or not any(spec.fails for spec in starts[0].specs):
+            return None
+        return "A" if starts[0].then else "B"
+
+    def fails(schedule: Schedule) -> bool:
+        tried.append(schedule)
+        return verdict(schedule) == "A"
+
+    shrunk = shrink_schedule(start, fails)
+    [start_op] = [op for op in shrunk.ops if isinstance(op, Start)]
+    assert len(start_op.specs) == 2 and start_op.then == (JobSpec("fail"),)
+    assert any(verdict(candidate) == "B" for candidate in tried)  # proposed, and refused
+    assert shrink_schedule(start, fails) == shrunk  # deterministic
+
+
+def test_the_chain_pass_proposes_only_smaller_schedules() -> None:
+    schedule = Schedule((Submit(0, 0, JobSpec("fail", 20), then=(JobSpec("raise", 5, "ValueError", True), JobSpec("hang"))),))
+    [op] = schedule.ops
+    for candidate in _shorten_chains(schedule):
+        [shorter] = candidate.ops
+        if len(shorter.specs) < len(op.specs):
+            assert shorter.specs == op.specs[1:]
+            continue
+        changed = [i for i in range(len(op.specs)) if shorter.specs[i] != op.specs[i]]
+        assert len(changed) == 1 and changed[0] > 0 and shorter.specs[changed[0]] in set(_simpler_specs(op.specs[changed[0]]))

@@ -345,6 +345,11 @@ MESSAGES: tuple[Row, ...] = (
         _mis_sharing("rewrap"), _SINGLE_FLIGHT, S(Submit(0, 0, fail()), Submit(0, 1, ok()))),
     Row("joined.spoiled", "sharing.joined", "failed with RuntimeError but the execution it joined (job 0) succeeded",
         _mis_sharing("spoil"), _SINGLE_FLIGHT, S(Submit(0, 0, ok()), Submit(0, 1, ok()))),
+    # review 4, finding 11: one Deferred handed to two callers, the cause appended to whatever broke first
+    Row("joined.shared_deferred", "sharing.joined",
+        "received None but the execution it joined (job 0) failed; the cause: submit returned the same Deferred for "
+        "job 0 and job 1 (each caller needs its own Deferred", "scenarios.review.round4.targets:swr_shared_deferred",
+        "scenarios.review.round4.targets:swr", S(Submit(0, 0, fail(5)), Submit(0, 1, ok(0)))),
     Row("propagate.swallowed", "errors.propagate", "the error was swallowed", "scenarios.error_paths:swallowing_pool",
         SEMAPHORE, S(Submit(0, 0, fail()))),
     Row("propagate.never_ran_failed", "errors.propagate", "job 2 never ran, yet its Deferred failed with PoolFull",
@@ -385,6 +390,8 @@ def test_the_buggy_subject_breaks_the_promise_with_the_message(row: Row) -> None
     assert violations, f"{row.buggy} kept every promise"
     assert violations[0].invariant == row.invariant, violations[0]
     assert row.fragment in violations[0].message
+    # the shared-Deferred cause (harness.invariants.shared_note) is said of its own row's subject only
+    assert ("submit returned the same Deferred" in violations[0].message) == (row.id == "joined.shared_deferred")
 
 
 @pytest.mark.parametrize("row", MESSAGES, ids=[row.id for row in MESSAGES])

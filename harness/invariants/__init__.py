@@ -8,7 +8,9 @@ This layer owns the invariants (one module per family, ``families`` for
 their names) and judges a run from its record. Each invariant is a pure
 function of that record (``base``); the one step that runs the target again,
 to find why jobs were stranded, is ``harness.run.diagnosis``, and ``check``
-runs it first when an applicable invariant reads its result.
+runs it first when an applicable invariant reads its result. A failing
+run's messages may then name a cause no invariant judges (``shared_note``:
+one Deferred returned to several callers), which replays the run once more.
 
 May import: ``harness.errors``, ``harness.model``, ``harness.guard``,
 ``harness.run``.
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from harness.model.target import Target
 from harness.run.diagnosis import diagnose
 from harness.invariants import cancellation, completion, concurrency, delivery, errors, hedging, leaks, operations, time, user
+from harness.invariants.shared_note import noted
 from harness.invariants.base import Invariant, Violation
 
 if TYPE_CHECKING:
@@ -106,14 +109,18 @@ def invariants_for(target: Target) -> tuple[Invariant, ...]:
     return _known(target)[0]
 
 
-def check(run: Run) -> list[Violation]:
+def check(run: Run, notes: bool = True) -> list[Violation]:
     """All violations in ``run``, in registry order (at most one per invariant).
 
     Two steps: the diagnosis (``harness.run.diagnosis.diagnose``, which may
     replay counterfactual schedules), run once and stored as
     ``run.diagnosis`` if an applicable invariant reads it and the run has
     none yet; then every applicable invariant, each a pure function of the
-    run's record (what ``Invariant.violations`` collects from it).
+    run's record (what ``Invariant.violations`` collects from it). A failing
+    run's messages then say when ``submit`` returned one Deferred to several
+    callers (``harness.invariants.shared_note``: the verdict is unchanged;
+    ``notes=False`` leaves that out, for a verdict only its invariants are
+    read from, such as a shrinking candidate's).
     """
     plan = _known(run.target)[1]
     if plan.needs_diagnosis and run.diagnosis is None:
@@ -130,6 +137,8 @@ def check(run: Run) -> list[Violation]:
             found.append(answer)
         else:
             found.extend(answer)  # the older shape: an iterable of violations
+    if found and notes:  # a failing run: the cause its messages leave unsaid, if a Deferred was shared (a passing run pays nothing)
+        return noted(run, found)
     return found
 
 

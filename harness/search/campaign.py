@@ -531,14 +531,14 @@ class _Search:
 
         def still_fails(candidate: Schedule) -> bool:
             spend()
-            fails = any(v.invariant == found.invariant for v in self._judge(candidate)[1])
+            fails = any(v.invariant == found.invariant for v in self._judge(candidate, notes=False)[1])
             if fails:
                 smallest[0] = candidate
             return fails
 
         def measure(candidate: Schedule) -> int | None:
             spend()
-            run, violations = self._judge(candidate)
+            run, violations = self._judge(candidate, notes=False)
             return len(run.trace) if any(v.invariant == found.invariant for v in violations) else None
 
         outcome: StopReason | None = None
@@ -579,8 +579,12 @@ class _Search:
         finding.shrink_s = time.monotonic() - detected[2]
         self.shrinking_s += finding.shrink_s
 
-    def _judge(self, schedule: Schedule) -> tuple[Run, list[Violation]]:
-        return judge(self.target, schedule, self.config.example_timeout_s)
+    def _judge(self, schedule: Schedule, notes: bool = True) -> tuple[Run, list[Violation]]:
+        """``judge`` under the campaign's per-run limit; ``notes=False`` for a shrinking candidate (only its
+        invariants are read: a message's note, ``harness.invariants.shared_note``, would cost a replay)."""
+        if notes:
+            return judge(self.target, schedule, self.config.example_timeout_s)
+        return judge(self.target, schedule, self.config.example_timeout_s, notes=False)
 
     def _check_deterministic(self, schedule: Schedule, first: Run) -> None:
         """Run ``schedule`` again; raise ``NondeterministicTarget`` if the trace differs from ``first``'s."""

@@ -5,7 +5,7 @@ an operation cannot be deleted without shifting the records behind it), and
 keeps each change only while the same invariant still breaks (the one found
 first, never another that a smaller schedule happens to break): it deletes runs of operations, then
 single ones and pairs (a cancel of a deleted job goes with it), drops later-attempt
-behaviours and hostile cancellers, moves jobs to key 0, zeroes durations, moves operations earlier
+behaviours and hostile cancellers, shortens behaviour chains from the front, moves jobs to key 0, zeroes durations, moves operations earlier
 in time (one alone into the instant of the one before, or it and all later
 ones by a whole gap or part of it), puts operations back after every round of
 their instant (``after_rounds`` None), tames the clock policy, and finally
@@ -85,6 +85,33 @@ def _simplify_jobs(schedule: Schedule) -> Iterator[Schedule]:
                 yield replace(schedule, ops=ops[:index] + (simpler,) + ops[index + 1 :])
 
 
+def _shorten_chains(schedule: Schedule) -> Iterator[Schedule]:
+    """Behaviour chains made shorter from the front, and their later behaviours simpler.
+
+    ``_simplify_jobs`` drops a chain's later behaviours (``then``, the last
+    of which repeats) and simplifies its first; here, for each job with a
+    chain: its first behaviour dropped (the next one becomes the first: a
+    periodic ``succeed; then fail after 920ms`` whose success only came
+    before the failing calls becomes ``fail after 920ms``, review 4,
+    finding 12), then each later behaviour simpler as ``_simpler_specs``
+    makes the first (a hostile canceller tamed, no duration, a success,
+    the default error).
+    """
+    ops = schedule.ops
+    for index, op in enumerate(ops):
+        if isinstance(op, (Submit, Start)) and op.then:
+            for simpler in _shorter_chains(op):
+                yield replace(schedule, ops=ops[:index] + (simpler,) + ops[index + 1 :])
+
+
+def _shorter_chains(op: Submit | Start) -> Iterator[Submit | Start]:
+    then = op.then
+    yield replace(op, spec=then[0], then=then[1:])
+    for position, spec in enumerate(then):
+        for simpler in _simpler_specs(spec):
+            yield replace(op, then=then[:position] + (simpler,) + then[position + 1 :])
+
+
 def _move_earlier(schedule: Schedule) -> Iterator[Schedule]:
     """Operations moved earlier in time, every candidate lowering the sum of the operations' times.
 
@@ -156,6 +183,7 @@ PASSES: list[Callable[[Schedule], Iterator[Schedule]]] = [
     _delete_singles,
     _delete_pairs,
     _simplify_jobs,
+    _shorten_chains,
     _move_earlier,
     _usual_landings,
     _tame_clock,

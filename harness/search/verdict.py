@@ -56,8 +56,13 @@ class NondeterministicTarget(HarnessError):
         self.path: str | None = None
 
 
-def judge(target: Target, schedule: Schedule, timeout_s: float | None = DEFAULT_TIMEOUT_S) -> tuple[Run, list[Violation]]:
+def judge(
+    target: Target, schedule: Schedule, timeout_s: float | None = DEFAULT_TIMEOUT_S, notes: bool = True
+) -> tuple[Run, list[Violation]]:
     """Run ``schedule`` and return the run and its violations, in report order.
+
+    ``notes=False``: the violations' messages without the causes ``check`` may add by replaying a
+    failing run (``harness.invariants.shared_note``), for a caller that reads only which invariants broke.
 
     A run that hung or livelocked gives exactly one violation, of
     ``harness.hang`` or ``harness.livelock``, pointing at the last event of
@@ -68,7 +73,7 @@ def judge(target: Target, schedule: Schedule, timeout_s: float | None = DEFAULT_
     except TargetHung as hung:
         name = HANG if hung.kind == "hang" else LIVELOCK
         return hung.run, [Violation(name, hung.message, (hung.event,), (), hung.t_us)]
-    return run, check(run)
+    return run, check(run, notes)
 
 
 def replay(
