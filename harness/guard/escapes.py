@@ -55,7 +55,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, NamedTuple
 
@@ -199,13 +199,8 @@ _sites: list[tuple[dict[str, Any], str, str]] = []
 _scanned_modules = -1
 
 
-def _binding_sites() -> list[tuple[dict[str, Any], str, str]]:
-    """Every module global bound to a refused process function (``time.sleep``, ``from time import sleep``...)."""
-    global _scanned_modules
-    if len(sys.modules) == _scanned_modules:
-        return _sites
-    by_id = {id(function): label for label, (function, _) in PROCESS_FUNCTIONS.items()}
-    found: list[tuple[dict[str, Any], str, str]] = []
+def _module_globals() -> Iterator[tuple[dict[str, Any], str, Any]]:
+    """(namespace, name, value) of every global of every loaded module the guard watches."""
     for name, module in list(sys.modules.items()):
         if name in _UNGUARDED_MODULES:
             continue
@@ -217,9 +212,20 @@ def _binding_sites() -> list[tuple[dict[str, Any], str, str]]:
         except RuntimeError:  # changed by another thread while read
             continue
         for key, value in items:
-            label = by_id.get(id(value))
-            if label is not None and isinstance(key, str):
-                found.append((namespace, key, label))
+            yield namespace, key, value
+
+
+def _binding_sites() -> list[tuple[dict[str, Any], str, str]]:
+    """Every module global bound to a refused process function (``time.sleep``, ``from time import sleep``...)."""
+    global _scanned_modules
+    if len(sys.modules) == _scanned_modules:
+        return _sites
+    by_id = {id(function): label for label, (function, _) in PROCESS_FUNCTIONS.items()}
+    found: list[tuple[dict[str, Any], str, str]] = []
+    for namespace, key, value in _module_globals():
+        label = by_id.get(id(value))
+        if label is not None and isinstance(key, str):
+            found.append((namespace, key, label))
     _sites[:] = found
     _scanned_modules = len(sys.modules)
     return _sites
@@ -369,20 +375,10 @@ class EscapeGuard:
         wrappers, self._wrappers = self._wrappers, {}
         if not wrappers or len(sys.modules) == self._loaded_at_install:
             return
-        for name, module in list(sys.modules.items()):
-            if name in _UNGUARDED_MODULES:
-                continue
-            namespace = getattr(module, "__dict__", None)
-            if not isinstance(namespace, dict):
-                continue
-            try:
-                items = list(namespace.items())
-            except RuntimeError:  # changed by another thread while read
-                continue
-            for key, value in items:
-                entry = wrappers.get(id(value))
-                if entry is not None and entry[0] is value:
-                    namespace[key] = entry[1]
+        for namespace, key, value in _module_globals():
+            entry = wrappers.get(id(value))
+            if entry is not None and entry[0] is value:
+                namespace[key] = entry[1]
 
     def arm(self) -> None:
         """A run begins: refuse from now on, and remember what ``disarm`` puts back (cwd, signal handlers)."""
