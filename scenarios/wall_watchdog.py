@@ -88,9 +88,11 @@ class RestartingHeartbeat(WatchedHeartbeat):
     BUG: a stale beat is taken for a dead loop, and a new ``LoopingCall`` is
     started without stopping the old one, which is only late. Two loops then
     beat, each every interval, so beats come twice as often (``stop()`` does
-    stop both, and the new loop's errors are logged: the only fault is the
-    doubled rate). It takes a forward wall-clock jump of more than
-    ``STALE_MS`` while the heartbeat runs. Caught by: ``time.early``.
+    stop both). It takes a forward wall-clock jump of more than ``STALE_MS``
+    while the heartbeat runs. Caught by: ``time.early``. A beat that hangs
+    looks stale too; a revived loop whose call fails then dies with its error
+    only logged while the watchdog ticks on, which ``time.loop_died`` calls a
+    silent death (also accepted).
     """
 
     def _stale(self) -> None:
@@ -118,5 +120,8 @@ SCENARIOS = (
         "time.early",
         "a forward wall-clock jump makes the last beat look stale; the watchdog starts a second loop: beats twice as often",
         "LoopingCall, seconds()",
+        # A beat that hangs also looks stale: each revived loop whose first call fails dies with its error only
+        # logged while the watchdog ticks on, which time.loop_died calls a silent death (review 4, finding 3).
+        also=("time.loop_died",),
     ),
 )
