@@ -207,6 +207,9 @@ class ConnectionPool:
             self._pop_waiter().d.errback(f)
         else:
             _log.failure("connect failed (no waiter needed it)", f)
+        # The slot is free again: waiters queued while the pool was full of connects need one.
+        # (Found by the harness, round 5: time.timeout, a waiter timed out on an empty pool.)
+        self._maybe_connect()
         return None
 
     def _hand_over(self, rec: _Conn) -> None:

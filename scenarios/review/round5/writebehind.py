@@ -30,7 +30,11 @@ _log = Logger()
 
 
 class FlushFailed(Exception):
-    """The flush carrying this write failed ``max_attempts`` times."""
+    """The flush carrying this write failed ``max_attempts`` times; ``last`` is the last error."""
+
+    def __init__(self, message: str, last: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.last = last
 
 
 class WriterClosed(Exception):
@@ -163,7 +167,7 @@ class WriteBehind:
             if error is None:
                 d.callback(None)
             else:
-                d.errback(FlushFailed(f"flush of {key!r} failed {self.max_attempts} times: {error!r}"))
+                d.errback(FlushFailed(f"flush of {key!r} failed {self.max_attempts} times: {error!r}", error))
         self._check_closed()
 
     # -- shutdown --------------------------------------------------------------------------------
