@@ -233,7 +233,13 @@ def _pool_refusal_legit(view: RunView, job: JobRecord, t_us: int) -> bool:
 POOL_MENU: dict[str, Any] = {"steps_ms": (0, 10, 100)}
 
 
-def _pool(cls: type[ConnectionPool], description: str, menu: Optional[dict[str, Any]] = POOL_MENU) -> Target:
+# Finding 5: connects that hang hold pool slots, which time.timeout ("wait") cannot be told: the
+# campaign targets' connects are ok, slow or refused; pool_hang_connects draws hangs too.
+POOL_MODES = ("ok", "slow", "fail")
+
+
+def _pool(cls: type[ConnectionPool], description: str, menu: Optional[dict[str, Any]] = POOL_MENU,
+          modes: tuple[str, ...] = POOL_MODES) -> Target:
     return Target(
         menu=menu,
         build=lambda clock: PoolGate(clock, cls),
@@ -245,14 +251,17 @@ def _pool(cls: type[ConnectionPool], description: str, menu: Optional[dict[str, 
         rejects=(ConnectRefused, defer.TimeoutError, PoolClosed),
         rejects_only_while=_pool_refusal_legit,
         operations={"db": Operation(lambda s, mode: s.db.set_mode(mode),
-                                    args=(st.sampled_from(["ok", "slow", "fail", "hang"]),))},
+                                    args=(st.sampled_from(modes),))},
         invariants=(pool_no_expired_checkout, pool_one_holder, pool_bounded_and_closed),
         description=description,
     )
 
 
 pool_ok = _pool(ConnectionPool, "round 5: connection pool (max 2, checkout 300ms, lifetime 2s)")
-pool_ok_full = _pool(ConnectionPool, "round 5: connection pool, every clock fault (finding 1)", menu=None)
+pool_ok_full = _pool(ConnectionPool, "round 5: connection pool, every clock fault (finding 1)", menu=None,
+                     modes=("ok", "slow", "fail", "hang"))
+pool_hang_connects = _pool(ConnectionPool, "round 5: connection pool, connects may hang (finding 5)",
+                           modes=("ok", "slow", "fail", "hang"))
 pool_cancel_leaks = _pool(CancelLeaksPool, "round 5 twin P1: cancelled acquire stays queued")
 pool_failed_connect_leaks = _pool(FailedConnectLeaksPool, "round 5 twin P2: failed connect keeps its slot")
 pool_stale_checkout = _pool(StaleCheckoutPool, "round 5 twin P3: hands out expired idle connections")
@@ -330,16 +339,42 @@ def quorum_losers_cancelled(run: Run) -> None:
 QUORUM_MENU: dict[str, Any] = {"job_kinds": ("succeed", "fail", "raise", "hang")}
 
 
+def quorum_times_out(run: Run) -> object:
+    """A caller still waiting Q_TIMEOUT_MS after its submission fails with QuorumTimeout then (plus
+    the clock's lateness), and QuorumTimeout never comes sooner. Finding 2: timeout_ms cannot be
+    declared, time.timeout blames the losers' cancel."""
+    stop_us = _first_stop_us(run)
+    judged = False
+    for job in run.view.jobs.values():
+        due = job.submitted_us + Q_TIMEOUT_MS * 1000
+        got = job.received
+        if job.cancelled_us and job.cancelled_us[0] <= due + run.view.late_us:
+            continue
+        if stop_us is not None and stop_us <= due + run.view.late_us:
+            continue
+        if got is not None and got.t_us < due:
+            judged = True
+            assert got.error != "QuorumTimeout", (
+                f"job {job.id} timed out at {format_ms(got.t_us)}, before its {Q_TIMEOUT_MS}ms timeout")
+            continue
+        judged = True
+        # A decision due before the timeout may come in the same late wake-up (due order).
+        if got is None or got.t_us > due + run.view.late_us:
+            raise InvariantFailed(
+                f"job {job.id}, submitted at {format_ms(job.submitted_us)}, was still waiting at its "
+                f"{Q_TIMEOUT_MS}ms timeout; it got "
+                + ("nothing" if got is None else f"{got.error or got.value} at {format_ms(got.t_us)}"),
+                events=(_submit_index(run, job.id),) + (() if got is None else (got.index,)))
+    return None if judged else NOT_JUDGED
+
+
 def _quorum(cls: type[QuorumCall], description: str, menu: Optional[dict[str, Any]] = QUORUM_MENU,
             **extra: Any) -> Target:
     return Target(
         menu=menu,
         build=lambda clock: QuorumGate(clock, cls),
-        timeout_ms=Q_TIMEOUT_MS,
-        timeout_from="submit",
-        timeout_error=QuorumTimeout,
         wraps={QuorumFailed: lambda e: e.failures[-1][1] if e.failures else None},
-        invariants=(quorum_decides_right, quorum_losers_cancelled),
+        invariants=(quorum_decides_right, quorum_losers_cancelled, quorum_times_out),
         description=description,
         **extra,
     )
@@ -524,7 +559,9 @@ queue_handler_bounded.__name__ = "queue_handler_bounded"
 
 
 def _queue(cls: type[VisibilityQueue], description: str, *, handler_timeout_ms: Optional[int] = VQ_HANDLER_TIMEOUT_MS,
-           **extra: Any) -> Target:
+           cancellable: Any = False, **extra: Any) -> Target:
+    # Finding 3: a caller's cancel only stops it waiting (the message is still redelivered), which
+    # "detach" does not cover: no cancellation is declared (queue_detach declares "detach").
     invariants: tuple[Callable[[Run], object], ...] = (
         queue_dead_letter_after_max, queue_answer_within_visibility, queue_prompt_delivery)
     if handler_timeout_ms is not None:
@@ -532,7 +569,7 @@ def _queue(cls: type[VisibilityQueue], description: str, *, handler_timeout_ms: 
     return Target(
         build=lambda clock: QueueGate(clock, cls, handler_timeout_ms),
         limit=VQ_WORKERS,
-        cancellable="detach",
+        cancellable=cancellable,
         wraps={DeadLettered: lambda e: e.last},
         invariants=invariants,
         description=description,
@@ -542,6 +579,8 @@ def _queue(cls: type[VisibilityQueue], description: str, *, handler_timeout_ms: 
 
 queue_ok = _queue(VisibilityQueue, "round 5: visibility-timeout queue, 2 workers, handler timeout 200ms",
                   retries=VQ_MAX_RECEIVES - 1)
+queue_detach = _queue(VisibilityQueue, "round 5: visibility-timeout queue, callers may cancel (finding 3)",
+                      retries=VQ_MAX_RECEIVES - 1, cancellable="detach")
 queue_double_count = _queue(DoubleCountQueue, "round 5 twin V1: redeliveries counted twice",
                             retries=VQ_MAX_RECEIVES - 1)
 queue_lost_wakeup = _queue(LostWakeupQueue, "round 5 twin V3: redelivery does not wake waiting receivers",
@@ -566,12 +605,13 @@ WB_FLUSH_TIMEOUT_MS = 200
 
 
 class WriteBehindGate:
-    def __init__(self, clock: Any, cls: type[WriteBehind] = WriteBehind) -> None:
+    def __init__(self, clock: Any, cls: type[WriteBehind] = WriteBehind,
+                 flush_timeout_ms: Optional[int] = None) -> None:
         self.clock = clock
         self.last: dict[Any, Any] = {}
         self.wb = cls(clock, self._flush, quiet=WB_QUIET_MS / 1000, max_wait=WB_MAX_WAIT_MS / 1000,
                       retry_delay=WB_RETRY_MS / 1000, max_attempts=WB_ATTEMPTS,
-                      flush_timeout=WB_FLUSH_TIMEOUT_MS / 1000)
+                      flush_timeout=None if flush_timeout_ms is None else flush_timeout_ms / 1000)
 
     def _flush(self, key: Any, job: Any) -> Deferred[Any]:
         def remember(value: Any) -> Any:
@@ -624,8 +664,12 @@ def wb_flush_timing(run: Run) -> object:
         if not batch or (stop_us is not None and stop_us <= event.t_us):
             continue
         judged = True
-        earliest = min(batch[-1].t_us + WB_QUIET_MS * 1000, batch[0].t_us + WB_MAX_WAIT_MS * 1000)
-        if event.t_us < earliest:
+        # Due once a quiet period passed without writes (between two of its writes, or after the
+        # last) or max_wait after its first write; writes to a batch already due (waiting for the
+        # key's flush in flight) join it without delaying it.
+        times = [e.t_us for e in batch] + [event.t_us]
+        quiet_passed = any(b - a >= WB_QUIET_MS * 1000 for a, b in zip(times, times[1:]))
+        if not quiet_passed and event.t_us < batch[0].t_us + WB_MAX_WAIT_MS * 1000:
             raise InvariantFailed(
                 f"key {key} was flushed at {format_ms(event.t_us)}, before its quiet period (last write "
                 f"{format_ms(batch[-1].t_us)}) or max wait (first write {format_ms(batch[0].t_us)}) was over",
@@ -636,9 +680,13 @@ def wb_flush_timing(run: Run) -> object:
 # Finding 3: a writer's cancel stops it waiting; the write is still flushed. "detach" covers only
 # running work (a queued write flushed after its writer cancelled breaks cancellation.no_start),
 # so the campaign targets declare no cancellation; wb_detach declares "detach" (finding 3).
-def _wb(cls: type[WriteBehind], description: str, cancellable: Any = False, **extra: Any) -> Target:
+# Finding 4: with a per-attempt flush timeout, sharing.joined pairs a batch's writers with the next
+# batch's execution; the campaign targets flush without a timeout (a hanging flush holds its key,
+# excused as a never-ending job); wb_flush_timeout keeps it.
+def _wb(cls: type[WriteBehind], description: str, cancellable: Any = False,
+        flush_timeout_ms: Optional[int] = None, **extra: Any) -> Target:
     return Target(
-        build=lambda clock: WriteBehindGate(clock, cls),
+        build=lambda clock: WriteBehindGate(clock, cls, flush_timeout_ms),
         keys=WB_KEYS,
         shared=True,
         cancellable=cancellable,
@@ -653,6 +701,8 @@ def _wb(cls: type[WriteBehind], description: str, cancellable: Any = False, **ex
 
 
 wb_ok = _wb(WriteBehind, "round 5: keyed write-behind (quiet 100ms, max wait 300ms, 3 attempts)")
+wb_flush_timeout = _wb(WriteBehind, "round 5: keyed write-behind, 200ms flush timeout (finding 4)",
+                       flush_timeout_ms=WB_FLUSH_TIMEOUT_MS)
 wb_detach = _wb(WriteBehind, "round 5: keyed write-behind, writers may cancel (finding 3)", cancellable="detach")
 wb_stale_timer = _wb(StaleTimerWriteBehind, "round 5 twin W1: quiet timer left armed after a max-wait flush")
 wb_swallows = _wb(SwallowingWriteBehind, "round 5 twin W2: writers never told when the flush gives up")

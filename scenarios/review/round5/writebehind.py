@@ -11,7 +11,8 @@ Promises:
    after ``max_attempts`` failed attempts of the flush that carried it;
 2. a key is flushed no later than ``max_wait`` after the first unflushed write to it (if no flush of
    the key is in flight then), and not before ``quiet`` seconds without writes unless ``max_wait``
-   came first;
+   came first (a batch that fell due while the key's previous flush ran takes further writes
+   and goes as soon as that flush ends: the quiet period it already had counts);
 3. at most one flush per key is in flight, and a key's flushes carry its values in write order;
 4. ``close()`` flushes everything pending at once and fires once nothing is pending or in flight;
    afterwards no timer remains; writes after ``close()`` fail with :class:`WriterClosed`.
