@@ -2,7 +2,12 @@
 idle eviction and a maximum connection lifetime.
 
 Written the way a Twisted service would ship it (plain Deferred callbacks, ``addTimeout`` on the
-connect, a ``LoopingCall`` reaper), against ``IReactorTime`` so a ``task.Clock`` can drive it.
+connect, a timer per connection for its lifetime and its idle time), against ``IReactorTime`` so a
+``task.Clock`` can drive it.
+
+(Round 5's first version measured ages by subtracting ``clock.seconds()`` readings, with a
+``LoopingCall`` reaper: the harness showed a connection past its lifetime handed out after the
+wall clock was set back. Ages are now timers, which run on monotonic time.)
 
 Promises:
 
@@ -22,7 +27,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Callable
 
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -42,12 +47,14 @@ class PoolClosed(Exception):
 class _Conn:
     """One pooled connection and its bookkeeping (identity-hashed)."""
 
-    __slots__ = ("conn", "created", "idle_since")
+    __slots__ = ("conn", "created", "expired", "life_timer", "idle_timer")
 
     def __init__(self, conn: Any, created: float) -> None:
         self.conn = conn
         self.created = created
-        self.idle_since = created
+        self.expired = False
+        self.life_timer: IDelayedCall | None = None
+        self.idle_timer: IDelayedCall | None = None
 
 
 class _Waiter:
@@ -90,7 +97,6 @@ class ConnectionPool:
         connect_timeout: float = 2.0,
         idle_timeout: float = 30.0,
         max_lifetime: float = 300.0,
-        reap_interval: float | None = None,
     ) -> None:
         if max_size < 1:
             raise ValueError(f"max_size must be at least 1, got {max_size}")
@@ -109,12 +115,6 @@ class ConnectionPool:
         self._closed = False
         self.opened = 0
         self.closed_count = 0
-        self._reaper = task.LoopingCall(self._reap)
-        self._reaper.clock = reactor
-        interval = reap_interval if reap_interval is not None else idle_timeout / 2
-        self._reaper.start(interval, now=False).addErrback(
-            lambda f: _log.failure("connection reaper died", f)
-        )
 
     # -- introspection ---------------------------------------------------------------------------
     def size(self) -> int:
@@ -130,10 +130,10 @@ class ConnectionPool:
     def acquire(self) -> Deferred[Lease]:
         if self._closed:
             return defer.fail(PoolClosed("pool is closed"))
-        now = self._reactor.seconds()
         while self._idle:
             rec = self._idle.pop()
-            if self._stale(rec, now):
+            self._stop_timer(rec, "idle_timer")
+            if rec.expired:
                 self._close_conn(rec)
                 continue
             return defer.succeed(self._lease(rec))
@@ -169,8 +169,24 @@ class ConnectionPool:
         self._in_use.add(rec)
         return Lease(self, rec)
 
-    def _stale(self, rec: _Conn, now: float) -> bool:
-        return now - rec.created >= self.max_lifetime or now - rec.idle_since >= self.idle_timeout
+    @staticmethod
+    def _stop_timer(rec: _Conn, name: str) -> None:
+        timer = getattr(rec, name)
+        if timer is not None and timer.active():
+            timer.cancel()
+        setattr(rec, name, None)
+
+    def _life_over(self, rec: _Conn) -> None:
+        rec.life_timer = None
+        rec.expired = True
+        if rec in self._idle:  # in use: closed when it comes back
+            self._idle.remove(rec)
+            self._close_conn(rec)
+
+    def _idle_over(self, rec: _Conn) -> None:
+        rec.idle_timer = None
+        self._idle.remove(rec)
+        self._close_conn(rec)
 
     # -- connecting ------------------------------------------------------------------------------
     def _maybe_connect(self) -> None:
@@ -196,6 +212,7 @@ class ConnectionPool:
         if self._closed:
             self._close_conn(rec)
             return
+        rec.life_timer = self._reactor.callLater(self.max_lifetime, self._life_over, rec)
         self._hand_over(rec)
 
     def _connect_failed(self, f: Failure, d: Deferred[Any]) -> None:
@@ -217,7 +234,7 @@ class ConnectionPool:
             w = self._pop_waiter()
             w.d.callback(self._lease(rec))
         else:
-            rec.idle_since = self._reactor.seconds()
+            rec.idle_timer = self._reactor.callLater(self.idle_timeout, self._idle_over, rec)
             self._idle.append(rec)
 
     # -- checkin ---------------------------------------------------------------------------------
@@ -227,35 +244,24 @@ class ConnectionPool:
         lease.released = True
         rec = lease._rec
         self._in_use.discard(rec)
-        now = self._reactor.seconds()
-        if broken or self._closed or now - rec.created >= self.max_lifetime:
+        if broken or self._closed or rec.expired:
             self._close_conn(rec)
             self._maybe_connect()
         else:
             self._hand_over(rec)
 
     def _close_conn(self, rec: _Conn) -> None:
+        self._stop_timer(rec, "life_timer")
+        self._stop_timer(rec, "idle_timer")
         self.closed_count += 1
         d = defer.maybeDeferred(self._disconnect, rec.conn)
         d.addErrback(lambda f: _log.failure("disconnect failed", f))
-
-    def _reap(self) -> None:
-        now = self._reactor.seconds()
-        keep: list[_Conn] = []
-        for rec in self._idle:
-            if self._stale(rec, now):
-                self._close_conn(rec)
-            else:
-                keep.append(rec)
-        self._idle = keep
 
     # -- shutdown --------------------------------------------------------------------------------
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self._reaper.running:
-            self._reaper.stop()
         while self._waiters:
             self._pop_waiter().d.errback(PoolClosed("pool closed while waiting"))
         idle, self._idle = self._idle, []
@@ -296,14 +302,21 @@ class FailedConnectLeaksPool(ConnectionPool):
 
 
 class StaleCheckoutPool(ConnectionPool):
-    """P3: acquire() trusts the reaper to have removed expired connections and hands out whatever
-    is idle, so between two reaper ticks a connection past max_lifetime/idle_timeout is reused."""
+    """P3: the lifetime timer only flags the connection (the author meant the idle timer to close
+    it), and acquire() hands out whatever is idle without looking at the flag: a connection past
+    max_lifetime is reused until its idle timer closes it."""
+
+    def _life_over(self, rec: _Conn) -> None:
+        rec.life_timer = None
+        rec.expired = True
 
     def acquire(self) -> Deferred[Lease]:
         if self._closed:
             return defer.fail(PoolClosed("pool is closed"))
         if self._idle:
-            return defer.succeed(self._lease(self._idle.pop()))
+            rec = self._idle.pop()
+            self._stop_timer(rec, "idle_timer")
+            return defer.succeed(self._lease(rec))
         w = _Waiter()
         w.d = Deferred(lambda _d: self._cancel_waiter(w))
         w.timer = self._reactor.callLater(self.checkout_timeout, self._waiter_timed_out, w)
