@@ -161,8 +161,11 @@ class TimerLeftQuorum(QuorumCall):
 
     def _stop(self) -> None:
         self._done = True
-        for d in list(self._pending.values()):
-            d.cancel()
+        for i, d in list(self._pending.items()):
+            try:
+                d.cancel()
+            except Exception:
+                _log.failure("cancelling replica {i} failed", i=i)
 
 
 class EagerFailQuorum(QuorumCall):
