@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from hypothesis import strategies as st
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.internet.defer import Deferred
 
 from harness import NOT_JUDGED, InvariantFailed, JobRecord, Operation, Run, RunView, Target, format_ms
@@ -164,6 +164,23 @@ class PoolGate:
         self.pool.close()
 
 
+class MeteredPoolGate(PoolGate):
+    """The pool gate with a metrics loop beside it (a LoopingCall sampling the pool's size every
+    second, as a service would export it). Finding 1 shows only with such a timer running."""
+
+    def __init__(self, clock: Any, cls: type[ConnectionPool] = ConnectionPool) -> None:
+        super().__init__(clock, cls)
+        self.samples: list[int] = []
+        self.metrics = task.LoopingCall(lambda: self.samples.append(self.pool.size()))
+        self.metrics.clock = clock
+        self.metrics.start(1.0, now=False)
+
+    def stop(self) -> None:
+        super().stop()
+        if self.metrics.running:
+            self.metrics.stop()
+
+
 def _connect_times(run: Run) -> dict[int, int]:
     """Connection number -> when it was made (monotonic), from the fake database's timers."""
     made: dict[int, int] = {}
@@ -239,10 +256,10 @@ POOL_MODES = ("ok", "slow", "fail")
 
 
 def _pool(cls: type[ConnectionPool], description: str, menu: Optional[dict[str, Any]] = POOL_MENU,
-          modes: tuple[str, ...] = POOL_MODES) -> Target:
+          modes: tuple[str, ...] = POOL_MODES, gate: type[PoolGate] = PoolGate) -> Target:
     return Target(
         menu=menu,
-        build=lambda clock: PoolGate(clock, cls),
+        build=lambda clock: gate(clock, cls),
         limit=POOL_MAX,
         order="fifo",
         timeout_ms=CHECKOUT_MS,
@@ -258,8 +275,8 @@ def _pool(cls: type[ConnectionPool], description: str, menu: Optional[dict[str, 
 
 
 pool_ok = _pool(ConnectionPool, "round 5: connection pool (max 2, checkout 300ms, lifetime 2s)")
-pool_ok_full = _pool(ConnectionPool, "round 5: connection pool, every clock fault (finding 1)", menu=None,
-                     modes=("ok", "slow", "fail", "hang"))
+pool_ok_full = _pool(ConnectionPool, "round 5: connection pool with a metrics loop, every clock fault (finding 1)",
+                     menu=None, modes=("ok", "slow", "fail", "hang"), gate=MeteredPoolGate)
 pool_hang_connects = _pool(ConnectionPool, "round 5: connection pool, connects may hang (finding 5)",
                            modes=("ok", "slow", "fail", "hang"))
 pool_cancel_leaks = _pool(CancelLeaksPool, "round 5 twin P1: cancelled acquire stays queued")
