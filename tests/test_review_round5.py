@@ -195,7 +195,6 @@ def test_f6_late_success_not_final_declarable():
                        Stop(at_ms=1000)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="finding 7: run.view does not say the caller's failure was a declared wrapper")
 def test_f7_outcome_names_the_wrapper():
     run = run_schedule(load_target(f"{PACKAGE}:quorum_ok"),
                        Schedule(ops=(Submit(at_ms=0, job=0, spec=JobSpec(kind="fail", after_ms=0)),)))

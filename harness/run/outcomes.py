@@ -75,6 +75,12 @@ class Outcome:
     types (``cancel_error``, ``timeout_error``, ``rejects``) the failure is an
     instance of: a subclass counts, and a same-named class that is not the
     declared one (the builtin ``TimeoutError`` for Twisted's) does not.
+    ``wrapper`` (filled in by ``harness.run.view`` too) is, for a failure the
+    target's ``wraps`` unwrapped, the type name of the declared wrapper the
+    caller really received (``GaveUp``): ``error`` is then the type of the
+    error it carries, as the trace records it and the invariants judge it.
+    None for a bare failure, a result, and a run known only from its saved
+    trace.
     """
 
     kind: OutcomeKind
@@ -84,6 +90,7 @@ class Outcome:
     error: str | None = None
     source: tuple[int, int] | None = None
     error_is: tuple[str, ...] = ()
+    wrapper: str | None = None
 
 
 def received(facts: Facts, job: JobFacts) -> Outcome | None:

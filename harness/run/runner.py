@@ -126,6 +126,10 @@ class Run:
     #: The target's own invariants that returned False: this run gave them nothing to judge (the
     #: report counts, per user invariant, the examples it judged). Not part of the trace.
     unjudged: tuple[str, ...] = field(default=(), repr=False)
+    #: For each caller's failure the target's ``wraps`` unwrapped (trace index of its ``failure`` event):
+    #: the type name of the declared wrapper the caller received (``GaveUp``), which the trace records as
+    #: the error it carries. ``Outcome.wrapper`` in ``run.view`` reads it. Not part of the trace.
+    wrapped: dict[int, str] = field(default_factory=dict, repr=False)
 
     @property
     def view(self) -> RunView:

@@ -203,7 +203,7 @@ def _watch(run: Run, job: int, d: Any, what: str) -> None:
         _on_result,
         _on_failure,
         callbackArgs=(run.trace, job),
-        errbackArgs=(run.trace, job, EventKind.FAILURE, run.target.declared_errors, run.target),
+        errbackArgs=(run.trace, job, EventKind.FAILURE, run.target.declared_errors, run.target, run.wrapped),
     )
 
 
@@ -279,6 +279,7 @@ def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[
     as applying the operation step by step did.
     """
     trace, clock, jobs, handles, target = run.trace, run.clock, run.jobs, run.handles, run.target
+    wrapped = run.wrapped
     assert clock is not None
     record = trace.record
     declared = target.declared_errors
@@ -294,7 +295,7 @@ def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[
         # Each event appended as ``trace.record`` appends it (``Trace.record``: a call cost more than the append).
         if isinstance(result, Failure):
             if target.wraps:  # (read per failure, as _on_failure reads it)
-                _on_failure(result, trace, job_id, _FAILURE, declared, target)
+                _on_failure(result, trace, job_id, _FAILURE, declared, target, wrapped)
                 return
             exc = result.value
             if exc is None:
@@ -336,7 +337,8 @@ def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[
         handles[job_id] = d
         # a subclass: through its own addCallbacks, as ever (it may refuse, or do more)
         d.addCallbacks(
-            _on_result, _on_failure, callbackArgs=(trace, job_id), errbackArgs=(trace, job_id, _FAILURE, declared, target)
+            _on_result, _on_failure, callbackArgs=(trace, job_id),
+            errbackArgs=(trace, job_id, _FAILURE, declared, target, wrapped),
         )
 
     return submit
@@ -379,15 +381,20 @@ def _on_failure(
     kind: EventKind = EventKind.FAILURE,
     declared: tuple[type[BaseException], ...] = (),
     target: Any = None,
+    wrapped: dict[int, str] | None = None,
 ) -> None:
     # A Failure holds its exception; Twisted types value as optional only for its constructor's sake.
     exc = known(failure.value)
+    wrapper = None
     if target is not None and target.wraps:
         # A declared wrapper (GaveUp(last), FirstError) is recorded as the error it carries: what the caller got.
         carried = target.carried(exc)
         if carried is not exc:
+            wrapper = type(exc).__name__
             exc, failure = carried, _failure_of(carried)
-    trace.record(kind, job, describe_error(exc, failure))
+    index = trace.record(kind, job, describe_error(exc, failure))
+    if wrapper is not None and wrapped is not None and index >= 0:
+        wrapped[index] = wrapper  # beside the trace, not in it: Outcome.wrapper (saved traces stay as they were)
     _note_declared(trace, job, exc, declared)
 
 

@@ -138,6 +138,8 @@ class RunView:
         self._schedule = run.schedule
         self._skew = _skews(run.schedule, self.events)
         self._declared = tuple(sorted({t.__name__ for t in run.target.declared_errors}))
+        #: The declared wrappers callers received, by the trace index of their failure (``Run.wrapped``).
+        self._wrapped: dict[int, str] = getattr(run, "wrapped", None) or {}
         self._attempts = {id(a): _attempt(facts, a, self.wall_us) for job in facts.jobs.values() for a in job.attempts}
         self.jobs: dict[int, JobRecord] = {job.id: self._job(job) for job in facts.jobs.values()}
         self.calls: tuple[CallRecord, ...] = _calls(run, facts, self.wall_us)
@@ -177,11 +179,15 @@ class RunView:
 
     def _outcome(self, outcome: Outcome | None) -> Outcome | None:
         """``outcome`` with ``error_is`` filled in: the declared types its error is an instance of (the
-        ``error.is`` event after the firing when the harness recorded one, else those of the same name)."""
+        ``error.is`` event after the firing when the harness recorded one, else those of the same name);
+        and ``wrapper``: the declared wrapper the caller received, when ``wraps`` unwrapped its failure."""
         if outcome is None or outcome.error is None:
             return outcome
         marked = self.facts.declared.get(outcome.index)
         names = tuple(sorted(marked)) if marked is not None else tuple(n for n in self._declared if n == outcome.error)
+        wrapper = self._wrapped.get(outcome.index)
+        if wrapper is not None:
+            return replace(outcome, error_is=names, wrapper=wrapper)
         return replace(outcome, error_is=names) if names else outcome
 
     def attempts(self) -> list[AttemptRecord]:
