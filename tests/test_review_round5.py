@@ -189,7 +189,6 @@ def test_f5_pool_connects_may_hold_capacity():
     assert _violations("pool_hang_connects", *ops) == []
 
 
-@pytest.mark.xfail(strict=True, reason="finding 6: at-least-once redelivery after a late success cannot be declared")
 def test_f6_late_success_not_final_declarable():
     assert _violations("queue_at_least_once_ok", Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=470)),
                        Stop(at_ms=1000)) == []

@@ -159,6 +159,8 @@ class Propagate(Invariant):
                 return None
             return f"job {job.id} failed with {raised} but its Deferred failed with {fired.detail} instead"
         if last.end_kind == EventKind.JOB_FINISH:
+            if not target.lease_final(facts.time(last.start), facts.time(known(last.end))):
+                return None  # a success after its lease ran out (lease_ms): the subject may refuse it, as a timeout
             return f"job {job.id} succeeded but its Deferred failed with {fired.detail}"
         return None
 

@@ -434,7 +434,11 @@ class Retries(Invariant):
     cancelled is ``cancellation.no_start``'s to judge. A target declaring
     ``retries_after_answer`` (a subject that answers its caller and goes on
     retrying in the background) is spared the rule about the caller's answer,
-    and that rule only.
+    and that rule only. A target declaring ``lease_ms`` (at-least-once
+    delivery) may call a job again once an attempt has run ``lease_ms``
+    without succeeding, while that attempt still runs, and holds final only a
+    success within its lease; an attempt joined by another before its lease
+    ran out is a violation, ``retries`` declared or not.
     """
 
     name = "time.retries"
@@ -448,7 +452,7 @@ class Retries(Invariant):
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
-        retries = run.target.retries
+        retries, lease_ms = run.target.retries, run.target.lease_ms
         for job in facts.jobs.values():
             attempts = job.attempts
             if len(attempts) < 2:
@@ -461,18 +465,34 @@ class Retries(Invariant):
                     [a.start for a in attempts],
                 )
             finished, fired = job.finished, job.fired
+            if lease_ms is not None:
+                finished = _final_success(facts, run.target, attempts)
             for previous, attempt in zip(attempts, attempts[1:]):
                 start = attempt.start
-                if retries is not None and (previous.end is None or previous.end > start):
-                    return self.violation(
-                        run,
-                        f"job {job.id} attempt {attempt.n} started at {format_ms(facts.time(start))} "
-                        f"while attempt {previous.n} was still running",
-                        [previous.start, start],
-                    )
+                if previous.end is None or previous.end > start:  # it starts while the previous one runs
+                    if lease_ms is not None:
+                        expiry = facts.time(previous.start) + lease_ms * 1000
+                        if facts.time(start) < expiry:
+                            return self.violation(
+                                run,
+                                f"job {job.id} attempt {attempt.n} started at {format_ms(facts.time(start))} while "
+                                f"attempt {previous.n} was still running, before its {lease_ms}ms lease ran out "
+                                f"(at {format_ms(expiry)})",
+                                [previous.start, start],
+                            )
+                    elif retries is not None:
+                        return self.violation(
+                            run,
+                            f"job {job.id} attempt {attempt.n} started at {format_ms(facts.time(start))} "
+                            f"while attempt {previous.n} was still running",
+                            [previous.start, start],
+                        )
                 if finished is not None and finished < start:
                     done = next(a for a in attempts if a.end == finished)
-                    final = "; a success is final, retries declared or not" if retries is None else ""
+                    if lease_ms is not None:
+                        final = f" within its {lease_ms}ms lease; a success within the lease is final"
+                    else:
+                        final = "; a success is final, retries declared or not" if retries is None else ""
                     return self.violation(
                         run,
                         f"job {job.id} was retried (attempt {attempt.n}) although attempt {done.n} succeeded{final}",
@@ -493,6 +513,16 @@ class Retries(Invariant):
         return None
 
 
+def _final_success(facts: Facts, target: Target, attempts: tuple[Attempt, ...]) -> int | None:
+    """With ``lease_ms``: the trace index of the first end of an attempt that succeeded within its lease
+    (``Target.lease_final``), or None. A success after the lease ran out is not final."""
+    ends = [
+        a.end for a in attempts
+        if a.end is not None and a.end_kind == EventKind.JOB_FINISH and target.lease_final(facts.time(a.start), facts.time(a.end))
+    ]
+    return min(ends) if ends else None
+
+
 class Backoff(Invariant):
     """Declared backoff: the delay before each retry stays within its declared range."""
 
@@ -506,10 +536,13 @@ class Backoff(Invariant):
         facts = facts_of(run)
         if run.target.backoff_loop:
             return self._loop(run, facts)
+        lease = run.target.lease_ms is not None
         for job in facts.jobs.values():
             for previous, attempt in zip(job.attempts, job.attempts[1:]):
                 if previous.end is None:
                     continue
+                if lease and (previous.end > attempt.start or previous.end_kind == EventKind.JOB_FINISH):
+                    continue  # a redelivery once the lease ran out (the attempt ran on, or succeeded late): no retry wait
                 low, high = known(run.target.backoff_range(attempt.n))
                 waited = facts.time(attempt.start) - facts.time(previous.end)
                 if waited < low * 1000 or waited > high * 1000 + facts.late_us:

@@ -113,6 +113,16 @@ class Target:
     ``retries_after_answer=True`` says the subject may call a job again after
     its caller's Deferred fired (background retries): ``time.retries`` then
     no longer holds the caller's answer final, and judges the rest as before.
+
+    ``lease_ms`` declares at-least-once delivery with a lease (a work queue's
+    visibility timeout, Celery's ``acks_late``): an attempt that has not
+    succeeded within ``lease_ms`` of its start may be called again while it
+    still runs, and a success it delivers at or after its lease ran out is
+    not final (the subject may refuse it and deliver the job again, and
+    ``errors.propagate`` does not hold it against the caller's failure). A
+    success within the lease stays final, an attempt still in its lease is
+    never joined by another one (``time.retries``); ``retries`` still counts
+    every delivery.
     """
 
     build: Callable[..., Any]  # build(clock), or build(clock, work) for periodic targets
@@ -140,6 +150,9 @@ class Target:
     # the subject may run a job again after its caller has its answer (retrying in the background, say): it
     # silences time.retries' "the caller's answer is final" rule only
     retries_after_answer: bool = False
+    # at-least-once delivery with a lease (a visibility timeout): an attempt that has not succeeded within
+    # lease_ms of its start may be called again while it runs, and a success it delivers after that is not final
+    lease_ms: int | None = None
     backoff_ms: Backoff | None = None
     # hedging: a copy of a job that has not answered within hedge_ms is started beside it, up to hedges
     # copies beyond the first (1 when hedge_ms is declared alone); the first answer wins, the others are cancelled
@@ -183,7 +196,8 @@ class Target:
             raise TargetError(f"Target build must be callable (clock -> subject), got {self.build!r}")
         if self.kind not in KINDS:
             raise TargetError(f"Target kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
-        for name in ("limit", "capacity", "timeout_ms", "interval_ms", "deadline_ms", "keys", "cache_ms", "hedge_ms", "hedges"):
+        for name in ("limit", "capacity", "timeout_ms", "interval_ms", "deadline_ms", "keys", "cache_ms", "hedge_ms", "hedges",
+                     "lease_ms"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise TargetError(f"Target {name} must be a positive integer or None, got {value!r}")
@@ -349,8 +363,10 @@ class Target:
                 "Target hedges is how many copies of a job a hedging subject may add: declare hedge_ms (the delay "
                 "before each copy) too"
             )
-        if self.kind != "submit" and (self.hedge_ms is not None or self.retries_after_answer):
-            name = "hedge_ms" if self.hedge_ms is not None else "retries_after_answer"
+        if self.kind != "submit" and (self.hedge_ms is not None or self.retries_after_answer or self.lease_ms is not None):
+            name = (
+                "hedge_ms" if self.hedge_ms is not None else "lease_ms" if self.lease_ms is not None else "retries_after_answer"
+            )
             raise TargetError(
                 f"Target {name} is a promise about the attempts of submitted jobs, which a periodic Target has none "
                 "of: declare kind='submit', or drop it"
@@ -360,6 +376,12 @@ class Target:
                 "Target hedge_ms and retries are two policies for running a job again, and retries promises "
                 "attempts never overlap, which hedged copies do: declare hedges=N (the most copies beyond the "
                 "first) and drop retries"
+            )
+        if self.hedge_ms is not None and self.lease_ms is not None:
+            raise TargetError(
+                "Target hedge_ms and lease_ms are two reasons to call a job again while it runs: hedge_ms starts "
+                "copies that race for the caller (the first answer wins), lease_ms redelivers work whose lease ran "
+                "out (a late success is not final); declare the one the subject does"
             )
         if self.hedge_ms is not None and self.retries_after_answer:
             raise TargetError(
@@ -495,6 +517,12 @@ class Target:
     def error_types(self) -> Mapping[str, type[BaseException]]:
         """The names a schedule may inject, and their types (made once per target, read every run: do not change it)."""
         return error_table(self.errors)
+
+    def lease_final(self, start_us: int, end_us: int) -> bool:
+        """Whether a success of an attempt started at ``start_us`` and ended at ``end_us`` (virtual
+        microseconds) is final: always, unless ``lease_ms`` is declared and the success came at or after
+        the lease ran out (``start_us + lease_ms``: the subject may have redelivered the job by then)."""
+        return self.lease_ms is None or end_us < start_us + self.lease_ms * 1000
 
     def backoff_range(self, retry: int) -> tuple[float, float] | None:
         """The promised (low, high) delay in ms before retry number ``retry`` (1-based), if any."""
