@@ -163,7 +163,6 @@ def test_f2_quorum_fanout_declarable():
                        clock=ClockPolicy(tie_break="shuffle", seed=59580)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="finding 3: a cancel that detaches the caller from queued work cannot be declared")
 def test_f3_detach_queued_work_declarable():
     assert _violations("wb_detach", Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=0)),
                        Cancel(at_ms=0, job=0)) == []

@@ -15,6 +15,13 @@ work ended; running work may run on or be cancelled (neither
 A per-job promise (``cancellable=lambda key, priority: ...``) gives each job
 its own mode: each invariant judges the jobs whose mode it checks
 (``Target.cancel_mode``), and applies if any job's does.
+``cancellable="detach_queued"``: as "detach", for work not started yet too
+(a write-behind buffer's write, a work queue's message): the caller's
+Deferred fails at once, running work runs on, and a job still waiting at
+the cancel is not dropped: it starts later (with ``shared``, an execution of
+its key does), and it may be retried after the cancel
+(``cancellation.no_start`` does not judge it; ``cancellation.detaches``
+checks it ran).
 """
 
 from __future__ import annotations
@@ -171,10 +178,7 @@ def _late_delayed_cancel(facts: Facts, target: Target, job: JobFacts, cancel: in
     if fired is not None:
         return None
     end = facts.drained if facts.drained is not None else len(facts.events)
-    blockers = [a for a in _stuck_attempts(facts, target, end) if a.job != job.id]
-    if (target.keys is None or target.limit is not None) and len(blockers) >= target.fill:
-        return None
-    if target.keys is not None and _filled(sum(facts.jobs[a.job].key == job.key for a in blockers), target.keyed_limit):
+    if _turn_held(facts, target, job, end):
         return None
     return (
         "while it waited, but its Deferred never fired though nothing held its turn for ever; "
@@ -183,15 +187,31 @@ def _late_delayed_cancel(facts: Facts, target: Target, job: JobFacts, cancel: in
     )
 
 
+def _turn_held(facts: Facts, target: Target, job: JobFacts, end: int) -> bool:
+    """Whether work of other jobs that never ends (hanging attempts, cancellers that raised) holds a waiting
+    ``job``'s turn for ever, by trace index ``end``: it fills the declared capacity (default limit; any one,
+    with no limit declared; per key with keys), as for a stranded job."""
+    blockers = [a for a in _stuck_attempts(facts, target, end) if a.job != job.id]
+    if (target.keys is None or target.limit is not None) and len(blockers) >= target.fill:
+        return True
+    return target.keys is not None and _filled(sum(facts.jobs[a.job].key == job.key for a in blockers), target.keyed_limit)
+
+
 class NoStart(_Cancellation):
     """Once its Deferred is cancelled, a job never starts (again): no late start, no retry."""
 
     name = "cancellation.no_start"
     summary = "a cancelled job never starts afterwards (no late start, no retry after cancel)"
 
+    def applies(self, target: Target) -> bool:
+        return super().applies(target) and target.cancel_modes != {_QUEUED}
+
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
+        mode_of = _per_job(run.target)
         for job in facts.cancelled:  # the jobs with cancels, in job order
+            if mode_of is not None and mode_of(job.key, job.priority) == _QUEUED:
+                continue  # its work goes on after the cancel, queued or running: it may start, or be retried
             cancel = job.cancels[0]
             if not job.attempts or (job.fired is not None and job.fired < cancel):
                 continue  # never started, or it fired before the cancel (Facts.fired_before)
@@ -257,15 +277,21 @@ class Propagates(_Cancellation):
         return None
 
 
+#: The mode under which a cancel detaches the caller from its work whether that work runs or waits.
+_QUEUED = "detach_queued"
 #: The modes under which a cancelled caller's running work runs on (``cancellation.detaches``).
-_DETACHING = frozenset({"detach", "abandon"})
+_DETACHING = frozenset({"detach", "abandon", _QUEUED})
 
 
 class Detaches(_Cancellation):
-    """Declared ``cancellable="detach"``: cancelling a caller leaves its running work alone."""
+    """Declared ``cancellable="detach"``: cancelling a caller leaves its running work alone; with
+    ``"detach_queued"``, its waiting work too: a job waiting at the cancel still runs."""
 
     name = "cancellation.detaches"
-    summary = 'with cancellable="detach", cancelling a caller never cancels the work already running ("abandon": unless no caller waits for it any more)'
+    summary = (
+        'with cancellable="detach", cancelling a caller never cancels the work already running ("abandon": unless no '
+        'caller waits for it any more; "detach_queued": nor drops the work still waiting, which runs later)'
+    )
 
     def applies(self, target: Target) -> bool:
         return super().applies(target) and bool(target.cancel_modes & _DETACHING)
@@ -277,6 +303,10 @@ class Detaches(_Cancellation):
             mode = mode_of(job.key, job.priority)
             if mode not in _DETACHING:
                 continue  # a per-job promise under which this job's work is cancelled, or may be
+            if mode == _QUEUED:
+                dropped = _dropped_on_cancel(facts, run.target, job)
+                if dropped is not None:
+                    return self.violation(run, dropped[0], dropped[1])
             abandons = mode == "abandon"
             for cancel in job.cancels:
                 now = facts.time(cancel)
@@ -290,7 +320,7 @@ class Detaches(_Cancellation):
                         promise = (
                             'cancellable="abandon": running work may be cancelled only once every caller of it has cancelled'
                             if abandons
-                            else 'cancellable="detach": running work must run on'
+                            else f'cancellable="{mode}": running work must run on'
                         )
                         return self.violation(
                             run,
@@ -299,6 +329,49 @@ class Detaches(_Cancellation):
                             [cancel, known(attempt.end)],
                         )
         return None
+
+
+def _dropped_on_cancel(facts: Facts, target: Target, job: JobFacts) -> tuple[str, list[int]] | None:
+    """For ``cancellable="detach_queued"``: why ``job``, waiting at its first cancel, was dropped, or None.
+
+    A job waits at the cancel when its Deferred had not fired and no attempt
+    of it had started (with ``shared``, nor was an execution of its key
+    running, which it may have joined: ``cancellation.detaches`` judges that
+    one). Its work must still run: an attempt of it (with ``shared``, of any
+    job of its key) starts after the cancel, by the time the run drained.
+    Excused: a ``stop()`` before the run drained (a stopped subject may drop
+    work nobody waits for), a declared ``timeout_ms`` from the submission or
+    over the wait that ran out first (the subject may drop the job at it),
+    and work that never ends filling the job's turn (as a stranded job is
+    excused: ``_turn_held``).
+    """
+    cancel = job.cancels[0]
+    if (job.fired is not None and job.fired < cancel) or job.submit is None or job.canceller_raised:
+        return None
+    if any(a.start < cancel for a in job.attempts):
+        return None  # it had started: running (detached) or between attempts (retries are never owed)
+    shared = target.shared
+    mine = [j for j in facts.jobs.values() if j.key == job.key] if shared else [job]
+    if shared and any(a.running_at(cancel) for j in mine for a in j.attempts):
+        return None  # it may have joined that execution: running work, judged as such
+    end = facts.drained if facts.drained is not None else len(facts.events)
+    if any(a.start > cancel and a.start < end for j in mine for a in j.attempts):
+        return None  # its work ran after the cancel
+    stop = facts.first_stop()
+    if stop is not None and stop < end:
+        return None
+    if target.timeout_ms is not None and target.timeout_from != "start":
+        if facts.time(end) >= facts.time(job.submit) + target.timeout_ms * 1000:
+            return None
+    if _turn_held(facts, target, job, end):
+        return None
+    what = f"no execution of its key {job.key} started" if shared else "it never started"
+    return (
+        f"job {job.id}'s caller was cancelled at {format_ms(facts.time(cancel))} while the job waited, and {what} "
+        f"after that by the time the run drained at {format_ms(facts.time(end))}; the target declares "
+        'cancellable="detach_queued": a cancel only stops the caller waiting, the work still runs',
+        [cancel],
+    )
 
 
 #: Events that open another call on the reactor (an operation of the schedule, a subject's timer firing,

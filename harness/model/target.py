@@ -35,12 +35,15 @@ KINDS = ("submit", "periodic")
 #: "abandon" (as "detach", but once every caller of an execution has cancelled, the work may be
 #: cancelled too: a single-flight cache that drops work nobody waits for), or "delayed" (cancel
 #: fails the caller late: no later than the job would have started, or than its running work
-#: ended; the job never starts after the cancel; running work may run on or be cancelled).
+#: ended; the job never starts after the cancel; running work may run on or be cancelled), or
+#: "detach_queued" (as "detach", for work not started yet too: cancel only stops the caller waiting;
+#: the job, queued or running, still runs, and may start or be retried after the cancel: a write-behind
+#: buffer's write, a work queue's message).
 #: ``cancellable`` may also be a function of a job's ``(key, priority)`` returning one of the modes but
 #: False, when the promise differs between jobs (a lock's readers cancel at once, its writers late).
-CANCEL_MODES = (True, False, "detach", "abandon", "delayed")
+CANCEL_MODES = (True, False, "detach", "abandon", "delayed", "detach_queued")
 #: The modes a per-job ``cancellable(key, priority)`` may return: every job it is asked about may be cancelled.
-PER_JOB_CANCEL_MODES = (True, "detach", "abandon", "delayed")
+PER_JOB_CANCEL_MODES = (True, "detach", "abandon", "delayed", "detach_queued")
 #: A cancellation promise: one mode for every job, or a function of a job's key and priority giving its mode.
 CancelPromise = bool | str | Callable[[int, int], bool | str]
 ORDERS = ("fifo", "priority")
@@ -223,7 +226,8 @@ class Target:
             _check_adapter("cancellable", self.cancellable, "key, priority")
         elif not _cancel_mode(self.cancellable, CANCEL_MODES):
             raise TargetError(
-                f"Target cancellable must be True, False, 'detach', 'abandon' or 'delayed', got {self.cancellable!r} "
+                f"Target cancellable must be True, False, 'detach', 'abandon', 'delayed' or 'detach_queued', got "
+                f"{self.cancellable!r} "
                 "(or, when jobs promise different things, a function of a job's (key, priority) returning one of "
                 "them but False)"
             )
@@ -342,7 +346,8 @@ class Target:
         if self.cancellable is False and isinstance(self.menu, Menu) and self.menu.cancels and not self.menu.periodic:
             raise TargetError(
                 "Target cancellable=False promises nothing about cancels, so its invariants cannot judge them, but its "
-                "menu draws cancels: pass Menu(cancels=False, ...), or declare cancellable=True, 'detach', 'abandon' or 'delayed'"
+                "menu draws cancels: pass Menu(cancels=False, ...), or declare cancellable=True, 'detach', 'abandon', 'delayed' "
+                "or 'detach_queued'"
             )
         if callable(self.cancellable):
             self.cancel_modes  # asks the function about every key and priority the menu draws: its errors now
@@ -404,8 +409,9 @@ class Target:
 
     @property
     def detaches(self) -> bool:
-        """Whether cancelling a caller leaves its work running (``cancellable="detach"`` or ``"abandon"``, for every job)."""
-        return self.cancel_modes <= {"detach", "abandon"}
+        """Whether cancelling a caller leaves its work running (``cancellable="detach"``, ``"abandon"`` or
+        ``"detach_queued"``, for every job)."""
+        return self.cancel_modes <= {"detach", "abandon", "detach_queued"}
 
     @property
     def abandons(self) -> bool:
@@ -722,7 +728,7 @@ def _per_job_cancel_mode(promise: Callable[[int, int], Any], key: int, priority:
         refused = " (a job that cannot be cancelled at all: declare cancellable=False for the whole target)" if mode is False else ""
         raise TargetError(
             f"the target's cancellable(key, priority) returned {mode!r} for {where}; it must return True, "
-            f"'detach', 'abandon' or 'delayed'{refused}"
+            f"'detach', 'abandon', 'delayed' or 'detach_queued'{refused}"
         )
     return mode  # type: ignore[no-any-return]
 

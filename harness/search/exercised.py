@@ -234,7 +234,10 @@ INVARIANT_EXERCISE: dict[str, Exercise] = {
     "cancellation.fires": Exercise("a submitted Deferred was cancelled", lambda x, t: x.cancels > 0),
     "cancellation.no_start": Exercise("a job was cancelled before it started", lambda x, t: x.cancel_waiting),
     "cancellation.propagates": Exercise("a job was cancelled while it ran", lambda x, t: x.cancel_running),
-    "cancellation.detaches": Exercise("a job was cancelled while it ran", lambda x, t: x.cancel_running),
+    "cancellation.detaches": Exercise(
+        'a job was cancelled while it ran (with "detach_queued": or while it waited)',
+        lambda x, t: x.cancel_running or (x.cancel_waiting and "detach_queued" in t.cancel_modes),
+    ),
     "sharing.isolated": Exercise("a submitted Deferred was cancelled", lambda x, t: x.cancels > 0),
     "sharing.joined": Exercise("two or more jobs were outstanding at once", lambda x, t: x.peak_outstanding >= 2),
     "errors.own_result": Exercise("two or more submitted Deferreds fired", lambda x, t: x.fired >= 2),

@@ -605,7 +605,7 @@ def _queue(cls: type[VisibilityQueue], description: str, *, handler_timeout_ms: 
 queue_ok = _queue(VisibilityQueue, "round 5: visibility-timeout queue, 2 workers, handler timeout 200ms",
                   retries=VQ_MAX_RECEIVES - 1)
 queue_detach = _queue(VisibilityQueue, "round 5: visibility-timeout queue, callers may cancel (finding 3)",
-                      retries=VQ_MAX_RECEIVES - 1, cancellable="detach")
+                      retries=VQ_MAX_RECEIVES - 1, cancellable="detach_queued")
 queue_double_count = _queue(DoubleCountQueue, "round 5 twin V1: redeliveries counted twice",
                             retries=VQ_MAX_RECEIVES - 1)
 queue_lost_wakeup = _queue(LostWakeupQueue, "round 5 twin V3: redelivery does not wake waiting receivers",
@@ -729,7 +729,7 @@ def _wb(cls: type[WriteBehind], description: str, cancellable: Any = False,
 wb_ok = _wb(WriteBehind, "round 5: keyed write-behind (quiet 100ms, max wait 300ms, 3 attempts)")
 wb_flush_timeout = _wb(WriteBehind, "round 5: keyed write-behind, 200ms flush timeout (finding 4)",
                        flush_timeout_ms=WB_FLUSH_TIMEOUT_MS)
-wb_detach = _wb(WriteBehind, "round 5: keyed write-behind, writers may cancel (finding 3)", cancellable="detach")
+wb_detach = _wb(WriteBehind, "round 5: keyed write-behind, writers may cancel (finding 3)", cancellable="detach_queued")
 wb_stale_timer = _wb(StaleTimerWriteBehind, "round 5 twin W1: quiet timer left armed after a max-wait flush")
 wb_swallows = _wb(SwallowingWriteBehind, "round 5 twin W2: writers never told when the flush gives up")
 wb_piggyback = _wb(PiggybackWriteBehind, "round 5 twin W3: write during a flush acked by that flush")
