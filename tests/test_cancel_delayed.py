@@ -47,7 +47,7 @@ def test_delayed_is_a_cancellable_mode() -> None:
 
 
 def test_a_bad_cancellable_value_names_every_mode() -> None:
-    with pytest.raises(TargetError, match="'detach', 'abandon' or 'delayed', got 'later'"):
+    with pytest.raises(TargetError, match="'detach', 'abandon', 'delayed' or 'detach_queued', got 'later'"):
         Target(build=object, cancellable="later")
 
 

@@ -80,8 +80,8 @@ def test_each_invariant_applies_when_some_job_promises_what_it_checks(modes, on,
 @pytest.mark.parametrize(
     ("promise", "said"),
     [
-        (lambda key, priority: False, "returned False for key 0, priority 0; it must return True, 'detach', 'abandon' "
-         "or 'delayed' (a job that cannot be cancelled at all: declare cancellable=False for the whole target)"),
+        (lambda key, priority: False, "returned False for key 0, priority 0; it must return True, 'detach', 'abandon', "
+         "'delayed' or 'detach_queued' (a job that cannot be cancelled at all: declare cancellable=False for the whole target)"),
         (lambda key, priority: "later" if priority else True, "returned 'later' for key 0, priority 1; it must return"),
         (lambda key, priority: 1, "returned 1 for key 0, priority 0"),
         (lambda key, priority: {0: True}[priority], "raised KeyError: 1 for key 0, priority 1; it must return a "

@@ -115,7 +115,7 @@ def test_timelines_show_the_key() -> None:
         ({"keys": 2, "cache_ms": 10}, "declare shared=True"),
         ({"keys": 0}, "keys must be a positive integer"),
         ({"keys": 2, "kind": "periodic", "interval_ms": 10}, "periodic Target cannot declare them"),
-        ({"cancellable": "sometimes"}, "True, False, 'detach', 'abandon' or 'delayed'"),
+        ({"cancellable": "sometimes"}, "True, False, 'detach', 'abandon', 'delayed' or 'detach_queued'"),
     ],
 )
 def test_key_options_are_checked(options, message) -> None:
