@@ -614,8 +614,7 @@ queue_lost_wakeup = _queue(LostWakeupQueue, "round 5 twin V3: redelivery does no
 # redelivered while it still runs; its late ack must be refused.
 queue_at_least_once_ok = _queue(VisibilityQueue, "round 5: visibility-timeout queue, no handler timeout",
                                 handler_timeout_ms=None, lease_ms=VQ_VISIBILITY_MS)
-queue_stale_ack = _queue(StaleAckQueue, "round 5 twin V2: a stale receipt still acks", handler_timeout_ms=None,
-                         lease_ms=VQ_VISIBILITY_MS)
+queue_stale_ack = _queue(StaleAckQueue, "round 5 twin V2: a stale receipt still acks", handler_timeout_ms=None)
 
 
 # ============================================================================================
