@@ -73,7 +73,8 @@ def print_finding(finding: Finding) -> None:
             )
             print(render_schedule(finding.record.schedule))
         else:
-            print("shrinking was cut short (by the budget or an interrupt); this schedule fails but may not be minimal:")
+            why = finding.cut_short or "by the budget or an interrupt"
+            print(f"shrinking was cut short ({one_line(why)}); this schedule fails but may not be minimal:")
             print(render_schedule(finding.record.schedule))
     print("\ntrace (>> marks the events that break the invariant):")
     hint = f"the full trace: harness show {shlex.quote(str(finding.path))}" if finding.path is not None else FULL_TRACE_HINT

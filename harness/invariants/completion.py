@@ -14,8 +14,8 @@ from harness.run.facts import Facts, facts_of
 if TYPE_CHECKING:
     from harness.run.runner import Run
 
-#: Where an ``AlreadyCalledError`` shows: escaped, logged, raised by submit or cancel, or failing a Deferred
-#: (a caller's, or the one ``stop()`` returned).
+#: Where an ``AlreadyCalledError`` shows: escaped, logged, raised by submit, cancel or ``stop()``, or failing a
+#: Deferred (a caller's, or the one ``stop()`` returned).
 _DOUBLE_FIRE_KINDS = (
     EventKind.REACTOR_ERROR,
     EventKind.UNHANDLED,
@@ -23,6 +23,7 @@ _DOUBLE_FIRE_KINDS = (
     EventKind.SUBMIT_RAISED,
     EventKind.CANCEL_RAISED,
     EventKind.FAILURE,
+    EventKind.STOP_RAISED,
     EventKind.STOP_FAILURE,
 )
 

@@ -138,8 +138,9 @@ def stop(run: Run, why: str) -> None:
         result = run.target.stop_subject(run.subject)
     except ABORTS + (KeyboardInterrupt,):
         raise
-    except CancellerError as exc:
-        # stop() cancelled a hostile job whose own canceller raised: the job's fault, not the subject's.
+    except (CancellerError, defer.AlreadyCalledError) as exc:
+        # stop() cancelled a hostile job whose own canceller raised: the job's fault, not the subject's. Or
+        # the subject fired one of its Deferreds twice in stop(): its bug, judged by completion.once.
         run.trace.record(EventKind.STOP_RAISED, detail=describe_error(exc))
         result = None
     except BaseException as exc:

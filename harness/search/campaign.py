@@ -57,6 +57,7 @@ from harness.search.arguments import shrink_arguments
 from harness.search.coverage_feedback import tracer_for
 from harness.search.nondeterminism import keep_schedule
 from harness.model.schedule import MAX_DEPTH, Schedule
+from harness.model.trace import one_line
 from harness.search.shard import round_seed
 from harness.search.shrink import shrink_schedule
 from harness.search.shrink_hang import cut_at_hang, hang_budget, hang_kind, short_limit
@@ -108,7 +109,10 @@ class Finding:
     first one that broke the invariant, ``detected_after_s`` the seconds spent
     searching until then (regression replays and shrinking earlier failures
     excluded), and ``shrink_s`` how long shrinking, replaying and saving it
-    took. In a parallel campaign they are the finding worker's.
+    took. In a parallel campaign they are the finding worker's. ``cut_short``
+    says, for a failure not shrunk to the end, what stopped its shrinking
+    (``"by the budget"``, ``"by an interrupt"``, or a shrinking candidate's
+    target error); empty when the reason is not known.
     """
 
     record: FailureRecord
@@ -117,6 +121,7 @@ class Finding:
     path: Path | None = None
     source: str = "fuzz"
     shrunk: bool = True
+    cut_short: str = ""
     regression_path: Path | None = None
     detected_after_s: float | None = None
     examples_to_detect: int | None = None
@@ -469,10 +474,11 @@ class _Search:
                 self.on_example(self.result)
             try:
                 finding, outcome = self._confirm(schedule, violation)
-            except HarnessError:
+            except HarnessError as exc:
                 # A target error while shrinking: the violation was still seen, so it is reported
                 # (unshrunk, saved if the directory takes it) before the error stops the campaign.
-                self._keep_unshrunk(schedule, run, violation, detected)
+                why = f"a shrinking candidate hit a target error, which stopped the campaign: {one_line(str(exc)):.300}"
+                self._keep_unshrunk(schedule, run, violation, detected, why)
                 raise
             finally:
                 self.result.shrinking = False
@@ -488,10 +494,14 @@ class _Search:
             raise KeyboardInterrupt
         return outcome
 
-    def _keep_unshrunk(self, schedule: Schedule, run: Run, violation: Violation, detected: list[float]) -> None:
-        """Report a failure as the search found it, when confirming it was cut short by an error."""
+    def _keep_unshrunk(
+        self, schedule: Schedule, run: Run, violation: Violation, detected: list[float], why: str
+    ) -> None:
+        """Report a failure as the search found it, when confirming it was cut short by an error (``why``)."""
         record = FailureRecord.of_run(self.spec, run, violation, self.result.seed, schedule=schedule)
-        finding = Finding(record=record, run=run, violation=violation, path=self._save(record), shrunk=False)
+        finding = Finding(
+            record=record, run=run, violation=violation, path=self._save(record), shrunk=False, cut_short=why
+        )
         self._timed(finding, detected)
         self._add(finding)
 
@@ -565,7 +575,10 @@ class _Search:
         if needs:
             same[0] = replace(same[0], message=same[0].message + needs_note(needs))
         record = FailureRecord.of_run(self.spec, first, same[0], self.result.seed)
-        finding = Finding(record=record, run=first, violation=same[0], path=self._save(record), shrunk=outcome is None)
+        cut = "" if outcome is None else "by an interrupt" if outcome == StopReason.INTERRUPT else "by the budget"
+        finding = Finding(
+            record=record, run=first, violation=same[0], path=self._save(record), shrunk=outcome is None, cut_short=cut
+        )
         return finding, outcome
 
     def _detected(self) -> list[float]:

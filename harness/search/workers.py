@@ -434,7 +434,7 @@ class _Parallel:
         # Replayed here for the report: the worker already checked that its trace is deterministic.
         replay = corpus.replay(self.target, path, record, self.config.example_timeout_s)
         violation = replay.violation or Violation(record.invariant, record.message, record.marked)
-        finding = Finding(record, replay.run, violation, path=path, shrunk=data["shrunk"])
+        finding = Finding(record, replay.run, violation, path=path, shrunk=data["shrunk"], cut_short=data.get("cut_short", ""))
         for name in TIMING:
             setattr(finding, name, data.get(name))
         keep_regression(finding, self.config)
@@ -558,7 +558,8 @@ def _worker_main(
         def on_finding(finding: Finding) -> None:
             shrinking[index] = 0
             message: dict[str, object] = {"path": finding.path and str(finding.path),
-                                          "invariant": finding.violation.invariant, "shrunk": finding.shrunk}
+                                          "invariant": finding.violation.invariant, "shrunk": finding.shrunk,
+                                          "cut_short": finding.cut_short}
             if finding.path is None:  # it could not be saved: sent whole, so the parent still reports it
                 message["record"] = finding.record.to_json()
             message.update({name: getattr(finding, name) for name in TIMING})
