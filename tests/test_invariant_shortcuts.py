@@ -147,6 +147,8 @@ def _no_start(inv: Invariant, run) -> Violation | None:
     for job in facts.jobs.values():
         if not job.cancels or facts.fired_before(job, job.cancels[0]):
             continue
+        if run.target.cancel_mode(job.key, job.priority) == "detach_queued":
+            continue  # its work goes on after the cancel
         cancel = job.cancels[0]
         for attempt in job.attempts:
             if attempt.start > cancel:
@@ -197,8 +199,12 @@ def _detaches(inv: Invariant, run) -> Violation | None:
     facts = facts_of(run)
     for job in facts.jobs.values():
         mode = run.target.cancel_mode(job.key, job.priority)
-        if mode not in ("detach", "abandon"):
+        if mode not in ("detach", "abandon", "detach_queued"):
             continue  # a per-job promise under which this job's work is cancelled, or may be
+        if mode == "detach_queued" and job.cancels:
+            dropped = cancellation._dropped_on_cancel(facts, run.target, job)
+            if dropped is not None:
+                return inv.violation(run, *dropped)
         abandons = mode == "abandon"
         for cancel in job.cancels:
             now = facts.time(cancel)
@@ -210,7 +216,7 @@ def _detaches(inv: Invariant, run) -> Violation | None:
                     promise = (
                         'cancellable="abandon": running work may be cancelled only once every caller of it has cancelled'
                         if abandons
-                        else 'cancellable="detach": running work must run on'
+                        else f'cancellable="{mode}": running work must run on'
                     )
                     return inv.violation(
                         run,
