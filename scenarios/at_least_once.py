@@ -41,8 +41,9 @@ from scenarios.review.round5.targets import (
     DeadLettered,
     QueueGate,
     WriteBehindGate,
+    queue_answer_within_visibility,
 )
-from scenarios.review.round5.visq import QueueClosed, VisibilityQueue
+from scenarios.review.round5.visq import QueueClosed, StaleAckQueue, VisibilityQueue
 from scenarios.review.round5.writebehind import FlushFailed, WriteBehind, WriterClosed
 
 
@@ -153,8 +154,10 @@ class DroppingWriteBehind(WriteBehind):
         return outer
 
 
-def _queue(cls: type[VisibilityQueue] = VisibilityQueue, gate: type[LeaseQueueGate] = LeaseQueueGate) -> Target:
+def _queue(cls: type[VisibilityQueue] = VisibilityQueue, gate: type[LeaseQueueGate] = LeaseQueueGate,
+           invariants: tuple[Any, ...] = ()) -> Target:
     return Target(
+        invariants=invariants,
         build=lambda clock: gate(clock, cls),
         limit=VQ_WORKERS,
         retries=VQ_MAX_RECEIVES - 1,
@@ -183,6 +186,8 @@ lease_queue = _queue()
 lease_queue_early_expiry = _queue(EarlyExpiryQueue)
 lease_queue_ack_keeps_timer = _queue(AckKeepsTimerQueue)
 lease_queue_unsends = _queue(gate=UnsendingGate)
+#: The review's twin V2 (a stale receipt still acks), leased: the built-ins hold, the review's own invariant catches it.
+lease_queue_stale_ack = _queue(StaleAckQueue, invariants=(queue_answer_within_visibility,))
 detached_writes = _writes()
 detached_writes_dropped = _writes(DroppingWriteBehind)
 
@@ -204,6 +209,14 @@ SCENARIOS = (
         "time.retries",
         "ack leaves the visibility timer armed: a message acked within its lease is delivered again",
         "DelayedCall.reset",
+    ),
+    Scenario(
+        "scenarios.at_least_once:lease_queue_stale_ack",
+        "user.queue_answer_within_visibility",
+        "the review's twin V2: an ack with a receipt whose lease ran out deletes the message redelivered to another worker",
+        "DelayedCall.reset",
+        # The stale ack also corrupts the queue's records (a KeyError in a worker), leaving a caller unanswered.
+        also=("errors.poison", "cancellation.releases", "completion.deadline"),
     ),
     Scenario(
         "scenarios.at_least_once:lease_queue_unsends",
