@@ -238,6 +238,11 @@ MESSAGES: tuple[Row, ...] = (
         "scenarios.retry:backoff_retry", S(Submit(0, 0, ok()))),
     Row("retries.undeclared_success", "time.retries", "although attempt 0 succeeded; a success is final, retries declared or not",
         "scenarios.review.round3.mistakes:runs_twice", SEMAPHORE, S(Submit(0, 0, ok()))),
+    Row("retries.lease_early", "time.retries", "while attempt 0 was still running, before its 300ms lease ran out (at 400ms)",
+        "scenarios.at_least_once:lease_queue_early_expiry", "scenarios.at_least_once:lease_queue",
+        S(Submit(0, 0, ok(100)), Submit(0, 1, ok(100)), Submit(0, 2, ok(400)))),
+    Row("retries.lease_final", "time.retries", "although attempt 0 succeeded within its 300ms lease; a success within the lease is final",
+        "scenarios.at_least_once:lease_queue_ack_keeps_timer", "scenarios.at_least_once:lease_queue", S(Submit(0, 0, ok(10)))),
     Row("retries.after_fired", "time.retries", "job 0 attempt 1 started at 60ms, after its Deferred had fired at 10ms",
         Target(build=RetryAfterAnswer), SEMAPHORE, S(Submit(0, 0, fail()))),
     # time: hedging (scenarios.hedge)
@@ -327,6 +332,14 @@ MESSAGES: tuple[Row, ...] = (
         S(Submit(0, 0, ok()), Submit(0, 1, ok()), Submit(15, 2, ok()))),
     Row("detaches", "cancellation.detaches", "job 0's caller was cancelled at 5ms and the job's own work was cancelled",
         "scenarios.single_flight:leader_holds_work_flight", _SINGLE_FLIGHT, S(Submit(0, 0, ok()), Submit(0, 1, ok()), Cancel(5, 0))),
+    Row("detaches.dropped", "cancellation.detaches",
+        "job 2's caller was cancelled at 10ms while the job waited, and it never started after that by the time the "
+        'run drained at', "scenarios.at_least_once:lease_queue_unsends", "scenarios.at_least_once:lease_queue",
+        S(Submit(0, 0, ok(50)), Submit(0, 1, ok(50)), Submit(0, 2, ok()), Cancel(10, 2))),
+    Row("detaches.dropped_key", "cancellation.detaches",
+        'no execution of its key 0 started after that by the time the run drained at 0ms; the target declares '
+        'cancellable="detach_queued"', "scenarios.at_least_once:detached_writes_dropped",
+        "scenarios.at_least_once:detached_writes", S(Submit(0, 0, ok()), Cancel(0, 0))),
     Row("isolated", "sharing.isolated", "job 1 (key 0) was never cancelled, yet its Deferred failed with CancelledError",
         "scenarios.single_flight:abandoning_flight", _SINGLE_FLIGHT, S(Submit(0, 0, ok()), Submit(0, 1, ok()), Cancel(5, 0))),
     Row("joined.stale", "sharing.joined", "which had finished 10ms earlier; no cache lifetime is declared",
