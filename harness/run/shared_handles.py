@@ -23,18 +23,20 @@ from twisted.internet.defer import Deferred
 
 from harness.errors import HarnessError
 from harness.model.trace import EventKind
+from harness.run.describe import describe
 
 if TYPE_CHECKING:
     from harness.run.runner import Run
 
-#: How the harness describes a None result (``describe(None)``): what the second caller of a shared
-#: Deferred receives, the harness's callback for the first caller having returned None.
-NONE = "None"
+#: How the harness describes a None result: what the second caller of a shared Deferred receives, the
+#: harness's callback for the first caller having returned None.
+NONE = describe(None)
 
 
 def received_none(run: Run) -> bool:
     """Whether some caller's Deferred delivered None in ``run`` (a pure function of its trace)."""
-    return any(event.kind == EventKind.RESULT and event.detail == NONE for event in run.trace)
+    result = EventKind.RESULT
+    return any(kind == result and detail == NONE for _, kind, _, _, detail in run.trace.raw)
 
 
 def shared_deferreds(run: Run) -> tuple[tuple[int, ...], ...]:
@@ -45,9 +47,9 @@ def shared_deferreds(run: Run) -> tuple[tuple[int, ...], ...]:
     Deferred's ``id``: every one stays alive in the replay's ``Run.handles`` until the run ends, so equal
     ids are one object, and holding nothing keeps the replay's garbage, hence its trace, the run's. A
     replay whose trace differs from the run's (a nondeterministic target), or that raises a harness
-    error, says nothing: no groups.
+    error, says nothing: no groups. A periodic target's runs call no ``submit``: nothing is replayed.
     """
-    if not received_none(run):
+    if run.target.kind != "submit" or not received_none(run):
         return ()
     from harness.run.runner import run_schedule  # the runner's Run is judged here: imported when needed
 
