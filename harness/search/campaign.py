@@ -50,6 +50,7 @@ from harness.errors import HarnessError
 from harness.store.failure_file import FailureRecord
 from harness.search.generate import DEFAULT_DEPTH, DEFAULT_STRATEGY, STRATEGIES, Examples
 from harness.invariants import Violation
+from harness.invariants.shared_note import noted
 from harness.run.runner import Run
 from harness.run.session import RunSession
 from harness.search.clock_causes import needs_note, tame_clock
@@ -432,7 +433,9 @@ class _Search:
         ``examples`` (None for a database entry) watches the run and learns from it (the guided strategies).
         """
         with examples.watching() if examples is not None else nullcontext():
-            run, violations = self._judge(schedule)
+            # Searching on past found (or ignored) invariants, most failing examples break only those: judged
+            # without the note, whose replay would be read for nothing; the one reported is noted below.
+            run, violations = self._judge(schedule, notes=not masked)
         if examples is not None:
             examples.feedback(run)
         if violations and violations[0].invariant == HANG:
@@ -447,7 +450,7 @@ class _Search:
             self.on_run(schedule, run)
         for violation in violations:
             if violation.invariant not in masked:
-                return run, violation
+                return run, (noted(run, [violation])[0] if masked else violation)
         return None
 
     def _report(self, schedule: Schedule, run: Run, violation: Violation, database: ExampleDatabase | None) -> StopReason | None:
