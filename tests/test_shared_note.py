@@ -209,7 +209,7 @@ def test_a_periodic_run_that_received_none_replays_nothing(monkeypatch) -> None:
 def test_a_campaign_searching_on_replays_only_for_what_it_reports(tmp_path, monkeypatch) -> None:
     # Searching on past found (or ignored) invariants, most failing examples break only those: their
     # messages are never read, so no replay looks for the cause (it did for each: 738 replays in 3,000
-    # examples of the twin, the campaign 30 to 50% slower). What is reported keeps its note.
+    # examples of the twin, a whole run each). What is reported keeps its note.
     from harness import CampaignConfig, run_campaign
     import harness.invariants.shared_note as shared_note
 
@@ -217,10 +217,27 @@ def test_a_campaign_searching_on_replays_only_for_what_it_reports(tmp_path, monk
     real = shared_note.shared_deferreds
     monkeypatch.setattr(shared_note, "shared_deferreds", lambda run: replays.append(1) or real(run))
     config = CampaignConfig(
-        max_examples=3000, seed=1, max_failures=10, ignore=frozenset({"sharing.joined"}),
+        max_examples=800, seed=1, max_failures=10, ignore=frozenset({"sharing.joined"}),
         report_dir=str(tmp_path), regressions=None, database=None,
     )
     result = run_campaign(load_target(TWIN), TWIN, config)
     assert [f.violation.invariant for f in result.findings] == ["cancellation.fires", "cancellation.detaches", "sharing.isolated"]
     assert len(replays) <= 2 * len(result.findings)  # the example found, and the shrunk schedule's final judgement
     assert all(f.violation.message.endswith(CAUSE) for f in result.findings)
+
+
+def test_a_target_invariant_that_checks_its_run_is_not_replayed_without_end() -> None:
+    # The note's replay runs the target's own invariants (its trace must be the run's): one that calls
+    # check(run) on a failing run replayed the run again from inside the replay, and again, until the
+    # wall-clock limit blamed a hang on the invariant. A replay inside a replay looks for no cause.
+    checked: list[list[str]] = []
+
+    def checks_itself(run: Any) -> None:
+        checked.append([v.invariant for v in check(run)])
+
+    target = replace(load_target(TWIN), invariants=(checks_itself,))
+    run = run_schedule(target, SEEN[0][2], timeout_s=3)
+    assert checked == [["sharing.joined"]] * 2  # the run's, and that of the one replay its check made
+    [first, *_] = check(run)
+    assert first.invariant == "sharing.joined" and first.message.endswith(CAUSE)
+    assert len(checked) == 3  # the one replay of this check's note, whose invariant's check replayed nothing

@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 NONE = describe(None)
 
 
+#: How many replays of ``shared_deferreds`` are going on (0 or 1): none is made inside one.
+_REPLAYING = [0]
+
+
 def received_none(run: Run) -> bool:
     """Whether some caller's Deferred delivered None in ``run`` (a pure function of its trace)."""
     result = EventKind.RESULT
@@ -48,8 +52,10 @@ def shared_deferreds(run: Run) -> tuple[tuple[int, ...], ...]:
     ids are one object, and holding nothing keeps the replay's garbage, hence its trace, the run's. A
     replay whose trace differs from the run's (a nondeterministic target), or that raises a harness
     error, says nothing: no groups. A periodic target's runs call no ``submit``: nothing is replayed.
+    Nor is anything inside such a replay: the replay runs the target's own invariants, and one that
+    checks its run (``harness.check``) would replay it again from inside, and again, without end.
     """
-    if run.target.kind != "submit" or not received_none(run):
+    if run.target.kind != "submit" or _REPLAYING[0] or not received_none(run):
         return ()
     from harness.run.runner import run_schedule  # the runner's Run is judged here: imported when needed
 
@@ -63,10 +69,13 @@ def shared_deferreds(run: Run) -> tuple[tuple[int, ...], ...]:
             returned.setdefault(id(d), []).append(job.id)
         return d
 
+    _REPLAYING[0] += 1
     try:
         replay = run_schedule(replace(target, submit=watched), run.schedule)
     except HarnessError:
         return ()
+    finally:
+        _REPLAYING[0] -= 1
     if replay.trace.events != run.trace.events:
         return ()
     groups = (tuple(sorted(set(jobs))) for jobs in returned.values())
