@@ -55,11 +55,11 @@ def shared_deferreds(run: Run) -> tuple[tuple[int, ...], ...]:
     Nor is anything inside such a replay: the replay runs the target's own invariants, and one that
     checks its run (``harness.check``) would replay it again from inside, and again, without end.
     """
-    if run.target.kind != "submit" or _REPLAYING[0] or not received_none(run):
+    target = run.target
+    if target.kind != "submit" or _REPLAYING[0] or not received_none(run):
         return ()
     from harness.run.runner import run_schedule  # the runner's Run is judged here: imported when needed
 
-    target = run.target
     returned: dict[int, list[int]] = {}  # id(Deferred) -> the jobs it was returned for, in submission order
 
     def watched(subject: Any, job: Any, priority: int) -> Any:
