@@ -241,3 +241,24 @@ def test_a_target_invariant_that_checks_its_run_is_not_replayed_without_end() ->
     [first, *_] = check(run)
     assert first.invariant == "sharing.joined" and first.message.endswith(CAUSE)
     assert len(checked) == 3  # the one replay of this check's note, whose invariant's check replayed nothing
+
+
+class _PoolTarget(Target):
+    """A Target of the user's own making: its ``__init__`` takes other arguments than the fields."""
+
+    def __init__(self, delay_ms: int) -> None:
+        super().__init__(build=lambda clock: OneFlight(clock, delay_ms), keys=2, shared=True, cancellable="detach")
+
+
+class _Uncopyable(_PoolTarget):
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError("not copyable")
+
+
+def test_a_target_subclass_of_the_users_own_making_is_noted_and_never_a_traceback() -> None:
+    # The watched replay was made by dataclasses.replace, which calls the class with every field:
+    # check() raised "TypeError: __init__() got an unexpected keyword argument 'submit'".
+    [first, *_] = check(run_schedule(_PoolTarget(0), THREE))
+    assert first.invariant == "sharing.joined" and "the same Deferred for jobs 0, 1 and 2 (" in first.message
+    [first, *_] = check(run_schedule(_Uncopyable(0), THREE))
+    assert first.invariant == "sharing.joined" and NOTE not in first.message

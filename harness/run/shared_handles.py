@@ -16,7 +16,7 @@ violation's message says it (``harness.invariants.shared_note``).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from copy import copy
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
@@ -69,9 +69,16 @@ def shared_deferreds(run: Run) -> tuple[tuple[int, ...], ...]:
             returned.setdefault(id(d), []).append(job.id)
         return d
 
+    try:
+        # The target with its submit watched, made without calling its class (``dataclasses.replace`` would:
+        # a subclass of the user's own making may take other arguments), nor validating it again.
+        watching = copy(target)
+        object.__setattr__(watching, "submit", watched)
+    except Exception:  # a target that cannot be copied: no note
+        return ()
     _REPLAYING[0] += 1
     try:
-        replay = run_schedule(replace(target, submit=watched), run.schedule)
+        replay = run_schedule(watching, run.schedule)
     except HarnessError:
         return ()
     finally:
