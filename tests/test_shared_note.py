@@ -262,3 +262,34 @@ def test_a_target_subclass_of_the_users_own_making_is_noted_and_never_a_tracebac
     assert first.invariant == "sharing.joined" and "the same Deferred for jobs 0, 1 and 2 (" in first.message
     [first, *_] = check(run_schedule(_Uncopyable(0), THREE))
     assert first.invariant == "sharing.joined" and NOTE not in first.message
+
+
+def test_a_second_stop_while_the_shrunk_schedule_is_judged_keeps_the_failure(tmp_path, monkeypatch) -> None:
+    # A stop during shrinking ends it; the shrunk schedule is then judged once more (with the note's replay:
+    # about three runs) and saved. A second stop signal there, or the repeat of the first after its grace
+    # (harness.guard.signals: 5 s, short for a slow target), raised KeyboardInterrupt out of that judgement:
+    # the failure found was neither saved nor reported, and the campaign ended as if clean.
+    from harness import CampaignConfig, run_campaign
+    from harness.search.stop_reasons import StopReason
+    from harness.store import failure_file
+    import harness.invariants.shared_note as shared_note
+
+    stopping: list[bool] = []
+    real = shared_note.shared_deferreds
+
+    def interrupted(run: Any) -> Any:
+        if stopping:
+            raise KeyboardInterrupt  # the second signal, in the note's replay of the shrunk schedule
+        return real(run)
+
+    monkeypatch.setattr(shared_note, "shared_deferreds", interrupted)
+    config = CampaignConfig(max_examples=3000, seed=1, report_dir=str(tmp_path), regressions=None, database=None)
+    result = run_campaign(
+        load_target(TWIN), TWIN, config,
+        on_example=lambda result: result.shrink_runs >= 3 and stopping.append(True),
+        stop_requested=lambda: bool(stopping),
+    )
+    assert result.stopped_by == StopReason.INTERRUPT
+    [finding] = result.findings
+    assert finding.violation.invariant == "sharing.joined" and not finding.shrunk
+    assert failure_file.load(finding.path).invariant == "sharing.joined"

@@ -460,8 +460,9 @@ class _Search:
             # Shrunk under a short per-run limit and a bounded time, then confirmed under the full limit.
             try:
                 finding, outcome = self._shrink_hang(schedule, run, violation, detected)
-            except HarnessError:
-                self._add(self._save_hang(schedule, run, violation))  # as found, before the error stops the campaign
+            except (HarnessError, KeyboardInterrupt):
+                # as found, before the error (or a second stop signal: a confirming run may take the full limit) ends it
+                self._add(self._save_hang(schedule, run, violation))
                 raise
         else:
             # The schedule as found, before shrinking: its many operations show a nondeterministic
@@ -472,9 +473,10 @@ class _Search:
                 self.on_example(self.result)
             try:
                 finding, outcome = self._confirm(schedule, violation)
-            except HarnessError:
-                # A target error while shrinking: the violation was still seen, so it is reported
-                # (unshrunk, saved if the directory takes it) before the error stops the campaign.
+            except (HarnessError, KeyboardInterrupt):
+                # A target error while shrinking, or a second stop signal while the shrunk schedule is judged
+                # (a first one only ends shrinking): the violation was still seen, so it is reported (unshrunk,
+                # saved if the directory takes it) before the error or the stop ends the campaign.
                 self._keep_unshrunk(schedule, run, violation, detected)
                 raise
             finally:
