@@ -1,6 +1,6 @@
 """buildbot's Twisted scheduling utilities, each declaring only what buildbot documents.
 
-Needs buildbot (``pip install -e '.[buildbot]'``); without it, importing this module raises an
+Needs buildbot, in the ``thirdparty`` extra (``pip install -e '.[thirdparty]'``); without it, importing this module raises an
 ``ImportError`` that says so (``harness list`` does not import it). Verified against buildbot
 4.3.0. Written with the public API only, as a buildbot developer uses it: the decorators
 ``debounce.method`` and ``poll.method`` on a class whose ``master.reactor`` (or
@@ -75,7 +75,7 @@ try:
     from buildbot.util import debounce, lru, poll
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        f"the buildbot targets need buildbot ({exc}); install it with pip install -e '.[buildbot]'"
+        f"the buildbot targets need buildbot ({exc}); install it with pip install -e '.[thirdparty]'"
     ) from None
 
 #: ``debounce.method(wait=...)`` of the debounce targets.
