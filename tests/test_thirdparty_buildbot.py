@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import JobSpec, Schedule, Stop, Submit, check, load_target, run_schedule
+from harness import Call, JobSpec, Schedule, Start, Stop, Submit, check, load_target, run_schedule
 from review_campaigns import campaign, spec_id
 from scenarios import CATALOG
 from scenarios.thirdparty import BUILDBOT, SCENARIOS, available, requires
@@ -44,7 +44,10 @@ needs_buildbot = pytest.mark.skipif(
 
 
 def test_the_correct_targets_are_listed_as_passing_scenarios_needing_buildbot() -> None:
-    assert [t.split(":")[1] for t in CORRECT] == ["debounced", "polled", "polled_now", "poll_forced", "async_lru"]
+    assert [t.split(":")[1] for t in CORRECT] == [
+        "debounced", "polled", "polled_now", "poll_forced", "repeated_action", "repeated_action_after_completion",
+        "async_lru",
+    ]
     listed = {s.target: s for s in CATALOG}
     for spec in CORRECT:
         assert listed[spec].expect == "pass" and listed[spec].primitive.startswith("buildbot")
@@ -160,6 +163,72 @@ def test_pr6853_in_plain_twisted() -> None:
         clock.advance(0.7)
         clock.advance(0.7)
         assert stopped.called and len(calls) == expected, cls.__name__
+
+
+# --- a bug in buildbot 4.3.0: RepeatedActionHandler restarted while its action runs --------------------
+
+RESTARTED = f"{BUILDBOT}:repeated_action_after_completion_restarted"
+#: Each names the bug: two timer chains (calls too close: time.early; one while the other runs:
+#: time.overlap) and the orphaned chain's call after stop() (time.after_stop).
+RESTARTED_CAUGHT_BY = {"time.early", "time.overlap", "time.after_stop"}
+#: The keepalive's action takes 60 ms; it is detached and re-attached (stop(), start()) while it runs.
+RESTART_WHILE_RUNNING = Schedule(ops=(
+    Start(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=60)),
+    Call(at_ms=100, operation="restart"),
+    Stop(at_ms=200),
+))
+
+
+@needs_buildbot
+def test_a_restart_while_the_action_runs_starts_a_second_timer_chain() -> None:
+    run = run_schedule(load_target(RESTARTED), RESTART_WHILE_RUNNING)
+    starts = [a.start_us // 1000 for a in run.view.attempts()]
+    assert starts == [100, 200, 260]  # 200: the timer start() armed; 260: the one the finished action armed
+    violations = check(run)
+    assert violations[0].invariant == "time.early"
+    assert {v.invariant for v in violations} <= RESTARTED_CAUGHT_BY
+    # The same schedule on the default mode (timer armed before the action) is clean.
+    assert check(run_schedule(load_target(f"{BUILDBOT}:repeated_action"), RESTART_WHILE_RUNNING)) == []
+
+
+@needs_buildbot
+def test_the_restart_bug_is_found_by_a_campaign_shrunk_and_replayed_exactly(tmp_path) -> None:
+    result = campaign(RESTARTED, seed=11, examples=3000, tmp_path=tmp_path)
+    [finding] = result.findings
+    assert finding.record.invariant in RESTARTED_CAUGHT_BY and finding.shrunk
+    ops = json.loads(Path(finding.path).read_text())["schedule"]["ops"]
+    assert [op["op"] for op in ops if op["op"] == "call"] == ["call"] and len(ops) <= 4
+    proc = subprocess.run([sys.executable, "-m", "harness.cli.main", "replay", str(finding.path)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert "reproduced exactly" in proc.stdout, proc.stdout + proc.stderr
+
+
+@needs_buildbot
+def test_the_restart_bug_in_plain_twisted() -> None:
+    """Outside the harness: ``task.Clock``, a keepalive taking 0.5 s every 1 s after the last one
+    ended; ``stop(); start()`` while one runs. ``start()`` arms a timer, and the running action,
+    ending, arms another over it: two chains, the keepalive twice as often, and after ``stop()``
+    the orphaned timer (which ``stop()`` cannot reach) still runs the action once."""
+    from twisted.internet import task
+
+    from buildbot.util.deferwaiter import DeferWaiter, RepeatedActionHandler
+
+    clock, calls = task.Clock(), []
+
+    def keepalive() -> object:
+        calls.append(clock.seconds())
+        return task.deferLater(clock, 0.5, lambda: None)
+
+    handler = RepeatedActionHandler(clock, DeferWaiter(), 1.0, keepalive, start_timer_after_action_completes=True)
+    handler.start()
+    clock.advance(1.0)           # a keepalive at 1.0, until 1.5
+    handler.stop()
+    handler.start()              # re-attached while it runs
+    clock.pump([0.25] * 20)      # to 6.0
+    assert calls == [1.0, 2.0, 2.5, 3.5, 4.0, 5.0, 5.5]  # two chains, 0.5 s apart
+    handler.stop()
+    clock.pump([0.25] * 20)
+    assert calls[7:] == [6.5]    # a keepalive after stop()
 
 
 # --- long campaigns, slow tier ----------------------------------------------------------------------

@@ -86,6 +86,8 @@ SCENARIOS = (
     Scenario(f"{BUILDBOT}:polled", "pass", "buildbot's @poll.method, start(interval=0.1): periodic, no overlap, a failure logged and polled again", "buildbot poll"),
     Scenario(f"{BUILDBOT}:polled_now", "pass", "buildbot's @poll.method, start(interval=0.1, now=True): a call at once, then periodic", "buildbot poll"),
     Scenario(f"{BUILDBOT}:poll_forced", "pass", "buildbot's Poller forced by each call: a poll at once, or right after the running one", "buildbot poll"),
+    Scenario(f"{BUILDBOT}:repeated_action", "pass", "buildbot's RepeatedActionHandler(0.1): an action every 100ms (overlapping allowed), detached and re-attached at will", "buildbot RepeatedActionHandler"),
+    Scenario(f"{BUILDBOT}:repeated_action_after_completion", "pass", "buildbot's RepeatedActionHandler(0.1, start_timer_after_action_completes=True): 100ms after each action ends", "buildbot RepeatedActionHandler"),
     Scenario(f"{BUILDBOT}:async_lru", "pass", "buildbot's AsyncLRUCache(max_size=1), two keys: concurrent misses share one fetch", "buildbot AsyncLRUCache"),
 )
 

@@ -56,6 +56,21 @@ references cannot be used for some types", ``str`` among them). Shared, two keys
 the fetch goes on for the others (``cancellable="detach"``). Twin ``async_lru_no_inflight``: a
 subclass whose ``get`` forgets the in-flight fetches (each concurrent miss fetches again: two
 executions of one key at once, ``concurrency.key_limit``).
+
+``repeated_action``: ``deferwaiter.RepeatedActionHandler(clock, DeferWaiter(), 0.1, work)``, the
+keepalive of buildbot's worker protocols ("handles a repeated action such as submitting
+keepalive requests. It integrates with DeferWaiter to correctly control shutdown"):
+``start()``; ``stop()`` then ``DeferWaiter.wait()``; the operation ``restart`` is ``stop()`` then
+``start()`` (a detach and re-attach; ``start()`` on a stopped handler is allowed). The timer is
+armed before each action, so actions come every 100 ms and overlap when one takes longer
+(``overlap=True``). ``repeated_action_after_completion``: ``start_timer_after_action_completes=True``,
+the next action 100 ms after the last one ended (``overlap=False``), no restarts.
+``repeated_action_after_completion_restarted``: the same with ``restart``: a BUG in buildbot
+4.3.0 (and in its main branch as stored): restarted while the action runs, ``start()`` arms a
+timer and the running action, ending, arms another over it, so two timer chains run (calls too
+close, ``time.early``; overlapping, ``time.overlap``), and after ``stop()`` the orphaned timer,
+which ``stop()`` cannot reach, runs the action once more (``time.after_stop``).
+``tests/test_thirdparty_buildbot.py`` shows it in plain Twisted.
 """
 
 from __future__ import annotations
@@ -69,10 +84,10 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python import log
 from twisted.python.failure import Failure
 
-from harness import EventKind, InvariantFailed, JobRecord, Run, RunView, Target, format_ms
+from harness import EventKind, InvariantFailed, JobRecord, Operation, Run, RunView, Target, format_ms
 
 try:
-    from buildbot.util import debounce, lru, poll
+    from buildbot.util import debounce, deferwaiter, lru, poll
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         f"the buildbot targets need buildbot ({exc}); install it with pip install -e '.[thirdparty]'"
@@ -536,3 +551,69 @@ def _lru(build: Callable[[IReactorTime], Any], description: str) -> Target:
 async_lru = _lru(Cached, "buildbot's AsyncLRUCache(max_size=1), two keys: concurrent misses share one fetch")
 async_lru_no_inflight = _lru(CachedForgetful, "an AsyncLRUCache subclass forgetting in-flight fetches")
 
+
+
+# -- deferwaiter.RepeatedActionHandler ---------------------------------------------------------------
+
+
+class Repeated:
+    """A keepalive: ``RepeatedActionHandler(clock, DeferWaiter(), 0.1, work)``, started with
+    ``start()``; ``stop()`` stops it and waits for the actions in flight (``DeferWaiter.wait``),
+    as buildbot's worker protocols do; the operation ``restart`` is a detach and re-attach
+    (``stop()`` then ``start()``, as ``detached`` and ``attached`` call them)."""
+
+    after_completion = False
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+        self.waiter = deferwaiter.DeferWaiter()
+        self.handler: deferwaiter.RepeatedActionHandler | None = None
+        self.stopped = False
+
+    def start(self, work: Callable[[], Any]) -> None:
+        self.handler = deferwaiter.RepeatedActionHandler(
+            self.clock, self.waiter, INTERVAL_MS / 1000, work, start_timer_after_action_completes=self.after_completion
+        )
+        self.handler.start()
+
+    def restart(self) -> None:
+        # The harness's stop() is final (time.after_stop): no re-attach after it.
+        if self.handler is not None and not self.stopped:
+            self.handler.stop()
+            self.handler.start()
+
+    def stop(self) -> defer.Deferred[Any]:
+        self.stopped = True
+        if self.handler is not None:
+            self.handler.stop()
+        return self.waiter.wait()  # type: ignore[no-any-return]
+
+
+class RepeatedAfterCompletion(Repeated):
+    after_completion = True
+
+
+def _repeated(build: Callable[[IReactorTime], Any], description: str, restarts: bool, overlap: bool) -> Target:
+    return Target(
+        build=build,
+        kind="periodic",
+        interval_ms=INTERVAL_MS,
+        overlap=overlap,
+        operations={"restart": Operation(lambda subject: subject.restart())} if restarts else {},
+        description=description,
+    )
+
+
+#: The timer is armed before each action: actions every 100 ms, overlapping when one takes longer.
+repeated_action = _repeated(
+    Repeated, "buildbot's RepeatedActionHandler(0.1): an action every 100ms, stop() and start() again at will",
+    restarts=True, overlap=True)
+#: The timer is armed once the action completes: never overlapping.
+repeated_action_after_completion = _repeated(
+    RepeatedAfterCompletion, "buildbot's RepeatedActionHandler(0.1, start_timer_after_action_completes=True)",
+    restarts=False, overlap=False)
+#: The same, detached and re-attached (stop() then start()) while it runs.
+repeated_action_after_completion_restarted = _repeated(
+    RepeatedAfterCompletion,
+    "buildbot's RepeatedActionHandler(0.1, start_timer_after_action_completes=True), stop() and start() again at will",
+    restarts=True, overlap=False)
