@@ -22,7 +22,7 @@ import pytest
 from harness import Call, JobSpec, Schedule, Start, Stop, Submit, check, load_target, run_schedule
 from review_campaigns import campaign, spec_id
 from scenarios import CATALOG
-from scenarios.thirdparty import BUILDBOT, SCENARIOS, available, requires
+from scenarios.thirdparty import BUILDBOT, KNOWN_FALSE_ALARMS, SCENARIOS, available, requires
 
 ROOT = Path(__file__).resolve().parent.parent
 CORRECT = tuple(s.target for s in SCENARIOS if s.target.startswith(BUILDBOT + ":"))
@@ -45,8 +45,8 @@ needs_buildbot = pytest.mark.skipif(
 
 def test_the_correct_targets_are_listed_as_passing_scenarios_needing_buildbot() -> None:
     assert [t.split(":")[1] for t in CORRECT] == [
-        "debounced", "polled", "polled_now", "poll_forced", "repeated_action", "repeated_action_after_completion",
-        "async_lru",
+        "debounced", "polled", "polled_now", "poll_forced", "repeated_action", "repeated_action_restarted",
+        "repeated_action_after_completion", "async_lru",
     ]
     listed = {s.target: s for s in CATALOG}
     for spec in CORRECT:
@@ -92,8 +92,14 @@ def test_listing_does_not_import_buildbot() -> None:
 # --- both ways, fast tier --------------------------------------------------------------------------
 
 
+def _params(specs: tuple[str, ...]) -> list:  # type: ignore[type-arg]
+    """The specs, a known false alarm of the harness marked ``xfail`` naming it."""
+    return [pytest.param(spec, id=spec_id(spec), marks=[pytest.mark.xfail(strict=False, reason=KNOWN_FALSE_ALARMS[spec])]
+                         if spec in KNOWN_FALSE_ALARMS else []) for spec in specs]
+
+
 @needs_buildbot
-@pytest.mark.parametrize("spec", CORRECT, ids=spec_id)
+@pytest.mark.parametrize("spec", _params(CORRECT))
 def test_correct_target_stays_clean(spec: str, tmp_path) -> None:
     result = campaign(spec, seed=11, examples=400, tmp_path=tmp_path)
     assert [f.record.message for f in result.findings] == []
@@ -188,7 +194,30 @@ def test_a_restart_while_the_action_runs_starts_a_second_timer_chain() -> None:
     assert violations[0].invariant == "time.early"
     assert {v.invariant for v in violations} <= RESTARTED_CAUGHT_BY
     # The same schedule on the default mode (timer armed before the action) is clean.
-    assert check(run_schedule(load_target(f"{BUILDBOT}:repeated_action"), RESTART_WHILE_RUNNING)) == []
+    assert check(run_schedule(load_target(f"{BUILDBOT}:repeated_action_restarted"), RESTART_WHILE_RUNNING)) == []
+
+
+#: A failed action at 100 ms, then the keepalive re-attached at 150, 240 and 330 ms (each restart
+#: re-arms the timer 100 ms on), stopped at 420 ms: no action after the failed one, on purpose.
+RESTARTS_AFTER_A_FAILURE = Schedule(ops=(
+    Start(at_ms=0, job=0, spec=JobSpec(kind="fail", after_ms=0)),
+    Call(at_ms=150, operation="restart"),
+    Call(at_ms=240, operation="restart"),
+    Call(at_ms=330, operation="restart"),
+    Stop(at_ms=420),
+))
+
+
+@needs_buildbot
+@pytest.mark.xfail(strict=True, reason=KNOWN_FALSE_ALARMS.get(f"{BUILDBOT}:repeated_action_restarted", ""))
+def test_restarts_after_a_failed_action_are_no_dead_loop() -> None:
+    """The false alarm of the harness ``repeated_action_restarted`` hits (the soak: 1 in 20,000
+    examples): ``time.loop_died`` expects a call within two intervals of the failed one, but each
+    declared ``restart`` re-armed the timer. Strict: when ``time.loop_died`` learns it, this
+    passes, and the ``KNOWN_FALSE_ALARMS`` entry goes."""
+    run = run_schedule(load_target(f"{BUILDBOT}:repeated_action_restarted"), RESTARTS_AFTER_A_FAILURE)
+    assert [a.start_us // 1000 for a in run.view.attempts()] == [100]
+    assert check(run) == []
 
 
 @needs_buildbot
@@ -236,7 +265,7 @@ def test_the_restart_bug_in_plain_twisted() -> None:
 
 @pytest.mark.slow
 @needs_buildbot
-@pytest.mark.parametrize("spec", CORRECT, ids=spec_id)
+@pytest.mark.parametrize("spec", _params(CORRECT))
 def test_correct_target_stays_clean_over_a_long_campaign(spec: str, tmp_path) -> None:
     result = campaign(spec, seed=3, examples=4000, tmp_path=tmp_path)
     assert [f.record.message for f in result.findings] == []
