@@ -232,6 +232,21 @@ def test_the_restart_bug_is_found_by_a_campaign_shrunk_and_replayed_exactly(tmp_
     assert "reproduced exactly" in proc.stdout, proc.stdout + proc.stderr
 
 
+#: The minimal failure a seed-11 campaign saves: the action hangs, a restart at 100 ms while it runs,
+#: and start()'s new timer starts a second action beside it at 200 ms (time.overlap).
+RESTART_FAILURE_FILE = ROOT / "tests" / "fixtures" / "failure_files" / "buildbot_repeated_action_restart.json"
+
+
+@needs_buildbot
+def test_the_saved_minimal_failure_of_the_restart_bug_replays_exactly() -> None:
+    record = json.loads(RESTART_FAILURE_FILE.read_text())
+    assert record["target"] == RESTARTED and record["invariant"] == "time.overlap"
+    assert [op["op"] for op in record["schedule"]["ops"]] == ["start", "call"]
+    proc = subprocess.run([sys.executable, "-m", "harness.cli.main", "replay", str(RESTART_FAILURE_FILE)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert "reproduced exactly" in proc.stdout, proc.stdout + proc.stderr
+
+
 @needs_buildbot
 def test_the_restart_bug_in_plain_twisted() -> None:
     """Outside the harness: ``task.Clock``, a keepalive taking 0.5 s every 1 s after the last one
