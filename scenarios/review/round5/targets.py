@@ -1,4 +1,4 @@
-"""Harness targets for the round-5 components, written from README.md and docs/ alone.
+"""Harness targets for the round-5 components, written from the user documentation alone (docs/).
 
 Four components written blind (BUGS.md): a connection pool (``pool_*``), a quorum call
 (``quorum_*``), a visibility-timeout work queue with its workers (``queue_*``) and a keyed
