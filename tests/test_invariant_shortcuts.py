@@ -27,6 +27,9 @@ pass for ``errors.propagate`` (compared with ``_doubtful_walk``, the walk over t
 firings after the pass, on the catalog and hand-made traces); the records the pass
 makes without their constructors (the plain pass below uses them); the cancellation
 checks reading a target-wide promise once. Four more mutants.
+
+The eighth round: the foreign firings read from a memo of the job each detail names
+(compared with the expressions alone as before; three mutants of the memo).
 """
 
 from __future__ import annotations
