@@ -15,6 +15,7 @@ from harness.model.known import known
 from harness.model.schedule import Jump
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
+from harness.run.calls import owed_before
 from harness.run.facts import Attempt, Facts, JobFacts, abandoned_at, facts_of
 from harness.run.outcomes import served_by
 
@@ -269,7 +270,12 @@ def _timeout_to_judge(target: Target, facts: Facts, job: JobFacts) -> int | None
 def _unanswered_at_deadline(target: Target, facts: Facts, job: JobFacts) -> tuple[int, int | None] | None:
     """The deadline (T after the submission, virtual us) and first start of a job not started by it (plus
     the clock's lateness) and not answered, cancelled or stopped before it, within the drained run; None
-    for any other job. ``timeout_from="submit"`` and ``"wait"`` judge what such a job's caller received."""
+    for any other job. ``timeout_from="submit"`` and ``"wait"`` judge what such a job's caller received.
+
+    A caller answered in a late wake-up, but in the chain of a timer of the subject's that was due before
+    T (``harness.run.calls.owed_before``: a connect's own timeout, due at 200 ms, run at 5 s together with
+    the checkout timer due at 300 ms), was answered before T: a punctual reactor would have answered it
+    then, so what it got is no timeout's answer to judge here."""
     submit = job.submit
     if submit is None or job.submit_raised is not None:
         return None
@@ -279,8 +285,10 @@ def _unanswered_at_deadline(target: Target, facts: Facts, job: JobFacts) -> tupl
     if first is not None and facts.time(first) <= due + late:
         return None  # it started in time
     fired = job.fired
-    if fired is not None and facts.time(fired) < due:
-        return None  # answered before the timeout (refused, say): an early timeout error is judged elsewhere
+    if fired is not None and (facts.time(fired) < due or (facts.time(fired) <= due + late and owed_before(facts, fired, due))):
+        # answered before the timeout (refused, say), or by a timer of the subject's due before it that a late
+        # clock ran in the timeout's wake-up: an early timeout error is judged elsewhere
+        return None
     if facts.drained is None or due > facts.time(facts.drained):
         return None
     excused = Timeout._excused_from(facts, job)

@@ -1,0 +1,74 @@
+"""Which reactor call an event of the trace happened in, and when the reactor owed that call.
+
+A stalled reactor (``step_ms``, jitter) runs every overdue call in one late
+wake-up, in due order: what a punctual reactor does at 200 ms and at 300 ms
+then happens at the same instant. An invariant that asks "was this caller
+answered before T?" must not read the wake-up's time alone: the call that
+answered it may have been due long before T. The trace says which call ran:
+each operation of the schedule, each firing of one of the subject's timers
+(``timer.fire``, whose ``timer.set`` names its due time) and each job's own
+call settling it opens a call; every event after an opener, up to the next,
+is in that call's chain. A pure function of the trace.
+"""
+
+from __future__ import annotations
+
+from harness.model.trace import EventKind
+from harness.run.facts import Facts
+
+#: Events that open another call on the reactor (an operation of the schedule, a subject's timer firing,
+#: a job's own call settling it): an event after one of them is not in the call chain of what came before.
+CALL_OPENERS = frozenset({
+    EventKind.SUBMIT, EventKind.START, EventKind.CANCEL, EventKind.STOP, EventKind.CALL, EventKind.CLOCK_JUMP,
+    EventKind.REACTOR_PAUSE, EventKind.TIMER_FIRE, EventKind.JOB_FINISH, EventKind.JOB_FAIL,
+})
+
+
+def opener_of(facts: Facts, index: int, after: int = -1) -> int | None:
+    """The trace index of the opener of the call whose chain holds event ``index`` (the opener itself when
+    ``index`` is one), looking back no further than ``after`` (exclusive); None if none is found."""
+    events = facts.events
+    for i in range(index, after, -1):
+        if events[i][1] in CALL_OPENERS:
+            return i
+    return None
+
+
+def timer_due_us(facts: Facts, fire: int) -> int | None:
+    """When the subject's timer whose ``timer.fire`` is at trace index ``fire`` was due (virtual us), read
+    from its ``timer.set`` (``#<n> <function> due <time>``); None if the event is no timer firing or its
+    setting is not in the trace (a run whose timer events stopped at ``timer.limit``)."""
+    events = facts.events
+    if events[fire][1] != EventKind.TIMER_FIRE:
+        return None
+    set_as = f"{events[fire][4]} due "
+    for i in range(fire - 1, -1, -1):
+        event = events[i]
+        if event[1] == EventKind.TIMER_SET and event[4].startswith(set_as):
+            return _us(event[4][len(set_as):])
+    return None
+
+
+def owed_before(facts: Facts, index: int, deadline_us: int) -> bool:
+    """Whether event ``index`` happened in the chain of one of the subject's timers that was due before
+    ``deadline_us``: a punctual reactor would have run it, and so reached the event, before the deadline,
+    however late this run's clock woke up. False when the trace cannot tell (another kind of call, or no
+    timer events): the event is then taken at its own time."""
+    opener = opener_of(facts, index)
+    if opener is None:
+        return False
+    due = timer_due_us(facts, opener)
+    return due is not None and due < deadline_us
+
+
+def _us(text: str) -> int | None:
+    """``format_ms``'s text (``200ms``, ``304.910ms``, ``-5ms``) back as virtual microseconds; None if it is
+    not that."""
+    if not text.endswith("ms"):
+        return None
+    body = text[:-2]
+    sign = -1 if body.startswith("-") else 1
+    whole, _, fraction = body.lstrip("-").partition(".")
+    if not whole.isdigit() or (fraction and (len(fraction) != 3 or not fraction.isdigit())):
+        return None
+    return sign * (int(whole) * 1000 + (int(fraction) if fraction else 0))

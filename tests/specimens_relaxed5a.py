@@ -1,0 +1,50 @@
+"""Buggy subjects that the rules relaxed for review 5's findings 1, 4 and 5 must still catch.
+
+* finding 1 (``time.timeout``: a caller answered in a late wake-up by a timer
+  of the subject's that was due before T was answered before T):
+  ``pool_timeout_as_refusal``, a pool whose checkout timer fails the waiter
+  with the connect's ``defer.TimeoutError`` (a declared reject) instead of
+  ``PoolTimeout``. The checkout timer is due at T, not before: still judged.
+* finding 4 (``sharing.joined``: among the executions of the key that ended
+  in the instant a caller failed with an error naming none, the one whose end
+  fits what the caller got served it): ``wb_reports_timeout``, a write-behind
+  buffer that tells its writers their flush timed out whatever it failed with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+from twisted.internet import defer
+
+from scenarios.review.round5.connpool import ConnectionPool, _Waiter
+from scenarios.review.round5.targets import WB_FLUSH_TIMEOUT_MS, MeteredPoolGate, _pool, _wb
+from scenarios.review.round5.writebehind import WriteBehind, _Batch, _Key
+
+
+class TimeoutAsRefusalPool(ConnectionPool):
+    """Bug: the checkout timeout fails the waiter with ``defer.TimeoutError`` (the connect timeout's type,
+    which the target declares a legitimate refusal) instead of ``PoolTimeout``."""
+
+    def _waiter_timed_out(self, w: _Waiter) -> None:
+        w.timer = None
+        self._waiters.remove(w)
+        w.d.errback(defer.TimeoutError(self.checkout_timeout, "no connection"))
+
+
+pool_timeout_as_refusal = _pool(TimeoutAsRefusalPool, "pool whose checkout timeout fails waiters with defer.TimeoutError",
+                                menu=None, modes=("ok", "slow", "fail", "hang"), gate=MeteredPoolGate)
+
+
+class TimeoutReportingWriteBehind(WriteBehind):
+    """Bug: a flush that gave up is reported to its writers as a timeout, whatever its last attempt failed with."""
+
+    def _finished(self, key: Hashable, k: _Key, batch: _Batch, error: BaseException | None) -> None:
+        if error is not None and not isinstance(error, defer.TimeoutError):
+            error = defer.TimeoutError(0.2, "flush")
+        super()._finished(key, k, batch, error)
+
+
+wb_reports_timeout = _wb(TimeoutReportingWriteBehind, "write-behind that reports every failed flush as a timeout",
+                         flush_timeout_ms=WB_FLUSH_TIMEOUT_MS)

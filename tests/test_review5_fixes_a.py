@@ -1,0 +1,70 @@
+"""Review 5's findings 1, 4 and 5 (docs/reviews/outside-user-5.md), fixed: each relaxed rule lets the
+correct component through (the strict xfails in tests/test_review_round5.py are plain tests now), and
+a buggy subject keeping the bug the rule exists for (tests/specimens_relaxed5a.py) is still named."""
+
+from __future__ import annotations
+
+from harness import Call, ClockPolicy, JobSpec, Schedule, Submit, check, run_schedule
+from harness.run.calls import _us, owed_before, timer_due_us
+from harness.run.facts import facts_of
+from scenarios.review.round5.targets import pool_ok_full, wb_flush_timeout
+from tests.specimens_relaxed5a import pool_timeout_as_refusal, wb_reports_timeout
+
+
+def _invariants(target, *ops, clock: ClockPolicy = ClockPolicy()) -> list[str]:
+    return [v.invariant for v in check(run_schedule(target, Schedule(ops=tuple(ops), clock=clock)))]
+
+
+# -- finding 1: a caller answered by a timer due before T, run late in T's wake-up --
+
+_FULL_POOL = (Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=1000)),
+              Submit(at_ms=0, job=1, spec=JobSpec(kind="succeed", after_ms=1000)),
+              Call(at_ms=0, operation="db", args=("hang",)),
+              Submit(at_ms=0, job=2, spec=JobSpec(kind="succeed", after_ms=0)))
+
+
+def test_f1_timer_due_before_t_answers_before_t():
+    run = run_schedule(pool_ok_full, Schedule(ops=(Call(at_ms=0, operation="db", args=("hang",)),
+                                                    Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed"))),
+                                              clock=ClockPolicy(step_ms=5000)))
+    facts = facts_of(run)
+    fired = facts.jobs[0].fired
+    assert fired is not None and facts.time(fired) == 5_000_000
+    assert owed_before(facts, fired, 300_000)  # the connect's own timeout, due at 200ms
+    assert not owed_before(facts, fired, 200_000)  # due at 200ms is not before 200ms
+    fires = [i for i, e in enumerate(facts.events) if e[1] == "timer.fire"]
+    assert timer_due_us(facts, fires[0]) == 200_000
+    assert timer_due_us(facts, 0) is None  # not a timer's firing
+
+
+def test_f1_due_times_read_back():
+    assert [_us(t) for t in ("200ms", "304.910ms", "-5ms", "0ms")] == [200_000, 304_910, -5_000, 0]
+    assert [_us(t) for t in ("200", "1.5ms", "x ms", "")] == [None, None, None, None]
+
+
+def test_f1_checkout_timer_failing_with_a_reject_is_still_caught():
+    """The checkout timer is due at T, not before: a waiter it fails with a declared reject instead of the
+    timeout error is judged, punctual or on a stalled reactor."""
+    for step in (0, 5000):
+        assert _invariants(pool_ok_full, *_FULL_POOL, clock=ClockPolicy(step_ms=step)) == []
+        assert _invariants(pool_timeout_as_refusal, *_FULL_POOL, clock=ClockPolicy(step_ms=step)) == ["time.timeout"]
+
+
+# -- finding 4: the execution a caller joined, among those that ended in its instant --
+
+def test_f4_timeout_reported_for_a_failed_flush_is_still_caught():
+    ops = (Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=0)),
+           Submit(at_ms=0, job=1, spec=JobSpec(kind="fail", after_ms=10)))
+    for step in (0, 1000):
+        assert _invariants(wb_flush_timeout, *ops, clock=ClockPolicy(step_ms=step)) == []
+        assert "sharing.joined" in _invariants(wb_reports_timeout, *ops, clock=ClockPolicy(step_ms=step))
+
+
+def test_f4_same_instant_twin_is_caught():
+    """Finding 4's schedule on the twin: the next batch's execution fails with InjectedError and its
+    writer is told its flush timed out."""
+    ops = (Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=0)),
+           Submit(at_ms=0, job=1, spec=JobSpec(kind="succeed", after_ms=640)),
+           Submit(at_ms=1000, job=2, spec=JobSpec(kind="raise")))
+    assert _invariants(wb_flush_timeout, *ops, clock=ClockPolicy(step_ms=1000)) == []
+    assert "sharing.joined" in _invariants(wb_reports_timeout, *ops, clock=ClockPolicy(step_ms=1000))
