@@ -9,6 +9,12 @@
   in the instant a caller failed with an error naming none, the one whose end
   fits what the caller got served it): ``wb_reports_timeout``, a write-behind
   buffer that tells its writers their flush timed out whatever it failed with.
+* finding 5 (``slot_timers``: a pool's connects in progress hold its slots;
+  a waiter's timeout is judged at the moment it fired): ``pool_strands_waiter``,
+  the blind pool's H1 bug (a failed connect frees its slot but no connect is
+  started for the waiters queued while the pool was full of connects), which
+  the connects held early in the wait must not excuse; ``pool_idle_kept``, a
+  pool that leaves a returned connection idle while a job waits.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from typing import Any
 
 from twisted.internet import defer
 
-from scenarios.review.round5.connpool import ConnectionPool, _Waiter
+from twisted.python.failure import Failure
+
+from scenarios.review.round5.connpool import ConnectionPool, Lease, _Waiter
 from scenarios.review.round5.targets import WB_FLUSH_TIMEOUT_MS, MeteredPoolGate, _pool, _wb
 from scenarios.review.round5.writebehind import WriteBehind, _Batch, _Key
 
@@ -48,3 +56,39 @@ class TimeoutReportingWriteBehind(WriteBehind):
 
 wb_reports_timeout = _wb(TimeoutReportingWriteBehind, "write-behind that reports every failed flush as a timeout",
                          flush_timeout_ms=WB_FLUSH_TIMEOUT_MS)
+
+
+class StrandingPool(ConnectionPool):
+    """Bug (the blind pool's H1): a failed connect frees its slot, but no connect is started for the waiters
+    that queued while the pool was full of connects: they wait for the checkout timeout on an empty pool."""
+
+    def _connect_failed(self, f: Failure, d: defer.Deferred[Any]) -> None:
+        self._connecting.discard(d)
+        if self._closed:
+            return None
+        if self._waiters and len(self._waiters) > len(self._connecting):
+            self._pop_waiter().d.errback(f)
+        return None
+
+
+class IdleKeptPool(ConnectionPool):
+    """Bug: a returned connection goes back to the idle list even when a job waits for one."""
+
+    def _release(self, lease: Lease, broken: bool) -> None:
+        if lease.released:
+            raise RuntimeError("lease released twice")
+        lease.released = True
+        rec = lease._rec
+        self._in_use.discard(rec)
+        if broken or self._closed or rec.expired:
+            self._close_conn(rec)
+            self._maybe_connect()
+            return
+        rec.idle_timer = self._reactor.callLater(self.idle_timeout, self._idle_over, rec)
+        self._idle.append(rec)
+
+
+pool_strands_waiter = _pool(StrandingPool, "pool that connects no more after failed connects (the blind pool's H1)",
+                            modes=("ok", "slow", "fail", "hang"))
+pool_idle_kept = _pool(IdleKeptPool, "pool that keeps a returned connection idle while a job waits",
+                       modes=("ok", "slow", "fail", "hang"))

@@ -5,7 +5,8 @@ a buggy subject keeping the bug the rule exists for (tests/specimens_relaxed5a.p
 from __future__ import annotations
 
 from harness import Call, ClockPolicy, JobSpec, Schedule, Submit, check, run_schedule
-from harness.run.calls import _us, owed_before, timer_due_us
+from harness.run.calls import owed_before, timer_due_us
+from harness.run.timers import set_due_us
 from harness.run.facts import facts_of
 from scenarios.review.round5.targets import pool_ok_full, wb_flush_timeout
 from tests.specimens_relaxed5a import pool_timeout_as_refusal, wb_reports_timeout
@@ -38,8 +39,8 @@ def test_f1_timer_due_before_t_answers_before_t():
 
 
 def test_f1_due_times_read_back():
-    assert [_us(t) for t in ("200ms", "304.910ms", "-5ms", "0ms")] == [200_000, 304_910, -5_000, 0]
-    assert [_us(t) for t in ("200", "1.5ms", "x ms", "")] == [None, None, None, None]
+    assert [set_due_us(f"#3 f due {t}") for t in ("200ms", "304.910ms", "-5ms", "0ms")] == [200_000, 304_910, -5_000, 0]
+    assert [set_due_us(t) for t in ("#3 f due 200", "#3 f due 1.5ms", "f due 2ms", "")] == [None, None, None, None]
 
 
 def test_f1_checkout_timer_failing_with_a_reject_is_still_caught():

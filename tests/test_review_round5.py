@@ -178,7 +178,6 @@ def test_f4_joined_keeps_the_timed_out_execution():
     assert _violations("wb_flush_timeout", *ops, clock=ClockPolicy(step_ms=1000)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="finding 5: pool slots held by connects in progress cannot be declared")
 def test_f5_pool_connects_may_hold_capacity():
     ops = (Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=750)),
            Call(at_ms=0, operation="db", args=("hang",)),

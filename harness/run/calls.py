@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from harness.model.trace import EventKind
 from harness.run.facts import Facts
+from harness.run.timers import set_due_us
 
 #: Events that open another call on the reactor (an operation of the schedule, a subject's timer firing,
 #: a job's own call settling it): an event after one of them is not in the call chain of what came before.
@@ -45,7 +46,7 @@ def timer_due_us(facts: Facts, fire: int) -> int | None:
     for i in range(fire - 1, -1, -1):
         event = events[i]
         if event[1] == EventKind.TIMER_SET and event[4].startswith(set_as):
-            return _us(event[4][len(set_as):])
+            return set_due_us(event[4])
     return None
 
 
@@ -60,15 +61,3 @@ def owed_before(facts: Facts, index: int, deadline_us: int) -> bool:
     due = timer_due_us(facts, opener)
     return due is not None and due < deadline_us
 
-
-def _us(text: str) -> int | None:
-    """``format_ms``'s text (``200ms``, ``304.910ms``, ``-5ms``) back as virtual microseconds; None if it is
-    not that."""
-    if not text.endswith("ms"):
-        return None
-    body = text[:-2]
-    sign = -1 if body.startswith("-") else 1
-    whole, _, fraction = body.lstrip("-").partition(".")
-    if not whole.isdigit() or (fraction and (len(fraction) != 3 or not fraction.isdigit())):
-        return None
-    return sign * (int(whole) * 1000 + (int(fraction) if fraction else 0))
