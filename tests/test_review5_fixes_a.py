@@ -4,12 +4,19 @@ a buggy subject keeping the bug the rule exists for (tests/specimens_relaxed5a.p
 
 from __future__ import annotations
 
-from harness import Call, ClockPolicy, JobSpec, Schedule, Submit, check, run_schedule
+import pytest
+
+from harness import Call, ClockPolicy, JobSpec, Schedule, Stop, Submit, Target, TargetError, check, run_schedule
 from harness.run.calls import owed_before, timer_due_us
 from harness.run.timers import set_due_us
 from harness.run.facts import facts_of
-from scenarios.review.round5.targets import pool_ok_full, wb_flush_timeout
-from tests.specimens_relaxed5a import pool_timeout_as_refusal, wb_reports_timeout
+from scenarios.review.round5.targets import FakeDB, pool_hang_connects, pool_ok_full, wb_flush_timeout
+from tests.specimens_relaxed5a import (
+    pool_idle_kept,
+    pool_strands_waiter,
+    pool_timeout_as_refusal,
+    wb_reports_timeout,
+)
 
 
 def _invariants(target, *ops, clock: ClockPolicy = ClockPolicy()) -> list[str]:
@@ -69,3 +76,63 @@ def test_f4_same_instant_twin_is_caught():
            Submit(at_ms=1000, job=2, spec=JobSpec(kind="raise")))
     assert _invariants(wb_flush_timeout, *ops, clock=ClockPolicy(step_ms=1000)) == []
     assert "sharing.joined" in _invariants(wb_reports_timeout, *ops, clock=ClockPolicy(step_ms=1000))
+
+
+# -- finding 5: slots held by connects in progress (Target.slot_timers) --
+
+def test_f5_slot_timers_is_validated():
+    with pytest.raises(TargetError, match=r"slot_timers must be a tuple .*: write slot_timers=\(YourPool._connect_done,\)"):
+        Target(build=object, timeout_ms=300, timeout_from="wait", slot_timers=FakeDB._connect_done)
+    with pytest.raises(TargetError, match=r'only the wait timeout reads it: declare timeout_ms=T and timeout_from="wait"'):
+        Target(build=object, limit=2, timeout_ms=300, slot_timers=(FakeDB._connect_done,))
+    with pytest.raises(TargetError, match="slot_timers must be a tuple"):
+        Target(build=object, timeout_ms=300, timeout_from="wait", slot_timers=("FakeDB._connect_done",))
+    assert Target(build=object, limit=2, timeout_ms=300, timeout_from="wait").slot_timers == ()
+
+
+def test_f5_connects_held_early_excuse_no_stranded_waiter():
+    """The blind pool's H1 bug, declared with slot_timers: two connects fill the pool at the start of job 2's
+    wait, then fail; no connect is made for job 2, which times out on an empty pool."""
+    ops = (Call(at_ms=0, operation="db", args=("fail",)),
+           *(Submit(at_ms=0, job=j, spec=JobSpec(kind="succeed", after_ms=0)) for j in range(3)), Stop(at_ms=500))
+    clock = ClockPolicy(jitter_ms=5, seed=0)
+    assert _invariants(pool_hang_connects, *ops, clock=clock) == []
+    run = run_schedule(pool_strands_waiter, Schedule(ops=ops, clock=clock))
+    [violation] = check(run)
+    assert violation.invariant == "time.timeout"
+    assert "was not full (0 running, 0 slots held by pending FakeDB._connect_done timers)" in violation.message
+
+
+def test_f5_idle_connection_kept_from_a_waiter_is_caught():
+    ops = (Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=100)),
+           Submit(at_ms=0, job=1, spec=JobSpec(kind="succeed", after_ms=100)),
+           Submit(at_ms=0, job=2, spec=JobSpec(kind="succeed", after_ms=0)))
+    assert _invariants(pool_hang_connects, *ops) == []
+    assert _invariants(pool_idle_kept, *ops) == ["time.timeout"]
+
+
+def _campaign(target, spec: str, tmp_path, max_examples: int, seed: int = 1, strategy: str = "mixed"):
+    from harness import CampaignConfig, run_campaign
+
+    config = CampaignConfig(max_examples=max_examples, seed=seed, strategy=strategy, report_dir=str(tmp_path),
+                            regressions=None, database=None, max_failures=1)
+    return run_campaign(target, spec, config)
+
+
+@pytest.mark.parametrize("name", ["pool_strands_waiter", "pool_idle_kept", "pool_timeout_as_refusal"])
+def test_twins_of_the_relaxed_rules_are_caught_by_a_campaign(name, tmp_path):
+    import tests.specimens_relaxed5a as specimens
+
+    result = _campaign(getattr(specimens, name), f"tests.specimens_relaxed5a:{name}", tmp_path, max_examples=1000)
+    assert [f.violation.invariant for f in result.findings] == ["time.timeout"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["random", "swarm", "guided", "pct", "mixed"])
+@pytest.mark.parametrize("name", ["pool_ok_full", "pool_hang_connects", "wb_flush_timeout"])
+def test_correct_targets_of_findings_1_4_5_stay_clean(name, strategy, tmp_path):
+    import scenarios.review.round5.targets as targets
+
+    spec = f"scenarios.review.round5.targets:{name}"
+    result = _campaign(getattr(targets, name), spec, tmp_path, max_examples=2000, seed=7, strategy=strategy)
+    assert result.findings == [], [f.violation.message for f in result.findings]
