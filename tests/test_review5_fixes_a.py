@@ -58,6 +58,21 @@ def test_f1_checkout_timer_failing_with_a_reject_is_still_caught():
         assert _invariants(pool_timeout_as_refusal, *_FULL_POOL, clock=ClockPolicy(step_ms=step)) == ["time.timeout"]
 
 
+def test_f1_reject_timer_set_by_a_late_call_is_owed_at_its_punctual_time():
+    """The connect for job 2 starts in the late firing (300ms) of a timer due at 200ms: its 200ms timeout
+    is due at 500ms, tied with job 2's checkout timer, and runs first; punctually it was due at 400ms."""
+    ops = (Call(at_ms=0, operation="db", args=("hang",)),
+           Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed")), Submit(at_ms=0, job=1, spec=JobSpec(kind="succeed")),
+           Submit(at_ms=200, job=2, spec=JobSpec(kind="succeed")), Submit(at_ms=401, job=3, spec=JobSpec(kind="succeed")))
+    clock = ClockPolicy(tie_break="lifo", step_ms=100, jitter_ms=5, seed=24283)
+    run = run_schedule(pool_hang_connects, Schedule(ops=ops, clock=clock))
+    assert check(run) == []
+    facts = facts_of(run)
+    fired = facts.jobs[2].fired
+    assert fired is not None and facts.time(fired) == 600_000  # its wait's timeout was due at 500ms
+    assert owed_before(facts, fired, 500_000)
+
+
 # -- finding 4: the execution a caller joined, among those that ended in its instant --
 
 def test_f4_timeout_reported_for_a_failed_flush_is_still_caught():
@@ -129,10 +144,10 @@ def test_twins_of_the_relaxed_rules_are_caught_by_a_campaign(name, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["random", "swarm", "guided", "pct", "mixed"])
-@pytest.mark.parametrize("name", ["pool_ok_full", "pool_hang_connects", "wb_flush_timeout"])
-def test_correct_targets_of_findings_1_4_5_stay_clean(name, strategy, tmp_path):
-    import scenarios.review.round5.targets as targets
+@pytest.mark.parametrize("spec", ["tests.specimens_relaxed5a:pool_full_ordered", "tests.specimens_relaxed5a:pool_hang_ordered",
+                                  "scenarios.review.round5.targets:wb_flush_timeout"])
+def test_correct_targets_of_findings_1_4_5_stay_clean(spec, strategy, tmp_path):
+    from harness import load_target
 
-    spec = f"scenarios.review.round5.targets:{name}"
-    result = _campaign(getattr(targets, name), spec, tmp_path, max_examples=2000, seed=7, strategy=strategy)
+    result = _campaign(load_target(spec), spec, tmp_path, max_examples=2000, seed=7, strategy=strategy)
     assert result.findings == [], [f.violation.message for f in result.findings]

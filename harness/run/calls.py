@@ -39,6 +39,46 @@ def timer_due_us(facts: Facts, fire: int) -> int | None:
     """When the subject's timer whose ``timer.fire`` is at trace index ``fire`` was due (virtual us), read
     from its ``timer.set`` (``#<n> <function> due <time>``); None if the event is no timer firing or its
     setting is not in the trace (a run whose timer events stopped at ``timer.limit``)."""
+    set_at = _set_of(facts, fire)
+    return None if set_at is None else set_due_us(facts.events[set_at][4])
+
+
+def punctual_due_us(facts: Facts, fire: int) -> int | None:
+    """When the timer firing at ``fire`` would have been due on a punctual reactor: its due time, less how
+    late the call that set it ran, when that call was one of the subject's timers firing late (a connect
+    started by a timer due at 200 ms that ran at 210 ms, with a 200 ms timeout, is due at 410 ms, and
+    would have been at 400 ms), at most the clock's lateness (``Facts.late_us``). One step back only: a
+    ``LoopingCall`` keeps its own schedule, so lateness is not summed along chains. None as for
+    ``timer_due_us``."""
+    set_at = _set_of(facts, fire)
+    if set_at is None:
+        return None
+    due = set_due_us(facts.events[set_at][4])
+    if due is None:
+        return None
+    setter = opener_of(facts, set_at)
+    setter_due = None if setter is None else timer_due_us(facts, setter)
+    if setter is None or setter_due is None:
+        return due
+    late = min(max(facts.time(setter) - setter_due, 0), facts.late_us)
+    return due - late
+
+
+def owed_before(facts: Facts, index: int, deadline_us: int) -> bool:
+    """Whether event ``index`` happened in the chain of one of the subject's timers that a punctual reactor
+    would have run before ``deadline_us`` (``punctual_due_us``), and so reached the event before the deadline,
+    however late this run's clock woke up. False when the trace cannot tell (another kind of call, or no
+    timer events): the event is then taken at its own time."""
+    opener = opener_of(facts, index)
+    if opener is None:
+        return False
+    due = punctual_due_us(facts, opener)
+    return due is not None and due < deadline_us
+
+
+def _set_of(facts: Facts, fire: int) -> int | None:
+    """The trace index of the ``timer.set`` of the timer firing at ``fire`` (None: no timer firing, or its
+    setting is not in the trace)."""
     events = facts.events
     if events[fire][1] != EventKind.TIMER_FIRE:
         return None
@@ -46,18 +86,5 @@ def timer_due_us(facts: Facts, fire: int) -> int | None:
     for i in range(fire - 1, -1, -1):
         event = events[i]
         if event[1] == EventKind.TIMER_SET and event[4].startswith(set_as):
-            return set_due_us(event[4])
+            return i
     return None
-
-
-def owed_before(facts: Facts, index: int, deadline_us: int) -> bool:
-    """Whether event ``index`` happened in the chain of one of the subject's timers that was due before
-    ``deadline_us``: a punctual reactor would have run it, and so reached the event, before the deadline,
-    however late this run's clock woke up. False when the trace cannot tell (another kind of call, or no
-    timer events): the event is then taken at its own time."""
-    opener = opener_of(facts, index)
-    if opener is None:
-        return False
-    due = timer_due_us(facts, opener)
-    return due is not None and due < deadline_us
-
