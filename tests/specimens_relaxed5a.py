@@ -81,15 +81,18 @@ class StrandingPool(ConnectionPool):
 class IdleKeptPool(ConnectionPool):
     """Bug: a returned connection goes back to the idle list even when a job waits for one."""
 
+    _releasing = False
+
     def _release(self, lease: Lease, broken: bool) -> None:
-        if lease.released:
-            raise RuntimeError("lease released twice")
-        lease.released = True
-        rec = lease._rec
-        self._in_use.discard(rec)
-        if broken or self._closed or rec.expired:
-            self._close_conn(rec)
-            self._maybe_connect()
+        self._releasing = True
+        try:
+            super()._release(lease, broken)
+        finally:
+            self._releasing = False
+
+    def _hand_over(self, rec: Any) -> None:
+        if not self._releasing:
+            super()._hand_over(rec)
             return
         rec.idle_timer = self._reactor.callLater(self.idle_timeout, self._idle_over, rec)
         self._idle.append(rec)
