@@ -67,13 +67,38 @@ def punctual_due_us(facts: Facts, fire: int) -> int | None:
 def owed_before(facts: Facts, index: int, deadline_us: int) -> bool:
     """Whether event ``index`` happened in the chain of one of the subject's timers that a punctual reactor
     would have run before ``deadline_us`` (``punctual_due_us``), and so reached the event before the deadline,
-    however late this run's clock woke up. False when the trace cannot tell (another kind of call, or no
-    timer events): the event is then taken at its own time."""
+    however late this run's clock woke up; or one due at the deadline itself that won a tie against a timer
+    due then too: the same call cancelled a timer due at the deadline, already overdue (the deadline's
+    own timer, which lost the race; a real reactor runs calls due at one instant in any order). False when
+    the trace cannot tell (another kind of call, or no timer events): the event is then taken at its own
+    time."""
     opener = opener_of(facts, index)
     if opener is None:
         return False
     due = punctual_due_us(facts, opener)
-    return due is not None and due < deadline_us
+    if due is None or due > deadline_us:
+        return False
+    return due < deadline_us or _cancels_overdue(facts, opener, deadline_us)
+
+
+def _cancels_overdue(facts: Facts, opener: int, deadline_us: int) -> bool:
+    """Whether the call opened at ``opener`` cancelled one of the subject's timers due at ``deadline_us``
+    and already overdue then (due by the call's time)."""
+    events, now = facts.events, facts.time(opener)
+    for i in range(opener + 1, len(events)):
+        kind = events[i][1]
+        if kind in CALL_OPENERS:
+            return False
+        if kind != EventKind.TIMER_CANCEL:
+            continue
+        set_as = f"{events[i][4]} due "
+        for j in range(i - 1, -1, -1):
+            if events[j][1] == EventKind.TIMER_SET and events[j][4].startswith(set_as):
+                due = set_due_us(events[j][4])
+                if due is not None and abs(due - deadline_us) <= 1 and due <= now:  # 1us: float rounding
+                    return True
+                break
+    return False
 
 
 def _set_of(facts: Facts, fire: int) -> int | None:
