@@ -73,6 +73,24 @@ def test_f1_reject_timer_set_by_a_late_call_is_owed_at_its_punctual_time():
     assert owed_before(facts, fired, 500_000)
 
 
+def test_f1_reject_timer_winning_the_tie_at_t():
+    """Job 2's connect starts at 200ms with a 200ms timeout: due at 400ms with job 2's checkout timer. Ties
+    shuffled, the connect's timeout runs first, fails job 2 with the connect error and cancels the checkout
+    timer: a tie a real reactor may break either way, not a reject instead of the timeout."""
+    from harness import Cancel
+
+    ops = (Call(at_ms=0, operation="db", args=("hang",)),
+           Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed")), Submit(at_ms=0, job=1, spec=JobSpec(kind="succeed")),
+           Submit(at_ms=100, job=2, spec=JobSpec(kind="succeed")), Submit(at_ms=100, job=3, spec=JobSpec(kind="succeed")),
+           Cancel(at_ms=401, job=3))
+    run = run_schedule(pool_hang_connects, Schedule(ops=ops, clock=ClockPolicy(tie_break="shuffle", seed=42408)))
+    assert check(run) == []
+    facts = facts_of(run)
+    fired = facts.jobs[2].fired
+    assert fired is not None and facts.time(fired) == 400_000 and facts.error_name(fired) == "TimeoutError"
+    assert owed_before(facts, fired, 400_000)
+
+
 # -- finding 4: the execution a caller joined, among those that ended in its instant --
 
 def test_f4_timeout_reported_for_a_failed_flush_is_still_caught():
