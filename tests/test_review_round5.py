@@ -1,6 +1,6 @@
 """Fifth outside-user review (docs/reviews/outside-user-5.md): four components written blind (a
 connection pool, a quorum call, a visibility-timeout work queue, a keyed write-behind buffer), with
-targets written from README.md and docs/ alone.  Each correct target stays clean over a bounded
+targets written from the user documentation alone.  Each correct target stays clean over a bounded
 campaign (the quorum but for finding 2's known false alarm); each buggy twin is caught, naming the
 invariant its bug breaks; the findings that need a harness change are strict xfails, which pass
 once the finding is fixed (a fix adding a declaration also adds it to the target named in the test).
