@@ -169,7 +169,13 @@ def served_by(facts: Facts, job: JobFacts) -> Attempt | None:
 
     The attempt its outcome names; else (an error that names none, such as a
     timeout) its own last attempt that ended before the firing; else an
-    attempt of the same key that ended at the instant of the firing.
+    attempt of the same key that ended at the instant of the firing: the
+    last of those that fit the outcome (``_fits``: a failure, one that failed
+    with that error or was cut by a cancel; a result, one that finished), else
+    the last of them. A subject may end one execution of a key (its own
+    timeout cancels it), start the next and only then fail the first one's
+    callers, all in one instant: those callers were served by the execution
+    whose end fits what they got, not by the newest one.
     """
     outcome = received(facts, job)
     if outcome is None:
@@ -188,7 +194,21 @@ def served_by(facts: Facts, job: JobFacts) -> Attempt | None:
         for a in other.attempts
         if a.end is not None and a.end < outcome.index and facts.time(a.end) == outcome.t_us
     ]
-    return max(same_instant, key=lambda a: known(a.end)) if same_instant else None
+    if not same_instant:
+        return None
+    fitting = [a for a in same_instant if _fits(facts, a, outcome)]
+    return max(fitting or same_instant, key=lambda a: known(a.end))
+
+
+def _fits(facts: Facts, attempt: Attempt, outcome: Outcome) -> bool:
+    """Whether ``attempt``'s end could have given ``outcome`` (one that names no attempt): a failure comes from
+    an attempt that failed with that error, or from one that was cancelled (a timeout's or a cancel's error); a
+    result from one that finished."""
+    if outcome.kind == OutcomeKind.RESULT:
+        return attempt.end_kind == EventKind.JOB_FINISH
+    if attempt.end_kind == EventKind.JOB_CANCEL:
+        return True
+    return attempt.end_kind == EventKind.JOB_FAIL and facts.events[known(attempt.end)][4] == outcome.error
 
 
 def callers_of(facts: Facts, attempt: Attempt) -> list[JobFacts]:
