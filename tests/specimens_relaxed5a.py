@@ -16,12 +16,11 @@
   the connects held early in the wait must not excuse; ``pool_idle_kept``, a
   pool that leaves a returned connection idle while a job waits.
 
-And the correct pool for the long campaigns: ``OrderedPool`` keeps its connects
-in progress in insertion order (the blind pool's ``close()`` cancels them in
-the order of a set of Deferreds, hashed by address: the harness rightly calls
-that nondeterministic), as ``pool_full_ordered`` (every clock fault, a metrics
-loop beside it: finding 1) and ``pool_hang_ordered`` (connects may hang:
-finding 5).
+And the correct pool for the long campaigns (its connects in progress kept in
+insertion order since the harness called the blind pool's ``close()``, which
+cancelled them in a set's address order, nondeterministic):
+``pool_full_ordered`` (every clock fault, a metrics loop beside it: finding 1)
+and ``pool_hang_ordered`` (connects may hang: finding 5).
 """
 
 from __future__ import annotations
@@ -70,7 +69,7 @@ class StrandingPool(ConnectionPool):
     that queued while the pool was full of connects: they wait for the checkout timeout on an empty pool."""
 
     def _connect_failed(self, f: Failure, d: defer.Deferred[Any]) -> None:
-        self._connecting.discard(d)
+        self._connecting.pop(d, None)
         if self._closed:
             return None
         if self._waiters and len(self._waiters) > len(self._connecting):
@@ -104,26 +103,7 @@ pool_idle_kept = _pool(IdleKeptPool, "pool that keeps a returned connection idle
                        modes=("ok", "slow", "fail", "hang"))
 
 
-class _InsertionOrdered(dict):  # type: ignore[type-arg]
-    """A set kept in insertion order (a dict of keys to None), for the pool's connects in progress."""
-
-    def add(self, item: object) -> None:
-        self[item] = None
-
-    def discard(self, item: object) -> None:
-        self.pop(item, None)
-
-
-class OrderedPool(ConnectionPool):
-    """The blind pool, its connects in progress kept in insertion order: ``close()`` cancels them in the
-    order they started, the same in every run."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._connecting = _InsertionOrdered()  # type: ignore[assignment]
-
-
-pool_full_ordered = _pool(OrderedPool, "the round-5 pool (connects in order) with a metrics loop, every clock fault",
+pool_full_ordered = _pool(ConnectionPool, "the round-5 pool (connects in order) with a metrics loop, every clock fault",
                           menu=None, modes=("ok", "slow", "fail", "hang"), gate=MeteredPoolGate)
-pool_hang_ordered = _pool(OrderedPool, "the round-5 pool (connects in order), connects may hang",
+pool_hang_ordered = _pool(ConnectionPool, "the round-5 pool (connects in order), connects may hang",
                           modes=("ok", "slow", "fail", "hang"))
