@@ -276,6 +276,7 @@ def _pool(cls: type[ConnectionPool], description: str, menu: Optional[dict[str, 
         timeout_ms=CHECKOUT_MS,
         timeout_from="wait",
         timeout_error=PoolTimeout,
+        slot_timers=(FakeDB._connect_done,),  # a connect in progress holds a slot (finding 5, fix5a)
         rejects=(ConnectRefused, defer.TimeoutError, PoolClosed),
         rejects_only_while=_pool_refusal_legit,
         operations={"db": Operation(lambda s, mode: s.db.set_mode(mode),
