@@ -254,3 +254,16 @@ def test_a_correct_quorum_survives_a_long_campaign(target: str, strategy: str, t
                             regressions=None)
     result = run_campaign(load_target(target), target, config)
     assert [f.record.message for f in result.findings] == []
+
+
+def test_the_docs_quorum_keeps_its_promise(tmp_path: Path) -> None:
+    import re
+
+    text = (ROOT / "docs" / "reference" / "target.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text[text.index("## Quorum calls"):], re.S).group(1)  # type: ignore[union-attr]
+    namespace: dict[str, Any] = {"Target": Target}
+    exec(compile(code, "target.md", "exec"), namespace)
+    quorum = namespace["quorum"]
+    assert (quorum.fanout, quorum.quorum, quorum.timeout_ms) == (3, 2, 500)
+    config = CampaignConfig(seed=3, max_examples=200, report_dir=str(tmp_path), database=None, regressions=None)
+    assert run_campaign(quorum, "doc:quorum", config).findings == []
