@@ -33,28 +33,12 @@ from harness import (
 from harness.errors import TargetError
 from harness.invariants import invariants_for
 from scenarios.quorum import QuorumRead
+from test_hedging import S, fail, names, ok  # the hedging tests' schedule helpers
 
 QUORUM = "scenarios.quorum"
 ROUND5 = "scenarios.review.round5.targets"
 FANOUT_NAMES = {"time.fanout_count", "time.fanout_together", "time.quorum_early", "time.quorum_late", "time.fanout_losers"}
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def ok(after_ms: int) -> JobSpec:
-    return JobSpec("succeed", after_ms)
-
-
-def fail(after_ms: int) -> JobSpec:
-    return JobSpec("fail", after_ms)
-
-
-def S(*ops: Any, clock: ClockPolicy | None = None) -> Schedule:  # noqa: N802 - reads as a constructor
-    return Schedule(tuple(ops), clock or ClockPolicy())
-
-
-def names(target: str | Target, schedule: Schedule) -> list[str]:
-    target = load_target(target) if isinstance(target, str) else target
-    return [v.invariant for v in check(run_schedule(target, schedule))]
 
 
 def messages(target: str | Target, schedule: Schedule) -> list[str]:

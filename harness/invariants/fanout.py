@@ -53,9 +53,10 @@ def _stop(facts: Facts) -> int | None:
 
 
 def _excused_before(facts: Facts, job: JobFacts, index: int) -> bool:
-    """Whether the job was cancelled, or the subject stopped, before trace index ``index``: from then on its
-    caller may be answered in any way (the cancellation invariants judge it)."""
-    stop = _stop(facts)
+    """Whether the job was cancelled, or the subject stopped (the harness's own stop at teardown too),
+    before trace index ``index``: from then on its caller may be answered in any way (the cancellation
+    invariants judge it)."""
+    stop = facts.first_stop()
     return bool(job.cancels and job.cancels[0] < index) or (stop is not None and stop < index)
 
 
@@ -70,10 +71,12 @@ def _failed(facts: Facts, attempt: Attempt, answered: int | None) -> bool:
 
 def _decided(facts: Facts, job: JobFacts, target: Target) -> tuple[int, str] | None:
     """The trace index of the copy's end that decided the job's quorum (the K-th success, or the failure
-    that left fewer than K possible), and what it was; None if none did."""
+    that left fewer than K possible), before the run drained, and what it was; None if none did."""
     k, n = known(target.quorum), known(target.fanout)
     ok = failed = 0
-    for attempt in sorted((a for a in job.attempts if a.end is not None), key=lambda a: known(a.end)):
+    drained = facts.drained if facts.drained is not None else len(facts.events)
+    # The ends after the drained mark are the teardown's (its stop cancels what still runs): no decision.
+    for attempt in sorted((a for a in job.attempts if a.end is not None and a.end < drained), key=lambda a: known(a.end)):
         if attempt.end_kind == _FINISH:
             ok += 1
             if ok >= k:
