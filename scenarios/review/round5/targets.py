@@ -442,6 +442,8 @@ class QueueGate:
         self.values: dict[int, Any] = {}
         self.errors: dict[int, Any] = {}
         self.handled_last: Any = None
+        self.handling: set[int] = set()
+        self.stopping = False
         self.ack_log: list[tuple[int, bool]] = []
         plain_ack = self.queue.ack
 
@@ -452,6 +454,9 @@ class QueueGate:
                 # The worker acks in the call chain of its handler's success: the job just handled.
                 job = self.handled_last
                 self._answer(job.id, self.values.get(job.id))
+            elif not ok and self.stopping:
+                # a late ack while stopping: no worker will take the redelivery
+                self._answer(self.handled_last.id, QueueClosed("queue stopped; the ack came too late"))
             return ok
 
         self.queue.ack = ack  # type: ignore[method-assign]
@@ -462,7 +467,16 @@ class QueueGate:
             w.start()
 
     def _handle(self, job: Any) -> Deferred[Any]:
+        self.handling.add(job.id)
         d = defer.maybeDeferred(job)
+
+        def ended(result: Any) -> Any:
+            self.handling.discard(job.id)
+            if self.stopping and isinstance(result, defer.Failure):
+                self._answer(job.id, QueueClosed("queue stopped; the delivery failed"))  # no redelivery now
+            return result
+
+        d.addBoth(ended)
 
         def ok(value: Any) -> Any:
             self.values[job.id] = value
@@ -488,6 +502,8 @@ class QueueGate:
         self._answer(job.id, DeadLettered(job.id, self.errors.get(job.id)))
 
     def submit(self, job: Any) -> Deferred[Any]:
+        if self.stopping:
+            return defer.fail(QueueClosed("queue stopped"))
         d: Deferred[Any] = Deferred(lambda _d: self.callers.pop(job.id, None))
         self.callers[job.id] = d
         self.queue.send(job)
@@ -499,7 +515,14 @@ class QueueGate:
             for job_id in list(self.callers):
                 self._answer(job_id, QueueClosed("queue closed"))
 
-        return defer.gatherResults([w.stop() for w in self.workers]).addCallback(closed)
+        self.stopping = True
+        stopped = defer.gatherResults([w.stop() for w in self.workers]).addCallback(closed)
+        # A message no worker is handling now will not be delivered again: its caller is told at
+        # once, not when the last handler ends (which a hanging handler never does). Found by the
+        # harness: errors.poison on queue_stale_ack, a caller stranded behind a hanging handler.
+        for job_id in [j for j in self.callers if j not in self.handling]:
+            self._answer(job_id, QueueClosed("queue stopped"))
+        return stopped
 
 
 def queue_dead_letter_after_max(run: Run) -> object:
