@@ -191,9 +191,11 @@ class QuorumReadLazySpares(QuorumRead):
 
 
 def _quorum(cls: type[QuorumRead]) -> Target:
+    description = (cls.__doc__ or "").split("\n")[0]
     if cls.timeout is None:
-        return Target(build=cls, fanout=FANOUT, quorum=QUORUM)
-    return Target(build=cls, fanout=FANOUT, quorum=QUORUM, timeout_ms=TIMEOUT_MS, timeout_from="submit")
+        return Target(build=cls, fanout=FANOUT, quorum=QUORUM, description=description)
+    return Target(build=cls, fanout=FANOUT, quorum=QUORUM, timeout_ms=TIMEOUT_MS, timeout_from="submit",
+                  description=description)
 
 
 quorum_read = _quorum(QuorumRead)

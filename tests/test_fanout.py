@@ -201,8 +201,8 @@ def test_a_failure_carries_any_copys_error_but_not_another() -> None:
     assert names(f"{QUORUM}:quorum_read", S(Submit(0, 0, fail(10), then=(fail(20), JobSpec("hang"), ok(5))))) == []
     unwrapped = replace(load_target(f"{ROUND5}:quorum_ok"), wraps={})
     found = messages(unwrapped, two_failures)
-    assert any(m.startswith("errors.propagate: job 0's copies failed with InjectedError") and "QuorumFailed" in m
-               for m in found), found
+    assert any(m.startswith("errors.propagate: job 0's Deferred failed with QuorumFailed") and "its copies failed with "
+               "InjectedError" in m for m in found), found
 
 
 def test_the_timeout_error_only_at_the_timeout() -> None:

@@ -172,9 +172,8 @@ def _quorum_error(facts: Facts, job: JobFacts, ended: list[Attempt], name: str, 
     errors = sorted({facts.event(known(a.end)).detail for a in ended if a.end_kind == EventKind.JOB_FAIL})
     if name in errors:
         return None
-    if not errors:
-        return f"no copy of job {job.id} failed, yet its Deferred failed with {detail}"
-    return f"job {job.id}'s copies failed with {', '.join(errors)}, but its Deferred failed with {detail}, none of them"
+    failed = f"its copies failed with {', '.join(errors)}" if errors else "none of its copies failed"
+    return f"job {job.id}'s Deferred failed with {detail}, but {failed}: a quorum call fails with a copy's error"
 
 
 def _first_own_error(facts: Facts, kind: EventKind) -> int | None:
