@@ -1,6 +1,6 @@
 """Fifth outside-user review (docs/reviews/outside-user-5.md): four components written blind (a
 connection pool, a quorum call, a visibility-timeout work queue, a keyed write-behind buffer), with
-targets written from README.md and docs/ alone.  Each correct target stays clean over a bounded
+targets written from the user documentation alone.  Each correct target stays clean over a bounded
 campaign (the quorum but for finding 2's known false alarm); each buggy twin is caught, naming the
 invariant its bug breaks; the findings that need a harness change are strict xfails, which pass
 once the finding is fixed (a fix adding a declaration also adds it to the target named in the test).
@@ -156,7 +156,7 @@ def test_h3_pool_ages_connections_on_monotonic_time():
 
 # -- findings that need a harness change: strict xfails, they flip when fixed --
 
-@pytest.mark.xfail(strict=True, reason="finding 1: a declared reject due before T is blamed when it comes in T's late wake-up")
+
 def test_f1_wait_timeout_accepts_late_reject():
     assert _violations("pool_ok_full", Call(at_ms=0, operation="db", args=("hang",)),
                        Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=0)),
@@ -179,7 +179,6 @@ def test_f3_detach_queued_work_declarable():
                        Stop(at_ms=500)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="finding 4: sharing.joined pairs a caller with a later execution")
 def test_f4_joined_keeps_the_timed_out_execution():
     ops = (Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=0)),
            Submit(at_ms=0, job=1, spec=JobSpec(kind="succeed", after_ms=640)),
@@ -187,7 +186,6 @@ def test_f4_joined_keeps_the_timed_out_execution():
     assert _violations("wb_flush_timeout", *ops, clock=ClockPolicy(step_ms=1000)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="finding 5: pool slots held by connects in progress cannot be declared")
 def test_f5_pool_connects_may_hold_capacity():
     ops = (Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=750)),
            Call(at_ms=0, operation="db", args=("hang",)),

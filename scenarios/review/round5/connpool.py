@@ -110,7 +110,9 @@ class ConnectionPool:
         self.max_lifetime = max_lifetime
         self._idle: list[_Conn] = []  # LIFO: the most recently used connection is reused first
         self._in_use: set[_Conn] = set()
-        self._connecting: set[Deferred[Any]] = set()
+        # Insertion-ordered (a dict of keys to None), so close() cancels connects in the order they started:
+        # a set of Deferreds iterates in address order, which differs between runs (the harness said so).
+        self._connecting: dict[Deferred[Any], None] = {}
         self._waiters: deque[_Waiter] = deque()
         self._closed = False
         self.opened = 0
@@ -199,14 +201,14 @@ class ConnectionPool:
 
     def _start_connect(self) -> None:
         d: Deferred[Any] = defer.maybeDeferred(self._connect)
-        self._connecting.add(d)
+        self._connecting[d] = None
         d.addTimeout(self.connect_timeout, self._reactor)
         d.addCallbacks(
             self._connected, self._connect_failed, callbackArgs=(d,), errbackArgs=(d,)
         )
 
     def _connected(self, conn: Any, d: Deferred[Any]) -> None:
-        self._connecting.discard(d)
+        self._connecting.pop(d, None)
         self.opened += 1
         rec = _Conn(conn, self._reactor.seconds())
         if self._closed:
@@ -216,7 +218,7 @@ class ConnectionPool:
         self._hand_over(rec)
 
     def _connect_failed(self, f: Failure, d: Deferred[Any]) -> None:
-        self._connecting.discard(d)
+        self._connecting.pop(d, None)
         if self._closed:
             return None
         if self._waiters and len(self._waiters) > len(self._connecting):

@@ -1,4 +1,4 @@
-"""Harness targets for the round-5 components, written from README.md and docs/ alone.
+"""Harness targets for the round-5 components, written from the user documentation alone (docs/).
 
 Four components written blind (BUGS.md): a connection pool (``pool_*``), a quorum call
 (``quorum_*``), a visibility-timeout work queue with its workers (``queue_*``) and a keyed
@@ -276,6 +276,7 @@ def _pool(cls: type[ConnectionPool], description: str, menu: Optional[dict[str, 
         timeout_ms=CHECKOUT_MS,
         timeout_from="wait",
         timeout_error=PoolTimeout,
+        slot_timers=(FakeDB._connect_done,),  # a connect in progress holds a slot (finding 5, fix5a)
         rejects=(ConnectRefused, defer.TimeoutError, PoolClosed),
         rejects_only_while=_pool_refusal_legit,
         operations={"db": Operation(lambda s, mode: s.db.set_mode(mode),
