@@ -46,6 +46,7 @@ TIME_MODULES = (
     "scenarios.hedge",
     "scenarios.heartbeat",
     "scenarios.poller",
+    "scenarios.quorum",
     "scenarios.quota_poller",
     "scenarios.rate_limit",
     "scenarios.retry",

@@ -38,7 +38,7 @@ BUGGY = {
     "pool_failed_connect_leaks": "time.timeout",
     "pool_stale_checkout": "user.pool_no_expired_checkout",
     "quorum_timer_left": "completion.once",
-    "quorum_eager_fail": "user.quorum_decides_right",
+    "quorum_eager_fail": "time.quorum_early",  # a built-in since fanout=3, quorum=2 is declared (fix5b)
     "quorum_cancel_orphans": "cancellation.propagates",
     "queue_double_count": "user.queue_dead_letter_after_max",
     "queue_lost_wakeup": "user.queue_prompt_delivery",
@@ -163,7 +163,6 @@ def test_f1_wait_timeout_accepts_late_reject():
                        clock=ClockPolicy(step_ms=5000)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="finding 2: a k-of-n fan-out of one job cannot be declared")
 def test_f2_quorum_fanout_declarable():
     """Both symptoms: an `immediate` first replica (time.retries), and one success then the
     quorum's timeout (errors.propagate). A fix that adds a declaration adds it to `_quorum`."""

@@ -21,6 +21,7 @@ from harness import Call, Cancel, ClockPolicy, JobSpec, Jump, Schedule, Stop, Su
 from harness.model.schedule import Start
 from scenarios.caller_timeout import CallerTimeoutPool
 from scenarios.retry import BackoffRetry, JitteryBackoff
+from scenarios.quorum import QuorumReadWaitsForAll
 from scenarios.review.round3.hedge import HedgedCaller
 from scenarios.timeout import OrphaningTimeout, TimeoutPool
 from specimens import LateDelayedCancel, WaitTimeout
@@ -101,6 +102,15 @@ _own_timeout_error_right = replace(
 )
 _hedged = Target(build=HedgedRetry, retries=1)
 _HEDGE = "scenarios.hedge"
+_QUORUM = "scenarios.quorum"
+_ROUND5 = "scenarios.review.round5.targets"
+
+
+class _NeverAnswers(QuorumReadWaitsForAll):
+    timeout = None  # waits for every copy, and one hangs: the quorum reached is never answered
+
+
+_never_answers = Target(build=_NeverAnswers, fanout=4, quorum=3)
 #: The round-3 hedger sending its copy after 300 ms where 100 ms is declared.
 _hedged_late = Target(build=lambda clock: HedgedCaller(clock, hedge_after=0.3), hedge_ms=100,
                       submit=lambda subject, job, priority: subject.call(job))
@@ -266,6 +276,46 @@ MESSAGES: tuple[Row, ...] = (
         "job 0's caller had its answer at 250ms, but attempt 1 (0#1 in the trace), started at 100ms, was not cancelled "
         "then: it ran on until 350ms; a hedged request cancels its losing copies when the first answer comes",
         f"{_HEDGE}:hedged_call_keeps_losers", f"{_HEDGE}:hedged_call", S(Submit(0, 0, ok(250)))),
+    # time: quorum calls (scenarios.quorum, review round 5)
+    Row("fanout.count", "time.fanout_count",
+        "job 0 ran 5 copies: attempt 4 (0#4 in the trace) started at 0ms, but fanout=4, quorum=3 promises at most 4 "
+        "(its fan-out)", f"{_QUORUM}:quorum_read_one_too_many", f"{_QUORUM}:quorum_read", S(Submit(0, 0, HANG))),
+    Row("fanout.missing", "time.fanout_together",
+        "job 0 started 3 copies at 0ms and nothing decided its answer then; fanout=4, quorum=3 promises 4 copies at "
+        "once (fewer only when the answer is decided as they start)",
+        f"{_QUORUM}:quorum_read_lazy_spares", f"{_QUORUM}:quorum_read", S(Submit(0, 0, HANG))),
+    Row("fanout.later", "time.fanout_together",
+        "job 0 attempt 3 (0#3 in the trace) started at 10ms, after its fan-out at 0ms; fanout=4, quorum=3 promises every "
+        "copy starts together, in the instant of the first (within the clock's lateness, 0ms)",
+        f"{_QUORUM}:quorum_read_lazy_spares", f"{_QUORUM}:quorum_read", S(Submit(0, 0, fail(10), then=(ok(50),)))),
+    Row("quorum.early_value", "time.quorum_early",
+        "job 0's caller got ['job0.0', 'job0.1'] at 20ms when 2 of its copies had succeeded; fanout=4, quorum=3 promises "
+        "a value only once 3 have", f"{_QUORUM}:quorum_read_off_by_one", f"{_QUORUM}:quorum_read",
+        S(Submit(0, 0, ok(10), then=(ok(20), HANG)))),
+    Row("quorum.early_failure", "time.quorum_early",
+        "at 10ms when 1 of its 3 copies had failed, so 2 could still succeed; fanout=3, quorum=2 promises a failure only "
+        "once more than 1 has failed (or the timeout error at the timeout)",
+        f"{_ROUND5}:quorum_eager_fail", f"{_ROUND5}:quorum_ok", S(Submit(0, 0, fail(10), then=(ok(20), ok(30))))),
+    Row("quorum.late", "time.quorum_late",
+        "job 0's quorum was decided at 10ms (3 of its copies succeeded), but its caller was answered only at 200ms; "
+        "fanout=4, quorum=3 promises the answer then (within the clock's lateness, 0ms)",
+        f"{_QUORUM}:quorum_read_waits_for_all", f"{_QUORUM}:quorum_read", S(Submit(0, 0, ok(10), then=(ok(10), ok(10), ok(200))))),
+    Row("quorum.late_failure", "time.quorum_late",
+        "job 0's quorum was decided at 10ms (2 of its 4 copies failed, leaving fewer than 3 to succeed), but its caller "
+        "was answered only at 300ms", f"{_QUORUM}:quorum_read_waits_for_all", f"{_QUORUM}:quorum_read",
+        S(Submit(0, 0, fail(10), then=(fail(10), ok(200), ok(300))))),
+    Row("quorum.never", "time.quorum_late",
+        "job 0's quorum was decided at 10ms (3 of its copies succeeded), but its caller was never answered",
+        _never_answers, f"{_QUORUM}:quorum_read", S(Submit(0, 0, ok(10), then=(ok(10), ok(10), HANG)))),
+    Row("fanout.losers", "time.fanout_losers",
+        "job 0's caller had its answer at 0ms, but attempt 0 (0#0 in the trace), started at 0ms, was not cancelled then: "
+        "it never ended; a quorum call cancels the copies still running when it answers",
+        f"{_QUORUM}:quorum_read_keeps_losers", f"{_QUORUM}:quorum_read", S(Submit(0, 0, HANG, then=(JobSpec("immediate"),)))),
+    Row("propagate.quorum", "errors.propagate",
+        "job 0's Deferred failed with QuorumFailed: quorum of 2 impossible: 2 replicas failed, but its copies failed with "
+        "InjectedError: a quorum call fails with a copy's error",
+        replace(load_target(f"{_ROUND5}:quorum_ok"), wraps={}), f"{_ROUND5}:quorum_ok",
+        S(Submit(0, 0, fail(10), then=(HANG, fail(20))))),
     Row("backoff.function", "time.backoff", "the declared backoff is", "scenarios.retry:jittery_backoff",
         "scenarios.retry:backoff_retry", S(Submit(0, 0, RAISE))),
     Row("backoff.tuple", "time.backoff", "the declared backoff is 100ms to 400ms", _backoff_jittery, _backoff_exact,

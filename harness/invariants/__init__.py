@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from harness.model.target import Target
 from harness.run.diagnosis import diagnose
-from harness.invariants import cancellation, completion, concurrency, delivery, errors, hedging, leaks, operations, time, user
+from harness.invariants import cancellation, completion, concurrency, delivery, errors, fanout, hedging, leaks, operations, time, user
 from harness.invariants.shared_note import noted
 from harness.invariants.base import Invariant, Violation
 
@@ -51,6 +51,11 @@ INVARIANTS: tuple[Invariant, ...] = (
     hedging.HedgeEarly(),
     hedging.HedgeLate(),
     hedging.HedgeLosers(),
+    fanout.FanoutCount(),
+    fanout.FanoutTogether(),
+    fanout.QuorumEarly(),
+    fanout.QuorumLate(),
+    fanout.FanoutLosers(),
     time.Backoff(),
     time.Early(),
     time.Overlap(),

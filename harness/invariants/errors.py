@@ -9,7 +9,7 @@ from harness.model.known import known
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.diagnosis import Cause
-from harness.run.facts import Facts, JobFacts, doubtful_firings, facts_of
+from harness.run.facts import Attempt, Facts, JobFacts, doubtful_firings, facts_of
 from harness.run.outcomes import received
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ _RESULT, _FAILURE, _JOB_FAIL, _SUBMIT_RAISED = EventKind.RESULT, EventKind.FAILU
 _ATTRIBUTED_MARKS = tuple(f"{name}:" for name in ATTRIBUTED_ELSEWHERE)
 
 
-def _own_error(detail: str) -> bool:
+def own_error(detail: str) -> bool:
     """Whether an error in an event's detail (``[call: ]Name: message``) is the subject's to answer for."""
     for mark in _ATTRIBUTED_MARKS:
         if mark in detail:
@@ -147,12 +147,14 @@ class Propagate(Invariant):
                 return None
         elif any(t.__name__ == name for t in allowed):
             return None
-        if self._stopped_before(facts, fired_at) or not _own_error(fired.detail):
+        if self._stopped_before(facts, fired_at) or not own_error(fired.detail):
             return None
         if last is None:
             if target.shared:
                 return None  # it joined another caller's execution: sharing.joined judges it
             return f"job {job.id} never ran, yet its Deferred failed with {fired.detail}"
+        if target.fanout is not None:
+            return _quorum_error(facts, job, ended, name, fired.detail)
         if last.end_kind == EventKind.JOB_FAIL:
             raised = facts.event(known(last.end)).detail
             if name == raised:
@@ -165,11 +167,22 @@ class Propagate(Invariant):
         return None
 
 
+def _quorum_error(facts: Facts, job: JobFacts, ended: list[Attempt], name: str, detail: str) -> str | None:
+    """``fanout``: a quorum call's failure carries the error of one of the copies that failed before it (any
+    of them: the first, the last), or is one the target declared; whether failing was due then is
+    ``time.quorum_early``'s to judge."""
+    errors = sorted({facts.event(known(a.end)).detail for a in ended if a.end_kind == EventKind.JOB_FAIL})
+    if name in errors:
+        return None
+    failed = f"its copies failed with {', '.join(errors)}" if errors else "none of its copies failed"
+    return f"job {job.id}'s Deferred failed with {detail}, but {failed}: a quorum call fails with a copy's error"
+
+
 def _first_own_error(facts: Facts, kind: EventKind) -> int | None:
     """The trace index of the first event of ``kind`` whose error is the subject's to answer for, or None."""
     if kind not in facts.by_kind:
         return None  # no event of the kind (most runs)
-    return next((i for i in facts.of_kind(kind) if _own_error(facts.event(i).detail)), None)
+    return next((i for i in facts.of_kind(kind) if own_error(facts.event(i).detail)), None)
 
 
 class Escaped(Invariant):

@@ -37,13 +37,15 @@ class _Hedging(Invariant):
         return target.hedge_ms is not None and target.kind == "submit"
 
 
-def _copy(attempt: Attempt) -> str:
+def copy_name(attempt: Attempt) -> str:
     """How messages name a copy: "attempt 1 (0#1 in the trace)"."""
     return f"attempt {attempt.n} ({attempt.job}#{attempt.n} in the trace)"
 
 
-def _declared(target: Target) -> str:
-    """The declaration, as messages quote it."""
+def declared(target: Target) -> str:
+    """The declaration of copies, as messages quote it: ``hedge_ms=100, hedges=2`` or ``fanout=3, quorum=2``."""
+    if target.fanout is not None:
+        return f"fanout={target.fanout}, quorum={target.quorum}"
     hedges = f", hedges={target.hedges}" if target.hedges is not None else ""
     return f"hedge_ms={target.hedge_ms}{hedges}"
 
@@ -55,20 +57,25 @@ class HedgeCount(_Hedging):
     summary = "a hedged job runs at most hedges + 1 copies in all"
 
     def check(self, run: Run) -> Violation | None:
-        facts = facts_of(run)
         most = run.target.hedge_limit
-        for job in facts.jobs.values():
-            attempts = job.attempts
-            if len(attempts) > most:
-                extra = attempts[most]
-                return self.violation(
-                    run,
-                    f"job {job.id} ran {len(attempts)} copies: {_copy(extra)} started at "
-                    f"{format_ms(facts.time(extra.start))}, but {_declared(run.target)} promises at most {most} "
-                    f"(the first and {most - 1} hedge{'s' if most > 2 else ''})",
-                    [a.start for a in attempts],
-                )
-        return None
+        return too_many_copies(self, run, most, f"(the first and {most - 1} hedge{'s' if most > 2 else ''})")
+
+
+def too_many_copies(invariant: Invariant, run: Run, most: int, which: str) -> Violation | None:
+    """The violation of ``invariant`` for the first job that ran more than ``most`` copies (``which`` says
+    what the declaration allows, for the message), or None."""
+    facts = facts_of(run)
+    for job in facts.jobs.values():
+        attempts = job.attempts
+        if len(attempts) > most:
+            extra = attempts[most]
+            return invariant.violation(
+                run,
+                f"job {job.id} ran {len(attempts)} copies: {copy_name(extra)} started at "
+                f"{format_ms(facts.time(extra.start))}, but {declared(run.target)} promises at most {most} {which}",
+                [a.start for a in attempts],
+            )
+    return None
 
 
 class HedgeEarly(_Hedging):
@@ -91,8 +98,8 @@ class HedgeEarly(_Hedging):
                     continue
                 return self.violation(
                     run,
-                    f"job {job.id} {_copy(attempt)} started at {format_ms(facts.time(attempt.start))}, only "
-                    f"{format_ms(gap)} after attempt {previous.n} started; {_declared(run.target)} promises a copy "
+                    f"job {job.id} {copy_name(attempt)} started at {format_ms(facts.time(attempt.start))}, only "
+                    f"{format_ms(gap)} after attempt {previous.n} started; {declared(run.target)} promises a copy "
                     f"no sooner than {run.target.hedge_ms}ms after the previous one (or at once after a copy failed)",
                     [previous.start, attempt.start],
                 )
@@ -149,13 +156,13 @@ class HedgeLate(_Hedging):
                     what = "no copy was ever started"
                     events = [previous.start]
                 else:
-                    what = f"{_copy(copy)} started only at {format_ms(facts.time(copy.start))}"
+                    what = f"{copy_name(copy)} started only at {format_ms(facts.time(copy.start))}"
                     events = [previous.start, copy.start]
                 return self.violation(
                     run,
                     f"job {job.id} attempt {previous.n} started at {format_ms(facts.time(previous.start))} and its "
                     f"caller still waited {target.hedge_ms}ms later, at {format_ms(due)}, with no copy succeeded, "
-                    f"but {what}; {_declared(target)} promises the next copy then (within the clock's lateness, "
+                    f"but {what}; {declared(target)} promises the next copy then (within the clock's lateness, "
                     f"{format_ms(late)})",
                     events,
                 )
@@ -197,27 +204,33 @@ class HedgeLosers(_Hedging):
     summary = "once a hedged job's caller has its answer, no copy of it is left running"
 
     def check(self, run: Run) -> Violation | None:
-        facts = facts_of(run)
-        first_stop = facts.stops[0] if facts.stops else None
-        for job in facts.jobs.values():
-            fired = job.fired
-            if fired is None or not job.attempts:
+        return loser_left(self, run, "a hedged request cancels its losing copies when the first answer comes")
+
+
+def loser_left(invariant: Invariant, run: Run, promise: str) -> Violation | None:
+    """The violation of ``invariant`` for the first copy still running after the end of the instant its
+    job's caller was answered (``promise`` ends the message), unless a cancel of the job or a ``stop()``
+    came first; None when every loser was cancelled (or had ended) then."""
+    facts = facts_of(run)
+    first_stop = facts.stops[0] if facts.stops else None
+    for job in facts.jobs.values():
+        fired = job.fired
+        if fired is None or not job.attempts:
+            continue
+        if (job.cancels and job.cancels[0] < fired) or (first_stop is not None and first_stop < fired):
+            continue
+        answered = facts.time(fired)
+        for attempt in job.attempts:
+            if attempt.start > fired:
+                break  # started after the answer: time.retries judges that
+            end = attempt.end
+            if end is not None and facts.time(end) <= answered:
                 continue
-            if (job.cancels and job.cancels[0] < fired) or (first_stop is not None and first_stop < fired):
-                continue
-            answered = facts.time(fired)
-            for attempt in job.attempts:
-                if attempt.start > fired:
-                    break  # started after the answer: time.retries judges that
-                end = attempt.end
-                if end is not None and facts.time(end) <= answered:
-                    continue
-                still = "never ended" if end is None else f"ran on until {format_ms(facts.time(end))}"
-                return self.violation(
-                    run,
-                    f"job {job.id}'s caller had its answer at {format_ms(answered)}, but {_copy(attempt)}, started "
-                    f"at {format_ms(facts.time(attempt.start))}, was not cancelled then: it {still}; a hedged "
-                    "request cancels its losing copies when the first answer comes",
-                    [fired, attempt.start] + ([] if end is None else [end]),
-                )
-        return None
+            still = "never ended" if end is None else f"ran on until {format_ms(facts.time(end))}"
+            return invariant.violation(
+                run,
+                f"job {job.id}'s caller had its answer at {format_ms(answered)}, but {copy_name(attempt)}, started "
+                f"at {format_ms(facts.time(attempt.start))}, was not cancelled then: it {still}; {promise}",
+                [fired, attempt.start] + ([] if end is None else [end]),
+            )
+    return None

@@ -71,6 +71,8 @@ class Timeout(Invariant):
         horizon = facts.time(facts.drained) if facts.drained is not None else 0
         excused = self._excused_from(facts, job)
         for attempt in job.attempts:
+            if _quorum_loser(target, facts, job, attempt):
+                continue  # what the caller got then is the quorum invariants' to judge (the timeout error: _legitimate's)
             origin = facts.time(attempt.start if target.timeout_from == "start" else known(job.submit))
             due = origin + timeout
             ended = facts.time(attempt.end) if attempt.end is not None else None
@@ -245,6 +247,20 @@ def _abandoned_before(target: Target, facts: Facts, attempt: Attempt) -> bool:
         return False
     abandoned = abandoned_at(facts, target, attempt)
     return abandoned is not None and abandoned <= known(attempt.end)
+
+
+def _quorum_loser(target: Target, facts: Facts, job: JobFacts, attempt: Attempt) -> bool:
+    """With ``fanout``: whether ``attempt`` was cancelled in the instant its job's caller was answered (a
+    losing copy of a quorum call, cancelled as the answer came), so its end is no timeout's, early or late:
+    whether the answer was due then is ``time.quorum_early``'s and ``time.quorum_late``'s to judge, and a
+    timeout error ``_legitimate``'s."""
+    fired = job.fired
+    return (
+        target.fanout is not None
+        and fired is not None
+        and attempt.end_kind == EventKind.JOB_CANCEL
+        and facts.time(fired) == facts.time(known(attempt.end))
+    )
 
 
 #: How the wait-timeout messages name the promise.
@@ -537,7 +553,7 @@ class Retries(Invariant):
                             f"while attempt {previous.n} was still running",
                             [previous.start, start],
                         )
-                if finished is not None and finished < start:
+                if finished is not None and finished < start and run.target.fanout is None:  # a quorum's copies run beside a success
                     done = next(a for a in attempts if a.end == finished)
                     if lease_ms is not None:
                         final = f" within its {lease_ms}ms lease; a success within the lease is final"

@@ -151,7 +151,7 @@ class Menu:
             priorities=3 if target.order == "priority" else 0,
             periodic=not submit,
             canceller_raises=bool(target.cancellable) and submit,
-            max_then=3 if (target.retries or not submit or getattr(target, "hedge_ms", None) is not None) else 0,
+            max_then=3 if (target.retries or not submit or _copies(target)) else 0,
             keys=target.keys or 0,
             operations=tuple((name, op.args) for name, op in sorted(target.operations.items())),
         )
@@ -179,3 +179,9 @@ class Menu:
                 f"its fields are {', '.join(f.name for f in fields(self))}"
             )
         return replace(self, **changes)
+
+
+def _copies(target: Any) -> bool:
+    """Whether the target's subject calls a job several times beside each other (``hedge_ms``, ``fanout``): its
+    copies may behave otherwise than the first call, so the menu draws later-attempt behaviours."""
+    return getattr(target, "hedge_ms", None) is not None or getattr(target, "fanout", None) is not None

@@ -135,6 +135,12 @@ class Target:
     success within the lease stays final, an attempt still in its lease is
     never joined by another one (``time.retries``); ``retries`` still counts
     every delivery.
+
+    ``fanout=N`` with ``quorum=K`` declares a quorum call: the subject calls
+    each job N times at once (its copies), answers once K copies succeeded
+    (with a copy's value), fails once K successes are impossible (more than
+    N - K copies failed) or at its ``timeout_ms``, and cancels the copies
+    still running in the instant of its answer (``harness.invariants.fanout``).
     """
 
     build: Callable[..., Any]  # build(clock), or build(clock, work) for periodic targets
@@ -174,6 +180,10 @@ class Target:
     # copies beyond the first (1 when hedge_ms is declared alone); the first answer wins, the others are cancelled
     hedge_ms: int | None = None
     hedges: int | None = None
+    # a quorum call: each job is called fanout times at once (its copies), and the caller answered once quorum
+    # copies succeeded (or failed once that is impossible); the copies still running then are cancelled
+    fanout: int | None = None
+    quorum: int | None = None
     rate: tuple[int, int] | None = None
     # with rate=(n, per_ms): a burst of this many may start at once (a token bucket's capacity)
     burst: int | None = None
@@ -213,7 +223,7 @@ class Target:
         if self.kind not in KINDS:
             raise TargetError(f"Target kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         for name in ("limit", "capacity", "timeout_ms", "interval_ms", "deadline_ms", "keys", "cache_ms", "hedge_ms", "hedges",
-                     "lease_ms"):
+                     "fanout", "quorum", "lease_ms"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise TargetError(f"Target {name} must be a positive integer or None, got {value!r}")
@@ -303,6 +313,7 @@ class Target:
         if self.burst is not None and self.rate is None:
             raise TargetError("Target burst is how many may start at once beside a rate: declare rate=(jobs, per_ms) too")
         self._check_hedging()
+        self._check_fanout()
         if self.kind == "periodic" and self.interval_ms is None and self.backoff_ms is None:
             raise TargetError(
                 "a periodic Target must declare interval_ms (the period its subject promises) "
@@ -425,6 +436,48 @@ class Target:
             raise TargetError(
                 "Target hedge_ms promises the copies still running are cancelled once the caller has its answer, "
                 "and retries_after_answer that the job may run on after it: declare one of them"
+            )
+
+    def _check_fanout(self) -> None:
+        """Refuse a quorum declaration that is incomplete, impossible, or contradicts another policy."""
+        if self.fanout is None and self.quorum is None:
+            return
+        if self.fanout is None:
+            raise TargetError(
+                f"Target quorum ({self.quorum}) is how many copies of a job must succeed in a quorum call: declare "
+                "fanout=N (how many copies of each job the subject calls at once) too"
+            )
+        if self.quorum is None:
+            raise TargetError(
+                f"Target fanout ({self.fanout}) needs quorum=K: how many of the copies must succeed before the caller "
+                "is answered (quorum=1: the first success wins)"
+            )
+        if self.quorum > self.fanout:
+            raise TargetError(
+                f"Target quorum ({self.quorum}) must be at most fanout ({self.fanout}): a quorum call cannot wait for "
+                "more successes than the copies it makes"
+            )
+        if self.kind != "submit":
+            raise TargetError(
+                "Target fanout is a promise about the copies of submitted jobs, which a periodic Target has none of: "
+                "declare kind='submit', or drop it"
+            )
+        clash = next((name for name in ("hedge_ms", "retries") if getattr(self, name) is not None), None)
+        if clash is not None:
+            raise TargetError(
+                f"Target fanout starts every copy of a job at once, and {clash} promises copies "
+                f"{'spaced hedge_ms apart' if clash == 'hedge_ms' else 'only after a failure, never overlapping'}: "
+                f"declare one of them"
+            )
+        if self.retries_after_answer:
+            raise TargetError(
+                "Target fanout promises the copies still running are cancelled once the caller has its answer, "
+                "and retries_after_answer that the job may run on after it: declare one of them"
+            )
+        if self.limit is not None and self.limit < self.fanout:
+            raise TargetError(
+                f"Target limit ({self.limit}) is below fanout ({self.fanout}): a job's copies start together, so a "
+                "limit must leave room for all of them (declare limit >= fanout, or drop it)"
             )
 
     @property

@@ -258,6 +258,10 @@ INVARIANT_EXERCISE: dict[str, Exercise] = {
             lambda x, t: x.starts > x.submits or x.longest_attempt_us >= (t.hedge_ms or 0) * 1000,
         ),
     ),
+    **dict.fromkeys(
+        ("time.fanout_count", "time.fanout_together", "time.quorum_early", "time.quorum_late", "time.fanout_losers"),
+        Exercise("jobs were called more times than submitted", lambda x, t: x.starts > x.submits),
+    ),
     "time.early": Exercise("two or more calls started", lambda x, t: x.starts >= 2),
     "time.overlap": Exercise("two or more calls started", lambda x, t: x.starts >= 2),
     "time.after_stop": Exercise("stop() was called", lambda x, t: x.stops > 0),

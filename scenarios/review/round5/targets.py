@@ -411,6 +411,8 @@ def _quorum(cls: type[QuorumCall], description: str, menu: Optional[dict[str, An
         menu=menu,
         build=lambda clock: QuorumGate(clock, cls),
         wraps={QuorumFailed: lambda e: e.failures[-1][1] if e.failures else None},
+        # finding 2, fixed (fix5b): the k-of-n fan-out and the quorum's own timeout, declared
+        fanout=Q_N, quorum=Q_K, timeout_ms=Q_TIMEOUT_MS, timeout_from="submit", timeout_error=QuorumTimeout,
         invariants=(quorum_decides_right, quorum_losers_cancelled, quorum_times_out),
         description=description,
         **extra,
