@@ -15,6 +15,7 @@ from harness.model.known import known
 from harness.model.schedule import Jump
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
+from harness.run.chains import loop_timers, timer_number
 from harness.run.facts import Attempt, Facts, JobFacts, abandoned_at, facts_of
 from harness.run.outcomes import served_by
 
@@ -880,9 +881,12 @@ class LoopDied(_Periodic):
     @staticmethod
     def _unreported(facts: Facts, job: JobFacts, start: int, end: int) -> tuple[str, bool] | None:
         """None if the loop reported its end between trace indices ``start`` and ``end``: the Deferred of
-        ``start()`` failed, or ``report_end`` was called; or an error was logged and the subject set no timer
-        in that span (a loop that logs each failure but still ticks has not ended). Else what it lacked, and
-        whether the subject set a timer in that span (it still ticks)."""
+        ``start()`` failed, or ``report_end`` was called; or an error was logged and the loop went quiet: no
+        timer of the loop's (``loop_timers``) fired in that span and set another. A loop that logs each
+        failure but still ticks has not ended; the subject's other timers (a cache's expiry, a stats
+        ``LoopingCall``, a reconnect loop) say nothing about the loop, nor does a one-shot timer of the
+        loop's (a ``callLater(0, ...)`` logging the death out of the failed call's stack). Else what it
+        lacked, and whether the subject set any timer in that span (the longer wait: see ``check``)."""
         logged = ticking = False
         for _, kind, job_id, _, _ in facts.events[start:end + 1]:
             if (kind == EventKind.FAILURE or kind == EventKind.LOOP_END) and job_id == job.id:
@@ -891,12 +895,27 @@ class LoopDied(_Periodic):
                 logged = True
             elif kind == EventKind.TIMER_SET:
                 ticking = True
-        if logged and not ticking:
+        if not logged:
+            return "the error was not reported (not logged, no failed start() Deferred, no report_end)", ticking
+        # The loop ticks on if one of its timers fired after the call and set another: a one-shot timer of the
+        # loop (a callLater(0, ...) that logs the death out of the failed call's stack) ticks nothing.
+        ours = loop_timers(facts.events, job.id, end + 1) if ticking else {}
+        fired: set[int] = set()  # the loop's timers that fired in the span
+        tick = None
+        for event in facts.events[start:end + 1] if ours else ():
+            number = timer_number(event[4]) if event[1] == EventKind.TIMER_FIRE or event[1] == EventKind.TIMER_SET else None
+            if number is None or number not in ours:
+                continue
+            if event[1] == EventKind.TIMER_FIRE:
+                fired.add(number)
+            elif ours[number] in fired:
+                tick = event
+                break
+        if tick is None:
             return None
-        if logged:
-            return ("the loop did not report its end: an error was logged, but the subject kept setting timers "
-                    "without calling its work (stuck, not ended; a loop that ends on purpose calls report_end)", True)
-        return "the error was not reported (not logged, no failed start() Deferred, no report_end)", ticking
+        return (f"the loop did not report its end: an error was logged, but the loop kept setting timers of its "
+                f"own ({tick[4].split(' due ', 1)[0]} at {format_ms(tick[0])}) without calling its work (stuck, not "
+                "ended; a loop that ends on purpose calls report_end)", True)
 
 
 def _wall_behind_us(run: Run, facts: Facts, start: int, end: int) -> int:
