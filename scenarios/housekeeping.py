@@ -3,13 +3,14 @@
 The promise every subject here declares: the work (supplied by the harness)
 is called every ``INTERVAL_MS``, never sooner and never while the previous
 call runs, and an error in it is reported, never silently ending the loop.
-Each subject also keeps other timers of its own, which go on whatever the
-loop does: a stats ``LoopingCall`` flushing counters, a cache whose entries
-expire, a sweeper re-arming itself. A loop that ends at an error and logs it
-(as ``TimerService`` documents) has reported its end even while those timers
-tick on; a loop that swallows the error, or that logs each failure and keeps
-ticking without calling its work again, has not, whatever the housekeeping
-does (``time.loop_died``).
+Most subjects also keep other timers of their own, which go on whatever the
+loop does: a stats ``LoopingCall`` flushing counters, a cache sweeper
+re-arming itself. A loop that ends at an error and logs it (as
+``TimerService`` documents) has reported its end even while those timers
+tick on, and so has one that logs it from a one-shot ``callLater(0, ...)``;
+a loop that swallows the error, or that logs each failure and keeps ticking
+without calling its work again, has not, whatever the housekeeping does
+(``time.loop_died``).
 """
 
 from __future__ import annotations
@@ -131,6 +132,19 @@ class CachingPoller:
                 call.cancel()
 
 
+class ReportingPoller(CachingPoller):
+    """The caching poller without its sweeper: a failed call is logged from a ``callLater(0, ...)``, and polling ends.
+
+    The one timer the loop sets after the failed call is that report, a
+    one-shot: it fires, logs, and sets nothing. The loop went quiet with
+    its report.
+    """
+
+    def start(self) -> None:
+        self._running = True
+        self._tick_call = self.clock.callLater(INTERVAL_MS / 1000, self._tick)
+
+
 class SwallowingServiceWithStats(ServiceWithStats):
     """The service with stats, its loop a bare ``LoopingCall`` whose failure is swallowed.
 
@@ -190,6 +204,7 @@ def _periodic(build: Callable[[IReactorTime, Callable[[], Any]], Any], descripti
 
 service_with_stats = _periodic(ServiceWithStats, "TimerService beside a stats LoopingCall; a failure is logged, the loop ends")
 caching_poller = _periodic(CachingPoller, "callLater poller with a cache sweeper; a failure is logged from callLater(0)")
+reporting_poller = _periodic(ReportingPoller, "callLater poller whose failure is logged from callLater(0); polling ends")
 swallowing_service_with_stats = _periodic(
     SwallowingServiceWithStats, "LoopingCall whose failure is swallowed, beside a stats LoopingCall"
 )
@@ -203,6 +218,8 @@ SCENARIOS = (
     Scenario("scenarios.housekeeping:caching_poller", "pass",
              "a callLater poller ends at a failure, logged from callLater(0), while its cache sweeper ticks on",
              "callLater"),
+    Scenario("scenarios.housekeeping:reporting_poller", "pass",
+             "a callLater poller ends at a failure, logged from a one-shot callLater(0)", "callLater"),
     Scenario("scenarios.housekeeping:swallowing_service_with_stats", "time.loop_died",
              "the loop's failure is swallowed; only the stats LoopingCall ticks on", "LoopingCall"),
     Scenario("scenarios.housekeeping:stuck_caching_poller", "time.loop_died",

@@ -914,7 +914,7 @@ class LoopDied(_Periodic):
         if tick is None:
             return None
         return (f"the loop did not report its end: an error was logged, but the loop kept setting timers of its "
-                f"own ({tick[4].split(' due ', 1)[0]} at {format_ms(tick[0])}) without calling its work (stuck, not "
+                f"own ({tick[4].split(' due ', 1)[0]}, set at {format_ms(tick[0])}) without calling its work (stuck, not "
                 "ended; a loop that ends on purpose calls report_end)", True)
 
 
