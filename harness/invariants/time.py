@@ -16,7 +16,7 @@ from harness.model.schedule import Jump
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.chains import loop_timers, timer_number
-from harness.run.facts import Attempt, Facts, JobFacts, abandoned_at, facts_of
+from harness.run.facts import Attempt, Facts, JobFacts, abandoned_at, facts_of, stranded_jobs
 from harness.run.outcomes import served_by
 
 if TYPE_CHECKING:
@@ -63,6 +63,10 @@ class Timeout(Invariant):
             if message is not None:
                 text, events = message
                 return self.violation(run, text, events)
+        if target.shared and target.timeout_from != "wait" and target.retries is None:
+            found = _judge_joined(target, facts)
+            if found is not None:
+                return self.violation(run, *found)
         return None
 
     def _judge(self, target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[int]] | None:
@@ -222,6 +226,85 @@ def _judge_periodic(target: Target, facts: Facts) -> tuple[str, list[int]] | Non
                 [attempt.start] + ([end] if end is not None else []),
             )
     return None
+
+
+def _judge_joined(target: Target, facts: Facts) -> tuple[str, list[int]] | None:
+    """With ``shared``: the callers still waiting on an execution when it timed out time out with it.
+
+    An execution timed out when the subject cancelled it at its timeout (by
+    T plus the clock's lateness after its start, or its job's submission),
+    not in the instant of a cancel of a caller of its key, before any
+    ``stop()``, and not once nobody waited for it (``abandon``); without
+    ``timeout_fires``, not when its own canceller raised. A caller of its key
+    still waiting then (submitted before, not answered, not cancelled, its
+    own job not started) fails with the timeout error in that instant, when
+    it is served by it (``served_by``); and one never answered at all, when
+    no other execution of its key ran then or started after (it could not be
+    waiting for another one), and the run drained with it stranded
+    (``stranded_jobs``: nothing that never ends excuses it). A caller queued
+    for the key's next execution is judged by that one.
+    """
+    timeout, late = known(target.timeout_ms) * 1000, facts.late_us
+    stop = facts.first_stop()
+    for owner in facts.jobs.values():
+        for attempt in owner.attempts:
+            if attempt.end_kind != EventKind.JOB_CANCEL or (attempt.canceller_raised and not target.timeout_fires):
+                continue
+            end = known(attempt.end)
+            if stop is not None and stop < end:
+                continue
+            origin = attempt.start if target.timeout_from == "start" else known(owner.submit)
+            due, ended = facts.time(origin) + timeout, facts.time(end)
+            if not due <= ended <= due + late:
+                continue  # not cancelled at its timeout
+            keyed = [j for j in facts.jobs.values() if j.key == owner.key and not j.periodic]
+            if any(facts.time(c) == ended and c < end for j in keyed for c in j.cancels) or _abandoned_before(target, facts, attempt):
+                continue  # a caller's cancel in the same instant, or nobody waited: not for certain the timeout
+            others = [a for j in keyed for a in j.attempts if a is not attempt and (a.running_at(end) or a.start > end)]
+            for job in keyed:
+                if job is owner or job.submit is None or job.submit > end or job.submit_raised is not None:
+                    continue
+                if job.fired is not None and job.fired < end or any(c < end for c in job.cancels):
+                    continue  # answered or cancelled before: not waiting on it
+                if any(a.start < end for a in job.attempts):
+                    continue  # its own job ran: judged by its own attempts
+                message = _joined_timed_out(target, facts, job, attempt, others)
+                if message is not None:
+                    return message
+    return None
+
+
+def _joined_timed_out(target: Target, facts: Facts, job: JobFacts, attempt: Attempt,
+                      others: list[Attempt]) -> tuple[str, list[int]] | None:
+    """What is wrong with ``job``, a caller of ``attempt``'s key still waiting when that execution timed out
+    (``_judge_joined``), or None."""
+    end = known(attempt.end)
+    ended = format_ms(facts.time(end))
+    execution = f"job {attempt.job}'s execution of key {job.key}"
+    expected = target.timeout_error.__name__
+    if job.fired is None:
+        if others or facts.drained is None or job.id not in stranded_jobs(facts, target):
+            return None  # it may wait for another execution of its key (or the run did not drain)
+        return (
+            f"job {job.id} was waiting on {execution} when it timed out at {ended} ({target.timeout_ms}ms after it "
+            f"{'started' if target.timeout_from == 'start' else 'was submitted'}), and its Deferred never fired (no "
+            f"other execution of key {job.key} ran then or started after); a caller that joined an execution "
+            f"times out with it, failing with {expected} then",
+            [known(job.submit), end],
+        )
+    served = served_by(facts, job)
+    if served is not attempt or facts.time(job.fired) != facts.time(end):
+        return None  # served by another execution (or later, by something this cannot tell)
+    event = facts.event(job.fired)
+    if event.kind == EventKind.FAILURE and (
+        facts.is_error(job.fired, target.timeout_error) or facts.is_error(job.fired, target.cancel_error)
+    ):
+        return None  # timed out with it (a cancel error is sharing.isolated's)
+    return (
+        f"job {job.id} was waiting on {execution} when it timed out at {ended}, but its Deferred fired with "
+        f"{event.detail}, not {expected}; a caller that joined an execution times out with it",
+        [known(job.submit), end, job.fired],
+    )
 
 
 def _joined_execution(target: Target, facts: Facts, job: JobFacts) -> JobFacts | None:
