@@ -7,8 +7,9 @@ and then every caller still waiting on it, the one that started it and
 those that joined it, fails with ``TimeoutError`` in that instant.
 Cancelling one caller only detaches it (``cancellable="detach"``). The
 buggy twins handle the joined callers of a timed-out execution wrongly:
-they are left waiting for ever, answered with None, or failed with
-``CancelledError`` as if cancelled themselves.
+they are left waiting for ever, answered with None, failed with an
+error of another type, or with ``CancelledError`` as if cancelled
+themselves.
 """
 
 from __future__ import annotations
@@ -103,6 +104,20 @@ class CancellingFlight(TimedFlight):
         super()._land(outcome, key, flight)
 
 
+class RewrappingFlight(TimedFlight):
+    """Bug: a timed-out execution fails every caller still waiting on it with ``RuntimeError("fetch timed
+    out")``, a type of its own, not the ``TimeoutError`` the target declares.
+
+    Caught by: ``time.timeout`` (the caller that started it, or, once that one detached, the callers that
+    joined it).
+    """
+
+    def _land(self, outcome: Any, key: Any, flight: _Flight) -> None:
+        if isinstance(outcome, Failure) and outcome.check(defer.TimeoutError):
+            outcome = Failure(RuntimeError("fetch timed out"))
+        super()._land(outcome, key, flight)
+
+
 def _timed(build: Callable[[IReactorTime], Any], description: str) -> Target:
     return Target(build=build, keys=2, shared=True, cancellable="detach", timeout_ms=TIMEOUT_MS, description=description)
 
@@ -110,6 +125,7 @@ def _timed(build: Callable[[IReactorTime], Any], description: str) -> Target:
 timed_flight = _timed(TimedFlight, "single flight whose execution times out after 300ms, failing every caller of it")
 stranding_flight = _timed(StrandingFlight, "single flight whose timed-out execution leaves its joined callers waiting")
 fallback_flight = _timed(FallbackFlight, "single flight whose timed-out execution answers its joined callers with None")
+rewrapping_flight = _timed(RewrappingFlight, "single flight whose timed-out execution fails its callers with RuntimeError")
 cancelling_flight = _timed(CancellingFlight, "single flight whose timed-out execution cancels its joined callers")
 
 SCENARIOS = (
@@ -121,6 +137,9 @@ SCENARIOS = (
              "Deferred.addTimeout", also=("completion.deadline",)),
     Scenario("scenarios.timed_flight:fallback_flight", "sharing.joined",
              "a timed-out execution answers the callers that joined it with None", "Deferred.addTimeout"),
+    Scenario("scenarios.timed_flight:rewrapping_flight", "time.timeout",
+             "a timed-out execution fails its callers with RuntimeError, not the declared TimeoutError",
+             "Deferred.addTimeout"),
     Scenario("scenarios.timed_flight:cancelling_flight", "sharing.isolated",
              "a timed-out execution fails the callers that joined it with CancelledError", "Deferred.addTimeout"),
 )

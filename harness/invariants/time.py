@@ -89,12 +89,22 @@ class Timeout(Invariant):
                     f"{target.timeout_ms}ms",
                     [attempt.start, known(attempt.end)],
                 )
+            if due > horizon:
+                # Due after the run drained: judged only when nothing was left scheduled then (no timer could
+                # ever cancel it), for a job still running at the drain and not excused before it.
+                idle = _idle_drain(facts)
+                if idle is None or (attempt.end is not None and attempt.end < idle) or (excused is not None and excused < idle):
+                    continue
+                return (
+                    f"job {job.id} was still running when the run drained at {format_ms(facts.time(idle))} with nothing "
+                    f"left scheduled: no timeout could cancel it at {format_ms(due)}, {target.timeout_ms}ms after it "
+                    f"{'started' if target.timeout_from == 'start' else 'was submitted'}",
+                    [attempt.start, idle],
+                )
             if ended is not None and attempt.end_kind != EventKind.JOB_CANCEL and ended <= due + facts.late_us:
                 continue  # the job ended on its own in time (on a late clock, before the timeout fired)
             if attempt.end_kind == EventKind.JOB_CANCEL and known(ended) < due:
                 continue  # cancelled early by the user or a stop (an unexcused early cancel returned above)
-            if due > horizon:
-                continue
             if excused is not None and facts.time(excused) <= due + facts.late_us and (
                 attempt.end is None or attempt.end > excused
             ):
@@ -196,6 +206,7 @@ def _judge_periodic(target: Target, facts: Facts) -> tuple[str, list[int]] | Non
     """
     timeout, late = known(target.timeout_ms) * 1000, facts.late_us
     reports = facts.by_kind.get(EventKind.LOOP_END, ())
+    idle = _idle_drain(facts)
     for job in facts.jobs.values():
         if not job.periodic:
             continue
@@ -203,11 +214,22 @@ def _judge_periodic(target: Target, facts: Facts) -> tuple[str, list[int]] | Non
         excused = min(marks) if marks else None
         for attempt in job.attempts:
             end = attempt.end
-            if excused is not None and excused < (end if end is not None else len(facts.events)):
-                if facts.time(excused) <= facts.time(attempt.start) + timeout + late:
-                    continue  # stopped (or the loop ended) while it ran, before its timeout was overdue
             started = facts.time(attempt.start)
             due = started + timeout
+            if idle is not None and due > facts.time(idle) and (end is None or end > idle):
+                # Running when the run drained with nothing left scheduled, due after: no timer could ever cancel
+                # it. Only a stop() or reported end before the drain excuses it (not the harness's teardown stop).
+                if excused is not None and excused < idle:
+                    continue
+                return (
+                    f"periodic call {attempt.n} was still running when the run drained at {format_ms(facts.time(idle))} "
+                    f"with nothing left scheduled: no timeout could cancel it at {format_ms(due)}, "
+                    f"{target.timeout_ms}ms after it started",
+                    [attempt.start, idle],
+                )
+            if excused is not None and excused < (end if end is not None else len(facts.events)):
+                if facts.time(excused) <= started + timeout + late:
+                    continue  # stopped (or the loop ended) while it ran, before its timeout was overdue
             ended = facts.time(end) if end is not None else None
             if attempt.end_kind == EventKind.JOB_CANCEL and known(ended) < due:
                 return (
@@ -218,7 +240,7 @@ def _judge_periodic(target: Target, facts: Facts) -> tuple[str, list[int]] | Non
             if ended is not None and ended <= due + late:
                 continue  # ended on its own in time, or was cancelled at its timeout
             if facts.drained is None or due > facts.time(facts.drained):
-                continue  # the run ended before the timeout was due
+                continue  # the run ended before the timeout was due (judged above when nothing was left to run)
             still = "never ended" if ended is None else f"ran on until {format_ms(ended)}"
             return (
                 f"periodic call {attempt.n} was still running at {format_ms(due)}, {target.timeout_ms}ms after it "
@@ -296,15 +318,25 @@ def _joined_timed_out(target: Target, facts: Facts, job: JobFacts, attempt: Atte
     if served is not attempt or facts.time(job.fired) != facts.time(end):
         return None  # served by another execution (or later, by something this cannot tell)
     event = facts.event(job.fired)
-    if event.kind == EventKind.FAILURE and (
-        facts.is_error(job.fired, target.timeout_error) or facts.is_error(job.fired, target.cancel_error)
+    if event.kind == EventKind.FAILURE and any(
+        facts.is_error(job.fired, t) for t in (target.timeout_error, target.cancel_error, *target.rejects)
     ):
-        return None  # timed out with it (a cancel error is sharing.isolated's)
+        return None  # timed out with it (a cancel error is sharing.isolated's; a declared reject goes)
     return (
         f"job {job.id} was waiting on {execution} when it timed out at {ended}, but its Deferred fired with "
         f"{event.detail}, not {expected}; a caller that joined an execution times out with it",
         [known(job.submit), end, job.fired],
     )
+
+
+def _idle_drain(facts: Facts) -> int | None:
+    """The trace index of the ``drained`` event when nothing at all was left scheduled on the clock then
+    (``pending=0``): no call could run after it, so a timeout due later can never fire. None otherwise
+    (calls still pending, or the run did not drain)."""
+    drained = facts.drained
+    if drained is None or facts.events[drained][4] != "pending=0":
+        return None
+    return drained
 
 
 def _joined_execution(target: Target, facts: Facts, job: JobFacts) -> JobFacts | None:
@@ -350,10 +382,13 @@ def _timeout_to_judge(target: Target, facts: Facts, job: JobFacts) -> int | None
     return fired
 
 
-def _unanswered_at_deadline(target: Target, facts: Facts, job: JobFacts) -> tuple[int, int | None] | None:
+def _unanswered_at_deadline(target: Target, facts: Facts, job: JobFacts) -> tuple[int, int | None, int | None] | None:
     """The deadline (T after the submission, virtual us) and first start of a job not started by it (plus
-    the clock's lateness) and not answered, cancelled or stopped before it, within the drained run; None
-    for any other job. ``timeout_from="submit"`` and ``"wait"`` judge what such a job's caller received."""
+    the clock's lateness) and not answered, cancelled or stopped before it, within the drained run, and
+    None; or, for a deadline after the drain, the deadline, None and the ``drained`` event's index, when
+    the job was still waiting, unanswered, with nothing left scheduled then (``_idle_drain``: nothing
+    could ever answer it). None for any other job. ``timeout_from="submit"`` and ``"wait"`` judge what
+    such a job's caller received."""
     submit = job.submit
     if submit is None or job.submit_raised is not None:
         return None
@@ -363,14 +398,24 @@ def _unanswered_at_deadline(target: Target, facts: Facts, job: JobFacts) -> tupl
     if first is not None and facts.time(first) <= due + late:
         return None  # it started in time
     fired = job.fired
+    if facts.drained is None:
+        return None
+    if due > facts.time(facts.drained):
+        # Due after the run drained: held to it only when nothing was left scheduled then (no timer could ever
+        # answer it), unanswered and not excused before the drain (the harness's teardown stop is no excuse).
+        idle = _idle_drain(facts)
+        if idle is None or (fired is not None and fired < idle) or (first is not None and first < idle):
+            return None
+        excused = Timeout._excused_from(facts, job)
+        if excused is not None and excused < idle:
+            return None
+        return due, None, idle
     if fired is not None and facts.time(fired) < due:
         return None  # answered before the timeout (refused, say): an early timeout error is judged elsewhere
-    if facts.drained is None or due > facts.time(facts.drained):
-        return None
     excused = Timeout._excused_from(facts, job)
     if excused is not None and facts.time(excused) <= due + late:
         return None
-    return due, first
+    return due, first, None
 
 
 def _judge_unstarted(target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[int]] | None:
@@ -388,13 +433,15 @@ def _judge_unstarted(target: Target, facts: Facts, job: JobFacts) -> tuple[str, 
     held = _unanswered_at_deadline(target, facts, job)
     if held is None:
         return None
-    due, first = held
+    due, first, idle = held
     late = facts.late_us
     if not target.timeout_fires and any(facts.time(known(a.end)) <= due + late for a in facts.raised):
         return None
     submit, fired = known(job.submit), job.fired
     expected = target.timeout_error.__name__
     timeout = target.timeout_ms
+    if idle is not None:
+        return _never_answered(job, facts, due, idle, expected, 'timeout_from="submit"')
     if fired is None or facts.time(fired) > due + late:
         when = "never fired" if fired is None else f"fired only at {format_ms(facts.time(fired))}"
         return (
@@ -418,14 +465,26 @@ def _judge_unstarted(target: Target, facts: Facts, job: JobFacts) -> tuple[str, 
     return None
 
 
+def _never_answered(job: JobFacts, facts: Facts, due: int, idle: int, expected: str, promise: str) -> tuple[str, list[int]]:
+    """The message for a job still waiting unanswered when the run drained with nothing left scheduled, its
+    deadline ``due`` after that (``_unanswered_at_deadline``)."""
+    return (
+        f"job {job.id} was still waiting, unanswered, when the run drained at {format_ms(facts.time(idle))} with "
+        f"nothing left scheduled: nothing could fail it with {expected} at {format_ms(due)}, as {promise} promises",
+        [known(job.submit), idle],
+    )
+
+
 def _judge_wait(target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[int]] | None:
     """``timeout_from="wait"``: a job not started T after its submission fails with the timeout error
     then (by T plus the clock's lateness), and never starts afterwards; a cancel or stop first excuses it."""
     held = _unanswered_at_deadline(target, facts, job)
     if held is None:
         return None
-    due, first = held
+    due, first, idle = held
     expected = target.timeout_error.__name__
+    if idle is not None:
+        return _never_answered(job, facts, due, idle, expected, _WAIT)
     if first is not None:
         return (
             f"job {job.id} started at {format_ms(facts.time(first))}, after its wait timed out at {format_ms(due)} "
