@@ -120,6 +120,10 @@ _forgotten_timeout = Target(build=lambda clock: WaitTimeout(clock, timeout_ms=No
 _looping_call_timeout = replace(load_target("scenarios.thirdparty.twisted_prims:looping_call"), timeout_ms=1000)
 
 
+#: The hedged request whose deadline fails the caller but leaves the copies running (copy 0 fails first here).
+_orphaning_hedge_copy0_done = "scenarios.hedge_deadline:orphaning_deadline_hedged_request"
+
+
 def _wait(**kwargs) -> Target:
     return Target(build=lambda clock: WaitTimeout(clock, **kwargs), limit=2, timeout_ms=300, timeout_from="wait")
 
@@ -218,6 +222,14 @@ MESSAGES: tuple[Row, ...] = (
     Row("timeout.joined_wrong_error", "time.timeout", "job 1 was waiting on job 0's execution of key 0 when it timed "
         "out at 300ms, but its Deferred fired with RuntimeError: fetch timed out, not TimeoutError",
         "scenarios.timed_flight:rewrapping_flight", _TIMED_FLIGHT, S(Submit(0, 0, HANG), Submit(0, 1, ok()), Cancel(100, 0))),
+    # hedge_ms with timeout_ms: the request's timeout, from its first copy's start
+    Row("timeout.hedged_copy_cancelled", "time.timeout", "job 0's copy 0 was cancelled at 100ms while its caller still "
+        "waited, only 100ms after the request started; the timeout is 300ms",
+        "scenarios.hedge_deadline:superseding_hedged_request", "scenarios.hedge_deadline:deadline_hedged_request",
+        S(Submit(0, 0, HANG))),
+    Row("timeout.hedged_copy_running", "time.timeout", "job 0's copy 1 was still running at 300ms, 300ms after the "
+        "request started, but the timeout did not cancel it", _orphaning_hedge_copy0_done,
+        "scenarios.hedge_deadline:deadline_hedged_request", S(Submit(0, 0, JobSpec("fail", 150), then=(HANG,)))),
     Row("timeout.early_start", "time.timeout", "only 30ms after it started; the timeout is 300ms", _short_timeout,
         "scenarios.timeout:timeout_pool", S(Submit(0, 0, HANG))),
     Row("timeout.early_submit", "time.timeout", "only 30ms after it was submitted; the timeout is 300ms",

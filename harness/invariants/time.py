@@ -73,9 +73,22 @@ class Timeout(Invariant):
         timeout = known(target.timeout_ms) * 1000
         horizon = facts.time(facts.drained) if facts.drained is not None else 0
         excused = self._excused_from(facts, job)
+        hedged = target.hedge_ms is not None and bool(job.attempts)
+        if hedged:
+            # A hedged request's timeout is the request's, from its first copy's start (or its submission):
+            # answered before it, the request owes no timeout (a copy left running is time.hedge_losers').
+            first = job.attempts[0].start if target.timeout_from == "start" else known(job.submit)
+            if job.fired is not None and _answered_before_timeout(facts, job, facts.time(first) + timeout):
+                return None
         for attempt in job.attempts:
-            origin = facts.time(attempt.start if target.timeout_from == "start" else known(job.submit))
+            origin = facts.time(
+                (first if hedged else attempt.start) if target.timeout_from == "start" else known(job.submit)
+            )
             due = origin + timeout
+            if hedged and facts.time(attempt.start) >= due:
+                continue  # a copy started at or after the request's timeout: the hedging invariants judge it
+            # How messages name the attempt: a hedge copy after the first is timed from the request's start.
+            who, it = (f"job {job.id}'s copy {attempt.n}", "the request") if hedged and attempt.n else (f"job {job.id}", "it")
             ended = facts.time(attempt.end) if attempt.end is not None else None
             if (
                 attempt.end_kind == EventKind.JOB_CANCEL
@@ -83,9 +96,12 @@ class Timeout(Invariant):
                 and (excused is None or excused > known(attempt.end))
                 and not _abandoned_before(target, facts, attempt)
             ):
+                what = (f"job {job.id}'s copy {attempt.n} was cancelled at {format_ms(known(ended))} while its caller "
+                        f"still waited, only {format_ms(known(ended) - origin)} after the request"
+                        if hedged else f"job {job.id} was cancelled at {format_ms(known(ended))}, only "
+                        f"{format_ms(known(ended) - origin)} after it")
                 return (
-                    f"job {job.id} was cancelled at {format_ms(known(ended))}, only {format_ms(known(ended) - origin)} after it "
-                    f"{'started' if target.timeout_from == 'start' else 'was submitted'}; the timeout is "
+                    f"{what} {'started' if target.timeout_from == 'start' else 'was submitted'}; the timeout is "
                     f"{target.timeout_ms}ms",
                     [attempt.start, known(attempt.end)],
                 )
@@ -96,8 +112,8 @@ class Timeout(Invariant):
                 if idle is None or (attempt.end is not None and attempt.end < idle) or (excused is not None and excused < idle):
                     continue
                 return (
-                    f"job {job.id} was still running when the run drained at {format_ms(facts.time(idle))} with nothing "
-                    f"left scheduled: no timeout could cancel it at {format_ms(due)}, {target.timeout_ms}ms after it "
+                    f"{who} was still running when the run drained at {format_ms(facts.time(idle))} with nothing "
+                    f"left scheduled: no timeout could cancel it at {format_ms(due)}, {target.timeout_ms}ms after {it} "
                     f"{'started' if target.timeout_from == 'start' else 'was submitted'}",
                     [attempt.start, idle],
                 )
@@ -113,7 +129,7 @@ class Timeout(Invariant):
             if not timed_out:
                 still = "never ended" if ended is None else f"ran on until {format_ms(ended)}"
                 return (
-                    f"job {job.id} was still running at {format_ms(due)}, {target.timeout_ms}ms after it "
+                    f"{who} was still running at {format_ms(due)}, {target.timeout_ms}ms after {it} "
                     f"{'started' if target.timeout_from == 'start' else 'was submitted'}, but the timeout did not "
                     f"cancel it (it {still})",
                     [attempt.start] + ([attempt.end] if attempt.end is not None else []),
@@ -326,6 +342,22 @@ def _joined_timed_out(target: Target, facts: Facts, job: JobFacts, attempt: Atte
         f"job {job.id} was waiting on {execution} when it timed out at {ended}, but its Deferred fired with "
         f"{event.detail}, not {expected}; a caller that joined an execution times out with it",
         [known(job.submit), end, job.fired],
+    )
+
+
+def _answered_before_timeout(facts: Facts, job: JobFacts, due: int) -> bool:
+    """A hedged request's caller answered before its timeout ``due``: before it, or by it plus the clock's
+    lateness with the outcome of a copy that finished or failed in that instant (on a late clock a copy's
+    answer may come first, overdue calls running in due order: the timeout then owes nothing)."""
+    answered = facts.time(known(job.fired))
+    if answered < due:
+        return True
+    if answered > due + facts.late_us:
+        return False
+    served = served_by(facts, job)
+    return (
+        served is not None and served.job == job.id and served.end_kind in (EventKind.JOB_FINISH, EventKind.JOB_FAIL)
+        and facts.time(known(served.end)) == answered
     )
 
 
