@@ -46,7 +46,7 @@ class TimedFlight(SingleFlight):
 
 
 class StrandingFlight(TimedFlight):
-    """Bug: a timed-out execution fails only the caller that started it; the callers that joined it wait
+    """BUG: a timed-out execution fails only the caller that started it; the callers that joined it wait
     for ever (the timeout handler was written for one caller).
 
     Caught by: ``time.timeout`` (a caller that joined an execution times out with it; also
@@ -65,7 +65,7 @@ class StrandingFlight(TimedFlight):
 
 
 class FallbackFlight(TimedFlight):
-    """Bug: the callers that joined a timed-out execution are answered with None (a "fallback"), only the
+    """BUG: the callers that joined a timed-out execution are answered with None (a "fallback"), only the
     one that started it fails with ``TimeoutError``.
 
     Caught by: ``sharing.joined`` (a cancelled execution produced no value).
@@ -85,7 +85,7 @@ class FallbackFlight(TimedFlight):
 
 
 class CancellingFlight(TimedFlight):
-    """Bug: the callers that joined a timed-out execution are cancelled (``CancelledError``), as if each had
+    """BUG: the callers that joined a timed-out execution are cancelled (``CancelledError``), as if each had
     cancelled itself; only the one that started it fails with ``TimeoutError``.
 
     Caught by: ``sharing.isolated``.
@@ -105,7 +105,7 @@ class CancellingFlight(TimedFlight):
 
 
 class RewrappingFlight(TimedFlight):
-    """Bug: a timed-out execution fails every caller still waiting on it with ``RuntimeError("fetch timed
+    """BUG: a timed-out execution fails every caller still waiting on it with ``RuntimeError("fetch timed
     out")``, a type of its own, not the ``TimeoutError`` the target declares.
 
     Caught by: ``time.timeout`` (the caller that started it, or, once that one detached, the callers that
