@@ -33,16 +33,8 @@ class TimedFlight(SingleFlight):
     """One execution per key at a time, bounded by ``addTimeout``; a timed-out execution fails every caller
     still waiting on it with ``TimeoutError``, the ones that joined it included."""
 
-    def submit(self, job: Callable[[], Any], key: Any) -> defer.Deferred[Any]:
-        flight = self._flights.get(key)
-        if flight is not None:
-            return self._join(flight)
-        flight = self._flights[key] = _Flight()
-        caller = self._join(flight)
-        flight.work = defer.maybeDeferred(job)
-        flight.work.addTimeout(TIMEOUT_MS / 1000, self.clock)
-        flight.work.addBoth(self._land, key, flight)
-        return caller
+    def _execute(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
+        return super()._execute(job).addTimeout(TIMEOUT_MS / 1000, self.clock)
 
 
 class StrandingFlight(TimedFlight):
@@ -64,44 +56,46 @@ class StrandingFlight(TimedFlight):
         super()._land(outcome, key, flight)
 
 
-class FallbackFlight(TimedFlight):
+class _JoinersAnsweredOtherwise(TimedFlight):
+    """A timed-out execution fails the caller that started it with ``TimeoutError`` and answers the callers
+    that joined it with ``_joiner_answer``."""
+
+    def _land(self, outcome: Any, key: Any, flight: _Flight) -> None:
+        if isinstance(outcome, Failure) and outcome.check(defer.TimeoutError):
+            self._forget(outcome, key, flight)
+            callers, flight.callers = flight.callers, []
+            for n, caller in enumerate(callers):
+                if n == 0:
+                    caller.errback(outcome)
+                else:
+                    self._joiner_answer(caller)
+            return
+        super()._land(outcome, key, flight)
+
+    def _joiner_answer(self, caller: defer.Deferred[Any]) -> None:
+        raise NotImplementedError
+
+
+class FallbackFlight(_JoinersAnsweredOtherwise):
     """BUG: the callers that joined a timed-out execution are answered with None (a "fallback"), only the
     one that started it fails with ``TimeoutError``.
 
     Caught by: ``sharing.joined`` (a cancelled execution produced no value).
     """
 
-    def _land(self, outcome: Any, key: Any, flight: _Flight) -> None:
-        if isinstance(outcome, Failure) and outcome.check(defer.TimeoutError):
-            self._forget(outcome, key, flight)
-            callers, flight.callers = flight.callers, []
-            for n, caller in enumerate(callers):
-                if n == 0:
-                    caller.errback(outcome)
-                else:
-                    caller.callback(None)
-            return
-        super()._land(outcome, key, flight)
+    def _joiner_answer(self, caller: defer.Deferred[Any]) -> None:
+        caller.callback(None)
 
 
-class CancellingFlight(TimedFlight):
+class CancellingFlight(_JoinersAnsweredOtherwise):
     """BUG: the callers that joined a timed-out execution are cancelled (``CancelledError``), as if each had
     cancelled itself; only the one that started it fails with ``TimeoutError``.
 
     Caught by: ``sharing.isolated``.
     """
 
-    def _land(self, outcome: Any, key: Any, flight: _Flight) -> None:
-        if isinstance(outcome, Failure) and outcome.check(defer.TimeoutError):
-            self._forget(outcome, key, flight)
-            callers, flight.callers = flight.callers, []
-            for n, caller in enumerate(callers):
-                if n == 0:
-                    caller.errback(outcome)
-                else:
-                    caller.errback(defer.CancelledError("the shared fetch timed out"))
-            return
-        super()._land(outcome, key, flight)
+    def _joiner_answer(self, caller: defer.Deferred[Any]) -> None:
+        caller.errback(defer.CancelledError("the shared fetch timed out"))
 
 
 class RewrappingFlight(TimedFlight):

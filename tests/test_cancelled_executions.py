@@ -18,8 +18,9 @@ from dataclasses import replace
 
 import pytest
 
-from harness import (INVARIANTS, CampaignConfig, Cancel, ClockPolicy, JobSpec, Menu, Schedule, Start, Stop, Submit,
-                     Target, check, load_target, run_campaign, run_schedule)
+from harness import Cancel, ClockPolicy, JobSpec, Schedule, Start, Stop, Submit, Target, check, load_target, run_schedule
+
+from fault_campaigns import STRATEGIES, campaign
 from scenarios import CATALOG
 
 FLIGHT = "scenarios.timed_flight"
@@ -120,11 +121,12 @@ def test_a_forgotten_timeout_is_named_by_time_timeout_even_when_the_run_drains_f
 
 
 def test_a_stop_of_the_schedule_excuses_it_the_teardown_stop_does_not():
+    from scenarios.single_flight import SingleFlight
     from scenarios.timed_flight import TimedFlight
 
     class Stoppable(TimedFlight):
-        def submit(self, job, key):  # no timeout set: the twin
-            return super(TimedFlight, self).submit(job, key)
+        def _execute(self, job):  # no timeout set: the twin
+            return SingleFlight._execute(self, job)
 
         def stop(self):
             for flight in list(self._flights.values()):
@@ -151,17 +153,6 @@ def test_calls_left_pending_at_the_drain_keep_the_old_horizon():
 
 # -- campaigns -----------------------------------------------------------------------------------------------
 
-def _campaign(spec: str, tmp_path, examples: int, seed: int, strategy: str = "mixed", all_faults: bool = False):
-    target = load_target(spec)
-    menu = target.default_menu()
-    if all_faults:
-        full = Menu()
-        menu = replace(menu, jumps=True, tie_breaks=full.tie_breaks, steps_ms=full.steps_ms, jitters_ms=full.jitters_ms)
-    config = CampaignConfig(max_examples=examples, seed=seed, strategy=strategy, report_dir=str(tmp_path),
-                            regressions=None, database=None, menu=menu, max_failures=len(INVARIANTS))
-    return run_campaign(target, spec, config)
-
-
 TWINS = [s for s in CATALOG if s.target.startswith(f"{FLIGHT}:") and s.expect != "pass"]
 CORRECT = [f"{FLIGHT}:timed_flight", "scenarios.single_flight:single_flight", "scenarios.single_flight:caching_flight",
            "scenarios.single_flight:last_caller_flight", "scenarios.review.round4.mistakes:swr_timeout_declared",
@@ -169,22 +160,22 @@ CORRECT = [f"{FLIGHT}:timed_flight", "scenarios.single_flight:single_flight", "s
 
 
 def test_correct_timed_flight_passes_a_short_campaign(tmp_path):
-    result = _campaign(f"{FLIGHT}:timed_flight", tmp_path, 400, seed=5, all_faults=True)
+    result = campaign(f"{FLIGHT}:timed_flight", tmp_path, 400, seed=5, all_faults=True)
     assert [f.record.message for f in result.findings] == [] and result.examples == 400
 
 
 @pytest.mark.parametrize("scenario", TWINS, ids=[s.target.split(":")[1] for s in TWINS])
 def test_twins_are_caught_by_their_invariant(scenario, tmp_path):
-    result = _campaign(scenario.target, tmp_path, 1000, seed=1)
+    result = campaign(scenario.target, tmp_path, 1000, seed=1)
     assert result.findings, f"{scenario.target} not caught in {result.examples} examples"
     assert scenario.caught_by(result.findings[0].record.invariant), result.findings[0].record.message
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["mixed", "random", "swarm", "guided", "pct"])
+@pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("spec", CORRECT)
 def test_correct_shared_subjects_pass_long_campaigns_with_every_clock_fault(spec, strategy, tmp_path):
-    result = _campaign(spec, tmp_path, 3_000, seed=31, strategy=strategy, all_faults=True)
+    result = campaign(spec, tmp_path, 3_000, seed=31, strategy=strategy, all_faults=True)
     assert [f.record.message for f in result.findings] == [] and result.examples == 3_000
 
 
@@ -192,5 +183,5 @@ def test_correct_shared_subjects_pass_long_campaigns_with_every_clock_fault(spec
 @pytest.mark.parametrize("seed", [2, 3, 4])
 @pytest.mark.parametrize("scenario", TWINS, ids=[s.target.split(":")[1] for s in TWINS])
 def test_twins_are_caught_whatever_the_seed(scenario, seed, tmp_path):
-    result = _campaign(scenario.target, tmp_path, 2000, seed=seed)
+    result = campaign(scenario.target, tmp_path, 2000, seed=seed)
     assert result.findings and scenario.caught_by(result.findings[0].record.invariant)

@@ -8,12 +8,11 @@ their names with a deadline declared); long campaigns under ``slow``.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
-from harness import (INVARIANTS, CampaignConfig, ClockPolicy, JobSpec, Menu, Schedule, Submit, check, load_target,
-                     run_campaign, run_schedule)
+from harness import ClockPolicy, JobSpec, Schedule, Submit, check, load_target, run_schedule
+
+from fault_campaigns import STRATEGIES, campaign
 from scenarios import CATALOG
 
 HEDGE = "scenarios.hedge_deadline"
@@ -63,35 +62,24 @@ def test_twins_on_one_schedule():
                                                             then=(JobSpec("succeed", 250),))) == ["time.hedge_losers"]
 
 
-def _campaign(spec: str, tmp_path, examples: int, seed: int, strategy: str = "mixed", all_faults: bool = False):
-    target = load_target(spec)
-    menu = target.default_menu()
-    if all_faults:
-        full = Menu()
-        menu = replace(menu, jumps=True, tie_breaks=full.tie_breaks, steps_ms=full.steps_ms, jitters_ms=full.jitters_ms)
-    config = CampaignConfig(max_examples=examples, seed=seed, strategy=strategy, report_dir=str(tmp_path),
-                            regressions=None, database=None, menu=menu, max_failures=len(INVARIANTS))
-    return run_campaign(target, spec, config)
-
-
 @pytest.mark.parametrize("spec", CORRECT)
 def test_correct_hedgers_pass_a_short_campaign(spec, tmp_path):
-    result = _campaign(spec, tmp_path, 300, seed=7, all_faults=True)
+    result = campaign(spec, tmp_path, 300, seed=7, all_faults=True)
     assert [f.record.message for f in result.findings] == [] and result.examples == 300
 
 
 @pytest.mark.parametrize("scenario", TWINS, ids=[s.target.split(":")[1] for s in TWINS])
 def test_twins_are_caught_by_their_invariant(scenario, tmp_path):
-    result = _campaign(scenario.target, tmp_path, 1000, seed=1)
+    result = campaign(scenario.target, tmp_path, 1000, seed=1)
     assert result.findings, f"{scenario.target} not caught in {result.examples} examples"
     assert scenario.caught_by(result.findings[0].record.invariant), result.findings[0].record.message
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["mixed", "random", "swarm", "guided", "pct"])
+@pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("spec", CORRECT)
 def test_correct_hedgers_pass_long_campaigns_with_every_clock_fault(spec, strategy, tmp_path):
-    result = _campaign(spec, tmp_path, 3_000, seed=41, strategy=strategy, all_faults=True)
+    result = campaign(spec, tmp_path, 3_000, seed=41, strategy=strategy, all_faults=True)
     assert [f.record.message for f in result.findings] == [] and result.examples == 3_000
 
 
@@ -99,5 +87,5 @@ def test_correct_hedgers_pass_long_campaigns_with_every_clock_fault(spec, strate
 @pytest.mark.parametrize("seed", [2, 3, 4])
 @pytest.mark.parametrize("scenario", TWINS, ids=[s.target.split(":")[1] for s in TWINS])
 def test_twins_are_caught_whatever_the_seed(scenario, seed, tmp_path):
-    result = _campaign(scenario.target, tmp_path, 2000, seed=seed)
+    result = campaign(scenario.target, tmp_path, 2000, seed=seed)
     assert result.findings and scenario.caught_by(result.findings[0].record.invariant)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import pytest
 
-from harness import (CampaignConfig, ClockPolicy, INVARIANTS, JobSpec, Schedule, Start, Stop, check, load_target,
-                     run_campaign, run_schedule)
+from harness import ClockPolicy, JobSpec, Schedule, Start, Stop, check, load_target, run_schedule
 from harness.model.trace import EventKind
 from harness.run.chains import loop_timers, timer_number
+
+from fault_campaigns import STRATEGIES, campaign
 
 HOUSEKEEPING = "scenarios.housekeeping"
 CORRECT = ["service_with_stats", "caching_poller", "reporting_poller"]
@@ -124,37 +125,22 @@ def test_main_called_the_housekeeping_subjects_dead():
 
 # -- campaigns -----------------------------------------------------------------------------------------------
 
-def _campaign(spec: str, tmp_path, examples: int, seed: int, strategy: str = "mixed", all_faults: bool = False):
-    target = load_target(spec)
-    menu = target.default_menu()
-    if all_faults:
-        from dataclasses import replace
-
-        from harness import Menu
-
-        full = Menu()
-        menu = replace(menu, jumps=True, tie_breaks=full.tie_breaks, steps_ms=full.steps_ms, jitters_ms=full.jitters_ms)
-    config = CampaignConfig(max_examples=examples, seed=seed, strategy=strategy, report_dir=str(tmp_path),
-                            regressions=None, database=None, menu=menu, max_failures=len(INVARIANTS))
-    return run_campaign(target, spec, config)
-
-
 @pytest.mark.parametrize("name", CORRECT)
 def test_correct_subjects_pass_a_short_campaign(name, tmp_path):
-    result = _campaign(f"{HOUSEKEEPING}:{name}", tmp_path, 300, seed=3, all_faults=True)
+    result = campaign(f"{HOUSEKEEPING}:{name}", tmp_path, 300, seed=3, all_faults=True)
     assert [f.record.message for f in result.findings] == [] and result.examples == 300
 
 
 @pytest.mark.parametrize("spec", [f"{HOUSEKEEPING}:{n}" for n in TWINS] + OTHER_TWINS)
 def test_twins_are_caught_by_loop_died(spec, tmp_path):
-    result = _campaign(spec, tmp_path, 500, seed=1)
+    result = campaign(spec, tmp_path, 500, seed=1)
     assert result.findings, f"{spec} not caught in {result.examples} examples"
     assert result.findings[0].record.invariant == "time.loop_died", result.findings[0].record.message
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["mixed", "random", "swarm", "guided", "pct"])
+@pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("spec", [f"{HOUSEKEEPING}:{n}" for n in CORRECT] + ["scenarios.thirdparty.twisted_extra:timer_service"])
 def test_correct_subjects_pass_long_campaigns_with_every_clock_fault(spec, strategy, tmp_path):
-    result = _campaign(spec, tmp_path, 4_000, seed=21, strategy=strategy, all_faults=True)
+    result = campaign(spec, tmp_path, 4_000, seed=21, strategy=strategy, all_faults=True)
     assert [f.record.message for f in result.findings] == [] and result.examples == 4_000
