@@ -956,9 +956,12 @@ class LoopDied(_Periodic):
     cancelled (its own timeout: a ``job.cancel`` before any ``stop()``). After
     it, more calls come within the loop's wait, or the loop reports its end:
     the Deferred ``start()`` returned fails, the work's ``report_end`` is
-    called, or an error is logged while the loop went quiet (the subject set
-    no timer after the call: a loop still ticking without calling its work,
-    which logs each failed call, has not ended, it is stuck). The wait, for
+    called, or an error is logged while the loop went quiet (no timer of the
+    loop's own, ``harness.run.chains.loop_timers``, fired after the call and
+    set another: a loop still ticking without calling its work, which logs
+    each failed call, has not ended, it is stuck; the subject's other timers,
+    a stats loop or a cache sweeper, and a one-shot timer of the loop that
+    logs the death, are no ticking). The wait, for
     an interval loop, is two intervals plus the clock's lateness; for one
     that still sets timers after the call, two intervals each as late as the
     clock may fire (``2 * (interval + late)``: one tick may be skipped, a
