@@ -26,6 +26,7 @@ from harness.model.target import Target
 from harness.model.known import known
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
+from harness.run.chains import CALL_OPENERS
 from harness.run.diagnosis import Cause
 from harness.run.facts import CANCELLABLE_KINDS, Facts, JobFacts, _filled, _stuck_attempts, abandoned_at, facts_of
 
@@ -301,12 +302,9 @@ class Detaches(_Cancellation):
         return None
 
 
-#: Events that open another call on the reactor (an operation of the schedule, a subject's timer firing,
-#: a job's own call settling it): an event after one of them is not in the call chain of what came before.
-_CALL_OPENERS = frozenset({
-    EventKind.SUBMIT, EventKind.START, EventKind.CANCEL, EventKind.STOP, EventKind.CALL, EventKind.CLOCK_JUMP,
-    EventKind.REACTOR_PAUSE, EventKind.TIMER_FIRE, EventKind.JOB_FINISH, EventKind.JOB_FAIL,
-})
+#: Events that open another call on the reactor (``harness.run.chains``): an event after one of them is not in
+#: the call chain of what came before.
+_CALL_OPENERS = CALL_OPENERS
 
 
 def _cancelled_by_earlier_timer(facts: Facts, cancel: int, ended: int) -> bool:
