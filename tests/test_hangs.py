@@ -262,3 +262,27 @@ def test_a_slow_import_of_the_global_reactor_is_no_part_of_a_run_s_time_limit(mo
     monkeypatch.setattr(escapes, "_global_reactor", slow_reactor)
     run = run_schedule(robust_targets.counting, THREE, timeout_s=0.3)
     assert run.trace[-1].kind == "end"
+
+
+def test_a_second_stop_while_a_hang_is_confirmed_keeps_the_hang(tmp_path, monkeypatch) -> None:
+    """The shrunk hang is confirmed under the full limit: a run that takes it whole, longer than a stop's grace
+    (``harness.guard.signals.STOP_GRACE_S``), whose repeat then raised KeyboardInterrupt out of it, losing the
+    hang found. It is saved as found."""
+    import harness.search.campaign as campaign
+    from harness.search.stop_reasons import StopReason
+
+    real = campaign._Search._judge
+    confirming: list[bool] = []
+
+    def judge(self, schedule, notes=True):
+        if self.result.shrink_runs > 0 and not self.result.shrinking:
+            confirming.append(True)
+            raise KeyboardInterrupt  # the repeated stop, in the run that confirms the shrunk hang
+        return real(self, schedule, notes)
+
+    monkeypatch.setattr(campaign._Search, "_judge", judge)
+    config = CampaignConfig(seed=1, max_examples=200, report_dir=str(tmp_path), example_timeout_s=LIMIT)
+    result = run_campaign(robust_targets.spinning, "robust_targets:spinning", config)
+    assert confirming and result.stopped_by == StopReason.INTERRUPT
+    (finding,) = result.findings
+    assert finding.violation.invariant == HANG and not finding.shrunk and _still_hangs(finding.path)

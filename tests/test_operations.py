@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness import Call, JobSpec, Operation, Schedule, Submit, Target, TargetError, check, run_schedule, schedules
+from harness import Call, JobSpec, Operation, Schedule, Start, Submit, Target, TargetError, check, run_schedule, schedules
 from harness.store.failure_file import FailureRecord
 from harness.output.report.svg import timeline_svg
 from harness.model.schedule import ScheduleError
@@ -77,6 +77,56 @@ def test_operations_are_drawn_with_their_arguments_and_replay_identically() -> N
 
     draw()
     assert seen == {"flush", "resize"}
+
+
+class _Ticker:
+    """Periodic work every 100 ms, with ``restart()``: the timer re-armed from now."""
+
+    def __init__(self, clock) -> None:  # type: ignore[no-untyped-def]
+        self.clock, self.call, self.restarts = clock, None, 0
+
+    def start(self, work) -> None:  # type: ignore[no-untyped-def]
+        self.work = work
+        self.call = self.clock.callLater(0.1, self.tick)
+
+    def tick(self) -> None:
+        self.call = self.clock.callLater(0.1, self.tick)
+        self.work()
+
+    def restart(self) -> None:
+        self.restarts += 1
+        if self.call is not None and self.call.active():
+            self.call.reset(0.1)
+
+    def stop(self) -> None:
+        if self.call is not None and self.call.active():
+            self.call.cancel()
+        self.call = None
+
+
+def test_a_periodic_targets_operations_are_drawn_too() -> None:
+    """A periodic target's declared operations used to be left out of every schedule (the codec drew
+    calls only for submit targets), so a promise about them was never put to the test: buildbot's
+    ``RepeatedActionHandler`` restarted while its action runs (scenarios/thirdparty/buildbot_utils.py)."""
+    from harness.search.generate import Examples
+
+    target = Target(build=_Ticker, kind="periodic", interval_ms=100, operations={"restart": Operation(lambda s: s.restart())})
+    examples = Examples(target.default_menu(), 3)
+    drawn = [next(examples) for _ in range(200)]
+    calls = [op for schedule in drawn for op in schedule.ops if isinstance(op, Call)]
+    assert calls and {op.operation for op in calls} == {"restart"}
+
+    seen: set[str] = set()
+
+    @settings(max_examples=40, deadline=None)
+    @given(schedules(target.default_menu()))
+    def draw(schedule: Schedule) -> None:
+        seen.update(op.operation for op in schedule.ops if isinstance(op, Call))
+
+    draw()
+    assert seen == {"restart"}
+    run = run_schedule(target, Schedule((Start(0, 0), Call(150, "restart"))))
+    assert [event.detail for _, event in run.view.of_kind("call")] == ["restart()"]
 
 
 def test_a_call_is_recorded_in_the_trace_and_drawn_in_timelines() -> None:

@@ -42,6 +42,7 @@ HANG = JobSpec(kind="hang")
     ({"limit": 2, "capacity": 3}, "at most limit (2)"),
     ({"limit": 2, "capacity": 0}, "positive integer"),
     ({"limit": 2, "capacity": True}, "positive integer"),
+    ({"kind": "periodic", "interval_ms": 10, "limit": 2, "capacity": 1}, "a periodic Target has none of: drop it"),
 ])
 def test_capacity_is_refused_unless_a_positive_integer_up_to_limit(fields, words):
     with pytest.raises(TargetError, match=words.replace("(", r"\(").replace(")", r"\)")):

@@ -15,6 +15,7 @@ import hashlib
 import inspect
 import re
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -163,6 +164,76 @@ def test_direct_appends_stamp_a_frozen_trace_at_its_time_and_record_nothing_once
     d.cancel()
     steps.cancel_job({}, trace, 9)  # (a skip goes through record: nothing either)
     assert len(trace) == 4
+
+
+def _submit_cancel_and_settle_after_close() -> Trace:
+    """A run's submit, a caller's Deferred firing (a value, then a failure) and a cancel, all after its
+    trace was closed (what a coroutine's ``finally`` does as the teardown lets it go): the sites of
+    ``steps`` (``submitter``'s submit and its callback for what a caller received, ``cancel_job``)."""
+    clock = FaultClock()
+    trace = Trace.of_clock(clock)
+    target = Target(build=lambda clock: SemaphorePool(clock, 2))
+    run = runner.Run(target=target, schedule=Schedule(()), trace=trace, clock=clock, subject=target.build(clock))
+    submit = steps.submitter(run, target.error_types)
+    trace.close()
+    submit(Submit(0, 0, JobSpec("succeed", 5)))
+    submit(Submit(0, 1, JobSpec("fail", 5)))
+    submit(Submit(0, 2, JobSpec("hang")))
+    clock.run_until(10_000)
+    steps.cancel_job(run.handles, trace, 2)
+    assert set(run.handles) == {0, 1, 2} and all(d.called for d in run.handles.values())  # (every site was reached)
+    return trace
+
+
+def test_the_submit_result_and_cancel_sites_record_nothing_once_the_trace_is_closed() -> None:
+    assert len(_submit_cancel_and_settle_after_close()) == 0
+
+
+@pytest.mark.parametrize(
+    "name, old",
+    [
+        ("submitter", "        if not trace.closed:\n            trace.raw.append((trace.stamps.now_us, _SUBMIT"),
+        ("submitter", "            if not trace.closed:\n                trace.raw.append((trace.stamps.now_us, _RESULT"),
+        ("submitter", "            if not trace.closed:\n                trace.raw.append((trace.stamps.now_us, _FAILURE"),
+        ("cancel_job", "    if not trace.closed:  # trace.record(_CANCEL, job)"),
+    ],
+    ids=["submit", "result", "failure", "cancel"],
+)
+def test_the_closed_check_of_the_steps_sites_catches_one_that_appends_regardless(monkeypatch, name: str, old: str) -> None:
+    assert inspect.getsource(getattr(steps, name)).count(old) == 1
+    new = old.replace("if not trace.closed:", "if True:")
+    monkeypatch.setattr(steps, name, _recompiled(steps, None, name, lambda source: source.replace(old, new)))
+    assert len(_submit_cancel_and_settle_after_close()) > 0
+
+
+def _direct_appends(root: Path) -> dict[str, int]:
+    """How many events each module under ``root`` appends directly (``.raw.append(``), but ``Trace.record``'s."""
+    counts = {}
+    for path in sorted(root.rglob("*.py")):
+        count = path.read_text(encoding="utf-8").count(".raw.append(")
+        if count and path.name != "trace.py":
+            counts[path.relative_to(root).as_posix()] = count
+    return counts
+
+
+def test_every_direct_append_in_the_harness_is_a_site_these_tests_hold() -> None:
+    """Events appended anywhere but in ``Trace.record`` and the functions of ``_SITES`` would be held to
+    nothing here (a new site with its fields in another order, or no closed check, on a path these
+    schedules rarely take): every one is in a site, and every site's appends are in the checked form."""
+    held = sum(inspect.getsource(getattr(getattr(m, o) if o else m, n)).count(".raw.append(") for m, o, n in _SITES)
+    assert held == 11
+    assert _direct_appends(Path(steps.__file__).parent.parent) == {"run/jobs.py": 7, "run/steps.py": 4}
+
+
+def test_the_scan_catches_a_direct_append_outside_the_sites(tmp_path) -> None:
+    package = Path(steps.__file__).parent.parent
+    for name in ("run/jobs.py", "run/steps.py", "run/clock.py", "model/trace.py"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text((package / name).read_text(encoding="utf-8"), encoding="utf-8")
+    assert _direct_appends(tmp_path) == {"run/jobs.py": 7, "run/steps.py": 4}
+    with (tmp_path / "run/clock.py").open("a", encoding="utf-8") as out:
+        out.write("\n\ndef _tick(trace):\n    trace.raw.append((trace.stamps.now_us, 'tick', -1, 0, ''))\n")
+    assert _direct_appends(tmp_path) != {"run/jobs.py": 7, "run/steps.py": 4}
 
 
 @pytest.mark.parametrize("site", ["Job.__call__", "_Pending.cancel"])

@@ -162,3 +162,134 @@ def test_shrinking_candidates_are_judged_without_the_note(tmp_path, monkeypatch)
     result = run_campaign(load_target(TWIN), TWIN, config)
     assert result.findings[0].violation.message.endswith(CAUSE)
     assert result.shrink_runs > 10 and len(calls) == 2
+
+
+def test_the_none_looked_for_is_how_the_harness_describes_none() -> None:
+    from harness.run import shared_handles
+    from harness.run.describe import describe
+
+    assert shared_handles.NONE == describe(None)
+    run = run_schedule(ONE_FLIGHT, THREE)
+    assert shared_handles.received_none(run) and shared_deferreds(run) == ((0, 1, 2),)
+
+
+class _Loop:
+    """A periodic subject whose start() Deferred delivers None when stopped, and which leaks a timer at stop."""
+
+    def __init__(self, clock: Any) -> None:
+        self.clock = clock
+
+    def start(self, work: Any) -> defer.Deferred[Any]:
+        from twisted.internet import task
+
+        self.loop = task.LoopingCall(work)
+        self.loop.clock = self.clock
+        return self.loop.start(0.1).addCallback(lambda _: None)
+
+    def stop(self) -> None:
+        self.loop.stop()
+        self.clock.callLater(100, lambda: None)
+
+
+def test_a_periodic_run_that_received_none_replays_nothing(monkeypatch) -> None:
+    # A periodic target's submit is never called: no replay can find a shared Deferred in its runs.
+    from harness.model.schedule import Start, Stop
+
+    target = Target(build=_Loop, kind="periodic", interval_ms=100, stop_cancels_timers=True)
+    run = run_schedule(target, Schedule((Start(0, 0, JobSpec("succeed", 5)), Stop(300))))
+    assert any(e.kind == "result" and e.detail == "None" for e in run.trace)
+    replays: list[int] = []
+    real = harness.run.runner.run_schedule
+    monkeypatch.setattr(harness.run.runner, "run_schedule", lambda *a, **k: replays.append(1) or real(*a, **k))
+    [first] = check(run)
+    assert first.invariant == "leaks.calls" and NOTE not in first.message
+    assert replays == []
+
+
+def test_a_campaign_searching_on_replays_only_for_what_it_reports(tmp_path, monkeypatch) -> None:
+    # Searching on past found (or ignored) invariants, most failing examples break only those: their
+    # messages are never read, so no replay looks for the cause (it did for each: 738 replays in 3,000
+    # examples of the twin, a whole run each). What is reported keeps its note.
+    from harness import CampaignConfig, run_campaign
+    import harness.invariants.shared_note as shared_note
+
+    replays: list[int] = []
+    real = shared_note.shared_deferreds
+    monkeypatch.setattr(shared_note, "shared_deferreds", lambda run: replays.append(1) or real(run))
+    config = CampaignConfig(
+        max_examples=800, seed=1, max_failures=10, ignore=frozenset({"sharing.joined"}),
+        report_dir=str(tmp_path), regressions=None, database=None,
+    )
+    result = run_campaign(load_target(TWIN), TWIN, config)
+    assert [f.violation.invariant for f in result.findings] == ["cancellation.fires", "cancellation.detaches", "sharing.isolated"]
+    assert len(replays) <= 2 * len(result.findings)  # the example found, and the shrunk schedule's final judgement
+    assert all(f.violation.message.endswith(CAUSE) for f in result.findings)
+
+
+def test_a_target_invariant_that_checks_its_run_is_not_replayed_without_end() -> None:
+    # The note's replay runs the target's own invariants (its trace must be the run's): one that calls
+    # check(run) on a failing run replayed the run again from inside the replay, and again, until the
+    # wall-clock limit blamed a hang on the invariant. A replay inside a replay looks for no cause.
+    checked: list[list[str]] = []
+
+    def checks_itself(run: Any) -> None:
+        checked.append([v.invariant for v in check(run)])
+
+    target = replace(load_target(TWIN), invariants=(checks_itself,))
+    run = run_schedule(target, SEEN[0][2], timeout_s=3)
+    assert checked == [["sharing.joined"]] * 2  # the run's, and that of the one replay its check made
+    [first, *_] = check(run)
+    assert first.invariant == "sharing.joined" and first.message.endswith(CAUSE)
+    assert len(checked) == 3  # the one replay of this check's note, whose invariant's check replayed nothing
+
+
+class _PoolTarget(Target):
+    """A Target of the user's own making: its ``__init__`` takes other arguments than the fields."""
+
+    def __init__(self, delay_ms: int) -> None:
+        super().__init__(build=lambda clock: OneFlight(clock, delay_ms), keys=2, shared=True, cancellable="detach")
+
+
+class _Uncopyable(_PoolTarget):
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError("not copyable")
+
+
+def test_a_target_subclass_of_the_users_own_making_is_noted_and_never_a_traceback() -> None:
+    # The watched replay was made by dataclasses.replace, which calls the class with every field:
+    # check() raised "TypeError: __init__() got an unexpected keyword argument 'submit'".
+    [first, *_] = check(run_schedule(_PoolTarget(0), THREE))
+    assert first.invariant == "sharing.joined" and "the same Deferred for jobs 0, 1 and 2 (" in first.message
+    [first, *_] = check(run_schedule(_Uncopyable(0), THREE))
+    assert first.invariant == "sharing.joined" and NOTE not in first.message
+
+
+def test_a_second_stop_while_the_shrunk_schedule_is_judged_keeps_the_failure(tmp_path, monkeypatch) -> None:
+    # A stop during shrinking ends it; the shrunk schedule is then judged once more (with the note's replay:
+    # about three runs) and saved. A second stop signal there, or the repeat of the first after its grace
+    # (harness.guard.signals: 5 s, short for a slow target), raised KeyboardInterrupt out of that judgement:
+    # the failure found was neither saved nor reported, and the campaign ended as if clean.
+    from harness import CampaignConfig, run_campaign
+    from harness.search.stop_reasons import StopReason
+    from harness.store import failure_file
+    import harness.invariants.shared_note as shared_note
+
+    stopping: list[bool] = []
+    real = shared_note.shared_deferreds
+
+    def interrupted(run: Any) -> Any:
+        if stopping:
+            raise KeyboardInterrupt  # the second signal, in the note's replay of the shrunk schedule
+        return real(run)
+
+    monkeypatch.setattr(shared_note, "shared_deferreds", interrupted)
+    config = CampaignConfig(max_examples=3000, seed=1, report_dir=str(tmp_path), regressions=None, database=None)
+    result = run_campaign(
+        load_target(TWIN), TWIN, config,
+        on_example=lambda result: result.shrink_runs >= 3 and stopping.append(True),
+        stop_requested=lambda: bool(stopping),
+    )
+    assert result.stopped_by == StopReason.INTERRUPT
+    [finding] = result.findings
+    assert finding.violation.invariant == "sharing.joined" and not finding.shrunk
+    assert failure_file.load(finding.path).invariant == "sharing.joined"

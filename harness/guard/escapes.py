@@ -196,7 +196,7 @@ RESTORED_CLOCKS: tuple[str, ...] = ("monotonic", "monotonic_ns", "perf_counter",
 
 #: Where the refused functions are bound: (module dict, name, label); rebuilt when modules are imported.
 _sites: list[tuple[dict[str, Any], str, str]] = []
-_scanned_modules = -1
+_scanned_modules: tuple[int, object] = (-1, None)
 
 
 def _module_globals() -> Iterator[tuple[dict[str, Any], str, Any]]:
@@ -215,10 +215,23 @@ def _module_globals() -> Iterator[tuple[dict[str, Any], str, Any]]:
             yield namespace, key, value
 
 
+def _loaded() -> tuple[int, object]:
+    """What changes when a module is imported or run again: how many are loaded, and the last one (its name
+    and module).
+
+    ``importlib.reload`` moves the module it runs again to the end of ``sys.modules``, so it changes
+    the last one unless that module was the last already (that reload goes unseen: a known hole).
+    """
+    modules = sys.modules
+    name, module = next(reversed(modules.items()), (None, None))
+    return len(modules), (name, id(module))  # (an id: no comparing a module object, whatever its __eq__)
+
+
 def _binding_sites() -> list[tuple[dict[str, Any], str, str]]:
     """Every module global bound to a refused process function (``time.sleep``, ``from time import sleep``...)."""
     global _scanned_modules
-    if len(sys.modules) == _scanned_modules:
+    loaded = _loaded()
+    if loaded == _scanned_modules:
         return _sites
     by_id = {id(function): label for label, (function, _) in PROCESS_FUNCTIONS.items()}
     found: list[tuple[dict[str, Any], str, str]] = []
@@ -227,7 +240,7 @@ def _binding_sites() -> list[tuple[dict[str, Any], str, str]]:
         if label is not None and isinstance(key, str):
             found.append((namespace, key, label))
     _sites[:] = found
-    _scanned_modules = len(sys.modules)
+    _scanned_modules = loaded
     return _sites
 
 
@@ -316,11 +329,11 @@ class EscapeGuard:
         #: The process state the armed run began with (``_keep_process_state``), put back by ``disarm``.
         self._kept: _Kept | None = None
         self._modules = -1
-        #: Every wrapper this guard made, by id: (wrapper, the function it stands for), and how many modules
-        #: were loaded when it was installed: a module imported while installed (a target's lazy import)
+        #: Every wrapper this guard made, by id: (wrapper, the function it stands for), and the loaded modules
+        #: when it was installed (``_loaded``): a module imported while installed (a target's lazy import)
         #: binds the wrappers (``from time import sleep``), which ``uninstall`` puts back to the originals.
         self._wrappers: dict[int, tuple[Any, Any]] = {}
-        self._loaded_at_install = -1
+        self._loaded_at_install: tuple[int, object] = (-1, None)
 
     def __enter__(self) -> EscapeGuard:
         self.install()
@@ -343,7 +356,7 @@ class EscapeGuard:
         """Patch the refused functions (they pass calls through until ``arm``); undone by ``uninstall``."""
         self._thread = threading.get_ident()
         self._pid, self._forks = os.getpid(), FORKS[0]
-        self._loaded_at_install = len(sys.modules)
+        self._loaded_at_install = _loaded()
         try:
             reactor = _global_reactor()
             for name, fix in REACTOR_METHODS.items():
@@ -370,10 +383,10 @@ class EscapeGuard:
         Left there, such a module would keep a dead guard's wrapper, which refuses nothing: in the next
         session of the process (the pytest plugin's next test) its ``sleep`` would escape unnoticed, since the
         scan for bindings looks for the original functions. Every module is looked at, only when the
-        number of modules changed (most sessions import nothing: they pay one ``len``).
+        loaded modules changed (``_loaded``: most sessions import nothing, and pay two cheap reads).
         """
         wrappers, self._wrappers = self._wrappers, {}
-        if not wrappers or len(sys.modules) == self._loaded_at_install:
+        if not wrappers or _loaded() == self._loaded_at_install:
             return
         for namespace, key, value in _module_globals():
             entry = wrappers.get(id(value))

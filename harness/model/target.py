@@ -203,6 +203,11 @@ class Target:
                 else f"Target capacity ({self.capacity}) is how many jobs that never end fill the subject; it must be "
                 f"at most limit ({self.limit}), the most that may run at once"
             )
+        if self.capacity is not None and self.kind != "submit":
+            raise TargetError(
+                "Target capacity is how many submitted jobs that never end fill the subject (the jobs waiting "
+                "behind them are not stranded), which a periodic Target has none of: drop it"
+            )
         if self.retries is not None and (not isinstance(self.retries, int) or isinstance(self.retries, bool) or self.retries < 0):
             raise TargetError(f"Target retries must be a non-negative integer or None, got {self.retries!r}")
         if callable(self.cancellable):

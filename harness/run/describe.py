@@ -84,7 +84,8 @@ def _is_cut(line: str, start: int, end: int) -> bool:
     """Whether the ``...`` at ``start:end`` cut text in two (text on both sides, not an elision of items)."""
     if start == 0 or end >= len(line):
         return False
-    return not (line[:start].endswith(_ELIDES_AFTER) and line[end:].startswith(_ELIDES_BEFORE))
+    # (tested in place, not on copies of each side: a long line of many cuts costs its length, not its square)
+    return not (line.endswith(_ELIDES_AFTER, 0, start) and line.startswith(_ELIDES_BEFORE, end))
 
 
 def describe(value: Any, limit: int = 80) -> str:

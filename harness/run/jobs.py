@@ -160,7 +160,7 @@ def job_maker(
     A run makes about 40 jobs; a class call runs ``__init__`` in a frame of its own entered from C
     (the type's call, then its ``__init__`` slot), and ``__init__`` tests what it was given. Here the
     spec and its retries come apart already (a ``Submit``'s ``spec`` and ``then``) and every field is
-    stored directly. ``tests/test_run_hot_paths.py`` holds the two to the same fields.
+    stored directly. ``tests/test_run_direct_paths.py`` holds the two to the same fields.
     """
     new = object.__new__
 

@@ -50,6 +50,7 @@ from harness.errors import HarnessError
 from harness.store.failure_file import FailureRecord
 from harness.search.generate import DEFAULT_DEPTH, DEFAULT_STRATEGY, STRATEGIES, Examples
 from harness.invariants import Violation
+from harness.invariants.shared_note import noted
 from harness.run.runner import Run
 from harness.run.session import RunSession
 from harness.search.clock_causes import needs_note, tame_clock
@@ -432,7 +433,9 @@ class _Search:
         ``examples`` (None for a database entry) watches the run and learns from it (the guided strategies).
         """
         with examples.watching() if examples is not None else nullcontext():
-            run, violations = self._judge(schedule)
+            # Searching on past found (or ignored) invariants, most failing examples break only those: judged
+            # without the note, whose replay would be read for nothing; the one reported is noted below.
+            run, violations = self._judge(schedule, notes=not masked)
         if examples is not None:
             examples.feedback(run)
         if violations and violations[0].invariant == HANG:
@@ -447,7 +450,7 @@ class _Search:
             self.on_run(schedule, run)
         for violation in violations:
             if violation.invariant not in masked:
-                return run, violation
+                return run, (noted(run, [violation])[0] if masked else violation)
         return None
 
     def _report(self, schedule: Schedule, run: Run, violation: Violation, database: ExampleDatabase | None) -> StopReason | None:
@@ -457,8 +460,9 @@ class _Search:
             # Shrunk under a short per-run limit and a bounded time, then confirmed under the full limit.
             try:
                 finding, outcome = self._shrink_hang(schedule, run, violation, detected)
-            except HarnessError:
-                self._add(self._save_hang(schedule, run, violation))  # as found, before the error stops the campaign
+            except (HarnessError, KeyboardInterrupt):
+                # as found, before the error (or a second stop signal: a confirming run may take the full limit) ends it
+                self._add(self._save_hang(schedule, run, violation))
                 raise
         else:
             # The schedule as found, before shrinking: its many operations show a nondeterministic
@@ -469,9 +473,10 @@ class _Search:
                 self.on_example(self.result)
             try:
                 finding, outcome = self._confirm(schedule, violation)
-            except HarnessError:
-                # A target error while shrinking: the violation was still seen, so it is reported
-                # (unshrunk, saved if the directory takes it) before the error stops the campaign.
+            except (HarnessError, KeyboardInterrupt):
+                # A target error while shrinking, or a second stop signal while the shrunk schedule is judged
+                # (a first one only ends shrinking): the violation was still seen, so it is reported (unshrunk,
+                # saved if the directory takes it) before the error or the stop ends the campaign.
                 self._keep_unshrunk(schedule, run, violation, detected)
                 raise
             finally:

@@ -259,7 +259,7 @@ class _Codec:
             allowed.add("jump")
         if menu.stops:
             allowed.add("stop")
-        if menu.operations and not menu.periodic:
+        if menu.operations:  # a periodic target's operations too (a restart, a forced call)
             allowed.add("call")
         ordered = [name for name, _ in _ODDS if name in allowed]
         repeats = [name for name, odds in _ODDS if name in allowed for _ in range(odds - 1)]
