@@ -44,3 +44,26 @@ def test_a_shrunk_finding_that_needs_a_tie_break_says_so(tmp_path) -> None:
     assert finding.record.invariant == "concurrency.fifo"
     assert finding.run.schedule.clock.tie_break != "fifo"
     assert f"calls due at the same instant run in {finding.run.schedule.clock.tie_break} order" in finding.record.message
+
+
+def test_the_note_says_the_schedule_passes_only_when_it_does() -> None:
+    """Taking the fault away may leave another invariant broken: the note then names the one that holds
+    (party 8: a buildbot loop's late call was "early" with jitter and "overlapping" without it, and the
+    note said the schedule passed)."""
+    from harness.search.clock_causes import clock_note, each_removed
+
+    ops = (Submit(0, 0, JobSpec("succeed", 10)), Submit(0, 1, JobSpec("succeed", 10), after_rounds=0))
+    noisy = Schedule(ops, ClockPolicy("lifo", seed=3, jitter_ms=6))
+    removed = each_removed(noisy)
+    assert [c.clock for c in removed[:2]] == [ClockPolicy("lifo", seed=3), ClockPolicy("fifo", seed=3, jitter_ms=6)]
+    assert removed[2].ops[1].after_rounds is None and len(removed) == 3
+    needs = ("calls firing up to 6ms late",)
+    assert clock_note(noisy, needs, "time.early", lambda s: True).endswith("without this clock fault the schedule passes")
+    assert clock_note(noisy, needs, "time.early", lambda s: s.clock.jitter_ms == 0).endswith(
+        "without this clock fault time.early holds (another invariant still breaks)"
+    )
+    two = needs + ("the reactor waking only every 4ms",)
+    assert clock_note(noisy, two, "time.early", lambda s: False).endswith(
+        "without any one of these clock faults time.early holds (another invariant may still break)"
+    )
+    assert clock_note(noisy, (), "time.early", lambda s: False) == ""

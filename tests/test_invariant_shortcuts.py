@@ -27,6 +27,9 @@ pass for ``errors.propagate`` (compared with ``_doubtful_walk``, the walk over t
 firings after the pass, on the catalog and hand-made traces); the records the pass
 makes without their constructors (the plain pass below uses them); the cancellation
 checks reading a target-wide promise once. Four more mutants.
+
+The eighth round: the foreign firings read from a memo of the job each detail names
+(compared with the expressions alone as before; three mutants of the memo).
 """
 
 from __future__ import annotations
@@ -755,6 +758,24 @@ def test_foreign_firings_answer_as_the_expressions_on_hand_made_details() -> Non
     found = outcomes.foreign_firings(facts)
     assert found == _plain_foreign(facts)
     assert found, "no foreign firing among the details: the comparison would not catch a test that skips them all"
+    facts.foreign = None  # again, every detail's job now remembered
+    assert outcomes.foreign_firings(facts) == found
+
+
+def test_the_names_of_firings_details_stay_bounded_and_right(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The memo of the job each detail names is emptied when full: later answers are still the expressions'.
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(outcomes, "MAX_NAMES", 5)
+    events = [Event(0, EventKind.RESULT, job % 3, 0, f"'job{job}.0'") for job in range(40)]
+    events += [Event(0, EventKind.FAILURE, job % 3, 0, f"ValueError: injected by job {job} attempt 0") for job in range(40)]
+    by_kind: dict[str, list[int]] = {}
+    for index, event in enumerate(events):
+        by_kind.setdefault(event.kind, []).append(index)
+    for _ in range(2):
+        facts = SimpleNamespace(events=events, by_kind=by_kind, foreign=None, of_kind=lambda *kinds: Facts.of_kind(facts, *kinds))
+        assert outcomes.foreign_firings(facts) == _plain_foreign(facts)
+        assert len(outcomes._VALUE_NAMES) <= 5 and len(outcomes._ERROR_NAMES) <= 5
 
 
 # -- the seventh round: kinds told apart by identity ------------------------------------------------
@@ -851,9 +872,17 @@ def _mutants():
         ("no start out of turn", concurrency, "_passed_over", lambda jobs: []),
         ("a never-started job never waits", concurrency, "_NEVER", -1),
         ("every cancel fired as promised", cancellation, "_fired_as_promised", lambda facts, job, expected: True),
-        ("every value names its own job", outcomes, "_VALUE_PREFIXES", ("'job",) * outcomes._PREFIXES),
-        ("every error names its own job", outcomes, "_MARK", "\x00"),
+        ("every value names no attempt", outcomes, "_FIRINGS", (({}, lambda detail: None, EventKind.RESULT), outcomes._FIRINGS[1])),
+        ("every error names no attempt", outcomes, "_FIRINGS", (outcomes._FIRINGS[0], ({}, lambda detail: None, EventKind.FAILURE))),
+        ("a detail's job kept for every other detail", outcomes, "_FIRINGS", tuple((_FirstName(), work, kind) for _, work, kind in outcomes._FIRINGS)),
     ]
+
+
+class _FirstName(dict):
+    """A wrong memo of the jobs firings' details name: every lookup answers the first name it learned."""
+
+    def get(self, detail, default=None):
+        return next(iter(self.values())) if self else default
 
 
 def _hand_made_differences() -> list[str]:
@@ -880,7 +909,7 @@ def _hand_made_differences() -> list[str]:
     return differences
 
 
-@pytest.mark.parametrize("mutant", range(12))
+@pytest.mark.parametrize("mutant", range(13))
 def test_a_wrong_shortcut_is_caught_by_the_comparison(mutant: int, monkeypatch: pytest.MonkeyPatch, catalog_runs: list) -> None:
     # Each wrong shortcut makes the comparison over the hand-made traces, or over the catalog, differ (the
     # right ones make neither differ: the tests above).

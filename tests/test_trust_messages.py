@@ -230,6 +230,9 @@ MESSAGES: tuple[Row, ...] = (
     Row("timeout.hedged_copy_running", "time.timeout", "job 0's copy 1 was still running at 300ms, 300ms after the "
         "request started, but the timeout did not cancel it", _orphaning_hedge_copy0_done,
         "scenarios.hedge_deadline:deadline_hedged_request", S(Submit(0, 0, JobSpec("fail", 150), then=(HANG,)))),
+    Row("wait.free_slot_held", "time.timeout", "not full (0 running, 0 slots held by pending FakeDB._connect_done timers)",
+        "tests.specimens_relaxed5a:pool_idle_kept", "scenarios.review.round5.targets:pool_hang_connects",
+        S(Submit(0, 0, ok(100)), Submit(0, 1, ok(100)), Submit(0, 2, ok()))),
     Row("timeout.early_start", "time.timeout", "only 30ms after it started; the timeout is 300ms", _short_timeout,
         "scenarios.timeout:timeout_pool", S(Submit(0, 0, HANG))),
     Row("timeout.early_submit", "time.timeout", "only 30ms after it was submitted; the timeout is 300ms",

@@ -26,7 +26,7 @@ from harness.model.target import Target
 from harness.model.known import known
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
-from harness.run.chains import CALL_OPENERS
+from harness.run.calls import CALL_OPENERS
 from harness.run.diagnosis import Cause
 from harness.run.facts import CANCELLABLE_KINDS, Facts, JobFacts, _filled, _stuck_attempts, abandoned_at, facts_of
 
@@ -302,11 +302,6 @@ class Detaches(_Cancellation):
         return None
 
 
-#: Events that open another call on the reactor (``harness.run.chains``): an event after one of them is not in
-#: the call chain of what came before.
-_CALL_OPENERS = CALL_OPENERS
-
-
 def _cancelled_by_earlier_timer(facts: Facts, cancel: int, ended: int) -> bool:
     """Whether the work cancelled at ``ended`` (in the instant of the caller's ``cancel``) was cancelled by
     a call of the subject's that the caller's cancel did not make: the last call opened between the two
@@ -317,7 +312,7 @@ def _cancelled_by_earlier_timer(facts: Facts, cancel: int, ended: int) -> bool:
     events = facts.events
     for index in range(ended - 1, cancel, -1):
         event = events[index]
-        if event[1] not in _CALL_OPENERS:
+        if event[1] not in CALL_OPENERS:
             continue
         if event[1] != EventKind.TIMER_FIRE:
             return False

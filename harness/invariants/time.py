@@ -13,11 +13,13 @@ from typing import NamedTuple, TYPE_CHECKING
 from harness.model.target import Target
 from harness.model.known import known
 from harness.model.schedule import Jump
-from harness.model.trace import EventKind, format_ms
+from harness.model.trace import EventKind, counted, format_ms
 from harness.invariants.base import Invariant, Violation
+from harness.run.calls import owed_before
 from harness.run.chains import loop_timers, timer_number
 from harness.run.facts import Attempt, Facts, JobFacts, abandoned_at, facts_of, stranded_jobs
 from harness.run.outcomes import served_by
+from harness.run.timers import timer_name
 
 if TYPE_CHECKING:
     from harness.run.runner import Run
@@ -51,7 +53,7 @@ class Timeout(Invariant):
             if job.periodic:
                 continue
             if run.target.timeout_from == "wait":
-                message = _judge_wait(run.target, facts, job) or _legitimate_wait(run.target, facts, job)
+                message = _judge_wait(run.target, facts, job) or _legitimate_wait(run, facts, job)
             elif run.target.timeout_from == "submit":
                 message = (
                     _judge_unstarted(run.target, facts, job)
@@ -420,7 +422,12 @@ def _unanswered_at_deadline(target: Target, facts: Facts, job: JobFacts) -> tupl
     None; or, for a deadline after the drain, the deadline, None and the ``drained`` event's index, when
     the job was still waiting, unanswered, with nothing left scheduled then (``_idle_drain``: nothing
     could ever answer it). None for any other job. ``timeout_from="submit"`` and ``"wait"`` judge what
-    such a job's caller received."""
+    such a job's caller received.
+
+    A caller answered in a late wake-up, but in the chain of a timer of the subject's that was due before
+    T (``harness.run.calls.owed_before``: a connect's own timeout, due at 200 ms, run at 5 s together with
+    the checkout timer due at 300 ms), was answered before T: a punctual reactor would have answered it
+    then, so what it got is no timeout's answer to judge here."""
     submit = job.submit
     if submit is None or job.submit_raised is not None:
         return None
@@ -442,8 +449,10 @@ def _unanswered_at_deadline(target: Target, facts: Facts, job: JobFacts) -> tupl
         if excused is not None and excused < idle:
             return None
         return due, None, idle
-    if fired is not None and facts.time(fired) < due:
-        return None  # answered before the timeout (refused, say): an early timeout error is judged elsewhere
+    if fired is not None and (facts.time(fired) < due or (facts.time(fired) <= due + late and owed_before(facts, fired, due))):
+        # answered before the timeout (refused, say), or by a timer of the subject's due before it that a late
+        # clock ran in the timeout's wake-up: an early timeout error is judged elsewhere
+        return None
     excused = Timeout._excused_from(facts, job)
     if excused is not None and facts.time(excused) <= due + late:
         return None
@@ -540,11 +549,13 @@ def _judge_wait(target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[
     return None
 
 
-def _legitimate_wait(target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[int]] | None:
+def _legitimate_wait(run: Run, facts: Facts, job: JobFacts) -> tuple[str, list[int]] | None:
     """``timeout_from="wait"``: a timeout error reaches only a caller whose job never started, at least T
     after its submission, and only if the declared ``capacity`` (default ``limit``) was full at some moment
     of its wait (any one job running, with no ``limit``): a queue with a free slot has no reason to keep a
-    job waiting."""
+    job waiting. With ``slot_timers`` (what else holds a slot: connects in progress), judged at the moment
+    of the timeout instead (``_slots_at_timeout``)."""
+    target = run.target
     fired = _timeout_to_judge(target, facts, job)
     if fired is None or job.submit is None:
         return None
@@ -564,6 +575,8 @@ def _legitimate_wait(target: Target, facts: Facts, job: JobFacts) -> tuple[str, 
             [job.submit, fired],
         )
     full = target.fill
+    if target.slot_timers:
+        return _slots_at_timeout(run, facts, job, fired)
     most = _most_running(facts, job.submit, fired)
     if most < full:
         return (
@@ -574,6 +587,43 @@ def _legitimate_wait(target: Target, facts: Facts, job: JobFacts) -> tuple[str, 
             [job.submit, fired],
         )
     return None
+
+
+def _slots_at_timeout(run: Run, facts: Facts, job: JobFacts, fired: int) -> tuple[str, list[int]] | None:
+    """``timeout_from="wait"`` with ``slot_timers``: a waiter's timeout error (trace index ``fired``) is
+    legitimate only if, as it fired, the slots were full (attempts running, an attempt whose canceller
+    raised holding its slot, plus the declared slot timers pending reach ``capacity``), or as many slot
+    timers were pending as jobs waited (submitted, not started, not answered before ``fired``: each had a
+    slot being prepared, a connect of its own). Judged at the timeout, not at some moment of the wait: a
+    slot held by a connect early in the wait excuses nothing once the connect ended and its slot stayed
+    free (a pool that forgets to connect again after a failed connect)."""
+    target = run.target
+    names = {timer_name(f) for f in target.slot_timers}
+    held = sum(1 for timer in run.view.timers if timer.function in names and timer.pending_at(fired))
+    running = sum(
+        1
+        for other in facts.jobs.values()
+        for a in other.attempts
+        if a.start < fired and (a.end is None or a.end > fired or a.canceller_raised)
+    )
+    waiting = sum(
+        1
+        for other in facts.jobs.values()
+        if other.submit is not None and other.submit < fired and other.submit_raised is None and not other.periodic
+        and (other.first_start is None or other.first_start > fired)
+        and (other.fired is None or other.fired >= fired)
+    )
+    if running + held >= target.fill or held >= waiting:
+        return None
+    what = "limit" if target.capacity is None else "capacity"
+    timers = "/".join(sorted(names))
+    return (
+        f"job {job.id}'s wait timed out at {format_ms(facts.time(fired))}, but then the declared {what} of "
+        f"{target.fill} was not full ({running} running, {counted(held, 'slot')} held by pending {timers} timers) "
+        f"and {counted(waiting, 'job')} waited for fewer slots being prepared: a job with a free slot must not be "
+        "kept waiting",
+        [known(job.submit), fired],
+    )
 
 
 def _most_running(facts: Facts, first: int, last: int) -> int:

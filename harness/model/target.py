@@ -105,6 +105,15 @@ class Target:
     integer, ``math.inf`` (no bound: with ``shared``, executions of one key
     may overlap without limit) or None (none declared: 1 with ``shared``).
 
+    ``slot_timers`` names the functions whose delayed calls hold one of the
+    subject's slots while pending, besides the running jobs: a connection
+    pool whose size counts the connects in progress, each a timer of its fake
+    database, declares ``slot_timers=(FakeDB._connect_done,)``. With
+    ``timeout_from="wait"`` a waiter's timeout is then judged at the moment it
+    fired: the slots were full (running jobs plus pending slot timers reach
+    ``capacity``), or each job waiting then had a slot being prepared (as
+    many slot timers pending as jobs waiting).
+
     ``hedge_ms`` (with ``hedges``, 1 by default) declares a hedged request:
     while the caller waits and no copy succeeded, another call of the job
     ``hedge_ms`` after the latest one (at once after a copy failed), up to
@@ -121,6 +130,10 @@ class Target:
     limit: int | None = None
     # how many jobs that never end fill the subject (default: limit): an adaptive limiter's smallest window
     capacity: int | None = None
+    # the subject's delayed calls that each hold one of its slots while pending (a connect in progress): with
+    # timeout_from="wait", a waiter's timeout is legitimate only if at that moment the slots were full or each
+    # waiting job had one being prepared
+    slot_timers: tuple[Callable[..., Any], ...] = ()
     order: str | None = None
     # keys: each job is submitted under a key from range(keys); order and "stuck" are judged per key
     keys: int | None = None
@@ -256,6 +269,7 @@ class Target:
                 raise TargetError(
                     "Target rejects_only_while judges refused submitted jobs; a periodic Target cannot declare it"
                 )
+        self._check_slot_timers()
         if not (isinstance(self.wraps, Mapping) and all(_exception_class(t) and callable(g) for t, g in self.wraps.items())):
             raise TargetError(
                 "Target wraps must map exception classes to functions giving the error they carry "
@@ -346,6 +360,20 @@ class Target:
         for fn in self.invariants:
             if not callable(fn):
                 raise TargetError(f"Target invariants must be callables taking the run, got {fn!r}")
+
+    def _check_slot_timers(self) -> None:
+        """Refuse a ``slot_timers`` that is not a tuple of functions, or that no invariant would read."""
+        if not (isinstance(self.slot_timers, tuple) and all(callable(f) for f in self.slot_timers)):
+            one = ": write slot_timers=(YourPool._connect_done,)" if callable(self.slot_timers) else ""
+            raise TargetError(
+                "Target slot_timers must be a tuple of the functions whose delayed calls hold one of the subject's "
+                f"slots while pending, got {_a(self.slot_timers)}{one}"
+            )
+        if self.slot_timers and (self.timeout_ms is None or self.timeout_from != "wait"):
+            raise TargetError(
+                "Target slot_timers says what besides running jobs holds the subject's slots while a job waits; only "
+                'the wait timeout reads it: declare timeout_ms=T and timeout_from="wait" too, or drop slot_timers'
+            )
 
     def _check_hedging(self) -> None:
         """Refuse hedging and background-retry declarations that promise nothing checkable, or contradict."""

@@ -19,15 +19,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from harness.model.trace import EventKind, RawEvent
+from harness.run.calls import CALL_OPENERS
 
-__all__ = ["CALL_OPENERS", "loop_timers", "timer_number"]
-
-#: Events that open another call on the reactor (an operation of the schedule, a subject's timer firing,
-#: a job's own call settling it): an event after one of them is not in the call chain of what came before.
-CALL_OPENERS = frozenset({
-    EventKind.SUBMIT, EventKind.START, EventKind.CANCEL, EventKind.STOP, EventKind.CALL, EventKind.CLOCK_JUMP,
-    EventKind.REACTOR_PAUSE, EventKind.TIMER_FIRE, EventKind.JOB_FINISH, EventKind.JOB_FAIL,
-})
+__all__ = ["loop_timers", "timer_number"]
 
 #: An owner of a call chain that is the loop itself: the end of a call of its work (the harness settling
 #: it, or the subject cancelling it), where a ``LoopingCall`` sets its next timer.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from harness.model.trace import EventKind
 from harness.model.known import known
@@ -25,13 +26,30 @@ from harness.run.facts import Attempt, Facts, JobFacts
 _VALUE = re.compile(r"'job(\d+)\.(\d+)'")
 _INJECTED = re.compile(r"(\w+): (['\"]?)injected by job (\d+) attempt (\d+)\2")
 
-# ``foreign_firings``'s tests before the expressions, for the first job ids: what follows ``'job`` in a
-# job's own value, and ``injected by job `` in its own error.
-_MARK = "injected by job "
-_MARK_LENGTH = len(_MARK)
-_PREFIXES = 512
-_VALUE_PREFIXES = tuple(f"'job{job}." for job in range(_PREFIXES))
-_OWN_SUFFIXES = tuple(f"{job} attempt " for job in range(_PREFIXES))
+#: The job each firing's detail names (``_VALUE``'s or ``_INJECTED``'s job; None: it names no attempt), by
+#: detail, worked out once per detail by ``_names_value`` and ``_names_error``: a run's firings repeat the same
+#: few dozen details, and a dict lookup costs less than any test of the text (``str.startswith`` and ``rfind``
+#: parse their arguments on every call on Python 3.11). Bounded, as the description caches: memory stays flat.
+_VALUE_NAMES: dict[str, int | None] = {}
+_ERROR_NAMES: dict[str, int | None] = {}
+MAX_NAMES = 4_096
+_UNSEEN: Any = object()
+
+
+def _names_value(detail: str) -> int | None:
+    """The job a ``result`` event's detail names (``'job3.0'``: 3), or None."""
+    match = _VALUE.fullmatch(detail)
+    return int(match[1]) if match else None
+
+
+def _names_error(detail: str) -> int | None:
+    """The job a failure's detail names (``ValueError: injected by job 3 attempt 0``: 3), or None."""
+    match = _INJECTED.fullmatch(detail)
+    return int(match[3]) if match else None
+
+
+#: What ``foreign_firings`` reads per kind of firing: the names worked out so far, how to work one out, the kind.
+_FIRINGS = ((_VALUE_NAMES, _names_value, EventKind.RESULT), (_ERROR_NAMES, _names_error, EventKind.FAILURE))
 
 
 class OutcomeKind(StrEnum):
@@ -118,31 +136,21 @@ def foreign_firings(facts: Facts) -> list[int]:
     found = facts.foreign
     if found is None:
         found = []
-        events, value, injected = facts.events, _VALUE.fullmatch, _INJECTED.fullmatch
-        # Before each regular expression, a test that settles most firings at a fraction of its cost: a
-        # value that begins ``'job<its own job>.`` names its own job's attempt or none; an error whose
-        # detail does not hold ``injected by job``, or holds it last followed by ``<its own job> attempt``,
-        # names none or its own (the expression ends the detail there: ``attempt <n>`` and a closing quote).
-        for index in facts.by_kind.get(EventKind.RESULT, ()):
-            event = events[index]
-            detail, job = event[4], event[2]
-            if detail.startswith(_VALUE_PREFIXES[job] if 0 <= job < _PREFIXES else f"'job{job}."):
-                continue
-            match = value(detail)
-            if match is not None and int(match[1]) != job:
-                found.append(index)
-        for index in facts.by_kind.get(EventKind.FAILURE, ()):
-            event = events[index]
-            detail = event[4]
-            mark = detail.rfind(_MARK)
-            if mark < 0:
-                continue
-            job = event[2]
-            if detail.startswith(_OWN_SUFFIXES[job] if 0 <= job < _PREFIXES else f"{job} attempt ", mark + _MARK_LENGTH):
-                continue
-            match = injected(detail)
-            if match is not None and int(match[3]) != job:
-                found.append(index)
+        events = facts.events
+        # Each firing's detail looked up in the names worked out before (nearly every firing of a campaign
+        # repeats a detail seen in an earlier run); the expression only for a detail seen first.
+        for names, work_out, kind in _FIRINGS:
+            for index in facts.by_kind.get(kind, ()):
+                event = events[index]
+                detail = event[4]
+                named = names.get(detail, _UNSEEN)
+                if named is _UNSEEN:
+                    named = work_out(detail)
+                    if len(names) >= MAX_NAMES:
+                        names.clear()
+                    names[detail] = named
+                if named is not None and named != event[2]:
+                    found.append(index)
         found.sort()
         facts.foreign = found
     return found
@@ -161,7 +169,13 @@ def served_by(facts: Facts, job: JobFacts) -> Attempt | None:
 
     The attempt its outcome names; else (an error that names none, such as a
     timeout) its own last attempt that ended before the firing; else an
-    attempt of the same key that ended at the instant of the firing.
+    attempt of the same key that ended at the instant of the firing: the
+    last of those that fit the outcome (``_fits``: a failure, one that failed
+    with that error or was cut by a cancel; a result, one that finished), else
+    the last of them. A subject may end one execution of a key (its own
+    timeout cancels it), start the next and only then fail the first one's
+    callers, all in one instant: those callers were served by the execution
+    whose end fits what they got, not by the newest one.
     """
     outcome = received(facts, job)
     if outcome is None:
@@ -180,7 +194,21 @@ def served_by(facts: Facts, job: JobFacts) -> Attempt | None:
         for a in other.attempts
         if a.end is not None and a.end < outcome.index and facts.time(a.end) == outcome.t_us
     ]
-    return max(same_instant, key=lambda a: known(a.end)) if same_instant else None
+    if not same_instant:
+        return None
+    fitting = [a for a in same_instant if _fits(facts, a, outcome)]
+    return max(fitting or same_instant, key=lambda a: known(a.end))
+
+
+def _fits(facts: Facts, attempt: Attempt, outcome: Outcome) -> bool:
+    """Whether ``attempt``'s end could have given ``outcome`` (one that names no attempt): a failure comes from
+    an attempt that failed with that error, or from one that was cancelled (a timeout's or a cancel's error); a
+    result from one that finished."""
+    if outcome.kind == OutcomeKind.RESULT:
+        return attempt.end_kind == EventKind.JOB_FINISH
+    if attempt.end_kind == EventKind.JOB_CANCEL:
+        return True
+    return attempt.end_kind == EventKind.JOB_FAIL and facts.events[known(attempt.end)][4] == outcome.error
 
 
 def callers_of(facts: Facts, attempt: Attempt) -> list[JobFacts]:

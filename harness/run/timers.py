@@ -29,7 +29,7 @@ from harness.run.clock import func_name
 if TYPE_CHECKING:
     from harness.model.trace import Event
 
-__all__ = ["TimerEnd", "TimerRecord", "read_timers", "timer_name"]
+__all__ = ["TimerEnd", "TimerRecord", "read_timers", "set_due_us", "timer_name"]
 
 
 class TimerEnd(StrEnum):
@@ -97,6 +97,13 @@ def timer_name(function: Any) -> str:
 #: ``#<id> <function> due <time>``, as ``harness.run.steps.timer_recorder`` writes it (``format_ms``).
 _SET = re.compile(r"#(\d+) (.*) due (-?)(\d+)(?:\.(\d{3}))?ms")
 _LABEL = re.compile(r"#(\d+) ")
+
+
+def set_due_us(detail: str) -> int | None:
+    """The due time (virtual us) a ``timer.set`` event's detail names (``#3 Poller._poll due 200ms``), or
+    None for a detail this harness's recorder did not write."""
+    match = _SET.fullmatch(detail)
+    return None if match is None else _micros(match[3], match[4], match[5])
 
 
 def _micros(sign: str, whole: str, fraction: str | None) -> int:

@@ -53,7 +53,7 @@ from harness.invariants import Violation
 from harness.invariants.shared_note import noted
 from harness.run.runner import Run
 from harness.run.session import RunSession
-from harness.search.clock_causes import needs_note, tame_clock
+from harness.search.clock_causes import clock_note, tame_clock
 from harness.search.arguments import shrink_arguments
 from harness.search.coverage_feedback import tracer_for
 from harness.search.nondeterminism import keep_schedule
@@ -568,7 +568,8 @@ class _Search:
                 first,
             )
         if needs:
-            same[0] = replace(same[0], message=same[0].message + needs_note(needs))
+            note = clock_note(schedule, needs, found.invariant, lambda s: not self._judge(s, notes=False)[1])
+            same[0] = replace(same[0], message=same[0].message + note)
         record = FailureRecord.of_run(self.spec, first, same[0], self.result.seed)
         finding = Finding(record=record, run=first, violation=same[0], path=self._save(record), shrunk=outcome is None)
         return finding, outcome

@@ -62,9 +62,36 @@ def _landing(index: int, after_rounds: int) -> str:
     return f"step {index + 1} handled {where} (as I/O between two reactor passes)"
 
 
-def needs_note(needs: tuple[str, ...]) -> str:
-    """The clause appended to a violation's message when the failure needs clock faults ('' when none)."""
+def each_removed(schedule: Schedule) -> tuple[Schedule, ...]:
+    """The schedule with each of its clock faults (and landings between rounds) taken away on its own."""
+    policy = schedule.clock
+    out = [replace(schedule, clock=without(policy)) for has, without, _ in _FAULTS if has(policy)]
+    for index, op in enumerate(schedule.ops):
+        if op.after_rounds is not None:
+            out.append(replace(schedule, ops=schedule.ops[:index] + (replace(op, after_rounds=None),) + schedule.ops[index + 1 :]))
+    return tuple(out)
+
+
+def needs_note(needs: tuple[str, ...], invariant: str | None = None) -> str:
+    """The clause appended to a violation's message when the failure needs clock faults ('' when none).
+
+    ``invariant`` None: taking any one of the faults away makes the schedule pass. Otherwise it names the
+    invariant that then holds, for a schedule that without a fault still breaks another one (a loop whose
+    late call is "early" with jitter may be "overlapping" without it): the note says only what is true."""
     if not needs:
         return ""
     which = "this clock fault" if len(needs) == 1 else "any one of these clock faults"
-    return f"; it fails only with {' and with '.join(needs)}: without {which} the schedule passes"
+    if invariant is None:
+        holds = "the schedule passes"
+    else:
+        still = "still breaks" if len(needs) == 1 else "may still break"
+        holds = f"{invariant} holds (another invariant {still})"
+    return f"; it fails only with {' and with '.join(needs)}: without {which} {holds}"
+
+
+def clock_note(schedule: Schedule, needs: tuple[str, ...], invariant: str, passes: Callable[[Schedule], bool]) -> str:
+    """``needs_note`` for a tamed failing ``schedule`` of ``invariant``: "the schedule passes" only when
+    ``passes`` holds for the schedule with each needed fault taken away (a run or two per finding)."""
+    if not needs:
+        return ""
+    return needs_note(needs, None if all(passes(c) for c in each_removed(schedule)) else invariant)
