@@ -46,9 +46,13 @@ class SingleFlight:
             return self._join(flight)
         flight = self._flights[key] = _Flight()
         caller = self._join(flight)
-        flight.work = defer.maybeDeferred(job)
+        flight.work = self._execute(job)
         flight.work.addBoth(self._land, key, flight)
         return caller
+
+    def _execute(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
+        """The shared execution of a key: the first caller's job, called."""
+        return defer.maybeDeferred(job)
 
     def _join(self, flight: _Flight) -> defer.Deferred[Any]:
         caller: defer.Deferred[Any] = defer.Deferred(flight.callers.remove)

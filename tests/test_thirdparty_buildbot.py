@@ -209,12 +209,12 @@ RESTARTS_AFTER_A_FAILURE = Schedule(ops=(
 
 
 @needs_buildbot
-@pytest.mark.xfail(strict=True, reason=KNOWN_FALSE_ALARMS.get(f"{BUILDBOT}:repeated_action_restarted", ""))
 def test_restarts_after_a_failed_action_are_no_dead_loop() -> None:
-    """The false alarm of the harness ``repeated_action_restarted`` hits (the soak: 1 in 20,000
-    examples): ``time.loop_died`` expects a call within two intervals of the failed one, but each
-    declared ``restart`` re-armed the timer. Strict: when ``time.loop_died`` learns it, this
-    passes, and the ``KNOWN_FALSE_ALARMS`` entry goes."""
+    """The false alarm of the harness ``repeated_action_restarted`` hit (the soak: 1 in 20,000
+    examples): ``time.loop_died`` expected a call within two intervals of the failed one, but each
+    declared ``restart`` re-armed the timer. The failed action is logged, and the timers the
+    restarts set are no timers of the loop's own (set by an operation, none has called the action
+    yet: ``harness.run.chains.loop_timers``): the loop went quiet with its report, no alarm."""
     run = run_schedule(load_target(f"{BUILDBOT}:repeated_action_restarted"), RESTARTS_AFTER_A_FAILURE)
     assert [a.start_us // 1000 for a in run.view.attempts()] == [100]
     assert check(run) == []

@@ -122,6 +122,18 @@ class WaitTimedOut(Exception):
     """A timeout error a wait-timeout target may declare instead of Twisted's."""
 
 
+_TIMED_FLIGHT = "scenarios.timed_flight:timed_flight"
+#: A pool declaring a 300ms timeout it never sets (no timer at all: the run drains at once).
+_forgotten_timeout = Target(build=lambda clock: WaitTimeout(clock, timeout_ms=None), limit=2, timeout_ms=300)
+#: Twisted's LoopingCall declaring a 1s timeout on each call it never sets (it waits for a hanging call; the
+#: run drains 4 intervals after the last operation, before the call's timeout is due).
+_looping_call_timeout = replace(load_target("scenarios.thirdparty.twisted_prims:looping_call"), timeout_ms=1000)
+
+
+#: The hedged request whose deadline fails the caller but leaves the copies running (copy 0 fails first here).
+_orphaning_hedge_copy0_done = "scenarios.hedge_deadline:orphaning_deadline_hedged_request"
+
+
 def _wait(**kwargs) -> Target:
     return Target(build=lambda clock: WaitTimeout(clock, **kwargs), limit=2, timeout_ms=300, timeout_from="wait")
 
@@ -203,6 +215,31 @@ MESSAGES: tuple[Row, ...] = (
         _wait(), S(Submit(0, 0, ok(500)))),
     Row("wait.free_slot", "time.timeout", "the declared limit of 2 was never full while it waited (at most 1 running",
         _wait(slots=1), _wait(), S(Submit(0, 0, HANG), Submit(10, 1, ok()))),
+    # a timeout due after the run drained, with nothing left scheduled then: nothing could ever fire it
+    Row("timeout.after_drain", "time.timeout", "job 0 was still running when the run drained at 0ms with nothing left "
+        "scheduled: no timeout could cancel it at 300ms, 300ms after it started", _forgotten_timeout,
+        "scenarios.timeout:timeout_pool", S(Submit(0, 0, HANG))),
+    Row("wait.after_drain", "time.timeout", "job 2 was still waiting, unanswered, when the run drained at 10ms with "
+        'nothing left scheduled: nothing could fail it with TimeoutError at 310ms, as timeout_from="wait" promises',
+        _wait(timeout_ms=None), _wait(), S(Submit(0, 0, HANG), Submit(0, 1, HANG), Submit(10, 2, ok()))),
+    Row("timeout.after_drain_periodic", "time.timeout", "periodic call 0 was still running when the run drained at "
+        "400ms with nothing left scheduled: no timeout could cancel it at 1100ms, 1000ms after it started", _looping_call_timeout,
+        "scenarios.review.round4.declared:heartbeat_declared", S(Start(0, 0, HANG))),
+    # shared: the callers still waiting on an execution that timed out time out with it
+    Row("timeout.joined_stranded", "time.timeout", "job 1 was waiting on job 0's execution of key 0 when it timed out "
+        "at 300ms (300ms after it started), and its Deferred never fired", "scenarios.timed_flight:stranding_flight",
+        _TIMED_FLIGHT, S(Submit(0, 0, HANG), Submit(0, 1, ok()))),
+    Row("timeout.joined_wrong_error", "time.timeout", "job 1 was waiting on job 0's execution of key 0 when it timed "
+        "out at 300ms, but its Deferred fired with RuntimeError: fetch timed out, not TimeoutError",
+        "scenarios.timed_flight:rewrapping_flight", _TIMED_FLIGHT, S(Submit(0, 0, HANG), Submit(0, 1, ok()), Cancel(100, 0))),
+    # hedge_ms with timeout_ms: the request's timeout, from its first copy's start
+    Row("timeout.hedged_copy_cancelled", "time.timeout", "job 0's copy 0 was cancelled at 100ms while its caller still "
+        "waited, only 100ms after the request started; the timeout is 300ms",
+        "scenarios.hedge_deadline:superseding_hedged_request", "scenarios.hedge_deadline:deadline_hedged_request",
+        S(Submit(0, 0, HANG))),
+    Row("timeout.hedged_copy_running", "time.timeout", "job 0's copy 1 was still running at 300ms, 300ms after the "
+        "request started, but the timeout did not cancel it", _orphaning_hedge_copy0_done,
+        "scenarios.hedge_deadline:deadline_hedged_request", S(Submit(0, 0, JobSpec("fail", 150), then=(HANG,)))),
     Row("wait.free_slot_held", "time.timeout", "not full (0 running, 0 slots held by pending FakeDB._connect_done timers)",
         "tests.specimens_relaxed5a:pool_idle_kept", "scenarios.review.round5.targets:pool_hang_connects",
         S(Submit(0, 0, ok(100)), Submit(0, 1, ok(100)), Submit(0, 2, ok()))),
@@ -363,7 +400,7 @@ MESSAGES: tuple[Row, ...] = (
     Row("loop_died_jumped", "time.loop_died", "past the 440ms wait: two 100ms intervals, plus the 240ms the wall clock "
         "was set back", "scenarios.review.round4.mistakes:cron_stuck_logs_builtin_only", "scenarios.drift_ticker:drift_free_ticker",
         S(Start(0, 0, fail()), Jump(50, -300), Stop(1500))),
-    Row("loop_died_logged", "time.loop_died", "an error was logged, but the subject kept setting timers",
+    Row("loop_died_logged", "time.loop_died", "an error was logged, but the loop kept setting timers of its own",
         "scenarios.review.round4.mistakes:cron_stuck_logs_builtin_only", "scenarios.review.round4.targets:cron",
         S(Start(0, 0, fail()), Stop(1000))),
     # a loop that reports its own end (work.report_end; round-2 review F6)
@@ -400,6 +437,9 @@ MESSAGES: tuple[Row, ...] = (
     Row("joined.cache_short", "sharing.joined", "which had finished 10ms earlier; the cache lifetime is 5ms",
         replace(load_target("scenarios.single_flight:caches_failures_flight"), cache_ms=5),
         replace(load_target(_SINGLE_FLIGHT), cache_ms=5), S(Submit(0, 0, fail()), Submit(20, 1, ok()))),
+    Row("joined.cancelled", "sharing.joined", "job 1 (key 0) delivered None at 300ms, but the execution it joined "
+        "(job 0), cancelled by the subject at 300ms, answered its own caller (job 0) otherwise: it failed with TimeoutError",
+        "scenarios.timed_flight:fallback_flight", _TIMED_FLIGHT, S(Submit(0, 0, HANG), Submit(0, 1, ok()))),
     Row("joined.invented", "sharing.joined", "never ran, yet its Deferred delivered 'made up' at 0ms, and no execution of key 0",
         _mis_sharing("invent"), _SINGLE_FLIGHT, S(Submit(0, 0, ok()), Submit(0, 1, ok()))),
     Row("joined.other_key", "sharing.joined", "job 1 (key 1) received the outcome of job 0, which ran for key 0",

@@ -19,7 +19,7 @@ from harness.model.target import Target
 from harness.model.known import known
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
-from harness.run.facts import Facts, JobFacts, facts_of
+from harness.run.facts import Attempt, Facts, JobFacts, facts_of
 from harness.run.outcomes import Outcome, OutcomeKind, foreign_firings, received, served_by
 
 if TYPE_CHECKING:
@@ -117,6 +117,10 @@ class Joined(Invariant):
                     f"{caller}, submitted at {format_ms(facts.time(job.submit))}, was served the outcome of {execution}, "
                     f"which had finished {format_ms(gap)} earlier; {allowed}"
                 )
+        if served.end_kind == EventKind.JOB_CANCEL and served.job != job.id:
+            message = _unlike_its_owner(facts, job, outcome, served, caller, execution)
+            if message:
+                return message
         if served.end_kind == EventKind.JOB_FAIL and outcome.kind == OutcomeKind.RESULT:
             return f"{caller} received {outcome.value} but the execution it joined ({execution}) failed"
         if served.end_kind == EventKind.JOB_FAIL and outcome.error != facts.event(known(served.end)).detail:
@@ -127,6 +131,35 @@ class Joined(Invariant):
         if served.end_kind == EventKind.JOB_FINISH and outcome.kind == OutcomeKind.FAILURE and outcome.source is None:
             return f"{caller} failed with {outcome.error} but the execution it joined ({execution}) succeeded"
         return None
+
+
+def _unlike_its_owner(facts: Facts, job: JobFacts, outcome: Outcome, served: Attempt, caller: str, execution: str) -> str | None:
+    """A caller that joined an execution the subject cancelled (its own timeout, say) gets what the caller
+    that started it got: a cancelled execution has no outcome of its own, so the caller of its own job,
+    answered in the instant of the cancel, still waiting then and not cancelled, is the reference. None when
+    the outcomes match or there is no reference (that caller was cancelled or answered before, a stop came
+    first, or it was answered later: then the joined caller may have been served otherwise)."""
+    owner = facts.jobs[served.job]
+    end = known(served.end)
+    if owner.fired is None or owner.fired < end or facts.time(owner.fired) != facts.time(end):
+        return None
+    if any(c < owner.fired for c in owner.cancels):
+        return None
+    stop = facts.first_stop()
+    if stop is not None and stop < end:
+        return None
+    reference = received(facts, owner)
+    if reference is None:
+        return None
+    if reference.kind == outcome.kind and (reference.value if reference.kind == OutcomeKind.RESULT else reference.error) == (
+        outcome.value if outcome.kind == OutcomeKind.RESULT else outcome.error
+    ):
+        return None
+    return (
+        f"{caller} {_what(outcome)} at {format_ms(outcome.t_us)}, but the execution it joined ({execution}), "
+        f"cancelled by the subject at {format_ms(facts.time(end))}, answered its own caller (job {owner.id}) "
+        f"otherwise: it {_what(reference)}; callers of one execution get the same outcome"
+    )
 
 
 class Isolated(Invariant):

@@ -16,7 +16,8 @@ from harness.model.schedule import Jump
 from harness.model.trace import EventKind, counted, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.run.calls import owed_before
-from harness.run.facts import Attempt, Facts, JobFacts, abandoned_at, facts_of
+from harness.run.chains import loop_timers, timer_number
+from harness.run.facts import Attempt, Facts, JobFacts, abandoned_at, facts_of, stranded_jobs
 from harness.run.outcomes import served_by
 from harness.run.timers import timer_name
 
@@ -64,17 +65,34 @@ class Timeout(Invariant):
             if message is not None:
                 text, events = message
                 return self.violation(run, text, events)
+        if target.shared and target.timeout_from != "wait" and target.retries is None:
+            found = _judge_joined(target, facts)
+            if found is not None:
+                return self.violation(run, *found)
         return None
 
     def _judge(self, target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[int]] | None:
         timeout = known(target.timeout_ms) * 1000
         horizon = facts.time(facts.drained) if facts.drained is not None else 0
         excused = self._excused_from(facts, job)
+        hedged = target.hedge_ms is not None and bool(job.attempts)
+        if hedged:
+            # A hedged request's timeout is the request's, from its first copy's start (or its submission):
+            # answered before it, the request owes no timeout (a copy left running is time.hedge_losers').
+            first = job.attempts[0].start if target.timeout_from == "start" else known(job.submit)
+            if job.fired is not None and _answered_before_timeout(facts, job, facts.time(first) + timeout):
+                return None
         for attempt in job.attempts:
             if _quorum_loser(target, facts, job, attempt):
                 continue  # what the caller got then is the quorum invariants' to judge (the timeout error: _legitimate's)
-            origin = facts.time(attempt.start if target.timeout_from == "start" else known(job.submit))
+            origin = facts.time(
+                (first if hedged else attempt.start) if target.timeout_from == "start" else known(job.submit)
+            )
             due = origin + timeout
+            if hedged and facts.time(attempt.start) >= due:
+                continue  # a copy started at or after the request's timeout: the hedging invariants judge it
+            # How messages name the attempt: a hedge copy after the first is timed from the request's start.
+            who, it = (f"job {job.id}'s copy {attempt.n}", "the request") if hedged and attempt.n else (f"job {job.id}", "it")
             ended = facts.time(attempt.end) if attempt.end is not None else None
             if (
                 attempt.end_kind == EventKind.JOB_CANCEL
@@ -82,18 +100,31 @@ class Timeout(Invariant):
                 and (excused is None or excused > known(attempt.end))
                 and not _abandoned_before(target, facts, attempt)
             ):
+                what = (f"job {job.id}'s copy {attempt.n} was cancelled at {format_ms(known(ended))} while its caller "
+                        f"still waited, only {format_ms(known(ended) - origin)} after the request"
+                        if hedged else f"job {job.id} was cancelled at {format_ms(known(ended))}, only "
+                        f"{format_ms(known(ended) - origin)} after it")
                 return (
-                    f"job {job.id} was cancelled at {format_ms(known(ended))}, only {format_ms(known(ended) - origin)} after it "
-                    f"{'started' if target.timeout_from == 'start' else 'was submitted'}; the timeout is "
+                    f"{what} {'started' if target.timeout_from == 'start' else 'was submitted'}; the timeout is "
                     f"{target.timeout_ms}ms",
                     [attempt.start, known(attempt.end)],
+                )
+            if due > horizon:
+                # Due after the run drained: judged only when nothing was left scheduled then (no timer could
+                # ever cancel it), for a job still running at the drain and not excused before it.
+                idle = _idle_drain(facts)
+                if idle is None or (attempt.end is not None and attempt.end < idle) or (excused is not None and excused < idle):
+                    continue
+                return (
+                    f"{who} was still running when the run drained at {format_ms(facts.time(idle))} with nothing "
+                    f"left scheduled: no timeout could cancel it at {format_ms(due)}, {target.timeout_ms}ms after {it} "
+                    f"{'started' if target.timeout_from == 'start' else 'was submitted'}",
+                    [attempt.start, idle],
                 )
             if ended is not None and attempt.end_kind != EventKind.JOB_CANCEL and ended <= due + facts.late_us:
                 continue  # the job ended on its own in time (on a late clock, before the timeout fired)
             if attempt.end_kind == EventKind.JOB_CANCEL and known(ended) < due:
                 continue  # cancelled early by the user or a stop (an unexcused early cancel returned above)
-            if due > horizon:
-                continue
             if excused is not None and facts.time(excused) <= due + facts.late_us and (
                 attempt.end is None or attempt.end > excused
             ):
@@ -102,7 +133,7 @@ class Timeout(Invariant):
             if not timed_out:
                 still = "never ended" if ended is None else f"ran on until {format_ms(ended)}"
                 return (
-                    f"job {job.id} was still running at {format_ms(due)}, {target.timeout_ms}ms after it "
+                    f"{who} was still running at {format_ms(due)}, {target.timeout_ms}ms after {it} "
                     f"{'started' if target.timeout_from == 'start' else 'was submitted'}, but the timeout did not "
                     f"cancel it (it {still})",
                     [attempt.start] + ([attempt.end] if attempt.end is not None else []),
@@ -195,6 +226,7 @@ def _judge_periodic(target: Target, facts: Facts) -> tuple[str, list[int]] | Non
     """
     timeout, late = known(target.timeout_ms) * 1000, facts.late_us
     reports = facts.by_kind.get(EventKind.LOOP_END, ())
+    idle = _idle_drain(facts)
     for job in facts.jobs.values():
         if not job.periodic:
             continue
@@ -202,11 +234,22 @@ def _judge_periodic(target: Target, facts: Facts) -> tuple[str, list[int]] | Non
         excused = min(marks) if marks else None
         for attempt in job.attempts:
             end = attempt.end
-            if excused is not None and excused < (end if end is not None else len(facts.events)):
-                if facts.time(excused) <= facts.time(attempt.start) + timeout + late:
-                    continue  # stopped (or the loop ended) while it ran, before its timeout was overdue
             started = facts.time(attempt.start)
             due = started + timeout
+            if idle is not None and due > facts.time(idle) and (end is None or end > idle):
+                # Running when the run drained with nothing left scheduled, due after: no timer could ever cancel
+                # it. Only a stop() or reported end before the drain excuses it (not the harness's teardown stop).
+                if excused is not None and excused < idle:
+                    continue
+                return (
+                    f"periodic call {attempt.n} was still running when the run drained at {format_ms(facts.time(idle))} "
+                    f"with nothing left scheduled: no timeout could cancel it at {format_ms(due)}, "
+                    f"{target.timeout_ms}ms after it started",
+                    [attempt.start, idle],
+                )
+            if excused is not None and excused < (end if end is not None else len(facts.events)):
+                if facts.time(excused) <= started + timeout + late:
+                    continue  # stopped (or the loop ended) while it ran, before its timeout was overdue
             ended = facts.time(end) if end is not None else None
             if attempt.end_kind == EventKind.JOB_CANCEL and known(ended) < due:
                 return (
@@ -217,7 +260,7 @@ def _judge_periodic(target: Target, facts: Facts) -> tuple[str, list[int]] | Non
             if ended is not None and ended <= due + late:
                 continue  # ended on its own in time, or was cancelled at its timeout
             if facts.drained is None or due > facts.time(facts.drained):
-                continue  # the run ended before the timeout was due
+                continue  # the run ended before the timeout was due (judged above when nothing was left to run)
             still = "never ended" if ended is None else f"ran on until {format_ms(ended)}"
             return (
                 f"periodic call {attempt.n} was still running at {format_ms(due)}, {target.timeout_ms}ms after it "
@@ -225,6 +268,111 @@ def _judge_periodic(target: Target, facts: Facts) -> tuple[str, list[int]] | Non
                 [attempt.start] + ([end] if end is not None else []),
             )
     return None
+
+
+def _judge_joined(target: Target, facts: Facts) -> tuple[str, list[int]] | None:
+    """With ``shared``: the callers still waiting on an execution when it timed out time out with it.
+
+    An execution timed out when the subject cancelled it at its timeout (by
+    T plus the clock's lateness after its start, or its job's submission),
+    not in the instant of a cancel of a caller of its key, before any
+    ``stop()``, and not once nobody waited for it (``abandon``); without
+    ``timeout_fires``, not when its own canceller raised. A caller of its key
+    still waiting then (submitted before, not answered, not cancelled, its
+    own job not started) fails with the timeout error in that instant, when
+    it is served by it (``served_by``); and one never answered at all, when
+    no other execution of its key ran then or started after (it could not be
+    waiting for another one), and the run drained with it stranded
+    (``stranded_jobs``: nothing that never ends excuses it). A caller queued
+    for the key's next execution is judged by that one.
+    """
+    timeout, late = known(target.timeout_ms) * 1000, facts.late_us
+    stop = facts.first_stop()
+    for owner in facts.jobs.values():
+        for attempt in owner.attempts:
+            if attempt.end_kind != EventKind.JOB_CANCEL or (attempt.canceller_raised and not target.timeout_fires):
+                continue
+            end = known(attempt.end)
+            if stop is not None and stop < end:
+                continue
+            origin = attempt.start if target.timeout_from == "start" else known(owner.submit)
+            due, ended = facts.time(origin) + timeout, facts.time(end)
+            if not due <= ended <= due + late:
+                continue  # not cancelled at its timeout
+            keyed = [j for j in facts.jobs.values() if j.key == owner.key and not j.periodic]
+            if any(facts.time(c) == ended and c < end for j in keyed for c in j.cancels) or _abandoned_before(target, facts, attempt):
+                continue  # a caller's cancel in the same instant, or nobody waited: not for certain the timeout
+            others = [a for j in keyed for a in j.attempts if a is not attempt and (a.running_at(end) or a.start > end)]
+            for job in keyed:
+                if job is owner or job.submit is None or job.submit > end or job.submit_raised is not None:
+                    continue
+                if job.fired is not None and job.fired < end or any(c < end for c in job.cancels):
+                    continue  # answered or cancelled before: not waiting on it
+                if any(a.start < end for a in job.attempts):
+                    continue  # its own job ran: judged by its own attempts
+                message = _joined_timed_out(target, facts, job, attempt, others)
+                if message is not None:
+                    return message
+    return None
+
+
+def _joined_timed_out(target: Target, facts: Facts, job: JobFacts, attempt: Attempt,
+                      others: list[Attempt]) -> tuple[str, list[int]] | None:
+    """What is wrong with ``job``, a caller of ``attempt``'s key still waiting when that execution timed out
+    (``_judge_joined``), or None."""
+    end = known(attempt.end)
+    ended = format_ms(facts.time(end))
+    execution = f"job {attempt.job}'s execution of key {job.key}"
+    expected = target.timeout_error.__name__
+    if job.fired is None:
+        if others or facts.drained is None or job.id not in stranded_jobs(facts, target):
+            return None  # it may wait for another execution of its key (or the run did not drain)
+        return (
+            f"job {job.id} was waiting on {execution} when it timed out at {ended} ({target.timeout_ms}ms after it "
+            f"{'started' if target.timeout_from == 'start' else 'was submitted'}), and its Deferred never fired (no "
+            f"other execution of key {job.key} ran then or started after); a caller that joined an execution "
+            f"times out with it, failing with {expected} then",
+            [known(job.submit), end],
+        )
+    served = served_by(facts, job)
+    if served is not attempt or facts.time(job.fired) != facts.time(end):
+        return None  # served by another execution (or later, by something this cannot tell)
+    event = facts.event(job.fired)
+    if event.kind == EventKind.FAILURE and any(
+        facts.is_error(job.fired, t) for t in (target.timeout_error, target.cancel_error, *target.rejects)
+    ):
+        return None  # timed out with it (a cancel error is sharing.isolated's; a declared reject goes)
+    return (
+        f"job {job.id} was waiting on {execution} when it timed out at {ended}, but its Deferred fired with "
+        f"{event.detail}, not {expected}; a caller that joined an execution times out with it",
+        [known(job.submit), end, job.fired],
+    )
+
+
+def _answered_before_timeout(facts: Facts, job: JobFacts, due: int) -> bool:
+    """A hedged request's caller answered before its timeout ``due``: before it, or by it plus the clock's
+    lateness with the outcome of a copy that finished or failed in that instant (on a late clock a copy's
+    answer may come first, overdue calls running in due order: the timeout then owes nothing)."""
+    answered = facts.time(known(job.fired))
+    if answered < due:
+        return True
+    if answered > due + facts.late_us:
+        return False
+    served = served_by(facts, job)
+    return (
+        served is not None and served.job == job.id and served.end_kind in (EventKind.JOB_FINISH, EventKind.JOB_FAIL)
+        and facts.time(known(served.end)) == answered
+    )
+
+
+def _idle_drain(facts: Facts) -> int | None:
+    """The trace index of the ``drained`` event when nothing at all was left scheduled on the clock then
+    (``pending=0``): no call could run after it, so a timeout due later can never fire. None otherwise
+    (calls still pending, or the run did not drain)."""
+    drained = facts.drained
+    if drained is None or facts.events[drained][4] != "pending=0":
+        return None
+    return drained
 
 
 def _joined_execution(target: Target, facts: Facts, job: JobFacts) -> JobFacts | None:
@@ -284,10 +432,13 @@ def _timeout_to_judge(target: Target, facts: Facts, job: JobFacts) -> int | None
     return fired
 
 
-def _unanswered_at_deadline(target: Target, facts: Facts, job: JobFacts) -> tuple[int, int | None] | None:
+def _unanswered_at_deadline(target: Target, facts: Facts, job: JobFacts) -> tuple[int, int | None, int | None] | None:
     """The deadline (T after the submission, virtual us) and first start of a job not started by it (plus
-    the clock's lateness) and not answered, cancelled or stopped before it, within the drained run; None
-    for any other job. ``timeout_from="submit"`` and ``"wait"`` judge what such a job's caller received.
+    the clock's lateness) and not answered, cancelled or stopped before it, within the drained run, and
+    None; or, for a deadline after the drain, the deadline, None and the ``drained`` event's index, when
+    the job was still waiting, unanswered, with nothing left scheduled then (``_idle_drain``: nothing
+    could ever answer it). None for any other job. ``timeout_from="submit"`` and ``"wait"`` judge what
+    such a job's caller received.
 
     A caller answered in a late wake-up, but in the chain of a timer of the subject's that was due before
     T (``harness.run.calls.owed_before``: a connect's own timeout, due at 200 ms, run at 5 s together with
@@ -302,16 +453,26 @@ def _unanswered_at_deadline(target: Target, facts: Facts, job: JobFacts) -> tupl
     if first is not None and facts.time(first) <= due + late:
         return None  # it started in time
     fired = job.fired
+    if facts.drained is None:
+        return None
+    if due > facts.time(facts.drained):
+        # Due after the run drained: held to it only when nothing was left scheduled then (no timer could ever
+        # answer it), unanswered and not excused before the drain (the harness's teardown stop is no excuse).
+        idle = _idle_drain(facts)
+        if idle is None or (fired is not None and fired < idle) or (first is not None and first < idle):
+            return None
+        excused = Timeout._excused_from(facts, job)
+        if excused is not None and excused < idle:
+            return None
+        return due, None, idle
     if fired is not None and (facts.time(fired) < due or (facts.time(fired) <= due + late and owed_before(facts, fired, due))):
         # answered before the timeout (refused, say), or by a timer of the subject's due before it that a late
         # clock ran in the timeout's wake-up: an early timeout error is judged elsewhere
         return None
-    if facts.drained is None or due > facts.time(facts.drained):
-        return None
     excused = Timeout._excused_from(facts, job)
     if excused is not None and facts.time(excused) <= due + late:
         return None
-    return due, first
+    return due, first, None
 
 
 def _judge_unstarted(target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[int]] | None:
@@ -329,13 +490,15 @@ def _judge_unstarted(target: Target, facts: Facts, job: JobFacts) -> tuple[str, 
     held = _unanswered_at_deadline(target, facts, job)
     if held is None:
         return None
-    due, first = held
+    due, first, idle = held
     late = facts.late_us
     if not target.timeout_fires and any(facts.time(known(a.end)) <= due + late for a in facts.raised):
         return None
     submit, fired = known(job.submit), job.fired
     expected = target.timeout_error.__name__
     timeout = target.timeout_ms
+    if idle is not None:
+        return _never_answered(job, facts, due, idle, expected, 'timeout_from="submit"')
     if fired is None or facts.time(fired) > due + late:
         when = "never fired" if fired is None else f"fired only at {format_ms(facts.time(fired))}"
         return (
@@ -359,14 +522,26 @@ def _judge_unstarted(target: Target, facts: Facts, job: JobFacts) -> tuple[str, 
     return None
 
 
+def _never_answered(job: JobFacts, facts: Facts, due: int, idle: int, expected: str, promise: str) -> tuple[str, list[int]]:
+    """The message for a job still waiting unanswered when the run drained with nothing left scheduled, its
+    deadline ``due`` after that (``_unanswered_at_deadline``)."""
+    return (
+        f"job {job.id} was still waiting, unanswered, when the run drained at {format_ms(facts.time(idle))} with "
+        f"nothing left scheduled: nothing could fail it with {expected} at {format_ms(due)}, as {promise} promises",
+        [known(job.submit), idle],
+    )
+
+
 def _judge_wait(target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[int]] | None:
     """``timeout_from="wait"``: a job not started T after its submission fails with the timeout error
     then (by T plus the clock's lateness), and never starts afterwards; a cancel or stop first excuses it."""
     held = _unanswered_at_deadline(target, facts, job)
     if held is None:
         return None
-    due, first = held
+    due, first, idle = held
     expected = target.timeout_error.__name__
+    if idle is not None:
+        return _never_answered(job, facts, due, idle, expected, _WAIT)
     if first is not None:
         return (
             f"job {job.id} started at {format_ms(facts.time(first))}, after its wait timed out at {format_ms(due)} "
@@ -880,9 +1055,12 @@ class LoopDied(_Periodic):
     cancelled (its own timeout: a ``job.cancel`` before any ``stop()``). After
     it, more calls come within the loop's wait, or the loop reports its end:
     the Deferred ``start()`` returned fails, the work's ``report_end`` is
-    called, or an error is logged while the loop went quiet (the subject set
-    no timer after the call: a loop still ticking without calling its work,
-    which logs each failed call, has not ended, it is stuck). The wait, for
+    called, or an error is logged while the loop went quiet (no timer of the
+    loop's own, ``harness.run.chains.loop_timers``, fired after the call and
+    set another: a loop still ticking without calling its work, which logs
+    each failed call, has not ended, it is stuck; the subject's other timers,
+    a stats loop or a cache sweeper, and a one-shot timer of the loop that
+    logs the death, are no ticking). The wait, for
     an interval loop, is two intervals plus the clock's lateness; for one
     that still sets timers after the call, two intervals each as late as the
     clock may fire (``2 * (interval + late)``: one tick may be skipped, a
@@ -979,9 +1157,12 @@ class LoopDied(_Periodic):
     @staticmethod
     def _unreported(facts: Facts, job: JobFacts, start: int, end: int) -> tuple[str, bool] | None:
         """None if the loop reported its end between trace indices ``start`` and ``end``: the Deferred of
-        ``start()`` failed, or ``report_end`` was called; or an error was logged and the subject set no timer
-        in that span (a loop that logs each failure but still ticks has not ended). Else what it lacked, and
-        whether the subject set a timer in that span (it still ticks)."""
+        ``start()`` failed, or ``report_end`` was called; or an error was logged and the loop went quiet: no
+        timer of the loop's (``loop_timers``) fired in that span and set another. A loop that logs each
+        failure but still ticks has not ended; the subject's other timers (a cache's expiry, a stats
+        ``LoopingCall``, a reconnect loop) say nothing about the loop, nor does a one-shot timer of the
+        loop's (a ``callLater(0, ...)`` logging the death out of the failed call's stack). Else what it
+        lacked, and whether the subject set any timer in that span (the longer wait: see ``check``)."""
         logged = ticking = False
         for _, kind, job_id, _, _ in facts.events[start:end + 1]:
             if (kind == EventKind.FAILURE or kind == EventKind.LOOP_END) and job_id == job.id:
@@ -990,12 +1171,27 @@ class LoopDied(_Periodic):
                 logged = True
             elif kind == EventKind.TIMER_SET:
                 ticking = True
-        if logged and not ticking:
+        if not logged:
+            return "the error was not reported (not logged, no failed start() Deferred, no report_end)", ticking
+        # The loop ticks on if one of its timers fired after the call and set another: a one-shot timer of the
+        # loop (a callLater(0, ...) that logs the death out of the failed call's stack) ticks nothing.
+        ours = loop_timers(facts.events, job.id, end + 1) if ticking else {}
+        fired: set[int] = set()  # the loop's timers that fired in the span
+        tick = None
+        for event in facts.events[start:end + 1] if ours else ():
+            number = timer_number(event[4]) if event[1] == EventKind.TIMER_FIRE or event[1] == EventKind.TIMER_SET else None
+            if number is None or number not in ours:
+                continue
+            if event[1] == EventKind.TIMER_FIRE:
+                fired.add(number)
+            elif ours[number] in fired:
+                tick = event
+                break
+        if tick is None:
             return None
-        if logged:
-            return ("the loop did not report its end: an error was logged, but the subject kept setting timers "
-                    "without calling its work (stuck, not ended; a loop that ends on purpose calls report_end)", True)
-        return "the error was not reported (not logged, no failed start() Deferred, no report_end)", ticking
+        return (f"the loop did not report its end: an error was logged, but the loop kept setting timers of its "
+                f"own ({tick[4].split(' due ', 1)[0]}, set at {format_ms(tick[0])}) without calling its work (stuck, not "
+                "ended; a loop that ends on purpose calls report_end)", True)
 
 
 def _wall_behind_us(run: Run, facts: Facts, start: int, end: int) -> int:

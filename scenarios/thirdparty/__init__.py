@@ -99,13 +99,8 @@ SCENARIOS = (
 KNOWN_FALSE_ALARMS: dict[str, str] = {
     # Empty of Twisted and Synapse targets since the clock fixes of issue 13 landed: looping_call_now
     # (the clock loop spun under strides and jitter), linearizer and batching_queue (the collector closed
-    # coroutines awaiting hanging jobs) are clean now.
-    f"{BUILDBOT}:repeated_action_restarted": (
-        "time.loop_died does not know that a declared operation re-arms the loop's timer: restarts "
-        "(stop(), start()) after a failed action postpone the next one past two intervals "
-        "(tests/test_thirdparty_buildbot.py, test_restarts_after_a_failed_action_are_no_dead_loop; not fixed: "
-        "time.loop_died's owner's call)"
-    ),
+    # coroutines awaiting hanging jobs) are clean now. buildbot's repeated_action_restarted too, since
+    # time.loop_died reads only the loop's own timers (trust8): a restart's timer, set by an operation, is none.
 }
 
 

@@ -63,9 +63,10 @@ keepalive requests. It integrates with DeferWaiter to correctly control shutdown
 ``start()``; ``stop()`` then ``DeferWaiter.wait()``; the operation ``restart`` is ``stop()`` then
 ``start()`` (a detach and re-attach; ``start()`` on a stopped handler is allowed) in
 ``repeated_action_restarted`` only. The timer is armed before each action, so actions come every
-100 ms and overlap when one takes longer (``overlap=True``). ``repeated_action_restarted`` is a
-false alarm of the harness today: a restart re-arms the timer, so restarts after a failed action
-postpone the next one, which ``time.loop_died`` takes for a dead loop (``KNOWN_FALSE_ALARMS``). ``repeated_action_after_completion``: ``start_timer_after_action_completes=True``,
+100 ms and overlap when one takes longer (``overlap=True``). ``repeated_action_restarted`` was a
+false alarm of the harness: a restart re-arms the timer, so restarts after a failed action
+postpone the next one, which ``time.loop_died`` took for a dead loop; it reads only the loop's own
+timers now, and the failure is logged. ``repeated_action_after_completion``: ``start_timer_after_action_completes=True``,
 the next action 100 ms after the last one ended (``overlap=False``), no restarts.
 ``repeated_action_after_completion_restarted``: the same with ``restart``: a BUG in buildbot
 4.3.0 (and in its main branch as stored): restarted while the action runs, ``start()`` arms a

@@ -1,0 +1,92 @@
+"""Call chains: which call of the reactor each event of a trace was made in, and the timers of a loop.
+
+A reactor runs one call at a time: an operation of the schedule (a submit,
+a ``start()``, a ``stop()``...), one of the subject's delayed calls firing
+(``timer.fire``), or the harness's own call settling a job (its
+``job.finish``/``job.fail`` comes first in it). Every event up to the next
+such opener happened in that call, or in what it called: its *call chain*.
+The trace is read alone, so the answer is the same for a live run and a
+replayed one.
+
+``loop_timers`` uses the chains to tell the timers of a periodic loop from
+the subject's other timers (a cache's expiry, a stats ``LoopingCall``, a
+reconnect loop), which ``time.loop_died`` needs to see whether the loop went
+quiet after a failed call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from harness.model.trace import EventKind, RawEvent
+from harness.run.calls import CALL_OPENERS
+
+__all__ = ["loop_timers", "timer_number"]
+
+#: An owner of a call chain that is the loop itself: the end of a call of its work (the harness settling
+#: it, or the subject cancelling it), where a ``LoopingCall`` sets its next timer.
+_LOOP = -1
+
+_FIRE, _SET, _START = EventKind.TIMER_FIRE, EventKind.TIMER_SET, EventKind.JOB_START
+_ENDS = frozenset({EventKind.JOB_FINISH, EventKind.JOB_FAIL})
+#: The job kinds (``job.start`` detail) whose attempt the harness settles in a call of its own, later.
+_SETTLED_LATER = frozenset({"succeed", "fail"})
+
+
+def timer_number(detail: str) -> int | None:
+    """The clock's number of the timer a ``timer.set``/``timer.fire``/``timer.cancel`` detail names
+    (``#3 Poller._poll due 100ms`` is 3); None for a detail this harness's recorder did not write."""
+    if not detail.startswith("#"):
+        return None
+    number = detail[1:].split(" ", 1)[0]
+    return int(number) if number.isdigit() else None
+
+
+def loop_timers(events: Sequence[RawEvent], job: int, end: int | None = None) -> dict[int, int | None]:
+    """The timers (``timer.set``) of the loop that calls the work of job ``job``, among ``events[:end]``:
+    each timer's number, and the number of the loop's timer whose firing set it (None: it was set when
+    the harness settled a call of the work, or elsewhere and its own firing calls the work).
+
+    A timer is the loop's when its firing called the work (a ``job.start``
+    of ``job`` in its call chain), or it was set in the call chain of one of
+    the loop's timers firing, or of the harness settling a call of the work
+    (where a ``LoopingCall`` sets its next call), and so on down the line. A
+    timer set in an operation's call (``start()`` setting a stats
+    ``LoopingCall`` beside the loop) or in the firing of another timer (a
+    cache's expiry re-arming itself) is not, unless its own firing calls the
+    work (a watchdog that revives the loop is then the loop's too). What the
+    trace cannot tell: a timer set in ``start()`` (or in another operation)
+    whose firing never calls the work looks like any other timer set there,
+    the loop's or not, and is left out. Timers past ``timer.limit`` are not
+    recorded, so not seen.
+    """
+    owner: int | None = None  # the call chain's opener: a timer's number, _LOOP, or None (any other call)
+    parents: list[tuple[int, int | None]] = []  # (timer, the owner of the chain that set it), in set order
+    drivers: set[int] = set()
+    settled: set[tuple[int, int]] = set()  # (job, attempt) of the attempts settled by a call of the harness's
+    for _, kind, job_id, attempt, detail in events[:end]:
+        if kind == _FIRE:
+            owner = timer_number(detail)
+        elif kind == _SET:
+            number = timer_number(detail)
+            if number is not None:
+                parents.append((number, owner))
+        elif kind == _START:
+            if detail in _SETTLED_LATER:
+                settled.add((job_id, attempt))
+            if job_id == job and owner is not None and owner != _LOOP:
+                drivers.add(owner)
+        elif kind in _ENDS:
+            # The harness's call settling an attempt opens a chain (the loop's, for its work); an attempt
+            # that returned or raised at once ended inside its caller's chain, which goes on.
+            if (job_id, attempt) in settled:
+                owner = _LOOP if job_id == job else None
+        elif kind in CALL_OPENERS:
+            owner = None
+    loop: dict[int, int | None] = {}
+    for number, parent in parents:
+        if parent is not None and parent in loop:
+            loop[number] = parent
+        elif number in drivers or parent == _LOOP:
+            loop[number] = None
+    return loop
