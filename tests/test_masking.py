@@ -203,3 +203,11 @@ def test_a_long_line_of_many_cuts_is_masked_in_time_linear_in_its_length() -> No
     assert time.process_time() - started < 5.0
     assert masked == "<A at 0x?" + "...yx" * 399_999 + "...y"  # the head up to its address; no other address
     assert mask_addresses("<A at 0x7f00>" + "x...y" * 3) == "<A at 0x?...yx...yx...y"
+
+
+def test_a_cut_landing_between_two_items_is_a_cut_not_an_elision() -> None:
+    """A middle cut may fall exactly on ", " on both sides and look like numpy's ``[0, 1, ..., 9]``; with
+    other address lengths the same repr is cut inside an item. Both must mask alike (Hypothesis found it)."""
+    inside = "[<function f at 0x0>, <a....>, <a.Foo object at 0x0>]"
+    between = "[<function f at 0x0000>, ..., <a.Foo object at 0x00>]"
+    assert mask_addresses(inside) == mask_addresses(between) == "[<function f at 0x?...0x?>]"

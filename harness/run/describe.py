@@ -30,7 +30,7 @@ _MARKER = re.compile(r"\.\.\.")
 #: What comes right before and after the ``...`` of an elision (reprlib's ``[1, 2, ...]``, ``{...}``,
 #: a recursive ``[...]``), which drops whole items: the text around it does not shift.
 _ELIDES_AFTER = ("[", "(", "{", ", ")
-_ELIDES_BEFORE = ("]", ")", "}", ",")
+_ELIDES_BEFORE = ("]", ")", "}")
 _MASK = "0x?"
 
 
