@@ -128,7 +128,7 @@ SCENARIOS = (
              "Deferred.addTimeout"),
     Scenario("scenarios.timed_flight:stranding_flight", "time.timeout",
              "a timed-out execution fails only its first caller: the callers that joined it wait for ever",
-             "Deferred.addTimeout", also=("completion.deadline",)),
+             "Deferred.addTimeout", also=("completion.deadline", "cancellation.releases")),
     Scenario("scenarios.timed_flight:fallback_flight", "sharing.joined",
              "a timed-out execution answers the callers that joined it with None", "Deferred.addTimeout"),
     Scenario("scenarios.timed_flight:rewrapping_flight", "time.timeout",
