@@ -91,24 +91,25 @@ def _cancels_overdue(facts: Facts, opener: int, deadline_us: int) -> bool:
             return False
         if kind != EventKind.TIMER_CANCEL:
             continue
-        set_as = f"{events[i][4]} due "
-        for j in range(i - 1, -1, -1):
-            if events[j][1] == EventKind.TIMER_SET and events[j][4].startswith(set_as):
-                due = set_due_us(events[j][4])
-                if due is not None and abs(due - deadline_us) <= 1 and due <= now:  # 1us: float rounding
-                    return True
-                break
+        set_at = _set_of(facts, i)
+        if set_at is not None:
+            due = set_due_us(events[set_at][4])
+            if due is not None and abs(due - deadline_us) <= 1 and due <= now:  # 1us: float rounding
+                return True
     return False
 
 
-def _set_of(facts: Facts, fire: int) -> int | None:
-    """The trace index of the ``timer.set`` of the timer firing at ``fire`` (None: no timer firing, or its
-    setting is not in the trace)."""
+_FIRED_OR_CANCELLED = frozenset({EventKind.TIMER_FIRE, EventKind.TIMER_CANCEL})
+
+
+def _set_of(facts: Facts, index: int) -> int | None:
+    """The trace index of the ``timer.set`` of the timer firing (or cancelled) at ``index`` (None: no timer
+    firing or cancel, or its setting is not in the trace)."""
     events = facts.events
-    if events[fire][1] != EventKind.TIMER_FIRE:
+    if events[index][1] not in _FIRED_OR_CANCELLED:
         return None
-    set_as = f"{events[fire][4]} due "
-    for i in range(fire - 1, -1, -1):
+    set_as = f"{events[index][4]} due "
+    for i in range(index - 1, -1, -1):
         event = events[i]
         if event[1] == EventKind.TIMER_SET and event[4].startswith(set_as):
             return i

@@ -49,7 +49,7 @@ def tame_clock(schedule: Schedule, still_fails: Callable[[Schedule], bool]) -> t
                 schedule = candidate
     for index, op in enumerate(schedule.ops):
         if op.after_rounds is not None:
-            candidate = replace(schedule, ops=schedule.ops[:index] + (replace(op, after_rounds=None),) + schedule.ops[index + 1 :])
+            candidate = _landed(schedule, index)
             if still_fails(candidate):
                 schedule = candidate
     needs = tuple(say(schedule.clock) for has, _, say in _FAULTS if has(schedule.clock))
@@ -66,10 +66,14 @@ def each_removed(schedule: Schedule) -> tuple[Schedule, ...]:
     """The schedule with each of its clock faults (and landings between rounds) taken away on its own."""
     policy = schedule.clock
     out = [replace(schedule, clock=without(policy)) for has, without, _ in _FAULTS if has(policy)]
-    for index, op in enumerate(schedule.ops):
-        if op.after_rounds is not None:
-            out.append(replace(schedule, ops=schedule.ops[:index] + (replace(op, after_rounds=None),) + schedule.ops[index + 1 :]))
+    out.extend(_landed(schedule, index) for index, op in enumerate(schedule.ops) if op.after_rounds is not None)
     return tuple(out)
+
+
+def _landed(schedule: Schedule, index: int) -> Schedule:
+    """The schedule with operation ``index`` handled after every round of its instant (``after_rounds`` None)."""
+    ops = schedule.ops
+    return replace(schedule, ops=ops[:index] + (replace(ops[index], after_rounds=None),) + ops[index + 1 :])
 
 
 def needs_note(needs: tuple[str, ...], invariant: str | None = None) -> str:
