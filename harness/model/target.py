@@ -44,6 +44,11 @@ KINDS = ("submit", "periodic")
 CANCEL_MODES = (True, False, "detach", "abandon", "delayed", "detach_queued")
 #: The modes a per-job ``cancellable(key, priority)`` may return: every job it is asked about may be cancelled.
 PER_JOB_CANCEL_MODES = (True, "detach", "abandon", "delayed", "detach_queued")
+
+
+def _one_of(modes: tuple[object, ...]) -> str:
+    """How messages list the modes: ``True, 'detach', ... or 'detach_queued'`` (one list, told once)."""
+    return ", ".join(repr(m) for m in modes[:-1]) + f" or {modes[-1]!r}"
 #: A cancellation promise: one mode for every job, or a function of a job's key and priority giving its mode.
 CancelPromise = bool | str | Callable[[int, int], bool | str]
 ORDERS = ("fifo", "priority")
@@ -254,8 +259,7 @@ class Target:
             _check_adapter("cancellable", self.cancellable, "key, priority")
         elif not _cancel_mode(self.cancellable, CANCEL_MODES):
             raise TargetError(
-                f"Target cancellable must be True, False, 'detach', 'abandon', 'delayed' or 'detach_queued', got "
-                f"{self.cancellable!r} "
+                f"Target cancellable must be {_one_of(CANCEL_MODES)}, got {self.cancellable!r} "
                 "(or, when jobs promise different things, a function of a job's (key, priority) returning one of "
                 "them but False)"
             )
@@ -376,8 +380,7 @@ class Target:
         if self.cancellable is False and isinstance(self.menu, Menu) and self.menu.cancels and not self.menu.periodic:
             raise TargetError(
                 "Target cancellable=False promises nothing about cancels, so its invariants cannot judge them, but its "
-                "menu draws cancels: pass Menu(cancels=False, ...), or declare cancellable=True, 'detach', 'abandon', 'delayed' "
-                "or 'detach_queued'"
+                f"menu draws cancels: pass Menu(cancels=False, ...), or declare cancellable={_one_of(PER_JOB_CANCEL_MODES)}"
             )
         if callable(self.cancellable):
             self.cancel_modes  # asks the function about every key and priority the menu draws: its errors now
@@ -813,8 +816,8 @@ def _per_job_cancel_mode(promise: Callable[[int, int], Any], key: int, priority:
     if not _cancel_mode(mode, PER_JOB_CANCEL_MODES):
         refused = " (a job that cannot be cancelled at all: declare cancellable=False for the whole target)" if mode is False else ""
         raise TargetError(
-            f"the target's cancellable(key, priority) returned {mode!r} for {where}; it must return True, "
-            f"'detach', 'abandon', 'delayed' or 'detach_queued'{refused}"
+            f"the target's cancellable(key, priority) returned {mode!r} for {where}; it must return "
+            f"{_one_of(PER_JOB_CANCEL_MODES)}{refused}"
         )
     return mode  # type: ignore[no-any-return]
 
