@@ -123,7 +123,8 @@ def _raising_place(
     position, when that module is one pytest rewrote; else None."""
     tb = exc.__traceback__
     if tb is None and failure is not None:
-        tb = failure.tb if isinstance(failure.tb, TracebackType) else None
+        held = getattr(failure, "tb", None)  # (None once the Failure was cleaned)
+        tb = held if isinstance(held, TracebackType) else None
     if tb is not None:
         while tb.tb_next is not None:
             tb = tb.tb_next
