@@ -5,8 +5,10 @@
 ``stop_cancels_work``, ``retries_after_answer``, the shared-Deferred note), for bundled buggy
 scenarios unchanged since: operations, periodic loops and their reported end, clock jumps, wall
 clocks, stepped, jittered, shuffled and PCT clocks, retries, keys, the diagnosis, a user invariant that
-holds. (One that fails is left out: under pytest its assert is rewritten, as pytest rewrites every module
-of a plugin's distribution, scenarios too, and its message in the trace says more than under the CLI.)
+holds. (One that fails was left out: under pytest its assert is rewritten, as pytest rewrites every module
+of a plugin's distribution installed from a wheel, scenarios too, and its message in the trace said more
+than under the CLI. The trace now records the plain statement's message under pytest too:
+``harness.run.rewritten``, ``tests/test_failure_files_cross.py``.)
 Each must load, break the invariant it records, and replay to the trace it saved (its hash): a
 change of the harness that changes what a run records breaks this, and is then deliberate (the
 files' messages may read differently: only the trace and the invariant are held).

@@ -143,7 +143,7 @@ def test_describe_and_describe_error_use_it() -> None:
 
 _PROPERTY = '''
 import os
-from harness import JobSpec, Schedule, Submit, Target, run_schedule
+from harness import JobSpec, Schedule, Submit, Target, check, run_schedule
 from scenarios.pools import SemaphorePool
 
 
@@ -169,13 +169,18 @@ target = Target(build=lambda clock: SemaphorePool(clock, 2), limit=2, invariants
 
 def test_write_trace():
     run = run_schedule(target, Schedule((Submit(0, 0, JobSpec()),)))
+    messages = [f"{v.invariant} {v.message}" for v in check(run) if v.invariant.startswith("user.")]
     with open(os.environ["TRACE_OUT"], "w") as out:
-        out.write("\\n".join(run.trace.lines()))
+        out.write("\\n".join(run.trace.lines() + messages))
 '''
 
 
 def test_a_user_invariant_with_pytests_cut_reprs_gives_the_same_trace_in_two_processes(tmp_path) -> None:
-    """pytest rewrites the invariant's asserts (its module is a test module): the messages hold its cut reprs."""
+    """pytest rewrites the invariant's asserts (its module is a test module): the messages hold its cut reprs.
+
+    The trace records what the plain statements say (``harness.run.rewritten``); the violations'
+    messages, printed and saved in the failure file, hold pytest's explanations too.
+    """
     (tmp_path / "test_held.py").write_text(_PROPERTY)
     traces = []
     for n in range(2):
@@ -185,9 +190,18 @@ def test_a_user_invariant_with_pytests_cut_reprs_gives_the_same_trace_in_two_pro
                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
         traces.append(out.read_bytes())
-    fails = [line for line in traces[0].decode().splitlines() if " user.fail " in line]
-    assert len(fails) == 3 and all("0x?" in line for line in fails), fails
-    assert any("..." in line for line in fails), fails  # pytest did cut a repr
+    lines = traces[0].decode().splitlines()
+    fails = [line for line in lines if " user.fail " in line]
+    assert [line.partition(" -1.0 ")[2] for line in fails] == [
+        "nothing_held: the pool still holds {'held': <test_held.Holder object at 0x?>, 'n': 1}",
+        "same_holder: assertion failed",
+        "holders_released: assertion failed",
+    ]
+    messages = [line for line in lines if line.startswith("user.")]
+    assert len(messages) == 3 and all("0x?" in line for line in messages), messages
+    # each with pytest's explanation: after the message, or alone where the assert has none
+    assert all("\\nassert " in line or line.split(" ", 1)[1].startswith("assert ") for line in messages), messages
+    assert any("..." in line for line in messages), messages  # pytest did cut a repr
     assert traces[0] == traces[1]
 
 

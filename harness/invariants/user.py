@@ -38,9 +38,12 @@ class UserInvariants(Invariant):
     def violations(self, run: Run) -> list[Violation]:
         """One violation per target invariant that failed, in the order they ran."""
         facts = facts_of(run)
+        explained: dict[int, str] = getattr(run, "explained", None) or {}
         found = []
         for index in facts.of_kind(EventKind.USER_FAIL):
             event = facts.event(index)
             function, message, events = parse_fail(event.detail, index)  # the events an InvariantFailed named
+            # A rewritten assert's message with pytest's explanation, which the trace leaves out (Run.explained).
+            message = explained.get(index, message)
             found.append(Violation(f"user.{function}", message, events, (), event.t_us))
         return found

@@ -88,8 +88,8 @@ class RegressionItem(pytest.Item):
         if replayed.exact:
             how = "reproduced exactly"
         else:
-            where = divergence(run.trace.lines(), [event.line() for event in record.trace])
-            how = f"reproduced, but the trace diverged from the saved one at {where}"
+            where = divergence([event.line() for event in record.trace], run.trace.lines())
+            how = f"reproduced, but the trace diverged from the saved one at {where} (saved, then now)"
         again = FailureRecord.of_run(record.target, run, violation, record.seed)
         text = failure_message(
             again,

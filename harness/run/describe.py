@@ -16,6 +16,7 @@ from typing import Any
 from twisted.python.failure import Failure
 
 from harness.model.trace import one_line, safe_repr
+from harness.run.rewritten import rewritten_assert
 
 #: Memory addresses (``0x7f3a4b5c6d7e``, any case, any length), and the tail of one that a truncated
 #: repr cut in two: right after a ``...`` cut, a run of hex digits (or ``x`` and hex digits) that ends
@@ -126,13 +127,21 @@ def describe_error(exc: BaseException, failure: Failure | None = None) -> str:
     from ``callback``); a base name is deterministic across machines, unlike
     a full path. ``failure`` supplies the frames when the exception's own
     traceback was cleaned away. When no frame is known the text stays empty.
+    An ``assert`` pytest rewrote is described as the plain statement would be
+    (its message, or its place, without pytest's explanation), so that a
+    trace is the same under pytest and ``harness replay``.
     """
     try:
         message = str(exc)
     except Exception:
         message = "<str() of the exception raised>"
+    line = None
+    if isinstance(exc, AssertionError):
+        plain = rewritten_assert(exc, failure)  # pytest's explanation is not recorded: see harness.run.rewritten
+        if plain is not None:
+            message, line = plain.message, plain.line
     if not message.strip():
-        message = raised_at(exc, failure)
+        message = raised_at(exc, failure, line)
     elif isinstance(exc, RecursionError) and message.startswith(_RECURSION):
         # CPython says where the limit was hit ("... while calling a Python object", "... in comparison"),
         # which depends on how deep the stack already was when the run began: not part of the trace.
@@ -151,8 +160,11 @@ def _error_line(name: str, message: str) -> str:
 _TWISTED = f"{os.sep}twisted{os.sep}"
 
 
-def raised_at(exc: BaseException, failure: Failure | None = None) -> str:
-    """``(no message) raised at file.py:LINE in function``, from the innermost frame outside Twisted; "" if unknown."""
+def raised_at(exc: BaseException, failure: Failure | None = None, line: int | None = None) -> str:
+    """``(no message) raised at file.py:LINE in function``, from the innermost frame outside Twisted; "" if unknown.
+
+    ``line`` replaces the innermost frame's line (where the plain form of a rewritten ``assert`` raises).
+    """
     frames: list[tuple[Any, ...]]
     tb = exc.__traceback__
     if tb is None:
@@ -176,5 +188,7 @@ def raised_at(exc: BaseException, failure: Failure | None = None) -> str:
             frames.append((code.co_name, code.co_filename, tb.tb_lineno))
             tb = tb.tb_next
     outside = [frame for frame in frames if _TWISTED not in str(frame[1])]
-    function, path, line = (outside or frames)[-1]
-    return f"(no message) raised at {os.path.basename(path)}:{line} in {function}"
+    function, path, at = (outside or frames)[-1]
+    if line is not None and (outside or frames)[-1] is frames[-1]:
+        at = line
+    return f"(no message) raised at {os.path.basename(path)}:{at} in {function}"

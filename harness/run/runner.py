@@ -55,6 +55,7 @@ from harness.run.checks import check_schedule
 from harness.run.diagnosis import Diagnosis
 from harness.run.clock import MAX_ROUNDS_PER_INSTANT, FaultClock, Livelock, call_name
 from harness.run.describe import describe_error, mask_addresses
+from harness.run.rewritten import rewritten_assert
 from harness.run.garbage import POLICY as GARBAGE
 from harness.run.jobs import Job
 from harness.run.logcapture import LogRecorder, logging_into
@@ -130,6 +131,10 @@ class Run:
     #: the type name of the declared wrapper the caller received (``GaveUp``), which the trace records as
     #: the error it carries. ``Outcome.wrapper`` in ``run.view`` reads it. Not part of the trace.
     wrapped: dict[int, str] = field(default_factory=dict, repr=False)
+    #: For each ``user.fail`` event of an ``assert`` pytest rewrote (trace index): the error's whole text, with
+    #: pytest's explanation (``3 starts\nassert 3 <= 2\n +  where ...``), which the violation's message shows.
+    #: Not part of the trace, which records the plain statement's message (``harness.run.rewritten``).
+    explained: dict[int, str] = field(default_factory=dict, repr=False)
 
     @property
     def view(self) -> RunView:
@@ -471,8 +476,14 @@ def _release(run: Run, observer: LogRecorder) -> None:
             elif said is False:  # a predicate's "no": as an assert's, never a silent pass
                 trace.record(EventKind.USER_FAIL, detail=fail_detail(name, AssertionError(), len(trace), RETURNED_FALSE))
         except AssertionError as exc:  # an InvariantFailed names the events it is about (harness.model.user_fail)
-            text = one_line(mask_addresses(str(exc)))
-            trace.record(EventKind.USER_FAIL, detail=fail_detail(name, exc, len(trace), text))
+            # A rewritten assert's explanation (pytest's "assert 3 <= 2 + where ...") is printed, not recorded:
+            # the trace holds what the plain statement says, so it is the same under pytest and `harness replay`.
+            plain = rewritten_assert(exc)
+            full = one_line(mask_addresses(str(exc)))
+            text = full if plain is None else one_line(mask_addresses(plain.message))
+            index = trace.record(EventKind.USER_FAIL, detail=fail_detail(name, exc, len(trace), text))
+            if plain is not None and index >= 0:
+                run.explained[index] = full
         except ABORTS + (KeyboardInterrupt,):
             raise
         except BaseException as exc:
