@@ -19,19 +19,22 @@ test_reference_twin_passes_a_campaign = ZOO.clean(seed=300, examples=1_000)
 test_reference_twin_passes_long_campaigns_with_every_strategy = ZOO.clean(
     seed=301, examples=5_000, strategies=["mixed", "random", "swarm", "guided", "pct"], slow=True, counted=False)
 # One seed can be lucky (seed 2 hits two windows within 3 examples): rarity is judged over
-# five seeds by the slow test below, and over ten per strategy by benchmarks/bench.py.
+# the other seeds by the slow test below, and over ten per strategy by benchmarks/bench.py.
 test_buggy_subject_is_caught_by_its_invariant = ZOO.caught(seeds=2, examples=30_000, only=True, shrunk=True)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("scenario", BUGGY, ids=[ZOO.ids(s) for s in BUGGY])
 def test_buggy_subject_is_caught_with_every_seed_and_rarely_at_once(scenario, tmp_path) -> None:
+    # Seeds 1 to 5, seed 2 being the test above: the same campaign (its budget is only a cap: a
+    # campaign stops at its first finding), so it is not run twice. Rarely at once: three of the
+    # four others need more than 20 examples (so three of all five do, whatever seed 2 needed).
     found = []
-    for seed in range(1, 6):
+    for seed in (1, 3, 4, 5):
         result = campaign(scenario.target, seed, 60_000, tmp_path)
         assert_caught(scenario, result, only=True, shrunk=True)
         found.append(result.findings[0].examples_to_detect)
-    assert scenario.target in EASY or sorted(found)[2] > 20, found
+    assert scenario.target in EASY or sorted(found)[1] > 20, found
 
 
 def test_the_handoff_window_needs_a_late_timer(tmp_path) -> None:

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import importlib
 
-import pytest
-
-from harness import JobSpec, Schedule, Submit, Target, check, load_target, run_schedule
+from harness import JobSpec, Schedule, Submit, Target
 from harness.model.schedule import Call, Cancel
 
-from zoo_checks import Zoo, first_invariant, name_id
+from zoo_checks import Zoo, name_id
 
 MODULES = ("keyed_lock", "single_flight", "batching", "breaker")
 SCENARIOS = tuple(s for name in MODULES for s in importlib.import_module(f"scenarios.{name}").SCENARIOS)
@@ -50,31 +48,12 @@ MINIMAL = {
 }
 
 
-def _ids(scenarios) -> list[str]:
-    return [name_id(s) for s in scenarios]
-
-
-def _module(spec: str) -> str:
-    return spec.split(":")[0]
-
-
 def test_every_buggy_scenario_has_a_minimal_schedule() -> None:
     assert set(MINIMAL) == {s.target for s in BUGGY}
 
 
-@pytest.mark.parametrize("scenario", BUGGY, ids=_ids(BUGGY))
-def test_minimal_schedule_breaks_the_expected_invariant_first(scenario) -> None:
-    assert first_invariant(scenario.target, MINIMAL[scenario.target]) == scenario.expect
-
-
-@pytest.mark.parametrize("scenario", CORRECT, ids=_ids(CORRECT))
-def test_reference_subject_passes_the_minimal_schedules_of_its_module(scenario) -> None:
-    target = load_target(scenario.target)
-    for bug, schedule in MINIMAL.items():
-        if _module(bug) == _module(scenario.target):
-            assert check(run_schedule(target, schedule)) == [], f"the schedule that shows {bug}"
-
-
+test_minimal_schedule_breaks_the_expected_invariant_first = ZOO.breaks_first(MINIMAL)
+test_reference_subject_passes_the_minimal_schedules_of_its_module = ZOO.passes(MINIMAL, same_module=True)
 test_reference_subject_passes_a_campaign = ZOO.clean(seed=20, examples=200, counted=False)
 
 

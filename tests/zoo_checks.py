@@ -17,6 +17,9 @@ a catch must be. A generated test is a plain module-level test
 (``test_x = ZOO.clean(...)``), parametrized by subject (and seed or strategy),
 with the same names and ids a hand-written one had.
 
+Two more shapes, for the zoos with a hand-written minimal schedule per twin:
+:meth:`Zoo.breaks_first` and :meth:`Zoo.passes`.
+
 Also here: :func:`campaign` (the reproducible campaign those tests run),
 :func:`assert_clean` and :func:`assert_caught` (their two verdicts, for the
 tests that loop or check more), :func:`first_invariant` and
@@ -27,7 +30,7 @@ declaration refused with a one-line error).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,14 +123,14 @@ def name_id(subject: Subject) -> str:
 
 
 def _test(body: Callable[..., None], params: Sequence[tuple[str, Sequence[Any], list[str] | None]],
-          slow: bool) -> Callable[..., None]:
-    """A test function taking ``params``' names and ``tmp_path``, parametrized by them (the first named
-    innermost, as stacked decorators put it) and marked slow if asked."""
+          slow: bool, tmp_path: bool = True) -> Callable[..., None]:
+    """A test function taking ``params``' names (and ``tmp_path`` if asked), parametrized by them (the
+    first named innermost, as stacked decorators put it) and marked slow if asked."""
 
     def test(**arguments: Any) -> None:
         body(**arguments)
 
-    names = [name for name, _, _ in params] + ["tmp_path"]
+    names = [name for name, _, _ in params] + (["tmp_path"] if tmp_path else [])
     test.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in names])
     for name, values, ids in params:
@@ -182,6 +185,28 @@ class Zoo:
         if strategies:
             params.append(("strategy", strategies, None))
         return _test(body, params, slow)
+
+    def breaks_first(self, minimal: Mapping[str, Schedule]) -> Callable[..., None]:
+        """A test: each twin's hand-written minimal schedule (``minimal[target]``) breaks its ``expect``
+        first."""
+
+        def body(subject: Scenario) -> None:
+            assert first_invariant(subject.target, minimal[subject.target]) == subject.expect
+
+        return _test(body, [self._subjects(self.buggy)], slow=False, tmp_path=False)
+
+    def passes(self, minimal: Mapping[str, Schedule], *, same_module: bool = False) -> Callable[..., None]:
+        """A test: each correct subject keeps every promise on every twin's minimal schedule (with
+        ``same_module``, on those of the twins of its own module only)."""
+
+        def body(subject: Subject) -> None:
+            target = load_target(spec_of(subject))
+            module = spec_of(subject).split(":")[0]
+            for bug, schedule in minimal.items():
+                if not same_module or bug.split(":")[0] == module:
+                    assert check(run_schedule(target, schedule)) == [], f"the schedule that shows {bug}"
+
+        return _test(body, [self._subjects(self.correct)], slow=False, tmp_path=False)
 
     def caught(self, *, seeds: int | Sequence[int], examples: int, slow: bool = False,
                **verdict: bool | int | None) -> Callable[..., None]:
