@@ -14,14 +14,16 @@ STRATEGIES = ("mixed", "random", "swarm", "guided", "pct")
 
 
 def campaign(spec: str, tmp_path: Any, examples: int, seed: int, strategy: str = "mixed",
-             all_faults: bool = False) -> CampaignResult:
+             all_faults: bool = False, max_failures: int | None = None) -> CampaignResult:
     """A campaign that is a pure function of its arguments: no database, no regressions; with ``all_faults``,
-    the target's menu with wall-clock jumps, every tie-break, stride and jitter on."""
+    the target's menu with wall-clock jumps, every tie-break, stride and jitter on. It searches on until
+    ``max_failures`` findings (by default one per invariant: every distinct alarm)."""
     target = load_target(spec)
     menu = target.default_menu()
     if all_faults:
         full = Menu()
         menu = replace(menu, jumps=True, tie_breaks=full.tie_breaks, steps_ms=full.steps_ms, jitters_ms=full.jitters_ms)
     config = CampaignConfig(max_examples=examples, seed=seed, strategy=strategy, report_dir=str(tmp_path),
-                            regressions=None, database=None, menu=menu, max_failures=len(INVARIANTS))
+                            regressions=None, database=None, menu=menu,
+                            max_failures=len(INVARIANTS) if max_failures is None else max_failures)
     return run_campaign(target, spec, config)

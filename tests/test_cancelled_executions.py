@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import pytest
-
 from harness import Cancel, ClockPolicy, JobSpec, Schedule, Start, Stop, Submit, Target, check, load_target, run_schedule
 
-from fault_campaigns import STRATEGIES, campaign
+from fault_campaigns import STRATEGIES
 from scenarios import CATALOG
+from zoo_checks import Zoo, name_id
 
 FLIGHT = "scenarios.timed_flight"
 HANG = JobSpec("hang")
@@ -159,29 +158,12 @@ CORRECT = [f"{FLIGHT}:timed_flight", "scenarios.single_flight:single_flight", "s
            "scenarios.review.round4.targets:swr"]
 
 
-def test_correct_timed_flight_passes_a_short_campaign(tmp_path):
-    result = campaign(f"{FLIGHT}:timed_flight", tmp_path, 400, seed=5, all_faults=True)
-    assert [f.record.message for f in result.findings] == [] and result.examples == 400
+#: Every campaign searches on after a finding, so that every distinct alarm is counted.
+ZOO = Zoo(tuple(CORRECT), tuple(TWINS), ids=name_id, search_on=True)
 
-
-@pytest.mark.parametrize("scenario", TWINS, ids=[s.target.split(":")[1] for s in TWINS])
-def test_twins_are_caught_by_their_invariant(scenario, tmp_path):
-    result = campaign(scenario.target, tmp_path, 1000, seed=1)
-    assert result.findings, f"{scenario.target} not caught in {result.examples} examples"
-    assert scenario.caught_by(result.findings[0].record.invariant), result.findings[0].record.message
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("strategy", STRATEGIES)
-@pytest.mark.parametrize("spec", CORRECT)
-def test_correct_shared_subjects_pass_long_campaigns_with_every_clock_fault(spec, strategy, tmp_path):
-    result = campaign(spec, tmp_path, 3_000, seed=31, strategy=strategy, all_faults=True)
-    assert [f.record.message for f in result.findings] == [] and result.examples == 3_000
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("seed", [2, 3, 4])
-@pytest.mark.parametrize("scenario", TWINS, ids=[s.target.split(":")[1] for s in TWINS])
-def test_twins_are_caught_whatever_the_seed(scenario, seed, tmp_path):
-    result = campaign(scenario.target, tmp_path, 2000, seed=seed)
-    assert result.findings and scenario.caught_by(result.findings[0].record.invariant)
+test_correct_timed_flight_passes_a_short_campaign = ZOO.clean(
+    seed=5, examples=400, all_faults=True, subjects=[f"{FLIGHT}:timed_flight"])
+test_twins_are_caught_by_their_invariant = ZOO.caught(seeds=1, examples=1000)
+test_correct_shared_subjects_pass_long_campaigns_with_every_clock_fault = ZOO.clean(
+    seed=31, examples=3_000, strategies=STRATEGIES, all_faults=True, slow=True)
+test_twins_are_caught_whatever_the_seed = ZOO.caught(seeds=[2, 3, 4], examples=2000, slow=True)

@@ -30,10 +30,10 @@ from harness import (
     run_campaign,
     run_schedule,
 )
-from harness.errors import TargetError
 from harness.invariants import invariants_for
 from scenarios.quorum import QuorumRead
 from test_hedging import S, fail, names, ok  # the hedging tests' schedule helpers
+from zoo_checks import Zoo, assert_refused
 
 QUORUM = "scenarios.quorum"
 ROUND5 = "scenarios.review.round5.targets"
@@ -71,10 +71,7 @@ def _build(clock: Any) -> None:
     ],
 )
 def test_a_wrong_declaration_is_a_one_line_error_naming_the_field(fields: dict[str, Any], fragment: str) -> None:
-    with pytest.raises(TargetError) as raised:
-        Target(build=_build, **fields)
-    message = str(raised.value)
-    assert fragment in message and "\n" not in message
+    assert_refused(fields, fragment)
 
 
 def test_the_declaration_switches_on_its_invariants_only() -> None:
@@ -220,24 +217,10 @@ def test_the_timeout_error_only_at_the_timeout() -> None:
 # -- a short campaign of each correct quorum ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("target", [f"{QUORUM}:quorum_read", f"{ROUND5}:quorum_ok", f"{ROUND5}:quorum_fanout"])
-@pytest.mark.parametrize("strategy", ["mixed", "swarm"])
-def test_a_correct_quorum_survives_a_campaign(target: str, strategy: str, tmp_path: Path) -> None:
-    config = CampaignConfig(seed=5, max_examples=300, strategy=strategy, report_dir=str(tmp_path), database=None,
-                            regressions=None)
-    result = run_campaign(load_target(target), target, config)
-    assert [f.record.message for f in result.findings] == []
-    assert result.examples == 300
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("target", [f"{QUORUM}:quorum_read", f"{ROUND5}:quorum_ok", f"{ROUND5}:quorum_fanout"])
-@pytest.mark.parametrize("strategy", ["mixed", "random", "swarm", "guided", "pct"])
-def test_a_correct_quorum_survives_a_long_campaign(target: str, strategy: str, tmp_path: Path) -> None:
-    config = CampaignConfig(seed=11, max_examples=2000, strategy=strategy, report_dir=str(tmp_path), database=None,
-                            regressions=None)
-    result = run_campaign(load_target(target), target, config)
-    assert [f.record.message for f in result.findings] == []
+QUORUMS = Zoo((f"{QUORUM}:quorum_read", f"{ROUND5}:quorum_ok", f"{ROUND5}:quorum_fanout"), ())
+test_a_correct_quorum_survives_a_campaign = QUORUMS.clean(seed=5, examples=300, strategies=["mixed", "swarm"])
+test_a_correct_quorum_survives_a_long_campaign = QUORUMS.clean(
+    seed=11, examples=2000, strategies=["mixed", "random", "swarm", "guided", "pct"], slow=True, counted=False)
 
 
 def test_the_docs_quorum_keeps_its_promise(tmp_path: Path) -> None:

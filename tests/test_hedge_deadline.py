@@ -8,17 +8,18 @@ their names with a deadline declared); long campaigns under ``slow``.
 
 from __future__ import annotations
 
-import pytest
-
 from harness import ClockPolicy, JobSpec, Schedule, Submit, check, load_target, run_schedule
 
-from fault_campaigns import STRATEGIES, campaign
+from fault_campaigns import STRATEGIES
 from scenarios import CATALOG
+from zoo_checks import Zoo, name_id
 
 HEDGE = "scenarios.hedge_deadline"
 HANG = JobSpec("hang")
 TWINS = [s for s in CATALOG if s.target.startswith(f"{HEDGE}:") and s.expect != "pass"]
 CORRECT = [s.target for s in CATALOG if s.target.startswith(f"{HEDGE}:") and s.expect == "pass"]
+#: Every campaign searches on after a finding, so that every distinct alarm is counted.
+ZOO = Zoo(tuple(CORRECT), tuple(TWINS), ids=name_id, search_on=True)
 
 
 def _names(spec: str, *ops, clock: ClockPolicy | None = None) -> list[str]:
@@ -62,30 +63,8 @@ def test_twins_on_one_schedule():
                                                             then=(JobSpec("succeed", 250),))) == ["time.hedge_losers"]
 
 
-@pytest.mark.parametrize("spec", CORRECT)
-def test_correct_hedgers_pass_a_short_campaign(spec, tmp_path):
-    result = campaign(spec, tmp_path, 300, seed=7, all_faults=True)
-    assert [f.record.message for f in result.findings] == [] and result.examples == 300
-
-
-@pytest.mark.parametrize("scenario", TWINS, ids=[s.target.split(":")[1] for s in TWINS])
-def test_twins_are_caught_by_their_invariant(scenario, tmp_path):
-    result = campaign(scenario.target, tmp_path, 1000, seed=1)
-    assert result.findings, f"{scenario.target} not caught in {result.examples} examples"
-    assert scenario.caught_by(result.findings[0].record.invariant), result.findings[0].record.message
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("strategy", STRATEGIES)
-@pytest.mark.parametrize("spec", CORRECT)
-def test_correct_hedgers_pass_long_campaigns_with_every_clock_fault(spec, strategy, tmp_path):
-    result = campaign(spec, tmp_path, 3_000, seed=41, strategy=strategy, all_faults=True)
-    assert [f.record.message for f in result.findings] == [] and result.examples == 3_000
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("seed", [2, 3, 4])
-@pytest.mark.parametrize("scenario", TWINS, ids=[s.target.split(":")[1] for s in TWINS])
-def test_twins_are_caught_whatever_the_seed(scenario, seed, tmp_path):
-    result = campaign(scenario.target, tmp_path, 2000, seed=seed)
-    assert result.findings and scenario.caught_by(result.findings[0].record.invariant)
+test_correct_hedgers_pass_a_short_campaign = ZOO.clean(seed=7, examples=300, all_faults=True)
+test_twins_are_caught_by_their_invariant = ZOO.caught(seeds=1, examples=1000)
+test_correct_hedgers_pass_long_campaigns_with_every_clock_fault = ZOO.clean(
+    seed=41, examples=3_000, strategies=STRATEGIES, all_faults=True, slow=True)
+test_twins_are_caught_whatever_the_seed = ZOO.caught(seeds=[2, 3, 4], examples=2000, slow=True)

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import importlib
 
-import pytest
-
-from harness import CampaignConfig, JobSpec, Schedule, Submit, check, load_target, run_campaign, run_schedule
+from harness import JobSpec, Schedule, Submit, Target
 from harness.model.schedule import Call, Cancel
+
+from zoo_checks import Zoo, name_id
 
 MODULES = ("keyed_lock", "single_flight", "batching", "breaker")
 SCENARIOS = tuple(s for name in MODULES for s in importlib.import_module(f"scenarios.{name}").SCENARIOS)
-CORRECT = tuple(s for s in SCENARIOS if s.expect == "pass")
-BUGGY = tuple(s for s in SCENARIOS if s.expect != "pass")
+ZOO = Zoo.of(SCENARIOS, ids=name_id)
+CORRECT, BUGGY = ZOO.correct, ZOO.buggy
 #: Examples each detection campaign may spend; each bug is found in far fewer on seeds 1 to 5.
 DETECTION_BUDGET = 1_000
 
@@ -48,59 +48,21 @@ MINIMAL = {
 }
 
 
-def _ids(scenarios) -> list[str]:
-    return [s.target.split(":")[1] for s in scenarios]
-
-
-def _module(spec: str) -> str:
-    return spec.split(":")[0]
-
-
-def _campaign(spec: str, seed: int, examples: int, tmp_path):
-    return run_campaign(
-        load_target(spec),
-        spec,
-        CampaignConfig(seed=seed, max_examples=examples, report_dir=str(tmp_path), database=None, regressions=None),
-    )
-
-
 def test_every_buggy_scenario_has_a_minimal_schedule() -> None:
     assert set(MINIMAL) == {s.target for s in BUGGY}
 
 
-@pytest.mark.parametrize("scenario", BUGGY, ids=_ids(BUGGY))
-def test_minimal_schedule_breaks_the_expected_invariant_first(scenario) -> None:
-    violations = check(run_schedule(load_target(scenario.target), MINIMAL[scenario.target]))
-    assert violations and violations[0].invariant == scenario.expect, violations
+test_minimal_schedule_breaks_the_expected_invariant_first = ZOO.breaks_first(MINIMAL)
+test_reference_subject_passes_the_minimal_schedules_of_its_module = ZOO.passes(MINIMAL, same_module=True)
+test_reference_subject_passes_a_campaign = ZOO.clean(seed=20, examples=200, counted=False)
 
 
-@pytest.mark.parametrize("scenario", CORRECT, ids=_ids(CORRECT))
-def test_reference_subject_passes_the_minimal_schedules_of_its_module(scenario) -> None:
-    target = load_target(scenario.target)
-    for bug, schedule in MINIMAL.items():
-        if _module(bug) == _module(scenario.target):
-            assert check(run_schedule(target, schedule)) == [], f"the schedule that shows {bug}"
+def _draws_hangs_and_raising_cancellers(target: Target) -> None:
+    menu = target.default_menu()
+    assert "hang" in menu.job_kinds and menu.canceller_raises == bool(target.cancellable)
 
 
-@pytest.mark.parametrize("scenario", CORRECT, ids=_ids(CORRECT))
-def test_reference_subject_passes_a_campaign(scenario, tmp_path) -> None:
-    result = _campaign(scenario.target, 20, 200, tmp_path)
-    assert [f.record.message for f in result.findings] == []
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("scenario", CORRECT, ids=_ids(CORRECT))
-def test_reference_subject_passes_5000_examples(scenario, tmp_path) -> None:
-    menu = load_target(scenario.target).default_menu()
-    assert "hang" in menu.job_kinds and menu.canceller_raises == bool(load_target(scenario.target).cancellable)
-    result = _campaign(scenario.target, 5000, 5000, tmp_path)
-    assert [f.record.message for f in result.findings] == []
-    assert result.examples == 5000
-
-
-@pytest.mark.parametrize("seed", range(1, 6))
-@pytest.mark.parametrize("scenario", BUGGY, ids=_ids(BUGGY))
-def test_buggy_subject_is_caught_by_its_invariant_on_seeds_1_to_5(scenario, seed, tmp_path) -> None:
-    result = _campaign(scenario.target, seed, DETECTION_BUDGET, tmp_path)
-    assert result.findings, f"{scenario.target}: nothing found in {DETECTION_BUDGET} examples with seed {seed}"
-    assert result.findings[0].record.invariant == scenario.expect, result.findings[0].record.message
+test_reference_subject_passes_5000_examples = ZOO.clean(
+    seed=5000, examples=5000, slow=True, given=_draws_hangs_and_raising_cancellers)
+test_buggy_subject_is_caught_by_its_invariant_on_seeds_1_to_5 = ZOO.caught(
+    seeds=range(1, 6), examples=DETECTION_BUDGET, also=False)

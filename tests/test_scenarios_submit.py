@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import importlib
 
-import pytest
-
-from harness import CampaignConfig, ClockPolicy, JobSpec, Schedule, Submit, check, load_target, run_campaign, run_schedule
+from harness import ClockPolicy, JobSpec, Schedule, Submit, check, load_target, run_schedule
 from harness.model.schedule import Cancel
+
+from zoo_checks import Zoo, name_id
 
 #: The scenario modules of the work-submission half of the zoo.
 MODULES = (
@@ -34,25 +34,13 @@ MODULES = (
     "cooldown_gate",
 )
 SCENARIOS = tuple(s for name in MODULES for s in importlib.import_module(f"scenarios.{name}").SCENARIOS)
-CORRECT = tuple(s for s in SCENARIOS if s.expect == "pass")
-BUGGY = tuple(s for s in SCENARIOS if s.expect != "pass")
+ZOO = Zoo.of(SCENARIOS, ids=name_id)
+CORRECT, BUGGY = ZOO.correct, ZOO.buggy
 
 #: Campaign seed and example budget for each buggy scenario. Each budget is well above the
 #: examples needed to find the bug with the expected invariant, measured over seeds 1 to 5.
 DETECTION_SEED = 3
 DETECTION_BUDGET = 1_500
-
-
-def _ids(scenarios) -> list[str]:
-    return [s.target.split(":")[1] for s in scenarios]
-
-
-def _campaign(spec: str, seed: int, examples: int, tmp_path):
-    return run_campaign(
-        load_target(spec),
-        spec,
-        CampaignConfig(seed=seed, max_examples=examples, report_dir=str(tmp_path), database=None, regressions=None),
-    )
 
 
 def _ms(kind: str, after_ms: int = 10) -> JobSpec:
@@ -119,45 +107,13 @@ def test_the_zoo_covers_every_invariant_of_its_families() -> None:
     assert len(CORRECT) >= 5 and len(BUGGY) >= 11
 
 
-@pytest.mark.parametrize("scenario", BUGGY, ids=_ids(BUGGY))
-def test_minimal_schedule_breaks_the_expected_invariant_first(scenario) -> None:
-    violations = check(run_schedule(load_target(scenario.target), MINIMAL[scenario.target]))
-    assert violations, f"{scenario.target} kept every promise on its minimal schedule"
-    assert violations[0].invariant == scenario.expect, violations
-
-
-@pytest.mark.parametrize("scenario", CORRECT, ids=_ids(CORRECT))
-def test_reference_subject_passes_every_minimal_schedule(scenario) -> None:
-    target = load_target(scenario.target)
-    for bug, schedule in MINIMAL.items():
-        assert check(run_schedule(target, schedule)) == [], f"the schedule that shows {bug}"
-
-
-@pytest.mark.parametrize("scenario", CORRECT, ids=_ids(CORRECT))
-def test_reference_subject_passes_a_campaign(scenario, tmp_path) -> None:
-    result = _campaign(scenario.target, 20, 200, tmp_path)
-    assert [f.record.message for f in result.findings] == []
-    assert result.examples == 200
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("scenario", CORRECT, ids=_ids(CORRECT))
-def test_reference_subject_passes_1000_examples(scenario, tmp_path) -> None:
-    result = _campaign(scenario.target, 1000, 1000, tmp_path)
-    assert [f.record.message for f in result.findings] == []
-    assert result.examples == 1000
-
-
-@pytest.mark.parametrize("scenario", BUGGY, ids=_ids(BUGGY))
-def test_buggy_subject_is_caught_by_its_invariant(scenario, tmp_path) -> None:
-    result = _campaign(scenario.target, DETECTION_SEED, DETECTION_BUDGET, tmp_path)
-    assert result.findings, f"{scenario.target}: nothing found in {DETECTION_BUDGET} examples"
-    finding = result.findings[0]
-    assert finding.record.invariant == scenario.expect, finding.record.message
-    # The saved schedule is shrunk and still breaks the same invariant when replayed.
-    assert len(finding.record.schedule.ops) <= 6
-    replayed = check(run_schedule(load_target(scenario.target), finding.record.schedule))
-    assert scenario.expect in [v.invariant for v in replayed]
+test_minimal_schedule_breaks_the_expected_invariant_first = ZOO.breaks_first(MINIMAL)
+test_reference_subject_passes_every_minimal_schedule = ZOO.passes(MINIMAL)
+test_reference_subject_passes_a_campaign = ZOO.clean(seed=20, examples=200)
+test_reference_subject_passes_1000_examples = ZOO.clean(seed=1000, examples=1000, slow=True)
+#: The saved schedule is shrunk to at most six operations and still breaks the same invariant when replayed.
+test_buggy_subject_is_caught_by_its_invariant = ZOO.caught(
+    seeds=DETECTION_SEED, examples=DETECTION_BUDGET, also=False, max_ops=6, replayed=True)
 
 
 def test_a_serial_subject_on_a_stalled_reactor_is_not_called_deadlocked() -> None:

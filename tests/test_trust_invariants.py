@@ -14,7 +14,6 @@ from dataclasses import replace
 import pytest
 
 from harness import (
-    CampaignConfig,
     Cancel,
     ClockPolicy,
     JobSpec,
@@ -26,11 +25,13 @@ from harness import (
     TargetError,
     check,
     load_target,
-    run_campaign,
     run_schedule,
 )
 from harness.model.schedule import Start
+from scenarios import Scenario
 from scenarios.priority import idle_flag_scheduler
+
+from zoo_checks import Zoo, spec_of
 
 #: Examples a buggy scenario must be caught within, on every seed 1 to 5.
 DETECT_WITHIN = 2_000
@@ -76,11 +77,6 @@ def _first(spec: str | Target, schedule: Schedule):
     violations = _violations(spec, schedule)
     assert violations, f"{spec} kept every promise"
     return violations[0]
-
-
-def _campaign(spec: str, seed: int, examples: int, tmp_path):
-    config = CampaignConfig(seed=seed, max_examples=examples, report_dir=str(tmp_path), database=None, regressions=None)
-    return run_campaign(load_target(spec), spec, config)
 
 
 def _succeed(after_ms: int = 10, **kw) -> JobSpec:
@@ -290,34 +286,13 @@ def test_bad_timeout_and_error_options_are_refused_at_the_boundary(fields: dict,
 # -- campaigns -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("spec", CORRECT)
-def test_correct_subject_passes_a_campaign(spec: str, tmp_path) -> None:
-    result = _campaign(spec, 13, CLEAN_FAST, tmp_path)
-    assert [f.record.message for f in result.findings] == []
-    assert result.examples == CLEAN_FAST
+ZOO = Zoo(CORRECT, tuple(Scenario(spec, expect, "") for spec, expect in BUGGY.items()), ids=spec_of)
 
-
-@pytest.mark.slow
-@pytest.mark.parametrize("spec", CORRECT + ("scenarios.poller:looping_poller", "scenarios.rate_limit:token_bucket"))
-def test_correct_subject_passes_a_long_campaign(spec: str, tmp_path) -> None:
-    result = _campaign(spec, 4_000, CLEAN_SLOW, tmp_path)
-    assert [f.record.message for f in result.findings] == []
-    assert result.examples == CLEAN_SLOW
-
-
-def _caught(spec: str, seed: int, tmp_path) -> None:
-    result = _campaign(spec, seed, DETECT_WITHIN, tmp_path)
-    assert result.findings, f"{spec} not caught in {result.examples} examples with seed {seed}"
-    assert result.findings[0].record.invariant == BUGGY[spec], result.findings[0].record.message
-
-
-@pytest.mark.parametrize("spec", BUGGY)
-def test_buggy_scenario_is_caught_by_its_invariant(spec: str, tmp_path) -> None:
-    _caught(spec, 1, tmp_path)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("seed", [2, 3, 4, 5])
-@pytest.mark.parametrize("spec", BUGGY)
-def test_buggy_scenario_is_caught_whatever_the_seed(spec: str, seed: int, tmp_path) -> None:
-    _caught(spec, seed, tmp_path)
+test_correct_subject_passes_a_campaign = ZOO.clean(seed=13, examples=CLEAN_FAST)
+test_correct_subject_passes_a_long_campaign = ZOO.clean(
+    seed=4_000, examples=CLEAN_SLOW, slow=True,
+    subjects=CORRECT + ("scenarios.poller:looping_poller", "scenarios.rate_limit:token_bucket"))
+#: The first finding names the expected invariant exactly.
+test_buggy_scenario_is_caught_by_its_invariant = ZOO.caught(seeds=1, examples=DETECT_WITHIN, also=False)
+test_buggy_scenario_is_caught_whatever_the_seed = ZOO.caught(
+    seeds=[2, 3, 4, 5], examples=DETECT_WITHIN, slow=True, also=False)
