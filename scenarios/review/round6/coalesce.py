@@ -15,7 +15,10 @@ Promises of :class:`CoalescingFlusher` (``sink(batch)`` returns a Deferred; a ba
   succeeding: the window is a throttle, not a debounce, so steady writes do not starve it;
 * a failed batch is retried after ``retry_delay`` (merged under any newer writes);
 * after ``stop()`` writes raise :class:`Stopped`; ``stop()``'s Deferred fires once everything
-  written before it is durable, and no timer is left behind.
+  written before it is durable, and no timer is left behind; while stopping, a failed batch is
+  retried at most ``stop_retries`` times, then ``stop()`` fails with the last error (the writes
+  are lost) instead of retrying for ever. (Added in phase 2: the harness's teardown showed a
+  stop() that never ends while a write keeps failing.)
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ class Stopped(Exception):
     """The flusher was stopped; it accepts no more writes."""
 
 
+class WritesLost(Exception):
+    """stop() gave up on writes that kept failing."""
+
+
 class CoalescingFlusher:
     """The correct flusher."""
 
@@ -41,6 +48,7 @@ class CoalescingFlusher:
         window: float,
         min_interval: float,
         retry_delay: float,
+        stop_retries: int = 3,
     ) -> None:
         self.clock = clock
         self.sink = sink
@@ -49,9 +57,14 @@ class CoalescingFlusher:
         self.retry_delay = retry_delay
         self.pending: dict[Any, Any] = {}
         self.inflight: dict[Any, Any] | None = None
-        self.last_start: float | None = None
         self.timer: IDelayedCall | None = None
+        # the min_interval after a flush starts, timed with callLater (never by subtracting
+        # clock.seconds() readings: a wall-clock jump back would stretch it; found by the harness)
+        self.cooling: IDelayedCall | None = None
+        self.due = False  # the window closed while cooling: flush when the cooldown ends
         self.stopping = False
+        self.stop_retries = stop_retries
+        self.stop_failures = 0
         self._stop_waiters: list[Deferred[None]] = []
 
     # -- public API -------------------------------------------------------------------------
@@ -77,22 +90,31 @@ class CoalescingFlusher:
     def _arm(self, delay: float) -> None:
         """Schedule a flush ``delay`` from now (no sooner than ``min_interval`` after the last
         flush started), unless one is already scheduled or in flight."""
-        if self.timer is not None or self.inflight is not None or self.stopping:
+        if self.timer is not None or self.inflight is not None or self.stopping or self.due:
             return
-        now = self.clock.seconds()
-        at = now + delay
-        if self.last_start is not None:
-            at = max(at, self.last_start + self.min_interval)
-        self.timer = self.clock.callLater(at - now, self._fire)
+        self.timer = self.clock.callLater(delay, self._fire)
 
     def _disarm(self) -> None:
         if self.timer is not None and self.timer.active():
             self.timer.cancel()
         self.timer = None
+        if self.cooling is not None and self.cooling.active():
+            self.cooling.cancel()
+        self.cooling = None
+        self.due = False
 
     def _fire(self) -> None:
         self.timer = None
+        if self.cooling is not None and not self.stopping:
+            self.due = True  # flushes start at least min_interval apart
+            return
         self._flush()
+
+    def _cooled(self) -> None:
+        self.cooling = None
+        if self.due:
+            self.due = False
+            self._flush()
 
     def _flush(self) -> None:
         if not self.pending:
@@ -100,7 +122,8 @@ class CoalescingFlusher:
             return
         batch, self.pending = self.pending, {}
         self.inflight = batch
-        self.last_start = self.clock.seconds()
+        if not self.stopping:
+            self.cooling = self.clock.callLater(self.min_interval, self._cooled)
         maybeDeferred(self.sink, dict(batch)).addCallbacks(self._flushed, self._flush_failed)
 
     def _flushed(self, _: Any) -> None:
@@ -120,6 +143,11 @@ class CoalescingFlusher:
 
     def _after_flush(self, delay: float, failed: bool) -> None:
         if self.stopping:
+            if failed:
+                self.stop_failures += 1
+                if self.stop_failures > self.stop_retries:
+                    self._give_up()
+                    return
             if self.pending:
                 self.timer = self.clock.callLater(delay if failed else 0, self._fire)
             else:
@@ -127,6 +155,12 @@ class CoalescingFlusher:
             return
         if self.pending:
             self._arm(delay)
+
+    def _give_up(self) -> None:
+        lost, self.pending = self.pending, {}
+        waiters, self._stop_waiters = self._stop_waiters, []
+        for d in waiters:
+            d.errback(WritesLost(sorted(lost, key=repr)))
 
     def _maybe_stopped(self) -> None:
         if self.stopping and not self.pending and self.inflight is None:
@@ -154,7 +188,6 @@ class HastyStopFlusher(CoalescingFlusher):
         if not self.pending:
             return succeed(None)  # BUG: ignores a batch in flight
         batch, self.pending = self.pending, {}
-        self.last_start = self.clock.seconds()
         # BUG: a second flush while one may be in flight, and its outcome is all stop() waits for
         return maybeDeferred(self.sink, dict(batch)).addCallback(lambda _: None)
 
@@ -172,6 +205,7 @@ class DebouncingFlusher(CoalescingFlusher):
         if self.stopping:
             raise Stopped(key)
         self.pending[key] = value
-        if self.timer is not None:  # BUG: restart the window on every write
-            self._disarm()
+        if self.timer is not None and self.timer.active():  # BUG: restart the window on every write
+            self.timer.cancel()
+            self.timer = None
         self._arm(self.window)
