@@ -218,3 +218,38 @@ class DeafToCancelClient(BudgetClient):
     cancelled and retries go on after the caller gave up."""
 
     call_class = _DeafCall
+
+
+class _WrongErrorCall(_Call):
+    def _deadline(self) -> None:
+        self.timer = None
+        inflight, self.inflight = self.inflight, None
+        if inflight is not None:
+            inflight.cancel()  # BUG: as LateDone, but guarded: the caller keeps the CancelledError
+        self.done = True
+        if not self.result.called:
+            self.result.errback(DeadlineExceeded(f"deadline {self.client.deadline} passed"))
+
+
+class WrongErrorClient(BudgetClient):
+    """Twin A' (added in phase 2): LateDone with the double fire guarded, so the only symptom is
+    the caller failing at the deadline with CancelledError instead of DeadlineExceeded."""
+
+    call_class = _WrongErrorCall
+
+
+class _PerAttemptCall(_Call):
+    def _attempt(self) -> None:
+        # BUG: "give each attempt the full deadline": the timer restarts at every attempt, so
+        # the call's overall deadline moves later with each retry
+        if self.timer is not None and self.timer.active():
+            self.timer.reset(self.client.deadline)
+        super()._attempt()
+
+
+class PerAttemptDeadlineClient(BudgetClient):
+    """Twin D (added in phase 2): the deadline timer is reset at every attempt, so a call that
+    keeps retrying answers after its overall deadline (the budget check still reads the
+    original deadline, so it gives up, with the last error, late)."""
+
+    call_class = _PerAttemptCall

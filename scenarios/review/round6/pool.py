@@ -229,7 +229,10 @@ class DoubleCountPool(HealthPool):
             self._discard(conn)
             self._open -= 1  # BUG: _discard already did this
             if not waiter.called:
-                self._waiters.appendleft(waiter)
+                if self._closed:
+                    waiter.errback(PoolClosed())
+                else:
+                    self._waiters.appendleft(waiter)
             self._pump()
 
         def broken(f: Any) -> None:

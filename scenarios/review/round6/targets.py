@@ -526,3 +526,8 @@ flush_retry_forever = Target(
     invariants=(flush_one_at_a_time, flush_never_regresses, flush_stop_is_durable),
     description="round 6: the flusher declared without the retries hack",
 )
+
+client_wrong_error = _client_target(deadline.WrongErrorClient, "round 6: client failing the caller with CancelledError at the deadline")
+client_per_attempt_deadline = _client_target(
+    deadline.PerAttemptDeadlineClient, "round 6: client restarting the deadline at every attempt"
+)
