@@ -266,3 +266,14 @@ __all__ = [
     "PoolClosed",
     "SlidingLifetimePool",
 ]
+
+
+class DropsOnCancelPool(HealthPool):
+    """Twin D (added in phase 2): a connection made (or checked) for a waiter that cancelled in the
+    meantime is dropped on the floor, still open and still counted, so every such cancel shrinks
+    the pool for good."""
+
+    def _deliver(self, conn: Any, waiter: "Deferred[Any]") -> None:
+        if waiter.called:
+            return  # BUG: "nobody wants it"; neither released nor closed
+        super()._deliver(conn, waiter)

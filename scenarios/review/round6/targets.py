@@ -513,6 +513,17 @@ class PatientGate(FlushGate):
     def _write_failed(self, failure: Any, key: int, job_id: int) -> Any:
         return failure
 
+    def stop(self) -> "Deferred[Any]":
+        def gave_up(outcome: Any) -> Any:
+            if isinstance(outcome, Failure):  # WritesLost: tell the callers still waiting
+                for waiters in self.waiting.values():
+                    for _, caller in waiters:
+                        if not caller.called:
+                            caller.errback(outcome)
+            return outcome
+
+        return super().stop().addBoth(gave_up)
+
 
 # the flusher without the two hacks: a write retried until it lands, declared as nothing can be
 flush_retry_forever = Target(
@@ -531,3 +542,4 @@ client_wrong_error = _client_target(deadline.WrongErrorClient, "round 6: client 
 client_per_attempt_deadline = _client_target(
     deadline.PerAttemptDeadlineClient, "round 6: client restarting the deadline at every attempt"
 )
+pool_drops_on_cancel = _pool_target(pool.DropsOnCancelPool, "round 6: pool dropping a connection made for a cancelled waiter")
