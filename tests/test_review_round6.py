@@ -197,6 +197,20 @@ def test_f1_without_retries_the_wrong_error_is_caught():
     assert [v.invariant for v in check(run)] == ["time.timeout"]
 
 
+@pytest.mark.xfail(strict=True, reason="finding 6: pytest's regression item says 'saved:' for the file it only read")
+def test_f6_regression_item_does_not_claim_it_saved(tmp_path):
+    result = _campaign(f"{PACKAGE}:client_deaf_to_cancel", tmp_path / "reports", max_examples=500)
+    [finding] = result.findings
+    corpus = tmp_path / "harness-regressions"
+    corpus.mkdir()
+    (corpus / finding.path.name).write_text(finding.path.read_text())
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "harness-regressions"],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "reproduced exactly" in out.stdout
+    assert f"saved: harness-regressions/{finding.path.name}" not in out.stdout
+
+
 # -- the long campaigns (figures in the review page) --
 
 @pytest.mark.slow
