@@ -326,7 +326,7 @@ def flush_throttled_not_debounced(run: Run) -> object:
         if job.received is not None and job.received.kind == "failure" and not job.attempts:
             continue  # refused (after stop)
         t = job.submitted_us
-        if stop_us is not None and stop_us <= t:
+        if t is None or (stop_us is not None and stop_us <= t):
             continue
         running = view.running_at(t)
         if any(a.end_us is None or a.canceller_raised for a in running):
