@@ -189,6 +189,15 @@ def test_f1_deadline_with_retries_checks_the_error():
     assert "time.timeout" in _violations("client_wrong_error", Submit(at_ms=0, job=0, spec=JobSpec(kind="hang")))
 
 
+@pytest.mark.xfail(strict=True, reason="finding 1: retries=0 (the docs' advice for a plain pool) lifts the timeout's error check")
+def test_f1_retries_zero_keeps_the_timeout_error_check():
+    assert _violations("keeps_cancel_retries0", Submit(at_ms=0, job=0, spec=JobSpec(kind="hang"))) == ["time.timeout"]
+
+
+def test_f1_without_retries_a_kept_cancel_is_caught():
+    assert _violations("keeps_cancel", Submit(at_ms=0, job=0, spec=JobSpec(kind="hang"))) == ["time.timeout"]
+
+
 def test_f1_without_retries_the_wrong_error_is_caught():
     import dataclasses
 

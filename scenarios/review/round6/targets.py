@@ -543,3 +543,19 @@ client_per_attempt_deadline = _client_target(
     deadline.PerAttemptDeadlineClient, "round 6: client restarting the deadline at every attempt"
 )
 pool_drops_on_cancel = _pool_target(pool.DropsOnCancelPool, "round 6: pool dropping a connection made for a cancelled waiter")
+
+
+class KeepsCancel:
+    """A timeout wrapper whose ``onTimeoutCancel`` keeps the ``CancelledError`` instead of turning
+    it into ``TimeoutError`` (finding 1's smallest form)."""
+
+    def __init__(self, clock: Any) -> None:
+        self.clock = clock
+
+    def submit(self, job: Any) -> "Deferred[Any]":
+        return maybeDeferred(job).addTimeout(0.3, self.clock, onTimeoutCancel=lambda result, timeout: result)
+
+
+keeps_cancel = Target(build=KeepsCancel, timeout_ms=300, description="round 6: timeout that fails the caller with CancelledError")
+keeps_cancel_retries0 = Target(build=KeepsCancel, timeout_ms=300, retries=0,
+                               description="round 6: the same, declaring retries=0 as the docs advise for a plain pool")
