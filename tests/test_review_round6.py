@@ -192,6 +192,7 @@ def test_f1_deadline_with_retries_checks_the_error():
 @pytest.mark.xfail(strict=True, reason="finding 1: retries=0 (the docs' advice for a plain pool) lifts the timeout's error check")
 def test_f1_retries_zero_keeps_the_timeout_error_check():
     assert _violations("keeps_cancel_retries0", Submit(at_ms=0, job=0, spec=JobSpec(kind="hang"))) == ["time.timeout"]
+    assert _violations("renames_timeout_retries0", Submit(at_ms=0, job=0, spec=JobSpec(kind="hang"))) == ["time.timeout"]
 
 
 def test_f1_without_retries_a_kept_cancel_is_caught():

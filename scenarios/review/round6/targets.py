@@ -559,3 +559,16 @@ class KeepsCancel:
 keeps_cancel = Target(build=KeepsCancel, timeout_ms=300, description="round 6: timeout that fails the caller with CancelledError")
 keeps_cancel_retries0 = Target(build=KeepsCancel, timeout_ms=300, retries=0,
                                description="round 6: the same, declaring retries=0 as the docs advise for a plain pool")
+
+
+class RenamesTimeout(KeepsCancel):
+    """A timeout wrapper that fails the caller with ``RuntimeError("timed out")``."""
+
+    def submit(self, job: Any) -> "Deferred[Any]":
+        return maybeDeferred(job).addTimeout(
+            0.3, self.clock, onTimeoutCancel=lambda result, timeout: Failure(RuntimeError("timed out"))
+        )
+
+
+renames_timeout_retries0 = Target(build=RenamesTimeout, timeout_ms=300, retries=0,
+                                  description="round 6: timeout failing the caller with RuntimeError, retries=0")
