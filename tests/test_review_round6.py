@@ -1,7 +1,7 @@
 """Sixth outside-user review (docs/reviews/outside-user-6.md): four components written blind (a
 health-checked connection pool with a max lifetime, a deadline-budget RPC client, a per-key
 coalescing write-behind flusher, a weighted fair scheduler over tenants), with targets written from
-README.md and docs/ alone.  Each correct target stays clean over a bounded campaign; each buggy twin
+the user documentation alone.  Each correct target stays clean over a bounded campaign; each buggy twin
 is caught, naming the invariant its bug breaks; the findings that need a harness change are strict
 xfails, which pass once the finding is fixed. The long campaigns are in the review page; a slice is
 under slow."""

@@ -1,4 +1,4 @@
-"""Targets for the round-6 components, written in phase 2 from README.md and docs/ only.
+"""Targets for the round-6 components, written in phase 2 from the user documentation (docs/) only.
 
 Each component is adapted to ``submit(job) -> Deferred`` as docs/reference/target.md's
 "Adapting a component" suggests; what no built-in promise covers is a user invariant reading
