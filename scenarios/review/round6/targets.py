@@ -94,21 +94,22 @@ class PoolGate:
         self.pool.close()
 
 
-def _pool_problems(kind: str) -> Callable[[Run], object]:
+def _recorded(kind: str, name: str) -> Callable[[Run], object]:
+    """A user invariant named ``name``: the adapter (``run.subject``) recorded no problem of
+    ``kind`` while the run played."""
+
     def check(run: Run) -> object:
         found = [m for k, m in run.subject.problems if k == kind]
         assert not found, found[0]
         return None
 
+    check.__name__ = name
     return check
 
 
-pool_size_bounded = _pool_problems("size")
-pool_size_bounded.__name__ = "pool_size_bounded"
-pool_never_closes_lent = _pool_problems("lent")
-pool_never_closes_lent.__name__ = "pool_never_closes_lent"
-pool_hands_out_fresh = _pool_problems("stale")
-pool_hands_out_fresh.__name__ = "pool_hands_out_fresh"
+pool_size_bounded = _recorded("size", "pool_size_bounded")
+pool_never_closes_lent = _recorded("lent", "pool_never_closes_lent")
+pool_hands_out_fresh = _recorded("stale", "pool_hands_out_fresh")
 
 
 def pool_closes_everything(run: Run) -> object:
@@ -298,19 +299,9 @@ class FlushGate:
         return d.addBoth(stopped)
 
 
-def _flush_problems(kind: str, name: str) -> Callable[[Run], object]:
-    def check(run: Run) -> object:
-        found = [m for k, m in run.subject.problems if k == kind]
-        assert not found, found[0]
-        return None
-
-    check.__name__ = name
-    return check
-
-
-flush_one_at_a_time = _flush_problems("flights", "flush_one_at_a_time")
-flush_never_regresses = _flush_problems("order", "flush_never_regresses")
-flush_stop_is_durable = _flush_problems("stop", "flush_stop_is_durable")
+flush_one_at_a_time = _recorded("flights", "flush_one_at_a_time")
+flush_never_regresses = _recorded("order", "flush_never_regresses")
+flush_stop_is_durable = _recorded("stop", "flush_stop_is_durable")
 
 
 def flush_throttled_not_debounced(run: Run) -> object:
