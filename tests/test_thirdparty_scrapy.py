@@ -88,6 +88,12 @@ def test_without_scrapy_list_works_and_loading_says_what_to_install() -> None:
     assert "Traceback" not in proc.stderr
 
 
+def test_listing_does_not_import_scrapy() -> None:
+    code = "import sys; from scenarios import CATALOG; assert 'scrapy' not in sys.modules; print(len(CATALOG))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+
+
 # --- both ways, fast tier ------------------------------------------------------------------------------
 
 

@@ -200,6 +200,7 @@ def _crawler(settings: dict[str, Any]) -> Any:
     installed reactor, which take a millisecond a build; each run gets its own ``Downloader``)."""
     key = tuple(sorted(settings.items()))
     if key not in _CRAWLERS:
+        import twisted.internet.reactor  # noqa: F401 - the crawler wants one installed (a run's guard installs it too)
         from scrapy.utils.test import get_crawler
 
         _CRAWLERS[key] = get_crawler(settings_dict={
