@@ -74,9 +74,10 @@ def test_without_scrapy_list_works_and_loading_says_what_to_install() -> None:
 @needs_scrapy
 @pytest.mark.parametrize("spec", CORRECT, ids=spec_id)
 def test_correct_target_stays_clean(spec: str, tmp_path) -> None:
-    result = campaign(spec, seed=11, examples=400, tmp_path=tmp_path)
+    examples = 200 if spec_id(spec) == "download_delay" else 400  # its slot GC loop makes a run dearer
+    result = campaign(spec, seed=11, examples=examples, tmp_path=tmp_path)
     assert [f.record.message for f in result.findings] == []
-    assert result.examples == 400
+    assert result.examples == examples
 
 
 @needs_scrapy
@@ -207,9 +208,14 @@ def test_a_stop_whose_deferred_never_fires_with_nothing_in_flight_is_still_judge
 # --- long campaigns, slow tier ------------------------------------------------------------------------
 
 
+#: Fewer examples where a run costs more (the downloaders' slot GC loop runs until the drain's horizon):
+#: the slow tier's share stays near 30 s. The soak runs them long (docs/scenarios.md).
+LONG = {"download_delay": 400, "downloader_slots": 600}
+
+
 @pytest.mark.slow
 @needs_scrapy
 @pytest.mark.parametrize("spec", CORRECT, ids=spec_id)
 def test_correct_target_stays_clean_over_a_long_campaign(spec: str, tmp_path) -> None:
-    result = campaign(spec, seed=3, examples=1000, tmp_path=tmp_path)
+    result = campaign(spec, seed=3, examples=LONG.get(spec_id(spec), 1000), tmp_path=tmp_path)
     assert [f.record.message for f in result.findings] == []
