@@ -12,8 +12,6 @@ are shown to fire on code that breaks them.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +30,7 @@ from harness import (
     run_schedule,
 )
 from harness.model.schedule import Cancel
+from review_campaigns import assert_listed_without
 from scenarios import CATALOG
 from scenarios.thirdparty import KNOWN_FALSE_ALARMS, SCENARIOS, SYNAPSE, TWISTED, available, requires
 
@@ -80,30 +79,8 @@ def test_the_scenarios_page_tables_every_target() -> None:
         assert f"`{scenario.target.removeprefix('scenarios.thirdparty.')}`" in page, scenario.target
 
 
-def test_listing_does_not_import_synapse() -> None:
-    code = "import sys; from scenarios import CATALOG; assert 'synapse' not in sys.modules; print(len(CATALOG))"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr
-
-
 def test_without_synapse_list_works_and_loading_says_what_to_install() -> None:
-    # ``sys.modules['synapse'] = None`` makes ``import synapse`` fail as if it were not installed.
-    code = (
-        "import sys; sys.modules['synapse'] = None\n"
-        "from harness.cli.main import main\n"
-        "from harness import TargetError, load_target\n"
-        "assert main(['list']) == 0\n"
-        "try:\n"
-        f"    load_target('{SYNAPSE}:linearizer')\n"
-        "except TargetError as exc:\n"
-        "    print('ERROR', exc)\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr
-    assert f"{SYNAPSE}:linearizer" in proc.stdout
-    error = proc.stdout.splitlines()[-1]
-    assert error.startswith("ERROR ") and "pip install -e '.[thirdparty]'" in error
-    assert "Traceback" not in proc.stderr
+    assert_listed_without("synapse", SYNAPSE, f"{SYNAPSE}:linearizer")
 
 
 def test_requires_names_the_extra_only_for_synapse_targets() -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from harness import Call, JobSpec, Schedule, Start, Stop, Submit, check, load_target, run_schedule
-from review_campaigns import campaign, spec_id
+from review_campaigns import assert_listed_without, assert_twin_caught, campaign, spec_id
 from scenarios import CATALOG
 from scenarios.thirdparty import BUILDBOT, KNOWN_FALSE_ALARMS, SCENARIOS, available, requires
 
@@ -63,30 +63,7 @@ def test_the_scenarios_page_tables_every_target_and_twin() -> None:
 
 
 def test_without_buildbot_list_works_and_loading_says_what_to_install() -> None:
-    code = (
-        "import sys; sys.modules['buildbot'] = None\n"
-        "from harness.cli.main import main\n"
-        "from harness import TargetError, load_target\n"
-        "from scenarios.thirdparty import SCENARIOS, available\n"
-        "assert main(['list']) == 0\n"
-        f"assert not any(available(s) for s in SCENARIOS if s.target.startswith('{BUILDBOT}:'))\n"
-        "try:\n"
-        f"    load_target('{BUILDBOT}:debounced')\n"
-        "except TargetError as exc:\n"
-        "    print('ERROR', exc)\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr
-    assert f"{BUILDBOT}:debounced" in proc.stdout
-    error = proc.stdout.splitlines()[-1]
-    assert error.startswith("ERROR ") and "pip install -e '.[thirdparty]'" in error
-    assert "Traceback" not in proc.stderr
-
-
-def test_listing_does_not_import_buildbot() -> None:
-    code = "import sys; from scenarios import CATALOG; assert 'buildbot' not in sys.modules; print(len(CATALOG))"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr
+    assert_listed_without("buildbot", BUILDBOT, f"{BUILDBOT}:debounced")
 
 
 # --- both ways, fast tier --------------------------------------------------------------------------
@@ -109,14 +86,7 @@ def test_correct_target_stays_clean(spec: str, tmp_path) -> None:
 @needs_buildbot
 @pytest.mark.parametrize("spec", sorted(EXPECTED), ids=spec_id)
 def test_twin_is_caught_shrunk_and_replayed_exactly(spec: str, tmp_path) -> None:
-    result = campaign(spec, seed=11, examples=3000, tmp_path=tmp_path)
-    assert [f.record.invariant for f in result.findings] == [EXPECTED[spec]]
-    [finding] = result.findings
-    assert finding.shrunk and finding.path is not None
-    assert len(json.loads(Path(finding.path).read_text())["schedule"]["ops"]) <= 4
-    proc = subprocess.run([sys.executable, "-m", "harness.cli.main", "replay", str(finding.path)],
-                          capture_output=True, text=True, cwd=ROOT)
-    assert "reproduced exactly" in proc.stdout, proc.stdout + proc.stderr
+    assert_twin_caught(spec, EXPECTED[spec], tmp_path)
 
 
 # --- buildbot PR #6853, by hand ----------------------------------------------------------------------

@@ -36,6 +36,10 @@ class Calls(_Leftover):
     ``stop_cancels_timers``, also the moment ``stop()`` completed if no work
     was in flight then (``harness.run.steps.record_left_by_stop``): a one-shot
     timer ``stop()`` forgot fires during the drain, so only that look sees it.
+    Not judged while a ``stop()`` that returned a Deferred has not completed
+    and work is still in flight (``harness.run.steps.record_leftovers``): a
+    graceful stop waiting for work that hangs may keep its timers, and the
+    work is judged by the completion invariants.
     """
 
     name = "leaks.calls"

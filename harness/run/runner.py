@@ -115,6 +115,9 @@ class Run:
     jobs: dict[int, Job] = field(default_factory=dict)
     handles: dict[int, defer.Deferred[Any]] = field(default_factory=dict)
     stopped: bool = False
+    #: What ``stop()`` returned when it was a Deferred (a graceful stop, completing once the work in flight
+    #: ended); None otherwise. ``record_leftovers`` does not judge a stop still waiting on work in flight.
+    stopping: defer.Deferred[Any] | None = field(default=None, repr=False)
     #: Where the run is: ``build``, ``advance`` (to ``step``), ``step``, ``drain``, ``teardown``,
     #: ``invariant`` (``detail`` names it) or ``release``; read when a run must be abandoned.
     phase: str = "build"

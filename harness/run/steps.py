@@ -108,9 +108,20 @@ def timer_recorder(trace: Trace, clock: FaultClock) -> Callable[[str, Any], None
 
 
 def record_leftovers(run: Run) -> None:
-    """Record pending DelayedCalls and running LoopingCalls left after stop and drain."""
+    """Record pending DelayedCalls and running LoopingCalls left after stop and drain.
+
+    Not while a graceful ``stop()`` (one returning a Deferred) has not completed and work is still in
+    flight (a job attempt unsettled, a Deferred ``submit`` or ``start`` returned unfired): the subject
+    is still stopping, waiting for that work, and may keep its timers until it ends (Scrapy's engine
+    closes its downloader, and the downloader's slot GC loop, only once no request is in progress).
+    Work that never ends is judged by the completion invariants; a stop that completes, or that has
+    nothing left to wait for, is judged here as ever.
+    """
     clock, trace = run.clock, run.trace
     assert clock is not None
+    stopping = run.stopping
+    if stopping is not None and not stopping.called and _work_in_flight(run):
+        return
     for call in _subject_calls_by_due(clock.calls):
         trace.record(EventKind.LEAK_CALL, detail=_leak_detail(call_name(call), call))
     loops: dict[int, task.LoopingCall] = {}
@@ -147,6 +158,7 @@ def stop(run: Run, why: str) -> None:
         raise TargetError(f"the subject's stop() raised {describe_error(exc)}") from None
     run.checkpoint()
     if isinstance(result, defer.Deferred):
+        run.stopping = result
         result.addErrback(_on_failure, run.trace, -1, EventKind.STOP_FAILURE)
         if before:
             result.addCallback(lambda _: record_left_by_stop(run, before))  # once stop() completed
@@ -172,13 +184,18 @@ def record_left_by_stop(run: Run, before: list[_FaultDelayedCall]) -> None:
     clock = run.clock
     if clock is None or not run.target.stop_cancels_timers or run.phase in ("invariant", "release"):
         return
-    if any(job.pending for job in run.jobs.values()) or any(not d.called for d in run.handles.values()):
+    if _work_in_flight(run):
         return
     now = clock.now_us  # a call due now is the rest of this instant's work (a callLater(0)), not left for later
     # Active ones first: a call that fired or was cancelled has no function left to name.
     for call in _subject_calls_by_due([call for call in before if call.active() and call.due_us > now]):
         name = call.label or call_name(call)  # "#3 Batcher._on_timer", as its timer.set event named it
         run.trace.record(EventKind.LEAK_CALL, detail=f"{_leak_detail(name, call)}, {LEFT_BY_STOP}")
+
+
+def _work_in_flight(run: Run) -> bool:
+    """Whether a job attempt is unsettled or a Deferred ``submit`` or ``start`` returned has not fired."""
+    return any(job.pending for job in run.jobs.values()) or any(not d.called for d in run.handles.values())
 
 
 def _jobs_call(call: _FaultDelayedCall) -> bool:

@@ -1,4 +1,4 @@
-"""Real third-party code as a permanent test bed: Twisted's primitives, matrix-synapse's and buildbot's utilities.
+"""Real third-party code as a permanent test bed: Twisted's primitives, matrix-synapse's, buildbot's and Scrapy's utilities.
 
 Each target declares only what its code documents (see the module
 docstrings of ``twisted_prims`` and ``synapse_prims``, and the table in
@@ -7,7 +7,7 @@ either a real bug in widely used code or a false alarm of the harness.
 
 ``SCENARIOS`` lists them as plain strings, so ``harness list`` shows them
 without importing anything: the Synapse targets need the ``thirdparty``
-extra (``pip install -e '.[thirdparty]'``), and so do the buildbot targets; ``requires`` names the
+extra (``pip install -e '.[thirdparty]'``), and so do the buildbot and Scrapy targets; ``requires`` names the
 distribution a target needs beyond the harness's own dependencies.
 """
 
@@ -28,6 +28,8 @@ TWISTED_EXTRA = "scenarios.thirdparty.twisted_extra"
 SYNAPSE_EXTRA = "scenarios.thirdparty.synapse_extra"
 #: buildbot's Twisted utilities (debounce, poll, AsyncLRUCache), each with a buggy twin (tests/test_thirdparty_buildbot.py).
 BUILDBOT = "scenarios.thirdparty.buildbot_utils"
+#: Scrapy's downloader, CallLaterOnce and parallel, each with a buggy twin (tests/test_thirdparty_scrapy.py).
+SCRAPY = "scenarios.thirdparty.scrapy_utils"
 
 #: The distribution the Synapse targets need, and whether it is importable here.
 SYNAPSE_DISTRIBUTION = "matrix-synapse"
@@ -35,6 +37,8 @@ SYNAPSE_DISTRIBUTION = "matrix-synapse"
 
 #: The distribution the buildbot targets need.
 BUILDBOT_DISTRIBUTION = "buildbot"
+#: The distribution the Scrapy targets need.
+SCRAPY_DISTRIBUTION = "scrapy"
 
 
 def synapse_installed() -> bool:
@@ -45,6 +49,11 @@ def synapse_installed() -> bool:
 def buildbot_installed() -> bool:
     """Whether buildbot can be imported (without importing it)."""
     return importlib.util.find_spec("buildbot") is not None
+
+
+def scrapy_installed() -> bool:
+    """Whether Scrapy can be imported (without importing it)."""
+    return importlib.util.find_spec("scrapy") is not None
 
 
 SCENARIOS = (
@@ -90,6 +99,11 @@ SCENARIOS = (
     Scenario(f"{BUILDBOT}:repeated_action_restarted", "pass", "buildbot's RepeatedActionHandler(0.1), detached and re-attached (stop(), start()) at will", "buildbot RepeatedActionHandler"),
     Scenario(f"{BUILDBOT}:repeated_action_after_completion", "pass", "buildbot's RepeatedActionHandler(0.1, start_timer_after_action_completes=True): 100ms after each action ends", "buildbot RepeatedActionHandler"),
     Scenario(f"{BUILDBOT}:async_lru", "pass", "buildbot's AsyncLRUCache(max_size=1), two keys: concurrent misses share one fetch", "buildbot AsyncLRUCache"),
+    Scenario(f"{SCRAPY}:downloader_slots", "pass", "Scrapy's Downloader, CONCURRENT_REQUESTS_PER_DOMAIN=2, two domains: at most 2 per domain, in order", "scrapy Downloader"),
+    Scenario(f"{SCRAPY}:download_delay", "pass", "Scrapy's Downloader, DOWNLOAD_DELAY=0.1 with jitter 0.5: a domain's downloads 50-150ms apart, slot GC on", "scrapy Downloader"),
+    Scenario(f"{SCRAPY}:call_later_once", "pass", "Scrapy's CallLaterOnce.schedule(0.1) at each call: one invocation for the calls of 100ms", "scrapy CallLaterOnce"),
+    Scenario(f"{SCRAPY}:parallel", "pass", "Scrapy's utils.defer.parallel(iterable, 3, f): at most 3 calls at once, in order", "scrapy parallel"),
+    Scenario(f"{SCRAPY}:parallel_async", "pass", "Scrapy's utils.defer.parallel_async(aiterable, 3, f): at most 3 calls at once, in order", "scrapy parallel"),
 )
 
 
@@ -108,6 +122,8 @@ def requires(scenario: Scenario) -> str | None:
     """The distribution ``scenario`` needs beyond the harness's dependencies, if any."""
     if scenario.target.startswith(BUILDBOT + ":"):
         return BUILDBOT_DISTRIBUTION
+    if scenario.target.startswith(SCRAPY + ":"):
+        return SCRAPY_DISTRIBUTION
     synapse = scenario.target.startswith((SYNAPSE + ":", SYNAPSE_MORE + ":", SYNAPSE_EXTRA + ":"))
     return SYNAPSE_DISTRIBUTION if synapse else None
 
@@ -117,4 +133,6 @@ def available(scenario: Scenario) -> bool:
     needed = requires(scenario)
     if needed == BUILDBOT_DISTRIBUTION:
         return buildbot_installed()
+    if needed == SCRAPY_DISTRIBUTION:
+        return scrapy_installed()
     return needed is None or synapse_installed()
