@@ -89,7 +89,7 @@ def _cpu(work: Callable[[], Any]) -> float:
 def blocks(count: int, repeats: int) -> dict[str, list[float]]:
     """CPU seconds of each block over ``count`` schedules, ``repeats`` times each (alternated)."""
     target = bench._pool_target(50)
-    bench.bare_replay(bench.harness_campaign(10, 200)[1])  # warm up, as bench.py's small section does
+    bench.bare_replay(bench.harness_campaign(10, count)[1])  # warm up, as bench.py's small section does
     schedules = bench.harness_campaign(50, count)[1]
 
     def bare() -> float:
