@@ -70,14 +70,18 @@ class _Run:
         self.schedule = schedule
 
 
-@pytest.mark.parametrize("odd", ["", "no.such.kind"])
-def test_a_hand_made_trace_with_plain_string_kinds(odd: str) -> None:
+def _hand_made_run(odd: str) -> _Run:
+    """A run of a trace whose kinds are plain strings, ending with ``odd`` (a kind no ``EventKind``) if given."""
     trace = Trace(lambda: 0)
     kinds = ("submit", "submit", "job.start", "job.finish", "result", "job.start", "job.cancel", "submit", "failure")
     for job, kind in enumerate(kinds + ((odd,) if odd else ())):
         trace.raw.append((0, kind, job % 2, 1, ""))
-    schedule = _checked_runs("scenarios.pools:semaphore_pool", 1)[0].schedule
-    run = _Run(trace, schedule)
+    return _Run(trace, _checked_runs("scenarios.pools:semaphore_pool", 1)[0].schedule)
+
+
+@pytest.mark.parametrize("odd", ["", "no.such.kind"])
+def test_a_hand_made_trace_with_plain_string_kinds(odd: str) -> None:
+    run = _hand_made_run(odd)
     codes = facts_of(run).feature_codes  # type: ignore[arg-type]
     assert codes is not None and (min(codes) < 0) == bool(odd)  # a kind no EventKind: a negative code, walked
     assert features_of(run) == features(run)  # type: ignore[arg-type]
@@ -143,11 +147,7 @@ def test_the_codes_of_a_run_are_its_features(spec: str) -> None:
 
 @pytest.mark.parametrize("odd_kind", ["", "no.such.kind"])
 def test_a_hand_made_trace_s_codes_and_odd_features(odd_kind: str) -> None:
-    trace = Trace(lambda: 0)
-    kinds = ("submit", "submit", "job.start", "job.finish", "result", "job.start", "job.cancel", "submit", "failure")
-    for job, kind in enumerate(kinds + ((odd_kind,) if odd_kind else ())):
-        trace.raw.append((0, kind, job % 2, 1, ""))
-    run = _Run(trace, _checked_runs("scenarios.pools:semaphore_pool", 1)[0].schedule)
+    run = _hand_made_run(odd_kind)
     facts_of(run)  # type: ignore[arg-type]
     codes, odd = feature_codes_of(run)  # type: ignore[arg-type]
     assert _as_tuples(codes, odd) == features(run)  # type: ignore[arg-type]
