@@ -51,10 +51,11 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
 from random import Random
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from harness.run.facts import FEATURE_CAP as FEATURE_CAP  # running and waiting counts are capped at this in features
-from harness.run.facts import FEATURES, Facts
+from harness.run.facts import FEATURE_BASES, FEATURES, Facts
 from harness.run.lines import ArcTracer
 from harness.run.runner import Run
 from harness.model.schedule import Schedule
@@ -108,7 +109,12 @@ class Examples:
         self.strategy = strategy
         self.depth = depth
         self.pool: list[bytes] = []
-        self.features: set[tuple[str, int, int]] = set()
+        # The trace features seen so far (``features``), kept as the facts pass counts them: integer codes
+        # (``harness.run.facts.FEATURE_BASES``), and apart the features of a kind no ``EventKind`` (a walked
+        # hand-made trace), which have no code. Ints hash as themselves, where each feature tuple was hashed
+        # anew, element by element, every run.
+        self.seen: set[int] = set()
+        self.seen_odd: set[tuple[str, int, int]] = set()
         self.last: tuple[bytes, bool] | None = None  # the last blob, and whether it was decoded under the full menu
         guided = strategy in ("guided", "mixed")
         self.coverage = CoverageFeedback(tracer) if tracer is not None and guided else None
@@ -152,16 +158,25 @@ class Examples:
             return nullcontext()
         return self.coverage.watching()
 
+    @property
+    def features(self) -> set[tuple[str, int, int]]:
+        """The trace features seen so far (``features``'s tuples; each kind an ``EventKind`` where it has a code)."""
+        return {FEATURES[code] for code in self.seen} | self.seen_odd
+
     def feedback(self, run: Run) -> None:
         """Learn from the run of the last schedule: keep its bytes if it reached a new trace feature or arc."""
         if self.strategy not in ("guided", "mixed") or self.last is None:
             return
-        new = features_of(run) - self.features
+        codes, odd = feature_codes_of(run)
+        new = codes - self.seen
+        new_odd = odd - self.seen_odd if odd else odd
         arcs = self.coverage is not None and self.coverage.reached_new()
-        if not new and not arcs:
+        if not new and not new_odd and not arcs:
             return
-        if new and len(self.features) < MAX_FEATURES:
-            self.features |= new
+        if (new or new_odd) and len(self.seen) + len(self.seen_odd) < MAX_FEATURES:
+            self.seen |= new
+            if new_odd:
+                self.seen_odd |= new_odd
         blob, full_menu = self.last
         if not full_menu:  # a swarm example's bytes mean something else under the full menu
             return
@@ -173,13 +188,37 @@ class Examples:
 
 def features_of(run: Run) -> set[tuple[str, int, int]]:
     """``features(run)``, as the facts pass counted them when the run was checked (the campaign checks every
-    run before it learns from it), else by a walk over its events."""
+    run before it learns from it), else by a walk over its events (``feature_codes_of``, decoded)."""
+    codes, odd = feature_codes_of(run)
+    return {FEATURES[code] for code in codes} | odd
+
+
+def feature_codes_of(run: Run) -> tuple[AbstractSet[int], AbstractSet[tuple[str, int, int]]]:
+    """``features_of(run)`` as the guided search keeps it: the code of each feature whose kind has one
+    (``FEATURE_BASES``), and apart the features of a kind that has none (a hand-made trace's kind that is no
+    ``EventKind``). The codes are the facts pass's own set when the run was checked (not to be changed);
+    one code stands for exactly one feature (``FEATURES[code]``), so the codes seen and the odd features
+    seen hold what a set of the tuples would, and as many."""
     facts: Facts | None = run.__dict__.get("_facts")
     if facts is not None and facts.length == len(run.trace.raw):
         codes = facts.feature_codes
         if codes is not None and (not codes or min(codes) >= 0):  # (negative: a kind no EventKind, walked)
-            return {FEATURES[code] for code in codes}
-    return features(run)
+            return codes, _NO_FEATURES
+    coded: set[int] = set()
+    odd: set[tuple[str, int, int]] = set()
+    bases = FEATURE_BASES
+    for feature in features(run):
+        kind, running, waiting = feature
+        base = bases.get(kind)
+        if base is None:
+            odd.add(feature)
+        else:  # (a plain string equal to a member is that member's feature: a StrEnum hashes as its value)
+            coded.add(base + 8 * running + waiting)
+    return coded, odd
+
+
+#: No features (shared: never changed).
+_NO_FEATURES: frozenset[tuple[str, int, int]] = frozenset()
 
 
 def features(run: Run) -> set[tuple[str, int, int]]:
