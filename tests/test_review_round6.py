@@ -155,7 +155,6 @@ def test_f2_retry_until_success_declarable():
     assert _violations("flush_retry_forever", write) == []
 
 
-@pytest.mark.xfail(strict=True, reason="finding 3: key_limit's message names nobody when a job overlaps itself")
 def test_f3_key_limit_message_names_the_attempt():
     ops = (Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=210)),
            Submit(at_ms=0, job=1, spec=JobSpec(kind="fail", after_ms=0), key=1),
