@@ -11,6 +11,9 @@
 
 from __future__ import annotations
 
+import re
+import time
+from pathlib import Path
 from typing import Any, Callable
 
 from twisted.internet import defer
@@ -73,3 +76,58 @@ def test_distinct_jobs_keep_the_old_message() -> None:
                          Submit(0, 2, JobSpec("succeed", 10)), Submit(0, 3, JobSpec("succeed", 10))))
     [violation] = check(run_schedule(double_release_pool, schedule))
     assert violation.message == "3 jobs running at 10ms but the limit is 2: job 3 started while job 0, job 2 still ran"
+
+
+# -- finding 4 ---------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _user_docs() -> dict[str, str]:
+    """README and every docs page but the review pages (which quote what the docs once said)."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    return {str(p.relative_to(ROOT)): " ".join(p.read_text().split()) for p in pages if "reviews" not in p.parts}
+
+
+def test_no_page_promises_monotonic_timers_on_a_real_reactor() -> None:
+    promises = re.compile(r"monotonic[^.]{0,80}\bas on (a real|the real|twisted's) reactor", re.IGNORECASE)
+    assert [page for page, text in _user_docs().items() if promises.search(text)] == []
+
+
+def test_the_timer_advice_says_what_twisteds_reactors_do() -> None:
+    """target.md's advice and concepts.md's design choice both say a jump moves Twisted's own timers,
+    and that the harness does not inject it."""
+    docs = _user_docs()
+    for page in ("docs/reference/target.md", "docs/concepts.md"):
+        text = docs[page]
+        assert re.search(r"Twisted's own reactors.{0,200}`seconds\(\)` is `time\.time`", text), page
+        assert re.search(r"a jump moves (the|their) timers too", text), page
+        assert re.search(r"does not inject (it|that)", text), page
+
+
+def test_twisted_reactor_timers_follow_the_wall_clock() -> None:
+    """The fact the docs now state: a reactor's DelayedCall is due at seconds() + delay, and seconds()
+    is time.time, so a forward jump fires a pending timer at once and a backward one holds it back."""
+    from twisted.internet.base import ReactorBase
+    from twisted.internet.selectreactor import SelectReactor
+
+    assert ReactorBase.seconds is time.time
+    reactor = SelectReactor()
+    try:
+        now = [1000.0]
+        reactor.seconds = lambda: now[0]  # type: ignore[method-assign]
+        fired: list[str] = []
+        reactor.callLater(1.0, fired.append, "early")
+        now[0] += 0.5 + 5.0  # half a second passes, then the wall clock jumps 5 s forward
+        reactor.runUntilCurrent()
+        assert fired == ["early"]  # due at 1001.0, fired at 0.5 s
+        reactor.callLater(1.0, fired.append, "late")
+        now[0] -= 10.0  # a jump back of 10 s
+        now[0] += 1.5
+        reactor.runUntilCurrent()
+        assert fired == ["early"]  # 1.5 s later it still waits the jump out
+    finally:
+        reactor.removeAll()
+        for call in reactor.getDelayedCalls():
+            call.cancel()
+        reactor.waker.connectionLost(None)

@@ -163,7 +163,6 @@ def test_f3_key_limit_message_names_the_attempt():
     assert "while  still" not in message and "attempt" in message
 
 
-@pytest.mark.xfail(strict=True, reason="finding 4: target.md says callLater runs on monotonic time on a real reactor")
 def test_f4_docs_do_not_promise_monotonic_timers_on_a_real_reactor():
     text = (ROOT / "docs" / "reference" / "target.md").read_text()
     assert not re.search(r"monotonic time, under the harness as\s+on a real reactor", text)
