@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import re
+from xml.etree import ElementTree as ET
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -131,3 +132,58 @@ def test_twisted_reactor_timers_follow_the_wall_clock() -> None:
         for call in reactor.getDelayedCalls():
             call.cancel()
         reactor.waker.connectionLost(None)
+
+
+# -- finding 5 ---------------------------------------------------------------------------------
+
+
+def _summary(exercised: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "target": "pkg:pool", "seed": 1, "examples": 1588, "stopped_by": "budget", "error": None,
+        "elapsed_seconds": 20.0, "failures": [], "regressions": {"files": []}, "workers": [],
+        "invariants": ["concurrency.limit", "errors.propagate", "errors.poison", "user"],
+        "exercised": exercised,
+    }
+
+
+def _outs(xml: str) -> dict[str, str]:
+    root = ET.fromstring(xml)
+    return {case.get("name"): case.findtext("system-out") for case in root.iter("testcase") if case.find("system-out") is not None}
+
+
+def test_junit_gives_each_invariant_the_examples_that_judged_it() -> None:
+    """The review's campaign: 1588 examples, errors.poison exercised in 371 of them."""
+    from harness.output.junit import junit_from_summary
+
+    counts = {"concurrency.limit": 1588, "errors.propagate": 1588, "errors.poison": 371, "user.size_bounded": 0}
+    outs = _outs(junit_from_summary(_summary({"examples": 1588, "invariants": counts, "faults": {}})))
+    assert "held over" not in " ".join(outs.values())
+    assert outs["errors"].endswith(": errors.propagate 1588, errors.poison 371")
+    assert outs["errors"].startswith("no violation in 1588 examples;")
+    assert outs["user"].endswith(": user.size_bounded 0 (never exercised)")
+
+
+def test_junit_without_counts_claims_no_count_per_invariant() -> None:
+    """A summary that did not gather what was exercised (library use) says no count was recorded."""
+    from harness.output.junit import junit_from_summary
+
+    outs = _outs(junit_from_summary(_summary(None)))
+    assert outs["errors"] == (
+        "no violation in 1588 examples: errors.propagate, errors.poison (how many examples exercised each is not recorded)"
+    )
+
+
+def test_junit_from_a_campaign_counts_what_its_tally_counted(tmp_path) -> None:
+    """The library route (``junit_xml`` / ``write_junit``) takes the tally the CLI's summary holds."""
+    from harness import CampaignConfig, run_campaign
+    from harness.output.junit import junit_xml
+    from harness.search.exercised import Tally
+    from scenarios.pools import semaphore_pool
+
+    config = CampaignConfig(seed=4, max_examples=40, report_dir=str(tmp_path))
+    tally = Tally.for_target(semaphore_pool, config.menu)
+    result = run_campaign(semaphore_pool, "scenarios.pools:semaphore_pool", config, on_run=tally)
+    counts = tally.to_json()["invariants"]
+    assert 0 < counts["concurrency.limit"] < 40  # fewer than all: the old text said "held over 40"
+    text = _outs(junit_xml(result, semaphore_pool, tally.to_json()))["concurrency"]
+    assert f"concurrency.limit {counts['concurrency.limit']}" in text and "held over" not in text
