@@ -11,12 +11,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 from xml.etree import ElementTree as ET
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 
@@ -187,3 +189,92 @@ def test_junit_from_a_campaign_counts_what_its_tally_counted(tmp_path) -> None:
     assert 0 < counts["concurrency.limit"] < 40  # fewer than all: the old text said "held over 40"
     text = _outs(junit_xml(result, semaphore_pool, tally.to_json()))["concurrency"]
     assert f"concurrency.limit {counts['concurrency.limit']}" in text and "held over" not in text
+
+
+# -- finding 6 ---------------------------------------------------------------------------------
+
+pytest_plugins = ["pytester"]
+
+BUGGY = "scenarios.pools:double_release_pool"
+
+
+@pytest.fixture(scope="module")
+def corpus_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A real minimal failure of the buggy pool: (file name, its text), found once for the module."""
+    from harness import CampaignConfig, run_campaign
+
+    report_dir = tmp_path_factory.mktemp("reports")
+    result = run_campaign(load_target(BUGGY), BUGGY, CampaignConfig(max_examples=200, seed=15, report_dir=str(report_dir)))
+    (finding,) = result.findings
+    return finding.path.name, finding.path.read_text()
+
+
+def _corpus(pytester: pytest.Pytester, corpus_file: tuple[str, str]) -> Path:
+    name, text = corpus_file
+    directory = pytester.path / "harness-regressions"
+    directory.mkdir()
+    path = directory / name
+    path.write_text(text)
+    os.utime(path, (1_000_000_000, 1_000_000_000))  # an old file: any write would show in its mtime
+    return path
+
+
+def test_regression_item_names_the_file_it_read_without_saved(pytester: pytest.Pytester, corpus_file) -> None:
+    path = _corpus(pytester, corpus_file)
+    result = pytester.runpytest("-p", "no:twisted", "harness-regressions")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "reproduced exactly: the bug this regression file records is back" in out
+    assert "\nsaved: " not in out and "saved:" not in out
+    result.stdout.fnmatch_lines([
+        f"regression file: harness-regressions/{path.name}",
+        f"replay: harness replay harness-regressions/{path.name}",
+    ])
+    assert path.stat().st_mtime == 1_000_000_000  # read, never written
+    assert not (pytester.path / "reports").exists()
+
+
+FUZZ_BUGGY = f"""
+from harness.pytest import fuzz
+
+@fuzz("{BUGGY}", max_examples=200)
+def test_buggy_pool():
+    "The hand-rolled pool runs one job too many after a failure."
+"""
+
+# A conftest that makes every @fuzz campaign replay the regression corpus first (no setting does so
+# today): the finding is then the corpus file, which the campaign read and did not write.
+WITH_CORPUS = """
+import dataclasses
+import importlib
+import pytest
+
+fuzz_module = importlib.import_module("harness.pytest.fuzz")  # the attribute harness.pytest.fuzz is the decorator
+
+@pytest.fixture(autouse=True)
+def _replay_the_corpus(monkeypatch):
+    real = fuzz_module.run_campaign
+    def run(target, spec, config, *args, **kwargs):
+        return real(target, spec, dataclasses.replace(config, regressions="harness-regressions"), *args, **kwargs)
+    monkeypatch.setattr(fuzz_module, "run_campaign", run)
+"""
+
+
+def test_fuzz_item_says_saved_only_for_a_file_it_wrote(pytester: pytest.Pytester, corpus_file) -> None:
+    pytester.makepyfile(test_pools=FUZZ_BUGGY)
+    result = pytester.runpytest("-p", "no:twisted", "--harness-seed", "15", "test_pools.py")
+    result.assert_outcomes(failed=1)
+    (written,) = (pytester.path / "reports" / "failures").glob("*.json")
+    result.stdout.fnmatch_lines([f"saved: reports/failures/{written.name}"])
+    assert "regression file:" not in result.stdout.str()
+
+
+def test_fuzz_item_replaying_a_corpus_file_does_not_say_saved(pytester: pytest.Pytester, corpus_file) -> None:
+    path = _corpus(pytester, corpus_file)
+    pytester.makeconftest(WITH_CORPUS)
+    pytester.makepyfile(test_pools=FUZZ_BUGGY)
+    result = pytester.runpytest("-p", "no:twisted", "--harness-seed", "15", "test_pools.py")
+    result.assert_outcomes(failed=1)
+    assert "saved:" not in result.stdout.str()
+    result.stdout.fnmatch_lines([f"regression file: harness-regressions/{path.name}"])
+    assert path.stat().st_mtime == 1_000_000_000

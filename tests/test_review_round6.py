@@ -206,7 +206,6 @@ def test_f1_without_retries_the_wrong_error_is_caught():
     assert [v.invariant for v in check(run)] == ["time.timeout"]
 
 
-@pytest.mark.xfail(strict=True, reason="finding 6: pytest's regression item says 'saved:' for the file it only read")
 def test_f6_regression_item_does_not_claim_it_saved(tmp_path):
     result = _campaign(f"{PACKAGE}:client_deaf_to_cancel", tmp_path / "reports", max_examples=500)
     [finding] = result.findings
