@@ -72,13 +72,7 @@ def _limit(inv: concurrency._Overfill, run) -> Violation | None:
     limit = known(inv.limit(run.target))
     group_of = inv.group_of(run)
     for event, held in _overfull(run.trace, limit, group_of, inv.dropped(run)):
-        others = ", ".join(f"job {job}" for job, _ in held if job != event.job)
-        return inv.violation(
-            run,
-            f"{len(held)} {inv.jobs(group_of(event.job))} running at {format_ms(event.t_us)} but the "
-            f"{inv.limit_name} is {limit}: job {event.job} started while {others} still ran",
-            list(held.values()),
-        )
+        return inv.violation(run, inv.describe(run, event, held, limit), list(held.values()))
     return None
 
 

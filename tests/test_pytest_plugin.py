@@ -461,7 +461,7 @@ def test_regression_files_are_collected_one_item_each(pytester: pytest.Pytester,
             "FAIL concurrency.limit: 3 jobs running at *",
             "reproduced exactly: the bug this regression file records is back",
             "schedule: * operations; *",
-            "saved: harness-regressions/a_still_broken.json",
+            "regression file: harness-regressions/a_still_broken.json",
             "replay: harness replay harness-regressions/a_still_broken.json",
             "rerun: pytest 'harness-regressions/a_still_broken.json::concurrency.limit'",
         ]

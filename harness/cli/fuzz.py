@@ -229,7 +229,7 @@ def _write_reports(
         if args.json is not None:
             print(f"summary: {write_json(summary, args.json)}")
         if args.junit is not None:
-            print(f"junit: {write_junit(result, target, args.junit)}")
+            print(f"junit: {write_junit(result, target, args.junit, summary['exercised'])}")
     summary_written()
     if args.html:
         views = [view_of_finding(finding) for finding in result.findings]

@@ -35,8 +35,9 @@ class _Overfill(Invariant):
     def group_of(self, run: Run) -> Callable[[int], object]:
         return lambda job: None
 
-    def jobs(self, group: object) -> str:
-        return "jobs"
+    def of_group(self, group: object) -> str:
+        """How the message names ``group`` after its count ("2 jobs" + ``of_group``): nothing without groups."""
+        return ""
 
     def dropped(self, run: Run) -> dict[int, list[tuple[int, int]]]:
         """Attempts no longer counted from a trace index on, though they still run: none by default."""
@@ -48,14 +49,42 @@ class _Overfill(Invariant):
             return None  # no group of running attempts was ever larger than all of them: nothing to walk
         group_of = self.group_of(run)
         for event, held in _overfull(run.trace, limit, group_of, self.dropped(run)):
-            others = ", ".join(f"job {job}" for job, _ in held if job != event.job)
-            return self.violation(
-                run,
-                f"{len(held)} {self.jobs(group_of(event.job))} running at {format_ms(event.t_us)} but the "
-                f"{self.limit_name} is {limit}: job {event.job} started while {others} still ran",
-                list(held.values()),
-            )
+            return self.violation(run, self.describe(run, event, held, limit), list(held.values()))
         return None
+
+    def describe(self, run: Run, event: Event, held: dict[tuple[int, int], int], limit: int) -> str:
+        """The message for the start ``event`` that overfilled its group (``held``: the group's running
+        attempts, ``(job, attempt)`` -> trace index of the start, ``event``'s own attempt among them).
+
+        A job with one attempt held is named alone ("job 3"). A job with several held (a retry or a
+        repeat called while its earlier attempt still runs) has its attempts named, with their start
+        times when it is the starting job's own ("job 0 attempt 1 started at 50ms while its attempt 0
+        (started at 0ms) still ran"), and the count says executions, not jobs, since fewer jobs ran."""
+        group = self.group_of(run)(event.job)
+        by_job: dict[int, list[int]] = {}
+        for job, attempt in held:
+            by_job.setdefault(job, []).append(attempt)
+        noun = "jobs" if len(by_job) == len(held) else "executions"
+        at = format_ms(event.t_us)
+        head = f"{len(held)} {noun}{self.of_group(group)} running at {at} but the {self.limit_name} is {limit}"
+        own = sorted(a for a in by_job.pop(event.job) if a != event.attempt)
+        if not own:
+            starter = f"job {event.job} started"
+            others = []
+        else:
+            times = ", ".join(format_ms(run.trace[held[(event.job, a)]].t_us) for a in own)
+            starter = f"job {event.job} attempt {event.attempt} started at {at}"
+            others = [f"its {_attempts(own)} (started at {times})"]
+        for job, attempts in by_job.items():
+            others.append(f"job {job}" if len(attempts) == 1 else f"job {job}'s {_attempts(sorted(attempts))}")
+        return f"{head}: {starter} while {', '.join(others)} still ran"
+
+
+def _attempts(numbers: list[int]) -> str:
+    """``attempt 0`` or ``attempts 0 and 1`` or ``attempts 0, 1 and 2``."""
+    if len(numbers) == 1:
+        return f"attempt {numbers[0]}"
+    return f"attempts {', '.join(map(str, numbers[:-1]))} and {numbers[-1]}"
 
 
 def _overfull(
@@ -109,8 +138,8 @@ class KeyLimit(_Overfill):
         jobs = facts_of(run).jobs
         return lambda job: jobs[job].key if job in jobs else None
 
-    def jobs(self, group: object) -> str:
-        return f"jobs of key {group}"
+    def of_group(self, group: object) -> str:
+        return f" of key {group}"
 
     def dropped(self, run: Run) -> dict[int, list[tuple[int, int]]]:
         """Shared: an execution every caller of its key has cancelled is abandoned; nobody waits for it, so

@@ -7,6 +7,9 @@ a family with a violation is a failing case carrying the message and the
 file to replay; a family none of whose invariants apply to the target (it
 declared none of their promises) is skipped; the rest pass. Families come
 from the invariant registry, plus those of any failure (a user invariant).
+A passing case names each of its invariants with the examples that exercised
+it (gave it something to judge: the summary's ``exercised.invariants``), not
+the campaign's whole count, which an invariant judged in fewer did not earn.
 A worker of a parallel campaign that crashed is a test case in error.
 The document is built from the JSON summary's data, so ``harness merge``
 writes the same report for shards merged after the fact.
@@ -36,8 +39,11 @@ def _text(value: object) -> str:
     return _NOT_XML.sub("?", str(value))
 
 
-def junit_xml(result: CampaignResult, target: Target) -> str:
-    """The campaign as a JUnit XML document (a ``testsuites`` root holding one ``testsuite``)."""
+def junit_xml(result: CampaignResult, target: Target, exercised: dict[str, Any] | None = None) -> str:
+    """The campaign as a JUnit XML document (a ``testsuites`` root holding one ``testsuite``).
+
+    ``exercised`` is what the campaign exercised (``Tally.to_json()``, the summary's ``exercised``):
+    with it a passing family gives each invariant's count of examples that exercised it."""
     return junit_from_summary(
         {
             "target": result.target,
@@ -64,6 +70,7 @@ def junit_xml(result: CampaignResult, target: Target) -> str:
                 ]
             },
             "workers": [report.to_json() for report in worker_reports(result)],
+            "exercised": exercised,
         }
     )
 
@@ -75,6 +82,7 @@ def junit_from_summary(summary: dict[str, Any]) -> str:
     in ``invariants`` (the ones that apply to the target), else are skipped.
     A crashed worker is a test case of its own, in error.
     """
+    judged: dict[str, int] | None = (summary.get("exercised") or {}).get("invariants")
     applicable: dict[str, list[str]] = {}
     for name in summary.get("invariants") or ():
         applicable.setdefault(family_of(name), []).append(name)
@@ -108,7 +116,7 @@ def junit_from_summary(summary: dict[str, Any]) -> str:
             failure.text = _text("\n\n".join(_describe(each) for each in failures))
         elif family in applicable:
             out = ET.SubElement(case, "system-out")
-            out.text = _text(f"held over {summary['examples']} examples: {', '.join(applicable[family])}")
+            out.text = _text(_held(family, applicable[family], summary["examples"], judged))
         else:
             counts["skipped"] += 1
             ET.SubElement(
@@ -146,6 +154,20 @@ def junit_from_summary(summary: dict[str, Any]) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
+def _held(family: str, names: list[str], examples: int, judged: dict[str, int] | None) -> str:
+    """A passing family's text: no violation in the campaign's examples, and for each invariant how many
+    of them exercised it (``judged``; the user family's entries are its invariants one by one). Without
+    the counts (a summary that did not gather them) it says so, never that each held over every example."""
+    counts = [(name, count) for name, count in (judged or {}).items() if family_of(name) == family]
+    if not counts:
+        return (
+            f"no violation in {examples} examples: {', '.join(names)} "
+            "(how many examples exercised each is not recorded)"
+        )
+    each = ", ".join(f"{name} {count}" + (" (never exercised)" if not count else "") for name, count in counts)
+    return f"no violation in {examples} examples; examples that exercised each invariant (gave it something to judge): {each}"
+
+
 def _describe(failure: dict[str, Any]) -> str:
     lines = [f"{failure['invariant']}: {failure['message']}"]
     path = failure["file"]
@@ -160,6 +182,8 @@ def _describe(failure: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_junit(result: CampaignResult, target: Target, path: str | os.PathLike[str]) -> Path:
-    """Write the JUnit XML report (atomically)."""
-    return write_atomic(path, junit_xml(result, target))
+def write_junit(
+    result: CampaignResult, target: Target, path: str | os.PathLike[str], exercised: dict[str, Any] | None = None
+) -> Path:
+    """Write the JUnit XML report (atomically); ``exercised`` as for ``junit_xml``."""
+    return write_atomic(path, junit_xml(result, target, exercised))

@@ -161,7 +161,11 @@ def run_fuzz_test(request: pytest.FixtureRequest, fuzz_test: FuzzTest) -> None:
         rerun_nodeid(config, node.nodeid), ["--harness-seed", str(result.seed), *settings.rerun_args]
     )
     not_saved = f"{stopped}" if stopped is not None and finding.path is None else ""
-    text = failure_message(finding.record, path=finding.path, start=start, rerun=rerun, not_saved=not_saved)
+    # A regression file a campaign replayed is its path, read and not written: "saved:" only for a file written.
+    label = "regression file" if finding.source == "regression" else "saved"
+    text = failure_message(
+        finding.record, path=finding.path, start=start, rerun=rerun, not_saved=not_saved, path_label=label
+    )
     if stopped is not None and not not_saved:
         text += f"\nharness: then {stopped}"
     raise InvariantViolated(text, finding.record, finding.path)

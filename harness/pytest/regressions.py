@@ -98,6 +98,7 @@ class RegressionItem(pytest.Item):
             rerun=rerun_line(rerun_nodeid(self.config, self.nodeid)),
             schedule_label="",
             note=f"{how}: the bug this regression file records is back",
+            path_label="regression file",  # read and replayed, not written: never "saved:"
         )
         raise InvariantViolated(text, again, self.path)
 

@@ -73,8 +73,13 @@ def failure_message(
     schedule_label: str = "minimal ",
     note: str = "",
     not_saved: str = "",
+    path_label: str = "saved",
 ) -> str:
-    """The full text of a failure, as ``harness fuzz`` prints it plus the pytest rerun line."""
+    """The full text of a failure, as ``harness fuzz`` prints it plus the pytest rerun line.
+
+    ``path_label`` names the file at ``path``: ``saved`` for one just written (a fuzzed failure), else
+    what it is (``regression file``, read and replayed, not written), so the text never says a file
+    it only read was saved; the CLI prints no ``saved:`` line for a regression either."""
     lines = [f"FAIL {record.invariant}: {record.message}"]
     if note:
         lines.append(note)
@@ -93,7 +98,7 @@ def failure_message(
         "",
     ]
     if path is not None:
-        lines.append(f"saved: {display_path(path, start)}")
+        lines.append(f"{path_label}: {display_path(path, start)}")
         lines.append(f"replay: {replay_line(path, start)}")
     elif not_saved:
         lines.append(f"not saved: {not_saved}")

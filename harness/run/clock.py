@@ -14,7 +14,9 @@ Differences from ``task.Clock``, each one a fault real reactors have:
   jump forward or back. Delayed calls are kept on monotonic virtual time, so
   code that relies on ``callLater`` delays is unaffected, while code that
   computes deadlines from ``seconds()`` readings sees the jump, as it would
-  on a reactor whose ``seconds()`` is ``time.time()``.
+  on a reactor whose ``seconds()`` is ``time.time()``. (Twisted's own
+  reactors also keep their timers on ``seconds()``, so there a jump moves
+  them too; that fault is not modelled: these timers are monotonic.)
 * **Late wakes.** With a ``jitter`` (a busy reactor) each call draws a
   seeded lateness, and the reactor, driven by ``run_until``, wakes that late
   for it; with a ``step`` (a stalled or ticking reactor) it wakes only on
