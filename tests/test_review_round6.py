@@ -183,13 +183,11 @@ def test_f5_junit_counts_what_each_invariant_judged(tmp_path):
             assert exercised["invariants"].get(name) == int(total), (name, exercised["invariants"].get(name), total)
 
 
-@pytest.mark.xfail(strict=True, reason="finding 1: with retries, a caller failed with CancelledError at the deadline passes")
 def test_f1_deadline_with_retries_checks_the_error():
     """Without `retries` the same target is caught by time.timeout (checked below)."""
     assert "time.timeout" in _violations("client_wrong_error", Submit(at_ms=0, job=0, spec=JobSpec(kind="hang")))
 
 
-@pytest.mark.xfail(strict=True, reason="finding 1: retries=0 (the docs' advice for a plain pool) lifts the timeout's error check")
 def test_f1_retries_zero_keeps_the_timeout_error_check():
     assert _violations("keeps_cancel_retries0", Submit(at_ms=0, job=0, spec=JobSpec(kind="hang"))) == ["time.timeout"]
 

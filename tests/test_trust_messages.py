@@ -262,6 +262,10 @@ MESSAGES: tuple[Row, ...] = (
         _cancel_timeout_converted, S(Submit(0, 0, HANG))),
     Row("timeout.declared_error", "time.timeout", "not JobTimedOut", _own_timeout_error_wrong,
         _own_timeout_error_right, S(Submit(0, 0, HANG))),
+    # retries with a timeout from the start (each attempt's): the subject's own cancel is no error the job produced
+    Row("timeout.kept_cancel", "time.timeout", "job 0's attempt 0 timed out at 300ms and its Deferred failed at 300ms "
+        "with CancelledError, though its caller never cancelled", replace(_cancel_timeout_raw, retries=0),
+        replace(_cancel_timeout_converted, retries=0), S(Submit(0, 0, HANG))),
     Row("timeout.never_started", "time.timeout", "never started, yet its Deferred failed with TimeoutError",
         "scenarios.shedding:timeout_shedding_pool", "scenarios.shedding:queue_deadline_pool",
         S(Submit(0, 0, HANG), Submit(0, 1, HANG), Submit(0, 2, ok()))),

@@ -1,0 +1,135 @@
+"""Review 6's findings 1 and 2 (docs/reviews/outside-user-6.md), fixed, each shown both ways.
+
+Finding 1: with ``retries`` declared, a caller failed with the cancel error of an attempt the subject
+cancelled at its timeout passed ``time.timeout``. Now a whole-request deadline (``timeout_from="submit"``)
+holds the caller to the timeout error at T, retries or not; a timeout from ``"start"`` with retries (each
+attempt's) still lets the caller get the timeout error or an error one of its attempts raised once the
+subject gives up, but never the cancel error of the subject's own cancel.
+
+Finding 2: ``retries=math.inf`` (with ``backoff_ms``) declares a subject that retries a failed job until
+it lands: a caller whose attempts keep failing, each retried within the backoff, is not stranded by its
+own failure at the drain horizon; one whose subject stopped retrying (no attempt running, none due within
+the backoff) still is (``errors.poison``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from twisted.internet import task
+from twisted.internet.defer import Deferred, maybeDeferred
+
+from harness import CampaignConfig, ClockPolicy, JobSpec, Schedule, Submit, Target, check, load_target, run_campaign, run_schedule
+
+ROUND6 = "scenarios.review.round6.targets"
+HANG = JobSpec(kind="hang")
+
+
+def _violations(target: Target, *ops, clock: ClockPolicy = ClockPolicy()) -> list[Any]:
+    return check(run_schedule(target, Schedule(ops=tuple(ops), clock=clock)))
+
+
+def _campaign(spec: str, tmp_path, max_examples: int, seed: int = 1, strategy: str = "mixed"):
+    config = CampaignConfig(max_examples=max_examples, seed=seed, strategy=strategy, report_dir=str(tmp_path),
+                            regressions=None, database=None, max_failures=1)
+    return run_campaign(load_target(spec), spec, config)
+
+
+# -- finding 1 -------------------------------------------------------------------------------------
+
+
+class AttemptTimeoutRetry:
+    """Each attempt under a 300 ms ``addTimeout``, retried 50 ms after a failure, at most twice; the caller
+    gets the last attempt's error. ``keep_cancel``: the timeout keeps the ``CancelledError`` of its own
+    cancel (``onTimeoutCancel`` returning it) instead of turning it into ``TimeoutError``."""
+
+    def __init__(self, clock: Any, keep_cancel: bool = False) -> None:
+        self.clock = clock
+        self.keep_cancel = keep_cancel
+
+    def submit(self, job: Any) -> Deferred[Any]:
+        caller: Deferred[Any] = Deferred()
+
+        def attempt(n: int) -> None:
+            d = maybeDeferred(job)
+            if self.keep_cancel:
+                d.addTimeout(0.3, self.clock, onTimeoutCancel=lambda result, timeout: result)
+            else:
+                d.addTimeout(0.3, self.clock)
+
+            def failed(failure: Any) -> None:
+                if n < 2:
+                    task.deferLater(self.clock, 0.05, attempt, n + 1)
+                else:
+                    caller.errback(failure)
+
+            d.addCallbacks(caller.callback, failed)
+
+        attempt(0)
+        return caller
+
+
+def _attempt_timeout(keep_cancel: bool) -> Target:
+    return Target(build=lambda clock: AttemptTimeoutRetry(clock, keep_cancel), timeout_ms=300, retries=2,
+                  backoff_ms=(50, 50), cancellable=False)
+
+
+def test_f1_whole_request_deadline_with_retries_holds_the_caller_to_the_timeout_error():
+    """Fails on the old code: the one-operation schedule passed every invariant."""
+    [found] = _violations(load_target(f"{ROUND6}:client_wrong_error"), Submit(at_ms=0, job=0, spec=HANG))
+    assert found.invariant == "time.timeout"
+    assert found.message == "job 0 timed out at 1000ms but its Deferred fired with CancelledError: , not DeadlineExceeded"
+    assert _violations(load_target(f"{ROUND6}:client_ok"), Submit(at_ms=0, job=0, spec=HANG)) == []
+
+
+def test_f1_whole_request_deadline_after_failed_attempts():
+    """Two retryable failures, then an attempt that hangs to the deadline: the caller still gets
+    DeadlineExceeded at T, not the attempt's cancel error (nor the earlier attempts' error)."""
+    spec = JobSpec(kind="fail", after_ms=100, error="Retryable")
+    ops = (Submit(at_ms=0, job=0, spec=spec, then=(spec, HANG)),)
+    assert _violations(load_target(f"{ROUND6}:client_ok"), *ops) == []
+    [found] = _violations(load_target(f"{ROUND6}:client_wrong_error"), *ops)
+    assert found.invariant == "time.timeout" and "not DeadlineExceeded" in found.message
+
+
+def test_f1_retries_zero_keeps_the_error_check():
+    """Fails on the old code: retries=0, as the docs advise for a plain pool, lifted the check."""
+    [found] = _violations(load_target(f"{ROUND6}:keeps_cancel_retries0"), Submit(at_ms=0, job=0, spec=HANG))
+    assert found.invariant == "time.timeout"
+    assert "attempt 0 timed out at 300ms and its Deferred failed at 300ms with CancelledError, though its caller never cancelled" in found.message
+
+
+def test_f1_per_attempt_timeout_with_retries_both_ways():
+    """A timeout from the start with retries: every attempt hangs and times out; the caller gets the last
+    attempt's TimeoutError (clean), or the kept CancelledError of the subject's own cancel (caught, and
+    not on the old code)."""
+    ops = (Submit(at_ms=0, job=0, spec=HANG),)
+    assert _violations(_attempt_timeout(keep_cancel=False), *ops) == []
+    [found] = _violations(_attempt_timeout(keep_cancel=True), *ops)
+    assert found.invariant == "time.timeout"
+    assert found.message.startswith("job 0's attempt 2 timed out at 1000ms and its Deferred failed at 1000ms with CancelledError")
+
+
+def test_f1_per_attempt_timeout_the_last_attempts_own_error_goes():
+    """What target.md allows stays allowed: attempts time out, the last one fails with its own error, and
+    the caller gets that error (errors.propagate judges it), keep_cancel or not."""
+    ops = (Submit(at_ms=0, job=0, spec=HANG, then=(HANG, JobSpec(kind="fail", after_ms=10))),)
+    for keep_cancel in (False, True):
+        assert _violations(_attempt_timeout(keep_cancel), *ops) == []
+
+
+def test_f1_twin_caught_by_a_campaign(tmp_path):
+    """The twin the review's campaigns missed (5 seeds x 3000 examples) is found, named time.timeout."""
+    result = _campaign(f"{ROUND6}:client_wrong_error", tmp_path, max_examples=500)
+    assert [f.violation.invariant for f in result.findings] == ["time.timeout"]
+    assert result.findings[0].examples_to_detect is not None and result.findings[0].examples_to_detect <= 500
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["mixed", "pct"])
+def test_f1_correct_client_clean_over_a_long_campaign(strategy, tmp_path):
+    result = _campaign(f"{ROUND6}:client_ok", tmp_path, max_examples=2000, seed=5, strategy=strategy)
+    assert result.error is None
+    assert result.findings == [], [f.violation.message for f in result.findings]
