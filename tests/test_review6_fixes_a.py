@@ -133,3 +133,93 @@ def test_f1_correct_client_clean_over_a_long_campaign(strategy, tmp_path):
     result = _campaign(f"{ROUND6}:client_ok", tmp_path, max_examples=2000, seed=5, strategy=strategy)
     assert result.error is None
     assert result.findings == [], [f.violation.message for f in result.findings]
+
+
+# -- finding 2 -------------------------------------------------------------------------------------
+
+from dataclasses import replace  # noqa: E402
+
+from harness import Stop, TargetError  # noqa: E402
+from scenarios.review.round6 import coalesce  # noqa: E402
+from scenarios.review.round6.targets import PatientGate, flush_retry_forever  # noqa: E402
+
+
+class GivesUpFlusher(coalesce.CoalescingFlusher):
+    """The twin: after three failed flushes in a row (not stopping) the batch is dropped silently; nobody is
+    told, and its writers' callers wait for ever."""
+
+    failures = 0
+
+    def _flushed(self, result: Any) -> None:
+        self.failures = 0
+        super()._flushed(result)
+
+    def _flush_failed(self, failure: Any) -> None:
+        self.failures += 1
+        if self.failures >= 3 and not self.stopping:
+            self.inflight = None  # BUG: the batch is dropped, and no retry is armed
+            return
+        super()._flush_failed(failure)
+
+
+flush_gives_up = replace(flush_retry_forever, build=lambda clock: PatientGate(clock, GivesUpFlusher),
+                         description="review 6 fixes: a flusher that stops retrying silently")
+WRITE_FAILS = Submit(at_ms=0, job=0, spec=JobSpec(kind="raise"))
+
+
+def test_f2_retries_inf_is_declarable():
+    """Fails on the old code (retries=math.inf was refused)."""
+    assert flush_retry_forever.retries == math.inf and flush_retry_forever.retries_unbounded
+    assert Target(build=object, retries=math.inf, backoff_ms=(10, 20)).retries_unbounded
+    assert not Target(build=object, retries=3).retries_unbounded
+
+
+def test_f2_retries_inf_needs_backoff_and_no_other_float():
+    with pytest.raises(TargetError, match="declare backoff_ms"):
+        Target(build=object, retries=math.inf)
+    with pytest.raises(TargetError, match="math.inf"):
+        Target(build=object, retries=2.5, backoff_ms=(10, 20))
+    with pytest.raises(TargetError, match="periodic"):
+        Target(build=lambda clock, work: None, kind="periodic", interval_ms=100, retries=math.inf, backoff_ms=(1, 2))
+
+
+def test_f2_a_write_retried_until_the_drain_is_not_stranded():
+    """Fails on the old code: errors.poison at the drain horizon."""
+    assert _violations(flush_retry_forever, WRITE_FAILS) == []
+    assert _violations(flush_retry_forever, WRITE_FAILS, Stop(at_ms=0)) == []
+
+
+def test_f2_a_subject_that_stops_retrying_is_caught():
+    found, *rest = _violations(flush_gives_up, WRITE_FAILS)
+    assert found.invariant == "errors.poison"
+    assert [v.invariant for v in rest] == ["user.flush_stop_is_durable"]  # the teardown stop() saw nothing pending
+    assert "its attempt 2 failed at 250ms and no retry came within the declared backoff" in found.message
+    # stopped early, the twin's stop() still answers (gives up loudly): nothing to catch
+    assert _violations(flush_gives_up, WRITE_FAILS, Stop(at_ms=0)) == []
+
+
+def test_f2_without_the_declaration_the_twin_and_the_correct_flusher_look_alike():
+    """What the declaration buys: without it both strand the caller (errors.poison), so the twin's silent stop
+    could not be told from retrying."""
+    undeclared = replace(flush_retry_forever, retries=None, backoff_ms=None)
+    assert [v.invariant for v in _violations(undeclared, WRITE_FAILS)] == ["errors.poison"]
+
+
+def test_f2_twin_caught_by_a_campaign(tmp_path, monkeypatch):
+    import sys
+    monkeypatch.setattr(sys.modules[__name__], "flush_gives_up", flush_gives_up, raising=False)
+    result = _campaign(f"{__name__}:flush_gives_up", tmp_path, max_examples=500)
+    assert [f.violation.invariant for f in result.findings] == ["errors.poison"]
+
+
+def test_f2_correct_flusher_clean(tmp_path):
+    result = _campaign(f"{ROUND6}:flush_retry_forever", tmp_path, max_examples=400)
+    assert result.error is None and result.findings == [], [f.violation.message for f in result.findings]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy, seed", [("mixed", 5), ("pct", 7), ("swarm", 9)])
+def test_f2_correct_flusher_clean_over_a_long_campaign(strategy, seed, tmp_path):
+    result = _campaign(f"{ROUND6}:flush_retry_forever", tmp_path, max_examples=2000, seed=seed, strategy=strategy)
+    assert result.error is None
+    assert result.findings == [], [f.violation.message for f in result.findings]

@@ -145,11 +145,10 @@ def test_h2_sink_waits_for_every_write_of_a_batch():
 
 # -- findings that need a harness change: strict xfails, they flip when fixed --
 
-@pytest.mark.xfail(strict=True, reason="finding 2: a write retried until it lands cannot be declared")
 def test_f2_retry_until_success_declarable():
-    """A fix that adds a declaration (retries=math.inf?) adds it to `flush_retry_forever`. With an
-    early stop() the same write passes (stop gives up and fails the caller); without one, the
-    flusher retries until the drain horizon and the caller is stranded by its own failure."""
+    """Fixed (fix6a): `flush_retry_forever` declares retries=math.inf with its backoff. With an early
+    stop() the write passes (stop gives up and fails the caller); without one, the flusher retries
+    until the drain horizon, and a caller whose write is still being retried is not stranded."""
     write = Submit(at_ms=0, job=0, spec=JobSpec(kind="raise"))
     assert _violations("flush_retry_forever", write, Stop(at_ms=0)) == []
     assert _violations("flush_retry_forever", write) == []
