@@ -164,6 +164,26 @@ class GivesUpFlusher(coalesce.CoalescingFlusher):
 
 flush_gives_up = replace(flush_retry_forever, build=lambda clock: PatientGate(clock, GivesUpFlusher),
                          description="review 6 fixes: a flusher that stops retrying silently")
+
+
+class TickingGate(PatientGate):
+    """The twin's glue with a housekeeping tick (a LoopingCall every second, stopped by stop()): the run
+    no longer drains with nothing scheduled, so only the backoff bound tells the twin stopped retrying."""
+
+    def __init__(self, clock: Any, cls: type[coalesce.CoalescingFlusher]) -> None:
+        super().__init__(clock, cls)
+        self.tick = task.LoopingCall(lambda: None)
+        self.tick.clock = clock
+        self.tick.start(1.0, now=False)
+
+    def stop(self) -> Deferred[Any]:
+        if self.tick.running:
+            self.tick.stop()
+        return super().stop()
+
+
+flush_gives_up_ticking = replace(flush_retry_forever, build=lambda clock: TickingGate(clock, GivesUpFlusher),
+                                 description="review 6 fixes: the silent twin beside a housekeeping tick")
 WRITE_FAILS = Submit(at_ms=0, job=0, spec=JobSpec(kind="raise"))
 
 
@@ -193,9 +213,19 @@ def test_f2_a_subject_that_stops_retrying_is_caught():
     found, *rest = _violations(flush_gives_up, WRITE_FAILS)
     assert found.invariant == "errors.poison"
     assert [v.invariant for v in rest] == ["user.flush_stop_is_durable"]  # the teardown stop() saw nothing pending
-    assert "its attempt 2 failed at 250ms and no retry came within the declared backoff" in found.message
+    assert "its attempt 2 failed at 250ms and the run drained at 350ms with nothing left scheduled" in found.message
     # stopped early, the twin's stop() still answers (gives up loudly): nothing to catch
     assert _violations(flush_gives_up, WRITE_FAILS, Stop(at_ms=0)) == []
+
+
+def test_f2_a_subject_that_stops_retrying_beside_other_timers_is_caught():
+    """Calls still scheduled at the drain (a tick), but no retry within the backoff's high bound: caught; the
+    correct flusher beside the same tick is clean."""
+    found, *_ = _violations(flush_gives_up_ticking, WRITE_FAILS)
+    assert found.invariant == "errors.poison"
+    assert "its attempt 2 failed at 250ms and no retry came within the declared backoff (up to 6150ms)" in found.message
+    ticking_ok = replace(flush_retry_forever, build=lambda clock: TickingGate(clock, coalesce.CoalescingFlusher))
+    assert _violations(ticking_ok, WRITE_FAILS) == []
 
 
 def test_f2_without_the_declaration_the_twin_and_the_correct_flusher_look_alike():

@@ -483,9 +483,12 @@ MESSAGES: tuple[Row, ...] = (
     Row("poison_own", "errors.poison", "never finished after its own attempt failed at 0ms, and no other job failed",
         "scenarios.review.round4.mistakes:swr_blind", "scenarios.review.round4.targets:swr", S(Submit(0, 0, JobSpec("raise")))),
     # review 6, finding 2: retries=math.inf, and the subject stopped retrying the job silently
-    Row("poison_gave_up", "errors.poison", "its attempt 2 failed at 250ms and no retry came within the declared backoff",
-        "tests.test_review6_fixes_a:flush_gives_up", "scenarios.review.round6.targets:flush_retry_forever",
-        S(Submit(0, 0, JobSpec("raise")))),
+    Row("poison_gave_up", "errors.poison", "its attempt 2 failed at 250ms and the run drained at 350ms with nothing "
+        "left scheduled, no retry to come", "tests.test_review6_fixes_a:flush_gives_up",
+        "scenarios.review.round6.targets:flush_retry_forever", S(Submit(0, 0, JobSpec("raise")))),
+    Row("poison_gave_up_ticking", "errors.poison", "its attempt 2 failed at 250ms and no retry came within the declared "
+        "backoff (up to 6150ms)", "tests.test_review6_fixes_a:flush_gives_up_ticking",
+        "scenarios.review.round6.targets:flush_retry_forever", S(Submit(0, 0, JobSpec("raise")))),
     # leaks
     Row("leaks.calls", "leaks.calls", "a DelayedCall is still pending", "scenarios.heartbeat:watchdog_heartbeat",
         "scenarios.heartbeat:heartbeat", S(Start(0, 0, ok()), Stop(250))),

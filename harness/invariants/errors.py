@@ -299,12 +299,18 @@ class Poison(Invariant):
                 # this one's subject stopped retrying it
                 last = job.attempts[-1]
                 high = known(run.target.backoff_range(last.n + 1))[1]
+                drained = known(facts.drained)  # (a stranded job is judged at the drain)
+                if facts.events[drained][4] == "pending=0":
+                    gap = (f"the run drained at {format_ms(facts.time(drained))} with nothing left scheduled, no "
+                           "retry to come")
+                else:
+                    gap = f"no retry came within the declared backoff (up to {high:g}ms)"
                 return self.violation(
                     run,
                     f"{submitted}, never finished: its attempt {last.n} failed at "
-                    f"{format_ms(facts.time(known(last.end)))} and no retry came within the declared backoff "
-                    f"(up to {high:g}ms), yet its caller was never answered; retries=math.inf promises a failed job "
-                    "is retried until it lands (the subject stopped retrying it silently)",
+                    f"{format_ms(facts.time(known(last.end)))} and {gap}, yet its caller was never answered; "
+                    "retries=math.inf promises a failed job is retried until it lands (the subject stopped "
+                    "retrying it silently)",
                     [known(job.submit), known(last.end)],
                 )
             return self.violation(
