@@ -235,10 +235,8 @@ def test_f2_without_the_declaration_the_twin_and_the_correct_flusher_look_alike(
     assert [v.invariant for v in _violations(undeclared, WRITE_FAILS)] == ["errors.poison"]
 
 
-def test_f2_twin_caught_by_a_campaign(tmp_path, monkeypatch):
-    import sys
-    monkeypatch.setattr(sys.modules[__name__], "flush_gives_up", flush_gives_up, raising=False)
-    result = _campaign(f"{__name__}:flush_gives_up", tmp_path, max_examples=500)
+def test_f2_twin_caught_by_a_campaign(tmp_path):
+    result = _campaign("tests.test_review6_fixes_a:flush_gives_up", tmp_path, max_examples=500)
     assert [f.violation.invariant for f in result.findings] == ["errors.poison"]
 
 
