@@ -112,6 +112,28 @@ def test_f1_per_attempt_timeout_with_retries_both_ways():
     assert found.message.startswith("job 0's attempt 2 timed out at 1000ms and its Deferred failed at 1000ms with CancelledError")
 
 
+class RenamesTimeout:
+    """A plain timeout wrapper failing the caller with ``RuntimeError("timed out")`` at its timeout (review6's
+    ``renames_timeout_retries0``, added after this fix started)."""
+
+    def __init__(self, clock: Any) -> None:
+        self.clock = clock
+
+    def submit(self, job: Any) -> Deferred[Any]:
+        from twisted.python.failure import Failure
+
+        return maybeDeferred(job).addTimeout(
+            0.3, self.clock, onTimeoutCancel=lambda result, timeout: Failure(RuntimeError("timed out")))
+
+
+def test_f1_retries_zero_any_error_not_the_jobs_is_caught():
+    """Not only the cancel error: an error neither the timeout's nor raised by an attempt (RuntimeError) at a
+    per-attempt timeout is caught with retries=0 too."""
+    renames = Target(build=RenamesTimeout, timeout_ms=300, retries=0)
+    [found] = _violations(renames, Submit(at_ms=0, job=0, spec=HANG))
+    assert found.invariant == "time.timeout" and "with RuntimeError: timed out, though its caller never cancelled" in found.message
+
+
 def test_f1_per_attempt_timeout_the_last_attempts_own_error_goes():
     """What target.md allows stays allowed: attempts time out, the last one fails with its own error, and
     the caller gets that error (errors.propagate judges it), keep_cancel or not."""

@@ -409,23 +409,27 @@ def _abandoned_before(target: Target, facts: Facts, attempt: Attempt) -> bool:
 
 def _kept_cancel(target: Target, facts: Facts, job: JobFacts, attempt: Attempt,
                  excused: int | None) -> tuple[str, list[int]] | None:
-    """With ``retries`` and a timeout from ``"start"`` (each attempt's): whether ``job``'s caller got the cancel
-    error of ``attempt``, which the subject cancelled at its timeout (review 6, finding 1).
+    """With ``retries`` and a timeout from ``"start"`` (each attempt's): whether ``job``'s caller got an error
+    other than the timeout's after ``attempt``, which the subject cancelled at its timeout (review 6, finding 1).
 
     The caller is not held to fail at T (a retry may follow) and may get the timeout error or an error one of
-    its job's attempts raised once the subject gives up; but the cancel error of an attempt the subject
-    cancelled itself is no error the job produced, and the caller never cancelled. Judged when its
-    Deferred failed with ``cancel_error`` (not a ``timeout_error`` or declared reject, which may subclass it),
+    its job's attempts raised once the subject gives up; but not another (the cancel error of an attempt the
+    subject cancelled itself is no error the job produced, and the caller never cancelled). Judged when its
+    Deferred failed with an error neither ``timeout_error``, a declared reject, nor one an attempt raised,
     ``attempt`` being the last of its attempts to end before that (an error a later attempt raised is
     ``errors.propagate``'s to judge), and neither a cancel of its own nor a ``stop()`` (``excused``) came before.
     """
     fired = job.fired
     if fired is None or fired < known(attempt.end) or (excused is not None and excused < fired):
         return None
-    if facts.event(fired).kind != EventKind.FAILURE or not facts.is_error(fired, target.cancel_error):
+    if facts.event(fired).kind != EventKind.FAILURE:
         return None
     if any(facts.is_error(fired, t) for t in (target.timeout_error, *target.rejects)):
         return None
+    name = facts.error_name(fired)
+    if any(a.end_kind == EventKind.JOB_FAIL and known(a.end) < fired and facts.event(known(a.end)).detail == name
+           for a in job.attempts):
+        return None  # an error one of its attempts raised (the last attempt's error, once the subject gives up)
     if any(a.end is not None and known(attempt.end) < a.end < fired for a in job.attempts):
         return None  # a later attempt ended before the answer: errors.propagate judges what it passed on
     return (
