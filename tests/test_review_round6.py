@@ -145,11 +145,10 @@ def test_h2_sink_waits_for_every_write_of_a_batch():
 
 # -- findings that need a harness change: strict xfails, they flip when fixed --
 
-@pytest.mark.xfail(strict=True, reason="finding 2: a write retried until it lands cannot be declared")
 def test_f2_retry_until_success_declarable():
-    """A fix that adds a declaration (retries=math.inf?) adds it to `flush_retry_forever`. With an
-    early stop() the same write passes (stop gives up and fails the caller); without one, the
-    flusher retries until the drain horizon and the caller is stranded by its own failure."""
+    """Fixed (fix6a): `flush_retry_forever` declares retries=math.inf with its backoff. With an early
+    stop() the write passes (stop gives up and fails the caller); without one, the flusher retries
+    until the drain horizon, and a caller whose write is still being retried is not stranded."""
     write = Submit(at_ms=0, job=0, spec=JobSpec(kind="raise"))
     assert _violations("flush_retry_forever", write, Stop(at_ms=0)) == []
     assert _violations("flush_retry_forever", write) == []
@@ -183,13 +182,11 @@ def test_f5_junit_counts_what_each_invariant_judged(tmp_path):
     assert {name: int(n) for name, n in counted.items()} == exercised["invariants"]
 
 
-@pytest.mark.xfail(strict=True, reason="finding 1: with retries, a caller failed with CancelledError at the deadline passes")
 def test_f1_deadline_with_retries_checks_the_error():
     """Without `retries` the same target is caught by time.timeout (checked below)."""
     assert "time.timeout" in _violations("client_wrong_error", Submit(at_ms=0, job=0, spec=JobSpec(kind="hang")))
 
 
-@pytest.mark.xfail(strict=True, reason="finding 1: retries=0 (the docs' advice for a plain pool) lifts the timeout's error check")
 def test_f1_retries_zero_keeps_the_timeout_error_check():
     assert _violations("keeps_cancel_retries0", Submit(at_ms=0, job=0, spec=JobSpec(kind="hang"))) == ["time.timeout"]
     assert _violations("renames_timeout_retries0", Submit(at_ms=0, job=0, spec=JobSpec(kind="hang"))) == ["time.timeout"]

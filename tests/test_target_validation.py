@@ -34,7 +34,7 @@ REFUSED = {
     "errors a class": (dict(errors=ValueError), r"Target errors must be a tuple of exception classes, got <class 'ValueError'>: write errors=\(ValueError,\)$"),
     "errors names": (dict(errors=("Boom",)), r"Target errors must be a tuple of exception classes"),
     "rejects a class": (dict(rejects=KeyError), r"Target rejects must be a tuple of exception classes, .*write rejects=\(KeyError,\)$"),
-    "retries True": (dict(retries=True), r"Target retries must be a non-negative integer or None, got True$"),
+    "retries True": (dict(retries=True), r"Target retries must be a non-negative integer, math.inf \(no bound: .*\) or None, got True$"),
     "backoff strings": (dict(retries=1, backoff_ms=("1", "2")), r"Target backoff_ms must be \(low_ms, high_ms\) with 0 <= low <= high"),
     "backoff a number": (dict(retries=1, backoff_ms=100), r"Target backoff_ms must be .* got 100$"),
     "rate of bools": (dict(rate=(True, 100)), r"Target rate must be \(jobs, per_ms\) with positive integers"),

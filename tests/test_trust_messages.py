@@ -262,6 +262,10 @@ MESSAGES: tuple[Row, ...] = (
         _cancel_timeout_converted, S(Submit(0, 0, HANG))),
     Row("timeout.declared_error", "time.timeout", "not JobTimedOut", _own_timeout_error_wrong,
         _own_timeout_error_right, S(Submit(0, 0, HANG))),
+    # retries with a timeout from the start (each attempt's): the subject's own cancel is no error the job produced
+    Row("timeout.kept_cancel", "time.timeout", "job 0's attempt 0 timed out at 300ms and its Deferred failed at 300ms "
+        "with CancelledError, though its caller never cancelled", replace(_cancel_timeout_raw, retries=0),
+        replace(_cancel_timeout_converted, retries=0), S(Submit(0, 0, HANG))),
     Row("timeout.never_started", "time.timeout", "never started, yet its Deferred failed with TimeoutError",
         "scenarios.shedding:timeout_shedding_pool", "scenarios.shedding:queue_deadline_pool",
         S(Submit(0, 0, HANG), Submit(0, 1, HANG), Submit(0, 2, ok()))),
@@ -478,6 +482,13 @@ MESSAGES: tuple[Row, ...] = (
     # review 4, finding 10: the stranded job's own failure, with no other job failed
     Row("poison_own", "errors.poison", "never finished after its own attempt failed at 0ms, and no other job failed",
         "scenarios.review.round4.mistakes:swr_blind", "scenarios.review.round4.targets:swr", S(Submit(0, 0, JobSpec("raise")))),
+    # review 6, finding 2: retries=math.inf, and the subject stopped retrying the job silently
+    Row("poison_gave_up", "errors.poison", "its attempt 2 failed at 250ms and the run drained at 350ms with nothing "
+        "left scheduled, no retry to come", "tests.test_review6_fixes_a:flush_gives_up",
+        "scenarios.review.round6.targets:flush_retry_forever", S(Submit(0, 0, JobSpec("raise")))),
+    Row("poison_gave_up_ticking", "errors.poison", "its attempt 2 failed at 250ms and no retry came within the declared "
+        "backoff (up to 6150ms)", "tests.test_review6_fixes_a:flush_gives_up_ticking",
+        "scenarios.review.round6.targets:flush_retry_forever", S(Submit(0, 0, JobSpec("raise")))),
     # leaks
     Row("leaks.calls", "leaks.calls", "a DelayedCall is still pending", "scenarios.heartbeat:watchdog_heartbeat",
         "scenarios.heartbeat:heartbeat", S(Start(0, 0, ok()), Stop(250))),

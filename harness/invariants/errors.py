@@ -294,6 +294,25 @@ class Poison(Invariant):
         submitted = f"job {job.id}, submitted at {format_ms(facts.time(known(job.submit)))}"
         if failures and all(facts.event(index).job == job.id for index in failures):
             # No other job failed: its own failure is what the subject lost (review 4, finding 10).
+            if run.target.retries_unbounded and job.attempts:
+                # retries=math.inf (review 6, finding 2): a job still retried at the drain is not stranded, so
+                # this one's subject stopped retrying it
+                last = job.attempts[-1]
+                high = known(run.target.backoff_range(last.n + 1))[1]
+                drained = known(facts.drained)  # (a stranded job is judged at the drain)
+                if facts.events[drained][4] == "pending=0":
+                    gap = (f"the run drained at {format_ms(facts.time(drained))} with nothing left scheduled, no "
+                           "retry to come")
+                else:
+                    gap = f"no retry came within the declared backoff (up to {high:g}ms)"
+                return self.violation(
+                    run,
+                    f"{submitted}, never finished: its attempt {last.n} failed at "
+                    f"{format_ms(facts.time(known(last.end)))} and {gap}, yet its caller was never answered; "
+                    "retries=math.inf promises a failed job is retried until it lands (the subject stopped "
+                    "retrying it silently)",
+                    [known(job.submit), known(last.end)],
+                )
             return self.violation(
                 run,
                 f"{submitted}, never finished after its own attempt failed at {format_ms(facts.time(failures[0]))}, "

@@ -140,27 +140,37 @@ class Timeout(Invariant):
                 )
             # A job whose own canceller raised blocks a timeout that fails the caller through the job's
             # cancellation (Deferred.addTimeout); only a target declaring timeout_fires promises more.
-            if target.retries is None and (target.timeout_fires or not attempt.canceller_raised):
-                if target.shared and job.fired is not None and job.fired < known(attempt.end):
-                    continue  # shared: its caller was answered before (from a cache, say); its job served others
-                expected = target.timeout_error.__name__
-                if job.fired is None or facts.time(job.fired) > known(ended):
-                    hostile = (
-                        f" (the job's own canceller raised, and timeout_fires promises the caller fails with "
-                        f"{expected} at the timeout whatever the job does)"
-                        if attempt.canceller_raised
-                        else ""
-                    )
-                    return (
-                        f"job {job.id} timed out at {format_ms(known(ended))} but its Deferred did not fail then{hostile}",
-                        [attempt.start, known(attempt.end)],
-                    )
-                if facts.event(job.fired).kind != EventKind.FAILURE or not facts.is_error(job.fired, target.timeout_error):
-                    return (
-                        f"job {job.id} timed out at {format_ms(known(ended))} but its Deferred fired with "
-                        f"{facts.event(job.fired).detail}, not {expected}",
-                        [known(attempt.end), job.fired],
-                    )
+            if not (target.timeout_fires or not attempt.canceller_raised):
+                continue
+            if target.retries is not None and target.timeout_from == "start":
+                # Each attempt's timeout: a retry may follow, and the caller is not held to fail at T; but a
+                # caller that did not cancel never gets the cancel error of an attempt the subject cancelled.
+                kept = _kept_cancel(target, facts, job, attempt, excused)
+                if kept is not None:
+                    return kept
+                continue
+            # No retries, or a whole-request deadline (timeout_from="submit"): nothing runs after it, so the
+            # caller fails with the timeout error in the instant the subject cancelled its job.
+            if target.shared and job.fired is not None and job.fired < known(attempt.end):
+                continue  # shared: its caller was answered before (from a cache, say); its job served others
+            expected = target.timeout_error.__name__
+            if job.fired is None or facts.time(job.fired) > known(ended):
+                hostile = (
+                    f" (the job's own canceller raised, and timeout_fires promises the caller fails with "
+                    f"{expected} at the timeout whatever the job does)"
+                    if attempt.canceller_raised
+                    else ""
+                )
+                return (
+                    f"job {job.id} timed out at {format_ms(known(ended))} but its Deferred did not fail then{hostile}",
+                    [attempt.start, known(attempt.end)],
+                )
+            if facts.event(job.fired).kind != EventKind.FAILURE or not facts.is_error(job.fired, target.timeout_error):
+                return (
+                    f"job {job.id} timed out at {format_ms(known(ended))} but its Deferred fired with "
+                    f"{facts.event(job.fired).detail}, not {expected}",
+                    [known(attempt.end), job.fired],
+                )
         return None
 
     @staticmethod
@@ -395,6 +405,40 @@ def _abandoned_before(target: Target, facts: Facts, attempt: Attempt) -> bool:
         return False
     abandoned = abandoned_at(facts, target, attempt)
     return abandoned is not None and abandoned <= known(attempt.end)
+
+
+def _kept_cancel(target: Target, facts: Facts, job: JobFacts, attempt: Attempt,
+                 excused: int | None) -> tuple[str, list[int]] | None:
+    """With ``retries`` and a timeout from ``"start"`` (each attempt's): whether ``job``'s caller got an error
+    other than the timeout's after ``attempt``, which the subject cancelled at its timeout (review 6, finding 1).
+
+    The caller is not held to fail at T (a retry may follow) and may get the timeout error or an error one of
+    its job's attempts raised once the subject gives up; but not another (the cancel error of an attempt the
+    subject cancelled itself is no error the job produced, and the caller never cancelled). Judged when its
+    Deferred failed with an error neither ``timeout_error``, a declared reject, nor one an attempt raised,
+    ``attempt`` being the last of its attempts to end before that (an error a later attempt raised is
+    ``errors.propagate``'s to judge), and neither a cancel of its own nor a ``stop()`` (``excused``) came before.
+    """
+    fired = job.fired
+    if fired is None or fired < known(attempt.end) or (excused is not None and excused < fired):
+        return None
+    if facts.event(fired).kind != EventKind.FAILURE:
+        return None
+    if any(facts.is_error(fired, t) for t in (target.timeout_error, *target.rejects)):
+        return None
+    name = facts.error_name(fired)
+    if any(a.end_kind == EventKind.JOB_FAIL and known(a.end) < fired and facts.event(known(a.end)).detail == name
+           for a in job.attempts):
+        return None  # an error one of its attempts raised (the last attempt's error, once the subject gives up)
+    if any(a.end is not None and known(attempt.end) < a.end < fired for a in job.attempts):
+        return None  # a later attempt ended before the answer: errors.propagate judges what it passed on
+    return (
+        f"job {job.id}'s attempt {attempt.n} timed out at {format_ms(facts.time(known(attempt.end)))} and its "
+        f"Deferred failed at {format_ms(facts.time(fired))} with {facts.event(fired).detail.rstrip(': ')}, though "
+        f"its caller never cancelled: the subject's own cancel of a timed-out attempt is no error the job produced; the "
+        f"caller gets {target.timeout_error.__name__} or an error one of its attempts raised",
+        [known(attempt.end), fired],
+    )
 
 
 def _quorum_loser(target: Target, facts: Facts, job: JobFacts, attempt: Attempt) -> bool:

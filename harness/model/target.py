@@ -127,6 +127,10 @@ class Target:
     ``hedge_ms`` after the latest one (at once after a copy failed), up to
     ``hedges`` beyond the first, the copies still running cancelled when the
     caller's Deferred fires (``harness.invariants.hedging``).
+    ``retries=math.inf`` (with ``backoff_ms``) declares a subject that retries
+    a failed job until it lands: a caller whose job it is still retrying
+    when the run drains is not stranded (``harness.run.facts.retrying_jobs``),
+    one whose job it stopped retrying is (``errors.poison``).
     ``retries_after_answer=True`` says the subject may call a job again after
     its caller's Deferred fired (background retries): ``time.retries`` then
     no longer holds the caller's answer final, and judges the rest as before.
@@ -173,7 +177,8 @@ class Target:
     timeout_from: str = "start"
     timeout_error: type[BaseException] = defer.TimeoutError
     timeout_fires: bool = False
-    retries: int | None = None
+    # math.inf: no bound (the subject retries a failed job until it lands; needs backoff_ms)
+    retries: int | float | None = None
     # the subject may run a job again after its caller has its answer (retrying in the background, say): it
     # silences time.retries' "the caller's answer is final" rule only
     retries_after_answer: bool = False
@@ -253,8 +258,21 @@ class Target:
                 "Target capacity is how many submitted jobs that never end fill the subject (the jobs waiting "
                 "behind them are not stranded), which a periodic Target has none of: drop it"
             )
-        if self.retries is not None and (not isinstance(self.retries, int) or isinstance(self.retries, bool) or self.retries < 0):
-            raise TargetError(f"Target retries must be a non-negative integer or None, got {self.retries!r}")
+        if self.retries is not None and self.retries != math.inf and (
+            not isinstance(self.retries, int) or isinstance(self.retries, bool) or self.retries < 0
+        ):
+            raise TargetError(
+                f"Target retries must be a non-negative integer, math.inf (no bound: a failed job is retried until "
+                f"it lands) or None, got {self.retries!r}"
+            )
+        if self.retries == math.inf and (self.kind != "submit" or self.backoff_ms is None):
+            raise TargetError(
+                "Target retries=math.inf promises each failed attempt is retried within backoff_ms: declare "
+                "backoff_ms=(low_ms, high_ms) too (the longest wait before a retry is what tells a subject still "
+                "retrying from one that stopped)"
+                if self.kind == "submit"
+                else "Target retries=math.inf is a promise about submitted jobs; a periodic Target cannot declare it"
+            )
         if callable(self.cancellable):
             _check_adapter("cancellable", self.cancellable, "key, priority")
         elif not _cancel_mode(self.cancellable, CANCEL_MODES):
@@ -618,6 +636,11 @@ class Target:
         microseconds) is final: always, unless ``lease_ms`` is declared and the success came at or after
         the lease ran out (``start_us + lease_ms``: the subject may have redelivered the job by then)."""
         return self.lease_ms is None or end_us < start_us + self.lease_ms * 1000
+
+    @property
+    def retries_unbounded(self) -> bool:
+        """``retries=math.inf``: the subject retries a failed job, each retry within ``backoff_ms``, until it lands."""
+        return self.retries == math.inf
 
     def backoff_range(self, retry: int) -> tuple[float, float] | None:
         """The promised (low, high) delay in ms before retry number ``retry`` (1-based), if any."""

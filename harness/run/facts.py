@@ -445,7 +445,10 @@ def stranded_jobs(facts: Facts, target: Target) -> list[int]:
     ``shared``, a job is also excused by any attempt of its key that never
     ends, whatever ``key_limit`` says: such an execution was running at the
     job's submission or started after it, so the job may have joined it
-    (``sharing.joined``) and waits with it for ever. Why each is stranded is
+    (``sharing.joined``) and waits with it for ever. With ``retries=math.inf``
+    a job the subject was still retrying at the end (``retrying_jobs``) is
+    excused as one whose attempt hangs, and holds a slot as such an attempt
+    does (its retries may go on for ever). Why each is stranded is
     ``harness.run.diagnosis``'s to find.
     """
     end = facts.drained if facts.drained is not None else len(facts.events)
@@ -460,6 +463,7 @@ def stranded_jobs(facts: Facts, target: Target) -> list[int]:
     # The jobs with an attempt of kind "hang" running at the end (as _hangs), from the attempts the facts
     # pass found running there; None: look at each job's attempts.
     hanging = None if held is None or not hangs_forever else {attempt.job for attempt in held if attempt.kind == "hang"}
+    retrying = retrying_jobs(facts, target, end) if target.retries_unbounded else None
     keyed = target.keys is not None
     shared = target.shared
     by_limit = not keyed or target.limit is not None  # whether the global limit is what stuck attempts must fill
@@ -489,6 +493,8 @@ def stranded_jobs(facts: Facts, target: Target) -> list[int]:
                     continue  # its own attempt hangs (_hangs, for a target without a timeout)
             elif any(attempt.kind == "hang" and attempt.running_at(end) for attempt in job.attempts):
                 continue
+        if retrying and job.id in retrying:
+            continue  # retries=math.inf: still being retried (as an attempt that hangs)
         if stuck is None:
             stuck, stuck_of_job, stuck_of_key = _stuck_counts(facts, target, end)
         # The stuck attempts of other jobs (of other jobs of its key), counted without listing them.
@@ -568,11 +574,47 @@ def _stuck_counts(facts: Facts, target: Target, end: int) -> tuple[int, dict[int
         attempts = [a for a in facts.raised if a.start < end]
         if _hangs_forever(target):
             attempts += [attempt for attempt in held if attempt.kind == "hang" and not attempt.canceller_raised]
-    for attempt in attempts:
-        of_job[attempt.job] = of_job.get(attempt.job, 0) + 1
-        key = facts.jobs[attempt.job].key
+    holders = [attempt.job for attempt in attempts]
+    if target.retries_unbounded:
+        # retries=math.inf: a job still being retried holds a slot for ever, as an attempt that hangs does
+        holders += sorted(retrying_jobs(facts, target, end) - set(holders))
+    for job in holders:
+        of_job[job] = of_job.get(job, 0) + 1
+        key = facts.jobs[job].key
         of_key[key] = of_key.get(key, 0) + 1
-    return len(attempts), of_job, of_key
+    return len(holders), of_job, of_key
+
+
+def retrying_jobs(facts: Facts, target: Target, end: int) -> set[int]:
+    """With ``retries=math.inf``: the jobs the subject was still retrying at trace index ``end`` (the drain).
+
+    A job whose last attempt started before ``end`` either still runs then or ended without a success
+    (failed, or was cancelled) no more than the next retry's ``backoff_ms`` high bound, plus the clock's
+    lateness, before ``end``, unless ``end`` is a drain with nothing left scheduled (``pending=0``: no retry
+    can ever come then): a retry may still come. Its caller's state does not matter: an execution
+    retried after its caller detached (``cancellable="detach"``) still holds its slot, and with ``shared``
+    the callers of its key may wait on it. One whose failed attempt is older than that was given up on
+    (``errors.poison`` judges a caller it strands); one never started is not being retried.
+    """
+    out: set[int] = set()
+    at = facts.time(end) if end < len(facts.events) else (facts.time(len(facts.events) - 1) if facts.events else 0)
+    idle = end == facts.drained and facts.events[end][4] == "pending=0"
+    for job in facts.jobs.values():
+        if job.periodic or not job.attempts:
+            continue
+        started = [a for a in job.attempts if a.start < end]
+        if not started:
+            continue
+        last = started[-1]
+        if last.end is None or last.end > end:
+            out.add(job.id)
+            continue
+        if last.end_kind == EventKind.JOB_FINISH or idle:
+            continue
+        bound = target.backoff_range(last.n + 1)
+        if bound is not None and at - facts.time(last.end) <= bound[1] * 1000 + facts.late_us:
+            out.add(job.id)
+    return out
 
 
 def _stuck_attempts(facts: Facts, target: Target, end: int) -> list[Attempt]:

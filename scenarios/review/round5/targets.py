@@ -496,7 +496,11 @@ class QueueGate:
             return value
 
         def failed(f: Any) -> Any:
-            self.errors[job.id] = f
+            # The worker's handler timeout (addTimeout, added after this errback) cancels this chain: the
+            # CancelledError seen here is the worker's own cancel, and what the dead letter carries for it is
+            # the timeout the worker sees (review 6, finding 1: a subject's own cancel is no error the job
+            # produced; time.timeout caught this glue's dead letters carrying CancelledError).
+            self.errors[job.id] = defer.TimeoutError(f"handler of job {job.id} timed out") if f.check(defer.CancelledError) else f
             return f
 
         return d.addCallbacks(ok, failed)

@@ -7,6 +7,7 @@ the adapter's own records (``run.subject``) or ``run.view``.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 from twisted.internet import task
@@ -516,12 +517,19 @@ class PatientGate(FlushGate):
         return super().stop().addBoth(gave_up)
 
 
-# the flusher without the two hacks: a write retried until it lands, declared as nothing can be
+# the flusher without the two hacks: a write retried until it lands (review 6, finding 2: declared with
+# retries=math.inf). A failed batch is retried RETRY_S after it ends and no sooner than MIN_INTERVAL_S after
+# it started; a batch ends with its slowest write, which the menu draws up to 1000 ms long and whose end a
+# strided reactor may see up to 5000 + 50 ms late (the menu's longest stride and jitter) before the retry's
+# own timer is late in turn: a failed write waits for its retry at most 1000 + 100 + 5050 ms after it failed,
+# besides that timer's lateness (and stop() flushes at once: no least wait).
 flush_retry_forever = Target(
     build=lambda clock: PatientGate(clock, coalesce.CoalescingFlusher),
     keys=2,
     shared=True,
     cancellable="detach_queued",
+    retries=math.inf,
+    backoff_ms=(0, 1000 + int(MIN_INTERVAL_S * 1000) + 5050),
     limit=2,
     capacity=1,
     rejects=(coalesce.Stopped,),
