@@ -65,6 +65,7 @@ INVARIANTS: tuple[Invariant, ...] = (
     errors.Propagate(),
     errors.Rejects(),
     errors.Escaped(),
+    errors.Logged(),
     operations.Raised(),
     errors.Poison(),
     errors.Unhandled(),

@@ -141,6 +141,11 @@ class Target:
     never joined by another one (``time.retries``); ``retries`` still counts
     every delivery.
 
+    ``logs`` declares what the subject may log as an error (``errors.logged``): a
+    tuple of exception types it may log besides its jobs' own errors (``()``: those
+    only); any other error logged during the run is a violation. None (the
+    default) judges no logged error.
+
     ``fanout=N`` with ``quorum=K`` declares a quorum call: the subject calls
     each job N times at once (its copies), answers once K copies succeeded
     (with a copy's value), fails once K successes are impossible (more than
@@ -208,6 +213,9 @@ class Target:
     # when a refusal (a failure of a rejects type) is legitimate: (view, job, t_us) -> bool; None: always
     rejects_only_while: Callable[[Any, Any, int], bool] | None = None
     errors: tuple[type[BaseException], ...] = ()
+    # what the subject may log as an error (errors.logged): None, not judged; a tuple, the exception types it
+    # may log besides its jobs' own errors (a worker's handler timeout: (defer.TimeoutError,); () for none)
+    logs: tuple[type[BaseException], ...] | None = None
     # error types that carry the job's error, with how to get it: {GaveUp: lambda e: e.last}
     wraps: Mapping[type[BaseException], Callable[[Any], Any]] = field(default_factory=dict, hash=False)
     # adapters and extras
@@ -290,6 +298,12 @@ class Target:
             if not (isinstance(value, tuple) and all(_exception_class(t) for t in value)):
                 one = f": write {name}=({value.__name__},)" if isinstance(value, type) else ""
                 raise TargetError(f"Target {name} must be a tuple of exception classes, got {value!r}{one}")
+        if self.logs is not None and not (isinstance(self.logs, tuple) and all(_exception_class(t) for t in self.logs)):
+            one = f": write logs=({self.logs.__name__},)" if isinstance(self.logs, type) else ""
+            raise TargetError(
+                "Target logs must be None (logged errors not judged) or a tuple of the exception classes the subject "
+                f"may log besides its jobs' own errors (() for none), got {self.logs!r}{one}"
+            )
         if self.rejects_only_while is not None:
             _check_adapter("rejects_only_while", self.rejects_only_while, "view, job, t_us")
             if not self.rejects:
