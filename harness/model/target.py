@@ -97,6 +97,10 @@ class Target:
     the k-th failed call after a success is retry ``k + 1`` (before any
     success, retry ``k`` as ever).
 
+    ``skips`` is how many ticks of ``interval_ms`` in a row a periodic loop may
+    skip by design (1 by default; ``math.inf``: any number while it ticks):
+    ``time.loop_died`` waits that many more ticks before calling it silent.
+
     On a periodic target ``timeout_ms`` bounds each call of the work, from
     its start (``time.timeout``), and ``stop_cancels_work=True`` promises that
     ``stop()`` cancels the call in flight (``leaks.work``).
@@ -199,6 +203,10 @@ class Target:
     burst: int | None = None
     interval_ms: int | None = None
     overlap: bool = False
+    # periodic: how many ticks in a row the loop may skip by design (a misfire grace: 1, the default); a loop
+    # silent longer (its timers still ticking) is dead (time.loop_died). math.inf: skipping is unbounded (a paused
+    # poller), and only a loop that stopped setting timers is judged silent
+    skips: int | float = 1
     # a backoff loop: after a success its count of failures in a row restarts at 0 ("reset") or at 1
     # ("first_failure": the success's end counts as the first failure, as ClientService counts a lost connection)
     backoff_after_success: str = "reset"
@@ -352,6 +360,16 @@ class Target:
             raise TargetError(
                 f"Target {bad} is a promise about a submitted job's caller, which a periodic Target has none of: "
                 "its timeout_ms is each call's, from the call's start (drop it)"
+            )
+        if self.skips != math.inf and (not isinstance(self.skips, int) or isinstance(self.skips, bool) or self.skips < 0):
+            raise TargetError(
+                "Target skips must be how many ticks in a row a periodic loop may skip by design: a non-negative "
+                f"integer (default 1), or math.inf (no bound), got {self.skips!r}"
+            )
+        if self.skips != 1 and (self.kind != "periodic" or self.interval_ms is None):
+            raise TargetError(
+                "Target skips is how many ticks of interval_ms a periodic loop may skip in a row: declare "
+                "kind='periodic' with interval_ms, or drop it"
             )
         if type(self.backoff_after_success) is not str or self.backoff_after_success not in BACKOFF_AFTER_SUCCESS:
             raise TargetError(
