@@ -16,6 +16,7 @@ from harness.model.known import known
 from harness.model.schedule import Jump
 from harness.model.trace import EventKind, counted, format_ms
 from harness.invariants.base import Invariant, Violation
+from harness.invariants.on_demand import asking, on_demand_calls
 from harness.run.calls import owed_before
 from harness.run.chains import loop_timers, timer_number
 from harness.run.facts import Attempt, Facts, JobFacts, abandoned_at, facts_of, stranded_jobs
@@ -859,20 +860,23 @@ class Early(Invariant):
         ``w_j = t_j - j*interval + J(s_j)*interval`` and
         ``v_i = t_i - i*interval + J(s_(i-1))*interval``, ``J(s)`` the jumps before trace index ``s``.
         """
+        # A call answering a request for a call now (Operation(calls_now=True)) keeps no interval: left out.
+        forced = on_demand_calls(facts, asking(run.target)) if run.target.operations else set()
         for job in facts.jobs.values():
             if not job.periodic:
                 continue
             best: tuple[int, Attempt] | None = None
             origin = job.submit if job.submit is not None else -1
             before = origin
-            for k, attempt in enumerate(job.attempts):
+            attempts = [a for a in job.attempts if (job.id, a.n) not in forced] if forced else job.attempts
+            for k, attempt in enumerate(attempts):
                 t = facts.time(attempt.start)
                 if best is not None:
                     v, first = best
                     w = t - k * interval + facts.jumps_between(-1, attempt.start) * interval
                     if w < v - facts.late_us:
-                        i = job.attempts.index(first)
-                        excused = facts.jumps_between(job.attempts[i - 1].start if i else origin, attempt.start)
+                        i = attempts.index(first)
+                        excused = facts.jumps_between(attempts[i - 1].start if i else origin, attempt.start)
                         earliest = facts.time(first.start) + (k - i - excused) * interval - facts.late_us
                         jumps = f", allowing one interval for each of the {excused} wall-clock jumps between" if excused else ""
                         return self.violation(

@@ -392,6 +392,12 @@ class Target:
                 f"number returning that range, got {self.backoff_ms!r}"
             )
         object.__setattr__(self, "operations", operation_table(self.operations))
+        now = next((name for name, op in self.operations.items() if isinstance(op, Operation) and op.calls_now), None)
+        if now is not None and self.kind != "periodic":
+            raise TargetError(
+                f"Target operation {now!r} declares calls_now=True, a request for a call of a periodic loop's work, "
+                "which a submit Target has none of: declare kind='periodic', or drop calls_now"
+            )
         if isinstance(self.menu, Mapping):
             # Keyword overrides of the derived menu, applied once: the target then holds a plain Menu.
             try:

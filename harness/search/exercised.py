@@ -267,6 +267,7 @@ INVARIANT_EXERCISE: dict[str, Exercise] = {
     "time.after_stop": Exercise("stop() was called", lambda x, t: x.stops > 0),
     "time.after_end": Exercise("two or more calls started", lambda x, t: x.starts >= 2),
     "time.loop_died": Exercise("the periodic work was started", lambda x, t: x.submits > 0),
+    "time.on_demand": Exercise("an operation was called", lambda x, t: x.calls > 0),
     "errors.propagate": Exercise("a job failed", lambda x, t: x.fails > 0),
     "errors.rejects": Exercise("a job was submitted", lambda x, t: x.submits > 0),
     "errors.poison": Exercise("a job was submitted after one failed", lambda x, t: x.submit_after_fail),
