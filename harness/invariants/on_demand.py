@@ -11,12 +11,12 @@ serves every request made while it ran.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from harness.model.target import Target
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
-from harness.run.facts import Facts, JobFacts, facts_of
+from harness.run.facts import Attempt, Facts, JobFacts, facts_of
 
 if TYPE_CHECKING:
     from harness.run.runner import Run
@@ -40,14 +40,30 @@ def on_demand_calls(facts: Facts, names: frozenset[str]) -> set[tuple[int, int]]
         if facts.events[index][4].split("(", 1)[0] not in names:
             continue
         for job in (j for j in facts.jobs.values() if j.periodic):
-            running = [a for a in job.attempts if a.running_at(index)]
-            if any(a.end is None for a in running):
-                continue
-            due = max((a.end for a in running if a.end is not None), default=index)
-            later = next((a for a in job.attempts if a.start > index), None)
-            if later is not None and facts.time(later.start) <= facts.time(due) + facts.late_us:
-                answered.add((job.id, later.n))
+            owed = _owed(facts, job, index)
+            if owed is not None and owed.next is not None and facts.time(owed.next.start) <= owed.limit_us:
+                answered.add((job.id, owed.next.n))
     return answered
+
+
+class _Owed(NamedTuple):
+    """What a request at one trace index is owed: the calls running then, the index it is due at (the
+    request, or the end of the running call), that time plus the lateness, and the next call after it."""
+
+    running: list[Attempt]
+    due: int
+    limit_us: int
+    next: Attempt | None
+
+
+def _owed(facts: Facts, job: JobFacts, index: int) -> _Owed | None:
+    """What the request at ``index`` is owed by ``job``'s loop; None when a call running then never ends."""
+    running = [a for a in job.attempts if a.running_at(index)]
+    if any(a.end is None for a in running):
+        return None  # the call running at the request never ends: the next one may wait for it
+    due = max((a.end for a in running if a.end is not None), default=index)
+    later = next((a for a in job.attempts if a.start > index), None)
+    return _Owed(running, due, facts.time(due) + facts.late_us, later)
 
 
 class OnDemand(Invariant):
@@ -67,19 +83,19 @@ class OnDemand(Invariant):
     summary = "a calls_now operation is followed by a call of the periodic work at once, or right after the running one"
 
     def applies(self, target: Target) -> bool:
-        return target.kind == "periodic" and any(getattr(op, "calls_now", False) for op in target.operations.values())
+        return target.kind == "periodic" and bool(asking(target))
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
         if _CALL not in facts.by_kind:
             return None
-        asking = {name for name, op in run.target.operations.items() if getattr(op, "calls_now", False)}
+        names = asking(run.target)
         stop = facts.first_stop()
         ends = facts.of_kind(EventKind.FAILURE, EventKind.LOOP_END)
         calls = facts.of_kind(_CALL)
         for position, index in enumerate(calls):
             name = facts.events[index][4].split("(", 1)[0]
-            if name not in asking or (stop is not None and stop < index) or self._refused(facts, index, calls, position, name):
+            if name not in names or (stop is not None and stop < index) or self._refused(facts, index, calls, position, name):
                 continue
             for job in (j for j in facts.jobs.values() if j.periodic):
                 found = self._judge(run, facts, job, index, name, stop, [i for i in ends if facts.events[i][2] == job.id])
@@ -102,12 +118,10 @@ class OnDemand(Invariant):
     ) -> Violation | None:
         if job.submit is None or job.submit > index or any(e < index for e in ends):
             return None  # not started yet, or the loop had reported its end: nothing is owed
-        running = [a for a in job.attempts if a.running_at(index)]
-        if any(a.end is None for a in running):
-            return None  # the call running at the request never ends: the next one may wait for it
-        due = max((a.end for a in running if a.end is not None), default=index)
-        limit_us = facts.time(due) + facts.late_us
-        later = next((a for a in job.attempts if a.start > index), None)
+        owed = _owed(facts, job, index)
+        if owed is None:
+            return None
+        running, due, limit_us, later = owed
         if later is not None and facts.time(later.start) <= limit_us:
             return None
         excuses = [i for i in ends + ([stop] if stop is not None else []) + ([facts.drained] if facts.drained is not None else [])
