@@ -1084,7 +1084,7 @@ class LoopDied(_Periodic):
     """
 
     name = "time.loop_died"
-    summary = "an error in the periodic function (or its timeout) is reported, never silently ending the loop"
+    summary = "a started loop calls its work, and goes on after each call (an error in it is reported): never a silent end"
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
