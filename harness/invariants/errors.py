@@ -237,11 +237,12 @@ class Logged(Invariant):
             stop = facts.first_stop()
             when = format_ms(event.t_us) + (" (after stop())" if stop is not None and stop < index else "")
             declared = ", ".join(t.__name__ for t in run.target.logs or ())
+            also = f" and logs=({declared})" if declared else ""
             return self.violation(
                 run,
                 f"the subject logged an error at {when}: {event.detail}; the target declares it logs only its jobs' "
-                f"own errors{f' and logs=({declared})' if declared else ''}: its own machinery failed there (read "
-                "the trace around it), or logging that error is its contract (add its type to logs)",
+                f"own errors{also}: its own machinery failed there (read the trace around it), or logging that error "
+                "is its contract (add its type to logs)",
                 [index],
             )
         return None
