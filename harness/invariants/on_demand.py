@@ -75,7 +75,9 @@ class OnDemand(Invariant):
     call of the work running then; a call of the work must start after the
     request and by that time plus the clock's lateness. Excused: a running
     call that never ends, a request the operation refused (it raised, or its
-    Deferred failed, in the instant of the request), and a ``stop()``, a
+    Deferred failed, in the instant of the request), a request made again
+    before a call came and by the due time (the later one is judged: each
+    request may reschedule the call, late anew), and a ``stop()``, a
     reported end or the drain by the due time.
     """
 
@@ -93,12 +95,15 @@ class OnDemand(Invariant):
         stop = facts.first_stop()
         ends = facts.of_kind(EventKind.FAILURE, EventKind.LOOP_END)
         calls = facts.of_kind(_CALL)
-        for position, index in enumerate(calls):
-            name = facts.events[index][4].split("(", 1)[0]
-            if name not in names or (stop is not None and stop < index) or self._refused(facts, index, calls, position, name):
-                continue
+        requests = [
+            (index, name) for position, index in enumerate(calls)
+            for name in (facts.events[index][4].split("(", 1)[0],)
+            if name in names and not (stop is not None and stop < index) and not self._refused(facts, index, calls, position, name)
+        ]
+        for number, (index, name) in enumerate(requests):
+            again = requests[number + 1][0] if number + 1 < len(requests) else None
             for job in (j for j in facts.jobs.values() if j.periodic):
-                found = self._judge(run, facts, job, index, name, stop, [i for i in ends if facts.events[i][2] == job.id])
+                found = self._judge(run, facts, job, index, name, stop, [i for i in ends if facts.events[i][2] == job.id], again)
                 if found is not None:
                     return found
         return None
@@ -114,8 +119,12 @@ class OnDemand(Invariant):
         )
 
     def _judge(
-        self, run: Run, facts: Facts, job: JobFacts, index: int, name: str, stop: int | None, ends: list[int]
+        self, run: Run, facts: Facts, job: JobFacts, index: int, name: str, stop: int | None, ends: list[int],
+        again: int | None,
     ) -> Violation | None:
+        """The violation of the request at ``index``, if its call did not come in time. ``again``: the next
+        request, which, made before a call came and by the due time, takes this one over (a poller
+        reschedules its call "now" at each request, and a rescheduled call may be late anew)."""
         if job.submit is None or job.submit > index or any(e < index for e in ends):
             return None  # not started yet, or the loop had reported its end: nothing is owed
         owed = _owed(facts, job, index)
@@ -124,6 +133,8 @@ class OnDemand(Invariant):
         running, due, limit_us, later = owed
         if later is not None and facts.time(later.start) <= limit_us:
             return None
+        if again is not None and (later is None or again < later.start) and facts.time(again) <= limit_us:
+            return None  # asked again before a call came: the later request is judged
         excuses = [i for i in ends + ([stop] if stop is not None else []) + ([facts.drained] if facts.drained is not None else [])
                    if i > index and facts.time(i) <= limit_us]
         if excuses and (later is None or min(excuses) < later.start):
