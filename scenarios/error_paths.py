@@ -11,6 +11,7 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
+from twisted.python import log
 from twisted.python.failure import Failure
 
 from harness import Target
@@ -71,6 +72,32 @@ class TeePool:
         return result  # BUG: should end the internal chain with None
 
 
+class BookkeepingPool:
+    """Counts each job's outcome, in a step that logs its own errors (``log.err``) so that bookkeeping
+    never upsets the caller, who gets the job's outcome as it was.
+
+    BUG: a failure is counted under its error's type name in a plain dict, never set up: a ``KeyError``,
+    logged, on every failed job (the counts are wrong, and nothing but the log says so). Caught by:
+    ``errors.logged`` (the target declares ``logs=()``: the pool logs nothing but its jobs' errors).
+    """
+
+    def __init__(self, clock: IReactorTime, limit: int) -> None:
+        self.clock = clock
+        self._sem = defer.DeferredSemaphore(limit)
+        self.counts: dict[str, int] = {"ok": 0}
+
+    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
+        return self._sem.run(job).addBoth(self._count)
+
+    def _count(self, result: Any) -> Any:
+        try:
+            name = result.type.__name__ if isinstance(result, Failure) else "ok"
+            self.counts[name] += 1  # BUG: a failure's type name was never set up
+        except Exception:
+            log.err(None, "counting a job's outcome failed")
+        return result
+
+
 swallowing_pool = Target(
     build=lambda clock: SwallowingPool(clock, limit=2),
     limit=2,
@@ -85,6 +112,14 @@ tee_pool = Target(
     description="DeferredSemaphore pool teeing results into the caller and leaving failures on its own Deferred",
 )
 
+bookkeeping_pool = Target(
+    build=lambda clock: BookkeepingPool(clock, limit=2),
+    limit=2,
+    order="fifo",
+    logs=(),
+    description="DeferredSemaphore pool whose outcome counting logs a KeyError for every failed job",
+)
+
 SCENARIOS = (
     Scenario(
         "scenarios.error_paths:swallowing_pool",
@@ -96,6 +131,12 @@ SCENARIOS = (
         "scenarios.error_paths:tee_pool",
         "errors.unhandled",
         "pool teeing the job's outcome into the caller's Deferred and returning it: failures left unhandled",
+        "DeferredSemaphore",
+    ),
+    Scenario(
+        "scenarios.error_paths:bookkeeping_pool",
+        "errors.logged",
+        "pool counting outcomes in a step that logs its own errors: a KeyError logged for every failed job (logs=())",
         "DeferredSemaphore",
     ),
 )

@@ -73,6 +73,7 @@ MINIMAL = {
     "scenarios.cancel:ticket_pool": Schedule((Submit(0, 0, _ms("immediate")), Cancel(0, 0))),
     "scenarios.error_paths:swallowing_pool": Schedule((Submit(0, 0, _ms("fail")),)),
     "scenarios.error_paths:tee_pool": Schedule((Submit(0, 0, _ms("fail")),)),
+    "scenarios.error_paths:bookkeeping_pool": Schedule((Submit(0, 0, _ms("fail")),)),
     "scenarios.queue_workers:no_skip_queue_workers": Schedule(
         (Submit(0, 0, _ms("succeed")), Submit(0, 1, _ms("succeed")), Cancel(0, 1))
     ),

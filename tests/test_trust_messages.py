@@ -154,6 +154,28 @@ HOSTILE_TWO = S(Submit(0, 0, _HOSTILE_HANG), Submit(0, 1, _HOSTILE_HANG), Submit
 CANCELLED_TWO = S(Submit(0, 0, ok(500, canceller_raises=True)), Submit(0, 1, ok(500, canceller_raises=True)),
                   Submit(0, 2, ok()), Cancel(100, 0), Cancel(100, 1))
 
+class _LoggingPool:
+    """Runs each job and logs a failed one; ``own``: also logs a KeyError of its own at each submit."""
+
+    def __init__(self, clock: object, own: bool = False) -> None:
+        self.own, self.n = own, 0
+
+    def submit(self, job):  # type: ignore[no-untyped-def]
+        from twisted.logger import Logger
+
+        self.n += 1
+        if self.own:
+            try:
+                {}[self.n]
+            except KeyError:
+                Logger().failure("bookkeeping failed")
+        return defer.maybeDeferred(job).addErrback(lambda f: (Logger().failure("job failed", f), f)[1])
+
+
+_job_logger = Target(build=_LoggingPool, retries=0, logs=())
+_own_logger = Target(build=lambda clock: _LoggingPool(clock, own=True), retries=0, logs=())
+
+
 MESSAGES: tuple[Row, ...] = (
     # completion
     Row("once", "completion.once", "was fired twice", "scenarios.next_tick:next_tick_delivery_pool", SEMAPHORE,
@@ -407,6 +429,17 @@ MESSAGES: tuple[Row, ...] = (
     Row("loop_died_logged", "time.loop_died", "an error was logged, but the loop kept setting timers of its own",
         "scenarios.review.round4.mistakes:cron_stuck_logs_builtin_only", "scenarios.review.round4.targets:cron",
         S(Start(0, 0, fail()), Stop(1000))),
+    # a loop silent from its start(), or after a last call that succeeded (session 9)
+    Row("loop_died_start", "time.loop_died", "the loop was started at 0ms and its function was never called",
+        "scenarios.silent_loops:never_called_loop", "scenarios.silent_loops:rearming_loop",
+        S(Start(0, 0, JobSpec("value")), Stop(1000))),
+    Row("loop_died_success", "time.loop_died", "periodic call 0 succeeded at 100ms and the function was never called "
+        "again", "scenarios.silent_loops:value_ends_loop", "scenarios.silent_loops:rearming_loop",
+        S(Start(0, 0, JobSpec("value")), Stop(1000))),
+    # a request for a call now (Operation(calls_now=True)) ignored while a call runs (session 9)
+    Row("on_demand", "time.on_demand", "asked for a call of the work now at 510ms while call 0 ran",
+        "scenarios.thirdparty.buildbot_utils:polled_forced_skipped_while_running",
+        "scenarios.thirdparty.buildbot_utils:polled_forced", S(Start(0, 0, ok(50)), Call(510, "force"), Stop(2000))),
     # a loop that reports its own end (work.report_end; round-2 review F6)
     Row("after_end", "time.after_end", "after the loop reported its end at 210ms ('3 polls failed in a row'): a loop "
         "that reports its end must not call its work again", "scenarios.quota_poller:runaway_quota_poller",
@@ -468,6 +501,9 @@ MESSAGES: tuple[Row, ...] = (
         Target(build=WrappingPool), SEMAPHORE, S(Submit(0, 0, fail()))),
     Row("propagate.success_failed", "errors.propagate", "succeeded but its Deferred failed with ValueError",
         Target(build=ValidatingPool), SEMAPHORE, S(Submit(0, 0, ok()))),
+    # an error the subject logs that is not its jobs' own nor declared (Target(logs=...); session 9)
+    Row("logged", "errors.logged", "the subject logged an error at 0ms: KeyError: 1", _own_logger, _job_logger,
+        S(Submit(0, 0, fail()))),
     Row("escaped", "errors.escaped", "a real reactor would only log it", "scenarios.next_tick:next_tick_raises",
         SEMAPHORE, S(Submit(0, 0, RAISE))),
     Row("unhandled", "errors.unhandled", "a Deferred failed and nobody handled it", "scenarios.error_paths:tee_pool",

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from harness.model.target import Target
 from harness.run.diagnosis import diagnose
-from harness.invariants import cancellation, completion, concurrency, delivery, errors, fanout, hedging, leaks, operations, time, user
+from harness.invariants import cancellation, completion, concurrency, delivery, errors, fanout, hedging, leaks, on_demand, operations, time, user
 from harness.invariants.shared_note import noted
 from harness.invariants.base import Invariant, Violation
 
@@ -62,9 +62,11 @@ INVARIANTS: tuple[Invariant, ...] = (
     time.AfterStop(),
     time.AfterEnd(),
     time.LoopDied(),
+    on_demand.OnDemand(),
     errors.Propagate(),
     errors.Rejects(),
     errors.Escaped(),
+    errors.Logged(),
     operations.Raised(),
     errors.Poison(),
     errors.Unhandled(),

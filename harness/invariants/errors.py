@@ -205,6 +205,52 @@ class Escaped(Invariant):
         )
 
 
+class Logged(Invariant):
+    """The subject logs no error but its jobs' own and the types it declares (``Target.logs``).
+
+    Opt-in: services log the errors they handle, so which ones a subject may
+    log is its contract. Each error logged during the run (a ``log.error``
+    event: ``Logger.failure``, ``log.err``, or a message at error level) is
+    legitimate when it is an error a job raised or failed with (the one the
+    harness injected, itself or carried by a ``wraps`` type), a hostile
+    canceller's ``CancellerError``, or an instance of a ``logs`` type; which
+    it is was judged when it was logged (``Run.logs_allowed``). A message
+    logged at error level with no exception is never legitimate. An
+    ``AlreadyCalledError`` is ``completion.once``'s.
+    """
+
+    name = "errors.logged"
+    summary = "with logs declared, no error is logged but the jobs' own and the declared types"
+
+    def applies(self, target: Target) -> bool:
+        return target.logs is not None
+
+    def check(self, run: Run) -> Violation | None:
+        facts = facts_of(run)
+        if _LOG_ERROR not in facts.by_kind:
+            return None
+        allowed = run.logs_allowed
+        for index in facts.of_kind(_LOG_ERROR):
+            event = facts.event(index)
+            if index in allowed or not own_error(event.detail):
+                continue
+            stop = facts.first_stop()
+            when = format_ms(event.t_us) + (" (after stop())" if stop is not None and stop < index else "")
+            declared = ", ".join(t.__name__ for t in run.target.logs or ())
+            also = f" and logs=({declared})" if declared else ""
+            return self.violation(
+                run,
+                f"the subject logged an error at {when}: {event.detail}; the target declares it logs only its jobs' "
+                f"own errors{also}: its own machinery failed there (read the trace around it), or logging that error "
+                "is its contract (add its type to logs)",
+                [index],
+            )
+        return None
+
+
+_LOG_ERROR = EventKind.LOG_ERROR
+
+
 class Unhandled(Invariant):
     """No "Unhandled error in Deferred" is logged during or after the run."""
 

@@ -7,6 +7,7 @@ that lateness and nothing more. Wall-clock jumps move only ``seconds()``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import NamedTuple, TYPE_CHECKING
 
@@ -15,6 +16,7 @@ from harness.model.known import known
 from harness.model.schedule import Jump
 from harness.model.trace import EventKind, counted, format_ms
 from harness.invariants.base import Invariant, Violation
+from harness.invariants.on_demand import asking, on_demand_calls
 from harness.run.calls import owed_before
 from harness.run.chains import loop_timers, timer_number
 from harness.run.facts import Attempt, Facts, JobFacts, abandoned_at, facts_of, stranded_jobs
@@ -902,20 +904,23 @@ class Early(Invariant):
         ``w_j = t_j - j*interval + J(s_j)*interval`` and
         ``v_i = t_i - i*interval + J(s_(i-1))*interval``, ``J(s)`` the jumps before trace index ``s``.
         """
+        # A call answering a request for a call now (Operation(calls_now=True)) keeps no interval: left out.
+        forced = on_demand_calls(facts, asking(run.target)) if run.target.operations else set()
         for job in facts.jobs.values():
             if not job.periodic:
                 continue
             best: tuple[int, Attempt] | None = None
             origin = job.submit if job.submit is not None else -1
             before = origin
-            for k, attempt in enumerate(job.attempts):
+            attempts = [a for a in job.attempts if (job.id, a.n) not in forced] if forced else job.attempts
+            for k, attempt in enumerate(attempts):
                 t = facts.time(attempt.start)
                 if best is not None:
                     v, first = best
                     w = t - k * interval + facts.jumps_between(-1, attempt.start) * interval
                     if w < v - facts.late_us:
-                        i = job.attempts.index(first)
-                        excused = facts.jumps_between(job.attempts[i - 1].start if i else origin, attempt.start)
+                        i = attempts.index(first)
+                        excused = facts.jumps_between(attempts[i - 1].start if i else origin, attempt.start)
                         earliest = facts.time(first.start) + (k - i - excused) * interval - facts.late_us
                         jumps = f", allowing one interval for each of the {excused} wall-clock jumps between" if excused else ""
                         return self.violation(
@@ -1093,11 +1098,14 @@ class AfterEnd(_Periodic):
 
 
 class LoopDied(_Periodic):
-    """An error in periodic work is reported rather than silently ending the loop.
+    """A loop never ends in silence: an error in periodic work is reported, and a started loop calls its work.
 
     A call that ends in error is one that failed, or that the subject itself
     cancelled (its own timeout: a ``job.cancel`` before any ``stop()``). After
-    it, more calls come within the loop's wait, or the loop reports its end:
+    it, more calls come within the loop's wait, or the loop reports its end;
+    so after a ``start()`` whose work was never called, and after a last call
+    that succeeded (``_silent_end``): a loop whose tick forgot to call its
+    work, or that re-armed only on the work's Deferred. The loop's end is reported when
     the Deferred ``start()`` returned fails, the work's ``report_end`` is
     called, or an error is logged while the loop went quiet (no timer of the
     loop's own, ``harness.run.chains.loop_timers``, fired after the call and
@@ -1108,7 +1116,8 @@ class LoopDied(_Periodic):
     an interval loop, is two intervals plus the clock's lateness; for one
     that still sets timers after the call, two intervals each as late as the
     clock may fire (``2 * (interval + late)``: one tick may be skipped, a
-    misfire policy, and a late tick moves the next). A backoff loop waits
+    misfire policy, and a late tick moves the next; ``skips + 1`` ticks with
+    ``Target.skips`` declared, no bound with ``math.inf``). A backoff loop waits
     twice the high end of the failed call's own retry, plus the lateness.
     For a loop still setting timers, either is lengthened by how far the wall
     clock was set back (behind the latest time it had shown, at the call's
@@ -1119,7 +1128,7 @@ class LoopDied(_Periodic):
     """
 
     name = "time.loop_died"
-    summary = "an error in the periodic function (or its timeout) is reported, never silently ending the loop"
+    summary = "a started loop calls its work, and goes on after each call (an error in it is reported): never a silent end"
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
@@ -1146,50 +1155,110 @@ class LoopDied(_Periodic):
                 if any(later.start > end for later in job.attempts):
                     continue
                 window_end = self._window_end(facts, end)
-                late = facts.late_us
-                silence = facts.time(window_end) - facts.time(end)
                 unreported = self._unreported(facts, job, end, window_end)
                 if unreported is None:
                     continue
                 text, ticking = unreported
+                high: float | None = None
                 if target.backoff_loop:
                     # Twice the longest wait before its next retry (a cancelled call counts as one failure more,
                     # or not: the longer of the two).
                     k = in_a_row[attempt.n]
                     retries = (k,) if kind == EventKind.JOB_FAIL else (max(k, 1), k + 1)
                     high = max(known(target.backoff_range(r))[1] for r in retries)
-                    patience = 2 * round(high * 1000) + late
-                    wait = f"twice the {high:g}ms its retry may wait, plus {format_ms(late)} of lateness"
-                elif ticking:
-                    # Two ticks, each as late as the clock fires: one may be skipped (a misfire policy), and a
-                    # late tick moves the next one by as much.
-                    patience = 2 * (known(target.interval_ms) * 1000 + late)
-                    wait = f"two {target.interval_ms}ms intervals" + (f", each up to {format_ms(late)} late" if late else "")
-                else:
-                    # No timer set after the call: only one pending at its end can bring the next call (a timer
-                    # set from a tick, due within an interval), fired late at most once.
-                    patience = 2 * known(target.interval_ms) * 1000 + late
-                    wait = f"two {target.interval_ms}ms intervals" + (f" and {format_ms(late)} of lateness" if late else "")
-                if silence < patience:
-                    continue
-                back = _wall_behind_us(run, facts, end, window_end) if ticking and facts.jumps else 0
-                if back:
-                    # A loop still setting timers may aim them at wall-clock due times: it waits longer by as much
-                    # as the wall clock is behind. (One that set none after the call cannot be waiting for one.)
-                    patience += back
-                    wait += f", plus the {format_ms(back)} the wall clock was set back"
-                    if silence < patience:
-                        continue
                 how = "failed" if kind == EventKind.JOB_FAIL else "was cancelled by the subject (before any stop())"
-                until = "stop()" if window_end in facts.stops else "the run drained"
-                return self.violation(
-                    run,
+                found = self._silent(
+                    run, facts, end, window_end, ticking, high, "its retry",
                     f"periodic call {attempt.n} {how} at {format_ms(facts.time(end))} and the function was never "
-                    f"called again ({format_ms(silence)} until {until}, past the {format_ms(patience)} wait: {wait}), "
-                    f"yet {text}",
-                    [attempt.start, end],
+                    "called again", text, [attempt.start, end],
                 )
+                if found is not None:
+                    return found
+            found = self._silent_end(run, facts, job, stop, ended)
+            if found is not None:
+                return found
         return None
+
+    def _silent_end(self, run: Run, facts: Facts, job: JobFacts, stop: int | None, ended: int | None) -> Violation | None:
+        """A loop silent from its ``start()`` (its work never called) or after its last call, which succeeded:
+        judged as after a failed call, with the wait of an interval (or, for a backoff loop without one, of
+        its first retry's high end). None when a call is still running, or the schedule cancelled the
+        handle of ``start()``, stopped the subject or the loop reported its end before."""
+        origin = job.submit
+        if origin is None:
+            return None  # (a periodic job is started by the schedule's start)
+        last = job.attempts[-1] if job.attempts else None
+        if last is not None:
+            if last.end_kind != EventKind.JOB_FINISH or any(a.end is None for a in job.attempts):
+                return None  # ended in error (judged above), or a call still running: the loop owes nothing yet
+            origin = known(last.end)
+            if any(a.end is not None and a.end > origin for a in job.attempts):
+                return None  # (an earlier call of an overlapping loop ended after it: judged from that one)
+        if (stop is not None and stop < origin) or (ended is not None and ended < origin):
+            return None
+        window_end = self._window_end(facts, origin)
+        if any(c < window_end for c in job.cancels):
+            return None  # the schedule cancelled the handle of start(): the loop may have ended by it
+        unreported = self._unreported(facts, job, origin, window_end, silent=True)
+        if unreported is None:
+            return None
+        text, ticking = unreported
+        target = run.target
+        high = known(target.backoff_range(1))[1] if target.interval_ms is None else None
+        if last is None:
+            opened = f"the loop was started at {format_ms(facts.time(origin))} and its function was never called"
+            events = [origin]
+        else:
+            opened = (f"periodic call {last.n} succeeded at {format_ms(facts.time(origin))} and the function was "
+                      "never called again")
+            events = [last.start, origin]
+        return self._silent(run, facts, origin, window_end, ticking, high, "its next call", opened, text, events)
+
+    def _silent(
+        self, run: Run, facts: Facts, origin: int, window_end: int, ticking: bool, high: float | None, waiter: str,
+        opened: str, text: str, events: list[int],
+    ) -> Violation | None:
+        """The violation when the loop stayed silent from trace index ``origin`` to ``window_end`` past its wait,
+        else None. The wait: ``high`` given (a backoff loop), twice that plus the lateness (``waiter`` says
+        whose wait it is); else two intervals plus the lateness, or, for a loop still setting timers
+        (``ticking``), two intervals each as late as the clock may fire; for a loop still setting timers,
+        lengthened by how far the wall clock was set back."""
+        target = run.target
+        late = facts.late_us
+        silence = facts.time(window_end) - facts.time(origin)
+        if high is not None:
+            patience = 2 * round(high * 1000) + late
+            wait = f"twice the {high:g}ms {waiter} may wait, plus {format_ms(late)} of lateness"
+        elif ticking:
+            # Two ticks, each as late as the clock fires: one may be skipped (a misfire policy), and a
+            # late tick moves the next one by as much; with skips=N declared, N + 1 ticks (math.inf: none
+            # is too long while the loop still ticks).
+            if target.skips == math.inf:
+                return None
+            ticks = int(target.skips) + 1
+            patience = ticks * (known(target.interval_ms) * 1000 + late)
+            wait = f"{_count(ticks)} {target.interval_ms}ms intervals" + (f", each up to {format_ms(late)} late" if late else "")
+        else:
+            # No timer set after the call: only one pending at its end can bring the next call (a timer
+            # set from a tick, due within an interval), fired late at most once.
+            patience = 2 * known(target.interval_ms) * 1000 + late
+            wait = f"two {target.interval_ms}ms intervals" + (f" and {format_ms(late)} of lateness" if late else "")
+        if silence < patience:
+            return None
+        back = _wall_behind_us(run, facts, origin, window_end) if ticking and facts.jumps else 0
+        if back:
+            # A loop still setting timers may aim them at wall-clock due times: it waits longer by as much
+            # as the wall clock is behind. (One that set none after the call cannot be waiting for one.)
+            patience += back
+            wait += f", plus the {format_ms(back)} the wall clock was set back"
+            if silence < patience:
+                return None
+        until = "stop()" if window_end in facts.stops else "the run drained"
+        return self.violation(
+            run,
+            f"{opened} ({format_ms(silence)} until {until}, past the {format_ms(patience)} wait: {wait}), yet {text}",
+            events,
+        )
 
     @staticmethod
     def _window_end(facts: Facts, after: int) -> int:
@@ -1199,14 +1268,15 @@ class LoopDied(_Periodic):
         return facts.drained if facts.drained is not None else len(facts.events) - 1
 
     @staticmethod
-    def _unreported(facts: Facts, job: JobFacts, start: int, end: int) -> tuple[str, bool] | None:
+    def _unreported(facts: Facts, job: JobFacts, start: int, end: int, silent: bool = False) -> tuple[str, bool] | None:
         """None if the loop reported its end between trace indices ``start`` and ``end``: the Deferred of
         ``start()`` failed, or ``report_end`` was called; or an error was logged and the loop went quiet: no
         timer of the loop's (``loop_timers``) fired in that span and set another. A loop that logs each
         failure but still ticks has not ended; the subject's other timers (a cache's expiry, a stats
         ``LoopingCall``, a reconnect loop) say nothing about the loop, nor does a one-shot timer of the
         loop's (a ``callLater(0, ...)`` logging the death out of the failed call's stack). Else what it
-        lacked, and whether the subject set any timer in that span (the longer wait: see ``check``)."""
+        lacked (``silent``: after a start or a success, with no error to report), and whether the subject
+        set any timer in that span (the longer wait: see ``check``)."""
         logged = ticking = False
         for _, kind, job_id, _, _ in facts.events[start:end + 1]:
             if (kind == EventKind.FAILURE or kind == EventKind.LOOP_END) and job_id == job.id:
@@ -1216,6 +1286,8 @@ class LoopDied(_Periodic):
             elif kind == EventKind.TIMER_SET:
                 ticking = True
         if not logged:
+            if silent:
+                return "the loop reported no end (no error logged, no failed start() Deferred, no report_end)", ticking
             return "the error was not reported (not logged, no failed start() Deferred, no report_end)", ticking
         # The loop ticks on if one of its timers fired after the call and set another: a one-shot timer of the
         # loop (a callLater(0, ...) that logs the death out of the failed call's stack) ticks nothing.
@@ -1236,6 +1308,12 @@ class LoopDied(_Periodic):
         return (f"the loop did not report its end: an error was logged, but the loop kept setting timers of its "
                 f"own ({tick[4].split(' due ', 1)[0]}, set at {format_ms(tick[0])}) without calling its work (stuck, not "
                 "ended; a loop that ends on purpose calls report_end)", True)
+
+
+def _count(n: int) -> str:
+    """``two``, ``three``... for the waits' messages (digits past ten)."""
+    words = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+    return words[n] if n < len(words) else str(n)
 
 
 def _wall_behind_us(run: Run, facts: Facts, start: int, end: int) -> int:

@@ -7,6 +7,7 @@ are then known by their class name.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 
@@ -27,6 +28,28 @@ BUILTIN_ERRORS: Mapping[str, type[Exception]] = {
     "ConnectionError": ConnectionError,
     "TimeoutError": TimeoutError,
 }
+
+
+def injected_message(job: int, attempt: int) -> str:
+    """The one argument of the error attempt ``attempt`` of job ``job`` is injected with (what ``injected_by`` reads)."""
+    return f"injected by job {job} attempt {attempt}"
+
+
+_INJECTED = re.compile(r"injected by job (\d+) attempt (\d+)")
+
+
+def injected_by(exc: BaseException) -> tuple[int, int] | None:
+    """``(job, attempt)`` when ``exc`` is the error the harness injected into that attempt (built with
+    ``injected_message`` as its one argument), else None: a subject's own error never has those arguments."""
+    args = exc.args
+    text = args[0] if len(args) == 1 and type(args[0]) is str else None
+    if text is None:  # a declared type that keeps its arguments otherwise: its message, then
+        try:
+            text = str(exc)
+        except Exception:
+            return None
+    found = _INJECTED.fullmatch(text)
+    return None if found is None else (int(found[1]), int(found[2]))
 
 
 def error_table(declared: Iterable[type[BaseException]] = ()) -> dict[str, type[BaseException]]:

@@ -14,6 +14,10 @@ cooperative task, a maintenance mode) declares ``suspends``: the name of the
 operation that resumes it, or True when nothing but the end of the run
 does. A job left unfinished at the drain because a suspension was still in
 force (not yet resumed) is not stranded: ``harness.run.suspensions``.
+
+An operation of a periodic target that asks the loop for a call of its work
+now (a forced poll) declares ``calls_now=True``: ``time.on_demand`` holds the
+loop to it (``harness.invariants.on_demand``).
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ class Operation:
     #: The operation that resumes the progress this one suspends (``"resume"``), True if none does, False
     #: (default) if it suspends nothing. Each resume call ends the latest suspension still in force.
     suspends: bool | str = False
+    #: On a periodic target: the call asks the loop to call its work now (buildbot's ``Poller.__call__``, a
+    #: "poll now" button): a call of the work starts within the clock's lateness of it, or of the end of the
+    #: call running then (``time.on_demand``).
+    calls_now: bool = False
 
     def __post_init__(self) -> None:
         if not callable(self.call):
@@ -50,6 +58,8 @@ class Operation:
                 f"Operation suspends must be the name of the operation that resumes it (such as 'resume'), True "
                 f"(nothing resumes it but the end of the run) or False, got {self.suspends!r}"
             )
+        if not isinstance(self.calls_now, bool):
+            raise TargetError(f"Operation calls_now must be True or False, got {self.calls_now!r}")
 
 
 def operation_table(operations: Mapping[str, Operation | Callable[..., Any]]) -> dict[str, Operation]:

@@ -97,6 +97,10 @@ class Target:
     the k-th failed call after a success is retry ``k + 1`` (before any
     success, retry ``k`` as ever).
 
+    ``skips`` is how many ticks of ``interval_ms`` in a row a periodic loop may
+    skip by design (1 by default; ``math.inf``: any number while it ticks):
+    ``time.loop_died`` waits that many more ticks before calling it silent.
+
     On a periodic target ``timeout_ms`` bounds each call of the work, from
     its start (``time.timeout``), and ``stop_cancels_work=True`` promises that
     ``stop()`` cancels the call in flight (``leaks.work``).
@@ -144,6 +148,11 @@ class Target:
     success within the lease stays final, an attempt still in its lease is
     never joined by another one (``time.retries``); ``retries`` still counts
     every delivery.
+
+    ``logs`` declares what the subject may log as an error (``errors.logged``): a
+    tuple of exception types it may log besides its jobs' own errors (``()``: those
+    only); any other error logged during the run is a violation. None (the
+    default) judges no logged error.
 
     ``fanout=N`` with ``quorum=K`` declares a quorum call: the subject calls
     each job N times at once (its copies), answers once K copies succeeded
@@ -199,6 +208,10 @@ class Target:
     burst: int | None = None
     interval_ms: int | None = None
     overlap: bool = False
+    # periodic: how many ticks in a row the loop may skip by design (a misfire grace: 1, the default); a loop
+    # silent longer (its timers still ticking) is dead (time.loop_died). math.inf: skipping is unbounded (a paused
+    # poller), and only a loop that stopped setting timers is judged silent
+    skips: int | float = 1
     # a backoff loop: after a success its count of failures in a row restarts at 0 ("reset") or at 1
     # ("first_failure": the success's end counts as the first failure, as ClientService counts a lost connection)
     backoff_after_success: str = "reset"
@@ -213,6 +226,9 @@ class Target:
     # when a refusal (a failure of a rejects type) is legitimate: (view, job, t_us) -> bool; None: always
     rejects_only_while: Callable[[Any, Any, int], bool] | None = None
     errors: tuple[type[BaseException], ...] = ()
+    # what the subject may log as an error (errors.logged): None, not judged; a tuple, the exception types it
+    # may log besides its jobs' own errors (a worker's handler timeout: (defer.TimeoutError,); () for none)
+    logs: tuple[type[BaseException], ...] | None = None
     # error types that carry the job's error, with how to get it: {GaveUp: lambda e: e.last}
     wraps: Mapping[type[BaseException], Callable[[Any], Any]] = field(default_factory=dict, hash=False)
     # adapters and extras
@@ -308,6 +324,12 @@ class Target:
             if not (isinstance(value, tuple) and all(_exception_class(t) for t in value)):
                 one = f": write {name}=({value.__name__},)" if isinstance(value, type) else ""
                 raise TargetError(f"Target {name} must be a tuple of exception classes, got {value!r}{one}")
+        if self.logs is not None and not (isinstance(self.logs, tuple) and all(_exception_class(t) for t in self.logs)):
+            one = f": write logs=({self.logs.__name__},)" if isinstance(self.logs, type) else ""
+            raise TargetError(
+                "Target logs must be None (logged errors not judged) or a tuple of the exception classes the subject "
+                f"may log besides its jobs' own errors (() for none), got {self.logs!r}{one}"
+            )
         if self.rejects_only_while is not None:
             _check_adapter("rejects_only_while", self.rejects_only_while, "view, job, t_us")
             if not self.rejects:
@@ -357,6 +379,16 @@ class Target:
                 f"Target {bad} is a promise about a submitted job's caller, which a periodic Target has none of: "
                 "its timeout_ms is each call's, from the call's start (drop it)"
             )
+        if self.skips != math.inf and (not isinstance(self.skips, int) or isinstance(self.skips, bool) or self.skips < 0):
+            raise TargetError(
+                "Target skips must be how many ticks in a row a periodic loop may skip by design: a non-negative "
+                f"integer (default 1), or math.inf (no bound), got {self.skips!r}"
+            )
+        if self.skips != 1 and (self.kind != "periodic" or self.interval_ms is None):
+            raise TargetError(
+                "Target skips is how many ticks of interval_ms a periodic loop may skip in a row: declare "
+                "kind='periodic' with interval_ms, or drop it"
+            )
         if type(self.backoff_after_success) is not str or self.backoff_after_success not in BACKOFF_AFTER_SUCCESS:
             raise TargetError(
                 "Target backoff_after_success must be 'reset' (after a success a backoff loop counts its failures "
@@ -378,6 +410,12 @@ class Target:
                 f"number returning that range, got {self.backoff_ms!r}"
             )
         object.__setattr__(self, "operations", operation_table(self.operations))
+        now = next((name for name, op in self.operations.items() if isinstance(op, Operation) and op.calls_now), None)
+        if now is not None and self.kind != "periodic":
+            raise TargetError(
+                f"Target operation {now!r} declares calls_now=True, a request for a call of a periodic loop's work, "
+                "which a submit Target has none of: declare kind='periodic', or drop calls_now"
+            )
         if isinstance(self.menu, Mapping):
             # Keyword overrides of the derived menu, applied once: the target then holds a plain Menu.
             try:

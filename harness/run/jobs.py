@@ -15,7 +15,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall
 
 from harness.run.clock import FaultClock
-from harness.model.faults import CancellerError, InjectedError
+from harness.model.faults import CancellerError, InjectedError, injected_message
 from harness.model.schedule import JobSpec
 from harness.model.trace import EventKind, Trace
 from harness.run.describe import describe
@@ -85,7 +85,7 @@ class Job:
 
     def error(self, attempt: int) -> BaseException:
         error_type = self._errors.get(self.spec(attempt).error, InjectedError)
-        return error_type(f"injected by job {self.id} attempt {attempt}")
+        return error_type(injected_message(self.id, attempt))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         attempt = self.calls

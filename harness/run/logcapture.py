@@ -7,6 +7,7 @@ them out of the process's own output while a run lasts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
@@ -65,9 +66,18 @@ class LogRecorder:
     logged, during some later run.
     """
 
-    def __init__(self, trace: Trace) -> None:
+    def __init__(
+        self,
+        trace: Trace,
+        judge: Callable[[BaseException | None], str | None] | None = None,
+        allowed: dict[int, str] | None = None,
+    ) -> None:
         self.trace = trace
         self.failures = 0
+        #: With the target's ``logs`` declared (``harness.run.logged.log_judge``): what makes each logged
+        #: error legitimate, kept in ``allowed`` by the trace index of its ``log.error`` event.
+        self.judge = judge
+        self.allowed = allowed
 
     def logged_failures(self) -> int:
         """How many failures were logged so far (a collection that logs more freed more garbage)."""
@@ -80,10 +90,22 @@ class LogRecorder:
         if failure is not None:
             self.failures += 1
             kind = EventKind.UNHANDLED if event.get("log_namespace") == _DEFER_NAMESPACE else EventKind.LOG_ERROR
-            self.trace.record(kind, detail=describe_error(failure.value, failure))
+            index = self.trace.record(kind, detail=describe_error(failure.value, failure))
+            if kind is EventKind.LOG_ERROR:
+                self._judge(index, failure.value)
             try:
                 failure.cleanFailure()
             except Exception:
                 pass
         elif event.get("log_level") in (LogLevel.error, LogLevel.critical) and not event.get("isError"):
-            self.trace.record(EventKind.LOG_ERROR, detail=mask_addresses(str(event.get("log_format", ""))))
+            index = self.trace.record(EventKind.LOG_ERROR, detail=mask_addresses(str(event.get("log_format", ""))))
+            self._judge(index, None)
+
+    def _judge(self, index: int, exc: BaseException | None) -> None:
+        """Keep what makes the error logged at ``index`` legitimate, when the target declares ``logs``."""
+        judge, allowed = self.judge, self.allowed
+        if judge is None or allowed is None or index < 0:
+            return
+        reason = judge(exc)
+        if reason is not None:
+            allowed[index] = reason

@@ -59,6 +59,7 @@ from harness.run.rewritten import rewritten_assert
 from harness.run.garbage import POLICY as GARBAGE
 from harness.run.jobs import Job
 from harness.run.logcapture import LogRecorder, logging_into
+from harness.run.logged import log_judge
 from harness.run.session import RunSession, current_session
 from harness.run.steps import ABORTS, apply, cancel_job, nothing, record_leftovers, stop, submitter, timer_recorder, work_for_build
 
@@ -138,6 +139,10 @@ class Run:
     #: pytest's explanation (``3 starts\nassert 3 <= 2\n +  where ...``), which the violation's message shows.
     #: Not part of the trace, which records the plain statement's message (``harness.run.rewritten``).
     explained: dict[int, str] = field(default_factory=dict, repr=False)
+    #: With the target's ``logs`` declared: for each error logged during the run that is legitimate (trace
+    #: index of its ``log.error`` event), why (a job's own error, or a declared type); ``errors.logged``
+    #: judges the rest (``harness.run.logged``). Not part of the trace.
+    logs_allowed: dict[int, str] = field(default_factory=dict, repr=False)
 
     @property
     def view(self) -> RunView:
@@ -208,8 +213,8 @@ def _run(session: RunSession, target: Target, schedule: Schedule, timeout_s: flo
     trace = Trace.of_clock(clock)
     clock.on_escape = lambda call, exc: trace.record(EventKind.REACTOR_ERROR, detail=f"{call_name(call)}: {describe_error(exc)}")
     clock.on_timer = timer_recorder(trace, clock)
-    observer = LogRecorder(trace)
     run = Run(target=target, schedule=schedule, trace=trace, clock=clock)
+    observer = LogRecorder(trace, log_judge(target), run.logs_allowed)
     aborted: BaseException | None = None
     guard, dog = session.guard, session.dog
     try:

@@ -45,6 +45,10 @@ then (plus the clock's lateness), unless ``stop()`` came first (a pending forced
 dropped at ``stop()``; the glue fails the callers left with ``Stopped``). Twin
 ``poll_forced_skipped_while_running``: a subclass of ``Poller`` that ignores a force while a
 poll runs ("it is polling already"), the natural shortcut (``user.forced_poll_at_once``).
+``polled_forced`` states the poller's own promise with the built-in ``time.on_demand``: the
+periodic poller (500 ms) with a ``force`` operation declared ``Operation(calls_now=True)``; its
+twin ``polled_forced_skipped_while_running`` ignores a force while a poll runs. The submit-shaped
+``poll_forced`` keeps its own invariant: it also judges which caller each poll serves (the glue).
 
 ``async_lru``: ``AsyncLRUCache(miss_fn, max_size=1)`` read by two keys: "Asynchronous locking is
 used to ensure that in the common case of multiple concurrent requests for the same key, only
@@ -491,6 +495,56 @@ poll_forced = _forced(ForcedPolls, "buildbot's Poller forced by each call: a pol
 poll_forced_skipped_while_running = _forced(
     ForcedPollsSkipping, "a Poller subclass ignoring a force while a poll runs"
 )
+
+class ForcedPolled(Polled):
+    """The periodic poller (interval 500 ms) whose ``force()`` calls ``Poller.__call__``: a poll now."""
+
+    def start(self, work: Callable[[], Any]) -> None:
+        self.work = work
+        self.poll.start(interval=FORCED_INTERVAL_MS / 1000, now=False)
+
+    def force(self) -> None:
+        self.poll()
+
+
+class ForcedPolledSkipping(ForcedPolled):
+    """Ignores a force while a poll runs ("it is polling already"): the next poll is the periodic one."""
+
+    polling = False
+
+    @poll.method
+    def poll(self) -> Any:
+        assert self.work is not None
+        self.polling = True
+        d = defer.maybeDeferred(self.work)
+
+        def done(result: Any) -> Any:
+            self.polling = False
+            return result
+
+        return d.addBoth(done)
+
+    def force(self) -> None:
+        if not self.polling:
+            self.poll()
+
+
+def _forced_periodic(build: Callable[[IReactorTime], Any], description: str) -> Target:
+    # The built-in time.on_demand states Poller.__call__'s promise of a periodic target's own calls.
+    return Target(
+        build=build,
+        kind="periodic",
+        interval_ms=FORCED_INTERVAL_MS,
+        operations={"force": Operation(lambda subject: subject.force(), calls_now=True)},
+        description=description,
+    )
+
+
+polled_forced = _forced_periodic(ForcedPolled, "buildbot's Poller, periodic, forced by an operation (calls_now)")
+polled_forced_skipped_while_running = _forced_periodic(
+    ForcedPolledSkipping, "a Poller subclass ignoring a force while a poll runs (periodic, calls_now)"
+)
+
 
 # -- AsyncLRUCache --------------------------------------------------------------------------------
 

@@ -635,6 +635,12 @@ queue_lost_wakeup = _queue(LostWakeupQueue, "round 5 twin V3: redelivery does no
 queue_at_least_once_ok = _queue(VisibilityQueue, "round 5: visibility-timeout queue, no handler timeout",
                                 handler_timeout_ms=None, lease_ms=VQ_VISIBILITY_MS)
 queue_stale_ack = _queue(StaleAckQueue, "round 5 twin V2: a stale receipt still acks", handler_timeout_ms=None)
+# Finding 10, with logged errors judged (errors.logged): the workers log each failed handler, the job's own
+# error or the handler timeout's (logs=(defer.TimeoutError,)); the twin's worker loop dies of KeyError.
+queue_logs_ok = _queue(VisibilityQueue, "round 5: visibility-timeout queue, logs only failed handlers",
+                       retries=VQ_MAX_RECEIVES - 1, logs=(defer.TimeoutError,))
+queue_stale_ack_logs = _queue(StaleAckQueue, "round 5 twin V2, logged errors judged: a worker loop dies of a "
+                              "stale receipt", handler_timeout_ms=None, logs=())
 
 
 # ============================================================================================
