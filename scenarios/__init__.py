@@ -43,6 +43,7 @@ CATALOG: tuple[Scenario, ...] = _gather()
 TIME_MODULES = (
     "scenarios.backoff_loop",
     "scenarios.background_retry",
+    "scenarios.forced_poll",
     "scenarios.hedge",
     "scenarios.heartbeat",
     "scenarios.poller",
