@@ -1,29 +1,77 @@
 """What the outside-user review tests share (tests/test_review_targets.py, round 1, and
-tests/test_review_round2.py): a bounded, reproducible campaign on a target, the test id of a
-target, and the skip for targets that need the thirdparty extra."""
+tests/test_review_round2.py to round 6): a bounded, reproducible campaign on a target, the three
+verdicts of a review round (a correct component clean, a twin caught alone, caught on another seed),
+the test id of a target, and the skip for targets that need the thirdparty extra.
+
+:func:`campaign` is the one reproducible campaign of the test suite: ``tests/zoo_checks.py`` and the
+invariant-semantics tests (``tests/fault_campaigns.py``) run it too."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import CampaignConfig, CampaignResult, Target, load_target, run_campaign
+from harness import INVARIANTS, CampaignConfig, CampaignResult, Menu, Target, load_target, run_campaign
+from harness.search.generate import DEFAULT_STRATEGY
 
 #: Modules whose targets import matrix-synapse.
 SYNAPSE_MODULES = ("scenarios.thirdparty.synapse_prims", "scenarios.thirdparty.synapse_more")
 
 
 def campaign(spec: str, seed: int, examples: int, tmp_path: Any, target: Target | None = None,
-             max_failures: int = 1) -> CampaignResult:
-    """A campaign that is a pure function of seed and target: no database, no regressions."""
-    config = CampaignConfig(seed=seed, max_examples=examples, report_dir=str(tmp_path), database=None,
-                            regressions=None, max_failures=max_failures)
-    return run_campaign(target or load_target(spec), spec, config)
+             max_failures: int | None = 1, *, strategy: str = DEFAULT_STRATEGY,
+             all_faults: bool = False) -> CampaignResult:
+    """A campaign that is a pure function of its arguments: no database, no regressions.
+
+    ``target``: the loaded target to run (else ``spec`` is loaded). ``max_failures``: it stops at that
+    many findings (by default the first, as ``harness run`` does; None: one per invariant, so that every
+    distinct alarm is counted). ``all_faults``: the target's menu with wall-clock jumps, every
+    tie-break, stride and jitter on (as ``benchmarks/soak.py`` runs it)."""
+    target = target or load_target(spec)
+    menu = None
+    if all_faults:
+        full = Menu()
+        menu = replace(target.default_menu(), jumps=True, tie_breaks=full.tie_breaks, steps_ms=full.steps_ms,
+                       jitters_ms=full.jitters_ms)
+    config = CampaignConfig(seed=seed, max_examples=examples, strategy=strategy, report_dir=str(tmp_path),
+                            database=None, regressions=None, menu=menu,
+                            max_failures=len(INVARIANTS) if max_failures is None else max_failures)
+    return run_campaign(target, spec, config)
+
+
+def assert_stays_clean(spec: str, tmp_path: Any, examples: int, seed: int = 1) -> None:
+    """A correct component of a review round: a campaign of ``examples`` examples from ``seed`` runs
+    them all, with no error and no alarm (the messages are shown if any)."""
+    result = campaign(spec, seed=seed, examples=examples, tmp_path=tmp_path)
+    assert result.error is None, result.error
+    assert result.findings == [], [f.violation.message for f in result.findings]
+    assert result.examples == examples, result.examples
+
+
+def assert_caught_alone(spec: str, invariant: str, tmp_path: Any, examples: int = 3000) -> None:
+    """A buggy twin of a review round: a seed-1 campaign of ``examples`` examples finds it with
+    ``invariant`` alone, within them, shrinks it to the end and saves the failure file."""
+    result = campaign(spec, seed=1, examples=examples, tmp_path=tmp_path)
+    assert result.error is None, result.error
+    found = [f.violation.invariant for f in result.findings]
+    assert found == [invariant], f"{spec}: expected {invariant} alone, found {found}"
+    [finding] = result.findings
+    assert finding.shrunk and finding.path is not None and finding.path.exists(), (finding.shrunk, finding.path)
+    assert finding.examples_to_detect is not None and finding.examples_to_detect <= examples, finding.examples_to_detect
+
+
+def assert_caught_as(spec: str, accepted: set[str], tmp_path: Any, seed: int, examples: int = 3000) -> None:
+    """A buggy twin of a review round, on another seed: the campaign's one finding names one of the
+    ``accepted`` invariants (one bug may show as several true symptoms)."""
+    result = campaign(spec, seed=seed, examples=examples, tmp_path=tmp_path)
+    [finding] = result.findings
+    assert finding.violation.invariant in accepted, f"{spec}: {finding.violation.invariant} not in {sorted(accepted)}"
 
 
 def spec_id(spec: str) -> str:

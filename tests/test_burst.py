@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from twisted.internet import defer
 
-from harness import CampaignConfig, ClockPolicy, JobSpec, Schedule, Submit, Target, TargetError, check, load_target
-from harness import run_campaign, run_schedule
+from harness import ClockPolicy, JobSpec, Schedule, Submit, Target, TargetError, check, load_target, run_schedule
+
+from review_campaigns import campaign
 
 REVIEW = "scenarios.review.targets"
 
@@ -79,29 +80,24 @@ def test_a_fractional_period_is_compared_exactly() -> None:
     assert _violations([0, 34], rate=(3, 100), burst=1) == []
 
 
-def _campaign(spec: str, seed: int, examples: int, tmp_path):
-    config = CampaignConfig(seed=seed, max_examples=examples, report_dir=str(tmp_path), database=None, regressions=None)
-    return run_campaign(load_target(spec), spec, config)
-
-
 def test_the_review_bucket_declares_its_burst_and_no_user_invariant() -> None:
     target = load_target(f"{REVIEW}:token_bucket_ok")
     assert (target.rate, target.burst, target.invariants) == ((1, 100), 3, ())
 
 
 def test_the_review_bucket_stays_clean(tmp_path) -> None:
-    result = _campaign(f"{REVIEW}:token_bucket_ok", seed=4, examples=300, tmp_path=tmp_path)
+    result = campaign(f"{REVIEW}:token_bucket_ok", seed=4, examples=300, tmp_path=tmp_path)
     assert [f.record.message for f in result.findings] == []
 
 
 @pytest.mark.parametrize("name", ["token_bucket_double_tick", "token_bucket_off_by_one"])
 def test_a_bucket_too_generous_is_caught_by_time_early(name: str, tmp_path) -> None:
-    result = _campaign(f"{REVIEW}:{name}", seed=4, examples=2000, tmp_path=tmp_path)
+    result = campaign(f"{REVIEW}:{name}", seed=4, examples=2000, tmp_path=tmp_path)
     assert [f.record.invariant for f in result.findings] == ["time.early"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_the_review_bucket_stays_clean_over_a_long_campaign(seed: int, tmp_path) -> None:
-    result = _campaign(f"{REVIEW}:token_bucket_ok", seed=seed, examples=5000, tmp_path=tmp_path)
+    result = campaign(f"{REVIEW}:token_bucket_ok", seed=seed, examples=5000, tmp_path=tmp_path)
     assert [f.record.message for f in result.findings] == []

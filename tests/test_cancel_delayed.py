@@ -12,9 +12,10 @@ import dataclasses
 
 import pytest
 
-from harness import CampaignConfig, ClockPolicy, JobSpec, Schedule, Submit, Target, TargetError, check, load_target
-from harness import run_campaign, run_schedule
+from harness import ClockPolicy, JobSpec, Schedule, Submit, Target, TargetError, check, load_target, run_schedule
 from harness.model.schedule import Cancel
+
+from review_campaigns import campaign
 
 SYNAPSE = "scenarios.thirdparty.synapse_prims"
 DELAYED = (f"{SYNAPSE}:read_write_lock", f"{SYNAPSE}:response_cache", f"{SYNAPSE}:response_cache_timeout")
@@ -22,11 +23,6 @@ BUGGY = {
     f"{SYNAPSE}:read_write_lock_shielded": "cancellation.no_start",
     f"{SYNAPSE}:read_write_lock_waits_for_job": "cancellation.fires",
 }
-
-
-def _campaign(spec: str, seed: int, examples: int, tmp_path, target: Target | None = None):
-    config = CampaignConfig(seed=seed, max_examples=examples, report_dir=str(tmp_path), database=None, regressions=None)
-    return run_campaign(target or load_target(spec), spec, config)
 
 
 def _id(spec: str) -> str:
@@ -115,7 +111,7 @@ def test_a_waiter_behind_work_that_never_ends_may_wait_for_ever() -> None:
 def test_real_components_stay_clean_with_cancels(spec: str, tmp_path) -> None:
     pytest.importorskip("synapse", reason="needs the thirdparty extra")
     assert load_target(spec).default_menu().cancels
-    result = _campaign(spec, seed=5, examples=300, tmp_path=tmp_path)
+    result = campaign(spec, seed=5, examples=300, tmp_path=tmp_path)
     assert [f.record.message for f in result.findings] == []
     assert result.examples == 300
 
@@ -123,7 +119,7 @@ def test_real_components_stay_clean_with_cancels(spec: str, tmp_path) -> None:
 @pytest.mark.parametrize("spec", sorted(BUGGY), ids=_id)
 def test_a_broken_delayed_cancel_is_caught(spec: str, tmp_path) -> None:
     pytest.importorskip("synapse", reason="needs the thirdparty extra")
-    result = _campaign(spec, seed=5, examples=2000, tmp_path=tmp_path)
+    result = campaign(spec, seed=5, examples=2000, tmp_path=tmp_path)
     assert [f.record.invariant for f in result.findings] == [BUGGY[spec]]
 
 
@@ -132,6 +128,6 @@ def test_a_broken_delayed_cancel_is_caught(spec: str, tmp_path) -> None:
 @pytest.mark.parametrize("spec", DELAYED, ids=_id)
 def test_real_components_stay_clean_with_cancels_over_a_long_campaign(spec: str, seed: int, tmp_path) -> None:
     pytest.importorskip("synapse", reason="needs the thirdparty extra")
-    result = _campaign(spec, seed=seed, examples=5000, tmp_path=tmp_path)
+    result = campaign(spec, seed=seed, examples=5000, tmp_path=tmp_path)
     assert [f.record.message for f in result.findings] == []
     assert result.examples == 5000

@@ -15,7 +15,8 @@ from harness import ClockPolicy, JobSpec, Schedule, Start, Stop, check, load_tar
 from harness.model.trace import EventKind
 from harness.run.chains import loop_timers, timer_number
 
-from fault_campaigns import STRATEGIES, campaign
+from fault_campaigns import STRATEGIES
+from review_campaigns import campaign
 
 HOUSEKEEPING = "scenarios.housekeeping"
 CORRECT = ["service_with_stats", "caching_poller", "reporting_poller"]
@@ -127,13 +128,13 @@ def test_main_called_the_housekeeping_subjects_dead():
 
 @pytest.mark.parametrize("name", CORRECT)
 def test_correct_subjects_pass_a_short_campaign(name, tmp_path):
-    result = campaign(f"{HOUSEKEEPING}:{name}", tmp_path, 300, seed=3, all_faults=True)
+    result = campaign(f"{HOUSEKEEPING}:{name}", seed=3, examples=300, tmp_path=tmp_path, max_failures=None, all_faults=True)
     assert [f.record.message for f in result.findings] == [] and result.examples == 300
 
 
 @pytest.mark.parametrize("spec", [f"{HOUSEKEEPING}:{n}" for n in TWINS] + OTHER_TWINS)
 def test_twins_are_caught_by_loop_died(spec, tmp_path):
-    result = campaign(spec, tmp_path, 500, seed=1)
+    result = campaign(spec, seed=1, examples=500, tmp_path=tmp_path, max_failures=None)
     assert result.findings, f"{spec} not caught in {result.examples} examples"
     assert result.findings[0].record.invariant == "time.loop_died", result.findings[0].record.message
 
@@ -142,5 +143,5 @@ def test_twins_are_caught_by_loop_died(spec, tmp_path):
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("spec", [f"{HOUSEKEEPING}:{n}" for n in CORRECT] + ["scenarios.thirdparty.twisted_extra:timer_service"])
 def test_correct_subjects_pass_long_campaigns_with_every_clock_fault(spec, strategy, tmp_path):
-    result = campaign(spec, tmp_path, 4_000, seed=21, strategy=strategy, all_faults=True)
+    result = campaign(spec, seed=21, examples=4_000, tmp_path=tmp_path, max_failures=None, strategy=strategy, all_faults=True)
     assert [f.record.message for f in result.findings] == [] and result.examples == 4_000

@@ -13,8 +13,9 @@ from dataclasses import replace
 
 import pytest
 
-from harness import (CampaignConfig, ClockPolicy, JobSpec, Schedule, Start, Stop, Target, TargetError, check, load_target,
-                     run_campaign, run_schedule)
+from harness import ClockPolicy, JobSpec, Schedule, Start, Stop, Target, TargetError, check, load_target, run_schedule
+
+from review_campaigns import campaign
 
 ROUND4 = "scenarios.review.round4"
 DECLARED = f"{ROUND4}.declared"
@@ -24,12 +25,6 @@ TIMER_SERVICE = "scenarios.thirdparty.twisted_extra:timer_service"
 def _names(spec: str | Target, *ops, clock: ClockPolicy | None = None) -> list[str]:
     target = load_target(spec) if isinstance(spec, str) else spec
     return [v.invariant for v in check(run_schedule(target, Schedule(tuple(ops), clock or ClockPolicy())))]
-
-
-def _campaign(spec: str, tmp_path, max_examples: int, seed: int = 1, strategy: str = "mixed"):
-    config = CampaignConfig(max_examples=max_examples, seed=seed, strategy=strategy, report_dir=str(tmp_path),
-                            regressions=None, database=None)
-    return run_campaign(load_target(spec), spec, config)
 
 
 # -- finding 2: a call cancelled by the subject's own timeout ---------------------------------------
@@ -142,7 +137,7 @@ def test_stop_cancels_work_is_refused_on_a_submit_target():
 
 @pytest.mark.parametrize("name", ["heartbeat_declared", "cron_declared"])
 def test_correct_components_declaring_the_new_promises_are_clean(name, tmp_path):
-    result = _campaign(f"{DECLARED}:{name}", tmp_path, max_examples=400)
+    result = campaign(f"{DECLARED}:{name}", seed=1, examples=400, tmp_path=tmp_path)
     assert result.findings == [], [f.violation.message for f in result.findings]
 
 
@@ -152,7 +147,7 @@ def test_correct_components_declaring_the_new_promises_are_clean(name, tmp_path)
     ("cron_overlap_on_timeout", {"time.timeout", "time.overlap", "leaks.work"}),
 ])
 def test_twins_are_caught_by_the_built_in_invariants(name, invariants, tmp_path):
-    result = _campaign(f"{DECLARED}:{name}", tmp_path, max_examples=500)
+    result = campaign(f"{DECLARED}:{name}", seed=1, examples=500, tmp_path=tmp_path)
     [finding] = result.findings
     assert finding.violation.invariant in invariants
 
@@ -162,5 +157,5 @@ def test_twins_are_caught_by_the_built_in_invariants(name, invariants, tmp_path)
                                   f"{ROUND4}.mistakes:cron_tight_grace", TIMER_SERVICE])
 @pytest.mark.parametrize("strategy", ["mixed", "pct"])
 def test_correct_periodic_targets_long_campaign(spec, strategy, tmp_path):
-    result = _campaign(spec, tmp_path, max_examples=3_000, seed=41, strategy=strategy)
+    result = campaign(spec, seed=41, examples=3_000, tmp_path=tmp_path, strategy=strategy)
     assert result.findings == [], [f.violation.message for f in result.findings]

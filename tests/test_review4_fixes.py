@@ -14,17 +14,12 @@ from __future__ import annotations
 
 import pytest
 
-from harness import (CampaignConfig, Cancel, ClockPolicy, JobSpec, Schedule, Submit, Target, TargetError, check,
-                     load_target, run_campaign, run_schedule)
+from harness import Cancel, ClockPolicy, JobSpec, Schedule, Submit, Target, TargetError, check, load_target, run_schedule
+
+from review_campaigns import campaign
 
 SPECIMENS = "tests.specimens_relaxed"
 MISTAKES = "scenarios.review.round4.mistakes"
-
-
-def _campaign(spec: str, tmp_path, max_examples: int, seed: int = 1, strategy: str = "mixed"):
-    config = CampaignConfig(max_examples=max_examples, seed=seed, strategy=strategy, report_dir=str(tmp_path),
-                            regressions=None, database=None)
-    return run_campaign(load_target(spec), spec, config)
 
 
 def _invariants(spec: str, *ops, clock: ClockPolicy | None = None) -> list[str]:
@@ -80,13 +75,13 @@ def test_capacity_is_what_a_wait_timeout_needs_full():
 def test_relaxed_deadline_still_catches_a_limiter_that_loses_slots(seed, tmp_path):
     """`limit=4, capacity=1` excuses a job waiting behind one job that never ends, not one stranded
     with nothing running: the limiter whose timed-out calls keep their slot is still caught."""
-    result = _campaign(f"{SPECIMENS}:aimd_leak_declared_capacity", tmp_path, max_examples=3000, seed=seed)
+    result = campaign(f"{SPECIMENS}:aimd_leak_declared_capacity", seed=seed, examples=3000, tmp_path=tmp_path)
     [finding] = result.findings
     assert finding.violation.invariant in {"completion.deadline", "errors.poison"}  # as the undeclared twin
 
 
 def test_declared_limit_still_bounds_the_adaptive_limiter(tmp_path):
-    result = _campaign(f"{SPECIMENS}:aimd_off_by_one_declared", tmp_path, max_examples=3000)
+    result = campaign(f"{SPECIMENS}:aimd_off_by_one_declared", seed=1, examples=3000, tmp_path=tmp_path)
     [finding] = result.findings
     assert finding.violation.invariant in {"user.aimd_window_respected", "concurrency.limit"}
 
@@ -122,7 +117,7 @@ def test_relaxed_timeout_still_catches_a_waiter_answered_without_the_timeout_err
 @pytest.mark.parametrize("name", ["swr_short_join_timeout", "swr_timeout_serves_none"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_relaxed_timeout_twins_are_caught_by_campaigns(name, seed, tmp_path):
-    result = _campaign(f"{SPECIMENS}:{name}", tmp_path, max_examples=3000, seed=seed)
+    result = campaign(f"{SPECIMENS}:{name}", seed=seed, examples=3000, tmp_path=tmp_path)
     assert [f.violation.invariant for f in result.findings] == ["time.timeout"]
 
 
@@ -158,7 +153,7 @@ def test_relaxed_detaches_still_blames_the_catalog_twin():
 def test_relaxed_detaches_twin_is_caught_by_campaigns(seed, tmp_path):
     """On a late clock the callLater(0) may fire in a later instant: then the other callers' CancelledError
     (sharing.isolated) names the same bug."""
-    result = _campaign(f"{SPECIMENS}:owner_cancels_later", tmp_path, max_examples=3000, seed=seed)
+    result = campaign(f"{SPECIMENS}:owner_cancels_later", seed=seed, examples=3000, tmp_path=tmp_path)
     [finding] = result.findings
     assert finding.violation.invariant in {"cancellation.detaches", "sharing.isolated"}
 
@@ -170,5 +165,5 @@ def test_relaxed_detaches_twin_is_caught_by_campaigns(seed, tmp_path):
                                   "scenarios.review.round4.targets:swr"])
 @pytest.mark.parametrize("strategy", ["mixed", "swarm", "pct"])
 def test_fixed_findings_correct_components_long_campaign(spec, strategy, tmp_path):
-    result = _campaign(spec, tmp_path, max_examples=5_000, seed=41, strategy=strategy)
+    result = campaign(spec, seed=41, examples=5_000, tmp_path=tmp_path, strategy=strategy)
     assert result.findings == [], [f.violation.message for f in result.findings]

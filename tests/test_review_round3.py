@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness import CampaignConfig, load_target, run_campaign
+from harness import load_target
 from harness.pytest import fuzz
+
+from review_campaigns import assert_caught_alone, assert_stays_clean, campaign
 
 PACKAGE = "scenarios.review.round3.targets"
 
@@ -28,29 +30,14 @@ BUGGY = {
 }
 
 
-def _campaign(name: str, tmp_path, max_examples: int, seed: int = 1):
-    spec = f"{PACKAGE}:{name}"
-    config = CampaignConfig(max_examples=max_examples, seed=seed, report_dir=str(tmp_path),
-                            regressions=None, database=None)
-    return run_campaign(load_target(spec), spec, config)
-
-
 @pytest.mark.parametrize("name", CORRECT)
 def test_correct_component_is_clean(name, tmp_path):
-    result = _campaign(name, tmp_path, max_examples=400)
-    assert result.error is None
-    assert result.findings == [], [f.violation.message for f in result.findings]
-    assert result.examples == 400
+    assert_stays_clean(f"{PACKAGE}:{name}", tmp_path, examples=400)
 
 
 @pytest.mark.parametrize("name, invariant", sorted(BUGGY.items()))
 def test_buggy_twin_is_caught(name, invariant, tmp_path):
-    result = _campaign(name, tmp_path, max_examples=3000)
-    assert result.error is None
-    assert [f.violation.invariant for f in result.findings] == [invariant]
-    [finding] = result.findings
-    assert finding.shrunk and finding.path is not None and finding.path.exists()
-    assert finding.examples_to_detect is not None and finding.examples_to_detect <= 3000
+    assert_caught_alone(f"{PACKAGE}:{name}", invariant, tmp_path)
 
 
 @pytest.mark.parametrize("name", CORRECT)
@@ -69,7 +56,7 @@ def test_bulkhead_keeps_its_promises_under_pytest():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", CORRECT)
 def test_correct_component_long_campaign(name, tmp_path):
-    result = _campaign(name, tmp_path, max_examples=10_000, seed=21)
+    result = campaign(f"{PACKAGE}:{name}", seed=21, examples=10_000, tmp_path=tmp_path)
     assert result.findings == [], [f.violation.message for f in result.findings]
 
 
@@ -100,8 +87,7 @@ def test_a_job_run_twice_is_caught_without_declaring_retries(name, tmp_path):
     """Finding 2: a pool that calls each job again once it ended is caught whether or not ``retries`` is
     declared: a success is final (undeclared, the count is not judged, so hedged copies stay legal)."""
     spec = f"scenarios.review.round3.mistakes:{name}"
-    config = CampaignConfig(max_examples=500, seed=1, report_dir=str(tmp_path), regressions=None, database=None)
-    result = run_campaign(load_target(spec), spec, config)
+    result = campaign(spec, seed=1, examples=500, tmp_path=tmp_path)
     [finding] = result.findings
     assert finding.violation.invariant == "time.retries"
     expected = "although attempt 0 succeeded; a success is final" if name == "runs_twice" else "at most 1 (1 + 0 retries)"

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness import (CampaignConfig, ClockPolicy, JobSpec, Schedule, Start, Stop, TargetError, check, load_target, run_campaign,
-                     run_schedule)
+from harness import ClockPolicy, JobSpec, Schedule, Start, Stop, TargetError, check, load_target, run_schedule
 from harness.pytest import fuzz
+
+from review_campaigns import assert_caught_alone, assert_caught_as, assert_stays_clean, campaign
 
 PACKAGE = "scenarios.review.round4.targets"
 MISTAKES = "scenarios.review.round4.mistakes"
@@ -44,36 +45,20 @@ ACCEPTED = {
 }
 
 
-def _campaign(spec: str, tmp_path, max_examples: int, seed: int = 1, strategy: str = "mixed"):
-    config = CampaignConfig(max_examples=max_examples, seed=seed, strategy=strategy, report_dir=str(tmp_path),
-                            regressions=None, database=None)
-    return run_campaign(load_target(spec), spec, config)
-
-
 @pytest.mark.parametrize("name", CORRECT)
 def test_correct_component_is_clean(name, tmp_path):
-    result = _campaign(f"{PACKAGE}:{name}", tmp_path, max_examples=400)
-    assert result.error is None
-    assert result.findings == [], [f.violation.message for f in result.findings]
-    assert result.examples == 400
+    assert_stays_clean(f"{PACKAGE}:{name}", tmp_path, examples=400)
 
 
 @pytest.mark.parametrize("name, invariant", sorted(BUGGY.items()))
 def test_buggy_twin_is_caught(name, invariant, tmp_path):
-    result = _campaign(f"{PACKAGE}:{name}", tmp_path, max_examples=3000)
-    assert result.error is None
-    assert [f.violation.invariant for f in result.findings] == [invariant]
-    [finding] = result.findings
-    assert finding.shrunk and finding.path is not None and finding.path.exists()
-    assert finding.examples_to_detect is not None and finding.examples_to_detect <= 3000
+    assert_caught_alone(f"{PACKAGE}:{name}", invariant, tmp_path)
 
 
 @pytest.mark.parametrize("name", sorted(BUGGY))
 @pytest.mark.parametrize("seed", [2])
 def test_buggy_twin_is_caught_on_other_seeds(name, seed, tmp_path):
-    result = _campaign(f"{PACKAGE}:{name}", tmp_path, max_examples=3000, seed=seed)
-    [finding] = result.findings
-    assert finding.violation.invariant in ACCEPTED.get(name, {BUGGY[name]})
+    assert_caught_as(f"{PACKAGE}:{name}", ACCEPTED.get(name, {BUGGY[name]}), tmp_path, seed=seed)
 
 
 def test_saved_failure_replays_exactly(tmp_path):
@@ -81,7 +66,7 @@ def test_saved_failure_replays_exactly(tmp_path):
     import subprocess
     import sys
 
-    result = _campaign(f"{PACKAGE}:heartbeat_overlapping_pings", tmp_path, max_examples=500)
+    result = campaign(f"{PACKAGE}:heartbeat_overlapping_pings", seed=1, examples=500, tmp_path=tmp_path)
     [finding] = result.findings
     replay = subprocess.run([sys.executable, "-m", "harness", "replay", str(finding.path)],
                             capture_output=True, text=True, timeout=120)
@@ -104,7 +89,7 @@ def test_swr_cache_keeps_its_promises_under_pytest():
     ("cron_blind", {"user.cron_keeps_ticking", "time.loop_died"}),
 ])
 def test_blind_versions_are_caught(name, invariants, tmp_path):
-    result = _campaign(f"{MISTAKES}:{name}", tmp_path, max_examples=3000)
+    result = campaign(f"{MISTAKES}:{name}", seed=1, examples=3000, tmp_path=tmp_path)
     [finding] = result.findings
     assert finding.violation.invariant in invariants
 
@@ -113,7 +98,7 @@ def test_blind_versions_are_caught(name, invariants, tmp_path):
 
 def test_finding_1_adaptive_limiter_may_declare_its_maximum(tmp_path):
     """Fixed: `limit=4` is the ceiling, `capacity=1` (the smallest window) what never-ending jobs must fill."""
-    result = _campaign(f"{MISTAKES}:aimd_declared_limit", tmp_path, max_examples=2000)
+    result = campaign(f"{MISTAKES}:aimd_declared_limit", seed=1, examples=2000, tmp_path=tmp_path)
     assert result.findings == [], [f.violation.message for f in result.findings]
 
 
@@ -132,17 +117,17 @@ def test_finding_2_loop_dead_after_a_failure_is_caught():
 
 
 def test_finding_3_loop_that_logs_and_dies_is_caught(tmp_path):
-    result = _campaign(f"{MISTAKES}:cron_stuck_logs_builtin_only", tmp_path, max_examples=500)
+    result = campaign(f"{MISTAKES}:cron_stuck_logs_builtin_only", seed=1, examples=500, tmp_path=tmp_path)
     assert [f.violation.invariant for f in result.findings] == ["time.loop_died"]
 
 
 def test_finding_4_stop_leaving_the_call_in_flight_is_caught(tmp_path):
-    result = _campaign(f"{MISTAKES}:heartbeat_stop_keeps_ping_builtin_only", tmp_path, max_examples=500)
+    result = campaign(f"{MISTAKES}:heartbeat_stop_keeps_ping_builtin_only", seed=1, examples=500, tmp_path=tmp_path)
     assert result.findings
 
 
 def test_finding_5_shared_execution_timeout_is_legitimate(tmp_path):
-    result = _campaign(f"{MISTAKES}:swr_timeout_declared", tmp_path, max_examples=2000, seed=2)
+    result = campaign(f"{MISTAKES}:swr_timeout_declared", seed=2, examples=2000, tmp_path=tmp_path)
     assert result.findings == [], [f.violation.message for f in result.findings]
 
 
@@ -169,7 +154,7 @@ def test_finding_7_misfire_policy_is_not_a_dead_loop():
 
 def test_finding_8_periodic_timeout_is_checked_or_refused(tmp_path):
     try:
-        result = _campaign(f"{MISTAKES}:heartbeat_no_timeout_declared", tmp_path, max_examples=500)
+        result = campaign(f"{MISTAKES}:heartbeat_no_timeout_declared", seed=1, examples=500, tmp_path=tmp_path)
     except TargetError:
         return  # refused, as a submit target declaring interval_ms is: also a fix
     assert result.findings, "a ping hanging past its declared 150 ms timeout broke nothing"
@@ -179,7 +164,7 @@ def test_finding_8_periodic_timeout_is_checked_or_refused(tmp_path):
 def test_finding_11_one_deferred_for_two_callers_is_named(seed, tmp_path):
     """Whichever promise breaks first (sharing.joined, cancellation.detaches, cancellation.fires), the
     message names the cause; the verdict is the one the twin always had."""
-    result = _campaign(f"{PACKAGE}:swr_shared_deferred", tmp_path, max_examples=3000, seed=seed)
+    result = campaign(f"{PACKAGE}:swr_shared_deferred", seed=seed, examples=3000, tmp_path=tmp_path)
     [finding] = result.findings
     assert finding.violation.invariant in ACCEPTED["swr_shared_deferred"]
     assert "; the cause: submit returned the same Deferred for job 0 and job 1 (each caller needs its own Deferred" \
@@ -190,19 +175,19 @@ def test_finding_12_periodic_chain_shrinks_to_the_behaviour_that_breaks(tmp_path
     """pytest --harness-seed 5 of @fuzz(cron_overlap_on_timeout, max_examples=500) gave `succeed after 0ms;
     then fail after 920ms with ConnectionError`: the lead goes, and with it the failure (a run lasting
     920ms, longer than the 100ms interval, is the overlap)."""
-    result = _campaign(f"{PACKAGE}:cron_overlap_on_timeout", tmp_path, max_examples=500, seed=5)
+    result = campaign(f"{PACKAGE}:cron_overlap_on_timeout", seed=5, examples=500, tmp_path=tmp_path)
     [finding] = result.findings
     assert finding.violation.invariant == "time.overlap"
     [start] = [op for op in finding.record.schedule.ops if isinstance(op, Start)]
     assert start.then == () and start.spec.kind == "succeed" and start.spec.after_ms > 100, start  # 920ms
-    again = _campaign(f"{PACKAGE}:cron_overlap_on_timeout", tmp_path / "again", max_examples=500, seed=5)
+    again = campaign(f"{PACKAGE}:cron_overlap_on_timeout", seed=5, examples=500, tmp_path=tmp_path / "again")
     assert again.findings[0].record.schedule == finding.record.schedule  # deterministic
 
 
 def test_default_submit_without_key_is_a_one_line_error(tmp_path):
     """run_campaign raises the target error, carrying the result so far (docs/concepts.md)."""
     with pytest.raises(TargetError, match=r"accept the keyword, or pass Target\(submit=") as raised:
-        _campaign(f"{MISTAKES}:swr_default_submit", tmp_path, max_examples=10)
+        campaign(f"{MISTAKES}:swr_default_submit", seed=1, examples=10, tmp_path=tmp_path)
     assert raised.value.result.findings == []
 
 
@@ -210,5 +195,5 @@ def test_default_submit_without_key_is_a_one_line_error(tmp_path):
 @pytest.mark.parametrize("name", CORRECT)
 @pytest.mark.parametrize("strategy", ["mixed", "swarm", "pct"])
 def test_correct_component_long_campaign(name, strategy, tmp_path):
-    result = _campaign(f"{PACKAGE}:{name}", tmp_path, max_examples=3_000, seed=31, strategy=strategy)
+    result = campaign(f"{PACKAGE}:{name}", seed=31, examples=3_000, tmp_path=tmp_path, strategy=strategy)
     assert result.findings == [], [f.violation.message for f in result.findings]

@@ -15,7 +15,6 @@ import pytest
 
 from harness import (
     Call,
-    CampaignConfig,
     Cancel,
     ClockPolicy,
     JobSpec,
@@ -24,10 +23,11 @@ from harness import (
     Submit,
     check,
     load_target,
-    run_campaign,
     run_schedule,
 )
 from harness.pytest import fuzz
+
+from review_campaigns import assert_caught_alone, assert_caught_as, assert_stays_clean, campaign
 
 PACKAGE = "scenarios.review.round5.targets"
 
@@ -60,12 +60,6 @@ ACCEPTED = {
 }
 
 
-def _campaign(spec: str, tmp_path, max_examples: int, seed: int = 1, strategy: str = "mixed", max_failures: int = 1):
-    config = CampaignConfig(max_examples=max_examples, seed=seed, strategy=strategy, report_dir=str(tmp_path),
-                            regressions=None, database=None, max_failures=max_failures)
-    return run_campaign(load_target(spec), spec, config)
-
-
 def _violations(name: str, *ops, clock: ClockPolicy = ClockPolicy()) -> list[str]:
     run = run_schedule(load_target(f"{PACKAGE}:{name}"), Schedule(ops=tuple(ops), clock=clock))
     return [v.invariant for v in check(run)]
@@ -73,35 +67,25 @@ def _violations(name: str, *ops, clock: ClockPolicy = ClockPolicy()) -> list[str
 
 @pytest.mark.parametrize("name", CORRECT)
 def test_correct_component_is_clean(name, tmp_path):
-    result = _campaign(f"{PACKAGE}:{name}", tmp_path, max_examples=400)
-    assert result.error is None
-    assert result.findings == [], [f.violation.message for f in result.findings]
-    assert result.examples == 400
+    assert_stays_clean(f"{PACKAGE}:{name}", tmp_path, examples=400)
 
 
 def test_quorum_is_clean_but_for_finding_2(tmp_path):
     """The quorum breaks nothing but errors.propagate (finding 2: one replica's success, then the
     quorum's timeout, is judged a success turned into a failure)."""
-    result = _campaign(f"{PACKAGE}:quorum_ok", tmp_path, max_examples=600, max_failures=5)
+    result = campaign(f"{PACKAGE}:quorum_ok", seed=1, examples=600, tmp_path=tmp_path, max_failures=5)
     assert result.error is None
     assert {f.violation.invariant for f in result.findings} <= {"errors.propagate"}
 
 
 @pytest.mark.parametrize("name, invariant", sorted(BUGGY.items()))
 def test_buggy_twin_is_caught(name, invariant, tmp_path):
-    result = _campaign(f"{PACKAGE}:{name}", tmp_path, max_examples=3000)
-    assert result.error is None
-    assert [f.violation.invariant for f in result.findings] == [invariant]
-    [finding] = result.findings
-    assert finding.shrunk and finding.path is not None and finding.path.exists()
-    assert finding.examples_to_detect is not None and finding.examples_to_detect <= 3000
+    assert_caught_alone(f"{PACKAGE}:{name}", invariant, tmp_path)
 
 
 @pytest.mark.parametrize("name", sorted(BUGGY))
 def test_buggy_twin_is_caught_on_another_seed(name, tmp_path):
-    result = _campaign(f"{PACKAGE}:{name}", tmp_path, max_examples=3000, seed=2)
-    [finding] = result.findings
-    assert finding.violation.invariant in ACCEPTED.get(name, {BUGGY[name]})
+    assert_caught_as(f"{PACKAGE}:{name}", ACCEPTED.get(name, {BUGGY[name]}), tmp_path, seed=2)
 
 
 @pytest.mark.parametrize("strategy", ["mixed", "swarm"])
@@ -118,7 +102,7 @@ def test_cancel_leaking_pool_is_caught(strategy, tmp_path):
 
 def test_saved_failure_replays_exactly(tmp_path):
     """A twin's saved file replays to the same trace, from the command line as the docs say."""
-    result = _campaign(f"{PACKAGE}:queue_lost_wakeup", tmp_path, max_examples=500)
+    result = campaign(f"{PACKAGE}:queue_lost_wakeup", seed=1, examples=500, tmp_path=tmp_path)
     [finding] = result.findings
     replay = subprocess.run([sys.executable, "-m", "harness", "replay", str(finding.path)],
                             capture_output=True, text=True, timeout=120)
@@ -228,5 +212,5 @@ def test_f9_cut_short_reason_is_named(tmp_path):
 @pytest.mark.parametrize("strategy", ["random", "swarm", "guided", "pct"])
 @pytest.mark.parametrize("name", CORRECT)
 def test_correct_component_is_clean_long(name, strategy, tmp_path):
-    result = _campaign(f"{PACKAGE}:{name}", tmp_path, max_examples=3000, seed=7, strategy=strategy)
+    result = campaign(f"{PACKAGE}:{name}", seed=7, examples=3000, tmp_path=tmp_path, strategy=strategy)
     assert result.findings == [], [f.violation.message for f in result.findings]

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from harness import (
-    CampaignConfig,
     ClockPolicy,
     JobSpec,
     Jump,
@@ -26,10 +25,11 @@ from harness import (
     Submit,
     check,
     load_target,
-    run_campaign,
     run_schedule,
 )
 from harness.pytest import fuzz
+
+from review_campaigns import assert_caught_alone, assert_caught_as, assert_stays_clean, campaign
 
 PACKAGE = "scenarios.review.round6.targets"
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,12 +67,6 @@ ACCEPTED = {
 }
 
 
-def _campaign(spec: str, tmp_path, max_examples: int, seed: int = 1, strategy: str = "mixed", max_failures: int = 1):
-    config = CampaignConfig(max_examples=max_examples, seed=seed, strategy=strategy, report_dir=str(tmp_path),
-                            regressions=None, database=None, max_failures=max_failures)
-    return run_campaign(load_target(spec), spec, config)
-
-
 def _check(name: str, *ops, clock: ClockPolicy = ClockPolicy()):
     return check(run_schedule(load_target(f"{PACKAGE}:{name}"), Schedule(ops=tuple(ops), clock=clock)))
 
@@ -83,32 +77,22 @@ def _violations(name: str, *ops, clock: ClockPolicy = ClockPolicy()) -> list[str
 
 @pytest.mark.parametrize("name", CORRECT)
 def test_correct_component_is_clean(name, tmp_path):
-    result = _campaign(f"{PACKAGE}:{name}", tmp_path, max_examples=300)
-    assert result.error is None
-    assert result.findings == [], [f.violation.message for f in result.findings]
-    assert result.examples == 300
+    assert_stays_clean(f"{PACKAGE}:{name}", tmp_path, examples=300)
 
 
 @pytest.mark.parametrize("name, invariant", sorted(BUGGY.items()))
 def test_buggy_twin_is_caught(name, invariant, tmp_path):
-    result = _campaign(f"{PACKAGE}:{name}", tmp_path, max_examples=3000)
-    assert result.error is None
-    assert [f.violation.invariant for f in result.findings] == [invariant]
-    [finding] = result.findings
-    assert finding.shrunk and finding.path is not None and finding.path.exists()
-    assert finding.examples_to_detect is not None and finding.examples_to_detect <= 3000
+    assert_caught_alone(f"{PACKAGE}:{name}", invariant, tmp_path)
 
 
 @pytest.mark.parametrize("name", sorted(BUGGY))
 def test_buggy_twin_is_caught_on_another_seed(name, tmp_path):
-    result = _campaign(f"{PACKAGE}:{name}", tmp_path, max_examples=3000, seed=2)
-    [finding] = result.findings
-    assert finding.violation.invariant in ACCEPTED.get(name, {BUGGY[name]})
+    assert_caught_as(f"{PACKAGE}:{name}", ACCEPTED.get(name, {BUGGY[name]}), tmp_path, seed=2)
 
 
 def test_saved_failure_replays_exactly(tmp_path):
     """A twin's saved file replays to the same trace from the command line, as the docs say."""
-    result = _campaign(f"{PACKAGE}:fair_banked_credit", tmp_path, max_examples=3000)
+    result = campaign(f"{PACKAGE}:fair_banked_credit", seed=1, examples=3000, tmp_path=tmp_path)
     [finding] = result.findings
     replay = subprocess.run([sys.executable, "-m", "harness", "replay", str(finding.path)],
                             capture_output=True, text=True, timeout=120, cwd=ROOT)
@@ -205,7 +189,7 @@ def test_f1_without_retries_the_wrong_error_is_caught():
 
 
 def test_f6_regression_item_does_not_claim_it_saved(tmp_path):
-    result = _campaign(f"{PACKAGE}:client_deaf_to_cancel", tmp_path / "reports", max_examples=500)
+    result = campaign(f"{PACKAGE}:client_deaf_to_cancel", seed=1, examples=500, tmp_path=tmp_path / "reports")
     [finding] = result.findings
     corpus = tmp_path / "harness-regressions"
     corpus.mkdir()
@@ -222,5 +206,5 @@ def test_f6_regression_item_does_not_claim_it_saved(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", CORRECT)
 def test_correct_component_is_clean_long(name, tmp_path):
-    result = _campaign(f"{PACKAGE}:{name}", tmp_path, max_examples=1500, seed=7, strategy="pct")
+    result = campaign(f"{PACKAGE}:{name}", seed=7, examples=1500, tmp_path=tmp_path, strategy="pct")
     assert result.findings == [], [f.violation.message for f in result.findings]

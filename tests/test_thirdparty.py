@@ -18,7 +18,6 @@ import pytest
 from twisted.internet import defer, task
 
 from harness import (
-    CampaignConfig,
     ClockPolicy,
     JobSpec,
     Schedule,
@@ -26,11 +25,10 @@ from harness import (
     Target,
     check,
     load_target,
-    run_campaign,
     run_schedule,
 )
 from harness.model.schedule import Cancel
-from review_campaigns import assert_listed_without
+from review_campaigns import assert_listed_without, campaign
 from scenarios import CATALOG
 from scenarios.thirdparty import KNOWN_FALSE_ALARMS, SCENARIOS, SYNAPSE, TWISTED, available, requires
 
@@ -44,11 +42,6 @@ KNOWN_ALARMS = KNOWN_FALSE_ALARMS
 
 def _ids(targets: tuple[str, ...]) -> list[str]:
     return [t.split(":")[1] for t in targets]
-
-
-def _campaign(spec: str, seed: int, examples: int, tmp_path):
-    config = CampaignConfig(seed=seed, max_examples=examples, report_dir=str(tmp_path), database=None, regressions=None)
-    return run_campaign(load_target(spec), spec, config)
 
 
 def _known(spec: str):
@@ -94,7 +87,7 @@ def test_requires_names_the_extra_only_for_synapse_targets() -> None:
 
 @pytest.mark.parametrize("spec", _params(TWISTED_TARGETS))
 def test_twisted_target_passes_a_campaign(spec: str, tmp_path) -> None:
-    result = _campaign(spec, seed=13, examples=300, tmp_path=tmp_path)
+    result = campaign(spec, seed=13, examples=300, tmp_path=tmp_path)
     assert [f.record.message for f in result.findings] == []
     assert result.examples == 300
 
@@ -105,7 +98,7 @@ def test_twisted_target_passes_a_campaign(spec: str, tmp_path) -> None:
 @pytest.mark.parametrize("spec", _params(SYNAPSE_TARGETS))
 def test_synapse_target_passes_a_campaign(spec: str, tmp_path) -> None:
     pytest.importorskip("synapse", reason="needs the thirdparty extra: pip install -e '.[thirdparty]'")
-    result = _campaign(spec, seed=13, examples=300, tmp_path=tmp_path)
+    result = campaign(spec, seed=13, examples=300, tmp_path=tmp_path)
     assert [f.record.message for f in result.findings] == []
     assert result.examples == 300
 
@@ -129,7 +122,7 @@ def test_keyed_synapse_targets_have_the_full_menu(spec: str) -> None:
 @pytest.mark.parametrize("spec", _params(KEYED_SYNAPSE))
 def test_keyed_synapse_target_passes_a_long_campaign(spec: str, seed: int, tmp_path) -> None:
     pytest.importorskip("synapse", reason="needs the thirdparty extra")
-    result = _campaign(spec, seed=seed, examples=3_000, tmp_path=tmp_path)
+    result = campaign(spec, seed=seed, examples=3_000, tmp_path=tmp_path)
     assert [f.record.message for f in result.findings] == []
     assert result.examples == 3_000
 

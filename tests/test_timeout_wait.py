@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from harness import CampaignConfig, ClockPolicy, JobSpec, Schedule, Submit, Target, TargetError, check, load_target
-from harness import run_campaign, run_schedule
+from harness import ClockPolicy, JobSpec, Schedule, Submit, Target, TargetError, check, run_schedule
+from review_campaigns import campaign
 from specimens import WaitTimeout
 
 T_MS = 300
@@ -70,23 +70,18 @@ def test_a_timeout_with_a_free_slot_is_caught() -> None:
 # --- both ways over campaigns --------------------------------------------------------------------
 
 
-def _campaign(spec: str, seed: int, examples: int, tmp_path, target: Target | None = None):
-    config = CampaignConfig(seed=seed, max_examples=examples, report_dir=str(tmp_path), database=None, regressions=None)
-    return run_campaign(target or load_target(spec), spec, config)
-
-
 def test_a_wait_timeout_semaphore_stays_clean(tmp_path) -> None:
-    result = _campaign("tests:wait_timeout", seed=3, examples=300, tmp_path=tmp_path, target=_target())
+    result = campaign("tests:wait_timeout", seed=3, examples=300, tmp_path=tmp_path, target=_target())
     assert [f.record.message for f in result.findings] == []
 
 
 def test_the_review_pool_stays_clean(tmp_path) -> None:
-    result = _campaign("scenarios.review.targets:pool_ok", seed=3, examples=150, tmp_path=tmp_path)
+    result = campaign("scenarios.review.targets:pool_ok", seed=3, examples=150, tmp_path=tmp_path)
     assert [f.record.message for f in result.findings] == []
 
 
 def test_the_counting_pool_is_caught_by_time_timeout(tmp_path) -> None:
-    result = _campaign("scenarios.review.targets:pool_counting", seed=3, examples=1000, tmp_path=tmp_path)
+    result = campaign("scenarios.review.targets:pool_counting", seed=3, examples=1000, tmp_path=tmp_path)
     assert [f.record.invariant for f in result.findings] == ["time.timeout"]
     assert "was never full while it waited" in result.findings[0].record.message
 
@@ -94,5 +89,5 @@ def test_the_counting_pool_is_caught_by_time_timeout(tmp_path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_wait_timeout_semaphore_stays_clean_over_a_long_campaign(seed: int, tmp_path) -> None:
-    result = _campaign("tests:wait_timeout", seed=seed, examples=5000, tmp_path=tmp_path, target=_target())
+    result = campaign("tests:wait_timeout", seed=seed, examples=5000, tmp_path=tmp_path, target=_target())
     assert [f.record.message for f in result.findings] == []

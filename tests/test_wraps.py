@@ -16,17 +16,13 @@ import pytest
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from harness import CampaignConfig, ClockPolicy, JobSpec, Schedule, Submit, Target, TargetError, check, load_target
-from harness import run_campaign, run_schedule
+from harness import ClockPolicy, JobSpec, Schedule, Submit, Target, TargetError, check, load_target, run_schedule
 from scenarios.review import retrying
+
+from review_campaigns import campaign
 
 REVIEW = "scenarios.review.targets"
 CLEAN = (f"{REVIEW}:retrying_ok", "scenarios.thirdparty.twisted_prims:gather_results")
-
-
-def _campaign(spec: str, seed: int, examples: int, tmp_path, target: Target | None = None):
-    config = CampaignConfig(seed=seed, max_examples=examples, report_dir=str(tmp_path), database=None, regressions=None)
-    return run_campaign(target or load_target(spec), spec, config)
 
 
 def _id(spec: str) -> str:
@@ -87,12 +83,12 @@ def test_without_wraps_the_wrapper_breaks_propagate() -> None:
 @pytest.mark.parametrize("spec", CLEAN, ids=_id)
 def test_wrapping_components_stay_clean_without_an_adapter(spec: str, tmp_path) -> None:
     assert load_target(spec).submit is None or "gather" in spec  # retrying: the default submit
-    result = _campaign(spec, seed=7, examples=300, tmp_path=tmp_path)
+    result = campaign(spec, seed=7, examples=300, tmp_path=tmp_path)
     assert [f.record.message for f in result.findings] == []
 
 
 def test_a_wrapper_carrying_another_calls_error_is_caught(tmp_path) -> None:
-    result = _campaign(f"{REVIEW}:retrying_stale_error", seed=7, examples=2000, tmp_path=tmp_path)
+    result = campaign(f"{REVIEW}:retrying_stale_error", seed=7, examples=2000, tmp_path=tmp_path)
     assert [f.record.invariant for f in result.findings] == ["errors.own_result"]
 
 
@@ -100,5 +96,5 @@ def test_a_wrapper_carrying_another_calls_error_is_caught(tmp_path) -> None:
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize("spec", CLEAN, ids=_id)
 def test_wrapping_components_stay_clean_over_a_long_campaign(spec: str, seed: int, tmp_path) -> None:
-    result = _campaign(spec, seed=seed, examples=5000, tmp_path=tmp_path)
+    result = campaign(spec, seed=seed, examples=5000, tmp_path=tmp_path)
     assert [f.record.message for f in result.findings] == []

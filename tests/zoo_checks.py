@@ -20,7 +20,8 @@ with the same names and ids a hand-written one had.
 Two more shapes, for the zoos with a hand-written minimal schedule per twin:
 :meth:`Zoo.breaks_first` and :meth:`Zoo.passes`.
 
-Also here: :func:`campaign` (the reproducible campaign those tests run),
+Also here: :func:`campaign` (the reproducible campaign those tests run, from
+``review_campaigns``),
 :func:`assert_clean` and :func:`assert_caught` (their two verdicts, for the
 tests that loop or check more), :func:`first_invariant` and
 :func:`assert_refused` (a hand-made schedule's verdict; a ``Target``
@@ -40,7 +41,7 @@ import pytest
 from harness import CampaignResult, Schedule, Target, TargetError, check, load_target, run_schedule
 from harness.search.generate import DEFAULT_STRATEGY
 
-from fault_campaigns import campaign as fault_campaign
+from review_campaigns import campaign
 from scenarios import Scenario
 
 #: A correct subject: its target spec, or its catalog record.
@@ -50,17 +51,6 @@ Subject = str | Scenario
 def spec_of(subject: Subject) -> str:
     """The target spec of ``subject`` (``module:name``)."""
     return subject.target if isinstance(subject, Scenario) else subject
-
-
-def campaign(spec: str, seed: int, examples: int, tmp_path: Any, *, strategy: str = DEFAULT_STRATEGY,
-             all_faults: bool = False, search_on: bool = False) -> CampaignResult:
-    """A campaign that is a pure function of its arguments (no database, no regression corpus).
-
-    ``all_faults``: the menu with every clock fault on; ``search_on``: keep searching after a finding,
-    so that every distinct alarm is counted (both as ``fault_campaigns.campaign``). Otherwise the
-    campaign stops at its first finding, as ``harness run`` does."""
-    return fault_campaign(spec, tmp_path, examples, seed, strategy=strategy, all_faults=all_faults,
-                          max_failures=None if search_on else 1)
 
 
 def assert_clean(result: CampaignResult, examples: int | None = None) -> None:
@@ -144,8 +134,9 @@ class Zoo:
     make its tests.
 
     ``ids`` names a subject in a test id (:func:`short_id` or :func:`name_id`; a spec given as a plain
-    string is its own id). ``all_faults`` and ``search_on`` are :func:`campaign`'s, for every campaign
-    of this zoo."""
+    string is its own id). ``all_faults`` is :func:`campaign`'s, for every campaign of this zoo;
+    ``search_on``: they keep searching after a finding, so that every distinct alarm is counted
+    (``max_failures=None``), else they stop at the first, as ``harness run`` does."""
 
     correct: tuple[Subject, ...]
     buggy: tuple[Scenario, ...]
@@ -164,7 +155,7 @@ class Zoo:
 
     def _run(self, spec: str, seed: int, examples: int, tmp_path: Any, strategy: str = DEFAULT_STRATEGY,
              all_faults: bool | None = None) -> CampaignResult:
-        return campaign(spec, seed, examples, tmp_path, strategy=strategy, search_on=self.search_on,
+        return campaign(spec, seed, examples, tmp_path, max_failures=None if self.search_on else 1, strategy=strategy,
                         all_faults=self.all_faults if all_faults is None else all_faults)
 
     def clean(self, *, seed: int, examples: int, strategies: Sequence[str] = (), slow: bool = False,
