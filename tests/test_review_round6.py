@@ -46,6 +46,7 @@ BUGGY = {
     "client_leaky_timer": "user.deadline_timer_not_left",
     "client_deaf_to_cancel": "cancellation.propagates",
     "client_per_attempt_deadline": "time.timeout",
+    "client_wrong_error": "time.timeout",  # finding 1: missed before fix6a
     "flush_clobbering": "errors.poison",
     "flush_hasty_stop": "concurrency.limit",
     "flush_debouncing": "user.flush_throttled_not_debounced",
