@@ -60,7 +60,7 @@ class ForcedPoller(RearmingLoop):
 
 class ForcedPollerSkipping(ForcedPoller):
     """BUG: a force while a poll runs is dropped ("it is polling already"): the poll it asked for
-    waits for the next tick, up to a whole interval late."""
+    waits for the next tick, up to a whole interval late. Caught by: ``time.on_demand``."""
 
     def force(self) -> None:
         if self.busy:

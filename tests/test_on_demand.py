@@ -13,7 +13,6 @@ import pytest
 
 from harness import (
     Call,
-    CampaignConfig,
     JobSpec,
     Operation,
     Schedule,
@@ -23,9 +22,10 @@ from harness import (
     TargetError,
     check,
     load_target,
-    run_campaign,
     run_schedule,
 )
+
+from review_campaigns import campaign
 
 ZOO = "scenarios.thirdparty.buildbot_utils"
 
@@ -61,9 +61,7 @@ def test_a_call_on_demand_keeps_no_interval_only_when_declared():
 
 
 def _campaign(name: str, examples: int, tmp_path):
-    config = CampaignConfig(max_examples=examples, seed=4, report_dir=str(tmp_path), regressions=None,
-                            database=None, max_failures=1)
-    return run_campaign(load_target(f"{ZOO}:{name}"), f"{ZOO}:{name}", config)
+    return campaign(f"{ZOO}:{name}", 4, examples, tmp_path)
 
 
 @pytest.mark.parametrize("name, expect", [("polled_forced", None), ("polled_forced_skipped_while_running", "time.on_demand")])

@@ -11,7 +11,9 @@ import math
 
 import pytest
 
-from harness import CampaignConfig, JobSpec, Schedule, Start, Stop, Target, TargetError, check, load_target, run_campaign, run_schedule
+from harness import JobSpec, Schedule, Start, Stop, Target, TargetError, check, load_target, run_schedule
+
+from review_campaigns import campaign
 
 ZOO = "scenarios.silent_loops"
 
@@ -75,9 +77,7 @@ def test_skips_is_checked():
 
 
 def _campaign(name: str, examples: int, tmp_path):
-    config = CampaignConfig(max_examples=examples, seed=2, report_dir=str(tmp_path), regressions=None,
-                            database=None, max_failures=1)
-    return run_campaign(load_target(f"{ZOO}:{name}"), f"{ZOO}:{name}", config)
+    return campaign(f"{ZOO}:{name}", 2, examples, tmp_path)
 
 
 @pytest.mark.parametrize("name, expect", [
