@@ -345,9 +345,9 @@ class Poison(Invariant):
                 # this one's subject stopped retrying it
                 last = job.attempts[-1]
                 high = known(run.target.backoff_range(last.n + 1))[1]
-                drained = known(facts.drained)  # (a stranded job is judged at the drain)
-                if facts.events[drained][4] == "pending=0":
-                    gap = (f"the run drained at {format_ms(facts.time(drained))} with nothing left scheduled, no "
+                idle = facts.idle_drain()  # (a stranded job is judged at the drain)
+                if idle is not None:
+                    gap = (f"the run drained at {format_ms(facts.time(idle))} with nothing left scheduled, no "
                            "retry to come")
                 else:
                     gap = f"no retry came within the declared backoff (up to {high:g}ms)"

@@ -114,7 +114,7 @@ class Timeout(Invariant):
             if due > horizon:
                 # Due after the run drained: judged only when nothing was left scheduled then (no timer could
                 # ever cancel it), for a job still running at the drain and not excused before it.
-                idle = _idle_drain(facts)
+                idle = facts.idle_drain()
                 if idle is None or (attempt.end is not None and attempt.end < idle) or (excused is not None and excused < idle):
                     continue
                 return (
@@ -142,7 +142,7 @@ class Timeout(Invariant):
                 )
             # A job whose own canceller raised blocks a timeout that fails the caller through the job's
             # cancellation (Deferred.addTimeout); only a target declaring timeout_fires promises more.
-            if not (target.timeout_fires or not attempt.canceller_raised):
+            if attempt.canceller_raised and not target.timeout_fires:
                 continue
             if target.retries is not None and target.timeout_from == "start":
                 # Each attempt's timeout: a retry may follow, and the caller is not held to fail at T; but a
@@ -238,7 +238,7 @@ def _judge_periodic(target: Target, facts: Facts) -> tuple[str, list[int]] | Non
     """
     timeout, late = known(target.timeout_ms) * 1000, facts.late_us
     reports = facts.by_kind.get(EventKind.LOOP_END, ())
-    idle = _idle_drain(facts)
+    idle = facts.idle_drain()
     for job in facts.jobs.values():
         if not job.periodic:
             continue
@@ -377,16 +377,6 @@ def _answered_before_timeout(facts: Facts, job: JobFacts, due: int) -> bool:
     )
 
 
-def _idle_drain(facts: Facts) -> int | None:
-    """The trace index of the ``drained`` event when nothing at all was left scheduled on the clock then
-    (``pending=0``): no call could run after it, so a timeout due later can never fire. None otherwise
-    (calls still pending, or the run did not drain)."""
-    drained = facts.drained
-    if drained is None or facts.events[drained][4] != "pending=0":
-        return None
-    return drained
-
-
 def _joined_execution(target: Target, facts: Facts, job: JobFacts) -> JobFacts | None:
     """With ``shared``: the other job whose execution served ``job``'s caller (``served_by``: the attempt its
     outcome names, else one of its key ending in the instant of the firing), when ``job`` itself never ran
@@ -482,7 +472,7 @@ def _unanswered_at_deadline(target: Target, facts: Facts, job: JobFacts) -> tupl
     """The deadline (T after the submission, virtual us) and first start of a job not started by it (plus
     the clock's lateness) and not answered, cancelled or stopped before it, within the drained run, and
     None; or, for a deadline after the drain, the deadline, None and the ``drained`` event's index, when
-    the job was still waiting, unanswered, with nothing left scheduled then (``_idle_drain``: nothing
+    the job was still waiting, unanswered, with nothing left scheduled then (``Facts.idle_drain``: nothing
     could ever answer it). None for any other job. ``timeout_from="submit"`` and ``"wait"`` judge what
     such a job's caller received.
 
@@ -504,7 +494,7 @@ def _unanswered_at_deadline(target: Target, facts: Facts, job: JobFacts) -> tupl
     if due > facts.time(facts.drained):
         # Due after the run drained: held to it only when nothing was left scheduled then (no timer could ever
         # answer it), unanswered and not excused before the drain (the harness's teardown stop is no excuse).
-        idle = _idle_drain(facts)
+        idle = facts.idle_drain()
         if idle is None or (fired is not None and fired < idle) or (first is not None and first < idle):
             return None
         excused = Timeout._excused_from(facts, job)

@@ -134,6 +134,15 @@ class Facts:
     def first_stop(self) -> int | None:
         return self.stops[0] if self.stops else None
 
+    def idle_drain(self) -> int | None:
+        """The trace index of the ``drained`` event when nothing at all was left scheduled on the clock then
+        (``pending=0``): no call could run after it (a timeout or a retry due later can never come). None
+        otherwise (calls still pending, or the run did not drain)."""
+        drained = self.drained
+        if drained is None or self.events[drained][4] != "pending=0":
+            return None
+        return drained
+
     def fired_before(self, job: JobFacts, index: int) -> bool:
         return job.fired is not None and job.fired < index
 
@@ -481,7 +490,7 @@ def stranded_jobs(facts: Facts, target: Target) -> list[int]:
         if not job.attempts:  # the next commonest: a job that never started, behind work that never ends
             if full is None:
                 if stuck is None:
-                    stuck, stuck_of_job, stuck_of_key = _stuck_counts(facts, target, end)
+                    stuck, stuck_of_job, stuck_of_key = _stuck_counts(facts, target, end, retrying)
                 full = _passes_unstarted(by_limit, stuck, need)
             if full:
                 continue
@@ -496,7 +505,7 @@ def stranded_jobs(facts: Facts, target: Target) -> list[int]:
         if retrying and job.id in retrying:
             continue  # retries=math.inf: still being retried (as an attempt that hangs)
         if stuck is None:
-            stuck, stuck_of_job, stuck_of_key = _stuck_counts(facts, target, end)
+            stuck, stuck_of_job, stuck_of_key = _stuck_counts(facts, target, end, retrying)
         # The stuck attempts of other jobs (of other jobs of its key), counted without listing them.
         own = stuck_of_job.get(job.id, 0) if stuck_of_job else 0
         if by_limit and stuck - own >= need:
@@ -561,8 +570,10 @@ def _hangs_forever(target: Target) -> bool:
     return target.timeout_ms is None or target.timeout_from == "wait"
 
 
-def _stuck_counts(facts: Facts, target: Target, end: int) -> tuple[int, dict[int, int], dict[int, int]]:
-    """How many attempts hold a slot for ever (``_stuck_attempts``): in all, per job, and per key."""
+def _stuck_counts(facts: Facts, target: Target, end: int,
+                  retrying: set[int] | None) -> tuple[int, dict[int, int], dict[int, int]]:
+    """How many attempts hold a slot for ever (``_stuck_attempts``): in all, per job, and per key; with
+    ``retries=math.inf``, ``retrying`` (``retrying_jobs`` at ``end``) each hold one too."""
     of_job: dict[int, int] = {}
     of_key: dict[int, int] = {}
     held = facts.held
@@ -575,9 +586,9 @@ def _stuck_counts(facts: Facts, target: Target, end: int) -> tuple[int, dict[int
         if _hangs_forever(target):
             attempts += [attempt for attempt in held if attempt.kind == "hang" and not attempt.canceller_raised]
     holders = [attempt.job for attempt in attempts]
-    if target.retries_unbounded:
+    if retrying:
         # retries=math.inf: a job still being retried holds a slot for ever, as an attempt that hangs does
-        holders += sorted(retrying_jobs(facts, target, end) - set(holders))
+        holders += sorted(retrying - set(holders))
     for job in holders:
         of_job[job] = of_job.get(job, 0) + 1
         key = facts.jobs[job].key
@@ -598,7 +609,7 @@ def retrying_jobs(facts: Facts, target: Target, end: int) -> set[int]:
     """
     out: set[int] = set()
     at = facts.time(end) if end < len(facts.events) else (facts.time(len(facts.events) - 1) if facts.events else 0)
-    idle = end == facts.drained and facts.events[end][4] == "pending=0"
+    idle = end == facts.idle_drain()
     for job in facts.jobs.values():
         if job.periodic or not job.attempts:
             continue
