@@ -14,14 +14,15 @@ import dataclasses
 
 import pytest
 
-from harness import CampaignConfig, JobSpec, Menu, Schedule, Submit, Target, TargetError, check, load_target
-from harness import run_campaign, run_schedule
+from harness import JobSpec, Menu, Schedule, Submit, Target, TargetError, check, load_target, run_schedule
 from harness.invariants import invariants_for
 from harness.model.schedule import Cancel
 from scenarios import per_job_cancel
 from scenarios.cancel import DetachingPool
 from scenarios.per_job_cancel import READER, WRITER, writers_delayed_readers_at_once
 from scenarios.pools import SemaphorePool
+
+from review_campaigns import campaign
 
 SPEC = "scenarios.per_job_cancel"
 BUGGY = {
@@ -32,11 +33,6 @@ BUGGY = {
 
 def _names(target: Target) -> set[str]:
     return {inv.name for inv in invariants_for(target)}
-
-
-def _campaign(target: Target, spec: str, seed: int, examples: int, tmp_path):
-    config = CampaignConfig(seed=seed, max_examples=examples, report_dir=str(tmp_path), database=None, regressions=None)
-    return run_campaign(target, spec, config)
 
 
 # --- the field ------------------------------------------------------------------------------------
@@ -154,19 +150,19 @@ def test_a_per_job_detach_promise_judges_each_job_by_its_own() -> None:
 
 @pytest.mark.parametrize("name", sorted(BUGGY))
 def test_each_bug_is_caught_by_the_invariant_of_its_half_of_the_promise(name, tmp_path) -> None:
-    result = _campaign(getattr(per_job_cancel, name), f"{SPEC}:{name}", 1, 500, tmp_path)
+    result = campaign(f"{SPEC}:{name}", 1, 500, tmp_path)
     assert [f.record.invariant for f in result.findings] == [BUGGY[name]]
 
 
 def test_the_correct_lock_is_clean_in_a_short_campaign(tmp_path) -> None:
-    result = _campaign(per_job_cancel.per_job_rw_lock, f"{SPEC}:per_job_rw_lock", 2, 300, tmp_path)
+    result = campaign(f"{SPEC}:per_job_rw_lock", 2, 300, tmp_path)
     assert [f.record.message for f in result.findings] == [] and result.examples == 300
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_the_correct_lock_is_clean_over_a_long_campaign(seed, tmp_path) -> None:
-    result = _campaign(per_job_cancel.per_job_rw_lock, f"{SPEC}:per_job_rw_lock", seed, 10_000, tmp_path)
+    result = campaign(f"{SPEC}:per_job_rw_lock", seed, 10_000, tmp_path)
     assert [f.record.message for f in result.findings] == [] and result.examples == 10_000
 
 
@@ -183,5 +179,5 @@ def test_synapse_read_write_lock_keeps_its_per_job_promise_and_its_buggy_glues_a
         ("read_write_lock_shielded", ["cancellation.no_start"]),
     ):
         target = dataclasses.replace(load_target(f"{SYNAPSE}:{name}"), cancellable=writers_delayed_readers_at_once)
-        result = _campaign(target, f"{SYNAPSE}:{name}", 1, 3_000, tmp_path / name)
+        result = campaign(f"{SYNAPSE}:{name}", 1, 3_000, tmp_path / name, target)
         assert [f.record.invariant for f in result.findings] == expected, name

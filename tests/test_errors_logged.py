@@ -15,7 +15,6 @@ from twisted.logger import Logger
 from twisted.python import log as legacy_log
 
 from harness import (
-    CampaignConfig,
     JobSpec,
     Schedule,
     Start,
@@ -25,10 +24,11 @@ from harness import (
     TargetError,
     check,
     load_target,
-    run_campaign,
     run_schedule,
 )
 from harness.model.faults import injected_by, injected_message
+
+from review_campaigns import campaign
 
 ROUND5 = "scenarios.review.round5.targets"
 _log = Logger()
@@ -143,25 +143,19 @@ def test_a_periodic_subject_too():
     assert found is not None and "RuntimeError: cannot read the schedule" in found.message
 
 
-def _campaign(target: Target, spec: str, examples: int, tmp_path):
-    config = CampaignConfig(max_examples=examples, seed=3, report_dir=str(tmp_path), regressions=None,
-                            database=None, max_failures=1)
-    return run_campaign(target, spec, config)
-
-
 def test_the_round5_queue_twin_is_caught_and_the_queue_is_not(tmp_path):
     """Finding 10: the twin's worker loop dies of KeyError (a stale receipt): errors.logged names it,
     where a stranded job was blamed before. The correct queue logs its jobs' errors and its handler
     timeout's (declared: logs=(defer.TimeoutError,))."""
-    result = _campaign(load_target(f"{ROUND5}:queue_stale_ack_logs"), f"{ROUND5}:queue_stale_ack_logs", 300, tmp_path)
+    result = campaign(f"{ROUND5}:queue_stale_ack_logs", 3, 300, tmp_path)
     [finding] = result.findings
     assert finding.violation.invariant == "errors.logged", finding.violation.message
     assert ": KeyError: " in finding.violation.message
-    result = _campaign(load_target(f"{ROUND5}:queue_logs_ok"), f"{ROUND5}:queue_logs_ok", 200, tmp_path / "ok")
+    result = campaign(f"{ROUND5}:queue_logs_ok", 3, 200, tmp_path / "ok")
     assert result.findings == [], [f.violation.message for f in result.findings]
     # Without the handler timeout declared, its logging is caught: the declaration is what lets it pass.
     undeclared = dataclasses.replace(load_target(f"{ROUND5}:queue_logs_ok"), logs=())
-    result = _campaign(undeclared, f"{ROUND5}:queue_logs_ok", 200, tmp_path / "undeclared")
+    result = campaign(f"{ROUND5}:queue_logs_ok", 3, 200, tmp_path / "undeclared", undeclared)
     [finding] = result.findings
     assert finding.violation.invariant == "errors.logged" and "TimeoutError" in finding.violation.message
 
@@ -185,7 +179,7 @@ LOGGING_SUBJECTS = (
 
 @pytest.mark.parametrize("spec", LOGGING_SUBJECTS[:3])
 def test_correct_subjects_that_log_their_jobs_errors_stay_clean(spec, tmp_path):
-    result = _campaign(dataclasses.replace(load_target(spec), logs=()), spec, 150, tmp_path)
+    result = campaign(spec, 3, 150, tmp_path, dataclasses.replace(load_target(spec), logs=()))
     assert result.findings == [], [f.violation.message for f in result.findings]
 
 
@@ -195,5 +189,5 @@ def test_correct_subjects_stay_clean_over_long_campaigns(spec, tmp_path):
     target = load_target(spec)
     if target.logs is None:
         target = dataclasses.replace(target, logs=())
-    result = _campaign(target, spec, 2000, tmp_path)
+    result = campaign(spec, 3, 2000, tmp_path, target)
     assert result.findings == [], [f.violation.message for f in result.findings]

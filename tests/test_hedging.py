@@ -18,7 +18,6 @@ import pytest
 from twisted.internet import defer
 
 from harness import (
-    CampaignConfig,
     Cancel,
     ClockPolicy,
     JobSpec,
@@ -29,12 +28,12 @@ from harness import (
     Target,
     check,
     load_target,
-    run_campaign,
     run_schedule,
 )
 from harness.invariants import invariants_for
 from scenarios.hedge import HEDGE_MS
 from scenarios.review.round3.hedge import HedgedCaller, HedgedCallerCancelsPrimaryOnly, HedgedCallerTimerLeak
+from review_campaigns import campaign
 from specimens import RetryAfterAnswer
 from zoo_checks import Zoo, assert_refused
 
@@ -228,19 +227,16 @@ def _doc_block(heading: str) -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
 
 
-def _campaign(target: Target, examples: int, tmp_path: Path, seed: int = 3) -> list[str]:
-    config = CampaignConfig(seed=seed, max_examples=examples, report_dir=str(tmp_path), database=None, regressions=None)
-    return [f.record.invariant for f in run_campaign(target, "doc:hedged", config).findings]
-
-
 def test_the_docs_hedger_keeps_its_promise_and_an_early_one_is_caught(tmp_path: Path) -> None:
     code = _doc_block("## Hedged requests")
     namespace: dict[str, Any] = {}
     exec(compile(code, "target.md", "exec"), namespace)
-    assert _campaign(namespace["hedged"], 300, tmp_path) == []
+    clean = campaign("doc:hedged", 3, 300, tmp_path, namespace["hedged"])
+    assert [f.record.invariant for f in clean.findings] == []
     early: dict[str, Any] = {}
     exec(compile(code.replace("callLater(0.1,", "callLater(0.05,"), "target.md", "exec"), early)
-    assert _campaign(early["hedged"], 300, tmp_path) == ["time.hedge_early"]
+    caught = campaign("doc:hedged", 3, 300, tmp_path, early["hedged"])
+    assert [f.record.invariant for f in caught.findings] == ["time.hedge_early"]
 
 
 # -- retries after the answer ---------------------------------------------------------------------------

@@ -18,6 +18,8 @@ from tests.specimens_relaxed5a import (
     wb_reports_timeout,
 )
 
+from review_campaigns import campaign
+
 
 def _invariants(target, *ops, clock: ClockPolicy = ClockPolicy()) -> list[str]:
     return [v.invariant for v in check(run_schedule(target, Schedule(ops=tuple(ops), clock=clock)))]
@@ -144,19 +146,9 @@ def test_f5_idle_connection_kept_from_a_waiter_is_caught():
     assert _invariants(pool_idle_kept, *ops) == ["time.timeout"]
 
 
-def _campaign(target, spec: str, tmp_path, max_examples: int, seed: int = 1, strategy: str = "mixed"):
-    from harness import CampaignConfig, run_campaign
-
-    config = CampaignConfig(max_examples=max_examples, seed=seed, strategy=strategy, report_dir=str(tmp_path),
-                            regressions=None, database=None, max_failures=1)
-    return run_campaign(target, spec, config)
-
-
 @pytest.mark.parametrize("name", ["pool_strands_waiter", "pool_idle_kept", "pool_timeout_as_refusal"])
 def test_twins_of_the_relaxed_rules_are_caught_by_a_campaign(name, tmp_path):
-    import tests.specimens_relaxed5a as specimens
-
-    result = _campaign(getattr(specimens, name), f"tests.specimens_relaxed5a:{name}", tmp_path, max_examples=1000)
+    result = campaign(f"tests.specimens_relaxed5a:{name}", 1, 1000, tmp_path)
     assert [f.violation.invariant for f in result.findings] == ["time.timeout"]
 
 
@@ -165,7 +157,5 @@ def test_twins_of_the_relaxed_rules_are_caught_by_a_campaign(name, tmp_path):
 @pytest.mark.parametrize("spec", ["tests.specimens_relaxed5a:pool_full_ordered", "tests.specimens_relaxed5a:pool_hang_ordered",
                                   "scenarios.review.round5.targets:wb_flush_timeout"])
 def test_correct_targets_of_findings_1_4_5_stay_clean(spec, strategy, tmp_path):
-    from harness import load_target
-
-    result = _campaign(load_target(spec), spec, tmp_path, max_examples=2000, seed=7, strategy=strategy)
+    result = campaign(spec, 7, 2000, tmp_path, strategy=strategy)
     assert result.findings == [], [f.violation.message for f in result.findings]

@@ -21,7 +21,9 @@ import pytest
 from twisted.internet import task
 from twisted.internet.defer import Deferred, maybeDeferred
 
-from harness import CampaignConfig, ClockPolicy, JobSpec, Schedule, Submit, Target, check, load_target, run_campaign, run_schedule
+from harness import ClockPolicy, JobSpec, Schedule, Submit, Target, check, load_target, run_schedule
+
+from review_campaigns import campaign
 
 ROUND6 = "scenarios.review.round6.targets"
 HANG = JobSpec(kind="hang")
@@ -29,12 +31,6 @@ HANG = JobSpec(kind="hang")
 
 def _violations(target: Target, *ops, clock: ClockPolicy = ClockPolicy()) -> list[Any]:
     return check(run_schedule(target, Schedule(ops=tuple(ops), clock=clock)))
-
-
-def _campaign(spec: str, tmp_path, max_examples: int, seed: int = 1, strategy: str = "mixed"):
-    config = CampaignConfig(max_examples=max_examples, seed=seed, strategy=strategy, report_dir=str(tmp_path),
-                            regressions=None, database=None, max_failures=1)
-    return run_campaign(load_target(spec), spec, config)
 
 
 # -- finding 1 -------------------------------------------------------------------------------------
@@ -144,7 +140,7 @@ def test_f1_per_attempt_timeout_the_last_attempts_own_error_goes():
 
 def test_f1_twin_caught_by_a_campaign(tmp_path):
     """The twin the review's campaigns missed (5 seeds x 3000 examples) is found, named time.timeout."""
-    result = _campaign(f"{ROUND6}:client_wrong_error", tmp_path, max_examples=500)
+    result = campaign(f"{ROUND6}:client_wrong_error", 1, 500, tmp_path)
     assert [f.violation.invariant for f in result.findings] == ["time.timeout"]
     assert result.findings[0].examples_to_detect is not None and result.findings[0].examples_to_detect <= 500
 
@@ -152,7 +148,7 @@ def test_f1_twin_caught_by_a_campaign(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["mixed", "pct"])
 def test_f1_correct_client_clean_over_a_long_campaign(strategy, tmp_path):
-    result = _campaign(f"{ROUND6}:client_ok", tmp_path, max_examples=2000, seed=5, strategy=strategy)
+    result = campaign(f"{ROUND6}:client_ok", 5, 2000, tmp_path, strategy=strategy)
     assert result.error is None
     assert result.findings == [], [f.violation.message for f in result.findings]
 
@@ -258,18 +254,18 @@ def test_f2_without_the_declaration_the_twin_and_the_correct_flusher_look_alike(
 
 
 def test_f2_twin_caught_by_a_campaign(tmp_path):
-    result = _campaign("tests.test_review6_fixes_a:flush_gives_up", tmp_path, max_examples=500)
+    result = campaign("tests.test_review6_fixes_a:flush_gives_up", 1, 500, tmp_path)
     assert [f.violation.invariant for f in result.findings] == ["errors.poison"]
 
 
 def test_f2_correct_flusher_clean(tmp_path):
-    result = _campaign(f"{ROUND6}:flush_retry_forever", tmp_path, max_examples=400)
+    result = campaign(f"{ROUND6}:flush_retry_forever", 1, 400, tmp_path)
     assert result.error is None and result.findings == [], [f.violation.message for f in result.findings]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy, seed", [("mixed", 5), ("pct", 7), ("swarm", 9)])
 def test_f2_correct_flusher_clean_over_a_long_campaign(strategy, seed, tmp_path):
-    result = _campaign(f"{ROUND6}:flush_retry_forever", tmp_path, max_examples=2000, seed=seed, strategy=strategy)
+    result = campaign(f"{ROUND6}:flush_retry_forever", seed, 2000, tmp_path, strategy=strategy)
     assert result.error is None
     assert result.findings == [], [f.violation.message for f in result.findings]

@@ -18,7 +18,7 @@ import random
 
 import pytest
 
-from harness import CampaignConfig, ClockPolicy, Schedule, Submit, check, run_campaign, run_schedule
+from harness import ClockPolicy, Schedule, Submit, check, run_schedule
 from harness.model.menu import Menu
 from harness.model.schedule import Cancel, Jump, ScheduleError, Stop
 from harness.output.timeline import render_schedule
@@ -28,6 +28,8 @@ from harness.search.shrink import _usual_landings
 from harness.search.strategies import codec, landing
 
 from scenarios.review import targets as review
+
+from review_campaigns import campaign
 
 #: Three jobs take the bucket's three tokens, a fourth queues; job 4 arrives at the refill tick's instant.
 BURST = tuple(Submit(at_ms=0, job=i) for i in range(4))
@@ -154,13 +156,8 @@ def test_shrinking_proposes_each_landing_back_to_the_usual_order() -> None:
     assert [[op.after_rounds for op in s.ops] for s in _usual_landings(schedule)] == [[None, None, 2], [0, None, None]]
 
 
-def _campaign(target, name: str, seed: int, examples: int, tmp_path):
-    config = CampaignConfig(seed=seed, max_examples=examples, report_dir=str(tmp_path), database=None, regressions=None)
-    return run_campaign(target, name, config)
-
-
 def test_a_campaign_finds_the_queue_jump_and_shrinks_it_to_one_landing(tmp_path) -> None:
-    result = _campaign(review.token_bucket_queue_jump, "scenarios.review.targets:token_bucket_queue_jump", 1, 3000, tmp_path)
+    result = campaign("scenarios.review.targets:token_bucket_queue_jump", 1, 3000, tmp_path)
     [finding] = result.findings
     assert finding.record.invariant == "concurrency.fifo"
     ops = finding.record.schedule.ops
@@ -174,19 +171,19 @@ def test_a_campaign_finds_the_queue_jump_and_shrinks_it_to_one_landing(tmp_path)
 
 
 def test_the_correct_bucket_stays_clean(tmp_path) -> None:
-    result = _campaign(review.token_bucket_ok, "scenarios.review.targets:token_bucket_ok", 1, 1000, tmp_path)
+    result = campaign("scenarios.review.targets:token_bucket_ok", 1, 1000, tmp_path)
     assert [f.record.message for f in result.findings] == [] and result.examples == 1000
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_the_correct_bucket_stays_clean_over_a_long_campaign(seed: int, tmp_path) -> None:
-    result = _campaign(review.token_bucket_ok, "scenarios.review.targets:token_bucket_ok", seed, 4000, tmp_path)
+    result = campaign("scenarios.review.targets:token_bucket_ok", seed, 4000, tmp_path)
     assert [f.record.message for f in result.findings] == [] and result.examples == 4000
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [2, 11])
 def test_other_seeds_find_the_queue_jump(seed: int, tmp_path) -> None:
-    result = _campaign(review.token_bucket_queue_jump, "scenarios.review.targets:token_bucket_queue_jump", seed, 5000, tmp_path)
+    result = campaign("scenarios.review.targets:token_bucket_queue_jump", seed, 5000, tmp_path)
     assert [f.record.invariant for f in result.findings] == ["concurrency.fifo"]

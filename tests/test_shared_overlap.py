@@ -19,7 +19,6 @@ from twisted.internet import defer
 
 from harness import (
     Call,
-    CampaignConfig,
     JobSpec,
     Operation,
     Schedule,
@@ -27,11 +26,12 @@ from harness import (
     Target,
     TargetError,
     check,
-    run_campaign,
     run_schedule,
 )
 from harness.store.judged import checked_names
 from scenarios.single_flight import SingleFlight, caches_failures_flight, single_flight
+
+from review_campaigns import campaign
 
 #: Overlapping executions of one key allowed (as the review's debouncer needs).
 overlapping = dataclasses.replace(single_flight, key_limit=100)
@@ -71,15 +71,10 @@ def test_a_lost_caller_of_a_shared_subject_is_still_caught_beside_a_hang_of_anot
     assert check(run_schedule(overlapping, schedule)) == []
 
 
-def _campaign(target: Target, name: str, examples: int, tmp_path: Any):
-    config = CampaignConfig(seed=3, max_examples=examples, report_dir=str(tmp_path), database=None, regressions=None)
-    return run_campaign(target, name, config)
-
-
 def test_both_ways_over_a_campaign(tmp_path) -> None:
-    clean = _campaign(overlapping, "single_flight key_limit 100", 1500, tmp_path)
+    clean = campaign("single_flight key_limit 100", 3, 1500, tmp_path, overlapping)
     assert [f.record.message for f in clean.findings] == [] and clean.examples == 1500
-    caught = _campaign(forgetful, "forgetful flight", 1500, tmp_path)
+    caught = campaign("forgetful flight", 3, 1500, tmp_path, forgetful)
     assert [f.record.invariant for f in caught.findings] == ["completion.deadline"]
 
 
@@ -141,11 +136,11 @@ def test_a_bad_key_limit_is_refused_naming_math_inf(bad: Any) -> None:
 
 
 def test_unbounded_both_ways_over_a_campaign(tmp_path) -> None:
-    clean = _campaign(unbounded, "invalidating flight key_limit inf", 1500, tmp_path)
+    clean = campaign("invalidating flight key_limit inf", 3, 1500, tmp_path, unbounded)
     assert [f.record.message for f in clean.findings] == [] and clean.examples == 1500
-    bounded = _campaign(_invalidating(), "invalidating flight key_limit 1", 1500, tmp_path)
+    bounded = campaign("invalidating flight key_limit 1", 3, 1500, tmp_path, _invalidating())
     assert [f.record.invariant for f in bounded.findings] == ["concurrency.key_limit"]
     # A shared subject's real bug is still caught with the key limit unbounded.
     stale = dataclasses.replace(caches_failures_flight, key_limit=math.inf)
-    caught = _campaign(stale, "caches failures, key_limit inf", 1500, tmp_path)
+    caught = campaign("caches failures, key_limit inf", 3, 1500, tmp_path, stale)
     assert [f.record.invariant for f in caught.findings] == ["sharing.joined"]

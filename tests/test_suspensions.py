@@ -14,7 +14,7 @@ import dataclasses
 
 import pytest
 
-from harness import Call, CampaignConfig, JobSpec, Operation, Schedule, Stop, Submit, Target, TargetError, check, run_campaign, run_schedule
+from harness import Call, JobSpec, Operation, Schedule, Stop, Submit, Target, TargetError, check, run_schedule
 from harness.run.diagnosis import Cause, diagnose
 from harness.run.suspensions import in_force, lifted
 from scenarios.review.round2 import repros
@@ -25,6 +25,8 @@ from scenarios.thirdparty.twisted_more import (
     cooperative_tasks_paused,
     cooperative_tasks_resume_forgets_one,
 )
+
+from review_campaigns import campaign
 
 PAUSE, RESUME = Call(at_ms=0, operation="pause"), Call(at_ms=50, operation="resume")
 JOB = Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=0))
@@ -100,33 +102,28 @@ def test_suspends_is_a_name_or_a_bool() -> None:
         Operation(lambda s: s.pause(), suspends=3)  # type: ignore[arg-type]
 
 
-def _campaign(target: Target, name: str, examples: int, tmp_path, seed: int = 1, max_failures: int = 1):
-    config = CampaignConfig(seed=seed, max_examples=examples, report_dir=str(tmp_path), max_failures=max_failures)
-    return run_campaign(target, name, config)
-
-
 def test_both_ways_over_a_campaign(tmp_path) -> None:
-    assert [f.violation.invariant for f in _campaign(undeclared, "undeclared", 2000, tmp_path).findings] == ["completion.deadline"]
-    clean = _campaign(cooperative_tasks_paused, "cooperative_tasks_paused", 2000, tmp_path)
+    assert [f.violation.invariant for f in campaign("undeclared", 1, 2000, tmp_path, undeclared).findings] == ["completion.deadline"]
+    clean = campaign("cooperative_tasks_paused", 1, 2000, tmp_path, cooperative_tasks_paused)
     assert clean.findings == [] and clean.examples == 2000
-    caught = _campaign(cooperative_tasks_resume_forgets_one, "resume_forgets_one", 2000, tmp_path)
+    caught = campaign("resume_forgets_one", 1, 2000, tmp_path, cooperative_tasks_resume_forgets_one)
     assert [f.violation.invariant for f in caught.findings] == ["completion.deadline"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_the_correct_glue_stays_clean_over_a_long_campaign(seed, tmp_path) -> None:
-    result = _campaign(cooperative_tasks_paused, "cooperative_tasks_paused", 10_000, tmp_path, seed)
+    result = campaign("cooperative_tasks_paused", seed, 10_000, tmp_path, cooperative_tasks_paused)
     assert result.findings == [] and result.examples == 10_000
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_the_buggy_twins_are_caught_in_every_seed(seed, tmp_path) -> None:
-    found = _campaign(cooperative_tasks_resume_forgets_one, "resume forgets one", 5000, tmp_path, seed).findings
+    found = campaign("resume forgets one", seed, 5000, tmp_path, cooperative_tasks_resume_forgets_one).findings
     assert [f.violation.invariant for f in found] == ["completion.deadline"]
     # Cooperator.stop()'s bug (T1) with pause/resume drawn: the tasks it skips are still stranded; pausing one of
     # them afterwards raises ValueError (errors.operation, Twisted's too), so two failures are collected.
     stop_only = dataclasses.replace(cooperative_tasks_paused, build=CooperatorStopOnly)
-    found = _campaign(stop_only, "stop only", 5000, tmp_path, seed, max_failures=2).findings
+    found = campaign("stop only", seed, 5000, tmp_path, stop_only, max_failures=2).findings
     assert "completion.deadline" in [f.violation.invariant for f in found]

@@ -14,11 +14,12 @@ import pytest
 from twisted.internet import defer, task
 
 import timer_targets
-from harness import CampaignConfig, JobSpec, Run, Schedule, Stop, Submit, Target, TimerRecord, check, run_campaign, run_schedule
+from harness import JobSpec, Run, Schedule, Stop, Submit, Target, TimerRecord, check, run_schedule
 from harness.model.schedule import Start
 from harness.run import view as view_module
 from harness.run.steps import MAX_TIMER_EVENTS
 from harness.run.timers import TimerEnd, timer_name
+from review_campaigns import campaign
 from test_subject_timers import Delayer, delayer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,19 +126,17 @@ def test_the_reference_example_passes_a_correct_flusher_and_catches_a_forgetful_
         assert [a.start_us for job in run.view.jobs.values() for a in job.attempts] == [110_000] * 3
 
 
-def _campaign(target: Target, name: str, examples: int, tmp_path: Path) -> list[str]:
-    config = CampaignConfig(seed=3, max_examples=examples, report_dir=str(tmp_path), regressions=None, database=None)
-    return [f.violation.invariant for f in run_campaign(target, name, config).findings]
-
-
 def test_a_campaign_passes_the_flusher_and_finds_the_forgetful_one_by_its_user_invariant(tmp_path) -> None:
-    assert _campaign(timer_targets.flusher, "timer_targets:flusher", 300, tmp_path) == []
-    assert _campaign(timer_targets.forgetful_flusher, "timer_targets:forgetful_flusher", 300, tmp_path) == ["user.one_quiet_timer"]
+    clean = campaign("timer_targets:flusher", 3, 300, tmp_path, timer_targets.flusher)
+    assert [f.violation.invariant for f in clean.findings] == []
+    caught = campaign("timer_targets:forgetful_flusher", 3, 300, tmp_path, timer_targets.forgetful_flusher)
+    assert [f.violation.invariant for f in caught.findings] == ["user.one_quiet_timer"]
 
 
 @pytest.mark.slow
 def test_the_flusher_stays_clean_over_a_long_campaign(tmp_path) -> None:
-    assert _campaign(timer_targets.flusher, "timer_targets:flusher", 10_000, tmp_path) == []
+    result = campaign("timer_targets:flusher", 3, 10_000, tmp_path, timer_targets.flusher)
+    assert [f.violation.invariant for f in result.findings] == []
 
 
 def test_a_user_invariant_reading_timers_sees_the_run_so_far(tmp_path) -> None:
