@@ -12,8 +12,9 @@ import math
 import pytest
 
 from harness import JobSpec, Schedule, Start, Stop, Target, TargetError, check, load_target, run_schedule
+from scenarios import silent_loops
 
-from review_campaigns import campaign
+from zoo_checks import Zoo, name_id
 
 ZOO = "scenarios.silent_loops"
 
@@ -76,26 +77,9 @@ def test_skips_is_checked():
     assert Target(build=build, kind="periodic", interval_ms=100, skips=math.inf).skips == math.inf
 
 
-def _campaign(name: str, examples: int, tmp_path):
-    return campaign(f"{ZOO}:{name}", 2, examples, tmp_path)
+#: Each campaign from seed 2; a twin's one finding names its ``expect`` (``time.loop_died``).
+LOOPS = Zoo.of(silent_loops.SCENARIOS, ids=name_id)
 
-
-@pytest.mark.parametrize("name, expect", [
-    ("rearming_loop", None), ("sparse_loop", None), ("third_tick_loop", None),
-    ("never_called_loop", "time.loop_died"), ("value_ends_loop", "time.loop_died"),
-])
-def test_the_zoo(name, expect, tmp_path):
-    result = _campaign(name, 200 if expect is None else 600, tmp_path)
-    assert result.error is None
-    if expect is None:
-        assert result.findings == [], [f.violation.message for f in result.findings]
-        return
-    [finding] = result.findings
-    assert finding.violation.invariant == expect, finding.violation.message
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["rearming_loop", "sparse_loop", "third_tick_loop"])
-def test_the_correct_loops_stay_clean_over_long_campaigns(name, tmp_path):
-    result = _campaign(name, 3000, tmp_path)
-    assert result.findings == [], [f.violation.message for f in result.findings]
+test_the_correct_loops_stay_clean = LOOPS.clean(seed=2, examples=200)
+test_the_twins_are_caught = LOOPS.caught(seeds=2, examples=600, only=True, also=False, no_error=True)
+test_the_correct_loops_stay_clean_over_long_campaigns = LOOPS.clean(seed=2, examples=3000, slow=True)

@@ -54,19 +54,25 @@ def spec_of(subject: Subject) -> str:
 
 
 def assert_clean(result: CampaignResult, examples: int | None = None) -> None:
-    """No alarm (the messages are shown if any); with ``examples``, the campaign ran that many."""
+    """No error and no alarm (the messages are shown if any); with ``examples``, the campaign ran that many.
+    (A campaign stopped by an error finds nothing: without the first check it would pass as clean.)"""
+    assert result.error is None, result.error
     assert [f.record.message for f in result.findings] == []
     if examples is not None:
         assert result.examples == examples
 
 
 def assert_caught(scenario: Scenario, result: CampaignResult, *, also: bool = True, only: bool = False,
-                  shrunk: bool = False, max_ops: int | None = None, replayed: bool = False) -> None:
+                  shrunk: bool = False, max_ops: int | None = None, replayed: bool = False,
+                  no_error: bool = False) -> None:
     """The campaign found ``scenario``'s bug, named by its invariant.
 
     ``also``: any invariant of ``Scenario.caught_by`` names it (else only ``expect``); ``only``: it is
     the one finding; ``shrunk``: the schedule was shrunk to the end; ``max_ops``: to at most that many
-    operations; ``replayed``: the saved schedule, run again, still breaks ``expect``."""
+    operations; ``replayed``: the saved schedule, run again, still breaks ``expect``; ``no_error``: the
+    campaign ended without an error (none while shrinking or saving what it found)."""
+    if no_error:
+        assert result.error is None, result.error
     assert result.findings, f"{scenario.target}: not caught in {result.examples} examples with seed {result.seed}"
     if only:
         assert len(result.findings) == 1, [f.record.message for f in result.findings]
