@@ -13,12 +13,16 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
 
 from harness import INVARIANTS, CampaignConfig, CampaignResult, Menu, Target, load_target, run_campaign
 from harness.search.generate import DEFAULT_STRATEGY
+from scenarios import CATALOG
+from scenarios.thirdparty import SCENARIOS as THIRDPARTY
+from scenarios.thirdparty import available, requires
 
 #: Modules whose targets import matrix-synapse.
 SYNAPSE_MODULES = ("scenarios.thirdparty.synapse_prims", "scenarios.thirdparty.synapse_more")
@@ -101,6 +105,33 @@ def assert_twin_caught(spec: str, invariant: str, tmp_path: Any, max_ops: int = 
     proc = subprocess.run([sys.executable, "-m", "harness.cli.main", "replay", str(finding.path)],
                           capture_output=True, text=True, cwd=ROOT)
     assert "reproduced exactly" in proc.stdout, proc.stdout + proc.stderr
+
+
+def needs_extra(name: str, correct: tuple[str, ...]) -> pytest.MarkDecorator:
+    """Skip a test of the third-party test bed unless every one of its ``correct`` targets can load
+    (``name``, the library they wrap, is installed with the thirdparty extra)."""
+    return pytest.mark.skipif(not all(available(s) for s in THIRDPARTY if s.target in correct),
+                              reason=f"needs {name}, in the thirdparty extra: pip install -e '.[thirdparty]'")
+
+
+def assert_listed_needing(correct: tuple[str, ...], names: list[str], package: str) -> None:
+    """The test bed's ``correct`` targets are named ``names``, in that order, and each is in the
+    catalog as a passing scenario of a ``package`` primitive that needs ``package`` installed."""
+    assert [spec_id(spec) for spec in correct] == names
+    listed = {s.target: s for s in CATALOG}
+    for spec in correct:
+        assert listed[spec].expect == "pass" and listed[spec].primitive.startswith(package)
+        assert requires(listed[spec]) == package
+
+
+def assert_tabled(correct: tuple[str, ...], twins: Iterable[str]) -> None:
+    """docs/scenarios.md tables each of the test bed's ``correct`` targets (as ``module:name``
+    under ``scenarios.thirdparty``) and each of its ``twins`` (by name)."""
+    page = (ROOT / "docs" / "scenarios.md").read_text()
+    for spec in correct:
+        assert f"`{spec.removeprefix('scenarios.thirdparty.')}`" in page, spec
+    for spec in twins:
+        assert f"`{spec_id(spec)}`" in page, spec
 
 
 def assert_listed_without(module: str, prefix: str, target: str) -> None:

@@ -20,9 +20,16 @@ from pathlib import Path
 import pytest
 
 from harness import Call, JobSpec, Schedule, Start, Stop, Submit, check, load_target, run_schedule
-from review_campaigns import assert_listed_without, assert_twin_caught, campaign, spec_id
-from scenarios import CATALOG
-from scenarios.thirdparty import BUILDBOT, KNOWN_FALSE_ALARMS, SCENARIOS, available, requires
+from review_campaigns import (
+    assert_listed_needing,
+    assert_listed_without,
+    assert_tabled,
+    assert_twin_caught,
+    campaign,
+    needs_extra,
+    spec_id,
+)
+from scenarios.thirdparty import BUILDBOT, KNOWN_FALSE_ALARMS, SCENARIOS
 
 ROOT = Path(__file__).resolve().parent.parent
 CORRECT = tuple(s.target for s in SCENARIOS if s.target.startswith(BUILDBOT + ":"))
@@ -34,32 +41,21 @@ EXPECTED = {
     f"{BUILDBOT}:async_lru_no_inflight": "concurrency.key_limit",
 }
 
-needs_buildbot = pytest.mark.skipif(
-    not all(available(s) for s in SCENARIOS if s.target in CORRECT),
-    reason="needs buildbot, in the thirdparty extra: pip install -e '.[thirdparty]'",
-)
+needs_buildbot = needs_extra("buildbot", CORRECT)
 
 
 # --- the catalogue (no buildbot needed) ------------------------------------------------------------
 
 
 def test_the_correct_targets_are_listed_as_passing_scenarios_needing_buildbot() -> None:
-    assert [t.split(":")[1] for t in CORRECT] == [
+    assert_listed_needing(CORRECT, [
         "debounced", "polled", "polled_now", "poll_forced", "repeated_action", "repeated_action_restarted",
         "repeated_action_after_completion", "async_lru",
-    ]
-    listed = {s.target: s for s in CATALOG}
-    for spec in CORRECT:
-        assert listed[spec].expect == "pass" and listed[spec].primitive.startswith("buildbot")
-        assert requires(listed[spec]) == "buildbot"
+    ], "buildbot")
 
 
 def test_the_scenarios_page_tables_every_target_and_twin() -> None:
-    page = (ROOT / "docs" / "scenarios.md").read_text()
-    for spec in CORRECT:
-        assert f"`{spec.removeprefix('scenarios.thirdparty.')}`" in page, spec
-    for spec in EXPECTED:
-        assert f"`{spec_id(spec)}`" in page, spec
+    assert_tabled(CORRECT, EXPECTED)
 
 
 def test_without_buildbot_list_works_and_loading_says_what_to_install() -> None:

@@ -14,18 +14,23 @@ still waiting for a request that hangs, while the downloader rightly kept its sl
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 from twisted.internet import defer, task
 
 from harness import JobSpec, Schedule, Stop, Submit, Target, check, load_target, run_schedule
-from review_campaigns import assert_listed_without, assert_twin_caught, campaign, spec_id
-from scenarios import CATALOG
-from scenarios.thirdparty import SCENARIOS, SCRAPY, available, requires
+from review_campaigns import (
+    assert_listed_needing,
+    assert_listed_without,
+    assert_tabled,
+    assert_twin_caught,
+    campaign,
+    needs_extra,
+    spec_id,
+)
+from scenarios.thirdparty import SCENARIOS, SCRAPY
 
-ROOT = Path(__file__).resolve().parent.parent
 CORRECT = tuple(s.target for s in SCENARIOS if s.target.startswith(SCRAPY + ":"))
 
 #: The twins and the invariant that must catch each.
@@ -37,31 +42,20 @@ EXPECTED = {
     f"{SCRAPY}:parallel_unchained": "concurrency.limit",
 }
 
-needs_scrapy = pytest.mark.skipif(
-    not all(available(s) for s in SCENARIOS if s.target in CORRECT),
-    reason="needs Scrapy, in the thirdparty extra: pip install -e '.[thirdparty]'",
-)
+needs_scrapy = needs_extra("Scrapy", CORRECT)
 
 
 # --- the catalogue (no Scrapy needed) ----------------------------------------------------------------
 
 
 def test_the_correct_targets_are_listed_as_passing_scenarios_needing_scrapy() -> None:
-    assert [t.split(":")[1] for t in CORRECT] == [
+    assert_listed_needing(CORRECT, [
         "downloader_slots", "download_delay", "call_later_once", "parallel", "parallel_async",
-    ]
-    listed = {s.target: s for s in CATALOG}
-    for spec in CORRECT:
-        assert listed[spec].expect == "pass" and listed[spec].primitive.startswith("scrapy")
-        assert requires(listed[spec]) == "scrapy"
+    ], "scrapy")
 
 
 def test_the_scenarios_page_tables_every_target_and_twin() -> None:
-    page = (ROOT / "docs" / "scenarios.md").read_text()
-    for spec in CORRECT:
-        assert f"`{spec.removeprefix('scenarios.thirdparty.')}`" in page, spec
-    for spec in EXPECTED:
-        assert f"`{spec_id(spec)}`" in page, spec
+    assert_tabled(CORRECT, EXPECTED)
 
 
 def test_without_scrapy_list_works_and_loading_says_what_to_install() -> None:
