@@ -60,13 +60,9 @@ def test_a_call_on_demand_keeps_no_interval_only_when_declared():
     assert name == "time.early" and "periodic call 1 came at 500ms" in message, message
 
 
-def _campaign(name: str, examples: int, tmp_path):
-    return campaign(f"{ZOO}:{name}", 4, examples, tmp_path)
-
-
 @pytest.mark.parametrize("name, expect", [("polled_forced", None), ("polled_forced_skipped_while_running", "time.on_demand")])
 def test_the_pollers(name, expect, tmp_path):
-    result = _campaign(name, 200 if expect is None else 800, tmp_path)
+    result = campaign(f"{ZOO}:{name}", 4, 200 if expect is None else 800, tmp_path)
     assert result.error is None
     if expect is None:
         assert result.findings == [], [f.violation.message for f in result.findings]
@@ -77,5 +73,5 @@ def test_the_pollers(name, expect, tmp_path):
 
 @pytest.mark.slow
 def test_the_forced_poller_stays_clean_over_a_long_campaign(tmp_path):
-    result = _campaign("polled_forced", 3000, tmp_path)
+    result = campaign(f"{ZOO}:polled_forced", 4, 3000, tmp_path)
     assert result.findings == [], [f.violation.message for f in result.findings]

@@ -20,15 +20,8 @@ from pathlib import Path
 import pytest
 
 from harness import Call, JobSpec, Schedule, Start, Stop, Submit, check, load_target, run_schedule
-from review_campaigns import (
-    assert_listed_needing,
-    assert_listed_without,
-    assert_tabled,
-    assert_twin_caught,
-    campaign,
-    needs_extra,
-    spec_id,
-)
+from review_campaigns import assert_listed_needing, assert_listed_without, assert_tabled, assert_twin_caught
+from review_campaigns import campaign, needs_extra, spec_id
 from scenarios.thirdparty import BUILDBOT, KNOWN_FALSE_ALARMS, SCENARIOS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,15 +20,8 @@ import pytest
 from twisted.internet import defer, task
 
 from harness import JobSpec, Schedule, Stop, Submit, Target, check, load_target, run_schedule
-from review_campaigns import (
-    assert_listed_needing,
-    assert_listed_without,
-    assert_tabled,
-    assert_twin_caught,
-    campaign,
-    needs_extra,
-    spec_id,
-)
+from review_campaigns import assert_listed_needing, assert_listed_without, assert_tabled, assert_twin_caught
+from review_campaigns import campaign, needs_extra, spec_id
 from scenarios.thirdparty import SCENARIOS, SCRAPY
 
 CORRECT = tuple(s.target for s in SCENARIOS if s.target.startswith(SCRAPY + ":"))
