@@ -21,6 +21,10 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+#: The shared verdict helpers' plain asserts show what they compared, as a test's own do (pytest rewrites
+#: only test modules and conftest unless told); without it a failed zoo check said "AssertionError" alone.
+pytest.register_assert_rewrite("zoo_checks", "review_campaigns")
+
 settings.register_profile(
     "harness-tests", max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
