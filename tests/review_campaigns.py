@@ -1,7 +1,10 @@
 """What the outside-user review tests share (tests/test_review_targets.py, round 1, and
 tests/test_review_round2.py to round 6): a bounded, reproducible campaign on a target, the three
 verdicts of a review round (a correct component clean, a twin caught alone, caught on another seed),
-the test id of a target, and the skip for targets that need the thirdparty extra.
+the test id of a target, and the skip for targets that need the thirdparty extra. Also the checks
+every third-party test bed (``tests/test_thirdparty_buildbot.py``, ``..._scrapy.py``) makes: its skip
+without the library, its catalogue entries, its rows on the scenarios page, loading it without the
+library, and each twin caught, shrunk and replayed.
 
 :func:`campaign` is the one reproducible campaign of the test suite: ``tests/zoo_checks.py`` and the
 invariant-semantics tests (``tests/fault_campaigns.py``) run it too."""
@@ -11,9 +14,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-from collections.abc import Iterable
 from typing import Any
 
 import pytest
