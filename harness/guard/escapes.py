@@ -10,7 +10,14 @@ While a run is going on, ``EscapeGuard`` replaces those entry points (on the
 global reactor object and in the ``time`` module) with ones that record the
 first escape and raise ``Escaped`` (a ``BaseException``, so ``except
 Exception`` in the target does not hide it); the runner turns it into a
-``TargetError`` whose message says how to inject the clock. Everything is
+``TargetError`` whose message says how to inject the clock. A target declaring
+``global_reactor="lend"`` has the reactor's time methods (``LENT_METHODS``:
+``callLater``, ``seconds``, ``getDelayedCalls``, ``callWhenRunning``) lent
+instead: while its run is armed they act on the run's clock (``arm(clock)``),
+and the rest stay refused. A reactor method taken before the guard was
+installed (``callLater = reactor.callLater`` in a module imported first) is
+a bound method the patch on the reactor never reaches: such module globals
+are patched for the run too, refused or lent as the reactor's own. Everything is
 restored when the run ends, however it ends. Calls from other threads pass
 through untouched, and so does every call while no run is armed: a
 campaign installs the patches once around all its runs
