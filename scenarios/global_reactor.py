@@ -14,17 +14,16 @@ a slot released a cooldown after its job ended (``deferLater(reactor, ...)``), a
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import defer, reactor, task
+from twisted.internet import reactor, task
 from twisted.internet.interfaces import IDelayedCall
 
 from harness import Target
 
 from . import Scenario
-from ._pool import Entry, deliver
+from ._pool import Entry, Pool
 
 LIMIT = 2
 #: How long a slot rests after its job ended before the next job may take it.
@@ -37,61 +36,44 @@ class Stopped(Exception):
     """The pool was stopped: the job is refused."""
 
 
-class ReactorPool:
+class ReactorPool(Pool):
     """At most ``LIMIT`` jobs at once, started in submission order, written on the global reactor.
 
     ``submit`` queues the job and schedules one pump on the next reactor turn
     (``reactor.callLater(0, self._pump)``, one call for every job waiting then: jobs due together start in
     queue order whatever the reactor's tie-break). A job that ends keeps its slot for ``COOLDOWN_S``
     (``task.deferLater(reactor, COOLDOWN_S)``) and then frees it. A sweeper ``LoopingCall(self._sweep)``
-    on its default clock pumps every ``SWEEP_S``. Cancelling a waiting job takes it out of the queue;
-    cancelling a running one cancels the job's Deferred. ``stop()`` refuses later jobs and stops the
-    sweeper; the jobs already queued still run.
+    on its default clock pumps every ``SWEEP_S``. Cancels as the skeleton's (``scenarios._pool.Pool``).
+    ``stop()`` refuses later jobs and stops the sweeper; the jobs already queued still run.
     """
 
-    def __init__(self, clock: object = None) -> None:
-        self.active = 0
-        self.waiting: deque[Entry] = deque()
+    def __init__(self) -> None:
+        super().__init__(reactor, LIMIT)  # type: ignore[arg-type]  # (the skeleton's clock; unused here)
         self.stopped = False
         self.pump_call: IDelayedCall | None = None
-        self.sweeper = task.LoopingCall(self._sweep)  # its clock: the global reactor
+        self.sweeper = task.LoopingCall(self._pump)  # its clock: the global reactor
         self.sweeper.start(SWEEP_S, now=False)
 
-    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
-        if self.stopped:
-            return defer.fail(Stopped("the pool is stopped: the job is refused"))
-        entry = Entry(job)
-        entry.caller = defer.Deferred(lambda d: self._cancel(entry))
+    def _refusal(self) -> Exception | None:
+        return Stopped("the pool is stopped: the job is refused") if self.stopped else None
+
+    def _enqueue(self, entry: Entry) -> None:
         self.waiting.append(entry)
         self._schedule_pump()
-        return entry.caller
-
-    def _cancel(self, entry: Entry) -> None:
-        if entry.running is not None:
-            entry.running.cancel()
-        elif entry in self.waiting:
-            self.waiting.remove(entry)
 
     def _schedule_pump(self) -> None:
         if self.pump_call is None and self.waiting:
             self.pump_call = reactor.callLater(0, self._pump)  # type: ignore[attr-defined]
-
-    def _sweep(self) -> None:
-        self._pump()
 
     def _pump(self) -> None:
         if self.pump_call is not None:
             if self.pump_call.active():
                 self.pump_call.cancel()
             self.pump_call = None
-        while self.waiting and self.active < LIMIT:
-            entry = self.waiting.popleft()
-            self.active += 1
-            entry.running = defer.maybeDeferred(entry.job)
-            entry.running.addBoth(self._done, entry)
+        super()._pump()
 
     def _done(self, result: Any, entry: Entry) -> None:
-        deliver(result, entry)
+        self._deliver(result, entry)
         task.deferLater(reactor, COOLDOWN_S, self._release)
 
     def _release(self) -> None:
@@ -129,8 +111,8 @@ class EarlyReleasePool(ReactorPool):
         super()._done(result, entry)
 
 
-def _target(build: Callable[[Any], Any], description: str) -> Target:
-    return Target(build=build, limit=LIMIT, order="fifo", rejects=(Stopped,), global_reactor="lend",
+def _target(pool: Callable[[], Pool], description: str) -> Target:
+    return Target(build=lambda clock: pool(), limit=LIMIT, order="fifo", rejects=(Stopped,), global_reactor="lend",
                   description=description)
 
 
