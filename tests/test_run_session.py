@@ -100,6 +100,26 @@ def test_a_module_imported_inside_a_session_is_still_refused_in_the_next(tmp_pat
         sys.modules.pop(name, None)
 
 
+def test_a_session_whose_run_imported_a_module_leaves_the_next_session_guarded(tmp_path, monkeypatch) -> None:
+    """A run that imports a module makes the session's next run scan the bindings again while the guard's
+    wrappers are in place; that scan, cached, left out every site holding a wrapper (``signal.signal``
+    itself), so each later session with nothing new imported patched none of them: a target replacing the
+    watchdog's SIGALRM handler passed (CI saw it as test_stop_signals failing after the slow tier)."""
+    name = f"lazy_napper_{os.getpid()}"
+    (tmp_path / f"{name}.py").write_text("def nap():\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(_LazyImporter, "module", name)
+    try:
+        with RunSession():
+            run_schedule(Target(build=_LazyImporter), ONE)  # imports the module inside the run
+            run_schedule(robust_targets.counting, ONE)  # armed again: the bindings are scanned again
+        for _ in range(2):  # nothing imported since
+            with RunSession(), pytest.raises(TargetError, match="the target called signal.signal on SIGALRM"):
+                run_schedule(hostile_targets.ignores_sigalrm, THREE)
+    finally:
+        sys.modules.pop(name, None)
+
+
 def _reloaded_inside_a_session(tmp_path, monkeypatch, last: bool) -> Any:
     """A module that ``importlib.reload`` runs again inside a session that imports no module (the last
     module loaded, or not), after a first session; the module."""

@@ -227,6 +227,10 @@ RESTORED_CLOCKS: tuple[str, ...] = ("monotonic", "monotonic_ns", "perf_counter",
 #: Where the refused functions are bound: (module dict, name, label); rebuilt when modules are imported.
 _sites: list[tuple[dict[str, Any], str, str]] = []
 _scanned_modules: tuple[int, object] = (-1, None)
+#: The wrappers bound in place of a refused function now (id -> label): a scan made while they are bound
+#: (``arm`` after an import, a nested guard) counts their sites, which hold the original again once the guard
+#: is uninstalled; missing them, the cached scan would leave every later guard of the process unpatched there.
+_bound_wrappers: dict[int, str] = {}
 
 
 def _module_globals() -> Iterator[tuple[dict[str, Any], str, Any]]:
@@ -266,6 +270,7 @@ def _binding_sites(reactor: Any = None) -> list[tuple[dict[str, Any], str, str]]
     if loaded == _scanned_modules:
         return _sites
     by_id = {id(function): label for label, (function, _) in PROCESS_FUNCTIONS.items()}
+    by_id.update(_bound_wrappers)
     found: list[tuple[dict[str, Any], str, str]] = []
     for namespace, key, value in _module_globals():
         label = by_id.get(id(value))
@@ -568,8 +573,10 @@ class EscapeGuard:
 
         namespace[key] = refused
         self._wrappers[id(refused)] = (refused, original)
+        _bound_wrappers[id(refused)] = label
 
         def restore() -> None:
+            _bound_wrappers.pop(id(refused), None)
             if namespace.get(key) is refused:
                 namespace[key] = original
 
