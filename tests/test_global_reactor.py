@@ -179,3 +179,31 @@ def test_the_pool_on_the_global_reactor_stays_clean_over_a_long_campaign(strateg
     assert result.error is None, result.error
     assert result.findings == [], [f.violation.message for f in result.findings]
     assert result.examples == 2000
+
+
+def test_a_reactor_method_taken_at_import_stays_guarded_after_a_scan_made_while_it_was_patched() -> None:
+    """A scan of the bindings made while the guard's patch is bound in place of a reactor method taken at
+    import (a run imported a module, the next arm scans again) still counts that site: cached without it,
+    every later session with nothing imported would leave the method unguarded (the fault
+    ``_bound_wrappers`` keeps from the process functions' sites too)."""
+    import os
+    import sys
+    import types
+
+    taken = types.ModuleType(f"taken_at_import_{os.getpid()}")
+    taken.call_later = reactor.callLater  # type: ignore[attr-defined]
+    sys.modules[taken.__name__] = taken
+    later = types.ModuleType(taken.__name__ + "_later")
+    refuse = Target(build=lambda clock: _Calls(lambda c: taken.call_later(1, lambda: None), clock))  # type: ignore[attr-defined]
+    try:
+        with RunSession() as session:
+            sys.modules[later.__name__] = later  # imported between runs: the next arm scans again, patch bound
+            run_schedule(reactor_pool, _schedules(reactor_pool, 1)[0])
+            assert session.guard.lent is None
+        for _ in range(2):  # nothing imported since: the cached scan
+            with RunSession(), pytest.raises(TargetError, match="the target called reactor.callLater"):
+                run_schedule(refuse, _schedules(refuse, 1)[0])
+        assert type(taken.call_later) is type(reactor.callLater)  # type: ignore[attr-defined]
+    finally:
+        sys.modules.pop(taken.__name__, None)
+        sys.modules.pop(later.__name__, None)

@@ -543,8 +543,10 @@ class EscapeGuard:
         if patched is None or type(original) is not MethodType or original.__self__ is not self._reactor:
             return
         namespace[key] = patched
+        _bound_wrappers[id(patched)] = f"reactor.{name}"
 
         def restore() -> None:
+            _bound_wrappers.pop(id(patched), None)
             if namespace.get(key) is patched:
                 namespace[key] = original
 
