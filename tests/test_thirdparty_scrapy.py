@@ -5,8 +5,9 @@ Each correct target (Scrapy's ``Downloader`` slots and download delay, ``CallLat
 campaign, a longer one in the slow tier (``benchmarks/soak.py --only scrapy_utils`` runs them with
 every clock fault on); each twin is caught with the invariant named in ``EXPECTED``, shrunk and
 replayed exactly. The glue that puts Scrapy on the run's clock is shown in plain Twisted
-(``task.Clock``, no harness), and so is the ``CallLaterOnce.cancel()`` behaviour one twin trips
-on. The tests skip without Scrapy (``pip install -e '.[thirdparty]'``).
+(``task.Clock``, no harness: the global reactor's ``callLater`` and ``seconds`` pointed at it by
+hand, what the targets' ``global_reactor="lend"`` does in a run), and so is the
+``CallLaterOnce.cancel()`` behaviour one twin trips on. The tests skip without Scrapy (``pip install -e '.[thirdparty]'``).
 
 Also here: the harness fix the downloader needed (``leaks.calls`` judged a graceful ``stop()``
 still waiting for a request that hangs, while the downloader rightly kept its slot GC loop).
@@ -76,8 +77,20 @@ def test_twin_is_caught_shrunk_and_replayed_exactly(spec: str, tmp_path) -> None
 # --- the glue in plain Twisted ----------------------------------------------------------------------------
 
 
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> task.Clock:
+    """A ``task.Clock`` that Scrapy's ``from twisted.internet import reactor`` finds while the test runs (in
+    plain Twisted, by hand, what ``global_reactor="lend"`` does in each run of the targets; the running
+    reactor object itself, pytest-twisted's, is left alone)."""
+    import twisted.internet
+
+    fake = task.Clock()
+    monkeypatch.setattr(twisted.internet, "reactor", fake)
+    return fake
+
+
 @needs_scrapy
-def test_the_glue_in_plain_twisted() -> None:
+def test_the_glue_in_plain_twisted(clock: task.Clock) -> None:
     """``on_clock`` on a ``task.Clock``: Scrapy's real ``Downloader`` with ``DOWNLOAD_DELAY = 1`` and
     jitter 0.5 spaces one domain's downloads 0.5 to 1.5 s apart (the burst guard: one per delay even
     with two transfer slots free), and its slot GC loop runs on the clock and stops at ``close()``."""
@@ -85,7 +98,7 @@ def test_the_glue_in_plain_twisted() -> None:
 
     from scenarios.thirdparty.scrapy_utils import Downloader, JobHandler, _crawler, on_clock
 
-    clock, starts = task.Clock(), []
+    starts: list[float] = []
     on_clock(clock, seed=1)
     downloader = Downloader(_crawler({"CONCURRENT_REQUESTS_PER_DOMAIN": 2, "DOWNLOAD_DELAY": 1.0}))
     downloader.handlers = JobHandler()  # type: ignore[assignment]
@@ -109,7 +122,7 @@ def test_the_glue_in_plain_twisted() -> None:
 
 
 @needs_scrapy
-def test_call_later_once_cancel_leaves_it_scheduled_for_ever() -> None:
+def test_call_later_once_cancel_leaves_it_scheduled_for_ever(clock: task.Clock) -> None:
     """What ``call_later_once_rescheduled`` trips on, in plain Twisted: after ``cancel()``,
     ``schedule()`` does nothing (``cancel()`` keeps the cancelled call, and ``schedule()`` arms
     one only while none is kept). Scrapy's engine cancels only on close, where that is right."""
@@ -117,7 +130,7 @@ def test_call_later_once_cancel_leaves_it_scheduled_for_ever() -> None:
 
     from scenarios.thirdparty.scrapy_utils import on_clock
 
-    clock, calls = task.Clock(), []
+    calls: list[float] = []
     on_clock(clock)
     once: CallLaterOnce[None] = CallLaterOnce(lambda: calls.append(clock.seconds()))
     once.schedule(0.1)

@@ -44,7 +44,8 @@ CASES = {
         _run(robust_targets.defer_later),
         ["the target called reactor.callLater in step 1 (submit job 0) at virtual time 0ms, escaping virtual time; "
          "pass the clock given to build(clock) to your code instead of using the global reactor "
-         "(e.g. deferLater(clock, ...), LoopingCall.clock = clock)"],
+         "(e.g. deferLater(clock, ...), LoopingCall.clock = clock); or, for code written on the global reactor, "
+         "declare Target(global_reactor='lend') to lend it the run's clock"],
     ),
     "sleep": (_run(robust_targets.sleeping), ["the target called time.sleep in ", "; wait with clock.callLater or deferLater(clock, seconds) instead of sleeping for real"]),
     "build": (_run(robust_targets.failing_build), ["the target's build(clock) raised ValueError: "]),

@@ -10,7 +10,14 @@ While a run is going on, ``EscapeGuard`` replaces those entry points (on the
 global reactor object and in the ``time`` module) with ones that record the
 first escape and raise ``Escaped`` (a ``BaseException``, so ``except
 Exception`` in the target does not hide it); the runner turns it into a
-``TargetError`` whose message says how to inject the clock. Everything is
+``TargetError`` whose message says how to inject the clock. A target declaring
+``global_reactor="lend"`` has the reactor's time methods (``LENT_METHODS``:
+``callLater``, ``seconds``, ``getDelayedCalls``, ``callWhenRunning``) lent
+instead: while its run is armed they act on the run's clock (``arm(clock)``),
+and the rest stay refused. A reactor method taken before the guard was
+installed (``callLater = reactor.callLater`` in a module imported first) is
+a bound method the patch on the reactor never reaches: such module globals
+are patched for the run too, refused or lent as the reactor's own. Everything is
 restored when the run ends, however it ends. Calls from other threads pass
 through untouched, and so does every call while no run is armed: a
 campaign installs the patches once around all its runs
@@ -56,7 +63,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from types import TracebackType
+from types import MethodType, TracebackType
 from typing import Any, NamedTuple
 
 from harness.guard import signals
@@ -72,17 +79,40 @@ _INJECT = (
     "(e.g. deferLater(clock, ...), LoopingCall.clock = clock)"
 )
 
+#: How the refusal of a method the run's clock can stand in for ends: the option that lends it.
+_OR_LEND = "; or, for code written on the global reactor, declare Target(global_reactor='lend') to lend it the run's clock"
+
 #: The global reactor's methods a run must not call, and the fix for each.
 REACTOR_METHODS: dict[str, str] = {
-    "callLater": _INJECT,
-    "callWhenRunning": _INJECT,
-    "seconds": "read the time from the clock given to build(clock) (clock.seconds()), not the global reactor",
+    "callLater": _INJECT + _OR_LEND,
+    "callWhenRunning": _INJECT + _OR_LEND,
+    "seconds": "read the time from the clock given to build(clock) (clock.seconds()), not the global reactor" + _OR_LEND,
+    "getDelayedCalls": "ask the clock given to build(clock) for its calls (clock.getDelayedCalls())" + _OR_LEND,
     "run": "never run the reactor inside a target: the harness drives the clock given to build(clock)",
+    "stop": "never stop the reactor inside a target: the harness drives the clock given to build(clock)",
+    "callFromThread": "threads run outside virtual time: call it on the clock given to build(clock) (clock.callLater(0, f))",
     "callInThread": "threads run outside virtual time: give the target a synchronous stand-in for the threaded work",
     "listenTCP": "a target must not open real sockets: give it a fake transport",
     "connectTCP": "a target must not open real sockets: give it a fake transport",
     "listenUDP": "a target must not open real sockets: give it a fake transport",
     "spawnProcess": "a target must not spawn processes: give it a fake",
+}
+
+
+
+def _when_running(clock: Any, callable: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
+    """``reactor.callWhenRunning`` on a lent reactor: the harness is running it, so the call is made now (as a
+    running reactor makes it), and returns None as a running reactor's does."""
+    callable(*args, **kwargs)
+
+
+#: The reactor methods a target's ``global_reactor="lend"`` lends to the run's clock while a run is armed, each
+#: as a function of (the clock, the call's arguments); every other one of ``REACTOR_METHODS`` stays refused.
+LENT_METHODS: dict[str, Callable[..., Any]] = {
+    "callLater": lambda clock, /, *args, **kwargs: clock.callLater(*args, **kwargs),
+    "seconds": lambda clock: clock.seconds(),
+    "getDelayedCalls": lambda clock: clock.getDelayedCalls(),
+    "callWhenRunning": _when_running,
 }
 
 #: Functions of the ``time`` module a run must not call, and the fix for each.
@@ -231,8 +261,10 @@ def _loaded() -> tuple[int, object]:
     return len(modules), (name, id(module))  # (an id: no comparing a module object, whatever its __eq__)
 
 
-def _binding_sites() -> list[tuple[dict[str, Any], str, str]]:
-    """Every module global bound to a refused process function (``time.sleep``, ``from time import sleep``...)."""
+def _binding_sites(reactor: Any = None) -> list[tuple[dict[str, Any], str, str]]:
+    """Every module global bound to a refused process function (``time.sleep``, ``from time import sleep``...),
+    and, given the global ``reactor``, to one of its ``REACTOR_METHODS`` taken before the guard was installed
+    (``callLater = reactor.callLater`` at import: a bound method, which the patch on the reactor never reaches)."""
     global _scanned_modules
     loaded = _loaded()
     if loaded == _scanned_modules:
@@ -242,6 +274,9 @@ def _binding_sites() -> list[tuple[dict[str, Any], str, str]]:
     found: list[tuple[dict[str, Any], str, str]] = []
     for namespace, key, value in _module_globals():
         label = by_id.get(id(value))
+        if label is None and type(value) is MethodType and reactor is not None and value.__self__ is reactor:
+            name = value.__name__
+            label = f"reactor.{name}" if name in REACTOR_METHODS else None
         if label is not None and isinstance(key, str):
             found.append((namespace, key, label))
     _sites[:] = found
@@ -339,6 +374,12 @@ class EscapeGuard:
         #: binds the wrappers (``from time import sleep``), which ``uninstall`` puts back to the originals.
         self._wrappers: dict[int, tuple[Any, Any]] = {}
         self._loaded_at_install: tuple[int, object] = (-1, None)
+        #: The global reactor while installed, and the patch of each of its methods (by name).
+        self._reactor: Any = None
+        self._reactor_patches: dict[str, Callable[..., Any]] = {}
+        #: The clock the armed run lends the global reactor's time methods to (``LENT_METHODS``), or None:
+        #: they are refused (``Target(global_reactor="lend")``; ``harness.run.runner``).
+        self.lent: Any = None
 
     def __enter__(self) -> EscapeGuard:
         self.install()
@@ -363,9 +404,9 @@ class EscapeGuard:
         self._pid, self._forks = os.getpid(), FORKS[0]
         self._loaded_at_install = _loaded()
         try:
-            reactor = _global_reactor()
+            reactor = self._reactor = _global_reactor()
             for name, fix in REACTOR_METHODS.items():
-                self._patch(reactor, name, f"reactor.{name}", fix)
+                self._patch(reactor, name, f"reactor.{name}", fix, LENT_METHODS.get(name))
             for name, fix in TIME_FUNCTIONS.items():
                 self._patch(time, name, f"time.{name}", fix)
             self._patch_sites()
@@ -398,10 +439,14 @@ class EscapeGuard:
             if entry is not None and entry[0] is value:
                 namespace[key] = entry[1]
 
-    def arm(self) -> None:
-        """A run begins: refuse from now on, and remember what ``disarm`` puts back (cwd, signal handlers)."""
+    def arm(self, lend: Any = None) -> None:
+        """A run begins: refuse from now on, and remember what ``disarm`` puts back (cwd, signal handlers).
+
+        ``lend``: the run's clock, to which the global reactor's ``LENT_METHODS`` are lent until ``disarm``
+        (a target declaring ``global_reactor="lend"``); None, the default: they are refused like the rest."""
         self.escaped = None
         self.explanation = ""
+        self.lent = lend
         self._thread = threading.get_ident()
         if FORKS[0] != self._forks:  # installed in the process this one was forked from (through Python)
             self._pid, self._forks = os.getpid(), FORKS[0]
@@ -415,6 +460,7 @@ class EscapeGuard:
         """The run is over: refuse nothing more, and put back the working directory and signal handlers."""
         self._leave_if_forked()
         self.armed = False
+        self.lent = None
         kept, self._kept = self._kept, None
         if kept is not None:
             _put_back_process_state(kept)
@@ -482,9 +528,29 @@ class EscapeGuard:
         )
 
     def _patch_sites(self) -> None:
-        for namespace, key, label in _binding_sites():
-            self._patch_global(namespace, key, label)
+        for namespace, key, label in _binding_sites(self._reactor):
+            if label.startswith("reactor."):
+                self._patch_bound_method(namespace, key, label[len("reactor."):])
+            else:
+                self._patch_global(namespace, key, label)
         self._modules = len(sys.modules)
+
+    def _patch_bound_method(self, namespace: dict[str, Any], key: str, name: str) -> None:
+        """Bind ``namespace[key]``, the global reactor's ``name`` method taken before the guard was installed,
+        to the guard's patch of that method (refused or lent as the reactor's own is), until ``uninstall``."""
+        original = namespace.get(key)
+        patched = self._reactor_patches.get(name)
+        if patched is None or type(original) is not MethodType or original.__self__ is not self._reactor:
+            return
+        namespace[key] = patched
+        _bound_wrappers[id(patched)] = f"reactor.{name}"
+
+        def restore() -> None:
+            _bound_wrappers.pop(id(patched), None)
+            if namespace.get(key) is patched:
+                namespace[key] = original
+
+        self._restore.append(restore)
 
     def _patch_global(self, namespace: dict[str, Any], key: str, label: str) -> None:
         original, fix = PROCESS_FUNCTIONS[label]
@@ -518,7 +584,9 @@ class EscapeGuard:
 
         self._restore.append(restore)
 
-    def _patch(self, owner: Any, name: str, label: str, fix: str) -> None:
+    def _patch(self, owner: Any, name: str, label: str, fix: str, lend: Callable[..., Any] | None = None) -> None:
+        """Replace ``owner.name`` with a function refusing it in an armed run; with ``lend`` (a reactor method
+        of ``LENT_METHODS``), one calling ``lend(self.lent, ...)`` instead while a run lends it a clock."""
         original = getattr(owner, name, None)
         if original is None:
             return
@@ -528,12 +596,18 @@ class EscapeGuard:
         def refused(*args: Any, **kwargs: Any) -> Any:
             if not guard.armed or threading.get_ident() != guard._thread:
                 return original(*args, **kwargs)
+            if lend is not None:
+                clock = guard.lent
+                if clock is not None:
+                    return lend(clock, *args, **kwargs)
             if guard.escaped is None:
                 guard.escaped, guard.explanation = label, fix
             raise Escaped(label)
 
         setattr(owner, name, refused)
         self._wrappers[id(refused)] = (refused, original)
+        if owner is self._reactor:
+            self._reactor_patches[name] = refused
         if had_own:
             self._restore.append(lambda: setattr(owner, name, original))
         else:
@@ -542,6 +616,7 @@ class EscapeGuard:
     def _undo(self) -> None:
         while self._restore:
             self._restore.pop()()
+        self._reactor_patches = {}
 
 
 def _global_reactor() -> Any:

@@ -56,6 +56,13 @@ ORDERS = ("fifo", "priority")
 #: wait in the queue ("wait": a job not started T after submission fails at T, never starts after).
 TIMEOUT_FROM = ("start", "submit", "wait")
 
+#: ``global_reactor``: what a run does with a call of the global reactor's time methods (``callLater``,
+#: ``seconds``, ``getDelayedCalls``, ``callWhenRunning``). "refuse" (the default): the run ends with an error
+#: saying to use the clock given to ``build(clock)``. "lend": they act on that clock for the run (code written on
+#: the global reactor, ``deferLater(reactor, ...)``, a ``LoopingCall`` left on its default clock, is tested as it
+#: is); the reactor's other methods (``run``, ``stop``, ``callFromThread``, threads, sockets) stay refused.
+GLOBAL_REACTOR = ("refuse", "lend")
+
 #: Failures in a row whose backoff waits bound how long a backoff loop is watched.
 BACKOFF_RETRIES_OBSERVED = 8
 #: ``backoff_after_success``: how a backoff loop's count of failures in a row restarts after a
@@ -159,6 +166,11 @@ class Target:
     (with a copy's value), fails once K successes are impossible (more than
     N - K copies failed) or at its ``timeout_ms``, and cancels the copies
     still running in the instant of its answer (``harness.invariants.fanout``).
+
+    ``global_reactor="lend"`` lends the global reactor's time methods (``callLater``, ``seconds``,
+    ``getDelayedCalls``, ``callWhenRunning``) to the run's clock during each run: a subject written on
+    ``from twisted.internet import reactor`` schedules on the fault clock, its timers recorded, faulted and
+    judged exactly as if it had been given the clock (the default, "refuse", ends such a run with an error).
     """
 
     build: Callable[..., Any]  # build(clock), or build(clock, work) for periodic targets
@@ -242,6 +254,9 @@ class Target:
     operations: Mapping[str, Operation | Callable[..., Any]] = field(default_factory=dict, hash=False)
     menu: Menu | Mapping[str, Any] | None = None
     description: str = ""
+    # "lend": the global reactor's callLater, seconds, getDelayedCalls and callWhenRunning act on the run's
+    # clock during each run; "refuse" (the default): a run that calls them ends with an error
+    global_reactor: str = "refuse"
 
     def __post_init__(self) -> None:
         if not callable(self.build):
@@ -310,6 +325,12 @@ class Target:
         for name in ("shared", "overlap", "stop_cancels_timers", "stop_cancels_work", "timeout_fires", "retries_after_answer"):
             if not isinstance(getattr(self, name), bool):
                 raise TargetError(f"Target {name} must be True or False, got {getattr(self, name)!r}")
+        if type(self.global_reactor) is not str or self.global_reactor not in GLOBAL_REACTOR:
+            raise TargetError(
+                f"Target global_reactor must be 'refuse' (the default: a run calling the global reactor ends with an "
+                f"error) or 'lend' (its callLater, seconds, getDelayedCalls and callWhenRunning act on the run's "
+                f"clock), got {self.global_reactor!r}"
+            )
         if not isinstance(self.description, str):
             raise TargetError(f"Target description must be a string, got {_a(self.description)}")
         if self.timeout_fires and self.timeout_ms is None:
@@ -538,6 +559,11 @@ class Target:
                 f"Target limit ({self.limit}) is below fanout ({self.fanout}): a job's copies start together, so a "
                 "limit must leave room for all of them (declare limit >= fanout, or drop it)"
             )
+
+    @property
+    def lends_reactor(self) -> bool:
+        """Whether each run lends the global reactor's time methods to its clock (``global_reactor="lend"``)."""
+        return self.global_reactor == "lend"
 
     @property
     def hedge_limit(self) -> int:

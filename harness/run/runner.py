@@ -221,7 +221,7 @@ def _run(session: RunSession, target: Target, schedule: Schedule, timeout_s: flo
         with logging_into(observer):
             session.busy = True
             try:
-                guard.arm()
+                guard.arm(clock if target.lends_reactor else None)
                 try:
                     dog.start(timeout_s)
                     forks = FORKS

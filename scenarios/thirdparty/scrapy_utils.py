@@ -6,16 +6,18 @@ against Scrapy 2.19.0, on a non-asyncio reactor (Scrapy's ``TWISTED_REACTOR`` se
 reactor than asyncio's: it then schedules through Twisted).
 
 **Scrapy takes no clock.** Its downloader, ``CallLaterOnce`` and ``parallel`` schedule through
-the global reactor (``scrapy.utils.asyncio.call_later``, ``create_looping_call``, a bare
+the global reactor (``scrapy.utils.asyncio.call_later``, ``create_looping_call``, ``sleep``, a bare
 ``task.Cooperator()``), read real time (``time.monotonic`` in ``scrapy.core.downloader``) and draw
-the delay's jitter from the global ``random``. The harness refuses the first (the guard), cannot
-see the second (a run reading real time sees it stand still), and reports the third as
-nondeterminism. So the glue, ``on_clock(clock, seed)``, rebinds those module-level names to the
-run's clock (its ``callLater``, its ``monotonic()``), a ``LoopingCall`` on it, and a seeded
-``random.Random``, at each ``build``: the minimal mock, the way one tests Scrapy on a
-``task.Clock`` (``test_the_glue_in_plain_twisted``). ``parallel`` creates its ``Cooperator`` inside
-the call: the glue gives it one stepping on the clock, one unit of work a step, for that call only.
-Everything else is Scrapy's own code.
+the delay's jitter from the global ``random``. Every target here declares
+``global_reactor="lend"``: in each run the global reactor's ``callLater`` and ``seconds`` act on
+the run's clock, so Scrapy's own scheduling runs unchanged. What the option does not lend is the
+glue, ``on_clock(clock, seed)``, at each ``build``: the downloader's ``monotonic`` (a run reading
+real time sees it stand still) re-pointed at the clock, its ``random`` seeded (the harness would
+report the global one as nondeterminism), and Scrapy told it runs on a non-asyncio reactor (the
+way one tests Scrapy on a ``task.Clock``: ``test_the_glue_in_plain_twisted``). ``parallel``
+creates its ``Cooperator`` inside the call, whose time slices end by the wall clock: the glue
+gives it one stepping on the clock, one unit of work a step, for that call only. Everything else
+is Scrapy's own code.
 
 ``downloader_slots``: the real ``Downloader`` of a crawler made by ``scrapy.utils.test.get_crawler``
 (no downloader middlewares, no download handlers: the handler is a stand-in whose
@@ -100,7 +102,6 @@ try:
     import scrapy.utils.defer as scrapy_defer
     from scrapy import Request
     from scrapy.core.downloader import Downloader, Slot
-    from scrapy.utils.asyncio import CallLaterResult
     from scrapy.utils.reactor import CallLaterOnce
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
@@ -128,42 +129,14 @@ class Stopped(Exception):
 # -- Scrapy on the run's clock ----------------------------------------------------------------------
 
 
-def _call_later(clock: IReactorTime) -> Callable[..., CallLaterResult]:
-    def call_later(delay: float, func: Callable[..., object], *args: object) -> CallLaterResult:
-        return CallLaterResult.from_twisted(clock.callLater(delay, func, *args))
-
-    return call_later
-
-
-def _looping_call(clock: IReactorTime) -> Callable[..., task.LoopingCall]:
-    def create_looping_call(func: Callable[..., object], *args: object, **kwargs: object) -> task.LoopingCall:
-        loop = task.LoopingCall(func, *args, **kwargs)
-        loop.clock = clock
-        return loop
-
-    return create_looping_call
-
-
-def _sleep(clock: IReactorTime) -> Callable[[float], Any]:
-    async def sleep(seconds: float) -> None:
-        await task.deferLater(clock, seconds)
-
-    return sleep
-
-
 def on_clock(clock: IReactorTime, seed: int = 0) -> None:
-    """Point Scrapy's module-level time sources at ``clock`` (see the module docstring): its
-    ``call_later`` (the downloader's and ``CallLaterOnce``'s), ``create_looping_call`` (the slot
-    GC), ``sleep`` (``_process_pending_io``), ``time.monotonic`` (the downloader's), and the
-    downloader's ``random`` (the delay's jitter), seeded. Deferreds, not asyncio futures: Scrapy on
-    a non-asyncio reactor."""
-    call_later = _call_later(clock)
-    downloader_module.call_later = call_later  # type: ignore[assignment]
-    scrapy_asyncio.call_later = call_later  # type: ignore[assignment]
-    downloader_module.create_looping_call = _looping_call(clock)  # type: ignore[assignment]
-    scrapy_defer.sleep = _sleep(clock)  # type: ignore[assignment]
+    """What lending the global reactor (``global_reactor="lend"``) leaves to the glue (see the module
+    docstring): the downloader's ``time.monotonic`` pointed at ``clock``, its ``random`` (the delay's
+    jitter) seeded, and Deferreds, not asyncio futures: Scrapy on a non-asyncio reactor (its
+    ``call_later``, ``create_looping_call`` and ``sleep`` then call the global reactor, lent)."""
     downloader_module.monotonic = getattr(clock, "monotonic", clock.seconds)  # type: ignore[attr-defined]
     downloader_module.random = random.Random(seed)  # type: ignore[assignment]
+    scrapy_asyncio.is_asyncio_available = lambda: False
     scrapy_defer.is_asyncio_available = lambda: False  # type: ignore[assignment]
 
 
@@ -308,7 +281,7 @@ class DelayedBursting(Delayed):
 def _fetch_target(build: Callable[[IReactorTime], Any], description: str,
                   invariants: tuple[Callable[[Run], None], ...] = ()) -> Target:
     return Target(build=build, keys=KEYS, key_limit=PER_DOMAIN, order="fifo", cancellable=False,
-                  rejects=(Stopped,), invariants=invariants, description=description)
+                  rejects=(Stopped,), invariants=invariants, description=description, global_reactor="lend")
 
 
 def spaced_by_download_delay(run: Run) -> None:
@@ -451,7 +424,7 @@ def called_once_per_schedule(run: Run) -> None:
 
 def _once(build: Callable[[IReactorTime], Any], description: str) -> Target:
     return Target(build=build, keys=1, shared=True, key_limit=math.inf, cancellable=False, rejects=(Stopped,),
-                  invariants=(called_once_per_schedule,), description=description)
+                  invariants=(called_once_per_schedule,), description=description, global_reactor="lend")
 
 
 call_later_once = _once(Once, "Scrapy's CallLaterOnce.schedule(0.1) at each call: one invocation for the calls of 100ms")
@@ -516,7 +489,8 @@ class ParallelUnchained(Parallel):
 
 
 def _parallel(build: Callable[[IReactorTime], Any], description: str) -> Target:
-    return Target(build=build, limit=COUNT, order="fifo", cancellable=False, rejects=(Stopped,), description=description)
+    return Target(build=build, limit=COUNT, order="fifo", cancellable=False, rejects=(Stopped,), description=description,
+                  global_reactor="lend")
 
 
 parallel = _parallel(Parallel, "Scrapy's utils.defer.parallel(iterable, 3, f): at most 3 calls at once, in order")
