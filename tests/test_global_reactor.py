@@ -173,12 +173,13 @@ def test_the_pytest_plugin_runs_a_lending_target() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_the_pool_on_the_global_reactor_stays_clean_over_a_long_campaign(strategy: str, tmp_path) -> None:
-    """2,000 examples under each of the five strategies, every clock fault on: 10,000 in all."""
-    result = campaign(CORRECT, seed=7, examples=2000, tmp_path=tmp_path, strategy=strategy, all_faults=True,
+    """1,200 examples under each of the five strategies, every clock fault on: 6,000 in all (the branch that
+    built it ran 10,000 clean; CI's slow tier keeps the cost down)."""
+    result = campaign(CORRECT, seed=7, examples=1200, tmp_path=tmp_path, strategy=strategy, all_faults=True,
                       max_failures=None)
     assert result.error is None, result.error
     assert result.findings == [], [f.violation.message for f in result.findings]
-    assert result.examples == 2000
+    assert result.examples == 1200
 
 
 def test_a_reactor_method_taken_at_import_stays_guarded_after_a_scan_made_while_it_was_patched() -> None:
