@@ -34,8 +34,32 @@ from pathlib import Path
 
 from harness.errors import HarnessError, ReportError
 
-#: Permissions of written files (``mkstemp`` alone would make them private to the owner).
-FILE_MODE = 0o644
+#: Permissions of a new file before the umask, as ``open`` gives (``mkstemp`` alone makes it owner-only).
+FILE_MODE = 0o666
+
+
+def _umask() -> int:
+    """The process's umask: from /proc (Linux), else by setting it and putting it back."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mode_for(target: Path) -> int:
+    """The permissions a rewrite of ``target`` gets: those it has, or for a new file the ones ``open``
+    would give (``FILE_MODE`` less the umask). A fixed 0o644 made files readable by all under ``umask
+    077`` and widened a file the user had made private."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        return FILE_MODE & ~_umask()
 
 
 def _cannot(target: object, why: str) -> ReportError:
@@ -87,6 +111,7 @@ def _write_stream(target: Path, text: str, fifo: bool) -> None:
 def _replace(target: Path, text: str) -> None:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        mode = _mode_for(target)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
         raise _cannot(target, exc.strerror or str(exc)) from None
@@ -95,7 +120,7 @@ def _replace(target: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-            os.fchmod(handle.fileno(), FILE_MODE)
+            os.fchmod(handle.fileno(), mode)
         os.replace(tmp, target)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
