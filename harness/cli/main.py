@@ -51,6 +51,28 @@ def _silence_stdout() -> None:
         pass
 
 
+def _open_closed_standard_streams() -> None:
+    """Put /dev/null on each of file descriptors 0, 1 and 2 that the caller left closed (``harness fuzz
+    >&-``, a service manager with no stdin) and give ``sys`` a stream on it.
+
+    Python sets ``sys.stdout`` (or stdin, stderr) to None then, and the first flush or print of the
+    command failed with a traceback, or silently before anything was saved when stderr was the closed
+    one. Left closed, the descriptor would also be the next file opened (a failure file), which a worker
+    writing "to stdout" would then fill.
+    """
+    for fd, name, mode in ((0, "stdin", os.O_RDONLY), (1, "stdout", os.O_WRONLY), (2, "stderr", os.O_WRONLY)):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        devnull = os.open(os.devnull, mode)
+        if devnull != fd:
+            os.dup2(devnull, fd)
+            os.close(devnull)
+        setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))
+
+
 def console() -> None:
     """The ``harness`` executable: ``main`` with Twisted's own log kept off the terminal.
 
@@ -58,6 +80,7 @@ def console() -> None:
     subject, thousands of times in a campaign) are recorded in each run's
     trace; printed as well, they would drown the report.
     """
+    _open_closed_standard_streams()
     from twisted.logger import globalLogBeginner
 
     globalLogBeginner.beginLoggingTo([], discardBuffer=True, redirectStandardIO=False)
