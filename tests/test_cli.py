@@ -160,3 +160,27 @@ def test_a_closed_stdout_or_stderr_still_saves_the_failure_and_exits_1(tmp_path,
         capture_output=True, text=True, timeout=120, preexec_fn=lambda: os.close(closed),
     )
     assert replay.returncode == 1, (replay.stdout + replay.stderr)[-2000:]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}, {"LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "ascii"}],
+    ids=["c-locale-uncoerced", "ascii-stdout"],
+)
+def test_a_non_ascii_report_dir_under_a_non_utf8_locale_is_printed_and_written(tmp_path, env) -> None:
+    # The path is not UTF-8 to the harness under the C locale (surrogate escapes) and not printable under
+    # an ASCII stdout: the HTML report's write and the "saved:" line failed with an internal error (exit 3).
+    import os
+
+    report_dir = tmp_path / "rép ort"
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "fuzz", BUGGY, "--seed", "2", "--report-dir", str(report_dir),
+         "--no-regressions", "--html", "--no-coverage"],
+        capture_output=True, timeout=120, env={**os.environ, **env},
+    )
+    assert proc.returncode == 1, proc.stderr.decode("utf-8", "replace")[-2000:]
+    (saved,) = (report_dir / "failures").glob("*.json")
+    assert b"saved: " in proc.stdout and (report_dir / "report.html").is_file()
+    replay = subprocess.run([sys.executable, "-m", "harness", "replay", str(saved)], capture_output=True,
+                            timeout=120, env={**os.environ, **env})
+    assert replay.returncode == 1 and b"reproduced exactly" in replay.stdout, replay.stderr[-2000:]

@@ -8,6 +8,8 @@ in ``harness.cli.exits``; the commands in ``harness.cli.fuzz`` and
 
 from __future__ import annotations
 
+import codecs
+import io
 import os
 import sys
 import traceback
@@ -73,6 +75,30 @@ def _open_closed_standard_streams() -> None:
         setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))
 
 
+def _escape_unencodable(exc: UnicodeError) -> tuple[str | bytes, int]:
+    """The ``harness`` error handler for the terminal: a surrogate-escaped byte (a path that was not in
+    the locale's encoding) is written back as that byte, so a printed replay line still names the file;
+    any other character the terminal's encoding lacks is written as ``\\xfc``."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    char = exc.object[exc.start]
+    if 0xDC80 <= ord(char) <= 0xDCFF:
+        return bytes([ord(char) - 0xDC00]), exc.start + 1
+    return char.encode("ascii", "backslashreplace").decode("ascii"), exc.start + 1
+
+
+def _printable_streams() -> None:
+    """Make stdout and stderr print what the locale cannot encode instead of failing on it.
+
+    Under a C or POSIX locale that Python does not coerce to UTF-8 (or ``PYTHONIOENCODING=ascii``), a
+    subject's non-ASCII error message or a non-ASCII report path stopped ``fuzz`` with an internal error
+    after the failure was found."""
+    codecs.register_error("harness", _escape_unencodable)
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors in ("strict", "surrogateescape"):
+            stream.reconfigure(errors="harness")
+
+
 def console() -> None:
     """The ``harness`` executable: ``main`` with Twisted's own log kept off the terminal.
 
@@ -81,6 +107,7 @@ def console() -> None:
     trace; printed as well, they would drown the report.
     """
     _open_closed_standard_streams()
+    _printable_streams()
     from twisted.logger import globalLogBeginner
 
     globalLogBeginner.beginLoggingTo([], discardBuffer=True, redirectStandardIO=False)

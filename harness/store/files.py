@@ -34,6 +34,10 @@ from pathlib import Path
 
 from harness.errors import HarnessError, ReportError
 
+#: What becomes of text UTF-8 cannot encode: a path that was not UTF-8 (decoded with surrogate escapes, as
+#: under a C locale) is written as ``\udcc3`` rather than failing the report after the campaign.
+UNENCODABLE = "backslashreplace"
+
 #: Permissions of a new file before the umask, as ``open`` gives (``mkstemp`` alone makes it owner-only).
 FILE_MODE = 0o666
 
@@ -102,7 +106,7 @@ def _write_stream(target: Path, text: str, fifo: bool) -> None:
     try:
         if fifo:
             os.set_blocking(fd, True)
-        with os.fdopen(fd, "w", encoding="utf-8", closefd=True) as handle:
+        with os.fdopen(fd, "w", encoding="utf-8", errors=UNENCODABLE, closefd=True) as handle:
             handle.write(text)
     except OSError as exc:
         raise _cannot(target, exc.strerror or str(exc)) from None
@@ -116,7 +120,7 @@ def _replace(target: Path, text: str) -> None:
     except OSError as exc:
         raise _cannot(target, exc.strerror or str(exc)) from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8", errors=UNENCODABLE) as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
