@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import stat
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -87,9 +89,41 @@ def test_an_interrupt_half_way_leaves_the_old_file_whole(tmp_path, monkeypatch) 
     assert path.read_text() == "<old/>\n" and len(list(tmp_path.iterdir())) == 1
 
 
-def test_written_files_are_readable_by_others(tmp_path) -> None:
+@pytest.fixture
+def umask() -> Iterator[Callable[[int], None]]:
+    """Set the process's umask for the test; the one the test started with is put back."""
+    kept = os.umask(0o022)
+    os.umask(kept)
+    try:
+        yield os.umask
+    finally:
+        os.umask(kept)
+
+
+@pytest.mark.parametrize(("mask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)], ids=["022", "077", "002"])
+def test_new_files_get_the_permissions_the_umask_gives(tmp_path, umask, mask, mode) -> None:
+    # A plain open() gives 0o666 less the umask: readable by others under the usual 022, private under 077
+    # (a fixed 0o644 made every failure file and report world-readable there).
+    umask(mask)
     path = save(_record(1), tmp_path)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+
+
+def test_the_umask_is_read_without_proc_too(umask, monkeypatch) -> None:
+    umask(0o027)
+    monkeypatch.setattr(harness.store.files, "open", lambda *a, **k: (_ for _ in ()).throw(OSError("no /proc")), raising=False)
+    assert harness.store.files._umask() == 0o027 and os.umask(0o027) == 0o027
+
+
+def test_a_rewritten_file_keeps_its_permissions(tmp_path, umask) -> None:
+    # The user made the summary private (or group-writable): a rewrite neither widens nor narrows it.
+    umask(0o022)
+    for mode in (0o600, 0o664):
+        path = tmp_path / f"summary-{mode:o}.json"
+        path.write_text("{}")
+        path.chmod(mode)
+        write_atomic(path, "[]")
+        assert path.read_text() == "[]" and stat.S_IMODE(path.stat().st_mode) == mode
 
 
 def test_two_campaigns_writing_into_the_same_directories_at_once_lose_nothing(tmp_path) -> None:

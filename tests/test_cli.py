@@ -137,3 +137,50 @@ def test_console_script_runs_as_installed(tmp_path) -> None:
     )
     assert proc.returncode == 1, proc.stderr
     assert "FAIL concurrency.limit" in proc.stdout
+
+
+@pytest.mark.parametrize("closed", [1, 2], ids=["stdout", "stderr"])
+def test_a_closed_stdout_or_stderr_still_saves_the_failure_and_exits_1(tmp_path, closed) -> None:
+    # `harness fuzz ... >&-` (or 2>&-): Python gives sys.stdout None, and the command died on its first
+    # flush with a traceback (stderr closed: silently, before anything was saved). The other stream is read.
+    import os
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "fuzz", BUGGY, "--seed", "2", "--report-dir", str(tmp_path), "--no-regressions"],
+        capture_output=True, text=True, timeout=120, preexec_fn=lambda: os.close(closed),
+    )
+    assert proc.returncode == 1, (proc.stdout + proc.stderr)[-2000:]
+    (saved,) = (tmp_path / "failures").glob("*.json")
+    if closed == 1:
+        assert proc.stderr == ""  # no traceback
+    else:
+        assert f"saved: {saved}" in proc.stdout
+    replay = subprocess.run(
+        [sys.executable, "-m", "harness", "replay", str(saved)],
+        capture_output=True, text=True, timeout=120, preexec_fn=lambda: os.close(closed),
+    )
+    assert replay.returncode == 1, (replay.stdout + replay.stderr)[-2000:]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}, {"LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "ascii"}],
+    ids=["c-locale-uncoerced", "ascii-stdout"],
+)
+def test_a_non_ascii_report_dir_under_a_non_utf8_locale_is_printed_and_written(tmp_path, env) -> None:
+    # The path is not UTF-8 to the harness under the C locale (surrogate escapes) and not printable under
+    # an ASCII stdout: the HTML report's write and the "saved:" line failed with an internal error (exit 3).
+    import os
+
+    report_dir = tmp_path / "rép ort"
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "fuzz", BUGGY, "--seed", "2", "--report-dir", str(report_dir),
+         "--no-regressions", "--html", "--no-coverage"],
+        capture_output=True, timeout=120, env={**os.environ, **env},
+    )
+    assert proc.returncode == 1, proc.stderr.decode("utf-8", "replace")[-2000:]
+    (saved,) = (report_dir / "failures").glob("*.json")
+    assert b"saved: " in proc.stdout and (report_dir / "report.html").is_file()
+    replay = subprocess.run([sys.executable, "-m", "harness", "replay", str(saved)], capture_output=True,
+                            timeout=120, env={**os.environ, **env})
+    assert replay.returncode == 1 and b"reproduced exactly" in replay.stdout, replay.stderr[-2000:]

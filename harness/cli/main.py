@@ -8,6 +8,8 @@ in ``harness.cli.exits``; the commands in ``harness.cli.fuzz`` and
 
 from __future__ import annotations
 
+import codecs
+import io
 import os
 import sys
 import traceback
@@ -51,6 +53,52 @@ def _silence_stdout() -> None:
         pass
 
 
+def _open_closed_standard_streams() -> None:
+    """Put /dev/null on each of file descriptors 0, 1 and 2 that the caller left closed (``harness fuzz
+    >&-``, a service manager with no stdin) and give ``sys`` a stream on it.
+
+    Python sets ``sys.stdout`` (or stdin, stderr) to None then, and the first flush or print of the
+    command failed with a traceback, or silently before anything was saved when stderr was the closed
+    one. Left closed, the descriptor would also be the next file opened (a failure file), which a worker
+    writing "to stdout" would then fill.
+    """
+    for fd, name, mode in ((0, "stdin", os.O_RDONLY), (1, "stdout", os.O_WRONLY), (2, "stderr", os.O_WRONLY)):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        devnull = os.open(os.devnull, mode)
+        if devnull != fd:
+            os.dup2(devnull, fd)
+            os.close(devnull)
+        setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))
+
+
+def _escape_unencodable(exc: UnicodeError) -> tuple[str | bytes, int]:
+    """The ``harness`` error handler for the terminal: a surrogate-escaped byte (a path that was not in
+    the locale's encoding) is written back as that byte, so a printed replay line still names the file;
+    any other character the terminal's encoding lacks is written as ``\\xfc``."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    char = exc.object[exc.start]
+    if 0xDC80 <= ord(char) <= 0xDCFF:
+        return bytes([ord(char) - 0xDC00]), exc.start + 1
+    return char.encode("ascii", "backslashreplace").decode("ascii"), exc.start + 1
+
+
+def _printable_streams() -> None:
+    """Make stdout and stderr print what the locale cannot encode instead of failing on it.
+
+    Under a C or POSIX locale that Python does not coerce to UTF-8 (or ``PYTHONIOENCODING=ascii``), a
+    subject's non-ASCII error message or a non-ASCII report path stopped ``fuzz`` with an internal error
+    after the failure was found."""
+    codecs.register_error("harness", _escape_unencodable)
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors in ("strict", "surrogateescape"):
+            stream.reconfigure(errors="harness")
+
+
 def console() -> None:
     """The ``harness`` executable: ``main`` with Twisted's own log kept off the terminal.
 
@@ -58,6 +106,8 @@ def console() -> None:
     subject, thousands of times in a campaign) are recorded in each run's
     trace; printed as well, they would drown the report.
     """
+    _open_closed_standard_streams()
+    _printable_streams()
     from twisted.logger import globalLogBeginner
 
     globalLogBeginner.beginLoggingTo([], discardBuffer=True, redirectStandardIO=False)

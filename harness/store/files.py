@@ -34,8 +34,36 @@ from pathlib import Path
 
 from harness.errors import HarnessError, ReportError
 
-#: Permissions of written files (``mkstemp`` alone would make them private to the owner).
-FILE_MODE = 0o644
+#: What becomes of text UTF-8 cannot encode: a path that was not UTF-8 (decoded with surrogate escapes, as
+#: under a C locale) is written as ``\udcc3`` rather than failing the report after the campaign.
+UNENCODABLE = "backslashreplace"
+
+#: Permissions of a new file before the umask, as ``open`` gives (``mkstemp`` alone makes it owner-only).
+FILE_MODE = 0o666
+
+
+def _umask() -> int:
+    """The process's umask: from /proc (Linux), else by setting it and putting it back."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mode_for(target: Path) -> int:
+    """The permissions a rewrite of ``target`` gets: those it has, or for a new file the ones ``open``
+    would give (``FILE_MODE`` less the umask). A fixed 0o644 made files readable by all under ``umask
+    077`` and widened a file the user had made private."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        return FILE_MODE & ~_umask()
 
 
 def _cannot(target: object, why: str) -> ReportError:
@@ -78,7 +106,7 @@ def _write_stream(target: Path, text: str, fifo: bool) -> None:
     try:
         if fifo:
             os.set_blocking(fd, True)
-        with os.fdopen(fd, "w", encoding="utf-8", closefd=True) as handle:
+        with os.fdopen(fd, "w", encoding="utf-8", errors=UNENCODABLE, closefd=True) as handle:
             handle.write(text)
     except OSError as exc:
         raise _cannot(target, exc.strerror or str(exc)) from None
@@ -87,15 +115,16 @@ def _write_stream(target: Path, text: str, fifo: bool) -> None:
 def _replace(target: Path, text: str) -> None:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        mode = _mode_for(target)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
         raise _cannot(target, exc.strerror or str(exc)) from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8", errors=UNENCODABLE) as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-            os.fchmod(handle.fileno(), FILE_MODE)
+            os.fchmod(handle.fileno(), mode)
         os.replace(tmp, target)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
