@@ -6,6 +6,12 @@ If a renewal fails, or no renewal succeeds before the lease expires, the lease i
 caller waiting on ``held()`` fails with :class:`LeaseLost`. ``stop()`` stops renewing, releases the
 lease and makes ``held()`` waiters succeed with ``None``.
 
+Time is kept by timers only (``callLater``), never by subtracting ``clock.seconds()`` readings: each
+request sent arms a *candidate* expiry timer ``ttl`` after the send, which becomes the lease's
+expiry if the request succeeds. A renewal is sent from a ``callLater(0)`` after the loop's tick, so
+that an expiry overdue in the same (late) reactor wake-up runs first and a lapsed lease is not
+renewed. (Phase 2: the harness caught the first version, which compared ``seconds()`` readings.)
+
 The three callables (``acquire``, ``renew``, ``release``) each return a Deferred; they stand for
 calls to a lock server.
 """
@@ -46,6 +52,8 @@ class LeaseKeeper:
         self.state = "idle"  # idle -> acquiring -> held -> (lost | stopped)
         self._waiters: list[Deferred[None]] = []
         self._expiry: IDelayedCall | None = None
+        self._candidates: list[IDelayedCall] = []  # expiries of requests still out
+        self._send: tuple[IDelayedCall, Deferred[None]] | None = None  # a renewal about to go
         self._loop: LoopingCall | None = None
         self._loop_done: Deferred[Any] | None = None
 
@@ -55,10 +63,10 @@ class LeaseKeeper:
         if self.state != "idle":
             raise RuntimeError("start() called twice")
         self.state = "acquiring"
-        sent_at = self.clock.seconds()
+        candidate = self._candidate()
         d = self._acquire()
-        d.addCallback(self._acquired, sent_at)
-        d.addErrback(self._acquire_failed)
+        d.addCallbacks(self._acquired, self._acquire_failed, callbackArgs=(candidate,),
+                       errbackArgs=(candidate,))
         return d
 
     def held(self) -> Deferred[None]:
@@ -76,54 +84,87 @@ class LeaseKeeper:
         if self.state != "held":
             was = self.state
             self.state = "stopped" if was != "lost" else was
+            self._cancel_timers()
             self._fire_waiters(None)
             return succeed(None)
         self.state = "stopped"
         self._stop_loop()
-        self._cancel_expiry()
+        self._cancel_timers()
         d = self._release()
         d.addErrback(lambda _f: None)  # a failed release: the lease will simply expire
         d.addCallback(lambda _r: self._fire_waiters(None))
         return d
 
     # -- internals --------------------------------------------------------------------------
-    def _acquired(self, _result: object, sent_at: float) -> None:
+    def _candidate(self) -> IDelayedCall:
+        """The expiry of a request sent now, armed now: it becomes the lease's if it succeeds."""
+        call = self.clock.callLater(self.ttl, self._expired)
+        self._candidates.append(call)
+        return call
+
+    def _adopt(self, candidate: IDelayedCall) -> None:
+        """A request succeeded: its expiry replaces the lease's."""
+        if candidate in self._candidates:
+            self._candidates.remove(candidate)
+        self._cancel_expiry()
+        self._expiry = candidate
+
+    def _drop(self, candidate: IDelayedCall) -> None:
+        if candidate in self._candidates:
+            self._candidates.remove(candidate)
+        if candidate.active():
+            candidate.cancel()
+
+    def _acquired(self, _result: object, candidate: IDelayedCall) -> None:
         if self.state != "acquiring":
             # stopped while acquiring: give the lease straight back
+            self._drop(candidate)
             self._release().addErrback(lambda _f: None)
             return None
         self.state = "held"
-        self._schedule_expiry(sent_at + self.ttl)
+        self._adopt(candidate)
         self._loop = LoopingCall(self._renew_once)
         self._loop.clock = self.clock
         self._loop_done = self._loop.start(self.renew_every, now=False)
         self._loop_done.addErrback(lambda _f: None)
         return None
 
-    def _acquire_failed(self, failure: Any) -> Any:
+    def _acquire_failed(self, failure: Any, candidate: IDelayedCall) -> Any:
+        self._drop(candidate)
         if self.state == "acquiring":
             self.state = "idle"
         return failure
 
     def _renew_once(self) -> Deferred[None] | None:
+        """The loop's tick: send the renewal in a later round of this instant, after any expiry
+        overdue in the same wake-up has run."""
         if self.state != "held":
             return None
-        sent_at = self.clock.seconds()
-        d = self._renew()
-        d.addCallbacks(self._renewed, self._renew_failed, callbackArgs=(sent_at,))
-        return d
+        done: Deferred[None] = Deferred()
+        self._send = (self.clock.callLater(0, self._send_renewal, done), done)
+        return done
 
-    def _renewed(self, _result: object, sent_at: float) -> None:
+    def _send_renewal(self, done: Deferred[None]) -> None:
+        self._send = None
         if self.state != "held":
+            done.callback(None)
             return None
-        if self.clock.seconds() >= sent_at + self.ttl:
-            # the answer came after the lease would have run out anyway
-            self._lose("renewal answered after expiry")
-            return None
-        self._schedule_expiry(sent_at + self.ttl)
+        candidate = self._candidate()
+        d = self._renew()
+        d.addCallbacks(self._renewed, self._renew_failed, callbackArgs=(candidate,),
+                       errbackArgs=(candidate,))
+        d.addBoth(lambda _r: done.callback(None))
         return None
 
-    def _renew_failed(self, failure: Any) -> None:
+    def _renewed(self, _result: object, candidate: IDelayedCall) -> None:
+        if self.state != "held":
+            self._drop(candidate)
+            return None
+        self._adopt(candidate)
+        return None
+
+    def _renew_failed(self, failure: Any, candidate: IDelayedCall) -> None:
+        self._drop(candidate)
         if self.state == "held":
             self._lose(f"renewal failed: {failure.getErrorMessage()}")
         return None
@@ -131,24 +172,32 @@ class LeaseKeeper:
     def _lose(self, why: str) -> None:
         self.state = "lost"
         self._stop_loop()
-        self._cancel_expiry()
+        self._cancel_timers()
         waiters, self._waiters = self._waiters, []
         for w in waiters:
             w.errback(LeaseLost(why))
 
     def _expired(self) -> None:
-        self._expiry = None
         if self.state == "held":
             self._lose("lease expired before a renewal succeeded")
-
-    def _schedule_expiry(self, at: float) -> None:
-        self._cancel_expiry()
-        self._expiry = self.clock.callLater(max(0.0, at - self.clock.seconds()), self._expired)
 
     def _cancel_expiry(self) -> None:
         if self._expiry is not None and self._expiry.active():
             self._expiry.cancel()
         self._expiry = None
+
+    def _cancel_timers(self) -> None:
+        self._cancel_expiry()
+        for call in self._candidates:
+            if call.active():
+                call.cancel()
+        self._candidates = []
+        if self._send is not None:
+            call, done = self._send
+            if call.active():
+                call.cancel()
+                done.callback(None)  # the loop's tick ends with nothing sent
+        self._send = None
 
     def _stop_loop(self) -> None:
         if self._loop is not None and self._loop.running:
@@ -187,25 +236,34 @@ class LeaseStopLeaksExpiry(LeaseKeeper):
 
 
 class LeaseNoDeadlineWhileRenewing(LeaseKeeper):
-    """BUG: the expiry timer is cancelled when a renewal is sent and only re-armed on its answer,
-    so a renewal whose answer never comes (or comes late) leaves the lease 'held' forever."""
+    """BUG: the expiry timer is cancelled when a renewal is sent and only re-armed (ttl from the
+    answer) when it succeeds, so a renewal whose answer never comes leaves the lease 'held' for
+    ever, and a slow one stretches it."""
 
-    def _renew_once(self) -> Deferred[None] | None:
+    def _send_renewal(self, done: Deferred[None]) -> None:
+        self._send = None
         if self.state != "held":
+            done.callback(None)
             return None
         self._cancel_expiry()
         d = self._renew()
-        d.addCallbacks(self._renewed_late_ok, self._renew_failed)
-        return d
+        d.addCallbacks(self._renewed_rearm, self._renew_failed_plain)
+        d.addBoth(lambda _r: done.callback(None))
+        return None
 
-    def _renewed_late_ok(self, _result: object) -> None:
+    def _renewed_rearm(self, _result: object) -> None:
         if self.state == "held":
-            self._schedule_expiry(self.clock.seconds() + self.ttl)
+            self._expiry = self.clock.callLater(self.ttl, self._expired)
+        return None
+
+    def _renew_failed_plain(self, failure: Any) -> None:
+        if self.state == "held":
+            self._lose(f"renewal failed: {failure.getErrorMessage()}")
         return None
 
 
 class LeaseDoubleErrback(LeaseKeeper):
-    """BUG: losing the lease fires the waiters but does not clear the list nor cancel the expiry
+    """BUG: losing the lease fires the waiters but neither clears the list nor cancels the expiry
     timer, so a failed renewal followed by the expiry errbacks the same waiters twice."""
 
     def _lose(self, why: str) -> None:
@@ -215,6 +273,5 @@ class LeaseDoubleErrback(LeaseKeeper):
             w.errback(LeaseLost(why))
 
     def _expired(self) -> None:
-        self._expiry = None
         if self.state in ("held", "lost"):
             self._lose("lease expired before a renewal succeeded")

@@ -5,9 +5,14 @@ trailing edge, after ``quiet`` seconds without a change, but never later than ``
 after the first unsaved change. ``flush()`` saves now and fires when everything changed so far is
 saved. ``stop()`` flushes, refuses further changes, and fires when the last save is done.
 
-At most one save runs at a time; changes made while a save runs are saved after it. A failed save
-keeps the value dirty: the next change or flush saves it again (no retry timer of its own);
-``flush()`` fails with the save's error.
+At most one save runs at a time; changes made while a save runs are saved after it (at once, if
+their quiet or max-wait ran out while it ran). A failed save keeps the value dirty: the next change
+or flush saves it again (no retry timer of its own); ``flush()`` fails with the save's error.
+
+Time is kept by two timers (the quiet one, reset by every change, and the max-wait one, armed by
+the first unsaved change and never moved), never by subtracting ``clock.seconds()`` readings.
+(Phase 2: the first version computed the max-wait from ``seconds()`` readings and re-armed one
+timer; a wall-clock jump moves such a deadline.)
 """
 
 from __future__ import annotations
@@ -37,8 +42,9 @@ class DebouncedSaver:
         self.quiet = quiet
         self.max_wait = max_wait
         self._pending: Any = _NOTHING  # latest unsaved value
-        self._first_change: float | None = None
-        self._timer: IDelayedCall | None = None
+        self._quiet_timer: IDelayedCall | None = None
+        self._max_timer: IDelayedCall | None = None
+        self._due = False  # a timer fired while a save ran: save again as soon as it ends
         self._saving: Deferred[Any] | None = None
         self._stopped = False
         self.saves_started = 0
@@ -47,15 +53,12 @@ class DebouncedSaver:
     def change(self, value: Any) -> None:
         if self._stopped:
             raise SaverStopped("change() after stop()")
-        now = self.clock.seconds()
         self._pending = value
-        if self._first_change is None:
-            self._first_change = now
-        self._arm(now)
+        self._arm()
 
     def flush(self) -> Deferred[None]:
         """Save now; fires when every change made so far is saved (fails if that save fails)."""
-        self._cancel_timer()
+        self._cancel_timers()
         if self._saving is not None:
             # wait for the running save, then save whatever changed meanwhile
             d: Deferred[None] = Deferred()
@@ -73,21 +76,24 @@ class DebouncedSaver:
     def _after_running(self, d: Deferred[None]) -> None:
         self.flush().chainDeferred(d)
 
-    def _arm(self, now: float) -> None:
-        assert self._first_change is not None
-        at = min(now + self.quiet, self._first_change + self.max_wait)
-        self._cancel_timer()
-        self._timer = self.clock.callLater(max(0.0, at - now), self._fire)
+    def _arm(self) -> None:
+        if self._quiet_timer is not None and self._quiet_timer.active():
+            self._quiet_timer.cancel()
+        self._quiet_timer = self.clock.callLater(self.quiet, self._fire)
+        if self._max_timer is None:
+            self._max_timer = self.clock.callLater(self.max_wait, self._fire)
 
     def _fire(self) -> None:
-        self._timer = None
+        self._cancel_timers()
         if self._saving is not None:
-            return  # the running save's completion re-arms
-        self._save_now().addErrback(lambda _f: None)
+            self._due = True  # the running save's end saves at once
+            return
+        if self._pending is not _NOTHING:
+            self._save_now().addErrback(lambda _f: None)
 
     def _save_now(self) -> Deferred[None]:
         value, self._pending = self._pending, _NOTHING
-        self._first_change = None
+        self._due = False
         self.saves_started += 1
         saving = self._save(value)
         self._saving = saving
@@ -103,33 +109,34 @@ class DebouncedSaver:
             else:
                 self.saved.append(value)
                 result.callback(None)
-            if newer and self._timer is None and not self._stopped:
-                self._arm(self.clock.seconds())
+            if newer and self._due and self._saving is None and not self._stopped:
+                self._fire()
             return None
 
         saving.addBoth(done)
         return result
 
-    def _cancel_timer(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+    def _cancel_timers(self) -> None:
+        for timer in (self._quiet_timer, self._max_timer):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._quiet_timer = self._max_timer = None
 
 
 # -- buggy twins -----------------------------------------------------------------------------
 class SaverNoMaxWait(DebouncedSaver):
-    """BUG: every change pushes the trailing edge to now + quiet, ignoring max_wait, so a steady
-    stream of changes (each within ``quiet`` of the last) is never saved."""
+    """BUG: the max-wait timer is never armed: every change pushes the trailing edge to
+    now + quiet, so a steady stream of changes (each within ``quiet`` of the last) is never saved."""
 
-    def _arm(self, now: float) -> None:
-        self._cancel_timer()
-        self._timer = self.clock.callLater(self.quiet, self._fire)
+    def _arm(self) -> None:
+        if self._quiet_timer is not None and self._quiet_timer.active():
+            self._quiet_timer.cancel()
+        self._quiet_timer = self.clock.callLater(self.quiet, self._fire)
 
 
 class SaverStopLeavesTimer(DebouncedSaver):
-    """BUG: stop() saves directly instead of going through flush(), forgetting the trailing timer;
-    it stays pending after stop() and later fires a second save (of the empty sentinel) after
-    stop() said everything was saved."""
+    """BUG: stop() saves directly instead of going through flush(), forgetting the timers; they
+    stay pending after stop() and later fire a second save after stop() said all was saved."""
 
     def stop(self) -> Deferred[None]:
         self._stopped = True
@@ -137,13 +144,18 @@ class SaverStopLeavesTimer(DebouncedSaver):
             return self.flush()
         return self._save_now()
 
+    def _fire(self) -> None:
+        self._cancel_timers()
+        if self._saving is None:
+            self._save_now().addErrback(lambda _f: None)
+
 
 class SaverOverlappingSaves(DebouncedSaver):
     """BUG: flush() does not wait for a running save; it starts a second save at once, so two
     saves run concurrently and may land out of order (an older value overwriting a newer one)."""
 
     def flush(self) -> Deferred[None]:
-        self._cancel_timer()
+        self._cancel_timers()
         if self._pending is _NOTHING:
             return succeed(None) if self._saving is None else _after(self._saving)
         return self._save_now()

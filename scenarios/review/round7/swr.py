@@ -40,20 +40,23 @@ class SWRCache:
         self.ttl = ttl
         self.stale = stale
         self.timeout = timeout
-        self._entries: dict[Hashable, tuple[Any, float]] = {}
+        # key -> (value, generation); an entry's age is kept by two timers set when its fetch
+        # started (never by subtracting clock.seconds() readings: the wall clock jumps)
+        self._entries: dict[Hashable, tuple[Any, int]] = {}
+        self._phase: dict[int, str] = {}  # generation -> "fresh" | "stale" (gone: expired)
+        self._generation = 0
         # key -> callers waiting on the fetch in flight for that key
         self._inflight: dict[Hashable, list[Deferred[Any]]] = {}
         self.fetches = 0  # how many fetches were started (for tests)
 
     def get(self, key: Hashable) -> Deferred[Any]:
         entry = self._entries.get(key)
-        now = self.clock.seconds()
         if entry is not None:
-            value, fetched_at = entry
-            age = now - fetched_at
-            if age < self.ttl:
+            value, generation = entry
+            phase = self._phase.get(generation)
+            if phase == "fresh":
                 return succeed(value)
-            if age < self.stale:
+            if phase == "stale":
                 if key not in self._inflight:
                     self._start_fetch(key)
                 return succeed(value)
@@ -61,29 +64,47 @@ class SWRCache:
 
     # -- internals --------------------------------------------------------------------------
     def _wait_for(self, key: Hashable) -> Deferred[Any]:
-        if key not in self._inflight:
-            self._start_fetch(key)
-        waiters = self._inflight[key]
-
         def cancel(d: Deferred[Any]) -> None:
             current = self._inflight.get(key)
             if current is not None and d in current:
                 current.remove(d)
 
         d: Deferred[Any] = Deferred(cancel)
-        waiters.append(d)
+        if key in self._inflight:
+            self._inflight[key].append(d)
+        else:
+            # registered before the fetch starts: a fetch may answer at once, inside _start_fetch
+            self._start_fetch(key, [d])
         return d
 
-    def _start_fetch(self, key: Hashable) -> None:
-        self._inflight[key] = []
+    def _start_fetch(self, key: Hashable, waiters: list[Deferred[Any]] | None = None) -> None:
+        self._inflight[key] = waiters if waiters is not None else []
         self.fetches += 1
-        started = self.clock.seconds()
+        started = self._age_from_now()
         d = self._fetch(key)
         d.addTimeout(self.timeout, self.clock)
         d.addCallbacks(self._fetched, self._fetch_failed, callbackArgs=(key, started),
                        errbackArgs=(key,))
 
-    def _fetched(self, value: Any, key: Hashable, started: float) -> None:
+    def _age_from_now(self) -> int:
+        """A new generation whose phase moves to stale after ttl and expires after stale."""
+        self._generation += 1
+        generation = self._generation
+        self._phase[generation] = "fresh"
+        self.clock.callLater(self.ttl, self._age, generation, "stale")
+        self.clock.callLater(self.stale, self._age, generation, None)
+        return generation
+
+    def _age(self, generation: int, phase: str | None) -> None:
+        if phase is None:
+            self._phase.pop(generation, None)
+            for key, (_value, gen) in list(self._entries.items()):
+                if gen == generation:
+                    del self._entries[key]
+        elif generation in self._phase:
+            self._phase[generation] = phase
+
+    def _fetched(self, value: Any, key: Hashable, started: int) -> None:
         self._entries[key] = (value, started)
         for w in self._inflight.pop(key, []):
             w.callback(value)
@@ -101,13 +122,12 @@ class SWRNotSingleFlight(SWRCache):
 
     def get(self, key: Hashable) -> Deferred[Any]:
         entry = self._entries.get(key)
-        now = self.clock.seconds()
         if entry is not None:
-            value, fetched_at = entry
-            age = now - fetched_at
-            if age < self.ttl:
+            value, generation = entry
+            phase = self._phase.get(generation)
+            if phase == "fresh":
                 return succeed(value)
-            if age < self.stale:
+            if phase == "stale":
                 self._start_fetch(key)
                 return succeed(value)
         return self._wait_for(key)
@@ -122,14 +142,14 @@ class SWRCancelKillsFetch(SWRCache):
             return super()._wait_for(key)
         self._inflight[key] = []
         self.fetches += 1
-        started = self.clock.seconds()
+        started = self._age_from_now()
         fetch = self._fetch(key)
         fetch.addTimeout(self.timeout, self.clock)
         fetch.addCallbacks(self._fetched_passing, self._failed_passing,
                            callbackArgs=(key, started), errbackArgs=(key,))
         return fetch
 
-    def _fetched_passing(self, value: Any, key: Hashable, started: float) -> Any:
+    def _fetched_passing(self, value: Any, key: Hashable, started: int) -> Any:
         self._fetched(value, key, started)
         return value
 
