@@ -146,8 +146,10 @@ class SaverStopLeavesTimer(DebouncedSaver):
 
     def _fire(self) -> None:
         self._cancel_timers()
-        if self._saving is None:
-            self._save_now().addErrback(lambda _f: None)
+        if self._saving is not None:
+            self._due = True
+            return
+        self._save_now().addErrback(lambda _f: None)  # no check that anything is pending
 
 
 class SaverOverlappingSaves(DebouncedSaver):
