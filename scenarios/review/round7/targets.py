@@ -173,23 +173,29 @@ class LeaseHolder:
         return self.keeper.stop()
 
 
-def lease_lost_reported_by_expiry(run: Run) -> object:
+def _lease_lapses(run: Run, send_slack: bool) -> object:
     """The lease is good for ttl from the start of the last renewal that succeeded while it was
     still good (the acquire, at the start, first). Once that runs out with no renewal succeeding, the
-    loop must report its end by then (plus the clock's lateness), unless stopped before."""
+    loop must report its end by then (plus the clock's lateness), unless stopped before.
+
+    ``send_slack``: a renewal sent up to the clock's lateness after the lease ran out still counts.
+    A keeper keeps time with timers, so a renewal the reactor runs late (a tick, or the hop after
+    it, overdue in a late wake-up) cannot know it is late: the harness's own time invariants allow
+    the same lateness."""
     view = run.view
     starts = list(view.of_kind(EventKind.START))
     if not starts:
         return NOT_JUDGED
     ttl_us = int(LEASE_TTL * 1e6)
+    slack = view.late_us if send_slack else 0
     valid_until = starts[0][1].t_us + ttl_us
     stops = [e.t_us for _i, e in view.of_kind(EventKind.STOP)]
     ends = [e.t_us for _i, e in view.of_kind(EventKind.LOOP_END)]
     for attempt in view.attempts():
-        if attempt.start_us >= valid_until:
+        if attempt.start_us >= valid_until + slack:
             break
         if attempt.outcome == "finished" and attempt.end_us is not None:
-            valid_until = attempt.start_us + ttl_us
+            valid_until = max(valid_until, attempt.start_us + ttl_us)
     bound = valid_until + view.late_us
     stop_us = min(stops) if stops else None
     if stop_us is not None and stop_us <= bound:
@@ -205,12 +211,25 @@ def lease_lost_reported_by_expiry(run: Run) -> object:
     return None
 
 
-def _lease(cls: type[ls.LeaseKeeper], description: str) -> Target:
+def lease_lost_reported_by_expiry(run: Run) -> object:
+    """A lease that ran out is reported lost by then (a renewal sent late by the clock's lateness
+    still counts)."""
+    return _lease_lapses(run, send_slack=True)
+
+
+def lease_lapse_never_renewed(run: Run) -> object:
+    """Stricter: a renewal sent after the lease ran out does not count, however late the reactor
+    ran it (more than a keeper keeping time with timers can promise; kept for the specimen)."""
+    return _lease_lapses(run, send_slack=False)
+
+
+def _lease(cls: type[ls.LeaseKeeper], description: str,
+           invariant: Callable[[Run], object] = lease_lost_reported_by_expiry) -> Target:
     return Target(
         build=lambda clock, work: LeaseHolder(clock, work, cls),
         start=lambda holder, work: holder.start(),
         kind="periodic", interval_ms=int(RENEW_EVERY * 1000), stop_cancels_timers=True,
-        invariants=(lease_lost_reported_by_expiry,),
+        invariants=(invariant,),
         description=description,
     )
 
@@ -299,3 +318,56 @@ saver_ok = _saver(sv.DebouncedSaver, "round 7 debounced saver (quiet 100ms, max-
 saver_no_max_wait = _saver(sv.SaverNoMaxWait, "saver twin: no max-wait")
 saver_stop_leaves_timer = _saver(sv.SaverStopLeavesTimer, "saver twin: stop() leaves the trailing timer")
 saver_overlapping_saves = _saver(sv.SaverOverlappingSaves, "saver twin: flush() overlaps the running save")
+
+
+# -- specimens kept for the findings ----------------------------------------------------------------
+from . import lease_wallclock  # noqa: E402
+
+lease_wall_clock = _lease(lease_wallclock.LeaseKeeper, "specimen: my lease keeper that compared seconds() readings",
+                          lease_lapse_never_renewed)
+
+
+class BackwardsSleeper:
+    """Specimen for finding 2: runs each job 100 ms after its submission, and refuses it (fails the
+    caller with ValueError) when ``clock.seconds()`` went back by more than 4.5 s meanwhile: a bug
+    only a large wall-clock jump back shows (the menu's jumps go up to 5 s each)."""
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+
+    def submit(self, job: Any) -> Deferred[Any]:
+        submitted = self.clock.seconds()
+        d: Deferred[Any] = Deferred()
+
+        def run() -> None:
+            if self.clock.seconds() - submitted < -4.5:
+                d.errback(ValueError("the clock went back"))
+            else:
+                maybeDeferred(job).chainDeferred(d)
+
+        self.clock.callLater(0.1, run)
+        return d
+
+
+backwards_sleeper = Target(build=BackwardsSleeper, cancellable=False, retries=0,
+                           description="specimen: fails a job after a 4.5 s jump back")
+
+
+class ZeroHop:
+    """Specimen for finding 3: each job runs 100 ms after its submission, after one hop through
+    ``callLater(0)`` (the shape of the lease keeper's renewal: a tick, then a zero-delay send)."""
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+
+    def submit(self, job: Any) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+
+        def hop() -> None:
+            self.clock.callLater(0, d.callback, None)
+
+        self.clock.callLater(0.1, hop)
+        return d.addCallback(lambda _r: job())
+
+
+zero_hop = Target(build=ZeroHop, cancellable=False, retries=0, description="specimen: a tick, then callLater(0)")
