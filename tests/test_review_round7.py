@@ -171,14 +171,14 @@ def test_f1_detaching_cancel_not_blamed_for_a_stranded_caller():
     assert violation.invariant != "cancellation.releases", violation.message
 
 
-def test_f2_one_jump_reproduces_what_the_shrinker_kept_as_several():
+def test_f4_one_jump_reproduces_what_the_shrinker_kept_as_several():
     """One jump of their sum (within the menu's 5 s) breaks the same invariant."""
     ops = (Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=0)), Jump(at_ms=0, delta_ms=-4860))
     assert _violations("backwards_sleeper", *ops) == ["errors.propagate"]
 
 
-@pytest.mark.xfail(strict=True, reason="finding 2: shrinking does not merge wall-clock jumps")
-def test_f2_minimal_schedule_keeps_one_jump(tmp_path):
+@pytest.mark.xfail(strict=True, reason="finding 4: shrinking does not merge wall-clock jumps")
+def test_f4_minimal_schedule_keeps_one_jump(tmp_path):
     result = campaign(f"{PACKAGE}:backwards_sleeper", seed=3, examples=3000, tmp_path=tmp_path)
     [finding] = result.findings
     ops = json.loads(Path(finding.path).read_text())["schedule"]["ops"]
@@ -197,15 +197,15 @@ def _zero_hop_fires(land_ms: int, after_rounds: int | None, jitter_ms: int) -> l
 TICK, JUMP = EventKind.TIMER_FIRE, EventKind.CLOCK_JUMP
 
 
-def test_f3_zero_delay_call_runs_in_its_instant_without_a_landing_or_without_jitter():
+def test_f2_zero_delay_call_runs_in_its_instant_without_a_landing_or_without_jitter():
     """The documented behaviour holds on its own: a callLater(0) runs in a later round of the same
     instant, with jitter and no landing, and with a landing between the rounds and no jitter."""
     assert _zero_hop_fires(200, None, 5) == [(200, TICK), (200, TICK), (200, JUMP)]
     assert _zero_hop_fires(100, 1, 0) == [(100, TICK), (100, JUMP), (100, TICK)]
 
 
-@pytest.mark.xfail(strict=True, reason="finding 3: with jitter, a landing defers a zero-delay call a stride")
-def test_f3_zero_delay_call_after_a_landing_runs_in_the_same_instant():
+@pytest.mark.xfail(strict=True, reason="finding 2: with jitter, a landing defers a zero-delay call a stride")
+def test_f2_zero_delay_call_after_a_landing_runs_in_the_same_instant():
     """The tick (due 100 ms) fires at 200 ms (stride 100, jitter 5); the jump lands after its round
     ("1 call still due runs after it"); the callLater(0) the tick made runs at 300 ms, a stride late."""
     fires = _zero_hop_fires(200, 1, 5)
@@ -233,13 +233,13 @@ def _fuzz_good(tmp_path: Path) -> str:
     return out.stderr.strip().splitlines()[-1]
 
 
-def test_f4_a_refused_target_stops_every_target_of_its_module(tmp_path):
+def test_f5_a_refused_target_stops_every_target_of_its_module(tmp_path):
     error = _fuzz_good(tmp_path)
     assert "two_targets:good" in error and "declare keys=N" in error
 
 
-@pytest.mark.xfail(strict=True, reason="finding 4: the error names the target asked for, not the one refused")
-def test_f4_error_says_which_target_was_refused(tmp_path):
+@pytest.mark.xfail(strict=True, reason="finding 5: the error names the target asked for, not the one refused")
+def test_f5_error_says_which_target_was_refused(tmp_path):
     error = _fuzz_good(tmp_path)
     assert "line 8" in error or "the bad one" in error, error
 
@@ -254,21 +254,21 @@ def test_correct_component_is_clean_long(name, tmp_path):
     assert result.findings == [], [f.violation.message for f in result.findings]
 
 
-# -- finding 5: a waiter timed out with a slot free (missed) --
+# -- finding 3: a waiter timed out with a slot free (missed) --
 
 LEAKED = (Submit(at_ms=0, job=0, spec=JobSpec(kind="fail", after_ms=10)),
           Submit(at_ms=0, job=1, spec=JobSpec(kind="succeed", after_ms=500)),
           Submit(at_ms=0, job=2, spec=JobSpec(kind="succeed", after_ms=0)))
 
 
-def test_f5_correct_bulkhead_runs_the_waiter_when_the_slot_frees():
+def test_f3_correct_bulkhead_runs_the_waiter_when_the_slot_frees():
     run = run_schedule(load_target(f"{PACKAGE}:bulkhead_ok"), Schedule(ops=LEAKED))
     assert check(run) == []
     assert run.view.jobs[2].ran
 
 
-@pytest.mark.xfail(strict=True, reason="finding 5: a wait timeout with a slot free for 190 ms is judged legitimate")
-def test_f5_waiter_timed_out_beside_a_free_slot_is_caught():
+@pytest.mark.xfail(strict=True, reason="finding 3: a wait timeout with a slot free for 190 ms is judged legitimate")
+def test_f3_waiter_timed_out_beside_a_free_slot_is_caught():
     """Job 0 fails at 10 ms; the twin frees its slot but starts no waiter, so job 2 waits beside a
     free slot until its 200 ms queue deadline fails it with QueueDeadline (the declared
     timeout_error). The limit was full only from 0 to 10 ms of its wait."""

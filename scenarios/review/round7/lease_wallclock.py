@@ -1,4 +1,4 @@
-"""Specimen (kept for finding 3 of docs/reviews/outside-user-7.md): my second lease keeper, which
+"""Specimen (docs/reviews/outside-user-7.md: what the harness found in my code, and finding 4): my second lease keeper, which
 checked expiry by comparing ``clock.seconds()`` readings; the harness caught it under a wall-clock
 jump back and a stalled reactor. The fixed keeper is ``lease.LeaseKeeper``.
 

@@ -328,7 +328,7 @@ lease_wall_clock = _lease(lease_wallclock.LeaseKeeper, "specimen: my lease keepe
 
 
 class BackwardsSleeper:
-    """Specimen for finding 2: runs each job 100 ms after its submission, and refuses it (fails the
+    """Specimen for finding 4: runs each job 100 ms after its submission, and refuses it (fails the
     caller with ValueError) when ``clock.seconds()`` went back by more than 4.5 s meanwhile: a bug
     only a large wall-clock jump back shows (the menu's jumps go up to 5 s each)."""
 
@@ -354,7 +354,7 @@ backwards_sleeper = Target(build=BackwardsSleeper, cancellable=False, retries=0,
 
 
 class ZeroHop:
-    """Specimen for finding 3: each job runs 100 ms after its submission, after one hop through
+    """Specimen for finding 2: each job runs 100 ms after its submission, after one hop through
     ``callLater(0)`` (the shape of the lease keeper's renewal: a tick, then a zero-delay send)."""
 
     def __init__(self, clock: IReactorTime) -> None:
