@@ -1,4 +1,4 @@
-"""Round 7 targets, written from README.md and docs/ only (as a new user would).
+"""Round 7 targets, written from the user documentation only (as a new user would).
 
 Each component is adapted to ``submit(job) -> Deferred`` (or, for the lease keeper, to periodic
 work): the adapter classes below are the glue a user writes. What no built-in promise says is a
