@@ -238,10 +238,10 @@ def test_f5_a_refused_target_stops_every_target_of_its_module(tmp_path):
     assert "two_targets:good" in error and "declare keys=N" in error
 
 
-@pytest.mark.xfail(strict=True, reason="finding 5: the error names the target asked for, not the one refused")
 def test_f5_error_says_which_target_was_refused(tmp_path):
+    """Finding 5, fixed: the error says where the refused Target(...) was made (file and line of the call)."""
     error = _fuzz_good(tmp_path)
-    assert "line 8" in error or "the bad one" in error, error
+    assert "raised TargetError at two_targets.py, line 8:" in error, error
 
 
 # -- the long campaigns (figures in the review page) --
