@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -212,6 +213,24 @@ def test_f2_zero_delay_call_after_a_landing_runs_in_the_same_instant():
     ("1 call still due runs after it"); the callLater(0) the tick made runs at 300 ms, a stride late."""
     fires = _zero_hop_fires(200, 1, 5)
     assert fires == [(200, TICK), (200, JUMP), (200, TICK)], fires
+
+
+LATEST_CANCELLED = (Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=0)),
+                    Submit(at_ms=10, job=1, spec=JobSpec(kind="succeed", after_ms=0)), Cancel(at_ms=20, job=1))
+
+
+@pytest.mark.parametrize("mode, verdict", [("detach_queued", []), (True, ["cancellation.no_start"]),
+                                           ("detach", ["cancellation.no_start"])])
+def test_f6_last_writer_wins_runs_the_latest_callers_job(mode, verdict):
+    """Finding 6 (docs, target.md "A shared subject whose work is fixed per key"): the saver runs the
+    latest caller's job, whose caller cancelled, and answers job 0 with it. With
+    cancellable="detach_queued", as the page now says, that is clean; under the modes where a cancel
+    promises the job never starts it is cancellation.no_start."""
+    target = replace(load_target(f"{PACKAGE}:saver_ok"), cancellable=mode)
+    run = run_schedule(target, Schedule(ops=LATEST_CANCELLED))
+    assert [v.invariant for v in check(run)] == verdict
+    assert [e.job for e in run.trace if e.kind == EventKind.JOB_START] == [1]
+    assert [e.detail for e in run.trace if e.kind == EventKind.RESULT and e.job == 0] == ["'job1.0'"]
 
 
 TWO_TARGETS = (
