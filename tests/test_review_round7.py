@@ -9,8 +9,10 @@ slow."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -177,10 +179,12 @@ def test_f4_one_jump_reproduces_what_the_shrinker_kept_as_several():
     assert _violations("backwards_sleeper", *ops) == ["errors.propagate"]
 
 
-@pytest.mark.xfail(strict=True, reason="finding 4: shrinking does not merge wall-clock jumps")
 def test_f4_minimal_schedule_keeps_one_jump(tmp_path):
+    """Finding 4, fixed: jumps in a row are merged while their sum is within the menu's max_jump_ms
+    (the review's seed 3 shrank to `submit, jump -2450, jump -2410`), the invariant kept."""
     result = campaign(f"{PACKAGE}:backwards_sleeper", seed=3, examples=3000, tmp_path=tmp_path)
     [finding] = result.findings
+    assert finding.violation.invariant == "errors.propagate"
     ops = json.loads(Path(finding.path).read_text())["schedule"]["ops"]
     jumps = [op for op in ops if op["op"] == "jump"]
     assert len(jumps) == 1, jumps
@@ -204,12 +208,55 @@ def test_f2_zero_delay_call_runs_in_its_instant_without_a_landing_or_without_jit
     assert _zero_hop_fires(100, 1, 0) == [(100, TICK), (100, JUMP), (100, TICK)]
 
 
-@pytest.mark.xfail(strict=True, reason="finding 2: with jitter, a landing defers a zero-delay call a stride")
-def test_f2_zero_delay_call_after_a_landing_runs_in_the_same_instant():
-    """The tick (due 100 ms) fires at 200 ms (stride 100, jitter 5); the jump lands after its round
-    ("1 call still due runs after it"); the callLater(0) the tick made runs at 300 ms, a stride late."""
-    fires = _zero_hop_fires(200, 1, 5)
-    assert fires == [(200, TICK), (200, JUMP), (200, TICK)], fires
+def test_f2_a_landing_under_jitter_ends_the_wake_as_the_docs_say():
+    """Finding 2, fixed in the docs (faults.md, "A landing under jitter ends the wake"): the tick
+    (due 100 ms) fires at 200 ms (stride 100, jitter 5); the jump lands after its round ("1 call still
+    due runs after it": after the operation); the callLater(0) the tick made drew a lateness, so it
+    waits for the reactor's next wake, the next stride boundary, 300 ms. That stays within the clock's
+    lateness (step + jitter from its due time), so no built-in invariant objects. The fault clock is
+    unchanged: changing it would change the traces of saved failure files."""
+    ops = (Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=0)), Jump(at_ms=200, delta_ms=-10, after_rounds=1))
+    run = run_schedule(load_target(f"{PACKAGE}:zero_hop"), Schedule(ops=ops, clock=ClockPolicy(step_ms=100, jitter_ms=5)))
+    assert _zero_hop_fires(200, 1, 5) == [(200, TICK), (200, JUMP), (300, TICK)]
+    [pause] = [e.detail for e in run.trace if e.kind == EventKind.REACTOR_PAUSE]
+    assert pause == "step 2 lands after round 1 of this instant; 1 call still due runs after it"  # hashed: unchanged
+    [hop] = [e for e in run.trace if e.kind == EventKind.TIMER_SET and "callback" in e.detail]
+    assert hop.t_us == 200_000 and 300_000 - hop.t_us <= run.view.late_us == 105_000
+    assert check(run) == []
+    # A call still due that is overdue by its own lateness keeps the wake in the instant: landing
+    # before any round, the tick (due 100 ms) runs at 200 ms after the jump, and its hop with it.
+    assert _zero_hop_fires(200, 0, 5) == [(200, JUMP), (200, TICK), (200, TICK)]
+
+
+LATEST_CANCELLED = (Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=0)),
+                    Submit(at_ms=10, job=1, spec=JobSpec(kind="succeed", after_ms=0)), Cancel(at_ms=20, job=1))
+
+
+@pytest.mark.parametrize("mode, verdict", [("detach_queued", []), (True, ["cancellation.no_start"]),
+                                           ("detach", ["cancellation.no_start"])])
+def test_f6_last_writer_wins_runs_the_latest_callers_job(mode, verdict):
+    """Finding 6 (docs, target.md "A shared subject whose work is fixed per key"): the saver runs the
+    latest caller's job, whose caller cancelled, and answers job 0 with it. With
+    cancellable="detach_queued", as the page now says, that is clean; under the modes where a cancel
+    promises the job never starts it is cancellation.no_start."""
+    target = replace(load_target(f"{PACKAGE}:saver_ok"), cancellable=mode)
+    run = run_schedule(target, Schedule(ops=LATEST_CANCELLED))
+    assert [v.invariant for v in check(run)] == verdict
+    assert [e.job for e in run.trace if e.kind == EventKind.JOB_START] == [1]
+    assert [e.detail for e in run.trace if e.kind == EventKind.RESULT and e.job == 0] == ["'job1.0'"]
+
+
+def test_f2_f6_the_pages_say_what_the_harness_does():
+    """Findings 2 and 6 were the docs: faults.md says when a landing under jitter pushes the rest of the
+    instant's calls, a callLater(0) included, to the next wake (and that the time invariants allow it);
+    target.md says a last-writer-wins subject may run the latest caller's job, with "detach_queued"."""
+    faults = " ".join((ROOT / "docs" / "reference" / "faults.md").read_text().split())
+    assert re.search(r"A landing under jitter ends the wake.{0,900}`callLater\(0\)` made in an earlier round "
+                     r"of the instant.{0,200}a whole stride after the call that made it", faults)
+    assert re.search(r"`step_ms \+ jitter_ms` after its due time, which the built-in time invariants allow", faults)
+    assert "runs in a later round of the same instant, as in a real reactor |" not in faults
+    target = " ".join((ROOT / "docs" / "reference" / "target.md").read_text().split())
+    assert re.search(r"last-writer-wins.{0,200}\*latest\* caller's job.{0,200}`cancellable=\"detach_queued\"`", target)
 
 
 TWO_TARGETS = (
@@ -238,10 +285,10 @@ def test_f5_a_refused_target_stops_every_target_of_its_module(tmp_path):
     assert "two_targets:good" in error and "declare keys=N" in error
 
 
-@pytest.mark.xfail(strict=True, reason="finding 5: the error names the target asked for, not the one refused")
 def test_f5_error_says_which_target_was_refused(tmp_path):
+    """Finding 5, fixed: the error says where the refused Target(...) was made (file and line of the call)."""
     error = _fuzz_good(tmp_path)
-    assert "line 8" in error or "the bad one" in error, error
+    assert "raised TargetError at two_targets.py, line 8:" in error, error
 
 
 # -- the long campaigns (figures in the review page) --

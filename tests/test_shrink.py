@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from harness import CampaignConfig, JobSpec, Menu, Schedule, Submit, Target, run_campaign
-from harness.model.schedule import Cancel, Start, Stop
-from harness.search.shrink import PASSES, _shorten_chains, _simpler_specs, shrink_schedule
+from harness.model.schedule import Cancel, Jump, Start, Stop
+from harness.search.shrink import PASSES, _merge_jumps, _shorten_chains, _simpler_specs, shrink_schedule
 from scenarios.pools import SemaphorePool
 from scenarios.rate_limit import fixed_window_limiter
 
@@ -134,3 +134,46 @@ def test_the_chain_pass_proposes_only_smaller_schedules() -> None:
             continue
         changed = [i for i in range(len(op.specs)) if shorter.specs[i] != op.specs[i]]
         assert len(changed) == 1 and changed[0] > 0 and shorter.specs[changed[0]] in set(_simpler_specs(op.specs[changed[0]]))
+
+
+# -- wall-clock jumps in a row (review 7, finding 4) -------------------------------------------------------
+
+
+def _jumped_back(schedule: Schedule) -> bool:
+    """Fails while the wall clock went back 4.5 s or more in all, with a submission before."""
+    return bool(schedule.ops) and isinstance(schedule.ops[0], Submit) and sum(op.delta_ms for op in schedule.ops if isinstance(op, Jump)) <= -4500
+
+
+def test_jumps_in_a_row_shrink_to_one_jump_of_their_sum() -> None:
+    # No jump alone goes back far enough, so no deletion helps; merged, one jump of the sum remains.
+    start = Schedule((Submit(0, 0, JobSpec()), Jump(40, -470), Jump(60, -2240), Jump(90, -2250)))
+    shrunk = shrink_schedule(start, _jumped_back, max_jump_ms=5_000)
+    assert shrunk.ops == (Submit(0, 0, JobSpec()), Jump(0, -4960))
+    assert shrink_schedule(start, _jumped_back, max_jump_ms=5_000) == shrunk  # deterministic
+    # Without the menu's bound the jumps stay apart (as before): the pass needs the bound.
+    assert sum(isinstance(op, Jump) for op in shrink_schedule(start, _jumped_back).ops) == 3
+
+
+def test_jumps_merge_only_within_the_menus_bound_and_only_while_the_same_failure_holds() -> None:
+    start = Schedule((Submit(0, 0, JobSpec()), Jump(0, -2450), Jump(0, -2410)))
+    # A sum past max_jump_ms is a schedule the menu could not have drawn: never proposed.
+    assert list(_merge_jumps(start, 4_000)) == []
+    assert [c.ops[1:] for c in _merge_jumps(start, 5_000)] == [(Jump(0, -4860),), (Jump(0, -4860),)]
+    # A failure that needs two jumps (say, two readings of seconds() going back) keeps both.
+    def two_jumps(schedule: Schedule) -> bool:
+        return _jumped_back(schedule) and sum(isinstance(op, Jump) for op in schedule.ops) == 2
+    assert shrink_schedule(start, two_jumps, max_jump_ms=5_000) == start
+    # Jumps with another operation between them are not "in a row"; a zero sum is left to deletion.
+    apart = Schedule((Jump(0, -2450), Submit(0, 0, JobSpec()), Jump(0, -2410), Jump(0, 2410)))
+    assert [c.ops for c in _merge_jumps(apart, 5_000)] == []
+
+
+def test_the_jump_merge_proposes_only_smaller_schedules() -> None:
+    schedule = Schedule((Submit(0, 0, JobSpec()), Jump(10, -300, after_rounds=1), Jump(30, 200), Jump(50, -100)))
+    candidates = list(_merge_jumps(schedule, 5_000))
+    assert len(candidates) == 4
+    for candidate in candidates:
+        assert len(candidate.ops) == len(schedule.ops) - 1
+        assert sum(op.at_ms for op in candidate.ops) < sum(op.at_ms for op in schedule.ops)
+    # The merged jump keeps the time and landing of the first jump, then of the second.
+    assert candidates[0].ops[1] == Jump(10, -100, after_rounds=1) and candidates[1].ops[1] == Jump(30, -100)

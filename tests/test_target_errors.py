@@ -71,7 +71,7 @@ def test_what_was_found_before_a_target_error_is_kept_and_reported(tmp_path, mon
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("import sys\nsys.exit(4)\n", "raised SystemExit: 4"),
+        ("import sys\nsys.exit(4)\n", "raised SystemExit at {path}, line 2: 4"),
         ("def __getattr__(name):\n    raise RuntimeError('lazy attribute broke')\n", "raised RuntimeError: lazy attribute broke"),
     ],
 )
@@ -81,4 +81,38 @@ def test_a_target_module_that_exits_or_breaks_on_access_is_a_target_error(body, 
     monkeypatch.syspath_prepend(str(tmp_path))
     assert main(["fuzz", f"{name}:target", "--max-examples", "5", "--report-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1
+    assert message.format(path=tmp_path / f"{name}.py") in err and err.count("\n") == 1
+
+
+MODULE_WITH_A_REFUSED_TARGET = """\
+from harness import Target
+
+
+class Pool:
+    def __init__(self, clock):
+        self.clock = clock
+
+    def submit(self, job):
+        return job()
+
+
+good = Target(build=Pool, limit=1)
+bad = Target(
+    build=Pool,
+    shared=True,
+)
+"""
+
+
+def test_a_refused_target_is_named_by_the_place_of_its_call(tmp_path, monkeypatch, capsys) -> None:
+    """Review 7, finding 5: a Target(...) refused at import stops every target of its module, so the error
+    says where the refused call is (the line its call starts on, relative to the current directory), not
+    only the target asked for; the harness's own frames (``__post_init__``) are not the place."""
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "refused_targets.py").write_text(MODULE_WITH_A_REFUSED_TARGET)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["fuzz", "pkg.refused_targets:good", "--max-examples", "5", "--report-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    place = f"raised TargetError at {Path('pkg', 'refused_targets.py')}, line 13: Target key_limit, shared"
+    assert place in err and "for target 'pkg.refused_targets:good'" in err and err.count("\n") == 1, err

@@ -965,6 +965,33 @@ def _raised_by(exc: BaseException, fn: Callable[..., Any]) -> bool:
     return tb.tb_frame.f_code is code
 
 
+_HARNESS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_IMPORTLIB_DIR = os.path.dirname(os.path.abspath(importlib.__file__)) + os.sep
+
+
+def _raised_in_user_code(exc: BaseException) -> str:
+    """`` at FILE, line N``: the innermost frame of ``exc`` in the user's code, or "" when it has none.
+
+    An import that fails names the module, not the line: a ``Target(...)`` refused
+    while its module imports stops every target of the module, and without the
+    place of the refused call the error reads as if the target asked for were the
+    wrong one. The harness's own frames (``Target.__post_init__``), the dataclass
+    ``__init__`` and importlib's frames are skipped, so the place is the user's
+    call (a ``SyntaxError`` has no such frame: its text already has the place).
+    The path is relative to the current directory when it lies under it.
+    """
+    place = ""
+    tb = exc.__traceback__
+    while tb is not None:
+        path, line = tb.tb_frame.f_code.co_filename, tb.tb_lineno
+        full = os.path.abspath(path)
+        if not path.startswith("<") and not full.startswith((_HARNESS_DIR, _IMPORTLIB_DIR)):
+            shown = os.path.relpath(full) if full.startswith(os.getcwd() + os.sep) else full
+            place = f" at {shown}, line {line}"
+        tb = tb.tb_next
+    return place
+
+
 def _a(value: object) -> str:
     """The type of ``value`` with its article, for messages: "an int", "a function"."""
     kind = type(value).__name__
@@ -996,7 +1023,9 @@ def load_target(spec: str) -> Target:
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # SystemExit too: importing the user's module must not end the harness
-        raise TargetError(f"importing {module_name!r} for target {spec!r} raised {type(exc).__name__}: {exc}") from None
+        raise TargetError(
+            f"importing {module_name!r} for target {spec!r} raised {type(exc).__name__}{_raised_in_user_code(exc)}: {exc}"
+        ) from None
     obj: Any = module
     for part in attr.split("."):
         try:

@@ -426,8 +426,12 @@ class FaultClock(task.Clock):
         ``rounds`` (None: all) pauses the wake at ``when_us`` itself after that
         many rounds (0: before any), as a real reactor handles I/O between two
         passes of ``runUntilCurrent``; the next ``run_until`` or ``drain`` runs
-        the rest. Returns how many calls that pause left due (0: none, the
-        order is as without ``rounds``).
+        the rest, at the next wake ``next_wake_us`` gives: the same instant
+        when some call still due is overdue by its own lateness (always without
+        jitter), else later (a ``callLater(0)`` made in the paused wake, with a
+        lateness drawn, waits for it: up to a whole stride; review 7, finding 2).
+        Changing that would change the traces of saved failures. Returns how
+        many calls that pause left due (0: none, the order is as without ``rounds``).
         """
         while True:
             checkpoint()

@@ -563,7 +563,7 @@ class _Search:
         outcome: StopReason | None = None
         needs: tuple[str, ...] = ()
         try:
-            schedule = shrink_schedule(schedule, still_fails)
+            schedule = shrink_schedule(schedule, still_fails, self.menu.max_jump_ms)
             schedule = shrink_arguments(schedule, self.menu, still_fails)
             schedule = stop_earlier(schedule, measure)
             schedule, needs = tame_clock(schedule, still_fails)
@@ -659,7 +659,7 @@ class _Search:
         complete = False
         self.result.shrinking = True
         try:
-            shrunk = shrink_schedule(cut, still_hangs)
+            shrunk = shrink_schedule(cut, still_hangs, self.menu.max_jump_ms)
             shrunk, _ = tame_clock(shrunk, still_hangs)
             complete = True
         except KeyboardInterrupt:

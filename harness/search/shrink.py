@@ -4,7 +4,8 @@ It works on the schedule itself, not on the bytes it was decoded from (where
 an operation cannot be deleted without shifting the records behind it), and
 keeps each change only while the same invariant still breaks (the one found
 first, never another that a smaller schedule happens to break): it deletes runs of operations, then
-single ones and pairs (a cancel of a deleted job goes with it), drops later-attempt
+single ones and pairs (a cancel of a deleted job goes with it), merges wall-clock jumps in a row
+into one (when their sum stays within the menu's ``max_jump_ms``), drops later-attempt
 behaviours and hostile cancellers, shortens behaviour chains from the front, moves jobs to key 0, zeroes durations, moves operations earlier
 in time (one alone into the instant of the one before, or it and all later
 ones by a whole gap or part of it), puts operations back after every round of
@@ -17,8 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from functools import partial
 
-from harness.model.schedule import Cancel, JobSpec, Schedule, Start, Submit
+from harness.model.schedule import Cancel, JobSpec, Jump, Schedule, Start, Submit
 
 #: Replays the pass may spend on one schedule.
 MAX_ATTEMPTS = 2_000
@@ -27,13 +29,20 @@ MAX_ATTEMPTS = 2_000
 PAIRS_UP_TO = 24
 
 
-def shrink_schedule(schedule: Schedule, still_fails: Callable[[Schedule], bool]) -> Schedule:
-    """Greedily remove and simplify operations while ``still_fails`` holds; return the result."""
+def shrink_schedule(
+    schedule: Schedule, still_fails: Callable[[Schedule], bool], max_jump_ms: int | None = None
+) -> Schedule:
+    """Greedily remove and simplify operations while ``still_fails`` holds; return the result.
+
+    ``max_jump_ms`` is the menu's bound on one wall-clock jump: given, jumps in a row are merged
+    into one when their sum stays within it (a schedule the menu could have drawn).
+    """
+    passes = _passes(max_jump_ms)
     attempts = 0
     improved = True
     while improved and attempts < MAX_ATTEMPTS:
         improved = False
-        for candidate in _candidates(schedule):
+        for candidate in _candidates(schedule, passes):
             attempts += 1
             if still_fails(candidate):
                 schedule = candidate
@@ -75,6 +84,26 @@ def _delete_pairs(schedule: Schedule) -> Iterator[Schedule]:
         for first in range(count):
             for second in range(first + 1, count):
                 yield _without(schedule, {first, second})
+
+
+def _merge_jumps(schedule: Schedule, max_jump_ms: int) -> Iterator[Schedule]:
+    """Two wall-clock jumps in a row made one jump of their sum, if it is within ``max_jump_ms``.
+
+    A minimal schedule of ``jump -2450ms, jump -2410ms`` leaves the reader asking what each
+    jump does, when one jump of -4860 ms breaks the invariant the same way (review 7,
+    finding 4); no deletion finds it, as each jump alone is too small. The merged jump
+    is tried at the first jump's time and landing, then at the second's (the wall clock
+    reaches the sum only there). A sum of 0 is left to the deletion of the pair, and a
+    sum beyond the menu's bound is never tried: the menu could not have drawn it.
+    """
+    ops = schedule.ops
+    for index in range(len(ops) - 1):
+        first, second = ops[index], ops[index + 1]
+        if isinstance(first, Jump) and isinstance(second, Jump):
+            total = first.delta_ms + second.delta_ms
+            if total and abs(total) <= max_jump_ms:
+                for kept in (first, second):
+                    yield replace(schedule, ops=ops[:index] + (replace(kept, delta_ms=total),) + ops[index + 2 :])
 
 
 def _simplify_jobs(schedule: Schedule) -> Iterator[Schedule]:
@@ -190,8 +219,16 @@ PASSES: list[Callable[[Schedule], Iterator[Schedule]]] = [
 ]
 
 
-def _candidates(schedule: Schedule) -> Iterator[Schedule]:
-    for shrink_pass in PASSES:
+def _passes(max_jump_ms: int | None) -> list[Callable[[Schedule], Iterator[Schedule]]]:
+    """``PASSES``, with the merge of jumps in a row after the deletions when the menu's bound is known."""
+    if not max_jump_ms:
+        return PASSES
+    after = PASSES.index(_delete_pairs) + 1
+    return [*PASSES[:after], partial(_merge_jumps, max_jump_ms=max_jump_ms), *PASSES[after:]]
+
+
+def _candidates(schedule: Schedule, passes: list[Callable[[Schedule], Iterator[Schedule]]]) -> Iterator[Schedule]:
+    for shrink_pass in passes:
         yield from shrink_pass(schedule)
 
 
