@@ -32,7 +32,8 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from harness.model.schedule import Op, Schedule, Start, Submit
+from harness.model.schedule import Cancel, Op, Schedule, Start, Submit
+from harness.model.trace import EventKind
 from harness.run.facts import CANCELLABLE_KINDS, facts_of, stranded_jobs
 from harness.run.suspensions import lifted
 
@@ -118,6 +119,7 @@ def _causes(run: Run, ids: list[int]) -> tuple[dict[int, Cause], set[int]]:
         freed = remaining - still
         if cause is Cause.CANCEL and freed:
             freed -= _freed_by_healing_cancelled(run, schedule, freed, cancelled)
+            freed -= _stranded_without_detaching_cancels(run, schedule, freed, cancelled)
             failure_too = _stranded_by_failing_instead(run, schedule, freed, cancelled)
         for job in sorted(freed):
             causes[job] = cause
@@ -151,6 +153,36 @@ def _freed_by_healing_cancelled(run: Run, schedule: Schedule, jobs: set[int], ca
         return set()
     replay = run_schedule(run.target, healed)
     return jobs - set(stranded_jobs(facts_of(replay), run.target))
+
+
+def _only_detached(run: Run, cancelled: set[int]) -> bool:
+    """Whether every cancel of ``cancelled`` only detached its caller: the target promises that a cancel
+    leaves the work running (``cancellable="detach"``, ``"abandon"`` or ``"detach_queued"``: ``Target.detaches``)
+    and no job's own Deferred was cancelled in the instant of one of those cancels (the trace has no
+    ``job.cancel`` then). What ended the work later, if anything, was not the cancel."""
+    if not run.target.detaches:
+        return False
+    facts = facts_of(run)
+    cancels = [facts.jobs[job_id].cancels[0] for job_id in cancelled]
+    for index in facts.of_kind(EventKind.JOB_CANCEL):
+        if any(cancel < index and facts.time(cancel) == facts.time(index) for cancel in cancels):
+            return False
+    return True
+
+
+def _stranded_without_detaching_cancels(run: Run, schedule: Schedule, jobs: set[int], cancelled: set[int]) -> set[int]:
+    """Which of ``jobs`` (freed when the cancelled jobs are taken out) stay stranded when only their cancels
+    are taken out, the jobs themselves kept, if every one of those cancels only detached (``_only_detached``):
+    the cancel did not strand them (the work it detached from strands them, ended by the subject itself, a
+    timeout of its own say), so another invariant names them (``completion.deadline``, ``sharing.joined``).
+    Empty when a cancel reached running work (no replay then)."""
+    from harness.run.runner import run_schedule
+
+    if not jobs or not _only_detached(run, cancelled):
+        return set()
+    kept = replace(schedule, ops=tuple(op for op in schedule.ops if not (type(op) is Cancel and op.job in cancelled)))
+    replay = run_schedule(run.target, kept)
+    return jobs & set(stranded_jobs(facts_of(replay), run.target))
 
 
 def _stranded_by_failing_instead(run: Run, schedule: Schedule, jobs: set[int], cancelled: set[int]) -> set[int]:
