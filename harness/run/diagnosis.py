@@ -16,7 +16,10 @@ purpose, and is excused (``harness.run.suspensions``); the other replays
 are then made with them taken out. Taking a cancelled job out also takes out what it did before its
 cancel: a job that also finishes once only the cancelled jobs' failing
 behaviours succeed (their cancels kept) was stranded by that failure (a raise
-that escaped before the cancel), not by the cancel.
+that escaped before the cancel), not by the cancel. And a cancel that only detached its caller (a target
+whose cancels leave the work running, and no ``job.cancel`` in the cancel's instant) is not blamed for a job
+that stays stranded when only the cancels are taken out, the jobs kept: the work it detached from ended
+otherwise (a timeout of the subject's own), and ``completion.deadline`` or ``errors.poison`` names the job.
 
 This is the only place that runs the target to judge a run (the search
 runs it to explore). It is an explicit step: ``diagnose(run)`` returns a ``Diagnosis``, and whoever checks
