@@ -237,6 +237,11 @@ MESSAGES: tuple[Row, ...] = (
         _wait(), S(Submit(0, 0, ok(500)))),
     Row("wait.free_slot", "time.timeout", "the declared limit of 2 was never full while it waited (at most 1 running",
         _wait(slots=1), _wait(), S(Submit(0, 0, HANG), Submit(10, 1, ok()))),
+    Row("wait.slot_left_free", "time.timeout", "but a slot had been free since 10ms (1 running of the declared limit of 2 "
+        "from then on): a job with a free slot must not be kept waiting; only a slot freed in the instant of the timeout, "
+        "or within the clock's lateness of it (0ms), excuses it",
+        "scenarios.review.round7.targets:bulkhead_slot_leak_on_failure", "scenarios.review.round7.targets:bulkhead_ok",
+        S(Submit(0, 0, fail(10)), Submit(0, 1, ok(500)), Submit(0, 2, ok(0)))),
     # a timeout due after the run drained, with nothing left scheduled then: nothing could ever fire it
     Row("timeout.after_drain", "time.timeout", "job 0 was still running when the run drained at 0ms with nothing left "
         "scheduled: no timeout could cancel it at 300ms, 300ms after it started", _forgotten_timeout,

@@ -17,6 +17,7 @@ from harness.model.schedule import Jump
 from harness.model.trace import EventKind, counted, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.invariants.on_demand import asking, on_demand_calls
+from harness.invariants.wait_slots import free_slot_before
 from harness.run.calls import owed_before
 from harness.run.chains import loop_timers, timer_number
 from harness.run.facts import Attempt, Facts, JobFacts, abandoned_at, facts_of, stranded_jobs
@@ -637,6 +638,16 @@ def _legitimate_wait(run: Run, facts: Facts, job: JobFacts) -> tuple[str, list[i
             f"(at most {most} running since its submission at {format_ms(submitted)}): a job with a free slot "
             "must not be kept waiting",
             [job.submit, fired],
+        )
+    free = free_slot_before(target, facts, job, fired)
+    if free is not None:
+        return (
+            f"job {job.id}'s wait timed out at {at}, but a slot had been free since "
+            f"{format_ms(facts.time(free.since))} ({free.held} running of the declared "
+            f"{'limit' if target.capacity is None else 'capacity'} of {full} from then on): a job with a free slot "
+            "must not be kept waiting; only a slot freed in the instant of the timeout, or within the clock's "
+            f"lateness of it ({format_ms(facts.late_us)}), excuses it",
+            [job.submit, free.since, fired],
         )
     return None
 

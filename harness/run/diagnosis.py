@@ -16,7 +16,10 @@ purpose, and is excused (``harness.run.suspensions``); the other replays
 are then made with them taken out. Taking a cancelled job out also takes out what it did before its
 cancel: a job that also finishes once only the cancelled jobs' failing
 behaviours succeed (their cancels kept) was stranded by that failure (a raise
-that escaped before the cancel), not by the cancel.
+that escaped before the cancel), not by the cancel. And a cancel that only detached its caller (a target
+whose cancels leave the work running, and no ``job.cancel`` in the cancel's instant) is not blamed for a job
+that stays stranded when only the cancels are taken out, the jobs kept: the work it detached from ended
+otherwise (a timeout of the subject's own), and ``completion.deadline`` or ``errors.poison`` names the job.
 
 This is the only place that runs the target to judge a run (the search
 runs it to explore). It is an explicit step: ``diagnose(run)`` returns a ``Diagnosis``, and whoever checks
@@ -32,7 +35,8 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from harness.model.schedule import Op, Schedule, Start, Submit
+from harness.model.schedule import Cancel, Op, Schedule, Start, Submit
+from harness.model.trace import EventKind
 from harness.run.facts import CANCELLABLE_KINDS, facts_of, stranded_jobs
 from harness.run.suspensions import lifted
 
@@ -118,6 +122,7 @@ def _causes(run: Run, ids: list[int]) -> tuple[dict[int, Cause], set[int]]:
         freed = remaining - still
         if cause is Cause.CANCEL and freed:
             freed -= _freed_by_healing_cancelled(run, schedule, freed, cancelled)
+            freed -= _stranded_without_detaching_cancels(run, schedule, freed, cancelled)
             failure_too = _stranded_by_failing_instead(run, schedule, freed, cancelled)
         for job in sorted(freed):
             causes[job] = cause
@@ -151,6 +156,36 @@ def _freed_by_healing_cancelled(run: Run, schedule: Schedule, jobs: set[int], ca
         return set()
     replay = run_schedule(run.target, healed)
     return jobs - set(stranded_jobs(facts_of(replay), run.target))
+
+
+def _only_detached(run: Run, cancelled: set[int]) -> bool:
+    """Whether every cancel of ``cancelled`` only detached its caller: the target promises that a cancel
+    leaves the work running (``cancellable="detach"``, ``"abandon"`` or ``"detach_queued"``: ``Target.detaches``)
+    and no job's own Deferred was cancelled in the instant of one of those cancels (the trace has no
+    ``job.cancel`` then). What ended the work later, if anything, was not the cancel."""
+    if not run.target.detaches:
+        return False
+    facts = facts_of(run)
+    cancels = [facts.jobs[job_id].cancels[0] for job_id in cancelled]
+    for index in facts.of_kind(EventKind.JOB_CANCEL):
+        if any(cancel < index and facts.time(cancel) == facts.time(index) for cancel in cancels):
+            return False
+    return True
+
+
+def _stranded_without_detaching_cancels(run: Run, schedule: Schedule, jobs: set[int], cancelled: set[int]) -> set[int]:
+    """Which of ``jobs`` (freed when the cancelled jobs are taken out) stay stranded when only their cancels
+    are taken out, the jobs themselves kept, if every one of those cancels only detached (``_only_detached``):
+    the cancel did not strand them (the work it detached from strands them, ended by the subject itself, a
+    timeout of its own say), so another invariant names them (``completion.deadline``, ``sharing.joined``).
+    Empty when a cancel reached running work (no replay then)."""
+    from harness.run.runner import run_schedule
+
+    if not jobs or not _only_detached(run, cancelled):
+        return set()
+    kept = replace(schedule, ops=tuple(op for op in schedule.ops if not (type(op) is Cancel and op.job in cancelled)))
+    replay = run_schedule(run.target, kept)
+    return jobs & set(stranded_jobs(facts_of(replay), run.target))
 
 
 def _stranded_by_failing_instead(run: Run, schedule: Schedule, jobs: set[int], cancelled: set[int]) -> set[int]:

@@ -1,0 +1,82 @@
+"""``timeout_from="wait"``: was a waiter kept waiting beside a free slot until its timeout?
+
+A wait timeout is legitimate only while the waiter had no slot to run in. ``time.timeout`` first asks
+that the declared ``capacity`` (default ``limit``) was full at some moment of the wait; this module adds
+the rule a pool that frees a slot and starts no waiter breaks (round 7, finding 3): once the slots stop
+being full they must not stay free, with the waiter still waiting, for longer than the clock's lateness
+before its timeout fires. A slot freed in the instant of the timeout (in either order: the hand-off may be
+a ``callLater(0)`` the timeout beat) or within the lateness of a late wake-up is no bug.
+
+What holds a slot: every job attempt from its start to its end (for ever, if its canceller raised), and a
+job between two of its attempts (a retry's backoff may keep its slot); with keys and a per-key bound, a
+waiter whose key is at that bound is blocked too. Not judged when the target declares ``rate`` (a start
+may wait for a token with a slot free) or when one of the target's operations was called while the slot
+was free (it may have paused the subject).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from harness.model.target import Target
+from harness.model.trace import EventKind
+from harness.run.facts import Facts, JobFacts
+
+
+class FreeSlot(NamedTuple):
+    """The trace index from which the waiter's slots were no longer full (and stayed so until its
+    timeout), and how many were held then."""
+
+    since: int
+    held: int
+
+
+def _holding(job: JobFacts) -> list[tuple[int, int | None]]:
+    """The trace index ranges ``[start, end)`` over which ``job`` held a slot (end None: still held)."""
+    spans: list[tuple[int, int | None]] = []
+    attempts = job.attempts
+    for n, a in enumerate(attempts):
+        if n + 1 < len(attempts):
+            spans.append((a.start, attempts[n + 1].start))  # a retry's backoff keeps the slot
+        else:
+            spans.append((a.start, None if a.canceller_raised else a.end))
+    return spans
+
+
+def free_slot_before(target: Target, facts: Facts, waiter: JobFacts, fired: int) -> FreeSlot | None:
+    """When the slots ``waiter`` waited for were last freed before its timeout error (trace index
+    ``fired``), if they then stayed free beyond the clock's lateness; None if they were full (or its key
+    at its bound) when the timeout fired, were freed within the lateness of it, were never full during
+    the wait (``time.timeout``'s other rule judges that), or the rule does not apply (see the module)."""
+    submit = waiter.submit
+    if submit is None or target.rate is not None:
+        return None
+    per_key = target.keyed_limit if target.keys else None
+    changes: list[tuple[int, int, bool]] = []  # (index, +1/-1, same key as the waiter)
+    for job in facts.jobs.values():
+        if job.id == waiter.id or job.periodic:
+            continue
+        same = job.key == waiter.key
+        for start, end in _holding(job):
+            if start >= fired or (end is not None and end <= submit):
+                continue
+            changes.append((max(start, submit), 1, same))
+            if end is not None and end < fired:
+                changes.append((end, -1, same))
+    held = mine = 0
+    since: int | None = None
+    for index, step, same in sorted(changes, key=lambda c: (c[0], -c[1])):
+        held += step
+        mine += step if same else 0
+        blocked = held >= target.fill or (per_key is not None and mine >= per_key)
+        if blocked:
+            since = None
+        elif since is None and step < 0:
+            since = index
+    if since is None:
+        return None
+    if facts.time(fired) - facts.time(since) <= facts.late_us:
+        return None
+    if any(since < call < fired for call in facts.of_kind(EventKind.CALL)):
+        return None
+    return FreeSlot(since, held)
