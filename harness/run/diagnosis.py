@@ -103,8 +103,6 @@ def diagnose(run: Run) -> Diagnosis:
 def _causes(run: Run, ids: list[int]) -> tuple[dict[int, Cause], set[int]]:
     """For each stranded job, which counterfactual replay lets it finish; and the jobs a cancel stranded
     that a failure in its place strands too (``Stranded.failure_too``)."""
-    from harness.run.runner import run_schedule  # the runner's Run holds a Diagnosis: imported when needed
-
     schedule = run.schedule
     cancelled = _effectively_cancelled(run)
     remaining = set(ids)
@@ -117,9 +115,7 @@ def _causes(run: Run, ids: list[int]) -> tuple[dict[int, Cause], set[int]]:
     for cause, counterfactual in counterfactuals:
         if counterfactual is None or not remaining:
             continue
-        replay = run_schedule(run.target, counterfactual)
-        still = set(stranded_jobs(facts_of(replay), run.target))
-        freed = remaining - still
+        freed = remaining - _stranded_in(run, counterfactual)
         if cause is Cause.CANCEL and freed:
             freed -= _freed_by_healing_cancelled(run, schedule, freed, cancelled)
             freed -= _stranded_without_detaching_cancels(run, schedule, freed, cancelled)
@@ -130,6 +126,13 @@ def _causes(run: Run, ids: list[int]) -> tuple[dict[int, Cause], set[int]]:
     for job in remaining:
         causes[job] = Cause.NONE
     return causes, failure_too
+
+
+def _stranded_in(run: Run, schedule: Schedule) -> set[int]:
+    """The jobs stranded when the run's target replays ``schedule`` (one counterfactual replay)."""
+    from harness.run.runner import run_schedule  # the runner's Run holds a Diagnosis: imported when needed
+
+    return set(stranded_jobs(facts_of(run_schedule(run.target, schedule)), run.target))
 
 
 def _effectively_cancelled(run: Run) -> set[int]:
@@ -149,13 +152,10 @@ def _effectively_cancelled(run: Run) -> set[int]:
 def _freed_by_healing_cancelled(run: Run, schedule: Schedule, jobs: set[int], cancelled: set[int]) -> set[int]:
     """Which of ``jobs`` also finish when only the cancelled jobs' failing behaviours succeed in ``schedule``
     (the run's, its suspensions in force lifted; cancels kept)."""
-    from harness.run.runner import run_schedule
-
     healed = _healed(schedule, cancelled)
     if healed is None:
         return set()
-    replay = run_schedule(run.target, healed)
-    return jobs - set(stranded_jobs(facts_of(replay), run.target))
+    return jobs - _stranded_in(run, healed)
 
 
 def _only_detached(run: Run, cancelled: set[int]) -> bool:
@@ -179,25 +179,19 @@ def _stranded_without_detaching_cancels(run: Run, schedule: Schedule, jobs: set[
     the cancel did not strand them (the work it detached from strands them, ended by the subject itself, a
     timeout of its own say), so another invariant names them (``completion.deadline``, ``sharing.joined``).
     Empty when a cancel reached running work (no replay then)."""
-    from harness.run.runner import run_schedule
-
     if not jobs or not _only_detached(run, cancelled):
         return set()
     kept = replace(schedule, ops=tuple(op for op in schedule.ops if not (type(op) is Cancel and op.job in cancelled)))
-    replay = run_schedule(run.target, kept)
-    return jobs & set(stranded_jobs(facts_of(replay), run.target))
+    return jobs & _stranded_in(run, kept)
 
 
 def _stranded_by_failing_instead(run: Run, schedule: Schedule, jobs: set[int], cancelled: set[int]) -> set[int]:
     """Which of ``jobs`` (stranded by a cancel) stay stranded when the cancels are replaced by failures
     (``_failing_instead``); none when no cancel hit running work (no replay then)."""
-    from harness.run.runner import run_schedule
-
     failing = _failing_instead(run, schedule, cancelled) if jobs else None
     if failing is None:
         return set()
-    replay = run_schedule(run.target, failing)
-    return jobs & set(stranded_jobs(facts_of(replay), run.target))
+    return jobs & _stranded_in(run, failing)
 
 
 def _failing_instead(run: Run, schedule: Schedule, cancelled: set[int]) -> Schedule | None:
