@@ -542,12 +542,17 @@ class EscapeGuard:
         patched = self._reactor_patches.get(name)
         if patched is None or type(original) is not MethodType or original.__self__ is not self._reactor:
             return
-        namespace[key] = patched
-        _bound_wrappers[id(patched)] = f"reactor.{name}"
+        self._bind(namespace, key, patched, original, f"reactor.{name}")
+
+    def _bind(self, namespace: dict[str, Any], key: str, wrapper: Any, original: Any, label: str) -> None:
+        """Bind ``namespace[key]`` to ``wrapper`` (counted in ``_bound_wrappers`` under ``label``) until
+        ``uninstall`` puts ``original`` back, unless something else was bound there since."""
+        namespace[key] = wrapper
+        _bound_wrappers[id(wrapper)] = label
 
         def restore() -> None:
-            _bound_wrappers.pop(id(patched), None)
-            if namespace.get(key) is patched:
+            _bound_wrappers.pop(id(wrapper), None)
+            if namespace.get(key) is wrapper:
                 namespace[key] = original
 
         self._restore.append(restore)
@@ -573,16 +578,8 @@ class EscapeGuard:
                 guard.escaped, guard.explanation = called, why
             raise Escaped(called)
 
-        namespace[key] = refused
         self._wrappers[id(refused)] = (refused, original)
-        _bound_wrappers[id(refused)] = label
-
-        def restore() -> None:
-            _bound_wrappers.pop(id(refused), None)
-            if namespace.get(key) is refused:
-                namespace[key] = original
-
-        self._restore.append(restore)
+        self._bind(namespace, key, refused, original, label)
 
     def _patch(self, owner: Any, name: str, label: str, fix: str, lend: Callable[..., Any] | None = None) -> None:
         """Replace ``owner.name`` with a function refusing it in an armed run; with ``lend`` (a reactor method
