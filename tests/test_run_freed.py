@@ -1,10 +1,16 @@
-"""A run's clock and trace are freed when the run is dropped, without waiting for a garbage collection.
+"""A run's clock and trace are freed when the run is dropped, without waiting for a garbage collection;
+its subject is freed at the end of the run, even while its record is kept.
 
 The runner freezes every older object before each run, so garbage left in a
 cycle is not collected until the full sweep every ``SWEEP_EVERY`` runs: a
 clock and its trace kept alive by a cycle piled up over 2,000 runs (about
 130 objects each) and made that sweep cost 0.2 to 0.4 s. The timer recorder
 refers back to the clock weakly, so nothing of a dropped run waits for it.
+
+A run is isolated: nothing of it may be alive, or act, in a later one. The
+record kept the Deferred a graceful ``stop()`` returned (``Run.stopping``), and
+through it the whole subject, as long as the record lived (the round-5
+visibility queue's hung workers, ``scenarios.at_least_once:lease_queue``).
 """
 
 from __future__ import annotations
@@ -12,7 +18,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import weakref
 from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer
+
+from harness import JobSpec, Schedule, Submit, Target, run_schedule
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,3 +58,39 @@ def test_a_dropped_run_leaves_no_cycle_behind() -> None:
     assert done.returncode == 0, done.stderr
     # Everything of those runs was freed as they were dropped: a collection finds nothing left.
     assert done.stdout.split() == ["0"], done.stdout
+
+
+class _GracefulStop:
+    """``stop()`` waits for the work in flight (here a job that never ends), then closes the subject."""
+
+    def __init__(self, clock: Any) -> None:
+        self.in_flight: list[defer.Deferred[Any]] = []
+        self.closed = False
+
+    def submit(self, job: Any) -> defer.Deferred[Any]:
+        d = defer.maybeDeferred(job)
+        self.in_flight.append(d)
+        return d
+
+    def stop(self) -> defer.Deferred[Any]:
+        return defer.DeferredList(list(self.in_flight)).addCallback(self._close)
+
+    def _close(self, _: object) -> None:
+        self.closed = True
+
+
+def test_a_kept_record_keeps_nothing_of_its_subject() -> None:
+    built: list[weakref.ref[_GracefulStop]] = []
+
+    def build(clock: Any) -> _GracefulStop:
+        subject = _GracefulStop(clock)
+        built.append(weakref.ref(subject))
+        return subject
+
+    run = run_schedule(Target(build=build), Schedule(ops=(Submit(0, 0, JobSpec(kind="hang")),)))
+    assert [e.kind.value for e in run.trace][-2:] == ["stop", "end"]
+    # The record is kept (as a campaign keeps a finding's): the subject, reached from the Deferred stop()
+    # returned, was freed at the end of the run all the same.
+    [subject] = built
+    assert subject() is None
+    assert run.stopping is None and run.subject is None
