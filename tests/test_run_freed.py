@@ -31,45 +31,39 @@ from harness import JobSpec, Schedule, Submit, Target, run_schedule
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: Counted in a fresh interpreter: in the test process, what earlier tests' subjects left (a visibility
-#: queue's hung workers, freed bit by bit as later runs collect) showed up as these runs' garbage.
+#: What a fresh interpreter runs after a head setting ``target`` and ``schedules``: the runs, then a
+#: collection, whose count it prints. Counted in a fresh interpreter: in the test process, what earlier
+#: tests' subjects left (a visibility queue's hung workers, freed bit by bit as later runs collect) showed
+#: up as these runs' garbage.
 _COUNT = """
 import gc
 from harness.run.runner import run_schedule
-from harness.search.generate import Examples
-from scenarios.pools import semaphore_pool
 
-examples = Examples(semaphore_pool.default_menu(), 5)
-schedules = [next(examples) for _ in range(20)]
 # One run first: what the first run of a process imports lazily (attrs classes, whose building leaves
 # cyclic garbage) is not the runs' garbage.
-run_schedule(semaphore_pool, schedules[0])
+run_schedule(target, schedules[0])
 gc.collect()
 gc.disable()
 for schedule in schedules:
-    run = run_schedule(semaphore_pool, schedule)
+    run = run_schedule(target, schedule)
     assert len(run.trace) > 0
     del run
 print(gc.collect())
 """
 
+_POOL = """
+from harness.search.generate import Examples
+from scenarios.pools import semaphore_pool as target
 
-def test_a_dropped_run_leaves_no_cycle_behind() -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", _COUNT], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr
-    # Everything of those runs was freed as they were dropped: a collection finds nothing left.
-    assert done.stdout.split() == ["0"], done.stdout
-
+examples = Examples(target.default_menu(), 5)
+schedules = [next(examples) for _ in range(20)]
+"""
 
 #: A loop waiting on a job that never ends: the run's teardown lets the job go, and the collection that
 #: frees the loop closes it; its ``finally`` then makes an object referring back into the loop's garbage.
 _HUNG_LOOP = """
-import gc
 from twisted.internet import defer
 from harness import JobSpec, Schedule, Submit, Target
-from harness.run.runner import run_schedule
 
 
 class HungLoop:
@@ -88,27 +82,29 @@ class HungLoop:
             self.ended = [self]
 
 
-hung = Target(build=HungLoop)
-schedule = Schedule(ops=(Submit(0, 0, JobSpec(kind="hang")),))
-run_schedule(hung, schedule)
-gc.collect()
-gc.disable()
-for _ in range(5):
-    run = run_schedule(hung, schedule)
-    assert len(run.trace) > 0
-    del run
-print(gc.collect())
+target = Target(build=HungLoop)
+schedules = [Schedule(ops=(Submit(0, 0, JobSpec(kind="hang")),))] * 5
 """
 
 
-def test_garbage_a_finalizer_brings_back_is_freed_in_its_run() -> None:
+def _left_by_runs(head: str) -> list[str]:
+    """What a collection finds after the runs of ``head`` (see ``_COUNT``), in a fresh interpreter."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", _HUNG_LOOP], cwd=ROOT, env=env, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", head + _COUNT], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_a_dropped_run_leaves_no_cycle_behind() -> None:
+    # Everything of those runs was freed as they were dropped: a collection finds nothing left.
+    assert _left_by_runs(_POOL) == ["0"]
+
+
+def test_garbage_a_finalizer_brings_back_is_freed_in_its_run() -> None:
     # The finalizer's object made the collector count the loop's cycle alive again; the run collects once
     # more and frees it (before: 2 objects a run left, frozen, to the sweep of a later run).
-    assert done.stdout.split() == ["0"], done.stdout
+    assert _left_by_runs(_HUNG_LOOP) == ["0"]
 
 
 class _GracefulStop:
