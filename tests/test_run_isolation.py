@@ -58,9 +58,10 @@ def test_an_earlier_runs_unhandled_failure_stays_out_of_a_later_runs_trace(monke
     # Each run held its failure past its end (the class attribute): none is judged for another's.
     assert [[v.invariant for v in check(run)] for run in runs] == [[], [], []]
     assert runs[1].trace.events == runs[2].trace.events == runs[0].trace.events
-    # Not swallowed: the two dropped in the later runs went where errors logged between runs go.
-    failures = [event["log_failure"] for event in seen if "log_failure" in event]
-    assert [f.getErrorMessage() for f in failures] == ["made in an earlier run, never handled"] * 2
+    # Not swallowed: the two dropped in the later runs went where errors logged between runs go (with
+    # whatever else was logged between these runs: other tests' garbage a sweep collected, say).
+    messages = [event["log_failure"].getErrorMessage() for event in seen if "log_failure" in event]
+    assert messages.count("made in an earlier run, never handled") == 2
 
 
 def test_a_runs_own_unhandled_failure_is_still_its_own() -> None:
