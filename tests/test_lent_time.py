@@ -163,3 +163,29 @@ def test_the_breaker_timing_with_monotonic_stays_clean_over_a_long_campaign(tmp_
     assert result.error is None, result.error
     assert result.findings == [], [f.violation.message for f in result.findings]
     assert result.examples == 3000
+
+
+def test_a_module_imported_inside_a_lending_session_is_lent_then_put_back_and_lent_again(tmp_path, monkeypatch) -> None:
+    """A module imported while the clocks are patched binds the stand-ins (``from time import monotonic``, a
+    class attribute ``now = time.monotonic``, called on an instance without ``self`` as the builtin is); the
+    guard puts the real clocks back there when it goes, and the next lending session finds and lends them."""
+    import importlib
+    import os
+    import sys
+
+    name = f"lazy_timer_{os.getpid()}"
+    (tmp_path / f"{name}.py").write_text(
+        "import time\nfrom time import monotonic\n\n\nclass Timer:\n    now = time.monotonic\n\n\n"
+        "def read():\n    return monotonic(), Timer().now()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        for _ in range(2):
+            with RunSession():
+                got, expected = _read_late(lambda: importlib.import_module(name).read(), lambda c: (c.monotonic(),) * 2)
+                assert got == expected
+            module = sys.modules[name]
+            assert module.monotonic is time.monotonic and vars(module.Timer)["now"] is time.monotonic
+            assert time.monotonic is lent_time.ORIGINALS["monotonic"]
+    finally:
+        sys.modules.pop(name, None)

@@ -4,8 +4,10 @@
 module imported before the run binds the real function under the class's
 name, where the patch of ``reactor.callLater`` (or of ``time.monotonic``)
 never reaches, as ``from time import sleep`` binds it in a module's globals.
-The guard scans the classes defined at the top level of each loaded module
-(``defined_in``) and binds its stand-ins there for the run, each as a
+The guard scans the classes defined at the top level of each of the target's
+modules (not the standard library's, Twisted's or the harness's:
+``harness.guard.lent_time.KEPT_REAL``; ``harness.guard.escapes._binding_sites``)
+and binds its stand-ins there for the run, each as a
 ``staticmethod`` so that an instance calls it as it called the function
 (``self.later(1, f)``: neither a bound method nor a builtin takes ``self``).
 
@@ -17,8 +19,10 @@ the heap, which the guard does not do.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from types import BuiltinFunctionType, FunctionType, MethodType
 from typing import Any
+
+from harness.guard.lent_time import LentClock
 
 
 def defined_in(value: Any, namespace: dict[str, Any]) -> bool:
@@ -26,11 +30,23 @@ def defined_in(value: Any, namespace: dict[str, Any]) -> bool:
     return issubclass(type(value), type) and vars(value).get("__module__") == namespace.get("__name__")
 
 
-def attributes(cls: type) -> Iterator[tuple[str, Any]]:
-    """(name, value) of each attribute ``cls`` itself holds, a staticmethod's function in place of it."""
-    for key, value in list(vars(cls).items()):
-        if isinstance(key, str):
-            yield key, value.__func__ if isinstance(value, staticmethod) else value
+#: The kinds of value a function bound before the guard was installed has: a reactor's bound method, a builtin
+#: (``time.sleep``, ``time.monotonic``), or a staticmethod of one; and a ``LentClock`` (bound meanwhile).
+_BOUND_TYPES: frozenset[type] = frozenset({MethodType, BuiltinFunctionType, staticmethod, LentClock})
+_OR_FUNCTIONS: frozenset[type] = _BOUND_TYPES | {FunctionType}
+
+
+def candidates(cls: type, functions: bool = False) -> list[tuple[str, Any]]:
+    """(name, value) of each attribute ``cls`` itself holds that may be a function bound under another name (a
+    staticmethod's function in place of it); ``functions``: plain functions too (a guard's stand-in, bound by a
+    class defined while it was installed), else they are skipped at a glance, most attributes being methods
+    (a scan looks at every attribute of every class of the process: about 30,000)."""
+    kinds = _OR_FUNCTIONS if functions else _BOUND_TYPES
+    return [
+        (key, value.__func__ if type(value) is staticmethod else value)
+        for key, value in list(vars(cls).items())
+        if type(value) in kinds and type(key) is str
+    ]
 
 
 def held(cls: type, key: str) -> Any:

@@ -18,8 +18,8 @@ and the rest stay refused; so are the ``time`` module's clocks called from the
 target's code (``harness.guard.lent_time``). A reactor method taken before the guard was
 installed (``callLater = reactor.callLater`` in a module imported first) is
 a bound method the patch on the reactor never reaches: such module globals,
-and such attributes of the classes defined in a module (``class C: later =
-reactor.callLater``; ``harness.guard.class_sites``), are patched for the run
+and such attributes of the classes defined in the target's modules (``class C:
+later = reactor.callLater``; ``harness.guard.class_sites``), are patched for the run
 too, refused or lent as the reactor's own. Everything is
 restored when the run ends, however it ends. Calls from other threads pass
 through untouched, and so does every call while no run is armed: a
@@ -269,35 +269,43 @@ def _binding_sites(reactor: Any = None) -> list[tuple[Any, str, str]]:
     """Every module global bound to a refused process function (``time.sleep``, ``from time import sleep``...),
     and, given the global ``reactor``, to one of its ``REACTOR_METHODS`` taken before the guard was installed
     (``callLater = reactor.callLater`` at import: a bound method, which the patch on the reactor never reaches);
-    in the target's modules (``lent_time.lent_to``), every one bound to a clock a run may lend
-    (``lent_time.LENT_CLOCKS``, ``from time import monotonic``). Each as (owner, name, label): the owner is the
-    module's namespace (a dict), or a class defined in the module for a class attribute bound to one of them
-    (``class C: later = reactor.callLater``; ``harness.guard.class_sites``)."""
+    in the target's modules (``lent_time.lent_to``: not the standard library's, Twisted's, the harness's...),
+    every one bound to a clock a run may lend (``lent_time.LENT_CLOCKS``, ``from time import monotonic``), and
+    every attribute bound to any of them in a class defined at a module's top level (``class C: later =
+    reactor.callLater``; ``harness.guard.class_sites``). Each as (owner, name, label): the owner is the module's
+    namespace (a dict), or the class."""
     global _scanned_modules
     loaded = _loaded()
     if loaded == _scanned_modules:
         return _sites
     by_id = {id(function): label for label, (function, _) in PROCESS_FUNCTIONS.items()}
     by_id.update(_bound_wrappers)
+    by_id_lent = {**lent_time.labels_by_id(), **by_id}  # (in the target's modules: the clocks a run may lend too)
+    time_namespace = vars(time)
 
-    def label_of(value: Any, lent: bool) -> str | None:
-        label = by_id.get(id(value))
+    def label_of(value: Any, table: dict[int, str]) -> str | None:
+        label = table.get(id(value))
         if label is None and type(value) is MethodType and reactor is not None and value.__self__ is reactor:
             name = value.__name__
             label = f"reactor.{name}" if name in REACTOR_METHODS else None
-        if label is None and lent:
-            label = lent_time.label_of(value)
         return label
 
     found: list[tuple[Any, str, str]] = []
-    for namespace, key, value in _module_globals():
-        lent = lent_time.lent_to(namespace.get("__name__")) and namespace is not vars(time)
-        label = label_of(value, lent)
-        if label is not None and isinstance(key, str):
-            found.append((namespace, key, label))
-        elif class_sites.defined_in(value, namespace):
-            for attribute, held in class_sites.attributes(value):
-                label = label_of(held, lent)
+    module: dict[str, Any] | None = None
+    table, name, targets = by_id, None, False
+    for namespace, key, value in _module_globals():  # (a loop over every global of the process: kept tight)
+        if namespace is not module:
+            module, name = namespace, namespace.get("__name__")
+            targets = namespace is not time_namespace and lent_time.lent_to(name)  # the target's code
+            table = by_id_lent if targets else by_id
+        kind = type(value)
+        label = table.get(id(value)) if kind is not MethodType else label_of(value, table)
+        if label is not None:
+            if isinstance(key, str):
+                found.append((namespace, key, label))
+        elif targets and issubclass(kind, type) and vars(value).get("__module__") == name:  # a class defined there
+            for attribute, held in class_sites.candidates(value):
+                label = label_of(held, table)
                 if label is not None:
                     found.append((value, attribute, label))
     _sites[:] = found
@@ -462,7 +470,7 @@ class EscapeGuard:
             if entry is not None and entry[0] is value:
                 namespace[key] = entry[1]
             elif class_sites.defined_in(value, namespace):  # (``class C: now = time.monotonic``, defined meanwhile)
-                for attribute, held in class_sites.attributes(value):
+                for attribute, held in class_sites.candidates(value, functions=True):
                     entry = wrappers.get(id(held))
                     if entry is not None and entry[0] is held and vars(value).get(attribute) is held:
                         with contextlib.suppress(TypeError, AttributeError):

@@ -109,11 +109,10 @@ class LentClock:
 _getframe = sys._getframe
 
 
-def label_of(value: Any) -> str | None:
-    """``"time.<name>"`` when ``value`` is one of the real clocks of ``LENT_CLOCKS``, else None."""
-    return _LABELS.get(id(value))
+def labels_by_id() -> dict[int, str]:
+    """``"time.<name>"`` for each real clock of ``LENT_CLOCKS``, by the clock's id."""
+    return {id(function): f"time.{name}" for name, function in ORIGINALS.items()}
 
 
-_LABELS: dict[int, str] = {id(function): f"time.{name}" for name, function in ORIGINALS.items()}
 #: The labels of the lent clocks (``"time.monotonic"``...), and the name of each in the ``time`` module.
 LABELS: dict[str, str] = {f"time.{name}": name for name in ORIGINALS}
