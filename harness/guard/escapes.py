@@ -63,6 +63,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from types import MethodType, TracebackType
 from typing import Any, NamedTuple
 
@@ -231,6 +232,8 @@ _scanned_modules: tuple[int, object] = (-1, None)
 #: (``arm`` after an import, a nested guard) counts their sites, which hold the original again once the guard
 #: is uninstalled; missing them, the cached scan would leave every later guard of the process unpatched there.
 _bound_wrappers: dict[int, str] = {}
+#: The label of a site bound to a ``functools.partial`` of a refused function or reactor method, before its label.
+_PARTIAL = "partial of "
 
 
 def _module_globals() -> Iterator[tuple[dict[str, Any], str, Any]]:
@@ -273,15 +276,25 @@ def _binding_sites(reactor: Any = None) -> list[tuple[dict[str, Any], str, str]]
     by_id.update(_bound_wrappers)
     found: list[tuple[dict[str, Any], str, str]] = []
     for namespace, key, value in _module_globals():
-        label = by_id.get(id(value))
-        if label is None and type(value) is MethodType and reactor is not None and value.__self__ is reactor:
-            name = value.__name__
-            label = f"reactor.{name}" if name in REACTOR_METHODS else None
+        label = _label_of(value, by_id, reactor)
+        if label is None and type(value) is partial:  # SLEEP = partial(time.sleep, 1), made at import
+            inner = _label_of(value.func, by_id, reactor)
+            label = None if inner is None else _PARTIAL + inner
         if label is not None and isinstance(key, str):
             found.append((namespace, key, label))
     _sites[:] = found
     _scanned_modules = loaded
     return _sites
+
+
+def _label_of(value: Any, by_id: dict[int, str], reactor: Any) -> str | None:
+    """The label of a refused function (by id, in ``by_id``) or of a bound method of the global ``reactor``
+    among ``REACTOR_METHODS`` that ``value`` is; None if it is neither."""
+    label = by_id.get(id(value))
+    if label is None and type(value) is MethodType and reactor is not None and value.__self__ is reactor:
+        name = value.__name__
+        label = f"reactor.{name}" if name in REACTOR_METHODS else None
+    return label
 
 
 #: The clocks of ``RESTORED_CLOCKS`` this platform has, and one C call that reads them all as a tuple.
@@ -438,6 +451,8 @@ class EscapeGuard:
             entry = wrappers.get(id(value))
             if entry is not None and entry[0] is value:
                 namespace[key] = entry[1]
+            elif type(value) is partial and (entry := wrappers.get(id(value.func))) is not None and entry[0] is value.func:
+                namespace[key] = partial(entry[1], *value.args, **value.keywords)  # partial(sleep, 1) made in a run
 
     def arm(self, lend: Any = None) -> None:
         """A run begins: refuse from now on, and remember what ``disarm`` puts back (cwd, signal handlers).
@@ -529,11 +544,32 @@ class EscapeGuard:
 
     def _patch_sites(self) -> None:
         for namespace, key, label in _binding_sites(self._reactor):
-            if label.startswith("reactor."):
-                self._patch_bound_method(namespace, key, label[len("reactor."):])
+            if label.startswith(_PARTIAL):
+                self._patch_partial(namespace, key, label[len(_PARTIAL):])
             else:
-                self._patch_global(namespace, key, label)
+                self._patch_site(namespace, key, label)
         self._modules = len(sys.modules)
+
+    def _patch_site(self, namespace: dict[str, Any], key: str, label: str) -> None:
+        if label.startswith("reactor."):
+            self._patch_bound_method(namespace, key, label[len("reactor."):])
+        else:
+            self._patch_global(namespace, key, label)
+
+    def _patch_partial(self, namespace: dict[str, Any], key: str, label: str) -> None:
+        """Bind ``namespace[key]``, a ``functools.partial`` of the refused function or reactor method ``label``
+        made before the guard was installed (``SLEEP = partial(time.sleep, 1)``, ``LATER = partial(reactor.callLater,
+        0)``), to the same partial of the guard's stand-in until ``uninstall``: the partial holds the original,
+        which no patch reaches (audit 11: a lent target's timers went to the real reactor, a run's sleep passed)."""
+        original = namespace.get(key)
+        if type(original) is not partial:
+            return
+        held = {key: original.func}
+        self._patch_site(held, key, label)
+        if held[key] is original.func:
+            return
+        stand_in = partial(held[key], *original.args, **original.keywords)
+        self._bind(namespace, key, stand_in, original, _PARTIAL + label)
 
     def _patch_bound_method(self, namespace: dict[str, Any], key: str, name: str) -> None:
         """Bind ``namespace[key]``, the global reactor's ``name`` method taken before the guard was installed,
