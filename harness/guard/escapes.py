@@ -641,6 +641,12 @@ class EscapeGuard:
         self._wrappers[id(refused)] = (refused, original)
         if owner is self._reactor:
             self._reactor_patches[name] = refused
+        if label in PROCESS_FUNCTIONS or owner is self._reactor:
+            # A module imported while installed binds this patch (``from time import sleep`` between two runs):
+            # the next arm's scan must count that site, which holds the original again after ``uninstall``
+            # (``_unbind_late_imports``), or every later session with nothing imported leaves it unguarded.
+            _bound_wrappers[id(refused)] = label
+            self._restore.append(lambda: None if _bound_wrappers.pop(id(refused), None) else None)
         if had_own:
             self._restore.append(lambda: setattr(owner, name, original))
         else:

@@ -1,5 +1,10 @@
-"""A ``functools.partial`` of a refused function or reactor method, kept in a module global (audit 11,
-docs/reviews/audit-11.md): ``LATER = partial(reactor.callLater, 0)`` or ``NAP = partial(time.sleep, 1)``
+"""The escape guard's module-global bindings over many sessions of one process (audit 11, docs/reviews/audit-11.md).
+
+A name bound between two runs of a session (``from time import sleep``, ``cl = reactor.callLater`` in a module
+imported then) holds the session's patch; the next arm's scan must count that site, or its cached result leaves
+the name unguarded in every later session with nothing imported (the real ``time.sleep`` passed).
+
+A ``functools.partial`` of a refused function or reactor method, kept in a module global: ``LATER = partial(reactor.callLater, 0)`` or ``NAP = partial(time.sleep, 1)``
 made at import holds the original, which no patch on the reactor or the ``time`` module reaches. A lent
 target's timers went to the real reactor (a run saw a deadlock, and the real reactor kept a timer of the
 run due in the past); a refusing one's sleep passed. The guard binds such a global to the same partial of its
@@ -93,5 +98,29 @@ def test_a_partial_made_in_a_run_of_a_lazily_imported_module_is_put_back(taken: 
         refuse = Target(build=lambda clock: _Calls(lambda c: sys.modules[name].nap(), clock), submit=lambda s, job, p: job())
         with RunSession(), pytest.raises(TargetError, match="the target called time.sleep"):
             run_schedule(refuse, ONE)
+    finally:
+        sys.modules.pop(name, None)
+
+
+@pytest.mark.parametrize("binding", ["from time import sleep as call", "from twisted.internet import reactor\ncall = reactor.callLater"],
+                         ids=["time.sleep", "reactor.callLater"])
+def test_a_name_bound_between_two_runs_stays_guarded_in_later_sessions(binding: str) -> None:
+    name = f"bound_between_runs_{os.getpid()}"
+    label = "time.sleep" if "sleep" in binding else "reactor.callLater"
+    refuse = Target(build=lambda clock: _Calls(lambda c: sys.modules[name].call(0.001, *(() if label == "time.sleep" else (print,))), clock),
+                    submit=lambda s, job, p: job())
+    plain = Target(build=lambda clock: _Calls(lambda c: None, clock), submit=lambda s, job, p: job())
+    try:
+        with RunSession():
+            run_schedule(plain, ONE)
+            module = types.ModuleType(name)
+            exec(binding, vars(module))  # imported between two runs: binds the session's patch
+            sys.modules[name] = module
+            with pytest.raises(TargetError, match=f"the target called {label}"):
+                run_schedule(refuse, ONE)  # (this arm scans again, the patch bound in the module)
+        assert module.call in (time.sleep, reactor.callLater)  # the original, once the session ended
+        for _ in range(2):  # later sessions, nothing imported since: the cached scan must have the site
+            with RunSession(), pytest.raises(TargetError, match=f"the target called {label}"):
+                run_schedule(refuse, ONE)
     finally:
         sys.modules.pop(name, None)
