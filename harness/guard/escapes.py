@@ -287,6 +287,11 @@ def _binding_sites(reactor: Any = None) -> list[tuple[dict[str, Any], str, str]]
     return _sites
 
 
+def _forget_wrapper(wrapper: int) -> None:
+    """The wrapper with this id is no longer bound anywhere (``_bound_wrappers``)."""
+    _bound_wrappers.pop(wrapper, None)
+
+
 def _label_of(value: Any, by_id: dict[int, str], reactor: Any) -> str | None:
     """The label of a refused function (by id, in ``by_id``) or of a bound method of the global ``reactor``
     among ``REACTOR_METHODS`` that ``value`` is; None if it is neither."""
@@ -646,7 +651,7 @@ class EscapeGuard:
             # the next arm's scan must count that site, which holds the original again after ``uninstall``
             # (``_unbind_late_imports``), or every later session with nothing imported leaves it unguarded.
             _bound_wrappers[id(refused)] = label
-            self._restore.append(lambda: None if _bound_wrappers.pop(id(refused), None) else None)
+            self._restore.append(partial(_forget_wrapper, id(refused)))
         if had_own:
             self._restore.append(lambda: setattr(owner, name, original))
         else:
