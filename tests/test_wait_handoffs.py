@@ -5,7 +5,7 @@ must not say they had. Each schedule failed before the fix; the dispatcher that 
 
 from __future__ import annotations
 
-from harness import ClockPolicy, JobSpec, Schedule, Submit, check, run_schedule
+from harness import Cancel, ClockPolicy, JobSpec, Schedule, Submit, check, run_schedule
 from review_campaigns import campaign
 from wait_pools import DeafDispatcher, wait_pool
 
@@ -42,3 +42,11 @@ def test_a_waiter_behind_its_busy_key_had_no_slot() -> None:
     target = wait_pool(per_key=1)
     ops = (Submit(0, 0, JobSpec("succeed", 980), key=0), Submit(0, 1, JobSpec("succeed"), key=0))
     assert _violations(target, *ops) == []
+
+
+def test_a_backoff_cut_short_by_a_cancel_held_the_slot_until_the_answer() -> None:
+    # Job 1 fails at 1 ms and waits to retry, keeping its slot, until its cancel at 201 ms frees it; the pool hands
+    # the slot over in a callLater(0) that a reactor waking every 5 s runs after job 2's timeout, also due at 201 ms.
+    target = wait_pool(retries=2, handoff="later0")
+    ops = (Submit(1, 0, JobSpec("succeed")), Submit(1, 1, JobSpec("raise")), Submit(1, 2, JobSpec("succeed")), Cancel(201, 1))
+    assert _violations(target, *ops, step_ms=5000) == []

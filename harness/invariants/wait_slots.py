@@ -41,13 +41,17 @@ class FreeSlot(NamedTuple):
 def holding(job: JobFacts) -> list[tuple[int, int | None]]:
     """The trace index ranges ``[start, end)`` over which ``job`` held a slot (end None: still held): each
     attempt from its start to its end (for ever, if its canceller raised), and on to the next attempt's start
-    (a retry's backoff keeps the slot; an attempt still running when the next began, a hedge, keeps its own end)."""
+    (a retry's backoff keeps the slot; an attempt still running when the next began, a hedge, keeps its own end);
+    a last attempt that failed, on to the caller's answer (a backoff cut short by a cancel, a pool that answers a
+    failure late: audit 11)."""
     spans: list[tuple[int, int | None]] = []
     attempts = job.attempts
     for n, a in enumerate(attempts):
         end = None if a.canceller_raised else a.end
         if end is not None and n + 1 < len(attempts):
             end = max(end, attempts[n + 1].start)
+        elif end is not None and a.end_kind == EventKind.JOB_FAIL and job.fired is not None:
+            end = max(end, job.fired)
         spans.append((a.start, end))
     return spans
 
