@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from harness import Cancel, ClockPolicy, JobSpec, Schedule, Submit, check, run_schedule
 from review_campaigns import campaign
-from wait_pools import DeafDispatcher, wait_pool
+from wait_pools import DeafDispatcher, LeakBesideHeartbeat, wait_pool
 
 
 def _violations(target, *ops, step_ms: int = 0) -> list[str]:
@@ -27,6 +27,15 @@ def test_a_dispatcher_that_stops_dispatching_is_still_caught_once_a_tick_has_pas
                       target=wait_pool(DeafDispatcher, handoff="loop"))
     assert [f.record.invariant for f in result.findings] == ["time.timeout"]
     assert "a slot had been free since" in result.findings[0].record.message
+
+
+def test_a_slot_leak_beside_a_slow_heartbeat_loop_is_still_caught() -> None:
+    # The heartbeat ticks every 300 ms; job 1 fails at 310 ms and its slot stays free; job 2, queued at
+    # 305 ms, times out at 505 ms, while the heartbeat's next tick (600 ms) is further off than the wait timeout.
+    target = wait_pool(LeakBesideHeartbeat)
+    ops = (Submit(0, 0, JobSpec("hang")), Submit(300, 1, JobSpec("fail", 10)), Submit(305, 2, JobSpec("succeed")))
+    [violation] = _violations(target, *ops)
+    assert violation.startswith("time.timeout: job 2's wait timed out at 505ms, but a slot had been free since 310ms")
 
 
 def test_a_retry_backoff_holding_the_slot_is_a_full_pool() -> None:

@@ -17,7 +17,7 @@ from twisted.internet import defer, task
 
 from harness import Target
 
-N, T_S, PERIOD_S = 2, 0.2, 0.05
+N, T_S, PERIOD_S, HEARTBEAT_S = 2, 0.2, 0.05, 0.3
 
 
 class _Waiter:
@@ -118,6 +118,29 @@ class DeafDispatcher(WaitPool):
     def _dispatch(self) -> None:
         if not self.deaf:
             super()._dispatch()
+
+
+class LeakBesideHeartbeat(WaitPool):
+    """BUG: a failed job's slot is freed but no waiter is started; a ``LoopingCall`` heartbeat every
+    ``HEARTBEAT_S`` (longer than the wait timeout) runs beside, dispatching nothing."""
+
+    def __init__(self, clock: Any, **kwargs: Any) -> None:
+        super().__init__(clock, **kwargs)
+        self.heartbeat = task.LoopingCall(lambda: None)
+        self.heartbeat.clock = clock
+        self.heartbeat.start(HEARTBEAT_S, now=False)
+
+    def _release(self, result: Any, key: Any) -> Any:
+        if hasattr(result, "check"):  # a failure: the slot is freed, nobody started
+            self.running -= 1
+            self.by_key[key] -= 1
+            return result
+        return super()._release(result, key)
+
+    def stop(self) -> None:
+        super().stop()
+        if self.heartbeat.running:
+            self.heartbeat.stop()
 
 
 def wait_pool(cls: type[WaitPool] = WaitPool, **kwargs: Any) -> Target:

@@ -14,7 +14,8 @@ may wait for a token with a slot free) or when one of the target's operations wa
 was free (it may have paused the subject). Nor while a periodic timer of the subject (a ``LoopingCall``, a
 ``callLater`` that sets itself again) was pending from the moment the slot was freed to the timeout without
 firing: a dispatcher that hands free slots to waiters on its ticks may leave one free until its next tick
-(audit 11); once a tick has passed with the slot still free and the waiter still waiting, it is judged.
+(audit 11), if that tick was due within the wait timeout of the free; once a tick has passed with the slot
+still free and the waiter still waiting, it is judged.
 """
 
 from __future__ import annotations
@@ -95,16 +96,19 @@ def free_slot_before(
         return None
     if any(since < call < fired for call in facts.of_kind(EventKind.CALL)):
         return None
-    if _tick_pending(facts, timers, since, fired):
+    if _tick_pending(facts, timers, since, fired, (target.timeout_ms or 0) * 1000):
         return None
     return FreeSlot(since, held)
 
 
-def _tick_pending(facts: Facts, timers: Sequence[TimerRecord], since: int, fired: int) -> bool:
+def _tick_pending(facts: Facts, timers: Sequence[TimerRecord], since: int, fired: int, window_us: int) -> bool:
     """Whether a timer of a periodic function (one whose firing set a timer of the same function again, at
-    some point of the run) was pending at trace index ``since`` and still at ``fired``: a dispatcher's tick
-    not yet come (it may fire in the instant of the timeout, after it)."""
-    waiting = [t for t in timers if t.pending_at(since) and t.pending_at(fired)]
+    some point of the run) was pending at trace index ``since`` and still at ``fired``, due within
+    ``window_us`` (the wait timeout) of ``since``: a dispatcher's tick not yet come (it may fire in the instant
+    of the timeout, after it). A loop whose next tick was further off (a heartbeat every 10 s beside a 200 ms
+    wait) could not have been handing slots to waiters in time, and excuses nothing."""
+    start = facts.time(since)
+    waiting = [t for t in timers if t.pending_at(since) and t.pending_at(fired) and t.due_us - start <= window_us]
     if not waiting:
         return False
     names = {t.id: t.function for t in timers}
