@@ -67,6 +67,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from types import MethodType, TracebackType
 from typing import Any, NamedTuple
 
@@ -235,6 +236,8 @@ _scanned_modules: tuple[int, object] = (-1, None)
 #: (``arm`` after an import, a nested guard) counts their sites, which hold the original again once the guard
 #: is uninstalled; missing them, the cached scan would leave every later guard of the process unpatched there.
 _bound_wrappers: dict[int, str] = {}
+#: The label of a site bound to a ``functools.partial`` of a refused function or reactor method, before its label.
+_PARTIAL = "partial of "
 
 
 def _module_globals() -> Iterator[tuple[dict[str, Any], str, Any]]:
@@ -283,13 +286,6 @@ def _binding_sites(reactor: Any = None) -> list[tuple[Any, str, str]]:
     by_id_lent = {**lent_time.labels_by_id(), **by_id}  # (in the target's modules: the clocks a run may lend too)
     time_namespace = vars(time)
 
-    def label_of(value: Any, table: dict[int, str]) -> str | None:
-        label = table.get(id(value))
-        if label is None and type(value) is MethodType and reactor is not None and value.__self__ is reactor:
-            name = value.__name__
-            label = f"reactor.{name}" if name in REACTOR_METHODS else None
-        return label
-
     found: list[tuple[Any, str, str]] = []
     module: dict[str, Any] | None = None
     table, name, targets = by_id, None, False
@@ -299,18 +295,36 @@ def _binding_sites(reactor: Any = None) -> list[tuple[Any, str, str]]:
             targets = namespace is not time_namespace and lent_time.lent_to(name)  # the target's code
             table = by_id_lent if targets else by_id
         kind = type(value)
-        label = table.get(id(value)) if kind is not MethodType else label_of(value, table)
+        label = table.get(id(value)) if kind is not MethodType else _label_of(value, table, reactor)
+        if label is None and kind is partial:  # SLEEP = partial(time.sleep, 1), made at import
+            inner = _label_of(value.func, table, reactor)
+            label = None if inner is None else _PARTIAL + inner
         if label is not None:
             if isinstance(key, str):
                 found.append((namespace, key, label))
         elif targets and issubclass(kind, type) and vars(value).get("__module__") == name:  # a class defined there
             for attribute, held in class_sites.candidates(value):
-                label = label_of(held, table)
+                label = _label_of(held, table, reactor)
                 if label is not None:
                     found.append((value, attribute, label))
     _sites[:] = found
     _scanned_modules = loaded
     return _sites
+
+
+def _forget_wrapper(wrapper: int) -> None:
+    """The wrapper with this id is no longer bound anywhere (``_bound_wrappers``)."""
+    _bound_wrappers.pop(wrapper, None)
+
+
+def _label_of(value: Any, by_id: dict[int, str], reactor: Any) -> str | None:
+    """The label of a refused function (by id, in ``by_id``) or of a bound method of the global ``reactor``
+    among ``REACTOR_METHODS`` that ``value`` is; None if it is neither."""
+    label = by_id.get(id(value))
+    if label is None and type(value) is MethodType and reactor is not None and value.__self__ is reactor:
+        name = value.__name__
+        label = f"reactor.{name}" if name in REACTOR_METHODS else None
+    return label
 
 
 #: The clocks of ``RESTORED_CLOCKS`` this platform has, and one C call that reads them all as a tuple.
@@ -469,6 +483,8 @@ class EscapeGuard:
             entry = wrappers.get(id(value))
             if entry is not None and entry[0] is value:
                 namespace[key] = entry[1]
+            elif type(value) is partial and (entry := wrappers.get(id(value.func))) is not None and entry[0] is value.func:
+                namespace[key] = partial(entry[1], *value.args, **value.keywords)  # partial(sleep, 1) made in a run
             elif class_sites.defined_in(value, namespace):  # (``class C: now = time.monotonic``, defined meanwhile)
                 for attribute, held in class_sites.candidates(value, functions=True):
                     entry = wrappers.get(id(held))
@@ -569,16 +585,39 @@ class EscapeGuard:
     def _patch_sites(self) -> None:
         lent_clocks = self._lent_clocks
         for owner, key, label in _binding_sites(self._reactor):
-            if label.startswith("reactor."):
-                self._patch_bound_method(owner, key, label[len("reactor."):])
+            if label.startswith(_PARTIAL):
+                self._patch_partial(owner, key, label[len(_PARTIAL):])
             elif label in lent_time.LABELS:
                 if lent_clocks:  # (bound once a run lends the clocks: ``_lend_time``)
                     clock = lent_clocks[label]
                     if _held(owner, key) is clock.original:
                         self._bind(owner, key, clock, clock.original, label)
             else:
-                self._patch_global(owner, key, label)
+                self._patch_site(owner, key, label)
         self._modules = len(sys.modules)
+
+    def _patch_site(self, owner: Any, key: str, label: str) -> None:
+        """Bind ``owner.key`` (a module's global or a class's attribute), bound to the refused function or
+        reactor method ``label``, to the guard's stand-in until ``uninstall``."""
+        if label.startswith("reactor."):
+            self._patch_bound_method(owner, key, label[len("reactor."):])
+        else:
+            self._patch_global(owner, key, label)
+
+    def _patch_partial(self, owner: Any, key: str, label: str) -> None:
+        """Bind ``owner.key``, a ``functools.partial`` of the refused function or reactor method ``label``
+        made before the guard was installed (``SLEEP = partial(time.sleep, 1)``, ``LATER = partial(reactor.callLater,
+        0)``), to the same partial of the guard's stand-in until ``uninstall``: the partial holds the original,
+        which no patch reaches (audit 11: a lent target's timers went to the real reactor, a run's sleep passed)."""
+        original = _held(owner, key)
+        if type(original) is not partial:
+            return
+        held = {key: original.func}
+        self._patch_site(held, key, label)
+        if held[key] is original.func:
+            return
+        stand_in = partial(held[key], *original.args, **original.keywords)
+        self._bind(owner, key, stand_in, original, _PARTIAL + label)
 
     def _lend_time(self) -> None:
         """A run lends its clock for the first time since ``install``: patch the ``time`` module's clocks
@@ -678,6 +717,12 @@ class EscapeGuard:
         self._wrappers[id(refused)] = (refused, original)
         if owner is self._reactor:
             self._reactor_patches[name] = refused
+        if label in PROCESS_FUNCTIONS or owner is self._reactor:
+            # A module imported while installed binds this patch (``from time import sleep`` between two runs):
+            # the next arm's scan must count that site, which holds the original again after ``uninstall``
+            # (``_unbind_late_imports``), or every later session with nothing imported leaves it unguarded.
+            _bound_wrappers[id(refused)] = label
+            self._restore.append(partial(_forget_wrapper, id(refused)))
         if had_own:
             self._restore.append(lambda: setattr(owner, name, original))
         else:

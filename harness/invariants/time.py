@@ -17,7 +17,7 @@ from harness.model.schedule import Jump
 from harness.model.trace import EventKind, counted, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.invariants.on_demand import asking, on_demand_calls
-from harness.invariants.wait_slots import free_slot_before
+from harness.invariants.wait_slots import free_slot_before, holding
 from harness.run.calls import owed_before
 from harness.run.chains import loop_timers, timer_number
 from harness.run.facts import Attempt, Facts, JobFacts, abandoned_at, facts_of, stranded_jobs
@@ -631,7 +631,8 @@ def _legitimate_wait(run: Run, facts: Facts, job: JobFacts) -> tuple[str, list[i
     if target.slot_timers:
         return _slots_at_timeout(run, facts, job, fired)
     most = _most_running(facts, job.submit, fired)
-    if most < full:
+    per_key = target.keyed_limit if target.keys else None
+    if most < full and (per_key is None or _most_running(facts, job.submit, fired, job.key) < per_key):
         return (
             f"job {job.id}'s wait timed out at {at}, but the declared {'limit' if target.capacity is None else 'capacity'} "
             f"of {full} was never full while it waited "
@@ -639,7 +640,7 @@ def _legitimate_wait(run: Run, facts: Facts, job: JobFacts) -> tuple[str, list[i
             "must not be kept waiting",
             [job.submit, fired],
         )
-    free = free_slot_before(target, facts, job, fired)
+    free = free_slot_before(target, facts, job, fired, run.view.timers)
     if free is not None:
         return (
             f"job {job.id}'s wait timed out at {at}, but a slot had been free since "
@@ -689,18 +690,19 @@ def _slots_at_timeout(run: Run, facts: Facts, job: JobFacts, fired: int) -> tupl
     )
 
 
-def _most_running(facts: Facts, first: int, last: int) -> int:
-    """The most job attempts running at once between trace indexes ``first`` and ``last`` (an attempt whose
-    canceller raised never ends: it holds its slot)."""
+def _most_running(facts: Facts, first: int, last: int, key: int | None = None) -> int:
+    """The most jobs holding a slot at once between trace indexes ``first`` and ``last`` (``holding``: an
+    attempt running, an attempt whose canceller raised, which never ends, or a job between two of its attempts,
+    whose retry's backoff may keep its slot); given a ``key``, only the jobs of that key (a waiter whose key was
+    at its ``key_limit`` had no slot to run in either)."""
     changes: list[tuple[int, int]] = []
     for job in facts.jobs.values():
-        for a in job.attempts:
-            if a.start > last:
+        if key is not None and job.key != key:
+            continue
+        for start, end in holding(job):
+            if start > last or (end is not None and end < first):
                 continue
-            end = None if a.canceller_raised else a.end
-            if end is not None and end < first:
-                continue
-            changes.append((max(a.start, first), 1))
+            changes.append((max(start, first), 1))
             if end is not None and end <= last:
                 changes.append((end, -1))
     running = most = 0

@@ -11,16 +11,24 @@ What holds a slot: every job attempt from its start to its end (for ever, if its
 job between two of its attempts (a retry's backoff may keep its slot); with keys and a per-key bound, a
 waiter whose key is at that bound is blocked too. Not judged when the target declares ``rate`` (a start
 may wait for a token with a slot free) or when one of the target's operations was called while the slot
-was free (it may have paused the subject).
+was free (it may have paused the subject). Nor while a periodic timer of the subject (a ``LoopingCall``, a
+``callLater`` that sets itself again) was pending from the moment the slot was freed to the timeout without
+firing: a dispatcher that hands free slots to waiters on its ticks may leave one free until its next tick
+(audit 11), if that tick was due within the wait timeout of the free; once a tick has passed with the slot
+still free and the waiter still waiting, it is judged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from harness.model.target import Target
 from harness.model.trace import EventKind
+from harness.run.calls import opener_of
+from harness.run.chains import timer_number
 from harness.run.facts import Facts, JobFacts
+from harness.run.timers import TimerRecord
 
 
 class FreeSlot(NamedTuple):
@@ -31,23 +39,32 @@ class FreeSlot(NamedTuple):
     held: int
 
 
-def _holding(job: JobFacts) -> list[tuple[int, int | None]]:
-    """The trace index ranges ``[start, end)`` over which ``job`` held a slot (end None: still held)."""
+def holding(job: JobFacts) -> list[tuple[int, int | None]]:
+    """The trace index ranges ``[start, end)`` over which ``job`` held a slot (end None: still held): each
+    attempt from its start to its end (for ever, if its canceller raised), and on to the next attempt's start
+    (a retry's backoff keeps the slot; an attempt still running when the next began, a hedge, keeps its own end);
+    a last attempt that failed, on to the caller's answer (a backoff cut short by a cancel, a pool that answers a
+    failure late: audit 11)."""
     spans: list[tuple[int, int | None]] = []
     attempts = job.attempts
     for n, a in enumerate(attempts):
-        if n + 1 < len(attempts):
-            spans.append((a.start, attempts[n + 1].start))  # a retry's backoff keeps the slot
-        else:
-            spans.append((a.start, None if a.canceller_raised else a.end))
+        end = None if a.canceller_raised else a.end
+        if end is not None and n + 1 < len(attempts):
+            end = max(end, attempts[n + 1].start)
+        elif end is not None and a.end_kind == EventKind.JOB_FAIL and job.fired is not None:
+            end = max(end, job.fired)
+        spans.append((a.start, end))
     return spans
 
 
-def free_slot_before(target: Target, facts: Facts, waiter: JobFacts, fired: int) -> FreeSlot | None:
+def free_slot_before(
+    target: Target, facts: Facts, waiter: JobFacts, fired: int, timers: Sequence[TimerRecord] = ()
+) -> FreeSlot | None:
     """When the slots ``waiter`` waited for were last freed before its timeout error (trace index
     ``fired``), if they then stayed free beyond the clock's lateness; None if they were full (or its key
     at its bound) when the timeout fired, were freed within the lateness of it, were never full during
-    the wait (``time.timeout``'s other rule judges that), or the rule does not apply (see the module)."""
+    the wait (``time.timeout``'s other rule judges that), or the rule does not apply (see the module).
+    ``timers``: the subject's timers (``RunView.timers``), for the periodic timer that excuses the slot."""
     submit = waiter.submit
     if submit is None or target.rate is not None:
         return None
@@ -57,7 +74,7 @@ def free_slot_before(target: Target, facts: Facts, waiter: JobFacts, fired: int)
         if job.id == waiter.id or job.periodic:
             continue
         same = job.key == waiter.key
-        for start, end in _holding(job):
+        for start, end in holding(job):
             if start >= fired or (end is not None and end <= submit):
                 continue
             changes.append((max(start, submit), 1, same))
@@ -79,4 +96,27 @@ def free_slot_before(target: Target, facts: Facts, waiter: JobFacts, fired: int)
         return None
     if any(since < call < fired for call in facts.of_kind(EventKind.CALL)):
         return None
+    if _tick_pending(facts, timers, since, fired, (target.timeout_ms or 0) * 1000):
+        return None
     return FreeSlot(since, held)
+
+
+def _tick_pending(facts: Facts, timers: Sequence[TimerRecord], since: int, fired: int, window_us: int) -> bool:
+    """Whether a timer of a periodic function (one whose firing set a timer of the same function again, at
+    some point of the run) was pending at trace index ``since`` and still at ``fired``, due within
+    ``window_us`` (the wait timeout) of ``since``: a dispatcher's tick not yet come (it may fire in the instant
+    of the timeout, after it). A loop whose next tick was further off (a heartbeat every 10 s beside a 200 ms
+    wait) could not have been handing slots to waiters in time, and excuses nothing."""
+    start = facts.time(since)
+    waiting = [t for t in timers if t.pending_at(since) and t.pending_at(fired) and t.due_us - start <= window_us]
+    if not waiting:
+        return False
+    names = {t.id: t.function for t in timers}
+    periodic: set[str] = set()
+    for timer in timers:
+        opener = opener_of(facts, timer.set_index)
+        if opener is not None and facts.events[opener][1] == EventKind.TIMER_FIRE:
+            number = timer_number(facts.events[opener][4])
+            if number is not None and names.get(number) == timer.function:
+                periodic.add(timer.function)
+    return any(t.function in periodic for t in waiting)
