@@ -38,21 +38,32 @@ INITIAL_MS, FACTOR, CAP_MS = 100, 2, 800
 
 
 class ReconnectGate:
-    """The service on the harness's clock; its connect runs the harness's work."""
+    """The service on the harness's clock; its connect runs the harness's work. A connection is
+    dropped at once, right after the service has taken it (so the service reconnects); with
+    ``hop=True`` the drop comes from a ``callLater(0)`` instead (finding 2)."""
 
     def __init__(self, clock: IReactorTime, work: Callable[[], Any],
-                 cls: type[reconnect.ReconnectingService] = reconnect.ReconnectingService) -> None:
+                 cls: type[reconnect.ReconnectingService] = reconnect.ReconnectingService, hop: bool = False) -> None:
         self.clock = clock
         self.work = work
+        self.hop = hop
         self.service = cls(clock, self._connect, initial=INITIAL_MS / 1000, factor=FACTOR, cap=CAP_MS / 1000)
         self.waiters: list[Deferred[object]] = []
 
     def _connect(self, on_lost: Callable[[], None]) -> Deferred[object]:
-        def connected(result: object) -> object:
-            self.clock.callLater(0, on_lost)  # the connection drops at once: the service reconnects
-            return result
+        attempt: Deferred[object] = Deferred(lambda _: work.cancel())
 
-        return maybeDeferred(self.work).addCallback(connected)
+        def settle(result: object) -> None:
+            attempt.callback(result)  # a Failure errbacks; the service's own callbacks run here
+            if not isinstance(result, Failure):
+                if self.hop:
+                    self.clock.callLater(0, on_lost)
+                else:
+                    on_lost()  # the peer drops the connection the service has just taken
+
+        work = maybeDeferred(self.work)
+        work.addBoth(settle)
+        return attempt
 
     def start(self) -> None:
         self.service.start()
@@ -77,12 +88,15 @@ WAIT = Operation(lambda s, ms: s.wait(ms), args=(st.integers(0, 60).map(lambda n
                  raises=(reconnect.ConnectTimeout, reconnect.ServiceStopped))
 
 
-def _reconnect(cls: type[reconnect.ReconnectingService], description: str) -> Target:
+def _reconnect(cls: type[reconnect.ReconnectingService], description: str, hop: bool = False) -> Target:
     return Target(
-        build=lambda clock, work: ReconnectGate(clock, work, cls),
+        build=lambda clock, work: ReconnectGate(clock, work, cls, hop),
         kind="periodic",
         backoff_ms=reconnect_backoff,
         operations={"wait": WAIT},
+        # no real endpoint connects inside connect(): the glue's drop would come before the
+        # service has taken the connection (faults.md: leave out immediate and value)
+        menu=None if hop else {"job_kinds": ("succeed", "fail", "raise", "hang")},
         description=description,
     )
 
@@ -93,6 +107,12 @@ reconnect_waiter_deadline = _reconnect(reconnect.WaiterDeadlineNotCleared,
                                        "round 8 twin: a connection leaves the waiters' deadlines armed")
 reconnect_backoff_not_reset = _reconnect(reconnect.BackoffNotReset,
                                          "round 8 twin: a connection does not reset the backoff")
+#: Finding 2: the same service, the drop notified from a callLater(0), so that a connect that
+#: succeeds inside connect() (immediate, value: in the menu again) is dropped after the service took
+#: it: two timers between a success and the next call, each as late as the clock may be;
+#: time.loop_died allows one lateness.
+reconnect_hop = _reconnect(reconnect.ReconnectingService, "round 8: the reconnecting service, the loss from a callLater(0)",
+                           hop=True)
 
 # ---------------------------------------------------------------------------------------------
 # drain: submit through run(job); drain(deadline) an operation
@@ -395,3 +415,33 @@ stealing_only_from_busy_queues = _stealing(stealing.StealsOnlyFromBusyQueues,
                                            "round 8 twin: steals only from queues of two or more")
 stealing_cancel_leaves_queued = _stealing(stealing.CancelLeavesQueued,
                                           "round 8 twin: a cancelled queued job stays queued")
+
+# ---------------------------------------------------------------------------------------------
+# Specimens for the findings
+# ---------------------------------------------------------------------------------------------
+
+
+class DrainForgetsIdle(drain.DrainCoordinator):
+    """drain() on an idle coordinator sets no deadline and never finishes: its Deferred (and so the
+    target's stop(), which is drain(0)) never fires."""
+
+    def drain(self, deadline: float) -> Deferred[drain.DrainSummary]:
+        if not self.draining:
+            self.draining = True
+            if self._inflight:
+                self._timer = self.clock.callLater(deadline, self._expire)
+        d: Deferred[drain.DrainSummary] = Deferred()
+        self._done.addCallback(self._notify, d)
+        return d
+
+
+#: Finding 3: the stop() Deferred never fires, with nothing in flight and nothing scheduled; only
+#: the built-in invariants (my every_drain_fires_once catches it).
+drain_stop_never_fires = Target(
+    build=lambda clock: DrainGate(clock, DrainForgetsIdle),
+    rejects=(drain.Draining,),
+    rejects_only_while=refused_only_after_drain,
+    operations={"drain": DRAIN},
+    stop=lambda gate: gate.drain(0),
+    description="round 8 specimen: a graceful stop whose Deferred never fires",
+)
