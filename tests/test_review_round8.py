@@ -127,6 +127,22 @@ def test_f1_unsubscribe_operation_cancelling_the_delivery_is_no_early_timeout():
     assert _violations("fanout_unsubscribe_op", *UNSUBSCRIBE) == []
 
 
+EVICT = (Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=5)),
+         *(Submit(at_ms=0, job=n, spec=JobSpec(kind="succeed", after_ms=0)) for n in (1, 2, 3)))
+
+
+def test_f1_evicting_subscriber_is_clean_without_its_timeout():
+    """The only workaround for the eviction face: leave the delivery timeout undeclared."""
+    assert _violations("fanout_evict_untimed", *EVICT) == []
+
+
+@pytest.mark.xfail(strict=True, reason="finding 1: nothing declares that the subject's own policy cancels running work")
+def test_f1_evicting_the_slow_subscriber_is_no_early_timeout():
+    """Job 3's publish overflows the buffer (jobs 1, 2 waiting): the subscriber is evicted, its
+    delivery of job 0 cancelled and every caller answered with the declared reject Unsubscribed."""
+    assert _violations("fanout_evict", *EVICT) == []
+
+
 # -- finding 2: a backoff loop's wait of two chained timers, each late (false alarm) --
 
 HOP = (Start(at_ms=0, job=0, spec=JobSpec(kind="immediate")), Stop(at_ms=1250))

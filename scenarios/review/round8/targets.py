@@ -228,11 +228,13 @@ class _Message:
     def __init__(self, job: Callable[[], Any], caller: Deferred[Any]) -> None:
         self.job = job
         self.caller = caller
+        self.sub: Optional[fanout.Subscription] = None  # the subscriber it was published to
 
 
 class FanoutGate:
-    def __init__(self, clock: IReactorTime, cls: type[fanout.Broker] = fanout.Broker) -> None:
-        self.broker = cls(clock, buffer_size=BUFFER, delivery_timeout=DELIVERY_MS / 1000, policy="drop_oldest")
+    def __init__(self, clock: IReactorTime, cls: type[fanout.Broker] = fanout.Broker,
+                 policy: str = "drop_oldest") -> None:
+        self.broker = cls(clock, buffer_size=BUFFER, delivery_timeout=DELIVERY_MS / 1000, policy=policy)
         self.sub = self._subscribe()
 
     def _subscribe(self) -> fanout.Subscription:
@@ -259,19 +261,29 @@ class FanoutGate:
         return maybeDeferred(msg.job).addBoth(settle)
 
     def _closed(self, reason: str, sub: fanout.Subscription) -> None:
-        pass  # the buffered messages were answered by unsubscribe() below
+        pass  # the buffered messages were answered by unsubscribe() below, or by submit() on eviction
 
     def submit(self, job: Callable[[], Any]) -> Deferred[Any]:
         sub = self.sub
-        msg: _Message = _Message(job, Deferred(lambda d: self._cancel(sub, msg)))
+        msg: _Message = _Message(job, Deferred(lambda d: self._cancel(msg)))
+        msg.sub = sub
         dropped_before = len(sub.dropped)
+        waiting = list(sub.buffer)
         self.broker.publish(msg)
+        if not sub.active:  # evicted: its waiting messages are gone; a fresh subscriber takes this one
+            for old in waiting:
+                if not old.caller.called:
+                    old.caller.errback(Unsubscribed())
+            self.sub = msg.sub = self._subscribe()
+            self.broker.publish(msg)
         for old in sub.dropped[dropped_before:]:
             if not old.caller.called:
                 old.caller.errback(Dropped())
         return msg.caller
 
-    def _cancel(self, sub: fanout.Subscription, msg: _Message) -> None:
+    def _cancel(self, msg: _Message) -> None:
+        sub = msg.sub
+        assert sub is not None
         if msg in sub.buffer:
             sub.buffer.remove(msg)
         elif sub.delivering is not None:
@@ -444,4 +456,48 @@ drain_stop_never_fires = Target(
     operations={"drain": DRAIN},
     stop=lambda gate: gate.drain(0),
     description="round 8 specimen: a graceful stop whose Deferred never fires",
+)
+
+
+def evicted_only_when_full(view: RunView, job: JobRecord, t_us: int) -> bool:
+    """Unsubscribed (evict policy): legitimate when, as the job was refused, BUFFER jobs submitted
+    before the one that overflowed waited: the subscriber's buffer was full."""
+    got = job.received
+    assert got is not None
+    submitted = _submit_indices(view)
+    started = {e.job: i for i, e in reversed(list(view.of_kind(EventKind.JOB_START)))}
+    overflow = max((i for i in submitted.values() if i < got.index), default=-1)
+    waiting = [j for j in view.jobs.values()
+               if submitted[j.id] < overflow and started.get(j.id, got.index + 1) > overflow
+               and (j.received is None or j.received.index > overflow)]
+    return len(waiting) >= BUFFER
+
+
+#: Finding 7: the evict policy: an overflowing publish evicts the slow subscriber, which cancels
+#: the delivery in progress; time.timeout calls it an early timeout, and no declaration (not even
+#: making it the stop) covers a cancel the subject decides on inside a submit.
+fanout_evict = Target(
+    build=lambda clock: FanoutGate(clock, fanout.Broker, policy="evict"),
+    limit=1,
+    order="fifo",
+    timeout_ms=DELIVERY_MS,
+    timeout_error=DeliveryTimeout,
+    rejects=(Unsubscribed,),
+    rejects_only_while=evicted_only_when_full,
+    invariants=(buffer_bounded,),
+    stop=lambda gate: gate.unsubscribe(),
+    description="round 8: pub/sub subscriber evicted when its buffer overflows",
+)
+
+#: The only workaround for finding 1's eviction face: drop the delivery-timeout promise.
+fanout_evict_untimed = Target(
+    build=lambda clock: FanoutGate(clock, fanout.Broker, policy="evict"),
+    limit=1,
+    order="fifo",
+    rejects=(Unsubscribed, DeliveryTimeout),
+    rejects_only_while=lambda view, job, t_us: job.received is not None and (
+        job.received.error == "DeliveryTimeout" or evicted_only_when_full(view, job, t_us)),
+    invariants=(buffer_bounded,),
+    stop=lambda gate: gate.unsubscribe(),
+    description="round 8: the evicting subscriber without its timeout declared",
 )
