@@ -179,6 +179,27 @@ def test_f3_my_own_invariant_catches_it():
     assert [v.invariant for v in check(run)] == ["user.every_drain_fires_once"]
 
 
+# -- finding 4: an operation's Deferred that never fires (missed bug) --
+
+STRANDED = (Start(at_ms=0, job=0, spec=JobSpec(kind="hang")), Call(at_ms=0, operation="wait", args=(500,)),
+            Stop(at_ms=100))
+
+
+def test_f4_my_own_invariant_catches_the_stranded_waiter():
+    from dataclasses import replace
+    from scenarios.review.round8.targets import every_wait_answered
+    target = replace(load_target(f"{PACKAGE}:reconnect_stop_strands_waiters"), invariants=(every_wait_answered,))
+    run = run_schedule(target, Schedule(ops=STRANDED))
+    assert [v.invariant for v in check(run)] == ["user.every_wait_answered"]
+
+
+@pytest.mark.xfail(strict=True, reason="finding 4: an operation's Deferred that never fires is judged by nothing")
+def test_f4_waiter_never_answered_is_caught():
+    """stop() at 100 ms drops the whenConnected waiter (and its 500 ms deadline): its Deferred never
+    fires; the run drains with nothing scheduled."""
+    assert _violations("reconnect_stop_strands_waiters", *STRANDED) != []
+
+
 # -- the long campaigns (figures in the review page) --
 
 @pytest.mark.slow

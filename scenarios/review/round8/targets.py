@@ -84,6 +84,21 @@ def reconnect_backoff(retry: int) -> tuple[float, float]:
     return (delay, delay)
 
 
+def every_wait_answered(run: Run) -> object:
+    """Every whenConnected waiter has been answered by the end of the run: with the connection,
+    ConnectTimeout at its deadline, or ServiceStopped at the stop. The glue keeps the Deferreds:
+    the trace records a waiter's failure (call.refused), not its success (finding 4)."""
+    gate = run.subject
+    if not gate.waiters:
+        return NOT_JUDGED
+    calls = [c for c in run.view.calls if c.operation == "wait"]
+    for call, d in zip(calls, gate.waiters):
+        if not d.called:
+            raise InvariantFailed(f"wait({call.args[0]}) called at {format_ms(call.t_us)} was never answered",
+                                  events=(call.index,))
+    return None
+
+
 WAIT = Operation(lambda s, ms: s.wait(ms), args=(st.integers(0, 60).map(lambda n: n * 10),),
                  raises=(reconnect.ConnectTimeout, reconnect.ServiceStopped))
 
@@ -94,6 +109,7 @@ def _reconnect(cls: type[reconnect.ReconnectingService], description: str, hop: 
         kind="periodic",
         backoff_ms=reconnect_backoff,
         operations={"wait": WAIT},
+        invariants=(every_wait_answered,),
         # no real endpoint connects inside connect(): the glue's drop would come before the
         # service has taken the connection (faults.md: leave out immediate and value)
         menu=None if hop else {"job_kinds": ("succeed", "fail", "raise", "hang")},
@@ -473,9 +489,9 @@ def evicted_only_when_full(view: RunView, job: JobRecord, t_us: int) -> bool:
     return len(waiting) >= BUFFER
 
 
-#: Finding 7: the evict policy: an overflowing publish evicts the slow subscriber, which cancels
-#: the delivery in progress; time.timeout calls it an early timeout, and no declaration (not even
-#: making it the stop) covers a cancel the subject decides on inside a submit.
+#: Finding 1, its second face: the evict policy. An overflowing publish evicts the slow subscriber,
+#: which cancels the delivery in progress; time.timeout calls it an early timeout, and no
+#: declaration (not even making it the stop) covers a cancel the subject decides on in a submit.
 fanout_evict = Target(
     build=lambda clock: FanoutGate(clock, fanout.Broker, policy="evict"),
     limit=1,
@@ -500,4 +516,27 @@ fanout_evict_untimed = Target(
     invariants=(buffer_bounded,),
     stop=lambda gate: gate.unsubscribe(),
     description="round 8: the evicting subscriber without its timeout declared",
+)
+
+
+class StopStrandsWaiters(reconnect.ReconnectingService):
+    """stop() forgets the waiters (and cancels their deadlines with them): they are never answered."""
+
+    def stop(self) -> None:
+        for w in self._waiters:
+            if w.timer is not None and w.timer.active():
+                w.timer.cancel()
+        self._waiters = []
+        super().stop()
+
+
+#: Finding 4: an operation's Deferred that never fires is judged by nothing built in (and its
+#: success is not in the trace); every_wait_answered, left out here, catches it.
+reconnect_stop_strands_waiters = Target(
+    build=lambda clock, work: ReconnectGate(clock, work, StopStrandsWaiters),
+    kind="periodic",
+    backoff_ms=reconnect_backoff,
+    operations={"wait": WAIT},
+    menu={"job_kinds": ("succeed", "fail", "raise", "hang")},
+    description="round 8 specimen: stop() leaves the whenConnected waiters unanswered",
 )
