@@ -19,7 +19,7 @@ stealing_*: the work-stealing pool, two lanes, 300 ms per job.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from hypothesis import strategies as st
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
@@ -330,8 +330,9 @@ def drop_only_when_full(view: RunView, job: JobRecord, t_us: int) -> bool:
     return len(later) >= BUFFER
 
 
-def buffer_bounded(run: Run) -> object:
-    """At the end of each instant at most BUFFER messages wait (submitted, not started, not answered)."""
+def waiting_at_instant_ends(run: Run) -> Iterator[tuple[int, dict[int, int]]]:
+    """At the last event of each instant: its time and the jobs waiting then (submitted, not
+    started, not answered), each with the trace index of its submission."""
     waiting: dict[int, int] = {}
     events = run.trace.events
     for index, event in enumerate(events):
@@ -339,9 +340,15 @@ def buffer_bounded(run: Run) -> object:
             waiting[event.job] = index
         elif event.kind in (EventKind.JOB_START, EventKind.RESULT, EventKind.FAILURE):
             waiting.pop(event.job, None)
-        last_of_instant = index + 1 == len(events) or events[index + 1].t_us != event.t_us
-        if last_of_instant and len(waiting) > BUFFER:
-            raise InvariantFailed(f"{len(waiting)} messages waited at {format_ms(event.t_us)} (jobs "
+        if index + 1 == len(events) or events[index + 1].t_us != event.t_us:
+            yield event.t_us, waiting
+
+
+def buffer_bounded(run: Run) -> object:
+    """At the end of each instant at most BUFFER messages wait (submitted, not started, not answered)."""
+    for t_us, waiting in waiting_at_instant_ends(run):
+        if len(waiting) > BUFFER:
+            raise InvariantFailed(f"{len(waiting)} messages waited at {format_ms(t_us)} (jobs "
                                   f"{', '.join(map(str, sorted(waiting)))}) but the buffer holds {BUFFER}",
                                   events=tuple(sorted(waiting.values())))
     return None
@@ -407,19 +414,12 @@ LANES, JOB_MS = 2, 300
 def no_idle_lane_while_queued(run: Run) -> object:
     """At the end of each instant, a job waits (submitted, not started, not answered) only while
     every lane runs a job."""
-    events = run.trace.events
-    waiting: dict[int, int] = {}
-    for index, event in enumerate(events):
-        if event.kind == EventKind.SUBMIT:
-            waiting[event.job] = index
-        elif event.kind in (EventKind.JOB_START, EventKind.RESULT, EventKind.FAILURE):
-            waiting.pop(event.job, None)
-        last_of_instant = index + 1 == len(events) or events[index + 1].t_us != event.t_us
-        if last_of_instant and waiting:
-            running = run.view.running_at(event.t_us)
-            busy = [a for a in running if a.end_us is None or a.end_us > event.t_us or a.canceller_raised]
+    for t_us, waiting in waiting_at_instant_ends(run):
+        if waiting:
+            running = run.view.running_at(t_us)
+            busy = [a for a in running if a.end_us is None or a.end_us > t_us or a.canceller_raised]
             if len(busy) < LANES:
-                raise InvariantFailed(f"at {format_ms(event.t_us)} job {min(waiting)} waited while only "
+                raise InvariantFailed(f"at {format_ms(t_us)} job {min(waiting)} waited while only "
                                       f"{len(busy)} of {LANES} lanes ran a job", events=(waiting[min(waiting)],))
     return None
 
