@@ -8,6 +8,7 @@ review page; a slice is under slow."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -198,6 +199,25 @@ def test_f4_waiter_never_answered_is_caught():
     """stop() at 100 ms drops the whenConnected waiter (and its 500 ms deadline): its Deferred never
     fires; the run drains with nothing scheduled."""
     assert _violations("reconnect_stop_strands_waiters", *STRANDED) != []
+
+
+# -- finding 8: a minimal schedule keeps a stop it does not need (shrinking) --
+
+OVERFLOW = (Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=5)),
+            *(Submit(at_ms=0, job=n, spec=JobSpec(kind="succeed", after_ms=0)) for n in (1, 2, 3)))
+
+
+def test_f8_the_overflow_fails_without_the_stop():
+    assert _violations("fanout_buffer_one_too_many", *OVERFLOW) == ["user.buffer_bounded"]
+    assert _violations("fanout_buffer_one_too_many", *OVERFLOW, Stop(at_ms=1)) == ["user.buffer_bounded"]
+
+
+@pytest.mark.xfail(strict=True, reason="finding 8: the shrinker keeps a stop the violation does not need")
+def test_f8_minimal_schedule_has_no_needless_stop(tmp_path):
+    result = campaign(f"{PACKAGE}:fanout_buffer_one_too_many", seed=1, examples=3000, tmp_path=tmp_path)
+    [finding] = result.findings
+    ops = json.loads(Path(finding.path).read_text())["schedule"]["ops"]
+    assert len(ops) <= len(OVERFLOW), [op["op"] for op in ops]
 
 
 # -- the long campaigns (figures in the review page) --
