@@ -1,4 +1,4 @@
-"""Targets for the round-8 components, written from README.md and docs/ alone, as a user would.
+"""Targets for the round-8 components, written from the user documentation alone, as a user would.
 
 reconnect_*: the reconnecting service as a backoff loop (``kind="periodic"``): each call of the
 harness's work is one connection attempt; a success is a connection, which the glue drops at once
