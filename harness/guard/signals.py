@@ -14,7 +14,9 @@ or a target that catches ``Expired``) never reaches the next poll, and a CI
 system sends one signal, not two. So a stop not honoured within
 ``STOP_GRACE_S`` seconds is made the second signal by the process itself
 (``pthread_kill`` of the main thread with the same signal, which interrupts
-a blocking call too), with a note on stderr; ``finish()`` says the campaign
+a blocking call too), with a note on stderr that says what the campaign was
+waiting on when that is known (``explaining``: a parallel campaign's workers
+still starting, review 8 finding 7), else "a run that hangs?"; ``finish()`` says the campaign
 is over and its reports are being written, which nothing interrupts then.
 While the summary is written (``held()``), a second signal waits for it (it
 is small: milliseconds, plus tallying coverage with ``--coverage`` or
@@ -94,6 +96,8 @@ class StopSignals:
         #: Inside ``held()``, and whether a second signal came meanwhile.
         self._holding = False
         self._held = False
+        #: What the campaign is waiting on, for the note of a stop not honoured in time (``explaining``).
+        self.explain: Callable[[], str | None] | None = None
 
     def requested(self) -> bool:
         """Whether a stop was asked for (cheap: called once per run)."""
@@ -152,7 +156,7 @@ class StopSignals:
             return
         print(
             f"harness: note: the campaign did not stop within {self.grace:g}s of {signal.Signals(signum).name} "
-            "(a run that hangs?); stopping at once, keeping what was found",
+            f"({self._waiting_on()}); stopping at once, keeping what was found",
             file=sys.stderr,
             flush=True,
         )
@@ -160,3 +164,26 @@ class StopSignals:
             signal.pthread_kill(main, signum)
         except (OSError, ValueError):
             pass
+
+    def _waiting_on(self) -> str:
+        """Why the stop is slow, as far as is known: what ``explain`` says, else a run that hangs."""
+        try:
+            known = self.explain() if self.explain is not None else None
+        except Exception:  # a note is no reason to fail the stop
+            known = None
+        return known or "a run that hangs?"
+
+
+@contextlib.contextmanager
+def explaining(waiting_on: Callable[[], str | None]) -> Iterator[None]:
+    """While active, a stop not honoured in time is explained by ``waiting_on()`` (called in another thread; None:
+    the default, a run that hangs) in the note of the innermost ``StopSignals`` in force. Outside one: nothing."""
+    stop = _active[-1] if _active else None
+    if stop is None:
+        yield
+        return
+    previous, stop.explain = stop.explain, waiting_on
+    try:
+        yield
+    finally:
+        stop.explain = previous
