@@ -23,6 +23,18 @@ is small: milliseconds, plus tallying coverage with ``--coverage`` or
 ``--html``) and aborts right after, so an impatient
 second Ctrl-C never loses the summary; only the large HTML report after it
 is left unwritten.
+
+Start-up: before a campaign's ``StopSignals`` is in force, the ``harness``
+command imports the harness (Twisted, Hypothesis: seconds on a loaded
+machine), forks its supervised child and loads the target. A signal then
+printed a 25-line ``KeyboardInterrupt`` traceback from an import (a SIGTERM:
+nothing) and wrote no summary (review 8, finding 6). So the console entry
+point (``harness_console``, stdlib only) records SIGINT and SIGTERM first
+thing, and ``record_startup`` keeps recording them (a second one raises
+``KeyboardInterrupt``: stop at once) until the campaign's ``StopSignals``
+takes the first over as its own stop request: the campaign then runs no
+example and writes its summary as after any stop. Other commands end the
+recording (``end_startup``) before they run.
 """
 
 from __future__ import annotations
@@ -32,7 +44,7 @@ import importlib
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -59,6 +71,45 @@ _set_handler = set_handler
 
 #: The ``StopSignals`` in force, innermost last.
 _active: list[StopSignals] = []
+
+#: The stop signals received during start-up (``record_startup``), first first; None while not recording.
+_startup: list[int] | None = None
+
+
+def _record_startup(signum: int, frame: FrameType | None) -> None:
+    """The start-up handler of SIGINT and SIGTERM: the first is recorded, a second stops at once."""
+    if _startup is None or _startup:
+        raise KeyboardInterrupt
+    _startup.append(signum)
+
+
+def record_startup(received: Sequence[int] = ()) -> None:
+    """Record SIGINT and SIGTERM from now until a ``StopSignals`` takes them over (``end_startup`` ends it), as
+    the ``harness`` command's start-up does; ``received`` are the signals the entry point recorded before
+    (read after this handler is set, so none is lost in between). In the main thread only."""
+    global _startup
+    if threading.current_thread() is not threading.main_thread():
+        return
+    _startup = []
+    for signum in SIGNALS:
+        _set_handler(signum, _record_startup)
+    _startup[:0] = list(received)[:1]
+
+
+def recording_startup() -> bool:
+    """Whether start-up signals are being recorded (a forked child keeps recording them)."""
+    return _startup is not None
+
+
+def end_startup() -> str | None:
+    """Stop recording start-up signals, put the default handlers back, and return the first one received, by
+    name (None if none came)."""
+    global _startup
+    received, _startup = _startup, None
+    if threading.current_thread() is threading.main_thread():
+        for signum in SIGNALS:
+            _set_handler(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+    return signal.Signals(received[0]).name if received else None
 
 
 def handled() -> frozenset[int]:
@@ -121,10 +172,13 @@ class StopSignals:
             raise KeyboardInterrupt
 
     def __enter__(self) -> StopSignals:
+        early = end_startup() if recording_startup() else None
         if threading.current_thread() is threading.main_thread():
             for signum in SIGNALS:
                 self._previous[signum] = _set_handler(signum, self._handle)
         _active.append(self)
+        if early is not None:  # a stop during start-up: this campaign's stop request
+            self._handle(int(signal.Signals[early]), None)
         return self
 
     def __exit__(

@@ -48,7 +48,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from harness.guard.signals import set_handler
+from harness.guard.signals import SIGNALS, recording_startup, set_handler
 
 #: Signals the parent forwards to the child.
 FORWARDED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name))
@@ -247,7 +247,10 @@ def _detach(parent: int) -> None:
         told = libc.prctl(1, int(signal.SIGTERM)) == 0  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    recording = recording_startup()  # the command's start-up: SIGINT and SIGTERM stay recorded (harness.guard.signals)
     for signum in FORWARDED:
+        if recording and signum in SIGNALS:
+            continue
         _set_handler(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
     threading.Thread(target=_watch_parent, args=(parent, not told), name="harness-parent-watch", daemon=True).start()
 

@@ -279,6 +279,8 @@ class _Parallel:
         result = self.result
         try:
             self._replay_regressions(stop_requested)
+            if self.stop_reason is None and stop_requested():  # before any worker started (a stop during start-up)
+                self.stop_reason = StopReason.INTERRUPT
             if self.stop_reason is None and not enough(self.config, result):
                 with explaining(self._starting):
                     self._start()
