@@ -93,7 +93,7 @@ def _assert_stopped_before_any_example(tmp_path: Path, code: int, out: str, err:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
 def test_a_stop_while_the_harness_is_imported_writes_the_summary(signum, tmp_path) -> None:
-    process, marker = _start(tmp_path, _fuzz(tmp_path), SLOW_IMPORT_S="2")
+    process, marker = _start(tmp_path, _fuzz(tmp_path), SLOW_IMPORT_S="1")
     _assert_stopped_before_any_example(tmp_path, *_signal_when(process, marker, signum))
 
 
@@ -106,7 +106,7 @@ def test_a_stop_while_the_target_is_loaded_writes_the_summary(tmp_path) -> None:
 
 
 def test_another_command_stopped_while_the_harness_is_imported_says_one_line(tmp_path) -> None:
-    process, marker = _start(tmp_path, ["list"], SLOW_IMPORT_S="2")
+    process, marker = _start(tmp_path, ["list"], SLOW_IMPORT_S="1")
     code, out, err = _signal_when(process, marker, signal.SIGINT)
     assert (code, out, err) == (130, "", "harness: interrupted\n")
 
