@@ -119,3 +119,18 @@ def test_a_second_signal_while_the_harness_is_imported_stops_at_once_with_one_li
     code, out, err = _signal_when(process, marker, signal.SIGINT)
     assert (code, err) == (128 + signal.SIGTERM, "harness: interrupted\n"), (out, err)
     assert not (tmp_path / "summary.json").exists()
+
+
+@pytest.mark.slow
+def test_a_target_whose_import_hangs_is_stopped_by_one_signal(tmp_path) -> None:
+    """One SIGTERM (a CI cancel) while the target's module hangs at import: the stop is repeated after the grace,
+    as a campaign's is, and the command ends with one line instead of being killed 15 s later."""
+    from harness.guard.signals import STOP_GRACE_S
+
+    process, marker = _start(tmp_path, _fuzz(tmp_path), SLOW_IMPORT_S="0", SLOW_START_EVERYWHERE="1",
+                             SLOW_START_S="60")
+    sent = time.monotonic()
+    code, out, err = _signal_when(process, marker, signal.SIGTERM)
+    assert code == 130 and time.monotonic() - sent < STOP_GRACE_S + 8, (out, err)
+    assert err == (f"harness: note: the campaign had not begun within {STOP_GRACE_S:g}s of SIGTERM (loading the "
+                   "target?); stopping at once\nharness: interrupted\n"), err

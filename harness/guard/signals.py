@@ -44,6 +44,7 @@ import importlib
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType, TracebackType
 from typing import Any
@@ -69,6 +70,9 @@ def set_handler(signum: int, handler: Any) -> Any:
 
 _set_handler = set_handler
 
+#: Bound at import: the escape guard patches ``time.sleep`` for its runs.
+_sleep = time.sleep
+
 #: The ``StopSignals`` in force, innermost last.
 _active: list[StopSignals] = []
 
@@ -81,6 +85,37 @@ def _record_startup(signum: int, frame: FrameType | None) -> None:
     if _startup is None or _startup:
         raise KeyboardInterrupt
     _startup.append(signum)
+    startup_grace()
+
+
+def startup_grace() -> None:
+    """A stop recorded during start-up that no campaign takes over within ``STOP_GRACE_S`` (a target whose
+    import hangs) is repeated, as a campaign's is: the second stops at once. Called where it was recorded, and
+    in a forked child (threads do not survive the fork)."""
+    recorded = _startup
+    if not recorded or not hasattr(signal, "pthread_kill"):
+        return
+    main = threading.main_thread().ident
+
+    def repeat() -> None:
+        _sleep(STOP_GRACE_S)
+        if _startup is recorded and main is not None:  # still starting up, in this process
+            print(f"harness: note: the campaign had not begun within {STOP_GRACE_S:g}s of "
+                  f"{signal.Signals(recorded[0]).name} (loading the target?); stopping at once", file=sys.stderr,
+                  flush=True)
+            try:
+                signal.pthread_kill(main, recorded[0])
+            except (OSError, ValueError):
+                pass
+
+    threading.Thread(target=repeat, name="harness-startup-grace", daemon=True).start()
+
+
+def hand_over_startup() -> None:
+    """In the supervising parent once the child is forked: the child records and acts on start-up signals now
+    (the parent forwards them), so this process's record, and its repeat, end (the handlers stay as set)."""
+    global _startup
+    _startup = None
 
 
 def record_startup(received: Sequence[int] = ()) -> None:
