@@ -48,7 +48,7 @@ def test_wheel_ships_py_typed(tmp_path: Path) -> None:
     # Built from a copy, so that setuptools' build/ directory is not left in the checkout.
     source = tmp_path / "source"
     source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "harness_console.py"):
         shutil.copy2(ROOT / name, source / name)
     for package in ("harness", "scenarios"):
         shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
@@ -66,3 +66,7 @@ def test_wheel_ships_py_typed(tmp_path: Path) -> None:
     assert "harness/py.typed" in names
     assert "harness/output/summary.schema.json" in names
     assert "scenarios/review/round2/targets.py" in names and "scenarios/review/targets.py" in names
+    # The console script's entry point (it records stop signals before the package is imported).
+    assert "harness_console.py" in names
+    entry_points = next(name for name in names if name.endswith(".dist-info/entry_points.txt"))
+    assert "harness = harness_console:console" in zipfile.ZipFile(wheel).read(entry_points).decode()

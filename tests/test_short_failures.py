@@ -8,7 +8,7 @@ from pathlib import Path
 from harness import JobSpec, Schedule, Stop, load_target, run_schedule
 from harness.cli.main import main
 from harness.model.schedule import Start
-from harness.search.shrink_teardown import stop_earlier
+from harness.search.shrink_teardown import MIN_TAIL_CUT, Measured, stop_earlier, story_length
 from harness.output.timeline import MAX_EXCERPT, render_trace
 from harness.model.trace import Event
 
@@ -56,17 +56,18 @@ def test_the_teardown_pass_adds_the_earliest_stop_that_keeps_the_failure() -> No
     target = load_target("scenarios.backoff_loop:retry_outlives_stop")
     start = Schedule((Start(0, 0, JobSpec("fail", 0)),))
 
-    def measure(schedule: Schedule) -> int | None:
+    def measure(schedule: Schedule) -> Measured | None:
         from harness import check
 
         run = run_schedule(target, schedule)
-        return len(run.trace) if any(v.invariant == "time.after_stop" for v in check(run)) else None
+        same = [v for v in check(run) if v.invariant == "time.after_stop"]
+        return Measured(len(run.trace), story_length(len(run.trace), same[0].events)) if same else None
 
     long = measure(start)
-    assert long is not None and long > 40  # ten virtual seconds of retries before the teardown stop
+    assert long is not None and long.length > 40  # ten virtual seconds of retries before the teardown stop
     shrunk = stop_earlier(start, measure)
     assert shrunk.ops == (Start(0, 0, JobSpec("fail", 0)), Stop(0))
-    assert measure(shrunk) < 12
+    assert measure(shrunk).length < 12
     # A schedule that already stops is left to the other passes; one that passes is left alone.
     assert stop_earlier(shrunk, measure) is shrunk
     assert stop_earlier(start, lambda schedule: None) is start
@@ -102,3 +103,15 @@ def test_the_pytest_failure_text_is_as_short(tmp_path: Path) -> None:
     assert len(record.trace) > 40
     assert len(text.splitlines()) <= SCREENFUL, text
     assert ">>" in text and "lines left out" in text and f"harness show failures/{record.id}.json" in text
+
+
+def test_a_stop_must_shorten_the_story_or_cut_a_long_tail() -> None:
+    """Review 8, finding 8: a stop that cut 12 events after a violation at 0 ms was kept as a needless operation;
+    one that cuts a periodic loop's long tail (hundreds of events) still is; one that shortens the story too."""
+    from harness.search.shrink_teardown import _worth_a_stop
+
+    assert not _worth_a_stop(Measured(16, 13), Measured(28, 13))  # the overflow: only a short tail cut
+    assert _worth_a_stop(Measured(14, 7), Measured(2509, 7))  # a fast retry loop's ten virtual seconds
+    assert _worth_a_stop(Measured(10, 4), Measured(12, 9))  # the violation comes sooner
+    assert not _worth_a_stop(Measured(11, 2), Measured(10, 9))  # a longer trace is never worth a stop
+    assert MIN_TAIL_CUT == MAX_EXCERPT  # a tail the excerpt could print whole is no reason for an operation

@@ -355,6 +355,37 @@ def test_a_stop_to_the_parent_reaches_every_worker(signum, tmp_path, campaigns) 
     assert _group_gone(campaign.child)
 
 
+@pytest.mark.parametrize("waiting_on, said", [(lambda: "its workers were still starting", "its workers were still starting"),
+                                               (lambda: None, "a run that hangs?"), (lambda: 1 / 0, "a run that hangs?")])
+def test_the_note_of_a_slow_stop_says_what_the_campaign_waits_on(waiting_on, said, capsys) -> None:
+    """What ``explaining`` says replaces "a run that hangs?" in the note; nothing known (or a reason that fails) keeps it."""
+    from harness.guard.signals import explaining
+
+    with pytest.raises(KeyboardInterrupt), StopSignals(grace=0.05), explaining(waiting_on):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(10)  # the repeated signal interrupts the sleep
+    assert f"did not stop within 0.05s of SIGINT ({said}); stopping at once" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_stop_while_the_workers_start_says_so_not_a_run_that_hangs(tmp_path, campaigns) -> None:
+    """Review 8, finding 7: a SIGINT while ``--workers 2`` were still starting (spawned, importing the target: seconds
+    under load) was noted as "(a run that hangs?)" when no run had begun. Each worker's import of the target sleeps
+    past the grace here, so the stop is slow for that reason alone, deterministically."""
+    campaign = _Campaign("slow_start_targets:pool", tmp_path, "--workers", "2",
+                         env=_env(SLOW_START_S=str(STOP_GRACE_S + 30)))
+    campaigns.append(campaign)
+    campaign.wait_for(campaign.started, 60)
+    campaign.parent.send_signal(signal.SIGINT)
+    code = campaign.finish(STOP_GRACE_S + 20)
+    out, err = campaign.out.read_text(), campaign.err.read_text()
+    assert code == 130 and "stopped by interrupt" in out and "0 examples" in out, (out, err)
+    assert (f"did not stop within {STOP_GRACE_S:g}s of SIGINT (its workers were still starting, loading the target: "
+            "no run had begun); stopping at once") in err, err
+    assert "a run that hangs" not in err and "Traceback" not in err, err
+    assert _group_gone(campaign.child)
+
+
 def test_the_troubleshooting_page_quotes_these_messages() -> None:
     page = (TESTS.parent / "docs" / "troubleshooting.md").read_text()
     with pytest.raises(TargetError) as caught:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import io
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from harness.cli.exits import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED,
 from harness.cli.parser import build_parser
 from harness.errors import HarnessError
 from harness.guard import supervise
+from harness.guard.signals import end_startup, record_startup
 from harness.model.trace import one_line
 
 
@@ -99,19 +101,31 @@ def _printable_streams() -> None:
             stream.reconfigure(errors="harness")
 
 
-def console() -> None:
+def console(received: Sequence[int] = ()) -> None:
     """The ``harness`` executable: ``main`` with Twisted's own log kept off the terminal.
 
     Errors the subject logs (an "Unhandled error in Deferred" from a buggy
     subject, thousands of times in a campaign) are recorded in each run's
     trace; printed as well, they would drown the report.
+
+    A stop signal during start-up (``received``: what the entry point,
+    ``harness_console``, recorded while the harness was imported; then
+    ``harness.guard.signals.record_startup``) becomes ``fuzz``'s stop
+    request: the campaign runs no example and writes its summary. Any other
+    command stops at once with one line, exit 128 + the signal.
     """
+    argv = sys.argv[1:]
+    record_startup(received)
+    if argv[:1] != ["fuzz"]:
+        early = end_startup()
+        if early is not None:
+            print("harness: interrupted", file=sys.stderr)
+            sys.exit(128 + int(signal.Signals[early]))
     _open_closed_standard_streams()
     _printable_streams()
     from twisted.logger import globalLogBeginner
 
     globalLogBeginner.beginLoggingTo([], discardBuffer=True, redirectStandardIO=False)
-    argv = sys.argv[1:]
     if argv[:1] in (["fuzz"], ["replay"]) and supervise.available():
         # The target runs in a child; this process exits 0 only if that child finished (harness.guard.supervise).
         sys.exit(supervise.supervise(lambda: main(argv), f"'harness {argv[0]}'"))

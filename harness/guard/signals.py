@@ -14,13 +14,27 @@ or a target that catches ``Expired``) never reaches the next poll, and a CI
 system sends one signal, not two. So a stop not honoured within
 ``STOP_GRACE_S`` seconds is made the second signal by the process itself
 (``pthread_kill`` of the main thread with the same signal, which interrupts
-a blocking call too), with a note on stderr; ``finish()`` says the campaign
+a blocking call too), with a note on stderr that says what the campaign was
+waiting on when that is known (``explaining``: a parallel campaign's workers
+still starting, review 8 finding 7), else "a run that hangs?"; ``finish()`` says the campaign
 is over and its reports are being written, which nothing interrupts then.
 While the summary is written (``held()``), a second signal waits for it (it
 is small: milliseconds, plus tallying coverage with ``--coverage`` or
 ``--html``) and aborts right after, so an impatient
 second Ctrl-C never loses the summary; only the large HTML report after it
 is left unwritten.
+
+Start-up: before a campaign's ``StopSignals`` is in force, the ``harness``
+command imports the harness (Twisted, Hypothesis: seconds on a loaded
+machine), forks its supervised child and loads the target. A signal then
+printed a 25-line ``KeyboardInterrupt`` traceback from an import (a SIGTERM:
+nothing) and wrote no summary (review 8, finding 6). So the console entry
+point (``harness_console``, stdlib only) records SIGINT and SIGTERM first
+thing, and ``record_startup`` keeps recording them (a second one raises
+``KeyboardInterrupt``: stop at once) until the campaign's ``StopSignals``
+takes the first over as its own stop request: the campaign then runs no
+example and writes its summary as after any stop. Other commands end the
+recording (``end_startup``) before they run.
 """
 
 from __future__ import annotations
@@ -30,7 +44,8 @@ import importlib
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -55,8 +70,81 @@ def set_handler(signum: int, handler: Any) -> Any:
 
 _set_handler = set_handler
 
+#: Bound at import: the escape guard patches ``time.sleep`` for its runs.
+_sleep = time.sleep
+
 #: The ``StopSignals`` in force, innermost last.
 _active: list[StopSignals] = []
+
+#: The stop signals received during start-up (``record_startup``), first first; None while not recording.
+_startup: list[int] | None = None
+
+
+def _record_startup(signum: int, frame: FrameType | None) -> None:
+    """The start-up handler of SIGINT and SIGTERM: the first is recorded, a second stops at once."""
+    if _startup is None or _startup:
+        raise KeyboardInterrupt
+    _startup.append(signum)
+    startup_grace()
+
+
+def startup_grace() -> None:
+    """A stop recorded during start-up that no campaign takes over within ``STOP_GRACE_S`` (a target whose
+    import hangs) is repeated, as a campaign's is: the second stops at once. Called where it was recorded, and
+    in a forked child (threads do not survive the fork)."""
+    recorded = _startup
+    if not recorded or not hasattr(signal, "pthread_kill"):
+        return
+    main = threading.main_thread().ident
+
+    def repeat() -> None:
+        _sleep(STOP_GRACE_S)
+        if _startup is recorded and main is not None:  # still starting up, in this process
+            print(f"harness: note: the campaign had not begun within {STOP_GRACE_S:g}s of "
+                  f"{signal.Signals(recorded[0]).name} (loading the target?); stopping at once", file=sys.stderr,
+                  flush=True)
+            try:
+                signal.pthread_kill(main, recorded[0])
+            except (OSError, ValueError):
+                pass
+
+    threading.Thread(target=repeat, name="harness-startup-grace", daemon=True).start()
+
+
+def hand_over_startup() -> None:
+    """In the supervising parent once the child is forked: the child records and acts on start-up signals now
+    (the parent forwards them), so this process's record, and its repeat, end (the handlers stay as set)."""
+    global _startup
+    _startup = None
+
+
+def record_startup(received: Sequence[int] = ()) -> None:
+    """Record SIGINT and SIGTERM from now until a ``StopSignals`` takes them over (``end_startup`` ends it), as
+    the ``harness`` command's start-up does; ``received`` are the signals the entry point recorded before
+    (read after this handler is set, so none is lost in between). In the main thread only."""
+    global _startup
+    if threading.current_thread() is not threading.main_thread():
+        return
+    _startup = []
+    for signum in SIGNALS:
+        _set_handler(signum, _record_startup)
+    _startup[:0] = list(received)[:1]
+
+
+def recording_startup() -> bool:
+    """Whether start-up signals are being recorded (a forked child keeps recording them)."""
+    return _startup is not None
+
+
+def end_startup() -> str | None:
+    """Stop recording start-up signals, put the default handlers back, and return the first one received, by
+    name (None if none came)."""
+    global _startup
+    received, _startup = _startup, None
+    if threading.current_thread() is threading.main_thread():
+        for signum in SIGNALS:
+            _set_handler(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+    return signal.Signals(received[0]).name if received else None
 
 
 def handled() -> frozenset[int]:
@@ -94,6 +182,8 @@ class StopSignals:
         #: Inside ``held()``, and whether a second signal came meanwhile.
         self._holding = False
         self._held = False
+        #: What the campaign is waiting on, for the note of a stop not honoured in time (``explaining``).
+        self.explain: Callable[[], str | None] | None = None
 
     def requested(self) -> bool:
         """Whether a stop was asked for (cheap: called once per run)."""
@@ -117,10 +207,13 @@ class StopSignals:
             raise KeyboardInterrupt
 
     def __enter__(self) -> StopSignals:
+        early = end_startup() if recording_startup() else None
         if threading.current_thread() is threading.main_thread():
             for signum in SIGNALS:
                 self._previous[signum] = _set_handler(signum, self._handle)
         _active.append(self)
+        if early is not None:  # a stop during start-up: this campaign's stop request
+            self._handle(int(signal.Signals[early]), None)
         return self
 
     def __exit__(
@@ -152,7 +245,7 @@ class StopSignals:
             return
         print(
             f"harness: note: the campaign did not stop within {self.grace:g}s of {signal.Signals(signum).name} "
-            "(a run that hangs?); stopping at once, keeping what was found",
+            f"({self._waiting_on()}); stopping at once, keeping what was found",
             file=sys.stderr,
             flush=True,
         )
@@ -160,3 +253,26 @@ class StopSignals:
             signal.pthread_kill(main, signum)
         except (OSError, ValueError):
             pass
+
+    def _waiting_on(self) -> str:
+        """Why the stop is slow, as far as is known: what ``explain`` says, else a run that hangs."""
+        try:
+            known = self.explain() if self.explain is not None else None
+        except Exception:  # a note is no reason to fail the stop
+            known = None
+        return known or "a run that hangs?"
+
+
+@contextlib.contextmanager
+def explaining(waiting_on: Callable[[], str | None]) -> Iterator[None]:
+    """While active, a stop not honoured in time is explained by ``waiting_on()`` (called in another thread; None:
+    the default, a run that hangs) in the note of the innermost ``StopSignals`` in force. Outside one: nothing."""
+    stop = _active[-1] if _active else None
+    if stop is None:
+        yield
+        return
+    previous, stop.explain = stop.explain, waiting_on
+    try:
+        yield
+    finally:
+        stop.explain = previous

@@ -48,7 +48,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from harness.guard.signals import set_handler
+from harness.guard.signals import SIGNALS, hand_over_startup, recording_startup, set_handler, startup_grace
 
 #: Signals the parent forwards to the child.
 FORWARDED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name))
@@ -136,6 +136,7 @@ def supervise(command: Callable[[], int], what: str = "the campaign") -> int:
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
     previous = {signum: _set_handler(signum, stop.forward) for signum in FORWARDED}
+    hand_over_startup()  # the child has the start-up record (forked with it) and acts on it
     previous_wakeup = signal.set_wakeup_fd(wake_write)  # a signal wakes the wait (its deadline may have begun)
     try:
         report = _read_report(read_end, wake_read, stop)
@@ -247,8 +248,13 @@ def _detach(parent: int) -> None:
         told = libc.prctl(1, int(signal.SIGTERM)) == 0  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    recording = recording_startup()  # the command's start-up: SIGINT and SIGTERM stay recorded (harness.guard.signals)
     for signum in FORWARDED:
+        if recording and signum in SIGNALS:
+            continue
         _set_handler(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+    if recording:
+        startup_grace()  # a stop recorded before the fork: its repeat, if the campaign never begins
     threading.Thread(target=_watch_parent, args=(parent, not told), name="harness-parent-watch", daemon=True).start()
 
 

@@ -63,7 +63,7 @@ from harness.search.shard import round_seed
 from harness.search.shrink import shrink_schedule
 from harness.search.shrink_hang import cut_at_hang, hang_budget, hang_kind, short_limit
 from harness.search.stop_reasons import StopReason
-from harness.search.shrink_teardown import stop_earlier
+from harness.search.shrink_teardown import Measured, stop_earlier, story_length
 from harness.model.menu import Menu
 from harness.model.target import Target
 from harness.search.verdict import HANG, NONDETERMINISTIC_FIX, check_deterministic, judge
@@ -555,10 +555,11 @@ class _Search:
                 smallest[0] = candidate
             return fails
 
-        def measure(candidate: Schedule) -> int | None:
+        def measure(candidate: Schedule) -> Measured | None:
             spend()
             run, violations = self._judge(candidate, notes=False)
-            return len(run.trace) if any(v.invariant == found.invariant for v in violations) else None
+            same = [v for v in violations if v.invariant == found.invariant]
+            return Measured(len(run.trace), story_length(len(run.trace), same[0].events)) if same else None
 
         outcome: StopReason | None = None
         needs: tuple[str, ...] = ()

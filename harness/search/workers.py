@@ -69,7 +69,7 @@ from harness.errors import HarnessError
 from harness.invariants import Violation
 from harness.search.shard import MAX_WORKERS, Shard, piece_seed, share
 from harness.search.stop_reasons import StopReason
-from harness.guard.signals import StopSignals
+from harness.guard.signals import StopSignals, explaining
 from harness.model.target import Target, load_target
 from harness.model.known import known
 
@@ -268,6 +268,8 @@ class _Parallel:
         self.counts = context.RawArray("q", n)
         self.shrinking = context.RawArray("b", n)
         self.stops = context.RawArray("b", n)
+        #: Set by a worker once it has loaded the target and begins its campaign (``_starting``).
+        self.begun = context.RawArray("b", n)
         self.queue: Any = context.Queue()
         self.processes: list[Any] = []
 
@@ -277,9 +279,12 @@ class _Parallel:
         result = self.result
         try:
             self._replay_regressions(stop_requested)
+            if self.stop_reason is None and stop_requested():  # before any worker started (a stop during start-up)
+                self.stop_reason = StopReason.INTERRUPT
             if self.stop_reason is None and not enough(self.config, result):
-                self._start()
-                self._watch(stop_requested)
+                with explaining(self._starting):
+                    self._start()
+                    self._watch(stop_requested)
             elif self.stop_reason is None:
                 self.stop_reason = StopReason.MAX_FAILURES
         except KeyboardInterrupt:  # a second signal: stop at once, keep what arrived
@@ -312,7 +317,7 @@ class _Parallel:
                 target=_worker_main,
                 name=f"harness-worker-{index}",
                 args=(index, self.spec, replace(piece, ignore=ignore), deadline, os.getpid(), self.queue,
-                      self.counts, self.shrinking, self.stops, self.exercised is not None),
+                      self.counts, self.shrinking, self.stops, self.exercised is not None, self.begun),
                 daemon=True,
             )
             process.start()
@@ -330,6 +335,16 @@ class _Parallel:
             if not any(process.is_alive() for process in self.processes):
                 self._drain(0.0)
                 return
+
+    def _starting(self) -> str | None:
+        """What a stop waits on when workers have not begun (still importing the harness and the target: seconds
+        under load, review 8 finding 7), for the note of a stop not honoured in time; None when every worker began."""
+        starting = [i for i, p in enumerate(self.processes) if not self.begun[i] and p.is_alive()]
+        if not starting:
+            return None
+        if not any(self.begun):
+            return "its workers were still starting, loading the target: no run had begun"
+        return f"worker{'s' if len(starting) > 1 else ''} {', '.join(map(str, starting))} still starting, or a run that hangs?"
 
     def _shutdown(self, grace: float) -> None:
         """Ask every worker still running to stop, wait up to ``grace`` seconds, then kill the rest."""
@@ -541,6 +556,7 @@ def _worker_main(
     shrinking: Any,
     stops: Any,
     tally: bool = False,
+    begun: Any = None,
 ) -> None:
     """One worker process: run the campaign piece, send each failure at once and a summary at the end."""
     os.environ[WORKER_ENV] = str(index)
@@ -572,6 +588,8 @@ def _worker_main(
                 from harness.search.exercised import Tally  # not at the top: the report package imports this module
 
                 exercised = Tally.for_target(target, config.menu)
+            if begun is not None:
+                begun[index] = 1
             result = run_campaign(target, spec, config, on_example, on_finding, stop_requested, exercised)
         except KeyboardInterrupt:  # a second signal before the campaign began
             result = CampaignResult(target=spec, seed=config.seed or 0, stopped_by=StopReason.INTERRUPT)
