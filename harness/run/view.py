@@ -69,6 +69,11 @@ class AttemptRecord:
     start_wall_us: int | None = None
     end_wall_us: int | None = None
     canceller_raised: bool = False
+    #: The trace indices of the ``job.start`` event and of the event that ended the attempt (None: still
+    #: running when the run ended), as ``CallRecord.index`` and ``TimerRecord.set_index``: they order
+    #: an attempt against an operation, a submission or a timer within one instant, which times cannot.
+    start_index: int = -1
+    end_index: int | None = None
 
     def running_at(self, t_us: int) -> bool:
         """Started at or before ``t_us`` and not ended before it (an attempt whose canceller raised never ends)."""
@@ -96,6 +101,9 @@ class JobRecord:
     served_by: AttemptRecord | None
     #: What ``clock.seconds()`` read when the job was submitted.
     submitted_wall_us: int | None = None
+    #: The trace index of the ``submit`` event (None: never submitted), to order the submission against
+    #: other events of the same instant (an operation's ``CallRecord.index``, an attempt's ``start_index``).
+    submit_index: int | None = None
 
     @property
     def ran(self) -> bool:
@@ -175,6 +183,7 @@ class RunView:
             cancelled_us=tuple(self.facts.time(c) for c in job.cancels),
             served_by=self._attempts[id(served)] if served is not None else None,
             submitted_wall_us=self.wall_us(job.submit) if job.submit is not None else None,
+            submit_index=job.submit,
         )
 
     def _outcome(self, outcome: Outcome | None) -> Outcome | None:
@@ -288,6 +297,8 @@ def _attempt(facts: Facts, a: Attempt, wall_us: Callable[[int], int]) -> Attempt
         start_wall_us=wall_us(a.start),
         end_wall_us=wall_us(a.end) if a.end is not None else None,
         canceller_raised=a.canceller_raised,
+        start_index=a.start,
+        end_index=a.end,
     )
 
 
