@@ -80,29 +80,13 @@ class IdleWaiterPool(GracefulPool):
 
 WHEN_IDLE = {"when_idle": Operation(lambda pool: pool.when_idle())}
 
-graceful_pool = Target(
-    build=lambda clock: GracefulPool(clock, limit=2),
-    limit=2,
-    order="fifo",
-    operations=WHEN_IDLE,
-    description="pool on DeferredSemaphore(2) with a graceful stop() and when_idle()",
-)
+def _pool(pool: type[GracefulPool], description: str) -> Target:
+    return Target(build=lambda clock: pool(clock, limit=2), limit=2, order="fifo", operations=WHEN_IDLE, description=description)
 
-idle_stop_pool = Target(
-    build=lambda clock: IdleStopPool(clock, limit=2),
-    limit=2,
-    order="fifo",
-    operations=WHEN_IDLE,
-    description="graceful pool whose stop() of an idle pool never completes",
-)
 
-idle_waiter_pool = Target(
-    build=lambda clock: IdleWaiterPool(clock, limit=2),
-    limit=2,
-    order="fifo",
-    operations=WHEN_IDLE,
-    description="graceful pool whose when_idle() on an idle pool is never answered",
-)
+graceful_pool = _pool(GracefulPool, "pool on DeferredSemaphore(2) with a graceful stop() and when_idle()")
+idle_stop_pool = _pool(IdleStopPool, "graceful pool whose stop() of an idle pool never completes")
+idle_waiter_pool = _pool(IdleWaiterPool, "graceful pool whose when_idle() on an idle pool is never answered")
 
 SCENARIOS = (
     Scenario(
