@@ -164,7 +164,6 @@ def test_f2_reconnect_after_a_hop_and_a_backoff_under_strides_is_no_dead_loop():
 
 # -- finding 3: a stop() whose Deferred never fires (missed bug) --
 
-@pytest.mark.xfail(strict=True, reason="finding 3: a stop() Deferred that never fires is judged by nothing")
 def test_f3_stop_that_never_fires_is_caught():
     """drain(0) on an idle coordinator that forgets to finish: the teardown stop()'s Deferred never
     fires, with no work in flight and nothing scheduled."""
@@ -177,7 +176,8 @@ def test_f3_my_own_invariant_catches_it():
     from dataclasses import replace
     twin = replace(target, build=lambda clock: DrainGate(clock, DrainForgetsIdle))
     run = run_schedule(twin, Schedule(ops=(Call(at_ms=0, operation="drain", args=(100,)),)))
-    assert [v.invariant for v in check(run)] == ["user.every_drain_fires_once"]
+    # fix8b: the built-in checks of findings 3 and 4 now catch it too (the stop, and the drain(100) call)
+    assert [v.invariant for v in check(run)] == ["completion.stop", "completion.operation", "user.every_drain_fires_once"]
 
 
 # -- finding 4: an operation's Deferred that never fires (missed bug) --
@@ -191,10 +191,10 @@ def test_f4_my_own_invariant_catches_the_stranded_waiter():
     from scenarios.review.round8.targets import every_wait_answered
     target = replace(load_target(f"{PACKAGE}:reconnect_stop_strands_waiters"), invariants=(every_wait_answered,))
     run = run_schedule(target, Schedule(ops=STRANDED))
-    assert [v.invariant for v in check(run)] == ["user.every_wait_answered"]
+    # fix8b: the built-in check of finding 4 now catches it too
+    assert [v.invariant for v in check(run)] == ["completion.operation", "user.every_wait_answered"]
 
 
-@pytest.mark.xfail(strict=True, reason="finding 4: an operation's Deferred that never fires is judged by nothing")
 def test_f4_waiter_never_answered_is_caught():
     """stop() at 100 ms drops the whenConnected waiter (and its 500 ms deadline): its Deferred never
     fires; the run drains with nothing scheduled."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 
-from harness import ClockPolicy, JobSpec, Schedule, Submit, check, load_target, run_schedule
+from harness import Call, ClockPolicy, JobSpec, Schedule, Submit, check, load_target, run_schedule
 from harness.model.schedule import Cancel
 
 from zoo_checks import Zoo, name_id
@@ -32,6 +32,7 @@ MODULES = (
     "cancel",
     "error_paths",
     "cooldown_gate",
+    "graceful",
 )
 SCENARIOS = tuple(s for name in MODULES for s in importlib.import_module(f"scenarios.{name}").SCENARIOS)
 ZOO = Zoo.of(SCENARIOS, ids=name_id)
@@ -90,6 +91,10 @@ MINIMAL = {
     "scenarios.cooldown_gate:sticky_gate": Schedule(
         (Submit(0, 0, _ms("fail")), Submit(200, 1, _ms("fail")), Submit(400, 2, _ms("succeed")))
     ),
+    # The job ends at 10 ms; the teardown stop() of the idle pool waits for another that never comes.
+    "scenarios.graceful:idle_stop_pool": Schedule((Submit(0, 0, _ms("succeed")),)),
+    # Asked after the job ended: the waiter waits for another job that never comes.
+    "scenarios.graceful:idle_waiter_pool": Schedule((Submit(0, 0, _ms("succeed")), Call(20, "when_idle"))),
 }
 
 

@@ -185,6 +185,10 @@ MESSAGES: tuple[Row, ...] = (
     Row("deadline.took", "completion.deadline", "took 350ms from submit to result; the declared deadline is 300ms",
         "scenarios.submit_timeout:start_timed_deadline", "scenarios.submit_timeout:submit_timeout_pool",
         S(Submit(0, 0, ok(250)), Submit(0, 1, ok(250)), Submit(0, 2, ok(100)))),
+    Row("stop.pending", "completion.stop", "returned a Deferred that never fired: the run ended",
+        "scenarios.graceful:idle_stop_pool", "scenarios.graceful:graceful_pool", S(Submit(0, 0, ok()), Stop(20))),
+    Row("operation.pending", "completion.operation", "so its caller waits for ever",
+        "scenarios.graceful:idle_waiter_pool", "scenarios.graceful:graceful_pool", S(Submit(0, 0, ok()), Call(20, "when_idle"))),
     # concurrency
     Row("limit", "concurrency.limit", "but the limit is 2", "scenarios.pools:double_release_pool", SEMAPHORE,
         S(Submit(0, 0, ok(20)), Submit(0, 1, fail()), Submit(0, 2, ok()), Submit(0, 3, ok()))),

@@ -216,3 +216,20 @@ def test_an_outcome_names_the_declared_types_its_error_is_an_instance_of() -> No
         3: ("CancelledError", ("CancelledError",)),
         4: ("Refused", ("KeyError",)),  # a subclass of a declared type
     }
+
+
+def test_job_and_attempt_records_hold_the_trace_indices_of_their_events() -> None:
+    """docs/reviews/outside-user-8.md finding 5: a submit, a start and an end ordered against an operation
+    of the same instant (the call between submissions at 0 ms), without rebuilding them from of_kind."""
+    schedule = Schedule((Submit(0, 0, JobSpec("succeed", 10)), Call(0, "trip"), Submit(0, 1, JobSpec("succeed", 10)), Submit(0, 2, JobSpec("hang"))))
+    view = run_schedule(circuit_breaker, schedule).view
+    submits = {e.job: i for i, e in view.of_kind("submit")}
+    starts = {e.job: i for i, e in view.of_kind("job.start")}
+    ends = {e.job: i for i, e in view.of_kind("job.finish")}
+    assert {job.id: job.submit_index for job in view.jobs.values()} == submits
+    [trip] = view.calls
+    assert view.jobs[0].submit_index < trip.index < view.jobs[1].submit_index  # all three at 0 ms
+    [attempt] = view.jobs[0].attempts
+    assert (attempt.start_index, attempt.end_index) == (starts[0], ends[0])
+    assert attempt.start_index < trip.index < attempt.end_index
+    assert all(a.end_index is None for a in view.jobs[2].attempts)

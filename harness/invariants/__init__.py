@@ -71,6 +71,8 @@ INVARIANTS: tuple[Invariant, ...] = (
     errors.Poison(),
     errors.Unhandled(),
     completion.Deadline(),
+    completion.Stopped(),
+    completion.Answered(),
     leaks.Work(),
     leaks.Calls(),
     leaks.Loops(),

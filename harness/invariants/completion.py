@@ -8,6 +8,7 @@ from harness.model.target import Target
 from harness.model.known import known
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
+from harness.run.answers import read_answer
 from harness.run.diagnosis import Cause
 from harness.run.facts import Facts, facts_of
 
@@ -101,3 +102,54 @@ class Deadline(Invariant):
                     [job.submit, job.fired],
                 )
         return None
+
+
+class Stopped(Invariant):
+    """A ``stop()`` that returned a Deferred fires it: not judged while work is in flight or anything is
+    scheduled (a graceful stop may wait for them), only once nothing is left that could fire it."""
+
+    name = "completion.stop"
+    summary = "the Deferred stop() returned fires, unless it still waits on work in flight or a scheduled call"
+
+    def check(self, run: Run) -> Violation | None:
+        facts = facts_of(run)
+        pending = facts.of_kind(EventKind.STOP_PENDING)
+        if not pending:
+            return None
+        stop = facts.first_stop()
+        called = "" if stop is None else f" (called at {format_ms(facts.time(stop))}, {facts.event(stop).detail})"
+        return self.violation(
+            run,
+            f"stop(){called} returned a Deferred that never fired: the run ended at {format_ms(facts.time(pending[0]))} "
+            "with no work in flight and nothing scheduled, so nothing could fire it any more (a shutdown that hangs)",
+            ([] if stop is None else [stop]) + pending[:1],
+        )
+
+
+class Answered(Invariant):
+    """The Deferred an operation returns fires (``whenConnected``, ``drain()``): judged once the run is
+    stopped, with no work in flight and nothing scheduled, unless the operation declares ``may_pend``."""
+
+    name = "completion.operation"
+    summary = "an operation's Deferred fires by the time the stopped subject is idle (unless it declares may_pend)"
+
+    def applies(self, target: Target) -> bool:
+        return bool(target.operations)
+
+    def check(self, run: Run) -> Violation | None:
+        facts = facts_of(run)
+        pending = facts.of_kind(EventKind.CALL_PENDING)
+        if not pending:
+            return None
+        index = pending[0]
+        label, call = read_answer(facts.event(index).detail)
+        events = [index] if call is None else [call, index]
+        stopped = facts.first_stop()
+        when = "" if stopped is None else f", stopped at {format_ms(facts.time(stopped))},"
+        return self.violation(
+            run,
+            f"operation {label}, called at {format_ms(facts.time(events[0]))}, returned a Deferred that never fired: "
+            f"the subject{when} ended the run with no work in flight and nothing scheduled, so its caller waits for "
+            "ever; answer it (stop() may fail it), or declare Operation(may_pend=True) if it may wait for ever",
+            events,
+        )

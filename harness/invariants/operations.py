@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from harness.model.target import Target
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
+from harness.run.answers import read_answer
 from harness.run.facts import facts_of
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ class Raised(Invariant):
             return None
         index = undeclared[0]
         event = facts.event(index)
-        operation, _, error = event.detail.partition(": ")
+        operation, _, error = read_answer(event.detail)[0].partition(": ")
         how = "raised" if event.kind == EventKind.CALL_RAISED else "returned a Deferred that failed with"
         return self.violation(
             run,

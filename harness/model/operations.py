@@ -45,6 +45,11 @@ class Operation:
     #: "poll now" button): a call of the work starts within the clock's lateness of it, or of the end of the
     #: call running then (``time.on_demand``).
     calls_now: bool = False
+    #: The Deferred the call returns may stay unfired for ever, also once the subject is stopped and idle
+    #: (a "wait until the next event" that stop() does not answer, by design). Otherwise one that has not
+    #: fired when the run ends stopped, with no work in flight and nothing scheduled, breaks
+    #: ``completion.operation``: nothing can ever answer its caller.
+    may_pend: bool = False
 
     def __post_init__(self) -> None:
         if not callable(self.call):
@@ -60,6 +65,8 @@ class Operation:
             )
         if not isinstance(self.calls_now, bool):
             raise TargetError(f"Operation calls_now must be True or False, got {self.calls_now!r}")
+        if not isinstance(self.may_pend, bool):
+            raise TargetError(f"Operation may_pend must be True or False, got {self.may_pend!r}")
 
 
 def operation_table(operations: Mapping[str, Operation | Callable[..., Any]]) -> dict[str, Operation]:

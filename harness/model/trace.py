@@ -51,10 +51,17 @@ class EventKind(StrEnum):
     #: the Deferred stop() returned failed (detail ``Type: message``). ``completion.once`` reads it (a
     #: Deferred fired twice); any other failure is not judged: after a stop jobs may fail with any error.
     STOP_FAILURE = "stop.failure"
+    #: the Deferred stop() returned had not fired when the run ended with no work in flight and nothing
+    #: scheduled: nothing can ever fire it (a shutdown that hangs); ``completion.stop`` judges it
+    STOP_PENDING = "stop.pending"
     CALL = "call"  #: a target operation was called (detail: ``name(args)``)
     CALL_RAISED = "call.raised"  #: it raised an exception type it does not declare
     CALL_FAILURE = "call.failure"  #: its Deferred failed with a type it does not declare
     CALL_REFUSED = "call.refused"  #: it raised (or failed with) a declared type
+    CALL_RESULT = "call.result"  #: the Deferred it returned delivered a value (detail: ``name: value``)
+    #: the Deferred it returned had not fired when the run ended, stopped, with no work in flight and
+    #: nothing scheduled (detail: ``name(args) at event <index of its call>``); ``completion.operation``
+    CALL_PENDING = "call.pending"
     CLOCK_JUMP = "clock.jump"  #: the wall clock (seconds()) jumped
     DRAINED = "drained"  #: the run drained after its last operation
     REACTOR_ERROR = "reactor.error"  #: an exception escaped a scheduled call

@@ -119,6 +119,9 @@ class Run:
     #: What ``stop()`` returned when it was a Deferred (a graceful stop, completing once the work in flight
     #: ended); None otherwise. ``record_leftovers`` does not judge a stop still waiting on work in flight.
     stopping: defer.Deferred[Any] | None = field(default=None, repr=False)
+    #: The Deferreds operations returned (but those declaring ``may_pend``): the trace index of the call,
+    #: its ``name(args)`` and the Deferred; ``record_leftovers`` records those that never fired.
+    answers: list[tuple[int, str, defer.Deferred[Any]]] = field(default_factory=list, repr=False)
     #: Where the run is: ``build``, ``advance`` (to ``step``), ``step``, ``drain``, ``teardown``,
     #: ``invariant`` (``detail`` names it) or ``release``; read when a run must be abandoned.
     phase: str = "build"
@@ -158,6 +161,7 @@ class Run:
         self.jobs = {}
         self.handles = {}
         self.stopping = None
+        self.answers = []
 
     @property
     def view(self) -> RunView:

@@ -25,6 +25,7 @@ from harness.model.known import known
 from harness.model.operations import Operation
 from harness.model.schedule import Call, Cancel, Jump, Start, Stop, Submit
 from harness.model.trace import EventKind, Trace, format_ms
+from harness.run.answers import answer_detail
 from harness.run.clock import FaultClock, Livelock, _FaultDelayedCall, call_name, func_name
 from harness.run.describe import describe, describe_error
 from harness.run.jobs import Job, job_maker
@@ -120,8 +121,11 @@ def record_leftovers(run: Run) -> None:
     clock, trace = run.clock, run.trace
     assert clock is not None
     stopping = run.stopping
-    if stopping is not None and not stopping.called and _work_in_flight(run):
+    in_flight = _work_in_flight(run)
+    if stopping is not None and not stopping.called and in_flight:
         return
+    if not in_flight and not clock.calls:
+        _record_unanswered(run)
     for call in _subject_calls_by_due(clock.calls):
         trace.record(EventKind.LEAK_CALL, detail=_leak_detail(call_name(call), call))
     loops: dict[int, task.LoopingCall] = {}
@@ -134,6 +138,19 @@ def record_leftovers(run: Run) -> None:
     for loop in loops.values():
         if loop.running:
             trace.record(EventKind.LEAK_LOOP, detail=f"LoopingCall({func_name(loop.f)}) still running")
+
+
+def _record_unanswered(run: Run) -> None:
+    """Record the Deferreds nothing can fire any more: the run is stopped and drained, no work is in flight
+    and nothing is scheduled. The one ``stop()`` returned (``stop.pending``: a shutdown that hangs; a stop
+    waiting on work in flight, or on a timer, is not judged here) and each an operation returned, unless it
+    declares ``may_pend`` (``call.pending``: a ``whenConnected`` waiter ``stop()`` forgot)."""
+    stopping, trace = run.stopping, run.trace
+    if stopping is not None and not stopping.called:
+        trace.record(EventKind.STOP_PENDING, detail="the Deferred stop() returned never fired")
+    for call_at, label, answer in run.answers:
+        if not answer.called:
+            trace.record(EventKind.CALL_PENDING, detail=answer_detail(label, call_at))
 
 
 #: The end of a ``leak.call`` detail for a call ``stop()`` left pending while no work was in flight.
@@ -371,11 +388,13 @@ def _call(run: Run, op: Call) -> None:
     """Call a target operation; record it, and whether it raised (or its Deferred failed) as declared."""
     # Target.__post_init__ made every entry an Operation; the field's type is what a Target accepts.
     operation = cast(Operation, run.target.operations[op.operation])
-    run.trace.record(EventKind.CALL, detail=f"{op.operation}({', '.join(describe(a, 40) for a in op.args)})")
+    label = f"{op.operation}({', '.join(describe(a, 40) for a in op.args)})"
+    call_at = run.trace.record(EventKind.CALL, detail=label)
 
-    def outcome(exc: BaseException, how: EventKind) -> None:
+    def outcome(exc: BaseException, how: EventKind, answered: bool = False) -> None:
         expected = isinstance(exc, operation.raises) or isinstance(exc, CancellerError)
-        run.trace.record(EventKind.CALL_REFUSED if expected else how, detail=f"{op.operation}: {describe_error(exc)}")
+        detail = f"{op.operation}: {describe_error(exc)}"
+        run.trace.record(EventKind.CALL_REFUSED if expected else how, detail=answer_detail(detail, call_at) if answered else detail)
 
     try:
         result = operation.call(run.subject, *op.args)
@@ -385,7 +404,14 @@ def _call(run: Run, op: Call) -> None:
         outcome(exc, EventKind.CALL_RAISED)
         return
     if isinstance(result, defer.Deferred):
-        result.addErrback(lambda failure: outcome(known(failure.value), EventKind.CALL_FAILURE))
+        if not operation.may_pend:  # judged at the end if it never fires (record_leftovers)
+            run.answers.append((call_at, label, result))
+
+        def answered(value: Any) -> Any:
+            run.trace.record(EventKind.CALL_RESULT, detail=answer_detail(f"{op.operation}: {describe(value)}", call_at))
+            return value
+
+        result.addCallbacks(answered, lambda failure: outcome(known(failure.value), EventKind.CALL_FAILURE, True))
 
 
 def _on_result(value: Any, trace: Trace, job: int) -> None:

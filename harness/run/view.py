@@ -25,7 +25,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from harness.run.facts import Attempt, Facts, JobFacts, facts_of
-from harness.run.outcomes import AttemptOutcome, Outcome, received, served_by
+from harness.run.answers import read_answer
+from harness.run.outcomes import AttemptOutcome, Outcome, OutcomeKind, received, served_by
 from harness.run.timers import TimerRecord, read_timers, timer_name
 from harness.model.schedule import Call, Jump
 from harness.model.trace import EventKind, as_event
@@ -69,6 +70,11 @@ class AttemptRecord:
     start_wall_us: int | None = None
     end_wall_us: int | None = None
     canceller_raised: bool = False
+    #: The trace indices of the ``job.start`` event and of the event that ended the attempt (None: still
+    #: running when the run ended), as ``CallRecord.index`` and ``TimerRecord.set_index``: they order
+    #: an attempt against an operation, a submission or a timer within one instant, which times cannot.
+    start_index: int = -1
+    end_index: int | None = None
 
     def running_at(self, t_us: int) -> bool:
         """Started at or before ``t_us`` and not ended before it (an attempt whose canceller raised never ends)."""
@@ -96,6 +102,9 @@ class JobRecord:
     served_by: AttemptRecord | None
     #: What ``clock.seconds()`` read when the job was submitted.
     submitted_wall_us: int | None = None
+    #: The trace index of the ``submit`` event (None: never submitted), to order the submission against
+    #: other events of the same instant (an operation's ``CallRecord.index``, an attempt's ``start_index``).
+    submit_index: int | None = None
 
     @property
     def ran(self) -> bool:
@@ -115,6 +124,13 @@ class CallRecord:
     wall_us: int | None = None
     #: The trace index of the ``call`` event (as ``Outcome.index``): relate a call to other events.
     index: int = -1
+    #: What the Deferred the operation returned delivered first (``kind``, ``value`` or ``error``, ``index``
+    #: and ``t_us`` of its ``call.result``, ``call.failure`` or ``call.refused`` event); None if the call
+    #: raised, returned no Deferred, or its Deferred never fired.
+    answer: Outcome | None = None
+    #: Its Deferred had not fired when the run ended stopped, with no work in flight and nothing
+    #: scheduled (the ``call.pending`` event ``completion.operation`` judges).
+    pending: bool = False
 
 
 @dataclass(frozen=True)
@@ -175,6 +191,7 @@ class RunView:
             cancelled_us=tuple(self.facts.time(c) for c in job.cancels),
             served_by=self._attempts[id(served)] if served is not None else None,
             submitted_wall_us=self.wall_us(job.submit) if job.submit is not None else None,
+            submit_index=job.submit,
         )
 
     def _outcome(self, outcome: Outcome | None) -> Outcome | None:
@@ -288,6 +305,8 @@ def _attempt(facts: Facts, a: Attempt, wall_us: Callable[[int], int]) -> Attempt
         start_wall_us=wall_us(a.start),
         end_wall_us=wall_us(a.end) if a.end is not None else None,
         canceller_raised=a.canceller_raised,
+        start_index=a.start,
+        end_index=a.end,
     )
 
 
@@ -296,14 +315,53 @@ def _calls(run: Run, facts: Facts, wall_us: Callable[[int], int]) -> tuple[CallR
     ops = iter(op for op in run.schedule.ops if isinstance(op, Call))
     out: list[CallRecord] = []
     events = list(map(as_event, facts.events))
+    answers, pending = _answers(events)
     for index, event in enumerate(events):
         if event.kind != EventKind.CALL:
             continue
         op = next(ops)
         after = events[index + 1] if index + 1 < len(events) else None
         raised = declared = None
-        if after is not None and after.kind in (EventKind.CALL_RAISED, EventKind.CALL_REFUSED) and after.detail.startswith(f"{op.operation}: "):
+        if (
+            after is not None and after.kind in (EventKind.CALL_RAISED, EventKind.CALL_REFUSED)
+            and read_answer(after.detail)[1] is None and after.detail.startswith(f"{op.operation}: ")
+        ):
             raised = after.detail[len(op.operation) + 2 :].split(":", 1)[0]
             declared = after.kind == EventKind.CALL_REFUSED
-        out.append(CallRecord(op.operation, op.args, event.t_us, raised, bool(declared), wall_us(index), index))
+        out.append(CallRecord(
+            op.operation, op.args, event.t_us, raised, bool(declared), wall_us(index), index,
+            answer=_answer(events, answers.get(index), len(op.operation) + 2), pending=index in pending,
+        ))
     return tuple(out)
+
+
+_ANSWERS = frozenset({EventKind.CALL_RESULT, EventKind.CALL_FAILURE, EventKind.CALL_REFUSED})
+
+
+def _answers(events: list[Event]) -> tuple[dict[int, int], set[int]]:
+    """For each call whose Deferred answered, the trace index of its first answer, by the call's index;
+    and the calls whose Deferred never fired (``call.pending``)."""
+    answers: dict[int, int] = {}
+    pending: set[int] = set()
+    for index, event in enumerate(events):
+        if event.kind in _ANSWERS or event.kind == EventKind.CALL_PENDING:
+            call = read_answer(event.detail)[1]
+            if call is None:
+                continue
+            if event.kind == EventKind.CALL_PENDING:
+                pending.add(call)
+            else:
+                answers.setdefault(call, index)
+    return answers, pending
+
+
+def _answer(events: list[Event], index: int | None, skip: int) -> Outcome | None:
+    """The ``Outcome`` of the answer event at ``index`` (its detail less the ``name: `` prefix of ``skip``
+    characters and the call's index)."""
+    if index is None:
+        return None
+    event = events[index]
+    text = read_answer(event.detail)[0][skip:]
+    if event.kind == EventKind.CALL_RESULT:
+        return Outcome(OutcomeKind.RESULT, index, event.t_us, value=text)
+    return Outcome(OutcomeKind.FAILURE, index, event.t_us, error=text.split(":", 1)[0])

@@ -272,6 +272,8 @@ INVARIANT_EXERCISE: dict[str, Exercise] = {
     "errors.rejects": Exercise("a job was submitted", lambda x, t: x.submits > 0),
     "errors.poison": Exercise("a job was submitted after one failed", lambda x, t: x.submit_after_fail),
     "completion.deadline": Exercise("a job was submitted", lambda x, t: x.submits > 0),
+    "completion.stop": Exercise("stop() was called", lambda x, t: x.stops > 0),
+    "completion.operation": Exercise("an operation was called", lambda x, t: x.calls > 0),
     "leaks.work": Exercise("stop() was called with work outstanding", lambda x, t: x.stop_busy),
     "leaks.calls": Exercise("stop() was called with work outstanding", lambda x, t: x.stop_busy),
     "leaks.loops": Exercise("stop() was called with work outstanding", lambda x, t: x.stop_busy),
