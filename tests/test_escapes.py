@@ -8,7 +8,7 @@ import time
 import pytest
 
 import robust_targets
-from harness import JobSpec, Schedule, Submit, TargetError, run_schedule
+from harness import JobSpec, Schedule, Submit, Target, TargetError, run_schedule
 from harness.cli.main import main
 from harness.model.schedule import Start, Stop
 
@@ -82,3 +82,20 @@ def test_harness_fuzz_reports_the_global_reactor_in_one_line_and_exits_2(tmp_pat
     err = capsys.readouterr().err
     assert err.startswith("harness: error: the target called reactor.callLater ")
     assert INJECT in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+class _Napper:
+    """A process function kept in a class attribute at import (a builtin: called without ``self``)."""
+
+    nap = time.sleep
+
+
+def test_a_process_function_kept_in_a_class_attribute_is_refused_and_put_back() -> None:
+    class Subject:
+        def __init__(self, clock: object) -> None:
+            _Napper().nap(0)
+
+    with pytest.raises(TargetError, match="the target called time.sleep"):
+        run_schedule(Target(build=Subject), ONE)
+    assert vars(_Napper)["nap"] is time.sleep
+    _Napper().nap(0)  # outside a run: the real one, called as before

@@ -32,6 +32,20 @@ from tests.review_campaigns import campaign
 #: Taken before any guard was installed (the test module is imported first): a plain bound method.
 CAPTURED_CALL_LATER = reactor.callLater
 
+
+class _Scheduler:
+    """Reactor methods kept in class attributes before any guard was installed (bound methods, bare or static)."""
+
+    later = reactor.callLater
+    static_later = staticmethod(reactor.callLater)
+
+    def __init__(self) -> None:
+        self.own_later = reactor.callLater  # (an instance attribute: made in a run, the lent one)
+
+
+#: Made at import, before any guard: its attribute holds the real reactor's bound method, which no guard reaches.
+MADE_AT_IMPORT = _Scheduler()
+
 CORRECT = "scenarios.global_reactor:reactor_pool"
 TWINS = {
     "scenarios.global_reactor:reactor_pool_loop_left": {"leaks.loops", "leaks.calls"},
@@ -208,3 +222,27 @@ def test_a_reactor_method_taken_at_import_stays_guarded_after_a_scan_made_while_
     finally:
         sys.modules.pop(taken.__name__, None)
         sys.modules.pop(later.__name__, None)
+
+
+def test_a_method_kept_in_a_class_attribute_before_the_guard_is_lent_or_refused() -> None:
+    assert _build_calling(lambda clock: _Scheduler().later(5, lambda: None) in clock.getDelayedCalls())
+    assert _build_calling(lambda clock: _Scheduler.static_later(5, lambda: None) in clock.getDelayedCalls())
+    assert _build_calling(lambda clock: _Scheduler().own_later(5, lambda: None) in clock.getDelayedCalls())
+    for call in (lambda c: _Scheduler().later(5, lambda: None), lambda c: _Scheduler.static_later(5, lambda: None)):
+        with pytest.raises(TargetError, match="the target called reactor.callLater"):
+            _build_calling(call, lend=False)
+    later, static_later = vars(_Scheduler)["later"], vars(_Scheduler)["static_later"]  # put back once the session ended
+    assert type(later) is type(reactor.callLater) and later.__self__ is reactor
+    assert type(static_later) is staticmethod and static_later.__func__.__self__ is reactor
+
+
+def test_a_method_kept_by_an_object_made_before_the_guard_is_not_reached() -> None:
+    """What docs/reference/target.md says of instance attributes: the real reactor's method, not lent (a
+    ``callLater`` through it is set on the real reactor, never on the run's clock; cancelled here, so nothing
+    is left there)."""
+    def call(clock: Any) -> bool:
+        escaped = MADE_AT_IMPORT.own_later(5, lambda: None)
+        escaped.cancel()
+        return escaped not in clock.getDelayedCalls() and escaped not in reactor.getDelayedCalls()
+
+    assert _build_calling(call)

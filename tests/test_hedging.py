@@ -283,4 +283,4 @@ def test_the_background_retries_still_end_at_stop_and_cancel() -> None:
 
 #: The correct hedgers and the correct background retry.
 CLEAN = Zoo((f"{HEDGE}:hedged_call", f"{HEDGE}:hedged_request", f"{WARM}:background_retry"), ())
-test_the_correct_subjects_stay_clean_over_5000_examples = CLEAN.clean(seed=5, examples=5000, slow=True)
+test_the_correct_subjects_stay_clean_over_2500_examples = CLEAN.clean(seed=5, examples=2500, slow=True)

@@ -38,7 +38,7 @@ decode_example = getattr(hypothesis.database, "choices_from_bytes", None) or get
     hypothesis.database, "ir_from_bytes", lambda value: None
 )
 SCRIPT = "<script>alert(1)</script>"
-QUICK, SLOW = 40, 10_000
+QUICK, SLOW = 40, 2_000
 
 
 def _settings(count: int) -> settings:
@@ -251,9 +251,9 @@ def _database_property(count: int):
 test_fuzzed_summaries_given_to_report = _report_property(QUICK)
 test_fuzzed_summaries_given_to_merge = _merge_property(QUICK)
 test_fuzzed_example_database_directories = _database_property(QUICK)
-test_fuzzed_summaries_given_to_report_10000 = pytest.mark.slow(_report_property(SLOW))
-test_fuzzed_summaries_given_to_merge_10000 = pytest.mark.slow(_merge_property(SLOW))
-test_fuzzed_example_database_directories_10000 = pytest.mark.slow(_database_property(SLOW))
+test_fuzzed_summaries_given_to_report_2000 = pytest.mark.slow(_report_property(SLOW))
+test_fuzzed_summaries_given_to_merge_2000 = pytest.mark.slow(_merge_property(SLOW))
+test_fuzzed_example_database_directories_2000 = pytest.mark.slow(_database_property(SLOW))
 
 
 def test_a_campaign_over_a_hostile_database_directory_finishes(workdir: Path) -> None:

@@ -64,7 +64,9 @@ def test_call_arguments_must_be_json_plain(arg) -> None:
 def test_operations_are_drawn_with_their_arguments_and_replay_identically() -> None:
     seen: set[str] = set()
 
-    @settings(max_examples=60, deadline=None)
+    # Derandomized, as CI's profile is anyway: the assertion after the run asks that both operations were
+    # drawn in 60 examples, which a random draw missed now and then (no flush in 60).
+    @settings(max_examples=60, deadline=None, derandomize=True)
     @given(schedules(RESIZABLE.default_menu()))
     def draw(schedule: Schedule) -> None:
         for op in schedule.ops:

@@ -51,8 +51,17 @@ def test_a_missing_private_name_is_reported_with_the_name_and_the_installed_vers
     assert "FIFO" in message and "harness/guard/private_api.py" in message
 
 
+def test_a_failure_count_that_is_gone_is_reported(monkeypatch) -> None:
+    from harness.guard import private_api
+
+    monkeypatch.setattr(private_api, "failures_made", lambda: None)
+    (message,) = problems()
+    assert message.startswith(f"twisted.python.failure.count (twisted {installed('twisted')}): the module attribute is gone")
+    assert "later run's trace" in message
+
+
 def test_the_list_names_each_private_name_once() -> None:
-    assert len({api.name for api in PRIVATE_APIS}) == len(PRIVATE_APIS) == 3
+    assert len({api.name for api in PRIVATE_APIS}) == len(PRIVATE_APIS) == 4
     assert installed("no-such-distribution-9f3e") == "not installed"
 
 

@@ -165,5 +165,5 @@ def test_relaxed_detaches_twin_is_caught_by_campaigns(seed, tmp_path):
                                   "scenarios.review.round4.targets:swr"])
 @pytest.mark.parametrize("strategy", ["mixed", "swarm", "pct"])
 def test_fixed_findings_correct_components_long_campaign(spec, strategy, tmp_path):
-    result = campaign(spec, seed=41, examples=5_000, tmp_path=tmp_path, strategy=strategy)
+    result = campaign(spec, seed=41, examples=2_000, tmp_path=tmp_path, strategy=strategy)
     assert result.findings == [], [f.violation.message for f in result.findings]

@@ -23,7 +23,7 @@ from scenarios.thirdparty import available
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Examples per target in the short soak; docs/benchmarks.md says what it costs.
-SOAK_EXAMPLES = 2_000
+SOAK_EXAMPLES = 1_000
 
 
 def _load_soak():

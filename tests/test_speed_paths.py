@@ -12,7 +12,7 @@ from twisted.internet import defer
 from harness import JobSpec, Schedule, Submit, Target, TargetError, run_schedule
 from harness.model.target import _check_binds
 from harness.run.describe import describe, describe_error
-from harness.run.garbage import GarbagePolicy
+from harness.run.garbage import MAX_COLLECTIONS, GarbagePolicy
 
 
 class _Plain:
@@ -86,8 +86,22 @@ def test_collect_repeats_while_collecting_logs_more_failures(monkeypatch) -> Non
     logged = iter([0, 1, 1, 2, 2, 2, 2])
     calls: list[int] = []
     monkeypatch.setattr(gc, "collect", lambda *args: calls.append(1) or 0)
+    monkeypatch.setattr(gc, "get_objects", lambda *args: [])  # (no finalizer made anything: see below)
     GarbagePolicy().collect(lambda: next(logged))
     assert len(calls) == 3  # 0 -> 1, 1 -> 2, 2 -> 2: stops once a collection logs nothing new
+
+
+def test_collect_repeats_while_its_finalizers_made_objects(monkeypatch) -> None:
+    # Generation 0 not empty after a collection: its finalizers made objects, which may refer into the
+    # garbage and have made the collector keep all of it; it is collected again, at most MAX_COLLECTIONS times.
+    young = iter([["made by a finalizer"], [], ["again"], ["again"], ["again"], ["again"]])
+    calls: list[int] = []
+    monkeypatch.setattr(gc, "collect", lambda *args: calls.append(1) or 0)
+    monkeypatch.setattr(gc, "get_objects", lambda generation=None: next(young) if generation == 0 else [])
+    GarbagePolicy().collect(lambda: 0)
+    assert len(calls) == 2
+    GarbagePolicy().collect(lambda: 0)
+    assert len(calls) == 2 + MAX_COLLECTIONS
 
 
 def _pair_walk(check, run):

@@ -285,16 +285,22 @@ def test_sigint_to_the_parent_alone_stops_a_hung_run_within_seconds(tmp_path, ca
 
 
 def test_a_second_sigint_to_the_parent_stops_at_once_as_before(tmp_path, campaigns) -> None:
+    """The run hangs (no watchdog): only a second signal stops it, the user's or the one the child makes itself
+    ``STOP_GRACE_S`` after the first, saying so on stderr. "At once" is judged by which it was: that note
+    must be missing. A bound on the time would judge it by the shutdown's speed as well, which is no part of
+    it: under load (2 cores shared by 8 test sessions) the child's unwinding, reports and exit took 5.37 s
+    after a second SIGINT that worked. The time is still bounded, by the grace plus that much slack: a
+    second signal that did nothing, and a grace repeat that did nothing either, would hang past it."""
     campaign = _hung(campaigns, "robust_targets:spinning", tmp_path)
     sent = time.monotonic()
     campaign.parent.send_signal(signal.SIGINT)
     time.sleep(0.3)
     campaign.parent.send_signal(signal.SIGINT)
-    code = campaign.finish(20)
+    code = campaign.finish(STOP_GRACE_S + 15)
     out, err = campaign.out.read_text(), campaign.err.read_text()
     assert code == 130 and "stopped by interrupt" in out, (out, err)
-    assert time.monotonic() - sent < STOP_GRACE_S, "the second signal waited for the grace period"
-    assert "did not stop within" not in err
+    assert "did not stop within" not in err, f"the second signal waited for the grace period: {err}"
+    assert time.monotonic() - sent < STOP_GRACE_S + 10
 
 
 def test_a_child_whose_parent_is_killed_stops_within_a_bounded_time(tmp_path, campaigns) -> None:

@@ -113,8 +113,8 @@ def test_both_ways_over_a_campaign(tmp_path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_the_correct_glue_stays_clean_over_a_long_campaign(seed, tmp_path) -> None:
-    result = campaign("cooperative_tasks_paused", seed, 10_000, tmp_path, cooperative_tasks_paused)
-    assert result.findings == [] and result.examples == 10_000
+    result = campaign("cooperative_tasks_paused", seed, 3_000, tmp_path, cooperative_tasks_paused)
+    assert result.findings == [] and result.examples == 3_000
 
 
 @pytest.mark.slow

@@ -89,5 +89,5 @@ def test_the_counting_pool_is_caught_by_time_timeout(tmp_path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_wait_timeout_semaphore_stays_clean_over_a_long_campaign(seed: int, tmp_path) -> None:
-    result = campaign("tests:wait_timeout", seed=seed, examples=5000, tmp_path=tmp_path, target=_target())
+    result = campaign("tests:wait_timeout", seed=seed, examples=2500, tmp_path=tmp_path, target=_target())
     assert [f.record.message for f in result.findings] == []

@@ -135,7 +135,7 @@ def test_a_campaign_passes_the_flusher_and_finds_the_forgetful_one_by_its_user_i
 
 @pytest.mark.slow
 def test_the_flusher_stays_clean_over_a_long_campaign(tmp_path) -> None:
-    result = campaign("timer_targets:flusher", 3, 10_000, tmp_path, timer_targets.flusher)
+    result = campaign("timer_targets:flusher", 3, 4_000, tmp_path, timer_targets.flusher)
     assert [f.violation.invariant for f in result.findings] == []
 
 

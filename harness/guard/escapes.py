@@ -14,10 +14,13 @@ Exception`` in the target does not hide it); the runner turns it into a
 ``global_reactor="lend"`` has the reactor's time methods (``LENT_METHODS``:
 ``callLater``, ``seconds``, ``getDelayedCalls``, ``callWhenRunning``) lent
 instead: while its run is armed they act on the run's clock (``arm(clock)``),
-and the rest stay refused. A reactor method taken before the guard was
+and the rest stay refused; so are the ``time`` module's clocks called from the
+target's code (``harness.guard.lent_time``). A reactor method taken before the guard was
 installed (``callLater = reactor.callLater`` in a module imported first) is
-a bound method the patch on the reactor never reaches: such module globals
-are patched for the run too, refused or lent as the reactor's own. Everything is
+a bound method the patch on the reactor never reaches: such module globals,
+and such attributes of the classes defined in the target's modules (``class C:
+later = reactor.callLater``; ``harness.guard.class_sites``), are patched for the run
+too, refused or lent as the reactor's own. Everything is
 restored when the run ends, however it ends. Calls from other threads pass
 through untouched, and so does every call while no run is armed: a
 campaign installs the patches once around all its runs
@@ -55,6 +58,7 @@ import time keeps it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import operator
 import os
@@ -66,7 +70,7 @@ from collections.abc import Callable, Iterator
 from types import MethodType, TracebackType
 from typing import Any, NamedTuple
 
-from harness.guard import signals
+from harness.guard import class_sites, lent_time, signals
 from harness.guard.forks import FORKS
 
 try:  # CPython's C module behind ``signal``: the same handlers, without ``signal``'s enum conversion of each
@@ -261,24 +265,49 @@ def _loaded() -> tuple[int, object]:
     return len(modules), (name, id(module))  # (an id: no comparing a module object, whatever its __eq__)
 
 
-def _binding_sites(reactor: Any = None) -> list[tuple[dict[str, Any], str, str]]:
+def _binding_sites(reactor: Any = None) -> list[tuple[Any, str, str]]:
     """Every module global bound to a refused process function (``time.sleep``, ``from time import sleep``...),
     and, given the global ``reactor``, to one of its ``REACTOR_METHODS`` taken before the guard was installed
-    (``callLater = reactor.callLater`` at import: a bound method, which the patch on the reactor never reaches)."""
+    (``callLater = reactor.callLater`` at import: a bound method, which the patch on the reactor never reaches);
+    in the target's modules (``lent_time.lent_to``: not the standard library's, Twisted's, the harness's...),
+    every one bound to a clock a run may lend (``lent_time.LENT_CLOCKS``, ``from time import monotonic``), and
+    every attribute bound to any of them in a class defined at a module's top level (``class C: later =
+    reactor.callLater``; ``harness.guard.class_sites``). Each as (owner, name, label): the owner is the module's
+    namespace (a dict), or the class."""
     global _scanned_modules
     loaded = _loaded()
     if loaded == _scanned_modules:
         return _sites
     by_id = {id(function): label for label, (function, _) in PROCESS_FUNCTIONS.items()}
     by_id.update(_bound_wrappers)
-    found: list[tuple[dict[str, Any], str, str]] = []
-    for namespace, key, value in _module_globals():
-        label = by_id.get(id(value))
+    by_id_lent = {**lent_time.labels_by_id(), **by_id}  # (in the target's modules: the clocks a run may lend too)
+    time_namespace = vars(time)
+
+    def label_of(value: Any, table: dict[int, str]) -> str | None:
+        label = table.get(id(value))
         if label is None and type(value) is MethodType and reactor is not None and value.__self__ is reactor:
             name = value.__name__
             label = f"reactor.{name}" if name in REACTOR_METHODS else None
-        if label is not None and isinstance(key, str):
-            found.append((namespace, key, label))
+        return label
+
+    found: list[tuple[Any, str, str]] = []
+    module: dict[str, Any] | None = None
+    table, name, targets = by_id, None, False
+    for namespace, key, value in _module_globals():  # (a loop over every global of the process: kept tight)
+        if namespace is not module:
+            module, name = namespace, namespace.get("__name__")
+            targets = namespace is not time_namespace and lent_time.lent_to(name)  # the target's code
+            table = by_id_lent if targets else by_id
+        kind = type(value)
+        label = table.get(id(value)) if kind is not MethodType else label_of(value, table)
+        if label is not None:
+            if isinstance(key, str):
+                found.append((namespace, key, label))
+        elif targets and issubclass(kind, type) and vars(value).get("__module__") == name:  # a class defined there
+            for attribute, held in class_sites.candidates(value):
+                label = label_of(held, table)
+                if label is not None:
+                    found.append((value, attribute, label))
     _sites[:] = found
     _scanned_modules = loaded
     return _sites
@@ -380,6 +409,8 @@ class EscapeGuard:
         #: The clock the armed run lends the global reactor's time methods to (``LENT_METHODS``), or None:
         #: they are refused (``Target(global_reactor="lend")``; ``harness.run.runner``).
         self.lent: Any = None
+        #: The stand-ins of the ``time`` module's clocks, by label, once a run lent them (``_lend_time``).
+        self._lent_clocks: dict[str, lent_time.LentClock] = {}
 
     def __enter__(self) -> EscapeGuard:
         self.install()
@@ -438,6 +469,12 @@ class EscapeGuard:
             entry = wrappers.get(id(value))
             if entry is not None and entry[0] is value:
                 namespace[key] = entry[1]
+            elif class_sites.defined_in(value, namespace):  # (``class C: now = time.monotonic``, defined meanwhile)
+                for attribute, held in class_sites.candidates(value, functions=True):
+                    entry = wrappers.get(id(held))
+                    if entry is not None and entry[0] is held and vars(value).get(attribute) is held:
+                        with contextlib.suppress(TypeError, AttributeError):
+                            type.__setattr__(value, attribute, entry[1])
 
     def arm(self, lend: Any = None) -> None:
         """A run begins: refuse from now on, and remember what ``disarm`` puts back (cwd, signal handlers).
@@ -453,6 +490,8 @@ class EscapeGuard:
         self._streams = {"stdout": sys.stdout, "stderr": sys.stderr}
         if self.installed and len(sys.modules) != self._modules:  # modules imported since: names they bound are patched too
             self._patch_sites()  # (only by an installed guard: nothing else would ever undo the patches)
+        if lend is not None and self.installed and not self._lent_clocks:
+            self._lend_time()  # (before the clocks are kept: the run begins with the stand-ins)
         self._kept = self._keep_process_state()
         self.armed = True
 
@@ -528,38 +567,72 @@ class EscapeGuard:
         )
 
     def _patch_sites(self) -> None:
-        for namespace, key, label in _binding_sites(self._reactor):
+        lent_clocks = self._lent_clocks
+        for owner, key, label in _binding_sites(self._reactor):
             if label.startswith("reactor."):
-                self._patch_bound_method(namespace, key, label[len("reactor."):])
+                self._patch_bound_method(owner, key, label[len("reactor."):])
+            elif label in lent_time.LABELS:
+                if lent_clocks:  # (bound once a run lends the clocks: ``_lend_time``)
+                    clock = lent_clocks[label]
+                    if _held(owner, key) is clock.original:
+                        self._bind(owner, key, clock, clock.original, label)
             else:
-                self._patch_global(namespace, key, label)
+                self._patch_global(owner, key, label)
         self._modules = len(sys.modules)
 
-    def _patch_bound_method(self, namespace: dict[str, Any], key: str, name: str) -> None:
-        """Bind ``namespace[key]``, the global reactor's ``name`` method taken before the guard was installed,
-        to the guard's patch of that method (refused or lent as the reactor's own is), until ``uninstall``."""
-        original = namespace.get(key)
+    def _lend_time(self) -> None:
+        """A run lends its clock for the first time since ``install``: patch the ``time`` module's clocks
+        (``lent_time.LENT_CLOCKS``) and the names they are bound to in the target's code, until ``uninstall``.
+        Each stand-in reads the real clock unless this guard is armed with a clock to lend, in its thread."""
+        guard = self
+
+        def lent() -> Any:
+            return guard.lent if guard.armed and threading.get_ident() == guard._thread else None
+
+        self._lent_clocks = {label: lent_time.LentClock(name, lent) for label, name in lent_time.LABELS.items()}
+        namespace = vars(time)
+        for label, clock in self._lent_clocks.items():
+            self._wrappers[id(clock)] = (clock, clock.original)  # (a module imported meanwhile binds it)
+            if namespace.get(clock.name) is clock.original:
+                self._bind(namespace, clock.name, clock, clock.original, label)
+        self._patch_sites()
+
+    def _patch_bound_method(self, owner: Any, key: str, name: str) -> None:
+        """Bind ``owner.key`` (a module's global or a class's attribute), the global reactor's ``name`` method
+        taken before the guard was installed, to the guard's patch of that method (refused or lent as the
+        reactor's own is), until ``uninstall``."""
+        original = _held(owner, key)
         patched = self._reactor_patches.get(name)
         if patched is None or type(original) is not MethodType or original.__self__ is not self._reactor:
             return
-        self._bind(namespace, key, patched, original, f"reactor.{name}")
+        self._bind(owner, key, patched, original, f"reactor.{name}")
 
-    def _bind(self, namespace: dict[str, Any], key: str, wrapper: Any, original: Any, label: str) -> None:
-        """Bind ``namespace[key]`` to ``wrapper`` (counted in ``_bound_wrappers`` under ``label``) until
-        ``uninstall`` puts ``original`` back, unless something else was bound there since."""
-        namespace[key] = wrapper
+    def _bind(self, owner: Any, key: str, wrapper: Any, original: Any, label: str) -> None:
+        """Bind ``owner[key]`` (a module's namespace) or ``owner.key`` (a class: ``class_sites.bind``) to ``wrapper``
+        (counted in ``_bound_wrappers`` under ``label``) until ``uninstall`` puts ``original`` back, unless
+        something else was bound there since."""
+        if isinstance(owner, dict):
+            owner[key] = wrapper
+
+            def restore() -> None:
+                _bound_wrappers.pop(id(wrapper), None)
+                if owner.get(key) is wrapper:
+                    owner[key] = original
+        else:
+            before = class_sites.bind(owner, key, wrapper)
+            if before is None:
+                return
+
+            def restore() -> None:
+                _bound_wrappers.pop(id(wrapper), None)
+                class_sites.unbind(owner, key, wrapper, before)
+
         _bound_wrappers[id(wrapper)] = label
-
-        def restore() -> None:
-            _bound_wrappers.pop(id(wrapper), None)
-            if namespace.get(key) is wrapper:
-                namespace[key] = original
-
         self._restore.append(restore)
 
-    def _patch_global(self, namespace: dict[str, Any], key: str, label: str) -> None:
+    def _patch_global(self, owner: Any, key: str, label: str) -> None:
         original, fix = PROCESS_FUNCTIONS[label]
-        if namespace.get(key) is not original:
+        if _held(owner, key) is not original:
             return
         guard = self
         conditional = label in _SIGNAL_FUNCTIONS
@@ -579,7 +652,7 @@ class EscapeGuard:
             raise Escaped(called)
 
         self._wrappers[id(refused)] = (refused, original)
-        self._bind(namespace, key, refused, original, label)
+        self._bind(owner, key, refused, original, label)
 
     def _patch(self, owner: Any, name: str, label: str, fix: str, lend: Callable[..., Any] | None = None) -> None:
         """Replace ``owner.name`` with a function refusing it in an armed run; with ``lend`` (a reactor method
@@ -614,6 +687,12 @@ class EscapeGuard:
         while self._restore:
             self._restore.pop()()
         self._reactor_patches = {}
+        self._lent_clocks = {}
+
+
+def _held(owner: Any, key: str) -> Any:
+    """What a binding site holds: ``owner[key]`` for a module's namespace, the attribute of a class."""
+    return owner.get(key) if isinstance(owner, dict) else class_sites.held(owner, key)
 
 
 def _global_reactor() -> Any:

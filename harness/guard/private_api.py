@@ -1,13 +1,17 @@
 """The private parts of Twisted and Hypothesis the harness relies on, each behind one accessor.
 
 The harness uses the public API of Twisted, Hypothesis and pytest wherever
-one exists. Three needs have none, listed in ``PRIVATE_APIS`` and in
+one exists. Four needs have none, listed in ``PRIVATE_APIS`` and in
 ``docs/dependencies.md``:
 
 - Twisted's startup log observer (``LogBeginner._temporaryObserver``): until a
   program begins logging, Twisted prints every critical event ("Unhandled error
   in Deferred") to stderr. A run's errors are the target's, recorded in its
   trace and judged there; the runner detaches that observer for the run.
+- Twisted's count of the Failures made (``twisted.python.failure.count``, each
+  Failure's ``count`` its number): a failure logged as unhandled during a run
+  but made before it began is an earlier run's leftover (a subject the target
+  kept in a class attribute, dropped by the next build), not the run's own.
 - Hypothesis's folder of a key in a directory database
   (``DirectoryBasedExampleDatabase._key_path``): the harness reads the saved
   examples itself, skipping FIFOs and huge files someone left in a shared folder.
@@ -53,6 +57,12 @@ TWISTED_STARTUP_OBSERVER = PrivateAPI(
     used_for="keeping a run's logged errors (recorded in its trace) off stderr before the program begins logging",
     without_it="every 'Unhandled error in Deferred' of a run is also printed to stderr",
 )
+TWISTED_FAILURE_COUNT = PrivateAPI(
+    name="twisted.python.failure.count",
+    package="twisted",
+    used_for="telling a failure made before a run (an earlier run's leftover, dropped during this one) from the run's own",
+    without_it="an earlier run's unhandled failure, dropped during a later run, is recorded in the later run's trace",
+)
 HYPOTHESIS_KEY_PATH = PrivateAPI(
     name="hypothesis.database.DirectoryBasedExampleDatabase._key_path",
     package="hypothesis",
@@ -67,7 +77,7 @@ HYPOTHESIS_FINAL_REPLAY = PrivateAPI(
 )
 
 #: Every private name the harness reads, in the order ``docs/dependencies.md`` lists them.
-PRIVATE_APIS = (TWISTED_STARTUP_OBSERVER, HYPOTHESIS_KEY_PATH, HYPOTHESIS_FINAL_REPLAY)
+PRIVATE_APIS = (TWISTED_STARTUP_OBSERVER, TWISTED_FAILURE_COUNT, HYPOTHESIS_KEY_PATH, HYPOTHESIS_FINAL_REPLAY)
 
 
 def installed(package: str) -> str:
@@ -94,6 +104,25 @@ def startup_log_observer() -> ILogObserver | None:
 
 #: ``twisted.logger.globalLogBeginner``, once ``startup_log_observer`` first looked it up.
 _BEGINNER: list[Any] = [None]
+
+
+def failures_made() -> int | None:
+    """How many Failures Twisted has made so far (a Failure's ``count`` is its number), or None if unknown.
+
+    Read once a run (``harness.run.logcapture``; the module looked up once and kept, as ``_BEGINNER`` is).
+    Without the name every failure counts as the run's own.
+    """
+    module = _FAILURE_MODULE[0]
+    if module is None:
+        from twisted.python import failure
+
+        module = _FAILURE_MODULE[0] = failure
+    made = getattr(module, "count", None)
+    return made if type(made) is int else None
+
+
+#: ``twisted.python.failure``, once ``failures_made`` first looked it up.
+_FAILURE_MODULE: list[Any] = [None]
 
 
 def key_folder(database: Any, key: bytes) -> str | None:
@@ -138,6 +167,20 @@ def _check_startup_observer() -> str | None:
     return None
 
 
+def _check_failure_count() -> str | None:
+    from twisted.internet import defer
+
+    before = failures_made()
+    if before is None:
+        return _problem(TWISTED_FAILURE_COUNT, "the module attribute is gone, or not an int")
+    failed: defer.Deferred[None] = defer.fail(ValueError("harness-check"))
+    made = failed.result
+    failed.addErrback(lambda _: None)
+    if getattr(made, "count", None) != before + 1 or failures_made() != before + 1:
+        return _problem(TWISTED_FAILURE_COUNT, "a new Failure's count is not the module's count plus one")
+    return None
+
+
 def _check_key_path() -> str | None:
     import tempfile
 
@@ -175,5 +218,5 @@ def _check_final_replay() -> str | None:
 
 def problems() -> list[str]:
     """One line per private name that is gone or changed shape (the behaviour itself is tested in the test suite)."""
-    found = [_check_startup_observer(), _check_key_path(), _check_final_replay()]
+    found = [_check_startup_observer(), _check_failure_count(), _check_key_path(), _check_final_replay()]
     return [problem for problem in found if problem is not None]

@@ -60,7 +60,9 @@ TIMEOUT_FROM = ("start", "submit", "wait")
 #: ``seconds``, ``getDelayedCalls``, ``callWhenRunning``). "refuse" (the default): the run ends with an error
 #: saying to use the clock given to ``build(clock)``. "lend": they act on that clock for the run (code written on
 #: the global reactor, ``deferLater(reactor, ...)``, a ``LoopingCall`` left on its default clock, is tested as it
-#: is); the reactor's other methods (``run``, ``stop``, ``callFromThread``, threads, sockets) stay refused.
+#: is), and so do the ``time`` module's clocks called from the target's code (``time.monotonic``, ``time.time``...:
+#: ``harness.guard.lent_time``); the reactor's other methods (``run``, ``stop``, ``callFromThread``, threads,
+#: sockets) stay refused.
 GLOBAL_REACTOR = ("refuse", "lend")
 
 #: Failures in a row whose backoff waits bound how long a backoff loop is watched.
@@ -171,6 +173,9 @@ class Target:
     ``getDelayedCalls``, ``callWhenRunning``) to the run's clock during each run: a subject written on
     ``from twisted.internet import reactor`` schedules on the fault clock, its timers recorded, faulted and
     judged exactly as if it had been given the clock (the default, "refuse", ends such a run with an error).
+    It also lends the ``time`` module's clocks to the target's code: ``time.monotonic()`` (and ``perf_counter``)
+    read the run's monotonic virtual time, ``time.time()`` its wall clock, jumps included
+    (``harness.guard.lent_time``).
     """
 
     build: Callable[..., Any]  # build(clock), or build(clock, work) for periodic targets
@@ -255,7 +260,8 @@ class Target:
     menu: Menu | Mapping[str, Any] | None = None
     description: str = ""
     # "lend": the global reactor's callLater, seconds, getDelayedCalls and callWhenRunning act on the run's
-    # clock during each run; "refuse" (the default): a run that calls them ends with an error
+    # clock during each run, and so do time.monotonic, time.time... called from the target's code; "refuse" (the
+    # default): a run that calls the reactor's ends with an error (and time's read the real clock)
     global_reactor: str = "refuse"
 
     def __post_init__(self) -> None:

@@ -3,6 +3,14 @@
 "Unhandled error in Deferred" and other errors a subject logs are the
 target's, judged by the invariants from the trace; the capture also keeps
 them out of the process's own output while a run lasts.
+
+A failure logged as unhandled during a run but made before it began is no
+part of it: an earlier run's subject that the target kept alive (a class
+attribute holding the last instance built) and that this run's ``build``
+dropped. It is not recorded in the trace, where it would have failed this
+schedule for another's error (``errors.unhandled``, not reproduced by a replay
+of it alone); it goes where errors logged between runs go, to the startup
+observer when the run took it off (printed to stderr), once the run ends.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from typing import Any
 from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
 from zope.interface import implementer
 
-from harness.guard.private_api import startup_log_observer
+from harness.guard.private_api import failures_made, startup_log_observer
 from harness.model.trace import EventKind, Trace
 from harness.run.describe import describe_error, mask_addresses
 
@@ -50,10 +58,16 @@ class logging_into:
         globalLogPublisher.addObserver(self.observer)
 
     def __exit__(self, *exc_info: object) -> None:
-        globalLogPublisher.removeObserver(self.observer)
+        observer = self.observer
+        globalLogPublisher.removeObserver(observer)
         detached, self.detached = self.detached, None
         if detached is not None and startup_log_observer() is detached:
             globalLogPublisher.addObserver(detached)
+            # An earlier run's leftovers logged during this one: where they would have gone between runs.
+            # (Observers of a program that began logging saw them already: they stay on the publisher.)
+            for event in observer.earlier:
+                detached(event)
+        observer.earlier = []
 
 
 @implementer(ILogObserver)
@@ -78,6 +92,13 @@ class LogRecorder:
         #: error legitimate, kept in ``allowed`` by the trace index of its ``log.error`` event.
         self.judge = judge
         self.allowed = allowed
+        #: Twisted's count of Failures made when the run began (None: unknown): one numbered no higher was
+        #: made before it, and logged as unhandled it is an earlier run's leftover, kept in ``earlier``.
+        self.born = failures_made()
+        self.earlier: list[dict[str, Any]] = []
+        #: The last event, when it was Twisted's "Unhandled error in Deferred:" line (logged just before the
+        #: failure it heads): kept with an earlier run's failure, so that it is printed with it.
+        self._header: dict[str, Any] | None = None
 
     def logged_failures(self) -> int:
         """How many failures were logged so far (a collection that logs more freed more garbage)."""
@@ -90,9 +111,16 @@ class LogRecorder:
         if failure is not None:
             self.failures += 1
             kind = EventKind.UNHANDLED if event.get("log_namespace") == _DEFER_NAMESPACE else EventKind.LOG_ERROR
-            index = self.trace.record(kind, detail=describe_error(failure.value, failure))
-            if kind is EventKind.LOG_ERROR:
-                self._judge(index, failure.value)
+            born = self.born
+            if kind is EventKind.UNHANDLED and born is not None and getattr(failure, "count", born + 1) <= born:
+                # Made before the run: an earlier run's, no part of this trace.
+                if self._header is not None:
+                    self.earlier.append(self._header)
+                self.earlier.append(event)
+            else:
+                index = self.trace.record(kind, detail=describe_error(failure.value, failure))
+                if kind is EventKind.LOG_ERROR:
+                    self._judge(index, failure.value)
             try:
                 failure.cleanFailure()
             except Exception:
@@ -100,6 +128,7 @@ class LogRecorder:
         elif event.get("log_level") in (LogLevel.error, LogLevel.critical) and not event.get("isError"):
             index = self.trace.record(EventKind.LOG_ERROR, detail=mask_addresses(str(event.get("log_format", ""))))
             self._judge(index, None)
+        self._header = event if failure is None and event.get("log_namespace") == _DEFER_NAMESPACE else None
 
     def _judge(self, index: int, exc: BaseException | None) -> None:
         """Keep what makes the error logged at ``index`` legitimate, when the target declares ``logs``."""

@@ -103,9 +103,9 @@ class TargetHung(HarnessError):
 class Run:
     """What one run produced.
 
-    ``trace`` (and ``diagnosis``) is all invariants read. ``subject``, ``clock``, ``jobs`` and
-    ``handles`` are live only while the target's own invariants run; the
-    runner then drops them so garbage collection can reveal unhandled errors.
+    ``trace`` (and ``diagnosis``) is all invariants read. ``subject``, ``clock``, ``jobs``,
+    ``handles`` and ``stopping`` are live only while the target's own invariants run; the
+    runner then drops them (``let_go``) so garbage collection can reveal unhandled errors.
     """
 
     target: Target
@@ -143,6 +143,21 @@ class Run:
     #: index of its ``log.error`` event), why (a job's own error, or a declared type); ``errors.logged``
     #: judges the rest (``harness.run.logged``). Not part of the trace.
     logs_allowed: dict[int, str] = field(default_factory=dict, repr=False)
+
+    def let_go(self) -> None:
+        """Drop every reference the record holds to the live run: the subject, the clock, the jobs, the
+        Deferreds ``submit`` returned and the one ``stop()`` returned.
+
+        The one place that lists them (``_teardown`` and ``_abandon`` call it): a field holding any of the
+        subject's objects kept past it would keep the whole subject alive as long as the record is (a
+        graceful ``stop()``'s Deferred reaches every worker waiting on it), and its garbage, with any
+        "Unhandled error in Deferred" in it, would be collected after the run, never recorded in its trace.
+        """
+        self.subject = None
+        self.clock = None
+        self.jobs = {}
+        self.handles = {}
+        self.stopping = None
 
     @property
     def view(self) -> RunView:
@@ -343,10 +358,7 @@ def _abandon(run: Run, exc: BaseException, guard: EscapeGuard, dog: Watchdog, ob
                 pass
     for job in run.jobs.values():
         job.release()
-    run.subject = None
-    run.clock = None
-    run.jobs = {}
-    run.handles = {}
+    run.let_go()
     GARBAGE.collect(observer.logged_failures)
     return error
 
@@ -517,10 +529,7 @@ def _teardown(run: Run, observer: LogRecorder) -> None:
     trace.freeze()
     if clock is not None:
         clock.created.clear()
-    run.subject = None
-    run.clock = None
-    run.jobs = {}
-    run.handles = {}
+    run.let_go()
     GARBAGE.collect(observer.logged_failures)
     trace.record(EventKind.END)
     trace.close()
