@@ -126,7 +126,7 @@ reconnect_backoff_not_reset = _reconnect(reconnect.BackoffNotReset,
 #: Finding 2: the same service, the drop notified from a callLater(0), so that a connect that
 #: succeeds inside connect() (immediate, value: in the menu again) is dropped after the service took
 #: it: two timers between a success and the next call, each as late as the clock may be;
-#: time.loop_died allows one lateness.
+#: time.loop_died allowed one lateness, and now the lateness of the chain (fixed by fix8a).
 reconnect_hop = _reconnect(reconnect.ReconnectingService, "round 8: the reconnecting service, the loss from a callLater(0)",
                            hop=True)
 
