@@ -108,3 +108,22 @@ def test_sheds_is_checked(fields: dict[str, Any], message: str) -> None:
 def test_cancels_work_is_a_bool() -> None:
     with pytest.raises(TargetError, match="Operation cancels_work must be True or False, got 'yes'"):
         Operation(lambda s: s.unsubscribe(), cancels_work="yes")  # type: ignore[arg-type]
+
+
+def test_an_unsubscribe_in_the_instant_of_the_timeout_is_no_timeout() -> None:
+    """Found by a campaign: the delivery due to time out at 301 ms, on a reactor waking every 5 s, ended
+    by unsubscribe() at 301 ms: the caller's Unsubscribed is not owed DeliveryTimeout."""
+    from harness import ClockPolicy
+    target = load_target(f"{PACKAGE}:fanout_unsubscribe_op")
+    run = run_schedule(target, Schedule(ops=(Submit(at_ms=1, job=0, spec=JobSpec(kind="succeed", after_ms=0)),
+                                             Call(at_ms=301, operation="unsubscribe")), clock=ClockPolicy(step_ms=5000)))
+    assert check(run) == []
+
+
+def test_a_shed_job_whose_canceller_raises_is_no_early_timeout() -> None:
+    """Found by a campaign: the evicted delivery's canceller raises, so its own caller is never answered;
+    the callers refused with Unsubscribed in that instant say the subject shed it."""
+    target = load_target(f"{PACKAGE}:fanout_evict")
+    hostile = Submit(at_ms=0, job=0, spec=JobSpec(kind="fail", after_ms=5, canceller_raises=True))
+    assert _verdict(target, hostile, *OVERFLOW[1:]) == []
+    assert [n for n, _ in _verdict(replace(target, sheds=()), hostile, *OVERFLOW[1:])] == ["time.timeout"]

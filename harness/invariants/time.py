@@ -102,12 +102,13 @@ class Timeout(Invariant):
             # How messages name the attempt: a hedge copy after the first is timed from the request's start.
             who, it = (f"job {job.id}'s copy {attempt.n}", "the request") if hedged and attempt.n else (f"job {job.id}", "it")
             ended = facts.time(attempt.end) if attempt.end is not None else None
+            on_purpose = attempt.end_kind == EventKind.JOB_CANCEL and _ended_on_purpose(target, facts, job, attempt)
             if (
                 attempt.end_kind == EventKind.JOB_CANCEL
                 and known(ended) < due
                 and (excused is None or excused > known(attempt.end))
                 and not _abandoned_before(target, facts, attempt)
-                and not _ended_on_purpose(target, facts, job, attempt)
+                and not on_purpose
             ):
                 what = (f"job {job.id}'s copy {attempt.n} was cancelled at {format_ms(known(ended))} while its caller "
                         f"still waited, only {format_ms(known(ended) - origin)} after the request"
@@ -134,6 +135,8 @@ class Timeout(Invariant):
                 continue  # the job ended on its own in time (on a late clock, before the timeout fired)
             if attempt.end_kind == EventKind.JOB_CANCEL and known(ended) < due:
                 continue  # cancelled early by the user or a stop (an unexcused early cancel returned above)
+            if on_purpose and known(ended) <= due + facts.late_us:
+                continue  # ended on purpose before a late clock fired the timeout: no timeout's to answer
             if excused is not None and facts.time(excused) <= due + facts.late_us and (
                 attempt.end is None or attempt.end > excused
             ):
@@ -419,9 +422,16 @@ def _ended_on_purpose(target: Target, facts: Facts, job: JobFacts, attempt: Atte
         for i in facts.by_kind.get(EventKind.CALL, ())
     ):
         return True
-    fired = job.fired
-    return bool(target.sheds) and fired is not None and facts.time(fired) == at and (
-        facts.event(fired).kind == EventKind.FAILURE and any(facts.is_error(fired, t) for t in target.sheds)
+    if not target.sheds:
+        return False
+    # Its caller refused in the cancel's instant; or, when its canceller raised (the job never ends, and its
+    # caller cannot be answered through it), any caller refused then, after the cancel: the subject shed work.
+    refused = [job.fired] if job.fired is not None else []
+    if attempt.canceller_raised:
+        refused = [i for i in facts.by_kind.get(EventKind.FAILURE, ()) if i > end]
+    return any(
+        facts.time(i) == at and facts.event(i).kind == EventKind.FAILURE and any(facts.is_error(i, t) for t in target.sheds)
+        for i in refused
     )
 
 
