@@ -400,3 +400,50 @@ class RetryAfterAnswer:
             return failure
 
         return defer.maybeDeferred(job).addErrback(retry)
+
+
+class Hopping(ReconnectingClient):
+    """Waits ``HOPS`` hops of ``HOP_MS`` after each call before arming its backoff (a drop or a cleanup
+    deferred out of the call's stack by ``callLater(0)``): a correct loop. (The fault clock runs the
+    zero-delay calls made in a late wake-up in that wake-up: only the first ``callLater(0)`` hop is late;
+    hops of 1 ms are each late by their own draw.)"""
+
+    HOPS = 1
+    HOP_MS = 0
+
+    def _later(self, ms: int, hops: int | None = None) -> None:
+        left = self.HOPS if hops is None else hops
+        if not self.running:
+            return
+        if left:
+            self._next = self.clock.callLater(self.HOP_MS / 1000, self._later, ms, left - 1)
+        else:
+            super()._later(ms - self.HOPS * self.HOP_MS)  # the hops' own delays are part of the wait
+
+
+class HopsThenGivesUp(Hopping):
+    """Hops, then never arms the backoff after a success: dead in silence."""
+
+    def _ended(self, _: Any) -> None:
+        self.failures = 0
+        self._next = self.clock.callLater(0, lambda: None)
+
+
+class HopsForEver(Hopping):
+    """After a success, re-arms its 100 ms timer for ever without calling the work (stuck)."""
+
+    def _ended(self, _: Any) -> None:
+        self.failures = 0
+        self._spin()
+
+    def _spin(self) -> None:
+        if self.running:
+            self._next = self.clock.callLater(0.1, self._spin)
+
+
+class HopsThenSlowBackoff(Hopping):
+    """Hops, then waits three times its declared backoff after a failure (time.backoff)."""
+
+    def _failed(self, _: Any) -> None:
+        self.failures += 1
+        self._later(3 * 100 * 2 ** (self.failures - 1) + self.HOPS * self.HOP_MS)

@@ -38,6 +38,9 @@ from specimens import (
     RetryAfterAnswer,
     RetryUnlessTrue,
     GivingUpClient,
+    Hopping,
+    HopsThenGivesUp,
+    HopsThenSlowBackoff,
     SlowBackoffClient,
     StubbornPool,
     ValidatingPool,
@@ -73,6 +76,12 @@ class Row:
 
 def _target(spec: str | Target) -> Target:
     return load_target(spec) if isinstance(spec, str) else spec
+
+
+def _hops(cls: type, hops: int, hop_ms: int) -> Target:
+    """The reconnecting client hopping ``hops`` timers of ``hop_ms`` before its backoff (``specimens.Hopping``)."""
+    return replace(load_target("scenarios.backoff_loop:reconnecting_client"),
+                   build=type(f"{cls.__name__}{hops}", (cls,), {"HOPS": hops, "HOP_MS": hop_ms}))
 
 
 def S(*ops, clock: ClockPolicy | None = None) -> Schedule:  # noqa: N802 - reads as a constructor in the table
@@ -274,7 +283,7 @@ MESSAGES: tuple[Row, ...] = (
     Row("wait.free_slot_held", "time.timeout", "not full (0 running, 0 slots held by pending FakeDB._connect_done timers)",
         "tests.specimens_relaxed5a:pool_idle_kept", "scenarios.review.round5.targets:pool_hang_connects",
         S(Submit(0, 0, ok(100)), Submit(0, 1, ok(100)), Submit(0, 2, ok()))),
-    Row("timeout.early_start", "time.timeout", "only 30ms after it started; the timeout is 300ms", _short_timeout,
+    Row("timeout.early_start", "time.timeout", "only 30ms after it started; the timeout is 300ms (work ended on purpose is declared: Operation(..., cancels_work=True)", _short_timeout,
         "scenarios.timeout:timeout_pool", S(Submit(0, 0, HANG))),
     Row("timeout.early_submit", "time.timeout", "only 30ms after it was submitted; the timeout is 300ms",
         "scenarios.submit_timeout:slipped_submit_timeout", "scenarios.submit_timeout:submit_timeout_pool",
@@ -409,6 +418,13 @@ MESSAGES: tuple[Row, ...] = (
         S(Start(0, 0, JobSpec("fail", 0)))),
     Row("backoff.loop", "time.backoff", "came 300ms after call 0 failed (retry 1); the declared backoff is 100ms to 100ms",
         _slow_backoff, "scenarios.backoff_loop:reconnecting_client", S(Start(0, 0, JobSpec("fail", 0)), Stop(2000))),
+    # a wait of several timers in a row, each late (review 8, finding 2)
+    Row("backoff.loop_hops", "time.backoff", "(the timers on its way fired 1378.603ms late, one after another)",
+        _hops(HopsThenSlowBackoff, 2, 1), _hops(Hopping, 2, 1),
+        S(Start(0, 0, JobSpec("fail", 0)), Stop(3000), clock=ClockPolicy(jitter_ms=900, seed=1))),
+    Row("loop_died_hops", "time.loop_died", "plus the 1000ms the timers on its way fired late, one after another",
+        _hops(HopsThenGivesUp, 1, 0), _hops(Hopping, 1, 0),
+        S(Start(0, 0, JobSpec("immediate")), Stop(3500), clock=ClockPolicy(step_ms=1000, jitter_ms=50))),
     Row("overlap", "time.overlap", "while call 0 (started 0ms) was still running", "scenarios.poller:overlapping_poller",
         "scenarios.poller:looping_poller", S(Start(0, 0, ok(250)))),
     Row("after_stop", "time.after_stop", "after stop() at 170ms", "scenarios.heartbeat:zombie_heartbeat",

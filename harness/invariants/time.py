@@ -19,7 +19,7 @@ from harness.invariants.base import Invariant, Violation
 from harness.invariants.on_demand import asking, on_demand_calls
 from harness.invariants.wait_slots import free_slot_before, holding
 from harness.run.calls import owed_before
-from harness.run.chains import loop_timers, timer_number
+from harness.run.chains import chain_lateness, loop_timers, timer_number
 from harness.run.facts import Attempt, Facts, JobFacts, abandoned_at, facts_of, stranded_jobs
 from harness.run.outcomes import served_by
 from harness.run.timers import timer_name
@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 class Timeout(Invariant):
     """Declared timeout T: a job still running T after it started is cancelled at T, and its caller gets the
     timeout error; and the timeout error reaches only callers whose job really ran (or waited) T.
+
+    Work the subject ends on purpose is no early timeout: a job cancelled in
+    the instant of a call of an operation declared ``cancels_work``, after it,
+    or, with ``sheds``, one whose caller is refused with one of those errors
+    in the instant of the cancel (``_ended_on_purpose``; review 8, finding 1).
 
     With ``timeout_fires`` the caller must fail at T even when the job's own
     canceller raises (without it, such a job excuses a timeout that fails the
@@ -97,11 +102,13 @@ class Timeout(Invariant):
             # How messages name the attempt: a hedge copy after the first is timed from the request's start.
             who, it = (f"job {job.id}'s copy {attempt.n}", "the request") if hedged and attempt.n else (f"job {job.id}", "it")
             ended = facts.time(attempt.end) if attempt.end is not None else None
+            on_purpose = attempt.end_kind == EventKind.JOB_CANCEL and _ended_on_purpose(target, facts, job, attempt)
             if (
                 attempt.end_kind == EventKind.JOB_CANCEL
                 and known(ended) < due
                 and (excused is None or excused > known(attempt.end))
                 and not _abandoned_before(target, facts, attempt)
+                and not on_purpose
             ):
                 what = (f"job {job.id}'s copy {attempt.n} was cancelled at {format_ms(known(ended))} while its caller "
                         f"still waited, only {format_ms(known(ended) - origin)} after the request"
@@ -109,7 +116,7 @@ class Timeout(Invariant):
                         f"{format_ms(known(ended) - origin)} after it")
                 return (
                     f"{what} {'started' if target.timeout_from == 'start' else 'was submitted'}; the timeout is "
-                    f"{target.timeout_ms}ms",
+                    f"{target.timeout_ms}ms{'' if hedged else _ON_PURPOSE}",
                     [attempt.start, known(attempt.end)],
                 )
             if due > horizon:
@@ -128,6 +135,8 @@ class Timeout(Invariant):
                 continue  # the job ended on its own in time (on a late clock, before the timeout fired)
             if attempt.end_kind == EventKind.JOB_CANCEL and known(ended) < due:
                 continue  # cancelled early by the user or a stop (an unexcused early cancel returned above)
+            if on_purpose and known(ended) <= due + facts.late_us:
+                continue  # ended on purpose before a late clock fired the timeout: no timeout's to answer
             if excused is not None and facts.time(excused) <= due + facts.late_us and (
                 attempt.end is None or attempt.end > excused
             ):
@@ -227,10 +236,18 @@ class Timeout(Invariant):
         return min(marks) if marks else None
 
 
+#: What an early cancel's message adds: how work the subject ends on purpose is declared (review 8, finding 1).
+_ON_PURPOSE = (" (work ended on purpose is declared: Operation(..., cancels_work=True) for a call that cancels it, "
+               "Target(sheds=...) for the refusal its caller then gets)")
+_ON_PURPOSE_PERIODIC = " (a call that cancels it on purpose is declared: Operation(..., cancels_work=True))"
+
+
 def _judge_periodic(target: Target, facts: Facts) -> tuple[str, list[int]] | None:
     """A periodic target's timeout T: each call of the work still running T after it started is cancelled
     at T (by T plus the clock's lateness), and none is cancelled sooner.
 
+    A call cancelled in the instant of a call of an operation declared
+    ``cancels_work``, after it, was not cancelled too soon.
     A ``stop()``, or the loop's reported end (``report_end``), before the call
     ended (and, for a call still running, by T plus the lateness) excuses it:
     the subject may then end its work in any way. A call whose canceller
@@ -264,10 +281,11 @@ def _judge_periodic(target: Target, facts: Facts) -> tuple[str, list[int]] | Non
                 if facts.time(excused) <= started + timeout + late:
                     continue  # stopped (or the loop ended) while it ran, before its timeout was overdue
             ended = facts.time(end) if end is not None else None
-            if attempt.end_kind == EventKind.JOB_CANCEL and known(ended) < due:
+            if attempt.end_kind == EventKind.JOB_CANCEL and known(ended) < due and not _ended_on_purpose(target, facts, job, attempt):
                 return (
                     f"periodic call {attempt.n} was cancelled at {format_ms(known(ended))}, only "
-                    f"{format_ms(known(ended) - started)} after it started; the timeout is {target.timeout_ms}ms",
+                    f"{format_ms(known(ended) - started)} after it started; the timeout is {target.timeout_ms}ms"
+                    f"{_ON_PURPOSE_PERIODIC}",
                     [attempt.start, known(end)],
                 )
             if ended is not None and ended <= due + late:
@@ -389,6 +407,32 @@ def _joined_execution(target: Target, facts: Facts, job: JobFacts) -> JobFacts |
     if served is None or served.job == job.id:
         return None
     return facts.jobs[served.job]
+
+
+def _ended_on_purpose(target: Target, facts: Facts, job: JobFacts, attempt: Attempt) -> bool:
+    """Whether the subject cancelled ``attempt`` on purpose, not at a timeout: in the instant of a call of an
+    operation declared ``cancels_work`` (after it: an ``unsubscribe()`` that cancels the delivery in progress),
+    or, with ``sheds``, answering its caller in that instant with one of those refusals (an evicted slow
+    consumer, shed load; ``errors.rejects`` judges whether the refusal was legitimate)."""
+    end = known(attempt.end)
+    at = facts.time(end)
+    names = target.work_cancelling_operations
+    if names and any(
+        i < end and facts.time(i) == at and facts.events[i][4].split("(", 1)[0] in names
+        for i in facts.by_kind.get(EventKind.CALL, ())
+    ):
+        return True
+    if not target.sheds:
+        return False
+    # Its caller refused in the cancel's instant; or, when its canceller raised (the job never ends, and its
+    # caller cannot be answered through it), any caller refused then, after the cancel: the subject shed work.
+    refused = [job.fired] if job.fired is not None else []
+    if attempt.canceller_raised:
+        refused = [i for i in facts.by_kind.get(EventKind.FAILURE, ()) if i > end]
+    return any(
+        facts.time(i) == at and facts.event(i).kind == EventKind.FAILURE and any(facts.is_error(i, t) for t in target.sheds)
+        for i in refused
+    )
 
 
 def _abandoned_before(target: Target, facts: Facts, attempt: Attempt) -> bool:
@@ -814,7 +858,12 @@ def _final_success(facts: Facts, target: Target, attempts: tuple[Attempt, ...]) 
 
 
 class Backoff(Invariant):
-    """Declared backoff: the delay before each retry stays within its declared range."""
+    """Declared backoff: the delay before each retry stays within its declared range.
+
+    The high end is judged with the clock's lateness, or, for a backoff loop whose retry came through
+    several timers in a row (a ``callLater(0)`` hop, then the backoff), with the lateness they fired
+    with one after another (``chain_lateness``, within the retry's own delay).
+    """
 
     name = "time.backoff"
     summary = "the delay before each retry stays within the declared backoff range"
@@ -857,10 +906,17 @@ class Backoff(Invariant):
                 low, high = known(run.target.backoff_range(k))
                 waited = facts.time(attempt.start) - facts.time(wait.origin)
                 if waited > high * 1000 + facts.late_us:
+                    # The way to the call may be several timers in a row (a callLater(0) hop, then the
+                    # backoff), each as late as the clock may be: their lateness along the chain is excused.
+                    chain = chain_lateness(facts.events, wait.origin, attempt.start, facts.late_us, round(high * 1000),
+                                           loop_timers(facts.events, job.id, attempt.start))
+                    if waited <= high * 1000 + chain:
+                        continue
+                    hops = f" (the timers on its way fired {format_ms(chain)} late, one after another)" if chain > facts.late_us else ""
                     return self.violation(
                         run,
                         f"periodic call {attempt.n} came {format_ms(waited)} after call {previous.n} {wait.why}; "
-                        f"the declared backoff is {low:g}ms to {high:g}ms",
+                        f"the declared backoff is {low:g}ms to {high:g}ms{hops}",
                         [known(previous.end), attempt.start],
                     )
         return None
@@ -1122,8 +1178,11 @@ class LoopDied(_Periodic):
     misfire policy, and a late tick moves the next; ``skips + 1`` ticks with
     ``Target.skips`` declared, no bound with ``math.inf``). A backoff loop waits
     twice the high end of the failed call's own retry, plus the lateness.
-    For a loop still setting timers, either is lengthened by how far the wall
-    clock was set back (behind the latest time it had shown, at the call's
+    For a loop still setting timers, either is lengthened by how late the
+    timers on the way from the call's end fired, one after another, beyond
+    the lateness already allowed (``chain_lateness``: a ``callLater(0)`` hop,
+    then the backoff, each as late as the clock may be; review 8, finding 2),
+    and by how far the wall clock was set back (behind the latest time it had shown, at the call's
     end or after a jump before the wait's end): a loop aiming its calls at
     wall-clock due times waits that much longer. A call that ends after
     ``stop()``, or after the loop reported its end, is not judged: no more
@@ -1171,7 +1230,7 @@ class LoopDied(_Periodic):
                     high = max(known(target.backoff_range(r))[1] for r in retries)
                 how = "failed" if kind == EventKind.JOB_FAIL else "was cancelled by the subject (before any stop())"
                 found = self._silent(
-                    run, facts, end, window_end, ticking, high, "its retry",
+                    run, facts, job.id, end, window_end, ticking, high, "its retry",
                     f"periodic call {attempt.n} {how} at {format_ms(facts.time(end))} and the function was never "
                     "called again", text, [attempt.start, end],
                 )
@@ -1215,22 +1274,24 @@ class LoopDied(_Periodic):
             opened = (f"periodic call {last.n} succeeded at {format_ms(facts.time(origin))} and the function was "
                       "never called again")
             events = [last.start, origin]
-        return self._silent(run, facts, origin, window_end, ticking, high, "its next call", opened, text, events)
+        return self._silent(run, facts, job.id, origin, window_end, ticking, high, "its next call", opened, text, events)
 
     def _silent(
-        self, run: Run, facts: Facts, origin: int, window_end: int, ticking: bool, high: float | None, waiter: str,
-        opened: str, text: str, events: list[int],
+        self, run: Run, facts: Facts, job: int, origin: int, window_end: int, ticking: bool, high: float | None,
+        waiter: str, opened: str, text: str, events: list[int],
     ) -> Violation | None:
         """The violation when the loop stayed silent from trace index ``origin`` to ``window_end`` past its wait,
         else None. The wait: ``high`` given (a backoff loop), twice that plus the lateness (``waiter`` says
         whose wait it is); else two intervals plus the lateness, or, for a loop still setting timers
-        (``ticking``), two intervals each as late as the clock may fire; for a loop still setting timers,
-        lengthened by how far the wall clock was set back."""
+        (``ticking``), two intervals each as late as the clock may fire. For a loop still setting timers,
+        either is lengthened by how late the timers on the way from the call's end fired, one after another
+        (``chain_lateness``: a ``callLater(0)`` hop, then the backoff; beyond the lateness already
+        allowed), and by how far the wall clock was set back."""
         target = run.target
         late = facts.late_us
         silence = facts.time(window_end) - facts.time(origin)
         if high is not None:
-            patience = 2 * round(high * 1000) + late
+            patience, lates = 2 * round(high * 1000) + late, late
             wait = f"twice the {high:g}ms {waiter} may wait, plus {format_ms(late)} of lateness"
         elif ticking:
             # Two ticks, each as late as the clock fires: one may be skipped (a misfire policy), and a
@@ -1239,13 +1300,24 @@ class LoopDied(_Periodic):
             if target.skips == math.inf:
                 return None
             ticks = int(target.skips) + 1
-            patience = ticks * (known(target.interval_ms) * 1000 + late)
+            patience, lates = ticks * (known(target.interval_ms) * 1000 + late), ticks * late
             wait = f"{_count(ticks)} {target.interval_ms}ms intervals" + (f", each up to {format_ms(late)} late" if late else "")
         else:
             # No timer set after the call: only one pending at its end can bring the next call (a timer
             # set from a tick, due within an interval), fired late at most once.
-            patience = 2 * known(target.interval_ms) * 1000 + late
+            patience, lates = 2 * known(target.interval_ms) * 1000 + late, late
             wait = f"two {target.interval_ms}ms intervals" + (f" and {format_ms(late)} of lateness" if late else "")
+        if silence >= patience and ticking and late:
+            # A loop still setting timers may reach its next call through several in a row (a callLater(0)
+            # hop, then the backoff or the tick), each fired as late as the clock may be: the wait is
+            # lengthened by how late the timers on the way from the call's end fired, along the latest chain
+            # of them, beyond the lateness already allowed (an interval loop's ticks: one each).
+            chain = chain_lateness(facts.events, origin, window_end, late, patience - lates,
+                                   loop_timers(facts.events, job, window_end + 1))
+            more = late + chain - lates
+            if more > 0:
+                patience += more
+                wait += f", plus the {format_ms(more)} the timers on its way fired late, one after another"
         if silence < patience:
             return None
         back = _wall_behind_us(run, facts, origin, window_end) if ticking and facts.jumps else 0

@@ -18,6 +18,12 @@ force (not yet resumed) is not stranded: ``harness.run.suspensions``.
 An operation of a periodic target that asks the loop for a call of its work
 now (a forced poll) declares ``calls_now=True``: ``time.on_demand`` holds the
 loop to it (``harness.invariants.on_demand``).
+
+An operation that ends work in flight on purpose (``unsubscribe()`` that
+cancels the delivery in progress, a partial stop, an abort) declares
+``cancels_work=True``: a job (or periodic call) the subject cancels in the
+instant of such a call, after it, was cancelled by it, and ``time.timeout``
+does not take that cancel for an early timeout (as after a ``stop()``).
 """
 
 from __future__ import annotations
@@ -50,6 +56,9 @@ class Operation:
     #: fired when the run ends stopped, with no work in flight and nothing scheduled, breaks
     #: ``completion.operation``: nothing can ever answer its caller.
     may_pend: bool = False
+    #: The call may end work in flight on purpose (``unsubscribe()`` cancelling the delivery in progress, a
+    #: partial stop): a job the subject cancels in the call's instant, after it, is no early timeout.
+    cancels_work: bool = False
 
     def __post_init__(self) -> None:
         if not callable(self.call):
@@ -67,6 +76,8 @@ class Operation:
             raise TargetError(f"Operation calls_now must be True or False, got {self.calls_now!r}")
         if not isinstance(self.may_pend, bool):
             raise TargetError(f"Operation may_pend must be True or False, got {self.may_pend!r}")
+        if not isinstance(self.cancels_work, bool):
+            raise TargetError(f"Operation cancels_work must be True or False, got {self.cancels_work!r}")
 
 
 def operation_table(operations: Mapping[str, Operation | Callable[..., Any]]) -> dict[str, Operation]:

@@ -122,7 +122,11 @@ class Target:
     t_us)`` says when a refusal is legitimate: ``errors.rejects`` asks it,
     for each job refused with a ``rejects`` type before ``stop()``, with the
     run's ``RunView``, the job's ``JobRecord`` and the virtual time of the
-    refusal, and a False answer is a violation. ``key_limit`` is a positive
+    refusal, and a False answer is a violation. ``sheds`` names the
+    ``rejects`` a caller gets when the subject cancels its running job on
+    purpose (an evicted slow consumer, shed load): ``time.timeout`` takes
+    such an early cancel, the caller refused in its instant, for no early
+    timeout. ``key_limit`` is a positive
     integer, ``math.inf`` (no bound: with ``shared``, executions of one key
     may overlap without limit) or None (none declared: 1 with ``shared``).
 
@@ -242,6 +246,9 @@ class Target:
     rejects: tuple[type[BaseException], ...] = ()
     # when a refusal (a failure of a rejects type) is legitimate: (view, job, t_us) -> bool; None: always
     rejects_only_while: Callable[[Any, Any, int], bool] | None = None
+    # the rejects the subject answers a caller with when it cancels the caller's running job on purpose (evicts a
+    # slow consumer, sheds load): such a cancel, with the caller refused in its instant, is no early timeout
+    sheds: tuple[type[BaseException], ...] = ()
     errors: tuple[type[BaseException], ...] = ()
     # what the subject may log as an error (errors.logged): None, not judged; a tuple, the exception types it
     # may log besides its jobs' own errors (a worker's handler timeout: (defer.TimeoutError,); () for none)
@@ -368,6 +375,7 @@ class Target:
                 raise TargetError(
                     "Target rejects_only_while judges refused submitted jobs; a periodic Target cannot declare it"
                 )
+        self._check_sheds()
         self._check_slot_timers()
         if not (isinstance(self.wraps, Mapping) and all(_exception_class(t) and callable(g) for t, g in self.wraps.items())):
             raise TargetError(
@@ -669,12 +677,44 @@ class Target:
             return None if self.key_limit == math.inf else int(self.key_limit)
         return 1 if self.shared else None
 
+    def _check_sheds(self) -> None:
+        """``sheds`` must be refusals (``rejects`` types, judged by ``errors.rejects``), not the timeout error, and
+        excuses something only beside a ``timeout_ms`` of a submit target."""
+        sheds = self.sheds
+        if not (isinstance(sheds, tuple) and all(_exception_class(t) for t in sheds)):
+            one = f": write sheds=({sheds.__name__},)" if isinstance(sheds, type) else ""
+            raise TargetError(f"Target sheds must be a tuple of exception classes, got {sheds!r}{one}")
+        if not sheds:
+            return
+        if self.timeout_ms is None or self.kind != "submit":
+            raise TargetError(
+                "Target sheds says which refusal answers a caller whose running job the subject cancels on purpose, "
+                "so that time.timeout does not take the cancel for an early timeout; it needs timeout_ms on a submit "
+                "target (drop sheds, or declare timeout_ms)"
+            )
+        for shed in sheds:
+            if not any(issubclass(shed, r) for r in self.rejects):
+                raise TargetError(
+                    f"Target sheds names {shed.__name__}, which is not among its rejects: a shed job's caller is "
+                    f"refused, and errors.rejects judges when; declare rejects=(..., {shed.__name__}) too"
+                )
+            if issubclass(shed, self.timeout_error) or issubclass(self.timeout_error, shed):
+                raise TargetError(
+                    f"Target sheds names {shed.__name__}, the timeout error (timeout_error): an early timeout would "
+                    "pass for a shed job; shed jobs must be refused with an error of their own"
+                )
+
+    @functools.cached_property
+    def work_cancelling_operations(self) -> frozenset[str]:
+        """The names of the operations declared ``cancels_work`` (their calls may end work in flight)."""
+        return frozenset(name for name, op in self.operations.items() if isinstance(op, Operation) and op.cancels_work)
+
     @functools.cached_property
     def declared_errors(self) -> tuple[type[BaseException], ...]:
         """The exception types the invariants judge by: a failure of a subclass counts as the type.
 
         Worked out once per target (read for every job of a run; the target is frozen)."""
-        return (self.cancel_error, self.timeout_error, *self.rejects)
+        return (self.cancel_error, self.timeout_error, *self.rejects, *(t for t in self.sheds if t not in self.rejects))
 
     def carried(self, exc: BaseException) -> BaseException:
         """The error ``exc`` carries by ``wraps`` (unwrapped again while it is a declared wrapper), else ``exc``.

@@ -11,17 +11,20 @@ replayed one.
 ``loop_timers`` uses the chains to tell the timers of a periodic loop from
 the subject's other timers (a cache's expiry, a stats ``LoopingCall``, a
 reconnect loop), which ``time.loop_died`` needs to see whether the loop went
-quiet after a failed call.
+quiet after a failed call; ``chain_lateness`` how late the timers on the
+way from a call's end to the loop's next call fired, one after another (a
+``callLater(0)`` hop, then the backoff: each as late as the clock may be).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from harness.model.trace import EventKind, RawEvent
 from harness.run.calls import CALL_OPENERS
+from harness.run.timers import set_due_us
 
-__all__ = ["loop_timers", "timer_number"]
+__all__ = ["chain_lateness", "loop_timers", "timer_number"]
 
 #: An owner of a call chain that is the loop itself: the end of a call of its work (the harness settling
 #: it, or the subject cancelling it), where a ``LoopingCall`` sets its next timer.
@@ -90,3 +93,56 @@ def loop_timers(events: Sequence[RawEvent], job: int, end: int | None = None) ->
         elif number in drivers or parent == _LOOP:
             loop[number] = None
     return loop
+
+
+def chain_lateness(
+    events: Sequence[RawEvent], origin: int, end: int, late_us: int, budget_us: int, roots: Collection[int] = (),
+) -> int:
+    """How late the timers on the way from event ``origin`` (a call's end) fired, along the latest chain of
+    them up to ``events[end]`` (us). A timer is on the way when it was set in the call chain of ``origin``
+    (the callbacks of the call's end), or is one of ``roots`` (the loop's own timers, ``loop_timers``), or
+    was set by the firing of one on the way, and so on down the line, while the delays the chain asked
+    for (each timer's due time less the time it was set, from ``origin`` for one set before it) add up to
+    no more than ``budget_us`` (the loop's own wait: a timer due past it is no way to a call in time).
+    Each adds how far past its due time it fired (at most ``late_us``, the clock's lateness: a ``reset``
+    or ``delay`` moved it on purpose) to the lateness of the one whose firing set it.
+
+    A loop whose way from a call's end to its next call is several timers in a row (a ``callLater(0)``
+    hop that then sets the backoff) may be late by the clock's lateness at each: its next call comes that
+    much later than its own wait. Only lateness that happened counts (a punctual clock: 0), and only
+    within the wait's delays: a loop (or a stats timer beside it) ticking on without calling the work
+    leaves the chain once its ticks asked for more than the wait.
+    """
+    at_origin = events[origin][0] if origin < len(events) else 0
+    due: dict[int, int] = {}  # every timer set so far: its due time
+    asked: dict[int, int] = {}  # the timers on the way: the delays their chain asked for, from origin
+    parent: dict[int, int | None] = {}  # the timers on the way: the one whose firing set it (None: a root)
+    chained: dict[int, int] = {}  # the timers on the way fired after origin: the lateness of their chain
+    owner: int | None = None  # the timer whose firing opened the current call chain (None: another call)
+    from_origin = False  # the current call chain is origin's
+    most = 0
+    for index, (t_us, kind, _, _, detail) in enumerate(events[:end + 1]):
+        if kind == _SET:
+            number = timer_number(detail)
+            at = set_due_us(detail)
+            if number is None or at is None:
+                continue
+            due[number] = at
+            up = owner if owner is not None and owner in parent and index > origin else None
+            if up is not None:
+                total = asked[up] + max(at - t_us, 0)
+            elif number in roots or (from_origin and index > origin):
+                total = max(at - max(t_us, at_origin), 0)
+            else:
+                continue
+            if total <= budget_us:
+                parent[number], asked[number] = up, total
+        elif kind in CALL_OPENERS:
+            from_origin = index == origin
+            owner = timer_number(detail) if kind == _FIRE else None
+            if owner is not None and index > origin and owner in parent and owner in due:
+                up = parent[owner]
+                chain = min(max(t_us - due[owner], 0), late_us) + (chained.get(up, 0) if up is not None else 0)
+                chained[owner] = chain
+                most = max(most, chain)
+    return most
