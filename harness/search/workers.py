@@ -32,7 +32,9 @@ tenths of a second per worker, in parallel, once per campaign. Each worker
 loads the target from its string and finds ``HARNESS_WORKER`` (its index)
 in its environment. Messages between the processes are pickled (our own
 processes only); failures travel as the paths of their JSON failure files,
-which the parent loads and replays to report them.
+which the parent loads and replays to report them. A campaign's menu crosses
+with its operations by name (Hypothesis strategies do not pickle): each worker
+rebuilds their strategies from the target it loads (``harness.search.portable_menu``).
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ from harness.search.campaign import (
 )
 from harness.errors import HarnessError
 from harness.invariants import Violation
+from harness.search.portable_menu import PortableMenu, portable
 from harness.search.shard import MAX_WORKERS, Shard, piece_seed, share
 from harness.search.stop_reasons import StopReason
 from harness.guard.signals import StopSignals, explaining
@@ -184,7 +187,10 @@ def run_workers(
     worker tallies its own; they are added up here). A ``HarnessError``
     in any worker (a target that cannot be built, a nondeterministic one)
     stops them all and is raised here, carrying the merged result so far as
-    ``error.result``.
+    ``error.result``. A ``config.menu`` with an operation the target does not
+    declare (with those strategies) is refused with a ``ValueError`` before
+    any worker starts, unless one worker runs it here: workers rebuild the
+    menu's operations from the target they load.
     """
     shard = shard or Shard()
     if not 1 <= workers <= MAX_WORKERS:
@@ -242,6 +248,9 @@ class _Parallel:
         on_crash: Callable[[WorkerReport], None] | None,
         exercised: Tally | None = None,
     ) -> None:
+        # What crosses to the workers must pickle: the menu's operations go by name (refused here, before any
+        # worker starts, if a worker cannot rebuild them from the target it loads).
+        self.menu: PortableMenu | None = portable(config.menu, target) if config.menu is not None else None
         self.target = target
         self.exercised = exercised
         self.spec = spec
@@ -316,8 +325,8 @@ class _Parallel:
             process = self.context.Process(
                 target=_worker_main,
                 name=f"harness-worker-{index}",
-                args=(index, self.spec, replace(piece, ignore=ignore), deadline, os.getpid(), self.queue,
-                      self.counts, self.shrinking, self.stops, self.exercised is not None, self.begun),
+                args=(index, self.spec, replace(piece, ignore=ignore, menu=None), deadline, os.getpid(), self.queue,
+                      self.counts, self.shrinking, self.stops, self.exercised is not None, self.begun, self.menu),
                 daemon=True,
             )
             process.start()
@@ -557,8 +566,13 @@ def _worker_main(
     stops: Any,
     tally: bool = False,
     begun: Any = None,
+    menu: PortableMenu | None = None,
 ) -> None:
-    """One worker process: run the campaign piece, send each failure at once and a summary at the end."""
+    """One worker process: run the campaign piece, send each failure at once and a summary at the end.
+
+    ``config`` comes without its menu, which crosses as ``menu`` (its operations by name: strategies do not
+    pickle) and is rebuilt here from the target this worker loads.
+    """
     os.environ[WORKER_ENV] = str(index)
     if deadline is not None:
         config = replace(config, budget_s=max(deadline - time.monotonic(), 0.001))
@@ -584,6 +598,8 @@ def _worker_main(
         exercised: Tally | None = None
         try:
             target = load_target(spec)
+            if menu is not None:
+                config = replace(config, menu=menu.rebuilt(target))
             if tally:
                 from harness.search.exercised import Tally  # not at the top: the report package imports this module
 
