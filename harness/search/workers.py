@@ -4,7 +4,8 @@
 ``Shard`` says otherwise) on ``workers`` processes. The parent replays the
 regression corpus once, then starts the workers; each runs ``run_campaign``
 with a seed and a share of ``max_examples`` of its own (see
-``harness.search.shard``), the whole wall-clock budget, and the same example
+``harness.search.shard``), the whole budget (counted from when it has loaded the
+target: its start-up is not), and the same example
 database, so what one worker saved the others' next rounds replay first.
 
 - **First failure wins.** Each failure a worker saves is sent to the parent
@@ -178,7 +179,10 @@ def run_workers(
     """Run ``shard`` of the campaign (default: all of it) on ``workers`` processes; merge what they find.
 
     ``config`` describes the whole campaign: ``max_examples`` is the total
-    over every shard and worker, ``budget_s`` the wall-clock time of each.
+    over every shard and worker, ``budget_s`` the wall-clock time of each
+    worker's search (less the parent's corpus replay), counted once the worker
+    has loaded the target: its start-up, like a one-process campaign's import
+    of the target, is not counted.
     With fewer examples than workers, fewer workers start; with one, the
     campaign runs in this process. The callbacks are as for
     ``run_campaign``; ``on_example`` is called a few times a second with the
@@ -320,12 +324,16 @@ class _Parallel:
 
     def _start(self) -> None:
         ignore = masked_invariants(self.config, self.result)
-        deadline = self.started + self.config.budget_s if self.config.budget_s is not None else None
+        # The budget counts the corpus replay above and each worker's search, not its start-up (a fresh interpreter
+        # importing the harness and the target: seconds under load), as a one-process campaign's counts neither the
+        # harness's import nor the target's load: each worker's ``run_campaign`` gets what the replay left.
+        budget = self.config.budget_s
+        left = max(budget - (time.monotonic() - self.started), 0.001) if budget is not None else None
         for index, piece in enumerate(self.pieces):
             process = self.context.Process(
                 target=_worker_main,
                 name=f"harness-worker-{index}",
-                args=(index, self.spec, replace(piece, ignore=ignore, menu=None), deadline, os.getpid(), self.queue,
+                args=(index, self.spec, replace(piece, ignore=ignore, menu=None, budget_s=left), os.getpid(), self.queue,
                       self.counts, self.shrinking, self.stops, self.exercised is not None, self.begun, self.menu),
                 daemon=True,
             )
@@ -558,7 +566,6 @@ def _worker_main(
     index: int,
     spec: str,
     config: CampaignConfig,
-    deadline: float | None,
     parent: int,
     queue: Any,
     counts: Any,
@@ -571,11 +578,10 @@ def _worker_main(
     """One worker process: run the campaign piece, send each failure at once and a summary at the end.
 
     ``config`` comes without its menu, which crosses as ``menu`` (its operations by name: strategies do not
-    pickle) and is rebuilt here from the target this worker loads.
+    pickle) and is rebuilt here from the target this worker loads. Its ``budget_s`` counts from when the
+    campaign starts, the target loaded (see ``_Parallel._start``).
     """
     os.environ[WORKER_ENV] = str(index)
-    if deadline is not None:
-        config = replace(config, budget_s=max(deadline - time.monotonic(), 0.001))
     with StopSignals() as signals:
 
         def stop_requested() -> bool:
