@@ -333,8 +333,9 @@ class _Parallel:
             process = self.context.Process(
                 target=_worker_main,
                 name=f"harness-worker-{index}",
-                args=(index, self.spec, replace(piece, ignore=ignore, menu=None, budget_s=left), os.getpid(), self.queue,
-                      self.counts, self.shrinking, self.stops, self.exercised is not None, self.begun, self.menu),
+                args=(index, self.spec, replace(piece, ignore=ignore, menu=None, budget_s=left), os.getpid(),
+                      self.queue, self.counts, self.shrinking, self.stops, self.exercised is not None, self.begun,
+                      self.menu),
                 daemon=True,
             )
             process.start()
