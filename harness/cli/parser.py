@@ -169,7 +169,8 @@ def _add_fuzz(commands: argparse._SubParsersAction[Parser]) -> None:
         metavar="N",
         default=1,
         help="fuzz in N processes with disjoint seeds, 'auto' for one per core (default 1); --max-examples is "
-        "the total over all of them, --budget the wall-clock time of each; the first failure wins",
+        "the total over all of them, --budget the search time of each (from when it has loaded the target); "
+        "the first failure wins",
     )
     scale.add_argument(
         "--shard",

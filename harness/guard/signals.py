@@ -93,22 +93,39 @@ def startup_grace() -> None:
     import hangs) is repeated, as a campaign's is: the second stops at once. Called where it was recorded, and
     in a forked child (threads do not survive the fork)."""
     recorded = _startup
-    if not recorded or not hasattr(signal, "pthread_kill"):
+    if not recorded:
         return
+
+    def taken_up() -> bool:
+        _sleep(STOP_GRACE_S)
+        return _startup is not recorded  # a campaign took it over, or this process handed it to its child
+
+    note = (f"the campaign had not begun within {STOP_GRACE_S:g}s of {signal.Signals(recorded[0]).name} "
+            "(loading the target?); stopping at once")
+    _repeat_unless_taken_up(recorded[0], taken_up, lambda: note, "harness-startup-grace")
+
+
+def _repeat_unless_taken_up(signum: int, taken_up: Callable[[], bool], note: Callable[[], str], name: str) -> None:
+    """The grace repeat of a stop signal, for a stop recorded at start-up and a campaign's alike: a daemon thread
+    (called ``name``) waits with ``taken_up()``, which returns once the grace is over (or sooner) and says whether
+    the stop was taken up; if it was not, the thread prints ``harness: note: `` and ``note()`` (asked then, so it
+    says what the process is waiting on by now) to stderr and sends ``signum`` to the main thread again, the
+    second signal that stops at once (``pthread_kill``: it interrupts a blocking call too). Nothing where
+    ``pthread_kill`` does not exist."""
     main = threading.main_thread().ident
+    if main is None or not hasattr(signal, "pthread_kill"):
+        return
 
     def repeat() -> None:
-        _sleep(STOP_GRACE_S)
-        if _startup is recorded and main is not None:  # still starting up, in this process
-            print(f"harness: note: the campaign had not begun within {STOP_GRACE_S:g}s of "
-                  f"{signal.Signals(recorded[0]).name} (loading the target?); stopping at once", file=sys.stderr,
-                  flush=True)
-            try:
-                signal.pthread_kill(main, recorded[0])
-            except (OSError, ValueError):
-                pass
+        if taken_up():
+            return
+        print(f"harness: note: {note()}", file=sys.stderr, flush=True)
+        try:
+            signal.pthread_kill(main, signum)
+        except (OSError, ValueError):
+            pass
 
-    threading.Thread(target=repeat, name="harness-startup-grace", daemon=True).start()
+    threading.Thread(target=repeat, name=name, daemon=True).start()
 
 
 def hand_over_startup() -> None:
@@ -233,26 +250,14 @@ class StopSignals:
                 return
             raise KeyboardInterrupt
         self.received = signal.Signals(signum).name
-        if self.grace is not None and not self._over.is_set() and hasattr(signal, "pthread_kill"):
-            main = threading.main_thread().ident
-            threading.Thread(
-                target=self._repeat, args=(signum, main), name="harness-stop-grace", daemon=True
-            ).start()
-
-    def _repeat(self, signum: int, main: int | None) -> None:
-        """In a thread: repeat the stop signal to the main thread if the campaign has not finished in time."""
-        if self._over.wait(self.grace) or main is None:
-            return
-        print(
-            f"harness: note: the campaign did not stop within {self.grace:g}s of {signal.Signals(signum).name} "
-            f"({self._waiting_on()}); stopping at once, keeping what was found",
-            file=sys.stderr,
-            flush=True,
-        )
-        try:
-            signal.pthread_kill(main, signum)
-        except (OSError, ValueError):
-            pass
+        if self.grace is not None and not self._over.is_set():
+            grace, name = self.grace, self.received
+            _repeat_unless_taken_up(
+                signum, lambda: self._over.wait(grace),  # the campaign finished (or the context was left) in time
+                lambda: f"the campaign did not stop within {grace:g}s of {name} ({self._waiting_on()}); "
+                "stopping at once, keeping what was found",
+                "harness-stop-grace",
+            )
 
     def _waiting_on(self) -> str:
         """Why the stop is slow, as far as is known: what ``explain`` says, else a run that hangs."""

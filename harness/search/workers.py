@@ -4,7 +4,8 @@
 ``Shard`` says otherwise) on ``workers`` processes. The parent replays the
 regression corpus once, then starts the workers; each runs ``run_campaign``
 with a seed and a share of ``max_examples`` of its own (see
-``harness.search.shard``), the whole wall-clock budget, and the same example
+``harness.search.shard``), the whole budget (counted from when it has loaded the
+target: its start-up is not), and the same example
 database, so what one worker saved the others' next rounds replay first.
 
 - **First failure wins.** Each failure a worker saves is sent to the parent
@@ -32,7 +33,9 @@ tenths of a second per worker, in parallel, once per campaign. Each worker
 loads the target from its string and finds ``HARNESS_WORKER`` (its index)
 in its environment. Messages between the processes are pickled (our own
 processes only); failures travel as the paths of their JSON failure files,
-which the parent loads and replays to report them.
+which the parent loads and replays to report them. A campaign's menu crosses
+with its operations by name (Hypothesis strategies do not pickle): each worker
+rebuilds their strategies from the target it loads (``harness.search.portable_menu``).
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ from harness.search.campaign import (
 )
 from harness.errors import HarnessError
 from harness.invariants import Violation
+from harness.search.portable_menu import PortableMenu, portable
 from harness.search.shard import MAX_WORKERS, Shard, piece_seed, share
 from harness.search.stop_reasons import StopReason
 from harness.guard.signals import StopSignals, explaining
@@ -175,7 +179,10 @@ def run_workers(
     """Run ``shard`` of the campaign (default: all of it) on ``workers`` processes; merge what they find.
 
     ``config`` describes the whole campaign: ``max_examples`` is the total
-    over every shard and worker, ``budget_s`` the wall-clock time of each.
+    over every shard and worker, ``budget_s`` the wall-clock time of each
+    worker's search (less the parent's corpus replay), counted once the worker
+    has loaded the target: its start-up, like a one-process campaign's import
+    of the target, is not counted.
     With fewer examples than workers, fewer workers start; with one, the
     campaign runs in this process. The callbacks are as for
     ``run_campaign``; ``on_example`` is called a few times a second with the
@@ -184,7 +191,10 @@ def run_workers(
     worker tallies its own; they are added up here). A ``HarnessError``
     in any worker (a target that cannot be built, a nondeterministic one)
     stops them all and is raised here, carrying the merged result so far as
-    ``error.result``.
+    ``error.result``. A ``config.menu`` with an operation the target does not
+    declare (with those strategies) is refused with a ``ValueError`` before
+    any worker starts, unless one worker runs it here: workers rebuild the
+    menu's operations from the target they load.
     """
     shard = shard or Shard()
     if not 1 <= workers <= MAX_WORKERS:
@@ -242,6 +252,9 @@ class _Parallel:
         on_crash: Callable[[WorkerReport], None] | None,
         exercised: Tally | None = None,
     ) -> None:
+        # What crosses to the workers must pickle: the menu's operations go by name (refused here, before any
+        # worker starts, if a worker cannot rebuild them from the target it loads).
+        self.menu: PortableMenu | None = portable(config.menu, target) if config.menu is not None else None
         self.target = target
         self.exercised = exercised
         self.spec = spec
@@ -311,13 +324,18 @@ class _Parallel:
 
     def _start(self) -> None:
         ignore = masked_invariants(self.config, self.result)
-        deadline = self.started + self.config.budget_s if self.config.budget_s is not None else None
+        # The budget counts the corpus replay above and each worker's search, not its start-up (a fresh interpreter
+        # importing the harness and the target: seconds under load), as a one-process campaign's counts neither the
+        # harness's import nor the target's load: each worker's ``run_campaign`` gets what the replay left.
+        budget = self.config.budget_s
+        left = max(budget - (time.monotonic() - self.started), 0.001) if budget is not None else None
         for index, piece in enumerate(self.pieces):
             process = self.context.Process(
                 target=_worker_main,
                 name=f"harness-worker-{index}",
-                args=(index, self.spec, replace(piece, ignore=ignore), deadline, os.getpid(), self.queue,
-                      self.counts, self.shrinking, self.stops, self.exercised is not None, self.begun),
+                args=(index, self.spec, replace(piece, ignore=ignore, menu=None, budget_s=left), os.getpid(),
+                      self.queue, self.counts, self.shrinking, self.stops, self.exercised is not None, self.begun,
+                      self.menu),
                 daemon=True,
             )
             process.start()
@@ -549,7 +567,6 @@ def _worker_main(
     index: int,
     spec: str,
     config: CampaignConfig,
-    deadline: float | None,
     parent: int,
     queue: Any,
     counts: Any,
@@ -557,11 +574,15 @@ def _worker_main(
     stops: Any,
     tally: bool = False,
     begun: Any = None,
+    menu: PortableMenu | None = None,
 ) -> None:
-    """One worker process: run the campaign piece, send each failure at once and a summary at the end."""
+    """One worker process: run the campaign piece, send each failure at once and a summary at the end.
+
+    ``config`` comes without its menu, which crosses as ``menu`` (its operations by name: strategies do not
+    pickle) and is rebuilt here from the target this worker loads. Its ``budget_s`` counts from when the
+    campaign starts, the target loaded (see ``_Parallel._start``).
+    """
     os.environ[WORKER_ENV] = str(index)
-    if deadline is not None:
-        config = replace(config, budget_s=max(deadline - time.monotonic(), 0.001))
     with StopSignals() as signals:
 
         def stop_requested() -> bool:
@@ -584,6 +605,8 @@ def _worker_main(
         exercised: Tally | None = None
         try:
             target = load_target(spec)
+            if menu is not None:
+                config = replace(config, menu=menu.rebuilt(target))
             if tally:
                 from harness.search.exercised import Tally  # not at the top: the report package imports this module
 

@@ -1,0 +1,59 @@
+"""A campaign's menu as it crosses to a worker process: its operations by name, rebuilt from the target there.
+
+A ``Menu``'s operations carry Hypothesis strategies, which cannot be pickled,
+so ``run_workers`` cannot send a menu to its ``spawn`` workers as it is. What
+crosses instead is the menu without its operations' strategies plus the
+operations' names; each worker loads the target itself and takes the
+strategies from it (``rebuilt``). That is exact only for operations whose
+strategies are the target's own (its default menu's, else its declared
+operations'); any other (an ad-hoc operation, or the target's name with other
+strategies) cannot be rebuilt, and ``portable`` refuses it before a worker
+starts, naming the operation and the way out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from harness.model.menu import Menu
+from harness.model.operations import Operation
+from harness.model.target import Target
+
+
+@dataclass(frozen=True)
+class PortableMenu:
+    """A menu that pickles: every field but the operations, and the operations' names, in order."""
+
+    menu: Menu
+    operations: tuple[str, ...]
+
+    def rebuilt(self, target: Target) -> Menu:
+        """The menu sent, its operations' strategies taken from ``target`` (the worker's own load of it)."""
+        own = own_operations(target)
+        return replace(self.menu, operations=tuple((name, own[name]) for name in self.operations))
+
+
+def own_operations(target: Target) -> dict[str, tuple[Any, ...]]:
+    """The argument strategies a worker can rebuild by name: the target's declared operations',
+    overridden by its default menu's (a target may narrow an operation's arguments in its menu)."""
+    own: dict[str, tuple[Any, ...]] = {
+        name: op.args if isinstance(op, Operation) else () for name, op in target.operations.items()
+    }
+    own.update(target.default_menu().operations)
+    return own
+
+
+def portable(menu: Menu, target: Target) -> PortableMenu:
+    """``menu`` as it can cross to a worker; ``ValueError`` (one line) for an operation a worker cannot rebuild."""
+    own = own_operations(target)
+    for name, args in menu.operations:
+        if name not in own or own[name] != args:
+            problem = "is not one of the target's operations" if name not in own else (
+                "draws its arguments from other strategies than the target's own")
+            raise ValueError(
+                f"the menu's operation {name!r} {problem}, so worker processes cannot rebuild it (strategies cannot "
+                f"be pickled; each worker takes them from the target it loads): declare it in the target's "
+                f"operations (or its menu), or run with one worker"
+            )
+    return PortableMenu(replace(menu, operations=()), tuple(name for name, _ in menu.operations))
