@@ -13,8 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.python import log
 from twisted.python.failure import Failure
+
+from harness import Operation, Target
 
 from scenarios.backoff_loop import ReconnectingClient, delay_ms
 from scenarios._pool import Entry
@@ -447,3 +450,115 @@ class HopsThenSlowBackoff(Hopping):
     def _failed(self, _: Any) -> None:
         self.failures += 1
         self._later(3 * 100 * 2 ** (self.failures - 1) + self.HOPS * self.HOP_MS)
+
+
+# -- restarted keepalives (tests/test_loop_restarts.py) ------------------------------------------------
+
+
+class Keepalive:
+    """``RepeatedActionHandler`` in miniature: the timer is armed an interval after ``start()`` and
+    before each call; ``restart`` is ``stop(); start()``."""
+
+    DELAY = 0.1
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+        self.timer: IDelayedCall | None = None
+        self.work: Any = None
+        self.in_flight: Any = None
+        self.calls_work = True
+
+    def start(self, work: Any) -> None:
+        self.work = work
+        self._arm(self.DELAY)
+
+    def _arm(self, delay: float) -> None:
+        self.timer = self.clock.callLater(delay, self._tick)
+
+    def _tick(self) -> None:
+        self._arm(self.DELAY)
+        if self.calls_work:
+            self.in_flight = self.work()
+            self.in_flight.addErrback(self._ended)
+
+    @staticmethod
+    def _ended(failure: Failure) -> None:
+        """A call ended on purpose (cancelled) is no error to log; any other failure is logged."""
+        if not failure.check(defer.CancelledError):
+            log.err(failure)
+
+    def _disarm(self) -> None:
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        self.timer = None
+
+    def restart(self) -> None:
+        self._disarm()
+        self._arm(self.DELAY)
+
+    def skip(self) -> None:
+        """End the call in flight (a partial stop, declared ``cancels_work``); the loop goes on."""
+        if self.in_flight is not None:
+            self.in_flight.cancel()
+
+    def stop(self) -> None:
+        self._disarm()
+
+
+class Silent(Keepalive):
+    """BUG: its ticks never call the work (a flag it forgot), from the ``start()`` on."""
+
+    def __init__(self, clock: IReactorTime) -> None:
+        super().__init__(clock)
+        self.calls_work = False
+
+
+class ForgetsToStart(Keepalive):
+    """BUG: ``restart`` stops and never starts again: the loop is dead from the restart."""
+
+    def restart(self) -> None:
+        self._disarm()
+
+
+class ArmsTheWrongTimer(Keepalive):
+    """BUG: ``restart`` stops, then arms a timer of another function (that calls nothing) for the loop's."""
+
+    def restart(self) -> None:
+        self._disarm()
+        self.timer = self.clock.callLater(self.DELAY, self._idle)
+
+    def _idle(self) -> None:
+        pass
+
+
+class StuckAfterRestart(Keepalive):
+    """BUG: ``restart`` re-arms, but leaves a flag set that its ticks read: they call nothing."""
+
+    def restart(self) -> None:
+        self.calls_work = False
+        super().restart()
+
+
+class SlowRestart(Keepalive):
+    """BUG: ``restart`` re-arms ten intervals out (seconds taken for tenths): late past any allowance."""
+
+    def restart(self) -> None:
+        self._disarm()
+        self._arm(self.DELAY * 10)
+
+
+class KillsOnSkip(Keepalive):
+    """BUG: ``skip`` ends the call in flight and the loop with it, in silence."""
+
+    def skip(self) -> None:
+        super().skip()
+        self._disarm()
+
+
+def keepalive_target(cls: type[Keepalive]) -> Target:
+    """A periodic target on ``cls`` (100 ms, overlapping calls allowed) with its ``restart`` and ``skip``
+    (declared ``cancels_work``)."""
+    return Target(build=cls, kind="periodic", interval_ms=100, overlap=True, operations={
+        "restart": Operation(lambda s: s.restart()),
+        "skip": Operation(lambda s: s.skip(), cancels_work=True),
+    })

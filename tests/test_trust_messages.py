@@ -24,7 +24,7 @@ from scenarios.retry import BackoffRetry, JitteryBackoff
 from scenarios.quorum import QuorumReadWaitsForAll
 from scenarios.review.round3.hedge import HedgedCaller
 from scenarios.timeout import OrphaningTimeout, TimeoutPool
-from specimens import LateDelayedCancel, WaitTimeout
+from specimens import Keepalive, LateDelayedCancel, StuckAfterRestart, WaitTimeout, keepalive_target
 from specimens import (
     BoundedPool,
     CancelAtTimeout,
@@ -461,6 +461,10 @@ MESSAGES: tuple[Row, ...] = (
     Row("loop_died_success", "time.loop_died", "periodic call 0 succeeded at 100ms and the function was never called "
         "again", "scenarios.silent_loops:value_ends_loop", "scenarios.silent_loops:rearming_loop",
         S(Start(0, 0, JobSpec("value")), Stop(1000))),
+    # a loop silent since an operation re-armed it (a restart: session 12)
+    Row("loop_died_rearmed", "time.loop_died", "(200ms until stop() since restart() re-armed it at 250ms, past the "
+        "200ms wait", keepalive_target(StuckAfterRestart), keepalive_target(Keepalive),
+        S(Start(0, 0, ok()), Call(250, "restart"), Stop(450))),
     # a request for a call now (Operation(calls_now=True)) ignored while a call runs (session 9)
     Row("on_demand", "time.on_demand", "asked for a call of the work now at 510ms while call 0 ran",
         "scenarios.thirdparty.buildbot_utils:polled_forced_skipped_while_running",

@@ -19,7 +19,7 @@ from harness.invariants.base import Invariant, Violation
 from harness.invariants.on_demand import asking, on_demand_calls
 from harness.invariants.wait_slots import free_slot_before, holding
 from harness.run.calls import owed_before
-from harness.run.chains import chain_lateness, loop_timers, timer_number
+from harness.run.chains import chain_lateness, last_rearm, loop_timers, timer_number
 from harness.run.facts import Attempt, Facts, JobFacts, abandoned_at, facts_of, stranded_jobs
 from harness.run.outcomes import served_by
 from harness.run.timers import timer_name
@@ -1184,7 +1184,15 @@ class LoopDied(_Periodic):
     then the backoff, each as late as the clock may be; review 8, finding 2),
     and by how far the wall clock was set back (behind the latest time it had shown, at the call's
     end or after a jump before the wait's end): a loop aiming its calls at
-    wall-clock due times waits that much longer. A call that ends after
+    wall-clock due times waits that much longer. The wait runs from the
+    latest call of an operation that re-armed the loop since, if one did
+    (``harness.run.chains.last_rearm``: a restart, ``stop(); start()``,
+    cancelled the loop's pending timer and set one of the same function):
+    buildbot's ``RepeatedActionHandler`` restarted less than an interval
+    apart puts its next call off by design (session 12). A call of the work
+    cancelled by an operation, declared ``cancels_work`` or not, still owes
+    the next call: the declaration excuses the call's early end
+    (``time.timeout``), not the loop's. A call that ends after
     ``stop()``, or after the loop reported its end, is not judged: no more
     calls are owed then, however long the run goes on.
     """
@@ -1286,9 +1294,18 @@ class LoopDied(_Periodic):
         (``ticking``), two intervals each as late as the clock may fire. For a loop still setting timers,
         either is lengthened by how late the timers on the way from the call's end fired, one after another
         (``chain_lateness``: a ``callLater(0)`` hop, then the backoff; beyond the lateness already
-        allowed), and by how far the wall clock was set back."""
+        allowed), and by how far the wall clock was set back. All from the latest call of an operation in
+        the span that re-armed the loop (``last_rearm``: a restart, ``stop(); start()``), if one did: the
+        schedule put the loop's next call off, and the loop owes it from there, as from its ``start()``."""
         target = run.target
         late = facts.late_us
+        calls = facts.by_kind.get(EventKind.CALL, ())
+        rearm = last_rearm(facts.events, job, origin, window_end) if any(origin < i <= window_end for i in calls) else None
+        since = ""
+        if rearm is not None:
+            # An operation re-armed the loop (a restart): its wait runs from there, as from its start().
+            origin = rearm
+            since = f" since {facts.events[rearm][4]} re-armed it at {format_ms(facts.time(rearm))}"
         silence = facts.time(window_end) - facts.time(origin)
         if high is not None:
             patience, lates = 2 * round(high * 1000) + late, late
@@ -1331,7 +1348,7 @@ class LoopDied(_Periodic):
         until = "stop()" if window_end in facts.stops else "the run drained"
         return self.violation(
             run,
-            f"{opened} ({format_ms(silence)} until {until}, past the {format_ms(patience)} wait: {wait}), yet {text}",
+            f"{opened} ({format_ms(silence)} until {until}{since}, past the {format_ms(patience)} wait: {wait}), yet {text}",
             events,
         )
 

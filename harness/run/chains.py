@@ -13,7 +13,10 @@ the subject's other timers (a cache's expiry, a stats ``LoopingCall``, a
 reconnect loop), which ``time.loop_died`` needs to see whether the loop went
 quiet after a failed call; ``chain_lateness`` how late the timers on the
 way from a call's end to the loop's next call fired, one after another (a
-``callLater(0)`` hop, then the backoff: each as late as the clock may be).
+``callLater(0)`` hop, then the backoff: each as late as the clock may be);
+``last_rearm`` the latest call of an operation that re-armed the loop (a
+``stop(); start()`` restart cancelling the loop's pending timer and setting it
+anew), from which the loop's wait runs again.
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ from harness.model.trace import EventKind, RawEvent
 from harness.run.calls import CALL_OPENERS
 from harness.run.timers import set_due_us
 
-__all__ = ["chain_lateness", "loop_timers", "timer_number"]
+__all__ = ["chain_lateness", "last_rearm", "loop_timers", "timer_number"]
 
 #: An owner of a call chain that is the loop itself: the end of a call of its work (the harness settling
 #: it, or the subject cancelling it), where a ``LoopingCall`` sets its next timer.
 _LOOP = -1
 
 _FIRE, _SET, _START = EventKind.TIMER_FIRE, EventKind.TIMER_SET, EventKind.JOB_START
+_CANCEL, _CALL, _LOOP_START = EventKind.TIMER_CANCEL, EventKind.CALL, EventKind.START
 _ENDS = frozenset({EventKind.JOB_FINISH, EventKind.JOB_FAIL})
 #: The job kinds (``job.start`` detail) whose attempt the harness settles in a call of its own, later.
 _SETTLED_LATER = frozenset({"succeed", "fail"})
@@ -146,3 +150,58 @@ def chain_lateness(
                 chained[owner] = chain
                 most = max(most, chain)
     return most
+
+
+def _timer_function(detail: str) -> str:
+    """The function a ``timer.set``/``timer.cancel`` detail names (``#3 Poller._poll due 100ms``: ``Poller._poll``)."""
+    return detail.split(" ", 1)[-1].rsplit(" due ", 1)[0]
+
+
+def last_rearm(events: Sequence[RawEvent], job: int, after: int, end: int) -> int | None:
+    """The trace index of the latest call of an operation (``call``) in ``events[after + 1:end + 1]`` that
+    re-armed the loop calling the work of job ``job``: in its call chain the subject cancelled a pending
+    timer of the loop's and set a timer of the same function (a restart, ``stop(); start()``, of buildbot's
+    ``RepeatedActionHandler`` or of a ``LoopingCall`` started ``now=False``); None if none did.
+
+    A timer is the loop's here when it was set in the call chain of the loop's ``start()``, is one of
+    ``loop_timers``, or was set by an earlier re-arm (a restart's timer has called nothing yet, so
+    ``loop_timers`` cannot know it). A re-armed loop owes its next call from the re-arm, as from its
+    ``start()``: the schedule, not the subject, put it off. An operation that cancels the loop's timer and
+    sets none (a restart that forgets to start again), or sets another function's, re-arms nothing.
+    """
+    ours = set(loop_timers(events, job, end + 1))
+    in_start = in_call = False
+    cancelled: set[str] = set()  # the functions of the loop's timers the current operation call cancelled
+    set_here: list[tuple[int, str]] = []  # the timers the current operation call set: number, function
+    opener = latest = None
+    for index, (_, kind, job_id, _, detail) in enumerate(events[:end + 1]):
+        if kind in CALL_OPENERS:
+            if in_call and opener is not None:
+                latest = _rearmed(ours, cancelled, set_here, opener, after, latest)
+            in_start = kind == _LOOP_START and job_id == job
+            in_call, opener = kind == _CALL, index
+            cancelled, set_here = set(), []
+        elif kind == _SET:
+            number = timer_number(detail)
+            if number is None:
+                continue
+            if in_start:
+                ours.add(number)
+            elif in_call:
+                set_here.append((number, _timer_function(detail)))
+        elif kind == _CANCEL and in_call and timer_number(detail) in ours:
+            cancelled.add(_timer_function(detail))
+    if in_call and opener is not None:
+        latest = _rearmed(ours, cancelled, set_here, opener, after, latest)
+    return latest
+
+
+def _rearmed(ours: set[int], cancelled: set[str], set_here: list[tuple[int, str]], opener: int, after: int,
+             latest: int | None) -> int | None:
+    """``last_rearm``'s step at the end of an operation call's chain: the timers it set anew join the loop's,
+    and the call is the latest re-arm if it re-armed any (past ``after``)."""
+    again = [number for number, function in set_here if function in cancelled]
+    if not again:
+        return latest
+    ours.update(again)
+    return opener if opener > after else latest
