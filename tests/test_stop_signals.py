@@ -372,10 +372,13 @@ def test_a_stop_while_the_workers_start_says_so_not_a_run_that_hangs(tmp_path, c
     """Review 8, finding 7: a SIGINT while ``--workers 2`` were still starting (spawned, importing the target: seconds
     under load) was noted as "(a run that hangs?)" when no run had begun. Each worker's import of the target sleeps
     past the grace here, so the stop is slow for that reason alone, deterministically."""
+    marker = tmp_path / "worker-loading"
     campaign = _Campaign("slow_start_targets:pool", tmp_path, "--workers", "2",
-                         env=_env(SLOW_START_S=str(STOP_GRACE_S + 30)))
+                         env=_env(SLOW_START_S=str(STOP_GRACE_S + 30), SLOW_START_MARKER=str(marker)))
     campaigns.append(campaign)
-    campaign.wait_for(campaign.started, 60)
+    # A worker is loading the target: a signal sent when "fuzzing" is printed could land before any worker
+    # was spawned, and the campaign would rightly stop at once, with no note.
+    campaign.wait_for(marker.exists, 60)
     campaign.parent.send_signal(signal.SIGINT)
     code = campaign.finish(STOP_GRACE_S + 20)
     out, err = campaign.out.read_text(), campaign.err.read_text()
