@@ -378,3 +378,11 @@ barrier_cancel_keeps_slot = _barrier_target(barrier.BarrierCancelKeepsSlot, "bar
 barrier_deadline_not_cleared = _barrier_target(barrier.BarrierDeadlineNotCleared,
                                                "barrier: a release leaves the deadline")
 barrier_off_by_one = _barrier_target(barrier.BarrierOffByOne, "barrier: waits for N + 1")
+
+# finding 3, as a user first declares them: a deadline shared by a group of jobs
+barrier_timeout_declared = Target(build=lambda clock: BarrierGate(clock), timeout_ms=int(BARRIER_TIMEOUT_S * 1000),
+                                  timeout_from="submit", timeout_error=barrier.BarrierTimeout,
+                                  description="barrier, its generation deadline declared as a timeout")
+idle_timeout_declared = Target(build=lambda clock: IdleGate(clock), keys=SESSIONS, timeout_ms=int(IDLE_S * 1000),
+                               timeout_from="submit", timeout_error=idle.SessionTimedOut,
+                               rejects=(idle.SessionClosed,), description="sessions, the idle timeout declared")
