@@ -6,6 +6,9 @@ campaigns ran outside the suite.
   ``stop()`` is still reported (a known limit, strict xfail).
 - ``Target(sheds=...)``: a job whose canceller raised, cancelled early by a buggy timeout, is no longer
   excused by a waiter a later submit of the same instant shed (``tests/shed_pools.py``).
+- ``Operation(cancels_work=True)``: a job cancelled by a later operation of the call's instant is no longer
+  excused as the call's.
+- The Synapse retry limiter's own invariant judged a refusal after a jump back from the wrong failure.
 - ``global_reactor="lend"``: a ``functools.partial`` of ``time.monotonic`` kept in a module global crashed
   the escape guard's install (``KeyError: 'time.monotonic'``) in every session; it is now lent.
 """
@@ -21,10 +24,10 @@ from typing import Any, Iterator
 import pytest
 from twisted.internet import defer
 
-from harness import Call, JobSpec, Schedule, Stop, Submit, Target, check, run_schedule
+from harness import Call, Cancel, JobSpec, Jump, Schedule, Stop, Submit, Target, check, load_target, run_schedule
 from tests import answer_subjects
 from tests.review_campaigns import campaign
-from tests.shed_pools import early_shed_pool, shed_pool
+from tests.shed_pools import early_shed_pool, shed_pool, wrong_victim_pool
 
 
 def _names(target: Target, *ops: Any) -> list[str]:
@@ -62,8 +65,18 @@ def test_a_waiter_shed_by_a_later_submit_does_not_excuse_an_early_timeout() -> N
     assert _names(shed_pool, *SHED_BESIDE) == []
 
 
+def test_a_wrong_cancel_by_a_later_submit_of_the_instant_is_not_excused_by_a_work_cancelling_call() -> None:
+    # abort_newest() (cancels_work) cancels job 1 at 50 ms; then job 4's submit makes the twin cancel job 0,
+    # the oldest running job, instead of shedding the waiter: main excused that as the call's too.
+    ops = (_job(0, 0, "succeed", 90), _job(1, 0, "succeed", 90), Call(at_ms=50, operation="abort_newest"),
+           _job(2, 50, "succeed", 10), _job(3, 50, "succeed", 10), _job(4, 50, "succeed", 10))
+    assert _names(wrong_victim_pool, *ops) == ["time.timeout"]
+    assert _names(shed_pool, *ops) == []
+    assert _names(shed_pool, *ops[:3]) == []  # the call's own cancel is excused
+
+
 def test_shed_pool_stays_clean(tmp_path: Any) -> None:
-    result = campaign("tests.shed_pools:shed_pool", seed=12, examples=300, tmp_path=tmp_path, max_failures=None,
+    result = campaign("tests.shed_pools:shed_pool", seed=12, examples=400, tmp_path=tmp_path, max_failures=None,
                       all_faults=True)
     assert result.error is None and result.findings == [], [f.violation.message for f in result.findings]
 
@@ -100,3 +113,14 @@ def test_a_partial_of_a_clock_in_a_module_global_is_lent_not_a_crash(clock_parti
         assert now > 10 and wall > 1e9  # a refusing run keeps the real clocks
     assert clock_partials.NOW.func is time.monotonic is clock_partials.NOW.func  # the real ones back
     assert type(time.monotonic).__name__ == "builtin_function_or_method"
+
+
+def test_synapse_retry_limiter_after_a_jump_back_is_judged_from_the_latest_failure() -> None:
+    """Found by the audit's soak (seed 12): a failure at wall 0, a cancel whose canceller raised after a jump
+    back to wall -1580 ms, a refusal at wall -580 ms: within the limiter's backoff of the failure at 0, but the
+    target's invariant measured it from the cancel, the last failure in trace order."""
+    pytest.importorskip("synapse")
+    target = load_target("scenarios.thirdparty.synapse_more:retry_limiter")
+    ops = (_job(0, 0, "succeed", 5, canceller_raises=True), Submit(at_ms=0, job=1, spec=JobSpec(kind="raise", error="InjectedError")),
+           Jump(at_ms=0, delta_ms=-1580), Cancel(at_ms=0, job=0), _job(2, 1000, "succeed"))
+    assert _names(target, *ops) == []

@@ -411,14 +411,18 @@ def _joined_execution(target: Target, facts: Facts, job: JobFacts) -> JobFacts |
 
 def _ended_on_purpose(target: Target, facts: Facts, job: JobFacts, attempt: Attempt) -> bool:
     """Whether the subject cancelled ``attempt`` on purpose, not at a timeout: in the instant of a call of an
-    operation declared ``cancels_work`` (after it: an ``unsubscribe()`` that cancels the delivery in progress),
+    operation declared ``cancels_work`` (after it, before the schedule's next operation: an ``unsubscribe()``
+    that cancels the delivery in progress),
     or, with ``sheds``, answering its caller in that instant with one of those refusals (an evicted slow
     consumer, shed load; ``errors.rejects`` judges whether the refusal was legitimate)."""
     end = known(attempt.end)
     at = facts.time(end)
     names = target.work_cancelling_operations
+    # The cancel made by the call itself (or what it set off in that instant: a callLater(0) runs before the
+    # schedule's next operation), not by a later operation of the instant (a submit's: audit 12).
     if names and any(
         i < end and facts.time(i) == at and facts.events[i][4].split("(", 1)[0] in names
+        and not _operation_between(facts, i, end)
         for i in facts.by_kind.get(EventKind.CALL, ())
     ):
         return True
