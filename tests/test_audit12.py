@@ -24,7 +24,7 @@ from typing import Any, Iterator
 import pytest
 from twisted.internet import defer
 
-from harness import Call, Cancel, JobSpec, Jump, Schedule, Stop, Submit, Target, check, load_target, run_schedule
+from harness import Call, Cancel, JobSpec, Jump, Operation, Schedule, Stop, Submit, Target, check, load_target, run_schedule
 from tests import answer_subjects
 from tests.review_campaigns import campaign
 from tests.shed_pools import early_shed_pool, shed_pool, wrong_victim_pool
@@ -124,3 +124,27 @@ def test_synapse_retry_limiter_after_a_jump_back_is_judged_from_the_latest_failu
     ops = (_job(0, 0, "succeed", 5, canceller_raises=True), Submit(at_ms=0, job=1, spec=JobSpec(kind="raise", error="InjectedError")),
            Jump(at_ms=0, delta_ms=-1580), Cancel(at_ms=0, job=0), _job(2, 1000, "succeed"))
     assert _names(target, *ops) == []
+
+
+class _Shared:
+    """``when()`` returns one shared Deferred to every caller; it fails with ``LookupError`` at 10 ms."""
+
+    def __init__(self, clock: Any) -> None:
+        self.ready: defer.Deferred[None] = defer.Deferred()
+        clock.callLater(0.01, self.ready.errback, LookupError("down"))
+
+    def submit(self, job: Any) -> Any:
+        return defer.maybeDeferred(job)
+
+    def when(self) -> defer.Deferred[None]:
+        return self.ready
+
+    def stop(self) -> None:
+        pass
+
+
+@pytest.mark.xfail(strict=True, reason="the first call's answer consumes the shared Deferred's failure (audit 12)")
+def test_two_calls_answered_by_one_shared_deferred_both_record_its_failure() -> None:
+    target = Target(build=_Shared, operations={"when": Operation(lambda s: s.when(), raises=(LookupError,))})
+    run = run_schedule(target, Schedule(ops=(Call(at_ms=0, operation="when"), Call(at_ms=0, operation="when"))))
+    assert [c.answer.error for c in run.view.calls] == ["LookupError", "LookupError"]
