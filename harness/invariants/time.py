@@ -411,28 +411,44 @@ def _joined_execution(target: Target, facts: Facts, job: JobFacts) -> JobFacts |
 
 def _ended_on_purpose(target: Target, facts: Facts, job: JobFacts, attempt: Attempt) -> bool:
     """Whether the subject cancelled ``attempt`` on purpose, not at a timeout: in the instant of a call of an
-    operation declared ``cancels_work`` (after it: an ``unsubscribe()`` that cancels the delivery in progress),
+    operation declared ``cancels_work`` (after it, before the schedule's next operation: an ``unsubscribe()``
+    that cancels the delivery in progress),
     or, with ``sheds``, answering its caller in that instant with one of those refusals (an evicted slow
     consumer, shed load; ``errors.rejects`` judges whether the refusal was legitimate)."""
     end = known(attempt.end)
     at = facts.time(end)
     names = target.work_cancelling_operations
+    # The cancel made by the call itself (or what it set off in that instant: a callLater(0) runs before the
+    # schedule's next operation), not by a later operation of the instant (a submit's: audit 12).
     if names and any(
         i < end and facts.time(i) == at and facts.events[i][4].split("(", 1)[0] in names
+        and not _operation_between(facts, i, end)
         for i in facts.by_kind.get(EventKind.CALL, ())
     ):
         return True
     if not target.sheds:
         return False
     # Its caller refused in the cancel's instant; or, when its canceller raised (the job never ends, and its
-    # caller cannot be answered through it), any caller refused then, after the cancel: the subject shed work.
+    # caller cannot be answered through it), any caller refused after the cancel by the same step of the run,
+    # before the schedule's next operation: the subject shed work. A refusal made by a later operation of that
+    # instant (a submit that sheds a waiter) is another shed, no excuse for this cancel (audit 12).
     refused = [job.fired] if job.fired is not None else []
     if attempt.canceller_raised:
-        refused = [i for i in facts.by_kind.get(EventKind.FAILURE, ()) if i > end]
+        refused = [i for i in facts.by_kind.get(EventKind.FAILURE, ()) if i > end and not _operation_between(facts, end, i)]
     return any(
         facts.time(i) == at and facts.event(i).kind == EventKind.FAILURE and any(facts.is_error(i, t) for t in target.sheds)
         for i in refused
     )
+
+
+#: The events that open a step of the schedule: what follows one was made by that operation, not by the one before.
+_OPERATIONS = frozenset((EventKind.SUBMIT, EventKind.CANCEL, EventKind.CALL, EventKind.STOP, EventKind.START,
+                         EventKind.CLOCK_JUMP))
+
+
+def _operation_between(facts: Facts, first: int, last: int) -> bool:
+    """Whether an operation of the schedule was applied between trace indexes ``first`` and ``last``."""
+    return any(facts.events[i][1] in _OPERATIONS for i in range(first + 1, last))
 
 
 def _abandoned_before(target: Target, facts: Facts, attempt: Attempt) -> bool:

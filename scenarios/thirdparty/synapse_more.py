@@ -187,7 +187,11 @@ def refuses_only_while_backing_off(run: Run) -> None:
         if event.kind == EventKind.STOP:
             return
         if event.kind in (EventKind.JOB_FAIL, EventKind.JOB_CANCEL):
-            last_failure_wall = view.wall_us(index)
+            # The latest wall-clock reading of a failure so far, not the last failure's: after a jump back the
+            # limiter may hold an earlier failure's later timestamp (audit 12: a failure at wall 0, a cancel at
+            # -1580ms after a jump, a refusal at -580ms, within the limiter's 200ms of the failure at 0).
+            wall = view.wall_us(index)
+            last_failure_wall = wall if last_failure_wall is None else max(last_failure_wall, wall)
         elif event.kind == EventKind.SUBMIT:
             record = view.jobs[event.job]
             refused = not record.ran and record.received is not None and record.received.error == "NotRetryingDestination"

@@ -1,0 +1,196 @@
+"""Correct subjects whose operation Deferreds (and stop() Deferreds) are answered late but legitimately
+(audit 12, docs/reviews/audit-12.md): ``completion.operation`` and ``completion.stop`` must never call them
+hung. Each answers every waiter by the time it is stopped and idle, in a different way.
+
+- ``late_stop``: ``stop()`` answers the waiters from a timer 50 ms after it, and its own Deferred then.
+- ``chained``: ``follow()`` returns a Deferred chained to the newest ``wait()`` waiter (or answered at once).
+- ``sem_waiters``: ``lease()`` waits for a ``DeferredSemaphore`` token (held 20 ms); ``stop()`` cancels waiters.
+- ``lock_waiters``: the same on a ``DeferredLock``.
+- ``fired``: ``ping()`` returns an already-fired Deferred; ``stop()`` returns one too.
+- ``coro``: ``wait()`` is a coroutine through ``ensureDeferred`` awaiting a waiter stop() fails.
+- ``handled``: ``wait()`` returns a Deferred whose failure at stop() the subject turns into a value.
+- ``listed_stop``: ``stop()`` returns a ``DeferredList`` of the waiters it fails and the jobs in flight.
+- ``flush``: ``flush()`` answers once every submitted job ended (a ``DeferredList`` of them).
+- ``restart``: ``stop()`` then ``resume()``; ``when_stopped()`` is answered at the next ``stop()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from hypothesis import strategies as st
+from twisted.internet import defer
+
+from harness import Operation, Target
+
+
+class _Base:
+    def __init__(self, clock: Any) -> None:
+        self.clock = clock
+        self.waiting: list[defer.Deferred[Any]] = []
+        self.in_flight: list[defer.Deferred[Any]] = []
+        self.stopped = False
+
+    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
+        d = defer.maybeDeferred(job)
+        self.in_flight.append(d)
+
+        def done(result: Any) -> Any:
+            self.in_flight.remove(d)
+            return result
+
+        d.addBoth(done)
+        return d
+
+    def wait(self) -> defer.Deferred[Any]:
+        if self.stopped:  # a stopped subject answers at once
+            return defer.fail(RuntimeError("stopped"))
+        d: defer.Deferred[Any] = defer.Deferred()
+        self.waiting.append(d)
+        return d
+
+    def _fail_waiting(self) -> None:
+        self.stopped = True
+        waiting, self.waiting = self.waiting, []
+        for d in waiting:
+            if not d.called:
+                d.errback(RuntimeError("stopped"))
+
+
+class LateStop(_Base):
+    def stop(self) -> defer.Deferred[None]:
+        self.stopped = True
+        done: defer.Deferred[None] = defer.Deferred()
+
+        def later() -> None:
+            self._fail_waiting()
+            done.callback(None)
+
+        self.clock.callLater(0.05, later)
+        return done
+
+
+class Chained(_Base):
+    def follow(self) -> defer.Deferred[Any]:
+        if not self.waiting:
+            return defer.succeed("none")
+        d: defer.Deferred[Any] = defer.Deferred()
+        self.waiting[-1].addBoth(lambda r: (d.callback("followed"), r)[1])
+        return d
+
+    def stop(self) -> None:
+        self._fail_waiting()
+
+
+class SemWaiters(_Base):
+    def __init__(self, clock: Any, lock: bool = False) -> None:
+        super().__init__(clock)
+        self.gate: defer.DeferredSemaphore | defer.DeferredLock = defer.DeferredLock() if lock else defer.DeferredSemaphore(1)
+
+    def lease(self) -> defer.Deferred[Any]:
+        d = self.gate.acquire()
+
+        def held(_: Any) -> str:
+            self.clock.callLater(0.02, self.gate.release)
+            return "leased"
+
+        return d.addCallback(held)
+
+    def stop(self) -> None:
+        for waiter in list(self.gate.waiting):
+            waiter.cancel()
+
+
+class Fired(_Base):
+    def ping(self) -> defer.Deferred[str]:
+        return defer.succeed("pong")
+
+    def stop(self) -> defer.Deferred[None]:
+        return defer.succeed(None)
+
+
+class Coro(_Base):
+    def coro_wait(self) -> defer.Deferred[Any]:
+        async def body() -> str:
+            try:
+                await self.wait()
+            except RuntimeError:
+                return "stopped"
+            return "woken"
+
+        return defer.ensureDeferred(body())
+
+    def stop(self) -> None:
+        self._fail_waiting()
+
+
+class Handled(_Base):
+    def handled_wait(self) -> defer.Deferred[Any]:
+        return self.wait().addErrback(lambda f: f.trap(RuntimeError) and "default")
+
+    def stop(self) -> None:
+        self._fail_waiting()
+
+
+class ListedStop(_Base):
+    def stop(self) -> defer.Deferred[Any]:
+        self.stopped = True
+        waiting = list(self.waiting)
+        self.clock.callLater(0, self._fail_waiting)
+        return defer.DeferredList(waiting + list(self.in_flight), consumeErrors=True)
+
+
+class Flush(_Base):
+    def flush(self) -> defer.Deferred[Any]:
+        return defer.DeferredList(list(self.in_flight), consumeErrors=True)
+
+    def stop(self) -> None:
+        pass
+
+
+class Restart(_Base):
+    def __init__(self, clock: Any) -> None:
+        super().__init__(clock)
+        self.running = True
+        self.stopped_waiters: list[defer.Deferred[Any]] = []
+
+    def when_stopped(self) -> defer.Deferred[Any]:
+        if not self.running:
+            return defer.succeed("already stopped")
+        d: defer.Deferred[Any] = defer.Deferred()
+        self.stopped_waiters.append(d)
+        return d
+
+    def resume(self) -> None:
+        self.running = True
+
+    def stop(self) -> None:
+        self.running = False
+        waiters, self.stopped_waiters = self.stopped_waiters, []
+        for d in waiters:
+            d.callback("stopped")
+
+
+WAIT = Operation(lambda s: s.wait(), raises=(RuntimeError,))
+CANCELLED = (defer.CancelledError,)
+
+
+def _target(build: Callable[[Any], Any], description: str, **operations: Operation) -> Target:
+    return Target(build=build, operations=operations, description=description)
+
+
+late_stop = _target(LateStop, "audit 12: stop() answers waiters from a timer after it", wait=WAIT)
+chained = _target(Chained, "audit 12: follow() chained to the newest waiter", wait=WAIT, follow=Operation(lambda s: s.follow()))
+sem_waiters = _target(lambda c: SemWaiters(c), "audit 12: DeferredSemaphore waiters cancelled at stop",
+                      lease=Operation(lambda s: s.lease(), raises=CANCELLED))
+lock_waiters = _target(lambda c: SemWaiters(c, lock=True), "audit 12: DeferredLock waiters cancelled at stop",
+                       lease=Operation(lambda s: s.lease(), raises=CANCELLED))
+fired = _target(Fired, "audit 12: already-fired Deferreds", ping=Operation(lambda s: s.ping()))
+coro = _target(Coro, "audit 12: a coroutine through ensureDeferred", wait=Operation(lambda s: s.coro_wait()))
+handled = _target(Handled, "audit 12: a failure the subject handles", wait=Operation(lambda s: s.handled_wait()))
+listed_stop = _target(ListedStop, "audit 12: stop() returns a DeferredList", wait=WAIT)
+flush = _target(Flush, "audit 12: flush() answers once the jobs ended", flush=Operation(lambda s: s.flush()))
+restart = _target(Restart, "audit 12: when_stopped() answered at the next stop()",
+                  when_stopped=Operation(lambda s: s.when_stopped()), resume=Operation(lambda s: s.resume()))
+
+ALL = ("late_stop", "chained", "sem_waiters", "lock_waiters", "fired", "coro", "handled", "listed_stop", "flush", "restart")
