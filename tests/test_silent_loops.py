@@ -51,6 +51,20 @@ def test_a_stop_or_a_call_in_flight_ends_the_judgement():
     assert verdict(hang, Start(at_ms=0, job=0, spec=JobSpec(kind="hang")), Stop(at_ms=1000)) == []
 
 
+def test_a_stop_before_the_calls_due_at_the_end_of_the_wait_is_not_yet_a_death():
+    """Audit 12 (soak, seed 12): ``sparse_loop`` calls its work on even ticks; a ``stop()`` at 200 ms, exactly
+    the wait, handled before the calls due then (a clock fault) cancelled the tick that would have called it,
+    and the loop was called dead. The silence ends where the call was owed, not past it; one millisecond
+    later, or in the usual order (the calls due first), a dead loop is still caught."""
+    start = Start(at_ms=0, job=0, spec=JobSpec(kind="succeed"))
+    sparse = load_target(f"{ZOO}:sparse_loop")
+    assert verdict(sparse, start, Stop(at_ms=200, after_rounds=0)) == []
+    assert verdict(sparse, start, Stop(at_ms=200)) == []
+    never = load_target(f"{ZOO}:never_called_loop")
+    for stop in (Stop(at_ms=200), Stop(at_ms=201), Stop(at_ms=201, after_rounds=0), Stop(at_ms=300, after_rounds=0)):
+        assert [name for name, _ in verdict(never, start, stop)] == ["time.loop_died"], stop
+
+
 def test_skips_declares_a_longer_wait():
     third = load_target(f"{ZOO}:third_tick_loop")
     schedule = (Start(at_ms=0, job=0, spec=JobSpec(kind="value")), Stop(at_ms=250))

@@ -1361,6 +1361,10 @@ class LoopDied(_Periodic):
             wait += f", plus the {format_ms(back)} the wall clock was set back"
             if silence < patience:
                 return None
+        if silence == patience and _preempted(facts, window_end):
+            # The stop came before calls due at the wait's very end (a step handled before them): the
+            # loop's owed call may be among them, so the silence is not yet a death.
+            return None
         until = "stop()" if window_end in facts.stops else "the run drained"
         return self.violation(
             run,
@@ -1422,6 +1426,23 @@ def _count(n: int) -> str:
     """``two``, ``three``... for the waits' messages (digits past ten)."""
     words = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
     return words[n] if n < len(words) else str(n)
+
+
+def _preempted(facts: Facts, index: int) -> bool:
+    """Whether the operation at trace index ``index`` (a ``stop()``) was handled before calls due in its
+    instant: a ``reactor.pause`` before it in the same instant, with only operations between."""
+    at = facts.time(index)
+    for back in range(index - 1, -1, -1):
+        kind = facts.events[back][1]
+        if facts.time(back) != at or kind in _RAN:
+            return False  # calls of this instant ran after the pause, if any: the stop did not come before them
+        if kind == EventKind.REACTOR_PAUSE:
+            return True
+    return False
+
+
+#: Events of a call the reactor ran (a timer, a job's own call settling it), not an operation of the schedule.
+_RAN = frozenset({EventKind.TIMER_FIRE, EventKind.JOB_FINISH, EventKind.JOB_FAIL})
 
 
 def _wall_behind_us(run: Run, facts: Facts, start: int, end: int) -> int:
