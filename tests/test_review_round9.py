@@ -13,7 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from twisted.internet import defer
+from twisted.python.failure import Failure
+
+from harness import Call, Cancel, JobSpec, Jump, Schedule, Start, Stop, Submit, Target, check, load_target, run_schedule
 from harness.pytest import fuzz
+from scenarios.review.round9 import idle, supervisor, targets
 
 from review_campaigns import assert_caught_alone, assert_caught_as, assert_stays_clean, campaign
 
@@ -58,13 +63,60 @@ def test_buggy_twin_is_caught_on_another_seed(name, tmp_path):
     assert_caught_as(f"{PACKAGE}:{name}", ACCEPTED.get(name, {BUGGY[name]}), tmp_path, seed=2)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ("supervisor_ok", "idle_ok"))
-def test_what_the_harness_found_in_my_code_stays_fixed(name, tmp_path):
-    """The supervisor's window read clock.seconds() (a forward jump let R + 1 restarts through, at
-    seed 1 within 137 examples); the idle gate did not answer the requests held behind a cancelled
-    one (cancellation.releases within 2,785). Both stay clean past those counts."""
-    assert_stays_clean(f"{PACKAGE}:{name}", tmp_path, examples=3000)
+class _SecondsWindowSupervisor(supervisor.Supervisor):
+    """My first supervisor: the window pruned restart times read from clock.seconds()."""
+
+    def _crashed(self, failure, d):
+        if d is not self._worker or self._done:
+            return
+        self._worker = None
+        now = self._clock.seconds()
+        self._times = [t for t in getattr(self, "_times", []) if now - t < self.window]
+        if len(self._times) >= self.max_restarts:
+            self._finish(Failure(supervisor.GaveUp()))
+            return
+        self._times.append(now)
+        delay = min(self.base * 2**self._crashes_in_a_row, self.cap)
+        self._crashes_in_a_row += 1
+        self._pending = self._clock.callLater(delay, self._launch)
+
+
+class _GateWithoutFlushOnCancel(targets.IdleGate):
+    """My first idle gate: a cancelled request's slot left the line without answering those behind it."""
+
+    def _maybe_cancelled(self, failure, s, line, slot):
+        if failure.check(defer.CancelledError) and slot in line:
+            line.remove(slot)
+            if not slot["done"]:
+                slot["done"] = True
+                slot["work"].cancel()
+        return failure
+
+
+def _schedule_violations(target, *ops) -> list[str]:
+    return [v.invariant for v in check(run_schedule(target, Schedule(ops=tuple(ops))))]
+
+
+def test_supervisor_window_survives_a_wall_clock_jump():
+    """The harness's first find in my code (seed 1, 137 examples): a forward jump forgot the restarts
+    of the window and let a 4th through. The fixed supervisor keeps the limit; the old one does not."""
+    ops = (Start(at_ms=0, job=0, spec=JobSpec(kind="raise")), Jump(at_ms=0, delta_ms=2270), Stop(at_ms=2000))
+    assert _schedule_violations(load_target(f"{PACKAGE}:supervisor_ok"), *ops) == []
+    old = targets._supervisor_target(_SecondsWindowSupervisor, "the first supervisor")
+    assert _schedule_violations(old, *ops) == ["user.restarts_within_intensity"]
+
+
+def test_idle_gate_answers_behind_a_cancelled_request():
+    """The harness's second find (seed 1, 2,785 examples): a finished request held behind a cancelled
+    one was never answered (cancellation.releases)."""
+    ops = (Call(at_ms=0, operation="disarm", args=(1,)),
+           Submit(at_ms=0, job=2, spec=JobSpec(kind="succeed", after_ms=870), key=1),
+           Submit(at_ms=0, job=5, spec=JobSpec(kind="succeed", after_ms=0), key=1), Cancel(at_ms=0, job=2))
+    assert _schedule_violations(load_target(f"{PACKAGE}:idle_ok"), *ops) == []
+    old = Target(build=lambda clock: _GateWithoutFlushOnCancel(clock), keys=targets.SESSIONS,
+                 rejects=(idle.SessionTimedOut, idle.SessionClosed), operations=targets._idle_operations(),
+                 invariants=(targets.idle_timeouts_follow_activity,))
+    assert _schedule_violations(old, *ops) == ["cancellation.releases"]
 
 
 def test_saved_failure_replays_exactly(tmp_path):
@@ -99,12 +151,10 @@ def test_finding2_completion_once_hint_fits_the_schedule(tmp_path):
 
 
 def _violations(spec: str, *ops) -> list[str]:
-    from harness import Schedule, check, load_target, run_schedule
     return [v.invariant for v in check(run_schedule(load_target(spec), Schedule(ops=tuple(ops))))]
 
 
 def _cancel_then_lose():
-    from harness import Call, Cancel, JobSpec, Submit
     return (Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=940)), Cancel(at_ms=0, job=0),
             Call(at_ms=0, operation="lose"))
 
