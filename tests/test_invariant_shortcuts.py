@@ -81,13 +81,7 @@ def _once(inv: Invariant, run) -> Violation | None:
     for index in facts.of_kind(*completion._DOUBLE_FIRE_KINDS):
         event = facts.event(index)
         if "AlreadyCalledError" in event.detail:
-            where = f"job {event.job}" if event.job >= 0 else "the subject"
-            return inv.violation(
-                run,
-                f"a Deferred was fired twice ({event.kind} at {format_ms(event.t_us)} in {where}: "
-                f"{event.detail}); typically a result arriving after a cancel already fired it",
-                [index],
-            )
+            return inv.violation(run, completion.double_fire_message(facts, index), [index])  # its wording, shared
     return None
 
 

@@ -142,8 +142,6 @@ def test_finding1_a_timeout_that_detaches_the_work_is_declarable(tmp_path):
     assert_stays_clean(f"{PACKAGE}:rpc_timeout_declared", tmp_path, examples=50)
 
 
-@pytest.mark.xfail(strict=True, reason="finding 2: completion.once's hint blames a cancel in a schedule "
-                   "that has none")
 def test_finding2_completion_once_hint_fits_the_schedule(tmp_path):
     result = campaign(f"{PACKAGE}:idle_close_leaves_timer", seed=1, examples=3000, tmp_path=tmp_path)
     [finding] = result.findings
@@ -168,14 +166,10 @@ def test_finding3_a_group_deadline_is_declarable(name, tmp_path):
     assert_stays_clean(f"{PACKAGE}:{name}", tmp_path, examples=50)
 
 
-@pytest.mark.xfail(strict=True, reason="finding 4: an AlreadyCalledError raised out of an operation is "
-                   "errors.operation, not completion.once")
 def test_finding4_double_fire_out_of_an_operation_is_completion_once():
     assert _violations("scenarios.review.round9.probes:rpc_cancel_keeps_id", *_cancel_then_lose()) == ["completion.once"]
 
 
-@pytest.mark.xfail(strict=True, reason="finding 4: declared in Operation(raises=...), as the message advises, "
-                   "the double fire out of the operation passes every invariant")
 def test_finding4_declaring_the_raise_does_not_hide_a_double_fire():
     assert _violations("scenarios.review.round9.probes:rpc_cancel_keeps_id_raises_declared",
                        *_cancel_then_lose()) == ["completion.once"]

@@ -15,8 +15,9 @@ from harness.run.facts import Facts, facts_of
 if TYPE_CHECKING:
     from harness.run.runner import Run
 
-#: Where an ``AlreadyCalledError`` shows: escaped, logged, raised by submit, cancel or ``stop()``, or failing a
-#: Deferred (a caller's, or the one ``stop()`` returned).
+#: Where an ``AlreadyCalledError`` shows: escaped, logged, raised by submit, cancel, ``stop()`` or an operation,
+#: or failing a Deferred (a caller's, the one ``stop()`` returned, or one an operation returned). An operation's
+#: is never recorded as a declared refusal (``call.refused``), whatever its ``raises`` says.
 _DOUBLE_FIRE_KINDS = (
     EventKind.REACTOR_ERROR,
     EventKind.UNHANDLED,
@@ -26,6 +27,8 @@ _DOUBLE_FIRE_KINDS = (
     EventKind.FAILURE,
     EventKind.STOP_RAISED,
     EventKind.STOP_FAILURE,
+    EventKind.CALL_RAISED,
+    EventKind.CALL_FAILURE,
 )
 
 
@@ -55,14 +58,38 @@ class Once(Invariant):
         for index in facts.of_kind(*_DOUBLE_FIRE_KINDS):
             event = facts.event(index)
             if "AlreadyCalledError" in event.detail:
-                where = f"job {event.job}" if event.job >= 0 else "the subject"
-                return self.violation(
-                    run,
-                    f"a Deferred was fired twice ({event.kind} at {format_ms(event.t_us)} in {where}: "
-                    f"{event.detail}); typically a result arriving after a cancel already fired it",
-                    [index],
-                )
+                return self.violation(run, double_fire_message(facts, index), [index])
         return None
+
+
+_CALL_KINDS = (EventKind.CALL_RAISED, EventKind.CALL_FAILURE)
+
+
+def double_fire_message(facts: Facts, index: int) -> str:
+    """What ``Once`` says of the ``AlreadyCalledError`` at trace ``index``: where it showed (a job, an operation,
+    the subject) and a hint read from the trace: a caller's cancel before it, or none (round-9 review, F2, F4)."""
+    event = facts.event(index)
+    detail = event.detail
+    if event.kind in _CALL_KINDS:
+        operation, _, detail = read_answer(detail)[0].partition(": ")
+        where = f"operation {operation}"
+    else:
+        where = f"job {event.job}" if event.job >= 0 else "the subject"
+    cancels = [i for i in facts.of_kind(EventKind.CANCEL) if i < index]
+    if cancels:
+        jobs = sorted({facts.event(i).job for i in cancels})
+        last = facts.event(cancels[-1])
+        named = f"job {jobs[0]}" if len(jobs) == 1 else "jobs " + ", ".join(str(j) for j in jobs)
+        hint = (
+            f"{named} {'was' if len(jobs) == 1 else 'were'} cancelled before it (last at {format_ms(last.t_us)}): "
+            "typically a result or error arriving after a cancel already fired the caller's Deferred"
+        )
+    else:
+        hint = (
+            "no cancel came before it: two paths of the subject fired the same Deferred (a timer and a result, "
+            "a close and a timeout); the error names the function that fired it the second time"
+        )
+    return f"a Deferred was fired twice ({event.kind} at {format_ms(event.t_us)} in {where}: {detail}); {hint}"
 
 
 class Deadline(Invariant):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from harness.model.target import Target
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
+from harness.invariants.errors import own_error
 from harness.run.answers import read_answer
 from harness.run.facts import facts_of
 
@@ -28,7 +29,8 @@ class Raised(Invariant):
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
-        undeclared = facts.of_kind(*UNDECLARED)
+        # An AlreadyCalledError is completion.once's (a Deferred fired twice): never a type to declare.
+        undeclared = [i for i in facts.of_kind(*UNDECLARED) if own_error(facts.event(i).detail)]
         if not undeclared:
             return None
         index = undeclared[0]

@@ -7,7 +7,9 @@ declares such calls; schedules then draw them as timed ``Call`` operations
 (arguments from the Hypothesis strategies in ``args``, which must produce
 JSON-plain values, so the call can be saved in a failure file and replayed).
 A call that raises, or whose returned Deferred fails, breaks
-``errors.operation`` unless its exception type is listed in ``raises``.
+``errors.operation`` unless its exception type is listed in ``raises``; an
+``AlreadyCalledError`` (a Deferred fired twice) is ``completion.once``'s
+whatever ``raises`` lists.
 
 An operation that suspends progress (``pause()`` of a producer, a
 cooperative task, a maintenance mode) declares ``suspends``: the name of the

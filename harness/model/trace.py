@@ -44,8 +44,9 @@ class EventKind(StrEnum):
     CANCEL_RAISED = "cancel.raised"  #: cancel() raised
     CANCEL_SKIP = "cancel.skip"  #: nothing to cancel (the job was never submitted)
     STOP = "stop"  #: the harness called stop() (detail: scheduled or teardown)
-    #: stop() raised a hostile job's ``CancellerError`` (the job's fault: any other exception from stop()
-    #: is a target error). For the timeline only: no invariant judges it, by design.
+    #: stop() raised a hostile job's ``CancellerError`` (the job's fault: for the timeline only, no invariant
+    #: judges it) or an ``AlreadyCalledError`` (the subject fired a Deferred twice: ``completion.once``).
+    #: Any other exception from stop() is a target error.
     STOP_RAISED = "stop.raised"
     STOP_SKIP = "stop.skip"  #: a scheduled stop() was skipped (already stopped, or the subject has no stop())
     #: the Deferred stop() returned failed (detail ``Type: message``). ``completion.once`` reads it (a
@@ -57,7 +58,7 @@ class EventKind(StrEnum):
     CALL = "call"  #: a target operation was called (detail: ``name(args)``)
     CALL_RAISED = "call.raised"  #: it raised an exception type it does not declare
     CALL_FAILURE = "call.failure"  #: its Deferred failed with a type it does not declare
-    CALL_REFUSED = "call.refused"  #: it raised (or failed with) a declared type
+    CALL_REFUSED = "call.refused"  #: it raised (or failed with) a declared type, never an AlreadyCalledError
     CALL_RESULT = "call.result"  #: the Deferred it returned delivered a value (detail: ``name: value``)
     #: the Deferred it returned had not fired when the run ended, stopped, with no work in flight and
     #: nothing scheduled (detail: ``name(args) at event <index of its call>``); ``completion.operation``

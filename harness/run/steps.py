@@ -392,7 +392,11 @@ def _call(run: Run, op: Call) -> None:
     call_at = run.trace.record(EventKind.CALL, detail=label)
 
     def outcome(exc: BaseException, how: EventKind, answered: bool = False) -> None:
-        expected = isinstance(exc, operation.raises) or isinstance(exc, CancellerError)
+        # A Deferred fired twice is never a refusal, whatever raises= declares (a broad Exception too): it
+        # stays call.raised (call.failure), which completion.once judges and errors.operation leaves to it.
+        expected = not isinstance(exc, defer.AlreadyCalledError) and (
+            isinstance(exc, operation.raises) or isinstance(exc, CancellerError)
+        )
         detail = f"{op.operation}: {describe_error(exc)}"
         run.trace.record(EventKind.CALL_REFUSED if expected else how, detail=answer_detail(detail, call_at) if answered else detail)
 
