@@ -1,4 +1,4 @@
-"""Targets for the round-9 components, written from the README and docs/ alone.
+"""Targets for the round-9 components, written from the user documentation alone.
 
 Each component gets a correct target and one per buggy twin (BUGS.md). The glue adapts each
 component to ``submit(job) -> Deferred`` (or to a periodic loop, for the supervisor); the promises
