@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from twisted.internet import defer, task
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.python.failure import Failure
 
 from harness.errors import TargetError
@@ -335,7 +335,12 @@ def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[
             exc = result.value
             if exc is None:
                 exc = known(exc)  # (raises: a Failure always holds its exception)
-            detail = describe_error(exc, result)
+            if type(exc) is CancelledError and not exc.args and exc.__traceback__ is None and type(result) is Failure and not result.frames:
+                # A bare CancelledError that Deferred.cancel made (never raised, no frames; about 7 a run, most of
+                # the errors a caller receives): describe_error's answer for it, worked out once (_BARE_CANCELLED).
+                detail = _BARE_CANCELLED
+            else:
+                detail = describe_error(exc, result)
             if not trace.closed:
                 trace.raw.append((trace.stamps.now_us, _FAILURE, job_id, 0, detail))
             _note_declared(trace, job_id, exc, declared)
@@ -378,6 +383,10 @@ def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[
 
     return submit
 
+
+#: ``describe_error`` of a ``CancelledError`` made without arguments, never raised, whose failure holds no frames:
+#: the same text for every one (no message, so its place, and it has none). ``received`` records it as it is.
+_BARE_CANCELLED = describe_error(CancelledError())
 
 #: The detail of a submit event by priority, for targets without keys (bounded: memory stays flat).
 _DETAILS: dict[int, str] = {}
