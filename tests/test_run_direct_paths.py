@@ -28,7 +28,7 @@ from harness.model.trace import EventKind, Trace
 from harness.run import jobs as jobs_module
 from harness.run import runner, steps
 from harness.run.clock import FaultClock, _FaultDelayedCall
-from harness.run.jobs import Job, _Pending, job_maker
+from harness.run.jobs import Job, _Pending
 from harness.run.session import RunSession
 from harness.search.generate import Examples
 from scenarios.pools import SemaphorePool
@@ -250,44 +250,64 @@ def test_the_closed_check_catches_a_site_that_appends_regardless(monkeypatch, si
     assert len(trace) > 0
 
 
-# -- jobs made by the run's job maker -------------------------------------------------------------------------
+# -- jobs made by a run's submit, without Job.__init__ --------------------------------------------------------
 
 
 def _fields(job: Job) -> dict[str, Any]:
     return {name: getattr(job, name) for name in Job.__slots__}
 
 
-def _job_pairs(make: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+class _Keeping:
+    """A subject whose ``submit`` takes a job and neither calls nor drops it: the job stays as it was made."""
+
+    def submit(self, job: object) -> defer.Deferred[Any]:
+        return defer.Deferred()
+
+
+def _submitted(submitter: Any, ops: list[Submit], errors: dict[str, type[BaseException]]) -> tuple[runner.Run, FaultClock, Trace]:
+    """A run whose ``submitter`` (``steps.submitter`` or a mutant of it) applied ``ops`` to a ``_Keeping``."""
     clock = FaultClock()
     trace = Trace.of_clock(clock)
+    target = Target(build=lambda clock: _Keeping())
+    run = runner.Run(target=target, schedule=Schedule(()), trace=trace, clock=clock, subject=target.build(clock))
+    submit = submitter(run, errors)
+    for op in ops:
+        submit(op)
+    return run, clock, trace
+
+
+def _job_pairs(submitter: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     errors = {"ValueError": ValueError}
     pairs = []
     specs = (JobSpec("succeed", 3), JobSpec("fail", 1, "ValueError"), JobSpec("hang"))
     for job_id, key in ((0, 0), (7, 2), (41, 0)):
         for then in ((), specs[1:], specs[2:]):
-            made = make(clock, trace, errors)(job_id, specs[0], then, key)
+            run, clock, trace = _submitted(submitter, [Submit(0, job_id, specs[0], then=then, key=key)], errors)
+            made = run.jobs[job_id]
             written = Job(job_id, (specs[0], *then) if then else specs[0], clock, trace, errors, key)
             pairs.append((_fields(made), _fields(written)))
     return pairs
 
 
-def test_the_job_maker_makes_the_job_its_class_makes() -> None:
-    for made, written in _job_pairs(job_maker):
+def test_a_submit_makes_the_job_its_class_makes() -> None:
+    for made, written in _job_pairs(steps.submitter):
         assert made == written
         assert made["pending"] == {} and made["pending"] is not written["pending"]
 
 
 @pytest.mark.parametrize(
-    "old, new", [("job.calls = 0", "job.calls = 1"), ("job.then = then", "job.then = ()"), ("job.key = key", "job.key = 0")]
+    "old, new",
+    [("job.calls = 0", "job.calls = 1"), ("job.then = op.then", "job.then = ()"), ("job.key = op.key", "job.key = 0"),
+     ("job._errors = errors", "job._errors = {}")],
 )
-def test_the_job_maker_comparison_catches_a_wrong_field(old: str, new: str) -> None:
-    mutant = _recompiled(jobs_module, None, "job_maker", lambda s: s.replace(old, new))
+def test_the_submitted_job_comparison_catches_a_wrong_field(old: str, new: str) -> None:
+    mutant = _recompiled(steps, None, "submitter", lambda s: s.replace(old, new))
     assert any(made != written for made, written in _job_pairs(mutant))
 
 
-def test_a_made_job_keeps_no_pending_dict_of_another() -> None:
-    make = job_maker(FaultClock(), Trace(lambda: 0), {})
-    a, b = make(1, JobSpec("hang"), (), 0), make(2, JobSpec("hang"), (), 0)
+def test_a_submitted_job_keeps_no_pending_dict_of_another() -> None:
+    run, _, _ = _submitted(steps.submitter, [Submit(0, 1, JobSpec("hang")), Submit(0, 2, JobSpec("hang"))], {})
+    a, b = run.jobs[1], run.jobs[2]
     a()
     assert list(a.pending) == [0] and b.pending == {}
     assert isinstance(a.pending[0], defer.Deferred)

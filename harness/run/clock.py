@@ -311,10 +311,24 @@ class FaultClock(task.Clock):
             if self._rng is None:  # the order was changed to one that draws after the clock was made
                 self._rng = random.Random(self._seed)
             call.key = self._rng.random()
-        if self.jitter_us:
-            if self._lateness is None:
-                self._lateness = random.Random(f"lateness:{self._seed}")  # seeding from a string hashes it: not free
-            call.late_us = self._lateness.randint(0, self.jitter_us)
+        jitter = self.jitter_us
+        if jitter:
+            lateness = self._lateness
+            if lateness is None:
+                lateness = self._lateness = random.Random(f"lateness:{self._seed}")  # seeding from a string hashes it: not free
+            if type(jitter) is int and jitter > 0 and type(lateness) is random.Random:
+                # lateness.randint(0, jitter), the same draw from the same stream without its three Python
+                # calls (randint, randrange, _randbelow; a run with jitter draws about 8): randint(0, n) is
+                # _randbelow(n + 1), getrandbits of the width's bit length until the draw is below the width.
+                # (tests/test_clock_lateness_draw.py holds it to randint over many seeds and bounds.)
+                width = jitter + 1
+                bits = width.bit_length()
+                late = lateness.getrandbits(bits)
+                while late >= width:
+                    late = lateness.getrandbits(bits)
+                call.late_us = late
+            else:
+                call.late_us = lateness.randint(0, jitter)
         else:
             call.late_us = 0
         # Whole microseconds of delay (to_us), so that callLater(0.2) at 0.1s is due at exactly 0.3s.
@@ -364,7 +378,11 @@ class FaultClock(task.Clock):
         if on_timer is not None and not call.quiet:
             on_timer("fire", call)
         try:
-            call.func(*call.args, **call.kw)
+            kw = call.kw
+            if type(kw) is dict and not kw:  # nearly every call: no keywords to copy into a new dict for the call
+                call.func(*call.args)
+            else:
+                call.func(*call.args, **kw)
         except Exception as exc:  # a reactor logs and goes on
             if self.on_escape is None:
                 raise

@@ -140,7 +140,8 @@ class Job:
     def _settle(self, d: defer.Deferred[Any], attempt: int) -> None:
         self.pending.pop(attempt, None)
         trace = self._trace  # its events appended as ``trace.record`` appends them (``Trace.record``)
-        if self.spec(attempt).kind == "succeed":
+        spec = self.first if not attempt or not self.then else self.spec(attempt)  # (as __call__: no call for a first attempt)
+        if spec.kind == "succeed":
             if not trace.closed:
                 trace.raw.append((trace.stamps.now_us, _JOB_FINISH, self.id, attempt, ""))
             d.callback(self.result(attempt))
@@ -149,35 +150,6 @@ class Job:
             if not trace.closed:
                 trace.raw.append((trace.stamps.now_us, _JOB_FAIL, self.id, attempt, type(error).__name__))
             d.errback(error)
-
-
-def job_maker(
-    clock: FaultClock, trace: Trace, errors: Mapping[str, type[BaseException]]
-) -> Callable[[int, JobSpec, tuple[JobSpec, ...], int], Job]:
-    """``Job(job_id, (first, *then), clock, trace, errors, key)`` for the submits of one run, as a function
-    of ``(job_id, first, then, key)``: the same object, made without calling ``Job.__init__``.
-
-    A run makes about 40 jobs; a class call runs ``__init__`` in a frame of its own entered from C
-    (the type's call, then its ``__init__`` slot), and ``__init__`` tests what it was given. Here the
-    spec and its retries come apart already (a ``Submit``'s ``spec`` and ``then``) and every field is
-    stored directly. ``tests/test_run_direct_paths.py`` holds the two to the same fields.
-    """
-    new = object.__new__
-
-    def make(job_id: int, first: JobSpec, then: tuple[JobSpec, ...], key: int) -> Job:
-        job: Job = new(Job)
-        job.id = job_id
-        job.first = first
-        job.then = then
-        job.key = key
-        job.calls = 0
-        job.pending = {}
-        job._clock = clock
-        job._trace = trace
-        job._errors = errors
-        return job
-
-    return make
 
 
 class _Pending:

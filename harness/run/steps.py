@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from twisted.internet import defer, task
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.python.failure import Failure
 
 from harness.errors import TargetError
@@ -28,7 +28,7 @@ from harness.model.trace import EventKind, Trace, format_ms
 from harness.run.answers import answer_detail
 from harness.run.clock import FaultClock, Livelock, _FaultDelayedCall, call_name, func_name
 from harness.run.describe import describe, describe_error
-from harness.run.jobs import Job, job_maker
+from harness.run.jobs import Job
 
 if TYPE_CHECKING:
     from harness.run.runner import Run
@@ -320,7 +320,7 @@ def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[
     declared = target.declared_errors
     keyed = target.keys is not None
     submit_job = target.job_submitter(run.subject)
-    make_job = job_maker(clock, trace, errors)
+    new = object.__new__
     details = _DETAILS
 
     def received(result: Any, job_id: int) -> None:
@@ -335,7 +335,12 @@ def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[
             exc = result.value
             if exc is None:
                 exc = known(exc)  # (raises: a Failure always holds its exception)
-            detail = describe_error(exc, result)
+            if type(exc) is CancelledError and not exc.args and exc.__traceback__ is None and type(result) is Failure and not result.frames:
+                # A bare CancelledError that Deferred.cancel made (never raised, no frames; about 7 a run, most of
+                # the errors a caller receives): describe_error's answer for it, worked out once (_BARE_CANCELLED).
+                detail = _BARE_CANCELLED
+            else:
+                detail = describe_error(exc, result)
             if not trace.closed:
                 trace.raw.append((trace.stamps.now_us, _FAILURE, job_id, 0, detail))
             _note_declared(trace, job_id, exc, declared)
@@ -345,8 +350,20 @@ def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[
                 trace.raw.append((trace.stamps.now_us, _RESULT, job_id, 0, detail))
 
     def submit(op: Submit) -> None:
-        job_id, priority, then = op.job, op.priority, op.then
-        job = make_job(job_id, op.spec, then, op.key)
+        job_id, priority = op.job, op.priority
+        # Job(job_id, (op.spec, *op.then), clock, trace, errors, op.key), made here without a call: a run makes
+        # about 40 (a class call enters __init__ from C and tests its specs; a maker function was a call still).
+        # tests/test_run_direct_paths.py holds every field to the class's own.
+        job: Job = new(Job)
+        job.id = job_id
+        job.first = op.spec
+        job.then = op.then
+        job.key = op.key
+        job.calls = 0
+        job.pending = {}
+        job._clock = clock
+        job._trace = trace
+        job._errors = errors
         jobs[job_id] = job
         detail = None if keyed else details.get(priority)
         if detail is None:
@@ -378,6 +395,10 @@ def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[
 
     return submit
 
+
+#: ``describe_error`` of a ``CancelledError`` made without arguments, never raised, whose failure holds no frames:
+#: the same text for every one (no message, so its place, and it has none). ``received`` records it as it is.
+_BARE_CANCELLED = describe_error(CancelledError())
 
 #: The detail of a submit event by priority, for targets without keys (bounded: memory stays flat).
 _DETAILS: dict[int, str] = {}
