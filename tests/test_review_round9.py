@@ -84,8 +84,6 @@ def test_barrier_through_the_plugin():
 
 
 # -- findings that need a harness change (strict xfails: they pass once fixed) -----------------------
-@pytest.mark.xfail(strict=True, reason="finding 1: timeout_ms demands the work cancelled at T; a client "
-                   "whose timeout abandons the remote work (cancellable='detach') cannot declare it")
 def test_finding1_a_timeout_that_detaches_the_work_is_declarable(tmp_path):
     assert_stays_clean(f"{PACKAGE}:rpc_timeout_declared", tmp_path, examples=50)
 

@@ -60,7 +60,13 @@ class Timeout(Invariant):
         for job in facts.jobs.values():
             if job.periodic:
                 continue
-            if run.target.timeout_from == "wait":
+            if target.timeout_detaches:
+                message = (
+                    (_judge_unstarted(target, facts, job) if target.timeout_from == "submit" else None)
+                    or _judge_detached(target, facts, job)
+                    or self._legitimate(target, facts, job)
+                )
+            elif run.target.timeout_from == "wait":
                 message = _judge_wait(run.target, facts, job) or _legitimate_wait(run, facts, job)
             elif run.target.timeout_from == "submit":
                 message = (
@@ -601,6 +607,79 @@ def _judge_unstarted(target: Target, facts: Facts, job: JobFacts) -> tuple[str, 
             [submit, fired, first],
         )
     return None
+
+
+def _judge_detached(target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[int]] | None:
+    """``timeout_detaches``: a caller still waiting T after its job started (or was submitted) fails with the
+    timeout error then (by T plus the clock's lateness), and the work may run on (review 9, finding 1).
+
+    As ``cancellable="detach"`` for a caller's cancel: the timeout answers the
+    caller and leaves the work it cannot reach (a multiplexed call already on
+    the wire) running, so work still running after T is no missed timeout (nor
+    is one the subject cancels then). The subject cancelling the work before T
+    is still an early timeout, unless ended on purpose (``_ended_on_purpose``);
+    a caller answered before T, a cancel or a ``stop()`` by T excuse the rest.
+    A caller answered by a timer of the subject's due before T that a late
+    clock ran in the timeout's wake-up was answered before T (``owed_before``).
+    With ``"submit"``, a job not started by T is ``_judge_unstarted``'s.
+    """
+    submit = job.submit
+    if submit is None or job.submit_raised is not None:
+        return None
+    if target.timeout_from == "start":
+        if not job.attempts:
+            return None  # never started: no timeout runs (a timeout error then is _legitimate's)
+        origin, what = job.attempts[0].start, "started"
+    else:
+        origin, what = submit, "was submitted"
+    late, expected = facts.late_us, target.timeout_error.__name__
+    due = facts.time(origin) + known(target.timeout_ms) * 1000
+    excused = Timeout._excused_from(facts, job)
+    for attempt in job.attempts:
+        end = attempt.end
+        if (
+            attempt.end_kind == EventKind.JOB_CANCEL and facts.time(known(end)) < due
+            and (excused is None or excused > known(end))
+            and not _ended_on_purpose(target, facts, job, attempt)
+        ):
+            return (
+                f"job {job.id} was cancelled at {format_ms(facts.time(known(end)))}, only "
+                f"{format_ms(facts.time(known(end)) - facts.time(origin))} after it {what}; the timeout is "
+                f"{target.timeout_ms}ms (and, with timeout_detaches, it leaves the work running){_ON_PURPOSE}",
+                [attempt.start, known(end)],
+            )
+    fired = job.fired
+    if facts.drained is None:
+        return None
+    if due > facts.time(facts.drained):
+        # Due after the run drained: held to it only when nothing was left scheduled then (no timer could ever
+        # fail its caller), unanswered and not excused before the drain (the harness's teardown stop is no excuse).
+        idle = facts.idle_drain()
+        if idle is None or (fired is not None and fired < idle) or (excused is not None and excused < idle):
+            return None
+        return _never_answered(job, facts, due, idle, expected, "timeout_detaches")
+    if fired is not None and (facts.time(fired) < due or (facts.time(fired) <= due + late and owed_before(facts, fired, due))):
+        return None  # answered before the timeout (an early timeout error is _legitimate's)
+    if excused is not None and facts.time(excused) <= due + late and (fired is None or excused < fired):
+        return None  # a cancel or stop came first, before the timeout was due or before a late clock fired it
+    if fired is None or facts.time(fired) > due + late:
+        when = "never fired" if fired is None else f"fired only at {format_ms(facts.time(fired))}"
+        return (
+            f"job {job.id}'s caller was still waiting at {format_ms(due)}, {target.timeout_ms}ms after it {what}, "
+            f"but its Deferred {when}; timeout_detaches promises it fails with {expected} then (its work may run on)",
+            [origin] + ([] if fired is None else [fired]),
+        )
+    if facts.event(fired).kind == EventKind.FAILURE and facts.is_error(fired, target.timeout_error):
+        return None
+    if any(a.end is not None and a.end_kind != EventKind.JOB_CANCEL and a.end < fired for a in job.attempts):
+        return None  # its work ended on its own and answered it before a late clock fired the timeout
+    if any(i < fired and facts.time(i) >= due for i in facts.by_kind.get(EventKind.CALL, ())):
+        return None  # an operation called once the timeout was due, before a late clock fired it (a lost connection)
+    return (
+        f"job {job.id} timed out at {format_ms(due)} ({target.timeout_ms}ms after it {what}), but its Deferred "
+        f"fired with {facts.event(fired).detail}, not {expected}",
+        [origin, fired],
+    )
 
 
 def _never_answered(job: JobFacts, facts: Facts, due: int, idle: int, expected: str, promise: str) -> tuple[str, list[int]]:
