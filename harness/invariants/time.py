@@ -60,7 +60,9 @@ class Timeout(Invariant):
         for job in facts.jobs.values():
             if job.periodic:
                 continue
-            if target.timeout_detaches:
+            if target.timeout_from == "glue":
+                message = _judge_glue(target, facts, job)
+            elif target.timeout_detaches:
                 message = (
                     (_judge_unstarted(target, facts, job) if target.timeout_from == "submit" else None)
                     or _judge_detached(target, facts, job)
@@ -680,6 +682,98 @@ def _judge_detached(target: Target, facts: Facts, job: JobFacts) -> tuple[str, l
         f"fired with {facts.event(fired).detail}, not {expected}",
         [origin, fired],
     )
+
+
+def _glue_origins(facts: Facts) -> dict[int, list[tuple[int, int | None]]]:
+    """``timeout_from="glue"``: for each job, where its deadline runs from, in turn: ``(index, origin)``, the
+    trace index from which it holds and the virtual time the timeout runs from (None: switched off). The first
+    is its submission; each ``timeout.restart`` event of the job's glue then restarts it (now), sets it to
+    where another job's runs then (``job <n>``), or switches it off (``off``)."""
+    origins: dict[int, list[tuple[int, int | None]]] = {}
+    for job in facts.jobs.values():
+        if job.submit is not None and job.submit_raised is None and not job.periodic:
+            origins[job.id] = [(job.submit, facts.time(job.submit))]
+    for index in facts.by_kind.get(EventKind.TIMEOUT_RESTART, ()):
+        _t, _kind, job_id, _attempt, detail = facts.events[index]
+        marks = origins.get(job_id)
+        if marks is None:
+            continue  # a job not submitted (yet): nothing to time
+        origin: int | None = facts.time(index)
+        if detail == "off":
+            origin = None
+        elif detail:
+            other = origins.get(int(detail.split()[1]), [])
+            origin = other[-1][1] if other else None
+        marks.append((index, origin))
+    return origins
+
+
+def _judge_glue(target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[int]] | None:
+    """``timeout_from="glue"``: a caller is timed from where its glue says (review 9, finding 3: a barrier
+    generation's deadline, from its first arrival; an idle session's timer, reset by any of its activity).
+
+    The deadline runs from the job's submission, and from each
+    ``restart_timeout()`` of its glue on (now, or from where another job's
+    runs then), switched off by ``stop_timeout()`` until the next restart
+    (``_glue_origins``). A ``timeout_error`` reaches the caller only at or
+    after T from where its deadline ran as it fired, or from where it ran
+    before a restart that came once T had passed (a late clock fires a timer
+    due before it after it). A caller still waiting when T passed from where
+    its deadline runs, with no restart by T plus the clock's lateness, fails
+    by then (a cancel or ``stop()`` by then excuses it). The work's own end
+    is not judged: the deadline is the callers'.
+    """
+    marks = _glue_origins(facts).get(job.id)
+    if not marks:
+        return None
+    timeout, late = known(target.timeout_ms) * 1000, facts.late_us
+    expected = target.timeout_error.__name__
+    fired = _timeout_to_judge(target, facts, job)
+    if fired is not None:
+        at = facts.time(fired)
+        current = [(i, o) for i, o in marks if i < fired]
+        reached = [o for (i, o), (nxt, _) in zip(current, [*current[1:], (fired, None)])
+                   if o is not None and o + timeout <= facts.time(nxt)]
+        if not reached:
+            origin = current[-1][1]
+            why = ("while its glue had switched its deadline off (stop_timeout())" if origin is None
+                   else f"only {format_ms(at - origin)} after its deadline last ran from {format_ms(origin)}")
+            return (
+                f"job {job.id} failed with {facts.event(fired).detail} at {format_ms(at)}, {why}; a timeout error is "
+                f'legitimate only {target.timeout_ms}ms after where its deadline runs from (timeout_from="glue": its '
+                "submission, or its glue's last restart_timeout())",
+                [known(job.submit), *(i for i, _ in current[1:]), fired],
+            )
+    if facts.drained is None:
+        return None
+    horizon, answered = facts.time(facts.drained), job.fired
+    excused = Timeout._excused_from(facts, job)
+    for (index, origin), (following, _) in zip(marks, [*marks[1:], (None, None)]):
+        if origin is None:
+            continue
+        due = origin + timeout
+        if following is not None and facts.time(following) <= due + late:
+            continue  # restarted (or switched off) before the timeout was overdue
+        if answered is not None and answered < index:
+            return None  # answered before this deadline ran
+        if due > horizon:
+            idle = facts.idle_drain()
+            if idle is None or (answered is not None and answered < idle) or (excused is not None and excused < idle):
+                return None
+            return _never_answered(job, facts, due, idle, expected, 'timeout_from="glue"')
+        if answered is not None and facts.time(answered) <= due + late:
+            return None
+        if excused is not None and facts.time(excused) <= due + late:
+            return None
+        when = "never fired" if answered is None else f"fired only at {format_ms(facts.time(answered))}"
+        since = "its submission" if index == job.submit else "a restart_timeout() of its glue"
+        return (
+            f"job {job.id} was still waiting at {format_ms(due)}, {target.timeout_ms}ms after its deadline ran from "
+            f"{format_ms(origin)} ({since}), "
+            f"but its Deferred {when}; it fails with {expected} then",
+            [index] + ([] if answered is None else [answered]),
+        )
+    return None
 
 
 def _never_answered(job: JobFacts, facts: Facts, due: int, idle: int, expected: str, promise: str) -> tuple[str, list[int]]:

@@ -53,8 +53,10 @@ def _one_of(modes: tuple[object, ...]) -> str:
 CancelPromise = bool | str | Callable[[int, int], bool | str]
 ORDERS = ("fifo", "priority")
 #: ``timeout_from``: the timeout runs from the job's start, from its submission, or covers only the
-#: wait in the queue ("wait": a job not started T after submission fails at T, never starts after).
-TIMEOUT_FROM = ("start", "submit", "wait")
+#: wait in the queue ("wait": a job not started T after submission fails at T, never starts after), or from where
+#: the glue says ("glue": from the submission, restarted, shared with another job or switched off by the job's
+#: ``restart_timeout(like=None)`` and ``stop_timeout()``: a group's deadline, an idle timer reset by activity).
+TIMEOUT_FROM = ("start", "submit", "wait", "glue")
 
 #: ``global_reactor``: what a run does with a call of the global reactor's time methods (``callLater``,
 #: ``seconds``, ``getDelayedCalls``, ``callWhenRunning``). "refuse" (the default): the run ends with an error
@@ -358,6 +360,7 @@ class Target:
                 "Target timeout_fires=True promises the caller fails by the timeout; declare timeout_ms too"
             )
         self._check_timeout_detaches()
+        self._check_glue_timeout()
         for name in ("cancel_error", "timeout_error"):
             if not _exception_class(getattr(self, name)):
                 raise TargetError(f"Target {name} must be an exception class, got {getattr(self, name)!r}")
@@ -705,6 +708,19 @@ class Target:
             raise TargetError(
                 "Target timeout_detaches=True promises the caller fails with timeout_error at T and its running work "
                 f"runs on: {problem}"
+            )
+
+    def _check_glue_timeout(self) -> None:
+        """``timeout_from="glue"`` times each caller of a submit target from where its glue says: one caller
+        per job run once (no ``retries``, ``hedge_ms``, ``fanout``, ``shared``: their timeouts act on the work)."""
+        if self.timeout_from != "glue" or self.kind != "submit":
+            return
+        clash = next((f"{name}={getattr(self, name)!r}" for name in ("retries", "hedge_ms", "fanout")
+                      if getattr(self, name) is not None), "shared=True" if self.shared else None)
+        if clash is not None:
+            raise TargetError(
+                f'Target timeout_from="glue" times each caller from where its glue says, but {clash} times out the '
+                "work itself: drop one"
             )
 
     def _check_sheds(self) -> None:
