@@ -547,13 +547,8 @@ def _unanswered_at_deadline(target: Target, facts: Facts, job: JobFacts) -> tupl
     if due > facts.time(facts.drained):
         # Due after the run drained: held to it only when nothing was left scheduled then (no timer could ever
         # answer it), unanswered and not excused before the drain (the harness's teardown stop is no excuse).
-        idle = facts.idle_drain()
-        if idle is None or (fired is not None and fired < idle) or (first is not None and first < idle):
-            return None
-        excused = Timeout._excused_from(facts, job)
-        if excused is not None and excused < idle:
-            return None
-        return due, None, idle
+        idle = _held_past_drain(facts, fired, Timeout._excused_from(facts, job), first)
+        return None if idle is None else (due, None, idle)
     if fired is not None and (facts.time(fired) < due or (facts.time(fired) <= due + late and owed_before(facts, fired, due))):
         # answered before the timeout (refused, say), or by a timer of the subject's due before it that a late
         # clock ran in the timeout's wake-up: an early timeout error is judged elsewhere
@@ -562,6 +557,17 @@ def _unanswered_at_deadline(target: Target, facts: Facts, job: JobFacts) -> tupl
     if excused is not None and facts.time(excused) <= due + late:
         return None
     return due, first, None
+
+
+def _held_past_drain(facts: Facts, fired: int | None, excused: int | None, first: int | None = None) -> int | None:
+    """For a deadline due after the run drained: the ``drained`` event's index when it still binds (nothing was
+    left scheduled then, so no timer could ever answer the caller, and the caller was neither answered (``fired``),
+    started (``first``) nor excused by a cancel or ``stop()`` before the drain: the teardown stop is no excuse);
+    None otherwise."""
+    idle = facts.idle_drain()
+    if idle is None or any(i is not None and i < idle for i in (fired, first, excused)):
+        return None
+    return idle
 
 
 def _judge_unstarted(target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[int]] | None:
@@ -656,10 +662,8 @@ def _judge_detached(target: Target, facts: Facts, job: JobFacts) -> tuple[str, l
     if due > facts.time(facts.drained):
         # Due after the run drained: held to it only when nothing was left scheduled then (no timer could ever
         # fail its caller), unanswered and not excused before the drain (the harness's teardown stop is no excuse).
-        idle = facts.idle_drain()
-        if idle is None or (fired is not None and fired < idle) or (excused is not None and excused < idle):
-            return None
-        return _never_answered(job, facts, due, idle, expected, "timeout_detaches")
+        idle = _held_past_drain(facts, fired, excused)
+        return None if idle is None else _never_answered(job, facts, due, idle, expected, "timeout_detaches")
     if fired is not None and (facts.time(fired) < due or (facts.time(fired) <= due + late and owed_before(facts, fired, due))):
         return None  # answered before the timeout (an early timeout error is _legitimate's)
     if excused is not None and facts.time(excused) <= due + late and (fired is None or excused < fired):
@@ -757,10 +761,8 @@ def _judge_glue(target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[
         if answered is not None and answered < index:
             return None  # answered before this deadline ran
         if due > horizon:
-            idle = facts.idle_drain()
-            if idle is None or (answered is not None and answered < idle) or (excused is not None and excused < idle):
-                return None
-            return _never_answered(job, facts, due, idle, expected, 'timeout_from="glue"')
+            idle = _held_past_drain(facts, answered, excused)
+            return None if idle is None else _never_answered(job, facts, due, idle, expected, 'timeout_from="glue"')
         if answered is not None and facts.time(answered) <= due + late:
             return None
         if excused is not None and facts.time(excused) <= due + late:
