@@ -57,11 +57,12 @@ class Timeout(Invariant):
         if target.kind == "periodic":
             found = _judge_periodic(target, facts)
             return None if found is None else self.violation(run, *found)
+        origins = _glue_origins(facts) if target.timeout_from == "glue" else {}
         for job in facts.jobs.values():
             if job.periodic:
                 continue
             if target.timeout_from == "glue":
-                message = _judge_glue(target, facts, job)
+                message = _judge_glue(target, facts, job, origins.get(job.id))
             elif target.timeout_detaches:
                 message = (
                     (_judge_unstarted(target, facts, job) if target.timeout_from == "submit" else None)
@@ -712,7 +713,8 @@ def _glue_origins(facts: Facts) -> dict[int, list[tuple[int, int | None]]]:
     return origins
 
 
-def _judge_glue(target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[int]] | None:
+def _judge_glue(target: Target, facts: Facts, job: JobFacts,
+                marks: list[tuple[int, int | None]] | None) -> tuple[str, list[int]] | None:
     """``timeout_from="glue"``: a caller is timed from where its glue says (review 9, finding 3: a barrier
     generation's deadline, from its first arrival; an idle session's timer, reset by any of its activity).
 
@@ -725,9 +727,8 @@ def _judge_glue(target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[
     due before it after it). A caller still waiting when T passed from where
     its deadline runs, with no restart by T plus the clock's lateness, fails
     by then (a cancel or ``stop()`` by then excuses it). The work's own end
-    is not judged: the deadline is the callers'.
+    is not judged: the deadline is the callers'. ``marks`` is the job's ``_glue_origins``.
     """
-    marks = _glue_origins(facts).get(job.id)
     if not marks:
         return None
     timeout, late = known(target.timeout_ms) * 1000, facts.late_us
