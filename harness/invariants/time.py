@@ -693,7 +693,7 @@ def _glue_origins(facts: Facts) -> dict[int, list[tuple[int, int | None]]]:
     """``timeout_from="glue"``: for each job, where its deadline runs from, in turn: ``(index, origin)``, the
     trace index from which it holds and the virtual time the timeout runs from (None: switched off). The first
     is its submission; each ``timeout.restart`` event of the job's glue then restarts it (now), sets it to
-    where another job's runs then (``job <n>``), or switches it off (``off``)."""
+    where another job's runs then (``job <n>``), or switches it off (``stopped``)."""
     origins: dict[int, list[tuple[int, int | None]]] = {}
     for job in facts.jobs.values():
         if job.submit is not None and job.submit_raised is None and not job.periodic:
@@ -704,7 +704,7 @@ def _glue_origins(facts: Facts) -> dict[int, list[tuple[int, int | None]]]:
         if marks is None:
             continue  # a job not submitted (yet): nothing to time
         origin: int | None = facts.time(index)
-        if detail == "off":
+        if detail == "stopped":
             origin = None
         elif detail:
             other = origins.get(int(detail.split()[1]), [])
@@ -745,8 +745,8 @@ def _judge_glue(target: Target, facts: Facts, job: JobFacts,
                    else f"only {format_ms(at - origin)} after its deadline last ran from {format_ms(origin)}")
             return (
                 f"job {job.id} failed with {facts.event(fired).detail} at {format_ms(at)}, {why}; a timeout error is "
-                f'legitimate only {target.timeout_ms}ms after where its deadline runs from (timeout_from="glue": its '
-                "submission, or its glue's last restart_timeout())",
+                f"legitimate only {target.timeout_ms}ms after where its deadline runs from "
+                "(timeout_from='glue': its submission, or its glue's last restart_timeout())",
                 [known(job.submit), *(i for i, _ in current[1:]), fired],
             )
     if facts.drained is None:

@@ -34,7 +34,7 @@ class EventKind(StrEnum):
     #: the periodic work's ``report_end(reason)``: the loop ended on purpose (detail: the reason, described)
     LOOP_END = "loop.end"
     #: a job's ``restart_timeout()`` or ``stop_timeout()`` (``timeout_from="glue"``): where its deadline runs from
-    #: (detail: ``""``, restarted now; ``job <n>``, from where job n's deadline runs; ``off``, none until restarted)
+    #: (detail: ``""``, restarted now; ``job <n>``, from where job n's deadline runs; ``stopped``, none until restarted)
     TIMEOUT_RESTART = "timeout.restart"
     JOB_START = "job.start"  #: the subject called a job: an attempt begins
     JOB_FINISH = "job.finish"  #: an attempt succeeded

@@ -142,8 +142,8 @@ class Job:
 
     def stop_timeout(self) -> None:
         """With ``timeout_from="glue"``: this job has no timeout from now on, until ``restart_timeout()`` (an
-        idle timer disarmed). Recorded as a ``timeout.restart`` event with the detail ``off``."""
-        self._trace.record(EventKind.TIMEOUT_RESTART, self.id, "off")
+        idle timer disarmed). Recorded as a ``timeout.restart`` event with the detail ``stopped``."""
+        self._trace.record(EventKind.TIMEOUT_RESTART, self.id, "stopped")
 
     def release(self) -> None:
         """Let go of the attempts still pending: the run is over."""
