@@ -40,7 +40,7 @@ def _run(target: Target, *specs: tuple[int, JobSpec]) -> list[str]:
 
 def test_wait_is_a_timeout_origin_and_bad_ones_name_it() -> None:
     assert _target().timeout_from == "wait"
-    with pytest.raises(TargetError, match="timeout_from must be one of start, submit, wait, got 'queue'"):
+    with pytest.raises(TargetError, match="timeout_from must be one of start, submit, wait, glue, got 'queue'"):
         Target(build=object, timeout_ms=1, timeout_from="queue")
 
 

@@ -185,6 +185,28 @@ _job_logger = Target(build=_LoggingPool, retries=0, logs=())
 _own_logger = Target(build=lambda clock: _LoggingPool(clock, own=True), retries=0, logs=())
 
 
+def _detach_and_glue_rows() -> tuple[Row, ...]:
+    """time.timeout with timeout_detaches (review 9, finding 1) and timeout_from="glue" (finding 3)."""
+    import test_timeout_detaches as d
+    import test_timeout_glue as g
+    off = g.Target(build=type("Off", (g.Group,), {"submit": lambda self, job: (job.stop_timeout(), g.Group.submit(self, job))[1]}),
+                   timeout_ms=g.T, timeout_from="glue", timeout_error=g.Expired, cancellable=False)
+    return (
+        Row("detach.early", "time.timeout", "(and, with timeout_detaches, it leaves the work running)",
+            d.target(early_cancel=True), d.target(), S(d.SLOW)),
+        Row("detach.unanswered", "time.timeout", "timeout_detaches promises it fails with Timeout then (its work may run on)",
+            d.target(answer=False), d.target(), S(d.SLOW)),
+        Row("detach.wrong_error", "time.timeout", "timed out at 300ms (300ms after it was submitted), but its Deferred fired with KeyError",
+            d.target(error=KeyError), d.target(), S(d.SLOW)),
+        Row("glue.early", "time.timeout", "only 250ms after its deadline last ran from 0ms", g.target(skew=-50), g.target(),
+            S(*g.OPS[:2])),
+        Row("glue.late", "time.timeout", "was still waiting at 300ms, 300ms after its deadline ran from 0ms (its submission)",
+            g.target(skew=200), g.target(), S(*g.OPS[:2])),
+        Row("glue.off", "time.timeout", "while its glue had switched its deadline off (stop_timeout())", off, g.target(),
+            S(*g.OPS[:1])),
+    )
+
+
 MESSAGES: tuple[Row, ...] = (
     # completion
     Row("once", "completion.once", "was fired twice", "scenarios.next_tick:next_tick_delivery_pool", SEMAPHORE,
@@ -240,6 +262,7 @@ MESSAGES: tuple[Row, ...] = (
         "scenarios.review.round3.targets:bulkhead_leaks_on_error", "scenarios.review.round3.targets:bulkhead",
         S(Submit(0, 0, ok(900)), Cancel(0, 0), Submit(0, 1, fail(0)), Submit(0, 2, ok(0)))),
     # time.timeout
+    *_detach_and_glue_rows(),
     Row("wait.started_late", "time.timeout", "job 2 started at 500ms, after its wait timed out at 310ms", _wait(timeout_ms=None),
         _wait(), TWO_BUSY),
     Row("wait.unfired", "time.timeout", "job 2 waited 300ms without starting (submitted at 10ms) but its Deferred never fired",

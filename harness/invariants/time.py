@@ -57,10 +57,19 @@ class Timeout(Invariant):
         if target.kind == "periodic":
             found = _judge_periodic(target, facts)
             return None if found is None else self.violation(run, *found)
+        origins = _glue_origins(facts) if target.timeout_from == "glue" else {}
         for job in facts.jobs.values():
             if job.periodic:
                 continue
-            if run.target.timeout_from == "wait":
+            if target.timeout_from == "glue":
+                message = _judge_glue(target, facts, job, origins.get(job.id))
+            elif target.timeout_detaches:
+                message = (
+                    (_judge_unstarted(target, facts, job) if target.timeout_from == "submit" else None)
+                    or _judge_detached(target, facts, job)
+                    or self._legitimate(target, facts, job)
+                )
+            elif run.target.timeout_from == "wait":
                 message = _judge_wait(run.target, facts, job) or _legitimate_wait(run, facts, job)
             elif run.target.timeout_from == "submit":
                 message = (
@@ -555,13 +564,8 @@ def _unanswered_at_deadline(target: Target, facts: Facts, job: JobFacts) -> tupl
     if due > facts.time(facts.drained):
         # Due after the run drained: held to it only when nothing was left scheduled then (no timer could ever
         # answer it), unanswered and not excused before the drain (the harness's teardown stop is no excuse).
-        idle = facts.idle_drain()
-        if idle is None or (fired is not None and fired < idle) or (first is not None and first < idle):
-            return None
-        excused = Timeout._excused_from(facts, job)
-        if excused is not None and excused < idle:
-            return None
-        return due, None, idle
+        idle = _held_past_drain(facts, fired, Timeout._excused_from(facts, job), first)
+        return None if idle is None else (due, None, idle)
     if fired is not None and (facts.time(fired) < due or (facts.time(fired) <= due + late and owed_before(facts, fired, due))):
         # answered before the timeout (refused, say), or by a timer of the subject's due before it that a late
         # clock ran in the timeout's wake-up: an early timeout error is judged elsewhere
@@ -570,6 +574,17 @@ def _unanswered_at_deadline(target: Target, facts: Facts, job: JobFacts) -> tupl
     if excused is not None and facts.time(excused) <= due + late:
         return None
     return due, first, None
+
+
+def _held_past_drain(facts: Facts, fired: int | None, excused: int | None, first: int | None = None) -> int | None:
+    """For a deadline due after the run drained: the ``drained`` event's index when it still binds (nothing was
+    left scheduled then, so no timer could ever answer the caller, and the caller was neither answered (``fired``),
+    started (``first``) nor excused by a cancel or ``stop()`` before the drain: the teardown stop is no excuse);
+    None otherwise."""
+    idle = facts.idle_drain()
+    if idle is None or any(i is not None and i < idle for i in (fired, first, excused)):
+        return None
+    return idle
 
 
 def _judge_unstarted(target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[int]] | None:
@@ -615,6 +630,167 @@ def _judge_unstarted(target: Target, facts: Facts, job: JobFacts) -> tuple[str, 
             f"job {job.id} timed out at {format_ms(due)} while still waiting for a slot ({timeout}ms after it "
             f"was submitted), yet it started at {format_ms(facts.time(first))}: a timed-out job must not start",
             [submit, fired, first],
+        )
+    return None
+
+
+def _judge_detached(target: Target, facts: Facts, job: JobFacts) -> tuple[str, list[int]] | None:
+    """``timeout_detaches``: a caller still waiting T after its job started (or was submitted) fails with the
+    timeout error then (by T plus the clock's lateness), and the work may run on (review 9, finding 1).
+
+    As ``cancellable="detach"`` for a caller's cancel: the timeout answers the
+    caller and leaves the work it cannot reach (a multiplexed call already on
+    the wire) running, so work still running after T is no missed timeout (nor
+    is one the subject cancels then). The subject cancelling the work before T
+    is still an early timeout, unless ended on purpose (``_ended_on_purpose``);
+    a caller answered before T, a cancel or a ``stop()`` by T excuse the rest.
+    A caller answered by a timer of the subject's due before T that a late
+    clock ran in the timeout's wake-up was answered before T (``owed_before``).
+    With ``"submit"``, a job not started by T is ``_judge_unstarted``'s.
+    """
+    submit = job.submit
+    if submit is None or job.submit_raised is not None:
+        return None
+    if target.timeout_from == "start":
+        if not job.attempts:
+            return None  # never started: no timeout runs (a timeout error then is _legitimate's)
+        origin, what = job.attempts[0].start, "started"
+    else:
+        origin, what = submit, "was submitted"
+    late, expected = facts.late_us, target.timeout_error.__name__
+    due = facts.time(origin) + known(target.timeout_ms) * 1000
+    excused = Timeout._excused_from(facts, job)
+    for attempt in job.attempts:
+        end = attempt.end
+        if (
+            attempt.end_kind == EventKind.JOB_CANCEL and facts.time(known(end)) < due
+            and (excused is None or excused > known(end))
+            and not _ended_on_purpose(target, facts, job, attempt)
+        ):
+            return (
+                f"job {job.id} was cancelled at {format_ms(facts.time(known(end)))}, only "
+                f"{format_ms(facts.time(known(end)) - facts.time(origin))} after it {what}; the timeout is "
+                f"{target.timeout_ms}ms (and, with timeout_detaches, it leaves the work running){_ON_PURPOSE}",
+                [attempt.start, known(end)],
+            )
+    fired = job.fired
+    if facts.drained is None:
+        return None
+    if due > facts.time(facts.drained):
+        # Due after the run drained: held to it only when nothing was left scheduled then (no timer could ever
+        # fail its caller), unanswered and not excused before the drain (the harness's teardown stop is no excuse).
+        idle = _held_past_drain(facts, fired, excused)
+        return None if idle is None else _never_answered(job, facts, due, idle, expected, "timeout_detaches")
+    if fired is not None and (facts.time(fired) < due or (facts.time(fired) <= due + late and owed_before(facts, fired, due))):
+        return None  # answered before the timeout (an early timeout error is _legitimate's)
+    if excused is not None and facts.time(excused) <= due + late and (fired is None or excused < fired):
+        return None  # a cancel or stop came first, before the timeout was due or before a late clock fired it
+    if fired is None or facts.time(fired) > due + late:
+        when = "never fired" if fired is None else f"fired only at {format_ms(facts.time(fired))}"
+        return (
+            f"job {job.id}'s caller was still waiting at {format_ms(due)}, {target.timeout_ms}ms after it {what}, "
+            f"but its Deferred {when}; timeout_detaches promises it fails with {expected} then (its work may run on)",
+            [origin] + ([] if fired is None else [fired]),
+        )
+    if facts.event(fired).kind == EventKind.FAILURE and facts.is_error(fired, target.timeout_error):
+        return None
+    if any(a.end is not None and a.end_kind != EventKind.JOB_CANCEL and a.end < fired for a in job.attempts):
+        return None  # its work ended on its own and answered it before a late clock fired the timeout
+    if any(i < fired and facts.time(i) >= due for i in facts.by_kind.get(EventKind.CALL, ())):
+        return None  # an operation called once the timeout was due, before a late clock fired it (a lost connection)
+    return (
+        f"job {job.id} timed out at {format_ms(due)} ({target.timeout_ms}ms after it {what}), but its Deferred "
+        f"fired with {facts.event(fired).detail}, not {expected}",
+        [origin, fired],
+    )
+
+
+def _glue_origins(facts: Facts) -> dict[int, list[tuple[int, int | None]]]:
+    """``timeout_from="glue"``: for each job, where its deadline runs from, in turn: ``(index, origin)``, the
+    trace index from which it holds and the virtual time the timeout runs from (None: switched off). The first
+    is its submission; each ``timeout.restart`` event of the job's glue then restarts it (now), sets it to
+    where another job's runs then (``job <n>``), or switches it off (``stopped``)."""
+    origins: dict[int, list[tuple[int, int | None]]] = {}
+    for job in facts.jobs.values():
+        if job.submit is not None and job.submit_raised is None and not job.periodic:
+            origins[job.id] = [(job.submit, facts.time(job.submit))]
+    for index in facts.by_kind.get(EventKind.TIMEOUT_RESTART, ()):
+        _t, _kind, job_id, _attempt, detail = facts.events[index]
+        marks = origins.get(job_id)
+        if marks is None:
+            continue  # a job not submitted (yet): nothing to time
+        origin: int | None = facts.time(index)
+        if detail == "stopped":
+            origin = None
+        elif detail:
+            other = origins.get(int(detail.split()[1]), [])
+            origin = other[-1][1] if other else None
+        marks.append((index, origin))
+    return origins
+
+
+def _judge_glue(target: Target, facts: Facts, job: JobFacts,
+                marks: list[tuple[int, int | None]] | None) -> tuple[str, list[int]] | None:
+    """``timeout_from="glue"``: a caller is timed from where its glue says (review 9, finding 3: a barrier
+    generation's deadline, from its first arrival; an idle session's timer, reset by any of its activity).
+
+    The deadline runs from the job's submission, and from each
+    ``restart_timeout()`` of its glue on (now, or from where another job's
+    runs then), switched off by ``stop_timeout()`` until the next restart
+    (``_glue_origins``). A ``timeout_error`` reaches the caller only at or
+    after T from where its deadline ran as it fired, or from where it ran
+    before a restart that came once T had passed (a late clock fires a timer
+    due before it after it). A caller still waiting when T passed from where
+    its deadline runs, with no restart by T plus the clock's lateness, fails
+    by then (a cancel or ``stop()`` by then excuses it). The work's own end
+    is not judged: the deadline is the callers'. ``marks`` is the job's ``_glue_origins``.
+    """
+    if not marks:
+        return None
+    timeout, late = known(target.timeout_ms) * 1000, facts.late_us
+    expected = target.timeout_error.__name__
+    fired = _timeout_to_judge(target, facts, job)
+    if fired is not None:
+        at = facts.time(fired)
+        current = [(i, o) for i, o in marks if i < fired]
+        reached = [o for (i, o), (nxt, _) in zip(current, [*current[1:], (fired, None)])
+                   if o is not None and o + timeout <= facts.time(nxt)]
+        if not reached:
+            origin = current[-1][1]
+            why = ("while its glue had switched its deadline off (stop_timeout())" if origin is None
+                   else f"only {format_ms(at - origin)} after its deadline last ran from {format_ms(origin)}")
+            return (
+                f"job {job.id} failed with {facts.event(fired).detail} at {format_ms(at)}, {why}; a timeout error is "
+                f"legitimate only {target.timeout_ms}ms after where its deadline runs from "
+                "(timeout_from='glue': its submission, or its glue's last restart_timeout())",
+                [known(job.submit), *(i for i, _ in current[1:]), fired],
+            )
+    if facts.drained is None:
+        return None
+    horizon, answered = facts.time(facts.drained), job.fired
+    excused = Timeout._excused_from(facts, job)
+    for (index, origin), (following, _) in zip(marks, [*marks[1:], (None, None)]):
+        if origin is None:
+            continue
+        due = origin + timeout
+        if following is not None and facts.time(following) <= due + late:
+            continue  # restarted (or switched off) before the timeout was overdue
+        if answered is not None and answered < index:
+            return None  # answered before this deadline ran
+        if due > horizon:
+            idle = _held_past_drain(facts, answered, excused)
+            return None if idle is None else _never_answered(job, facts, due, idle, expected, 'timeout_from="glue"')
+        if answered is not None and facts.time(answered) <= due + late:
+            return None
+        if excused is not None and facts.time(excused) <= due + late:
+            return None
+        when = "never fired" if answered is None else f"fired only at {format_ms(facts.time(answered))}"
+        since = "its submission" if index == job.submit else "a restart_timeout() of its glue"
+        return (
+            f"job {job.id} was still waiting at {format_ms(due)}, {target.timeout_ms}ms after its deadline ran from "
+            f"{format_ms(origin)} ({since}), "
+            f"but its Deferred {when}; it fails with {expected} then",
+            [index] + ([] if answered is None else [answered]),
         )
     return None
 

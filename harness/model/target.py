@@ -53,8 +53,10 @@ def _one_of(modes: tuple[object, ...]) -> str:
 CancelPromise = bool | str | Callable[[int, int], bool | str]
 ORDERS = ("fifo", "priority")
 #: ``timeout_from``: the timeout runs from the job's start, from its submission, or covers only the
-#: wait in the queue ("wait": a job not started T after submission fails at T, never starts after).
-TIMEOUT_FROM = ("start", "submit", "wait")
+#: wait in the queue ("wait": a job not started T after submission fails at T, never starts after), or from where
+#: the glue says ("glue": from the submission, restarted, shared with another job or switched off by the job's
+#: ``restart_timeout(like=None)`` and ``stop_timeout()``: a group's deadline, an idle timer reset by activity).
+TIMEOUT_FROM = ("start", "submit", "wait", "glue")
 
 #: ``global_reactor``: what a run does with a call of the global reactor's time methods (``callLater``,
 #: ``seconds``, ``getDelayedCalls``, ``callWhenRunning``). "refuse" (the default): the run ends with an error
@@ -126,7 +128,10 @@ class Target:
     ``rejects`` a caller gets when the subject cancels its running job on
     purpose (an evicted slow consumer, shed load): ``time.timeout`` takes
     such an early cancel, the caller refused in its instant, for no early
-    timeout. ``key_limit`` is a positive
+    timeout. ``timeout_detaches=True`` says the timeout fails the caller at
+    T and leaves the work running (it cannot reach it: a multiplexed call
+    already on the wire), as ``cancellable="detach"`` does for a cancel:
+    ``time.timeout`` then holds the caller to T, not the work. ``key_limit`` is a positive
     integer, ``math.inf`` (no bound: with ``shared``, executions of one key
     may overlap without limit) or None (none declared: 1 with ``shared``).
 
@@ -207,6 +212,9 @@ class Target:
     timeout_from: str = "start"
     timeout_error: type[BaseException] = defer.TimeoutError
     timeout_fires: bool = False
+    # the timeout fails the caller at T and leaves the work running (it cannot reach it: a multiplexed call already on
+    # the wire), as cancellable="detach" does for a caller's cancel: time.timeout then holds the caller, not the work
+    timeout_detaches: bool = False
     # math.inf: no bound (the subject retries a failed job until it lands; needs backoff_ms)
     retries: int | float | None = None
     # the subject may run a job again after its caller has its answer (retrying in the background, say): it
@@ -335,7 +343,8 @@ class Target:
             raise TargetError(f"Target order must be one of {', '.join(ORDERS)} or None, got {self.order!r}")
         if self.timeout_from not in TIMEOUT_FROM:
             raise TargetError(f"Target timeout_from must be one of {', '.join(TIMEOUT_FROM)}, got {self.timeout_from!r}")
-        for name in ("shared", "overlap", "stop_cancels_timers", "stop_cancels_work", "timeout_fires", "retries_after_answer"):
+        for name in ("shared", "overlap", "stop_cancels_timers", "stop_cancels_work", "timeout_fires", "timeout_detaches",
+                     "retries_after_answer"):
             if not isinstance(getattr(self, name), bool):
                 raise TargetError(f"Target {name} must be True or False, got {getattr(self, name)!r}")
         if type(self.global_reactor) is not str or self.global_reactor not in GLOBAL_REACTOR:
@@ -350,6 +359,8 @@ class Target:
             raise TargetError(
                 "Target timeout_fires=True promises the caller fails by the timeout; declare timeout_ms too"
             )
+        self._check_timeout_detaches()
+        self._check_glue_timeout()
         for name in ("cancel_error", "timeout_error"):
             if not _exception_class(getattr(self, name)):
                 raise TargetError(f"Target {name} must be an exception class, got {getattr(self, name)!r}")
@@ -676,6 +687,41 @@ class Target:
         if self.key_limit is not None:
             return None if self.key_limit == math.inf else int(self.key_limit)
         return 1 if self.shared else None
+
+    def _check_timeout_detaches(self) -> None:
+        """``timeout_detaches`` is a promise about a submitted job's caller and its running work: it needs
+        ``timeout_ms`` on a submit target, timed from the job's start or submission, and one caller per job run
+        once (no ``retries``, ``hedge_ms``, ``fanout``, ``shared``: their timeouts are judged on the work)."""
+        if not self.timeout_detaches:
+            return
+        clash = next((f"{name}={getattr(self, name)!r}" for name in ("retries", "hedge_ms", "fanout")
+                      if getattr(self, name) is not None), "shared=True" if self.shared else None)
+        problem = (
+            "declare timeout_ms too" if self.timeout_ms is None
+            else "a periodic Target has no caller (drop it)" if self.kind == "periodic"
+            else 'timeout_from="wait" times only the wait, where no work runs to detach (drop it)'
+            if self.timeout_from == "wait"
+            else f"{clash} times out the work itself (drop one)" if clash is not None
+            else None
+        )
+        if problem is not None:
+            raise TargetError(
+                "Target timeout_detaches=True promises the caller fails with timeout_error at T and its running work "
+                f"runs on: {problem}"
+            )
+
+    def _check_glue_timeout(self) -> None:
+        """``timeout_from="glue"`` times each caller of a submit target from where its glue says: one caller
+        per job run once (no ``retries``, ``hedge_ms``, ``fanout``, ``shared``: their timeouts act on the work)."""
+        if self.timeout_from != "glue" or self.kind != "submit":
+            return
+        clash = next((f"{name}={getattr(self, name)!r}" for name in ("retries", "hedge_ms", "fanout")
+                      if getattr(self, name) is not None), "shared=True" if self.shared else None)
+        if clash is not None:
+            raise TargetError(
+                f'Target timeout_from="glue" times each caller from where its glue says, but {clash} times out the '
+                "work itself: drop one"
+            )
 
     def _check_sheds(self) -> None:
         """``sheds`` must be refusals (``rejects`` types, judged by ``errors.rejects``), not the timeout error, and

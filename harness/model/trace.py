@@ -33,6 +33,9 @@ class EventKind(StrEnum):
     START = "start"  #: a periodic subject is started with its work
     #: the periodic work's ``report_end(reason)``: the loop ended on purpose (detail: the reason, described)
     LOOP_END = "loop.end"
+    #: a job's ``restart_timeout()`` or ``stop_timeout()`` (``timeout_from="glue"``): where its deadline runs from
+    #: (detail: ``""``, restarted now; ``job <n>``, from where job n's deadline runs; ``stopped``, none until restarted)
+    TIMEOUT_RESTART = "timeout.restart"
     JOB_START = "job.start"  #: the subject called a job: an attempt begins
     JOB_FINISH = "job.finish"  #: an attempt succeeded
     JOB_FAIL = "job.fail"  #: an attempt failed (detail: the exception type)

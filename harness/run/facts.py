@@ -566,8 +566,9 @@ def _hangs(attempt: Attempt, target: Target) -> bool:
 
 
 def _hangs_forever(target: Target) -> bool:
-    """Whether an attempt of kind "hang" holds its slot for ever: no timeout, or one that does not end the work."""
-    return target.timeout_ms is None or target.timeout_from == "wait"
+    """Whether an attempt of kind "hang" holds its slot for ever: no timeout, or one that does not end the work
+    (a wait's, one that leaves the work running, or a deadline the glue moves, which is judged on the callers)."""
+    return target.timeout_ms is None or target.timeout_from in ("wait", "glue") or target.timeout_detaches
 
 
 def _stuck_counts(facts: Facts, target: Target, end: int,

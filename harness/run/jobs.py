@@ -133,6 +133,18 @@ class Job:
         """
         self._trace.record(EventKind.LOOP_END, self.id, describe(reason, REASON_LIMIT))
 
+    def restart_timeout(self, like: Job | None = None) -> None:
+        """With ``timeout_from="glue"``: this job's timeout T runs from now on from this instant (an idle
+        session's timer reset by activity), or, given ``like``, another job of the run, from where that job's
+        runs now (a deadline shared by a group: a barrier generation's, from its first arrival). Recorded as a
+        ``timeout.restart`` event; ``time.timeout`` reads it. Harmless, and judged by nothing, otherwise."""
+        self._trace.record(EventKind.TIMEOUT_RESTART, self.id, "" if like is None else f"job {like.id}")
+
+    def stop_timeout(self) -> None:
+        """With ``timeout_from="glue"``: this job has no timeout from now on, until ``restart_timeout()`` (an
+        idle timer disarmed). Recorded as a ``timeout.restart`` event with the detail ``stopped``."""
+        self._trace.record(EventKind.TIMEOUT_RESTART, self.id, "stopped")
+
     def release(self) -> None:
         """Let go of the attempts still pending: the run is over."""
         self.pending.clear()

@@ -14,7 +14,7 @@ from twisted.internet.defer import AlreadyCalledError
 from harness import Operation, Target
 
 from . import rpc
-from .targets import RpcGate, rpc_refusal_legit, rpc_timeout_in_time
+from .targets import RPC_TIMEOUT_MS, RpcGate, rpc_refusal_legit
 
 
 class RpcCancelKeepsId(rpc.RpcClient):
@@ -28,10 +28,11 @@ class RpcCancelKeepsId(rpc.RpcClient):
 
 def _target(raises: tuple[type[BaseException], ...]) -> Target:
     return Target(build=lambda clock: RpcGate(clock, RpcCancelKeepsId), cancellable="detach",
-                  rejects=(rpc.RpcTimeout, rpc.ConnectionDone, rpc.ClientClosed),
+                  timeout_ms=RPC_TIMEOUT_MS, timeout_from="submit", timeout_error=rpc.RpcTimeout,
+                  timeout_detaches=True, rejects=(rpc.ConnectionDone, rpc.ClientClosed),
                   rejects_only_while=rpc_refusal_legit, stop_cancels_timers=True,
                   operations={"lose": Operation(lambda g: g.client.connection_lost(), raises=raises)},
-                  invariants=(rpc_timeout_in_time,), description="rpc: a cancelled id stays pending")
+                  description="rpc: a cancelled id stays pending")
 
 
 rpc_cancel_keeps_id = _target(())
