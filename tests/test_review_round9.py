@@ -18,7 +18,7 @@ import pytest
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from harness import Call, Cancel, JobSpec, Jump, Schedule, Start, Stop, Submit, Target, check, load_target, run_schedule
+from harness import Call, Cancel, JobSpec, Jump, Schedule, Start, Stop, Submit, check, load_target, run_schedule
 from harness.pytest import fuzz
 from scenarios.review.round9 import idle, supervisor, targets
 
