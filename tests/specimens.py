@@ -547,6 +547,17 @@ class SlowRestart(Keepalive):
         self._arm(self.DELAY * 10)
 
 
+class ResetsOnRestart(Keepalive):
+    """Correct: ``restart`` puts the pending tick off by ``DelayedCall.reset`` (``TimeoutMixin``'s way) rather
+    than cancelling it and arming another; the same design as ``Keepalive``'s."""
+
+    def restart(self) -> None:
+        if self.timer is not None and self.timer.active():
+            self.timer.reset(self.DELAY)
+        else:
+            self._arm(self.DELAY)
+
+
 class KillsOnSkip(Keepalive):
     """BUG: ``skip`` ends the call in flight and the loop with it, in silence."""
 
