@@ -558,6 +558,14 @@ class ResetsOnRestart(Keepalive):
             self._arm(self.DELAY)
 
 
+class ResetsTooFar(ResetsOnRestart):
+    """BUG: ``restart`` puts the pending tick off ten intervals (seconds taken for tenths) by ``reset``."""
+
+    def restart(self) -> None:
+        if self.timer is not None and self.timer.active():
+            self.timer.reset(self.DELAY * 10)
+
+
 class KillsOnSkip(Keepalive):
     """BUG: ``skip`` ends the call in flight and the loop with it, in silence."""
 

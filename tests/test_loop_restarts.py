@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 
 from harness import Call, ClockPolicy, JobSpec, Schedule, Start, Stop, Target, check, run_schedule
-from specimens import ArmsTheWrongTimer, ForgetsToStart, Keepalive, KillsOnSkip, ResetsOnRestart, Silent, SlowRestart
-from specimens import StuckAfterRestart
+from specimens import ArmsTheWrongTimer, ForgetsToStart, Keepalive, KillsOnSkip, ResetsOnRestart, ResetsTooFar, Silent
+from specimens import SlowRestart, StuckAfterRestart
 from specimens import keepalive_target
 
 OK = JobSpec("succeed", 0)
@@ -111,11 +111,14 @@ def test_an_operation_cancelling_the_call_in_flight_excuses_no_dead_loop() -> No
     assert _names(KillsOnSkip, ops, STRIDES) == ["time.loop_died"]
 
 
-@pytest.mark.xfail(strict=True, reason="known false alarm, next round: DelayedCall.reset/delay is not recorded in the "
-                   "trace, so last_rearm cannot see a restart made by reset")
-def test_a_restart_by_reset_puts_the_next_call_off_too() -> None:
-    """The same restarts as ``Keepalive``'s, made by ``DelayedCall.reset`` (session 12, found after loop12):
-    the loop is called dead from its ``start()``, because the trace holds no event for a reset."""
+@pytest.mark.parametrize("clock", [ClockPolicy(), STRIDES])
+def test_a_restart_by_reset_puts_the_next_call_off_too(clock: ClockPolicy) -> None:
+    """The same restarts as ``Keepalive``'s, made by ``DelayedCall.reset`` (``TimeoutMixin``'s way; session 12):
+    the loop was called dead from its ``start()``, because the trace held no event for a reset. A reset is
+    now recorded (``timer.reset``) and re-arms the loop as a cancel and a new timer do; a reset that puts
+    the tick off too far is caught from the reset on."""
     ops = _restarts(90, 180, 270, 360, stop_ms=450)
-    assert _names(Keepalive, ops) == []
-    assert _names(ResetsOnRestart, ops) == []
+    assert _names(Keepalive, ops, clock) == []
+    assert _names(ResetsOnRestart, ops, clock) == []
+    assert _names(ResetsTooFar, _restarts(150, 240, stop_ms=1000), clock) == ["time.loop_died"]
+    assert _names(ResetsOnRestart, _restarts(150, 240, stop_ms=1000), clock) == []

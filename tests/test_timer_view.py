@@ -41,6 +41,22 @@ def test_set_fire_and_cancel_become_records_with_due_times_indices_and_wall_read
     assert fired.timer_limit_index is None and fired.timers_calling(Delayer._run) == [timer]
 
 
+def test_a_reset_or_a_delay_is_recorded_and_moves_the_records_due_time() -> None:
+    """``DelayedCall.reset``/``delay`` were not in the trace (``due_us`` went stale without a word); each is
+    now a ``timer.reset`` event with the new due time, read as ``moved_to_us`` (``due_us`` stays the set's)."""
+    from harness import Call
+    from specimens import ResetsOnRestart, keepalive_target
+
+    run = run_schedule(keepalive_target(ResetsOnRestart), Schedule((
+        Start(0, 0, JobSpec("succeed", 0)), Call(90, "restart"), Call(150, "restart"), Stop(400))))
+    first = run.view.timers[0]
+    assert (first.set_us, first.due_us, first.moved_to_us, first.fired_us) == (0, 100_000, 250_000, 250_000)
+    resets = [e for e in run.view.events if e.kind == "timer.reset"]
+    assert [(e.t_us, e.detail) for e in resets] == [
+        (90_000, f"#{first.id} Keepalive._tick due 190ms"), (150_000, f"#{first.id} Keepalive._tick due 250ms")]
+    assert run.view.timers[1].moved_to_us is None
+
+
 def test_a_looping_calls_ticks_a_jump_and_a_fractional_due_time() -> None:
     from harness import Jump
     from scenarios.heartbeat import heartbeat

@@ -82,6 +82,7 @@ class EventKind(StrEnum):
     TIMER_SET = "timer.set"  #: the subject called callLater (detail: ``#<n> <function> due <time>``)
     TIMER_FIRE = "timer.fire"  #: one of the subject's delayed calls ran (detail: ``#<n> <function>``)
     TIMER_CANCEL = "timer.cancel"  #: one of the subject's delayed calls was cancelled
+    TIMER_RESET = "timer.reset"  #: one of the subject's delayed calls was moved (``reset``/``delay``; detail as ``timer.set``'s)
     TIMER_LIMIT = "timer.limit"  #: the run's timer budget is spent: no more timer events
     END = "end"  #: the run is over
 

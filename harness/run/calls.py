@@ -100,17 +100,19 @@ def _cancels_overdue(facts: Facts, opener: int, deadline_us: int) -> bool:
 
 
 _FIRED_OR_CANCELLED = frozenset({EventKind.TIMER_FIRE, EventKind.TIMER_CANCEL})
+_SET_OR_RESET = frozenset({EventKind.TIMER_SET, EventKind.TIMER_RESET})
 
 
 def _set_of(facts: Facts, index: int) -> int | None:
-    """The trace index of the ``timer.set`` of the timer firing (or cancelled) at ``index`` (None: no timer
-    firing or cancel, or its setting is not in the trace)."""
+    """The trace index of the ``timer.set`` of the timer firing (or cancelled) at ``index``, or of its latest
+    ``timer.reset`` (a ``reset``/``delay`` moved it: its due time and the call that set it are the
+    reset's); None: no timer firing or cancel, or its setting is not in the trace."""
     events = facts.events
     if events[index][1] not in _FIRED_OR_CANCELLED:
         return None
     set_as = f"{events[index][4]} due "
     for i in range(index - 1, -1, -1):
         event = events[i]
-        if event[1] == EventKind.TIMER_SET and event[4].startswith(set_as):
+        if event[1] in _SET_OR_RESET and event[4].startswith(set_as):
             return i
     return None

@@ -34,7 +34,7 @@ __all__ = ["chain_lateness", "last_rearm", "loop_timers", "timer_number"]
 _LOOP = -1
 
 _FIRE, _SET, _START = EventKind.TIMER_FIRE, EventKind.TIMER_SET, EventKind.JOB_START
-_CANCEL, _CALL, _LOOP_START = EventKind.TIMER_CANCEL, EventKind.CALL, EventKind.START
+_CANCEL, _CALL, _LOOP_START, _RESET = EventKind.TIMER_CANCEL, EventKind.CALL, EventKind.START, EventKind.TIMER_RESET
 _ENDS = frozenset({EventKind.JOB_FINISH, EventKind.JOB_FAIL})
 #: The job kinds (``job.start`` detail) whose attempt the harness settles in a call of its own, later.
 _SETTLED_LATER = frozenset({"succeed", "fail"})
@@ -141,6 +141,11 @@ def chain_lateness(
                 continue
             if total <= budget_us:
                 parent[number], asked[number] = up, total
+        elif kind == _RESET:
+            # A reset or delay moved a timer: its lateness counts from where it was moved to.
+            number, at = timer_number(detail), set_due_us(detail)
+            if number is not None and at is not None and number in due:
+                due[number] = at
         elif kind in CALL_OPENERS:
             from_origin = index == origin
             owner = timer_number(detail) if kind == _FIRE else None
@@ -161,7 +166,8 @@ def last_rearm(events: Sequence[RawEvent], job: int, after: int, end: int) -> in
     """The trace index of the latest call of an operation (``call``) in ``events[after + 1:end + 1]`` that
     re-armed the loop calling the work of job ``job``: in its call chain the subject cancelled a pending
     timer of the loop's and set a timer of the same function (a restart, ``stop(); start()``, of buildbot's
-    ``RepeatedActionHandler`` or of a ``LoopingCall`` started ``now=False``); None if none did.
+    ``RepeatedActionHandler`` or of a ``LoopingCall`` started ``now=False``), or moved a pending timer of the
+    loop's (``DelayedCall.reset``/``delay``: ``TimeoutMixin``'s way); None if none did.
 
     A timer is the loop's here when it was set in the call chain of the loop's ``start()``, is one of
     ``loop_timers``, or was set by an earlier re-arm (a restart's timer has called nothing yet, so
@@ -173,14 +179,15 @@ def last_rearm(events: Sequence[RawEvent], job: int, after: int, end: int) -> in
     in_start = in_call = False
     cancelled: set[str] = set()  # the functions of the loop's timers the current operation call cancelled
     set_here: list[tuple[int, str]] = []  # the timers the current operation call set: number, function
+    moved = False  # the current operation call moved a pending timer of the loop's (reset, delay)
     opener = latest = None
     for index, (_, kind, job_id, _, detail) in enumerate(events[:end + 1]):
         if kind in CALL_OPENERS:
             if in_call and opener is not None:
-                latest = _rearmed(ours, cancelled, set_here, opener, after, latest)
+                latest = _rearmed(ours, cancelled, set_here, moved, opener, after, latest)
             in_start = kind == _LOOP_START and job_id == job
             in_call, opener = kind == _CALL, index
-            cancelled, set_here = set(), []
+            cancelled, set_here, moved = set(), [], False
         elif kind == _SET:
             number = timer_number(detail)
             if number is None:
@@ -191,17 +198,19 @@ def last_rearm(events: Sequence[RawEvent], job: int, after: int, end: int) -> in
                 set_here.append((number, _timer_function(detail)))
         elif kind == _CANCEL and in_call and timer_number(detail) in ours:
             cancelled.add(_timer_function(detail))
+        elif kind == _RESET and in_call and timer_number(detail) in ours:
+            moved = True
     if in_call and opener is not None:
-        latest = _rearmed(ours, cancelled, set_here, opener, after, latest)
+        latest = _rearmed(ours, cancelled, set_here, moved, opener, after, latest)
     return latest
 
 
-def _rearmed(ours: set[int], cancelled: set[str], set_here: list[tuple[int, str]], opener: int, after: int,
-             latest: int | None) -> int | None:
+def _rearmed(ours: set[int], cancelled: set[str], set_here: list[tuple[int, str]], moved: bool, opener: int,
+             after: int, latest: int | None) -> int | None:
     """``last_rearm``'s step at the end of an operation call's chain: the timers it set anew join the loop's,
-    and the call is the latest re-arm if it re-armed any (past ``after``)."""
+    and the call is the latest re-arm if it re-armed any, or moved one (past ``after``)."""
     again = [number for number, function in set_here if function in cancelled]
-    if not again:
+    if not again and not moved:
         return latest
     ours.update(again)
     return opener if opener > after else latest

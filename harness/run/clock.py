@@ -357,6 +357,8 @@ class FaultClock(task.Clock):
         self._seq += 1
         call.due_us = due_us
         call.stamp = self._seq
+        if self.on_timer is not None and not call.quiet:
+            self.on_timer("reset", call)
 
     def _disarm(self, call: DelayedCall) -> None:
         """A pending call is cancelled (Twisted marks it cancelled right after)."""

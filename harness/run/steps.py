@@ -73,7 +73,8 @@ def work_for_build(run: Run) -> tuple[Any, ...]:
 
 
 def timer_recorder(trace: Trace, clock: FaultClock) -> Callable[[str, Any], None]:
-    """Record the subject's own delayed calls as ``timer.set``, ``timer.fire`` and ``timer.cancel`` events.
+    """Record the subject's own delayed calls as ``timer.set``, ``timer.fire``, ``timer.cancel`` and
+    ``timer.reset`` (a ``reset`` or ``delay`` moved it) events.
 
     Each names the call by its number and function (``#3 Poller._poll``),
     ``timer.set`` with its due time. Jobs' own calls (a job settling after
@@ -89,12 +90,20 @@ def timer_recorder(trace: Trace, clock: FaultClock) -> Callable[[str, Any], None
     clock_ref = weakref.ref(clock)
 
     def on_timer(what: str, call: _FaultDelayedCall) -> None:
-        if what == "set":
-            if _jobs_call(call):
-                return  # no label: its firing or cancelling is not recorded either
-            call.label = label = f"#{call.seq} {call_name(call)}"
+        if what == "set" or what == "reset":
+            label: str | None
+            if what == "set":
+                if _jobs_call(call):
+                    return  # no label: its firing or cancelling is not recorded either
+                call.label = label = f"#{call.seq} {call_name(call)}"
+                kind = EventKind.TIMER_SET
+            else:
+                label = call.label  # None: a job's call, or set before recording began
+                if label is None:
+                    return
+                kind = EventKind.TIMER_RESET
             budget[0] -= 1
-            record(EventKind.TIMER_SET, detail=f"{label} due {format_ms(call.due_us)}")
+            record(kind, detail=f"{label} due {format_ms(call.due_us)}")
             if not budget[0]:
                 record(EventKind.TIMER_LIMIT, detail=f"{MAX_TIMER_EVENTS} timers recorded: no more timer events")
                 owner = clock_ref()

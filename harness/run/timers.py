@@ -51,9 +51,9 @@ class TimerRecord:
     count every call, the harness's own too, so they are not consecutive);
     ``function`` what it calls, named as the trace names it
     (``Poller._poll``, ``LoopingCall``: ``RunView.timers_calling`` matches a
-    function for you). ``due_us`` is when it was due when it was set (a
-    ``reset`` or ``delay`` moves it later without an event: ``fired_us``
-    tells when it ran). ``end`` says how it ended; ``end_us`` and
+    function for you). ``due_us`` is when it was due when it was set;
+    ``moved_to_us`` when it was due after the latest ``reset`` or ``delay``
+    (a ``timer.reset`` event; None: never moved). ``end`` says how it ended; ``end_us`` and
     ``end_index`` are the firing or the cancel (None: it did not end, or
     recording stopped first). Times are monotonic virtual microseconds;
     ``set_wall_us`` and ``end_wall_us`` what ``clock.seconds()`` read then.
@@ -71,6 +71,7 @@ class TimerRecord:
     end_index: int | None = None
     set_wall_us: int | None = None
     end_wall_us: int | None = None
+    moved_to_us: int | None = None
 
     @property
     def fired_us(self) -> int | None:
@@ -100,8 +101,8 @@ _LABEL = re.compile(r"#(\d+) ")
 
 
 def set_due_us(detail: str) -> int | None:
-    """The due time (virtual us) a ``timer.set`` event's detail names (``#3 Poller._poll due 200ms``), or
-    None for a detail this harness's recorder did not write."""
+    """The due time (virtual us) a ``timer.set`` (or ``timer.reset``) event's detail names (``#3 Poller._poll
+    due 200ms``), or None for a detail this harness's recorder did not write."""
     match = _SET.fullmatch(detail)
     return None if match is None else _micros(match[3], match[4], match[5])
 
@@ -113,7 +114,8 @@ def _micros(sign: str, whole: str, fraction: str | None) -> int:
 
 #: The kinds read, bound once (on Python 3.11 each ``EventKind.X`` is a slow enum attribute lookup).
 _SET_KIND, _FIRE_KIND, _CANCEL_KIND, _LIMIT_KIND = EventKind.TIMER_SET, EventKind.TIMER_FIRE, EventKind.TIMER_CANCEL, EventKind.TIMER_LIMIT
-_TIMER_KINDS = frozenset((_SET_KIND, _FIRE_KIND, _CANCEL_KIND, _LIMIT_KIND))
+_RESET_KIND = EventKind.TIMER_RESET
+_TIMER_KINDS = frozenset((_SET_KIND, _FIRE_KIND, _CANCEL_KIND, _LIMIT_KIND, _RESET_KIND))
 
 
 def read_timers(events: Sequence[Event], wall_us: Callable[[int], int]) -> tuple[tuple[TimerRecord, ...], int | None]:
@@ -135,6 +137,11 @@ def read_timers(events: Sequence[Event], wall_us: Callable[[int], int]) -> tuple
                       "set_index": index, "set_wall_us": wall_us(index), "end": TimerEnd.PENDING}
             open_[int(number)] = fields
             done.append(fields)
+        elif kind == _RESET_KIND:
+            match = _SET.fullmatch(event.detail)
+            moved = open_.get(int(match[1])) if match is not None else None
+            if match is not None and moved is not None:
+                moved["moved_to_us"] = _micros(match[3], match[4], match[5])
         elif kind != _LIMIT_KIND:  # a firing or a cancel
             label = _LABEL.match(event.detail)
             fields_or_none = open_.pop(int(label.group(1)), None) if label is not None else None

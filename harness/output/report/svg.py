@@ -124,6 +124,7 @@ KIND_CLASS: dict[str, str] = {
     EventKind.TIMER_SET: "timer.set",
     EventKind.TIMER_FIRE: "timer.fire",
     EventKind.TIMER_CANCEL: "timer.cancel",
+    EventKind.TIMER_RESET: "timer.set",
 }
 
 #: The lane of the subject's own delayed calls (``timer.*`` events), under the reactor's.
