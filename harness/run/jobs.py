@@ -134,10 +134,11 @@ class Job:
         self._trace.record(EventKind.LOOP_END, self.id, describe(reason, REASON_LIMIT))
 
     def restart_timeout(self, like: Job | None = None) -> None:
-        """With ``timeout_from="glue"``: this job's timeout T runs from now on from this instant (an idle
-        session's timer reset by activity), or, given ``like``, another job of the run, from where that job's
-        runs now (a deadline shared by a group: a barrier generation's, from its first arrival). Recorded as a
-        ``timeout.restart`` event; ``time.timeout`` reads it. Harmless, and judged by nothing, otherwise."""
+        """With ``timeout_from="glue"``: this job's timeout T runs from this instant on (an idle session's
+        timer reset by activity), or, given ``like``, another job of the run, from where that job's runs now
+        (a deadline shared by a group: a barrier generation's, from its first arrival; a ``like`` job not
+        submitted yet, or whose deadline is off, leaves this one off too). Recorded as a ``timeout.restart``
+        event; ``time.timeout`` reads it. Harmless, and judged by nothing, otherwise."""
         self._trace.record(EventKind.TIMEOUT_RESTART, self.id, "" if like is None else f"job {like.id}")
 
     def stop_timeout(self) -> None:
