@@ -18,7 +18,7 @@ from harness.model.trace import EventKind, counted, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.invariants.on_demand import asking, on_demand_calls
 from harness.invariants.wait_slots import free_slot_before, holding
-from harness.run.calls import owed_before
+from harness.run.calls import CALL_OPENERS, owed_before
 from harness.run.chains import chain_lateness, last_rearm, loop_timers, timer_number
 from harness.run.facts import Attempt, Facts, JobFacts, abandoned_at, facts_of, stranded_jobs
 from harness.run.outcomes import served_by
@@ -1610,15 +1610,13 @@ def _preempted(facts: Facts, index: int) -> bool:
     at = facts.time(index)
     for back in range(index - 1, -1, -1):
         kind = facts.events[back][1]
-        if facts.time(back) != at or kind in _RAN:
-            return False  # calls of this instant ran after the pause, if any: the stop did not come before them
+        if facts.time(back) != at:
+            return False
         if kind == EventKind.REACTOR_PAUSE:
             return True
+        if kind in CALL_OPENERS and kind not in _OPERATIONS:
+            return False  # a call the reactor ran (a timer, a job settling) after the pause: the stop came after it
     return False
-
-
-#: Events of a call the reactor ran (a timer, a job's own call settling it), not an operation of the schedule.
-_RAN = frozenset({EventKind.TIMER_FIRE, EventKind.JOB_FINISH, EventKind.JOB_FAIL})
 
 
 def _wall_behind_us(run: Run, facts: Facts, start: int, end: int) -> int:

@@ -90,29 +90,28 @@ def timer_recorder(trace: Trace, clock: FaultClock) -> Callable[[str, Any], None
     clock_ref = weakref.ref(clock)
 
     def on_timer(what: str, call: _FaultDelayedCall) -> None:
-        if what == "set" or what == "reset":
-            label: str | None
-            if what == "set":
-                if _jobs_call(call):
-                    return  # no label: its firing or cancelling is not recorded either
-                call.label = label = f"#{call.seq} {call_name(call)}"
-                kind = EventKind.TIMER_SET
-            else:
-                label = call.label  # None: a job's call, or set before recording began
-                if label is None:
-                    return
-                kind = EventKind.TIMER_RESET
-            budget[0] -= 1
-            record(kind, detail=f"{label} due {format_ms(call.due_us)}")
-            if not budget[0]:
-                record(EventKind.TIMER_LIMIT, detail=f"{MAX_TIMER_EVENTS} timers recorded: no more timer events")
-                owner = clock_ref()
-                if owner is not None:
-                    owner.on_timer = None  # recording ends here, and costs nothing from now on
-            return
-        recorded = call.label  # None: a job's call, past the limit, or set before recording began
-        if recorded is not None:
-            record(EventKind.TIMER_FIRE if what == "fire" else EventKind.TIMER_CANCEL, detail=recorded)
+        label: str | None
+        if what == "set":
+            if _jobs_call(call):
+                return  # no label: its firing, cancelling or moving is not recorded either
+            call.label = label = f"#{call.seq} {call_name(call)}"
+            kind = EventKind.TIMER_SET
+        else:
+            label = call.label  # None: a job's call, or set before recording began
+            if label is None:
+                return
+            if what != "reset":
+                record(EventKind.TIMER_FIRE if what == "fire" else EventKind.TIMER_CANCEL, detail=label)
+                return
+            kind = EventKind.TIMER_RESET
+        # A set or a move (with its due time) counts against the budget: past it, recording stops.
+        budget[0] -= 1
+        record(kind, detail=f"{label} due {format_ms(call.due_us)}")
+        if not budget[0]:
+            record(EventKind.TIMER_LIMIT, detail=f"{MAX_TIMER_EVENTS} timers recorded: no more timer events")
+            owner = clock_ref()
+            if owner is not None:
+                owner.on_timer = None  # recording ends here, and costs nothing from now on
 
     return on_timer
 
