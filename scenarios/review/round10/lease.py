@@ -27,7 +27,10 @@ from typing import Any, Callable
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
 from twisted.python.failure import Failure
+
+log = Logger()
 
 
 class NotLeader(Exception):
@@ -258,7 +261,10 @@ class LeaseHolder:
         self._expiry = None
         work, self._work = self._work, set()
         for d in work:
-            d.cancel()
+            try:
+                d.cancel()
+            except Exception:  # a canceller that raises must not stop the fencing of the rest
+                log.failure("cancelling fenced work")
 
 
 class ReplyTimeHolder(LeaseHolder):

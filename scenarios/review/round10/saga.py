@@ -42,8 +42,11 @@ class StepTimedOut(Exception):
     """A step's action did not finish within ``step_timeout``."""
 
 
-class SagaAborted(Exception):
-    """``abort()`` was called (or the run's Deferred was cancelled)."""
+class SagaAborted(CancelledError):
+    """``abort()`` was called (or the run's Deferred was cancelled).
+
+    A ``CancelledError``: a run cancelled while its compensation goes on is failed by Twisted
+    with a plain ``CancelledError`` (the harness's find: the two must be one kind of error)."""
 
 
 class Saga:
@@ -190,7 +193,10 @@ class Saga:
 
     def _abort_during_compensation(self) -> None:
         # Already compensating: an abort only stops the backoff wait (the
-        # step waiting for a retry is given up, the rest run now).
+        # step waiting for a retry is given up, the rest run now), and the run
+        # fails as aborted (the harness's find: a cancelled run must fail with
+        # the cancel's error, not the step's).
+        self._cause = SagaAborted("aborted during compensation")
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
             self._retry = None
