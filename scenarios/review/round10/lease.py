@@ -124,7 +124,9 @@ class LeaseHolder:
         self._expiry: IDelayedCall | None = None
         self._poll: IDelayedCall | None = None
         self._acquiring: Deferred[int] | None = None
-        self._work: set[Deferred[object]] = set()
+        # in-flight work, in the order it started (a dict, not a set: the harness's find, a set of
+        # Deferreds iterates in address order and cancelled them in a different order every run)
+        self._work: dict[Deferred[object], None] = {}
         self.lost = 0
         self._renewing = False
 
@@ -148,10 +150,10 @@ class LeaseHolder:
             return _failed(NotLeader(self.name))
         assert self.token is not None
         d = maybeDeferred(work, self.token)
-        self._work.add(d)
+        self._work[d] = None
 
         def forget(r: object) -> object:
-            self._work.discard(d)
+            self._work.pop(d, None)
             return r
 
         d.addBoth(forget)
@@ -259,7 +261,7 @@ class LeaseHolder:
         if self._expiry is not None and self._expiry.active():
             self._expiry.cancel()
         self._expiry = None
-        work, self._work = self._work, set()
+        work, self._work = self._work, {}
         for d in work:
             try:
                 d.cancel()
