@@ -306,10 +306,16 @@ def due_order_respected(run: Run) -> object:
                 raise InvariantFailed(
                     f"job {a.job} (due {format_ms(d)}) started at {format_ms(a.start_us)} while job {other.id}, "
                     f"due earlier at {format_ms(od)}, still waited", events=[a.start_index, other.submit_index])
+    # an operation landing while the reactor is late may re-arm the queue's timer (a reschedule, a
+    # submission, a cancel): the new timer may be as late again, from the operation on
+    op_times = sorted(e.t_us for e in view.events if e.kind in ("submit", "call", "cancel"))
     for job in view.jobs.values():
         if job.id not in due:
             continue
         t = due[job.id] + view.late_us
+        for op_t in op_times:
+            if due[job.id] <= op_t <= t:
+                t = max(t, op_t + view.late_us)
         index = max((i for i, e in enumerate(view.events) if e.t_us <= t), default=0)
         if stop_index is not None and stop_index <= index:
             continue
