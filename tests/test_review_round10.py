@@ -185,6 +185,33 @@ def test_lease_fencing_survives_a_raising_canceller():
     assert "leaks.calls" in _violations(old, *ops)
 
 
+class _SameTokenStore(lease.LeaseStore):
+    """My first store: the same owner acquiring again kept its token."""
+
+    def try_acquire(self, owner):
+        if owner in self.cut:
+            return self._reply(None, owner)
+        if self.owner is None or self._expired() or self.owner == owner:
+            if self.owner != owner or self._expired():
+                self.token += 1
+            self.owner = owner
+            self.expires = self._clock.seconds() + self.ttl
+            return self._reply(self.token, owner)
+        return self._reply(None, owner)
+
+
+def test_lease_reacquired_gets_a_fresh_token():
+    """The harness's fifth find (swarm, seed 11, 2,641 examples over 2 workers): an acquire cancelled
+    and made again got the same token, and the cancelled attempt's release freed the lease the holder
+    believed it held (user.one_leader). Fixed: a fresh token for every grant."""
+    ops = (Call(at_ms=0, operation="acquire", args=("a",)), Call(at_ms=0, operation="release", args=("a",)),
+           Call(at_ms=0, operation="acquire", args=("a",)), _ok(0, at_ms=50), Stop(at_ms=50))
+    assert _violations(targets.lease_ok, *ops) == []
+    old = dataclasses.replace(targets.lease_ok,
+                              build=lambda clock: targets.LeaseGate(clock, lease.LeaseHolder, _SameTokenStore))
+    assert _violations(old, *ops) == ["user.one_leader"]
+
+
 def test_saved_failure_replays_exactly(tmp_path):
     """A twin's saved file replays to the same trace from the command line, as the docs say."""
     result = campaign(f"{PACKAGE}:saga_timeout_lingers", seed=1, examples=3000, tmp_path=tmp_path)
