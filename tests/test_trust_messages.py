@@ -306,7 +306,7 @@ MESSAGES: tuple[Row, ...] = (
     Row("wait.free_slot_held", "time.timeout", "not full (0 running, 0 slots held by pending FakeDB._connect_done timers)",
         "tests.specimens_relaxed5a:pool_idle_kept", "scenarios.review.round5.targets:pool_hang_connects",
         S(Submit(0, 0, ok(100)), Submit(0, 1, ok(100)), Submit(0, 2, ok()))),
-    Row("timeout.early_start", "time.timeout", "only 30ms after it started; the timeout is 300ms (work ended on purpose is declared: Operation(..., cancels_work=True)", _short_timeout,
+    Row("timeout.early_start", "time.timeout", "only 30ms after it started; the timeout is 300ms (cancelled by the subject's timer #1 timeItOut, set at 0ms, due 30ms)", _short_timeout,
         "scenarios.timeout:timeout_pool", S(Submit(0, 0, HANG))),
     Row("timeout.early_submit", "time.timeout", "only 30ms after it was submitted; the timeout is 300ms",
         "scenarios.submit_timeout:slipped_submit_timeout", "scenarios.submit_timeout:submit_timeout_pool",
