@@ -234,7 +234,12 @@ def _subject_calls_by_due(calls: list[_FaultDelayedCall]) -> list[_FaultDelayedC
 
 
 def _leak_detail(name: str, call: _FaultDelayedCall) -> str:
-    """A ``leak.call`` detail: the call's name and when it is due."""
+    """A ``leak.call`` detail: the call's name and when it is due. A running ``LoopingCall``'s pending tick is
+    named by the loop's function too (``LoopingCall(LeaseHolder._renew) due at 10250ms``, as its ``leak.loop``
+    names it): the clock's call is the loop itself, and a subject may run several (review 10, finding 6)."""
+    loop = getattr(call, "func", None)
+    if isinstance(loop, task.LoopingCall):
+        name = f"{name}({func_name(loop.f)})"
     return f"{name} due at {round(call.due_us / 1000)}ms"
 
 
