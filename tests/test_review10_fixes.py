@@ -3,7 +3,7 @@ before its fix."""
 
 from __future__ import annotations
 
-from harness import Call, JobSpec, Schedule, Stop, Submit, check, load_target, run_schedule
+from harness import Call, Cancel, JobSpec, Schedule, Stop, Submit, check, load_target, run_schedule
 
 PACKAGE = "scenarios.review.round10.targets"
 HANG = Submit(at_ms=0, job=0, spec=JobSpec(kind="hang"))
@@ -38,3 +38,22 @@ def test_finding6_a_leaked_loop_tick_names_the_loop() -> None:
     assert found["leaks.calls"] == ("after stop() and draining, a DelayedCall is still pending: "
                                     "LoopingCall(LeaseHolder._renew) due at 11150ms")
     assert found["leaks.loops"].endswith(": LoopingCall(LeaseHolder._renew) still running")
+
+
+# -- finding 5: a job's cancels as trace indices, and an operation's plain return value -------------------
+
+def test_finding5_cancel_indices_order_a_cancel_within_its_instant() -> None:
+    """Job 0 starts when submitted at 0 ms and is cancelled in that instant, job 1 is cancelled twice while
+    queued: each cancel's trace index, in the order of cancelled_us, places it against the start."""
+    ops = (Submit(at_ms=0, job=0, spec=JobSpec(kind="hang")), Cancel(at_ms=0, job=0),
+           Submit(at_ms=0, job=1, spec=JobSpec(kind="hang")), Cancel(at_ms=0, job=1), Cancel(at_ms=5, job=1))
+    run = run_schedule(load_target(f"{PACKAGE}:credit_ok"), Schedule(ops=ops))
+    view = run.view
+    cancels: dict[int, list[int]] = {}
+    for i, event in view.of_kind("cancel"):
+        cancels.setdefault(event.job, []).append(i)
+    job0, job1 = view.jobs[0], view.jobs[1]
+    assert job0.cancel_indices == tuple(cancels[0]) and len(job0.cancel_indices) == len(job0.cancelled_us) == 1
+    assert job1.cancel_indices == tuple(cancels[1]) and len(job1.cancelled_us) == 2
+    assert job0.submit_index < job0.attempts[0].start_index < job0.cancel_indices[0]
+    assert [run.trace.events[i].t_us for i in job1.cancel_indices] == list(job1.cancelled_us)
