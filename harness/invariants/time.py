@@ -1381,7 +1381,9 @@ class LoopDied(_Periodic):
     (``harness.run.chains.last_rearm``: a restart, ``stop(); start()``,
     cancelled the loop's pending timer and set one of the same function):
     buildbot's ``RepeatedActionHandler`` restarted less than an interval
-    apart puts its next call off by design (session 12). A call of the work
+    apart puts its next call off by design (session 12); not once the loop
+    let more than ``skips`` ticks pass since without a call, nor a re-arm
+    for later than the wait (audit 13). A call of the work
     cancelled by an operation, declared ``cancels_work`` or not, still owes
     the next call: the declaration excuses the call's early end
     (``time.timeout``), not the loop's. A call that ends after
