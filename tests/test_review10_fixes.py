@@ -4,6 +4,7 @@ before its fix."""
 from __future__ import annotations
 
 from harness import Call, Cancel, JobSpec, Schedule, Stop, Submit, check, load_target, run_schedule
+from harness.search.shrink import shrink_schedule
 
 PACKAGE = "scenarios.review.round10.targets"
 HANG = Submit(at_ms=0, job=0, spec=JobSpec(kind="hang"))
@@ -57,3 +58,27 @@ def test_finding5_cancel_indices_order_a_cancel_within_its_instant() -> None:
     assert job1.cancel_indices == tuple(cancels[1]) and len(job1.cancelled_us) == 2
     assert job0.submit_index < job0.attempts[0].start_index < job0.cancel_indices[0]
     assert [run.trace.events[i].t_us for i in job1.cancel_indices] == list(job1.cancelled_us)
+
+
+# -- finding 4: shrinking brings a cancel up to an earlier job's submission ---------------------------------
+
+def _ok(job: int, at_ms: int = 0) -> Submit:
+    return Submit(at_ms=at_ms, job=job, spec=JobSpec(kind="succeed", after_ms=0))
+
+
+def test_finding4_the_stall_timer_twin_shrinks_to_five_operations() -> None:
+    """The schedule the seed-1 campaign found and shrank to 8 operations (cancel of a running job 3 whose
+    credit a grant and job 4 refill) shrinks to 5: job 2, queued, cancelled right after its submission
+    (the queue drains, the stall timer stays armed and fails job 5 at 1 ms). No deletion reaches it."""
+    target = load_target(f"{PACKAGE}:credit_stall_timer_sticks")
+    found = Schedule(ops=(_ok(0), _ok(1), _ok(2), Submit(at_ms=0, job=3, spec=JobSpec(kind="hang")),
+                          Call(at_ms=0, operation="grant", args=(2,)), _ok(4), Cancel(at_ms=0, job=3), _ok(5, at_ms=1)))
+    runs = [0]
+
+    def still_fails(schedule: Schedule) -> bool:
+        runs[0] += 1
+        return [v.invariant for v in check(run_schedule(target, schedule))] == ["time.timeout"]
+
+    assert still_fails(found)
+    assert shrink_schedule(found, still_fails).ops == (_ok(0), _ok(1), _ok(2), Cancel(at_ms=0, job=2), _ok(3, at_ms=1))
+    assert runs[0] < 120  # 70 runs (45 before the pass, which stopped at the 8)
