@@ -82,3 +82,33 @@ def test_finding4_the_stall_timer_twin_shrinks_to_five_operations() -> None:
     assert still_fails(found)
     assert shrink_schedule(found, still_fails).ops == (_ok(0), _ok(1), _ok(2), Cancel(at_ms=0, job=2), _ok(3, at_ms=1))
     assert runs[0] < 120  # 70 runs (45 before the pass, which stopped at the 8)
+
+
+def test_finding5_a_plain_return_value_is_the_calls_answer() -> None:
+    """reschedule(job, ms) returns whether it moved a pending job: True for job 1 still waiting at 0 ms,
+    False once it ran. Recorded as the call's answer, in the call's instant."""
+    ops = (Submit(at_ms=0, job=1, spec=JobSpec(kind="succeed", after_ms=0), key=3),
+           Call(at_ms=0, operation="reschedule", args=(1, 0)), Call(at_ms=50, operation="reschedule", args=(1, 0)))
+    run = run_schedule(load_target(f"{PACKAGE}:delay_ok"), Schedule(ops=ops))
+    first, second = run.view.calls
+    assert first.answer is not None and second.answer is not None
+    assert (first.answer.kind, first.answer.value, first.answer.t_us) == ("result", "True", 0)
+    assert (second.answer.value, second.answer.t_us) == ("False", 50_000)
+    assert check(run) == []
+
+
+def test_finding5_a_returned_object_is_recorded_by_its_type_only() -> None:
+    """Data is described as repr writes it; any other object by its type (its repr may hold a counter)."""
+    from harness.run.describe import describe_returned
+
+    class Handle:
+        made = 0
+
+        def __repr__(self) -> str:
+            Handle.made += 1
+            return f"<Handle {Handle.made}>"
+
+    assert describe_returned(Handle()) == describe_returned(Handle()) == "<a Handle>"
+    assert describe_returned(True) == "True" and describe_returned((1, "a", [2.5])) == "(1, 'a', [2.5])"
+    assert describe_returned({"n": 2}) == "{'n': 2}" and describe_returned([Handle()]) == "<a list>"
+    assert describe_returned({1, 2}) == "<a set>"

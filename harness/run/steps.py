@@ -27,7 +27,7 @@ from harness.model.schedule import Call, Cancel, Jump, Start, Stop, Submit
 from harness.model.trace import EventKind, Trace, format_ms
 from harness.run.answers import answer_detail
 from harness.run.clock import FaultClock, Livelock, _FaultDelayedCall, call_name, func_name
-from harness.run.describe import describe, describe_error
+from harness.run.describe import describe, describe_error, describe_returned
 from harness.run.jobs import Job
 
 if TYPE_CHECKING:
@@ -440,6 +440,11 @@ def _call(run: Run, op: Call) -> None:
         raise
     except Exception as exc:
         outcome(exc, EventKind.CALL_RAISED)
+        return
+    if result is not None and not isinstance(result, defer.Deferred):
+        # A plain return answers the call at once (review 10, finding 5); None, most operations' return, is no
+        # answer. Data as it is, another object by its type (``describe_returned``): the trace stays the same.
+        run.trace.record(EventKind.CALL_RESULT, detail=answer_detail(f"{op.operation}: {describe_returned(result)}", call_at))
         return
     if isinstance(result, defer.Deferred):
         if not operation.may_pend:  # judged at the end if it never fires (record_leftovers)

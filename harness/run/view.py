@@ -127,9 +127,10 @@ class CallRecord:
     wall_us: int | None = None
     #: The trace index of the ``call`` event (as ``Outcome.index``): relate a call to other events.
     index: int = -1
-    #: What the Deferred the operation returned delivered first (``kind``, ``value`` or ``error``, ``index``
-    #: and ``t_us`` of its ``call.result``, ``call.failure`` or ``call.refused`` event); None if the call
-    #: raised, returned no Deferred, or its Deferred never fired.
+    #: What the Deferred the operation returned delivered first, or the plain value it returned (``kind``,
+    #: ``value`` or ``error``, ``index`` and ``t_us`` of its ``call.result``, ``call.failure`` or
+    #: ``call.refused`` event; a plain value as ``describe_returned`` records it); None if the call raised,
+    #: returned None, or its Deferred never fired.
     answer: Outcome | None = None
     #: Its Deferred had not fired when the run ended stopped, with no work in flight and nothing
     #: scheduled (the ``call.pending`` event ``completion.operation`` judges).
