@@ -50,18 +50,21 @@ def _cause(facts: Facts, job: JobFacts, attempt: Attempt, end: int, periodic: bo
     at = format_ms(t)
     if kind == EventKind.TIMER_FIRE:
         return _by_timer(facts, job, attempt, opener, detail, periodic, from_submit)
-    if kind == EventKind.CALL:
-        return f"cancelled in the call of {detail} at {at}"
-    if kind == EventKind.SUBMIT:
-        return f"cancelled in the submit of job {who} at {at}"
-    if kind == EventKind.CANCEL:
-        return f"cancelled in the cancel of job {who} at {at}"
-    if kind in (EventKind.JOB_FINISH, EventKind.JOB_FAIL):
-        how = "succeeded" if kind == EventKind.JOB_FINISH else "failed"
-        return f"cancelled when job {who}'s work {how} at {at}"
-    if kind == EventKind.CLOCK_JUMP:
-        return f"cancelled in the clock jump at {at}"
-    return ""  # a start() or a reactor pause: nothing the message can add
+    what = _OPENED.get(kind)
+    if what is None:
+        return ""  # a start(), a clock jump or a reactor pause: nothing the message can add
+    return f"cancelled in {what.replace('<detail>', str(detail)).replace('<job>', str(who))} at {at}"
+
+
+#: How ``_cause`` names the call a cancel happened in, by the event that opened it (``<detail>``: the event's
+#: detail, ``<job>``: its job), but for one of the subject's timers firing (``_by_timer``).
+_OPENED = {
+    EventKind.CALL: "the call of <detail>",
+    EventKind.SUBMIT: "the submit of job <job>",
+    EventKind.CANCEL: "the cancel of job <job>",
+    EventKind.JOB_FINISH: "the call settling job <job>'s work",
+    EventKind.JOB_FAIL: "the call settling job <job>'s work",
+}
 
 
 def _by_timer(facts: Facts, job: JobFacts, attempt: Attempt, fire: int, label: str, periodic: bool,
