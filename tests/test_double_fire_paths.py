@@ -176,9 +176,9 @@ def test_a_double_fire_under_another_class_name_is_completion_once_by_its_class(
     assert next(iter(found)) == "completion.once" and not [n for n, said in found.items() if "DoubleFire" in said
                                                             and n != "completion.once"], found
     message = found["completion.once"]
-    assert "(reactor.error at 5ms in the subject: RenamedDoubleFire.lose: DoubleFire [AlreadyCalledError]: " \
+    assert "(reactor.error at 5ms in the subject: RenamedDoubleFire.lose: DoubleFire: [AlreadyCalledError] " \
            "request 0 answered already); no cancel came before it" in message, message
     run = run_schedule(target, Schedule(ops=(Call(at_ms=0, operation="lose"),)))
     assert [(e.kind, e.detail) for e in run.trace if e.kind.startswith("call.")] == [
-        ("call.raised", "lose: DoubleFire [AlreadyCalledError]: request 0 answered already")]
+        ("call.raised", "lose: DoubleFire: [AlreadyCalledError] request 0 answered already")]
     assert [v.invariant for v in check(run)] == ["completion.once"]

@@ -24,7 +24,7 @@ _RESULT, _FAILURE, _JOB_FAIL, _SUBMIT_RAISED = EventKind.RESULT, EventKind.FAILU
 
 
 #: How each is named in a detail: by its class name, or, for a subclass of ``AlreadyCalledError`` named otherwise,
-#: ``Other [AlreadyCalledError]:`` (``describe_error``): the class relation, not the name, makes a double fire.
+#: ``Other: [AlreadyCalledError] message`` (``describe_error``): the class relation, not the name, makes a double fire.
 _ATTRIBUTED_MARKS = tuple(mark for name in ATTRIBUTED_ELSEWHERE for mark in error_names(name))
 
 

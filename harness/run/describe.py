@@ -122,7 +122,7 @@ _RECURSION = "maximum recursion depth exceeded"
 def describe_error(exc: BaseException, failure: Failure | None = None) -> str:
     """``Name: message``; for an exception without text (a bare ``assert``), where it was raised instead.
 
-    A subclass of Twisted's ``AlreadyCalledError`` named otherwise is ``Name [AlreadyCalledError]: message``:
+    A subclass of Twisted's ``AlreadyCalledError`` named otherwise is ``Name: [AlreadyCalledError] message``:
     a Deferred fired twice is ``completion.once``'s, whatever the class is called (``error_names``).
 
     The place is the file's base name, line and function of the innermost
@@ -153,7 +153,7 @@ def describe_error(exc: BaseException, failure: Failure | None = None) -> str:
     cls = type(exc)
     name = cls.__name__
     if name != DOUBLE_FIRE and issubclass(cls, AlreadyCalledError):
-        name = f"{name} [{DOUBLE_FIRE}]"  # a Deferred fired twice, under another name: said so (error_name)
+        message = f"[{DOUBLE_FIRE}] {message}"  # a Deferred fired twice, under another name: said so (error_names)
     if type(message) is str and len(message) <= _CACHED_LENGTH:
         return _error_line(name, message)  # a run fails the same few ways many times
     return one_line(f"{name}: {mask_addresses(message)}")
@@ -164,11 +164,11 @@ DOUBLE_FIRE = AlreadyCalledError.__name__
 
 
 def error_names(name: str) -> tuple[str, ...]:
-    """How an error of class ``name`` (``AlreadyCalledError``) or of a subclass of it is named in a trace
-    event's detail, its message following: ``Name:``, or ``Other [Name]:`` for a subclass named otherwise
-    (``describe_error`` says so for ``AlreadyCalledError``, whose subclasses the invariants must know by
-    their class, not by their name)."""
-    return (f"{name}:", f"[{name}]:")
+    """How an error of class ``name`` (``AlreadyCalledError``) or of a subclass of it shows in a trace event's
+    detail: ``Name: message``, or ``Other: [Name] message`` for a subclass named otherwise (``describe_error``
+    says so for ``AlreadyCalledError``, whose subclasses the invariants must know by their class, not their
+    name; the detail still begins with the class's own name, which ``Facts.error_name`` reads)."""
+    return (f"{name}:", f": [{name}]")
 
 
 @functools.lru_cache(maxsize=1024)
