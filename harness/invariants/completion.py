@@ -34,7 +34,8 @@ _DOUBLE_FIRE_KINDS = (
 
 def _any_double_fire(facts: Facts) -> bool:
     """Whether an event of a kind ``Once`` reads mentions AlreadyCalledError: most runs have none. Looked
-    for kind by kind, without merging the kinds' indices into trace order (only a violation needs that)."""
+    for kind by kind, without merging the kinds' indices into trace order (only a violation needs that).
+    A subclass of it named otherwise is mentioned too: ``describe_error`` writes ``Other: [AlreadyCalledError] message``."""
     events, by_kind = facts.events, facts.by_kind
     for kind in _DOUBLE_FIRE_KINDS:
         indices = by_kind.get(kind)

@@ -36,6 +36,17 @@ if TYPE_CHECKING:
 #: The subject's timers recorded per run (a livelock sets thousands): each is set, then fired or cancelled.
 MAX_TIMER_EVENTS = 1_000
 
+#: The moves of the subject's timers (``reset``, ``delay``) recorded per run, counted apart from the timers set:
+#: an idle timeout resets its one timer on every bit of activity, and is no livelock for it. Still bounded (a
+#: ``timer.reset`` event each: the trace's memory stays flat), ten times as many as the timers.
+MAX_TIMER_MOVES = 10_000
+
+#: The ``timer.limit`` detail once the timers set, or their moves, reach their bound: recording stops there.
+_LIMIT_DETAILS = (
+    f"{MAX_TIMER_EVENTS} timers recorded: no more timer events",
+    f"{MAX_TIMER_MOVES} timer moves recorded: no more timer events",
+)
+
 #: The kinds of event recorded for every job or cancel, read once: on Python 3.11 every attribute of an
 #: Enum class is looked up through ``EnumType.__getattr__`` (about 150 ns), and a run records about 100.
 _SUBMIT, _SUBMIT_RAISED, _RESULT, _FAILURE = EventKind.SUBMIT, EventKind.SUBMIT_RAISED, EventKind.RESULT, EventKind.FAILURE
@@ -80,11 +91,13 @@ def timer_recorder(trace: Trace, clock: FaultClock) -> Callable[[str, Any], None
     ``timer.set`` with its due time. Jobs' own calls (a job settling after
     its duration) are the harness's, not the subject's, and are left out.
     The label is made once, when the call is set: it is cheap enough to be
-    always on. Past ``MAX_TIMER_EVENTS`` timers in a run (a livelock), one
-    ``timer.limit`` event says so and recording stops: no more timer events.
+    always on. Past ``MAX_TIMER_EVENTS`` timers set in a run (a livelock), or
+    ``MAX_TIMER_MOVES`` moves (counted apart: an idle timer reset on every
+    event is one timer), one ``timer.limit`` event says so and recording
+    stops: no more timer events.
     """
     record = trace.record
-    budget = [MAX_TIMER_EVENTS]
+    budget = [MAX_TIMER_EVENTS, MAX_TIMER_MOVES]  # timers set, timers moved
     # The clock holds this recorder: by weak reference back, so a run's clock and trace are freed as
     # soon as the run is dropped, not left in a cycle for the next full collection (every 2,000 runs).
     clock_ref = weakref.ref(clock)
@@ -95,7 +108,7 @@ def timer_recorder(trace: Trace, clock: FaultClock) -> Callable[[str, Any], None
             if _jobs_call(call):
                 return  # no label: its firing, cancelling or moving is not recorded either
             call.label = label = f"#{call.seq} {call_name(call)}"
-            kind = EventKind.TIMER_SET
+            kind, counted = EventKind.TIMER_SET, 0
         else:
             label = call.label  # None: a job's call, or set before recording began
             if label is None:
@@ -103,12 +116,12 @@ def timer_recorder(trace: Trace, clock: FaultClock) -> Callable[[str, Any], None
             if what != "reset":
                 record(EventKind.TIMER_FIRE if what == "fire" else EventKind.TIMER_CANCEL, detail=label)
                 return
-            kind = EventKind.TIMER_RESET
-        # A set or a move (with its due time) counts against the budget: past it, recording stops.
-        budget[0] -= 1
+            kind, counted = EventKind.TIMER_RESET, 1
+        # A set or a move (with its due time) counts against its budget: past either, recording stops.
+        budget[counted] -= 1
         record(kind, detail=f"{label} due {format_ms(call.due_us)}")
-        if not budget[0]:
-            record(EventKind.TIMER_LIMIT, detail=f"{MAX_TIMER_EVENTS} timers recorded: no more timer events")
+        if not budget[counted]:
+            record(EventKind.TIMER_LIMIT, detail=_LIMIT_DETAILS[counted])
             owner = clock_ref()
             if owner is not None:
                 owner.on_timer = None  # recording ends here, and costs nothing from now on
