@@ -143,7 +143,10 @@ class Stopped(Invariant):
         pending = facts.of_kind(EventKind.STOP_PENDING)
         if not pending:
             return None
-        stop = facts.first_stop()
+        # An earlier stop of a restarted subject names its stop event; otherwise it is the run's last stop.
+        stop = read_answer(facts.event(pending[0]).detail)[1]
+        if stop is None or stop < 0:
+            stop = facts.last_stop()
         called = "" if stop is None else f" (called at {format_ms(facts.time(stop))}, {facts.event(stop).detail})"
         return self.violation(
             run,
@@ -171,7 +174,7 @@ class Answered(Invariant):
         index = pending[0]
         label, call = read_answer(facts.event(index).detail)
         events = [index] if call is None else [call, index]
-        stopped = facts.first_stop()
+        stopped = facts.last_stop()  # a subject an Operation(restarts=True) started again: its last stop
         when = "" if stopped is None else f", stopped at {format_ms(facts.time(stopped))},"
         return self.violation(
             run,
