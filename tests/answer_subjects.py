@@ -162,6 +162,7 @@ class Restart(_Base):
         super().__init__(clock)
         self.running = True
         self.stopped_waiters: list[defer.Deferred[Any]] = []
+        self.stops = 0
 
     def when_stopped(self) -> defer.Deferred[Any]:
         if not self.running:
@@ -178,6 +179,7 @@ class Restart(_Base):
 
     def stop(self) -> defer.Deferred[None]:
         self.running = False
+        self.stops += 1
         waiters, self.stopped_waiters = self.stopped_waiters, []
         for d in waiters:
             d.callback("stopped")
@@ -185,13 +187,8 @@ class Restart(_Base):
 
 
 class RestartForgets(Restart):
-    def __init__(self, clock: Any) -> None:
-        super().__init__(clock)
-        self.stops = 0
-
     def stop(self) -> defer.Deferred[None]:
-        self.stops += 1
-        if self.stops == 1:
+        if not self.stops:
             return super().stop()
         self.running = False  # the bug: the waiters asked since the restart are left waiting
         return defer.succeed(None)
@@ -205,14 +202,27 @@ class IgnoresStop(Restart):
 
 
 class FirstStopHangs(Restart):
-    def __init__(self, clock: Any) -> None:
-        super().__init__(clock)
-        self.stops = 0
-
     def stop(self) -> defer.Deferred[None]:
-        self.stops += 1
         super().stop()
         return defer.Deferred() if self.stops == 1 else defer.succeed(None)  # the bug: the first never fires
+
+
+class Shared:
+    """``when()`` returns one shared Deferred to every caller; it fails with ``LookupError`` at 10 ms
+    (``tests/test_audit12.py``, ``tests/test_shared_answers.py``)."""
+
+    def __init__(self, clock: Any) -> None:
+        self.ready: defer.Deferred[None] = defer.Deferred()
+        clock.callLater(0.01, self.ready.errback, LookupError("down"))
+
+    def submit(self, job: Any) -> Any:
+        return defer.maybeDeferred(job)
+
+    def when(self) -> defer.Deferred[None]:
+        return self.ready
+
+    def stop(self) -> None:
+        pass
 
 
 WAIT = Operation(lambda s: s.wait(), raises=(RuntimeError,))

@@ -125,24 +125,7 @@ def test_synapse_retry_limiter_after_a_jump_back_is_judged_from_the_latest_failu
     assert _names(target, *ops) == []
 
 
-class _Shared:
-    """``when()`` returns one shared Deferred to every caller; it fails with ``LookupError`` at 10 ms."""
-
-    def __init__(self, clock: Any) -> None:
-        self.ready: defer.Deferred[None] = defer.Deferred()
-        clock.callLater(0.01, self.ready.errback, LookupError("down"))
-
-    def submit(self, job: Any) -> Any:
-        return defer.maybeDeferred(job)
-
-    def when(self) -> defer.Deferred[None]:
-        return self.ready
-
-    def stop(self) -> None:
-        pass
-
-
 def test_two_calls_answered_by_one_shared_deferred_both_record_its_failure() -> None:
-    target = Target(build=_Shared, operations={"when": Operation(lambda s: s.when(), raises=(LookupError,))})
+    target = Target(build=answer_subjects.Shared, operations={"when": Operation(lambda s: s.when(), raises=(LookupError,))})
     run = run_schedule(target, Schedule(ops=(Call(at_ms=0, operation="when"), Call(at_ms=0, operation="when"))))
     assert [c.answer.error for c in run.view.calls] == ["LookupError", "LookupError"]

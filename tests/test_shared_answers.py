@@ -9,20 +9,19 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from twisted.internet import defer
 
 from harness import Call, Operation, Schedule, Target, check, run_schedule
+from tests import answer_subjects
 
 
-class Ready:
-    """``when()`` hands every caller the one ``ready`` Deferred, failed with ``LookupError`` at 10 ms. At 5 ms
-    the subject adds a callback of its own to it, after the harness's: one that notes what it received
-    (``seen``), or, with ``breaks``, one that raises a new error."""
+class Ready(answer_subjects.Shared):
+    """``answer_subjects.Shared``: ``when()`` hands every caller the one ``ready`` Deferred, failed with
+    ``LookupError`` at 10 ms. At 5 ms the subject adds a callback of its own to it, after the harness's: one
+    that notes what it received (``seen``), or, with ``breaks``, one that raises a new error."""
 
     def __init__(self, clock: Any, breaks: bool = False) -> None:
-        self.ready: defer.Deferred[None] = defer.Deferred()
+        super().__init__(clock)
         self.seen: list[str] = []
-        clock.callLater(0.01, self.ready.errback, LookupError("down"))
         clock.callLater(0.005, self.ready.addBoth, self._broken if breaks else self._note)
 
     def _note(self, result: Any) -> Any:
@@ -31,15 +30,6 @@ class Ready:
 
     def _broken(self, result: Any) -> None:
         raise ZeroDivisionError("the subject's own bug")
-
-    def submit(self, job: Any) -> Any:
-        return defer.maybeDeferred(job)
-
-    def when(self) -> defer.Deferred[None]:
-        return self.ready
-
-    def stop(self) -> None:
-        pass
 
 
 def _run(*at_ms: int, raises: tuple[type[BaseException], ...] = (LookupError,), breaks: bool = False) -> tuple[Any, list[str]]:
