@@ -38,6 +38,7 @@ def test_a_restart_declared_on_another_operation_excuses_no_undeclared_one() -> 
     ops = (Stop(at_ms=0), Call(at_ms=0, operation="wake"), Call(at_ms=0, operation="when_stopped"))
     [(name, message)] = _violations(answer_subjects.undeclared_wake, *ops)
     assert name == "completion.operation" and "when_stopped(), called at 0ms" in message
+    assert message.endswith("; if wake() started the stopped subject again, declare Operation(restarts=True)")
     assert _violations(answer_subjects.undeclared_wake, *STOP_RESUME_WAIT) == []
     # A restart while the subject runs changes nothing: the Stop after it is its first.
     assert _violations(answer_subjects.restart, Call(at_ms=0, operation="resume"), Stop(at_ms=5)) == []
@@ -54,8 +55,9 @@ def test_a_waiter_the_final_stop_of_a_restarted_subject_forgets_is_caught() -> N
 
 
 def test_a_subject_ignoring_its_stop_is_caught_though_it_declares_a_restart() -> None:
-    [(name, _)] = _violations(answer_subjects.ignores_stop, Stop(at_ms=0), Call(at_ms=10, operation="when_stopped"))
+    [(name, message)] = _violations(answer_subjects.ignores_stop, Stop(at_ms=0), Call(at_ms=10, operation="when_stopped"))
     assert name == "completion.operation"
+    assert "restarts" not in message  # no other operation called between: no hint of a restart
     assert _violations(answer_subjects.restart, Stop(at_ms=0), Call(at_ms=10, operation="when_stopped")) == []
 
 

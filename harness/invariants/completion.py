@@ -180,6 +180,22 @@ class Answered(Invariant):
             run,
             f"operation {label}, called at {format_ms(facts.time(events[0]))}, returned a Deferred that never fired: "
             f"the subject{when} ended the run with no work in flight and nothing scheduled, so its caller waits for "
-            "ever; answer it (stop() may fail it), or declare Operation(may_pend=True) if it may wait for ever",
+            "ever; answer it (stop() may fail it), or declare Operation(may_pend=True) if it may wait for ever"
+            + _restart_hint(facts, run.target, label, call),
             events,
         )
+
+
+def _restart_hint(facts: Facts, target: Target, label: str, call: int | None) -> str:
+    """For a call made after the run's first ``stop()`` with a call of another operation, not declared
+    ``restarts``, between them: the hint that such an operation may have started the subject again."""
+    stop = facts.first_stop()
+    if call is None or stop is None or stop > call:
+        return ""
+    name = label.partition("(")[0]
+    between = {
+        facts.event(i).detail.partition("(")[0] for i in facts.of_kind(EventKind.CALL) if stop < i < call
+    } - {name} - target.restarting_operations
+    if not between:
+        return ""
+    return f"; if {' or '.join(sorted(between))}() started the stopped subject again, declare Operation(restarts=True)"
