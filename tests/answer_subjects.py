@@ -19,7 +19,8 @@ Buggy twins of ``restart`` (session 13), which the restart declaration must not 
 - ``restart_forgets``: a stop after a restart answers none of the waiters asked since the restart.
 - ``ignores_stop``: ``stop()`` answers the waiters but leaves the subject running, so a waiter asked after
   it (with no restart) is answered by nothing.
-- ``undeclared_wake``: ``wake()`` restarts it as ``resume()`` does but is not declared ``restarts``.
+- ``undeclared_wake``: ``wake()`` restarts it as ``resume()`` does but is not declared ``restarts``
+  (``declared_wake``: the same, declared).
 - ``first_stop_hangs``: the Deferred the first ``stop()`` returns never fires once it is restarted.
 """
 
@@ -253,6 +254,8 @@ restart_forgets = _target(RestartForgets, "session 13: a stop after a restart fo
 ignores_stop = _target(IgnoresStop, "session 13: stop() leaves the subject running", when_stopped=WHEN_STOPPED, resume=RESUME)
 undeclared_wake = _target(Restart, "session 13: wake() restarts the subject, undeclared",
                           when_stopped=WHEN_STOPPED, resume=RESUME, wake=Operation(lambda s: s.wake()))
+declared_wake = _target(Restart, "session 13: wake() restarts the subject, declared", when_stopped=WHEN_STOPPED,
+                        resume=RESUME, wake=Operation(lambda s: s.wake(), restarts=True))
 first_stop_hangs = _target(FirstStopHangs, "session 13: the first stop()'s Deferred never fires after a restart",
                            when_stopped=WHEN_STOPPED, resume=RESUME)
 
