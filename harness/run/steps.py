@@ -167,11 +167,18 @@ def _record_unanswered(run: Run) -> None:
     waiting on work in flight, or on a timer, is not judged here) and each an operation returned, unless it
     declares ``may_pend`` (``call.pending``: a ``whenConnected`` waiter ``stop()`` forgot)."""
     stopping, trace = run.stopping, run.trace
+    for stop_at, earlier in run.earlier_stops:  # a restarted subject's earlier stops: each names its stop event
+        if not earlier.called:
+            trace.record(EventKind.STOP_PENDING, detail=answer_detail(_STOP_NEVER_FIRED, stop_at))
     if stopping is not None and not stopping.called:
-        trace.record(EventKind.STOP_PENDING, detail="the Deferred stop() returned never fired")
+        trace.record(EventKind.STOP_PENDING, detail=_STOP_NEVER_FIRED)
     for call_at, label, answer in run.answers:
         if not answer.called:
             trace.record(EventKind.CALL_PENDING, detail=answer_detail(label, call_at))
+
+
+#: The detail of a ``stop.pending`` event (for an earlier stop of a restarted subject, with its stop event's index).
+_STOP_NEVER_FIRED = "the Deferred stop() returned never fired"
 
 
 #: The end of a ``leak.call`` detail for a call ``stop()`` left pending while no work was in flight.
@@ -449,6 +456,8 @@ def _call(run: Run, op: Call) -> None:
     except Exception as exc:
         outcome(exc, EventKind.CALL_RAISED)
         return
+    if operation.restarts and run.stopped:
+        restart(run)
     if isinstance(result, defer.Deferred):
         if not operation.may_pend:  # judged at the end if it never fires (record_leftovers)
             run.answers.append((call_at, label, result))
@@ -457,7 +466,39 @@ def _call(run: Run, op: Call) -> None:
             run.trace.record(EventKind.CALL_RESULT, detail=answer_detail(f"{op.operation}: {describe(value)}", call_at))
             return value
 
-        result.addCallbacks(answered, lambda failure: outcome(known(failure.value), EventKind.CALL_FAILURE, True))
+        def failed(failure: Failure) -> Failure:
+            # Recorded and passed on, as a caller that only watches: another call handed the same Deferred
+            # records the same failure, and the subject's own callbacks after this one see what they would
+            # without the harness. The teardown handles it if nothing did by then (Run.let_go).
+            outcome(known(failure.value), EventKind.CALL_FAILURE, True)
+            run.passed_on.append((result, failure))
+            return failure
+
+        result.addCallbacks(answered, failed)
+
+
+def restart(run: Run) -> None:
+    """A call of an ``Operation(restarts=True)`` started the stopped subject again: the run counts as running,
+    so the schedule's next ``Stop`` (or the teardown) stops it again. The Deferred the last ``stop()`` returned
+    is kept, to be judged at the end with the one the next ``stop()`` returns (``_record_unanswered``)."""
+    run.stopped = False
+    if run.stopping is not None:
+        stops = [index for index, event in enumerate(run.trace.raw) if event[1] is EventKind.STOP]
+        run.earlier_stops.append((stops[-1] if stops else -1, run.stopping))
+        run.stopping = None
+
+
+def handle_passed_on(passed_on: list[tuple[Deferred[Any], Failure]]) -> None:
+    """Handle each failure an operation's Deferred still ends with that the harness's caller passed on (and no
+    callback of the subject's handled or replaced since): the harness only watched it, so leaving it
+    unhandled, to be logged as "Unhandled error in Deferred" when collected, would be the harness's doing."""
+    for d, failure in passed_on:
+        if d.called and getattr(d, "result", None) is failure:
+            d.addErrback(_handled)
+
+
+def _handled(failure: Failure) -> None:
+    """An errback that handles the failure (the caller saw it: its answer is recorded)."""
 
 
 def _on_result(value: Any, trace: Trace, job: int) -> None:
