@@ -95,6 +95,25 @@ def test_the_chunked_timer_is_clean_without_cancels_at_the_findings_schedule() -
     assert sorted(job.attempts[0].start_us for job in run.view.jobs.values()) == [1_000_000, 1_000_000, 1_500_000]
 
 
+@needs_txaio
+@pytest.mark.parametrize(("delay_s", "message"), [(0.4, "before its 1000ms bucket opened at 1000ms"),
+                                                  (3.0, "after its bucket [1000ms, 2000ms)")])
+def test_fires_in_its_bucket_catches_a_call_early_or_late(delay_s: float, message: str) -> None:
+    """Mutants of ``batched_timer`` calling for 0.4 s or 3 s where 1.5 s is promised: called at 0,
+    the job is due in the bucket from 1 s; it starts at 0 (early) or at 3 s (late)."""
+    from harness import Target
+
+    from scenarios.thirdparty.txaio_utils import Batched, fires_in_its_bucket
+
+    class Mistimed(Batched):
+        pass
+
+    Mistimed.delay_s = delay_s
+    target = Target(build=Mistimed, invariants=(fires_in_its_bucket,), description="mistimed")
+    [violation] = check(run_schedule(target, Schedule(ops=(Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed")),))))
+    assert violation.invariant == "user.fires_in_its_bucket" and message in violation.message, violation.message
+
+
 # --- the bugs in plain Twisted ------------------------------------------------------------------------------
 
 

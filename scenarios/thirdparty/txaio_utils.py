@@ -113,6 +113,8 @@ class Batched:
 
     bucket_s = BUCKET_S
     chunk_size = 100
+    #: The delay ``fires_in_its_bucket`` reads (its tests give a mutant another one).
+    delay_s = DELAY_MS / 1000
 
     def __init__(self, clock: IReactorTime) -> None:
         on_clock(clock)
@@ -138,7 +140,7 @@ class Batched:
             running.append(work)
             work.chainDeferred(caller)
 
-        call = self.timer.call_later(DELAY_MS / 1000, fire)
+        call = self.timer.call_later(self.delay_s, fire)
         return caller
 
 
