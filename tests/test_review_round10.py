@@ -237,6 +237,11 @@ def test_finding1_late_timeout_answer_is_caught_with_retries_0():
     assert _violations(load_target(f"{PROBES}:late_answer_retries0"), *_HANG) == ["time.timeout"]
 
 
+@pytest.mark.xfail(strict=True, reason="finding 1: no retry left, the caller's late timeout answer passes")
+def test_finding1_late_timeout_answer_after_the_last_retry_is_caught():
+    assert _violations(load_target(f"{PROBES}:retry_then_late"), *_HANG) == ["time.timeout"]
+
+
 @pytest.mark.xfail(strict=True, reason="finding 2: no way to declare a timeout answered after a bounded cleanup")
 def test_finding2_timeout_answered_after_compensation_is_declarable():
     assert _violations(load_target(f"{PROBES}:saga_timeout_after_compensation"), *_HANG) == []
