@@ -1,4 +1,4 @@
-"""Targets for the round-10 components, written from README.md and docs/ alone.
+"""Targets for the round-10 components, written from the user documentation alone (docs/).
 
 Each component is adapted to ``submit(job) -> Deferred`` by a small gate class (the glue), as
 "Adapting a component" in docs/reference/target.md shows; what no built-in invariant knows (the
