@@ -1,0 +1,88 @@
+"""Reproductions of the round-10 findings (docs/reviews/outside-user-10.md) that need a harness
+change; tests/test_review_round10.py holds them as strict xfails."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import defer
+from twisted.python.failure import Failure
+
+from harness import Target
+
+from . import saga
+from .targets import STEP_TIMEOUT_MS, SagaGate
+
+TIMEOUT_MS = 300
+LATE_S = 2.0
+
+
+class LateAnswerPool:
+    """A plain pool with a per-job timeout whose answer reaches the caller 2 s late: the work is
+    cancelled at 300 ms (``addTimeout``), the caller's Deferred fires only at 2,300 ms."""
+
+    def __init__(self, clock: Any) -> None:
+        self.clock = clock
+
+    def submit(self, job: Any) -> "defer.Deferred[object]":
+        work = defer.maybeDeferred(job)
+        work.addTimeout(TIMEOUT_MS / 1000, self.clock)
+        answer: defer.Deferred[object] = defer.Deferred()
+
+        def later(outcome: object) -> None:
+            if isinstance(outcome, Failure):
+                self.clock.callLater(LATE_S, answer.errback, outcome)
+            else:
+                self.clock.callLater(LATE_S, answer.callback, outcome)
+
+        work.addBoth(later)
+        return answer
+
+
+class RetryThenLatePool:
+    """Three attempts, each cancelled at its 300 ms timeout; the caller's ``TimeoutError`` comes 2 s
+    after the third, when no retry is left."""
+
+    def __init__(self, clock: Any) -> None:
+        self.clock = clock
+
+    def submit(self, job: Any) -> "defer.Deferred[object]":
+        answer: defer.Deferred[object] = defer.Deferred()
+
+        def attempt(n: int) -> None:
+            work = defer.maybeDeferred(job)
+            work.addTimeout(TIMEOUT_MS / 1000, self.clock)
+
+            def done(outcome: object) -> None:
+                if not isinstance(outcome, Failure):
+                    answer.callback(outcome)
+                elif n < 2:
+                    attempt(n + 1)
+                else:
+                    self.clock.callLater(LATE_S, answer.errback, outcome)
+
+            work.addBoth(done)
+
+        attempt(0)
+        return answer
+
+
+# Finding 1: the same late answer, caught without `retries`, passes with `retries=0` (a plain
+# pool, as the docs advise to declare).
+late_answer = Target(build=LateAnswerPool, timeout_ms=TIMEOUT_MS, cancellable=False,
+                     description="a timeout answered 2 s late (no retries declared)")
+late_answer_retries0 = Target(build=LateAnswerPool, timeout_ms=TIMEOUT_MS, cancellable=False, retries=0,
+                              description="a timeout answered 2 s late, retries=0 declared")
+# ... and after the last of `retries + 1` attempts, with no retry left.
+retry_then_late = Target(build=RetryThenLatePool, timeout_ms=TIMEOUT_MS, cancellable=False, retries=2,
+                         backoff_ms=(0, 0), description="the third attempt timed out, the caller answered 2 s late")
+
+# Finding 2: the correct saga declared without `retries=0`: its timeout's answer comes after the
+# compensation of the steps before (50 ms of backoff), and `time.timeout` wants it at T.
+saga_timeout_after_compensation = Target(
+    build=lambda clock: SagaGate(clock),
+    timeout_ms=STEP_TIMEOUT_MS,
+    timeout_error=saga.StepTimedOut,
+    wraps={saga.SagaFailed: lambda e: e.cause},
+    description="the correct saga, its timeout answered after compensating",
+)
