@@ -226,6 +226,9 @@ MESSAGES: tuple[Row, ...] = (
         "scenarios.graceful:idle_stop_pool", "scenarios.graceful:graceful_pool", S(Submit(0, 0, ok()), Stop(20))),
     Row("operation.pending", "completion.operation", "so its caller waits for ever",
         "scenarios.graceful:idle_waiter_pool", "scenarios.graceful:graceful_pool", S(Submit(0, 0, ok()), Call(20, "when_idle"))),
+    Row("operation.restart_hint", "completion.operation", "started the stopped subject again, declare Operation(restarts=True)",
+        "tests.answer_subjects:undeclared_wake", "tests.answer_subjects:declared_wake",
+        S(Stop(0), Call(0, "wake"), Call(0, "when_stopped"))),
     # concurrency
     Row("limit", "concurrency.limit", "but the limit is 2", "scenarios.pools:double_release_pool", SEMAPHORE,
         S(Submit(0, 0, ok(20)), Submit(0, 1, fail()), Submit(0, 2, ok()), Submit(0, 3, ok()))),

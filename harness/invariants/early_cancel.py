@@ -58,7 +58,7 @@ def _cause(facts: Facts, job: JobFacts, attempt: Attempt, end: int, periodic: bo
 
 #: How ``_cause`` names the call a cancel happened in, by the event that opened it (``<detail>``: the event's
 #: detail, ``<job>``: its job), but for one of the subject's timers firing (``_by_timer``).
-_OPENED = {
+_OPENED: dict[str, str] = {
     EventKind.CALL: "the call of <detail>",
     EventKind.SUBMIT: "the submit of job <job>",
     EventKind.CANCEL: "the cancel of job <job>",
