@@ -20,9 +20,10 @@ from scenarios.review.round8 import fanout
 from scenarios.review.round8.targets import FanoutGate, Unsubscribed
 
 PACKAGE = "scenarios.review.round8.targets"
-#: What an early cancel's message says of the declarations (time.timeout).
-HINT = (" (work ended on purpose is declared: Operation(..., cancels_work=True) for a call that cancels it, "
-        "Target(sheds=...) for the refusal its caller then gets)")
+#: What an early cancel's message says of the declarations (time.timeout): only the ones that apply (review 10,
+#: finding 3), after the call that cancelled the job.
+CALL_HINT = "if unsubscribe cancels work on purpose, declare Operation(..., cancels_work=True) for it"
+SHED_HINT = "its caller was refused with Unsubscribed then: if the subject shed the work on purpose, declare it in the Target's sheds"
 
 
 class EarlyTimeout(fanout.Broker):
@@ -59,14 +60,16 @@ def test_an_operation_declared_to_cancel_work_excuses_its_cancel() -> None:
     assert _verdict(target, _job(0, 200), Call(at_ms=50, operation="unsubscribe")) == []
     undeclared = replace(target, operations={"unsubscribe": Operation(lambda s: s.unsubscribe())})
     assert _verdict(undeclared, _job(0, 200), Call(at_ms=50, operation="unsubscribe")) == [
-        ("time.timeout", "job 0 was cancelled at 50ms, only 50ms after it started; the timeout is 300ms" + HINT)]
+        ("time.timeout", "job 0 was cancelled at 50ms, only 50ms after it started; the timeout is 300ms (cancelled in the call of "
+         f"unsubscribe() at 50ms; {CALL_HINT}; {SHED_HINT})")]
 
 
 def test_an_early_timeout_beside_a_work_cancelling_operation_is_caught() -> None:
     """The excuse is the call's instant only: the twin's delivery cancelled at 100 ms, with unsubscribe()
     called at 50 ms for another subscriber's delivery, or never, is an early timeout."""
     target = replace(load_target(f"{PACKAGE}:fanout_unsubscribe_op"), build=lambda clock: FanoutGate(clock, EarlyTimeout))
-    early = ("time.timeout", "job 0 was cancelled at 100ms, only 100ms after it started; the timeout is 300ms" + HINT)
+    early = ("time.timeout", "job 0 was cancelled at 100ms, only 100ms after it started; the timeout is 300ms "
+             "(cancelled by the subject's timer #2 Broker._timeout, set at 0ms, due 100ms)")
     assert _verdict(target, _job(0, 200)) == [early]
     assert _verdict(target, Call(at_ms=0, operation="unsubscribe"), _job(0, 200)) == [early]
 
@@ -75,7 +78,8 @@ def test_a_shed_job_refused_in_the_instant_is_no_early_timeout() -> None:
     target = load_target(f"{PACKAGE}:fanout_evict")
     assert _verdict(target, *OVERFLOW) == []
     assert _verdict(replace(target, sheds=()), *OVERFLOW) == [
-        ("time.timeout", "job 0 was cancelled at 0ms, only 0ms after it started; the timeout is 300ms" + HINT)]
+        ("time.timeout", "job 0 was cancelled at 0ms, only 0ms after it started; the timeout is 300ms (cancelled in the submit of "
+         f"job 3 at 0ms; {SHED_HINT})")]
 
 
 def test_an_early_timeout_of_a_shedding_subject_is_caught() -> None:

@@ -106,8 +106,8 @@ def test_a_periodic_call_cancelled_before_its_timeout_breaks_it():
     violations = check(run_schedule(target, Schedule((Start(0, 0, JobSpec("hang")), Stop(1000)))))
     assert violations[0].invariant == "time.timeout"
     assert violations[0].message == ("periodic call 0 was cancelled at 150ms, only 150ms after it started; "
-                                     "the timeout is 300ms (a call that cancels it on purpose is declared: "
-                                     "Operation(..., cancels_work=True))")
+                                     "the timeout is 300ms (cancelled by the subject's timer #1 timeItOut, set "
+                                     "at 0ms, due 150ms)")
 
 
 @pytest.mark.parametrize("promise", [{"timeout_from": "submit"}, {"timeout_from": "wait"}, {"timeout_fires": True}])

@@ -17,7 +17,9 @@ import pytest
 from twisted.internet import defer
 
 import harness.invariants as invariants_package
-from harness import Call, Cancel, ClockPolicy, JobSpec, Jump, Schedule, Stop, Submit, Target, check, load_target, run_schedule
+from harness import (
+    Call, Cancel, ClockPolicy, JobSpec, Jump, Operation, Schedule, Stop, Submit, Target, check, load_target, run_schedule,
+)
 from harness.model.schedule import Start
 from scenarios.caller_timeout import CallerTimeoutPool
 from scenarios.retry import BackoffRetry, JitteryBackoff
@@ -207,6 +209,10 @@ def _detach_and_glue_rows() -> tuple[Row, ...]:
     )
 
 
+#: The round-8 subscriber whose unsubscribe() cancels the delivery in progress, not declaring it (cancels_work).
+_UNSUBSCRIBE_UNDECLARED = replace(load_target("scenarios.review.round8.targets:fanout_unsubscribe_op"),
+                                  operations={"unsubscribe": Operation(lambda s: s.unsubscribe())})
+
 MESSAGES: tuple[Row, ...] = (
     # completion
     Row("once", "completion.once", "was fired twice", "scenarios.next_tick:next_tick_delivery_pool", SEMAPHORE,
@@ -309,7 +315,18 @@ MESSAGES: tuple[Row, ...] = (
     Row("wait.free_slot_held", "time.timeout", "not full (0 running, 0 slots held by pending FakeDB._connect_done timers)",
         "tests.specimens_relaxed5a:pool_idle_kept", "scenarios.review.round5.targets:pool_hang_connects",
         S(Submit(0, 0, ok(100)), Submit(0, 1, ok(100)), Submit(0, 2, ok()))),
-    Row("timeout.early_start", "time.timeout", "only 30ms after it started; the timeout is 300ms (work ended on purpose is declared: Operation(..., cancels_work=True)", _short_timeout,
+    # an early cancel names the call it happened in and only the declarations that apply (review 10, finding 3)
+    Row("timeout.early_by_call", "time.timeout", "(cancelled in the call of unsubscribe() at 50ms; if unsubscribe "
+        "cancels work on purpose, declare Operation(..., cancels_work=True) for it; its caller was refused with "
+        "Unsubscribed then: if the subject shed the work on purpose, declare it in the Target's sheds)",
+        _UNSUBSCRIBE_UNDECLARED, "scenarios.review.round8.targets:fanout_unsubscribe_op",
+        S(Submit(0, 0, ok(200)), Call(at_ms=50, operation="unsubscribe"))),
+    Row("timeout.early_stale_timer", "time.timeout", "(cancelled by the subject's timer #1 "
+        "LingeringTimeoutSaga._timed_out, set at 0ms, due 400ms, before the job started at 100ms: not this job's "
+        "timeout; a deadline of earlier work left armed?)",
+        "scenarios.review.round10.targets:saga_timeout_lingers", "scenarios.review.round10.targets:saga_ok",
+        S(Submit(0, 0, HANG))),
+    Row("timeout.early_start", "time.timeout", "only 30ms after it started; the timeout is 300ms (cancelled by the subject's timer #1 timeItOut, set at 0ms, due 30ms)", _short_timeout,
         "scenarios.timeout:timeout_pool", S(Submit(0, 0, HANG))),
     Row("timeout.early_submit", "time.timeout", "only 30ms after it was submitted; the timeout is 300ms",
         "scenarios.submit_timeout:slipped_submit_timeout", "scenarios.submit_timeout:submit_timeout_pool",

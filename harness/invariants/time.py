@@ -16,9 +16,10 @@ from harness.model.known import known
 from harness.model.schedule import Jump
 from harness.model.trace import EventKind, counted, format_ms
 from harness.invariants.base import Invariant, Violation
+from harness.invariants.early_cancel import early_cancel_note
 from harness.invariants.on_demand import asking, on_demand_calls
 from harness.invariants.wait_slots import free_slot_before, holding
-from harness.run.calls import CALL_OPENERS, owed_before
+from harness.run.calls import CALL_OPENERS, SCHEDULE_OPERATIONS, owed_before
 from harness.run.chains import chain_lateness, last_rearm, loop_timers, timer_number
 from harness.run.facts import Attempt, Facts, JobFacts, abandoned_at, facts_of, stranded_jobs
 from harness.run.outcomes import served_by
@@ -125,7 +126,7 @@ class Timeout(Invariant):
                         f"{format_ms(known(ended) - origin)} after it")
                 return (
                     f"{what} {'started' if target.timeout_from == 'start' else 'was submitted'}; the timeout is "
-                    f"{target.timeout_ms}ms{'' if hedged else _ON_PURPOSE}",
+                    f"{target.timeout_ms}ms{'' if hedged else early_cancel_note(target, facts, job, attempt)}",
                     [attempt.start, known(attempt.end)],
                 )
             if due > horizon:
@@ -245,12 +246,6 @@ class Timeout(Invariant):
         return min(marks) if marks else None
 
 
-#: What an early cancel's message adds: how work the subject ends on purpose is declared (review 8, finding 1).
-_ON_PURPOSE = (" (work ended on purpose is declared: Operation(..., cancels_work=True) for a call that cancels it, "
-               "Target(sheds=...) for the refusal its caller then gets)")
-_ON_PURPOSE_PERIODIC = " (a call that cancels it on purpose is declared: Operation(..., cancels_work=True))"
-
-
 def _judge_periodic(target: Target, facts: Facts) -> tuple[str, list[int]] | None:
     """A periodic target's timeout T: each call of the work still running T after it started is cancelled
     at T (by T plus the clock's lateness), and none is cancelled sooner.
@@ -294,7 +289,7 @@ def _judge_periodic(target: Target, facts: Facts) -> tuple[str, list[int]] | Non
                 return (
                     f"periodic call {attempt.n} was cancelled at {format_ms(known(ended))}, only "
                     f"{format_ms(known(ended) - started)} after it started; the timeout is {target.timeout_ms}ms"
-                    f"{_ON_PURPOSE_PERIODIC}",
+                    f"{early_cancel_note(target, facts, job, attempt, periodic=True)}",
                     [attempt.start, known(end)],
                 )
             if ended is not None and ended <= due + late:
@@ -451,8 +446,7 @@ def _ended_on_purpose(target: Target, facts: Facts, job: JobFacts, attempt: Atte
 
 
 #: The events that open a step of the schedule: what follows one was made by that operation, not by the one before.
-_OPERATIONS = frozenset((EventKind.SUBMIT, EventKind.CANCEL, EventKind.CALL, EventKind.STOP, EventKind.START,
-                         EventKind.CLOCK_JUMP))
+_OPERATIONS = SCHEDULE_OPERATIONS
 
 
 def _operation_between(facts: Facts, first: int, last: int) -> bool:
@@ -670,7 +664,7 @@ def _judge_detached(target: Target, facts: Facts, job: JobFacts) -> tuple[str, l
             return (
                 f"job {job.id} was cancelled at {format_ms(facts.time(known(end)))}, only "
                 f"{format_ms(facts.time(known(end)) - facts.time(origin))} after it {what}; the timeout is "
-                f"{target.timeout_ms}ms (and, with timeout_detaches, it leaves the work running){_ON_PURPOSE}",
+                f"{target.timeout_ms}ms (and, with timeout_detaches, it leaves the work running){early_cancel_note(target, facts, job, attempt)}",
                 [attempt.start, known(end)],
             )
     fired = job.fired

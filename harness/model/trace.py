@@ -62,7 +62,7 @@ class EventKind(StrEnum):
     CALL_RAISED = "call.raised"  #: it raised an exception type it does not declare
     CALL_FAILURE = "call.failure"  #: its Deferred failed with a type it does not declare
     CALL_REFUSED = "call.refused"  #: it raised (or failed with) a declared type, never an AlreadyCalledError
-    CALL_RESULT = "call.result"  #: the Deferred it returned delivered a value (detail: ``name: value``)
+    CALL_RESULT = "call.result"  #: the Deferred it returned delivered a value, or it returned one (not None)
     #: the Deferred it returned had not fired when the run ended, stopped, with no work in flight and
     #: nothing scheduled (detail: ``name(args) at event <index of its call>``); ``completion.operation``
     CALL_PENDING = "call.pending"

@@ -24,6 +24,11 @@ CALL_OPENERS = frozenset({
     EventKind.REACTOR_PAUSE, EventKind.TIMER_FIRE, EventKind.JOB_FINISH, EventKind.JOB_FAIL,
 })
 
+#: The events that open a step of the schedule (an operation): what follows one was made by that operation
+#: (or by what it set off in its instant), not by the one before.
+SCHEDULE_OPERATIONS = frozenset((EventKind.SUBMIT, EventKind.CANCEL, EventKind.CALL, EventKind.STOP, EventKind.START,
+                                 EventKind.CLOCK_JUMP))
+
 
 def opener_of(facts: Facts, index: int, after: int = -1) -> int | None:
     """The trace index of the opener of the call whose chain holds event ``index`` (the opener itself when
@@ -39,7 +44,7 @@ def timer_due_us(facts: Facts, fire: int) -> int | None:
     """When the subject's timer whose ``timer.fire`` is at trace index ``fire`` was due (virtual us), read
     from its ``timer.set`` (``#<n> <function> due <time>``); None if the event is no timer firing or its
     setting is not in the trace (a run whose timer events stopped at ``timer.limit``)."""
-    set_at = _set_of(facts, fire)
+    set_at = timer_set_at(facts, fire)
     return None if set_at is None else set_due_us(facts.events[set_at][4])
 
 
@@ -50,7 +55,7 @@ def punctual_due_us(facts: Facts, fire: int) -> int | None:
     would have been at 400 ms), at most the clock's lateness (``Facts.late_us``). One step back only: a
     ``LoopingCall`` keeps its own schedule, so lateness is not summed along chains. None as for
     ``timer_due_us``."""
-    set_at = _set_of(facts, fire)
+    set_at = timer_set_at(facts, fire)
     if set_at is None:
         return None
     due = set_due_us(facts.events[set_at][4])
@@ -91,7 +96,7 @@ def _cancels_overdue(facts: Facts, opener: int, deadline_us: int) -> bool:
             return False
         if kind != EventKind.TIMER_CANCEL:
             continue
-        set_at = _set_of(facts, i)
+        set_at = timer_set_at(facts, i)
         if set_at is not None:
             due = set_due_us(events[set_at][4])
             if due is not None and abs(due - deadline_us) <= 1 and due <= now:  # 1us: float rounding
@@ -103,7 +108,7 @@ _FIRED_OR_CANCELLED = frozenset({EventKind.TIMER_FIRE, EventKind.TIMER_CANCEL})
 _SET_OR_RESET = frozenset({EventKind.TIMER_SET, EventKind.TIMER_RESET})
 
 
-def _set_of(facts: Facts, index: int) -> int | None:
+def timer_set_at(facts: Facts, index: int) -> int | None:
     """The trace index of the ``timer.set`` of the timer firing (or cancelled) at ``index``, or of its latest
     ``timer.reset`` (a ``reset``/``delay`` moved it: its due time and the call that set it are the
     reset's); None: no timer firing or cancel, or its setting is not in the trace."""

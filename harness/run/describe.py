@@ -8,6 +8,7 @@ and a place is a file's base name, never a full path.
 
 from __future__ import annotations
 
+import enum
 import functools
 import os
 import re
@@ -114,6 +115,37 @@ def _describe(value: Any, limit: int) -> str:
 def _describe_text(value: str, limit: int) -> str:
     """``_describe`` of an exact ``str``: a pure function of the text, so cached."""
     return _describe(value, limit)
+
+
+#: The types whose ``repr`` is data (the same in every run and process): what ``describe_returned`` shows.
+_DATA = (bool, int, float, complex, str, bytes, type(None), enum.Enum)
+
+
+def describe_returned(value: Any, limit: int = 80) -> str:
+    """What the trace records of a plain (non-Deferred) value an operation returned (review 10, finding 5).
+
+    Data is described as ``describe`` does (``True``, ``3``, ``'moved'``, ``(1, 'a')``, ``{'n': 2}``:
+    numbers, text, enums, and tuples, lists and dicts of them); any other object by its type only
+    (``<a Handle>``): a job's result or a Deferred's answer is the subject's data, but an operation's
+    return is often an object of its own (``self``, a handle, a request) whose ``repr`` may hold a
+    counter, an ``id()`` or a clock reading, and would make the trace differ between two runs of one
+    schedule. Sets are described by their type too: their order depends on string hashing.
+    """
+    if _is_data(value, 3):
+        return describe(value, limit)
+    return f"<a {one_line(type(value).__qualname__.rsplit('<locals>.', 1)[-1])}>"
+
+
+def _is_data(value: Any, depth: int) -> bool:
+    """Whether ``value`` is data (``_DATA``, or a tuple, list or dict of data), nested at most ``depth`` deep."""
+    if isinstance(value, _DATA):
+        return True
+    if depth <= 0 or type(value) not in (tuple, list, dict):
+        return False
+    items = list(value.items()) if isinstance(value, dict) else value
+    if len(items) > 20:
+        return False
+    return all(_is_data(item, depth - 1) for item in items)
 
 
 _RECURSION = "maximum recursion depth exceeded"

@@ -27,7 +27,7 @@ from harness.model.schedule import Call, Cancel, Jump, Start, Stop, Submit
 from harness.model.trace import EventKind, Trace, format_ms
 from harness.run.answers import answer_detail
 from harness.run.clock import FaultClock, Livelock, _FaultDelayedCall, call_name, func_name
-from harness.run.describe import describe, describe_error
+from harness.run.describe import describe, describe_error, describe_returned
 from harness.run.jobs import Job
 
 if TYPE_CHECKING:
@@ -254,7 +254,12 @@ def _subject_calls_by_due(calls: list[_FaultDelayedCall]) -> list[_FaultDelayedC
 
 
 def _leak_detail(name: str, call: _FaultDelayedCall) -> str:
-    """A ``leak.call`` detail: the call's name and when it is due."""
+    """A ``leak.call`` detail: the call's name and when it is due. A running ``LoopingCall``'s pending tick is
+    named by the loop's function too (``LoopingCall(LeaseHolder._renew) due at 10250ms``, as its ``leak.loop``
+    names it): the clock's call is the loop itself, and a subject may run several (review 10, finding 6)."""
+    loop = getattr(call, "func", None)
+    if isinstance(loop, task.LoopingCall):
+        name = f"{name}({func_name(loop.f)})"
     return f"{name} due at {round(call.due_us / 1000)}ms"
 
 
@@ -458,6 +463,11 @@ def _call(run: Run, op: Call) -> None:
         return
     if operation.restarts and run.stopped:
         restart(run)
+    if result is not None and not isinstance(result, defer.Deferred):
+        # A plain return answers the call at once (review 10, finding 5); None, most operations' return, is no
+        # answer. Data as it is, another object by its type (``describe_returned``): the trace stays the same.
+        run.trace.record(EventKind.CALL_RESULT, detail=answer_detail(f"{op.operation}: {describe_returned(result)}", call_at))
+        return
     if isinstance(result, defer.Deferred):
         if not operation.may_pend:  # judged at the end if it never fires (record_leftovers)
             run.answers.append((call_at, label, result))

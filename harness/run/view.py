@@ -86,9 +86,9 @@ class JobRecord:
     """One submitted job and its caller.
 
     ``received`` is what the caller's Deferred delivered first (None: never
-    fired); ``cancelled_us`` when the harness cancelled it; ``served_by``
-    which attempt's outcome it received (its own, or, for a shared target,
-    the execution it joined).
+    fired); ``cancelled_us`` when the harness cancelled it (``cancel_indices``
+    where in the trace); ``served_by`` which attempt's outcome it received
+    (its own, or, for a shared target, the execution it joined).
     """
 
     id: int
@@ -105,6 +105,9 @@ class JobRecord:
     #: The trace index of the ``submit`` event (None: never submitted), to order the submission against
     #: other events of the same instant (an operation's ``CallRecord.index``, an attempt's ``start_index``).
     submit_index: int | None = None
+    #: The trace indices of the ``cancel`` events, one per entry of ``cancelled_us``: order a cancel against
+    #: a start, an answer or an operation of the same instant (review 10, finding 5).
+    cancel_indices: tuple[int, ...] = ()
 
     @property
     def ran(self) -> bool:
@@ -124,9 +127,10 @@ class CallRecord:
     wall_us: int | None = None
     #: The trace index of the ``call`` event (as ``Outcome.index``): relate a call to other events.
     index: int = -1
-    #: What the Deferred the operation returned delivered first (``kind``, ``value`` or ``error``, ``index``
-    #: and ``t_us`` of its ``call.result``, ``call.failure`` or ``call.refused`` event); None if the call
-    #: raised, returned no Deferred, or its Deferred never fired.
+    #: What the Deferred the operation returned delivered first, or the plain value it returned (``kind``,
+    #: ``value`` or ``error``, ``index`` and ``t_us`` of its ``call.result``, ``call.failure`` or
+    #: ``call.refused`` event; a plain value as ``describe_returned`` records it); None if the call raised,
+    #: returned None, or its Deferred never fired.
     answer: Outcome | None = None
     #: Its Deferred had not fired when the run ended stopped, with no work in flight and nothing
     #: scheduled (the ``call.pending`` event ``completion.operation`` judges).
@@ -192,6 +196,7 @@ class RunView:
             served_by=self._attempts[id(served)] if served is not None else None,
             submitted_wall_us=self.wall_us(job.submit) if job.submit is not None else None,
             submit_index=job.submit,
+            cancel_indices=job.cancels,
         )
 
     def _outcome(self, outcome: Outcome | None) -> Outcome | None:

@@ -9,7 +9,8 @@ into one (when their sum stays within the menu's ``max_jump_ms``), drops later-a
 behaviours and hostile cancellers, shortens behaviour chains from the front, moves jobs to key 0, zeroes durations, moves operations earlier
 in time (one alone into the instant of the one before, or it and all later
 ones by a whole gap or part of it), puts operations back after every round of
-their instant (``after_rounds`` None), tames the clock policy, and finally
+their instant (``after_rounds`` None), tames the clock policy, brings a cancel up to
+a job submitted before it (the operations between deleted), and finally
 numbers the jobs (and keys) 0, 1, 2... The passes are a table (``PASSES``): a
 new kind of simplification is one more generator in it.
 """
@@ -164,6 +165,30 @@ def _move_earlier(schedule: Schedule) -> Iterator[Schedule]:
             shift //= 2
 
 
+def _cancel_closer(schedule: Schedule) -> Iterator[Schedule]:
+    """A cancel brought up to a job submitted before it: the operations between that job's submission and
+    the cancel deleted, and the cancel made that job's, every candidate with fewer operations.
+
+    The cancel that breaks an invariant need not be of the job the search drew it for: a stream's stall
+    timer that outlives its queue needs a cancel that empties the queue, and the search found it as
+    ``submit 3, grant(2), submit 4, cancel 3`` where ``cancel 2`` right after job 2's submission does
+    it (review 10, finding 4). No deletion reaches that (without job 3 the cancel has nothing to
+    cancel, and with it the grant and job 4 refill what it frees), and a cancel retargeted alone
+    keeps the operations around it. One candidate per cancel and job submitted (or started) before
+    it, tried after every other pass, where the schedule is at a local minimum: a handful of runs.
+    """
+    ops = schedule.ops
+    for index, cancel in enumerate(ops):
+        if not isinstance(cancel, Cancel):
+            continue
+        for begin in range(index):
+            submit = ops[begin]
+            if not isinstance(submit, (Submit, Start)) or begin == index - 1:
+                continue  # nothing between them: the cancel retargeted alone would be no smaller schedule
+            moved = replace(cancel, job=submit.job)
+            yield _without(replace(schedule, ops=ops[:index] + (moved,) + ops[index + 1 :]), set(range(begin + 1, index)))
+
+
 def _usual_landings(schedule: Schedule) -> Iterator[Schedule]:
     """Operations back to the usual order of their instant (after every round), one at a time."""
     ops = schedule.ops
@@ -216,6 +241,7 @@ PASSES: list[Callable[[Schedule], Iterator[Schedule]]] = [
     _move_earlier,
     _usual_landings,
     _tame_clock,
+    _cancel_closer,
 ]
 
 

@@ -78,9 +78,8 @@ def credits_respected(run: Run) -> object:
     attempts = view.attempts()
     if not attempts and not grants:
         return NOT_JUDGED
-    cancels: dict[int, int] = {}
-    for i, e in view.of_kind("cancel"):
-        cancels.setdefault(e.job, i)
+    # each job's first cancel (JobRecord.cancel_indices: review 10, finding 5)
+    cancels = {j.id: j.cancel_indices[0] for j in view.jobs.values() if j.cancel_indices}
     # credit given back: an attempt cancelled by its caller's cancel while it ran (a canceller that
     # raised stops the stream's cancel half-way: that credit is not given back)
     returned = [a.end_index for a in attempts if a.outcome == "cancelled" and a.end_index is not None
@@ -245,9 +244,7 @@ def _due_times(run: Run) -> dict[int, int]:
     """Each job's due time (monotonic, microseconds) as the glue set it: its submission plus
     100 ms per key, moved by every reschedule that reached it while it was still pending."""
     view = run.view
-    cancels: dict[int, int] = {}
-    for i, e in view.of_kind("cancel"):
-        cancels.setdefault(e.job, i)
+    cancels = {j.id: j.cancel_indices[0] for j in view.jobs.values() if j.cancel_indices}
     due: dict[int, int] = {}
     for job in view.jobs.values():
         if job.submitted_us is None:
@@ -277,9 +274,7 @@ def due_order_respected(run: Run) -> object:
     if not due:
         return NOT_JUDGED
     stop_index = next((i for i, _ in view.of_kind("stop")), None)
-    cancels: dict[int, int] = {}
-    for i, e in view.of_kind("cancel"):
-        cancels.setdefault(e.job, i)
+    cancels = {j.id: j.cancel_indices[0] for j in view.jobs.values() if j.cancel_indices}
 
     def waiting(job: Any, index: int) -> bool:
         if job.submit_index is None or job.submit_index > index:
