@@ -11,7 +11,7 @@ from twisted.python.failure import Failure
 from harness import Target
 
 from . import saga
-from .targets import STEP_TIMEOUT_MS, SagaGate
+from .targets import COMP_BACKOFF_MS, STEP_TIMEOUT_MS, SagaGate
 
 TIMEOUT_MS = 300
 LATE_S = 2.0
@@ -47,11 +47,13 @@ late_answer_retries0 = Target(build=LateAnswerPool, timeout_ms=TIMEOUT_MS, cance
                               description="a timeout answered 2 s late, retries=0 declared")
 
 # Finding 2: the correct saga declared without `retries=0`: its timeout's answer comes after the
-# compensation of the steps before (50 ms of backoff), and `time.timeout` wants it at T.
+# compensation of the steps before (50 ms of backoff), and `time.timeout` wants it at T unless the
+# cleanup is declared (`timeout_cleanup_ms`, fix10a).
 saga_timeout_after_compensation = Target(
     build=lambda clock: SagaGate(clock),
     timeout_ms=STEP_TIMEOUT_MS,
     timeout_error=saga.StepTimedOut,
     wraps={saga.SagaFailed: lambda e: e.cause},
+    timeout_cleanup_ms=COMP_BACKOFF_MS,
     description="the correct saga, its timeout answered after compensating",
 )
