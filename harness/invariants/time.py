@@ -516,8 +516,9 @@ def _judge_cleanup(target: Target, facts: Facts, job: JobFacts, attempt: Attempt
     rollback, before it answers), plus how late the timers on the cleanup's way fired (``chain_lateness``: a
     backoff between two tries of a compensation may fire as late as the clock may be, each in its turn).
 
-    A cancel of the caller's own or a ``stop()`` during the cleanup, before the answer and by the bound, excuses
-    the rest (the cleanup may end with its error). An answer never given is judged at the drain: when the bound
+    A cancel of the caller's own or a ``stop()`` during the cleanup, before the answer and by the bound (plus the
+    clock's lateness: a cleanup timer overdue then, not yet run by a late reactor), excuses the rest (the cleanup
+    may end with its error). An answer never given is judged at the drain: when the bound
     passed by then, or nothing at all was left scheduled (``Facts.idle_drain``: nothing could ever answer it).
     """
     end, fired = known(attempt.end), job.fired
@@ -526,7 +527,8 @@ def _judge_cleanup(target: Target, facts: Facts, job: JobFacts, attempt: Attempt
     origin = opener_of(facts, end)
     late = 0 if origin is None else chain_lateness(facts.events, origin, last, facts.late_us, cleanup * 1000)
     bound = cancelled + cleanup * 1000 + late
-    if (excused is not None and end < excused and (fired is None or excused < fired) and facts.time(excused) <= bound
+    if (excused is not None and end < excused and (fired is None or excused < fired)
+            and facts.time(excused) <= bound + facts.late_us  # (before a late reactor ran the cleanup's overdue timer)
             and (facts.drained is None or excused < facts.drained)):  # the teardown stop() excuses nothing
         return None  # the caller's cancel or a stop() came during the cleanup: any error goes then
     expected = target.timeout_error.__name__
