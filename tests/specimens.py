@@ -566,6 +566,15 @@ class ResetsTooFar(ResetsOnRestart):
             self.timer.reset(self.DELAY * 10)
 
 
+class StuckAfterReset(ResetsOnRestart):
+    """BUG: ``restart`` puts the pending tick off by ``reset``, but leaves a flag set that its ticks read: they
+    fire on, one interval after each restart, and call nothing (audit 13)."""
+
+    def restart(self) -> None:
+        self.calls_work = False
+        super().restart()
+
+
 class KillsOnSkip(Keepalive):
     """BUG: ``skip`` ends the call in flight and the loop with it, in silence."""
 

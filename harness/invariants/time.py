@@ -1434,7 +1434,9 @@ class LoopDied(_Periodic):
     (``harness.run.chains.last_rearm``: a restart, ``stop(); start()``,
     cancelled the loop's pending timer and set one of the same function):
     buildbot's ``RepeatedActionHandler`` restarted less than an interval
-    apart puts its next call off by design (session 12). A call of the work
+    apart puts its next call off by design (session 12); not once the loop
+    let more than ``skips`` ticks pass since without a call, nor a re-arm
+    for later than the wait (audit 13). A call of the work
     cancelled by an operation, declared ``cancels_work`` or not, still owes
     the next call: the declaration excuses the call's early end
     (``time.timeout``), not the loop's. A call that ends after
@@ -1545,7 +1547,17 @@ class LoopDied(_Periodic):
         target = run.target
         late = facts.late_us
         calls = facts.by_kind.get(EventKind.CALL, ())
-        rearm = last_rearm(facts.events, job, origin, window_end) if any(origin < i <= window_end for i in calls) else None
+        rearm = None
+        if any(origin < i <= window_end for i in calls):
+            # How far out a re-arm may set the loop's timer and still put its call off: the wait without the
+            # allowances worked out below but the wall clock's setback (None: a backoff loop, or no bound).
+            reach: int | None = None
+            if high is None and target.skips != math.inf:
+                ticks = max(int(target.skips) + 1, 2)
+                reach = ticks * (known(target.interval_ms) * 1000 + late)
+                if ticking and facts.jumps:
+                    reach += _wall_behind_us(run, facts, origin, window_end)
+            rearm = last_rearm(facts.events, job, origin, window_end, target.skips, reach)
         since = ""
         if rearm is not None:
             # An operation re-armed the loop (a restart): its wait runs from there, as from its start().

@@ -162,7 +162,8 @@ def _timer_function(detail: str) -> str:
     return detail.split(" ", 1)[-1].rsplit(" due ", 1)[0]
 
 
-def last_rearm(events: Sequence[RawEvent], job: int, after: int, end: int) -> int | None:
+def last_rearm(events: Sequence[RawEvent], job: int, after: int, end: int, skips: float = 1,
+               reach_us: int | None = None) -> int | None:
     """The trace index of the latest call of an operation (``call``) in ``events[after + 1:end + 1]`` that
     re-armed the loop calling the work of job ``job``: in its call chain the subject cancelled a pending
     timer of the loop's and set a timer of the same function (a restart, ``stop(); start()``, of buildbot's
@@ -174,43 +175,68 @@ def last_rearm(events: Sequence[RawEvent], job: int, after: int, end: int) -> in
     ``loop_timers`` cannot know it). A re-armed loop owes its next call from the re-arm, as from its
     ``start()``: the schedule, not the subject, put it off. An operation that cancels the loop's timer and
     sets none (a restart that forgets to start again), or sets another function's, re-arms nothing.
+
+    Once more than ``skips`` ticks of the loop (its timers set for later, not a ``callLater(0)`` hop) fired
+    after ``after`` without a call of the work (the span has none), no later re-arm counts: the loop had
+    its ticks and let them pass, so a restart cannot put off a call it already failed to make (a
+    loop whose ticks stopped calling the work, re-armed by ``reset`` more often than its wait: audit 13).
+    With ``reach_us`` (the loop's wait), a call that re-armed the loop only for later than that (a restart
+    arming it ten intervals out) puts nothing off: no call could come within the wait from it, so a
+    loop re-armed too far more often than its wait is judged from before (audit 13).
     """
     ours = set(loop_timers(events, job, end + 1))
+    delay: dict[int, int] = {}  # each timer set or moved so far: the delay asked for (us)
+    ticks = 0  # the loop's ticks fired after ``after``
     in_start = in_call = False
     cancelled: set[str] = set()  # the functions of the loop's timers the current operation call cancelled
     set_here: list[tuple[int, str]] = []  # the timers the current operation call set: number, function
-    moved = False  # the current operation call moved a pending timer of the loop's (reset, delay)
+    moved: list[int] = []  # the delays the current operation call moved pending timers of the loop's to
     opener = latest = None
-    for index, (_, kind, job_id, _, detail) in enumerate(events[:end + 1]):
+    for index, (t_us, kind, job_id, _, detail) in enumerate(events[:end + 1]):
         if kind in CALL_OPENERS:
             if in_call and opener is not None:
-                latest = _rearmed(ours, cancelled, set_here, moved, opener, after, latest)
+                latest = _rearmed(ours, cancelled, set_here, moved, opener, after, latest, delay, reach_us)
+            if kind == _FIRE and index > after:
+                number = timer_number(detail)
+                if number in ours and delay.get(number, 1) > 0:
+                    ticks += 1
+                    if ticks > skips:
+                        return latest  # ticks let pass: no later re-arm puts the owed call off
             in_start = kind == _LOOP_START and job_id == job
             in_call, opener = kind == _CALL, index
-            cancelled, set_here, moved = set(), [], False
+            cancelled, set_here, moved = set(), [], []
         elif kind == _SET:
             number = timer_number(detail)
             if number is None:
                 continue
+            delay[number] = (set_due_us(detail) or t_us) - t_us
             if in_start:
                 ours.add(number)
             elif in_call:
                 set_here.append((number, _timer_function(detail)))
         elif kind == _CANCEL and in_call and timer_number(detail) in ours:
             cancelled.add(_timer_function(detail))
-        elif kind == _RESET and in_call and timer_number(detail) in ours:
-            moved = True
+        elif kind == _RESET:
+            number = timer_number(detail)
+            if number is not None:
+                delay[number] = (set_due_us(detail) or t_us) - t_us
+            if in_call and number is not None and number in ours:
+                moved.append(delay[number])
     if in_call and opener is not None:
-        latest = _rearmed(ours, cancelled, set_here, moved, opener, after, latest)
+        latest = _rearmed(ours, cancelled, set_here, moved, opener, after, latest, delay, reach_us)
     return latest
 
 
-def _rearmed(ours: set[int], cancelled: set[str], set_here: list[tuple[int, str]], moved: bool, opener: int,
-             after: int, latest: int | None) -> int | None:
+def _rearmed(ours: set[int], cancelled: set[str], set_here: list[tuple[int, str]], moved: list[int], opener: int,
+             after: int, latest: int | None, delay: dict[int, int], reach_us: int | None) -> int | None:
     """``last_rearm``'s step at the end of an operation call's chain: the timers it set anew join the loop's,
-    and the call is the latest re-arm if it re-armed any, or moved one (past ``after``)."""
+    and the call is the latest re-arm if it re-armed any, or moved one (past ``after``), due within
+    ``reach_us`` of it (None: any)."""
     again = [number for number, function in set_here if function in cancelled]
     if not again and not moved:
         return latest
     ours.update(again)
+    soonest = min([delay.get(number, 0) for number in again] + moved)
+    if reach_us is not None and soonest > reach_us:
+        return latest  # re-armed only past the wait: no call can come within it from here
     return opener if opener > after else latest
