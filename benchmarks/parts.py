@@ -3,6 +3,7 @@
     python benchmarks/parts.py                  # medium schedules (50 operations), 300 of them
     python benchmarks/parts.py --ops 200 --schedules 100
     PYTHONPATH=/path/to/other/checkout python benchmarks/parts.py   # the same for another version
+    python benchmarks/parts.py --cold-check     # the check judged as each run ends against warm
 
 Generation (decoding seeded bytes into schedules), the runs, the invariants
 (the facts index, the diagnosis and every check) and a whole campaign over
@@ -96,6 +97,36 @@ def parts(
     return found
 
 
+def cold_check(ops: int, count: int, repeats: int) -> dict[str, float]:
+    """The check's two steps timed per run, each run judged as it ends (as a campaign does) and all runs judged
+    after all have run (the check's code warm), best of ``repeats``, in microseconds an example: the facts pass
+    (``facts_of``) and the rest (the diagnosis and every invariant). Where the second is much dearer interleaved,
+    what costs is code run once an example (``docs/benchmarks.md``, "Thirteenth round")."""
+    from harness.run.facts import facts_of
+
+    target = bench._pool_target(ops)
+    schedules = bench.harness_campaign(ops, count)[1]
+    clock = time.process_time
+    best = {"facts_interleaved": float("inf"), "rest_interleaved": float("inf"), "facts_warm": float("inf"), "rest_warm": float("inf")}
+    for _ in range(repeats):
+        for how in ("interleaved", "warm"):
+            gc.collect()
+            spent = [0.0, 0.0]
+            with RunSession():
+                runs = [run_schedule(target, schedule) for schedule in schedules] if how == "warm" else []
+                for index, schedule in enumerate(schedules):
+                    run = runs[index] if runs else run_schedule(target, schedule)
+                    started = clock()
+                    facts_of(run)
+                    middle = clock()
+                    check(run)
+                    spent[0] += middle - started
+                    spent[1] += clock() - middle
+            best[f"facts_{how}"] = min(best[f"facts_{how}"], spent[0] / count * 1e6)
+            best[f"rest_{how}"] = min(best[f"rest_{how}"], spent[1] / count * 1e6)
+    return best
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", type=int, default=50, help="operations per schedule")
@@ -115,7 +146,21 @@ def main(argv: list[str] | None = None) -> int:
         help="also time one campaign of N examples (once: the full collections every few thousand runs, which "
         "the best of several short campaigns leaves out, are in it)",
     )
+    parser.add_argument(
+        "--cold-check",
+        action="store_true",
+        help="only time the facts pass and the rest of the check, each run judged as it ends and all runs judged "
+        "after all have run (us an example)",
+    )
     args = parser.parse_args(argv)
+    if args.cold_check:
+        cold = cold_check(args.ops, args.schedules, args.repeats)
+        print(
+            f"facts pass {cold['facts_interleaved']:.1f} us an example judged as it ends, {cold['facts_warm']:.1f} after all "
+            f"runs; the rest of the check {cold['rest_interleaved']:.1f} and {cold['rest_warm']:.1f} "
+            f"({cold['rest_interleaved'] / cold['rest_warm']:.2f}x)"
+        )
+        return 0
     found = parts(args.ops, args.schedules, args.repeats, args.campaign_schedules, args.long_campaign)
     both = f", run and check {found['run_and_check']:.2f}x" if "run_and_check" in found else ""
     if "long_campaign" in found:

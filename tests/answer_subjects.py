@@ -11,7 +11,17 @@ hung. Each answers every waiter by the time it is stopped and idle, in a differe
 - ``handled``: ``wait()`` returns a Deferred whose failure at stop() the subject turns into a value.
 - ``listed_stop``: ``stop()`` returns a ``DeferredList`` of the waiters it fails and the jobs in flight.
 - ``flush``: ``flush()`` answers once every submitted job ended (a ``DeferredList`` of them).
-- ``restart``: ``stop()`` then ``resume()``; ``when_stopped()`` is answered at the next ``stop()``.
+- ``restart``: ``stop()`` then ``resume()`` (declared ``restarts=True``); ``when_stopped()`` is answered at
+  the next ``stop()``, and its ``stop()`` returns a Deferred fired at once.
+
+Buggy twins of ``restart`` (session 13), which the restart declaration must not excuse:
+
+- ``restart_forgets``: a stop after a restart answers none of the waiters asked since the restart.
+- ``ignores_stop``: ``stop()`` answers the waiters but leaves the subject running, so a waiter asked after
+  it (with no restart) is answered by nothing.
+- ``undeclared_wake``: ``wake()`` restarts it as ``resume()`` does but is not declared ``restarts``
+  (``declared_wake``: the same, declared).
+- ``first_stop_hangs``: the Deferred the first ``stop()`` returns never fires once it is restarted.
 """
 
 from __future__ import annotations
@@ -153,6 +163,7 @@ class Restart(_Base):
         super().__init__(clock)
         self.running = True
         self.stopped_waiters: list[defer.Deferred[Any]] = []
+        self.stops = 0
 
     def when_stopped(self) -> defer.Deferred[Any]:
         if not self.running:
@@ -164,11 +175,55 @@ class Restart(_Base):
     def resume(self) -> None:
         self.running = True
 
-    def stop(self) -> None:
+    def wake(self) -> None:
+        self.resume()
+
+    def stop(self) -> defer.Deferred[None]:
         self.running = False
+        self.stops += 1
         waiters, self.stopped_waiters = self.stopped_waiters, []
         for d in waiters:
             d.callback("stopped")
+        return defer.succeed(None)
+
+
+class RestartForgets(Restart):
+    def stop(self) -> defer.Deferred[None]:
+        if not self.stops:
+            return super().stop()
+        self.running = False  # the bug: the waiters asked since the restart are left waiting
+        return defer.succeed(None)
+
+
+class IgnoresStop(Restart):
+    def stop(self) -> defer.Deferred[None]:
+        done = super().stop()
+        self.running = True  # the bug: still running, so a later when_stopped() waits for a stop to come
+        return done
+
+
+class FirstStopHangs(Restart):
+    def stop(self) -> defer.Deferred[None]:
+        super().stop()
+        return defer.Deferred() if self.stops == 1 else defer.succeed(None)  # the bug: the first never fires
+
+
+class Shared:
+    """``when()`` returns one shared Deferred to every caller; it fails with ``LookupError`` at 10 ms
+    (``tests/test_audit12.py``, ``tests/test_shared_answers.py``)."""
+
+    def __init__(self, clock: Any) -> None:
+        self.ready: defer.Deferred[None] = defer.Deferred()
+        clock.callLater(0.01, self.ready.errback, LookupError("down"))
+
+    def submit(self, job: Any) -> Any:
+        return defer.maybeDeferred(job)
+
+    def when(self) -> defer.Deferred[None]:
+        return self.ready
+
+    def stop(self) -> None:
+        pass
 
 
 WAIT = Operation(lambda s: s.wait(), raises=(RuntimeError,))
@@ -190,7 +245,18 @@ coro = _target(Coro, "audit 12: a coroutine through ensureDeferred", wait=Operat
 handled = _target(Handled, "audit 12: a failure the subject handles", wait=Operation(lambda s: s.handled_wait()))
 listed_stop = _target(ListedStop, "audit 12: stop() returns a DeferredList", wait=WAIT)
 flush = _target(Flush, "audit 12: flush() answers once the jobs ended", flush=Operation(lambda s: s.flush()))
-restart = _target(Restart, "audit 12: when_stopped() answered at the next stop()",
-                  when_stopped=Operation(lambda s: s.when_stopped()), resume=Operation(lambda s: s.resume()))
+WHEN_STOPPED = Operation(lambda s: s.when_stopped())
+RESUME = Operation(lambda s: s.resume(), restarts=True)
+restart = _target(Restart, "audit 12: when_stopped() answered at the next stop(), resume() restarts",
+                  when_stopped=WHEN_STOPPED, resume=RESUME)
+restart_forgets = _target(RestartForgets, "session 13: a stop after a restart forgets the waiters",
+                          when_stopped=WHEN_STOPPED, resume=RESUME)
+ignores_stop = _target(IgnoresStop, "session 13: stop() leaves the subject running", when_stopped=WHEN_STOPPED, resume=RESUME)
+undeclared_wake = _target(Restart, "session 13: wake() restarts the subject, undeclared",
+                          when_stopped=WHEN_STOPPED, resume=RESUME, wake=Operation(lambda s: s.wake()))
+declared_wake = _target(Restart, "session 13: wake() restarts the subject, declared", when_stopped=WHEN_STOPPED,
+                        resume=RESUME, wake=Operation(lambda s: s.wake(), restarts=True))
+first_stop_hangs = _target(FirstStopHangs, "session 13: the first stop()'s Deferred never fires after a restart",
+                           when_stopped=WHEN_STOPPED, resume=RESUME)
 
 ALL = ("late_stop", "chained", "sem_waiters", "lock_waiters", "fired", "coro", "handled", "listed_stop", "flush", "restart")

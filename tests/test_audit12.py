@@ -2,8 +2,8 @@
 campaigns ran outside the suite.
 
 - ``completion.operation`` / ``completion.stop``: correct subjects answering their waiters late but
-  legitimately (``tests/answer_subjects.py``) stay clean; a subject an operation restarts after a scheduled
-  ``stop()`` is still reported (a known limit, strict xfail).
+  legitimately (``tests/answer_subjects.py``) stay clean; so does a subject an operation restarts after a
+  scheduled ``stop()``, once it declares ``Operation(restarts=True)`` (session 13: ``tests/test_restarts.py``).
 - ``Target(sheds=...)``: a job whose canceller raised, cancelled early by a buggy timeout, is no longer
   excused by a waiter a later submit of the same instant shed (``tests/shed_pools.py``).
 - ``Operation(cancels_work=True)``: a job cancelled by a later operation of the call's instant is no longer
@@ -34,14 +34,13 @@ def _names(target: Target, *ops: Any) -> list[str]:
     return [v.invariant for v in check(run_schedule(target, Schedule(ops=tuple(ops))))]
 
 
-@pytest.mark.parametrize("name", [n for n in answer_subjects.ALL if n != "restart"])
+@pytest.mark.parametrize("name", answer_subjects.ALL)
 def test_operations_answered_late_but_legitimately_are_no_completion_alarm(name: str, tmp_path: Any) -> None:
     result = campaign(f"tests.answer_subjects:{name}", seed=12, examples=150, tmp_path=tmp_path, max_failures=None,
                       all_faults=True)
     assert result.error is None and result.findings == [], [f.violation.message for f in result.findings]
 
 
-@pytest.mark.xfail(strict=True, reason="the harness knows no restart: stopped means the run's first stop() (audit 12)")
 def test_a_waiter_answered_by_the_next_stop_of_a_restarted_subject_is_no_alarm() -> None:
     ops = (Stop(at_ms=0), Call(at_ms=0, operation="resume"), Call(at_ms=0, operation="when_stopped"))
     assert _names(answer_subjects.restart, *ops) == []
@@ -126,25 +125,7 @@ def test_synapse_retry_limiter_after_a_jump_back_is_judged_from_the_latest_failu
     assert _names(target, *ops) == []
 
 
-class _Shared:
-    """``when()`` returns one shared Deferred to every caller; it fails with ``LookupError`` at 10 ms."""
-
-    def __init__(self, clock: Any) -> None:
-        self.ready: defer.Deferred[None] = defer.Deferred()
-        clock.callLater(0.01, self.ready.errback, LookupError("down"))
-
-    def submit(self, job: Any) -> Any:
-        return defer.maybeDeferred(job)
-
-    def when(self) -> defer.Deferred[None]:
-        return self.ready
-
-    def stop(self) -> None:
-        pass
-
-
-@pytest.mark.xfail(strict=True, reason="the first call's answer consumes the shared Deferred's failure (audit 12)")
 def test_two_calls_answered_by_one_shared_deferred_both_record_its_failure() -> None:
-    target = Target(build=_Shared, operations={"when": Operation(lambda s: s.when(), raises=(LookupError,))})
+    target = Target(build=answer_subjects.Shared, operations={"when": Operation(lambda s: s.when(), raises=(LookupError,))})
     run = run_schedule(target, Schedule(ops=(Call(at_ms=0, operation="when"), Call(at_ms=0, operation="when"))))
     assert [c.answer.error for c in run.view.calls] == ["LookupError", "LookupError"]

@@ -149,3 +149,36 @@ def test_every_path_of_a_double_fire_is_completion_once_alone(build, ops, kind):
     else:
         assert "no cancel came before it: two paths of the subject fired the same Deferred" in message, message
         assert "after a cancel" not in message, message
+
+
+class DoubleFire(defer.AlreadyCalledError):
+    """A subject's own name for a Deferred fired twice (its Deferred subclass says which one)."""
+
+
+class RenamedDoubleFire(Answers):
+    """BUG: answers a caller twice, its own Deferred raising ``DoubleFire``: out of an operation, and out of a
+    timer (the reactor's error path)."""
+
+    def lose(self) -> None:
+        raise DoubleFire("request 0 answered already")
+
+    def submit(self, job):
+        self.clock.callLater(0.005, self.lose)
+        return super().submit(job)
+
+
+@pytest.mark.parametrize("raises", [(), (Exception,), (DoubleFire,)], ids=["none", "Exception", "exact"])
+def test_a_double_fire_under_another_class_name_is_completion_once_by_its_class(raises):
+    """The class relation, not the name: a subclass of AlreadyCalledError named otherwise escaped the name test
+    (it was errors.operation's, or errors.escaped's out of a timer). Twisted's own keeps its text."""
+    target = Target(build=RenamedDoubleFire, operations={"lose": Operation(lambda s: s.lose(), raises=raises)})
+    found = _violations(target, Submit(0, 0, JobSpec(kind="hang")), Call(at_ms=10, operation="lose"))
+    assert next(iter(found)) == "completion.once" and not [n for n, said in found.items() if "DoubleFire" in said
+                                                            and n != "completion.once"], found
+    message = found["completion.once"]
+    assert "(reactor.error at 5ms in the subject: RenamedDoubleFire.lose: DoubleFire: [AlreadyCalledError] " \
+           "request 0 answered already); no cancel came before it" in message, message
+    run = run_schedule(target, Schedule(ops=(Call(at_ms=0, operation="lose"),)))
+    assert [(e.kind, e.detail) for e in run.trace if e.kind.startswith("call.")] == [
+        ("call.raised", "lose: DoubleFire: [AlreadyCalledError] request 0 answered already")]
+    assert [v.invariant for v in check(run)] == ["completion.once"]

@@ -36,3 +36,16 @@ def test_a_stop_not_taken_up_is_noted_and_sent_again_to_the_main_thread(capsys) 
 def test_a_stop_taken_up_in_time_is_left_alone(capsys) -> None:
     assert _repeated(True) == []
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("setting, seconds", [(None, 15.0), ("0.2", 3.0), ("1", 15.0), ("0", 15.0), ("-1", 15.0),
+                                              ("2", 15.0), ("fast", 15.0), ("nan", 15.0)])
+def test_the_private_grace_setting_only_shortens(setting, seconds, monkeypatch) -> None:
+    """``_HARNESS_GRACE_SCALE`` (the slow signal tests' setting): a factor in (0, 1], anything else ignored."""
+    from harness.guard.signals import GRACE_SCALE_ENV, grace_s
+
+    if setting is None:
+        monkeypatch.delenv(GRACE_SCALE_ENV, raising=False)
+    else:
+        monkeypatch.setenv(GRACE_SCALE_ENV, setting)
+    assert grace_s(15.0) == pytest.approx(seconds)

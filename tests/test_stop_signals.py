@@ -33,7 +33,7 @@ import pytest
 import hostile_targets
 from harness import JobSpec, Schedule, Submit, TargetError, run_schedule
 from harness.guard import supervise
-from harness.guard.signals import STOP_GRACE_S, StopSignals
+from harness.guard.signals import GRACE_SCALE_ENV, STOP_GRACE_S, StopSignals
 
 TESTS = Path(__file__).parent
 THREE = Schedule(tuple(Submit(0, job, JobSpec("succeed", 10)) for job in range(3)))
@@ -241,9 +241,23 @@ def campaigns() -> Iterator[list[_Campaign]]:
         campaign.cleanup()
 
 
-def _hung(campaigns: list[_Campaign], target: str, tmp_path: Path, *extra: str, settle: float = 1.0) -> _Campaign:
+#: The factor the tests that only wait through a grace period shorten every one with (``grace_s``: the child
+#: that resists every stop is killed 3 s after the signal, not 15 s); the other tests keep the real periods.
+FAST = 0.2
+
+
+def _fast(seconds: float) -> float:
+    """A grace period as the processes started with ``_env(**FAST_ENV)`` have it."""
+    return seconds * FAST
+
+
+FAST_ENV = {GRACE_SCALE_ENV: str(FAST)}
+
+
+def _hung(campaigns: list[_Campaign], target: str, tmp_path: Path, *extra: str, settle: float = 1.0,
+          env: dict[str, str] | None = None) -> _Campaign:
     """``harness fuzz TARGET`` started, and ``settle`` seconds into its (hung) campaign."""
-    campaign = _Campaign(target, tmp_path, *extra)
+    campaign = _Campaign(target, tmp_path, *extra, env=env)
     campaigns.append(campaign)
     campaign.wait_for(campaign.started, 60)
     time.sleep(settle)
@@ -318,27 +332,29 @@ def test_a_child_whose_parent_is_killed_stops_within_a_bounded_time(tmp_path, ca
 @pytest.mark.slow
 def test_a_child_that_resists_every_stop_is_killed_and_the_parent_says_so(tmp_path, campaigns) -> None:
     # StubbornPool catches the repeated stop (a KeyboardInterrupt) and spins again: only a kill ends it.
-    campaign = _hung(campaigns, "robust_targets:stubborn", tmp_path)
+    # The grace periods shortened alike (FAST): the parent's kill still comes after the child's own repeat.
+    campaign = _hung(campaigns, "robust_targets:stubborn", tmp_path, env=_env(**FAST_ENV))
     campaign.parent.send_signal(signal.SIGTERM)
-    code = campaign.finish(supervise.KILL_GRACE_S + 20)
+    code = campaign.finish(_fast(supervise.KILL_GRACE_S) + 20)
     err = campaign.err.read_text()
     assert code == 128 + signal.SIGTERM, err
     assert (
-        f"harness: error: the process running 'harness fuzz' had not stopped {supervise.KILL_GRACE_S:g}s after SIGTERM"
-        in err
+        f"harness: error: the process running 'harness fuzz' had not stopped {_fast(supervise.KILL_GRACE_S):g}s "
+        "after SIGTERM" in err
     ), err
     assert _group_gone(campaign.child)
 
 
 @pytest.mark.slow
 def test_the_parent_killed_while_the_child_resists_leaves_no_orphan(tmp_path, campaigns) -> None:
-    campaign = _hung(campaigns, "robust_targets:stubborn", tmp_path)
+    campaign = _hung(campaigns, "robust_targets:stubborn", tmp_path, env=_env(**FAST_ENV))
     campaign.parent.send_signal(signal.SIGKILL)
-    deadline = time.monotonic() + supervise.KILL_GRACE_S + 20
+    deadline = time.monotonic() + _fast(supervise.KILL_GRACE_S) + 20
     while not _group_gone(campaign.child):
         assert time.monotonic() < deadline, "the orphaned child is still running"
         time.sleep(0.2)
-    assert "the harness's parent process died" in campaign.err.read_text()
+    assert (f"the harness's parent process died and this one had not stopped {_fast(supervise.KILL_GRACE_S):g}s "
+            "later") in campaign.err.read_text()
 
 
 @pytest.mark.slow

@@ -105,3 +105,88 @@ def test_bad_declarations_are_refused_in_one_line():
     assert 'timeout_from="glue"' in str(refused.value) and "\n" not in str(refused.value)
     with pytest.raises(TargetError, match="timeout_from must be one of start, submit, wait, glue"):
         Target(build=Group, timeout_ms=T, timeout_from="group")
+
+
+class Released(Group):
+    """Glue that switches the first arrival's deadline off (as a release would) and still names it as the
+    group's deadline for the next arrival: a glue mistake, once silent (the next job then went untimed)."""
+
+    def submit(self, job):
+        if self.waiting:
+            self.waiting[0][1].stop_timeout()
+        return super().submit(job)
+
+
+class InCallback(Group):
+    """The same mistake made in a Deferred's callback, where Twisted catches whatever the glue raises."""
+
+    def submit(self, job):
+        if not self.waiting:
+            job.stop_timeout()
+            self.waiting.append((defer.Deferred(), job))
+            return self.waiting[-1][0]
+        first = self.waiting[0][1]
+        return defer.succeed(None).addCallback(lambda _: job.restart_timeout(like=first)).addCallback(lambda _: job())
+
+
+KEPT: list[object] = []
+
+
+class KeepsAcrossRuns(Group):
+    """Glue that keeps the first job it saw in a module global and names it in later runs."""
+
+    def submit(self, job):
+        if not KEPT:
+            KEPT.append(job)
+        elif KEPT[0] is not job:
+            job.restart_timeout(like=KEPT[0])
+        return defer.Deferred()
+
+
+class RaisedFirst(Group):
+    """The first submit raises after naming its job the group's first member."""
+
+    def submit(self, job):
+        if not self.waiting:
+            self.waiting.append((None, job))
+            raise ValueError("full")
+        job.restart_timeout(like=self.waiting[0][1])
+        return defer.Deferred()
+
+
+def refused(build) -> str:
+    t = Target(build=build, timeout_ms=T, timeout_from="glue", timeout_error=Expired, cancellable=False)
+    with pytest.raises(TargetError) as caught:
+        run_schedule(t, Schedule(ops=OPS[:2]))
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("build, where, why", [
+    (Released, "in step 2 (submit job 1) at virtual time 200ms", "job 0's deadline is off (its glue called stop_timeout())"),
+    (InCallback, "in step 2 (submit job 1) at virtual time 200ms", "job 0's deadline is off (its glue called stop_timeout())"),
+    (RaisedFirst, "in step 2 (submit job 1) at virtual time 200ms", "job 0 has no deadline (its submit raised)"),
+])
+def test_like_a_job_with_no_deadline_is_a_glue_mistake_named_in_one_line(build, where, why):
+    """Once silent (job 1 went untimed, judged by nothing); now the run ends with a target error naming both
+    jobs and the fix, also when the glue runs in a callback that catches what it raises (not errors.unhandled)."""
+    message = refused(build)
+    assert message.startswith(f"the target called job 1's restart_timeout(like=job 0) {where}; {why}, "), message
+    assert "so job 1's deadline would be off too" in message and "restart_timeout()" in message
+    assert "stop_timeout()" in message and "\n" not in message
+
+
+def test_like_a_job_of_another_run_is_refused():
+    KEPT.clear()
+    t = Target(build=KeepsAcrossRuns, timeout_ms=T, timeout_from="glue", timeout_error=Expired, cancellable=False)
+    run_schedule(t, Schedule(ops=OPS[:1]))
+    with pytest.raises(TargetError, match=r"restart_timeout\(like=job 0\) in step 1 .*job 0 is another run's"):
+        run_schedule(t, Schedule(ops=(Submit(at_ms=0, job=1, spec=HANG),)))
+
+
+def test_outside_a_run_the_mistake_is_raised_at_the_call():
+    KEPT.clear()
+    run_schedule(Target(build=KeepsAcrossRuns, timeout_ms=T, timeout_from="glue", timeout_error=Expired,
+                        cancellable=False), Schedule(ops=OPS[:1]))
+    (job,) = KEPT
+    with pytest.raises(TargetError, match="like= takes a job the harness handed to the subject, got 'first'"):
+        job.restart_timeout(like="first")

@@ -17,7 +17,7 @@ import timer_targets
 from harness import JobSpec, Run, Schedule, Stop, Submit, Target, TimerRecord, check, run_schedule
 from harness.model.schedule import Start
 from harness.run import view as view_module
-from harness.run.steps import MAX_TIMER_EVENTS
+from harness.run.steps import MAX_TIMER_EVENTS, MAX_TIMER_MOVES
 from harness.run.timers import TimerEnd, timer_name
 from review_campaigns import campaign
 from test_subject_timers import Delayer, delayer
@@ -102,6 +102,42 @@ def test_timers_past_the_recording_limit_are_said_to_be_unrecorded() -> None:
     assert len(view.timers) == MAX_TIMER_EVENTS
     assert [t.end for t in view.timers[-2:]] == ["fired", "unrecorded"]
     assert view.timers[-1].end_us is None
+
+
+class _IdleTimer:
+    """An idle timeout: one timer, reset by every request (``resets`` of them each), then left to fire."""
+
+    def __init__(self, clock, resets: int) -> None:
+        self.clock, self.resets = clock, resets
+        self.idle = clock.callLater(0.5, lambda: None)
+
+    def submit(self, job):
+        for _ in range(self.resets):
+            self.idle.reset(0.5)
+        return defer.maybeDeferred(job)
+
+
+def _idle(resets: int) -> Run:
+    return run_schedule(Target(build=lambda clock: _IdleTimer(clock, resets), cancellable=False),
+                        Schedule((Submit(0, 0, JobSpec("value")),)))
+
+
+def test_an_idle_timer_reset_on_every_event_is_one_timer_against_the_limit() -> None:
+    """Resets count apart from the timers set: 1,500 moves of one timer once hit the 1,000-timer limit (and
+    every timer event after it went unrecorded), as a livelock does; the timer now fires, recorded."""
+    view = _idle(1_500).view
+    assert view.timer_limit_index is None
+    (idle,) = view.timers
+    assert idle.end == "fired" and len([e for e in view.events if e.kind == "timer.reset"]) == 1_500
+
+
+def test_resets_are_still_bounded() -> None:
+    """Past ``MAX_TIMER_MOVES`` moves recording stops, as past ``MAX_TIMER_EVENTS`` timers: memory stays flat."""
+    view = _idle(MAX_TIMER_MOVES + 50).view
+    kinds = [e.kind for e in view.events]
+    assert kinds.count("timer.reset") == MAX_TIMER_MOVES and kinds.count("timer.limit") == 1
+    assert view.events[view.timer_limit_index].detail == f"{MAX_TIMER_MOVES} timer moves recorded: no more timer events"
+    assert [t.end for t in view.timers] == ["unrecorded"]
 
 
 def test_the_view_reads_timers_only_when_asked(monkeypatch) -> None:

@@ -236,6 +236,9 @@ MESSAGES: tuple[Row, ...] = (
         "scenarios.graceful:idle_stop_pool", "scenarios.graceful:graceful_pool", S(Submit(0, 0, ok()), Stop(20))),
     Row("operation.pending", "completion.operation", "so its caller waits for ever",
         "scenarios.graceful:idle_waiter_pool", "scenarios.graceful:graceful_pool", S(Submit(0, 0, ok()), Call(20, "when_idle"))),
+    Row("operation.restart_hint", "completion.operation", "started the stopped subject again, declare Operation(restarts=True)",
+        "tests.answer_subjects:undeclared_wake", "tests.answer_subjects:declared_wake",
+        S(Stop(0), Call(0, "wake"), Call(0, "when_stopped"))),
     # concurrency
     Row("limit", "concurrency.limit", "but the limit is 2", "scenarios.pools:double_release_pool", SEMAPHORE,
         S(Submit(0, 0, ok(20)), Submit(0, 1, fail()), Submit(0, 2, ok()), Submit(0, 3, ok()))),
@@ -347,6 +350,10 @@ MESSAGES: tuple[Row, ...] = (
     Row("timeout.kept_cancel", "time.timeout", "job 0's attempt 0 timed out at 300ms and its Deferred failed at 300ms "
         "with CancelledError, though its caller never cancelled", replace(_cancel_timeout_raw, retries=1),
         replace(_cancel_timeout_converted, retries=1), S(Submit(0, 0, HANG))),
+    # the last attempt declared: no retry left, its caller fails in the instant of the cancel (review 10, finding 1)
+    Row("timeout.last_attempt", "time.timeout", "job 0's last attempt (2: 1 + 2 retries declared) timed out at 900ms "
+        "but its Deferred did not fail then", "scenarios.review.round10.probes:retry_then_late",
+        replace(_cancel_timeout_converted, retries=2), S(Submit(0, 0, HANG))),
     Row("timeout.never_started", "time.timeout", "never started, yet its Deferred failed with TimeoutError",
         "scenarios.shedding:timeout_shedding_pool", "scenarios.shedding:queue_deadline_pool",
         S(Submit(0, 0, HANG), Submit(0, 1, HANG), Submit(0, 2, ok()))),

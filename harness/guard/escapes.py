@@ -69,7 +69,7 @@ import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from types import MethodType, TracebackType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 from harness.guard import class_sites, lent_time, signals
 from harness.guard.forks import FORKS
@@ -520,6 +520,14 @@ class EscapeGuard:
         if kept is not None:
             _put_back_process_state(kept)
 
+    def refuse(self, called: str, why: str) -> NoReturn:
+        """Refuse what the target just did (``called``, ``why`` says the fix): the first refusal of a run is
+        kept, so that the runner ends the run with it at its next check even when the target's code catches
+        the ``Escaped`` raised here (a Deferred's callback, a timer: Twisted turns it into a ``Failure``)."""
+        if self.escaped is None:
+            self.escaped, self.explanation = called, why
+        raise Escaped(called)
+
     def check(self) -> None:
         self._leave_if_forked()
         if self.escaped is not None:
@@ -692,9 +700,7 @@ class EscapeGuard:
                     return original(*args, **kwargs)
                 called = f"{label} on {signal.Signals(signum).name}"
                 why = _WATCHDOG if signum == _SIGALRM else _STOPPING
-            if guard.escaped is None:
-                guard.escaped, guard.explanation = called, why
-            raise Escaped(called)
+            guard.refuse(called, why)
 
         self._wrappers[id(refused)] = (refused, original)
         self._bind(owner, key, refused, original, label)
@@ -715,9 +721,7 @@ class EscapeGuard:
                 clock = guard.lent
                 if clock is not None:
                     return lend(clock, *args, **kwargs)
-            if guard.escaped is None:
-                guard.escaped, guard.explanation = label, fix
-            raise Escaped(label)
+            guard.refuse(label, fix)
 
         setattr(owner, name, refused)
         self._wrappers[id(refused)] = (refused, original)

@@ -48,7 +48,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from harness.guard.signals import SIGNALS, hand_over_startup, recording_startup, set_handler, startup_grace
+from harness.guard.signals import SIGNALS, grace_s, hand_over_startup, recording_startup, set_handler, startup_grace
 
 #: Signals the parent forwards to the child.
 FORWARDED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name))
@@ -56,7 +56,7 @@ FORWARDED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHU
 _SENT = {int(signal.SIGHUP): int(signal.SIGTERM)} if hasattr(signal, "SIGHUP") else {}
 
 #: Seconds after the first signal it forwarded that the parent kills a child that has not finished.
-KILL_GRACE_S = 15.0
+KILL_GRACE_S = grace_s(15.0)
 #: Seconds between the child's checks that its parent is still there.
 PARENT_POLL_S = 1.0
 

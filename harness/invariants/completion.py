@@ -34,7 +34,8 @@ _DOUBLE_FIRE_KINDS = (
 
 def _any_double_fire(facts: Facts) -> bool:
     """Whether an event of a kind ``Once`` reads mentions AlreadyCalledError: most runs have none. Looked
-    for kind by kind, without merging the kinds' indices into trace order (only a violation needs that)."""
+    for kind by kind, without merging the kinds' indices into trace order (only a violation needs that).
+    A subclass of it named otherwise is mentioned too: ``describe_error`` writes ``Other: [AlreadyCalledError] message``."""
     events, by_kind = facts.events, facts.by_kind
     for kind in _DOUBLE_FIRE_KINDS:
         indices = by_kind.get(kind)
@@ -143,7 +144,10 @@ class Stopped(Invariant):
         pending = facts.of_kind(EventKind.STOP_PENDING)
         if not pending:
             return None
-        stop = facts.first_stop()
+        # An earlier stop of a restarted subject names its stop event; otherwise it is the run's last stop.
+        stop = read_answer(facts.event(pending[0]).detail)[1]
+        if stop is None or stop < 0:
+            stop = facts.last_stop()
         called = "" if stop is None else f" (called at {format_ms(facts.time(stop))}, {facts.event(stop).detail})"
         return self.violation(
             run,
@@ -171,12 +175,28 @@ class Answered(Invariant):
         index = pending[0]
         label, call = read_answer(facts.event(index).detail)
         events = [index] if call is None else [call, index]
-        stopped = facts.first_stop()
+        stopped = facts.last_stop()  # a subject an Operation(restarts=True) started again: its last stop
         when = "" if stopped is None else f", stopped at {format_ms(facts.time(stopped))},"
         return self.violation(
             run,
             f"operation {label}, called at {format_ms(facts.time(events[0]))}, returned a Deferred that never fired: "
             f"the subject{when} ended the run with no work in flight and nothing scheduled, so its caller waits for "
-            "ever; answer it (stop() may fail it), or declare Operation(may_pend=True) if it may wait for ever",
+            "ever; answer it (stop() may fail it), or declare Operation(may_pend=True) if it may wait for ever"
+            + _restart_hint(facts, run.target, label, call),
             events,
         )
+
+
+def _restart_hint(facts: Facts, target: Target, label: str, call: int | None) -> str:
+    """For a call made after the run's first ``stop()`` with a call of another operation, not declared
+    ``restarts``, between them: the hint that such an operation may have started the subject again."""
+    stop = facts.first_stop()
+    if call is None or stop is None or stop > call:
+        return ""
+    name = label.partition("(")[0]
+    between = {
+        facts.event(i).detail.partition("(")[0] for i in facts.of_kind(EventKind.CALL) if stop < i < call
+    } - {name} - target.restarting_operations
+    if not between:
+        return ""
+    return f"; if {' or '.join(sorted(between))}() started the stopped subject again, declare Operation(restarts=True)"

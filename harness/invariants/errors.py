@@ -8,6 +8,7 @@ from harness.model.target import Target
 from harness.model.known import known
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
+from harness.run.describe import error_names
 from harness.run.diagnosis import Cause
 from harness.run.facts import Attempt, Facts, JobFacts, doubtful_firings, facts_of
 from harness.run.outcomes import received
@@ -22,7 +23,9 @@ ATTRIBUTED_ELSEWHERE = ("CancellerError", "AlreadyCalledError")
 _RESULT, _FAILURE, _JOB_FAIL, _SUBMIT_RAISED = EventKind.RESULT, EventKind.FAILURE, EventKind.JOB_FAIL, EventKind.SUBMIT_RAISED
 
 
-_ATTRIBUTED_MARKS = tuple(f"{name}:" for name in ATTRIBUTED_ELSEWHERE)
+#: How each is named in a detail: by its class name, or, for a subclass of ``AlreadyCalledError`` named otherwise,
+#: ``Other: [AlreadyCalledError] message`` (``describe_error``): the class relation, not the name, makes a double fire.
+_ATTRIBUTED_MARKS = tuple(mark for name in ATTRIBUTED_ELSEWHERE for mark in error_names(name))
 
 
 def own_error(detail: str) -> bool:

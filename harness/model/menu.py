@@ -61,8 +61,9 @@ class Menu:
     * ``grain_ms``: every duration, gap and jump is a multiple of it, so that
       calls often fall due at the same instant (where tie-break bugs live).
     * ``cancels``: schedules cancel submitted Deferreds (submit targets).
-    * ``stops``: schedules may stop the subject early (at most one stop;
-      the harness stops it at the end of every run anyway).
+    * ``stops``: schedules may stop the subject early (at most one stop,
+      but one more after each call of a ``restarts`` operation; the harness
+      stops it at the end of every run anyway).
     * ``jumps``, ``max_jump_ms``: the wall clock (``seconds()``) jumps
       forward or back by up to ``max_jump_ms``.
     * ``priorities``: how many priority levels submissions carry (0: all 0).
@@ -85,6 +86,9 @@ class Menu:
     * ``operations``: the target's named calls, ``(name, argument
       strategies)``; each schedule draws a pool of argument tuples per
       operation, used in turn.
+    * ``restarts``: the names of the operations declared
+      ``Operation(restarts=True)``: after a call of one, a schedule may stop
+      the subject again.
     """
 
     max_ops: int = 16
@@ -108,6 +112,7 @@ class Menu:
     keys: int = 0
     landings: bool = True
     operations: tuple[tuple[str, tuple[st.SearchStrategy[Any], ...]], ...] = ()
+    restarts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Types first, so that a wrong one is named here rather than failing a comparison below or in the search.
@@ -125,6 +130,8 @@ class Menu:
                 raise ValueError(f"Menu {name} must be a non-empty tuple of {allowed}, got {_shown(value)}")
         if not isinstance(self.operations, tuple):
             raise ValueError(f"Menu operations must be a tuple of (name, argument strategies), got {_shown(self.operations)}")
+        if not isinstance(self.restarts, tuple) or not all(isinstance(name, str) for name in self.restarts):
+            raise ValueError(f"Menu restarts must be a tuple of operation names, got {_shown(self.restarts)}")
         if not self.job_kinds or any(kind not in JOB_KINDS for kind in self.job_kinds):
             raise ValueError(f"Menu job_kinds must be a non-empty subset of {', '.join(JOB_KINDS)}")
         if not self.errors:
@@ -154,6 +161,7 @@ class Menu:
             max_then=3 if (target.retries or not submit or _copies(target)) else 0,
             keys=target.keys or 0,
             operations=tuple((name, op.args) for name, op in sorted(target.operations.items())),
+            restarts=tuple(sorted(target.restarting_operations)),
         )
 
     def narrowed(self, **changes: Any) -> Menu:

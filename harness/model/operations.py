@@ -26,6 +26,16 @@ cancels the delivery in progress, a partial stop, an abort) declares
 ``cancels_work=True``: a job (or periodic call) the subject cancels in the
 instant of such a call, after it, was cancelled by it, and ``time.timeout``
 does not take that cancel for an early timeout (as after a ``stop()``).
+
+An operation that starts a stopped subject again (``resume()``, a service's
+``startService()`` after ``stopService()``) declares ``restarts=True``: a
+call of it that returns (does not raise) after a ``stop()`` ends the stopped
+state, so the schedule may stop the subject again (and the harness's
+teardown stops it, if the schedule does not), and ``completion.stop`` and
+``completion.operation`` judge what is left unanswered once its last
+``stop()`` left it idle. Other invariants still read the first ``stop()``
+(work after it is excused, never judged stricter), and a periodic target
+refuses it (``time.after_stop`` holds its work to the first ``stop()``).
 """
 
 from __future__ import annotations
@@ -61,6 +71,10 @@ class Operation:
     #: The call may end work in flight on purpose (``unsubscribe()`` cancelling the delivery in progress, a
     #: partial stop): a job the subject cancels in the call's instant, after it, is no early timeout.
     cancels_work: bool = False
+    #: A call of it (one that returns, not raises) starts a stopped subject again (``resume()``,
+    #: ``startService()``): the run counts as running from then on, the schedule may stop it again, and
+    #: ``completion.stop`` / ``completion.operation`` judge from its last ``stop()``. A submit target's only.
+    restarts: bool = False
 
     def __post_init__(self) -> None:
         if not callable(self.call):
@@ -80,6 +94,8 @@ class Operation:
             raise TargetError(f"Operation may_pend must be True or False, got {self.may_pend!r}")
         if not isinstance(self.cancels_work, bool):
             raise TargetError(f"Operation cancels_work must be True or False, got {self.cancels_work!r}")
+        if not isinstance(self.restarts, bool):
+            raise TargetError(f"Operation restarts must be True or False, got {self.restarts!r}")
 
 
 def operation_table(operations: Mapping[str, Operation | Callable[..., Any]]) -> dict[str, Operation]:

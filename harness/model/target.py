@@ -469,6 +469,12 @@ class Target:
                 f"Target operation {now!r} declares calls_now=True, a request for a call of a periodic loop's work, "
                 "which a submit Target has none of: declare kind='periodic', or drop calls_now"
             )
+        again = next((name for name, op in self.operations.items() if isinstance(op, Operation) and op.restarts), None)
+        if again is not None and self.kind != "submit":
+            raise TargetError(
+                f"Target operation {again!r} declares restarts=True, which a periodic Target cannot take (its "
+                "invariants hold the work to the first stop(): time.after_stop); drop restarts=True"
+            )
         if isinstance(self.menu, Mapping):
             # Keyword overrides of the derived menu, applied once: the target then holds a plain Menu.
             try:
@@ -784,6 +790,11 @@ class Target:
                     f"Target sheds names {shed.__name__}, the timeout error (timeout_error): an early timeout would "
                     "pass for a shed job; shed jobs must be refused with an error of their own"
                 )
+
+    @functools.cached_property
+    def restarting_operations(self) -> frozenset[str]:
+        """The names of the operations declared ``restarts`` (a call of one starts a stopped subject again)."""
+        return frozenset(name for name, op in self.operations.items() if isinstance(op, Operation) and op.restarts)
 
     @functools.cached_property
     def work_cancelling_operations(self) -> frozenset[str]:

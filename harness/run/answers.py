@@ -9,7 +9,9 @@ order, so each answer names its call: the detail ends with ``(call at event
 <trace index of the call>)``. An operation that raised is answered by the
 event right after its call, without that ending (as it always was). This
 module writes and reads that ending; ``harness.run.view`` pairs the answers
-with their ``CallRecord``.
+with their ``CallRecord``. The harness's caller only watches: it passes each
+answer on unchanged (``harness.run.steps``), so calls handed one shared
+Deferred record the same answer.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import os
 import re
 from typing import Any
 
+from twisted.internet.defer import AlreadyCalledError
 from twisted.python.failure import Failure
 
 from harness.model.trace import one_line, safe_repr
@@ -121,6 +122,9 @@ _RECURSION = "maximum recursion depth exceeded"
 def describe_error(exc: BaseException, failure: Failure | None = None) -> str:
     """``Name: message``; for an exception without text (a bare ``assert``), where it was raised instead.
 
+    A subclass of Twisted's ``AlreadyCalledError`` named otherwise is ``Name: [AlreadyCalledError] message``:
+    a Deferred fired twice is ``completion.once``'s, whatever the class is called (``error_names``).
+
     The place is the file's base name, line and function of the innermost
     frame outside Twisted (``raised at pool.py:42 in submit``): your code,
     also when Twisted raised the error on its behalf (``AlreadyCalledError``
@@ -146,9 +150,25 @@ def describe_error(exc: BaseException, failure: Failure | None = None) -> str:
         # CPython says where the limit was hit ("... while calling a Python object", "... in comparison"),
         # which depends on how deep the stack already was when the run began: not part of the trace.
         message = _RECURSION
+    cls = type(exc)
+    name = cls.__name__
+    if name != DOUBLE_FIRE and issubclass(cls, AlreadyCalledError):
+        message = f"[{DOUBLE_FIRE}] {message}"  # a Deferred fired twice, under another name: said so (error_names)
     if type(message) is str and len(message) <= _CACHED_LENGTH:
-        return _error_line(type(exc).__name__, message)  # a run fails the same few ways many times
-    return one_line(f"{type(exc).__name__}: {mask_addresses(message)}")
+        return _error_line(name, message)  # a run fails the same few ways many times
+    return one_line(f"{name}: {mask_addresses(message)}")
+
+
+#: The class name of Twisted's error for a Deferred fired twice, which ``completion.once`` looks for in the trace.
+DOUBLE_FIRE = AlreadyCalledError.__name__
+
+
+def error_names(name: str) -> tuple[str, ...]:
+    """How an error of class ``name`` (``AlreadyCalledError``) or of a subclass of it shows in a trace event's
+    detail: ``Name: message``, or ``Other: [Name] message`` for a subclass named otherwise (``describe_error``
+    says so for ``AlreadyCalledError``, whose subclasses the invariants must know by their class, not their
+    name; the detail still begins with the class's own name, which ``Facts.error_name`` reads)."""
+    return (f"{name}:", f": [{name}]")
 
 
 @functools.lru_cache(maxsize=1024)

@@ -134,6 +134,10 @@ class Facts:
     def first_stop(self) -> int | None:
         return self.stops[0] if self.stops else None
 
+    def last_stop(self) -> int | None:
+        """The run's last ``stop`` event: its first, but for a subject an ``Operation(restarts=True)`` started again."""
+        return self.stops[-1] if self.stops else None
+
     def idle_drain(self) -> int | None:
         """The trace index of the ``drained`` event when nothing at all was left scheduled on the clock then
         (``pending=0``): no call could run after it (a timeout or a retry due later can never come). None

@@ -9,16 +9,18 @@ events, never the subject's own bookkeeping.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall
 
+from harness.errors import TargetError
 from harness.run.clock import FaultClock
 from harness.model.faults import CancellerError, InjectedError, injected_message
 from harness.model.schedule import JobSpec
 from harness.model.trace import EventKind, Trace
 from harness.run.describe import describe
+from harness.run.session import running_guard
 
 #: How much of a ``report_end`` reason the ``loop.end`` event keeps.
 REASON_LIMIT = 120
@@ -28,6 +30,7 @@ REASON_LIMIT = 120
 _JOB_START, _JOB_FINISH, _JOB_FAIL, _JOB_CANCEL = (
     EventKind.JOB_START, EventKind.JOB_FINISH, EventKind.JOB_FAIL, EventKind.JOB_CANCEL
 )
+_TIMEOUT_RESTART, _SUBMIT, _SUBMIT_RAISED = EventKind.TIMEOUT_RESTART, EventKind.SUBMIT, EventKind.SUBMIT_RAISED
 
 
 class Job:
@@ -136,10 +139,48 @@ class Job:
     def restart_timeout(self, like: Job | None = None) -> None:
         """With ``timeout_from="glue"``: this job's timeout T runs from this instant on (an idle session's
         timer reset by activity), or, given ``like``, another job of the run, from where that job's runs now
-        (a deadline shared by a group: a barrier generation's, from its first arrival; a ``like`` job not
-        submitted yet, or whose deadline is off, leaves this one off too). Recorded as a ``timeout.restart``
-        event; ``time.timeout`` reads it. Harmless, and judged by nothing, otherwise."""
-        self._trace.record(EventKind.TIMEOUT_RESTART, self.id, "" if like is None else f"job {like.id}")
+        (a deadline shared by a group: a barrier generation's, from its first arrival). Recorded as a
+        ``timeout.restart`` event; ``time.timeout`` reads it. Harmless, and judged by nothing, otherwise.
+
+        A ``like`` job with no deadline to share is a mistake of the glue, refused: one not submitted in
+        this run (a periodic target's work, one whose submit raised, another run's) or whose deadline is
+        off (``stop_timeout()``). The run ends with a one-line ``TargetError`` naming both jobs and the fix
+        (a target error, not a violation of the subject), even when the glue is a Deferred's callback that
+        Twisted would catch the error in; outside a run, the ``TargetError`` is raised here.
+        """
+        if like is None:
+            detail = ""
+        else:
+            wrong = self._no_deadline_like(like)
+            if wrong is not None:
+                named = f"job {like.id}" if isinstance(like, Job) else describe(like, 40)
+                _refuse_glue(f"job {self.id}'s restart_timeout(like={named})", (
+                    f"{wrong}, so job {self.id}'s deadline would be off too, judged by nothing: give like= a job "
+                    "whose deadline runs (the group's first member still waiting), restart this one now with "
+                    "restart_timeout(), or switch it off with stop_timeout()"))
+            detail = f"job {like.id}"
+        self._trace.record(EventKind.TIMEOUT_RESTART, self.id, detail)
+
+    def _no_deadline_like(self, like: object) -> str | None:
+        """Why ``like`` has no deadline for ``restart_timeout`` to share (``None``: it has one). Read from the trace
+        (its last ``timeout.restart``, else its submission), as ``time.timeout`` reads it: glue calls are few."""
+        if not isinstance(like, Job):
+            return f"like= takes a job the harness handed to the subject, got {describe(like, 40)}"
+        trace = self._trace
+        if like._trace is not trace:
+            return f"job {like.id} is another run's (kept by the subject or its glue since)"
+        if trace.closed:
+            return None  # the run is over: nothing is judged
+        for _t, kind, job, _attempt, detail in reversed(trace.raw):
+            if job != like.id:
+                continue
+            if kind is _TIMEOUT_RESTART:
+                return f"job {like.id}'s deadline is off (its glue called stop_timeout())" if detail == "stopped" else None
+            if kind is _SUBMIT:
+                return None
+            if kind is _SUBMIT_RAISED:
+                return f"job {like.id} has no deadline (its submit raised)"
+        return f"job {like.id} was never submitted (a periodic target's work has no deadline)"
 
     def stop_timeout(self) -> None:
         """With ``timeout_from="glue"``: this job has no timeout from now on, until ``restart_timeout()`` (an
@@ -163,6 +204,15 @@ class Job:
             if not trace.closed:
                 trace.raw.append((trace.stamps.now_us, _JOB_FAIL, self.id, attempt, type(error).__name__))
             d.errback(error)
+
+
+def _refuse_glue(called: str, why: str) -> NoReturn:
+    """Refuse a mistake of the target's glue: through the running run's escape guard (the run ends with a
+    ``TargetError`` saying "the target called <called> ...; <why>"), or, outside a run, at once."""
+    guard = running_guard()
+    if guard is not None:
+        guard.refuse(called, why)
+    raise TargetError(f"the target called {called}; {why}")
 
 
 class _Pending:

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
+from twisted.python.failure import Failure
 
 from harness.errors import HarnessError, TargetError
 from harness.guard import signals
@@ -61,7 +62,7 @@ from harness.run.jobs import Job
 from harness.run.logcapture import LogRecorder, logging_into
 from harness.run.logged import log_judge
 from harness.run.session import RunSession, current_session
-from harness.run.steps import ABORTS, apply, cancel_job, nothing, record_leftovers, stop, submitter, timer_recorder, work_for_build
+from harness.run.steps import ABORTS, apply, cancel_job, handle_passed_on, nothing, record_leftovers, stop, submitter, timer_recorder, work_for_build
 
 if TYPE_CHECKING:
     from harness.run.view import RunView
@@ -119,9 +120,16 @@ class Run:
     #: What ``stop()`` returned when it was a Deferred (a graceful stop, completing once the work in flight
     #: ended); None otherwise. ``record_leftovers`` does not judge a stop still waiting on work in flight.
     stopping: defer.Deferred[Any] | None = field(default=None, repr=False)
+    #: The Deferreds earlier ``stop()`` calls returned, for a subject an ``Operation(restarts=True)`` started
+    #: again (``stopping`` is its last stop's): the trace index of each ``stop`` event and its Deferred.
+    earlier_stops: list[tuple[int, defer.Deferred[Any]]] = field(default_factory=list, repr=False)
     #: The Deferreds operations returned (but those declaring ``may_pend``): the trace index of the call,
     #: its ``name(args)`` and the Deferred; ``record_leftovers`` records those that never fired.
     answers: list[tuple[int, str, defer.Deferred[Any]]] = field(default_factory=list, repr=False)
+    #: Each failure an operation's Deferred delivered, with that Deferred: the harness's caller records it and
+    #: passes it on (a second call handed the same Deferred, and the subject's own callbacks, see it too); the
+    #: teardown handles the ones still at the end of their chain, so none is logged as unhandled for the harness.
+    passed_on: list[tuple[defer.Deferred[Any], Failure]] = field(default_factory=list, repr=False)
     #: Where the run is: ``build``, ``advance`` (to ``step``), ``step``, ``drain``, ``teardown``,
     #: ``invariant`` (``detail`` names it) or ``release``; read when a run must be abandoned.
     phase: str = "build"
@@ -155,13 +163,18 @@ class Run:
         subject's objects kept past it would keep the whole subject alive as long as the record is (a
         graceful ``stop()``'s Deferred reaches every worker waiting on it), and its garbage, with any
         "Unhandled error in Deferred" in it, would be collected after the run, never recorded in its trace.
+        First the failures the harness's callers passed on (``passed_on``) and no callback of the subject's
+        handled since are handled: the harness's, not the subject's, to leave unhandled.
         """
+        handle_passed_on(self.passed_on)
         self.subject = None
         self.clock = None
         self.jobs = {}
         self.handles = {}
         self.stopping = None
+        self.earlier_stops = []
         self.answers = []
+        self.passed_on = []
 
     @property
     def view(self) -> RunView:

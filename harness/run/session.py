@@ -94,3 +94,13 @@ def current_session() -> RunSession | None:
     """The session a run started now should use, or None (it enters one of its own)."""
     session = _current
     return session if session is not None and session.usable() else None
+
+
+def running_guard() -> EscapeGuard | None:
+    """The escape guard of the run going on now in this thread and process, or None (no run is): where a mistake
+    of the target's glue found during a run is refused (``EscapeGuard.refuse``), to end the run with it."""
+    session = _current
+    if (session is None or not session.busy or not session.guard.armed
+            or session._thread != threading.get_ident() or session._pid != os.getpid()):
+        return None
+    return session.guard

@@ -36,6 +36,17 @@ if TYPE_CHECKING:
 #: The subject's timers recorded per run (a livelock sets thousands): each is set, then fired or cancelled.
 MAX_TIMER_EVENTS = 1_000
 
+#: The moves of the subject's timers (``reset``, ``delay``) recorded per run, counted apart from the timers set:
+#: an idle timeout resets its one timer on every bit of activity, and is no livelock for it. Still bounded (a
+#: ``timer.reset`` event each: the trace's memory stays flat), ten times as many as the timers.
+MAX_TIMER_MOVES = 10_000
+
+#: The ``timer.limit`` detail once the timers set, or their moves, reach their bound: recording stops there.
+_LIMIT_DETAILS = (
+    f"{MAX_TIMER_EVENTS} timers recorded: no more timer events",
+    f"{MAX_TIMER_MOVES} timer moves recorded: no more timer events",
+)
+
 #: The kinds of event recorded for every job or cancel, read once: on Python 3.11 every attribute of an
 #: Enum class is looked up through ``EnumType.__getattr__`` (about 150 ns), and a run records about 100.
 _SUBMIT, _SUBMIT_RAISED, _RESULT, _FAILURE = EventKind.SUBMIT, EventKind.SUBMIT_RAISED, EventKind.RESULT, EventKind.FAILURE
@@ -80,11 +91,13 @@ def timer_recorder(trace: Trace, clock: FaultClock) -> Callable[[str, Any], None
     ``timer.set`` with its due time. Jobs' own calls (a job settling after
     its duration) are the harness's, not the subject's, and are left out.
     The label is made once, when the call is set: it is cheap enough to be
-    always on. Past ``MAX_TIMER_EVENTS`` timers in a run (a livelock), one
-    ``timer.limit`` event says so and recording stops: no more timer events.
+    always on. Past ``MAX_TIMER_EVENTS`` timers set in a run (a livelock), or
+    ``MAX_TIMER_MOVES`` moves (counted apart: an idle timer reset on every
+    event is one timer), one ``timer.limit`` event says so and recording
+    stops: no more timer events.
     """
     record = trace.record
-    budget = [MAX_TIMER_EVENTS]
+    budget = [MAX_TIMER_EVENTS, MAX_TIMER_MOVES]  # timers set, timers moved
     # The clock holds this recorder: by weak reference back, so a run's clock and trace are freed as
     # soon as the run is dropped, not left in a cycle for the next full collection (every 2,000 runs).
     clock_ref = weakref.ref(clock)
@@ -95,7 +108,7 @@ def timer_recorder(trace: Trace, clock: FaultClock) -> Callable[[str, Any], None
             if _jobs_call(call):
                 return  # no label: its firing, cancelling or moving is not recorded either
             call.label = label = f"#{call.seq} {call_name(call)}"
-            kind = EventKind.TIMER_SET
+            kind, counted = EventKind.TIMER_SET, 0
         else:
             label = call.label  # None: a job's call, or set before recording began
             if label is None:
@@ -103,12 +116,12 @@ def timer_recorder(trace: Trace, clock: FaultClock) -> Callable[[str, Any], None
             if what != "reset":
                 record(EventKind.TIMER_FIRE if what == "fire" else EventKind.TIMER_CANCEL, detail=label)
                 return
-            kind = EventKind.TIMER_RESET
-        # A set or a move (with its due time) counts against the budget: past it, recording stops.
-        budget[0] -= 1
+            kind, counted = EventKind.TIMER_RESET, 1
+        # A set or a move (with its due time) counts against its budget: past either, recording stops.
+        budget[counted] -= 1
         record(kind, detail=f"{label} due {format_ms(call.due_us)}")
-        if not budget[0]:
-            record(EventKind.TIMER_LIMIT, detail=f"{MAX_TIMER_EVENTS} timers recorded: no more timer events")
+        if not budget[counted]:
+            record(EventKind.TIMER_LIMIT, detail=_LIMIT_DETAILS[counted])
             owner = clock_ref()
             if owner is not None:
                 owner.on_timer = None  # recording ends here, and costs nothing from now on
@@ -154,11 +167,18 @@ def _record_unanswered(run: Run) -> None:
     waiting on work in flight, or on a timer, is not judged here) and each an operation returned, unless it
     declares ``may_pend`` (``call.pending``: a ``whenConnected`` waiter ``stop()`` forgot)."""
     stopping, trace = run.stopping, run.trace
+    for stop_at, earlier in run.earlier_stops:  # a restarted subject's earlier stops: each names its stop event
+        if not earlier.called:
+            trace.record(EventKind.STOP_PENDING, detail=answer_detail(_STOP_NEVER_FIRED, stop_at))
     if stopping is not None and not stopping.called:
-        trace.record(EventKind.STOP_PENDING, detail="the Deferred stop() returned never fired")
+        trace.record(EventKind.STOP_PENDING, detail=_STOP_NEVER_FIRED)
     for call_at, label, answer in run.answers:
         if not answer.called:
             trace.record(EventKind.CALL_PENDING, detail=answer_detail(label, call_at))
+
+
+#: The detail of a ``stop.pending`` event (for an earlier stop of a restarted subject, with its stop event's index).
+_STOP_NEVER_FIRED = "the Deferred stop() returned never fired"
 
 
 #: The end of a ``leak.call`` detail for a call ``stop()`` left pending while no work was in flight.
@@ -436,6 +456,8 @@ def _call(run: Run, op: Call) -> None:
     except Exception as exc:
         outcome(exc, EventKind.CALL_RAISED)
         return
+    if operation.restarts and run.stopped:
+        restart(run)
     if isinstance(result, defer.Deferred):
         if not operation.may_pend:  # judged at the end if it never fires (record_leftovers)
             run.answers.append((call_at, label, result))
@@ -444,7 +466,39 @@ def _call(run: Run, op: Call) -> None:
             run.trace.record(EventKind.CALL_RESULT, detail=answer_detail(f"{op.operation}: {describe(value)}", call_at))
             return value
 
-        result.addCallbacks(answered, lambda failure: outcome(known(failure.value), EventKind.CALL_FAILURE, True))
+        def failed(failure: Failure) -> Failure:
+            # Recorded and passed on, as a caller that only watches: another call handed the same Deferred
+            # records the same failure, and the subject's own callbacks after this one see what they would
+            # without the harness. The teardown handles it if nothing did by then (Run.let_go).
+            outcome(known(failure.value), EventKind.CALL_FAILURE, True)
+            run.passed_on.append((result, failure))
+            return failure
+
+        result.addCallbacks(answered, failed)
+
+
+def restart(run: Run) -> None:
+    """A call of an ``Operation(restarts=True)`` started the stopped subject again: the run counts as running,
+    so the schedule's next ``Stop`` (or the teardown) stops it again. The Deferred the last ``stop()`` returned
+    is kept, to be judged at the end with the one the next ``stop()`` returns (``_record_unanswered``)."""
+    run.stopped = False
+    if run.stopping is not None:
+        stops = [index for index, event in enumerate(run.trace.raw) if event[1] is EventKind.STOP]
+        run.earlier_stops.append((stops[-1] if stops else -1, run.stopping))
+        run.stopping = None
+
+
+def handle_passed_on(passed_on: list[tuple[Deferred[Any], Failure]]) -> None:
+    """Handle each failure an operation's Deferred still ends with that the harness's caller passed on (and no
+    callback of the subject's handled or replaced since): the harness only watched it, so leaving it
+    unhandled, to be logged as "Unhandled error in Deferred" when collected, would be the harness's doing."""
+    for d, failure in passed_on:
+        if d.called and getattr(d, "result", None) is failure:
+            d.addErrback(_handled)
+
+
+def _handled(failure: Failure) -> None:
+    """An errback that handles the failure (the caller saw it: its answer is recorded)."""
 
 
 def _on_result(value: Any, trace: Trace, job: int) -> None:

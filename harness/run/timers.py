@@ -11,8 +11,9 @@ replayed one.
 Every timer here is the subject's: the harness's own calls (a job settling
 after its duration, ``FaultClock.call_quietly``) are never recorded, so they
 are never in the view. Past ``harness.run.steps.MAX_TIMER_EVENTS`` timers
-(a livelock) recording stops: ``timer_limit_index`` says where, and a timer
-still pending then has ``end`` ``TimerEnd.UNRECORDED``.
+set (a livelock), or ``MAX_TIMER_MOVES`` moves of them, recording stops:
+``timer_limit_index`` says where, and a timer still pending then has
+``end`` ``TimerEnd.UNRECORDED``.
 """
 
 from __future__ import annotations

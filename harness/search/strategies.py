@@ -373,6 +373,7 @@ class _Codec:
         now = 0
         submitted = 0
         stopped = False
+        restarts = menu.restarts
         if start is not None:
             now = self.gap(start[2])
             append(Start(now, 0, self.spec(start[0], start[1], start[3]), self.then(start)))
@@ -443,6 +444,8 @@ class _Codec:
                         args = next(pools[which], None) if which < len(pools) else None
                     if args is not None:  # None: the schedule drew no more arguments for it, so no call
                         append(Call(now, operation, tuple(args), landed))
+                        if operation in restarts:  # a restart: the subject may be stopped again
+                            stopped = False
                 elif code == _JUMP:
                     magnitude = (duration % (menu.max_jump_ms // menu.grain_ms + 1)) * menu.grain_ms
                     append(Jump(now, -magnitude if detail % 2 else magnitude, landed))

@@ -73,7 +73,7 @@ from harness.invariants import Violation
 from harness.search.portable_menu import PortableMenu, portable
 from harness.search.shard import MAX_WORKERS, Shard, piece_seed, share
 from harness.search.stop_reasons import StopReason
-from harness.guard.signals import StopSignals, explaining
+from harness.guard.signals import StopSignals, explaining, grace_s
 from harness.model.target import Target, load_target
 from harness.model.known import known
 
@@ -90,7 +90,7 @@ START_METHOD: Final = "spawn"
 POLL_S = 0.05
 
 #: Seconds that workers get to stop by themselves before they are killed, after an abort or an error.
-ABORT_GRACE_S = 5.0
+ABORT_GRACE_S = grace_s(5.0)
 
 #: Environment variable holding a worker's index (0-based) inside the worker process.
 WORKER_ENV = "HARNESS_WORKER"

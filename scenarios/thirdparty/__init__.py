@@ -1,4 +1,4 @@
-"""Real third-party code as a permanent test bed: Twisted's primitives, matrix-synapse's, buildbot's and Scrapy's utilities.
+"""Real third-party code as a permanent test bed: Twisted's primitives, matrix-synapse's, buildbot's, Scrapy's, txaio's and treq's utilities.
 
 Each target declares only what its code documents (see the module
 docstrings of ``twisted_prims`` and ``synapse_prims``, and the table in
@@ -7,7 +7,7 @@ either a real bug in widely used code or a false alarm of the harness.
 
 ``SCENARIOS`` lists them as plain strings, so ``harness list`` shows them
 without importing anything: the Synapse targets need the ``thirdparty``
-extra (``pip install -e '.[thirdparty]'``), and so do the buildbot and Scrapy targets; ``requires`` names the
+extra (``pip install -e '.[thirdparty]'``), and so do the buildbot, Scrapy, txaio and treq targets; ``requires`` names the
 distribution a target needs beyond the harness's own dependencies.
 """
 
@@ -30,6 +30,10 @@ SYNAPSE_EXTRA = "scenarios.thirdparty.synapse_extra"
 BUILDBOT = "scenarios.thirdparty.buildbot_utils"
 #: Scrapy's downloader, CallLaterOnce and parallel, each with a buggy twin (tests/test_thirdparty_scrapy.py).
 SCRAPY = "scenarios.thirdparty.scrapy_utils"
+#: txaio's batched timers, sleep and gather (autobahn's), each with a buggy twin (tests/test_thirdparty_txaio.py).
+TXAIO = "scenarios.thirdparty.txaio_utils"
+#: treq's request timeout over StubTreq, with a buggy twin (tests/test_thirdparty_treq.py).
+TREQ = "scenarios.thirdparty.treq_utils"
 
 #: The distribution the Synapse targets need, and whether it is importable here.
 SYNAPSE_DISTRIBUTION = "matrix-synapse"
@@ -39,6 +43,10 @@ SYNAPSE_DISTRIBUTION = "matrix-synapse"
 BUILDBOT_DISTRIBUTION = "buildbot"
 #: The distribution the Scrapy targets need.
 SCRAPY_DISTRIBUTION = "scrapy"
+#: The distribution the txaio targets need.
+TXAIO_DISTRIBUTION = "txaio"
+#: The distribution the treq targets need.
+TREQ_DISTRIBUTION = "treq"
 
 
 def synapse_installed() -> bool:
@@ -54,6 +62,16 @@ def buildbot_installed() -> bool:
 def scrapy_installed() -> bool:
     """Whether Scrapy can be imported (without importing it)."""
     return importlib.util.find_spec("scrapy") is not None
+
+
+def txaio_installed() -> bool:
+    """Whether txaio can be imported (without importing it)."""
+    return importlib.util.find_spec("txaio") is not None
+
+
+def treq_installed() -> bool:
+    """Whether treq can be imported (without importing it)."""
+    return importlib.util.find_spec("treq") is not None
 
 
 SCENARIOS = (
@@ -104,6 +122,11 @@ SCENARIOS = (
     Scenario(f"{SCRAPY}:call_later_once", "pass", "Scrapy's CallLaterOnce.schedule(0.1) at each call: one invocation for the calls of 100ms", "scrapy CallLaterOnce"),
     Scenario(f"{SCRAPY}:parallel", "pass", "Scrapy's utils.defer.parallel(iterable, 3, f): at most 3 calls at once, in order", "scrapy parallel"),
     Scenario(f"{SCRAPY}:parallel_async", "pass", "Scrapy's utils.defer.parallel_async(aiterable, 3, f): at most 3 calls at once, in order", "scrapy parallel"),
+    Scenario(f"{TXAIO}:batched_timer", "pass", "txaio's make_batched_timer(1).call_later(1.5): fires in its 1s bucket, cancellable", "txaio make_batched_timer"),
+    Scenario(f"{TXAIO}:batched_timer_chunked", "pass", "txaio's make_batched_timer(1, chunk_size=2): a bucket notified two calls at a time", "txaio make_batched_timer"),
+    Scenario(f"{TXAIO}:sleep_then_run", "pass", "txaio.sleep(0.05) then the job, in a coroutine: 50ms at least, cancellable", "txaio sleep"),
+    Scenario(f"{TXAIO}:gather_with_sleep", "pass", "txaio.gather([job, sleep(0.05)], consume_exceptions=True): the job's outcome, 50ms at least", "txaio gather"),
+    Scenario(f"{TREQ}:request_timeout", "pass", "treq's StubTreq.get(timeout=0.3, reactor=clock): aborted with CancelledError at 300ms", "treq request timeout"),
 )
 
 
@@ -124,6 +147,10 @@ def requires(scenario: Scenario) -> str | None:
         return BUILDBOT_DISTRIBUTION
     if scenario.target.startswith(SCRAPY + ":"):
         return SCRAPY_DISTRIBUTION
+    if scenario.target.startswith(TXAIO + ":"):
+        return TXAIO_DISTRIBUTION
+    if scenario.target.startswith(TREQ + ":"):
+        return TREQ_DISTRIBUTION
     synapse = scenario.target.startswith((SYNAPSE + ":", SYNAPSE_MORE + ":", SYNAPSE_EXTRA + ":"))
     return SYNAPSE_DISTRIBUTION if synapse else None
 
@@ -135,4 +162,8 @@ def available(scenario: Scenario) -> bool:
         return buildbot_installed()
     if needed == SCRAPY_DISTRIBUTION:
         return scrapy_installed()
+    if needed == TXAIO_DISTRIBUTION:
+        return txaio_installed()
+    if needed == TREQ_DISTRIBUTION:
+        return treq_installed()
     return needed is None or synapse_installed()

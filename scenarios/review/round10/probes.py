@@ -39,12 +39,43 @@ class LateAnswerPool:
         return answer
 
 
+class RetryThenLatePool:
+    """Three attempts, each cancelled at its 300 ms timeout; the caller's ``TimeoutError`` comes 2 s
+    after the third, when no retry is left."""
+
+    def __init__(self, clock: Any) -> None:
+        self.clock = clock
+
+    def submit(self, job: Any) -> "defer.Deferred[object]":
+        answer: defer.Deferred[object] = defer.Deferred()
+
+        def attempt(n: int) -> None:
+            work = defer.maybeDeferred(job)
+            work.addTimeout(TIMEOUT_MS / 1000, self.clock)
+
+            def done(outcome: object) -> None:
+                if not isinstance(outcome, Failure):
+                    answer.callback(outcome)
+                elif n < 2:
+                    attempt(n + 1)
+                else:
+                    self.clock.callLater(LATE_S, answer.errback, outcome)
+
+            work.addBoth(done)
+
+        attempt(0)
+        return answer
+
+
 # Finding 1: the same late answer, caught without `retries`, passes with `retries=0` (a plain
 # pool, as the docs advise to declare).
 late_answer = Target(build=LateAnswerPool, timeout_ms=TIMEOUT_MS, cancellable=False,
                      description="a timeout answered 2 s late (no retries declared)")
 late_answer_retries0 = Target(build=LateAnswerPool, timeout_ms=TIMEOUT_MS, cancellable=False, retries=0,
                               description="a timeout answered 2 s late, retries=0 declared")
+# ... and after the last of `retries + 1` attempts, with no retry left.
+retry_then_late = Target(build=RetryThenLatePool, timeout_ms=TIMEOUT_MS, cancellable=False, retries=2,
+                         backoff_ms=(0, 0), description="the third attempt timed out, the caller answered 2 s late")
 
 # Finding 2: the correct saga declared without `retries=0`: its timeout's answer comes after the
 # compensation of the steps before (50 ms of backoff), and `time.timeout` wants it at T unless the

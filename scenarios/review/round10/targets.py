@@ -1,4 +1,4 @@
-"""Targets for the round-10 components, written from README.md and docs/ alone.
+"""Targets for the round-10 components, written from the user documentation alone (docs/).
 
 Each component is adapted to ``submit(job) -> Deferred`` by a small gate class (the glue), as
 "Adapting a component" in docs/reference/target.md shows; what no built-in invariant knows (the
@@ -117,7 +117,7 @@ def credits_respected(run: Run) -> object:
             if (job.received is not None and job.received.index <= idx) or cancels.get(job.id, idx + 1) <= idx:
                 continue
             raise InvariantFailed(f"job {job.id} still waited at the end of {format_ms(t)} with {free} credit(s) free",
-                                  events=[job.submit_index])
+                                  events=[i for i in (job.submit_index,) if i is not None])
     return None
 
 
@@ -245,10 +245,10 @@ def _due_times(run: Run) -> dict[int, int]:
     """Each job's due time (monotonic, microseconds) as the glue set it: its submission plus
     100 ms per key, moved by every reschedule that reached it while it was still pending."""
     view = run.view
-    cancels = {}
+    cancels: dict[int, int] = {}
     for i, e in view.of_kind("cancel"):
         cancels.setdefault(e.job, i)
-    due = {}
+    due: dict[int, int] = {}
     for job in view.jobs.values():
         if job.submitted_us is None:
             continue
@@ -257,9 +257,10 @@ def _due_times(run: Run) -> dict[int, int]:
         if call.operation != "reschedule" or call.raised is not None:
             continue
         j, ms = call.args
-        job = view.jobs.get(j)
-        if job is None or job.submit_index is None or job.submit_index > call.index:
+        moved = view.jobs.get(j)
+        if moved is None or moved.submit_index is None or moved.submit_index > call.index:
             continue
+        job = moved
         started = job.attempts and job.attempts[0].start_index < call.index
         answered = job.received is not None and job.received.index < call.index
         cancelled = j in cancels and cancels[j] < call.index
@@ -305,7 +306,7 @@ def due_order_respected(run: Run) -> object:
             if od <= a.start_us and od < d:
                 raise InvariantFailed(
                     f"job {a.job} (due {format_ms(d)}) started at {format_ms(a.start_us)} while job {other.id}, "
-                    f"due earlier at {format_ms(od)}, still waited", events=[a.start_index, other.submit_index])
+                    f"due earlier at {format_ms(od)}, still waited", events=[i for i in (a.start_index, other.submit_index) if i is not None])
     # an operation landing while the reactor is late may re-arm the queue's timer (a reschedule, a
     # submission, a cancel): the new timer may be as late again, from the operation on
     op_times = sorted(e.t_us for e in view.events if e.kind in ("submit", "call", "cancel"))
@@ -323,7 +324,7 @@ def due_order_respected(run: Run) -> object:
             continue  # the run ended first
         if waiting(job, index) and len(view.running_at(t)) < CONCURRENCY:
             raise InvariantFailed(f"job {job.id} was due at {format_ms(due[job.id])} with a slot free, and still "
-                                  f"waited at {format_ms(t)}", events=[job.submit_index])
+                                  f"waited at {format_ms(t)}", events=[i for i in (job.submit_index,) if i is not None])
     return None
 
 
