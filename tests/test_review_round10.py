@@ -262,6 +262,7 @@ def test_finding1_late_timeout_answer_is_caught_with_retries_0():
     assert _violations(load_target(f"{PROBES}:late_answer_retries0"), *_HANG) == ["time.timeout"]
 
 
+@pytest.mark.xfail(strict=True, reason="finding 1: no retry left, the caller's late timeout answer passes")
 def test_finding1_late_timeout_answer_after_the_last_retry_is_caught():
     assert _violations(load_target(f"{PROBES}:retry_then_late"), *_HANG) == ["time.timeout"]
 

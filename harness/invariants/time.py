@@ -170,16 +170,6 @@ class Timeout(Invariant):
                 kept = _kept_cancel(target, facts, job, attempt, excused)
                 if kept is not None:
                     return kept
-                if attempt.n != target.retries:
-                    continue
-                # The last attempt declared (no retry left): its caller fails in the instant of the cancel
-                # (review 10, finding 1), with an error _kept_cancel allows.
-                if job.fired is None or facts.time(job.fired) > known(ended):
-                    return (
-                        f"job {job.id}'s last attempt ({attempt.n}: 1 + {target.retries} retries declared) timed out "
-                        f"at {format_ms(known(ended))} but its Deferred did not fail then",
-                        [attempt.start, known(attempt.end)],
-                    )
                 continue
             # No retries, or a whole-request deadline (timeout_from="submit"): nothing runs after it, so the
             # caller fails with the timeout error in the instant the subject cancelled its job.
