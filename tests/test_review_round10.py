@@ -249,7 +249,7 @@ def test_saga_through_the_plugin():
     """The plugin's @fuzz on a correct round-10 target."""
 
 
-# -- findings that need a harness change (strict xfails: they pass once fixed) -----------------------
+# -- findings that needed a harness change (were strict xfails; fixed by fix10a: findings 1 and 2) -----
 _HANG = (Submit(at_ms=0, job=0, spec=JobSpec(kind="hang")),)
 
 
@@ -258,7 +258,6 @@ def test_finding1_late_timeout_answer_is_caught_without_retries():
     assert _violations(load_target(f"{PROBES}:late_answer"), *_HANG) == ["time.timeout"]
 
 
-@pytest.mark.xfail(strict=True, reason="finding 1: retries=0 lifts 'the caller fails at T'")
 def test_finding1_late_timeout_answer_is_caught_with_retries_0():
     assert _violations(load_target(f"{PROBES}:late_answer_retries0"), *_HANG) == ["time.timeout"]
 
@@ -268,6 +267,5 @@ def test_finding1_late_timeout_answer_after_the_last_retry_is_caught():
     assert _violations(load_target(f"{PROBES}:retry_then_late"), *_HANG) == ["time.timeout"]
 
 
-@pytest.mark.xfail(strict=True, reason="finding 2: no way to declare a timeout answered after a bounded cleanup")
 def test_finding2_timeout_answered_after_compensation_is_declarable():
     assert _violations(load_target(f"{PROBES}:saga_timeout_after_compensation"), *_HANG) == []

@@ -209,6 +209,22 @@ def _detach_and_glue_rows() -> tuple[Row, ...]:
     )
 
 
+def _cleanup_rows() -> tuple[Row, ...]:
+    """time.timeout with timeout_cleanup_ms: the caller answered after a bounded cleanup (review 10, finding 2)."""
+    import test_timeout_cleanup as c
+    late = ClockPolicy(step_ms=7, jitter_ms=5, seed=1)
+    return (
+        Row("cleanup.late", "time.timeout", "but its Deferred fired only at 340ms, 40ms later; timeout_cleanup_ms=39 "
+            "promises it fails with Timeout within 39ms of the timeout", c.target(cleanup_ms=39),
+            c.target(), S(c.HANG)),
+        Row("cleanup.never", "time.timeout", "but its Deferred never fired; timeout_cleanup_ms=40 promises it fails with "
+            "Timeout within 40ms of the timeout (and the 9ms the timers on the cleanup's way fired late)",
+            c.target(answer=False), c.target(), S(c.HANG, clock=late)),
+        Row("cleanup.wrong_error", "time.timeout", "but its Deferred fired with KeyError: 'timed out', not Timeout "
+            "(timeout_cleanup_ms=40", c.target(error=KeyError), c.target(), S(c.HANG)),
+    )
+
+
 #: The round-8 subscriber whose unsubscribe() cancels the delivery in progress, not declaring it (cancels_work).
 _UNSUBSCRIBE_UNDECLARED = replace(load_target("scenarios.review.round8.targets:fanout_unsubscribe_op"),
                                   operations={"unsubscribe": Operation(lambda s: s.unsubscribe())})
@@ -272,6 +288,7 @@ MESSAGES: tuple[Row, ...] = (
         S(Submit(0, 0, ok(900)), Cancel(0, 0), Submit(0, 1, fail(0)), Submit(0, 2, ok(0)))),
     # time.timeout
     *_detach_and_glue_rows(),
+    *_cleanup_rows(),
     Row("wait.started_late", "time.timeout", "job 2 started at 500ms, after its wait timed out at 310ms", _wait(timeout_ms=None),
         _wait(), TWO_BUSY),
     Row("wait.unfired", "time.timeout", "job 2 waited 300ms without starting (submitted at 10ms) but its Deferred never fired",
@@ -346,9 +363,10 @@ MESSAGES: tuple[Row, ...] = (
     Row("timeout.declared_error", "time.timeout", "not JobTimedOut", _own_timeout_error_wrong,
         _own_timeout_error_right, S(Submit(0, 0, HANG))),
     # retries with a timeout from the start (each attempt's): the subject's own cancel is no error the job produced
+    # (retries=1: retries=0 has no later attempt, and its caller is held to T as without retries: review 10, finding 1)
     Row("timeout.kept_cancel", "time.timeout", "job 0's attempt 0 timed out at 300ms and its Deferred failed at 300ms "
-        "with CancelledError, though its caller never cancelled", replace(_cancel_timeout_raw, retries=0),
-        replace(_cancel_timeout_converted, retries=0), S(Submit(0, 0, HANG))),
+        "with CancelledError, though its caller never cancelled", replace(_cancel_timeout_raw, retries=1),
+        replace(_cancel_timeout_converted, retries=1), S(Submit(0, 0, HANG))),
     Row("timeout.never_started", "time.timeout", "never started, yet its Deferred failed with TimeoutError",
         "scenarios.shedding:timeout_shedding_pool", "scenarios.shedding:queue_deadline_pool",
         S(Submit(0, 0, HANG), Submit(0, 1, HANG), Submit(0, 2, ok()))),

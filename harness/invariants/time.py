@@ -19,7 +19,7 @@ from harness.invariants.base import Invariant, Violation
 from harness.invariants.early_cancel import early_cancel_note
 from harness.invariants.on_demand import asking, on_demand_calls
 from harness.invariants.wait_slots import free_slot_before, holding
-from harness.run.calls import CALL_OPENERS, SCHEDULE_OPERATIONS, owed_before
+from harness.run.calls import CALL_OPENERS, SCHEDULE_OPERATIONS, opener_of, owed_before
 from harness.run.chains import chain_lateness, last_rearm, loop_timers, timer_number
 from harness.run.facts import Attempt, Facts, JobFacts, abandoned_at, facts_of, stranded_jobs
 from harness.run.outcomes import served_by
@@ -83,7 +83,7 @@ class Timeout(Invariant):
             if message is not None:
                 text, events = message
                 return self.violation(run, text, events)
-        if target.shared and target.timeout_from != "wait" and target.retries is None:
+        if target.shared and target.timeout_from != "wait" and not target.retries:
             found = _judge_joined(target, facts)
             if found is not None:
                 return self.violation(run, *found)
@@ -164,9 +164,10 @@ class Timeout(Invariant):
             # cancellation (Deferred.addTimeout); only a target declaring timeout_fires promises more.
             if attempt.canceller_raised and not target.timeout_fires:
                 continue
-            if target.retries is not None and target.timeout_from == "start":
+            if target.retries and target.timeout_from == "start":
                 # Each attempt's timeout: a retry may follow, and the caller is not held to fail at T; but a
                 # caller that did not cancel never gets the cancel error of an attempt the subject cancelled.
+                # retries=0 (a plain pool) has no later attempt: held to T below (review 10, finding 1).
                 kept = _kept_cancel(target, facts, job, attempt, excused)
                 if kept is not None:
                     return kept
@@ -175,6 +176,11 @@ class Timeout(Invariant):
             # caller fails with the timeout error in the instant the subject cancelled its job.
             if target.shared and job.fired is not None and job.fired < known(attempt.end):
                 continue  # shared: its caller was answered before (from a cache, say); its job served others
+            if target.timeout_cleanup_ms is not None:
+                cleaned = _judge_cleanup(target, facts, job, attempt, excused)
+                if cleaned is not None:
+                    return cleaned
+                continue
             expected = target.timeout_error.__name__
             if job.fired is None or facts.time(job.fired) > known(ended):
                 hostile = (
@@ -495,6 +501,53 @@ def _kept_cancel(target: Target, facts: Facts, job: JobFacts, attempt: Attempt,
         f"caller gets {target.timeout_error.__name__} or an error one of its attempts raised",
         [known(attempt.end), fired],
     )
+
+
+def _judge_cleanup(target: Target, facts: Facts, job: JobFacts, attempt: Attempt,
+                   excused: int | None) -> tuple[str, list[int]] | None:
+    """``timeout_cleanup_ms=C``: ``job``'s caller, whose ``attempt`` the subject cancelled at its timeout, fails with
+    ``timeout_error`` within C of that cancel (review 10, finding 2: a saga compensating its completed steps, a
+    rollback, before it answers), plus how late the timers on the cleanup's way fired (``chain_lateness``: a
+    backoff between two tries of a compensation may fire as late as the clock may be, each in its turn).
+
+    A cancel of the caller's own or a ``stop()`` during the cleanup, before the answer and by the bound (plus the
+    clock's lateness: a cleanup timer overdue then, not yet run by a late reactor), excuses the rest (the cleanup
+    may end with its error). An answer never given is judged at the drain: when the bound
+    passed by then, or nothing at all was left scheduled (``Facts.idle_drain``: nothing could ever answer it).
+    """
+    end, fired = known(attempt.end), job.fired
+    cancelled, cleanup = facts.time(end), known(target.timeout_cleanup_ms)
+    last = fired if fired is not None else facts.drained if facts.drained is not None else len(facts.events) - 1
+    origin = opener_of(facts, end)
+    late = 0 if origin is None else chain_lateness(facts.events, origin, last, facts.late_us, cleanup * 1000)
+    bound = cancelled + cleanup * 1000 + late
+    if (excused is not None and end < excused and (fired is None or excused < fired)
+            and facts.time(excused) <= bound + facts.late_us  # (before a late reactor ran the cleanup's overdue timer)
+            and (facts.drained is None or excused < facts.drained)):  # the teardown stop() excuses nothing
+        return None  # the caller's cancel or a stop() came during the cleanup: any error goes then
+    expected = target.timeout_error.__name__
+    promise = f"timeout_cleanup_ms={cleanup} promises it fails with {expected} within {cleanup}ms of the timeout"
+    hops = f" (and the {format_ms(late)} the timers on the cleanup's way fired late)" if late else ""
+    if fired is None:
+        if facts.drained is None or (facts.time(facts.drained) <= bound and facts.idle_drain() is None):
+            return None  # the run ended within the bound, timers still pending: the cleanup may still answer
+        return (
+            f"job {job.id} timed out at {format_ms(cancelled)} but its Deferred never fired; {promise}{hops}",
+            [attempt.start, end],
+        )
+    if facts.time(fired) > bound:
+        return (
+            f"job {job.id} timed out at {format_ms(cancelled)} but its Deferred fired only at "
+            f"{format_ms(facts.time(fired))}, {format_ms(facts.time(fired) - cancelled)} later; {promise}{hops}",
+            [end, fired],
+        )
+    if facts.event(fired).kind != EventKind.FAILURE or not facts.is_error(fired, target.timeout_error):
+        return (
+            f"job {job.id} timed out at {format_ms(cancelled)} but its Deferred fired with "
+            f"{facts.event(fired).detail}, not {expected} ({promise})",
+            [end, fired],
+        )
+    return None
 
 
 def _quorum_loser(target: Target, facts: Facts, job: JobFacts, attempt: Attempt) -> bool:

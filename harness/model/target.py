@@ -131,7 +131,10 @@ class Target:
     timeout. ``timeout_detaches=True`` says the timeout fails the caller at
     T and leaves the work running (it cannot reach it: a multiplexed call
     already on the wire), as ``cancellable="detach"`` does for a cancel:
-    ``time.timeout`` then holds the caller to T, not the work. ``key_limit`` is a positive
+    ``time.timeout`` then holds the caller to T, not the work. ``timeout_cleanup_ms=C`` says the
+    timeout cancels the work at T and the subject then cleans up (a saga compensating its completed
+    steps, a rollback) before failing the caller with ``timeout_error``, within C of the cancel:
+    ``time.timeout`` holds the caller to that, not to T (review 10, finding 2). ``key_limit`` is a positive
     integer, ``math.inf`` (no bound: with ``shared``, executions of one key
     may overlap without limit) or None (none declared: 1 with ``shared``).
 
@@ -215,6 +218,9 @@ class Target:
     # the timeout fails the caller at T and leaves the work running (it cannot reach it: a multiplexed call already on
     # the wire), as cancellable="detach" does for a caller's cancel: time.timeout then holds the caller, not the work
     timeout_detaches: bool = False
+    # the timeout cancels the work at T and the subject cleans up (compensates a saga's completed steps, rolls
+    # back) for at most this long before failing the caller with timeout_error: time.timeout holds it to T + C
+    timeout_cleanup_ms: int | None = None
     # math.inf: no bound (the subject retries a failed job until it lands; needs backoff_ms)
     retries: int | float | None = None
     # the subject may run a job again after its caller has its answer (retrying in the background, say): it
@@ -285,7 +291,7 @@ class Target:
         if self.kind not in KINDS:
             raise TargetError(f"Target kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         for name in ("limit", "capacity", "timeout_ms", "interval_ms", "deadline_ms", "keys", "cache_ms", "hedge_ms", "hedges",
-                     "fanout", "quorum", "lease_ms"):
+                     "fanout", "quorum", "lease_ms", "timeout_cleanup_ms"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise TargetError(f"Target {name} must be a positive integer or None, got {value!r}")
@@ -360,6 +366,7 @@ class Target:
                 "Target timeout_fires=True promises the caller fails by the timeout; declare timeout_ms too"
             )
         self._check_timeout_detaches()
+        self._check_timeout_cleanup()
         self._check_glue_timeout()
         for name in ("cancel_error", "timeout_error"):
             if not _exception_class(getattr(self, name)):
@@ -714,6 +721,34 @@ class Target:
             raise TargetError(
                 "Target timeout_detaches=True promises the caller fails with timeout_error at T and its running work "
                 f"runs on: {problem}"
+            )
+
+    def _check_timeout_cleanup(self) -> None:
+        """``timeout_cleanup_ms`` is a promise about a submitted job's caller after the timeout cancelled its work:
+        it needs ``timeout_ms`` on a submit target, from the job's start or submission, a timeout that ends the
+        work and holds the caller to T (not ``timeout_detaches``, nor ``retries`` with a timeout from the start,
+        which already lift that), and one caller per job run once (no ``hedge_ms``, ``fanout``, ``shared``)."""
+        if self.timeout_cleanup_ms is None:
+            return
+        clash = next((f"{name}={getattr(self, name)!r}" for name in ("hedge_ms", "fanout")
+                      if getattr(self, name) is not None), "shared=True" if self.shared else None)
+        problem = (
+            "declare timeout_ms too" if self.timeout_ms is None
+            else "a periodic Target has no caller (drop it)" if self.kind == "periodic"
+            else f'timeout_from="{self.timeout_from}" times the caller, not work the timeout cancels (drop it)'
+            if self.timeout_from in ("wait", "glue")
+            else "timeout_detaches=True answers the caller at T and leaves the work running (drop one)"
+            if self.timeout_detaches
+            else f"retries={self.retries!r} already lets the caller be answered after an attempt's timeout (a retry "
+            'may follow): drop one, or time the whole request (timeout_from="submit")'
+            if self.retries and self.timeout_from == "start"
+            else f"{clash} times out the work of several callers (drop one)" if clash is not None
+            else None
+        )
+        if problem is not None:
+            raise TargetError(
+                "Target timeout_cleanup_ms promises the caller fails with timeout_error within C of the timeout's "
+                f"cancel of its work: {problem}"
             )
 
     def _check_glue_timeout(self) -> None:

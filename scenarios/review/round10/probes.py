@@ -11,7 +11,7 @@ from twisted.python.failure import Failure
 from harness import Target
 
 from . import saga
-from .targets import STEP_TIMEOUT_MS, SagaGate
+from .targets import COMP_BACKOFF_MS, STEP_TIMEOUT_MS, SagaGate
 
 TIMEOUT_MS = 300
 LATE_S = 2.0
@@ -78,11 +78,13 @@ retry_then_late = Target(build=RetryThenLatePool, timeout_ms=TIMEOUT_MS, cancell
                          backoff_ms=(0, 0), description="the third attempt timed out, the caller answered 2 s late")
 
 # Finding 2: the correct saga declared without `retries=0`: its timeout's answer comes after the
-# compensation of the steps before (50 ms of backoff), and `time.timeout` wants it at T.
+# compensation of the steps before (50 ms of backoff), and `time.timeout` wants it at T unless the
+# cleanup is declared (`timeout_cleanup_ms`, fix10a).
 saga_timeout_after_compensation = Target(
     build=lambda clock: SagaGate(clock),
     timeout_ms=STEP_TIMEOUT_MS,
     timeout_error=saga.StepTimedOut,
     wraps={saga.SagaFailed: lambda e: e.cause},
+    timeout_cleanup_ms=COMP_BACKOFF_MS,
     description="the correct saga, its timeout answered after compensating",
 )

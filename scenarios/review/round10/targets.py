@@ -198,7 +198,7 @@ def _saga_target(cls: type[saga.Saga], description: str) -> Target:
         timeout_ms=STEP_TIMEOUT_MS,
         timeout_error=saga.StepTimedOut,
         wraps={saga.SagaFailed: lambda e: e.cause},
-        retries=0,
+        timeout_cleanup_ms=COMP_BACKOFF_MS,  # the timeout is answered once compensated: one 50 ms backoff
         invariants=(compensated_in_reverse,),
         description=description,
     )
