@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from harness.model.target import Target
 from harness.model.trace import EventKind, format_ms
-from harness.run.calls import SCHEDULE_OPERATIONS, opener_of, timer_set_at
+from harness.run.calls import opener_of, operation_called_before, timer_set_at
 from harness.run.facts import Attempt, Facts, JobFacts
 from harness.run.timers import set_due_us
 
@@ -31,7 +31,7 @@ def early_cancel_note(target: Target, facts: Facts, job: JobFacts, attempt: Atte
     if end is None:
         return ""
     parts = [_cause(facts, job, attempt, end, periodic, target.timeout_from == "submit")]
-    operation = _operation_of(facts, end)
+    operation = operation_called_before(facts, end)
     if operation is not None and operation in target.operations and operation not in target.work_cancelling_operations:
         parts.append(f"if {operation} cancels work on purpose, declare Operation(..., cancels_work=True) for it")
     refusal = None if periodic else _refusal(target, facts, job, end)
@@ -84,18 +84,6 @@ def _by_timer(facts: Facts, job: JobFacts, attempt: Attempt, fire: int, label: s
         return (f"cancelled by the subject's timer {label}, {when}, before the {what} {began} at "
                 f"{format_ms(facts.time(origin))}: not this {what}'s timeout; a deadline of earlier work left armed?")
     return f"cancelled by the subject's timer {label}, {when}"
-
-
-def _operation_of(facts: Facts, end: int) -> str | None:
-    """The operation whose call made the cancel at ``end``: the schedule's last operation before it, when
-    that is a ``call`` in the cancel's instant (what ``Operation(..., cancels_work=True)`` excuses)."""
-    events, at = facts.events, facts.time(end)
-    for i in range(end - 1, -1, -1):
-        if events[i][1] in SCHEDULE_OPERATIONS:
-            if events[i][1] == EventKind.CALL and events[i][0] == at:
-                return str(events[i][4]).split("(", 1)[0]
-            return None
-    return None
 
 
 def _refusal(target: Target, facts: Facts, job: JobFacts, end: int) -> str | None:

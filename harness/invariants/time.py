@@ -19,7 +19,7 @@ from harness.invariants.base import Invariant, Violation
 from harness.invariants.early_cancel import early_cancel_note
 from harness.invariants.on_demand import asking, on_demand_calls
 from harness.invariants.wait_slots import free_slot_before, holding
-from harness.run.calls import CALL_OPENERS, SCHEDULE_OPERATIONS, opener_of, owed_before
+from harness.run.calls import CALL_OPENERS, SCHEDULE_OPERATIONS, opener_of, operation_called_before, owed_before
 from harness.run.chains import chain_lateness, last_rearm, loop_timers, timer_number
 from harness.run.facts import Attempt, Facts, JobFacts, abandoned_at, facts_of, stranded_jobs
 from harness.run.outcomes import served_by
@@ -430,11 +430,7 @@ def _ended_on_purpose(target: Target, facts: Facts, job: JobFacts, attempt: Atte
     names = target.work_cancelling_operations
     # The cancel made by the call itself (or what it set off in that instant: a callLater(0) runs before the
     # schedule's next operation), not by a later operation of the instant (a submit's: audit 12).
-    if names and any(
-        i < end and facts.time(i) == at and facts.events[i][4].split("(", 1)[0] in names
-        and not _operation_between(facts, i, end)
-        for i in facts.by_kind.get(EventKind.CALL, ())
-    ):
+    if names and operation_called_before(facts, end) in names:
         return True
     if not target.sheds:
         return False
@@ -451,13 +447,9 @@ def _ended_on_purpose(target: Target, facts: Facts, job: JobFacts, attempt: Atte
     )
 
 
-#: The events that open a step of the schedule: what follows one was made by that operation, not by the one before.
-_OPERATIONS = SCHEDULE_OPERATIONS
-
-
 def _operation_between(facts: Facts, first: int, last: int) -> bool:
     """Whether an operation of the schedule was applied between trace indexes ``first`` and ``last``."""
-    return any(facts.events[i][1] in _OPERATIONS for i in range(first + 1, last))
+    return any(facts.events[i][1] in SCHEDULE_OPERATIONS for i in range(first + 1, last))
 
 
 def _abandoned_before(target: Target, facts: Facts, attempt: Attempt) -> bool:
@@ -1673,7 +1665,7 @@ def _preempted(facts: Facts, index: int) -> bool:
             return False
         if kind == EventKind.REACTOR_PAUSE:
             return True
-        if kind in CALL_OPENERS and kind not in _OPERATIONS:
+        if kind in CALL_OPENERS and kind not in SCHEDULE_OPERATIONS:
             return False  # a call the reactor ran (a timer, a job settling) after the pause: the stop came after it
     return False
 

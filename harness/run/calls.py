@@ -30,6 +30,19 @@ SCHEDULE_OPERATIONS = frozenset((EventKind.SUBMIT, EventKind.CANCEL, EventKind.C
                                  EventKind.CLOCK_JUMP))
 
 
+def operation_called_before(facts: Facts, index: int) -> str | None:
+    """The name of the operation whose call made the event at trace index ``index``: the schedule's last
+    operation before it, when that is a ``call`` in the event's instant (what it set off then, a
+    ``callLater(0)`` included, runs before the schedule's next operation); None otherwise."""
+    events, at = facts.events, facts.time(index)
+    for i in range(index - 1, -1, -1):
+        if events[i][1] in SCHEDULE_OPERATIONS:
+            if events[i][1] == EventKind.CALL and events[i][0] == at:
+                return str(events[i][4]).split("(", 1)[0]
+            return None
+    return None
+
+
 def opener_of(facts: Facts, index: int, after: int = -1) -> int | None:
     """The trace index of the opener of the call whose chain holds event ``index`` (the opener itself when
     ``index`` is one), looking back no further than ``after`` (exclusive); None if none is found."""
