@@ -87,7 +87,11 @@ class RunSession:
 
     def usable(self) -> bool:
         """Whether a run may use this session now: no run of it is going on, in its own process and thread."""
-        return not self.busy and self._pid == os.getpid() and self._thread == threading.get_ident()
+        return not self.busy and self.at_home()
+
+    def at_home(self) -> bool:
+        """Whether this is the process and thread the session was made in (a fork or another thread has its own)."""
+        return self._pid == os.getpid() and self._thread == threading.get_ident()
 
 
 def current_session() -> RunSession | None:
@@ -100,7 +104,6 @@ def running_guard() -> EscapeGuard | None:
     """The escape guard of the run going on now in this thread and process, or None (no run is): where a mistake
     of the target's glue found during a run is refused (``EscapeGuard.refuse``), to end the run with it."""
     session = _current
-    if (session is None or not session.busy or not session.guard.armed
-            or session._thread != threading.get_ident() or session._pid != os.getpid()):
+    if session is None or not session.busy or not session.guard.armed or not session.at_home():
         return None
     return session.guard
