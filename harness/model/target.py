@@ -701,14 +701,20 @@ class Target:
             return None if self.key_limit == math.inf else int(self.key_limit)
         return 1 if self.shared else None
 
+    def _work_timed_out_by(self, names: tuple[str, ...]) -> str | None:
+        """The first of ``names`` declared (not None), as ``name=value``, else ``shared=True`` if declared: what
+        times out the work itself, or serves several callers with it, where a caller's own timeout promise needs
+        one caller per job run once (``timeout_detaches``, ``timeout_cleanup_ms``, ``timeout_from="glue"``)."""
+        return next((f"{name}={getattr(self, name)!r}" for name in names if getattr(self, name) is not None),
+                    "shared=True" if self.shared else None)
+
     def _check_timeout_detaches(self) -> None:
         """``timeout_detaches`` is a promise about a submitted job's caller and its running work: it needs
         ``timeout_ms`` on a submit target, timed from the job's start or submission, and one caller per job run
         once (no ``retries``, ``hedge_ms``, ``fanout``, ``shared``: their timeouts are judged on the work)."""
         if not self.timeout_detaches:
             return
-        clash = next((f"{name}={getattr(self, name)!r}" for name in ("retries", "hedge_ms", "fanout")
-                      if getattr(self, name) is not None), "shared=True" if self.shared else None)
+        clash = self._work_timed_out_by(("retries", "hedge_ms", "fanout"))
         problem = (
             "declare timeout_ms too" if self.timeout_ms is None
             else "a periodic Target has no caller (drop it)" if self.kind == "periodic"
@@ -730,8 +736,7 @@ class Target:
         which already lift that), and one caller per job run once (no ``hedge_ms``, ``fanout``, ``shared``)."""
         if self.timeout_cleanup_ms is None:
             return
-        clash = next((f"{name}={getattr(self, name)!r}" for name in ("hedge_ms", "fanout")
-                      if getattr(self, name) is not None), "shared=True" if self.shared else None)
+        clash = self._work_timed_out_by(("hedge_ms", "fanout"))
         problem = (
             "declare timeout_ms too" if self.timeout_ms is None
             else "a periodic Target has no caller (drop it)" if self.kind == "periodic"
@@ -756,8 +761,7 @@ class Target:
         per job run once (no ``retries``, ``hedge_ms``, ``fanout``, ``shared``: their timeouts act on the work)."""
         if self.timeout_from != "glue" or self.kind != "submit":
             return
-        clash = next((f"{name}={getattr(self, name)!r}" for name in ("retries", "hedge_ms", "fanout")
-                      if getattr(self, name) is not None), "shared=True" if self.shared else None)
+        clash = self._work_timed_out_by(("retries", "hedge_ms", "fanout"))
         if clash is not None:
             raise TargetError(
                 f'Target timeout_from="glue" times each caller from where its glue says, but {clash} times out the '
