@@ -171,18 +171,26 @@ class RetryQueue:
     def _cancel(self, job: _Job) -> None:
         if job.state == "done":
             return
-        self._withdraw(job)
-        job.d.errback(CancelledError("job cancelled by its caller"))
-        self._pump()
+        try:
+            self._withdraw(job)
+        finally:  # a job's canceller that raises must not strand the caller
+            job.d.errback(CancelledError("job cancelled by its caller"))
+            self._pump()
 
     def stop(self) -> None:
         if self._stopped:
             return
         self._stopped = True
+        raised: BaseException | None = None
         for job in list(self._pending.values()):
             if job.state != "done":
-                self._withdraw(job)
+                try:
+                    self._withdraw(job)
+                except Exception as e:  # a job's canceller raised: stop the others all the same
+                    raised = raised or e
                 job.d.errback(QueueStopped("queue stopped"))
+        if raised is not None:
+            raise raised
 
 
 class RetryQueueOneAttemptTooMany(RetryQueue):

@@ -104,10 +104,12 @@ class OrderedExecutor:
         item.timer = None
         self._done(item, ItemTimeout(f"item {item.seq} ran over its {item.timeout}s timeout"), True)
         self._free_slot_after_timeout()
-        if item.work is not None:
-            item.work.cancel()
-        self._deliver()
-        self._pump()
+        try:
+            if item.work is not None:
+                item.work.cancel()
+        finally:  # a job's canceller that raises must not strand the items behind it
+            self._deliver()
+            self._pump()
 
     def _free_slot_after_timeout(self) -> None:
         self.running -= 1
@@ -136,11 +138,13 @@ class OrderedExecutor:
             self.running -= 1
         self._done(item, None, False)
         item.cancelled = True
-        if was == RUNNING and item.work is not None:
-            item.work.cancel()
-        item.d.errback(CancelledError(f"item {item.seq} cancelled by its caller"))
-        self._deliver()
-        self._pump()
+        try:
+            if was == RUNNING and item.work is not None:
+                item.work.cancel()
+        finally:  # a job's canceller that raises must not strand the caller or the items behind it
+            item.d.errback(CancelledError(f"item {item.seq} cancelled by its caller"))
+            self._deliver()
+            self._pump()
 
     def _stop_cancelled_timer(self, item: _Item) -> None:
         self._stop_timer(item)
@@ -149,6 +153,7 @@ class OrderedExecutor:
         if self._shut:
             return
         self._shut = True
+        to_cancel: list[Deferred[Any]] = []
         for item in list(self._items.values()):
             if item.state == QUEUED:
                 self._queue.remove(item)
@@ -158,8 +163,16 @@ class OrderedExecutor:
                 self.running -= 1
                 self._done(item, ExecutorShutdown("executor shut down"), True)
                 if item.work is not None:
-                    item.work.cancel()
+                    to_cancel.append(item.work)
+        raised: BaseException | None = None
+        for work in to_cancel:
+            try:
+                work.cancel()
+            except Exception as e:  # a job's canceller raised: cancel the others all the same
+                raised = raised or e
         self._deliver()
+        if raised is not None:
+            raise raised
 
     # -- delivering ------------------------------------------------------------------------------
     def _deliver(self) -> None:
