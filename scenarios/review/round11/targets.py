@@ -68,7 +68,32 @@ def writer_alone(run: Run) -> None:
                 )
 
 
-def _rw(cls: type[rwlock.RWLock], description: str) -> Target:
+def readers_not_stranded(run: Run) -> None:
+    """A reader that times out waiting was kept out by a writer that came before it: one holding
+    the lock, or one still queued, when its timeout fired (the workaround of finding 5: no field
+    says that readers share the lock)."""
+    view = run.view
+    for r in view.jobs.values():
+        got = r.received
+        if r.priority != READ or got is None or got.error != "LockTimeout" or r.submit_index is None:
+            continue
+        i = got.index
+        for w in view.jobs.values():
+            if w.priority != WRITE or w.submit_index is None or w.submit_index > r.submit_index:
+                continue
+            holding = any(a.start_index < i and (a.end_index is None or a.end_index > i or a.canceller_raised)
+                          for a in w.attempts)
+            queued = (not any(a.start_index < i for a in w.attempts)
+                      and (w.received is None or w.received.index > i))
+            if holding or queued:
+                break
+        else:
+            raise InvariantFailed(
+                f"reader job {r.id} timed out at {format_ms(got.t_us)} though no writer submitted before it "
+                f"held the lock or waited for it then", events=(r.submit_index, i))
+
+
+def _rw(cls: type[rwlock.RWLock], description: str, readers_checked: bool = True) -> Target:
     return Target(
         build=lambda clock: RWGate(clock, cls),
         submit=lambda gate, job, priority: gate.submit(job, priority),
@@ -76,7 +101,7 @@ def _rw(cls: type[rwlock.RWLock], description: str) -> Target:
         timeout_ms=LOCK_TIMEOUT_MS,
         timeout_from="wait",
         timeout_error=rwlock.LockTimeout,
-        invariants=(writer_alone,),
+        invariants=(writer_alone, readers_not_stranded) if readers_checked else (writer_alone,),
         menu={"priorities": 2},
         description=description,
     )
@@ -86,6 +111,8 @@ rwlock_ok = _rw(rwlock.RWLock, "readers-writer lock, writer preference (correct)
 rwlock_timer_leak = _rw(rwlock.RWLockTimerLeak, "RW lock: acquire timer not cancelled on grant")
 rwlock_stuck_behind_writer = _rw(rwlock.RWLockStuckBehindTimedOutWriter, "RW lock: timed-out writer strands readers")
 rwlock_writer_off_by_one = _rw(rwlock.RWLockWriterOffByOne, "RW lock: writer admitted beside one reader")
+# Finding 5: the stranded readers without the user invariant that replays the lock's queue.
+rwlock_stuck_builtin_only = _rw(rwlock.RWLockStuckBehindTimedOutWriter, "RW lock: timed-out writer strands readers (built-in invariants only)", readers_checked=False)
 
 
 # ---------------------------------------------------------------------------------------------
