@@ -1,4 +1,4 @@
-"""Round 11 targets, written from the README and docs/ alone (not the harness source).
+"""Round 11 targets, written from the user documentation alone (not the harness source).
 
 Each component (rwlock.py, ordered.py, poller.py, dlq.py) gets a target for the correct class and
 one per buggy twin (BUGS.md), built by one factory so the twins differ only in the class.
