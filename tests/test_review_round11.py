@@ -1,0 +1,154 @@
+"""Eleventh outside-user review (docs/reviews/outside-user-11.md): four components written blind (a
+readers-writer lock with writer preference, an ordered-results executor, an adaptive poller, a retry
+queue with a dead-letter queue), with targets written from the user documentation alone. Each correct
+target stays clean over a bounded campaign; each buggy twin is caught, naming the invariant its bug
+breaks; what the harness found in my "correct" code stays fixed; the findings that need a harness
+change are strict xfails, which pass once the finding is fixed. The long campaigns are in the review
+page."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import Call, ClockPolicy, JobSpec, Schedule, Start, Stop, Submit, check, load_target, run_schedule
+from harness.pytest import fuzz
+from scenarios.review.round11 import targets
+
+from review_campaigns import assert_caught_alone, assert_caught_as, assert_stays_clean, campaign
+
+PACKAGE = "scenarios.review.round11.targets"
+ROOT = Path(__file__).resolve().parent.parent
+
+CORRECT = ("rwlock_ok", "ordered_ok", "poller_ok", "dlq_ok")
+
+# twin -> the invariant its bug breaks (first reported, seed 1, mixed strategy; each within 30 examples)
+BUGGY = {
+    "rwlock_timer_leak": "errors.escaped",
+    "rwlock_stuck_behind_writer": "user.readers_not_stranded",
+    "rwlock_writer_off_by_one": "user.writer_alone",
+    "ordered_timeout_leaks_slot": "completion.deadline",
+    "ordered_cancel_keeps_timer": "concurrency.limit",
+    "ordered_skips_ahead": "user.answered_in_submission_order",
+    "poller_stop_leaves_poll": "leaks.work",
+    "poller_deadline_leak": "time.timeout",
+    "poller_backoff_overshoot": "time.backoff",
+    "dlq_one_attempt_too_many": "time.retries",
+    "dlq_cancel_leaks_slot": "cancellation.releases",
+}
+
+# One bug, several true symptoms on other seeds.
+ACCEPTED: dict[str, set[str]] = {}
+
+
+def _violations(target: Any, *ops: Any, clock: ClockPolicy | None = None) -> list[str]:
+    schedule = Schedule(ops=tuple(ops)) if clock is None else Schedule(ops=tuple(ops), clock=clock)
+    return [v.invariant for v in check(run_schedule(target, schedule))]
+
+
+def _job(job: int, kind: str = "succeed", after_ms: int = 0, at_ms: int = 0, **kw: Any) -> Submit:
+    return Submit(at_ms=at_ms, job=job, spec=JobSpec(kind=kind, after_ms=after_ms), **kw)
+
+
+@pytest.mark.parametrize("name", CORRECT)
+def test_correct_component_is_clean(name: str, tmp_path: Path) -> None:
+    assert_stays_clean(f"{PACKAGE}:{name}", tmp_path, examples=60)
+
+
+@pytest.mark.parametrize("name, invariant", sorted(BUGGY.items()))
+def test_buggy_twin_is_caught(name: str, invariant: str, tmp_path: Path) -> None:
+    assert_caught_alone(f"{PACKAGE}:{name}", invariant, tmp_path, examples=300)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(BUGGY))
+def test_buggy_twin_is_caught_on_another_seed(name: str, tmp_path: Path) -> None:
+    assert_caught_as(f"{PACKAGE}:{name}", ACCEPTED.get(name, {BUGGY[name]}), tmp_path, seed=2, examples=1000)
+
+
+# -- what the harness found in my "correct" code ---------------------------------------------------------
+def test_executor_timeout_survives_a_raising_canceller() -> None:
+    """A job whose canceller raises, cancelled at its timeout, no longer strands the items behind it
+    (time.timeout: item 1 was answered only at the next submission)."""
+    ops = (Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=340, canceller_raises=True)),
+           _job(1, after_ms=340), _job(2, at_ms=301))
+    lifo = ClockPolicy(tie_break="lifo")
+    assert _violations(targets.ordered_as_first_written, *ops, clock=lifo) == ["time.timeout"]
+    assert _violations(targets.ordered_ok, *ops, clock=lifo) == []
+
+
+def test_poll_now_during_a_poll_polls_again_after_it() -> None:
+    """time.on_demand caught the poller ignoring a poll_now() made while a poll ran."""
+    ops = (Start(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=50)), Call(at_ms=0, operation="poll_now"),
+           Stop(at_ms=100))
+    assert _violations(targets.poller_as_first_written, *ops) == ["time.on_demand"]
+    assert _violations(targets.poller_ok, *ops) == []
+
+
+# -- the CLI and the plugin ------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_saved_failure_replays_exactly(tmp_path: Path) -> None:
+    """A twin's saved file replays to the same trace from the command line, as the docs say."""
+    result = campaign(f"{PACKAGE}:poller_deadline_leak", seed=1, examples=300, tmp_path=tmp_path)
+    [finding] = result.findings
+    replay = subprocess.run([sys.executable, "-m", "harness", "replay", str(finding.path)],
+                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert replay.returncode == 1, replay.stderr
+    assert "reproduced exactly" in replay.stdout
+    assert "FAIL time.timeout" in replay.stdout
+
+
+@fuzz(f"{PACKAGE}:ordered_ok", max_examples=40)
+def test_ordered_executor_through_the_plugin() -> None:
+    """The plugin's @fuzz on a correct round-11 target."""
+
+
+# -- findings that need a harness change (strict xfails: they pass once the finding is fixed) -----------
+@pytest.mark.xfail(strict=True, reason="finding 1: a success's wait (the base, from its end) is held to backoff_ms(1)")
+def test_finding1_success_wait_is_declarable() -> None:
+    ops = (Start(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=0)), Stop(at_ms=100))
+    assert _violations(targets.poller_exact, *ops) == []
+
+
+@pytest.mark.xfail(strict=True, reason="finding 2: a retry waiting for a free slot is held to backoff_ms's high end")
+def test_finding2_retry_waiting_for_a_slot_is_declarable() -> None:
+    ops = (_job(0, "raise"), _job(1, "hang"), _job(2, after_ms=470))
+    assert _violations(targets.dlq_exact, *ops) == []
+
+
+@pytest.mark.xfail(strict=True, reason="finding 3: time.early holds the call answering poll_now() to the back-off")
+def test_finding3_on_demand_call_keeps_no_interval() -> None:
+    ops = (Start(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=0)), Call(at_ms=0, operation="poll_now"),
+           Stop(at_ms=0))
+    assert _violations(targets.poller_poll_now_early, *ops) == []
+
+
+@pytest.mark.xfail(strict=True, reason="finding 4: a call cancelled at its own timeout is no failed call for time.backoff")
+def test_finding4_timed_out_call_counts_as_failed() -> None:
+    ops = (Start(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=460), then=(JobSpec(kind="fail"),)),
+           Stop(at_ms=1000))
+    assert _violations(targets.poller_timeout_not_counted, *ops) == []
+
+
+def test_finding5_stranded_reader_caught_by_the_user_invariant() -> None:
+    """The control: my invariant replaying the lock's queue catches the stranded reader."""
+    ops = (_job(0, after_ms=1000), _job(1, priority=1), _job(2))
+    assert _violations(targets.rwlock_stuck_behind_writer, *ops) == ["user.readers_not_stranded"]
+    assert _violations(targets.rwlock_ok, *ops) == []
+
+
+@pytest.mark.xfail(strict=True, reason="finding 5: no declaration says readers share the lock; the stranded reader passes")
+def test_finding5_stranded_reader_is_caught() -> None:
+    ops = (_job(0, after_ms=1000), _job(1, priority=1), _job(2))
+    assert _violations(targets.rwlock_stuck_builtin_only, *ops) != []
+
+
+@pytest.mark.xfail(strict=True, reason="finding 6: redrive() of dead-lettered jobs is time.retries on a correct queue")
+def test_finding6_redrive_is_declarable() -> None:
+    ops = (_job(0, "raise"), Call(at_ms=300, operation="redrive"), Stop(at_ms=300))
+    assert _violations(targets.dlq_redrive_ok, *ops) == []
+
