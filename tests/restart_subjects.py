@@ -14,6 +14,8 @@ when they read only the first ``stop()``:
   its 50 ms for ever (``time.timeout``).
 - ``error_replaced``: ``stop()`` makes the pool report each failure as ``Stopped`` and ``resume()`` forgets to undo
   it: a job's own error after a restart reaches its caller as another (``errors.propagate``).
+- ``hedging_off``: ``stop()`` switches hedging off and ``resume()`` forgets to switch it on: a slow request after
+  a restart gets no second copy (``time.hedge_late``; ``hedged`` is its correct pool).
 - ``drops_cancelled``: with ``cancellable="detach_queued"``, a queued job cancelled after a restart is dropped,
   never run (``cancellation.detaches``).
 """
@@ -27,6 +29,7 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from harness import Operation, Target
+from scenarios.hedge import HedgedRequest, _Race
 
 TIMEOUT_MS = 50
 
@@ -44,7 +47,7 @@ class RestartPool:
         self.clock = clock
         self.open = True
         self.timeout_s: float | None = TIMEOUT_MS / 1000
-        self.in_flight: set[defer.Deferred[Any]] = set()
+        self.in_flight: list[defer.Deferred[Any]] = []  # a list: cancelled in submission order
 
     def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
         if not self.open:
@@ -52,10 +55,10 @@ class RestartPool:
         d = defer.maybeDeferred(job)
         if self.timeout_s is not None:
             d.addTimeout(self.timeout_s, self.clock)
-        self.in_flight.add(d)
+        self.in_flight.append(d)
 
         def done(result: Any) -> Any:
-            self.in_flight.discard(d)
+            self.in_flight.remove(d)
             return self.report(result)
 
         d.addBoth(done)
@@ -107,7 +110,8 @@ class ErrorReplaced(RestartPool):
 
 class QueuedPool(RestartPool):
     """One slot: a job waits for it in a queue; a cancelled waiter's job still runs later
-    (``cancellable="detach_queued"``: a cancel only stops its caller waiting)."""
+    (``cancellable="detach_queued"``: a cancel only stops its caller waiting). ``stop()`` refuses the jobs
+    still queued and lets the one running end."""
 
     def __init__(self, clock: Any) -> None:
         super().__init__(clock)
@@ -129,10 +133,10 @@ class QueuedPool(RestartPool):
         job, caller = self.queue.pop(0)
         self.busy = True
         work = defer.maybeDeferred(job)
-        self.in_flight.add(work)
+        self.in_flight.append(work)
 
         def done(result: Any) -> None:
-            self.in_flight.discard(work)
+            self.in_flight.remove(work)
             self.busy = False
             if not caller.called:
                 caller.callback(None) if not isinstance(result, Failure) else caller.errback(result)
@@ -146,8 +150,7 @@ class QueuedPool(RestartPool):
         for _, caller in queued:
             if not caller.called:
                 caller.errback(Closed("the pool is stopped"))
-        for d in list(self.in_flight):
-            d.cancel()
+        # the work running goes on (a detached caller's too: detach_queued promises it runs on)
 
     def resume(self) -> None:
         self.open = True
@@ -196,6 +199,49 @@ class PoolService(service.Service):
         return super().stopService()
 
 
+class RestartHedger(HedgedRequest):
+    """``scenarios.hedge.HedgedRequest`` (a copy every 100 ms while no copy succeeded, up to 2 more) that
+    ``stop()`` closes, cancelling every request in flight, and ``resume()`` opens again."""
+
+    def __init__(self, clock: Any) -> None:
+        super().__init__(clock)
+        self.open = True
+        self.hedging = True
+        self.races: list[_Race] = []
+
+    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
+        if not self.open:
+            return defer.fail(Closed("the pool is stopped"))
+        race = _Race(self, job)
+        self.races.append(race)
+
+        def done(result: Any) -> Any:
+            self.races.remove(race)
+            return result
+
+        race.caller.addBoth(done)
+        race.launch()
+        return race.caller
+
+    def may_send(self, race: _Race) -> bool:
+        return super().may_send(race) and (self.hedging or race.sent == 0)
+
+    def stop(self) -> None:
+        self.open = False
+        self.hedging = False
+        for race in list(self.races):
+            race.caller.cancel()
+
+    def resume(self) -> None:
+        self.open = True
+        self.hedging = True
+
+
+class HedgingOff(RestartHedger):
+    def resume(self) -> None:
+        self.open = True  # the bug: hedging stays off after the restart
+
+
 RESUME = Operation(lambda s: s.resume(), restarts=True)
 
 
@@ -223,4 +269,8 @@ pool_service = Target(build=PoolService, timeout_ms=TIMEOUT_MS, rejects=(Closed,
                       stop=lambda s: s.stopService(),
                       operations={"start_service": Operation(lambda s: s.startService(), restarts=True)},
                       description="session 14: the pool as a twisted.application.service.Service, stopped and started again")
+hedged = Target(build=RestartHedger, hedge_ms=100, hedges=2, rejects=(Closed,), operations={"resume": RESUME},
+                description="session 14: a hedged request pool stopped and resumed at will")
+hedging_off = Target(build=HedgingOff, hedge_ms=100, hedges=2, rejects=(Closed,), operations={"resume": RESUME},
+                     description="session 14: after a restart the hedged pool forgets to hedge")
 drops_cancelled = _queued(DropsCancelled, "session 14: after a restart a cancelled queued job is dropped")

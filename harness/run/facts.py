@@ -168,7 +168,7 @@ class Facts:
         stopped = self.stopped_at(origin)
         if stopped is not None:
             return stopped
-        return next((stop for stop in self.stops if stop > origin), None)
+        return next((stop for stop in self.stops if stop >= origin), None)
 
     def idle_drain(self) -> int | None:
         """The trace index of the ``drained`` event when nothing at all was left scheduled on the clock then
