@@ -163,7 +163,7 @@ class DropsCancelled(QueuedPool):
         self.restarted = False
 
     def resume(self) -> None:
-        self.restarted = True
+        self.restarted = self.restarted or not self.open  # a real restart: resume() on a stopped pool
         super().resume()
 
     def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:

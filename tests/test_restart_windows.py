@@ -101,11 +101,12 @@ def test_without_a_restart_the_windows_read_as_the_first_stop() -> None:
         assert facts.stop_for(index) == stop
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("name", "invariant"), [(name, invariant) for name, _, invariant in TWINS])
 def test_the_restart_twins_are_caught_by_a_campaign(name: str, invariant: str, tmp_path: Any) -> None:
     result = campaign(f"tests.restart_subjects:{name}", seed=14, examples=400, tmp_path=tmp_path)
-    assert result.error is None and [f.violation.invariant for f in result.findings] == [invariant]
+    # error_replaced's Stopped replaces a timeout's error too, which time.timeout names first when a job ran T
+    named = {invariant, "time.timeout"} if name == "error_replaced" else {invariant}
+    assert result.error is None and len(result.findings) == 1 and result.findings[0].violation.invariant in named
 
 
 @pytest.mark.slow
