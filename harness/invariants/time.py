@@ -247,8 +247,10 @@ class Timeout(Invariant):
 
     @staticmethod
     def _excused_from(facts: Facts, job: JobFacts) -> int | None:
-        """The first user cancel or stop: from then on the job may end for reasons other than the timeout."""
-        marks = [*job.cancels[:1], *facts.stops[:1]]
+        """The first user cancel or stop (``Facts.stop_for``: a restarted subject runs again): from then on the
+        job may end for reasons other than the timeout."""
+        stop = facts.stop_for(job.submit)
+        marks = [*job.cancels[:1], *([] if stop is None else [stop])]
         return min(marks) if marks else None
 
 
@@ -328,8 +330,8 @@ def _judge_joined(target: Target, facts: Facts) -> tuple[str, list[int]] | None:
     for the key's next execution is judged by that one.
     """
     timeout, late = known(target.timeout_ms) * 1000, facts.late_us
-    stop = facts.first_stop()
     for owner in facts.jobs.values():
+        stop = facts.stop_for(owner.submit)
         for attempt in owner.attempts:
             if attempt.end_kind != EventKind.JOB_CANCEL or (attempt.canceller_raised and not target.timeout_fires):
                 continue
@@ -566,7 +568,7 @@ def _timeout_to_judge(target: Target, facts: Facts, job: JobFacts) -> int | None
     fired = job.fired
     if fired is None or facts.event(fired).kind != EventKind.FAILURE or not facts.is_error(fired, target.timeout_error):
         return None
-    stop = facts.first_stop()
+    stop = facts.stop_for(job.submit)
     if any(c < fired for c in job.cancels) or (stop is not None and stop < fired):
         return None
     if any(facts.is_error(fired, t) for t in target.rejects):
