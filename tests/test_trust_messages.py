@@ -367,6 +367,12 @@ MESSAGES: tuple[Row, ...] = (
     Row("timeout.kept_cancel", "time.timeout", "job 0's attempt 0 timed out at 300ms and its Deferred failed at 300ms "
         "with CancelledError, though its caller never cancelled", replace(_cancel_timeout_raw, retries=1),
         replace(_cancel_timeout_converted, retries=1), S(Submit(0, 0, HANG))),
+    # the last attempt declared: no retry left, its caller fails once the subject gives up, no later than a
+    # retry would have come (review 10, finding 1)
+    Row("timeout.last_attempt", "time.timeout", "job 0's last attempt (2: 1 + 2 retries declared) timed out at 900ms "
+        "but its Deferred failed only at 2900ms; with no retry left the caller fails when the subject gives up, by "
+        "900ms", "scenarios.review.round10.probes:retry_then_late", "scenarios.review.round10.probes:retry_then_prompt",
+        S(Submit(0, 0, HANG))),
     Row("timeout.never_started", "time.timeout", "never started, yet its Deferred failed with TimeoutError",
         "scenarios.shedding:timeout_shedding_pool", "scenarios.shedding:queue_deadline_pool",
         S(Submit(0, 0, HANG), Submit(0, 1, HANG), Submit(0, 2, ok()))),
