@@ -112,6 +112,8 @@ _own_timeout_error_right = replace(
     _own_timeout_error_wrong, build=lambda clock: CallerTimeoutPool(clock, error=JobTimedOut)
 )
 _hedged = Target(build=HedgedRetry, retries=1)
+_retry_then_late = load_target("scenarios.review.round10.probes:retry_then_late")
+_retry_then_prompt = load_target("scenarios.review.round10.probes:retry_then_prompt")
 _HEDGE = "scenarios.hedge"
 _QUORUM = "scenarios.quorum"
 _ROUND5 = "scenarios.review.round5.targets"
@@ -373,6 +375,13 @@ MESSAGES: tuple[Row, ...] = (
         "but its Deferred failed only at 2900ms; with no retry left the caller fails when the subject gives up, by "
         "900ms", "scenarios.review.round10.probes:retry_then_late", "scenarios.review.round10.probes:retry_then_prompt",
         S(Submit(0, 0, HANG))),
+    Row("timeout.last_attempt_waited", "time.timeout", "failed only at 3000ms; with no retry left the caller fails when "
+        "the subject gives up, by 1050ms: this subject started a retry at most 50ms after the attempt before ended",
+        "scenarios.review.round10.probes:waited_retry_then_late", "scenarios.review.round10.probes:waited_retry_then_prompt",
+        S(Submit(0, 0, HANG))),
+    Row("timeout.last_attempt_backoff", "time.timeout", "failed only at 2900ms; with no retry left the caller fails when "
+        "the subject gives up, by 910ms: the declared backoff before one more retry is at most 10ms",
+        replace(_retry_then_late, backoff_ms=(0, 10)), replace(_retry_then_prompt, backoff_ms=(0, 10)), S(Submit(0, 0, HANG))),
     Row("timeout.never_started", "time.timeout", "never started, yet its Deferred failed with TimeoutError",
         "scenarios.shedding:timeout_shedding_pool", "scenarios.shedding:queue_deadline_pool",
         S(Submit(0, 0, HANG), Submit(0, 1, HANG), Submit(0, 2, ok()))),
