@@ -332,9 +332,9 @@ def test_finding1_a_queue_dead_letters_when_it_would_have_redelivered():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["queue_logs_ok", "queue_ok", "queue_detach"])
-def test_finding1_correct_queues_stay_clean_with_every_clock_fault(name, tmp_path):
-    result = campaign(f"scenarios.review.round5.targets:{name}", seed=14, examples=300, tmp_path=tmp_path,
+def test_finding1_the_correct_queue_stays_clean_with_every_clock_fault(tmp_path):
+    """The backed-out first fix alarmed within 14 examples; 20,000 CLI examples are clean (the review page)."""
+    result = campaign("scenarios.review.round5.targets:queue_logs_ok", seed=14, examples=300, tmp_path=tmp_path,
                       max_failures=None, all_faults=True)
     assert result.error is None and result.findings == [], [f.violation.message for f in result.findings]
 
