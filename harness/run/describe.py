@@ -121,7 +121,7 @@ def _describe_text(value: str, limit: int) -> str:
 #: subclass is data only with its base's ``repr`` (``class Token(str)`` writing its ``id()`` is not: audit 14).
 _DATA = (bool, int, float, complex, str, bytes, type(None))
 #: The ``repr`` of an enum member (``<Color.RED: 1>``, ``<Perm.R|W: 3>``): data when its value is.
-_ENUM_REPRS = (enum.Enum.__repr__, enum.Flag.__repr__)
+_ENUM_REPRS: tuple[object, ...] = (enum.Enum.__repr__, enum.Flag.__repr__)
 
 
 def describe_returned(value: Any, limit: int = 80) -> str:
@@ -143,7 +143,7 @@ def describe_returned(value: Any, limit: int = 80) -> str:
 
 def _is_data(value: Any, depth: int) -> bool:
     """Whether ``value`` is data (``_DATA``, or a tuple, list or dict of data), nested at most ``depth`` deep."""
-    cls = type(value)
+    cls: type[Any] = type(value)
     if cls in _DATA:
         return True
     if isinstance(value, enum.Enum):
