@@ -796,6 +796,17 @@ class Target:
                 )
 
     @functools.cached_property
+    def declared_wait_ms(self) -> int:
+        """How long after its start a job's caller may wait for its answer by the declared timeout alone:
+        ``timeout_ms`` plus the ``timeout_cleanup_ms`` after it (0 without a timeout, and for a periodic target,
+        whose work no caller waits for). The run's drain goes at least this far
+        (``harness.run.runner._DrainHorizon``): a saga compensating for 30 s after its timeout, as declared, must
+        not be taken for a deadlock by a drain that stops 10 s after the last operation (audit 14)."""
+        if self.kind != "submit":
+            return 0
+        return (self.timeout_ms or 0) + (self.timeout_cleanup_ms or 0)
+
+    @functools.cached_property
     def restarting_operations(self) -> frozenset[str]:
         """The names of the operations declared ``restarts`` (a call of one starts a stopped subject again)."""
         return frozenset(name for name, op in self.operations.items() if isinstance(op, Operation) and op.restarts)

@@ -117,8 +117,11 @@ def _describe_text(value: str, limit: int) -> str:
     return _describe(value, limit)
 
 
-#: The types whose ``repr`` is data (the same in every run and process): what ``describe_returned`` shows.
-_DATA = (bool, int, float, complex, str, bytes, type(None), enum.Enum)
+#: The types whose ``repr`` is data (the same in every run and process): what ``describe_returned`` shows. A
+#: subclass is data only with its base's ``repr`` (``class Token(str)`` writing its ``id()`` is not: audit 14).
+_DATA = (bool, int, float, complex, str, bytes, type(None))
+#: The ``repr`` of an enum member (``<Color.RED: 1>``, ``<Perm.R|W: 3>``): data when its value is.
+_ENUM_REPRS: tuple[object, ...] = (enum.Enum.__repr__, enum.Flag.__repr__)
 
 
 def describe_returned(value: Any, limit: int = 80) -> str:
@@ -129,7 +132,9 @@ def describe_returned(value: Any, limit: int = 80) -> str:
     (``<a Handle>``): a job's result or a Deferred's answer is the subject's data, but an operation's
     return is often an object of its own (``self``, a handle, a request) whose ``repr`` may hold a
     counter, an ``id()`` or a clock reading, and would make the trace differ between two runs of one
-    schedule. Sets are described by their type too: their order depends on string hashing.
+    schedule. Sets are described by their type too: their order depends on string hashing. So is a
+    subclass of a data type with a ``repr`` of its own, and an enum member whose value is no data (a
+    ``frozenset`` of names, as ``Enum``'s ``repr`` writes it, unsorted: audit 14).
     """
     if _is_data(value, 3):
         return describe(value, limit)
@@ -138,8 +143,13 @@ def describe_returned(value: Any, limit: int = 80) -> str:
 
 def _is_data(value: Any, depth: int) -> bool:
     """Whether ``value`` is data (``_DATA``, or a tuple, list or dict of data), nested at most ``depth`` deep."""
-    if isinstance(value, _DATA):
+    cls: type[Any] = type(value)
+    if cls in _DATA:
         return True
+    if isinstance(value, enum.Enum):
+        return cls.__repr__ in _ENUM_REPRS and _is_data(value.value, depth)
+    if isinstance(value, _DATA):
+        return any(isinstance(value, base) and cls.__repr__ is base.__repr__ for base in _DATA)
     if depth <= 0 or type(value) not in (tuple, list, dict):
         return False
     items = list(value.items()) if isinstance(value, dict) else value

@@ -390,7 +390,7 @@ def _play(run: Run, guard: EscapeGuard, dog: Watchdog, born: int) -> None:
     # Every job may run after all the others, each of its calls may fire a stride plus jitter late,
     # and the subject's own delays (backoffs, re-arms) may each be late too.
     lateness = policy.step_ms + policy.jitter_ms
-    horizon = _DrainHorizon(schedule, lateness)
+    horizon = _DrainHorizon(schedule, lateness, target.declared_wait_ms)
     observe_ms = PERIODS_OBSERVED * target.period_ms()
     errors = target.error_types
     checkpoint = run.checkpoint
@@ -433,7 +433,10 @@ def _play(run: Run, guard: EscapeGuard, dog: Watchdog, born: int) -> None:
 
 class _DrainHorizon:
     """How far the drains go: ``_job_costs(schedule, lateness) + LATE_HOPS * lateness + DRAIN_SLACK_MS``
-    after their start, the job costs worked out only for a drain that reaches past the rest of it.
+    after their start, the job costs worked out only for a drain that reaches past the rest of it. The slack
+    is at least the target's ``declared_wait_ms`` (its timeout plus the cleanup after it): a job started as
+    late as the job costs allow is answered by then, as declared (audit 14: a 30 s compensation after a
+    timeout was called a deadlock at a drain ending 10 s after the last operation).
 
     Most runs drain to nothing pending long before ``LATE_HOPS * lateness + DRAIN_SLACK_MS`` (the
     floor: job costs are never negative, as durations and lateness are not), and a drain to the floor
@@ -445,10 +448,10 @@ class _DrainHorizon:
 
     __slots__ = ("schedule", "lateness", "floor_ms", "drain_ms")
 
-    def __init__(self, schedule: Schedule, lateness: int) -> None:
+    def __init__(self, schedule: Schedule, lateness: int, declared_wait_ms: int = 0) -> None:
         self.schedule = schedule
         self.lateness = lateness
-        self.floor_ms = LATE_HOPS * lateness + DRAIN_SLACK_MS
+        self.floor_ms = LATE_HOPS * lateness + max(DRAIN_SLACK_MS, declared_wait_ms)
         #: The whole horizon (milliseconds after a drain's start), once worked out.
         self.drain_ms: int | None = None
 
