@@ -48,7 +48,7 @@ cancels the job. The first pong answers the caller with the job's value (the ser
 cleanly); the connection dropped fails it with ``PeerTimedOut``. Declared ``timeout_ms=300`` from
 the job's start (the ping, sent and received in one instant), ``timeout_error=PeerTimedOut``;
 cancellable (a cancel drops the connection, which cancels the peer's job). The factory's batched
-timer (``_batched_timer``) is replaced by plain ``call_later`` on the clock: autobahn's own fires up
+timers (``_batched_timer``, the server's and the client's) are replaced by plain ``call_later`` on the clock: autobahn's own fires up
 to a second early (the second finding). Twin ``auto_ping_peer_ignores_close``: a peer that does not
 cancel its job when the connection is lost (``time.timeout``: the job runs on past its timeout).
 
@@ -72,6 +72,7 @@ caught, and in plain Twisted):
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -168,6 +169,7 @@ class Connecting:
         component = Component(transports=[{"type": "websocket", "url": "ws://jobs.example/ws", "endpoint": endpoint,
                                            **RETRY_OPTIONS, "max_retries": self.max_retries}], realm="jobs")
         if self.transport_class is not _Transport:
+            # The twins: the Component builds its transports itself, so the planted one is swapped in.
             component._transports[0].__class__ = self.transport_class
         component.on("connectfailure", lambda _, error: errors.append(error))
 
@@ -208,7 +210,7 @@ class CapFirst(_Transport):
 
 
 class ConnectingForever(Connecting):
-    """``max_retries=-1``: "retry forever"."""
+    """``max_retries=-1``: "Unlimited if set to -1"."""
 
     max_retries = -1
 
@@ -260,12 +262,8 @@ class PeerTimedOut(Exception):
     """The server dropped the connection: no pong within ``autoPingTimeout``."""
 
 
-class PeerFailed(Exception):
-    """The client closed the connection because its job failed (the glue hands on the job's error)."""
-
-
 class Unbatched:
-    """An ``IBatchedTimer`` that is not batched: ``call_later`` is ``txaio.call_later`` (the
+    """An ``IBatchedTimer`` that is not batched: each ``call_later`` is a ``callLater`` of its own (the
     workaround for the second finding: autobahn's own 0.2 s batched timer fires up to a second early)."""
 
     def __init__(self, call_later: Callable[..., Any]) -> None:
@@ -354,12 +352,14 @@ class AutoPing:
         self.server_factory._batched_timer = self.make_timer()
         self.client_factory = WebSocketClientFactory("ws://jobs.example/ws", reactor=clock)
         self.client_factory.protocol = self.client_class
+        self.client_factory._batched_timer = self.make_timer()
 
     def make_timer(self) -> Any:
         return Unbatched(self.call_later)
 
     def call_later(self, delay: float, fun: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """``txaio.call_later`` on the clock, the connections pumped after the call."""
+        """``callLater`` on the clock, the connections pumped after the call (named as the call, for the trace)."""
+        @functools.wraps(fun)
         def fire() -> None:
             try:
                 fun(*args, **kwargs)
