@@ -1,4 +1,4 @@
-"""Real third-party code as a permanent test bed: Twisted's primitives, matrix-synapse's, buildbot's, Scrapy's, txaio's and treq's utilities.
+"""Real third-party code as a permanent test bed: Twisted's primitives, matrix-synapse's, buildbot's, Scrapy's, txaio's, treq's and autobahn's utilities.
 
 Each target declares only what its code documents (see the module
 docstrings of ``twisted_prims`` and ``synapse_prims``, and the table in
@@ -7,7 +7,7 @@ either a real bug in widely used code or a false alarm of the harness.
 
 ``SCENARIOS`` lists them as plain strings, so ``harness list`` shows them
 without importing anything: the Synapse targets need the ``thirdparty``
-extra (``pip install -e '.[thirdparty]'``), and so do the buildbot, Scrapy, txaio and treq targets; ``requires`` names the
+extra (``pip install -e '.[thirdparty]'``), and so do the buildbot, Scrapy, txaio, treq and autobahn targets; ``requires`` names the
 distribution a target needs beyond the harness's own dependencies.
 """
 
@@ -34,6 +34,8 @@ SCRAPY = "scenarios.thirdparty.scrapy_utils"
 TXAIO = "scenarios.thirdparty.txaio_utils"
 #: treq's request timeout over StubTreq, with a buggy twin (tests/test_thirdparty_treq.py).
 TREQ = "scenarios.thirdparty.treq_utils"
+#: autobahn's Component transport retry and WebSocket auto-ping, each with a buggy twin (tests/test_thirdparty_autobahn.py).
+AUTOBAHN = "scenarios.thirdparty.autobahn_utils"
 
 #: The distribution the Synapse targets need, and whether it is importable here.
 SYNAPSE_DISTRIBUTION = "matrix-synapse"
@@ -47,6 +49,8 @@ SCRAPY_DISTRIBUTION = "scrapy"
 TXAIO_DISTRIBUTION = "txaio"
 #: The distribution the treq targets need.
 TREQ_DISTRIBUTION = "treq"
+#: The distribution the autobahn targets need.
+AUTOBAHN_DISTRIBUTION = "autobahn"
 
 
 def synapse_installed() -> bool:
@@ -72,6 +76,11 @@ def txaio_installed() -> bool:
 def treq_installed() -> bool:
     """Whether treq can be imported (without importing it)."""
     return importlib.util.find_spec("treq") is not None
+
+
+def autobahn_installed() -> bool:
+    """Whether autobahn can be imported (without importing it)."""
+    return importlib.util.find_spec("autobahn") is not None
 
 
 SCENARIOS = (
@@ -127,6 +136,9 @@ SCENARIOS = (
     Scenario(f"{TXAIO}:sleep_then_run", "pass", "txaio.sleep(0.05) then the job, in a coroutine: 50ms at least, cancellable", "txaio sleep"),
     Scenario(f"{TXAIO}:gather_with_sleep", "pass", "txaio.gather([job, sleep(0.05)], consume_exceptions=True): the job's outcome, 50ms at least", "txaio gather"),
     Scenario(f"{TREQ}:request_timeout", "pass", "treq's StubTreq.get(timeout=0.3, reactor=clock): aborted with CancelledError at 300ms", "treq request timeout"),
+    Scenario(f"{AUTOBAHN}:component_retry", "pass", "autobahn's Component, max_retries=2: retries 0.1*2**k s apart, capped at 0.3 s (jitter 0)", "autobahn Component"),
+    Scenario(f"{AUTOBAHN}:component_retry_forever", "pass", "autobahn's Component, max_retries=-1: retries forever, 0.1*2**k s apart, capped at 0.3 s", "autobahn Component"),
+    Scenario(f"{AUTOBAHN}:auto_ping", "pass", "autobahn's WebSocket auto-ping (0.1 s, timeout 0.3 s) over iosim: a peer silent 300ms is dropped", "autobahn auto-ping"),
 )
 
 
@@ -151,6 +163,8 @@ def requires(scenario: Scenario) -> str | None:
         return TXAIO_DISTRIBUTION
     if scenario.target.startswith(TREQ + ":"):
         return TREQ_DISTRIBUTION
+    if scenario.target.startswith(AUTOBAHN + ":"):
+        return AUTOBAHN_DISTRIBUTION
     synapse = scenario.target.startswith((SYNAPSE + ":", SYNAPSE_MORE + ":", SYNAPSE_EXTRA + ":"))
     return SYNAPSE_DISTRIBUTION if synapse else None
 
@@ -166,4 +180,6 @@ def available(scenario: Scenario) -> bool:
         return txaio_installed()
     if needed == TREQ_DISTRIBUTION:
         return treq_installed()
+    if needed == AUTOBAHN_DISTRIBUTION:
+        return autobahn_installed()
     return needed is None or synapse_installed()
