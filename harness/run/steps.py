@@ -27,7 +27,7 @@ from harness.model.schedule import Call, Cancel, Jump, Start, Stop, Submit
 from harness.model.trace import EventKind, Trace, format_ms
 from harness.run.answers import answer_detail
 from harness.run.clock import FaultClock, Livelock, _FaultDelayedCall, call_name, func_name
-from harness.run.describe import describe, describe_error, describe_returned
+from harness.run.describe import describe, describe_error, describe_returned, double_fire
 from harness.run.jobs import Job
 
 if TYPE_CHECKING:
@@ -490,9 +490,10 @@ def _call(run: Run, op: Call) -> None:
     call_at = run.trace.record(EventKind.CALL, detail=label)
 
     def outcome(exc: BaseException, how: EventKind, answered: bool = False) -> None:
-        # A Deferred fired twice is never a refusal, whatever raises= declares (a broad Exception too): it
-        # stays call.raised (call.failure), which completion.once judges and errors.operation leaves to it.
-        expected = not isinstance(exc, defer.AlreadyCalledError) and (
+        # A Deferred fired twice (also carried in a FirstError) is never a refusal, whatever raises= declares (a
+        # broad Exception too): it stays call.raised (call.failure), which completion.once judges and errors.operation
+        # leaves to it.
+        expected = double_fire(exc) is None and (
             isinstance(exc, operation.raises) or isinstance(exc, CancellerError)
         )
         detail = f"{op.operation}: {describe_error(exc)}"
