@@ -28,7 +28,7 @@ from harness.model.trace import EventKind, Trace, format_ms
 from harness.run.answers import answer_detail
 from harness.run.clock import FaultClock, Livelock, _FaultDelayedCall, call_name, func_name
 from harness.run.describe import describe, describe_error, describe_returned, double_fire
-from harness.run.jobs import Job
+from harness.run.jobs import Job, refuse_likes_of_raised
 
 if TYPE_CHECKING:
     from harness.run.runner import Run
@@ -457,6 +457,7 @@ def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[
         except Exception as exc:
             record(_SUBMIT_RAISED, job_id, describe_error(exc))
             _note_declared(trace, job_id, exc, declared)
+            refuse_likes_of_raised(trace, job_id)  # a glue's like= naming this job while its submit was under way
             return
         exact = type(d) is Deferred  # the common case first: no isinstance test
         if not exact and not isinstance(d, Deferred):
