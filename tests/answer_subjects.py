@@ -260,3 +260,35 @@ first_stop_hangs = _target(FirstStopHangs, "session 13: the first stop()'s Defer
                            when_stopped=WHEN_STOPPED, resume=RESUME)
 
 ALL = ("late_stop", "chained", "sem_waiters", "lock_waiters", "fired", "coro", "handled", "listed_stop", "flush", "restart")
+
+
+class Handed(Shared):
+    """``Shared``, and more Deferreds handed to two of the harness's callers (session 14): ``last()`` returns the
+    Deferred ``submit`` returned for the newest job (a caller of ``submit`` and of ``last()`` hold one Deferred),
+    ``stop()`` returns ``ready`` (failed at 10 ms, as ``when()`` does). Every callback the subject adds of its
+    own, at 5 ms, notes what it received in ``seen``: what it would see without the harness."""
+
+    def __init__(self, clock: Any) -> None:
+        super().__init__(clock)
+        self.jobs: list[defer.Deferred[Any]] = []
+        self.seen: list[str] = []
+        clock.callLater(0.005, self._watch_all)
+
+    def submit(self, job: Any) -> Any:
+        d = defer.maybeDeferred(job)
+        self.jobs.append(d)
+        return d
+
+    def last(self) -> defer.Deferred[Any]:
+        return self.jobs[-1]
+
+    def _watch_all(self) -> None:
+        for d in [*self.jobs, self.ready]:
+            d.addBoth(self._note)
+
+    def _note(self, result: Any) -> Any:
+        self.seen.append(type(getattr(result, "value", result)).__name__)
+        return result
+
+    def stop(self) -> defer.Deferred[None]:  # type: ignore[override]
+        return self.ready

@@ -182,3 +182,35 @@ def test_a_double_fire_under_another_class_name_is_completion_once_by_its_class(
     assert [(e.kind, e.detail) for e in run.trace if e.kind.startswith("call.")] == [
         ("call.raised", "lose: DoubleFire: [AlreadyCalledError] request 0 answered already")]
     assert [v.invariant for v in check(run)] == ["completion.once"]
+
+
+class GatheredDoubleFire(Answers):
+    """BUG: ``lose_all()`` answers through ``gatherResults(consumeErrors=True)`` (or a ``DeferredList`` with
+    ``fireOnOneErrback``) over work one of which a double fire failed: a ``FirstError`` carrying ``DoubleFire``
+    (or Twisted's own ``AlreadyCalledError``), one ``FirstError`` deep or two."""
+
+    error: type[defer.AlreadyCalledError] = DoubleFire
+    how = "gather"
+
+    def lose_all(self) -> defer.Deferred:
+        failed = defer.fail(self.error("request 0 answered already"))
+        if self.how == "gather":
+            return defer.gatherResults([failed], consumeErrors=True)
+        if self.how == "list":
+            return defer.DeferredList([failed], fireOnOneErrback=True, consumeErrors=True)
+        return defer.gatherResults([defer.gatherResults([failed], consumeErrors=True)], consumeErrors=True)
+
+
+@pytest.mark.parametrize("how", ["gather", "list", "nested"])
+@pytest.mark.parametrize("error", [DoubleFire, defer.AlreadyCalledError], ids=["renamed", "twisted"])
+def test_a_double_fire_carried_by_a_first_error_is_completion_once_by_its_class(how: str, error) -> None:
+    """Session 14: the class test (``describe.double_fire``) looks inside a FirstError: carried, a renamed
+    subclass was errors.operation's, and either class a declared refusal under a broad ``raises`` (judged by
+    nothing). Twisted's own class, carried, keeps its text (named in it already)."""
+    subject = type("Subject", (GatheredDoubleFire,), {"error": error, "how": how})
+    target = Target(build=subject, operations={"lose_all": Operation(lambda s: s.lose_all(), raises=(Exception,))})
+    run = run_schedule(target, Schedule(ops=(Call(at_ms=0, operation="lose_all"),)))
+    [(kind, detail)] = [(e.kind.value, e.detail) for e in run.trace if e.kind.startswith("call.")]
+    assert kind == "call.failure" and detail.startswith("lose_all: FirstError: ")
+    assert ("[AlreadyCalledError] FirstError[#0" in detail) is (error is DoubleFire), detail
+    assert "completion.once" in [v.invariant for v in check(run)]

@@ -154,6 +154,19 @@ class RaisedFirst(Group):
         return defer.Deferred()
 
 
+class RaisedAfter(Group):
+    """Job 1's submit makes job 1 the group's first member for the jobs waiting (their deadline now runs like
+    job 1's) and then raises: job 1 has no deadline, so neither has job 0. Its like= check, made while job 1's
+    submit was under way, found job 1 submitted (session 14: once silent)."""
+
+    def submit(self, job):
+        if not self.waiting:
+            return super().submit(job)
+        for _d, waiting in self.waiting:
+            waiting.restart_timeout(like=job)
+        raise ValueError("full")
+
+
 def refused(build) -> str:
     t = Target(build=build, timeout_ms=T, timeout_from="glue", timeout_error=Expired, cancellable=False)
     with pytest.raises(TargetError) as caught:
@@ -190,3 +203,24 @@ def test_outside_a_run_the_mistake_is_raised_at_the_call():
     (job,) = KEPT
     with pytest.raises(TargetError, match="like= takes a job the harness handed to the subject, got 'first'"):
         job.restart_timeout(like="first")
+
+
+def test_like_a_job_whose_submit_raises_after_the_call_is_a_glue_mistake_named_in_one_line():
+    message = refused(RaisedAfter)
+    assert message.startswith("the target called job 0's restart_timeout(like=job 1) in step 2 (submit job 1) at virtual "
+                              "time 200ms; job 1 has no deadline (its submit, under way then, raised after the call), "
+                              "so job 0's deadline would be off too"), message
+    assert "\n" not in message
+
+
+raised_after = Target(build=RaisedAfter, timeout_ms=T, timeout_from="glue", timeout_error=Expired, cancellable=False)
+
+
+def test_the_cli_says_so_in_one_line_and_exits_2(tmp_path, capsys):
+    from harness.cli.main import main
+
+    code = main(["fuzz", f"{__name__}:raised_after", "--seed", "1", "--max-examples", "50", "--report-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    [line] = [line for line in err.splitlines() if line.startswith("harness: error:")]
+    assert "restart_timeout(like=job " in line and "raised after the call" in line and "stop_timeout()" in line

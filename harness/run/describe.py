@@ -14,7 +14,7 @@ import os
 import re
 from typing import Any
 
-from twisted.internet.defer import AlreadyCalledError
+from twisted.internet.defer import AlreadyCalledError, FirstError
 from twisted.python.failure import Failure
 
 from harness.model.trace import one_line, safe_repr
@@ -194,7 +194,7 @@ def describe_error(exc: BaseException, failure: Failure | None = None) -> str:
         message = _RECURSION
     cls = type(exc)
     name = cls.__name__
-    if name != DOUBLE_FIRE and issubclass(cls, AlreadyCalledError):
+    if _double_fire_named_otherwise(exc):
         message = f"[{DOUBLE_FIRE}] {message}"  # a Deferred fired twice, under another name: said so (error_names)
     if type(message) is str and len(message) <= _CACHED_LENGTH:
         return _error_line(name, message)  # a run fails the same few ways many times
@@ -203,6 +203,35 @@ def describe_error(exc: BaseException, failure: Failure | None = None) -> str:
 
 #: The class name of Twisted's error for a Deferred fired twice, which ``completion.once`` looks for in the trace.
 DOUBLE_FIRE = AlreadyCalledError.__name__
+
+
+def double_fire(exc: BaseException) -> type[AlreadyCalledError] | None:
+    """The class of the double fire ``exc`` is (a Deferred fired twice: ``AlreadyCalledError`` or a subclass,
+    ``completion.once``'s), or carries in a ``FirstError`` (``gatherResults(consumeErrors=True)``,
+    ``DeferredList(fireOnOneErrback=True)``), however deep; None for any other error. The one test of the class
+    relation: an operation's double fire is never a declared refusal, and ``describe_error`` names it."""
+    for _ in range(_FIRST_ERROR_DEPTH):
+        if isinstance(exc, AlreadyCalledError):
+            return type(exc)
+        if not isinstance(exc, FirstError):
+            return None
+        carried = getattr(exc.subFailure, "value", None)
+        if not isinstance(carried, BaseException):
+            return None
+        exc = carried
+    return None
+
+
+def _double_fire_named_otherwise(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or carries, a double fire whose class is named otherwise (``double_fire``): its text
+    may not say what it is. Twisted's own class, bare or carried, is named in the text already: its traces
+    stay as they were."""
+    found = double_fire(exc)
+    return found is not None and found.__name__ != DOUBLE_FIRE
+
+
+#: How many ``FirstError``s deep ``_double_fire_named_otherwise`` looks (each a gather of gathers).
+_FIRST_ERROR_DEPTH = 8
 
 
 def error_names(name: str) -> tuple[str, ...]:

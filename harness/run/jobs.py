@@ -144,7 +144,8 @@ class Job:
 
         A ``like`` job with no deadline to share is a mistake of the glue, refused: one not submitted in
         this run (a periodic target's work, one whose submit raised, another run's) or whose deadline is
-        off (``stop_timeout()``). The run ends with a one-line ``TargetError`` naming both jobs and the fix
+        off (``stop_timeout()``); or one whose submit was still under way and raised after the call
+        (``refuse_likes_of_raised``, when it raised). The run ends with a one-line ``TargetError`` naming both jobs and the fix
         (a target error, not a violation of the subject), even when the glue is a Deferred's callback that
         Twisted would catch the error in; outside a run, the ``TargetError`` is raised here.
         """
@@ -153,11 +154,7 @@ class Job:
         else:
             wrong = self._no_deadline_like(like)
             if wrong is not None:
-                named = f"job {like.id}" if isinstance(like, Job) else describe(like, 40)
-                _refuse_glue(f"job {self.id}'s restart_timeout(like={named})", (
-                    f"{wrong}, so job {self.id}'s deadline would be off too, judged by nothing: give like= a job "
-                    "whose deadline runs (the group's first member still waiting), restart this one now with "
-                    "restart_timeout(), or switch it off with stop_timeout()"))
+                _refuse_like(self.id, f"job {like.id}" if isinstance(like, Job) else describe(like, 40), wrong)
             detail = f"job {like.id}"
         self._trace.record(EventKind.TIMEOUT_RESTART, self.id, detail)
 
@@ -204,6 +201,28 @@ class Job:
             if not trace.closed:
                 trace.raw.append((trace.stamps.now_us, _JOB_FAIL, self.id, attempt, type(error).__name__))
             d.errback(error)
+
+
+def refuse_likes_of_raised(trace: Trace, job_id: int) -> None:
+    """After job ``job_id``'s submit raised: refuse the earliest ``restart_timeout(like=job <job_id>)`` another
+    job's glue called while that submit was still under way (the call's own check found the job submitted, with
+    a deadline to share; it has none now). Scans back to the job's ``submit`` event: a raise is rare, and close."""
+    named, found = f"job {job_id}", None
+    for _t, kind, job, _attempt, detail in reversed(trace.raw):
+        if job == job_id and kind is _SUBMIT:
+            break
+        if kind is _TIMEOUT_RESTART and detail == named and job != job_id:
+            found = job
+    if found is not None:
+        _refuse_like(found, named, f"job {job_id} has no deadline (its submit, under way then, raised after the call)")
+
+
+def _refuse_like(job_id: int, named: str, wrong: str) -> NoReturn:
+    """Refuse job ``job_id``'s ``restart_timeout(like=<named>)``: ``wrong`` says why that has no deadline to share."""
+    _refuse_glue(f"job {job_id}'s restart_timeout(like={named})", (
+        f"{wrong}, so job {job_id}'s deadline would be off too, judged by nothing: give like= a job "
+        "whose deadline runs (the group's first member still waiting), restart this one now with "
+        "restart_timeout(), or switch it off with stop_timeout()"))
 
 
 def _refuse_glue(called: str, why: str) -> NoReturn:

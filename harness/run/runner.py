@@ -126,10 +126,15 @@ class Run:
     #: The Deferreds operations returned (but those declaring ``may_pend``): the trace index of the call,
     #: its ``name(args)`` and the Deferred; ``record_leftovers`` records those that never fired.
     answers: list[tuple[int, str, defer.Deferred[Any]]] = field(default_factory=list, repr=False)
-    #: Each failure an operation's Deferred delivered, with that Deferred: the harness's caller records it and
-    #: passes it on (a second call handed the same Deferred, and the subject's own callbacks, see it too); the
-    #: teardown handles the ones still at the end of their chain, so none is logged as unhandled for the harness.
+    #: Each failure a Deferred of the harness's callers (of ``submit``, ``start``, ``stop()``, an operation)
+    #: delivered, with that Deferred: the caller records it and passes it on (``steps.pass_on``: a second caller
+    #: handed the same Deferred, and the subject's own callbacks, see it too); the teardown handles the ones
+    #: still at the end of their chain, so none is logged as unhandled for the harness.
     passed_on: list[tuple[defer.Deferred[Any], Failure]] = field(default_factory=list, repr=False)
+    #: Whether the harness's callers still pass failures on: False once ``let_go`` handled them. A failure
+    #: delivered later (a coroutine of the subject's closed as its garbage is collected) is consumed then:
+    #: nothing of the run is left to see it, and nothing would handle it.
+    watching: bool = field(default=True, repr=False)
     #: Where the run is: ``build``, ``advance`` (to ``step``), ``step``, ``drain``, ``teardown``,
     #: ``invariant`` (``detail`` names it) or ``release``; read when a run must be abandoned.
     phase: str = "build"
@@ -167,6 +172,7 @@ class Run:
         handled since are handled: the harness's, not the subject's, to leave unhandled.
         """
         handle_passed_on(self.passed_on)
+        self.watching = False
         self.subject = None
         self.clock = None
         self.jobs = {}

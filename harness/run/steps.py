@@ -27,8 +27,8 @@ from harness.model.schedule import Call, Cancel, Jump, Start, Stop, Submit
 from harness.model.trace import EventKind, Trace, format_ms
 from harness.run.answers import answer_detail
 from harness.run.clock import FaultClock, Livelock, _FaultDelayedCall, call_name, func_name
-from harness.run.describe import describe, describe_error, describe_returned
-from harness.run.jobs import Job
+from harness.run.describe import describe, describe_error, describe_returned, double_fire
+from harness.run.jobs import Job, refuse_likes_of_raised
 
 if TYPE_CHECKING:
     from harness.run.runner import Run
@@ -204,9 +204,17 @@ def stop(run: Run, why: str) -> None:
     run.checkpoint()
     if isinstance(result, defer.Deferred):
         run.stopping = result
-        result.addErrback(_on_failure, run.trace, -1, EventKind.STOP_FAILURE)
-        if before:
-            result.addCallback(lambda _: record_left_by_stop(run, before))  # once stop() completed
+        stopped = result
+
+        def watched(outcome: Any) -> Any:
+            # Recorded (a failure only) and passed on: the harness's caller of stop() only watches (``pass_on``).
+            if isinstance(outcome, Failure):
+                _on_failure(outcome, run.trace, -1, EventKind.STOP_FAILURE)
+            if before:
+                record_left_by_stop(run, before)  # once stop() completed, failed or not
+            return pass_on(run, stopped, outcome)
+
+        result.addBoth(watched)
     elif before:
         record_left_by_stop(run, before)
 
@@ -263,16 +271,44 @@ def _leak_detail(name: str, call: _FaultDelayedCall) -> str:
     return f"{name} due at {round(call.due_us / 1000)}ms"
 
 
-def _watch(run: Run, job: int, d: Any, what: str) -> None:
+def _watch(run: Run, job: int, d: Any, what: str, consumers: set[int] | frozenset[int] = frozenset()) -> None:
+    """Watch the Deferred ``start`` (``what``) returned for ``job``, or a ``submit`` that returned a subclass
+    of Deferred (through its own ``addCallbacks``, as ever: it may refuse, or do more): what it delivers is
+    recorded as the job's result or failure and passed on (``pass_on``), but by a job in ``consumers``
+    (``submitter``'s: its Deferred was handed to a later submit's caller too), which returns None."""
     if not isinstance(d, defer.Deferred):
         _not_a_deferred(d, job, what)
     run.handles[job] = d
-    d.addCallbacks(
-        _on_result,
-        _on_failure,
-        callbackArgs=(run.trace, job),
-        errbackArgs=(run.trace, job, EventKind.FAILURE, run.target.declared_errors, run.target, run.wrapped),
-    )
+    trace, target = run.trace, run.target
+
+    def result(value: Any) -> Any:
+        _on_result(value, trace, job)
+        return None if job in consumers else pass_on(run, d, value)
+
+    def failure(failed: Failure) -> Any:
+        _on_failure(failed, trace, job, EventKind.FAILURE, target.declared_errors, target, run.wrapped)
+        return None if job in consumers else pass_on(run, d, failed)
+
+    d.addCallbacks(result, failure)
+
+
+def pass_on(run: Run, d: Deferred[Any], outcome: Any) -> Any:
+    """What each of the harness's observers returns once it recorded what ``d`` delivered: ``outcome`` itself.
+
+    The harness's callers (of ``submit``, ``start``, ``stop()`` and an operation) only watch: each passes its
+    Deferred's answer on unchanged, so a Deferred handed to two of them (a job's Deferred an operation returns
+    too) gives each the same answer, and the subject's own callbacks after the harness's see what they would
+    without it. A failure passed on is noted with its Deferred (``Run.passed_on``): the teardown handles the
+    ones still at the end of their chain (``handle_passed_on``), so the harness leaves none unhandled.
+    Once the run let go of the subject (``Run.watching`` False) a failure is consumed instead: delivered
+    then (a coroutine of the subject's closed as its garbage is collected), nothing would handle it. (The one
+    exception while it runs, two ``submit`` callers handed one Deferred, is ``submitter``'s.)
+    """
+    if isinstance(outcome, Failure):
+        if not run.watching:
+            return None
+        run.passed_on.append((d, outcome))
+    return outcome
 
 
 def _not_a_deferred(d: Any, job: int, what: str) -> NoReturn:
@@ -348,6 +384,12 @@ def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[
     """
     trace, clock, jobs, handles, target = run.trace, run.clock, run.jobs, run.handles, run.target
     wrapped = run.wrapped
+    # Two submit callers handed one Deferred (``return self._in_flight[key]``) are each a consumer, as real
+    # callers are: the earlier one's observer returns None, so the later one receives None (``sharing.joined``,
+    # and the shared-Deferred note, read it: review 4, finding 11). The job of each Deferred's first submit (by
+    # id: every one stays alive in ``handles`` for the run), and the jobs whose Deferred a later submit got.
+    firsts: dict[int, int] = {}
+    consumers: set[int] = set()
     assert clock is not None
     record = trace.record
     declared = target.declared_errors
@@ -356,15 +398,16 @@ def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[
     new = object.__new__
     details = _DETAILS
 
-    def received(result: Any, job_id: int) -> None:
+    def received(result: Any, job_id: int) -> Any:
         # One callable for both outcomes (``addBoth``: cheaper than ``addCallbacks`` with two, and
         # Twisted's own choice between them is this same test); ``_on_result`` inlined (a run fires
-        # about 40 of these), ``_on_failure`` too for a target without wrappers.
+        # about 40 of these), ``_on_failure`` too for a target without wrappers. What it received is passed
+        # on (``pass_on``), but to another submit's caller handed the same Deferred (``consumers``).
         # Each event appended as ``trace.record`` appends it (``Trace.record``: a call cost more than the append).
         if isinstance(result, Failure):
             if target.wraps:  # (read per failure, as _on_failure reads it)
                 _on_failure(result, trace, job_id, _FAILURE, declared, target, wrapped)
-                return
+                return None if job_id in consumers else pass_on(run, handles[job_id], result)
             exc = result.value
             if exc is None:
                 exc = known(exc)  # (raises: a Failure always holds its exception)
@@ -377,10 +420,12 @@ def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[
             if not trace.closed:
                 trace.raw.append((trace.stamps.now_us, _FAILURE, job_id, 0, detail))
             _note_declared(trace, job_id, exc, declared)
+            return None if job_id in consumers else pass_on(run, handles[job_id], result)
         else:
             detail = describe(result)
             if not trace.closed:
                 trace.raw.append((trace.stamps.now_us, _RESULT, job_id, 0, detail))
+        return None if job_id in consumers else result
 
     def submit(op: Submit) -> None:
         job_id, priority = op.job, op.priority
@@ -412,19 +457,19 @@ def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[
         except Exception as exc:
             record(_SUBMIT_RAISED, job_id, describe_error(exc))
             _note_declared(trace, job_id, exc, declared)
+            refuse_likes_of_raised(trace, job_id)  # a glue's like= naming this job while its submit was under way
             return
-        if type(d) is Deferred:  # the common case first: no isinstance test
-            handles[job_id] = d
-            d.addBoth(received, job_id)
-            return
-        if not isinstance(d, Deferred):
+        exact = type(d) is Deferred  # the common case first: no isinstance test
+        if not exact and not isinstance(d, Deferred):
             _not_a_deferred(d, job_id, "submit")
         handles[job_id] = d
-        # a subclass: through its own addCallbacks, as ever (it may refuse, or do more)
-        d.addCallbacks(
-            _on_result, _on_failure, callbackArgs=(trace, job_id),
-            errbackArgs=(trace, job_id, _FAILURE, declared, target, wrapped),
-        )
+        first = firsts.setdefault(id(d), job_id)
+        if first != job_id:
+            consumers.add(first)  # the earlier caller's observer, added first, consumes what d delivers
+        if exact:
+            d.addBoth(received, job_id)
+        else:
+            _watch(run, job_id, d, "submit", consumers)  # a subclass: through its own addCallbacks
 
     return submit
 
@@ -446,9 +491,10 @@ def _call(run: Run, op: Call) -> None:
     call_at = run.trace.record(EventKind.CALL, detail=label)
 
     def outcome(exc: BaseException, how: EventKind, answered: bool = False) -> None:
-        # A Deferred fired twice is never a refusal, whatever raises= declares (a broad Exception too): it
-        # stays call.raised (call.failure), which completion.once judges and errors.operation leaves to it.
-        expected = not isinstance(exc, defer.AlreadyCalledError) and (
+        # A Deferred fired twice (also carried in a FirstError) is never a refusal, whatever raises= declares (a
+        # broad Exception too): it stays call.raised (call.failure), which completion.once judges and errors.operation
+        # leaves to it.
+        expected = double_fire(exc) is None and (
             isinstance(exc, operation.raises) or isinstance(exc, CancellerError)
         )
         detail = f"{op.operation}: {describe_error(exc)}"
@@ -474,15 +520,13 @@ def _call(run: Run, op: Call) -> None:
 
         def answered(value: Any) -> Any:
             run.trace.record(EventKind.CALL_RESULT, detail=answer_detail(f"{op.operation}: {describe(value)}", call_at))
-            return value
+            return pass_on(run, result, value)
 
-        def failed(failure: Failure) -> Failure:
-            # Recorded and passed on, as a caller that only watches: another call handed the same Deferred
-            # records the same failure, and the subject's own callbacks after this one see what they would
-            # without the harness. The teardown handles it if nothing did by then (Run.let_go).
+        def failed(failure: Failure) -> Any:
+            # Recorded and passed on, as a caller that only watches (``pass_on``): another call handed the same
+            # Deferred records the same failure, and the subject's own callbacks after this one see it too.
             outcome(known(failure.value), EventKind.CALL_FAILURE, True)
-            run.passed_on.append((result, failure))
-            return failure
+            return pass_on(run, result, failure)
 
         result.addCallbacks(answered, failed)
 
@@ -501,7 +545,7 @@ def restart(run: Run, operation: str) -> None:
 
 
 def handle_passed_on(passed_on: list[tuple[Deferred[Any], Failure]]) -> None:
-    """Handle each failure an operation's Deferred still ends with that the harness's caller passed on (and no
+    """Handle each failure a Deferred still ends with that one of the harness's callers passed on (and no
     callback of the subject's handled or replaced since): the harness only watched it, so leaving it
     unhandled, to be logged as "Unhandled error in Deferred" when collected, would be the harness's doing."""
     for d, failure in passed_on:
