@@ -169,8 +169,20 @@ def test_a_backoff_loop_counting_successes_is_watched_one_retry_longer() -> None
     "fields, message",
     [
         ({"backoff_after_success": "first"}, "backoff_after_success must be 'reset' (after a success a backoff loop counts "
-                                             "its failures from 0) or 'first_failure' (the success's end counts as the "
-                                             "first failure), got 'first'"),
+                                             "its failures from 0), 'first_failure' (the success's end counts as the "
+                                             "first failure) or 'base' (from 0, and the wait after a success is "
+                                             "backoff_ms(0)), got 'first'"),
+        ({"backoff_after_success": "base", "interval_ms": 100},
+         "backoff_after_success='base' says a backoff loop waits backoff_ms(0) after a success's end, but interval_ms "
+         "says it waits the interval from the success's start: declare one of them"),
+        ({"backoff_after_success": "base", "kind": "submit", "backoff_ms": (1, 2), "retries": 1},
+         "declare kind='periodic' and backoff_ms too, or leave it 'reset'"),
+        ({"backoff_counts_timeouts": 1, "timeout_ms": 100}, "backoff_counts_timeouts must be True or False, got 1"),
+        ({"backoff_counts_timeouts": True},
+         "backoff_counts_timeouts=True says a backoff loop counts a call cancelled at its own timeout as a failed "
+         "call: declare kind='periodic', backoff_ms and timeout_ms too, or drop it"),
+        ({"backoff_counts_timeouts": True, "timeout_ms": 100, "backoff_ms": None, "interval_ms": 100},
+         "declare kind='periodic', backoff_ms and timeout_ms too"),
         ({"backoff_after_success": True}, "backoff_after_success must be 'reset'"),
         ({"backoff_after_success": "first_failure", "kind": "submit", "backoff_ms": (1, 2), "retries": 1},
          "backoff_after_success='first_failure' says how a backoff loop counts its failures after a success: declare "

@@ -17,7 +17,7 @@ import pytest
 
 from harness import Call, ClockPolicy, JobSpec, Schedule, Start, Stop, Submit, check, load_target, run_schedule
 from harness.pytest import fuzz
-from scenarios.review.round11 import targets
+from scenarios.review.round11 import poller, targets
 
 from review_campaigns import assert_caught_alone, assert_caught_as, assert_stays_clean, campaign
 
@@ -108,8 +108,8 @@ def test_ordered_executor_through_the_plugin() -> None:
 
 
 # -- findings that need a harness change (strict xfails: they pass once the finding is fixed) -----------
-@pytest.mark.xfail(strict=True, reason="finding 1: a success's wait (the base, from its end) is held to backoff_ms(1)")
 def test_finding1_success_wait_is_declarable() -> None:
+    """Fixed (fix11a): backoff_after_success="base" holds a success to backoff_ms(0) from its end."""
     ops = (Start(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=0)), Stop(at_ms=100))
     assert _violations(targets.poller_exact, *ops) == []
 
@@ -120,15 +120,15 @@ def test_finding2_retry_waiting_for_a_slot_is_declarable() -> None:
     assert _violations(targets.dlq_exact, *ops) == []
 
 
-@pytest.mark.xfail(strict=True, reason="finding 3: time.early holds the call answering poll_now() to the back-off")
 def test_finding3_on_demand_call_keeps_no_interval() -> None:
+    """Fixed (fix11a): time.early leaves the call answering a calls_now request out of a backoff loop's waits."""
     ops = (Start(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=0)), Call(at_ms=0, operation="poll_now"),
            Stop(at_ms=0))
     assert _violations(targets.poller_poll_now_early, *ops) == []
 
 
-@pytest.mark.xfail(strict=True, reason="finding 4: a call cancelled at its own timeout is no failed call for time.backoff")
 def test_finding4_timed_out_call_counts_as_failed() -> None:
+    """Fixed (fix11a): backoff_counts_timeouts=True counts a call the subject cancelled at its timeout."""
     ops = (Start(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=460), then=(JobSpec(kind="fail"),)),
            Stop(at_ms=1000))
     assert _violations(targets.poller_timeout_not_counted, *ops) == []
@@ -152,3 +152,69 @@ def test_finding6_redrive_is_declarable() -> None:
     ops = (_job(0, "raise"), Call(at_ms=300, operation="redrive"), Stop(at_ms=300))
     assert _violations(targets.dlq_redrive_ok, *ops) == []
 
+
+
+# -- fix11a: the declarations of findings 1 and 4 are load-bearing; a twin of each is caught ----------------
+_SUCCESS_THEN_STOP = (Start(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=0)), Stop(at_ms=100))
+_TIMEOUT_THEN_FAIL = (Start(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=460), then=(JobSpec(kind="fail"),)),
+                      Stop(at_ms=1000))
+
+
+def test_success_waits_declared_by_the_count_after_a_success() -> None:
+    """Finding 1's schedule: declared with the default count the correct poller is early after a success
+    (backoff_ms(1) = 200ms); with backoff_after_success="base" it is clean."""
+    assert _violations(targets.poller_success_waits_retry_1, *_SUCCESS_THEN_STOP) == ["time.early"]
+    assert _violations(targets.poller_ok, *_SUCCESS_THEN_STOP) == []
+
+
+class _PollerNoSnapBack(poller.AdaptivePoller):
+    """BUG: a non-empty batch does not snap the interval back to the base."""
+
+    def _got(self, items: list[Any], d: Any) -> None:
+        if self._settle(d):
+            self._back_off()
+            self._schedule()
+
+
+def test_base_wait_after_a_success_has_a_high_end() -> None:
+    """With backoff_after_success="base" time.backoff judges the wait after a success too: a poller
+    that does not snap back after a batch is caught on the first success."""
+    twin = targets._poller(_PollerNoSnapBack, "poller: no snap back after a batch")
+    ops = (Start(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=0)), Stop(at_ms=300))
+    assert _violations(twin, *ops) == ["time.backoff"]
+    assert _violations(targets.poller_ok, *ops) == []
+
+
+def test_timed_out_call_counted_only_when_declared() -> None:
+    """Finding 4's schedule: declared with the default count of a timed-out call, the correct poller waits
+    retry 2's backoff where retry 1's was expected (time.backoff)."""
+    assert _violations(targets.poller_timeouts_uncounted, *_TIMEOUT_THEN_FAIL) == ["time.backoff"]
+    assert _violations(targets.poller_ok, *_TIMEOUT_THEN_FAIL) == []
+
+
+class _PollerTimeoutNotIdle(poller.AdaptivePoller):
+    """BUG: a timed-out poll does not back off (it hammers a slow source at the old interval)."""
+
+    def _failed(self, failure: Any, d: Any) -> None:
+        if d is self._expired:
+            if self._settle(d):
+                self._schedule()
+            return
+        super()._failed(failure, d)
+
+
+def test_timeout_that_does_not_back_off_is_caught() -> None:
+    """The bug accepting either count of a timed-out call would miss (time.loop_died's rule): a poller
+    whose timed-out poll does not double its interval. With backoff_counts_timeouts=True it is early."""
+    twin = targets._poller(_PollerTimeoutNotIdle, "poller: a timed-out poll does not back off")
+    ops = (Start(at_ms=0, job=0, spec=JobSpec(kind="hang")), Stop(at_ms=1000))
+    assert _violations(twin, *ops) == ["time.early"]
+    assert _violations(targets.poller_ok, *ops) == []
+
+
+def test_request_may_restart_the_count() -> None:
+    """poll_now() restarts the poller's count: after a failure, the call answering it fails, and the next
+    comes retry 1's 200ms later, where the count run on would be retry 2 (400ms). The harness allows
+    either count after a request for a call now."""
+    ops = (Start(at_ms=0, job=0, spec=JobSpec(kind="fail")), Call(at_ms=50, operation="poll_now"), Stop(at_ms=600))
+    assert _violations(targets.poller_ok, *ops) == []

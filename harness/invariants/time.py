@@ -1194,11 +1194,11 @@ class Backoff(Invariant):
         for job in facts.jobs.values():
             if not job.periodic:
                 continue
-            for previous, attempt, wait in _backoff_waits(run.target, job):
-                if not wait.retry:
+            for previous, attempt, wait in _backoff_waits(run.target, job, facts.first_stop(),
+                                                          _requested(run.target, facts, job)):
+                if wait.most_ms is None:
                     continue
-                k = wait.retry
-                low, high = known(run.target.backoff_range(k))
+                low, high = wait.least_ms, wait.most_ms
                 waited = facts.time(attempt.start) - facts.time(wait.origin)
                 if waited > high * 1000 + facts.late_us:
                     # The way to the call may be several timers in a row (a callLater(0) hop, then the
@@ -1295,10 +1295,16 @@ class Early(Invariant):
 
         In monotonic time: a wall-clock jump excuses no early retry (waits set with ``callLater`` never see one).
         """
+        stop = facts.first_stop()
         for job in facts.jobs.values():
             if not job.periodic:
                 continue
-            for previous, attempt, wait in _backoff_waits(target, job):
+            requested = _requested(target, facts, job)
+            for previous, attempt, wait in _backoff_waits(target, job, stop, requested):
+                if attempt.n in requested:
+                    # A call answering a request for a call now (Operation(calls_now=True)) owes no wait (review 11,
+                    # finding 3), as _periodic leaves it out of the interval grid.
+                    continue
                 origin, low, why = wait.origin, wait.least_ms, wait.why
                 waited = facts.time(attempt.start) - facts.time(origin)
                 if waited < round(low * 1000):
@@ -1506,7 +1512,8 @@ class LoopDied(_Periodic):
         reported = EventKind.LOOP_END in facts.by_kind
         ends = facts.of_kind(EventKind.FAILURE, EventKind.LOOP_END) if reported else facts.of_kind(EventKind.FAILURE)
         for job in self.periodic_jobs(facts):
-            in_a_row = _failures_in_a_row(job, target.backoff_restart)
+            in_a_row = _failures_in_a_row(job, target.backoff_restart, target.backoff_counts_timeouts, stop,
+                                          _requested(target, facts, job) if target.backoff_loop else frozenset())
             ended = next((i for i in ends if facts.events[i][2] == job.id), None)
             for attempt in job.attempts:
                 kind = attempt.end_kind
@@ -1530,8 +1537,9 @@ class LoopDied(_Periodic):
                 if target.backoff_loop:
                     # Twice the longest wait before its next retry (a cancelled call counts as one failure more,
                     # or not: the longer of the two).
-                    k = in_a_row[attempt.n]
-                    retries = (k,) if kind == EventKind.JOB_FAIL else (max(k, 1), k + 1)
+                    ks = in_a_row[attempt.n]
+                    counted = kind == EventKind.JOB_FAIL or target.backoff_counts_timeouts
+                    retries = ks if counted else tuple(r for k in ks for r in (max(k, 1), k + 1))
                     high = max(known(target.backoff_range(r))[1] for r in retries)
                 how = "failed" if kind == EventKind.JOB_FAIL else "was cancelled by the subject (before any stop())"
                 found = self._silent(
@@ -1571,7 +1579,7 @@ class LoopDied(_Periodic):
             return None
         text, ticking = unreported
         target = run.target
-        high = known(target.backoff_range(1))[1] if target.interval_ms is None else None
+        high = known(target.backoff_range(target.backoff_first_wait))[1] if target.interval_ms is None else None
         if last is None:
             opened = f"the loop was started at {format_ms(facts.time(origin))} and its function was never called"
             events = [origin]
@@ -1763,53 +1771,96 @@ def _wall_behind_us(run: Run, facts: Facts, start: int, end: int) -> int:
     return most
 
 
-def _failures_in_a_row(job: JobFacts, restart: int = 0) -> dict[int, int]:
-    """For each attempt number, how many calls had failed in a row when it ended: after a success the
-    count restarts at ``restart`` (``Target.backoff_restart``: 1 when the success's end counts as the
-    first failure), and a success itself reads ``restart``."""
-    count = 0
-    out: dict[int, int] = {}
+def _failures_in_a_row(job: JobFacts, restart: int = 0, timeouts: bool = False, stop: int | None = None,
+                       requested: frozenset[int] = frozenset()) -> dict[int, tuple[int, ...]]:
+    """For each attempt number, how many calls had failed in a row when it ended (the counts it may be,
+    in order): after a success the count restarts at ``restart`` (``Target.backoff_restart``: 1 when the
+    success's end counts as the first failure), and a success itself reads ``restart``. With ``timeouts``
+    (``Target.backoff_counts_timeouts``) a call the subject cancelled itself before ``stop`` counts as a
+    failure too (``_timed_out``); otherwise a cancelled call leaves the count as it was. A call answering a
+    request for a call now (its number in ``requested``) may come of a count the request restarted at 0,
+    or of the count as it was (a poller's ``poll_now()`` resets its interval, another loop's need not):
+    either, until the next success (review 11, finding 3)."""
+    counts: frozenset[int] = frozenset((0,))
+    out: dict[int, tuple[int, ...]] = {}
     for attempt in job.attempts:
-        if attempt.end_kind == EventKind.JOB_FAIL:
-            count += 1
+        if attempt.n in requested:
+            counts |= {0}
+        if attempt.end_kind == EventKind.JOB_FAIL or (timeouts and _timed_out(job, attempt, stop)):
+            counts = frozenset(c + 1 for c in counts)
         elif attempt.end_kind == EventKind.JOB_FINISH:
-            count = restart
-        out[attempt.n] = count
+            counts = frozenset((restart,))
+        out[attempt.n] = tuple(sorted(counts))
     return out
 
 
+def _requested(target: Target, facts: Facts, job: JobFacts) -> frozenset[int]:
+    """The numbers of the calls of periodic ``job`` that answered a request for a call now
+    (``Operation(calls_now=True)``; none on most targets)."""
+    if not target.operations:
+        return frozenset()
+    return frozenset(n for j, n in on_demand_calls(facts, asking(target)) if j == job.id)
+
+
+def _timed_out(job: JobFacts, attempt: Attempt, stop: int | None) -> bool:
+    """A call the subject cancelled itself (its own timeout): cancelled and settled, before any ``stop()``
+    and any cancel of the ``start()`` handle."""
+    if attempt.end_kind != EventKind.JOB_CANCEL or attempt.canceller_raised:
+        return False
+    end = known(attempt.end)
+    return (stop is None or stop > end) and not any(c < end for c in job.cancels)
+
+
 class _Wait(NamedTuple):
-    """What a backoff loop's call had to wait for: from event ``origin``, at least ``least_ms``; ``retry`` k, or 0."""
+    """What a backoff loop's call had to wait for: from event ``origin``, at least ``least_ms``; ``retry`` k, or 0;
+    at most ``most_ms`` (plus the lateness) when ``time.backoff`` judges the high end (after a failure, or
+    a success's ``backoff_ms(0)``), else None."""
 
     origin: int
     least_ms: float
     why: str
     retry: int
+    most_ms: float | None
 
 
-def _backoff_waits(target: Target, job: JobFacts) -> Iterator[tuple[Attempt, Attempt, _Wait]]:
+def _backoff_waits(target: Target, job: JobFacts, stop: int | None,
+                   requested: frozenset[int] = frozenset()) -> Iterator[tuple[Attempt, Attempt, _Wait]]:
     """Each call of a backoff loop after the first, with the wait it owed to the call before.
 
     After the k-th failure in a row: ``backoff_range(k)`` from the failure;
     after a success: ``interval_ms`` from the previous start, or without one
-    ``backoff_range(1)`` from its end. A call still running, or cancelled
-    (by ``stop()``), sets no wait: overlap and after-stop are judged apart.
+    ``backoff_range(1)`` from its end (``backoff_range(0)``, both ends, with
+    ``backoff_after_success="base"``). A call still running, or cancelled
+    (by ``stop()``, or by its own timeout unless ``backoff_counts_timeouts``
+    counts it as a failure), sets no wait: overlap and after-stop are judged apart.
+    Where a request for a call now (``requested``) may have restarted the count, the
+    wait is the widest of the counts it may be.
     """
     restart = target.backoff_restart
-    in_a_row = _failures_in_a_row(job, restart)
+    timeouts = target.backoff_counts_timeouts
+    in_a_row = _failures_in_a_row(job, restart, timeouts, stop, requested)
     succeeded = False  # a call before this one succeeded: with a restart, its end is failure 1 of the count
     for previous, attempt in zip(job.attempts, job.attempts[1:]):
         succeeded = succeeded or previous.end_kind == EventKind.JOB_FINISH
         if previous.end is None or previous.end > attempt.start:
             continue
-        if previous.end_kind == EventKind.JOB_FAIL:
-            k = in_a_row[previous.n]
+        timed_out = timeouts and _timed_out(job, previous, stop)
+        if previous.end_kind == EventKind.JOB_FAIL or timed_out:
+            ks = in_a_row[previous.n]
             counted = " counting the last success's end as the first failure" if restart and succeeded else ""
-            yield previous, attempt, _Wait(previous.end, known(target.backoff_range(k))[0], f"failed (retry {k}{counted})", k)
+            how = "timed out" if timed_out else "failed"
+            ranges = [known(target.backoff_range(k)) for k in ks]
+            low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
+            retry = " or ".join(str(k) for k in ks)
+            either = ": a request for a call now may have restarted the count" if len(ks) > 1 else ""
+            yield previous, attempt, _Wait(previous.end, low, f"{how} (retry {retry}{counted}{either})", ks[-1], high)
         elif previous.end_kind == EventKind.JOB_FINISH:
             if target.interval_ms is not None:
-                yield previous, attempt, _Wait(previous.start, float(target.interval_ms), "started (it succeeded)", 0)
+                yield previous, attempt, _Wait(previous.start, float(target.interval_ms), "started (it succeeded)", 0, None)
+            elif target.backoff_first_wait == 0:
+                low, high = known(target.backoff_range(0))
+                yield previous, attempt, _Wait(previous.end, low, "succeeded (the base wait, backoff_ms(0))", 0, high)
             else:
                 low = known(target.backoff_range(1))[0]
                 why = "succeeded (its end counts as the first failure)" if restart else "succeeded (retry count reset)"
-                yield previous, attempt, _Wait(previous.end, low, why, 0)
+                yield previous, attempt, _Wait(previous.end, low, why, 0, None)

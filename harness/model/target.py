@@ -72,8 +72,10 @@ BACKOFF_RETRIES_OBSERVED = 8
 #: ``backoff_after_success``: how a backoff loop's count of failures in a row restarts after a
 #: successful call. "reset": at 0 (the first failure after it is retry 1); "first_failure": at 1, the
 #: success's end counting as the first failure of the next streak (the first failed call after it is
-#: retry 2: Twisted's ``ClientService``, which counts the lost connection).
-BACKOFF_AFTER_SUCCESS = ("reset", "first_failure")
+#: retry 2: Twisted's ``ClientService``, which counts the lost connection); "base": at 0, and the wait after
+#: the success itself is ``backoff_ms(0)``, the loop's base, from the success's end (an adaptive poller: the
+#: base after a success, doubling after each failure; review 11, finding 1).
+BACKOFF_AFTER_SUCCESS = ("reset", "first_failure", "base")
 
 #: A backoff promise: a fixed ``(low_ms, high_ms)`` range for every retry, or
 #: a function of the retry number (1 for the first retry) giving the range.
@@ -106,7 +108,12 @@ class Target:
     the count). With ``backoff_after_success="first_failure"`` the count
     restarts at 1 instead: the success's end counts as the first failure, so
     the k-th failed call after a success is retry ``k + 1`` (before any
-    success, retry ``k`` as ever).
+    success, retry ``k`` as ever). With ``backoff_after_success="base"`` the
+    count restarts at 0 and the wait after a success is ``backoff_range(0)``,
+    the loop's base, from its end (both ends judged). With
+    ``backoff_counts_timeouts=True`` a call the subject cancelled itself (its
+    own ``timeout_ms``) counts as a failed call; by default it leaves the
+    count as it was.
 
     ``skips`` is how many ticks of ``interval_ms`` in a row a periodic loop may
     skip by design (1 by default; ``math.inf``: any number while it ticks):
@@ -250,6 +257,9 @@ class Target:
     # a backoff loop: after a success its count of failures in a row restarts at 0 ("reset") or at 1
     # ("first_failure": the success's end counts as the first failure, as ClientService counts a lost connection)
     backoff_after_success: str = "reset"
+    # a backoff loop: a call the subject cancelled itself (at its own timeout_ms, before any stop()) counts as a
+    # failed call, and the next call waits that retry's backoff (a poller whose timed-out poll is idle)
+    backoff_counts_timeouts: bool = False
     # completion
     deadline_ms: int | None = None
     # leaks: stop() cancels the timers it does not leave to work in flight (leaks.calls also looks when it completes)
@@ -445,8 +455,22 @@ class Target:
         if type(self.backoff_after_success) is not str or self.backoff_after_success not in BACKOFF_AFTER_SUCCESS:
             raise TargetError(
                 "Target backoff_after_success must be 'reset' (after a success a backoff loop counts its failures "
-                "from 0) or 'first_failure' (the success's end counts as the first failure), "
-                f"got {self.backoff_after_success!r}"
+                "from 0), 'first_failure' (the success's end counts as the first failure) or 'base' (from 0, and "
+                f"the wait after a success is backoff_ms(0)), got {self.backoff_after_success!r}"
+            )
+        if self.backoff_after_success == "base" and self.interval_ms is not None:
+            raise TargetError(
+                "Target backoff_after_success='base' says a backoff loop waits backoff_ms(0) after a success's end, "
+                "but interval_ms says it waits the interval from the success's start: declare one of them"
+            )
+        if type(self.backoff_counts_timeouts) is not bool:
+            raise TargetError(
+                f"Target backoff_counts_timeouts must be True or False, got {self.backoff_counts_timeouts!r}"
+            )
+        if self.backoff_counts_timeouts and (not self.backoff_loop or self.timeout_ms is None):
+            raise TargetError(
+                "Target backoff_counts_timeouts=True says a backoff loop counts a call cancelled at its own timeout "
+                "as a failed call: declare kind='periodic', backoff_ms and timeout_ms too, or drop it"
             )
         if self.backoff_after_success != "reset" and not self.backoff_loop:
             raise TargetError(
@@ -860,7 +884,8 @@ class Target:
         return self.retries == math.inf
 
     def backoff_range(self, retry: int) -> tuple[float, float] | None:
-        """The promised (low, high) delay in ms before retry number ``retry`` (1-based), if any."""
+        """The promised (low, high) delay in ms before retry number ``retry`` (1-based; 0, a backoff loop's
+        wait after a success, only with ``backoff_after_success="base"``), if any."""
         if self.backoff_ms is None:
             return None
         return _backoff_range(self.backoff_ms, retry)
@@ -870,6 +895,12 @@ class Target:
         """Where a backoff loop's count of failures in a row restarts after a success: 0, or 1 with
         ``backoff_after_success="first_failure"`` (the success's end counts as the first failure)."""
         return 1 if self.backoff_after_success == "first_failure" else 0
+
+    @property
+    def backoff_first_wait(self) -> int:
+        """The retry number whose ``backoff_range`` a backoff loop waits after a success (without
+        ``interval_ms``): 0 with ``backoff_after_success="base"`` (the loop's base), else 1."""
+        return 0 if self.backoff_after_success == "base" else 1
 
     @property
     def backoff_loop(self) -> bool:
@@ -891,7 +922,7 @@ class Target:
         if backoff is not None:
             # Counting a success's end as the first failure, 8 failures in a row after it are retries 2 to 9.
             most = BACKOFF_RETRIES_OBSERVED + self.backoff_restart
-            waits += [math.ceil(_backoff_range(backoff, k)[1]) for k in range(1, most + 1)]
+            waits += [math.ceil(_backoff_range(backoff, k)[1]) for k in range(self.backoff_first_wait, most + 1)]
         return max(waits)
 
     def default_menu(self) -> Menu:

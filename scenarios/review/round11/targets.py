@@ -168,27 +168,20 @@ ordered_skips_ahead = _ordered(ordered.OrderedExecutorSkipsAhead, "ordered execu
 POLL_BASE_MS = 100
 POLL_MAX_MS = 500  # not a power-of-two multiple of the base: 100, 200, 400, 500
 POLL_TIMEOUT_MS = 250
-# HACK (finding 3): the poll that answers a poll_now() is held to the back-off's low end by
-# time.early although the docs say such a call keeps no interval; set POLL_LOW_MS = POLL_BASE_MS
-# to see it (tests/test_review_round11.py has the strict-xfail reproduction).
-POLL_LOW_MS = 0
-# HACK (finding 4): a poll cancelled by its own timeout is not counted as a failed call by
-# time.backoff, so the poller's count runs ahead of the harness's after a timeout: the high end is
-# widened to the maximum for every k (the overshoot twin still breaks it).
-POLL_HIGH_MS = POLL_MAX_MS
 
 
 def poll_backoff(failures: int) -> tuple[int, int]:
-    """After the k-th idle poll in a row the next comes base * 2**k later, capped.
-
-    HACK (finding 1): after a success the poller waits the base interval from the poll's end,
-    but the docs hold a success to backoff_ms(1) after its end (or interval_ms after its start):
-    no field says 'base after the end'.  So the low end is widened to the base for every k."""
-    return (POLL_LOW_MS, POLL_HIGH_MS)
+    """The poller's own rule: the base after a success (``backoff_ms(0)``, declared with
+    ``backoff_after_success="base"``: finding 1), base * 2**k after the k-th idle poll in a row, capped;
+    a timed-out poll is idle (``backoff_counts_timeouts=True``: finding 4). The call answering a
+    poll_now() keeps no wait (finding 3)."""
+    delay = min(POLL_BASE_MS * 2**failures, POLL_MAX_MS)
+    return (delay, delay)
 
 
 def _poller(cls: type[poller.AdaptivePoller], description: str,
-            backoff: Callable[[int], tuple[int, int]] = poll_backoff) -> Target:
+            backoff: Callable[[int], tuple[int, int]] = poll_backoff, after_success: str = "base",
+            counts_timeouts: bool = True) -> Target:
     def build(clock: IReactorTime, work: Callable[[], Any]) -> poller.AdaptivePoller:
         source = lambda: maybeDeferred(work).addCallback(lambda value: [value])
         return cls(clock, source, lambda items: None, POLL_BASE_MS / 1000, POLL_MAX_MS / 1000, POLL_TIMEOUT_MS / 1000)
@@ -197,6 +190,8 @@ def _poller(cls: type[poller.AdaptivePoller], description: str,
         build=build,
         kind="periodic",
         backoff_ms=backoff,
+        backoff_after_success=after_success,
+        backoff_counts_timeouts=counts_timeouts,
         timeout_ms=POLL_TIMEOUT_MS,
         stop_cancels_work=True,
         operations={"poll_now": Operation(lambda p: p.poll_now(), calls_now=True)},
@@ -280,6 +275,11 @@ def dlq_backoff_exact(retry: int) -> tuple[int, int]:
 
 
 poller_exact = _poller(poller.AdaptivePoller, "adaptive poller, back-off declared exactly (finding 1)", poll_backoff_exact)
+# The declarations fix11a added, taken away again: the correct poller is caught (tests/test_review_round11.py).
+poller_success_waits_retry_1 = _poller(poller.AdaptivePoller, "adaptive poller declared with the default count after a "
+                                       "success (backoff_ms(1) after it)", after_success="reset")
+poller_timeouts_uncounted = _poller(poller.AdaptivePoller, "adaptive poller declared with the default count of a "
+                                    "timed-out call (it leaves the count as it was)", counts_timeouts=False)
 poller_poll_now_early = _poller(poller.AdaptivePoller, "adaptive poller, low end the base (finding 3)", poll_backoff_low_base)
 poller_timeout_not_counted = _poller(poller.AdaptivePoller, "adaptive poller, exact high end (finding 4)", poll_backoff_high_exact)
 dlq_exact = _dlq(dlq.RetryQueue, "retry queue, back-off declared exactly (finding 2)", backoff=dlq_backoff_exact)
