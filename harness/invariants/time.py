@@ -1091,8 +1091,8 @@ def _final_success(facts: Facts, target: Target, attempts: tuple[Attempt, ...]) 
 class Backoff(Invariant):
     """Declared backoff: the delay before each retry stays within its declared range.
 
-    The high end is judged with the clock's lateness, or, for a backoff loop whose retry came through
-    several timers in a row (a ``callLater(0)`` hop, then the backoff), with the lateness they fired
+    The high end is judged with the clock's lateness, or, for a retry (of a job, or of a backoff loop)
+    that came through several timers in a row (a ``callLater(0)`` hop, then the backoff), with the lateness they fired
     with one after another (``chain_lateness``, within the retry's own delay).
     """
 
@@ -1115,6 +1115,9 @@ class Backoff(Invariant):
                     continue  # a redelivery once the lease ran out (the attempt ran on, or succeeded late): no retry wait
                 low, high = known(run.target.backoff_range(attempt.n))
                 waited = facts.time(attempt.start) - facts.time(previous.end)
+                if waited > high * 1000 + facts.late_us and waited <= high * 1000 + chain_lateness(
+                        facts.events, previous.end, attempt.start, facts.late_us, round(high * 1000)):
+                    continue  # a retry reached through several timers in a row (a callLater(0) hop, then the backoff)
                 if waited < low * 1000 or waited > high * 1000 + facts.late_us:
                     return self.violation(
                         run,
