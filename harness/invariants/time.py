@@ -18,7 +18,7 @@ from harness.model.trace import EventKind, counted, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.invariants.early_cancel import early_cancel_note
 from harness.invariants.on_demand import asking, on_demand_calls
-from harness.invariants.wait_slots import free_slot_before, holding
+from harness.invariants.wait_slots import free_slot_before, holding, retry_left_free
 from harness.run.calls import CALL_OPENERS, SCHEDULE_OPERATIONS, opener_of, operation_called_before, owed_before
 from harness.run.chains import chain_lateness, last_rearm, loop_timers, timer_number
 from harness.run.facts import Attempt, Facts, JobFacts, abandoned_at, facts_of, stranded_jobs
@@ -1118,6 +1118,20 @@ class Backoff(Invariant):
                 if waited > high * 1000 + facts.late_us and waited <= high * 1000 + chain_lateness(
                         facts.events, previous.end, attempt.start, facts.late_us, round(high * 1000)):
                     continue  # a retry reached through several timers in a row (a callLater(0) hop, then the backoff)
+                if waited > high * 1000 + facts.late_us and (run.target.limit is not None or run.target.capacity is not None):
+                    # A retry, once due, may wait for a slot like a new job: only while the slots stay full.
+                    free = retry_left_free(run.target, facts, job, previous.end, facts.time(previous.end) + round(high * 1000), attempt.start)
+                    if free is None:
+                        continue
+                    return self.violation(
+                        run,
+                        f"job {job.id} retry {attempt.n} started {format_ms(waited)} after attempt {previous.n} "
+                        f"ended, past the declared backoff of {low:g}ms to {high:g}ms, and a slot was free from "
+                        f"{format_ms(free.since_us)} to {format_ms(free.until_us)} ({free.held} running of the declared "
+                        f"{'limit' if run.target.capacity is None else 'capacity'} of {run.target.fill}): a retry past "
+                        f"its backoff may wait only for a slot, not beside a free one",
+                        [previous.end, free.index, attempt.start],
+                    )
                 if waited < low * 1000 or waited > high * 1000 + facts.late_us:
                     return self.violation(
                         run,
