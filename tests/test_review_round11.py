@@ -173,8 +173,8 @@ def test_finding5_stranded_reader_is_caught() -> None:
     assert _violations(targets.rwlock_stuck_builtin_only, *ops) != []
 
 
-@pytest.mark.xfail(strict=True, reason="finding 6: redrive() of dead-lettered jobs is time.retries on a correct queue")
 def test_finding6_redrive_is_declarable() -> None:
+    """Fixed (fix11b): redrive() declared Operation(redrives=True) starts the redriven job afresh."""
     ops = (_job(0, "raise"), Call(at_ms=300, operation="redrive"), Stop(at_ms=300))
     assert _violations(targets.dlq_redrive_ok, *ops) == []
 

@@ -110,9 +110,9 @@ def _slot_changes(facts: Facts, waiter: JobFacts, first: int, last: int) -> list
 
 class SlotLeftFree(NamedTuple):
     """A span of a retry's wait for a slot in which a slot was free: from ``since_us`` (the trace index
-    ``index`` freed it, or the backoff's end found it free) to ``until_us``, with ``held`` slots held."""
+    ``freed`` freed it, or the backoff's end found it free) to ``until_us``, with at most ``held`` slots held."""
 
-    index: int
+    freed: int
     since_us: int
     until_us: int
     held: int

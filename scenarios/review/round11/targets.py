@@ -227,10 +227,20 @@ def dlq_backoff(retry: int) -> tuple[int, int]:
     return (delay, delay)
 
 
+def redrive_all(queue: dlq.RetryQueue) -> int:
+    """redrive(), declared Operation(redrives=True) (finding 6, fixed): the redriven jobs start afresh.
+    Their new Deferreds are the glue's: a redriven job may be dead-lettered again or stopped; any other
+    failure is left unhandled (errors.unhandled)."""
+    news = queue.redrive()
+    for d in news:
+        d.addErrback(lambda f: f.trap(dlq.DeadLettered, dlq.QueueStopped))
+    return len(news)
+
+
 def _dlq(cls: type[dlq.RetryQueue], description: str, redrive: bool = False,
          backoff: Callable[[int], tuple[int, int]] = dlq_backoff) -> Target:
     return Target(
-        operations={"redrive": Operation(lambda q: len(q.redrive()))} if redrive else {},
+        operations={"redrive": Operation(redrive_all, redrives=True)} if redrive else {},
         build=lambda clock: cls(clock, DLQ_LIMIT, DLQ_ATTEMPTS, DLQ_BASE_MS / 1000, DLQ_MAX_MS / 1000),
         limit=DLQ_LIMIT,
         retries=DLQ_ATTEMPTS - 1,
