@@ -105,3 +105,20 @@ def test_campaigns_both_ways(tmp_path: Path) -> None:
     assert clean.error is None and clean.findings == [], [f.violation.message for f in clean.findings]
     caught = campaign("redrive_twice", seed=1, examples=300, tmp_path=tmp_path / "bug", target=redrive_twice)
     assert [f.violation.invariant for f in caught.findings] == ["time.retries"]
+
+
+def test_a_second_redrive_while_the_redriven_job_is_retried_starts_nothing() -> None:
+    """Two redrives at 300ms: the second finds the DLQ empty, job 0's run goes on (retries at 400ms and
+    600ms, within the backoff of retries 1 and 2: clean; before, the 400ms retry was taken for a fresh start
+    and the 600ms one for its retry 1, 'past the declared backoff of 100ms')."""
+    ops = (_job(0, "raise"), Call(at_ms=300, operation="redrive"), Call(at_ms=300, operation="redrive"))
+    assert _violations(targets.dlq_redrive_ok, *ops) == []
+
+
+def test_a_job_redriven_twice_runs_afresh_twice() -> None:
+    """Dead-lettered at 300ms, redriven, dead-lettered again at 600ms, redriven at 700ms: three runs of three."""
+    ops = (_job(0, "raise"), Call(at_ms=300, operation="redrive"), Call(at_ms=700, operation="redrive"),
+           Stop(at_ms=2000))
+    assert _violations(targets.dlq_redrive_ok, *ops) == []
+    found = dict(_violations(redrive_twice, *ops))
+    assert "time.retries" in found, found
