@@ -8,7 +8,6 @@ page."""
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 
 from harness import Call, ClockPolicy, JobSpec, Schedule, Start, Stop, Submit, check, load_target, run_schedule
 from harness.pytest import fuzz
-from scenarios.review.round11 import ordered, poller, targets
+from scenarios.review.round11 import targets
 
 from review_campaigns import assert_caught_alone, assert_caught_as, assert_stays_clean, campaign
 
@@ -72,46 +71,21 @@ def test_buggy_twin_is_caught_on_another_seed(name: str, tmp_path: Path) -> None
 
 
 # -- what the harness found in my "correct" code ---------------------------------------------------------
-class _TimeoutAbortedByCanceller(ordered.OrderedExecutor):
-    """The executor as first written: the timeout handler cancelled the work before delivering."""
-
-    def _timed_out(self, item: Any) -> None:
-        item.timer = None
-        self._done(item, ordered.ItemTimeout("timed out"), True)
-        self._free_slot_after_timeout()
-        if item.work is not None:
-            item.work.cancel()
-        self._deliver()
-        self._pump()
-
-
 def test_executor_timeout_survives_a_raising_canceller() -> None:
     """A job whose canceller raises, cancelled at its timeout, no longer strands the items behind it
     (time.timeout: item 1 was answered only at the next submission)."""
     ops = (Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=340, canceller_raises=True)),
            _job(1, after_ms=340), _job(2, at_ms=301))
     lifo = ClockPolicy(tie_break="lifo")
-    old = dataclasses.replace(targets.ordered_ok, build=lambda clock: _TimeoutAbortedByCanceller(clock, 2, 0.3))
-    assert _violations(old, *ops, clock=lifo) == ["time.timeout"]
+    assert _violations(targets.ordered_as_first_written, *ops, clock=lifo) == ["time.timeout"]
     assert _violations(targets.ordered_ok, *ops, clock=lifo) == []
-
-
-class _PollNowIgnoredWhileRunning(poller.AdaptivePoller):
-    """The poller as first written: poll_now() during a poll did nothing."""
-
-    def poll_now(self) -> None:
-        if self._running and self._inflight is None:
-            self._cancel_next()
-            self.interval = self.base
-            self._poll()
 
 
 def test_poll_now_during_a_poll_polls_again_after_it() -> None:
     """time.on_demand caught the poller ignoring a poll_now() made while a poll ran."""
     ops = (Start(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=50)), Call(at_ms=0, operation="poll_now"),
            Stop(at_ms=100))
-    old = targets._poller(_PollNowIgnoredWhileRunning, "poll_now ignored while a poll runs")
-    assert _violations(old, *ops) == ["time.on_demand"]
+    assert _violations(targets.poller_as_first_written, *ops) == ["time.on_demand"]
     assert _violations(targets.poller_ok, *ops) == []
 
 

@@ -112,6 +112,8 @@ _own_timeout_error_right = replace(
     _own_timeout_error_wrong, build=lambda clock: CallerTimeoutPool(clock, error=JobTimedOut)
 )
 _hedged = Target(build=HedgedRetry, retries=1)
+_retry_then_late = load_target("scenarios.review.round10.probes:retry_then_late")
+_retry_then_prompt = load_target("scenarios.review.round10.probes:retry_then_prompt")
 _HEDGE = "scenarios.hedge"
 _QUORUM = "scenarios.quorum"
 _ROUND5 = "scenarios.review.round5.targets"
@@ -367,6 +369,19 @@ MESSAGES: tuple[Row, ...] = (
     Row("timeout.kept_cancel", "time.timeout", "job 0's attempt 0 timed out at 300ms and its Deferred failed at 300ms "
         "with CancelledError, though its caller never cancelled", replace(_cancel_timeout_raw, retries=1),
         replace(_cancel_timeout_converted, retries=1), S(Submit(0, 0, HANG))),
+    # the last attempt declared: no retry left, its caller fails once the subject gives up, no later than a
+    # retry would have come (review 10, finding 1)
+    Row("timeout.last_attempt", "time.timeout", "job 0's last attempt (2: 1 + 2 retries declared) timed out at 900ms "
+        "but its Deferred failed only at 2900ms; with no retry left the caller fails when the subject gives up, by "
+        "900ms", "scenarios.review.round10.probes:retry_then_late", "scenarios.review.round10.probes:retry_then_prompt",
+        S(Submit(0, 0, HANG))),
+    Row("timeout.last_attempt_waited", "time.timeout", "failed only at 3000ms; with no retry left the caller fails when "
+        "the subject gives up, by 1050ms: this subject started a retry at most 50ms after the attempt before ended",
+        "scenarios.review.round10.probes:waited_retry_then_late", "scenarios.review.round10.probes:waited_retry_then_prompt",
+        S(Submit(0, 0, HANG))),
+    Row("timeout.last_attempt_backoff", "time.timeout", "failed only at 2900ms; with no retry left the caller fails when "
+        "the subject gives up, by 910ms: the declared backoff before one more retry is at most 10ms",
+        replace(_retry_then_late, backoff_ms=(0, 10)), replace(_retry_then_prompt, backoff_ms=(0, 10)), S(Submit(0, 0, HANG))),
     Row("timeout.never_started", "time.timeout", "never started, yet its Deferred failed with TimeoutError",
         "scenarios.shedding:timeout_shedding_pool", "scenarios.shedding:queue_deadline_pool",
         S(Submit(0, 0, HANG), Submit(0, 1, HANG), Submit(0, 2, ok()))),

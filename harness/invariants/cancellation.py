@@ -358,7 +358,7 @@ def _dropped_on_cancel(facts: Facts, target: Target, job: JobFacts) -> tuple[str
     end = facts.drained if facts.drained is not None else len(facts.events)
     if any(a.start > cancel and a.start < end for j in mine for a in j.attempts):
         return None  # its work ran after the cancel
-    stop = facts.first_stop()
+    stop = facts.stop_for(job.submit)  # a restarted subject's: the stop that concerns this job
     if stop is not None and stop < end:
         return None
     if target.timeout_ms is not None and target.timeout_from != "start":

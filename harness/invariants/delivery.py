@@ -32,7 +32,7 @@ def _delivered(facts: Facts, job: JobFacts) -> Outcome | None:
     if job.periodic or job.fired is None or any(c < job.fired for c in job.cancels):
         return None
     outcome = received(facts, job)
-    stop = facts.first_stop()
+    stop = facts.stop_for(job.submit)  # a restarted subject's: the stop that concerns this job
     if outcome is not None and outcome.kind == OutcomeKind.FAILURE and stop is not None and stop < job.fired:
         return None
     return outcome
@@ -145,7 +145,7 @@ def _unlike_its_owner(facts: Facts, job: JobFacts, outcome: Outcome, served: Att
         return None
     if any(c < owner.fired for c in owner.cancels):
         return None
-    stop = facts.first_stop()
+    stop = facts.stop_for(owner.submit)
     if stop is not None and stop < end:
         return None
     reference = received(facts, owner)

@@ -64,7 +64,7 @@ class Propagate(Invariant):
                 continue
             if job.submit_raised is not None:
                 rejected = any(facts.is_error(job.submit_raised, t) for t in target.rejects)
-                if not self._stopped_before(facts, job.submit_raised) and not rejected:
+                if not self._stopped_before(facts, job, job.submit_raised) and not rejected:
                     detail = facts.event(job.submit_raised).detail
                     return self.violation(
                         run,
@@ -112,8 +112,10 @@ class Propagate(Invariant):
         return unsure
 
     @staticmethod
-    def _stopped_before(facts: Facts, index: int) -> bool:
-        stop = facts.first_stop()
+    def _stopped_before(facts: Facts, job: JobFacts, index: int) -> bool:
+        """Whether a ``stop()`` that concerns ``job`` (``Facts.stop_for``: a restarted subject runs again) came
+        before trace index ``index``: from then on its caller may fail in any way."""
+        stop = facts.stop_for(job.submit)
         return stop is not None and stop < index
 
     def _judge(self, facts: Facts, job: JobFacts, target: Target) -> str | None:
@@ -150,7 +152,7 @@ class Propagate(Invariant):
                 return None
         elif any(t.__name__ == name for t in allowed):
             return None
-        if self._stopped_before(facts, fired_at) or not own_error(fired.detail):
+        if self._stopped_before(facts, job, fired_at) or not own_error(fired.detail):
             return None
         if last is None:
             if target.shared:
@@ -237,8 +239,7 @@ class Logged(Invariant):
             event = facts.event(index)
             if index in allowed or not own_error(event.detail):
                 continue
-            stop = facts.first_stop()
-            when = format_ms(event.t_us) + (" (after stop())" if stop is not None and stop < index else "")
+            when = format_ms(event.t_us) + (" (after stop())" if facts.stopped_at(index) is not None else "")
             declared = ", ".join(t.__name__ for t in run.target.logs or ())
             also = f" and logs=({declared})" if declared else ""
             return self.violation(
@@ -292,10 +293,12 @@ class Rejects(Invariant):
         facts = facts_of(run)
         target = run.target
         allowed = known(target.rejects_only_while)
-        stop = facts.first_stop()
         for job in facts.jobs.values():
             refused = _refusal(facts, target, job)
-            if refused is None or (stop is not None and stop < refused) or any(c < refused for c in job.cancels):
+            if refused is None:
+                continue
+            stop = facts.stop_for(job.submit)  # a restarted subject's: Facts.stop_for
+            if (stop is not None and stop < refused) or any(c < refused for c in job.cancels):
                 continue  # after stop() or a cancel, any error goes
             t_us = facts.time(refused)
             view = run.view

@@ -45,10 +45,10 @@ class _Fanout(Invariant):
         return target.fanout is not None and target.kind == "submit"
 
 
-def _stop(facts: Facts) -> int | None:
-    """The schedule's first ``stop()`` (a trace index): the harness's own at teardown, after the run
-    drained, excuses nothing."""
-    stop = facts.first_stop()
+def _stop(facts: Facts, job: JobFacts) -> int | None:
+    """The schedule's first ``stop()`` that concerns ``job`` (a trace index; ``Facts.stop_for``: a restarted
+    subject runs again): the harness's own at teardown, after the run drained, excuses nothing."""
+    stop = facts.stop_for(job.submit)
     return stop if stop is not None and (facts.drained is None or stop < facts.drained) else None
 
 
@@ -56,7 +56,7 @@ def _excused_before(facts: Facts, job: JobFacts, index: int) -> bool:
     """Whether the job was cancelled, or the subject stopped (the harness's own stop at teardown too),
     before trace index ``index``: from then on its caller may be answered in any way (the cancellation
     invariants judge it)."""
-    stop = facts.first_stop()
+    stop = facts.stop_for(job.submit)
     return bool(job.cancels and job.cancels[0] < index) or (stop is not None and stop < index)
 
 
@@ -141,7 +141,7 @@ def _settled_then(facts: Facts, job: JobFacts, target: Target, t_us: int) -> boo
     """Whether by virtual time ``t_us`` the job's caller had fired, its quorum was decided, the job was
     cancelled or the subject stopped: the copies not started then are owed no longer."""
     decided = _decided(facts, job, target)
-    stop = _stop(facts)
+    stop = _stop(facts, job)
     for mark in (job.fired, decided[0] if decided else None, job.cancels[0] if job.cancels else None, stop):
         if mark is not None and facts.time(mark) <= t_us:
             return True
@@ -219,7 +219,7 @@ class QuorumLate(_Fanout):
             due = facts.time(index)
             if fired is not None and facts.time(fired) <= due + late:
                 continue
-            marks = [m for m in (job.cancels[0] if job.cancels else None, _stop(facts)) if m is not None]
+            marks = [m for m in (job.cancels[0] if job.cancels else None, _stop(facts, job)) if m is not None]
             if any(m < (fired if fired is not None else len(facts.events)) and facts.time(m) <= due + late for m in marks):
                 continue
             if fired is None and facts.drained is None:

@@ -136,12 +136,14 @@ class HedgeLate(_Hedging):
         # What the run watched: the drain goes on at least DRAIN_SLACK_MS past the last operation (a copy due
         # by then would have started before the drained mark, which is recorded at the last activity).
         horizon = max(facts.time(facts.drained), run.schedule.end_ms * 1000 + DRAIN_SLACK_MS * 1000)
-        # A stop of the schedule's excuses what was due after it; the teardown's, after the drained mark, does not.
-        first_stop = facts.stops[0] if facts.stops and facts.stops[0] < facts.drained else None
         for job in facts.jobs.values():
             attempts = job.attempts
             if not attempts or job.periodic:
                 continue
+            # A stop of the schedule's excuses what was due after it (the first that concerns the job:
+            # Facts.stop_for, a restarted subject runs again); the teardown's, after the drained mark, does not.
+            stop = facts.stop_for(job.submit)
+            first_stop = stop if stop is not None and stop < facts.drained else None
             for k in range(1, min(len(attempts) + 1, most)):
                 previous = attempts[k - 1]
                 due = facts.time(previous.start) + hedge_us
@@ -212,11 +214,11 @@ def loser_left(invariant: Invariant, run: Run, promise: str) -> Violation | None
     job's caller was answered (``promise`` ends the message), unless a cancel of the job or a ``stop()``
     came first; None when every loser was cancelled (or had ended) then."""
     facts = facts_of(run)
-    first_stop = facts.stops[0] if facts.stops else None
     for job in facts.jobs.values():
         fired = job.fired
         if fired is None or not job.attempts:
             continue
+        first_stop = facts.stop_for(job.submit)  # a restarted subject's: the stop that concerns this job
         if (job.cancels and job.cancels[0] < fired) or (first_stop is not None and first_stop < fired):
             continue
         answered = facts.time(fired)

@@ -167,9 +167,10 @@ class Timeout(Invariant):
                 continue
             if target.retries and target.timeout_from == "start":
                 # Each attempt's timeout: a retry may follow, and the caller is not held to fail at T; but a
-                # caller that did not cancel never gets the cancel error of an attempt the subject cancelled.
-                # retries=0 (a plain pool) has no later attempt: held to T below (review 10, finding 1).
-                kept = _kept_cancel(target, facts, job, attempt, excused)
+                # caller that did not cancel never gets the cancel error of an attempt the subject cancelled,
+                # and after the last attempt declared it fails once the subject gives up, no later than a retry
+                # would have come (review 10, finding 1). retries=0 (a plain pool) is held to T below.
+                kept = _kept_cancel(target, facts, job, attempt, excused) or _gave_up_late(target, facts, job, attempt, excused)
                 if kept is not None:
                     return kept
                 continue
@@ -248,8 +249,10 @@ class Timeout(Invariant):
 
     @staticmethod
     def _excused_from(facts: Facts, job: JobFacts) -> int | None:
-        """The first user cancel or stop: from then on the job may end for reasons other than the timeout."""
-        marks = [*job.cancels[:1], *facts.stops[:1]]
+        """The first user cancel or stop (``Facts.stop_for``: a restarted subject runs again): from then on the
+        job may end for reasons other than the timeout."""
+        stop = facts.stop_for(job.submit)
+        marks = [*job.cancels[:1], *([] if stop is None else [stop])]
         return min(marks) if marks else None
 
 
@@ -329,8 +332,8 @@ def _judge_joined(target: Target, facts: Facts) -> tuple[str, list[int]] | None:
     for the key's next execution is judged by that one.
     """
     timeout, late = known(target.timeout_ms) * 1000, facts.late_us
-    stop = facts.first_stop()
     for owner in facts.jobs.values():
+        stop = facts.stop_for(owner.submit)
         for attempt in owner.attempts:
             if attempt.end_kind != EventKind.JOB_CANCEL or (attempt.canceller_raised and not target.timeout_fires):
                 continue
@@ -496,6 +499,64 @@ def _kept_cancel(target: Target, facts: Facts, job: JobFacts, attempt: Attempt,
     )
 
 
+def _gave_up_late(target: Target, facts: Facts, job: JobFacts, attempt: Attempt,
+                  excused: int | None) -> tuple[str, list[int]] | None:
+    """With ``retries`` and a timeout from ``"start"``: whether ``job``'s caller was answered late after
+    ``attempt``, its last declared attempt (number ``retries``: no retry left), which the subject cancelled at
+    its timeout (review 10, finding 1).
+
+    The subject gives up then, and its caller fails no later than a retry would have started: by the cancel
+    plus the longest wait the run showed from the end of one of the job's attempts to the start of the next
+    (plus twice the clock's lateness: the timeout and the timer that moves on may each fire late), or plus
+    the high end of the declared ``backoff_ms`` before one more retry (plus the lateness), whichever is
+    longer. A subject that started each retry in the call that ended the attempt before (no timer between) fails
+    the caller in the instant of the last cancel. A work queue that redelivers a message when its visibility runs out, and
+    dead-letters it then after its last delivery, answers when it would have redelivered: in time. A caller
+    answered before the attempt ended (background retries, a shared answer) owes nothing here, nor one whose
+    cancel or a ``stop()`` came before the answer was due; an unanswered one is judged once the run drained
+    after that, or before with nothing left scheduled (no timer could answer it). What the caller got is
+    ``_kept_cancel``'s to judge.
+    """
+    if attempt.n != target.retries:
+        return None
+    end = known(attempt.end)
+    ended = facts.time(end)
+    # How long the subject took to start each retry after the attempt before ended, for the retries that came
+    # through a timer (not in the call that ended the attempt before: a stride clock may run both in one instant).
+    waits = [facts.time(after.start) - facts.time(before.end) for before, after in zip(job.attempts, job.attempts[1:])
+             if after.n <= attempt.n and before.end is not None and before.end < after.start
+             and opener_of(facts, after.start) != opener_of(facts, before.end)]
+    waited = max(waits, default=0)
+    slack = waited + 2 * facts.late_us if waits else 0
+    declared = target.backoff_range(attempt.n + 1)
+    if declared is not None:
+        slack = max(slack, math.ceil(declared[1] * 1000) + facts.late_us)
+    due = ended + slack
+    fired = job.fired
+    if fired is not None and (fired < end or facts.time(fired) <= due):
+        return None
+    answered = fired if fired is not None else facts.drained if facts.drained is not None else len(facts.events)
+    if excused is not None and excused < answered and facts.time(excused) <= due:
+        return None  # cancelled or stopped before the answer was due (not the teardown stop): any end goes then
+    if fired is None and (facts.drained is None or facts.time(facts.drained) < due) and facts.idle_drain() is None:
+        return None  # the run ended before the answer was due, with timers left that might have answered it
+    if not slack:
+        when = "this subject started each retry in the call that ended the attempt before"
+    elif waits and slack == waited + 2 * facts.late_us:
+        when = (f"this subject started a retry at most {format_ms(waited)} after the attempt before ended"
+                f"{', plus twice the clock lateness' if facts.late_us else ''}")
+    else:
+        when = (f"the declared backoff before one more retry is at most {known(declared)[1]:g}ms"
+                f"{', plus the clock lateness' if facts.late_us else ''}")
+    got = "never failed" if fired is None else f"failed only at {format_ms(facts.time(fired))}"
+    return (
+        f"job {job.id}'s last attempt ({attempt.n}: 1 + {target.retries} retries declared) timed out at "
+        f"{format_ms(ended)} but its Deferred {got}; with no retry left the caller fails when the subject gives up, "
+        f"by {format_ms(due)}: {when}",
+        [attempt.start, end] + ([fired] if fired is not None else []),
+    )
+
+
 def _judge_cleanup(target: Target, facts: Facts, job: JobFacts, attempt: Attempt,
                    excused: int | None) -> tuple[str, list[int]] | None:
     """``timeout_cleanup_ms=C``: ``job``'s caller, whose ``attempt`` the subject cancelled at its timeout, fails with
@@ -567,7 +628,7 @@ def _timeout_to_judge(target: Target, facts: Facts, job: JobFacts) -> int | None
     fired = job.fired
     if fired is None or facts.event(fired).kind != EventKind.FAILURE or not facts.is_error(fired, target.timeout_error):
         return None
-    stop = facts.first_stop()
+    stop = facts.stop_for(job.submit)
     if any(c < fired for c in job.cancels) or (stop is not None and stop < fired):
         return None
     if any(facts.is_error(fired, t) for t in target.rejects):

@@ -85,6 +85,9 @@ class EventKind(StrEnum):
     TIMER_RESET = "timer.reset"  #: one of the subject's delayed calls was moved (``reset``/``delay``; detail as ``timer.set``'s)
     TIMER_LIMIT = "timer.limit"  #: the run's timer budget is spent: no more timer events
     END = "end"  #: the run is over
+    #: a call of an ``Operation(restarts=True)`` started the stopped subject again (detail: the operation's
+    #: name): it runs until the next ``stop``. Last of the kinds, so the feature codes of the others stay.
+    RESTART = "restart"
 
 
 class Event(NamedTuple):

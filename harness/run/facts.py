@@ -10,6 +10,7 @@ why a job is stranded is ``harness.run.diagnosis``). Built once per run
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -138,6 +139,37 @@ class Facts:
         """The run's last ``stop`` event: its first, but for a subject an ``Operation(restarts=True)`` started again."""
         return self.stops[-1] if self.stops else None
 
+    # A subject is stopped from each ``stop`` event until the next ``restart`` (a call of an
+    # ``Operation(restarts=True)``), and runs from the start, and from each restart, until the next stop. The two
+    # readers below are the invariants' one reading of those windows; a run with no restart has at most one stop,
+    # and both then answer exactly as ``first_stop()`` read before restarts were judged.
+
+    def stopped_at(self, index: int) -> int | None:
+        """The ``stop`` event the subject was stopped by at trace index ``index`` (the last one before it), or
+        None while it ran: before any stop, or after a ``restart`` that came since."""
+        stops = self.stops
+        if not stops or stops[0] >= index:
+            return None
+        restarts = self.by_kind.get(_RESTART)
+        if not restarts:
+            return stops[0]
+        last = stops[bisect_left(stops, index) - 1]
+        return None if any(last < r < index for r in restarts) else last
+
+    def stop_for(self, origin: int | None) -> int | None:
+        """The first ``stop`` event that concerns what began at trace index ``origin`` (a job's submission): the
+        one the subject was stopped by then (``stopped_at``), else the first after it; None if none came. From it
+        on, the excuses of a stopped subject apply to that job (its caller may be failed or dropped in any way).
+        A job submitted after a restart is judged as a running subject's until the next stop; one submitted
+        before a stop keeps that stop's excuses after a restart (the stop may have ended it in any way). None
+        for ``origin``: the run's first stop."""
+        if origin is None:
+            return self.first_stop()
+        stopped = self.stopped_at(origin)
+        if stopped is not None:
+            return stopped
+        return next((stop for stop in self.stops if stop >= origin), None)
+
     def idle_drain(self) -> int | None:
         """The trace index of the ``drained`` event when nothing at all was left scheduled on the clock then
         (``pending=0``): no call could run after it (a timeout or a retry due later can never come). None
@@ -187,7 +219,7 @@ _JOB_START, _SUBMIT, _START, _RESULT, _FAILURE, _CANCEL = (
 _SUBMIT_RAISED, _STOP, _CLOCK_JUMP, _DRAINED, _ERROR_IS, _JOB_FINISH = (
     EventKind.SUBMIT_RAISED, EventKind.STOP, EventKind.CLOCK_JUMP, EventKind.DRAINED, EventKind.ERROR_IS, EventKind.JOB_FINISH
 )
-_JOB_FAIL, _JOB_CANCEL = EventKind.JOB_FAIL, EventKind.JOB_CANCEL
+_JOB_FAIL, _JOB_CANCEL, _RESTART = EventKind.JOB_FAIL, EventKind.JOB_CANCEL, EventKind.RESTART
 #: Each kind's text to its member: a trace read from a file or made by hand may hold the kinds as plain strings.
 _MEMBER_OF: dict[str, EventKind] = {member.value: member for member in EventKind}
 

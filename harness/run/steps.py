@@ -462,7 +462,7 @@ def _call(run: Run, op: Call) -> None:
         outcome(exc, EventKind.CALL_RAISED)
         return
     if operation.restarts and run.stopped:
-        restart(run)
+        restart(run, op.operation)
     if result is not None and not isinstance(result, defer.Deferred):
         # A plain return answers the call at once (review 10, finding 5); None, most operations' return, is no
         # answer. Data as it is, another object by its type (``describe_returned``): the trace stays the same.
@@ -487,11 +487,13 @@ def _call(run: Run, op: Call) -> None:
         result.addCallbacks(answered, failed)
 
 
-def restart(run: Run) -> None:
-    """A call of an ``Operation(restarts=True)`` started the stopped subject again: the run counts as running,
-    so the schedule's next ``Stop`` (or the teardown) stops it again. The Deferred the last ``stop()`` returned
-    is kept, to be judged at the end with the one the next ``stop()`` returns (``_record_unanswered``)."""
+def restart(run: Run, operation: str) -> None:
+    """A call of ``operation``, an ``Operation(restarts=True)``, started the stopped subject again: the run counts
+    as running, so the schedule's next ``Stop`` (or the teardown) stops it again, and a ``restart`` event marks
+    where the invariants judge it as running again (``Facts.stopped_at``). The Deferred the last ``stop()``
+    returned is kept, to be judged at the end with the one the next ``stop()`` returns (``_record_unanswered``)."""
     run.stopped = False
+    run.trace.record(EventKind.RESTART, detail=operation)
     if run.stopping is not None:
         stops = [index for index, event in enumerate(run.trace.raw) if event[1] is EventKind.STOP]
         run.earlier_stops.append((stops[-1] if stops else -1, run.stopping))

@@ -1,4 +1,4 @@
-"""Round 11 targets, written from the README and docs/ alone (not the harness source).
+"""Round 11 targets, written from the user documentation alone (not the harness source).
 
 Each component (rwlock.py, ordered.py, poller.py, dlq.py) gets a target for the correct class and
 one per buggy twin (BUGS.md), built by one factory so the twins differ only in the class.
@@ -13,7 +13,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from harness import InvariantFailed, Operation, Run, Target, format_ms
 
-from . import dlq, ordered, poller, rwlock
+from . import dlq, first, ordered, poller, rwlock
 
 # ---------------------------------------------------------------------------------------------
 # 1. readers-writer lock: a gate.  A job's priority says what it wants: 0 read, 1 write.
@@ -288,3 +288,8 @@ poller_exact = _poller(poller.AdaptivePoller, "adaptive poller, back-off declare
 poller_poll_now_early = _poller(poller.AdaptivePoller, "adaptive poller, low end the base (finding 3)", poll_backoff_low_base)
 poller_timeout_not_counted = _poller(poller.AdaptivePoller, "adaptive poller, exact high end (finding 4)", poll_backoff_high_exact)
 dlq_exact = _dlq(dlq.RetryQueue, "retry queue, back-off declared exactly (finding 2)", backoff=dlq_backoff_exact)
+
+
+# What the harness found in my "correct" code: the components as first written.
+ordered_as_first_written = _ordered(first.ExecutorTimeoutAbortedByCanceller, "ordered executor as first written")
+poller_as_first_written = _poller(first.PollerIgnoresPollNowWhileRunning, "adaptive poller as first written")
