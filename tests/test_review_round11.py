@@ -114,8 +114,8 @@ def test_finding1_success_wait_is_declarable() -> None:
     assert _violations(targets.poller_exact, *ops) == []
 
 
-@pytest.mark.xfail(strict=True, reason="finding 2: a retry waiting for a free slot is held to backoff_ms's high end")
 def test_finding2_retry_waiting_for_a_slot_is_declarable() -> None:
+    """Fixed (fix11b): a retry past its backoff's high end is excused while the slots stay full."""
     ops = (_job(0, "raise"), _job(1, "hang"), _job(2, after_ms=470))
     assert _violations(targets.dlq_exact, *ops) == []
 
@@ -147,8 +147,8 @@ def test_finding5_stranded_reader_is_caught() -> None:
     assert _violations(targets.rwlock_stuck_builtin_only, *ops) != []
 
 
-@pytest.mark.xfail(strict=True, reason="finding 6: redrive() of dead-lettered jobs is time.retries on a correct queue")
 def test_finding6_redrive_is_declarable() -> None:
+    """Fixed (fix11b): redrive() declared Operation(redrives=True) starts the redriven job afresh."""
     ops = (_job(0, "raise"), Call(at_ms=300, operation="redrive"), Stop(at_ms=300))
     assert _violations(targets.dlq_redrive_ok, *ops) == []
 

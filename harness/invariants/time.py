@@ -18,7 +18,8 @@ from harness.model.trace import EventKind, counted, format_ms
 from harness.invariants.base import Invariant, Violation
 from harness.invariants.early_cancel import early_cancel_note
 from harness.invariants.on_demand import asking, on_demand_calls
-from harness.invariants.wait_slots import free_slot_before, holding
+from harness.invariants.redrives import runs
+from harness.invariants.wait_slots import free_slot_before, holding, retry_left_free
 from harness.run.calls import CALL_OPENERS, SCHEDULE_OPERATIONS, opener_of, operation_called_before, owed_before
 from harness.run.chains import chain_lateness, last_rearm, loop_timers, timer_number
 from harness.run.facts import Attempt, Facts, JobFacts, abandoned_at, facts_of, stranded_jobs
@@ -1078,19 +1079,30 @@ class Retries(Invariant):
 
     def check(self, run: Run) -> Violation | None:
         facts = facts_of(run)
-        retries, lease_ms = run.target.retries, run.target.lease_ms
+        redrives = bool(run.target.redriving_operations)
         for job in facts.jobs.values():
-            attempts = job.attempts
-            if len(attempts) < 2:
+            if len(job.attempts) < 2:
                 continue  # nearly every job: one attempt, or none
+            for attempts in (runs(run.target, facts, job) if redrives else (job.attempts,)):
+                found = self._run(run, facts, job, attempts, afresh=attempts[0] is not job.attempts[0])
+                if found is not None:
+                    return found
+        return None
+
+    def _run(self, run: Run, facts: Facts, job: JobFacts, attempts: tuple[Attempt, ...], afresh: bool) -> Violation | None:
+        """One run of ``job``'s attempts (all of them, unless a ``redrives`` operation started it afresh:
+        ``afresh``, its caller's answer then came before the run, which is not judged against it)."""
+        retries, lease_ms = run.target.retries, run.target.lease_ms
+        if len(attempts) > 1:
             if retries is not None and len(attempts) > retries + 1:
+                again = f" since a redrive started it afresh (attempt {attempts[0].n})" if afresh else ""
                 return self.violation(
                     run,
-                    f"job {job.id} was attempted {len(attempts)} times; at most {retries + 1} "
+                    f"job {job.id} was attempted {len(attempts)} times{again}; at most {retries + 1} "
                     f"(1 + {retries} retries) were declared",
                     [a.start for a in attempts],
                 )
-            finished, fired = job.finished, job.fired
+            finished, fired = job.finished, None if afresh else job.fired
             if lease_ms is not None:
                 finished = _final_success(facts, run.target, attempts)
             for previous, attempt in zip(attempts, attempts[1:]):
@@ -1114,7 +1126,7 @@ class Retries(Invariant):
                             [previous.start, start],
                         )
                 if finished is not None and finished < start and run.target.fanout is None:  # a quorum's copies run beside a success
-                    done = next(a for a in attempts if a.end == finished)
+                    done = next(a for a in job.attempts if a.end == finished)
                     if lease_ms is not None:
                         final = f" within its {lease_ms}ms lease; a success within the lease is final"
                     else:
@@ -1137,6 +1149,11 @@ class Retries(Invariant):
                         [fired, start],
                     )
         return None
+
+
+def _afresh(attempt: Attempt, first: int) -> str:
+    """How a message names a retry of a run a ``redrives`` call started afresh: with its attempt number."""
+    return f" (attempt {attempt.n}, since a redrive)" if first else ""
 
 
 def _final_success(facts: Facts, target: Target, attempts: tuple[Attempt, ...]) -> int | None:
@@ -1168,26 +1185,51 @@ class Backoff(Invariant):
         if run.target.backoff_loop:
             return self._loop(run, facts)
         lease = run.target.lease_ms is not None
+        redrives = bool(run.target.redriving_operations)
         for job in facts.jobs.values():
-            for previous, attempt in zip(job.attempts, job.attempts[1:]):
-                if previous.end is None:
-                    continue
-                if lease and (previous.end > attempt.start or previous.end_kind == EventKind.JOB_FINISH):
-                    continue  # a redelivery once the lease ran out (the attempt ran on, or succeeded late): no retry wait
-                low, high = known(run.target.backoff_range(attempt.n))
-                waited = facts.time(attempt.start) - facts.time(previous.end)
-                if waited > high * 1000 + facts.late_us and waited <= high * 1000 + chain_lateness(
-                        facts.events, previous.end, attempt.start, facts.late_us, round(high * 1000)):
-                    continue  # a retry reached through several timers in a row (a callLater(0) hop, then the backoff)
-                if waited < low * 1000 or waited > high * 1000 + facts.late_us:
-                    return self.violation(
-                        run,
-                        f"job {job.id} retry {attempt.n} started {format_ms(waited)} after attempt {previous.n} "
-                        f"ended; the declared backoff is {low:g}ms to {high:g}ms",
-                        [previous.end, attempt.start],
-                    )
+            for attempts in (runs(run.target, facts, job) if redrives and len(job.attempts) > 1 else (job.attempts,)):
+                found = self._retries(run, facts, job, attempts, lease)
+                if found is not None:
+                    return found
         return None
 
+    def _retries(self, run: Run, facts: Facts, job: JobFacts, attempts: tuple[Attempt, ...], lease: bool) -> Violation | None:
+        """The retries of one run of ``job``'s attempts (all of them, unless a ``redrives`` operation started
+        it afresh: its first attempt is then no retry, and retry k is the run's k-th)."""
+        first = attempts[0].n if attempts else 0
+        for previous, attempt in zip(attempts, attempts[1:]):
+            if previous.end is None:
+                continue
+            if lease and (previous.end > attempt.start or previous.end_kind == EventKind.JOB_FINISH):
+                continue  # a redelivery once the lease ran out (the attempt ran on, or succeeded late): no retry wait
+            k = attempt.n - first  # retry k of its run
+            low, high = known(run.target.backoff_range(k))
+            waited = facts.time(attempt.start) - facts.time(previous.end)
+            if waited > high * 1000 + facts.late_us and waited <= high * 1000 + chain_lateness(
+                    facts.events, previous.end, attempt.start, facts.late_us, round(high * 1000)):
+                continue  # a retry reached through several timers in a row (a callLater(0) hop, then the backoff)
+            if waited > high * 1000 + facts.late_us and (run.target.limit is not None or run.target.capacity is not None):
+                # A retry, once due, may wait for a slot like a new job: only while the slots stay full.
+                free = retry_left_free(run.target, facts, job, previous.end, facts.time(previous.end) + round(high * 1000), attempt.start)
+                if free is None:
+                    continue
+                return self.violation(
+                    run,
+                    f"job {job.id} retry {k}{_afresh(attempt, first)} started {format_ms(waited)} after attempt {previous.n} "
+                    f"ended, past the declared backoff of {low:g}ms to {high:g}ms, and a slot was free from "
+                    f"{format_ms(free.since_us)} to {format_ms(free.until_us)} ({free.held} running of the declared "
+                    f"{'limit' if run.target.capacity is None else 'capacity'} of {run.target.fill}): a retry past "
+                    f"its backoff may wait only for a slot, not beside a free one",
+                    [previous.end, free.freed, attempt.start],
+                )
+            if waited < low * 1000 or waited > high * 1000 + facts.late_us:
+                return self.violation(
+                    run,
+                    f"job {job.id} retry {k}{_afresh(attempt, first)} started {format_ms(waited)} after attempt {previous.n} "
+                    f"ended; the declared backoff is {low:g}ms to {high:g}ms",
+                    [previous.end, attempt.start],
+                )
+        return None
 
     def _loop(self, run: Run, facts: Facts) -> Violation | None:
         """A backoff loop: the call after a failure comes within that retry's range (``time.early`` judges the low end)."""

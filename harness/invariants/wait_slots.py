@@ -69,20 +69,9 @@ def free_slot_before(
     if submit is None or target.rate is not None:
         return None
     per_key = target.keyed_limit if target.keys else None
-    changes: list[tuple[int, int, bool]] = []  # (index, +1/-1, same key as the waiter)
-    for job in facts.jobs.values():
-        if job.id == waiter.id or job.periodic:
-            continue
-        same = job.key == waiter.key
-        for start, end in holding(job):
-            if start >= fired or (end is not None and end <= submit):
-                continue
-            changes.append((max(start, submit), 1, same))
-            if end is not None and end < fired:
-                changes.append((end, -1, same))
     held = mine = 0
     since: int | None = None
-    for index, step, same in sorted(changes, key=lambda c: (c[0], -c[1])):
+    for index, step, same in _slot_changes(facts, waiter, submit, fired):
         held += step
         mine += step if same else 0
         blocked = held >= target.fill or (per_key is not None and mine >= per_key)
@@ -99,6 +88,69 @@ def free_slot_before(
     if _tick_pending(facts, timers, since, fired, (target.timeout_ms or 0) * 1000):
         return None
     return FreeSlot(since, held)
+
+
+def _slot_changes(facts: Facts, waiter: JobFacts, first: int, last: int) -> list[tuple[int, int, bool]]:
+    """How the slots held by the jobs other than ``waiter`` changed between trace indexes ``first`` and
+    ``last``: (index, +1 or -1, of the waiter's key), in trace order, a take before a release at one index
+    (a span held at ``first`` counts as taken there)."""
+    changes: list[tuple[int, int, bool]] = []
+    for job in facts.jobs.values():
+        if job.id == waiter.id or job.periodic:
+            continue
+        same = job.key == waiter.key
+        for start, end in holding(job):
+            if start >= last or (end is not None and end <= first):
+                continue
+            changes.append((max(start, first), 1, same))
+            if end is not None and end < last:
+                changes.append((end, -1, same))
+    return sorted(changes, key=lambda c: (c[0], -c[1]))
+
+
+class SlotLeftFree(NamedTuple):
+    """A span of a retry's wait for a slot in which a slot was free: from ``since_us`` (the trace index
+    ``freed`` freed it, or the backoff's end found it free) to ``until_us``, with at most ``held`` slots held."""
+
+    freed: int
+    since_us: int
+    until_us: int
+    held: int
+
+
+def retry_left_free(target: Target, facts: Facts, job: JobFacts, ended: int, due_us: int, start: int) -> SlotLeftFree | None:
+    """A retry of ``job`` that started (trace index ``start``) after its backoff's high end (``due_us``, the
+    previous attempt having ended at trace index ``ended``) may have waited for a slot like a new job (a retry
+    queue that puts a retry, once due, back in its queue): legitimate only while the declared ``capacity``
+    (default ``limit``) was full, or its key at its bound, from the backoff's end until the retry started.
+    Returns the first span, within that wait, of a slot left free for longer than the clock's lateness (a
+    same-instant hand-over to another waiter is no free slot), None if there is none. A call of an operation
+    within the span excuses it (it may have paused the subject), as for a wait timeout."""
+    per_key = target.keyed_limit if target.keys else None
+    held = mine = most = 0  # most: the most slots held within the free span so far
+    since: tuple[int, int] | None = (ended, facts.time(ended))  # (index, time) a slot has been free since
+
+    def left(until: int) -> SlotLeftFree | None:
+        if since is None:
+            return None
+        begin, end_us = max(since[1], due_us), facts.time(until)
+        if end_us - begin <= facts.late_us or any(since[0] < call < until for call in facts.of_kind(EventKind.CALL)):
+            return None
+        return SlotLeftFree(since[0], begin, end_us, most)
+
+    for index, step, same in _slot_changes(facts, job, ended, start):
+        held += step
+        mine += step if same else 0
+        blocked = held >= target.fill or (per_key is not None and mine >= per_key)
+        if blocked and since is not None:
+            found = left(index)
+            if found is not None:
+                return found
+            since = None
+        elif not blocked and since is None:
+            since, most = (index, facts.time(index)), held
+        most = max(most, held) if since is not None else most
+    return left(start)
 
 
 def _tick_pending(facts: Facts, timers: Sequence[TimerRecord], since: int, fired: int, window_us: int) -> bool:

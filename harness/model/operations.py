@@ -27,6 +27,11 @@ cancels the delivery in progress, a partial stop, an abort) declares
 instant of such a call, after it, was cancelled by it, and ``time.timeout``
 does not take that cancel for an early timeout (as after a ``stop()``).
 
+An operation that starts afresh jobs whose callers already had their answer (a dead-letter queue's
+``redrive()``) declares ``redrives=True``: the attempts of a job after a call of it, once its caller had
+a failure for an answer and its last attempt failed, are a new run of the job, judged by ``time.retries``
+and ``time.backoff`` with a count of their own (``harness.invariants.redrives``).
+
 An operation that starts a stopped subject again (``resume()``, a service's
 ``startService()`` after ``stopService()``) declares ``restarts=True``: a
 call of it that returns (does not raise) after a ``stop()`` ends the stopped
@@ -75,6 +80,12 @@ class Operation:
     #: ``startService()``): the run counts as running from then on, the schedule may stop it again, and
     #: ``completion.stop`` / ``completion.operation`` judge from its last ``stop()``. A submit target's only.
     restarts: bool = False
+    #: A call of it starts afresh jobs whose callers already had their answer, a failure (a dead-letter
+    #: queue's ``redrive()``): a job's attempts after such a call, its last attempt having failed, are a new
+    #: run of the job with a count of its own (``time.retries``: at most ``retries + 1`` again; ``time.backoff``:
+    #: its first attempt is no retry). The call's return (the new Deferreds) is the glue's to handle. A
+    #: submit target's only.
+    redrives: bool = False
 
     def __post_init__(self) -> None:
         if not callable(self.call):
@@ -96,6 +107,8 @@ class Operation:
             raise TargetError(f"Operation cancels_work must be True or False, got {self.cancels_work!r}")
         if not isinstance(self.restarts, bool):
             raise TargetError(f"Operation restarts must be True or False, got {self.restarts!r}")
+        if not isinstance(self.redrives, bool):
+            raise TargetError(f"Operation redrives must be True or False, got {self.redrives!r}")
 
 
 def operation_table(operations: Mapping[str, Operation | Callable[..., Any]]) -> dict[str, Operation]:

@@ -499,6 +499,12 @@ class Target:
                 f"Target operation {again!r} declares restarts=True, which a periodic Target cannot take (its "
                 "invariants hold the work to the first stop(): time.after_stop); drop restarts=True"
             )
+        again = next((name for name, op in self.operations.items() if isinstance(op, Operation) and op.redrives), None)
+        if again is not None and self.kind != "submit":
+            raise TargetError(
+                f"Target operation {again!r} declares redrives=True (it starts afresh jobs whose callers had their "
+                "answer), which a periodic Target has no jobs for; drop redrives=True"
+            )
         if isinstance(self.menu, Mapping):
             # Keyword overrides of the derived menu, applied once: the target then holds a plain Menu.
             try:
@@ -834,6 +840,11 @@ class Target:
     def restarting_operations(self) -> frozenset[str]:
         """The names of the operations declared ``restarts`` (a call of one starts a stopped subject again)."""
         return frozenset(name for name, op in self.operations.items() if isinstance(op, Operation) and op.restarts)
+
+    @functools.cached_property
+    def redriving_operations(self) -> frozenset[str]:
+        """The names of the operations declared ``redrives`` (a call of one starts answered jobs afresh)."""
+        return frozenset(name for name, op in self.operations.items() if isinstance(op, Operation) and op.redrives)
 
     @functools.cached_property
     def work_cancelling_operations(self) -> frozenset[str]:
