@@ -60,6 +60,7 @@ from harness.run.facts import (
     _stuck_attempts,
     abandoned_at,
     facts_of,
+    retrying_jobs,
     stranded_jobs,
 )
 from harness.search.generate import Examples
@@ -259,6 +260,9 @@ def _propagate(inv: errors.Propagate, run) -> Violation | None:
 def _stranded(facts: Facts, target) -> list[int]:
     end = facts.drained if facts.drained is not None else len(facts.events)
     stuck_other = _stuck_attempts(facts, target, end)
+    # retries=math.inf: a job the subject was still retrying at the end is excused as one whose attempt hangs,
+    # and holds a slot as such an attempt does (invariants.md; autobahn's Component with max_retries=-1).
+    retrying = retrying_jobs(facts, target, end) if target.retries_unbounded else set()
     out: list[int] = []
     for job in facts.jobs.values():
         if job.periodic or job.submit is None or job.submit_raised is not None:
@@ -267,8 +271,11 @@ def _stranded(facts: Facts, target) -> list[int]:
             continue
         if any(a.running_at(end) and _hangs(a, target) for a in job.attempts) or job.canceller_raised:
             continue
+        if job.id in retrying:
+            continue
         blockers = [a for a in stuck_other if a.job != job.id]
-        if (target.keys is None or target.limit is not None) and _filled(len(blockers), target.limit):
+        held = len(blockers) + len({other for other in retrying if other != job.id} - {a.job for a in blockers})
+        if (target.keys is None or target.limit is not None) and _filled(held, target.limit):
             continue
         if target.keys is not None and _filled(sum(facts.jobs[a.job].key == job.key for a in blockers), target.keyed_limit):
             continue

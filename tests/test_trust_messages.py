@@ -22,10 +22,14 @@ from harness import (
 )
 from harness.model.schedule import Start
 from scenarios.caller_timeout import CallerTimeoutPool
+from scenarios.review.round11 import dlq as _round11_dlq
+from scenarios.review.round11 import targets as _round11
 from scenarios.retry import BackoffRetry, JitteryBackoff
 from scenarios.quorum import QuorumReadWaitsForAll
 from scenarios.review.round3.hedge import HedgedCaller
 from scenarios.timeout import OrphaningTimeout, TimeoutPool
+from test_redrives import redrive_twice as _redrive_twice
+from test_retry_slot_wait import retry_not_pumped as _retry_not_pumped
 from specimens import Keepalive, LateDelayedCancel, StuckAfterRestart, WaitTimeout, keepalive_target
 from specimens import (
     BoundedPool,
@@ -230,6 +234,14 @@ def _cleanup_rows() -> tuple[Row, ...]:
 #: The round-8 subscriber whose unsubscribe() cancels the delivery in progress, not declaring it (cancels_work).
 _UNSUBSCRIBE_UNDECLARED = replace(load_target("scenarios.review.round8.targets:fanout_unsubscribe_op"),
                                   operations={"unsubscribe": Operation(lambda s: s.unsubscribe())})
+
+class _SlowerAfterRedrive(_round11_dlq.RetryQueue):
+    """BUG: each redrive doubles the queue's base delay, so a redriven job's retries wait twice too long."""
+
+    def redrive(self):  # type: ignore[no-untyped-def]
+        self.base_delay *= 2
+        return super().redrive()
+
 
 MESSAGES: tuple[Row, ...] = (
     # completion
@@ -492,6 +504,18 @@ MESSAGES: tuple[Row, ...] = (
     Row("early.backoff", "time.early", "after call 1 failed (retry 2); the declared wait is at least 200ms",
         "scenarios.backoff_loop:flat_backoff", "scenarios.backoff_loop:reconnecting_client",
         S(Start(0, 0, JobSpec("fail", 0)))),
+    # a retry queue's retry waiting for a slot (review 11, finding 2) and a redrive's fresh run (finding 6)
+    Row("backoff.slot_free", "time.backoff", "a slot was free from 100ms to 400ms (1 running of the declared limit of 2): "
+        "a retry past its backoff may wait only for a slot, not beside a free one",
+        _retry_not_pumped, _round11.dlq_exact,
+        S(Submit(0, 0, RAISE), Submit(0, 1, HANG), Submit(400, 2, JobSpec("succeed", 10)))),
+    Row("retries.redrive_count", "time.retries", "attempted 6 times since a redrive started it afresh (attempt 3)",
+        _redrive_twice, _round11.dlq_redrive_ok, S(Submit(0, 0, RAISE), Call(300, "redrive"), Stop(2000))),
+    Row("backoff.redriven", "time.backoff", "retry 1 (attempt 4, since a redrive) started",
+        _round11._dlq(_SlowerAfterRedrive, "retries twice as slow after a redrive", redrive=True,
+                      backoff=_round11.dlq_backoff_exact),
+        _round11._dlq(_round11_dlq.RetryQueue, "exact backoff, redrive", redrive=True, backoff=_round11.dlq_backoff_exact),
+        S(Submit(0, 0, RAISE), Call(300, "redrive"), Stop(2000))),
     Row("backoff.loop", "time.backoff", "came 300ms after call 0 failed (retry 1); the declared backoff is 100ms to 100ms",
         _slow_backoff, "scenarios.backoff_loop:reconnecting_client", S(Start(0, 0, JobSpec("fail", 0)), Stop(2000))),
     # a wait of several timers in a row, each late (review 8, finding 2)
