@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from harness.model.target import Target
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
+from harness.run.calls import called_name
 from harness.run.facts import Attempt, Facts, JobFacts, facts_of
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ def on_demand_calls(facts: Facts, names: frozenset[str]) -> set[tuple[int, int]]
     if not names or _CALL not in facts.by_kind:
         return answered
     for index in facts.of_kind(_CALL):
-        if facts.events[index][4].split("(", 1)[0] not in names:
+        if called_name(facts, index) not in names:
             continue
         for job in (j for j in facts.jobs.values() if j.periodic):
             owed = _owed(facts, job, index)
@@ -97,7 +98,7 @@ class OnDemand(Invariant):
         calls = facts.of_kind(_CALL)
         requests = [
             (index, name) for position, index in enumerate(calls)
-            for name in (facts.events[index][4].split("(", 1)[0],)
+            for name in (called_name(facts, index),)
             if name in names and not (stop is not None and stop < index) and not self._refused(facts, index, calls, position, name)
         ]
         for number, (index, name) in enumerate(requests):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from harness.model.target import Target
 from harness.model.trace import EventKind
+from harness.run.calls import called_name
 from harness.run.facts import Attempt, Facts, JobFacts
 
 
@@ -30,7 +31,7 @@ def runs(target: Target, facts: Facts, job: JobFacts) -> list[tuple[Attempt, ...
         return [attempts]
     if any(c < fired for c in job.cancels):
         return [attempts]
-    calls = [i for i in facts.of_kind(EventKind.CALL) if i > fired and str(facts.events[i][4]).split("(", 1)[0] in names]
+    calls = [i for i in facts.of_kind(EventKind.CALL) if i > fired and called_name(facts, i) in names]
     retries = target.retries
     out: list[tuple[Attempt, ...]] = []
     begin = 0

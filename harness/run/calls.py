@@ -30,6 +30,12 @@ SCHEDULE_OPERATIONS = frozenset((EventKind.SUBMIT, EventKind.CANCEL, EventKind.C
                                  EventKind.CLOCK_JUMP))
 
 
+def called_name(facts: Facts, index: int) -> str:
+    """The name of the operation a ``call`` event at trace index ``index`` called (its detail reads
+    ``name(arguments)``)."""
+    return str(facts.events[index][4]).split("(", 1)[0]
+
+
 def operation_called_before(facts: Facts, index: int) -> str | None:
     """The name of the operation whose call made the event at trace index ``index``: the schedule's last
     operation before it, when that is a ``call`` in the event's instant (what it set off then, a
@@ -38,7 +44,7 @@ def operation_called_before(facts: Facts, index: int) -> str | None:
     for i in range(index - 1, -1, -1):
         if events[i][1] in SCHEDULE_OPERATIONS:
             if events[i][1] == EventKind.CALL and events[i][0] == at:
-                return str(events[i][4]).split("(", 1)[0]
+                return called_name(facts, i)
             return None
     return None
 
