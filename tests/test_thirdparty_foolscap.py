@@ -18,7 +18,7 @@ import random
 import pytest
 from twisted.internet import task
 
-from harness import Cancel, ClockPolicy, JobSpec, Schedule, Start, Stop, Submit, check, load_target, run_schedule
+from harness import Cancel, ClockPolicy, JobSpec, Jump, Schedule, Start, Stop, Submit, check, load_target, run_schedule
 from review_campaigns import assert_listed_needing, assert_listed_without, assert_tabled, assert_twin_caught
 from review_campaigns import campaign, needs_extra, spec_id
 from scenarios.thirdparty import FOOLSCAP, SCENARIOS
@@ -42,6 +42,17 @@ EXPECTED = {
     f"{FOOLSCAP}:eventual_timer_per_call": ("concurrency.fifo", Schedule(
         ops=(Submit(at_ms=0, job=0), Submit(at_ms=0, job=1)),
         clock=ClockPolicy(tie_break="pct", depth=3, jitter_ms=5, seed=20965))),
+    # A call answered at 440ms: the first check, at 400ms, let it live on.
+    f"{FOOLSCAP}:idle_drop_lenient": ("time.timeout", Schedule(ops=(
+        Submit(at_ms=0, job=0, spec=JobSpec(kind="succeed", after_ms=440)),))),
+}
+
+#: foolscap's own bug (24.9.0): the invariant a campaign reports first, and the exact schedule it
+#: shrinks to with every invariant that schedule breaks.
+FINDINGS = {
+    # The wall clock steps back 930ms as the call goes out: unanswered, it is dropped at 1.6 s, not 0.4 s.
+    f"{FOOLSCAP}:idle_drop_wall_clock": ("time.timeout", Schedule(ops=(
+        Submit(at_ms=0, job=0, spec=JobSpec(kind="hang")), Jump(at_ms=0, delta_ms=-930))), {"time.timeout"}),
 }
 
 #: The correct target each twin is planted in.
@@ -50,6 +61,8 @@ CORRECT_OF = {
     f"{FOOLSCAP}:reconnector_cap_first": f"{FOOLSCAP}:reconnector",
     f"{FOOLSCAP}:reconnector_loop_no_reset": f"{FOOLSCAP}:reconnector_loop",
     f"{FOOLSCAP}:eventual_timer_per_call": f"{FOOLSCAP}:eventual_fifo",
+    f"{FOOLSCAP}:idle_drop_lenient": f"{FOOLSCAP}:idle_drop",
+    f"{FOOLSCAP}:idle_drop_wall_clock": f"{FOOLSCAP}:idle_drop",
 }
 
 needs_foolscap = needs_extra("foolscap", CORRECT)
@@ -63,11 +76,11 @@ FAILING_TWICE = Schedule(ops=(Submit(at_ms=0, job=0, spec=JobSpec(kind="fail"),
 
 
 def test_the_correct_targets_are_listed_as_passing_scenarios_needing_foolscap() -> None:
-    assert_listed_needing(CORRECT, ["reconnector", "reconnector_loop", "eventual_fifo"], "foolscap")
+    assert_listed_needing(CORRECT, ["reconnector", "reconnector_loop", "eventual_fifo", "idle_drop"], "foolscap")
 
 
-def test_the_scenarios_page_tables_every_target_and_twin() -> None:
-    assert_tabled(CORRECT, EXPECTED)
+def test_the_scenarios_page_tables_every_target_twin_and_finding() -> None:
+    assert_tabled(CORRECT, [*EXPECTED, *FINDINGS])
 
 
 def test_without_foolscap_list_works_and_loading_says_what_to_install() -> None:
@@ -91,6 +104,14 @@ def test_twin_is_caught_at_its_shrunk_schedule(spec: str) -> None:
     invariant, schedule = EXPECTED[spec]
     assert [v.invariant for v in check(run_schedule(load_target(spec), schedule))] == [invariant]
     # The same schedule on the correct target breaks nothing.
+    assert check(run_schedule(load_target(CORRECT_OF[spec]), schedule)) == []
+
+
+@needs_foolscap
+@pytest.mark.parametrize("spec", sorted(FINDINGS), ids=spec_id)
+def test_foolscap_bug_at_its_shrunk_schedule(spec: str) -> None:
+    _, schedule, broken = FINDINGS[spec]
+    assert {v.invariant for v in check(run_schedule(load_target(spec), schedule))} == broken
     assert check(run_schedule(load_target(CORRECT_OF[spec]), schedule)) == []
 
 
@@ -168,6 +189,57 @@ def test_eventual_runs_jobs_in_the_order_sent() -> None:
     assert [job for _, _, job in starts] == [0, 1, 2]
 
 
+# --- the bug in plain Twisted ------------------------------------------------------------------------------
+
+
+class SteppingWall:
+    """A wall clock that runs with ``clock`` and can be stepped (``time.time()`` under NTP)."""
+
+    def __init__(self, clock: task.Clock) -> None:
+        self.clock, self.offset = clock, 0.0
+
+    def time(self) -> float:
+        return self.clock.seconds() + self.offset
+
+
+@needs_foolscap
+@pytest.mark.parametrize(("data", "step_s", "dropped_at"), [(True, 0, 0.8), (True, 1.0, 0.4), (False, -0.93, 1.6)])
+def test_the_idle_age_on_the_wall_clock_in_plain_twisted(data: bool, step_s: float, dropped_at: float) -> None:
+    """foolscap's ``Banana(disconnectTimeout=0.3)`` on a ``task.Clock`` (timers that do not step) with
+    ``time.time()`` a wall clock stepped by ``step_s`` at 0.35 s, just after the peer's data when
+    ``data``. Unstepped, the check at 0.4 s sees 50ms of idleness and the one at 0.8 s drops. Stepped
+    forward 1 s, the check at 0.4 s drops a connection that heard from its peer 50ms before. With no
+    data and a step back of 930ms, the drop waits for the check at 1.6 s, not 0.4 s."""
+    import foolscap.banana as banana
+    import foolscap.tokens as tokens
+    from twisted.internet.testing import StringTransport
+
+    clock = task.Clock()
+    wall = SteppingWall(clock)
+    old_reactor, old_time = banana.reactor, banana.time
+    dropped: list[float] = []
+    try:
+        banana.reactor, banana.time = clock, wall
+
+        class Conn(banana.Banana):  # type: ignore[misc]
+            def connectionTimedOut(self) -> None:
+                dropped.append(clock.seconds())
+                self.connectionLost(None)
+
+        conn = Conn()
+        conn.disconnectTimeout = 0.3
+        conn.makeConnection(StringTransport())
+        clock.advance(0.35)
+        if data:
+            conn.dataReceived(tokens.PONG)
+        wall.offset += step_s
+        for k in range(1, 200):  # to 2.34 s, 10ms at a time (the drop is seen within 10ms)
+            clock.advance(round(0.35 + k / 100, 2) - clock.seconds())
+        assert dropped == [pytest.approx(dropped_at, abs=0.011)]
+    finally:
+        banana.reactor, banana.time = old_reactor, old_time
+
+
 # --- long campaigns, slow tier ------------------------------------------------------------------------
 
 
@@ -181,6 +253,7 @@ def test_correct_target_stays_clean_over_a_long_campaign(spec: str, tmp_path) ->
 
 @pytest.mark.slow
 @needs_foolscap
-@pytest.mark.parametrize("spec", sorted(EXPECTED), ids=spec_id)
+@pytest.mark.parametrize("spec", sorted(EXPECTED) + sorted(FINDINGS), ids=spec_id)
 def test_twin_is_caught_shrunk_and_replayed_exactly(spec: str, tmp_path) -> None:
-    assert_twin_caught(spec, EXPECTED[spec][0], tmp_path)
+    """A campaign finds each twin, and foolscap's bug, and shrinks and replays it."""
+    assert_twin_caught(spec, {**EXPECTED, **FINDINGS}[spec][0], tmp_path)

@@ -36,7 +36,7 @@ TXAIO = "scenarios.thirdparty.txaio_utils"
 TREQ = "scenarios.thirdparty.treq_utils"
 #: autobahn's Component transport retry and WebSocket auto-ping, each with a buggy twin (tests/test_thirdparty_autobahn.py).
 AUTOBAHN = "scenarios.thirdparty.autobahn_utils"
-#: foolscap's Reconnector and eventual-send queue, on the lent global reactor, each with a buggy twin (tests/test_thirdparty_foolscap.py).
+#: foolscap's Reconnector, eventual-send queue and Banana disconnectTimeout, on the lent global reactor, each with a buggy twin (tests/test_thirdparty_foolscap.py).
 FOOLSCAP = "scenarios.thirdparty.foolscap_utils"
 
 #: The distribution the Synapse targets need, and whether it is importable here.
@@ -151,6 +151,7 @@ SCENARIOS = (
     Scenario(f"{FOOLSCAP}:reconnector", "pass", "foolscap's Reconnector, initialDelay=0.1, factor=2, maxDelay=0.3: retries until connected (jitter 0)", "foolscap Reconnector"),
     Scenario(f"{FOOLSCAP}:reconnector_loop", "pass", "foolscap's Reconnector kept connected: 0.1 s after a lost connection, 0.2, 0.3 s after failures", "foolscap Reconnector"),
     Scenario(f"{FOOLSCAP}:eventual_fifo", "pass", "foolscap's fireEventually(): each job in a later turn, in the order sent", "foolscap eventual"),
+    Scenario(f"{FOOLSCAP}:idle_drop", "pass", "foolscap's Banana(disconnectTimeout=0.3), idle age on the run's monotonic time: an unanswered call dropped at 0.4 s", "foolscap Banana"),
 )
 
 

@@ -1,5 +1,5 @@
-"""foolscap's Twisted scheduling: the ``Reconnector``'s backoff and the eventual-send queue, each
-target declaring only what foolscap documents.
+"""foolscap's Twisted scheduling: the ``Reconnector``'s backoff, the eventual-send queue and Banana's
+disconnect timeout, each target declaring only what foolscap documents.
 
 Needs foolscap, in the ``thirdparty`` extra (``pip install -e '.[thirdparty]'``); without it, importing
 this module raises an ``ImportError`` that says so (``harness list`` does not import it). Verified
@@ -9,7 +9,8 @@ against foolscap 24.9.0.
 ``foolscap.banana`` do ``from twisted.internet import reactor`` and call ``reactor.callLater`` at call
 time, and time themselves with ``time.time()``. So every target declares ``global_reactor="lend"``:
 during a run those calls, and the ``time.time()`` calls of foolscap's code, act on the run's clock.
-Two module globals outlive a run, and the glue resets them at each ``build``:
+Module globals outlive a run, and the glue sets them at each ``build`` (``idle_drop`` also re-points
+``foolscap.banana``'s ``time``: the finding below):
 
 - ``foolscap.eventual._theSimpleQueue``, the process's one turn queue: a turn timer left pending on a
   finished run's clock (a run ended by a limit) would never fire, and every later ``eventually()``
@@ -54,25 +55,56 @@ will be called before b", so jobs start in submission order (``order="fifo"``). 
 ``fireEventually``'s Deferred has no canceller. Twin ``eventual_timer_per_call``: a queue that sets
 one ``callLater(0)`` per call rather than one per turn (a "simplification"): two calls due in the
 same instant are ordered only by the clock's tie-break, and a clock that runs ties in another order
-starts them out of order (``order.fifo``).
+starts them out of order (``concurrency.fifo``).
+
+``idle_drop``: each job a remote call on a ``foolscap.banana.Banana`` connection of its own (a Broker's
+base, over a ``StringTransport``) with ``disconnectTimeout=0.3`` ("disconnect after this much idle
+time", ``Tub.disconnectTimeout``), made at submission; the job's answer arrives as data (a ``PONG``
+token) and answers the caller, which then closes the connection. ``connectionTimedOut`` fails the
+caller with ``ConnectionLost("banana timeout: connection dropped")``, what a Broker's ``shutdown`` does.
+Banana checks the idle age ``EPSILON`` (0.1 s) after the timeout and every ``disconnectTimeout +
+EPSILON`` after that, so a call unanswered is dropped at 0.4 s: declared ``timeout_ms=400`` from the
+submission, ``timeout_error=ConnectionLost``, ``timeout_detaches`` (the call is remote: the drop fails
+the caller, the work runs on), ``cancellable="detach"`` (a cancel drops the connection). Banana reads
+the idle age with ``time.time()``: the glue re-points ``foolscap.banana``'s ``time`` at the run's
+monotonic time (the finding below). Twin ``idle_drop_lenient``: ``disconnectTimerFired`` allowing for
+the ``EPSILON`` (``age > disconnectTimeout + EPSILON``): the first check never drops, a call unanswered
+is dropped at 0.8 s (``time.timeout``).
+
+A finding in foolscap 24.9.0 (not catalogued; ``tests/test_thirdparty_foolscap.py`` shows it caught,
+and in plain Twisted): ``idle_drop_wall_clock`` (``time.timeout``), the same with the idle age on
+``time.time()``, as shipped. The timers run on reactor time and the age on the wall clock: on the
+harness's clock, whose timers keep monotonic time, a wall-clock step back of 930 ms just after the
+connection is made delays the drop from 0.4 s to 1.6 s (the age stays under 0.3 s for three more
+checks), and a step forward drops a connection that received data a moment ago (the check after the
+step reads an age of the step). On Twisted's own reactors ``seconds()`` is ``time.time()`` as well, so
+a step back delays the check as it delays every timer; but a step forward still fires the pending
+check at once and reads the step as idle time, dropping a live connection. Reading the age with
+``time.monotonic()`` would keep both.
 """
 
 from __future__ import annotations
 
 import math
+import time
+import types
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import defer
+from twisted.internet import defer, error
 from twisted.internet.interfaces import IReactorTime
+from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
 from harness import Target
 
 try:
+    import foolscap.banana as banana_module
     import foolscap.eventual as eventual_module
+    from foolscap.banana import Banana
     from foolscap.eventual import _SimpleCallQueue, eventually, fireEventually
     from foolscap.reconnector import Reconnector
+    from foolscap.tokens import PONG
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         f"the foolscap targets need foolscap ({exc}); install it with pip install -e '.[thirdparty]'"
@@ -279,3 +311,103 @@ def _eventual(build: Callable[[IReactorTime], Any], description: str) -> Target:
 eventual_fifo = _eventual(Eventual, "foolscap's fireEventually(): each job in a later turn, in the order sent")
 eventual_timer_per_call = _eventual(
     EventualTimerPerCall, "an eventual-send queue setting a callLater(0) per call: ties decide the order")
+
+
+# -- Banana's disconnectTimeout ------------------------------------------------------------------------
+
+#: ``disconnectTimeout`` (s), and foolscap's ``EPSILON``: the timer checks ``EPSILON`` after it.
+DISCONNECT_S = 0.3
+EPSILON_S = 0.1
+
+
+class Watched(Banana):  # type: ignore[misc]
+    """A Banana connection with ``disconnectTimeout``: ``connectionTimedOut`` (what a Broker does:
+    ``shutdown`` with ``ConnectionLost("banana timeout: connection dropped")``) fails the caller."""
+
+    def __init__(self, caller: defer.Deferred[Any]) -> None:
+        super().__init__()
+        self.disconnectTimeout = DISCONNECT_S
+        self.caller = caller
+
+    def connectionTimedOut(self) -> None:
+        self.drop(Failure(error.ConnectionLost("banana timeout: connection dropped")))
+
+    def drop(self, why: Failure) -> None:
+        if not self.caller.called:
+            self.caller.errback(why)
+        if self.transport.connected:
+            self.transport.loseConnection()
+            self.connectionLost(why)
+
+
+class Lenient(Watched):
+    """``disconnectTimerFired`` allowing for the timer's ``EPSILON`` ("it fires that late anyway"):
+    ``age > disconnectTimeout + EPSILON``, never true at the first check."""
+
+    def disconnectTimerFired(self) -> None:
+        self.disconnectTimer = None
+        age = banana_module.time.time() - self.dataLastReceivedAt
+        if age > self.disconnectTimeout + EPSILON_S:
+            self.connectionTimedOut()
+        else:
+            self.disconnectTimer = eventual_module.reactor.callLater(self.disconnectTimeout + EPSILON_S,
+                                                                     self.disconnectTimerFired)
+
+
+class IdleDropping:
+    """Each job a remote call on a Banana connection of its own, made at submission: the job's answer
+    arrives as data (a ``PONG`` token) and answers the caller, which then closes the connection; no
+    data for ``disconnectTimeout`` drops it. Banana's idle age read on the run's monotonic time."""
+
+    connection_class: type[Watched] = Watched
+
+    def __init__(self, clock: IReactorTime) -> None:
+        fresh_queue()
+        self.on_time(clock)
+
+    def on_time(self, clock: IReactorTime) -> None:
+        monotonic = getattr(clock, "monotonic", clock.seconds)
+        banana_module.time = types.SimpleNamespace(time=monotonic)  # type: ignore[attr-defined]
+
+    def submit(self, job: Callable[[], Any]) -> defer.Deferred[Any]:
+        def cancel(_: defer.Deferred[Any]) -> None:
+            conn.drop(Failure(defer.CancelledError()))
+
+        caller: defer.Deferred[Any] = defer.Deferred(canceller=cancel)
+        conn = self.connection_class(caller)
+        conn.makeConnection(StringTransport())
+
+        def answered(result: Any) -> None:
+            if not conn.transport.connected:
+                return  # dropped: the answer has nowhere to go
+            conn.dataReceived(PONG)
+            if not caller.called:
+                caller.callback(result) if not isinstance(result, Failure) else caller.errback(result)
+            conn.drop(Failure(error.ConnectionDone()))
+
+        defer.maybeDeferred(job).addBoth(answered)
+        return caller
+
+
+class IdleDroppingLenient(IdleDropping):
+    connection_class = Lenient
+
+
+class IdleDroppingWallClock(IdleDropping):
+    """foolscap as shipped: Banana's idle age on ``time.time()`` (lent: the run's wall clock)."""
+
+    def on_time(self, clock: IReactorTime) -> None:
+        banana_module.time = time  # type: ignore[attr-defined]
+
+
+def _idle(build: Callable[[IReactorTime], Any], description: str) -> Target:
+    return Target(build=build, timeout_ms=round((DISCONNECT_S + EPSILON_S) * 1000), timeout_from="submit",
+                  timeout_error=error.ConnectionLost, timeout_detaches=True, cancellable="detach",
+                  global_reactor="lend", description=description)
+
+
+idle_drop = _idle(IdleDropping, "foolscap's Banana(disconnectTimeout=0.3): a call unanswered is dropped at 0.4 s")
+idle_drop_lenient = _idle(IdleDroppingLenient, "a Banana whose disconnect check allows for EPSILON: dropped at 0.8 s")
+#: A finding in foolscap 24.9.0 (module docstring): the idle age on the wall clock.
+idle_drop_wall_clock = _idle(
+    IdleDroppingWallClock, "foolscap's Banana(disconnectTimeout=0.3), idle age on time.time(): a step back delays the drop")
