@@ -535,7 +535,10 @@ class Target:
                 f"menu draws cancels: pass Menu(cancels=False, ...), or declare cancellable={_one_of(PER_JOB_CANCEL_MODES)}"
             )
         if self.weight is not None:
-            self.weights  # asks the function about every key and priority the menu draws: its errors now
+            menu = self.default_menu()  # ask the function about every key and priority the menu draws: its errors now
+            for key in range(max(menu.keys, 1)):
+                for priority in range(max(menu.priorities, 1)):
+                    self.weight_of(key, priority)
         if callable(self.cancellable):
             self.cancel_modes  # asks the function about every key and priority the menu draws: its errors now
         for name, args in (("submit", "subject, job, priority"), ("start", "subject, work"), ("stop", "subject")):
@@ -723,15 +726,6 @@ class Target:
                 "(a refusal then is legitimate) or False"
             )
         return answer
-
-    @functools.cached_property
-    def weights(self) -> frozenset[int]:
-        """The weights of this target's jobs: ``{1}``, or with a per-job ``weight``, what it returns for every key
-        and priority the target's menu draws (asked once, when the target is made)."""
-        menu = self.default_menu()
-        return frozenset(
-            self.weight_of(key, priority) for key in range(max(menu.keys, 1)) for priority in range(max(menu.priorities, 1))
-        )
 
     def weight_of(self, key: int, priority: int) -> int:
         """The share of ``capacity`` a job submitted under ``key`` at ``priority`` holds while it runs: 1 without a
