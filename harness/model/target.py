@@ -24,11 +24,11 @@ from typing import Any
 from twisted.internet import defer
 
 from harness.errors import TargetError
-from harness.model.weights import Weight, ask as ask_weight, check_declaration as check_weight
 from harness.model.faults import error_table
 from harness.model.operations import Operation, operation_table
 from harness.model.menu import Menu
 from harness.model.trace import format_ms as _format_ms, one_line
+from harness.model.weights import Weight, ask as ask_weight, call_per_job, check_declaration as check_weight
 
 KINDS = ("submit", "periodic")
 #: ``cancellable``: True (cancel fails the caller and cancels the work), False (no cancels
@@ -1120,13 +1120,7 @@ def _cancel_mode(value: object, modes: tuple[bool | str, ...]) -> bool:
 def _per_job_cancel_mode(promise: Callable[[int, int], Any], key: int, priority: int) -> bool | str:
     """What the per-job promise says of the job at ``key`` and ``priority``, checked to be a mode it may return."""
     where = f"key {key}, priority {priority}"
-    try:
-        mode = promise(key, priority)
-    except Exception as exc:
-        raise TargetError(
-            f"the target's cancellable(key, priority) raised {type(exc).__name__}: {exc} for {where}; "
-            "it must return a cancellation mode for every key and priority the menu draws"
-        ) from None
+    mode = call_per_job("cancellable", promise, key, priority, "a cancellation mode")
     if not _cancel_mode(mode, PER_JOB_CANCEL_MODES):
         refused = " (a job that cannot be cancelled at all: declare cancellable=False for the whole target)" if mode is False else ""
         raise TargetError(

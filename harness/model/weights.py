@@ -49,17 +49,23 @@ def check_declaration(weight: object, capacity: int | None, kind: str, slot_time
         )
 
 
+def call_per_job(name: str, function: Callable[[int, int], Any], key: int, priority: int, returns: str) -> Any:
+    """What a per-job promise ``function`` (the target's ``name``: ``weight``, ``cancellable``) says of the job at
+    ``key`` and ``priority``; one that raises is a one-line ``TargetError`` naming them and what it must return."""
+    try:
+        return function(key, priority)
+    except Exception as exc:
+        raise TargetError(
+            f"the target's {name}(key, priority) raised {type(exc).__name__}: {exc} for key {key}, priority {priority}; "
+            f"it must return {returns} for every key and priority the menu draws"
+        ) from None
+
+
 def ask(weight: Callable[[int, int], Any], capacity: int, key: int, priority: int) -> int:
     """What ``weight`` says of the job at ``key`` and ``priority``, checked to be an integer from 1 to
     ``capacity`` (a job weighing more could never run, and a waiter behind it never be judged)."""
     where = f"for key {key}, priority {priority}"
-    try:
-        value = weight(key, priority)
-    except Exception as exc:
-        raise TargetError(
-            f"the target's weight(key, priority) raised {type(exc).__name__}: {exc} {where}; it must return a "
-            "job's share of capacity for every key and priority the menu draws"
-        ) from None
+    value = call_per_job("weight", weight, key, priority, "a job's share of capacity")
     if not isinstance(value, int) or isinstance(value, bool):
         raise TargetError(
             f"the target's weight(key, priority) returned {value!r} {where}; it must return an integer from 1 to "
