@@ -944,7 +944,8 @@ def _legitimate_wait(run: Run, facts: Facts, job: JobFacts) -> tuple[str, list[i
     after its submission, and only if the declared ``capacity`` (default ``limit``) was full at some moment
     of its wait (any one job running, with no ``limit``): a queue with a free slot has no reason to keep a
     job waiting. With ``slot_timers`` (what else holds a slot: connects in progress), judged at the moment
-    of the timeout instead (``_slots_at_timeout``)."""
+    of the timeout instead (``_slots_at_timeout``); with ``weight``, "full" is no room for the job's weight
+    (``wait_slots.rooms``: the weight held, the bounds, a waiter ahead of it with no room)."""
     target = run.target
     fired = _timeout_to_judge(target, facts, job)
     if fired is None or job.submit is None:

@@ -16,6 +16,12 @@ was free (it may have paused the subject). Nor while a periodic timer of the sub
 firing: a dispatcher that hands free slots to waiters on its ticks may leave one free until its next tick
 (audit 11), if that tick was due within the wait timeout of the free; once a tick has passed with the slot
 still free and the waiter still waiting, it is judged.
+
+With ``Target(capacity=C, weight=...)`` (review 11, finding 5: a readers-writer lock) the same rules weigh
+instead of counting (``rooms``): a waiter has room while the weight held by the jobs holding slots plus its own
+fits in C, within ``limit`` and its key's bound, and, under ``order``, while no waiter ahead of it lacks room
+(head of line: a reader queued behind a waiting writer has none). The functions without ``weighted_`` in their
+name hand such a target to those that have it; every other target is judged as before.
 """
 
 from __future__ import annotations
