@@ -199,8 +199,8 @@ class Room(NamedTuple):
 
 def rooms(target: Target, facts: Facts, waiter: JobFacts, first: int, last: int, retry: bool = False) -> list[Room]:
     """``waiter``'s room between trace indexes ``first`` and ``last`` under a weighted capacity: a ``Room`` at
-    ``first``, then at each index where a span held, or a waiter ahead of it, began or ended. The jobs holding slots weigh what
-    ``target.weight_of`` says; ``limit`` and a per-key bound still count them. Under ``order`` the waiters
+    ``first``, then at each index where a span held, or a waiter ahead of it, began or ended. The jobs holding
+    slots weigh what ``target.weight_of`` says; ``limit`` and a per-key bound still count them. Under ``order`` the waiters
     ahead of it (submitted before it, or of a higher priority, of its key with keys; any waiter, for a ``retry``
     put back in the queue) are served first: each that fits takes its share, and one that does not blocks the
     rest (head of line: a lock's writer waiting behind a reader keeps the readers after it out, writer
@@ -239,7 +239,7 @@ def rooms(target: Target, facts: Facts, waiter: JobFacts, first: int, last: int,
                 if weight > free or (limit is not None and count >= limit):
                     blocked = True
                     break
-                free, count = free - weight, count + 1
+                free, count, mine = free - weight, count + 1, mine + 1  # with keys, those ahead are of its key
         blocked = blocked or own > free or (limit is not None and count >= limit) or (per_key is not None and mine >= per_key)
         out.append(Room(index, blocked, held))
     return out
