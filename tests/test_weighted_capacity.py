@@ -14,10 +14,13 @@ from typing import Any
 
 import pytest
 
+from twisted.internet import defer
+
 from harness import JobSpec, Schedule, Submit, Target, TargetError, check, run_schedule
 from harness.cli.main import main
 from scenarios.review.round11 import targets
 
+from review_campaigns import campaign
 from test_retry_slot_wait import retry_not_pumped
 
 pytest_plugins = ["pytester"]
@@ -134,3 +137,93 @@ def test_a_retry_left_beside_room_is_caught() -> None:
     assert invariant == "time.backoff"
     assert ("a slot was free from 100ms to 400ms (a weight of 1 held of the declared capacity of 2, room for its "
             "weight of 1): a retry past its backoff") in message, message
+
+
+# -- order="priority": the waiters ahead are those of a higher priority ------------------------------------
+class WeightedSemaphore:
+    """A weighted semaphore (capacity 4: a priority-1 job takes 4, a priority-0 job 1) serving its waiters by
+    priority, then submission, head of line first (one that does not fit keeps the rest out), each waiter
+    failing with ``defer.TimeoutError`` 300 ms after it queued."""
+
+    def __init__(self, clock: Any, pump_after_timeout: bool = True) -> None:
+        self.clock, self.free, self.queue, self.pump_after_timeout = clock, 4, [], pump_after_timeout
+        self.seq = 0
+
+    def submit(self, job: Any, priority: int) -> Any:
+        weight, self.seq = 4 if priority else 1, self.seq + 1
+        waiter: list[Any] = [(-priority, self.seq), weight, defer.Deferred(lambda _: self._withdraw(waiter)), None]
+        waiter[3] = self.clock.callLater(0.3, self._timed_out, waiter)
+        self.queue.append(waiter)
+        self.queue.sort(key=lambda w: w[0])
+        self._pump()
+
+        def run(_: None) -> Any:
+            def release(result: Any) -> Any:
+                self.free += weight
+                self._pump()
+                return result
+            return defer.maybeDeferred(job).addBoth(release)
+
+        return waiter[2].addCallback(run)
+
+    def _withdraw(self, waiter: list[Any]) -> None:
+        """A waiter's caller cancelled: it leaves the queue, and lets in whoever it kept out."""
+        self.queue.remove(waiter)
+        waiter[3].cancel()
+        self._pump()
+
+    def _timed_out(self, waiter: list[Any]) -> None:
+        self.queue.remove(waiter)
+        waiter[2].errback(defer.TimeoutError())
+        if self.pump_after_timeout:
+            self._pump()
+
+    def _pump(self) -> None:
+        while self.queue and self.queue[0][1] <= self.free:
+            waiter = self.queue.pop(0)
+            self.free -= waiter[1]
+            waiter[3].cancel()
+            waiter[2].callback(None)
+
+
+def _semaphore(pump_after_timeout: bool = True, order: str = "priority") -> Target:
+    return Target(build=lambda clock: WeightedSemaphore(clock, pump_after_timeout),
+                  submit=lambda subject, job, priority: subject.submit(job, priority),
+                  order=order, timeout_ms=300, timeout_from="wait", capacity=4,
+                  weight=lambda key, priority: 4 if priority else 1, menu={"priorities": 2})
+
+
+def _at(job: int, at_ms: int, priority: int = 0, after_ms: int = 0) -> Submit:
+    return Submit(at_ms=at_ms, job=job, spec=JobSpec(kind="succeed", after_ms=after_ms), priority=priority)
+
+
+#: Job 0 (weight 1) holds the semaphore; job 1 (weight 4) waits for it; job 2 (weight 1) queues behind job 1 at
+#: 50ms, job 3 (weight 4, priority 1) at 100ms, ahead of job 2 by its priority. Job 1 times out at 300ms: job 3,
+#: now first, does not fit, and keeps job 2 out until job 2's own timeout at 350ms.
+OVERTAKEN = (_at(0, 0, after_ms=1000), _at(1, 0, priority=1), _at(2, 50), _at(3, 100, priority=1))
+
+
+def test_a_waiter_behind_a_higher_priority_one_has_no_room() -> None:
+    assert _found(_semaphore(), *OVERTAKEN) == []
+    # Declared fifo (job 2 ahead of job 3), job 2 had room from 300ms: the priority order is what excuses it.
+    [(invariant, message)] = _found(_semaphore(order="fifo"), *OVERTAKEN)
+    assert invariant == "time.timeout" and "job 2's wait timed out at 350ms, but it had had room to run since 300ms" in message
+
+
+def test_a_waiter_left_beside_room_by_priority_is_caught() -> None:
+    """Without job 3, job 2 should enter at 300ms, as job 1 times out: the twin that does not pump after a
+    timeout leaves it waiting until its own timeout at 350ms."""
+    ops = OVERTAKEN[:3]
+    assert _found(_semaphore(), *ops) == []
+    [(invariant, message)] = _found(_semaphore(pump_after_timeout=False), *ops)
+    assert invariant == "time.timeout" and "job 2's wait timed out at 350ms, but it had had room to run since 300ms" in message
+
+
+@pytest.mark.slow
+def test_the_semaphore_both_ways_over_a_campaign(tmp_path: Path) -> None:
+    """The correct semaphore stays clean, the twin is caught by time.timeout alone."""
+    clean = campaign("test_weighted_capacity:semaphore", seed=1, examples=600, tmp_path=tmp_path, target=_semaphore())
+    assert clean.error is None and clean.findings == [] and clean.examples == 600, [f.violation.message for f in clean.findings]
+    twin = campaign("test_weighted_capacity:twin", seed=1, examples=600, tmp_path=tmp_path,
+                    target=_semaphore(pump_after_timeout=False))
+    assert [f.violation.invariant for f in twin.findings] == ["time.timeout"]
