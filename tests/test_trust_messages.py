@@ -318,6 +318,16 @@ MESSAGES: tuple[Row, ...] = (
         "or within the clock's lateness of it (0ms), excuses it",
         "scenarios.review.round7.targets:bulkhead_slot_leak_on_failure", "scenarios.review.round7.targets:bulkhead_ok",
         S(Submit(0, 0, fail(10)), Submit(0, 1, ok(500)), Submit(0, 2, ok(0)))),
+    # a weighted capacity (review 11, finding 5): a readers-writer lock, a writer weighing it all, a reader 1
+    Row("wait.weighted_left_free", "time.timeout", "job 2's wait timed out at 301ms, but it had had room to run since "
+        "300ms (a weight of 1 held of the declared capacity of 64 from then on, room for its weight of 1, and no waiter "
+        "ahead of it blocked)", _round11.rwlock_stuck_builtin_only, _round11.rwlock_ok,
+        S(Submit(0, 0, ok(1000)), Submit(0, 1, ok(0), priority=1), Submit(1, 2, ok(0)))),
+    # declared without order, the reader queued behind the waiting writer (lifo: it times out first) had room
+    Row("wait.weighted_never_room", "time.timeout", "but the declared capacity of 64 always had room for its weight of 1 "
+        "while it waited (at most a weight of 1 held, and no waiter ahead of it blocked", replace(_round11.rwlock_ok, order=None),
+        _round11.rwlock_ok, S(Submit(0, 0, ok(1000)), Submit(0, 1, ok(0), priority=1), Submit(0, 2, ok(0)),
+                              clock=ClockPolicy(tie_break="lifo"))),
     # a timeout due after the run drained, with nothing left scheduled then: nothing could ever fire it
     Row("timeout.after_drain", "time.timeout", "job 0 was still running when the run drained at 0ms with nothing left "
         "scheduled: no timeout could cancel it at 300ms, 300ms after it started", _forgotten_timeout,

@@ -19,7 +19,7 @@ from harness.invariants.base import Invariant, Violation
 from harness.invariants.early_cancel import early_cancel_note
 from harness.invariants.on_demand import asking, on_demand_calls
 from harness.invariants.redrives import runs
-from harness.invariants.wait_slots import free_slot_before, holding, retry_left_free
+from harness.invariants.wait_slots import free_slot_before, held_of, holding, retry_left_free, rooms
 from harness.run.calls import CALL_OPENERS, SCHEDULE_OPERATIONS, opener_of, operation_called_before, owed_before
 from harness.run.chains import chain_lateness, last_rearm, loop_timers, timer_number
 from harness.run.facts import Attempt, Facts, JobFacts, abandoned_at, facts_of, stranded_jobs
@@ -944,7 +944,8 @@ def _legitimate_wait(run: Run, facts: Facts, job: JobFacts) -> tuple[str, list[i
     after its submission, and only if the declared ``capacity`` (default ``limit``) was full at some moment
     of its wait (any one job running, with no ``limit``): a queue with a free slot has no reason to keep a
     job waiting. With ``slot_timers`` (what else holds a slot: connects in progress), judged at the moment
-    of the timeout instead (``_slots_at_timeout``)."""
+    of the timeout instead (``_slots_at_timeout``); with ``weight``, "full" is no room for the job's weight
+    (``wait_slots.rooms``: the weight held, the bounds, a waiter ahead of it with no room)."""
     target = run.target
     fired = _timeout_to_judge(target, facts, job)
     if fired is None or job.submit is None:
@@ -967,9 +968,19 @@ def _legitimate_wait(run: Run, facts: Facts, job: JobFacts) -> tuple[str, list[i
     full = target.fill
     if target.slot_timers:
         return _slots_at_timeout(run, facts, job, fired)
+    if target.weight is not None:
+        room = rooms(target, facts, job, job.submit, fired)
+        if not any(r.blocked for r in room):
+            return (
+                f"job {job.id}'s wait timed out at {at}, but the declared capacity of {target.capacity} always had room "
+                f"for its weight of {target.weight_of(job.key, job.priority)} while it waited (at most a weight of "
+                f"{max(r.held for r in room)} held, and no waiter ahead of it blocked, since its submission at "
+                f"{format_ms(submitted)}): a job with room to run must not be kept waiting",
+                [job.submit, fired],
+            )
     most = _most_running(facts, job.submit, fired)
     per_key = target.keyed_limit if target.keys else None
-    if most < full and (per_key is None or _most_running(facts, job.submit, fired, job.key) < per_key):
+    if target.weight is None and most < full and (per_key is None or _most_running(facts, job.submit, fired, job.key) < per_key):
         return (
             f"job {job.id}'s wait timed out at {at}, but the declared {'limit' if target.capacity is None else 'capacity'} "
             f"of {full} was never full while it waited "
@@ -980,9 +991,9 @@ def _legitimate_wait(run: Run, facts: Facts, job: JobFacts) -> tuple[str, list[i
     free = free_slot_before(target, facts, job, fired, run.view.timers)
     if free is not None:
         return (
-            f"job {job.id}'s wait timed out at {at}, but a slot had been free since "
-            f"{format_ms(facts.time(free.since))} ({free.held} running of the declared "
-            f"{'limit' if target.capacity is None else 'capacity'} of {full} from then on): a job with a free slot "
+            f"job {job.id}'s wait timed out at {at}, but {'it had had room to run' if target.weight else 'a slot had been free'} "
+            f"since {format_ms(facts.time(free.since))} ({held_of(target, free.held)} from then on"
+            f"{_room_for(target, job)}): a job with a free slot "
             "must not be kept waiting; only a slot freed in the instant of the timeout, or within the clock's "
             f"lateness of it ({format_ms(facts.late_us)}), excuses it",
             [job.submit, free.since, fired],
@@ -1025,6 +1036,15 @@ def _slots_at_timeout(run: Run, facts: Facts, job: JobFacts, fired: int) -> tupl
         "kept waiting",
         [known(job.submit), fired],
     )
+
+
+def _room_for(target: Target, job: JobFacts) -> str:
+    """What a weighted capacity adds to a free slot's message: the waiter's own weight, and that no waiter ahead
+    of it was blocked (``rooms``); nothing without a ``weight``."""
+    if target.weight is None:
+        return ""
+    ahead = ", and no waiter ahead of it blocked" if target.order is not None else ""
+    return f", room for its weight of {target.weight_of(job.key, job.priority)}{ahead}"
 
 
 def _most_running(facts: Facts, first: int, last: int, key: int | None = None) -> int:
@@ -1217,8 +1237,8 @@ class Backoff(Invariant):
                     run,
                     f"job {job.id} retry {k}{_afresh(attempt, first)} started {format_ms(waited)} after attempt {previous.n} "
                     f"ended, past the declared backoff of {low:g}ms to {high:g}ms, and a slot was free from "
-                    f"{format_ms(free.since_us)} to {format_ms(free.until_us)} ({free.held} running of the declared "
-                    f"{'limit' if run.target.capacity is None else 'capacity'} of {run.target.fill}): a retry past "
+                    f"{format_ms(free.since_us)} to {format_ms(free.until_us)} ({held_of(run.target, free.held)}"
+                    f"{_room_for(run.target, job)}): a retry past "
                     f"its backoff may wait only for a slot, not beside a free one",
                     [previous.end, free.freed, attempt.start],
                 )

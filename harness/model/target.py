@@ -28,6 +28,7 @@ from harness.model.faults import error_table
 from harness.model.operations import Operation, operation_table
 from harness.model.menu import Menu
 from harness.model.trace import format_ms as _format_ms, one_line
+from harness.model.weights import Weight, ask as ask_weight, call_per_job, check_declaration as check_weight
 
 KINDS = ("submit", "periodic")
 #: ``cancellable``: True (cancel fails the caller and cancels the work), False (no cancels
@@ -201,8 +202,12 @@ class Target:
     kind: str = "submit"
     # concurrency
     limit: int | None = None
-    # how many jobs that never end fill the subject (default: limit): an adaptive limiter's smallest window
+    # how many jobs that never end fill the subject (default: limit): an adaptive limiter's smallest window; with
+    # weight, the total weight that may hold the subject at once (a readers-writer lock: its writer's weight)
     capacity: int | None = None
+    # a job's share of capacity, a function of its (key, priority) (default: 1 each): a lock's readers 1, its writer
+    # all of capacity; the wait rules of timeout_from="wait" then weigh the jobs holding slots instead of counting them
+    weight: Weight | None = None
     # the subject's delayed calls that each hold one of its slots while pending (a connect in progress): with
     # timeout_from="wait", a waiter's timeout is legitimate only if at that moment the slots were full or each
     # waiting job had one being prepared
@@ -312,7 +317,9 @@ class Target:
                 f"Target key_limit must be a positive integer, math.inf (no bound: executions of one key may overlap "
                 f"without limit) or None (none declared: 1 with shared=True), got {self.key_limit!r}"
             )
-        if self.capacity is not None and (self.limit is None or self.capacity > self.limit):
+        check_weight(self.weight, self.capacity, self.kind, self.slot_timers,
+                     read=(self.timeout_ms is not None and self.timeout_from == "wait") or self.backoff_ms is not None)
+        if self.capacity is not None and self.weight is None and (self.limit is None or self.capacity > self.limit):
             raise TargetError(
                 f"Target capacity ({self.capacity}) is how many jobs that never end fill a subject whose limit "
                 f"moves below the declared one; it must be at most limit ({self.limit}): declare limit=N as well, "
@@ -527,6 +534,11 @@ class Target:
                 "Target cancellable=False promises nothing about cancels, so its invariants cannot judge them, but its "
                 f"menu draws cancels: pass Menu(cancels=False, ...), or declare cancellable={_one_of(PER_JOB_CANCEL_MODES)}"
             )
+        if self.weight is not None:
+            menu = self.default_menu()  # ask the function about every key and priority the menu draws: its errors now
+            for key in range(max(menu.keys, 1)):
+                for priority in range(max(menu.priorities, 1)):
+                    self.weight_of(key, priority)
         if callable(self.cancellable):
             self.cancel_modes  # asks the function about every key and priority the menu draws: its errors now
         for name, args in (("submit", "subject, job, priority"), ("start", "subject, work"), ("stop", "subject")):
@@ -715,11 +727,31 @@ class Target:
             )
         return answer
 
+    def weight_of(self, key: int, priority: int) -> int:
+        """The share of ``capacity`` a job submitted under ``key`` at ``priority`` holds while it runs: 1 without a
+        ``weight``, else what ``weight(key, priority)`` returns (asked once per key and priority). A function that
+        raises, or returns anything but an integer from 1 to ``capacity``, is a ``TargetError`` naming the job's key
+        and priority."""
+        weight = self.weight
+        if weight is None:
+            return 1
+        asked = self._weights_asked
+        value = asked.get((key, priority))
+        if value is None:
+            value = asked[(key, priority)] = ask_weight(weight, self.capacity or 0, key, priority)
+        return value
+
+    @functools.cached_property
+    def _weights_asked(self) -> dict[tuple[int, int], int]:
+        return {}
+
     @property
     def fill(self) -> int:
         """How many attempts that never end fill the subject, so that a job waiting behind them is not stuck:
-        ``capacity``, else ``limit``, else 1 (no declared limit is no promise of parallelism)."""
-        if self.capacity is not None:
+        ``capacity``, else ``limit``, else 1 (no declared limit is no promise of parallelism). With a ``weight``,
+        ``limit``, else 1: one job that never ends may hold all of a weighted capacity (a lock's writer), and the
+        rules that count such jobs (a stranded job, a delayed cancel's turn) cannot weigh them."""
+        if self.capacity is not None and self.weight is None:
             return self.capacity
         return self.limit if self.limit is not None else 1
 
@@ -1088,13 +1120,7 @@ def _cancel_mode(value: object, modes: tuple[bool | str, ...]) -> bool:
 def _per_job_cancel_mode(promise: Callable[[int, int], Any], key: int, priority: int) -> bool | str:
     """What the per-job promise says of the job at ``key`` and ``priority``, checked to be a mode it may return."""
     where = f"key {key}, priority {priority}"
-    try:
-        mode = promise(key, priority)
-    except Exception as exc:
-        raise TargetError(
-            f"the target's cancellable(key, priority) raised {type(exc).__name__}: {exc} for {where}; "
-            "it must return a cancellation mode for every key and priority the menu draws"
-        ) from None
+    mode = call_per_job("cancellable", promise, key, priority, "a cancellation mode")
     if not _cancel_mode(mode, PER_JOB_CANCEL_MODES):
         refused = " (a job that cannot be cancelled at all: declare cancellable=False for the whole target)" if mode is False else ""
         raise TargetError(
