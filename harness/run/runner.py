@@ -62,7 +62,7 @@ from harness.run.jobs import Job
 from harness.run.logcapture import LogRecorder, logging_into
 from harness.run.logged import log_judge
 from harness.run.session import RunSession, current_session
-from harness.run.steps import ABORTS, apply, cancel_job, handle_passed_on, nothing, record_leftovers, stop, submitter, timer_recorder, work_for_build
+from harness.run.steps import ABORTS, MAX_TIMER_MOVES, apply, cancel_job, handle_passed_on, nothing, record_leftovers, stop, submitter, timer_recorder, work_for_build
 
 if TYPE_CHECKING:
     from harness.run.view import RunView
@@ -396,7 +396,7 @@ def _play(run: Run, guard: EscapeGuard, dog: Watchdog, born: int) -> None:
     # Every job may run after all the others, each of its calls may fire a stride plus jitter late,
     # and the subject's own delays (backoffs, re-arms) may each be late too.
     lateness = policy.step_ms + policy.jitter_ms
-    horizon = _DrainHorizon(schedule, lateness, target.declared_wait_ms)
+    horizon = _DrainHorizon(schedule, lateness, target.declared_wait_ms, target.declared_answer_ms, run)
     observe_ms = PERIODS_OBSERVED * target.period_ms()
     errors = target.error_types
     checkpoint = run.checkpoint
@@ -450,16 +450,36 @@ class _DrainHorizon:
     the floor are the costs (a pass over the schedule) worked out, and the drain goes on to the whole
     horizon: the same wakes in the same order, with one more checkpoint between the two (no code of
     the target runs between them).
+
+    Past the whole horizon, with calls still pending, the drain *lingers* while a caller waits for work that
+    does not hang (``_callers_waiting``), as far as the target's ``declared_answer_ms`` lets a caller wait: its
+    ``deadline_ms`` after the drain's start (every job was submitted by then), or the whole horizon plus every
+    job's declared backoffs (a retry 30 s after a failure). It stops at the first wake with no such caller
+    left, and after ``MAX_TIMER_MOVES`` wakes whatever is pending (a heartbeat that never answers: a run never
+    hangs). Without ``deadline_ms`` and ``backoff_ms`` it never lingers: the drain ends as it did (audit 14:
+    a batcher flushing every 15 s was a deadlock at a drain stopping 10 s after the last operation; it
+    declares ``deadline_ms``, and ``completion.deadline`` says so when timers were still pending).
     """
 
-    __slots__ = ("schedule", "lateness", "floor_ms", "drain_ms")
+    __slots__ = ("schedule", "lateness", "floor_ms", "drain_ms", "answer_ms", "run")
 
-    def __init__(self, schedule: Schedule, lateness: int, declared_wait_ms: int = 0) -> None:
+    def __init__(
+        self,
+        schedule: Schedule,
+        lateness: int,
+        declared_wait_ms: int = 0,
+        answer_ms: tuple[int, int] = (0, 0),
+        run: Run | None = None,
+    ) -> None:
         self.schedule = schedule
         self.lateness = lateness
         self.floor_ms = LATE_HOPS * lateness + max(DRAIN_SLACK_MS, declared_wait_ms)
         #: The whole horizon (milliseconds after a drain's start), once worked out.
         self.drain_ms: int | None = None
+        #: The target's ``declared_answer_ms``: (deadline_ms, one job's backoffs).
+        self.answer_ms = answer_ms
+        #: The run whose callers a lingering drain waits for (None: it never lingers).
+        self.run = run
 
     def whole_ms(self) -> int:
         """The whole horizon: the floor plus every job's cost."""
@@ -467,11 +487,47 @@ class _DrainHorizon:
             self.drain_ms = _job_costs(self.schedule, self.lateness) + self.floor_ms
         return self.drain_ms
 
+    def linger_ms(self) -> int:
+        """How far (ms after a drain's start) the drain may linger while a caller waits: 0 when not past the
+        whole horizon (nothing declared)."""
+        deadline, backoffs = self.answer_ms
+        if not (deadline or backoffs):
+            return 0
+        jobs = sum(1 for op in self.schedule.ops if isinstance(op, Submit)) if backoffs else 0
+        return max(LATE_HOPS * self.lateness + deadline, self.whole_ms() + jobs * (backoffs + self.lateness))
+
     def drain(self, clock: FaultClock, start_us: int, checkpoint: Callable[[], None]) -> None:
-        """``clock.drain(start_us + whole_ms() * 1000, checkpoint)``, the costs worked out only if needed."""
+        """``clock.drain(start_us + whole_ms() * 1000, checkpoint)``, the costs worked out only if needed; then
+        lingers while a caller waits, if the target declares how long it may (see the class)."""
         clock.drain(start_us + (self.floor_ms if self.drain_ms is None else self.drain_ms) * 1000, checkpoint)
         if self.drain_ms is None and clock.calls:  # stopped at the floor with calls pending: on to the whole horizon
             clock.drain(start_us + self.whole_ms() * 1000, checkpoint)
+        if clock.calls and self.run is not None and (self.answer_ms[0] or self.answer_ms[1]):
+            self._linger(clock, start_us + self.linger_ms() * 1000, checkpoint)
+
+    def _linger(self, clock: FaultClock, bound_us: int, checkpoint: Callable[[], None]) -> None:
+        """Wake after wake up to ``bound_us`` while a caller waits (at most ``MAX_TIMER_MOVES`` wakes)."""
+        run = self.run
+        assert run is not None
+        for _ in range(MAX_TIMER_MOVES):
+            checkpoint()
+            wake = clock.next_wake_us()
+            if wake is None or wake > bound_us or not _callers_waiting(run):
+                return
+            clock.wake(wake)
+
+
+def _callers_waiting(run: Run) -> bool:
+    """Whether a job's caller still waits (its Deferred from submit unfired) with no attempt of its job hanging
+    (a hanging attempt's caller may wait for ever: no timer of the subject answers it)."""
+    jobs = run.jobs
+    for job_id, handle in run.handles.items():
+        if handle.called:
+            continue
+        job = jobs.get(job_id)
+        if job is None or not any(job.spec(attempt).kind == "hang" for attempt in job.pending):
+            return True
+    return False
 
 
 def _job_costs(schedule: Schedule, lateness: int) -> int:
