@@ -54,6 +54,7 @@ from harness.model.trace import EventKind, Trace, format_ms, one_line
 from harness.model.user_fail import NOT_JUDGED, RETURNED_FALSE, fail_detail
 from harness.run.checks import check_schedule
 from harness.run.diagnosis import Diagnosis
+from harness.run.facts import facts_of, stranded_jobs
 from harness.run.clock import MAX_ROUNDS_PER_INSTANT, FaultClock, Livelock, call_name
 from harness.run.describe import describe_error, mask_addresses
 from harness.run.rewritten import rewritten_assert
@@ -451,14 +452,16 @@ class _DrainHorizon:
     horizon: the same wakes in the same order, with one more checkpoint between the two (no code of
     the target runs between them).
 
-    Past the whole horizon, with calls still pending, the drain *lingers* while a caller waits for work that
+    Past the whole horizon, with calls still pending and a job stranded there (``stranded_jobs``: its caller
+    waits, and no work that never ends excuses it), the drain *lingers* while a caller waits for work that
     does not hang (``_callers_waiting``), as far as the target's ``declared_answer_ms`` lets a caller wait: its
-    ``deadline_ms`` after the drain's start (every job was submitted by then), or the whole horizon plus every
-    job's declared backoffs (a retry 30 s after a failure). It stops at the first wake with no such caller
-    left, and after ``MAX_TIMER_MOVES`` wakes whatever is pending (a heartbeat that never answers: a run never
-    hangs). Without ``deadline_ms`` and ``backoff_ms`` it never lingers: the drain ends as it did (audit 14:
-    a batcher flushing every 15 s was a deadlock at a drain stopping 10 s after the last operation; it
-    declares ``deadline_ms``, and ``completion.deadline`` says so when timers were still pending).
+    ``deadline_ms`` after the drain's start (every job was submitted by then), or the longest declared backoff
+    after the last attempt that failed or was cancelled (a retry 30 s after a failure; each retry's failure
+    moves that bound on, as each attempt's start does to its end). It stops at the first wake past the bound or with no such caller left, and after
+    ``MAX_TIMER_MOVES`` wakes whatever is pending (a heartbeat that never answers: a run never hangs).
+    Without ``deadline_ms`` and ``backoff_ms`` it never lingers: the drain ends as it did (audit 14: a
+    batcher flushing every 15 s was a deadlock at a drain stopping 10 s after the last operation; it declares
+    ``deadline_ms``, and ``completion.deadline`` says so when timers were still pending).
     """
 
     __slots__ = ("schedule", "lateness", "floor_ms", "drain_ms", "answer_ms", "run")
@@ -476,7 +479,7 @@ class _DrainHorizon:
         self.floor_ms = LATE_HOPS * lateness + max(DRAIN_SLACK_MS, declared_wait_ms)
         #: The whole horizon (milliseconds after a drain's start), once worked out.
         self.drain_ms: int | None = None
-        #: The target's ``declared_answer_ms``: (deadline_ms, one job's backoffs).
+        #: The target's ``declared_answer_ms``: (deadline_ms, the longest backoff before a retry).
         self.answer_ms = answer_ms
         #: The run whose callers a lingering drain waits for (None: it never lingers).
         self.run = run
@@ -487,34 +490,41 @@ class _DrainHorizon:
             self.drain_ms = _job_costs(self.schedule, self.lateness) + self.floor_ms
         return self.drain_ms
 
-    def linger_ms(self) -> int:
-        """How far (ms after a drain's start) the drain may linger while a caller waits: 0 when not past the
-        whole horizon (nothing declared)."""
-        deadline, backoffs = self.answer_ms
-        if not (deadline or backoffs):
-            return 0
-        jobs = sum(1 for op in self.schedule.ops if isinstance(op, Submit)) if backoffs else 0
-        return max(LATE_HOPS * self.lateness + deadline, self.whole_ms() + jobs * (backoffs + self.lateness))
-
     def drain(self, clock: FaultClock, start_us: int, checkpoint: Callable[[], None]) -> None:
         """``clock.drain(start_us + whole_ms() * 1000, checkpoint)``, the costs worked out only if needed; then
         lingers while a caller waits, if the target declares how long it may (see the class)."""
         clock.drain(start_us + (self.floor_ms if self.drain_ms is None else self.drain_ms) * 1000, checkpoint)
         if self.drain_ms is None and clock.calls:  # stopped at the floor with calls pending: on to the whole horizon
             clock.drain(start_us + self.whole_ms() * 1000, checkpoint)
-        if clock.calls and self.run is not None and (self.answer_ms[0] or self.answer_ms[1]):
-            self._linger(clock, start_us + self.linger_ms() * 1000, checkpoint)
-
-    def _linger(self, clock: FaultClock, bound_us: int, checkpoint: Callable[[], None]) -> None:
-        """Wake after wake up to ``bound_us`` while a caller waits (at most ``MAX_TIMER_MOVES`` wakes)."""
         run = self.run
-        assert run is not None
+        if clock.calls and run is not None and (self.answer_ms[0] or self.answer_ms[1]):
+            if stranded_jobs(facts_of(run), run.target):  # (a pass over the trace, only for such a target)
+                self._linger(clock, run, start_us, checkpoint)
+
+    def _linger(self, clock: FaultClock, run: Run, start_us: int, checkpoint: Callable[[], None]) -> None:
+        """Wake after wake while a caller waits, up to the declared bound (at most ``MAX_TIMER_MOVES`` wakes)."""
+        deadline, backoff = self.answer_ms
+        late_us = LATE_HOPS * self.lateness * 1000
+        bound_us = start_us + late_us + deadline * 1000 if deadline else 0
+        raw, jobs = run.trace.raw, run.jobs
+        seen = 0
         for _ in range(MAX_TIMER_MOVES):
             checkpoint()
+            if backoff:  # the last attempt to fail or be cancelled sets when a retry is owed by; a retry, its end
+                for event in raw[seen:]:
+                    kind = event[1]
+                    if kind is _JOB_FAIL or kind is _JOB_CANCEL:
+                        bound_us = max(bound_us, event[0] + late_us + backoff * 1000)
+                    elif kind is _JOB_START and event[2] in jobs:
+                        bound_us = max(bound_us, event[0] + late_us + jobs[event[2]].spec(event[3]).after_ms * 1000)
+                seen = len(raw)
             wake = clock.next_wake_us()
             if wake is None or wake > bound_us or not _callers_waiting(run):
                 return
             clock.wake(wake)
+
+
+_JOB_START, _JOB_FAIL, _JOB_CANCEL = EventKind.JOB_START, EventKind.JOB_FAIL, EventKind.JOB_CANCEL
 
 
 def _callers_waiting(run: Run) -> bool:
