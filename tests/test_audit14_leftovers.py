@@ -250,6 +250,15 @@ def test_a_declared_batcher_passes_a_campaign(tmp_path):
     assert result.error is None and result.findings == [], [f.violation.message for f in result.findings]
 
 
+@pytest.mark.parametrize("shape", ["submit", "periodic"])
+def test_a_batcher_that_never_flushes_is_caught_by_a_campaign_under_the_same_declaration(shape, tmp_path):
+    target = SHAPES[shape](deadline_ms=FLUSH_MS + 1_000 + 2 * 5_005, forever=True)
+    result = campaign("batcher-forever", seed=5, examples=80, tmp_path=tmp_path, target=target)
+    [finding] = result.findings
+    assert finding.violation.invariant == "completion.deadline"
+    assert "waited past the declared deadline_ms=26010" in finding.violation.message
+
+
 # -- 2. a subject's values in the trace, the same in every process --------------------------------------------
 
 class Token(str):
