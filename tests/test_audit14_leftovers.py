@@ -25,6 +25,7 @@ from twisted.internet import defer, task
 from twisted.python.failure import Failure
 
 from harness import Call, Cancel, JobSpec, Operation, Schedule, Stop, Submit, Target, check, run_schedule
+from harness.model.trace import EventKind
 from harness.run.describe import describe_result
 from review_campaigns import campaign
 from scenarios.batching import BatchingQueue
@@ -211,7 +212,7 @@ def test_the_drain_does_not_linger_when_no_caller_waits_or_nothing_is_declared()
             self.timer = self.clock.callLater(1, self.beat)
 
     run = run_schedule(Target(build=Answers, deadline_ms=600_000), Schedule(ops=ONE))
-    assert [e.detail for e in run.trace.events if e.kind == "drained"] == ["pending=1"]
+    assert [e.detail for e in run.trace.events if e.kind == EventKind.DRAINED] == ["pending=1"]
     assert max(e.t_us for e in run.trace.events) < 20_000_000  # the floor's 10 s and lateness, not 600 s
     # A hanging job's caller may wait for ever: no lingering for it either.
     run = run_schedule(Target(build=Answers, deadline_ms=600_000), Schedule(ops=(_submit(0, kind="hang"),)))

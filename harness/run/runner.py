@@ -535,7 +535,7 @@ def _callers_waiting(run: Run) -> bool:
         if handle.called:
             continue
         job = jobs.get(job_id)
-        if job is None or not any(job.spec(attempt).kind == "hang" for attempt in job.pending):
+        if job is None or not any(spec.kind == "hang" for spec in map(job.spec, job.pending)):
             return True
     return False
 
