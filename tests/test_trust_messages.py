@@ -28,6 +28,7 @@ from scenarios.retry import BackoffRetry, JitteryBackoff
 from scenarios.quorum import QuorumReadWaitsForAll
 from scenarios.review.round3.hedge import HedgedCaller
 from scenarios.timeout import OrphaningTimeout, TimeoutPool
+from test_audit14_leftovers import BackoffRetry as _RetryLater, TimerBatcher as _TimerBatcher
 from test_redrives import redrive_twice as _redrive_twice
 from test_retry_slot_wait import retry_not_pumped as _retry_not_pumped
 from specimens import Keepalive, LateDelayedCancel, StuckAfterRestart, WaitTimeout, keepalive_target
@@ -252,6 +253,12 @@ MESSAGES: tuple[Row, ...] = (
     Row("deadline.took", "completion.deadline", "took 350ms from submit to result; the declared deadline is 300ms",
         "scenarios.submit_timeout:start_timed_deadline", "scenarios.submit_timeout:submit_timeout_pool",
         S(Submit(0, 0, ok(250)), Submit(0, 1, ok(250)), Submit(0, 2, ok(100)))),
+    # audit 14's leftover, round 15: a drain that stopped with timers pending names the declaration that waits
+    Row("deadline.timers_pending", "completion.deadline", "1 timer still pending then: the run stops waiting 10 s",
+        Target(build=_TimerBatcher), Target(build=_TimerBatcher, deadline_ms=16_000), S(Submit(0, 0, ok()))),
+    Row("deadline.past_declared", "completion.deadline", "but the run waited past the declared deadline_ms=16000",
+        Target(build=lambda clock: _TimerBatcher(clock, forever=True), deadline_ms=16_000),
+        Target(build=_TimerBatcher, deadline_ms=16_000), S(Submit(0, 0, ok()))),
     Row("stop.pending", "completion.stop", "returned a Deferred that never fired: the run ended",
         "scenarios.graceful:idle_stop_pool", "scenarios.graceful:graceful_pool", S(Submit(0, 0, ok()), Stop(20))),
     Row("operation.pending", "completion.operation", "so its caller waits for ever",
@@ -658,6 +665,9 @@ MESSAGES: tuple[Row, ...] = (
     Row("poison_own", "errors.poison", "never finished after its own attempt failed at 0ms, and no other job failed",
         "scenarios.review.round4.mistakes:swr_blind", "scenarios.review.round4.targets:swr", S(Submit(0, 0, JobSpec("raise")))),
     # review 6, finding 2: retries=math.inf, and the subject stopped retrying the job silently
+    Row("poison_past_backoff", "errors.poison", "but the run waited past the declared retries' backoff_ms for them",
+        Target(build=lambda clock: _RetryLater(clock, wait_ms=60_000), retries=2, backoff_ms=(30_000, 30_000)),
+        Target(build=_RetryLater, retries=2, backoff_ms=(30_000, 30_000)), S(Submit(0, 0, fail(), then=(ok(),)))),
     Row("poison_gave_up", "errors.poison", "its attempt 2 failed at 250ms and the run drained at 350ms with nothing "
         "left scheduled, no retry to come", "tests.test_review6_fixes_a:flush_gives_up",
         "scenarios.review.round6.targets:flush_retry_forever", S(Submit(0, 0, JobSpec("raise")))),

@@ -869,6 +869,23 @@ class Target:
         return (self.timeout_ms or 0) + (self.timeout_cleanup_ms or 0)
 
     @functools.cached_property
+    def declared_answer_ms(self) -> tuple[int, int]:
+        """How long a caller still waiting once the drain reached its horizon may yet be answered through the
+        subject's own timers, by what the target declares: ``(deadline_ms, backoff)``, ``deadline_ms`` (0 if
+        none: each job answered within it of its submission) and the longest high end of the declared
+        ``backoff_ms`` over the declared ``retries`` (0 without both, or with ``retries=math.inf``, whose jobs
+        still retrying are excused): how long after an attempt failed its retry may come. Only for a submit
+        target. The drain lingers that long past its horizon while a caller waits
+        (``harness.run.runner._DrainHorizon``): a batcher flushing every 15 s, or a retry 30 s later, must
+        not be taken for a deadlock by a drain that stopped 10 s after the last operation (audit 14)."""
+        if self.kind != "submit":
+            return 0, 0
+        backoff = 0
+        if self.backoff_ms is not None and isinstance(self.retries, int) and self.retries > 0:
+            backoff = math.ceil(max((self.backoff_range(k) or (0.0, 0.0))[1] for k in range(1, self.retries + 1)))
+        return self.deadline_ms or 0, backoff
+
+    @functools.cached_property
     def restarting_operations(self) -> frozenset[str]:
         """The names of the operations declared ``restarts`` (a call of one starts a stopped subject again)."""
         return frozenset(name for name, op in self.operations.items() if isinstance(op, Operation) and op.restarts)
