@@ -147,6 +147,17 @@ def test_finding5_stranded_reader_is_caught() -> None:
     assert _violations(targets.rwlock_stuck_builtin_only, *ops) != []
 
 
+def test_finding7_the_note_names_the_raising_canceller(tmp_path: Path) -> None:
+    """Fixed (cancel15): the shrunk failure of ordered_as_first_written needs both the lifo tie order and
+    job 0's raising canceller; the note names both (it named only the tie order)."""
+    [finding] = campaign(f"{PACKAGE}:ordered_as_first_written", seed=1, examples=2000, tmp_path=tmp_path).findings
+    assert finding.record.invariant == "time.timeout"
+    assert finding.record.message.endswith(
+        "; it fails only with calls due at the same instant run in lifo order and with job 0's canceller raising"
+        " at 300ms: without any one of these the schedule passes"
+    )
+
+
 def test_finding6_redrive_is_declarable() -> None:
     """Fixed (fix11b): redrive() declared Operation(redrives=True) starts the redriven job afresh."""
     ops = (_job(0, "raise"), Call(at_ms=300, operation="redrive"), Stop(at_ms=300))
