@@ -19,7 +19,7 @@ from harness import Call, Cancel, JobSpec, Schedule, Stop, Submit, Target, Targe
 from harness.cli.main import main
 from scenarios.review.round11 import targets
 
-from review_campaigns import assert_caught_alone, assert_stays_clean
+from review_campaigns import assert_stays_clean
 
 PACKAGE = "scenarios.review.round11.targets"
 RAISE = JobSpec(kind="raise")
@@ -136,6 +136,21 @@ def test_the_correct_queues_stay_clean(name: str, tmp_path: Path) -> None:
     assert_stays_clean(f"{PACKAGE}:{name}", tmp_path, examples=150)
 
 
-@pytest.mark.parametrize("name", ["dlq_one_attempt_too_few", "dlq_redrive_keeps_attempts_op"])
-def test_the_twins_are_caught_by_a_campaign(name: str, tmp_path: Path) -> None:
-    assert_caught_alone(f"{PACKAGE}:{name}", "time.gave_up_early", tmp_path, examples=300)
+# The twins' campaigns: tests/test_review_round11.py (BUGGY).
+
+
+def test_a_whole_request_deadline_ends_the_attempts_legitimately(monkeypatch: Any) -> None:
+    """The retrying client of review 1 (timeout_ms from "submit", a jittered backoff) gives up with the
+    last error when its next retry's delay would pass the deadline (attempt 0 failing at 990ms, the deadline
+    at 1000ms, a retry's delay up to 50ms), or after a wall-clock jump moved its deadline; neither is an
+    early give-up. Without the excuse (a mutant) both are."""
+    from harness import Jump
+    from harness.invariants import gave_up
+    from scenarios.review import targets as round1
+
+    client = dataclasses.replace(round1.retrying_ok, gives_up_after_retries=True)
+    late = (Submit(0, 0, JobSpec(kind="fail", after_ms=990)),)
+    jumped = (Submit(0, 0, JobSpec(kind="fail", after_ms=10)), Jump(at_ms=5, delta_ms=2000))
+    assert _names(client, *late) == [] and _names(client, *jumped) == []
+    monkeypatch.setattr(gave_up, "_past_deadline", lambda *args: False)
+    assert _names(client, *late) == ["time.gave_up_early"] and _names(client, *jumped) == ["time.gave_up_early"]

@@ -39,6 +39,9 @@ BUGGY = {
     "poller_backoff_overshoot": "time.backoff",
     "dlq_one_attempt_too_many": "time.retries",
     "dlq_cancel_leaks_slot": "cancellation.releases",
+    # cancel15: gives_up_after_retries declared on every retry queue (finding 6's leftover)
+    "dlq_one_attempt_too_few": "time.gave_up_early",
+    "dlq_redrive_keeps_attempts_op": "time.gave_up_early",
 }
 
 # One bug, several true symptoms on other seeds.
@@ -161,6 +164,14 @@ def test_finding7_the_note_names_the_raising_canceller(tmp_path: Path) -> None:
 def test_finding6_redrive_is_declarable() -> None:
     """Fixed (fix11b): redrive() declared Operation(redrives=True) starts the redriven job afresh."""
     ops = (_job(0, "raise"), Call(at_ms=300, operation="redrive"), Stop(at_ms=300))
+    assert _violations(targets.dlq_redrive_ok, *ops) == []
+
+
+def test_finding6_redrive_keeping_the_count_is_caught() -> None:
+    """Fixed (cancel15): the twin that dead-letters a redriven job after one attempt is time.gave_up_early
+    (gives_up_after_retries); it passed as the correct queue did before."""
+    ops = (_job(0, "raise"), Call(at_ms=300, operation="redrive"))
+    assert _violations(targets.dlq_redrive_keeps_attempts_op, *ops) == ["time.gave_up_early"]
     assert _violations(targets.dlq_redrive_ok, *ops) == []
 
 
