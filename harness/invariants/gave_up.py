@@ -80,13 +80,11 @@ class GaveUpEarly(Invariant):
         before = [a for a in attempts if a.start < fired]
         if len(before) >= retries + 1 or _past_deadline(run.target, facts, job, fired, len(before)):
             return None
-        return self.violation(
-            run,
+        said = (
             f"job {job.id}'s caller failed at {format_ms(outcome.t_us)} with its attempt {outcome.source[1]}'s "
-            f"{outcome.error} after {_attempts(len(before))}; gives_up_after_retries promises "
-            f"{retries + 1} (1 + {retries} retries) before the job is given up",
-            [a.start for a in before] + [fired],
+            f"{outcome.error} after {len(before)} attempt{'' if len(before) == 1 else 's'}"
         )
+        return self._early(run, said, retries, [a.start for a in before] + [fired])
 
     def _left(self, run: Run, facts: Facts, job: JobFacts, attempts: tuple[Attempt, ...], retries: int) -> Violation | None:
         """A redriven run whose attempts all failed, fewer than ``retries + 1``, with nothing left to retry it."""
@@ -100,13 +98,17 @@ class GaveUpEarly(Invariant):
             return None
         if any(a.running_at(drained) for other in facts.jobs.values() for a in other.attempts):
             return None  # a retry may wait for a slot an attempt still holds (a hung job, a raising canceller's)
-        return self.violation(
-            run,
+        said = (
             f"job {job.id}'s run since a redrive (attempt {attempts[0].n}) was left after {len(attempts)} failed "
-            f"attempt{'' if len(attempts) == 1 else 's'}, with nothing scheduled when the run drained at {format_ms(facts.time(drained))}; "
-            f"gives_up_after_retries promises {retries + 1} (1 + {retries} retries) before the job is given up",
-            [a.start for a in attempts] + [drained],
+            f"attempt{'' if len(attempts) == 1 else 's'}, with nothing scheduled when the run drained at "
+            f"{format_ms(facts.time(drained))}"
         )
+        return self._early(run, said, retries, [a.start for a in attempts] + [drained])
+
+    def _early(self, run: Run, said: str, retries: int, events: list[int]) -> Violation:
+        """The violation: what gave the job up, and what the declaration promises."""
+        promise = f"gives_up_after_retries promises {retries + 1} (1 + {retries} retries) before the job is given up"
+        return self.violation(run, f"{said}; {promise}", events)
 
 
 def _past_deadline(target: Target, facts: Facts, job: JobFacts, answer: int, retry: int) -> bool:
@@ -120,7 +122,3 @@ def _past_deadline(target: Target, facts: Facts, job: JobFacts, answer: int, ret
     wait = target.backoff_range(retry)
     high_us = int(wait[1] * 1000) if wait is not None else 0
     return facts.time(answer) + high_us + facts.late_us >= facts.time(job.submit) + target.timeout_ms * 1000
-
-
-def _attempts(n: int) -> str:
-    return f"{n} attempt{'' if n == 1 else 's'}"
