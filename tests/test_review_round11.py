@@ -40,6 +40,9 @@ BUGGY = {
     "poller_backoff_overshoot": "time.backoff",
     "dlq_one_attempt_too_many": "time.retries",
     "dlq_cancel_leaks_slot": "cancellation.releases",
+    # cancel15: gives_up_after_retries declared on every retry queue (finding 6's leftover)
+    "dlq_one_attempt_too_few": "time.gave_up_early",
+    "dlq_redrive_keeps_attempts_op": "time.gave_up_early",
 }
 
 # One bug, several true symptoms on other seeds.
@@ -174,9 +177,28 @@ def test_finding5_a_reader_beside_a_running_writer_has_no_room() -> None:
     assert check(run) == []
 
 
+def test_finding7_the_note_names_the_raising_canceller(tmp_path: Path) -> None:
+    """Fixed (cancel15): the shrunk failure of ordered_as_first_written needs both the lifo tie order and
+    job 0's raising canceller; the note names both (it named only the tie order)."""
+    [finding] = campaign(f"{PACKAGE}:ordered_as_first_written", seed=1, examples=2000, tmp_path=tmp_path).findings
+    assert finding.record.invariant == "time.timeout"
+    assert finding.record.message.endswith(
+        "; it fails only with calls due at the same instant run in lifo order and with job 0's canceller raising"
+        " at 300ms: without any one of these the schedule passes"
+    )
+
+
 def test_finding6_redrive_is_declarable() -> None:
     """Fixed (fix11b): redrive() declared Operation(redrives=True) starts the redriven job afresh."""
     ops = (_job(0, "raise"), Call(at_ms=300, operation="redrive"), Stop(at_ms=300))
+    assert _violations(targets.dlq_redrive_ok, *ops) == []
+
+
+def test_finding6_redrive_keeping_the_count_is_caught() -> None:
+    """Fixed (cancel15): the twin that dead-letters a redriven job after one attempt is time.gave_up_early
+    (gives_up_after_retries); it passed as the correct queue did before."""
+    ops = (_job(0, "raise"), Call(at_ms=300, operation="redrive"))
+    assert _violations(targets.dlq_redrive_keeps_attempts_op, *ops) == ["time.gave_up_early"]
     assert _violations(targets.dlq_redrive_ok, *ops) == []
 
 

@@ -526,6 +526,13 @@ MESSAGES: tuple[Row, ...] = (
         "a retry past its backoff may wait only for a slot, not beside a free one",
         _retry_not_pumped, _round11.dlq_exact,
         S(Submit(0, 0, RAISE), Submit(0, 1, HANG), Submit(400, 2, JobSpec("succeed", 10)))),
+    # gives_up_after_retries (cancel15): a first run given up one attempt too soon; a redriven run left short
+    Row("gave_up.answer", "time.gave_up_early", "job 0's caller failed at 100ms with its attempt 1's InjectedError after 2 "
+        "attempts; gives_up_after_retries promises 3 (1 + 2 retries) before the job is given up",
+        _round11.dlq_one_attempt_too_few, _round11.dlq_ok, S(Submit(0, 0, RAISE))),
+    Row("gave_up.redrive", "time.gave_up_early", "job 0's run since a redrive (attempt 3) was left after 1 failed attempt, "
+        "with nothing scheduled when the run drained at 300ms",
+        _round11.dlq_redrive_keeps_attempts_op, _round11.dlq_redrive_ok, S(Submit(0, 0, RAISE), Call(300, "redrive"))),
     Row("retries.redrive_count", "time.retries", "attempted 6 times since a redrive started it afresh (attempt 3)",
         _redrive_twice, _round11.dlq_redrive_ok, S(Submit(0, 0, RAISE), Call(300, "redrive"), Stop(2000))),
     Row("backoff.redriven", "time.backoff", "retry 1 (attempt 4, since a redrive) started",

@@ -167,6 +167,12 @@ class Target:
     ``retries_after_answer=True`` says the subject may call a job again after
     its caller's Deferred fired (background retries): ``time.retries`` then
     no longer holds the caller's answer final, and judges the rest as before.
+    ``gives_up_after_retries=True`` says the subject gives up on a job only
+    after ``retries + 1`` failed attempts (``retries`` promises only *at
+    most* that many): ``time.gave_up_early`` catches a caller failed with its
+    job's own error sooner, and a run a ``redrives`` operation started that
+    the subject left with fewer failed attempts
+    (``harness.invariants.gave_up``).
 
     ``lease_ms`` declares at-least-once delivery with a lease (a work queue's
     visibility timeout, Celery's ``acks_late``): an attempt that has not
@@ -238,6 +244,9 @@ class Target:
     # the subject may run a job again after its caller has its answer (retrying in the background, say): it
     # silences time.retries' "the caller's answer is final" rule only
     retries_after_answer: bool = False
+    # the subject gives up on a job only after its retries + 1 attempts failed: a caller failed with its job's
+    # own error sooner, or a redriven run left short, is time.gave_up_early (retries promises only at most)
+    gives_up_after_retries: bool = False
     # at-least-once delivery with a lease (a visibility timeout): an attempt that has not succeeded within
     # lease_ms of its start may be called again while it runs, and a success it delivers after that is not final
     lease_ms: int | None = None
@@ -348,6 +357,19 @@ class Target:
                 if self.kind == "submit"
                 else "Target retries=math.inf is a promise about submitted jobs; a periodic Target cannot declare it"
             )
+        if self.gives_up_after_retries is True and (
+            self.kind != "submit" or not isinstance(self.retries, int) or self.retries < 1
+        ):
+            raise TargetError(
+                "Target gives_up_after_retries promises a job is given up only after its retries + 1 attempts "
+                f"failed: declare retries=N (a whole number, 1 or more) on a submit Target, got retries={self.retries!r}"
+                + ("" if self.kind == "submit" else " on a periodic Target")
+            )
+        if self.gives_up_after_retries is True and self.retries_after_answer is True:
+            raise TargetError(
+                "Target gives_up_after_retries promises the caller is failed only once the retries are spent, and "
+                "retries_after_answer that it is answered before they end: declare one of them"
+            )
         if callable(self.cancellable):
             _check_adapter("cancellable", self.cancellable, "key, priority")
         elif not _cancel_mode(self.cancellable, CANCEL_MODES):
@@ -367,7 +389,7 @@ class Target:
         if self.timeout_from not in TIMEOUT_FROM:
             raise TargetError(f"Target timeout_from must be one of {', '.join(TIMEOUT_FROM)}, got {self.timeout_from!r}")
         for name in ("shared", "overlap", "stop_cancels_timers", "stop_cancels_work", "timeout_fires", "timeout_detaches",
-                     "retries_after_answer"):
+                     "retries_after_answer", "gives_up_after_retries"):
             if not isinstance(getattr(self, name), bool):
                 raise TargetError(f"Target {name} must be True or False, got {getattr(self, name)!r}")
         if type(self.global_reactor) is not str or self.global_reactor not in GLOBAL_REACTOR:

@@ -251,11 +251,14 @@ def redrive_all(queue: dlq.RetryQueue) -> int:
 
 def _dlq(cls: type[dlq.RetryQueue], description: str, redrive: bool = False,
          backoff: Callable[[int], tuple[int, int]] = dlq_backoff) -> Target:
+    """A retry queue target. Every one declares gives_up_after_retries (cancel15, finding 6's leftover): the
+    queue dead-letters a job only after its DLQ_ATTEMPTS attempts failed, a redriven job's too."""
     return Target(
         operations={"redrive": Operation(redrive_all, redrives=True)} if redrive else {},
         build=lambda clock: cls(clock, DLQ_LIMIT, DLQ_ATTEMPTS, DLQ_BASE_MS / 1000, DLQ_MAX_MS / 1000),
         limit=DLQ_LIMIT,
         retries=DLQ_ATTEMPTS - 1,
+        gives_up_after_retries=True,
         backoff_ms=backoff,
         wraps={dlq.DeadLettered: lambda e: e.last},
         rejects=(dlq.QueueStopped,),
@@ -271,6 +274,17 @@ dlq_redrive_keeps_attempts = _dlq(dlq.RetryQueueRedriveKeepsAttempts, "retry que
 # Finding 6: redrive() re-runs dead-lettered jobs whose callers already have their answer.
 dlq_redrive_ok = _dlq(dlq.RetryQueue, "retry queue with a DLQ and redrive() (correct)", redrive=True)
 dlq_redrive_keeps_attempts_op = _dlq(dlq.RetryQueueRedriveKeepsAttempts, "retry queue: redrive keeps the attempt count", redrive=True)
+
+
+class _RetryQueueOneAttemptTooFew(dlq.RetryQueue):
+    """BUG (cancel15): off-by-one the other way: a job is dead-lettered after max_attempts - 1 attempts."""
+
+    def _should_retry(self, job: Any) -> bool:
+        return bool(job.attempts < self.max_attempts - 1)
+
+
+# retries promises at most retries + 1 attempts; gives_up_after_retries that the queue makes them all.
+dlq_one_attempt_too_few = _dlq(_RetryQueueOneAttemptTooFew, "retry queue: dead-letters one attempt too soon")
 
 
 # ---------------------------------------------------------------------------------------------
