@@ -30,10 +30,15 @@ class _Waiter:
         self.d: defer.Deferred[Any] = defer.Deferred(self._cancel)
         self.timer: Optional[IDelayedCall] = None
         self.owner: Optional["SlidingWindowLimiter"] = None
+        self.running: Optional[defer.Deferred[Any]] = None
 
     def _cancel(self, d: "defer.Deferred[Any]") -> None:
         if self.owner is not None:
             self.owner._forget(self)
+        elif self.running is not None:
+            # the call got its slot: the cancel reaches it (found by the harness: completion.once,
+            # the job's late result fired the cancelled caller again)
+            self.running.cancel()
 
 
 class SlidingWindowLimiter:
@@ -46,24 +51,26 @@ class SlidingWindowLimiter:
         self.n = n
         self.window = window
         self.max_wait = max_wait
-        self.starts: Deque[float] = deque()
+        self.in_window = 0
         self.waiters: Deque[_Waiter] = deque()
-        self.wakeup: Optional[IDelayedCall] = None
         self.closed = False
 
     # -- window bookkeeping ---------------------------------------------------------------
-    def _prune(self) -> None:
-        now = self.clock.seconds()
-        while self.starts and self.starts[0] <= now - self.window:
-            self.starts.popleft()
-
+    # Each start holds its place in the window for ``window`` seconds, counted down by a timer of
+    # its own: delays are monotonic, while clock.seconds() is the wall clock and may jump (found by
+    # the harness: a forward jump emptied a window that was read by subtracting seconds()).
     def _has_slot(self) -> bool:
-        self._prune()
-        return len(self.starts) < self.n
+        return self.in_window < self.n
 
     def _start(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> "defer.Deferred[Any]":
-        self.starts.append(self.clock.seconds())
+        self.in_window += 1
+        self.clock.callLater(self.window, self._slot_expired)
         return defer.maybeDeferred(fn, *args)
+
+    def _slot_expired(self) -> None:
+        self.in_window -= 1
+        if not self.closed:
+            self._wake()
 
     # -- public API ------------------------------------------------------------------------
     def call(self, fn: Callable[..., Any], *args: Any) -> "defer.Deferred[Any]":
@@ -76,15 +83,11 @@ class SlidingWindowLimiter:
         w.owner = self
         w.timer = self.clock.callLater(self.max_wait, self._expire, w)
         self.waiters.append(w)
-        self._arm()
         return w.d
 
     def close(self) -> None:
         """Fail every waiter with LimiterClosed; later calls fail at once."""
         self.closed = True
-        if self.wakeup is not None and self.wakeup.active():
-            self.wakeup.cancel()
-        self.wakeup = None
         waiters, self.waiters = list(self.waiters), deque()
         for w in waiters:
             self._disarm_waiter(w)
@@ -103,9 +106,6 @@ class SlidingWindowLimiter:
         except ValueError:
             pass
         self._disarm_waiter(w)
-        if not self.waiters and self.wakeup is not None and self.wakeup.active():
-            self.wakeup.cancel()
-            self.wakeup = None
 
     def _expire(self, w: _Waiter) -> None:
         w.timer = None
@@ -115,42 +115,30 @@ class SlidingWindowLimiter:
     def _next_waiter(self) -> _Waiter:
         return self.waiters.popleft()
 
-    def _arm(self) -> None:
-        if self.wakeup is not None and self.wakeup.active():
-            return
-        self.wakeup = None
-        if not self.waiters or not self.starts:
-            return
-        delay = max(0.0, self.starts[0] + self.window - self.clock.seconds())
-        self.wakeup = self.clock.callLater(delay, self._wake)
-
     def _wake(self) -> None:
-        self.wakeup = None
         while self.waiters and self._has_slot():
             w = self._next_waiter()
             self._disarm_waiter(w)
-            self._start(w.fn, w.args).chainDeferred(w.d)
-        self._arm()
+            w.running = self._start(w.fn, w.args)
+            w.running.chainDeferred(w.d)
 
 
 class OffByOneLimiter(SlidingWindowLimiter):
     """Bug: lets n + 1 calls start within one window (``<=`` for ``<``)."""
 
     def _has_slot(self) -> bool:
-        self._prune()
-        return len(self.starts) <= self.n
+        return self.in_window <= self.n
 
 
 class LeakyTimerLimiter(SlidingWindowLimiter):
     """Bug: a waiter that gets its slot keeps its max-wait timer, which later errbacks it again."""
 
     def _wake(self) -> None:
-        self.wakeup = None
         while self.waiters and self._has_slot():
             w = self._next_waiter()
             w.owner = None  # forgot to cancel w.timer
-            self._start(w.fn, w.args).chainDeferred(w.d)
-        self._arm()
+            w.running = self._start(w.fn, w.args)
+            w.running.chainDeferred(w.d)
 
 
 class LifoLimiter(SlidingWindowLimiter):

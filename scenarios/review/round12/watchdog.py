@@ -36,8 +36,22 @@ class _Watch:
         self.generation = 0
         self.task: Optional[defer.Deferred[Any]] = None
         self.timer: Optional[IDelayedCall] = None
-        self.result: defer.Deferred[Any] = defer.Deferred()
+        self.result: defer.Deferred[Any] = defer.Deferred(self._cancelled)
         self.done = False
+
+    def _cancelled(self, d: "defer.Deferred[Any]") -> None:
+        """The caller cancelled the watch: retire and cancel the running incarnation (found by the
+        harness: without a canceller the task ran on and was even restarted after the cancel)."""
+        if self.done:
+            return
+        task = self.task
+        self.generation += 1
+        self.done = True
+        self.disarm()
+        self.task = None
+        self.dog.watches.pop(self, None)
+        if task is not None:
+            task.cancel()
 
     # -- one incarnation -------------------------------------------------------------------
     def start(self) -> None:
@@ -107,7 +121,7 @@ class _Watch:
         self.done = True
         self.disarm()
         self.task = None
-        self.dog.watches.discard(self)
+        self.dog.watches.pop(self, None)
         if isinstance(outcome, Failure):
             self.result.errback(outcome)
         else:
@@ -125,7 +139,7 @@ class Watchdog:
         self.clock = clock
         self.period = period
         self.max_restarts = max_restarts
-        self.watches: set[_Watch] = set()
+        self.watches: dict[_Watch, None] = {}  # insertion order: stop() cancels deterministically
         self.stopped = False
 
     def watch(self, factory: Factory) -> "defer.Deferred[Any]":
@@ -133,7 +147,7 @@ class Watchdog:
         if self.stopped:
             return defer.fail(WatchdogStopped())
         w = self.watch_class(self, factory)
-        self.watches.add(w)
+        self.watches[w] = None
         w.start()
         return w.result
 
@@ -180,7 +194,7 @@ class _LingeringTimerWatch(_Watch):
             return
         self.done = True
         self.task = None  # forgot to disarm the silence timer
-        self.dog.watches.discard(self)
+        self.dog.watches.pop(self, None)
         if isinstance(outcome, Failure):
             self.result.errback(outcome)
         else:
