@@ -176,3 +176,20 @@ def test_finding2_kicked_watchdog_is_declarable() -> None:
     """A task kicked at 200ms runs past 300ms legitimately; silent after that, it is restarted at 500ms."""
     ops = (_job(0, "succeed", after_ms=450), Call(at_ms=200, operation="kick_live"))
     assert _violations(targets.watchdog_kicked(), *ops) == []
+
+
+_WINDOW_FULL = tuple(_job(j) for j in range(3))  # 2 per 100ms: job 2 waits for the window
+
+
+@pytest.mark.xfail(strict=True, reason="finding 3: with rate, a wait timeout beside a full window is blamed on an undeclared limit of 1")
+def test_finding3_wait_shorter_than_the_window() -> None:
+    """The window is full (jobs 0 and 1 started at 0ms) until 100ms; job 2's max wait of 50ms runs out
+    first. No limit is declared, yet: "the declared limit of 1 was never full while it waited"."""
+    assert _violations(targets.limiter_short_wait, *_WINDOW_FULL) == []
+
+
+def test_finding3_control_lazy_wake_is_caught() -> None:
+    """The control: a limiter whose freed places wake no waiter (the window had room from 100ms to the
+    timeout at 300ms) is caught, and must stay caught once finding 3 is fixed."""
+    assert _violations(targets.limiter_lazy_wake, *_WINDOW_FULL) == ["time.timeout"]
+    assert _violations(targets.limiter_ok, *_WINDOW_FULL) == []

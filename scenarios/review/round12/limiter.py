@@ -146,3 +146,11 @@ class LifoLimiter(SlidingWindowLimiter):
 
     def _next_waiter(self) -> _Waiter:
         return self.waiters.pop()
+
+
+class LazyWakeLimiter(SlidingWindowLimiter):
+    """Bug (found while probing, after phase 1): a freed place in the window wakes no waiter; waiters
+    are served only when a new call comes, so with no more calls they all time out."""
+
+    def _slot_expired(self) -> None:
+        self.in_window -= 1

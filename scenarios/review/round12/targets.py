@@ -25,8 +25,9 @@ N, WINDOW_MS, MAX_WAIT_MS = 2, 100, 300
 
 
 class LimiterGate:
-    def __init__(self, clock: IReactorTime, cls: type = limiter.SlidingWindowLimiter) -> None:
-        self.limiter = cls(clock, N, WINDOW_MS / 1000, MAX_WAIT_MS / 1000)
+    def __init__(self, clock: IReactorTime, cls: type = limiter.SlidingWindowLimiter,
+                 max_wait_ms: int = MAX_WAIT_MS) -> None:
+        self.limiter = cls(clock, N, WINDOW_MS / 1000, max_wait_ms / 1000)
 
     def submit(self, job: Callable[[], Any]) -> "defer.Deferred[Any]":
         return self.limiter.call(job)
@@ -35,9 +36,9 @@ class LimiterGate:
         self.limiter.close()
 
 
-def _limiter(cls: type, description: str) -> Target:
-    return Target(build=lambda clock: LimiterGate(clock, cls), rate=(N, WINDOW_MS), order="fifo",
-                  timeout_ms=MAX_WAIT_MS, timeout_from="wait", timeout_error=limiter.WaitTimeout,
+def _limiter(cls: type, description: str, max_wait_ms: int = MAX_WAIT_MS) -> Target:
+    return Target(build=lambda clock: LimiterGate(clock, cls, max_wait_ms), rate=(N, WINDOW_MS), order="fifo",
+                  timeout_ms=max_wait_ms, timeout_from="wait", timeout_error=limiter.WaitTimeout,
                   rejects=(limiter.LimiterClosed,), description=description)
 
 
@@ -233,3 +234,8 @@ def watchdog_kicked() -> Target:
                   timeout_from="glue", timeout_error=watchdog.TaskFailed, rejects=(watchdog.WatchdogStopped,),
                   operations={"kick_live": Operation(lambda s: s.kick_live())},
                   description="watchdog whose tasks kick")
+
+# -- probing: a limiter that never wakes its waiters (review 12, finding 3) -------------------------
+limiter_lazy_wake = _limiter(limiter.LazyWakeLimiter, "limiter whose freed places wake no waiter")
+# Finding 3: a max wait shorter than the window (fail fast when the window is full).
+limiter_short_wait = _limiter(limiter.SlidingWindowLimiter, "limiter, max wait 50ms < window 100ms", max_wait_ms=50)
