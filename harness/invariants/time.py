@@ -1256,7 +1256,7 @@ class Backoff(Invariant):
         for job in facts.jobs.values():
             if not job.periodic:
                 continue
-            for previous, attempt, wait in _backoff_waits(run.target, job, facts.first_stop(),
+            for previous, attempt, wait in _backoff_waits(run.target, job, _subject_cancels(run.target, facts, job, facts.first_stop()),
                                                           _requested(run.target, facts, job)):
                 if wait.most_ms is None:
                     continue
@@ -1362,7 +1362,7 @@ class Early(Invariant):
             if not job.periodic:
                 continue
             requested = _requested(target, facts, job)
-            for previous, attempt, wait in _backoff_waits(target, job, stop, requested):
+            for previous, attempt, wait in _backoff_waits(target, job, _subject_cancels(target, facts, job, stop), requested):
                 if attempt.n in requested:
                     # A call answering a request for a call now (Operation(calls_now=True)) owes no wait (review 11,
                     # finding 3), as _periodic leaves it out of the interval grid.
@@ -1574,7 +1574,8 @@ class LoopDied(_Periodic):
         reported = EventKind.LOOP_END in facts.by_kind
         ends = facts.of_kind(EventKind.FAILURE, EventKind.LOOP_END) if reported else facts.of_kind(EventKind.FAILURE)
         for job in self.periodic_jobs(facts):
-            in_a_row = _failures_in_a_row(job, target.backoff_restart, target.backoff_counts_timeouts, stop,
+            cancels = _subject_cancels(target, facts, job, stop)
+            in_a_row = _failures_in_a_row(job, target.backoff_restart, cancels,
                                           _requested(target, facts, job) if target.backoff_loop else frozenset())
             ended = next((i for i in ends if facts.events[i][2] == job.id), None)
             for attempt in job.attempts:
@@ -1600,7 +1601,7 @@ class LoopDied(_Periodic):
                     # Twice the longest wait before its next retry (a cancelled call counts as one failure more,
                     # or not: the longer of the two).
                     ks = in_a_row[attempt.n]
-                    counted = kind == EventKind.JOB_FAIL or target.backoff_counts_timeouts
+                    counted = kind == EventKind.JOB_FAIL or attempt.n in cancels.timed_out
                     retries = ks if counted else tuple(r for k in ks for r in (max(k, 1), k + 1))
                     high = max(known(target.backoff_range(r))[1] for r in retries)
                 how = "failed" if kind == EventKind.JOB_FAIL else "was cancelled by the subject (before any stop())"
@@ -1833,23 +1834,27 @@ def _wall_behind_us(run: Run, facts: Facts, start: int, end: int) -> int:
     return most
 
 
-def _failures_in_a_row(job: JobFacts, restart: int = 0, timeouts: bool = False, stop: int | None = None,
+def _failures_in_a_row(job: JobFacts, restart: int = 0, cancels: _Cancels | None = None,
                        requested: frozenset[int] = frozenset()) -> dict[int, tuple[int, ...]]:
     """For each attempt number, how many calls had failed in a row when it ended (the counts it may be,
     in order): after a success the count restarts at ``restart`` (``Target.backoff_restart``: 1 when the
-    success's end counts as the first failure), and a success itself reads ``restart``. With ``timeouts``
-    (``Target.backoff_counts_timeouts``) a call the subject cancelled itself before ``stop`` counts as a
-    failure too (``_timed_out``); otherwise a cancelled call leaves the count as it was. A call answering a
+    success's end counts as the first failure), and a success itself reads ``restart``. With
+    ``Target.backoff_counts_timeouts`` (``cancels``, ``_subject_cancels``) a call the subject cancelled at its
+    own timeout counts as a failure too, and one it cancelled on purpose may or may not (an aborted poll: either
+    count, until the next success); otherwise a cancelled call leaves the count as it was. A call answering a
     request for a call now (its number in ``requested``) may come of a count the request restarted at 0,
     or of the count as it was (a poller's ``poll_now()`` resets its interval, another loop's need not):
     either, until the next success (review 11, finding 3)."""
     counts: frozenset[int] = frozenset((0,))
     out: dict[int, tuple[int, ...]] = {}
+    timed_out, either = cancels or (frozenset(), frozenset())
     for attempt in job.attempts:
         if attempt.n in requested:
             counts |= {0}
-        if attempt.end_kind == EventKind.JOB_FAIL or (timeouts and _timed_out(job, attempt, stop)):
+        if attempt.end_kind == EventKind.JOB_FAIL or attempt.n in timed_out:
             counts = frozenset(c + 1 for c in counts)
+        elif attempt.n in either:
+            counts |= {c + 1 for c in counts}
         elif attempt.end_kind == EventKind.JOB_FINISH:
             counts = frozenset((restart,))
         out[attempt.n] = tuple(sorted(counts))
@@ -1864,13 +1869,29 @@ def _requested(target: Target, facts: Facts, job: JobFacts) -> frozenset[int]:
     return frozenset(n for j, n in on_demand_calls(facts, asking(target)) if j == job.id)
 
 
-def _timed_out(job: JobFacts, attempt: Attempt, stop: int | None) -> bool:
-    """A call the subject cancelled itself (its own timeout): cancelled and settled, before any ``stop()``
-    and any cancel of the ``start()`` handle."""
-    if attempt.end_kind != EventKind.JOB_CANCEL or attempt.canceller_raised:
-        return False
-    end = known(attempt.end)
-    return (stop is None or stop > end) and not any(c < end for c in job.cancels)
+class _Cancels(NamedTuple):
+    """The calls of a backoff loop the subject cancelled itself (their numbers), with
+    ``Target.backoff_counts_timeouts``: at its own timeout (``timed_out``: each a failed call), or on purpose
+    (``either``: in the instant of a call of an ``Operation(cancels_work=True)``, ``_ended_on_purpose``, an
+    aborted poll: a failed call or none, as the subject counts it; audit 15)."""
+
+    timed_out: frozenset[int]
+    either: frozenset[int]
+
+
+def _subject_cancels(target: Target, facts: Facts, job: JobFacts, stop: int | None) -> _Cancels:
+    """The calls of periodic ``job`` the subject cancelled itself, before any ``stop()`` and any cancel of the
+    ``start()`` handle (``_Cancels``; none without ``Target.backoff_counts_timeouts``)."""
+    timed_out: set[int] = set()
+    either: set[int] = set()
+    for attempt in job.attempts if target.backoff_counts_timeouts else ():
+        if attempt.end_kind != EventKind.JOB_CANCEL or attempt.canceller_raised:
+            continue
+        end = known(attempt.end)
+        if (stop is not None and stop < end) or any(c < end for c in job.cancels):
+            continue
+        (either if _ended_on_purpose(target, facts, job, attempt) else timed_out).add(attempt.n)
+    return _Cancels(frozenset(timed_out), frozenset(either))
 
 
 class _Wait(NamedTuple):
@@ -1885,7 +1906,7 @@ class _Wait(NamedTuple):
     most_ms: float | None
 
 
-def _backoff_waits(target: Target, job: JobFacts, stop: int | None,
+def _backoff_waits(target: Target, job: JobFacts, cancels: _Cancels | None = None,
                    requested: frozenset[int] = frozenset()) -> Iterator[tuple[Attempt, Attempt, _Wait]]:
     """Each call of a backoff loop after the first, with the wait it owed to the call before.
 
@@ -1893,24 +1914,25 @@ def _backoff_waits(target: Target, job: JobFacts, stop: int | None,
     after a success: ``interval_ms`` from the previous start, or without one
     ``backoff_range(1)`` from its end (``backoff_range(0)``, both ends, with
     ``backoff_after_success="base"``). A call still running, or cancelled
-    (by ``stop()``, or by its own timeout unless ``backoff_counts_timeouts``
-    counts it as a failure), sets no wait: overlap and after-stop are judged apart.
+    (by ``stop()``, on purpose, or by its own timeout unless ``backoff_counts_timeouts``
+    counts it as a failure: ``cancels``, ``_subject_cancels``), sets no wait: overlap and
+    after-stop are judged apart.
     Where a request for a call now (``requested``) may have restarted the count, the
     wait is the widest of the counts it may be.
     """
     restart = target.backoff_restart
-    timeouts = target.backoff_counts_timeouts
-    in_a_row = _failures_in_a_row(job, restart, timeouts, stop, requested)
+    in_a_row = _failures_in_a_row(job, restart, cancels, requested)
+    timed_out = cancels.timed_out if cancels is not None else frozenset()
     succeeded = False  # a call before this one succeeded: with a restart, its end is failure 1 of the count
     for previous, attempt in zip(job.attempts, job.attempts[1:]):
         succeeded = succeeded or previous.end_kind == EventKind.JOB_FINISH
         if previous.end is None or previous.end > attempt.start:
             continue
-        timed_out = timeouts and _timed_out(job, previous, stop)
-        if previous.end_kind == EventKind.JOB_FAIL or timed_out:
+        timed_out_here = previous.n in timed_out
+        if previous.end_kind == EventKind.JOB_FAIL or timed_out_here:
             ks = in_a_row[previous.n]
             counted = " counting the last success's end as the first failure" if restart and succeeded else ""
-            how = "timed out" if timed_out else "failed"
+            how = "timed out" if timed_out_here else "failed"
             ranges = [known(target.backoff_range(k)) for k in ks]
             low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
             retry = " or ".join(str(k) for k in ks)
