@@ -199,8 +199,8 @@ class GivesUpEarlyRetry(BackoffRetry):
 
     BUG: the loop compares the failures with ``retries`` instead of ``retries + 1``: a job that keeps
     failing gets ``retries`` attempts, and its caller fails with the last error. ``retries`` promises
-    only at most ``retries + 1``; declared ``gives_up_after_retries=True`` this is caught by
-    ``time.gave_up_early``.
+    only at most ``retries + 1``; the target declares ``gives_up_after_retries=True``.
+    Caught by: ``time.gave_up_early``.
     """
 
     @defer.inlineCallbacks
