@@ -13,7 +13,18 @@ from harness import Cancel, ClockPolicy, JobSpec, Schedule, Submit, Target, chec
 from harness.invariants.wait_window import _room_from, window_left_open
 from harness.model.trace import EventKind
 from harness.run.facts import facts_of
-from scenarios.review.round12 import targets
+from scenarios.review.round12 import limiter, targets
+
+
+class _OneShortLimiter(limiter.SlidingWindowLimiter):
+    """Bug: lets only n - 1 calls into a window, so a call waits beside a window with room."""
+
+    def _has_slot(self) -> bool:
+        return self.in_window < self.n - 1
+
+
+#: ``limiter_short_wait`` (a max wait of 50ms) over the limiter one short: the trust row of the window's message.
+limiter_one_short = targets._limiter(_OneShortLimiter, "limiter one place short", max_wait_ms=50)
 
 
 def _verdict(target: Target, *ops: Submit | Cancel, clock: ClockPolicy = ClockPolicy()) -> list[str]:
@@ -35,6 +46,13 @@ def test_abandon_ignores_an_earlier_caller_running_its_own_execution() -> None:
     """The mirror: job 1's batch (sent at 200ms) has job 1 alone; job 0 waits on its own call, running since
     100ms. Job 1's cancel at 200ms may cancel job 1's call."""
     ops = (_submit(0, after_ms=860), _submit(1, at_ms=100, after_ms=720), Cancel(at_ms=200, job=1))
+    assert "cancellation.detaches" not in _verdict(targets.coalescer_ok, *ops)
+
+
+def test_abandon_ignores_an_earlier_caller_whose_own_execution_is_stuck() -> None:
+    """Job 0's call timed out at 600ms but its canceller raised: it never ends, and job 0 waits on it, not on
+    job 1's call (sent at 590ms), which job 1's cancel at 600ms may cancel."""
+    ops = (_submit(0, after_ms=860, raises=True), _submit(1, at_ms=490, after_ms=720), Cancel(at_ms=600, job=1))
     assert "cancellation.detaches" not in _verdict(targets.coalescer_ok, *ops)
 
 

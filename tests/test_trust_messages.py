@@ -318,6 +318,16 @@ MESSAGES: tuple[Row, ...] = (
         "or within the clock's lateness of it (0ms), excuses it",
         "scenarios.review.round7.targets:bulkhead_slot_leak_on_failure", "scenarios.review.round7.targets:bulkhead_ok",
         S(Submit(0, 0, fail(10)), Submit(0, 1, ok(500)), Submit(0, 2, ok(0)))),
+    # review 12, finding 3: with rate and no limit, the window makes a wait timeout legitimate
+    Row("wait.window_room", "time.timeout", "job 1's wait timed out at 50ms, but the declared rate of 2 per 100ms had room "
+        "for its start all along its wait (since its submission at 0ms): a job the rate lets start must not be kept waiting",
+        "tests.test_fix12:limiter_one_short", "scenarios.review.round12.targets:limiter_short_wait",
+        S(Submit(0, 0, ok(0)), Submit(0, 1, ok(0)))),
+    Row("wait.window_left_open", "time.timeout", "job 2's wait timed out at 300ms, but the declared rate of 2 per 100ms had "
+        "had room for its start since 100ms: a job the rate lets start must not be kept waiting; only room made in the "
+        "instant of the timeout, or within the clock's lateness of it (0ms), excuses it",
+        "scenarios.review.round12.targets:limiter_lazy_wake", "scenarios.review.round12.targets:limiter_ok",
+        S(Submit(0, 0, ok(0)), Submit(0, 1, ok(0)), Submit(0, 2, ok(0)))),
     # a timeout due after the run drained, with nothing left scheduled then: nothing could ever fire it
     Row("timeout.after_drain", "time.timeout", "job 0 was still running when the run drained at 0ms with nothing left "
         "scheduled: no timeout could cancel it at 300ms, 300ms after it started", _forgotten_timeout,

@@ -999,7 +999,8 @@ def _window_wait(run: Run, facts: Facts, job: JobFacts, fired: int) -> tuple[str
     legitimate (review 12, finding 3; ``wait_window``)."""
     target, submit = run.target, known(job.submit)
     jobs, per_ms = known(target.rate)
-    promise = f"the declared rate of {jobs} per {per_ms}ms" + ("" if target.burst is None else f" with a burst of {target.burst}")
+    bucket = "" if target.burst is None else " with a burst of " + str(target.burst)
+    promise = f"the declared rate of {jobs} per {per_ms}ms{bucket}"
     found = window_left_open(target, facts, job, fired, _first_starts(facts), run.view.timers)
     if found is None:
         return None

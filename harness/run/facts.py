@@ -593,7 +593,8 @@ def abandoned_at(facts: Facts, target: Target, attempt: Attempt) -> int | None:
 
 def _waits_elsewhere(facts: Facts, job: JobFacts, attempt: Attempt, index: int) -> bool:
     """Whether ``job``, another caller of ``attempt``'s key, waits at trace index ``index`` on another execution
-    than ``attempt``: one of its own running then (executions of a key may overlap), or, submitted after
+    than ``attempt``: one of its own running then (executions of a key may overlap; one whose canceller raised
+    runs for ever), or, submitted after
     ``attempt`` started, one of its own it ran later or another that served it (a coalescer's caller who came
     once the batch was sent waits in the next batch). A caller waiting when ``attempt`` started may have been
     in its batch, and one never served may be waiting for it: both stay its callers."""
@@ -601,7 +602,7 @@ def _waits_elsewhere(facts: Facts, job: JobFacts, attempt: Attempt, index: int) 
 
     if job.id == attempt.job:
         return False
-    if any(own.running_at(index) for own in job.attempts):
+    if any(own.running_at(index) or (own.canceller_raised and own.start < index) for own in job.attempts):
         return True
     if job.submit is None or job.submit < attempt.start:
         return False
