@@ -576,17 +576,20 @@ def abandoned_at(facts: Facts, target: Target, attempt: Attempt) -> int | None:
     """The cancel (trace index) after which nobody waits for ``attempt`` any more, if one came while it ran.
 
     The callers of an execution are its own job, and with ``shared`` every job
-    of its key (judged per key: any caller of the key may have joined it) but
-    those waiting on another execution (``_waits_elsewhere``: review 12, finding
-    1). At a cancel, the execution is abandoned when each of them has been
+    of its key (judged per key: any caller of the key may have joined it) but,
+    when executions of a key may overlap (``key_limit=math.inf``), those waiting
+    on another execution (``_waits_elsewhere``: review 12, finding 1; with a
+    bound, another execution running beside it is ``concurrency.key_limit``'s
+    to judge, not an excuse). At a cancel, the execution is abandoned when each of them has been
     cancelled (by then), has already fired, or was never submitted.
     """
     job = facts.jobs[attempt.job]
     callers = [j for j in facts.jobs.values() if j.key == job.key] if target.shared else [job]
+    overlap = target.shared and target.keyed_limit is None  # key_limit=math.inf: executions of a key may overlap
     for index in sorted(c for other in facts.jobs.values() for c in other.cancels):
         if not attempt.running_at(index):
             continue
-        if not any(_waiting_at(facts, j, index) and not _waits_elsewhere(facts, j, attempt, index) for j in callers):
+        if not any(_waiting_at(facts, j, index) and not (overlap and _waits_elsewhere(facts, j, attempt, index)) for j in callers):
             return index
     return None
 
