@@ -194,6 +194,32 @@ class OffByOneRetry(BackoffRetry):
                 return result
 
 
+class GivesUpEarlyRetry(BackoffRetry):
+    """Gives up one attempt too soon.
+
+    BUG: the loop compares the failures with ``retries`` instead of ``retries + 1``: a job that keeps
+    failing gets ``retries`` attempts, and its caller fails with the last error. ``retries`` promises
+    only at most ``retries + 1``; declared ``gives_up_after_retries=True`` this is caught by
+    ``time.gave_up_early``.
+    """
+
+    @defer.inlineCallbacks
+    def _run(self, job: Callable[[], Any]) -> Any:
+        failures = 0
+        while True:
+            try:
+                result = yield defer.maybeDeferred(job)
+            except defer.CancelledError:
+                raise
+            except Exception:
+                failures += 1
+                if failures >= self.retries:  # should be > retries
+                    raise
+                yield task.deferLater(self.clock, self.delay_ms(failures) / 1000, lambda: None)
+            else:
+                return result
+
+
 class JitteryBackoff(BackoffRetry):
     """Adds jitter to the backoff, in absolute terms.
 
@@ -234,6 +260,14 @@ off_by_one_retry = Target(
     description="retry loop that makes one retry more than declared",
 )
 
+gives_up_early_retry = Target(
+    build=GivesUpEarlyRetry,
+    retries=RETRIES,
+    gives_up_after_retries=True,
+    backoff_ms=exponential,
+    description="retry loop that gives a failing job up after retries attempts, one too few",
+)
+
 jittery_backoff = Target(
     build=JitteryBackoff,
     retries=RETRIES,
@@ -258,6 +292,12 @@ SCENARIOS = (
         "scenarios.retry:off_by_one_retry",
         "time.retries",
         "retry loop counting attempts from 1 makes retries+1 retries",
+        "task.deferLater",
+    ),
+    Scenario(
+        "scenarios.retry:gives_up_early_retry",
+        "time.gave_up_early",
+        "retry loop giving a failing job up after retries attempts instead of retries + 1 (gives_up_after_retries)",
         "task.deferLater",
     ),
     Scenario(

@@ -44,6 +44,7 @@ def test_a_shrunk_finding_that_needs_a_tie_break_says_so(tmp_path) -> None:
     assert finding.record.invariant == "concurrency.fifo"
     assert finding.run.schedule.clock.tie_break != "fifo"
     assert f"calls due at the same instant run in {finding.run.schedule.clock.tie_break} order" in finding.record.message
+    assert "canceller" not in finding.record.message  # no job's canceller raised: none is named (cancel15)
 
 
 def test_the_note_says_the_schedule_passes_only_when_it_does() -> None:
@@ -67,3 +68,47 @@ def test_the_note_says_the_schedule_passes_only_when_it_does() -> None:
         "without any one of these clock faults time.early holds (another invariant may still break)"
     )
     assert clock_note(noisy, (), "time.early", lambda s: False) == ""
+
+
+def test_the_note_names_the_hostile_job_behaviours_too() -> None:
+    """Review 11, finding 7: a raising canceller the failure needs is named beside the clock faults, and
+    the wording of "without ..." covers both kinds."""
+    from harness.search.clock_causes import clock_note
+    from harness.search.job_causes import Behaviour
+
+    lifo = ("calls due at the same instant run in lifo order",)
+    canceller = ("job 0's canceller raising at 300ms",)
+    assert needs_note(lifo, None, canceller) == (
+        "; it fails only with calls due at the same instant run in lifo order and with job 0's canceller raising at"
+        " 300ms: without any one of these the schedule passes"
+    )
+    assert needs_note((), None, canceller) == (
+        "; it fails only with job 0's canceller raising at 300ms: without this job behaviour the schedule passes"
+    )
+    assert needs_note((), "time.timeout", canceller + ("job 2's canceller raising at 5ms",)).endswith(
+        "without any one of these job behaviours time.timeout holds (another invariant may still break)"
+    )
+    quiet = Schedule((Submit(0, 0, JobSpec("succeed", 340)),))
+    loud = Schedule((Submit(0, 0, JobSpec("succeed", 340, canceller_raises=True)),))
+    assert clock_note(loud, (), "time.timeout", lambda s: s == quiet, (Behaviour(canceller[0], quiet),)).endswith(
+        "without this job behaviour the schedule passes"
+    )
+    assert clock_note(loud, (), "time.timeout", lambda s: s == quiet, ()) == ""
+
+
+def test_raising_cancellers_are_read_from_the_trace() -> None:
+    """Only a job whose canceller raised in the run is a candidate (a spec that says so but is never
+    cancelled is not), and the schedule without it keeps every other spec, retries included."""
+    from harness.model.schedule import Cancel
+    from harness.search.job_causes import raising_cancellers
+    from scenarios.pools import semaphore_pool
+
+    raising = JobSpec("succeed", 50, canceller_raises=True)
+    ops = (Submit(0, 0, raising, then=(raising,)), Submit(0, 1, raising), Cancel(10, 0))
+    schedule = Schedule(ops)
+    run = run_schedule(semaphore_pool, schedule)
+    [behaviour] = raising_cancellers(schedule, run.trace)
+    assert behaviour.said == "job 0's canceller raising at 10ms"
+    first = behaviour.without.ops[0]
+    assert isinstance(first, Submit) and not first.spec.canceller_raises and not first.then[0].canceller_raises
+    assert behaviour.without.ops[1:] == ops[1:]

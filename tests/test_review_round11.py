@@ -24,12 +24,13 @@ from review_campaigns import assert_caught_alone, assert_caught_as, assert_stays
 PACKAGE = "scenarios.review.round11.targets"
 ROOT = Path(__file__).resolve().parent.parent
 
-CORRECT = ("rwlock_ok", "ordered_ok", "poller_ok", "dlq_ok")
+CORRECT = ("rwlock_ok", "rwlock_ok_as_first_written", "ordered_ok", "poller_ok", "dlq_ok")
 
 # twin -> the invariant its bug breaks (first reported, seed 1, mixed strategy; each within 30 examples)
 BUGGY = {
     "rwlock_timer_leak": "errors.escaped",
-    "rwlock_stuck_behind_writer": "user.readers_not_stranded",
+    "rwlock_stuck_behind_writer": "time.timeout",  # finding 5, fixed: the lock's weights
+    "rwlock_stuck_as_first_written": "user.readers_not_stranded",
     "rwlock_writer_off_by_one": "user.writer_alone",
     "ordered_timeout_leaks_slot": "completion.deadline",
     "ordered_cancel_keeps_timer": "concurrency.limit",
@@ -39,6 +40,9 @@ BUGGY = {
     "poller_backoff_overshoot": "time.backoff",
     "dlq_one_attempt_too_many": "time.retries",
     "dlq_cancel_leaks_slot": "cancellation.releases",
+    # cancel15: gives_up_after_retries declared on every retry queue (finding 6's leftover)
+    "dlq_one_attempt_too_few": "time.gave_up_early",
+    "dlq_redrive_keeps_attempts_op": "time.gave_up_early",
 }
 
 # One bug, several true symptoms on other seeds.
@@ -137,19 +141,64 @@ def test_finding4_timed_out_call_counts_as_failed() -> None:
 def test_finding5_stranded_reader_caught_by_the_user_invariant() -> None:
     """The control: my invariant replaying the lock's queue catches the stranded reader."""
     ops = (_job(0, after_ms=1000), _job(1, priority=1), _job(2))
-    assert _violations(targets.rwlock_stuck_behind_writer, *ops) == ["user.readers_not_stranded"]
-    assert _violations(targets.rwlock_ok, *ops) == []
+    assert _violations(targets.rwlock_stuck_as_first_written, *ops) == ["user.readers_not_stranded"]
+    assert _violations(targets.rwlock_ok_as_first_written, *ops) == []
 
 
-@pytest.mark.xfail(strict=True, reason="finding 5: no declaration says readers share the lock; the stranded reader passes")
+#: The shrunk schedule of the stranded reader: reader 0 holds the lock, writer 1 waits behind it, reader 2 (1ms
+#: later) behind the writer; the writer times out at 300ms, reader 2 should enter beside reader 0 then.
+STRANDED = (_job(0, after_ms=1000), _job(1, priority=1), _job(2, at_ms=1))
+
+
 def test_finding5_stranded_reader_is_caught() -> None:
+    """Fixed (rwcap15): capacity=64 and a writer weighing 64, a reader 1: reader 2 had room from the writer's
+    timeout at 300ms and timed out at 301ms (the same schedule all at 0ms, reader 2 timing out in the instant
+    of the writer's, is no bug the wait rule may judge: a hand-over may come in that instant, after it)."""
+    [violation] = check(run_schedule(targets.rwlock_stuck_builtin_only, Schedule(ops=STRANDED)))
+    assert violation.invariant == "time.timeout"
+    assert "job 2's wait timed out at 301ms, but it had had room to run since 300ms" in violation.message
+    assert _violations(targets.rwlock_ok, *STRANDED) == []
+
+
+@pytest.mark.parametrize("tie_break", ["fifo", "lifo"])
+def test_finding5_a_reader_behind_a_waiting_writer_has_no_room(tie_break: str) -> None:
+    """Writer preference is no false alarm: reader 2 times out (lifo: its timer fires before the writer's, in
+    the same instant) while the writer queued before it still waits beside reader 0, which keeps it out (head
+    of line under order="fifo"), though the capacity had room for its weight."""
     ops = (_job(0, after_ms=1000), _job(1, priority=1), _job(2))
-    assert _violations(targets.rwlock_stuck_builtin_only, *ops) != []
+    assert _violations(targets.rwlock_ok, *ops, clock=ClockPolicy(tie_break=tie_break)) == []
+
+
+def test_finding5_a_reader_beside_a_running_writer_has_no_room() -> None:
+    """Reader 2 times out while the writer holds the lock: the writer weighs all the capacity."""
+    ops = (_job(0, after_ms=100), _job(1, priority=1, after_ms=1000), _job(2, at_ms=50))
+    run = run_schedule(targets.rwlock_ok, Schedule(ops=ops))
+    assert run.view.jobs[2].received is not None and run.view.jobs[2].received.error == "LockTimeout"
+    assert check(run) == []
+
+
+def test_finding7_the_note_names_the_raising_canceller(tmp_path: Path) -> None:
+    """Fixed (cancel15): the shrunk failure of ordered_as_first_written needs both the lifo tie order and
+    job 0's raising canceller; the note names both (it named only the tie order)."""
+    [finding] = campaign(f"{PACKAGE}:ordered_as_first_written", seed=1, examples=2000, tmp_path=tmp_path).findings
+    assert finding.record.invariant == "time.timeout"
+    assert finding.record.message.endswith(
+        "; it fails only with calls due at the same instant run in lifo order and with job 0's canceller raising"
+        " at 300ms: without any one of these the schedule passes"
+    )
 
 
 def test_finding6_redrive_is_declarable() -> None:
     """Fixed (fix11b): redrive() declared Operation(redrives=True) starts the redriven job afresh."""
     ops = (_job(0, "raise"), Call(at_ms=300, operation="redrive"), Stop(at_ms=300))
+    assert _violations(targets.dlq_redrive_ok, *ops) == []
+
+
+def test_finding6_redrive_keeping_the_count_is_caught() -> None:
+    """Fixed (cancel15): the twin that dead-letters a redriven job after one attempt is time.gave_up_early
+    (gives_up_after_retries); it passed as the correct queue did before."""
+    ops = (_job(0, "raise"), Call(at_ms=300, operation="redrive"))
+    assert _violations(targets.dlq_redrive_keeps_attempts_op, *ops) == ["time.gave_up_early"]
     assert _violations(targets.dlq_redrive_ok, *ops) == []
 
 

@@ -174,7 +174,7 @@ def test_received_records_what_on_result_and_on_failure_record() -> None:
     [
         ("detail))\n            _note_declared(trace, job_id, exc, declared)\n", "detail))\n"),  # error.is forgotten
         ("            if target.wraps:", "            if False:"),  # a wrapper recorded as itself
-        ("detail = describe(result)", "detail = str(result)"),  # not bounded, not quoted
+        ("detail = describe_result(result)", "detail = str(result)"),  # not bounded, not quoted
         ("describe_error(exc, result)", "str(exc)"),  # the message alone
     ],
 )

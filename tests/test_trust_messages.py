@@ -28,6 +28,7 @@ from scenarios.retry import BackoffRetry, JitteryBackoff
 from scenarios.quorum import QuorumReadWaitsForAll
 from scenarios.review.round3.hedge import HedgedCaller
 from scenarios.timeout import OrphaningTimeout, TimeoutPool
+from test_audit14_leftovers import BackoffRetry as _RetryLater, TimerBatcher as _TimerBatcher
 from test_redrives import redrive_twice as _redrive_twice
 from test_retry_slot_wait import retry_not_pumped as _retry_not_pumped
 from specimens import Keepalive, LateDelayedCancel, StuckAfterRestart, WaitTimeout, keepalive_target
@@ -252,6 +253,12 @@ MESSAGES: tuple[Row, ...] = (
     Row("deadline.took", "completion.deadline", "took 350ms from submit to result; the declared deadline is 300ms",
         "scenarios.submit_timeout:start_timed_deadline", "scenarios.submit_timeout:submit_timeout_pool",
         S(Submit(0, 0, ok(250)), Submit(0, 1, ok(250)), Submit(0, 2, ok(100)))),
+    # audit 14's leftover, round 15: a drain that stopped with timers pending names the declaration that waits
+    Row("deadline.timers_pending", "completion.deadline", "1 timer still pending then: the run stops waiting 10 s",
+        Target(build=_TimerBatcher), Target(build=_TimerBatcher, deadline_ms=16_000), S(Submit(0, 0, ok()))),
+    Row("deadline.past_declared", "completion.deadline", "but the run waited past the declared deadline_ms=16000",
+        Target(build=lambda clock: _TimerBatcher(clock, forever=True), deadline_ms=16_000),
+        Target(build=_TimerBatcher, deadline_ms=16_000), S(Submit(0, 0, ok()))),
     Row("stop.pending", "completion.stop", "returned a Deferred that never fired: the run ended",
         "scenarios.graceful:idle_stop_pool", "scenarios.graceful:graceful_pool", S(Submit(0, 0, ok()), Stop(20))),
     Row("operation.pending", "completion.operation", "so its caller waits for ever",
@@ -328,6 +335,16 @@ MESSAGES: tuple[Row, ...] = (
         "instant of the timeout, or within the clock's lateness of it (0ms), excuses it",
         "scenarios.review.round12.targets:limiter_lazy_wake", "scenarios.review.round12.targets:limiter_ok",
         S(Submit(0, 0, ok(0)), Submit(0, 1, ok(0)), Submit(0, 2, ok(0)))),
+    # a weighted capacity (review 11, finding 5): a readers-writer lock, a writer weighing it all, a reader 1
+    Row("wait.weighted_left_free", "time.timeout", "job 2's wait timed out at 301ms, but it had had room to run since "
+        "300ms (a weight of 1 held of the declared capacity of 64 from then on, room for its weight of 1, and no waiter "
+        "ahead of it blocked)", _round11.rwlock_stuck_builtin_only, _round11.rwlock_ok,
+        S(Submit(0, 0, ok(1000)), Submit(0, 1, ok(0), priority=1), Submit(1, 2, ok(0)))),
+    # declared without order, the reader queued behind the waiting writer (lifo: it times out first) had room
+    Row("wait.weighted_never_room", "time.timeout", "but the declared capacity of 64 always had room for its weight of 1 "
+        "while it waited (at most a weight of 1 held, and no waiter ahead of it blocked", replace(_round11.rwlock_ok, order=None),
+        _round11.rwlock_ok, S(Submit(0, 0, ok(1000)), Submit(0, 1, ok(0), priority=1), Submit(0, 2, ok(0)),
+                              clock=ClockPolicy(tie_break="lifo"))),
     # a timeout due after the run drained, with nothing left scheduled then: nothing could ever fire it
     Row("timeout.after_drain", "time.timeout", "job 0 was still running when the run drained at 0ms with nothing left "
         "scheduled: no timeout could cancel it at 300ms, 300ms after it started", _forgotten_timeout,
@@ -519,6 +536,13 @@ MESSAGES: tuple[Row, ...] = (
         "a retry past its backoff may wait only for a slot, not beside a free one",
         _retry_not_pumped, _round11.dlq_exact,
         S(Submit(0, 0, RAISE), Submit(0, 1, HANG), Submit(400, 2, JobSpec("succeed", 10)))),
+    # gives_up_after_retries (cancel15): a first run given up one attempt too soon; a redriven run left short
+    Row("gave_up.answer", "time.gave_up_early", "job 0's caller failed at 100ms with its attempt 1's InjectedError after 2 "
+        "attempts; gives_up_after_retries promises 3 (1 + 2 retries) before the job is given up",
+        _round11.dlq_one_attempt_too_few, _round11.dlq_ok, S(Submit(0, 0, RAISE))),
+    Row("gave_up.redrive", "time.gave_up_early", "job 0's run since a redrive (attempt 3) was left after 1 failed attempt, "
+        "with nothing scheduled when the run drained at 300ms",
+        _round11.dlq_redrive_keeps_attempts_op, _round11.dlq_redrive_ok, S(Submit(0, 0, RAISE), Call(300, "redrive"))),
     Row("retries.redrive_count", "time.retries", "attempted 6 times since a redrive started it afresh (attempt 3)",
         _redrive_twice, _round11.dlq_redrive_ok, S(Submit(0, 0, RAISE), Call(300, "redrive"), Stop(2000))),
     Row("backoff.redriven", "time.backoff", "retry 1 (attempt 4, since a redrive) started",
@@ -658,6 +682,9 @@ MESSAGES: tuple[Row, ...] = (
     Row("poison_own", "errors.poison", "never finished after its own attempt failed at 0ms, and no other job failed",
         "scenarios.review.round4.mistakes:swr_blind", "scenarios.review.round4.targets:swr", S(Submit(0, 0, JobSpec("raise")))),
     # review 6, finding 2: retries=math.inf, and the subject stopped retrying the job silently
+    Row("poison_past_backoff", "errors.poison", "but the run waited past the declared retries' backoff_ms for them",
+        Target(build=lambda clock: _RetryLater(clock, wait_ms=60_000), retries=2, backoff_ms=(30_000, 30_000)),
+        Target(build=_RetryLater, retries=2, backoff_ms=(30_000, 30_000)), S(Submit(0, 0, fail(), then=(ok(),)))),
     Row("poison_gave_up", "errors.poison", "its attempt 2 failed at 250ms and the run drained at 350ms with nothing "
         "left scheduled, no retry to come", "tests.test_review6_fixes_a:flush_gives_up",
         "scenarios.review.round6.targets:flush_retry_forever", S(Submit(0, 0, JobSpec("raise")))),

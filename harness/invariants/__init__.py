@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from harness.model.target import Target
 from harness.run.diagnosis import diagnose
-from harness.invariants import cancellation, completion, concurrency, delivery, errors, fanout, hedging, leaks, on_demand, operations, time, user
+from harness.invariants import cancellation, completion, concurrency, delivery, errors, fanout, gave_up, hedging, leaks, on_demand, operations, time, user
 from harness.invariants.shared_note import noted
 from harness.invariants.base import Invariant, Violation
 
@@ -47,6 +47,7 @@ INVARIANTS: tuple[Invariant, ...] = (
     cancellation.Releases(),
     time.Timeout(),
     time.Retries(),
+    gave_up.GaveUpEarly(),
     hedging.HedgeCount(),
     hedging.HedgeEarly(),
     hedging.HedgeLate(),

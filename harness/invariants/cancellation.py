@@ -33,7 +33,7 @@ from harness.model.target import Target
 from harness.model.known import known
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
-from harness.run.calls import CALL_OPENERS
+from harness.run.calls import CALL_OPENERS, opener_of
 from harness.run.diagnosis import Cause
 from harness.run.facts import CANCELLABLE_KINDS, Facts, JobFacts, _filled, _stuck_attempts, abandoned_at, facts_of
 
@@ -318,6 +318,8 @@ class Detaches(_Cancellation):
                             continue  # cancelled once its last waiting caller was (maybe a later cancel, same instant)
                         if _cancelled_by_earlier_timer(facts, cancel, known(attempt.end)):
                             continue  # the subject's own timer (a timeout set before the cancel) cancelled it
+                        if _cancelled_by_stop(facts, cancel, known(attempt.end)):
+                            continue  # a stop() after the cancel, in its instant, cancelled it: no caller's cancel
                         promise = (
                             'cancellable="abandon": running work may be cancelled only once every caller of it has cancelled'
                             if abandons
@@ -394,6 +396,15 @@ def _cancelled_by_earlier_timer(facts: Facts, cancel: int, ended: int) -> bool:
             events[i][1] == EventKind.TIMER_SET and events[i][4].startswith(set_as) for i in range(cancel)
         )
     return False
+
+
+def _cancelled_by_stop(facts: Facts, cancel: int, ended: int) -> bool:
+    """Whether the work cancelled at ``ended`` (in the instant of the caller's ``cancel``) was cancelled by a
+    ``stop()`` that came after the cancel: the last call opened between the two is a ``stop`` (the schedule's,
+    or the teardown's when the run drained in that instant). A stop is not a caller's cancel: stopping a
+    subject may cancel the work it runs, whatever the cancels promise (left alone in audit 14, round 15)."""
+    opener = opener_of(facts, ended - 1, cancel)
+    return opener is not None and facts.events[opener][1] == EventKind.STOP
 
 
 class Harmless(_Cancellation):

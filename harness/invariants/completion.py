@@ -11,6 +11,7 @@ from harness.invariants.base import Invariant, Violation
 from harness.run.answers import read_answer
 from harness.run.diagnosis import Cause
 from harness.run.facts import Facts, facts_of
+from harness.run.runner import DRAIN_SLACK_MS
 
 if TYPE_CHECKING:
     from harness.run.runner import Run
@@ -112,7 +113,8 @@ class Deadline(Invariant):
             return self.violation(
                 run,
                 f"job {job.id}, submitted at {format_ms(facts.time(known(job.submit)))}, could finish but its "
-                f"Deferred had not fired when the run drained at {format_ms(end)} (deadlock or starvation)",
+                f"Deferred had not fired when the run drained at {format_ms(end)} (deadlock or starvation)"
+                + timers_pending_hint(facts, run.target),
                 [known(job.submit)],
             )
         deadline = run.target.deadline_ms
@@ -130,6 +132,30 @@ class Deadline(Invariant):
                     [job.submit, job.fired],
                 )
         return None
+
+
+def timers_pending_hint(facts: Facts, target: Target) -> str:
+    """For a caller judged never answered at a drain that stopped with timers of the subject still pending
+    (the ``drained`` event's ``pending=N``): what the run waited for, and the declaration that lets it wait
+    longer, for a subject that answers through a timer of its own (a batcher flushing every 15 s, a retry 30 s
+    later: audit 14). Empty when nothing was pending: nothing could have answered the caller any more."""
+    if facts.drained is None:
+        return ""
+    pending = facts.event(facts.drained).detail.removeprefix("pending=")
+    if not pending.isdigit() or pending == "0":
+        return ""
+    timers = f"{pending} timer{'' if pending == '1' else 's'} still pending then"
+    deadline, backoffs = target.declared_answer_ms
+    if deadline:
+        return (f"; {timers}, but the run waited past the declared deadline_ms={deadline} for them (a timer loop "
+                "that never answers the caller)")
+    if backoffs:
+        return (f"; {timers}, but the run waited past the declared retries' backoff_ms for them (a timer loop "
+                "that never answers the caller)")
+    return (f"; {timers}: the run stops waiting {DRAIN_SLACK_MS // 1000} s after the last operation's work. If the "
+            "subject answers through a timer of its own later than that (a batcher flushing every 15 s), declare "
+            "deadline_ms (each job answered within it of its submission; a retry's wait: retries and backoff_ms), "
+            "and the run waits that long for its callers")
 
 
 class Stopped(Invariant):

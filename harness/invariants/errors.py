@@ -8,6 +8,7 @@ from harness.model.target import Target
 from harness.model.known import known
 from harness.model.trace import EventKind, format_ms
 from harness.invariants.base import Invariant, Violation
+from harness.invariants.completion import timers_pending_hint
 from harness.run.describe import error_names
 from harness.run.diagnosis import Cause
 from harness.run.facts import Attempt, Facts, JobFacts, doubtful_firings, facts_of
@@ -368,7 +369,8 @@ class Poison(Invariant):
             return self.violation(
                 run,
                 f"{submitted}, never finished after its own attempt failed at {format_ms(facts.time(failures[0]))}, "
-                "and no other job failed: the failure left the job itself stranded (its caller never answered)",
+                "and no other job failed: the failure left the job itself stranded (its caller never answered)"
+                + timers_pending_hint(facts, run.target),
                 [known(job.submit), failures[0]],
             )
         return self.violation(

@@ -19,7 +19,7 @@ from harness.invariants.base import Invariant, Violation
 from harness.invariants.early_cancel import early_cancel_note
 from harness.invariants.on_demand import asking, on_demand_calls
 from harness.invariants.redrives import runs
-from harness.invariants.wait_slots import free_slot_before, holding, retry_left_free
+from harness.invariants.wait_slots import free_slot_before, held_of, holding, retry_left_free, rooms
 from harness.invariants.wait_window import window_left_open
 from harness.run.calls import CALL_OPENERS, SCHEDULE_OPERATIONS, opener_of, operation_called_before, owed_before
 from harness.run.chains import chain_lateness, last_rearm, loop_timers, timer_number
@@ -946,7 +946,8 @@ def _legitimate_wait(run: Run, facts: Facts, job: JobFacts) -> tuple[str, list[i
     of its wait (any one job running, with no ``limit``): a queue with a free slot has no reason to keep a
     job waiting. With ``rate`` and no ``limit``, ``capacity`` or per-key bound, the window instead
     (``_window_wait``). With ``slot_timers`` (what else holds a slot: connects in progress), judged at the moment
-    of the timeout instead (``_slots_at_timeout``)."""
+    of the timeout instead (``_slots_at_timeout``); with ``weight``, "full" is no room for the job's weight
+    (``wait_slots.rooms``: the weight held, the bounds, a waiter ahead of it with no room)."""
     target = run.target
     fired = _timeout_to_judge(target, facts, job)
     if fired is None or job.submit is None:
@@ -972,8 +973,18 @@ def _legitimate_wait(run: Run, facts: Facts, job: JobFacts) -> tuple[str, list[i
     per_key = target.keyed_limit if target.keys else None
     if target.rate is not None and target.limit is None and target.capacity is None and per_key is None:
         return _window_wait(run, facts, job, fired)
+    if target.weight is not None:
+        room = rooms(target, facts, job, job.submit, fired)
+        if not any(r.blocked for r in room):
+            return (
+                f"job {job.id}'s wait timed out at {at}, but the declared capacity of {target.capacity} always had room "
+                f"for its weight of {target.weight_of(job.key, job.priority)} while it waited (at most a weight of "
+                f"{max(r.held for r in room)} held, and no waiter ahead of it blocked, since its submission at "
+                f"{format_ms(submitted)}): a job with room to run must not be kept waiting",
+                [job.submit, fired],
+            )
     most = _most_running(facts, job.submit, fired)
-    if most < full and (per_key is None or _most_running(facts, job.submit, fired, job.key) < per_key):
+    if target.weight is None and most < full and (per_key is None or _most_running(facts, job.submit, fired, job.key) < per_key):
         return (
             f"job {job.id}'s wait timed out at {at}, but the declared {'limit' if target.capacity is None else 'capacity'} "
             f"of {full} was never full while it waited "
@@ -984,9 +995,9 @@ def _legitimate_wait(run: Run, facts: Facts, job: JobFacts) -> tuple[str, list[i
     free = free_slot_before(target, facts, job, fired, run.view.timers)
     if free is not None:
         return (
-            f"job {job.id}'s wait timed out at {at}, but a slot had been free since "
-            f"{format_ms(facts.time(free.since))} ({free.held} running of the declared "
-            f"{'limit' if target.capacity is None else 'capacity'} of {full} from then on): a job with a free slot "
+            f"job {job.id}'s wait timed out at {at}, but {'it had had room to run' if target.weight else 'a slot had been free'} "
+            f"since {format_ms(facts.time(free.since))} ({held_of(target, free.held)} from then on"
+            f"{_room_for(target, job)}): a job with a free slot "
             "must not be kept waiting; only a slot freed in the instant of the timeout, or within the clock's "
             f"lateness of it ({format_ms(facts.late_us)}), excuses it",
             [job.submit, free.since, fired],
@@ -1055,6 +1066,15 @@ def _slots_at_timeout(run: Run, facts: Facts, job: JobFacts, fired: int) -> tupl
         "kept waiting",
         [known(job.submit), fired],
     )
+
+
+def _room_for(target: Target, job: JobFacts) -> str:
+    """What a weighted capacity adds to a free slot's message: the waiter's own weight, and that no waiter ahead
+    of it was blocked (``rooms``); nothing without a ``weight``."""
+    if target.weight is None:
+        return ""
+    ahead = ", and no waiter ahead of it blocked" if target.order is not None else ""
+    return f", room for its weight of {target.weight_of(job.key, job.priority)}{ahead}"
 
 
 def _most_running(facts: Facts, first: int, last: int, key: int | None = None) -> int:
@@ -1247,8 +1267,8 @@ class Backoff(Invariant):
                     run,
                     f"job {job.id} retry {k}{_afresh(attempt, first)} started {format_ms(waited)} after attempt {previous.n} "
                     f"ended, past the declared backoff of {low:g}ms to {high:g}ms, and a slot was free from "
-                    f"{format_ms(free.since_us)} to {format_ms(free.until_us)} ({free.held} running of the declared "
-                    f"{'limit' if run.target.capacity is None else 'capacity'} of {run.target.fill}): a retry past "
+                    f"{format_ms(free.since_us)} to {format_ms(free.until_us)} ({held_of(run.target, free.held)}"
+                    f"{_room_for(run.target, job)}): a retry past "
                     f"its backoff may wait only for a slot, not beside a free one",
                     [previous.end, free.freed, attempt.start],
                 )
@@ -1266,7 +1286,7 @@ class Backoff(Invariant):
         for job in facts.jobs.values():
             if not job.periodic:
                 continue
-            for previous, attempt, wait in _backoff_waits(run.target, job, facts.first_stop(),
+            for previous, attempt, wait in _backoff_waits(run.target, job, _subject_cancels(run.target, facts, job, facts.first_stop()),
                                                           _requested(run.target, facts, job)):
                 if wait.most_ms is None:
                     continue
@@ -1372,7 +1392,7 @@ class Early(Invariant):
             if not job.periodic:
                 continue
             requested = _requested(target, facts, job)
-            for previous, attempt, wait in _backoff_waits(target, job, stop, requested):
+            for previous, attempt, wait in _backoff_waits(target, job, _subject_cancels(target, facts, job, stop), requested):
                 if attempt.n in requested:
                     # A call answering a request for a call now (Operation(calls_now=True)) owes no wait (review 11,
                     # finding 3), as _periodic leaves it out of the interval grid.
@@ -1584,7 +1604,8 @@ class LoopDied(_Periodic):
         reported = EventKind.LOOP_END in facts.by_kind
         ends = facts.of_kind(EventKind.FAILURE, EventKind.LOOP_END) if reported else facts.of_kind(EventKind.FAILURE)
         for job in self.periodic_jobs(facts):
-            in_a_row = _failures_in_a_row(job, target.backoff_restart, target.backoff_counts_timeouts, stop,
+            cancels = _subject_cancels(target, facts, job, stop)
+            in_a_row = _failures_in_a_row(job, target.backoff_restart, cancels,
                                           _requested(target, facts, job) if target.backoff_loop else frozenset())
             ended = next((i for i in ends if facts.events[i][2] == job.id), None)
             for attempt in job.attempts:
@@ -1610,7 +1631,7 @@ class LoopDied(_Periodic):
                     # Twice the longest wait before its next retry (a cancelled call counts as one failure more,
                     # or not: the longer of the two).
                     ks = in_a_row[attempt.n]
-                    counted = kind == EventKind.JOB_FAIL or target.backoff_counts_timeouts
+                    counted = kind == EventKind.JOB_FAIL or attempt.n in cancels.timed_out
                     retries = ks if counted else tuple(r for k in ks for r in (max(k, 1), k + 1))
                     high = max(known(target.backoff_range(r))[1] for r in retries)
                 how = "failed" if kind == EventKind.JOB_FAIL else "was cancelled by the subject (before any stop())"
@@ -1843,23 +1864,27 @@ def _wall_behind_us(run: Run, facts: Facts, start: int, end: int) -> int:
     return most
 
 
-def _failures_in_a_row(job: JobFacts, restart: int = 0, timeouts: bool = False, stop: int | None = None,
+def _failures_in_a_row(job: JobFacts, restart: int = 0, cancels: _Cancels | None = None,
                        requested: frozenset[int] = frozenset()) -> dict[int, tuple[int, ...]]:
     """For each attempt number, how many calls had failed in a row when it ended (the counts it may be,
     in order): after a success the count restarts at ``restart`` (``Target.backoff_restart``: 1 when the
-    success's end counts as the first failure), and a success itself reads ``restart``. With ``timeouts``
-    (``Target.backoff_counts_timeouts``) a call the subject cancelled itself before ``stop`` counts as a
-    failure too (``_timed_out``); otherwise a cancelled call leaves the count as it was. A call answering a
+    success's end counts as the first failure), and a success itself reads ``restart``. With
+    ``Target.backoff_counts_timeouts`` (``cancels``, ``_subject_cancels``) a call the subject cancelled at its
+    own timeout counts as a failure too, and one it cancelled on purpose may or may not (an aborted poll: either
+    count, until the next success); otherwise a cancelled call leaves the count as it was. A call answering a
     request for a call now (its number in ``requested``) may come of a count the request restarted at 0,
     or of the count as it was (a poller's ``poll_now()`` resets its interval, another loop's need not):
     either, until the next success (review 11, finding 3)."""
     counts: frozenset[int] = frozenset((0,))
     out: dict[int, tuple[int, ...]] = {}
+    timed_out, either = cancels or (frozenset(), frozenset())
     for attempt in job.attempts:
         if attempt.n in requested:
             counts |= {0}
-        if attempt.end_kind == EventKind.JOB_FAIL or (timeouts and _timed_out(job, attempt, stop)):
+        if attempt.end_kind == EventKind.JOB_FAIL or attempt.n in timed_out:
             counts = frozenset(c + 1 for c in counts)
+        elif attempt.n in either:
+            counts |= {c + 1 for c in counts}
         elif attempt.end_kind == EventKind.JOB_FINISH:
             counts = frozenset((restart,))
         out[attempt.n] = tuple(sorted(counts))
@@ -1874,13 +1899,29 @@ def _requested(target: Target, facts: Facts, job: JobFacts) -> frozenset[int]:
     return frozenset(n for j, n in on_demand_calls(facts, asking(target)) if j == job.id)
 
 
-def _timed_out(job: JobFacts, attempt: Attempt, stop: int | None) -> bool:
-    """A call the subject cancelled itself (its own timeout): cancelled and settled, before any ``stop()``
-    and any cancel of the ``start()`` handle."""
-    if attempt.end_kind != EventKind.JOB_CANCEL or attempt.canceller_raised:
-        return False
-    end = known(attempt.end)
-    return (stop is None or stop > end) and not any(c < end for c in job.cancels)
+class _Cancels(NamedTuple):
+    """The calls of a backoff loop the subject cancelled itself (their numbers), with
+    ``Target.backoff_counts_timeouts``: at its own timeout (``timed_out``: each a failed call), or on purpose
+    (``either``: in the instant of a call of an ``Operation(cancels_work=True)``, ``_ended_on_purpose``, an
+    aborted poll: a failed call or none, as the subject counts it; audit 15)."""
+
+    timed_out: frozenset[int]
+    either: frozenset[int]
+
+
+def _subject_cancels(target: Target, facts: Facts, job: JobFacts, stop: int | None) -> _Cancels:
+    """The calls of periodic ``job`` the subject cancelled itself, before any ``stop()`` and any cancel of the
+    ``start()`` handle (``_Cancels``; none without ``Target.backoff_counts_timeouts``)."""
+    timed_out: set[int] = set()
+    either: set[int] = set()
+    for attempt in job.attempts if target.backoff_counts_timeouts else ():
+        if attempt.end_kind != EventKind.JOB_CANCEL or attempt.canceller_raised:
+            continue
+        end = known(attempt.end)
+        if (stop is not None and stop < end) or any(c < end for c in job.cancels):
+            continue
+        (either if _ended_on_purpose(target, facts, job, attempt) else timed_out).add(attempt.n)
+    return _Cancels(frozenset(timed_out), frozenset(either))
 
 
 class _Wait(NamedTuple):
@@ -1895,7 +1936,7 @@ class _Wait(NamedTuple):
     most_ms: float | None
 
 
-def _backoff_waits(target: Target, job: JobFacts, stop: int | None,
+def _backoff_waits(target: Target, job: JobFacts, cancels: _Cancels | None = None,
                    requested: frozenset[int] = frozenset()) -> Iterator[tuple[Attempt, Attempt, _Wait]]:
     """Each call of a backoff loop after the first, with the wait it owed to the call before.
 
@@ -1903,24 +1944,25 @@ def _backoff_waits(target: Target, job: JobFacts, stop: int | None,
     after a success: ``interval_ms`` from the previous start, or without one
     ``backoff_range(1)`` from its end (``backoff_range(0)``, both ends, with
     ``backoff_after_success="base"``). A call still running, or cancelled
-    (by ``stop()``, or by its own timeout unless ``backoff_counts_timeouts``
-    counts it as a failure), sets no wait: overlap and after-stop are judged apart.
+    (by ``stop()``, on purpose, or by its own timeout unless ``backoff_counts_timeouts``
+    counts it as a failure: ``cancels``, ``_subject_cancels``), sets no wait: overlap and
+    after-stop are judged apart.
     Where a request for a call now (``requested``) may have restarted the count, the
     wait is the widest of the counts it may be.
     """
     restart = target.backoff_restart
-    timeouts = target.backoff_counts_timeouts
-    in_a_row = _failures_in_a_row(job, restart, timeouts, stop, requested)
+    in_a_row = _failures_in_a_row(job, restart, cancels, requested)
+    timed_out = cancels.timed_out if cancels is not None else frozenset()
     succeeded = False  # a call before this one succeeded: with a restart, its end is failure 1 of the count
     for previous, attempt in zip(job.attempts, job.attempts[1:]):
         succeeded = succeeded or previous.end_kind == EventKind.JOB_FINISH
         if previous.end is None or previous.end > attempt.start:
             continue
-        timed_out = timeouts and _timed_out(job, previous, stop)
-        if previous.end_kind == EventKind.JOB_FAIL or timed_out:
+        timed_out_here = previous.n in timed_out
+        if previous.end_kind == EventKind.JOB_FAIL or timed_out_here:
             ks = in_a_row[previous.n]
             counted = " counting the last success's end as the first failure" if restart and succeeded else ""
-            how = "timed out" if timed_out else "failed"
+            how = "timed out" if timed_out_here else "failed"
             ranges = [known(target.backoff_range(k)) for k in ks]
             low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
             retry = " or ".join(str(k) for k in ks)

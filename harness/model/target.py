@@ -28,6 +28,7 @@ from harness.model.faults import error_table
 from harness.model.operations import Operation, operation_table
 from harness.model.menu import Menu
 from harness.model.trace import format_ms as _format_ms, one_line
+from harness.model.weights import Weight, ask as ask_weight, call_per_job, check_declaration as check_weight
 
 KINDS = ("submit", "periodic")
 #: ``cancellable``: True (cancel fails the caller and cancels the work), False (no cancels
@@ -166,6 +167,12 @@ class Target:
     ``retries_after_answer=True`` says the subject may call a job again after
     its caller's Deferred fired (background retries): ``time.retries`` then
     no longer holds the caller's answer final, and judges the rest as before.
+    ``gives_up_after_retries=True`` says the subject gives up on a job only
+    after ``retries + 1`` failed attempts (``retries`` promises only *at
+    most* that many): ``time.gave_up_early`` catches a caller failed with its
+    job's own error sooner, and a run a ``redrives`` operation started that
+    the subject left with fewer failed attempts
+    (``harness.invariants.gave_up``).
 
     ``lease_ms`` declares at-least-once delivery with a lease (a work queue's
     visibility timeout, Celery's ``acks_late``): an attempt that has not
@@ -201,8 +208,12 @@ class Target:
     kind: str = "submit"
     # concurrency
     limit: int | None = None
-    # how many jobs that never end fill the subject (default: limit): an adaptive limiter's smallest window
+    # how many jobs that never end fill the subject (default: limit): an adaptive limiter's smallest window; with
+    # weight, the total weight that may hold the subject at once (a readers-writer lock: its writer's weight)
     capacity: int | None = None
+    # a job's share of capacity, a function of its (key, priority) (default: 1 each): a lock's readers 1, its writer
+    # all of capacity; the wait rules of timeout_from="wait" then weigh the jobs holding slots instead of counting them
+    weight: Weight | None = None
     # the subject's delayed calls that each hold one of its slots while pending (a connect in progress): with
     # timeout_from="wait", a waiter's timeout is legitimate only if at that moment the slots were full or each
     # waiting job had one being prepared
@@ -233,6 +244,9 @@ class Target:
     # the subject may run a job again after its caller has its answer (retrying in the background, say): it
     # silences time.retries' "the caller's answer is final" rule only
     retries_after_answer: bool = False
+    # the subject gives up on a job only after its retries + 1 attempts failed: a caller failed with its job's
+    # own error sooner, or a redriven run left short, is time.gave_up_early (retries promises only at most)
+    gives_up_after_retries: bool = False
     # at-least-once delivery with a lease (a visibility timeout): an attempt that has not succeeded within
     # lease_ms of its start may be called again while it runs, and a success it delivers after that is not final
     lease_ms: int | None = None
@@ -312,7 +326,9 @@ class Target:
                 f"Target key_limit must be a positive integer, math.inf (no bound: executions of one key may overlap "
                 f"without limit) or None (none declared: 1 with shared=True), got {self.key_limit!r}"
             )
-        if self.capacity is not None and (self.limit is None or self.capacity > self.limit):
+        check_weight(self.weight, self.capacity, self.kind, self.slot_timers,
+                     read=(self.timeout_ms is not None and self.timeout_from == "wait") or self.backoff_ms is not None)
+        if self.capacity is not None and self.weight is None and (self.limit is None or self.capacity > self.limit):
             raise TargetError(
                 f"Target capacity ({self.capacity}) is how many jobs that never end fill a subject whose limit "
                 f"moves below the declared one; it must be at most limit ({self.limit}): declare limit=N as well, "
@@ -341,6 +357,19 @@ class Target:
                 if self.kind == "submit"
                 else "Target retries=math.inf is a promise about submitted jobs; a periodic Target cannot declare it"
             )
+        if self.gives_up_after_retries is True and (
+            self.kind != "submit" or not isinstance(self.retries, int) or self.retries < 1
+        ):
+            raise TargetError(
+                "Target gives_up_after_retries promises a job is given up only after its retries + 1 attempts "
+                f"failed: declare retries=N (a whole number, 1 or more) on a submit Target, got retries={self.retries!r}"
+                + ("" if self.kind == "submit" else " on a periodic Target")
+            )
+        if self.gives_up_after_retries is True and self.retries_after_answer is True:
+            raise TargetError(
+                "Target gives_up_after_retries promises the caller is failed only once the retries are spent, and "
+                "retries_after_answer that it is answered before they end: declare one of them"
+            )
         if callable(self.cancellable):
             _check_adapter("cancellable", self.cancellable, "key, priority")
         elif not _cancel_mode(self.cancellable, CANCEL_MODES):
@@ -360,7 +389,7 @@ class Target:
         if self.timeout_from not in TIMEOUT_FROM:
             raise TargetError(f"Target timeout_from must be one of {', '.join(TIMEOUT_FROM)}, got {self.timeout_from!r}")
         for name in ("shared", "overlap", "stop_cancels_timers", "stop_cancels_work", "timeout_fires", "timeout_detaches",
-                     "retries_after_answer"):
+                     "retries_after_answer", "gives_up_after_retries"):
             if not isinstance(getattr(self, name), bool):
                 raise TargetError(f"Target {name} must be True or False, got {getattr(self, name)!r}")
         if type(self.global_reactor) is not str or self.global_reactor not in GLOBAL_REACTOR:
@@ -527,6 +556,11 @@ class Target:
                 "Target cancellable=False promises nothing about cancels, so its invariants cannot judge them, but its "
                 f"menu draws cancels: pass Menu(cancels=False, ...), or declare cancellable={_one_of(PER_JOB_CANCEL_MODES)}"
             )
+        if self.weight is not None:
+            menu = self.default_menu()  # ask the function about every key and priority the menu draws: its errors now
+            for key in range(max(menu.keys, 1)):
+                for priority in range(max(menu.priorities, 1)):
+                    self.weight_of(key, priority)
         if callable(self.cancellable):
             self.cancel_modes  # asks the function about every key and priority the menu draws: its errors now
         for name, args in (("submit", "subject, job, priority"), ("start", "subject, work"), ("stop", "subject")):
@@ -715,11 +749,31 @@ class Target:
             )
         return answer
 
+    def weight_of(self, key: int, priority: int) -> int:
+        """The share of ``capacity`` a job submitted under ``key`` at ``priority`` holds while it runs: 1 without a
+        ``weight``, else what ``weight(key, priority)`` returns (asked once per key and priority). A function that
+        raises, or returns anything but an integer from 1 to ``capacity``, is a ``TargetError`` naming the job's key
+        and priority."""
+        weight = self.weight
+        if weight is None:
+            return 1
+        asked = self._weights_asked
+        value = asked.get((key, priority))
+        if value is None:
+            value = asked[(key, priority)] = ask_weight(weight, self.capacity or 0, key, priority)
+        return value
+
+    @functools.cached_property
+    def _weights_asked(self) -> dict[tuple[int, int], int]:
+        return {}
+
     @property
     def fill(self) -> int:
         """How many attempts that never end fill the subject, so that a job waiting behind them is not stuck:
-        ``capacity``, else ``limit``, else 1 (no declared limit is no promise of parallelism)."""
-        if self.capacity is not None:
+        ``capacity``, else ``limit``, else 1 (no declared limit is no promise of parallelism). With a ``weight``,
+        ``limit``, else 1: one job that never ends may hold all of a weighted capacity (a lock's writer), and the
+        rules that count such jobs (a stranded job, a delayed cancel's turn) cannot weigh them."""
+        if self.capacity is not None and self.weight is None:
             return self.capacity
         return self.limit if self.limit is not None else 1
 
@@ -835,6 +889,23 @@ class Target:
         if self.kind != "submit":
             return 0
         return (self.timeout_ms or 0) + (self.timeout_cleanup_ms or 0)
+
+    @functools.cached_property
+    def declared_answer_ms(self) -> tuple[int, int]:
+        """How long a caller still waiting once the drain reached its horizon may yet be answered through the
+        subject's own timers, by what the target declares: ``(deadline_ms, backoff)``, ``deadline_ms`` (0 if
+        none: each job answered within it of its submission) and the longest high end of the declared
+        ``backoff_ms`` over the declared ``retries`` (0 without both, or with ``retries=math.inf``, whose jobs
+        still retrying are excused): how long after an attempt failed its retry may come. Only for a submit
+        target. The drain lingers that long past its horizon while a caller waits
+        (``harness.run.runner._DrainHorizon``): a batcher flushing every 15 s, or a retry 30 s later, must
+        not be taken for a deadlock by a drain that stopped 10 s after the last operation (audit 14)."""
+        if self.kind != "submit":
+            return 0, 0
+        backoff = 0
+        if self.backoff_ms is not None and isinstance(self.retries, int) and self.retries > 0:
+            backoff = math.ceil(max((self.backoff_range(k) or (0.0, 0.0))[1] for k in range(1, self.retries + 1)))
+        return self.deadline_ms or 0, backoff
 
     @functools.cached_property
     def restarting_operations(self) -> frozenset[str]:
@@ -1088,13 +1159,7 @@ def _cancel_mode(value: object, modes: tuple[bool | str, ...]) -> bool:
 def _per_job_cancel_mode(promise: Callable[[int, int], Any], key: int, priority: int) -> bool | str:
     """What the per-job promise says of the job at ``key`` and ``priority``, checked to be a mode it may return."""
     where = f"key {key}, priority {priority}"
-    try:
-        mode = promise(key, priority)
-    except Exception as exc:
-        raise TargetError(
-            f"the target's cancellable(key, priority) raised {type(exc).__name__}: {exc} for {where}; "
-            "it must return a cancellation mode for every key and priority the menu draws"
-        ) from None
+    mode = call_per_job("cancellable", promise, key, priority, "a cancellation mode")
     if not _cancel_mode(mode, PER_JOB_CANCEL_MODES):
         refused = " (a job that cannot be cancelled at all: declare cancellable=False for the whole target)" if mode is False else ""
         raise TargetError(

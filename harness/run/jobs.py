@@ -19,7 +19,7 @@ from harness.run.clock import FaultClock
 from harness.model.faults import CancellerError, InjectedError, injected_message
 from harness.model.schedule import JobSpec
 from harness.model.trace import EventKind, Trace
-from harness.run.describe import describe
+from harness.run.describe import describe, describe_result
 from harness.run.session import running_guard
 
 #: How much of a ``report_end`` reason the ``loop.end`` event keeps.
@@ -134,7 +134,7 @@ class Job:
         report after ``stop()`` is judged by nothing. A job of a submit target
         has it too, and its report is judged by nothing.
         """
-        self._trace.record(EventKind.LOOP_END, self.id, describe(reason, REASON_LIMIT))
+        self._trace.record(EventKind.LOOP_END, self.id, describe_result(reason, REASON_LIMIT))
 
     def restart_timeout(self, like: Job | None = None) -> None:
         """With ``timeout_from="glue"``: this job's timeout T runs from this instant on (an idle session's

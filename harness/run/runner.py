@@ -54,6 +54,7 @@ from harness.model.trace import EventKind, Trace, format_ms, one_line
 from harness.model.user_fail import NOT_JUDGED, RETURNED_FALSE, fail_detail
 from harness.run.checks import check_schedule
 from harness.run.diagnosis import Diagnosis
+from harness.run.facts import facts_of, stranded_jobs
 from harness.run.clock import MAX_ROUNDS_PER_INSTANT, FaultClock, Livelock, call_name
 from harness.run.describe import describe_error, mask_addresses
 from harness.run.rewritten import rewritten_assert
@@ -62,7 +63,7 @@ from harness.run.jobs import Job
 from harness.run.logcapture import LogRecorder, logging_into
 from harness.run.logged import log_judge
 from harness.run.session import RunSession, current_session
-from harness.run.steps import ABORTS, apply, cancel_job, handle_passed_on, nothing, record_leftovers, stop, submitter, timer_recorder, work_for_build
+from harness.run.steps import ABORTS, MAX_TIMER_MOVES, apply, cancel_job, handle_passed_on, nothing, record_leftovers, stop, submitter, timer_recorder, work_for_build
 
 if TYPE_CHECKING:
     from harness.run.view import RunView
@@ -396,7 +397,7 @@ def _play(run: Run, guard: EscapeGuard, dog: Watchdog, born: int) -> None:
     # Every job may run after all the others, each of its calls may fire a stride plus jitter late,
     # and the subject's own delays (backoffs, re-arms) may each be late too.
     lateness = policy.step_ms + policy.jitter_ms
-    horizon = _DrainHorizon(schedule, lateness, target.declared_wait_ms)
+    horizon = _DrainHorizon(schedule, lateness, target.declared_wait_ms, target.declared_answer_ms, run)
     observe_ms = PERIODS_OBSERVED * target.period_ms()
     errors = target.error_types
     checkpoint = run.checkpoint
@@ -450,16 +451,38 @@ class _DrainHorizon:
     the floor are the costs (a pass over the schedule) worked out, and the drain goes on to the whole
     horizon: the same wakes in the same order, with one more checkpoint between the two (no code of
     the target runs between them).
+
+    Past the whole horizon, with calls still pending and a job stranded there (``stranded_jobs``: its caller
+    waits, and no work that never ends excuses it), the drain *lingers* while a caller waits for work that
+    does not hang (``_callers_waiting``), as far as the target's ``declared_answer_ms`` lets a caller wait: its
+    ``deadline_ms`` after the drain's start (every job was submitted by then), or the longest declared backoff
+    after the last attempt that failed or was cancelled (a retry 30 s after a failure; each retry's failure
+    moves that bound on, as each attempt's start does to its end). It stops at the first wake past the bound or with no such caller left, and after
+    ``MAX_TIMER_MOVES`` wakes whatever is pending (a heartbeat that never answers: a run never hangs).
+    Without ``deadline_ms`` and ``backoff_ms`` it never lingers: the drain ends as it did (audit 14: a
+    batcher flushing every 15 s was a deadlock at a drain stopping 10 s after the last operation; it declares
+    ``deadline_ms``, and ``completion.deadline`` says so when timers were still pending).
     """
 
-    __slots__ = ("schedule", "lateness", "floor_ms", "drain_ms")
+    __slots__ = ("schedule", "lateness", "floor_ms", "drain_ms", "answer_ms", "run")
 
-    def __init__(self, schedule: Schedule, lateness: int, declared_wait_ms: int = 0) -> None:
+    def __init__(
+        self,
+        schedule: Schedule,
+        lateness: int,
+        declared_wait_ms: int = 0,
+        answer_ms: tuple[int, int] = (0, 0),
+        run: Run | None = None,
+    ) -> None:
         self.schedule = schedule
         self.lateness = lateness
         self.floor_ms = LATE_HOPS * lateness + max(DRAIN_SLACK_MS, declared_wait_ms)
         #: The whole horizon (milliseconds after a drain's start), once worked out.
         self.drain_ms: int | None = None
+        #: The target's ``declared_answer_ms``: (deadline_ms, the longest backoff before a retry).
+        self.answer_ms = answer_ms
+        #: The run whose callers a lingering drain waits for (None: it never lingers).
+        self.run = run
 
     def whole_ms(self) -> int:
         """The whole horizon: the floor plus every job's cost."""
@@ -468,10 +491,53 @@ class _DrainHorizon:
         return self.drain_ms
 
     def drain(self, clock: FaultClock, start_us: int, checkpoint: Callable[[], None]) -> None:
-        """``clock.drain(start_us + whole_ms() * 1000, checkpoint)``, the costs worked out only if needed."""
+        """``clock.drain(start_us + whole_ms() * 1000, checkpoint)``, the costs worked out only if needed; then
+        lingers while a caller waits, if the target declares how long it may (see the class)."""
         clock.drain(start_us + (self.floor_ms if self.drain_ms is None else self.drain_ms) * 1000, checkpoint)
         if self.drain_ms is None and clock.calls:  # stopped at the floor with calls pending: on to the whole horizon
             clock.drain(start_us + self.whole_ms() * 1000, checkpoint)
+        run = self.run
+        if clock.calls and run is not None and (self.answer_ms[0] or self.answer_ms[1]):
+            if stranded_jobs(facts_of(run), run.target):  # (a pass over the trace, only for such a target)
+                self._linger(clock, run, start_us, checkpoint)
+
+    def _linger(self, clock: FaultClock, run: Run, start_us: int, checkpoint: Callable[[], None]) -> None:
+        """Wake after wake while a caller waits, up to the declared bound (at most ``MAX_TIMER_MOVES`` wakes)."""
+        deadline, backoff = self.answer_ms
+        late_us = LATE_HOPS * self.lateness * 1000
+        bound_us = start_us + late_us + deadline * 1000 if deadline else 0
+        raw, jobs = run.trace.raw, run.jobs
+        seen = 0
+        for _ in range(MAX_TIMER_MOVES):
+            checkpoint()
+            if backoff:  # the last attempt to fail or be cancelled sets when a retry is owed by; a retry, its end
+                for event in raw[seen:]:
+                    kind = event[1]
+                    if kind is _JOB_FAIL or kind is _JOB_CANCEL:
+                        bound_us = max(bound_us, event[0] + late_us + backoff * 1000)
+                    elif kind is _JOB_START and event[2] in jobs:
+                        bound_us = max(bound_us, event[0] + late_us + jobs[event[2]].spec(event[3]).after_ms * 1000)
+                seen = len(raw)
+            wake = clock.next_wake_us()
+            if wake is None or wake > bound_us or not _callers_waiting(run):
+                return
+            clock.wake(wake)
+
+
+_JOB_START, _JOB_FAIL, _JOB_CANCEL = EventKind.JOB_START, EventKind.JOB_FAIL, EventKind.JOB_CANCEL
+
+
+def _callers_waiting(run: Run) -> bool:
+    """Whether a job's caller still waits (its Deferred from submit unfired) with no attempt of its job hanging
+    (a hanging attempt's caller may wait for ever: no timer of the subject answers it)."""
+    jobs = run.jobs
+    for job_id, handle in run.handles.items():
+        if handle.called:
+            continue
+        job = jobs.get(job_id)
+        if job is None or not any(spec.kind == "hang" for spec in map(job.spec, job.pending)):
+            return True
+    return False
 
 
 def _job_costs(schedule: Schedule, lateness: int) -> int:

@@ -27,7 +27,7 @@ from harness.model.schedule import Call, Cancel, Jump, Start, Stop, Submit
 from harness.model.trace import EventKind, Trace, format_ms
 from harness.run.answers import answer_detail
 from harness.run.clock import FaultClock, Livelock, _FaultDelayedCall, call_name, func_name
-from harness.run.describe import describe, describe_error, describe_returned, double_fire
+from harness.run.describe import describe, describe_error, describe_result, describe_returned, double_fire
 from harness.run.jobs import Job, refuse_likes_of_raised
 
 if TYPE_CHECKING:
@@ -422,7 +422,7 @@ def submitter(run: Run, errors: Mapping[str, type[BaseException]]) -> Callable[[
             _note_declared(trace, job_id, exc, declared)
             return None if job_id in consumers else pass_on(run, handles[job_id], result)
         else:
-            detail = describe(result)
+            detail = describe_result(result)
             if not trace.closed:
                 trace.raw.append((trace.stamps.now_us, _RESULT, job_id, 0, detail))
         return None if job_id in consumers else result
@@ -519,7 +519,9 @@ def _call(run: Run, op: Call) -> None:
             run.answers.append((call_at, label, result))
 
         def answered(value: Any) -> Any:
-            run.trace.record(EventKind.CALL_RESULT, detail=answer_detail(f"{op.operation}: {describe(value)}", call_at))
+            # Described as a plain return is (``describe_returned``): an answer whose repr holds an id() or a
+            # set's order made the trace differ between processes (audit 14, noticed; closed in round 15).
+            run.trace.record(EventKind.CALL_RESULT, detail=answer_detail(f"{op.operation}: {describe_returned(value)}", call_at))
             return pass_on(run, result, value)
 
         def failed(failure: Failure) -> Any:
@@ -558,7 +560,7 @@ def _handled(failure: Failure) -> None:
 
 
 def _on_result(value: Any, trace: Trace, job: int) -> None:
-    trace.record(EventKind.RESULT, job, describe(value))
+    trace.record(EventKind.RESULT, job, describe_result(value))
 
 
 def _on_failure(

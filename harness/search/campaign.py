@@ -54,6 +54,7 @@ from harness.invariants.shared_note import noted
 from harness.run.runner import Run
 from harness.run.session import RunSession
 from harness.search.clock_causes import clock_note, tame_clock
+from harness.search.job_causes import Behaviour, raising_cancellers
 from harness.search.arguments import shrink_arguments
 from harness.search.coverage_feedback import tracer_for
 from harness.search.nondeterminism import keep_schedule
@@ -582,8 +583,9 @@ class _Search:
                 schedule,
                 first,
             )
-        if needs:
-            note = clock_note(schedule, needs, found.invariant, lambda s: not self._judge(s, notes=False)[1])
+        behaviours = self._needed_behaviours(schedule, first, found.invariant) if outcome is None else ()
+        if needs or behaviours:
+            note = clock_note(schedule, needs, found.invariant, lambda s: not self._judge(s, notes=False)[1], behaviours)
             same[0] = replace(same[0], message=same[0].message + note)
         record = FailureRecord.of_run(self.spec, first, same[0], self.result.seed)
         cut = "" if outcome is None else "by an interrupt" if outcome == StopReason.INTERRUPT else "by the budget"
@@ -591,6 +593,15 @@ class _Search:
             record=record, run=first, violation=same[0], path=self._save(record), shrunk=outcome is None, cut_short=cut
         )
         return finding, outcome
+
+    def _needed_behaviours(self, schedule: Schedule, run: Run, invariant: str) -> tuple[Behaviour, ...]:
+        """The raising cancellers of the shrunk failing ``schedule`` (``run`` its run) without which
+        ``invariant`` holds: one run per canceller that raised (review 11, finding 7)."""
+        return tuple(
+            b
+            for b in raising_cancellers(schedule, run.trace)
+            if not any(v.invariant == invariant for v in self._judge(b.without, notes=False)[1])
+        )
 
     def _detected(self) -> list[float]:
         """Search seconds so far, examples so far, and now: what a finding records of its detection."""

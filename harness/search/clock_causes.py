@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from harness.model.schedule import ClockPolicy, Schedule
+from harness.search.job_causes import Behaviour
 
 #: Each clock fault: whether a policy has it, the policy without it, and how to say it is needed.
 _FAULTS: tuple[tuple[Callable[[ClockPolicy], bool], Callable[[ClockPolicy], ClockPolicy], Callable[[ClockPolicy], str]], ...] = (
@@ -76,26 +77,37 @@ def _landed(schedule: Schedule, index: int) -> Schedule:
     return replace(schedule, ops=ops[:index] + (replace(ops[index], after_rounds=None),) + ops[index + 1 :])
 
 
-def needs_note(needs: tuple[str, ...], invariant: str | None = None) -> str:
+def needs_note(needs: tuple[str, ...], invariant: str | None = None, behaviours: tuple[str, ...] = ()) -> str:
     """The clause appended to a violation's message when the failure needs clock faults ('' when none).
 
     ``invariant`` None: taking any one of the faults away makes the schedule pass. Otherwise it names the
     invariant that then holds, for a schedule that without a fault still breaks another one (a loop whose
-    late call is "early" with jitter may be "overlapping" without it): the note says only what is true."""
-    if not needs:
+    late call is "early" with jitter may be "overlapping" without it): the note says only what is true.
+    ``behaviours``: the hostile job behaviours the failure needs as well ("job 0's canceller raising at
+    300ms", ``harness.search.job_causes``), named after the clock faults (review 11, finding 7)."""
+    causes = needs + behaviours
+    if not causes:
         return ""
-    which = "this clock fault" if len(needs) == 1 else "any one of these clock faults"
+    kind = "clock fault" if not behaviours else "job behaviour" if not needs else ""
+    if len(causes) == 1:
+        which = f"this {kind}"
+    else:
+        which = f"any one of these {kind}s" if kind else "any one of these"
     if invariant is None:
         holds = "the schedule passes"
     else:
-        still = "still breaks" if len(needs) == 1 else "may still break"
+        still = "still breaks" if len(causes) == 1 else "may still break"
         holds = f"{invariant} holds (another invariant {still})"
-    return f"; it fails only with {' and with '.join(needs)}: without {which} {holds}"
+    return f"; it fails only with {' and with '.join(causes)}: without {which} {holds}"
 
 
-def clock_note(schedule: Schedule, needs: tuple[str, ...], invariant: str, passes: Callable[[Schedule], bool]) -> str:
+def clock_note(
+    schedule: Schedule, needs: tuple[str, ...], invariant: str, passes: Callable[[Schedule], bool], behaviours: tuple[Behaviour, ...] = ()
+) -> str:
     """``needs_note`` for a tamed failing ``schedule`` of ``invariant``: "the schedule passes" only when
-    ``passes`` holds for the schedule with each needed fault taken away (a run or two per finding)."""
-    if not needs:
+    ``passes`` holds for the schedule with each needed fault taken away (a run or two per finding).
+    ``behaviours``: the hostile job behaviours the failure needs too, each with the schedule without it."""
+    if not needs and not behaviours:
         return ""
-    return needs_note(needs, None if all(passes(c) for c in each_removed(schedule)) else invariant)
+    removed = (each_removed(schedule) if needs else ()) + tuple(b.without for b in behaviours)
+    return needs_note(needs, None if all(passes(c) for c in removed) else invariant, tuple(b.said for b in behaviours))

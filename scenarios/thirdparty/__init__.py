@@ -1,4 +1,4 @@
-"""Real third-party code as a permanent test bed: Twisted's primitives, matrix-synapse's, buildbot's, Scrapy's, txaio's, treq's and autobahn's utilities.
+"""Real third-party code as a permanent test bed: Twisted's primitives, matrix-synapse's, buildbot's, Scrapy's, txaio's, treq's, autobahn's and foolscap's utilities.
 
 Each target declares only what its code documents (see the module
 docstrings of ``twisted_prims`` and ``synapse_prims``, and the table in
@@ -7,7 +7,7 @@ either a real bug in widely used code or a false alarm of the harness.
 
 ``SCENARIOS`` lists them as plain strings, so ``harness list`` shows them
 without importing anything: the Synapse targets need the ``thirdparty``
-extra (``pip install -e '.[thirdparty]'``), and so do the buildbot, Scrapy, txaio, treq and autobahn targets; ``requires`` names the
+extra (``pip install -e '.[thirdparty]'``), and so do the buildbot, Scrapy, txaio, treq, autobahn and foolscap targets; ``requires`` names the
 distribution a target needs beyond the harness's own dependencies.
 """
 
@@ -36,6 +36,8 @@ TXAIO = "scenarios.thirdparty.txaio_utils"
 TREQ = "scenarios.thirdparty.treq_utils"
 #: autobahn's Component transport retry and WebSocket auto-ping, each with a buggy twin (tests/test_thirdparty_autobahn.py).
 AUTOBAHN = "scenarios.thirdparty.autobahn_utils"
+#: foolscap's Reconnector, eventual-send queue and Banana disconnectTimeout, on the lent global reactor, each with a buggy twin (tests/test_thirdparty_foolscap.py).
+FOOLSCAP = "scenarios.thirdparty.foolscap_utils"
 
 #: The distribution the Synapse targets need, and whether it is importable here.
 SYNAPSE_DISTRIBUTION = "matrix-synapse"
@@ -51,6 +53,8 @@ TXAIO_DISTRIBUTION = "txaio"
 TREQ_DISTRIBUTION = "treq"
 #: The distribution the autobahn targets need.
 AUTOBAHN_DISTRIBUTION = "autobahn"
+#: The distribution the foolscap targets need.
+FOOLSCAP_DISTRIBUTION = "foolscap"
 
 
 def synapse_installed() -> bool:
@@ -81,6 +85,11 @@ def treq_installed() -> bool:
 def autobahn_installed() -> bool:
     """Whether autobahn can be imported (without importing it)."""
     return importlib.util.find_spec("autobahn") is not None
+
+
+def foolscap_installed() -> bool:
+    """Whether foolscap can be imported (without importing it)."""
+    return importlib.util.find_spec("foolscap") is not None
 
 
 SCENARIOS = (
@@ -139,6 +148,10 @@ SCENARIOS = (
     Scenario(f"{AUTOBAHN}:component_retry", "pass", "autobahn's Component, max_retries=2: retries 0.1*2**k s apart, capped at 0.3 s (jitter 0)", "autobahn Component"),
     Scenario(f"{AUTOBAHN}:component_retry_forever", "pass", "autobahn's Component, max_retries=-1: retries forever, 0.1*2**k s apart, capped at 0.3 s", "autobahn Component"),
     Scenario(f"{AUTOBAHN}:auto_ping", "pass", "autobahn's WebSocket auto-ping (0.1 s, timeout 0.3 s) over iosim: a peer silent 300ms is dropped", "autobahn auto-ping"),
+    Scenario(f"{FOOLSCAP}:reconnector", "pass", "foolscap's Reconnector, initialDelay=0.1, factor=2, maxDelay=0.3: retries until connected (jitter 0)", "foolscap Reconnector"),
+    Scenario(f"{FOOLSCAP}:reconnector_loop", "pass", "foolscap's Reconnector kept connected: 0.1 s after a lost connection, 0.2, 0.3 s after failures", "foolscap Reconnector"),
+    Scenario(f"{FOOLSCAP}:eventual_fifo", "pass", "foolscap's fireEventually(): each job in a later turn, in the order sent", "foolscap eventual"),
+    Scenario(f"{FOOLSCAP}:idle_drop", "pass", "foolscap's Banana(disconnectTimeout=0.3), idle age on the run's monotonic time: an unanswered call dropped at 0.4 s", "foolscap Banana"),
 )
 
 
@@ -165,6 +178,8 @@ def requires(scenario: Scenario) -> str | None:
         return TREQ_DISTRIBUTION
     if scenario.target.startswith(AUTOBAHN + ":"):
         return AUTOBAHN_DISTRIBUTION
+    if scenario.target.startswith(FOOLSCAP + ":"):
+        return FOOLSCAP_DISTRIBUTION
     synapse = scenario.target.startswith((SYNAPSE + ":", SYNAPSE_MORE + ":", SYNAPSE_EXTRA + ":"))
     return SYNAPSE_DISTRIBUTION if synapse else None
 
@@ -182,4 +197,6 @@ def available(scenario: Scenario) -> bool:
         return treq_installed()
     if needed == AUTOBAHN_DISTRIBUTION:
         return autobahn_installed()
+    if needed == FOOLSCAP_DISTRIBUTION:
+        return foolscap_installed()
     return needed is None or synapse_installed()

@@ -234,13 +234,14 @@ def component_backoff(retry: int) -> tuple[float, float]:
 
 
 def _component(build: Callable[[IReactorTime], Any], description: str, cancellable: bool = False,
-               retries: float = MAX_RETRIES) -> Target:
+               retries: float = MAX_RETRIES, gives_up_after_retries: bool = False) -> Target:
     return Target(build=build, retries=retries, backoff_ms=component_backoff, cancellable=cancellable,
-                  description=description)
+                  gives_up_after_retries=gives_up_after_retries, description=description)
 
 
 component_retry = _component(
-    Connecting, "autobahn's Component, max_retries=2, retry delays 0.1*2**k s capped at 0.3 s, jitter 0")
+    Connecting, "autobahn's Component, max_retries=2, retry delays 0.1*2**k s capped at 0.3 s, jitter 0",
+    gives_up_after_retries=True)  # start() fails only once max_retries + 1 connects failed (cancel15)
 component_retry_one_more = _component(
     ConnectingOneMore, "a Component transport whose can_reconnect is off by one: a fourth attempt")
 component_retry_cap_first = _component(

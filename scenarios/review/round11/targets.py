@@ -93,7 +93,20 @@ def readers_not_stranded(run: Run) -> None:
                 f"held the lock or waited for it then", events=(r.submit_index, i))
 
 
-def _rw(cls: type[rwlock.RWLock], description: str, readers_checked: bool = True) -> Target:
+#: Finding 5, fixed: the lock's capacity, as weights. A reader takes 1 of it, a writer all of it; no schedule
+#: runs more readers at once than this, so readers share the lock without a bound in any run.
+LOCK_CAPACITY = 64
+
+
+def lock_weight(key: int, priority: int) -> int:
+    """Readers share the lock, a writer holds it alone."""
+    return LOCK_CAPACITY if priority == WRITE else 1
+
+
+def _rw(cls: type[rwlock.RWLock], description: str, as_first_written: bool = False) -> Target:
+    """The lock as a gate; ``as_first_written``: as declared before finding 5's fix (no weights, my
+    ``readers_not_stranded`` replaying the lock's queue instead)."""
+    weighed: dict[str, Any] = {} if as_first_written else {"capacity": LOCK_CAPACITY, "weight": lock_weight}
     return Target(
         build=lambda clock: RWGate(clock, cls),
         submit=lambda gate, job, priority: gate.submit(job, priority),
@@ -101,9 +114,10 @@ def _rw(cls: type[rwlock.RWLock], description: str, readers_checked: bool = True
         timeout_ms=LOCK_TIMEOUT_MS,
         timeout_from="wait",
         timeout_error=rwlock.LockTimeout,
-        invariants=(writer_alone, readers_not_stranded) if readers_checked else (writer_alone,),
+        invariants=(writer_alone, readers_not_stranded) if as_first_written else (writer_alone,),
         menu={"priorities": 2},
         description=description,
+        **weighed,
     )
 
 
@@ -111,8 +125,11 @@ rwlock_ok = _rw(rwlock.RWLock, "readers-writer lock, writer preference (correct)
 rwlock_timer_leak = _rw(rwlock.RWLockTimerLeak, "RW lock: acquire timer not cancelled on grant")
 rwlock_stuck_behind_writer = _rw(rwlock.RWLockStuckBehindTimedOutWriter, "RW lock: timed-out writer strands readers")
 rwlock_writer_off_by_one = _rw(rwlock.RWLockWriterOffByOne, "RW lock: writer admitted beside one reader")
-# Finding 5: the stranded readers without the user invariant that replays the lock's queue.
-rwlock_stuck_builtin_only = _rw(rwlock.RWLockStuckBehindTimedOutWriter, "RW lock: timed-out writer strands readers (built-in invariants only)", readers_checked=False)
+# Finding 5: the stranded readers judged by the built-in invariants alone (the weights), as the page's command runs it.
+rwlock_stuck_builtin_only = _rw(rwlock.RWLockStuckBehindTimedOutWriter, "RW lock: timed-out writer strands readers (built-in invariants only)")
+# As first written (finding 5's control): no weights, the user invariant replaying the lock's queue.
+rwlock_ok_as_first_written = _rw(rwlock.RWLock, "readers-writer lock (correct), as first written", as_first_written=True)
+rwlock_stuck_as_first_written = _rw(rwlock.RWLockStuckBehindTimedOutWriter, "RW lock: timed-out writer strands readers, as first written", as_first_written=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,11 +251,14 @@ def redrive_all(queue: dlq.RetryQueue) -> int:
 
 def _dlq(cls: type[dlq.RetryQueue], description: str, redrive: bool = False,
          backoff: Callable[[int], tuple[int, int]] = dlq_backoff) -> Target:
+    """A retry queue target. Every one declares gives_up_after_retries (cancel15, finding 6's leftover): the
+    queue dead-letters a job only after its DLQ_ATTEMPTS attempts failed, a redriven job's too."""
     return Target(
         operations={"redrive": Operation(redrive_all, redrives=True)} if redrive else {},
         build=lambda clock: cls(clock, DLQ_LIMIT, DLQ_ATTEMPTS, DLQ_BASE_MS / 1000, DLQ_MAX_MS / 1000),
         limit=DLQ_LIMIT,
         retries=DLQ_ATTEMPTS - 1,
+        gives_up_after_retries=True,
         backoff_ms=backoff,
         wraps={dlq.DeadLettered: lambda e: e.last},
         rejects=(dlq.QueueStopped,),
@@ -254,6 +274,17 @@ dlq_redrive_keeps_attempts = _dlq(dlq.RetryQueueRedriveKeepsAttempts, "retry que
 # Finding 6: redrive() re-runs dead-lettered jobs whose callers already have their answer.
 dlq_redrive_ok = _dlq(dlq.RetryQueue, "retry queue with a DLQ and redrive() (correct)", redrive=True)
 dlq_redrive_keeps_attempts_op = _dlq(dlq.RetryQueueRedriveKeepsAttempts, "retry queue: redrive keeps the attempt count", redrive=True)
+
+
+class _RetryQueueOneAttemptTooFew(dlq.RetryQueue):
+    """BUG (cancel15): off-by-one the other way: a job is dead-lettered after max_attempts - 1 attempts."""
+
+    def _should_retry(self, job: Any) -> bool:
+        return bool(job.attempts < self.max_attempts - 1)
+
+
+# retries promises at most retries + 1 attempts; gives_up_after_retries that the queue makes them all.
+dlq_one_attempt_too_few = _dlq(_RetryQueueOneAttemptTooFew, "retry queue: dead-letters one attempt too soon")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Targets for round 12, written from README.md and docs/ only (not the harness source).
+"""Targets for round 12, written from the user documentation alone (not the harness source).
 
 * limiter: each job is a call through the sliding-window limiter (``rate``, FIFO, a wait timeout).
 * channel: the bounded channel used as a semaphore, two ways: a ``put`` takes a slot (the buffer

@@ -637,8 +637,9 @@ queue_at_least_once_ok = _queue(VisibilityQueue, "round 5: visibility-timeout qu
 queue_stale_ack = _queue(StaleAckQueue, "round 5 twin V2: a stale receipt still acks", handler_timeout_ms=None)
 # Finding 10, with logged errors judged (errors.logged): the workers log each failed handler, the job's own
 # error or the handler timeout's (logs=(defer.TimeoutError,)); the twin's worker loop dies of KeyError.
+# gives_up_after_retries (cancel15): a message is dead-lettered only after its VQ_MAX_RECEIVES deliveries.
 queue_logs_ok = _queue(VisibilityQueue, "round 5: visibility-timeout queue, logs only failed handlers",
-                       retries=VQ_MAX_RECEIVES - 1, logs=(defer.TimeoutError,))
+                       retries=VQ_MAX_RECEIVES - 1, logs=(defer.TimeoutError,), gives_up_after_retries=True)
 queue_stale_ack_logs = _queue(StaleAckQueue, "round 5 twin V2, logged errors judged: a worker loop dies of a "
                               "stale receipt", handler_timeout_ms=None, logs=())
 
