@@ -157,7 +157,6 @@ def test_channel_through_the_plugin() -> None:
 _NEW_BATCH_AFTER_SEND = (_job(0, "hang"), _job(1, at_ms=100), Cancel(at_ms=100, job=0))
 
 
-@pytest.mark.xfail(strict=True, reason="finding 1: abandon + shared counts a caller of the key's next execution")
 def test_finding1_abandoning_a_batch_whose_callers_all_left() -> None:
     """Job 0 is the only caller of the first upstream call; job 1 came after it was sent and is served by
     an execution of its own (job 1 starts at 200ms). Cancelling job 0 may cancel the first call."""
@@ -181,7 +180,6 @@ def test_finding2_kicked_watchdog_is_declarable() -> None:
 _WINDOW_FULL = tuple(_job(j) for j in range(3))  # 2 per 100ms: job 2 waits for the window
 
 
-@pytest.mark.xfail(strict=True, reason="finding 3: with rate, a wait timeout beside a full window is blamed on an undeclared limit of 1")
 def test_finding3_wait_shorter_than_the_window() -> None:
     """The window is full (jobs 0 and 1 started at 0ms) until 100ms; job 2's max wait of 50ms runs out
     first. No limit is declared, yet: "the declared limit of 1 was never full while it waited"."""

@@ -325,6 +325,16 @@ MESSAGES: tuple[Row, ...] = (
         "or within the clock's lateness of it (0ms), excuses it",
         "scenarios.review.round7.targets:bulkhead_slot_leak_on_failure", "scenarios.review.round7.targets:bulkhead_ok",
         S(Submit(0, 0, fail(10)), Submit(0, 1, ok(500)), Submit(0, 2, ok(0)))),
+    # review 12, finding 3: with rate and no limit, the window makes a wait timeout legitimate
+    Row("wait.window_room", "time.timeout", "job 1's wait timed out at 50ms, but the declared rate of 2 per 100ms had room "
+        "for its start all along its wait (since its submission at 0ms): a job the rate lets start must not be kept waiting",
+        "tests.test_fix12:limiter_one_short", "scenarios.review.round12.targets:limiter_short_wait",
+        S(Submit(0, 0, ok(0)), Submit(0, 1, ok(0)))),
+    Row("wait.window_left_open", "time.timeout", "job 2's wait timed out at 300ms, but the declared rate of 2 per 100ms had "
+        "had room for its start since 100ms: a job the rate lets start must not be kept waiting; only room made in the "
+        "instant of the timeout, or within the clock's lateness of it (0ms), excuses it",
+        "scenarios.review.round12.targets:limiter_lazy_wake", "scenarios.review.round12.targets:limiter_ok",
+        S(Submit(0, 0, ok(0)), Submit(0, 1, ok(0)), Submit(0, 2, ok(0)))),
     # a weighted capacity (review 11, finding 5): a readers-writer lock, a writer weighing it all, a reader 1
     Row("wait.weighted_left_free", "time.timeout", "job 2's wait timed out at 301ms, but it had had room to run since "
         "300ms (a weight of 1 held of the declared capacity of 64 from then on, room for its weight of 1, and no waiter "

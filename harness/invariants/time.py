@@ -20,6 +20,7 @@ from harness.invariants.early_cancel import early_cancel_note
 from harness.invariants.on_demand import asking, on_demand_calls
 from harness.invariants.redrives import runs
 from harness.invariants.wait_slots import free_slot_before, held_of, holding, retry_left_free, rooms
+from harness.invariants.wait_window import window_left_open
 from harness.run.calls import CALL_OPENERS, SCHEDULE_OPERATIONS, opener_of, operation_called_before, owed_before
 from harness.run.chains import chain_lateness, last_rearm, loop_timers, timer_number
 from harness.run.facts import Attempt, Facts, JobFacts, abandoned_at, facts_of, stranded_jobs
@@ -943,7 +944,8 @@ def _legitimate_wait(run: Run, facts: Facts, job: JobFacts) -> tuple[str, list[i
     """``timeout_from="wait"``: a timeout error reaches only a caller whose job never started, at least T
     after its submission, and only if the declared ``capacity`` (default ``limit``) was full at some moment
     of its wait (any one job running, with no ``limit``): a queue with a free slot has no reason to keep a
-    job waiting. With ``slot_timers`` (what else holds a slot: connects in progress), judged at the moment
+    job waiting. With ``rate`` and no ``limit``, ``capacity`` or per-key bound, the window instead
+    (``_window_wait``). With ``slot_timers`` (what else holds a slot: connects in progress), judged at the moment
     of the timeout instead (``_slots_at_timeout``); with ``weight``, "full" is no room for the job's weight
     (``wait_slots.rooms``: the weight held, the bounds, a waiter ahead of it with no room)."""
     target = run.target
@@ -968,6 +970,9 @@ def _legitimate_wait(run: Run, facts: Facts, job: JobFacts) -> tuple[str, list[i
     full = target.fill
     if target.slot_timers:
         return _slots_at_timeout(run, facts, job, fired)
+    per_key = target.keyed_limit if target.keys else None
+    if target.rate is not None and target.limit is None and target.capacity is None and per_key is None:
+        return _window_wait(run, facts, job, fired)
     if target.weight is not None:
         room = rooms(target, facts, job, job.submit, fired)
         if not any(r.blocked for r in room):
@@ -979,7 +984,6 @@ def _legitimate_wait(run: Run, facts: Facts, job: JobFacts) -> tuple[str, list[i
                 [job.submit, fired],
             )
     most = _most_running(facts, job.submit, fired)
-    per_key = target.keyed_limit if target.keys else None
     if target.weight is None and most < full and (per_key is None or _most_running(facts, job.submit, fired, job.key) < per_key):
         return (
             f"job {job.id}'s wait timed out at {at}, but the declared {'limit' if target.capacity is None else 'capacity'} "
@@ -999,6 +1003,32 @@ def _legitimate_wait(run: Run, facts: Facts, job: JobFacts) -> tuple[str, list[i
             [job.submit, free.since, fired],
         )
     return None
+
+
+def _window_wait(run: Run, facts: Facts, job: JobFacts, fired: int) -> tuple[str, list[int]] | None:
+    """``timeout_from="wait"`` with ``rate`` and no ``limit``: the window, not the running jobs, makes a wait
+    legitimate (review 12, finding 3; ``wait_window``)."""
+    target, submit = run.target, known(job.submit)
+    jobs, per_ms = known(target.rate)
+    bucket = "" if target.burst is None else " with a burst of " + str(target.burst)
+    promise = f"the declared rate of {jobs} per {per_ms}ms{bucket}"
+    found = window_left_open(target, facts, job, fired, _first_starts(facts), run.view.timers)
+    if found is None:
+        return None
+    at = format_ms(facts.time(fired))
+    why, since = found
+    if since is None:
+        return (
+            f"job {job.id}'s wait timed out at {at}, but {promise} had room for its start all along its wait (since its "
+            f"submission at {format_ms(facts.time(submit))}): a job the rate lets start must not be kept waiting",
+            [submit, fired],
+        )
+    return (
+        f"job {job.id}'s wait timed out at {at}, but {promise} had had room for its start since {format_ms(since)}: a "
+        "job the rate lets start must not be kept waiting; only room made in the instant of the timeout, or within "
+        f"the clock's lateness of it ({format_ms(facts.late_us)}), excuses it",
+        [submit, fired],
+    )
 
 
 def _slots_at_timeout(run: Run, facts: Facts, job: JobFacts, fired: int) -> tuple[str, list[int]] | None:

@@ -576,18 +576,43 @@ def abandoned_at(facts: Facts, target: Target, attempt: Attempt) -> int | None:
     """The cancel (trace index) after which nobody waits for ``attempt`` any more, if one came while it ran.
 
     The callers of an execution are its own job, and with ``shared`` every job
-    of its key (judged per key: any caller of the key may have joined it). At
-    a cancel, the execution is abandoned when each of them has been cancelled
-    (by then), has already fired, or was never submitted.
+    of its key (judged per key: any caller of the key may have joined it) but,
+    when executions of a key may overlap (``key_limit=math.inf``), those waiting
+    on another execution (``_waits_elsewhere``: review 12, finding 1; with a
+    bound, another execution running beside it is ``concurrency.key_limit``'s
+    to judge, not an excuse). At a cancel, the execution is abandoned when each of them has been
+    cancelled (by then), has already fired, or was never submitted.
     """
     job = facts.jobs[attempt.job]
+    callers = [j for j in facts.jobs.values() if j.key == job.key] if target.shared else [job]
+    overlap = target.shared and target.keyed_limit is None  # key_limit=math.inf: executions of a key may overlap
     for index in sorted(c for other in facts.jobs.values() for c in other.cancels):
         if not attempt.running_at(index):
             continue
-        callers = [j for j in facts.jobs.values() if j.key == job.key] if target.shared else [job]
-        if not any(_waiting_at(facts, j, index) for j in callers):
+        if not any(_waiting_at(facts, j, index) and not (overlap and _waits_elsewhere(facts, j, attempt, index)) for j in callers):
             return index
     return None
+
+
+def _waits_elsewhere(facts: Facts, job: JobFacts, attempt: Attempt, index: int) -> bool:
+    """Whether ``job``, another caller of ``attempt``'s key, waits at trace index ``index`` on another execution
+    than ``attempt``: one of its own running then (executions of a key may overlap; one whose canceller raised
+    runs for ever), or, submitted after
+    ``attempt`` started, one of its own it ran later or another that served it (a coalescer's caller who came
+    once the batch was sent waits in the next batch). A caller waiting when ``attempt`` started may have been
+    in its batch, and one never served may be waiting for it: both stay its callers."""
+    from harness.run.outcomes import served_by  # outcomes reads these facts
+
+    if job.id == attempt.job:
+        return False
+    if any(own.running_at(index) or (own.canceller_raised and own.start < index) for own in job.attempts):
+        return True
+    if job.submit is None or job.submit < attempt.start:
+        return False
+    if job.attempts:
+        return True
+    other = served_by(facts, job)
+    return other is not None and (other.job, other.n) != (attempt.job, attempt.n)
 
 
 def _waiting_at(facts: Facts, job: JobFacts, index: int) -> bool:
