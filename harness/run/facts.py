@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 ATTEMPT_ENDS = frozenset({EventKind.JOB_FINISH, EventKind.JOB_FAIL, EventKind.JOB_CANCEL})
 #: Job kinds whose attempt returns a Deferred the subject can cancel.
 CANCELLABLE_KINDS = frozenset({"succeed", "fail", "hang"})
+#: The detail of the ``job.cancel`` event a job whose canceller raised records (``harness.run.jobs``), read here
+#: and by ``harness.search.job_causes``.
 CANCELLER_RAISED = "canceller raised"
 
 

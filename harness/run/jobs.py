@@ -20,6 +20,7 @@ from harness.model.faults import CancellerError, InjectedError, injected_message
 from harness.model.schedule import JobSpec
 from harness.model.trace import EventKind, Trace
 from harness.run.describe import describe, describe_result
+from harness.run.facts import CANCELLER_RAISED
 from harness.run.session import running_guard
 
 #: How much of a ``report_end`` reason the ``loop.end`` event keeps.
@@ -252,7 +253,7 @@ class _Pending:
             timer.cancel()
         trace = job._trace
         if self.canceller_raises:
-            trace.record(_JOB_CANCEL, job.id, "canceller raised", self.attempt)
+            trace.record(_JOB_CANCEL, job.id, CANCELLER_RAISED, self.attempt)
             raise CancellerError(f"canceller of job {job.id} failed")
         if not trace.closed:  # trace.record(_JOB_CANCEL, job.id, "", attempt), appended here (``Trace.record``)
             trace.raw.append((trace.stamps.now_us, _JOB_CANCEL, job.id, self.attempt, ""))

@@ -18,9 +18,7 @@ from dataclasses import dataclass, replace
 
 from harness.model.schedule import Schedule, Start, Submit
 from harness.model.trace import EventKind, Event, format_ms
-
-#: The detail of the ``job.cancel`` event a raising canceller records (``harness.run.jobs._Pending.cancel``).
-CANCELLER_RAISED = "canceller raised"
+from harness.run.facts import CANCELLER_RAISED
 
 
 @dataclass(frozen=True, slots=True)
