@@ -983,15 +983,16 @@ def _legitimate_wait(run: Run, facts: Facts, job: JobFacts) -> tuple[str, list[i
                 f"{format_ms(submitted)}): a job with room to run must not be kept waiting",
                 [job.submit, fired],
             )
-    most = _most_running(facts, job.submit, fired)
-    if target.weight is None and most < full and (per_key is None or _most_running(facts, job.submit, fired, job.key) < per_key):
-        return (
-            f"job {job.id}'s wait timed out at {at}, but the declared {'limit' if target.capacity is None else 'capacity'} "
-            f"of {full} was never full while it waited "
-            f"(at most {most} running since its submission at {format_ms(submitted)}): a job with a free slot "
-            "must not be kept waiting",
-            [job.submit, fired],
-        )
+    else:
+        most = _most_running(facts, job.submit, fired)
+        if most < full and (per_key is None or _most_running(facts, job.submit, fired, job.key) < per_key):
+            return (
+                f"job {job.id}'s wait timed out at {at}, but the declared {'limit' if target.capacity is None else 'capacity'} "
+                f"of {full} was never full while it waited "
+                f"(at most {most} running since its submission at {format_ms(submitted)}): a job with a free slot "
+                "must not be kept waiting",
+                [job.submit, fired],
+            )
     free = free_slot_before(target, facts, job, fired, run.view.timers)
     if free is not None:
         return (

@@ -87,15 +87,20 @@ def free_slot_before(
             since = None
         elif since is None and step < 0:
             since = index
-    if since is None:
-        return None
-    if facts.time(fired) - facts.time(since) <= facts.late_us:
-        return None
-    if any(since < call < fired for call in facts.of_kind(EventKind.CALL)):
-        return None
-    if _tick_pending(facts, timers, since, fired, (target.timeout_ms or 0) * 1000):
+    if since is None or _free_excused(target, facts, timers, since, fired):
         return None
     return FreeSlot(since, held)
+
+
+def _free_excused(target: Target, facts: Facts, timers: Sequence[TimerRecord], since: int, fired: int) -> bool:
+    """Whether a slot (or room) free from trace index ``since`` to a waiter's timeout error at ``fired`` is
+    excused: freed within the clock's lateness of the timeout, an operation called in between (it may have
+    paused the subject), or a pending tick of a periodic timer of the subject due within the wait timeout."""
+    return (
+        facts.time(fired) - facts.time(since) <= facts.late_us
+        or any(since < call < fired for call in facts.of_kind(EventKind.CALL))
+        or tick_pending(facts, timers, since, fired, (target.timeout_ms or 0) * 1000)
+    )
 
 
 def _slot_changes(facts: Facts, waiter: JobFacts, first: int, last: int) -> list[tuple[int, int, bool]]:
@@ -163,7 +168,7 @@ def retry_left_free(target: Target, facts: Facts, job: JobFacts, ended: int, due
     return left(start)
 
 
-def _tick_pending(facts: Facts, timers: Sequence[TimerRecord], since: int, fired: int, window_us: int) -> bool:
+def tick_pending(facts: Facts, timers: Sequence[TimerRecord], since: int, fired: int, window_us: int) -> bool:
     """Whether a timer of a periodic function (one whose firing set a timer of the same function again, at
     some point of the run) was pending at trace index ``since`` and still at ``fired``, due within
     ``window_us`` (the wait timeout) of ``since``: a dispatcher's tick not yet come (it may fire in the instant
@@ -281,13 +286,7 @@ def weighted_free_before(
             since, was_blocked = None, True
         elif was_blocked:  # room again, once it had none: from this moment on
             since, was_blocked = room, False
-    if since is None:
-        return None
-    if facts.time(fired) - facts.time(since.at) <= facts.late_us:
-        return None
-    if any(since.at < call < fired for call in facts.of_kind(EventKind.CALL)):
-        return None
-    if _tick_pending(facts, timers, since.at, fired, (target.timeout_ms or 0) * 1000):
+    if since is None or _free_excused(target, facts, timers, since.at, fired):
         return None
     return FreeSlot(since.at, since.held)
 

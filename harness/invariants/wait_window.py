@@ -22,7 +22,7 @@ from harness.model.known import known
 from harness.model.target import Target
 from harness.model.trace import EventKind
 from harness.run.facts import Facts, JobFacts
-from harness.invariants.wait_slots import _tick_pending
+from harness.invariants.wait_slots import tick_pending
 from harness.run.timers import TimerRecord
 
 
@@ -66,7 +66,7 @@ def window_left_open(
     first = next((i for i in range(submit, fired) if facts.time(i) >= since), fired)
     if any(first <= call < fired for call in facts.of_kind(EventKind.CALL)):
         return None
-    if _tick_pending(facts, timers, first, fired, (target.timeout_ms or 0) * 1000):
+    if tick_pending(facts, timers, first, fired, (target.timeout_ms or 0) * 1000):
         return None
     return ("since", since)
 
